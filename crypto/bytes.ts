@@ -1,0 +1,57 @@
+/**
+ * Byte helpers shared by every room: strict hex codecs and constant-shape comparisons.
+ * Hex input is validated (even length, hex digits only); output is lowercase.
+ */
+
+const HEX_RE = /^[0-9a-fA-F]*$/
+
+/** Encodes bytes as lowercase hex without a prefix. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+/** Encodes bytes as `0x` + lowercase hex. */
+export function to0x(bytes: Uint8Array): string {
+  return '0x' + toHex(bytes)
+}
+
+/**
+ * Decodes hex with an optional `0x` prefix. Returns undefined on odd length or a non-hex digit,
+ * so callers at the edge turn it into their own typed error. `expectedLength` (in bytes) is enforced when given.
+ */
+export function fromHex(hex: string, expectedLength?: number): Uint8Array | undefined {
+  const body = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex
+  if (body.length % 2 !== 0 || !HEX_RE.test(body)) return undefined
+  if (expectedLength !== undefined && body.length !== expectedLength * 2) return undefined
+  return new Uint8Array(Buffer.from(body, 'hex'))
+}
+
+/** True when both arrays hold the same bytes. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Lexicographic byte order: negative, zero or positive like a comparator. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.byteLength, b.byteLength)
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!
+    if (d !== 0) return d
+  }
+  return a.byteLength - b.byteLength
+}
+
+/** Concatenates byte arrays into a new array. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let total = 0
+  for (const p of parts) total += p.byteLength
+  const out = new Uint8Array(total)
+  let off = 0
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.byteLength
+  }
+  return out
+}

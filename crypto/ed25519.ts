@@ -1,0 +1,143 @@
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { sha512 } from '@noble/hashes/sha2.js'
+import { bytesEqual, concatBytes, toHex } from './bytes.js'
+
+/**
+ * Ed25519 keys, signing and the one verification rule every path of a node uses
+ * (mempool admission, block execution, vote and proposal checks, commit certificates).
+ *
+ * The rule (docs/formats.md, "Signature rule"):
+ *  1. the public key A is 32 bytes, a canonical encoding (y < p) of a curve point that is not of small order;
+ *  2. the signature is 64 bytes R || S with S < L (non-canonical S is rejected, so a valid signature
+ *     cannot be altered into a second valid one);
+ *  3. the cofactorless equation [S]B = R + [SHA-512(R || A || M)]A holds, checked by comparing the
+ *     canonical encoding of [S]B - [k]A with the bytes of R (so a non-canonical R never verifies).
+ * Steps 2 and 3 are OpenSSL's Ed25519 verification (node:crypto); step 1 is checked once per key, with
+ * @noble/curves, when the key's OpenSSL handle enters the cache, so the hot path costs one OpenSSL call.
+ */
+
+/** Length of a public key in bytes. */
+export const PUBLIC_KEY_LENGTH = 32
+/** Length of a secret key (the RFC 8032 seed) in bytes. */
+export const SECRET_KEY_LENGTH = 32
+/** Length of a signature in bytes. */
+export const SIGNATURE_LENGTH = 64
+
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+/** L, the order of the prime subgroup, little-endian: S must be below it. */
+const L_LE = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex')
+
+/** An Ed25519 key pair: the 32-byte seed and the public key derived from it. */
+export interface KeyPair {
+  readonly secretKey: Uint8Array
+  readonly publicKey: Uint8Array
+}
+
+/**
+ * Derives the key pair for a 32-byte seed. Key generation draws the seed outside the pure rooms
+ * (node:crypto randomBytes in the wallet and the node) and passes it here.
+ */
+export function keyPairFromSeed(seed: Uint8Array): KeyPair {
+  if (seed.byteLength !== SECRET_KEY_LENGTH) throw new RangeError(`secret key must be ${SECRET_KEY_LENGTH} bytes`)
+  const secretKey = new Uint8Array(seed)
+  return { secretKey, publicKey: ed25519.getPublicKey(secretKey) }
+}
+
+const signerCache = new Map<string, KeyObject>()
+
+/**
+ * Signs a message with the RFC 8032 deterministic scheme. Uses OpenSSL (byte-identical to @noble/curves,
+ * which the tests check) because it is many times faster.
+ */
+export function sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
+  if (secretKey.byteLength !== SECRET_KEY_LENGTH) throw new RangeError(`secret key must be ${SECRET_KEY_LENGTH} bytes`)
+  const id = toHex(secretKey)
+  let key = signerCache.get(id)
+  if (key === undefined) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
+    if (signerCache.size >= 64) signerCache.delete(signerCache.keys().next().value!)
+    signerCache.set(id, key)
+  }
+  const sig = nodeSign(null, message, key)
+  return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)
+}
+
+/** Most public keys whose OpenSSL handles are kept; the oldest is evicted past this. */
+const VERIFIER_CACHE_LIMIT = 100_000
+/** Public key (hex) to its OpenSSL handle, or null when the key fails rule 1. */
+const verifierCache = new Map<string, KeyObject | null>()
+
+/** Rule 1: true when the 32 bytes are a canonical encoding of a point that is not of small order. */
+export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.byteLength !== PUBLIC_KEY_LENGTH) return false
+  try {
+    // zip215 = false: strict RFC 8032 decoding, which rejects y >= p.
+    const point = ed25519.Point.fromBytes(publicKey, false)
+    return !point.isSmallOrder()
+  } catch {
+    return false
+  }
+}
+
+function verifierFor(publicKey: Uint8Array): KeyObject | null {
+  const id = toHex(publicKey)
+  let key = verifierCache.get(id)
+  if (key === undefined) {
+    key = isAcceptablePublicKey(publicKey)
+      ? createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+      : null
+    if (verifierCache.size >= VERIFIER_CACHE_LIMIT) verifierCache.delete(verifierCache.keys().next().value!)
+    verifierCache.set(id, key)
+  }
+  return key
+}
+
+/** Rule 2: S, the second half of the signature read little-endian, is below L. */
+function hasCanonicalS(signature: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i]!
+    const l = L_LE[i]!
+    if (s < l) return true
+    if (s > l) return false
+  }
+  return false
+}
+
+/** Verifies a signature under the project's one rule (see the module comment). Never throws. */
+export function verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.byteLength !== SIGNATURE_LENGTH || publicKey.byteLength !== PUBLIC_KEY_LENGTH) return false
+  if (!hasCanonicalS(signature)) return false
+  const key = verifierFor(publicKey)
+  if (key === null) return false
+  try {
+    return nodeVerify(null, message, key, signature)
+  } catch {
+    return false
+  }
+}
+
+const L = 2n ** 252n + 27742317777372353535851937790883648493n
+
+function leToBigInt(bytes: Uint8Array): bigint {
+  let n = 0n
+  for (let i = bytes.byteLength - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!)
+  return n
+}
+
+/**
+ * The same rule computed entirely in pure JS with @noble/curves primitives: the cofactorless equation,
+ * R compared by encoding. Not used on any node path; the tests check it agrees with `verify` on every vector,
+ * and the benchmark compares their speed.
+ */
+export function verifyPureJs(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.byteLength !== SIGNATURE_LENGTH || !isAcceptablePublicKey(publicKey)) return false
+  if (!hasCanonicalS(signature)) return false
+  const r = signature.subarray(0, 32)
+  const s = leToBigInt(signature.subarray(32))
+  const k = leToBigInt(sha512(concatBytes(r, publicKey, message))) % L
+  const A = ed25519.Point.fromBytes(publicKey, false)
+  const rPrime = ed25519.Point.BASE.multiplyUnsafe(s).subtract(A.multiplyUnsafe(k))
+  return bytesEqual(rPrime.toBytes(), r)
+}

@@ -1,0 +1,6 @@
+/** The crypto room: keys, signatures, hashes, addresses and canonical encodings. Pure. */
+export * from './bytes.js'
+export * from './hash.js'
+export * from './ed25519.js'
+export * from './address.js'
+export * from './canonical.js'

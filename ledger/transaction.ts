@@ -1,0 +1,132 @@
+import {
+  ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, Domain, addressFromPublicKey, decodeCanonical,
+  encodeCanonical, sha256, sign, signBytes, verify, keyPairFromSeed,
+} from '../crypto/index.js'
+
+/**
+ * The transfer transaction and its one canonical wire encoding.
+ *
+ * Wire bytes: the canonical MessagePack array [1, chainId, from, to, amount, nonce, signature]
+ * (version, text, 32-byte public key, 20-byte address, u64, u64, 64-byte signature).
+ * Hash: SHA-256 of the wire bytes. Sign bytes: canonical ["tally/tx/v1", chainId, from, to, amount, nonce].
+ * Decoding accepts only bytes that re-encode identically, so a signed transaction has exactly one encoding
+ * and one hash.
+ */
+
+/** The wire format version this code writes and accepts. */
+export const TX_VERSION = 1
+/** Upper bound on a transaction's wire size; decoding rejects anything longer before parsing. */
+export const MAX_TX_BYTES = 256
+/** Upper bound on a chain id's length. */
+export const MAX_CHAIN_ID_LENGTH = 64
+/** Chain ids are short printable identifiers. */
+export const CHAIN_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+/** Amounts and nonces are unsigned 64-bit integers. */
+export const U64_MAX = (1n << 64n) - 1n
+
+/** A transfer as the ledger sees it. `amount` is at least 1. */
+export interface Transaction {
+  readonly chainId: string
+  /** Sender's Ed25519 public key; the sender's account is its address. */
+  readonly from: Uint8Array
+  /** Recipient address, 20 bytes. */
+  readonly to: Uint8Array
+  readonly amount: bigint
+  readonly nonce: bigint
+  readonly signature: Uint8Array
+}
+
+/** A transaction without its signature: what the sender signs. */
+export type UnsignedTransaction = Omit<Transaction, 'signature'>
+
+/** A decoded transaction together with its wire bytes and hash, computed once. */
+export interface DecodedTransaction {
+  readonly tx: Transaction
+  readonly bytes: Uint8Array
+  readonly hash: Uint8Array
+}
+
+/** Why bytes are not a transaction. The code matches the RPC's `malformed` reason. */
+export interface TxDecodeError {
+  readonly code: 'malformed'
+  readonly reason: string
+}
+
+/** True when the chain id is well formed. */
+export function isValidChainId(chainId: unknown): chainId is string {
+  return typeof chainId === 'string' && chainId.length >= 1 && chainId.length <= MAX_CHAIN_ID_LENGTH && CHAIN_ID_RE.test(chainId)
+}
+
+/** The bytes the sender signs. */
+export function txSignBytes(tx: UnsignedTransaction): Uint8Array {
+  return signBytes(Domain.transaction, tx.chainId, [tx.from, tx.to, tx.amount, tx.nonce])
+}
+
+/** Encodes a transaction to its wire bytes. Throws on values outside the format (a caller's bug). */
+export function encodeTransaction(tx: Transaction): Uint8Array {
+  const problem = checkFields(tx)
+  if (problem !== undefined) throw new RangeError(`encodeTransaction: ${problem}`)
+  return encodeCanonical([TX_VERSION, tx.chainId, tx.from, tx.to, tx.amount, tx.nonce, tx.signature])
+}
+
+/** The transaction hash: SHA-256 of the wire bytes. */
+export function txHash(bytes: Uint8Array): Uint8Array {
+  return sha256(bytes)
+}
+
+function checkFields(tx: UnsignedTransaction & { signature?: Uint8Array }): string | undefined {
+  if (!isValidChainId(tx.chainId)) return 'chain id must be 1-64 characters of [A-Za-z0-9._-]'
+  if (!(tx.from instanceof Uint8Array) || tx.from.byteLength !== PUBLIC_KEY_LENGTH) return `from must be a ${PUBLIC_KEY_LENGTH}-byte public key`
+  if (!(tx.to instanceof Uint8Array) || tx.to.byteLength !== ADDRESS_LENGTH) return `to must be a ${ADDRESS_LENGTH}-byte address`
+  if (typeof tx.amount !== 'bigint' || tx.amount < 1n || tx.amount > U64_MAX) return 'amount must be an integer from 1 to 2^64-1'
+  if (typeof tx.nonce !== 'bigint' || tx.nonce < 0n || tx.nonce > U64_MAX) return 'nonce must be an integer from 0 to 2^64-1'
+  if (tx.signature !== undefined && (!(tx.signature instanceof Uint8Array) || tx.signature.byteLength !== SIGNATURE_LENGTH)) {
+    return `signature must be ${SIGNATURE_LENGTH} bytes`
+  }
+  return undefined
+}
+
+/**
+ * Decodes wire bytes into a transaction: bounded size, exact shape and field lengths, u64 ranges, no trailing
+ * bytes, and the one canonical encoding. Never throws; the signature is not checked here.
+ */
+export function decodeTransaction(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
+  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+  const decoded = decodeCanonical(bytes, MAX_TX_BYTES)
+  if (!decoded.ok) return fail(decoded.reason)
+  const v = decoded.value
+  if (!Array.isArray(v) || v.length !== 7) return fail('a transaction is an array of 7 fields')
+  const [version, chainId, from, to, amount, nonce, signature] = v as unknown[]
+  if (version !== TX_VERSION) return fail(`unsupported version ${String(version)}`)
+  const tx = { chainId, from, to, amount, nonce, signature } as Transaction
+  const problem = checkFields(tx)
+  if (problem !== undefined) return fail(problem)
+  if (!(signature instanceof Uint8Array)) return fail('signature missing')
+  return { ok: true, value: { tx, bytes, hash: txHash(bytes) } }
+}
+
+/** Signs an unsigned transaction with the sender's 32-byte secret key (whose public key must be `from`). */
+export function signTransaction(tx: UnsignedTransaction, secretKey: Uint8Array): Transaction {
+  return { ...tx, signature: sign(secretKey, txSignBytes(tx)) }
+}
+
+/** Builds and signs a transfer from a secret key, returning the decoded form with bytes and hash. */
+export function createTransfer(
+  secretKey: Uint8Array,
+  fields: { chainId: string; to: Uint8Array; amount: bigint; nonce: bigint },
+): DecodedTransaction {
+  const { publicKey } = keyPairFromSeed(secretKey)
+  const tx = signTransaction({ ...fields, from: publicKey }, secretKey)
+  const bytes = encodeTransaction(tx)
+  return { tx, bytes, hash: txHash(bytes) }
+}
+
+/** Checks the transaction's signature under the project's one verification rule. */
+export function verifyTransactionSignature(tx: Transaction): boolean {
+  return verify(tx.from, txSignBytes(tx), tx.signature)
+}
+
+/** The sender's address. */
+export function senderAddress(tx: Transaction): Uint8Array {
+  return addressFromPublicKey(tx.from)
+}

@@ -1,0 +1,111 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { fromHex, to0x, toHex } from '../../../crypto/bytes.js'
+import { encodeCanonical } from '../../../crypto/canonical.js'
+import { keyPairFromSeed } from '../../../crypto/ed25519.js'
+import {
+  MAX_TX_BYTES, createTransfer, decodeTransaction, encodeTransaction, txSignBytes, verifyTransactionSignature,
+  type Transaction,
+} from '../../../ledger/transaction.js'
+import { loadFixture } from '../../helpers/fixtures.js'
+import { Rng } from '../../helpers/random.js'
+
+interface GoldenTx { seed: string; chainId: string; to: string; amount: string; nonce: string; signBytes: string; wire: string; hash: string }
+
+test('transaction encoding, sign bytes and hash match the golden vectors', () => {
+  const golden = loadFixture<{ transactions: GoldenTx[] }>('golden/transactions.json')
+  for (const g of golden.transactions) {
+    const t = createTransfer(fromHex(g.seed)!, { chainId: g.chainId, to: fromHex(g.to)!, amount: BigInt(g.amount), nonce: BigInt(g.nonce) })
+    assert.equal(toHex(txSignBytes(t.tx)), g.signBytes)
+    assert.equal(to0x(t.bytes), g.wire)
+    assert.equal(to0x(t.hash), g.hash)
+    const d = decodeTransaction(fromHex(g.wire)!)
+    assert.ok(d.ok)
+    assert.equal(to0x(d.value.hash), g.hash)
+    assert.ok(verifyTransactionSignature(d.value.tx))
+  }
+})
+
+const base = () => createTransfer(new Uint8Array(32).fill(3), { chainId: 'tally-test', to: new Uint8Array(20).fill(7), amount: 10n, nonce: 0n })
+
+test('decode rejects each kind of malformed input with a reason', () => {
+  const good = base().tx
+  const raw = (fields: unknown[]) => encodeCanonical(fields as never)
+  const f = (o: Partial<Record<keyof Transaction | 'version', unknown>>) => {
+    const t = { version: 1, ...good, ...o }
+    return raw([t.version, t.chainId, t.from, t.to, t.amount, t.nonce, t.signature])
+  }
+  const bad: [Uint8Array, string][] = [
+    [f({ version: 2 }), 'version'],
+    [f({ chainId: '' }), 'empty chain id'],
+    [f({ chainId: 'x'.repeat(65) }), 'long chain id'],
+    [f({ chainId: 'a b' }), 'chain id charset'],
+    [f({ from: new Uint8Array(31) }), 'short key'],
+    [f({ to: new Uint8Array(21) }), 'long address'],
+    [f({ amount: 0n }), 'zero amount'],
+    [f({ amount: 5 }), 'amount as a small int'],
+    [f({ nonce: 'x' }), 'nonce type'],
+    [f({ signature: new Uint8Array(63) }), 'short signature'],
+    [raw([1, good.chainId]), 'too few fields'],
+    [new Uint8Array([...base().bytes, 0]), 'trailing byte'],
+    [new Uint8Array(MAX_TX_BYTES + 1), 'oversized'],
+  ]
+  for (const [bytes, why] of bad) {
+    const d = decodeTransaction(bytes)
+    assert.equal(d.ok, false, why)
+    if (!d.ok) {
+      assert.equal(d.error.code, 'malformed')
+      assert.ok(d.error.reason.length > 0)
+    }
+  }
+})
+
+test('a tampered field breaks the signature; the original verifies', () => {
+  const t = base()
+  assert.ok(verifyTransactionSignature(t.tx))
+  assert.equal(verifyTransactionSignature({ ...t.tx, amount: 11n }), false)
+  assert.equal(verifyTransactionSignature({ ...t.tx, chainId: 'other' }), false)
+})
+
+test('encode refuses out-of-range values', () => {
+  const t = base().tx
+  assert.throws(() => encodeTransaction({ ...t, amount: 1n << 64n }), RangeError)
+  assert.throws(() => encodeTransaction({ ...t, nonce: -1n }), RangeError)
+})
+
+test('100,000 random and mutated byte strings yield only typed errors or canonical transactions', () => {
+  const rng = new Rng(42)
+  const seeds = Array.from({ length: 8 }, (_, i) => createTransfer(new Uint8Array(32).fill(i + 1), {
+    chainId: 'fuzz', to: new Uint8Array(20).fill(i), amount: BigInt(1 + i) << BigInt(8 * i), nonce: BigInt(i),
+  }).bytes)
+  let accepted = 0
+  for (let i = 0; i < 100_000; i++) {
+    let input: Uint8Array
+    if (i % 4 === 0) {
+      input = rng.bytes(rng.int(300))
+    } else {
+      input = new Uint8Array(rng.pick(seeds))
+      const edits = 1 + rng.int(4)
+      for (let e = 0; e < edits; e++) {
+        const op = rng.int(3)
+        const at = rng.int(input.length)
+        if (op === 0) input[at] = rng.nextU32() & 0xff
+        else if (op === 1) input = new Uint8Array([...input.subarray(0, at), ...input.subarray(at + 1)])
+        else input = new Uint8Array([...input.subarray(0, at), rng.nextU32() & 0xff, ...input.subarray(at)])
+      }
+    }
+    const d = decodeTransaction(input)
+    if (d.ok) {
+      accepted++
+      assert.equal(toHex(encodeTransaction(d.value.tx)), toHex(input), 'an accepted input is the canonical encoding')
+    } else {
+      assert.equal(d.error.code, 'malformed')
+      assert.equal(typeof d.error.reason, 'string')
+    }
+  }
+  assert.ok(accepted < 100_000)
+})
+
+test('the public key of a golden seed', () => {
+  assert.equal(toHex(keyPairFromSeed(new Uint8Array(32)).publicKey), '3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29')
+})
