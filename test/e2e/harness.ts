@@ -1,0 +1,242 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { repoRoot } from '../helpers/fixtures.js'
+
+/**
+ * The e2e harness: real `tallyd` and `tally` processes started through the real CLI, on 127.0.0.1,
+ * in a temp dir that is removed at the end. Every wait is on a condition with a deadline, never a fixed sleep.
+ */
+
+const TALLYD = join(repoRoot, 'bin', 'tallyd.js')
+const TALLY = join(repoRoot, 'bin', 'tally.js')
+
+const live = new Set<ChildProcess>()
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL')
+})
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v !== undefined && v !== false) return v as T
+    } catch (e) {
+      lastError = e
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`)
+    }
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer()
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
+  })
+}
+
+/** Finds `count` consecutive free ports, starting from a pid-dependent base to keep parallel runs apart. */
+export async function freePortRange(count: number): Promise<number> {
+  let base = 20000 + ((process.pid * 37) % 20000)
+  for (let attempt = 0; attempt < 200; attempt++, base += count + 7) {
+    let ok = true
+    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i)
+    if (ok) return base
+  }
+  throw new Error('no free port range')
+}
+
+/** One JSON-RPC call over HTTP; returns `result` or throws with the error message and reason. */
+export async function rpc<T = any>(url: string, method: string, params: unknown[] = [], timeoutMs = 5_000): Promise<T> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    signal: AbortSignal.timeout(timeoutMs),
+  })
+  const body = (await res.json()) as { result?: T; error?: { code: number; message: string; data?: { reason?: string } } }
+  if (body.error) {
+    const err = new Error(`${method}: ${body.error.message}`) as Error & { code?: number; reason?: string }
+    err.code = body.error.code
+    err.reason = body.error.data?.reason
+    throw err
+  }
+  return body.result as T
+}
+
+/** The outcome of a finished CLI run. */
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a CLI (`tallyd` or `tally`) to completion with a deadline. */
+export function runCli(bin: 'tallyd' | 'tally', args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [bin === 'tallyd' ? TALLYD : TALLY, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    live.add(p)
+    let stdout = ''
+    let stderr = ''
+    p.stdout.on('data', (d) => (stdout += d))
+    p.stderr.on('data', (d) => (stderr += d))
+    p.stdin.end(opts.input ?? '')
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL')
+      reject(new Error(`${bin} ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, opts.timeoutMs ?? 60_000)
+    p.on('close', (code) => {
+      clearTimeout(timer)
+      live.delete(p)
+      resolve({ code: code ?? -1, stdout, stderr })
+    })
+  })
+}
+
+/** A block as `chain_getBlock` returns it (the fields the tests read). */
+export interface BlockView {
+  height: number
+  hash: string
+  header: { stateRoot: string; previousBlockHash: string; [k: string]: unknown }
+  txs: string[]
+  commit: unknown
+}
+
+/** A local testnet of real validator processes. */
+export class Testnet {
+  readonly dir: string
+  readonly p2pPort: number
+  readonly rpcPort: number
+  readonly procs: (ChildProcess | undefined)[]
+
+  private constructor(readonly size: number, dir: string, p2pPort: number, rpcPort: number) {
+    this.dir = dir
+    this.p2pPort = p2pPort
+    this.rpcPort = rpcPort
+    this.procs = new Array(size).fill(undefined)
+  }
+
+  /** Generates a testnet with `tallyd testnet` in a fresh temp dir (not started). */
+  static async create(size = 4, extraArgs: string[] = []): Promise<Testnet> {
+    const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'))
+    const base = await freePortRange(size * 2 + 2)
+    const net = new Testnet(size, dir, base, base + size + 1)
+    const r = await runCli('tallyd', [
+      'testnet', '--validators', String(size), '--out', dir, '--chain-id', 'tally-e2e',
+      '--p2p-port', String(net.p2pPort), '--rpc-port', String(net.rpcPort), '--accounts', '4', ...extraArgs,
+    ])
+    if (r.code !== 0) throw new Error(`tallyd testnet failed: ${r.stderr}`)
+    return net
+  }
+
+  home(i: number): string {
+    return join(this.dir, `node${i}`)
+  }
+
+  rpcUrl(i: number): string {
+    return `http://127.0.0.1:${this.rpcPort + i}`
+  }
+
+  keyFile(name: string): string {
+    return join(this.dir, 'keys', `${name}.json`)
+  }
+
+  /** Starts validator i (`tallyd start --home …`), logging to node{i}/tallyd.log. */
+  start(i: number): void {
+    if (this.procs[i]) throw new Error(`node${i} already running`)
+    const log = openSync(join(this.dir, `node${i}.log`), 'a')
+    const p = spawn(process.execPath, [TALLYD, 'start', '--home', this.home(i)], { cwd: repoRoot, stdio: ['ignore', log, log] })
+    closeSync(log)
+    live.add(p)
+    p.on('exit', () => live.delete(p))
+    this.procs[i] = p
+  }
+
+  startAll(): void {
+    for (let i = 0; i < this.size; i++) this.start(i)
+  }
+
+  /** Kills validator i with SIGKILL (a crash) and waits for the process to be gone. */
+  async kill9(i: number): Promise<void> {
+    await this.stopProc(i, 'SIGKILL')
+  }
+
+  /** Stops validator i with SIGTERM (a clean shutdown), falling back to SIGKILL after 10 s. */
+  async stop(i: number): Promise<void> {
+    await this.stopProc(i, 'SIGTERM')
+  }
+
+  private async stopProc(i: number, signal: NodeJS.Signals): Promise<void> {
+    const p = this.procs[i]
+    this.procs[i] = undefined
+    if (!p || p.exitCode !== null || p.signalCode !== null) return
+    const gone = new Promise<void>((r) => p.once('exit', () => r()))
+    p.kill(signal)
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000)
+    await gone
+    clearTimeout(t)
+  }
+
+  /** Height reported by node i, or undefined when it does not answer. */
+  async height(i: number): Promise<number | undefined> {
+    try {
+      return (await rpc<{ height: number }>(this.rpcUrl(i), 'node_status', [], 2_000)).height
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Waits until every listed node reports at least `height`. */
+  async waitHeight(height: number, nodes: number[] = [...Array(this.size).keys()], timeoutMs = 60_000): Promise<void> {
+    await waitFor(`height ${height} on nodes ${nodes.join(',')}`, async () => {
+      for (const i of nodes) if (((await this.height(i)) ?? -1) < height) return false
+      return true
+    }, timeoutMs, 200)
+  }
+
+  /** Block `height` from node i. */
+  block(i: number, height?: number): Promise<BlockView | null> {
+    return rpc<BlockView | null>(this.rpcUrl(i), 'chain_getBlock', height === undefined ? [] : [height])
+  }
+
+  /** Asserts-by-throwing that the listed nodes hold identical blocks (hash and state root) at heights 1..upTo. */
+  async checkSameChain(upTo: number, nodes: number[] = [...Array(this.size).keys()]): Promise<void> {
+    for (let h = 1; h <= upTo; h++) {
+      let first: BlockView | null = null
+      for (const i of nodes) {
+        const b = await this.block(i, h)
+        if (!b) throw new Error(`node${i} has no block ${h}`)
+        if (first === null) first = b
+        else if (b.hash !== first.hash || b.header.stateRoot !== first.header.stateRoot) {
+          throw new Error(`fork at height ${h}: node${nodes[0]} ${first.hash} vs node${i} ${b.hash}`)
+        }
+      }
+    }
+  }
+
+  /** The tail of node i's log, for failure messages. */
+  logTail(i: number, lines = 40): string {
+    const f = join(this.dir, `node${i}.log`)
+    if (!existsSync(f)) return ''
+    return readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n')
+  }
+
+  /** Stops every node and removes the temp dir. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.procs.map((_, i) => this.stopProc(i, 'SIGKILL')))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
