@@ -1,0 +1,192 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command } from 'commander'
+import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
+
+/**
+ * `npm run bench -- --validators N [--json FILE]`: the load benchmark on loopback.
+ *
+ * Starts N validators from a generated testnet with many funded accounts, pre-signs transfers in a separate submitter
+ * process, and submits them over JSON-RPC batches: first at saturation, then open loop at half the measured
+ * saturation rate. Reports committed transactions per second (from the blocks' own times), submit-to-commit latency
+ * percentiles, CPU and peak RSS per validator, and the machine's Ed25519 ceiling measured in the same run:
+ * verifyCeilingTps = cores × single-core verifications per second ÷ validators (every validator verifies every
+ * transaction once).
+ */
+
+const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..')
+const TALLYD = join(root, 'bin', 'tallyd.js')
+
+const program = new Command()
+  .name('bench')
+  .option('--validators <n>', 'validators to start', '4')
+  .option('--accounts <n>', 'funded sender accounts', '2000')
+  .option('--seconds <n>', 'length of each phase in seconds', '15')
+  .option('--batch <n>', 'transactions per JSON-RPC batch', '250')
+  .option('--json <file>', 'write the results as JSON')
+  .option('--keep', 'keep the testnet directory')
+  .parse()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; json?: string; keep?: boolean }>()
+const N = positive(opts.validators, '--validators')
+const ACCOUNTS = positive(opts.accounts, '--accounts')
+const SECONDS = positive(opts.seconds, '--seconds')
+const BATCH = positive(opts.batch, '--batch')
+
+function positive(v: string, name: string): number {
+  const n = Number(v)
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`bench: ${name} must be a positive integer`)
+    process.exit(2)
+  }
+  return n
+}
+
+function verifyRate(): number {
+  const kp = keyPairFromSeed(new Uint8Array(32).fill(5))
+  const msgs = Array.from({ length: 256 }, (_, i) => new Uint8Array([i, 1, 2, 3, 4, 5, 6, 7]))
+  const sigs = msgs.map((m) => sign(kp.secretKey, m))
+  for (let i = 0; i < 2000; i++) verify(kp.publicKey, msgs[i % 256]!, sigs[i % 256]!)
+  let n = 0
+  const t0 = performance.now()
+  while (performance.now() - t0 < 1000) {
+    for (let i = 0; i < 256; i++) if (verify(kp.publicKey, msgs[i]!, sigs[i]!)) n++
+  }
+  return n / ((performance.now() - t0) / 1000)
+}
+
+async function rpc(url: string, method: string, params: unknown[] = []): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }), signal: AbortSignal.timeout(5000) })
+  const body = (await res.json()) as { result?: unknown; error?: { message: string } }
+  if (body.error) throw new Error(`${method}: ${body.error.message}`)
+  return body.result
+}
+
+function procStats(pid: number): { rssMb: number; cpuSec: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    const ticks = Number(stat[11]) + Number(stat[12])
+    return { rssMb: rss, cpuSec: ticks / 100 }
+  } catch {
+    return undefined
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+function bar(done: number, total: number, label: string): void {
+  if (!process.stdout.isTTY) return
+  const width = 30
+  const filled = Math.round((done / total) * width)
+  process.stdout.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round((done / total) * 100)}%  `)
+  if (done >= total) process.stdout.write('\n')
+}
+
+function ask(child: ChildProcess, msg: unknown): Promise<any> {
+  return new Promise((resolveMsg, reject) => {
+    child.once('message', (m: any) => (m.error ? reject(new Error(m.error)) : resolveMsg(m)))
+    child.send(msg as object)
+  })
+}
+
+async function main(): Promise<void> {
+  const cores = availableParallelism()
+  console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
+  const single = verifyRate()
+  const verifyCeilingTps = (cores * single) / N
+  console.log(`bench: Ed25519 verify ${Math.round(single)}/s on one core → ceiling ${Math.round(verifyCeilingTps)} tx/s`)
+
+  const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'))
+  const procs: ChildProcess[] = []
+  const peak = new Array(N).fill(0)
+  const cpuStart: number[] = []
+  let sampler: NodeJS.Timeout | undefined
+  const submitter = fork(join(root, 'dist', 'bench', 'submitter.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  try {
+    const base = 30000 + (process.pid % 5000)
+    const gen = spawn(process.execPath, [TALLYD, 'testnet', '--validators', String(N), '--out', dir, '--chain-id', 'tally-bench',
+      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000'], { stdio: 'inherit' })
+    await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
+    for (let i = 0; i < N; i++) {
+      const log = openSync(join(dir, `node${i}.log`), 'a')
+      procs.push(spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
+      closeSync(log)
+    }
+    const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const hs = await Promise.all(urls.map((u) => rpc(u, 'node_status').then((s) => s.height as number, () => -1)))
+      if (hs.every((h) => h >= 1)) break
+      if (Date.now() > deadline) throw new Error('validators did not start within 60 s')
+      await new Promise((r) => setTimeout(r, 250))
+    }
+    const chainId = (await rpc(urls[0]!, 'node_status')).chainId as string
+    procs.forEach((p, i) => { cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0 })
+    sampler = setInterval(() => procs.forEach((p, i) => { const s = procStats(p.pid!); if (s) peak[i] = Math.max(peak[i], s.rssMb) }), 250)
+
+    const perAccount = Math.max(4, Math.ceil((verifyCeilingTps * SECONDS * 2) / ACCOUNTS))
+    console.log(`bench: pre-signing ${perAccount * ACCOUNTS} transfers from ${ACCOUNTS} accounts…`)
+    await ask(submitter, { cmd: 'prepare', dir, accounts: ACCOUNTS, perAccount, chainId })
+
+    const phase = async (label: string, rate: number) => {
+      let t = 0
+      const ticker = setInterval(() => bar(Math.min(++t, SECONDS), SECONDS, label), 1000)
+      const r = await ask(submitter, { cmd: 'run', urls, rate, seconds: SECONDS, batch: BATCH })
+      clearInterval(ticker)
+      bar(SECONDS, SECONDS, label)
+      const blocks = [] as { time: number; txs: number }[]
+      for (let h = r.firstHeight - 1; h <= r.lastHeight; h++) {
+        const b = await rpc(urls[0]!, 'chain_getBlock', [h])
+        if (b) blocks.push({ time: Number(b.header.time), txs: b.txs.length })
+      }
+      const committed = blocks.slice(1).reduce((a, b) => a + b.txs, 0)
+      const span = (blocks[blocks.length - 1]!.time - blocks[0]!.time) / 1000
+      const lat = (r.latenciesMs as number[]).sort((a, b) => a - b)
+      return { label, rate, admitted: r.admitted, rejected: r.rejected, errors: r.errors, committed, committedTps: span > 0 ? committed / span : 0, p50LatencyMs: percentile(lat, 50), p99LatencyMs: percentile(lat, 99), blocks: blocks.length - 1 }
+    }
+    const saturation = await phase('saturation', 0)
+    const halfRate = Math.max(1, Math.round(saturation.committedTps / 2))
+    const half = await phase(`open loop ${halfRate} tx/s`, halfRate)
+
+    clearInterval(sampler)
+    const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
+    const result = {
+      validators: N, cores, date: new Date().toISOString(),
+      verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
+      committedTps: Math.round(saturation.committedTps),
+      p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
+      peakRssMb: Math.round(Math.max(...peak)),
+      saturation, halfSaturation: half,
+      perValidator: procs.map((_, i) => ({ node: i, peakRssMb: Math.round(peak[i]), cpuSeconds: Number(cpu[i]!.toFixed(1)) })),
+    }
+    console.log('')
+    console.table([
+      { metric: 'committed TPS (saturation)', value: result.committedTps },
+      { metric: 'verify ceiling TPS', value: result.verifyCeilingTps },
+      { metric: 'TPS / ceiling', value: `${Math.round((100 * result.committedTps) / result.verifyCeilingTps)}%` },
+      { metric: `p50 latency at ${halfRate} tx/s (ms)`, value: result.p50LatencyMs },
+      { metric: `p99 latency at ${halfRate} tx/s (ms)`, value: result.p99LatencyMs },
+      { metric: 'peak RSS, largest validator (MB)', value: result.peakRssMb },
+    ])
+    console.table(result.perValidator)
+    if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n')
+  } finally {
+    if (sampler) clearInterval(sampler)
+    submitter.kill('SIGKILL')
+    await Promise.all(procs.map((p) => new Promise<void>((r) => { if (p.exitCode !== null) return r(); p.once('exit', () => r()); p.kill('SIGTERM'); setTimeout(() => p.kill('SIGKILL'), 5000).unref() })))
+    if (opts.keep) console.log(`bench: testnet kept in ${dir}`)
+    else rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench: ${(e as Error).message}`)
+  process.exit(1)
+})
