@@ -1,0 +1,565 @@
+import { bytesEqual, toHex } from '../crypto/bytes.js'
+import {
+  commitHash, decodeCommitCertificate, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
+  type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type ValidatorSet,
+} from '../consensus/index.js'
+import { ZERO_HASH, blockHash, encodeBlock, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
+import type { ExecutionResult, LedgerState } from '../ledger/ledgerState.js'
+import type { KvStore } from '../ledger/store.js'
+import { decodeTransaction, type DecodedTransaction } from '../ledger/transaction.js'
+import type { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
+import type { ChainStore, ChainTip } from './chainStore.js'
+import type { Logger } from './logger.js'
+import type { Mempool } from './mempool.js'
+import {
+  decodeWalEntry, encodeProposalMessage, encodeStoredBlock, encodeVoteMessage, encodeWalEntry, type ProposalMessage, type StoredBlock, type WalEntry,
+} from './messages.js'
+import type { Wal } from './wal.js'
+
+/**
+ * The consensus host: the only interpreter of the core's effects, and the one place where blocks are committed.
+ *
+ * It feeds the core one input at a time from a single queue (CometBFT's receive routine): gossip, its own signed
+ * messages, timeouts, block verdicts, and blocks from sync all pass through it, so the core, the ledger's committed
+ * state and the chain store change in one order. Every input of the current height is appended to the WAL before
+ * it reaches the core, and the WAL is flushed to disk before the safety guard signs, so a restarted validator
+ * replays exactly the inputs that led to every signature it gave (its lock included).
+ */
+
+export interface ConsensusHostOptions {
+  readonly chainId: string
+  readonly params: ConsensusParams
+  readonly validatorSet: ValidatorSet
+  readonly block: { readonly maxTxs: number; readonly maxBytes: number }
+  /** How long a proposer with an empty mempool waits for transactions before proposing an empty block. */
+  readonly emptyBlockIntervalMs: number
+  /** Genesis time in ms: the first block's time must be later. */
+  readonly genesisTimeMs: number
+  /** How far ahead of this node's clock a proposed block's time may be. */
+  readonly maxClockDriftMs: number
+}
+
+/** What a committed block looks like to listeners (RPC events, metrics, logs). */
+export interface CommittedBlock {
+  readonly height: number
+  readonly hash: Uint8Array
+  readonly round: number
+  readonly block: Block
+  readonly lastCommit: CommitCertificate | null
+  readonly certificate: CommitCertificate
+  readonly txHashes: readonly Uint8Array[]
+  readonly receipts: readonly { ok: boolean; code?: string }[]
+  readonly executionMs: number
+}
+
+export interface ConsensusHostDependencies {
+  readonly ledger: LedgerState
+  readonly kv: KvStore
+  readonly chain: ChainStore
+  readonly mempool: Mempool
+  readonly verified: VerifiedTxCache
+  readonly wal: Wal
+  /** Null on a node that is not a validator: it follows consensus but never signs. */
+  readonly guard: SafetyGuard | null
+  readonly logger: Logger
+  /** Wall clock in ms (block times, durations). */
+  readonly now: () => number
+  /** Arms a timer; the host feeds `timeoutElapsed` when it fires. */
+  readonly scheduleTimeout: (timeout: { height: number; round: number; kind: 'propose' | 'prevote' | 'precommit' }, ms: number, fire: () => void) => void
+  readonly cancelTimeoutsBelow: (height: number) => void
+  readonly broadcast: (bytes: Uint8Array) => void
+  /** Resolves transactions missing from the mempool (from the proposer or other peers), in order; undefined for any not found. */
+  readonly fetchTxs: (hashes: readonly Uint8Array[], preferredProposer: Uint8Array) => Promise<(Uint8Array | undefined)[]>
+  /** Asks block sync for a block this node saw decided but does not hold. */
+  readonly requestBlock: (height: number) => void
+  readonly onCommitted: (block: CommittedBlock) => void
+  readonly onEvidence: (evidence: Evidence) => void
+  /** Called when the host hits a broken invariant: the node must stop rather than go on. */
+  readonly onFatal: (error: Error) => void
+}
+
+interface Candidate {
+  readonly header: BlockHeader
+  readonly hash: Uint8Array
+  readonly txHashes: readonly Uint8Array[]
+  readonly lastCommit: CommitCertificate | null
+  /** Present once the transactions are resolved. */
+  txs?: DecodedTransaction[]
+  /** Present once executed. */
+  result?: ExecutionResult
+  executionMs?: number
+  /** The in-flight or finished validation. */
+  verdict?: Promise<boolean>
+}
+
+type QueueItem =
+  | { readonly kind: 'input'; readonly input: ConsensusInput; readonly log?: WalEntry }
+  | { readonly kind: 'proposalMessage'; readonly message: ProposalMessage; readonly replay?: boolean }
+  | { readonly kind: 'synced'; readonly height: number; readonly stored: StoredBlock; readonly certificate: CommitCertificate; readonly done: (ok: boolean) => void }
+
+/** Most candidate blocks held for one height (an honest network needs one per round). */
+const MAX_CANDIDATES = 32
+
+export class ConsensusHost {
+  private state: ConsensusState
+  private tipValue: ChainTip | undefined
+  private lastCommitValue: CommitCertificate | null = null
+  private readonly candidates = new Map<string, Candidate>()
+  private readonly queue: QueueItem[] = []
+  private draining = false
+  private replaying = false
+  private stopped = false
+  private walPending: Promise<void>[] = []
+  private heightStartedAt = 0
+  private readonly tipWaiters: (() => void)[] = []
+
+  constructor(private readonly o: ConsensusHostOptions, private readonly d: ConsensusHostDependencies) {
+    this.state = initialConsensusState({ chainId: o.chainId, params: o.params, address: d.guard?.address ?? null })
+  }
+
+  /** The committed tip (undefined before the first block). */
+  get tip(): ChainTip | undefined {
+    return this.tipValue
+  }
+
+  /** The height consensus is working on. */
+  get height(): number {
+    return this.state.height
+  }
+
+  get round(): number {
+    return this.state.round
+  }
+
+  /** When the current height started (ms), for sync's "stuck" test. */
+  get heightStartedAtMs(): number {
+    return this.heightStartedAt
+  }
+
+  /**
+   * Loads the tip, replays the WAL of the current height through the core, and starts consensus.
+   * Effects of the replay are carried out (timers re-armed, own messages re-broadcast); the guard returns the
+   * stored signature for an identical request and refuses anything that conflicts.
+   */
+  async start(): Promise<void> {
+    this.tipValue = await this.d.chain.tip()
+    const tipHeight = this.tipValue?.height ?? 0
+    if (tipHeight > 0) this.lastCommitValue = await this.loadCertificate(tipHeight)
+    const records = await this.d.wal.replay()
+    this.heightStartedAt = this.d.now()
+    this.replaying = true
+    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.o.validatorSet } })
+    let replayed = 0
+    for (const r of records) {
+      const e = decodeWalEntry(r, this.o.block.maxTxs)
+      if (!e.ok) throw new Error(`consensus WAL is corrupt: ${e.error.reason}`)
+      if (e.value.height !== tipHeight + 1) continue
+      replayed++
+      if (e.value.entry.kind === 'proposal') this.queue.push({ kind: 'proposalMessage', message: e.value.entry.message, replay: true })
+      else this.queue.push({ kind: 'input', input: e.value.entry.input })
+    }
+    await this.drain()
+    this.replaying = false
+    if (replayed > 0) this.d.logger.info({ height: tipHeight + 1, records: replayed }, 'replayed the consensus WAL')
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  /** A proposal (with block parts) from gossip. */
+  onProposalMessage(message: ProposalMessage): void {
+    this.enqueue({ kind: 'proposalMessage', message })
+  }
+
+  /** A vote from gossip. */
+  onVote(vote: SignedVote): void {
+    this.enqueue({ kind: 'input', input: { type: 'vote', vote }, log: { kind: 'input', input: { type: 'vote', vote } } })
+  }
+
+  /**
+   * A block from block sync, with the certificate that decided it. Applied only if it is the next height;
+   * resolves true when it was committed.
+   */
+  applySyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<boolean> {
+    return new Promise((resolve) => this.enqueue({ kind: 'synced', height, stored, certificate, done: resolve }))
+  }
+
+  /** Resolves once the tip reaches `height`. */
+  waitForTip(height: number): Promise<void> {
+    if ((this.tipValue?.height ?? 0) >= height) return Promise.resolve()
+    return new Promise((resolve) => {
+      const check = () => ((this.tipValue?.height ?? 0) >= height ? resolve() : this.tipWaiters.push(check))
+      this.tipWaiters.push(check)
+    })
+  }
+
+  private enqueue(item: QueueItem): void {
+    if (this.stopped) return
+    this.queue.push(item)
+    if (!this.draining && !this.replaying) void this.drain()
+  }
+
+  private enqueueFront(item: QueueItem): void {
+    if (this.stopped) return
+    this.queue.unshift(item)
+    if (!this.draining && !this.replaying) void this.drain()
+  }
+
+  private async drain(): Promise<void> {
+    if (this.draining) return
+    this.draining = true
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const item = this.queue.shift()!
+        await this.handle(item)
+      }
+    } catch (e) {
+      this.stopped = true
+      this.d.onFatal(e as Error)
+    } finally {
+      this.draining = false
+    }
+  }
+
+  private async handle(item: QueueItem): Promise<void> {
+    switch (item.kind) {
+      case 'input':
+        if (item.log && !this.replaying && this.inputHeight(item.input) === this.state.height) this.log(item.log)
+        return this.feed(item.input)
+      case 'proposalMessage':
+        return this.handleProposalMessage(item.message, item.replay === true)
+      case 'synced':
+        return item.done(await this.handleSynced(item.height, item.stored, item.certificate))
+    }
+  }
+
+  private inputHeight(input: ConsensusInput): number {
+    switch (input.type) {
+      case 'vote':
+        return input.vote.height
+      case 'proposal':
+        return input.proposal.height
+      case 'timeoutElapsed':
+        return input.timeout.height
+      case 'startHeight':
+      case 'valueReady':
+      case 'valueValidated':
+        return input.height
+    }
+  }
+
+  private log(entry: WalEntry): void {
+    const p = this.d.wal.append(encodeWalEntry(entry))
+    this.walPending.push(p)
+    p.catch((e) => this.d.onFatal(new Error(`consensus WAL append failed: ${(e as Error).message}`)))
+  }
+
+  /** Waits until every logged input is on disk: called before the guard signs anything. */
+  private async flushWal(): Promise<void> {
+    const pending = this.walPending
+    this.walPending = []
+    await Promise.all(pending)
+  }
+
+  private async feed(input: ConsensusInput): Promise<void> {
+    const { state, effects } = step(this.state, input)
+    this.state = state
+    for (const effect of effects) await this.run(effect)
+  }
+
+  private async run(e: ConsensusEffect): Promise<void> {
+    switch (e.type) {
+      case 'signProposal': {
+        if (!this.d.guard) return
+        await this.flushWal()
+        const r = this.d.guard.signProposal(e.proposal)
+        if (!r.ok) {
+          this.d.logger.warn({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
+          return
+        }
+        this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value } })
+        return
+      }
+      case 'signVote': {
+        if (!this.d.guard) return
+        await this.flushWal()
+        const r = this.d.guard.signVote(e.vote)
+        if (!r.ok) {
+          this.d.logger.warn({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
+          return
+        }
+        this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: { kind: 'input', input: { type: 'vote', vote: r.value } } })
+        return
+      }
+      case 'broadcastProposal': {
+        const c = this.candidates.get(toHex(e.proposal.valueId))
+        if (!c) {
+          this.d.logger.error({ height: e.proposal.height, round: e.proposal.round }, 'own proposal has no block')
+          return
+        }
+        const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }
+        if (!this.replaying) this.log({ kind: 'proposal', message })
+        this.d.broadcast(encodeProposalMessage(message))
+        return
+      }
+      case 'broadcastVote':
+        this.d.broadcast(encodeVoteMessage(e.vote))
+        return
+      case 'scheduleTimeout': {
+        const t = e.timeout
+        this.d.scheduleTimeout(t, e.durationMs, () => {
+          const input: ConsensusInput = { type: 'timeoutElapsed', timeout: t }
+          this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
+        })
+        return
+      }
+      case 'getValue':
+        void this.buildValue(e.height, e.round)
+        return
+      case 'validateValue':
+        void this.validateValue(e.height, e.round, e.valueId, e.proposer)
+        return
+      case 'decide':
+        return this.commitDecided(e.height, e.round, e.valueId, e.certificate)
+      case 'evidence':
+        this.d.onEvidence(e.evidence)
+        return
+    }
+  }
+
+  // ---- proposals ------------------------------------------------------------------------------------------
+
+  private async handleProposalMessage(m: ProposalMessage, replay: boolean): Promise<void> {
+    const p = m.proposal
+    if (p.height !== this.state.height && p.height !== this.state.height + 1) return
+    const hash = blockHash(m.header)
+    if (!bytesEqual(hash, p.valueId)) {
+      this.d.logger.debug({ height: p.height, round: p.round }, 'dropped a proposal whose header does not hash to its value')
+      return
+    }
+    if (p.height === this.state.height) {
+      const id = toHex(hash)
+      if (!this.candidates.has(id)) {
+        if (this.candidates.size >= MAX_CANDIDATES) return
+        this.candidates.set(id, { header: m.header, hash, txHashes: m.txHashes, lastCommit: m.lastCommit })
+      }
+      if (!replay) this.log({ kind: 'proposal', message: m })
+    }
+    // Proposals for the next height are buffered by the core; their block parts arrive again with re-gossip or
+    // are fetched by validation. Keep it simple: only the current height's candidates are held.
+    await this.feed({ type: 'proposal', proposal: p })
+  }
+
+  private async buildValue(height: number, round: number): Promise<void> {
+    try {
+      await this.waitForTransactions(height, round)
+      if (this.stopped || this.state.height !== height || this.state.round !== round) return
+      const tip = this.tipValue
+      let txs = this.d.mempool.reap({ maxTxs: this.o.block.maxTxs, maxBytes: this.o.block.maxBytes })
+      const t0 = this.d.now()
+      let result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+      if (result.receipts.some((r) => !r.ok)) {
+        // Keep failing transfers out of the block: re-execute the ones that apply.
+        txs = txs.filter((_, i) => result.receipts[i]!.ok)
+        result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+      }
+      const txHashes = txs.map((t) => t.hash)
+      const header: BlockHeader = {
+        chainId: this.o.chainId,
+        height,
+        time: Math.max(this.d.now(), (tip?.blockTime ?? this.o.genesisTimeMs) + 1),
+        previousBlockHash: tip?.blockHash ?? ZERO_HASH,
+        txRoot: txRoot(txHashes),
+        stateRoot: result.stateRoot,
+        proposer: this.d.guard!.address,
+        validatorSetHash: this.o.validatorSet.hash,
+        lastCommitHash: this.lastCommitValue === null ? ZERO_HASH : commitHash(this.lastCommitValue),
+      }
+      const hash = blockHash(header)
+      const candidate: Candidate = { header, hash, txHashes, lastCommit: this.lastCommitValue, txs, result, executionMs: this.d.now() - t0 }
+      candidate.verdict = Promise.resolve(true)
+      this.candidates.set(toHex(hash), candidate)
+      const input: ConsensusInput = { type: 'valueReady', height, round, valueId: hash }
+      this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
+    } catch (e) {
+      this.d.onFatal(new Error(`building the block for height ${height} failed: ${(e as Error).message}`))
+    }
+  }
+
+  /** An empty mempool makes the proposer wait up to the empty-block interval (bounded by half the propose timeout). */
+  private async waitForTransactions(height: number, round: number): Promise<void> {
+    const limit = Math.min(this.o.emptyBlockIntervalMs, Math.floor(this.o.params.timeoutProposeMs / 2))
+    const since = this.tipValue?.blockTime ?? 0
+    const deadline = Math.min(this.d.now() + limit, Math.max(since + limit, this.d.now()))
+    while (this.d.mempool.size === 0 && this.d.now() < deadline && !this.stopped && this.state.height === height && this.state.round === round) {
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+
+  private async validateValue(height: number, round: number, valueId: Uint8Array, proposer: Uint8Array): Promise<void> {
+    const c = this.candidates.get(toHex(valueId))
+    let valid = false
+    if (c) {
+      c.verdict ??= this.checkCandidate(c, proposer)
+      valid = await c.verdict
+    } else {
+      this.d.logger.debug({ height, round }, 'no block parts for a proposed value: prevoting nil')
+    }
+    if (this.stopped || this.state.height !== height) return
+    const input: ConsensusInput = { type: 'valueValidated', height, round, valueId, valid }
+    this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
+  }
+
+  /** Checks a proposed block against this node's chain and re-executes it (the state root must match). */
+  private async checkCandidate(c: Candidate, proposer: Uint8Array): Promise<boolean> {
+    const h = c.header
+    const tip = this.tipValue
+    const reject = (reason: string) => {
+      this.d.logger.warn({ height: h.height, reason }, 'rejected a proposed block')
+      return false
+    }
+    if (h.chainId !== this.o.chainId) return reject('wrong chain id')
+    if (h.height !== (tip?.height ?? 0) + 1) return reject('wrong height')
+    if (!bytesEqual(h.previousBlockHash, tip?.blockHash ?? ZERO_HASH)) return reject('wrong previous block hash')
+    if (!bytesEqual(h.validatorSetHash, this.o.validatorSet.hash)) return reject('wrong validator set hash')
+    if (!bytesEqual(h.proposer, proposer)) return reject('header names another proposer')
+    if (h.time <= (tip?.blockTime ?? this.o.genesisTimeMs)) return reject('block time does not increase')
+    if (h.time > this.d.now() + this.o.maxClockDriftMs) return reject('block time is in the future')
+    if (h.height === 1) {
+      if (c.lastCommit !== null || !bytesEqual(h.lastCommitHash, ZERO_HASH)) return reject('height 1 carries a last commit')
+    } else {
+      if (c.lastCommit === null) return reject('missing last commit')
+      const v = verifyCommit(this.o.validatorSet, this.o.chainId, h.height - 1, tip!.blockHash, c.lastCommit)
+      if (!v.ok) return reject(`last commit: ${v.error.reason}`)
+      if (!bytesEqual(commitHash(c.lastCommit), h.lastCommitHash)) return reject('last commit hash mismatch')
+    }
+    if (c.txHashes.length > this.o.block.maxTxs) return reject('too many transactions')
+    if (!bytesEqual(txRoot(c.txHashes), h.txRoot)) return reject('transaction root mismatch')
+    const seen = new Set<string>()
+    for (const x of c.txHashes) {
+      const k = toHex(x)
+      if (seen.has(k)) return reject('duplicate transaction')
+      seen.add(k)
+    }
+    const txs = await this.resolveTransactions(c.txHashes, proposer)
+    if (txs === undefined) return reject('transactions unavailable')
+    let bytes = 0
+    for (const t of txs) bytes += t.bytes.byteLength
+    if (bytes > this.o.block.maxBytes) return reject('block too large')
+    if (this.tipValue !== tip) return false // the chain moved on while resolving: this candidate is stale
+    const t0 = this.d.now()
+    const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+    if (!bytesEqual(result.stateRoot, h.stateRoot)) return reject('state root mismatch')
+    c.txs = txs
+    c.result = result
+    c.executionMs = this.d.now() - t0
+    return true
+  }
+
+  private async resolveTransactions(hashes: readonly Uint8Array[], proposer: Uint8Array): Promise<DecodedTransaction[] | undefined> {
+    const out: (DecodedTransaction | undefined)[] = hashes.map((h) => this.d.mempool.get(h))
+    const missing: number[] = []
+    out.forEach((t, i) => { if (t === undefined) missing.push(i) })
+    if (missing.length === 0) return out as DecodedTransaction[]
+    const fetched = await this.d.fetchTxs(missing.map((i) => hashes[i]!), proposer)
+    for (let k = 0; k < missing.length; k++) {
+      const bytes = fetched[k]
+      if (bytes === undefined) return undefined
+      const d = decodeTransaction(bytes)
+      if (!d.ok || !bytesEqual(d.value.hash, hashes[missing[k]!]!)) return undefined
+      out[missing[k]!] = d.value
+    }
+    return out as DecodedTransaction[]
+  }
+
+  // ---- commit -------------------------------------------------------------------------------------------
+
+  private async commitDecided(height: number, round: number, valueId: Uint8Array, certificate: CommitCertificate): Promise<void> {
+    const c = this.candidates.get(toHex(valueId))
+    if (c) {
+      if (!c.result) {
+        c.verdict ??= this.checkCandidate(c, c.header.proposer)
+        const ok = await c.verdict
+        if (!ok || !c.result) {
+          // 2f+1 validators certified a block this node judged invalid: its state or chain is not theirs.
+          throw new Error(`decided block ${toHex(valueId)} at height ${height} does not validate here`)
+        }
+      }
+      await this.commit(height, round, c, certificate)
+      return
+    }
+    this.d.logger.info({ height }, 'decided a block this node does not hold: fetching it from peers')
+    this.d.requestBlock(height)
+  }
+
+  private async handleSynced(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<boolean> {
+    const tip = this.tipValue
+    if (height !== (tip?.height ?? 0) + 1) return false
+    const header = stored.block.header
+    const hash = blockHash(header)
+    const v = verifyCommit(this.o.validatorSet, this.o.chainId, height, hash, certificate)
+    if (!v.ok) {
+      this.d.logger.warn({ height, reason: v.error.reason }, 'synced block has a bad certificate')
+      return false
+    }
+    if (header.height !== height || header.chainId !== this.o.chainId || !bytesEqual(header.previousBlockHash, tip?.blockHash ?? ZERO_HASH)) {
+      this.d.logger.warn({ height }, 'synced block does not extend this chain')
+      return false
+    }
+    const txs: DecodedTransaction[] = []
+    for (const bytes of stored.block.txs) {
+      const d = decodeTransaction(bytes)
+      if (!d.ok) return false
+      txs.push(d.value)
+    }
+    const txHashes = txs.map((t) => t.hash)
+    if (!bytesEqual(txRoot(txHashes), header.txRoot)) return false
+    const t0 = this.d.now()
+    // Certified by more than two thirds of the power: the signatures of its transactions need no second check.
+    const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, trustSignatures: true })
+    if (!bytesEqual(result.stateRoot, header.stateRoot)) {
+      throw new Error(`state root mismatch at certified height ${height}: this node's state diverged from the chain`)
+    }
+    const c: Candidate = { header, hash, txHashes, lastCommit: stored.lastCommit, txs, result, executionMs: this.d.now() - t0 }
+    await this.commit(height, certificate.round, c, certificate)
+    return true
+  }
+
+  private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate): Promise<void> {
+    const result = c.result!
+    const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes) }
+    const stored = encodeStoredBlock({ block, lastCommit: c.lastCommit })
+    const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
+    const ops = [
+      ...result.ops,
+      ...this.d.chain.commitOps({
+        height, blockHash: c.hash, blockTime: c.header.time, blockBytes: stored,
+        certificateBytes: encodeCommitCertificate(certificate), txHashes: c.txHashes, receipts,
+      }),
+    ]
+    await this.d.kv.write(ops)
+    this.d.ledger.commit(result)
+    this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
+    this.lastCommitValue = certificate
+    this.candidates.clear()
+    this.d.cancelTimeoutsBelow(height + 1)
+    await this.d.wal.reset()
+    this.walPending = []
+    this.d.onCommitted({
+      height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
+      executionMs: c.executionMs ?? 0,
+    })
+    for (const w of this.tipWaiters.splice(0)) w()
+    this.heightStartedAt = this.d.now()
+    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } })
+  }
+
+  private async loadCertificate(height: number): Promise<CommitCertificate | null> {
+    const bytes = await this.d.chain.certificateBytes(height)
+    if (bytes === undefined) throw new Error(`chain store has no certificate for its tip ${height}`)
+    const c = decodeCommitCertificate(bytes)
+    if (!c.ok) throw new Error(`chain store certificate at ${height} is corrupt: ${c.error.reason}`)
+    return c.value
+  }
+}
