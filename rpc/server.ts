@@ -199,6 +199,11 @@ export class RpcServer {
     return this.boundPort
   }
 
+  /** Open WebSocket connections. */
+  get connectionCount(): number {
+    return this.sessions.size
+  }
+
   /** `http://host:port` of the running server. */
   get url(): string {
     const h = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host
