@@ -163,6 +163,8 @@ export class Dispatcher {
         const e = applicationError('timeout', `${name} did not answer within ${this.options.requestTimeoutMs} ms`)
         return { jsonrpc: '2.0', id, error: e }
       }
+      // A result the transport could not serialize (a stray bigint…) is the node's bug: an internal error.
+      if (outcome.ok) JSON.stringify(outcome.result)
       this.count(name, outcome.ok ? 'ok' : 'error')
       return outcome.ok ? { jsonrpc: '2.0', id, result: outcome.result } : { jsonrpc: '2.0', id, error: outcome.error }
     } catch (e) {

@@ -125,6 +125,7 @@ class WsSession implements SubscriberSession {
     readonly ws: WebSocket,
     private readonly maxBufferedBytes: number,
     private readonly onDrop: (session: WsSession, reason: string) => void,
+    private readonly onWorkError: (err: unknown) => void,
   ) {}
 
   get isClosed(): boolean {
@@ -145,7 +146,10 @@ class WsSession implements SubscriberSession {
   enqueue(work: () => Promise<void>): boolean {
     if (this.queued >= WS_MAX_QUEUED_MESSAGES) return false
     this.queued++
-    this.queue = this.queue.then(work).finally(() => { this.queued-- })
+    this.queue = this.queue
+      .then(work)
+      .catch((err: unknown) => this.onWorkError(err))
+      .finally(() => { this.queued-- })
     return true
   }
 
@@ -364,7 +368,7 @@ export class RpcServer {
     const session = new WsSession(ws, this.options.wsMaxBufferedBytes, (s, reason) => {
       this.logger.warn({ reason }, 'dropping websocket client')
       this.forget(s)
-    })
+    }, (err) => this.logger.error({ err }, 'websocket request failed'))
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
     const context: CallContext = { transport: 'ws', session }

@@ -49,9 +49,17 @@ export class SubscriptionHub {
   /** Starts listening to the backend's events. */
   start(): void {
     if (this.unsubscribers.length > 0) return
+    // Listeners run on the node's commit path: whatever goes wrong here is logged, never thrown into the node.
+    const guard = <T>(f: (x: T) => void) => (x: T) => {
+      try {
+        f(x)
+      } catch (err) {
+        this.deps.logger?.error({ err }, 'subscription fan-out failed')
+      }
+    }
     this.unsubscribers = [
-      this.deps.backend.onNewBlock((b) => this.onNewBlock(b)),
-      this.deps.backend.onTxCommitted((e) => this.onTxCommitted(e)),
+      this.deps.backend.onNewBlock(guard((b: BlockInfo) => this.onNewBlock(b))),
+      this.deps.backend.onTxCommitted(guard((e: TxCommittedEvent) => this.onTxCommitted(e))),
     ]
   }
 

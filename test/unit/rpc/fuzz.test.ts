@@ -5,7 +5,8 @@ import { formatAddress } from '../../../crypto/address.js'
 import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { Rng } from '../../helpers/random.js'
-import { aliceAddress, aliceSeed, bobAddress, startHarness } from './harness.js'
+import WebSocket from 'ws'
+import { aliceAddress, aliceSeed, bobAddress, startHarness, waitFor } from './harness.js'
 
 const METHODS = ['node_status', 'ledger_getBalance', 'ledger_getAccount', 'ledger_getNextNonce', 'tx_submit', 'tx_get',
   'chain_getBlock', 'chain_getValidators', 'chain_subscribe', 'chain_unsubscribe', 'rpc.discover', 'nope', '']
@@ -141,6 +142,42 @@ test('fuzz: thousands of random and mutated bodies never break the server', asyn
     assert.equal(((await alive.json()) as { result: { chainId: string } }).result.chainId, 'tally-test')
   } finally {
     agent.destroy()
+    await h.close()
+  }
+})
+
+test('fuzz: random messages over WebSocket get JSON-RPC answers and the connection stays up', async () => {
+  const h = await startHarness({ maxBatch: 20 })
+  const rng = new Rng(77)
+  const ws = new WebSocket(h.url.replace('http', 'ws') + '/ws')
+  const answers: unknown[] = []
+  let closed = false
+  ws.on('message', (d) => answers.push(JSON.parse(String(d))))
+  ws.on('close', () => { closed = true })
+  try {
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    const N = 600
+    for (let i = 0; i < N; i++) {
+      const k = rng.int(4)
+      const text = k === 0 ? mutate(rng, validRequest(rng, BigInt(i))) : k === 1 ? JSON.stringify(randomJson(rng, 0))
+        : k === 2 ? JSON.stringify({ jsonrpc: '2.0', id: i, method: rng.pick(['chain_subscribe', 'chain_unsubscribe']), params: randomJson(rng, 1) })
+          : Buffer.from(rng.bytes(rng.int(64))).toString('latin1')
+      ws.send(text)
+      if (i % 50 === 49) {
+        // Let the server catch up: at most 64 requests may wait per connection.
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: `sync${i}`, method: 'node_status' }))
+        await waitFor(() => answers.some((a) => (a as { id?: unknown }).id === `sync${i}`), 5000, 'sync answer')
+      }
+    }
+    assert.equal(closed, false)
+    for (const a of answers) {
+      if (Array.isArray(a)) a.forEach(checkResponse)
+      else if ((a as { method?: string }).method === 'chain_subscription') continue
+      else checkResponse(a)
+    }
+    assert.ok(answers.length > 100)
+  } finally {
+    ws.terminate()
     await h.close()
   }
 })
