@@ -238,11 +238,13 @@ function formatTxHuman(t: TxView): string {
 function formatBlockHuman(b: Record<string, unknown>): string {
   const header = (b.header ?? {}) as Record<string, unknown>
   const txs = (b.txs ?? []) as { hash?: string; from?: string; to?: string; amount?: string; nonce?: string; ok?: boolean; error?: string }[]
-  const lines = [`height  ${String(b.height)}`, `hash    ${String(b.hash)}`]
+  const fields: [string, string][] = [['height', String(b.height)], ['hash', String(b.hash)]]
   for (const [k, v] of Object.entries(header)) {
-    if (k !== 'height' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) lines.push(`${k.padEnd(8)}${String(v)}`)
+    if (k !== 'height' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) fields.push([k, String(v)])
   }
-  lines.push(`txs     ${txs.length}`)
+  fields.push(['txs', String(txs.length)])
+  const width = Math.max(...fields.map(([k]) => k.length)) + 2
+  const lines = fields.map(([k, v]) => k.padEnd(width) + v)
   for (const t of txs) {
     const outcome = t.ok === undefined ? '' : t.ok ? '  ok' : `  failed: ${t.error ?? ''}`
     lines.push(`  ${t.hash ?? '?'}  ${t.from ?? '?'} -> ${t.to ?? '?'}  ${t.amount ?? '?'} (nonce ${t.nonce ?? '?'})${outcome}`)

@@ -181,7 +181,7 @@ describe('tally wallet CLI', () => {
     const t = JSON.parse((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--json'])).out)
     assert.deepEqual(t, { hash: to0x(tx.hash), status: 'committed', height, index: 0, ok: true })
     const b = await tally(['block', String(height), '--rpc', h.url])
-    assert.match(b.out, new RegExp(`height  ${height}\\n`))
+    assert.match(b.out, new RegExp(`^height +${height}\\n`))
     assert.ok(b.out.includes(to0x(tx.hash)))
     assert.equal(JSON.parse((await tally(['block', '--rpc', h.url, '--json'])).out).height, height)
     const missing = await tally(['block', '9999', '--rpc', h.url])
