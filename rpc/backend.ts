@@ -1,0 +1,149 @@
+/**
+ * What the RPC server needs from a node. The node (node/) implements it; tests use an in-memory double.
+ *
+ * Values are domain types: byte strings are Uint8Array (addresses 20 bytes, hashes 32, public keys 32,
+ * transactions their wire bytes), amounts and nonces are bigint, heights, rounds and indexes are numbers,
+ * times are milliseconds since the Unix epoch. The RPC layer alone formats them for JSON
+ * (addresses `0x`+40 hex, hashes `0x`+64 hex, amounts decimal strings, bytes `0x`+hex; see docs/rpc.md).
+ *
+ * Every query may answer synchronously or with a promise. A query must not throw for a normal outcome
+ * (unknown account, unknown tx, height past the tip); a throw is reported as a JSON-RPC internal error.
+ */
+
+/** A value or a promise of it. */
+export type Awaitable<T> = T | Promise<T>
+
+/**
+ * A structure the RPC formats generically for JSON (block headers and commits, whose exact fields belong to
+ * the node): Uint8Array → `0x`+hex, bigint → decimal string, arrays and plain objects recursively,
+ * other values as they are. Keys keep the order the node gives them.
+ */
+export type DomainValue =
+  | Uint8Array
+  | bigint
+  | number
+  | string
+  | boolean
+  | null
+  | undefined
+  | readonly DomainValue[]
+  | { readonly [key: string]: DomainValue }
+
+/** The node's status, as `node_status` reports it. */
+export interface NodeStatus {
+  readonly chainId: string
+  readonly moniker: string
+  /** The node's libp2p peer id. */
+  readonly nodeId: string
+  /** Height of the latest committed block (0 before the first). */
+  readonly height: number
+  /** Hash of the latest committed block; null before the first. */
+  readonly blockHash: Uint8Array | null
+  /** Time of the latest committed block in ms since the epoch; null before the first. */
+  readonly blockTime: number | null
+  /** The address of this node's validator key when it is one of the current validators, else null. */
+  readonly validator: Uint8Array | null
+  /** Number of connected peers. */
+  readonly peers: number
+  readonly catchingUp: boolean
+}
+
+/** A committed account. An unknown account is `{balance: 0n, nonce: 0n}`. */
+export interface AccountState {
+  readonly balance: bigint
+  /** The next nonce the ledger expects from this account (committed state). */
+  readonly nonce: bigint
+}
+
+/** Reasons a transaction can be refused admission. The RPC maps each to a fixed error number (docs/rpc.md). */
+export type SubmitErrorCode =
+  | 'invalid_signature'
+  | 'bad_nonce'
+  | 'insufficient_funds'
+  | 'wrong_chain'
+  | 'malformed'
+  | 'mempool_full'
+  | 'duplicate'
+
+/** The outcome of `submitTx`: success only once the transaction is in the mempool. */
+export type SubmitResult =
+  | { readonly ok: true; readonly hash: Uint8Array }
+  | { readonly ok: false; readonly code: SubmitErrorCode | (string & {}); readonly reason: string }
+
+/** Where a transaction is. */
+export type TxLookup =
+  | { readonly status: 'pending' }
+  | {
+      readonly status: 'committed'
+      readonly height: number
+      /** Position of the transaction in its block. */
+      readonly index: number
+      /** Whether the ledger applied it; a committed transaction can still fail (e.g. funds spent meanwhile). */
+      readonly ok: boolean
+      /** The ledger's failure code when `ok` is false. */
+      readonly error?: string
+    }
+  | { readonly status: 'unknown' }
+
+/** A committed block. */
+export interface BlockInfo {
+  readonly height: number
+  readonly hash: Uint8Array
+  /** The header as the node defines it (formatted generically, see DomainValue). */
+  readonly header: { readonly [key: string]: DomainValue }
+  /** The transactions' wire bytes in block order; the RPC decodes them for display. */
+  readonly txs: readonly Uint8Array[]
+  /** Per-transaction outcomes in block order, when the node has them at hand. */
+  readonly results?: readonly { readonly ok: boolean; readonly error?: string }[]
+  /** The commit certificate (formatted generically). */
+  readonly commit: DomainValue
+}
+
+/** A validator of the current set. */
+export interface ValidatorInfo {
+  readonly address: Uint8Array
+  readonly publicKey: Uint8Array
+  readonly power: number | bigint
+  readonly peerId: string
+}
+
+/** Whether the node can serve: running, not catching up, with peers. */
+export type HealthState = { readonly healthy: true } | { readonly healthy: false; readonly reason: string }
+
+/** A transaction reached a committed block. */
+export interface TxCommittedEvent {
+  readonly hash: Uint8Array
+  readonly height: number
+  readonly index: number
+  readonly ok: boolean
+  readonly error?: string
+}
+
+/** Removes a listener it was returned for. Calling it twice is harmless. */
+export type Unsubscribe = () => void
+
+/**
+ * The node as the RPC server sees it. Listeners are called synchronously from the node's commit path and
+ * must be cheap: the server formats an event once and queues it to its subscribers without waiting.
+ */
+export interface RpcBackend {
+  status(): Awaitable<NodeStatus>
+  /** The committed state of a 20-byte address. */
+  getAccount(address: Uint8Array): Awaitable<AccountState>
+  /**
+   * The nonce a wallet should sign next: the committed nonce plus the sender's contiguous run of pending
+   * mempool transactions (nonce, nonce+1, …), so several transfers can be sent without waiting for commits.
+   */
+  getNextNonce(address: Uint8Array): Awaitable<bigint>
+  /** Offers signed wire bytes to the mempool (decode, verify, check nonce and funds, admit, gossip). */
+  submitTx(bytes: Uint8Array): Awaitable<SubmitResult>
+  getTx(hash: Uint8Array): Awaitable<TxLookup>
+  /** The committed block at `height`, the latest when undefined; null past the tip (or before the first). */
+  getBlock(height?: number): Awaitable<BlockInfo | null>
+  getValidators(): Awaitable<readonly ValidatorInfo[]>
+  health(): Awaitable<HealthState>
+  /** Calls the listener with every newly committed block, in height order. */
+  onNewBlock(listener: (block: BlockInfo) => void): Unsubscribe
+  /** Calls the listener with every committed transaction, in block order. */
+  onTxCommitted(listener: (event: TxCommittedEvent) => void): Unsubscribe
+}

@@ -1,0 +1,316 @@
+import WebSocket from 'ws'
+
+/**
+ * A JSON-RPC client over several endpoints of one network, used by the wallet and the load benchmark.
+ *
+ * Failover: a call goes to the endpoint that last answered; on a connection error, a timeout, an HTTP 5xx or an
+ * answer that is not JSON-RPC it moves on to the next endpoint, and after a full round waits (exponential
+ * back-off) before the next round, `retries` times. A JSON-RPC error answer (the node understood and said no) is
+ * final and is never retried elsewhere. When every endpoint failed, the error names each one and why.
+ */
+
+/** Client settings. */
+export interface RpcClientOptions {
+  /** Endpoint base URLs (`http://host:port`), tried in order. */
+  readonly endpoints: readonly string[]
+  /** Time allowed for one HTTP exchange (default 5000 ms). */
+  readonly timeoutMs?: number
+  /** Extra rounds over all endpoints after the first fails (default 1). */
+  readonly retries?: number
+  /** Wait before the second round; doubles each round (default 200 ms). */
+  readonly backoffMs?: number
+}
+
+/** A JSON-RPC error answer: its code, message, and `data.reason` (the stable reason code) when present. */
+export class RpcError extends Error {
+  override readonly name = 'RpcError'
+  /** The stable reason (`data.reason`), e.g. `insufficient_funds`; undefined for standard errors. */
+  readonly reason: string | undefined
+
+  constructor(readonly code: number, message: string, readonly data?: unknown, readonly endpoint?: string) {
+    super(message)
+    const r = (data as { reason?: unknown } | undefined)?.reason
+    this.reason = typeof r === 'string' ? r : undefined
+  }
+}
+
+/** No endpoint answered: each one tried and why it failed. */
+export class RpcUnreachableError extends Error {
+  override readonly name = 'RpcUnreachableError'
+
+  constructor(readonly attempts: readonly { endpoint: string; error: string }[]) {
+    super(`no RPC endpoint answered: ${dedupe(attempts).map((a) => `${a.endpoint} (${a.error})`).join(', ')}`)
+  }
+}
+
+function dedupe(attempts: readonly { endpoint: string; error: string }[]): { endpoint: string; error: string }[] {
+  const last = new Map<string, string>()
+  for (const a of attempts) last.set(a.endpoint, a.error)
+  return [...last].map(([endpoint, error]) => ({ endpoint, error }))
+}
+
+/** `node_status` as the client returns it. */
+export interface StatusView {
+  chainId: string
+  moniker: string
+  nodeId: string
+  height: number
+  blockHash: string | null
+  blockTime: string | null
+  validator: string | null
+  peers: number
+  catchingUp: boolean
+}
+
+/** `tx_get` as the client returns it. */
+export interface TxView {
+  hash: string
+  status: 'pending' | 'committed' | 'unknown'
+  height?: number
+  index?: number
+  ok?: boolean
+  error?: string
+}
+
+/** One call of a batch. */
+export interface BatchCall {
+  readonly method: string
+  readonly params?: unknown[] | Record<string, unknown>
+}
+
+/** One answer of a batch, in call order. */
+export type BatchAnswer = { ok: true; result: unknown } | { ok: false; error: RpcError }
+
+type Attempt = { kind: 'answer'; value: unknown } | { kind: 'unreachable'; error: string }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+function describe(e: unknown, timeoutMs: number): string {
+  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } }
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `timed out after ${timeoutMs} ms`
+  const code = err?.cause?.code ?? err?.cause?.message
+  return code !== undefined ? String(code) : (err?.message ?? String(e))
+}
+
+/** The JSON-RPC client. */
+export class RpcClient {
+  private readonly endpoints: string[]
+  private readonly timeoutMs: number
+  private readonly retries: number
+  private readonly backoffMs: number
+  private preferred = 0
+  private nextId = 1
+
+  constructor(options: RpcClientOptions) {
+    const endpoints = options.endpoints.map((e) => e.trim()).filter((e) => e.length > 0).map((e) => e.replace(/\/+$/, ''))
+    if (endpoints.length === 0) throw new RangeError('RpcClient: at least one endpoint is required')
+    for (const e of endpoints) {
+      let u: URL
+      try {
+        u = new URL(e)
+      } catch {
+        throw new RangeError(`RpcClient: not a URL: ${e}`)
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new RangeError(`RpcClient: not an http(s) URL: ${e}`)
+    }
+    this.endpoints = endpoints
+    this.timeoutMs = options.timeoutMs ?? 5000
+    this.retries = options.retries ?? 1
+    this.backoffMs = options.backoffMs ?? 200
+  }
+
+  /** The endpoint the next call goes to first. */
+  get endpoint(): string {
+    return this.endpoints[this.preferred]!
+  }
+
+  /** Calls one method; resolves with its result or rejects with RpcError / RpcUnreachableError. */
+  async call<T = unknown>(method: string, params: unknown[] | Record<string, unknown> = []): Promise<T> {
+    const id = this.nextId++
+    const { value, endpoint } = await this.exchange({ jsonrpc: '2.0', id, method, params })
+    return this.unwrap(value, id, endpoint) as T
+  }
+
+  /** Sends calls as one JSON-RPC batch; answers come back in call order. */
+  async batch(calls: readonly BatchCall[]): Promise<BatchAnswer[]> {
+    if (calls.length === 0) return []
+    const first = this.nextId
+    this.nextId += calls.length
+    const body = calls.map((c, i) => ({ jsonrpc: '2.0', id: first + i, method: c.method, params: c.params ?? [] }))
+    const { value, endpoint } = await this.exchange(body)
+    if (!Array.isArray(value)) {
+      // The whole batch was refused (e.g. too long): the same error for every call.
+      const e = this.toError(value, endpoint)
+      return calls.map(() => ({ ok: false as const, error: e }))
+    }
+    const byId = new Map<unknown, unknown>()
+    for (const r of value) byId.set((r as { id?: unknown })?.id, r)
+    return calls.map((_, i) => {
+      const r = byId.get(first + i)
+      if (r === undefined) return { ok: false as const, error: new RpcError(-32603, 'no answer for this call in the batch', undefined, endpoint) }
+      try {
+        return { ok: true as const, result: this.unwrap(r, first + i, endpoint) }
+      } catch (e) {
+        return { ok: false as const, error: e as RpcError }
+      }
+    })
+  }
+
+  private unwrap(value: unknown, id: number, endpoint: string): unknown {
+    const r = value as { id?: unknown; result?: unknown; error?: unknown }
+    if (r === null || typeof r !== 'object') throw new RpcError(-32603, 'not a JSON-RPC response', undefined, endpoint)
+    if (r.error !== undefined) throw this.toError(r, endpoint)
+    if (r.id !== id) throw new RpcError(-32603, `response id ${JSON.stringify(r.id)} does not match request id ${id}`, undefined, endpoint)
+    if (!('result' in r)) throw new RpcError(-32603, 'response has neither result nor error', undefined, endpoint)
+    return r.result
+  }
+
+  private toError(value: unknown, endpoint: string): RpcError {
+    const e = (value as { error?: { code?: unknown; message?: unknown; data?: unknown } } | null)?.error
+    if (e === undefined || e === null || typeof e !== 'object') return new RpcError(-32603, 'not a JSON-RPC response', undefined, endpoint)
+    return new RpcError(typeof e.code === 'number' ? e.code : -32603, typeof e.message === 'string' ? e.message : 'error', e.data, endpoint)
+  }
+
+  /** Posts a body, failing over between endpoints; returns the parsed JSON answer and who gave it. */
+  private async exchange(body: unknown): Promise<{ value: unknown; endpoint: string }> {
+    const text = JSON.stringify(body)
+    const attempts: { endpoint: string; error: string }[] = []
+    for (let round = 0; round <= this.retries; round++) {
+      if (round > 0) await sleep(this.backoffMs * 2 ** (round - 1))
+      for (let k = 0; k < this.endpoints.length; k++) {
+        const i = (this.preferred + k) % this.endpoints.length
+        const endpoint = this.endpoints[i]!
+        const a = await this.post(endpoint, text)
+        if (a.kind === 'answer') {
+          this.preferred = i
+          return { value: a.value, endpoint }
+        }
+        attempts.push({ endpoint, error: a.error })
+      }
+    }
+    throw new RpcUnreachableError(attempts)
+  }
+
+  private async post(endpoint: string, text: string): Promise<Attempt> {
+    let res: Response
+    let raw: string
+    try {
+      res = await fetch(endpoint + '/', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: text,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      })
+      raw = await res.text()
+    } catch (e) {
+      return { kind: 'unreachable', error: describe(e, this.timeoutMs) }
+    }
+    if (res.status >= 500) return { kind: 'unreachable', error: `HTTP ${res.status}` }
+    let value: unknown
+    try {
+      value = JSON.parse(raw)
+    } catch {
+      return { kind: 'unreachable', error: `HTTP ${res.status} with a body that is not JSON` }
+    }
+    if (res.status !== 200) {
+      // 4xx with a JSON-RPC error (413, 415…): the request is at fault, not the endpoint; report it as the answer.
+      const e = (value as { error?: unknown } | null)?.error
+      return e !== undefined ? { kind: 'answer', value } : { kind: 'unreachable', error: `HTTP ${res.status}` }
+    }
+    return { kind: 'answer', value }
+  }
+
+  /** `node_status`. */
+  status(): Promise<StatusView> {
+    return this.call<StatusView>('node_status')
+  }
+
+  /** `ledger_getAccount`: balance and next committed nonce, as bigints. */
+  async getAccount(address: string): Promise<{ address: string; balance: bigint; nonce: bigint }> {
+    const r = await this.call<{ address: string; balance: string; nonce: string }>('ledger_getAccount', [address])
+    return { address: r.address, balance: BigInt(r.balance), nonce: BigInt(r.nonce) }
+  }
+
+  /** `ledger_getBalance`. */
+  async getBalance(address: string): Promise<bigint> {
+    return BigInt(await this.call<string>('ledger_getBalance', [address]))
+  }
+
+  /** `ledger_getNextNonce`: the nonce to sign next, counting the sender's pending transactions. */
+  async getNextNonce(address: string): Promise<bigint> {
+    return BigInt(await this.call<string>('ledger_getNextNonce', [address]))
+  }
+
+  /** `tx_submit`: the hash once admitted; RpcError with `reason` when refused. */
+  async submitTx(signedTxHex: string): Promise<string> {
+    return (await this.call<{ hash: string }>('tx_submit', [signedTxHex])).hash
+  }
+
+  /** `tx_get`. */
+  getTx(hash: string): Promise<TxView> {
+    return this.call<TxView>('tx_get', [hash])
+  }
+
+  /** `chain_getBlock` (latest when height is undefined); null past the tip. */
+  getBlock(height?: number): Promise<Record<string, unknown> | null> {
+    return this.call('chain_getBlock', height === undefined ? [] : [height])
+  }
+
+  /** `chain_getValidators`. */
+  getValidators(): Promise<{ address: string; publicKey: string; power: number; peerId: string }[]> {
+    return this.call('chain_getValidators')
+  }
+
+  /**
+   * Waits until a transaction is committed and returns its `tx_get` view. Subscribes over WebSocket
+   * (`chain_subscribe ["tx", hash]`) on the current endpoint and polls `tx_get` every `pollMs` alongside,
+   * so it works when WebSocket is unavailable. Rejects with a timeout error after `timeoutMs`.
+   */
+  async waitForTx(hash: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<TxView> {
+    const timeoutMs = options.timeoutMs ?? 60_000
+    const pollMs = options.pollMs ?? 500
+    const deadline = Date.now() + timeoutMs
+    const ac = new AbortController()
+    const ws = this.subscribeTx(hash, ac.signal)
+    try {
+      for (;;) {
+        const t = await this.getTx(hash)
+        if (t.status === 'committed') return t
+        const left = deadline - Date.now()
+        if (left <= 0) throw new Error(`transaction ${hash} was not committed within ${timeoutMs} ms (last status: ${t.status})`)
+        const notified = await Promise.race([ws, sleep(Math.min(pollMs, left)).then(() => undefined)])
+        if (notified !== undefined) return notified
+      }
+    } finally {
+      ac.abort()
+    }
+  }
+
+  /** Resolves with the commit notification for `hash`, or never (on any WebSocket trouble) until aborted. */
+  private subscribeTx(hash: string, signal: AbortSignal): Promise<TxView | undefined> {
+    return new Promise((resolve) => {
+      let ws: WebSocket
+      try {
+        ws = new WebSocket(this.endpoint.replace(/^http/, 'ws') + '/ws', { handshakeTimeout: this.timeoutMs })
+      } catch {
+        return
+      }
+      const close = () => ws.terminate()
+      signal.addEventListener('abort', close, { once: true })
+      ws.on('error', () => { /* polling carries on */ })
+      ws.on('open', () => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_subscribe', params: ['tx', hash] })))
+      ws.on('message', (data) => {
+        let m: { method?: string; params?: { result?: TxView } }
+        try {
+          m = JSON.parse(String(data)) as typeof m
+        } catch {
+          return
+        }
+        if (m.method === 'chain_subscription' && m.params?.result?.status === 'committed') {
+          resolve(m.params.result)
+          close()
+        }
+      })
+    })
+  }
+}

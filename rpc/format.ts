@@ -1,0 +1,140 @@
+import { fromHex, to0x } from '../crypto/bytes.js'
+import { formatAddress, parseAddress } from '../crypto/address.js'
+import { HASH_LENGTH } from '../crypto/hash.js'
+import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
+import type { BlockInfo, DomainValue, NodeStatus, TxLookup, ValidatorInfo } from './backend.js'
+
+/**
+ * Formatting between domain values and their JSON-RPC forms: addresses `0x`+40 lowercase hex, hashes
+ * `0x`+64 hex, amounts and nonces decimal strings, bytes `0x`+hex, times ISO 8601.
+ * Parsers return undefined (or a reason) for bad input: the dispatcher turns that into -32602.
+ */
+
+/** A parse outcome: the value or why not. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string }
+
+/** Parses an address parameter. */
+export function parseAddressParam(v: unknown): Parsed<Uint8Array> {
+  if (typeof v !== 'string') return { ok: false, reason: 'expected a string 0x + 40 hex digits' }
+  const a = parseAddress(v)
+  return a === undefined ? { ok: false, reason: 'expected 0x + 40 hex digits' } : { ok: true, value: a }
+}
+
+/** Parses a hash parameter. */
+export function parseHashParam(v: unknown): Parsed<Uint8Array> {
+  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return { ok: false, reason: 'expected a string 0x + 64 hex digits' }
+  const h = fromHex(v, HASH_LENGTH)
+  return h === undefined ? { ok: false, reason: 'expected 0x + 64 hex digits' } : { ok: true, value: h }
+}
+
+/** Parses `0x`-prefixed hex bytes of at most `maxBytes`. */
+export function parseBytesParam(v: unknown, maxBytes: number): Parsed<Uint8Array> {
+  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return { ok: false, reason: 'expected a string 0x + hex' }
+  if (v.length > 2 + maxBytes * 2) return { ok: false, reason: `longer than ${maxBytes} bytes` }
+  const b = fromHex(v)
+  return b === undefined ? { ok: false, reason: 'expected 0x + an even number of hex digits' } : { ok: true, value: b }
+}
+
+/** Parses a block height: a non-negative safe integer, as a number or a decimal string. */
+export function parseHeightParam(v: unknown): Parsed<number> {
+  if (typeof v === 'string' && /^(0|[1-9][0-9]{0,15})$/.test(v)) v = Number(v)
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return { ok: false, reason: 'expected a non-negative integer' }
+  return { ok: true, value: v }
+}
+
+/** Formats a generic domain structure for JSON (see DomainValue). */
+export function formatDomain(v: DomainValue, depth = 0): unknown {
+  if (depth > 32) return null
+  if (v instanceof Uint8Array) return to0x(v)
+  if (typeof v === 'bigint') return v.toString()
+  if (Array.isArray(v)) return v.map((x) => formatDomain(x as DomainValue, depth + 1))
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = formatDomain(x as DomainValue, depth + 1)
+    return out
+  }
+  return v
+}
+
+/** Formats a millisecond timestamp as ISO 8601; null stays null. */
+export function formatTime(ms: number | null): string | null {
+  if (ms === null || !Number.isFinite(ms)) return null
+  const d = new Date(ms)
+  return Number.isNaN(d.getTime()) ? null : d.toISOString()
+}
+
+/** `node_status` result. */
+export function formatStatus(s: NodeStatus): Record<string, unknown> {
+  return {
+    chainId: s.chainId,
+    moniker: s.moniker,
+    nodeId: s.nodeId,
+    height: s.height,
+    blockHash: s.blockHash === null ? null : to0x(s.blockHash),
+    blockTime: formatTime(s.blockTime),
+    validator: s.validator === null ? null : formatAddress(s.validator),
+    peers: s.peers,
+    catchingUp: s.catchingUp,
+  }
+}
+
+/** `tx_get` result. */
+export function formatTxLookup(hash: Uint8Array, t: TxLookup): Record<string, unknown> {
+  if (t.status === 'committed') {
+    const out: Record<string, unknown> = { hash: to0x(hash), status: 'committed', height: t.height, index: t.index, ok: t.ok }
+    if (!t.ok && t.error !== undefined) out.error = t.error
+    return out
+  }
+  return { hash: to0x(hash), status: t.status }
+}
+
+/** One transaction of a block, decoded for display (or its raw bytes when it does not decode). */
+export function formatBlockTx(bytes: Uint8Array, result?: { ok: boolean; error?: string }): Record<string, unknown> {
+  const d = decodeTransaction(bytes)
+  const out: Record<string, unknown> = d.ok
+    ? {
+        hash: to0x(d.value.hash),
+        from: formatAddress(senderAddress(d.value.tx)),
+        to: formatAddress(d.value.tx.to),
+        amount: d.value.tx.amount.toString(),
+        nonce: d.value.tx.nonce.toString(),
+        raw: to0x(bytes),
+      }
+    : { raw: to0x(bytes) }
+  if (result !== undefined) {
+    out.ok = result.ok
+    if (!result.ok && result.error !== undefined) out.error = result.error
+  }
+  return out
+}
+
+/** `chain_getBlock` result. */
+export function formatBlock(b: BlockInfo): Record<string, unknown> {
+  return {
+    height: b.height,
+    hash: to0x(b.hash),
+    header: formatDomain(b.header),
+    txs: b.txs.map((t, i) => formatBlockTx(t, b.results?.[i])),
+    commit: formatDomain(b.commit),
+  }
+}
+
+/** The `newBlocks` notification: the block with its transactions as hashes only, to keep fan-out cheap. */
+export function formatNewBlock(b: BlockInfo): Record<string, unknown> {
+  return {
+    height: b.height,
+    hash: to0x(b.hash),
+    header: formatDomain(b.header),
+    txs: b.txs.map((t) => to0x(txHash(t))),
+  }
+}
+
+/** `chain_getValidators` entry. */
+export function formatValidator(v: ValidatorInfo): Record<string, unknown> {
+  return {
+    address: formatAddress(v.address),
+    publicKey: to0x(v.publicKey),
+    power: typeof v.power === 'bigint' && v.power <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.power) : formatDomain(v.power),
+    peerId: v.peerId,
+  }
+}

@@ -1,0 +1,119 @@
+import { to0x } from '../crypto/bytes.js'
+import { formatAddress } from '../crypto/address.js'
+import type { RpcBackend } from './backend.js'
+import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
+import { applicationError } from './errors.js'
+import {
+  formatBlock, formatStatus, formatTxLookup, formatValidator, parseAddressParam, parseBytesParam, parseHashParam,
+  parseHeightParam,
+} from './format.js'
+import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
+
+/**
+ * The JSON-RPC method table (docs/rpc.md): each method's parameters and how it maps onto the backend.
+ * Parameter problems become -32602 in the dispatcher; mempool rejections become application errors with
+ * `data.reason` set to the backend's code.
+ */
+
+/** Most bytes `tx_submit` accepts as hex before handing them to the node (which bounds transactions further). */
+export const MAX_SUBMIT_BYTES = 4096
+
+const address: ParamSpec = { name: 'address', parse: parseAddressParam }
+const hash: ParamSpec = { name: 'hash', parse: parseHashParam }
+
+const ok = (result: unknown): MethodOutcome => ({ ok: true, result })
+
+/** Method table dependencies. */
+export interface MethodDependencies {
+  readonly backend: RpcBackend
+  /** Present when WebSocket subscriptions are served. */
+  readonly hub?: SubscriptionHub
+}
+
+/** Builds the method table over a backend. */
+export function createMethods(deps: MethodDependencies): Record<string, MethodSpec> {
+  const { backend, hub } = deps
+  const sessionOf = (ctx: CallContext): SubscriberSession | undefined =>
+    ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined
+  const wsOnly = (): MethodOutcome => ({
+    ok: false,
+    error: applicationError('websocket_required', 'subscriptions are served over WebSocket on /ws'),
+  })
+
+  return {
+    node_status: {
+      params: [],
+      handler: async () => ok(formatStatus(await backend.status())),
+    },
+    ledger_getBalance: {
+      params: [address],
+      handler: async ([a]) => ok((await backend.getAccount(a as Uint8Array)).balance.toString()),
+    },
+    ledger_getAccount: {
+      params: [address],
+      handler: async ([a]) => {
+        const acct = await backend.getAccount(a as Uint8Array)
+        return ok({ address: formatAddress(a as Uint8Array), balance: acct.balance.toString(), nonce: acct.nonce.toString() })
+      },
+    },
+    ledger_getNextNonce: {
+      params: [address],
+      handler: async ([a]) => ok((await backend.getNextNonce(a as Uint8Array)).toString()),
+    },
+    tx_submit: {
+      params: [{ name: 'signedTx', parse: (v) => parseBytesParam(v, MAX_SUBMIT_BYTES) }],
+      handler: async ([bytes]) => {
+        const r = await backend.submitTx(bytes as Uint8Array)
+        if (r.ok) return ok({ hash: to0x(r.hash) })
+        const code = typeof r.code === 'string' && r.code.length > 0 ? r.code : 'rejected'
+        return { ok: false, error: applicationError(code, `transaction rejected: ${code}: ${r.reason}`, { detail: r.reason }) }
+      },
+    },
+    tx_get: {
+      params: [hash],
+      handler: async ([h]) => ok(formatTxLookup(h as Uint8Array, await backend.getTx(h as Uint8Array))),
+    },
+    chain_getBlock: {
+      params: [{ name: 'height', optional: true, parse: parseHeightParam }],
+      handler: async ([height]) => {
+        const b = await backend.getBlock(height as number | undefined)
+        return ok(b === null ? null : formatBlock(b))
+      },
+    },
+    chain_getValidators: {
+      params: [],
+      handler: async () => ok((await backend.getValidators()).map(formatValidator)),
+    },
+    chain_subscribe: {
+      params: [
+        {
+          name: 'topic',
+          parse: (v) => (v === 'newBlocks' || v === 'tx' ? { ok: true, value: v } : { ok: false, reason: 'expected "newBlocks" or "tx"' }),
+        },
+        { name: 'hash', optional: true, parse: parseHashParam },
+      ],
+      handler: ([topic, h], ctx) => {
+        const session = sessionOf(ctx)
+        if (session === undefined || hub === undefined) return wsOnly()
+        if (topic === 'tx' && h === undefined) {
+          return { ok: false, error: { code: -32602, message: 'invalid params: hash: missing (required for "tx")', data: { param: 'hash' } } }
+        }
+        if (topic === 'newBlocks' && h !== undefined) {
+          return { ok: false, error: { code: -32602, message: 'invalid params: hash: not allowed for "newBlocks"', data: { param: 'hash' } } }
+        }
+        return hub.subscribe(session, topic as 'newBlocks' | 'tx', h as Uint8Array | undefined)
+      },
+    },
+    chain_unsubscribe: {
+      params: [{
+        name: 'subscription',
+        parse: (v) => (typeof v === 'string' && v.length <= 64 ? { ok: true, value: v } : { ok: false, reason: 'expected a subscription id string' }),
+      }],
+      handler: ([id], ctx) => {
+        const session = sessionOf(ctx)
+        if (session === undefined || hub === undefined) return wsOnly()
+        return ok(hub.unsubscribe(session, id as string))
+      },
+    },
+  }
+}

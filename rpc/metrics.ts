@@ -1,0 +1,66 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * The node's Prometheus metrics, on a registry of their own (never prom-client's global one, so several nodes
+ * in one process — tests, simulations — keep separate numbers). The node updates the consensus, ledger,
+ * mempool and peer metrics; the RPC server updates `rpcRequests` itself. `GET /metrics` serves `registry`.
+ */
+export class Metrics {
+  /** The registry every metric below is registered on. */
+  readonly registry: Registry
+  /** Height of the latest committed block. */
+  readonly height: Gauge
+  /** Current consensus round at the current height. */
+  readonly round: Gauge
+  /** Seconds spent in each consensus step (label `step`: propose, prevote, precommit, commit). */
+  readonly consensusStepDuration: Histogram<'step'>
+  /** Transactions committed in blocks (label `outcome`: ok or failed). */
+  readonly txsCommitted: Counter<'outcome'>
+  /** Seconds to execute a block through the state machine. */
+  readonly blockExecutionDuration: Histogram
+  /** Transactions in the mempool. */
+  readonly mempoolSize: Gauge
+  /** Wire bytes of the transactions in the mempool. */
+  readonly mempoolBytes: Gauge
+  /** Connected peers. */
+  readonly peers: Gauge
+  /** JSON-RPC calls by method and outcome (`ok`, `error`, `invalid`, `timeout`), HTTP and WebSocket. */
+  readonly rpcRequests: Counter<'method' | 'outcome'>
+  /** Open WebSocket connections. */
+  readonly wsConnections: Gauge
+
+  /**
+   * @param options.prefix metric name prefix (default `tally_`)
+   * @param options.defaultMetrics also collect process metrics (CPU, memory, event loop) on this registry
+   */
+  constructor(options: { prefix?: string; defaultMetrics?: boolean } = {}) {
+    const prefix = options.prefix ?? 'tally_'
+    const registers = [this.registry = new Registry()]
+    this.height = new Gauge({ name: `${prefix}height`, help: 'Height of the latest committed block', registers })
+    this.round = new Gauge({ name: `${prefix}round`, help: 'Current consensus round', registers })
+    this.consensusStepDuration = new Histogram({
+      name: `${prefix}consensus_step_duration_seconds`,
+      help: 'Time spent in each consensus step',
+      labelNames: ['step'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    })
+    this.txsCommitted = new Counter({
+      name: `${prefix}txs_committed_total`, help: 'Transactions committed in blocks', labelNames: ['outcome'], registers,
+    })
+    this.blockExecutionDuration = new Histogram({
+      name: `${prefix}block_execution_duration_seconds`,
+      help: 'Time to execute a block through the state machine',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    })
+    this.mempoolSize = new Gauge({ name: `${prefix}mempool_size`, help: 'Transactions in the mempool', registers })
+    this.mempoolBytes = new Gauge({ name: `${prefix}mempool_bytes`, help: 'Wire bytes of the mempool transactions', registers })
+    this.peers = new Gauge({ name: `${prefix}peers`, help: 'Connected peers', registers })
+    this.rpcRequests = new Counter({
+      name: `${prefix}rpc_requests_total`, help: 'JSON-RPC calls by method and outcome', labelNames: ['method', 'outcome'], registers,
+    })
+    this.wsConnections = new Gauge({ name: `${prefix}rpc_ws_connections`, help: 'Open WebSocket connections', registers })
+    if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix })
+  }
+}

@@ -1,0 +1,401 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import Koa from 'koa'
+import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import type { RpcBackend } from './backend.js'
+import { Dispatcher, type CallContext } from './dispatcher.js'
+import { StandardErrorCode } from './errors.js'
+import { silentLogger, type RpcLogger } from './logger.js'
+import { createMethods } from './methods.js'
+import type { Metrics } from './metrics.js'
+import { SubscriptionHub, type SubscriberSession, type Subscription } from './subscriptions.js'
+
+/**
+ * The node's JSON-RPC 2.0 server: koa on one HTTP server for `POST /` (JSON-RPC), `GET /health` and
+ * `GET /metrics`, and a `ws` WebSocket endpoint on `/ws` (JSON-RPC plus chain_subscribe/chain_unsubscribe).
+ *
+ * Every input is bounded: body size (413, counted while streaming), batch length, time per call, WebSocket
+ * message size, subscriptions per connection, connections, and each connection's send queue (a subscriber that
+ * does not read is closed rather than allowed to grow memory or slow the node). Nothing a client sends can
+ * throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
+ */
+
+/** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS). */
+export interface RpcServerOptions {
+  /** Interface to listen on. */
+  readonly host: string
+  /** Port; 0 picks a free one (read it from `port` after `start`). */
+  readonly port: number
+  /** Largest request body in bytes; larger ones get HTTP 413. */
+  readonly maxBodyBytes: number
+  /** Most members in a batch. */
+  readonly maxBatch: number
+  /** Most time a call may take before it is answered with a `timeout` error. */
+  readonly requestTimeoutMs: number
+  /** Origins allowed by CORS (`*` for any); empty sends no CORS headers. */
+  readonly corsOrigins: readonly string[]
+  /** Largest WebSocket message in bytes (larger ones close the connection with 1009). */
+  readonly wsMaxMessageBytes: number
+  /** Most subscriptions one WebSocket connection may hold. */
+  readonly wsMaxSubscriptions: number
+  /** A connection whose unsent data exceeds this many bytes is dropped as too slow. */
+  readonly wsMaxBufferedBytes: number
+  /** Most WebSocket connections at once. */
+  readonly wsMaxConnections: number
+}
+
+/** Defaults for every option. */
+export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
+  host: '127.0.0.1',
+  port: 8545,
+  maxBodyBytes: 1 << 20,
+  maxBatch: 100,
+  requestTimeoutMs: 10_000,
+  corsOrigins: [],
+  wsMaxMessageBytes: 1 << 20,
+  wsMaxSubscriptions: 32,
+  wsMaxBufferedBytes: 4 << 20,
+  wsMaxConnections: 256,
+})
+
+/** What the server needs. */
+export interface RpcServerDependencies {
+  readonly backend: RpcBackend
+  readonly metrics: Metrics
+  readonly logger?: RpcLogger
+}
+
+/** Most WebSocket messages a connection may have waiting for processing before it is dropped. */
+const WS_MAX_QUEUED_MESSAGES = 64
+/** How long a closing WebSocket gets for its close handshake before the socket is destroyed. */
+const WS_CLOSE_GRACE_MS = 1000
+
+type BodyResult = { ok: true; text: string } | { ok: false; status: number; reason: string }
+
+/** Reads a request body up to `limit` bytes, counting while streaming; stops reading (and buffering) past it. */
+function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.resolve({ ok: false, status: 413, reason: `body larger than ${limit} bytes` })
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let done = false
+    const finish = (r: BodyResult) => {
+      if (done) return
+      done = true
+      req.off('data', onData)
+      req.off('end', onEnd)
+      req.off('error', onError)
+      req.off('aborted', onAborted)
+      resolve(r)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        req.pause()
+        finish({ ok: false, status: 413, reason: `body larger than ${limit} bytes` })
+      } else {
+        chunks.push(chunk)
+      }
+    }
+    const onEnd = () => finish({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') })
+    const onError = () => finish({ ok: false, status: 400, reason: 'request stream failed' })
+    const onAborted = () => finish({ ok: false, status: 400, reason: 'request aborted' })
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', onError)
+    req.on('aborted', onAborted)
+  })
+}
+
+const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
+
+/** One WebSocket connection. */
+class WsSession implements SubscriberSession {
+  readonly afterResponse: (() => void)[] = []
+  readonly subscriptions = new Map<string, Subscription>()
+  private closed = false
+  private queue: Promise<void> = Promise.resolve()
+  private queued = 0
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly maxBufferedBytes: number,
+    private readonly onDrop: (session: WsSession, reason: string) => void,
+    private readonly onWorkError: (err: unknown) => void,
+  ) {}
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  send(message: object): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return false
+    if (this.ws.bufferedAmount > this.maxBufferedBytes) {
+      this.drop(1008, `send queue over ${this.maxBufferedBytes} bytes: the client does not read fast enough`)
+      return false
+    }
+    this.ws.send(JSON.stringify(message))
+    return true
+  }
+
+  /** Runs `work` after the connection's earlier messages; false when too many are waiting. */
+  enqueue(work: () => Promise<void>): boolean {
+    if (this.queued >= WS_MAX_QUEUED_MESSAGES) return false
+    this.queued++
+    this.queue = this.queue
+      .then(work)
+      .catch((err: unknown) => this.onWorkError(err))
+      .finally(() => { this.queued-- })
+    return true
+  }
+
+  /** Closes the connection with a reason and destroys it if the close handshake does not finish soon. */
+  drop(code: number, reason: string): void {
+    if (this.closed) return
+    this.markClosed()
+    this.onDrop(this, reason)
+    try {
+      this.ws.close(code, reason.slice(0, 120))
+    } catch {
+      // already closing
+    }
+    setTimeout(() => this.ws.terminate(), WS_CLOSE_GRACE_MS).unref()
+  }
+
+  markClosed(): void {
+    this.closed = true
+  }
+}
+
+/** The JSON-RPC server. */
+export class RpcServer {
+  private readonly options: RpcServerOptions
+  private readonly logger: RpcLogger
+  private readonly hub: SubscriptionHub
+  private readonly dispatcher: Dispatcher
+  private readonly app: Koa
+  private readonly wss: WebSocketServer
+  private readonly sessions = new Set<WsSession>()
+  private http: Server | undefined
+  private boundPort = 0
+
+  constructor(options: Partial<RpcServerOptions>, private readonly deps: RpcServerDependencies) {
+    this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
+    this.logger = deps.logger ?? silentLogger
+    this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })
+    this.dispatcher = new Dispatcher(
+      { maxBatch: this.options.maxBatch, requestTimeoutMs: this.options.requestTimeoutMs },
+      { methods: createMethods({ backend: deps.backend, hub: this.hub }), metrics: deps.metrics, logger: this.logger },
+    )
+    this.app = new Koa()
+    this.app.silent = true
+    this.app.on('error', (err: unknown) => this.logger.warn({ err }, 'rpc http error'))
+    this.app.use((ctx) => this.handleHttp(ctx))
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.options.wsMaxMessageBytes })
+  }
+
+  /** The bound port (after `start`). */
+  get port(): number {
+    return this.boundPort
+  }
+
+  /** Open WebSocket connections. */
+  get connectionCount(): number {
+    return this.sessions.size
+  }
+
+  /** `http://host:port` of the running server. */
+  get url(): string {
+    const h = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host
+    return `http://${h}:${this.boundPort}`
+  }
+
+  /** Listens; resolves once bound. */
+  async start(): Promise<void> {
+    if (this.http !== undefined) throw new Error('RpcServer already started')
+    const http = createServer(this.app.callback())
+    http.headersTimeout = 10_000
+    http.requestTimeout = Math.max(30_000, this.options.requestTimeoutMs * 2)
+    http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
+    http.on('clientError', (_err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      else socket.destroy()
+    })
+    this.http = http
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error) => reject(e)
+      http.once('error', onError)
+      http.listen(this.options.port, this.options.host, () => {
+        http.off('error', onError)
+        resolve()
+      })
+    })
+    http.on('error', (err) => this.logger.error({ err }, 'rpc server error'))
+    this.boundPort = (http.address() as AddressInfo).port
+    this.hub.start()
+    this.logger.info({ url: this.url }, 'rpc server listening')
+  }
+
+  /** Stops: closes every WebSocket (1001), stops listening, ends HTTP connections. */
+  async stop(): Promise<void> {
+    const http = this.http
+    if (http === undefined) return
+    this.http = undefined
+    this.hub.stop()
+    const closing = [...this.sessions].map((s) => new Promise<void>((resolve) => {
+      s.markClosed()
+      if (s.ws.readyState === s.ws.CLOSED) return resolve()
+      s.ws.once('close', () => resolve())
+      try {
+        s.ws.close(1001, 'server shutting down')
+      } catch {
+        // already closing
+      }
+      setTimeout(() => { s.ws.terminate(); resolve() }, WS_CLOSE_GRACE_MS).unref()
+    }))
+    await Promise.all(closing)
+    this.sessions.clear()
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()))
+    await new Promise<void>((resolve) => {
+      http.close(() => resolve())
+      http.closeAllConnections()
+    })
+    this.logger.info({}, 'rpc server stopped')
+  }
+
+  private allowedOrigin(origin: string | undefined): string | undefined {
+    if (origin === undefined || origin === '') return undefined
+    if (this.options.corsOrigins.includes('*')) return '*'
+    return this.options.corsOrigins.includes(origin) ? origin : undefined
+  }
+
+  private async handleHttp(ctx: Koa.Context): Promise<void> {
+    const origin = this.allowedOrigin(ctx.get('Origin') || undefined)
+    if (origin !== undefined) {
+      ctx.set('Access-Control-Allow-Origin', origin)
+      ctx.vary('Origin')
+    }
+    const path = ctx.path
+    if (ctx.method === 'OPTIONS' && (path === '/' || path === '/health' || path === '/metrics')) {
+      if (origin !== undefined) {
+        ctx.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
+        ctx.set('Access-Control-Allow-Headers', 'Content-Type')
+        ctx.set('Access-Control-Max-Age', '600')
+      }
+      ctx.status = 204
+      return
+    }
+    if (path === '/') {
+      if (ctx.method !== 'POST') {
+        ctx.set('Allow', 'POST, OPTIONS')
+        ctx.status = 405
+        ctx.type = 'application/json'
+        ctx.body = jsonError(StandardErrorCode.invalidRequest, 'JSON-RPC requests are POST /')
+        return
+      }
+      return this.handleRpc(ctx)
+    }
+    if (path === '/health' && (ctx.method === 'GET' || ctx.method === 'HEAD')) return this.handleHealth(ctx)
+    if (path === '/metrics' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.type = this.deps.metrics.registry.contentType
+      ctx.body = await this.deps.metrics.registry.metrics()
+      return
+    }
+    ctx.status = 404
+    ctx.type = 'application/json'
+    ctx.body = JSON.stringify({ error: 'not found', paths: ['POST /', 'GET /health', 'GET /metrics', 'GET /ws (WebSocket)'] })
+  }
+
+  private async handleRpc(ctx: Koa.Context): Promise<void> {
+    const type = (ctx.get('Content-Type') || '').split(';')[0]!.trim().toLowerCase()
+    if (type !== 'application/json') {
+      ctx.set('Connection', 'close')
+      ctx.status = 415
+      ctx.type = 'application/json'
+      ctx.body = jsonError(StandardErrorCode.invalidRequest, 'Content-Type must be application/json')
+      return
+    }
+    const body = await readBody(ctx.req, this.options.maxBodyBytes)
+    if (!body.ok) {
+      ctx.set('Connection', 'close')
+      ctx.status = body.status
+      ctx.type = 'application/json'
+      ctx.body = jsonError(StandardErrorCode.invalidRequest, body.reason)
+      return
+    }
+    const response = await this.dispatcher.handleText(body.text, { transport: 'http' })
+    if (response === undefined) {
+      ctx.status = 204
+      return
+    }
+    ctx.status = 200
+    ctx.type = 'application/json'
+    ctx.body = JSON.stringify(response)
+  }
+
+  private async handleHealth(ctx: Koa.Context): Promise<void> {
+    ctx.type = 'application/json'
+    try {
+      const h = await this.deps.backend.health()
+      ctx.status = h.healthy ? 200 : 503
+      ctx.body = JSON.stringify(h.healthy ? { healthy: true } : { healthy: false, reason: h.reason })
+    } catch (err) {
+      this.logger.error({ err }, 'health check failed')
+      ctx.status = 503
+      ctx.body = JSON.stringify({ healthy: false, reason: 'health check failed' })
+    }
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy())
+    const path = (req.url ?? '').split('?')[0]
+    if (path !== '/ws' || this.http === undefined) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    if (this.sessions.size >= this.options.wsMaxConnections) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+      return
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws))
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const session = new WsSession(ws, this.options.wsMaxBufferedBytes, (s, reason) => {
+      this.logger.warn({ reason }, 'dropping websocket client')
+      this.forget(s)
+    }, (err) => this.logger.error({ err }, 'websocket request failed'))
+    this.sessions.add(session)
+    this.deps.metrics.wsConnections.set(this.sessions.size)
+    const context: CallContext = { transport: 'ws', session }
+    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'))
+    ws.on('close', () => {
+      session.markClosed()
+      this.forget(session)
+    })
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (session.isClosed) return
+      const text = isBinary ? null : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+      const accepted = session.enqueue(async () => {
+        if (session.isClosed) return
+        const response = text === null
+          ? JSON.parse(jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames')) as object
+          : await this.dispatcher.handleText(text, context)
+        if (response !== undefined) session.send(response)
+        const after = session.afterResponse.splice(0)
+        for (const f of after) f()
+      })
+      if (!accepted) session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
+    })
+  }
+
+  private forget(session: WsSession): void {
+    if (!this.sessions.delete(session)) return
+    this.hub.removeSession(session)
+    this.deps.metrics.wsConnections.set(this.sessions.size)
+  }
+}

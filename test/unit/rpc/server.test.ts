@@ -1,0 +1,269 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { request } from 'node:http'
+import { to0x } from '../../../crypto/bytes.js'
+import { formatAddress } from '../../../crypto/address.js'
+import { createTransfer } from '../../../ledger/transaction.js'
+import { APPLICATION_ERROR_CODES } from '../../../rpc/errors.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, type Harness } from './harness.js'
+
+const A = formatAddress(aliceAddress)
+const B = formatAddress(bobAddress)
+const call = (method: string, params?: unknown, id: unknown = 1) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
+const transfer = (nonce: bigint, amount = 10n, chainId = 'tally-test') =>
+  createTransfer(aliceSeed, { chainId, to: bobAddress, amount, nonce })
+
+describe('JSON-RPC server conformance', () => {
+  let h: Harness
+  before(async () => {
+    h = await startHarness({ maxBatch: 5, maxBodyBytes: 4096, requestTimeoutMs: 200, corsOrigins: ['https://ok.example'] })
+  })
+  after(async () => { await h.close() })
+
+  test('single calls answer with the echoed id (string, number, null)', async () => {
+    for (const id of ['abc', 7, 1.5, null]) {
+      const r = await rpc(h.url, call('ledger_getBalance', [A], id))
+      assert.equal(r.status, 200)
+      assert.deepEqual(r.json, { jsonrpc: '2.0', id, result: '1000000' })
+    }
+  })
+
+  test('every method answers', async () => {
+    const s = (await rpc(h.url, call('node_status'))).json.result
+    assert.equal(s.chainId, 'tally-test')
+    assert.equal(s.height, 0)
+    assert.equal(s.blockHash, null)
+    assert.equal(typeof s.catchingUp, 'boolean')
+    assert.match(s.validator, /^0x[0-9a-f]{40}$/)
+    assert.deepEqual((await rpc(h.url, call('ledger_getAccount', [A.toUpperCase().replace('0X', '0x')]))).json.result, { address: A, balance: '1000000', nonce: '0' })
+    assert.equal((await rpc(h.url, call('ledger_getBalance', [B]))).json.result, '0')
+    assert.equal((await rpc(h.url, call('chain_getBlock', []))).json.result, null)
+    const t = transfer(0n)
+    const sub = (await rpc(h.url, call('tx_submit', [to0x(t.bytes)]))).json
+    assert.deepEqual(sub.result, { hash: to0x(t.hash) })
+    assert.equal((await rpc(h.url, call('ledger_getNextNonce', [A]))).json.result, '1')
+    assert.equal((await rpc(h.url, call('tx_get', [to0x(t.hash)]))).json.result.status, 'pending')
+    h.backend.commitBlock()
+    const got = (await rpc(h.url, call('tx_get', [to0x(t.hash)]))).json.result
+    assert.deepEqual(got, { hash: to0x(t.hash), status: 'committed', height: 1, index: 0, ok: true })
+    const block = (await rpc(h.url, call('chain_getBlock', { height: 1 }))).json.result
+    assert.equal(block.height, 1)
+    assert.match(block.hash, /^0x[0-9a-f]{64}$/)
+    assert.equal(block.header.height, '1')
+    assert.deepEqual(block.txs[0], { hash: to0x(t.hash), from: A, to: B, amount: '10', nonce: '0', raw: to0x(t.bytes), ok: true })
+    assert.match(block.commit.signatures[0].validator, /^0x[0-9a-f]{40}$/)
+    assert.deepEqual((await rpc(h.url, call('chain_getBlock', []))).json.result.height, 1)
+    assert.equal((await rpc(h.url, call('chain_getBlock', [2]))).json.result, null)
+    const vals = (await rpc(h.url, call('chain_getValidators'))).json.result
+    assert.equal(vals.length, 1)
+    assert.equal(vals[0].power, 10)
+    assert.equal((await rpc(h.url, call('tx_get', ['0x' + '00'.repeat(32)]))).json.result.status, 'unknown')
+    assert.equal((await rpc(h.url, call('ledger_getAccount', [A]))).json.result.nonce, '1')
+  })
+
+  test('mempool rejections are application errors with data.reason', async () => {
+    const next = BigInt((await rpc(h.url, call('ledger_getNextNonce', [A]))).json.result)
+    const cases: [Uint8Array, string][] = [
+      [transfer(next + 5n).bytes, 'bad_nonce'],
+      [transfer(next, 10n ** 12n).bytes, 'insufficient_funds'],
+      [transfer(next, 1n, 'other-chain').bytes, 'wrong_chain'],
+      [new Uint8Array([1, 2, 3]), 'malformed'],
+    ]
+    const bad = transfer(next)
+    const forged = new Uint8Array(bad.bytes)
+    forged[forged.length - 1]! ^= 1
+    cases.push([forged, 'invalid_signature'])
+    for (const [bytes, reason] of cases) {
+      const r = (await rpc(h.url, call('tx_submit', [to0x(bytes)]))).json
+      assert.equal(r.error.data.reason, reason, reason)
+      assert.equal(r.error.code, APPLICATION_ERROR_CODES[reason])
+      assert.ok(r.error.code <= -32000 && r.error.code >= -32099)
+    }
+    assert.ok((await rpc(h.url, call('tx_submit', [to0x(bad.bytes)]))).json.result)
+    assert.equal((await rpc(h.url, call('tx_submit', [to0x(bad.bytes)]))).json.error.data.reason, 'duplicate')
+  })
+
+  test('parse error: -32700 with a null id', async () => {
+    for (const body of ['{', '{"jsonrpc":"2.0","method":"node_status","id":1', '', 'nul', '[1,']) {
+      const r = await rpc(h.url, body)
+      assert.equal(r.status, 200)
+      assert.deepEqual(r.json.id, null)
+      assert.equal(r.json.error.code, -32700)
+    }
+  })
+
+  test('invalid requests: -32600', async () => {
+    const bads: [unknown, unknown][] = [
+      [1, null], ['x', null], [null, null],
+      [{ jsonrpc: '1.0', method: 'node_status', id: 3 }, 3],
+      [{ method: 'node_status', id: 4 }, 4],
+      [{ jsonrpc: '2.0', method: 1, id: 5 }, 5],
+      [{ jsonrpc: '2.0', method: 'node_status', params: 'x', id: 6 }, 6],
+      [{ jsonrpc: '2.0', method: 'node_status', id: { a: 1 } }, null],
+      [{ jsonrpc: '2.0', method: 'node_status', id: [1] }, null],
+    ]
+    for (const [body, id] of bads) {
+      const r = await rpc(h.url, JSON.stringify(body))
+      assert.equal(r.json.error.code, -32600, JSON.stringify(body))
+      assert.equal(r.json.id, id)
+    }
+    const empty = await rpc(h.url, '[]')
+    assert.equal(empty.json.error.code, -32600)
+    assert.equal(empty.json.id, null)
+  })
+
+  test('unknown method -32601; bad params -32602 naming the parameter', async () => {
+    const r = (await rpc(h.url, call('no_such', [], 'u'))).json
+    assert.equal(r.error.code, -32601)
+    assert.equal(r.id, 'u')
+    const cases: [string, unknown, string][] = [
+      ['ledger_getBalance', ['0x1234'], 'address'],
+      ['ledger_getBalance', [], 'address'],
+      ['ledger_getBalance', [42], 'address'],
+      ['ledger_getBalance', { addr: A }, 'addr'],
+      ['tx_get', ['0xzz'], 'hash'],
+      ['tx_submit', ['abc'], 'signedTx'],
+      ['chain_getBlock', [-1], 'height'],
+      ['chain_getBlock', [1.5], 'height'],
+      ['chain_subscribe', ['newBlocks'], ''],
+    ]
+    for (const [m, params, param] of cases) {
+      const e = (await rpc(h.url, call(m, params))).json.error
+      if (m === 'chain_subscribe') {
+        assert.equal(e.data.reason, 'websocket_required')
+        continue
+      }
+      assert.equal(e.code, -32602, `${m} ${JSON.stringify(params)}`)
+      assert.equal(e.data.param, param)
+      assert.ok(e.message.includes(param), e.message)
+    }
+    const tooMany = (await rpc(h.url, call('node_status', [1]))).json.error
+    assert.equal(tooMany.code, -32602)
+  })
+
+  test('notifications get no answer; a batch of only notifications is HTTP 204', async () => {
+    const n = await httpRequest(h.url, { body: JSON.stringify({ jsonrpc: '2.0', method: 'node_status' }) })
+    assert.equal(n.status, 204)
+    assert.equal(n.text, '')
+    const unknown = await httpRequest(h.url, { body: JSON.stringify({ jsonrpc: '2.0', method: 'nope' }) })
+    assert.equal(unknown.status, 204)
+    const batch = await httpRequest(h.url, { body: JSON.stringify([{ jsonrpc: '2.0', method: 'node_status' }, { jsonrpc: '2.0', method: 'x', params: [] }]) })
+    assert.equal(batch.status, 204)
+    assert.equal(batch.text, '')
+  })
+
+  test('mixed batch: valid, invalid, notifications, unknown methods', async () => {
+    const r = await rpc(h.url, [
+      call('node_status', [], 1),
+      { jsonrpc: '2.0', method: 'node_status' },
+      1,
+      call('nope', [], 'two'),
+      { foo: 'bar' },
+    ])
+    assert.equal(r.status, 200)
+    assert.equal(r.json.length, 4)
+    const byId = (id: unknown) => r.json.filter((x: any) => x.id === id)
+    assert.equal(byId(1)[0].result.chainId, 'tally-test')
+    assert.equal(byId('two')[0].error.code, -32601)
+    const nulls = byId(null)
+    assert.equal(nulls.length, 2)
+    for (const x of nulls) assert.equal(x.error.code, -32600)
+  })
+
+  test('a batch longer than maxBatch is one -32600', async () => {
+    const r = await rpc(h.url, Array.from({ length: 6 }, (_, i) => call('node_status', [], i)))
+    assert.equal(r.json.error.code, -32600)
+    assert.equal(r.json.id, null)
+    assert.match(r.json.error.message, /limit of 5/)
+  })
+
+  test('oversized bodies get HTTP 413 (declared and streamed)', async () => {
+    const big = JSON.stringify(call('node_status', ['x'.repeat(5000)]))
+    const declared = await httpRequest(h.url, { body: big })
+    assert.equal(declared.status, 413)
+    // Chunked, no Content-Length: counted while streaming.
+    const streamed = await new Promise<number>((resolve, reject) => {
+      const u = new URL(h.url)
+      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on('error', () => { /* the server may close while we still write */ })
+      let sent = 0
+      const pump = () => {
+        while (sent < 1_000_000) {
+          sent += 1000
+          if (!req.write('x'.repeat(1000))) return void req.once('drain', pump)
+        }
+        req.end()
+      }
+      pump()
+      setTimeout(() => reject(new Error('no answer to a streamed oversized body')), 5000).unref()
+    })
+    assert.equal(streamed, 413)
+    // The server still serves.
+    assert.equal((await rpc(h.url, call('node_status'))).json.result.chainId, 'tally-test')
+  })
+
+  test('content type and HTTP methods', async () => {
+    const r = await httpRequest(h.url, { body: JSON.stringify(call('node_status')), headers: { 'content-type': 'text/plain' } })
+    assert.equal(r.status, 415)
+    const ok = await httpRequest(h.url, { body: JSON.stringify(call('node_status')), headers: { 'content-type': 'application/json; charset=utf-8' } })
+    assert.equal(ok.status, 200)
+    assert.equal((await httpRequest(h.url, { method: 'GET' })).status, 405)
+    assert.equal((await httpRequest(h.url, { method: 'GET', path: '/nowhere' })).status, 404)
+  })
+
+  test('CORS: allowed origins get headers, others do not', async () => {
+    const pre = await httpRequest(h.url, { method: 'OPTIONS', headers: { origin: 'https://ok.example' } })
+    assert.equal(pre.status, 204)
+    assert.equal(pre.headers['access-control-allow-origin'], 'https://ok.example')
+    assert.match(String(pre.headers['access-control-allow-methods']), /POST/)
+    const post = await httpRequest(h.url, { body: JSON.stringify(call('node_status')), headers: { origin: 'https://ok.example' } })
+    assert.equal(post.headers['access-control-allow-origin'], 'https://ok.example')
+    const other = await httpRequest(h.url, { body: JSON.stringify(call('node_status')), headers: { origin: 'https://evil.example' } })
+    assert.equal(other.headers['access-control-allow-origin'], undefined)
+  })
+
+  test('health and metrics', async () => {
+    const ok = await httpRequest(h.url, { method: 'GET', path: '/health' })
+    assert.equal(ok.status, 200)
+    assert.deepEqual(JSON.parse(ok.text), { healthy: true })
+    h.backend.healthy = { healthy: false, reason: 'catching up' }
+    const bad = await httpRequest(h.url, { method: 'GET', path: '/health' })
+    assert.equal(bad.status, 503)
+    assert.deepEqual(JSON.parse(bad.text), { healthy: false, reason: 'catching up' })
+    h.backend.healthy = { healthy: true }
+    h.metrics.height.set(12)
+    const m = await httpRequest(h.url, { method: 'GET', path: '/metrics' })
+    assert.equal(m.status, 200)
+    assert.match(m.text, /^tally_height 12$/m)
+    assert.match(m.text, /tally_rpc_requests_total\{method="ledger_getBalance",outcome="ok"\} \d+/)
+    assert.match(m.text, /tally_rpc_requests_total\{method="unknown",outcome="method_not_found"\}/)
+  })
+
+  test('internal errors are -32603 without details; slow calls time out', async () => {
+    h.backend.failStatus = true
+    const e = (await rpc(h.url, call('node_status'))).json.error
+    h.backend.failStatus = false
+    assert.deepEqual(e, { code: -32603, message: 'internal error' })
+    h.backend.delayMs = 1000
+    const started = Date.now()
+    const t = (await rpc(h.url, call('ledger_getBalance', [A]))).json.error
+    h.backend.delayMs = 0
+    assert.ok(Date.now() - started < 900, 'answered before the method finished')
+    assert.equal(t.data.reason, 'timeout')
+    assert.equal(t.code, APPLICATION_ERROR_CODES.timeout)
+  })
+})
+
+describe('RpcServer lifecycle', () => {
+  test('port 0, stop detaches from the backend and frees the port', async () => {
+    const h = await startHarness()
+    assert.ok(h.server.port > 0)
+    assert.equal(h.backend.listenerCount(), 2)
+    await h.close()
+    assert.equal(h.backend.listenerCount(), 0)
+    await assert.rejects(httpRequest(h.url, { body: '{}' }))
+  })
+})

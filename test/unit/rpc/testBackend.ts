@@ -1,0 +1,182 @@
+import { addressFromPublicKey } from '../../../crypto/address.js'
+import { toHex } from '../../../crypto/bytes.js'
+import { keyPairFromSeed } from '../../../crypto/ed25519.js'
+import { sha256 } from '../../../crypto/hash.js'
+import { decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction } from '../../../ledger/transaction.js'
+import type {
+  AccountState, BlockInfo, HealthState, NodeStatus, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup, Unsubscribe,
+  ValidatorInfo,
+} from '../../../rpc/backend.js'
+
+/**
+ * A test double of a node for the RPC and wallet tests: an in-memory bank built on the real transaction codec
+ * and signature rule, with simple rules (nonces strictly sequential per sender, spending bounded by the
+ * committed balance minus pending spends). Blocks are made by `commitBlock()` or, with `autoCommitMs`, on a timer.
+ */
+export class TestBackend implements RpcBackend {
+  readonly chainId: string
+  readonly accounts = new Map<string, { balance: bigint; nonce: bigint }>()
+  readonly mempool: DecodedTransaction[] = []
+  readonly blocks: BlockInfo[] = []
+  readonly committed = new Map<string, { height: number; index: number; ok: boolean; error?: string }>()
+  readonly validatorKey = keyPairFromSeed(new Uint8Array(32).fill(9))
+  maxMempool = 1000
+  healthy: HealthState = { healthy: true }
+  /** When set, every query waits this long first (to test the server's per-call deadline). */
+  delayMs = 0
+  /** When set, `status` throws (to test internal errors). */
+  failStatus = false
+  private blockListeners = new Set<(b: BlockInfo) => void>()
+  private txListeners = new Set<(e: TxCommittedEvent) => void>()
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(options: { chainId?: string; balances?: [Uint8Array, bigint][]; autoCommitMs?: number } = {}) {
+    this.chainId = options.chainId ?? 'tally-test'
+    for (const [a, b] of options.balances ?? []) this.accounts.set(toHex(a), { balance: b, nonce: 0n })
+    if (options.autoCommitMs !== undefined) {
+      this.timer = setInterval(() => { if (this.mempool.length > 0) this.commitBlock() }, options.autoCommitMs)
+    }
+  }
+
+  /** Stops the auto-commit timer. */
+  close(): void {
+    clearInterval(this.timer)
+  }
+
+  private async pause(): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
+  }
+
+  private account(address: Uint8Array): { balance: bigint; nonce: bigint } {
+    return this.accounts.get(toHex(address)) ?? { balance: 0n, nonce: 0n }
+  }
+
+  private pendingFrom(address: Uint8Array): DecodedTransaction[] {
+    const hex = toHex(address)
+    return this.mempool.filter((t) => toHex(senderAddress(t.tx)) === hex)
+  }
+
+  async status(): Promise<NodeStatus> {
+    await this.pause()
+    if (this.failStatus) throw new Error('status exploded (secret stack detail)')
+    const tip = this.blocks.at(-1)
+    return {
+      chainId: this.chainId,
+      moniker: 'test-node',
+      nodeId: '12D3KooWTest',
+      height: tip?.height ?? 0,
+      blockHash: tip?.hash ?? null,
+      blockTime: tip === undefined ? null : Number(tip.header.time),
+      validator: addressFromPublicKey(this.validatorKey.publicKey),
+      peers: 3,
+      catchingUp: false,
+    }
+  }
+
+  async getAccount(address: Uint8Array): Promise<AccountState> {
+    await this.pause()
+    return { ...this.account(address) }
+  }
+
+  async getNextNonce(address: Uint8Array): Promise<bigint> {
+    await this.pause()
+    return this.account(address).nonce + BigInt(this.pendingFrom(address).length)
+  }
+
+  async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
+    await this.pause()
+    const d = decodeTransaction(bytes)
+    if (!d.ok) return { ok: false, code: 'malformed', reason: d.error.reason }
+    const { tx, hash } = d.value
+    if (tx.chainId !== this.chainId) return { ok: false, code: 'wrong_chain', reason: `chain ${tx.chainId} is not ${this.chainId}` }
+    if (!verifyTransactionSignature(tx)) return { ok: false, code: 'invalid_signature', reason: 'signature does not verify' }
+    const key = toHex(hash)
+    if (this.committed.has(key) || this.mempool.some((t) => toHex(t.hash) === key)) return { ok: false, code: 'duplicate', reason: 'already known' }
+    const from = senderAddress(tx)
+    const acct = this.account(from)
+    const pending = this.pendingFrom(from)
+    const expected = acct.nonce + BigInt(pending.length)
+    if (tx.nonce !== expected) return { ok: false, code: 'bad_nonce', reason: `expected nonce ${expected}, got ${tx.nonce}` }
+    const spent = pending.reduce((s, t) => s + t.tx.amount, 0n)
+    if (acct.balance - spent < tx.amount) {
+      return { ok: false, code: 'insufficient_funds', reason: `balance ${acct.balance - spent} is below ${tx.amount}` }
+    }
+    if (this.mempool.length >= this.maxMempool) return { ok: false, code: 'mempool_full', reason: 'mempool is full' }
+    this.mempool.push(d.value)
+    return { ok: true, hash }
+  }
+
+  async getTx(hash: Uint8Array): Promise<TxLookup> {
+    await this.pause()
+    const key = toHex(hash)
+    const c = this.committed.get(key)
+    if (c !== undefined) return { status: 'committed', ...c }
+    if (this.mempool.some((t) => toHex(t.hash) === key)) return { status: 'pending' }
+    return { status: 'unknown' }
+  }
+
+  async getBlock(height?: number): Promise<BlockInfo | null> {
+    await this.pause()
+    if (height === undefined) return this.blocks.at(-1) ?? null
+    return this.blocks[height - 1] ?? null
+  }
+
+  async getValidators(): Promise<readonly ValidatorInfo[]> {
+    return [{ address: addressFromPublicKey(this.validatorKey.publicKey), publicKey: this.validatorKey.publicKey, power: 10n, peerId: '12D3KooWTest' }]
+  }
+
+  async health(): Promise<HealthState> {
+    return this.healthy
+  }
+
+  onNewBlock(listener: (b: BlockInfo) => void): Unsubscribe {
+    this.blockListeners.add(listener)
+    return () => this.blockListeners.delete(listener)
+  }
+
+  onTxCommitted(listener: (e: TxCommittedEvent) => void): Unsubscribe {
+    this.txListeners.add(listener)
+    return () => this.txListeners.delete(listener)
+  }
+
+  /** Number of listeners attached (to check the server detaches on stop). */
+  listenerCount(): number {
+    return this.blockListeners.size + this.txListeners.size
+  }
+
+  /** Commits the whole mempool (or `extraTxs` for bulk blocks) as the next block and emits events. */
+  commitBlock(extraTxs: Uint8Array[] = []): BlockInfo {
+    const txs = this.mempool.splice(0)
+    const height = this.blocks.length + 1
+    const prev = this.blocks.at(-1)?.hash ?? new Uint8Array(32)
+    const results: { ok: boolean; error?: string }[] = []
+    const events: TxCommittedEvent[] = []
+    txs.forEach((t, index) => {
+      const from = senderAddress(t.tx)
+      const a = this.account(from)
+      let r: { ok: boolean; error?: string }
+      if (a.nonce !== t.tx.nonce) r = { ok: false, error: 'bad_nonce' }
+      else if (a.balance < t.tx.amount) r = { ok: false, error: 'insufficient_funds' }
+      else {
+        this.accounts.set(toHex(from), { balance: a.balance - t.tx.amount, nonce: a.nonce + 1n })
+        const to = this.account(t.tx.to)
+        this.accounts.set(toHex(t.tx.to), { balance: to.balance + t.tx.amount, nonce: to.nonce })
+        r = { ok: true }
+      }
+      results.push(r)
+      this.committed.set(toHex(t.hash), { height, index, ...r })
+      events.push({ hash: t.hash, height, index, ...r })
+    })
+    const allTxs = [...txs.map((t) => t.bytes), ...extraTxs]
+    const header = { chainId: this.chainId, height: BigInt(height), time: 1_700_000_000_000 + height * 1000, previousHash: prev, txCount: allTxs.length }
+    const hash = sha256(new TextEncoder().encode(JSON.stringify({ height, prev: toHex(prev), n: allTxs.length })))
+    const block: BlockInfo = {
+      height, hash, header, txs: allTxs, results,
+      commit: { height: BigInt(height), round: 0, signatures: [{ validator: addressFromPublicKey(this.validatorKey.publicKey), signature: new Uint8Array(64) }] },
+    }
+    this.blocks.push(block)
+    for (const l of [...this.blockListeners]) l(block)
+    for (const e of events) for (const l of [...this.txListeners]) l(e)
+    return block
+  }
+}

@@ -1,0 +1,145 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
+import WebSocket from 'ws'
+import { to0x } from '../../../crypto/bytes.js'
+import { createTransfer } from '../../../ledger/transaction.js'
+import { formatAddress } from '../../../crypto/address.js'
+import { aliceAddress, aliceSeed, bobAddress, startHarness, waitFor, type Harness } from './harness.js'
+
+/** A WebSocket client that records every message, for assertions. */
+class Client {
+  readonly messages: any[] = []
+  private nextId = 1
+  closed = false
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (d) => this.messages.push(JSON.parse(String(d))))
+    ws.on('close', () => { this.closed = true })
+  }
+  static async open(url: string): Promise<Client> {
+    const ws = new WebSocket(url.replace('http', 'ws') + '/ws')
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    return new Client(ws)
+  }
+  async call(method: string, params: unknown[] = []): Promise<any> {
+    const id = this.nextId++
+    this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
+    let found: any
+    await waitFor(() => (found = this.messages.find((m) => m.id === id)) !== undefined, 5000, `answer to ${method}`)
+    return found
+  }
+  notifications(sub: string): any[] {
+    return this.messages.filter((m) => m.method === 'chain_subscription' && m.params.subscription === sub).map((m) => m.params.result)
+  }
+  close(): void {
+    this.ws.terminate()
+  }
+}
+
+/** A masked client text frame (RFC 6455 §5.2), for the raw socket client that never reads. */
+function textFrame(text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const head = payload.length < 126
+    ? Buffer.from([0x81, 0x80 | payload.length])
+    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))
+  return Buffer.concat([head, mask, body])
+}
+
+describe('WebSocket subscriptions', () => {
+  let h: Harness
+  before(async () => { h = await startHarness({ wsMaxSubscriptions: 3, wsMaxMessageBytes: 2048, wsMaxBufferedBytes: 256 * 1024 }) })
+  after(async () => { await h.close() })
+
+  test('JSON-RPC over WebSocket, newBlocks notifications, unsubscribe', async () => {
+    const c = await Client.open(h.url)
+    assert.equal((await c.call('node_status')).result.chainId, 'tally-test')
+    const sub = (await c.call('chain_subscribe', ['newBlocks'])).result
+    assert.match(sub, /^0x[0-9a-f]{16}$/)
+    h.backend.commitBlock()
+    h.backend.commitBlock()
+    await waitFor(() => c.notifications(sub).length === 2, 5000, 'two block notifications')
+    const [b1, b2] = c.notifications(sub)
+    assert.equal(b2.height, b1.height + 1)
+    assert.match(b1.hash, /^0x[0-9a-f]{64}$/)
+    assert.deepEqual((await c.call('chain_unsubscribe', [sub])).result, true)
+    assert.deepEqual((await c.call('chain_unsubscribe', [sub])).result, false)
+    h.backend.commitBlock()
+    await c.call('node_status') // answered after the block event: any notification would have come first
+    assert.equal(c.notifications(sub).length, 2)
+    c.close()
+  })
+
+  test('tx subscription fires once on commit, and at once for a committed tx', async () => {
+    const c = await Client.open(h.url)
+    const nonce = BigInt((await c.call('ledger_getNextNonce', [formatAddress(aliceAddress)])).result)
+    const t = createTransfer(aliceSeed, { chainId: 'tally-test', to: bobAddress, amount: 5n, nonce })
+    assert.ok((await c.call('tx_submit', [to0x(t.bytes)])).result)
+    const sub = (await c.call('chain_subscribe', ['tx', to0x(t.hash)])).result
+    const height = h.backend.commitBlock().height
+    await waitFor(() => c.notifications(sub).length === 1, 5000, 'tx notification')
+    assert.deepEqual(c.notifications(sub)[0], { hash: to0x(t.hash), status: 'committed', height, index: 0, ok: true })
+    assert.deepEqual((await c.call('chain_unsubscribe', [sub])).result, false, 'a fired tx subscription is gone')
+    const again = (await c.call('chain_subscribe', ['tx', to0x(t.hash)])).result
+    await waitFor(() => c.notifications(again).length === 1, 5000, 'immediate notification for a committed tx')
+    const bad = await c.call('chain_subscribe', ['tx'])
+    assert.equal(bad.error.code, -32602)
+    assert.equal((await c.call('chain_subscribe', ['blocks'])).error.data.param, 'topic')
+    c.close()
+  })
+
+  test('limits: subscriptions per connection and message size', async () => {
+    const c = await Client.open(h.url)
+    for (let i = 0; i < 3; i++) assert.ok((await c.call('chain_subscribe', ['newBlocks'])).result)
+    assert.equal((await c.call('chain_subscribe', ['newBlocks'])).error.data.reason, 'too_many_subscriptions')
+    c.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'node_status', params: ['x'.repeat(4000)] }))
+    await waitFor(() => c.closed, 5000, 'close on an oversized message')
+    const d = await Client.open(h.url)
+    assert.equal((await d.call('node_status')).result.chainId, 'tally-test')
+    d.ws.send('{not json')
+    await waitFor(() => d.messages.some((m) => m.error?.code === -32700), 5000, 'parse error over ws')
+    d.close()
+  })
+
+  test('a subscriber that does not read is dropped; the others keep receiving', async () => {
+    const good = await Client.open(h.url)
+    const goodSub = (await good.call('chain_subscribe', ['newBlocks'])).result
+    const before = good.notifications(goodSub).length
+
+    // A raw client: handshake, subscribe, then never read.
+    const u = new URL(h.url)
+    const raw: Socket = connect(Number(u.port), u.hostname)
+    await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
+    raw.write(`GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    let got = ''
+    raw.on('data', (d: Buffer) => { got += d.toString('latin1') })
+    await waitFor(() => got.includes('101 Switching Protocols'), 5000, 'upgrade')
+    raw.write(textFrame(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_subscribe', params: ['newBlocks'] })))
+    await waitFor(() => got.includes('"result"'), 5000, 'raw subscription answer')
+    raw.pause()
+    let rawClosed = false
+    raw.on('close', () => { rawClosed = true })
+    raw.on('error', () => { /* reset by the server */ })
+    assert.equal(h.server.connectionCount, 2)
+
+    const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(100).fill(i & 0xff))
+    // ~68 KB per notification: keep committing until the kernel buffers toward the silent client are full and
+    // its send queue passes the limit (bounded: 1500 blocks is ~100 MB, far past any loopback buffering).
+    let blocks = 0
+    while (h.server.connectionCount === 2 && blocks < 1500) {
+      h.backend.commitBlock(bulk)
+      blocks++
+      await new Promise((r) => setImmediate(r))
+    }
+    assert.equal(h.server.connectionCount, 1, 'the slow client was dropped')
+    for (let i = 0; i < 5; i++, blocks++) h.backend.commitBlock(bulk)
+    await waitFor(() => good.notifications(goodSub).length === before + blocks, 10_000, 'every block at the good client')
+    const heights = good.notifications(goodSub).slice(before).map((b) => b.height)
+    for (let i = 1; i < heights.length; i++) assert.equal(heights[i], heights[i - 1] + 1)
+    raw.resume()
+    await waitFor(() => rawClosed, 10_000, 'the slow client socket to close')
+    good.close()
+  })
+})
