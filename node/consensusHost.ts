@@ -1,7 +1,7 @@
 import { bytesEqual, toHex } from '../crypto/bytes.js'
 import {
   commitHash, decodeCommitCertificate, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
-  type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type ValidatorSet,
+  type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
 } from '../consensus/index.js'
 import { ZERO_HASH, blockHash, encodeBlock, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
 import type { ExecutionResult, LedgerState } from '../ledger/ledgerState.js'
@@ -33,6 +33,8 @@ export interface ConsensusHostOptions {
   readonly block: { readonly maxTxs: number; readonly maxBytes: number }
   /** How long a proposer with an empty mempool waits for transactions before proposing an empty block. */
   readonly emptyBlockIntervalMs: number
+  /** Pause after a commit before the next height starts (0: none). */
+  readonly commitMs: number
   /** Genesis time in ms: the first block's time must be later. */
   readonly genesisTimeMs: number
   /** How far ahead of this node's clock a proposed block's time may be. */
@@ -64,8 +66,8 @@ export interface ConsensusHostDependencies {
   readonly logger: Logger
   /** Wall clock in ms (block times, durations). */
   readonly now: () => number
-  /** Arms a timer; the host feeds `timeoutElapsed` when it fires. */
-  readonly scheduleTimeout: (timeout: { height: number; round: number; kind: 'propose' | 'prevote' | 'precommit' }, ms: number, fire: () => void) => void
+  /** Arms a timer; when it fires, the caller hands the timeout back through `onTimeoutElapsed`. */
+  readonly scheduleTimeout: (timeout: Timeout, ms: number) => void
   readonly cancelTimeoutsBelow: (height: number) => void
   readonly broadcast: (bytes: Uint8Array) => void
   /** Resolves transactions missing from the mempool (from the proposer or other peers), in order; undefined for any not found. */
@@ -170,6 +172,12 @@ export class ConsensusHost {
   /** A proposal (with block parts) from gossip. */
   onProposalMessage(message: ProposalMessage): void {
     this.enqueue({ kind: 'proposalMessage', message })
+  }
+
+  /** A timeout the core asked for has elapsed. */
+  onTimeoutElapsed(timeout: Timeout): void {
+    const input: ConsensusInput = { type: 'timeoutElapsed', timeout }
+    this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
   }
 
   /** A vote from gossip. */
@@ -306,14 +314,9 @@ export class ConsensusHost {
       case 'broadcastVote':
         this.d.broadcast(encodeVoteMessage(e.vote))
         return
-      case 'scheduleTimeout': {
-        const t = e.timeout
-        this.d.scheduleTimeout(t, e.durationMs, () => {
-          const input: ConsensusInput = { type: 'timeoutElapsed', timeout: t }
-          this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
-        })
+      case 'scheduleTimeout':
+        this.d.scheduleTimeout(e.timeout, e.durationMs)
         return
-      }
       case 'getValue':
         void this.buildValue(e.height, e.round)
         return
@@ -552,7 +555,9 @@ export class ConsensusHost {
     })
     for (const w of this.tipWaiters.splice(0)) w()
     this.heightStartedAt = this.d.now()
-    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } })
+    const next: QueueItem = { kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } }
+    if (this.o.commitMs > 0 && !this.replaying) await new Promise((r) => setTimeout(r, this.o.commitMs))
+    this.enqueueFront(next)
   }
 
   private async loadCertificate(height: number): Promise<CommitCertificate | null> {

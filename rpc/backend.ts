@@ -83,6 +83,8 @@ export type TxLookup =
       /** The ledger's failure code when `ok` is false. */
       readonly error?: string
     }
+  /** Admitted to the mempool, then dropped because a committed block made it invalid (it will never commit). */
+  | { readonly status: 'rejected'; readonly error: string; readonly reason: string }
   | { readonly status: 'unknown' }
 
 /** A committed block. */
@@ -142,6 +144,11 @@ export interface RpcBackend {
   getBlock(height?: number): Awaitable<BlockInfo | null>
   getValidators(): Awaitable<readonly ValidatorInfo[]>
   health(): Awaitable<HealthState>
+  /**
+   * Evidence of equivocation this node has seen (two conflicting signed messages from one validator), newest last.
+   * Optional: a backend without it answers an empty list.
+   */
+  getEvidence?(): Awaitable<readonly DomainValue[]>
   /** Calls the listener with every newly committed block, in height order. */
   onNewBlock(listener: (block: BlockInfo) => void): Unsubscribe
   /** Calls the listener with every committed transaction, in block order. */

@@ -85,6 +85,7 @@ export function formatTxLookup(hash: Uint8Array, t: TxLookup): Record<string, un
     if (!t.ok && t.error !== undefined) out.error = t.error
     return out
   }
+  if (t.status === 'rejected') return { hash: to0x(hash), status: 'rejected', error: t.error, reason: t.reason }
   return { hash: to0x(hash), status: t.status }
 }
 

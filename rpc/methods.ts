@@ -4,7 +4,7 @@ import type { RpcBackend } from './backend.js'
 import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
 import { applicationError } from './errors.js'
 import {
-  formatBlock, formatStatus, formatTxLookup, formatValidator, parseAddressParam, parseBytesParam, parseHashParam,
+  formatBlock, formatDomain, formatStatus, formatTxLookup, formatValidator, parseAddressParam, parseBytesParam, parseHashParam,
   parseHeightParam,
 } from './format.js'
 import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
@@ -83,6 +83,10 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     chain_getValidators: {
       params: [],
       handler: async () => ok((await backend.getValidators()).map(formatValidator)),
+    },
+    chain_getEvidence: {
+      params: [],
+      handler: async () => ok(((await backend.getEvidence?.()) ?? []).map((e) => formatDomain(e))),
     },
     chain_subscribe: {
       params: [
