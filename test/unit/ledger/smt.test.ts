@@ -85,7 +85,7 @@ test('the root does not depend on how the leaves were batched', async () => {
   let rb: Uint8Array = EMPTY_HASH
   for (let i = leaves.length - 1; i >= 0; i -= 7) rb = await apply(b, rb, leaves.slice(Math.max(0, i - 6), i + 1))
   assert.deepEqual(ra, rb)
-  assert.deepEqual(a.entries(), b.entries())
+  assert.deepEqual(a.entries().map((e) => toHex(e.key) + toHex(e.value)), b.entries().map((e) => toHex(e.key) + toHex(e.value)))
 })
 
 test('paths prove membership and absence; the path for a key reproduces the root', async () => {
