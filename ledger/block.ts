@@ -8,7 +8,9 @@ import { MAX_TX_BYTES, decodeTransaction, isValidChainId, type DecodedTransactio
  * The block format (pure).
  *
  * Header bytes: `canonical(["tally/header/v1", chainId, height, time, previousBlockHash, txRoot, stateRoot, proposer,
- * validatorSetHash, lastCommitHash])`; block hash = SHA-256 of the header bytes.
+ * validatorSetHash, lastCommitHash])`, height and time as u64 (the fixed 9-byte form: msgpackr would write a safe
+ * integer above 2^32 as a float64, which no other implementation would reproduce); block hash = SHA-256 of the
+ * header bytes.
  * Block bytes: `canonical([header tuple, [tx wire bytes, ...]])`.
  * Transaction root: an RFC 6962-style binary Merkle root over the transaction hashes, so a proposal that carries
  * only hashes can be checked against the header (see {@link txRoot}).
@@ -64,7 +66,7 @@ export interface BlockDecodeError {
 export type BlockDecodeResult<T> = { ok: true; value: T } | { ok: false; error: BlockDecodeError }
 
 function headerTuple(h: BlockHeader): Canonical {
-  return [HEADER_DOMAIN, h.chainId, h.height, h.time, h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer, h.validatorSetHash, h.lastCommitHash]
+  return [HEADER_DOMAIN, h.chainId, BigInt(h.height), BigInt(h.time), h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer, h.validatorSetHash, h.lastCommitHash]
 }
 
 function isZero(b: Uint8Array): boolean {
@@ -107,7 +109,9 @@ function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: f
   if (!Array.isArray(value) || value.length !== 10) return fail('a header is an array of 10 fields')
   const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash] = value as unknown[]
   if (tag !== HEADER_DOMAIN) return fail(`header tag must be ${HEADER_DOMAIN}`)
-  const header = { chainId, height, time, previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash } as BlockHeader
+  if (typeof height !== 'bigint' || height > BigInt(Number.MAX_SAFE_INTEGER)) return fail('height must be a u64 below 2^53')
+  if (typeof time !== 'bigint' || time > BigInt(Number.MAX_SAFE_INTEGER)) return fail('time must be a u64 below 2^53')
+  const header = { chainId, height: Number(height), time: Number(time), previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash } as BlockHeader
   const problem = checkHeader(header)
   if (problem !== undefined) return fail(problem)
   return { ok: true, value: header }
