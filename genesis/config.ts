@@ -1,0 +1,175 @@
+import { FieldErrors, join, type FieldError } from './fieldErrors.js'
+import { PEER_ID_RE } from './genesis.js'
+
+/**
+ * A node's `config.json`: its name, networking, RPC, mempool and logging settings. Every field may be left out
+ * (defaults: {@link DEFAULT_CONFIG}); unknown fields are errors, so a typo never passes silently.
+ * Format: docs/formats.md, "Node configuration".
+ */
+
+/** Log levels, as pino names them. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+/** A log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/** A peer to dial: its libp2p peer id and its address (`host:port` or a multiaddr). */
+export interface PeerAddress {
+  readonly peerId: string
+  readonly address: string
+}
+
+/** A validated node configuration. */
+export interface NodeConfig {
+  /** A human-readable node name, shown by `node_status`. */
+  readonly moniker: string
+  readonly p2p: {
+    /** Where libp2p listens: `host:port` or a multiaddr (`/ip4/0.0.0.0/tcp/26656`). */
+    readonly listen: string
+    /** Peers to dial and keep connected (normally every other validator). */
+    readonly peers: readonly PeerAddress[]
+    /** Peer ids admitted besides the genesis validators (e.g. non-validator full nodes). */
+    readonly allowedPeerIds: readonly string[]
+  }
+  readonly rpc: {
+    readonly host: string
+    /** 0 picks a free port (tests). */
+    readonly port: number
+    /** Origins allowed by CORS: `*` or `http(s)://host[:port]`; empty = no CORS headers. */
+    readonly corsOrigins: readonly string[]
+    readonly maxBodyBytes: number
+    /** Most requests in one JSON-RPC batch. */
+    readonly maxBatch: number
+    readonly requestTimeoutMs: number
+  }
+  readonly mempool: {
+    readonly maxTxs: number
+    readonly maxBytes: number
+    /** Most transactions one sender may have waiting beyond its next nonce. */
+    readonly maxFuturePerSender: number
+  }
+  readonly logLevel: LogLevel
+}
+
+/** The configuration of a node whose `config.json` is `{}`. */
+export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
+  moniker: 'tally-node',
+  p2p: Object.freeze({ listen: '0.0.0.0:26656', peers: Object.freeze([]), allowedPeerIds: Object.freeze([]) }),
+  rpc: Object.freeze({ host: '127.0.0.1', port: 8545, corsOrigins: Object.freeze([]), maxBodyBytes: 1024 * 1024, maxBatch: 100, requestTimeoutMs: 10_000 }),
+  mempool: Object.freeze({ maxTxs: 100_000, maxBytes: 32 * 1024 * 1024, maxFuturePerSender: 64 }),
+  logLevel: 'info' as LogLevel,
+})
+
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$/
+const MULTIADDR_RE = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/(\d{1,5})(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/
+const ORIGIN_RE = /^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/
+
+/** True when `text` is `host:port` (host a name, IPv4 or [IPv6]) or a TCP multiaddr, with a port in range. */
+export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is string {
+  if (typeof text !== 'string' || text.length > 256) return false
+  let port: string
+  const m = MULTIADDR_RE.exec(text)
+  if (m !== null) port = m[2]!
+  else {
+    const i = text.lastIndexOf(':')
+    if (i <= 0 || !HOST_RE.test(text.slice(0, i))) return false
+    port = text.slice(i + 1)
+  }
+  if (!/^\d{1,5}$/.test(port)) return false
+  const n = Number(port)
+  return n <= 65535 && (allowPortZero || n > 0)
+}
+
+/** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
+export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | { ok: false; errors: FieldError[] } {
+  const e = new FieldErrors()
+  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'logLevel'])) return { ok: false, errors: e.list }
+  const d = DEFAULT_CONFIG
+  const moniker = json.moniker === undefined ? d.moniker : e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker
+
+  let p2p = d.p2p
+  if (json.p2p !== undefined && e.object('p2p', json.p2p, ['listen', 'peers', 'allowedPeerIds'])) {
+    const v = json.p2p
+    let listen = d.p2p.listen
+    if (v.listen !== undefined) {
+      if (isNetworkAddress(v.listen, true)) listen = v.listen
+      else e.add('p2p.listen', 'must be host:port or a TCP multiaddr')
+    }
+    const peers: PeerAddress[] = []
+    if (v.peers !== undefined) {
+      if (!Array.isArray(v.peers)) e.add('p2p.peers', 'must be an array')
+      else {
+        const seen = new Map<string, number>()
+        v.peers.forEach((p: unknown, i: number) => {
+          const path = join('p2p.peers', i)
+          if (!e.object(path, p, ['peerId', 'address'], ['peerId', 'address'])) return
+          const peerId = e.string(join(path, 'peerId'), p.peerId, PEER_ID_RE, 'a libp2p peer id (base58btc)')
+          if (!isNetworkAddress(p.address, false)) e.add(join(path, 'address'), 'must be host:port or a TCP multiaddr (port 1-65535)')
+          if (peerId !== undefined) {
+            const first = seen.get(peerId)
+            if (first !== undefined) e.add(join(path, 'peerId'), `duplicates p2p.peers[${first}].peerId`)
+            seen.set(peerId, i)
+            if (isNetworkAddress(p.address, false)) peers.push({ peerId, address: p.address })
+          }
+        })
+      }
+    }
+    const allowedPeerIds: string[] = []
+    if (v.allowedPeerIds !== undefined) {
+      if (!Array.isArray(v.allowedPeerIds)) e.add('p2p.allowedPeerIds', 'must be an array')
+      else v.allowedPeerIds.forEach((id: unknown, i: number) => {
+        const ok = e.string(join('p2p.allowedPeerIds', i), id, PEER_ID_RE, 'a libp2p peer id (base58btc)')
+        if (ok !== undefined) allowedPeerIds.push(ok)
+      })
+    }
+    p2p = { listen, peers, allowedPeerIds }
+  }
+
+  let rpc = d.rpc
+  if (json.rpc !== undefined && e.object('rpc', json.rpc, ['host', 'port', 'corsOrigins', 'maxBodyBytes', 'maxBatch', 'requestTimeoutMs'])) {
+    const v = json.rpc
+    const int = (f: string, min: number, max: number, fallback: number) =>
+      v[f] === undefined ? fallback : e.integer(join('rpc', f), v[f], min, max) ?? fallback
+    let host = d.rpc.host
+    if (v.host !== undefined) {
+      if (typeof v.host === 'string' && v.host.length <= 253 && HOST_RE.test(v.host)) host = v.host
+      else e.add('rpc.host', 'must be a host name, an IPv4 address or a bracketed IPv6 address')
+    }
+    const corsOrigins: string[] = []
+    if (v.corsOrigins !== undefined) {
+      if (!Array.isArray(v.corsOrigins)) e.add('rpc.corsOrigins', 'must be an array')
+      else v.corsOrigins.forEach((o: unknown, i: number) => {
+        const ok = e.string(join('rpc.corsOrigins', i), o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
+        if (ok !== undefined) corsOrigins.push(ok)
+      })
+    }
+    rpc = {
+      host,
+      port: int('port', 0, 65535, d.rpc.port),
+      corsOrigins,
+      maxBodyBytes: int('maxBodyBytes', 1024, 64 * 1024 * 1024, d.rpc.maxBodyBytes),
+      maxBatch: int('maxBatch', 1, 10_000, d.rpc.maxBatch),
+      requestTimeoutMs: int('requestTimeoutMs', 100, 600_000, d.rpc.requestTimeoutMs),
+    }
+  }
+
+  let mempool = d.mempool
+  if (json.mempool !== undefined && e.object('mempool', json.mempool, ['maxTxs', 'maxBytes', 'maxFuturePerSender'])) {
+    const v = json.mempool
+    const int = (f: string, min: number, max: number, fallback: number) =>
+      v[f] === undefined ? fallback : e.integer(join('mempool', f), v[f], min, max) ?? fallback
+    mempool = {
+      maxTxs: int('maxTxs', 1, 10_000_000, d.mempool.maxTxs),
+      maxBytes: int('maxBytes', 1024, 4 * 1024 * 1024 * 1024, d.mempool.maxBytes),
+      maxFuturePerSender: int('maxFuturePerSender', 0, 100_000, d.mempool.maxFuturePerSender),
+    }
+  }
+
+  let logLevel = d.logLevel
+  if (json.logLevel !== undefined) {
+    if ((LOG_LEVELS as readonly unknown[]).includes(json.logLevel)) logLevel = json.logLevel as LogLevel
+    else e.add('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`)
+  }
+
+  if (!e.empty) return { ok: false, errors: e.list }
+  return { ok: true, config: { moniker, p2p, rpc, mempool, logLevel } }
+}

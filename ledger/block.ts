@@ -1,0 +1,198 @@
+import { ADDRESS_LENGTH } from '../crypto/address.js'
+import { toHex } from '../crypto/bytes.js'
+import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
+import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { MAX_TX_BYTES, decodeTransaction, isValidChainId, type DecodedTransaction } from './transaction.js'
+
+/**
+ * The block format (pure).
+ *
+ * Header bytes: `canonical(["tally/header/v1", chainId, height, time, previousBlockHash, txRoot, stateRoot, proposer,
+ * validatorSetHash, lastCommitHash])`, height and time as u64 (the fixed 9-byte form: msgpackr would write a safe
+ * integer above 2^32 as a float64, which no other implementation would reproduce); block hash = SHA-256 of the
+ * header bytes.
+ * Block bytes: `canonical([header tuple, [tx wire bytes, ...]])`.
+ * Transaction root: an RFC 6962-style binary Merkle root over the transaction hashes, so a proposal that carries
+ * only hashes can be checked against the header (see {@link txRoot}).
+ */
+
+/** Domain tag heading every header encoding. */
+export const HEADER_DOMAIN = 'tally/header/v1'
+/** Hard bound on a block's encoded size; genesis `params.block.maxBytes` must not exceed it. */
+export const MAX_BLOCK_BYTES = 8 * 1024 * 1024
+/** Hard bound on a block's transaction count; genesis `params.block.maxTxs` must not exceed it. */
+export const MAX_BLOCK_TXS = 50_000
+/** Upper bound on a header's encoded size (a header is about 250 bytes). */
+export const MAX_HEADER_BYTES = 512
+/** The all-zero hash: `previousBlockHash` and `lastCommitHash` at height 1. */
+export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_LENGTH)
+/** Root of an empty transaction list: SHA-256 of the empty string (RFC 6962). */
+export const EMPTY_TX_ROOT: Uint8Array = sha256(new Uint8Array(0))
+
+/** A block header: everything the block hash commits to. */
+export interface BlockHeader {
+  readonly chainId: string
+  /** Positive safe integer; the first block is height 1. */
+  readonly height: number
+  /** Unix milliseconds, a non-negative safe integer. */
+  readonly time: number
+  /** Hash of the previous block's header; zeros at height 1. */
+  readonly previousBlockHash: Uint8Array
+  /** {@link txRoot} of the block's transaction hashes. */
+  readonly txRoot: Uint8Array
+  /** The state root AFTER executing this block. */
+  readonly stateRoot: Uint8Array
+  /** The proposer's 20-byte address. */
+  readonly proposer: Uint8Array
+  /** Hash of the validator set that decides this block. */
+  readonly validatorSetHash: Uint8Array
+  /** Hash of the previous height's commit certificate; zeros at height 1. */
+  readonly lastCommitHash: Uint8Array
+}
+
+/** A block: its header and its transactions as wire bytes. */
+export interface Block {
+  readonly header: BlockHeader
+  readonly txs: readonly Uint8Array[]
+}
+
+/** Why bytes are not a block or header. */
+export interface BlockDecodeError {
+  readonly code: 'malformed'
+  readonly reason: string
+}
+
+/** The result of a strict decode. */
+export type BlockDecodeResult<T> = { ok: true; value: T } | { ok: false; error: BlockDecodeError }
+
+function headerTuple(h: BlockHeader): Canonical {
+  return [HEADER_DOMAIN, h.chainId, BigInt(h.height), BigInt(h.time), h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer, h.validatorSetHash, h.lastCommitHash]
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.byteLength; i++) if (b[i] !== 0) return false
+  return true
+}
+
+/** The first problem with a header's fields, or undefined. */
+export function checkHeader(h: BlockHeader): string | undefined {
+  if (!isValidChainId(h.chainId)) return 'chainId must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric'
+  if (!Number.isSafeInteger(h.height) || h.height < 1) return 'height must be a positive safe integer'
+  if (!Number.isSafeInteger(h.time) || h.time < 0) return 'time must be a non-negative safe integer (unix ms)'
+  const hashes = ['previousBlockHash', 'txRoot', 'stateRoot', 'validatorSetHash', 'lastCommitHash'] as const
+  for (const f of hashes) {
+    const v = h[f]
+    if (!(v instanceof Uint8Array) || v.byteLength !== HASH_LENGTH) return `${f} must be ${HASH_LENGTH} bytes`
+  }
+  if (!(h.proposer instanceof Uint8Array) || h.proposer.byteLength !== ADDRESS_LENGTH) return `proposer must be ${ADDRESS_LENGTH} bytes`
+  // "previousBlockHash and lastCommitHash are zeros at height 1", and only there.
+  for (const f of ['previousBlockHash', 'lastCommitHash'] as const) {
+    if ((h.height === 1) !== isZero(h[f])) return h.height === 1 ? `${f} must be zeros at height 1` : `${f} must not be zeros above height 1`
+  }
+  return undefined
+}
+
+/** Encodes a header canonically. Throws on fields outside the format (a caller's bug). */
+export function encodeBlockHeader(header: BlockHeader): Uint8Array {
+  const problem = checkHeader(header)
+  if (problem !== undefined) throw new RangeError(`encodeBlockHeader: ${problem}`)
+  return encodeCanonical(headerTuple(header))
+}
+
+/** The block hash: SHA-256 of the canonical header encoding. */
+export function blockHash(header: BlockHeader): Uint8Array {
+  return sha256(encodeBlockHeader(header))
+}
+
+function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: false; error: BlockDecodeError } {
+  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+  if (!Array.isArray(value) || value.length !== 10) return fail('a header is an array of 10 fields')
+  const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash] = value as unknown[]
+  if (tag !== HEADER_DOMAIN) return fail(`header tag must be ${HEADER_DOMAIN}`)
+  if (typeof height !== 'bigint' || height > BigInt(Number.MAX_SAFE_INTEGER)) return fail('height must be a u64 below 2^53')
+  if (typeof time !== 'bigint' || time > BigInt(Number.MAX_SAFE_INTEGER)) return fail('time must be a u64 below 2^53')
+  const header = { chainId, height: Number(height), time: Number(time), previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash } as BlockHeader
+  const problem = checkHeader(header)
+  if (problem !== undefined) return fail(problem)
+  return { ok: true, value: header }
+}
+
+/** Decodes header bytes strictly (bounded, canonical, exact shape). Never throws. */
+export function decodeBlockHeader(bytes: Uint8Array): BlockDecodeResult<BlockHeader> {
+  const d = decodeCanonical(bytes, MAX_HEADER_BYTES)
+  if (!d.ok) return { ok: false, error: { code: 'malformed', reason: d.reason } }
+  return parseHeader(d.value)
+}
+
+/** Encodes a block canonically. Throws on fields outside the format (a caller's bug). */
+export function encodeBlock(block: Block): Uint8Array {
+  const problem = checkHeader(block.header)
+  if (problem !== undefined) throw new RangeError(`encodeBlock: ${problem}`)
+  if (block.txs.length > MAX_BLOCK_TXS) throw new RangeError(`encodeBlock: more than ${MAX_BLOCK_TXS} transactions`)
+  return encodeCanonical([headerTuple(block.header), [...block.txs]])
+}
+
+/**
+ * Decodes block bytes strictly: at most `maxBytes` (default and ceiling {@link MAX_BLOCK_BYTES}), canonical, exact
+ * shape, at most `maxTxs` transactions of at most MAX_TX_BYTES each. Transactions are not decoded here
+ * (see {@link decodeBlockTransactions}). Never throws.
+ */
+export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number } = {}): BlockDecodeResult<Block> {
+  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+  const maxBytes = Math.min(limits.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
+  const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
+  const d = decodeCanonical(bytes, maxBytes)
+  if (!d.ok) return fail(d.reason)
+  if (!Array.isArray(d.value) || d.value.length !== 2) return fail('a block is [header, txs]')
+  const [rawHeader, rawTxs] = d.value as unknown[]
+  const header = parseHeader(rawHeader)
+  if (!header.ok) return header
+  if (!Array.isArray(rawTxs)) return fail('txs must be an array')
+  if (rawTxs.length > maxTxs) return fail(`more than ${maxTxs} transactions`)
+  for (let i = 0; i < rawTxs.length; i++) {
+    const t: unknown = rawTxs[i]
+    if (!(t instanceof Uint8Array) || t.byteLength === 0 || t.byteLength > MAX_TX_BYTES) return fail(`tx ${i} must be 1-${MAX_TX_BYTES} bytes`)
+  }
+  return { ok: true, value: { header: header.value, txs: rawTxs as Uint8Array[] } }
+}
+
+/**
+ * The transaction root (RFC 6962 Merkle tree hash over the transaction hashes, in block order):
+ * `root([]) = SHA-256()`, `root([h]) = SHA-256(0x00 || h)`, and for n > 1 with k the largest power of two below n,
+ * `root(hs) = SHA-256(0x01 || root(hs[0:k]) || root(hs[k:n]))`. The 0x00/0x01 prefixes separate leaves from inner
+ * nodes, so no inner node can pass as a transaction.
+ */
+export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
+  const leaf = new Uint8Array([0x00])
+  const inner = new Uint8Array([0x01])
+  const rec = (lo: number, hi: number): Uint8Array => {
+    const n = hi - lo
+    if (n === 1) return sha256(leaf, txHashes[lo]!)
+    let k = 1
+    while (k * 2 < n) k *= 2
+    return sha256(inner, rec(lo, lo + k), rec(lo + k, hi))
+  }
+  return txHashes.length === 0 ? new Uint8Array(EMPTY_TX_ROOT) : rec(0, txHashes.length)
+}
+
+/**
+ * Decodes a block's transactions, checking that each is a well-formed transaction, that no transaction appears
+ * twice, and that the header's txRoot commits to exactly these transactions. A block failing this is invalid as a
+ * whole (its proposer built it wrong); transactions that decode but fail execution only get failed receipts.
+ */
+export function decodeBlockTransactions(block: Block): { ok: true; txs: DecodedTransaction[] } | { ok: false; error: BlockDecodeError } {
+  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+  const txs: DecodedTransaction[] = []
+  const seen = new Set<string>()
+  for (let i = 0; i < block.txs.length; i++) {
+    const d = decodeTransaction(block.txs[i]!)
+    if (!d.ok) return fail(`tx ${i}: ${d.error.reason}`)
+    const id = toHex(d.value.hash)
+    if (seen.has(id)) return fail(`tx ${i} repeats an earlier transaction`)
+    seen.add(id)
+    txs.push(d.value)
+  }
+  const root = txRoot(txs.map((t) => t.hash))
+  if (toHex(root) !== toHex(block.header.txRoot)) return fail('txRoot does not match the transactions')
+  return { ok: true, txs }
+}

@@ -1,0 +1,157 @@
+import { ADDRESS_LENGTH } from '../crypto/address.js'
+import { bytesEqual, compareBytes, fromHex, toHex } from '../crypto/bytes.js'
+import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import {
+  ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
+} from './account.js'
+import { encodeAccountProof, type AccountProof } from './accountProof.js'
+import { applyTransfers, type ExecutionContext } from './applyBlock.js'
+import type { Receipt } from './receipt.js'
+import { EMPTY_HASH, readPath, updateTree, type TreeUpdate } from './smt.js'
+import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
+import { senderAddress, type DecodedTransaction } from './transaction.js'
+
+/** Store key of the committed state root: `'L' 'r'`. */
+export const ROOT_STORE_KEY: Uint8Array = new Uint8Array([LEDGER_KEY_PREFIX, 0x72])
+
+/**
+ * The outcome of executing a block (or of staging genesis balances) on top of a committed state. Speculative:
+ * nothing is written. The caller writes `ops` atomically (with its own block ops, if any) and then calls
+ * {@link LedgerState.commit}; or drops the result.
+ */
+export interface ExecutionResult {
+  /** The root this result was computed on: commit refuses it unless it is still the committed root. */
+  readonly parentRoot: Uint8Array
+  /** The state root after this block: the header's `stateRoot`. */
+  readonly stateRoot: Uint8Array
+  /** One receipt per transaction, in order. */
+  readonly receipts: Receipt[]
+  /** The store ops (all keys start with 'L'), sorted by key: identical on every node for the same block. */
+  readonly ops: KvOp[]
+  /** The accounts this block changed, by lowercase hex address (no 0x), with their new values. */
+  readonly changed: ReadonlyMap<string, Account>
+}
+
+/**
+ * The ledger's committed state over a {@link KvStore}: accounts plus the sparse Merkle tree committing to them.
+ *
+ * Lifecycle per height: `execute` a candidate block (as many candidates as consensus needs; none changes anything),
+ * write the decided one's `ops` with the block in one batch, then `commit` it. Reads (`getAccount`, `proveAccount`)
+ * see the committed state; the caller serialises them with its write+commit step.
+ */
+export class LedgerState {
+  private constructor(
+    private readonly store: KvStore,
+    private committedRoot: Uint8Array,
+  ) {}
+
+  /** Opens the state stored in `store` (an empty store is the empty state, root {@link EMPTY_HASH}). */
+  static async open(store: KvStore): Promise<LedgerState> {
+    const root = await store.get(ROOT_STORE_KEY)
+    if (root !== undefined && root.byteLength !== HASH_LENGTH) throw new Error('state corrupt: stored root is not 32 bytes')
+    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root))
+  }
+
+  /** The committed state root. */
+  root(): Uint8Array {
+    return new Uint8Array(this.committedRoot)
+  }
+
+  /** The committed account of a 20-byte address (the zero account when unknown). */
+  async getAccount(address: Uint8Array): Promise<Account> {
+    return (await this.getAccounts([address]))[0]!
+  }
+
+  /** The committed accounts of several addresses, in order, in one read. */
+  async getAccounts(addresses: readonly Uint8Array[]): Promise<Account[]> {
+    const values = await this.store.getMany(addresses.map(accountStoreKey))
+    return values.map((v) => (v === undefined ? ZERO_ACCOUNT : decodeAccount(v)))
+  }
+
+  /** A proof of the committed account of `address`, or of its absence, against {@link root}. */
+  async proveAccount(address: Uint8Array): Promise<AccountProof> {
+    if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
+    const root = this.root()
+    const path = await readPath(this.store, root, accountTreeKey(address))
+    let account: Account | null = null
+    if (path.terminal.kind === 'leaf') {
+      const bytes = await this.store.get(accountStoreKey(address))
+      if (bytes === undefined || !bytesEqual(sha256(bytes), path.terminal.valueHash)) {
+        throw new Error('state corrupt: account does not match its leaf')
+      }
+      account = decodeAccount(bytes)
+    }
+    return { root, address: new Uint8Array(address), account, proof: encodeAccountProof(path, account) }
+  }
+
+  /**
+   * Executes transfers in order on top of the committed state, without changing it: prefetches every touched
+   * account in one read, applies the transfers in memory, then updates the tree in one batch.
+   */
+  async execute(txs: readonly DecodedTransaction[], ctx: ExecutionContext): Promise<ExecutionResult> {
+    const parentRoot = this.root()
+    const senders = txs.map((t) => senderAddress(t.tx))
+    const touched = new Map<string, Uint8Array>()
+    for (let i = 0; i < txs.length; i++) {
+      touched.set(toHex(senders[i]!), senders[i]!)
+      touched.set(toHex(txs[i]!.tx.to), txs[i]!.tx.to)
+    }
+    const ids = [...touched.keys()]
+    const loaded = await this.getAccounts(ids.map((id) => touched.get(id)!))
+    const accounts = new Map<string, Account>()
+    ids.forEach((id, i) => accounts.set(id, loaded[i]!))
+    const { receipts, changed } = applyTransfers(txs, accounts, ctx, senders)
+    const updates = new Map<string, Account>()
+    for (const id of changed) updates.set(id, accounts.get(id)!)
+    return this.stage(parentRoot, updates, receipts)
+  }
+
+  /**
+   * Sets accounts directly, on top of the committed state, without changing it: how genesis balances enter an
+   * empty state (genesis/). Later entries for one address win. Commit like {@link execute}'s result.
+   */
+  async setAccounts(entries: readonly { address: Uint8Array; account: Account }[]): Promise<ExecutionResult> {
+    const updates = new Map<string, Account>()
+    for (const { address, account } of entries) {
+      if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
+      encodeAccount(account) // range check
+      updates.set(toHex(address), account)
+    }
+    return this.stage(this.root(), updates, [])
+  }
+
+  private async stage(parentRoot: Uint8Array, updates: Map<string, Account>, receipts: Receipt[]): Promise<ExecutionResult> {
+    const ops: KvOp[] = []
+    const treeUpdates: TreeUpdate[] = []
+    for (const id of [...updates.keys()].sort()) {
+      const address = fromHex(id)!
+      const account = updates.get(id)!
+      const key = accountStoreKey(address)
+      if (isZeroAccount(account)) {
+        ops.push({ type: 'del', key })
+        treeUpdates.push({ key: accountTreeKey(address), valueHash: null })
+      } else {
+        const bytes = encodeAccount(account)
+        ops.push({ type: 'put', key, value: bytes })
+        treeUpdates.push({ key: accountTreeKey(address), valueHash: sha256(bytes) })
+      }
+    }
+    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed: updates }
+    const tree = await updateTree(this.store, parentRoot, treeUpdates)
+    ops.push(...tree.ops)
+    ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
+    ops.sort((a, b) => compareBytes(a.key, b.key))
+    return { parentRoot, stateRoot: tree.root, receipts, ops, changed: updates }
+  }
+
+  /**
+   * Makes a result the committed state, once the caller has written its ops. Throws if the result was computed on
+   * another root (a stale candidate): committing it would corrupt the state.
+   */
+  commit(result: ExecutionResult): void {
+    if (!bytesEqual(result.parentRoot, this.committedRoot)) {
+      throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.committedRoot)}`)
+    }
+    this.committedRoot = new Uint8Array(result.stateRoot)
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Execution outcomes. A failed transfer is a normal, deterministic outcome and changes nothing: no fee is charged
+ * and the nonce is not consumed.
+ */
+
+/**
+ * Why a transfer did not apply. Checked in this order, the first failing check naming the code:
+ *  - `malformed`: the bytes are not a transaction (decode; never produced by execution, which takes decoded txs);
+ *  - `wrong_chain`: the chain id is not this chain's;
+ *  - `invalid_signature`: the signature fails the verification rule;
+ *  - `bad_nonce`: the nonce is not the sender's next nonce (or is 2^64-1, which would leave no next nonce);
+ *  - `insufficient_funds`: the sender's balance is below the amount;
+ *  - `balance_overflow`: the recipient's balance plus the amount would exceed 2^64-1.
+ * The mempool adds `mempool_full` and `duplicate` of its own.
+ */
+export type TxFailureCode = 'malformed' | 'wrong_chain' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'balance_overflow'
+
+/** Every {@link TxFailureCode}, for the mempool and RPC to map and to check exhaustively. */
+export const TX_FAILURE_CODES: readonly TxFailureCode[] = Object.freeze([
+  'malformed', 'wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow',
+] as const)
+
+/** The outcome of one transaction in a block, in block order. */
+export type Receipt = { readonly ok: true } | { readonly ok: false; readonly code: TxFailureCode }
+
+/** The receipt of an applied transfer (shared, frozen). */
+export const OK_RECEIPT: Receipt = Object.freeze({ ok: true as const })
+
+/** True when the string is a {@link TxFailureCode}. */
+export function isTxFailureCode(code: unknown): code is TxFailureCode {
+  return typeof code === 'string' && (TX_FAILURE_CODES as readonly string[]).includes(code)
+}

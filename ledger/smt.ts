@@ -1,0 +1,380 @@
+import { bytesEqual, compareBytes, toHex } from '../crypto/bytes.js'
+import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
+import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
+
+/**
+ * The state commitment: a sparse Merkle tree over 256-bit keys with compressed paths.
+ *
+ * Shape (a pure function of the set of (key, value-hash) leaves, whatever order they were inserted in):
+ *  - a subtree holding no leaf is EMPTY, whose hash is {@link EMPTY_HASH} (32 zero bytes);
+ *  - a subtree holding exactly one leaf is that leaf, stored at the subtree's position (the shortest prefix of its
+ *    key no other key shares), hash `SHA-256(0x00 || key || valueHash)`;
+ *  - a subtree holding two or more leaves is an internal node, hash `SHA-256(0x01 || left || right)`, where the
+ *    left child holds the keys whose next bit (most significant first) is 0.
+ * The 0x00/0x01 prefixes separate leaves from internal nodes, so no leaf can pass as a node or the reverse.
+ *
+ * Storage: each node sits at its position, key `'L' 't' || depth (u16 BE) || prefix (32 bytes, bits past depth
+ * zero)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
+ * reads only the nodes on the changed keys' paths (level by level, one getMany per level), rewrites them, and
+ * deletes every position that no longer holds a node in the same batch, so storage holds the latest tree only.
+ */
+
+/** Hash of the empty subtree, and so the root of the empty tree: 32 zero bytes. */
+export const EMPTY_HASH: Uint8Array = new Uint8Array(HASH_LENGTH)
+/** Domain byte of a leaf's hash preimage. */
+export const LEAF_DOMAIN = 0x00
+/** Domain byte of an internal node's hash preimage. */
+export const NODE_DOMAIN = 0x01
+/** Keys are 256 bits: SHA-256 outputs. */
+export const KEY_BITS = 256
+/** Second byte of tree node keys in the store ('t'). */
+export const TREE_KEY_TAG = 0x74
+/** Bound on an encoded proof's size: 256 siblings of 33 bytes plus framing. */
+export const MAX_PROOF_BYTES = 9 * 1024
+
+/** One change to the tree: set the leaf of `key` to `valueHash`, or remove it (`valueHash` null). */
+export interface TreeUpdate {
+  readonly key: Uint8Array
+  readonly valueHash: Uint8Array | null
+}
+
+/** The result of a batch update: the new root and the store ops that take the stored tree there. */
+export interface TreeUpdateResult {
+  readonly root: Uint8Array
+  readonly ops: KvOp[]
+}
+
+/** Where a path ends in a proof. */
+export type ProofTerminal =
+  /** the path reaches an empty subtree: the key is absent */
+  | { readonly kind: 'empty' }
+  /** the path reaches the key's own leaf, whose value the caller supplies (e.g. an account) */
+  | { readonly kind: 'leaf'; readonly valueHash: Uint8Array }
+  /** the path reaches another key's leaf: the key is absent */
+  | { readonly kind: 'other'; readonly key: Uint8Array; readonly valueHash: Uint8Array }
+
+/** A path from the root to where a key is or would be: sibling hashes from the root down, and the end. */
+export interface TreePath {
+  readonly siblings: Uint8Array[]
+  readonly terminal: ProofTerminal
+}
+
+/** The bit of `key` at `index` (0 = most significant bit of byte 0). */
+export function keyBit(key: Uint8Array, index: number): number {
+  return (key[index >> 3]! >> (7 - (index & 7))) & 1
+}
+
+/** The store key of the node at `depth` on the path of `key`. */
+export function nodeStoreKey(depth: number, key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + 32)
+  out[0] = LEDGER_KEY_PREFIX
+  out[1] = TREE_KEY_TAG
+  out[2] = depth >> 8
+  out[3] = depth & 0xff
+  const full = depth >> 3
+  out.set(key.subarray(0, full), 4)
+  const rest = depth & 7
+  if (rest !== 0) out[4 + full] = key[full]! & (0xff << (8 - rest))
+  return out
+}
+
+/** Hash of a leaf. */
+export function leafHash(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
+  return sha256(leafBytes(key, valueHash))
+}
+
+/** Hash of an internal node. */
+export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  return sha256(internalBytes(left, right))
+}
+
+function leafBytes(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
+  const b = new Uint8Array(65)
+  b[0] = LEAF_DOMAIN
+  b.set(key, 1)
+  b.set(valueHash, 33)
+  return b
+}
+
+function internalBytes(left: Uint8Array, right: Uint8Array): Uint8Array {
+  const b = new Uint8Array(65)
+  b[0] = NODE_DOMAIN
+  b.set(left, 1)
+  b.set(right, 33)
+  return b
+}
+
+function isEmpty(hash: Uint8Array): boolean {
+  for (let i = 0; i < HASH_LENGTH; i++) if (hash[i] !== 0) return false
+  return true
+}
+
+function corrupt(what: string): never {
+  throw new Error(`state tree corrupt: ${what}`)
+}
+
+/** Decodes a stored node, throwing on bytes the tree never writes (a corrupt store is a broken invariant). */
+function parseNode(bytes: Uint8Array | undefined, where: string): Uint8Array {
+  if (bytes === undefined) corrupt(`missing node at ${where}`)
+  if (bytes.byteLength !== 65 || (bytes[0] !== LEAF_DOMAIN && bytes[0] !== NODE_DOMAIN)) corrupt(`bad node at ${where}`)
+  return bytes
+}
+
+/** A subtree after an update. A floating leaf is not yet stored: its final position is decided by its parent. */
+type Sub =
+  | { readonly kind: 'empty' }
+  | { readonly kind: 'leaf'; readonly bytes: Uint8Array; readonly key: Uint8Array }
+  | { readonly kind: 'node'; readonly hash: Uint8Array; readonly internal: boolean | undefined }
+
+const EMPTY_SUB: Sub = { kind: 'empty' }
+
+/**
+ * Applies a batch of updates to the tree whose root is `root`, reading only nodes on the updated keys' paths.
+ * Keys must be distinct and 32 bytes. Returns the new root and the ops (sorted by key, so deterministic) that take
+ * the store from the old tree to the new one; nothing is written.
+ */
+export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[]): Promise<TreeUpdateResult> {
+  const sorted = [...updates].sort((a, b) => compareBytes(a.key, b.key))
+  for (let i = 0; i < sorted.length; i++) {
+    if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
+    if (i > 0 && bytesEqual(sorted[i - 1]!.key, sorted[i]!.key)) throw new RangeError('updateTree: duplicate key')
+  }
+  if (sorted.length === 0) return { root: new Uint8Array(root), ops: [] }
+  // deletesBefore[i] = number of deletes among sorted[0..i): "does a range hold a delete" in O(1).
+  const deletesBefore = new Uint32Array(sorted.length + 1)
+  for (let i = 0; i < sorted.length; i++) deletesBefore[i + 1] = deletesBefore[i]! + (sorted[i]!.valueHash === null ? 1 : 0)
+  const hasDelete = (lo: number, hi: number) => deletesBefore[hi]! > deletesBefore[lo]!
+
+  // Splits [lo, hi) (all sharing the first `depth` bits) at the first key whose bit `depth` is 1.
+  const split = (lo: number, hi: number, depth: number): number => {
+    let a = lo
+    let b = hi
+    while (a < b) {
+      const m = (a + b) >> 1
+      if (keyBit(sorted[m]!.key, depth) === 0) a = m + 1
+      else b = m
+    }
+    return a
+  }
+
+  // Phase 1: read every node the update touches, one getMany per level. A subtree without updates is read only
+  // when its sibling holds deletes (it may then have to move up, so we must know whether it is a leaf).
+  const loaded = new Map<string, Uint8Array>()
+  type Visit = { depth: number; key: Uint8Array; lo: number; hi: number }
+  let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length }]
+  while (frontier.length > 0) {
+    const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
+    const values = await store.getMany(storeKeys)
+    const next: Visit[] = []
+    frontier.forEach((v, i) => {
+      const node = parseNode(values[i], `depth ${v.depth}`)
+      loaded.set(toHex(storeKeys[i]!), node)
+      if (node[0] !== NODE_DOMAIN || v.lo === v.hi) return
+      const mid = split(v.lo, v.hi, v.depth)
+      const left = node.subarray(1, 33)
+      const right = node.subarray(33, 65)
+      const d = v.depth + 1
+      if (!isEmpty(left) && (v.lo < mid || hasDelete(mid, v.hi))) {
+        next.push({ depth: d, key: v.lo < mid ? sorted[v.lo]!.key : withBit(sorted[mid]!.key, v.depth, 0), lo: v.lo, hi: mid })
+      }
+      if (!isEmpty(right) && (mid < v.hi || hasDelete(v.lo, mid))) {
+        next.push({ depth: d, key: mid < v.hi ? sorted[mid]!.key : withBit(sorted[v.lo]!.key, v.depth, 1), lo: mid, hi: v.hi })
+      }
+    })
+    frontier = next
+  }
+
+  // Phase 2: compute the new tree bottom-up, synchronously, over the loaded nodes.
+  const ops = new Map<string, KvOp>()
+  const del = (k: Uint8Array) => ops.set(toHex(k), { type: 'del', key: k })
+  const put = (k: Uint8Array, value: Uint8Array) => ops.set(toHex(k), { type: 'put', key: k, value })
+
+  /** Stores a subtree at its position (materialising a floating leaf) and returns its hash. */
+  const settle = (sub: Sub, depth: number): Uint8Array => {
+    if (sub.kind === 'empty') return EMPTY_HASH
+    if (sub.kind === 'node') return sub.hash
+    put(nodeStoreKey(depth, sub.key), sub.bytes)
+    return sha256(sub.bytes)
+  }
+
+  const combine = (depth: number, key: Uint8Array, left: Sub, right: Sub): Sub => {
+    const here = nodeStoreKey(depth, key)
+    if (left.kind === 'empty' && right.kind === 'empty') {
+      del(here)
+      return EMPTY_SUB
+    }
+    const lone = left.kind === 'empty' ? right : right.kind === 'empty' ? left : undefined
+    if (lone !== undefined) {
+      if (lone.kind === 'leaf') {
+        del(here)
+        return lone
+      }
+      if (lone.kind === 'node' && lone.internal !== true) corrupt('a subtree of unknown kind beside an emptied one')
+    }
+    const bytes = internalBytes(settle(left, depth + 1), settle(right, depth + 1))
+    put(here, bytes)
+    return { kind: 'node', hash: sha256(bytes), internal: true }
+  }
+
+  /** Builds a fresh subtree at `depth` from leaves (sorted, distinct, sharing the first `depth` bits). */
+  const build = (depth: number, leaves: { key: Uint8Array; bytes: Uint8Array }[]): Sub => {
+    if (leaves.length === 0) return EMPTY_SUB
+    if (leaves.length === 1) return { kind: 'leaf', key: leaves[0]!.key, bytes: leaves[0]!.bytes }
+    if (depth >= KEY_BITS) throw new Error('updateTree: distinct keys cannot share 256 bits')
+    let m = 0
+    while (m < leaves.length && keyBit(leaves[m]!.key, depth) === 0) m++
+    return combine(depth, leaves[0]!.key, build(depth + 1, leaves.slice(0, m)), build(depth + 1, leaves.slice(m)))
+  }
+
+  /** The subtree at (depth, path of `key`) whose hash was `hash`, after applying sorted[lo..hi). */
+  const update = (depth: number, key: Uint8Array, hash: Uint8Array, lo: number, hi: number): Sub => {
+    if (isEmpty(hash)) {
+      const leaves = []
+      for (let i = lo; i < hi; i++) {
+        const u = sorted[i]!
+        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
+      }
+      return build(depth, leaves)
+    }
+    const here = nodeStoreKey(depth, key)
+    const node = loaded.get(toHex(here))
+    if (node === undefined) return { kind: 'node', hash, internal: undefined } // untouched, unread, stays in place
+    if (node[0] === LEAF_DOMAIN) {
+      // The leaf leaves this position (it may come back: a later put on the same key wins over this delete).
+      del(here)
+      const oldKey = node.subarray(1, 33)
+      const leaves: { key: Uint8Array; bytes: Uint8Array }[] = []
+      let replaced = false
+      for (let i = lo; i < hi; i++) {
+        const u = sorted[i]!
+        if (bytesEqual(u.key, oldKey)) replaced = true
+        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
+      }
+      if (!replaced) {
+        leaves.push({ key: new Uint8Array(oldKey), bytes: node })
+        leaves.sort((a, b) => compareBytes(a.key, b.key))
+      }
+      return build(depth, leaves)
+    }
+    if (lo === hi) return { kind: 'node', hash, internal: true }
+    const mid = split(lo, hi, depth)
+    const left = update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid)
+    const right = update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi)
+    return combine(depth, key, left, right)
+  }
+
+  const result = update(0, sorted[0]!.key, root, 0, sorted.length)
+  const newRoot = settle(result, 0)
+  const list = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op)
+  return { root: new Uint8Array(newRoot), ops: list }
+}
+
+/** A copy of `key` with bit `index` set to `bit`: a key on the path of the sibling subtree. */
+function withBit(key: Uint8Array, index: number, bit: number): Uint8Array {
+  const out = new Uint8Array(key)
+  const mask = 1 << (7 - (index & 7))
+  if (bit === 1) out[index >> 3]! |= mask
+  else out[index >> 3]! &= ~mask
+  return out
+}
+
+/** Reads the path of `key` from the root `root`: the siblings from the root down and where the path ends. */
+export async function readPath(store: KvStore, root: Uint8Array, key: Uint8Array): Promise<TreePath> {
+  const siblings: Uint8Array[] = []
+  let hash = root
+  for (let depth = 0; ; depth++) {
+    if (isEmpty(hash)) return { siblings, terminal: { kind: 'empty' } }
+    if (depth > KEY_BITS) corrupt('path longer than 256')
+    const node = parseNode(await store.get(nodeStoreKey(depth, key)), `depth ${depth}`)
+    if (node[0] === LEAF_DOMAIN) {
+      const leafKey = node.slice(1, 33)
+      const valueHash = node.slice(33, 65)
+      if (bytesEqual(leafKey, key)) return { siblings, terminal: { kind: 'leaf', valueHash } }
+      return { siblings, terminal: { kind: 'other', key: leafKey, valueHash } }
+    }
+    const bit = keyBit(key, depth)
+    siblings.push(node.slice(bit === 0 ? 33 : 1, bit === 0 ? 65 : 33))
+    hash = node.subarray(bit === 0 ? 1 : 33, bit === 0 ? 33 : 65)
+  }
+}
+
+/**
+ * Recomputes the root a path implies for `key`, given the value hash of the key's own leaf when the path claims
+ * membership. Returns undefined when the path is inconsistent (another leaf that is the key itself or off the path).
+ */
+export function rootFromPath(key: Uint8Array, path: TreePath): Uint8Array | undefined {
+  const depth = path.siblings.length
+  if (depth > KEY_BITS) return undefined
+  let hash: Uint8Array
+  const t = path.terminal
+  if (t.kind === 'empty') hash = EMPTY_HASH
+  else if (t.kind === 'leaf') hash = leafHash(key, t.valueHash)
+  else {
+    if (bytesEqual(t.key, key)) return undefined
+    // The other leaf sits on the key's path, so it shares the key's first `depth` bits.
+    for (let i = 0; i < depth; i++) if (keyBit(t.key, i) !== keyBit(key, i)) return undefined
+    hash = leafHash(t.key, t.valueHash)
+  }
+  for (let i = depth - 1; i >= 0; i--) {
+    const sibling = path.siblings[i]!
+    hash = keyBit(key, i) === 0 ? nodeHash(hash, sibling) : nodeHash(sibling, hash)
+  }
+  return hash
+}
+
+/**
+ * Encodes a path canonically: `[siblings, terminal]`, each sibling a 32-byte hash or an empty byte string for
+ * {@link EMPTY_HASH}; terminal `[0]` (empty), `[1, value]` (the key's own leaf, value = the caller's canonical
+ * value, e.g. an account), or `[2, key, valueHash]` (another leaf).
+ */
+export function encodePath(path: TreePath, value: Canonical | undefined): Canonical {
+  const siblings = path.siblings.map((s) => (isEmpty(s) ? new Uint8Array(0) : s))
+  const t = path.terminal
+  const terminal: Canonical =
+    t.kind === 'empty' ? [0] : t.kind === 'other' ? [2, t.key, t.valueHash] : [1, value === undefined ? null : value]
+  return [siblings, terminal]
+}
+
+/** The decoded parts of an encoded path; the own-leaf value is returned undecoded for the caller. */
+export type DecodedPath =
+  | { ok: true; siblings: Uint8Array[]; terminal: { kind: 'empty' } | { kind: 'leaf'; value: unknown } | { kind: 'other'; key: Uint8Array; valueHash: Uint8Array } }
+  | { ok: false; reason: string }
+
+/** Validates the shape of an encoded path (see {@link encodePath}). */
+export function decodePath(value: unknown): DecodedPath {
+  const fail = (reason: string) => ({ ok: false as const, reason })
+  if (!Array.isArray(value) || value.length !== 2) return fail('a path is [siblings, terminal]')
+  const [rawSiblings, terminal] = value as unknown[]
+  if (!Array.isArray(rawSiblings) || rawSiblings.length > KEY_BITS) return fail(`siblings must be an array of at most ${KEY_BITS}`)
+  const siblings: Uint8Array[] = []
+  for (const s of rawSiblings as unknown[]) {
+    if (!(s instanceof Uint8Array)) return fail('sibling is not bytes')
+    if (s.byteLength === 0) siblings.push(EMPTY_HASH)
+    else if (s.byteLength === 32 && !isEmpty(s)) siblings.push(s)
+    else return fail('sibling must be 32 bytes (non-zero) or empty')
+  }
+  if (!Array.isArray(terminal) || terminal.length === 0) return fail('terminal must be a non-empty array')
+  const t = terminal as unknown[]
+  if (t[0] === 0 && t.length === 1) return { ok: true, siblings, terminal: { kind: 'empty' } }
+  if (t[0] === 1 && t.length === 2) return { ok: true, siblings, terminal: { kind: 'leaf', value: t[1] } }
+  if (t[0] === 2 && t.length === 3) {
+    const [, key, valueHash] = t
+    if (!(key instanceof Uint8Array) || key.byteLength !== 32) return fail('other leaf key must be 32 bytes')
+    if (!(valueHash instanceof Uint8Array) || valueHash.byteLength !== 32) return fail('other leaf value hash must be 32 bytes')
+    return { ok: true, siblings, terminal: { kind: 'other', key, valueHash } }
+  }
+  return fail('unknown terminal')
+}
+
+/** Encodes a path as bytes (the canonical encoding of {@link encodePath}). */
+export function encodePathBytes(path: TreePath, value: Canonical | undefined): Uint8Array {
+  return encodeCanonical(encodePath(path, value))
+}
+
+/** Decodes path bytes, bounded by {@link MAX_PROOF_BYTES}. */
+export function decodePathBytes(bytes: Uint8Array): DecodedPath {
+  const d = decodeCanonical(bytes, MAX_PROOF_BYTES)
+  if (!d.ok) return { ok: false, reason: d.reason }
+  return decodePath(d.value)
+}

@@ -1,0 +1,44 @@
+import { ClassicLevel } from 'classic-level'
+import type { KvOp, KvStore } from '../../ledger/store.js'
+
+/**
+ * {@link KvStore} over classic-level (LevelDB), keys and values as Uint8Array ('view' encodings).
+ *
+ * The node opens one database per home (`DIR/data/`), gives it to the ledger as a KvStore, and keeps its own keys
+ * (blocks, indexes) under first bytes other than the ledger's 'L'; `db` is exposed for the node's own range reads.
+ */
+export class LevelKvStore implements KvStore {
+  private constructor(
+    /** The underlying database, for the node's own reads (iterators). Write through {@link write}. */
+    readonly db: ClassicLevel<Uint8Array, Uint8Array>,
+  ) {}
+
+  /** Opens (creating if missing) the database at `path`. */
+  static async open(path: string): Promise<LevelKvStore> {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' })
+    await db.open()
+    return new LevelKvStore(db)
+  }
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return (await this.db.get(key)) ?? undefined
+  }
+
+  async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return []
+    const values = await this.db.getMany(keys as Uint8Array[])
+    return values.map((v) => v ?? undefined)
+  }
+
+  async write(ops: readonly KvOp[]): Promise<void> {
+    if (ops.length === 0) return
+    await this.db.batch(ops.map((op) => (op.type === 'put'
+      ? { type: 'put' as const, key: op.key, value: op.value }
+      : { type: 'del' as const, key: op.key })))
+  }
+
+  /** Closes the database. */
+  async close(): Promise<void> {
+    await this.db.close()
+  }
+}

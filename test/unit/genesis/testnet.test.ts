@@ -1,0 +1,69 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { toHex } from '../../../crypto/bytes.js'
+import { parseConfig } from '../../../genesis/config.js'
+import { genesisHash, parseGenesis } from '../../../genesis/genesis.js'
+import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../../genesis/testnet.js'
+
+// A stand-in for the node's libp2p peer id derivation: distinct and base58-shaped.
+const peerIdOf = (pk: Uint8Array) => '12D3KooW' + toHex(pk).replace(/[0l]/g, 'z').slice(0, 44)
+
+function options(over: Partial<TestnetOptions> = {}): TestnetOptions {
+  const validators = over.validators ?? 4
+  const accounts = over.accounts ?? 2
+  return {
+    validators, accounts, chainId: 'tally-local', host: '127.0.0.1', p2pPort: 26656, rpcPort: 8545, balance: 1_000_000n,
+    genesisTime: '2026-11-22T00:00:00Z',
+    seeds: Array.from({ length: testnetSeedCount(validators, accounts) }, (_, i) => new Uint8Array(32).fill(i + 1)),
+    ...over,
+  }
+}
+
+test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and accounts, a valid genesis', () => {
+  const r = makeTestnet(options(), { peerIdOf })
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors))
+  const t = r.testnet
+  assert.deepEqual(t.validators.map((v) => v.name), ['node0', 'node1', 'node2', 'node3'])
+  t.validators.forEach((v, i) => {
+    assert.equal(v.config.moniker, `node${i}`)
+    assert.equal(v.config.p2p.listen, `127.0.0.1:${26656 + i}`)
+    assert.equal(v.config.rpc.port, 8545 + i)
+    assert.deepEqual(v.config.p2p.peers.map((p) => p.peerId).sort(), t.validators.filter((_, j) => j !== i).map((o) => o.peerId).sort())
+    assert.equal(v.peerId, peerIdOf(v.nodeKey.publicKey))
+    assert.notDeepEqual(v.nodeKey.publicKey, v.key.publicKey)
+    assert.ok(parseConfig(JSON.parse(JSON.stringify(v.config))).ok)
+  })
+  assert.equal(t.accounts.length, 2)
+  const reparsed = parseGenesis(JSON.parse(JSON.stringify(t.genesisJson)))
+  assert.ok(reparsed.ok)
+  assert.deepEqual(genesisHash(reparsed.genesis), genesisHash(t.genesis))
+  assert.deepEqual(t.genesis.validators.map((v) => toHex(v.publicKey)), t.validators.map((v) => toHex(v.key.publicKey)))
+  const funded = new Set(t.genesis.balances.map((b) => toHex(b.address)))
+  for (const a of [t.faucet, ...t.accounts]) assert.ok(funded.has(toHex(a.address)))
+  assert.ok(t.genesis.balances.every((b) => b.amount === 1_000_000n))
+})
+
+test('the same seeds give the same testnet', () => {
+  const a = makeTestnet(options(), { peerIdOf })
+  const b = makeTestnet(options(), { peerIdOf })
+  assert.ok(a.ok && b.ok)
+  assert.deepEqual(genesisHash(a.testnet.genesis), genesisHash(b.testnet.genesis))
+  assert.deepEqual(JSON.stringify(a.testnet.validators.map((v) => v.config)), JSON.stringify(b.testnet.validators.map((v) => v.config)))
+})
+
+test('bad options are reported in the genesis error style', () => {
+  const cases: [Partial<TestnetOptions>, string][] = [
+    [{ validators: 0, seeds: [] }, 'validators'],
+    [{ seeds: [new Uint8Array(32)] }, 'seeds'],
+    [{ p2pPort: 65534 }, 'p2pPort'],
+    [{ chainId: 'bad chain' }, 'chainId'],
+    [{ genesisTime: 'yesterday' }, 'genesisTime'],
+    [{ balance: 2n ** 63n }, 'balances'],
+    [{ host: 'bad host' }, 'node0.rpc.host'],
+  ]
+  for (const [over, path] of cases) {
+    const r = makeTestnet(options(over), { peerIdOf })
+    assert.ok(!r.ok, path)
+    assert.ok(r.errors.some((e) => e.path === path), `${path}: ${JSON.stringify(r.errors)}`)
+  }
+})

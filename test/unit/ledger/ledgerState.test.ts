@@ -1,0 +1,157 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { addressFromPublicKey } from '../../../crypto/address.js'
+import { toHex } from '../../../crypto/bytes.js'
+import { keyPairFromSeed } from '../../../crypto/ed25519.js'
+import { ZERO_ACCOUNT } from '../../../ledger/account.js'
+import { LedgerState } from '../../../ledger/ledgerState.js'
+import { EMPTY_HASH } from '../../../ledger/smt.js'
+import { MemoryKvStore } from '../../../ledger/store.js'
+import { U64_MAX, createTransfer, decodeTransaction, encodeTransaction, type DecodedTransaction } from '../../../ledger/transaction.js'
+import { VerifiedTxCache } from '../../../ledger/verifiedTxCache.js'
+
+const CHAIN = 'tally-test'
+const seedA = new Uint8Array(32).fill(1)
+const seedB = new Uint8Array(32).fill(2)
+const A = addressFromPublicKey(keyPairFromSeed(seedA).publicKey)
+const B = addressFromPublicKey(keyPairFromSeed(seedB).publicKey)
+const C = new Uint8Array(20).fill(0xcc)
+
+async function funded(balances: [Uint8Array, bigint][]): Promise<{ store: MemoryKvStore; state: LedgerState }> {
+  const store = new MemoryKvStore()
+  const state = await LedgerState.open(store)
+  const r = await state.setAccounts(balances.map(([address, balance]) => ({ address, account: { balance, nonce: 0n } })))
+  await store.write(r.ops)
+  state.commit(r)
+  return { store, state }
+}
+
+const dump = (s: MemoryKvStore) => s.entries().map((e) => `${toHex(e.key)}=${toHex(e.value)}`)
+
+const transfer = (seed: Uint8Array, to: Uint8Array, amount: bigint, nonce: bigint, chainId = CHAIN) =>
+  createTransfer(seed, { chainId, to, amount, nonce })
+
+function withBadSignature(t: DecodedTransaction): DecodedTransaction {
+  const signature = new Uint8Array(t.tx.signature)
+  signature[5]! ^= 1
+  const d = decodeTransaction(encodeTransaction({ ...t.tx, signature }))
+  assert.ok(d.ok)
+  return d.value
+}
+
+test('an empty store opens as the empty state', async () => {
+  const state = await LedgerState.open(new MemoryKvStore())
+  assert.deepEqual(state.root(), EMPTY_HASH)
+  assert.deepEqual(await state.getAccount(A), ZERO_ACCOUNT)
+})
+
+test('each rule fails a transfer with its code, in the documented order, and a failed transfer changes nothing', async () => {
+  const rows: { desc: string; tx: () => DecodedTransaction; code: string }[] = [
+    { desc: 'other chain', tx: () => transfer(seedA, B, 1n, 0n, 'other-chain'), code: 'wrong_chain' },
+    { desc: 'other chain beats a bad signature', tx: () => withBadSignature(transfer(seedA, B, 1n, 0n, 'other-chain')), code: 'wrong_chain' },
+    { desc: 'bad signature', tx: () => withBadSignature(transfer(seedA, B, 1n, 0n)), code: 'invalid_signature' },
+    { desc: 'bad signature beats a bad nonce', tx: () => withBadSignature(transfer(seedA, B, 1n, 9n)), code: 'invalid_signature' },
+    { desc: 'nonce ahead', tx: () => transfer(seedA, B, 1n, 1n), code: 'bad_nonce' },
+    { desc: 'nonce ahead beats overdraft', tx: () => transfer(seedA, B, 10_000n, 1n), code: 'bad_nonce' },
+    { desc: 'overdraft', tx: () => transfer(seedA, B, 101n, 0n), code: 'insufficient_funds' },
+    { desc: 'self-transfer above the balance', tx: () => transfer(seedA, A, 101n, 0n), code: 'insufficient_funds' },
+    { desc: 'unfunded sender', tx: () => transfer(new Uint8Array(32).fill(9), A, 1n, 0n), code: 'insufficient_funds' },
+    { desc: 'recipient overflow', tx: () => transfer(seedA, C, 1n, 0n), code: 'balance_overflow' },
+  ]
+  for (const row of rows) {
+    const { state } = await funded([[A, 100n], [C, U64_MAX]])
+    const before = state.root()
+    const r = await state.execute([row.tx()], { chainId: CHAIN })
+    assert.deepEqual(r.receipts, [{ ok: false, code: row.code }], row.desc)
+    assert.deepEqual(r.stateRoot, before, row.desc)
+    assert.deepEqual(r.ops, [], row.desc)
+    assert.equal(r.changed.size, 0, row.desc)
+  }
+})
+
+test('a transfer moves the amount and consumes the nonce; the recipient account is created', async () => {
+  const { store, state } = await funded([[A, 100n]])
+  const r = await state.execute([transfer(seedA, B, 30n, 0n), transfer(seedA, B, 70n, 1n), transfer(seedA, B, 1n, 2n)], { chainId: CHAIN })
+  assert.deepEqual(r.receipts, [{ ok: true }, { ok: true }, { ok: false, code: 'insufficient_funds' }])
+  await store.write(r.ops)
+  state.commit(r)
+  assert.deepEqual(await state.getAccount(A), { balance: 0n, nonce: 2n })
+  assert.deepEqual(await state.getAccount(B), { balance: 100n, nonce: 0n })
+  assert.deepEqual(state.root(), r.stateRoot)
+})
+
+test('a self-transfer covered by the balance applies: nonce bumped, balance unchanged', async () => {
+  const { store, state } = await funded([[A, 100n]])
+  const r = await state.execute([transfer(seedA, A, 100n, 0n)], { chainId: CHAIN })
+  assert.deepEqual(r.receipts, [{ ok: true }])
+  await store.write(r.ops)
+  state.commit(r)
+  assert.deepEqual(await state.getAccount(A), { balance: 100n, nonce: 1n })
+})
+
+test('a transfer filling the recipient to exactly 2^64-1 applies', async () => {
+  const { state } = await funded([[A, 100n], [C, U64_MAX - 5n]])
+  const r = await state.execute([transfer(seedA, C, 5n, 0n), transfer(seedA, C, 1n, 1n)], { chainId: CHAIN })
+  assert.deepEqual(r.receipts, [{ ok: true }, { ok: false, code: 'balance_overflow' }])
+})
+
+test('verified hashes skip the signature check; trustSignatures skips all; verified signatures are remembered', async () => {
+  const { state } = await funded([[A, 100n]])
+  const bad = withBadSignature(transfer(seedA, B, 1n, 0n))
+  const cache = new VerifiedTxCache({ maxEntries: 10 })
+  cache.add(bad.hash)
+  assert.deepEqual((await state.execute([bad], { chainId: CHAIN, verified: cache })).receipts, [{ ok: true }])
+  assert.deepEqual((await state.execute([bad], { chainId: CHAIN, trustSignatures: true })).receipts, [{ ok: true }])
+  assert.deepEqual((await state.execute([bad], { chainId: CHAIN })).receipts, [{ ok: false, code: 'invalid_signature' }])
+  const good = transfer(seedA, B, 1n, 0n)
+  const fresh = new VerifiedTxCache()
+  await state.execute([good], { chainId: CHAIN, verified: fresh })
+  assert.ok(fresh.has(good.hash))
+})
+
+test('speculative execution: two candidates on one state, committing one leaves exactly its state', async () => {
+  const { store, state } = await funded([[A, 100n], [B, 50n]])
+  const root0 = state.root()
+  const blockX = [transfer(seedA, C, 10n, 0n), transfer(seedB, A, 5n, 0n)]
+  const blockY = [transfer(seedA, B, 40n, 0n)]
+  const x = await state.execute(blockX, { chainId: CHAIN })
+  const y = await state.execute(blockY, { chainId: CHAIN })
+  assert.notDeepEqual(x.stateRoot, y.stateRoot)
+  // Neither execution changed anything.
+  assert.deepEqual(state.root(), root0)
+  assert.deepEqual(await state.getAccount(A), { balance: 100n, nonce: 0n })
+  await store.write(y.ops)
+  state.commit(y)
+  assert.deepEqual(state.root(), y.stateRoot)
+  assert.deepEqual(await state.getAccount(A), { balance: 60n, nonce: 1n })
+  assert.deepEqual(await state.getAccount(B), { balance: 90n, nonce: 0n })
+  assert.deepEqual(await state.getAccount(C), ZERO_ACCOUNT)
+  // The store is exactly that of a node that only ever saw Y.
+  const only = await funded([[A, 100n], [B, 50n]])
+  const y2 = await only.state.execute(blockY, { chainId: CHAIN })
+  await only.store.write(y2.ops)
+  assert.deepEqual(dump(store), dump(only.store))
+  // The losing candidate was computed on the old root and can no longer be committed.
+  assert.throws(() => state.commit(x), /executed on root/)
+  // Re-executing X on the new state gives a different outcome (A's nonce 0 is spent).
+  const x2 = await state.execute(blockX, { chainId: CHAIN })
+  assert.deepEqual(x2.receipts, [{ ok: false, code: 'bad_nonce' }, { ok: true }])
+})
+
+test('reopening the store restores the committed root', async () => {
+  const { store, state } = await funded([[A, 100n]])
+  const r = await state.execute([transfer(seedA, B, 1n, 0n)], { chainId: CHAIN })
+  await store.write(r.ops)
+  state.commit(r)
+  const again = await LedgerState.open(store)
+  assert.deepEqual(again.root(), r.stateRoot)
+  assert.deepEqual(await again.getAccount(B), { balance: 1n, nonce: 0n })
+})
+
+test('an empty block changes nothing and has no ops', async () => {
+  const { state } = await funded([[A, 100n]])
+  const r = await state.execute([], { chainId: CHAIN })
+  assert.deepEqual(r.receipts, [])
+  assert.deepEqual(r.ops, [])
+  assert.deepEqual(r.stateRoot, state.root())
+})

@@ -1,0 +1,116 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { toHex } from '../../../crypto/bytes.js'
+import { EMPTY_HASH, TREE_KEY_TAG, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
+import { MemoryKvStore } from '../../../ledger/store.js'
+import { Rng } from '../../helpers/random.js'
+
+// An independent reference: the tree's root and node count computed from scratch over the whole key set,
+// straight from the definition (empty = zeros, one leaf = leaf hash, more = H(0x01 || left || right)).
+const h = (...parts: Uint8Array[]) => new Uint8Array(createHash('sha256').update(Buffer.concat(parts)).digest())
+const bit = (k: Uint8Array, i: number) => (k[i >> 3]! >> (7 - (i & 7))) & 1
+function reference(leaves: [Uint8Array, Uint8Array][], depth = 0): { root: Uint8Array; nodes: number } {
+  if (leaves.length === 0) return { root: new Uint8Array(32), nodes: 0 }
+  if (leaves.length === 1) return { root: h(new Uint8Array([0]), leaves[0]![0], leaves[0]![1]), nodes: 1 }
+  const l = reference(leaves.filter(([k]) => bit(k, depth) === 0), depth + 1)
+  const r = reference(leaves.filter(([k]) => bit(k, depth) === 1), depth + 1)
+  return { root: h(new Uint8Array([1]), l.root, r.root), nodes: l.nodes + r.nodes + 1 }
+}
+
+function treeNodeCount(store: MemoryKvStore): number {
+  return store.entries().filter((e) => e.key[0] === 0x4c && e.key[1] === TREE_KEY_TAG).length
+}
+
+async function apply(store: MemoryKvStore, root: Uint8Array, updates: TreeUpdate[]): Promise<Uint8Array> {
+  const r = await updateTree(store, root, updates)
+  await store.write(r.ops)
+  return r.root
+}
+
+test('the empty tree has the zero root, and removing the last leaf returns to it', async () => {
+  const store = new MemoryKvStore()
+  assert.deepEqual(EMPTY_HASH, new Uint8Array(32))
+  const key = h(new Uint8Array([1]))
+  let root = await apply(store, EMPTY_HASH, [{ key, valueHash: h(new Uint8Array([2])) }])
+  assert.deepEqual(root, reference([[key, h(new Uint8Array([2]))]]).root)
+  root = await apply(store, root, [{ key, valueHash: null }])
+  assert.deepEqual(root, EMPTY_HASH)
+  assert.equal(store.size, 0)
+})
+
+test('random batches of inserts, updates and deletes match the from-scratch reference; no stale nodes remain', async () => {
+  const rng = new Rng(7)
+  const store = new MemoryKvStore()
+  const live = new Map<string, [Uint8Array, Uint8Array]>()
+  const pool = Array.from({ length: 300 }, (_, i) => h(new Uint8Array([i & 0xff, i >> 8])))
+  // Keys sharing long prefixes exercise deep, compressed paths.
+  const base = h(new Uint8Array([99]))
+  for (let i = 0; i < 12; i++) {
+    const k = new Uint8Array(base)
+    k[31] ^= 1 << (i % 8)
+    if (i >= 8) k[20] ^= 1 << (i - 8)
+    pool.push(k)
+  }
+  let root: Uint8Array = EMPTY_HASH
+  for (let round = 0; round < 60; round++) {
+    const batch = new Map<string, TreeUpdate>()
+    const n = 1 + rng.int(round % 5 === 0 ? 120 : 12)
+    for (let i = 0; i < n; i++) {
+      const key = rng.pick(pool)
+      const del = live.has(toHex(key)) && rng.chance(0.4)
+      batch.set(toHex(key), { key, valueHash: del ? null : rng.bytes(32) })
+    }
+    root = await apply(store, root, [...batch.values()])
+    for (const [id, u] of batch) {
+      if (u.valueHash === null) live.delete(id)
+      else live.set(id, [u.key, u.valueHash])
+    }
+    const ref = reference([...live.values()])
+    assert.deepEqual(root, ref.root, `round ${round}`)
+    assert.equal(treeNodeCount(store), ref.nodes, `round ${round}: stored nodes`)
+  }
+  // Deleting everything empties the store.
+  root = await apply(store, root, [...live.values()].map(([key]) => ({ key, valueHash: null })))
+  assert.deepEqual(root, EMPTY_HASH)
+  assert.equal(store.size, 0)
+})
+
+test('the root does not depend on how the leaves were batched', async () => {
+  const rng = new Rng(11)
+  const leaves = Array.from({ length: 200 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) }))
+  const a = new MemoryKvStore()
+  const ra = await apply(a, EMPTY_HASH, leaves)
+  const b = new MemoryKvStore()
+  let rb: Uint8Array = EMPTY_HASH
+  for (let i = leaves.length - 1; i >= 0; i -= 7) rb = await apply(b, rb, leaves.slice(Math.max(0, i - 6), i + 1))
+  assert.deepEqual(ra, rb)
+  assert.deepEqual(a.entries().map((e) => toHex(e.key) + toHex(e.value)), b.entries().map((e) => toHex(e.key) + toHex(e.value)))
+})
+
+test('paths prove membership and absence; the path for a key reproduces the root', async () => {
+  const rng = new Rng(3)
+  const store = new MemoryKvStore()
+  const leaves = Array.from({ length: 100 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) }))
+  const root = await apply(store, EMPTY_HASH, leaves)
+  for (const l of leaves.slice(0, 20)) {
+    const p = await readPath(store, root, l.key)
+    assert.equal(p.terminal.kind, 'leaf')
+    assert.deepEqual(rootFromPath(l.key, p), root)
+  }
+  for (let i = 0; i < 20; i++) {
+    const key = rng.bytes(32)
+    const p = await readPath(store, root, key)
+    assert.notEqual(p.terminal.kind, 'leaf')
+    assert.deepEqual(rootFromPath(key, p), root)
+  }
+})
+
+test('updateTree rejects duplicate or mis-sized keys and writes nothing itself', async () => {
+  const store = new MemoryKvStore()
+  const key = new Uint8Array(32)
+  await assert.rejects(updateTree(store, EMPTY_HASH, [{ key, valueHash: key }, { key, valueHash: null }]), RangeError)
+  await assert.rejects(updateTree(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }]), RangeError)
+  await updateTree(store, EMPTY_HASH, [{ key, valueHash: key }])
+  assert.equal(store.size, 0)
+})
