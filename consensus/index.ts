@@ -1,0 +1,12 @@
+/** The consensus room: Tendermint as a pure step function, its messages, certificates and safety guard. */
+export * from './types.js'
+export * from './validatorSet.js'
+export * from './signBytes.js'
+export * from './codec.js'
+export * from './voteSet.js'
+export * from './commitCertificate.js'
+export * from './consensusState.js'
+export * from './inputs.js'
+export * from './effects.js'
+export * from './step.js'
+export * from './safetyGuard.js'
