@@ -23,7 +23,7 @@ import { ChainStore } from './chainStore.js'
 import { ConsensusHost, type CommittedBlock } from './consensusHost.js'
 import { HomeFiles, loadHome, toMultiaddr, type NodeHome } from './home.js'
 import { componentLogger, createLogger, type Logger } from './logger.js'
-import { Mempool } from './mempool.js'
+import { Mempool, type AddResult } from './mempool.js'
 import {
   decodeConsensusGossip, decodeStoredBlock, decodeTxFetchRequest, decodeTxFetchResponse, encodeTxFetchRequest,
   encodeTxFetchResponse, maxConsensusMessageBytes,
@@ -107,8 +107,8 @@ export class TallyNode {
     readonly logger: Logger,
     private readonly validatorSet: ValidatorSet,
     private readonly parts: {
-      kv: LevelKvStore; chain: ChainStore; ledger: LedgerState; mempool: Mempool; p2p: P2p; txGossip: TxGossip
-      host: ConsensusHost; sync: BlockSync; rpc: RpcServer; metrics: Metrics; timers: Timers; wal: Wal; guard: SafetyGuard | null
+      kv: LevelKvStore; chain: ChainStore; ledger: LedgerState; mempool: Mempool; p2p: P2p; txGossip: TxGossip<AddResult>
+      host: ConsensusHost; sync: BlockSync; rpc: RpcServer; metrics: Metrics; timers: Timers<'propose' | 'prevote' | 'precommit'>; wal: Wal; guard: SafetyGuard | null
     },
   ) {
     this.events.setMaxListeners(0)
@@ -182,7 +182,7 @@ export class TallyNode {
       maxGossipBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs), 300 * 1024),
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: componentLogger(logger, 'p2p') })
-    const txGossip = new TxGossip({}, { gossip: p2p, admit: (tx) => mempool.add(tx), logger: componentLogger(logger, 'txgossip') })
+    const txGossip = new TxGossip<AddResult>({}, { gossip: p2p, admit: (tx) => mempool.add(tx), logger: componentLogger(logger, 'txgossip') })
     const wal = new Wal({ path: join(home.dir, HomeFiles.wal) }, { logger: componentLogger(logger, 'wal') })
     mkdirSync(dirname(join(home.dir, HomeFiles.wal)), { recursive: true })
 
@@ -407,7 +407,7 @@ export class TallyNode {
       const r = await this.parts.txGossip.submit(bytes)
       this.parts.metrics.mempoolSize.set(this.parts.mempool.size)
       this.parts.metrics.mempoolBytes.set(this.parts.mempool.bytes)
-      return r
+      return r.ok ? { ok: true, hash: r.hash } : { ok: false, code: r.code, reason: r.reason }
     },
     getTx: async (hash): Promise<TxLookup> => {
       const loc = await this.parts.chain.txLocation(hash)
