@@ -113,6 +113,9 @@ export class ConsensusHost {
   private stopped = false
   private walPending: Promise<void>[] = []
   private heightStartedAt = 0
+  /** This validator's own signed messages of the current height, for re-broadcast while the height is slow. */
+  private own: { round: number; message: ProposalMessage | SignedVote }[] = []
+  private resends = 0
   private readonly tipWaiters: (() => void)[] = []
 
   constructor(private readonly o: ConsensusHostOptions, private readonly d: ConsensusHostDependencies) {
@@ -172,6 +175,28 @@ export class ConsensusHost {
   /** A proposal (with block parts) from gossip. */
   onProposalMessage(message: ProposalMessage): void {
     this.enqueue({ kind: 'proposalMessage', message })
+  }
+
+  /**
+   * Re-broadcasts this validator's own proposal and votes of the current height (the latest rounds) when the
+   * height has run longer than `afterMs`. Gossip is fire-and-forget: a peer that was down or not yet connected when
+   * a vote went out would otherwise never see it, and validators stranded in different rounds without a quorum
+   * would wait for each other forever (CometBFT's reactor re-gossips votes for the same reason).
+   */
+  rebroadcast(afterMs: number): void {
+    if (this.stopped || this.own.length === 0 || this.d.now() - this.heightStartedAt < afterMs) return
+    this.resends++
+    const latest = this.own[this.own.length - 1]!.round
+    for (const m of this.own) {
+      if (m.round < latest - 8) continue
+      this.d.broadcast('proposal' in m.message ? encodeProposalMessage(m.message, this.resends) : encodeVoteMessage(m.message as SignedVote, this.resends))
+    }
+  }
+
+  private remember(height: number, round: number, message: ProposalMessage | SignedVote): void {
+    if (height !== this.state.height) return
+    this.own.push({ round, message })
+    if (this.own.length > 64) this.own.shift()
   }
 
   /** A timeout the core asked for has elapsed. */
@@ -308,10 +333,12 @@ export class ConsensusHost {
         }
         const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }
         if (!this.replaying) this.log({ kind: 'proposal', message })
+        this.remember(e.proposal.height, e.proposal.round, message)
         this.d.broadcast(encodeProposalMessage(message))
         return
       }
       case 'broadcastVote':
+        this.remember(e.vote.height, e.vote.round, e.vote)
         this.d.broadcast(encodeVoteMessage(e.vote))
         return
       case 'scheduleTimeout':
@@ -356,14 +383,18 @@ export class ConsensusHost {
 
   private async buildValue(height: number, round: number): Promise<void> {
     try {
-      await this.waitForTransactions(height, round)
+      let txs = await this.reapOrWait(height, round)
       if (this.stopped || this.state.height !== height || this.state.round !== round) return
       const tip = this.tipValue
-      let txs = this.d.mempool.reap({ maxTxs: this.o.block.maxTxs, maxBytes: this.o.block.maxBytes })
       const t0 = this.d.now()
       let result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
       if (result.receipts.some((r) => !r.ok)) {
-        // Keep failing transfers out of the block: re-execute the ones that apply.
+        // A reaped transaction that does not apply to the committed state leaves the mempool with its reason
+        // (so it is reported rejected, not retried forever); the block keeps the ones that apply.
+        txs.forEach((t, i) => {
+          const r = result.receipts[i]!
+          if (!r.ok) this.d.mempool.reject(t.hash, r.code, `failed execution at height ${height}: ${r.code}`)
+        })
         txs = txs.filter((_, i) => result.receipts[i]!.ok)
         result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
       }
@@ -390,12 +421,18 @@ export class ConsensusHost {
     }
   }
 
-  /** An empty mempool makes the proposer wait up to the empty-block interval (bounded by half the propose timeout). */
-  private async waitForTransactions(height: number, round: number): Promise<void> {
-    const limit = Math.min(this.o.emptyBlockIntervalMs, Math.floor(this.o.params.timeoutProposeMs / 2))
-    const since = this.tipValue?.blockTime ?? 0
-    const deadline = Math.min(this.d.now() + limit, Math.max(since + limit, this.d.now()))
-    while (this.d.mempool.size === 0 && this.d.now() < deadline && !this.stopped && this.state.height === height && this.state.round === round) {
+  /**
+   * Reaps executable transactions; when there are none, waits for some up to the empty-block interval after the
+   * last block (bounded by half the propose timeout, so peers do not time out on this proposer), then proposes
+   * what there is, possibly an empty block. Transactions present at once are proposed at once: no idle wait.
+   */
+  private async reapOrWait(height: number, round: number): Promise<DecodedTransaction[]> {
+    const limits = { maxTxs: this.o.block.maxTxs, maxBytes: this.o.block.maxBytes }
+    const wait = Math.min(this.o.emptyBlockIntervalMs, Math.floor(this.o.params.timeoutProposeMs / 2))
+    const deadline = Math.min(this.d.now() + wait, Math.max((this.tipValue?.blockTime ?? 0) + wait, this.d.now()))
+    for (;;) {
+      const txs = this.d.mempool.reap(limits)
+      if (txs.length > 0 || this.d.now() >= deadline || this.stopped || this.state.height !== height || this.state.round !== round) return txs
       await new Promise((r) => setTimeout(r, 10))
     }
   }
@@ -546,6 +583,7 @@ export class ConsensusHost {
     this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
     this.lastCommitValue = certificate
     this.candidates.clear()
+    this.own = []
     this.d.cancelTimeoutsBelow(height + 1)
     await this.d.wal.reset()
     this.walPending = []

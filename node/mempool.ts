@@ -47,7 +47,7 @@ export type AddResult =
 
 /** Why a transaction left the pool. */
 export interface Removal {
-  readonly code: 'committed' | 'bad_nonce' | 'insufficient_funds'
+  readonly code: 'committed' | 'bad_nonce' | 'insufficient_funds' | 'invalid_signature' | 'wrong_chain' | 'balance_overflow' | 'malformed'
   readonly reason: string
 }
 
@@ -253,6 +253,23 @@ export class Mempool {
       if (next !== undefined) heap.push(next)
     }
     return out
+  }
+
+  /**
+   * Drops a pending transaction that failed execution against the committed state (the proposer found it would
+   * not apply), with the ledger's failure code, together with the same sender's later nonces, which can no longer
+   * apply either. Listeners see each removal with its reason.
+   */
+  reject(hash: Uint8Array, code: Exclude<Removal['code'], 'committed'>, reason: string): void {
+    const e = this.byHash.get(toHex(hash))
+    if (e === undefined) return
+    const s = e.sender
+    const later = [...s.byNonce.keys()].filter((n) => n > e.decoded.tx.nonce).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    this.removeEntry(e, { code, reason })
+    for (const n of later) {
+      const x = s.byNonce.get(n)
+      if (x !== undefined) this.removeEntry(x, { code: 'bad_nonce', reason: `follows nonce ${e.decoded.tx.nonce}, which was rejected (${code})` })
+    }
   }
 
   /**

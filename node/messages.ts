@@ -45,16 +45,22 @@ export function maxConsensusMessageBytes(maxTxs: number): number {
   return 1024 + MAX_HEADER_BYTES + maxTxs * (HASH_LENGTH + 2) + MAX_COMMIT_BYTES
 }
 
-export function encodeProposalMessage(m: ProposalMessage): Uint8Array {
+/**
+ * `resend` counts re-broadcasts of the same signed message (outside what is signed): it makes each resend a new
+ * gossip message, since gossipsub drops content it has already seen.
+ */
+export function encodeProposalMessage(m: ProposalMessage, resend = 0): Uint8Array {
   return encodeCanonical([
     KIND_PROPOSAL, encodeSignedProposal(m.proposal), encodeBlockHeader(m.header), [...m.txHashes],
-    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit),
+    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit), resend,
   ])
 }
 
-export function encodeVoteMessage(vote: SignedVote): Uint8Array {
-  return encodeCanonical([KIND_VOTE, encodeSignedVote(vote)])
+export function encodeVoteMessage(vote: SignedVote, resend = 0): Uint8Array {
+  return encodeCanonical([KIND_VOTE, encodeSignedVote(vote), resend])
 }
+
+const isResend = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 
 function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeResult<ProposalMessage> {
   const [, p, h, hashes, lc] = v
@@ -81,11 +87,11 @@ export function decodeConsensusGossip(bytes: Uint8Array, maxTxs: number): Envelo
   if (!d.ok) return fail(d.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length < 2) return fail('not a consensus message')
-  if (v[0] === KIND_PROPOSAL && v.length === 5) {
+  if (v[0] === KIND_PROPOSAL && v.length === 6 && isResend(v[5])) {
     const m = decodeProposalParts(v, maxTxs)
     return m.ok ? { ok: true, value: { kind: 'proposal', message: m.value } } : m
   }
-  if (v[0] === KIND_VOTE && v.length === 2 && v[1] instanceof Uint8Array) {
+  if (v[0] === KIND_VOTE && v.length === 3 && v[1] instanceof Uint8Array && isResend(v[2])) {
     const vote = decodeSignedVote(v[1])
     return vote.ok ? { ok: true, value: { kind: 'vote', vote: vote.value } } : fail(`vote: ${vote.error.reason}`)
   }

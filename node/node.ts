@@ -272,6 +272,8 @@ export class TallyNode {
     node.stopFns.push(() => timers.stop())
     await host.start()
     node.stopFns.push(() => host!.stop())
+    const resend = setInterval(() => host!.rebroadcast(1_000), 1_000)
+    node.stopFns.push(() => clearInterval(resend))
     await sync.start()
     node.stopFns.push(() => sync!.stop())
     await rpc.start()

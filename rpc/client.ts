@@ -65,11 +65,13 @@ export interface StatusView {
 /** `tx_get` as the client returns it. */
 export interface TxView {
   hash: string
-  status: 'pending' | 'committed' | 'unknown'
+  status: 'pending' | 'committed' | 'rejected' | 'unknown'
   height?: number
   index?: number
   ok?: boolean
   error?: string
+  /** Why a `rejected` transaction left the mempool. */
+  reason?: string
 }
 
 /** One call of a batch. */
@@ -276,6 +278,9 @@ export class RpcClient {
       for (;;) {
         const t = await this.getTx(hash)
         if (t.status === 'committed') return t
+        if (t.status === 'rejected') {
+          throw new RpcError(-32000, `transaction ${hash} was rejected: ${t.error ?? 'rejected'}${t.reason ? ` (${t.reason})` : ''}`, { reason: t.error ?? 'rejected' }, this.endpoint)
+        }
         const left = deadline - Date.now()
         if (left <= 0) throw new Error(`transaction ${hash} was not committed within ${timeoutMs} ms (last status: ${t.status})`)
         const notified = await Promise.race([ws, sleep(Math.min(pollMs, left)).then(() => undefined)])

@@ -234,9 +234,10 @@ export class Testnet {
     return readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n')
   }
 
-  /** Stops every node and removes the temp dir. */
+  /** Stops every node and removes the temp dir (kept, with its logs, when TALLY_E2E_KEEP is set). */
   async destroy(): Promise<void> {
     await Promise.all(this.procs.map((_, i) => this.stopProc(i, 'SIGKILL')))
-    rmSync(this.dir, { recursive: true, force: true })
+    if (process.env.TALLY_E2E_KEEP) console.log(`# kept ${this.dir}`)
+    else rmSync(this.dir, { recursive: true, force: true })
   }
 }
