@@ -4,9 +4,9 @@ import {
 import {
   SafetyGuard, createMemorySafetyStore, createValidatorSet, decodeCommitCertificate,
   decodeConsensusMessage, encodeCommitCertificate, encodeConsensusMessage, initialConsensusState, proposalSignBytes,
-  step, verifyCommit, voteSignBytes,
+  proposerOf, step, verifyCommit, voteSignBytes,
   type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusMessage, type ConsensusParams,
-  type ConsensusState, type Evidence, type Proposal, type SignedProposal, type SignedVote, type ValidatorSet, type Vote,
+  type ConsensusState, type Evidence, type Validator, type Proposal, type SignedProposal, type SignedVote, type ValidatorSet, type Vote,
 } from '../../consensus/index.js'
 import { Rng } from '../helpers/random.js'
 import { EventQueue } from './eventQueue.js'
@@ -101,6 +101,8 @@ export interface SimOptions {
   readonly route?: (info: RouteInfo) => 'drop' | number | undefined
   /** Scenario hook called after every step. */
   readonly observe?: (o: StepObservation) => void
+  /** Scenario hook: a `crash` validator crashes right after the step (and its effects) for which this is true. */
+  readonly crashWhen?: (o: StepObservation) => boolean
   /** Groups the `splitBrain` colluders serve different values to. */
   readonly collusionGroups?: readonly (readonly number[])[]
 }
@@ -220,8 +222,8 @@ class Simulation {
     for (const n of this.nodes) {
       if (n.behaviours.has('silent')) n.crashed = true
       if (n.behaviours.has('crash')) {
-        const at = o.crashAt?.[n.index] ?? this.rng.int(Math.max(1, net.gst + 3000))
-        this.queue.push(at, { kind: 'crash', node: n.index })
+        const at = o.crashAt?.[n.index] ?? (o.crashWhen !== undefined ? undefined : this.rng.int(Math.max(1, net.gst + 3000)))
+        if (at !== undefined) this.queue.push(at, { kind: 'crash', node: n.index })
       }
       this.queue.push(0, { kind: 'input', node: n.index, input: { type: 'startHeight', height: 1, validatorSet: this.validatorSet } })
       this.queue.push(this.gossipInterval + n.index, { kind: 'tick', node: n.index })
@@ -298,8 +300,10 @@ class Simulation {
       if (node.behaviours.has('amnesia') && node.state.step === 'propose') {
         node.state = { ...node.state, lockedValue: null, lockedRound: -1, validValue: null, validRound: -1 }
       }
-      this.o.observe?.({ node: node.index, time: this.now, input, effects: r.effects, state: node.state })
+      const observation = { node: node.index, time: this.now, input, effects: r.effects, state: node.state }
+      this.o.observe?.(observation)
       for (const effect of r.effects) this.interpret(node, effect, pending)
+      if (node.behaviours.has('crash') && this.o.crashWhen?.(observation) === true) node.crashed = true
       if (node.crashed) return
     }
   }
@@ -606,16 +610,26 @@ class Simulation {
   }
 }
 
-/** Validator addresses of a simulation (the same keys `runSimulation` derives), for scenario hooks. */
-export function simValidatorAddresses(seed: number, validators: number): Uint8Array[] {
-  const out: Uint8Array[] = []
+/** The validators of a simulation in node order (the keys `runSimulation` derives from the seed). */
+export function simValidators(seed: number, validators: number, powers?: readonly number[]): Validator[] {
+  const out: Validator[] = []
   for (let i = 0; i < validators; i++) {
-    out.push(addressFromPublicKey(keyPairFromSeed(sha256(encodeCanonical(['tally-sim-validator', seed, i]))).publicKey))
+    const { publicKey } = keyPairFromSeed(sha256(encodeCanonical(['tally-sim-validator', seed, i])))
+    out.push({ address: addressFromPublicKey(publicKey), publicKey, power: powers?.[i] ?? 1 })
   }
   return out
 }
 
-/** Index of the node with this address in a simulation's node order. */
-export function nodeIndexOf(addresses: readonly Uint8Array[], address: Uint8Array): number {
-  return addresses.findIndex((a) => bytesEqual(a, address))
+/** The node index of the proposer of (height, round) in a simulation, for scenario hooks. */
+export function simProposer(seed: number, validators: number, height: number, round: number, powers?: readonly number[]): number {
+  const list = simValidators(seed, validators, powers)
+  const set = createValidatorSet(list)
+  if (!set.ok) throw new Error(set.error.reason)
+  const p = proposerOf(set.value, height, round)
+  return list.findIndex((v) => bytesEqual(v.address, p.address))
+}
+
+/** The node index of a validator address in a simulation. */
+export function simNodeOf(seed: number, validators: number, address: Uint8Array): number {
+  return simValidators(seed, validators).findIndex((v) => bytesEqual(v.address, address))
 }
