@@ -2,7 +2,7 @@ import {
   addressFromPublicKey, bytesEqual, encodeCanonical, keyPairFromSeed, sha256, sign, toHex,
 } from '../../crypto/index.js'
 import {
-  SafetyGuard, createMemorySafetyStore, createValidatorSet, decodeCommitCertificate,
+  SafetyGuard, createMemorySafetyStore, heightMessages, createValidatorSet, decodeCommitCertificate,
   decodeConsensusMessage, encodeCommitCertificate, encodeConsensusMessage, initialConsensusState, proposalSignBytes,
   proposerOf, step, verifyCommit, voteSignBytes,
   type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusMessage, type ConsensusParams,
@@ -392,9 +392,9 @@ class Simulation {
     node.lastTick = key
   }
 
-  /** Re-sends every message of the current height this node has seen (a gossip layer's repair). */
+  /** Re-sends every message the core holds for its current height (a gossip layer's repair). */
   private resend(node: SimNode): void {
-    for (const m of node.seen.values()) if (m.height === node.state.height) this.sendAll(node, { kind: 'consensus', bytes: m.bytes })
+    for (const m of heightMessages(node.state)) this.sendAll(node, { kind: 'consensus', bytes: encodeConsensusMessage(m) })
   }
 
   /** Adds to the seen cache; false when already there. Entries of finished heights are forgotten. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { bytesEqual } from '../../../crypto/index.js'
-import { buildCommitCertificate, step, type ConsensusInput } from '../../../consensus/index.js'
+import { buildCommitCertificate, heightMessages, step, type ConsensusInput } from '../../../consensus/index.js'
 import { drive, fresh, input, label, proposal, proposerIndexOf, summarize, value, vote, validatorSet, validators } from './helpers.js'
 
 /**
@@ -176,4 +176,10 @@ test('votes of an equivocator count for each value it voted for', () => {
   assert.deepEqual(effects.map(summarize), ['decide h1 r0 v1 signers=3'])
   assert.ok(state.decision !== null && bytesEqual(state.decision.valueId, v1))
   assert.equal(validatorSet.validators.length, 4)
+})
+
+test('heightMessages lists what the core holds for the height, for gossip repair', () => {
+  const { state } = drive(fresh(S), [start(), prop(0, v0), pv(y, 0, v0), pv(x, 0, v0), pc(x, 0, null), pv(x, 2, null)])
+  const list = heightMessages(state).map((m) => (m.kind === 'proposal' ? `proposal r${m.proposal.round}` : `${m.vote.type} r${m.vote.round}`))
+  assert.deepEqual(list, ['proposal r0', 'prevote r0', 'prevote r0', 'precommit r0', 'prevote r2'])
 })
