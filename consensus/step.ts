@@ -184,6 +184,7 @@ function onVote(s: ConsensusState, vote: SignedVote, fx: ConsensusEffect[]): voi
   const validator = findValidator(set, vote.validator)
   if (validator === undefined) return // not a validator: dropped
   if (where === 'future') {
+    if (s.future.some((m) => m.kind === 'vote' && sameVote(m.vote, vote))) return // already buffered
     if (verifyVoteSignature(s.chainId, validator, vote, vote.signature)) buffer(s, { kind: 'vote', vote })
     return
   }
@@ -210,6 +211,7 @@ function onProposal(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEf
   const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)
   if (proposer === undefined || !bytesEqual(proposer.address, proposal.proposer)) return
   if (where === 'future') {
+    if (s.future.some((m) => m.kind === 'proposal' && sameProposal(m.proposal, proposal))) return // already buffered
     if (verifyProposalSignature(s.chainId, proposer, proposal, proposal.signature)) buffer(s, { kind: 'proposal', proposal })
     return
   }
