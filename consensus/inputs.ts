@@ -1,3 +1,4 @@
+import type { CommitCertificate } from './commitCertificate.js'
 import type { SignedProposal, SignedVote, Timeout, ValidatorSet } from './types.js'
 
 /**
@@ -11,6 +12,11 @@ export type ConsensusInput =
   | { readonly type: 'proposal'; readonly proposal: SignedProposal }
   /** A signed vote, from the network, this validator's guard, or a commit certificate being caught up on. */
   | { readonly type: 'vote'; readonly vote: SignedVote }
+  /**
+   * A commit certificate for the current height (from block sync or a peer that already decided). Verified by the
+   * core against the height's validator set; if it holds, the height is decided with it (L49).
+   */
+  | { readonly type: 'commitCertificate'; readonly certificate: CommitCertificate }
   /** A timeout the core asked for has elapsed. */
   | { readonly type: 'timeoutElapsed'; readonly timeout: Timeout }
   /** The block the host built after `getValue`: its 32-byte id (the block hash). */

@@ -1,13 +1,13 @@
 import { bytesEqual, toHex } from '../crypto/index.js'
 import { checkProposalFields, checkVoteFields } from './codec.js'
-import { buildCommitCertificate } from './commitCertificate.js'
+import { buildCommitCertificate, verifyCommit, type CommitCertificate } from './commitCertificate.js'
 import type { BufferedMessage, ConsensusState, RoundState } from './consensusState.js'
 import type { ConsensusEffect } from './effects.js'
 import type { ConsensusInput } from './inputs.js'
 import { verifyProposalSignature, verifyVoteSignature } from './signBytes.js'
 import { VALUE_ID_LENGTH, timeoutDuration, type SignedProposal, type SignedVote, type TimeoutKind } from './types.js'
 import { findValidator, isOneThird, isTwoThirds, proposerOf } from './validatorSet.js'
-import { addVote, emptyVoteSet, powerFor, sameVote, valueKey, votesFor } from './voteSet.js'
+import { addVote, emptyVoteSet, hasVote, powerFor, sameVote, valueKey, votesFor, type VoteSet } from './voteSet.js'
 
 /**
  * The Tendermint consensus core as a pure step function (Buchman, Kwon, Milosevic, "The latest gossip on BFT
@@ -27,11 +27,28 @@ export const MAX_PROPOSALS_PER_ROUND = 4
 /** Most buffered messages per (sender, height, round, kind) for future heights. */
 const MAX_BUFFERED_PER_SLOT = 2
 
-/** A working copy: everything is copied but the immutable validator set and parameters, shared. */
+/**
+ * A working copy of the state. Containers (records, arrays, vote sets) are copied; the messages, byte arrays,
+ * validator set and parameters inside are immutable values and are shared, which keeps a step cheap.
+ */
 function cloneState(state: ConsensusState): ConsensusState {
-  const { validatorSet, params, ...rest } = state
-  const copy = structuredClone(rest) as Omit<ConsensusState, 'validatorSet' | 'params'>
-  return { ...copy, validatorSet, params }
+  const rounds: Record<number, RoundState> = {}
+  for (const [k, rs] of Object.entries(state.rounds)) {
+    rounds[Number(k)] = {
+      proposals: [...rs.proposals],
+      prevotes: cloneVoteSet(rs.prevotes),
+      precommits: cloneVoteSet(rs.precommits),
+      senders: { ...rs.senders },
+      senderPower: rs.senderPower,
+    }
+  }
+  return { ...state, rounds, validity: { ...state.validity }, future: [...state.future] }
+}
+
+function cloneVoteSet(set: VoteSet): VoteSet {
+  const votes: Record<string, SignedVote[]> = {}
+  for (const [k, list] of Object.entries(set.votes)) votes[k] = [...list]
+  return { type: set.type, votes, powerByValue: { ...set.powerByValue }, totalPower: set.totalPower, equivocators: { ...set.equivocators } }
 }
 
 /**
@@ -57,6 +74,9 @@ export function step(state: ConsensusState, input: ConsensusInput): StepResult {
       break
     case 'valueReady':
       onValueReady(s, input.height, input.round, input.valueId, fx)
+      break
+    case 'commitCertificate':
+      onCommitCertificate(s, input.certificate, fx)
       break
     case 'valueValidated':
       onValueValidated(s, input.height, input.valueId, input.valid)
@@ -164,13 +184,13 @@ function onVote(s: ConsensusState, vote: SignedVote, fx: ConsensusEffect[]): voi
   const validator = findValidator(set, vote.validator)
   if (validator === undefined) return // not a validator: dropped
   if (where === 'future') {
+    if (s.future.some((m) => m.kind === 'vote' && sameVote(m.vote, vote))) return // already buffered
     if (verifyVoteSignature(s.chainId, validator, vote, vote.signature)) buffer(s, { kind: 'vote', vote })
     return
   }
   const rs = roundState(s, vote.round)
   const votes = vote.type === 'prevote' ? rs.prevotes : rs.precommits
-  const known = votes.votes[toHex(vote.validator)]
-  if (known !== undefined && sameVote(known, vote)) return // duplicate: no need to verify again
+  if (hasVote(votes, vote)) return // duplicate: no need to verify again
   if (!verifyVoteSignature(s.chainId, validator, vote, vote.signature)) return // bad signature: dropped
   const r = addVote(votes, vote, validator.power)
   if (r.kind === 'conflict') {
@@ -191,6 +211,7 @@ function onProposal(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEf
   const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)
   if (proposer === undefined || !bytesEqual(proposer.address, proposal.proposer)) return
   if (where === 'future') {
+    if (s.future.some((m) => m.kind === 'proposal' && sameProposal(m.proposal, proposal))) return // already buffered
     if (verifyProposalSignature(s.chainId, proposer, proposal, proposal.signature)) buffer(s, { kind: 'proposal', proposal })
     return
   }
@@ -210,6 +231,24 @@ function onProposal(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEf
     fx.push({ type: 'validateValue', height: proposal.height, round: proposal.round, valueId: proposal.valueId, proposer: proposal.proposer })
   }
   if (isSelf(s, proposal.proposer)) fx.push({ type: 'broadcastProposal', proposal })
+}
+
+/**
+ * L49 by certificate: a verified certificate is 2f+1 precommits for one value in one round of this height,
+ * exactly what L49 waits for, received at once (block sync, or a peer that already decided).
+ */
+function onCommitCertificate(s: ConsensusState, certificate: CommitCertificate, fx: ConsensusEffect[]): void {
+  if (s.step === 'idle' || s.step === 'decided' || s.validatorSet === null) return
+  if (typeof certificate !== 'object' || certificate === null || certificate.height !== s.height) return
+  if (!verifyCommit(s.validatorSet, s.chainId, s.height, certificate.valueId, certificate).ok) return
+  decide(s, certificate, fx)
+}
+
+/** L49-L54: decision_p[h_p] = v; the host commits and starts the next height. */
+function decide(s: ConsensusState, certificate: CommitCertificate, fx: ConsensusEffect[]): void {
+  s.decision = { round: certificate.round, valueId: certificate.valueId, certificate }
+  s.step = 'decided'
+  fx.push({ type: 'decide', height: s.height, round: certificate.round, valueId: certificate.valueId, certificate })
 }
 
 function onTimeout(s: ConsensusState, height: number, round: number, kind: TimeoutKind, fx: ConsensusEffect[]): void {
@@ -327,11 +366,8 @@ function fireOne(s: ConsensusState, fx: ConsensusEffect[]): boolean {
     const rs = s.rounds[r]!
     const vk = twoThirdsValue(s, rs.precommits.powerByValue)
     if (vk === undefined) continue
-    const valueId = Object.values(rs.precommits.votes).find((v) => valueKey(v.valueId) === vk)!.valueId!
-    const certificate = buildCommitCertificate(s.height, r, valueId, votesFor(rs.precommits, valueId))
-    s.decision = { round: r, valueId, certificate }
-    s.step = 'decided'
-    fx.push({ type: 'decide', height: s.height, round: r, valueId, certificate })
+    const valueId = Object.values(rs.precommits.votes).flat().find((v) => valueKey(v.valueId) === vk)!.valueId!
+    decide(s, buildCommitCertificate(s.height, r, valueId, votesFor(rs.precommits, valueId)), fx)
     return true
   }
 

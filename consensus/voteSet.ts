@@ -3,21 +3,26 @@ import type { SignedVote, VoteType } from './types.js'
 
 /**
  * A vote set: the votes of one type for one (height, round), with exact weighted tallies
- * (Malachite's vote keeper, CometBFT's VoteSet). The first vote of each validator counts; an identical
- * repeat is a duplicate; a different second vote is kept aside as equivocation evidence and not counted.
+ * (Malachite's vote keeper, CometBFT's VoteSet). As in the paper, a tally for a value counts every validator that
+ * sent a vote for it; a validator that sends a second, different vote is an equivocator: the pair is reported
+ * once as evidence, and its votes count for each value it voted for (up to MAX_VOTES_PER_VALIDATOR values), since
+ * other correct validators may have received either. The "2f+1 of any kind" tally counts each validator once.
  * A plain value (records keyed by lowercase hex), owned and updated by the step function.
  */
 export interface VoteSet {
   readonly type: VoteType
-  /** The counted vote of each validator, by address hex. */
-  readonly votes: Record<string, SignedVote>
+  /** The votes of each validator, by address hex: the first, then conflicting ones (bounded). */
+  readonly votes: Record<string, SignedVote[]>
   /** Power voting for each value: key `valueKey(valueId)`. */
   readonly powerByValue: Record<string, bigint>
-  /** Power of all counted votes, whatever their value. */
+  /** Power of all validators that voted, each counted once. */
   totalPower: bigint
   /** Validators already reported for a conflicting vote in this set (reported once each). */
   readonly equivocators: Record<string, true>
 }
+
+/** Most different votes kept (and counted) per validator in one set; further ones are dropped. */
+export const MAX_VOTES_PER_VALIDATOR = 3
 
 /** The key of a value in tallies: its hex, or `nil`. */
 export function valueKey(valueId: Uint8Array | null): string {
@@ -33,7 +38,7 @@ export function emptyVoteSet(type: VoteType): VoteSet {
 export type AddVoteResult =
   | { readonly kind: 'added' }
   | { readonly kind: 'duplicate' }
-  | { readonly kind: 'conflict'; readonly first: SignedVote; readonly report: boolean }
+  | { readonly kind: 'conflict'; readonly first: SignedVote; readonly report: boolean; readonly counted: boolean }
 
 /** True when two votes say the same thing (same type, height, round, value and validator). */
 export function sameVote(a: SignedVote, b: SignedVote): boolean {
@@ -41,9 +46,9 @@ export function sameVote(a: SignedVote, b: SignedVote): boolean {
     (a.valueId === null ? b.valueId === null : b.valueId !== null && bytesEqual(a.valueId, b.valueId))
 }
 
-/** The vote already counted for this validator, if any. */
-export function voteOf(set: VoteSet, validator: Uint8Array): SignedVote | undefined {
-  return set.votes[toHex(validator)]
+/** True when the set already holds exactly this vote. */
+export function hasVote(set: VoteSet, vote: SignedVote): boolean {
+  return (set.votes[toHex(vote.validator)] ?? []).some((v) => sameVote(v, vote))
 }
 
 /**
@@ -52,18 +57,23 @@ export function voteOf(set: VoteSet, validator: Uint8Array): SignedVote | undefi
  */
 export function addVote(set: VoteSet, vote: SignedVote, power: number): AddVoteResult {
   const key = toHex(vote.validator)
-  const first = set.votes[key]
-  if (first !== undefined) {
-    if (sameVote(first, vote)) return { kind: 'duplicate' }
-    const report = set.equivocators[key] === undefined
-    set.equivocators[key] = true
-    return { kind: 'conflict', first, report }
-  }
-  set.votes[key] = vote
+  const mine = set.votes[key]
   const vk = valueKey(vote.valueId)
-  set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)
-  set.totalPower += BigInt(power)
-  return { kind: 'added' }
+  if (mine === undefined) {
+    set.votes[key] = [vote]
+    set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)
+    set.totalPower += BigInt(power)
+    return { kind: 'added' }
+  }
+  if (mine.some((v) => sameVote(v, vote))) return { kind: 'duplicate' }
+  const report = set.equivocators[key] === undefined
+  set.equivocators[key] = true
+  const counted = mine.length < MAX_VOTES_PER_VALIDATOR
+  if (counted) {
+    mine.push(vote)
+    set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)
+  }
+  return { kind: 'conflict', first: mine[0]!, report, counted }
 }
 
 /** The power voting for `valueId` (null: nil). */
@@ -71,10 +81,13 @@ export function powerFor(set: VoteSet, valueId: Uint8Array | null): bigint {
   return set.powerByValue[valueKey(valueId)] ?? 0n
 }
 
-/** The counted votes for `valueId`, in address order. */
+/** The votes for `valueId`, one per validator, in address order. */
 export function votesFor(set: VoteSet, valueId: Uint8Array | null): SignedVote[] {
   const vk = valueKey(valueId)
-  return Object.values(set.votes)
-    .filter((v) => valueKey(v.valueId) === vk)
-    .sort((a, b) => compareBytes(a.validator, b.validator))
+  const out: SignedVote[] = []
+  for (const list of Object.values(set.votes)) {
+    const v = list.find((x) => valueKey(x.valueId) === vk)
+    if (v !== undefined) out.push(v)
+  }
+  return out.sort((a, b) => compareBytes(a.validator, b.validator))
 }

@@ -30,7 +30,7 @@ const program = new Command()
 const opts = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights: number; verbose?: boolean }>()
 if (opts.faulty > opts.validators) program.error('--faulty cannot exceed --validators')
 const f = Math.floor((opts.validators - 1) / 3)
-if (opts.faulty > f) console.log(`note: ${opts.faulty} faulty exceeds f = ${f} for n = ${opts.validators}; violations are expected`)
+if (opts.faulty > f) console.log(`note: ${opts.faulty} faulty exceeds f = ${f} for n = ${opts.validators}; liveness is not checked (agreement and validity are)`)
 
 let violations = 0
 const started = performance.now()

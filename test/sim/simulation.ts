@@ -2,11 +2,11 @@ import {
   addressFromPublicKey, bytesEqual, encodeCanonical, keyPairFromSeed, sha256, sign, toHex,
 } from '../../crypto/index.js'
 import {
-  SafetyGuard, certificateVotes, createMemorySafetyStore, createValidatorSet, decodeCommitCertificate,
+  SafetyGuard, createMemorySafetyStore, heightMessages, createValidatorSet, decodeCommitCertificate,
   decodeConsensusMessage, encodeCommitCertificate, encodeConsensusMessage, initialConsensusState, proposalSignBytes,
-  step, verifyCommit, voteSignBytes,
+  proposerOf, step, verifyCommit, voteSignBytes,
   type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusMessage, type ConsensusParams,
-  type ConsensusState, type Evidence, type Proposal, type SignedProposal, type SignedVote, type ValidatorSet, type Vote,
+  type ConsensusState, type Evidence, type Validator, type Proposal, type SignedProposal, type SignedVote, type ValidatorSet, type Vote,
 } from '../../consensus/index.js'
 import { Rng } from '../helpers/random.js'
 import { EventQueue } from './eventQueue.js'
@@ -101,6 +101,8 @@ export interface SimOptions {
   readonly route?: (info: RouteInfo) => 'drop' | number | undefined
   /** Scenario hook called after every step. */
   readonly observe?: (o: StepObservation) => void
+  /** Scenario hook: a `crash` validator crashes right after the step (and its effects) for which this is true. */
+  readonly crashWhen?: (o: StepObservation) => boolean
   /** Groups the `splitBrain` colluders serve different values to. */
   readonly collusionGroups?: readonly (readonly number[])[]
 }
@@ -147,6 +149,7 @@ type SimEvent =
   | { readonly kind: 'input'; readonly node: number; readonly input: ConsensusInput }
   | { readonly kind: 'crash'; readonly node: number }
   | { readonly kind: 'tick'; readonly node: number }
+  | { readonly kind: 'resync'; readonly node: number }
 
 interface SimNode {
   readonly index: number
@@ -158,8 +161,8 @@ interface SimNode {
   state: ConsensusState
   crashed: boolean
   readonly decisions: Map<number, { valueId: Uint8Array; certificate: CommitCertificate }>
-  /** Own encoded messages of the current height, re-sent by the gossip repair. */
-  own: { height: number; bytes: Uint8Array }[]
+  /** The gossip layer's seen cache: message bytes (hex) → height and bytes, for relaying and repair. */
+  readonly seen: Map<string, { height: number; bytes: Uint8Array }>
   lastTick: string
   readonly catchupSent: Map<string, number>
 }
@@ -182,6 +185,7 @@ class Simulation {
   private readonly evidence: Evidence[] = []
   private readonly honestDecision = new Map<number, { node: number; hex: string }>()
   private readonly gossipInterval: number
+  private readonly checkedCertificates = new Set<string>()
   private now = 0
   private steps = 0
   private deliveries = 0
@@ -203,7 +207,7 @@ class Simulation {
         index: i, secretKey: keys.secretKey, address, behaviours, honest: behaviours.size === 0,
         guard: new SafetyGuard({ chainId: CHAIN_ID, secretKey: keys.secretKey }, { store: createMemorySafetyStore() }),
         state: initialConsensusState({ chainId: CHAIN_ID, params: this.params, address }),
-        crashed: false, decisions: new Map(), own: [], lastTick: '', catchupSent: new Map(),
+        crashed: false, decisions: new Map(), seen: new Map(), lastTick: '', catchupSent: new Map(),
       })
       validators.push({ address, publicKey: keys.publicKey, power: o.powers?.[i] ?? 1 })
     }
@@ -218,11 +222,13 @@ class Simulation {
     for (const n of this.nodes) {
       if (n.behaviours.has('silent')) n.crashed = true
       if (n.behaviours.has('crash')) {
-        const at = o.crashAt?.[n.index] ?? this.rng.int(Math.max(1, net.gst + 3000))
-        this.queue.push(at, { kind: 'crash', node: n.index })
+        const at = o.crashAt?.[n.index] ?? (o.crashWhen !== undefined ? undefined : this.rng.int(Math.max(1, net.gst + 3000)))
+        if (at !== undefined) this.queue.push(at, { kind: 'crash', node: n.index })
       }
       this.queue.push(0, { kind: 'input', node: n.index, input: { type: 'startHeight', height: 1, validatorSet: this.validatorSet } })
       this.queue.push(this.gossipInterval + n.index, { kind: 'tick', node: n.index })
+      // When the network stabilizes or a partition heals, gossip catches peers up on what they missed.
+      for (const t of new Set([net.gst, ...net.partitions.map((p) => p.end)])) this.queue.push(t, { kind: 'resync', node: n.index })
     }
     while (!this.done()) {
       const next = this.queue.pop()
@@ -272,6 +278,9 @@ class Simulation {
       case 'tick':
         this.tick(node)
         return
+      case 'resync':
+        if (node.honest) this.resend(node)
+        return
       case 'deliver':
         this.deliver(node, e.from, e.envelope)
         return
@@ -291,8 +300,10 @@ class Simulation {
       if (node.behaviours.has('amnesia') && node.state.step === 'propose') {
         node.state = { ...node.state, lockedValue: null, lockedRound: -1, validValue: null, validRound: -1 }
       }
-      this.o.observe?.({ node: node.index, time: this.now, input, effects: r.effects, state: node.state })
+      const observation = { node: node.index, time: this.now, input, effects: r.effects, state: node.state }
+      this.o.observe?.(observation)
       for (const effect of r.effects) this.interpret(node, effect, pending)
+      if (node.behaviours.has('crash') && this.o.crashWhen?.(observation) === true) node.crashed = true
       if (node.crashed) return
     }
   }
@@ -361,9 +372,13 @@ class Simulation {
     else if (other.hex !== hex) {
       this.violations.push({ kind: 'agreement', height, detail: `validators ${other.node} and ${node.index} decided ${other.hex} and ${hex} at height ${height}` })
     }
-    // Every certificate an honest validator produces must verify.
-    const check = verifyCommit(this.validatorSet, CHAIN_ID, height, valueId, certificate)
-    if (!check.ok) throw new Error(`validator ${node.index} produced a certificate that does not verify: ${check.error.reason}`)
+    // Every certificate an honest validator produces must verify (each distinct one is checked once).
+    const key = toHex(encodeCommitCertificate(certificate))
+    if (!this.checkedCertificates.has(key)) {
+      this.checkedCertificates.add(key)
+      const check = verifyCommit(this.validatorSet, CHAIN_ID, height, valueId, certificate)
+      if (!check.ok) throw new Error(`validator ${node.index} produced a certificate that does not verify: ${check.error.reason}`)
+    }
   }
 
   private tick(node: SimNode): void {
@@ -373,10 +388,24 @@ class Simulation {
     // as a gossip layer would to peers that lack them.
     const s = node.state
     const key = `${s.height}/${s.round}/${s.step}`
-    if (key === node.lastTick) {
-      for (const m of node.own) if (m.height === s.height) this.sendAll(node, { kind: 'consensus', bytes: m.bytes })
-    }
+    if (key === node.lastTick) this.resend(node)
     node.lastTick = key
+  }
+
+  /** Re-sends every message the core holds for its current height (a gossip layer's repair). */
+  private resend(node: SimNode): void {
+    for (const m of heightMessages(node.state)) this.sendAll(node, { kind: 'consensus', bytes: encodeConsensusMessage(m) })
+  }
+
+  /** Adds to the seen cache; false when already there. Entries of finished heights are forgotten. */
+  private see(node: SimNode, height: number, bytes: Uint8Array): boolean {
+    const key = toHex(bytes)
+    if (node.seen.has(key)) return false
+    if (height >= node.state.height) node.seen.set(key, { height, bytes })
+    if (node.seen.size > 64 && node.seen.size % 64 === 0) {
+      for (const [k, m] of node.seen) if (m.height < node.state.height) node.seen.delete(k)
+    }
+    return true
   }
 
   private deliver(node: SimNode, from: number, envelope: Envelope): void {
@@ -384,12 +413,8 @@ class Simulation {
     if (envelope.kind === 'certificate') {
       const d = decodeCommitCertificate(envelope.bytes)
       if (!d.ok) return
-      const cert = d.value
-      const s = node.state
-      if (s.validatorSet === null || cert.height !== s.height || s.step === 'decided') return
-      // Block sync: a certificate that verifies is as good as the precommits it carries.
-      if (!verifyCommit(s.validatorSet, CHAIN_ID, cert.height, cert.valueId, cert).ok) return
-      for (const vote of certificateVotes(cert)) this.feed(node, { type: 'vote', vote })
+      // Block sync: the core verifies the certificate and decides with it.
+      this.feed(node, { type: 'commitCertificate', certificate: d.value })
       return
     }
     const d = decodeConsensusMessage(envelope.bytes)
@@ -397,7 +422,12 @@ class Simulation {
     const m = d.value
     const height = m.kind === 'vote' ? m.vote.height : m.proposal.height
     if (height < node.state.height) this.catchUp(node, from, height)
+    if (!this.see(node, height, envelope.bytes)) return // the gossip layer drops what it has seen
     this.feed(node, m.kind === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal })
+    // Gossip: an honest host relays a message it sees for the first time (as the paper's gossip assumes).
+    if (node.honest && !node.crashed && height >= node.state.height) {
+      for (const to of this.peers(node)) if (to !== from) this.send(node.index, to, envelope, m)
+    }
   }
 
   /** A peer still works on a height this node has decided: send it the certificate (block sync in a real node). */
@@ -458,8 +488,7 @@ class Simulation {
   }
 
   private record(node: SimNode, height: number, bytes: Uint8Array): void {
-    node.own = node.own.filter((m) => m.height >= node.state.height)
-    node.own.push({ height, bytes })
+    this.see(node, height, bytes)
   }
 
   private broadcastVote(node: SimNode, vote: SignedVote): void {
@@ -581,16 +610,26 @@ class Simulation {
   }
 }
 
-/** Validator addresses of a simulation (the same keys `runSimulation` derives), for scenario hooks. */
-export function simValidatorAddresses(seed: number, validators: number): Uint8Array[] {
-  const out: Uint8Array[] = []
+/** The validators of a simulation in node order (the keys `runSimulation` derives from the seed). */
+export function simValidators(seed: number, validators: number, powers?: readonly number[]): Validator[] {
+  const out: Validator[] = []
   for (let i = 0; i < validators; i++) {
-    out.push(addressFromPublicKey(keyPairFromSeed(sha256(encodeCanonical(['tally-sim-validator', seed, i]))).publicKey))
+    const { publicKey } = keyPairFromSeed(sha256(encodeCanonical(['tally-sim-validator', seed, i])))
+    out.push({ address: addressFromPublicKey(publicKey), publicKey, power: powers?.[i] ?? 1 })
   }
   return out
 }
 
-/** Index of the node with this address in a simulation's node order. */
-export function nodeIndexOf(addresses: readonly Uint8Array[], address: Uint8Array): number {
-  return addresses.findIndex((a) => bytesEqual(a, address))
+/** The node index of the proposer of (height, round) in a simulation, for scenario hooks. */
+export function simProposer(seed: number, validators: number, height: number, round: number, powers?: readonly number[]): number {
+  const list = simValidators(seed, validators, powers)
+  const set = createValidatorSet(list)
+  if (!set.ok) throw new Error(set.error.reason)
+  const p = proposerOf(set.value, height, round)
+  return list.findIndex((v) => bytesEqual(v.address, p.address))
+}
+
+/** The node index of a validator address in a simulation. */
+export function simNodeOf(seed: number, validators: number, address: Uint8Array): number {
+  return simValidators(seed, validators).findIndex((v) => bytesEqual(v.address, address))
 }

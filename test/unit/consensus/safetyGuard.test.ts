@@ -1,0 +1,105 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { verify } from '../../../crypto/index.js'
+import {
+  SafetyGuard, createMemorySafetyStore, proposalSignBytes, voteSignBytes, type SafetyRecord, type SafetyStore, type Vote,
+} from '../../../consensus/index.js'
+import { CHAIN_ID, keys, validators, value } from './helpers.js'
+
+const me = validators[0]!
+const v0 = value('v0')
+const v1 = value('v1')
+const guard = (store: SafetyStore = createMemorySafetyStore()) => new SafetyGuard({ chainId: CHAIN_ID, secretKey: keys[0]!.secretKey }, { store })
+const pv = (height: number, round: number, valueId: Uint8Array | null): Vote => ({ type: 'prevote', height, round, valueId, validator: me.address })
+const pc = (height: number, round: number, valueId: Uint8Array | null): Vote => ({ type: 'precommit', height, round, valueId, validator: me.address })
+
+test('signs in increasing (height, round, step) order with valid signatures', () => {
+  const g = guard()
+  const p = g.signProposal({ height: 1, round: 0, valueId: v0, polRound: -1, proposer: me.address })
+  assert.ok(p.ok)
+  assert.ok(verify(me.publicKey, proposalSignBytes(CHAIN_ID, p.value), p.value.signature))
+  for (const v of [pv(1, 0, v0), pc(1, 0, v0), pv(1, 1, null), pv(2, 0, v1)]) {
+    const r = g.signVote(v)
+    assert.ok(r.ok, JSON.stringify(v))
+    assert.ok(verify(me.publicKey, voteSignBytes(CHAIN_ID, v), r.value.signature))
+  }
+})
+
+test('the identical request returns the stored signature without signing again', () => {
+  const store = createMemorySafetyStore()
+  const g = guard(store)
+  const a = g.signVote(pv(1, 0, v0))
+  const b = g.signVote(pv(1, 0, v0))
+  assert.ok(a.ok && b.ok)
+  assert.deepEqual(a.value.signature, b.value.signature)
+  assert.equal(store.saves, 1)
+})
+
+test('refuses a conflicting vote at the same step and anything lower', () => {
+  const g = guard()
+  assert.ok(g.signVote(pc(3, 2, v0)).ok)
+  const cases: [Vote, string][] = [
+    [pc(3, 2, v1), 'conflict'],
+    [pc(3, 2, null), 'conflict'],
+    [pv(3, 2, v0), 'regression'],
+    [pc(3, 1, v0), 'regression'],
+    [pv(2, 9, v0), 'regression'],
+  ]
+  for (const [v, code] of cases) {
+    const r = g.signVote(v)
+    assert.ok(!r.ok)
+    assert.equal(r.code, code)
+  }
+  const p = g.signProposal({ height: 3, round: 2, valueId: v0, polRound: -1, proposer: me.address })
+  assert.ok(!p.ok && p.code === 'regression')
+})
+
+test('refuses a second, different proposal for the same round', () => {
+  const g = guard()
+  assert.ok(g.signProposal({ height: 1, round: 0, valueId: v0, polRound: -1, proposer: me.address }).ok)
+  const r = g.signProposal({ height: 1, round: 0, valueId: v1, polRound: -1, proposer: me.address })
+  assert.ok(!r.ok && r.code === 'conflict')
+})
+
+test('refuses to sign for another validator', () => {
+  const r = guard().signVote({ ...pv(1, 0, v0), validator: validators[1]!.address })
+  assert.ok(!r.ok && r.code === 'wrong_signer')
+})
+
+test('persists the record before releasing the signature; a failed save releases nothing', () => {
+  const events: string[] = []
+  let fail = false
+  let stored: SafetyRecord | undefined
+  const store: SafetyStore = {
+    load: () => stored,
+    save(record) {
+      events.push(`save ${record.step} ${record.height}/${record.round}`)
+      if (fail) throw new Error('disk full')
+      stored = record
+    },
+  }
+  const g = guard(store)
+  const r = g.signVote(pv(1, 0, v0))
+  events.push('returned')
+  assert.ok(r.ok)
+  assert.deepEqual(events, ['save prevote 1/0', 'returned'])
+  assert.deepEqual(stored!.signature, r.value.signature)
+  fail = true
+  assert.throws(() => g.signVote(pc(1, 0, v0)), /disk full/)
+  // The failed signature was not recorded: after the disk recovers the guard still stands at the prevote.
+  fail = false
+  assert.equal(g.record!.step, 'prevote')
+})
+
+test('a restarted guard loads its record and keeps refusing what conflicts with it (amnesia-proof)', () => {
+  const store = createMemorySafetyStore()
+  const first = guard(store)
+  const a = first.signVote(pc(4, 1, v0))
+  assert.ok(a.ok)
+  const second = guard(store)
+  const conflict = second.signVote(pc(4, 1, v1))
+  assert.ok(!conflict.ok && conflict.code === 'conflict')
+  const same = second.signVote(pc(4, 1, v0))
+  assert.ok(same.ok)
+  assert.deepEqual(same.value.signature, a.value.signature)
+})
