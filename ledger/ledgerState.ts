@@ -1,5 +1,5 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
-import { bytesEqual, compareBytes, fromHex, toHex } from '../crypto/bytes.js'
+import { bytesEqual, fromHex, toHex } from '../crypto/bytes.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import {
   ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
@@ -26,7 +26,10 @@ export interface ExecutionResult {
   readonly stateRoot: Uint8Array
   /** One receipt per transaction, in order. */
   readonly receipts: Receipt[]
-  /** The store ops (all keys start with 'L'), sorted by key: identical on every node for the same block. */
+  /**
+   * The store ops (all keys start with 'L'; at most one per key): the changed accounts by address, then the tree's
+   * nodes, then the root. Their order is fixed by the data, so identical on every node for the same block.
+   */
   readonly ops: KvOp[]
   /** The accounts this block changed, by lowercase hex address (no 0x), with their new values. */
   readonly changed: ReadonlyMap<string, Account>
@@ -138,9 +141,8 @@ export class LedgerState {
     }
     if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed: updates }
     const tree = await updateTree(this.store, parentRoot, treeUpdates)
-    ops.push(...tree.ops)
+    for (const op of tree.ops) ops.push(op)
     ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    ops.sort((a, b) => compareBytes(a.key, b.key))
     return { parentRoot, stateRoot: tree.root, receipts, ops, changed: updates }
   }
 

@@ -13,9 +13,16 @@ export class LevelKvStore implements KvStore {
     readonly db: ClassicLevel<Uint8Array, Uint8Array>,
   ) {}
 
-  /** Opens (creating if missing) the database at `path`. */
-  static async open(path: string): Promise<LevelKvStore> {
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(path, { keyEncoding: 'view', valueEncoding: 'view' })
+  /**
+   * Opens (creating if missing) the database at `path`. `cacheSizeBytes` is LevelDB's block cache (default 64 MiB:
+   * the state tree's upper levels are read by every block and should stay cached).
+   */
+  static async open(path: string, options: { cacheSizeBytes?: number } = {}): Promise<LevelKvStore> {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
+    })
     await db.open()
     return new LevelKvStore(db)
   }

@@ -24,6 +24,10 @@ function treeNodeCount(store: MemoryKvStore): number {
 
 async function apply(store: MemoryKvStore, root: Uint8Array, updates: TreeUpdate[]): Promise<Uint8Array> {
   const r = await updateTree(store, root, updates)
+  // At most one op per position, every key a tree key.
+  const keys = r.ops.map((o) => toHex(o.key))
+  assert.equal(new Set(keys).size, keys.length, 'one op per position')
+  assert.ok(r.ops.every((o) => o.key[0] === 0x4c && o.key[1] === TREE_KEY_TAG))
   await store.write(r.ops)
   return r.root
 }
