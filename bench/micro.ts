@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     const senders = Array.from({ length: SENDERS }, (_, i) => keyPairFromSeed(sha256(new Uint8Array([i & 0xff, i >> 8, 2]))))
     const senderAddresses = senders.map((k) => addressFromPublicKey(k.publicKey))
     const addressOf = (i: number) => (i < SENDERS ? senderAddresses[i]! : sha256(new Uint8Array([i & 0xff, (i >> 8) & 0xff, i >> 16, 3])).slice(0, 20))
-    const SEED_BATCH = 100_000
+    const SEED_BATCH = 50_000
     const seedStart = performance.now()
     for (let start = 0; start < ACCOUNTS; start += SEED_BATCH) {
       const entries = []
@@ -98,7 +98,8 @@ async function main(): Promise<void> {
     results.seedAccounts = ACCOUNTS
     results.seedSeconds = (performance.now() - seedStart) / 1000
     results.dbBytesAfterSeed = dirBytes(dir)
-    console.log(`seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk)`)
+    results.rssAfterSeedMb = process.memoryUsage().rss / 1e6
+    console.log(`seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk, RSS ${results.rssAfterSeedMb.toFixed(0)} MB)`)
 
     // Blocks of 10,000 transfers: each sender sends 5 per block, to random accounts among all.
     const perSender = BLOCK_TXS / SENDERS

@@ -130,11 +130,69 @@ type Sub =
 const EMPTY_SUB: Sub = { kind: 'empty' }
 
 /**
+ * A cache of the tree's upper levels (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) nodes), which every block reads:
+ * it saves most of a block's random reads. It mirrors the COMMITTED tree: filled from store reads, and changed only
+ * by {@link apply} with a committed batch's ops. Each apply starts a new generation; a read issued in an older
+ * generation (it may have raced a commit) is not cached.
+ */
+export class TreeNodeCache {
+  private readonly map = new Map<string, Uint8Array>()
+  private gen = 0
+
+  constructor(readonly maxDepth = 16) {}
+
+  /** Changes with every {@link apply}. */
+  get generation(): number {
+    return this.gen
+  }
+
+  /** Number of cached nodes. */
+  get size(): number {
+    return this.map.size
+  }
+
+  private static id(storeKey: Uint8Array, depth: number): string {
+    let s = String.fromCharCode(depth)
+    for (let i = 4; i < 4 + ((depth + 7) >> 3); i++) s += String.fromCharCode(storeKey[i]!)
+    return s
+  }
+
+  /** The cached node at a position, if any. */
+  lookup(storeKey: Uint8Array, depth: number): Uint8Array | undefined {
+    return depth > this.maxDepth ? undefined : this.map.get(TreeNodeCache.id(storeKey, depth))
+  }
+
+  /** Caches a node read from the store in `generation`, unless a commit happened since. */
+  fill(storeKey: Uint8Array, depth: number, node: Uint8Array, generation: number): void {
+    if (generation === this.gen && depth <= this.maxDepth) this.map.set(TreeNodeCache.id(storeKey, depth), node)
+  }
+
+  /** Applies a committed batch's ops (other keys than tree nodes are ignored). */
+  apply(ops: readonly KvOp[]): void {
+    this.gen++
+    for (const op of ops) {
+      const k = op.key
+      if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || k[1] !== TREE_KEY_TAG) continue
+      const depth = (k[2]! << 8) | k[3]!
+      if (depth > this.maxDepth) continue
+      if (op.type === 'put') this.map.set(TreeNodeCache.id(k, depth), op.value)
+      else this.map.delete(TreeNodeCache.id(k, depth))
+    }
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.gen++
+    this.map.clear()
+  }
+}
+
+/**
  * Applies a batch of updates to the tree whose root is `root`, reading only nodes on the updated keys' paths.
  * Keys must be distinct and 32 bytes. Returns the new root and the ops that take the store from the old tree to the
  * new one, at most one per position, in an order fixed by the data (so identical on every node); nothing is written.
  */
-export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[]): Promise<TreeUpdateResult> {
+export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[], cache?: TreeNodeCache): Promise<TreeUpdateResult> {
   const sorted = [...updates].sort((a, b) => compareBytes(a.key, b.key))
   for (let i = 0; i < sorted.length; i++) {
     if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
@@ -168,7 +226,18 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
   type Visit = { depth: number; key: Uint8Array; lo: number; hi: number; id: number }
   let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length, id: visitId(0, 0, 0, false) }]
   while (frontier.length > 0) {
-    const values = await store.getMany(frontier.map((v) => nodeStoreKey(v.depth, v.key)))
+    const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
+    const values: (Uint8Array | undefined)[] = storeKeys.map((k, i) => cache?.lookup(k, frontier[i]!.depth))
+    const missing: number[] = []
+    values.forEach((v, i) => { if (v === undefined) missing.push(i) })
+    if (missing.length > 0) {
+      const generation = cache?.generation ?? 0
+      const read = await store.getMany(missing.map((i) => storeKeys[i]!))
+      missing.forEach((i, j) => {
+        values[i] = read[j]
+        if (read[j] !== undefined) cache?.fill(storeKeys[i]!, frontier[i]!.depth, read[j]!, generation)
+      })
+    }
     const next: Visit[] = []
     frontier.forEach((v, i) => {
       const node = parseNode(values[i], `depth ${v.depth}`)

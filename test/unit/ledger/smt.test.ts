@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { toHex } from '../../../crypto/bytes.js'
-import { EMPTY_HASH, TREE_KEY_TAG, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
+import { EMPTY_HASH, TREE_KEY_TAG, TreeNodeCache, nodeStoreKey, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -117,4 +117,31 @@ test('updateTree rejects duplicate or mis-sized keys and writes nothing itself',
   await assert.rejects(updateTree(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }]), RangeError)
   await updateTree(store, EMPTY_HASH, [{ key, valueHash: key }])
   assert.equal(store.size, 0)
+})
+
+test('the node cache mirrors committed ops, bounds its depth and ignores reads that raced a commit', async () => {
+  const rng = new Rng(5)
+  const store = new MemoryKvStore()
+  const cache = new TreeNodeCache(3)
+  let root: Uint8Array = EMPTY_HASH
+  for (let round = 0; round < 10; round++) {
+    const r = await updateTree(store, root, Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) })), cache)
+    await store.write(r.ops)
+    cache.apply(r.ops)
+    root = r.root
+    // Every cached node equals the stored one, and only depths 0-3 are cached.
+    for (const e of store.entries()) {
+      if (e.key[1] !== TREE_KEY_TAG) continue
+      const depth = (e.key[2]! << 8) | e.key[3]!
+      const cached = cache.lookup(e.key, depth)
+      if (depth > 3) assert.equal(cached, undefined)
+      else if (cached !== undefined) assert.equal(toHex(cached), toHex(e.value))
+    }
+  }
+  assert.ok(cache.size > 0 && cache.size <= 15)
+  const key = nodeStoreKey(2, new Uint8Array(32))
+  const stale = cache.generation
+  cache.apply([])
+  cache.fill(key, 2, new Uint8Array(65), stale)
+  assert.equal(cache.lookup(key, 2) === undefined || toHex(cache.lookup(key, 2)!) !== toHex(new Uint8Array(65)), true)
 })
