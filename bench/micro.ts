@@ -98,8 +98,10 @@ async function main(): Promise<void> {
     results.seedAccounts = ACCOUNTS
     results.seedSeconds = (performance.now() - seedStart) / 1000
     results.dbBytesAfterSeed = dirBytes(dir)
+    ;(globalThis as { gc?: () => void }).gc?.() // with --expose-gc: heap after seeding without its garbage
     results.rssAfterSeedMb = process.memoryUsage().rss / 1e6
-    console.log(`seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk, RSS ${results.rssAfterSeedMb.toFixed(0)} MB)`)
+    results.heapAfterSeedMb = process.memoryUsage().heapUsed / 1e6
+    console.log(`seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk, RSS ${results.rssAfterSeedMb.toFixed(0)} MB, heap ${results.heapAfterSeedMb.toFixed(0)} MB)`)
 
     // Blocks of 10,000 transfers: each sender sends 5 per block, to random accounts among all.
     const perSender = BLOCK_TXS / SENDERS

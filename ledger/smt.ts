@@ -14,8 +14,8 @@ import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
  *    left child holds the keys whose next bit (most significant first) is 0.
  * The 0x00/0x01 prefixes separate leaves from internal nodes, so no leaf can pass as a node or the reverse.
  *
- * Storage: each node sits at its position, key `'L' 't' || depth (u16 BE) || prefix (32 bytes, bits past depth
- * zero)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
+ * Storage: each node sits at its position, key `'L' 't' || prefix (32 bytes, bits past depth zero) || depth
+ * (u16 BE)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
  * reads only the nodes on the changed keys' paths (level by level, one getMany per level), rewrites them, and
  * deletes every position that no longer holds a node in the same batch, so storage holds the latest tree only.
  */
@@ -65,18 +65,27 @@ export function keyBit(key: Uint8Array, index: number): number {
   return (key[index >> 3]! >> (7 - (index & 7))) & 1
 }
 
-/** The store key of the node at `depth` on the path of `key`. */
+/**
+ * The store key of the node at `depth` on the path of `key`: `'L' 't' || prefix (32 bytes, bits from depth on zero)
+ * || depth (u16 BE)`. Prefix first, so every subtree is one contiguous key range: the nodes on an account's path
+ * below the cached levels share a few LevelDB blocks.
+ */
 export function nodeStoreKey(depth: number, key: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 32)
   out[0] = LEDGER_KEY_PREFIX
   out[1] = TREE_KEY_TAG
-  out[2] = depth >> 8
-  out[3] = depth & 0xff
   const full = depth >> 3
-  out.set(key.subarray(0, full), 4)
+  out.set(key.subarray(0, full), 2)
   const rest = depth & 7
-  if (rest !== 0) out[4 + full] = key[full]! & (0xff << (8 - rest))
+  if (rest !== 0) out[2 + full] = key[full]! & (0xff << (8 - rest))
+  out[34] = depth >> 8
+  out[35] = depth & 0xff
   return out
+}
+
+/** The depth of the node a tree store key names. */
+export function nodeStoreKeyDepth(storeKey: Uint8Array): number {
+  return (storeKey[34]! << 8) | storeKey[35]!
 }
 
 /** Hash of a leaf. */
@@ -153,7 +162,7 @@ export class TreeNodeCache {
 
   private static id(storeKey: Uint8Array, depth: number): string {
     let s = String.fromCharCode(depth)
-    for (let i = 4; i < 4 + ((depth + 7) >> 3); i++) s += String.fromCharCode(storeKey[i]!)
+    for (let i = 2; i < 2 + ((depth + 7) >> 3); i++) s += String.fromCharCode(storeKey[i]!)
     return s
   }
 
@@ -173,7 +182,7 @@ export class TreeNodeCache {
     for (const op of ops) {
       const k = op.key
       if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || k[1] !== TREE_KEY_TAG) continue
-      const depth = (k[2]! << 8) | k[3]!
+      const depth = nodeStoreKeyDepth(k)
       if (depth > this.maxDepth) continue
       if (op.type === 'put') this.map.set(TreeNodeCache.id(k, depth), op.value)
       else this.map.delete(TreeNodeCache.id(k, depth))

@@ -14,14 +14,15 @@ export class LevelKvStore implements KvStore {
   ) {}
 
   /**
-   * Opens (creating if missing) the database at `path`. `cacheSizeBytes` is LevelDB's block cache (default 64 MiB:
-   * the state tree's upper levels are read by every block and should stay cached).
+   * Opens (creating if missing) the database at `path`. `cacheSizeBytes` is LevelDB's block cache (default 128 MiB:
+   * a block reads each changed account's path, whose lower nodes share a few blocks; they should stay cached
+   * between one tree level's read and the next).
    */
   static async open(path: string, options: { cacheSizeBytes?: number } = {}): Promise<LevelKvStore> {
     const db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
       keyEncoding: 'view',
       valueEncoding: 'view',
-      cacheSize: options.cacheSizeBytes ?? 64 * 1024 * 1024,
+      cacheSize: options.cacheSizeBytes ?? 128 * 1024 * 1024,
     })
     await db.open()
     return new LevelKvStore(db)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { toHex } from '../../../crypto/bytes.js'
-import { EMPTY_HASH, TREE_KEY_TAG, TreeNodeCache, nodeStoreKey, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
+import { EMPTY_HASH, TREE_KEY_TAG, TreeNodeCache, nodeStoreKey, nodeStoreKeyDepth, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -132,7 +132,7 @@ test('the node cache mirrors committed ops, bounds its depth and ignores reads t
     // Every cached node equals the stored one, and only depths 0-3 are cached.
     for (const e of store.entries()) {
       if (e.key[1] !== TREE_KEY_TAG) continue
-      const depth = (e.key[2]! << 8) | e.key[3]!
+      const depth = nodeStoreKeyDepth(e.key)
       const cached = cache.lookup(e.key, depth)
       if (depth > 3) assert.equal(cached, undefined)
       else if (cached !== undefined) assert.equal(toHex(cached), toHex(e.value))
