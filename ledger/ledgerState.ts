@@ -1,5 +1,5 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
-import { bytesEqual, compareBytes, fromHex, toHex } from '../crypto/bytes.js'
+import { bytesEqual, fromHex, toHex } from '../crypto/bytes.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import {
   ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
@@ -7,7 +7,7 @@ import {
 import { encodeAccountProof, type AccountProof } from './accountProof.js'
 import { applyTransfers, type ExecutionContext } from './applyBlock.js'
 import type { Receipt } from './receipt.js'
-import { EMPTY_HASH, readPath, updateTree, type TreeUpdate } from './smt.js'
+import { EMPTY_HASH, TreeNodeCache, readPath, updateTree, type TreeUpdate } from './smt.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
 import { senderAddress, type DecodedTransaction } from './transaction.js'
 
@@ -26,7 +26,10 @@ export interface ExecutionResult {
   readonly stateRoot: Uint8Array
   /** One receipt per transaction, in order. */
   readonly receipts: Receipt[]
-  /** The store ops (all keys start with 'L'), sorted by key: identical on every node for the same block. */
+  /**
+   * The store ops (all keys start with 'L'; at most one per key): the changed accounts by address, then the tree's
+   * nodes, then the root. Their order is fixed by the data, so identical on every node for the same block.
+   */
   readonly ops: KvOp[]
   /** The accounts this block changed, by lowercase hex address (no 0x), with their new values. */
   readonly changed: ReadonlyMap<string, Account>
@@ -43,13 +46,20 @@ export class LedgerState {
   private constructor(
     private readonly store: KvStore,
     private committedRoot: Uint8Array,
+    private readonly cache: TreeNodeCache,
   ) {}
 
-  /** Opens the state stored in `store` (an empty store is the empty state, root {@link EMPTY_HASH}). */
-  static async open(store: KvStore): Promise<LedgerState> {
+  /**
+   * Opens the state stored in `store` (an empty store is the empty state, root {@link EMPTY_HASH}).
+   * `treeCacheDepth` bounds the in-memory cache of the tree's upper levels (default 16: at most 2^17 nodes,
+   * about 25 MB; -1 disables it).
+   */
+  static async open(store: KvStore, options: { treeCacheDepth?: number } = {}): Promise<LedgerState> {
     const root = await store.get(ROOT_STORE_KEY)
     if (root !== undefined && root.byteLength !== HASH_LENGTH) throw new Error('state corrupt: stored root is not 32 bytes')
-    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root))
+    const depth = options.treeCacheDepth ?? 16
+    if (!Number.isSafeInteger(depth) || depth < -1 || depth > 24) throw new RangeError('treeCacheDepth must be an integer from -1 to 24')
+    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root), new TreeNodeCache(depth))
   }
 
   /** The committed state root. */
@@ -137,10 +147,9 @@ export class LedgerState {
       }
     }
     if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed: updates }
-    const tree = await updateTree(this.store, parentRoot, treeUpdates)
-    ops.push(...tree.ops)
+    const tree = await updateTree(this.store, parentRoot, treeUpdates, this.cache)
+    for (const op of tree.ops) ops.push(op)
     ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    ops.sort((a, b) => compareBytes(a.key, b.key))
     return { parentRoot, stateRoot: tree.root, receipts, ops, changed: updates }
   }
 
@@ -153,5 +162,6 @@ export class LedgerState {
       throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.committedRoot)}`)
     }
     this.committedRoot = new Uint8Array(result.stateRoot)
+    this.cache.apply(result.ops)
   }
 }

@@ -1,4 +1,4 @@
-import { bytesEqual, compareBytes, toHex } from '../crypto/bytes.js'
+import { bytesEqual, compareBytes } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
@@ -14,8 +14,8 @@ import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
  *    left child holds the keys whose next bit (most significant first) is 0.
  * The 0x00/0x01 prefixes separate leaves from internal nodes, so no leaf can pass as a node or the reverse.
  *
- * Storage: each node sits at its position, key `'L' 't' || depth (u16 BE) || prefix (32 bytes, bits past depth
- * zero)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
+ * Storage: each node sits at its position, key `'L' 't' || prefix (32 bytes, bits past depth zero) || depth
+ * (u16 BE)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
  * reads only the nodes on the changed keys' paths (level by level, one getMany per level), rewrites them, and
  * deletes every position that no longer holds a node in the same batch, so storage holds the latest tree only.
  */
@@ -65,18 +65,27 @@ export function keyBit(key: Uint8Array, index: number): number {
   return (key[index >> 3]! >> (7 - (index & 7))) & 1
 }
 
-/** The store key of the node at `depth` on the path of `key`. */
+/**
+ * The store key of the node at `depth` on the path of `key`: `'L' 't' || prefix (32 bytes, bits from depth on zero)
+ * || depth (u16 BE)`. Prefix first, so every subtree is one contiguous key range: the nodes on an account's path
+ * below the cached levels share a few LevelDB blocks.
+ */
 export function nodeStoreKey(depth: number, key: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 32)
   out[0] = LEDGER_KEY_PREFIX
   out[1] = TREE_KEY_TAG
-  out[2] = depth >> 8
-  out[3] = depth & 0xff
   const full = depth >> 3
-  out.set(key.subarray(0, full), 4)
+  out.set(key.subarray(0, full), 2)
   const rest = depth & 7
-  if (rest !== 0) out[4 + full] = key[full]! & (0xff << (8 - rest))
+  if (rest !== 0) out[2 + full] = key[full]! & (0xff << (8 - rest))
+  out[34] = depth >> 8
+  out[35] = depth & 0xff
   return out
+}
+
+/** The depth of the node a tree store key names. */
+export function nodeStoreKeyDepth(storeKey: Uint8Array): number {
+  return (storeKey[34]! << 8) | storeKey[35]!
 }
 
 /** Hash of a leaf. */
@@ -124,17 +133,75 @@ function parseNode(bytes: Uint8Array | undefined, where: string): Uint8Array {
 /** A subtree after an update. A floating leaf is not yet stored: its final position is decided by its parent. */
 type Sub =
   | { readonly kind: 'empty' }
-  | { readonly kind: 'leaf'; readonly bytes: Uint8Array; readonly key: Uint8Array }
+  | { readonly kind: 'leaf'; readonly bytes: Uint8Array; readonly key: Uint8Array; readonly vacated: readonly Uint8Array[] }
   | { readonly kind: 'node'; readonly hash: Uint8Array; readonly internal: boolean | undefined }
 
 const EMPTY_SUB: Sub = { kind: 'empty' }
 
 /**
- * Applies a batch of updates to the tree whose root is `root`, reading only nodes on the updated keys' paths.
- * Keys must be distinct and 32 bytes. Returns the new root and the ops (sorted by key, so deterministic) that take
- * the store from the old tree to the new one; nothing is written.
+ * A cache of the tree's upper levels (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) nodes), which every block reads:
+ * it saves most of a block's random reads. It mirrors the COMMITTED tree: filled from store reads, and changed only
+ * by {@link apply} with a committed batch's ops. Each apply starts a new generation; a read issued in an older
+ * generation (it may have raced a commit) is not cached.
  */
-export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[]): Promise<TreeUpdateResult> {
+export class TreeNodeCache {
+  private readonly map = new Map<string, Uint8Array>()
+  private gen = 0
+
+  constructor(readonly maxDepth = 16) {}
+
+  /** Changes with every {@link apply}. */
+  get generation(): number {
+    return this.gen
+  }
+
+  /** Number of cached nodes. */
+  get size(): number {
+    return this.map.size
+  }
+
+  private static id(storeKey: Uint8Array, depth: number): string {
+    let s = String.fromCharCode(depth)
+    for (let i = 2; i < 2 + ((depth + 7) >> 3); i++) s += String.fromCharCode(storeKey[i]!)
+    return s
+  }
+
+  /** The cached node at a position, if any. */
+  lookup(storeKey: Uint8Array, depth: number): Uint8Array | undefined {
+    return depth > this.maxDepth ? undefined : this.map.get(TreeNodeCache.id(storeKey, depth))
+  }
+
+  /** Caches a node read from the store in `generation`, unless a commit happened since. */
+  fill(storeKey: Uint8Array, depth: number, node: Uint8Array, generation: number): void {
+    if (generation === this.gen && depth <= this.maxDepth) this.map.set(TreeNodeCache.id(storeKey, depth), node)
+  }
+
+  /** Applies a committed batch's ops (other keys than tree nodes are ignored). */
+  apply(ops: readonly KvOp[]): void {
+    this.gen++
+    for (const op of ops) {
+      const k = op.key
+      if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || k[1] !== TREE_KEY_TAG) continue
+      const depth = nodeStoreKeyDepth(k)
+      if (depth > this.maxDepth) continue
+      if (op.type === 'put') this.map.set(TreeNodeCache.id(k, depth), op.value)
+      else this.map.delete(TreeNodeCache.id(k, depth))
+    }
+  }
+
+  /** Forgets everything. */
+  clear(): void {
+    this.gen++
+    this.map.clear()
+  }
+}
+
+/**
+ * Applies a batch of updates to the tree whose root is `root`, reading only nodes on the updated keys' paths.
+ * Keys must be distinct and 32 bytes. Returns the new root and the ops that take the store from the old tree to the
+ * new one, at most one per position, in an order fixed by the data (so identical on every node); nothing is written.
+ */
+export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[], cache?: TreeNodeCache): Promise<TreeUpdateResult> {
   const sorted = [...updates].sort((a, b) => compareBytes(a.key, b.key))
   for (let i = 0; i < sorted.length; i++) {
     if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
@@ -158,58 +225,72 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
     return a
   }
 
+  // A visited subtree is identified by (depth, first update index, side, probe): unique within one update, and a
+  // number, so the two phases share nodes without hashing keys to strings.
+  const visitId = (depth: number, lo: number, side: number, probe: boolean) => lo * 2048 + depth * 4 + side * 2 + (probe ? 1 : 0)
+
   // Phase 1: read every node the update touches, one getMany per level. A subtree without updates is read only
   // when its sibling holds deletes (it may then have to move up, so we must know whether it is a leaf).
-  const loaded = new Map<string, Uint8Array>()
-  type Visit = { depth: number; key: Uint8Array; lo: number; hi: number }
-  let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length }]
+  const loaded = new Map<number, Uint8Array>()
+  type Visit = { depth: number; key: Uint8Array; lo: number; hi: number; id: number }
+  let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length, id: visitId(0, 0, 0, false) }]
   while (frontier.length > 0) {
     const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
-    const values = await store.getMany(storeKeys)
+    const values: (Uint8Array | undefined)[] = storeKeys.map((k, i) => cache?.lookup(k, frontier[i]!.depth))
+    const missing: number[] = []
+    values.forEach((v, i) => { if (v === undefined) missing.push(i) })
+    if (missing.length > 0) {
+      const generation = cache?.generation ?? 0
+      const read = await store.getMany(missing.map((i) => storeKeys[i]!))
+      missing.forEach((i, j) => {
+        values[i] = read[j]
+        if (read[j] !== undefined) cache?.fill(storeKeys[i]!, frontier[i]!.depth, read[j]!, generation)
+      })
+    }
     const next: Visit[] = []
     frontier.forEach((v, i) => {
       const node = parseNode(values[i], `depth ${v.depth}`)
-      loaded.set(toHex(storeKeys[i]!), node)
+      loaded.set(v.id, node)
       if (node[0] !== NODE_DOMAIN || v.lo === v.hi) return
       const mid = split(v.lo, v.hi, v.depth)
-      const left = node.subarray(1, 33)
-      const right = node.subarray(33, 65)
       const d = v.depth + 1
-      if (!isEmpty(left) && (v.lo < mid || hasDelete(mid, v.hi))) {
-        next.push({ depth: d, key: v.lo < mid ? sorted[v.lo]!.key : withBit(sorted[mid]!.key, v.depth, 0), lo: v.lo, hi: mid })
+      if (!isEmpty(node.subarray(1, 33)) && (v.lo < mid || hasDelete(mid, v.hi))) {
+        const probe = v.lo === mid
+        next.push({ depth: d, key: probe ? withBit(sorted[mid]!.key, v.depth, 0) : sorted[v.lo]!.key, lo: v.lo, hi: mid, id: visitId(d, v.lo, 0, probe) })
       }
-      if (!isEmpty(right) && (mid < v.hi || hasDelete(v.lo, mid))) {
-        next.push({ depth: d, key: mid < v.hi ? sorted[mid]!.key : withBit(sorted[v.lo]!.key, v.depth, 1), lo: mid, hi: v.hi })
+      if (!isEmpty(node.subarray(33, 65)) && (mid < v.hi || hasDelete(v.lo, mid))) {
+        const probe = mid === v.hi
+        next.push({ depth: d, key: probe ? withBit(sorted[v.lo]!.key, v.depth, 1) : sorted[mid]!.key, lo: mid, hi: v.hi, id: visitId(d, mid, 1, probe) })
       }
     })
     frontier = next
   }
 
-  // Phase 2: compute the new tree bottom-up, synchronously, over the loaded nodes.
-  const ops = new Map<string, KvOp>()
-  const del = (k: Uint8Array) => ops.set(toHex(k), { type: 'del', key: k })
-  const put = (k: Uint8Array, value: Uint8Array) => ops.set(toHex(k), { type: 'put', key: k, value })
+  // Phase 2: compute the new tree bottom-up, synchronously, over the loaded nodes. Every position gets at most one
+  // op: a leaf that moves carries the positions it vacated, deleted when it settles elsewhere.
+  const ops: KvOp[] = []
+  const del = (k: Uint8Array) => ops.push({ type: 'del', key: k })
+  const put = (k: Uint8Array, value: Uint8Array) => ops.push({ type: 'put', key: k, value })
 
   /** Stores a subtree at its position (materialising a floating leaf) and returns its hash. */
   const settle = (sub: Sub, depth: number): Uint8Array => {
     if (sub.kind === 'empty') return EMPTY_HASH
     if (sub.kind === 'node') return sub.hash
-    put(nodeStoreKey(depth, sub.key), sub.bytes)
+    const at = nodeStoreKey(depth, sub.key)
+    put(at, sub.bytes)
+    for (const v of sub.vacated) if (!bytesEqual(v, at)) del(v)
     return sha256(sub.bytes)
   }
 
-  const combine = (depth: number, key: Uint8Array, left: Sub, right: Sub): Sub => {
+  const combine = (depth: number, key: Uint8Array, left: Sub, right: Sub, vacates: boolean): Sub => {
     const here = nodeStoreKey(depth, key)
     if (left.kind === 'empty' && right.kind === 'empty') {
-      del(here)
+      if (vacates) del(here)
       return EMPTY_SUB
     }
     const lone = left.kind === 'empty' ? right : right.kind === 'empty' ? left : undefined
     if (lone !== undefined) {
-      if (lone.kind === 'leaf') {
-        del(here)
-        return lone
-      }
+      if (lone.kind === 'leaf') return vacates ? { ...lone, vacated: [...lone.vacated, here] } : lone
       if (lone.kind === 'node' && lone.internal !== true) corrupt('a subtree of unknown kind beside an emptied one')
     }
     const bytes = internalBytes(settle(left, depth + 1), settle(right, depth + 1))
@@ -218,31 +299,33 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
   }
 
   /** Builds a fresh subtree at `depth` from leaves (sorted, distinct, sharing the first `depth` bits). */
-  const build = (depth: number, leaves: { key: Uint8Array; bytes: Uint8Array }[]): Sub => {
-    if (leaves.length === 0) return EMPTY_SUB
-    if (leaves.length === 1) return { kind: 'leaf', key: leaves[0]!.key, bytes: leaves[0]!.bytes }
+  const build = (depth: number, leaves: { key: Uint8Array; bytes: Uint8Array }[], vacated: Uint8Array[]): Sub => {
+    if (leaves.length === 0) {
+      for (const v of vacated) del(v)
+      return EMPTY_SUB
+    }
+    if (leaves.length === 1) return { kind: 'leaf', key: leaves[0]!.key, bytes: leaves[0]!.bytes, vacated }
     if (depth >= KEY_BITS) throw new Error('updateTree: distinct keys cannot share 256 bits')
     let m = 0
     while (m < leaves.length && keyBit(leaves[m]!.key, depth) === 0) m++
-    return combine(depth, leaves[0]!.key, build(depth + 1, leaves.slice(0, m)), build(depth + 1, leaves.slice(m)))
+    // Two or more leaves always make an internal node here, which overwrites any vacated position (this one).
+    return combine(depth, leaves[0]!.key, build(depth + 1, leaves.slice(0, m), []), build(depth + 1, leaves.slice(m), []), false)
   }
 
   /** The subtree at (depth, path of `key`) whose hash was `hash`, after applying sorted[lo..hi). */
-  const update = (depth: number, key: Uint8Array, hash: Uint8Array, lo: number, hi: number): Sub => {
+  const update = (depth: number, key: Uint8Array, hash: Uint8Array, lo: number, hi: number, side: number): Sub => {
     if (isEmpty(hash)) {
       const leaves = []
       for (let i = lo; i < hi; i++) {
         const u = sorted[i]!
         if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
       }
-      return build(depth, leaves)
+      return build(depth, leaves, [])
     }
-    const here = nodeStoreKey(depth, key)
-    const node = loaded.get(toHex(here))
+    const node = loaded.get(visitId(depth, lo, side, lo === hi))
     if (node === undefined) return { kind: 'node', hash, internal: undefined } // untouched, unread, stays in place
     if (node[0] === LEAF_DOMAIN) {
-      // The leaf leaves this position (it may come back: a later put on the same key wins over this delete).
-      del(here)
+      // The leaf's position is vacated unless something is stored there again.
       const oldKey = node.subarray(1, 33)
       const leaves: { key: Uint8Array; bytes: Uint8Array }[] = []
       let replaced = false
@@ -252,22 +335,21 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
         if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
       }
       if (!replaced) {
-        leaves.push({ key: new Uint8Array(oldKey), bytes: node })
+        leaves.push({ key: oldKey, bytes: node })
         leaves.sort((a, b) => compareBytes(a.key, b.key))
       }
-      return build(depth, leaves)
+      return build(depth, leaves, [nodeStoreKey(depth, key)])
     }
     if (lo === hi) return { kind: 'node', hash, internal: true }
     const mid = split(lo, hi, depth)
-    const left = update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid)
-    const right = update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi)
-    return combine(depth, key, left, right)
+    const left = update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid, 0)
+    const right = update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi, 1)
+    return combine(depth, key, left, right, true)
   }
 
-  const result = update(0, sorted[0]!.key, root, 0, sorted.length)
+  const result = update(0, sorted[0]!.key, root, 0, sorted.length, 0)
   const newRoot = settle(result, 0)
-  const list = [...ops.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, op]) => op)
-  return { root: new Uint8Array(newRoot), ops: list }
+  return { root: new Uint8Array(newRoot), ops }
 }
 
 /** A copy of `key` with bit `index` set to `bit`: a key on the path of the sibling subtree. */

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { toHex } from '../../../crypto/bytes.js'
-import { EMPTY_HASH, TREE_KEY_TAG, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
+import { EMPTY_HASH, TREE_KEY_TAG, TreeNodeCache, nodeStoreKey, nodeStoreKeyDepth, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -24,6 +24,10 @@ function treeNodeCount(store: MemoryKvStore): number {
 
 async function apply(store: MemoryKvStore, root: Uint8Array, updates: TreeUpdate[]): Promise<Uint8Array> {
   const r = await updateTree(store, root, updates)
+  // At most one op per position, every key a tree key.
+  const keys = r.ops.map((o) => toHex(o.key))
+  assert.equal(new Set(keys).size, keys.length, 'one op per position')
+  assert.ok(r.ops.every((o) => o.key[0] === 0x4c && o.key[1] === TREE_KEY_TAG))
   await store.write(r.ops)
   return r.root
 }
@@ -113,4 +117,31 @@ test('updateTree rejects duplicate or mis-sized keys and writes nothing itself',
   await assert.rejects(updateTree(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }]), RangeError)
   await updateTree(store, EMPTY_HASH, [{ key, valueHash: key }])
   assert.equal(store.size, 0)
+})
+
+test('the node cache mirrors committed ops, bounds its depth and ignores reads that raced a commit', async () => {
+  const rng = new Rng(5)
+  const store = new MemoryKvStore()
+  const cache = new TreeNodeCache(3)
+  let root: Uint8Array = EMPTY_HASH
+  for (let round = 0; round < 10; round++) {
+    const r = await updateTree(store, root, Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) })), cache)
+    await store.write(r.ops)
+    cache.apply(r.ops)
+    root = r.root
+    // Every cached node equals the stored one, and only depths 0-3 are cached.
+    for (const e of store.entries()) {
+      if (e.key[1] !== TREE_KEY_TAG) continue
+      const depth = nodeStoreKeyDepth(e.key)
+      const cached = cache.lookup(e.key, depth)
+      if (depth > 3) assert.equal(cached, undefined)
+      else if (cached !== undefined) assert.equal(toHex(cached), toHex(e.value))
+    }
+  }
+  assert.ok(cache.size > 0 && cache.size <= 15)
+  const key = nodeStoreKey(2, new Uint8Array(32))
+  const stale = cache.generation
+  cache.apply([])
+  cache.fill(key, 2, new Uint8Array(65), stale)
+  assert.equal(cache.lookup(key, 2) === undefined || toHex(cache.lookup(key, 2)!) !== toHex(new Uint8Array(65)), true)
 })
