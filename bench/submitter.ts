@@ -99,7 +99,8 @@ async function run(urls: string[], rate: number, seconds: number, batch: number)
     const body = items.map((it, i) => ({ jsonrpc: '2.0', id: i, method: 'tx_submit', params: [it.hex] }))
     const stamp = performance.now()
     for (const it of items) submitted.set(it.hash, stamp)
-    const p = post(url, body).then((res: { id: number; error?: unknown }[]) => {
+    const p = post(url, body).then((res: { id: number; error?: unknown }[] | { error?: { message?: string } }) => {
+      if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error?.message ?? 'not a batch response'}`)
       for (const r of res) {
         if (r.error) {
           rejected++

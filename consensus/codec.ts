@@ -13,8 +13,8 @@ import { VALUE_ID_LENGTH, type SignedProposal, type SignedVote } from './types.j
 
 /** Upper bound on an encoded vote or proposal. */
 export const MAX_CONSENSUS_MESSAGE_BYTES = 256
-/** Heights are 1 .. 2^53-1. */
-export const MAX_HEIGHT = Number.MAX_SAFE_INTEGER
+/** Heights are 1 .. 2^32-1 (canonical numbers are 32-bit; see crypto/canonical.ts). */
+export const MAX_HEIGHT = 2 ** 32 - 1
 /** Rounds are 0 .. MAX_ROUND. */
 export const MAX_ROUND = 1_000_000
 
@@ -45,7 +45,7 @@ function isRound(v: unknown): v is number {
 /** A reason when the vote's fields are out of format, else undefined. */
 export function checkVoteFields(v: SignedVote): string | undefined {
   if (v.type !== 'prevote' && v.type !== 'precommit') return 'vote type must be prevote or precommit'
-  if (!isHeight(v.height)) return 'height must be an integer from 1 to 2^53-1'
+  if (!isHeight(v.height)) return 'height must be an integer from 1 to 2^32-1'
   if (!isRound(v.round)) return `round must be an integer from 0 to ${MAX_ROUND}`
   if (v.valueId !== null && !isBytes(v.valueId, VALUE_ID_LENGTH)) return `value id must be ${VALUE_ID_LENGTH} bytes or nil`
   if (!isBytes(v.validator, ADDRESS_LENGTH)) return `validator must be a ${ADDRESS_LENGTH}-byte address`
@@ -55,7 +55,7 @@ export function checkVoteFields(v: SignedVote): string | undefined {
 
 /** A reason when the proposal's fields are out of format, else undefined. */
 export function checkProposalFields(p: SignedProposal): string | undefined {
-  if (!isHeight(p.height)) return 'height must be an integer from 1 to 2^53-1'
+  if (!isHeight(p.height)) return 'height must be an integer from 1 to 2^32-1'
   if (!isRound(p.round)) return `round must be an integer from 0 to ${MAX_ROUND}`
   if (!isBytes(p.valueId, VALUE_ID_LENGTH)) return `value id must be ${VALUE_ID_LENGTH} bytes`
   if (typeof p.polRound !== 'number' || !Number.isSafeInteger(p.polRound) || p.polRound < -1 || p.polRound >= p.round) {

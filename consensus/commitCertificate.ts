@@ -62,7 +62,7 @@ export function certificateVotes(cert: CommitCertificate): SignedVote[] {
 
 function checkFields(cert: CommitCertificate): string | undefined {
   if (typeof cert !== 'object' || cert === null) return 'a certificate is an object'
-  if (!Number.isSafeInteger(cert.height) || cert.height < 1 || cert.height > MAX_HEIGHT) return 'height must be an integer from 1 to 2^53-1'
+  if (!Number.isSafeInteger(cert.height) || cert.height < 1 || cert.height > MAX_HEIGHT) return 'height must be an integer from 1 to 2^32-1'
   if (!Number.isSafeInteger(cert.round) || cert.round < 0 || cert.round > MAX_ROUND) return `round must be an integer from 0 to ${MAX_ROUND}`
   if (!(cert.valueId instanceof Uint8Array) || cert.valueId.byteLength !== VALUE_ID_LENGTH) return `value id must be ${VALUE_ID_LENGTH} bytes`
   if (!Array.isArray(cert.signatures) || cert.signatures.length === 0) return 'a certificate has at least one signature'

@@ -20,7 +20,7 @@ export const MAX_VALIDATORS = 1000
 /** SHA-256 of the canonical list of [address, publicKey, power] in address order. */
 export function validatorSetHash(validators: readonly Validator[]): Uint8Array {
   const sorted = [...validators].sort((a, b) => compareBytes(a.address, b.address))
-  return sha256(encodeCanonical(sorted.map((v) => [v.address, v.publicKey, v.power])))
+  return sha256(encodeCanonical(sorted.map((v) => [v.address, v.publicKey, BigInt(v.power)])))
 }
 
 function gcd(a: bigint, b: bigint): bigint {

@@ -4,8 +4,10 @@ import { bytesEqual } from './bytes.js'
 /**
  * Canonical encoding: MessagePack (msgpackr) of fixed-order tuples, never of objects whose key order could vary.
  *
- * Values are byte strings, text, safe integers (JS numbers, encoded in their shortest form), u64 bigints
- * (always the 9-byte int64/uint64 form), booleans, nil and arrays of these. No maps, no floats, no extensions.
+ * Values are byte strings, text, small integers (JS numbers from -2^31 to 2^32-1, encoded in their shortest
+ * integer form), u64 bigints (always the 9-byte int64/uint64 form), booleans, nil and arrays of these. No maps,
+ * no floats, no extensions. Larger integers must be bigints: MessagePack libraries write a JS number beyond 32 bits
+ * as a float64, which another implementation would not reproduce.
  * Decoding is strict: the bytes must decode within the size bound and re-encode to exactly the same bytes,
  * so every value has one encoding and a hash of the encoding identifies the value.
  */
@@ -22,12 +24,20 @@ const packr = new Packr({
   encodeUndefinedAsNil: false,
 })
 
+/** The range of JS numbers the encoding carries (as MessagePack integers). */
+export const MIN_CANONICAL_NUMBER = -(2 ** 31)
+export const MAX_CANONICAL_NUMBER = 2 ** 32 - 1
+
+function isCanonicalNumber(v: number): boolean {
+  return Number.isInteger(v) && v >= MIN_CANONICAL_NUMBER && v <= MAX_CANONICAL_NUMBER
+}
+
 /** Throws TypeError on a value outside the canonical subset: a bug in the caller, never input from outside. */
 function check(value: Canonical, depth: number): void {
   if (depth > 16) throw new TypeError('canonical: nesting deeper than 16')
   if (value === null || typeof value === 'string' || typeof value === 'boolean' || value instanceof Uint8Array) return
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new TypeError(`canonical: ${value} is not a safe integer`)
+    if (!isCanonicalNumber(value)) throw new TypeError(`canonical: ${value} is not an integer from -2^31 to 2^32-1 (use a bigint)`)
     return
   }
   if (typeof value === 'bigint') {
@@ -84,7 +94,7 @@ function normalize(value: unknown, depth: number): Canonical {
   if (Array.isArray(value)) return value.map((v) => normalize(v, depth + 1))
   if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'bigint') return value
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new TypeError('canonical: non-integer number')
+    if (!isCanonicalNumber(value)) throw new TypeError('canonical: a float or an integer beyond 32 bits')
     return value
   }
   throw new TypeError(`canonical: unsupported decoded ${value instanceof Map ? 'map' : typeof value}`)

@@ -72,7 +72,7 @@ export class ChainStore {
       { type: 'put', key: heightKey(P_BLOCK, c.height), value: c.blockBytes },
       { type: 'put', key: heightKey(P_CERT, c.height), value: c.certificateBytes },
       { type: 'put', key: prefixed(P_HASH, c.blockHash), value: encodeCanonical(c.height) },
-      { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, c.blockTime]) },
+      { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, BigInt(c.blockTime)]) },
     ]
     c.txHashes.forEach((hash, index) => {
       const r = c.receipts[index]!
@@ -87,8 +87,8 @@ export class ChainStore {
     if (v === undefined) return undefined
     const d = decodeCanonical(v, 256)
     if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt tip record')
-    const [height, blockHash, blockTime] = d.value as [number, Uint8Array, number]
-    return { height, blockHash, blockTime }
+    const [height, blockHash, blockTime] = d.value as [number, Uint8Array, bigint]
+    return { height, blockHash, blockTime: Number(blockTime) }
   }
 
   async blockBytes(height: number): Promise<Uint8Array | undefined> {

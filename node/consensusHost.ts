@@ -275,6 +275,8 @@ export class ConsensusHost {
         return input.proposal.height
       case 'timeoutElapsed':
         return input.timeout.height
+      case 'commitCertificate':
+        return input.certificate.height
       case 'startHeight':
       case 'valueReady':
       case 'valueValidated':

@@ -111,7 +111,7 @@ const TIMEOUT_KINDS: readonly TimeoutKind[] = ['propose', 'prevote', 'precommit'
 /** A logged input: a consensus input, or a proposal together with its block parts. */
 export type WalEntry =
   | { readonly kind: 'proposal'; readonly message: ProposalMessage }
-  | { readonly kind: 'input'; readonly input: Exclude<ConsensusInput, { type: 'startHeight' } | { type: 'proposal' }> }
+  | { readonly kind: 'input'; readonly input: Exclude<ConsensusInput, { type: 'startHeight' } | { type: 'proposal' } | { type: 'commitCertificate' }> }
 
 export function encodeWalEntry(e: WalEntry): Uint8Array {
   if (e.kind === 'proposal') return encodeCanonical([e.message.proposal.height, W_PROPOSAL, encodeProposalMessage(e.message)])

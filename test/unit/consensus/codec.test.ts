@@ -24,7 +24,7 @@ test('a prevote and a precommit for the same thing have different sign bytes', (
 })
 
 test('votes and proposals round-trip through the wire codecs', () => {
-  for (const v of [vote(0, 'prevote', 1, 0, v0), vote(1, 'precommit', 9_000_000_000, 1_000_000, null)]) {
+  for (const v of [vote(0, 'prevote', 1, 0, v0), vote(1, 'precommit', 2 ** 32 - 1, 1_000_000, null)]) {
     const d = decodeSignedVote(encodeSignedVote(v))
     assert.ok(d.ok)
     assert.deepEqual(d.value, v)
@@ -82,4 +82,6 @@ test('decoding rejects malformed input with a typed error', () => {
 test('encoders refuse out-of-format values (a caller bug)', () => {
   assert.throws(() => encodeSignedVote({ ...vote(0, 'prevote', 1, 0, v0), round: -1 }), RangeError)
   assert.throws(() => encodeSignedProposal({ ...proposal(0, 1, 0, v0), polRound: 0 }), RangeError)
+  // heights are 32-bit: beyond, a MessagePack number would be a float64
+  assert.throws(() => encodeSignedVote({ ...vote(0, 'prevote', 1, 0, v0), height: 2 ** 32 }), RangeError)
 })

@@ -19,6 +19,10 @@ test('numbers take their shortest form and bigints their 9-byte form', () => {
 
 test('the encoder refuses values outside the subset', () => {
   assert.throws(() => encodeCanonical(1.5), TypeError)
+  assert.throws(() => encodeCanonical(2 ** 32), TypeError, 'beyond 32 bits a number would be written as a float64')
+  assert.throws(() => encodeCanonical(-(2 ** 31) - 1), TypeError)
+  assert.equal(toHex(encodeCanonical(2 ** 32 - 1)), 'ceffffffff')
+  assert.equal(toHex(encodeCanonical(-1)), 'ff')
   assert.throws(() => encodeCanonical(-1n), TypeError)
   assert.throws(() => encodeCanonical(1n << 64n), TypeError)
   assert.throws(() => encodeCanonical({ a: 1 } as never), TypeError)
@@ -30,6 +34,7 @@ test('the decoder rejects non-canonical, trailing, oversized, float and map inpu
     ['cf0000000000000005', 'uint64 form of a small bigint'],
     ['0500', 'trailing byte'],
     ['cb3ff8000000000000', 'float'],
+    ['cb4270000000000000', 'an integer written as a float64'],
     ['81a16101', 'map'],
     ['', 'empty'],
     ['c1', 'reserved byte'],
