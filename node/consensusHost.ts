@@ -1,6 +1,6 @@
 import { bytesEqual, toHex } from '../crypto/bytes.js'
 import {
-  commitHash, decodeCommitCertificate, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
+  commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
   type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
 } from '../consensus/index.js'
 import { ZERO_HASH, blockHash, encodeBlock, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
@@ -113,8 +113,6 @@ export class ConsensusHost {
   private stopped = false
   private walPending: Promise<void>[] = []
   private heightStartedAt = 0
-  /** This validator's own signed messages of the current height, for re-broadcast while the height is slow. */
-  private own: { round: number; message: ProposalMessage | SignedVote }[] = []
   private resends = 0
   private readonly tipWaiters: (() => void)[] = []
 
@@ -178,25 +176,24 @@ export class ConsensusHost {
   }
 
   /**
-   * Re-broadcasts this validator's own proposal and votes of the current height (the latest rounds) when the
-   * height has run longer than `afterMs`. Gossip is fire-and-forget: a peer that was down or not yet connected when
-   * a vote went out would otherwise never see it, and validators stranded in different rounds without a quorum
-   * would wait for each other forever (CometBFT's reactor re-gossips votes for the same reason).
+   * Re-broadcasts the proposals (with their block parts) and votes the core holds for the current height, of the
+   * latest rounds, when the height has run longer than `afterMs`. Gossip is fire-and-forget: a peer that was down
+   * or not yet connected when a message went out would otherwise never see it, and validators stranded in different
+   * rounds without a quorum, or behind a lock only one of them saw, would wait for each other forever (CometBFT's
+   * reactor re-gossips votes for the same reason).
    */
   rebroadcast(afterMs: number): void {
-    if (this.stopped || this.own.length === 0 || this.d.now() - this.heightStartedAt < afterMs) return
+    if (this.stopped || this.d.now() - this.heightStartedAt < afterMs) return
     this.resends++
-    const latest = this.own[this.own.length - 1]!.round
-    for (const m of this.own) {
-      if (m.round < latest - 8) continue
-      this.d.broadcast('proposal' in m.message ? encodeProposalMessage(m.message, this.resends) : encodeVoteMessage(m.message as SignedVote, this.resends))
+    for (const m of heightMessages(this.state)) {
+      if (m.kind === 'vote') {
+        if (m.vote.round >= this.state.round - 8) this.d.broadcast(encodeVoteMessage(m.vote, this.resends))
+        continue
+      }
+      if (m.proposal.round < this.state.round - 8) continue
+      const c = this.candidates.get(toHex(m.proposal.valueId))
+      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }, this.resends))
     }
-  }
-
-  private remember(height: number, round: number, message: ProposalMessage | SignedVote): void {
-    if (height !== this.state.height) return
-    this.own.push({ round, message })
-    if (this.own.length > 64) this.own.shift()
   }
 
   /** A timeout the core asked for has elapsed. */
@@ -335,12 +332,10 @@ export class ConsensusHost {
         }
         const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }
         if (!this.replaying) this.log({ kind: 'proposal', message })
-        this.remember(e.proposal.height, e.proposal.round, message)
         this.d.broadcast(encodeProposalMessage(message))
         return
       }
       case 'broadcastVote':
-        this.remember(e.vote.height, e.vote.round, e.vote)
         this.d.broadcast(encodeVoteMessage(e.vote))
         return
       case 'scheduleTimeout':
@@ -585,7 +580,6 @@ export class ConsensusHost {
     this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
     this.lastCommitValue = certificate
     this.candidates.clear()
-    this.own = []
     this.d.cancelTimeoutsBelow(height + 1)
     await this.d.wal.reset()
     this.walPending = []
