@@ -92,6 +92,8 @@ interface Candidate {
   executionMs?: number
   /** The in-flight or finished validation. */
   verdict?: Promise<boolean>
+  /** Transaction bytes by hash (hex), built on the first fetch a peer makes. */
+  byHash?: Map<string, Uint8Array>
 }
 
 type QueueItem =
@@ -514,20 +516,31 @@ export class ConsensusHost {
 
   private async commitDecided(height: number, round: number, valueId: Uint8Array, certificate: CommitCertificate): Promise<void> {
     const c = this.candidates.get(toHex(valueId))
-    if (c) {
-      if (!c.result) {
-        c.verdict ??= this.checkCandidate(c, c.header.proposer)
-        const ok = await c.verdict
-        if (!ok || !c.result) {
-          // 2f+1 validators certified a block this node judged invalid: its state or chain is not theirs.
-          throw new Error(`decided block ${toHex(valueId)} at height ${height} does not validate here`)
-        }
-      }
+    if (c && !c.result) {
+      c.verdict ??= this.checkCandidate(c, c.header.proposer)
+      await c.verdict
+    }
+    if (c?.result) {
       await this.commit(height, round, c, certificate)
       return
     }
-    this.d.logger.info({ height }, 'decided a block this node does not hold: fetching it from peers')
+    // More than two thirds certified a block this node cannot rebuild (it never saw the proposal, or could not get
+    // its transactions). Block sync fetches it with its certificate and executes it; a state root that then
+    // disagrees with the certified header is the real divergence, and stops the node.
+    this.d.logger.info({ height, block: toHex(valueId) }, 'decided a block this node cannot rebuild: fetching it from peers')
     this.d.requestBlock(height)
+  }
+
+  /** A transaction of a block this node is working on (served to peers that miss it). */
+  findTransaction(hash: Uint8Array): Uint8Array | undefined {
+    const id = toHex(hash)
+    for (const c of this.candidates.values()) {
+      if (!c.txs) continue
+      c.byHash ??= new Map(c.txs.map((t) => [toHex(t.hash), t.bytes]))
+      const bytes = c.byHash.get(id)
+      if (bytes !== undefined) return bytes
+    }
+    return undefined
   }
 
   private async handleSynced(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<boolean> {

@@ -253,7 +253,7 @@ export class TallyNode {
     await p2p.handle(TX_FETCH_PROTOCOL, (req) => {
       const hashes = decodeTxFetchRequest(req, limits.maxTxs)
       if (hashes === undefined) throw new Error('malformed transaction fetch request')
-      return encodeTxFetchResponse(hashes.map((h) => mempool.get(h)?.bytes ?? new Uint8Array(0)))
+      return encodeTxFetchResponse(hashes.map((h) => mempool.get(h)?.bytes ?? host!.findTransaction(h) ?? new Uint8Array(0)))
     })
     p2p.subscribe(CONSENSUS_TOPIC, (data) => {
       const m = decodeConsensusGossip(data, limits.maxTxs)
