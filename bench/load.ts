@@ -26,14 +26,17 @@ const program = new Command()
   .option('--accounts <n>', 'funded sender accounts', '2000')
   .option('--seconds <n>', 'length of each phase in seconds', '15')
   .option('--batch <n>', 'transactions per JSON-RPC batch (the node accepts 100 by default)', '100')
+  .option('--outstanding <n>', 'at saturation, most transactions between submission and commit', '4000')
   .option('--json <file>', 'write the results as JSON')
   .option('--keep', 'keep the testnet directory')
+  .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; json?: string; keep?: boolean }>()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string }>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
 const SECONDS = positive(opts.seconds, '--seconds')
 const BATCH = positive(opts.batch, '--batch')
+const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 
 function positive(v: string, name: string): number {
   const n = Number(v)
@@ -116,7 +119,8 @@ async function main(): Promise<void> {
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
     for (let i = 0; i < N; i++) {
       const log = openSync(join(dir, `node${i}.log`), 'a')
-      procs.push(spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
+      const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
+      procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
       closeSync(log)
     }
     const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
@@ -138,7 +142,7 @@ async function main(): Promise<void> {
     const phase = async (label: string, rate: number) => {
       let t = 0
       const ticker = setInterval(() => bar(Math.min(++t, SECONDS), SECONDS, label), 1000)
-      const r = await ask(submitter, { cmd: 'run', urls, rate, seconds: SECONDS, batch: BATCH })
+      const r = await ask(submitter, { cmd: 'run', urls, rate, seconds: SECONDS, batch: BATCH, maxOutstanding: rate === 0 ? OUTSTANDING : Infinity })
       clearInterval(ticker)
       bar(SECONDS, SECONDS, label)
       const blocks = [] as { time: number; txs: number }[]

@@ -8,8 +8,9 @@ import { createTransfer } from '../ledger/transaction.js'
  * The load benchmark's submitter, a separate process so that submission does not share an event loop with the
  * measurement. Driven over IPC by bench/load.ts:
  *  - `{cmd: 'prepare', dir, accounts, perAccount, chainId}` pre-signs transfers (answers `{prepared}`);
- *  - `{cmd: 'run', urls, rate /* tx/s, 0 = as fast as possible *\/, seconds, batch}` submits in JSON-RPC batches,
- *    open loop at `rate`, round-robin over the nodes, and tracks commit times by following new blocks;
+ *  - `{cmd: 'run', urls, rate /* tx/s, 0 = saturation *\/, seconds, batch, maxOutstanding}` submits in JSON-RPC
+ *    batches, open loop at `rate` (or, at saturation, closed loop with at most `maxOutstanding` transactions between
+ *    submission and commit), round-robin over the nodes, and tracks commit times by following new blocks;
  *    answers `{admitted, rejected, errors, latenciesMs, firstHeight, lastHeight}`.
  */
 
@@ -41,7 +42,7 @@ function prepare(dir: string, accounts: number, perAccount: number, chainId: str
   return queue.length
 }
 
-async function run(urls: string[], rate: number, seconds: number, batch: number) {
+async function run(urls: string[], rate: number, seconds: number, batch: number, maxOutstanding: number) {
   const submitted = new Map<string, number>()
   const latenciesMs: number[] = []
   let admitted = 0
@@ -90,6 +91,10 @@ async function run(urls: string[], rate: number, seconds: number, batch: number)
     } else if (inflight.size >= 8) {
       await Promise.race(inflight)
       continue
+    } else if (submitted.size >= maxOutstanding) {
+      // closed loop at saturation: keep a bounded number of transactions between submission and commit
+      await new Promise((r) => setTimeout(r, 2))
+      continue
     }
     const n = rate > 0 ? Math.min(batch, Math.max(1, Math.floor(((performance.now() - t0) / 1000) * rate) - sent)) : batch
     const items = queue.slice(next, next + n)
@@ -124,7 +129,7 @@ process.on('message', (m: any) => {
   void (async () => {
     try {
       if (m.cmd === 'prepare') process.send!({ prepared: prepare(m.dir, m.accounts, m.perAccount, m.chainId) })
-      else if (m.cmd === 'run') process.send!(await run(m.urls, m.rate, m.seconds, m.batch))
+      else if (m.cmd === 'run') process.send!(await run(m.urls, m.rate, m.seconds, m.batch, m.maxOutstanding ?? Infinity))
       else if (m.cmd === 'exit') process.exit(0)
     } catch (e) {
       process.send!({ error: String((e as Error).stack ?? e) })

@@ -1,4 +1,4 @@
-import { bytesEqual, toHex } from '../crypto/bytes.js'
+import { bytesEqual, fromHex, toHex } from '../crypto/bytes.js'
 import {
   commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
   type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
@@ -51,6 +51,8 @@ export interface CommittedBlock {
   readonly certificate: CommitCertificate
   readonly txHashes: readonly Uint8Array[]
   readonly receipts: readonly { ok: boolean; code?: string }[]
+  /** Addresses whose accounts the block changed (the mempool re-reads only these). */
+  readonly touched: readonly Uint8Array[]
   readonly executionMs: number
 }
 
@@ -74,7 +76,8 @@ export interface ConsensusHostDependencies {
   readonly fetchTxs: (hashes: readonly Uint8Array[], preferredProposer: Uint8Array) => Promise<(Uint8Array | undefined)[]>
   /** Asks block sync for a block this node saw decided but does not hold. */
   readonly requestBlock: (height: number) => void
-  readonly onCommitted: (block: CommittedBlock) => void
+  /** Called after a block is durable; the next height starts once it resolves (the mempool catches up first). */
+  readonly onCommitted: (block: CommittedBlock) => void | Promise<void>
   readonly onEvidence: (evidence: Evidence) => void
   /** Called when the host hits a broken invariant: the node must stop rather than go on. */
   readonly onFatal: (error: Error) => void
@@ -596,9 +599,9 @@ export class ConsensusHost {
     this.d.cancelTimeoutsBelow(height + 1)
     await this.d.wal.reset()
     this.walPending = []
-    this.d.onCommitted({
+    await this.d.onCommitted({
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
-      executionMs: c.executionMs ?? 0,
+      touched: [...result.changed.keys()].map((k) => fromHex(k)!), executionMs: c.executionMs ?? 0,
     })
     for (const w of this.tipWaiters.splice(0)) w()
     this.heightStartedAt = this.d.now()

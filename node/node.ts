@@ -308,7 +308,7 @@ export class TallyNode {
 
   // ---- events from the host ---------------------------------------------------------------------------------
 
-  private onCommitted(b: CommittedBlock): void {
+  private async onCommitted(b: CommittedBlock): Promise<void> {
     const { mempool, metrics, host } = this.parts
     const okCount = b.receipts.filter((r) => r.ok).length
     metrics.height.set(b.height)
@@ -319,10 +319,6 @@ export class TallyNode {
     const duration = Date.now() - (host.heightStartedAtMs || Date.now())
     metrics.consensusStepDuration.observe({ step: 'height' }, duration / 1000)
     this.logger.info({ height: b.height, txs: b.txHashes.length, round: b.round, durationMs: duration, hash: toHex(b.hash) }, 'committed block')
-    void mempool.update(b.txHashes).then(() => {
-      metrics.mempoolSize.set(mempool.size)
-      metrics.mempoolBytes.set(mempool.bytes)
-    })
     const info = this.blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts)
     this.events.emit('block', info)
     b.txHashes.forEach((hash, index) => {
@@ -330,6 +326,9 @@ export class TallyNode {
       const e: TxCommittedEvent = r.ok ? { hash, height: b.height, index, ok: true } : { hash, height: b.height, index, ok: false, error: r.code }
       this.events.emit('tx', e)
     })
+    await mempool.update(b.txHashes, b.touched)
+    metrics.mempoolSize.set(mempool.size)
+    metrics.mempoolBytes.set(mempool.bytes)
   }
 
   private onMempoolRemoved(hash: Uint8Array, removal: { code: string; reason: string }): void {
