@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fromHex, to0x } from '../crypto/bytes.js'
 import { parseAddress } from '../crypto/address.js'
-import { createTransfer } from '../ledger/transaction.js'
+import { keyPairFromSeed } from '../crypto/ed25519.js'
+import { encodeTransaction, signTransaction, txHash } from '../ledger/transaction.js'
 
 /**
  * The load benchmark's submitter, a separate process so that submission does not share an event loop with the
@@ -27,15 +28,16 @@ async function post(url: string, body: unknown, timeoutMs = 10_000): Promise<any
 function prepare(dir: string, accounts: number, perAccount: number, chainId: string): number {
   const keys = Array.from({ length: accounts }, (_, i) => {
     const k = JSON.parse(readFileSync(join(dir, 'keys', `account${i}.json`), 'utf8')) as { secretKey: string; address: string }
-    return { secretKey: fromHex(k.secretKey, 32)!, address: k.address }
+    return keyPairFromSeed(fromHex(k.secretKey, 32)!)
   })
   const sink = parseAddress('0x' + 'be'.repeat(20))!
   queue = []
   // nonce-major order: every account's nonce 0 first, then nonce 1, … so no sender runs far ahead
   for (let n = 0; n < perAccount; n++) {
     for (const k of keys) {
-      const t = createTransfer(k.secretKey, { chainId, to: sink, amount: 1n, nonce: BigInt(n) })
-      queue.push({ hash: to0x(t.hash), hex: to0x(t.bytes) })
+      // the public key is derived once per account: signing is then one OpenSSL call
+      const bytes = encodeTransaction(signTransaction({ chainId, from: k.publicKey, to: sink, amount: 1n, nonce: BigInt(n) }, k.secretKey))
+      queue.push({ hash: to0x(txHash(bytes)), hex: to0x(bytes) })
     }
   }
   next = 0

@@ -90,27 +90,20 @@ export function nodeStoreKeyDepth(storeKey: Uint8Array): number {
 
 /** Hash of a leaf. */
 export function leafHash(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
-  return sha256(leafBytes(key, valueHash))
+  return sha256(taggedBytes(LEAF_DOMAIN, key, valueHash))
 }
 
 /** Hash of an internal node. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256(internalBytes(left, right))
+  return sha256(taggedBytes(NODE_DOMAIN, left, right))
 }
 
-function leafBytes(key: Uint8Array, valueHash: Uint8Array): Uint8Array {
+/** The 65 hashed bytes of a node: its domain tag, then two 32-byte halves. */
+function taggedBytes(domain: number, first: Uint8Array, second: Uint8Array): Uint8Array {
   const b = new Uint8Array(65)
-  b[0] = LEAF_DOMAIN
-  b.set(key, 1)
-  b.set(valueHash, 33)
-  return b
-}
-
-function internalBytes(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const b = new Uint8Array(65)
-  b[0] = NODE_DOMAIN
-  b.set(left, 1)
-  b.set(right, 33)
+  b[0] = domain
+  b.set(first, 1)
+  b.set(second, 33)
   return b
 }
 
@@ -293,7 +286,7 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
       if (lone.kind === 'leaf') return vacates ? { ...lone, vacated: [...lone.vacated, here] } : lone
       if (lone.kind === 'node' && lone.internal !== true) corrupt('a subtree of unknown kind beside an emptied one')
     }
-    const bytes = internalBytes(settle(left, depth + 1), settle(right, depth + 1))
+    const bytes = taggedBytes(NODE_DOMAIN, settle(left, depth + 1), settle(right, depth + 1))
     put(here, bytes)
     return { kind: 'node', hash: sha256(bytes), internal: true }
   }
@@ -318,7 +311,7 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
       const leaves = []
       for (let i = lo; i < hi; i++) {
         const u = sorted[i]!
-        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
+        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: taggedBytes(LEAF_DOMAIN, u.key, u.valueHash) })
       }
       return build(depth, leaves, [])
     }
@@ -332,7 +325,7 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
       for (let i = lo; i < hi; i++) {
         const u = sorted[i]!
         if (bytesEqual(u.key, oldKey)) replaced = true
-        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: leafBytes(u.key, u.valueHash) })
+        if (u.valueHash !== null) leaves.push({ key: u.key, bytes: taggedBytes(LEAF_DOMAIN, u.key, u.valueHash) })
       }
       if (!replaced) {
         leaves.push({ key: oldKey, bytes: node })

@@ -92,6 +92,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .description('run one node in the foreground (JSON logs on stdout; SIGINT/SIGTERM stop it cleanly)')
     .requiredOption('--home <dir>', 'the node home')
     .action(async (o) => {
+      // loaded here so that commands which never start a node do not load libp2p and the stores
       const { TallyNode } = await import('./node.js')
       const node = await TallyNode.start(resolve(o.home))
       await new Promise<void>((done) => {

@@ -8,10 +8,11 @@ import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
 import { keyPairFromSeed } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
 import {
-  SafetyGuard, createValidatorSet, encodeSignedProposal, encodeSignedVote, type ConsensusParams, type Evidence,
+  SafetyGuard, createValidatorSet, decodeCommitCertificate, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, type ConsensusParams, type Evidence,
   type SafetyRecord, type SafetyStore, type ValidatorSet,
 } from '../consensus/index.js'
 import { genesisHash, genesisState } from '../genesis/genesis.js'
+import { blockHash } from '../ledger/block.js'
 import { LedgerState } from '../ledger/ledgerState.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import type { BlockInfo, DomainValue, RpcBackend, TxCommittedEvent, TxLookup } from '../rpc/backend.js'
@@ -344,7 +345,6 @@ export class TallyNode {
     const d = decodeCanonical(bytes, 64 * 1024 * 1024)
     if (!d.ok || !Array.isArray(d.value)) throw new Error('stored evidence is corrupt')
     this.evidenceBytes = d.value as Uint8Array[]
-    const { decodeSignedVote, decodeSignedProposal } = await import('../consensus/index.js')
     this.evidence = this.evidenceBytes.map((b) => {
       const e = decodeCanonical(b, 4096)
       if (!e.ok || !Array.isArray(e.value)) throw new Error('stored evidence is corrupt')
@@ -425,10 +425,8 @@ export class TallyNode {
       const [bytes, certBytes] = await Promise.all([this.parts.chain.blockBytes(h), this.parts.chain.certificateBytes(h)])
       if (bytes === undefined || certBytes === undefined) return null
       const s = decodeStoredBlock(bytes, { maxBytes: this.home.genesis.params.block.maxBytes, maxTxs: this.home.genesis.params.block.maxTxs })
-      const { decodeCommitCertificate } = await import('../consensus/index.js')
       const c = decodeCommitCertificate(certBytes)
       if (!s.ok || !c.ok) throw new Error(`stored block ${h} is corrupt`)
-      const { blockHash } = await import('../ledger/block.js')
       const receipts = await Promise.all(s.value.block.txs.map(async (t) => {
         const loc = await this.parts.chain.txLocation(sha256(t))
         return loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }

@@ -1,4 +1,5 @@
 import './polyfill.js'
+import { concatBytes } from '../crypto/bytes.js'
 import { EventEmitter } from 'node:events'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -582,7 +583,7 @@ async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal):
       chunks.push(bytes)
       have += bytes.byteLength
       if (need < 0 && have >= FRAME_HEADER) {
-        const head = concat(chunks, have)
+        const head = concatBytes(...chunks)
         need = new DataView(head.buffer, head.byteOffset, FRAME_HEADER).getUint32(0)
         if (need > maxBytes) return { ok: false, code: 'too_large', reason: `frame of ${need} bytes exceeds ${maxBytes}` }
         chunks.length = 0
@@ -590,7 +591,7 @@ async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal):
       }
       if (need >= 0 && have >= FRAME_HEADER + need) {
         if (have > FRAME_HEADER + need) return { ok: false, code: 'malformed', reason: 'bytes after the frame' }
-        return { ok: true, data: concat(chunks, have).subarray(FRAME_HEADER) }
+        return { ok: true, data: concatBytes(...chunks).subarray(FRAME_HEADER) }
       }
     }
     if (signal.aborted) return { ok: false, code: 'aborted', reason: 'deadline passed' }
@@ -601,15 +602,4 @@ async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal):
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const c of chunks) {
-    out.set(c, off)
-    off += c.byteLength
-  }
-  return out
 }

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'no
 import { join } from 'node:path'
 import { formatAddress } from '../crypto/address.js'
 import { encodeKeyFile } from '../crypto/keyfile.js'
-import { makeTestnet, testnetSeedCount } from '../genesis/testnet.js'
+import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../genesis/testnet.js'
 import { HomeFiles } from './home.js'
 import { peerIdOf } from './peerId.js'
 
@@ -13,15 +13,9 @@ import { peerIdOf } from './peerId.js'
  * node_key.json) and the funded dev keys `OUT/keys/faucet.json` and `OUT/keys/account{i}.json` (unencrypted).
  */
 
-export interface TestnetFileOptions {
-  readonly validators: number
+/** The pure generator's options, less what this writer draws itself (seeds, time), plus where and how to write. */
+export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'genesisTime' | 'params'> {
   readonly out: string
-  readonly chainId: string
-  readonly host: string
-  readonly p2pPort: number
-  readonly rpcPort: number
-  readonly accounts: number
-  readonly balance: bigint
   /** Per-validator hosts for peers' addresses (containers); default: `host` for all. */
   readonly hosts?: readonly string[]
   /** The interface to listen on for p2p and RPC; default: `host`. */

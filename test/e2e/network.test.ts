@@ -118,6 +118,13 @@ describe('a four-validator network', { timeout: 300_000 }, () => {
     const home = join(net.dir, 'outsider')
     const init = await runCli('tallyd', ['init', '--home', home, '--json'])
     assert.equal(init.code, 0, init.stderr)
+    const created = JSON.parse(init.stdout) as { publicKey: string; address: string; peerId: string }
+    assert.match(created.publicKey, /^0x[0-9a-f]{64}$/)
+    assert.match(created.address, /^0x[0-9a-f]{40}$/)
+    assert.match(created.peerId, /^12D3KooW/)
+    const again = await runCli('tallyd', ['init', '--home', home])
+    assert.notEqual(again.code, 0, 'init must refuse to overwrite a key')
+    assert.match(again.stderr, /already exists/)
     const status = await rpc<{ peers: number }>(net.rpcUrl(0), 'node_status')
     const outsider = await import('./outsider.js')
     const refused = await outsider.dialRefused(join(net.dir, 'genesis.json'), net.p2pPort)
