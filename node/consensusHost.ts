@@ -370,16 +370,13 @@ export class ConsensusHost {
       this.d.logger.debug({ height: p.height, round: p.round }, 'dropped a proposal whose header does not hash to its value')
       return
     }
-    if (p.height === this.state.height) {
-      const id = toHex(hash)
-      if (!this.candidates.has(id)) {
-        if (this.candidates.size >= MAX_CANDIDATES) return
-        this.candidates.set(id, { header: m.header, hash, txHashes: m.txHashes, lastCommit: m.lastCommit })
-      }
-      if (!replay) this.log({ kind: 'proposal', message: m })
+    // Block parts are kept for this height and the next (the core buffers a next-height proposal until then).
+    const id = toHex(hash)
+    if (!this.candidates.has(id)) {
+      if (this.candidates.size >= MAX_CANDIDATES) return
+      this.candidates.set(id, { header: m.header, hash, txHashes: m.txHashes, lastCommit: m.lastCommit })
     }
-    // Proposals for the next height are buffered by the core; their block parts arrive again with re-gossip or
-    // are fetched by validation. Keep it simple: only the current height's candidates are held.
+    if (p.height === this.state.height && !replay) this.log({ kind: 'proposal', message: m })
     await this.feed({ type: 'proposal', proposal: p })
   }
 
@@ -595,7 +592,7 @@ export class ConsensusHost {
     this.d.ledger.commit(result)
     this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
     this.lastCommitValue = certificate
-    this.candidates.clear()
+    for (const [id, candidate] of this.candidates) if (candidate.header.height <= height) this.candidates.delete(id)
     this.d.cancelTimeoutsBelow(height + 1)
     await this.d.wal.reset()
     this.walPending = []
