@@ -30,6 +30,7 @@ import {
   encodeTxFetchResponse, maxConsensusMessageBytes,
 } from './messages.js'
 import { P2p } from './p2p.js'
+import { peerIdOf } from './peerId.js'
 import { LevelKvStore } from './store/levelKvStore.js'
 import { Timers } from './timers.js'
 import { TxGossip } from './txGossip.js'
@@ -165,6 +166,16 @@ export class TallyNode {
         guard = new SafetyGuard({ chainId: genesis.chainId, secretKey: home.validatorSeed }, { store: fileSafetyStore(join(home.dir, HomeFiles.validatorState)) })
       } else {
         logger.warn('the validator key in this home is not in the genesis validator set: running as a non-validator')
+      }
+    }
+
+    // A validator's libp2p identity is bound to it by the genesis: its node key must be the peer id listed there.
+    if (guard !== null) {
+      const listed = genesis.validators.find((v) => bytesEqual(v.address, guard!.address))!.peerId
+      const own = peerIdOf(keyPairFromSeed(home.nodeSeed).publicKey)
+      if (listed !== own) {
+        await kv.close()
+        throw new Error(`${join(home.dir, HomeFiles.nodeKey)} is peer ${own}, but the genesis lists this validator as ${listed}`)
       }
     }
 
