@@ -6,21 +6,19 @@ import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
  * 'B', 'C', 'H', 'T', 'M', 'E'). Every record of a height is produced as write ops, which the consensus host
  * commits in one atomic batch together with the ledger's state ops, so a committed block survives kill -9 whole.
  *
- * - `B` + height (u64 BE) → block bytes (ledger/block.ts encoding)
+ * - `B` + height (u64 BE) → the stored block (node/messages.ts `encodeStoredBlock`)
  * - `C` + height → the commit certificate that decided it (consensus encoding)
- * - `H` + block hash → height
  * - `T` + tx hash → canonical [height, index, ok, code]
  * - `M` "tip" → canonical [height, blockHash, blockTime]
- * - `E` + evidence hash → evidence bytes (equivocations seen from others)
+ * - `M` "evi" → canonical list of evidence records (equivocations seen from others), newest last
  */
 
 const P_BLOCK = 0x42 // 'B'
 const P_CERT = 0x43 // 'C'
-const P_HASH = 0x48 // 'H'
 const P_TX = 0x54 // 'T'
 const P_META = 0x4d // 'M'
-const P_EVIDENCE = 0x45 // 'E'
 const TIP_KEY = new Uint8Array([P_META, 0x74, 0x69, 0x70]) // 'Mtip'
+const EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x69]) // 'Mevi'
 
 function heightKey(prefix: number, height: number): Uint8Array {
   const k = new Uint8Array(9)
@@ -71,7 +69,6 @@ export class ChainStore {
     const ops: KvOp[] = [
       { type: 'put', key: heightKey(P_BLOCK, c.height), value: c.blockBytes },
       { type: 'put', key: heightKey(P_CERT, c.height), value: c.certificateBytes },
-      { type: 'put', key: prefixed(P_HASH, c.blockHash), value: encodeCanonical(c.height) },
       { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, BigInt(c.blockTime)]) },
     ]
     c.txHashes.forEach((hash, index) => {
@@ -99,29 +96,35 @@ export class ChainStore {
     return this.kv.get(heightKey(P_CERT, height))
   }
 
-  async heightOfBlock(hash: Uint8Array): Promise<number | undefined> {
-    const v = await this.kv.get(prefixed(P_HASH, hash))
-    if (v === undefined) return undefined
-    const d = decodeCanonical(v, 16)
-    if (!d.ok || typeof d.value !== 'number') throw new Error('chain store: corrupt block-hash index')
-    return d.value
-  }
-
   async txLocation(hash: Uint8Array): Promise<TxLocation | undefined> {
     const v = await this.kv.get(prefixed(P_TX, hash))
-    if (v === undefined) return undefined
-    const d = decodeCanonical(v, 128)
-    if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt transaction index')
-    const [height, index, ok, code] = d.value as [number, number, boolean, string | null]
-    return code === null ? { height, index, ok } : { height, index, ok, code }
+    return v === undefined ? undefined : decodeTxLocation(v)
   }
 
-  /** The write op that stores one piece of equivocation evidence under its hash. */
-  evidenceOp(hash: Uint8Array, evidence: Uint8Array): KvOp {
-    return { type: 'put', key: prefixed(P_EVIDENCE, hash), value: evidence }
+  /** Where several transactions sit, in one read (undefined for any not committed). */
+  async txLocations(hashes: readonly Uint8Array[]): Promise<(TxLocation | undefined)[]> {
+    const values = await this.kv.getMany(hashes.map((h) => prefixed(P_TX, h)))
+    return values.map((v) => (v === undefined ? undefined : decodeTxLocation(v)))
   }
 
-  async hasEvidence(hash: Uint8Array): Promise<boolean> {
-    return (await this.kv.get(prefixed(P_EVIDENCE, hash))) !== undefined
+  /** The stored evidence records (opaque bytes), oldest first. */
+  async loadEvidence(): Promise<Uint8Array[]> {
+    const bytes = await this.kv.get(EVIDENCE_KEY)
+    if (bytes === undefined) return []
+    const d = decodeCanonical(bytes, 64 * 1024 * 1024)
+    if (!d.ok || !Array.isArray(d.value) || !d.value.every((x) => x instanceof Uint8Array)) throw new Error('chain store: corrupt evidence record')
+    return d.value as Uint8Array[]
   }
+
+  /** The write op that replaces the evidence list. */
+  evidenceOp(records: readonly Uint8Array[]): KvOp {
+    return { type: 'put', key: EVIDENCE_KEY, value: encodeCanonical([...records]) }
+  }
+}
+
+function decodeTxLocation(v: Uint8Array): TxLocation {
+  const d = decodeCanonical(v, 128)
+  if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt transaction index')
+  const [height, index, ok, code] = d.value as [number, number, boolean, string | null]
+  return code === null ? { height, index, ok } : { height, index, ok, code }
 }

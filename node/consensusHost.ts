@@ -3,7 +3,7 @@ import {
   commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
   type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
 } from '../consensus/index.js'
-import { ZERO_HASH, blockHash, encodeBlock, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
+import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
 import type { ExecutionResult, LedgerState } from '../ledger/ledgerState.js'
 import type { KvStore } from '../ledger/store.js'
 import { decodeTransaction, type DecodedTransaction } from '../ledger/transaction.js'
@@ -119,7 +119,6 @@ export class ConsensusHost {
   private walPending: Promise<void>[] = []
   private heightStartedAt = 0
   private resends = 0
-  private readonly tipWaiters: (() => void)[] = []
 
   constructor(private readonly o: ConsensusHostOptions, private readonly d: ConsensusHostDependencies) {
     this.state = initialConsensusState({ chainId: o.chainId, params: o.params, address: d.guard?.address ?? null })
@@ -168,6 +167,7 @@ export class ConsensusHost {
     }
     await this.drain()
     this.replaying = false
+    if (this.queue.length > 0) void this.drain()
     if (replayed > 0) this.d.logger.info({ height: tipHeight + 1, records: replayed }, 'replayed the consensus WAL')
   }
 
@@ -220,15 +220,6 @@ export class ConsensusHost {
     return new Promise((resolve) => this.enqueue({ kind: 'synced', height, stored, certificate, done: resolve }))
   }
 
-  /** Resolves once the tip reaches `height`. */
-  waitForTip(height: number): Promise<void> {
-    if ((this.tipValue?.height ?? 0) >= height) return Promise.resolve()
-    return new Promise((resolve) => {
-      const check = () => ((this.tipValue?.height ?? 0) >= height ? resolve() : this.tipWaiters.push(check))
-      this.tipWaiters.push(check)
-    })
-  }
-
   private enqueue(item: QueueItem): void {
     if (this.stopped) return
     this.queue.push(item)
@@ -260,7 +251,8 @@ export class ConsensusHost {
   private async handle(item: QueueItem): Promise<void> {
     switch (item.kind) {
       case 'input':
-        if (item.log && !this.replaying && this.inputHeight(item.input) === this.state.height) this.log(item.log)
+        // Replayed WAL records carry no `log`; live inputs are logged even while a replay is running.
+        if (item.log && this.inputHeight(item.input) === this.state.height) this.log(item.log)
         return this.feed(item.input)
       case 'proposalMessage':
         return this.handleProposalMessage(item.message, item.replay === true)
@@ -600,7 +592,6 @@ export class ConsensusHost {
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
       touched: [...result.changed.keys()].map((k) => fromHex(k)!), executionMs: c.executionMs ?? 0,
     })
-    for (const w of this.tipWaiters.splice(0)) w()
     this.heightStartedAt = this.d.now()
     const next: QueueItem = { kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } }
     if (this.o.commitMs > 0 && !this.replaying) await new Promise((r) => setTimeout(r, this.o.commitMs))

@@ -8,7 +8,7 @@ import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
 import { keyPairFromSeed } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
 import {
-  SafetyGuard, createValidatorSet, decodeCommitCertificate, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, type ConsensusParams, type Evidence,
+  SafetyGuard, createValidatorSet, decodeCommitCertificate, findValidator, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, type ConsensusParams, type Evidence,
   type SafetyRecord, type SafetyStore, type ValidatorSet,
 } from '../consensus/index.js'
 import { genesisHash, genesisState } from '../genesis/genesis.js'
@@ -44,7 +44,6 @@ import { Wal } from './wal.js'
 export const CONSENSUS_TOPIC = 'tally/consensus/1'
 export const TX_FETCH_PROTOCOL = '/tally/txs/1'
 const GENESIS_KEY = new Uint8Array([0x4d, 0x67, 0x65, 0x6e]) // 'Mgen'
-const EVIDENCE_KEY = new Uint8Array([0x4d, 0x65, 0x76, 0x69]) // 'Mevi'
 const MAX_EVIDENCE = 1000
 const MAX_REJECTED = 100_000
 
@@ -103,6 +102,8 @@ export class TallyNode {
   private readonly stopFns: (() => Promise<void> | void)[] = []
   private stopping: Promise<void> | undefined
   private fatalHandler: (e: Error) => void = () => {}
+  /** Built after the node, over its backend. */
+  private rpc: RpcServer | undefined
 
   private constructor(
     readonly home: NodeHome,
@@ -110,7 +111,7 @@ export class TallyNode {
     private readonly validatorSet: ValidatorSet,
     private readonly parts: {
       kv: LevelKvStore; chain: ChainStore; ledger: LedgerState; mempool: Mempool; p2p: P2p; txGossip: TxGossip<AddResult>
-      host: ConsensusHost; sync: BlockSync; rpc: RpcServer; metrics: Metrics; timers: Timers<'propose' | 'prevote' | 'precommit'>; wal: Wal; guard: SafetyGuard | null
+      host: ConsensusHost; sync: BlockSync; metrics: Metrics; timers: Timers<'propose' | 'prevote' | 'precommit'>; wal: Wal; guard: SafetyGuard | null
     },
   ) {
     this.events.setMaxListeners(0)
@@ -118,7 +119,7 @@ export class TallyNode {
 
   /** The RPC URL this node serves. */
   get rpcUrl(): string {
-    return this.parts.rpc.url
+    return this.rpc!.url
   }
 
   /** Called when the node hits a broken invariant and stops. */
@@ -246,14 +247,12 @@ export class TallyNode {
       apply: (h, stored, cert) => host!.applySyncedBlock(h, stored, cert),
     })
 
-    const backendHolder: { node?: TallyNode } = {}
+    node = new TallyNode(home, logger, validatorSet, { kv, chain, ledger, mempool, p2p, txGossip, host, sync, metrics, timers, wal, guard })
     const rpc = new RpcServer({
       host: config.rpc.host, port: config.rpc.port, maxBodyBytes: config.rpc.maxBodyBytes, maxBatch: config.rpc.maxBatch,
       requestTimeoutMs: config.rpc.requestTimeoutMs, corsOrigins: [...config.rpc.corsOrigins],
-    }, { backend: createBackend(backendHolder), metrics, logger: componentLogger(logger, 'rpc') })
-
-    node = new TallyNode(home, logger, validatorSet, { kv, chain, ledger, mempool, p2p, txGossip, host, sync, rpc, metrics, timers, wal, guard })
-    backendHolder.node = node
+    }, { backend: node.backend, metrics, logger: componentLogger(logger, 'rpc') })
+    node.rpc = rpc
     await node.loadEvidence()
 
     // start in dependency order; stop in reverse
@@ -271,6 +270,9 @@ export class TallyNode {
       const m = decodeConsensusGossip(data, limits.maxTxs)
       if (!m.ok) return 'reject'
       const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
+      // Signatures are checked once, by the core; here only what costs nothing: the signer is a validator.
+      const signer = m.value.kind === 'proposal' ? m.value.message.proposal.proposer : m.value.vote.validator
+      if (findValidator(validatorSet, signer) === undefined) return 'reject'
       const current = host!.height
       if (height < current || height > current + 2) return 'ignore'
       if (m.value.kind === 'proposal') host!.onProposalMessage(m.value.message)
@@ -351,11 +353,7 @@ export class TallyNode {
   }
 
   private async loadEvidence(): Promise<void> {
-    const bytes = await this.parts.kv.get(EVIDENCE_KEY)
-    if (bytes === undefined) return
-    const d = decodeCanonical(bytes, 64 * 1024 * 1024)
-    if (!d.ok || !Array.isArray(d.value)) throw new Error('stored evidence is corrupt')
-    this.evidenceBytes = d.value as Uint8Array[]
+    this.evidenceBytes = await this.parts.chain.loadEvidence()
     this.evidence = this.evidenceBytes.map((b) => {
       const e = decodeCanonical(b, 4096)
       if (!e.ok || !Array.isArray(e.value)) throw new Error('stored evidence is corrupt')
@@ -382,7 +380,7 @@ export class TallyNode {
       this.evidenceBytes.shift()
       this.evidence.shift()
     }
-    await this.parts.kv.write([{ type: 'put', key: EVIDENCE_KEY, value: encodeCanonical(this.evidenceBytes) }])
+    await this.parts.kv.write([this.parts.chain.evidenceOp(this.evidenceBytes)])
   }
 
   // ---- the RPC backend --------------------------------------------------------------------------------------
@@ -402,7 +400,7 @@ export class TallyNode {
     }
   }
 
-  /** @internal the RPC backend's implementation */
+  /** What the RPC server serves: this node's state, mempool, chain and events. */
   readonly backend: RpcBackend = {
     status: () => {
       const { host, p2p, sync, guard } = this.parts
@@ -438,10 +436,8 @@ export class TallyNode {
       const s = decodeStoredBlock(bytes, { maxBytes: this.home.genesis.params.block.maxBytes, maxTxs: this.home.genesis.params.block.maxTxs })
       const c = decodeCommitCertificate(certBytes)
       if (!s.ok || !c.ok) throw new Error(`stored block ${h} is corrupt`)
-      const receipts = await Promise.all(s.value.block.txs.map(async (t) => {
-        const loc = await this.parts.chain.txLocation(sha256(t))
-        return loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }
-      }))
+      const receipts = (await this.parts.chain.txLocations(s.value.block.txs.map((t) => sha256(t))))
+        .map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
       return this.blockInfo(h, blockHash(s.value.block.header), s.value.block, s.value.lastCommit, c.value, receipts)
     },
     getValidators: () => this.home.genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId })),
@@ -459,22 +455,5 @@ export class TallyNode {
       this.events.on('tx', listener)
       return () => this.events.off('tx', listener)
     },
-  }
-}
-
-function createBackend(holder: { node?: TallyNode }): RpcBackend {
-  const b = () => holder.node!.backend
-  return {
-    status: () => b().status(),
-    getAccount: (a) => b().getAccount(a),
-    getNextNonce: (a) => b().getNextNonce(a),
-    submitTx: (t) => b().submitTx(t),
-    getTx: (h) => b().getTx(h),
-    getBlock: (h) => b().getBlock(h),
-    getValidators: () => b().getValidators(),
-    health: () => b().health(),
-    getEvidence: () => b().getEvidence?.() ?? [],
-    onNewBlock: (l) => b().onNewBlock(l),
-    onTxCommitted: (l) => b().onTxCommitted(l),
   }
 }
