@@ -1,0 +1,66 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { repoRoot } from '../../helpers/fixtures.js'
+
+const tallyd = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tallyd.js'), ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('tallyd init, then genesis new / add-validator / add-balance / validate, as docs/operations.md describes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
+  try {
+    const homes = ['alice', 'bob'].map((name) => {
+      const r = tallyd('init', '--home', join(dir, name), '--moniker', name, '--json')
+      assert.equal(r.code, 0, r.stderr)
+      return JSON.parse(r.stdout) as { publicKey: string; address: string; peerId: string }
+    })
+    const g = join(dir, 'genesis.json')
+    assert.equal(tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', g).code, 0)
+    homes.forEach((h, i) => {
+      const r = tallyd('genesis', 'add-validator', '--genesis', g, '--name', `v${i}`, '--public-key', h.publicKey, '--peer-id', h.peerId)
+      assert.equal(r.code, 0, r.stderr)
+    })
+    assert.equal(tallyd('genesis', 'add-balance', '--genesis', g, '--address', homes[0]!.address, '--amount', '1000').code, 0)
+    const v = tallyd('genesis', 'validate', '--genesis', g)
+    assert.equal(v.code, 0, v.stderr)
+    assert.match(v.stdout, /2 validators, 1 balances/)
+    assert.match(v.stdout, /genesis hash 0x[0-9a-f]{64}/)
+    const written = JSON.parse(readFileSync(g, 'utf8')) as { validators: { peerId: string }[] }
+    assert.deepEqual(written.validators.map((x) => x.peerId), homes.map((h) => h.peerId))
+    const shown = tallyd('genesis', 'show-key', '--home', join(dir, 'alice'))
+    assert.deepEqual(JSON.parse(shown.stdout), { publicKey: homes[0]!.publicKey, address: homes[0]!.address, peerId: homes[0]!.peerId })
+
+    // bad input: one line on stderr, non-zero exit, the file unchanged
+    const before = readFileSync(g, 'utf8')
+    const badKey = tallyd('genesis', 'add-validator', '--genesis', g, '--name', 'x', '--public-key', '0x1234', '--peer-id', homes[0]!.peerId)
+    assert.notEqual(badKey.code, 0)
+    assert.match(badKey.stderr, /--public-key/)
+    const dupe = tallyd('genesis', 'add-validator', '--genesis', g, '--name', 'v0', '--public-key', homes[1]!.publicKey, '--peer-id', homes[1]!.peerId)
+    assert.notEqual(dupe.code, 0)
+    assert.match(dupe.stderr, /invalid/)
+    const overflow = tallyd('genesis', 'add-balance', '--genesis', g, '--address', homes[1]!.address, '--amount', '18446744073709551616')
+    assert.notEqual(overflow.code, 0)
+    assert.equal(readFileSync(g, 'utf8'), before)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd testnet refuses bad arguments and a non-empty output directory', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
+  try {
+    assert.notEqual(tallyd('testnet', '--validators', '0', '--out', join(dir, 'a')).code, 0)
+    assert.notEqual(tallyd('testnet', '--validators', '2', '--out', join(dir, 'b'), '--chain-id', 'bad id').code, 0)
+    assert.equal(tallyd('testnet', '--validators', '2', '--out', join(dir, 'c')).code, 0)
+    const again = tallyd('testnet', '--validators', '2', '--out', join(dir, 'c'))
+    assert.notEqual(again.code, 0)
+    assert.match(again.stderr, /not empty/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
