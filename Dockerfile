@@ -27,7 +27,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
-RUN mkdir -p /data /net && chown node:node /data /net
+RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 # p2p and JSON-RPC (validator i of a generated testnet uses 26656+i and 8545+i)
