@@ -1,6 +1,11 @@
 # Tally validator image: tallyd as the entrypoint, the node's home on the /data volume.
 # Build:  docker build -t tally .
-# Run:    docker run -v tally-home:/data -p 26656:26656 -p 8545:8545 tally start --home /data
+# Init:   docker run --rm -v tally-home:/data tally init --home /data --moniker alice
+#         then put genesis.json and p2p.peers in the home (docs/operations.md), and set "rpc.host" to "0.0.0.0" in
+#         /data/config.json: the default 127.0.0.1 is unreachable through a published port.
+# Run:    docker run -d -v tally-home:/data -p 26656:26656 -p 8545:8545 tally
+# The HEALTHCHECK asks 127.0.0.1:$TALLY_RPC_PORT/health (default 8545): set TALLY_RPC_PORT when rpc.port differs.
+# A 4-validator network on one host: docker-compose.yml.
 
 # --- build stage: full dependencies and the TypeScript build --------------------------------------------------------
 FROM node:20-slim AS build
