@@ -29,6 +29,7 @@ import {
   decodeConsensusGossip, decodeStoredBlock, decodeTxFetchRequest, decodeTxFetchResponse, encodeTxFetchRequest,
   encodeTxFetchResponse, maxConsensusMessageBytes,
 } from './messages.js'
+import { DirectStreams } from './directStreams.js'
 import { P2p } from './p2p.js'
 import { peerIdOf } from './peerId.js'
 import { LevelKvStore } from './store/levelKvStore.js'
@@ -195,7 +196,8 @@ export class TallyNode {
       maxGossipBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs), 300 * 1024),
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: componentLogger(logger, 'p2p') })
-    const txGossip = new TxGossip<AddResult>({}, { gossip: p2p, admit: (tx) => mempool.add(tx), logger: componentLogger(logger, 'txgossip') })
+    const direct = new DirectStreams(p2p, componentLogger(logger, 'p2p'), { maxMessageBytes: 1024 * 1024 })
+    const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: componentLogger(logger, 'txgossip') })
     const wal = new Wal({ path: join(home.dir, HomeFiles.wal) }, { logger: componentLogger(logger, 'wal') })
     mkdirSync(dirname(join(home.dir, HomeFiles.wal)), { recursive: true })
 
@@ -232,7 +234,11 @@ export class TallyNode {
       now: () => Date.now(),
       scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
       cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
-      broadcast: (bytes) => void p2p.publish(CONSENSUS_TOPIC, bytes).catch((e) => logger.warn({ err: (e as Error).message }, 'consensus publish failed')),
+      broadcast: (bytes) => {
+        // queued transactions go out first, so peers usually hold a proposal's transactions when it arrives
+        txGossip.flush()
+        void p2p.publish(CONSENSUS_TOPIC, bytes).catch((e) => logger.warn({ err: (e as Error).message }, 'consensus publish failed'))
+      },
       fetchTxs,
       requestBlock: (h) => sync?.request(h),
       onCommitted: (b) => node?.onCommitted(b),
@@ -279,7 +285,8 @@ export class TallyNode {
       else host!.onVote(m.value.vote)
       return 'accept'
     })
-    txGossip.start()
+    await txGossip.start()
+    node.stopFns.push(() => direct.stop())
     node.stopFns.push(() => txGossip.stop())
     await wal.start()
     node.stopFns.push(() => wal.stop())

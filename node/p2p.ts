@@ -347,6 +347,19 @@ export class P2p extends EventEmitter<P2pEvents> {
     }, { maxInboundStreams: options.maxInboundStreams ?? 32 })
   }
 
+  /** Serves inbound streams of a long-lived protocol (see {@link DirectStreams}). Call after start. */
+  async serveStreams(protocol: string, onStream: (stream: Stream, from: string) => void, maxInboundStreams: number): Promise<void> {
+    await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
+      onStream(stream, connection.remotePeer.toString())
+    }, { maxInboundStreams })
+  }
+
+  /** Opens a stream of a protocol to an admitted peer (over its existing connection when there is one). */
+  async openStream(peerId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    if (!this.isAdmitted(peerId)) throw new Error(`peer ${peerId} is not admitted`)
+    return this.requireNode().dialProtocol(peerIdFromString(peerId), protocol, { signal })
+  }
+
   /** Sends one request to a peer and waits for its response, with a deadline and a bounded response size. */
   async request(peerId: string, protocol: string, req: Uint8Array, options: RequestOptions = {}): Promise<RequestResult> {
     const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs

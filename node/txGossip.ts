@@ -1,13 +1,15 @@
 import { decodeCanonical, encodeCanonical } from '../crypto/index.js'
 import { MAX_TX_BYTES } from '../ledger/transaction.js'
 import type { Logger } from './logger.js'
+import type { DirectStreams } from './directStreams.js'
 import type { GossipHandler, GossipVerdict } from './p2p.js'
 
 /**
- * Transaction gossip in batches. Every libp2p message costs tens of microseconds at each hop, so one message per
- * transaction caps a receiver near 2,000 tx/s; packing many transactions into one message lifts that to hundreds of
- * thousands (docs/p2p.md has the measurements). Outgoing transactions are queued and flushed as one gossip message
- * every `flushMs` or as soon as the batch reaches `maxBatchTxs` or `maxBatchBytes`.
+ * Transaction gossip in batches over direct peer streams ({@link DirectStreams}: one hop to every connected
+ * validator, never relayed). Every libp2p message costs tens of microseconds, so one message per transaction caps a
+ * receiver near 2,000 tx/s; packing many transactions into one message lifts that to hundreds of thousands
+ * (docs/p2p.md). Outgoing transactions are queued and flushed as one message every `flushMs` or as soon as the
+ * batch reaches `maxBatchTxs` or `maxBatchBytes`.
  *
  * Batch wire format: canonical `[1, [tx wire bytes, ...]]`, 1 to maxBatchTxs transactions of at most MAX_TX_BYTES
  * each, whole message at most maxBatchBytes. A receiver hands every transaction to the admission callback (the
@@ -15,11 +17,13 @@ import type { GossipHandler, GossipVerdict } from './p2p.js'
  *  - reject (the sender is penalized) when the batch is not well formed, or any transaction fails a stateless
  *    check: `malformed`, `invalid_signature`, `wrong_chain`. An honest peer never relays such a transaction,
  *    because it checked the same deterministic rules before relaying;
- *  - accept (gossipsub relays the batch) when at least one transaction was new to this node;
- *  - ignore (no relay, no penalty) when every transaction was merely stale for this node: already known,
- *    already committed, a used nonce, insufficient funds, or a full mempool. Those depend on local state and
- *    timing, so an honest peer can send them.
- * Transactions that arrived by gossip are never queued again: gossipsub relays the accepted batch itself.
+ *  - accept when at least one transaction was new to this node;
+ *  - ignore (no penalty) when every transaction was merely stale for this node: already known, already committed,
+ *    a used nonce, insufficient funds, or a full mempool. Those depend on local state and timing, so an honest peer
+ *    can send them.
+ * Transactions that arrived from a peer are not sent on: every validator connects to every other, and the node that
+ * admitted a transaction from a client sends it to all of them. A validator that missed some (it was disconnected,
+ * or its queue overflowed) fetches them from its peers when a proposal names them.
  */
 
 /** The outcome of admitting one transaction (the mempool's `add` result satisfies it). */
@@ -33,7 +37,7 @@ export const TX_BATCH_VERSION = 1
 
 /** Options of {@link TxGossip}. */
 export interface TxGossipOptions {
-  /** Gossip topic (default `tally/txs/1`). */
+  /** Stream protocol (default `/tally/tx-batches/1`). */
   readonly topic?: string
   /** Longest wait before a queued transaction is sent, in ms (default 5). */
   readonly flushMs?: number
@@ -43,9 +47,9 @@ export interface TxGossipOptions {
   readonly maxBatchBytes?: number
 }
 
-/** The part of the p2p layer transaction gossip uses ({@link P2p} satisfies it). */
+/** The part of the p2p layer transaction gossip uses ({@link DirectStreams} satisfies it). */
 export interface GossipTransport {
-  subscribe(topic: string, handler: GossipHandler): void
+  subscribe(topic: string, handler: GossipHandler): void | Promise<void>
   publish(topic: string, data: Uint8Array): Promise<number>
 }
 
@@ -114,7 +118,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   }
 
   constructor(options: TxGossipOptions, dependencies: TxGossipDependencies<R>) {
-    this.topic = options.topic ?? 'tally/txs/1'
+    this.topic = options.topic ?? '/tally/tx-batches/1'
     this.flushMs = options.flushMs ?? 5
     this.maxBatchTxs = options.maxBatchTxs ?? 2_000
     this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024
@@ -123,11 +127,11 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.deps = dependencies
   }
 
-  /** Subscribes to the transaction topic. Call before or after the p2p layer starts. */
-  start(): void {
+  /** Starts receiving batches and sending queued ones. */
+  async start(): Promise<void> {
     if (this.running) return
     this.running = true
-    this.deps.gossip.subscribe(this.topic, (data, from) => this.onBatch(data, from))
+    await this.deps.gossip.subscribe(this.topic, (data, from) => this.onBatch(data, from))
   }
 
   /** Sends what is queued and stops batching. */

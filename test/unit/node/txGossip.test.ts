@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { toHex } from '../../../crypto/index.js'
 import { createTransfer, decodeTransaction, verifyTransactionSignature } from '../../../ledger/transaction.js'
+import { DirectStreams } from '../../../node/directStreams.js'
 import { silentLogger } from '../../../node/logger.js'
 import { decodeTxBatch, encodeTxBatch, TxGossip, type AdmitResult } from '../../../node/txGossip.js'
 import { Rng } from '../../helpers/random.js'
@@ -57,11 +58,11 @@ describe('tx gossip', () => {
     const mempools = Array.from({ length: n }, () => fakeMempool())
     const net = await startNet(n)
     nets.push(net)
-    const gs = net.nodes.map((node, i) => new TxGossip({ flushMs: 5 }, { gossip: node, admit: mempools[i]!.admit, logger: silentLogger() }))
+    const directs = net.nodes.map((node) => new DirectStreams(node, silentLogger()))
+    const gs = directs.map((direct, i) => new TxGossip({ flushMs: 5 }, { gossip: direct, admit: mempools[i]!.admit, logger: silentLogger() }))
     gossips.push(...gs)
-    gs.forEach((g) => g.start())
-    await waitFor(() => net.nodes.every((x) => x.topicPeers('tally/txs/1').length === n - 1), 'subscriptions known')
-    return { net, gs, mempools }
+    await Promise.all(gs.map((g) => g.start()))
+    return { net, gs, mempools, directs }
   }
 
   it('delivers N transactions to every node in far fewer than N messages', async () => {
@@ -78,18 +79,19 @@ describe('tx gossip', () => {
   })
 
   it('rejects a batch holding an invalid transaction and penalizes its sender; ignores stale batches', async () => {
-    const { net, gs, mempools } = await setup(2)
+    const { net, gs, mempools, directs } = await setup(2)
     const [a, b] = net.nodes
+    const direct = directs[0]!
     const txs = makeTxs(3, 8)
     const forged = new Uint8Array(txs[2]!)
     forged[forged.length - 1]! ^= 1
-    await a!.publish('tally/txs/1', encodeTxBatch([txs[0]!, forged]))
+    await direct.publish('/tally/tx-batches/1', encodeTxBatch([txs[0]!, forged]))
     await waitFor(() => gs[1]!.stats.batchesRejected === 1, 'forged batch rejected')
     assert.ok(b!.penaltyOf(a!.peerId) > 0)
     // stale only: every transaction already known
-    await a!.publish('tally/txs/1', encodeTxBatch([txs[0]!]))
+    await direct.publish('/tally/tx-batches/1', encodeTxBatch([txs[0]!]))
     await waitFor(() => gs[1]!.stats.batchesIgnored === 1, 'stale batch ignored')
-    await a!.publish('tally/txs/1', new Uint8Array([0x92, 0x01, 0x01]))
+    await direct.publish('/tally/tx-batches/1', new Uint8Array([0x92, 0x01, 0x01]))
     await waitFor(() => gs[1]!.stats.batchesRejected === 2, 'garbage batch rejected')
     assert.equal(mempools[1]!.seen.size, 1)
   })
