@@ -34,6 +34,7 @@ export interface AccountReader {
 /** The ledger's cache of transaction hashes whose signature has been verified (skips re-verification in blocks). */
 export interface VerifiedSignatureCache {
   add(hash: Uint8Array): void
+  has(hash: Uint8Array): boolean
 }
 
 /** Admission failure codes: exactly the RPC `tx_submit` reasons. */
@@ -164,8 +165,8 @@ export class Mempool {
     const key = toHex(decoded.hash)
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
-    // 4. signature, once
-    if (!verifyTransactionSignature(tx)) return fail('invalid_signature', 'signature does not verify')
+    // 4. signature, once per node (a block this node executed may have verified it already)
+    if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !verifyTransactionSignature(tx)) return fail('invalid_signature', 'signature does not verify')
     this.deps.verifiedSignatures?.add(decoded.hash)
     // 5. committed state of the sender (cached until a block touches the account)
     const address = senderAddress(tx)

@@ -30,7 +30,7 @@ function setup(opts: Partial<MempoolOptions> = {}, async = false) {
   const verified: string[] = []
   const pool = new Mempool({ chainId: CHAIN, ...opts }, {
     accounts,
-    verifiedSignatures: { add: (h) => verified.push(toHex(h)) },
+    verifiedSignatures: { add: (h) => verified.push(toHex(h)), has: (h) => verified.includes(toHex(h)) },
     onRemoved: (h, r) => removed.push([toHex(h), r]),
   })
   const tx = (k: number, nonce: number, amount = 10n, chainId = CHAIN) =>
