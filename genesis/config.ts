@@ -46,6 +46,8 @@ export interface NodeConfig {
     readonly maxBytes: number
     /** Most transactions one sender may have waiting beyond its next nonce. */
     readonly maxFuturePerSender: number
+    /** Signature verification worker threads; absent: one less than the machine's cores, from 1 to 4. */
+    readonly verifyWorkers?: number
   }
   readonly logLevel: LogLevel
 }
@@ -153,7 +155,7 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
   }
 
   let mempool = d.mempool
-  if (json.mempool !== undefined && e.object('mempool', json.mempool, ['maxTxs', 'maxBytes', 'maxFuturePerSender'])) {
+  if (json.mempool !== undefined && e.object('mempool', json.mempool, ['maxTxs', 'maxBytes', 'maxFuturePerSender', 'verifyWorkers'])) {
     const v = json.mempool
     const int = (f: string, min: number, max: number, fallback: number) =>
       v[f] === undefined ? fallback : e.integer(join('mempool', f), v[f], min, max) ?? fallback
@@ -161,6 +163,7 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
       maxTxs: int('maxTxs', 1, 10_000_000, d.mempool.maxTxs),
       maxBytes: int('maxBytes', 1024, 4 * 1024 * 1024 * 1024, d.mempool.maxBytes),
       maxFuturePerSender: int('maxFuturePerSender', 0, 100_000, d.mempool.maxFuturePerSender),
+      ...(v.verifyWorkers === undefined ? {} : { verifyWorkers: int('verifyWorkers', 0, 64, 0) }),
     }
   }
 

@@ -6,7 +6,7 @@ import {
 import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../ledger/block.js'
 import type { ExecutionResult, LedgerState } from '../ledger/ledgerState.js'
 import type { KvStore } from '../ledger/store.js'
-import { decodeTransaction, type DecodedTransaction } from '../ledger/transaction.js'
+import { decodeTransaction, type DecodedTransaction, type Transaction } from '../ledger/transaction.js'
 import type { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import type { ChainStore, ChainTip } from './chainStore.js'
 import type { Logger } from './logger.js'
@@ -74,6 +74,11 @@ export interface ConsensusHostDependencies {
   readonly broadcast: (bytes: Uint8Array) => void
   /** Resolves transactions missing from the mempool (from the proposer or other peers), in order; undefined for any not found. */
   readonly fetchTxs: (hashes: readonly Uint8Array[], preferredProposer: Uint8Array) => Promise<(Uint8Array | undefined)[]>
+  /**
+   * Verifies a transaction's signature off the event loop (the mempool's verifier). Fetched transactions go through
+   * it before execution, which then finds them in `verified`; without it, execution verifies them inline.
+   */
+  readonly verifySignature?: (tx: Transaction) => Promise<boolean>
   /** Asks block sync for a block this node saw decided but does not hold. */
   readonly requestBlock: (height: number) => void
   /** Called after a block is durable; the next height starts once it resolves (the mempool catches up first). */
@@ -494,12 +499,18 @@ export class ConsensusHost {
     out.forEach((t, i) => { if (t === undefined) missing.push(i) })
     if (missing.length === 0) return out as DecodedTransaction[]
     const fetched = await this.d.fetchTxs(missing.map((i) => hashes[i]!), proposer)
+    const decoded: DecodedTransaction[] = []
     for (let k = 0; k < missing.length; k++) {
       const bytes = fetched[k]
       if (bytes === undefined) return undefined
       const d = decodeTransaction(bytes)
       if (!d.ok || !bytesEqual(d.value.hash, hashes[missing[k]!]!)) return undefined
       out[missing[k]!] = d.value
+      decoded.push(d.value)
+    }
+    const verifySignature = this.d.verifySignature
+    if (verifySignature !== undefined) {
+      await Promise.all(decoded.map(async (d) => { if (await verifySignature(d.tx)) this.d.verified.add(d.hash) }))
     }
     return out as DecodedTransaction[]
   }

@@ -1,6 +1,6 @@
 import { toHex } from '../crypto/index.js'
 import {
-  MAX_TX_BYTES, decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction,
+  MAX_TX_BYTES, decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction,
 } from '../ledger/transaction.js'
 import type { Logger } from './logger.js'
 
@@ -69,6 +69,8 @@ export interface MempoolOptions {
 export interface MempoolDependencies {
   readonly accounts: AccountReader
   readonly verifiedSignatures?: VerifiedSignatureCache
+  /** Verifies a transaction's signature, possibly off the event loop (default: inline). */
+  readonly verifySignature?: (tx: Transaction) => boolean | Promise<boolean>
   readonly logger?: Logger
   /** Called once for every transaction that leaves the pool, with why. */
   readonly onRemoved?: (hash: Uint8Array, removal: Removal) => void
@@ -166,7 +168,10 @@ export class Mempool {
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already)
-    if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !verifyTransactionSignature(tx)) return fail('invalid_signature', 'signature does not verify')
+    if (this.deps.verifiedSignatures?.has(decoded.hash) !== true) {
+      const check = this.deps.verifySignature?.(tx) ?? verifyTransactionSignature(tx)
+      if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
+    }
     this.deps.verifiedSignatures?.add(decoded.hash)
     // 5. committed state of the sender (cached until a block touches the account)
     const address = senderAddress(tx)
