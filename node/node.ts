@@ -1,6 +1,7 @@
 import './polyfill.js'
 import { EventEmitter } from 'node:events'
 import { mkdirSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { addressFromPublicKey } from '../crypto/address.js'
 import { bytesEqual, toHex } from '../crypto/bytes.js'
@@ -14,6 +15,7 @@ import {
 import { genesisHash, genesisState } from '../genesis/genesis.js'
 import { blockHash } from '../ledger/block.js'
 import { LedgerState } from '../ledger/ledgerState.js'
+import { txSignBytes } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import type { BlockInfo, DomainValue, RpcBackend, TxCommittedEvent, TxLookup } from '../rpc/backend.js'
 import { Metrics } from '../rpc/metrics.js'
@@ -35,6 +37,7 @@ import { peerIdOf } from './peerId.js'
 import { LevelKvStore } from './store/levelKvStore.js'
 import { Timers } from './timers.js'
 import { TxGossip } from './txGossip.js'
+import { VerifyPool } from './verifyPool.js'
 import { Wal } from './wal.js'
 
 /**
@@ -182,9 +185,14 @@ export class TallyNode {
     }
 
     let node: TallyNode | undefined
+    const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1)) }, componentLogger(logger, 'mempool'))
     const mempool = new Mempool(
       { chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender },
-      { accounts: ledger, verifiedSignatures: verified, logger: componentLogger(logger, 'mempool'), onRemoved: (hash, removal) => node?.onMempoolRemoved(hash, removal) },
+      {
+        accounts: ledger, verifiedSignatures: verified, logger: componentLogger(logger, 'mempool'),
+        verifySignature: (tx) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature),
+        onRemoved: (hash, removal) => node?.onMempoolRemoved(hash, removal),
+      },
     )
 
     const peerIds = genesis.validators.map((v) => v.peerId)
@@ -240,6 +248,7 @@ export class TallyNode {
         void p2p.publish(CONSENSUS_TOPIC, bytes).catch((e) => logger.warn({ err: (e as Error).message }, 'consensus publish failed'))
       },
       fetchTxs,
+      verifySignature: (tx) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature),
       requestBlock: (h) => sync?.request(h),
       onCommitted: (b) => node?.onCommitted(b),
       onEvidence: (e) => void node?.onEvidence(e),
@@ -263,6 +272,7 @@ export class TallyNode {
 
     // start in dependency order; stop in reverse
     node.stopFns.push(() => kv.close())
+    node.stopFns.push(() => verifyPool.stop())
     await p2p.start()
     node.stopFns.push(() => p2p.stop())
     p2p.on('peer:connect', () => metrics.peers.set(p2p.peerCount))
@@ -293,7 +303,9 @@ export class TallyNode {
     node.stopFns.push(() => timers.stop())
     await host.start()
     node.stopFns.push(() => host!.stop())
-    const resend = setInterval(() => host!.rebroadcast(1_000), 1_000)
+    // A height that lasts well beyond the empty-block wait is stuck: its messages go out again every second.
+    const resendAfterMs = Math.max(2_000, genesis.params.emptyBlockIntervalMs + 1_000)
+    const resend = setInterval(() => host!.rebroadcast(resendAfterMs), 1_000)
     node.stopFns.push(() => clearInterval(resend))
     await sync.start()
     node.stopFns.push(() => sync!.stop())
