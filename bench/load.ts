@@ -30,13 +30,16 @@ const program = new Command()
   .option('--json <file>', 'write the results as JSON')
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
+  .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
+  .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the node's own choice)")
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string }>()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
 const SECONDS = positive(opts.seconds, '--seconds')
 const BATCH = positive(opts.batch, '--batch')
 const OUTSTANDING = positive(opts.outstanding, '--outstanding')
+const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
 
 function positive(v: string, name: string): number {
   const n = Number(v)
@@ -79,6 +82,18 @@ function procStats(pid: number): { rssMb: number; cpuSec: number } | undefined {
   }
 }
 
+/** The machine's CPU time counters (all cores, in clock ticks): busy and total, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    const idle = fields[3]! + (fields[4] ?? 0)
+    const total = fields.reduce((a, b) => a + b, 0)
+    return { busy: total - idle, total }
+  } catch {
+    return { busy: 0, total: 0 }
+  }
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
@@ -118,6 +133,12 @@ async function main(): Promise<void> {
       '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000'], { stdio: 'inherit' })
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
     for (let i = 0; i < N; i++) {
+      if (opts.verifyWorkers !== undefined) {
+        const file = join(dir, `node${i}`, 'config.json')
+        const config = JSON.parse(readFileSync(file, 'utf8'))
+        config.mempool = { ...config.mempool, verifyWorkers: Number(opts.verifyWorkers) }
+        writeFileSync(file, JSON.stringify(config, null, 2) + '\n')
+      }
       const log = openSync(join(dir, `node${i}.log`), 'a')
       const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
       procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
@@ -141,9 +162,12 @@ async function main(): Promise<void> {
 
     const phase = async (label: string, rate: number) => {
       let t = 0
+      const cpu0 = machineCpu()
       const ticker = setInterval(() => bar(Math.min(++t, SECONDS), SECONDS, label), 1000)
       const r = await ask(submitter, { cmd: 'run', urls, rate, seconds: SECONDS, batch: BATCH, maxOutstanding: rate === 0 ? OUTSTANDING : Infinity })
       clearInterval(ticker)
+      const cpu1 = machineCpu()
+      const machineCpuBusyPct = cpu1.total > cpu0.total ? Math.round((100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total)) : NaN
       bar(SECONDS, SECONDS, label)
       const blocks = [] as { time: number; txs: number }[]
       for (let h = r.firstHeight - 1; h <= r.lastHeight; h++) {
@@ -153,10 +177,10 @@ async function main(): Promise<void> {
       const committed = blocks.slice(1).reduce((a, b) => a + b.txs, 0)
       const span = (blocks[blocks.length - 1]!.time - blocks[0]!.time) / 1000
       const lat = (r.latenciesMs as number[]).sort((a, b) => a - b)
-      return { label, rate, admitted: r.admitted, rejected: r.rejected, errors: r.errors, committed, committedTps: span > 0 ? committed / span : 0, p50LatencyMs: percentile(lat, 50), p99LatencyMs: percentile(lat, 99), blocks: blocks.length - 1 }
+      return { label, rate, admitted: r.admitted, rejected: r.rejected, errors: r.errors, committed, committedTps: span > 0 ? committed / span : 0, p50LatencyMs: percentile(lat, 50), p99LatencyMs: percentile(lat, 99), blocks: blocks.length - 1, machineCpuBusyPct }
     }
-    const saturation = await phase('saturation', 0)
-    const halfRate = Math.max(1, Math.round(saturation.committedTps / 2))
+    const saturation = RATE === undefined ? await phase('saturation', 0) : undefined
+    const halfRate = RATE ?? Math.max(1, Math.round(saturation!.committedTps / 2))
     const half = await phase(`open loop ${halfRate} tx/s`, halfRate)
 
     clearInterval(sampler)
@@ -164,7 +188,7 @@ async function main(): Promise<void> {
     const result = {
       validators: N, cores, date: new Date().toISOString(),
       verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
-      committedTps: Math.round(saturation.committedTps),
+      committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
       p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
       peakRssMb: Math.round(Math.max(...peak)),
       saturation, halfSaturation: half,
@@ -174,10 +198,12 @@ async function main(): Promise<void> {
     console.table([
       { metric: 'committed TPS (saturation)', value: result.committedTps },
       { metric: 'verify ceiling TPS', value: result.verifyCeilingTps },
-      { metric: 'TPS / ceiling', value: `${Math.round((100 * result.committedTps) / result.verifyCeilingTps)}%` },
+      { metric: 'TPS / ceiling', value: result.committedTps === null ? '-' : `${Math.round((100 * result.committedTps) / result.verifyCeilingTps)}%` },
       { metric: `p50 latency at ${halfRate} tx/s (ms)`, value: result.p50LatencyMs },
       { metric: `p99 latency at ${halfRate} tx/s (ms)`, value: result.p99LatencyMs },
       { metric: 'peak RSS, largest validator (MB)', value: result.peakRssMb },
+      { metric: 'blocks at saturation / at half rate', value: `${saturation?.blocks ?? "-"} / ${half.blocks}` },
+      { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? "-"}% / ${half.machineCpuBusyPct}%` },
     ])
     console.table(result.perValidator)
     if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n')
