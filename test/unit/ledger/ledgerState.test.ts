@@ -155,3 +155,29 @@ test('an empty block changes nothing and has no ops', async () => {
   assert.deepEqual(r.ops, [])
   assert.deepEqual(r.stateRoot, state.root())
 })
+
+test('the account cache answers from memory and follows every commit; a stale candidate cannot poison it', async () => {
+  for (const maxCachedAccounts of [65_536, 1, 0]) {
+    const store = new MemoryKvStore()
+    const state = await LedgerState.open(store, { maxCachedAccounts })
+    const g = await state.setAccounts([{ address: A, account: { balance: 100n, nonce: 0n } }])
+    await store.write(g.ops)
+    state.commit(g)
+    assert.deepEqual(await state.getAccount(A), { balance: 100n, nonce: 0n })
+    if (maxCachedAccounts > 0) assert.ok(!(state.getAccount(A) instanceof Promise), 'a committed account is cached')
+    // a candidate that is never committed changes nothing, in the store or the cache
+    const stale = await state.execute([transfer(seedA, B, 7n, 0n)], { chainId: CHAIN })
+    assert.deepEqual(await state.getAccount(A), { balance: 100n, nonce: 0n })
+    const r = await state.execute([transfer(seedA, B, 30n, 0n)], { chainId: CHAIN })
+    await store.write(r.ops)
+    state.commit(r)
+    assert.throws(() => state.commit(stale))
+    assert.deepEqual(await state.getAccount(A), { balance: 70n, nonce: 1n })
+    assert.deepEqual(await state.getAccount(B), { balance: 30n, nonce: 0n })
+    assert.deepEqual(await state.getAccounts([B, A, C]), [{ balance: 30n, nonce: 0n }, { balance: 70n, nonce: 1n }, ZERO_ACCOUNT])
+    // a fresh ledger over the same store reads the same
+    const reopened = await LedgerState.open(store)
+    assert.deepEqual(await reopened.getAccounts([A, B]), await state.getAccounts([A, B]))
+  }
+  await assert.rejects(() => LedgerState.open(new MemoryKvStore(), { maxCachedAccounts: -1 }), RangeError)
+})

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { keyPairFromSeed, toHex, addressFromPublicKey } from '../../../crypto/index.js'
-import { createTransfer, encodeTransaction, signTransaction } from '../../../ledger/transaction.js'
+import { createTransfer, decodeTransaction, encodeTransaction, signTransaction, verifyTransactionSignature } from '../../../ledger/transaction.js'
 import { Mempool, type AccountView, type MempoolOptions, type Removal } from '../../../node/mempool.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -39,6 +39,33 @@ function setup(opts: Partial<MempoolOptions> = {}, async = false) {
 }
 
 describe('mempool admission', () => {
+  it('does not verify again a signature this node already verified, and verifies through the given verifier', async () => {
+    const calls: string[] = []
+    const cache = new Set<string>()
+    const accounts = new FakeAccounts(false)
+    const keys = [new Uint8Array(32).fill(21), new Uint8Array(32).fill(22)]
+    for (const k of keys) accounts.set(addressFromPublicKey(keyPairFromSeed(k).publicKey), 1000n, 0n)
+    const pool = new Mempool({ chainId: CHAIN }, {
+      accounts,
+      verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)) },
+      verifySignature: async (tx) => { calls.push(toHex(tx.from)); return verifyTransactionSignature(tx) },
+    })
+    const good = createTransfer(keys[0]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
+    assert.equal((await pool.add(good.bytes)).ok, true)
+    assert.equal(calls.length, 1)
+    // a forged signature whose hash this node already holds as verified is not checked again
+    const forged = createTransfer(keys[1]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
+    const bad = new Uint8Array(forged.bytes)
+    bad[bad.length - 1]! ^= 1
+    const badHash = decodeTransaction(bad)
+    assert.ok(badHash.ok)
+    assert.deepEqual(await pool.add(bad), { ok: false, code: 'invalid_signature', reason: 'signature does not verify' })
+    assert.equal(calls.length, 2)
+    cache.add(toHex(badHash.value.hash))
+    assert.equal((await pool.add(bad)).ok, true)
+    assert.equal(calls.length, 2)
+  })
+
   it('admits a valid transaction and records its verified signature', async () => {
     const { pool, tx, verified } = setup()
     const t = tx(0, 0)
