@@ -45,7 +45,8 @@ import { Wal } from './wal.js'
  * consensus host, block sync and RPC, starts them in dependency order and stops them in reverse.
  */
 
-export const CONSENSUS_TOPIC = 'tally/consensus/1'
+/** Direct-stream protocol of signed proposals and votes (node/directStreams.ts). */
+export const CONSENSUS_PROTOCOL = '/tally/consensus/1'
 export const TX_FETCH_PROTOCOL = '/tally/txs/1'
 const GENESIS_KEY = new Uint8Array([0x4d, 0x67, 0x65, 0x6e]) // 'Mgen'
 const MAX_EVIDENCE = 1000
@@ -204,7 +205,7 @@ export class TallyNode {
       maxGossipBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs), 300 * 1024),
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: componentLogger(logger, 'p2p') })
-    const direct = new DirectStreams(p2p, componentLogger(logger, 'p2p'), { maxMessageBytes: 1024 * 1024 })
+    const direct = new DirectStreams(p2p, componentLogger(logger, 'p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: componentLogger(logger, 'txgossip') })
     const wal = new Wal({ path: join(home.dir, HomeFiles.wal) }, { logger: componentLogger(logger, 'wal') })
     mkdirSync(dirname(join(home.dir, HomeFiles.wal)), { recursive: true })
@@ -245,7 +246,7 @@ export class TallyNode {
       broadcast: (bytes) => {
         // queued transactions go out first, so peers usually hold a proposal's transactions when it arrives
         txGossip.flush()
-        void p2p.publish(CONSENSUS_TOPIC, bytes).catch((e) => logger.warn({ err: (e as Error).message }, 'consensus publish failed'))
+        void direct.publish(CONSENSUS_PROTOCOL, bytes)
       },
       fetchTxs,
       verifySignature: (tx) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature),
@@ -282,7 +283,7 @@ export class TallyNode {
       if (hashes === undefined) throw new Error('malformed transaction fetch request')
       return encodeTxFetchResponse(hashes.map((h) => mempool.get(h)?.bytes ?? host!.findTransaction(h) ?? new Uint8Array(0)))
     })
-    p2p.subscribe(CONSENSUS_TOPIC, (data) => {
+    await direct.subscribe(CONSENSUS_PROTOCOL, (data) => {
       const m = decodeConsensusGossip(data, limits.maxTxs)
       if (!m.ok) return 'reject'
       const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
