@@ -46,8 +46,9 @@ export function maxConsensusMessageBytes(maxTxs: number): number {
 }
 
 /**
- * `resend` counts re-broadcasts of the same signed message (outside what is signed): it makes each resend a new
- * gossip message, since gossipsub drops content it has already seen.
+ * `resend` counts re-broadcasts of the same signed message (outside what is signed). Gossipsub, which carried these
+ * messages before direct streams, dropped content it had already seen, so each resend had to differ; direct streams
+ * deliver every send, and the counter stays in the wire format as information only.
  */
 export function encodeProposalMessage(m: ProposalMessage, resend = 0): Uint8Array {
   return encodeCanonical([

@@ -15,7 +15,7 @@ import {
 import { genesisHash, genesisState } from '../genesis/genesis.js'
 import { blockHash } from '../ledger/block.js'
 import { LedgerState } from '../ledger/ledgerState.js'
-import { txSignBytes } from '../ledger/transaction.js'
+import { txSignBytes, type Transaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import type { BlockInfo, DomainValue, RpcBackend, TxCommittedEvent, TxLookup } from '../rpc/backend.js'
 import { Metrics } from '../rpc/metrics.js'
@@ -187,11 +187,12 @@ export class TallyNode {
 
     let node: TallyNode | undefined
     const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1)) }, componentLogger(logger, 'mempool'))
+    const verifySignature = (tx: Transaction) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature)
     const mempool = new Mempool(
       { chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender },
       {
         accounts: ledger, verifiedSignatures: verified, logger: componentLogger(logger, 'mempool'),
-        verifySignature: (tx) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature),
+        verifySignature,
         onRemoved: (hash, removal) => node?.onMempoolRemoved(hash, removal),
       },
     )
@@ -202,7 +203,6 @@ export class TallyNode {
       listen: [toMultiaddr(config.p2p.listen)],
       peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
       allow: [...peerIds, ...config.p2p.allowedPeerIds],
-      maxGossipBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs), 300 * 1024),
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: componentLogger(logger, 'p2p') })
     const direct = new DirectStreams(p2p, componentLogger(logger, 'p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
@@ -249,7 +249,7 @@ export class TallyNode {
         void direct.publish(CONSENSUS_PROTOCOL, bytes)
       },
       fetchTxs,
-      verifySignature: (tx) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature),
+      verifySignature,
       requestBlock: (h) => sync?.request(h),
       onCommitted: (b) => node?.onCommitted(b),
       onEvidence: (e) => void node?.onEvidence(e),

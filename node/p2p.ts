@@ -3,23 +3,20 @@ import { concatBytes } from '../crypto/bytes.js'
 import { EventEmitter } from 'node:events'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { gossipsub, StrictNoSign, TopicValidatorResult, type GossipSub, type GossipsubMessage } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import { sha256 } from '../crypto/index.js'
 import type { Logger } from './logger.js'
 import { libp2pPrivateKeyFromSeed } from './peerId.js'
 
 /**
  * The node's peer-to-peer layer: libp2p over TCP with Noise and Yamux, an allow-list connection gater (only the
- * genesis validators and configured peers), static peers redialed with exponential back-off, gossipsub without
- * libp2p signatures (the application signs its own messages) with content-hash ids and asynchronous validation,
- * per-peer penalty scores that disconnect misbehaving peers, and bounded request/response over direct streams.
- * See docs/p2p.md.
+ * genesis validators and configured peers), static peers redialed with exponential back-off, per-peer penalty
+ * scores that disconnect misbehaving peers, bounded request/response, and the streams {@link DirectStreams} uses to
+ * send proposals, votes and transactions one hop to every peer. See docs/p2p.md.
  */
 
 /** A peer to keep connected: its peer id and the address to dial (without the `/p2p/` suffix, or with it). */
@@ -28,10 +25,10 @@ export interface StaticPeer {
   readonly multiaddr: string
 }
 
-/** A gossip handler's verdict: `accept` delivers and relays, `ignore` drops quietly, `reject` drops and penalizes. */
+/** A message handler's verdict: `accept` (new to this node), `ignore` (stale, no penalty), `reject` (penalizes the sender). */
 export type GossipVerdict = 'accept' | 'ignore' | 'reject'
 
-/** Handles one gossip message (already within the topic's size bound) from the peer that relayed it. */
+/** Handles one message (already within its protocol's size bound) from the peer that sent it. */
 export type GossipHandler = (data: Uint8Array, from: string) => GossipVerdict | Promise<GossipVerdict>
 
 /** Answers one request with a response; throwing sends the peer an error (its message, bounded). */
@@ -51,16 +48,6 @@ export type RequestResult =
   | { readonly ok: true; readonly data: Uint8Array }
   | { readonly ok: false; readonly code: RequestFailureCode; readonly reason: string }
 
-/** Gossipsub mesh parameters (see the gossipsub spec; the defaults suit networks of 4 to a few dozen peers). */
-export interface MeshOptions {
-  readonly D: number
-  readonly Dlo: number
-  readonly Dhi: number
-  readonly Dout: number
-  readonly Dlazy: number
-  readonly heartbeatMs: number
-}
-
 /** Options of {@link P2p}. */
 export interface P2pOptions {
   /** The node's 32-byte Ed25519 seed: a validator passes its consensus key, so its peer id is that key's. */
@@ -74,15 +61,10 @@ export interface P2pOptions {
    * are always admitted. Nobody else connects to this node or is dialed by it.
    */
   readonly allow: readonly string[]
-  /** Largest gossip message on any topic, in bytes (default 1 MiB); larger ones are dropped before decoding. */
-  readonly maxGossipBytes?: number
-  readonly mesh?: Partial<MeshOptions>
-  /** Publish own messages to every subscribed peer, not just the mesh (default true). */
-  readonly floodPublish?: boolean
   /** Redial back-off: first delay and cap, in ms (defaults 250 and 10,000). */
   readonly redialMinMs?: number
   readonly redialMaxMs?: number
-  /** Penalty for a rejected gossip message or malformed request (default 10). */
+  /** Penalty for a malformed request (default 10). */
   readonly rejectPenalty?: number
   /** A peer whose penalty score reaches this is disconnected (default 50). */
   readonly disconnectThreshold?: number
@@ -123,12 +105,6 @@ export interface HandleOptions {
   readonly maxInboundStreams?: number
 }
 
-/** The gossipsub instance's methods beyond its public interface type (present on the implementation). */
-type GossipSubRuntime = GossipSub & {
-  reportMessageValidationResult(msgId: string, propagationSource: string, acceptance: TopicValidatorResult): void
-  getMeshPeers(topic: string): string[]
-}
-
 const FRAME_HEADER = 4
 const STATUS_OK = 0
 const STATUS_ERROR = 1
@@ -149,15 +125,14 @@ interface RedialState {
 
 /** The peer-to-peer layer of a node. Construct, `start()`, use, `stop()`. */
 export class P2p extends EventEmitter<P2pEvents> {
-  private readonly opts: Required<Omit<P2pOptions, 'mesh' | 'peers'>> & { mesh: MeshOptions; peers: readonly StaticPeer[] }
+  private readonly opts: Required<Omit<P2pOptions, 'peers'>> & { peers: readonly StaticPeer[] }
   private readonly log: Logger
   private readonly allowed = new Set<string>()
   private readonly banned = new Map<string, number>()
   private readonly penalties = new Map<string, PenaltyState>()
-  private readonly gossipHandlers = new Map<string, GossipHandler>()
   private readonly redials = new Map<string, RedialState>()
   private readonly connected = new Set<string>()
-  private node?: Libp2p<{ pubsub: GossipSubRuntime }>
+  private node?: Libp2p
   private running = false
   /** This node's peer id string. */
   readonly peerId: string
@@ -170,9 +145,6 @@ export class P2p extends EventEmitter<P2pEvents> {
       listen: options.listen,
       peers: options.peers ?? [],
       allow: options.allow,
-      maxGossipBytes: options.maxGossipBytes ?? 1024 * 1024,
-      mesh: { D: 6, Dlo: 4, Dhi: 12, Dout: 2, Dlazy: 6, heartbeatMs: 700, ...options.mesh },
-      floodPublish: options.floodPublish ?? true,
       redialMinMs: options.redialMinMs ?? 250,
       redialMaxMs: options.redialMaxMs ?? 10_000,
       rejectPenalty: options.rejectPenalty ?? 10,
@@ -192,10 +164,9 @@ export class P2p extends EventEmitter<P2pEvents> {
 
   private readonly privateKey: ReturnType<typeof libp2pPrivateKeyFromSeed>
 
-  /** Starts listening, joins gossip and dials the static peers. */
+  /** Starts listening and dials the static peers. */
   async start(): Promise<void> {
     if (this.running) return
-    const mesh = this.opts.mesh
     const gater = {
       denyDialPeer: (peer: PeerId) => !this.isAdmitted(peer.toString()),
       denyInboundEncryptedConnection: (peer: PeerId) => this.refuseInbound(peer.toString()),
@@ -220,36 +191,12 @@ export class P2p extends EventEmitter<P2pEvents> {
       connectionMonitor: { abortConnectionOnPingFailure: false },
       services: {
         identify: identify(),
-        pubsub: gossipsub({
-          globalSignaturePolicy: StrictNoSign,
-          msgIdFn: (msg) => sha256(msg.data),
-          fastMsgIdFn: undefined,
-          asyncValidation: true,
-          allowPublishToZeroTopicPeers: true,
-          ignoreDuplicatePublishError: true,
-          floodPublish: this.opts.floodPublish,
-          emitSelf: false,
-          D: mesh.D,
-          Dlo: mesh.Dlo,
-          Dhi: mesh.Dhi,
-          Dout: mesh.Dout,
-          Dlazy: mesh.Dlazy,
-          heartbeatInterval: mesh.heartbeatMs,
-          // bound every message before decoding: data above the limit is dropped by the RPC decoder
-          maxInboundDataLength: this.opts.maxGossipBytes,
-          maxOutboundBufferSize: 64 * 1024 * 1024,
-          doPX: false,
-        }),
       },
-    }) as unknown as Libp2p<{ pubsub: GossipSubRuntime }>
+    })
     const node = this.node
     node.addEventListener('peer:connect', (evt) => this.onPeerConnect(evt.detail.toString()))
     node.addEventListener('peer:disconnect', (evt) => this.onPeerDisconnect(evt.detail.toString()))
-    node.services.pubsub.addEventListener('gossipsub:message', (evt) => {
-      void this.onGossip(evt.detail)
-    })
     this.running = true
-    for (const topic of this.gossipHandlers.keys()) node.services.pubsub.subscribe(topic)
     for (const peer of this.opts.peers) this.addStaticPeer(peer)
     this.log.info({ peerId: this.peerId, listen: this.addresses() }, 'p2p started')
   }
@@ -293,47 +240,6 @@ export class P2p extends EventEmitter<P2pEvents> {
   /** Number of admitted peers currently connected (for health and metrics). */
   get peerCount(): number {
     return this.connected.size
-  }
-
-  /** Peers known to be subscribed to a topic (gossip reaches them). */
-  topicPeers(topic: string): string[] {
-    return (this.node?.services.pubsub.getSubscribers(topic) ?? []).map((p) => p.toString()).sort()
-  }
-
-  /** Peers in this node's gossipsub mesh for a topic. */
-  meshPeers(topic: string): string[] {
-    return (this.node?.services.pubsub.getMeshPeers(topic) ?? []).slice().sort()
-  }
-
-  /**
-   * Subscribes to a topic. The handler validates each message (at most maxGossipBytes, from another peer);
-   * `accept` relays it, `ignore` drops it, `reject` drops it and penalizes the peer that sent it.
-   * One handler per topic; may be called before or after start.
-   */
-  subscribe(topic: string, handler: GossipHandler): void {
-    if (this.gossipHandlers.has(topic)) throw new Error(`p2p: topic ${topic} already has a handler`)
-    this.gossipHandlers.set(topic, handler)
-    if (this.running) this.node!.services.pubsub.subscribe(topic)
-  }
-
-  /** Stops handling a topic. */
-  unsubscribe(topic: string): void {
-    this.gossipHandlers.delete(topic)
-    if (this.running) this.node!.services.pubsub.unsubscribe(topic)
-  }
-
-  /**
-   * Publishes data on a topic to the connected subscribers; returns how many peers it was sent to.
-   * Zero peers is not an error (a small network may be still connecting). Publishing the same bytes twice is a
-   * no-op the second time (message ids are content hashes). Throws RangeError past maxGossipBytes (a caller bug).
-   */
-  async publish(topic: string, data: Uint8Array): Promise<number> {
-    if (data.byteLength > this.opts.maxGossipBytes) {
-      throw new RangeError(`p2p: gossip message of ${data.byteLength} bytes exceeds ${this.opts.maxGossipBytes}`)
-    }
-    if (!this.running) return 0
-    const result = await this.node!.services.pubsub.publish(topic, data)
-    return result.recipients.length
   }
 
   /**
@@ -459,7 +365,7 @@ export class P2p extends EventEmitter<P2pEvents> {
     return true
   }
 
-  private requireNode(): Libp2p<{ pubsub: GossipSubRuntime }> {
+  private requireNode(): Libp2p {
     if (!this.running || this.node === undefined) throw new Error('p2p: not started')
     return this.node
   }
@@ -512,29 +418,6 @@ export class P2p extends EventEmitter<P2pEvents> {
     }
   }
 
-  private async onGossip(evt: GossipsubMessage): Promise<void> {
-    const pubsub = this.node?.services.pubsub
-    if (pubsub === undefined || !this.running) return
-    const from = evt.propagationSource.toString()
-    const { msg, msgId } = evt
-    const handler = this.gossipHandlers.get(msg.topic)
-    let verdict: GossipVerdict
-    if (handler === undefined) verdict = 'ignore'
-    else if (msg.data.byteLength > this.opts.maxGossipBytes) verdict = 'reject'
-    else {
-      try {
-        verdict = await handler(msg.data, from)
-      } catch (e) {
-        // a failing handler is our bug, not the peer's: drop the message without blaming the sender
-        this.log.error({ topic: msg.topic, err: (e as Error).message }, 'gossip handler failed')
-        verdict = 'ignore'
-      }
-    }
-    if (!this.running) return
-    pubsub.reportMessageValidationResult(msgId, from, verdictToResult(verdict))
-    if (verdict === 'reject') this.penalize(from, this.opts.rejectPenalty, `invalid message on ${msg.topic}`)
-  }
-
   private async serve(stream: Stream, from: string, handler: RequestHandler, maxRequest: number): Promise<void> {
     const signal = AbortSignal.timeout(this.opts.requestTimeoutMs)
     try {
@@ -563,12 +446,6 @@ export class P2p extends EventEmitter<P2pEvents> {
       this.log.debug({ peer: from, protocol: stream.protocol, err: (e as Error).message }, 'request stream failed')
     }
   }
-}
-
-function verdictToResult(v: GossipVerdict): TopicValidatorResult {
-  if (v === 'accept') return TopicValidatorResult.Accept
-  if (v === 'reject') return TopicValidatorResult.Reject
-  return TopicValidatorResult.Ignore
 }
 
 type FrameResult =

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { keyPairFromSeed } from '../../../crypto/index.js'
+import { DirectStreams } from '../../../node/directStreams.js'
 import { silentLogger } from '../../../node/logger.js'
 import { P2p } from '../../../node/p2p.js'
 import { libp2pPrivateKeyFromSeed, peerIdOf, publicKeyOfPeerId } from '../../../node/peerId.js'
@@ -8,7 +9,7 @@ import { Rng } from '../../helpers/random.js'
 import { identities, startNet, type TestNet } from './p2pNet.js'
 import { waitFor } from './waitFor.js'
 
-const TOPIC = 'tally/test/1'
+const PROTOCOL = '/tally/test/1'
 
 describe('peerId', () => {
   it('binds the libp2p identity to the Ed25519 key', () => {
@@ -25,19 +26,23 @@ describe('peerId', () => {
 describe('p2p', () => {
   const nets: TestNet[] = []
   const loose: P2p[] = []
+  const streams: DirectStreams[] = []
   after(async () => {
+    for (const d of streams) d.stop()
     await Promise.all([...nets.map((n) => n.stop()), ...loose.map((n) => n.stop())])
   })
 
-  it('four nodes connect and gossip reaches all of them', async () => {
+  it('four nodes connect and direct streams reach all of them', async () => {
     const got: string[][] = [[], [], [], []]
-    const net = await startNet(4, {}, (node, i) => node.subscribe(TOPIC, (data, from) => {
+    const net = await startNet(4)
+    nets.push(net)
+    const ds = net.nodes.map((n) => new DirectStreams(n, silentLogger()))
+    streams.push(...ds)
+    await Promise.all(ds.map((d, i) => d.subscribe(PROTOCOL, (data, from) => {
       got[i]!.push(`${Buffer.from(data).toString()}<${from}`)
       return 'accept'
-    }))
-    nets.push(net)
-    await waitFor(() => net.nodes.every((n) => n.topicPeers(TOPIC).length === 3), 'subscriptions known')
-    for (let i = 0; i < 4; i++) await net.nodes[i]!.publish(TOPIC, Buffer.from(`hello from ${i}`))
+    })))
+    for (let i = 0; i < 4; i++) assert.equal(await ds[i]!.publish(PROTOCOL, Buffer.from(`hello from ${i}`)), 3)
     await waitFor(() => got.every((g) => g.length === 3), 'every message at every node')
     for (let i = 0; i < 4; i++) {
       const texts = got[i]!.map((g) => g.split('<')[0]).sort()
@@ -48,27 +53,31 @@ describe('p2p', () => {
 
   it('refuses a peer outside the allow-list in both directions', async () => {
     const got: string[] = []
-    const net = await startNet(2, {}, (node) => node.subscribe(TOPIC, (data) => {
+    const net = await startNet(2)
+    nets.push(net)
+    const ds = net.nodes.map((n) => new DirectStreams(n, silentLogger()))
+    streams.push(...ds)
+    await ds[0]!.subscribe(PROTOCOL, (data) => {
       got.push(Buffer.from(data).toString())
       return 'accept'
-    }))
-    nets.push(net)
-    await waitFor(() => net.nodes.every((n) => n.topicPeers(TOPIC).length === 1), 'subscriptions known')
+    })
+    await ds[1]!.subscribe(PROTOCOL, () => 'accept')
     const [stranger] = identities(1, 99)
     const outsider = new P2p({
       seed: stranger!.seed, listen: ['/ip4/127.0.0.1/tcp/0'], allow: net.ids, redialMinMs: 50, redialMaxMs: 100,
     }, { logger: silentLogger() })
     loose.push(outsider)
-    outsider.subscribe(TOPIC, () => 'accept')
     await outsider.start()
+    const outsiderStreams = new DirectStreams(outsider, silentLogger())
+    streams.push(outsiderStreams)
     let connects = 0
     net.nodes[0]!.on('peer:connect', () => connects++)
     outsider.addStaticPeer({ peerId: net.ids[0]!, multiaddr: net.nodes[0]!.addresses()[0]! })
     // the outsider keeps redialing; every attempt must be refused
     const r = await outsider.request(net.ids[0]!, '/tally/none/1', new Uint8Array([1]), { timeoutMs: 2000 })
     assert.equal(r.ok, false)
-    await outsider.publish(TOPIC, Buffer.from('from the outsider'))
-    await net.nodes[1]!.publish(TOPIC, Buffer.from('from a member'))
+    outsiderStreams.sendTo(net.ids[0]!, PROTOCOL, Buffer.from('from the outsider'))
+    await ds[1]!.publish(PROTOCOL, Buffer.from('from a member'))
     await waitFor(() => got.includes('from a member'), 'member message')
     assert.equal(connects, 0)
     assert.equal(net.nodes[0]!.peerCount, 1)
@@ -106,15 +115,16 @@ describe('p2p', () => {
     assert.equal(!none.ok && none.code, 'unreachable')
   })
 
-  it('disconnects a peer that sends invalid gossip, then re-admits it', async () => {
-    const net = await startNet(2, { rejectPenalty: 10, disconnectThreshold: 25, banMs: 400, redialMinMs: 50 }, (node) =>
-      node.subscribe(TOPIC, (data) => (data[0] === 0xff ? 'reject' : 'accept')))
+  it('disconnects a peer that sends invalid messages, then re-admits it', async () => {
+    const net = await startNet(2, { disconnectThreshold: 25, banMs: 400, redialMinMs: 50 })
     nets.push(net)
     const [a, b] = net.nodes as [P2p, P2p]
-    await waitFor(() => a.topicPeers(TOPIC).length === 1 && b.topicPeers(TOPIC).length === 1, 'subscriptions known')
+    const [da, db] = [new DirectStreams(a, silentLogger(), { rejectPenalty: 10 }), new DirectStreams(b, silentLogger(), { rejectPenalty: 10 })]
+    streams.push(da, db)
+    await db.subscribe(PROTOCOL, (data) => (data[0] === 0xff ? 'reject' : 'accept'))
     const banned: string[] = []
     b.on('peer:banned', (id) => banned.push(id))
-    for (let i = 0; i < 3; i++) await a.publish(TOPIC, new Uint8Array([0xff, i]))
+    for (let i = 0; i < 3; i++) da.sendTo(b.peerId, PROTOCOL, new Uint8Array([0xff, i]))
     await waitFor(() => banned.length === 1 && b.peerCount === 0, 'garbage sender banned')
     assert.deepEqual(banned, [a.peerId])
     await waitFor(() => a.peerCount === 1 && b.peerCount === 1, 'redialed after the ban', 5_000)
