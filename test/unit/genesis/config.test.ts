@@ -12,7 +12,7 @@ test('an empty config gets every default; given fields are kept', () => {
     moniker: 'validator 1',
     p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
     rpc: { host: '0.0.0.0', port: 0, corsOrigins: ['*', 'http://localhost:3000'], maxBodyBytes: 2048, maxBatch: 5, requestTimeoutMs: 1000 },
-    mempool: { maxTxs: 10, maxBytes: 4096, maxFuturePerSender: 0 },
+    mempool: { maxTxs: 10, maxBytes: 4096, maxFuturePerSender: 0, verifyWorkers: 2 },
     logLevel: 'debug',
   }
   const f = parseConfig(full)
@@ -39,6 +39,8 @@ test('each problem is reported with its field', () => {
     [{ rpc: { maxBatch: 0 } }, 'rpc.maxBatch', /between/],
     [{ mempool: { maxTxs: 1.5 } }, 'mempool.maxTxs', /integer/],
     [{ mempool: { size: 1 } }, 'mempool.size', /unknown/],
+    [{ mempool: { verifyWorkers: 65 } }, 'mempool.verifyWorkers', /between/],
+    [{ mempool: { verifyWorkers: '2' } }, 'mempool.verifyWorkers', /integer/],
     [{ logLevel: 'loud' }, 'logLevel', /one of/],
     [[], '', /object/],
   ]
