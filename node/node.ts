@@ -10,7 +10,7 @@ import { keyPairFromSeed } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
 import {
   SafetyGuard, createValidatorSet, decodeCommitCertificate, findValidator, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, type ConsensusParams, type Evidence,
-  type SafetyRecord, type SafetyStore, type ValidatorSet,
+  type ValidatorSet,
 } from '../consensus/index.js'
 import { genesisHash, genesisState } from '../genesis/genesis.js'
 import { blockHash } from '../ledger/block.js'
@@ -20,7 +20,6 @@ import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import type { BlockInfo, DomainValue, RpcBackend, TxCommittedEvent, TxLookup } from '../rpc/backend.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
-import { loadFileSync, saveAtomicSync } from './atomicFile.js'
 import { BlockSync } from './blockSync.js'
 import { ChainStore } from './chainStore.js'
 import { ConsensusHost, type CommittedBlock } from './consensusHost.js'
@@ -39,6 +38,7 @@ import { Timers } from './timers.js'
 import { TxGossip } from './txGossip.js'
 import { VerifyPool } from './verifyPool.js'
 import { Wal } from './wal.js'
+import { FileSafetyStore } from './safetyFile.js'
 
 /**
  * The composition root: the one place that constructs the node. It opens the stores, builds the mempool, p2p,
@@ -51,23 +51,6 @@ export const TX_FETCH_PROTOCOL = '/tally/txs/1'
 const GENESIS_KEY = new Uint8Array([0x4d, 0x67, 0x65, 0x6e]) // 'Mgen'
 const MAX_EVIDENCE = 1000
 const MAX_REJECTED = 100_000
-
-/** The safety guard's record as a durable file, saved with fsync before any signature leaves the guard. */
-function fileSafetyStore(path: string): SafetyStore {
-  return {
-    load(): SafetyRecord | undefined {
-      const bytes = loadFileSync(path)
-      if (bytes === undefined) return undefined
-      const d = decodeCanonical(bytes, 4096)
-      if (!d.ok || !Array.isArray(d.value) || d.value.length !== 5) throw new Error(`${path} is corrupt: refusing to sign without it`)
-      const [height, round, step, signBytes, signature] = d.value as [number, number, SafetyRecord['step'], Uint8Array, Uint8Array]
-      return { height, round, step, signBytes, signature }
-    },
-    save(r: SafetyRecord): void {
-      saveAtomicSync(path, encodeCanonical([r.height, r.round, r.step, r.signBytes, r.signature]))
-    },
-  }
-}
 
 function consensusParamsOf(home: NodeHome): ConsensusParams {
   const t = home.genesis.params.timeouts
@@ -166,10 +149,11 @@ export class TallyNode {
 
     // this node's keys: the validator key signs through the guard; the node key is the libp2p identity
     let guard: SafetyGuard | null = null
+    let safetyStore: FileSafetyStore | undefined
     if (home.validatorSeed !== undefined) {
       const address = addressFromPublicKey(keyPairFromSeed(home.validatorSeed).publicKey)
       if (validatorSet.validators.some((v) => bytesEqual(v.address, address))) {
-        guard = new SafetyGuard({ chainId: genesis.chainId, secretKey: home.validatorSeed }, { store: fileSafetyStore(join(home.dir, HomeFiles.validatorState)) })
+        guard = new SafetyGuard({ chainId: genesis.chainId, secretKey: home.validatorSeed }, { store: safetyStore = new FileSafetyStore(join(home.dir, HomeFiles.validatorState)) })
       } else {
         logger.warn('the validator key in this home is not in the genesis validator set: running as a non-validator')
       }
@@ -180,6 +164,7 @@ export class TallyNode {
       const listed = genesis.validators.find((v) => bytesEqual(v.address, guard!.address))!.peerId
       const own = peerIdOf(keyPairFromSeed(home.nodeSeed).publicKey)
       if (listed !== own) {
+        safetyStore?.close()
         await kv.close()
         throw new Error(`${join(home.dir, HomeFiles.nodeKey)} is peer ${own}, but the genesis lists this validator as ${listed}`)
       }
@@ -273,6 +258,7 @@ export class TallyNode {
 
     // start in dependency order; stop in reverse
     node.stopFns.push(() => kv.close())
+    node.stopFns.push(() => safetyStore?.close())
     node.stopFns.push(() => verifyPool.stop())
     await p2p.start()
     node.stopFns.push(() => p2p.stop())
