@@ -9,12 +9,17 @@ import type { Logger } from './logger.js'
  * The header's own checksum tells a damaged length apart from a record cut short by a crash.
  *
  * `append` resolves only once the record is on disk (fdatasync); concurrent appends share one write and one sync.
+ * `write` queues a record without waiting for it, and `sync` resolves once every record queued before it is on disk:
+ * a caller that needs durability only at certain points (the consensus host, before it signs) pays one fdatasync
+ * per such point instead of one per record.
  * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
  * header whose payload is cut short, a final payload failing its checksum, or a region of zeros to the end of the
  * file. It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
  * it, an intact header with a length over the bound) is corruption in the middle of the log: replay throws
- * {@link WalCorruptError} and the node stops rather than guess. `reset` starts a new empty log (after a height is
- * committed) by renaming a fresh file over the old one, so a crash leaves either the old log or the new one.
+ * {@link WalCorruptError} and the node stops rather than guess. `reset` starts a new empty log by renaming a fresh
+ * file over the old one, so a crash leaves either the old log or the new one. Records carry their height, so the
+ * consensus host replays only the current height's and resets the log only once it outgrows a bound
+ * ({@link Wal.sizeBytes}), not at every height: a reset costs two fsyncs and a rename.
  */
 
 /** Bytes before each payload: length and checksum. */
@@ -42,9 +47,11 @@ export interface WalDependencies {
 }
 
 interface Pending {
+  /** The record's frame; empty for a bare sync request. */
   readonly frame: Uint8Array
-  readonly resolve: () => void
-  readonly reject: (e: unknown) => void
+  /** Waiters on durability; absent for a record written with {@link Wal.write}. */
+  readonly resolve?: () => void
+  readonly reject?: (e: unknown) => void
 }
 
 /** Encodes one record's frame. */
@@ -67,6 +74,7 @@ export class Wal {
   private queue: Pending[] = []
   private flushing?: Promise<void>
   private failed?: Error
+  private size = 0
 
   constructor(options: WalOptions, dependencies: WalDependencies) {
     this.path = options.path
@@ -79,6 +87,12 @@ export class Wal {
     if (this.fh !== undefined) return
     await mkdir(dirname(this.path), { recursive: true })
     this.fh = await open(this.path, 'a')
+    this.size = (await this.fh.stat()).size
+  }
+
+  /** Bytes in the log: what is on disk plus what has been appended since. */
+  get sizeBytes(): number {
+    return this.size
   }
 
   /** Waits for pending appends and closes the file. */
@@ -138,21 +152,50 @@ export class Wal {
       } finally {
         await fh.close()
       }
+      this.size = off
     }
     return records
   }
 
   /** Appends a record; resolves once it is durable. Throws RangeError on an oversized record (a caller bug). */
   append(record: Uint8Array): Promise<void> {
-    if (record.byteLength > this.maxRecordBytes) {
-      return Promise.reject(new RangeError(`WAL record of ${record.byteLength} bytes exceeds ${this.maxRecordBytes}`))
-    }
+    const refused = this.refuse(record)
+    if (refused) return Promise.reject(refused)
+    return new Promise<void>((resolve, reject) => this.enqueue({ frame: this.frame(record), resolve, reject }))
+  }
+
+  /**
+   * Queues a record to be written with the next flush, without waiting for it to be durable: a later {@link sync}
+   * (or {@link append}) covers it. A failure to write it fails that later call. Throws like {@link append}.
+   */
+  write(record: Uint8Array): void {
+    const refused = this.refuse(record)
+    if (refused) throw refused
+    this.enqueue({ frame: this.frame(record) })
+  }
+
+  /** Resolves once every record queued before the call is on disk. */
+  sync(): Promise<void> {
     if (this.fh === undefined) return Promise.reject(new Error('WAL: not started'))
     if (this.failed !== undefined) return Promise.reject(this.failed)
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ frame: encodeWalFrame(record), resolve, reject })
-      if (this.flushing === undefined) this.flushing = this.flushLoop()
-    })
+    return new Promise<void>((resolve, reject) => this.enqueue({ frame: EMPTY, resolve, reject }))
+  }
+
+  private refuse(record: Uint8Array): Error | undefined {
+    if (record.byteLength > this.maxRecordBytes) return new RangeError(`WAL record of ${record.byteLength} bytes exceeds ${this.maxRecordBytes}`)
+    if (this.fh === undefined) return new Error('WAL: not started')
+    return this.failed
+  }
+
+  private frame(record: Uint8Array): Uint8Array {
+    const frame = encodeWalFrame(record)
+    this.size += frame.byteLength
+    return frame
+  }
+
+  private enqueue(p: Pending): void {
+    this.queue.push(p)
+    if (this.flushing === undefined) this.flushing = this.flushLoop()
   }
 
   /**
@@ -164,10 +207,13 @@ export class Wal {
     if (this.fh === undefined) throw new Error('WAL: not started')
     const tmp = `${this.path}.new`
     const fresh = await open(tmp, 'w')
+    let size = 0
     try {
       for (const r of initial) {
         if (r.byteLength > this.maxRecordBytes) throw new RangeError(`WAL record of ${r.byteLength} bytes exceeds ${this.maxRecordBytes}`)
-        await fresh.write(encodeWalFrame(r))
+        const frame = encodeWalFrame(r)
+        await fresh.write(frame)
+        size += frame.byteLength
       }
       await fresh.sync()
     } finally {
@@ -182,6 +228,7 @@ export class Wal {
     }
     await this.fh.close()
     this.fh = await open(this.path, 'a')
+    this.size = size
   }
 
   private async drain(): Promise<void> {
@@ -203,13 +250,13 @@ export class Wal {
           }
           let written = 0
           while (written < total) written += (await this.fh!.write(buf, written, total - written)).bytesWritten
-          await this.fh!.datasync()
-          for (const p of batch) p.resolve()
+          if (batch.some((p) => p.resolve !== undefined)) await this.fh!.datasync()
+          for (const p of batch) p.resolve?.()
         } catch (e) {
           // a failed write leaves the file in an unknown state: refuse further appends (the node must stop)
           this.failed = new Error(`WAL append failed: ${(e as Error).message}`)
           this.log.error({ path: this.path, err: (e as Error).message }, 'WAL append failed')
-          for (const p of [...batch, ...this.queue]) p.reject(this.failed)
+          for (const p of [...batch, ...this.queue]) p.reject?.(this.failed)
           this.queue = []
         }
       }
@@ -218,6 +265,8 @@ export class Wal {
     }
   }
 }
+
+const EMPTY = new Uint8Array(0)
 
 function allZero(data: Uint8Array, from: number): boolean {
   for (let i = from; i < data.byteLength; i++) if (data[i] !== 0) return false

@@ -97,6 +97,22 @@ describe('wal', () => {
     }
   })
 
+  it('writes records without waiting and makes them durable at the next sync', async () => {
+    const path = join(tempDir(), 'cs.wal')
+    const wal = await openWal(path)
+    const rs = records(20, 7)
+    for (const r of rs.slice(0, 10)) wal.write(r)
+    await wal.sync()
+    assert.ok(statSync(path).size >= rs.slice(0, 10).reduce((n, r) => n + WAL_FRAME_HEADER + r.byteLength, 0))
+    for (const r of rs.slice(10)) wal.write(r)
+    assert.throws(() => wal.write(new Uint8Array(5 * 1024 * 1024)), RangeError)
+    await wal.stop() // stopping drains what is queued
+    const again = await openWal(path)
+    assert.deepEqual(await again.replay(), rs)
+    await again.stop()
+    await assert.rejects(again.sync(), /not started/)
+  })
+
   it('bounds record sizes', async () => {
     const wal = await openWal(join(tempDir(), 'cs.wal'), 16)
     await assert.rejects(wal.append(new Uint8Array(17)), RangeError)
@@ -108,10 +124,14 @@ describe('wal', () => {
     const path = join(tempDir(), 'cs.wal')
     const wal = await openWal(path)
     for (const r of records(5, 4)) await wal.append(r)
+    assert.equal(wal.sizeBytes, statSync(path).size)
     await wal.reset([new Uint8Array([1, 2])])
+    assert.equal(wal.sizeBytes, WAL_FRAME_HEADER + 2)
     await wal.append(new Uint8Array([3]))
+    assert.equal(wal.sizeBytes, 2 * WAL_FRAME_HEADER + 3)
     await wal.stop()
     const again = await openWal(path)
+    assert.equal(again.sizeBytes, 2 * WAL_FRAME_HEADER + 3)
     assert.deepEqual(await again.replay(), [new Uint8Array([1, 2]), new Uint8Array([3])])
     await again.stop()
   })
