@@ -11,8 +11,11 @@ import type { P2p } from './p2p.js'
  * commit certificates from peers, and hands each to the consensus host, which verifies the certificate against the
  * validator set, executes the block and commits it. It also serves its own blocks and tip to peers.
  *
- * Every `intervalMs` it asks its peers for their tips. It syncs when a peer is at least two heights ahead, or one
- * ahead while consensus here has been stuck on its height for `stuckMs` (a missed decision).
+ * It learns its peers' tips mostly for free: a consensus message for height h from a peer means that peer has
+ * committed h - 1 ({@link BlockSync.notePeerTip}). It asks its peers for their tips (one stream each) only when it has
+ * a reason: a peer it knows no tip of, consensus stuck here for `stuckMs`, a height it saw decided but does not
+ * hold, or `pollMs` since the last poll. Every `intervalMs` it checks, and syncs when a peer is at least two heights
+ * ahead, or one ahead while stuck or wanting that height (a missed decision).
  */
 
 export const STATUS_PROTOCOL = '/tally/status/1'
@@ -20,6 +23,8 @@ export const BLOCK_PROTOCOL = '/tally/block/1'
 
 export interface BlockSyncOptions {
   readonly intervalMs: number
+  /** Longest time between two polls of the peers' tips when nothing else calls for one (default 10 × intervalMs). */
+  readonly pollMs?: number
   readonly stuckMs: number
   /** Blocks fetched ahead of the one being applied. */
   readonly window: number
@@ -43,6 +48,9 @@ export class BlockSync {
   private syncing = false
   private readonly peerTips = new Map<string, number>()
   private readonly wanted = new Set<number>()
+  private lastPollAt = -Infinity
+  /** Tip polls made, for tests and metrics. */
+  polls = 0
 
   constructor(private readonly o: BlockSyncOptions, private readonly d: BlockSyncDependencies) {}
 
@@ -74,6 +82,11 @@ export class BlockSync {
     if (this.timer) clearInterval(this.timer)
   }
 
+  /** Records that `peer` holds at least `height` (it sent a consensus message for `height` + 1). */
+  notePeerTip(peer: string, height: number): void {
+    if (height > (this.peerTips.get(peer) ?? -1)) this.peerTips.set(peer, height)
+  }
+
   /** Fetches a height this node saw decided but does not hold. */
   request(height: number): void {
     this.wanted.add(height)
@@ -84,10 +97,13 @@ export class BlockSync {
     if (this.running || this.stopped) return
     this.running = true
     try {
-      await this.pollTips()
+      const stuck = this.d.now() - this.d.heightStartedAtMs() > this.o.stuckMs
+      const unknown = this.d.p2p.peers().some((p) => !this.peerTips.has(p))
+      if (stuck || unknown || this.wanted.size > 0 || this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)) {
+        await this.pollTips()
+      }
       const tip = this.d.tipHeight()
       const best = this.bestPeerHeight
-      const stuck = this.d.now() - this.d.heightStartedAtMs() > this.o.stuckMs
       const wantedNext = this.wanted.has(tip + 1)
       if (best >= tip + 2 || (best >= tip + 1 && (stuck || wantedNext))) await this.syncTo(best)
       for (const h of [...this.wanted]) if (h <= this.d.tipHeight()) this.wanted.delete(h)
@@ -100,6 +116,8 @@ export class BlockSync {
   }
 
   private async pollTips(): Promise<void> {
+    this.lastPollAt = this.d.now()
+    this.polls++
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
     await Promise.all(peers.map(async (peer) => {

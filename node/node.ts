@@ -269,13 +269,15 @@ export class TallyNode {
       if (hashes === undefined) throw new Error('malformed transaction fetch request')
       return encodeTxFetchResponse(hashes.map((h) => mempool.get(h)?.bytes ?? host!.findTransaction(h) ?? new Uint8Array(0)))
     })
-    await direct.subscribe(CONSENSUS_PROTOCOL, (data) => {
+    await direct.subscribe(CONSENSUS_PROTOCOL, (data, from) => {
       const m = decodeConsensusGossip(data, limits.maxTxs)
       if (!m.ok) return 'reject'
       const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
       // Signatures are checked once, by the core; here only what costs nothing: the signer is a validator.
       const signer = m.value.kind === 'proposal' ? m.value.message.proposal.proposer : m.value.vote.validator
       if (findValidator(validatorSet, signer) === undefined) return 'reject'
+      // the sender works on `height`, so it holds height - 1 (a claim block sync checks like any tip it is told)
+      sync!.notePeerTip(from, height - 1)
       const current = host!.height
       if (height < current || height > current + 2) return 'ignore'
       if (m.value.kind === 'proposal') host!.onProposalMessage(m.value.message)
