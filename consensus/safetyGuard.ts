@@ -34,6 +34,8 @@ export interface SafetyRecord {
 export interface SafetyStore {
   load(): SafetyRecord | undefined
   save(record: SafetyRecord): void
+  /** The same as `save` without blocking the caller's thread while the disk syncs (used by the async signers). */
+  saveAsync?(record: SafetyRecord): Promise<void>
 }
 
 /** Why the guard refused to sign. */
@@ -98,20 +100,69 @@ export class SafetyGuard {
 
   /** Signs a prevote or precommit if the rules allow it (see the module comment). */
   signVote(vote: Vote): SignResult<SignedVote> {
-    if (!bytesEqual(vote.validator, this.address)) return refuse('wrong_signer', 'the vote names another validator')
-    if (vote.type !== 'prevote' && vote.type !== 'precommit') return refuse('malformed', 'unknown vote type')
-    const r = this.authorize(vote.height, vote.round, vote.type, voteSignBytes(this.chainId, vote))
+    const c = this.voteRequest(vote)
+    if (!c.ok) return c
+    const r = this.authorize(c.value)
     return r.ok ? { ok: true, value: { ...vote, signature: r.value } } : r
   }
 
   /** Signs a proposal if the rules allow it (see the module comment). */
   signProposal(proposal: Proposal): SignResult<SignedProposal> {
-    if (!bytesEqual(proposal.proposer, this.address)) return refuse('wrong_signer', 'the proposal names another proposer')
-    const r = this.authorize(proposal.height, proposal.round, 'proposal', proposalSignBytes(this.chainId, proposal))
+    const c = this.proposalRequest(proposal)
+    if (!c.ok) return c
+    const r = this.authorize(c.value)
     return r.ok ? { ok: true, value: { ...proposal, signature: r.value } } : r
   }
 
-  private authorize(height: number, round: number, step: SignStep, bytes: Uint8Array): SignResult<Uint8Array> {
+  /**
+   * {@link signVote} for a host with an event loop: the record is saved with the store's `saveAsync` when it has
+   * one, so the thread goes on with other work while the disk syncs. Requests are taken one at a time, in call
+   * order; the signature is released only once the record is durable.
+   */
+  signVoteAsync(vote: Vote): Promise<SignResult<SignedVote>> {
+    return this.serial(async () => {
+      const c = this.voteRequest(vote)
+      if (!c.ok) return c
+      const r = await this.authorizeAsync(c.value)
+      return r.ok ? { ok: true, value: { ...vote, signature: r.value } } : r
+    })
+  }
+
+  /** {@link signProposal} for a host with an event loop (see {@link signVoteAsync}). */
+  signProposalAsync(proposal: Proposal): Promise<SignResult<SignedProposal>> {
+    return this.serial(async () => {
+      const c = this.proposalRequest(proposal)
+      if (!c.ok) return c
+      const r = await this.authorizeAsync(c.value)
+      return r.ok ? { ok: true, value: { ...proposal, signature: r.value } } : r
+    })
+  }
+
+  private tail: Promise<unknown> = Promise.resolve()
+  private saving = false
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(f, f)
+    this.tail = run.catch(() => undefined)
+    return run
+  }
+
+  private voteRequest(vote: Vote): SignResult<Request> {
+    if (!bytesEqual(vote.validator, this.address)) return refuse('wrong_signer', 'the vote names another validator')
+    if (vote.type !== 'prevote' && vote.type !== 'precommit') return refuse('malformed', 'unknown vote type')
+    return { ok: true, value: { height: vote.height, round: vote.round, step: vote.type, bytes: voteSignBytes(this.chainId, vote) } }
+  }
+
+  private proposalRequest(proposal: Proposal): SignResult<Request> {
+    if (!bytesEqual(proposal.proposer, this.address)) return refuse('wrong_signer', 'the proposal names another proposer')
+    return { ok: true, value: { height: proposal.height, round: proposal.round, step: 'proposal', bytes: proposalSignBytes(this.chainId, proposal) } }
+  }
+
+  /** The rules: a stored signature to return again, a record to sign and save, or a refusal. */
+  private decide(q: Request): SignResult<{ readonly again: Uint8Array } | { readonly fresh: SafetyRecord }> {
+    const { height, round, step, bytes } = q
+    // a synchronous request while an asynchronous save is under way (the async path takes one at a time)
+    if (this.saving) return refuse('conflict', 'another signature is still being saved')
     if (!Number.isSafeInteger(height) || height < 1 || !Number.isSafeInteger(round) || round < 0) {
       return refuse('malformed', 'height and round must be non-negative integers')
     }
@@ -120,21 +171,45 @@ export class SafetyGuard {
       const order = compareHrs(height, round, step, last)
       if (order === 0) {
         // The same (height, round, step): only the identical message, whose stored signature is returned.
-        if (bytesEqual(bytes, last.signBytes)) return { ok: true, value: last.signature }
+        if (bytesEqual(bytes, last.signBytes)) return { ok: true, value: { again: last.signature } }
         return refuse('conflict', `already signed a different ${step} at height ${height} round ${round}`)
       }
       if (order < 0) {
         return refuse('regression', `${step} at ${height}/${round} is not above the last signed ${last.step} at ${last.height}/${last.round}`)
       }
     }
-    const signature = sign(this.secretKey, bytes)
-    const record: SafetyRecord = { height, round, step, signBytes: bytes, signature }
+    return { ok: true, value: { fresh: { height, round, step, signBytes: bytes, signature: sign(this.secretKey, bytes) } } }
+  }
+
+  private authorize(q: Request): SignResult<Uint8Array> {
+    const d = this.decide(q)
+    if (!d.ok) return d
+    if ('again' in d.value) return { ok: true, value: d.value.again }
     // Persist BEFORE releasing the signature: if save throws, the signature never leaves.
-    this.store.save(record)
+    this.store.save(d.value.fresh)
+    this.last = d.value.fresh
+    return { ok: true, value: d.value.fresh.signature }
+  }
+
+  private async authorizeAsync(q: Request): Promise<SignResult<Uint8Array>> {
+    const d = this.decide(q)
+    if (!d.ok) return d
+    if ('again' in d.value) return { ok: true, value: d.value.again }
+    const record = d.value.fresh
+    this.saving = true
+    try {
+      if (this.store.saveAsync) await this.store.saveAsync(record)
+      else this.store.save(record)
+    } finally {
+      this.saving = false
+    }
     this.last = record
-    return { ok: true, value: signature }
+    return { ok: true, value: record.signature }
   }
 }
+
+/** A signing request after its message-specific checks. */
+interface Request { readonly height: number; readonly round: number; readonly step: SignStep; readonly bytes: Uint8Array }
 
 function compareHrs(height: number, round: number, step: SignStep, last: SafetyRecord): number {
   if (height !== last.height) return height < last.height ? -1 : 1

@@ -310,8 +310,8 @@ export class ConsensusHost {
     switch (e.type) {
       case 'signProposal': {
         if (!this.d.guard) return
-        await this.flushWal()
-        const r = this.d.guard.signProposal(e.proposal)
+        // the WAL sync and the guard's save run together; the signature is used only once both are durable
+        const [, r] = await Promise.all([this.flushWal(), this.d.guard.signProposalAsync(e.proposal)])
         if (!r.ok) {
           this.d.logger.warn({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
           return
@@ -321,8 +321,7 @@ export class ConsensusHost {
       }
       case 'signVote': {
         if (!this.d.guard) return
-        await this.flushWal()
-        const r = this.d.guard.signVote(e.vote)
+        const [, r] = await Promise.all([this.flushWal(), this.d.guard.signVoteAsync(e.vote)])
         if (!r.ok) {
           this.d.logger.warn({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
           return

@@ -1,8 +1,12 @@
-import { closeSync, fdatasyncSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs'
+import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import { decodeCanonical, encodeCanonical } from '../crypto/index.js'
 import type { SafetyRecord, SafetyStore } from '../consensus/index.js'
-import { loadFileSync, saveAtomicSync } from './atomicFile.js'
+import { loadFileSync, saveAtomic, saveAtomicSync } from './atomicFile.js'
+
+const writeAsync = promisify(write)
+const fdatasyncAsync = promisify(fdatasync)
 
 /**
  * The safety guard's record on disk (`validator_state.json`), durable before the guard releases a signature, at the
@@ -104,6 +108,23 @@ export class FileSafetyStore implements SafetyStore {
       let off = 0
       while (off < SLOT_BYTES) off += writeSync(this.fd, slot, off, SLOT_BYTES - off, (sequence % 2) * SLOT_BYTES + off)
       fdatasyncSync(this.fd)
+    }
+    this.sequence = sequence
+  }
+
+  /** {@link save} on the thread pool: the caller's thread is free while the disk syncs. Calls must not overlap. */
+  async saveAsync(record: SafetyRecord): Promise<void> {
+    const sequence = this.sequence + 1
+    const slot = encodeSlot(sequence, record)
+    if (this.fd === undefined) {
+      const file = new Uint8Array(2 * SLOT_BYTES)
+      file.set(slot, (sequence % 2) * SLOT_BYTES)
+      await saveAtomic(this.path, file)
+      this.fd = openSync(this.path, 'r+')
+    } else {
+      let off = 0
+      while (off < SLOT_BYTES) off += (await writeAsync(this.fd, slot, off, SLOT_BYTES - off, (sequence % 2) * SLOT_BYTES + off)).bytesWritten
+      await fdatasyncAsync(this.fd)
     }
     this.sequence = sequence
   }

@@ -103,3 +103,69 @@ test('a restarted guard loads its record and keeps refusing what conflicts with 
   assert.ok(same.ok)
   assert.deepEqual(same.value.signature, a.value.signature)
 })
+
+/** A memory store whose asynchronous saves wait until released, to observe the guard while a save is under way. */
+function slowStore(): SafetyStore & { records: SafetyRecord[]; release: () => void; failNext: boolean } {
+  let waiting: (() => void)[] = []
+  const store = {
+    records: [] as SafetyRecord[],
+    failNext: false,
+    load: () => store.records.at(-1),
+    save(r: SafetyRecord) { store.records.push(r) },
+    saveAsync(r: SafetyRecord) {
+      return new Promise<void>((resolve, reject) => {
+        waiting.push(() => {
+          if (store.failNext) { store.failNext = false; reject(new Error('disk full')); return }
+          store.records.push(r)
+          resolve()
+        })
+      })
+    },
+    release() { const w = waiting; waiting = []; w.forEach((f) => f()) },
+  }
+  return store
+}
+
+test('async signing releases a signature only once its record is saved, one request at a time', async () => {
+  const store = slowStore()
+  const g = guard(store)
+  let released = false
+  const a = g.signVoteAsync(pv(1, 0, v0)).then((r) => { released = true; return r })
+  const conflicting = g.signVoteAsync(pv(1, 0, v1))
+  await new Promise((r) => setImmediate(r))
+  assert.equal(released, false)
+  assert.equal(store.records.length, 0)
+  // a synchronous request while the save is under way is refused
+  const sync = g.signVote(pv(1, 0, v1))
+  assert.ok(!sync.ok && sync.code === 'conflict')
+  store.release()
+  const ra = await a
+  assert.ok(ra.ok && verify(me.publicKey, voteSignBytes(CHAIN_ID, pv(1, 0, v0)), ra.value.signature))
+  assert.deepEqual(store.records.map((r) => r.step), ['prevote'])
+  const rc = await conflicting
+  assert.ok(!rc.ok && rc.code === 'conflict')
+  // the identical request returns the stored signature without another save
+  const again = await g.signVoteAsync(pv(1, 0, v0))
+  assert.ok(again.ok && ra.ok)
+  assert.deepEqual(again.value.signature, ra.value.signature)
+  const p = g.signProposalAsync({ height: 2, round: 0, valueId: v0, polRound: -1, proposer: me.address })
+  await new Promise((r) => setImmediate(r))
+  store.release()
+  assert.ok((await p).ok)
+  assert.equal(store.records.length, 2)
+})
+
+test('async signing withholds the signature when the save fails', async () => {
+  const store = slowStore()
+  const g = guard(store)
+  store.failNext = true
+  const a = g.signVoteAsync(pv(1, 0, v0))
+  await new Promise((r) => setImmediate(r))
+  store.release()
+  await assert.rejects(a, /disk full/)
+  assert.equal(g.record, undefined)
+  const b = g.signVoteAsync(pv(1, 0, v0))
+  await new Promise((r) => setImmediate(r))
+  store.release()
+  assert.ok((await b).ok)
+})

@@ -84,3 +84,21 @@ describe('FileSafetyStore', () => {
     store.close()
   })
 })
+
+describe('FileSafetyStore.saveAsync', () => {
+  it('writes the same file as save, readable by either', async () => {
+    const path = tempFile()
+    const store = new FileSafetyStore(path)
+    store.load()
+    await store.saveAsync(record(1)) // creates the file
+    store.save(record(2))
+    await store.saveAsync(record(3))
+    store.close()
+    assert.equal(statSync(path).size, 2 * SLOT_BYTES)
+    const again = new FileSafetyStore(path)
+    assert.deepEqual(again.load(), record(3))
+    await again.saveAsync(record(4, 'precommit'))
+    again.close()
+    assert.deepEqual(new FileSafetyStore(path).load(), record(4, 'precommit'))
+  })
+})
