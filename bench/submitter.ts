@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import WebSocket from 'ws'
 import { join } from 'node:path'
 import { fromHex, to0x } from '../crypto/bytes.js'
 import { parseAddress } from '../crypto/address.js'
@@ -11,11 +12,17 @@ import { encodeTransaction, signTransaction, txHash } from '../ledger/transactio
  *  - `{cmd: 'prepare', dir, accounts, perAccount, chainId}` pre-signs transfers (answers `{prepared}`);
  *  - `{cmd: 'run', urls, rate /* tx/s, 0 = saturation *\/, seconds, batch, maxOutstanding}` submits in JSON-RPC
  *    batches, open loop at `rate` (or, at saturation, closed loop with at most `maxOutstanding` transactions between
- *    submission and commit), round-robin over the nodes, and tracks commit times by following new blocks;
- *    answers `{admitted, rejected, errors, latenciesMs, firstHeight, lastHeight}`.
+ *    submission and commit), round-robin over the nodes, and tracks commit times through node 0's `newBlocks`
+ *    WebSocket subscription; answers `{admitted, rejected, errors, latenciesMs, firstHeight, lastHeight}`.
+ *
+ * Open loop sends every {@link TICK_MS} the transactions that have come due (as one batch, up to `batch`), and a
+ * transaction's latency counts from the moment it came due, so the wait for the next tick is part of it.
  */
 
 interface Prepared { hash: string; hex: string }
+
+/** Open loop: how often due transactions are sent. */
+const TICK_MS = 5
 
 let queue: Prepared[] = []
 let next = 0
@@ -52,31 +59,34 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   let errors = 0
   const startHeight = (await post(urls[0]!, { jsonrpc: '2.0', id: 1, method: 'node_status', params: [] })).result.height as number
   let followHeight = startHeight
+  let drained: () => void = () => {}
+  const allCommitted = new Promise<void>((r) => { drained = r })
   let following = true
-  let drainDeadline = Infinity
 
   // follow committed blocks on node 0 and stamp commit times
-  const follower = (async () => {
-    while (following || submitted.size > 0) {
-      const r = await post(urls[0]!, { jsonrpc: '2.0', id: 1, method: 'chain_getBlock', params: [followHeight + 1] }).catch(() => null)
-      const block = r?.result as { txs: (string | { hash: string })[] } | null | undefined
-      if (block) {
-        const now = performance.now()
-        followHeight++
-        for (const t of block.txs) {
-          const h = typeof t === 'string' ? t : t.hash
-          const at = submitted.get(h)
-          if (at !== undefined) {
-            latenciesMs.push(now - at)
-            submitted.delete(h)
-          }
-        }
-        continue
+  const ws = new WebSocket(urls[0]!.replace(/^http/, 'ws') + '/ws')
+  await new Promise<void>((resolveOpen, rejectOpen) => { ws.once('open', () => resolveOpen()); ws.once('error', rejectOpen) })
+  let subscribed: () => void = () => {}
+  const subscription = new Promise<void>((r) => { subscribed = r })
+  ws.on('message', (data) => {
+    const m = JSON.parse(String(data)) as { id?: number; method?: string; params?: { result: { height: number; txs: string[] } } }
+    if (m.id === 1) subscribed()
+    if (m.method !== 'chain_subscription' || !m.params) return
+    const now = performance.now()
+    const block = m.params.result
+    if (block.height <= startHeight) return
+    followHeight = Math.max(followHeight, block.height)
+    for (const h of block.txs) {
+      const at = submitted.get(h)
+      if (at !== undefined) {
+        latenciesMs.push(now - at)
+        submitted.delete(h)
       }
-      if (!following && performance.now() > drainDeadline) break
-      await new Promise((r) => setTimeout(r, 20))
     }
-  })()
+    if (!following && submitted.size === 0) drained()
+  })
+  ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_subscribe', params: ['newBlocks'] }))
+  await subscription
 
   const t0 = performance.now()
   const end = t0 + seconds * 1000
@@ -84,12 +94,15 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   let rr = 0
   const inflight = new Set<Promise<void>>()
   while (performance.now() < end && next < queue.length) {
+    let n = batch
+    let dueAt = performance.now()
     if (rate > 0) {
       const due = Math.floor(((performance.now() - t0) / 1000) * rate)
       if (sent >= due) {
-        await new Promise((r) => setTimeout(r, 2))
+        await new Promise((r) => setTimeout(r, TICK_MS))
         continue
       }
+      n = Math.min(batch, due - sent)
     } else if (inflight.size >= 8) {
       await Promise.race(inflight)
       continue
@@ -98,14 +111,16 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
       await new Promise((r) => setTimeout(r, 2))
       continue
     }
-    const n = rate > 0 ? Math.min(batch, Math.max(1, Math.floor(((performance.now() - t0) / 1000) * rate) - sent)) : batch
     const items = queue.slice(next, next + n)
     next += items.length
-    sent += items.length
     const url = urls[rr++ % urls.length]!
     const body = items.map((it, i) => ({ jsonrpc: '2.0', id: i, method: 'tx_submit', params: [it.hex] }))
-    const stamp = performance.now()
-    for (const it of items) submitted.set(it.hash, stamp)
+    items.forEach((it, i) => {
+      // open loop: from the moment the transaction came due; closed loop: from now
+      if (rate > 0) dueAt = t0 + ((sent + i + 1) / rate) * 1000
+      submitted.set(it.hash, dueAt)
+    })
+    sent += items.length
     const p = post(url, body).then((res: { id: number; error?: unknown }[] | { error?: { message?: string } }) => {
       if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error?.message ?? 'not a batch response'}`)
       for (const r of res) {
@@ -122,8 +137,8 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   }
   await Promise.all(inflight)
   following = false
-  drainDeadline = performance.now() + 15_000
-  await follower
+  if (submitted.size > 0) await Promise.race([allCommitted, new Promise((r) => setTimeout(r, 15_000))])
+  ws.close()
   return { admitted, rejected, errors, uncommitted: submitted.size, latenciesMs, firstHeight: startHeight + 1, lastHeight: followHeight, elapsedMs: performance.now() - t0 }
 }
 
