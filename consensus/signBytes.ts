@@ -1,4 +1,4 @@
-import { Domain, signBytes, verify } from '../crypto/index.js'
+import { Domain, signBytes, verifyRemembered } from '../crypto/index.js'
 import type { Proposal, Vote, Validator } from './types.js'
 
 /**
@@ -20,12 +20,15 @@ export function proposalSignBytes(chainId: string, proposal: Omit<Proposal, 'pro
   return signBytes(Domain.proposal, chainId, [proposal.height, proposal.round, proposal.valueId, proposal.polRound])
 }
 
-/** True when `signature` is the validator's signature on the vote (the one rule of crypto/ed25519.ts). */
+/**
+ * True when `signature` is the validator's signature on the vote (the one rule of crypto/ed25519.ts). A signature
+ * seen valid recently is not checked again (`verifyRemembered`).
+ */
 export function verifyVoteSignature(chainId: string, validator: Validator, vote: Omit<Vote, 'validator'>, signature: Uint8Array): boolean {
-  return verify(validator.publicKey, voteSignBytes(chainId, vote), signature)
+  return verifyRemembered(validator.publicKey, voteSignBytes(chainId, vote), signature)
 }
 
 /** True when `signature` is the validator's signature on the proposal. */
 export function verifyProposalSignature(chainId: string, validator: Validator, proposal: Omit<Proposal, 'proposer'>, signature: Uint8Array): boolean {
-  return verify(validator.publicKey, proposalSignBytes(chainId, proposal), signature)
+  return verifyRemembered(validator.publicKey, proposalSignBytes(chainId, proposal), signature)
 }

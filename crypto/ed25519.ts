@@ -118,6 +118,35 @@ export function verify(publicKey: Uint8Array, message: Uint8Array, signature: Ui
   }
 }
 
+/** Most (key, message, signature) triples {@link verifyRemembered} keeps; the oldest is forgotten past this. */
+const REMEMBERED_LIMIT = 8192
+/** Signature (hex) to the public key ‖ message it was found valid for. */
+const remembered = new Map<string, Uint8Array>()
+
+/**
+ * Records that `signature` is valid for `message` under `publicKey`: a signature this process just made, or one
+ * {@link verify} accepted. Only for triples known valid; a wrong entry would make {@link verifyRemembered} lie.
+ */
+export function rememberValid(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
+  if (remembered.size >= REMEMBERED_LIMIT) remembered.delete(remembered.keys().next().value!)
+  remembered.set(toHex(signature), concatBytes(publicKey, message))
+}
+
+/**
+ * {@link verify}, answering at once for a triple seen valid recently: consensus meets the same signatures more than
+ * once (a validator's own votes fed back to it, the previous height's precommits again in the proposal's last
+ * commit, a re-broadcast). Same verdicts as `verify`: a hit needs the identical key, message and signature.
+ */
+export function verifyRemembered(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.byteLength !== SIGNATURE_LENGTH || publicKey.byteLength !== PUBLIC_KEY_LENGTH) return false
+  const known = remembered.get(toHex(signature))
+  if (known !== undefined && known.byteLength === PUBLIC_KEY_LENGTH + message.byteLength &&
+    bytesEqual(known.subarray(0, PUBLIC_KEY_LENGTH), publicKey) && bytesEqual(known.subarray(PUBLIC_KEY_LENGTH), message)) return true
+  if (!verify(publicKey, message, signature)) return false
+  rememberValid(publicKey, message, signature)
+  return true
+}
+
 const L = 2n ** 252n + 27742317777372353535851937790883648493n
 
 function leToBigInt(bytes: Uint8Array): bigint {

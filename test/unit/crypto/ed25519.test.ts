@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { fromHex, toHex } from '../../../crypto/bytes.js'
-import { isAcceptablePublicKey, keyPairFromSeed, sign, verify, verifyPureJs } from '../../../crypto/ed25519.js'
+import { isAcceptablePublicKey, keyPairFromSeed, rememberValid, sign, verify, verifyPureJs, verifyRemembered } from '../../../crypto/ed25519.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -104,4 +104,30 @@ test('wrong lengths and garbage never throw', () => {
   assert.equal(isAcceptablePublicKey(new Uint8Array(32)), false)
   assert.equal(isAcceptablePublicKey(kp.publicKey), true)
   assert.throws(() => keyPairFromSeed(new Uint8Array(31)), RangeError)
+})
+
+test('verifyRemembered gives verify\'s verdict on every Wycheproof case, twice over (cold and remembered)', () => {
+  const w = loadFixture<Wycheproof>('vectors/wycheproof-ed25519_test.json')
+  for (let pass = 0; pass < 2; pass++) {
+    for (const group of w.testGroups) {
+      const pk = hex(group.publicKey.pk)
+      for (const c of group.tests) {
+        const sig = fromHex(c.sig) ?? new Uint8Array(0)
+        assert.equal(verifyRemembered(pk, hex(c.msg), sig), c.result === 'valid', `pass ${pass} tcId ${c.tcId}`)
+      }
+    }
+  }
+})
+
+test('a remembered signature counts only for its own key and message', () => {
+  const a = keyPairFromSeed(new Uint8Array(32).fill(1))
+  const b = keyPairFromSeed(new Uint8Array(32).fill(2))
+  const msg = new Uint8Array([1, 2, 3])
+  const sig = sign(a.secretKey, msg)
+  rememberValid(a.publicKey, msg, sig)
+  assert.equal(verifyRemembered(a.publicKey, msg, sig), true)
+  assert.equal(verifyRemembered(b.publicKey, msg, sig), false)
+  assert.equal(verifyRemembered(a.publicKey, new Uint8Array([1, 2, 4]), sig), false)
+  assert.equal(verifyRemembered(a.publicKey, new Uint8Array([1, 2, 3, 0]), sig), false)
+  assert.equal(verifyRemembered(a.publicKey, msg, sig.subarray(0, 63)), false)
 })
