@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     procs.forEach((p, i) => { cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0 })
     sampler = setInterval(() => procs.forEach((p, i) => { const s = procStats(p.pid!); if (s) peak[i] = Math.max(peak[i], s.rssMb) }), 250)
 
-    const perAccount = Math.max(4, Math.ceil((verifyCeilingTps * SECONDS * 2) / ACCOUNTS))
+    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * SECONDS * 2) / ACCOUNTS))
     console.log(`bench: pre-signing ${perAccount * ACCOUNTS} transfers from ${ACCOUNTS} accounts…`)
     await ask(submitter, { cmd: 'prepare', dir, accounts: ACCOUNTS, perAccount, chainId })
 
