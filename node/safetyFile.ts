@@ -63,6 +63,13 @@ function decodeSlot(bytes: Uint8Array): Slot | undefined {
   return Number.isSafeInteger(sequence) && record ? { sequence: sequence as number, record } : undefined
 }
 
+/** A two-slot file holding `slot` at `offset` and an empty (invalid) other slot. */
+function wholeFile(slot: Uint8Array, offset: number): Uint8Array {
+  const file = new Uint8Array(2 * SLOT_BYTES)
+  file.set(slot, offset)
+  return file
+}
+
 /** Reads the record a file holds, in either format; throws when the file exists but holds no valid record. */
 function readRecordFile(path: string): { record: SafetyRecord; sequence: number; slotted: boolean } | undefined {
   const bytes = loadFileSync(path)
@@ -96,17 +103,14 @@ export class FileSafetyStore implements SafetyStore {
   }
 
   save(record: SafetyRecord): void {
-    const sequence = this.sequence + 1
-    const slot = encodeSlot(sequence, record)
+    const { sequence, slot, offset } = this.next(record)
     if (this.fd === undefined) {
       // first save, or a file of the earlier format: write the whole two-slot file atomically
-      const file = new Uint8Array(2 * SLOT_BYTES)
-      file.set(slot, (sequence % 2) * SLOT_BYTES)
-      saveAtomicSync(this.path, file)
+      saveAtomicSync(this.path, wholeFile(slot, offset))
       this.fd = openSync(this.path, 'r+')
     } else {
       let off = 0
-      while (off < SLOT_BYTES) off += writeSync(this.fd, slot, off, SLOT_BYTES - off, (sequence % 2) * SLOT_BYTES + off)
+      while (off < SLOT_BYTES) off += writeSync(this.fd, slot, off, SLOT_BYTES - off, offset + off)
       fdatasyncSync(this.fd)
     }
     this.sequence = sequence
@@ -114,19 +118,22 @@ export class FileSafetyStore implements SafetyStore {
 
   /** {@link save} on the thread pool: the caller's thread is free while the disk syncs. Calls must not overlap. */
   async saveAsync(record: SafetyRecord): Promise<void> {
-    const sequence = this.sequence + 1
-    const slot = encodeSlot(sequence, record)
+    const { sequence, slot, offset } = this.next(record)
     if (this.fd === undefined) {
-      const file = new Uint8Array(2 * SLOT_BYTES)
-      file.set(slot, (sequence % 2) * SLOT_BYTES)
-      await saveAtomic(this.path, file)
+      await saveAtomic(this.path, wholeFile(slot, offset))
       this.fd = openSync(this.path, 'r+')
     } else {
       let off = 0
-      while (off < SLOT_BYTES) off += (await writeAsync(this.fd, slot, off, SLOT_BYTES - off, (sequence % 2) * SLOT_BYTES + off)).bytesWritten
+      while (off < SLOT_BYTES) off += (await writeAsync(this.fd, slot, off, SLOT_BYTES - off, offset + off)).bytesWritten
       await fdatasyncAsync(this.fd)
     }
     this.sequence = sequence
+  }
+
+  /** The next sequence number, its encoded slot and where in the file that slot lies. */
+  private next(record: SafetyRecord): { sequence: number; slot: Uint8Array; offset: number } {
+    const sequence = this.sequence + 1
+    return { sequence, slot: encodeSlot(sequence, record), offset: (sequence % 2) * SLOT_BYTES }
   }
 
   /** Closes the file (saves after this reopen it). */
