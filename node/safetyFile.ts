@@ -91,6 +91,7 @@ function readRecordFile(path: string): { record: SafetyRecord; sequence: number;
 export class FileSafetyStore implements SafetyStore {
   private sequence = 0
   private fd?: number
+  private saving?: Promise<void>
 
   constructor(readonly path: string) {}
 
@@ -117,15 +118,22 @@ export class FileSafetyStore implements SafetyStore {
   }
 
   /** {@link save} on the thread pool: the caller's thread is free while the disk syncs. Calls must not overlap. */
-  async saveAsync(record: SafetyRecord): Promise<void> {
+  saveAsync(record: SafetyRecord): Promise<void> {
+    const saving = this.writeAsync(record)
+    this.saving = saving
+    return saving.finally(() => { if (this.saving === saving) this.saving = undefined })
+  }
+
+  private async writeAsync(record: SafetyRecord): Promise<void> {
     const { sequence, slot, offset } = this.next(record)
-    if (this.fd === undefined) {
+    const fd = this.fd
+    if (fd === undefined) {
       await saveAtomic(this.path, wholeFile(slot, offset))
       this.fd = openSync(this.path, 'r+')
     } else {
       let off = 0
-      while (off < SLOT_BYTES) off += (await writeAsync(this.fd, slot, off, SLOT_BYTES - off, offset + off)).bytesWritten
-      await fdatasyncAsync(this.fd)
+      while (off < SLOT_BYTES) off += (await writeAsync(fd, slot, off, SLOT_BYTES - off, offset + off)).bytesWritten
+      await fdatasyncAsync(fd)
     }
     this.sequence = sequence
   }
@@ -136,9 +144,13 @@ export class FileSafetyStore implements SafetyStore {
     return { sequence, slot: encodeSlot(sequence, record), offset: (sequence % 2) * SLOT_BYTES }
   }
 
-  /** Closes the file (saves after this reopen it). */
+  /** Closes the file, once a save under way has finished (saves after this reopen it). */
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd)
+    const fd = this.fd
     this.fd = undefined
+    if (fd === undefined) return
+    // never close the descriptor under a write: its number could be reused by another file meanwhile
+    if (this.saving) void this.saving.catch(() => undefined).then(() => closeSync(fd))
+    else closeSync(fd)
   }
 }

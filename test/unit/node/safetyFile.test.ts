@@ -101,4 +101,15 @@ describe('FileSafetyStore.saveAsync', () => {
     again.close()
     assert.deepEqual(new FileSafetyStore(path).load(), record(4, 'precommit'))
   })
+
+  it('closing while a save is under way lets the save finish first', async () => {
+    const path = tempFile()
+    const store = new FileSafetyStore(path)
+    store.load()
+    store.save(record(1))
+    const pending = store.saveAsync(record(2))
+    store.close()
+    await pending
+    assert.deepEqual(new FileSafetyStore(path).load(), record(2))
+  })
 })
