@@ -10,8 +10,9 @@ import type { Logger } from './logger.js'
  *
  * `append` resolves only once the record is on disk (fdatasync); concurrent appends share one write and one sync.
  * `write` queues a record without waiting for it, and `sync` resolves once every record queued before it is on disk:
- * a caller that needs durability only at certain points (the consensus host, before it signs) pays one fdatasync
- * per such point instead of one per record.
+ * a caller that needs durability only at certain points (the consensus host, before it signs) pays one write and
+ * one fdatasync per such point instead of one per record. Written records stay in memory until the next `sync`,
+ * `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
  * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
  * header whose payload is cut short, a final payload failing its checksum, or a region of zeros to the end of the
  * file. It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
@@ -54,6 +55,9 @@ interface Pending {
   readonly reject?: (e: unknown) => void
 }
 
+/** Bytes of records queued by `write` that start a write to the file without waiting for a sync. */
+export const WRITE_BEHIND_BYTES = 1024 * 1024
+
 /** Encodes one record's frame. */
 export function encodeWalFrame(record: Uint8Array): Uint8Array {
   const frame = new Uint8Array(WAL_FRAME_HEADER + record.byteLength)
@@ -75,6 +79,8 @@ export class Wal {
   private flushing?: Promise<void>
   private failed?: Error
   private size = 0
+  /** Bytes queued by `write` since the last flush took the queue. */
+  private unwritten = 0
 
   constructor(options: WalOptions, dependencies: WalDependencies) {
     this.path = options.path
@@ -171,7 +177,10 @@ export class Wal {
   write(record: Uint8Array): void {
     const refused = this.refuse(record)
     if (refused) throw refused
-    this.enqueue({ frame: this.frame(record) })
+    const frame = this.frame(record)
+    this.queue.push({ frame })
+    this.unwritten += frame.byteLength
+    if (this.unwritten >= WRITE_BEHIND_BYTES && this.flushing === undefined) this.flushing = this.flushLoop()
   }
 
   /** Resolves once every record queued before the call is on disk. */
@@ -231,7 +240,9 @@ export class Wal {
     this.size = size
   }
 
+  /** Writes what is queued and waits for every write under way. */
   private async drain(): Promise<void> {
+    if (this.queue.length > 0 && this.flushing === undefined && this.failed === undefined) this.flushing = this.flushLoop()
     while (this.flushing !== undefined) await this.flushing
   }
 
@@ -240,6 +251,7 @@ export class Wal {
       while (this.queue.length > 0) {
         const batch = this.queue
         this.queue = []
+        this.unwritten = 0
         try {
           const total = batch.reduce((n, p) => n + p.frame.byteLength, 0)
           const buf = new Uint8Array(total)
@@ -258,6 +270,7 @@ export class Wal {
           this.log.error({ path: this.path, err: (e as Error).message }, 'WAL append failed')
           for (const p of [...batch, ...this.queue]) p.reject?.(this.failed)
           this.queue = []
+          this.unwritten = 0
         }
       }
     } finally {

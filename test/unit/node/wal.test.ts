@@ -7,8 +7,9 @@ import { after, describe, it } from 'node:test'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { loadFile, loadFileSync, saveAtomic, saveAtomicSync } from '../../../node/atomicFile.js'
 import { silentLogger } from '../../../node/logger.js'
-import { Wal, WalCorruptError, WAL_FRAME_HEADER } from '../../../node/wal.js'
+import { Wal, WalCorruptError, WAL_FRAME_HEADER, WRITE_BEHIND_BYTES } from '../../../node/wal.js'
 import { Rng } from '../../helpers/random.js'
+import { waitFor } from './waitFor.js'
 
 const dirs: string[] = []
 function tempDir(): string {
@@ -111,6 +112,21 @@ describe('wal', () => {
     assert.deepEqual(await again.replay(), rs)
     await again.stop()
     await assert.rejects(again.sync(), /not started/)
+  })
+
+  it('keeps written records in memory until a sync, or until enough of them are queued', async () => {
+    const path = join(tempDir(), 'cs.wal')
+    const wal = await openWal(path)
+    wal.write(new Uint8Array(100))
+    await new Promise((r) => setImmediate(r))
+    assert.equal(statSync(path).size, 0)
+    await wal.sync()
+    assert.equal(statSync(path).size, WAL_FRAME_HEADER + 100)
+    const big = new Uint8Array(WRITE_BEHIND_BYTES)
+    wal.write(big)
+    // a megabyte queued starts a write without any sync asked for
+    await waitFor(() => statSync(path).size === 2 * WAL_FRAME_HEADER + 100 + WRITE_BEHIND_BYTES, 'the write-behind')
+    await wal.stop()
   })
 
   it('bounds record sizes', async () => {
