@@ -145,7 +145,7 @@ export class TallyNode {
     }
     const chain = new ChainStore(kv)
     const verified = new VerifiedTxCache()
-    const metrics = new Metrics({})
+    const metrics = new Metrics({ defaultMetrics: true })
 
     // this node's keys: the validator key signs through the guard; the node key is the libp2p identity
     let guard: SafetyGuard | null = null

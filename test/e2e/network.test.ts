@@ -46,6 +46,22 @@ describe('a four-validator network', { timeout: 300_000 }, () => {
     await net.checkSameChain(height + 1)
   })
 
+  test('serves /health and Prometheus /metrics, with the node\'s and the process\'s own metrics', async () => {
+    const health = await fetch(`${net.rpcUrl(2)}/health`)
+    assert.equal(health.status, 200)
+    assert.deepEqual(await health.json(), { healthy: true })
+    const text = await (await fetch(`${net.rpcUrl(2)}/metrics`)).text()
+    const value = (name: string) => {
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
+      assert.ok(m, `${name} in /metrics`)
+      return Number(m[1])
+    }
+    assert.ok(value('tally_height') >= 2)
+    assert.ok(value('tally_peers') >= 2)
+    assert.ok(value('tally_process_resident_memory_bytes') > 10 * 2 ** 20)
+    assert.ok(value('tally_nodejs_heap_size_used_bytes') > 0)
+  })
+
   test('kill -9 of one validator under load: the others go on, and it catches up after a restart', async () => {
     const load = new Load(readDevKey(net.keyFile('account1')), chainId, () => urlsExcept([3]), readDevKey(net.keyFile('account2')).address)
     await load.start()
