@@ -13,7 +13,7 @@ const oneShot = (nodeCrypto as unknown as { hash?: OneShotHash }).hash
  * wrapper, and the state tree makes about a million of them a minute under load: returned as they are, they grew
  * the process's native heap by some 20 MB (docs/performance.md).
  */
-function view(d: Buffer): Uint8Array {
+function ownDigest(d: Buffer): Uint8Array {
   const out = new Uint8Array(HASH_LENGTH)
   out.set(d)
   return out
@@ -21,8 +21,8 @@ function view(d: Buffer): Uint8Array {
 
 /** SHA-256 of the concatenation of the given byte arrays (OpenSSL through node:crypto). */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1 && oneShot !== undefined) return view(oneShot('sha256', parts[0]!, 'buffer'))
+  if (parts.length === 1 && oneShot !== undefined) return ownDigest(oneShot('sha256', parts[0]!, 'buffer'))
   const h = nodeCrypto.createHash('sha256')
   for (const p of parts) h.update(p)
-  return view(h.digest())
+  return ownDigest(h.digest())
 }
