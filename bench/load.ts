@@ -15,6 +15,10 @@ import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
  * percentiles, CPU and peak RSS per validator, and the machine's Ed25519 ceiling measured in the same run:
  * verifyCeilingTps = cores × single-core verifications per second ÷ validators (every validator verifies every
  * transaction once).
+ *
+ * The validators share the machine, so by default each gets the verification threads an operator would give it on a
+ * share of the cores: floor(cores ÷ validators) − 1, at least 0 (a worker thread adds no capacity to a validator that
+ * has no core to itself; it only adds hand-offs between threads). `--verify-workers` overrides it.
  */
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..')
@@ -31,7 +35,7 @@ const program = new Command()
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
-  .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the node's own choice)")
+  .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, at least 0)")
   .parse()
 const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
 const N = positive(opts.validators, '--validators')
@@ -42,9 +46,17 @@ const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
 
 function positive(v: string, name: string): number {
+  return integerAtLeast(v, 1, name, 'a positive integer')
+}
+
+function nonNegative(v: string, name: string): number {
+  return integerAtLeast(v, 0, name, 'a non-negative integer')
+}
+
+function integerAtLeast(v: string, min: number, name: string, what: string): number {
   const n = Number(v)
-  if (!Number.isSafeInteger(n) || n < 1) {
-    console.error(`bench: ${name} must be a positive integer`)
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+    console.error(`bench: ${name} must be ${what}`)
     process.exit(2)
   }
   return n
@@ -117,6 +129,8 @@ function ask(child: ChildProcess, msg: unknown): Promise<any> {
 async function main(): Promise<void> {
   const cores = availableParallelism()
   console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
+  const verifyWorkers = opts.verifyWorkers === undefined ? Math.max(0, Math.floor(cores / N) - 1) : nonNegative(opts.verifyWorkers, '--verify-workers')
+  console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
   console.log(`bench: Ed25519 verify ${Math.round(single)}/s on one core → ceiling ${Math.round(verifyCeilingTps)} tx/s`)
@@ -133,12 +147,10 @@ async function main(): Promise<void> {
       '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000'], { stdio: 'inherit' })
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
     for (let i = 0; i < N; i++) {
-      if (opts.verifyWorkers !== undefined) {
-        const file = join(dir, `node${i}`, 'config.json')
-        const config = JSON.parse(readFileSync(file, 'utf8'))
-        config.mempool = { ...config.mempool, verifyWorkers: Number(opts.verifyWorkers) }
-        writeFileSync(file, JSON.stringify(config, null, 2) + '\n')
-      }
+      const file = join(dir, `node${i}`, 'config.json')
+      const config = JSON.parse(readFileSync(file, 'utf8'))
+      config.mempool = { ...config.mempool, verifyWorkers }
+      writeFileSync(file, JSON.stringify(config, null, 2) + '\n')
       const log = openSync(join(dir, `node${i}.log`), 'a')
       const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
       procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
@@ -186,7 +198,7 @@ async function main(): Promise<void> {
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
     const result = {
-      validators: N, cores, date: new Date().toISOString(),
+      validators: N, cores, verifyWorkers, date: new Date().toISOString(),
       verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
       committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
       p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
