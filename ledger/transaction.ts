@@ -89,8 +89,22 @@ function checkFields(tx: UnsignedTransaction & { signature?: Uint8Array }): stri
 /**
  * Decodes wire bytes into a transaction: bounded size, exact shape and field lengths, u64 ranges, no trailing
  * bytes, and the one canonical encoding. Never throws; the signature is not checked here.
+ *
+ * Every validator decodes every transaction, so the usual case, a well-formed transaction, is read straight off its
+ * fixed layout ({@link readCanonicalLayout}); anything else goes through the general strict decoder
+ * ({@link decodeTransactionStrict}), which gives the reason. Both accept exactly the same bytes with the same value.
  */
 export function decodeTransaction(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
+  const tx = bytes instanceof Uint8Array ? readCanonicalLayout(bytes) : undefined
+  if (tx !== undefined) return { ok: true, value: { tx, bytes, hash: txHash(bytes) } }
+  return decodeTransactionStrict(bytes)
+}
+
+/**
+ * The general strict decoder: canonical MessagePack (decoded, then re-encoded and compared), then the shape and
+ * field checks. {@link decodeTransaction} uses it for whatever is not a well-formed transaction in its one layout.
+ */
+export function decodeTransactionStrict(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
   const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
   const decoded = decodeCanonical(bytes, MAX_TX_BYTES)
   if (!decoded.ok) return fail(decoded.reason)
@@ -103,6 +117,65 @@ export function decodeTransaction(bytes: Uint8Array): { ok: true; value: Decoded
   if (problem !== undefined) return fail(problem)
   if (!(signature instanceof Uint8Array)) return fail('signature missing')
   return { ok: true, value: { tx, bytes, hash: txHash(bytes) } }
+}
+
+/**
+ * Reads a transaction in the one layout the canonical encoding gives a valid one, or returns undefined for any
+ * other bytes (which may still be malformed in many ways: the strict decoder says how). The layout:
+ * `0x97` (array of 7), `0x01` (version), the chain id as fixstr `0xa0|n` (n < 32) or str8 `0xd9 n` (32 ≤ n ≤ 64),
+ * `0xc4 0x20` + 32-byte public key, `0xc4 0x14` + 20-byte address, amount and nonce each as `0xd3` + 8 bytes
+ * (value below 2^63) or `0xcf` + 8 bytes (2^63 and above), `0xc4 0x40` + 64-byte signature, and nothing after.
+ * Byte arrays are views of `bytes`.
+ */
+export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
+  const n = b.byteLength
+  if (n > MAX_TX_BYTES || n < 3 || b[0] !== 0x97 || b[1] !== TX_VERSION) return undefined
+  let off: number
+  let len: number
+  if (b[2]! >= 0xa1 && b[2]! <= 0xbf) {
+    len = b[2]! - 0xa0
+    off = 3
+  } else if (b[2] === 0xd9 && n > 3 && b[3]! >= 32 && b[3]! <= MAX_CHAIN_ID_LENGTH) {
+    len = b[3]!
+    off = 4
+  } else {
+    return undefined
+  }
+  if (off + len + 34 + 22 + 9 + 9 + 66 !== n) return undefined
+  let chainId = ''
+  for (let i = 0; i < len; i++) {
+    const c = b[off + i]!
+    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
+    if (!alnum && (i === 0 || (c !== 0x2e && c !== 0x5f && c !== 0x2d))) return undefined
+    chainId += String.fromCharCode(c)
+  }
+  off += len
+  if (b[off] !== 0xc4 || b[off + 1] !== PUBLIC_KEY_LENGTH) return undefined
+  const from = b.subarray(off + 2, off + 2 + PUBLIC_KEY_LENGTH)
+  off += 2 + PUBLIC_KEY_LENGTH
+  if (b[off] !== 0xc4 || b[off + 1] !== ADDRESS_LENGTH) return undefined
+  const to = b.subarray(off + 2, off + 2 + ADDRESS_LENGTH)
+  off += 2 + ADDRESS_LENGTH
+  const amount = readU64(b, off)
+  if (amount === undefined || amount < 1n) return undefined
+  const nonce = readU64(b, off + 9)
+  if (nonce === undefined) return undefined
+  off += 18
+  if (b[off] !== 0xc4 || b[off + 1] !== SIGNATURE_LENGTH) return undefined
+  const signature = b.subarray(off + 2, off + 2 + SIGNATURE_LENGTH)
+  return { chainId, from, to, amount, nonce, signature }
+}
+
+/** A u64 in its canonical 9-byte form at `off`: `0xd3` below 2^63, `0xcf` from 2^63 (as the encoder writes it). */
+function readU64(b: Uint8Array, off: number): bigint | undefined {
+  const tag = b[off]
+  const high = b[off + 1]! >= 0x80
+  if (!((tag === 0xd3 && !high) || (tag === 0xcf && high))) return undefined
+  let hi = 0
+  let lo = 0
+  for (let i = 1; i <= 4; i++) hi = hi * 256 + b[off + i]!
+  for (let i = 5; i <= 8; i++) lo = lo * 256 + b[off + i]!
+  return (BigInt(hi) << 32n) | BigInt(lo)
 }
 
 /** Signs an unsigned transaction with the sender's 32-byte secret key (whose public key must be `from`). */

@@ -4,8 +4,8 @@ import { fromHex, to0x, toHex } from '../../../crypto/bytes.js'
 import { encodeCanonical } from '../../../crypto/canonical.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import {
-  MAX_TX_BYTES, createTransfer, decodeTransaction, encodeTransaction, txSignBytes, verifyTransactionSignature,
-  type Transaction,
+  MAX_TX_BYTES, U64_MAX, createTransfer, decodeTransaction, decodeTransactionStrict, encodeTransaction, readCanonicalLayout,
+  txSignBytes, verifyTransactionSignature, type Transaction,
 } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 import { Rng } from '../../helpers/random.js'
@@ -104,6 +104,69 @@ test('100,000 random and mutated byte strings yield only typed errors or canonic
     }
   }
   assert.ok(accepted < 100_000)
+})
+
+/** The fields of a decoded transaction as comparable text. */
+function fields(tx: Transaction): string[] {
+  return [tx.chainId, toHex(tx.from), toHex(tx.to), tx.amount.toString(), tx.nonce.toString(), toHex(tx.signature)]
+}
+
+test('the layout reader takes every valid transaction, at every field boundary, with the strict decoder\'s value', () => {
+  const chainIds = ['a', 'Z', '9', 'tally-test', 'a.b_c-d', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(63), 'w'.repeat(64)]
+  const u64s = [0n, 1n, 127n, 128n, 255n, 256n, 65_535n, 65_536n, (1n << 31n) - 1n, 1n << 31n, (1n << 32n) - 1n, 1n << 32n,
+    (1n << 53n) + 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 63n) + 1n, U64_MAX - 1n, U64_MAX]
+  let checked = 0
+  for (const chainId of chainIds) {
+    for (const amount of u64s) {
+      if (amount === 0n) continue
+      for (const nonce of [0n, amount - 1n, U64_MAX]) {
+        const t = createTransfer(new Uint8Array(32).fill(5), { chainId, to: new Uint8Array(20).fill(9), amount, nonce })
+        const fast = readCanonicalLayout(t.bytes)
+        assert.ok(fast !== undefined, `layout reader refused ${chainId} ${amount} ${nonce}`)
+        const strict = decodeTransactionStrict(t.bytes)
+        assert.ok(strict.ok)
+        assert.deepEqual(fields(fast), fields(strict.value.tx))
+        assert.deepEqual(fields(fast), fields(t.tx))
+        checked++
+      }
+    }
+  }
+  assert.equal(checked, chainIds.length * (u64s.length - 1) * 3)
+})
+
+test('the layout reader never takes bytes the strict decoder refuses, nor reads them differently (100,000 mutations)', () => {
+  const rng = new Rng(7)
+  const seeds = [
+    ...Array.from({ length: 6 }, (_, i) => createTransfer(new Uint8Array(32).fill(i + 1), {
+      chainId: ['a', 'tally-test', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(64), 'A.b_c-9'][i]!,
+      to: new Uint8Array(20).fill(i), amount: [1n, 2n ** 63n - 1n, 2n ** 63n, U64_MAX, 300n, 1n << 40n][i]!, nonce: BigInt(i) << BigInt(10 * i),
+    }).bytes),
+  ]
+  let fastAccepted = 0
+  for (let i = 0; i < 100_000; i++) {
+    let input = new Uint8Array(rng.pick(seeds))
+    const edits = 1 + rng.int(3)
+    for (let e = 0; e < edits; e++) {
+      const op = rng.int(4)
+      const at = rng.int(input.length)
+      if (op === 0) input[at] = rng.nextU32() & 0xff
+      else if (op === 1) input[at] = input[at]! ^ (1 << rng.int(8))
+      else if (op === 2) input = new Uint8Array([...input.subarray(0, at), ...input.subarray(at + 1)])
+      else input = new Uint8Array([...input.subarray(0, at), rng.nextU32() & 0xff, ...input.subarray(at)])
+    }
+    const fast = readCanonicalLayout(input)
+    const strict = decodeTransactionStrict(input)
+    if (fast !== undefined) {
+      fastAccepted++
+      assert.ok(strict.ok, `layout reader took bytes the strict decoder refuses: ${toHex(input)}`)
+      assert.deepEqual(fields(fast), fields(strict.value.tx))
+    }
+    const d = decodeTransaction(input)
+    assert.equal(d.ok, strict.ok)
+    if (d.ok && strict.ok) assert.deepEqual(fields(d.value.tx), fields(strict.value.tx))
+    else if (!d.ok && !strict.ok) assert.equal(d.error.reason, strict.error.reason)
+  }
+  assert.ok(fastAccepted > 1000, `mutations that stay valid exercise the layout reader (${fastAccepted})`)
 })
 
 test('the public key of a golden seed', () => {
