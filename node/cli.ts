@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { Command, CommanderError, InvalidArgumentError } from 'commander'
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
 import { fromHex, to0x } from '../crypto/bytes.js'
 import { keyPairFromSeed, isAcceptablePublicKey } from '../crypto/ed25519.js'
@@ -73,7 +73,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--p2p-port <port>', 'p2p port of validator 0 (validator i uses port + i)', int('--p2p-port', 1, 65535), 26656)
     .option('--rpc-port <port>', 'RPC port of validator 0 (validator i uses port + i)', int('--rpc-port', 1, 65535), 8545)
     .option('--accounts <k>', 'funded accounts besides the faucet', int('--accounts', 0, 100000), 0)
-    .option('--balance <amount>', 'balance of the faucet and of each account', amount, 1_000_000_000_000n)
+    // a bigint default needs its own description: commander would print it with JSON.stringify, which throws
+    .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
     .option('--json', 'machine-readable output')

@@ -51,6 +51,25 @@ test('tallyd init, then genesis new / add-validator / add-balance / validate, as
   }
 })
 
+test('every command of tallyd and tally prints its help and exits 0', () => {
+  const tally = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tally.js'), ...args], { encoding: 'utf8', timeout: 30_000 })
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+  }
+  const daemon = [[], ['testnet'], ['start'], ['init'], ['devnet'], ['genesis'], ...['new', 'add-validator', 'add-balance', 'validate', 'show-key'].map((c) => ['genesis', c])]
+  for (const c of daemon) {
+    const r = tallyd(...c, '--help')
+    assert.equal(r.code, 0, `tallyd ${c.join(' ')} --help: ${r.stderr}`)
+    assert.match(r.stdout, /^Usage: tallyd/)
+  }
+  assert.match(tallyd('testnet', '--help').stdout, /default:\s+1000000000000\)/)
+  for (const c of [[], ['keygen'], ['address'], ['balance'], ['account'], ['transfer'], ['sign'], ['send'], ['tx'], ['block'], ['status']]) {
+    const r = tally(...c, '--help')
+    assert.equal(r.code, 0, `tally ${c.join(' ')} --help: ${r.stderr}`)
+    assert.match(r.stdout, /^Usage: tally/)
+  }
+})
+
 test('tallyd testnet refuses bad arguments and a non-empty output directory', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
   try {
