@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
+import { sharedHostVerifyWorkers } from '../node/testnetFiles.js'
 
 /**
  * `npm run bench -- --validators N [--json FILE]`: the load benchmark on loopback.
@@ -16,9 +17,9 @@ import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
  * verifyCeilingTps = cores × single-core verifications per second ÷ validators (every validator verifies every
  * transaction once).
  *
- * The validators share the machine, so by default each gets the verification threads an operator would give it on a
- * share of the cores: floor(cores ÷ validators) − 1, at least 0 (a worker thread adds no capacity to a validator that
- * has no core to itself; it only adds hand-offs between threads). `--verify-workers` overrides it.
+ * The validators share the machine, so each gets the verification threads of its share of the cores, as
+ * `tallyd testnet` writes them for validators on one host: floor(cores ÷ validators) − 1, at least 0 (a worker
+ * thread adds no capacity to a validator without a core of its own, only hand-offs). `--verify-workers` overrides it.
  */
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..')
@@ -129,7 +130,7 @@ function ask(child: ChildProcess, msg: unknown): Promise<any> {
 async function main(): Promise<void> {
   const cores = availableParallelism()
   console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
-  const verifyWorkers = opts.verifyWorkers === undefined ? Math.max(0, Math.floor(cores / N) - 1) : nonNegative(opts.verifyWorkers, '--verify-workers')
+  const verifyWorkers = opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : nonNegative(opts.verifyWorkers, '--verify-workers')
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
@@ -144,13 +145,9 @@ async function main(): Promise<void> {
   try {
     const base = 30000 + (process.pid % 5000)
     const gen = spawn(process.execPath, [TALLYD, 'testnet', '--validators', String(N), '--out', dir, '--chain-id', 'tally-bench',
-      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000'], { stdio: 'inherit' })
+      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000', '--verify-workers', String(verifyWorkers)], { stdio: 'inherit' })
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
     for (let i = 0; i < N; i++) {
-      const file = join(dir, `node${i}`, 'config.json')
-      const config = JSON.parse(readFileSync(file, 'utf8'))
-      config.mempool = { ...config.mempool, verifyWorkers }
-      writeFileSync(file, JSON.stringify(config, null, 2) + '\n')
       const log = openSync(join(dir, `node${i}.log`), 'a')
       const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
       procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))

@@ -77,10 +77,11 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
+    .option('--verify-workers <n>', 'signature verification threads per validator (default: without --hosts, the validators share this machine and each gets floor(cores / validators) - 1, at least 0; with --hosts, the node\'s own default)', int('--verify-workers', 0, 64))
     .option('--json', 'machine-readable output')
     .action((o) => {
       const hosts = o.hosts === undefined ? undefined : String(o.hosts).split(',').map((h: string) => host(h.trim()))
-      const r = writeTestnet({ validators: o.validators, out: resolve(o.out), chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: o.accounts, balance: o.balance, hosts, listenHost: o.listenHost })
+      const r = writeTestnet({ validators: o.validators, out: resolve(o.out), chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: o.accounts, balance: o.balance, hosts, listenHost: o.listenHost, verifyWorkers: o.verifyWorkers })
       if (o.json) out(JSON.stringify({ ...r, out: resolve(o.out) }))
       else {
         out(`wrote a ${r.validators}-validator testnet "${r.chainId}" to ${resolve(o.out)}`)

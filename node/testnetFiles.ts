@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { formatAddress } from '../crypto/address.js'
 import { encodeKeyFile } from '../crypto/keyfile.js'
@@ -20,6 +21,20 @@ export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'gene
   readonly hosts?: readonly string[]
   /** The interface to listen on for p2p and RPC; default: `host`. */
   readonly listenHost?: string
+  /**
+   * `mempool.verifyWorkers` of every validator. Default: when all validators are on this one host (no `hosts`),
+   * {@link sharedHostVerifyWorkers}; with `hosts`, left out (each node then takes its own default).
+   */
+  readonly verifyWorkers?: number
+}
+
+/**
+ * Signature verification threads for each of `validators` validators sharing this machine: the cores each has to
+ * itself, less one for its event loop, at least 0. A worker thread adds capacity only on a core of its own; on a
+ * shared core it only adds hand-offs (docs/performance.md, fifth round).
+ */
+export function sharedHostVerifyWorkers(validators: number, cores = availableParallelism()): number {
+  return Math.max(0, Math.floor(cores / validators) - 1)
 }
 
 /** Thrown with every problem named, for the CLI to print. */
@@ -44,10 +59,12 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   mkdirSync(o.out, { recursive: true })
   const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
   writeFile(join(o.out, 'genesis.json'), genesisText)
+  const verifyWorkers = o.verifyWorkers ?? (o.hosts === undefined ? sharedHostVerifyWorkers(o.validators) : undefined)
   t.validators.forEach((v, i) => {
     const home = join(o.out, `node${i}`)
     mkdirSync(home, { recursive: true })
     let config = v.config
+    if (verifyWorkers !== undefined) config = { ...config, mempool: { ...config.mempool, verifyWorkers } }
     if (o.hosts !== undefined || o.listenHost !== undefined) {
       const listenHost = o.listenHost ?? o.host
       const port = (address: string) => address.slice(address.lastIndexOf(':') + 1)

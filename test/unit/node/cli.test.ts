@@ -2,8 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sharedHostVerifyWorkers } from '../../../node/testnetFiles.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 
 const tallyd = (...args: string[]) => {
@@ -82,4 +83,37 @@ test('tallyd testnet refuses bad arguments and a non-empty output directory', ()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('tallyd testnet sizes verification threads for validators sharing this machine, or as told', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
+  const workers = (out: string, i: number) => (JSON.parse(readFileSync(join(out, `node${i}`, 'config.json'), 'utf8')) as { mempool: { verifyWorkers?: number } }).mempool.verifyWorkers
+  try {
+    const shared = join(dir, 'shared')
+    assert.equal(tallyd('testnet', '--validators', '2', '--out', shared).code, 0)
+    assert.equal(workers(shared, 0), sharedHostVerifyWorkers(2, availableParallelism()))
+    assert.equal(workers(shared, 1), workers(shared, 0))
+    const told = join(dir, 'told')
+    assert.equal(tallyd('testnet', '--validators', '2', '--out', told, '--verify-workers', '3').code, 0)
+    assert.deepEqual([workers(told, 0), workers(told, 1)], [3, 3])
+    const hosts = join(dir, 'hosts')
+    assert.equal(tallyd('testnet', '--validators', '2', '--out', hosts, '--hosts', 'a.example,b.example').code, 0)
+    assert.equal(workers(hosts, 0), undefined, 'validators on their own hosts take the node default')
+    for (const bad of ['-1', '65', 'x']) {
+      const r = tallyd('testnet', '--validators', '2', '--out', join(dir, `bad${bad}`), '--verify-workers', bad)
+      assert.notEqual(r.code, 0)
+      assert.match(r.stderr, /--verify-workers/)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('each validator sharing a machine gets the cores it has to itself, less one', () => {
+  assert.equal(sharedHostVerifyWorkers(1, 1), 0)
+  assert.equal(sharedHostVerifyWorkers(1, 2), 1)
+  assert.equal(sharedHostVerifyWorkers(4, 2), 0)
+  assert.equal(sharedHostVerifyWorkers(4, 8), 1)
+  assert.equal(sharedHostVerifyWorkers(4, 16), 3)
+  assert.equal(sharedHostVerifyWorkers(3, 8), 1)
 })
