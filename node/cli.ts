@@ -6,7 +6,7 @@ import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/add
 import { fromHex, to0x } from '../crypto/bytes.js'
 import { keyPairFromSeed, isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { encodeKeyFile } from '../crypto/keyfile.js'
-import { DEFAULT_CONFIG } from '../genesis/config.js'
+import { DEFAULT_CONFIG, parseConfig } from '../genesis/config.js'
 import { DEFAULT_PARAMS, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../genesis/genesis.js'
 import { isValidChainId, U64_MAX } from '../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
@@ -125,6 +125,11 @@ export function buildProgram(out: (s: string) => void): Command {
       for (const f of [HomeFiles.validatorKey, HomeFiles.nodeKey]) {
         if (existsSync(join(home, f))) throw new UsageError(`${join(home, f)} already exists: refusing to overwrite a key`)
       }
+      // checked with the same rules `tallyd start` applies, before anything is written
+      const config = { ...DEFAULT_CONFIG, moniker: o.moniker, p2p: { ...DEFAULT_CONFIG.p2p, listen: `0.0.0.0:${o.p2pPort}` }, rpc: { ...DEFAULT_CONFIG.rpc, port: o.rpcPort } }
+      const checked = parseConfig(config)
+      const flag: Record<string, string> = { moniker: '--moniker', 'p2p.listen': '--p2p-port', 'rpc.port': '--rpc-port' }
+      if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
       mkdirSync(home, { recursive: true })
       const validatorSeed = new Uint8Array(randomBytes(32))
       const nodeSeed = new Uint8Array(randomBytes(32))
@@ -133,7 +138,6 @@ export function buildProgram(out: (s: string) => void): Command {
         chmodSync(join(home, f), 0o600)
       }
       if (!existsSync(join(home, HomeFiles.config))) {
-        const config = { ...DEFAULT_CONFIG, moniker: o.moniker, p2p: { ...DEFAULT_CONFIG.p2p, listen: `0.0.0.0:${o.p2pPort}` }, rpc: { ...DEFAULT_CONFIG.rpc, port: o.rpcPort } }
         writeFileSync(join(home, HomeFiles.config), JSON.stringify(config, null, 2) + '\n')
       }
       const publicKey = keyPairFromSeed(validatorSeed).publicKey

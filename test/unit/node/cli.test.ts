@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sharedHostVerifyWorkers } from '../../../node/testnetFiles.js'
@@ -47,6 +47,21 @@ test('tallyd init, then genesis new / add-validator / add-balance / validate, as
     const overflow = tallyd('genesis', 'add-balance', '--genesis', g, '--address', homes[1]!.address, '--amount', '18446744073709551616')
     assert.notEqual(overflow.code, 0)
     assert.equal(readFileSync(g, 'utf8'), before)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd init refuses a moniker tallyd start would refuse, and writes nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
+  try {
+    for (const moniker of ['', 'x'.repeat(65), 'h\u00e9llo', 'tab\there']) {
+      const r = tallyd('init', '--home', join(dir, 'h'), '--moniker', moniker)
+      assert.equal(r.code, 1, `moniker ${JSON.stringify(moniker)}`)
+      assert.match(r.stderr, /--moniker: must be 1-64 printable ASCII characters/)
+      assert.equal(existsSync(join(dir, 'h')), false)
+    }
+    assert.equal(tallyd('init', '--home', join(dir, 'h'), '--moniker', 'a fine name').code, 0)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
