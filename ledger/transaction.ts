@@ -125,7 +125,7 @@ export function decodeTransactionStrict(bytes: Uint8Array): { ok: true; value: D
  * `0x97` (array of 7), `0x01` (version), the chain id as fixstr `0xa0|n` (n < 32) or str8 `0xd9 n` (32 ≤ n ≤ 64),
  * `0xc4 0x20` + 32-byte public key, `0xc4 0x14` + 20-byte address, amount and nonce each as `0xd3` + 8 bytes
  * (value below 2^63) or `0xcf` + 8 bytes (2^63 and above), `0xc4 0x40` + 64-byte signature, and nothing after.
- * Byte arrays are views of `bytes`.
+ * Byte arrays are plain Uint8Array views of `bytes`.
  */
 export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
   const n = b.byteLength
@@ -151,10 +151,10 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
   }
   off += len
   if (b[off] !== 0xc4 || b[off + 1] !== PUBLIC_KEY_LENGTH) return undefined
-  const from = b.subarray(off + 2, off + 2 + PUBLIC_KEY_LENGTH)
+  const from = view(b, off + 2, PUBLIC_KEY_LENGTH)
   off += 2 + PUBLIC_KEY_LENGTH
   if (b[off] !== 0xc4 || b[off + 1] !== ADDRESS_LENGTH) return undefined
-  const to = b.subarray(off + 2, off + 2 + ADDRESS_LENGTH)
+  const to = view(b, off + 2, ADDRESS_LENGTH)
   off += 2 + ADDRESS_LENGTH
   const amount = readU64(b, off)
   if (amount === undefined || amount < 1n) return undefined
@@ -162,8 +162,13 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
   if (nonce === undefined) return undefined
   off += 18
   if (b[off] !== 0xc4 || b[off + 1] !== SIGNATURE_LENGTH) return undefined
-  const signature = b.subarray(off + 2, off + 2 + SIGNATURE_LENGTH)
+  const signature = view(b, off + 2, SIGNATURE_LENGTH)
   return { chainId, from, to, amount, nonce, signature }
+}
+
+/** A plain Uint8Array over part of `b` (not a Buffer even when `b` is one, as the strict decoder returns). */
+function view(b: Uint8Array, off: number, length: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + off, length)
 }
 
 /** A u64 in its canonical 9-byte form at `off`: `0xd3` below 2^63, `0xcf` from 2^63 (as the encoder writes it). */

@@ -132,6 +132,11 @@ test('the layout reader takes every valid transaction, at every field boundary, 
     }
   }
   assert.equal(checked, chainIds.length * (u64s.length - 1) * 3)
+  // a Buffer in (as the network hands them) gives plain Uint8Arrays out, like the strict decoder
+  const t = createTransfer(new Uint8Array(32).fill(5), { chainId: 'tally-test', to: new Uint8Array(20).fill(9), amount: 5n, nonce: 1n })
+  const fromBuffer = readCanonicalLayout(Buffer.concat([Buffer.from([1, 2, 3]), t.bytes]).subarray(3))!
+  for (const field of [fromBuffer.from, fromBuffer.to, fromBuffer.signature]) assert.equal(Object.getPrototypeOf(field), Uint8Array.prototype)
+  assert.deepEqual(fields(fromBuffer), fields(t.tx))
 })
 
 test('the layout reader never takes bytes the strict decoder refuses, nor reads them differently (100,000 mutations)', () => {
