@@ -142,13 +142,7 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
     return undefined
   }
   if (off + len + 34 + 22 + 9 + 9 + 66 !== n) return undefined
-  let chainId = ''
-  for (let i = 0; i < len; i++) {
-    const c = b[off + i]!
-    const alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)
-    if (!alnum && (i === 0 || (c !== 0x2e && c !== 0x5f && c !== 0x2d))) return undefined
-    chainId += String.fromCharCode(c)
-  }
+  const chainId = String.fromCharCode(...b.subarray(off, off + len))
   off += len
   if (b[off] !== 0xc4 || b[off + 1] !== PUBLIC_KEY_LENGTH) return undefined
   const from = view(b, off + 2, PUBLIC_KEY_LENGTH)
@@ -157,13 +151,13 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
   const to = view(b, off + 2, ADDRESS_LENGTH)
   off += 2 + ADDRESS_LENGTH
   const amount = readU64(b, off)
-  if (amount === undefined || amount < 1n) return undefined
   const nonce = readU64(b, off + 9)
-  if (nonce === undefined) return undefined
+  if (amount === undefined || nonce === undefined) return undefined
   off += 18
   if (b[off] !== 0xc4 || b[off + 1] !== SIGNATURE_LENGTH) return undefined
-  const signature = view(b, off + 2, SIGNATURE_LENGTH)
-  return { chainId, from, to, amount, nonce, signature }
+  const tx = { chainId, from, to, amount, nonce, signature: view(b, off + 2, SIGNATURE_LENGTH) }
+  // the layout fixes the encoding; the values obey the same rules as every other transaction's
+  return checkFields(tx) === undefined ? tx : undefined
 }
 
 /** A plain Uint8Array over part of `b` (not a Buffer even when `b` is one, as the strict decoder returns). */
