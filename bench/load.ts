@@ -18,7 +18,7 @@ import { sharedHostVerifyWorkers } from '../node/testnetFiles.js'
  * transaction once).
  *
  * The validators share the machine, so each gets the verification threads of its share of the cores, as
- * `tallyd testnet` writes them for validators on one host: floor(cores ÷ validators) − 1, at least 0 (a worker
+ * `tallyd testnet` writes them for validators on one host: floor(cores ÷ validators) − 1, from 0 to 4 (a worker
  * thread adds no capacity to a validator without a core of its own, only hand-offs). `--verify-workers` overrides it.
  */
 
@@ -36,7 +36,7 @@ const program = new Command()
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
-  .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, at least 0)")
+  .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
 const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
 const N = positive(opts.validators, '--validators')

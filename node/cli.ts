@@ -77,7 +77,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
-    .option('--verify-workers <n>', 'signature verification threads per validator (default: without --hosts, the validators share this machine and each gets floor(cores / validators) - 1, at least 0; with --hosts, the node\'s own default)', int('--verify-workers', 0, 64))
+    .option('--verify-workers <n>', 'signature verification threads per validator (default: without --hosts, the validators share this machine and each gets floor(cores / validators) - 1, from 0 to 4; with --hosts, the node\'s own default)', int('--verify-workers', 0, 64))
     .option('--json', 'machine-readable output')
     .action((o) => {
       const hosts = o.hosts === undefined ? undefined : String(o.hosts).split(',').map((h: string) => host(h.trim()))

@@ -36,7 +36,7 @@ import { peerIdOf } from './peerId.js'
 import { LevelKvStore } from './store/levelKvStore.js'
 import { Timers } from './timers.js'
 import { TxGossip } from './txGossip.js'
-import { VerifyPool } from './verifyPool.js'
+import { MAX_DEFAULT_VERIFY_WORKERS, VerifyPool } from './verifyPool.js'
 import { Wal } from './wal.js'
 import { FileSafetyStore } from './safetyFile.js'
 
@@ -171,7 +171,7 @@ export class TallyNode {
     }
 
     let node: TallyNode | undefined
-    const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(4, availableParallelism() - 1)) }, componentLogger(logger, 'mempool'))
+    const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) }, componentLogger(logger, 'mempool'))
     const verifySignature = (tx: Transaction) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature)
     const mempool = new Mempool(
       { chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender },

@@ -6,6 +6,7 @@ import { formatAddress } from '../crypto/address.js'
 import { encodeKeyFile } from '../crypto/keyfile.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../genesis/testnet.js'
 import { HomeFiles } from './home.js'
+import { MAX_DEFAULT_VERIFY_WORKERS } from './verifyPool.js'
 import { peerIdOf } from './peerId.js'
 
 /**
@@ -30,11 +31,11 @@ export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'gene
 
 /**
  * Signature verification threads for each of `validators` validators sharing this machine: the cores each has to
- * itself, less one for its event loop, at least 0. A worker thread adds capacity only on a core of its own; on a
- * shared core it only adds hand-offs (docs/performance.md, fifth round).
+ * itself, less one for its event loop, at least 0 and at most the node's own default maximum. A worker thread adds
+ * capacity only on a core of its own; on a shared core it only adds hand-offs (docs/performance.md, fifth round).
  */
 export function sharedHostVerifyWorkers(validators: number, cores = availableParallelism()): number {
-  return Math.max(0, Math.floor(cores / validators) - 1)
+  return Math.min(MAX_DEFAULT_VERIFY_WORKERS, Math.max(0, Math.floor(cores / validators) - 1))
 }
 
 /** Thrown with every problem named, for the CLI to print. */

@@ -45,6 +45,9 @@ interface WorkerSlot {
   alive: boolean
 }
 
+/** Most worker threads a node gives itself by default: beyond this, verification is not what limits it. */
+export const MAX_DEFAULT_VERIFY_WORKERS = 4
+
 /** Largest message the batch format carries (u16 length); transaction sign bytes are far smaller. */
 const MAX_MESSAGE_BYTES = 0xffff
 

@@ -131,4 +131,7 @@ test('each validator sharing a machine gets the cores it has to itself, less one
   assert.equal(sharedHostVerifyWorkers(4, 8), 1)
   assert.equal(sharedHostVerifyWorkers(4, 16), 3)
   assert.equal(sharedHostVerifyWorkers(3, 8), 1)
+  // never more than a node would give itself (and always a value config.json accepts)
+  assert.equal(sharedHostVerifyWorkers(1, 16), 4)
+  assert.equal(sharedHostVerifyWorkers(1, 256), 4)
 })
