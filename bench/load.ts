@@ -47,16 +47,12 @@ const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
 
 function positive(v: string, name: string): number {
-  return integerAtLeast(v, 1, name, 'a positive integer')
+  return integerIn(v, 1, Number.MAX_SAFE_INTEGER, name, 'a positive integer')
 }
 
-function nonNegative(v: string, name: string): number {
-  return integerAtLeast(v, 0, name, 'a non-negative integer')
-}
-
-function integerAtLeast(v: string, min: number, name: string, what: string): number {
+function integerIn(v: string, min: number, max: number, name: string, what: string): number {
   const n = Number(v)
-  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < min || n > max) {
     console.error(`bench: ${name} must be ${what}`)
     process.exit(2)
   }
@@ -130,7 +126,7 @@ function ask(child: ChildProcess, msg: unknown): Promise<any> {
 async function main(): Promise<void> {
   const cores = availableParallelism()
   console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
-  const verifyWorkers = opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : nonNegative(opts.verifyWorkers, '--verify-workers')
+  const verifyWorkers = opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : integerIn(opts.verifyWorkers, 0, 64, '--verify-workers', 'an integer from 0 to 64')
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
