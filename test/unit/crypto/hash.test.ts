@@ -25,3 +25,17 @@ test('sha256 returns a plain 32-byte array that owns its memory', () => {
   assert.notEqual(toHex(b), toHex(a))
   assert.equal(toHex(sha256(bytes('abc'))), ABC)
 })
+
+test('sha256 agrees with node:crypto digests byte for byte, every byte value included', async () => {
+  const { createHash } = await import('node:crypto')
+  const seen = new Set<number>()
+  for (let i = 0; i < 4000; i++) {
+    const input = new Uint8Array(i % 200)
+    for (let j = 0; j < input.length; j++) input[j] = (i * 31 + j * 7) & 0xff
+    const want = new Uint8Array(createHash('sha256').update(input).digest())
+    assert.deepEqual(sha256(input), want)
+    assert.deepEqual(sha256(input.subarray(0, input.length >> 1), input.subarray(input.length >> 1)), want)
+    for (const b of want) seen.add(b)
+  }
+  assert.equal(seen.size, 256)
+})
