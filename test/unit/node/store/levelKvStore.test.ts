@@ -28,3 +28,17 @@ test('LevelKvStore: data survives close and reopen', async () => {
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('LevelKvStore: a batch with an invalid op is refused whole and the store stays usable', async () => {
+  const { store, close } = await openTemp()
+  try {
+    const good = { type: 'put' as const, key: new Uint8Array([0x4c, 2]), value: new Uint8Array([1]) }
+    const bad = { type: 'put' as const, key: new Uint8Array([0x4c, 3]), value: undefined as unknown as Uint8Array }
+    await assert.rejects(store.write([good, bad]))
+    assert.equal(await store.get(good.key), undefined)
+    await store.write([good])
+    assert.deepEqual([...(await store.get(good.key))!], [1])
+  } finally {
+    await close()
+  }
+})
