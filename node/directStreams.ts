@@ -52,6 +52,9 @@ export interface DirectStreamsStats {
   rejected: number
 }
 
+/** Most bytes of queued messages written to a stream at once (one Noise frame's worth). */
+const COALESCE_BYTES = 64 * 1024
+
 /** Room in the read buffer beyond one message: a resumed stream hands over what it held while paused (at most 4 MiB). */
 const READ_SLACK_BYTES = 4 * 1024 * 1024 + 16
 
@@ -134,11 +137,17 @@ export class DirectStreams {
         }
         o.stream = lpStream(stream, { maxDataLength: this.maxMessageBytes })
       }
+      // The messages queued meanwhile go out together, up to COALESCE_BYTES a write (at least one message): the
+      // muxer and Noise then frame, encrypt and send them once, where a write per message paid each of those costs
+      // per message. Writes stay small enough for back-pressure to hold a fast sender between them.
       while (o.queue.length > 0) {
-        const data = o.queue.shift()!
-        o.queuedBytes -= data.byteLength
-        await o.stream.write(data)
-        this.stats.sent++
+        let n = 0
+        let bytes = 0
+        while (n < o.queue.length && (n === 0 || bytes + o.queue[n]!.byteLength <= COALESCE_BYTES)) bytes += o.queue[n++]!.byteLength
+        const batch = o.queue.splice(0, n)
+        o.queuedBytes -= bytes
+        await o.stream.writeV(batch)
+        this.stats.sent += n
       }
     } catch (e) {
       this.log.debug({ peer: o.peer, protocol: o.protocol, err: (e as Error).message, dropped: o.queue.length }, 'direct stream failed')

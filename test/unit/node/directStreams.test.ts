@@ -42,6 +42,18 @@ describe('direct streams', () => {
     assert.equal(directs[1]!.stats.sent, 0)
   })
 
+  it('keeps order and message boundaries when a turn\'s messages go out together, across the coalescing bound', async () => {
+    const { net, directs, got } = await setup(2, [{ maxMessageBytes: 200 * 1024 }, { maxMessageBytes: 200 * 1024 }])
+    // sizes around the 64 KiB a write may hold: tiny, exactly the bound, above it, and many small ones between
+    const sizes = [1, 65_536, 3, 65_535, 2, 150_000, ...Array.from({ length: 300 }, (_, k) => 1 + (k % 700)), 70_000, 1]
+    const peer = net.nodes[1]!.peerId
+    sizes.forEach((n, k) => assert.equal(directs[0]!.sendTo(peer, PROTOCOL, Buffer.alloc(n, String.fromCharCode(48 + (k % 64)))), true))
+    await waitFor(() => got[1]!.length === sizes.length, 'every message delivered')
+    assert.deepEqual(got[1]!.map((g) => g.text.length), sizes)
+    got[1]!.forEach((g, k) => assert.ok(g.text === String.fromCharCode(48 + (k % 64)).repeat(sizes[k]!), `message ${k} intact`))
+    assert.equal(directs[0]!.stats.sent, sizes.length)
+  })
+
   it('penalizes a peer whose message is rejected or oversized, and recovers the stream after a bad frame', async () => {
     const { net, directs, got } = await setup(2, [{ maxMessageBytes: 1024 }, { maxMessageBytes: 100 }], (d) => (d[0] === 0x21 ? 'reject' : 'accept'))
     const [a, b] = net.nodes
