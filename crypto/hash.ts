@@ -25,5 +25,5 @@ export function sha256(...parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1 && oneShot !== undefined) return ownDigest(oneShot('sha256', parts[0]!, 'latin1'))
   const h = nodeCrypto.createHash('sha256')
   for (const p of parts) h.update(p)
-  return ownDigest(h.digest('latin1'))
+  return ownDigest(h.digest('binary')) // 'binary' is node's alias of latin1
 }
