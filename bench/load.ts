@@ -125,8 +125,8 @@ function ask(child: ChildProcess, msg: unknown): Promise<any> {
 
 async function main(): Promise<void> {
   const cores = availableParallelism()
-  console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
   const verifyWorkers = opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : integerIn(opts.verifyWorkers, 0, 64, '--verify-workers', 'an integer from 0 to 64')
+  console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
