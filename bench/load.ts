@@ -30,6 +30,7 @@ const program = new Command()
   .option('--validators <n>', 'validators to start', '4')
   .option('--accounts <n>', 'funded sender accounts', '2000')
   .option('--seconds <n>', 'length of each phase in seconds', '15')
+  .option('--warmup <n>', 'seconds of load before the measured phases, not measured (0: none)', '10')
   .option('--batch <n>', 'transactions per JSON-RPC batch (the node accepts 100 by default)', '100')
   .option('--outstanding <n>', 'at saturation, most transactions between submission and commit', '4000')
   .option('--json <file>', 'write the results as JSON')
@@ -38,10 +39,11 @@ const program = new Command()
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
 const SECONDS = positive(opts.seconds, '--seconds')
+const WARMUP = integerIn(opts.warmup, 0, 3600, '--warmup', 'a whole number of seconds from 0 to 3600')
 const BATCH = positive(opts.batch, '--batch')
 const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
@@ -161,19 +163,23 @@ async function main(): Promise<void> {
     procs.forEach((p, i) => { cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0 })
     sampler = setInterval(() => procs.forEach((p, i) => { const s = procStats(p.pid!); if (s) peak[i] = Math.max(peak[i], s.rssMb) }), 250)
 
-    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * SECONDS * 2) / ACCOUNTS))
+    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2)) / ACCOUNTS))
     console.log(`bench: pre-signing ${perAccount * ACCOUNTS} transfers from ${ACCOUNTS} accounts…`)
     await ask(submitter, { cmd: 'prepare', dir, accounts: ACCOUNTS, perAccount, chainId })
 
-    const phase = async (label: string, rate: number) => {
+    const run = async (label: string, rate: number, seconds: number) => {
       let t = 0
-      const cpu0 = machineCpu()
-      const ticker = setInterval(() => bar(Math.min(++t, SECONDS), SECONDS, label), 1000)
-      const r = await ask(submitter, { cmd: 'run', urls, rate, seconds: SECONDS, batch: BATCH, maxOutstanding: rate === 0 ? OUTSTANDING : Infinity })
+      const ticker = setInterval(() => bar(Math.min(++t, seconds), seconds, label), 1000)
+      const r = await ask(submitter, { cmd: 'run', urls, rate, seconds, batch: BATCH, maxOutstanding: rate === 0 ? OUTSTANDING : Infinity })
       clearInterval(ticker)
+      bar(seconds, seconds, label)
+      return r
+    }
+    const phase = async (label: string, rate: number) => {
+      const cpu0 = machineCpu()
+      const r = await run(label, rate, SECONDS)
       const cpu1 = machineCpu()
       const machineCpuBusyPct = cpu1.total > cpu0.total ? Math.round((100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total)) : NaN
-      bar(SECONDS, SECONDS, label)
       const blocks = [] as { time: number; txs: number }[]
       for (let h = r.firstHeight - 1; h <= r.lastHeight; h++) {
         const b = await rpc(urls[0]!, 'chain_getBlock', [h])
@@ -184,6 +190,9 @@ async function main(): Promise<void> {
       const lat = (r.latenciesMs as number[]).sort((a, b) => a - b)
       return { label, rate, admitted: r.admitted, rejected: r.rejected, errors: r.errors, committed, committedTps: span > 0 ? committed / span : 0, p50LatencyMs: percentile(lat, 50), p99LatencyMs: percentile(lat, 99), blocks: blocks.length - 1, machineCpuBusyPct }
     }
+    // a node runs for weeks: the first seconds of load, while V8 compiles the hot paths and each validator meets
+    // the senders' keys for the first time, are left out of the measurement
+    if (WARMUP > 0) await run('warm-up (not measured)', RATE ?? 0, WARMUP)
     const saturation = RATE === undefined ? await phase('saturation', 0) : undefined
     const halfRate = RATE ?? Math.max(1, Math.round(saturation!.committedTps / 2))
     const half = await phase(`open loop ${halfRate} tx/s`, halfRate)
@@ -191,7 +200,7 @@ async function main(): Promise<void> {
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
     const result = {
-      validators: N, cores, verifyWorkers, date: new Date().toISOString(),
+      validators: N, cores, verifyWorkers, warmupSeconds: WARMUP, date: new Date().toISOString(),
       verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
       committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
       p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
