@@ -1,10 +1,11 @@
-import { toHex } from '../crypto/bytes.js'
+import { bytesKey } from '../crypto/bytes.js'
 
 /**
  * A bounded set of transaction hashes whose signatures this node has already verified, so a signature is checked
  * once per node: the mempool adds a hash after admitting a transaction, and execution skips the check for hashes
  * in the set. Sound because a transaction hash is SHA-256 of the whole wire bytes, signature and signed fields
- * included. Past `maxEntries` the oldest hash is forgotten (its signature would simply be checked again).
+ * included. Past `maxEntries` the oldest hash is forgotten (its signature would simply be checked again). The
+ * mempool deletes a transaction's hash once it is committed, so the set holds about what is pending.
  */
 export class VerifiedTxCache {
   private readonly set = new Set<string>()
@@ -22,7 +23,7 @@ export class VerifiedTxCache {
 
   /** Records that the signature of the transaction with this hash verified. */
   add(hash: Uint8Array): void {
-    const id = toHex(hash)
+    const id = bytesKey(hash)
     if (this.set.has(id)) return
     if (this.set.size >= this.maxEntries) this.set.delete(this.set.values().next().value!)
     this.set.add(id)
@@ -30,11 +31,11 @@ export class VerifiedTxCache {
 
   /** True when the signature of the transaction with this hash has been verified by this node. */
   has(hash: Uint8Array): boolean {
-    return this.set.has(toHex(hash))
+    return this.set.has(bytesKey(hash))
   }
 
   /** Forgets a hash (e.g. once its transaction is committed and can never be executed again). */
   delete(hash: Uint8Array): void {
-    this.set.delete(toHex(hash))
+    this.set.delete(bytesKey(hash))
   }
 }

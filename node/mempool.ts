@@ -1,4 +1,4 @@
-import { toHex } from '../crypto/index.js'
+import { bytesKey, toHex } from '../crypto/index.js'
 import {
   MAX_TX_BYTES, decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction,
 } from '../ledger/transaction.js'
@@ -35,6 +35,7 @@ export interface AccountReader {
 export interface VerifiedSignatureCache {
   add(hash: Uint8Array): void
   has(hash: Uint8Array): boolean
+  delete(hash: Uint8Array): void
 }
 
 /** Admission failure codes: exactly the RPC `tx_submit` reasons. */
@@ -139,17 +140,17 @@ export class Mempool {
 
   /** True when the transaction is pending. */
   has(hash: Uint8Array): boolean {
-    return this.byHash.has(toHex(hash))
+    return this.byHash.has(bytesKey(hash))
   }
 
   /** A pending transaction, decoded, with its bytes and hash. */
   get(hash: Uint8Array): DecodedTransaction | undefined {
-    return this.byHash.get(toHex(hash))?.decoded
+    return this.byHash.get(bytesKey(hash))?.decoded
   }
 
   /** True when the hash was committed recently (within the remembered window). */
   wasCommitted(hash: Uint8Array): boolean {
-    return this.recentCommitted.has(toHex(hash))
+    return this.recentCommitted.has(bytesKey(hash))
   }
 
   /** Admits a transaction's wire bytes, or says why not. Never throws on any input. */
@@ -164,7 +165,7 @@ export class Mempool {
     // 2. chain id
     if (tx.chainId !== this.chainId) return fail('wrong_chain', `chain id ${tx.chainId} is not ${this.chainId}`)
     // 3. duplicates, pending or recently committed
-    const key = toHex(decoded.hash)
+    const key = bytesKey(decoded.hash)
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already)
@@ -175,7 +176,7 @@ export class Mempool {
     this.deps.verifiedSignatures?.add(decoded.hash)
     // 5. committed state of the sender (cached until a block touches the account)
     const address = senderAddress(tx)
-    const senderKey = toHex(address)
+    const senderKey = bytesKey(address)
     let sender = this.senders.get(senderKey)
     let account = sender?.account
     for (let attempt = 0; account === undefined; attempt++) {
@@ -223,11 +224,11 @@ export class Mempool {
    * pipelines transfers with it).
    */
   async pendingNonce(address: Uint8Array): Promise<bigint> {
-    const sender = this.senders.get(toHex(address))
+    const sender = this.senders.get(bytesKey(address))
     if (sender?.account !== undefined) return sender.next
     const got = this.deps.accounts.getAccount(address)
     const account = got instanceof Promise ? await got : got
-    const s = this.senders.get(toHex(address))
+    const s = this.senders.get(bytesKey(address))
     if (s === undefined) return account.nonce
     let next = account.nonce
     while (s.byNonce.has(next)) next++
@@ -267,7 +268,7 @@ export class Mempool {
    * apply either. Listeners see each removal with its reason.
    */
   reject(hash: Uint8Array, code: Exclude<Removal['code'], 'committed'>, reason: string): void {
-    const e = this.byHash.get(toHex(hash))
+    const e = this.byHash.get(bytesKey(hash))
     if (e === undefined) return
     const s = e.sender
     const later = [...s.byNonce.keys()].filter((n) => n > e.decoded.tx.nonce).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
@@ -288,8 +289,10 @@ export class Mempool {
     this.epoch++
     const stale = new Set<SenderState>()
     for (const hash of committedHashes) {
-      const key = toHex(hash)
+      const key = bytesKey(hash)
       this.rememberCommitted(key)
+      // a committed hash is refused as a duplicate before any signature check, so its verified mark is not needed
+      this.deps.verifiedSignatures?.delete(hash)
       const e = this.byHash.get(key)
       if (e === undefined) continue
       this.removeEntry(e, { code: 'committed', reason: 'committed in a block' })
@@ -298,7 +301,7 @@ export class Mempool {
     if (touched === undefined) for (const s of this.senders.values()) stale.add(s)
     else {
       for (const address of touched) {
-        const s = this.senders.get(toHex(address))
+        const s = this.senders.get(bytesKey(address))
         if (s !== undefined) stale.add(s)
       }
     }
@@ -348,7 +351,7 @@ export class Mempool {
     s.spend -= e.decoded.tx.amount
     if (e.decoded.tx.nonce < s.next) s.next = e.decoded.tx.nonce
     if (s.byNonce.size === 0) this.senders.delete(s.key)
-    if (removal.code !== 'committed') this.deps.logger?.debug({ hash: e.key, ...removal }, 'transaction dropped')
+    if (removal.code !== 'committed') this.deps.logger?.debug({ hash: toHex(e.decoded.hash), ...removal }, 'transaction dropped')
     this.deps.onRemoved?.(e.decoded.hash, removal)
   }
 

@@ -30,7 +30,11 @@ function setup(opts: Partial<MempoolOptions> = {}, async = false) {
   const verified: string[] = []
   const pool = new Mempool({ chainId: CHAIN, ...opts }, {
     accounts,
-    verifiedSignatures: { add: (h) => verified.push(toHex(h)), has: (h) => verified.includes(toHex(h)) },
+    verifiedSignatures: {
+      add: (h) => verified.push(toHex(h)),
+      has: (h) => verified.includes(toHex(h)),
+      delete: (h) => { const i = verified.indexOf(toHex(h)); if (i >= 0) verified.splice(i, 1) },
+    },
     onRemoved: (h, r) => removed.push([toHex(h), r]),
   })
   const tx = (k: number, nonce: number, amount = 10n, chainId = CHAIN) =>
@@ -47,7 +51,7 @@ describe('mempool admission', () => {
     for (const k of keys) accounts.set(addressFromPublicKey(keyPairFromSeed(k).publicKey), 1000n, 0n)
     const pool = new Mempool({ chainId: CHAIN }, {
       accounts,
-      verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)) },
+      verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)), delete: (h) => cache.delete(toHex(h)) },
       verifySignature: async (tx) => { calls.push(toHex(tx.from)); return verifyTransactionSignature(tx) },
     })
     const good = createTransfer(keys[0]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
@@ -138,9 +142,10 @@ describe('mempool ordering', () => {
 
 describe('mempool update', () => {
   it('drops committed transactions and those a block made invalid, each with a reason', async () => {
-    const { pool, tx, accounts, addrs, removed } = setup()
+    const { pool, tx, accounts, addrs, removed, verified } = setup()
     const a0 = tx(0, 0, 100n), a1 = tx(0, 1, 100n), a2 = tx(0, 2, 100n), b0 = tx(1, 0), c0 = tx(2, 0)
     for (const t of [a0, a1, a2, b0, c0]) assert.equal((await pool.add(t.bytes)).ok, true)
+    assert.equal(verified.length, 5)
     // the block commits a0 and another transaction of sender 1 with nonce 0; sender 0 spent more elsewhere
     const other = tx(1, 0, 20n)
     accounts.set(addrs[0]!, 1000n - 100n - 750n, 1n) // balance 150: covers a1 (100) but not a1 + a2
@@ -156,10 +161,13 @@ describe('mempool update', () => {
     assert.ok(pool.has(a1.hash) && pool.has(c0.hash))
     assert.equal(await pool.pendingNonce(addrs[0]!), 2n)
     assert.equal(await pool.pendingNonce(addrs[1]!), 1n)
-    // committed hashes are refused as duplicates afterwards
+    // committed hashes leave the verified-signature cache: they are refused as duplicates afterwards, before any
+    // signature check
+    assert.deepEqual(verified.sort(), [a1, a2, b0, c0].map((t) => toHex(t.hash)).sort())
     const again = await pool.add(a0.bytes)
     assert.equal(!again.ok && again.code, 'duplicate')
     assert.ok(pool.wasCommitted(a0.hash))
+    assert.equal(verified.includes(toHex(a0.hash)), false)
     // and the next reap starts from the new committed nonce
     assert.deepEqual(pool.reap({ maxTxs: 10, maxBytes: 1e6 }).map((d) => toHex(d.hash)), [toHex(a1.hash), toHex(c0.hash)])
   })
