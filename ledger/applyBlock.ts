@@ -1,4 +1,4 @@
-import { toHex } from '../crypto/bytes.js'
+import { bytesKey } from '../crypto/bytes.js'
 import type { Account } from './account.js'
 import { ZERO_ACCOUNT } from './account.js'
 import { OK_RECEIPT, type Receipt, type TxFailureCode } from './receipt.js'
@@ -52,8 +52,8 @@ export function applyTransfer(tx: Transaction, sender: Account, recipient: Accou
 }
 
 /**
- * Applies transfers in order to `accounts` (hex address → account; missing entries are zero accounts), mutating
- * it, and returns one receipt per transaction and the hex addresses whose accounts changed. `senders[i]`, when
+ * Applies transfers in order to `accounts` (address key, {@link bytesKey} of the address → account; missing entries
+ * are zero accounts), mutating it, and returns one receipt per transaction and the keys whose accounts changed. `senders[i]`, when
  * given, must be the address of `txs[i]`'s sender (saves recomputing it).
  */
 export function applyTransfers(
@@ -78,8 +78,8 @@ export function applyTransfers(
       }
       ctx.verified?.add(hash)
     }
-    const from = toHex(senders?.[i] ?? senderAddress(tx))
-    const to = toHex(tx.to)
+    const from = bytesKey(senders?.[i] ?? senderAddress(tx))
+    const to = bytesKey(tx.to)
     const self = from === to
     const outcome = applyTransfer(tx, accounts.get(from) ?? ZERO_ACCOUNT, accounts.get(to) ?? ZERO_ACCOUNT, self)
     if (!outcome.ok) {

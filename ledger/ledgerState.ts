@@ -1,5 +1,5 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
-import { bytesEqual, fromHex, toHex } from '../crypto/bytes.js'
+import { bytesEqual, bytesKey, toHex } from '../crypto/bytes.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import {
   ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
@@ -31,8 +31,10 @@ export interface ExecutionResult {
    * nodes, then the root. Their order is fixed by the data, so identical on every node for the same block.
    */
   readonly ops: KvOp[]
-  /** The accounts this block changed, by lowercase hex address (no 0x), with their new values. */
+  /** The accounts this block changed, by address key ({@link bytesKey} of the address), with their new values. */
   readonly changed: ReadonlyMap<string, Account>
+  /** The addresses whose accounts this block changed, in byte order. */
+  readonly touched: readonly Uint8Array[]
 }
 
 /**
@@ -81,12 +83,12 @@ export class LedgerState {
 
   /** The committed account of a 20-byte address (the zero account when unknown); synchronous when cached. */
   getAccount(address: Uint8Array): Account | Promise<Account> {
-    return this.accounts.get(toHex(address)) ?? this.getAccounts([address]).then((a) => a[0]!)
+    return this.accounts.get(bytesKey(address)) ?? this.getAccounts([address]).then((a) => a[0]!)
   }
 
   /** The committed accounts of several addresses, in order: cached ones from memory, the others in one read. */
   async getAccounts(addresses: readonly Uint8Array[]): Promise<Account[]> {
-    const ids = addresses.map(toHex)
+    const ids = addresses.map(bytesKey)
     const out = ids.map((id) => this.accounts.get(id))
     const missing: number[] = []
     out.forEach((a, i) => { if (a === undefined) missing.push(i) })
@@ -135,16 +137,16 @@ export class LedgerState {
     const senders = txs.map((t) => senderAddress(t.tx))
     const touched = new Map<string, Uint8Array>()
     for (let i = 0; i < txs.length; i++) {
-      touched.set(toHex(senders[i]!), senders[i]!)
-      touched.set(toHex(txs[i]!.tx.to), txs[i]!.tx.to)
+      touched.set(bytesKey(senders[i]!), senders[i]!)
+      touched.set(bytesKey(txs[i]!.tx.to), txs[i]!.tx.to)
     }
     const ids = [...touched.keys()]
     const loaded = await this.getAccounts(ids.map((id) => touched.get(id)!))
     const accounts = new Map<string, Account>()
     ids.forEach((id, i) => accounts.set(id, loaded[i]!))
     const { receipts, changed } = applyTransfers(txs, accounts, ctx, senders)
-    const updates = new Map<string, Account>()
-    for (const id of changed) updates.set(id, accounts.get(id)!)
+    const updates = new Map<string, { address: Uint8Array; account: Account }>()
+    for (const id of changed) updates.set(id, { address: touched.get(id)!, account: accounts.get(id)! })
     return this.stage(parentRoot, updates, receipts)
   }
 
@@ -153,21 +155,26 @@ export class LedgerState {
    * empty state (genesis/). Later entries for one address win. Commit like {@link execute}'s result.
    */
   async setAccounts(entries: readonly { address: Uint8Array; account: Account }[]): Promise<ExecutionResult> {
-    const updates = new Map<string, Account>()
+    const updates = new Map<string, { address: Uint8Array; account: Account }>()
     for (const { address, account } of entries) {
       if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
       encodeAccount(account) // range check
-      updates.set(toHex(address), account)
+      updates.set(bytesKey(address), { address: new Uint8Array(address), account })
     }
     return this.stage(this.root(), updates, [])
   }
 
-  private async stage(parentRoot: Uint8Array, updates: Map<string, Account>, receipts: Receipt[]): Promise<ExecutionResult> {
+  /** `updates` is keyed by bytesKey(address): sorting the keys sorts the addresses byte by byte. */
+  private async stage(parentRoot: Uint8Array, updates: Map<string, { address: Uint8Array; account: Account }>, receipts: Receipt[]): Promise<ExecutionResult> {
     const ops: KvOp[] = []
     const treeUpdates: TreeUpdate[] = []
-    for (const id of [...updates.keys()].sort()) {
-      const address = fromHex(id)!
-      const account = updates.get(id)!
+    const ids = [...updates.keys()].sort()
+    const changed = new Map<string, Account>()
+    const touched: Uint8Array[] = []
+    for (const id of ids) {
+      const { address, account } = updates.get(id)!
+      changed.set(id, account)
+      touched.push(address)
       const key = accountStoreKey(address)
       if (isZeroAccount(account)) {
         ops.push({ type: 'del', key })
@@ -178,11 +185,11 @@ export class LedgerState {
         treeUpdates.push({ key: accountTreeKey(address), valueHash: sha256(bytes) })
       }
     }
-    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed: updates }
+    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed, touched }
     const tree = await updateTree(this.store, parentRoot, treeUpdates, this.cache)
     for (const op of tree.ops) ops.push(op)
     ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    return { parentRoot, stateRoot: tree.root, receipts, ops, changed: updates }
+    return { parentRoot, stateRoot: tree.root, receipts, ops, changed, touched }
   }
 
   /**

@@ -1,4 +1,4 @@
-import { bytesEqual, fromHex, toHex } from '../crypto/bytes.js'
+import { bytesEqual, toHex } from '../crypto/bytes.js'
 import {
   commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
   type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
@@ -603,7 +603,7 @@ export class ConsensusHost {
     if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset()
     await this.d.onCommitted({
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
-      touched: [...result.changed.keys()].map((k) => fromHex(k)!), executionMs: c.executionMs ?? 0,
+      touched: result.touched, executionMs: c.executionMs ?? 0,
     })
     this.heightStartedAt = this.d.now()
     const next: QueueItem = { kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } }

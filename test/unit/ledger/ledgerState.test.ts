@@ -181,3 +181,21 @@ test('the account cache answers from memory and follows every commit; a stale ca
   }
   await assert.rejects(() => LedgerState.open(new MemoryKvStore(), { maxCachedAccounts: -1 }), RangeError)
 })
+
+test('state roots are a fixed function of the accounts: a reference block gives the same roots in every version', async () => {
+  // Computed once and kept: a change here is a change of the state commitment, which every replica must share.
+  const seeds = Array.from({ length: 40 }, (_, i) => new Uint8Array(32).fill(i * 7 + 3))
+  const addrs = seeds.map((s) => addressFromPublicKey(keyPairFromSeed(s).publicKey))
+  const store = new MemoryKvStore()
+  const state = await LedgerState.open(store)
+  const g = await state.setAccounts(addrs.map((address, i) => ({ address, account: { balance: BigInt(1000 + i), nonce: 0n } })))
+  await store.write(g.ops)
+  state.commit(g)
+  assert.equal(toHex(g.stateRoot), '3bfe4bc01e146f0dc9ccba819ebf9bfae5e2d960b6e7c6c1da3279df87529f53')
+  const txs = seeds.map((s, i) => createTransfer(s, { chainId: 'c', to: addrs[(i * 13) % 40]!, amount: BigInt(i + 1), nonce: 0n }))
+  const r = await state.execute(txs, { chainId: 'c' })
+  assert.equal(r.receipts.filter((x) => x.ok).length, 40)
+  assert.equal(toHex(r.stateRoot), '28a5c5aa0150a62f4641f1163ad421dc97b2e9faedc350d02abce74cdf208098')
+  // the changed addresses come out in byte order, each once
+  assert.deepEqual(r.touched.map(toHex), [...new Set(addrs.map(toHex))].sort())
+})
