@@ -1,4 +1,4 @@
-import { bytesEqual, toHex } from '../crypto/bytes.js'
+import { bytesEqual, bytesKey, toHex } from '../crypto/bytes.js'
 import {
   commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
   type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
@@ -477,7 +477,7 @@ export class ConsensusHost {
     if (!bytesEqual(txRoot(c.txHashes), h.txRoot)) return reject('transaction root mismatch')
     const seen = new Set<string>()
     for (const x of c.txHashes) {
-      const k = toHex(x)
+      const k = bytesKey(x)
       if (seen.has(k)) return reject('duplicate transaction')
       seen.add(k)
     }
@@ -539,10 +539,10 @@ export class ConsensusHost {
 
   /** A transaction of a block this node is working on (served to peers that miss it). */
   findTransaction(hash: Uint8Array): Uint8Array | undefined {
-    const id = toHex(hash)
+    const id = bytesKey(hash)
     for (const c of this.candidates.values()) {
       if (!c.txs) continue
-      c.byHash ??= new Map(c.txs.map((t) => [toHex(t.hash), t.bytes]))
+      c.byHash ??= new Map(c.txs.map((t) => [bytesKey(t.hash), t.bytes]))
       const bytes = c.byHash.get(id)
       if (bytes !== undefined) return bytes
     }
