@@ -105,7 +105,7 @@ interface Candidate {
   executionMs?: number
   /** The in-flight or finished validation. */
   verdict?: Promise<boolean>
-  /** Transaction bytes by hash (hex), built on the first fetch a peer makes. */
+  /** Transaction bytes by hash (bytesKey), built on the first fetch a peer makes. */
   byHash?: Map<string, Uint8Array>
 }
 
