@@ -52,9 +52,9 @@ export function applyTransfer(tx: Transaction, sender: Account, recipient: Accou
 }
 
 /**
- * Applies transfers in order to `accounts` (address key, {@link bytesKey} of the address → account; missing entries
- * are zero accounts), mutating it, and returns one receipt per transaction and the keys whose accounts changed. `senders[i]`, when
- * given, must be the address of `txs[i]`'s sender (saves recomputing it).
+ * Applies transfers in order to `accounts` ({@link bytesKey} of the address → account; missing entries are zero
+ * accounts), mutating it, and returns one receipt per transaction and the keys whose accounts changed.
+ * `senders[i]`, when given, must be the address of `txs[i]`'s sender (saves recomputing it).
  */
 export function applyTransfers(
   txs: readonly DecodedTransaction[],

@@ -31,10 +31,14 @@ export interface ExecutionResult {
    * nodes, then the root. Their order is fixed by the data, so identical on every node for the same block.
    */
   readonly ops: KvOp[]
-  /** The accounts this block changed, by address key ({@link bytesKey} of the address), with their new values. */
-  readonly changed: ReadonlyMap<string, Account>
-  /** The addresses whose accounts this block changed, in byte order. */
-  readonly touched: readonly Uint8Array[]
+  /** The accounts this block changed, with their new values, in address byte order. */
+  readonly changed: readonly AccountEntry[]
+}
+
+/** An account and its address. */
+export interface AccountEntry {
+  readonly address: Uint8Array
+  readonly account: Account
 }
 
 /**
@@ -145,7 +149,7 @@ export class LedgerState {
     const accounts = new Map<string, Account>()
     ids.forEach((id, i) => accounts.set(id, loaded[i]!))
     const { receipts, changed } = applyTransfers(txs, accounts, ctx, senders)
-    const updates = new Map<string, { address: Uint8Array; account: Account }>()
+    const updates = new Map<string, AccountEntry>()
     for (const id of changed) updates.set(id, { address: touched.get(id)!, account: accounts.get(id)! })
     return this.stage(parentRoot, updates, receipts)
   }
@@ -154,8 +158,8 @@ export class LedgerState {
    * Sets accounts directly, on top of the committed state, without changing it: how genesis balances enter an
    * empty state (genesis/). Later entries for one address win. Commit like {@link execute}'s result.
    */
-  async setAccounts(entries: readonly { address: Uint8Array; account: Account }[]): Promise<ExecutionResult> {
-    const updates = new Map<string, { address: Uint8Array; account: Account }>()
+  async setAccounts(entries: readonly AccountEntry[]): Promise<ExecutionResult> {
+    const updates = new Map<string, AccountEntry>()
     for (const { address, account } of entries) {
       if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
       encodeAccount(account) // range check
@@ -165,16 +169,11 @@ export class LedgerState {
   }
 
   /** `updates` is keyed by bytesKey(address): sorting the keys sorts the addresses byte by byte. */
-  private async stage(parentRoot: Uint8Array, updates: Map<string, { address: Uint8Array; account: Account }>, receipts: Receipt[]): Promise<ExecutionResult> {
+  private async stage(parentRoot: Uint8Array, updates: Map<string, AccountEntry>, receipts: Receipt[]): Promise<ExecutionResult> {
     const ops: KvOp[] = []
     const treeUpdates: TreeUpdate[] = []
-    const ids = [...updates.keys()].sort()
-    const changed = new Map<string, Account>()
-    const touched: Uint8Array[] = []
-    for (const id of ids) {
-      const { address, account } = updates.get(id)!
-      changed.set(id, account)
-      touched.push(address)
+    const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
+    for (const { address, account } of changed) {
       const key = accountStoreKey(address)
       if (isZeroAccount(account)) {
         ops.push({ type: 'del', key })
@@ -185,11 +184,11 @@ export class LedgerState {
         treeUpdates.push({ key: accountTreeKey(address), valueHash: sha256(bytes) })
       }
     }
-    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed, touched }
+    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed }
     const tree = await updateTree(this.store, parentRoot, treeUpdates, this.cache)
     for (const op of tree.ops) ops.push(op)
     ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    return { parentRoot, stateRoot: tree.root, receipts, ops, changed, touched }
+    return { parentRoot, stateRoot: tree.root, receipts, ops, changed }
   }
 
   /**
@@ -203,6 +202,6 @@ export class LedgerState {
     this.committedRoot = new Uint8Array(result.stateRoot)
     this.cache.apply(result.ops)
     this.epoch++
-    for (const [id, account] of result.changed) this.remember(id, account)
+    for (const { address, account } of result.changed) this.remember(bytesKey(address), account)
   }
 }

@@ -603,7 +603,7 @@ export class ConsensusHost {
     if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset()
     await this.d.onCommitted({
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
-      touched: result.touched, executionMs: c.executionMs ?? 0,
+      touched: result.changed.map((c) => c.address), executionMs: c.executionMs ?? 0,
     })
     this.heightStartedAt = this.d.now()
     const next: QueueItem = { kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } }
