@@ -26,6 +26,11 @@ const int = (name: string, min: number, max: number) => (v: string): number => {
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
   return n
 }
+const verifyWorkers = (v: string): number | 'shared' => {
+  if (v === 'shared') return v
+  if (!/^\d+$/.test(v) || Number(v) > 64) throw new InvalidArgumentError('--verify-workers must be an integer from 0 to 64, or shared')
+  return Number(v)
+}
 const amount = (v: string): bigint => {
   if (!/^(0|[1-9]\d{0,19})$/.test(v) || BigInt(v) > U64_MAX) throw new InvalidArgumentError('must be an integer from 0 to 2^64-1')
   return BigInt(v)
@@ -77,7 +82,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
-    .option('--verify-workers <n>', 'signature verification threads per validator (default: without --hosts, the validators share this machine and each gets floor(cores / validators) - 1, from 0 to 4; with --hosts, the node\'s own default)', int('--verify-workers', 0, 64))
+    .option('--verify-workers <n|shared>', 'signature verification threads per validator, or "shared": the validators share this machine and each gets floor(cores / validators) - 1, from 0 to 4 (default: shared without --hosts; with --hosts, the node\'s own default)', verifyWorkers)
     .option('--json', 'machine-readable output')
     .action((o) => {
       const hosts = o.hosts === undefined ? undefined : String(o.hosts).split(',').map((h: string) => host(h.trim()))

@@ -23,10 +23,11 @@ export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'gene
   /** The interface to listen on for p2p and RPC; default: `host`. */
   readonly listenHost?: string
   /**
-   * `mempool.verifyWorkers` of every validator. Default: when all validators are on this one host (no `hosts`),
-   * {@link sharedHostVerifyWorkers}; with `hosts`, left out (each node then takes its own default).
+   * `mempool.verifyWorkers` of every validator; `'shared'` (validators sharing this machine, e.g. containers named in
+   * `hosts`) writes {@link sharedHostVerifyWorkers}. Default: `'shared'` without `hosts`; with `hosts`, left out
+   * (each node then takes its own default).
    */
-  readonly verifyWorkers?: number
+  readonly verifyWorkers?: number | 'shared'
 }
 
 /**
@@ -60,7 +61,8 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   mkdirSync(o.out, { recursive: true })
   const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
   writeFile(join(o.out, 'genesis.json'), genesisText)
-  const verifyWorkers = o.verifyWorkers ?? (o.hosts === undefined ? sharedHostVerifyWorkers(o.validators) : undefined)
+  const shared = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
+  const verifyWorkers = shared ? sharedHostVerifyWorkers(o.validators) : o.verifyWorkers as number | undefined
   t.validators.forEach((v, i) => {
     const home = join(o.out, `node${i}`)
     mkdirSync(home, { recursive: true })

@@ -114,7 +114,11 @@ test('tallyd testnet sizes verification threads for validators sharing this mach
     const hosts = join(dir, 'hosts')
     assert.equal(tallyd('testnet', '--validators', '2', '--out', hosts, '--hosts', 'a.example,b.example').code, 0)
     assert.equal(workers(hosts, 0), undefined, 'validators on their own hosts take the node default')
-    for (const bad of ['-1', '65', 'x']) {
+    // containers on one machine: named hosts, shared cores
+    const containers = join(dir, 'containers')
+    assert.equal(tallyd('testnet', '--validators', '2', '--out', containers, '--hosts', 'a.example,b.example', '--verify-workers', 'shared').code, 0)
+    assert.deepEqual([workers(containers, 0), workers(containers, 1)], [workers(shared, 0), workers(shared, 0)])
+    for (const bad of ['-1', '65', 'x', 'Shared', '', '1.5']) {
       const r = tallyd('testnet', '--validators', '2', '--out', join(dir, `bad${bad}`), '--verify-workers', bad)
       assert.notEqual(r.code, 0)
       assert.match(r.stderr, /--verify-workers/)
