@@ -201,30 +201,10 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
     if (i > 0 && bytesEqual(sorted[i - 1]!.key, sorted[i]!.key)) throw new RangeError('updateTree: duplicate key')
   }
   if (sorted.length === 0) return { root: new Uint8Array(root), ops: [] }
-  // deletesBefore[i] = number of deletes among sorted[0..i): "does a range hold a delete" in O(1).
-  const deletesBefore = new Uint32Array(sorted.length + 1)
-  for (let i = 0; i < sorted.length; i++) deletesBefore[i + 1] = deletesBefore[i]! + (sorted[i]!.valueHash === null ? 1 : 0)
-  const hasDelete = (lo: number, hi: number) => deletesBefore[hi]! > deletesBefore[lo]!
-
-  // Splits [lo, hi) (all sharing the first `depth` bits) at the first key whose bit `depth` is 1.
-  const split = (lo: number, hi: number, depth: number): number => {
-    let a = lo
-    let b = hi
-    while (a < b) {
-      const m = (a + b) >> 1
-      if (keyBit(sorted[m]!.key, depth) === 0) a = m + 1
-      else b = m
-    }
-    return a
-  }
-
-  // A visited subtree is identified by (depth, first update index, side, probe): unique within one update, and a
-  // number, so the two phases share nodes without hashing keys to strings.
-  const visitId = (depth: number, lo: number, side: number, probe: boolean) => lo * 2048 + depth * 4 + side * 2 + (probe ? 1 : 0)
+  const batch = new Batch(sorted)
 
   // Phase 1: read every node the update touches, one getMany per level. A subtree without updates is read only
   // when its sibling holds deletes (it may then have to move up, so we must know whether it is a leaf).
-  const loaded = new Map<number, Uint8Array>()
   type Visit = { depth: number; key: Uint8Array; lo: number; hi: number; id: number }
   let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length, id: visitId(0, 0, 0, false) }]
   while (frontier.length > 0) {
@@ -241,81 +221,132 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
       })
     }
     const next: Visit[] = []
-    frontier.forEach((v, i) => {
+    for (let i = 0; i < frontier.length; i++) {
+      const v = frontier[i]!
       const node = parseNode(values[i], `depth ${v.depth}`)
-      loaded.set(v.id, node)
-      if (node[0] !== NODE_DOMAIN || v.lo === v.hi) return
-      const mid = split(v.lo, v.hi, v.depth)
+      batch.loaded.set(v.id, node)
+      if (node[0] !== NODE_DOMAIN || v.lo === v.hi) continue
+      const mid = batch.split(v.lo, v.hi, v.depth)
       const d = v.depth + 1
-      if (!isEmpty(node.subarray(1, 33)) && (v.lo < mid || hasDelete(mid, v.hi))) {
+      if (!isEmpty(node.subarray(1, 33)) && (v.lo < mid || batch.hasDelete(mid, v.hi))) {
         const probe = v.lo === mid
         next.push({ depth: d, key: probe ? withBit(sorted[mid]!.key, v.depth, 0) : sorted[v.lo]!.key, lo: v.lo, hi: mid, id: visitId(d, v.lo, 0, probe) })
       }
-      if (!isEmpty(node.subarray(33, 65)) && (mid < v.hi || hasDelete(v.lo, mid))) {
+      if (!isEmpty(node.subarray(33, 65)) && (mid < v.hi || batch.hasDelete(v.lo, mid))) {
         const probe = mid === v.hi
         next.push({ depth: d, key: probe ? withBit(sorted[v.lo]!.key, v.depth, 1) : sorted[mid]!.key, lo: mid, hi: v.hi, id: visitId(d, mid, 1, probe) })
       }
-    })
+    }
     frontier = next
   }
 
-  // Phase 2: compute the new tree bottom-up, synchronously, over the loaded nodes. Every position gets at most one
-  // op: a leaf that moves carries the positions it vacated, deleted when it settles elsewhere.
-  const ops: KvOp[] = []
-  const del = (k: Uint8Array) => ops.push({ type: 'del', key: k })
-  const put = (k: Uint8Array, value: Uint8Array) => ops.push({ type: 'put', key: k, value })
+  // Phase 2: compute the new tree bottom-up, synchronously, over the loaded nodes.
+  const newRoot = batch.settle(batch.update(0, sorted[0]!.key, root, 0, sorted.length, 0), 0)
+  return { root: new Uint8Array(newRoot), ops: batch.ops }
+}
+
+/**
+ * A visited subtree is identified by (depth, first update index, side, probe): unique within one update, and a
+ * number, so the two phases share nodes without hashing keys to strings.
+ */
+function visitId(depth: number, lo: number, side: number, probe: boolean): number {
+  return lo * 2048 + depth * 4 + side * 2 + (probe ? 1 : 0)
+}
+
+/**
+ * One batch update's state and its recursive rewrite (phase 2 of {@link updateTree}). Methods of a class rather than
+ * closures made per call: V8 then compiles them once for the process, where closures were re-optimised over and
+ * over as new batches came (docs/performance.md). Every position gets at most one op: a leaf that moves carries the
+ * positions it vacated, deleted when it settles elsewhere.
+ */
+class Batch {
+  /** Nodes read in phase 1, by {@link visitId}. */
+  readonly loaded = new Map<number, Uint8Array>()
+  readonly ops: KvOp[] = []
+  /** deletesBefore[i] = number of deletes among sorted[0..i): "does a range hold a delete" in O(1). */
+  private readonly deletesBefore: Uint32Array
+
+  constructor(private readonly sorted: readonly TreeUpdate[]) {
+    this.deletesBefore = new Uint32Array(sorted.length + 1)
+    for (let i = 0; i < sorted.length; i++) this.deletesBefore[i + 1] = this.deletesBefore[i]! + (sorted[i]!.valueHash === null ? 1 : 0)
+  }
+
+  hasDelete(lo: number, hi: number): boolean {
+    return this.deletesBefore[hi]! > this.deletesBefore[lo]!
+  }
+
+  /** Splits [lo, hi) (all sharing the first `depth` bits) at the first key whose bit `depth` is 1. */
+  split(lo: number, hi: number, depth: number): number {
+    let a = lo
+    let b = hi
+    while (a < b) {
+      const m = (a + b) >> 1
+      if (keyBit(this.sorted[m]!.key, depth) === 0) a = m + 1
+      else b = m
+    }
+    return a
+  }
+
+  private del(key: Uint8Array): void {
+    this.ops.push({ type: 'del', key })
+  }
+
+  private put(key: Uint8Array, value: Uint8Array): void {
+    this.ops.push({ type: 'put', key, value })
+  }
 
   /** Stores a subtree at its position (materialising a floating leaf) and returns its hash. */
-  const settle = (sub: Sub, depth: number): Uint8Array => {
+  settle(sub: Sub, depth: number): Uint8Array {
     if (sub.kind === 'empty') return EMPTY_HASH
     if (sub.kind === 'node') return sub.hash
     const at = nodeStoreKey(depth, sub.key)
-    put(at, sub.bytes)
-    for (const v of sub.vacated) if (!bytesEqual(v, at)) del(v)
+    this.put(at, sub.bytes)
+    for (const v of sub.vacated) if (!bytesEqual(v, at)) this.del(v)
     return sha256(sub.bytes)
   }
 
-  const combine = (depth: number, key: Uint8Array, left: Sub, right: Sub, vacates: boolean): Sub => {
+  private combine(depth: number, key: Uint8Array, left: Sub, right: Sub, vacates: boolean): Sub {
     const here = nodeStoreKey(depth, key)
     if (left.kind === 'empty' && right.kind === 'empty') {
-      if (vacates) del(here)
+      if (vacates) this.del(here)
       return EMPTY_SUB
     }
     const lone = left.kind === 'empty' ? right : right.kind === 'empty' ? left : undefined
     if (lone !== undefined) {
-      if (lone.kind === 'leaf') return vacates ? { ...lone, vacated: [...lone.vacated, here] } : lone
+      if (lone.kind === 'leaf') return vacates ? { kind: 'leaf', bytes: lone.bytes, key: lone.key, vacated: [...lone.vacated, here] } : lone
       if (lone.kind === 'node' && lone.internal !== true) corrupt('a subtree of unknown kind beside an emptied one')
     }
-    const bytes = taggedBytes(NODE_DOMAIN, settle(left, depth + 1), settle(right, depth + 1))
-    put(here, bytes)
+    const bytes = taggedBytes(NODE_DOMAIN, this.settle(left, depth + 1), this.settle(right, depth + 1))
+    this.put(here, bytes)
     return { kind: 'node', hash: sha256(bytes), internal: true }
   }
 
   /** Builds a fresh subtree at `depth` from leaves (sorted, distinct, sharing the first `depth` bits). */
-  const build = (depth: number, leaves: { key: Uint8Array; bytes: Uint8Array }[], vacated: Uint8Array[]): Sub => {
+  private build(depth: number, leaves: { key: Uint8Array; bytes: Uint8Array }[], vacated: Uint8Array[]): Sub {
     if (leaves.length === 0) {
-      for (const v of vacated) del(v)
+      for (const v of vacated) this.del(v)
       return EMPTY_SUB
     }
-    if (leaves.length === 1) return { kind: 'leaf', key: leaves[0]!.key, bytes: leaves[0]!.bytes, vacated }
+    if (leaves.length === 1) return { kind: 'leaf', bytes: leaves[0]!.bytes, key: leaves[0]!.key, vacated }
     if (depth >= KEY_BITS) throw new Error('updateTree: distinct keys cannot share 256 bits')
     let m = 0
     while (m < leaves.length && keyBit(leaves[m]!.key, depth) === 0) m++
     // Two or more leaves always make an internal node here, which overwrites any vacated position (this one).
-    return combine(depth, leaves[0]!.key, build(depth + 1, leaves.slice(0, m), []), build(depth + 1, leaves.slice(m), []), false)
+    return this.combine(depth, leaves[0]!.key, this.build(depth + 1, leaves.slice(0, m), []), this.build(depth + 1, leaves.slice(m), []), false)
   }
 
   /** The subtree at (depth, path of `key`) whose hash was `hash`, after applying sorted[lo..hi). */
-  const update = (depth: number, key: Uint8Array, hash: Uint8Array, lo: number, hi: number, side: number): Sub => {
+  update(depth: number, key: Uint8Array, hash: Uint8Array, lo: number, hi: number, side: number): Sub {
+    const sorted = this.sorted
     if (isEmpty(hash)) {
       const leaves = []
       for (let i = lo; i < hi; i++) {
         const u = sorted[i]!
         if (u.valueHash !== null) leaves.push({ key: u.key, bytes: taggedBytes(LEAF_DOMAIN, u.key, u.valueHash) })
       }
-      return build(depth, leaves, [])
+      return this.build(depth, leaves, [])
     }
-    const node = loaded.get(visitId(depth, lo, side, lo === hi))
+    const node = this.loaded.get(visitId(depth, lo, side, lo === hi))
     if (node === undefined) return { kind: 'node', hash, internal: undefined } // untouched, unread, stays in place
     if (node[0] === LEAF_DOMAIN) {
       // The leaf's position is vacated unless something is stored there again.
@@ -331,18 +362,14 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
         leaves.push({ key: oldKey, bytes: node })
         leaves.sort((a, b) => compareBytes(a.key, b.key))
       }
-      return build(depth, leaves, [nodeStoreKey(depth, key)])
+      return this.build(depth, leaves, [nodeStoreKey(depth, key)])
     }
     if (lo === hi) return { kind: 'node', hash, internal: true }
-    const mid = split(lo, hi, depth)
-    const left = update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid, 0)
-    const right = update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi, 1)
-    return combine(depth, key, left, right, true)
+    const mid = this.split(lo, hi, depth)
+    const left = this.update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid, 0)
+    const right = this.update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi, 1)
+    return this.combine(depth, key, left, right, true)
   }
-
-  const result = update(0, sorted[0]!.key, root, 0, sorted.length, 0)
-  const newRoot = settle(result, 0)
-  return { root: new Uint8Array(newRoot), ops }
 }
 
 /** A copy of `key` with bit `index` set to `bit`: a key on the path of the sibling subtree. */
