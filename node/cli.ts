@@ -21,15 +21,20 @@ import { TestnetError, writeTestnet } from './testnetFiles.js'
 
 class UsageError extends Error {}
 
-const int = (name: string, min: number, max: number) => (v: string): number => {
+/** The integer `v` spells in decimal digits, if it is from `min` to `max`. */
+const integerIn = (v: string, min: number, max: number): number | undefined => {
   const n = Number(v)
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
+  return /^\d+$/.test(v) && Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined
+}
+const int = (name: string, min: number, max: number) => (v: string): number => {
+  const n = integerIn(v, min, max)
+  if (n === undefined) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
   return n
 }
 const verifyWorkers = (v: string): number | 'shared' => {
-  if (v === 'shared') return v
-  if (!/^\d+$/.test(v) || Number(v) > 64) throw new InvalidArgumentError('--verify-workers must be an integer from 0 to 64, or shared')
-  return Number(v)
+  const n = v === 'shared' ? v : integerIn(v, 0, 64)
+  if (n === undefined) throw new InvalidArgumentError('--verify-workers must be an integer from 0 to 64, or shared')
+  return n
 }
 const amount = (v: string): bigint => {
   if (!/^(0|[1-9]\d{0,19})$/.test(v) || BigInt(v) > U64_MAX) throw new InvalidArgumentError('must be an integer from 0 to 2^64-1')

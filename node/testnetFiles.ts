@@ -61,8 +61,9 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   mkdirSync(o.out, { recursive: true })
   const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
   writeFile(join(o.out, 'genesis.json'), genesisText)
-  const shared = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
-  const verifyWorkers = shared ? sharedHostVerifyWorkers(o.validators) : o.verifyWorkers as number | undefined
+  const verifyWorkers = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
+    ? sharedHostVerifyWorkers(o.validators)
+    : o.verifyWorkers
   t.validators.forEach((v, i) => {
     const home = join(o.out, `node${i}`)
     mkdirSync(home, { recursive: true })
