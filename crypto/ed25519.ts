@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { sha512 } from '@noble/hashes/sha2.js'
-import { bytesEqual, concatBytes, toHex } from './bytes.js'
+import { bytesEqual, bytesKey, concatBytes } from './bytes.js'
 
 /**
  * Ed25519 keys, signing and the one verification rule every path of a node uses
@@ -52,7 +52,7 @@ const signerCache = new Map<string, KeyObject>()
  */
 export function sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
   if (secretKey.byteLength !== SECRET_KEY_LENGTH) throw new RangeError(`secret key must be ${SECRET_KEY_LENGTH} bytes`)
-  const id = toHex(secretKey)
+  const id = bytesKey(secretKey)
   let key = signerCache.get(id)
   if (key === undefined) {
     key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' })
@@ -65,7 +65,7 @@ export function sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array {
 
 /** Most public keys whose OpenSSL handles are kept; the oldest is evicted past this. */
 const VERIFIER_CACHE_LIMIT = 100_000
-/** Public key (hex) to its OpenSSL handle, or null when the key fails rule 1. */
+/** Public key ({@link bytesKey}) to its OpenSSL handle, or null when the key fails rule 1. */
 const verifierCache = new Map<string, KeyObject | null>()
 
 /** Rule 1: true when the 32 bytes are a canonical encoding of a point that is not of small order. */
@@ -91,7 +91,7 @@ function importPublicKey(publicKey: Uint8Array): KeyObject {
 }
 
 function verifierFor(publicKey: Uint8Array): KeyObject | null {
-  const id = toHex(publicKey)
+  const id = bytesKey(publicKey)
   let key = verifierCache.get(id)
   if (key === undefined) {
     key = isAcceptablePublicKey(publicKey) ? importPublicKey(publicKey) : null
@@ -127,7 +127,7 @@ export function verify(publicKey: Uint8Array, message: Uint8Array, signature: Ui
 
 /** Most (key, message, signature) triples {@link verifyRemembered} keeps; the oldest is forgotten past this. */
 const REMEMBERED_LIMIT = 8192
-/** Signature (hex) to the public key ‖ message it was found valid for. */
+/** Signature ({@link bytesKey}) to the public key ‖ message it was found valid for. */
 const remembered = new Map<string, Uint8Array>()
 
 /**
@@ -136,7 +136,7 @@ const remembered = new Map<string, Uint8Array>()
  */
 export function rememberValid(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
   if (remembered.size >= REMEMBERED_LIMIT) remembered.delete(remembered.keys().next().value!)
-  remembered.set(toHex(signature), concatBytes(publicKey, message))
+  remembered.set(bytesKey(signature), concatBytes(publicKey, message))
 }
 
 /**
@@ -146,7 +146,7 @@ export function rememberValid(publicKey: Uint8Array, message: Uint8Array, signat
  */
 export function verifyRemembered(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.byteLength !== SIGNATURE_LENGTH || publicKey.byteLength !== PUBLIC_KEY_LENGTH) return false
-  const known = remembered.get(toHex(signature))
+  const known = remembered.get(bytesKey(signature))
   if (known !== undefined && known.byteLength === PUBLIC_KEY_LENGTH + message.byteLength &&
     bytesEqual(known.subarray(0, PUBLIC_KEY_LENGTH), publicKey) && bytesEqual(known.subarray(PUBLIC_KEY_LENGTH), message)) return true
   if (!verify(publicKey, message, signature)) return false
