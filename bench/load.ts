@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
-import { sharedHostVerifyWorkers } from '../node/testnetFiles.js'
+import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
 
 /**
  * `npm run bench -- --validators N [--json FILE]`: the load benchmark on loopback.

@@ -18,7 +18,7 @@ import { sha256 } from '../crypto/hash.js'
 import { LedgerState } from '../ledger/ledgerState.js'
 import { decodeTransaction, encodeTransaction, signTransaction, txHash, txSignBytes, type DecodedTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
-import { LevelKvStore } from '../node/store/levelKvStore.js'
+import { LevelKvStore } from '../node/storage/levelKvStore.js'
 
 const args = process.argv.slice(2)
 const arg = (name: string, fallback: number) => {

@@ -3,7 +3,7 @@ import { toHex } from '../crypto/bytes.js'
 /**
  * The narrow storage interface the ledger reads and writes through.
  *
- * Async because the node's implementation is classic-level (node/store/levelKvStore.ts). The ledger owns every key
+ * Async because the node's implementation is classic-level (node/storage/levelKvStore.ts). The ledger owns every key
  * whose first byte is {@link LEDGER_KEY_PREFIX} ('L'); other first bytes belong to the node (blocks, indexes), which
  * shares the same database. The ledger never writes during execution: it returns {@link KvOp}s, and the node writes
  * them in ONE atomic batch together with its block, so a crash leaves either the whole height or none of it.

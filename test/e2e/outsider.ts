@@ -1,4 +1,4 @@
-import '../../node/polyfill.js'
+import '../../node/p2p/polyfill.js'
 import { readFileSync } from 'node:fs'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'

@@ -11,7 +11,7 @@ import type { Receipt } from '../../../ledger/receipt.js'
 import { MemoryKvStore, type KvStore } from '../../../ledger/store.js'
 import { U64_MAX, decodeTransaction, encodeTransaction, signTransaction, type DecodedTransaction, type UnsignedTransaction } from '../../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../../ledger/verifiedTxCache.js'
-import { LevelKvStore } from '../../../node/store/levelKvStore.js'
+import { LevelKvStore } from '../../../node/storage/levelKvStore.js'
 import { Rng } from '../../helpers/random.js'
 
 const CHAIN = 'tally-determinism'

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TallyNode } from '../../../node/node.js'
 import { silentLogger } from '../../../node/logger.js'
-import { writeTestnet } from '../../../node/testnetFiles.js'
+import { writeTestnet } from '../../../node/cli/testnetFiles.js'
 
 function testnet(): string {
   const dir = mkdtempSync(join(tmpdir(), 'tally-node-'))

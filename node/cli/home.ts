@@ -1,0 +1,91 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { decodeKeyFile } from '../../crypto/keyfile.js'
+import { parseConfig, type NodeConfig } from '../../genesis/config.js'
+import type { FieldError } from '../../genesis/fieldErrors.js'
+import { parseGenesis, type Genesis } from '../../genesis/genesis.js'
+
+/**
+ * A node's home directory (../shared/interface.md, "A node's home"):
+ *  - `config.json`, `genesis.json`;
+ *  - `validator_key.json` (the consensus signing key; absent on a non-validator) and `node_key.json` (the libp2p
+ *    identity, listed in genesis as the validator's peer id), both key files (crypto/keyfile.ts);
+ *  - `validator_state.json`: the safety guard's last signature. It cannot be rebuilt from the network, so it lives
+ *    outside `data/`;
+ *  - `data/`: everything that can be rebuilt from the network: `data/chain` (classic-level: blocks, certificates,
+ *    transaction index, state) and `data/wal` (the consensus WAL of the current height).
+ */
+export const HomeFiles = {
+  config: 'config.json',
+  genesis: 'genesis.json',
+  validatorKey: 'validator_key.json',
+  nodeKey: 'node_key.json',
+  validatorState: 'validator_state.json',
+  data: 'data',
+  chain: join('data', 'chain'),
+  wal: join('data', 'wal', 'consensus.wal'),
+} as const
+
+/** Everything a node reads from its home before it starts. */
+export interface NodeHome {
+  readonly dir: string
+  readonly config: NodeConfig
+  readonly genesis: Genesis
+  /** The validator signing key's seed, when this home has one. */
+  readonly validatorSeed: Uint8Array | undefined
+  readonly nodeSeed: Uint8Array
+}
+
+/** A home that cannot be used, with every problem named. */
+export class HomeError extends Error {
+  constructor(message: string, readonly problems: readonly string[] = []) {
+    super(problems.length > 0 ? `${message}:\n  ${problems.join('\n  ')}` : message)
+  }
+}
+
+/** Bounds a JSON file before parsing it (config, genesis and key files are small). */
+const MAX_FILE_BYTES = 64 * 1024 * 1024
+
+function readJson(path: string): unknown {
+  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  const text = readFileSync(path)
+  if (text.byteLength > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
+  try {
+    return JSON.parse(text.toString('utf8'))
+  } catch (e) {
+    throw new HomeError(`${path} is not valid JSON: ${(e as Error).message}`)
+  }
+}
+
+const describe = (errors: readonly FieldError[]) => errors.map((e) => `${e.path}: ${e.message}`)
+
+/** Reads a plaintext key file (validator and node keys are unencrypted, mode 600, like CometBFT's). */
+export function readKeySeed(path: string): Uint8Array {
+  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  const r = decodeKeyFile(readFileSync(path, 'utf8'))
+  if (!r.ok) throw new HomeError(`${path}: ${r.error.reason}`)
+  return r.value.secretKey
+}
+
+/** Loads and validates a home; throws HomeError naming every problem. */
+export function loadHome(dir: string): NodeHome {
+  const config = parseConfig(readJson(join(dir, HomeFiles.config)))
+  if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.errors))
+  const genesis = parseGenesis(readJson(join(dir, HomeFiles.genesis)))
+  if (!genesis.ok) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, describe(genesis.errors))
+  const validatorKeyPath = join(dir, HomeFiles.validatorKey)
+  const validatorSeed = existsSync(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
+  const nodeSeed = readKeySeed(join(dir, HomeFiles.nodeKey))
+  return { dir, config: config.config, genesis: genesis.genesis, validatorSeed, nodeSeed }
+}
+
+/** Turns `host:port` (or a multiaddr, kept as it is) into a TCP multiaddr. */
+export function toMultiaddr(address: string): string {
+  if (address.startsWith('/')) return address
+  const i = address.lastIndexOf(':')
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '')
+  const port = address.slice(i + 1)
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) return `/ip4/${host}/tcp/${port}`
+  if (host.includes(':')) return `/ip6/${host}/tcp/${port}`
+  return `/dns4/${host}/tcp/${port}`
+}

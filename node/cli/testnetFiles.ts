@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { join } from 'node:path'
+import { formatAddress } from '../../crypto/address.js'
+import { encodeKeyFile } from '../../crypto/keyfile.js'
+import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../genesis/testnet.js'
+import { HomeFiles } from './home.js'
+import { MAX_DEFAULT_VERIFY_WORKERS } from '../mempool/verifyPool.js'
+import { peerIdOf } from '../p2p/peerId.js'
+
+/**
+ * `tallyd testnet`: draws the key seeds, generates the testnet (genesis/testnet.ts, pure) and writes
+ * `OUT/genesis.json`, one home per validator `OUT/node{i}` (config.json, genesis.json, validator_key.json,
+ * node_key.json) and the funded dev keys `OUT/keys/faucet.json` and `OUT/keys/account{i}.json` (unencrypted).
+ */
+
+/** The pure generator's options, less what this writer draws itself (seeds, time), plus where and how to write. */
+export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'genesisTime' | 'params'> {
+  readonly out: string
+  /** Per-validator hosts for peers' addresses (containers); default: `host` for all. */
+  readonly hosts?: readonly string[]
+  /** The interface to listen on for p2p and RPC; default: `host`. */
+  readonly listenHost?: string
+  /**
+   * `mempool.verifyWorkers` of every validator; `'shared'` (validators sharing this machine, e.g. containers named in
+   * `hosts`) writes {@link sharedHostVerifyWorkers}. Default: `'shared'` without `hosts`; with `hosts`, left out
+   * (each node then takes its own default).
+   */
+  readonly verifyWorkers?: number | 'shared'
+}
+
+/**
+ * Signature verification threads for each of `validators` validators sharing this machine: the cores each has to
+ * itself, less one for its event loop, at least 0 and at most the node's own default maximum. A worker thread adds
+ * capacity only on a core of its own; on a shared core it only adds hand-offs (docs/performance.md, fifth round).
+ */
+export function sharedHostVerifyWorkers(validators: number, cores = availableParallelism()): number {
+  return Math.min(MAX_DEFAULT_VERIFY_WORKERS, Math.max(0, Math.floor(cores / validators) - 1))
+}
+
+/** Thrown with every problem named, for the CLI to print. */
+export class TestnetError extends Error {}
+
+function writeFile(path: string, text: string, secret = false): void {
+  writeFileSync(path, text, { mode: secret ? 0o600 : 0o644 })
+  if (secret) chmodSync(path, 0o600)
+}
+
+/** Generates and writes a testnet; refuses a non-empty output directory. */
+export function writeTestnet(o: TestnetFileOptions): { chainId: string; validators: number; faucet: string } {
+  if (existsSync(o.out) && readdirSync(o.out).length > 0) throw new TestnetError(`${o.out} is not empty`)
+  if (o.hosts !== undefined && o.hosts.length !== o.validators) throw new TestnetError(`--hosts names ${o.hosts.length} hosts for ${o.validators} validators`)
+  const seeds = Array.from({ length: testnetSeedCount(o.validators, o.accounts) }, () => new Uint8Array(randomBytes(32)))
+  const r = makeTestnet({
+    validators: o.validators, chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort,
+    accounts: o.accounts, balance: o.balance, genesisTime: new Date().toISOString(), seeds,
+  }, { peerIdOf })
+  if (!r.ok) throw new TestnetError(r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
+  const t = r.testnet
+  mkdirSync(o.out, { recursive: true })
+  const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
+  writeFile(join(o.out, 'genesis.json'), genesisText)
+  const verifyWorkers = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
+    ? sharedHostVerifyWorkers(o.validators)
+    : o.verifyWorkers
+  t.validators.forEach((v, i) => {
+    const home = join(o.out, `node${i}`)
+    mkdirSync(home, { recursive: true })
+    let config = v.config
+    if (verifyWorkers !== undefined) config = { ...config, mempool: { ...config.mempool, verifyWorkers } }
+    if (o.hosts !== undefined || o.listenHost !== undefined) {
+      const listenHost = o.listenHost ?? o.host
+      const port = (address: string) => address.slice(address.lastIndexOf(':') + 1)
+      config = {
+        ...config,
+        p2p: {
+          ...config.p2p,
+          listen: `${listenHost}:${port(config.p2p.listen)}`,
+          peers: config.p2p.peers.map((p) => {
+            const j = t.validators.findIndex((w) => w.peerId === p.peerId)
+            return { peerId: p.peerId, address: `${o.hosts?.[j] ?? o.host}:${port(p.address)}` }
+          }),
+        },
+        rpc: { ...config.rpc, host: listenHost },
+      }
+    }
+    writeFile(join(home, HomeFiles.config), JSON.stringify(config, null, 2) + '\n')
+    writeFile(join(home, HomeFiles.genesis), genesisText)
+    writeFile(join(home, HomeFiles.validatorKey), encodeKeyFile(v.key.seed), true)
+    writeFile(join(home, HomeFiles.nodeKey), encodeKeyFile(v.nodeKey.seed), true)
+  })
+  mkdirSync(join(o.out, 'keys'), { recursive: true })
+  writeFile(join(o.out, 'keys', 'faucet.json'), encodeKeyFile(t.faucet.seed), true)
+  t.accounts.forEach((a, i) => writeFile(join(o.out, 'keys', `account${i}.json`), encodeKeyFile(a.seed), true))
+  return { chainId: t.genesis.chainId, validators: t.validators.length, faucet: formatAddress(t.faucet.address) }
+}

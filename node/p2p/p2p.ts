@@ -1,0 +1,495 @@
+import './polyfill.js'
+import { concatBytes } from '../../crypto/bytes.js'
+import { EventEmitter } from 'node:events'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import type { Logger } from '../logger.js'
+import { libp2pPrivateKeyFromSeed } from './peerId.js'
+
+/**
+ * The node's peer-to-peer layer: libp2p over TCP with Noise and Yamux, an allow-list connection gater (only the
+ * genesis validators and configured peers), static peers redialed with exponential back-off, per-peer penalty
+ * scores that disconnect misbehaving peers, bounded request/response, and the streams {@link DirectStreams} uses to
+ * send proposals, votes and transactions one hop to every peer. See docs/p2p.md.
+ */
+
+/** A peer to keep connected: its peer id and the address to dial (without the `/p2p/` suffix, or with it). */
+export interface StaticPeer {
+  readonly peerId: string
+  readonly multiaddr: string
+}
+
+/** A message handler's verdict: `accept` (new to this node), `ignore` (stale, no penalty), `reject` (penalizes the sender). */
+export type GossipVerdict = 'accept' | 'ignore' | 'reject'
+
+/** Handles one message (already within its protocol's size bound) from the peer that sent it. */
+export type GossipHandler = (data: Uint8Array, from: string) => GossipVerdict | Promise<GossipVerdict>
+
+/** Answers one request with a response; throwing sends the peer an error (its message, bounded). */
+export type RequestHandler = (request: Uint8Array, from: string) => Uint8Array | Promise<Uint8Array>
+
+/** Why a request failed. */
+export type RequestFailureCode =
+  | 'not_allowed' // the peer is not on the allow-list
+  | 'unreachable' // no connection or stream could be opened (includes unsupported protocols)
+  | 'timeout' // no complete response within timeoutMs
+  | 'too_large' // the request or the response exceeds its bound
+  | 'remote_error' // the peer's handler failed; reason carries its message
+  | 'protocol' // the response was not a well-formed frame
+
+/** The outcome of {@link P2p.request}: the response bytes, or a typed failure. */
+export type RequestResult =
+  | { readonly ok: true; readonly data: Uint8Array }
+  | { readonly ok: false; readonly code: RequestFailureCode; readonly reason: string }
+
+/** Options of {@link P2p}. */
+export interface P2pOptions {
+  /** The node's 32-byte Ed25519 seed: a validator passes its consensus key, so its peer id is that key's. */
+  readonly seed: Uint8Array
+  /** Listen addresses, e.g. `/ip4/127.0.0.1/tcp/26656` (port 0 picks a free port). */
+  readonly listen: readonly string[]
+  /** Peers dialed at start and redialed when lost. */
+  readonly peers?: readonly StaticPeer[]
+  /**
+   * Peer ids admitted in either direction (genesis validators and configured non-validator peers). Static peers
+   * are always admitted. Nobody else connects to this node or is dialed by it.
+   */
+  readonly allow: readonly string[]
+  /** Redial back-off: first delay and cap, in ms (defaults 250 and 10,000). */
+  readonly redialMinMs?: number
+  readonly redialMaxMs?: number
+  /** Penalty for a malformed request (default 10). */
+  readonly rejectPenalty?: number
+  /** A peer whose penalty score reaches this is disconnected (default 50). */
+  readonly disconnectThreshold?: number
+  /** How long a disconnected misbehaving peer is refused before it may connect again (default 10,000 ms). */
+  readonly banMs?: number
+  /** Penalty points forgiven per second, so occasional faults never add up to a ban (default 1). */
+  readonly penaltyDecayPerSecond?: number
+  /** Default request timeout and bounds (defaults 5,000 ms, 1 MiB request, 16 MiB response). */
+  readonly requestTimeoutMs?: number
+  readonly maxRequestBytes?: number
+  readonly maxResponseBytes?: number
+}
+
+/** Dependencies of {@link P2p}. */
+export interface P2pDependencies {
+  readonly logger: Logger
+}
+
+/** Events of {@link P2p}: `peer:connect` / `peer:disconnect` carry the peer id string. */
+export interface P2pEvents {
+  'peer:connect': [peerId: string]
+  'peer:disconnect': [peerId: string]
+  /** A peer's penalty score crossed the threshold and it was disconnected. */
+  'peer:banned': [peerId: string, reason: string]
+}
+
+/** Options of one request. */
+export interface RequestOptions {
+  readonly timeoutMs?: number
+  readonly maxResponseBytes?: number
+}
+
+/** Options of a request handler. */
+export interface HandleOptions {
+  /** Largest request accepted (default the node's maxRequestBytes). */
+  readonly maxRequestBytes?: number
+  /** Concurrent inbound streams per connection (default 32). */
+  readonly maxInboundStreams?: number
+}
+
+const FRAME_HEADER = 4
+const STATUS_OK = 0
+const STATUS_ERROR = 1
+const MAX_ERROR_REASON = 512
+
+interface PenaltyState {
+  score: number
+  updatedAt: number
+}
+
+interface RedialState {
+  readonly peer: StaticPeer
+  readonly addr: Multiaddr
+  delayMs: number
+  timer?: NodeJS.Timeout
+  dialing: boolean
+}
+
+/** The peer-to-peer layer of a node. Construct, `start()`, use, `stop()`. */
+export class P2p extends EventEmitter<P2pEvents> {
+  private readonly opts: Required<Omit<P2pOptions, 'peers'>> & { peers: readonly StaticPeer[] }
+  private readonly log: Logger
+  private readonly allowed = new Set<string>()
+  private readonly banned = new Map<string, number>()
+  private readonly penalties = new Map<string, PenaltyState>()
+  private readonly redials = new Map<string, RedialState>()
+  private readonly connected = new Set<string>()
+  private node?: Libp2p
+  private running = false
+  /** This node's peer id string. */
+  readonly peerId: string
+
+  constructor(options: P2pOptions, dependencies: P2pDependencies) {
+    super()
+    this.log = dependencies.logger
+    this.opts = {
+      seed: options.seed,
+      listen: options.listen,
+      peers: options.peers ?? [],
+      allow: options.allow,
+      redialMinMs: options.redialMinMs ?? 250,
+      redialMaxMs: options.redialMaxMs ?? 10_000,
+      rejectPenalty: options.rejectPenalty ?? 10,
+      disconnectThreshold: options.disconnectThreshold ?? 50,
+      banMs: options.banMs ?? 10_000,
+      penaltyDecayPerSecond: options.penaltyDecayPerSecond ?? 1,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
+      maxRequestBytes: options.maxRequestBytes ?? 1024 * 1024,
+      maxResponseBytes: options.maxResponseBytes ?? 16 * 1024 * 1024,
+    }
+    const key = libp2pPrivateKeyFromSeed(options.seed)
+    this.privateKey = key
+    this.peerId = peerIdFromPrivateKey(key).toString()
+    for (const id of options.allow) this.allowed.add(peerIdFromString(id).toString())
+    for (const p of this.opts.peers) this.allowed.add(peerIdFromString(p.peerId).toString())
+  }
+
+  private readonly privateKey: ReturnType<typeof libp2pPrivateKeyFromSeed>
+
+  /** Starts listening and dials the static peers. */
+  async start(): Promise<void> {
+    if (this.running) return
+    const gater = {
+      denyDialPeer: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+      denyInboundEncryptedConnection: (peer: PeerId) => this.refuseInbound(peer.toString()),
+      denyOutboundEncryptedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+      denyInboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+      denyOutboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+    }
+    this.node = await createLibp2p({
+      privateKey: this.privateKey,
+      addresses: { listen: [...this.opts.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      connectionGater: gater,
+      connectionManager: {
+        maxConnections: Math.max(64, this.allowed.size * 4),
+        // every local test node shares 127.0.0.1: do not rate-limit inbound connections per host
+        inboundConnectionThreshold: 1000,
+        reconnectRetries: 0,
+      },
+      // a busy connection can miss a ping deadline; dropping it would cost more than the stall (docs/p2p.md)
+      connectionMonitor: { abortConnectionOnPingFailure: false },
+      services: {
+        identify: identify(),
+      },
+    })
+    const node = this.node
+    node.addEventListener('peer:connect', (evt) => this.onPeerConnect(evt.detail.toString()))
+    node.addEventListener('peer:disconnect', (evt) => this.onPeerDisconnect(evt.detail.toString()))
+    this.running = true
+    for (const peer of this.opts.peers) this.addStaticPeer(peer)
+    this.log.info({ peerId: this.peerId, listen: this.addresses() }, 'p2p started')
+  }
+
+  /**
+   * Adds a static peer after start (it joins the allow-list and is dialed and kept connected). Used when
+   * addresses are only known after listening, e.g. tests on port 0.
+   */
+  addStaticPeer(peer: StaticPeer): void {
+    const id = peerIdFromString(peer.peerId).toString()
+    if (id === this.peerId) return
+    this.allowed.add(id)
+    if (!this.running || this.redials.has(id)) return
+    let addr = multiaddr(peer.multiaddr)
+    if (addr.getComponents().every((c) => c.name !== 'p2p')) addr = addr.encapsulate(`/p2p/${id}`)
+    this.redials.set(id, { peer: { peerId: id, multiaddr: peer.multiaddr }, addr, delayMs: this.opts.redialMinMs, dialing: false })
+    this.dialSoon(id, 0)
+  }
+
+  /** Closes every connection and stops libp2p. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.running = false
+    for (const r of this.redials.values()) if (r.timer !== undefined) clearTimeout(r.timer)
+    this.redials.clear()
+    await this.node?.stop()
+    this.connected.clear()
+    this.log.info('p2p stopped')
+  }
+
+  /** The addresses this node listens on, each ending in `/p2p/<peer id>`. */
+  addresses(): string[] {
+    return (this.node?.getMultiaddrs() ?? []).map((a) => a.toString())
+  }
+
+  /** Peer ids of the admitted peers currently connected. */
+  peers(): string[] {
+    return [...this.connected].sort()
+  }
+
+  /** Number of admitted peers currently connected (for health and metrics). */
+  get peerCount(): number {
+    return this.connected.size
+  }
+
+  /**
+   * Serves a request/response protocol (e.g. `/tally/blocks/1`): one length-prefixed request and one
+   * length-prefixed response per stream. Call after start.
+   */
+  async handle(protocol: string, handler: RequestHandler, options: HandleOptions = {}): Promise<void> {
+    const maxRequest = options.maxRequestBytes ?? this.opts.maxRequestBytes
+    await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
+      void this.serve(stream, connection.remotePeer.toString(), handler, maxRequest)
+    }, { maxInboundStreams: options.maxInboundStreams ?? 32 })
+  }
+
+  /** Serves inbound streams of a long-lived protocol (see {@link DirectStreams}). Call after start. */
+  async serveStreams(protocol: string, onStream: (stream: Stream, from: string) => void, maxInboundStreams: number): Promise<void> {
+    await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
+      onStream(stream, connection.remotePeer.toString())
+    }, { maxInboundStreams })
+  }
+
+  /** Opens a stream of a protocol to an admitted peer (over its existing connection when there is one). */
+  async openStream(peerId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    if (!this.isAdmitted(peerId)) throw new Error(`peer ${peerId} is not admitted`)
+    return this.requireNode().dialProtocol(peerIdFromString(peerId), protocol, { signal })
+  }
+
+  /** Sends one request to a peer and waits for its response, with a deadline and a bounded response size. */
+  async request(peerId: string, protocol: string, req: Uint8Array, options: RequestOptions = {}): Promise<RequestResult> {
+    const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs
+    const maxResponse = options.maxResponseBytes ?? this.opts.maxResponseBytes
+    if (!this.isAdmitted(peerId)) return { ok: false, code: 'not_allowed', reason: `peer ${peerId} is not admitted` }
+    if (req.byteLength > this.opts.maxRequestBytes) {
+      return { ok: false, code: 'too_large', reason: `request of ${req.byteLength} bytes exceeds ${this.opts.maxRequestBytes}` }
+    }
+    const signal = AbortSignal.timeout(timeoutMs)
+    let stream: Stream
+    try {
+      stream = await this.requireNode().dialProtocol(peerIdFromString(peerId), protocol, { signal })
+    } catch (e) {
+      if (signal.aborted) return { ok: false, code: 'timeout', reason: `no stream within ${timeoutMs} ms` }
+      return { ok: false, code: 'unreachable', reason: (e as Error).message }
+    }
+    try {
+      const reading = readFrame(stream, maxResponse + 1, signal)
+      await writeFrame(stream, req)
+      const frame = await reading
+      if (!frame.ok) {
+        stream.abort(new Error(frame.reason))
+        if (frame.code === 'too_large') return { ok: false, code: 'too_large', reason: `response ${frame.reason}` }
+        if (signal.aborted) return { ok: false, code: 'timeout', reason: `no response within ${timeoutMs} ms` }
+        return { ok: false, code: 'protocol', reason: frame.reason }
+      }
+      await stream.close().catch(() => undefined)
+      const body = frame.data
+      if (body.byteLength < 1) return { ok: false, code: 'protocol', reason: 'empty response frame' }
+      if (body[0] === STATUS_OK) return { ok: true, data: body.subarray(1) }
+      if (body[0] === STATUS_ERROR) {
+        const reason = new TextDecoder().decode(body.subarray(1, 1 + MAX_ERROR_REASON))
+        return { ok: false, code: 'remote_error', reason }
+      }
+      return { ok: false, code: 'protocol', reason: `unknown response status ${body[0]}` }
+    } catch (e) {
+      stream.abort(e as Error)
+      if (signal.aborted) return { ok: false, code: 'timeout', reason: `no response within ${timeoutMs} ms` }
+      return { ok: false, code: 'unreachable', reason: (e as Error).message }
+    }
+  }
+
+  /**
+   * Adds penalty points to a peer (for invalid data it sent, reported by any component). At the threshold the
+   * peer is disconnected and refused for banMs; static peers are redialed after that (a validator that sent bad
+   * data may have had a bug since fixed).
+   */
+  penalize(peerId: string, points: number, reason: string): void {
+    if (peerId === this.peerId || !this.running) return
+    const now = Date.now()
+    const state = this.penalties.get(peerId) ?? { score: 0, updatedAt: now }
+    state.score = Math.max(0, state.score - ((now - state.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond) + points
+    state.updatedAt = now
+    this.penalties.set(peerId, state)
+    this.log.debug({ peer: peerId, points, score: state.score, reason }, 'peer penalized')
+    if (state.score >= this.opts.disconnectThreshold) this.ban(peerId, reason)
+  }
+
+  /** A peer's current penalty score (0 for a well-behaved peer). */
+  penaltyOf(peerId: string): number {
+    const s = this.penalties.get(peerId)
+    if (s === undefined) return 0
+    return Math.max(0, s.score - ((Date.now() - s.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond)
+  }
+
+  private ban(peerId: string, reason: string): void {
+    this.banned.set(peerId, Date.now() + this.opts.banMs)
+    this.penalties.delete(peerId)
+    this.log.warn({ peer: peerId, reason, banMs: this.opts.banMs }, 'disconnecting misbehaving peer')
+    this.emit('peer:banned', peerId, reason)
+    void this.node?.hangUp(peerIdFromString(peerId)).catch((e: Error) => this.log.debug({ err: e.message }, 'hang up failed'))
+    const r = this.redials.get(peerId)
+    if (r !== undefined) {
+      r.delayMs = this.opts.redialMinMs
+      this.dialSoon(peerId, this.opts.banMs)
+    }
+  }
+
+  private isBanned(peerId: string): boolean {
+    const until = this.banned.get(peerId)
+    if (until === undefined) return false
+    if (Date.now() >= until) {
+      this.banned.delete(peerId)
+      this.log.info({ peer: peerId }, 'ban over: peer re-admitted')
+      return false
+    }
+    return true
+  }
+
+  private isAdmitted(peerId: string): boolean {
+    return this.allowed.has(peerId) && !this.isBanned(peerId)
+  }
+
+  private refuseInbound(peerId: string): boolean {
+    if (this.isAdmitted(peerId)) return false
+    this.log.debug({ peer: peerId }, this.allowed.has(peerId) ? 'refused banned peer' : 'refused peer outside the allow-list')
+    return true
+  }
+
+  private requireNode(): Libp2p {
+    if (!this.running || this.node === undefined) throw new Error('p2p: not started')
+    return this.node
+  }
+
+  private onPeerConnect(peerId: string): void {
+    if (!this.allowed.has(peerId) || this.connected.has(peerId)) return
+    this.connected.add(peerId)
+    const r = this.redials.get(peerId)
+    if (r !== undefined) r.delayMs = this.opts.redialMinMs
+    this.log.info({ peer: peerId, peers: this.connected.size }, 'peer connected')
+    this.emit('peer:connect', peerId)
+  }
+
+  private onPeerDisconnect(peerId: string): void {
+    if (!this.connected.delete(peerId)) return
+    this.log.info({ peer: peerId, peers: this.connected.size }, 'peer disconnected')
+    this.emit('peer:disconnect', peerId)
+    if (this.redials.has(peerId)) this.dialSoon(peerId, this.isBanned(peerId) ? this.opts.banMs : this.opts.redialMinMs)
+  }
+
+  private dialSoon(peerId: string, delayMs: number): void {
+    const r = this.redials.get(peerId)
+    if (r === undefined || !this.running) return
+    if (r.timer !== undefined) clearTimeout(r.timer)
+    r.timer = setTimeout(() => {
+      r.timer = undefined
+      void this.dial(r)
+    }, delayMs)
+    r.timer.unref()
+  }
+
+  private async dial(r: RedialState): Promise<void> {
+    const id = r.peer.peerId
+    if (!this.running || r.dialing || this.connected.has(id)) return
+    if (this.isBanned(id)) {
+      this.dialSoon(id, Math.max(0, (this.banned.get(id) ?? 0) - Date.now()))
+      return
+    }
+    r.dialing = true
+    try {
+      await this.node!.dial(r.addr, { signal: AbortSignal.timeout(5_000) })
+      r.delayMs = this.opts.redialMinMs
+    } catch (e) {
+      this.log.debug({ peer: id, err: (e as Error).message, retryMs: r.delayMs }, 'dial failed')
+      const delay = r.delayMs
+      r.delayMs = Math.min(this.opts.redialMaxMs, r.delayMs * 2)
+      this.dialSoon(id, delay)
+    } finally {
+      r.dialing = false
+    }
+  }
+
+  private async serve(stream: Stream, from: string, handler: RequestHandler, maxRequest: number): Promise<void> {
+    const signal = AbortSignal.timeout(this.opts.requestTimeoutMs)
+    try {
+      const frame = await readFrame(stream, maxRequest, signal)
+      if (!frame.ok) {
+        stream.abort(new Error(frame.reason))
+        if (frame.code !== 'aborted') this.penalize(from, this.opts.rejectPenalty, `bad request on ${stream.protocol}: ${frame.reason}`)
+        return
+      }
+      let body: Uint8Array
+      try {
+        const response = await handler(frame.data, from)
+        body = new Uint8Array(1 + response.byteLength)
+        body[0] = STATUS_OK
+        body.set(response, 1)
+      } catch (e) {
+        const reason = new TextEncoder().encode(String((e as Error).message ?? e).slice(0, MAX_ERROR_REASON))
+        body = new Uint8Array(1 + reason.byteLength)
+        body[0] = STATUS_ERROR
+        body.set(reason, 1)
+      }
+      await writeFrame(stream, body)
+      await stream.close({ signal }).catch(() => undefined)
+    } catch (e) {
+      stream.abort(e as Error)
+      this.log.debug({ peer: from, protocol: stream.protocol, err: (e as Error).message }, 'request stream failed')
+    }
+  }
+}
+
+type FrameResult =
+  | { ok: true; data: Uint8Array }
+  | { ok: false; code: 'too_large' | 'aborted' | 'malformed'; reason: string }
+
+/** Writes one frame: u32 big-endian length, then the bytes. */
+async function writeFrame(stream: Stream, data: Uint8Array): Promise<void> {
+  const header = new Uint8Array(FRAME_HEADER)
+  new DataView(header.buffer).setUint32(0, data.byteLength)
+  const more = stream.send(header) && stream.send(data)
+  if (!more) await stream.onDrain()
+}
+
+/** Reads exactly one frame of at most maxBytes from the stream. */
+async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal): Promise<FrameResult> {
+  const chunks: Uint8Array[] = []
+  let have = 0
+  let need = -1
+  const onAbort = () => stream.abort(new Error('deadline passed'))
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const chunk of stream) {
+      const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
+      chunks.push(bytes)
+      have += bytes.byteLength
+      if (need < 0 && have >= FRAME_HEADER) {
+        const head = concatBytes(...chunks)
+        need = new DataView(head.buffer, head.byteOffset, FRAME_HEADER).getUint32(0)
+        if (need > maxBytes) return { ok: false, code: 'too_large', reason: `frame of ${need} bytes exceeds ${maxBytes}` }
+        chunks.length = 0
+        chunks.push(head)
+      }
+      if (need >= 0 && have >= FRAME_HEADER + need) {
+        if (have > FRAME_HEADER + need) return { ok: false, code: 'malformed', reason: 'bytes after the frame' }
+        return { ok: true, data: concatBytes(...chunks).subarray(FRAME_HEADER) }
+      }
+    }
+    if (signal.aborted) return { ok: false, code: 'aborted', reason: 'deadline passed' }
+    return { ok: false, code: 'malformed', reason: `stream ended after ${have} bytes of a frame` }
+  } catch (e) {
+    if (signal.aborted) return { ok: false, code: 'aborted', reason: 'deadline passed' }
+    return { ok: false, code: 'aborted', reason: (e as Error).message }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}

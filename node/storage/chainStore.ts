@@ -1,0 +1,130 @@
+import type { KvOp, KvStore } from '../../ledger/store.js'
+import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
+
+/**
+ * The node's chain records in the same database as the ledger state (ledger keys start with 'L'; these with
+ * 'B', 'C', 'H', 'T', 'M', 'E'). Every record of a height is produced as write ops, which the consensus host
+ * commits in one atomic batch together with the ledger's state ops, so a committed block survives kill -9 whole.
+ *
+ * - `B` + height (u64 BE) → the stored block (`encodeStoredBlock` in storedBlock.ts)
+ * - `C` + height → the commit certificate that decided it (consensus encoding)
+ * - `T` + tx hash → canonical [height, index, ok, code]
+ * - `M` "tip" → canonical [height, blockHash, blockTime]
+ * - `M` "evi" → canonical list of evidence records (equivocations seen from others), newest last
+ */
+
+const P_BLOCK = 0x42 // 'B'
+const P_CERT = 0x43 // 'C'
+const P_TX = 0x54 // 'T'
+const P_META = 0x4d // 'M'
+const TIP_KEY = new Uint8Array([P_META, 0x74, 0x69, 0x70]) // 'Mtip'
+const EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x69]) // 'Mevi'
+
+function heightKey(prefix: number, height: number): Uint8Array {
+  const k = new Uint8Array(9)
+  k[0] = prefix
+  new DataView(k.buffer).setBigUint64(1, BigInt(height))
+  return k
+}
+
+function prefixed(prefix: number, bytes: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + bytes.byteLength)
+  k[0] = prefix
+  k.set(bytes, 1)
+  return k
+}
+
+/** Where a committed transaction sits and how it ended. */
+export interface TxLocation {
+  readonly height: number
+  readonly index: number
+  readonly ok: boolean
+  readonly code?: string
+}
+
+/** The highest committed block. */
+export interface ChainTip {
+  readonly height: number
+  readonly blockHash: Uint8Array
+  readonly blockTime: number
+}
+
+/** Everything a height writes besides the ledger state. */
+export interface CommittedHeight {
+  readonly height: number
+  readonly blockHash: Uint8Array
+  readonly blockTime: number
+  readonly blockBytes: Uint8Array
+  readonly certificateBytes: Uint8Array
+  readonly txHashes: readonly Uint8Array[]
+  readonly receipts: readonly { ok: boolean; code?: string }[]
+}
+
+/** Reads and prepares writes of the chain records; it never writes by itself. */
+export class ChainStore {
+  constructor(private readonly kv: KvStore) {}
+
+  /** The write ops that record one committed height (to be written atomically with the state ops). */
+  commitOps(c: CommittedHeight): KvOp[] {
+    const ops: KvOp[] = [
+      { type: 'put', key: heightKey(P_BLOCK, c.height), value: c.blockBytes },
+      { type: 'put', key: heightKey(P_CERT, c.height), value: c.certificateBytes },
+      { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, BigInt(c.blockTime)]) },
+    ]
+    c.txHashes.forEach((hash, index) => {
+      const r = c.receipts[index]!
+      ops.push({ type: 'put', key: prefixed(P_TX, hash), value: encodeCanonical([c.height, index, r.ok, r.code ?? null]) })
+    })
+    return ops
+  }
+
+  /** The highest committed height, or undefined for a chain that has only its genesis state. */
+  async tip(): Promise<ChainTip | undefined> {
+    const v = await this.kv.get(TIP_KEY)
+    if (v === undefined) return undefined
+    const d = decodeCanonical(v, 256)
+    if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt tip record')
+    const [height, blockHash, blockTime] = d.value as [number, Uint8Array, bigint]
+    return { height, blockHash, blockTime: Number(blockTime) }
+  }
+
+  async blockBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.kv.get(heightKey(P_BLOCK, height))
+  }
+
+  async certificateBytes(height: number): Promise<Uint8Array | undefined> {
+    return this.kv.get(heightKey(P_CERT, height))
+  }
+
+  async txLocation(hash: Uint8Array): Promise<TxLocation | undefined> {
+    const v = await this.kv.get(prefixed(P_TX, hash))
+    return v === undefined ? undefined : decodeTxLocation(v)
+  }
+
+  /** Where several transactions sit, in one read (undefined for any not committed). */
+  async txLocations(hashes: readonly Uint8Array[]): Promise<(TxLocation | undefined)[]> {
+    const values = await this.kv.getMany(hashes.map((h) => prefixed(P_TX, h)))
+    return values.map((v) => (v === undefined ? undefined : decodeTxLocation(v)))
+  }
+
+  /** The stored evidence records (opaque bytes), oldest first. */
+  async loadEvidence(): Promise<Uint8Array[]> {
+    const bytes = await this.kv.get(EVIDENCE_KEY)
+    if (bytes === undefined) return []
+    const d = decodeCanonical(bytes, 64 * 1024 * 1024)
+    if (!d.ok || !Array.isArray(d.value) || !d.value.every((x) => x instanceof Uint8Array)) throw new Error('chain store: corrupt evidence record')
+    return d.value as Uint8Array[]
+  }
+
+  /** The write op that replaces the evidence list. */
+  evidenceOp(records: readonly Uint8Array[]): KvOp {
+    return { type: 'put', key: EVIDENCE_KEY, value: encodeCanonical([...records]) }
+  }
+}
+
+function decodeTxLocation(v: Uint8Array): TxLocation {
+  const d = decodeCanonical(v, 128)
+  if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt transaction index')
+  const [height, index, ok, code] = d.value as [number, number, boolean, string | null]
+  return code === null ? { height, index, ok } : { height, index, ok, code }
+}

@@ -1,0 +1,88 @@
+import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
+import { HASH_LENGTH } from '../../crypto/hash.js'
+import {
+  MAX_COMMIT_BYTES, decodeCommitCertificate, decodeSignedProposal, decodeSignedVote, encodeCommitCertificate,
+  encodeSignedProposal, encodeSignedVote, type CommitCertificate, type SignedProposal, type SignedVote,
+} from '../../consensus/index.js'
+import { MAX_HEADER_BYTES, decodeBlockHeader, encodeBlockHeader, type BlockHeader } from '../../ledger/block.js'
+import { envelopeFail as fail, type EnvelopeResult } from '../storage/envelope.js'
+
+/**
+ * Consensus gossip, canonical MessagePack decoded strictly with size bounds: a proposal travels with its block's
+ * header, transaction hashes and the previous height's commit certificate (peers resolve the transactions from their
+ * mempools); a vote travels alone.
+ */
+/** Message kinds on the consensus topic. */
+const KIND_PROPOSAL = 1
+const KIND_VOTE = 2
+
+/** A proposal with the parts of its block a peer needs to rebuild it from its mempool. */
+export interface ProposalMessage {
+  readonly proposal: SignedProposal
+  readonly header: BlockHeader
+  readonly txHashes: readonly Uint8Array[]
+  /** The certificate for height - 1 that the block's `lastCommitHash` names; null at height 1. */
+  readonly lastCommit: CommitCertificate | null
+}
+
+export type ConsensusGossip = { readonly kind: 'proposal'; readonly message: ProposalMessage } | { readonly kind: 'vote'; readonly vote: SignedVote }
+
+
+/** Upper bound on a consensus gossip message for blocks of at most `maxTxs` transactions. */
+export function maxConsensusMessageBytes(maxTxs: number): number {
+  return 1024 + MAX_HEADER_BYTES + maxTxs * (HASH_LENGTH + 2) + MAX_COMMIT_BYTES
+}
+
+/**
+ * `resend` counts re-broadcasts of the same signed message (outside what is signed). Gossipsub, which carried these
+ * messages before direct streams, dropped content it had already seen, so each resend had to differ; direct streams
+ * deliver every send, and the counter stays in the wire format as information only.
+ */
+export function encodeProposalMessage(m: ProposalMessage, resend = 0): Uint8Array {
+  return encodeCanonical([
+    KIND_PROPOSAL, encodeSignedProposal(m.proposal), encodeBlockHeader(m.header), [...m.txHashes],
+    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit), resend,
+  ])
+}
+
+export function encodeVoteMessage(vote: SignedVote, resend = 0): Uint8Array {
+  return encodeCanonical([KIND_VOTE, encodeSignedVote(vote), resend])
+}
+
+const isResend = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+
+function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeResult<ProposalMessage> {
+  const [, p, h, hashes, lc] = v
+  if (!(p instanceof Uint8Array) || !(h instanceof Uint8Array) || !Array.isArray(hashes)) return fail('proposal message fields')
+  const proposal = decodeSignedProposal(p)
+  if (!proposal.ok) return fail(`proposal: ${proposal.error.reason}`)
+  const header = decodeBlockHeader(h)
+  if (!header.ok) return fail(`header: ${header.error.reason}`)
+  if (hashes.length > maxTxs) return fail(`${hashes.length} transactions exceed the block limit ${maxTxs}`)
+  for (const x of hashes) if (!(x instanceof Uint8Array) || x.byteLength !== HASH_LENGTH) return fail('transaction hash')
+  let lastCommit: CommitCertificate | null = null
+  if (lc !== null) {
+    if (!(lc instanceof Uint8Array)) return fail('last commit')
+    const c = decodeCommitCertificate(lc)
+    if (!c.ok) return fail(`last commit: ${c.error.reason}`)
+    lastCommit = c.value
+  }
+  return { ok: true, value: { proposal: proposal.value, header: header.value, txHashes: hashes as Uint8Array[], lastCommit } }
+}
+
+/** Decodes a message from the consensus topic. */
+export function decodeConsensusGossip(bytes: Uint8Array, maxTxs: number): EnvelopeResult<ConsensusGossip> {
+  const d = decodeCanonical(bytes, maxConsensusMessageBytes(maxTxs))
+  if (!d.ok) return fail(d.reason)
+  const v = d.value
+  if (!Array.isArray(v) || v.length < 2) return fail('not a consensus message')
+  if (v[0] === KIND_PROPOSAL && v.length === 6 && isResend(v[5])) {
+    const m = decodeProposalParts(v, maxTxs)
+    return m.ok ? { ok: true, value: { kind: 'proposal', message: m.value } } : m
+  }
+  if (v[0] === KIND_VOTE && v.length === 3 && v[1] instanceof Uint8Array && isResend(v[2])) {
+    const vote = decodeSignedVote(v[1])
+    return vote.ok ? { ok: true, value: { kind: 'vote', vote: vote.value } } : fail(`vote: ${vote.error.reason}`)
+  }
+  return fail('unknown consensus message kind')
+}

@@ -1,0 +1,214 @@
+import { decodeCanonical, encodeCanonical } from '../../crypto/index.js'
+import { MAX_TX_BYTES } from '../../ledger/transaction.js'
+import type { Logger } from '../logger.js'
+import type { DirectStreams } from '../p2p/directStreams.js'
+import type { GossipHandler, GossipVerdict } from '../p2p/p2p.js'
+
+/**
+ * Transaction gossip in batches over direct peer streams ({@link DirectStreams}: one hop to every connected
+ * validator, never relayed). Every libp2p message costs tens of microseconds, so one message per transaction caps a
+ * receiver near 2,000 tx/s; packing many transactions into one message lifts that to hundreds of thousands
+ * (docs/p2p.md). Outgoing transactions are queued and flushed as one message every `flushMs` or as soon as the
+ * batch reaches `maxBatchTxs` or `maxBatchBytes`.
+ *
+ * Batch wire format: canonical `[1, [tx wire bytes, ...]]`, 1 to maxBatchTxs transactions of at most MAX_TX_BYTES
+ * each, whole message at most maxBatchBytes. A receiver hands every transaction to the admission callback (the
+ * mempool) and judges the batch:
+ *  - reject (the sender is penalized) when the batch is not well formed, or any transaction fails a stateless
+ *    check: `malformed`, `invalid_signature`, `wrong_chain`. An honest peer never relays such a transaction,
+ *    because it checked the same deterministic rules before relaying;
+ *  - accept when at least one transaction was new to this node;
+ *  - ignore (no penalty) when every transaction was merely stale for this node: already known, already committed,
+ *    a used nonce, insufficient funds, or a full mempool. Those depend on local state and timing, so an honest peer
+ *    can send them.
+ * Transactions that arrived from a peer are not sent on: every validator connects to every other, and the node that
+ * admitted a transaction from a client sends it to all of them. A validator that missed some (it was disconnected,
+ * or its queue overflowed) fetches them from its peers when a proposal names them.
+ */
+
+/** The outcome of admitting one transaction (the mempool's `add` result satisfies it). */
+export type AdmitResult = { readonly ok: true } | { readonly ok: false; readonly code: string }
+
+/** Admission codes that prove the transaction invalid regardless of local state: the batch is rejected. */
+export const STATELESS_REJECTIONS: ReadonlySet<string> = new Set(['malformed', 'invalid_signature', 'wrong_chain'])
+
+/** Batch format version. */
+export const TX_BATCH_VERSION = 1
+
+/** Options of {@link TxGossip}. */
+export interface TxGossipOptions {
+  /** Stream protocol (default `/tally/tx-batches/1`). */
+  readonly topic?: string
+  /** Longest wait before a queued transaction is sent, in ms (default 5). */
+  readonly flushMs?: number
+  /** Most transactions in one batch (default 2,000). */
+  readonly maxBatchTxs?: number
+  /** Largest batch message in bytes (default 256 KiB); must fit the p2p layer's maxGossipBytes. */
+  readonly maxBatchBytes?: number
+}
+
+/** The part of the p2p layer transaction gossip uses ({@link DirectStreams} satisfies it). */
+export interface GossipTransport {
+  subscribe(topic: string, handler: GossipHandler): void | Promise<void>
+  publish(topic: string, data: Uint8Array): Promise<number>
+}
+
+/** Dependencies of {@link TxGossip}. */
+export interface TxGossipDependencies<R extends AdmitResult = AdmitResult> {
+  readonly gossip: GossipTransport
+  /** Admits one transaction's wire bytes (the mempool). `from` is the relaying peer, undefined for local submissions. */
+  readonly admit: (tx: Uint8Array, from?: string) => R | Promise<R>
+  readonly logger: Logger
+}
+
+/** Counters for metrics and tests. */
+export interface TxGossipStats {
+  batchesSent: number
+  txsSent: number
+  batchesReceived: number
+  txsReceived: number
+  batchesRejected: number
+  batchesIgnored: number
+}
+
+/** Per-batch framing overhead allowance: array headers, version, and per-tx bin headers are added exactly below. */
+const BATCH_HEADER_BYTES = 8
+const TX_HEADER_BYTES = 2
+
+/** Encodes a batch of transaction wire bytes (canonical `[1, [tx, ...]]`). */
+export function encodeTxBatch(txs: readonly Uint8Array[]): Uint8Array {
+  return encodeCanonical([TX_BATCH_VERSION, txs])
+}
+
+/** Decodes a batch within the bounds; never throws. */
+export function decodeTxBatch(
+  bytes: Uint8Array,
+  maxBatchBytes: number,
+  maxBatchTxs: number,
+): { ok: true; txs: Uint8Array[] } | { ok: false; reason: string } {
+  const d = decodeCanonical(bytes, maxBatchBytes)
+  if (!d.ok) return { ok: false, reason: d.reason }
+  const v = d.value
+  if (!Array.isArray(v) || v.length !== 2) return { ok: false, reason: 'a batch is [version, txs]' }
+  if (v[0] !== TX_BATCH_VERSION) return { ok: false, reason: `unsupported batch version ${String(v[0])}` }
+  const txs = v[1]
+  if (!Array.isArray(txs) || txs.length === 0) return { ok: false, reason: 'a batch holds a non-empty list of transactions' }
+  if (txs.length > maxBatchTxs) return { ok: false, reason: `batch of ${txs.length} transactions exceeds ${maxBatchTxs}` }
+  for (const tx of txs) {
+    if (!(tx instanceof Uint8Array) || tx.byteLength > MAX_TX_BYTES) return { ok: false, reason: 'a batch entry is not transaction bytes' }
+  }
+  return { ok: true, txs: txs as Uint8Array[] }
+}
+
+/** Batches outgoing transactions into gossip messages and validates incoming batches. */
+export class TxGossip<R extends AdmitResult = AdmitResult> {
+  readonly topic: string
+  private readonly flushMs: number
+  private readonly maxBatchTxs: number
+  private readonly maxBatchBytes: number
+  private readonly deps: TxGossipDependencies<R>
+  private queue: Uint8Array[] = []
+  private queueBytes = BATCH_HEADER_BYTES
+  private timer?: NodeJS.Timeout
+  private sending: Promise<void> = Promise.resolve()
+  private running = false
+  /** Counters since start. */
+  readonly stats: TxGossipStats = {
+    batchesSent: 0, txsSent: 0, batchesReceived: 0, txsReceived: 0, batchesRejected: 0, batchesIgnored: 0,
+  }
+
+  constructor(options: TxGossipOptions, dependencies: TxGossipDependencies<R>) {
+    this.topic = options.topic ?? '/tally/tx-batches/1'
+    this.flushMs = options.flushMs ?? 5
+    this.maxBatchTxs = options.maxBatchTxs ?? 2_000
+    this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024
+    if (this.maxBatchBytes < BATCH_HEADER_BYTES + TX_HEADER_BYTES + MAX_TX_BYTES) throw new RangeError('maxBatchBytes too small for one transaction')
+    if (this.maxBatchTxs < 1) throw new RangeError('maxBatchTxs must be at least 1')
+    this.deps = dependencies
+  }
+
+  /** Starts receiving batches and sending queued ones. */
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = true
+    await this.deps.gossip.subscribe(this.topic, (data, from) => this.onBatch(data, from))
+  }
+
+  /** Sends what is queued and stops batching. */
+  async stop(): Promise<void> {
+    if (!this.running) return
+    this.flush()
+    this.running = false
+    await this.sending
+  }
+
+  /**
+   * Admits a locally submitted transaction (RPC) and, when admitted, queues it for gossip. Returns the admission
+   * result unchanged so the caller can answer the client.
+   */
+  async submit(tx: Uint8Array): Promise<R> {
+    const r = await this.deps.admit(tx)
+    if (r.ok) this.broadcast(tx)
+    return r
+  }
+
+  /** Queues already-admitted transaction bytes for the next batch. */
+  broadcast(tx: Uint8Array): void {
+    if (!this.running) return
+    if (tx.byteLength > MAX_TX_BYTES) throw new RangeError(`transaction of ${tx.byteLength} bytes exceeds ${MAX_TX_BYTES}`)
+    const size = tx.byteLength + TX_HEADER_BYTES
+    if (this.queueBytes + size > this.maxBatchBytes) this.flush()
+    this.queue.push(tx)
+    this.queueBytes += size
+    if (this.queue.length >= this.maxBatchTxs) this.flush()
+    else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.flushMs)
+  }
+
+  /** Sends the queued transactions now as one batch. */
+  flush(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+    }
+    if (this.queue.length === 0) return
+    const txs = this.queue
+    this.queue = []
+    this.queueBytes = BATCH_HEADER_BYTES
+    const batch = encodeTxBatch(txs)
+    // publish in order: a sender's nonces then arrive in order at every peer
+    this.sending = this.sending.then(async () => {
+      try {
+        await this.deps.gossip.publish(this.topic, batch)
+        this.stats.batchesSent++
+        this.stats.txsSent += txs.length
+      } catch (e) {
+        this.deps.logger.warn({ err: (e as Error).message, txs: txs.length }, 'tx batch publish failed')
+      }
+    })
+  }
+
+  private async onBatch(data: Uint8Array, from: string): Promise<GossipVerdict> {
+    this.stats.batchesReceived++
+    const batch = decodeTxBatch(data, this.maxBatchBytes, this.maxBatchTxs)
+    if (!batch.ok) {
+      this.stats.batchesRejected++
+      this.deps.logger.debug({ peer: from, reason: batch.reason }, 'malformed tx batch')
+      return 'reject'
+    }
+    this.stats.txsReceived += batch.txs.length
+    // admitted together, so their signatures are verified as one batch; a sender's nonces still enter in order
+    const results = await Promise.all(batch.txs.map((tx) => this.deps.admit(tx, from)))
+    let fresh = 0
+    for (const r of results) {
+      if (r.ok) fresh++
+      else if (STATELESS_REJECTIONS.has(r.code)) {
+        this.stats.batchesRejected++
+        this.deps.logger.debug({ peer: from, code: r.code }, 'tx batch holds an invalid transaction')
+        return 'reject'
+      }
+    }
+    if (fresh > 0) return 'accept'
+    this.stats.batchesIgnored++
+    return 'ignore'
+  }
+}

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { keyPairFromSeed, toHex, addressFromPublicKey } from '../../../../crypto/index.js'
+import { createTransfer, decodeTransaction, encodeTransaction, signTransaction, verifyTransactionSignature } from '../../../../ledger/transaction.js'
+import { Mempool, type AccountView, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
+import { Rng } from '../../../helpers/random.js'
+
+const CHAIN = 'tally-test'
+
+/** A committed state the tests edit between blocks; async like a real store when asked. */
+class FakeAccounts {
+  readonly map = new Map<string, AccountView>()
+  constructor(readonly async = false) {}
+  set(address: Uint8Array, balance: bigint, nonce: bigint): void {
+    this.map.set(toHex(address), { balance, nonce })
+  }
+  getAccount(address: Uint8Array): AccountView | Promise<AccountView> {
+    const a = this.map.get(toHex(address)) ?? { balance: 0n, nonce: 0n }
+    return this.async ? Promise.resolve(a) : a
+  }
+}
+
+function setup(opts: Partial<MempoolOptions> = {}, async = false) {
+  const rng = new Rng(11)
+  const keys = [rng.bytes(32), rng.bytes(32), rng.bytes(32)]
+  const addrs = keys.map((k) => addressFromPublicKey(keyPairFromSeed(k).publicKey))
+  const accounts = new FakeAccounts(async)
+  for (const a of addrs) accounts.set(a, 1000n, 0n)
+  const removed: [string, Removal][] = []
+  const verified: string[] = []
+  const pool = new Mempool({ chainId: CHAIN, ...opts }, {
+    accounts,
+    verifiedSignatures: {
+      add: (h) => verified.push(toHex(h)),
+      has: (h) => verified.includes(toHex(h)),
+      delete: (h) => { const i = verified.indexOf(toHex(h)); if (i >= 0) verified.splice(i, 1) },
+    },
+    onRemoved: (h, r) => removed.push([toHex(h), r]),
+  })
+  const tx = (k: number, nonce: number, amount = 10n, chainId = CHAIN) =>
+    createTransfer(keys[k]!, { chainId, to: addrs[(k + 1) % 3]!, amount, nonce: BigInt(nonce) })
+  return { pool, accounts, addrs, removed, verified, tx, rng }
+}
+
+describe('mempool admission', () => {
+  it('does not verify again a signature this node already verified, and verifies through the given verifier', async () => {
+    const calls: string[] = []
+    const cache = new Set<string>()
+    const accounts = new FakeAccounts(false)
+    const keys = [new Uint8Array(32).fill(21), new Uint8Array(32).fill(22)]
+    for (const k of keys) accounts.set(addressFromPublicKey(keyPairFromSeed(k).publicKey), 1000n, 0n)
+    const pool = new Mempool({ chainId: CHAIN }, {
+      accounts,
+      verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)), delete: (h) => cache.delete(toHex(h)) },
+      verifySignature: async (tx) => { calls.push(toHex(tx.from)); return verifyTransactionSignature(tx) },
+    })
+    const good = createTransfer(keys[0]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
+    assert.equal((await pool.add(good.bytes)).ok, true)
+    assert.equal(calls.length, 1)
+    // a forged signature whose hash this node already holds as verified is not checked again
+    const forged = createTransfer(keys[1]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
+    const bad = new Uint8Array(forged.bytes)
+    bad[bad.length - 1]! ^= 1
+    const badHash = decodeTransaction(bad)
+    assert.ok(badHash.ok)
+    assert.deepEqual(await pool.add(bad), { ok: false, code: 'invalid_signature', reason: 'signature does not verify' })
+    assert.equal(calls.length, 2)
+    cache.add(toHex(badHash.value.hash))
+    assert.equal((await pool.add(bad)).ok, true)
+    assert.equal(calls.length, 2)
+  })
+
+  it('admits a valid transaction and records its verified signature', async () => {
+    const { pool, tx, verified } = setup()
+    const t = tx(0, 0)
+    const r = await pool.add(t.bytes)
+    assert.deepEqual(r, { ok: true, hash: t.hash })
+    assert.equal(pool.size, 1)
+    assert.equal(pool.bytes, t.bytes.byteLength)
+    assert.ok(pool.has(t.hash))
+    assert.deepEqual(pool.get(t.hash)?.bytes, t.bytes)
+    assert.deepEqual(verified, [toHex(t.hash)])
+  })
+
+  it('returns every admission code', async () => {
+    const { pool, tx, accounts, addrs } = setup({ maxTxs: 3, maxFuturePerSender: 2 })
+    const code = async (bytes: Uint8Array) => {
+      const r = await pool.add(bytes)
+      return r.ok ? 'ok' : r.code
+    }
+    assert.equal(await code(new Uint8Array([1, 2, 3])), 'malformed')
+    assert.equal(await code(new Uint8Array(1000)), 'malformed')
+    assert.equal(await code(tx(0, 0, 10n, 'other-chain').bytes), 'wrong_chain')
+    const good = tx(0, 0)
+    assert.equal(await code(good.bytes), 'ok')
+    assert.equal(await code(good.bytes), 'duplicate')
+    const forged = { ...tx(0, 1).tx, signature: new Uint8Array(good.tx.signature) }
+    assert.equal(await code(encodeTransaction(forged)), 'invalid_signature')
+    assert.equal(await code(tx(0, 0, 11n).bytes), 'bad_nonce') // nonce taken by a pending tx
+    assert.equal(await code(tx(0, 4).bytes), 'bad_nonce') // next is 1; 1 + 2 < 4
+    accounts.set(addrs[1]!, 1000n, 5n)
+    assert.equal(await code(tx(1, 4).bytes), 'bad_nonce') // below the committed nonce
+    assert.equal(await code(tx(0, 1, 991n).bytes), 'insufficient_funds') // 10 pending + 991 > 1000
+    assert.equal(await code(tx(0, 1, 990n).bytes), 'ok')
+    assert.equal(await code(tx(1, 5).bytes), 'ok')
+    assert.equal(await code(tx(2, 0).bytes), 'mempool_full')
+    assert.equal(pool.size, 3)
+  })
+
+  it('bounds the pool by bytes', async () => {
+    const { pool, tx } = setup({ maxBytes: 300 })
+    assert.equal((await pool.add(tx(0, 0).bytes)).ok, true)
+    const r = await pool.add(tx(1, 0).bytes)
+    assert.equal(!r.ok && r.code, 'mempool_full')
+  })
+
+  it('works with an asynchronous account store', async () => {
+    const { pool, tx } = setup({}, true)
+    const results = await Promise.all([0, 1, 2, 3].map((n) => pool.add(tx(0, n).bytes)))
+    assert.ok(results.every((r) => r.ok))
+    assert.equal(await pool.pendingNonce(setup().addrs[0]!), 4n)
+  })
+})
+
+describe('mempool ordering', () => {
+  it('reaps contiguous runs in nonce order, senders interleaved by arrival, within limits', async () => {
+    const { pool, tx, addrs } = setup()
+    // sender 0 arrives out of order: 1, 0, 3 (gap at 2); sender 1: 0, 1
+    const a1 = tx(0, 1), a0 = tx(0, 0), a3 = tx(0, 3), b0 = tx(1, 0), b1 = tx(1, 1)
+    for (const t of [a1, a0, a3, b0, b1]) assert.equal((await pool.add(t.bytes)).ok, true)
+    assert.equal(await pool.pendingNonce(addrs[0]!), 2n)
+    assert.equal(await pool.pendingNonce(addrs[1]!), 2n)
+    assert.equal(await pool.pendingNonce(addrs[2]!), 0n)
+    const hex = (xs: { hash: Uint8Array }[]) => xs.map((x) => toHex(x.hash))
+    // a0 (seq 1) is sender 0's head; b0 (seq 3). a0 first, then a1 (seq 0), then b0, b1; a3 is not executable
+    assert.deepEqual(hex(pool.reap({ maxTxs: 100, maxBytes: 1e6 })), hex([a0, a1, b0, b1]))
+    assert.deepEqual(hex(pool.reap({ maxTxs: 3, maxBytes: 1e6 })), hex([a0, a1, b0]))
+    assert.deepEqual(hex(pool.reap({ maxTxs: 100, maxBytes: a0.bytes.byteLength * 2 })), hex([a0, a1]))
+    assert.deepEqual(pool.reap({ maxTxs: 0, maxBytes: 1e6 }), [])
+  })
+})
+
+describe('mempool update', () => {
+  it('drops committed transactions and those a block made invalid, each with a reason', async () => {
+    const { pool, tx, accounts, addrs, removed, verified } = setup()
+    const a0 = tx(0, 0, 100n), a1 = tx(0, 1, 100n), a2 = tx(0, 2, 100n), b0 = tx(1, 0), c0 = tx(2, 0)
+    for (const t of [a0, a1, a2, b0, c0]) assert.equal((await pool.add(t.bytes)).ok, true)
+    assert.equal(verified.length, 5)
+    // the block commits a0 and another transaction of sender 1 with nonce 0; sender 0 spent more elsewhere
+    const other = tx(1, 0, 20n)
+    accounts.set(addrs[0]!, 1000n - 100n - 750n, 1n) // balance 150: covers a1 (100) but not a1 + a2
+    accounts.set(addrs[1]!, 980n, 1n)
+    await pool.update([a0.hash, other.hash], [addrs[0]!, addrs[1]!])
+    const reasons = Object.fromEntries(removed.map(([h, r]) => [h, r.code]))
+    assert.deepEqual(reasons, {
+      [toHex(a0.hash)]: 'committed',
+      [toHex(a2.hash)]: 'insufficient_funds',
+      [toHex(b0.hash)]: 'bad_nonce',
+    })
+    assert.equal(pool.size, 2)
+    assert.ok(pool.has(a1.hash) && pool.has(c0.hash))
+    assert.equal(await pool.pendingNonce(addrs[0]!), 2n)
+    assert.equal(await pool.pendingNonce(addrs[1]!), 1n)
+    // committed hashes leave the verified-signature cache: they are refused as duplicates afterwards, before any
+    // signature check
+    assert.deepEqual(verified.sort(), [a1, a2, b0, c0].map((t) => toHex(t.hash)).sort())
+    const again = await pool.add(a0.bytes)
+    assert.equal(!again.ok && again.code, 'duplicate')
+    assert.ok(pool.wasCommitted(a0.hash))
+    assert.equal(verified.includes(toHex(a0.hash)), false)
+    // and the next reap starts from the new committed nonce
+    assert.deepEqual(pool.reap({ maxTxs: 10, maxBytes: 1e6 }).map((d) => toHex(d.hash)), [toHex(a1.hash), toHex(c0.hash)])
+  })
+
+  it('re-reads every sender when the touched accounts are not given', async () => {
+    const { pool, tx, accounts, addrs, removed } = setup({}, true)
+    const a0 = tx(0, 0)
+    assert.equal((await pool.add(a0.bytes)).ok, true)
+    accounts.set(addrs[0]!, 1000n, 1n)
+    await pool.update([])
+    assert.deepEqual(removed.map(([, r]) => r.code), ['bad_nonce'])
+    assert.equal(pool.size, 0)
+  })
+
+  it('admits a run of thousands of nonces from one sender and reaps it whole', async () => {
+    const { pool } = setup({ maxFuturePerSender: 10_000 })
+    const rng = new Rng(3)
+    const key = rng.bytes(32)
+    const { publicKey } = keyPairFromSeed(key)
+    const accounts = new FakeAccounts()
+    accounts.set(addressFromPublicKey(publicKey), 1n << 40n, 0n)
+    const big = new Mempool({ chainId: CHAIN, maxFuturePerSender: 10_000 }, { accounts })
+    const txs = Array.from({ length: 3000 }, (_, i) =>
+      encodeTransaction(signTransaction({ chainId: CHAIN, from: publicKey, to: rng.bytes(20), amount: 1n, nonce: BigInt(i) }, key)))
+    for (const b of txs) assert.equal((await big.add(b)).ok, true)
+    assert.equal(big.size, 3000)
+    const reaped = big.reap({ maxTxs: 5000, maxBytes: 1e7 })
+    assert.equal(reaped.length, 3000)
+    assert.deepEqual(reaped.map((t) => t.tx.nonce), txs.map((_, i) => BigInt(i)))
+    assert.equal(pool.size, 0)
+  })
+})

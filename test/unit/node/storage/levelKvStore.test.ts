@@ -1,0 +1,44 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LevelKvStore } from '../../../../node/storage/levelKvStore.js'
+import { kvStoreContract } from '../../ledger/kvStoreContract.js'
+
+async function openTemp(): Promise<{ store: LevelKvStore; dir: string; close: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-level-'))
+  const store = await LevelKvStore.open(join(dir, 'db'))
+  return { store, dir, close: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }) } }
+}
+
+kvStoreContract('LevelKvStore', openTemp)
+
+test('LevelKvStore: data survives close and reopen', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-level-'))
+  try {
+    const path = join(dir, 'db')
+    const a = await LevelKvStore.open(path)
+    await a.write([{ type: 'put', key: new Uint8Array([0x4c, 1]), value: new Uint8Array([7, 8]) }])
+    await a.close()
+    const b = await LevelKvStore.open(path)
+    assert.deepEqual([...(await b.get(new Uint8Array([0x4c, 1])))!], [7, 8])
+    await b.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('LevelKvStore: a batch with an invalid op is refused whole and the store stays usable', async () => {
+  const { store, close } = await openTemp()
+  try {
+    const good = { type: 'put' as const, key: new Uint8Array([0x4c, 2]), value: new Uint8Array([1]) }
+    const bad = { type: 'put' as const, key: new Uint8Array([0x4c, 3]), value: undefined as unknown as Uint8Array }
+    await assert.rejects(store.write([good, bad]))
+    assert.equal(await store.get(good.key), undefined)
+    await store.write([good])
+    assert.deepEqual([...(await store.get(good.key))!], [1])
+  } finally {
+    await close()
+  }
+})

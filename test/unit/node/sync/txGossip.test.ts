@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict'
+import { after, describe, it } from 'node:test'
+import { toHex } from '../../../../crypto/index.js'
+import { createTransfer, decodeTransaction, verifyTransactionSignature } from '../../../../ledger/transaction.js'
+import { DirectStreams } from '../../../../node/p2p/directStreams.js'
+import { silentLogger } from '../../../../node/logger.js'
+import { decodeTxBatch, encodeTxBatch, TxGossip, type AdmitResult } from '../../../../node/sync/txGossip.js'
+import { Rng } from '../../../helpers/random.js'
+import { startNet, type TestNet } from '../p2p/p2pNet.js'
+import { waitFor } from '../../../helpers/waitFor.js'
+
+const CHAIN = 'tally-test'
+
+function makeTxs(n: number, seed = 5): Uint8Array[] {
+  const rng = new Rng(seed)
+  const key = rng.bytes(32)
+  return Array.from({ length: n }, (_, i) => createTransfer(key, { chainId: CHAIN, to: rng.bytes(20), amount: 1n, nonce: BigInt(i) }).bytes)
+}
+
+/** A stand-in mempool: the stateless checks plus deduplication. */
+function fakeMempool() {
+  const seen = new Set<string>()
+  const admit = (bytes: Uint8Array): AdmitResult => {
+    const d = decodeTransaction(bytes)
+    if (!d.ok) return { ok: false, code: 'malformed' }
+    if (d.value.tx.chainId !== CHAIN) return { ok: false, code: 'wrong_chain' }
+    const h = toHex(d.value.hash)
+    if (seen.has(h)) return { ok: false, code: 'duplicate' }
+    if (!verifyTransactionSignature(d.value.tx)) return { ok: false, code: 'invalid_signature' }
+    seen.add(h)
+    return { ok: true }
+  }
+  return { seen, admit }
+}
+
+describe('tx batch encoding', () => {
+  it('round-trips and enforces its bounds', () => {
+    const txs = makeTxs(3)
+    const bytes = encodeTxBatch(txs)
+    assert.deepEqual(decodeTxBatch(bytes, 10_000, 10), { ok: true, txs })
+    assert.equal(decodeTxBatch(bytes, 100, 10).ok, false)
+    assert.equal(decodeTxBatch(bytes, 10_000, 2).ok, false)
+    assert.equal(decodeTxBatch(encodeTxBatch([]), 10_000, 10).ok, false)
+    assert.equal(decodeTxBatch(new Uint8Array([1, 2, 3]), 10_000, 10).ok, false)
+    assert.equal(decodeTxBatch(encodeTxBatch([new Uint8Array(300)]), 10_000, 10).ok, false)
+  })
+})
+
+describe('tx gossip', () => {
+  const nets: TestNet[] = []
+  const gossips: TxGossip[] = []
+  after(async () => {
+    await Promise.all(gossips.map((g) => g.stop()))
+    await Promise.all(nets.map((n) => n.stop()))
+  })
+
+  async function setup(n: number) {
+    const mempools = Array.from({ length: n }, () => fakeMempool())
+    const net = await startNet(n)
+    nets.push(net)
+    const directs = net.nodes.map((node) => new DirectStreams(node, silentLogger()))
+    const gs = directs.map((direct, i) => new TxGossip({ flushMs: 5 }, { gossip: direct, admit: mempools[i]!.admit, logger: silentLogger() }))
+    gossips.push(...gs)
+    await Promise.all(gs.map((g) => g.start()))
+    return { net, gs, mempools, directs }
+  }
+
+  it('delivers N transactions to every node in far fewer than N messages', async () => {
+    const { gs, mempools } = await setup(3)
+    const txs = makeTxs(600)
+    for (const tx of txs) assert.equal((await gs[0]!.submit(tx)).ok, true)
+    await waitFor(() => mempools.every((m) => m.seen.size === 600), 'all transactions everywhere')
+    assert.ok(gs[0]!.stats.batchesSent < 60, `sent ${gs[0]!.stats.batchesSent} batches`)
+    assert.ok(gs[1]!.stats.batchesReceived < 120)
+    assert.equal(gs[1]!.stats.batchesRejected, 0)
+    // received transactions are not queued again by the receivers
+    assert.equal(gs[1]!.stats.batchesSent, 0)
+    assert.equal(gs[2]!.stats.batchesSent, 0)
+  })
+
+  it('rejects a batch holding an invalid transaction and penalizes its sender; ignores stale batches', async () => {
+    const { net, gs, mempools, directs } = await setup(2)
+    const [a, b] = net.nodes
+    const direct = directs[0]!
+    const txs = makeTxs(3, 8)
+    const forged = new Uint8Array(txs[2]!)
+    forged[forged.length - 1]! ^= 1
+    await direct.publish('/tally/tx-batches/1', encodeTxBatch([txs[0]!, forged]))
+    await waitFor(() => gs[1]!.stats.batchesRejected === 1, 'forged batch rejected')
+    assert.ok(b!.penaltyOf(a!.peerId) > 0)
+    // stale only: every transaction already known
+    await direct.publish('/tally/tx-batches/1', encodeTxBatch([txs[0]!]))
+    await waitFor(() => gs[1]!.stats.batchesIgnored === 1, 'stale batch ignored')
+    await direct.publish('/tally/tx-batches/1', new Uint8Array([0x92, 0x01, 0x01]))
+    await waitFor(() => gs[1]!.stats.batchesRejected === 2, 'garbage batch rejected')
+    assert.equal(mempools[1]!.seen.size, 1)
+  })
+})
