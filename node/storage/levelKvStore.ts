@@ -39,9 +39,13 @@ export class LevelKvStore implements KvStore {
   }
 
   /**
-   * Writes the ops as one atomic LevelDB batch. Built with a chained batch: each op goes to the native batch as it is
-   * added, where the array form has native code read every op object's fields back, which took about twice the
-   * main-thread time for a block's ~1,000-2,000 ops (docs/performance.md).
+   * Writes the ops as one atomic LevelDB batch and resolves once it is on disk (`sync`: LevelDB fsyncs its log before
+   * answering). Every caller relies on that: a committed height is reported (to RPC, to the mempool, to the next
+   * height's signatures) only after this resolves, so a power failure cannot take back a block the node announced
+   * while its safety record, synced too, remembers the votes that followed it.
+   * Built with a chained batch: each op goes to the native batch as it is added, where the array form has native
+   * code read every op object's fields back, which took about twice the main-thread time for a block's ~1,000-2,000
+   * ops (docs/performance.md).
    */
   async write(ops: readonly KvOp[]): Promise<void> {
     if (ops.length === 0) return
@@ -55,7 +59,7 @@ export class LevelKvStore implements KvStore {
       await batch.close()
       throw e
     }
-    await batch.write()
+    await batch.write({ sync: true })
   }
 
   /** Closes the database. */
