@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the compiled test suites with Node's built-in test runner.
-// `node scripts/run-tests.mjs [unit|sim|e2e ...]`; no argument runs all three, in that order.
-// Unit and simulation files run two at a time; e2e files (real processes) run one at a time.
+// `node scripts/run-tests.mjs [unit|sim|e2e|fault ...]`; no argument runs all four, in that order.
+// Unit and simulation files run two at a time; e2e and fault-suite files (real processes) run one at a time.
 import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 
 const root = join(fileURLToPath(import.meta.url), '..', '..')
-const suites = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['unit', 'sim', 'e2e']
+const suites = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['unit', 'sim', 'e2e', 'fault']
 
 function* walk(dir) {
   if (!existsSync(dir)) return
@@ -27,7 +27,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'tally-tests-'))
 for (const suite of suites) {
   const files = [...walk(join(root, 'dist', 'test', suite))]
   if (files.length === 0) continue
-  const concurrency = suite === 'e2e' ? 1 : 2
+  const concurrency = suite === 'e2e' || suite === 'fault' ? 1 : 2
   console.log(`\n# ${suite}: ${files.length} file(s)`)
   const counts = join(scratch, `${suite}.counts`)
   const r = spawnSync(process.execPath, [
