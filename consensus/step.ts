@@ -176,6 +176,40 @@ function sameProposal(a: SignedProposal, b: SignedProposal): boolean {
   return a.height === b.height && a.round === b.round && a.polRound === b.polRound && bytesEqual(a.valueId, b.valueId) && bytesEqual(a.proposer, b.proposer)
 }
 
+/** What the core would do with a signed message, short of checking its signature. */
+export type MessageStatus = 'new' | 'known' | 'drop'
+
+/**
+ * Whether a signed vote or proposal is new to the core, already held, or would be dropped (malformed, from no
+ * validator or not the round's proposer, stale, or outside the window of rounds and heights the core keeps). Pure and
+ * cheap: a host asks before it logs a message or spends a signature check on it, so repeated or useless messages cost
+ * neither disk nor CPU. It does not verify signatures: a `new` message may still be dropped by `step` for a bad one.
+ */
+export function messageStatus(state: ConsensusState, m: BufferedMessage): MessageStatus {
+  if (m.kind === 'vote') {
+    const vote = m.vote
+    if (checkVoteFields(vote) !== undefined) return 'drop'
+    const where = admit(state, vote.height, vote.round)
+    if (where === 'drop' || findValidator(state.validatorSet!, vote.validator) === undefined) return 'drop'
+    if (where === 'future') return state.future.some((x) => x.kind === 'vote' && sameVote(x.vote, vote)) ? 'known' : 'new'
+    const rs = state.rounds[vote.round]
+    if (rs === undefined) return 'new'
+    return hasVote(vote.type === 'prevote' ? rs.prevotes : rs.precommits, vote) ? 'known' : 'new'
+  }
+  const proposal = m.proposal
+  if (checkProposalFields(proposal) !== undefined) return 'drop'
+  const where = admit(state, proposal.height, proposal.round)
+  if (where === 'drop') return 'drop'
+  const set = state.validatorSet!
+  const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)
+  if (proposer === undefined || !bytesEqual(proposer.address, proposal.proposer)) return 'drop'
+  if (where === 'future') return state.future.some((x) => x.kind === 'proposal' && sameProposal(x.proposal, proposal)) ? 'known' : 'new'
+  const rs = state.rounds[proposal.round]
+  if (rs === undefined) return 'new'
+  if (rs.proposals.some((p) => sameProposal(p, proposal))) return 'known'
+  return rs.proposals.length >= MAX_PROPOSALS_PER_ROUND ? 'drop' : 'new'
+}
+
 function onVote(s: ConsensusState, vote: SignedVote, fx: ConsensusEffect[]): void {
   if (checkVoteFields(vote) !== undefined) return
   const where = admit(s, vote.height, vote.round)

@@ -2,7 +2,8 @@ import './p2p/polyfill.js'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
-import { createValidatorSet, type ConsensusParams } from '../consensus/index.js'
+import { createValidatorSet, verifyCommit, type ConsensusParams } from '../consensus/index.js'
+import { blockHash } from '../ledger/block.js'
 import { txSignBytes, type Transaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
@@ -62,13 +63,13 @@ export class TallyNode {
   }
 
   /** Opens the home, wires every component and starts them in dependency order. */
-  static async start(homeDir: string, options: { logger?: Logger } = {}): Promise<TallyNode> {
+  static async start(homeDir: string, options: { logger?: Logger; allowMissingSafetyRecord?: boolean } = {}): Promise<TallyNode> {
     const home = loadHome(homeDir)
     const { config, genesis } = home
     const logger = options.logger ?? createLogger({ level: config.logLevel, base: { moniker: config.moniker } })
     const node = new TallyNode(home, logger)
     try {
-      await node.wire()
+      await node.wire(options.allowMissingSafetyRecord === true)
     } catch (e) {
       await node.stop()
       throw e
@@ -78,7 +79,7 @@ export class TallyNode {
   }
 
   /** Constructs the components and starts each, registering its stop before the next starts. */
-  private async wire(): Promise<void> {
+  private async wire(allowMissingSafetyRecord: boolean): Promise<void> {
     const { home, logger } = this
     const { config, genesis } = home
     const log = (component: string) => componentLogger(logger, component)
@@ -139,11 +140,12 @@ export class TallyNode {
     const host = new ConsensusHost({
       chainId: genesis.chainId, params, validatorSet, block: limits,
       emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs, commitMs: genesis.params.timeouts.commitMs,
-      genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 5_000,
+      genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 5_000, allowMissingSafetyRecord,
     }, {
       ledger, kv, chain, mempool, verified, wal, guard,
       logger: log('consensus'),
       now: () => Date.now(),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
       cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
       broadcast: (bytes) => {
@@ -164,7 +166,14 @@ export class TallyNode {
       tipHeight: () => host.tip?.height ?? 0,
       heightStartedAtMs: () => host.heightStartedAtMs,
       now: () => Date.now(),
-      apply: (h, stored, cert) => host.applySyncedBlock(h, stored, cert),
+      every: (ms, f) => {
+        const t = setInterval(f, ms)
+        return () => clearInterval(t)
+      },
+      verifyTip: (cert) => verifyCommit(validatorSet, genesis.chainId, cert.height, cert.valueId, cert).ok,
+      verifyCertified: (h, stored, cert) => verifyCommit(validatorSet, genesis.chainId, h, blockHash(stored.block.header), cert).ok,
+      check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
+      apply: (b) => host.applySyncedBlock(b),
     })
     late.sync = sync
     const backend = new NodeBackend({
@@ -198,10 +207,12 @@ export class TallyNode {
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start()
     await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({
-      validatorSet: () => validatorSet, maxTxs: limits.maxTxs, height: () => host.height,
-      notePeerTip: (peer, h) => sync.notePeerTip(peer, h),
+      chainId: genesis.chainId, validatorSet: () => validatorSet, maxTxs: limits.maxTxs, height: () => host.height,
+      status: (m) => host.messageStatus(m),
+      notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
       onProposal: (m) => host.onProposalMessage(m),
       onVote: (v) => host.onVote(v),
+      logger: log('consensus'),
     }))
     this.stopFns.push(() => direct.stop())
     await txGossip.start()

@@ -103,10 +103,11 @@ export function buildProgram(out: (s: string) => void): Command {
   program.command('start')
     .description('run one node in the foreground (JSON logs on stdout; SIGINT/SIGTERM stop it cleanly)')
     .requiredOption('--home <dir>', 'the node home')
+    .option('--allow-missing-validator-state', 'start a validator whose validator_state.json is missing although its data shows it signed before (only when it cannot have signed above the chain\'s tip)')
     .action(async (o) => {
       // loaded here so that commands which never start a node do not load libp2p and the stores
       const { TallyNode } = await import('../node.js')
-      const node = await TallyNode.start(resolve(o.home))
+      const node = await TallyNode.start(resolve(o.home), { allowMissingSafetyRecord: o.allowMissingValidatorState === true })
       await new Promise<void>((done) => {
         let stopping = false
         const stop = (code: number) => {

@@ -1,29 +1,42 @@
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
+import { err, ok, type Result } from '../../crypto/result.js'
 import {
-  commitHash, decodeCommitCertificate, heightMessages, encodeCommitCertificate, initialConsensusState, step, verifyCommit, type CommitCertificate, type ConsensusEffect,
-  type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence, type SafetyGuard, type SignedVote, type Timeout, type ValidatorSet,
+  commitHash, decodeCommitCertificate, encodeCommitCertificate, findValidator, initialConsensusState, messageStatus, repairMessages, step,
+  verifyCommit, type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence,
+  type MessageStatus, type SafetyGuard, type SignedProposal, type SignedVote, type Timeout, type ValidatorSet,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../../ledger/block.js'
+import { blockTimeWait, checkBlockBody, checkBlockExecution, checkBlockHeader, type BlockFault, type BlockParent } from '../../ledger/blockValidity.js'
 import type { ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { KvStore } from '../../ledger/store.js'
 import { decodeTransaction, type DecodedTransaction, type Transaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
-import type { ChainStore, ChainTip } from '../storage/chainStore.js'
 import type { Logger } from '../logger.js'
 import type { Mempool } from '../mempool/mempool.js'
+import type { ChainStore, ChainTip } from '../storage/chainStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../storage/storedBlock.js'
+import type { ConsensusLog } from '../storage/wal.js'
 import { encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../sync/consensusMessages.js'
+import { CandidateStore, type Candidate, type Verdict } from './candidates.js'
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './walEntry.js'
-import type { Wal } from '../storage/wal.js'
 
 /**
  * The consensus host: the only interpreter of the core's effects, and the one place where blocks are committed.
  *
  * It feeds the core one input at a time from a single queue (CometBFT's receive routine): gossip, its own signed
  * messages, timeouts, block verdicts, and blocks from sync all pass through it, so the core, the ledger's committed
- * state and the chain store change in one order. Every input of the current height is appended to the WAL before
- * it reaches the core, and the WAL is flushed to disk before the safety guard signs, so a restarted validator
- * replays exactly the inputs that led to every signature it gave (its lock included).
+ * state and the chain store change in one order. Invariants:
+ *  - only authenticated input is stored or logged: the admission (node/sync/consensusGossip.ts) verifies a message's
+ *    signature and, for a proposal, that its signer proposes that round, before the host keeps its block parts;
+ *  - every input of the current or a later height that the core will use is appended to the WAL before the core
+ *    sees it, and the WAL is flushed to disk before the safety guard signs, so a restarted validator replays exactly
+ *    the inputs that led to every signature it gave (its lock included, even one built from early next-height votes);
+ *    repeated messages are neither logged nor fed;
+ *  - gossip waits when the queue is full (back-pressure), so a flood slows its sender instead of growing memory;
+ *  - a block is judged by the one validity rule (ledger/blockValidity.ts); what cannot be judged yet (transactions
+ *    not fetched, a block time ahead of this clock, a chain that moved meanwhile) is retried, never judged invalid;
+ *  - execution and commit never interleave on the ledger's single-version state (one lock);
+ *  - a height is reported committed only once its batch is durable.
  */
 
 export interface ConsensusHostOptions {
@@ -37,13 +50,22 @@ export interface ConsensusHostOptions {
   readonly commitMs: number
   /** Genesis time in ms: the first block's time must be later. */
   readonly genesisTimeMs: number
-  /** How far ahead of this node's clock a proposed block's time may be. */
+  /** How far ahead of this node's clock a proposed block's time may be before it waits. */
   readonly maxClockDriftMs: number
   /**
    * The WAL is started afresh after a commit once it holds this many bytes (default 4 MiB). Replay skips records of
    * committed heights, so the log only needs bounding, not a reset at every height (two fsyncs and a rename each).
    */
   readonly walMaxBytes?: number
+  /** Inputs queued before gossip waits for room (default 10,000). */
+  readonly maxQueue?: number
+  /** Delay before a block that could not be judged yet is tried again (default 500 ms). */
+  readonly retryMs?: number
+  /**
+   * Start a validator whose safety record is missing although its WAL or chain shows it signed before (the operator
+   * vouches that it will not sign again what it signed then). Off by default.
+   */
+  readonly allowMissingSafetyRecord?: boolean
 }
 
 /** What a committed block looks like to listeners (RPC events, metrics, logs). */
@@ -67,12 +89,14 @@ export interface ConsensusHostDependencies {
   readonly chain: ChainStore
   readonly mempool: Mempool
   readonly verified: VerifiedTxCache
-  readonly wal: Wal
+  readonly wal: ConsensusLog
   /** Null on a node that is not a validator: it follows consensus but never signs. */
   readonly guard: SafetyGuard | null
   readonly logger: Logger
   /** Wall clock in ms (block times, durations). */
   readonly now: () => number
+  /** Resolves after `ms` on the same clock. */
+  readonly sleep: (ms: number) => Promise<void>
   /** Arms a timer; when it fires, the caller hands the timeout back through `onTimeoutElapsed`. */
   readonly scheduleTimeout: (timeout: Timeout, ms: number) => void
   readonly cancelTimeoutsBelow: (height: number) => void
@@ -93,36 +117,43 @@ export interface ConsensusHostDependencies {
   readonly onFatal: (error: Error) => void
 }
 
-interface Candidate {
-  readonly header: BlockHeader
-  readonly hash: Uint8Array
-  readonly txHashes: readonly Uint8Array[]
-  readonly lastCommit: CommitCertificate | null
-  /** Present once the transactions are resolved. */
-  txs?: DecodedTransaction[]
-  /** Present once executed. */
-  result?: ExecutionResult
-  executionMs?: number
-  /** The in-flight or finished validation. */
-  verdict?: Promise<boolean>
-  /** Transaction bytes by hash (bytesKey), built on the first fetch a peer makes. */
-  byHash?: Map<string, Uint8Array>
+/** Why a block from sync is refused before it is applied (the peer that served it is at fault). */
+export interface SyncedBlockFault {
+  readonly code: 'not_next' | 'certificate' | 'header' | 'transactions'
+  readonly reason: string
 }
 
-type QueueItem =
-  | { readonly kind: 'input'; readonly input: ConsensusInput; readonly log?: WalEntry }
-  | { readonly kind: 'proposalMessage'; readonly message: ProposalMessage; readonly replay?: boolean }
-  | { readonly kind: 'synced'; readonly height: number; readonly stored: StoredBlock; readonly certificate: CommitCertificate; readonly done: (ok: boolean) => void }
+/** A block from sync, checked and ready to apply. */
+export interface CheckedBlock {
+  readonly height: number
+  readonly hash: Uint8Array
+  readonly stored: StoredBlock
+  readonly txs: readonly DecodedTransaction[]
+  readonly certificate: CommitCertificate
+}
 
-/** Most candidate blocks held for one height (an honest network needs one per round). */
-const MAX_CANDIDATES = 32
+type Judgement = Verdict | { readonly retryMs: number; readonly reason: string }
+
+type QueueItem =
+  | { readonly kind: 'input'; readonly input: ConsensusInput; readonly log: boolean }
+  | { readonly kind: 'proposal'; readonly message: ProposalMessage; readonly log: boolean }
+  | { readonly kind: 'synced'; readonly block: CheckedBlock; readonly done: (ok: boolean) => void }
+
+/** A WAL record of a height above the current one, kept to carry it over a WAL reset. */
+interface FutureRecord {
+  readonly height: number
+  readonly record: Uint8Array
+}
 
 export class ConsensusHost {
   private state: ConsensusState
   private tipValue: ChainTip | undefined
   private lastCommitValue: CommitCertificate | null = null
-  private readonly candidates = new Map<string, Candidate>()
+  private readonly candidates = new CandidateStore()
   private readonly queue: QueueItem[] = []
+  private readonly roomWaiters: (() => void)[] = []
+  private futureRecords: FutureRecord[] = []
+  private ledgerTail: Promise<unknown> = Promise.resolve()
   private draining = false
   private replaying = false
   private stopped = false
@@ -152,82 +183,147 @@ export class ConsensusHost {
     return this.heightStartedAt
   }
 
+  /** Inputs waiting in the queue. */
+  get queueLength(): number {
+    return this.queue.length
+  }
+
+  /** The core's state (a value: read it, never change it). */
+  get consensusState(): ConsensusState {
+    return this.state
+  }
+
   /**
-   * Loads the tip, replays the WAL of the current height through the core, and starts consensus.
-   * Effects of the replay are carried out (timers re-armed, own messages re-broadcast); the guard returns the
-   * stored signature for an identical request and refuses anything that conflicts.
+   * Loads the tip, replays the WAL of the current height (and the early records of later heights) through the core,
+   * and starts consensus. Effects of the replay are carried out (timers re-armed, own messages re-broadcast); the
+   * guard returns the stored signature for an identical request and refuses anything that conflicts.
    */
   async start(): Promise<void> {
     this.tipValue = await this.d.chain.tip()
     const tipHeight = this.tipValue?.height ?? 0
     if (tipHeight > 0) this.lastCommitValue = await this.loadCertificate(tipHeight)
-    const records = await this.d.wal.replay()
-    this.heightStartedAt = this.d.now()
-    this.replaying = true
-    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.o.validatorSet } })
-    let replayed = 0
-    for (const r of records) {
+    const entries: { height: number; entry: WalEntry; record: Uint8Array }[] = []
+    for (const r of await this.d.wal.replay()) {
       const e = decodeWalEntry(r, this.o.block.maxTxs)
       if (!e.ok) throw new Error(`consensus WAL is corrupt: ${e.error.reason}`)
-      if (e.value.height !== tipHeight + 1) continue
-      replayed++
-      if (e.value.entry.kind === 'proposal') this.queue.push({ kind: 'proposalMessage', message: e.value.entry.message, replay: true })
-      else this.queue.push({ kind: 'input', input: e.value.entry.input })
+      if (e.value.height > tipHeight) entries.push({ ...e.value, record: r })
+    }
+    await this.checkSafetyRecord(entries.map((e) => e.entry), tipHeight)
+    this.futureRecords = entries.filter((e) => e.height > tipHeight + 1).map(({ height, record }) => ({ height, record }))
+    this.heightStartedAt = this.d.now()
+    this.replaying = true
+    this.queue.unshift({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.o.validatorSet }, log: false })
+    for (const { entry } of entries) {
+      if (entry.kind === 'proposal') this.queue.push({ kind: 'proposal', message: entry.message, log: false })
+      else this.queue.push({ kind: 'input', input: entry.input, log: false })
     }
     await this.drain()
     this.replaying = false
     if (this.queue.length > 0) void this.drain()
-    if (replayed > 0) this.d.logger.info({ height: tipHeight + 1, records: replayed }, 'replayed the consensus WAL')
+    if (entries.length > 0) this.d.logger.info({ height: tipHeight + 1, records: entries.length }, 'replayed the consensus WAL')
   }
 
   stop(): void {
     this.stopped = true
-  }
-
-  /** A proposal (with block parts) from gossip. */
-  onProposalMessage(message: ProposalMessage): void {
-    this.enqueue({ kind: 'proposalMessage', message })
+    for (const wake of this.roomWaiters.splice(0)) wake()
   }
 
   /**
-   * Re-broadcasts the proposals (with their block parts) and votes the core holds for the current height, of the
-   * latest rounds, when the height has run longer than `afterMs`. Gossip is fire-and-forget: a peer that was down
-   * or not yet connected when a message went out would otherwise never see it, and validators stranded in different
-   * rounds without a quorum, or behind a lock only one of them saw, would wait for each other forever (CometBFT's
-   * reactor re-gossips votes for the same reason).
+   * What the core would do with a signed message, short of its signature: `new`, `known` (already held) or `drop`
+   * (stale, outside the window, not from the round's proposer). The admission asks before spending a signature check.
    */
-  rebroadcast(afterMs: number): void {
-    if (this.stopped || this.d.now() - this.heightStartedAt < afterMs) return
-    this.resends++
-    for (const m of heightMessages(this.state)) {
-      if (m.kind === 'vote') {
-        if (m.vote.round >= this.state.round - 8) this.d.broadcast(encodeVoteMessage(m.vote, this.resends))
-        continue
-      }
-      if (m.proposal.round < this.state.round - 8) continue
-      const c = this.candidates.get(toHex(m.proposal.valueId))
-      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }, this.resends))
-    }
+  messageStatus(m: { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }): MessageStatus {
+    if (this.state.step === 'idle') return 'drop'
+    return messageStatus(this.state, m)
+  }
+
+  /**
+   * A proposal with its block parts from gossip, whose signature and proposer the admission verified. Resolves once
+   * it is queued; it waits while the queue is full.
+   */
+  onProposalMessage(message: ProposalMessage): Promise<void> {
+    return this.enqueueGossip({ kind: 'proposal', message, log: true })
+  }
+
+  /** A vote from gossip whose signature the admission verified. Resolves once queued (waits while the queue is full). */
+  onVote(vote: SignedVote): Promise<void> {
+    return this.enqueueGossip({ kind: 'input', input: { type: 'vote', vote }, log: true })
   }
 
   /** A timeout the core asked for has elapsed. */
   onTimeoutElapsed(timeout: Timeout): void {
-    const input: ConsensusInput = { type: 'timeoutElapsed', timeout }
-    this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
-  }
-
-  /** A vote from gossip. */
-  onVote(vote: SignedVote): void {
-    this.enqueue({ kind: 'input', input: { type: 'vote', vote }, log: { kind: 'input', input: { type: 'vote', vote } } })
+    this.enqueue({ kind: 'input', input: { type: 'timeoutElapsed', timeout }, log: true })
   }
 
   /**
-   * A block from block sync, with the certificate that decided it. Applied only if it is the next height;
-   * resolves true when it was committed.
+   * Re-broadcasts what peers may have missed, when the height has run longer than `afterMs`: this validator's own
+   * proposals and votes of the current and previous round, and the proposal and polka behind its valid value
+   * (`repairMessages`). Gossip is fire-and-forget: a peer that was down or not yet connected when a message went out
+   * would otherwise never see it, and validators stranded in different rounds, or behind a lock only some of them
+   * saw, would wait for each other forever. Bounded by O(n) messages whatever the round.
    */
-  applySyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<boolean> {
-    return new Promise((resolve) => this.enqueue({ kind: 'synced', height, stored, certificate, done: resolve }))
+  rebroadcast(afterMs: number): void {
+    if (this.stopped || this.state.step === 'idle' || this.d.now() - this.heightStartedAt < afterMs) return
+    this.resends++
+    for (const m of repairMessages(this.state)) {
+      if (m.kind === 'vote') {
+        this.d.broadcast(encodeVoteMessage(m.vote, this.resends))
+        continue
+      }
+      const c = this.candidates.get(m.proposal.valueId)
+      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }, this.resends))
+    }
   }
+
+  /**
+   * Checks a block from sync against this node's chain before it is applied: the certificate decides this block at
+   * the next height (verified against the validator set), the header extends the tip under the block-validity rule,
+   * the carried previous-height certificate is valid and is the one the header names, and the transactions decode and
+   * are the ones the header commits to. A failure is the serving peer's fault, never this node's.
+   */
+  checkSyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Result<CheckedBlock, SyncedBlockFault> {
+    const fail = (code: SyncedBlockFault['code'], reason: string) => err<SyncedBlockFault>({ code, reason })
+    const parent = this.parent()
+    if (height !== parent.height) return fail('not_next', `height ${height} is not the next (${parent.height})`)
+    const header = stored.block.header
+    const hash = blockHash(header)
+    const v = verifyCommit(this.o.validatorSet, this.o.chainId, height, hash, certificate)
+    if (!v.ok) return fail('certificate', v.error.reason)
+    const txs: DecodedTransaction[] = []
+    for (const bytes of stored.block.txs) {
+      const d = decodeTransaction(bytes)
+      if (!d.ok) return fail('transactions', `a transaction does not decode: ${d.error.reason}`)
+      txs.push(d.value)
+    }
+    const h = checkBlockHeader(header, txs.map((t) => t.hash), parent, this.verifiedLastCommitHash(stored.lastCommit))
+    if (!h.ok) return fail('header', `${h.error.code}: ${h.error.reason}`)
+    const body = checkBlockBody(txs, parent)
+    if (!body.ok) return fail('transactions', body.error.reason)
+    return ok({ height, hash, stored, txs, certificate })
+  }
+
+  /**
+   * Applies a block from sync that {@link checkSyncedBlock} accepted, if it is still the next height; resolves true
+   * once committed. Certified blocks hold only transfers that applied, so a failure to execute it, or a state root that
+   * differs, means this replica's state diverged: the node stops.
+   */
+  applySyncedBlock(block: CheckedBlock): Promise<boolean> {
+    return new Promise((resolve) => this.enqueue({ kind: 'synced', block, done: resolve }))
+  }
+
+  /** A transaction of a block this node is working on (served to peers that miss it). */
+  findTransaction(hash: Uint8Array): Uint8Array | undefined {
+    const id = bytesKey(hash)
+    for (const c of this.candidates.values()) {
+      if (!c.txs) continue
+      c.byHash ??= new Map(c.txs.map((t) => [bytesKey(t.hash), t.bytes]))
+      const bytes = c.byHash.get(id)
+      if (bytes !== undefined) return bytes
+    }
+    return undefined
+  }
+
+  // ---- the queue -----------------------------------------------------------------------------------------------
 
   private enqueue(item: QueueItem): void {
     if (this.stopped) return
@@ -241,33 +337,66 @@ export class ConsensusHost {
     if (!this.draining && !this.replaying) void this.drain()
   }
 
+  private async enqueueGossip(item: QueueItem): Promise<void> {
+    const max = this.o.maxQueue ?? 10_000
+    while (this.queue.length >= max && !this.stopped) await new Promise<void>((resolve) => this.roomWaiters.push(resolve))
+    this.enqueue(item)
+  }
+
   private async drain(): Promise<void> {
     if (this.draining) return
     this.draining = true
+    const max = this.o.maxQueue ?? 10_000
     try {
       while (this.queue.length > 0 && !this.stopped) {
         const item = this.queue.shift()!
         await this.handle(item)
+        if (this.roomWaiters.length > 0 && this.queue.length < max / 2) for (const wake of this.roomWaiters.splice(0)) wake()
       }
     } catch (e) {
-      this.stopped = true
-      this.d.onFatal(e as Error)
+      this.fatal(e as Error)
     } finally {
       this.draining = false
+      for (const wake of this.roomWaiters.splice(0)) wake()
     }
   }
 
   private async handle(item: QueueItem): Promise<void> {
     switch (item.kind) {
       case 'input':
-        // Replayed WAL records carry no `log`; live inputs are logged even while a replay is running.
-        if (item.log && this.inputHeight(item.input) === this.state.height) this.log(item.log)
-        return this.feed(item.input)
-      case 'proposalMessage':
-        return this.handleProposalMessage(item.message, item.replay === true)
+        return this.handleInput(item.input, item.log)
+      case 'proposal':
+        return this.handleProposal(item.message, item.log)
       case 'synced':
-        return item.done(await this.handleSynced(item.height, item.stored, item.certificate))
+        return item.done(await this.handleSynced(item.block))
     }
+  }
+
+  private async handleInput(input: ConsensusInput, log: boolean): Promise<void> {
+    if (input.type === 'vote') {
+      // a repeated or useless vote is neither logged nor fed (a flood of copies costs no disk and no step)
+      if (messageStatus(this.state, { kind: 'vote', vote: input.vote }) !== 'new') return
+      if (log) this.log({ kind: 'input', input }, input.vote.height)
+    } else if (log && this.inputHeight(input) === this.state.height && input.type !== 'startHeight' && input.type !== 'proposal' && input.type !== 'commitCertificate') {
+      this.log({ kind: 'input', input }, this.state.height)
+    }
+    await this.feed(input)
+  }
+
+  private async handleProposal(m: ProposalMessage, log: boolean): Promise<void> {
+    const p = m.proposal
+    const status = messageStatus(this.state, { kind: 'proposal', proposal: p })
+    if (status === 'drop') return
+    // Block parts are kept for this height and the next ones (the core buffers a later-height proposal until then);
+    // also for a proposal the core already holds, whose parts this node may have lost in a restart.
+    const c = this.candidates.add(p.height, p.round, { header: m.header, hash: p.valueId, txHashes: m.txHashes, lastCommit: m.lastCommit })
+    if (c === undefined) {
+      this.d.logger.warn({ height: p.height, round: p.round, proposer: toHex(p.proposer) }, 'dropped a proposal: its proposer already has two blocks in this round')
+      return
+    }
+    if (status === 'known') return
+    if (log) this.log({ kind: 'proposal', message: m }, p.height)
+    await this.feed({ type: 'proposal', proposal: p })
   }
 
   private inputHeight(input: ConsensusInput): number {
@@ -287,11 +416,14 @@ export class ConsensusHost {
     }
   }
 
-  private log(entry: WalEntry): void {
+  /** Appends a record (not waiting for the disk: {@link flushWal} does, before any signature). */
+  private log(entry: WalEntry, height: number): void {
     try {
-      this.d.wal.write(encodeWalEntry(entry))
+      const record = encodeWalEntry(entry)
+      this.d.wal.write(record)
+      if (height > this.state.height) this.futureRecords.push({ height, record })
     } catch (e) {
-      this.d.onFatal(new Error(`consensus WAL append failed: ${(e as Error).message}`))
+      this.fatal(new Error(`consensus WAL append failed: ${(e as Error).message}`))
     }
   }
 
@@ -316,7 +448,7 @@ export class ConsensusHost {
           this.d.logger.warn({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
           return
         }
-        this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value } })
+        this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
         return
       }
       case 'signVote': {
@@ -326,17 +458,18 @@ export class ConsensusHost {
           this.d.logger.warn({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
           return
         }
-        this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: { kind: 'input', input: { type: 'vote', vote: r.value } } })
+        this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: true })
         return
       }
       case 'broadcastProposal': {
-        const c = this.candidates.get(toHex(e.proposal.valueId))
+        const c = this.candidates.get(e.proposal.valueId)
         if (!c) {
           this.d.logger.error({ height: e.proposal.height, round: e.proposal.round }, 'own proposal has no block')
           return
         }
         const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }
-        if (!this.replaying) this.log({ kind: 'proposal', message })
+        this.candidates.add(e.proposal.height, e.proposal.round, c)
+        this.log({ kind: 'proposal', message }, e.proposal.height)
         this.d.broadcast(encodeProposalMessage(message))
         return
       }
@@ -350,7 +483,7 @@ export class ConsensusHost {
         void this.buildValue(e.height, e.round)
         return
       case 'validateValue':
-        void this.validateValue(e.height, e.round, e.valueId, e.proposer)
+        void this.validateValue(e.height, e.round, e.valueId)
         return
       case 'decide':
         return this.commitDecided(e.height, e.round, e.valueId, e.certificate)
@@ -360,43 +493,68 @@ export class ConsensusHost {
     }
   }
 
-  // ---- proposals ------------------------------------------------------------------------------------------
-
-  private async handleProposalMessage(m: ProposalMessage, replay: boolean): Promise<void> {
-    const p = m.proposal
-    if (p.height !== this.state.height && p.height !== this.state.height + 1) return
-    const hash = blockHash(m.header)
-    if (!bytesEqual(hash, p.valueId)) {
-      this.d.logger.debug({ height: p.height, round: p.round }, 'dropped a proposal whose header does not hash to its value')
-      return
-    }
-    // Block parts are kept for this height and the next (the core buffers a next-height proposal until then).
-    const id = toHex(hash)
-    if (!this.candidates.has(id)) {
-      if (this.candidates.size >= MAX_CANDIDATES) return
-      this.candidates.set(id, { header: m.header, hash, txHashes: m.txHashes, lastCommit: m.lastCommit })
-    }
-    if (p.height === this.state.height && !replay) this.log({ kind: 'proposal', message: m })
-    await this.feed({ type: 'proposal', proposal: p })
+  private fatal(e: Error): void {
+    if (this.stopped) return
+    this.stopped = true
+    this.d.onFatal(e)
   }
+
+  // ---- the ledger ------------------------------------------------------------------------------------------
+
+  /** Runs `f` alone on the ledger: execution and commit never interleave on its single-version state. */
+  private withLedger<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.ledgerTail.then(f, f)
+    this.ledgerTail = run.catch(() => undefined)
+    return run
+  }
+
+  /** What the next block must extend. */
+  private parent(): BlockParent {
+    const tip = this.tipValue
+    return {
+      chainId: this.o.chainId,
+      height: (tip?.height ?? 0) + 1,
+      previousBlockHash: tip?.blockHash ?? ZERO_HASH,
+      previousBlockTime: tip?.blockTime ?? this.o.genesisTimeMs,
+      validatorSetHash: this.o.validatorSet.hash,
+      isValidator: (address) => findValidator(this.o.validatorSet, address) !== undefined,
+      maxTxs: this.o.block.maxTxs,
+      maxBytes: this.o.block.maxBytes,
+    }
+  }
+
+  /** The hash of a carried previous-height certificate that verifies against the tip, else null. */
+  private verifiedLastCommitHash(lastCommit: CommitCertificate | null): Uint8Array | null {
+    const tip = this.tipValue
+    if (lastCommit === null || tip === undefined) return null
+    return verifyCommit(this.o.validatorSet, this.o.chainId, tip.height, tip.blockHash, lastCommit).ok ? commitHash(lastCommit) : null
+  }
+
+  // ---- proposing -------------------------------------------------------------------------------------------
 
   private async buildValue(height: number, round: number): Promise<void> {
     try {
       let txs = await this.reapOrWait(height, round)
       if (this.stopped || this.state.height !== height || this.state.round !== round) return
-      const tip = this.tipValue
-      const t0 = this.d.now()
-      let result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
-      if (result.receipts.some((r) => !r.ok)) {
-        // A reaped transaction that does not apply to the committed state leaves the mempool with its reason
-        // (so it is reported rejected, not retried forever); the block keeps the ones that apply.
-        txs.forEach((t, i) => {
-          const r = result.receipts[i]!
-          if (!r.ok) this.d.mempool.reject(t.hash, r.code, `failed execution at height ${height}: ${r.code}`)
-        })
-        txs = txs.filter((_, i) => result.receipts[i]!.ok)
-        result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
-      }
+      const built = await this.withLedger(async () => {
+        const tip = this.tipValue
+        if ((tip?.height ?? 0) + 1 !== height) return undefined
+        const t0 = this.d.now()
+        let result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+        if (result.receipts.some((r) => !r.ok)) {
+          // A reaped transaction that does not apply to the committed state leaves the mempool with its reason
+          // (so it is reported rejected, not retried forever); the block keeps the ones that apply.
+          txs.forEach((t, i) => {
+            const r = result.receipts[i]!
+            if (!r.ok) this.d.mempool.reject(t.hash, r.code, `failed execution at height ${height}: ${r.code}`)
+          })
+          txs = txs.filter((_, i) => result.receipts[i]!.ok)
+          result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+        }
+        return { tip, result, executionMs: this.d.now() - t0 }
+      })
+      if (built === undefined || this.stopped || this.state.height !== height) return
+      const { tip, result, executionMs } = built
       const txHashes = txs.map((t) => t.hash)
       const header: BlockHeader = {
         chainId: this.o.chainId,
@@ -410,13 +568,11 @@ export class ConsensusHost {
         lastCommitHash: this.lastCommitValue === null ? ZERO_HASH : commitHash(this.lastCommitValue),
       }
       const hash = blockHash(header)
-      const candidate: Candidate = { header, hash, txHashes, lastCommit: this.lastCommitValue, txs, result, executionMs: this.d.now() - t0 }
-      candidate.verdict = Promise.resolve(true)
-      this.candidates.set(toHex(hash), candidate)
-      const input: ConsensusInput = { type: 'valueReady', height, round, valueId: hash }
-      this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
+      const candidate: Candidate = { header, hash, txHashes, lastCommit: this.lastCommitValue, txs, result, executionMs, verdict: 'valid' }
+      if (this.candidates.add(height, round, candidate) === undefined) return
+      this.enqueue({ kind: 'input', input: { type: 'valueReady', height, round, valueId: hash }, log: true })
     } catch (e) {
-      this.d.onFatal(new Error(`building the block for height ${height} failed: ${(e as Error).message}`))
+      this.fatal(new Error(`building the block for height ${height} failed: ${(e as Error).message}`))
     }
   }
 
@@ -432,71 +588,93 @@ export class ConsensusHost {
     for (;;) {
       const txs = this.d.mempool.reap(limits)
       if (txs.length > 0 || this.d.now() >= deadline || this.stopped || this.state.height !== height || this.state.round !== round) return txs
-      await new Promise((r) => setTimeout(r, 10))
+      await this.d.sleep(10)
     }
   }
 
-  private async validateValue(height: number, round: number, valueId: Uint8Array, proposer: Uint8Array): Promise<void> {
-    const c = this.candidates.get(toHex(valueId))
-    let valid = false
-    if (c) {
-      c.verdict ??= this.checkCandidate(c, proposer)
-      valid = await c.verdict
-    } else {
-      this.d.logger.debug({ height, round }, 'no block parts for a proposed value: prevoting nil')
+  // ---- validating ------------------------------------------------------------------------------------------
+
+  /**
+   * Judges a proposed block and reports the verdict to the core. A block that cannot be judged yet is tried again
+   * while its height lasts: the core keeps it pending (and prevotes nil when its propose timeout fires), and a later
+   * round's re-proposal of the same value finds it valid once the transactions arrived or the clock caught up.
+   */
+  private async validateValue(height: number, round: number, valueId: Uint8Array): Promise<void> {
+    try {
+      let lastReason: string | undefined
+      for (;;) {
+        if (this.stopped || this.state.height !== height) return
+        const c = this.candidates.get(valueId)
+        if (c === undefined) {
+          this.d.logger.warn({ height, round, block: toHex(valueId) }, 'a proposed value has no block parts')
+          return
+        }
+        const j = await this.judge(c, false)
+        if (this.stopped || this.state.height !== height) return
+        if (j === 'valid' || j === 'invalid') {
+          this.enqueue({ kind: 'input', input: { type: 'valueValidated', height, round, valueId, valid: j === 'valid' }, log: true })
+          return
+        }
+        if (j.reason !== lastReason) this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
+        lastReason = j.reason
+        await this.d.sleep(j.retryMs)
+      }
+    } catch (e) {
+      this.fatal(new Error(`validating a block at height ${height} failed: ${(e as Error).message}`))
     }
-    if (this.stopped || this.state.height !== height) return
-    const input: ConsensusInput = { type: 'valueValidated', height, round, valueId, valid }
-    this.enqueue({ kind: 'input', input, log: { kind: 'input', input } })
   }
 
-  /** Checks a proposed block against this node's chain and re-executes it (the state root must match). */
-  private async checkCandidate(c: Candidate, proposer: Uint8Array): Promise<boolean> {
-    const h = c.header
+  /** One judgement of a candidate, shared by concurrent callers; a permanent verdict is kept on the candidate. */
+  private judge(c: Candidate, decided: boolean): Promise<Judgement> {
+    if (c.verdict !== undefined) return Promise.resolve(c.verdict)
+    c.judging ??= this.judgeOnce(c, decided).finally(() => { c.judging = undefined })
+    return c.judging
+  }
+
+  private async judgeOnce(c: Candidate, decided: boolean): Promise<Judgement> {
+    const retryMs = this.o.retryMs ?? 500
+    const invalid = (f: BlockFault): Verdict => {
+      this.d.logger.warn({ height: c.header.height, block: toHex(c.hash), code: f.code, reason: f.reason }, 'rejected a proposed block')
+      c.verdict = 'invalid'
+      return 'invalid'
+    }
     const tip = this.tipValue
-    const reject = (reason: string) => {
-      this.d.logger.warn({ height: h.height, reason }, 'rejected a proposed block')
-      return false
+    const parent = this.parent()
+    if (c.header.height !== parent.height) return { retryMs, reason: 'not the height this node works on' }
+    const h = checkBlockHeader(c.header, c.txHashes, parent, this.verifiedLastCommitHash(c.lastCommit))
+    if (!h.ok) return invalid(h.error)
+    if (!decided) {
+      // a decided block's time was accepted by the honest validators that certified it, whatever this clock says
+      const wait = blockTimeWait(c.header, this.d.now(), this.o.maxClockDriftMs)
+      if (wait > 0) return { retryMs: Math.min(wait, 1_000), reason: 'block time is ahead of this clock' }
     }
-    if (h.chainId !== this.o.chainId) return reject('wrong chain id')
-    if (h.height !== (tip?.height ?? 0) + 1) return reject('wrong height')
-    if (!bytesEqual(h.previousBlockHash, tip?.blockHash ?? ZERO_HASH)) return reject('wrong previous block hash')
-    if (!bytesEqual(h.validatorSetHash, this.o.validatorSet.hash)) return reject('wrong validator set hash')
-    if (!bytesEqual(h.proposer, proposer)) return reject('header names another proposer')
-    if (h.time <= (tip?.blockTime ?? this.o.genesisTimeMs)) return reject('block time does not increase')
-    if (h.time > this.d.now() + this.o.maxClockDriftMs) return reject('block time is in the future')
-    if (h.height === 1) {
-      if (c.lastCommit !== null || !bytesEqual(h.lastCommitHash, ZERO_HASH)) return reject('height 1 carries a last commit')
-    } else {
-      if (c.lastCommit === null) return reject('missing last commit')
-      const v = verifyCommit(this.o.validatorSet, this.o.chainId, h.height - 1, tip!.blockHash, c.lastCommit)
-      if (!v.ok) return reject(`last commit: ${v.error.reason}`)
-      if (!bytesEqual(commitHash(c.lastCommit), h.lastCommitHash)) return reject('last commit hash mismatch')
+    if (c.txs === undefined) {
+      const txs = await this.resolveTransactions(c.txHashes, c.header.proposer)
+      if (txs === 'malformed') return invalid({ code: 'tx_failed', reason: 'a transaction of the block does not decode' })
+      if (txs === undefined) return { retryMs, reason: 'transactions unavailable' }
+      c.txs = txs
     }
-    if (c.txHashes.length > this.o.block.maxTxs) return reject('too many transactions')
-    if (!bytesEqual(txRoot(c.txHashes), h.txRoot)) return reject('transaction root mismatch')
-    const seen = new Set<string>()
-    for (const x of c.txHashes) {
-      const k = bytesKey(x)
-      if (seen.has(k)) return reject('duplicate transaction')
-      seen.add(k)
-    }
-    const txs = await this.resolveTransactions(c.txHashes, proposer)
-    if (txs === undefined) return reject('transactions unavailable')
-    let bytes = 0
-    for (const t of txs) bytes += t.bytes.byteLength
-    if (bytes > this.o.block.maxBytes) return reject('block too large')
-    if (this.tipValue !== tip) return false // the chain moved on while resolving: this candidate is stale
-    const t0 = this.d.now()
-    const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
-    if (!bytesEqual(result.stateRoot, h.stateRoot)) return reject('state root mismatch')
-    c.txs = txs
-    c.result = result
-    c.executionMs = this.d.now() - t0
-    return true
+    const txs = c.txs
+    const body = checkBlockBody(txs, parent)
+    if (!body.ok) return invalid(body.error)
+    return this.withLedger(async () => {
+      if (this.tipValue !== tip) return { retryMs: 0, reason: 'the chain moved on' }
+      const t0 = this.d.now()
+      const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+      const e = checkBlockExecution(c.header, result)
+      if (!e.ok) return invalid(e.error)
+      c.result = result
+      c.executionMs = this.d.now() - t0
+      c.verdict = 'valid'
+      return 'valid'
+    })
   }
 
-  private async resolveTransactions(hashes: readonly Uint8Array[], proposer: Uint8Array): Promise<DecodedTransaction[] | undefined> {
+  /**
+   * The block's transactions from the mempool, fetching what is missing. Undefined when some cannot be had yet;
+   * `malformed` when a fetched one has the right hash but is not a transaction (the block is invalid).
+   */
+  private async resolveTransactions(hashes: readonly Uint8Array[], proposer: Uint8Array): Promise<DecodedTransaction[] | undefined | 'malformed'> {
     const out: (DecodedTransaction | undefined)[] = hashes.map((h) => this.d.mempool.get(h))
     const missing: number[] = []
     out.forEach((t, i) => { if (t === undefined) missing.push(i) })
@@ -507,7 +685,8 @@ export class ConsensusHost {
       const bytes = fetched[k]
       if (bytes === undefined) return undefined
       const d = decodeTransaction(bytes)
-      if (!d.ok || !bytesEqual(d.value.hash, hashes[missing[k]!]!)) return undefined
+      if (!d.ok) return undefined // bytes another peer may have right: the hash decides, below
+      if (!bytesEqual(d.value.hash, hashes[missing[k]!]!)) return undefined
       out[missing[k]!] = d.value
       decoded.push(d.value)
     }
@@ -518,102 +697,103 @@ export class ConsensusHost {
     return out as DecodedTransaction[]
   }
 
-  // ---- commit -------------------------------------------------------------------------------------------
+  // ---- committing ------------------------------------------------------------------------------------------
 
   private async commitDecided(height: number, round: number, valueId: Uint8Array, certificate: CommitCertificate): Promise<void> {
-    const c = this.candidates.get(toHex(valueId))
-    if (c && !c.result) {
-      c.verdict ??= this.checkCandidate(c, c.header.proposer)
-      await c.verdict
-    }
-    if (c?.result) {
+    const c = this.candidates.get(valueId)
+    if (c !== undefined) await this.judge(c, true)
+    if (c?.result !== undefined) {
       await this.commit(height, round, c, certificate)
       return
     }
     // More than two thirds certified a block this node cannot rebuild (it never saw the proposal, or could not get
-    // its transactions). Block sync fetches it with its certificate and executes it; a state root that then
-    // disagrees with the certified header is the real divergence, and stops the node.
+    // its transactions). Block sync fetches it with its certificate and applies it.
     this.d.logger.info({ height, block: toHex(valueId) }, 'decided a block this node cannot rebuild: fetching it from peers')
     this.d.requestBlock(height)
   }
 
-  /** A transaction of a block this node is working on (served to peers that miss it). */
-  findTransaction(hash: Uint8Array): Uint8Array | undefined {
-    const id = bytesKey(hash)
-    for (const c of this.candidates.values()) {
-      if (!c.txs) continue
-      c.byHash ??= new Map(c.txs.map((t) => [bytesKey(t.hash), t.bytes]))
-      const bytes = c.byHash.get(id)
-      if (bytes !== undefined) return bytes
+  private async handleSynced(b: CheckedBlock): Promise<boolean> {
+    if (this.state.step === 'idle') return false
+    const again = this.checkSyncedBlock(b.height, b.stored, b.certificate)
+    if (!again.ok) return false
+    const header = b.stored.block.header
+    const executed = await this.withLedger(async () => {
+      if ((this.tipValue?.height ?? 0) + 1 !== b.height) return undefined
+      const t0 = this.d.now()
+      // Certified by more than two thirds of the power: every transfer in it applied on the honest replicas, so its
+      // signatures need no second check; anything else than success and the header's root is this node's divergence.
+      const result = await this.d.ledger.execute(b.txs, { chainId: this.o.chainId, trustSignatures: true })
+      const e = checkBlockExecution(header, result)
+      if (!e.ok) throw new Error(`certified block ${b.height} does not execute here (${e.error.reason}): this node's state diverged from the chain`)
+      return { result, executionMs: this.d.now() - t0 }
+    })
+    if (executed === undefined) return false
+    const c: Candidate = {
+      header, hash: b.hash, txHashes: b.txs.map((t) => t.hash), lastCommit: b.stored.lastCommit, txs: [...b.txs],
+      result: executed.result, executionMs: executed.executionMs, verdict: 'valid',
     }
-    return undefined
-  }
-
-  private async handleSynced(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<boolean> {
-    const tip = this.tipValue
-    if (height !== (tip?.height ?? 0) + 1) return false
-    const header = stored.block.header
-    const hash = blockHash(header)
-    const v = verifyCommit(this.o.validatorSet, this.o.chainId, height, hash, certificate)
-    if (!v.ok) {
-      this.d.logger.warn({ height, reason: v.error.reason }, 'synced block has a bad certificate')
-      return false
-    }
-    if (header.height !== height || header.chainId !== this.o.chainId || !bytesEqual(header.previousBlockHash, tip?.blockHash ?? ZERO_HASH)) {
-      this.d.logger.warn({ height }, 'synced block does not extend this chain')
-      return false
-    }
-    const txs: DecodedTransaction[] = []
-    for (const bytes of stored.block.txs) {
-      const d = decodeTransaction(bytes)
-      if (!d.ok) return false
-      txs.push(d.value)
-    }
-    const txHashes = txs.map((t) => t.hash)
-    if (!bytesEqual(txRoot(txHashes), header.txRoot)) return false
-    const t0 = this.d.now()
-    // Certified by more than two thirds of the power: the signatures of its transactions need no second check.
-    const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, trustSignatures: true })
-    if (!bytesEqual(result.stateRoot, header.stateRoot)) {
-      throw new Error(`state root mismatch at certified height ${height}: this node's state diverged from the chain`)
-    }
-    const c: Candidate = { header, hash, txHashes, lastCommit: stored.lastCommit, txs, result, executionMs: this.d.now() - t0 }
-    await this.commit(height, certificate.round, c, certificate)
+    await this.commit(b.height, b.certificate.round, c, b.certificate)
     return true
   }
 
   private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate): Promise<void> {
-    const result = c.result!
+    const result: ExecutionResult = c.result!
     const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes) }
-    const stored = encodeStoredBlock({ block, lastCommit: c.lastCommit })
     const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
-    const ops = [
-      ...result.ops,
-      ...this.d.chain.commitOps({
-        height, blockHash: c.hash, blockTime: c.header.time, blockBytes: stored,
-        certificateBytes: encodeCommitCertificate(certificate), txHashes: c.txHashes, receipts,
-      }),
-    ]
-    await this.d.kv.write(ops)
-    this.d.ledger.commit(result)
-    this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
-    this.lastCommitValue = certificate
-    for (const [id, candidate] of this.candidates) if (candidate.header.height <= height) this.candidates.delete(id)
+    await this.withLedger(async () => {
+      const stored = encodeStoredBlock({ block, lastCommit: c.lastCommit })
+      const ops = [
+        ...result.ops,
+        ...this.d.chain.commitOps({
+          height, blockHash: c.hash, blockTime: c.header.time, blockBytes: stored,
+          certificateBytes: encodeCommitCertificate(certificate), txHashes: c.txHashes, receipts,
+        }),
+      ]
+      await this.d.kv.write(ops)
+      this.d.ledger.commit(result)
+      this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
+      this.lastCommitValue = certificate
+    })
+    this.candidates.prune(height)
     this.d.cancelTimeoutsBelow(height + 1)
-    if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset()
+    this.futureRecords = this.futureRecords.filter((r) => r.height > height)
+    if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset(this.futureRecords.map((r) => r.record))
+    this.futureRecords = this.futureRecords.filter((r) => r.height > height + 1)
     await this.d.onCommitted({
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
-      touched: result.changed.map((c) => c.address), executionMs: c.executionMs ?? 0,
+      touched: result.changed.map((x) => x.address), executionMs: c.executionMs ?? 0,
     })
     this.heightStartedAt = this.d.now()
-    const next: QueueItem = { kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet } }
-    if (this.o.commitMs > 0 && !this.replaying) await new Promise((r) => setTimeout(r, this.o.commitMs))
-    this.enqueueFront(next)
+    if (this.o.commitMs > 0 && !this.replaying) await this.d.sleep(this.o.commitMs)
+    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet }, log: false })
   }
 
-  private async loadCertificate(height: number): Promise<CommitCertificate | null> {
+  // ---- start-up --------------------------------------------------------------------------------------------
+
+  /**
+   * A validator must never sign without the record of what it signed last. When `validator_state.json` is missing
+   * but the WAL holds messages this validator signed, or one of the latest certificates carries its signature, the
+   * record was lost, not never written: starting afresh could sign a second, conflicting vote. Refused unless the
+   * operator explicitly allows it.
+   */
+  private async checkSafetyRecord(entries: readonly WalEntry[], tipHeight: number): Promise<void> {
+    const guard = this.d.guard
+    if (guard === null || guard.record !== undefined || this.o.allowMissingSafetyRecord === true) return
+    const mine = (a: Uint8Array) => bytesEqual(a, guard.address)
+    const inWal = entries.some((e) => (e.kind === 'proposal' ? mine(e.message.proposal.proposer) : e.input.type === 'vote' && mine(e.input.vote.validator)))
+    let inChain = false
+    for (let h = tipHeight; h >= 1 && h > tipHeight - 10 && !inChain; h--) {
+      const cert = h === tipHeight ? this.lastCommitValue : await this.loadCertificate(h)
+      inChain = cert !== null && cert.signatures.some((s) => mine(s.validator))
+    }
+    if (inWal || inChain) {
+      throw new Error(`the safety record (validator_state.json) is missing, but this validator signed before (${inWal ? 'its WAL holds its messages' : 'recent certificates carry its signature'}): restore the record, or start with --allow-missing-validator-state if it cannot have signed above the chain's tip`)
+    }
+  }
+
+  private async loadCertificate(height: number): Promise<CommitCertificate> {
     const bytes = await this.d.chain.certificateBytes(height)
-    if (bytes === undefined) throw new Error(`chain store has no certificate for its tip ${height}`)
+    if (bytes === undefined) throw new Error(`chain store has no certificate for height ${height}`)
     const c = decodeCommitCertificate(bytes)
     if (!c.ok) throw new Error(`chain store certificate at ${height} is corrupt: ${c.error.reason}`)
     return c.value

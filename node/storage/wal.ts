@@ -69,8 +69,21 @@ export function encodeWalFrame(record: Uint8Array): Uint8Array {
   return frame
 }
 
+/**
+ * What the consensus host needs of its log: records queued with `write`, made durable by `sync`, read back in order by
+ * `replay`, and replaced by `reset`. {@link Wal} is the file implementation; simulations use one in memory.
+ */
+export interface ConsensusLog {
+  write(record: Uint8Array): void
+  sync(): Promise<void>
+  replay(): Promise<Uint8Array[]>
+  reset(initial?: readonly Uint8Array[]): Promise<void>
+  /** Bytes in the log, written or queued. */
+  readonly sizeBytes: number
+}
+
 /** An append-only, crash-safe log of records. */
-export class Wal {
+export class Wal implements ConsensusLog {
   readonly path: string
   private readonly maxRecordBytes: number
   private readonly log: Logger

@@ -35,3 +35,23 @@ export function decodeHeightRequest(bytes: Uint8Array): number | undefined {
   const h = d.value[0]
   return typeof h === 'number' && Number.isSafeInteger(h) && h >= 0 ? h : undefined
 }
+
+/**
+ * A tip response: the peer's committed height and the certificate that decided it (absent at height 0). The
+ * certificate is what makes the claim worth anything: a receiver believes a tip only once it verifies.
+ */
+export function encodeTipResponse(height: number, certificate: Uint8Array | undefined): Uint8Array {
+  return encodeCanonical(certificate === undefined ? [height] : [height, certificate])
+}
+
+export function decodeTipResponse(bytes: Uint8Array): { height: number; certificate: CommitCertificate | null } | undefined {
+  const d = decodeCanonical(bytes, MAX_COMMIT_BYTES + 32)
+  if (!d.ok || !Array.isArray(d.value) || d.value.length < 1 || d.value.length > 2) return undefined
+  const [h, c] = d.value as unknown[]
+  if (typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0) return undefined
+  if (c === undefined) return h === 0 ? { height: 0, certificate: null } : undefined
+  if (!(c instanceof Uint8Array)) return undefined
+  const cert = decodeCommitCertificate(c)
+  if (!cert.ok || cert.value.height !== h) return undefined
+  return { height: h, certificate: cert.value }
+}

@@ -1,41 +1,81 @@
-import { findValidator, type SignedVote, type ValidatorSet } from '../../consensus/index.js'
-import type { GossipHandler } from '../p2p/p2p.js'
+import { bytesEqual, toHex } from '../../crypto/bytes.js'
+import {
+  findValidator, proposerOf, verifyProposalSignature, verifyVoteSignature, type MessageStatus, type SignedProposal, type SignedVote,
+  type ValidatorSet,
+} from '../../consensus/index.js'
+import { blockHash } from '../../ledger/block.js'
+import type { Logger } from '../logger.js'
+import type { GossipVerdict } from '../p2p/p2p.js'
 import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages.js'
 
 /**
- * Admission of consensus gossip (`/tally/consensus/1`): decodes each message strictly, drops what the host cannot
- * use, and hands the rest to the consensus host. A message that does not decode, or is signed by no validator,
- * penalizes the peer that sent it.
+ * Admission of consensus gossip (`/tally/consensus/1`): nothing reaches the consensus host, its candidate store or its
+ * WAL before it is decoded within bounds and authenticated. In order, cheapest first:
+ *  1. the bytes decode strictly (else the sender is penalized);
+ *  2. the height is one the host works on or buffers (else ignored: an honest peer may be behind or ahead);
+ *  3. the signer is a validator, and a proposal's signer is the proposer of its height and round, its header hashes
+ *     to the proposed value and names the same height (else penalized: one hop, so the sender is the liar);
+ *  4. the host does not hold the message already and would use it (else ignored, before any signature check, so
+ *     repeats cost nothing);
+ *  5. the signature verifies (else penalized); the verified signature is remembered, so the core does not check it
+ *     again;
+ *  6. the message is queued, waiting while the host's queue is full (back-pressure on the sender's stream).
+ * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates.
  */
 
 export const CONSENSUS_PROTOCOL = '/tally/consensus/1'
 
+/** How far above the host's height messages are still admitted (the core buffers two heights ahead). */
+const MAX_HEIGHTS_AHEAD = 2
+
 export interface ConsensusGossipDependencies {
+  readonly chainId: string
   readonly validatorSet: () => ValidatorSet
   readonly maxTxs: number
   /** The height the host works on. */
   readonly height: () => number
-  /** Called with the height a peer has committed at least (it sent a message for the next one). */
-  readonly notePeerTip: (peer: string, height: number) => void
-  readonly onProposal: (message: ProposalMessage, from: string) => void
-  readonly onVote: (vote: SignedVote, from: string) => void
+  /** What the host would do with a message (see ConsensusHost.messageStatus). */
+  readonly status: (m: { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }) => MessageStatus
+  /** A peer sent a valid message of this height: it may be ahead (block sync checks). */
+  readonly notePeerHeight: (peer: string, height: number) => void
+  readonly onProposal: (message: ProposalMessage) => Promise<void>
+  readonly onVote: (vote: SignedVote) => Promise<void>
+  readonly logger: Logger
 }
 
 /** The gossip handler of consensus messages. */
-export function consensusGossipHandler(d: ConsensusGossipDependencies): GossipHandler {
-  return (data, from) => {
+export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: Uint8Array, from: string) => Promise<GossipVerdict> {
+  const refuse = (from: string, reason: string, height?: number): GossipVerdict => {
+    d.logger.warn({ peer: from, height, reason }, 'refused a consensus message')
+    return 'reject'
+  }
+  return async (data, from) => {
     const m = decodeConsensusGossip(data, d.maxTxs)
-    if (!m.ok) return 'reject'
-    const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
-    // Signatures are checked once, by the core; here only what costs nothing: the signer is a validator.
-    const signer = m.value.kind === 'proposal' ? m.value.message.proposal.proposer : m.value.vote.validator
-    if (findValidator(d.validatorSet(), signer) === undefined) return 'reject'
-    // the sender works on `height`, so it holds height - 1 (a claim block sync checks like any tip it is told)
-    d.notePeerTip(from, height - 1)
+    if (!m.ok) return refuse(from, `malformed: ${m.error.reason}`)
+    const set = d.validatorSet()
     const current = d.height()
-    if (height < current || height > current + 2) return 'ignore'
-    if (m.value.kind === 'proposal') d.onProposal(m.value.message, from)
-    else d.onVote(m.value.vote, from)
+    if (m.value.kind === 'vote') {
+      const vote = m.value.vote
+      if (vote.height < current || vote.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
+      const validator = findValidator(set, vote.validator)
+      if (validator === undefined) return refuse(from, `vote from ${toHex(vote.validator)}, not a validator`, vote.height)
+      if (d.status({ kind: 'vote', vote }) !== 'new') return 'ignore'
+      if (!verifyVoteSignature(d.chainId, validator, vote, vote.signature)) return refuse(from, 'vote with a bad signature', vote.height)
+      d.notePeerHeight(from, vote.height)
+      await d.onVote(vote)
+      return 'accept'
+    }
+    const message = m.value.message
+    const p = message.proposal
+    if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
+    const proposer = proposerOf(set, p.height, p.round)
+    if (!bytesEqual(proposer.address, p.proposer)) return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
+    if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)
+    if (!bytesEqual(blockHash(message.header), p.valueId)) return refuse(from, 'proposal whose header does not hash to its value', p.height)
+    if (d.status({ kind: 'proposal', proposal: p }) === 'drop') return 'ignore'
+    if (!verifyProposalSignature(d.chainId, proposer, p, p.signature)) return refuse(from, 'proposal with a bad signature', p.height)
+    d.notePeerHeight(from, p.height)
+    await d.onProposal(message)
     return 'accept'
   }
 }
