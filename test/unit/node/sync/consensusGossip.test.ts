@@ -1,0 +1,75 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { sha256 } from '../../../../crypto/hash.js'
+import { messageStatus, type SignedVote } from '../../../../consensus/index.js'
+import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
+import { silentLogger } from '../../../../node/logger.js'
+import { consensusGossipHandler } from '../../../../node/sync/consensusGossip.js'
+import { encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../../../../node/sync/consensusMessages.js'
+import { CHAIN_ID, drive, fresh, input, proposal, proposerIndexOf, validatorSet, validators, vote } from '../../consensus/helpers.js'
+
+function header(height: number, proposer: number, over: Partial<BlockHeader> = {}): BlockHeader {
+  return {
+    chainId: CHAIN_ID, height, time: 1, previousBlockHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([1])), txRoot: txRoot([]),
+    stateRoot: ZERO_HASH, proposer: validators[proposer]!.address, validatorSetHash: validatorSet.hash,
+    lastCommitHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([2])), ...over,
+  }
+}
+
+function proposalMessage(signer: number, height: number, round: number, over: Partial<BlockHeader> = {}): ProposalMessage {
+  const h = header(height, signer, over)
+  return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], lastCommit: null }
+}
+
+function harness() {
+  const state = drive(fresh(0), [input.start(1)]).state
+  const proposals: ProposalMessage[] = []
+  const votes: SignedVote[] = []
+  const handler = consensusGossipHandler({
+    chainId: CHAIN_ID, validatorSet: () => validatorSet, maxTxs: 100, height: () => 1,
+    status: (m) => messageStatus(state, m),
+    notePeerHeight: () => {},
+    onProposal: async (m) => { proposals.push(m) },
+    onVote: async (v) => { votes.push(v) },
+    logger: silentLogger(),
+  })
+  return { handler, proposals, votes }
+}
+
+test('admission: a proposal from the round proposer with a matching header is accepted', async () => {
+  const h = harness()
+  const p = proposerIndexOf(1, 0)
+  assert.equal(await h.handler(encodeProposalMessage(proposalMessage(p, 1, 0)), 'peer'), 'accept')
+  assert.equal(h.proposals.length, 1)
+})
+
+test('admission: junk proposals are refused before anything is kept, and their sender is blamed', async () => {
+  const h = harness()
+  const p = proposerIndexOf(1, 0)
+  const notP = (p + 1) % 4
+  const good = proposalMessage(p, 1, 0)
+  const unsigned = { ...good, proposal: { ...good.proposal, signature: new Uint8Array(64) } }
+  const otherHeader = { ...good, header: header(1, p, { time: 2 }) }
+  const wrongHeight = proposalMessage(p, 1, 0, { height: 2, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) })
+  const rows: { desc: string; bytes: Uint8Array; want: string }[] = [
+    { desc: 'garbage', bytes: new Uint8Array([1, 2, 3]), want: 'reject' },
+    { desc: 'bad signature', bytes: encodeProposalMessage(unsigned), want: 'reject' },
+    { desc: 'not the round proposer', bytes: encodeProposalMessage(proposalMessage(notP, 1, 0)), want: 'reject' },
+    { desc: 'header does not hash to the value', bytes: encodeProposalMessage(otherHeader), want: 'reject' },
+    { desc: 'header of another height', bytes: encodeProposalMessage(wrongHeight), want: 'reject' },
+    { desc: 'a height far ahead (2^32-1)', bytes: encodeProposalMessage(proposalMessage(proposerIndexOf(2 ** 32 - 1, 0), 2 ** 32 - 1, 0)), want: 'ignore' },
+    { desc: 'a round far ahead', bytes: encodeProposalMessage(proposalMessage(proposerIndexOf(1, 900), 1, 900)), want: 'ignore' },
+  ]
+  for (const r of rows) assert.equal(await h.handler(r.bytes, 'peer'), r.want, r.desc)
+  assert.equal(h.proposals.length, 0, 'nothing reached the host')
+})
+
+test('admission: votes are checked for signer and signature; repeats are ignored before any check', async () => {
+  const h = harness()
+  const v = vote(1, 'prevote', 1, 0, null)
+  assert.equal(await h.handler(encodeVoteMessage(v), 'peer'), 'accept')
+  assert.equal(await h.handler(encodeVoteMessage({ ...vote(2, 'prevote', 1, 0, null), signature: new Uint8Array(64) }), 'peer'), 'reject')
+  assert.equal(await h.handler(encodeVoteMessage({ ...v, validator: new Uint8Array(20).fill(7) }), 'peer'), 'reject')
+  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 7, 0, null)), 'peer'), 'ignore', 'beyond the window')
+  assert.equal(h.votes.length, 1)
+})
