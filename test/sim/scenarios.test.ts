@@ -33,7 +33,7 @@ test('n4f0_lockThenRelockOnNewerPolka: a lock holds against a fresh value, then 
   // A locks v0 in round 0 (it alone sees the polka); D gets the round-0 proposal too late and prevotes nil,
   // so the others precommit nil. In round 1, P1 proposes a fresh v1: A, locked, prevotes nil (L22), then sees
   // the polka for v1 and relocks on it (L36).
-  const [A, D] = others(P0, P1)
+  const [A, D] = others(P0, P1) as [number, number]
   const { trace, result } = run({
     route: (m) => {
       if (isProposal(m, 1, 0) && m.to === D) return 3000

@@ -52,8 +52,8 @@ test('random batches of inserts, updates and deletes match the from-scratch refe
   const base = h(new Uint8Array([99]))
   for (let i = 0; i < 12; i++) {
     const k = new Uint8Array(base)
-    k[31] ^= 1 << (i % 8)
-    if (i >= 8) k[20] ^= 1 << (i - 8)
+    k[31]! ^= 1 << (i % 8)
+    if (i >= 8) k[20]! ^= 1 << (i - 8)
     pool.push(k)
   }
   let root: Uint8Array = EMPTY_HASH

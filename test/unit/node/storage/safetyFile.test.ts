@@ -47,7 +47,7 @@ describe('FileSafetyStore', () => {
     store.save(record(2)) // sequence 2: slot 0
     store.close()
     const bytes = readFileSync(path)
-    bytes[20] ^= 0xff // tear slot 0 (the newest)
+    bytes[20]! ^= 0xff // tear slot 0 (the newest)
     writeFileSync(path, bytes)
     const again = new FileSafetyStore(path)
     assert.deepEqual(again.load(), record(1))
