@@ -2,7 +2,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, keyPairFromSeed, toHex } from '../../../../crypto/index.js'
 import { encodeTransaction, signTransaction, txHash, type DecodedTransaction } from '../../../../ledger/transaction.js'
-import { Mempool, type AccountView, type MempoolDependencies, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
+import { DEFAULT_CONFIG } from '../../../../genesis/config.js'
+import { MEMPOOL_DEFAULTS, Mempool, type AccountView, type MempoolDependencies, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
 import { Rng } from '../../../helpers/random.js'
 
 /**
@@ -258,6 +259,12 @@ describe('mempool per-sender caps', () => {
     assert.ok(!r.ok && r.code === 'mempool_full' && /sender/.test(r.reason), JSON.stringify(r))
     assert.equal(await add(tx(1, 0)), 'ok')
     assert.equal(pool.size, 4)
+  })
+
+  it('has the defaults a node gets from an empty config.json', () => {
+    const { verifyWorkers: _, ...fromConfig } = DEFAULT_CONFIG.mempool
+    const { recentCommittedCapacity: __, ...bounds } = MEMPOOL_DEFAULTS
+    assert.deepEqual(fromConfig, bounds)
   })
 
   it('admits by default what a high-rate sender queues: thousands of nonces in order', async () => {
