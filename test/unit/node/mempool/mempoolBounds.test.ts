@@ -15,27 +15,39 @@ import { Rng } from '../../../helpers/random.js'
 const CHAIN = 'tally-test'
 const SINK = new Uint8Array(20).fill(0xbe)
 
-/** A committed state the tests edit between blocks. */
+/**
+ * A committed state the tests edit between blocks. Given a delay source it answers asynchronously, after that many
+ * turns of the event loop, so admissions and updates interleave as they do over a real store.
+ */
 class FakeAccounts {
   readonly map = new Map<string, AccountView>()
+  constructor(private readonly delay?: () => number) {}
   set(address: Uint8Array, balance: bigint, nonce: bigint): void {
     this.map.set(toHex(address), { balance, nonce })
   }
   get(address: Uint8Array): AccountView {
     return this.map.get(toHex(address)) ?? { balance: 0n, nonce: 0n }
   }
-  getAccount(address: Uint8Array): AccountView {
-    return this.get(address)
+  getAccount(address: Uint8Array): AccountView | Promise<AccountView> {
+    if (this.delay === undefined) return this.get(address)
+    const turns = this.delay()
+    return (async () => {
+      for (let i = 0; i < turns; i++) await new Promise((r) => setImmediate(r))
+      return this.get(address)
+    })()
   }
 }
 
 interface Removed { readonly hash: string; readonly code: Removal['code']; readonly reason: string }
 
-function setup(opts: Partial<MempoolOptions>, senders: number, balance = 1_000_000n, seed = 5, deps: Partial<MempoolDependencies> = {}) {
+function setup(
+  opts: Partial<MempoolOptions>, senders: number, balance = 1_000_000n, seed = 5, deps: Partial<MempoolDependencies> = {},
+  delay?: () => number,
+) {
   const rng = new Rng(seed)
   const keys = Array.from({ length: senders }, () => keyPairFromSeed(rng.bytes(32)))
   const addrs = keys.map((k) => addressFromPublicKey(k.publicKey))
-  const accounts = new FakeAccounts()
+  const accounts = new FakeAccounts(delay)
   for (const a of addrs) accounts.set(a, balance, 0n)
   const removed: Removed[] = []
   const pool = new Mempool({ chainId: CHAIN, ...opts }, {
@@ -389,5 +401,51 @@ describe('mempool accounting', () => {
     for (const c of ['ok', 'bad_nonce', 'insufficient_funds', 'mempool_full']) assert.ok((codes.get(c) ?? 0) > 0, `no ${c}: ${[...codes]}`)
     const removalCodes = new Set(removed.map((r) => r.code))
     for (const c of ['committed', 'evicted', 'expired', 'bad_nonce', 'insufficient_funds']) assert.ok(removalCodes.has(c as Removal['code']), `no ${c} removal: ${[...removalCodes]}`)
+  })
+
+  it('stays consistent when admissions and blocks interleave over an asynchronous store', async () => {
+    const SENDERS = 5
+    const rng = new Rng(77)
+    const opts = { maxTxs: 10, maxFuturePerSender: 5, maxTxsPerSender: 4, gappedSharePercent: 40, gappedExpiryHeights: 3 }
+    const { pool, tx, accounts, addrs, removed } = setup(opts, SENDERS, 200n, 13, {}, () => rng.int(4))
+    const pending = new Map<string, DecodedTransaction>()
+    let seen = 0
+    const codes = new Set<string>()
+    for (let step = 0; step < 150; step++) {
+      // a block and a few arrivals, started together
+      const reaped = pool.reap({ maxTxs: rng.int(4), maxBytes: 1e6 })
+      const touched = new Set<number>()
+      for (const t of reaped) {
+        const k = addrs.findIndex((a) => toHex(a) === toHex(addressFromPublicKey(t.tx.from)))
+        const a = accounts.get(addrs[k]!)
+        accounts.set(addrs[k]!, a.balance - t.tx.amount + (rng.chance(0.3) ? 30n : 0n), a.nonce + 1n)
+        touched.add(k)
+      }
+      const arrivals: DecodedTransaction[] = []
+      for (let i = 1 + rng.int(5); i > 0; i--) {
+        const k = rng.int(SENDERS)
+        const next = await pool.pendingNonce(addrs[k]!)
+        arrivals.push(tx(k, next + BigInt(rng.chance(0.4) ? rng.int(5) : 0), 1n + BigInt(rng.int(9))))
+      }
+      const results = await Promise.all([
+        pool.update(reaped.map((t) => t.hash), [...touched].map((k) => addrs[k]!)),
+        ...arrivals.map(async (t) => [t, await pool.add(t.bytes)] as const),
+      ])
+      for (const r of results.slice(1)) {
+        const [t, res] = r as readonly [DecodedTransaction, Awaited<ReturnType<Mempool['add']>>]
+        codes.add(res.ok ? 'ok' : res.code)
+        if (res.ok) pending.set(toHex(t.hash), t)
+      }
+      for (; seen < removed.length; seen++) {
+        const x = removed[seen]!
+        assert.ok(pending.delete(x.hash), `step ${step}: removed ${x.hash} (${x.code}) was not pending`)
+        codes.add(x.code)
+      }
+      assert.equal(pool.size, pending.size, `step ${step}`)
+      assert.equal(pool.bytes, pending.size * TX_BYTES, `step ${step}`)
+      for (const t of pending.values()) assert.ok(pool.has(t.hash), `step ${step}`)
+      pool.audit()
+    }
+    for (const c of ['ok', 'committed', 'mempool_full', 'evicted', 'expired']) assert.ok(codes.has(c), `no ${c}: ${[...codes]}`)
   })
 })
