@@ -46,6 +46,17 @@ export interface NodeConfig {
     readonly maxBytes: number
     /** Most transactions one sender may have waiting beyond its next nonce. */
     readonly maxFuturePerSender: number
+    /** Most pending transactions of one sender, so no single account can take the pool. */
+    readonly maxTxsPerSender: number
+    /** Most pending bytes of one sender. */
+    readonly maxBytesPerSender: number
+    /**
+     * Most of the pool's count and bytes, in percent, that gapped transactions (an earlier nonce of their sender
+     * missing) may hold, so they can never crowd out transactions a block could include.
+     */
+    readonly gappedSharePercent: number
+    /** Committed heights after which a transaction still gapped leaves the pool as `expired`. */
+    readonly gappedExpiryHeights: number
     /** Signature verification worker threads; absent: one less than the machine's cores, from 1 to 4. */
     readonly verifyWorkers?: number
   }
@@ -57,7 +68,10 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   moniker: 'tally-node',
   p2p: Object.freeze({ listen: '0.0.0.0:26656', peers: Object.freeze([]), allowedPeerIds: Object.freeze([]) }),
   rpc: Object.freeze({ host: '127.0.0.1', port: 8545, corsOrigins: Object.freeze([]), maxBodyBytes: 1024 * 1024, maxBatch: 100, requestTimeoutMs: 10_000 }),
-  mempool: Object.freeze({ maxTxs: 100_000, maxBytes: 32 * 1024 * 1024, maxFuturePerSender: 64 }),
+  mempool: Object.freeze({
+    maxTxs: 100_000, maxBytes: 32 * 1024 * 1024, maxFuturePerSender: 64,
+    maxTxsPerSender: 10_000, maxBytesPerSender: 2 * 1024 * 1024, gappedSharePercent: 25, gappedExpiryHeights: 100,
+  }),
   logLevel: 'info' as LogLevel,
 })
 
@@ -155,7 +169,11 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
   }
 
   let mempool = d.mempool
-  if (json.mempool !== undefined && e.object('mempool', json.mempool, ['maxTxs', 'maxBytes', 'maxFuturePerSender', 'verifyWorkers'])) {
+  const mempoolFields = [
+    'maxTxs', 'maxBytes', 'maxFuturePerSender', 'maxTxsPerSender', 'maxBytesPerSender', 'gappedSharePercent', 'gappedExpiryHeights',
+    'verifyWorkers',
+  ]
+  if (json.mempool !== undefined && e.object('mempool', json.mempool, mempoolFields)) {
     const v = json.mempool
     const int = (f: string, min: number, max: number, fallback: number) =>
       v[f] === undefined ? fallback : e.integer(join('mempool', f), v[f], min, max) ?? fallback
@@ -163,6 +181,10 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
       maxTxs: int('maxTxs', 1, 10_000_000, d.mempool.maxTxs),
       maxBytes: int('maxBytes', 1024, 4 * 1024 * 1024 * 1024, d.mempool.maxBytes),
       maxFuturePerSender: int('maxFuturePerSender', 0, 100_000, d.mempool.maxFuturePerSender),
+      maxTxsPerSender: int('maxTxsPerSender', 1, 10_000_000, d.mempool.maxTxsPerSender),
+      maxBytesPerSender: int('maxBytesPerSender', 1024, 4 * 1024 * 1024 * 1024, d.mempool.maxBytesPerSender),
+      gappedSharePercent: int('gappedSharePercent', 1, 100, d.mempool.gappedSharePercent),
+      gappedExpiryHeights: int('gappedExpiryHeights', 1, 1_000_000, d.mempool.gappedExpiryHeights),
       ...(v.verifyWorkers === undefined ? {} : { verifyWorkers: int('verifyWorkers', 0, 64, 0) }),
     }
   }

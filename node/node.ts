@@ -103,7 +103,11 @@ export class TallyNode {
     this.stopFns.push(() => verifyPool.stop())
     const verifySignature = (tx: Transaction) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature)
     const mempool = new Mempool(
-      { chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender },
+      {
+        chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender,
+        maxTxsPerSender: config.mempool.maxTxsPerSender, maxBytesPerSender: config.mempool.maxBytesPerSender,
+        gappedSharePercent: config.mempool.gappedSharePercent, gappedExpiryHeights: config.mempool.gappedExpiryHeights,
+      },
       {
         accounts: ledger, verifiedSignatures: verified, logger: log('mempool'), verifySignature,
         onRemoved: (hash, removal) => {

@@ -7,17 +7,31 @@ import type { Logger } from '../logger.js'
 /**
  * The mempool: transactions admitted but not yet committed, per sender in nonce order.
  *
+ * A pending transaction is *executable* when its nonce continues the sender's contiguous run from the committed
+ * nonce (a block could include it now), and *gapped* when an earlier nonce is missing. Gapped transactions cost
+ * their sender nothing (they never execute while gapped; a balance covering their amounts is all they need), so
+ * the pool keeps them on a short leash: they hold at most `gappedSharePercent` of the pool's count and bytes, they
+ * leave as `expired` once they have stayed gapped for `gappedExpiryHeights` committed heights, and they are the
+ * only transactions ever evicted. An arrival that finds no room evicts gapped transactions of other senders, the
+ * one gapped longest first (its gap is the least likely to be filled, and it is nearest to expiry anyway); a
+ * gapped arrival may only do so within the gapped share. So a flood of gapped nonces can neither keep an
+ * executable transfer out nor push one out, and the outcome depends only on the order of arrivals and blocks.
+ *
  * Admission (`add`) checks, in this order, each failure a typed value whose code is the RPC reason of
  * /work/shared/interface.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
  * recently committed (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's
  * verified-signature cache), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
  * with different bytes, or more than maxFuturePerSender beyond the next contiguous nonce), funds covering every
- * pending spend of the sender plus this one (`insufficient_funds`), global count and byte bounds (`mempool_full`).
+ * pending spend of the sender plus this one (`insufficient_funds`), the sender's own count and byte caps, then the
+ * global count and byte bounds and the gapped share, after evicting what may be evicted (`mempool_full`).
  * A replacement (same sender and nonce, different bytes) is refused as `bad_nonce`: the first one stands.
  *
- * Every admitted transaction leaves the pool exactly one way, observed through `onRemoved`: `committed`, or
- * dropped after a block made it invalid (`bad_nonce` when its nonce was used, `insufficient_funds` when the
- * sender's balance no longer covers it). Admission is O(1) per transaction apart from the signature check.
+ * Every admitted transaction leaves the pool exactly one way, observed through `onRemoved`: `committed`; dropped
+ * after a block made it invalid (`bad_nonce` when its nonce was used, `insufficient_funds` when the sender's balance
+ * no longer covers it) or after it failed execution in this node's proposal; `evicted` (gapped, to make room);
+ * `expired` (gapped for too many heights). Admission is O(1) per transaction apart from the signature check (an
+ * eviction skips the arriving sender's own gapped transactions, which its caps bound); `update` costs the pending
+ * transactions of the senders a block touched, plus what it removes.
  */
 
 /** The committed state of an account as the mempool needs it. */
@@ -49,9 +63,23 @@ export type AddResult =
 
 /** Why a transaction left the pool. */
 export interface Removal {
-  readonly code: 'committed' | 'bad_nonce' | 'insufficient_funds' | 'invalid_signature' | 'wrong_chain' | 'balance_overflow' | 'malformed'
+  readonly code:
+    | 'committed' | 'bad_nonce' | 'insufficient_funds' | 'invalid_signature' | 'wrong_chain' | 'balance_overflow' | 'malformed'
+    | 'evicted' | 'expired'
   readonly reason: string
 }
+
+/** Defaults of the {@link MempoolOptions} bounds (the node's `config.json` `mempool` section uses the same). */
+export const MEMPOOL_DEFAULTS = Object.freeze({
+  maxTxs: 100_000,
+  maxBytes: 32 * 1024 * 1024,
+  maxFuturePerSender: 64,
+  maxTxsPerSender: 10_000,
+  maxBytesPerSender: 2 * 1024 * 1024,
+  gappedSharePercent: 25,
+  gappedExpiryHeights: 100,
+  recentCommittedCapacity: 200_000,
+})
 
 /** Options of {@link Mempool}. */
 export interface MempoolOptions {
@@ -62,6 +90,17 @@ export interface MempoolOptions {
   readonly maxBytes?: number
   /** How far beyond the next contiguous nonce a sender may queue (default 64). */
   readonly maxFuturePerSender?: number
+  /** Most pending transactions of one sender, executable or gapped (default 10,000). */
+  readonly maxTxsPerSender?: number
+  /** Most pending bytes of one sender (default 2 MiB). */
+  readonly maxBytesPerSender?: number
+  /**
+   * Most of the pool's count and bytes, in percent (rounded up), that gapped transactions may hold (1 to 100,
+   * default 25).
+   */
+  readonly gappedSharePercent?: number
+  /** Committed heights after which a transaction still gapped leaves as `expired` (at least 1, default 100). */
+  readonly gappedExpiryHeights?: number
   /** How many committed hashes are remembered to refuse replays as `duplicate` (default 200,000). */
   readonly recentCommittedCapacity?: number
 }
@@ -89,6 +128,11 @@ interface Entry {
   readonly key: string
   readonly sender: SenderState
   readonly seq: number
+  /** The pool's height count when it became gapped, or -1 while executable. */
+  gappedSince: number
+  /** Neighbours in the list of gapped entries, which runs from the longest gapped to the latest. */
+  older: Entry | undefined
+  newer: Entry | undefined
 }
 
 interface SenderState {
@@ -101,6 +145,11 @@ interface SenderState {
   next: bigint
   /** Sum of amounts of all pending transactions of this sender. */
   spend: bigint
+  /** Sum of the wire sizes of all pending transactions of this sender. */
+  bytes: number
+  /** How many of them are gapped, and their bytes. */
+  gappedTxs: number
+  gappedBytes: number
 }
 
 /** Pending transactions, ordered per sender by nonce. */
@@ -109,6 +158,11 @@ export class Mempool {
   private readonly maxTxs: number
   private readonly maxBytes: number
   private readonly maxFuture: bigint
+  private readonly maxTxsPerSender: number
+  private readonly maxBytesPerSender: number
+  private readonly maxGappedTxs: number
+  private readonly maxGappedBytes: number
+  private readonly expiryHeights: number
   private readonly recentCapacity: number
   private readonly deps: MempoolDependencies
   private readonly byHash = new Map<string, Entry>()
@@ -118,13 +172,27 @@ export class Mempool {
   private seq = 0
   /** Incremented whenever committed state may have changed; an admission that awaited across it refetches. */
   private epoch = 0
+  /** Committed heights seen (calls of `update`): the clock of expiry. */
+  private height = 0
+  /** Gapped entries, oldest gap first (appended at the current height, so their `gappedSince` never decreases). */
+  private gapHead: Entry | undefined
+  private gapTail: Entry | undefined
+  private gappedTxs = 0
+  private gappedBytesTotal = 0
 
   constructor(options: MempoolOptions, dependencies: MempoolDependencies) {
+    const d = MEMPOOL_DEFAULTS
     this.chainId = options.chainId
-    this.maxTxs = options.maxTxs ?? 100_000
-    this.maxBytes = options.maxBytes ?? 32 * 1024 * 1024
-    this.maxFuture = BigInt(options.maxFuturePerSender ?? 64)
-    this.recentCapacity = options.recentCommittedCapacity ?? 200_000
+    this.maxTxs = options.maxTxs ?? d.maxTxs
+    this.maxBytes = options.maxBytes ?? d.maxBytes
+    this.maxFuture = BigInt(options.maxFuturePerSender ?? d.maxFuturePerSender)
+    this.maxTxsPerSender = options.maxTxsPerSender ?? d.maxTxsPerSender
+    this.maxBytesPerSender = options.maxBytesPerSender ?? d.maxBytesPerSender
+    const share = Math.min(100, Math.max(1, options.gappedSharePercent ?? d.gappedSharePercent))
+    this.maxGappedTxs = Math.ceil((this.maxTxs * share) / 100)
+    this.maxGappedBytes = Math.ceil((this.maxBytes * share) / 100)
+    this.expiryHeights = Math.max(1, options.gappedExpiryHeights ?? d.gappedExpiryHeights)
+    this.recentCapacity = options.recentCommittedCapacity ?? d.recentCommittedCapacity
     this.deps = dependencies
   }
 
@@ -136,6 +204,16 @@ export class Mempool {
   /** Sum of the wire sizes of the pending transactions. */
   get bytes(): number {
     return this.totalBytes
+  }
+
+  /** Number of pending transactions that are gapped (an earlier nonce of their sender is missing). */
+  get gappedSize(): number {
+    return this.gappedTxs
+  }
+
+  /** Sum of the wire sizes of the gapped transactions. */
+  get gappedBytes(): number {
+    return this.gappedBytesTotal
   }
 
   /** True when the transaction is pending. */
@@ -151,6 +229,73 @@ export class Mempool {
   /** True when the hash was committed recently (within the remembered window). */
   wasCommitted(hash: Uint8Array): boolean {
     return this.recentCommitted.has(bytesKey(hash))
+  }
+
+  /**
+   * Recomputes the pool's accounting from its entries and throws on the first mismatch: totals, each sender's
+   * spend, bytes and next nonce, which entries are gapped, the order of the gapped list, and every bound. A
+   * self-check for tests and debugging, O(pending log pending); call it when no `update` is in progress.
+   */
+  audit(): void {
+    const broken = (what: string): never => {
+      throw new Error(`mempool accounting is broken: ${what}`)
+    }
+    let count = 0
+    let bytes = 0
+    let gappedTxs = 0
+    let gappedBytes = 0
+    for (const [key, s] of this.senders) {
+      const who = `sender ${toHex(s.address)}`
+      if (s.key !== key || s.byNonce.size === 0) broken(`${who} is misfiled or empty`)
+      let spend = 0n
+      let sBytes = 0
+      let sGappedTxs = 0
+      let sGappedBytes = 0
+      for (const [n, e] of s.byNonce) {
+        if (e.sender !== s || e.decoded.tx.nonce !== n || this.byHash.get(e.key) !== e) broken(`${who} nonce ${n} is misfiled`)
+        const size = e.decoded.bytes.byteLength
+        spend += e.decoded.tx.amount
+        sBytes += size
+        if (e.gappedSince >= 0) {
+          sGappedTxs++
+          sGappedBytes += size
+        }
+      }
+      if (spend !== s.spend || sBytes !== s.bytes) broken(`${who} spend ${s.spend} / bytes ${s.bytes}, entries say ${spend} / ${sBytes}`)
+      if (sGappedTxs !== s.gappedTxs || sGappedBytes !== s.gappedBytes) broken(`${who} gapped count or bytes`)
+      if (s.byNonce.size > this.maxTxsPerSender || sBytes > this.maxBytesPerSender) broken(`${who} exceeds its caps`)
+      if (s.account !== undefined) {
+        let next = s.account.nonce
+        while (s.byNonce.has(next)) next++
+        if (next !== s.next) broken(`${who} next ${s.next}, entries say ${next}`)
+        for (const [n, e] of s.byNonce) {
+          if (n < s.account.nonce) broken(`${who} nonce ${n} is below the committed nonce`)
+          if ((n > next) !== (e.gappedSince >= 0)) broken(`${who} nonce ${n} is ${e.gappedSince >= 0 ? '' : 'not '}marked gapped`)
+        }
+        if (spend > s.account.balance) broken(`${who} spends ${spend} of ${s.account.balance}`)
+      }
+      count += s.byNonce.size
+      bytes += sBytes
+      gappedTxs += sGappedTxs
+      gappedBytes += sGappedBytes
+    }
+    if (count !== this.byHash.size || bytes !== this.totalBytes) broken(`size ${this.byHash.size} / bytes ${this.totalBytes}, senders say ${count} / ${bytes}`)
+    let listed = 0
+    let listedBytes = 0
+    let prev: Entry | undefined
+    for (let e = this.gapHead; e !== undefined; prev = e, e = e.newer) {
+      if (e.older !== prev || e.gappedSince < 0 || e.gappedSince < (prev?.gappedSince ?? 0) || this.byHash.get(e.key) !== e) {
+        broken(`gapped list at nonce ${e.decoded.tx.nonce}`)
+      }
+      listed++
+      listedBytes += e.decoded.bytes.byteLength
+    }
+    if (prev !== this.gapTail) broken('gapped list tail')
+    if (listed !== gappedTxs || listedBytes !== gappedBytes || listed !== this.gappedTxs || listedBytes !== this.gappedBytesTotal) {
+      broken(`gapped ${this.gappedTxs} / ${this.gappedBytesTotal} bytes, listed ${listed} / ${listedBytes}, senders say ${gappedTxs} / ${gappedBytes}`)
+    }
+    if (this.byHash.size > this.maxTxs || this.totalBytes > this.maxBytes) broken('over the global bounds')
+    if (this.gappedTxs > this.maxGappedTxs || this.gappedBytesTotal > this.maxGappedBytes) broken('gapped over their share')
   }
 
   /** Admits a transaction's wire bytes, or says why not. Never throws on any input. */
@@ -191,10 +336,11 @@ export class Mempool {
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
     if (sender === undefined) {
-      sender = { key: senderKey, address, account, byNonce: new Map(), next: account.nonce, spend: 0n }
+      sender = { key: senderKey, address, account, byNonce: new Map(), next: account.nonce, spend: 0n, bytes: 0, gappedTxs: 0, gappedBytes: 0 }
     } else if (sender.account === undefined) {
       sender.account = account
       this.recheckSender(sender)
+      this.trimGapped()
     }
     // 6. nonce: not below the committed nonce, not taken, not too far ahead
     if (tx.nonce < account.nonce) return fail('bad_nonce', `nonce ${tx.nonce} is below the account nonce ${account.nonce}`)
@@ -206,16 +352,39 @@ export class Mempool {
     if (sender.spend + tx.amount > account.balance) {
       return fail('insufficient_funds', `balance ${account.balance} does not cover pending spends ${sender.spend} plus ${tx.amount}`)
     }
-    // 8. global bounds
-    if (this.byHash.size >= this.maxTxs) return fail('mempool_full', `mempool holds ${this.byHash.size} transactions`)
-    if (this.totalBytes + bytes.byteLength > this.maxBytes) return fail('mempool_full', `mempool holds ${this.totalBytes} bytes`)
-    const entry: Entry = { decoded, key, sender, seq: this.seq++ }
+    // 8. the sender's own caps
+    const size = bytes.byteLength
+    if (sender.byNonce.size >= this.maxTxsPerSender) {
+      return fail('mempool_full', `the sender has ${sender.byNonce.size} pending transactions, the most one sender may have`)
+    }
+    if (sender.bytes + size > this.maxBytesPerSender) {
+      return fail('mempool_full', `the sender has ${sender.bytes} pending bytes; ${size} more exceed the ${this.maxBytesPerSender} one sender may have`)
+    }
+    // 9. global bounds, and the gapped share for a gapped arrival; room may come from evicting gapped transactions
+    //    of other senders, never executable ones
+    const gapped = tx.nonce > sender.next
+    const evictTxs = Math.max(this.byHash.size + 1 - this.maxTxs, gapped ? this.gappedTxs + 1 - this.maxGappedTxs : 0)
+    const evictBytes = Math.max(this.totalBytes + size - this.maxBytes, gapped ? this.gappedBytesTotal + size - this.maxGappedBytes : 0)
+    if (evictTxs > 0 || evictBytes > 0) {
+      if (evictTxs > this.gappedTxs - sender.gappedTxs || evictBytes > this.gappedBytesTotal - sender.gappedBytes) {
+        return fail('mempool_full', gapped
+          ? `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), ${this.gappedTxs} of them (${this.gappedBytesTotal} bytes) waiting for missing nonces, and nonce ${tx.nonce} would wait for ${sender.next}`
+          : `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), too few of them waiting for missing nonces of other senders to make room`)
+      }
+      this.evict(sender, evictTxs, evictBytes, gapped)
+    }
+    const entry: Entry = { decoded, key, sender, seq: this.seq++, gappedSince: -1, older: undefined, newer: undefined }
     if (sender.byNonce.size === 0) this.senders.set(senderKey, sender)
     sender.byNonce.set(tx.nonce, entry)
     sender.spend += tx.amount
-    while (sender.byNonce.has(sender.next)) sender.next++
+    sender.bytes += size
     this.byHash.set(key, entry)
-    this.totalBytes += bytes.byteLength
+    this.totalBytes += size
+    if (gapped) this.markGapped(entry)
+    else {
+      // the run grows through this nonce and every gapped one it reaches
+      for (let e = entry as Entry | undefined; e !== undefined; e = sender.byNonce.get(++sender.next)) this.unmarkGapped(e)
+    }
     return { ok: true, hash: decoded.hash }
   }
 
@@ -287,6 +456,7 @@ export class Mempool {
    */
   async update(committedHashes: readonly Uint8Array[], touched?: readonly Uint8Array[]): Promise<void> {
     this.epoch++
+    this.height++
     const stale = new Set<SenderState>()
     for (const hash of committedHashes) {
       const key = bytesKey(hash)
@@ -316,9 +486,14 @@ export class Mempool {
       if (s.account === undefined) s.account = account
       this.recheckSender(s)
     }
+    this.expireGapped()
+    this.trimGapped()
   }
 
-  /** Drops a sender's transactions that the (refreshed) committed state makes invalid, then recomputes its run. */
+  /**
+   * Drops a sender's transactions that the (refreshed) committed state makes invalid, then recomputes its run and
+   * which of its transactions are gapped (one that stays gapped keeps its age; one that became gapped starts now).
+   */
   private recheckSender(s: SenderState): void {
     const account = s.account
     if (account === undefined) return
@@ -341,14 +516,99 @@ export class Mempool {
     let next = account.nonce
     while (s.byNonce.has(next)) next++
     s.next = next
+    for (const n of nonces) {
+      const e = s.byNonce.get(n)
+      if (e === undefined) continue
+      if (n < next) this.unmarkGapped(e)
+      else if (e.gappedSince < 0) this.markGapped(e)
+    }
+  }
+
+  /**
+   * Frees room for an arrival of `sender` by evicting gapped transactions of other senders, the longest gapped
+   * first, until at least `txs` transactions and `bytes` bytes are freed. The caller checked that enough exist.
+   */
+  private evict(sender: SenderState, txs: number, bytes: number, arrivalGapped: boolean): void {
+    const arrival = arrivalGapped ? 'transaction waiting for a missing nonce' : 'executable transaction'
+    let e = this.gapHead
+    while (e !== undefined && (txs > 0 || bytes > 0)) {
+      const victim = e
+      e = e.newer
+      if (victim.sender === sender) continue
+      txs--
+      bytes -= victim.decoded.bytes.byteLength
+      this.removeEntry(victim, {
+        code: 'evicted',
+        reason: `evicted to make room for an arriving ${arrival}: nonce ${victim.decoded.tx.nonce} was waiting for the sender's missing nonce ${victim.sender.next}, longer than any other transaction that could give way`,
+      })
+    }
+  }
+
+  /** Removes the transactions that have stayed gapped for `expiryHeights` committed heights. */
+  private expireGapped(): void {
+    const limit = this.height - this.expiryHeights
+    let e = this.gapHead
+    while (e !== undefined && e.gappedSince <= limit) {
+      const x = e
+      e = e.newer
+      // a sender still being refreshed by an overlapping update is judged once its state is known
+      if (x.sender.account === undefined) continue
+      this.removeEntry(x, {
+        code: 'expired',
+        reason: `nonce ${x.decoded.tx.nonce} could not execute for ${this.expiryHeights} committed heights: the sender's nonce ${x.sender.next} is missing`,
+      })
+    }
+  }
+
+  /** Evicts the longest gapped transactions while gapped ones exceed their share (a block can open new gaps). */
+  private trimGapped(): void {
+    while (this.gapHead !== undefined && (this.gappedTxs > this.maxGappedTxs || this.gappedBytesTotal > this.maxGappedBytes)) {
+      const x = this.gapHead
+      this.removeEntry(x, {
+        code: 'evicted',
+        reason: `evicted because transactions waiting for missing nonces exceeded their share of the mempool: nonce ${x.decoded.tx.nonce} was waiting for the sender's missing nonce ${x.sender.next} the longest`,
+      })
+    }
+  }
+
+  private markGapped(e: Entry): void {
+    e.gappedSince = this.height
+    e.older = this.gapTail
+    e.newer = undefined
+    if (this.gapTail === undefined) this.gapHead = e
+    else this.gapTail.newer = e
+    this.gapTail = e
+    const size = e.decoded.bytes.byteLength
+    this.gappedTxs++
+    this.gappedBytesTotal += size
+    e.sender.gappedTxs++
+    e.sender.gappedBytes += size
+  }
+
+  private unmarkGapped(e: Entry): void {
+    if (e.gappedSince < 0) return
+    if (e.older === undefined) this.gapHead = e.newer
+    else e.older.newer = e.newer
+    if (e.newer === undefined) this.gapTail = e.older
+    else e.newer.older = e.older
+    e.older = undefined
+    e.newer = undefined
+    e.gappedSince = -1
+    const size = e.decoded.bytes.byteLength
+    this.gappedTxs--
+    this.gappedBytesTotal -= size
+    e.sender.gappedTxs--
+    e.sender.gappedBytes -= size
   }
 
   private removeEntry(e: Entry, removal: Removal): void {
+    this.unmarkGapped(e)
     this.byHash.delete(e.key)
     this.totalBytes -= e.decoded.bytes.byteLength
     const s = e.sender
     s.byNonce.delete(e.decoded.tx.nonce)
     s.spend -= e.decoded.tx.amount
+    s.bytes -= e.decoded.bytes.byteLength
     if (e.decoded.tx.nonce < s.next) s.next = e.decoded.tx.nonce
     if (s.byNonce.size === 0) this.senders.delete(s.key)
     if (removal.code !== 'committed') this.deps.logger?.debug({ hash: toHex(e.decoded.hash), ...removal }, 'transaction dropped')

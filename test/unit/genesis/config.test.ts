@@ -12,7 +12,10 @@ test('an empty config gets every default; given fields are kept', () => {
     moniker: 'validator 1',
     p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
     rpc: { host: '0.0.0.0', port: 0, corsOrigins: ['*', 'http://localhost:3000'], maxBodyBytes: 2048, maxBatch: 5, requestTimeoutMs: 1000 },
-    mempool: { maxTxs: 10, maxBytes: 4096, maxFuturePerSender: 0, verifyWorkers: 2 },
+    mempool: {
+      maxTxs: 10, maxBytes: 4096, maxFuturePerSender: 0, maxTxsPerSender: 5, maxBytesPerSender: 2048,
+      gappedSharePercent: 50, gappedExpiryHeights: 7, verifyWorkers: 2,
+    },
     logLevel: 'debug',
   }
   const f = parseConfig(full)
@@ -41,6 +44,12 @@ test('each problem is reported with its field', () => {
     [{ mempool: { size: 1 } }, 'mempool.size', /unknown/],
     [{ mempool: { verifyWorkers: 65 } }, 'mempool.verifyWorkers', /between/],
     [{ mempool: { verifyWorkers: '2' } }, 'mempool.verifyWorkers', /integer/],
+    [{ mempool: { maxTxsPerSender: 0 } }, 'mempool.maxTxsPerSender', /between/],
+    [{ mempool: { maxBytesPerSender: 1023 } }, 'mempool.maxBytesPerSender', /between/],
+    [{ mempool: { gappedSharePercent: 0 } }, 'mempool.gappedSharePercent', /between/],
+    [{ mempool: { gappedSharePercent: 101 } }, 'mempool.gappedSharePercent', /between/],
+    [{ mempool: { gappedExpiryHeights: 0 } }, 'mempool.gappedExpiryHeights', /between/],
+    [{ mempool: { gappedExpiryHeights: 2.5 } }, 'mempool.gappedExpiryHeights', /integer/],
     [{ logLevel: 'loud' }, 'logLevel', /one of/],
     [[], '', /object/],
   ]
