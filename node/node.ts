@@ -113,7 +113,9 @@ export class TallyNode {
         onRemoved: (hash, removal) => {
           if (removal.code === 'committed') return
           rejected.add(hash, removal.code, removal.reason)
-          logger.info({ tx: toHex(hash), code: removal.code }, `transaction dropped from the mempool: ${removal.reason}`)
+          // evictions and expiries come in floods under abuse; one line each at info would drown the log
+          const level = removal.code === 'evicted' || removal.code === 'expired' ? 'debug' : 'info'
+          logger[level]({ tx: toHex(hash), code: removal.code }, `transaction dropped from the mempool: ${removal.reason}`)
         },
       },
     )

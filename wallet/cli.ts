@@ -232,6 +232,7 @@ function formatTxHuman(t: TxView): string {
   if (t.status === 'committed') {
     lines.push(`height  ${t.height}`, `index   ${t.index}`, `result  ${t.ok ? 'ok' : `failed: ${t.error ?? 'unknown'}`}`)
   }
+  if (t.status === 'rejected') lines.push(`error   ${t.error ?? 'unknown'}`, ...(t.reason ? [`reason  ${t.reason}`] : []))
   return lines.join('\n')
 }
 
