@@ -111,6 +111,7 @@ export function signBytes(domain: string, chainId: string, fields: readonly Cano
 /** Domain tags of everything Tally signs. */
 export const Domain = {
   transaction: 'tally/tx/v1',
+  governance: 'tally/gov/v1',
   proposal: 'tally/proposal/v1',
   prevote: 'tally/prevote/v1',
   precommit: 'tally/precommit/v1',

@@ -1,6 +1,7 @@
 import { bytesKey } from '../crypto/bytes.js'
 import type { Account } from './account.js'
 import { ZERO_ACCOUNT } from './account.js'
+import { castVote, endBlock, type GovernanceParams, type GovernanceState } from './governance.js'
 import { OK_RECEIPT, type Receipt, type TxFailureCode } from './receipt.js'
 import { U64_MAX, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from './transaction.js'
 import type { VerifiedTxCache } from './verifiedTxCache.js'
@@ -22,6 +23,16 @@ export interface ExecutionContext {
    * network has already executed. Never for proposals.
    */
   readonly trustSignatures?: boolean
+  /**
+   * The block being executed: its height, the governance parameters and the validators its committed evidence
+   * convicts. Governance votes need it (a vote without it fails `not_validator`), and so does the end-of-block step
+   * that expires votes and completes changes (skipped without it: only for computations outside a chain).
+   */
+  readonly block?: {
+    readonly height: number
+    readonly governance: GovernanceParams
+    readonly offenders?: readonly Uint8Array[]
+  }
 }
 
 /** A check's outcome for one transfer: the new sender and recipient accounts, or why it does not apply. */
@@ -52,21 +63,25 @@ export function applyTransfer(tx: Transaction, sender: Account, recipient: Accou
 }
 
 /**
- * Applies transfers in order to `accounts` ({@link bytesKey} of the address → account; missing entries are zero
- * accounts), mutating it, and returns one receipt per transaction and the keys whose accounts changed.
- * `senders[i]`, when given, must be the address of `txs[i]`'s sender (saves recomputing it).
+ * Applies transactions in order to `accounts` ({@link bytesKey} of the address → account; missing entries are zero
+ * accounts) and to the governance state, mutating the map, and returns one receipt per transaction, the keys whose
+ * accounts changed and the governance state after the block (the end-of-block step included when `ctx.block` is
+ * given). `senders[i]`, when given, must be the address of `txs[i]`'s sender (saves recomputing it).
  */
-export function applyTransfers(
+export function applyTransactions(
   txs: readonly DecodedTransaction[],
   accounts: Map<string, Account>,
+  governance: GovernanceState | undefined,
   ctx: ExecutionContext,
   senders?: readonly Uint8Array[],
-): { receipts: Receipt[]; changed: Set<string> } {
+): { receipts: Receipt[]; changed: Set<string>; governance: GovernanceState | undefined } {
   const receipts: Receipt[] = []
   const changed = new Set<string>()
+  let gov = governance
   for (let i = 0; i < txs.length; i++) {
     const { tx, hash } = txs[i]!
-    // "A transfer applies iff the chain id matches, the signature is valid, the nonce is next and the balance covers it."
+    // "A transaction applies iff the chain id matches, the signature is valid, the nonce is next and (for a transfer)
+    // the balance covers it, or (for a governance vote) the vote is accepted."
     if (tx.chainId !== ctx.chainId) {
       receipts.push({ ok: false, code: 'wrong_chain' })
       continue
@@ -78,10 +93,32 @@ export function applyTransfers(
       }
       ctx.verified?.add(hash)
     }
-    const from = bytesKey(senders?.[i] ?? senderAddress(tx))
+    const sender = senders?.[i] ?? senderAddress(tx)
+    const from = bytesKey(sender)
+    const account = accounts.get(from) ?? ZERO_ACCOUNT
+    if (tx.kind === 'governance') {
+      if (tx.nonce !== account.nonce || tx.nonce >= U64_MAX) {
+        receipts.push({ ok: false, code: 'bad_nonce' })
+        continue
+      }
+      if (gov === undefined || ctx.block === undefined) {
+        receipts.push({ ok: false, code: 'not_validator' })
+        continue
+      }
+      const voted = castVote(gov, ctx.block.height, sender, tx.action, ctx.block.governance)
+      if (!voted.ok) {
+        receipts.push({ ok: false, code: voted.error.code })
+        continue
+      }
+      gov = voted.value
+      accounts.set(from, { balance: account.balance, nonce: account.nonce + 1n })
+      changed.add(from)
+      receipts.push(OK_RECEIPT)
+      continue
+    }
     const to = bytesKey(tx.to)
     const self = from === to
-    const outcome = applyTransfer(tx, accounts.get(from) ?? ZERO_ACCOUNT, accounts.get(to) ?? ZERO_ACCOUNT, self)
+    const outcome = applyTransfer(tx, account, accounts.get(to) ?? ZERO_ACCOUNT, self)
     if (!outcome.ok) {
       receipts.push({ ok: false, code: outcome.code })
       continue
@@ -94,5 +131,6 @@ export function applyTransfers(
     }
     receipts.push(OK_RECEIPT)
   }
-  return { receipts, changed }
+  if (gov !== undefined && ctx.block !== undefined) gov = endBlock(gov, ctx.block.height, ctx.block.offenders ?? [], ctx.block.governance)
+  return { receipts, changed, governance: gov }
 }

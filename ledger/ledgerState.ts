@@ -5,7 +5,8 @@ import {
   ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
 } from './account.js'
 import { encodeAccountProof, type AccountProof } from './accountProof.js'
-import { applyTransfers, type ExecutionContext } from './applyBlock.js'
+import { applyTransactions, type ExecutionContext } from './applyBlock.js'
+import { decodeGovernanceState, encodeGovernanceState, rosterAt, type GovernanceState, type Roster } from './governance.js'
 import type { Receipt } from './receipt.js'
 import { EMPTY_HASH, TreeNodeCache, readPath, updateTree, type TreeUpdate } from './smt.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
@@ -13,6 +14,13 @@ import { senderAddress, type DecodedTransaction } from './transaction.js'
 
 /** Store key of the committed state root: `'L' 'r'`. */
 export const ROOT_STORE_KEY: Uint8Array = new Uint8Array([LEDGER_KEY_PREFIX, 0x72])
+/** Store key of the governance record (ledger/governance.ts): `'L' 'g'`. */
+export const GOVERNANCE_STORE_KEY: Uint8Array = new Uint8Array([LEDGER_KEY_PREFIX, 0x67])
+/**
+ * The governance record's key in the state tree: SHA-256 of "tally/state/governance". Account keys are SHA-256 of
+ * 20-byte addresses, so no account can land on it.
+ */
+export const GOVERNANCE_TREE_KEY: Uint8Array = sha256(new TextEncoder().encode('tally/state/governance'))
 
 /**
  * The outcome of executing a block (or of staging genesis balances) on top of a committed state. Speculative:
@@ -33,6 +41,10 @@ export interface ExecutionResult {
   readonly ops: KvOp[]
   /** The accounts this block changed, with their new values, in address byte order. */
   readonly changed: readonly AccountEntry[]
+  /** The governance state after this block (undefined for a state without one). */
+  readonly governance: GovernanceState | undefined
+  /** Its encoding, when the block changed it (written and committed to the tree). */
+  readonly governanceBytes?: Uint8Array
 }
 
 /** An account and its address. */
@@ -62,6 +74,7 @@ export class LedgerState {
     private committedRoot: Uint8Array,
     private readonly cache: TreeNodeCache,
     private readonly maxCachedAccounts: number,
+    private gov: { readonly state: GovernanceState; readonly bytes: Uint8Array } | undefined,
   ) {}
 
   /**
@@ -77,7 +90,23 @@ export class LedgerState {
     if (!Number.isSafeInteger(depth) || depth < -1 || depth > 24) throw new RangeError('treeCacheDepth must be an integer from -1 to 24')
     const maxCachedAccounts = options.maxCachedAccounts ?? 65_536
     if (!Number.isSafeInteger(maxCachedAccounts) || maxCachedAccounts < 0) throw new RangeError('maxCachedAccounts must be a non-negative integer')
-    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root), new TreeNodeCache(depth), maxCachedAccounts)
+    const govBytes = await store.get(GOVERNANCE_STORE_KEY)
+    const gov = govBytes === undefined ? undefined : { state: decodeGovernanceState(govBytes), bytes: new Uint8Array(govBytes) }
+    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root), new TreeNodeCache(depth), maxCachedAccounts, gov)
+  }
+
+  /** The committed governance state (undefined for a state set up without one). */
+  governance(): GovernanceState | undefined {
+    return this.gov?.state
+  }
+
+  /**
+   * The validator set in force at `height`, as the committed state knows it: the state after block h knows the sets
+   * of h + 1 and h + 2. Throws for a height it does not cover (a caller's bug) or a state without governance.
+   */
+  rosterAt(height: number): Roster {
+    if (this.gov === undefined) throw new Error('this ledger state has no governance record')
+    return rosterAt(this.gov.state, height)
   }
 
   /** The committed state root. */
@@ -142,16 +171,36 @@ export class LedgerState {
     const touched = new Map<string, Uint8Array>()
     for (let i = 0; i < txs.length; i++) {
       touched.set(bytesKey(senders[i]!), senders[i]!)
-      touched.set(bytesKey(txs[i]!.tx.to), txs[i]!.tx.to)
+      const tx = txs[i]!.tx
+      if (tx.kind !== 'governance') touched.set(bytesKey(tx.to), tx.to)
     }
     const ids = [...touched.keys()]
     const loaded = await this.getAccounts(ids.map((id) => touched.get(id)!))
     const accounts = new Map<string, Account>()
     ids.forEach((id, i) => accounts.set(id, loaded[i]!))
-    const { receipts, changed } = applyTransfers(txs, accounts, ctx, senders)
+    const { receipts, changed, governance } = applyTransactions(txs, accounts, this.gov?.state, ctx, senders)
     const updates = new Map<string, AccountEntry>()
     for (const id of changed) updates.set(id, { address: touched.get(id)!, account: accounts.get(id)! })
-    return this.stage(parentRoot, updates, receipts)
+    let governanceBytes: Uint8Array | undefined
+    if (governance !== undefined && governance !== this.gov?.state) {
+      const bytes = encodeGovernanceState(governance)
+      if (this.gov === undefined || !bytesEqual(bytes, this.gov.bytes)) governanceBytes = bytes
+    }
+    return this.stage(parentRoot, updates, receipts, governance, governanceBytes)
+  }
+
+  /**
+   * Sets the governance record directly, with accounts, on top of the committed state: how genesis enters an empty
+   * state. Commit like {@link execute}'s result.
+   */
+  async setGenesis(entries: readonly AccountEntry[], governance: GovernanceState): Promise<ExecutionResult> {
+    const updates = new Map<string, AccountEntry>()
+    for (const { address, account } of entries) {
+      if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
+      encodeAccount(account) // range check
+      updates.set(bytesKey(address), { address: new Uint8Array(address), account })
+    }
+    return this.stage(this.root(), updates, [], governance, encodeGovernanceState(governance))
   }
 
   /**
@@ -165,11 +214,13 @@ export class LedgerState {
       encodeAccount(account) // range check
       updates.set(bytesKey(address), { address: new Uint8Array(address), account })
     }
-    return this.stage(this.root(), updates, [])
+    return this.stage(this.root(), updates, [], this.gov?.state, undefined)
   }
 
   /** `updates` is keyed by bytesKey(address): sorting the keys sorts the addresses byte by byte. */
-  private async stage(parentRoot: Uint8Array, updates: Map<string, AccountEntry>, receipts: Receipt[]): Promise<ExecutionResult> {
+  private async stage(
+    parentRoot: Uint8Array, updates: Map<string, AccountEntry>, receipts: Receipt[], governance: GovernanceState | undefined, governanceBytes: Uint8Array | undefined,
+  ): Promise<ExecutionResult> {
     const ops: KvOp[] = []
     const treeUpdates: TreeUpdate[] = []
     const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
@@ -184,11 +235,16 @@ export class LedgerState {
         treeUpdates.push({ key: accountTreeKey(address), valueHash: sha256(bytes) })
       }
     }
-    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed }
+    if (governanceBytes !== undefined) {
+      ops.push({ type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes })
+      treeUpdates.push({ key: GOVERNANCE_TREE_KEY, valueHash: sha256(governanceBytes) })
+    }
+    const tail = governanceBytes === undefined ? {} : { governanceBytes }
+    if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed, governance, ...tail }
     const tree = await updateTree(this.store, parentRoot, treeUpdates, this.cache)
     for (const op of tree.ops) ops.push(op)
     ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    return { parentRoot, stateRoot: tree.root, receipts, ops, changed }
+    return { parentRoot, stateRoot: tree.root, receipts, ops, changed, governance, ...tail }
   }
 
   /**
@@ -200,6 +256,8 @@ export class LedgerState {
       throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.committedRoot)}`)
     }
     this.committedRoot = new Uint8Array(result.stateRoot)
+    if (result.governanceBytes !== undefined && result.governance !== undefined) this.gov = { state: result.governance, bytes: result.governanceBytes }
+    else if (result.governance !== undefined && this.gov !== undefined) this.gov = { state: result.governance, bytes: this.gov.bytes }
     this.cache.apply(result.ops)
     this.epoch++
     for (const { address, account } of result.changed) this.remember(bytesKey(address), account)

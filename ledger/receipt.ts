@@ -10,14 +10,20 @@
  *  - `invalid_signature`: the signature fails the verification rule;
  *  - `bad_nonce`: the nonce is not the sender's next nonce (or is 2^64-1, which would leave no next nonce);
  *  - `insufficient_funds`: the sender's balance is below the amount;
- *  - `balance_overflow`: the recipient's balance plus the amount would exceed 2^64-1.
+ *  - `balance_overflow`: the recipient's balance plus the amount would exceed 2^64-1;
+ *  - for governance votes (ledger/governance.ts): `not_validator` (the signer is not a validator at the block's
+ *    height), `bad_action` (the change does not apply to the latest scheduled set), `too_many_proposals` (the signer
+ *    has too many open votes).
  * The mempool adds `mempool_full` and `duplicate` of its own.
  */
-export type TxFailureCode = 'malformed' | 'wrong_chain' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'balance_overflow'
+export type TxFailureCode =
+  | 'malformed' | 'wrong_chain' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'balance_overflow'
+  | 'not_validator' | 'bad_action' | 'too_many_proposals'
 
 /** Every {@link TxFailureCode}, for the mempool and RPC to map and to check exhaustively. */
 export const TX_FAILURE_CODES: readonly TxFailureCode[] = Object.freeze([
   'malformed', 'wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow',
+  'not_validator', 'bad_action', 'too_many_proposals',
 ] as const)
 
 /** The outcome of one transaction in a block, in block order. */

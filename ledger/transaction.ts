@@ -2,21 +2,25 @@ import {
   ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, Domain, addressFromPublicKey, decodeCanonical,
   encodeCanonical, sha256, sign, signBytes, verify, keyPairFromSeed,
 } from '../crypto/index.js'
+import { actionTuple, checkAction, parseAction, type GovernanceAction } from './governance.js'
 
 /**
- * The transfer transaction and its one canonical wire encoding.
- *
- * Wire bytes: the canonical MessagePack array [1, chainId, from, to, amount, nonce, signature]
- * (version, text, 32-byte public key, 20-byte address, u64, u64, 64-byte signature).
- * Hash: SHA-256 of the wire bytes. Sign bytes: canonical ["tally/tx/v1", chainId, from, to, amount, nonce].
- * Decoding accepts only bytes that re-encode identically, so a signed transaction has exactly one encoding
- * and one hash.
+ * Transactions and their one canonical wire encoding. Two kinds:
+ *  - a transfer: `[1, chainId, from, to, amount, nonce, signature]` (version, text, 32-byte public key, 20-byte
+ *    address, u64, u64, 64-byte signature); sign bytes canonical `["tally/tx/v1", chainId, from, to, amount, nonce]`;
+ *  - a governance vote (ledger/governance.ts): `[2, chainId, from, nonce, action, signature]`, the action a tuple
+ *    (`[1, publicKey, power, peerId, name]` add, `[2, address]` remove, `[3, address, power]` set power); sign bytes
+ *    canonical `["tally/gov/v1", chainId, from, nonce, action]`.
+ * Hash: SHA-256 of the wire bytes. Both kinds use the sender account's nonce. Decoding accepts only bytes that
+ * re-encode identically, so a signed transaction has exactly one encoding and one hash.
  */
 
-/** The wire format version this code writes and accepts. */
+/** The wire format version of transfers. */
 export const TX_VERSION = 1
+/** The wire format version of governance transactions. */
+export const GOVERNANCE_TX_VERSION = 2
 /** Upper bound on a transaction's wire size; decoding rejects anything longer before parsing. */
-export const MAX_TX_BYTES = 256
+export const MAX_TX_BYTES = 512
 /** Upper bound on a chain id's length. */
 export const MAX_CHAIN_ID_LENGTH = 64
 /** Chain ids are short printable identifiers. */
@@ -26,6 +30,8 @@ export const U64_MAX = (1n << 64n) - 1n
 
 /** A transfer as the ledger sees it. `amount` is at least 1. */
 export interface Transaction {
+  /** Absent or 'transfer': the kind of every transaction that is not a governance vote. */
+  readonly kind?: 'transfer'
   readonly chainId: string
   /** Sender's Ed25519 public key; the sender's account is its address. */
   readonly from: Uint8Array
@@ -39,11 +45,38 @@ export interface Transaction {
 /** A transaction without its signature: what the sender signs. */
 export type UnsignedTransaction = Omit<Transaction, 'signature'>
 
+/** A validator's vote for a change of the validator set (ledger/governance.ts). */
+export interface GovernanceTransaction {
+  readonly kind: 'governance'
+  readonly chainId: string
+  /** The voting validator's Ed25519 public key. */
+  readonly from: Uint8Array
+  readonly nonce: bigint
+  readonly action: GovernanceAction
+  readonly signature: Uint8Array
+}
+
+/** A governance transaction without its signature. */
+export type UnsignedGovernanceTransaction = Omit<GovernanceTransaction, 'signature'>
+
+/** Any transaction a block may hold. */
+export type AnyTransaction = Transaction | GovernanceTransaction
+
 /** A decoded transaction together with its wire bytes and hash, computed once. */
-export interface DecodedTransaction {
-  readonly tx: Transaction
+export interface DecodedTransaction<T extends AnyTransaction = AnyTransaction> {
+  readonly tx: T
   readonly bytes: Uint8Array
   readonly hash: Uint8Array
+}
+
+/** True for a governance transaction. */
+export function isGovernance(tx: AnyTransaction): tx is GovernanceTransaction {
+  return tx.kind === 'governance'
+}
+
+/** What a transaction spends from its sender's balance (a governance vote spends nothing). */
+export function spendOf(tx: AnyTransaction): bigint {
+  return tx.kind === 'governance' ? 0n : tx.amount
 }
 
 /** Why bytes are not a transaction. The code matches the RPC's `malformed` reason. */
@@ -62,8 +95,18 @@ export function txSignBytes(tx: UnsignedTransaction): Uint8Array {
   return signBytes(Domain.transaction, tx.chainId, [tx.from, tx.to, tx.amount, tx.nonce])
 }
 
+/** The bytes a validator signs for a governance vote. */
+export function governanceSignBytes(tx: UnsignedGovernanceTransaction): Uint8Array {
+  return signBytes(Domain.governance, tx.chainId, [tx.from, tx.nonce, actionTuple(tx.action)])
+}
+
 /** Encodes a transaction to its wire bytes. Throws on values outside the format (a caller's bug). */
-export function encodeTransaction(tx: Transaction): Uint8Array {
+export function encodeTransaction(tx: AnyTransaction): Uint8Array {
+  if (tx.kind === 'governance') {
+    const problem = checkGovernanceFields(tx)
+    if (problem !== undefined) throw new RangeError(`encodeTransaction: ${problem}`)
+    return encodeCanonical([GOVERNANCE_TX_VERSION, tx.chainId, tx.from, tx.nonce, actionTuple(tx.action), tx.signature])
+  }
   const problem = checkFields(tx)
   if (problem !== undefined) throw new RangeError(`encodeTransaction: ${problem}`)
   return encodeCanonical([TX_VERSION, tx.chainId, tx.from, tx.to, tx.amount, tx.nonce, tx.signature])
@@ -80,6 +123,18 @@ function checkFields(tx: UnsignedTransaction & { signature?: Uint8Array }): stri
   if (!(tx.to instanceof Uint8Array) || tx.to.byteLength !== ADDRESS_LENGTH) return `to must be a ${ADDRESS_LENGTH}-byte address`
   if (typeof tx.amount !== 'bigint' || tx.amount < 1n || tx.amount > U64_MAX) return 'amount must be an integer from 1 to 2^64-1'
   if (typeof tx.nonce !== 'bigint' || tx.nonce < 0n || tx.nonce > U64_MAX) return 'nonce must be an integer from 0 to 2^64-1'
+  if (tx.signature !== undefined && (!(tx.signature instanceof Uint8Array) || tx.signature.byteLength !== SIGNATURE_LENGTH)) {
+    return `signature must be ${SIGNATURE_LENGTH} bytes`
+  }
+  return undefined
+}
+
+function checkGovernanceFields(tx: UnsignedGovernanceTransaction & { signature?: Uint8Array }): string | undefined {
+  if (!isValidChainId(tx.chainId)) return 'chain id must be 1-64 characters of [A-Za-z0-9._-]'
+  if (!(tx.from instanceof Uint8Array) || tx.from.byteLength !== PUBLIC_KEY_LENGTH) return `from must be a ${PUBLIC_KEY_LENGTH}-byte public key`
+  if (typeof tx.nonce !== 'bigint' || tx.nonce < 0n || tx.nonce > U64_MAX) return 'nonce must be an integer from 0 to 2^64-1'
+  const action = checkAction(tx.action)
+  if (action !== undefined) return `action: ${action}`
   if (tx.signature !== undefined && (!(tx.signature instanceof Uint8Array) || tx.signature.byteLength !== SIGNATURE_LENGTH)) {
     return `signature must be ${SIGNATURE_LENGTH} bytes`
   }
@@ -109,6 +164,17 @@ export function decodeTransactionStrict(bytes: Uint8Array): { ok: true; value: D
   const decoded = decodeCanonical(bytes, MAX_TX_BYTES)
   if (!decoded.ok) return fail(decoded.reason)
   const v = decoded.value
+  if (Array.isArray(v) && v[0] === GOVERNANCE_TX_VERSION) {
+    if (v.length !== 6) return fail('a governance transaction is an array of 6 fields')
+    const [, chainId, from, nonce, tuple, signature] = v as unknown[]
+    const action = parseAction(tuple)
+    if (action === undefined) return fail('action is not a governance action')
+    const tx = { kind: 'governance', chainId, from, nonce, action, signature } as GovernanceTransaction
+    const problem = checkGovernanceFields(tx)
+    if (problem !== undefined) return fail(problem)
+    if (!(signature instanceof Uint8Array)) return fail('signature missing')
+    return { ok: true, value: { tx, bytes, hash: txHash(bytes) } }
+  }
   if (!Array.isArray(v) || v.length !== 7) return fail('a transaction is an array of 7 fields')
   const [version, chainId, from, to, amount, nonce, signature] = v as unknown[]
   if (version !== TX_VERSION) return fail(`unsupported version ${String(version)}`)
@@ -186,19 +252,30 @@ export function signTransaction(tx: UnsignedTransaction, secretKey: Uint8Array):
 export function createTransfer(
   secretKey: Uint8Array,
   fields: { chainId: string; to: Uint8Array; amount: bigint; nonce: bigint },
-): DecodedTransaction {
+): DecodedTransaction<Transaction> {
   const { publicKey } = keyPairFromSeed(secretKey)
   const tx = signTransaction({ ...fields, from: publicKey }, secretKey)
   const bytes = encodeTransaction(tx)
   return { tx, bytes, hash: txHash(bytes) }
 }
 
+/** Signs a governance vote with the validator's 32-byte secret key (whose public key must be `from`). */
+export function signGovernanceTransaction(tx: Omit<UnsignedGovernanceTransaction, 'kind'>, secretKey: Uint8Array): GovernanceTransaction {
+  const unsigned: UnsignedGovernanceTransaction = { kind: 'governance', ...tx }
+  return { ...unsigned, signature: sign(secretKey, governanceSignBytes(unsigned)) }
+}
+
+/** The bytes a transaction's signature covers. */
+export function signedBytesOf(tx: AnyTransaction): Uint8Array {
+  return tx.kind === 'governance' ? governanceSignBytes(tx) : txSignBytes(tx)
+}
+
 /** Checks the transaction's signature under the project's one verification rule. */
-export function verifyTransactionSignature(tx: Transaction): boolean {
-  return verify(tx.from, txSignBytes(tx), tx.signature)
+export function verifyTransactionSignature(tx: AnyTransaction): boolean {
+  return verify(tx.from, signedBytesOf(tx), tx.signature)
 }
 
 /** The sender's address. */
-export function senderAddress(tx: Transaction): Uint8Array {
+export function senderAddress(tx: AnyTransaction): Uint8Array {
   return addressFromPublicKey(tx.from)
 }

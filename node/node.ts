@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
 import { createValidatorSet, verifyCommit, type ConsensusParams } from '../consensus/index.js'
 import { blockHash } from '../ledger/block.js'
-import { txSignBytes, type Transaction } from '../ledger/transaction.js'
+import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
@@ -101,7 +101,7 @@ export class TallyNode {
 
     const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) }, log('mempool'))
     this.stopFns.push(() => verifyPool.stop())
-    const verifySignature = (tx: Transaction) => verifyPool.verify(tx.from, txSignBytes(tx), tx.signature)
+    const verifySignature = (tx: AnyTransaction) => verifyPool.verify(tx.from, signedBytesOf(tx), tx.signature)
     const mempool = new Mempool(
       {
         chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender,

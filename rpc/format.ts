@@ -1,6 +1,7 @@
 import { fromHex, to0x } from '../crypto/bytes.js'
-import { formatAddress, parseAddress } from '../crypto/address.js'
+import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
 import { HASH_LENGTH } from '../crypto/hash.js'
+import type { GovernanceAction } from '../ledger/governance.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
 import type { BlockInfo, DomainValue, NodeStatus, TxLookup, ValidatorInfo } from './backend.js'
 
@@ -92,16 +93,22 @@ export function formatTxLookup(hash: Uint8Array, t: TxLookup): Record<string, un
 /** One transaction of a block, decoded for display (or its raw bytes when it does not decode). */
 export function formatBlockTx(bytes: Uint8Array, result?: { ok: boolean; error?: string }): Record<string, unknown> {
   const d = decodeTransaction(bytes)
-  const out: Record<string, unknown> = d.ok
-    ? {
-        hash: to0x(d.value.hash),
-        from: formatAddress(senderAddress(d.value.tx)),
-        to: formatAddress(d.value.tx.to),
-        amount: d.value.tx.amount.toString(),
-        nonce: d.value.tx.nonce.toString(),
-        raw: to0x(bytes),
-      }
-    : { raw: to0x(bytes) }
+  const tx = d.ok ? d.value.tx : undefined
+  const out: Record<string, unknown> = !d.ok || tx === undefined
+    ? { raw: to0x(bytes) }
+    : tx.kind === 'governance'
+      ? {
+          hash: to0x(d.value.hash), kind: 'governance', from: formatAddress(senderAddress(tx)), action: formatAction(tx.action),
+          nonce: tx.nonce.toString(), raw: to0x(bytes),
+        }
+      : {
+          hash: to0x(d.value.hash),
+          from: formatAddress(senderAddress(tx)),
+          to: formatAddress(tx.to),
+          amount: tx.amount.toString(),
+          nonce: tx.nonce.toString(),
+          raw: to0x(bytes),
+        }
   if (result !== undefined) {
     out.ok = result.ok
     if (!result.ok && result.error !== undefined) out.error = result.error
@@ -137,5 +144,17 @@ export function formatValidator(v: ValidatorInfo): Record<string, unknown> {
     publicKey: to0x(v.publicKey),
     power: typeof v.power === 'bigint' && v.power <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.power) : formatDomain(v.power),
     peerId: v.peerId,
+  }
+}
+
+/** A governance action as JSON: `{type: 'add', publicKey, address, power, peerId, name}`, `{type: 'remove', address}`, `{type: 'power', address, power}`. */
+export function formatAction(a: GovernanceAction): Record<string, unknown> {
+  switch (a.type) {
+    case 'add':
+      return { type: 'add', publicKey: to0x(a.publicKey), address: formatAddress(addressFromPublicKey(a.publicKey)), power: a.power, peerId: a.peerId, name: a.name }
+    case 'remove':
+      return { type: 'remove', address: formatAddress(a.address) }
+    case 'power':
+      return { type: 'power', address: formatAddress(a.address), power: a.power }
   }
 }

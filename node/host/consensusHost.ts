@@ -9,7 +9,7 @@ import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../.
 import { blockTimeWait, checkBlockBody, checkBlockExecution, checkBlockHeader, type BlockFault, type BlockParent } from '../../ledger/blockValidity.js'
 import type { ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { KvStore } from '../../ledger/store.js'
-import { decodeTransaction, type DecodedTransaction, type Transaction } from '../../ledger/transaction.js'
+import { decodeTransaction, type AnyTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
 import type { Mempool } from '../mempool/mempool.js'
@@ -107,7 +107,7 @@ export interface ConsensusHostDependencies {
    * Verifies a transaction's signature off the event loop (the mempool's verifier). Fetched transactions go through
    * it before execution, which then finds them in `verified`; without it, execution verifies them inline.
    */
-  readonly verifySignature?: (tx: Transaction) => Promise<boolean>
+  readonly verifySignature?: (tx: AnyTransaction) => Promise<boolean>
   /** Asks block sync for a block this node saw decided but does not hold. */
   readonly requestBlock: (height: number) => void
   /** Called after a block is durable; the next height starts once it resolves (the mempool catches up first). */

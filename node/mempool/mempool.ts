@@ -1,6 +1,7 @@
 import { bytesKey, toHex } from '../../crypto/index.js'
+import type { TxFailureCode } from '../../ledger/receipt.js'
 import {
-  MAX_TX_BYTES, decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction,
+  MAX_TX_BYTES, decodeTransaction, senderAddress, spendOf, verifyTransactionSignature, type AnyTransaction, type DecodedTransaction,
 } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
 
@@ -63,9 +64,7 @@ export type AddResult =
 
 /** Why a transaction left the pool. */
 export interface Removal {
-  readonly code:
-    | 'committed' | 'bad_nonce' | 'insufficient_funds' | 'invalid_signature' | 'wrong_chain' | 'balance_overflow' | 'malformed'
-    | 'evicted' | 'expired'
+  readonly code: 'committed' | TxFailureCode | 'evicted' | 'expired'
   readonly reason: string
 }
 
@@ -110,7 +109,7 @@ export interface MempoolDependencies {
   readonly accounts: AccountReader
   readonly verifiedSignatures?: VerifiedSignatureCache
   /** Verifies a transaction's signature, possibly off the event loop (default: inline). */
-  readonly verifySignature?: (tx: Transaction) => boolean | Promise<boolean>
+  readonly verifySignature?: (tx: AnyTransaction) => boolean | Promise<boolean>
   readonly logger?: Logger
   /** Called once for every transaction that leaves the pool, with why. */
   readonly onRemoved?: (hash: Uint8Array, removal: Removal) => void
@@ -254,7 +253,7 @@ export class Mempool {
       for (const [n, e] of s.byNonce) {
         if (e.sender !== s || e.decoded.tx.nonce !== n || this.byHash.get(e.key) !== e) broken(`${who} nonce ${n} is misfiled`)
         const size = e.decoded.bytes.byteLength
-        spend += e.decoded.tx.amount
+        spend += spendOf(e.decoded.tx)
         sBytes += size
         if (e.gappedSince >= 0) {
           sGappedTxs++
@@ -349,8 +348,8 @@ export class Mempool {
       return fail('bad_nonce', `nonce ${tx.nonce} is more than ${this.maxFuture} beyond the next expected nonce ${sender.next}`)
     }
     // 7. funds cover all pending spends plus this one
-    if (sender.spend + tx.amount > account.balance) {
-      return fail('insufficient_funds', `balance ${account.balance} does not cover pending spends ${sender.spend} plus ${tx.amount}`)
+    if (sender.spend + spendOf(tx) > account.balance) {
+      return fail('insufficient_funds', `balance ${account.balance} does not cover pending spends ${sender.spend} plus ${spendOf(tx)}`)
     }
     // 8. the sender's own caps
     const size = bytes.byteLength
@@ -376,7 +375,7 @@ export class Mempool {
     const entry: Entry = { decoded, key, sender, seq: this.seq++, gappedSince: -1, older: undefined, newer: undefined }
     if (sender.byNonce.size === 0) this.senders.set(senderKey, sender)
     sender.byNonce.set(tx.nonce, entry)
-    sender.spend += tx.amount
+    sender.spend += spendOf(tx)
     sender.bytes += size
     this.byHash.set(key, entry)
     this.totalBytes += size
@@ -505,7 +504,7 @@ export class Mempool {
         this.removeEntry(e, { code: 'bad_nonce', reason: `nonce ${n} was used by a committed transaction` })
         continue
       }
-      const amount = e.decoded.tx.amount
+      const amount = spendOf(e.decoded.tx)
       if (spend + amount > account.balance) {
         this.removeEntry(e, { code: 'insufficient_funds', reason: `balance ${account.balance} no longer covers it` })
         continue
@@ -607,7 +606,7 @@ export class Mempool {
     this.totalBytes -= e.decoded.bytes.byteLength
     const s = e.sender
     s.byNonce.delete(e.decoded.tx.nonce)
-    s.spend -= e.decoded.tx.amount
+    s.spend -= spendOf(e.decoded.tx)
     s.bytes -= e.decoded.bytes.byteLength
     if (e.decoded.tx.nonce < s.next) s.next = e.decoded.tx.nonce
     if (s.byNonce.size === 0) this.senders.delete(s.key)

@@ -7,7 +7,7 @@ import {
   EMPTY_TX_ROOT, MAX_BLOCK_BYTES, ZERO_HASH, blockHash, decodeBlock, decodeBlockHeader, decodeBlockTransactions,
   encodeBlock, encodeBlockHeader, txRoot, type BlockHeader,
 } from '../../../ledger/block.js'
-import { createTransfer } from '../../../ledger/transaction.js'
+import { MAX_TX_BYTES, createTransfer } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
 interface GoldenBlocks {
@@ -96,7 +96,7 @@ test('decoding rejects malformed headers and blocks with a reason', () => {
   const blockBad: [Uint8Array, string][] = [
     [encodeCanonical([good as never]), 'no txs'],
     [encodeCanonical([good as never, [new Uint8Array(0)]]), 'empty tx'],
-    [encodeCanonical([good as never, [new Uint8Array(257)]]), 'oversized tx'],
+    [encodeCanonical([good as never, [new Uint8Array(MAX_TX_BYTES + 1)]]), 'oversized tx'],
     [encodeCanonical([good as never, ['x']]), 'tx not bytes'],
     [new Uint8Array([...encodeCanonical([good as never, []]), 0]), 'trailing byte'],
     [new Uint8Array(MAX_BLOCK_BYTES + 1), 'oversized block'],

@@ -2,7 +2,7 @@ import { addressFromPublicKey } from '../../../crypto/address.js'
 import { toHex } from '../../../crypto/bytes.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { sha256 } from '../../../crypto/hash.js'
-import { decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction } from '../../../ledger/transaction.js'
+import { decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from '../../../ledger/transaction.js'
 import type {
   AccountState, BlockInfo, HealthState, NodeStatus, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup, Unsubscribe,
   ValidatorInfo,
@@ -16,7 +16,7 @@ import type {
 export class TestBackend implements RpcBackend {
   readonly chainId: string
   readonly accounts = new Map<string, { balance: bigint; nonce: bigint }>()
-  readonly mempool: DecodedTransaction[] = []
+  readonly mempool: DecodedTransaction<Transaction>[] = []
   readonly blocks: BlockInfo[] = []
   readonly committed = new Map<string, { height: number; index: number; ok: boolean; error?: string }>()
   readonly validatorKey = keyPairFromSeed(new Uint8Array(32).fill(9))
@@ -51,7 +51,7 @@ export class TestBackend implements RpcBackend {
     return this.accounts.get(toHex(address)) ?? { balance: 0n, nonce: 0n }
   }
 
-  private pendingFrom(address: Uint8Array): DecodedTransaction[] {
+  private pendingFrom(address: Uint8Array): DecodedTransaction<Transaction>[] {
     const hex = toHex(address)
     return this.mempool.filter((t) => toHex(senderAddress(t.tx)) === hex)
   }
@@ -88,6 +88,7 @@ export class TestBackend implements RpcBackend {
     const d = decodeTransaction(bytes)
     if (!d.ok) return { ok: false, code: 'malformed', reason: d.error.reason }
     const { tx, hash } = d.value
+    if (tx.kind === 'governance') return { ok: false, code: 'malformed', reason: 'this test backend takes transfers only' }
     if (tx.chainId !== this.chainId) return { ok: false, code: 'wrong_chain', reason: `chain ${tx.chainId} is not ${this.chainId}` }
     if (!verifyTransactionSignature(tx)) return { ok: false, code: 'invalid_signature', reason: 'signature does not verify' }
     const key = toHex(hash)
@@ -102,7 +103,7 @@ export class TestBackend implements RpcBackend {
       return { ok: false, code: 'insufficient_funds', reason: `balance ${acct.balance - spent} is below ${tx.amount}` }
     }
     if (this.mempool.length >= this.maxMempool) return { ok: false, code: 'mempool_full', reason: 'mempool is full' }
-    this.mempool.push(d.value)
+    this.mempool.push({ ...d.value, tx })
     return { ok: true, hash }
   }
 

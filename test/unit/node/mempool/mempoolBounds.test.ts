@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, keyPairFromSeed, toHex } from '../../../../crypto/index.js'
-import { encodeTransaction, signTransaction, txHash, type DecodedTransaction } from '../../../../ledger/transaction.js'
+import { encodeTransaction, signTransaction, spendOf, txHash, type DecodedTransaction } from '../../../../ledger/transaction.js'
 import { DEFAULT_CONFIG } from '../../../../genesis/config.js'
 import { MEMPOOL_DEFAULTS, Mempool, type AccountView, type MempoolDependencies, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
 import { Rng } from '../../../helpers/random.js'
@@ -338,7 +338,7 @@ describe('mempool accounting', () => {
         const mine = [...pending.values()].filter((t) => senderOf(t) === k)
         assert.ok(mine.length <= opts.maxTxsPerSender, what)
         gapped += mine.filter((t) => t.tx.nonce > next).length
-        assert.ok(mine.reduce((s, t) => s + t.tx.amount, 0n) <= accounts.get(addrs[k]!).balance, `${what}: spend of ${k}`)
+        assert.ok(mine.reduce((s, t) => s + spendOf(t.tx), 0n) <= accounts.get(addrs[k]!).balance, `${what}: spend of ${k}`)
       }
       assert.equal(pool.gappedSize, gapped, what)
       pool.audit()
@@ -369,7 +369,7 @@ describe('mempool accounting', () => {
         for (const t of reaped) {
           const k = senderOf(t)
           const a = accounts.get(addrs[k]!)
-          accounts.set(addrs[k]!, a.balance - t.tx.amount, a.nonce + 1n)
+          accounts.set(addrs[k]!, a.balance - spendOf(t.tx), a.nonce + 1n)
           touched.add(k)
         }
         if (rng.chance(0.3)) {
@@ -418,7 +418,7 @@ describe('mempool accounting', () => {
       for (const t of reaped) {
         const k = addrs.findIndex((a) => toHex(a) === toHex(addressFromPublicKey(t.tx.from)))
         const a = accounts.get(addrs[k]!)
-        accounts.set(addrs[k]!, a.balance - t.tx.amount + (rng.chance(0.3) ? 30n : 0n), a.nonce + 1n)
+        accounts.set(addrs[k]!, a.balance - spendOf(t.tx) + (rng.chance(0.3) ? 30n : 0n), a.nonce + 1n)
         touched.add(k)
       }
       const arrivals: DecodedTransaction[] = []

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { toHex } from '../../../../crypto/index.js'
-import { createTransfer, decodeTransaction, verifyTransactionSignature } from '../../../../ledger/transaction.js'
+import { MAX_TX_BYTES, createTransfer, decodeTransaction, verifyTransactionSignature } from '../../../../ledger/transaction.js'
 import { DirectStreams } from '../../../../node/p2p/directStreams.js'
 import { silentLogger } from '../../../../node/logger.js'
 import { decodeTxBatch, encodeTxBatch, TxGossip, type AdmitResult } from '../../../../node/sync/txGossip.js'
@@ -42,7 +42,7 @@ describe('tx batch encoding', () => {
     assert.equal(decodeTxBatch(bytes, 10_000, 2).ok, false)
     assert.equal(decodeTxBatch(encodeTxBatch([]), 10_000, 10).ok, false)
     assert.equal(decodeTxBatch(new Uint8Array([1, 2, 3]), 10_000, 10).ok, false)
-    assert.equal(decodeTxBatch(encodeTxBatch([new Uint8Array(300)]), 10_000, 10).ok, false)
+    assert.equal(decodeTxBatch(encodeTxBatch([new Uint8Array(MAX_TX_BYTES + 1)]), 10_000, 10).ok, false)
   })
 })
 
