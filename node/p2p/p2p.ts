@@ -93,6 +93,8 @@ export interface P2pOptions {
   readonly maxPendingInbound?: number
   /** New inbound sockets per second one address may open, bursts of twice that (default 5; 1 to 1,000). */
   readonly inboundPerIpPerSecond?: number
+  /** Connections one admitted peer may hold, both directions together (default 3; 1 to 64). */
+  readonly maxConnectionsPerPeer?: number
 }
 
 /** Bounds of the numeric {@link P2pOptions} that limit inbound connections: [min, max, default]. */
@@ -101,6 +103,7 @@ export const P2P_INBOUND_LIMITS = {
   maxPendingInboundPerIp: [1, 1_024, 4],
   maxPendingInbound: [1, 65_536, 64],
   inboundPerIpPerSecond: [1, 1_000, 5],
+  maxConnectionsPerPeer: [1, 64, 3],
 } as const satisfies Record<string, readonly [number, number, number]>
 
 /** Misbehaviour is logged once per peer or address per this window. */
@@ -160,6 +163,8 @@ export class P2p extends EventEmitter<P2pEvents> {
   private readonly penalties = new Map<string, PenaltyState>()
   private readonly redials = new Map<string, RedialState>()
   private readonly connected = new Set<string>()
+  /** Inbound connections of admitted peers between Noise and the end of the upgrade, per peer. */
+  private readonly upgrading = new Map<string, Set<MultiaddrConnection>>()
   private readonly guard: InboundGuard
   private readonly reports = new ThrottledLog({ windowMs: REPORT_WINDOW_MS, maxKeys: 1024 })
   private node?: Libp2p
@@ -188,6 +193,7 @@ export class P2p extends EventEmitter<P2pEvents> {
       maxPendingInboundPerIp: bounded(options, 'maxPendingInboundPerIp'),
       maxPendingInbound: bounded(options, 'maxPendingInbound'),
       inboundPerIpPerSecond: bounded(options, 'inboundPerIpPerSecond'),
+      maxConnectionsPerPeer: bounded(options, 'maxConnectionsPerPeer'),
     }
     this.guard = new InboundGuard({
       maxPendingPerIp: this.opts.maxPendingInboundPerIp,
@@ -213,7 +219,10 @@ export class P2p extends EventEmitter<P2pEvents> {
       denyInboundConnection: (maConn: MultiaddrConnection) => !this.guard.open(maConn),
       denyInboundEncryptedConnection: (peer: PeerId, maConn: MultiaddrConnection) => this.refuseInbound(peer.toString(), maConn),
       denyOutboundEncryptedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
-      denyInboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+      denyInboundUpgradedConnection: (peer: PeerId, maConn: MultiaddrConnection) => {
+        this.upgrading.get(peer.toString())?.delete(maConn)
+        return !this.isAdmitted(peer.toString())
+      },
       denyOutboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
     }
     this.node = await createLibp2p({
@@ -414,8 +423,9 @@ export class P2p extends EventEmitter<P2pEvents> {
 
   /**
    * The inbound gate once Noise has proved the remote's identity: refuses peers that are not admitted (their
-   * address pays for the handshake). An admitted peer's address becomes exempt from the limits on
-   * unauthenticated sockets.
+   * address pays for the handshake) and admitted peers already holding maxConnectionsPerPeer connections
+   * (penalized: an honest node needs at most one per direction, plus one not yet noticed dead). An admitted
+   * peer's address becomes exempt from the limits on unauthenticated sockets.
    */
   private refuseInbound(peerId: string, maConn: MultiaddrConnection): boolean {
     const address = maConn.remoteAddr.toString()
@@ -434,6 +444,22 @@ export class P2p extends EventEmitter<P2pEvents> {
     this.guard.settle(maConn)
     const key = ipKeyOfMultiaddr(maConn.remoteAddr)
     if (key !== undefined) this.guard.setExempt(`seen:${peerId}`, [key])
+    const upgrading = this.upgrading.get(peerId) ?? new Set<MultiaddrConnection>()
+    const held = (this.node?.getConnections(peerIdFromString(peerId)).filter((c) => c.status === 'open').length ?? 0) + upgrading.size
+    if (held >= this.opts.maxConnectionsPerPeer) {
+      const report = this.reports.note(`connections:${peerId}`)
+      if (report !== undefined) {
+        this.log.warn({ peer: peerId, address, held, max: this.opts.maxConnectionsPerPeer, suppressed: report.suppressed }, 'refused a connection beyond the per-peer limit')
+      }
+      this.penalize(peerId, this.opts.rejectPenalty, `more than ${this.opts.maxConnectionsPerPeer} connections`)
+      return true
+    }
+    upgrading.add(maConn)
+    this.upgrading.set(peerId, upgrading)
+    maConn.addEventListener('close', () => {
+      upgrading.delete(maConn)
+      if (upgrading.size === 0 && this.upgrading.get(peerId) === upgrading) this.upgrading.delete(peerId)
+    }, { once: true })
     return false
   }
 

@@ -149,4 +149,24 @@ describe('p2p under inbound floods', () => {
     assert.equal(reports.length, 1, JSON.stringify(reports))
     assert.ok(reports[0]!.level >= 40, 'the outsider is reported at warn level')
   })
+
+  it('caps the connections one admitted peer may hold and penalizes it for more', async () => {
+    const [ida, idc] = identities(2, 34) as [{ seed: Uint8Array; peerId: string }, { seed: Uint8Array; peerId: string }]
+    const allow = [ida.peerId, idc.peerId]
+    const { logger, lines } = capturingLogger()
+    const a = node(ida.seed, { allow }, logger)
+    await a.start()
+    const greedy = await rawNode(idc.seed, '127.0.0.2')
+    const target = multiaddr(a.addresses()[0]!)
+    // three too many: 30 penalty points, below the ban threshold of 50
+    let opened = 0
+    for (let i = 0; i < 6; i++) {
+      await greedy.dial(target, { force: true, signal: AbortSignal.timeout(2_000) }).then(() => { opened++ }, () => undefined)
+    }
+    await waitFor(() => greedy.getConnections().filter((c) => c.status === 'open').length === 3, 'excess connections closed')
+    assert.ok(opened >= 3)
+    assert.ok(a.penaltyOf(idc.peerId) > 0, 'the greedy peer is penalized')
+    const reports = lines.filter((l) => l.level >= 40 && JSON.stringify(l).includes(idc.peerId))
+    assert.equal(reports.length, 1, JSON.stringify(reports))
+  })
 })
