@@ -132,7 +132,7 @@ export interface RequestOptions {
 export interface HandleOptions {
   /** Largest request accepted (default the node's maxRequestBytes). */
   readonly maxRequestBytes?: number
-  /** Concurrent inbound streams per connection (default 32). */
+  /** Concurrent inbound streams per connection (default 16: twice block sync's window of parallel requests). */
   readonly maxInboundStreams?: number
 }
 
@@ -230,7 +230,9 @@ export class P2p extends EventEmitter<P2pEvents> {
       addresses: { listen: [...this.opts.listen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // every protocol caps its own inbound streams per connection (16 at most); this bounds the streams a peer
+      // may open before naming a protocol
+      streamMuxers: [yamux({ maxInboundStreams: 256 })],
       connectionGater: gater,
       connectionManager: {
         maxConnections: Math.max(64, this.allowed.size * 4),
@@ -311,7 +313,7 @@ export class P2p extends EventEmitter<P2pEvents> {
     const maxRequest = options.maxRequestBytes ?? this.opts.maxRequestBytes
     await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
       void this.serve(stream, connection.remotePeer.toString(), handler, maxRequest)
-    }, { maxInboundStreams: options.maxInboundStreams ?? 32 })
+    }, { maxInboundStreams: options.maxInboundStreams ?? 16 })
   }
 
   /** Serves inbound streams of a long-lived protocol (see {@link DirectStreams}). Call after start. */
