@@ -29,6 +29,11 @@ export interface NodeConfig {
     readonly peers: readonly PeerAddress[]
     /** Peer ids admitted besides the genesis validators (e.g. non-validator full nodes). */
     readonly allowedPeerIds: readonly string[]
+    /**
+     * An inbound socket that has not completed the Noise and Yamux handshakes within this many ms is closed;
+     * absent: the p2p layer's default (docs/p2p.md). Raise it only for links with very high latency.
+     */
+    readonly inboundUpgradeTimeoutMs?: number
   }
   readonly rpc: {
     readonly host: string
@@ -103,7 +108,7 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
   const moniker = json.moniker === undefined ? d.moniker : e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker
 
   let p2p = d.p2p
-  if (json.p2p !== undefined && e.object('p2p', json.p2p, ['listen', 'peers', 'allowedPeerIds'])) {
+  if (json.p2p !== undefined && e.object('p2p', json.p2p, ['listen', 'peers', 'allowedPeerIds', 'inboundUpgradeTimeoutMs'])) {
     const v = json.p2p
     let listen = d.p2p.listen
     if (v.listen !== undefined) {
@@ -137,7 +142,8 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
         if (ok !== undefined) allowedPeerIds.push(ok)
       })
     }
-    p2p = { listen, peers, allowedPeerIds }
+    const upgradeTimeout = v.inboundUpgradeTimeoutMs === undefined ? undefined : e.integer('p2p.inboundUpgradeTimeoutMs', v.inboundUpgradeTimeoutMs, 500, 60_000)
+    p2p = { listen, peers, allowedPeerIds, ...(upgradeTimeout === undefined ? {} : { inboundUpgradeTimeoutMs: upgradeTimeout }) }
   }
 
   let rpc = d.rpc

@@ -125,6 +125,7 @@ export class TallyNode {
       listen: [toMultiaddr(config.p2p.listen)],
       peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
       allow: [...genesis.validators.map((v) => v.peerId), ...config.p2p.allowedPeerIds],
+      inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs,
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: log('p2p') })
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })

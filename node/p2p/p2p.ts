@@ -1,22 +1,27 @@
 import './polyfill.js'
 import { concatBytes } from '../../crypto/bytes.js'
+import { lookup } from 'node:dns/promises'
 import { EventEmitter } from 'node:events'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, MultiaddrConnection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Logger } from '../logger.js'
+import { InboundGuard, type InboundGuardStats } from './inboundGuard.js'
+import { ipKey, ipKeyOfMultiaddr } from './ipKey.js'
 import { libp2pPrivateKeyFromSeed } from './peerId.js'
+import { ThrottledLog } from './throttledLog.js'
 
 /**
  * The node's peer-to-peer layer: libp2p over TCP with Noise and Yamux, an allow-list connection gater (only the
- * genesis validators and configured peers), static peers redialed with exponential back-off, per-peer penalty
- * scores that disconnect misbehaving peers, bounded request/response, and the streams {@link DirectStreams} uses to
- * send proposals, votes and transactions one hop to every peer. See docs/p2p.md.
+ * genesis validators and configured peers), limits on unauthenticated inbound sockets that keep room for known
+ * peers ({@link InboundGuard}), static peers redialed with exponential back-off, per-peer penalty scores that
+ * disconnect misbehaving peers, bounded request/response, and the streams {@link DirectStreams} uses to send
+ * proposals, votes and transactions one hop to every peer. See docs/p2p.md.
  */
 
 /** A peer to keep connected: its peer id and the address to dial (without the `/p2p/` suffix, or with it). */
@@ -76,7 +81,33 @@ export interface P2pOptions {
   readonly requestTimeoutMs?: number
   readonly maxRequestBytes?: number
   readonly maxResponseBytes?: number
+  /**
+   * An inbound socket that has not completed Noise and Yamux within this many ms is closed (default 3,000;
+   * 500 to 60,000). Short, because every pending socket holds a slot; raise it only for links with very high
+   * latency.
+   */
+  readonly inboundUpgradeTimeoutMs?: number
+  /** Unauthenticated inbound sockets one address (IPv4, or IPv6 /64) may hold (default 4; 1 to 1,024). */
+  readonly maxPendingInboundPerIp?: number
+  /** Unauthenticated inbound sockets all addresses together may hold (default 64; 1 to 65,536). */
+  readonly maxPendingInbound?: number
+  /** New inbound sockets per second one address may open, bursts of twice that (default 5; 1 to 1,000). */
+  readonly inboundPerIpPerSecond?: number
+  /** Connections one admitted peer may hold, both directions together (default 3; 1 to 64). */
+  readonly maxConnectionsPerPeer?: number
 }
+
+/** Bounds of the numeric {@link P2pOptions} that limit inbound connections: [min, max, default]. */
+export const P2P_INBOUND_LIMITS = {
+  inboundUpgradeTimeoutMs: [500, 60_000, 3_000],
+  maxPendingInboundPerIp: [1, 1_024, 4],
+  maxPendingInbound: [1, 65_536, 64],
+  inboundPerIpPerSecond: [1, 1_000, 5],
+  maxConnectionsPerPeer: [1, 64, 3],
+} as const satisfies Record<string, readonly [number, number, number]>
+
+/** Misbehaviour is logged once per peer or address per this window. */
+const REPORT_WINDOW_MS = 60_000
 
 /** Dependencies of {@link P2p}. */
 export interface P2pDependencies {
@@ -101,7 +132,7 @@ export interface RequestOptions {
 export interface HandleOptions {
   /** Largest request accepted (default the node's maxRequestBytes). */
   readonly maxRequestBytes?: number
-  /** Concurrent inbound streams per connection (default 32). */
+  /** Concurrent inbound streams per connection (default 16: twice block sync's window of parallel requests). */
   readonly maxInboundStreams?: number
 }
 
@@ -132,6 +163,10 @@ export class P2p extends EventEmitter<P2pEvents> {
   private readonly penalties = new Map<string, PenaltyState>()
   private readonly redials = new Map<string, RedialState>()
   private readonly connected = new Set<string>()
+  /** Inbound connections of admitted peers between Noise and the end of the upgrade, per peer. */
+  private readonly upgrading = new Map<string, Set<MultiaddrConnection>>()
+  private readonly guard: InboundGuard
+  private readonly reports = new ThrottledLog({ windowMs: REPORT_WINDOW_MS, maxKeys: 1024 })
   private node?: Libp2p
   private running = false
   /** This node's peer id string. */
@@ -154,7 +189,18 @@ export class P2p extends EventEmitter<P2pEvents> {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       maxRequestBytes: options.maxRequestBytes ?? 1024 * 1024,
       maxResponseBytes: options.maxResponseBytes ?? 16 * 1024 * 1024,
+      inboundUpgradeTimeoutMs: bounded(options, 'inboundUpgradeTimeoutMs'),
+      maxPendingInboundPerIp: bounded(options, 'maxPendingInboundPerIp'),
+      maxPendingInbound: bounded(options, 'maxPendingInbound'),
+      inboundPerIpPerSecond: bounded(options, 'inboundPerIpPerSecond'),
+      maxConnectionsPerPeer: bounded(options, 'maxConnectionsPerPeer'),
     }
+    this.guard = new InboundGuard({
+      maxPendingPerIp: this.opts.maxPendingInboundPerIp,
+      maxPending: this.opts.maxPendingInbound,
+      perIpPerSecond: this.opts.inboundPerIpPerSecond,
+      logWindowMs: REPORT_WINDOW_MS,
+    }, { logger: this.log })
     const key = libp2pPrivateKeyFromSeed(options.seed)
     this.privateKey = key
     this.peerId = peerIdFromPrivateKey(key).toString()
@@ -169,9 +215,14 @@ export class P2p extends EventEmitter<P2pEvents> {
     if (this.running) return
     const gater = {
       denyDialPeer: (peer: PeerId) => !this.isAdmitted(peer.toString()),
-      denyInboundEncryptedConnection: (peer: PeerId) => this.refuseInbound(peer.toString()),
+      // before a byte is read: only the remote address is known (InboundGuard)
+      denyInboundConnection: (maConn: MultiaddrConnection) => !this.guard.open(maConn),
+      denyInboundEncryptedConnection: (peer: PeerId, maConn: MultiaddrConnection) => this.refuseInbound(peer.toString(), maConn),
       denyOutboundEncryptedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
-      denyInboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
+      denyInboundUpgradedConnection: (peer: PeerId, maConn: MultiaddrConnection) => {
+        this.upgrading.get(peer.toString())?.delete(maConn)
+        return !this.isAdmitted(peer.toString())
+      },
       denyOutboundUpgradedConnection: (peer: PeerId) => !this.isAdmitted(peer.toString()),
     }
     this.node = await createLibp2p({
@@ -179,12 +230,18 @@ export class P2p extends EventEmitter<P2pEvents> {
       addresses: { listen: [...this.opts.listen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux()],
+      // every protocol caps its own inbound streams per connection (16 at most); this bounds the streams a peer
+      // may open before naming a protocol
+      streamMuxers: [yamux({ maxInboundStreams: 256 })],
       connectionGater: gater,
       connectionManager: {
         maxConnections: Math.max(64, this.allowed.size * 4),
-        // every local test node shares 127.0.0.1: do not rate-limit inbound connections per host
-        inboundConnectionThreshold: 1000,
+        // a socket that has not authenticated by then is closed, freeing its slot
+        inboundUpgradeTimeout: this.opts.inboundUpgradeTimeoutMs,
+        // pending sockets and connection rates are limited per address by the gater (InboundGuard), which exempts
+        // known peers' addresses; libp2p's global counters cannot tell them apart, so they must never refuse
+        maxIncomingPendingConnections: Number.MAX_SAFE_INTEGER,
+        inboundConnectionThreshold: Number.MAX_SAFE_INTEGER,
         reconnectRetries: 0,
       },
       // a busy connection can miss a ping deadline; dropping it would cost more than the stall (docs/p2p.md)
@@ -211,6 +268,7 @@ export class P2p extends EventEmitter<P2pEvents> {
     this.allowed.add(id)
     if (!this.running || this.redials.has(id)) return
     let addr = multiaddr(peer.multiaddr)
+    this.exemptStaticAddress(id, addr)
     if (addr.getComponents().every((c) => c.name !== 'p2p')) addr = addr.encapsulate(`/p2p/${id}`)
     this.redials.set(id, { peer: { peerId: id, multiaddr: peer.multiaddr }, addr, delayMs: this.opts.redialMinMs, dialing: false })
     this.dialSoon(id, 0)
@@ -242,6 +300,11 @@ export class P2p extends EventEmitter<P2pEvents> {
     return this.connected.size
   }
 
+  /** Counters of inbound sockets admitted and refused before authentication (for logs, metrics and tests). */
+  get inboundStats(): Readonly<InboundGuardStats> {
+    return this.guard.stats
+  }
+
   /**
    * Serves a request/response protocol (e.g. `/tally/blocks/1`): one length-prefixed request and one
    * length-prefixed response per stream. Call after start.
@@ -250,7 +313,7 @@ export class P2p extends EventEmitter<P2pEvents> {
     const maxRequest = options.maxRequestBytes ?? this.opts.maxRequestBytes
     await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
       void this.serve(stream, connection.remotePeer.toString(), handler, maxRequest)
-    }, { maxInboundStreams: options.maxInboundStreams ?? 32 })
+    }, { maxInboundStreams: options.maxInboundStreams ?? 16 })
   }
 
   /** Serves inbound streams of a long-lived protocol (see {@link DirectStreams}). Call after start. */
@@ -334,6 +397,7 @@ export class P2p extends EventEmitter<P2pEvents> {
   private ban(peerId: string, reason: string): void {
     this.banned.set(peerId, Date.now() + this.opts.banMs)
     this.penalties.delete(peerId)
+    this.guard.setExempt(`seen:${peerId}`, [])
     this.log.warn({ peer: peerId, reason, banMs: this.opts.banMs }, 'disconnecting misbehaving peer')
     this.emit('peer:banned', peerId, reason)
     void this.node?.hangUp(peerIdFromString(peerId)).catch((e: Error) => this.log.debug({ err: e.message }, 'hang up failed'))
@@ -359,10 +423,61 @@ export class P2p extends EventEmitter<P2pEvents> {
     return this.allowed.has(peerId) && !this.isBanned(peerId)
   }
 
-  private refuseInbound(peerId: string): boolean {
-    if (this.isAdmitted(peerId)) return false
-    this.log.debug({ peer: peerId }, this.allowed.has(peerId) ? 'refused banned peer' : 'refused peer outside the allow-list')
-    return true
+  /**
+   * The inbound gate once Noise has proved the remote's identity: refuses peers that are not admitted (their
+   * address pays for the handshake) and admitted peers already holding maxConnectionsPerPeer connections
+   * (penalized: an honest node needs at most one per direction, plus one not yet noticed dead). An admitted
+   * peer's address becomes exempt from the limits on unauthenticated sockets.
+   */
+  private refuseInbound(peerId: string, maConn: MultiaddrConnection): boolean {
+    const address = maConn.remoteAddr.toString()
+    if (!this.isAdmitted(peerId)) {
+      this.guard.refusedPeer(maConn)
+      if (this.allowed.has(peerId)) {
+        if (this.reports.note(`banned:${peerId}`) !== undefined) this.log.debug({ peer: peerId, address }, 'refused banned peer')
+        return true
+      }
+      const report = this.reports.note(`outsider:${peerId}`)
+      if (report !== undefined) {
+        this.log.warn({ peer: peerId, address, suppressed: report.suppressed, windowMs: REPORT_WINDOW_MS }, 'refused peer outside the allow-list')
+      }
+      return true
+    }
+    this.guard.settle(maConn)
+    const key = ipKeyOfMultiaddr(maConn.remoteAddr)
+    if (key !== undefined) this.guard.setExempt(`seen:${peerId}`, [key])
+    const upgrading = this.upgrading.get(peerId) ?? new Set<MultiaddrConnection>()
+    const held = (this.node?.getConnections(peerIdFromString(peerId)).filter((c) => c.status === 'open').length ?? 0) + upgrading.size
+    if (held >= this.opts.maxConnectionsPerPeer) {
+      const report = this.reports.note(`connections:${peerId}`)
+      if (report !== undefined) {
+        this.log.warn({ peer: peerId, address, held, max: this.opts.maxConnectionsPerPeer, suppressed: report.suppressed }, 'refused a connection beyond the per-peer limit')
+      }
+      this.penalize(peerId, this.opts.rejectPenalty, `more than ${this.opts.maxConnectionsPerPeer} connections`)
+      return true
+    }
+    upgrading.add(maConn)
+    this.upgrading.set(peerId, upgrading)
+    maConn.addEventListener('close', () => {
+      upgrading.delete(maConn)
+      if (upgrading.size === 0 && this.upgrading.get(peerId) === upgrading) this.upgrading.delete(peerId)
+    }, { once: true })
+    return false
+  }
+
+  /** Makes a static peer's address exempt from the limits on unauthenticated sockets (DNS names are resolved). */
+  private exemptStaticAddress(peerId: string, addr: Multiaddr): void {
+    const key = ipKeyOfMultiaddr(addr)
+    if (key !== undefined) {
+      this.guard.setExempt(`static:${peerId}`, [key])
+      return
+    }
+    const host = addr.getComponents().find((c) => c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6')?.value
+    if (host === undefined) return
+    lookup(host, { all: true }).then((found) => {
+      if (!this.running) return
+      this.guard.setExempt(`static:${peerId}`, found.map((f) => ipKey(f.address)).filter((k): k is string => k !== undefined))
+    }, (e: Error) => this.log.debug({ peer: peerId, host, err: e.message }, 'static peer address did not resolve'))
   }
 
   private requireNode(): Libp2p {
@@ -404,6 +519,8 @@ export class P2p extends EventEmitter<P2pEvents> {
       this.dialSoon(id, Math.max(0, (this.banned.get(id) ?? 0) - Date.now()))
       return
     }
+    // a name may resolve elsewhere now
+    if (ipKeyOfMultiaddr(r.addr) === undefined) this.exemptStaticAddress(id, r.addr)
     r.dialing = true
     try {
       await this.node!.dial(r.addr, { signal: AbortSignal.timeout(5_000) })
@@ -492,4 +609,13 @@ async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal):
   } finally {
     signal.removeEventListener('abort', onAbort)
   }
+}
+
+/** An inbound-limit option, checked against {@link P2P_INBOUND_LIMITS}: an integer within bounds, or the default. */
+function bounded(options: P2pOptions, name: keyof typeof P2P_INBOUND_LIMITS): number {
+  const [min, max, fallback] = P2P_INBOUND_LIMITS[name]
+  const v = options[name]
+  if (v === undefined) return fallback
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`p2p option ${name} must be an integer from ${min} to ${max}, got ${v}`)
+  return v
 }

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { keyPairFromSeed } from '../../../../crypto/index.js'
+import { parseConfig } from '../../../../genesis/config.js'
 import { DirectStreams } from '../../../../node/p2p/directStreams.js'
 import { silentLogger } from '../../../../node/logger.js'
-import { P2p } from '../../../../node/p2p/p2p.js'
+import { P2P_INBOUND_LIMITS, P2p } from '../../../../node/p2p/p2p.js'
 import { libp2pPrivateKeyFromSeed, peerIdOf, publicKeyOfPeerId } from '../../../../node/p2p/peerId.js'
 import { Rng } from '../../../helpers/random.js'
 import { identities, startNet, type TestNet } from './p2pNet.js'
@@ -20,6 +21,32 @@ describe('peerId', () => {
     assert.deepEqual(publicKeyOfPeerId(id), publicKey)
     assert.equal(libp2pPrivateKeyFromSeed(seed).publicKey.toString(), id)
     assert.equal(publicKeyOfPeerId('not a peer id'), undefined)
+  })
+})
+
+describe('p2p options', () => {
+  it('bounds the inbound limits, and config.json accepts exactly the upgrade timeouts the p2p layer does', () => {
+    const [id] = identities(1, 5)
+    const make = (extra: Record<string, number>) => new P2p({ seed: id!.seed, listen: [], allow: [], ...extra }, { logger: silentLogger() })
+    for (const [name, [min, max, fallback]] of Object.entries(P2P_INBOUND_LIMITS)) {
+      assert.ok(min <= fallback && fallback <= max, name)
+      make({ [name]: min })
+      make({ [name]: max })
+      assert.throws(() => make({ [name]: min - 1 }), RangeError, name)
+      assert.throws(() => make({ [name]: max + 1 }), RangeError, name)
+      assert.throws(() => make({ [name]: min + 0.5 }), RangeError, name)
+    }
+    const [min, max] = P2P_INBOUND_LIMITS.inboundUpgradeTimeoutMs
+    const timeout = (v: number) => {
+      const r = parseConfig({ p2p: { inboundUpgradeTimeoutMs: v } })
+      return r.ok ? r.config.p2p.inboundUpgradeTimeoutMs : undefined
+    }
+    assert.equal(timeout(min), min)
+    assert.equal(timeout(max), max)
+    assert.equal(timeout(min - 1), undefined)
+    assert.equal(timeout(max + 1), undefined)
+    const absent = parseConfig({ p2p: {} })
+    assert.equal(absent.ok && absent.config.p2p.inboundUpgradeTimeoutMs, undefined)
   })
 })
 
