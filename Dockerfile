@@ -57,8 +57,7 @@ EXPOSE 26656 8545
 # (The slim base has neither curl nor wget; bash and its /dev/tcp redirection are part of Debian's base.)
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${TALLY_RPC_PORT:-8545} && printf 'GET /health HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&3 && read -r -t 2 _ status _ <&3 && [ \"$status\" = 200 ]"]
-# tallyd, as PID 1 (exec), so that `docker stop` reaches it with SIGTERM. A bind-mounted /data the process cannot write
-# to (a host directory owned by another uid) would fail later with a bare EACCES; the hint says what to do instead.
-# Read-only uses (`genesis show-key` on a :ro mount) go on.
-ENTRYPOINT ["sh", "-c", "[ ! -d /data ] || [ -w /data ] || echo \"tallyd: /data is not writable by uid $(id -u): chown the host directory to $(id -u):$(id -g), or run with --user set to its owner (docs/operations.md)\" >&2; exec node /app/bin/tallyd.js \"$@\"", "tallyd"]
+# tallyd, as PID 1 (exec), so that `docker stop` reaches it with SIGTERM. `init` or `start` on a bind-mounted /data the
+# process cannot write (a host directory of another owner) would fail with a bare EACCES: a hint says what to do first.
+ENTRYPOINT ["sh", "-c", "case $1 in init|start) [ -w /data ] || echo \"tallyd: /data is not writable by uid $(id -u): chown the host directory to $(id -u):$(id -g), or run with --user set to its owner (docs/operations.md)\" >&2;; esac; exec node /app/bin/tallyd.js \"$@\"", "tallyd"]
 CMD ["start", "--home", "/data"]
