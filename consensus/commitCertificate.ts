@@ -151,3 +151,38 @@ export function verifyCommit(
   }
   return { ok: true, power }
 }
+
+/**
+ * Skipping verification (CometBFT's `VerifyCommitLightTrusting`): checks that validators of a set trusted from an
+ * earlier height, holding more than `trust` of its power (one third by default), signed the certificate. Signers
+ * outside the trusted set are skipped (they may belong to a later set); every signature that is counted must verify.
+ * If the trusted set has less than that fraction faulty, at least one honest validator signed, so the certificate's
+ * height was reached by the chain. It does not prove the block was decided: {@link verifyCommit} against the set of
+ * the certificate's own height does. Never throws.
+ */
+export function verifyCommitTrusting(
+  trusted: ValidatorSet,
+  chainId: string,
+  certificate: CommitCertificate,
+  trust: { readonly numerator: bigint; readonly denominator: bigint } = { numerator: 1n, denominator: 3n },
+): { ok: true; power: bigint } | { ok: false; error: CommitError } {
+  const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
+  const problem = checkFields(certificate)
+  if (problem !== undefined) return fail('malformed', problem)
+  const seen = new Set<string>()
+  let power = 0n
+  for (const s of certificate.signatures) {
+    const key = toHex(s.validator)
+    if (seen.has(key)) return fail('duplicate_signer', `validator ${key} signs twice`)
+    seen.add(key)
+    const validator = findValidator(trusted, s.validator)
+    if (validator === undefined) continue
+    const vote = { type: 'precommit' as const, height: certificate.height, round: certificate.round, valueId: certificate.valueId }
+    if (!verifyVoteSignature(chainId, validator, vote, s.signature)) return fail('bad_signature', `bad signature from ${key}`)
+    power += BigInt(validator.power)
+  }
+  if (power * trust.denominator <= trusted.totalPower * trust.numerator) {
+    return fail('insufficient_power', `trusted signers hold ${power} of ${trusted.totalPower}, not more than ${trust.numerator}/${trust.denominator}`)
+  }
+  return { ok: true, power }
+}

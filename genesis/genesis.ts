@@ -3,7 +3,10 @@ import { compareBytes, fromHex, to0x, toHex } from '../crypto/bytes.js'
 import { encodeCanonical } from '../crypto/canonical.js'
 import { isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
-import { MAX_BLOCK_BYTES, MAX_BLOCK_TXS } from '../ledger/block.js'
+import { MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS } from '../ledger/block.js'
+import {
+  DEFAULT_GOVERNANCE_PARAMS, MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE, genesisGovernance, type GovernanceParams,
+} from '../ledger/governance.js'
 import { LedgerState, type ExecutionResult } from '../ledger/ledgerState.js'
 import { EMPTY_HASH } from '../ledger/smt.js'
 import { MemoryKvStore, type KvOp, type KvStore } from '../ledger/store.js'
@@ -17,18 +20,11 @@ import { parseRfc3339 } from './rfc3339.js'
  * Format and bounds: docs/formats.md, "Genesis".
  */
 
-/** Most validators a genesis may name. */
-export const MAX_VALIDATORS = 128
-/** Bound on the total voting power, so 3 × total stays a safe integer with room to spare. */
-export const MAX_TOTAL_POWER = Math.floor(Number.MAX_SAFE_INTEGER / 8)
+export { MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE }
 /** Most initial balances a genesis may list. */
 export const MAX_GENESIS_BALANCES = 1_000_000
 /** Longest timeout a genesis may set: ten minutes. */
 export const MAX_TIMEOUT_MS = 600_000
-/** Validator names: 1-64 characters of [A-Za-z0-9._-], starting alphanumeric. */
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-/** libp2p peer ids as text: base58btc (`12D3KooW…`, `Qm…`), 32-128 characters. The node checks them fully. */
-export const PEER_ID_RE = /^[1-9A-HJ-NP-Za-km-z]{32,128}$/
 /** u64 amounts as decimal strings, no sign, no leading zeros. */
 export const AMOUNT_RE = /^(0|[1-9][0-9]{0,19})$/
 
@@ -44,6 +40,12 @@ export interface TimeoutParams {
   readonly commitMs: number
 }
 
+/** Evidence in blocks: how old an equivocation may be when a block records it, and how many one block may carry. */
+export interface EvidenceParams {
+  readonly maxAgeHeights: number
+  readonly maxPerBlock: number
+}
+
 /** Consensus parameters, fixed at genesis. */
 export interface ConsensusParams {
   readonly timeouts: TimeoutParams
@@ -51,7 +53,13 @@ export interface ConsensusParams {
   readonly block: { readonly maxTxs: number; readonly maxBytes: number }
   /** With an empty mempool, a proposer waits this long before proposing an empty block (0 = at once). */
   readonly emptyBlockIntervalMs: number
+  /** Validator-set governance (ledger/governance.ts). */
+  readonly governance: GovernanceParams
+  readonly evidence: EvidenceParams
 }
+
+/** Longest vote expiry and evidence age a genesis may set, in heights. */
+export const MAX_AGE_HEIGHTS = 10_000_000
 
 /** The default consensus parameters: what a genesis gets for any field it leaves out. */
 export const DEFAULT_PARAMS: ConsensusParams = Object.freeze({
@@ -60,6 +68,8 @@ export const DEFAULT_PARAMS: ConsensusParams = Object.freeze({
   }),
   block: Object.freeze({ maxTxs: 10_000, maxBytes: 4 * 1024 * 1024 }),
   emptyBlockIntervalMs: 1000,
+  governance: DEFAULT_GOVERNANCE_PARAMS,
+  evidence: Object.freeze({ maxAgeHeights: 100, maxPerBlock: 8 }),
 })
 
 /** A validator as genesis names it. */
@@ -109,7 +119,7 @@ const TIMEOUT_FIELDS = ['proposeMs', 'proposeDeltaMs', 'prevoteMs', 'prevoteDelt
 
 function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusParams {
   if (value === undefined) return DEFAULT_PARAMS
-  if (!e.object(path, value, ['timeouts', 'block', 'emptyBlockIntervalMs'])) return DEFAULT_PARAMS
+  if (!e.object(path, value, ['timeouts', 'block', 'emptyBlockIntervalMs', 'governance', 'evidence'])) return DEFAULT_PARAMS
   const timeouts: Record<string, number> = { ...DEFAULT_PARAMS.timeouts }
   const tPath = join(path, 'timeouts')
   if (value.timeouts !== undefined && e.object(tPath, value.timeouts, TIMEOUT_FIELDS)) {
@@ -131,7 +141,30 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
   const emptyBlockIntervalMs = value.emptyBlockIntervalMs === undefined
     ? DEFAULT_PARAMS.emptyBlockIntervalMs
     : e.integer(join(path, 'emptyBlockIntervalMs'), value.emptyBlockIntervalMs, 0, 3_600_000) ?? DEFAULT_PARAMS.emptyBlockIntervalMs
-  return { timeouts: timeouts as unknown as TimeoutParams, block, emptyBlockIntervalMs }
+  let governance = DEFAULT_PARAMS.governance
+  const gPath = join(path, 'governance')
+  if (value.governance !== undefined && e.object(gPath, value.governance, ['voteExpiryHeights', 'maxOpenVotes', 'removeOffenders'])) {
+    const g = value.governance
+    let removeOffenders = governance.removeOffenders
+    if (g.removeOffenders !== undefined) {
+      if (typeof g.removeOffenders === 'boolean') removeOffenders = g.removeOffenders
+      else e.add(join(gPath, 'removeOffenders'), 'must be true or false')
+    }
+    governance = {
+      voteExpiryHeights: g.voteExpiryHeights === undefined ? governance.voteExpiryHeights : e.integer(join(gPath, 'voteExpiryHeights'), g.voteExpiryHeights, 1, MAX_AGE_HEIGHTS) ?? governance.voteExpiryHeights,
+      maxOpenVotes: g.maxOpenVotes === undefined ? governance.maxOpenVotes : e.integer(join(gPath, 'maxOpenVotes'), g.maxOpenVotes, 1, 64) ?? governance.maxOpenVotes,
+      removeOffenders,
+    }
+  }
+  let evidence = DEFAULT_PARAMS.evidence
+  const vPath = join(path, 'evidence')
+  if (value.evidence !== undefined && e.object(vPath, value.evidence, ['maxAgeHeights', 'maxPerBlock'])) {
+    evidence = {
+      maxAgeHeights: value.evidence.maxAgeHeights === undefined ? evidence.maxAgeHeights : e.integer(join(vPath, 'maxAgeHeights'), value.evidence.maxAgeHeights, 1, MAX_AGE_HEIGHTS) ?? evidence.maxAgeHeights,
+      maxPerBlock: value.evidence.maxPerBlock === undefined ? evidence.maxPerBlock : e.integer(join(vPath, 'maxPerBlock'), value.evidence.maxPerBlock, 0, MAX_BLOCK_EVIDENCE) ?? evidence.maxPerBlock,
+    }
+  }
+  return { timeouts: timeouts as unknown as TimeoutParams, block, emptyBlockIntervalMs, governance, evidence }
 }
 
 /**
@@ -244,31 +277,42 @@ export function formatGenesis(genesis: Genesis): GenesisJson {
       timeouts: { ...genesis.params.timeouts },
       block: { ...genesis.params.block },
       emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs,
+      governance: { ...genesis.params.governance },
+      evidence: { ...genesis.params.evidence },
     },
   }
 }
 
 /**
- * The genesis hash: SHA-256 of `canonical(["tally/genesis/v1", chainId, genesisTimeMs, validators, balances, params])`
+ * The genesis hash: SHA-256 of `canonical(["tally/genesis/v2", chainId, genesisTimeMs, validators, balances, params])`
  * with validators `[name, publicKey, power, peerId]` in file order, balances `[address, amount]` sorted by address,
  * params `[proposeMs, proposeDeltaMs, prevoteMs, prevoteDeltaMs, precommitMs, precommitDeltaMs, commitMs, maxTxs,
- * maxBytes, emptyBlockIntervalMs]`, every integer as a u64. Nodes compare it to refuse peers of another genesis.
+ * maxBytes, emptyBlockIntervalMs, voteExpiryHeights, maxOpenVotes, maxAgeHeights, maxPerBlock]`, every integer as a
+ * u64, then `removeOffenders` as a boolean. Nodes compare it to refuse a database of another genesis.
  */
 export function genesisHash(genesis: Genesis): Uint8Array {
   const t = genesis.params.timeouts
+  const g = genesis.params.governance
+  const v = genesis.params.evidence
   return sha256(encodeCanonical([
-    'tally/genesis/v1',
+    'tally/genesis/v2',
     genesis.chainId,
     BigInt(genesis.genesisTimeMs),
     genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId]),
     [...genesis.balances].sort((a, b) => compareBytes(a.address, b.address)).map((b) => [b.address, b.amount]),
     [t.proposeMs, t.proposeDeltaMs, t.prevoteMs, t.prevoteDeltaMs, t.precommitMs, t.precommitDeltaMs, t.commitMs,
-      genesis.params.block.maxTxs, genesis.params.block.maxBytes, genesis.params.emptyBlockIntervalMs].map((n) => BigInt(n)),
+      genesis.params.block.maxTxs, genesis.params.block.maxBytes, genesis.params.emptyBlockIntervalMs,
+      g.voteExpiryHeights, g.maxOpenVotes, v.maxAgeHeights, v.maxPerBlock].map((n) => BigInt(n)),
+    g.removeOffenders,
   ]))
 }
 
 function genesisAccounts(genesis: Genesis) {
   return genesis.balances.map((b) => ({ address: b.address, account: { balance: b.amount, nonce: 0n } }))
+}
+
+function genesisRoster(genesis: Genesis) {
+  return genesisGovernance(genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId, name: v.name })))
 }
 
 /**
@@ -277,7 +321,7 @@ function genesisAccounts(genesis: Genesis) {
  */
 export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Uint8Array; ops: KvOp[] }> {
   const state = await LedgerState.open(new MemoryKvStore())
-  const r = await state.setAccounts(genesisAccounts(genesis))
+  const r = await state.setGenesis(genesisAccounts(genesis), genesisRoster(genesis))
   return { stateRoot: r.stateRoot, ops: r.ops }
 }
 
@@ -288,7 +332,7 @@ export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Ui
 export async function genesisState(genesis: Genesis, store: KvStore): Promise<LedgerState> {
   const state = await LedgerState.open(store)
   if (toHex(state.root()) !== toHex(EMPTY_HASH)) throw new Error('genesisState: the store already holds a state')
-  const r: ExecutionResult = await state.setAccounts(genesisAccounts(genesis))
+  const r: ExecutionResult = await state.setGenesis(genesisAccounts(genesis), genesisRoster(genesis))
   await store.write(r.ops)
   state.commit(r)
   return state

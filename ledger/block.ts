@@ -2,28 +2,35 @@ import { ADDRESS_LENGTH } from '../crypto/address.js'
 import { toHex } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
-import { MAX_TX_BYTES, decodeTransaction, isValidChainId, type DecodedTransaction } from './transaction.js'
+import { MAX_TX_BYTES, isValidChainId } from './transaction.js'
 
 /**
  * The block format (pure).
  *
- * Header bytes: `canonical(["tally/header/v1", chainId, height, time, previousBlockHash, txRoot, stateRoot, proposer,
- * validatorSetHash, lastCommitHash])`, height and time as u64 (the fixed 9-byte form: msgpackr would write a safe
- * integer above 2^32 as a float64, which no other implementation would reproduce); block hash = SHA-256 of the
- * header bytes.
- * Block bytes: `canonical([header tuple, [tx wire bytes, ...]])`.
- * Transaction root: an RFC 6962-style binary Merkle root over the transaction hashes, so a proposal that carries
- * only hashes can be checked against the header (see {@link txRoot}).
+ * Header bytes: `canonical(["tally/header/v2", chainId, height, time, previousBlockHash, txRoot, stateRoot, proposer,
+ * validatorSetHash, nextValidatorSetHash, lastCommitHash, evidenceRoot])`, height and time as u64 (the fixed 9-byte
+ * form: msgpackr would write a safe integer above 2^32 as a float64, which no other implementation would reproduce);
+ * block hash = SHA-256 of the header bytes. `validatorSetHash` is the hash of the set that decides this height and
+ * `nextValidatorSetHash` that of the next height's, so a client holding a trusted header knows which set must sign
+ * the next one (ledger/governance.ts changes sets two heights after the block that decides a change).
+ * Block bytes: `canonical([header tuple, [tx wire bytes, ...], [evidence bytes, ...]])`; evidence items are
+ * equivocation proofs in the consensus encoding (consensus/evidence.ts), opaque to this module.
+ * Transaction root and evidence root: RFC 6962-style binary Merkle roots over the items' SHA-256 hashes, so a
+ * proposal that carries only hashes can be checked against the header (see {@link txRoot}).
  */
 
 /** Domain tag heading every header encoding. */
-export const HEADER_DOMAIN = 'tally/header/v1'
+export const HEADER_DOMAIN = 'tally/header/v2'
 /** Hard bound on a block's encoded size; genesis `params.block.maxBytes` must not exceed it. */
 export const MAX_BLOCK_BYTES = 8 * 1024 * 1024
 /** Hard bound on a block's transaction count; genesis `params.block.maxTxs` must not exceed it. */
 export const MAX_BLOCK_TXS = 50_000
-/** Upper bound on a header's encoded size (a header is about 250 bytes). */
+/** Upper bound on a header's encoded size (a header is about 320 bytes). */
 export const MAX_HEADER_BYTES = 512
+/** Most evidence items a block may carry. */
+export const MAX_BLOCK_EVIDENCE = 64
+/** Upper bound on one evidence item's encoding (two signed votes or proposals). */
+export const MAX_EVIDENCE_BYTES = 1024
 /** The all-zero hash: `previousBlockHash` and `lastCommitHash` at height 1. */
 export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_LENGTH)
 /** Root of an empty transaction list: SHA-256 of the empty string (RFC 6962). */
@@ -46,14 +53,19 @@ export interface BlockHeader {
   readonly proposer: Uint8Array
   /** Hash of the validator set that decides this block. */
   readonly validatorSetHash: Uint8Array
+  /** Hash of the validator set that decides the next height. */
+  readonly nextValidatorSetHash: Uint8Array
   /** Hash of the previous height's commit certificate; zeros at height 1. */
   readonly lastCommitHash: Uint8Array
+  /** {@link txRoot} of the SHA-256 hashes of the block's evidence items. */
+  readonly evidenceRoot: Uint8Array
 }
 
-/** A block: its header and its transactions as wire bytes. */
+/** A block: its header, its transactions as wire bytes and its evidence items. */
 export interface Block {
   readonly header: BlockHeader
   readonly txs: readonly Uint8Array[]
+  readonly evidence: readonly Uint8Array[]
 }
 
 /** Why bytes are not a block or header. */
@@ -66,7 +78,10 @@ export interface BlockDecodeError {
 export type BlockDecodeResult<T> = { ok: true; value: T } | { ok: false; error: BlockDecodeError }
 
 function headerTuple(h: BlockHeader): Canonical {
-  return [HEADER_DOMAIN, h.chainId, BigInt(h.height), BigInt(h.time), h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer, h.validatorSetHash, h.lastCommitHash]
+  return [
+    HEADER_DOMAIN, h.chainId, BigInt(h.height), BigInt(h.time), h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer,
+    h.validatorSetHash, h.nextValidatorSetHash, h.lastCommitHash, h.evidenceRoot,
+  ]
 }
 
 function isZero(b: Uint8Array): boolean {
@@ -79,7 +94,7 @@ export function checkHeader(h: BlockHeader): string | undefined {
   if (!isValidChainId(h.chainId)) return 'chainId must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric'
   if (!Number.isSafeInteger(h.height) || h.height < 1) return 'height must be a positive safe integer'
   if (!Number.isSafeInteger(h.time) || h.time < 0) return 'time must be a non-negative safe integer (unix ms)'
-  const hashes = ['previousBlockHash', 'txRoot', 'stateRoot', 'validatorSetHash', 'lastCommitHash'] as const
+  const hashes = ['previousBlockHash', 'txRoot', 'stateRoot', 'validatorSetHash', 'nextValidatorSetHash', 'lastCommitHash', 'evidenceRoot'] as const
   for (const f of hashes) {
     const v = h[f]
     if (!(v instanceof Uint8Array) || v.byteLength !== HASH_LENGTH) return `${f} must be ${HASH_LENGTH} bytes`
@@ -106,12 +121,15 @@ export function blockHash(header: BlockHeader): Uint8Array {
 
 function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: false; error: BlockDecodeError } {
   const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
-  if (!Array.isArray(value) || value.length !== 10) return fail('a header is an array of 10 fields')
-  const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash] = value as unknown[]
+  if (!Array.isArray(value) || value.length !== 12) return fail('a header is an array of 12 fields')
+  const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, nextValidatorSetHash, lastCommitHash, evidenceRoot] = value as unknown[]
   if (tag !== HEADER_DOMAIN) return fail(`header tag must be ${HEADER_DOMAIN}`)
   if (typeof height !== 'bigint' || height > BigInt(Number.MAX_SAFE_INTEGER)) return fail('height must be a u64 below 2^53')
   if (typeof time !== 'bigint' || time > BigInt(Number.MAX_SAFE_INTEGER)) return fail('time must be a u64 below 2^53')
-  const header = { chainId, height: Number(height), time: Number(time), previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash, lastCommitHash } as BlockHeader
+  const header = {
+    chainId, height: Number(height), time: Number(time), previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash,
+    nextValidatorSetHash, lastCommitHash, evidenceRoot,
+  } as BlockHeader
   const problem = checkHeader(header)
   if (problem !== undefined) return fail(problem)
   return { ok: true, value: header }
@@ -129,13 +147,14 @@ export function encodeBlock(block: Block): Uint8Array {
   const problem = checkHeader(block.header)
   if (problem !== undefined) throw new RangeError(`encodeBlock: ${problem}`)
   if (block.txs.length > MAX_BLOCK_TXS) throw new RangeError(`encodeBlock: more than ${MAX_BLOCK_TXS} transactions`)
-  return encodeCanonical([headerTuple(block.header), [...block.txs]])
+  if (block.evidence.length > MAX_BLOCK_EVIDENCE) throw new RangeError(`encodeBlock: more than ${MAX_BLOCK_EVIDENCE} evidence items`)
+  return encodeCanonical([headerTuple(block.header), [...block.txs], [...block.evidence]])
 }
 
 /**
  * Decodes block bytes strictly: at most `maxBytes` (default and ceiling {@link MAX_BLOCK_BYTES}), canonical, exact
  * shape, at most `maxTxs` transactions of at most MAX_TX_BYTES each. Transactions are not decoded here
- * (see {@link decodeBlockTransactions}). Never throws.
+ * (the validity rule, ledger/blockValidity.ts, does). Never throws.
  */
 export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number } = {}): BlockDecodeResult<Block> {
   const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
@@ -143,8 +162,8 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
   const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
   const d = decodeCanonical(bytes, maxBytes)
   if (!d.ok) return fail(d.reason)
-  if (!Array.isArray(d.value) || d.value.length !== 2) return fail('a block is [header, txs]')
-  const [rawHeader, rawTxs] = d.value as unknown[]
+  if (!Array.isArray(d.value) || d.value.length !== 3) return fail('a block is [header, txs, evidence]')
+  const [rawHeader, rawTxs, rawEvidence] = d.value as unknown[]
   const header = parseHeader(rawHeader)
   if (!header.ok) return header
   if (!Array.isArray(rawTxs)) return fail('txs must be an array')
@@ -153,7 +172,13 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
     const t: unknown = rawTxs[i]
     if (!(t instanceof Uint8Array) || t.byteLength === 0 || t.byteLength > MAX_TX_BYTES) return fail(`tx ${i} must be 1-${MAX_TX_BYTES} bytes`)
   }
-  return { ok: true, value: { header: header.value, txs: rawTxs as Uint8Array[] } }
+  if (!Array.isArray(rawEvidence)) return fail('evidence must be an array')
+  if (rawEvidence.length > MAX_BLOCK_EVIDENCE) return fail(`more than ${MAX_BLOCK_EVIDENCE} evidence items`)
+  for (let i = 0; i < rawEvidence.length; i++) {
+    const x: unknown = rawEvidence[i]
+    if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > MAX_EVIDENCE_BYTES) return fail(`evidence ${i} must be 1-${MAX_EVIDENCE_BYTES} bytes`)
+  }
+  return { ok: true, value: { header: header.value, txs: rawTxs as Uint8Array[], evidence: rawEvidence as Uint8Array[] } }
 }
 
 /**
@@ -173,26 +198,4 @@ export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
     return sha256(inner, rec(lo, lo + k), rec(lo + k, hi))
   }
   return txHashes.length === 0 ? new Uint8Array(EMPTY_TX_ROOT) : rec(0, txHashes.length)
-}
-
-/**
- * Decodes a block's transactions, checking that each is a well-formed transaction, that no transaction appears
- * twice, and that the header's txRoot commits to exactly these transactions. A block failing this is invalid as a
- * whole (its proposer built it wrong); transactions that decode but fail execution only get failed receipts.
- */
-export function decodeBlockTransactions(block: Block): { ok: true; txs: DecodedTransaction[] } | { ok: false; error: BlockDecodeError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
-  const txs: DecodedTransaction[] = []
-  const seen = new Set<string>()
-  for (let i = 0; i < block.txs.length; i++) {
-    const d = decodeTransaction(block.txs[i]!)
-    if (!d.ok) return fail(`tx ${i}: ${d.error.reason}`)
-    const id = toHex(d.value.hash)
-    if (seen.has(id)) return fail(`tx ${i} repeats an earlier transaction`)
-    seen.add(id)
-    txs.push(d.value)
-  }
-  const root = txRoot(txs.map((t) => t.hash))
-  if (toHex(root) !== toHex(block.header.txRoot)) return fail('txRoot does not match the transactions')
-  return { ok: true, txs }
 }

@@ -8,9 +8,10 @@ import type { DecodedTransaction } from './transaction.js'
  * The one block-validity rule, used for proposed blocks and for blocks from sync alike.
  *
  * A block is valid when its header extends this node's chain (chain id, height, previous block hash and time, the
- * validator set, a proposer that is a member of it, the previous height's commit), its transactions are the ones the
- * header commits to (root, count, bytes, no duplicate), and every one of them executes successfully on the parent
- * state, giving the header's state root. A block with a transfer that fails (bad signature, wrong chain, a used or
+ * validator sets of this height and the next, a proposer that is a member of this height's set, the previous height's
+ * commit), its transactions and evidence are the ones the header commits to (roots, counts, bytes, no duplicates;
+ * each evidence item valid, recent and new), and every transaction executes successfully on the parent state,
+ * giving the header's state root. A block with a transfer that fails (bad signature, wrong chain, a used or
  * skipped nonce, insufficient funds, overflow) is invalid as a whole: honest validators prevote nil on it. So a
  * certified block holds only transfers that applied, and a node replaying one (block sync) needs no signature check
  * and can never reach a different state.
@@ -30,16 +31,21 @@ export interface BlockParent {
   readonly previousBlockTime: number
   /** The hash of the validator set that decides this height. */
   readonly validatorSetHash: Uint8Array
+  /** The hash of the set that decides the next height (known from the parent state: sets change two heights on). */
+  readonly nextValidatorSetHash: Uint8Array
   /** Membership in that set: the header's proposer must be a validator (not necessarily this round's proposer). */
   readonly isValidator: (address: Uint8Array) => boolean
   readonly maxTxs: number
   readonly maxBytes: number
+  /** Most evidence items a block may carry. */
+  readonly maxEvidence: number
 }
 
 /** Why a block is invalid. */
 export type BlockFaultCode =
   | 'wrong_chain' | 'wrong_height' | 'wrong_parent' | 'wrong_validator_set' | 'unknown_proposer' | 'time_not_after_parent'
   | 'last_commit' | 'tx_root' | 'too_many_txs' | 'duplicate_tx' | 'too_large' | 'tx_failed' | 'state_root'
+  | 'evidence'
 
 /** A block fault: its code, a reason for logs, and the failing transaction where there is one. */
 export interface BlockFault {
@@ -61,6 +67,7 @@ export function checkBlockHeader(header: BlockHeader, txHashes: readonly Uint8Ar
   if (header.height !== parent.height) return fault('wrong_height', `height ${header.height} does not follow the tip (${parent.height - 1})`)
   if (!bytesEqual(header.previousBlockHash, parent.previousBlockHash)) return fault('wrong_parent', 'previous block hash is not the tip')
   if (!bytesEqual(header.validatorSetHash, parent.validatorSetHash)) return fault('wrong_validator_set', 'validator set hash is not the set of this height')
+  if (!bytesEqual(header.nextValidatorSetHash, parent.nextValidatorSetHash)) return fault('wrong_validator_set', 'next validator set hash is not the set of the next height')
   if (!parent.isValidator(header.proposer)) return fault('unknown_proposer', 'the proposer is not a validator')
   if (header.time <= parent.previousBlockTime) return fault('time_not_after_parent', `time ${header.time} is not after ${parent.previousBlockTime}`)
   if (parent.height === 1) {
@@ -78,6 +85,25 @@ export function checkBlockHeader(header: BlockHeader, txHashes: readonly Uint8Ar
     seen.add(k)
   }
   if (!bytesEqual(txRoot(txHashes), header.txRoot)) return fault('tx_root', 'transaction root does not match the transactions')
+  return ok(undefined)
+}
+
+/**
+ * The evidence rule's structural half: at most `maxEvidence` distinct items whose root is the header's. Each item
+ * must also be valid equivocation evidence against the set of its height, recent enough and not committed before:
+ * the caller checks that (it needs the consensus rules and the chain's history) and reports the first failure as
+ * `itemFault`.
+ */
+export function checkBlockEvidence(header: BlockHeader, evidenceHashes: readonly Uint8Array[], parent: BlockParent, itemFault: string | undefined): Result<void, BlockFault> {
+  if (evidenceHashes.length > parent.maxEvidence) return fault('evidence', `${evidenceHashes.length} evidence items exceed ${parent.maxEvidence}`)
+  const seen = new Set<string>()
+  for (let i = 0; i < evidenceHashes.length; i++) {
+    const k = bytesKey(evidenceHashes[i]!)
+    if (seen.has(k)) return fault('evidence', `evidence ${i} repeats an earlier item`, { index: i })
+    seen.add(k)
+  }
+  if (!bytesEqual(txRoot(evidenceHashes), header.evidenceRoot)) return fault('evidence', 'evidence root does not match the evidence')
+  if (itemFault !== undefined) return fault('evidence', itemFault)
   return ok(undefined)
 }
 

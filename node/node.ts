@@ -2,14 +2,17 @@ import './p2p/polyfill.js'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
-import { createValidatorSet, verifyCommit, type ConsensusParams } from '../consensus/index.js'
-import { blockHash } from '../ledger/block.js'
+import type { ConsensusParams } from '../consensus/index.js'
+import { memberOf } from '../ledger/governance.js'
+import type { LedgerState } from '../ledger/ledgerState.js'
+import type { KvStore } from '../ledger/store.js'
 import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
 import { HomeFiles, loadHome, toMultiaddr, type NodeHome } from './cli/home.js'
 import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
+import { ValidatorSets, sameRoster } from './host/validatorSets.js'
 import { EvidencePool } from './host/evidencePool.js'
 import { loadSigner } from './host/signer.js'
 import { Timers } from './host/timers.js'
@@ -20,6 +23,7 @@ import { MAX_DEFAULT_VERIFY_WORKERS, VerifyPool } from './mempool/verifyPool.js'
 import { DirectStreams } from './p2p/directStreams.js'
 import { P2p } from './p2p/p2p.js'
 import { NodeBackend } from './rpcBackend.js'
+import type { ChainStore } from './storage/chainStore.js'
 import { openChain } from './storage/openChain.js'
 import { Wal } from './storage/wal.js'
 import { BlockSync } from './sync/blockSync.js'
@@ -41,6 +45,29 @@ function consensusParamsOf(home: NodeHome): ConsensusParams {
     timeoutPrecommitMs: t.precommitMs, timeoutPrecommitDeltaMs: t.precommitDeltaMs,
     maxRoundsAhead: 10, maxHeightsAhead: 2,
   }
+}
+
+/**
+ * The validator set history, checked against the committed state: the history is written in the same batch as the
+ * blocks that change the sets, so the sets of the next two heights must be the ledger's. A fresh chain starts it with
+ * the genesis set.
+ */
+async function loadValidatorSets(chain: ChainStore, kv: KvStore, ledger: LedgerState): Promise<ValidatorSets> {
+  const sets = new ValidatorSets()
+  const history = await chain.loadValidatorSets()
+  for (const e of history) sets.record(e.fromHeight, e.roster)
+  const tip = (await chain.tip())?.height ?? 0
+  if (history.length === 0) {
+    if (tip > 0) throw new Error('the chain database has blocks but no validator set history: it was made by an incompatible version; delete data/ to sync it again')
+    sets.record(1, ledger.rosterAt(1))
+    await kv.write([chain.validatorSetsOp(sets.all)])
+  }
+  for (const h of [tip + 1, tip + 2]) {
+    if (!sameRoster(sets.rosterAt(h), ledger.rosterAt(h))) {
+      throw new Error(`the validator set history disagrees with the state at height ${h}: the chain database is corrupt`)
+    }
+  }
+  return sets
 }
 
 /** A running Tally node. */
@@ -83,9 +110,6 @@ export class TallyNode {
     const { home, logger } = this
     const { config, genesis } = home
     const log = (component: string) => componentLogger(logger, component)
-    const vs = createValidatorSet(genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power })))
-    if (!vs.ok) throw new Error(`genesis validator set: ${vs.error.reason}`)
-    const validatorSet = vs.value
     const params = consensusParamsOf(home)
     const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
 
@@ -97,6 +121,12 @@ export class TallyNode {
     const verified = new VerifiedTxCache()
     const metrics = new Metrics({ defaultMetrics: true })
     const evidence = await EvidencePool.load({ chain, kv, logger: log('consensus') })
+    const sets = await loadValidatorSets(chain, kv, ledger)
+    // The host and block sync refer to each other through these late-bound calls (sync applies blocks through the
+    // host; the host asks sync for blocks it saw decided but cannot rebuild).
+    const late: { host?: ConsensusHost; sync?: BlockSync; backend?: NodeBackend } = {}
+    const tipAtStart = (await chain.tip())?.height ?? 0
+    const ledgerTip = () => late.host?.tip?.height ?? tipAtStart
     const rejected = new RejectedTxs()
 
     const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) }, log('mempool'))
@@ -120,36 +150,37 @@ export class TallyNode {
       },
     )
 
+    // admitted: the validators of the sets in force next and after (they follow governance), and configured peers
+    const admittedPeers = () => {
+      const tip = ledgerTip()
+      return [...new Set([...sets.rosterAt(tip + 1), ...sets.rosterAt(tip + 2)].map((m) => m.peerId)), ...config.p2p.allowedPeerIds]
+    }
     const p2p = new P2p({
       seed: home.nodeSeed,
       listen: [toMultiaddr(config.p2p.listen)],
       peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
-      allow: [...genesis.validators.map((v) => v.peerId), ...config.p2p.allowedPeerIds],
+      allow: admittedPeers(),
       inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs,
       maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: log('p2p') })
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
     const wal = new Wal({ path: join(home.dir, HomeFiles.wal) }, { logger: log('wal') })
-    const peerOfAddress = new Map(genesis.validators.map((v) => [toHex(v.address), v.peerId]))
 
-    // The host and block sync refer to each other through these late-bound calls (sync applies blocks through the
-    // host; the host asks sync for blocks it saw decided but cannot rebuild).
-    const late: { host?: ConsensusHost; sync?: BlockSync; backend?: NodeBackend } = {}
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, {
       onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),
     })
     this.stopFns.push(() => timers.stop())
     const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
-      p2p, peerOfAddress: (a) => peerOfAddress.get(toHex(a)), logger: log('sync'),
+      p2p, peerOfAddress: (a) => memberOf(sets.rosterAt(ledgerTip() + 1), a)?.peerId, logger: log('sync'),
       lookup: (h) => mempool.get(h)?.bytes ?? late.host?.findTransaction(h),
     })
     const host = new ConsensusHost({
-      chainId: genesis.chainId, params, validatorSet, block: limits,
+      chainId: genesis.chainId, params, block: limits, governance: genesis.params.governance, evidence: genesis.params.evidence,
       emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs, commitMs: genesis.params.timeouts.commitMs,
       genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 5_000, allowMissingSafetyRecord,
     }, {
-      ledger, kv, chain, mempool, verified, wal, guard,
+      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard,
       logger: log('consensus'),
       now: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
@@ -164,7 +195,7 @@ export class TallyNode {
       verifySignature,
       requestBlock: (h) => late.sync?.request(h),
       onCommitted: (b) => this.onCommitted(b, { host: late.host!, mempool, metrics, backend: late.backend! }),
-      onEvidence: (e) => void evidence.add(e).catch((err: Error) => logger.error({ err: err.message }, 'saving evidence failed')),
+      onValidatorSetsChanged: () => p2p.setAllowed(admittedPeers()),
       onFatal: (e) => this.fatal(e),
     })
     late.host = host
@@ -177,8 +208,8 @@ export class TallyNode {
         const t = setInterval(f, ms)
         return () => clearInterval(t)
       },
-      verifyTip: (cert) => verifyCommit(validatorSet, genesis.chainId, cert.height, cert.valueId, cert).ok,
-      verifyCertified: (h, stored, cert) => verifyCommit(validatorSet, genesis.chainId, h, blockHash(stored.block.header), cert).ok,
+      verifyTip: (cert) => host.verifyTip(cert),
+      verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
       check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
       apply: (b) => host.applySyncedBlock(b),
     })
@@ -214,11 +245,12 @@ export class TallyNode {
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start()
     await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({
-      chainId: genesis.chainId, validatorSet: () => validatorSet, maxTxs: limits.maxTxs, height: () => host.height,
+      chainId: genesis.chainId, validatorSet: (h) => sets.at(h), maxTxs: limits.maxTxs, height: () => host.height,
       status: (m) => host.messageStatus(m),
       notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
       onProposal: (m) => host.onProposalMessage(m),
       onVote: (v) => host.onVote(v),
+      onEvidence: (bytes) => host.admitEvidence(bytes),
       logger: log('consensus'),
     }))
     this.stopFns.push(() => direct.stop())

@@ -22,6 +22,8 @@ export interface Candidate {
   readonly header: BlockHeader
   readonly hash: Uint8Array
   readonly txHashes: readonly Uint8Array[]
+  /** The block's evidence items (consensus encoding). */
+  readonly evidence: readonly Uint8Array[]
   readonly lastCommit: CommitCertificate | null
   /** Present once the transactions are resolved. */
   txs?: DecodedTransaction[]
@@ -37,7 +39,7 @@ export interface Candidate {
 }
 
 /** The parts a proposal carries. */
-export type CandidateParts = Pick<Candidate, 'header' | 'hash' | 'txHashes' | 'lastCommit'>
+export type CandidateParts = Pick<Candidate, 'header' | 'hash' | 'txHashes' | 'evidence' | 'lastCommit'>
 
 export class CandidateStore {
   private readonly byId = new Map<string, Candidate>()

@@ -1,12 +1,14 @@
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
 import { err, ok, type Result } from '../../crypto/result.js'
 import {
-  commitHash, decodeCommitCertificate, encodeCommitCertificate, findValidator, initialConsensusState, messageStatus, repairMessages, step,
-  verifyCommit, type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence,
+  commitHash, decodeCommitCertificate, decodeEvidence, encodeCommitCertificate, evidenceHash, evidenceHeight, evidenceOffender, findValidator,
+  initialConsensusState, messageStatus, repairMessages, step, verifyCommit, verifyCommitTrusting, verifyEvidence, type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence,
   type MessageStatus, type SafetyGuard, type SignedProposal, type SignedVote, type Timeout, type ValidatorSet,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../../ledger/block.js'
-import { blockTimeWait, checkBlockBody, checkBlockExecution, checkBlockHeader, type BlockFault, type BlockParent } from '../../ledger/blockValidity.js'
+import type { ExecutionContext } from '../../ledger/applyBlock.js'
+import { blockTimeWait, checkBlockBody, checkBlockEvidence, checkBlockExecution, checkBlockHeader, type BlockFault, type BlockParent } from '../../ledger/blockValidity.js'
+import { rosterAt, type GovernanceParams } from '../../ledger/governance.js'
 import type { ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { KvStore } from '../../ledger/store.js'
 import { decodeTransaction, type AnyTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
@@ -16,8 +18,10 @@ import type { Mempool } from '../mempool/mempool.js'
 import type { ChainStore, ChainTip } from '../storage/chainStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../storage/storedBlock.js'
 import type { ConsensusLog } from '../storage/wal.js'
-import { encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../sync/consensusMessages.js'
+import { encodeEvidenceMessage, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../sync/consensusMessages.js'
 import { CandidateStore, type Candidate, type Verdict } from './candidates.js'
+import type { EvidencePool } from './evidencePool.js'
+import type { ValidatorSets } from './validatorSets.js'
 import { decodeWalEntry, encodeWalEntry, type WalEntry } from './walEntry.js'
 
 /**
@@ -42,8 +46,11 @@ import { decodeWalEntry, encodeWalEntry, type WalEntry } from './walEntry.js'
 export interface ConsensusHostOptions {
   readonly chainId: string
   readonly params: ConsensusParams
-  readonly validatorSet: ValidatorSet
   readonly block: { readonly maxTxs: number; readonly maxBytes: number }
+  /** Validator-set governance parameters, passed to every block's execution. */
+  readonly governance: GovernanceParams
+  /** Evidence in blocks: most items per block and how old an equivocation may be. */
+  readonly evidence: { readonly maxPerBlock: number; readonly maxAgeHeights: number }
   /** How long a proposer with an empty mempool waits for transactions before proposing an empty block. */
   readonly emptyBlockIntervalMs: number
   /** Pause after a commit before the next height starts (0: none). */
@@ -85,6 +92,10 @@ export interface CommittedBlock {
 
 export interface ConsensusHostDependencies {
   readonly ledger: LedgerState
+  /** The validator sets by height; the host keeps it up to date as blocks commit. */
+  readonly sets: ValidatorSets
+  /** Evidence waiting for a block, and the committed evidence index. */
+  readonly evidence: EvidencePool
   readonly kv: KvStore
   readonly chain: ChainStore
   readonly mempool: Mempool
@@ -112,7 +123,8 @@ export interface ConsensusHostDependencies {
   readonly requestBlock: (height: number) => void
   /** Called after a block is durable; the next height starts once it resolves (the mempool catches up first). */
   readonly onCommitted: (block: CommittedBlock) => void | Promise<void>
-  readonly onEvidence: (evidence: Evidence) => void
+  /** Called after a commit that scheduled a new validator set (the p2p layer follows the sets). */
+  readonly onValidatorSetsChanged?: () => void
   /** Called when the host hits a broken invariant: the node must stop rather than go on. */
   readonly onFatal: (error: Error) => void
 }
@@ -130,6 +142,8 @@ export interface CheckedBlock {
   readonly stored: StoredBlock
   readonly txs: readonly DecodedTransaction[]
   readonly certificate: CommitCertificate
+  /** The validators its evidence convicts. */
+  readonly offenders: readonly Uint8Array[]
 }
 
 type Judgement = Verdict | { readonly retryMs: number; readonly reason: string }
@@ -212,7 +226,7 @@ export class ConsensusHost {
     this.futureRecords = entries.filter((e) => e.height > tipHeight + 1).map(({ height, record }) => ({ height, record }))
     this.heightStartedAt = this.d.now()
     this.replaying = true
-    this.queue.unshift({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.o.validatorSet }, log: false })
+    this.queue.unshift({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.d.sets.at(tipHeight + 1) }, log: false })
     for (const { entry } of entries) {
       if (entry.kind === 'proposal') this.queue.push({ kind: 'proposal', message: entry.message, log: false })
       else this.queue.push({ kind: 'input', input: entry.input, log: false })
@@ -271,7 +285,7 @@ export class ConsensusHost {
         continue
       }
       const c = this.candidates.get(m.proposal.valueId)
-      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }, this.resends))
+      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, evidence: c.evidence, lastCommit: c.lastCommit }, this.resends))
     }
   }
 
@@ -281,13 +295,13 @@ export class ConsensusHost {
    * the carried previous-height certificate is valid and is the one the header names, and the transactions decode and
    * are the ones the header commits to. A failure is the serving peer's fault, never this node's.
    */
-  checkSyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Result<CheckedBlock, SyncedBlockFault> {
+  async checkSyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<Result<CheckedBlock, SyncedBlockFault>> {
     const fail = (code: SyncedBlockFault['code'], reason: string) => err<SyncedBlockFault>({ code, reason })
     const parent = this.parent()
     if (height !== parent.height) return fail('not_next', `height ${height} is not the next (${parent.height})`)
     const header = stored.block.header
     const hash = blockHash(header)
-    const v = verifyCommit(this.o.validatorSet, this.o.chainId, height, hash, certificate)
+    const v = verifyCommit(this.d.sets.at(height), this.o.chainId, height, hash, certificate)
     if (!v.ok) return fail('certificate', v.error.reason)
     const txs: DecodedTransaction[] = []
     for (const bytes of stored.block.txs) {
@@ -299,7 +313,46 @@ export class ConsensusHost {
     if (!h.ok) return fail('header', `${h.error.code}: ${h.error.reason}`)
     const body = checkBlockBody(txs, parent)
     if (!body.ok) return fail('transactions', body.error.reason)
-    return ok({ height, hash, stored, txs, certificate })
+    const evidence = await this.checkEvidence(header, stored.block.evidence, parent)
+    if (!evidence.ok) return fail('header', evidence.error.reason)
+    return ok({ height, hash, stored, txs, certificate, offenders: evidence.value })
+  }
+
+  /**
+   * Evidence from a peer: kept (and later proposed) when it proves an equivocation of a validator at a height this node
+   * has reached, no older than the evidence window, and not committed yet. Out-of-window or known evidence is only
+   * ignored (an honest peer may send it late); anything that does not verify is invalid.
+   */
+  async admitEvidence(bytes: Uint8Array): Promise<'new' | 'known' | { readonly invalid: string }> {
+    if (this.d.evidence.has(bytes)) return 'known'
+    const d = decodeEvidence(bytes)
+    if (!d.ok) return { invalid: d.error.reason }
+    const at = evidenceHeight(d.value)
+    if (at > this.state.height || this.state.height - at > this.o.evidence.maxAgeHeights) return 'known'
+    const v = verifyEvidence(d.value, this.o.chainId, this.d.sets.at(at))
+    if (!v.ok) return { invalid: v.error.reason }
+    if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return 'known'
+    return this.d.evidence.add(d.value) === undefined ? 'known' : 'new'
+  }
+
+  /**
+   * Whether a peer's tip certificate proves the chain reached its height: fully verified against the set of that
+   * height when this node knows it (up to two heights above its tip), else by more than a third of the latest set it
+   * knows (skipping verification: with fewer faulty than that, an honest validator signed, so the height exists).
+   */
+  verifyTip(certificate: CommitCertificate): boolean {
+    const known = (this.tipValue?.height ?? 0) + 2
+    if (certificate.height <= known) return verifyCommit(this.d.sets.at(certificate.height), this.o.chainId, certificate.height, certificate.valueId, certificate).ok
+    return verifyCommitTrusting(this.d.sets.at(known), this.o.chainId, certificate).ok
+  }
+
+  /**
+   * Whether a certificate decides this block at this height; undefined when this node cannot tell yet (the set of that
+   * height is not known before the blocks below it are applied: {@link checkSyncedBlock} decides then).
+   */
+  verifyBlockCertificate(height: number, stored: StoredBlock, certificate: CommitCertificate): boolean | undefined {
+    if (height > (this.tipValue?.height ?? 0) + 2) return undefined
+    return verifyCommit(this.d.sets.at(height), this.o.chainId, height, blockHash(stored.block.header), certificate).ok
   }
 
   /**
@@ -389,7 +442,7 @@ export class ConsensusHost {
     if (status === 'drop') return
     // Block parts are kept for this height and the next ones (the core buffers a later-height proposal until then);
     // also for a proposal the core already holds, whose parts this node may have lost in a restart.
-    const c = this.candidates.add(p.height, p.round, { header: m.header, hash: p.valueId, txHashes: m.txHashes, lastCommit: m.lastCommit })
+    const c = this.candidates.add(p.height, p.round, { header: m.header, hash: p.valueId, txHashes: m.txHashes, evidence: m.evidence, lastCommit: m.lastCommit })
     if (c === undefined) {
       this.d.logger.warn({ height: p.height, round: p.round, proposer: toHex(p.proposer) }, 'dropped a proposal: its proposer already has two blocks in this round')
       return
@@ -467,7 +520,7 @@ export class ConsensusHost {
           this.d.logger.error({ height: e.proposal.height, round: e.proposal.round }, 'own proposal has no block')
           return
         }
-        const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, lastCommit: c.lastCommit }
+        const message: ProposalMessage = { proposal: e.proposal, header: c.header, txHashes: c.txHashes, evidence: c.evidence, lastCommit: c.lastCommit }
         this.candidates.add(e.proposal.height, e.proposal.round, c)
         this.log({ kind: 'proposal', message }, e.proposal.height)
         this.d.broadcast(encodeProposalMessage(message))
@@ -487,9 +540,11 @@ export class ConsensusHost {
         return
       case 'decide':
         return this.commitDecided(e.height, e.round, e.valueId, e.certificate)
-      case 'evidence':
-        this.d.onEvidence(e.evidence)
+      case 'evidence': {
+        const bytes = this.d.evidence.add(e.evidence)
+        if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
         return
+      }
     }
   }
 
@@ -511,15 +566,19 @@ export class ConsensusHost {
   /** What the next block must extend. */
   private parent(): BlockParent {
     const tip = this.tipValue
+    const height = (tip?.height ?? 0) + 1
+    const set = this.d.sets.at(height)
     return {
       chainId: this.o.chainId,
-      height: (tip?.height ?? 0) + 1,
+      height,
       previousBlockHash: tip?.blockHash ?? ZERO_HASH,
       previousBlockTime: tip?.blockTime ?? this.o.genesisTimeMs,
-      validatorSetHash: this.o.validatorSet.hash,
-      isValidator: (address) => findValidator(this.o.validatorSet, address) !== undefined,
+      validatorSetHash: set.hash,
+      nextValidatorSetHash: this.d.sets.at(height + 1).hash,
+      isValidator: (address) => findValidator(set, address) !== undefined,
       maxTxs: this.o.block.maxTxs,
       maxBytes: this.o.block.maxBytes,
+      maxEvidence: this.o.evidence.maxPerBlock,
     }
   }
 
@@ -527,7 +586,40 @@ export class ConsensusHost {
   private verifiedLastCommitHash(lastCommit: CommitCertificate | null): Uint8Array | null {
     const tip = this.tipValue
     if (lastCommit === null || tip === undefined) return null
-    return verifyCommit(this.o.validatorSet, this.o.chainId, tip.height, tip.blockHash, lastCommit).ok ? commitHash(lastCommit) : null
+    return verifyCommit(this.d.sets.at(tip.height), this.o.chainId, tip.height, tip.blockHash, lastCommit).ok ? commitHash(lastCommit) : null
+  }
+
+  /**
+   * The evidence rule for a block of the next height: the structural half (ledger/blockValidity.ts) and each item:
+   * valid equivocation evidence against the set of its height, at most `maxAgeHeights` old, never committed before.
+   * Returns the offenders, in item order, without repeats.
+   */
+  private async checkEvidence(header: BlockHeader, items: readonly Uint8Array[], parent: BlockParent): Promise<Result<Uint8Array[], BlockFault>> {
+    const { fault, offenders } = await this.evidenceItems(items, parent.height)
+    const r = checkBlockEvidence(header, items.map(evidenceHash), parent, fault)
+    return r.ok ? ok(offenders) : r
+  }
+
+  /** The first item of `items` that a block of `height` may not carry, if any, and the validators they convict. */
+  private async evidenceItems(items: readonly Uint8Array[], height: number): Promise<{ fault?: string; offenders: Uint8Array[] }> {
+    const offenders: Uint8Array[] = []
+    for (let i = 0; i < items.length; i++) {
+      const bytes = items[i]!
+      const d = decodeEvidence(bytes)
+      if (!d.ok) return { fault: `evidence ${i}: ${d.error.reason}`, offenders }
+      const at = evidenceHeight(d.value)
+      if (at >= height || height - at > this.o.evidence.maxAgeHeights) return { fault: `evidence ${i} of height ${at} is outside the window`, offenders }
+      if (!verifyEvidence(d.value, this.o.chainId, this.d.sets.at(at)).ok) return { fault: `evidence ${i} does not verify`, offenders }
+      if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return { fault: `evidence ${i} was committed before`, offenders }
+      const offender = evidenceOffender(d.value)
+      if (!offenders.some((o) => bytesEqual(o, offender))) offenders.push(offender)
+    }
+    return { offenders }
+  }
+
+  /** The execution context of a block of `height` convicting `offenders`. */
+  private blockContext(height: number, offenders: readonly Uint8Array[]): ExecutionContext {
+    return { chainId: this.o.chainId, verified: this.d.verified, block: { height, governance: this.o.governance, offenders } }
   }
 
   // ---- proposing -------------------------------------------------------------------------------------------
@@ -536,11 +628,17 @@ export class ConsensusHost {
     try {
       let txs = await this.reapOrWait(height, round)
       if (this.stopped || this.state.height !== height || this.state.round !== round) return
+      const evidence = await this.d.evidence.forBlock(height, this.o.evidence.maxPerBlock, this.o.evidence.maxAgeHeights)
       const built = await this.withLedger(async () => {
         const tip = this.tipValue
         if ((tip?.height ?? 0) + 1 !== height) return undefined
+        const parent = this.parent()
+        // a pending item the block may not carry (the chain moved past it) is left out
+        const items: Uint8Array[] = []
+        for (const e of evidence) if ((await this.evidenceItems([...items, e], height)).fault === undefined) items.push(e)
+        const { offenders } = await this.evidenceItems(items, height)
         const t0 = this.d.now()
-        let result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+        let result = await this.d.ledger.execute(txs, this.blockContext(height, offenders))
         if (result.receipts.some((r) => !r.ok)) {
           // A reaped transaction that does not apply to the committed state leaves the mempool with its reason
           // (so it is reported rejected, not retried forever); the block keeps the ones that apply.
@@ -549,26 +647,30 @@ export class ConsensusHost {
             if (!r.ok) this.d.mempool.reject(t.hash, r.code, `failed execution at height ${height}: ${r.code}`)
           })
           txs = txs.filter((_, i) => result.receipts[i]!.ok)
-          result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+          result = await this.d.ledger.execute(txs, this.blockContext(height, offenders))
         }
-        return { tip, result, executionMs: this.d.now() - t0 }
+        return { tip, parent, items, result, executionMs: this.d.now() - t0 }
       })
       if (built === undefined || this.stopped || this.state.height !== height) return
-      const { tip, result, executionMs } = built
+      const { tip, parent, items, result, executionMs } = built
       const txHashes = txs.map((t) => t.hash)
       const header: BlockHeader = {
         chainId: this.o.chainId,
         height,
-        time: Math.max(this.d.now(), (tip?.blockTime ?? this.o.genesisTimeMs) + 1),
+        time: Math.max(this.d.now(), parent.previousBlockTime + 1),
         previousBlockHash: tip?.blockHash ?? ZERO_HASH,
         txRoot: txRoot(txHashes),
         stateRoot: result.stateRoot,
         proposer: this.d.guard!.address,
-        validatorSetHash: this.o.validatorSet.hash,
+        validatorSetHash: parent.validatorSetHash,
+        nextValidatorSetHash: parent.nextValidatorSetHash,
         lastCommitHash: this.lastCommitValue === null ? ZERO_HASH : commitHash(this.lastCommitValue),
+        evidenceRoot: txRoot(items.map(evidenceHash)),
       }
       const hash = blockHash(header)
-      const candidate: Candidate = { header, hash, txHashes, lastCommit: this.lastCommitValue, txs, result, executionMs, verdict: 'valid' }
+      const candidate: Candidate = {
+        header, hash, txHashes, evidence: items, lastCommit: this.lastCommitValue, txs, result, executionMs, verdict: 'valid',
+      }
       if (this.candidates.add(height, round, candidate) === undefined) return
       this.enqueue({ kind: 'input', input: { type: 'valueReady', height, round, valueId: hash }, log: true })
     } catch (e) {
@@ -657,10 +759,12 @@ export class ConsensusHost {
     const txs = c.txs
     const body = checkBlockBody(txs, parent)
     if (!body.ok) return invalid(body.error)
+    const evidence = await this.checkEvidence(c.header, c.evidence, parent)
+    if (!evidence.ok) return invalid(evidence.error)
     return this.withLedger(async () => {
       if (this.tipValue !== tip) return { retryMs: 0, reason: 'the chain moved on' }
       const t0 = this.d.now()
-      const result = await this.d.ledger.execute(txs, { chainId: this.o.chainId, verified: this.d.verified })
+      const result = await this.d.ledger.execute(txs, this.blockContext(parent.height, evidence.value))
       const e = checkBlockExecution(c.header, result)
       if (!e.ok) return invalid(e.error)
       c.result = result
@@ -714,7 +818,7 @@ export class ConsensusHost {
 
   private async handleSynced(b: CheckedBlock): Promise<boolean> {
     if (this.state.step === 'idle') return false
-    const again = this.checkSyncedBlock(b.height, b.stored, b.certificate)
+    const again = await this.checkSyncedBlock(b.height, b.stored, b.certificate)
     if (!again.ok) return false
     const header = b.stored.block.header
     const executed = await this.withLedger(async () => {
@@ -722,14 +826,14 @@ export class ConsensusHost {
       const t0 = this.d.now()
       // Certified by more than two thirds of the power: every transfer in it applied on the honest replicas, so its
       // signatures need no second check; anything else than success and the header's root is this node's divergence.
-      const result = await this.d.ledger.execute(b.txs, { chainId: this.o.chainId, trustSignatures: true })
+      const result = await this.d.ledger.execute(b.txs, { ...this.blockContext(b.height, again.value.offenders), verified: undefined, trustSignatures: true })
       const e = checkBlockExecution(header, result)
       if (!e.ok) throw new Error(`certified block ${b.height} does not execute here (${e.error.reason}): this node's state diverged from the chain`)
       return { result, executionMs: this.d.now() - t0 }
     })
     if (executed === undefined) return false
     const c: Candidate = {
-      header, hash: b.hash, txHashes: b.txs.map((t) => t.hash), lastCommit: b.stored.lastCommit, txs: [...b.txs],
+      header, hash: b.hash, txHashes: b.txs.map((t) => t.hash), evidence: b.stored.block.evidence, lastCommit: b.stored.lastCommit, txs: [...b.txs],
       result: executed.result, executionMs: executed.executionMs, verdict: 'valid',
     }
     await this.commit(b.height, b.certificate.round, c, b.certificate)
@@ -738,8 +842,12 @@ export class ConsensusHost {
 
   private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate): Promise<void> {
     const result: ExecutionResult = c.result!
-    const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes) }
+    const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }
     const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
+    // the set this block schedules for height + 2 joins the history in the same batch
+    const scheduled = result.governance === undefined ? undefined : rosterAt(result.governance, height + 2)
+    const history = this.d.sets.all.map((e) => ({ fromHeight: e.fromHeight, roster: e.roster }))
+    const setsChanged = scheduled !== undefined && this.d.sets.wouldRecord(height + 2, scheduled)
     await this.withLedger(async () => {
       const stored = encodeStoredBlock({ block, lastCommit: c.lastCommit })
       const ops = [
@@ -748,12 +856,16 @@ export class ConsensusHost {
           height, blockHash: c.hash, blockTime: c.header.time, blockBytes: stored,
           certificateBytes: encodeCommitCertificate(certificate), txHashes: c.txHashes, receipts,
         }),
+        ...this.d.evidence.commitOps(height, c.evidence),
+        ...(setsChanged ? [this.d.chain.validatorSetsOp([...history, { fromHeight: height + 2, roster: scheduled }])] : []),
       ]
       await this.d.kv.write(ops)
       this.d.ledger.commit(result)
+      if (setsChanged) this.d.sets.record(height + 2, scheduled)
       this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
       this.lastCommitValue = certificate
     })
+    this.d.evidence.onCommitted(height, c.evidence)
     this.candidates.prune(height)
     this.d.cancelTimeoutsBelow(height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > height)
@@ -763,9 +875,13 @@ export class ConsensusHost {
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
       touched: result.changed.map((x) => x.address), executionMs: c.executionMs ?? 0,
     })
+    if (setsChanged) {
+      this.d.logger.info({ fromHeight: height + 2, validators: scheduled.length }, 'a new validator set is scheduled')
+      this.d.onValidatorSetsChanged?.()
+    }
     this.heightStartedAt = this.d.now()
     if (this.o.commitMs > 0 && !this.replaying) await this.d.sleep(this.o.commitMs)
-    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.o.validatorSet }, log: false })
+    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.d.sets.at(height + 1) }, log: false })
   }
 
   // ---- start-up --------------------------------------------------------------------------------------------

@@ -1,20 +1,29 @@
-import { bytesKey, toHex } from '../../crypto/bytes.js'
-import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
-import { sha256 } from '../../crypto/hash.js'
-import { decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, type Evidence } from '../../consensus/index.js'
-import type { KvStore } from '../../ledger/store.js'
+import { bytesKey, compareBytes, toHex } from '../../crypto/bytes.js'
+import { decodeEvidence, encodeEvidence, evidenceHash, evidenceHeight, evidenceOffender, type Evidence } from '../../consensus/index.js'
+import type { KvOp, KvStore } from '../../ledger/store.js'
 import type { DomainValue } from '../../rpc/backend.js'
 import type { Logger } from '../logger.js'
-import type { ChainStore } from '../storage/chainStore.js'
+import { MAX_COMMITTED_EVIDENCE, type ChainStore } from '../storage/chainStore.js'
 
 /**
- * Equivocation evidence this node observed (conflicting votes or proposals signed by one validator), kept in the
- * chain database, newest last, deduplicated by the hash of its encoding and bounded to `maxRecords`.
- * Record bytes: canonical `[1, signedVote, signedVote]` or `[2, signedProposal, signedProposal]`.
+ * Equivocation evidence: what this node observed or received (verified, waiting to go into a block) and what the
+ * chain committed. A proposer puts pending evidence into its block (at most `maxPerBlock`, not older than
+ * `maxAgeHeights`, never evidence the chain already holds); every replica commits the same items with the block, so
+ * `chain_getEvidence` answers the same everywhere. Committed evidence is indexed by its hash (`E` + hash → height) so
+ * validity can refuse it twice.
  */
 
-/** Most evidence records kept (the oldest leave first). */
-export const MAX_EVIDENCE = 1000
+/** Most pending evidence items held (the oldest leave first). */
+export const MAX_PENDING_EVIDENCE = 256
+
+const P_EVIDENCE = 0x45 // 'E'
+
+function evidenceKey(hash: Uint8Array): Uint8Array {
+  const k = new Uint8Array(1 + hash.byteLength)
+  k[0] = P_EVIDENCE
+  k.set(hash, 1)
+  return k
+}
 
 export interface EvidencePoolDependencies {
   readonly chain: ChainStore
@@ -22,71 +31,100 @@ export interface EvidencePoolDependencies {
   readonly logger: Logger
 }
 
-/** Encodes an evidence record. */
-export function encodeEvidence(e: Evidence): Uint8Array {
-  return e.kind === 'conflictingVotes'
-    ? encodeCanonical([1, encodeSignedVote(e.first), encodeSignedVote(e.second)])
-    : encodeCanonical([2, encodeSignedProposal(e.first), encodeSignedProposal(e.second)])
-}
-
-/** Decodes a stored evidence record; undefined when it is not one. */
-export function decodeEvidence(bytes: Uint8Array): Evidence | undefined {
-  const e = decodeCanonical(bytes, 4096)
-  if (!e.ok || !Array.isArray(e.value) || e.value.length !== 3) return undefined
-  const [kind, x, y] = e.value as [unknown, unknown, unknown]
-  if (!(x instanceof Uint8Array) || !(y instanceof Uint8Array)) return undefined
-  if (kind === 1) {
-    const first = decodeSignedVote(x), second = decodeSignedVote(y)
-    return first.ok && second.ok ? { kind: 'conflictingVotes', first: first.value, second: second.value } : undefined
-  }
-  if (kind === 2) {
-    const first = decodeSignedProposal(x), second = decodeSignedProposal(y)
-    return first.ok && second.ok ? { kind: 'conflictingProposals', first: first.value, second: second.value } : undefined
-  }
-  return undefined
-}
-
 /** How RPC shows an evidence record. */
-export function evidenceView(e: Evidence): DomainValue {
-  const signer = e.kind === 'conflictingVotes' ? e.first.validator : e.first.proposer
+export function evidenceView(e: Evidence, committedAt?: number): DomainValue {
   const type = e.kind === 'conflictingVotes' ? e.first.type : 'proposal'
   return {
-    kind: e.kind, validator: signer, height: e.first.height, round: e.first.round, type,
+    kind: e.kind, validator: evidenceOffender(e), height: e.first.height, round: e.first.round, type,
     first: { valueId: e.first.valueId, signature: e.first.signature }, second: { valueId: e.second.valueId, signature: e.second.signature },
+    ...(committedAt === undefined ? {} : { committedAt }),
   }
 }
 
-/** The node's evidence records. */
+interface Pending {
+  readonly bytes: Uint8Array
+  readonly hash: Uint8Array
+  readonly height: number
+}
+
 export class EvidencePool {
-  private records: { readonly id: string; readonly bytes: Uint8Array; readonly view: DomainValue }[] = []
+  private readonly pending = new Map<string, Pending>()
+  private committed: { height: number; bytes: Uint8Array }[] = []
 
   private constructor(private readonly d: EvidencePoolDependencies) {}
 
-  /** Loads the stored records; a record that does not decode means the database is corrupt (throws). */
   static async load(d: EvidencePoolDependencies): Promise<EvidencePool> {
     const pool = new EvidencePool(d)
-    for (const bytes of await d.chain.loadEvidence()) {
-      const e = decodeEvidence(bytes)
-      if (e === undefined) throw new Error('stored evidence is corrupt')
-      pool.records.push({ id: bytesKey(sha256(bytes)), bytes, view: evidenceView(e) })
-    }
+    pool.committed = await d.chain.loadCommittedEvidence()
     return pool
   }
 
-  /** The records as RPC shows them, oldest first. */
+  /** The committed evidence as RPC shows it, oldest first. */
   views(): DomainValue[] {
-    return this.records.map((r) => r.view)
+    return this.committed.map((r) => {
+      const e = decodeEvidence(r.bytes)
+      if (!e.ok) throw new Error('stored evidence is corrupt')
+      return evidenceView(e.value, r.height)
+    })
   }
 
-  /** Records new evidence (a duplicate is ignored) and saves the list. */
-  async add(e: Evidence): Promise<void> {
+  /** True when this node holds this evidence pending. */
+  has(bytes: Uint8Array): boolean {
+    return this.pending.has(bytesKey(evidenceHash(bytes)))
+  }
+
+  /** The height at which the chain committed evidence with this hash, if it did. */
+  async committedAt(hash: Uint8Array): Promise<number | undefined> {
+    const v = await this.d.kv.get(evidenceKey(hash))
+    return v === undefined ? undefined : new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0)
+  }
+
+  /**
+   * Adds evidence this node verified (seen by its core, or received and checked against the set of its height).
+   * Returns its encoding when it is new to the pool, for gossip; undefined when already held.
+   */
+  add(e: Evidence): Uint8Array | undefined {
     const bytes = encodeEvidence(e)
-    const id = bytesKey(sha256(bytes))
-    if (this.records.some((r) => r.id === id)) return
-    const signer = e.kind === 'conflictingVotes' ? e.first.validator : e.first.proposer
-    this.d.logger.warn({ kind: e.kind, validator: toHex(signer), height: e.first.height, round: e.first.round }, 'equivocation evidence')
-    this.records.push({ id, bytes, view: evidenceView(e) })
-    if (this.records.length > MAX_EVIDENCE) this.records.shift()
-    await this.d.kv.write([this.d.chain.evidenceOp(this.records.map((r) => r.bytes))])
+    const hash = evidenceHash(bytes)
+    const id = bytesKey(hash)
+    if (this.pending.has(id)) return undefined
+    this.d.logger.warn({ kind: e.kind, validator: toHex(evidenceOffender(e)), height: e.first.height, round: e.first.round }, 'equivocation evidence')
+    this.pending.set(id, { bytes, hash, height: evidenceHeight(e) })
+    if (this.pending.size > MAX_PENDING_EVIDENCE) this.pending.delete(this.pending.keys().next().value!)
+    return bytes
+  }
+
+  /** Pending evidence a block of `height` may carry: recent enough, not committed, in hash order, at most `max`. */
+  async forBlock(height: number, max: number, maxAgeHeights: number): Promise<Uint8Array[]> {
+    const out: Pending[] = []
+    for (const [id, p] of [...this.pending]) {
+      if (height - p.height > maxAgeHeights) {
+        this.pending.delete(id)
+        continue
+      }
+      if (p.height >= height) continue
+      if ((await this.committedAt(p.hash)) !== undefined) {
+        this.pending.delete(id)
+        continue
+      }
+      out.push(p)
+    }
+    return out.sort((a, b) => compareBytes(a.hash, b.hash)).slice(0, max).map((p) => p.bytes)
+  }
+
+  /** The write ops that record a block's evidence as committed at `height`. */
+  commitOps(height: number, items: readonly Uint8Array[]): KvOp[] {
+    if (items.length === 0) return []
+    const mark = new Uint8Array(4)
+    new DataView(mark.buffer).setUint32(0, height)
+    const ops: KvOp[] = items.map((b) => ({ type: 'put', key: evidenceKey(evidenceHash(b)), value: mark }))
+    ops.push(this.d.chain.committedEvidenceOp([...this.committed, ...items.map((bytes) => ({ height, bytes }))]))
+    return ops
+  }
+
+  /** After the block's batch is durable: its evidence leaves the pending pool and joins the committed list. */
+  onCommitted(height: number, items: readonly Uint8Array[]): void {
+    for (const b of items) this.pending.delete(bytesKey(evidenceHash(b)))
+    if (items.length > 0) this.committed = [...this.committed, ...items.map((bytes) => ({ height, bytes }))].slice(-MAX_COMMITTED_EVIDENCE)
   }
 }

@@ -16,20 +16,20 @@ export interface Signer {
 }
 
 /**
- * Loads the validator key of a home behind its safety guard. A home without a validator key, or whose key is not in
- * the validator set, runs as a non-signing node. A validator's libp2p identity is bound to it by the genesis: its
- * node key must be the peer id listed there.
+ * Loads the validator key of a home behind its safety guard; a home without one runs a node that never signs. The key
+ * need not be in the genesis set: governance may add it later, and the consensus core signs only at heights whose set
+ * holds it. A validator's libp2p identity is bound to it by the set that lists it: when the genesis lists this key, the
+ * node key must be the peer id listed there (a validator added later is checked against its governance entry).
  */
 export function loadSigner(home: NodeHome, logger: Logger): Signer {
   if (home.validatorSeed === undefined) return { guard: null, close: () => {} }
   const address = addressFromPublicKey(keyPairFromSeed(home.validatorSeed).publicKey)
   const listed = home.genesis.validators.find((v) => bytesEqual(v.address, address))
-  if (listed === undefined) {
-    logger.warn('the validator key in this home is not in the genesis validator set: running as a non-validator')
-    return { guard: null, close: () => {} }
-  }
   const own = peerIdOf(keyPairFromSeed(home.nodeSeed).publicKey)
-  if (listed.peerId !== own) throw new Error(`${join(home.dir, HomeFiles.nodeKey)} is peer ${own}, but the genesis lists this validator as ${listed.peerId}`)
+  if (listed !== undefined && listed.peerId !== own) {
+    throw new Error(`${join(home.dir, HomeFiles.nodeKey)} is peer ${own}, but the genesis lists this validator as ${listed.peerId}`)
+  }
+  if (listed === undefined) logger.info('the validator key in this home is not in the genesis set: it signs once governance adds it')
   const store = new FileSafetyStore(join(home.dir, HomeFiles.validatorState))
   const guard = new SafetyGuard({ chainId: home.genesis.chainId, secretKey: home.validatorSeed }, { store })
   return { guard, close: () => store.close() }

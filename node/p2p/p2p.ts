@@ -274,6 +274,25 @@ export class P2p extends EventEmitter<P2pEvents> {
     this.dialSoon(id, 0)
   }
 
+  /**
+   * Replaces the peers admitted besides the static ones (the validator sets follow governance: added validators are
+   * admitted, removed ones refused). A connected peer that is no longer admitted is disconnected at once.
+   */
+  setAllowed(peerIds: readonly string[]): void {
+    const next = new Set<string>()
+    for (const id of peerIds) next.add(peerIdFromString(id).toString())
+    for (const p of this.opts.peers) next.add(peerIdFromString(p.peerId).toString())
+    for (const id of this.redials.keys()) next.add(id)
+    const dropped = [...this.allowed].filter((id) => !next.has(id))
+    this.allowed.clear()
+    for (const id of next) this.allowed.add(id)
+    for (const id of dropped) {
+      if (!this.connected.has(id)) continue
+      this.log.info({ peer: id }, 'peer no longer admitted: disconnecting')
+      void this.node?.hangUp(peerIdFromString(id)).catch((e: Error) => this.log.debug({ err: e.message }, 'hang up failed'))
+    }
+  }
+
   /** Closes every connection and stops libp2p. */
   async stop(): Promise<void> {
     if (!this.running) return

@@ -1,3 +1,4 @@
+import type { Roster } from '../../ledger/governance.js'
 import type { KvOp, KvStore } from '../../ledger/store.js'
 import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
 
@@ -11,6 +12,10 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
  * - `T` + tx hash → canonical [height, index, ok, code]
  * - `M` "tip" → canonical [height, blockHash, blockTime]
  * - `M` "evi" → canonical list of evidence records (equivocations seen from others), newest last
+ * - `M` "vsets" → canonical list of [fromHeight, roster] of every validator set the chain has had, oldest first
+ *   (roster: [[address, publicKey, power, peerId, name]...] in address order)
+ * - `M` "evc" → canonical list of [height, evidence bytes] of the latest committed evidence (at most
+ *   {@link MAX_COMMITTED_EVIDENCE}), oldest first: what `chain_getEvidence` answers, the same on every replica
  */
 
 const P_BLOCK = 0x42 // 'B'
@@ -19,6 +24,11 @@ const P_TX = 0x54 // 'T'
 const P_META = 0x4d // 'M'
 const TIP_KEY = new Uint8Array([P_META, 0x74, 0x69, 0x70]) // 'Mtip'
 const EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x69]) // 'Mevi'
+const VALIDATOR_SETS_KEY = new Uint8Array([P_META, 0x76, 0x73, 0x65, 0x74, 0x73]) // 'Mvsets'
+const COMMITTED_EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x63]) // 'Mevc'
+
+/** Most committed evidence records kept for `chain_getEvidence`. */
+export const MAX_COMMITTED_EVIDENCE = 1000
 
 function heightKey(prefix: number, height: number): Uint8Array {
   const k = new Uint8Array(9)
@@ -119,6 +129,39 @@ export class ChainStore {
   /** The write op that replaces the evidence list. */
   evidenceOp(records: readonly Uint8Array[]): KvOp {
     return { type: 'put', key: EVIDENCE_KEY, value: encodeCanonical([...records]) }
+  }
+
+  /** The validator set history, oldest first (empty for a database from before it was kept). */
+  async loadValidatorSets(): Promise<{ fromHeight: number; roster: Roster }[]> {
+    const bytes = await this.kv.get(VALIDATOR_SETS_KEY)
+    if (bytes === undefined) return []
+    const d = decodeCanonical(bytes, 64 * 1024 * 1024)
+    if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt validator set history')
+    return (d.value as [bigint, [Uint8Array, Uint8Array, bigint, string, string][]][]).map(([from, roster]) => ({
+      fromHeight: Number(from),
+      roster: roster.map(([address, publicKey, power, peerId, name]) => ({ address, publicKey, power: Number(power), peerId, name })),
+    }))
+  }
+
+  /** The write op that replaces the validator set history. */
+  validatorSetsOp(history: readonly { fromHeight: number; roster: Roster }[]): KvOp {
+    const value = encodeCanonical(history.map((e) => [BigInt(e.fromHeight), e.roster.map((m) => [m.address, m.publicKey, BigInt(m.power), m.peerId, m.name])]))
+    return { type: 'put', key: VALIDATOR_SETS_KEY, value }
+  }
+
+  /** The latest committed evidence, oldest first. */
+  async loadCommittedEvidence(): Promise<{ height: number; bytes: Uint8Array }[]> {
+    const bytes = await this.kv.get(COMMITTED_EVIDENCE_KEY)
+    if (bytes === undefined) return []
+    const d = decodeCanonical(bytes, 64 * 1024 * 1024)
+    if (!d.ok || !Array.isArray(d.value)) throw new Error('chain store: corrupt committed evidence record')
+    return (d.value as [number, Uint8Array][]).map(([height, b]) => ({ height, bytes: b }))
+  }
+
+  /** The write op that replaces the committed evidence list (the latest MAX_COMMITTED_EVIDENCE are kept). */
+  committedEvidenceOp(records: readonly { height: number; bytes: Uint8Array }[]): KvOp {
+    const kept = records.slice(-MAX_COMMITTED_EVIDENCE)
+    return { type: 'put', key: COMMITTED_EVIDENCE_KEY, value: encodeCanonical(kept.map((r) => [r.height, r.bytes])) }
   }
 }
 

@@ -62,10 +62,13 @@ export interface BlockSyncDependencies {
   readonly every: (ms: number, f: () => void) => () => void
   /** True when the certificate decides some block at its height under the validator set (a verified tip). */
   readonly verifyTip: (certificate: CommitCertificate) => boolean
-  /** True when the certificate decides this block at this height (checked on arrival, before the block is kept). */
-  readonly verifyCertified: (height: number, stored: StoredBlock, certificate: CommitCertificate) => boolean
+  /**
+   * Whether the certificate decides this block at this height, checked on arrival before the block is kept; undefined
+   * when this node cannot tell yet (a height whose validator set depends on blocks not applied yet).
+   */
+  readonly verifyCertified: (height: number, stored: StoredBlock, certificate: CommitCertificate) => boolean | undefined
   /** The host's checks of a block that is to be the next height (consensus/host `checkSyncedBlock`). */
-  readonly check: (height: number, stored: StoredBlock, certificate: CommitCertificate) => Result<CheckedBlock, SyncedBlockFault>
+  readonly check: (height: number, stored: StoredBlock, certificate: CommitCertificate) => Promise<Result<CheckedBlock, SyncedBlockFault>>
   /** Applies a checked block; resolves true once it is committed. */
   readonly apply: (block: CheckedBlock) => Promise<boolean>
 }
@@ -193,7 +196,7 @@ export class BlockSync {
       const d = decodeBlockResponse(r.data, this.o.limits)
       const fault = !d.ok ? `malformed block response: ${d.error.reason}`
         : d.value === null ? `no block ${height} although its tip is above it`
-        : !this.d.verifyCertified(height, d.value.stored, d.value.certificate) ? `block ${height} without a valid certificate for it` : undefined
+        : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false ? `block ${height} without a valid certificate for it` : undefined
       if (fault !== undefined || !d.ok || d.value === null) {
         this.d.logger.warn({ peer, height, reason: fault }, 'bad block from a peer')
         this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, fault ?? 'bad block response')
@@ -223,7 +226,7 @@ export class BlockSync {
       let checked: CheckedBlock | undefined
       while (got !== undefined) {
         if (this.d.tipHeight() >= h) break // consensus got there first
-        const c = this.d.check(h, got.stored, got.certificate)
+        const c = await this.d.check(h, got.stored, got.certificate)
         if (c.ok) {
           checked = c.value
           break

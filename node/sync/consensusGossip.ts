@@ -20,6 +20,7 @@ import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages
  *  5. the signature verifies (else penalized); the verified signature is remembered, so the core does not check it
  *     again;
  *  6. the message is queued, waiting while the host's queue is full (back-pressure on the sender's stream).
+ * Evidence of equivocation is checked by the host against the set of its height before it is kept.
  * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates.
  */
 
@@ -30,7 +31,8 @@ const MAX_HEIGHTS_AHEAD = 2
 
 export interface ConsensusGossipDependencies {
   readonly chainId: string
-  readonly validatorSet: () => ValidatorSet
+  /** The validator set in force at a height (the host knows the next two; later ones are approximated by the latest). */
+  readonly validatorSet: (height: number) => ValidatorSet
   readonly maxTxs: number
   /** The height the host works on. */
   readonly height: () => number
@@ -40,6 +42,11 @@ export interface ConsensusGossipDependencies {
   readonly notePeerHeight: (peer: string, height: number) => void
   readonly onProposal: (message: ProposalMessage) => Promise<void>
   readonly onVote: (vote: SignedVote) => Promise<void>
+  /**
+   * Equivocation evidence from a peer: `new` when this node verified and took it, `known` when it held it already,
+   * or why it is invalid (the sender is penalized).
+   */
+  readonly onEvidence: (bytes: Uint8Array) => Promise<'new' | 'known' | { readonly invalid: string }>
   readonly logger: Logger
 }
 
@@ -52,12 +59,17 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
   return async (data, from) => {
     const m = decodeConsensusGossip(data, d.maxTxs)
     if (!m.ok) return refuse(from, `malformed: ${m.error.reason}`)
-    const set = d.validatorSet()
     const current = d.height()
+    if (m.value.kind === 'evidence') {
+      const r = await d.onEvidence(m.value.evidence)
+      if (r === 'new') return 'accept'
+      if (r === 'known') return 'ignore'
+      return refuse(from, `invalid evidence: ${r.invalid}`)
+    }
     if (m.value.kind === 'vote') {
       const vote = m.value.vote
       if (vote.height < current || vote.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
-      const validator = findValidator(set, vote.validator)
+      const validator = findValidator(d.validatorSet(vote.height), vote.validator)
       if (validator === undefined) return refuse(from, `vote from ${toHex(vote.validator)}, not a validator`, vote.height)
       if (d.status({ kind: 'vote', vote }) !== 'new') return 'ignore'
       if (!verifyVoteSignature(d.chainId, validator, vote, vote.signature)) return refuse(from, 'vote with a bad signature', vote.height)
@@ -68,7 +80,7 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     const message = m.value.message
     const p = message.proposal
     if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
-    const proposer = proposerOf(set, p.height, p.round)
+    const proposer = proposerOf(d.validatorSet(p.height), p.height, p.round)
     if (!bytesEqual(proposer.address, p.proposer)) return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
     if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)
     if (!bytesEqual(blockHash(message.header), p.valueId)) return refuse(from, 'proposal whose header does not hash to its value', p.height)

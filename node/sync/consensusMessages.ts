@@ -4,7 +4,9 @@ import {
   MAX_COMMIT_BYTES, decodeCommitCertificate, decodeSignedProposal, decodeSignedVote, encodeCommitCertificate,
   encodeSignedProposal, encodeSignedVote, type CommitCertificate, type SignedProposal, type SignedVote,
 } from '../../consensus/index.js'
-import { MAX_HEADER_BYTES, decodeBlockHeader, encodeBlockHeader, type BlockHeader } from '../../ledger/block.js'
+import {
+  MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES, MAX_HEADER_BYTES, decodeBlockHeader, encodeBlockHeader, type BlockHeader,
+} from '../../ledger/block.js'
 import { envelopeFail as fail, type EnvelopeResult } from '../storage/envelope.js'
 
 /**
@@ -15,22 +17,28 @@ import { envelopeFail as fail, type EnvelopeResult } from '../storage/envelope.j
 /** Message kinds on the consensus topic. */
 const KIND_PROPOSAL = 1
 const KIND_VOTE = 2
+const KIND_EVIDENCE = 3
 
 /** A proposal with the parts of its block a peer needs to rebuild it from its mempool. */
 export interface ProposalMessage {
   readonly proposal: SignedProposal
   readonly header: BlockHeader
   readonly txHashes: readonly Uint8Array[]
+  /** The block's evidence items (their root is the header's `evidenceRoot`). */
+  readonly evidence: readonly Uint8Array[]
   /** The certificate for height - 1 that the block's `lastCommitHash` names; null at height 1. */
   readonly lastCommit: CommitCertificate | null
 }
 
-export type ConsensusGossip = { readonly kind: 'proposal'; readonly message: ProposalMessage } | { readonly kind: 'vote'; readonly vote: SignedVote }
+export type ConsensusGossip =
+  | { readonly kind: 'proposal'; readonly message: ProposalMessage }
+  | { readonly kind: 'vote'; readonly vote: SignedVote }
+  | { readonly kind: 'evidence'; readonly evidence: Uint8Array }
 
 
 /** Upper bound on a consensus gossip message for blocks of at most `maxTxs` transactions. */
 export function maxConsensusMessageBytes(maxTxs: number): number {
-  return 1024 + MAX_HEADER_BYTES + maxTxs * (HASH_LENGTH + 2) + MAX_COMMIT_BYTES
+  return 1024 + MAX_HEADER_BYTES + maxTxs * (HASH_LENGTH + 2) + MAX_COMMIT_BYTES + MAX_BLOCK_EVIDENCE * (MAX_EVIDENCE_BYTES + 3)
 }
 
 /**
@@ -41,7 +49,7 @@ export function maxConsensusMessageBytes(maxTxs: number): number {
 export function encodeProposalMessage(m: ProposalMessage, resend = 0): Uint8Array {
   return encodeCanonical([
     KIND_PROPOSAL, encodeSignedProposal(m.proposal), encodeBlockHeader(m.header), [...m.txHashes],
-    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit), resend,
+    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit), [...m.evidence], resend,
   ])
 }
 
@@ -49,11 +57,18 @@ export function encodeVoteMessage(vote: SignedVote, resend = 0): Uint8Array {
   return encodeCanonical([KIND_VOTE, encodeSignedVote(vote), resend])
 }
 
+/** Equivocation evidence a validator observed, for the next proposers to put in a block (consensus/evidence.ts). */
+export function encodeEvidenceMessage(evidence: Uint8Array): Uint8Array {
+  return encodeCanonical([KIND_EVIDENCE, evidence])
+}
+
 const isResend = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 
 function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeResult<ProposalMessage> {
-  const [, p, h, hashes, lc] = v
-  if (!(p instanceof Uint8Array) || !(h instanceof Uint8Array) || !Array.isArray(hashes)) return fail('proposal message fields')
+  const [, p, h, hashes, lc, evidence] = v
+  if (!(p instanceof Uint8Array) || !(h instanceof Uint8Array) || !Array.isArray(hashes) || !Array.isArray(evidence)) return fail('proposal message fields')
+  if (evidence.length > MAX_BLOCK_EVIDENCE) return fail(`more than ${MAX_BLOCK_EVIDENCE} evidence items`)
+  for (const x of evidence) if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > MAX_EVIDENCE_BYTES) return fail('evidence item')
   const proposal = decodeSignedProposal(p)
   if (!proposal.ok) return fail(`proposal: ${proposal.error.reason}`)
   const header = decodeBlockHeader(h)
@@ -67,7 +82,7 @@ function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeRes
     if (!c.ok) return fail(`last commit: ${c.error.reason}`)
     lastCommit = c.value
   }
-  return { ok: true, value: { proposal: proposal.value, header: header.value, txHashes: hashes as Uint8Array[], lastCommit } }
+  return { ok: true, value: { proposal: proposal.value, header: header.value, txHashes: hashes as Uint8Array[], evidence: evidence as Uint8Array[], lastCommit } }
 }
 
 /** Decodes a message from the consensus topic. */
@@ -76,13 +91,16 @@ export function decodeConsensusGossip(bytes: Uint8Array, maxTxs: number): Envelo
   if (!d.ok) return fail(d.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length < 2) return fail('not a consensus message')
-  if (v[0] === KIND_PROPOSAL && v.length === 6 && isResend(v[5])) {
+  if (v[0] === KIND_PROPOSAL && v.length === 7 && isResend(v[6])) {
     const m = decodeProposalParts(v, maxTxs)
     return m.ok ? { ok: true, value: { kind: 'proposal', message: m.value } } : m
   }
   if (v[0] === KIND_VOTE && v.length === 3 && v[1] instanceof Uint8Array && isResend(v[2])) {
     const vote = decodeSignedVote(v[1])
     return vote.ok ? { ok: true, value: { kind: 'vote', vote: vote.value } } : fail(`vote: ${vote.error.reason}`)
+  }
+  if (v[0] === KIND_EVIDENCE && v.length === 2 && v[1] instanceof Uint8Array && v[1].byteLength > 0 && v[1].byteLength <= MAX_EVIDENCE_BYTES) {
+    return { ok: true, value: { kind: 'evidence', evidence: v[1] } }
   }
   return fail('unknown consensus message kind')
 }

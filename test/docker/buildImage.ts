@@ -16,7 +16,7 @@ export const BASE_IMAGE_CMD_ENV = 'TALLY_DOCKER_BASE_IMAGE_CMD'
 /** The image every stage of the Dockerfile starts `FROM` (the first `FROM` line names it). */
 export function baseImageOf(dockerfile: string): string {
   const m = /^FROM\s+(\S+)/im.exec(dockerfile)
-  if (m === null) throw new Error('the Dockerfile has no FROM line')
+  if (m === null || m[1] === undefined) throw new Error('the Dockerfile has no FROM line')
   return m[1]
 }
 

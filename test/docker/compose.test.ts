@@ -166,7 +166,7 @@ function describeDevnet(compose: readonly string[]): void {
       await net.docker('start', 'validator3')
       const target = Math.max(committed, (await net.height(0)) ?? -1)
       await waitFor(`validator3 back at height ${target}`, async () => ((await net.height(3)) ?? -1) >= target, 120_000, 250)
-      const [b0, b3] = await Promise.all([0, 3].map((i) => net.call<{ hash: string }>(i, 'chain_getBlock', [target])))
+      const [b0, b3] = (await Promise.all([0, 3].map((i) => net.call<{ hash: string }>(i, 'chain_getBlock', [target])))) as [{ hash: string }, { hash: string }]
       assert.equal(b3.hash, b0.hash, `block ${target} on validator3`)
       assert.equal(await net.call(3, 'ledger_getBalance', [RECIPIENT]), '10')
       await waitFor('validator3 healthy again', async () => (await net.health(3)) === 200, 60_000, 250)

@@ -21,7 +21,7 @@ const firstLine = (r: CommandResult) => (r.stderr.trim() || r.stdout.trim()).spl
 export async function detectDocker(): Promise<DockerSupport> {
   const info = await runCommand('docker', ['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 30_000 })
   if (info.code !== 0) return { skip: `no Docker engine available (docker info: ${firstLine(info)})` }
-  for (const compose of [['docker', 'compose'], ['docker-compose']]) {
+  for (const compose of [['docker', 'compose'], ['docker-compose']] as [string, ...string[]][]) {
     const v = await runCommand(compose[0], [...compose.slice(1), 'version'], { timeoutMs: 30_000 })
     if (v.code === 0) return { compose }
   }
@@ -52,7 +52,7 @@ export class ComposeNet {
 
   /** Runs `compose -p <project> -f docker-compose.yml args…`. */
   run(args: readonly string[], timeoutMs: number): Promise<CommandResult> {
-    const [command, ...pre] = this.compose
+    const [command, ...pre] = this.compose as [string, ...string[]]
     return runCommand(command, [...pre, ...this.projectArgs, ...args], { timeoutMs, env: this.env, cwd: repoRoot })
   }
 
@@ -77,7 +77,7 @@ export class ComposeNet {
 
   /** {@link down} for a process about to exit on a signal, where nothing asynchronous runs any more. */
   downSync(): void {
-    const [command, ...pre] = this.compose
+    const [command, ...pre] = this.compose as [string, ...string[]]
     spawnSync(command, [...pre, ...this.projectArgs, ...ComposeNet.DOWN], { env: { ...process.env, ...this.env }, cwd: repoRoot, stdio: 'ignore', timeout: 3 * 60_000 })
   }
 

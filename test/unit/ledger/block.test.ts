@@ -1,17 +1,20 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { fromHex, to0x, toHex } from '../../../crypto/bytes.js'
-import { encodeCanonical } from '../../../crypto/canonical.js'
+import { decodeCanonical, encodeCanonical } from '../../../crypto/canonical.js'
 import { sha256 } from '../../../crypto/hash.js'
 import {
-  EMPTY_TX_ROOT, MAX_BLOCK_BYTES, ZERO_HASH, blockHash, decodeBlock, decodeBlockHeader, decodeBlockTransactions,
+  EMPTY_TX_ROOT, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, ZERO_HASH, blockHash, decodeBlock, decodeBlockHeader,
   encodeBlock, encodeBlockHeader, txRoot, type BlockHeader,
 } from '../../../ledger/block.js'
 import { MAX_TX_BYTES, createTransfer } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
 interface GoldenBlocks {
-  header: { chainId: string; height: number; time: number; previousBlockHash: string; txRoot: string; stateRoot: string; proposer: string; validatorSetHash: string; lastCommitHash: string }
+  header: {
+    chainId: string; height: number; time: number; previousBlockHash: string; txRoot: string; stateRoot: string; proposer: string; validatorSetHash: string
+    nextValidatorSetHash: string; lastCommitHash: string; evidenceRoot: string
+  }
   headerBytes: string
   blockHash: string
   txRoots: { hashes: string[]; root: string }[]
@@ -22,7 +25,8 @@ function goldenHeader(): BlockHeader {
   const g = golden().header
   return {
     chainId: g.chainId, height: g.height, time: g.time, previousBlockHash: fromHex(g.previousBlockHash)!, txRoot: fromHex(g.txRoot)!,
-    stateRoot: fromHex(g.stateRoot)!, proposer: fromHex(g.proposer)!, validatorSetHash: fromHex(g.validatorSetHash)!, lastCommitHash: fromHex(g.lastCommitHash)!,
+    stateRoot: fromHex(g.stateRoot)!, proposer: fromHex(g.proposer)!, validatorSetHash: fromHex(g.validatorSetHash)!,
+    nextValidatorSetHash: fromHex(g.nextValidatorSetHash)!, lastCommitHash: fromHex(g.lastCommitHash)!, evidenceRoot: fromHex(g.evidenceRoot)!,
   }
 }
 
@@ -45,34 +49,33 @@ test('txRoot: leaves and inner nodes are domain-separated; order matters', () =>
   assert.notDeepEqual(txRoot([a, b]), txRoot([sha256(new Uint8Array([0]), a)]))
 })
 
-test('blocks round-trip; decodeBlockTransactions checks the txs against the header', () => {
+test('blocks round-trip with their transactions and evidence', () => {
   const txs = [1, 2, 3].map((i) => createTransfer(new Uint8Array(32).fill(i), { chainId: 'tally-test', to: new Uint8Array(20).fill(i), amount: BigInt(i), nonce: 0n }))
-  const header = { ...goldenHeader(), txRoot: txRoot(txs.map((t) => t.hash)) }
-  const bytes = encodeBlock({ header, txs: txs.map((t) => t.bytes) })
+  const evidence = [new Uint8Array([1, 2, 3]), new Uint8Array([4])]
+  const header = { ...goldenHeader(), txRoot: txRoot(txs.map((t) => t.hash)), evidenceRoot: txRoot(evidence.map((e) => sha256(e))) }
+  const bytes = encodeBlock({ header, txs: txs.map((t) => t.bytes), evidence })
   const d = decodeBlock(bytes)
   assert.ok(d.ok)
   assert.deepEqual(d.value.header, header)
   assert.deepEqual(d.value.txs.map(toHex), txs.map((t) => toHex(t.bytes)))
-  const checked = decodeBlockTransactions(d.value)
-  assert.ok(checked.ok)
-  assert.deepEqual(checked.txs.map((t) => toHex(t.hash)), txs.map((t) => toHex(t.hash)))
-  const swapped = decodeBlockTransactions({ header, txs: [txs[1]!.bytes, txs[0]!.bytes, txs[2]!.bytes] })
-  assert.ok(!swapped.ok && /txRoot/.test(swapped.error.reason))
-  const twice = decodeBlockTransactions({ header: { ...header, txRoot: txRoot([txs[0]!.hash, txs[0]!.hash]) }, txs: [txs[0]!.bytes, txs[0]!.bytes] })
-  assert.ok(!twice.ok && /repeats/.test(twice.error.reason))
-  const junk = decodeBlockTransactions({ header, txs: [new Uint8Array([1, 2, 3])] })
-  assert.ok(!junk.ok && /tx 0/.test(junk.error.reason))
+  assert.deepEqual(d.value.evidence.map(toHex), evidence.map(toHex))
+  const tuple = decodeCanonical(encodeBlockHeader(header), 1024)
+  assert.ok(tuple.ok)
+  const tooMuch = Array.from({ length: MAX_BLOCK_EVIDENCE + 1 }, () => new Uint8Array([1]))
+  assert.equal(decodeBlock(encodeCanonical([tuple.value as never, [], tooMuch])).ok, false, 'too much evidence')
 })
 
 test('decoding rejects malformed headers and blocks with a reason', () => {
   const h = goldenHeader()
   const tuple = (o: Partial<Record<keyof BlockHeader | 'tag', unknown>>) => {
-    const v = { tag: 'tally/header/v1', ...h, ...o }
+    const v = { tag: 'tally/header/v2', ...h, ...o }
     const u64 = (x: unknown) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? BigInt(x) : x)
-    return [v.tag, v.chainId, u64(v.height), u64(v.time), v.previousBlockHash, v.txRoot, v.stateRoot, v.proposer, v.validatorSetHash, v.lastCommitHash]
+    return [v.tag, v.chainId, u64(v.height), u64(v.time), v.previousBlockHash, v.txRoot, v.stateRoot, v.proposer, v.validatorSetHash, v.nextValidatorSetHash, v.lastCommitHash, v.evidenceRoot]
   }
   const bad: [unknown, string][] = [
-    [tuple({ tag: 'tally/header/v2' }), 'tag'],
+    [tuple({ tag: 'tally/header/v1' }), 'tag'],
+    [tuple({ nextValidatorSetHash: new Uint8Array(31) }), 'nextValidatorSetHash'],
+    [tuple({ evidenceRoot: new Uint8Array(33) }), 'evidenceRoot'],
     [tuple({ chainId: 'a b' }), 'chainId'],
     [tuple({ height: 0 }), 'height'],
     [tuple({ height: 1 }), 'height 1 with a previous hash'],
@@ -83,26 +86,28 @@ test('decoding rejects malformed headers and blocks with a reason', () => {
     [tuple({ stateRoot: new Uint8Array(31) }), 'stateRoot'],
     [tuple({ proposer: new Uint8Array(32) }), 'proposer'],
     [tuple({ previousBlockHash: ZERO_HASH }), 'zero previous hash above height 1'],
-    [tuple({}).slice(0, 9), 'field count'],
+    [tuple({}).slice(0, 11), 'field count'],
   ]
   for (const [t, desc] of bad) {
     const r = decodeBlockHeader(encodeCanonical(t as never))
     assert.ok(!r.ok && r.error.code === 'malformed' && r.error.reason.length > 0, desc)
-    const b = decodeBlock(encodeCanonical([t as never, []]))
+    const b = decodeBlock(encodeCanonical([t as never, [], []]))
     assert.ok(!b.ok, desc)
   }
   const good = tuple({})
   assert.ok(decodeBlockHeader(encodeCanonical(good as never)).ok)
   const blockBad: [Uint8Array, string][] = [
-    [encodeCanonical([good as never]), 'no txs'],
-    [encodeCanonical([good as never, [new Uint8Array(0)]]), 'empty tx'],
-    [encodeCanonical([good as never, [new Uint8Array(MAX_TX_BYTES + 1)]]), 'oversized tx'],
-    [encodeCanonical([good as never, ['x']]), 'tx not bytes'],
-    [new Uint8Array([...encodeCanonical([good as never, []]), 0]), 'trailing byte'],
+    [encodeCanonical([good as never, []]), 'no evidence list'],
+    [encodeCanonical([good as never, [new Uint8Array(0)], []]), 'empty tx'],
+    [encodeCanonical([good as never, [new Uint8Array(MAX_TX_BYTES + 1)], []]), 'oversized tx'],
+    [encodeCanonical([good as never, ['x'], []]), 'tx not bytes'],
+    [encodeCanonical([good as never, [], [new Uint8Array(0)]]), 'empty evidence item'],
+    [encodeCanonical([good as never, [], ['x']]), 'evidence not bytes'],
+    [new Uint8Array([...encodeCanonical([good as never, [], []]), 0]), 'trailing byte'],
     [new Uint8Array(MAX_BLOCK_BYTES + 1), 'oversized block'],
   ]
   for (const [bytes, desc] of blockBad) assert.equal(decodeBlock(bytes).ok, false, desc)
-  assert.equal(decodeBlock(encodeCanonical([good as never, [new Uint8Array(5), new Uint8Array(5)]]), { maxTxs: 1 }).ok, false)
-  assert.equal(decodeBlock(encodeCanonical([good as never, []]), { maxBytes: 10 }).ok, false)
+  assert.equal(decodeBlock(encodeCanonical([good as never, [new Uint8Array(5), new Uint8Array(5)], []]), { maxTxs: 1 }).ok, false)
+  assert.equal(decodeBlock(encodeCanonical([good as never, [], []]), { maxBytes: 10 }).ok, false)
   assert.throws(() => encodeBlockHeader({ ...h, height: 1.5 }), RangeError)
 })

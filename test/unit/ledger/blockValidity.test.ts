@@ -6,7 +6,7 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { sha256 } from '../../../crypto/hash.js'
 import { ZERO_HASH, txRoot, type BlockHeader } from '../../../ledger/block.js'
 import {
-  blockTimeWait, checkBlockBody, checkBlockExecution, checkBlockHeader, type BlockFaultCode, type BlockParent,
+  blockTimeWait, checkBlockBody, checkBlockEvidence, checkBlockExecution, checkBlockHeader, type BlockFaultCode, type BlockParent,
 } from '../../../ledger/blockValidity.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
@@ -16,6 +16,7 @@ const CHAIN = 'tally-test'
 const proposer = addressFromPublicKey(keyPairFromSeed(new Uint8Array(32).fill(9)).publicKey)
 const stranger = new Uint8Array(20).fill(0xee)
 const setHash = sha256(new Uint8Array([1]))
+const nextSetHash = sha256(new Uint8Array([11]))
 const tipHash = sha256(new Uint8Array([2]))
 const lastCommit = sha256(new Uint8Array([3]))
 const hashes = [sha256(new Uint8Array([4])), sha256(new Uint8Array([5]))]
@@ -23,14 +24,15 @@ const hashes = [sha256(new Uint8Array([4])), sha256(new Uint8Array([5]))]
 function parent(height = 5): BlockParent {
   return {
     chainId: CHAIN, height, previousBlockHash: height === 1 ? ZERO_HASH : tipHash, previousBlockTime: 1_000,
-    validatorSetHash: setHash, isValidator: (a) => bytesEqual(a, proposer), maxTxs: 2, maxBytes: 1_000,
+    validatorSetHash: setHash, nextValidatorSetHash: nextSetHash, isValidator: (a) => bytesEqual(a, proposer), maxTxs: 2, maxBytes: 1_000,
+    maxEvidence: 2,
   }
 }
 
 function header(over: Partial<BlockHeader> = {}): BlockHeader {
   return {
     chainId: CHAIN, height: 5, time: 2_000, previousBlockHash: tipHash, txRoot: txRoot(hashes), stateRoot: ZERO_HASH,
-    proposer, validatorSetHash: setHash, lastCommitHash: lastCommit, ...over,
+    proposer, validatorSetHash: setHash, nextValidatorSetHash: nextSetHash, lastCommitHash: lastCommit, evidenceRoot: txRoot([]), ...over,
   }
 }
 
@@ -43,6 +45,7 @@ test('header rules: each fault has its code, a good header passes', () => {
     { desc: 'height skips', h: header({ height: 6 }), want: 'wrong_height' },
     { desc: 'another parent', h: header({ previousBlockHash: sha256(new Uint8Array([7])) }), want: 'wrong_parent' },
     { desc: 'another validator set', h: header({ validatorSetHash: ZERO_HASH }), want: 'wrong_validator_set' },
+    { desc: 'another next validator set', h: header({ nextValidatorSetHash: setHash }), want: 'wrong_validator_set' },
     { desc: 'proposer not a validator', h: header({ proposer: stranger }), want: 'unknown_proposer' },
     { desc: 'time equal to the parent', h: header({ time: 1_000 }), want: 'time_not_after_parent' },
     { desc: 'no verified last commit', h: header(), lc: null, want: 'last_commit' },
@@ -63,6 +66,17 @@ test('only membership of the header proposer matters, not who proposed the round
   const other = addressFromPublicKey(keyPairFromSeed(new Uint8Array(32).fill(10)).publicKey)
   const p = { ...parent(), isValidator: (a: Uint8Array) => bytesEqual(a, proposer) || bytesEqual(a, other) }
   assert.equal(code(checkBlockHeader(header({ proposer: other }), hashes, p, lastCommit)), 'ok')
+})
+
+test('evidence: bounded, distinct, matching the root; an item fault makes the block invalid', () => {
+  const items = [sha256(new Uint8Array([21])), sha256(new Uint8Array([22]))]
+  const h = header({ evidenceRoot: txRoot(items) })
+  assert.equal(code(checkBlockEvidence(h, items, parent(), undefined)), 'ok')
+  assert.equal(code(checkBlockEvidence(h, [items[1]!, items[0]!], parent(), undefined)), 'evidence', 'another root')
+  assert.equal(code(checkBlockEvidence(header({ evidenceRoot: txRoot([items[0]!, items[0]!]) }), [items[0]!, items[0]!], parent(), undefined)), 'evidence', 'a repeat')
+  const three = [...items, sha256(new Uint8Array([23]))]
+  assert.equal(code(checkBlockEvidence(header({ evidenceRoot: txRoot(three) }), three, parent(), undefined)), 'evidence', 'too many')
+  assert.equal(code(checkBlockEvidence(h, items, parent(), 'evidence 1 does not verify')), 'evidence')
 })
 
 test('body: the transactions must fit the byte limit', () => {

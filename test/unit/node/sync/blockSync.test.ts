@@ -25,10 +25,11 @@ function block(height: number, tamper = false): { stored: StoredBlock; cert: Com
   const header: BlockHeader = {
     chainId: 'tally-test', height, time: height, previousBlockHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(height - 1),
     txRoot: txRoot([]), stateRoot: ZERO_HASH, proposer: new Uint8Array(20).fill(1), validatorSetHash: new Uint8Array(32).fill(3),
-    lastCommitHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(tamper ? 9 : 4),
+    nextValidatorSetHash: new Uint8Array(32).fill(3), lastCommitHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(tamper ? 9 : 4),
+    evidenceRoot: txRoot([]),
   }
   const cert: CommitCertificate = { height, round: 0, valueId: blockHash(header), signatures: [{ validator: new Uint8Array(20).fill(1), signature: new Uint8Array(64) }] }
-  return { stored: { block: { header, txs: [] }, lastCommit: null }, cert }
+  return { stored: { block: { header, txs: [], evidence: [] }, lastCommit: null }, cert }
 }
 
 type Peer = { tip: number; tipCert?: (h: number) => CommitCertificate; serve: (h: number) => Uint8Array }
@@ -63,10 +64,11 @@ function harness(peers: Record<string, Peer>) {
     every: () => () => {},
     verifyTip: (c) => c.round === 0,
     verifyCertified: (h, s, c) => c.round === 0 && c.height === h && blockHash(s.block.header).every((b, i) => b === c.valueId[i]),
-    check: (h, s, c) => {
-      if (h !== tip + 1) return err({ code: 'not_next', reason: 'not next' })
-      if (s.block.header.lastCommitHash[0] === 9) return err({ code: 'header', reason: 'tampered last commit' })
-      return ok({ height: h, hash: c.valueId, stored: s, txs: [], certificate: c } as CheckedBlock)
+    check: async (h, s, c) => {
+      if (h !== tip + 1) return err({ code: 'not_next' as const, reason: 'not next' })
+      if (s.block.header.lastCommitHash[0] === 9) return err({ code: 'header' as const, reason: 'tampered last commit' })
+      const checked: CheckedBlock = { height: h, hash: c.valueId, stored: s, txs: [], certificate: c, offenders: [] }
+      return ok(checked)
     },
     apply: async (b) => {
       tip = b.height

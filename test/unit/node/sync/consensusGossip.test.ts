@@ -11,14 +11,14 @@ import { CHAIN_ID, drive, fresh, input, proposal, proposerIndexOf, validatorSet,
 function header(height: number, proposer: number, over: Partial<BlockHeader> = {}): BlockHeader {
   return {
     chainId: CHAIN_ID, height, time: 1, previousBlockHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([1])), txRoot: txRoot([]),
-    stateRoot: ZERO_HASH, proposer: validators[proposer]!.address, validatorSetHash: validatorSet.hash,
-    lastCommitHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([2])), ...over,
+    stateRoot: ZERO_HASH, proposer: validators[proposer]!.address, validatorSetHash: validatorSet.hash, nextValidatorSetHash: validatorSet.hash,
+    lastCommitHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([2])), evidenceRoot: txRoot([]), ...over,
   }
 }
 
 function proposalMessage(signer: number, height: number, round: number, over: Partial<BlockHeader> = {}): ProposalMessage {
   const h = header(height, signer, over)
-  return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], lastCommit: null }
+  return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], evidence: [], lastCommit: null }
 }
 
 function harness() {
@@ -27,6 +27,7 @@ function harness() {
   const votes: SignedVote[] = []
   const handler = consensusGossipHandler({
     chainId: CHAIN_ID, validatorSet: () => validatorSet, maxTxs: 100, height: () => 1,
+    onEvidence: async () => ({ invalid: 'not expected here' }),
     status: (m) => messageStatus(state, m),
     notePeerHeight: () => {},
     onProposal: async (m) => { proposals.push(m) },
