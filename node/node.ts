@@ -15,6 +15,7 @@ import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
 import { ValidatorSets, sameRoster } from './host/validatorSets.js'
 import { EvidencePool } from './host/evidencePool.js'
 import { loadSigner } from './host/signer.js'
+import { maxWalBlockBytes } from './host/walEntry.js'
 import { Timers } from './host/timers.js'
 import { componentLogger, createLogger, type Logger } from './logger.js'
 import { Mempool, type AddResult } from './mempool/mempool.js'
@@ -165,7 +166,7 @@ export class TallyNode {
     }, { logger: log('p2p') })
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
-    const wal = new Wal({ path: join(home.dir, HomeFiles.wal) }, { logger: log('wal') })
+    const wal = new Wal({ path: join(home.dir, HomeFiles.wal), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
 
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, {
       onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),

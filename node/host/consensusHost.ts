@@ -218,7 +218,7 @@ export class ConsensusHost {
     if (tipHeight > 0) this.lastCommitValue = await this.loadCertificate(tipHeight)
     const entries: { height: number; entry: WalEntry; record: Uint8Array }[] = []
     for (const r of await this.d.wal.replay()) {
-      const e = decodeWalEntry(r, this.o.block.maxTxs)
+      const e = decodeWalEntry(r, this.o.block)
       if (!e.ok) throw new Error(`consensus WAL is corrupt: ${e.error.reason}`)
       if (e.value.height > tipHeight) entries.push({ ...e.value, record: r })
     }
@@ -227,14 +227,35 @@ export class ConsensusHost {
     this.heightStartedAt = this.d.now()
     this.replaying = true
     this.queue.unshift({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.d.sets.at(tipHeight + 1) }, log: false })
-    for (const { entry } of entries) {
-      if (entry.kind === 'proposal') this.queue.push({ kind: 'proposal', message: entry.message, log: false })
+    for (const { height, entry } of entries) {
+      if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
+      else if (entry.kind === 'proposal') this.queue.push({ kind: 'proposal', message: entry.message, log: false })
       else this.queue.push({ kind: 'input', input: entry.input, log: false })
     }
     await this.drain()
     this.replaying = false
     if (this.queue.length > 0) void this.drain()
     if (entries.length > 0) this.d.logger.info({ height: tipHeight + 1, records: entries.length }, 'replayed the consensus WAL')
+  }
+
+  /** A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now). */
+  private restoreBlock(height: number, round: number, stored: StoredBlock): void {
+    const txs: DecodedTransaction[] = []
+    for (const bytes of stored.block.txs) {
+      const d = decodeTransaction(bytes)
+      if (!d.ok) throw new Error(`consensus WAL holds a block with a malformed transaction: ${d.error.reason}`)
+      txs.push(d.value)
+    }
+    const header = stored.block.header
+    const c = this.candidates.add(height, round, {
+      header, hash: blockHash(header), txHashes: txs.map((t) => t.hash), evidence: stored.block.evidence, lastCommit: stored.lastCommit,
+    })
+    if (c !== undefined) c.txs ??= txs
+  }
+
+  /** Logs a block whole (see walEntry.ts): before this node proposes it or reports it valid, so before it votes for it. */
+  private logBlock(c: Candidate, round: number): void {
+    this.log({ kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }, lastCommit: c.lastCommit } }, c.header.height)
   }
 
   stop(): void {
@@ -672,6 +693,7 @@ export class ConsensusHost {
         header, hash, txHashes, evidence: items, lastCommit: this.lastCommitValue, txs, result, executionMs, verdict: 'valid',
       }
       if (this.candidates.add(height, round, candidate) === undefined) return
+      this.logBlock(candidate, round)
       this.enqueue({ kind: 'input', input: { type: 'valueReady', height, round, valueId: hash }, log: true })
     } catch (e) {
       this.fatal(new Error(`building the block for height ${height} failed: ${(e as Error).message}`))
@@ -714,6 +736,7 @@ export class ConsensusHost {
         const j = await this.judge(c, false)
         if (this.stopped || this.state.height !== height) return
         if (j === 'valid' || j === 'invalid') {
+          if (j === 'valid') this.logBlock(c, round)
           this.enqueue({ kind: 'input', input: { type: 'valueValidated', height, round, valueId, valid: j === 'valid' }, log: true })
           return
         }
@@ -896,7 +919,7 @@ export class ConsensusHost {
     const guard = this.d.guard
     if (guard === null || guard.record !== undefined || this.o.allowMissingSafetyRecord === true) return
     const mine = (a: Uint8Array) => bytesEqual(a, guard.address)
-    const inWal = entries.some((e) => (e.kind === 'proposal' ? mine(e.message.proposal.proposer) : e.input.type === 'vote' && mine(e.input.vote.validator)))
+    const inWal = entries.some((e) => (e.kind === 'proposal' ? mine(e.message.proposal.proposer) : e.kind === 'input' && e.input.type === 'vote' && mine(e.input.vote.validator)))
     let inChain = false
     for (let h = tipHeight; h >= 1 && h > tipHeight - 10 && !inChain; h--) {
       const cert = h === tipHeight ? this.lastCommitValue : await this.loadCertificate(h)

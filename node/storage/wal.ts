@@ -14,8 +14,8 @@ import type { Logger } from '../logger.js'
  * one fdatasync per such point instead of one per record. Written records stay in memory until the next `sync`,
  * `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
  * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
- * header whose payload is cut short, a final payload failing its checksum, or a region of zeros to the end of the
- * file. It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
+ * header whose payload is cut short, a final payload failing its checksum, a region of zeros to the end of the
+ * file, or a zero-filled header with data after it (an unsynced tail the file system wrote back out of order). It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
  * it, an intact header with a length over the bound) is corruption in the middle of the log: replay throws
  * {@link WalCorruptError} and the node stops rather than guess. `reset` starts a new empty log by renaming a fresh
  * file over the old one, so a crash leaves either the old log or the new one. Records carry their height, so the
@@ -146,6 +146,10 @@ export class Wal implements ConsensusLog {
       const sum = view.getUint32(off + 4)
       if ((crc32(data.subarray(off, off + 8)) >>> 0) !== view.getUint32(off + 8)) {
         if (allZero(data, off)) { torn = 'zero-filled tail'; break }
+        // A file system may write an unsynced tail back out of order: a hole of zeros where the next record's header
+        // should be, with later (never acknowledged) data after it. A sync covers everything before it, so what
+        // follows a zero header was never durable: a tail, not damage to the log.
+        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) { torn = 'zero-filled header (a tail written back out of order)'; break }
         throw new WalCorruptError(this.path, off, 'frame header checksum mismatch')
       }
       if (len > this.maxRecordBytes) throw new WalCorruptError(this.path, off, `record length ${len} exceeds ${this.maxRecordBytes}`)

@@ -77,6 +77,14 @@ describe('wal', () => {
     const w = await openWal(path)
     assert.deepEqual(await w.replay(), rs)
     await w.stop()
+    // and so is a hole of zeros where the next header should be, with unsynced data written back after it
+    const holed = join(tempDir(), 'holed.wal')
+    writeFileSync(holed, readFileSync(path))
+    appendFileSync(holed, new Uint8Array([...new Uint8Array(4096), ...records(3, 9).flatMap((r) => [...r])]))
+    const w3 = await openWal(holed)
+    assert.deepEqual(await w3.replay(), rs)
+    assert.equal(statSync(holed).size, statSync(path).size)
+    await w3.stop()
   })
 
   it('detects a flipped byte in the middle of the log loudly', async () => {
