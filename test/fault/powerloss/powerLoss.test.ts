@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Testnet, rpc, runCli, waitFor } from '../../e2e/harness.js'
@@ -132,6 +132,12 @@ describe('validators on disks that lose unsynced writes when the power fails', {
 
   before(async () => {
     net = await Testnet.create(4)
+    // a restarted network waits out a propose timeout whenever a round's proposer is not up yet: keep it short
+    for (const file of [join(net.dir, 'genesis.json'), ...all.map((i) => join(net!.home(i), 'genesis.json'))]) {
+      const g = JSON.parse(readFileSync(file, 'utf8')) as { params: { timeouts: { proposeMs: number } } }
+      g.params.timeouts.proposeMs = 1_000
+      writeFileSync(file, JSON.stringify(g, null, 2) + '\n')
+    }
     for (const i of all) {
       disks[i] = join(work, `disk${i}`)
       renameSync(net.home(i), disks[i]!)
@@ -210,7 +216,7 @@ describe('validators on disks that lose unsynced writes when the power fails', {
         assert.equal(cli.code, 0, cli.stderr)
         const r = JSON.parse(cli.stdout) as { hash: string; height: number }
         committed.push({ hash: r.hash, height: r.height, from: faucet, to: recipients[cycle]!, amount, ok: true, url: 'the tally CLI' })
-        await waitFor('transfers reported committed under load', () => load.committed.length >= 12, 60_000)
+        await waitFor('transfers reported committed under load', () => load.committed.length >= 8, 60_000)
         // cut at a different point each time: right away, or once one or two more heights have been reported
         const h = Math.max(...watch.reported)
         await waitFor(`height ${h + cycle}`, () => Math.max(...watch.reported) >= h + cycle, 30_000)
