@@ -33,6 +33,8 @@ export class PowerCutFs {
       this.lines.push(l)
       for (const w of this.waiters.splice(0)) w()
     })
+    // writing to a file system that died fails here; answer() then reports the exit with its stderr
+    proc.stdin!.on('error', () => undefined)
     this.exit = new Promise((resolve) => proc.once('exit', () => {
       this.exited = true
       for (const w of this.waiters.splice(0)) w()
