@@ -3,10 +3,10 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
 import type { ConsensusParams } from '../consensus/index.js'
-import { memberOf } from '../ledger/governance.js'
+import { castVote, memberOf } from '../ledger/governance.js'
 import type { LedgerState } from '../ledger/ledgerState.js'
 import type { KvStore } from '../ledger/store.js'
-import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
+import { senderAddress, signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
@@ -141,6 +141,12 @@ export class TallyNode {
       },
       {
         accounts: ledger, verifiedSignatures: verified, logger: log('mempool'), verifySignature,
+        checkGovernance: (tx) => {
+          const state = ledger.governance()
+          if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
+          const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, genesis.params.governance)
+          return r.ok ? undefined : r.error
+        },
         onRemoved: (hash, removal) => {
           if (removal.code === 'committed') return
           rejected.add(hash, removal.code, removal.reason)

@@ -529,7 +529,9 @@ export class ConsensusHost {
         if (!this.d.guard) return
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signVoteAsync(e.vote)])
         if (!r.ok) {
-          this.d.logger.warn({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
+          // replaying the WAL re-asks for votes this validator already passed (a prevote after its precommit): expected
+          const level = this.replaying && r.code === 'regression' ? 'debug' : 'warn'
+          this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
           return
         }
         this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: true })

@@ -2,6 +2,7 @@ import { bytesKey, toHex } from '../../crypto/index.js'
 import type { TxFailureCode } from '../../ledger/receipt.js'
 import {
   MAX_TX_BYTES, decodeTransaction, senderAddress, spendOf, verifyTransactionSignature, type AnyTransaction, type DecodedTransaction,
+  type GovernanceTransaction,
 } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
 
@@ -56,6 +57,7 @@ export interface VerifiedSignatureCache {
 /** Admission failure codes: exactly the RPC `tx_submit` reasons. */
 export type AdmissionCode =
   | 'malformed' | 'wrong_chain' | 'duplicate' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'mempool_full'
+  | 'not_validator' | 'bad_action' | 'too_many_proposals'
 
 /** The outcome of {@link Mempool.add}. */
 export type AddResult =
@@ -113,6 +115,12 @@ export interface MempoolDependencies {
   readonly logger?: Logger
   /** Called once for every transaction that leaves the pool, with why. */
   readonly onRemoved?: (hash: Uint8Array, removal: Removal) => void
+  /**
+   * Judges a governance vote against the committed governance state (the signer a validator of the next height, the
+   * change applicable, the signer's open votes within bounds); undefined when it would apply. Without it, governance
+   * votes are refused as `not_validator`.
+   */
+  readonly checkGovernance?: (tx: GovernanceTransaction) => { readonly code: 'not_validator' | 'bad_action' | 'too_many_proposals'; readonly reason: string } | undefined
 }
 
 /** Limits of one reap, usually the block's. */
@@ -318,6 +326,11 @@ export class Mempool {
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
     }
     this.deps.verifiedSignatures?.add(decoded.hash)
+    // 4b. a governance vote must apply to the committed governance state
+    if (tx.kind === 'governance') {
+      const problem = this.deps.checkGovernance?.(tx) ?? { code: 'not_validator' as const, reason: 'this node takes no governance votes' }
+      if (problem !== undefined) return fail(problem.code, problem.reason)
+    }
     // 5. committed state of the sender (cached until a block touches the account)
     const address = senderAddress(tx)
     const senderKey = bytesKey(address)
