@@ -57,16 +57,16 @@ const signers = (b: BlockView) => ((b.commit as { signatures: { validator: strin
  * precommits were already on the wire), a transfer submitted to one side stays pending, and once healed the chain
  * resumes and commits it.
  */
-export async function partitionTwoTwo(f: FaultNetwork): Promise<string> {
+export async function partitionTwoTwo(f: FaultNetwork, groups: readonly [readonly number[], readonly number[]] = [[0, 1], [2, 3]]): Promise<string> {
   const { net } = f
   const filter = filterOf(f)
   const holdMs = roundsMs(3)
   let splitAt = 0
   let hash: string
   try {
-    await filter.partition([[0, 1], [2, 3]])
+    await filter.partition(groups)
     splitAt = await net.maxHeight()
-    const w = await f.transfer([0], { wait: false })
+    const w = await f.transfer([groups[0][0]!], { wait: false })
     assert.equal(w.code, 0, `tally transfer --no-wait during the split: ${w.stderr}`)
     hash = w.hash!
     // held for three full rounds of timeouts, asserting all along that no quorum forms
@@ -76,7 +76,7 @@ export async function partitionTwoTwo(f: FaultNetwork): Promise<string> {
       assert.ok(h <= splitAt + 1, `height ${h} committed during a 2|2 split made at height ${splitAt}`)
       await tick()
     }
-    const t = await rpc<{ status: string }>(net.rpcUrl(0), 'tx_get', [hash])
+    const t = await rpc<{ status: string }>(net.rpcUrl(groups[0][0]!), 'tx_get', [hash])
     assert.notEqual(t.status, 'committed', 'a transfer committed while no side had a quorum')
   } finally {
     await f.heal()
@@ -86,7 +86,7 @@ export async function partitionTwoTwo(f: FaultNetwork): Promise<string> {
   const resumeMs = Date.now() - healedAt
   const seen = await f.waitCommitted(hash, 0)
   const upTo = await f.settle()
-  return `split at height ${splitAt}, held ${holdMs} ms with nothing past ${splitAt + 1}; commits resumed ${resumeMs} ms after healing; the pending transfer committed at ${seen.height}; agreed up to ${upTo}`
+  return `${groups.map((g) => g.join(',')).join('|')} split at height ${splitAt}, held ${holdMs} ms with nothing past ${splitAt + 1}; commits resumed ${resumeMs} ms after healing; the pending transfer committed at ${seen.height}; agreed up to ${upTo}`
 }
 
 /**

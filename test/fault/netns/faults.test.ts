@@ -14,12 +14,14 @@ import { releaseLock } from './hostNetwork.js'
  * with the Debian package that brings it.
  */
 const pre = await FaultNetwork.preflight()
+/** A fault's skip reason: the suite's own, else that of the tool it needs. */
+const skip = (tool?: string): string | false => pre.suite ?? tool ?? false
 
-describe('faults on network-namespace hosts', { skip: pre.suite ?? false, timeout: 600_000 }, () => {
+describe('faults on network-namespace hosts', { timeout: 600_000 }, () => {
   let f: FaultNetwork | undefined
 
   before(async () => {
-    f = await FaultNetwork.start({ withIptables: pre.iptables === undefined })
+    if (pre.suite === undefined) f = await FaultNetwork.start({ withIptables: pre.iptables === undefined })
   })
 
   after(async () => {
@@ -40,7 +42,7 @@ describe('faults on network-namespace hosts', { skip: pre.suite ?? false, timeou
     }
   }
 
-  test('validators on separate hosts commit a wallet transfer and agree', fault(async (f) => {
+  test('validators on separate hosts commit a wallet transfer and agree', { skip: skip() }, fault(async (f) => {
     const w = await f.transfer([0, 1])
     assert.equal(w.code, 0, w.stderr)
     assert.equal(w.status, 'committed')
@@ -48,19 +50,19 @@ describe('faults on network-namespace hosts', { skip: pre.suite ?? false, timeou
     return `committed at ${w.height} in ${w.elapsedMs} ms; agreed up to ${upTo}`
   }))
 
-  test('a 2|2 partition commits nothing, forks nothing, and resumes when healed', { skip: pre.iptables ?? false, timeout: 120_000 }, fault(partitionTwoTwo))
+  test('a 2|2 partition commits nothing, forks nothing, and resumes when healed', { skip: skip(pre.iptables), timeout: 120_000 }, fault(partitionTwoTwo))
 
-  test('an isolated validator catches up after healing', { skip: pre.iptables ?? false, timeout: 120_000 }, fault((f) => isolatedCatchesUp(f)))
+  test('an isolated validator catches up after healing', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => isolatedCatchesUp(f)))
 
-  test('one-way loss: a validator that cannot send is left out, then agrees', { skip: pre.iptables ?? false, timeout: 120_000 }, fault((f) => oneWayLoss(f)))
+  test('one-way loss: a validator that cannot send is left out, then agrees', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => oneWayLoss(f)))
 
-  test('a paused validator and a paused wallet endpoint', { timeout: 120_000 }, fault((f) => pausedValidatorAndEndpoint(f)))
+  test('a paused validator and a paused wallet endpoint', { skip: skip(), timeout: 120_000 }, fault((f) => pausedValidatorAndEndpoint(f)))
 
-  test('added latency on one validator\'s links', { skip: pre.iptables ?? false, timeout: 120_000 }, fault((f) => addedLatency(f)))
+  test('added latency on one validator\'s links', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => addedLatency(f)))
 
-  test('a validator clock 10 minutes fast', { skip: pre.clock ?? false, timeout: 120_000 }, fault((f) => skewedClock(f, '+10m')))
+  test('a validator clock 10 minutes fast', { skip: skip(pre.clock), timeout: 120_000 }, fault((f) => skewedClock(f, '+10m')))
 
-  test('a validator clock 10 minutes slow', { skip: pre.clock ?? false, timeout: 120_000 }, fault((f) => skewedClock(f, '-10m')))
+  test('a validator clock 10 minutes slow', { skip: skip(pre.clock), timeout: 120_000 }, fault((f) => skewedClock(f, '-10m')))
 
-  test('repeated kill -9 under load', { timeout: 180_000 }, fault(killUnderLoad))
+  test('repeated kill -9 under load', { skip: skip(), timeout: 180_000 }, fault(killUnderLoad))
 })

@@ -163,7 +163,7 @@ export function cleanAndProbe(): string | undefined {
     runSync('ip', ['netns', 'add', ns])
     runSync('ip', ['-n', ns, 'link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1'])
     runSync('ip', ['-n', ns, 'link', 'add', 'br0', 'type', 'bridge'])
-    runSync('ip', ['netns', 'exec', ns, 'true'])
+    runSync('ip', ['netns', 'exec', ns, process.execPath, '-e', '0'])
     return undefined
   } catch (e) {
     return `ip netns does not work here: ${errorText(e)}`
@@ -198,9 +198,17 @@ export class HostNetwork {
   private readonly children = new Set<ChildProcess>()
   private destroyed = false
   private readonly onExit = () => this.destroySync()
+  /** Interrupted (Ctrl-C, a runner's SIGTERM): clean up, then end as the signal would have. */
+  private readonly onSignal = (signal: NodeJS.Signals) => {
+    this.destroySync()
+    releaseLock()
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
 
   private constructor(readonly size: number) {
     process.on('exit', this.onExit)
+    process.once('SIGINT', this.onSignal)
+    process.once('SIGTERM', this.onSignal)
   }
 
   /** Builds the hosts for `size` validators (holding the lock, after {@link cleanAndProbe} said yes). */
@@ -274,6 +282,8 @@ export class HostNetwork {
     if (this.destroyed) return
     this.destroyed = true
     process.off('exit', this.onExit)
+    process.off('SIGINT', this.onSignal)
+    process.off('SIGTERM', this.onSignal)
     for (const p of this.children) {
       try {
         p.kill('SIGKILL')

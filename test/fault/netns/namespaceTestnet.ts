@@ -50,10 +50,13 @@ export class NamespaceTestnet {
   /** The clock offset each validator was last started with (undefined: the machine's clock). */
   private readonly clocks: (string | undefined)[]
   private readonly paused = new Set<number>()
+  /** Removes the temp dir when the process ends without {@link NamespaceTestnet.destroy} (an interrupted run). */
+  private readonly onExit = () => this.removeDir()
 
   private constructor(readonly net: HostNetwork, readonly dir: string) {
     this.procs = new Array(net.size).fill(undefined)
     this.clocks = new Array(net.size).fill(undefined)
+    process.on('exit', this.onExit)
   }
 
   /** Generates the testnet (not started): `accounts` funded accounts besides the faucet. */
@@ -76,7 +79,7 @@ export class NamespaceTestnet {
       for (let i = 0; i < net.size; i++) writeFileSync(join(t.home(i), 'genesis.json'), text)
       return t
     } catch (e) {
-      rmSync(dir, { recursive: true, force: true })
+      t.removeDir()
       throw e
     }
   }
@@ -236,6 +239,11 @@ export class NamespaceTestnet {
   /** Stops every validator and removes the temp dir (kept, with its logs, when TALLY_FAULT_KEEP is set). */
   async destroy(): Promise<void> {
     await Promise.all(this.all.map((i) => this.stopProc(i, 'SIGKILL')))
+    this.removeDir()
+  }
+
+  private removeDir(): void {
+    process.off('exit', this.onExit)
     if (process.env.TALLY_FAULT_KEEP) console.log(`# kept ${this.dir}`)
     else rmSync(this.dir, { recursive: true, force: true })
   }
