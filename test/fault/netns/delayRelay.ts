@@ -15,6 +15,12 @@ export class DelayRelay {
 
   private constructor(private readonly server: Server) {}
 
+  /** The port it listens on (the one asked for, or the one the system chose for port 0). */
+  get port(): number {
+    const a = this.server.address()
+    return typeof a === 'object' && a !== null ? a.port : 0
+  }
+
   /** Listens on `listenHost:listenPort` and relays each connection to `targetHost:targetPort`. */
   static start(o: { listenHost: string; listenPort: number; targetHost: string; targetPort: number; delayMs: number; maxBufferedBytes?: number }): Promise<DelayRelay> {
     const maxBuffered = o.maxBufferedBytes ?? 16 * 2 ** 20
