@@ -28,13 +28,17 @@ const LOCK = join(tmpdir(), 'tally-fault-netns.lock')
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Runs a command to completion; resolves with its stdout, rejects with its stderr. */
-export function run(cmd: string, args: readonly string[], timeoutMs = 20_000): Promise<string> {
+/** Runs a command to completion, with `input` on its stdin; resolves with its stdout, rejects with its stderr. */
+export function run(cmd: string, args: readonly string[], input = '', timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${stderr.trim() || err.message}`))
       else resolve(stdout)
     })
+    // a command that does not read its stdin may exit before the write: its result is what counts
+    child.stdin?.on('error', () => undefined)
+    if (input === '') child.stdin?.end()
+    else child.stdin?.end(input)
   })
 }
 
@@ -174,15 +178,17 @@ export function cleanAndProbe(): string | undefined {
 
 /**
  * Why packet-filter faults (partitions, loss, the latency detour) cannot run, or undefined when they can:
- * `iptables` must work inside a namespace. Call it holding the lock.
+ * `iptables` and `iptables-restore` must work inside a namespace, with the nat table. Call it holding the lock.
  */
 export function whyNoIptables(): string | undefined {
-  if (!hasCommand('iptables')) return 'iptables is missing (Debian package iptables)'
+  if (!hasCommand('iptables') || !hasCommand('iptables-restore')) return 'iptables is missing (Debian package iptables)'
   const ns = `${NETNS_PREFIX}probe`
   try {
     runSync('ip', ['netns', 'add', ns])
-    runSync('ip', ['netns', 'exec', ns, 'iptables', '-N', 'PROBE'])
-    runSync('ip', ['netns', 'exec', ns, 'iptables', '-t', 'nat', '-S'])
+    execFileSync('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], {
+      input: '*filter\n:PROBE - [0:0]\n-A PROBE -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n*nat\n:PROBE - [0:0]\n-A PROBE -p tcp -j DNAT --to-destination 127.0.0.1:1\nCOMMIT\n',
+      stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000,
+    })
     return undefined
   } catch (e) {
     return `iptables does not work inside a namespace: ${errorText(e)}`
@@ -251,9 +257,9 @@ export class HostNetwork {
     return `${SUBNET}.${10 + i}`
   }
 
-  /** Runs a command inside validator i's namespace to completion. */
-  exec(i: number, argv: readonly string[]): Promise<string> {
-    return run('ip', ['netns', 'exec', this.namespace(i), ...argv])
+  /** Runs a command inside validator i's namespace to completion, with `input` on its stdin. */
+  exec(i: number, argv: readonly string[], input = ''): Promise<string> {
+    return run('ip', ['netns', 'exec', this.namespace(i), ...argv], input)
   }
 
   /**

@@ -4,40 +4,42 @@ import type { HostNetwork } from './hostNetwork.js'
  * Network faults made with iptables inside the validators' namespaces: partitions, isolation, one-way loss, and
  * a detour of one validator's p2p connections through other addresses (the latency fault). Every rule sits in the
  * suite's own chains (filter `TALLY-FAULT`, jumped to from INPUT and OUTPUT; nat `TALLY-DETOUR`, from OUTPUT), so
- * {@link PacketFilter.heal} flushes them all and nothing else. The root namespace's address stays reachable from
- * every validator throughout, so the test can watch each side over RPC.
+ * {@link PacketFilter.heal} flushes them all and nothing else. A fault's rules for one namespace land at once
+ * (`iptables-restore --noflush`). The root namespace's address stays reachable from every validator throughout,
+ * so the test can watch each side over RPC.
  */
 export class PacketFilter {
   private constructor(private readonly net: HostNetwork) {}
 
   /** Creates the chains in every validator's namespace. */
   static async install(net: HostNetwork): Promise<PacketFilter> {
+    const f = new PacketFilter(net)
     for (let i = 0; i < net.size; i++) {
-      await net.exec(i, ['iptables', '-N', 'TALLY-FAULT'])
-      await net.exec(i, ['iptables', '-I', 'INPUT', '-j', 'TALLY-FAULT'])
-      await net.exec(i, ['iptables', '-I', 'OUTPUT', '-j', 'TALLY-FAULT'])
-      await net.exec(i, ['iptables', '-t', 'nat', '-N', 'TALLY-DETOUR'])
-      await net.exec(i, ['iptables', '-t', 'nat', '-I', 'OUTPUT', '-j', 'TALLY-DETOUR'])
+      await f.restore(i, {
+        filter: [':TALLY-FAULT - [0:0]', '-I INPUT -j TALLY-FAULT', '-I OUTPUT -j TALLY-FAULT'],
+        nat: [':TALLY-DETOUR - [0:0]', '-I OUTPUT -j TALLY-DETOUR'],
+      })
     }
-    return new PacketFilter(net)
+    return f
   }
 
-  private async add(i: number, rule: string[]): Promise<void> {
-    await this.net.exec(i, ['iptables', '-A', 'TALLY-FAULT', ...rule])
+  /** Applies lines to the filter and nat tables of validator i's namespace in one transaction each. */
+  private async restore(i: number, tables: { filter?: readonly string[]; nat?: readonly string[] }): Promise<void> {
+    let text = ''
+    for (const [name, lines] of Object.entries(tables)) if (lines.length > 0) text += `*${name}\n${lines.join('\n')}\nCOMMIT\n`
+    if (text !== '') await this.net.exec(i, ['iptables-restore', '--noflush'], text)
+  }
+
+  /** The rules that drop every packet between validator i and `peers`, both ways. */
+  private cut(peers: readonly number[]): string[] {
+    return peers.flatMap((j) => [`-A TALLY-FAULT -s ${this.net.address(j)} -j DROP`, `-A TALLY-FAULT -d ${this.net.address(j)} -j DROP`])
   }
 
   /** Drops every packet between the groups (each validator keeps talking to its own group and to the root). */
   async partition(groups: readonly (readonly number[])[]): Promise<void> {
     for (const group of groups) {
-      for (const i of group) {
-        for (const other of groups) {
-          if (other === group) continue
-          for (const j of other) {
-            await this.add(i, ['-s', this.net.address(j), '-j', 'DROP'])
-            await this.add(i, ['-d', this.net.address(j), '-j', 'DROP'])
-          }
-        }
-      }
+      const others = groups.filter((g) => g !== group).flat()
+      for (const i of group) await this.restore(i, { filter: this.cut(others) })
     }
   }
 
@@ -49,7 +51,8 @@ export class PacketFilter {
 
   /** Drops what validator i sends to the other validators; what they send to it still arrives. */
   async dropOutgoing(i: number): Promise<void> {
-    for (let j = 0; j < this.net.size; j++) if (j !== i) await this.add(i, ['-d', this.net.address(j), '-j', 'DROP'])
+    const rest = [...Array(this.net.size).keys()].filter((j) => j !== i)
+    await this.restore(i, { filter: rest.map((j) => `-A TALLY-FAULT -d ${this.net.address(j)} -j DROP`) })
   }
 
   /**
@@ -60,32 +63,22 @@ export class PacketFilter {
    * makes would otherwise match the refusal and be dropped).
    */
   async detour(i: number, p2pPort: (j: number) => number, relayPort: (j: number) => number): Promise<void> {
-    const to = (j: number) => `${this.net.hostAddress}:${relayPort(j)}`
-    const nat = (k: number, dest: number) => this.net.exec(k, [
-      'iptables', '-t', 'nat', '-A', 'TALLY-DETOUR', '-p', 'tcp', '-d', this.net.address(dest), '--dport', String(p2pPort(dest)),
-      '-j', 'DNAT', '--to-destination', to(dest),
-    ])
-    const refuse = async (k: number, peer: number) => {
-      for (const dir of ['-s', '-d']) {
-        await this.add(k, ['-p', 'tcp', dir, this.net.address(peer), '-j', 'REJECT', '--reject-with', 'tcp-reset'])
-        await this.add(k, [dir, this.net.address(peer), '-j', 'DROP'])
-      }
-    }
-    for (let k = 0; k < this.net.size; k++) await this.add(k, ['-p', 'tcp', '--tcp-flags', 'RST', 'RST', '-j', 'ACCEPT'])
-    for (let j = 0; j < this.net.size; j++) {
-      if (j === i) continue
-      await nat(i, j)
-      await nat(j, i)
-      await refuse(i, j)
-      await refuse(j, i)
-    }
+    const dnat = (dest: number) =>
+      `-A TALLY-DETOUR -p tcp -d ${this.net.address(dest)} --dport ${p2pPort(dest)} -j DNAT --to-destination ${this.net.hostAddress}:${relayPort(dest)}`
+    const refuse = (peers: readonly number[]) => [
+      '-A TALLY-FAULT -p tcp --tcp-flags RST RST -j ACCEPT',
+      ...peers.flatMap((j) => ['-s', '-d'].flatMap((dir) => [
+        `-A TALLY-FAULT -p tcp ${dir} ${this.net.address(j)} -j REJECT --reject-with tcp-reset`,
+        `-A TALLY-FAULT ${dir} ${this.net.address(j)} -j DROP`,
+      ])),
+    ]
+    const rest = [...Array(this.net.size).keys()].filter((j) => j !== i)
+    for (const j of rest) await this.restore(j, { nat: [dnat(i)], filter: refuse([i]) })
+    await this.restore(i, { nat: rest.map(dnat), filter: refuse(rest) })
   }
 
   /** Removes every fault rule in every namespace. */
   async heal(): Promise<void> {
-    for (let i = 0; i < this.net.size; i++) {
-      await this.net.exec(i, ['iptables', '-F', 'TALLY-FAULT'])
-      await this.net.exec(i, ['iptables', '-t', 'nat', '-F', 'TALLY-DETOUR'])
-    }
+    for (let i = 0; i < this.net.size; i++) await this.restore(i, { filter: ['-F TALLY-FAULT'], nat: ['-F TALLY-DETOUR'] })
   }
 }
