@@ -59,7 +59,8 @@ describe('fault soak on network-namespace hosts', { skip: pre.suite ?? false, ti
           const t0 = Date.now()
           try {
             const seen = await x.run(round)
-            t.diagnostic(`round ${round} ${x.name} (${Date.now() - t0} ms): ${seen}`)
+            // live progress: a test's diagnostics only print when it ends
+            process.stderr.write(`# round ${round} ${x.name} (${Date.now() - t0} ms): ${seen}\n`)
           } catch (e) {
             throw new Error(`round ${round}, ${x.name}: ${(e as Error).message}\n${f.logs()}`, { cause: e })
           }
