@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -24,7 +24,8 @@ export const NETNS_PREFIX = 'tly-'
 const SUBNET = '198.18.0'
 const SWITCH = `${NETNS_PREFIX}sw`
 const ROOT_LINK = `${NETNS_PREFIX}host`
-const LOCK = join(tmpdir(), 'tally-fault-netns.lock')
+/** Machine-wide (not per TMPDIR), so runs from any shell see each other. */
+const LOCK = join(existsSync('/run/lock') ? '/run/lock' : tmpdir(), 'tally-fault-netns.lock')
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
