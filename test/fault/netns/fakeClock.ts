@@ -25,7 +25,7 @@ function findLibrary(): string | undefined {
 /** The environment that runs a process with its wall clock `offset` off (libfaketime syntax: `+10m`, `-10m`). */
 export function fakeClockEnv(offset: string): Record<string, string> {
   const library = findLibrary()
-  if (library === undefined) throw new Error(`${LIBRARY} not found (Debian package faketime)`)
+  if (library === undefined) throw new Error(`${LIBRARY} not found (Debian package libfaketime, which faketime depends on)`)
   return { LD_PRELOAD: library, FAKETIME: offset, FAKETIME_DONT_FAKE_MONOTONIC: '1' }
 }
 
@@ -34,7 +34,7 @@ export function fakeClockEnv(offset: string): Record<string, string> {
  * clock of a Node process (checked with a ten-minute offset, within a minute).
  */
 export function whyNoFakeClock(): string | undefined {
-  if (findLibrary() === undefined) return `${LIBRARY} is missing (Debian package faketime)`
+  if (findLibrary() === undefined) return `${LIBRARY} is missing (Debian package libfaketime, which faketime depends on)`
   try {
     const out = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(Date.now()))'], {
       env: { ...process.env, ...fakeClockEnv('+10m') }, encoding: 'utf8', timeout: 20_000,
