@@ -17,7 +17,7 @@ import { TransferLoad } from './transferLoad.js'
  */
 
 /** Consensus time of `rounds` rounds that all time out, from the suite's genesis timeouts. */
-export function roundsMs(rounds: number): number {
+function roundsMs(rounds: number): number {
   const t = FAULT_SUITE_PARAMS.timeouts
   let ms = 0
   for (let r = 0; r < rounds; r++) {

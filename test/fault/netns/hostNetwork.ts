@@ -62,7 +62,7 @@ function errorText(e: unknown): string {
 }
 
 /** True when `cmd` runs (`cmd args` exits 0). */
-export function hasCommand(cmd: string, args: readonly string[] = ['--version']): boolean {
+function hasCommand(cmd: string, args: readonly string[] = ['--version']): boolean {
   return trySync(cmd, args) !== undefined
 }
 
@@ -85,7 +85,7 @@ function ourNamespaces(): string[] {
  * namespaces (which takes their veths and packet-filter rules along) and any root-namespace link with the prefix.
  * Synchronous, so that it also serves a process `exit` handler.
  */
-export function removeLeftovers(): void {
+function removeLeftovers(): void {
   for (const ns of ourNamespaces()) {
     const pids = (trySync('ip', ['netns', 'pids', ns]) ?? '').split('\n').map((p) => Number(p.trim())).filter((p) => p > 0)
     for (const pid of pids) {

@@ -9,8 +9,8 @@ import type { HostNetwork } from './hostNetwork.js'
 const TALLYD = join(repoRoot, 'bin', 'tallyd.js')
 
 /** Ports every validator uses on its own address. */
-export const P2P_PORT = 26656
-export const RPC_PORT = 8545
+const P2P_PORT = 26656
+const RPC_PORT = 8545
 
 /**
  * Consensus parameters for the suite, written into the generated genesis: rounds short enough that a stalled
@@ -134,11 +134,6 @@ export class NamespaceTestnet {
     return p !== undefined && p.exitCode === null && p.signalCode === null
   }
 
-  /** The clock offset validator i runs with, if any. */
-  clockOf(i: number): string | undefined {
-    return this.clocks[i]
-  }
-
   /** Freezes validator i (SIGSTOP): its sockets stay open, nothing answers. */
   pause(i: number): void {
     const p = this.procs[i]
@@ -211,17 +206,6 @@ export class NamespaceTestnet {
     } catch (e) {
       const hs = await Promise.all(this.all.map((i) => this.height(i)))
       throw new Error(`${(e as Error).message} (heights now: ${hs.map((h, i) => `node${i}=${h ?? 'down'}`).join(' ')})`)
-    }
-  }
-
-  /** The round validator i is in, from its Prometheus metrics; undefined when it does not answer. */
-  async round(i: number): Promise<number | undefined> {
-    try {
-      const text = await (await fetch(`${this.rpcUrl(i)}/metrics`, { signal: AbortSignal.timeout(2_000) })).text()
-      const m = /^tally_round (\S+)$/m.exec(text)
-      return m ? Number(m[1]) : undefined
-    } catch {
-      return undefined
     }
   }
 
