@@ -1,0 +1,101 @@
+import { bytesEqual } from '../crypto/bytes.js'
+import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
+import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { err, ok, type Result } from '../crypto/result.js'
+import { MAX_BLOCK_TXS } from './block.js'
+
+/**
+ * Inclusion proofs of a transaction in a block: the RFC 6962 audit path of its hash in the block's transaction tree
+ * ({@link txRoot} in ledger/block.ts), checkable against the header's `txRoot` alone.
+ *
+ * Bytes: `canonical([index, count, [sibling, ...]])`, the siblings from the leaf's level up. The verifier recomputes
+ * the root from the hash, its index, the number of transactions and the siblings (RFC 6962 §2.1.1; RFC 9162 §2.1.3.2).
+ * A proof that verifies binds the transaction to its index under the root; the count only shapes the path (counts that
+ * give the same path verify alike), so it is informative, not proven.
+ */
+
+/** Most siblings a proof can need (a tree of at most MAX_BLOCK_TXS leaves). */
+const MAX_SIBLINGS = 32
+
+const LEAF = new Uint8Array([0x00])
+const INNER = new Uint8Array([0x01])
+
+/** The audit path of the leaf at `index` among `hashes` (the block's transaction hashes, in order). */
+export function txInclusionProof(hashes: readonly Uint8Array[], index: number): Uint8Array {
+  if (!Number.isSafeInteger(index) || index < 0 || index >= hashes.length) throw new RangeError(`index ${index} is not a transaction of the block`)
+  const root = (lo: number, hi: number): Uint8Array => {
+    if (hi - lo === 1) return sha256(LEAF, hashes[lo]!)
+    const k = split(hi - lo)
+    return sha256(INNER, root(lo, lo + k), root(lo + k, hi))
+  }
+  const path: Uint8Array[] = []
+  const walk = (lo: number, hi: number): void => {
+    if (hi - lo === 1) return
+    const k = split(hi - lo)
+    if (index < lo + k) {
+      walk(lo, lo + k)
+      path.push(root(lo + k, hi))
+    } else {
+      walk(lo + k, hi)
+      path.push(root(lo, lo + k))
+    }
+  }
+  walk(0, hashes.length)
+  return encodeCanonical([index, hashes.length, path])
+}
+
+/** Why a proof does not prove the inclusion. */
+export interface TxProofError {
+  readonly code: 'malformed' | 'root_mismatch'
+  readonly reason: string
+}
+
+/**
+ * Verifies that `hash` is the transaction at the proof's index of a block whose transaction root is `root`; returns
+ * the index and the block's transaction count. Pure; never throws on any input.
+ */
+export function verifyTxInclusion(root: Uint8Array, hash: Uint8Array, proof: Uint8Array): Result<{ index: number; count: number }, TxProofError> {
+  const fail = (code: TxProofError['code'], reason: string) => err<TxProofError>({ code, reason })
+  if (!(root instanceof Uint8Array) || root.byteLength !== HASH_LENGTH || !(hash instanceof Uint8Array) || hash.byteLength !== HASH_LENGTH) {
+    return fail('malformed', 'root and hash must be 32 bytes')
+  }
+  if (!(proof instanceof Uint8Array)) return fail('malformed', 'proof must be bytes')
+  const d = decodeCanonical(proof, 16 + MAX_SIBLINGS * (HASH_LENGTH + 2))
+  if (!d.ok) return fail('malformed', d.reason)
+  if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'a proof is [index, count, siblings]')
+  const [index, count, siblings] = d.value as unknown[]
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > MAX_BLOCK_TXS) return fail('malformed', 'count')
+  if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index >= count) return fail('malformed', 'index')
+  if (!Array.isArray(siblings) || siblings.length > MAX_SIBLINGS) return fail('malformed', 'siblings')
+  for (const s of siblings) if (!(s instanceof Uint8Array) || s.byteLength !== HASH_LENGTH) return fail('malformed', 'sibling')
+  // RFC 9162 §2.1.3.2: walk up from the leaf; `fn` is the node's index, `sn` the last index of its level.
+  let fn = index
+  let sn = count - 1
+  let r = sha256(LEAF, hash)
+  for (const s of siblings as Uint8Array[]) {
+    if (sn === 0) return fail('malformed', 'more siblings than levels')
+    if (fn % 2 === 1 || fn === sn) {
+      r = sha256(INNER, s, r)
+      if (fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn >>= 1
+          sn >>= 1
+        }
+      }
+    } else {
+      r = sha256(INNER, r, s)
+    }
+    fn >>= 1
+    sn >>= 1
+  }
+  if (sn !== 0) return fail('malformed', 'fewer siblings than levels')
+  if (!bytesEqual(r, root)) return fail('root_mismatch', 'the proof leads to another root')
+  return ok({ index, count })
+}
+
+/** The largest power of two below n (n > 1): where RFC 6962 splits a tree of n leaves. */
+function split(n: number): number {
+  let k = 1
+  while (k * 2 < n) k *= 2
+  return k
+}
