@@ -27,8 +27,8 @@ export class TestBackend implements RpcBackend {
   }]
   /** What `getPendingChanges` answers (nothing pending by default). */
   pendingChanges: PendingChangesInfo | undefined
-  /** Governance votes admitted (kept apart: the test bank does not execute them). */
-  readonly governanceVotes: Uint8Array[] = []
+  /** Governance votes admitted (kept apart: the test bank commits them with the next block without executing them). */
+  readonly governanceVotes: { bytes: Uint8Array; hash: Uint8Array }[] = []
   maxMempool = 1000
   healthy: HealthState = { healthy: true }
   /** When set, every query waits this long first (to test the server's per-call deadline). */
@@ -43,7 +43,7 @@ export class TestBackend implements RpcBackend {
     this.chainId = options.chainId ?? 'tally-test'
     for (const [a, b] of options.balances ?? []) this.accounts.set(toHex(a), { balance: b, nonce: 0n })
     if (options.autoCommitMs !== undefined) {
-      this.timer = setInterval(() => { if (this.mempool.length > 0) this.commitBlock() }, options.autoCommitMs)
+      this.timer = setInterval(() => { if (this.mempool.length > 0 || this.governanceVotes.length > 0) this.commitBlock() }, options.autoCommitMs)
     }
   }
 
@@ -103,7 +103,8 @@ export class TestBackend implements RpcBackend {
       // a vote is admitted from a member of the next height's set, and not executed by this test bank
       const set = this.setAt(this.blocks.length + 1)
       if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx)))) return { ok: false, code: 'not_validator', reason: 'the signer is not a validator' }
-      this.governanceVotes.push(bytes)
+      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash))) return { ok: false, code: 'duplicate', reason: 'already known' }
+      this.governanceVotes.push({ bytes, hash })
       return { ok: true, hash }
     }
     const key = toHex(hash)
@@ -127,7 +128,7 @@ export class TestBackend implements RpcBackend {
     const key = toHex(hash)
     const c = this.committed.get(key)
     if (c !== undefined) return { status: 'committed', ...c }
-    if (this.mempool.some((t) => toHex(t.hash) === key)) return { status: 'pending' }
+    if (this.mempool.some((t) => toHex(t.hash) === key) || this.governanceVotes.some((v) => toHex(v.hash) === key)) return { status: 'pending' }
     return { status: 'unknown' }
   }
 
@@ -202,7 +203,15 @@ export class TestBackend implements RpcBackend {
       this.committed.set(toHex(t.hash), { height, index, ...r })
       events.push({ hash: t.hash, height, index, ...r })
     })
-    const allTxs = [...txs.map((t) => t.bytes), ...extraTxs]
+    // governance votes follow the transfers, committed as they are
+    const votes = this.governanceVotes.splice(0)
+    for (const v of votes) {
+      const index = results.length
+      results.push({ ok: true })
+      this.committed.set(toHex(v.hash), { height, index, ok: true })
+      events.push({ hash: v.hash, height, index, ok: true })
+    }
+    const allTxs = [...txs.map((t) => t.bytes), ...votes.map((v) => v.bytes), ...extraTxs]
     const header = { chainId: this.chainId, height: BigInt(height), time: 1_700_000_000_000 + height * 1000, previousHash: prev, txCount: allTxs.length }
     const hash = sha256(new TextEncoder().encode(JSON.stringify({ height, prev: toHex(prev), n: allTxs.length })))
     const block: BlockInfo = {
