@@ -237,6 +237,8 @@ export class TallyNode {
       peerId: p2p.peerId, peerCount: () => p2p.peerCount, catchingUp: () => sync.catchingUp,
       validator: guard?.address ?? null,
       evidence: () => evidence.views(),
+      rosterAt: (h) => sets.rosterAt(h),
+      governance: () => ledger.governance(),
     })
     late.backend = backend
     const rpc = new RpcServer({

@@ -1,15 +1,19 @@
 import { EventEmitter } from 'node:events'
 import { sha256 } from '../crypto/hash.js'
-import { decodeCommitCertificate, type CommitCertificate } from '../consensus/index.js'
+import { decodeCommitCertificate, decodeEvidence, type CommitCertificate } from '../consensus/index.js'
 import type { Genesis } from '../genesis/genesis.js'
-import { blockHash, type Block } from '../ledger/block.js'
+import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
 import type { Account } from '../ledger/account.js'
+import { castVote, memberOf, totalPower, type GovernanceState, type Roster } from '../ledger/governance.js'
+import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
 import type {
-  BlockInfo, DomainValue, HealthState, NodeStatus, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup, Unsubscribe, ValidatorInfo,
+  BlockInfo, CommitInfo, DomainValue, HealthState, NodeStatus, PendingChangesInfo, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup,
+  Unsubscribe, ValidatorInfo, ValidatorsUnknown,
 } from '../rpc/backend.js'
 import type { CommittedBlock } from './host/consensusHost.js'
+import { evidenceView } from './host/evidencePool.js'
 import type { ChainStore, ChainTip } from './storage/chainStore.js'
-import { decodeStoredBlock } from './storage/storedBlock.js'
+import { decodeStoredBlock, type StoredBlock } from './storage/storedBlock.js'
 
 /**
  * What the RPC server serves: the node's committed state, chain, mempool and events, read through narrow views of
@@ -30,23 +34,52 @@ export interface NodeBackendDependencies {
   readonly peerId: string
   readonly peerCount: () => number
   readonly catchingUp: () => boolean
+  /** The address of this node's validator key; null on a full node (no key). */
   readonly validator: Uint8Array | null
+  /** The committed evidence as RPC shows it, oldest first. */
   readonly evidence: () => readonly DomainValue[]
+  /**
+   * The validator set in force at a height the node knows: from 1 to the tip + 2 (the history by height, which the
+   * host keeps as blocks commit).
+   */
+  readonly rosterAt: (height: number) => Roster
+  /** The committed governance state (the schedule and the pending changes). */
+  readonly governance: () => GovernanceState | undefined
+}
+
+/** The RPC view of a header: every field the block hash commits to, in the header's order. */
+export function headerInfo(h: BlockHeader): { readonly [key: string]: DomainValue } {
+  return {
+    chainId: h.chainId, height: h.height, time: h.time, previousBlockHash: h.previousBlockHash, txRoot: h.txRoot, stateRoot: h.stateRoot,
+    proposer: h.proposer, validatorSetHash: h.validatorSetHash, nextValidatorSetHash: h.nextValidatorSetHash, lastCommitHash: h.lastCommitHash,
+    evidenceRoot: h.evidenceRoot,
+  }
+}
+
+/** The RPC view of a commit certificate, with the block's `lastCommit` (the previous height's certificate). */
+function commitInfo(certificate: CommitCertificate, lastCommit: CommitCertificate | null): DomainValue {
+  const cert = (c: CommitCertificate) => ({ height: c.height, round: c.round, blockHash: c.valueId, signatures: c.signatures.map((s) => ({ validator: s.validator, signature: s.signature })) })
+  return { ...cert(certificate), lastCommit: lastCommit === null ? null : cert(lastCommit) }
+}
+
+/** The RPC view of a set member. */
+function validatorInfo(m: Roster[number]): ValidatorInfo {
+  return { address: m.address, publicKey: m.publicKey, power: m.power, peerId: m.peerId, name: m.name }
 }
 
 /** The RPC view of a committed block. */
 export function blockInfo(height: number, hash: Uint8Array, block: Block, lastCommit: CommitCertificate | null, certificate: CommitCertificate, receipts?: readonly { ok: boolean; code?: string }[]): BlockInfo {
-  const h = block.header
-  const cert = (c: CommitCertificate) => ({ height: c.height, round: c.round, blockHash: c.valueId, signatures: c.signatures.map((s) => ({ validator: s.validator, signature: s.signature })) })
   return {
     height, hash,
-    header: {
-      chainId: h.chainId, height: h.height, time: h.time, previousBlockHash: h.previousBlockHash, txRoot: h.txRoot, stateRoot: h.stateRoot,
-      proposer: h.proposer, validatorSetHash: h.validatorSetHash, lastCommitHash: h.lastCommitHash,
-    },
+    header: headerInfo(block.header),
     txs: block.txs,
     ...(receipts ? { results: receipts.map((r) => (r.ok ? { ok: true } : { ok: false, error: r.code! })) } : {}),
-    commit: { ...cert(certificate), lastCommit: lastCommit === null ? null : cert(lastCommit) },
+    commit: commitInfo(certificate, lastCommit),
+    evidence: block.evidence.map((bytes) => {
+      const e = decodeEvidence(bytes)
+      if (!e.ok) throw new Error(`block ${height} holds evidence that does not decode`)
+      return evidenceView(e.value, height)
+    }),
   }
 }
 
@@ -72,8 +105,14 @@ export class NodeBackend implements RpcBackend {
     return {
       chainId: this.d.genesis.chainId, moniker: this.d.moniker, nodeId: this.d.peerId,
       height: tip?.height ?? 0, blockHash: tip?.blockHash ?? null, blockTime: tip?.blockTime ?? null,
-      validator: this.d.validator, peers: this.d.peerCount(), catchingUp: this.d.catchingUp(),
+      validator: this.currentValidator(tip?.height ?? 0), peers: this.d.peerCount(), catchingUp: this.d.catchingUp(),
     }
+  }
+
+  /** This node's validator address when its key is in the set of the next height (the one consensus works on). */
+  private currentValidator(tipHeight: number): Uint8Array | null {
+    const v = this.d.validator
+    return v !== null && memberOf(this.d.rosterAt(tipHeight + 1), v) !== undefined ? v : null
   }
 
   getAccount(address: Uint8Array): Account | Promise<Account> {
@@ -84,7 +123,24 @@ export class NodeBackend implements RpcBackend {
     return this.d.nextNonce(address)
   }
 
+  /**
+   * Offers a transaction to the mempool. A governance vote that would fail against the committed state at the next
+   * height (not a validator, a change that does not apply, too many open votes) is refused here with the ledger's
+   * code, so the operator learns why at once instead of from a rejection after the next proposal.
+   */
   submitTx(bytes: Uint8Array): Promise<SubmitResult> {
+    // a governance vote's canonical bytes open with an array of 6 and its version; transfers skip the decode here
+    if (bytes[0] !== 0x96 || bytes[1] !== GOVERNANCE_TX_VERSION) return this.d.submit(bytes)
+    const d = decodeTransaction(bytes)
+    const gov = this.d.governance()
+    if (d.ok && d.value.tx.kind === 'governance' && d.value.tx.chainId === this.d.genesis.chainId && gov !== undefined) {
+      const height = (this.d.tip()?.height ?? 0) + 1
+      const r = castVote(gov, height, senderAddress(d.value.tx), d.value.tx.action, this.d.genesis.params.governance)
+      if (!r.ok) {
+        const reason = r.error.code === 'not_validator' ? `the signer is not a validator at height ${height}` : r.error.reason
+        return Promise.resolve({ ok: false, code: r.error.code, reason })
+      }
+    }
     return this.d.submit(bytes)
   }
 
@@ -102,27 +158,63 @@ export class NodeBackend implements RpcBackend {
   }
 
   async getBlock(height?: number): Promise<BlockInfo | null> {
+    const h = height ?? this.d.tip()?.height ?? 0
+    const stored = await this.storedBlock(h)
+    if (stored === null) return null
+    const { block, certificate } = stored
+    const receipts = (await this.d.chain.txLocations(block.block.txs.map((t) => sha256(t))))
+      .map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
+    return blockInfo(h, blockHash(block.block.header), block.block, block.lastCommit, certificate, receipts)
+  }
+
+  async getCommit(height: number): Promise<CommitInfo | null> {
+    const stored = await this.storedBlock(height)
+    if (stored === null) return null
+    const header = stored.block.block.header
+    return { height, hash: blockHash(header), header: headerInfo(header), commit: commitInfo(stored.certificate, stored.block.lastCommit) }
+  }
+
+  /** The stored block and certificate of a committed height; null outside 1…tip. */
+  private async storedBlock(h: number): Promise<{ block: StoredBlock; certificate: CommitCertificate } | null> {
     const tip = this.d.tip()?.height ?? 0
-    const h = height ?? tip
-    if (h < 1 || h > tip) return null
+    if (!Number.isSafeInteger(h) || h < 1 || h > tip) return null
     const [bytes, certBytes] = await Promise.all([this.d.chain.blockBytes(h), this.d.chain.certificateBytes(h)])
     if (bytes === undefined || certBytes === undefined) return null
     const limits = this.d.genesis.params.block
     const s = decodeStoredBlock(bytes, { maxBytes: limits.maxBytes, maxTxs: limits.maxTxs })
     const c = decodeCommitCertificate(certBytes)
     if (!s.ok || !c.ok) throw new Error(`stored block ${h} is corrupt`)
-    const receipts = (await this.d.chain.txLocations(s.value.block.txs.map((t) => sha256(t))))
-      .map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
-    return blockInfo(h, blockHash(s.value.block.header), s.value.block, s.value.lastCommit, c.value, receipts)
+    return { block: s.value, certificate: c.value }
   }
 
-  getValidators(): ValidatorInfo[] {
-    return this.d.genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId }))
+  getValidators(height?: number): ValidatorInfo[] | ValidatorsUnknown {
+    const next = (this.d.tip()?.height ?? 0) + 1
+    const h = height ?? next
+    if (!Number.isSafeInteger(h) || h < 1) return { unknown: `height ${h} has no validator set: the first block is height 1` }
+    if (h > next + 1) return { unknown: `the validator set of height ${h} is not known yet: this node knows the sets up to height ${next + 1} (its tip + 2)` }
+    return this.d.rosterAt(h).map(validatorInfo)
+  }
+
+  getPendingChanges(): PendingChangesInfo {
+    const height = (this.d.tip()?.height ?? 0) + 1
+    const gov = this.d.governance()
+    const current = this.d.rosterAt(height)
+    const total = totalPower(current)
+    const voteExpiryHeights = this.d.genesis.params.governance.voteExpiryHeights
+    if (gov === undefined) return { height, totalPower: total, voteExpiryHeights, changes: [], scheduled: null }
+    const upcoming = gov.schedule.find((e) => e.fromHeight > height)
+    const changes = gov.pending.map((p) => {
+      let power = 0n
+      for (const v of p.votes) power += BigInt(memberOf(current, v.address)?.power ?? 0)
+      return { id: p.id, action: p.action, votes: p.votes, power, forced: p.forced }
+    })
+    const scheduled = upcoming === undefined ? null : { fromHeight: upcoming.fromHeight, validators: upcoming.roster.map(validatorInfo) }
+    return { height, totalPower: total, voteExpiryHeights, changes, scheduled }
   }
 
   health(): HealthState {
     if (this.d.catchingUp()) return { healthy: false, reason: 'catching up' }
-    if (this.d.peerCount() === 0 && this.d.genesis.validators.length > 1) return { healthy: false, reason: 'no peers' }
+    if (this.d.peerCount() === 0 && this.d.rosterAt((this.d.tip()?.height ?? 0) + 1).length > 1) return { healthy: false, reason: 'no peers' }
     return { healthy: true }
   }
 

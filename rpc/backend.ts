@@ -1,3 +1,5 @@
+import type { GovernanceAction } from '../ledger/governance.js'
+
 /**
  * What the RPC server needs from a node. The node (node/) implements it; tests use an in-memory double.
  *
@@ -55,7 +57,11 @@ export interface AccountState {
   readonly nonce: bigint
 }
 
-/** Reasons a transaction can be refused admission. The RPC maps each to a fixed error number (docs/rpc.md). */
+/**
+ * Reasons a transaction can be refused admission. The RPC maps each to a fixed error number (docs/rpc.md); the
+ * table in rpc/errors.ts is typed over this union, so a code added here needs its number there.
+ * The last three refuse a governance vote that would fail against the committed state (ledger/governance.ts).
+ */
 export type SubmitErrorCode =
   | 'invalid_signature'
   | 'bad_nonce'
@@ -64,11 +70,14 @@ export type SubmitErrorCode =
   | 'malformed'
   | 'mempool_full'
   | 'duplicate'
+  | 'not_validator'
+  | 'bad_action'
+  | 'too_many_proposals'
 
 /** The outcome of `submitTx`: success only once the transaction is in the mempool. */
 export type SubmitResult =
   | { readonly ok: true; readonly hash: Uint8Array }
-  | { readonly ok: false; readonly code: SubmitErrorCode | (string & {}); readonly reason: string }
+  | { readonly ok: false; readonly code: SubmitErrorCode; readonly reason: string }
 
 /** Where a transaction is. */
 export type TxLookup =
@@ -99,14 +108,58 @@ export interface BlockInfo {
   readonly results?: readonly { readonly ok: boolean; readonly error?: string }[]
   /** The commit certificate (formatted generically). */
   readonly commit: DomainValue
+  /** The equivocation evidence the block carries (formatted generically), when the node has it decoded. */
+  readonly evidence?: readonly DomainValue[]
 }
 
-/** A validator of the current set. */
+/** A committed block's header with the certificate that commits it: what a client needs to trust the header. */
+export interface CommitInfo {
+  readonly height: number
+  readonly hash: Uint8Array
+  readonly header: { readonly [key: string]: DomainValue }
+  /** The commit certificate of `height`, formatted as {@link BlockInfo.commit}. */
+  readonly commit: DomainValue
+}
+
+/** A member of a validator set. */
 export interface ValidatorInfo {
   readonly address: Uint8Array
   readonly publicKey: Uint8Array
   readonly power: number | bigint
   readonly peerId: string
+  /** The validator's name (genesis, or the governance change that added it). */
+  readonly name: string
+}
+
+/** The answer for a height whose validator set the node does not know (yet): why, for the client. */
+export interface ValidatorsUnknown {
+  readonly unknown: string
+}
+
+/** A governance change waiting for votes (ledger/governance.ts), with the power its votes hold. */
+export interface PendingChangeInfo {
+  /** The action's id: what votes for the same change agree on. */
+  readonly id: Uint8Array
+  readonly action: GovernanceAction
+  /** Who voted and in which block, in address order. */
+  readonly votes: readonly { readonly address: Uint8Array; readonly height: number }[]
+  /** The power of the voters in the set in force at {@link PendingChangesInfo.height} (non-members count 0). */
+  readonly power: bigint
+  /** A removal forced by committed evidence: it needs no votes. */
+  readonly forced: boolean
+}
+
+/** The pending governance changes after the latest committed block. */
+export interface PendingChangesInfo {
+  /** The next height: its set counts the votes at the end of its block. */
+  readonly height: number
+  /** Total power of the set in force at `height`; a change completes with more than two thirds of it. */
+  readonly totalPower: bigint
+  /** A vote counts for this many heights after the block that carried it. */
+  readonly voteExpiryHeights: number
+  readonly changes: readonly PendingChangeInfo[]
+  /** A set that a completed change scheduled and that is not in force yet, with the height it applies from. */
+  readonly scheduled: { readonly fromHeight: number; readonly validators: readonly ValidatorInfo[] } | null
 }
 
 /** Whether the node can serve: running, not catching up, with peers. */
@@ -142,10 +195,20 @@ export interface RpcBackend {
   getTx(hash: Uint8Array): Awaitable<TxLookup>
   /** The committed block at `height`, the latest when undefined; null past the tip (or before the first). */
   getBlock(height?: number): Awaitable<BlockInfo | null>
-  getValidators(): Awaitable<readonly ValidatorInfo[]>
+  /** The header and commit certificate of the committed block at `height`; null past the tip (or before the first). */
+  getCommit(height: number): Awaitable<CommitInfo | null>
+  /**
+   * The validator set in force at `height` (at least 1), in address order; without a height, the set of the next
+   * height (the one consensus works on). A height beyond what the node knows (the sets of the next two heights
+   * after its tip) gets {@link ValidatorsUnknown}.
+   */
+  getValidators(height?: number): Awaitable<readonly ValidatorInfo[] | ValidatorsUnknown>
+  /** The governance changes waiting for votes, as of the latest committed block. */
+  getPendingChanges(): Awaitable<PendingChangesInfo>
   health(): Awaitable<HealthState>
   /**
-   * Evidence of equivocation this node has seen (two conflicting signed messages from one validator), newest last.
+   * The equivocation evidence the chain committed (two conflicting signed messages from one validator), oldest
+   * first, each with the height of the block that carried it: the same on every replica.
    * Optional: a backend without it answers an empty list.
    */
   getEvidence?(): Awaitable<readonly DomainValue[]>

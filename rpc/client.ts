@@ -74,6 +74,47 @@ export interface TxView {
   reason?: string
 }
 
+/** A `chain_getValidators` entry. */
+export interface ValidatorView {
+  address: string
+  publicKey: string
+  power: number
+  peerId: string
+  name: string
+}
+
+/** A commit certificate as `chain_getBlock` and `chain_getCommit` show it. */
+export interface CommitView {
+  height: number
+  round: number
+  blockHash: string
+  signatures: { validator: string; signature: string }[]
+  lastCommit: Omit<CommitView, 'lastCommit'> | null
+}
+
+/** A governance action as the RPC shows it. */
+export type ActionView =
+  | { type: 'add'; publicKey: string; address: string; power: number; peerId: string; name: string }
+  | { type: 'remove'; address: string }
+  | { type: 'power'; address: string; power: number }
+
+/** `chain_getPendingChanges` (docs/rpc.md). */
+export interface PendingChangesView {
+  height: number
+  totalPower: number
+  voteExpiryHeights: number
+  scheduled: { fromHeight: number; validators: ValidatorView[] } | null
+  changes: {
+    id: string
+    action: ActionView
+    votes: { address: string; height: number; countsUntil: number }[]
+    power: number
+    totalPower: number
+    passes: boolean
+    forced: boolean
+  }[]
+}
+
 /** One call of a batch. */
 export interface BatchCall {
   readonly method: string
@@ -258,9 +299,19 @@ export class RpcClient {
     return this.call('chain_getBlock', height === undefined ? [] : [height])
   }
 
-  /** `chain_getValidators`. */
-  getValidators(): Promise<{ address: string; publicKey: string; power: number; peerId: string }[]> {
-    return this.call('chain_getValidators')
+  /** `chain_getValidators`: the set in force at `height` (the next height's when undefined). */
+  getValidators(height?: number): Promise<ValidatorView[]> {
+    return this.call('chain_getValidators', height === undefined ? [] : [height])
+  }
+
+  /** `chain_getCommit`: a committed header and its commit certificate; null past the tip. */
+  getCommit(height: number): Promise<{ height: number; hash: string; header: Record<string, unknown>; commit: CommitView } | null> {
+    return this.call('chain_getCommit', [height])
+  }
+
+  /** `chain_getPendingChanges`: the governance changes waiting for votes. */
+  getPendingChanges(): Promise<PendingChangesView> {
+    return this.call('chain_getPendingChanges')
   }
 
   /**

@@ -1,3 +1,5 @@
+import type { SubmitErrorCode } from './backend.js'
+
 /**
  * JSON-RPC error numbers: the specification's standard codes, and the fixed table mapping the ledger's and
  * mempool's reason codes (and the server's own) into the application range -32000…-32099.
@@ -13,8 +15,17 @@ export const StandardErrorCode = {
   internalError: -32603,
 } as const
 
-/** Application error numbers by reason. A reason outside the table gets GENERIC_APPLICATION_ERROR. */
-export const APPLICATION_ERROR_CODES: Readonly<Record<string, number>> = Object.freeze({
+/** Reasons the server itself gives (not the node's admission codes). */
+export type ServerErrorReason = 'timeout' | 'too_many_subscriptions' | 'websocket_required' | 'unavailable' | 'unknown_height'
+
+/** Every application reason the RPC layer may answer with: each has its own number in the table. */
+export type ApplicationReason = SubmitErrorCode | ServerErrorReason
+
+/**
+ * Application error numbers by reason. Typed over every {@link ApplicationReason}, so a new admission code
+ * (`SubmitErrorCode`) does not compile until it has a number of its own here.
+ */
+export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>> = Object.freeze({
   invalid_signature: -32001,
   bad_nonce: -32002,
   insufficient_funds: -32003,
@@ -26,14 +37,23 @@ export const APPLICATION_ERROR_CODES: Readonly<Record<string, number>> = Object.
   too_many_subscriptions: -32011,
   websocket_required: -32012,
   unavailable: -32013,
+  unknown_height: -32014,
+  not_validator: -32020,
+  bad_action: -32021,
+  too_many_proposals: -32022,
 })
 
-/** The number for an application reason that has no entry of its own. */
+/** The number for a reason outside the table (only a caller that is not type-checked can produce one). */
 export const GENERIC_APPLICATION_ERROR = -32000
 
+/** True when the text is one of the table's reasons. */
+export function isApplicationReason(reason: unknown): reason is ApplicationReason {
+  return typeof reason === 'string' && Object.prototype.hasOwnProperty.call(APPLICATION_ERROR_CODES, reason)
+}
+
 /** The error number for an application reason. */
-export function applicationErrorCode(reason: string): number {
-  return Object.prototype.hasOwnProperty.call(APPLICATION_ERROR_CODES, reason) ? APPLICATION_ERROR_CODES[reason]! : GENERIC_APPLICATION_ERROR
+export function applicationErrorCode(reason: ApplicationReason): number {
+  return isApplicationReason(reason) ? APPLICATION_ERROR_CODES[reason] : GENERIC_APPLICATION_ERROR
 }
 
 /** A JSON-RPC error object. */
@@ -44,6 +64,6 @@ export interface JsonRpcError {
 }
 
 /** An application error: number from the table, `data.reason` the stable reason code. */
-export function applicationError(reason: string, message: string, extra?: Record<string, unknown>): JsonRpcError {
+export function applicationError(reason: ApplicationReason, message: string, extra?: Record<string, unknown>): JsonRpcError {
   return { code: applicationErrorCode(reason), message, data: { reason, ...extra } }
 }

@@ -3,7 +3,7 @@ import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/add
 import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
-import type { BlockInfo, DomainValue, NodeStatus, TxLookup, ValidatorInfo } from './backend.js'
+import type { BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, ValidatorInfo } from './backend.js'
 
 /**
  * Formatting between domain values and their JSON-RPC forms: addresses `0x`+40 lowercase hex, hashes
@@ -41,6 +41,12 @@ export function parseHeightParam(v: unknown): Parsed<number> {
   if (typeof v === 'string' && /^(0|[1-9][0-9]{0,15})$/.test(v)) v = Number(v)
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return { ok: false, reason: 'expected a non-negative integer' }
   return { ok: true, value: v }
+}
+
+/** Parses a height that must name a block or a set: a positive safe integer, as a number or a decimal string. */
+export function parsePositiveHeightParam(v: unknown): Parsed<number> {
+  const h = parseHeightParam(v)
+  return h.ok && h.value < 1 ? { ok: false, reason: 'expected a positive integer (the first block is height 1)' } : h
 }
 
 /** Formats a generic domain structure for JSON (see DomainValue). */
@@ -124,7 +130,13 @@ export function formatBlock(b: BlockInfo): Record<string, unknown> {
     header: formatDomain(b.header),
     txs: b.txs.map((t, i) => formatBlockTx(t, b.results?.[i])),
     commit: formatDomain(b.commit),
+    ...(b.evidence === undefined ? {} : { evidence: b.evidence.map((e) => formatDomain(e)) }),
   }
+}
+
+/** `chain_getCommit` result. */
+export function formatCommit(c: CommitInfo): Record<string, unknown> {
+  return { height: c.height, hash: to0x(c.hash), header: formatDomain(c.header), commit: formatDomain(c.commit) }
 }
 
 /** The `newBlocks` notification: the block with its transactions as hashes only, to keep fan-out cheap. */
@@ -137,13 +149,44 @@ export function formatNewBlock(b: BlockInfo): Record<string, unknown> {
   }
 }
 
+/** A voting power as JSON: a number (powers are bounded well below 2^53), a decimal string beyond that. */
+export function formatPower(p: number | bigint): number | string {
+  if (typeof p === 'number') return p
+  return p <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(p) : p.toString()
+}
+
 /** `chain_getValidators` entry. */
 export function formatValidator(v: ValidatorInfo): Record<string, unknown> {
   return {
     address: formatAddress(v.address),
     publicKey: to0x(v.publicKey),
-    power: typeof v.power === 'bigint' && v.power <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v.power) : formatDomain(v.power),
+    power: formatPower(v.power),
     peerId: v.peerId,
+    name: v.name,
+  }
+}
+
+/**
+ * `chain_getPendingChanges` result: `{height, totalPower, voteExpiryHeights, scheduled, changes}`, each change
+ * `{id, action, votes: [{address, height, countsUntil}], power, totalPower, passes, forced}`. `countsUntil` is the last
+ * height whose block end still counts the vote; `passes` is whether the votes hold more than two thirds of the
+ * power (the change then completes at the end of the next block, unless the one-third limit stages it).
+ */
+export function formatPendingChanges(p: PendingChangesInfo): Record<string, unknown> {
+  return {
+    height: p.height,
+    totalPower: formatPower(p.totalPower),
+    voteExpiryHeights: p.voteExpiryHeights,
+    scheduled: p.scheduled === null ? null : { fromHeight: p.scheduled.fromHeight, validators: p.scheduled.validators.map(formatValidator) },
+    changes: p.changes.map((c) => ({
+      id: to0x(c.id),
+      action: formatAction(c.action),
+      votes: c.votes.map((v) => ({ address: formatAddress(v.address), height: v.height, countsUntil: v.height + p.voteExpiryHeights - 1 })),
+      power: formatPower(c.power),
+      totalPower: formatPower(p.totalPower),
+      passes: c.forced || 3n * c.power > 2n * p.totalPower,
+      forced: c.forced,
+    })),
   }
 }
 

@@ -2,10 +2,10 @@ import { to0x } from '../crypto/bytes.js'
 import { formatAddress } from '../crypto/address.js'
 import type { RpcBackend } from './backend.js'
 import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
-import { applicationError } from './errors.js'
+import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
-  formatBlock, formatDomain, formatStatus, formatTxLookup, formatValidator, parseAddressParam, parseBytesParam, parseHashParam,
-  parseHeightParam,
+  formatBlock, formatCommit, formatDomain, formatPendingChanges, formatStatus, formatTxLookup, formatValidator, parseAddressParam,
+  parseBytesParam, parseHashParam, parseHeightParam, parsePositiveHeightParam,
 } from './format.js'
 import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
 
@@ -65,8 +65,10 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       handler: async ([bytes]) => {
         const r = await backend.submitTx(bytes as Uint8Array)
         if (r.ok) return ok({ hash: to0x(r.hash) })
-        const code = typeof r.code === 'string' && r.code.length > 0 ? r.code : 'rejected'
-        return { ok: false, error: applicationError(code, `transaction rejected: ${code}: ${r.reason}`, { detail: r.reason }) }
+        const message = `transaction rejected: ${String(r.code)}: ${r.reason}`
+        if (isApplicationReason(r.code)) return { ok: false, error: applicationError(r.code, message, { detail: r.reason }) }
+        // the type admits only the table's codes; a backend that is not type-checked still gets its reason across
+        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(r.code), detail: r.reason } } }
       },
     },
     tx_get: {
@@ -80,9 +82,24 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
         return ok(b === null ? null : formatBlock(b))
       },
     },
+    chain_getCommit: {
+      params: [{ name: 'height', parse: parsePositiveHeightParam }],
+      handler: async ([height]) => {
+        const c = await backend.getCommit(height as number)
+        return ok(c === null ? null : formatCommit(c))
+      },
+    },
     chain_getValidators: {
+      params: [{ name: 'height', optional: true, parse: parsePositiveHeightParam }],
+      handler: async ([height]) => {
+        const v = await backend.getValidators(height as number | undefined)
+        if ('unknown' in v) return { ok: false, error: applicationError('unknown_height', v.unknown, { height }) }
+        return ok(v.map(formatValidator))
+      },
+    },
+    chain_getPendingChanges: {
       params: [],
-      handler: async () => ok((await backend.getValidators()).map(formatValidator)),
+      handler: async () => ok(formatPendingChanges(await backend.getPendingChanges())),
     },
     chain_getEvidence: {
       params: [],

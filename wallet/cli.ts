@@ -238,7 +238,7 @@ function formatTxHuman(t: TxView): string {
 
 function formatBlockHuman(b: Record<string, unknown>): string {
   const header = (b.header ?? {}) as Record<string, unknown>
-  const txs = (b.txs ?? []) as { hash?: string; from?: string; to?: string; amount?: string; nonce?: string; ok?: boolean; error?: string }[]
+  const txs = (b.txs ?? []) as { hash?: string; kind?: string; from?: string; to?: string; amount?: string; nonce?: string; ok?: boolean; error?: string; action?: Record<string, unknown> }[]
   const fields: [string, string][] = [['height', String(b.height)], ['hash', String(b.hash)]]
   for (const [k, v] of Object.entries(header)) {
     if (k !== 'height' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) fields.push([k, String(v)])
@@ -248,6 +248,15 @@ function formatBlockHuman(b: Record<string, unknown>): string {
   const lines = fields.map(([k, v]) => k.padEnd(width) + v)
   for (const t of txs) {
     const outcome = t.ok === undefined ? '' : t.ok ? '  ok' : `  failed: ${t.error ?? ''}`
+    if (t.kind === 'governance') {
+      // a validator's vote for a set change: what it votes for, in the action's own words
+      const a = t.action ?? {}
+      const what = a.type === 'add' ? `add ${String(a.name)} ${String(a.address)} power ${String(a.power)}`
+        : a.type === 'remove' ? `remove ${String(a.address)}`
+          : a.type === 'power' ? `set power of ${String(a.address)} to ${String(a.power)}` : 'unknown action'
+      lines.push(`  ${t.hash ?? '?'}  ${t.from ?? '?'} votes: ${what} (nonce ${t.nonce ?? '?'})${outcome}`)
+      continue
+    }
     lines.push(`  ${t.hash ?? '?'}  ${t.from ?? '?'} -> ${t.to ?? '?'}  ${t.amount ?? '?'} (nonce ${t.nonce ?? '?'})${outcome}`)
   }
   return lines.join('\n')

@@ -13,9 +13,10 @@ import { runDevnet } from './devnet.js'
 import { HomeError, HomeFiles, readKeySeed } from './home.js'
 import { peerIdOf } from '../p2p/peerId.js'
 import { TestnetError, writeTestnet } from './testnetFiles.js'
+import { validatorCommand } from './validatorCommand.js'
 
 /**
- * `tallyd`: the node's command line (../shared/interface.md): testnet, start, init, devnet, genesis.
+ * `tallyd`: the node's command line (../shared/interface.md): testnet, start, init, devnet, genesis, validator.
  * Every argument is validated before use; failures print one line to stderr and exit non-zero.
  */
 
@@ -125,14 +126,16 @@ export function buildProgram(out: (s: string) => void): Command {
     })
 
   program.command('init')
-    .description('create the keys and a config for one validator of a multi-machine network')
+    .description('create the keys and a config for one validator of a multi-machine network, or for a full node')
     .requiredOption('--home <dir>', 'the node home to create')
     .option('--moniker <name>', 'a human-readable node name', 'tally-node')
     .option('--p2p-port <port>', 'p2p port to listen on', int('--p2p-port', 1, 65535), 26656)
     .option('--rpc-port <port>', 'RPC port', int('--rpc-port', 1, 65535), 8545)
+    .option('--full-node', 'no validator key: the node syncs, follows consensus and serves the JSON-RPC, and never signs')
     .option('--json', 'machine-readable output')
     .action((o) => {
       const home = resolve(o.home)
+      const fullNode = o.fullNode === true
       for (const f of [HomeFiles.validatorKey, HomeFiles.nodeKey]) {
         if (existsSync(join(home, f))) throw new UsageError(`${join(home, f)} already exists: refusing to overwrite a key`)
       }
@@ -142,24 +145,38 @@ export function buildProgram(out: (s: string) => void): Command {
       const flag: Record<string, string> = { moniker: '--moniker', 'p2p.listen': '--p2p-port', 'rpc.port': '--rpc-port' }
       if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
       mkdirSync(home, { recursive: true })
-      const validatorSeed = new Uint8Array(randomBytes(32))
+      const validatorSeed = fullNode ? undefined : new Uint8Array(randomBytes(32))
       const nodeSeed = new Uint8Array(randomBytes(32))
-      for (const [f, seed] of [[HomeFiles.validatorKey, validatorSeed], [HomeFiles.nodeKey, nodeSeed]] as const) {
+      const keys: [string, Uint8Array][] = [[HomeFiles.nodeKey, nodeSeed], ...(validatorSeed === undefined ? [] : [[HomeFiles.validatorKey, validatorSeed] as [string, Uint8Array]])]
+      for (const [f, seed] of keys) {
         writeFileSync(join(home, f), encodeKeyFile(seed), { mode: 0o600 })
         chmodSync(join(home, f), 0o600)
       }
       if (!existsSync(join(home, HomeFiles.config))) {
         writeFileSync(join(home, HomeFiles.config), JSON.stringify(config, null, 2) + '\n')
       }
+      const peerId = peerIdOf(keyPairFromSeed(nodeSeed).publicKey)
+      if (validatorSeed === undefined) {
+        if (o.json) out(JSON.stringify({ home, peerId, fullNode: true }))
+        else {
+          out(`created ${home} (a full node: no validator key)`)
+          out(`  peer id     ${peerId}`)
+          out(`next: copy the network's genesis.json into ${home}, list validators in its config.json p2p.peers,`)
+          out('and have each validator\'s operator add this peer id to p2p.allowedPeerIds in their config.json and restart')
+          out('their node (docs/operations.md, "A full node")')
+        }
+        return
+      }
       const publicKey = keyPairFromSeed(validatorSeed).publicKey
-      const info = { home, publicKey: to0x(publicKey), address: formatAddress(addressFromPublicKey(publicKey)), peerId: peerIdOf(keyPairFromSeed(nodeSeed).publicKey) }
+      const info = { home, publicKey: to0x(publicKey), address: formatAddress(addressFromPublicKey(publicKey)), peerId }
       if (o.json) out(JSON.stringify(info))
       else {
         out(`created ${home}`)
         out(`  public key  ${info.publicKey}`)
         out(`  address     ${info.address}`)
         out(`  peer id     ${info.peerId}`)
-        out('send the public key, the peer id and this host\'s p2p address to the genesis coordinator (docs/operations.md)')
+        out('send the public key, the peer id and this host\'s p2p address to the genesis coordinator, or, to join a running')
+        out('network, to the validators\' operators, who vote it in with `tallyd validator propose-add` (docs/operations.md)')
       }
     })
 
@@ -228,13 +245,20 @@ export function buildProgram(out: (s: string) => void): Command {
       out(`genesis hash ${to0x(genesisHash(parsed.genesis))}`)
     })
   genesis.command('show-key')
-    .description('print the public key, address and peer id of a home\'s keys')
+    .description('print the public key, address and peer id of a home\'s keys, as JSON (a full node has only a peer id)')
     .requiredOption('--home <dir>', 'node home')
+    .option('--json', 'JSON output (the only form: accepted for symmetry with the other commands)')
     .action((o) => {
-      const v = keyPairFromSeed(readKeySeed(join(resolve(o.home), HomeFiles.validatorKey))).publicKey
-      const n = keyPairFromSeed(readKeySeed(join(resolve(o.home), HomeFiles.nodeKey))).publicKey
+      const home = resolve(o.home)
+      const n = keyPairFromSeed(readKeySeed(join(home, HomeFiles.nodeKey))).publicKey
+      if (!existsSync(join(home, HomeFiles.validatorKey))) {
+        out(JSON.stringify({ peerId: peerIdOf(n) }))
+        return
+      }
+      const v = keyPairFromSeed(readKeySeed(join(home, HomeFiles.validatorKey))).publicKey
       out(JSON.stringify({ publicKey: to0x(v), address: formatAddress(addressFromPublicKey(v)), peerId: peerIdOf(n) }))
     })
+  validatorCommand(program, { out })
   return program
 }
 

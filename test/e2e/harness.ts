@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, writeFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from '../helpers/fixtures.js'
@@ -129,17 +129,74 @@ export class Testnet {
     this.procs = new Array(size).fill(undefined)
   }
 
-  /** Generates a testnet with `tallyd testnet` in a fresh temp dir (not started). */
-  static async create(size = 4, extraArgs: string[] = []): Promise<Testnet> {
+  /**
+   * Generates a testnet with `tallyd testnet` in a fresh temp dir (not started). `spareNodes` reserves the ports of
+   * that many more nodes (index `size` and up, see {@link initNode}).
+   */
+  static async create(size = 4, extraArgs: string[] = [], options: { spareNodes?: number } = {}): Promise<Testnet> {
     const dir = mkdtempSync(join(tmpdir(), 'tally-e2e-'))
-    const base = await freePortRange(size * 2 + 2)
-    const net = new Testnet(size, dir, base, base + size + 1)
+    const nodes = size + (options.spareNodes ?? 0)
+    const base = await freePortRange(nodes * 2 + 2)
+    const net = new Testnet(size, dir, base, base + nodes + 1)
     const r = await runCli('tallyd', [
       'testnet', '--validators', String(size), '--out', dir, '--chain-id', 'tally-e2e',
       '--p2p-port', String(net.p2pPort), '--rpc-port', String(net.rpcPort), '--accounts', '4', ...extraArgs,
     ])
     if (r.code !== 0) throw new Error(`tallyd testnet failed: ${r.stderr}`)
     return net
+  }
+
+  /**
+   * Rewrites `params` of the genesis (every home's copy and the testnet's own) before the first start: short
+   * timeouts keep a test's heights short. Fields not given keep their values.
+   */
+  setGenesisParams(params: Record<string, unknown>): void {
+    const path = join(this.dir, 'genesis.json')
+    const g = JSON.parse(readFileSync(path, 'utf8')) as { params: Record<string, unknown> }
+    for (const [k, v] of Object.entries(params)) {
+      const old = g.params[k]
+      g.params[k] = typeof v === 'object' && v !== null && typeof old === 'object' && old !== null ? { ...old, ...v } : v
+    }
+    const text = JSON.stringify(g, null, 2) + '\n'
+    writeFileSync(path, text)
+    for (let i = 0; i < this.size; i++) writeFileSync(join(this.home(i), 'genesis.json'), text)
+  }
+
+  /** Reads and rewrites node i's config.json. */
+  editConfig(i: number, edit: (config: Record<string, any>) => void): void {
+    const path = join(this.home(i), 'config.json')
+    const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>
+    edit(config)
+    writeFileSync(path, JSON.stringify(config, null, 2) + '\n')
+  }
+
+  /**
+   * Creates the home of node i (i >= size, on the ports {@link create} reserved) as an operator joining the running
+   * network does: `tallyd init` (a validator key unless `fullNode`), the network's genesis copied in, the
+   * testnet's validators listed as peers. Returns what `init --json` printed.
+   */
+  async initNode(i: number, options: { fullNode?: boolean } = {}): Promise<{ peerId: string; publicKey?: string; address?: string }> {
+    const r = await runCli('tallyd', [
+      'init', '--home', this.home(i), '--moniker', `node${i}`, '--p2p-port', String(this.p2pPort + i), '--rpc-port', String(this.rpcPort + i),
+      ...(options.fullNode ? ['--full-node'] : []), '--json',
+    ])
+    if (r.code !== 0) throw new Error(`tallyd init failed: ${r.stderr}`)
+    copyFileSync(join(this.dir, 'genesis.json'), join(this.home(i), 'genesis.json'))
+    const node0 = JSON.parse(readFileSync(join(this.home(0), 'config.json'), 'utf8')) as Record<string, any>
+    const own = JSON.parse((await runCli('tallyd', ['genesis', 'show-key', '--home', this.home(0)])).stdout) as { peerId: string }
+    this.editConfig(i, (c) => {
+      c.p2p.listen = `127.0.0.1:${this.p2pPort + i}`
+      c.p2p.peers = [{ peerId: own.peerId, address: node0.p2p.listen }, ...node0.p2p.peers]
+      c.rpc.host = '127.0.0.1'
+      c.mempool = { ...c.mempool, ...(node0.mempool?.verifyWorkers === undefined ? {} : { verifyWorkers: node0.mempool.verifyWorkers }) }
+    })
+    return JSON.parse(r.stdout) as { peerId: string; publicKey?: string; address?: string }
+  }
+
+  /** Deletes node i's `data/` (it must be stopped): on restart it syncs the chain from its peers. */
+  wipeData(i: number): void {
+    if (this.procs[i]) throw new Error(`node${i} is running`)
+    rmSync(join(this.home(i), 'data'), { recursive: true, force: true })
   }
 
   home(i: number): string {
@@ -197,6 +254,11 @@ export class Testnet {
     } catch {
       return undefined
     }
+  }
+
+  /** `node_status` of node i. */
+  status(i: number): Promise<{ height: number; validator: string | null; catchingUp: boolean; peers: number; nodeId: string }> {
+    return rpc(this.rpcUrl(i), 'node_status', [], 2_000)
   }
 
   /** Waits until every listed node reports at least `height`. */

@@ -9,7 +9,8 @@ import WebSocket from 'ws'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, waitFor } from './harness.js'
 
 const METHODS = ['node_status', 'ledger_getBalance', 'ledger_getAccount', 'ledger_getNextNonce', 'tx_submit', 'tx_get',
-  'chain_getBlock', 'chain_getValidators', 'chain_subscribe', 'chain_unsubscribe', 'rpc.discover', 'nope', '']
+  'chain_getBlock', 'chain_getValidators', 'chain_getCommit', 'chain_getPendingChanges', 'chain_getEvidence', 'chain_subscribe',
+  'chain_unsubscribe', 'rpc.discover', 'nope', '']
 
 function randomJson(rng: Rng, depth: number): unknown {
   const k = rng.int(depth > 3 ? 6 : 9)

@@ -4,7 +4,7 @@ import { request } from 'node:http'
 import { to0x } from '../../../crypto/bytes.js'
 import { formatAddress } from '../../../crypto/address.js'
 import { createTransfer } from '../../../ledger/transaction.js'
-import { APPLICATION_ERROR_CODES } from '../../../rpc/errors.js'
+import { APPLICATION_ERROR_CODES, type ApplicationReason } from '../../../rpc/errors.js'
 import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, type Harness } from './harness.js'
 
 const A = formatAddress(aliceAddress)
@@ -63,7 +63,7 @@ describe('JSON-RPC server conformance', () => {
 
   test('mempool rejections are application errors with data.reason', async () => {
     const next = BigInt((await rpc(h.url, call('ledger_getNextNonce', [A]))).json.result)
-    const cases: [Uint8Array, string][] = [
+    const cases: [Uint8Array, ApplicationReason][] = [
       [transfer(next + 5n).bytes, 'bad_nonce'],
       [transfer(next, 10n ** 12n).bytes, 'insufficient_funds'],
       [transfer(next, 1n, 'other-chain').bytes, 'wrong_chain'],

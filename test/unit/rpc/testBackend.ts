@@ -4,8 +4,8 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { sha256 } from '../../../crypto/hash.js'
 import { decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from '../../../ledger/transaction.js'
 import type {
-  AccountState, BlockInfo, HealthState, NodeStatus, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup, Unsubscribe,
-  ValidatorInfo,
+  AccountState, BlockInfo, CommitInfo, HealthState, NodeStatus, PendingChangesInfo, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup,
+  Unsubscribe, ValidatorInfo, ValidatorsUnknown,
 } from '../../../rpc/backend.js'
 
 /**
@@ -20,6 +20,15 @@ export class TestBackend implements RpcBackend {
   readonly blocks: BlockInfo[] = []
   readonly committed = new Map<string, { height: number; index: number; ok: boolean; error?: string }>()
   readonly validatorKey = keyPairFromSeed(new Uint8Array(32).fill(9))
+  /** The validator sets by the height they are in force from (ascending; the first from height 1). */
+  readonly validatorSets: { fromHeight: number; validators: ValidatorInfo[] }[] = [{
+    fromHeight: 1,
+    validators: [{ address: addressFromPublicKey(this.validatorKey.publicKey), publicKey: this.validatorKey.publicKey, power: 10n, peerId: '12D3KooWTest', name: 'test-validator' }],
+  }]
+  /** What `getPendingChanges` answers (nothing pending by default). */
+  pendingChanges: PendingChangesInfo | undefined
+  /** Governance votes admitted (kept apart: the test bank commits them with the next block without executing them). */
+  readonly governanceVotes: { bytes: Uint8Array; hash: Uint8Array }[] = []
   maxMempool = 1000
   healthy: HealthState = { healthy: true }
   /** When set, every query waits this long first (to test the server's per-call deadline). */
@@ -34,7 +43,7 @@ export class TestBackend implements RpcBackend {
     this.chainId = options.chainId ?? 'tally-test'
     for (const [a, b] of options.balances ?? []) this.accounts.set(toHex(a), { balance: b, nonce: 0n })
     if (options.autoCommitMs !== undefined) {
-      this.timer = setInterval(() => { if (this.mempool.length > 0) this.commitBlock() }, options.autoCommitMs)
+      this.timer = setInterval(() => { if (this.mempool.length > 0 || this.governanceVotes.length > 0) this.commitBlock() }, options.autoCommitMs)
     }
   }
 
@@ -88,9 +97,16 @@ export class TestBackend implements RpcBackend {
     const d = decodeTransaction(bytes)
     if (!d.ok) return { ok: false, code: 'malformed', reason: d.error.reason }
     const { tx, hash } = d.value
-    if (tx.kind === 'governance') return { ok: false, code: 'malformed', reason: 'this test backend takes transfers only' }
     if (tx.chainId !== this.chainId) return { ok: false, code: 'wrong_chain', reason: `chain ${tx.chainId} is not ${this.chainId}` }
     if (!verifyTransactionSignature(tx)) return { ok: false, code: 'invalid_signature', reason: 'signature does not verify' }
+    if (tx.kind === 'governance') {
+      // a vote is admitted from a member of the next height's set, and not executed by this test bank
+      const set = this.setAt(this.blocks.length + 1)
+      if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx)))) return { ok: false, code: 'not_validator', reason: 'the signer is not a validator' }
+      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash))) return { ok: false, code: 'duplicate', reason: 'already known' }
+      this.governanceVotes.push({ bytes, hash })
+      return { ok: true, hash }
+    }
     const key = toHex(hash)
     if (this.committed.has(key) || this.mempool.some((t) => toHex(t.hash) === key)) return { ok: false, code: 'duplicate', reason: 'already known' }
     const from = senderAddress(tx)
@@ -112,7 +128,7 @@ export class TestBackend implements RpcBackend {
     const key = toHex(hash)
     const c = this.committed.get(key)
     if (c !== undefined) return { status: 'committed', ...c }
-    if (this.mempool.some((t) => toHex(t.hash) === key)) return { status: 'pending' }
+    if (this.mempool.some((t) => toHex(t.hash) === key) || this.governanceVotes.some((v) => toHex(v.hash) === key)) return { status: 'pending' }
     return { status: 'unknown' }
   }
 
@@ -122,8 +138,27 @@ export class TestBackend implements RpcBackend {
     return this.blocks[height - 1] ?? null
   }
 
-  async getValidators(): Promise<readonly ValidatorInfo[]> {
-    return [{ address: addressFromPublicKey(this.validatorKey.publicKey), publicKey: this.validatorKey.publicKey, power: 10n, peerId: '12D3KooWTest' }]
+  private setAt(height: number): ValidatorInfo[] {
+    return this.validatorSets.filter((e) => e.fromHeight <= height).at(-1)!.validators
+  }
+
+  async getCommit(height: number): Promise<CommitInfo | null> {
+    await this.pause()
+    const b = this.blocks[height - 1]
+    return b === undefined ? null : { height: b.height, hash: b.hash, header: b.header, commit: b.commit }
+  }
+
+  /** As a node: the set of the next height by default; known up to the tip + 2. */
+  async getValidators(height?: number): Promise<readonly ValidatorInfo[] | ValidatorsUnknown> {
+    const next = this.blocks.length + 1
+    const h = height ?? next
+    if (h > next + 1) return { unknown: `the validator set of height ${h} is not known yet: this node knows the sets up to height ${next + 1}` }
+    return this.setAt(h)
+  }
+
+  async getPendingChanges(): Promise<PendingChangesInfo> {
+    const height = this.blocks.length + 1
+    return this.pendingChanges ?? { height, totalPower: 10n, voteExpiryHeights: 100, changes: [], scheduled: null }
   }
 
   async health(): Promise<HealthState> {
@@ -168,7 +203,15 @@ export class TestBackend implements RpcBackend {
       this.committed.set(toHex(t.hash), { height, index, ...r })
       events.push({ hash: t.hash, height, index, ...r })
     })
-    const allTxs = [...txs.map((t) => t.bytes), ...extraTxs]
+    // governance votes follow the transfers, committed as they are
+    const votes = this.governanceVotes.splice(0)
+    for (const v of votes) {
+      const index = results.length
+      results.push({ ok: true })
+      this.committed.set(toHex(v.hash), { height, index, ok: true })
+      events.push({ hash: v.hash, height, index, ok: true })
+    }
+    const allTxs = [...txs.map((t) => t.bytes), ...votes.map((v) => v.bytes), ...extraTxs]
     const header = { chainId: this.chainId, height: BigInt(height), time: 1_700_000_000_000 + height * 1000, previousHash: prev, txCount: allTxs.length }
     const hash = sha256(new TextEncoder().encode(JSON.stringify({ height, prev: toHex(prev), n: allTxs.length })))
     const block: BlockInfo = {

@@ -4,10 +4,11 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { formatAddress } from '../../../crypto/address.js'
+import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
+import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { to0x } from '../../../crypto/bytes.js'
 import { encodeKeyFile } from '../../../crypto/keyfile.js'
-import { createTransfer } from '../../../ledger/transaction.js'
+import { createTransfer, encodeTransaction, signGovernanceTransaction, txHash } from '../../../ledger/transaction.js'
 import { runCli, type CliIo } from '../../../wallet/cli.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, type Harness } from '../rpc/harness.js'
@@ -214,4 +215,19 @@ describe('tally wallet CLI', () => {
     assert.equal(bad.code, 1)
     assert.match(bad.err, /^error: bad address/)
   })
+})
+
+test('tally block shows a governance vote as the change it votes for', async () => {
+  const h = await startHarness()
+  try {
+    const seed = new Uint8Array(32).fill(9) // the test backend's validator
+    const voter = addressFromPublicKey(keyPairFromSeed(seed).publicKey)
+    const vote = encodeTransaction(signGovernanceTransaction({ chainId: 'tally-test', from: keyPairFromSeed(seed).publicKey, nonce: 0n, action: { type: 'power', address: voter, power: 4 } }, seed))
+    const height = h.backend.commitBlock([vote]).height
+    const b = await tally(['block', String(height), '--rpc', h.url])
+    assert.equal(b.code, 0, b.err)
+    assert.ok(b.out.includes(`${to0x(txHash(vote))}  ${formatAddress(voter)} votes: set power of ${formatAddress(voter)} to 4 (nonce 0)`), b.out)
+  } finally {
+    await h.close()
+  }
 })

@@ -1,0 +1,159 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { addressFromPublicKey } from '../../../crypto/address.js'
+import { bytesEqual } from '../../../crypto/bytes.js'
+import { keyPairFromSeed } from '../../../crypto/ed25519.js'
+import { parseGenesis, type Genesis } from '../../../genesis/genesis.js'
+import {
+  castVote, endBlock, genesisGovernance, rosterAt, type GovernanceAction, type GovernanceState, type Member,
+} from '../../../ledger/governance.js'
+import { MemoryKvStore } from '../../../ledger/store.js'
+import { createTransfer, encodeTransaction, signGovernanceTransaction } from '../../../ledger/transaction.js'
+import { NodeBackend } from '../../../node/rpcBackend.js'
+import { peerIdOf } from '../../../node/p2p/peerId.js'
+import { ChainStore, type ChainTip } from '../../../node/storage/chainStore.js'
+import type { SubmitResult } from '../../../rpc/backend.js'
+
+/**
+ * The node's RPC backend over real governance state: the set by height and its bounds, pending changes with the power
+ * their votes hold, governance votes refused at submission with the ledger's code, and `validator` in the status.
+ */
+
+const seeds = [1, 2, 3, 4].map((i) => new Uint8Array(32).fill(i))
+const keys = seeds.map((s) => keyPairFromSeed(s))
+const members: Member[] = keys.map((k, i) => ({
+  address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: 1, name: `node${i}`,
+  peerId: peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(50 + i)).publicKey),
+}))
+const newcomer = keyPairFromSeed(new Uint8Array(32).fill(9))
+const addNewcomer: GovernanceAction = {
+  type: 'add', publicKey: newcomer.publicKey, power: 1, name: 'node4', peerId: peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(60)).publicKey),
+}
+
+function makeGenesis(maxOpenVotes = 8): Genesis {
+  const r = parseGenesis({
+    chainId: 'gov-test', genesisTime: '2026-01-01T00:00:00Z',
+    validators: members.map((m) => ({ name: m.name, publicKey: '0x' + Buffer.from(m.publicKey).toString('hex'), power: m.power, peerId: m.peerId })),
+    balances: [], params: { governance: { voteExpiryHeights: 10, maxOpenVotes } },
+  })
+  if (!r.ok) throw new Error(JSON.stringify(r.errors))
+  return r.genesis
+}
+
+function backend(o: { genesis?: Genesis; tip?: number; gov: GovernanceState; validator?: Uint8Array | null; submitted?: Uint8Array[] }) {
+  const genesis = o.genesis ?? makeGenesis()
+  const tip: ChainTip | undefined = o.tip === undefined || o.tip === 0 ? undefined : { height: o.tip, blockHash: new Uint8Array(32), blockTime: 0 }
+  // the history by height: genesis from 1, then whatever the state schedules
+  const history = [{ fromHeight: 1, roster: rosterAt(genesisGovernance(members), 1) }, ...o.gov.schedule.filter((e) => e.fromHeight > 1)]
+  return new NodeBackend({
+    genesis, moniker: 'm', chain: new ChainStore(new MemoryKvStore()), tip: () => tip,
+    getAccount: () => ({ balance: 0n, nonce: 0n }), nextNonce: async () => 0n,
+    submit: async (bytes): Promise<SubmitResult> => {
+      o.submitted?.push(bytes)
+      return { ok: true, hash: new Uint8Array(32) }
+    },
+    pending: () => false, rejected: () => undefined, peerId: 'p', peerCount: () => 3, catchingUp: () => false,
+    validator: o.validator === undefined ? members[0]!.address : o.validator, evidence: () => [],
+    rosterAt: (h) => history.filter((e) => e.fromHeight <= h).at(-1)!.roster,
+    governance: () => o.gov,
+  })
+}
+
+const params = { voteExpiryHeights: 10, maxOpenVotes: 8, removeOffenders: false }
+
+function voted(s: GovernanceState, height: number, voters: number[], action: GovernanceAction): GovernanceState {
+  for (const i of voters) {
+    const r = castVote(s, height, members[i]!.address, action, params)
+    if (!r.ok) throw new Error(r.error.reason)
+    s = r.value
+  }
+  return s
+}
+
+function govTx(seed: Uint8Array, action: GovernanceAction, chainId = 'gov-test'): Uint8Array {
+  return encodeTransaction(signGovernanceTransaction({ chainId, from: keyPairFromSeed(seed).publicKey, nonce: 0n, action }, seed))
+}
+
+test('getValidators: the next height\'s set by default, any height from 1 to the tip + 2, a reason beyond', () => {
+  const b = backend({ tip: 5, gov: genesisGovernance(members) })
+  const latest = b.getValidators()
+  assert.ok(Array.isArray(latest))
+  assert.deepEqual(latest.map((v) => v.name).sort(), ['node0', 'node1', 'node2', 'node3'])
+  assert.deepEqual(b.getValidators(1), latest)
+  assert.deepEqual(b.getValidators(7), latest)
+  for (const h of [8, 1000]) {
+    const r = b.getValidators(h)
+    assert.ok(!Array.isArray(r) && 'unknown' in r)
+    assert.match(r.unknown, /up to height 7/)
+  }
+  const zero = b.getValidators(0)
+  assert.ok(!Array.isArray(zero) && /first block is height 1/.test(zero.unknown))
+})
+
+test('getValidators follows a completed change: the old set up to H + 1, the new one from H + 2', () => {
+  // three of four vote in block 5; the change completes at its end and applies from height 7
+  let s = voted(genesisGovernance(members), 5, [0, 1, 2], addNewcomer)
+  s = endBlock(s, 5, [], params)
+  const b = backend({ tip: 5, gov: s })
+  const names = (h?: number) => {
+    const r = b.getValidators(h)
+    assert.ok(Array.isArray(r))
+    return r.map((v) => v.name).sort()
+  }
+  assert.deepEqual(names(6), ['node0', 'node1', 'node2', 'node3'])
+  assert.deepEqual(names(), ['node0', 'node1', 'node2', 'node3'])
+  assert.deepEqual(names(7), ['node0', 'node1', 'node2', 'node3', 'node4'])
+  const pending = b.getPendingChanges()
+  assert.deepEqual(pending.changes, [])
+  assert.equal(pending.scheduled?.fromHeight, 7)
+  assert.equal(pending.scheduled?.validators.length, 5)
+})
+
+test('getPendingChanges: votes, the power they hold in the next height\'s set, its total', () => {
+  const s = voted(genesisGovernance(members), 3, [1, 3], addNewcomer)
+  const p = backend({ tip: 4, gov: s }).getPendingChanges()
+  assert.equal(p.height, 5)
+  assert.equal(p.totalPower, 4n)
+  assert.equal(p.voteExpiryHeights, 10)
+  assert.equal(p.scheduled, null)
+  assert.equal(p.changes.length, 1)
+  const c = p.changes[0]!
+  assert.equal(c.action.type, 'add')
+  assert.equal(c.power, 2n)
+  assert.equal(c.forced, false)
+  assert.deepEqual(c.votes.map((v) => v.height), [3, 3])
+  assert.ok(c.votes.every((v) => members.some((m) => bytesEqual(m.address, v.address))))
+})
+
+test('submitTx refuses a governance vote that would fail at the next height, with the ledger\'s code', async () => {
+  const submitted: Uint8Array[] = []
+  const genesis = makeGenesis(1)
+  const gov = voted(genesisGovernance(members), 2, [0], addNewcomer)
+  const b = backend({ genesis, tip: 2, gov, submitted })
+  const outsider = await b.submitTx(govTx(new Uint8Array(32).fill(9), addNewcomer))
+  assert.deepEqual(outsider, { ok: false, code: 'not_validator', reason: 'the signer is not a validator at height 3' })
+  const removeStranger = await b.submitTx(govTx(seeds[1]!, { type: 'remove', address: addressFromPublicKey(newcomer.publicKey) }))
+  assert.equal(removeStranger.ok, false)
+  assert.equal(!removeStranger.ok && removeStranger.code, 'bad_action')
+  // node0 already has its one open vote (maxOpenVotes 1) on another change
+  const second = await b.submitTx(govTx(seeds[0]!, { type: 'power', address: members[1]!.address, power: 2 }))
+  assert.equal(!second.ok && second.code, 'too_many_proposals')
+  assert.equal(submitted.length, 0, 'nothing refused reaches the mempool')
+  // renewing its vote, another validator's vote, a transfer and a vote for another chain go on to the mempool
+  for (const bytes of [
+    govTx(seeds[0]!, addNewcomer), govTx(seeds[2]!, addNewcomer),
+    createTransfer(seeds[0]!, { chainId: 'gov-test', to: members[1]!.address, amount: 1n, nonce: 0n }).bytes,
+    govTx(seeds[3]!, { type: 'remove', address: addressFromPublicKey(newcomer.publicKey) }, 'other-chain'),
+  ]) assert.equal((await b.submitTx(bytes)).ok, true)
+  assert.equal(submitted.length, 4)
+})
+
+test('status: validator is the key\'s address only while it is in the next height\'s set; null on a full node', () => {
+  const gov = genesisGovernance(members)
+  assert.deepEqual(backend({ tip: 1, gov }).status().validator, members[0]!.address)
+  assert.equal(backend({ tip: 1, gov, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator, null)
+  assert.equal(backend({ tip: 1, gov, validator: null }).status().validator, null)
+  // once the newcomer's set is in force, it is reported
+  const s = endBlock(voted(gov, 1, [0, 1, 2], addNewcomer), 1, [], params)
+  assert.deepEqual(backend({ tip: 2, gov: s, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator, addressFromPublicKey(newcomer.publicKey))
+})
