@@ -1,0 +1,187 @@
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Testnet, rpc, waitFor } from '../harness.js'
+import { ByzantineValidator } from './byzantineValidator.js'
+
+/**
+ * A testnet under attack: validators 0, 1 and 2 are real `tallyd` processes, validator 3 is a
+ * {@link ByzantineValidator} in the test process holding validator 3's keys. It carries the checks every attack
+ * ends with: the honest validators keep committing, agree block by block, are alive with no fatal log line, and
+ * say they are healthy; and the ones particular to attacks: offender log lines, WAL size and resident memory.
+ */
+
+/** A parsed JSON log line of a node. */
+export interface LogLine {
+  readonly level: number
+  readonly time: number
+  readonly msg: string
+  readonly raw: string
+  readonly [field: string]: unknown
+}
+
+const WARN = 40
+const FATAL = 60
+
+/** Options of {@link AttackNet.start}. */
+export interface AttackNetOptions {
+  /** Edits validator i's parsed `config.json` before it starts (all four homes). */
+  readonly configure?: (config: Record<string, any>, i: number) => void
+  /** Runs validator 3 as a fourth honest `tallyd` instead of the attacker (attacks from outside the set). */
+  readonly noAttacker?: boolean
+}
+
+export class AttackNet {
+  private constructor(readonly net: Testnet, readonly honest: readonly number[], private attackerValue: ByzantineValidator | undefined) {}
+
+  /** The attacker (throws on a testnet started without one). */
+  get attacker(): ByzantineValidator {
+    if (this.attackerValue === undefined) throw new Error('this testnet has no attacker')
+    return this.attackerValue
+  }
+
+  /** Creates a 4-validator testnet, starts 0-2 (0-3 with `noAttacker`) and the attacker, and waits for height 2. */
+  static async start(o: AttackNetOptions = {}): Promise<AttackNet> {
+    const net = await Testnet.create(4)
+    const honest = o.noAttacker ? [0, 1, 2, 3] : [0, 1, 2]
+    const a = new AttackNet(net, honest, undefined)
+    try {
+      if (o.configure) {
+        for (let i = 0; i < 4; i++) {
+          const path = join(net.home(i), 'config.json')
+          const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>
+          o.configure(config, i)
+          writeFileSync(path, JSON.stringify(config, null, 2))
+        }
+      }
+      for (const i of honest) net.start(i)
+      if (!o.noAttacker) a.attackerValue = await ByzantineValidator.start(net.home(3), join(net.dir, 'attacker.log'))
+      await net.waitHeight(2, honest, 45_000)
+      if (a.attackerValue) {
+        const attacker = a.attackerValue
+        await waitFor('the attacker to connect to every honest validator and follow the chain', () =>
+          attacker.p2p.peers().length === 3 && attacker.follower.height >= 2, 20_000)
+      }
+      return a
+    } catch (e) {
+      await a.destroy()
+      throw e
+    }
+  }
+
+  /** Stops the attacker and every process, and removes the testnet's directory. */
+  async destroy(): Promise<void> {
+    await this.attackerValue?.stop().catch(() => undefined)
+    await this.net.destroy()
+  }
+
+  /** Height of node i, undefined when it does not answer within 2 s. */
+  height(i: number): Promise<number | undefined> {
+    return this.net.height(i)
+  }
+
+  /** The highest height any listed node reports. */
+  async maxHeight(nodes: readonly number[] = this.honest): Promise<number> {
+    let best = 0
+    for (const i of nodes) best = Math.max(best, (await this.height(i)) ?? 0)
+    return best
+  }
+
+  /** Waits until every listed node is `by` heights past the highest height any of them reported at the call. */
+  async waitProgress(by = 2, nodes: readonly number[] = this.honest, timeoutMs = 20_000): Promise<number> {
+    const target = (await this.maxHeight(nodes)) + by
+    await this.net.waitHeight(target, [...nodes], timeoutMs)
+    return target
+  }
+
+  /** True while node i's process runs. */
+  alive(i: number): boolean {
+    const p = this.net.procs[i]
+    return p !== undefined && p.exitCode === null && p.signalCode === null
+  }
+
+  /** Node i's log, parsed (lines that are not JSON are kept with level 0). */
+  logLines(i: number): LogLine[] {
+    const f = join(this.net.dir, `node${i}.log`)
+    if (!existsSync(f)) return []
+    return readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 0).map((raw) => {
+      try {
+        const j = JSON.parse(raw) as Record<string, unknown>
+        return { ...j, level: Number(j.level ?? 0), time: Date.parse(String(j.time ?? '')) || 0, msg: String(j.msg ?? ''), raw }
+      } catch {
+        return { level: 0, time: 0, msg: raw, raw }
+      }
+    })
+  }
+
+  /** Fatal lines of node i's log. */
+  fatalLines(i: number): LogLine[] {
+    return this.logLines(i).filter((l) => l.level >= FATAL)
+  }
+
+  /** Warn-or-worse lines of node i's log since `sinceMs` that mention any of `needles` (a peer id, an address). */
+  offenderLines(i: number, needles: readonly string[], sinceMs = 0): LogLine[] {
+    return this.logLines(i).filter((l) => l.level >= WARN && l.time >= sinceMs && needles.some((n) => l.raw.toLowerCase().includes(n.toLowerCase())))
+  }
+
+  /** Size of node i's consensus WAL in bytes (0 when absent). */
+  walBytes(i: number): number {
+    const f = join(this.net.home(i), 'data', 'wal', 'consensus.wal')
+    return existsSync(f) ? statSync(f).size : 0
+  }
+
+  /** Resident memory of node i's process in bytes (0 when it is not running). */
+  rssBytes(i: number): number {
+    const pid = this.net.procs[i]?.pid
+    if (pid === undefined) return 0
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      return m ? Number(m[1]) * 1024 : 0
+    } catch {
+      return 0
+    }
+  }
+
+  /** `/health` status code and `node_status.catchingUp` of node i. */
+  async healthOf(i: number): Promise<{ status: number; catchingUp: boolean; height: number }> {
+    const res = await fetch(`${this.net.rpcUrl(i)}/health`, { signal: AbortSignal.timeout(2_000) })
+    await res.body?.cancel()
+    const s = await rpc<{ catchingUp: boolean; height: number }>(this.net.rpcUrl(i), 'node_status', [], 2_000)
+    return { status: res.status, catchingUp: s.catchingUp, height: s.height }
+  }
+
+  /** Stops node i, deletes its data/ and starts it again. */
+  async wipeAndRestart(i: number): Promise<void> {
+    await this.net.stop(i)
+    rmSync(join(this.net.home(i), 'data'), { recursive: true, force: true })
+    this.net.start(i)
+  }
+
+  /**
+   * The checks every attack ends with, on the listed nodes: each is alive with no fatal log line, they commit
+   * `progress` more heights within `timeoutMs`, agree block by block up to the lowest of their heights, and each
+   * reports itself healthy and not catching up.
+   */
+  async assertHealthy(nodes: readonly number[] = this.honest, o: { progress?: number; timeoutMs?: number } = {}): Promise<void> {
+    const problems: string[] = []
+    for (const i of nodes) {
+      if (!this.alive(i)) problems.push(`node${i} is not running (exit ${this.net.procs[i]?.exitCode ?? 'n/a'})`)
+      for (const l of this.fatalLines(i)) problems.push(`node${i} logged fatal: ${l.raw.slice(0, 300)}`)
+    }
+    if (problems.length > 0) throw new Error(problems.join('\n'))
+    try {
+      await this.waitProgress(o.progress ?? 2, nodes, o.timeoutMs ?? 20_000)
+    } catch (e) {
+      const heights = await Promise.all(nodes.map(async (i) => `node${i}=${(await this.height(i)) ?? 'down'}`))
+      throw new Error(`honest validators stopped committing (${heights.join(' ')}): ${(e as Error).message}`)
+    }
+    let lowest = Infinity
+    for (const i of nodes) lowest = Math.min(lowest, (await this.height(i)) ?? 0)
+    await this.net.checkSameChain(lowest, [...nodes])
+    for (const i of nodes) {
+      await waitFor(`node${i} to report itself healthy and not catching up`, async () => {
+        const h = await this.healthOf(i)
+        return h.status === 200 && !h.catchingUp
+      }, 10_000, 250)
+    }
+  }
+}
