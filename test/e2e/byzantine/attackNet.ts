@@ -22,6 +22,27 @@ export interface LogLine {
 const WARN = 40
 const FATAL = 60
 
+/** Calls `fn` every `everyMs` for `durationMs` (the pace of an attack that repeats); resolves when the time is up. */
+export async function repeatFor(durationMs: number, everyMs: number, fn: () => void | Promise<void>): Promise<void> {
+  const until = Date.now() + durationMs
+  await new Promise<void>((resolve, reject) => {
+    let busy = false
+    const timer = setInterval(() => {
+      if (Date.now() >= until) {
+        clearInterval(timer)
+        resolve()
+        return
+      }
+      if (busy) return
+      busy = true
+      Promise.resolve().then(fn).then(() => { busy = false }, (e: unknown) => {
+        clearInterval(timer)
+        reject(e as Error)
+      })
+    }, everyMs)
+  })
+}
+
 /** Options of {@link AttackNet.start}. */
 export interface AttackNetOptions {
   /** Edits validator i's parsed `config.json` before it starts (all four homes). */
@@ -30,7 +51,18 @@ export interface AttackNetOptions {
   readonly noAttacker?: boolean
 }
 
+/** The largest value each node reached of what a {@link AttackNet.sample} sampled. */
+export interface ResourcePeaks {
+  readonly walBytes: number[]
+  readonly rssBytes: number[]
+}
+
 export class AttackNet {
+  /** Start of the current test's phase (ms): fatal lines before it belong to an earlier attack. */
+  private phaseStart = Date.now()
+  /** True once {@link assertHealthy} passed in the current phase. */
+  private healthy = true
+
   private constructor(readonly net: Testnet, readonly honest: readonly number[], private attackerValue: ByzantineValidator | undefined) {}
 
   /** The attacker (throws on a testnet started without one). */
@@ -74,6 +106,65 @@ export class AttackNet {
     await this.net.destroy()
   }
 
+  /**
+   * Starts a test on a shared testnet. What an earlier attack left behind must not count against this one: when
+   * the previous phase did not end with {@link assertHealthy} passing, or the chain does not move, every honest
+   * validator is restarted (their in-memory state is where attacks leave their marks); a validator that is down is
+   * started. Then the attacker is put back to its default behaviours and waits until it is connected again.
+   * Returns what it had to repair.
+   */
+  async beginPhase(): Promise<string[]> {
+    const repaired: string[] = []
+    this.attackerValue?.behaveHonestly()
+    const restartAll = async (why: string) => {
+      await Promise.all(this.honest.map((i) => this.net.stop(i)))
+      for (const i of this.honest) this.net.start(i)
+      repaired.push(`${why}: restarted every honest validator`)
+      await this.waitProgress(2, this.honest, 60_000)
+    }
+    if (!this.healthy) await restartAll('the previous test did not end healthy')
+    for (const i of this.honest) {
+      if (!this.alive(i)) {
+        await this.net.stop(i)
+        this.net.start(i)
+        repaired.push(`node${i} was down: started`)
+      }
+    }
+    if (repaired.length === 0) {
+      try {
+        await this.waitProgress(1, this.honest, 15_000)
+      } catch {
+        await restartAll('the chain did not move')
+      }
+    }
+    this.healthy = false
+    const attacker = this.attackerValue
+    if (attacker) {
+      await waitFor('the attacker to be connected to every honest validator', () => attacker.p2p.peers().length === this.honest.length, 30_000)
+    }
+    this.phaseStart = Date.now()
+    for (const r of repaired) console.log(`# before this test: ${r}`)
+    return repaired
+  }
+
+  /** Samples every honest node's WAL size and resident memory every `intervalMs` until the returned stop is called. */
+  sample(intervalMs = 200): () => ResourcePeaks {
+    const peaks: ResourcePeaks = { walBytes: this.net.procs.map(() => 0), rssBytes: this.net.procs.map(() => 0) }
+    const tick = () => {
+      for (const i of this.honest) {
+        peaks.walBytes[i] = Math.max(peaks.walBytes[i]!, this.walBytes(i))
+        peaks.rssBytes[i] = Math.max(peaks.rssBytes[i]!, this.rssBytes(i))
+      }
+    }
+    tick()
+    const timer = setInterval(tick, intervalMs)
+    return () => {
+      clearInterval(timer)
+      tick()
+      return peaks
+    }
+  }
+
   /** Height of node i, undefined when it does not answer within 2 s. */
   height(i: number): Promise<number | undefined> {
     return this.net.height(i)
@@ -113,13 +204,16 @@ export class AttackNet {
     })
   }
 
-  /** Fatal lines of node i's log. */
-  fatalLines(i: number): LogLine[] {
-    return this.logLines(i).filter((l) => l.level >= FATAL)
+  /** Fatal lines of node i's log since `sinceMs` (default: the start of the current phase). */
+  fatalLines(i: number, sinceMs = this.phaseStart): LogLine[] {
+    return this.logLines(i).filter((l) => l.level >= FATAL && l.time >= sinceMs)
   }
 
-  /** Warn-or-worse lines of node i's log since `sinceMs` that mention any of `needles` (a peer id, an address). */
-  offenderLines(i: number, needles: readonly string[], sinceMs = 0): LogLine[] {
+  /**
+   * Warn-or-worse lines of node i's log since `sinceMs` (default: the start of the current phase) that mention any of
+   * `needles` (a peer id, an address).
+   */
+  offenderLines(i: number, needles: readonly string[], sinceMs = this.phaseStart): LogLine[] {
     return this.logLines(i).filter((l) => l.level >= WARN && l.time >= sinceMs && needles.some((n) => l.raw.toLowerCase().includes(n.toLowerCase())))
   }
 
@@ -149,17 +243,44 @@ export class AttackNet {
     return { status: res.status, catchingUp: s.catchingUp, height: s.height }
   }
 
+  /** Deletes the data/ of node i, which must be stopped. */
+  wipe(i: number): void {
+    if (this.alive(i)) throw new Error(`node${i} is running`)
+    rmSync(join(this.net.home(i), 'data'), { recursive: true, force: true })
+  }
+
   /** Stops node i, deletes its data/ and starts it again. */
   async wipeAndRestart(i: number): Promise<void> {
     await this.net.stop(i)
-    rmSync(join(this.net.home(i), 'data'), { recursive: true, force: true })
+    this.wipe(i)
     this.net.start(i)
   }
 
   /**
+   * Checks, from the attacker's seat, that every listed validator still validates proposals: over four heights,
+   * each prevotes the block that gets decided, in the deciding round, at least three times. A validator that can
+   * no longer rebuild or check proposals prevotes nil; the chain still moves with the other three, so only this
+   * shows it (and one more failure would then halt the chain).
+   */
+  async assertPrevoting(nodes: readonly number[] = this.honest, heights = 4): Promise<void> {
+    const attacker = this.attacker
+    await waitFor('the attacker to be connected to every honest validator', () => nodes.every((i) => attacker.p2p.peers().includes(attacker.peerIdOf(i))), 30_000)
+    const from = Math.max(attacker.follower.height, await this.maxHeight(nodes)) + 2
+    await waitFor(`the attacker to follow the chain to ${from + heights - 1}`, async () => attacker.follower.height >= from + heights - 1, 60_000, 200)
+    const range = Array.from({ length: heights }, (_, k) => from + k)
+    const got = attacker.prevotedDecided(range)
+    const weak = nodes.filter((i) => (got.get(`node${i}`)?.length ?? 0) < heights - 1)
+    if (weak.length > 0) {
+      throw new Error(`validators no longer prevote the blocks that get decided, heights ${range[0]}-${range[range.length - 1]}: ` +
+        weak.map((i) => `node${i} prevoted the decided block at ${JSON.stringify(got.get(`node${i}`))}`).join('; '))
+    }
+  }
+
+  /**
    * The checks every attack ends with, on the listed nodes: each is alive with no fatal log line, they commit
-   * `progress` more heights within `timeoutMs`, agree block by block up to the lowest of their heights, and each
-   * reports itself healthy and not catching up.
+   * `progress` more heights within `timeoutMs`, agree block by block up to the lowest of their heights, each still
+   * prevotes the proposals that get decided (seen by the attacker, when there is one), and each reports itself
+   * healthy and not catching up.
    */
   async assertHealthy(nodes: readonly number[] = this.honest, o: { progress?: number; timeoutMs?: number } = {}): Promise<void> {
     const problems: string[] = []
@@ -177,11 +298,40 @@ export class AttackNet {
     let lowest = Infinity
     for (const i of nodes) lowest = Math.min(lowest, (await this.height(i)) ?? 0)
     await this.net.checkSameChain(lowest, [...nodes])
+    if (this.attackerValue) await this.assertPrevoting(nodes)
     for (const i of nodes) {
       await waitFor(`node${i} to report itself healthy and not catching up`, async () => {
         const h = await this.healthOf(i)
         return h.status === 200 && !h.catchingUp
       }, 10_000, 250)
     }
+    this.healthy = true
+  }
+}
+
+/**
+ * Collects the failed expectations of one test, so a test that checks several properties of one attack reports
+ * every property the attack broke, not only the first.
+ */
+export class Verdict {
+  private readonly failures: string[] = []
+
+  /** Records a failure unless `condition` holds. */
+  expect(condition: boolean, failure: string): void {
+    if (!condition) this.failures.push(failure)
+  }
+
+  /** Runs a check that throws on failure, recording its message. */
+  async check(what: string, fn: () => Promise<unknown> | unknown): Promise<void> {
+    try {
+      await fn()
+    } catch (e) {
+      this.failures.push(`${what}: ${(e as Error).message}`)
+    }
+  }
+
+  /** Throws one error listing every failure, if any. */
+  done(): void {
+    if (this.failures.length > 0) throw new Error(`${this.failures.length} expectation(s) failed:\n- ${this.failures.join('\n- ')}`)
   }
 }

@@ -83,6 +83,8 @@ export class ByzantineValidator {
   private readonly signed = new Map<string, SignedVote>()
   /** Honest votes seen, by `height/round/type`, voter hex → value key. */
   private readonly seen = new Map<string, Map<string, string>>()
+  /** Every other validator's first prevote seen, by height, then `round/voter hex` → value key (recent heights). */
+  private readonly prevotes = new Map<number, Map<string, string>>()
   private readonly ownProposals = new Map<number, ProposalMessage[]>()
   private readonly proposalTargets = new Map<number, readonly string[] | undefined>()
   private readonly knownTxs = new Map<string, Uint8Array>()
@@ -322,6 +324,7 @@ export class ByzantineValidator {
     const tip = this.follower.height
     const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
     if (height > tip + 1) void this.follower.catchUp().catch((e: Error) => this.fail(`following the chain: ${e.message}`))
+    if (m.value.kind === 'vote') this.notePrevote(m.value.vote)
     if (height <= tip || height > tip + 3 || !this.behaviour.vote) return
     if (m.value.kind === 'proposal') {
       const p = m.value.message.proposal
@@ -337,6 +340,34 @@ export class ByzantineValidator {
     if (!votes.has(toHex(v.validator))) votes.set(toHex(v.validator), v.valueId === null ? 'nil' : toHex(v.valueId))
     this.castVote(v.type, v.height, v.round, v.valueId)
     if (v.type === 'prevote') this.precommitOnPolka(v.height, v.round)
+  }
+
+  private notePrevote(v: SignedVote): void {
+    if (v.type !== 'prevote' || bytesEqual(v.validator, this.address) || v.height < this.follower.height - 5) return
+    let byHeight = this.prevotes.get(v.height)
+    if (byHeight === undefined) {
+      this.prevotes.set(v.height, (byHeight = new Map()))
+      for (const h of [...this.prevotes.keys()]) if (h < v.height - 100) this.prevotes.delete(h)
+    }
+    const key = `${v.round}/${toHex(v.validator)}`
+    if (!byHeight.has(key)) byHeight.set(key, v.valueId === null ? 'nil' : toHex(v.valueId))
+  }
+
+  /**
+   * Which validators prevoted the decided block, in the round that decided it, at each of `heights` (blocks the
+   * follower holds): by validator name (`node{i}`), the heights where it did. A validator that stops validating
+   * proposals (it prevotes nil, or nothing) still sees blocks decided by the others, and shows up here.
+   */
+  prevotedDecided(heights: readonly number[]): Map<string, number[]> {
+    const out = new Map<string, number[]>(this.genesis.validators.map((v) => [v.name, []]))
+    for (const h of heights) {
+      const b = this.follower.block(h)
+      if (b === undefined) continue
+      for (const v of this.genesis.validators) {
+        if (this.prevotes.get(h)?.get(`${b.certificate.round}/${toHex(v.address)}`) === toHex(b.hash)) out.get(v.name)!.push(h)
+      }
+    }
+    return out
   }
 
   /** Signs and sends a vote unless it already voted in this step (the default behaviour never equivocates). */

@@ -77,6 +77,11 @@ export class ChainFollower {
     this.listeners.push(listener)
   }
 
+  /** The account of an address in the followed state. */
+  async account(address: Uint8Array): Promise<{ balance: bigint; nonce: bigint }> {
+    return this.ledger.getAccount(address)
+  }
+
   /** Executes transactions on the followed state without committing them (what a proposer does to get the root). */
   async execute(txs: readonly DecodedTransaction[]): Promise<{ stateRoot: Uint8Array; receipts: readonly { ok: boolean; code?: string }[] }> {
     const r = await this.ledger.execute(txs, { chainId: this.o.genesis.chainId, verified: new VerifiedTxCache() })
