@@ -257,15 +257,15 @@ export class AttackNet {
   }
 
   /**
-   * Checks, from the attacker's seat, that every listed validator still validates proposals: over four heights,
-   * each prevotes the block that gets decided, in the deciding round, at least three times. A validator that can
+   * Checks, from the attacker's seat, that every listed validator still validates proposals: over `heights`
+   * heights, each prevotes the block that gets decided, in the deciding round, at all but one. A validator that can
    * no longer rebuild or check proposals prevotes nil; the chain still moves with the other three, so only this
    * shows it (and one more failure would then halt the chain).
    */
-  async assertPrevoting(nodes: readonly number[] = this.honest, heights = 4): Promise<void> {
+  async assertPrevoting(nodes: readonly number[] = this.honest, heights = 3): Promise<void> {
     const attacker = this.attacker
     await waitFor('the attacker to be connected to every honest validator', () => nodes.every((i) => attacker.p2p.peers().includes(attacker.peerIdOf(i))), 30_000)
-    const from = Math.max(attacker.follower.height, await this.maxHeight(nodes)) + 2
+    const from = Math.max(attacker.follower.height, await this.maxHeight(nodes)) + 1
     await waitFor(`the attacker to follow the chain to ${from + heights - 1}`, async () => attacker.follower.height >= from + heights - 1, 60_000, 200)
     const range = Array.from({ length: heights }, (_, k) => from + k)
     const got = attacker.prevotedDecided(range)

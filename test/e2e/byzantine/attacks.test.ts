@@ -17,14 +17,16 @@ import {
   BadVoteFactory, TAMPERS, badSignatureProposal, junkHeader, junkHeight, junkRound, oversizedProposal, tamperedBlockResponse,
   unsignedProposal,
 } from './forgeries.js'
+import { IdleSockets } from './idleSockets.js'
 import { RpcProbe } from './rpcProbe.js'
 
 /**
- * A Byzantine insider against real validators: validators 0-2 are `tallyd` processes, validator 3 is the attacker
- * in this process with validator 3's own keys ({@link AttackNet}). One testnet serves the file; each test starts by
- * repairing what the previous attack may have broken (`beginPhase`) and ends with the checks every attack must pass
- * (the honest validators keep committing, agree, stay up and healthy), plus the attack's own expectations.
- * The first two tests are controls: the same machinery with the attacker behaving, which must pass.
+ * Attacks on real validators: validators 0-2 are `tallyd` processes, validator 3 is a Byzantine insider in this
+ * process with validator 3's own keys ({@link AttackNet}); some attacks need no key at all (idle sockets, a mempool
+ * filled through RPC). One testnet serves the file; each test starts by repairing what the previous attack may have
+ * broken (`beginPhase`) and ends with the checks every attack must pass (the honest validators keep committing,
+ * agree, stay up, keep prevoting the blocks that get decided, and say they are healthy), plus its own expectations.
+ * Controls run the same flows without the attack and must pass, so that a failing attack test is the attack's doing.
  * The forged-block tests come last: a forged block that commits poisons the chain for every later sync.
  */
 
@@ -37,16 +39,24 @@ const RSS_GROWTH_BOUND = 256 * MiB
 const FLOOD_RATE = 4_000
 /** How long a wiped validator may take to catch up 12+ heights. */
 const CATCH_UP_MS = 45_000
+/** A small mempool, so that a few accounts can fill it. */
+const MEMPOOL_MAX_TXS = 100
+/** Idle connections kept open to each validator. */
+const IDLE_SOCKETS = 32
+/** How soon a restarted validator must be back at two peers once it serves RPC. */
+const RECONNECT_MS = 10_000
 /** Seeds of the junk, printed so a run can be replayed. */
 const SEED = Number(process.env.TALLY_BYZANTINE_SEED ?? 20261205)
 
-describe('a Byzantine validator inside a four-validator network', { timeout: 900_000 }, () => {
+describe('a four-validator network under attack', { timeout: 900_000 }, () => {
   let a: AttackNet
+  let chainId: string
   /** A transfer committed by the control, replayed by a forged block later. */
   let committed: { tx: DecodedTransaction; height: number } | undefined
 
   before(async () => {
-    a = await AttackNet.start()
+    a = await AttackNet.start({ configure: (config) => { config.mempool.maxTxs = MEMPOOL_MAX_TXS } })
+    chainId = a.attacker.genesis.chainId
     console.log(`# testnet ${a.net.dir}, junk seed ${SEED}`)
   })
 
@@ -83,13 +93,63 @@ describe('a Byzantine validator inside a four-validator network', { timeout: 900
       return got.status === 'committed' ? got : false
     }, 30_000)
     assert.equal(r.ok, true)
-    const block = await a.net.block(2, r.height)
+    const block = await a.net.block(1, r.height)
     assert.equal(String(block!.header.proposer).toLowerCase(), to0x(attacker.address))
     committed = { tx: tx!, height: r.height! }
     await a.assertHealthy()
     for (const i of a.honest) assert.deepEqual(a.offenderLines(i, attackerNames()).map((l) => l.raw), [], `node${i} logged the attacker`)
     assert.deepEqual(attacker.errors, [])
   }))
+
+  test('control: with validator 2 down and wiped, the attacker\'s votes keep the chain going and 2 catches up', () => timed('control: catch-up', async () => {
+    await a.beginPhase()
+    const before = a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0
+    ;(await catchUpAfterWipe()).done()
+    assert.deepEqual(a.offenderLines(2, attackerNames()).map((l) => l.raw), [], 'node2 logged the attacker')
+    assert.equal(a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0, before + 1, 'the attacker lost validator 2 other than when it was stopped')
+    await a.assertHealthy()
+  }))
+
+  /**
+   * Stops validator 2, deletes its data, lets 0, 1 and the attacker commit 12 heights, restarts 2, and checks that
+   * it catches up in time, that for 3 s no honest validator says it is catching up at the tip or healthy while
+   * behind, and that 2 holds blocks with the same last commits as 0.
+   */
+  async function catchUpAfterWipe(v = new Verdict()): Promise<Verdict> {
+    await a.net.stop(2)
+    a.wipe(2)
+    await a.waitProgress(12, [0, 1], 90_000)
+    const target = await a.maxHeight([0, 1])
+    const t0 = Date.now()
+    a.net.start(2)
+    await v.check('validator 2 catches up', async () => {
+      await a.net.waitHeight(target, [2], CATCH_UP_MS)
+      console.log(`# validator 2 caught up to ${target} in ${Date.now() - t0} ms`)
+      await waitFor('validator 2 to be within a height of the others', async () => ((await a.height(2)) ?? 0) >= (await a.maxHeight()) - 1, 10_000, 200)
+    })
+    await v.check('the honest validators say the truth about catching up', async () => {
+      const lies = new Set<string>()
+      await repeatFor(3_000, 250, async () => {
+        const states = await Promise.all(a.honest.map((i) => a.healthOf(i).catch(() => undefined)))
+        const top = Math.max(...states.map((x) => x?.height ?? 0))
+        states.forEach((x, k) => {
+          const i = a.honest[k]!
+          if (x === undefined) lies.add(`node${i} did not answer`)
+          else if ((x.catchingUp || x.status !== 200) && x.height >= top - 1) lies.add(`node${i} at ${x.height} of ${top}: /health ${x.status}, catchingUp ${x.catchingUp}`)
+          else if (!x.catchingUp && x.status === 200 && x.height < top - 3) lies.add(`node${i} at ${x.height} of ${top}: healthy and not catching up`)
+        })
+      })
+      if (lies.size > 0) throw new Error([...lies].slice(0, 6).join('; '))
+    })
+    await v.check('validator 2 holds the same last commits as validator 0', async () => {
+      for (let h = 2; h <= target; h++) {
+        const [x, y] = [await a.net.block(0, h), await a.net.block(2, h)]
+        const [cx, cy] = [(x?.commit as { lastCommit?: unknown })?.lastCommit, (y?.commit as { lastCommit?: unknown })?.lastCommit]
+        if (JSON.stringify(cx) !== JSON.stringify(cy)) throw new Error(`block ${h}: node2 serves last commit ${JSON.stringify(cy).slice(0, 160)}…, node0 ${JSON.stringify(cx).slice(0, 160)}…`)
+      }
+    })
+    return v
+  }
 
   test('junk proposals: bad, absent or misplaced signatures, random heights and rounds, oversized', () => timed('junk proposals', async () => {
     await a.beginPhase()
@@ -266,56 +326,6 @@ describe('a Byzantine validator inside a four-validator network', { timeout: 900
     v.done()
   }))
 
-  test('control: with validator 2 down and wiped, the attacker\'s votes keep the chain going and 2 catches up', () => timed('control: catch-up', async () => {
-    await a.beginPhase()
-    const before = a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0
-    ;(await catchUpAfterWipe()).done()
-    assert.deepEqual(a.offenderLines(2, attackerNames()).map((l) => l.raw), [], 'node2 logged the attacker')
-    assert.equal(a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0, before + 1, 'the attacker lost validator 2 other than when it was stopped')
-    await a.assertHealthy()
-  }))
-
-  /**
-   * Stops validator 2, deletes its data, lets 0, 1 and the attacker commit 12 heights, restarts 2, and checks that
-   * it catches up in time, that for 3 s no honest validator says it is catching up at the tip or healthy while
-   * behind, and that 2 holds blocks with the same last commits as 0.
-   */
-  async function catchUpAfterWipe(v = new Verdict()): Promise<Verdict> {
-    await a.net.stop(2)
-    a.wipe(2)
-    await a.waitProgress(12, [0, 1], 90_000)
-    const target = await a.maxHeight([0, 1])
-    const t0 = Date.now()
-    a.net.start(2)
-    await v.check('validator 2 catches up', async () => {
-      await a.net.waitHeight(target, [2], CATCH_UP_MS)
-      console.log(`# validator 2 caught up to ${target} in ${Date.now() - t0} ms`)
-      await waitFor('validator 2 to be within a height of the others', async () => ((await a.height(2)) ?? 0) >= (await a.maxHeight()) - 1, 10_000, 200)
-    })
-    await v.check('the honest validators say the truth about catching up', async () => {
-      const lies = new Set<string>()
-      await repeatFor(3_000, 250, async () => {
-        const states = await Promise.all(a.honest.map((i) => a.healthOf(i).catch(() => undefined)))
-        const top = Math.max(...states.map((x) => x?.height ?? 0))
-        states.forEach((x, k) => {
-          const i = a.honest[k]!
-          if (x === undefined) lies.add(`node${i} did not answer`)
-          else if ((x.catchingUp || x.status !== 200) && x.height >= top - 1) lies.add(`node${i} at ${x.height} of ${top}: /health ${x.status}, catchingUp ${x.catchingUp}`)
-          else if (!x.catchingUp && x.status === 200 && x.height < top - 3) lies.add(`node${i} at ${x.height} of ${top}: healthy and not catching up`)
-        })
-      })
-      if (lies.size > 0) throw new Error([...lies].slice(0, 6).join('; '))
-    })
-    await v.check('validator 2 holds the same last commits as validator 0', async () => {
-      for (let h = 2; h <= target; h++) {
-        const [x, y] = [await a.net.block(0, h), await a.net.block(2, h)]
-        const [cx, cy] = [(x?.commit as { lastCommit?: unknown })?.lastCommit, (y?.commit as { lastCommit?: unknown })?.lastCommit]
-        if (JSON.stringify(cx) !== JSON.stringify(cy)) throw new Error(`block ${h}: node2 serves last commit ${JSON.stringify(cy).slice(0, 160)}…, node0 ${JSON.stringify(cx).slice(0, 160)}…`)
-      }
-    })
-    return v
-  }
-
   test('lying tips and tampered sync answers, while validator 2 syncs back from scratch', () => timed('lying tips', async () => {
     await a.beginPhase()
     const attacker = a.attacker
@@ -328,6 +338,97 @@ describe('a Byzantine validator inside a four-validator network', { timeout: 900
     v.expect(a.offenderLines(2, attackerNames()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
     v.expect((attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0) > disconnectsBefore + 1, 'node2 never disconnected the attacker after its restart')
     await v.check('after the lies', () => a.assertHealthy())
+    v.done()
+  }))
+
+  /**
+   * Restarts validator 1 and returns how long it took, once it answers RPC (its last component to start; how long
+   * a process takes to start is the machine's business), to report two peers. Throws past the deadline.
+   */
+  async function restartValidator1(): Promise<{ startMs: number; peersMs: number }> {
+    await a.net.stop(1)
+    const t0 = Date.now()
+    a.net.start(1)
+    await waitFor('validator 1 to answer RPC after its start', () => a.height(1).then((h) => h !== undefined), 60_000, 100)
+    const t1 = Date.now()
+    await waitFor('validator 1 to be back at two or more peers', async () => {
+      const s = await rpc<{ peers: number }>(a.net.rpcUrl(1), 'node_status', [], 1_000)
+      return s.peers >= 2
+    }, RECONNECT_MS, 200)
+    return { startMs: t1 - t0, peersMs: Date.now() - t1 }
+  }
+
+  test('control: a restarted validator is back at two peers in time', () => timed('control: restart', async () => {
+    await a.beginPhase()
+    const r = await restartValidator1()
+    console.log(`# control: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
+    await a.assertHealthy()
+  }))
+
+  test(`idle sockets: ${IDLE_SOCKETS} idle connections to each validator, reopened as they close; a restarted validator reconnects`, () => timed('idle sockets', async () => {
+    await a.beginPhase()
+    const ports = a.honest.map((i) => a.net.p2pPort + i)
+    const idle = new IdleSockets(ports, IDLE_SOCKETS)
+    const v = new Verdict()
+    try {
+      await waitFor('the idle connections to be established', () => idle.established >= ports.length * 20, 10_000)
+      await v.check('validator 1 reconnects', async () => {
+        const r = await restartValidator1()
+        console.log(`# idle sockets: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
+      })
+      console.log(`# idle sockets: ${idle.opened} connections opened, ${idle.established} established now`)
+    } finally {
+      idle.stop()
+    }
+    await v.check('after the idle sockets', () => a.assertHealthy())
+    v.done()
+  }))
+
+  test('gapped-nonce flood through RPC: payable transfers from another account still get in and commit', () => timed('gapped nonces', async () => {
+    await a.beginPhase()
+    const faucet = readDevKey(a.net.keyFile('faucet'))
+    const to = parseAddress(readDevKey(a.net.keyFile('account3')).address)!
+    const urls = a.honest.map((i) => a.net.rpcUrl(i))
+    const pay = async (url: string) => {
+      const nonce = BigInt(await rpc<string>(url, 'ledger_getNextNonce', [faucet.address]))
+      const t = createTransfer(faucet.secretKey, { chainId, to, amount: 3n, nonce })
+      await rpc(url, 'tx_submit', [to0x(t.bytes)])
+      return to0x(t.hash)
+    }
+    const committedWithin = async (hash: string, heights: number) => {
+      const start = await a.maxHeight()
+      const r = await waitFor(`transfer ${hash} to commit`, async () => {
+        const got = await rpc<{ status: string; height?: number }>(urls[0]!, 'tx_get', [hash])
+        return got.status === 'committed' ? got : false
+      }, 30_000)
+      assert.ok(r.height! <= start + heights, `committed at ${r.height}, more than ${heights} heights after ${start}`)
+    }
+
+    // control: a payable transfer commits within a few heights
+    await committedWithin(await pay(urls[0]!), 4)
+
+    // the flood: three accounts queue transfers whose nonces skip their next one, so none can ever execute
+    const outcomes = new Map<string, number>()
+    for (const k of [0, 1, 2]) {
+      const key = readDevKey(a.net.keyFile(`account${k}`))
+      const next = BigInt((await rpc<{ nonce: string }>(urls[0]!, 'ledger_getAccount', [key.address])).nonce)
+      for (let gap = 1n; gap <= 64n; gap++) {
+        const t = createTransfer(key.secretKey, { chainId, to, amount: 1n, nonce: next + gap })
+        const url = urls[Number(gap) % urls.length]!
+        const code = await rpc(url, 'tx_submit', [to0x(t.bytes)]).then(() => 'admitted', (e: { reason?: string }) => e.reason ?? 'error')
+        outcomes.set(code, (outcomes.get(code) ?? 0) + 1)
+      }
+    }
+    console.log(`# gapped-nonce flood: ${JSON.stringify(Object.fromEntries(outcomes))}`)
+
+    const v = new Verdict()
+    for (const url of urls) {
+      await v.check(`a payable transfer through ${url}`, async () => {
+        const hash = await pay(url)
+        await committedWithin(hash, 4)
+      })
+    }
+    await v.check('after the flood', () => a.assertHealthy())
     v.done()
   }))
 
