@@ -64,7 +64,10 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     await a?.destroy()
   })
 
+  /** How logs may name the attacker: as the peer that sent something, or as the validator that signed it. */
   const attackerNames = () => [a.attacker.peerId, toHex(a.attacker.address)]
+  /** The attacker as a peer only (equivocation evidence names its address, and must not pass for a peer penalty). */
+  const attackerPeer = () => [a.attacker.peerId]
   const timed = async (name: string, fn: () => Promise<void>) => {
     const t0 = Date.now()
     try {
@@ -155,20 +158,22 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     await a.beginPhase()
     const attacker = a.attacker
     const rng = new Rng(SEED)
-    const chainId = attacker.genesis.chainId
     const vs = attacker.validatorSet
     const [v0, v1] = [attacker.peerIdOf(0), attacker.peerIdOf(1)]
+    const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
     const counts = { badSignature: 0, notProposer: 0, oversized: 0, unsigned: 0 }
     const stopSampling = a.sample()
     let tick = 0
     await repeatFor(20_000, 100, () => {
       const cur = attacker.follower.height + 1
       for (let k = 0; k < 4; k++) {
-        // a random signature, on behalf of the round's real proposer (it reaches the signature check) or anyone
-        const height = rng.chance(0.6) ? cur + rng.int(2) : junkHeight(rng, cur, MAX_HEIGHT)
-        const round = rng.chance(0.6) ? rng.int(3) : junkRound(rng)
+        // a random signature, on behalf of the round's real proposer (it reaches the signature check) or anyone;
+        // half of them for the height being decided or the next, with a header at the largest height there is
+        const near = k < 2
+        const height = near ? cur + rng.int(2) : junkHeight(rng, cur, MAX_HEIGHT)
+        const round = near ? rng.int(3) : junkRound(rng)
         const proposer = rng.chance(0.5) ? proposerOf(vs, height, round).address : vs.validators[rng.int(vs.validators.length)]!.address
-        const headerHeight = rng.chance(0.3) ? Number.MAX_SAFE_INTEGER : junkHeight(rng, cur, Number.MAX_SAFE_INTEGER)
+        const headerHeight = near ? Number.MAX_SAFE_INTEGER : junkHeight(rng, cur, Number.MAX_SAFE_INTEGER)
         attacker.send(badSignatureProposal(rng, { chainId, height, round, proposer, headerHeight }), [v0, v1])
         counts.badSignature++
       }
@@ -193,8 +198,8 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     console.log(`# junk sent to validators 0 and 1: ${JSON.stringify(counts)}; WAL peaks ${peaks.walBytes.join(',')} bytes`)
     const v = new Verdict()
     for (const i of [0, 1]) {
-      v.expect(a.offenderLines(i, attackerNames()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
-      v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > 0, `node${i} never disconnected the attacker`)
+      v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
+      v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
     }
     for (const i of a.honest) v.expect(peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
     await v.check('after the junk', () => a.assertHealthy())
@@ -259,11 +264,12 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     const factory = new BadVoteFactory(attacker.validatorSet.validators.map((x) => x.address), (b) => randomFillSync(b))
 
     // control: the same flood of votes for a height already decided, which a validator drops at no cost, must leave
-    // every measurement in bounds
+    // every measurement in bounds (when it does not, this machine cannot tell what the attack does)
+    const v = new Verdict()
     const calm = await flood(5_000, FLOOD_RATE, (height) => factory.make(rng, Math.max(1, height - 3), rng.int(11)))
     console.log(`# control flood (stale votes): ${calm.summary}`)
-    assert.ok(calm.heights >= 2, `control: only ${calm.heights} heights committed in 5 s under a flood of stale votes`)
-    for (const p of calm.probes) assert.ok(p.maxMs < 1_000 && p.failures === 0, `control: ${p.url} answered in up to ${p.maxMs} ms under a flood of stale votes`)
+    v.expect(calm.heights >= 2, `control: only ${calm.heights} heights committed in 5 s under a flood of stale votes`)
+    for (const p of calm.probes) v.expect(p.maxMs < 1_000 && p.failures === 0, `control: ${p.url} answered in up to ${p.maxMs} ms under a flood of stale votes`)
 
     // the attack: invalid signatures, as any validator, for the height being decided and the two after it, rounds
     // 0-10; and every second two different signed votes of each kind in the first rounds of the current and next
@@ -281,16 +287,17 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
         }
       }
     }
+    const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
     const f = await flood(10_000, FLOOD_RATE, (height) => factory.make(rng, height + rng.int(3), rng.int(11)), equivocate)
     console.log(`# vote flood: ${f.summary}; ${equivocations} equivocations`)
-    const v = new Verdict()
     v.expect(f.heights >= 3, `commits stalled during the flood: ${f.heights} heights in 10 s`)
     for (const p of f.probes) v.expect(p.maxMs < 1_000 && p.failures === 0, `${p.url}: node_status took up to ${p.maxMs} ms (${p.failures} of ${p.samples} failed or over 3 s)`)
     for (const i of a.honest) {
       v.expect(f.peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${f.peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
       v.expect(f.peaks.rssBytes[i]! - calm.peaks.rssBytes[i]! < RSS_GROWTH_BOUND,
         `node${i}'s resident memory grew from ${Math.round(calm.peaks.rssBytes[i]! / MiB)} to ${Math.round(f.peaks.rssBytes[i]! / MiB)} MiB`)
-      v.expect(a.offenderLines(i, attackerNames()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
+      v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
+      v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
     }
     await v.check('equivocation evidence', () => waitFor('every honest validator to hold evidence against the attacker', async () => {
       for (const i of a.honest) {
@@ -335,7 +342,7 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     const disconnectsBefore = attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0
     const v = await catchUpAfterWipe()
     console.log(`# lying tips: ${served} tampered block answers served`)
-    v.expect(a.offenderLines(2, attackerNames()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
+    v.expect(a.offenderLines(2, attackerPeer()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
     v.expect((attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0) > disconnectsBefore + 1, 'node2 never disconnected the attacker after its restart')
     await v.check('after the lies', () => a.assertHealthy())
     v.done()
