@@ -35,8 +35,8 @@ const MiB = 1024 * 1024
 const WAL_BOUND = 8 * MiB
 /** How much more resident memory an honest validator may take under a flood than it took just before. */
 const RSS_GROWTH_BOUND = 256 * MiB
-/** Messages a second the floods send to each honest validator. */
-const FLOOD_RATE = 4_000
+/** Messages a second the floods send to each honest validator (about what the attacker sustains on one busy core). */
+const FLOOD_RATE = 5_000
 /** How long a wiped validator may take to catch up 12+ heights. */
 const CATCH_UP_MS = 45_000
 /** A small mempool, so that a few accounts can fill it. */

@@ -79,7 +79,7 @@ export const emptyBlocks: BlockPlanner = () => ({ txs: [] })
 
 export class ByzantineValidator {
   readonly behaviour: Behaviour = { vote: true, plan: emptyBlocks }
-  /** Votes and proposals it signed, by `height/round/type`, so its default behaviour never equivocates. */
+  /** Votes it signed, by `height/round/type`, so its default behaviour never equivocates. */
   private readonly signed = new Map<string, SignedVote>()
   /** Honest votes seen, by `height/round/type`, voter hex → value key. */
   private readonly seen = new Map<string, Map<string, string>>()
@@ -89,7 +89,6 @@ export class ByzantineValidator {
   private readonly proposalTargets = new Map<number, readonly string[] | undefined>()
   private readonly knownTxs = new Map<string, Uint8Array>()
   private readonly timers: NodeJS.Timeout[] = []
-  private readonly honestPeerIds: string[]
   private resends = 0
   private stopped = false
   /** Proposals it sent, oldest first. */
@@ -109,9 +108,7 @@ export class ByzantineValidator {
     readonly follower: ChainFollower,
     readonly log: Logger,
     private readonly logStream: WriteStream,
-  ) {
-    this.honestPeerIds = genesis.validators.map((v) => v.peerId).filter((id) => id !== p2p.peerId)
-  }
+  ) {}
 
   /** Back to the default behaviours: cooperative votes, empty blocks to everyone, truthful sync answers. */
   behaveHonestly(): void {
@@ -119,11 +116,6 @@ export class ByzantineValidator {
     this.behaviour.plan = emptyBlocks
     delete this.behaviour.status
     delete this.behaviour.block
-  }
-
-  /** Peer ids of the other validators. */
-  get otherPeerIds(): readonly string[] {
-    return this.honestPeerIds
   }
 
   /**

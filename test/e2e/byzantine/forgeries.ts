@@ -91,14 +91,6 @@ export function unsignedProposal(rng: Rng, o: { chainId: string; height: number;
   return encodeCanonical([1, proposal, encodeBlockHeader(header), [], null, 0])
 }
 
-/** A vote message "from" `validator` with a random signature. */
-export function badSignatureVote(rng: Rng, o: { height: number; round: number; validator: Uint8Array }): Uint8Array {
-  return encodeVoteMessage({
-    type: rng.chance(0.5) ? 'prevote' : 'precommit', height: o.height, round: o.round, valueId: rng.chance(0.2) ? null : rng.bytes(32),
-    validator: o.validator, signature: rng.bytes(64),
-  })
-}
-
 /**
  * Vote messages with random signatures at a high rate: each (height, round, type, validator) is encoded once as a
  * template, and every message is a copy with other random bytes where the value id and the signature go, taken
