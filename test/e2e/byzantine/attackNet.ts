@@ -6,8 +6,9 @@ import { ByzantineValidator } from './byzantineValidator.js'
 /**
  * A testnet under attack: validators 0, 1 and 2 are real `tallyd` processes, validator 3 is a
  * {@link ByzantineValidator} in the test process holding validator 3's keys. It carries the checks every attack
- * ends with: the honest validators keep committing, agree block by block, are alive with no fatal log line, and
- * say they are healthy; and the ones particular to attacks: offender log lines, WAL size and resident memory.
+ * ends with (the honest validators keep committing, agree block by block, are alive with no fatal log line, still
+ * prevote the blocks that get decided, and say they are healthy) and the measurements particular to attacks:
+ * offender log lines, WAL size and resident memory.
  */
 
 /** A parsed JSON log line of a node. */
@@ -47,8 +48,6 @@ export async function repeatFor(durationMs: number, everyMs: number, fn: () => v
 export interface AttackNetOptions {
   /** Edits validator i's parsed `config.json` before it starts (all four homes). */
   readonly configure?: (config: Record<string, any>, i: number) => void
-  /** Runs validator 3 as a fourth honest `tallyd` instead of the attacker (attacks from outside the set). */
-  readonly noAttacker?: boolean
 }
 
 /** The largest value each node reached of what a {@link AttackNet.sample} sampled. */
@@ -65,16 +64,16 @@ export class AttackNet {
 
   private constructor(readonly net: Testnet, readonly honest: readonly number[], private attackerValue: ByzantineValidator | undefined) {}
 
-  /** The attacker (throws on a testnet started without one). */
+  /** The attacker (throws while the testnet is still starting). */
   get attacker(): ByzantineValidator {
-    if (this.attackerValue === undefined) throw new Error('this testnet has no attacker')
+    if (this.attackerValue === undefined) throw new Error('the attacker has not started')
     return this.attackerValue
   }
 
-  /** Creates a 4-validator testnet, starts 0-2 (0-3 with `noAttacker`) and the attacker, and waits for height 2. */
+  /** Creates a 4-validator testnet, starts validators 0-2 and the attacker, and waits for height 2. */
   static async start(o: AttackNetOptions = {}): Promise<AttackNet> {
     const net = await Testnet.create(4)
-    const honest = o.noAttacker ? [0, 1, 2, 3] : [0, 1, 2]
+    const honest = [0, 1, 2]
     const a = new AttackNet(net, honest, undefined)
     try {
       if (o.configure) {
@@ -86,13 +85,11 @@ export class AttackNet {
         }
       }
       for (const i of honest) net.start(i)
-      if (!o.noAttacker) a.attackerValue = await ByzantineValidator.start(net.home(3), join(net.dir, 'attacker.log'))
+      const attacker = await ByzantineValidator.start(net.home(3), join(net.dir, 'attacker.log'))
+      a.attackerValue = attacker
       await net.waitHeight(2, honest, 45_000)
-      if (a.attackerValue) {
-        const attacker = a.attackerValue
-        await waitFor('the attacker to connect to every honest validator and follow the chain', () =>
-          attacker.p2p.peers().length === 3 && attacker.follower.height >= 2, 20_000)
-      }
+      await waitFor('the attacker to connect to every honest validator and follow the chain', () =>
+        attacker.p2p.peers().length === honest.length && attacker.follower.height >= 2, 20_000)
       return a
     } catch (e) {
       await a.destroy()
@@ -158,6 +155,7 @@ export class AttackNet {
     }
     tick()
     const timer = setInterval(tick, intervalMs)
+    timer.unref()
     return () => {
       clearInterval(timer)
       tick()

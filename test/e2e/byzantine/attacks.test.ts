@@ -226,25 +226,32 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     const attacker = a.attacker
     const probe = new RpcProbe(a.honest.map((i) => a.net.rpcUrl(i)))
     const stopSampling = a.sample()
-    const before = await a.maxHeight()
     const lag = monitorEventLoopDelay({ resolution: 10 })
-    lag.enable()
     const cpu = process.cpuUsage()
     const t0 = Date.now()
     let sent = 0
-    let lastSecond = 0
-    await repeatFor(durationMs, 10, () => {
-      if (Date.now() - lastSecond >= 1_000) {
-        lastSecond = Date.now()
-        alsoEachSecond()
-      }
-      const due = Math.min(2_000, Math.floor(((Date.now() - t0) / 1_000) * perSecond) - sent)
-      const height = attacker.follower.height + 1
-      for (let k = 0; k < due; k++) {
-        attacker.send(make(height))
-        sent++
-      }
-    })
+    let before = 0
+    try {
+      before = await a.maxHeight()
+      lag.enable()
+      let lastSecond = 0
+      await repeatFor(durationMs, 10, () => {
+        if (Date.now() - lastSecond >= 1_000) {
+          lastSecond = Date.now()
+          alsoEachSecond()
+        }
+        const due = Math.min(2_000, Math.floor(((Date.now() - t0) / 1_000) * perSecond) - sent)
+        const height = attacker.follower.height + 1
+        for (let k = 0; k < due; k++) {
+          attacker.send(make(height))
+          sent++
+        }
+      })
+    } catch (e) {
+      await probe.stop()
+      stopSampling()
+      throw e
+    }
     const used = process.cpuUsage(cpu)
     lag.disable()
     const heights = (await a.maxHeight()) - before

@@ -23,6 +23,8 @@ export class RpcProbe {
   /** Starts polling every URL every `intervalMs`, each request with a `deadlineMs` deadline. */
   constructor(urls: readonly string[], intervalMs = 250, deadlineMs = 3_000) {
     this.worker = new Worker(new URL('./rpcProbeWorker.js', import.meta.url), { workerData: { urls, intervalMs, deadlineMs } })
+    // a probe a failed test never stopped must not keep the test process alive
+    this.worker.unref()
     this.done = new Promise((resolve, reject) => {
       this.worker.once('message', (m: ProbeResult[]) => resolve(m))
       this.worker.once('error', reject)
