@@ -44,6 +44,9 @@ export async function repeatFor(durationMs: number, everyMs: number, fn: () => v
   })
 }
 
+/** A testnet that could not start for reasons of the machine, not of the code under test. */
+class StartFailed extends Error {}
+
 /** Options of {@link AttackNet.start}. */
 export interface AttackNetOptions {
   /** Edits validator i's parsed `config.json` before it starts (all four homes). */
@@ -70,8 +73,23 @@ export class AttackNet {
     return this.attackerValue
   }
 
-  /** Creates a 4-validator testnet, starts validators 0-2 and the attacker, and waits for height 2. */
+  /**
+   * Creates a 4-validator testnet, starts validators 0-2 and the attacker, and waits for height 2. A start where a
+   * validator exits at once (a port taken between the choice of free ports and the start, by anything else on the
+   * machine) is retried on new ports, twice at most.
+   */
   static async start(o: AttackNetOptions = {}): Promise<AttackNet> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await AttackNet.startOnce(o)
+      } catch (e) {
+        if (!(e instanceof StartFailed) || attempt >= 3) throw e
+        console.log(`# the testnet did not start (${e.message}); again on other ports`)
+      }
+    }
+  }
+
+  private static async startOnce(o: AttackNetOptions): Promise<AttackNet> {
     const net = await Testnet.create(4)
     const honest = [0, 1, 2]
     const a = new AttackNet(net, honest, undefined)
@@ -85,9 +103,18 @@ export class AttackNet {
         }
       }
       for (const i of honest) net.start(i)
-      const attacker = await ByzantineValidator.start(net.home(3), join(net.dir, 'attacker.log'))
+      const attacker = await ByzantineValidator.start(net.home(3), join(net.dir, 'attacker.log')).catch((e: Error) => {
+        throw new StartFailed(`the attacker: ${e.message}`)
+      })
       a.attackerValue = attacker
-      await net.waitHeight(2, honest, 45_000)
+      // a validator that exits while the testnet starts fails the start at once (waitFor would wait out its deadline)
+      let exited: number | undefined
+      await waitFor('height 2 on the honest validators', async () => {
+        exited = honest.find((i) => !a.alive(i))
+        if (exited !== undefined) return true
+        return (await Promise.all(honest.map((i) => a.height(i)))).every((h) => (h ?? 0) >= 2)
+      }, 45_000, 200)
+      if (exited !== undefined) throw new StartFailed(`node${exited} exited: ${a.net.logTail(exited, 1)}`)
       await waitFor('the attacker to connect to every honest validator and follow the chain', () =>
         attacker.p2p.peers().length === honest.length && attacker.follower.height >= 2, 20_000)
       return a
