@@ -44,9 +44,13 @@ async function portFree(port: number): Promise<boolean> {
   })
 }
 
-/** Finds `count` consecutive free ports, starting from a pid-dependent base to keep parallel runs apart. */
+/**
+ * Finds `count` consecutive free ports, starting from a pid-dependent base to keep parallel runs apart, below the
+ * range Linux hands out as source ports of outgoing connections (32768 and up), so that a port found free is not
+ * taken by some connection before a validator (re)starts on it.
+ */
 export async function freePortRange(count: number): Promise<number> {
-  let base = 20000 + ((process.pid * 37) % 20000)
+  let base = 20000 + ((process.pid * 37) % 12000)
   for (let attempt = 0; attempt < 200; attempt++, base += count + 7) {
     let ok = true
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i)
