@@ -261,6 +261,10 @@ export function castVote(s: GovernanceState, height: number, voter: Uint8Array, 
   const latest = s.schedule[s.schedule.length - 1]!.roster
   const applied = applyAction(latest, action)
   if (!applied.ok) return err({ code: 'bad_action', reason: applied.error.reason })
+  // a change that alone moves more than a third of the power could never apply (endBlock stages it forever)
+  if (3n * movedPower(latest, applied.value) > totalPower(latest)) {
+    return err({ code: 'bad_action', reason: 'the change alone moves more than a third of the power: make it in smaller steps' })
+  }
   const id = actionId(action)
   const existing = s.pending.find((p) => bytesEqual(p.id, id))
   const already = existing?.votes.some((v) => bytesEqual(v.address, voter)) ?? false

@@ -158,9 +158,12 @@ export class TallyNode {
     )
 
     // admitted: the validators of the sets in force next and after (they follow governance), and configured peers
+    // Admitted: the validators of the sets in force next and after (they follow governance), a validator whose addition
+    // is pending (so it can sync before the vote completes), and configured peers.
     const admittedPeers = () => {
       const tip = ledgerTip()
-      return [...new Set([...sets.rosterAt(tip + 1), ...sets.rosterAt(tip + 2)].map((m) => m.peerId)), ...config.p2p.allowedPeerIds]
+      const pending = (ledger.governance()?.pending ?? []).flatMap((p) => (p.action.type === 'add' ? [p.action.peerId] : []))
+      return [...new Set([...sets.rosterAt(tip + 1), ...sets.rosterAt(tip + 2)].map((m) => m.peerId)), ...pending, ...config.p2p.allowedPeerIds]
     }
     const p2p = new P2p({
       seed: home.nodeSeed,
@@ -203,6 +206,7 @@ export class TallyNode {
       requestBlock: (h) => late.sync?.request(h),
       onCommitted: (b) => this.onCommitted(b, { host: late.host!, mempool, metrics, backend: late.backend! }),
       onValidatorSetsChanged: () => p2p.setAllowed(admittedPeers()),
+      onGovernanceChanged: () => p2p.setAllowed(admittedPeers()),
       onFatal: (e) => this.fatal(e),
     })
     late.host = host

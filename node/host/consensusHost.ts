@@ -125,6 +125,8 @@ export interface ConsensusHostDependencies {
   readonly onCommitted: (block: CommittedBlock) => void | Promise<void>
   /** Called after a commit that scheduled a new validator set (the p2p layer follows the sets). */
   readonly onValidatorSetsChanged?: () => void
+  /** Called after a commit that changed the governance state (votes, pending changes). */
+  readonly onGovernanceChanged?: () => void
   /** Called when the host hits a broken invariant: the node must stop rather than go on. */
   readonly onFatal: (error: Error) => void
 }
@@ -519,7 +521,7 @@ export class ConsensusHost {
         // the WAL sync and the guard's save run together; the signature is used only once both are durable
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signProposalAsync(e.proposal)])
         if (!r.ok) {
-          this.d.logger.warn({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
+          this.d.logger[this.expectedRefusal(r.code, e.proposal.height) ? 'debug' : 'warn']({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
           return
         }
         this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
@@ -529,8 +531,7 @@ export class ConsensusHost {
         if (!this.d.guard) return
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signVoteAsync(e.vote)])
         if (!r.ok) {
-          // replaying the WAL re-asks for votes this validator already passed (a prevote after its precommit): expected
-          const level = this.replaying && r.code === 'regression' ? 'debug' : 'warn'
+          const level = this.expectedRefusal(r.code, e.vote.height) ? 'debug' : 'warn'
           this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
           return
         }
@@ -556,6 +557,8 @@ export class ConsensusHost {
         this.d.scheduleTimeout(e.timeout, e.durationMs)
         return
       case 'getValue':
+        // a validator whose chain is behind what it signed (a wiped data/ syncing back) cannot sign a proposal there
+        if (this.behindSafetyRecord(e.height)) return
         void this.buildValue(e.height, e.round)
         return
       case 'validateValue':
@@ -569,6 +572,20 @@ export class ConsensusHost {
         return
       }
     }
+  }
+
+  /** True when this validator already signed at a height above `height` (its chain is catching up to its record). */
+  private behindSafetyRecord(height: number): boolean {
+    const record = this.d.guard?.record
+    return record !== undefined && record.height > height
+  }
+
+  /**
+   * A refusal that is expected, not a warning: replaying the WAL re-asks for messages the guard already passed (a
+   * prevote after its precommit), and a validator catching up to its safety record is refused below it.
+   */
+  private expectedRefusal(code: string, height: number): boolean {
+    return code === 'regression' && (this.replaying || this.behindSafetyRecord(height))
   }
 
   private fatal(e: Error): void {
@@ -903,6 +920,8 @@ export class ConsensusHost {
     if (setsChanged) {
       this.d.logger.info({ fromHeight: height + 2, validators: scheduled.length }, 'a new validator set is scheduled')
       this.d.onValidatorSetsChanged?.()
+    } else if (result.governanceBytes !== undefined) {
+      this.d.onGovernanceChanged?.()
     }
     this.heightStartedAt = this.d.now()
     if (this.o.commitMs > 0 && !this.replaying) await this.d.sleep(this.o.commitMs)

@@ -181,7 +181,7 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
       let round = rng.int(10)
       while (attacker.isProposer(cur, round)) round = (round + 1) % 10
       const header = junkHeader(rng, chainId, cur)
-      attacker.send(encodeProposalMessage({ proposal: attacker.signProposal(cur, round, blockHash(header)), header, txHashes: [], lastCommit: null }), [v0, v1])
+      attacker.send(encodeProposalMessage({ proposal: attacker.signProposal(cur, round, blockHash(header)), header, txHashes: [], evidence: [], lastCommit: null }), [v0, v1])
       counts.notProposer++
       if (tick % 5 === 0) {
         attacker.send(oversizedProposal(rng, { chainId, height: cur, round: rng.int(3), proposer: proposerOf(vs, cur, 0).address, maxTxs: attacker.genesis.params.block.maxTxs }), [v0, v1])

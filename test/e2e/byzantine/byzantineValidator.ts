@@ -238,6 +238,8 @@ export class ByzantineValidator {
       stateRoot,
       proposer: this.address,
       validatorSetHash: this.validatorSet.hash,
+      nextValidatorSetHash: this.validatorSet.hash,
+      evidenceRoot: txRoot([]),
       lastCommitHash: tip === undefined ? ZERO_HASH : commitHash(tip.certificate),
     }
   }
@@ -279,7 +281,7 @@ export class ByzantineValidator {
     if (this.stopped || this.follower.height !== height - 1) return
     const valueId = blockHash(header)
     const messages = rounds.map((round) => ({
-      proposal: this.signProposal(height, round, valueId), header, txHashes: chosen.txs.map((t) => t.hash),
+      proposal: this.signProposal(height, round, valueId), header, txHashes: chosen.txs.map((t) => t.hash), evidence: [],
       lastCommit: this.follower.tip?.certificate ?? null,
     }))
     this.ownProposals.set(height, messages)
@@ -313,6 +315,7 @@ export class ByzantineValidator {
       this.fail(`honest peer ${from} sent an undecodable consensus message: ${m.error.reason}`)
       return
     }
+    if (m.value.kind === 'evidence') return
     const tip = this.follower.height
     const height = m.value.kind === 'proposal' ? m.value.message.proposal.height : m.value.vote.height
     if (height > tip + 1) void this.follower.catchUp().catch((e: Error) => this.fail(`following the chain: ${e.message}`))

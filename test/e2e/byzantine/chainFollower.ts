@@ -84,8 +84,13 @@ export class ChainFollower {
 
   /** Executes transactions on the followed state without committing them (what a proposer does to get the root). */
   async execute(txs: readonly DecodedTransaction[]): Promise<{ stateRoot: Uint8Array; receipts: readonly { ok: boolean; code?: string }[] }> {
-    const r = await this.ledger.execute(txs, { chainId: this.o.genesis.chainId, verified: new VerifiedTxCache() })
+    const r = await this.ledger.execute(txs, { chainId: this.o.genesis.chainId, verified: new VerifiedTxCache(), block: this.blockContext(this.height + 1) })
     return { stateRoot: r.stateRoot, receipts: r.receipts }
+  }
+
+  /** The execution context of a block of `height` (the attack testnet never removes offenders, so none are passed). */
+  private blockContext(height: number) {
+    return { height, governance: this.o.genesis.params.governance }
   }
 
   /** Fetches every block the sources hold beyond the tip (one run at a time; concurrent callers share it). */
@@ -137,7 +142,7 @@ export class ChainFollower {
       txs.push(d.value)
     }
     if (!bytesEqual(txRoot(txs.map((t) => t.hash)), header.txRoot)) throw new Error(`block ${b.height}: transaction root mismatch`)
-    const result = await this.ledger.execute(txs, { chainId: this.o.genesis.chainId, verified: this.verified })
+    const result = await this.ledger.execute(txs, { chainId: this.o.genesis.chainId, verified: this.verified, block: this.blockContext(b.height) })
     if (!bytesEqual(result.stateRoot, header.stateRoot)) {
       throw new Error(`block ${b.height}: the followed state root differs from the certified header`)
     }

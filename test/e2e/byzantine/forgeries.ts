@@ -37,7 +37,9 @@ export function junkHeader(rng: Rng, chainId: string, height: number): BlockHead
     stateRoot: rng.bytes(32),
     proposer: rng.bytes(20),
     validatorSetHash: rng.bytes(32),
+    nextValidatorSetHash: rng.bytes(32),
     lastCommitHash: hash(),
+    evidenceRoot: rng.bytes(32),
   }
 }
 
@@ -65,7 +67,7 @@ export function badSignatureProposal(rng: Rng, o: { chainId: string; height: num
   const proposal: SignedProposal = {
     height: o.height, round: o.round, valueId: blockHash(header), polRound: -1, proposer: o.proposer, signature: rng.bytes(64),
   }
-  return encodeProposalMessage({ proposal, header, txHashes: [], lastCommit: o.height > 1 ? junkCertificate(rng, o.height - 1, 3) : null })
+  return encodeProposalMessage({ proposal, header, txHashes: [], evidence: [], lastCommit: o.height > 1 ? junkCertificate(rng, o.height - 1, 3) : null })
 }
 
 /**
@@ -78,7 +80,7 @@ export function oversizedProposal(rng: Rng, o: { chainId: string; height: number
     height: o.height, round: o.round, valueId: blockHash(header), polRound: -1, proposer: o.proposer, signature: rng.bytes(64),
   }
   const txHashes = Array.from({ length: o.maxTxs }, () => rng.bytes(32))
-  return encodeProposalMessage({ proposal, header, txHashes, lastCommit: junkCertificate(rng, Math.max(1, o.height - 1), MAX_JUNK_SIGNERS) })
+  return encodeProposalMessage({ proposal, header, txHashes, evidence: [], lastCommit: junkCertificate(rng, Math.max(1, o.height - 1), MAX_JUNK_SIGNERS) })
 }
 
 /**
@@ -199,7 +201,7 @@ export function tamperedBlockResponse(tamper: Tamper, height: number, tip: numbe
     }
     case 'alteredHeader': {
       const header = { ...b.stored.block.header, stateRoot: new Uint8Array(32).fill(7) }
-      return respond(b, { block: { header, txs: b.stored.block.txs }, lastCommit: b.stored.lastCommit })
+      return respond(b, { block: { header, txs: b.stored.block.txs, evidence: b.stored.block.evidence }, lastCommit: b.stored.lastCommit })
     }
   }
 }
