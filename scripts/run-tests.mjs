@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs the compiled test suites with Node's built-in test runner.
-// `node scripts/run-tests.mjs [unit|sim|e2e|fault ...]`; no argument runs all four, in that order.
-// Unit and simulation files run two at a time; e2e and fault-suite files (real processes) run one at a time.
+// `node scripts/run-tests.mjs [unit|sim|e2e|fault|byzantine|docker ...]`; no argument runs unit, sim, e2e and fault, in
+// that order (the Byzantine attack suite and the Docker test have scripts of their own: `npm run test:byzantine`,
+// `npm run test:docker`). Unit and simulation files run two at a time; the others (real processes) one at a time.
 import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -27,7 +28,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'tally-tests-'))
 for (const suite of suites) {
   const files = [...walk(join(root, 'dist', 'test', suite))]
   if (files.length === 0) continue
-  const concurrency = suite === 'e2e' || suite === 'fault' ? 1 : 2
+  const concurrency = suite === 'unit' || suite === 'sim' ? 2 : 1
   console.log(`\n# ${suite}: ${files.length} file(s)`)
   const counts = join(scratch, `${suite}.counts`)
   const r = spawnSync(process.execPath, [

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Testnet, rpc, waitFor } from '../harness.js'
+import { Testnet, rpc, waitFor } from '../e2e/harness.js'
 import { ByzantineValidator } from './byzantineValidator.js'
 
 /**

@@ -1,14 +1,14 @@
-import { encodeCanonical } from '../../../crypto/canonical.js'
-import { compareBytes } from '../../../crypto/bytes.js'
+import { encodeCanonical } from '../../crypto/canonical.js'
+import { compareBytes } from '../../crypto/bytes.js'
 import {
   MAX_COMMIT_BYTES, MAX_ROUND, encodeCommitCertificate, type CommitCertificate, type SignedProposal,
-} from '../../../consensus/index.js'
-import { MAX_VALIDATORS } from '../../../consensus/validatorSet.js'
-import { ZERO_HASH, blockHash, encodeBlockHeader, type BlockHeader } from '../../../ledger/block.js'
-import { encodeStoredBlock } from '../../../node/storage/storedBlock.js'
-import { encodeBlockResponse } from '../../../node/sync/blockSyncMessages.js'
-import { encodeProposalMessage, encodeVoteMessage } from '../../../node/sync/consensusMessages.js'
-import type { Rng } from '../../helpers/random.js'
+} from '../../consensus/index.js'
+import { MAX_VALIDATORS } from '../../consensus/validatorSet.js'
+import { ZERO_HASH, blockHash, encodeBlockHeader, type BlockHeader } from '../../ledger/block.js'
+import { encodeStoredBlock } from '../../node/storage/storedBlock.js'
+import { encodeBlockResponse } from '../../node/sync/blockSyncMessages.js'
+import { encodeProposalMessage, encodeVoteMessage } from '../../node/sync/consensusMessages.js'
+import type { Rng } from '../helpers/random.js'
 import type { FollowedBlock } from './chainFollower.js'
 
 /**
