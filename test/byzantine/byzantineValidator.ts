@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../../node/logger.js'
 import { DirectStreams } from '../../node/p2p/directStreams.js'
 import { P2p } from '../../node/p2p/p2p.js'
 import { BLOCK_PROTOCOL, STATUS_PROTOCOL } from '../../node/sync/blockSync.js'
-import { decodeHeightRequest, encodeBlockResponse, encodeHeightRequest } from '../../node/sync/blockSyncMessages.js'
+import { decodeHeightRequest, encodeBlockResponse, encodeTipResponse } from '../../node/sync/blockSyncMessages.js'
 import { CONSENSUS_PROTOCOL } from '../../node/sync/consensusGossip.js'
 import { decodeConsensusGossip, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../../node/sync/consensusMessages.js'
 import { TX_FETCH_PROTOCOL } from '../../node/sync/txFetch.js'
@@ -152,7 +152,12 @@ export class ByzantineValidator {
     const { p2p, direct, follower } = this
     p2p.on('peer:disconnect', (peer) => this.disconnects.set(peer, (this.disconnects.get(peer) ?? 0) + 1))
     await p2p.start()
-    await p2p.handle(STATUS_PROTOCOL, (_req, from) => encodeHeightRequest(this.behaviour.status?.(from) ?? follower.height))
+    // the tip with the certificate that proves it; a lying height travels with the real tip's certificate, the best
+    // an attacker can do, since no certificate of a height the chain never reached exists
+    await p2p.handle(STATUS_PROTOCOL, (_req, from) => {
+      const tip = follower.tip
+      return encodeTipResponse(this.behaviour.status?.(from) ?? follower.height, tip?.certificateBytes)
+    })
     await p2p.handle(BLOCK_PROTOCOL, (req, from) => {
       const height = decodeHeightRequest(req) ?? 0
       if (this.behaviour.block) return this.behaviour.block(height, from)
