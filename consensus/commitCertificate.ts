@@ -134,18 +134,9 @@ export function verifyCommit(
   if (problem !== undefined) return fail('malformed', problem)
   if (certificate.height !== height) return fail('wrong_height', `certificate is for height ${certificate.height}, not ${height}`)
   if (!bytesEqual(certificate.valueId, blockHash)) return fail('wrong_value', 'certificate is for another block')
-  const seen = new Set<string>()
-  let power = 0n
-  for (const s of certificate.signatures) {
-    const key = toHex(s.validator)
-    if (seen.has(key)) return fail('duplicate_signer', `validator ${key} signs twice`)
-    seen.add(key)
-    const validator = findValidator(validatorSet, s.validator)
-    if (validator === undefined) return fail('unknown_signer', `${key} is not a validator`)
-    const vote = { type: 'precommit' as const, height, round: certificate.round, valueId: blockHash }
-    if (!verifyVoteSignature(chainId, validator, vote, s.signature)) return fail('bad_signature', `bad signature from ${key}`)
-    power += BigInt(validator.power)
-  }
+  const signed = signedPower(validatorSet, chainId, certificate, false)
+  if (!signed.ok) return signed
+  const power = signed.power
   if (!isTwoThirds(validatorSet, power)) {
     return fail('insufficient_power', `signers hold ${power} of ${validatorSet.totalPower}, not more than two thirds`)
   }
@@ -169,20 +160,36 @@ export function verifyCommitTrusting(
   const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
   const problem = checkFields(certificate)
   if (problem !== undefined) return fail('malformed', problem)
+  const signed = signedPower(trusted, chainId, certificate, true)
+  if (!signed.ok) return signed
+  const power = signed.power
+  if (power * trust.denominator <= trusted.totalPower * trust.numerator) {
+    return fail('insufficient_power', `trusted signers hold ${power} of ${trusted.totalPower}, not more than ${trust.numerator}/${trust.denominator}`)
+  }
+  return { ok: true, power }
+}
+
+/**
+ * The power of the members of `set` that signed the certificate, every counted signature verified as a precommit of
+ * the certificate's (height, round, value); no signer twice. A signer outside the set is an error, unless
+ * `skipUnknown` (a later set's member, for skipping verification).
+ */
+function signedPower(set: ValidatorSet, chainId: string, certificate: CommitCertificate, skipUnknown: boolean): { ok: true; power: bigint } | { ok: false; error: CommitError } {
+  const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
   const seen = new Set<string>()
   let power = 0n
+  const vote = { type: 'precommit' as const, height: certificate.height, round: certificate.round, valueId: certificate.valueId }
   for (const s of certificate.signatures) {
     const key = toHex(s.validator)
     if (seen.has(key)) return fail('duplicate_signer', `validator ${key} signs twice`)
     seen.add(key)
-    const validator = findValidator(trusted, s.validator)
-    if (validator === undefined) continue
-    const vote = { type: 'precommit' as const, height: certificate.height, round: certificate.round, valueId: certificate.valueId }
+    const validator = findValidator(set, s.validator)
+    if (validator === undefined) {
+      if (skipUnknown) continue
+      return fail('unknown_signer', `${key} is not a validator`)
+    }
     if (!verifyVoteSignature(chainId, validator, vote, s.signature)) return fail('bad_signature', `bad signature from ${key}`)
     power += BigInt(validator.power)
-  }
-  if (power * trust.denominator <= trusted.totalPower * trust.numerator) {
-    return fail('insufficient_power', `trusted signers hold ${power} of ${trusted.totalPower}, not more than ${trust.numerator}/${trust.denominator}`)
   }
   return { ok: true, power }
 }

@@ -121,7 +121,7 @@ export class TallyNode {
     const guard = signer.guard
     const verified = new VerifiedTxCache()
     const metrics = new Metrics({ defaultMetrics: true })
-    const evidence = await EvidencePool.load({ chain, kv, logger: log('consensus') })
+    const evidence = await EvidencePool.load({ chain, logger: log('consensus') })
     const sets = await loadValidatorSets(chain, kv, ledger)
     // The host and block sync refer to each other through these late-bound calls (sync applies blocks through the
     // host; the host asks sync for blocks it saw decided but cannot rebuild).

@@ -2,6 +2,7 @@ import { fromHex, to0x } from '../crypto/bytes.js'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
 import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
+import type { ActionView } from './client.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
 import type { BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, ValidatorInfo } from './backend.js'
 
@@ -191,7 +192,7 @@ export function formatPendingChanges(p: PendingChangesInfo): Record<string, unkn
 }
 
 /** A governance action as JSON: `{type: 'add', publicKey, address, power, peerId, name}`, `{type: 'remove', address}`, `{type: 'power', address, power}`. */
-export function formatAction(a: GovernanceAction): Record<string, unknown> {
+export function formatAction(a: GovernanceAction): ActionView {
   switch (a.type) {
     case 'add':
       return { type: 'add', publicKey: to0x(a.publicKey), address: formatAddress(addressFromPublicKey(a.publicKey)), power: a.power, peerId: a.peerId, name: a.name }

@@ -5,6 +5,7 @@ import { fromHex, to0x } from '../../crypto/bytes.js'
 import { isAcceptablePublicKey, keyPairFromSeed } from '../../crypto/ed25519.js'
 import { MAX_TOTAL_POWER, NAME_RE, PEER_ID_RE, actionId, checkAction, type GovernanceAction } from '../../ledger/governance.js'
 import { encodeTransaction, signGovernanceTransaction, txHash } from '../../ledger/transaction.js'
+import { formatAction } from '../../rpc/format.js'
 import { RpcClient, RpcError, type ActionView, type PendingChangesView, type ValidatorView } from '../../rpc/client.js'
 import { publicKeyOfPeerId } from '../p2p/peerId.js'
 import { HomeFiles, loadHome } from './home.js'
@@ -85,16 +86,6 @@ export function describeAction(a: ActionView, names: ReadonlyMap<string, string>
   }
 }
 
-function actionView(a: GovernanceAction): ActionView {
-  switch (a.type) {
-    case 'add':
-      return { type: 'add', publicKey: to0x(a.publicKey), address: formatAddress(addressFromPublicKey(a.publicKey)), power: a.power, peerId: a.peerId, name: a.name }
-    case 'remove':
-      return { type: 'remove', address: formatAddress(a.address) }
-    case 'power':
-      return { type: 'power', address: formatAddress(a.address), power: a.power }
-  }
-}
 
 /** True when a set already shows the action's effect. */
 function setShows(set: readonly ValidatorView[], a: ActionView): boolean {
@@ -125,7 +116,7 @@ async function propose(o: { home: string; rpc?: string; json?: boolean }, action
   const bytes = encodeTransaction(tx)
   const hash = to0x(txHash(bytes))
   const id = to0x(actionId(action))
-  const view = actionView(action)
+  const view = formatAction(action)
   try {
     await client.submitTx(to0x(bytes))
   } catch (e) {

@@ -1,6 +1,6 @@
 import { bytesKey, compareBytes, toHex } from '../../crypto/bytes.js'
 import { decodeEvidence, encodeEvidence, evidenceHash, evidenceHeight, evidenceOffender, type Evidence } from '../../consensus/index.js'
-import type { KvOp, KvStore } from '../../ledger/store.js'
+import type { KvOp } from '../../ledger/store.js'
 import type { DomainValue } from '../../rpc/backend.js'
 import type { Logger } from '../logger.js'
 import { MAX_COMMITTED_EVIDENCE, type ChainStore } from '../storage/chainStore.js'
@@ -9,25 +9,15 @@ import { MAX_COMMITTED_EVIDENCE, type ChainStore } from '../storage/chainStore.j
  * Equivocation evidence: what this node observed or received (verified, waiting to go into a block) and what the
  * chain committed. A proposer puts pending evidence into its block (at most `maxPerBlock`, not older than
  * `maxAgeHeights`, never evidence the chain already holds); every replica commits the same items with the block, so
- * `chain_getEvidence` answers the same everywhere. Committed evidence is indexed by its hash (`E` + hash → height) so
+ * `chain_getEvidence` answers the same everywhere. Committed evidence is indexed by its hash in the chain store, so
  * validity can refuse it twice.
  */
 
 /** Most pending evidence items held (the oldest leave first). */
 export const MAX_PENDING_EVIDENCE = 256
 
-const P_EVIDENCE = 0x45 // 'E'
-
-function evidenceKey(hash: Uint8Array): Uint8Array {
-  const k = new Uint8Array(1 + hash.byteLength)
-  k[0] = P_EVIDENCE
-  k.set(hash, 1)
-  return k
-}
-
 export interface EvidencePoolDependencies {
   readonly chain: ChainStore
-  readonly kv: KvStore
   readonly logger: Logger
 }
 
@@ -74,9 +64,8 @@ export class EvidencePool {
   }
 
   /** The height at which the chain committed evidence with this hash, if it did. */
-  async committedAt(hash: Uint8Array): Promise<number | undefined> {
-    const v = await this.d.kv.get(evidenceKey(hash))
-    return v === undefined ? undefined : new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0)
+  committedAt(hash: Uint8Array): Promise<number | undefined> {
+    return this.d.chain.evidenceHeight(hash)
   }
 
   /**
@@ -115,11 +104,10 @@ export class EvidencePool {
   /** The write ops that record a block's evidence as committed at `height`. */
   commitOps(height: number, items: readonly Uint8Array[]): KvOp[] {
     if (items.length === 0) return []
-    const mark = new Uint8Array(4)
-    new DataView(mark.buffer).setUint32(0, height)
-    const ops: KvOp[] = items.map((b) => ({ type: 'put', key: evidenceKey(evidenceHash(b)), value: mark }))
-    ops.push(this.d.chain.committedEvidenceOp([...this.committed, ...items.map((bytes) => ({ height, bytes }))]))
-    return ops
+    return [
+      ...this.d.chain.evidenceIndexOps(height, items.map(evidenceHash)),
+      this.d.chain.committedEvidenceOp([...this.committed, ...items.map((bytes) => ({ height, bytes }))]),
+    ]
   }
 
   /** After the block's batch is durable: its evidence leaves the pending pool and joins the committed list. */

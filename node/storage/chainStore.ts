@@ -10,6 +10,7 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
  * - `B` + height (u64 BE) → the stored block (`encodeStoredBlock` in storedBlock.ts)
  * - `C` + height → the commit certificate that decided it (consensus encoding)
  * - `T` + tx hash → canonical [height, index, ok, code]
+ * - `E` + evidence hash → the height (u32 BE) whose block committed it
  * - `M` "tip" → canonical [height, blockHash, blockTime]
  * - `M` "evi" → canonical list of evidence records (equivocations seen from others), newest last
  * - `M` "vsets" → canonical list of [fromHeight, roster] of every validator set the chain has had, oldest first
@@ -21,6 +22,7 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
 const P_BLOCK = 0x42 // 'B'
 const P_CERT = 0x43 // 'C'
 const P_TX = 0x54 // 'T'
+const P_EVIDENCE = 0x45 // 'E'
 const P_META = 0x4d // 'M'
 const TIP_KEY = new Uint8Array([P_META, 0x74, 0x69, 0x70]) // 'Mtip'
 const EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x69]) // 'Mevi'
@@ -147,6 +149,19 @@ export class ChainStore {
   validatorSetsOp(history: readonly { fromHeight: number; roster: Roster }[]): KvOp {
     const value = encodeCanonical(history.map((e) => [BigInt(e.fromHeight), e.roster.map((m) => [m.address, m.publicKey, BigInt(m.power), m.peerId, m.name])]))
     return { type: 'put', key: VALIDATOR_SETS_KEY, value }
+  }
+
+  /** The height whose block committed the evidence with this hash, if any. */
+  async evidenceHeight(hash: Uint8Array): Promise<number | undefined> {
+    const v = await this.kv.get(prefixed(P_EVIDENCE, hash))
+    return v === undefined ? undefined : new DataView(v.buffer, v.byteOffset, v.byteLength).getUint32(0)
+  }
+
+  /** The write ops that index evidence (by hash) as committed at `height`. */
+  evidenceIndexOps(height: number, hashes: readonly Uint8Array[]): KvOp[] {
+    const mark = new Uint8Array(4)
+    new DataView(mark.buffer).setUint32(0, height)
+    return hashes.map((h) => ({ type: 'put', key: prefixed(P_EVIDENCE, h), value: mark }))
   }
 
   /** The latest committed evidence, oldest first. */

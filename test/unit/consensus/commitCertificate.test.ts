@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/index.js'
 import {
   buildCommitCertificate, certificateVotes, commitHash, decodeCommitCertificate, encodeCommitCertificate, verifyCommit,
-  createValidatorSet, type CommitCertificate,
+  verifyCommitTrusting, createValidatorSet, type CommitCertificate,
 } from '../../../consensus/index.js'
 import { CHAIN_ID, validatorSet, validators, value, vote } from './helpers.js'
 
@@ -73,4 +73,21 @@ test('decoding is strict: unsorted, duplicate, truncated, trailing and oversized
   }
   assert.throws(() => encodeCommitCertificate({ ...good, signatures: [...good.signatures].reverse() }), RangeError)
   assert.throws(() => encodeCommitCertificate({ ...good, signatures: [good.signatures[0]!, good.signatures[0]!] }), RangeError)
+})
+
+test('skipping verification: more than a third of a trusted set signed; strangers are skipped, forgeries are not', () => {
+  // the trusted set holds validators 0 and 1 only (power 2): certificates of the later four-validator set
+  const trusted = createValidatorSet([validators[0]!, validators[1]!])
+  assert.ok(trusted.ok)
+  const byOne = buildCommitCertificate(9, 0, v0, [1, 2, 3].map((i) => vote(i, 'precommit', 9, 0, v0)))
+  assert.deepEqual(verifyCommitTrusting(trusted.value, CHAIN_ID, byOne), { ok: true, power: 1n }, 'one of two trusted power: more than a third')
+  const byNone = buildCommitCertificate(9, 0, v0, [2, 3].map((i) => vote(i, 'precommit', 9, 0, v0)))
+  const none = verifyCommitTrusting(trusted.value, CHAIN_ID, byNone)
+  assert.ok(!none.ok && none.error.code === 'insufficient_power')
+  const other = byOne.signatures.find((s) => toHex(s.validator) !== toHex(validators[1]!.address))!
+  const forged = { ...byOne, signatures: byOne.signatures.map((s) => (toHex(s.validator) === toHex(validators[1]!.address) ? { ...s, signature: other.signature } : s)) }
+  const f = verifyCommitTrusting(trusted.value, CHAIN_ID, forged)
+  assert.ok(!f.ok && f.error.code === 'bad_signature', 'a trusted signer whose signature is wrong fails it, whatever else signed')
+  const half = verifyCommitTrusting(validatorSet, CHAIN_ID, byNone, { numerator: 1n, denominator: 2n })
+  assert.ok(!half.ok, 'two of four is not more than one half')
 })
