@@ -778,7 +778,7 @@ export class ConsensusHost {
   private async judgeOnce(c: Candidate, decided: boolean): Promise<Judgement> {
     const retryMs = this.o.retryMs ?? 500
     const invalid = (f: BlockFault): Verdict => {
-      this.d.logger.warn({ height: c.header.height, block: toHex(c.hash), code: f.code, reason: f.reason }, 'rejected a proposed block')
+      this.d.logger.warn({ height: c.header.height, block: toHex(c.hash), proposer: toHex(c.header.proposer), code: f.code, reason: f.reason }, 'rejected a proposed block')
       c.verdict = 'invalid'
       return 'invalid'
     }

@@ -29,6 +29,8 @@ export interface StreamHost {
   openStream(peerId: string, protocol: string, signal: AbortSignal): Promise<Stream>
   /** Adds penalty points to a peer that sent invalid data. */
   penalize(peerId: string, points: number, reason: string): void
+  /** True while a peer is banned: its stream is closed and what it still holds is not read. */
+  isBanned?(peerId: string): boolean
   on(event: 'peer:disconnect', listener: (peerId: string) => void): unknown
 }
 
@@ -178,6 +180,13 @@ export class DirectStreams {
     const deliver = async () => {
       delivering = true
       while (pending.length > 0 && !this.stopped) {
+        if (this.host.isBanned?.(from) === true) {
+          // banned while its messages queued here: the rest is dropped unread, and the stream closed
+          pending.length = 0
+          pendingBytes = 0
+          stream.abort(new Error('peer banned'))
+          break
+        }
         const data = pending.shift()!
         pendingBytes -= data.byteLength
         if (stream.readStatus === 'paused' && pendingBytes <= this.maxMessageBytes) stream.resume()

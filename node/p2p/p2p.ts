@@ -396,7 +396,8 @@ export class P2p extends EventEmitter<P2pEvents> {
    * data may have had a bug since fixed).
    */
   penalize(peerId: string, points: number, reason: string): void {
-    if (peerId === this.peerId || !this.running) return
+    // a banned peer is being disconnected: what it sent meanwhile adds nothing (and no log line)
+    if (peerId === this.peerId || !this.running || this.isBanned(peerId)) return
     const now = Date.now()
     const state = this.penalties.get(peerId) ?? { score: 0, updatedAt: now }
     state.score = Math.max(0, state.score - ((now - state.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond) + points
@@ -427,7 +428,8 @@ export class P2p extends EventEmitter<P2pEvents> {
     }
   }
 
-  private isBanned(peerId: string): boolean {
+  /** True while a misbehaving peer is refused (messages already in flight from it are dropped unread). */
+  isBanned(peerId: string): boolean {
     const until = this.banned.get(peerId)
     if (until === undefined) return false
     if (Date.now() >= until) {

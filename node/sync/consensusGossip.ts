@@ -6,6 +6,7 @@ import {
 import { blockHash } from '../../ledger/block.js'
 import type { Logger } from '../logger.js'
 import type { GossipVerdict } from '../p2p/p2p.js'
+import { ThrottledLog } from '../p2p/throttledLog.js'
 import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages.js'
 
 /**
@@ -52,8 +53,11 @@ export interface ConsensusGossipDependencies {
 
 /** The gossip handler of consensus messages. */
 export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: Uint8Array, from: string) => Promise<GossipVerdict> {
+  // one line per peer and minute: a flood of junk is one warning, with a count of what was left out
+  const throttle = new ThrottledLog({ windowMs: 60_000, maxKeys: 256 })
   const refuse = (from: string, reason: string, height?: number): GossipVerdict => {
-    d.logger.warn({ peer: from, height, reason }, 'refused a consensus message')
+    const t = throttle.note(from)
+    if (t !== undefined) d.logger.warn({ peer: t.key, height, reason, suppressed: t.suppressed }, 'refused a consensus message')
     return 'reject'
   }
   return async (data, from) => {
