@@ -82,8 +82,8 @@ export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
 
 /**
  * The OpenSSL handle of a raw public key, imported as a JWK: OpenSSL then takes the 32 bytes as they are, where the
- * equivalent SPKI DER goes through its decoder framework, about nine times slower (~7 µs against ~68 µs). Every
- * validator pays this once for each sender it meets (docs/performance.md).
+ * equivalent SPKI DER goes through its slower decoder framework. Every validator pays this once for each sender it
+ * meets.
  */
 function importPublicKey(publicKey: Uint8Array): KeyObject {
   const x = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64url')

@@ -10,9 +10,8 @@ const oneShot = (nodeCrypto as unknown as { hash?: OneShotHash }).hash
 /**
  * The digest, returned by node:crypto as a latin1 string (one character per byte), copied into a 32-byte array of
  * its own. A string and an array this small live in the V8 heap and are freed by the next scavenge; a digest Buffer
- * would have a native backing store, freed only when the garbage collector gets to its wrapper. The state tree
- * hashes about a million times a minute under load: with Buffers, the native heap grew by some 20 MB and a hash
- * took 0.65 µs instead of 0.25 µs (docs/performance.md).
+ * would have a native backing store, freed only when the garbage collector gets to its wrapper, and the state tree
+ * hashes constantly under load.
  */
 function ownDigest(latin1: string): Uint8Array {
   const out = new Uint8Array(HASH_LENGTH)

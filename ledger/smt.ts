@@ -255,9 +255,8 @@ function visitId(depth: number, lo: number, side: number, probe: boolean): numbe
 
 /**
  * One batch update's state and its recursive rewrite (phase 2 of {@link updateTree}). Methods of a class rather than
- * closures made per call: V8 then compiles them once for the process, where closures were re-optimised over and
- * over as new batches came (docs/performance.md). Every position gets at most one op: a leaf that moves carries the
- * positions it vacated, deleted when it settles elsewhere.
+ * closures made per call, so V8 compiles them once for the process. Every position gets at most one op: a leaf that
+ * moves carries the positions it vacated, deleted when it settles elsewhere.
  */
 class Batch {
   /** Nodes read in phase 1, by {@link visitId}. */

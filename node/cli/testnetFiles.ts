@@ -33,7 +33,7 @@ export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'gene
 /**
  * Signature verification threads for each of `validators` validators sharing this machine: the cores each has to
  * itself, less one for its event loop, at least 0 and at most the node's own default maximum. A worker thread adds
- * capacity only on a core of its own; on a shared core it only adds hand-offs (docs/performance.md, fifth round).
+ * capacity only on a core of its own; on a shared core it only adds hand-offs.
  */
 export function sharedHostVerifyWorkers(validators: number, cores = availableParallelism()): number {
   return Math.min(MAX_DEFAULT_VERIFY_WORKERS, Math.max(0, Math.floor(cores / validators) - 1))

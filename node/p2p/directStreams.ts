@@ -9,8 +9,7 @@ import type { GossipHandler } from './p2p.js'
  *
  * This is how transactions travel between validators. Every validator keeps a connection to every other (static
  * genesis peers), so a message a node sends reaches each peer in one hop and is never relayed: each peer receives
- * and checks every message once. Gossipsub relays each message through the mesh, so in a small full mesh every
- * node received every batch once per peer and paid libp2p's per-message costs for each copy (docs/performance.md).
+ * and checks every message once (gossipsub's relaying would deliver every batch once per peer in a full mesh).
  *
  * Bounds: an incoming message above `maxMessageBytes` ends the stream and penalizes the sender; a handler's `reject`
  * penalizes it too. Reading waits for the handler, so a slow receiver slows its sender down (stream back-pressure)

@@ -44,8 +44,7 @@ export class LevelKvStore implements KvStore {
    * height's signatures) only after this resolves, so a power failure cannot take back a block the node announced
    * while its safety record, synced too, remembers the votes that followed it.
    * Built with a chained batch: each op goes to the native batch as it is added, where the array form has native
-   * code read every op object's fields back, which took about twice the main-thread time for a block's ~1,000-2,000
-   * ops (docs/performance.md).
+   * code read every op object's fields back, on the main thread.
    */
   async write(ops: readonly KvOp[]): Promise<void> {
     if (ops.length === 0) return
