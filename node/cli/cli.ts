@@ -16,7 +16,7 @@ import { TestnetError, writeTestnet } from './testnetFiles.js'
 import { validatorCommand } from './validatorCommand.js'
 
 /**
- * `tallyd`: the node's command line (../shared/interface.md): testnet, start, init, devnet, genesis, validator.
+ * `tallyd`: the node's command line (docs/operations.md): testnet, start, init, devnet, genesis, validator.
  * Every argument is validated before use; failures print one line to stderr and exit non-zero.
  */
 

@@ -6,7 +6,7 @@ import type { FieldError } from '../../genesis/fieldErrors.js'
 import { parseGenesis, type Genesis } from '../../genesis/genesis.js'
 
 /**
- * A node's home directory (../shared/interface.md, "A node's home"):
+ * A node's home directory (docs/operations.md):
  *  - `config.json`, `genesis.json`;
  *  - `validator_key.json` (the consensus signing key; absent on a non-validator) and `node_key.json` (the libp2p
  *    identity, listed in genesis as the validator's peer id), both key files (crypto/keyfile.ts);

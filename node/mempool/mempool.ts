@@ -19,8 +19,8 @@ import type { Logger } from '../logger.js'
  * gapped arrival may only do so within the gapped share. So a flood of gapped nonces can neither keep an
  * executable transfer out nor push one out, and the outcome depends only on the order of arrivals and blocks.
  *
- * Admission (`add`) checks, in this order, each failure a typed value whose code is the RPC reason of
- * /work/shared/interface.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
+ * Admission (`add`) checks, in this order, each failure a typed value whose code is the `tx_submit` reason of
+ * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
  * recently committed (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's
  * verified-signature cache), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
  * with different bytes, or more than maxFuturePerSender beyond the next contiguous nonce), funds covering every
