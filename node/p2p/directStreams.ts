@@ -12,7 +12,7 @@ import type { GossipHandler } from './p2p.js'
  * and checks every message once (gossipsub's relaying would deliver every batch once per peer in a full mesh).
  *
  * Bounds: an incoming message above `maxMessageBytes` ends the stream and penalizes the sender; a handler's `reject`
- * penalizes it too. Reading waits for the handler, so a slow receiver slows its sender down (stream back-pressure)
+ * penalizes it too, and so does a flood of messages the handler ignores (beyond `ignoredPerSecond`). Reading waits for the handler, so a slow receiver slows its sender down (stream back-pressure)
  * instead of buffering without limit. Outgoing messages queue per peer up to `maxQueuedBytes`; beyond that, or when
  * the peer's stream fails, messages to that peer are dropped (counted and logged): a receiver that missed
  * transactions fetches them when a proposal names them.
@@ -43,6 +43,12 @@ export interface DirectStreamsOptions {
   readonly openTimeoutMs?: number
   /** Penalty points for an invalid message (default 10). */
   readonly rejectPenalty?: number
+  /**
+   * Messages a peer may send per second, on one stream, that the handler ignores (stale, repeated, useless) before
+   * each further one costs it a penalty point (default 500, with bursts of 2,000): an honest peer's repairs and late
+   * messages stay far below, a flood of valid but useless messages gets its sender disconnected.
+   */
+  readonly ignoredPerSecond?: number
 }
 
 /** Counters for metrics and tests. */
@@ -74,6 +80,7 @@ export class DirectStreams {
   private readonly maxQueuedBytes: number
   private readonly openTimeoutMs: number
   private readonly rejectPenalty: number
+  private readonly ignoredPerSecond: number
   private readonly outbound = new Map<string, Outbound>()
   private stopped = false
   readonly stats: DirectStreamsStats = { sent: 0, received: 0, dropped: 0, rejected: 0 }
@@ -83,6 +90,7 @@ export class DirectStreams {
     this.maxQueuedBytes = options.maxQueuedBytes ?? 16 * 1024 * 1024
     this.openTimeoutMs = options.openTimeoutMs ?? 5_000
     this.rejectPenalty = options.rejectPenalty ?? 10
+    this.ignoredPerSecond = options.ignoredPerSecond ?? 500
     host.on('peer:disconnect', (peer) => {
       for (const [key, o] of this.outbound) if (o.peer === peer) this.close(key, o)
     })
@@ -176,6 +184,17 @@ export class DirectStreams {
     const pending: Uint8Array[] = []
     let pendingBytes = 0
     let delivering = false
+    // a token bucket of ignored messages: refills at ignoredPerSecond, holds four seconds' worth
+    const burst = 4 * this.ignoredPerSecond
+    let tokens = burst
+    let refilledAt = Date.now()
+    const ignored = () => {
+      const now = Date.now()
+      tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * this.ignoredPerSecond)
+      refilledAt = now
+      if (tokens >= 1) tokens -= 1
+      else this.host.penalize(from, 1, `too many useless messages on ${stream.protocol}`)
+    }
     const deliver = async () => {
       delivering = true
       while (pending.length > 0 && !this.stopped) {
@@ -191,9 +210,12 @@ export class DirectStreams {
         if (stream.readStatus === 'paused' && pendingBytes <= this.maxMessageBytes) stream.resume()
         this.stats.received++
         try {
-          if ((await handler(data, from)) === 'reject') {
+          const verdict = await handler(data, from)
+          if (verdict === 'reject') {
             this.stats.rejected++
             this.host.penalize(from, this.rejectPenalty, `invalid message on ${stream.protocol}`)
+          } else if (verdict === 'ignore') {
+            ignored()
           }
         } catch (e) {
           // a failing handler is our bug, not the peer's
