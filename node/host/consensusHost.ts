@@ -188,6 +188,11 @@ export class ConsensusHost {
     return this.queue.length
   }
 
+  /** Proposed blocks held for this and later heights (bounded per height and round; pruned at commit). */
+  get candidateCount(): number {
+    return this.candidates.size
+  }
+
   /** The core's state (a value: read it, never change it). */
   get consensusState(): ConsensusState {
     return this.state
