@@ -87,10 +87,11 @@ export interface AttackStats {
   floods: number
   lockVotes: number
   falseValidRounds: number
+  withheld: number
 }
 
 export class Attacks {
-  readonly stats: AttackStats = { equivocations: 0, forgedBlocks: 0, junk: 0, lies: 0, floods: 0, lockVotes: 0, falseValidRounds: 0 }
+  readonly stats: AttackStats = { equivocations: 0, forgedBlocks: 0, junk: 0, lies: 0, floods: 0, lockVotes: 0, falseValidRounds: 0, withheld: 0 }
   private readonly behaviours = new Map<number, ReadonlySet<Behaviour>>()
   /** Every proposal message seen on the network, by value (hex), and the values proposed per height/round. */
   private readonly proposals = new Map<string, ProposalMessage>()
@@ -243,6 +244,7 @@ export class Attacks {
         this.equivocateProposal(node, msg)
       } else if (b.has('withhold') && this.ctx.rng.chance(0.7)) {
         sent = true
+        this.stats.withheld++
         this.sendTo(node, this.ctx.rng.chance(0.3) ? [] : this.subset(node), bytes)
       }
     } else if (m.kind === 'vote' && own) {
@@ -254,6 +256,7 @@ export class Attacks {
         this.equivocateVote(node, m.vote)
       } else if (b.has('withhold') && this.ctx.rng.chance(0.5)) {
         sent = true
+        this.stats.withheld++
         this.sendTo(node, this.subset(node), bytes)
       }
     }
@@ -324,13 +327,16 @@ export class Attacks {
       const old = s?.ok === true && s.value.block.txs.length > 0 ? decodeOrUndefined(s.value.block.txs[0]!) : undefined
       if (old !== undefined && !txs.some((t) => bytesEqual(t.hash, old.hash))) forged = [old, ...txs]
     } else if (kind === 'skippedNonce') {
-      const bySender = new Map<string, number[]>()
-      txs.forEach((t, i) => {
-        const k = toHex(t.tx.from)
-        bySender.set(k, [...(bySender.get(k) ?? []), i])
-      })
-      const run = [...bySender.values()].find((is) => is.length >= 2)
-      if (run !== undefined) forged = txs.filter((_, i) => i !== run[0])
+      // a later nonce of a sender without the earlier one it needs
+      const pending = inc.mempool.reap({ maxTxs: 10_000, maxBytes: 1 << 24 })
+      const bySender = new Map<string, DecodedTransaction[]>()
+      for (const t of pending) bySender.set(toHex(t.tx.from), [...(bySender.get(toHex(t.tx.from)) ?? []), t])
+      const run = [...bySender.values()].find((ts) => ts.length >= 2)
+      if (run !== undefined) {
+        const skipped = run[0]!.hash
+        const later = run[1]!
+        forged = [...txs.filter((t) => !bytesEqual(t.hash, skipped) && !bytesEqual(t.hash, later.hash)), later]
+      }
     }
     if (forged === undefined || forged.length > this.maxTxs) return false
     const result = await inc.ledger.execute(forged, { chainId: this.ctx.chainId })

@@ -99,7 +99,7 @@ export interface NodeHooks {
   gossipTargets?(self: SimValidator): number[]
 }
 
-/** Counts of log lines that matter for diagnostics. */
+/** Counts of the node's log lines above debug, by message (and reason, when there is one). */
 export interface NodeStats {
   readonly log: Record<string, number>
 }
@@ -164,8 +164,10 @@ export class SimValidator implements NetNode {
   }
 
   private onLog(line: SimLogLine): void {
-    if (line.level === 'warn' || line.level === 'error' || line.level === 'fatal') {
-      this.stats.log[line.message] = (this.stats.log[line.message] ?? 0) + 1
+    if (line.level !== 'debug' && line.level !== 'trace') {
+      const reason = line.fields.reason
+      const key = typeof reason === 'string' ? `${line.message} (${reason})` : line.message
+      this.stats.log[key] = (this.stats.log[key] ?? 0) + 1
     }
     this.ctx.trace?.(this.index, this.ctx.sched.now, line)
   }
