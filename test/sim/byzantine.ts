@@ -12,7 +12,7 @@ import {
   decodeBlockResponse, decodeHeightRequest, decodeTipResponse, encodeBlockResponse, encodeHeightRequest, encodeTipResponse,
 } from '../../node/sync/blockSyncMessages.js'
 import {
-  decodeConsensusGossip, encodeProposalMessage, encodeVoteMessage, maxConsensusMessageBytes, type ProposalMessage,
+  encodeProposalMessage, encodeVoteMessage, maxConsensusMessageBytes, type ProposalMessage,
 } from '../../node/sync/consensusMessages.js'
 import { TX_FETCH_PROTOCOL } from '../../node/sync/txFetch.js'
 import { decodeTxFetchRequest, encodeTxFetchResponse } from '../../node/sync/txFetchMessages.js'
@@ -136,9 +136,9 @@ export class Attacks {
   private tap(from: number, bytes: Uint8Array): void {
     // proposals are canonical [1, …] arrays of 6: a cheap test before decoding
     if (bytes[0] !== 0x96 || bytes[1] !== 0x01) return
-    const d = decodeConsensusGossip(bytes, this.maxTxs)
-    if (!d.ok || d.value.kind !== 'proposal') return
-    const m = d.value.message
+    const d = this.ctx.network.decode(bytes)
+    if (d === undefined || d.kind !== 'proposal') return
+    const m = d.message
     const p = m.proposal
     const key = toHex(p.valueId)
     const first = !this.proposals.has(key)
@@ -209,12 +209,11 @@ export class Attacks {
 
   private outgoing(self: SimValidator, b: ReadonlySet<Behaviour>, bytes: Uint8Array): void {
     const node = self.index
-    const d = decodeConsensusGossip(bytes, this.maxTxs)
-    if (!d.ok) {
+    const m = this.ctx.network.decode(bytes)
+    if (m === undefined) {
       this.ctx.network.broadcast(node, bytes)
       return
     }
-    const m = d.value
     const own = m.kind === 'vote' ? bytesEqual(m.vote.validator, self.address) : bytesEqual(m.message.proposal.proposer, self.address)
     if (m.kind === 'vote' && own) {
       const list = this.lastVotes.get(node) ?? []

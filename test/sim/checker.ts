@@ -109,7 +109,7 @@ export class Checker {
   private readonly locks: Map<number, Lock[]>[]
   private readonly unlocks = new Set<string>()
   private readonly verdicts = new Map<number, Map<string, { valid: Set<number>; invalid: Set<number> }>>()
-  private readonly lastRound: { height: number; round: number }[]
+  private readonly lastRound: { height: number; round: number; state?: ConsensusState }[]
   private readonly references = new Map<number, Reference>()
   private refLedger: LedgerState | undefined
   private refKv = new MemoryKvStore()
@@ -288,19 +288,12 @@ export class Checker {
     list.push({ round: m.round, value: m.value })
     this.observe?.({ kind: 'lock', node, time: this.now(), height: m.height, round: m.round, value: toHex(m.value) })
     if (before !== undefined && !bytesEqual(before.value, m.value)) this.coverage.relocks++
-  }
-
-  /** Two honest validators at `height` holding locks on different values. */
-  private checkDivergence(views: readonly NodeView[]): void {
-    const byHeight = new Map<number, Set<string>>()
-    for (const v of views) {
-      const lock = this.lockBefore(v.index, v.height, Number.MAX_SAFE_INTEGER)
-      if (lock === undefined) continue
-      let s = byHeight.get(v.height)
-      if (s === undefined) byHeight.set(v.height, (s = new Set()))
-      s.add(toHex(lock.value))
+    // diverging locks: another honest validator still at this height holds a lock on another value
+    for (const j of this.honest) {
+      if (j === node || this.lastRound[j]!.height !== m.height) continue
+      const other = this.lockBefore(j, m.height, Number.MAX_SAFE_INTEGER)
+      if (other !== undefined && !bytesEqual(other.value, m.value)) this.coverage.divergingLockHeights.add(m.height)
     }
-    for (const [h, values] of byHeight) if (values.size > 1) this.coverage.divergingLockHeights.add(h)
   }
 
   /** Virtual time of the last restart. */
@@ -324,23 +317,23 @@ export class Checker {
   /** Checks the running honest validators' bounds and verdicts after an event. */
   afterEvent(views: readonly NodeView[], n: number): void {
     const b = this.bounds
-    let locked = 0
     for (const v of views) {
       const last = this.lastRound[v.index]!
-      if (v.height === last.height && v.round !== last.round) this.observe?.({ kind: 'round', node: v.index, time: this.now(), height: v.height, from: last.round, to: v.round })
-      this.lastRound[v.index] = { height: v.height, round: v.round }
-      if (v.round > this.coverage.maxRound) this.coverage.maxRound = v.round
-      if (v.round > this.maxRound) this.maxRound = v.round
+      const changed = last.state !== v.state
+      if (changed) {
+        if (v.height === last.height && v.round !== last.round) this.observe?.({ kind: 'round', node: v.index, time: this.now(), height: v.height, from: last.round, to: v.round })
+        this.lastRound[v.index] = { height: v.height, round: v.round, state: v.state }
+        if (v.round > this.coverage.maxRound) this.coverage.maxRound = v.round
+        if (v.round > this.maxRound) this.maxRound = v.round
+        this.noteVerdicts(v)
+      }
       if (v.queueLength > b.maxQueue + 64) this.violation('bound', `validator ${v.index}'s host queue holds ${v.queueLength} inputs (bound ${b.maxQueue})`, v.index, v.height)
       const slots = v.round + 1 + b.maxRoundsAhead + b.maxHeightsAhead * (b.maxRoundsAhead + 1)
       if (v.candidateCount > 2 * slots + 2) this.violation('bound', `validator ${v.index} holds ${v.candidateCount} candidate blocks in round ${v.round}`, v.index, v.height)
       const walBound = b.walMaxBytes + (1 + b.maxHeightsAhead) * (this.maxRound + 2 + b.maxRoundsAhead) * n * b.walBytesPerRound
       if (v.walBytes > walBound) this.violation('bound', `validator ${v.index}'s WAL holds ${v.walBytes} bytes (bound ${walBound})`, v.index, v.height)
       if (v.mempoolSize > b.mempoolMaxTxs) this.violation('bound', `validator ${v.index}'s mempool holds ${v.mempoolSize} transactions`, v.index, v.height)
-      this.noteVerdicts(v)
-      if (v.state.lockedRound >= 0) locked++
     }
-    if (locked > 1) this.checkDivergence(views)
   }
 
   private noteVerdicts(v: NodeView): void {

@@ -127,7 +127,7 @@ test('n4f0_crashAtEveryStoreOp: power lost before or after each kind of store op
   assert.ok(restarts >= 12, `${restarts} restarts`)
 })
 
-test('n4f0_wipedValidatorSyncsBack: a validator whose data was deleted catches up by block sync and keeps its guard record', async () => {
+test('n4f0_wipedValidatorSyncsBack: a validator whose chain database was deleted catches up by block sync (its WAL and guard record kept)', async () => {
   const D = others(P0)[0]!
   const { result, trace } = await run({ heights: 12, crashes: { [D]: [{ atMs: 600, downMs: 6_000, wipe: true }] } })
   assert.deepEqual(result.violations, [])

@@ -27,10 +27,13 @@ export class DurableState {
   /** The safety guard's record. */
   safety: SafetyRecord | undefined
 
-  /** Deletes the chain database and the WAL (an operator wiping `data/`); the guard's record stays. */
-  wipeData(): void {
+  /**
+   * Deletes the chain database (an operator wiping what the network can rebuild), and with `withWal` the consensus WAL
+   * too (all of `data/`, where the node keeps it). The guard's record stays.
+   */
+  wipeData(withWal: boolean): void {
     this.kv = new MemoryKvStore()
-    this.wal = []
+    if (withWal) this.wal = []
   }
 }
 

@@ -160,8 +160,22 @@ export class SimNetwork {
     return minDelay + this.rng.int(Math.max(1, delta - minDelay + 1))
   }
 
+  private recent: { bytes: Uint8Array; message: ConsensusGossip | undefined }[] = []
+
+  /**
+   * Decodes consensus gossip bytes for the simulator's own eyes (routes, the adversary, the checker), remembering the
+   * last few by identity: a broadcast is one byte array sent over every link, decoded once.
+   */
+  decode(bytes: Uint8Array): ConsensusGossip | undefined {
+    for (const r of this.recent) if (r.bytes === bytes) return r.message
+    const message = decoded(bytes, this.maxTxs)
+    this.recent.unshift({ bytes, message })
+    if (this.recent.length > 4) this.recent.pop()
+    return message
+  }
+
   private route(from: number, to: number, channel: Channel, bytes: Uint8Array | undefined, protocol?: string): number[] {
-    const message = this.decodeNeeded && channel === 'consensus' && bytes !== undefined ? decoded(bytes, this.maxTxs) : undefined
+    const message = this.decodeNeeded && channel === 'consensus' && bytes !== undefined ? this.decode(bytes) : undefined
     const info: RouteInfo = { from, to, time: this.sched.now, channel, protocol, message }
     const first = this.delay(info)
     if (first === undefined) {

@@ -16,7 +16,6 @@ import { ChainStore } from '../../node/storage/chainStore.js'
 import { decodeStoredBlock } from '../../node/storage/storedBlock.js'
 import { BlockSync, type SyncTransport } from '../../node/sync/blockSync.js'
 import { consensusGossipHandler } from '../../node/sync/consensusGossip.js'
-import { decodeConsensusGossip } from '../../node/sync/consensusMessages.js'
 import { TxFetch } from '../../node/sync/txFetch.js'
 import type { Rng } from '../helpers/random.js'
 import { CheckedGuard } from './checkedGuard.js'
@@ -75,8 +74,11 @@ export interface CrashPlan {
   readonly downMs?: number
   /** …or right after the node sent one of its own messages for which this is true. */
   readonly afterSend?: (m: SentMessage) => boolean
-  /** Restart with the chain database and the WAL deleted (the guard's record kept), so the node syncs back. */
-  readonly wipe?: boolean
+  /**
+   * Restart with the chain database deleted, so the node syncs back; `withWal` deletes the consensus WAL as well (all of
+   * `data/`), which makes a validator forget a lock it held at its current height. The guard's record is kept.
+   */
+  readonly wipe?: boolean | 'withWal'
 }
 
 /** One of a node's own messages, as it leaves. */
@@ -238,7 +240,7 @@ export class SimValidator implements NetNode {
     this.pendingRestart = undefined
     if (plan?.downMs === undefined) return
     this.ctx.sched.after(plan.downMs, null, () => {
-      if (plan.wipe === true) this.durable.wipeData()
+      if (plan.wipe !== undefined && plan.wipe !== false) this.durable.wipeData(plan.wipe === 'withWal')
       this.ctx.checker.restart(this.index)
       this.boot()
     })
@@ -385,14 +387,14 @@ export class SimValidator implements NetNode {
    * node's layer decides. A crash plan may cut the power right after a message goes out.
    */
   private outgoing(bytes: Uint8Array): void {
-    const d = decodeConsensusGossip(bytes, this.ctx.settings.block.maxTxs)
+    const d = this.ctx.network.decode(bytes)
     let sent: SentMessage | undefined
-    if (d.ok) {
-      if (d.value.kind === 'vote') {
-        const v = d.value.vote
+    if (d !== undefined) {
+      if (d.kind === 'vote') {
+        const v = d.vote
         if (bytesEqual(v.validator, this.address)) sent = { type: v.type, height: v.height, round: v.round, value: v.valueId }
       } else {
-        const p = d.value.message.proposal
+        const p = d.message.proposal
         if (bytesEqual(p.proposer, this.address)) sent = { type: 'proposal', height: p.height, round: p.round, value: p.valueId }
       }
     }
