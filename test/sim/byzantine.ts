@@ -102,7 +102,7 @@ export class Attacks {
   private readonly outsider = keyPairFromSeed(sha256(encodeCanonical(['tally-sim-outsider'])))
 
   constructor(private readonly ctx: AttackContext) {
-    ctx.network.addTap((from, bytes) => this.tap(from, bytes))
+    ctx.network.addTap((_from, bytes) => this.tap(bytes))
   }
 
   private get maxTxs(): number {
@@ -116,7 +116,7 @@ export class Attacks {
     if (b.has('crash') && plans.length === 0) plans.push({ atMs: this.ctx.rng.int(Math.max(1, this.ctx.gst + 3_000)) })
     return {
       broadcast: (self, bytes) => this.outgoing(self, b, bytes),
-      wrapHandler: b.has('lyingSync') ? (self, protocol, handler) => this.liar(self, protocol, handler) : undefined,
+      wrapHandler: b.has('lyingSync') ? (_self, protocol, handler) => this.liar(protocol, handler) : undefined,
       lookup: (h) => this.forgedTxs.get(bytesKey(h)),
       gossipTargets: b.has('withhold') ? (self) => this.subset(self.index) : undefined,
     }
@@ -133,7 +133,7 @@ export class Attacks {
 
   // ---- what the network carries --------------------------------------------------------------------------------
 
-  private tap(from: number, bytes: Uint8Array): void {
+  private tap(bytes: Uint8Array): void {
     // proposals are canonical [1, …] arrays of 6: a cheap test before decoding
     if (bytes[0] !== 0x96 || bytes[1] !== 0x01) return
     const d = this.ctx.network.decode(bytes)
@@ -147,7 +147,7 @@ export class Attacks {
     let list = this.byRound.get(rk)
     if (list === undefined) this.byRound.set(rk, (list = []))
     if (!list.includes(key)) list.push(key)
-    if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, p.round).address, p.proposer)) this.lockVotes(from, p)
+    if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, p.round).address, p.proposer)) this.lockVotes(p)
   }
 
   /** Values proposed at a height in rounds below `round` (hex). */
@@ -466,7 +466,7 @@ export class Attacks {
 
   // ---- lying sync and fetch --------------------------------------------------------------------------------------
 
-  private liar(self: SimValidator, protocol: string, real: RequestHandler): RequestHandler {
+  private liar(protocol: string, real: RequestHandler): RequestHandler {
     const { rng } = this.ctx
     const limits = this.ctx.settings.block
     return async (req, from) => {
@@ -563,7 +563,7 @@ export class Attacks {
   }
 
   /** The round's proposal showed up: the Byzantine validators vote as the adversary's plan for the round says. */
-  private lockVotes(from: number, p: SignedProposal): void {
+  private lockVotes(p: SignedProposal): void {
     const adversary = this.ctx.lockAdversary
     if (adversary === undefined || !adversary.active) return
     const key = `${p.height}/${p.round}`
@@ -583,7 +583,6 @@ export class Attacks {
       }
       this.stats.lockVotes++
     }
-    void from
   }
 }
 

@@ -13,7 +13,7 @@ export interface CampaignOptions {
   readonly heights?: number
   readonly schedule?: Schedule
   readonly repertoire?: readonly Behaviour[]
-  readonly wipeWal?: boolean
+  readonly wipes?: boolean
 }
 
 /** One failed run: its seed and what broke. */
@@ -41,8 +41,8 @@ export async function runCampaign(o: CampaignOptions, onRun?: (seed: number, lin
 export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, seed: number): string {
   const heights = o.heights === undefined ? '' : ` --heights ${o.heights}`
   const repertoire = o.repertoire === undefined ? '' : ` --repertoire ${o.repertoire.join(',')}`
-  const wipeWal = o.wipeWal === true ? ' --wipe-wal' : ''
-  return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipeWal} --runs 1 --seed ${seed}`
+  const wipes = o.wipes === true ? ' --wipes' : ''
+  return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipes} --runs 1 --seed ${seed}`
 }
 
 /**

@@ -23,7 +23,7 @@ interface Settings {
   readonly heights?: number
   readonly schedule: Schedule
   readonly repertoire?: readonly Behaviour[]
-  readonly wipeWal: boolean
+  readonly wipes: boolean
   readonly jobs: number
   readonly verbose: boolean
   readonly trace: boolean
@@ -87,13 +87,13 @@ async function main(): Promise<void> {
     .option('--heights <h>', 'heights each run must commit (default: 4, or 5 for lock schedules)', int('heights', 1))
     .addOption(new Option('--schedule <kind>', 'random faults, the lock adversary, or a mix').choices(['random', 'locks', 'mixed']).default('mixed'))
     .option('--repertoire <behaviours>', `Byzantine behaviours random schedules draw from, comma-separated (default ${BYZANTINE_REPERTOIRE.join(',')})`)
-    .option('--wipe-wal', 'validators whose data is wiped lose their consensus WAL too (all of data/), not only the chain database')
+    .option('--wipes', 'some crashed validators restart with data/ (chain database and WAL) deleted')
     .option('--jobs <j>', 'worker threads', int('jobs', 1), Math.min(2, availableParallelism()))
     .option('--verbose', 'print one line per run')
     .option('--trace', 'print every node\'s log (use with --runs 1)')
     .option('--stop-on-failure', 'stop at the first run with a violation')
     .parse()
-  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipeWal?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
+  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipes?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
   if (o.faulty > o.validators) program.error('--faulty cannot exceed --validators')
   const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood']
   const repertoire = o.repertoire?.split(',').map((x) => x.trim()).filter((x) => x.length > 0) as Behaviour[] | undefined
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   if (unknown !== undefined) program.error(`--repertoire: unknown behaviour ${unknown} (known: ${known.join(', ')})`)
   if (repertoire !== undefined && repertoire.length === 0) program.error('--repertoire names no behaviour')
   const s: Settings = {
-    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipeWal: o.wipeWal === true,
+    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes === true,
     jobs: Math.min(o.jobs, o.runs), verbose: o.verbose === true, trace: o.trace === true, stopOnFailure: o.stopOnFailure === true,
   }
   const f = Math.floor((s.validators - 1) / 3)

@@ -28,12 +28,12 @@ export class DurableState {
   safety: SafetyRecord | undefined
 
   /**
-   * Deletes the chain database (an operator wiping what the network can rebuild), and with `withWal` the consensus WAL
-   * too (all of `data/`, where the node keeps it). The guard's record stays.
+   * Deletes `data/`, where the node keeps its chain database and its consensus WAL (an operator wiping a node so that it
+   * syncs back); the guard's record, kept outside `data/`, stays.
    */
-  wipeData(withWal: boolean): void {
+  wipeData(): void {
     this.kv = new MemoryKvStore()
-    if (withWal) this.wal = []
+    this.wal = []
   }
 }
 

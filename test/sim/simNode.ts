@@ -75,10 +75,10 @@ export interface CrashPlan {
   /** …or right after the node sent one of its own messages for which this is true. */
   readonly afterSend?: (m: SentMessage) => boolean
   /**
-   * Restart with the chain database deleted, so the node syncs back; `withWal` deletes the consensus WAL as well (all of
-   * `data/`), which makes a validator forget a lock it held at its current height. The guard's record is kept.
+   * Restart with `data/` deleted (the chain database and the WAL), so the node syncs back; its guard record stays. A
+   * validator wiped in the middle of a height forgets the lock it held there (docs/consensus.md, known issues).
    */
-  readonly wipe?: boolean | 'withWal'
+  readonly wipe?: boolean
 }
 
 /** One of a node's own messages, as it leaves. */
@@ -240,7 +240,7 @@ export class SimValidator implements NetNode {
     this.pendingRestart = undefined
     if (plan?.downMs === undefined) return
     this.ctx.sched.after(plan.downMs, null, () => {
-      if (plan.wipe !== undefined && plan.wipe !== false) this.durable.wipeData(plan.wipe === 'withWal')
+      if (plan.wipe === true) this.durable.wipeData()
       this.ctx.checker.restart(this.index)
       this.boot()
     })
