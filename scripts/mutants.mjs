@@ -4,10 +4,11 @@
 // with tsc), runs the simulator's campaigns there until one reports a violation, and prints a table: the mutation,
 // whether it was caught, by what, and the seed that shows it. Exits non-zero when a mutant survives every campaign.
 //
-//   node scripts/mutants.mjs [--only NAME[,NAME…]] [--jobs J] [--keep] [--list]
+//   node scripts/mutants.mjs [--only NAME[,NAME…]] [--jobs J] [--keep] [--list] [--no-baseline]
 //
-// A mutant's edits must each match exactly as often as stated, so a refactoring that moves the code fails loudly
-// here instead of silently testing nothing.
+// The unmutated tree runs the same campaigns first and must pass them all (a violation there would make every catch
+// meaningless; --no-baseline skips it). A mutant's edits must each match exactly as often as stated, so a refactoring
+// that moves the code fails loudly here instead of silently testing nothing.
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -105,20 +106,21 @@ const MUTANTS = [
 const CAMPAIGNS = [
   { validators: 4, faulty: 1, schedule: 'random', runs: 40, seed: 1 },
   { validators: 4, faulty: 1, schedule: 'locks', runs: 12, seed: 1 },
-  { validators: 4, faulty: 1, schedule: 'random', runs: 120, seed: 100 },
+  { validators: 4, faulty: 1, schedule: 'random', runs: 120, seed: 200 },
   { validators: 4, faulty: 1, schedule: 'locks', runs: 40, seed: 100 },
   { validators: 7, faulty: 2, schedule: 'locks', runs: 6, seed: 1 },
   { validators: 7, faulty: 2, schedule: 'random', runs: 40, seed: 1 },
 ]
 
 function parseArgs(argv) {
-  const o = { only: undefined, jobs: Math.min(2, availableParallelism()), keep: false, list: false }
+  const o = { only: undefined, jobs: Math.min(2, availableParallelism()), keep: false, list: false, baseline: true }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--only') o.only = argv[++i].split(',').map((s) => s.trim())
     else if (a === '--jobs') o.jobs = Number(argv[++i])
     else if (a === '--keep') o.keep = true
     else if (a === '--list') o.list = true
+    else if (a === '--no-baseline') o.baseline = false
     else throw new Error(`unknown option ${a}`)
   }
   return o
@@ -181,6 +183,21 @@ function main() {
   }
   if (mutants.length === 0) throw new Error('no mutant selected')
   const files = repositoryFiles()
+  if (o.baseline) {
+    const started = Date.now()
+    const dir = scratchCopy(files)
+    try {
+      build(dir)
+      const base = hunt(dir, o.jobs)
+      if (base.caught) {
+        console.log(`the unmutated tree fails ${base.campaign}, seed ${base.seed ?? '-'}: ${base.by}: ${base.detail}`)
+        return 2
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    console.log(`baseline: the unmutated tree passes every campaign (${Math.round((Date.now() - started) / 1000)} s)`)
+  }
   const rows = []
   for (const m of mutants) {
     const started = Date.now()

@@ -1,9 +1,8 @@
-import { addressFromPublicKey, bytesEqual, encodeCanonical, keyPairFromSeed, sha256, toHex, type KeyPair } from '../../crypto/index.js'
+import { addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, keyPairFromSeed, sha256, toHex, type KeyPair } from '../../crypto/index.js'
 import {
   createValidatorSet, proposerOf, timeoutDuration, type ConsensusParams, type Evidence, type Validator, type ValidatorSet,
 } from '../../consensus/index.js'
 import { DEFAULT_PARAMS, type Genesis } from '../../genesis/genesis.js'
-import { compareBytes } from '../../crypto/index.js'
 import { Rng } from '../helpers/random.js'
 import { Attacks, type AttackStats, type Behaviour, type ForgeKind } from './byzantine.js'
 import { Checker, type SimObservation, type Violation } from './checker.js'
@@ -233,8 +232,7 @@ class Simulation {
       params: this.params, addressOf: (i) => list[i]!.address,
     })
     if (lockAdversary !== undefined) routes.push(lockAdversary.route)
-    const nodesView = this.nodes
-    this.network = new SimNetwork(this.net, this.sched, this.rng, nodesView, {
+    this.network = new SimNetwork(this.net, this.sched, this.rng, this.nodes, {
       onVerdict: (to, from, verdict) => this.checker.verdict(to, from, verdict),
       onPenalty: (by, peer, _points, reason) => this.checker.penalty(by, peer, reason),
     }, this.settings.block.maxTxs, routes)
