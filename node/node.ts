@@ -4,15 +4,13 @@ import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
 import type { ConsensusParams } from '../consensus/index.js'
 import { castVote, memberOf } from '../ledger/governance.js'
-import type { LedgerState } from '../ledger/ledgerState.js'
-import type { KvStore } from '../ledger/store.js'
 import { senderAddress, signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
 import { HomeFiles, loadHome, toMultiaddr, type NodeHome } from './cli/home.js'
 import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
-import { ValidatorSets, sameRoster } from './host/validatorSets.js'
+import { loadValidatorSets } from './host/validatorSets.js'
 import { EvidencePool } from './host/evidencePool.js'
 import { loadSigner } from './host/signer.js'
 import { maxWalBlockBytes } from './host/walEntry.js'
@@ -24,7 +22,6 @@ import { MAX_DEFAULT_VERIFY_WORKERS, VerifyPool } from './mempool/verifyPool.js'
 import { DirectStreams } from './p2p/directStreams.js'
 import { P2p } from './p2p/p2p.js'
 import { NodeBackend } from './rpcBackend.js'
-import type { ChainStore } from './storage/chainStore.js'
 import { openChain } from './storage/openChain.js'
 import { Wal } from './storage/wal.js'
 import { BlockSync } from './sync/blockSync.js'
@@ -46,29 +43,6 @@ function consensusParamsOf(home: NodeHome): ConsensusParams {
     timeoutPrecommitMs: t.precommitMs, timeoutPrecommitDeltaMs: t.precommitDeltaMs,
     maxRoundsAhead: 10, maxHeightsAhead: 2,
   }
-}
-
-/**
- * The validator set history, checked against the committed state: the history is written in the same batch as the
- * blocks that change the sets, so the sets of the next two heights must be the ledger's. A fresh chain starts it with
- * the genesis set.
- */
-async function loadValidatorSets(chain: ChainStore, kv: KvStore, ledger: LedgerState): Promise<ValidatorSets> {
-  const sets = new ValidatorSets()
-  const history = await chain.loadValidatorSets()
-  for (const e of history) sets.record(e.fromHeight, e.roster)
-  const tip = (await chain.tip())?.height ?? 0
-  if (history.length === 0) {
-    if (tip > 0) throw new Error('the chain database has blocks but no validator set history: it was made by an incompatible version; delete data/ to sync it again')
-    sets.record(1, ledger.rosterAt(1))
-    await kv.write([chain.validatorSetsOp(sets.all)])
-  }
-  for (const h of [tip + 1, tip + 2]) {
-    if (!sameRoster(sets.rosterAt(h), ledger.rosterAt(h))) {
-      throw new Error(`the validator set history disagrees with the state at height ${h}: the chain database is corrupt`)
-    }
-  }
-  return sets
 }
 
 /** A running Tally node. */

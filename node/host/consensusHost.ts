@@ -129,6 +129,8 @@ export interface ConsensusHostDependencies {
   readonly onGovernanceChanged?: () => void
   /** Called when the host hits a broken invariant: the node must stop rather than go on. */
   readonly onFatal: (error: Error) => void
+  /** Observes the equivocation evidence this node's core reports (it goes to the evidence pool in any case). */
+  readonly onEvidence?: (evidence: Evidence) => void
 }
 
 /** Why a block from sync is refused before it is applied (the peer that served it is at fault). */
@@ -202,6 +204,11 @@ export class ConsensusHost {
   /** Inputs waiting in the queue. */
   get queueLength(): number {
     return this.queue.length
+  }
+
+  /** Proposed blocks held for this and later heights (bounded per height and round; pruned at commit). */
+  get candidateCount(): number {
+    return this.candidates.size
   }
 
   /** The core's state (a value: read it, never change it). */
@@ -567,6 +574,7 @@ export class ConsensusHost {
       case 'decide':
         return this.commitDecided(e.height, e.round, e.valueId, e.certificate)
       case 'evidence': {
+        this.d.onEvidence?.(e.evidence)
         const bytes = this.d.evidence.add(e.evidence)
         if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
         return

@@ -1,6 +1,9 @@
 import { bytesEqual } from '../../crypto/bytes.js'
 import { createValidatorSet, type ValidatorSet } from '../../consensus/index.js'
 import type { Roster } from '../../ledger/governance.js'
+import type { LedgerState } from '../../ledger/ledgerState.js'
+import type { KvStore } from '../../ledger/store.js'
+import type { ChainStore } from '../storage/chainStore.js'
 
 /**
  * The validator sets of the chain by height: every roster the chain has had and the height from which it was in
@@ -77,4 +80,27 @@ export class ValidatorSets {
   rosterAt(height: number): Roster {
     return this.entryAt(height).roster
   }
+}
+
+/**
+ * The validator set history, checked against the committed state: the history is written in the same batch as the
+ * blocks that change the sets, so the sets of the next two heights must be the ledger's. A fresh chain starts it with
+ * the genesis set.
+ */
+export async function loadValidatorSets(chain: ChainStore, kv: KvStore, ledger: LedgerState): Promise<ValidatorSets> {
+  const sets = new ValidatorSets()
+  const history = await chain.loadValidatorSets()
+  for (const e of history) sets.record(e.fromHeight, e.roster)
+  const tip = (await chain.tip())?.height ?? 0
+  if (history.length === 0) {
+    if (tip > 0) throw new Error('the chain database has blocks but no validator set history: it was made by an incompatible version; delete data/ to sync it again')
+    sets.record(1, ledger.rosterAt(1))
+    await kv.write([chain.validatorSetsOp(sets.all)])
+  }
+  for (const h of [tip + 1, tip + 2]) {
+    if (!sameRoster(sets.rosterAt(h), ledger.rosterAt(h))) {
+      throw new Error(`the validator set history disagrees with the state at height ${h}: the chain database is corrupt`)
+    }
+  }
+  return sets
 }

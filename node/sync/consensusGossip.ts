@@ -48,13 +48,15 @@ export interface ConsensusGossipDependencies {
    * or why it is invalid (the sender is penalized).
    */
   readonly onEvidence: (bytes: Uint8Array) => Promise<'new' | 'known' | { readonly invalid: string }>
+  /** The clock of the refusal log's rate limit (default the wall clock). */
+  readonly now?: () => number
   readonly logger: Logger
 }
 
 /** The gossip handler of consensus messages. */
 export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: Uint8Array, from: string) => Promise<GossipVerdict> {
   // one line per peer and minute: a flood of junk is one warning, with a count of what was left out
-  const throttle = new ThrottledLog({ windowMs: 60_000, maxKeys: 256 })
+  const throttle = new ThrottledLog({ windowMs: 60_000, maxKeys: 256 }, d.now === undefined ? {} : { now: d.now })
   const refuse = (from: string, reason: string, height?: number): GossipVerdict => {
     const t = throttle.note(from)
     if (t !== undefined) d.logger.warn({ peer: t.key, height, reason, suppressed: t.suppressed }, 'refused a consensus message')

@@ -1,6 +1,6 @@
 import { toHex } from '../../crypto/bytes.js'
 import type { Logger } from '../logger.js'
-import type { P2p } from '../p2p/p2p.js'
+import type { SyncTransport } from './blockSync.js'
 import { decodeTxFetchRequest, decodeTxFetchResponse, encodeTxFetchRequest, encodeTxFetchResponse } from './txFetchMessages.js'
 
 /**
@@ -21,7 +21,8 @@ export interface TxFetchOptions {
 }
 
 export interface TxFetchDependencies {
-  readonly p2p: P2p
+  /** The request transport ({@link SyncTransport}: the node's p2p layer, or a simulation's network). */
+  readonly p2p: SyncTransport
   /** The peer id of a validator address (hex), for asking the proposer first. */
   readonly peerOfAddress: (address: Uint8Array) => string | undefined
   /** The wire bytes of a transaction this node holds, for serving. */

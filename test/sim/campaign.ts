@@ -1,22 +1,60 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { describeRun, randomSimOptions } from './randomScenario.js'
-import { runSimulation } from './simulation.js'
+import { addCoverage, emptyTotals, formatTotals, type CoverageTotals } from './coverage.js'
+import { describeRun, randomSimOptions, type Schedule } from './randomScenario.js'
+import { runSimulation, type Behaviour } from './simulation.js'
+
+/** A randomized campaign: `runs` runs from `firstSeed` on. */
+export interface CampaignOptions {
+  readonly validators: number
+  readonly faulty: number
+  readonly runs: number
+  readonly firstSeed: number
+  readonly heights?: number
+  readonly schedule?: Schedule
+  readonly repertoire?: readonly Behaviour[]
+  readonly wipes?: boolean
+}
+
+/** One failed run: its seed and what broke. */
+export interface CampaignFailure {
+  readonly seed: number
+  readonly lines: readonly string[]
+}
+
+/** Runs a campaign; every violation of every run is reported with its seed. */
+export async function runCampaign(o: CampaignOptions, onRun?: (seed: number, lines: readonly string[]) => void): Promise<{ failures: CampaignFailure[]; totals: CoverageTotals }> {
+  const totals = emptyTotals()
+  const failures: CampaignFailure[] = []
+  for (let seed = o.firstSeed; seed < o.firstSeed + o.runs; seed++) {
+    const options = randomSimOptions(seed, o)
+    const result = await runSimulation(options)
+    addCoverage(totals, result.coverage)
+    const lines = result.violations.map((v) => `${v.kind}: ${v.detail} (t=${v.time} ms; ${describeRun(options)})`)
+    if (lines.length > 0) failures.push({ seed, lines })
+    onRun?.(seed, lines)
+  }
+  return { failures, totals }
+}
+
+/** The command that replays one seed of a campaign. */
+export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, seed: number): string {
+  const heights = o.heights === undefined ? '' : ` --heights ${o.heights}`
+  const repertoire = o.repertoire === undefined ? '' : ` --repertoire ${o.repertoire.join(',')}`
+  const wipes = o.wipes === true ? ' --wipes' : ''
+  return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipes} --runs 1 --seed ${seed}`
+}
 
 /**
- * Registers a randomized campaign as one test: `runs` runs from `firstSeed` with `faulty` Byzantine validators
- * (behaviours drawn from the repertoire) on a random network; every run must keep agreement, validity and
- * liveness. A failure names the seed, which replays with
- * `npm run sim -- --validators N --faulty F --heights 2 --runs 1 --seed SEED`.
+ * Registers a campaign as one test: every run must keep every invariant (checker.ts), and the campaign's coverage is
+ * reported as a diagnostic. `expect` names coverage counters that must not stay at zero (a lock campaign that stops
+ * relocking has lost its point).
  */
-export function campaign(validators: number, faulty: number, runs: number, firstSeed: number): void {
-  test(`n${validators}f${faulty}: ${runs} randomized runs from seed ${firstSeed} keep agreement, validity and liveness`, () => {
-    const failures: string[] = []
-    for (let seed = firstSeed; seed < firstSeed + runs; seed++) {
-      const options = randomSimOptions(seed, { validators, faulty, heights: 2 })
-      const result = runSimulation(options)
-      for (const v of result.violations) failures.push(`seed ${seed}: ${v.kind}: ${v.detail} (${describeRun(options)})`)
-    }
-    assert.deepEqual(failures, [])
+export function campaign(name: string, o: CampaignOptions, expect: readonly ('relocks' | 'l28Unlocks' | 'divergingLocks' | 'crashes' | 'syncedBlocks' | 'invalidVerdicts')[] = []): void {
+  test(`${name}: ${o.runs} randomized runs from seed ${o.firstSeed} keep agreement, validity, safe signing, bounds and liveness`, async (t) => {
+    const { failures, totals } = await runCampaign(o)
+    t.diagnostic(`${name} coverage: ${formatTotals(totals)}`)
+    assert.deepEqual(failures.map((f) => `seed ${f.seed}: ${f.lines.join('; ')} — replay: ${replayCommand(o, f.seed)}`), [])
+    for (const k of expect) assert.ok(totals[k] > 0, `${name}: no ${k} in ${o.runs} runs (${formatTotals(totals)})`)
   })
 }

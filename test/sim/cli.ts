@@ -1,12 +1,72 @@
-import { Command, InvalidArgumentError } from 'commander'
-import { describeRun, randomSimOptions } from './randomScenario.js'
-import { runSimulation } from './simulation.js'
+import { availableParallelism } from 'node:os'
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads'
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { addCoverage, emptyTotals, formatTotals, mergeTotals, type CoverageTotals } from './coverage.js'
+import { replayCommand } from './campaign.js'
+import { describeRun, randomSimOptions, type Schedule } from './randomScenario.js'
+import { runSimulation, type Behaviour } from './simulation.js'
+import { BYZANTINE_REPERTOIRE } from './byzantine.js'
 
 /**
- * `npm run sim -- --validators N --faulty F --runs R --seed S [--heights H]`: R randomized consensus simulations
- * from seed S on, F Byzantine validators each. Prints every violation with the seed that replays it
- * (`--runs 1 --seed <seed>`); exits 1 if there was any. The last line is exactly `R runs, V violations`.
+ * `npm run sim -- --validators N --faulty F --runs R --seed S [--heights H] [--schedule random|locks|mixed] [--jobs J]`:
+ * R randomized simulations from seed S on (run i uses seed S+i), F Byzantine validators each, on J worker threads.
+ * Prints every violation with the command that replays its seed, the campaign's coverage (locks, relocks, unlocks,
+ * rounds, crashes, syncs) and its speed; exits 1 if there was any violation. The last line is exactly
+ * `R runs, V violations`. `--trace` (with `--runs 1`) prints every node's log of the run.
  */
+
+interface Settings {
+  readonly validators: number
+  readonly faulty: number
+  readonly runs: number
+  readonly seed: number
+  readonly heights?: number
+  readonly schedule: Schedule
+  readonly repertoire?: readonly Behaviour[]
+  readonly wipes: boolean
+  readonly jobs: number
+  readonly verbose: boolean
+  readonly trace: boolean
+  readonly stopOnFailure: boolean
+}
+
+/** What a worker reports per run. */
+interface RunReport {
+  readonly seed: number
+  readonly lines: string[]
+  readonly totals: CoverageTotals
+  readonly summary: string
+}
+
+async function runOne(s: Settings, seed: number): Promise<RunReport> {
+  const options = randomSimOptions(seed, s)
+  const trace = s.trace
+    ? { trace: (node: number, time: number, line: { level: string; message: string; fields: Record<string, unknown> }) => console.log(`${time} v${node} ${line.level} ${line.message} ${JSON.stringify(line.fields, jsonBytes)}`) }
+    : {}
+  let lines: string[]
+  let summary = ''
+  const totals = emptyTotals()
+  try {
+    const r = await runSimulation({ ...options, ...trace })
+    addCoverage(totals, r.coverage)
+    lines = r.violations.map((v) => `${v.kind} violation: ${v.detail} (t=${v.time} ms)`)
+    summary = `${r.violations.length} violations, ${r.events} events, t=${r.endTime} ms, max round ${r.coverage.maxRound}, relocks ${r.coverage.relocks}, unlocks ${r.coverage.l28Unlocks}, diverging ${r.coverage.divergingLockHeights.size}`
+  } catch (e) {
+    lines = [`invariant broken: ${(e as Error).stack ?? (e as Error).message}`]
+  }
+  return { seed, lines: lines.map((l) => `${l} (${describeRun(options)})`), totals, summary }
+}
+
+function jsonBytes(_k: string, v: unknown): unknown {
+  if (typeof v === 'bigint') return String(v)
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('hex').slice(0, 16)
+  return v
+}
+
+async function worker(): Promise<void> {
+  const { settings, seeds } = workerData as { settings: Settings; seeds: number[] }
+  for (const seed of seeds) parentPort!.postMessage(await runOne(settings, seed))
+}
 
 function int(name: string, min: number) {
   return (value: string): number => {
@@ -16,43 +76,86 @@ function int(name: string, min: number) {
   }
 }
 
-const program = new Command()
-  .name('sim')
-  .description('randomized Tendermint simulations with Byzantine validators and an adversarial network')
-  .option('--validators <n>', 'number of validators', int('validators', 1), 4)
-  .option('--faulty <f>', 'Byzantine validators per run', int('faulty', 0), 1)
-  .option('--runs <r>', 'number of runs', int('runs', 1), 100)
-  .option('--seed <s>', 'first seed (run i uses seed s+i)', int('seed', 0), 1)
-  .option('--heights <h>', 'heights each run must decide', int('heights', 1), 3)
-  .option('--verbose', 'print one line per run')
-  .parse()
-
-const opts = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights: number; verbose?: boolean }>()
-if (opts.faulty > opts.validators) program.error('--faulty cannot exceed --validators')
-const f = Math.floor((opts.validators - 1) / 3)
-if (opts.faulty > f) console.log(`note: ${opts.faulty} faulty exceeds f = ${f} for n = ${opts.validators}; liveness is not checked (agreement and validity are)`)
-
-let violations = 0
-const started = performance.now()
-for (let i = 0; i < opts.runs; i++) {
-  const seed = opts.seed + i
-  const options = randomSimOptions(seed, { validators: opts.validators, faulty: opts.faulty, heights: opts.heights })
-  let result
-  try {
-    result = runSimulation(options)
-  } catch (e) {
-    violations++
-    console.log(`seed ${seed}: invariant broken: ${(e as Error).message} (${describeRun(options)})`)
-    console.log(`  replay: npm run sim -- --validators ${opts.validators} --faulty ${opts.faulty} --heights ${opts.heights} --runs 1 --seed ${seed}`)
-    continue
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('sim')
+    .description('randomized simulations of Tally validators (real consensus hosts) with Byzantine peers, crashes and an adversarial network')
+    .option('--validators <n>', 'number of validators', int('validators', 1), 4)
+    .option('--faulty <f>', 'Byzantine validators per run', int('faulty', 0), 1)
+    .option('--runs <r>', 'number of runs', int('runs', 1), 100)
+    .option('--seed <s>', 'first seed (run i uses seed s+i)', int('seed', 0), 1)
+    .option('--heights <h>', 'heights each run must commit (default: 4, or 5 for lock schedules)', int('heights', 1))
+    .addOption(new Option('--schedule <kind>', 'random faults, the lock adversary, or a mix').choices(['random', 'locks', 'mixed']).default('mixed'))
+    .option('--repertoire <behaviours>', `Byzantine behaviours random schedules draw from, comma-separated (default ${BYZANTINE_REPERTOIRE.join(',')})`)
+    .option('--wipes', 'some crashed validators restart with data/ (chain database and WAL) deleted')
+    .option('--jobs <j>', 'worker threads', int('jobs', 1), Math.min(2, availableParallelism()))
+    .option('--verbose', 'print one line per run')
+    .option('--trace', 'print every node\'s log (use with --runs 1)')
+    .option('--stop-on-failure', 'stop at the first run with a violation')
+    .parse()
+  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipes?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
+  if (o.faulty > o.validators) program.error('--faulty cannot exceed --validators')
+  const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood']
+  const repertoire = o.repertoire?.split(',').map((x) => x.trim()).filter((x) => x.length > 0) as Behaviour[] | undefined
+  const unknown = repertoire?.find((b) => !known.includes(b))
+  if (unknown !== undefined) program.error(`--repertoire: unknown behaviour ${unknown} (known: ${known.join(', ')})`)
+  if (repertoire !== undefined && repertoire.length === 0) program.error('--repertoire names no behaviour')
+  const s: Settings = {
+    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes === true,
+    jobs: Math.min(o.jobs, o.runs), verbose: o.verbose === true, trace: o.trace === true, stopOnFailure: o.stopOnFailure === true,
   }
-  if (opts.verbose) console.log(`seed ${seed}: ${result.violations.length} violations, ${result.steps} steps, t=${result.endTime} ms (${describeRun(options)})`)
-  for (const v of result.violations) {
-    violations++
-    console.log(`seed ${seed}: ${v.kind} violation: ${v.detail} (${describeRun(options)})`)
-    console.log(`  replay: npm run sim -- --validators ${opts.validators} --faulty ${opts.faulty} --heights ${opts.heights} --runs 1 --seed ${seed}`)
+  const f = Math.floor((s.validators - 1) / 3)
+  if (s.faulty > f) console.log(`note: ${s.faulty} faulty exceeds f = ${f} for n = ${s.validators}; liveness is not checked (agreement and validity are)`)
+
+  const started = performance.now()
+  const totals = emptyTotals()
+  let violations = 0
+  let done = 0
+  let stopped = false
+  const pending = new Map<number, RunReport>()
+  let next = s.seed
+  const workers: Worker[] = []
+  const report = (r: RunReport) => {
+    pending.set(r.seed, r)
+    while (pending.has(next) && !stopped) {
+      const x = pending.get(next)!
+      pending.delete(next)
+      next++
+      done++
+      mergeTotals(totals, x.totals)
+      if (s.verbose) console.log(`seed ${x.seed}: ${x.summary}`)
+      for (const line of x.lines) {
+        violations++
+        console.log(`seed ${x.seed}: ${line}`)
+      }
+      if (x.lines.length > 0) {
+        console.log(`  replay: ${replayCommand(s, x.seed)}`)
+        if (s.stopOnFailure) stopped = true
+      }
+    }
   }
+  if (s.jobs <= 1) {
+    for (let i = 0; i < s.runs && !stopped; i++) report(await runOne(s, s.seed + i))
+  } else {
+    await Promise.all(Array.from({ length: s.jobs }, (_, k) => new Promise<void>((resolve, reject) => {
+      const seeds: number[] = []
+      for (let i = k; i < s.runs; i += s.jobs) seeds.push(s.seed + i)
+      const w = new Worker(new URL(import.meta.url), { workerData: { settings: s, seeds } })
+      workers.push(w)
+      w.on('message', (r: RunReport) => {
+        report(r)
+        if (stopped) for (const x of workers) void x.terminate()
+      })
+      w.on('error', reject)
+      w.on('exit', () => resolve())
+    })))
+  }
+  const seconds = (performance.now() - started) / 1000
+  console.log(`coverage: ${formatTotals(totals)}`)
+  console.log(`elapsed ${seconds.toFixed(1)} s, ${(done / seconds).toFixed(2)} runs/s on ${s.jobs} worker${s.jobs === 1 ? '' : 's'}`)
+  console.log(`${done} runs, ${violations} violations`)
+  process.exitCode = violations > 0 ? 1 : 0
 }
-console.log(`elapsed ${((performance.now() - started) / 1000).toFixed(1)} s`)
-console.log(`${opts.runs} runs, ${violations} violations`)
-process.exitCode = violations > 0 ? 1 : 0
+
+if (isMainThread) await main()
+else await worker()

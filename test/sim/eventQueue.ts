@@ -25,6 +25,11 @@ export class EventQueue<T> {
     }
   }
 
+  /** The time of the earliest event, or undefined when empty. */
+  peekTime(): number | undefined {
+    return this.heap[0]?.time
+  }
+
   /** Removes and returns the earliest event, or undefined when empty. */
   pop(): { time: number; event: T } | undefined {
     const h = this.heap

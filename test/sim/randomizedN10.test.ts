@@ -1,4 +1,4 @@
 import { campaign } from './campaign.js'
 
-// Randomized runs kept small for `npm test`; long campaigns run with `npm run sim`.
-campaign(10, 3, 25, 3_000)
+// Randomized runs of ten validators, three of them Byzantine, kept small for `npm test`.
+campaign('n10f3 random', { validators: 10, faulty: 3, runs: 8, firstSeed: 3_000, schedule: 'random' })

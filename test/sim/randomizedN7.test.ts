@@ -1,4 +1,4 @@
 import { campaign } from './campaign.js'
 
-// Randomized runs kept small for `npm test`; long campaigns run with `npm run sim`.
-campaign(7, 2, 60, 2_000)
+// Randomized runs of seven validators, two of them Byzantine, kept small for `npm test`.
+campaign('n7f2 random', { validators: 7, faulty: 2, runs: 24, firstSeed: 2_000, schedule: 'random' })
