@@ -1,6 +1,7 @@
 import type { ConsensusMessage } from './codec.js'
 import type { ConsensusState } from './consensusState.js'
 import { compareBytes } from '../crypto/index.js'
+import { certificateVotes } from './commitCertificate.js'
 
 /**
  * Every proposal and vote the core holds for its current height, in a data-defined order (round, then
@@ -28,7 +29,8 @@ export function heightMessages(state: ConsensusState): ConsensusMessage[] {
  * the current and the previous round (peers in other rounds learn where it is, and L55 lets them follow), and the
  * proof behind its valid value: the proposal of that value and the 2f+1 prevotes of the valid round, so a peer that
  * missed the polka can still accept the value's re-proposal (L28). Their signers may have crashed since, which is why
- * this validator sends them on. At most O(n) messages per call, never O(rounds × n).
+ * this validator sends them on; and once it decided, the 2f+1 precommits of its decision. At most O(n) messages per
+ * call, never O(rounds × n).
  */
 export function repairMessages(state: ConsensusState): ConsensusMessage[] {
   const out: ConsensusMessage[] = []
@@ -53,6 +55,9 @@ export function repairMessages(state: ConsensusState): ConsensusMessage[] {
       for (const vote of votes) out.push({ kind: 'vote', vote })
     }
   }
+  // A validator that decided holds 2f+1 precommits its peers may lack (it may also lack the block, and wait for them
+  // to commit it): the decision's precommits go out too, so every peer can decide.
+  if (state.decision !== null) for (const vote of certificateVotes(state.decision.certificate)) out.push({ kind: 'vote', vote })
   const seen = new Set<object>()
   return out.filter((m) => {
     const x = m.kind === 'vote' ? m.vote : m.proposal

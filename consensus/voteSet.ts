@@ -5,7 +5,8 @@ import type { SignedVote, VoteType } from './types.js'
  * A vote set: the votes of one type for one (height, round), with exact weighted tallies
  * (Malachite's vote keeper, CometBFT's VoteSet). As in the paper, a tally for a value counts every validator that
  * sent a vote for it; a validator that sends a second, different vote is an equivocator: the pair is reported
- * once as evidence, and its votes count for each value it voted for (up to MAX_VOTES_PER_VALIDATOR values), since
+ * once as evidence, and its votes count for each value it voted for (up to MAX_VOTES_PER_VALIDATOR values, and beyond
+ * that for values other validators voted for too), since
  * other correct validators may have received either. The "2f+1 of any kind" tally counts each validator once.
  * A plain value (records keyed by lowercase hex), owned and updated by the step function.
  */
@@ -68,7 +69,10 @@ export function addVote(set: VoteSet, vote: SignedVote, power: number): AddVoteR
   if (mine.some((v) => sameVote(v, vote))) return { kind: 'duplicate' }
   const report = set.equivocators[key] === undefined
   set.equivocators[key] = true
-  const counted = mine.length < MAX_VOTES_PER_VALIDATOR
+  // Beyond the bound, a vote still counts for a value another validator voted for: every honest node then counts it
+  // once it holds that value's other votes (gossip repair re-sends a polka whole), so one equivocator cannot let a
+  // polka complete at one node and never at the others. The values with such support are at most one per validator.
+  const counted = mine.length < MAX_VOTES_PER_VALIDATOR || (set.powerByValue[vk] ?? 0n) > 0n
   if (counted) {
     mine.push(vote)
     set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)

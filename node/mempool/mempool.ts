@@ -328,7 +328,8 @@ export class Mempool {
     this.deps.verifiedSignatures?.add(decoded.hash)
     // 4b. a governance vote must apply to the committed governance state
     if (tx.kind === 'governance') {
-      const problem = this.deps.checkGovernance?.(tx) ?? { code: 'not_validator' as const, reason: 'this node takes no governance votes' }
+      const check = this.deps.checkGovernance
+      const problem = check === undefined ? { code: 'not_validator' as const, reason: 'this node takes no governance votes' } : check(tx)
       if (problem !== undefined) return fail(problem.code, problem.reason)
     }
     // 5. committed state of the sender (cached until a block touches the account)

@@ -40,8 +40,7 @@ import type { CrashPlan, HostSettings, NodeHooks, SimValidator } from './simNode
  *  - `lyingSync`: tips it cannot prove, certified blocks with their body or carried commit tampered with, blocks of
  *    another height, wrong or garbage transactions on fetch;
  *  - `voteFlood`: repeated votes, nil votes for later rounds and heights, many per second;
- *  - `slotFlood` (not in the repertoire: it breaks liveness, a known issue of the core): votes for more values per step
- *    than the core counts, a different few to each peer;
+ *  - `slotFlood`: votes for more values per step than the core keeps for a validator, a different few to each peer;
  *  - `lockAttack`: the Byzantine side of the lock adversary (lockAdversary.ts): targeted prevotes and precommits,
  *    votes for real conflicting values, and as proposer false valid rounds, out-of-turn and withheld proposals;
  *  - `splitBrain` (crafted scenarios): colluders serve each group of honest validators its own block, as proposer and
@@ -53,7 +52,7 @@ export type Behaviour =
 
 /** The behaviours randomized runs draw from. */
 export const BYZANTINE_REPERTOIRE: readonly Behaviour[] = [
-  'crash', 'silent', 'equivocate', 'junk', 'oversized', 'forgedBlock', 'withhold', 'lyingSync', 'voteFlood',
+  'crash', 'silent', 'equivocate', 'junk', 'oversized', 'forgedBlock', 'withhold', 'lyingSync', 'voteFlood', 'slotFlood',
 ]
 
 /** What the Byzantine layer works with. */
@@ -451,9 +450,9 @@ export class Attacks {
   }
 
   /**
-   * Votes for four or more values per step, a different three to each peer before its real vote: the core counts at
-   * most three votes of one validator per step (MAX_VOTES_PER_VALIDATOR), so a peer may never count the vote that
-   * completed another peer's polka. Not in the repertoire: it breaks liveness (docs/consensus.md, known issues).
+   * Votes for four or more values per step, a different three to each peer before its real vote: the core keeps at
+   * most three votes of one validator per step for values nobody else voted for (MAX_VOTES_PER_VALIDATOR), so without
+   * its rule for supported values a peer could never count the vote that completed another peer's polka.
    */
   private slotFlood(node: number, vote: SignedVote): void {
     const { rng } = this.ctx

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { addVote, emptyVoteSet, hasVote, MAX_VOTES_PER_VALIDATOR, powerFor, votesFor } from '../../../consensus/index.js'
-import { compareBytes } from '../../../crypto/index.js'
-import { value, vote } from './helpers.js'
+import { compareBytes, toHex } from '../../../crypto/index.js'
+import { validators, value, vote } from './helpers.js'
 
 const v0 = value('v0')
 const v1 = value('v1')
@@ -45,6 +45,20 @@ test('an equivocator\'s votes are kept within a bound', () => {
   for (let i = 0; i < 10; i++) addVote(set, vote(0, 'prevote', 1, 0, value(`x${i}`)), 1)
   assert.equal(Object.values(set.votes)[0]!.length, MAX_VOTES_PER_VALIDATOR)
   assert.equal(powerFor(set, value('x9')), 0n)
+})
+
+test('beyond the bound, an equivocator\'s vote still counts for a value others voted for (every node can complete the polka)', () => {
+  const set = emptyVoteSet('prevote')
+  for (let i = 0; i < 3; i++) addVote(set, vote(0, 'prevote', 1, 0, value(`x${i}`)), 1)
+  const early = addVote(set, vote(0, 'prevote', 1, 0, v1), 1)
+  assert.ok(early.kind === 'conflict' && !early.counted, 'a fourth value nobody else voted for is not kept')
+  addVote(set, vote(1, 'prevote', 1, 0, v1), 1)
+  addVote(set, vote(2, 'prevote', 1, 0, v1), 1)
+  const again = addVote(set, vote(0, 'prevote', 1, 0, v1), 1)
+  assert.ok(again.kind === 'conflict' && again.counted, 're-sent with the polka, it counts')
+  assert.equal(powerFor(set, v1), 3n)
+  for (let i = 3; i < 20; i++) addVote(set, vote(0, 'prevote', 1, 0, value(`x${i}`)), 1)
+  assert.equal(set.votes[toHex(validators[0]!.address)]!.length, MAX_VOTES_PER_VALIDATOR + 1, 'unsupported values stay bounded')
 })
 
 test('votesFor lists one vote per validator for the value, in address order', () => {
