@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import type { BlockView } from '../../e2e/harness.js'
-import { rpc, waitFor } from '../../e2e/harness.js'
+import { rpc } from '../../e2e/harness.js'
 import { DelayRelay } from './delayRelay.js'
 import { fakeClockEnv } from './fakeClock.js'
 import type { FaultNetwork, WalletRun } from './faultNetwork.js'
@@ -189,7 +189,7 @@ export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, hei
       f.relays.push(r)
     }
     await filterOf(f).detour(slow, (j) => net.p2pPort(j), relayPort)
-    await waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, () => relays.reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
+    await f.waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, () => relays.reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
     from = await net.maxHeight()
     w = await f.transfer([slow])
     committed(w, `transfer through the delayed node${slow}`)
@@ -250,7 +250,7 @@ export async function killUnderLoad(f: FaultNetwork): Promise<string> {
   await load.start(20)
   const kills: string[] = []
   try {
-    await waitFor('the load admitted 20 transfers', () => load.admitted.length >= 20, 30_000)
+    await f.waitFor('the load admitted 20 transfers', () => load.admitted.length >= 20, 30_000)
     for (const k of [0, 1, 3]) {
       const others = net.all.filter((i) => i !== k)
       await net.kill9(k)
@@ -258,7 +258,7 @@ export async function killUnderLoad(f: FaultNetwork): Promise<string> {
       await net.waitHeight(h + 2, others, 60_000)
       net.start(k)
       if (k === 1) {
-        await waitFor(`node${k} answering after a restart`, async () => (await net.height(k)) !== undefined, 60_000, 50)
+        await f.waitFor(`node${k} answering after a restart`, async () => (await net.height(k)) !== undefined, 60_000, 50)
         await net.kill9(k)
         net.start(k)
       }
