@@ -171,25 +171,34 @@ export async function pausedValidatorAndEndpoint(f: FaultNetwork, paused = 1, fa
 
 /**
  * Added latency: validator `slow`'s p2p connections run through relays that hold every chunk `delayMs` each
- * way (its direct links are refused, so whatever it learns or tells comes through them). It keeps committing with
- * the others, and a transfer submitted through its RPC, which only it holds at first, commits.
+ * way. First its direct links are refused until it has no peer left (so no connection made before the detour
+ * survives it), then the relays take its new connections, until it is connected to every other validator again,
+ * through them. It keeps committing with the others, and a transfer submitted through its RPC, which only it
+ * holds at first, commits.
  */
 export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, heights = 8): Promise<string> {
   const { net, host } = f
-  const relayPort = (j: number) => 40_000 + j
+  const others = net.all.filter((i) => i !== slow)
   const address = (await f.validatorAddress(slow)).toLowerCase()
-  const relays: DelayRelay[] = []
+  const relays = new Map<number, DelayRelay>()
   let from = 0
   let proposedBySlow = 0
   let w: WalletRun
+  const peers = async (nodes: readonly number[], count: number) =>
+    (await Promise.all(nodes.map((i) => net.status(i)))).every((s) => s?.peers === count)
   try {
     for (const j of net.all) {
-      const r = await DelayRelay.start({ listenHost: host.hostAddress, listenPort: relayPort(j), targetHost: host.address(j), targetPort: net.p2pPort(j), delayMs })
-      relays.push(r)
+      // each on a port the system chooses: no clash with anything else listening on this machine
+      const r = await DelayRelay.start({ listenHost: host.hostAddress, listenPort: 0, targetHost: host.address(j), targetPort: net.p2pPort(j), delayMs })
+      relays.set(j, r)
       f.relays.push(r)
     }
-    await filterOf(f).detour(slow, (j) => net.p2pPort(j), relayPort)
-    await f.waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, () => relays.reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
+    await filterOf(f).refuse(slow)
+    f.budget.mark(`node${slow}'s direct links refused`)
+    await f.waitFor(`node${slow} without peers, and the others without node${slow}`, async () => (await peers([slow], 0)) && peers(others, net.size - 2), 30_000)
+    await filterOf(f).detour(slow, (j) => net.p2pPort(j), (j) => relays.get(j)!.port)
+    f.budget.mark(`node${slow}'s connections detoured through relays on ports ${[...relays.values()].map((r) => r.port).join(',')}`)
+    await f.waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, async () => (await peers(net.all, net.size - 1)) && [...relays.values()].reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
     from = await net.maxHeight()
     w = await f.transfer([slow])
     committed(w, `transfer through the delayed node${slow}`)
@@ -198,8 +207,8 @@ export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, hei
   } finally {
     await f.heal()
   }
-  const bytes = relays.reduce((s, r) => s + r.bytes, 0)
-  const connections = relays.reduce((s, r) => s + r.connections, 0)
+  const bytes = [...relays.values()].reduce((s, r) => s + r.bytes, 0)
+  const connections = [...relays.values()].reduce((s, r) => s + r.connections, 0)
   const upTo = await f.settle()
   return `node${slow} behind ${delayMs} ms each way from height ${from}: a transfer through it committed at ${w.height} (${w.elapsedMs} ms), it followed to ${from + heights} and proposed ${proposedBySlow} of those ${heights} blocks; ${connections} relayed connections, ${bytes} bytes; agreed up to ${upTo}`
 }
