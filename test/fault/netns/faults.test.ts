@@ -12,10 +12,17 @@ import { releaseLock } from './hostNetwork.js'
  * next, and after each the validators must agree block by block, hold every transfer a client saw committed at the
  * same height, and keep the genesis supply. Needs root; each fault that needs a tool this machine lacks is skipped
  * with the Debian package that brings it.
+ *
+ * `npm test` runs a core set (a partition, a clock fault, kill -9 under load) to stay short; the other faults run
+ * in the soak (`npm run test:fault:soak`), and here too with TALLY_FAULT_ALL=1.
  */
 const pre = await FaultNetwork.preflight()
-/** A fault's skip reason: the suite's own, else that of the tool it needs. */
-const skip = (tool?: string): string | false => pre.suite ?? tool ?? false
+const everyFault = process.env.TALLY_FAULT_ALL === '1'
+const SOAK_ONLY = 'runs in the soak (npm run test:fault:soak); TALLY_FAULT_ALL=1 runs it here'
+/** A fault's skip reason: the suite's own, else that of the tool it needs, else (outside the core set) the soak's. */
+const skip = (tool?: string, o: { core: boolean } = { core: true }): string | false =>
+  pre.suite ?? tool ?? (o.core || everyFault ? false : SOAK_ONLY)
+const soak = { core: false }
 /** How long after a fault's budget the test runner's own timeout fires: room to heal and report. */
 const BACKSTOP_MS = 30_000
 
@@ -65,17 +72,17 @@ describe('faults on network-namespace hosts', { timeout: 600_000 }, () => {
 
   fault('a 2|2 partition commits nothing, forks nothing, and resumes when healed', { skip: skip(pre.iptables), budgetMs: 100_000 }, partitionTwoTwo)
 
-  fault('an isolated validator catches up after healing', { skip: skip(pre.iptables), budgetMs: 100_000 }, (f) => isolatedCatchesUp(f))
+  fault('an isolated validator catches up after healing', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => isolatedCatchesUp(f))
 
-  fault('one-way loss: a validator that cannot send is left out, then agrees', { skip: skip(pre.iptables), budgetMs: 100_000 }, (f) => oneWayLoss(f))
+  fault('one-way loss: a validator that cannot send is left out, then agrees', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => oneWayLoss(f))
 
-  fault('a paused validator and a paused wallet endpoint', { skip: skip(), budgetMs: 100_000 }, (f) => pausedValidatorAndEndpoint(f))
+  fault('a paused validator and a paused wallet endpoint', { skip: skip(undefined, soak), budgetMs: 100_000 }, (f) => pausedValidatorAndEndpoint(f))
 
-  fault('added latency on one validator\'s links', { skip: skip(pre.iptables), budgetMs: 100_000 }, (f) => addedLatency(f))
+  fault('added latency on one validator\'s links', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => addedLatency(f))
 
   fault('a validator clock 10 minutes fast', { skip: skip(pre.clock), budgetMs: 100_000 }, (f) => skewedClock(f, '+10m'))
 
-  fault('a validator clock 10 minutes slow', { skip: skip(pre.clock), budgetMs: 100_000 }, (f) => skewedClock(f, '-10m'))
+  fault('a validator clock 10 minutes slow', { skip: skip(pre.clock, soak), budgetMs: 100_000 }, (f) => skewedClock(f, '-10m'))
 
   fault('repeated kill -9 under load', { skip: skip(), budgetMs: 150_000 }, killUnderLoad)
 })
