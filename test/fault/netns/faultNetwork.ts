@@ -3,6 +3,7 @@ import { readDevKey } from '../../e2e/load.js'
 import { ChainAudit, type SeenCommit } from './chainAudit.js'
 import { DelayRelay } from './delayRelay.js'
 import { whyNoFakeClock } from './fakeClock.js'
+import type { FaultBudget } from './faultBudget.js'
 import { cleanAndProbe, HostNetwork, releaseLock, takeLock, whyNoIptables, whyNoNamespaces } from './hostNetwork.js'
 import { NamespaceTestnet } from './namespaceTestnet.js'
 import { PacketFilter } from './packetFilter.js'
@@ -44,7 +45,9 @@ export class FaultNetwork {
     readonly filter: PacketFilter | undefined,
     readonly audit: ChainAudit,
     readonly chainId: string,
-  ) {}
+  ) {
+    net.budget.snapshot = () => net.describe()
+  }
 
   /**
    * Checks the machine and takes the suite's lock (released by {@link FaultNetwork.destroy}, or here when
@@ -104,7 +107,8 @@ export class FaultNetwork {
     ]
     if (o.wait === false) args.push('--no-wait')
     const t0 = Date.now()
-    const r = await runCli('tally', args, { timeoutMs: 150_000 })
+    const what = `tally transfer --rpc ${nodes.map((i) => `node${i}`).join(',')}${o.wait === false ? ' --no-wait' : ''}`
+    const r = await this.budget.wait(what, 150_000, (ms) => runCli('tally', args, { timeoutMs: ms }))
     const elapsedMs = Date.now() - t0
     let out: { hash?: string; height?: number; status?: string } = {}
     try {
@@ -118,13 +122,55 @@ export class FaultNetwork {
 
   /** Waits until a transfer is committed on validator i and records it for the audit. */
   async waitCommitted(hash: string, i: number, timeoutMs = 60_000): Promise<SeenCommit> {
-    const t = await waitFor(`${hash} committed on node${i}`, async () => {
+    const t = await this.waitFor(`${hash} committed on node${i}`, async () => {
       const v = await rpc<{ status: string; height?: number }>(this.net.rpcUrl(i), 'tx_get', [hash], 2_000)
       return v.status === 'committed' ? v : undefined
-    }, timeoutMs, 200)
+    }, timeoutMs)
     const seen = { hash, height: t.height! }
     this.audit.sawCommitted(seen)
     return seen
+  }
+
+  /** The running fault's budget and trace (shared with the testnet, whose waits it bounds). */
+  get budget(): FaultBudget {
+    return this.net.budget
+  }
+
+  /**
+   * Polls `check` until it returns a value (not undefined or false), within `timeoutMs` and the fault's budget;
+   * the wait shows in the fault's trace.
+   */
+  waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+    return this.budget.wait(what, timeoutMs, (ms) => waitFor(what, check, ms, intervalMs))
+  }
+
+  /**
+   * Runs a fault within `budgetMs`: its waits are cut short at the end of the budget (the fault then heals and
+   * fails). A failure carries the fault's trace, what it was waiting for, each validator's state and log tail.
+   */
+  async within(budgetMs: number, run: () => Promise<string>): Promise<string> {
+    this.budget.begin(budgetMs)
+    try {
+      return await run()
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${await this.report()}`, { cause: e })
+    } finally {
+      this.budget.end()
+    }
+  }
+
+  /**
+   * What a failure message needs: the running fault's steps and what it waits for, each validator's process and
+   * RPC state, and the tail of each validator's log.
+   */
+  async report(lines = 12): Promise<string> {
+    const waiting = this.budget.waitingFor
+    return [
+      `fault trace (${this.budget.elapsedMs} ms):\n${this.budget.steps || '(no step recorded)'}`,
+      waiting.length > 0 ? `waiting for: ${waiting.join(' > ')}` : '',
+      `validators now:\n${await this.net.describe()}`,
+      this.logs(lines),
+    ].filter((x) => x !== '').join('\n')
   }
 
   /** The validator address of validator i (from its `node_status`). */
@@ -139,9 +185,11 @@ export class FaultNetwork {
    * restarts stopped or clock-shifted ones.
    */
   async heal(): Promise<void> {
+    this.budget.mark('healing')
     await this.filter?.heal()
     await Promise.all(this.relays.splice(0).map((r) => r.close()))
     await this.net.restoreAll()
+    this.budget.mark('healed')
   }
 
   /**

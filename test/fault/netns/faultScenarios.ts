@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import type { BlockView } from '../../e2e/harness.js'
-import { rpc, waitFor } from '../../e2e/harness.js'
+import { rpc } from '../../e2e/harness.js'
 import { DelayRelay } from './delayRelay.js'
 import { fakeClockEnv } from './fakeClock.js'
 import type { FaultNetwork, WalletRun } from './faultNetwork.js'
@@ -171,25 +171,34 @@ export async function pausedValidatorAndEndpoint(f: FaultNetwork, paused = 1, fa
 
 /**
  * Added latency: validator `slow`'s p2p connections run through relays that hold every chunk `delayMs` each
- * way (its direct links are refused, so whatever it learns or tells comes through them). It keeps committing with
- * the others, and a transfer submitted through its RPC, which only it holds at first, commits.
+ * way. First its direct links are refused until it has no peer left (so no connection made before the detour
+ * survives it), then the relays take its new connections, until it is connected to every other validator again,
+ * through them. It keeps committing with the others, and a transfer submitted through its RPC, which only it
+ * holds at first, commits.
  */
 export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, heights = 8): Promise<string> {
   const { net, host } = f
-  const relayPort = (j: number) => 40_000 + j
+  const others = net.all.filter((i) => i !== slow)
   const address = (await f.validatorAddress(slow)).toLowerCase()
-  const relays: DelayRelay[] = []
+  const relays = new Map<number, DelayRelay>()
   let from = 0
   let proposedBySlow = 0
   let w: WalletRun
+  const peers = async (nodes: readonly number[], count: number) =>
+    (await Promise.all(nodes.map((i) => net.status(i)))).every((s) => s?.peers === count)
   try {
     for (const j of net.all) {
-      const r = await DelayRelay.start({ listenHost: host.hostAddress, listenPort: relayPort(j), targetHost: host.address(j), targetPort: net.p2pPort(j), delayMs })
-      relays.push(r)
+      // each on a port the system chooses: no clash with anything else listening on this machine
+      const r = await DelayRelay.start({ listenHost: host.hostAddress, listenPort: 0, targetHost: host.address(j), targetPort: net.p2pPort(j), delayMs })
+      relays.set(j, r)
       f.relays.push(r)
     }
-    await filterOf(f).detour(slow, (j) => net.p2pPort(j), relayPort)
-    await waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, () => relays.reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
+    await filterOf(f).refuse(slow)
+    f.budget.mark(`node${slow}'s direct links refused`)
+    await f.waitFor(`node${slow} without peers, and the others without node${slow}`, async () => (await peers([slow], 0)) && peers(others, net.size - 2), 30_000)
+    await filterOf(f).detour(slow, (j) => net.p2pPort(j), (j) => relays.get(j)!.port)
+    f.budget.mark(`node${slow}'s connections detoured through relays on ports ${[...relays.values()].map((r) => r.port).join(',')}`)
+    await f.waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, async () => (await peers(net.all, net.size - 1)) && [...relays.values()].reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
     from = await net.maxHeight()
     w = await f.transfer([slow])
     committed(w, `transfer through the delayed node${slow}`)
@@ -198,8 +207,8 @@ export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, hei
   } finally {
     await f.heal()
   }
-  const bytes = relays.reduce((s, r) => s + r.bytes, 0)
-  const connections = relays.reduce((s, r) => s + r.connections, 0)
+  const bytes = [...relays.values()].reduce((s, r) => s + r.bytes, 0)
+  const connections = [...relays.values()].reduce((s, r) => s + r.connections, 0)
   const upTo = await f.settle()
   return `node${slow} behind ${delayMs} ms each way from height ${from}: a transfer through it committed at ${w.height} (${w.elapsedMs} ms), it followed to ${from + heights} and proposed ${proposedBySlow} of those ${heights} blocks; ${connections} relayed connections, ${bytes} bytes; agreed up to ${upTo}`
 }
@@ -250,7 +259,7 @@ export async function killUnderLoad(f: FaultNetwork): Promise<string> {
   await load.start(20)
   const kills: string[] = []
   try {
-    await waitFor('the load admitted 20 transfers', () => load.admitted.length >= 20, 30_000)
+    await f.waitFor('the load admitted 20 transfers', () => load.admitted.length >= 20, 30_000)
     for (const k of [0, 1, 3]) {
       const others = net.all.filter((i) => i !== k)
       await net.kill9(k)
@@ -258,7 +267,7 @@ export async function killUnderLoad(f: FaultNetwork): Promise<string> {
       await net.waitHeight(h + 2, others, 60_000)
       net.start(k)
       if (k === 1) {
-        await waitFor(`node${k} answering after a restart`, async () => (await net.height(k)) !== undefined, 60_000, 50)
+        await f.waitFor(`node${k} answering after a restart`, async () => (await net.height(k)) !== undefined, 60_000, 50)
         await net.kill9(k)
         net.start(k)
       }

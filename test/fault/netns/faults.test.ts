@@ -12,10 +12,19 @@ import { releaseLock } from './hostNetwork.js'
  * next, and after each the validators must agree block by block, hold every transfer a client saw committed at the
  * same height, and keep the genesis supply. Needs root; each fault that needs a tool this machine lacks is skipped
  * with the Debian package that brings it.
+ *
+ * `npm test` runs a core set (a partition, a clock fault, kill -9 under load) to stay short; the other faults run
+ * in the soak (`npm run test:fault:soak`), and here too with TALLY_FAULT_ALL=1.
  */
 const pre = await FaultNetwork.preflight()
-/** A fault's skip reason: the suite's own, else that of the tool it needs. */
-const skip = (tool?: string): string | false => pre.suite ?? tool ?? false
+const everyFault = process.env.TALLY_FAULT_ALL === '1'
+const SOAK_ONLY = 'runs in the soak (npm run test:fault:soak); TALLY_FAULT_ALL=1 runs it here'
+/** A fault's skip reason: the suite's own, else that of the tool it needs, else (outside the core set) the soak's. */
+const skip = (tool?: string, o: { core: boolean } = { core: true }): string | false =>
+  pre.suite ?? tool ?? (o.core || everyFault ? false : SOAK_ONLY)
+const soak = { core: false }
+/** How long after a fault's budget the test runner's own timeout fires: room to heal and report. */
+const BACKSTOP_MS = 30_000
 
 describe('faults on network-namespace hosts', { timeout: 600_000 }, () => {
   let f: FaultNetwork | undefined
@@ -32,37 +41,48 @@ describe('faults on network-namespace hosts', { timeout: 600_000 }, () => {
     }
   })
 
-  /** Runs a fault; a failure carries the validators' log tails. */
-  const fault = (run: (f: FaultNetwork) => Promise<string>) => async (t: TestContext) => {
-    assert.ok(f, 'the network did not start')
-    try {
-      t.diagnostic(await run(f))
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${f.logs()}`, { cause: e })
-    }
-  }
+  /**
+   * Registers a fault as a test. The fault runs within `budgetMs` (its waits are cut short at the end, it heals
+   * and fails saying what it waited for, with the validators' state and log tails); the test's own timeout, a
+   * little later, only backs that up, and prints the same report should it ever fire.
+   */
+  const fault = (name: string, o: { skip: string | false; budgetMs: number }, run: (f: FaultNetwork) => Promise<string>) =>
+    test(name, { skip: o.skip, timeout: o.budgetMs + BACKSTOP_MS }, async (t: TestContext) => {
+      assert.ok(f, 'the network did not start')
+      const net = f
+      let finished = false
+      // the runner aborts the signal when the test ends, also in time: only an unfinished fault is reported
+      t.signal.addEventListener('abort', () => {
+        if (!finished) void net.report().then((r) => process.stderr.write(`# '${name}' timed out in the test runner:\n${r}\n`))
+      })
+      try {
+        t.diagnostic(await net.within(o.budgetMs, () => run(net)))
+      } finally {
+        finished = true
+      }
+    })
 
-  test('validators on separate hosts commit a wallet transfer and agree', { skip: skip() }, fault(async (f) => {
+  fault('validators on separate hosts commit a wallet transfer and agree', { skip: skip(), budgetMs: 60_000 }, async (f) => {
     const w = await f.transfer([0, 1])
     assert.equal(w.code, 0, w.stderr)
     assert.equal(w.status, 'committed')
     const upTo = await f.settle()
     return `committed at ${w.height} in ${w.elapsedMs} ms; agreed up to ${upTo}`
-  }))
+  })
 
-  test('a 2|2 partition commits nothing, forks nothing, and resumes when healed', { skip: skip(pre.iptables), timeout: 120_000 }, fault(partitionTwoTwo))
+  fault('a 2|2 partition commits nothing, forks nothing, and resumes when healed', { skip: skip(pre.iptables), budgetMs: 100_000 }, partitionTwoTwo)
 
-  test('an isolated validator catches up after healing', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => isolatedCatchesUp(f)))
+  fault('an isolated validator catches up after healing', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => isolatedCatchesUp(f))
 
-  test('one-way loss: a validator that cannot send is left out, then agrees', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => oneWayLoss(f)))
+  fault('one-way loss: a validator that cannot send is left out, then agrees', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => oneWayLoss(f))
 
-  test('a paused validator and a paused wallet endpoint', { skip: skip(), timeout: 120_000 }, fault((f) => pausedValidatorAndEndpoint(f)))
+  fault('a paused validator and a paused wallet endpoint', { skip: skip(undefined, soak), budgetMs: 100_000 }, (f) => pausedValidatorAndEndpoint(f))
 
-  test('added latency on one validator\'s links', { skip: skip(pre.iptables), timeout: 120_000 }, fault((f) => addedLatency(f)))
+  fault('added latency on one validator\'s links', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => addedLatency(f))
 
-  test('a validator clock 10 minutes fast', { skip: skip(pre.clock), timeout: 120_000 }, fault((f) => skewedClock(f, '+10m')))
+  fault('a validator clock 10 minutes fast', { skip: skip(pre.clock), budgetMs: 100_000 }, (f) => skewedClock(f, '+10m'))
 
-  test('a validator clock 10 minutes slow', { skip: skip(pre.clock), timeout: 120_000 }, fault((f) => skewedClock(f, '-10m')))
+  fault('a validator clock 10 minutes slow', { skip: skip(pre.clock, soak), budgetMs: 100_000 }, (f) => skewedClock(f, '-10m'))
 
-  test('repeated kill -9 under load', { skip: skip(), timeout: 180_000 }, fault(killUnderLoad))
+  fault('repeated kill -9 under load', { skip: skip(), budgetMs: 150_000 }, killUnderLoad)
 })

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -80,15 +80,39 @@ function ourNamespaces(): string[] {
   return text.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n.startsWith(NETNS_PREFIX))
 }
 
+/** The inode of a named namespace (`/run/netns/<name>`), which names it in `/proc/<pid>/ns/net`. */
+function namespaceInode(ns: string): number | undefined {
+  for (const dir of ['/run/netns', '/var/run/netns']) {
+    try {
+      return statSync(join(dir, ns)).ino
+    } catch { /* try the other */ }
+  }
+  return undefined
+}
+
+/** True while process `pid` lives in the network namespace with inode `inode`. */
+function inNamespace(pid: number, inode: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`) === `net:[${inode}]`
+  } catch {
+    return false
+  }
+}
+
 /**
  * Removes everything a run of the suite leaves behind: the processes inside its namespaces (SIGKILL), the
  * namespaces (which takes their veths and packet-filter rules along) and any root-namespace link with the prefix.
- * Synchronous, so that it also serves a process `exit` handler.
+ * Only a process whose network namespace is one of the suite's is signalled, checked again just before the
+ * signal (a pid listed a moment earlier may have been reused): the suite's validators live there and nothing
+ * else does, so other test runs on the machine (the e2e and power-loss suites run in the root namespace) are
+ * never touched. Synchronous, so that it also serves a process `exit` handler. Call it holding the lock.
  */
-function removeLeftovers(): void {
+export function removeLeftovers(): void {
   for (const ns of ourNamespaces()) {
+    const inode = namespaceInode(ns)
     const pids = (trySync('ip', ['netns', 'pids', ns]) ?? '').split('\n').map((p) => Number(p.trim())).filter((p) => p > 0)
     for (const pid of pids) {
+      if (pid === process.pid || inode === undefined || !inNamespace(pid, inode)) continue
       try {
         process.kill(pid, 'SIGKILL')
       } catch { /* already gone */ }
@@ -102,48 +126,121 @@ function removeLeftovers(): void {
   }
 }
 
-let lockHeld = false
+/** The process that holds the lock (`flock` on {@link LOCK}), while this process holds it. */
+let lockHolder: ChildProcess | undefined
 
 /**
- * Takes the machine-wide lock of the suite, waiting for a live holder up to `timeoutMs`; a lock whose holder is
- * gone is taken over. Returns a reason when the lock could not be had.
+ * Takes the machine-wide lock of the suite, waiting up to `timeoutMs` for a run that holds it. Returns a reason
+ * when the lock could not be had.
+ *
+ * The lock is the kernel's: `flock(1)` (util-linux) holds an exclusive `flock` on the lock file for as long as its
+ * child runs, and that child reads this process's end of a pipe until it closes. However this process ends, even
+ * by SIGKILL, the pipe closes, the child exits and the kernel releases the lock: there is no stale lock to take
+ * over, and so no moment when two runs both believe they hold it (two runs at once would each remove the other's
+ * validators). The holder writes its pid into the file and removes the file before it lets go; a run that gets the
+ * `flock` checks that the file it locked is still the one at the path (not one removed meanwhile), else locks
+ * again. A live pid other than its own found in the file belongs to a run of the suite from before it used
+ * `flock` (which took turns by creating the file): that run is waited for too.
  */
 export async function takeLock(timeoutMs = 300_000): Promise<string | undefined> {
+  if (lockHolder !== undefined) return undefined
+  if (!hasCommand('flock', ['--version'])) return 'the flock command is missing (Debian package util-linux)'
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    try {
-      const fd = openSync(LOCK, 'wx')
-      writeSync(fd, String(process.pid))
-      closeSync(fd)
-      lockHeld = true
-      process.on('exit', releaseLock)
-      return undefined
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${LOCK}: ${(e as Error).message}`
-    }
-    let holder = 0
-    try {
-      holder = Number(readFileSync(LOCK, 'utf8').trim())
-    } catch { /* removed meanwhile: try again */ }
-    if (holder > 0 && !pidAlive(holder)) {
-      try {
-        unlinkSync(LOCK)
-      } catch { /* another run took it over first */ }
+    const left = deadline - Date.now()
+    if (left <= 0) return `another fault-suite run holds ${LOCK} (${describeHolder()})`
+    const holder = await flockHolder(left)
+    if (typeof holder === 'string') return holder
+    if (holder === undefined) return `another fault-suite run holds ${LOCK} (${describeHolder()})`
+    const other = readHolderPid()
+    if (!lockedFileIsCurrent(holder) || (other !== undefined && other !== process.pid && pidAlive(other))) {
+      endHolder(holder)
+      await sleep(200)
       continue
     }
-    if (Date.now() > deadline) return `another fault-suite run (pid ${holder}) holds ${LOCK}`
-    await sleep(500)
+    writeFileSync(LOCK, `${process.pid}\n`)
+    lockHolder = holder
+    process.on('exit', releaseLock)
+    return undefined
   }
 }
 
-/** Releases the lock taken by {@link takeLock} (no-op when not held). */
+/**
+ * Starts `flock` on the lock file, waiting up to `timeoutMs`: the holding process once it holds the lock,
+ * undefined when the wait timed out, or why it failed.
+ */
+async function flockHolder(timeoutMs: number): Promise<ChildProcess | string | undefined> {
+  const holder = spawn('flock', [
+    '--exclusive', '--wait', String(Math.max(1, Math.ceil(timeoutMs / 1000))), '--conflict-exit-code', '75',
+    LOCK, 'sh', '-c', 'echo held && exec cat >/dev/null',
+  ], { stdio: ['pipe', 'pipe', 'pipe'] })
+  holder.stdin!.on('error', () => undefined)
+  let stderr = ''
+  holder.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+  const held = await new Promise<boolean>((resolve) => {
+    holder.stdout!.setEncoding('utf8').on('data', (d: string) => { if (d.includes('held')) resolve(true) })
+    holder.once('exit', () => resolve(false))
+    holder.once('error', () => resolve(false))
+  })
+  if (!held) {
+    endHolder(holder)
+    if (holder.exitCode === 75) return undefined
+    return `cannot lock ${LOCK}: ${stderr.trim() || `flock exited with ${holder.exitCode ?? holder.signalCode}`}`
+  }
+  // the holder must neither keep this process alive nor be waited for when it exits
+  holder.unref()
+  for (const s of [holder.stdin, holder.stdout, holder.stderr]) (s as { unref?: () => void } | null)?.unref?.()
+  return holder
+}
+
+/** True when the file `holder` locked is the one at {@link LOCK} now (not one removed since). */
+function lockedFileIsCurrent(holder: ChildProcess): boolean {
+  try {
+    const current = statSync(LOCK).ino
+    const fds = `/proc/${holder.pid}/fd`
+    return readdirSync(fds).some((fd) => {
+      try {
+        return readlinkSync(join(fds, fd)) === LOCK && statSync(join(fds, fd)).ino === current
+      } catch {
+        return false
+      }
+    })
+  } catch {
+    return false
+  }
+}
+
+/** Ends a `flock` holder: closing its pipe ends its child, SIGKILL ends it; the kernel then releases the lock. */
+function endHolder(holder: ChildProcess): void {
+  holder.stdin!.destroy()
+  holder.kill('SIGKILL')
+}
+
+/** The pid the lock file names, if any. */
+function readHolderPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync(LOCK, 'utf8').trim())
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function describeHolder(): string {
+  const pid = readHolderPid()
+  return pid === undefined ? 'its pid is not recorded' : `pid ${pid}`
+}
+
+/** Releases the lock taken by {@link takeLock} (no-op when not held): removes the file, then lets go. */
 export function releaseLock(): void {
-  if (!lockHeld) return
-  lockHeld = false
+  const holder = lockHolder
+  if (holder === undefined) return
+  lockHolder = undefined
   process.off('exit', releaseLock)
   try {
-    if (readFileSync(LOCK, 'utf8').trim() === String(process.pid)) unlinkSync(LOCK)
+    if (readHolderPid() === process.pid) unlinkSync(LOCK)
   } catch { /* already gone */ }
+  endHolder(holder)
 }
 
 /**

@@ -45,36 +45,48 @@ export class PacketFilter {
 
   /** Cuts validator i off from every other validator, both ways. */
   async isolate(i: number): Promise<void> {
-    const rest = [...Array(this.net.size).keys()].filter((j) => j !== i)
-    await this.partition([[i], rest])
+    await this.partition([[i], this.others(i)])
   }
 
   /** Drops what validator i sends to the other validators; what they send to it still arrives. */
   async dropOutgoing(i: number): Promise<void> {
-    const rest = [...Array(this.net.size).keys()].filter((j) => j !== i)
-    await this.restore(i, { filter: rest.map((j) => `-A TALLY-FAULT -d ${this.net.address(j)} -j DROP`) })
+    await this.restore(i, { filter: this.others(i).map((j) => `-A TALLY-FAULT -d ${this.net.address(j)} -j DROP`) })
   }
 
   /**
-   * Sends validator i's p2p traffic through relays in the root namespace: its connections to validator j go to
-   * `relayPort(j)` on the root's address, the others' connections to it go to `relayPort(i)`. Direct TCP between
-   * i and the others is refused with a reset on both ends, so connections made before the detour close as soon
-   * as either end sends, and are dialed again through the relays. Resets themselves pass (the reset a refusal
-   * makes would otherwise match the refusal and be dropped).
+   * Refuses direct TCP between validator i and the others, on both ends, with a reset: open connections close as
+   * soon as either end sends, and new ones are refused at once (the first half of a latency detour; until
+   * {@link detour} the validator is cut off). Resets themselves pass (the reset a refusal makes would otherwise
+   * match the refusal and be dropped); other packets between them are dropped.
    */
-  async detour(i: number, p2pPort: (j: number) => number, relayPort: (j: number) => number): Promise<void> {
-    const dnat = (dest: number) =>
-      `-A TALLY-DETOUR -p tcp -d ${this.net.address(dest)} --dport ${p2pPort(dest)} -j DNAT --to-destination ${this.net.hostAddress}:${relayPort(dest)}`
-    const refuse = (peers: readonly number[]) => [
+  async refuse(i: number): Promise<void> {
+    const rules = (peers: readonly number[]) => [
       '-A TALLY-FAULT -p tcp --tcp-flags RST RST -j ACCEPT',
       ...peers.flatMap((j) => ['-s', '-d'].flatMap((dir) => [
         `-A TALLY-FAULT -p tcp ${dir} ${this.net.address(j)} -j REJECT --reject-with tcp-reset`,
         `-A TALLY-FAULT ${dir} ${this.net.address(j)} -j DROP`,
       ])),
     ]
-    const rest = [...Array(this.net.size).keys()].filter((j) => j !== i)
-    for (const j of rest) await this.restore(j, { nat: [dnat(i)], filter: refuse([i]) })
-    await this.restore(i, { nat: rest.map(dnat), filter: refuse(rest) })
+    const rest = this.others(i)
+    for (const j of rest) await this.restore(j, { filter: rules([i]) })
+    await this.restore(i, { filter: rules(rest) })
+  }
+
+  /**
+   * Sends validator i's p2p traffic through relays in the root namespace (after {@link refuse}, which keeps direct
+   * connections from coming back): its connections to validator j go to `relayPort(j)` on the root's address, the
+   * others' connections to it go to `relayPort(i)`. Address translation applies to new connections only.
+   */
+  async detour(i: number, p2pPort: (j: number) => number, relayPort: (j: number) => number): Promise<void> {
+    const dnat = (dest: number) =>
+      `-A TALLY-DETOUR -p tcp -d ${this.net.address(dest)} --dport ${p2pPort(dest)} -j DNAT --to-destination ${this.net.hostAddress}:${relayPort(dest)}`
+    const rest = this.others(i)
+    for (const j of rest) await this.restore(j, { nat: [dnat(i)] })
+    await this.restore(i, { nat: rest.map(dnat) })
+  }
+
+  private others(i: number): number[] {
+    return [...Array(this.net.size).keys()].filter((j) => j !== i)
   }
 
   /** Removes every fault rule in every namespace. */

@@ -150,7 +150,9 @@ describe('validators on disks that lose unsynced writes when the power fails', {
     }
     addresses.push(...recipients)
     net.startAll()
-    await net.waitHeight(2, all, 60_000)
+    await net.waitHeight(2, all, 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n${all.map((i) => `--- node${i}\n${net!.logTail(i, 15)}`).join('\n')}`)
+    })
     chainId = (await rpc<{ chainId: string }>(net.rpcUrl(0), 'node_status')).chainId
   })
 
