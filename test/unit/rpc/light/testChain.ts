@@ -14,7 +14,7 @@ import { MemoryKvStore } from '../../../../ledger/store.js'
 import { decodeTransaction, encodeTransaction, signGovernanceTransaction, type DecodedTransaction } from '../../../../ledger/transaction.js'
 import { peerIdOf } from '../../../../node/p2p/peerId.js'
 import { ValidatorSets } from '../../../../node/host/validatorSets.js'
-import { NodeBackend } from '../../../../node/rpcBackend.js'
+import { NodeBackend, type NodeBackendDependencies } from '../../../../node/rpcBackend.js'
 import { ChainStore, type ChainTip } from '../../../../node/storage/chainStore.js'
 import { encodeStoredBlock } from '../../../../node/storage/storedBlock.js'
 
@@ -60,8 +60,14 @@ export class TestChain {
     for (const k of validatorKeys) this.keys.set(toHex(addressFromPublicKey(k.publicKey)), k)
     this.chain = new ChainStore(kv)
     this.sets.record(1, ledger.rosterAt(1))
-    this.backend = new NodeBackend({
-      genesis, moniker: 'test', chain: this.chain,
+    this.backend = this.backendWith({})
+  }
+
+  /** A backend over this chain with some of its dependencies replaced (to stage races). */
+  backendWith(overrides: Partial<NodeBackendDependencies>): NodeBackend {
+    const ledger = this.ledger
+    return new NodeBackend({
+      genesis: this.genesis, moniker: 'test', chain: this.chain,
       tip: () => this.tipValue,
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
@@ -71,6 +77,7 @@ export class TestChain {
       validator: null, evidence: () => [],
       rosterAt: (h) => this.sets.rosterAt(h),
       governance: () => ledger.governance(),
+      ...overrides,
     })
   }
 
