@@ -93,6 +93,8 @@ export function blockInfo(height: number, hash: Uint8Array, block: Block, lastCo
 
 export class NodeBackend implements RpcBackend {
   private readonly events = new EventEmitter()
+  /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
+  private latestCommit: CommitInfo | undefined
 
   constructor(private readonly d: NodeBackendDependencies) {
     this.events.setMaxListeners(0)
@@ -100,7 +102,9 @@ export class NodeBackend implements RpcBackend {
 
   /** Tells subscribers about a committed block and its transactions. */
   publishCommitted(b: CommittedBlock): void {
-    this.events.emit('block', blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts))
+    const info = blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts)
+    this.latestCommit = { height: b.height, hash: b.hash, header: info.header, commit: info.commit }
+    this.events.emit('block', info)
     b.txHashes.forEach((hash, index) => {
       const r = b.receipts[index]!
       const e: TxCommittedEvent = r.ok ? { hash, height: b.height, index, ok: true } : { hash, height: b.height, index, ok: false, error: r.code! }
@@ -139,7 +143,8 @@ export class NodeBackend implements RpcBackend {
     for (let attempt = 0; attempt < 2; attempt++) {
       const tip = this.d.tip()
       if (tip === undefined) return { unavailable: 'no block is committed yet: there is no state root to prove against' }
-      const [p, block] = await Promise.all([prove(address), this.getCommit(tip.height)])
+      const cached = this.latestCommit?.height === tip.height ? this.latestCommit : undefined
+      const [p, block] = await Promise.all([prove(address), cached ?? this.getCommit(tip.height)])
       if (block === null) continue
       const stateRoot = block.header.stateRoot as Uint8Array
       if (!bytesEqual(p.root, stateRoot) || !verifyAccountProof(stateRoot, address, p.proof).ok) continue

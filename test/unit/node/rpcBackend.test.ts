@@ -200,3 +200,13 @@ test('proveTx: the inclusion proof of a committed transaction, with its block; n
   assert.deepEqual(verifyTxInclusion(block.header.txRoot, tx.hash, r.proof.proof), { ok: true, value: { index: 0, count: 1 } })
   assert.deepEqual(await chain.backend.proveTx(new Uint8Array(32)), { lookup: { status: 'unknown' } })
 })
+
+test('proveAccount at the tip uses the block just published, the same as the one stored', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
+  await chain.commitEmpty(3)
+  const p = await chain.backend.proveAccount(addressFromPublicKey(alice.publicKey))
+  assert.ok(!('unavailable' in p))
+  assert.equal(p.block.height, 3)
+  assert.deepEqual(p.block, await chain.backend.getCommit(3))
+})

@@ -160,7 +160,12 @@ export class TestChain {
     this.ledger.commit(result)
     if (setsChanged) this.sets.record(height + 2, scheduled)
     this.tipValue = { height, blockHash: hash, blockTime: header.time }
+    const lastCommit = this.lastCommit
     this.lastCommit = certificate
+    this.backend.publishCommitted({
+      height, hash, round: 0, block, lastCommit, certificate, txHashes: decoded.map((t) => t.hash), receipts: result.receipts.map(() => ({ ok: true })),
+      touched: result.changed.map((x) => x.address), executionMs: 0,
+    })
     const b = { height, hash, header, certificate }
     this.blocks.push(b)
     return b
