@@ -6,7 +6,7 @@ import type { LightBlock } from './lightBlock.js'
 
 /**
  * Light-client verification, pure: the rules that decide whether a header may be trusted given one already trusted,
- * in the manner of CometBFT's light client (`light/verifier.go`). No I/O and no clock: the caller passes `now`.
+ * in the manner of CometBFT's light client. No I/O and no clock: the caller passes `now`.
  *
  * - **Adjacent** (height h + 1 after trusted h): the header's `validatorSetHash` must be the trusted header's
  *   `nextValidatorSetHash` and its `previousBlockHash` the trusted hash; validators holding more than two thirds of
