@@ -203,6 +203,7 @@ export class TallyNode {
       genesis, moniker: config.moniker, chain,
       tip: () => host.tip,
       getAccount: (a) => ledger.getAccount(a),
+      proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: (a) => mempool.pendingNonce(a),
       submit: async (bytes) => {
         const r = await txGossip.submit(bytes)

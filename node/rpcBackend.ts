@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events'
+import { bytesEqual } from '../crypto/bytes.js'
 import { sha256 } from '../crypto/hash.js'
 import { decodeCommitCertificate, decodeEvidence, type CommitCertificate } from '../consensus/index.js'
 import type { Genesis } from '../genesis/genesis.js'
 import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
 import type { Account } from '../ledger/account.js'
+import { verifyAccountProof, type AccountProof } from '../ledger/accountProof.js'
 import { castVote, memberOf, totalPower, type GovernanceState, type Roster } from '../ledger/governance.js'
 import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
+import { txInclusionProof } from '../ledger/txProof.js'
 import type {
-  BlockInfo, CommitInfo, DomainValue, HealthState, NodeStatus, PendingChangesInfo, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup,
-  Unsubscribe, ValidatorInfo, ValidatorsUnknown,
+  AccountProofInfo, BlockInfo, CommitInfo, DomainValue, HealthState, NodeStatus, PendingChangesInfo, ProofUnavailable, RpcBackend,
+  SubmitResult, TxCommittedEvent, TxLookup, TxProofInfo, Unsubscribe, ValidatorInfo, ValidatorsUnknown,
 } from '../rpc/backend.js'
 import type { CommittedBlock } from './host/consensusHost.js'
 import { evidenceView } from './host/evidencePool.js'
@@ -26,6 +29,11 @@ export interface NodeBackendDependencies {
   readonly chain: ChainStore
   readonly tip: () => ChainTip | undefined
   readonly getAccount: (address: Uint8Array) => Account | Promise<Account>
+  /**
+   * A proof of the committed account against the committed state root (the ledger's `proveAccount`); absent, the
+   * node serves no account proofs. It must read the root at the moment it is called, before any await.
+   */
+  readonly proveAccount?: (address: Uint8Array) => Promise<AccountProof>
   readonly nextNonce: (address: Uint8Array) => Promise<bigint>
   readonly submit: (bytes: Uint8Array) => Promise<SubmitResult>
   /** Pending in the mempool, or rejected from it with a reason. */
@@ -85,6 +93,8 @@ export function blockInfo(height: number, hash: Uint8Array, block: Block, lastCo
 
 export class NodeBackend implements RpcBackend {
   private readonly events = new EventEmitter()
+  /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
+  private latestCommit: CommitInfo | undefined
 
   constructor(private readonly d: NodeBackendDependencies) {
     this.events.setMaxListeners(0)
@@ -92,7 +102,9 @@ export class NodeBackend implements RpcBackend {
 
   /** Tells subscribers about a committed block and its transactions. */
   publishCommitted(b: CommittedBlock): void {
-    this.events.emit('block', blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts))
+    const info = blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts)
+    this.latestCommit = { height: b.height, hash: b.hash, header: info.header, commit: info.commit }
+    this.events.emit('block', info)
     b.txHashes.forEach((hash, index) => {
       const r = b.receipts[index]!
       const e: TxCommittedEvent = r.ok ? { hash, height: b.height, index, ok: true } : { hash, height: b.height, index, ok: false, error: r.code! }
@@ -117,6 +129,45 @@ export class NodeBackend implements RpcBackend {
 
   getAccount(address: Uint8Array): Account | Promise<Account> {
     return this.d.getAccount(address)
+  }
+
+  /**
+   * The account with its proof against the state root of the tip, and the tip's header and certificate. The tip and
+   * the root are read together (the host changes both in one synchronous step), but a commit while the proof's
+   * path is being read rewrites the tree under it: the proof is checked against the header's state root before it
+   * is served, and taken once more if a commit got in between.
+   */
+  async proveAccount(address: Uint8Array): Promise<AccountProofInfo | ProofUnavailable> {
+    const prove = this.d.proveAccount
+    if (prove === undefined) return { unavailable: 'this node does not serve account proofs' }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const tip = this.d.tip()
+      if (tip === undefined) return { unavailable: 'no block is committed yet: there is no state root to prove against' }
+      const cached = this.latestCommit?.height === tip.height ? this.latestCommit : undefined
+      const [p, block] = await Promise.all([prove(address), cached ?? this.getCommit(tip.height)])
+      if (block === null) continue
+      const stateRoot = block.header.stateRoot as Uint8Array
+      if (!bytesEqual(p.root, stateRoot) || !verifyAccountProof(stateRoot, address, p.proof).ok) continue
+      return { account: p.account ?? { balance: 0n, nonce: 0n }, proof: p.proof, block }
+    }
+    throw new Error('the chain moved on during two account proofs in a row')
+  }
+
+  /** Where a transaction is, with its inclusion proof and its block's header and certificate when it is committed. */
+  async proveTx(hash: Uint8Array): Promise<{ lookup: TxLookup; proof?: TxProofInfo }> {
+    const lookup = await this.getTx(hash)
+    if (lookup.status !== 'committed') return { lookup }
+    const stored = await this.storedBlock(lookup.height)
+    if (stored === null) throw new Error(`transaction index names height ${lookup.height}, which has no stored block`)
+    const hashes = stored.block.block.txs.map((t) => sha256(t))
+    if (!(lookup.index < hashes.length && bytesEqual(hashes[lookup.index]!, hash))) {
+      throw new Error(`transaction index names position ${lookup.index} of block ${lookup.height}, which holds another transaction`)
+    }
+    const header = stored.block.block.header
+    const block: CommitInfo = {
+      height: lookup.height, hash: blockHash(header), header: headerInfo(header), commit: commitInfo(stored.certificate, stored.block.lastCommit),
+    }
+    return { lookup, proof: { proof: txInclusionProof(hashes, lookup.index), block } }
   }
 
   getNextNonce(address: Uint8Array): Promise<bigint> {

@@ -121,6 +121,32 @@ export interface CommitInfo {
   readonly commit: DomainValue
 }
 
+/**
+ * An account with a proof of it against the state root of a named committed block: the block's header and commit
+ * certificate come with it, so a client that trusts the validator set can check the answer without trusting the node.
+ */
+export interface AccountProofInfo {
+  /** The account the proof proves (the zero account when it proves absence). */
+  readonly account: AccountState
+  /** Account proof bytes (ledger/accountProof.ts) against `block.header.stateRoot`. */
+  readonly proof: Uint8Array
+  /** The committed block whose state root (the state after it) the proof is against. */
+  readonly block: CommitInfo
+}
+
+/** A committed transaction's inclusion proof against its block's transaction root, with that block. */
+export interface TxProofInfo {
+  /** Inclusion proof bytes (ledger/txProof.ts) against `block.header.txRoot`. */
+  readonly proof: Uint8Array
+  /** The block that holds the transaction. */
+  readonly block: CommitInfo
+}
+
+/** Why a node cannot prove an answer now, for the client. */
+export interface ProofUnavailable {
+  readonly unavailable: string
+}
+
 /** A member of a validator set. */
 export interface ValidatorInfo {
   readonly address: Uint8Array
@@ -203,6 +229,17 @@ export interface RpcBackend {
    * after its tip) gets {@link ValidatorsUnknown}.
    */
   getValidators(height?: number): Awaitable<readonly ValidatorInfo[] | ValidatorsUnknown>
+  /**
+   * The committed account of `address` with its proof against the state root of the latest committed block, and
+   * that block's header and certificate, all of one height (a commit between reading and proving must not mix two).
+   * {@link ProofUnavailable} before the first block. Optional: a backend without it does not serve proofs.
+   */
+  proveAccount?(address: Uint8Array): Awaitable<AccountProofInfo | ProofUnavailable>
+  /**
+   * Where a transaction is and, when it is committed, its inclusion proof with the header and certificate of its
+   * block. Optional: a backend without it does not serve proofs.
+   */
+  proveTx?(hash: Uint8Array): Awaitable<{ readonly lookup: TxLookup; readonly proof?: TxProofInfo }>
   /** The governance changes waiting for votes, as of the latest committed block. */
   getPendingChanges(): Awaitable<PendingChangesInfo>
   health(): Awaitable<HealthState>

@@ -19,6 +19,8 @@ export interface RpcClientOptions {
   readonly retries?: number
   /** Wait before the second round; doubles each round (default 200 ms). */
   readonly backoffMs?: number
+  /** Largest answer read; a longer one counts as a failed exchange (default 64 MiB). */
+  readonly maxResponseBytes?: number
 }
 
 /** A JSON-RPC error answer: its code, message, and `data.reason` (the stable reason code) when present. */
@@ -128,6 +130,30 @@ type Attempt = { kind: 'answer'; value: unknown } | { kind: 'unreachable'; error
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** Reads a response body as text, giving up past `maxBytes` (an endpoint must not make the client buffer without end). */
+async function readBounded(res: Response, maxBytes: number): Promise<string> {
+  const declared = Number(res.headers.get('content-length') ?? NaN)
+  if (declared > maxBytes) {
+    await res.body?.cancel()
+    throw new Error(`answer larger than ${maxBytes} bytes`)
+  }
+  if (res.body === null) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > maxBytes) {
+      await reader.cancel()
+      throw new Error(`answer larger than ${maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 function describe(e: unknown, timeoutMs: number): string {
   const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } }
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `timed out after ${timeoutMs} ms`
@@ -141,6 +167,7 @@ export class RpcClient {
   private readonly timeoutMs: number
   private readonly retries: number
   private readonly backoffMs: number
+  private readonly maxResponseBytes: number
   private preferred = 0
   private nextId = 1
 
@@ -160,6 +187,7 @@ export class RpcClient {
     this.timeoutMs = options.timeoutMs ?? 5000
     this.retries = options.retries ?? 1
     this.backoffMs = options.backoffMs ?? 200
+    this.maxResponseBytes = options.maxResponseBytes ?? 64 * 1024 * 1024
   }
 
   /** The endpoint the next call goes to first. */
@@ -244,7 +272,7 @@ export class RpcClient {
         body: text,
         signal: AbortSignal.timeout(this.timeoutMs),
       })
-      raw = await res.text()
+      raw = await readBounded(res, this.maxResponseBytes)
     } catch (e) {
       return { kind: 'unreachable', error: describe(e, this.timeoutMs) }
     }

@@ -4,7 +4,9 @@ import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
 import type { ActionView } from './client.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
-import type { BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, ValidatorInfo } from './backend.js'
+import type {
+  AccountProofInfo, BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, TxProofInfo, ValidatorInfo,
+} from './backend.js'
 
 /**
  * Formatting between domain values and their JSON-RPC forms: addresses `0x`+40 lowercase hex, hashes
@@ -48,6 +50,21 @@ export function parseHeightParam(v: unknown): Parsed<number> {
 export function parsePositiveHeightParam(v: unknown): Parsed<number> {
   const h = parseHeightParam(v)
   return h.ok && h.value < 1 ? { ok: false, reason: 'expected a positive integer (the first block is height 1)' } : h
+}
+
+/** The options of a look-up that can come with a proof: `{"proof": true}` (docs/rpc.md, "Proofs"). */
+export interface LookupOptions {
+  readonly proof: boolean
+}
+
+/** Parses the optional options parameter of a provable look-up: `{"proof": boolean}`, nothing else. */
+export function parseLookupOptions(v: unknown): Parsed<LookupOptions> {
+  if (v === undefined || v === null) return { ok: true, value: { proof: false } }
+  if (typeof v !== 'object' || Array.isArray(v)) return { ok: false, reason: 'expected an object {"proof": true|false}' }
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) if (k !== 'proof') return { ok: false, reason: `unknown option ${JSON.stringify(k.slice(0, 32))} (expected "proof")` }
+  if (o.proof !== undefined && typeof o.proof !== 'boolean') return { ok: false, reason: 'proof must be true or false' }
+  return { ok: true, value: { proof: o.proof === true } }
 }
 
 /** Formats a generic domain structure for JSON (see DomainValue). */
@@ -138,6 +155,33 @@ export function formatBlock(b: BlockInfo): Record<string, unknown> {
 /** `chain_getCommit` result. */
 export function formatCommit(c: CommitInfo): Record<string, unknown> {
   return { height: c.height, hash: to0x(c.hash), header: formatDomain(c.header), commit: formatDomain(c.commit) }
+}
+
+/**
+ * What a proof answer adds to the plain result: `proof` (`0x`+hex), and the `height`, `header` and `commit` of the
+ * block the proof is against, the header and commit formatted as in `chain_getCommit`.
+ */
+function proofFields(proof: Uint8Array, block: CommitInfo): Record<string, unknown> {
+  return { proof: to0x(proof), height: block.height, header: formatDomain(block.header), commit: formatDomain(block.commit) }
+}
+
+/**
+ * `ledger_getAccount` / `ledger_getBalance` with `{"proof": true}`: `{address, balance, nonce?, proof, height, header,
+ * commit}` (`nonce` for `ledger_getAccount` only).
+ */
+export function formatAccountProof(address: Uint8Array, p: AccountProofInfo, withNonce: boolean): Record<string, unknown> {
+  return {
+    address: formatAddress(address),
+    balance: p.account.balance.toString(),
+    ...(withNonce ? { nonce: p.account.nonce.toString() } : {}),
+    ...proofFields(p.proof, p.block),
+  }
+}
+
+/** `tx_get` with `{"proof": true}`: the plain result, plus `proof`, `header` and `commit` when it is committed. */
+export function formatTxProof(hash: Uint8Array, lookup: TxLookup, proof: TxProofInfo | undefined): Record<string, unknown> {
+  const plain = formatTxLookup(hash, lookup)
+  return proof === undefined || lookup.status !== 'committed' ? plain : { ...plain, ...proofFields(proof.proof, proof.block) }
 }
 
 /** The `newBlocks` notification: the block with its transactions as hashes only, to keep fan-out cheap. */

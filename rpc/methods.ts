@@ -4,8 +4,9 @@ import type { RpcBackend } from './backend.js'
 import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
-  formatBlock, formatCommit, formatDomain, formatPendingChanges, formatStatus, formatTxLookup, formatValidator, parseAddressParam,
-  parseBytesParam, parseHashParam, parseHeightParam, parsePositiveHeightParam,
+  formatAccountProof, formatBlock, formatCommit, formatDomain, formatPendingChanges, formatStatus, formatTxLookup, formatTxProof,
+  formatValidator, parseAddressParam, parseBytesParam, parseHashParam, parseHeightParam, parseLookupOptions, parsePositiveHeightParam,
+  type LookupOptions,
 } from './format.js'
 import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
 
@@ -20,6 +21,8 @@ export const MAX_SUBMIT_BYTES = 4096
 
 const address: ParamSpec = { name: 'address', parse: parseAddressParam }
 const hash: ParamSpec = { name: 'hash', parse: parseHashParam }
+/** `{"proof": true}` asks a look-up for its proof (docs/rpc.md, "Proofs"). */
+const options: ParamSpec = { name: 'options', optional: true, parse: parseLookupOptions }
 
 const ok = (result: unknown): MethodOutcome => ({ ok: true, result })
 
@@ -39,6 +42,13 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     ok: false,
     error: applicationError('websocket_required', 'subscriptions are served over WebSocket on /ws'),
   })
+  const unavailable = (why: string): MethodOutcome => ({ ok: false, error: applicationError('unavailable', why) })
+  const wantsProof = (o: unknown) => (o as LookupOptions | undefined)?.proof === true
+  const proveAccount = async (a: Uint8Array, withNonce: boolean): Promise<MethodOutcome> => {
+    if (backend.proveAccount === undefined) return unavailable('this node does not serve proofs')
+    const p = await backend.proveAccount(a)
+    return 'unavailable' in p ? unavailable(p.unavailable) : ok(formatAccountProof(a, p, withNonce))
+  }
 
   return {
     node_status: {
@@ -46,12 +56,16 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       handler: async () => ok(formatStatus(await backend.status())),
     },
     ledger_getBalance: {
-      params: [address],
-      handler: async ([a]) => ok((await backend.getAccount(a as Uint8Array)).balance.toString()),
+      params: [address, options],
+      handler: async ([a, o]) => {
+        if (wantsProof(o)) return proveAccount(a as Uint8Array, false)
+        return ok((await backend.getAccount(a as Uint8Array)).balance.toString())
+      },
     },
     ledger_getAccount: {
-      params: [address],
-      handler: async ([a]) => {
+      params: [address, options],
+      handler: async ([a, o]) => {
+        if (wantsProof(o)) return proveAccount(a as Uint8Array, true)
         const acct = await backend.getAccount(a as Uint8Array)
         return ok({ address: formatAddress(a as Uint8Array), balance: acct.balance.toString(), nonce: acct.nonce.toString() })
       },
@@ -72,8 +86,13 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       },
     },
     tx_get: {
-      params: [hash],
-      handler: async ([h]) => ok(formatTxLookup(h as Uint8Array, await backend.getTx(h as Uint8Array))),
+      params: [hash, options],
+      handler: async ([h, o]) => {
+        if (!wantsProof(o)) return ok(formatTxLookup(h as Uint8Array, await backend.getTx(h as Uint8Array)))
+        if (backend.proveTx === undefined) return unavailable('this node does not serve proofs')
+        const r = await backend.proveTx(h as Uint8Array)
+        return ok(formatTxProof(h as Uint8Array, r.lookup, r.proof))
+      },
     },
     chain_getBlock: {
       params: [{ name: 'height', optional: true, parse: parseHeightParam }],

@@ -4,12 +4,15 @@ import { to0x } from '../crypto/bytes.js'
 import type { ScryptParams } from '../crypto/keyfile.js'
 import { createTransfer } from '../ledger/transaction.js'
 import { RpcClient, RpcError, RpcUnreachableError, type TxView } from '../rpc/client.js'
+import { TrustError } from '../rpc/light/errors.js'
+import { NoVerifiedAnswerError, type Verified } from '../rpc/light/verifiedClient.js'
 import {
   CliError, parseAddressArg, parseAmountArg, parseChainIdArg, parseEndpoints, parseHashArg, parseHeightArg,
   parseNonceArg, parseTxHexArg,
 } from './args.js'
 import { createKey, loadKey, loadKeyInfo } from './keyStore.js'
 import { terminalPrompt } from './prompt.js'
+import { openVerifier, trustAdvice, type Verifier } from './trust.js'
 
 /**
  * The `tally` wallet: keys, offline signing, and look-ups and submissions over JSON-RPC (docs/wallet.md).
@@ -30,11 +33,20 @@ export interface CliIo {
   readonly waitTimeoutMs?: number
   /** HTTP timeout per RPC exchange (default 5 s). */
   readonly rpcTimeoutMs?: number
+  /** The clock the light client judges header times and the trusting period by (default Date.now). */
+  readonly now?: () => number
 }
 
 interface GlobalOptions {
   rpc?: string
   json?: boolean
+  /** False with --no-verify. */
+  verify: boolean
+  genesis?: string
+  trustHeight?: string
+  trustHash?: string
+  lightDir?: string
+  trustingPeriod?: string
 }
 
 /** Runs the wallet with `argv` (the arguments after the program name); resolves with the exit code. */
@@ -52,6 +64,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .description('The Tally wallet: keys, signing, transfers and look-ups over JSON-RPC.')
     .option('--rpc <urls>', 'RPC endpoints, comma-separated, tried in order (default: $TALLY_RPC or http://127.0.0.1:8545)')
     .option('--json', 'machine-readable output')
+    .option('--no-verify', 'show answers without checking their proofs and commit certificates')
+    .option('--genesis <file>', 'the trusted genesis to verify answers from (default: $TALLY_GENESIS)')
+    .option('--trust-height <h>', 'verify from the block at this height instead of a genesis (with --trust-hash)')
+    .option('--trust-hash <hash>', 'the hash of the block at --trust-height, from a source you trust')
+    .option('--light-dir <dir>', 'where the light client keeps its trusted headers (default: $TALLY_LIGHT_DIR or ~/.tally/light)')
+    .option('--trusting-period <duration>', 'how old a trusted header may be to verify from, e.g. 14d or 336h (default 14d)')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
@@ -68,6 +86,16 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const client = (g: GlobalOptions) =>
     new RpcClient({ endpoints: parseEndpoints(g.rpc, io.env), timeoutMs: io.rpcTimeoutMs ?? 5000, retries: 1 })
+  const warn = (message: string, fields: Record<string, unknown> = {}) => {
+    io.stderr.write(jsonMode ? JSON.stringify({ warning: { message, ...fields } }) + '\n' : `warning: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+  }
+  const verifier = (g: GlobalOptions): Promise<Verifier> =>
+    openVerifier(g, parseEndpoints(g.rpc, io.env), { env: io.env, warn, now: io.now ?? Date.now, rpcTimeoutMs: io.rpcTimeoutMs ?? 5000 })
+  /** Prints a verified result: the fields on stdout, and `verified at height H` on stderr (stdout keeps its form). */
+  const printVerified = (human: string, json: Record<string, unknown>, v: Verified) => {
+    print(human, { ...json, verifiedHeight: v.verifiedHeight, blockHash: v.blockHash })
+    if (!jsonMode) io.stderr.write(`verified at height ${v.verifiedHeight} (block ${v.blockHash})\n`)
+  }
 
   program.command('keygen')
     .description('create a new key file (encrypted with TALLY_PASSWORD or a prompted password) and print its address')
@@ -96,8 +124,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .action(async (addressText: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd)
       const address = formatAddress(parseAddressArg(addressText))
-      const balance = await client(g).getBalance(address)
-      print(balance.toString(), { address, balance: balance.toString() })
+      if (!g.verify) {
+        const balance = await client(g).getBalance(address)
+        print(balance.toString(), { address, balance: balance.toString() })
+        return
+      }
+      const b = await (await verifier(g)).rpc.balance(address)
+      printVerified(b.balance.toString(), { address, balance: b.balance.toString() }, b)
     })
 
   program.command('account')
@@ -106,8 +139,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .action(async (addressText: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd)
       const address = formatAddress(parseAddressArg(addressText))
-      const a = await client(g).getAccount(address)
-      print(`address  ${a.address}\nbalance  ${a.balance}\nnonce    ${a.nonce}`, { address: a.address, balance: a.balance.toString(), nonce: a.nonce.toString() })
+      const human = (a: { address: string; balance: bigint; nonce: bigint }) => `address  ${a.address}\nbalance  ${a.balance}\nnonce    ${a.nonce}`
+      if (!g.verify) {
+        const a = await client(g).getAccount(address)
+        print(human(a), { address: a.address, balance: a.balance.toString(), nonce: a.nonce.toString() })
+        return
+      }
+      const a = await (await verifier(g)).rpc.account(address)
+      printVerified(human(a), { address: a.address, balance: a.balance.toString(), nonce: a.nonce.toString() }, a)
     })
 
   program.command('transfer')
@@ -122,9 +161,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const amount = parseAmountArg(opts.amount)
       const key = await loadKey(opts.key, passwords)
       const rpc = client(g)
-      const status = await rpc.status()
+      // verifying, the chain id is the trusted one (and a missing trusted starting point fails before anything is sent)
+      const v = g.verify && opts.wait ? await verifier(g) : undefined
+      const chainId = v?.chainId ?? (await rpc.status()).chainId
       const nonce = await rpc.getNextNonce(formatAddress(key.address))
-      const tx = createTransfer(key.secretKey, { chainId: status.chainId, to, amount, nonce })
+      const tx = createTransfer(key.secretKey, { chainId, to, amount, nonce })
       const hash = to0x(tx.hash)
       try {
         await rpc.submitTx(to0x(tx.bytes))
@@ -136,7 +177,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         print(`hash    ${hash}\nnonce   ${nonce}\nstatus  pending`, { hash, nonce: nonce.toString(), status: 'pending' })
         return
       }
-      const done = await rpc.waitForTx(hash, { timeoutMs: io.waitTimeoutMs ?? 120_000, pollMs: 500 })
+      const wait = { timeoutMs: io.waitTimeoutMs ?? 120_000, pollMs: 500 }
+      if (v !== undefined) {
+        const done = await v.rpc.waitForTx(hash, wait)
+        printVerified(`hash    ${hash}\nheight  ${done.height}`, { hash, nonce: nonce.toString(), status: 'committed', height: done.height, index: done.index }, done)
+        return
+      }
+      const done = await rpc.waitForTx(hash, wait)
       if (done.ok === false) {
         throw new CliError(`transaction ${hash} was committed at height ${done.height} but failed: ${done.error ?? 'unknown error'}`, done.error)
       }
@@ -175,8 +222,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .argument('<hash>')
     .action(async (hashText: string, _opts: unknown, cmd: Command) => {
       const g = globals(cmd)
-      const t = await client(g).getTx(parseHashArg(hashText))
+      const hash = parseHashArg(hashText)
+      if (!g.verify) {
+        const t = await client(g).getTx(hash)
+        print(formatTxHuman(t), t)
+        return
+      }
+      const t = await (await verifier(g)).rpc.tx(hash)
+      if (t.status === 'committed') {
+        const { verifiedHeight: _h, blockHash: _b, ...plain } = t
+        printVerified(formatTxHuman(plain), plain, t)
+        return
+      }
       print(formatTxHuman(t), t)
+      if (!jsonMode) io.stderr.write(`not verified: no endpoint proved it committed, and only a committed transaction comes with a proof\n`)
     })
 
   program.command('block')
@@ -220,6 +279,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 function describeError(e: unknown): { message: string; reason?: string; code?: number } {
   if (e instanceof CliError) return { message: e.message, ...(e.reason === undefined ? {} : { reason: e.reason }) }
   if (e instanceof RpcUnreachableError) return { message: e.message, reason: 'unreachable' }
+  if (e instanceof NoVerifiedAnswerError) return { message: e.message, reason: 'unverified' }
+  if (e instanceof TrustError) return { message: trustAdvice(e), reason: e.code }
   if (e instanceof RpcError) {
     return { message: e.reason === undefined ? `${e.message} (code ${e.code})` : e.message, ...(e.reason === undefined ? {} : { reason: e.reason }), code: e.code }
   }

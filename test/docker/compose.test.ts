@@ -139,10 +139,13 @@ function describeDevnet(compose: readonly string[]): void {
     }, 2 * 60_000)
 
     let faucetKey = ''
+    let genesisFile = ''
     step('a transfer from the host\'s wallet commits through a published port', async () => {
       faucetKey = join(scratch, 'faucet.json')
       writeFileSync(faucetKey, await net.readFile('validator0', '/data/keys/faucet.json'), { mode: 0o600 })
-      const r = await runCli('tally', ['transfer', '--key', faucetKey, '--to', RECIPIENT, '--amount', '7', '--rpc', net.rpcUrl(1), '--json'])
+      genesisFile = join(scratch, 'genesis.json')
+      writeFileSync(genesisFile, await net.readFile('validator0', '/data/genesis.json'))
+      const r = await runCli('tally', ['transfer', '--key', faucetKey, '--to', RECIPIENT, '--amount', '7', '--rpc', net.rpcUrl(1), '--json', '--genesis', genesisFile])
       assert.equal(r.code, 0, r.stderr)
       const done = JSON.parse(r.stdout) as { status: string; height: number }
       assert.equal(done.status, 'committed')
@@ -159,7 +162,7 @@ function describeDevnet(compose: readonly string[]): void {
       const stoppedAt = (await net.height(0)) ?? -1
       await waitFor('3 more blocks with validator3 stopped', async () => ((await net.height(0)) ?? -1) >= stoppedAt + 3, 60_000, 250)
       // a wallet listing the stopped validator first goes on to the next endpoint
-      const r = await runCli('tally', ['transfer', '--key', faucetKey, '--to', RECIPIENT, '--amount', '3', '--rpc', `${net.rpcUrl(3)},${net.rpcUrl(0)}`, '--json'])
+      const r = await runCli('tally', ['transfer', '--key', faucetKey, '--to', RECIPIENT, '--amount', '3', '--rpc', `${net.rpcUrl(3)},${net.rpcUrl(0)}`, '--json', '--genesis', genesisFile])
       assert.equal(r.code, 0, r.stderr)
       const { height: committed } = JSON.parse(r.stdout) as { height: number }
 

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer } from 'node:net'
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, writeFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from '../helpers/fixtures.js'
+import { forgeAccountAnswer } from '../unit/rpc/light/forge.js'
 
 /**
  * The e2e harness: real `tallyd` and `tally` processes started through the real CLI, on 127.0.0.1,
@@ -14,8 +16,11 @@ const TALLYD = join(repoRoot, 'bin', 'tallyd.js')
 const TALLY = join(repoRoot, 'bin', 'tally.js')
 
 const live = new Set<ChildProcess>()
+/** The wallet's light store for every `tally` this process runs (never the user's ~/.tally), removed at exit. */
+let lightDir: string | undefined
 process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL')
+  if (lightDir !== undefined) rmSync(lightDir, { recursive: true, force: true })
 })
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
@@ -84,12 +89,16 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs a CLI (`tallyd` or `tally`) to completion with a deadline. */
+/**
+ * Runs a CLI (`tallyd` or `tally`) to completion with a deadline. `tally` keeps its light store in a directory of
+ * this test process (`TALLY_LIGHT_DIR`) unless `opts.env` names one.
+ */
 export function runCli(bin: 'tallyd' | 'tally', args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  if (bin === 'tally') lightDir ??= mkdtempSync(join(tmpdir(), 'tally-e2e-light-'))
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [bin === 'tallyd' ? TALLYD : TALLY, ...args], {
       cwd: repoRoot,
-      env: { ...process.env, ...opts.env },
+      env: { ...process.env, ...(bin === 'tally' ? { TALLY_LIGHT_DIR: lightDir! } : {}), ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     live.add(p)
@@ -207,6 +216,11 @@ export class Testnet {
     return join(this.dir, `node${i}`)
   }
 
+  /** The testnet's genesis file: the trusted starting point of the wallet's verification. */
+  get genesisFile(): string {
+    return join(this.dir, 'genesis.json')
+  }
+
   rpcUrl(i: number): string {
     return `http://127.0.0.1:${this.rpcPort + i}`
   }
@@ -305,5 +319,93 @@ export class Testnet {
     await Promise.all(this.procs.map((_, i) => this.stopProc(i, 'SIGKILL')))
     if (process.env.TALLY_E2E_KEEP) console.log(`# kept ${this.dir}`)
     else rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * The ways {@link LyingProxy} alters a node's answers (one at a time):
+ * - `balance` / `nonce`: the account's balance or nonce in `ledger_getAccount`/`ledger_getBalance` (plain or proof);
+ * - `status`: a committed transaction reported failed in `tx_get`;
+ * - `header`: an account proof answer rewritten whole for a larger balance: a proof that holds, a header with the
+ *   state root it implies, the commit naming that header (only the signatures cannot follow);
+ * - `certificate`: the commit of every proof answer and `chain_getCommit` cut to one signature;
+ * - `signature`: one byte of every signature of those commits flipped.
+ */
+export type LieMode = 'balance' | 'nonce' | 'status' | 'header' | 'certificate' | 'signature'
+
+type Json = Record<string, any>
+
+/**
+ * A JSON-RPC endpoint that lies: an HTTP proxy in front of one node (POST only; no WebSocket) that passes every call
+ * on and alters the answers one way, counting the answers it altered.
+ */
+export class LyingProxy {
+  /** Answers altered so far. */
+  lies = 0
+
+  private constructor(private readonly server: Server, readonly url: string, readonly target: string, public mode: LieMode) {}
+
+  static async start(target: string, mode: LieMode): Promise<LyingProxy> {
+    let proxy: LyingProxy | undefined
+    const server = createHttpServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        void proxy!.relay(Buffer.concat(chunks).toString('utf8')).then(
+          (body) => res.writeHead(200, { 'content-type': 'application/json' }).end(body),
+          () => res.writeHead(502).end(),
+        )
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    proxy = new LyingProxy(server, `http://127.0.0.1:${port}`, target, mode)
+    return proxy
+  }
+
+  private async relay(text: string): Promise<string> {
+    const request = JSON.parse(text) as Json | Json[]
+    const res = await fetch(this.target + '/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: text, signal: AbortSignal.timeout(5_000) })
+    const answer = (await res.json()) as Json | Json[]
+    const calls = new Map<unknown, Json>()
+    for (const r of Array.isArray(request) ? request : [request]) calls.set(r.id, r)
+    const alter = (a: Json) => {
+      const call = calls.get(a.id)
+      if (call === undefined || a.result === undefined || a.result === null) return a
+      const result = this.alter(call.method as string, (call.params ?? []) as unknown[], a.result)
+      if (result !== a.result) this.lies++
+      return { ...a, result }
+    }
+    return JSON.stringify(Array.isArray(answer) ? answer.map(alter) : alter(answer))
+  }
+
+  private alter(method: string, params: unknown[], result: any): any {
+    const isAccount = method === 'ledger_getAccount' || method === 'ledger_getBalance'
+    const withProof = (params[1] as Json | undefined)?.proof === true
+    const commitOf = (r: Json, change: (c: Json) => Json) => (r.commit === undefined ? r : { ...r, commit: change(r.commit as Json) })
+    const flip = (hex: string) => hex.slice(0, 20) + (hex[20] === '0' ? '1' : '0') + hex.slice(21)
+    switch (this.mode) {
+      case 'balance':
+        if (!isAccount) return result
+        if (typeof result === 'string') return (BigInt(result) + 1000n).toString()
+        return { ...result, balance: (BigInt(result.balance) + 1000n).toString() }
+      case 'nonce':
+        return method === 'ledger_getAccount' ? { ...result, nonce: (BigInt(result.nonce) + 5n).toString() } : result
+      case 'status':
+        return method === 'tx_get' && result.status === 'committed' ? { ...result, ok: false, error: 'insufficient_funds' } : result
+      case 'header':
+        return isAccount && withProof ? forgeAccountAnswer(result, BigInt(result.balance) + 1000n) : result
+      case 'certificate':
+        return withProof || method === 'chain_getCommit' ? commitOf(result, (c) => ({ ...c, signatures: c.signatures.slice(0, 1) })) : result
+      case 'signature':
+        return withProof || method === 'chain_getCommit'
+          ? commitOf(result, (c) => ({ ...c, signatures: c.signatures.map((s: Json) => ({ ...s, signature: flip(s.signature) })) }))
+          : result
+    }
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections()
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
   }
 }

@@ -181,7 +181,7 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     assert.equal((await fetch(`${net.rpcUrl(FULL)}/health`)).status, 200)
     const to = readDevKey(net.keyFile('account0')).address
     // a transfer submitted to the full node reaches the validators and commits
-    const r = await runCli('tally', ['transfer', '--key', net.keyFile('faucet'), '--to', to, '--amount', '31', '--rpc', net.rpcUrl(FULL), '--json'], { timeoutMs: 150_000 })
+    const r = await runCli('tally', ['transfer', '--key', net.keyFile('faucet'), '--to', to, '--amount', '31', '--rpc', net.rpcUrl(FULL), '--json', '--genesis', net.genesisFile], { timeoutMs: 150_000 })
     assert.equal(r.code, 0, r.stderr)
     const { height } = JSON.parse(r.stdout) as { height: number }
     const live = [0, 2, JOINER, FULL]

@@ -19,7 +19,7 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
     await net?.destroy()
   })
 
-  const tally = (args: string[], env: Record<string, string> = {}) => runCli('tally', [...args, '--rpc', net.rpcUrl(0)], { env })
+  const tally = (args: string[], env: Record<string, string> = {}) => runCli('tally', [...args, '--rpc', net.rpcUrl(0), '--genesis', net.genesisFile], { env })
 
   test('keygen, transfer, and the same balance on every validator', async () => {
     const keyFile = join(net.dir, 'alice.json')
@@ -36,12 +36,16 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
     const { height } = JSON.parse(t.stdout) as { height: number }
     await net.waitHeight(height)
     for (const i of all) {
-      const b = await runCli('tally', ['balance', address, '--rpc', net.rpcUrl(i)])
+      const b = await runCli('tally', ['balance', address, '--rpc', net.rpcUrl(i), '--genesis', net.genesisFile])
       assert.equal(b.code, 0, b.stderr)
       assert.equal(b.stdout.trim(), '1000', `balance on node${i}`)
+      assert.match(b.stderr, /^verified at height \d+/)
     }
     const acct = await tally(['account', address, '--json'])
-    assert.deepEqual(JSON.parse(acct.stdout), { address, balance: '1000', nonce: '0' })
+    const { verifiedHeight, blockHash, ...plain } = JSON.parse(acct.stdout) as { verifiedHeight: number; blockHash: string }
+    assert.deepEqual(plain, { address, balance: '1000', nonce: '0' })
+    assert.ok(verifiedHeight >= height)
+    assert.match(blockHash, /^0x[0-9a-f]{64}$/)
 
     // spend from the encrypted key
     const back = await tally(['transfer', '--key', keyFile, '--to', '0x' + '11'.repeat(20), '--amount', '1', '--json'], password)

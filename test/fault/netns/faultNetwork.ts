@@ -103,7 +103,7 @@ export class FaultNetwork {
     const to = this.key(o.to ?? 'account0').address
     const args = [
       'transfer', '--key', this.net.keyFile(o.from ?? 'faucet'), '--to', to, '--amount', String(o.amount ?? 1n),
-      '--rpc', nodes.map((i) => this.net.rpcUrl(i)).join(','), '--json',
+      '--rpc', nodes.map((i) => this.net.rpcUrl(i)).join(','), '--json', '--genesis', this.net.genesisFile(),
     ]
     if (o.wait === false) args.push('--no-wait')
     const t0 = Date.now()

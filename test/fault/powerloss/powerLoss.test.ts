@@ -214,7 +214,7 @@ describe('validators on disks that lose unsynced writes when the power fails', {
         // one transfer through the wallet CLI, as a user makes it, then more load before the cut
         const amount = 100n + BigInt(cycle)
         const cli = await runCli('tally', ['transfer', '--key', net!.keyFile('faucet'), '--to', recipients[cycle]!,
-          '--amount', String(amount), '--rpc', urls().join(','), '--json'], { timeoutMs: 60_000 })
+          '--amount', String(amount), '--rpc', urls().join(','), '--json', '--genesis', net!.genesisFile], { timeoutMs: 60_000 })
         assert.equal(cli.code, 0, cli.stderr)
         const r = JSON.parse(cli.stdout) as { hash: string; height: number }
         committed.push({ hash: r.hash, height: r.height, from: faucet, to: recipients[cycle]!, amount, ok: true, url: 'the tally CLI' })

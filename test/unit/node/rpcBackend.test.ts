@@ -13,10 +13,14 @@ import { NodeBackend } from '../../../node/rpcBackend.js'
 import { peerIdOf } from '../../../node/p2p/peerId.js'
 import { ChainStore, type ChainTip } from '../../../node/storage/chainStore.js'
 import type { SubmitResult } from '../../../rpc/backend.js'
+import { verifyAccountProof } from '../../../ledger/accountProof.js'
+import { verifyTxInclusion } from '../../../ledger/txProof.js'
+import { TestChain, testKey } from '../rpc/light/testChain.js'
 
 /**
  * The node's RPC backend over real governance state: the set by height and its bounds, pending changes with the power
- * their votes hold, governance votes refused at submission with the ledger's code, and `validator` in the status.
+ * their votes hold, governance votes refused at submission with the ledger's code, and `validator` in the status;
+ * and its proofs over a real in-process chain, a commit racing an account proof included.
  */
 
 const seeds = [1, 2, 3, 4].map((i) => new Uint8Array(32).fill(i))
@@ -156,4 +160,53 @@ test('status: validator is the key\'s address only while it is in the next heigh
   // once the newcomer's set is in force, it is reported
   const s = endBlock(voted(gov, 1, [0, 1, 2], addNewcomer), 1, [], params)
   assert.deepEqual(backend({ tip: 2, gov: s, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator, addressFromPublicKey(newcomer.publicKey))
+})
+
+test('proveAccount: a commit between reading the tip and proving is retried; the answer is of one height', async () => {
+  const alice = testKey('alice')
+  const aliceAddress = addressFromPublicKey(alice.publicKey)
+  const chain = await TestChain.create({ balances: [[aliceAddress, 100n]] })
+  await chain.commit()
+  const transfer = (nonce: bigint) => createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[0]!.address, amount: 1n, nonce }).bytes
+  let commitsInBetween = 1
+  let proofs = 0
+  const b = chain.backendWith({
+    proveAccount: async (a) => {
+      proofs++
+      // the tip was read; a block commits before the ledger reads its root
+      if (commitsInBetween-- > 0) await chain.commit([transfer(BigInt(chain.height - 1))])
+      return chain.ledger.proveAccount(a)
+    },
+  })
+  const p = await b.proveAccount(aliceAddress)
+  assert.ok(!('unavailable' in p))
+  assert.equal(proofs, 2, 'the first proof was against a root the tip did not name')
+  assert.equal(p.block.height, 2)
+  assert.deepEqual(p.account, { balance: 99n, nonce: 1n })
+  assert.ok(verifyAccountProof(p.block.header.stateRoot as Uint8Array, aliceAddress, p.proof).ok)
+  // the chain moving on during both attempts is an error (the RPC answers an internal error), never a mixed answer
+  commitsInBetween = 2
+  await assert.rejects(b.proveAccount(aliceAddress), /moved on during two account proofs/)
+})
+
+test('proveTx: the inclusion proof of a committed transaction, with its block; none for others', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
+  const tx = createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 5n, nonce: 0n })
+  const block = await chain.commit([tx.bytes])
+  const r = await chain.backend.proveTx(tx.hash)
+  assert.deepEqual(r.lookup, { status: 'committed', height: 1, index: 0, ok: true })
+  assert.ok(r.proof !== undefined && bytesEqual(r.proof.block.hash, block.hash))
+  assert.deepEqual(verifyTxInclusion(block.header.txRoot, tx.hash, r.proof.proof), { ok: true, value: { index: 0, count: 1 } })
+  assert.deepEqual(await chain.backend.proveTx(new Uint8Array(32)), { lookup: { status: 'unknown' } })
+})
+
+test('proveAccount at the tip uses the block just published, the same as the one stored', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
+  await chain.commitEmpty(3)
+  const p = await chain.backend.proveAccount(addressFromPublicKey(alice.publicKey))
+  assert.ok(!('unavailable' in p))
+  assert.equal(p.block.height, 3)
+  assert.deepEqual(p.block, await chain.backend.getCommit(3))
 })

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { formatAddress } from '../../../crypto/address.js'
 import { to0x } from '../../../crypto/bytes.js'
@@ -123,4 +124,33 @@ describe('RpcClient', () => {
     assert.throws(() => new RpcClient({ endpoints: ['ftp://x'] }), RangeError)
     assert.throws(() => new RpcClient({ endpoints: ['not a url'] }), RangeError)
   })
+})
+
+test('an answer larger than maxResponseBytes is a failed exchange: the next endpoint answers', async () => {
+  const h = await startHarness()
+  // a chunked answer with no length: it must be cut off while streaming, not buffered whole
+  const flood = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    const chunk = Buffer.alloc(64 * 1024, 0x20)
+    let sent = 0
+    const pump = () => {
+      while (sent < 64 && res.write(chunk)) sent++
+      if (sent < 64) res.once('drain', pump)
+      else res.end('{}')
+    }
+    pump()
+  })
+  await new Promise<void>((r) => flood.listen(0, '127.0.0.1', () => r()))
+  const floodUrl = `http://127.0.0.1:${(flood.address() as { port: number }).port}`
+  try {
+    const c = new RpcClient({ endpoints: [floodUrl, h.url], maxResponseBytes: 1024 * 1024, retries: 0 })
+    assert.equal((await c.status()).chainId, 'tally-test')
+    assert.equal(c.endpoint, h.url)
+    const only = new RpcClient({ endpoints: [floodUrl], maxResponseBytes: 1024 * 1024, retries: 0 })
+    await assert.rejects(only.status(), (e: unknown) => e instanceof RpcUnreachableError && /answer larger than 1048576 bytes/.test(e.message))
+  } finally {
+    flood.closeAllConnections()
+    await new Promise<void>((r) => flood.close(() => r()))
+    await h.close()
+  }
 })

@@ -34,6 +34,7 @@ async function tally(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
 const A = formatAddress(aliceAddress)
 const B = formatAddress(bobAddress)
 
+/** Against the test bank, which has no proofs to give: the look-ups run with --no-verify (test/unit/wallet/verify.test.ts verifies). */
 describe('tally wallet CLI', () => {
   let dir: string
   let h: Harness
@@ -128,17 +129,17 @@ describe('tally wallet CLI', () => {
   test('transfer waits for the commit; overdraft is refused with its reason', async () => {
     const timer = setInterval(() => { if (h.backend.mempool.length > 0) h.backend.commitBlock() }, 20)
     try {
-      const r = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '250', '--rpc', h.url])
+      const r = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '250', '--rpc', h.url, '--no-verify'])
       assert.equal(r.code, 0, r.err)
       assert.match(r.out, /^hash {4}0x[0-9a-f]{64}\nheight  \d+\n$/)
-      const j = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '50', '--rpc', h.url, '--json'])
+      const j = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '50', '--rpc', h.url, '--json', '--no-verify'])
       assert.equal(j.code, 0, j.err)
       const out = JSON.parse(j.out)
       assert.equal(out.status, 'committed')
       assert.ok(out.height >= 1)
-      const bal = await tally(['balance', B, '--rpc', h.url])
+      const bal = await tally(['balance', B, '--rpc', h.url, '--no-verify'])
       assert.equal(bal.out.trim(), '300')
-      const over = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '999999999', '--rpc', h.url])
+      const over = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '999999999', '--rpc', h.url, '--no-verify'])
       assert.equal(over.code, 1)
       assert.match(over.err, /insufficient_funds/)
       assert.equal(over.err.trim().split('\n').length, 1)
@@ -163,11 +164,11 @@ describe('tally wallet CLI', () => {
   })
 
   test('look-ups: account, status, tx, block, send', async () => {
-    const acct = await tally(['account', A, '--rpc', h.url, '--json'])
+    const acct = await tally(['account', A, '--rpc', h.url, '--json', '--no-verify'])
     assert.equal(acct.code, 0, acct.err)
     const a = JSON.parse(acct.out)
     assert.equal(a.address, A)
-    const human = await tally(['account', A, '--rpc', h.url])
+    const human = await tally(['account', A, '--rpc', h.url, '--no-verify'])
     assert.match(human.out, /balance\s+\d+\nnonce\s+\d+/)
     const st = await tally(['status', '--rpc', h.url])
     assert.match(st.out, /chainId\s+tally-test/)
@@ -177,9 +178,9 @@ describe('tally wallet CLI', () => {
     const dup = await tally(['send', to0x(tx.bytes), '--rpc', h.url])
     assert.equal(dup.code, 1)
     assert.match(dup.err, /duplicate/)
-    assert.match((await tally(['tx', to0x(tx.hash), '--rpc', h.url])).out, /status  pending/)
+    assert.match((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--no-verify'])).out, /status  pending/)
     const height = h.backend.commitBlock().height
-    const t = JSON.parse((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--json'])).out)
+    const t = JSON.parse((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--json', '--no-verify'])).out)
     assert.deepEqual(t, { hash: to0x(tx.hash), status: 'committed', height, index: 0, ok: true })
     const b = await tally(['block', String(height), '--rpc', h.url])
     assert.match(b.out, new RegExp(`^height +${height}\\n`))
@@ -192,11 +193,11 @@ describe('tally wallet CLI', () => {
   })
 
   test('endpoints: failover to the second, and an error naming all when none answers', async () => {
-    const r = await tally(['balance', A, '--rpc', `http://127.0.0.1:9,${h.url}`])
+    const r = await tally(['balance', A, '--rpc', `http://127.0.0.1:9,${h.url}`, '--no-verify'])
     assert.equal(r.code, 0, r.err)
     const env = await tally(['status'], { env: { TALLY_RPC: h.url } })
     assert.equal(env.code, 0, env.err)
-    const dead = await tally(['balance', A, '--rpc', 'http://127.0.0.1:9,http://127.0.0.1:7'], { rpcTimeoutMs: 300 })
+    const dead = await tally(['balance', A, '--rpc', 'http://127.0.0.1:9,http://127.0.0.1:7', '--no-verify'], { rpcTimeoutMs: 300 })
     assert.equal(dead.code, 1)
     assert.ok(dead.err.includes('http://127.0.0.1:9') && dead.err.includes('http://127.0.0.1:7'), dead.err)
     assert.equal(dead.err.trim().split('\n').length, 1)
@@ -208,7 +209,7 @@ describe('tally wallet CLI', () => {
       execFile(bin, args, { env: { ...process.env, TALLY_RPC: h.url } }, (e, out, err) =>
         resolve({ code: e === null ? 0 : (e as { code?: number }).code ?? 1, out, err }))
     })
-    const ok = await run(['balance', A])
+    const ok = await run(['balance', A, '--no-verify'])
     assert.equal(ok.code, 0, ok.err)
     assert.match(ok.out, /^\d+\n$/)
     const bad = await run(['balance', '0xnope'])

@@ -1,0 +1,257 @@
+import { bytesEqual, to0x } from '../../crypto/bytes.js'
+import type { ValidatorSet } from '../../consensus/index.js'
+import { FailedVerificationError, TrustError } from './errors.js'
+import type { LightBlock } from './lightBlock.js'
+import type { TrustedBlocks } from './trustedBlocks.js'
+import {
+  DEFAULT_MAX_CLOCK_DRIFT_MS, DEFAULT_TRUSTING_PERIOD_MS, DEFAULT_TRUST_LEVEL, isExpired, trustedBlockOf, validTrustLevel,
+  verifyAdjacent, verifyBackwards, verifyLightBlock, withNextValidators, type Fraction, type TrustedBlock, type VerificationError,
+  type VerifyOptions,
+} from './verifier.js'
+
+/**
+ * The light client: trusts a header only when a chain of verifications (rpc/light/verifier.ts) leads to it from a
+ * block it already trusts, fetching the blocks and validator sets it needs from one provider (an endpoint). Forward
+ * it verifies by skipping (CometBFT's light client: the trusted next set vouches for a later header with more than a
+ * third of its power, bisecting when it does not) or sequentially (every height); below its latest block it verifies
+ * forward from the closest trusted block below that is still within the trusting period, else backwards by the hash
+ * chain from the closest above.
+ *
+ * Whatever a provider sends that fails verification throws {@link FailedVerificationError} naming it; an expired or
+ * unusable starting point throws {@link TrustError}. Blocks verified along the way join the trusted blocks, which
+ * `onChange` persists.
+ */
+
+/** Where the light client gets what it verifies: one endpoint. Nothing it returns is trusted. */
+export interface LightProvider {
+  /** The endpoint, for reports. */
+  readonly name: string
+  /**
+   * The light blocks (header and commit) of heights `from` … `to`, ascending. Throws FailedVerificationError when
+   * the answer is malformed or a height is missing, and the transport's errors when the endpoint does not answer.
+   */
+  lightBlocks(from: number, to: number): Promise<LightBlock[]>
+  /** The validator set in force at `height`, decoded (its hash is for the verifier to check). */
+  validators(height: number): Promise<ValidatorSet>
+}
+
+/** Light client settings. */
+export interface LightClientOptions {
+  /** How long a trusted block may be used as the basis of a verification (default two weeks). */
+  readonly trustingPeriodMs?: number
+  /** How far a header's time may be ahead of the local clock (default 10 s). */
+  readonly maxClockDriftMs?: number
+  /** The share of the trusted set's power that must sign a skipped-to header (default 1/3; from 1/3 to 1). */
+  readonly trustLevel?: Fraction
+  /** `skipping` (default) or `sequential` (every height from the trusted one up). */
+  readonly mode?: 'skipping' | 'sequential'
+  /** Most heights verified backwards in one go (default 10,000). */
+  readonly maxBackwardHeights?: number
+}
+
+/** What the light client works with. */
+export interface LightClientDependencies {
+  readonly blocks: TrustedBlocks
+  /** The local clock, unix ms. */
+  readonly now: () => number
+  /** Called when the trusted blocks changed, to persist them. */
+  readonly onChange?: (blocks: TrustedBlocks) => void | Promise<void>
+}
+
+/** Most light blocks asked of a provider in one request. */
+const FETCH_BATCH = 50
+
+/** The light client of one chain. */
+export class LightClient {
+  private readonly trustingPeriodMs: number
+  private readonly maxClockDriftMs: number
+  private readonly trustLevel: Fraction
+  private readonly mode: 'skipping' | 'sequential'
+  private readonly maxBackwardHeights: number
+
+  constructor(options: LightClientOptions, private readonly deps: LightClientDependencies) {
+    this.trustingPeriodMs = options.trustingPeriodMs ?? DEFAULT_TRUSTING_PERIOD_MS
+    this.maxClockDriftMs = options.maxClockDriftMs ?? DEFAULT_MAX_CLOCK_DRIFT_MS
+    this.trustLevel = options.trustLevel ?? DEFAULT_TRUST_LEVEL
+    this.mode = options.mode ?? 'skipping'
+    this.maxBackwardHeights = options.maxBackwardHeights ?? 10_000
+    if (!Number.isSafeInteger(this.trustingPeriodMs) || this.trustingPeriodMs <= 0) throw new RangeError('the trusting period must be a positive number of ms')
+    if (!validTrustLevel(this.trustLevel)) throw new RangeError('the trust level must be from 1/3 to 1')
+  }
+
+  get chainId(): string {
+    return this.deps.blocks.chainId
+  }
+
+  /** The trusted blocks. */
+  get blocks(): TrustedBlocks {
+    return this.deps.blocks
+  }
+
+  /** The highest trusted block. */
+  latest(): TrustedBlock {
+    return this.deps.blocks.latest()
+  }
+
+  private options(): VerifyOptions {
+    return { now: this.deps.now(), trustingPeriodMs: this.trustingPeriodMs, maxClockDriftMs: this.maxClockDriftMs, trustLevel: this.trustLevel }
+  }
+
+  /**
+   * Verifies a light block received from `provider` (with a proof, typically), fetching from the same provider what
+   * the verification needs. Returns its trusted block.
+   */
+  async verify(block: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+    const blocks = this.deps.blocks
+    const h = block.header.height
+    if (block.header.chainId !== this.chainId) this.lie(provider, `header ${h} is of chain ${JSON.stringify(block.header.chainId)}, not ${JSON.stringify(this.chainId)}`)
+    const known = blocks.at(h)
+    if (known !== undefined) {
+      if (known.hash !== null && bytesEqual(known.hash, block.hash)) return known
+      this.lie(provider, `header ${h} conflicts with the trusted block ${known.hash === null ? '(genesis)' : to0x(known.hash)} at that height`)
+    }
+    let result: TrustedBlock
+    const latest = blocks.latest()
+    if (h > latest.height) {
+      result = await this.forward(latest, block, provider)
+    } else {
+      const below = blocks.closestBelow(h)
+      const now = this.deps.now()
+      if (below !== undefined && !isExpired(below, now, this.trustingPeriodMs)) {
+        result = await this.forward(below, block, provider)
+      } else {
+        const above = blocks.closestAbove(h)
+        if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
+        result = await this.backward(above, block, provider)
+        blocks.add(result)
+      }
+    }
+    await this.deps.onChange?.(blocks)
+    return result
+  }
+
+  /** Fetches the light block at `height` from `provider` and verifies it. */
+  async verifyHeight(height: number, provider: LightProvider): Promise<TrustedBlock> {
+    const known = this.deps.blocks.at(height)
+    if (known !== undefined) return known
+    return this.verify((await this.fetchOne(height, provider)), provider)
+  }
+
+  private async fetchOne(height: number, provider: LightProvider): Promise<LightBlock> {
+    const [b] = await provider.lightBlocks(height, height)
+    if (b === undefined || b.header.height !== height) this.lie(provider, `no header for height ${height}`)
+    return b
+  }
+
+  /** Forward from `from` to `target`, by skipping with bisection or sequentially. */
+  private async forward(from: TrustedBlock, target: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+    if (this.mode === 'sequential') return this.sequential(from, target, provider)
+    let trusted = from
+    const pending: LightBlock[] = [target]
+    while (pending.length > 0) {
+      const next = pending.at(-1)!
+      if (next.header.height > trusted.height + 1) trusted = await this.withNextSet(trusted, provider)
+      const validators = await this.setOf(trusted, next, provider)
+      const r = verifyLightBlock(trusted, next, validators, this.options())
+      if (r.ok) {
+        trusted = trustedBlockOf(next, validators)
+        this.deps.blocks.add(trusted)
+        pending.pop()
+        continue
+      }
+      if (r.error.code !== 'not_enough_trust') this.refuse(r.error, provider)
+      // not adjacent (that never lacks trust): the pivot lies strictly between the two
+      pending.push(await this.fetchOne(Math.floor((trusted.height + next.header.height) / 2), provider))
+    }
+    return trusted
+  }
+
+  /** Forward one height at a time: every header from `from` + 1 to the target, each adjacent to the one before. */
+  private async sequential(from: TrustedBlock, target: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+    let trusted = from
+    const top = target.header.height
+    while (trusted.height < top) {
+      const first = trusted.height + 1
+      const last = Math.min(first + FETCH_BATCH - 1, top - 1)
+      const batch = first <= last ? await provider.lightBlocks(first, last) : []
+      if (last === top - 1) batch.push(target)
+      if (batch.length === 0) this.lie(provider, `no headers for heights ${first} to ${last}`)
+      for (const next of batch) {
+        if (next.header.height !== trusted.height + 1) this.lie(provider, `gave header ${next.header.height} where ${trusted.height + 1} was asked`)
+        const validators = await this.setOf(trusted, next, provider)
+        const r = verifyAdjacent(trusted, next, validators, this.options())
+        if (!r.ok) this.refuse(r.error, provider)
+        trusted = trustedBlockOf(next, validators)
+        this.deps.blocks.add(trusted)
+      }
+    }
+    return trusted
+  }
+
+  /** Backward from a trusted header above the target, by the hash chain. */
+  private async backward(above: TrustedBlock, target: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+    const distance = above.height - target.header.height
+    if (distance > this.maxBackwardHeights) {
+      throw new TrustError('trust_expired', `height ${target.header.height} lies ${distance} heights below the closest trusted block, more than the ${this.maxBackwardHeights} verified backwards at once`)
+    }
+    let cur = above.header!
+    while (cur.height - 1 > target.header.height) {
+      const to = cur.height - 1
+      const from = Math.max(target.header.height + 1, to - FETCH_BATCH + 1)
+      const batch = await provider.lightBlocks(from, to)
+      for (let i = batch.length - 1; i >= 0; i--) {
+        const r = verifyBackwards(cur, batch[i]!.header)
+        if (!r.ok) this.refuse(r.error, provider)
+        cur = batch[i]!.header
+      }
+      if (batch.length === 0) this.lie(provider, `no headers for heights ${from} to ${to}`)
+    }
+    const r = verifyBackwards(cur, target.header)
+    if (!r.ok) this.refuse(r.error, provider)
+    return trustedBlockOf(target)
+  }
+
+  /** The trusted block with its next set (fetched and checked against its `nextValidatorSetHash` when not held). */
+  private async withNextSet(trusted: TrustedBlock, provider: LightProvider): Promise<TrustedBlock> {
+    if (trusted.nextValidators !== undefined) return trusted
+    const set = await provider.validators(trusted.height + 1)
+    const t = withNextValidators(trusted, set)
+    if (t === undefined) this.lie(provider, `the validator set of height ${trusted.height + 1} is not the one trusted header ${trusted.height} announced (nextValidatorSetHash)`)
+    this.deps.blocks.add(t)
+    return t
+  }
+
+  /** The set a header names: the trusted next set when it is that one, else fetched (the verifier checks its hash). */
+  private async setOf(trusted: TrustedBlock, block: LightBlock, provider: LightProvider): Promise<ValidatorSet> {
+    if (trusted.nextValidators !== undefined && bytesEqual(block.header.validatorSetHash, trusted.nextValidators.hash)) return trusted.nextValidators
+    return provider.validators(block.header.height)
+  }
+
+  private refuse(e: VerificationError, provider: LightProvider): never {
+    if (e.code === 'expired') throw new TrustError('trust_expired', e.reason)
+    this.lie(provider, e.reason)
+  }
+
+  private lie(provider: LightProvider, reason: string): never {
+    throw new FailedVerificationError(provider.name, reason)
+  }
+}
+
+/**
+ * The trusted block of a checkpoint the user pinned by height and hash: the provider's block at that height must have
+ * that hash, be within the trusting period, and its next set (fetched) must be the one its header names.
+ */
+export async function trustCheckpoint(
+  height: number, hash: Uint8Array, provider: LightProvider, o: { now: number; trustingPeriodMs?: number },
+): Promise<TrustedBlock> {
+  const [b] = await provider.lightBlocks(height, height)
+  if (b === undefined || b.header.height !== height) throw new FailedVerificationError(provider.name, `no header for the pinned height ${height}`)
+  if (!bytesEqual(b.hash, hash)) throw new FailedVerificationError(provider.name, `its block at the pinned height ${height} is ${to0x(b.hash)}, not the pinned ${to0x(hash)}`)
+  const trusted = trustedBlockOf(b)
+  if (isExpired(trusted, o.now, o.trustingPeriodMs ?? DEFAULT_TRUSTING_PERIOD_MS)) {
+    throw new TrustError('trust_expired', `the pinned block at height ${height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period`)
+  }
+  const withNext = withNextValidators(trusted, await provider.validators(height + 1))
+  if (withNext === undefined) throw new FailedVerificationError(provider.name, `the validator set of height ${height + 1} is not the one the pinned header announces`)
+  return withNext
+}

@@ -1,0 +1,99 @@
+import { formatAddress, parseAddress } from '../../crypto/address.js'
+import { bytesEqual, fromHex, to0x } from '../../crypto/bytes.js'
+import { HASH_LENGTH } from '../../crypto/hash.js'
+import type { Account } from '../../ledger/account.js'
+import { verifyAccountProof } from '../../ledger/accountProof.js'
+import { MAX_PROOF_BYTES } from '../../ledger/smt.js'
+import { verifyTxInclusion } from '../../ledger/txProof.js'
+import { decodeLightBlock, type Decoded, type LightBlock } from './lightBlock.js'
+
+/**
+ * Checks of proof answers (docs/rpc.md, "Proofs"), pure: that the plain result an endpoint gives is what its proof
+ * proves against the header that comes with it. What remains is to trust that header, which is the light client's
+ * part (its commit certificate, checked against a trusted validator set).
+ */
+
+/** Most bytes of a transaction inclusion proof (32 siblings and the framing). */
+const MAX_TX_PROOF_BYTES = 2048
+
+const fail = (reason: string) => ({ ok: false as const, reason })
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function proofBytes(v: unknown, maxBytes: number): Uint8Array | undefined {
+  if (typeof v !== 'string' || v.length > 2 + 2 * maxBytes || !/^0[xX]/.test(v)) return undefined
+  return fromHex(v)
+}
+
+function lightBlockOf(answer: Record<string, unknown>): Decoded<LightBlock> {
+  const b = decodeLightBlock(answer.header, answer.commit)
+  if (!b.ok) return b
+  if (answer.height !== b.value.header.height) return fail(`height ${JSON.stringify(answer.height)} is not the header's ${b.value.header.height}`)
+  return b
+}
+
+/** An account proven against a header (not yet trusted). */
+export interface ProvenAccount {
+  readonly account: Account
+  readonly block: LightBlock
+}
+
+/**
+ * Checks a `ledger_getAccount`/`ledger_getBalance` answer with `{"proof": true}` for `address`: the proof verifies
+ * against the header's state root, and the answer's balance (and nonce, when `withNonce`) is the proven account's
+ * (the zero account when the proof shows absence).
+ */
+export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNonce: boolean): Decoded<ProvenAccount> {
+  if (!isRecord(answer)) return fail('the answer is not an object with a proof')
+  const echoed = typeof answer.address === 'string' ? parseAddress(answer.address) : undefined
+  if (echoed === undefined || !bytesEqual(echoed, address)) return fail(`it answers for address ${JSON.stringify(answer.address)}, not ${formatAddress(address)}`)
+  const block = lightBlockOf(answer)
+  if (!block.ok) return block
+  const proof = proofBytes(answer.proof, MAX_PROOF_BYTES)
+  if (proof === undefined) return fail('proof: expected 0x + hex')
+  const v = verifyAccountProof(block.value.header.stateRoot, address, proof)
+  if (!v.ok) return fail(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.reason}`)
+  const account = v.account ?? { balance: 0n, nonce: 0n }
+  if (answer.balance !== account.balance.toString()) return fail(`balance ${JSON.stringify(answer.balance)} is not the proven ${account.balance}`)
+  if (withNonce && answer.nonce !== account.nonce.toString()) return fail(`nonce ${JSON.stringify(answer.nonce)} is not the proven ${account.nonce}`)
+  return { ok: true, value: { account, block: block.value } }
+}
+
+/** A `tx_get` answer checked: a committed transaction with its block, or another status (which no proof backs). */
+export type CheckedTx =
+  | { readonly status: 'committed'; readonly hash: string; readonly height: number; readonly index: number; readonly block: LightBlock }
+  | { readonly status: 'pending' | 'rejected' | 'unknown'; readonly hash: string; readonly error?: string; readonly reason?: string }
+
+/**
+ * Checks a `tx_get` answer with `{"proof": true}` for `hash`. A committed transaction must come with an inclusion
+ * proof that verifies against its header's transaction root at the index the answer gives, and `ok` must be true:
+ * the block-validity rule admits only transactions that apply, so a certified block holds no failed one. Other
+ * statuses are a node's own view (its mempool), which nothing can prove; they are passed on as they are.
+ */
+export function checkTxAnswer(hash: Uint8Array, answer: unknown): Decoded<CheckedTx> {
+  if (!isRecord(answer)) return fail('the answer is not an object')
+  const hashText = to0x(hash)
+  if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== hashText) return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
+  const status = answer.status
+  if (status === 'pending' || status === 'unknown' || status === 'rejected') {
+    const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 512) : undefined)
+    const error = text(answer.error)
+    const reason = text(answer.reason)
+    return { ok: true, value: { status, hash: hashText, ...(error === undefined ? {} : { error }), ...(reason === undefined ? {} : { reason }) } }
+  }
+  if (status !== 'committed') return fail(`status ${JSON.stringify(status)} is not one a transaction can have`)
+  const block = lightBlockOf(answer)
+  if (!block.ok) return block
+  const proof = proofBytes(answer.proof, MAX_TX_PROOF_BYTES)
+  if (proof === undefined) return fail('proof: expected 0x + hex')
+  if (hash.byteLength !== HASH_LENGTH) return fail('hash')
+  const v = verifyTxInclusion(block.value.header.txRoot, hash, proof)
+  if (!v.ok) return fail(`the inclusion proof does not hold against the transaction root of header ${block.value.header.height}: ${v.error.reason}`)
+  if (answer.index !== v.value.index) return fail(`index ${JSON.stringify(answer.index)} is not the proven ${v.value.index}`)
+  if (answer.ok !== true || answer.error !== undefined) {
+    return fail(`it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`)
+  }
+  return { ok: true, value: { status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value } }
+}

@@ -1,0 +1,46 @@
+import type { ValidatorSet } from '../../consensus/index.js'
+import type { RpcClient } from '../client.js'
+import { FailedVerificationError } from './errors.js'
+import { decodeLightBlock, decodeValidatorSet, type LightBlock } from './lightBlock.js'
+import type { LightProvider } from './lightClient.js'
+
+/**
+ * A light-client provider over one JSON-RPC endpoint: `chain_getCommit` (several heights in one batch) and
+ * `chain_getValidators`. Answers that do not decode, or that miss a height below the endpoint's own tip, fail
+ * verification; transport failures and error answers propagate as the client's errors (the endpoint is then
+ * skipped, not called a liar).
+ */
+export class RpcLightProvider implements LightProvider {
+  readonly name: string
+
+  /** `client` must be bound to one endpoint (failover is the caller's, endpoint by endpoint). */
+  constructor(private readonly client: RpcClient) {
+    this.name = client.endpoint
+  }
+
+  async lightBlocks(from: number, to: number): Promise<LightBlock[]> {
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 1 || to < from || to - from >= 100) {
+      throw new RangeError(`lightBlocks: bad range ${from}..${to}`)
+    }
+    const calls = []
+    for (let h = from; h <= to; h++) calls.push({ method: 'chain_getCommit', params: [h] })
+    const answers = await this.client.batch(calls)
+    return answers.map((a, i) => {
+      const h = from + i
+      if (!a.ok) throw a.error
+      const r = a.result as { height?: unknown; header?: unknown; commit?: unknown } | null
+      if (r === null || typeof r !== 'object') throw new FailedVerificationError(this.name, `it has no block at height ${h}, below a height it served`)
+      const b = decodeLightBlock(r.header, r.commit)
+      if (!b.ok) throw new FailedVerificationError(this.name, `block ${h}: ${b.reason}`)
+      if (b.value.header.height !== h || r.height !== h) throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${h}`)
+      return b.value
+    })
+  }
+
+  async validators(height: number): Promise<ValidatorSet> {
+    const r = await this.client.call('chain_getValidators', [height])
+    const set = decodeValidatorSet(r)
+    if (!set.ok) throw new FailedVerificationError(this.name, `the validator set of height ${height}: ${set.reason}`)
+    return set.value
+  }
+}

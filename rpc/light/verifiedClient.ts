@@ -1,0 +1,256 @@
+import { parseAddress } from '../../crypto/address.js'
+import { fromHex, to0x } from '../../crypto/bytes.js'
+import { HASH_LENGTH } from '../../crypto/hash.js'
+import { RpcClient, RpcError, RpcUnreachableError } from '../client.js'
+import { FailedVerificationError } from './errors.js'
+import type { LightClient } from './lightClient.js'
+import { checkAccountAnswer, checkTxAnswer } from './proofs.js'
+import { RpcLightProvider } from './rpcProvider.js'
+import type { TrustedBlock } from './verifier.js'
+
+/**
+ * Verified look-ups over several endpoints: every answer comes with its proof (docs/rpc.md, "Proofs"), the proof is
+ * checked against the header that comes with it, and the header by the light client against the validator sets it
+ * trusts. An endpoint whose answer fails any of it is reported (`onRejected`), dropped for the rest of the client's
+ * life, and the next endpoint is asked, exactly as for an endpoint that does not answer; so one honest endpoint among
+ * the listed ones is enough for a true answer, and no endpoint can make the client show a false one.
+ *
+ * A negative answer (a transaction not committed) has no proof: the client asks every endpoint before it settles on
+ * one, and says it is unverified.
+ */
+
+/** Client settings. */
+export interface VerifiedRpcOptions {
+  /** Endpoint base URLs, tried in order. */
+  readonly endpoints: readonly string[]
+  /** Time allowed for one HTTP exchange (default 5000 ms). */
+  readonly timeoutMs?: number
+  /** Extra rounds over the endpoints that did not answer (default 1). */
+  readonly retries?: number
+  /** Wait before the second round; doubles each round (default 200 ms). */
+  readonly backoffMs?: number
+}
+
+/** What the client works with. */
+export interface VerifiedRpcDependencies {
+  readonly light: LightClient
+  /** Told of every endpoint whose answer failed verification, as it happens. */
+  readonly onRejected?: (e: FailedVerificationError) => void
+}
+
+/** Where an answer was verified: the height of the trusted block that proves it, and that block's hash. */
+export interface Verified {
+  readonly verifiedHeight: number
+  readonly blockHash: string
+}
+
+/** A verified account. */
+export interface VerifiedAccount extends Verified {
+  readonly address: string
+  readonly balance: bigint
+  readonly nonce: bigint
+}
+
+/** A verified balance. */
+export interface VerifiedBalance extends Verified {
+  readonly address: string
+  readonly balance: bigint
+}
+
+/** A transaction proven committed, at `height` (= `verifiedHeight`), position `index`. */
+export interface VerifiedCommittedTx extends Verified {
+  readonly hash: string
+  readonly status: 'committed'
+  readonly height: number
+  readonly index: number
+  readonly ok: true
+}
+
+/** A transaction no endpoint proved committed: the first endpoint's word on it, unverified. */
+export interface UnprovenTx {
+  readonly hash: string
+  readonly status: 'pending' | 'rejected' | 'unknown'
+  readonly error?: string
+  readonly reason?: string
+}
+
+/** No endpoint gave an answer that verifies: each one and why. */
+export class NoVerifiedAnswerError extends Error {
+  override readonly name = 'NoVerifiedAnswerError'
+
+  constructor(readonly attempts: readonly { endpoint: string; error: string }[]) {
+    super(`no RPC endpoint gave a verified answer: ${attempts.map((a) => `${a.endpoint} (${a.error})`).join(', ')}`)
+  }
+}
+
+type Attempt<T> =
+  | { readonly kind: 'answer'; readonly value: T | undefined }
+  | { readonly kind: 'failed'; readonly error: string; readonly unreachable: boolean }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** The verifying client. */
+export class VerifiedRpc {
+  private readonly clients: RpcClient[]
+  private readonly retries: number
+  private readonly backoffMs: number
+  private readonly timeoutMs: number
+  private readonly rejected = new Set<string>()
+  private preferred = 0
+
+  constructor(options: VerifiedRpcOptions, private readonly deps: VerifiedRpcDependencies) {
+    this.timeoutMs = options.timeoutMs ?? 5000
+    this.retries = options.retries ?? 1
+    this.backoffMs = options.backoffMs ?? 200
+    this.clients = options.endpoints.map((e) => new RpcClient({ endpoints: [e], timeoutMs: this.timeoutMs, retries: 0 }))
+    if (this.clients.length === 0) throw new RangeError('VerifiedRpc: at least one endpoint is required')
+  }
+
+  /** The endpoints whose answers failed verification so far. */
+  get rejectedEndpoints(): readonly string[] {
+    return [...this.rejected]
+  }
+
+  /** `ledger_getAccount` with its proof, verified. */
+  async account(address: string): Promise<VerifiedAccount> {
+    const a = parseAddress(address)
+    if (a === undefined) throw new RangeError(`not an address: ${address}`)
+    return this.required(await this.query(async (client, provider) => {
+      const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      const t = await this.deps.light.verify(c.value.block, provider)
+      return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
+    }))
+  }
+
+  /** `ledger_getBalance` with its proof, verified. */
+  async balance(address: string): Promise<VerifiedBalance> {
+    const a = parseAddress(address)
+    if (a === undefined) throw new RangeError(`not an address: ${address}`)
+    return this.required(await this.query(async (client, provider) => {
+      const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      const t = await this.deps.light.verify(c.value.block, provider)
+      return { address, balance: c.value.account.balance, ...verifiedAt(t) }
+    }))
+  }
+
+  /**
+   * `tx_get` with its proof. A committed transaction is verified; an answer that it is not committed is checked with
+   * the other endpoints, and the first such answer is returned (unverified) only when none proves it committed.
+   * `startWith` names the endpoint to ask first.
+   */
+  async tx(hash: string, startWith?: string): Promise<VerifiedCommittedTx | UnprovenTx> {
+    const h = fromHex(hash, HASH_LENGTH)
+    if (h === undefined) throw new RangeError(`not a hash: ${hash}`)
+    let unproven: UnprovenTx | undefined
+    const proven = await this.query(async (client, provider) => {
+      const c = checkTxAnswer(h, await client.call('tx_get', [hash, { proof: true }]))
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      const v = c.value
+      if (v.status !== 'committed') {
+        unproven ??= v
+        return undefined
+      }
+      const t = await this.deps.light.verify(v.block, provider)
+      return { hash: v.hash, status: 'committed' as const, height: v.height, index: v.index, ok: true as const, ...verifiedAt(t) }
+    }, startWith)
+    return proven ?? unproven!
+  }
+
+  /**
+   * Waits until the transaction is proven committed: waits for an endpoint to say so (a WebSocket subscription with
+   * polling, `RpcClient.waitForTx`, over the endpoints not rejected), then asks for the proof, that endpoint first.
+   * A `rejected` answer ends the wait with that endpoint's reason (RpcError), as without verification.
+   */
+  async waitForTx(hash: string, options: { timeoutMs?: number; pollMs?: number } = {}): Promise<VerifiedCommittedTx> {
+    const timeoutMs = options.timeoutMs ?? 60_000
+    const pollMs = options.pollMs ?? 500
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const live = this.clients.map((c) => c.endpoint).filter((e) => !this.rejected.has(e))
+      if (live.length === 0) throw new NoVerifiedAnswerError([...this.rejected].map((endpoint) => ({ endpoint, error: 'fails verification' })))
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`transaction ${hash} was not proven committed within ${timeoutMs} ms`)
+      const waiter = new RpcClient({ endpoints: live, timeoutMs: this.timeoutMs, retries: this.retries, backoffMs: this.backoffMs })
+      await waiter.waitForTx(hash, { timeoutMs: left, pollMs })
+      const v = await this.tx(hash, waiter.endpoint)
+      if (v.status === 'committed') return v
+      // the one that said so could not prove it (or lied and is rejected now): wait on
+      await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())))
+    }
+  }
+
+  private required<T>(value: T | undefined): T {
+    if (value === undefined) throw new Error('no endpoint answered')
+    return value
+  }
+
+  /**
+   * Asks the endpoints in turn (from the preferred one, or `startWith`) until one gives an answer that verifies. `ask`
+   * returns undefined for an answer that is fine but proves nothing (the next endpoint is asked; if none proves more,
+   * the result is undefined). Endpoints that did not answer are asked again in later rounds; rejected ones never.
+   */
+  private async query<T>(
+    ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>,
+    startWith?: string,
+  ): Promise<T | undefined> {
+    const failures: { endpoint: string; error: string }[] = []
+    let answered = false
+    let retry = new Set(this.clients.map((c) => c.endpoint))
+    const first = startWith === undefined ? this.preferred : Math.max(0, this.clients.findIndex((c) => c.endpoint === startWith))
+    for (let round = 0; round <= this.retries && retry.size > 0; round++) {
+      if (round > 0) await sleep(this.backoffMs * 2 ** (round - 1))
+      const again = new Set<string>()
+      for (let k = 0; k < this.clients.length; k++) {
+        const i = (first + k) % this.clients.length
+        const client = this.clients[i]!
+        if (this.rejected.has(client.endpoint) || !retry.has(client.endpoint)) continue
+        const a = await this.attempt(client, ask)
+        if (a.kind === 'answer') {
+          if (a.value !== undefined) {
+            this.preferred = i
+            return a.value
+          }
+          answered = true
+          continue
+        }
+        failures.push({ endpoint: client.endpoint, error: a.error })
+        if (a.unreachable) again.add(client.endpoint)
+      }
+      retry = again
+    }
+    if (answered) return undefined
+    if (failures.length > 0 && failures.every((f) => !this.rejected.has(f.endpoint)) && failures.every((f) => f.error.startsWith('unreachable: '))) {
+      throw new RpcUnreachableError(failures.map((f) => ({ endpoint: f.endpoint, error: f.error.slice('unreachable: '.length) })))
+    }
+    throw new NoVerifiedAnswerError(dedupe(failures))
+  }
+
+  private async attempt<T>(client: RpcClient, ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>): Promise<Attempt<T>> {
+    try {
+      return { kind: 'answer', value: await ask(client, new RpcLightProvider(client)) }
+    } catch (e) {
+      if (e instanceof FailedVerificationError) {
+        this.rejected.add(client.endpoint)
+        this.deps.onRejected?.(e)
+        return { kind: 'failed', error: `fails verification: ${e.reason}`, unreachable: false }
+      }
+      if (e instanceof RpcUnreachableError) {
+        return { kind: 'failed', error: `unreachable: ${e.attempts.at(-1)?.error ?? 'no answer'}`, unreachable: true }
+      }
+      if (e instanceof RpcError) return { kind: 'failed', error: `${e.message}${e.reason === undefined ? ` (code ${e.code})` : ''}`, unreachable: false }
+      throw e
+    }
+  }
+}
+
+function verifiedAt(t: TrustedBlock): Verified {
+  return { verifiedHeight: t.height, blockHash: to0x(t.hash!) }
+}
+
+function dedupe(attempts: readonly { endpoint: string; error: string }[]): { endpoint: string; error: string }[] {
+  const last = new Map<string, string>()
+  for (const a of attempts) last.set(a.endpoint, a.error)
+  return [...last].map(([endpoint, error]) => ({ endpoint, error }))
+}
