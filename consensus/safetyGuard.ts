@@ -1,4 +1,4 @@
-import { addressFromPublicKey, bytesEqual, keyPairFromSeed, rememberValid, sign } from '../crypto/index.js'
+import { Domain, addressFromPublicKey, bytesEqual, decodeCanonical, keyPairFromSeed, rememberValid, sign } from '../crypto/index.js'
 import { proposalSignBytes, voteSignBytes } from './signBytes.js'
 import type { Proposal, SignedProposal, SignedVote, Vote } from './types.js'
 
@@ -96,6 +96,28 @@ export class SafetyGuard {
   /** The last signed record (undefined before the first signature). */
   get record(): SafetyRecord | undefined {
     return this.last
+  }
+
+  /**
+   * The last message this guard signed, rebuilt from its record (the record keeps the sign bytes and the signature).
+   * After a crash, a host may hold no trace of it elsewhere (its WAL record written but not yet synced): feeding it
+   * back tells the core what this validator already said, instead of leaving a round it can neither repeat nor
+   * contradict.
+   */
+  lastSigned(): { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal } | undefined {
+    const r = this.last
+    if (r === undefined) return undefined
+    const d = decodeCanonical(r.signBytes, 256)
+    if (!d.ok || !Array.isArray(d.value)) return undefined
+    const [domain, chainId, height, round, valueId, polRound] = d.value as unknown[]
+    if (chainId !== this.chainId || height !== r.height || round !== r.round) return undefined
+    const value = valueId instanceof Uint8Array ? valueId : null
+    if (r.step === 'proposal') {
+      if (domain !== Domain.proposal || value === null || typeof polRound !== 'number') return undefined
+      return { kind: 'proposal', proposal: { height: r.height, round: r.round, valueId: value, polRound, proposer: this.address, signature: r.signature } }
+    }
+    if (domain !== (r.step === 'prevote' ? Domain.prevote : Domain.precommit) || (valueId !== null && value === null)) return undefined
+    return { kind: 'vote', vote: { type: r.step, height: r.height, round: r.round, valueId: value, validator: this.address, signature: r.signature } }
   }
 
   /** Signs a prevote or precommit if the rules allow it (see the module comment). */

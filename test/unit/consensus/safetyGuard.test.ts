@@ -169,3 +169,19 @@ test('async signing withholds the signature when the save fails', async () => {
   store.release()
   assert.ok((await b).ok)
 })
+
+test('lastSigned rebuilds the last signed message from the record alone, after a restart too', () => {
+  const store = createMemorySafetyStore()
+  const g = guard(store)
+  assert.equal(g.lastSigned(), undefined)
+  const p = g.signProposal({ height: 4, round: 1, valueId: v0, polRound: 0, proposer: me.address })
+  assert.ok(p.ok)
+  assert.deepEqual(guard(store).lastSigned(), { kind: 'proposal', proposal: p.value })
+  for (const v of [pv(4, 1, v0), pc(4, 1, null)]) {
+    const r = g.signVote(v)
+    assert.ok(r.ok)
+    const rebuilt = guard(store).lastSigned()
+    assert.deepEqual(rebuilt, { kind: 'vote', vote: r.value })
+    assert.ok(verify(me.publicKey, voteSignBytes(CHAIN_ID, r.value), r.value.signature))
+  }
+})
