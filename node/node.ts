@@ -8,7 +8,7 @@ import { senderAddress, signedBytesOf, type AnyTransaction } from '../ledger/tra
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
-import { HomeFiles, loadHome, toMultiaddr, type NodeHome } from './cli/home.js'
+import { HomeFiles, loadHome, toMultiaddr, walPath, type NodeHome } from './cli/home.js'
 import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
 import { loadValidatorSets } from './host/validatorSets.js'
 import { EvidencePool } from './host/evidencePool.js'
@@ -149,7 +149,7 @@ export class TallyNode {
     }, { logger: log('p2p') })
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
-    const wal = new Wal({ path: join(home.dir, HomeFiles.wal), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
+    const wal = new Wal({ path: walPath(home.dir), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
 
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, {
       onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),

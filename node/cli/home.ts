@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { decodeKeyFile } from '../../crypto/keyfile.js'
 import { parseConfig, type NodeConfig } from '../../genesis/config.js'
@@ -10,10 +10,10 @@ import { parseGenesis, type Genesis } from '../../genesis/genesis.js'
  *  - `config.json`, `genesis.json`;
  *  - `validator_key.json` (the consensus signing key; absent on a non-validator) and `node_key.json` (the libp2p
  *    identity, listed in genesis as the validator's peer id), both key files (crypto/keyfile.ts);
- *  - `validator_state.json`: the safety guard's last signature. It cannot be rebuilt from the network, so it lives
- *    outside `data/`;
+ *  - `validator_state.json`: the safety guard's last signature, and `consensus.wal`: the consensus inputs that led to
+ *    it (the lock among them). Neither can be rebuilt from the network, so they live outside `data/`;
  *  - `data/`: everything that can be rebuilt from the network: `data/chain` (classic-level: blocks, certificates,
- *    transaction index, state) and `data/wal` (the consensus WAL of the current height).
+ *    transaction index, state).
  */
 export const HomeFiles = {
   config: 'config.json',
@@ -23,8 +23,19 @@ export const HomeFiles = {
   validatorState: 'validator_state.json',
   data: 'data',
   chain: join('data', 'chain'),
-  wal: join('data', 'wal', 'consensus.wal'),
+  wal: 'consensus.wal',
 } as const
+
+/**
+ * The consensus WAL's path in a home. A home laid out when the WAL lived in `data/wal/` gets its WAL moved beside the
+ * guard's record, so that deleting `data/` cannot take the lock with it.
+ */
+export function walPath(dir: string): string {
+  const path = join(dir, HomeFiles.wal)
+  const legacy = join(dir, 'data', 'wal', 'consensus.wal')
+  if (!existsSync(path) && existsSync(legacy)) renameSync(legacy, path)
+  return path
+}
 
 /** Everything a node reads from its home before it starts. */
 export interface NodeHome {

@@ -157,10 +157,15 @@ type QueueItem =
   | { readonly kind: 'proposal'; readonly message: ProposalMessage; readonly log: boolean }
   | { readonly kind: 'synced'; readonly block: CheckedBlock; readonly done: (ok: boolean) => void }
 
-/** A WAL record of a height above the current one, kept to carry it over a WAL reset. */
+/**
+ * A WAL record of a height above the current one, kept to carry it over a WAL reset; one read back from the WAL at
+ * start keeps its entry too, to be replayed when the chain reaches its height (a node whose data/ was wiped syncs
+ * back to the height it was voting at, and must recover its lock there).
+ */
 interface FutureRecord {
   readonly height: number
   readonly record: Uint8Array
+  entry?: WalEntry
 }
 
 export class ConsensusHost {
@@ -232,19 +237,43 @@ export class ConsensusHost {
       if (e.value.height > tipHeight) entries.push({ ...e.value, record: r })
     }
     await this.checkSafetyRecord(entries.map((e) => e.entry), tipHeight)
-    this.futureRecords = entries.filter((e) => e.height > tipHeight + 1).map(({ height, record }) => ({ height, record }))
+    for (const { height, entry } of entries) if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
+    this.futureRecords = entries.filter((e) => e.height > tipHeight + 1)
+      .map(({ height, record, entry }) => ({ height, record, ...(entry.kind === 'block' ? {} : { entry }) }))
     this.heightStartedAt = this.d.now()
     this.replaying = true
     this.queue.unshift({ kind: 'input', input: { type: 'startHeight', height: tipHeight + 1, validatorSet: this.d.sets.at(tipHeight + 1) }, log: false })
-    for (const { height, entry } of entries) {
-      if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
-      else if (entry.kind === 'proposal') this.queue.push({ kind: 'proposal', message: entry.message, log: false })
-      else this.queue.push({ kind: 'input', input: entry.input, log: false })
-    }
+    for (const { height, entry } of entries) if (height === tipHeight + 1 && entry.kind !== 'block') this.queue.push(replayItem(entry))
+    const last = this.lastSignedAt(tipHeight + 1)
+    if (last !== undefined) this.queue.push(last)
     await this.drain()
     this.replaying = false
     if (this.queue.length > 0) void this.drain()
     if (entries.length > 0) this.d.logger.info({ height: tipHeight + 1, records: entries.length }, 'replayed the consensus WAL')
+  }
+
+  /**
+   * What to feed the core right after it starts `height`: the WAL records of that height read back at start (a node
+   * that synced up to the height it was voting at before a crash), then this validator's last signed message if it is
+   * of that height (its WAL record may not have reached the disk: the guard's record always did).
+   */
+  private replayFor(height: number): QueueItem[] {
+    const items: QueueItem[] = []
+    for (const r of this.futureRecords) {
+      if (r.height !== height || r.entry === undefined || r.entry.kind === 'block') continue
+      items.push(replayItem(r.entry))
+      r.entry = undefined
+    }
+    const last = this.lastSignedAt(height)
+    if (last !== undefined) items.push(last)
+    return items
+  }
+
+  private lastSignedAt(height: number): QueueItem | undefined {
+    const last = this.d.guard?.lastSigned()
+    if (last?.kind === 'vote' && last.vote.height === height) return { kind: 'input', input: { type: 'vote', vote: last.vote }, log: true }
+    if (last?.kind === 'proposal' && last.proposal.height === height) return { kind: 'input', input: { type: 'proposal', proposal: last.proposal }, log: false }
+    return undefined
   }
 
   /** A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now). */
@@ -920,6 +949,7 @@ export class ConsensusHost {
     this.d.cancelTimeoutsBelow(height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > height)
     if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset(this.futureRecords.map((r) => r.record))
+    const replay = this.replayFor(height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > height + 1)
     await this.d.onCommitted({
       height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
@@ -933,6 +963,8 @@ export class ConsensusHost {
     }
     this.heightStartedAt = this.d.now()
     if (this.o.commitMs > 0 && !this.replaying) await this.d.sleep(this.o.commitMs)
+    // the new height starts first, then what this node recorded of it before a crash, then anything else queued
+    for (const item of replay.reverse()) this.enqueueFront(item)
     this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.d.sets.at(height + 1) }, log: false })
   }
 
@@ -966,4 +998,9 @@ export class ConsensusHost {
     if (!c.ok) throw new Error(`chain store certificate at ${height} is corrupt: ${c.error.reason}`)
     return c.value
   }
+}
+
+/** The queue item that replays a WAL entry (never logged again). */
+function replayItem(entry: Exclude<WalEntry, { kind: 'block' }>): QueueItem {
+  return entry.kind === 'proposal' ? { kind: 'proposal', message: entry.message, log: false } : { kind: 'input', input: entry.input, log: false }
 }

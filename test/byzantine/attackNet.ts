@@ -244,7 +244,7 @@ export class AttackNet {
 
   /** Size of node i's consensus WAL in bytes (0 when absent). */
   walBytes(i: number): number {
-    const f = join(this.net.home(i), 'data', 'wal', 'consensus.wal')
+    const f = join(this.net.home(i), 'consensus.wal')
     return existsSync(f) ? statSync(f).size : 0
   }
 

@@ -41,7 +41,7 @@ export async function runCampaign(o: CampaignOptions, onRun?: (seed: number, lin
 export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, seed: number): string {
   const heights = o.heights === undefined ? '' : ` --heights ${o.heights}`
   const repertoire = o.repertoire === undefined ? '' : ` --repertoire ${o.repertoire.join(',')}`
-  const wipes = o.wipes === true ? ' --wipes' : ''
+  const wipes = o.wipes === false ? ' --no-wipes' : ''
   return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipes} --runs 1 --seed ${seed}`
 }
 

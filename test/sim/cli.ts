@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     .option('--heights <h>', 'heights each run must commit (default: 4, or 5 for lock schedules)', int('heights', 1))
     .addOption(new Option('--schedule <kind>', 'random faults, the lock adversary, or a mix').choices(['random', 'locks', 'mixed']).default('mixed'))
     .option('--repertoire <behaviours>', `Byzantine behaviours random schedules draw from, comma-separated (default ${BYZANTINE_REPERTOIRE.join(',')})`)
-    .option('--wipes', 'some crashed validators restart with data/ (chain database and WAL) deleted')
+    .option('--no-wipes', 'crashed validators always restart with their data/ (by default some restart with it deleted)')
     .option('--jobs <j>', 'worker threads', int('jobs', 1), Math.min(2, availableParallelism()))
     .option('--verbose', 'print one line per run')
     .option('--trace', 'print every node\'s log (use with --runs 1)')
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   if (unknown !== undefined) program.error(`--repertoire: unknown behaviour ${unknown} (known: ${known.join(', ')})`)
   if (repertoire !== undefined && repertoire.length === 0) program.error('--repertoire names no behaviour')
   const s: Settings = {
-    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes === true,
+    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes !== false,
     jobs: Math.min(o.jobs, o.runs), verbose: o.verbose === true, trace: o.trace === true, stopOnFailure: o.stopOnFailure === true,
   }
   const f = Math.floor((s.validators - 1) / 3)

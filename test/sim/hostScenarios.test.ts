@@ -65,7 +65,8 @@ test('n4f1_junkProposalFlood: junk, forged-signature, out-of-turn and oversized 
 
 test('n4f1_lyingSyncPeer: a validator that lost its data syncs back although a peer lies about its tip and tampers with blocks', async () => {
   // D loses power at 1.5 s and comes back at 16.5 s without its chain database; the Byzantine peer votes honestly
-  // but answers tip polls, block requests and transaction fetches with lies. Every lie costs it a penalty.
+  // but answers tip polls, block requests and transaction fetches with lies. Every lie costs it a penalty. D replays
+  // the heights its WAL still holds and must sync every later one.
   const [Z, D] = others(P0)
   const { result, trace } = await run({
     heights: 8,
@@ -76,7 +77,7 @@ test('n4f1_lyingSyncPeer: a validator that lost its data syncs back although a p
   assert.equal(trace.restarts.filter((r) => r.node === D).length, 1)
   assert.ok(result.attacks.lies >= 1, `told ${result.attacks.lies} lies`)
   assert.ok(result.coverage.penalties >= 1, 'the liar was penalized')
-  assert.ok(result.coverage.syncedBlocks >= 3, `synced ${result.coverage.syncedBlocks} blocks`)
+  assert.ok(result.coverage.syncedBlocks >= 2, `synced ${result.coverage.syncedBlocks} blocks`)
   allCommitted(result, 8)
 })
 

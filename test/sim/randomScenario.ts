@@ -25,7 +25,7 @@ export interface RandomRunOptions {
   readonly schedule?: Schedule
   /** The behaviours random schedules draw from (default the repertoire of byzantine.ts). */
   readonly repertoire?: readonly Behaviour[]
-  /** Some crashed validators restart with `data/` deleted (off by default: see docs/consensus.md, known issues). */
+  /** Some crashed validators restart with `data/` deleted (default); `false` keeps every crash's data. */
   readonly wipes?: boolean
 }
 
@@ -110,7 +110,7 @@ export function randomSimOptions(seed: number, o: RandomRunOptions): SimOptions 
       seed, validators: n, heights: o.heights ?? 5, byzantine, powers: drawPowers(rng, n, byzantineNodes), host, clients,
       network: { gst, minDelay: 1, preGstMaxDelay: 40 + rng.int(200), delta: 20 + rng.int(100), loss: rng.chance(0.2) ? 0.02 : 0, duplicate: rng.float() * 0.05, partitions: [] },
       lockAdversary: { splitRounds: [2 + rng.int(3), 8 + rng.int(8)], splitChance: 0.8 + rng.float() * 0.15, holdRounds: [0.7, 2], byzantineProposals: true },
-      crashes: crashPlans(rng, honest, gst, 0.3, o.wipes === true),
+      crashes: crashPlans(rng, honest, gst, 0.3, o.wipes !== false),
       ...validityFaults(rng, n, honest, gst),
     }
   }
@@ -137,7 +137,7 @@ export function randomSimOptions(seed: number, o: RandomRunOptions): SimOptions 
       gst, minDelay: 1, preGstMaxDelay: 200 + rng.int(1_500), delta: 20 + rng.int(150),
       loss: rng.chance(0.5) ? rng.float() * 0.3 : 0, duplicate: rng.float() * 0.1, partitions,
     },
-    crashes: crashPlans(rng, honest, gst, 0.5, o.wipes === true),
+    crashes: crashPlans(rng, honest, gst, 0.5, o.wipes !== false),
     ...validityFaults(rng, n, honest, gst),
   }
 }

@@ -53,6 +53,34 @@ test('n4f0_lockThenRelockOnNewerPolka: a lock holds against a fresh value, then 
   assert.equal(result.coverage.relocks, 1)
 })
 
+test('n4f0_wipedWhileLockedKeepsItsLock: a validator locked at a height, wiped and synced back to it, still holds its lock (L22)', async () => {
+  // As in the relock scenario but at height 5: A alone sees the round-0 polka for v0 and locks it, then crashes
+  // right after its precommit and restarts with data/ deleted. It syncs heights 1-4 back; at height 5 its WAL's
+  // records are replayed, so when P1 proposes a fresh value in round 1 it prevotes nil (L22), as a node that never
+  // lost its data would. Without the replay it would prevote the fresh value against its lock.
+  const H = 5
+  const p0 = simProposer(SEED, N, H, 0)
+  const p1 = simProposer(SEED, N, H, 1)
+  const [A, D] = others(p0, p1) as [number, number]
+  const { trace, result } = await run({
+    heights: 6,
+    route: (m) => {
+      if (isProposal(m, H, 0) && m.to === D) return 3000
+      if (isVote(m, 'prevote', H, 0, nodes[A]!.address) && m.to !== A) return 'drop'
+      return undefined
+    },
+    crashes: { [A]: [{ afterSend: (s) => s.type === 'precommit' && s.height === H && s.round === 0 && s.value !== null, downMs: 200, wipe: true }] },
+  })
+  assert.deepEqual(result.violations, [])
+  assert.equal(trace.restarts.filter((r) => r.node === A).length, 1, 'A crashed and restarted once')
+  const restart = trace.restarts.find((r) => r.node === A)!
+  const locks = trace.locks.filter((l) => l.node === A && l.height === H && l.lockedRound === 0)
+  assert.ok(locks.some((l) => l.time < restart.time), 'A locked in round 0 before the crash')
+  assert.ok(trace.votesOf(A, 'prevote', 1, H).length > 0 && trace.votes.some((v) => v.node === A && v.height === H && v.round === 1 && v.time > restart.time), 'A reached round 1 of the height after the restart')
+  assert.deepEqual(trace.votesOf(A, 'prevote', 1, H), [null], 'after the wipe, A still prevotes nil on a fresh value')
+  for (let i = 0; i < N; i++) assert.ok(result.commits[i]!.has(H), `validator ${i} committed height ${H}`)
+})
+
 test('n4f0_unlockOnLaterPolka: a proposal whose valid round is above the lock unlocks it (L28)', async () => {
   // As above, A locks v0 in round 0 unseen. In round 1, P1 proposes v1; P1 and D see its polka (and lock it), A
   // and P0 do not (D's prevote reaches them late), so round 1 ends without a decision. In round 2, D re-proposes

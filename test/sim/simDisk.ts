@@ -27,13 +27,9 @@ export class DurableState {
   /** The safety guard's record. */
   safety: SafetyRecord | undefined
 
-  /**
-   * Deletes `data/`, where the node keeps its chain database and its consensus WAL (an operator wiping a node so that it
-   * syncs back); the guard's record, kept outside `data/`, stays.
-   */
+  /** What deleting a home's `data/` does: the chain database goes; the WAL and the guard's record stay beside it. */
   wipeData(): void {
     this.kv = new MemoryKvStore()
-    this.wal = []
   }
 }
 

@@ -77,8 +77,8 @@ export interface CrashPlan {
   /** …or right after the node sent one of its own messages for which this is true. */
   readonly afterSend?: (m: SentMessage) => boolean
   /**
-   * Restart with `data/` deleted (the chain database and the WAL), so the node syncs back; its guard record stays. A
-   * validator wiped in the middle of a height forgets the lock it held there (docs/consensus.md, known issues).
+   * Restart with `data/` deleted (the chain database), so the node syncs back; its WAL and guard record stay beside
+   * `data/`, and the WAL's records of the height it was voting at are replayed when the chain reaches it again.
    */
   readonly wipe?: boolean
 }
