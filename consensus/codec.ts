@@ -115,32 +115,3 @@ export function decodeSignedProposal(bytes: Uint8Array): ConsensusDecodeResult<S
   const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
   return d.ok ? proposalFrom(d.value) : fail(d.reason)
 }
-
-/** Encodes a proposal or vote for a single gossip topic: [kind, body]. */
-export function encodeConsensusMessage(message: ConsensusMessage): Uint8Array {
-  if (message.kind === 'proposal') {
-    const problem = checkProposalFields(message.proposal)
-    if (problem !== undefined) throw new RangeError(`encodeConsensusMessage: ${problem}`)
-    return encodeCanonical([1, proposalFields(message.proposal)])
-  }
-  const problem = checkVoteFields(message.vote)
-  if (problem !== undefined) throw new RangeError(`encodeConsensusMessage: ${problem}`)
-  return encodeCanonical([2, voteFields(message.vote)])
-}
-
-/** Decodes what `encodeConsensusMessage` wrote. Never throws. */
-export function decodeConsensusMessage(bytes: Uint8Array): ConsensusDecodeResult<ConsensusMessage> {
-  const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
-  if (!d.ok) return fail(d.reason)
-  const v = d.value
-  if (!Array.isArray(v) || v.length !== 2) return fail('a consensus message is an array [kind, body]')
-  if (v[0] === 1) {
-    const p = proposalFrom(v[1])
-    return p.ok ? { ok: true, value: { kind: 'proposal', proposal: p.value } } : p
-  }
-  if (v[0] === 2) {
-    const r = voteFrom(v[1])
-    return r.ok ? { ok: true, value: { kind: 'vote', vote: r.value } } : r
-  }
-  return fail('message kind must be 1 (proposal) or 2 (vote)')
-}

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/index.js'
 import {
-  decodeConsensusMessage, decodeSignedProposal, decodeSignedVote, encodeConsensusMessage, encodeSignedProposal,
+  decodeSignedProposal, decodeSignedVote, encodeSignedProposal,
   encodeSignedVote, proposalSignBytes, voteSignBytes,
 } from '../../../consensus/index.js'
 import { encodeCanonical } from '../../../crypto/index.js'
@@ -28,17 +28,11 @@ test('votes and proposals round-trip through the wire codecs', () => {
     const d = decodeSignedVote(encodeSignedVote(v))
     assert.ok(d.ok)
     assert.deepEqual(d.value, v)
-    const m = decodeConsensusMessage(encodeConsensusMessage({ kind: 'vote', vote: v }))
-    assert.ok(m.ok)
-    assert.deepEqual(m.value, { kind: 'vote', vote: v })
   }
   for (const p of [proposal(2, 1, 0, v0), proposal(2, 3, 5, v0, 4)]) {
     const d = decodeSignedProposal(encodeSignedProposal(p))
     assert.ok(d.ok)
     assert.deepEqual(d.value, p)
-    const m = decodeConsensusMessage(encodeConsensusMessage({ kind: 'proposal', proposal: p }))
-    assert.ok(m.ok)
-    assert.deepEqual(m.value, { kind: 'proposal', proposal: p })
   }
 })
 
@@ -75,8 +69,6 @@ test('decoding rejects malformed input with a typed error', () => {
     const d = decodeSignedProposal(bytes)
     assert.ok(!d.ok && d.error.code === 'malformed', why)
   }
-  const m = decodeConsensusMessage(encodeCanonical([3, []]))
-  assert.ok(!m.ok && m.error.code === 'malformed')
 })
 
 test('encoders refuse out-of-format values (a caller bug)', () => {
