@@ -45,6 +45,9 @@ function consensusParamsOf(home: NodeHome): ConsensusParams {
   }
 }
 
+/** How much of its mempool a node sends a peer that connects: a bound, so that reconnecting costs no flood. */
+const PENDING_FOR_NEW_PEER = { maxTxs: 20_000, maxBytes: 4 * 1024 * 1024 }
+
 /** A running Tally node. */
 export class TallyNode {
   private readonly stopFns: (() => Promise<void> | void)[] = []
@@ -229,7 +232,11 @@ export class TallyNode {
     // start in dependency order; each stop is registered once its component started
     await p2p.start()
     this.stopFns.push(() => p2p.stop())
-    p2p.on('peer:connect', () => metrics.peers.set(p2p.peerCount))
+    p2p.on('peer:connect', (peer) => {
+      metrics.peers.set(p2p.peerCount)
+      // what this node holds pending, in nonce order per sender: it may have been admitted while no peer was there
+      txGossip.sendPending(peer, mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes))
+    })
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start()
     await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({

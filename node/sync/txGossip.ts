@@ -22,8 +22,10 @@ import type { GossipHandler, GossipVerdict } from '../p2p/p2p.js'
  *    a used nonce, insufficient funds, or a full mempool. Those depend on local state and timing, so an honest peer
  *    can send them.
  * Transactions that arrived from a peer are not sent on: every validator connects to every other, and the node that
- * admitted a transaction from a client sends it to all of them. A validator that missed some (it was disconnected,
- * or its queue overflowed) fetches them from its peers when a proposal names them.
+ * admitted a transaction from a client sends it to all of them. A peer that connects later gets this node's pending
+ * transactions ({@link TxGossip.sendPending}), so one admitted while its node had no peers (a full node cut off, a
+ * partition) still reaches a proposer. A validator that missed some (its queue overflowed) fetches them from its
+ * peers when a proposal names them.
  */
 
 /** The outcome of admitting one transaction (the mempool's `add` result satisfies it). */
@@ -51,6 +53,8 @@ export interface TxGossipOptions {
 export interface GossipTransport {
   subscribe(topic: string, handler: GossipHandler): void | Promise<void>
   publish(topic: string, data: Uint8Array): Promise<number>
+  /** Queues a message for one peer; false when it was dropped. */
+  sendTo(peer: string, topic: string, data: Uint8Array): boolean
 }
 
 /** Dependencies of {@link TxGossip}. */
@@ -162,6 +166,36 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.queueBytes += size
     if (this.queue.length >= this.maxBatchTxs) this.flush()
     else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.flushMs)
+  }
+
+  /**
+   * Sends transactions to one peer only, in the order given (a sender's nonces in order), in as few batches as the
+   * bounds allow: what this node holds pending, for a peer that just connected. Returns how many were queued; a
+   * batch the peer's outbound queue cannot take ends the sending.
+   */
+  sendPending(peer: string, txs: readonly Uint8Array[]): number {
+    if (!this.running) return 0
+    let sent = 0
+    let batch: Uint8Array[] = []
+    let bytes = BATCH_HEADER_BYTES
+    const send = (): boolean => {
+      if (batch.length === 0) return true
+      if (!this.deps.gossip.sendTo(peer, this.topic, encodeTxBatch(batch))) return false
+      this.stats.batchesSent++
+      this.stats.txsSent += batch.length
+      sent += batch.length
+      batch = []
+      bytes = BATCH_HEADER_BYTES
+      return true
+    }
+    for (const tx of txs) {
+      const size = tx.byteLength + TX_HEADER_BYTES
+      if ((bytes + size > this.maxBatchBytes || batch.length >= this.maxBatchTxs) && !send()) return sent
+      batch.push(tx)
+      bytes += size
+    }
+    send()
+    return sent
   }
 
   /** Sends the queued transactions now as one batch. */

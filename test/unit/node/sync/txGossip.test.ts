@@ -96,3 +96,45 @@ describe('tx gossip', () => {
     assert.equal(mempools[1]!.seen.size, 1)
   })
 })
+
+describe('tx gossip to a peer that connects', () => {
+  /** A transport that records what it is asked to send, and drops everything after `room` messages. */
+  function recorder(room = Infinity) {
+    const sent: { peer: string; txs: Uint8Array[] }[] = []
+    return {
+      sent,
+      subscribe: () => {},
+      publish: async () => 0,
+      sendTo: (peer: string, _topic: string, data: Uint8Array) => {
+        if (sent.length >= room) return false
+        const d = decodeTxBatch(data, 256 * 1024, 2_000)
+        assert.ok(d.ok)
+        sent.push({ peer, txs: d.txs })
+        return true
+      },
+    }
+  }
+
+  it('sends the pending transactions to that peer alone, in order, in bounded batches', async () => {
+    const t = recorder()
+    const g = new TxGossip({ maxBatchTxs: 40 }, { gossip: t, admit: () => ({ ok: true }), logger: silentLogger() })
+    await g.start()
+    const txs = makeTxs(100, 11)
+    assert.equal(g.sendPending('peer-b', txs), 100)
+    assert.deepEqual(t.sent.map((m) => m.txs.length), [40, 40, 20])
+    assert.ok(t.sent.every((m) => m.peer === 'peer-b'))
+    assert.deepEqual(t.sent.flatMap((m) => m.txs), txs)
+    assert.equal(g.sendPending('peer-b', []), 0)
+    assert.equal(t.sent.length, 3, 'nothing pending, nothing sent')
+    await g.stop()
+  })
+
+  it('stops at the first batch the peer\'s queue refuses, and sends nothing once stopped', async () => {
+    const t = recorder(1)
+    const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true }), logger: silentLogger() })
+    await g.start()
+    assert.equal(g.sendPending('peer-c', makeTxs(35, 12)), 10)
+    await g.stop()
+    assert.equal(g.sendPending('peer-c', makeTxs(5, 13)), 0)
+  })
+})
