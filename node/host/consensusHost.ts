@@ -824,16 +824,17 @@ export class ConsensusHost {
     if (c.header.height !== parent.height) return { retryMs, reason: 'not the height this node works on' }
     const h = checkBlockHeader(c.header, c.txHashes, parent, this.verifiedLastCommitHash(c.lastCommit))
     if (!h.ok) return invalid(h.error)
-    if (!decided) {
-      // a decided block's time was accepted by the honest validators that certified it, whatever this clock says
-      const wait = blockTimeWait(c.header, this.d.now(), this.o.maxClockDriftMs)
-      if (wait > 0) return { retryMs: Math.min(wait, 1_000), reason: 'block time is ahead of this clock' }
-    }
+    // transactions first: fetching them overlaps the wait for a block time ahead of this clock
     if (c.txs === undefined) {
       const txs = await this.resolveTransactions(c.txHashes, c.header.proposer)
       if (txs === 'malformed') return invalid({ code: 'tx_failed', reason: 'a transaction of the block does not decode' })
       if (txs === undefined) return { retryMs, reason: 'transactions unavailable' }
       c.txs = txs
+    }
+    if (!decided) {
+      // a decided block's time was accepted by the honest validators that certified it, whatever this clock says
+      const wait = blockTimeWait(c.header, this.d.now(), this.o.maxClockDriftMs)
+      if (wait > 0) return { retryMs: Math.min(wait, 1_000), reason: 'block time is ahead of this clock' }
     }
     const txs = c.txs
     const body = checkBlockBody(txs, parent)
