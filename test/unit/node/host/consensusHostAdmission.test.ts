@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { encodeCanonical, sha256, sign, toHex } from '../../../../crypto/index.js'
-import { addressFromPublicKey } from '../../../../crypto/index.js'
+import { addressFromPublicKey, encodeCanonical, sha256, sign, toHex } from '../../../../crypto/index.js'
 import { voteSignBytes, type SignedVote } from '../../../../consensus/index.js'
-import { CHAIN_ID, HostWorld, hexOrNil, type TestHost } from './hostFixture.js'
+import { CHAIN_ID, HostWorld, type TestHost } from './hostFixture.js'
 
 /**
  * What the host owns of admission: what the core would do with a message (`messageStatus`), that repeated and
@@ -168,11 +167,6 @@ describe('consensus host: back-pressure', () => {
 })
 
 describe('consensus host: repair re-broadcast', () => {
-  /** Own messages and others', as comparable strings. */
-  const describeSent = (t: TestHost, from: number) => t.sent.slice(from).map((s) => (s.gossip.kind === 'vote'
-    ? `${s.gossip.vote.type} ${s.gossip.vote.height}/${s.gossip.vote.round} v${t.world.validators.findIndex((v) => toHex(v.address) === toHex((s.gossip as { vote: SignedVote }).vote.validator))} ${hexOrNil(s.gossip.vote.valueId).slice(0, 8)}`
-    : s.gossip.kind === 'proposal' ? `proposal ${s.gossip.message.proposal.height}/${s.gossip.message.proposal.round} ${toHex(s.gossip.message.proposal.valueId).slice(0, 8)}` : s.gossip.kind)).sort()
-
   it('re-sends this validator\'s messages of the height only once the height is stuck', async () => {
     const { w, t, A, P } = await fourValidators()
     const b = await w.block1({ proposer: P })
@@ -184,14 +178,14 @@ describe('consensus host: repair re-broadcast', () => {
     await w.advance(2_000)
     t.host.rebroadcast(2_000)
     const id = toHex(b.hash).slice(0, 8)
-    assert.deepEqual(describeSent(t, sent), [`prevote 1/0 v${A} ${id}`])
+    assert.deepEqual(t.summary(sent), [`prevote 1/0 v${A} ${id}`])
     t.stop()
     const stopped = t.sent.length
     t.host.rebroadcast(0)
     assert.equal(t.sent.length, stopped, 'nothing once stopped')
   })
 
-  it('re-sends the proposal and the polka behind its valid value, and its own proposal with its block', async () => {
+  it('re-sends the proposal and the polka behind its valid value with its own votes', async () => {
     const { w, t, A, P, others } = await fourValidators()
     const B = others.find((i) => i !== P)!
     const b = await w.block1({ proposer: P })
@@ -203,24 +197,27 @@ describe('consensus host: repair re-broadcast', () => {
     t.host.rebroadcast(2_000)
     assert.equal(t.host.round, 0, 'still in round 0: no precommits of the others arrived')
     const id = toHex(b.hash).slice(0, 8)
-    assert.deepEqual(describeSent(t, sent), [
-      `precommit 1/0 v${A} ${id}`, `proposal 1/0 ${id}`, ...[A, B, P].map((i) => `prevote 1/0 v${i} ${id}`),
+    assert.deepEqual(t.summary(sent), [
+      `precommit 1/0 v${A} ${id}`, `proposal 1/0 v${P} ${id}`, ...[A, B, P].map((i) => `prevote 1/0 v${i} ${id}`),
     ].sort())
     const repaired = t.proposals().at(-1)!
     assert.deepEqual(repaired.header, b.header, 'the proposal travels with its block parts')
     t.stop()
+  })
 
-    // the proposer itself re-sends its own proposal with its block
-    const w2 = new HostWorld({ validators: 4 })
-    const own = await w2.boot({ self: w2.proposerOf(1, 0) })
-    await w2.until(() => own.proposals().length === 1, 'the own proposal')
-    const first = own.proposals()[0]!
-    await w2.advance(2_000)
+  it('re-sends its own proposal with its block parts', async () => {
+    const w = new HostWorld({ validators: 4 })
+    const P = w.proposerOf(1, 0)
+    const own = await w.boot({ self: P })
+    await w.until(() => own.votes({ own: true }).length === 1, 'the own proposal and prevote')
+    const [first] = own.proposals()
+    assert.ok(first !== undefined)
+    await w.advance(2_000)
     const before = own.sent.length
     own.host.rebroadcast(2_000)
-    const again = own.sent.slice(before).flatMap((s) => (s.gossip.kind === 'proposal' ? [s.gossip.message] : []))
-    assert.equal(again.length, 1)
-    assert.deepEqual(again[0], first)
+    const id = toHex(first.proposal.valueId).slice(0, 8)
+    assert.deepEqual(own.summary(before), [`prevote 1/0 v${P} ${id}`, `proposal 1/0 v${P} ${id}`])
+    assert.deepEqual(own.proposals().at(-1), first)
     own.stop()
   })
 })

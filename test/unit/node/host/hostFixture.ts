@@ -185,6 +185,22 @@ export class TestHost {
     return this.sent.flatMap((s) => (s.gossip.kind === 'proposal' ? [s.gossip.message] : []))
   }
 
+  /**
+   * What the host broadcast from index `from` of {@link sent} on, as sorted lines `type height/round v<index> <value>`
+   * (value: the first 8 hex digits of its id, or nil), for comparing sets of messages.
+   */
+  summary(from = 0): string[] {
+    const index = (address: Uint8Array) => this.world.validators.findIndex((v) => bytesEqual(v.address, address))
+    return this.sent.slice(from).map(({ gossip: g }) => {
+      if (g.kind === 'vote') return `${g.vote.type} ${g.vote.height}/${g.vote.round} v${index(g.vote.validator)} ${hexOrNil(g.vote.valueId).slice(0, 8)}`
+      if (g.kind === 'proposal') {
+        const p = g.message.proposal
+        return `proposal ${p.height}/${p.round} v${index(p.proposer)} ${toHex(p.valueId).slice(0, 8)}`
+      }
+      return 'evidence'
+    }).sort()
+  }
+
   /** Log lines with this message (and at this level). */
   logged(message: string, level?: SimLogLine['level']): SimLogLine[] {
     return this.logs.filter((l) => l.message === message && (level === undefined || l.level === level))
