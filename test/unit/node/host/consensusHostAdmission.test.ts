@@ -21,7 +21,7 @@ async function fourValidators(o: { maxQueue?: number } = {}): Promise<{ w: HostW
   return { w, t, A, P, others: [0, 1, 2, 3].filter((i) => i !== A) }
 }
 
-/** Drives height 1 to a commit with a block of P and the votes of the two others of `others` beside P. */
+/** Drives height 1 to a commit: a block of P, and the votes of P and one more validator beside this host's own. */
 async function commitHeight1(w: HostWorld, t: TestHost, P: number, others: readonly number[]): Promise<void> {
   const b = await w.block1({ proposer: P })
   await t.host.onProposalMessage(b.message)
