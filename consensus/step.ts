@@ -7,7 +7,7 @@ import type { ConsensusInput } from './inputs.js'
 import { verifyProposalSignature, verifyVoteSignature } from './signBytes.js'
 import { VALUE_ID_LENGTH, timeoutDuration, type SignedProposal, type SignedVote, type TimeoutKind } from './types.js'
 import { findValidator, isOneThird, isTwoThirds, proposerOf } from './validatorSet.js'
-import { addVote, emptyVoteSet, hasVote, powerFor, sameVote, valueKey, votesFor, type VoteSet } from './voteSet.js'
+import { addVote, emptyVoteSet, hasVote, powerFor, sameVote, valueKey, votesFor, wouldCount, type VoteSet } from './voteSet.js'
 
 /**
  * The Tendermint consensus core as a pure step function (Buchman, Kwon, Milosevic, "The latest gossip on BFT
@@ -156,6 +156,14 @@ function admit(s: ConsensusState, height: number, round: number): 'drop' | 'futu
 }
 
 function buffer(s: ConsensusState, m: BufferedMessage): void {
+  if (buffered(s, m) === 'room') s.future.push(m)
+}
+
+/**
+ * Whether a later-height message is buffered already, would be buffered, or finds its slot (one sender's votes of one
+ * type and round, or one round's proposals) full.
+ */
+function buffered(s: ConsensusState, m: BufferedMessage): 'held' | 'room' | 'full' {
   const sender = m.kind === 'vote' ? m.vote.validator : m.proposal.proposer
   const slot = (x: BufferedMessage) =>
     x.kind === m.kind &&
@@ -165,12 +173,14 @@ function buffer(s: ConsensusState, m: BufferedMessage): void {
   let n = 0
   for (const x of s.future) {
     if (!slot(x)) continue
-    if (x.kind === 'vote' && m.kind === 'vote' && sameVote(x.vote, m.vote)) return
-    if (x.kind === 'proposal' && m.kind === 'proposal' && sameProposal(x.proposal, m.proposal)) return
+    if (x.kind === 'vote' && m.kind === 'vote' && sameVote(x.vote, m.vote)) return 'held'
+    if (x.kind === 'proposal' && m.kind === 'proposal' && sameProposal(x.proposal, m.proposal)) return 'held'
     n++
   }
-  if (n < MAX_BUFFERED_PER_SLOT) s.future.push(m)
+  return n < MAX_BUFFERED_PER_SLOT ? 'room' : 'full'
 }
+
+const BUFFER_STATUS = { held: 'known', room: 'new', full: 'drop' } as const satisfies Record<string, MessageStatus>
 
 function sameProposal(a: SignedProposal, b: SignedProposal): boolean {
   return a.height === b.height && a.round === b.round && a.polRound === b.polRound && bytesEqual(a.valueId, b.valueId) && bytesEqual(a.proposer, b.proposer)
@@ -191,10 +201,12 @@ export function messageStatus(state: ConsensusState, m: BufferedMessage): Messag
     if (checkVoteFields(vote) !== undefined) return 'drop'
     const where = admit(state, vote.height, vote.round)
     if (where === 'drop' || findValidator(state.validatorSet!, vote.validator) === undefined) return 'drop'
-    if (where === 'future') return state.future.some((x) => x.kind === 'vote' && sameVote(x.vote, vote)) ? 'known' : 'new'
+    if (where === 'future') return BUFFER_STATUS[buffered(state, m)]
     const rs = state.rounds[vote.round]
     if (rs === undefined) return 'new'
-    return hasVote(vote.type === 'prevote' ? rs.prevotes : rs.precommits, vote) ? 'known' : 'new'
+    const votes = vote.type === 'prevote' ? rs.prevotes : rs.precommits
+    if (hasVote(votes, vote)) return 'known'
+    return wouldCount(votes, vote) ? 'new' : 'drop'
   }
   const proposal = m.proposal
   if (checkProposalFields(proposal) !== undefined) return 'drop'
@@ -203,7 +215,7 @@ export function messageStatus(state: ConsensusState, m: BufferedMessage): Messag
   const set = state.validatorSet!
   const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)
   if (proposer === undefined || !bytesEqual(proposer.address, proposal.proposer)) return 'drop'
-  if (where === 'future') return state.future.some((x) => x.kind === 'proposal' && sameProposal(x.proposal, proposal)) ? 'known' : 'new'
+  if (where === 'future') return BUFFER_STATUS[buffered(state, m)]
   const rs = state.rounds[proposal.round]
   if (rs === undefined) return 'new'
   if (rs.proposals.some((p) => sameProposal(p, proposal))) return 'known'

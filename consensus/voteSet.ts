@@ -53,6 +53,15 @@ export function hasVote(set: VoteSet, vote: SignedVote): boolean {
 }
 
 /**
+ * Whether {@link addVote} would count a vote not held yet: always for a validator's first votes of the step, beyond
+ * {@link MAX_VOTES_PER_VALIDATOR} only for a value another vote already supports.
+ */
+export function wouldCount(set: VoteSet, vote: SignedVote): boolean {
+  const mine = set.votes[toHex(vote.validator)]
+  return mine === undefined || mine.length < MAX_VOTES_PER_VALIDATOR || (set.powerByValue[valueKey(vote.valueId)] ?? 0n) > 0n
+}
+
+/**
  * Adds a vote whose signature the caller has checked, from a validator of the given power. Updates `set` in place
  * (the step function works on its own copy of the state).
  */
@@ -72,7 +81,7 @@ export function addVote(set: VoteSet, vote: SignedVote, power: number): AddVoteR
   // Beyond the bound, a vote still counts for a value another validator voted for: every honest node then counts it
   // once it holds that value's other votes (gossip repair re-sends a polka whole), so one equivocator cannot let a
   // polka complete at one node and never at the others. The values with such support are at most one per validator.
-  const counted = mine.length < MAX_VOTES_PER_VALIDATOR || (set.powerByValue[vk] ?? 0n) > 0n
+  const counted = wouldCount(set, vote)
   if (counted) {
     mine.push(vote)
     set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)

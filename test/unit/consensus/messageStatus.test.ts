@@ -24,6 +24,19 @@ test('messageStatus: new, known and drop, mirroring what step keeps', () => {
   assert.equal(messageStatus(stale, { kind: 'vote', vote: vote(2, 'prevote', 1, 0, null) }), 'drop', 'a finished height')
 })
 
+test('messageStatus: a conflicting vote the core would not keep is dropped, so a host never logs it', () => {
+  // validator 1 signs three different prevotes of one round: the core counts them all (the bound), then no more
+  const three = [value('a'), value('b'), value('c')].map((v) => input.vote(vote(1, 'prevote', 1, 0, v)))
+  const { state } = drive(fresh(0), [input.start(1), ...three])
+  assert.equal(messageStatus(state, { kind: 'vote', vote: vote(1, 'prevote', 1, 0, value('d')) }), 'drop', 'a fourth value nobody else voted for')
+  const supported = drive(state, [input.vote(vote(2, 'prevote', 1, 0, value('e')))]).state
+  assert.equal(messageStatus(supported, { kind: 'vote', vote: vote(1, 'prevote', 1, 0, value('e')) }), 'new', 'a value another validator voted for still counts')
+  // the next height's buffer holds two messages per sender and slot
+  const later = drive(fresh(0), [input.start(1), ...[value('a'), value('b')].map((v) => input.vote(vote(1, 'prevote', 2, 0, v)))]).state
+  assert.equal(messageStatus(later, { kind: 'vote', vote: vote(1, 'prevote', 2, 0, value('a')) }), 'known')
+  assert.equal(messageStatus(later, { kind: 'vote', vote: vote(1, 'prevote', 2, 0, value('c')) }), 'drop', 'a third, with the slot full')
+})
+
 test('repairMessages: own messages of the last two rounds and the polka behind the valid value, O(n) whatever the round', () => {
   const self = 0
   const p0 = proposerIndexOf(1, 0)
