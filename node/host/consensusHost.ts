@@ -298,7 +298,13 @@ export class ConsensusHost {
 
   stop(): void {
     this.stopped = true
+    this.releaseWaiters()
+  }
+
+  /** Once stopped, nothing waits on the host: gossip waiting for room goes on, and synced blocks are refused. */
+  private releaseWaiters(): void {
     for (const wake of this.roomWaiters.splice(0)) wake()
+    for (const item of this.queue.splice(0)) if (item.kind === 'synced') item.done(false)
   }
 
   /**
@@ -438,7 +444,10 @@ export class ConsensusHost {
   // ---- the queue -----------------------------------------------------------------------------------------------
 
   private enqueue(item: QueueItem): void {
-    if (this.stopped) return
+    if (this.stopped) {
+      if (item.kind === 'synced') item.done(false)
+      return
+    }
     this.queue.push(item)
     if (!this.draining && !this.replaying) void this.drain()
   }
@@ -479,8 +488,14 @@ export class ConsensusHost {
         return this.handleInput(item.input, item.log)
       case 'proposal':
         return this.handleProposal(item.message, item.log)
-      case 'synced':
-        return item.done(await this.handleSynced(item.block))
+      case 'synced': {
+        let applied = false
+        try {
+          applied = await this.handleSynced(item.block)
+        } finally {
+          item.done(applied)
+        }
+      }
     }
   }
 
@@ -628,6 +643,7 @@ export class ConsensusHost {
   private fatal(e: Error): void {
     if (this.stopped) return
     this.stopped = true
+    this.releaseWaiters()
     this.d.onFatal(e)
   }
 

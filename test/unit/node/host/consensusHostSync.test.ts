@@ -80,9 +80,20 @@ describe('consensus host: blocks from sync', () => {
     const b = await w.block1({ proposer: w.proposerOf(1, 0), stateRoot: sha256(encodeCanonical(['diverged'])) })
     const checked = await t.host.checkSyncedBlock(1, b.stored, w.certificate(1, 0, b.hash, signers))
     assert.ok(checked.ok, 'the certificate and the header rule hold: only execution tells')
-    void t.host.applySyncedBlock(checked.value)
+    const applied = t.host.applySyncedBlock(checked.value)
     await w.until(() => t.fatal.length === 1, 'the fatal error')
     assert.match(t.fatal[0]!.message, /certified block 1 does not execute here .*state diverged/)
+    assert.deepEqual(t.committed, [])
+    assert.equal(await applied, false, 'block sync learns the block was not applied')
+  })
+
+  it('answers block sync for a block it holds or gets once stopped: not applied', async () => {
+    const { w, t, signers } = await network()
+    const b = await w.block1({ proposer: w.proposerOf(1, 0) })
+    const checked = await t.host.checkSyncedBlock(1, b.stored, w.certificate(1, 0, b.hash, signers))
+    assert.ok(checked.ok)
+    t.stop()
+    assert.equal(await t.host.applySyncedBlock(checked.value), false)
     assert.deepEqual(t.committed, [])
   })
 
