@@ -24,7 +24,13 @@ export class LevelKvStore implements KvStore {
       valueEncoding: 'view',
       cacheSize: options.cacheSizeBytes ?? 128 * 1024 * 1024,
     })
-    await db.open()
+    try {
+      await db.open()
+    } catch (e) {
+      // LevelDB's lock file: the usual cause is a second tallyd on the same home, which must never run
+      if ((e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') throw new Error(`${path} is locked: another process (a tallyd on this home?) has it open`)
+      throw e
+    }
     return new LevelKvStore(db)
   }
 

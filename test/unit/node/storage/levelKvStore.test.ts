@@ -42,3 +42,12 @@ test('LevelKvStore: a batch with an invalid op is refused whole and the store st
     await close()
   }
 })
+
+test('LevelKvStore: a database open elsewhere is refused with a message that says so', async () => {
+  const { dir, close } = await openTemp()
+  try {
+    await assert.rejects(LevelKvStore.open(join(dir, 'db')), /db is locked: another process \(a tallyd on this home\?\) has it open/)
+  } finally {
+    await close()
+  }
+})

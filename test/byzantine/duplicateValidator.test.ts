@@ -6,7 +6,7 @@ import { to0x } from '../../crypto/bytes.js'
 import { decodeWalEntry } from '../../node/host/walEntry.js'
 import { silentLogger } from '../../node/logger.js'
 import { Wal } from '../../node/storage/wal.js'
-import { Testnet, rpc, runCli, waitFor } from './harness.js'
+import { Testnet, rpc, runCli, waitFor } from '../e2e/harness.js'
 
 /**
  * Equivocation evidence end to end, from the classic operator mistake: one validator's identity run by two `tallyd`
@@ -177,6 +177,7 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     const h = (await net.height(DUPLICATED))!
     const r = await runCli('tallyd', ['start', '--home', net.home(DUPLICATED)], { timeoutMs: 30_000 })
     assert.notEqual(r.code, 0, `a second process started on validator 3's home: ${r.stderr}`)
+    assert.match(r.stderr, /is locked: another process \(a tallyd on this home\?\) has it open/)
     assert.equal(net.procs[DUPLICATED]?.exitCode, null, 'the running validator exited')
     await net.waitHeight(h + 2, [DUPLICATED, ...honest], 30_000)
   })
