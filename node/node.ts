@@ -1,27 +1,32 @@
 import './p2p/polyfill.js'
+import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
-import type { ConsensusParams } from '../consensus/index.js'
-import { castVote, memberOf } from '../ledger/governance.js'
-import { senderAddress, signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
+import { memberOf } from '../ledger/governance.js'
+import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
 import { HomeFiles, loadHome, toMultiaddr, walPath, type NodeHome } from './cli/home.js'
 import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
-import { loadValidatorSets } from './host/validatorSets.js'
+import { consensusParamsOf } from './host/consensusParams.js'
+import { reportCommitted } from './commitReport.js'
 import { EvidencePool } from './host/evidencePool.js'
 import { loadSigner } from './host/signer.js'
+import { Timers, type TimeoutValue } from './host/timers.js'
+import { loadValidatorSets } from './host/validatorSets.js'
 import { maxWalBlockBytes } from './host/walEntry.js'
-import { Timers } from './host/timers.js'
 import { componentLogger, createLogger, type Logger } from './logger.js'
-import { Mempool, type AddResult } from './mempool/mempool.js'
+import type { AddResult } from './mempool/mempool.js'
+import { nodeMempool } from './mempool/nodeMempool.js'
 import { RejectedTxs } from './mempool/rejectedTxs.js'
 import { MAX_DEFAULT_VERIFY_WORKERS, VerifyPool } from './mempool/verifyPool.js'
+import { admittedPeers } from './p2p/admittedPeers.js'
 import { DirectStreams } from './p2p/directStreams.js'
 import { P2p } from './p2p/p2p.js'
 import { NodeBackend } from './rpcBackend.js'
+import type { ChainTip } from './storage/chainStore.js'
 import { openChain } from './storage/openChain.js'
 import { Wal } from './storage/wal.js'
 import { BlockSync } from './sync/blockSync.js'
@@ -32,17 +37,16 @@ import { TxGossip } from './sync/txGossip.js'
 
 /**
  * The composition root: the one place that constructs the node. It opens the stores, builds the mempool, p2p,
- * consensus host, block sync and RPC, starts them in dependency order and stops them in reverse.
+ * consensus host, block sync and RPC, starts them in dependency order and stops them in reverse. Calls that run
+ * against the order of construction (a timer firing into the host, the host asking block sync for a block, a commit
+ * reaching RPC subscribers) go through the node's {@link NodeEvents}.
  */
 
-function consensusParamsOf(home: NodeHome): ConsensusParams {
-  const t = home.genesis.params.timeouts
-  return {
-    timeoutProposeMs: t.proposeMs, timeoutProposeDeltaMs: t.proposeDeltaMs,
-    timeoutPrevoteMs: t.prevoteMs, timeoutPrevoteDeltaMs: t.prevoteDeltaMs,
-    timeoutPrecommitMs: t.precommitMs, timeoutPrecommitDeltaMs: t.precommitDeltaMs,
-    maxRoundsAhead: 10, maxHeightsAhead: 2,
-  }
+/** What components built early tell components built later. */
+interface NodeEvents {
+  timeout: [TimeoutValue<'propose' | 'prevote' | 'precommit'>]
+  blockWanted: [height: number]
+  committed: [CommittedBlock]
 }
 
 /** How much of its mempool a node sends a peer that connects: a bound, so that reconnecting costs no flood. */
@@ -51,9 +55,13 @@ const PENDING_FOR_NEW_PEER = { maxTxs: 20_000, maxBytes: 4 * 1024 * 1024 }
 /** A running Tally node. */
 export class TallyNode {
   private readonly stopFns: (() => Promise<void> | void)[] = []
+  private readonly events = new EventEmitter<NodeEvents>()
   private stopping: Promise<void> | undefined
   private fatalHandler: (e: Error) => void = () => {}
   private rpc: RpcServer | undefined
+  /** The committed tip: read from the chain at start, then set by each commit before anything else hears of it. */
+  private tip: ChainTip | undefined
+  private tipAtMs = Date.now()
 
   private constructor(readonly home: NodeHome, readonly logger: Logger) {}
 
@@ -85,90 +93,55 @@ export class TallyNode {
 
   /** Constructs the components and starts each, registering its stop before the next starts. */
   private async wire(allowMissingSafetyRecord: boolean): Promise<void> {
-    const { home, logger } = this
+    const { home, logger, events } = this
     const { config, genesis } = home
     const log = (component: string) => componentLogger(logger, component)
-    const params = consensusParamsOf(home)
+    const params = consensusParamsOf(genesis)
     const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
+    const tipHeight = () => this.tip?.height ?? 0
 
+    // stores and keys
     const { kv, ledger, chain } = await openChain(join(home.dir, HomeFiles.chain), genesis, logger)
     this.stopFns.push(() => kv.close())
+    this.tip = await chain.tip()
     const signer = loadSigner(home, logger)
     this.stopFns.push(() => signer.close())
     const guard = signer.guard
-    const verified = new VerifiedTxCache()
-    const metrics = new Metrics({ defaultMetrics: true })
     const evidence = await EvidencePool.load({ chain, logger: log('consensus') })
     const sets = await loadValidatorSets(chain, kv, ledger)
-    // The host and block sync refer to each other through these late-bound calls (sync applies blocks through the
-    // host; the host asks sync for blocks it saw decided but cannot rebuild).
-    const late: { host?: ConsensusHost; sync?: BlockSync; backend?: NodeBackend } = {}
-    const tipAtStart = (await chain.tip())?.height ?? 0
-    const ledgerTip = () => late.host?.tip?.height ?? tipAtStart
-    const rejected = new RejectedTxs()
+    const wal = new Wal({ path: walPath(home.dir), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
+    const metrics = new Metrics({ defaultMetrics: true })
 
+    // transactions
+    const verified = new VerifiedTxCache()
     const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) }, log('mempool'))
     this.stopFns.push(() => verifyPool.stop())
     const verifySignature = (tx: AnyTransaction) => verifyPool.verify(tx.from, signedBytesOf(tx), tx.signature)
-    const mempool = new Mempool(
-      {
-        chainId: genesis.chainId, maxTxs: config.mempool.maxTxs, maxBytes: config.mempool.maxBytes, maxFuturePerSender: config.mempool.maxFuturePerSender,
-        maxTxsPerSender: config.mempool.maxTxsPerSender, maxBytesPerSender: config.mempool.maxBytesPerSender,
-        gappedSharePercent: config.mempool.gappedSharePercent, gappedExpiryHeights: config.mempool.gappedExpiryHeights,
-      },
-      {
-        accounts: ledger, verifiedSignatures: verified, logger: log('mempool'), verifySignature,
-        checkGovernance: (tx) => {
-          const state = ledger.governance()
-          if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-          const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, genesis.params.governance)
-          return r.ok ? undefined : r.error
-        },
-        onRemoved: (hash, removal) => {
-          if (removal.code === 'committed') return
-          rejected.add(hash, removal.code, removal.reason)
-          // evictions and expiries come in floods under abuse; one line each at info would drown the log
-          const level = removal.code === 'evicted' || removal.code === 'expired' ? 'debug' : 'info'
-          logger[level]({ tx: toHex(hash), code: removal.code }, `transaction dropped from the mempool: ${removal.reason}`)
-        },
-      },
-    )
+    const rejected = new RejectedTxs()
+    const mempool = nodeMempool(config.mempool, genesis, { ledger, verified, verifySignature, tipHeight, rejected, logger: log('mempool') })
 
-    // admitted: the validators of the sets in force next and after (they follow governance), and configured peers
-    // Admitted: the validators of the sets in force next and after (they follow governance), a validator whose addition
-    // is pending (so it can sync before the vote completes), and configured peers.
-    const admittedPeers = () => {
-      const tip = ledgerTip()
-      const pending = (ledger.governance()?.pending ?? []).flatMap((p) => (p.action.type === 'add' ? [p.action.peerId] : []))
-      return [...new Set([...sets.rosterAt(tip + 1), ...sets.rosterAt(tip + 2)].map((m) => m.peerId)), ...pending, ...config.p2p.allowedPeerIds]
-    }
+    // network
+    const admitted = () => admittedPeers(tipHeight(), (h) => sets.rosterAt(h), ledger.governance(), config.p2p.allowedPeerIds)
     const p2p = new P2p({
-      seed: home.nodeSeed,
-      listen: [toMultiaddr(config.p2p.listen)],
+      seed: home.nodeSeed, listen: [toMultiaddr(config.p2p.listen)],
       peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
-      allow: admittedPeers(),
-      inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs,
-      maxResponseBytes: limits.maxBytes + 512 * 1024,
+      allow: admitted(), inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs, maxResponseBytes: limits.maxBytes + 512 * 1024,
     }, { logger: log('p2p') })
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
-    const wal = new Wal({ path: walPath(home.dir), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
-
-    const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, {
-      onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),
-    })
+    const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, { onTimeout: (t) => events.emit('timeout', t) })
     this.stopFns.push(() => timers.stop())
     const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
-      p2p, peerOfAddress: (a) => memberOf(sets.rosterAt(ledgerTip() + 1), a)?.peerId, logger: log('sync'),
-      lookup: (h) => mempool.get(h)?.bytes ?? late.host?.findTransaction(h),
+      p2p, peerOfAddress: (a) => memberOf(sets.rosterAt(tipHeight() + 1), a)?.peerId, logger: log('sync'),
     })
+
+    // consensus
     const host = new ConsensusHost({
       chainId: genesis.chainId, params, block: limits, governance: genesis.params.governance, evidence: genesis.params.evidence,
       emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs, commitMs: genesis.params.timeouts.commitMs,
       genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 5_000, allowMissingSafetyRecord,
     }, {
-      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard,
-      logger: log('consensus'),
+      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard, verifySignature, logger: log('consensus'),
       now: () => Date.now(),
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
@@ -179,19 +152,25 @@ export class TallyNode {
         void direct.publish(CONSENSUS_PROTOCOL, bytes)
       },
       fetchTxs: (hashes, proposer) => txFetch.fetch(hashes, proposer),
-      verifySignature,
-      requestBlock: (h) => late.sync?.request(h),
-      onCommitted: (b) => this.onCommitted(b, { host: late.host!, mempool, metrics, backend: late.backend! }),
-      onValidatorSetsChanged: () => p2p.setAllowed(admittedPeers()),
-      onGovernanceChanged: () => p2p.setAllowed(admittedPeers()),
+      requestBlock: (h) => events.emit('blockWanted', h),
+      onCommitted: async (b) => {
+        this.tip = { height: b.height, blockHash: b.hash, blockTime: b.block.header.time }
+        const now = Date.now()
+        reportCommitted(b, now - this.tipAtMs, metrics, logger)
+        this.tipAtMs = now
+        events.emit('committed', b)
+        await mempool.update(b.txHashes, b.touched)
+        metrics.mempoolSize.set(mempool.size)
+        metrics.mempoolBytes.set(mempool.bytes)
+      },
+      onValidatorSetsChanged: () => p2p.setAllowed(admitted()),
+      onGovernanceChanged: () => p2p.setAllowed(admitted()),
       onFatal: (e) => this.fatal(e),
     })
-    late.host = host
+    events.on('timeout', (t) => host.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }))
     const sync = new BlockSync({ intervalMs: 1_000, stuckMs: 2 * (params.timeoutProposeMs + params.timeoutPrevoteMs + params.timeoutPrecommitMs), window: 8, limits }, {
       p2p, chain, logger: log('sync'),
-      tipHeight: () => host.tip?.height ?? 0,
-      heightStartedAtMs: () => host.heightStartedAtMs,
-      now: () => Date.now(),
+      tipHeight: () => host.tip?.height ?? 0, heightStartedAtMs: () => host.heightStartedAtMs, now: () => Date.now(),
       every: (ms, f) => {
         const t = setInterval(f, ms)
         return () => clearInterval(t)
@@ -201,10 +180,11 @@ export class TallyNode {
       check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
       apply: (b) => host.applySyncedBlock(b),
     })
-    late.sync = sync
+    events.on('blockWanted', (h) => sync.request(h))
+
+    // RPC
     const backend = new NodeBackend({
-      genesis, moniker: config.moniker, chain,
-      tip: () => host.tip,
+      genesis, moniker: config.moniker, chain, tip: () => this.tip,
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: (a) => mempool.pendingNonce(a),
@@ -222,7 +202,7 @@ export class TallyNode {
       rosterAt: (h) => sets.rosterAt(h),
       governance: () => ledger.governance(),
     })
-    late.backend = backend
+    events.on('committed', (b) => backend.publishCommitted(b))
     const rpc = new RpcServer({
       host: config.rpc.host, port: config.rpc.port, maxBodyBytes: config.rpc.maxBodyBytes, maxBatch: config.rpc.maxBatch,
       requestTimeoutMs: config.rpc.requestTimeoutMs, corsOrigins: [...config.rpc.corsOrigins],
@@ -238,7 +218,7 @@ export class TallyNode {
       txGossip.sendPending(peer, mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes))
     })
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
-    await txFetch.start()
+    await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h))
     await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({
       chainId: genesis.chainId, validatorSet: (h) => sets.at(h), maxTxs: limits.maxTxs, height: () => host.height,
       status: (m) => host.messageStatus(m),
@@ -263,9 +243,9 @@ export class TallyNode {
     this.stopFns.push(() => sync.stop())
     await rpc.start()
     this.stopFns.push(() => rpc.stop())
-    metrics.height.set(host.tip?.height ?? 0)
+    metrics.height.set(tipHeight())
     logger.info({
-      height: host.tip?.height ?? 0, peerId: p2p.peerId, rpc: rpc.url,
+      height: tipHeight(), peerId: p2p.peerId, rpc: rpc.url,
       validator: guard ? toHex(guard.address) : null, p2p: p2p.addresses(),
     }, 'node components started')
   }
@@ -288,22 +268,5 @@ export class TallyNode {
   private fatal(e: Error): void {
     this.logger.fatal({ err: e.message, stack: e.stack }, 'consensus failure: stopping the node')
     this.fatalHandler(e)
-  }
-
-  /** After a block is durable: metrics, the log line, RPC subscribers, then the mempool catches up. */
-  private async onCommitted(b: CommittedBlock, c: { host: ConsensusHost; mempool: Mempool; metrics: Metrics; backend: NodeBackend }): Promise<void> {
-    const okCount = b.receipts.filter((r) => r.ok).length
-    c.metrics.height.set(b.height)
-    c.metrics.round.set(b.round)
-    c.metrics.txsCommitted.inc({ outcome: 'ok' }, okCount)
-    if (b.receipts.length > okCount) c.metrics.txsCommitted.inc({ outcome: 'failed' }, b.receipts.length - okCount)
-    c.metrics.blockExecutionDuration.observe(b.executionMs / 1000)
-    const duration = Date.now() - (c.host.heightStartedAtMs || Date.now())
-    c.metrics.consensusStepDuration.observe({ step: 'height' }, duration / 1000)
-    this.logger.info({ height: b.height, txs: b.txHashes.length, round: b.round, durationMs: duration, hash: toHex(b.hash) }, 'committed block')
-    c.backend.publishCommitted(b)
-    await c.mempool.update(b.txHashes, b.touched)
-    c.metrics.mempoolSize.set(c.mempool.size)
-    c.metrics.mempoolBytes.set(c.mempool.bytes)
   }
 }

@@ -25,20 +25,18 @@ export interface TxFetchDependencies {
   readonly p2p: SyncTransport
   /** The peer id of a validator address (hex), for asking the proposer first. */
   readonly peerOfAddress: (address: Uint8Array) => string | undefined
-  /** The wire bytes of a transaction this node holds, for serving. */
-  readonly lookup: (hash: Uint8Array) => Uint8Array | undefined
   readonly logger: Logger
 }
 
 export class TxFetch {
   constructor(private readonly o: TxFetchOptions, private readonly d: TxFetchDependencies) {}
 
-  /** Serves peers' requests. Call after p2p started. */
-  async start(): Promise<void> {
+  /** Serves peers' requests from `lookup` (the wire bytes of a transaction this node holds). Call after p2p started. */
+  async start(lookup: (hash: Uint8Array) => Uint8Array | undefined): Promise<void> {
     await this.d.p2p.handle(TX_FETCH_PROTOCOL, (req) => {
       const hashes = decodeTxFetchRequest(req, this.o.maxTxs)
       if (hashes === undefined) throw new Error('malformed transaction fetch request')
-      return encodeTxFetchResponse(hashes.map((h) => this.d.lookup(h) ?? new Uint8Array(0)))
+      return encodeTxFetchResponse(hashes.map((h) => lookup(h) ?? new Uint8Array(0)))
     })
   }
 

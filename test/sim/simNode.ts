@@ -298,7 +298,6 @@ export class SimValidator implements NetNode {
     const limits = settings.block
     const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
       p2p: transport, peerOfAddress: ctx.peerOfAddress, logger,
-      lookup: (h) => mempool.get(h)?.bytes ?? late.host?.findTransaction(h) ?? this.hooks.lookup?.(h),
     })
     const host = new ConsensusHost({
       chainId, params: ctx.params, block: limits, governance: ctx.genesis.params.governance, evidence: ctx.genesis.params.evidence,
@@ -349,7 +348,7 @@ export class SimValidator implements NetNode {
     })
     late.sync = sync
     Object.assign(inc, { host, mempool, ledger, chain, wal, sync, timers, transport })
-    await txFetch.start()
+    await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h) ?? this.hooks.lookup?.(h))
     inc.gossip = consensusGossipHandler({
       chainId, validatorSet: (h) => sets.at(h), maxTxs: limits.maxTxs, height: () => host.height,
       status: (m) => host.messageStatus(m),
