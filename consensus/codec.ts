@@ -100,7 +100,7 @@ export function encodeSignedVote(vote: SignedVote): Uint8Array {
 /** Decodes a signed vote: bounded, canonical, exact shape. Never throws. */
 export function decodeSignedVote(bytes: Uint8Array): ConsensusDecodeResult<SignedVote> {
   const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
-  return d.ok ? voteFrom(d.value) : fail(d.reason)
+  return d.ok ? voteFrom(d.value) : fail(d.error.reason)
 }
 
 /** Encodes a signed proposal. Throws RangeError on fields out of format (a caller's bug). */
@@ -113,5 +113,5 @@ export function encodeSignedProposal(proposal: SignedProposal): Uint8Array {
 /** Decodes a signed proposal: bounded, canonical, exact shape. Never throws. */
 export function decodeSignedProposal(bytes: Uint8Array): ConsensusDecodeResult<SignedProposal> {
   const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
-  return d.ok ? proposalFrom(d.value) : fail(d.reason)
+  return d.ok ? proposalFrom(d.value) : fail(d.error.reason)
 }

@@ -93,7 +93,7 @@ export function encodeCommitCertificate(cert: CommitCertificate): Uint8Array {
 export function decodeCommitCertificate(bytes: Uint8Array): { ok: true; value: CommitCertificate } | { ok: false; error: CommitError } {
   const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
   const d = decodeCanonical(bytes, MAX_COMMIT_BYTES)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length !== 5) return fail('a certificate is an array of 5 fields')
   const [version, height, round, valueId, entries] = v as unknown[]

@@ -61,7 +61,7 @@ export function evidenceHeight(e: Evidence): number {
 export function decodeEvidence(bytes: Uint8Array): Result<Evidence, EvidenceError> {
   const fail = (code: EvidenceError['code'], reason: string) => err<EvidenceError>({ code, reason })
   const d = decodeCanonical(bytes, 1024)
-  if (!d.ok) return fail('malformed', d.reason)
+  if (!d.ok) return fail('malformed', d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'evidence is [kind, first, second]')
   const [kind, x, y] = d.value as unknown[]
   if (!(x instanceof Uint8Array) || !(y instanceof Uint8Array)) return fail('malformed', 'evidence messages must be bytes')

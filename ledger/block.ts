@@ -138,7 +138,7 @@ function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: f
 /** Decodes header bytes strictly (bounded, canonical, exact shape). Never throws. */
 export function decodeBlockHeader(bytes: Uint8Array): BlockDecodeResult<BlockHeader> {
   const d = decodeCanonical(bytes, MAX_HEADER_BYTES)
-  if (!d.ok) return { ok: false, error: { code: 'malformed', reason: d.reason } }
+  if (!d.ok) return { ok: false, error: { code: 'malformed', reason: d.error.reason } }
   return parseHeader(d.value)
 }
 
@@ -161,7 +161,7 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
   const maxBytes = Math.min(limits.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
   const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
   const d = decodeCanonical(bytes, maxBytes)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('a block is [header, txs, evidence]')
   const [rawHeader, rawTxs, rawEvidence] = d.value as unknown[]
   const header = parseHeader(rawHeader)

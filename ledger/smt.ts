@@ -476,6 +476,6 @@ export function encodePathBytes(path: TreePath, value: Canonical | undefined): U
 /** Decodes path bytes, bounded by {@link MAX_PROOF_BYTES}. */
 export function decodePathBytes(bytes: Uint8Array): DecodedPath {
   const d = decodeCanonical(bytes, MAX_PROOF_BYTES)
-  if (!d.ok) return { ok: false, reason: d.reason }
+  if (!d.ok) return { ok: false, reason: d.error.reason }
   return decodePath(d.value)
 }

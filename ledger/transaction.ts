@@ -162,7 +162,7 @@ export function decodeTransaction(bytes: Uint8Array): { ok: true; value: Decoded
 export function decodeTransactionStrict(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
   const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
   const decoded = decodeCanonical(bytes, MAX_TX_BYTES)
-  if (!decoded.ok) return fail(decoded.reason)
+  if (!decoded.ok) return fail(decoded.error.reason)
   const v = decoded.value
   if (Array.isArray(v) && v[0] === GOVERNANCE_TX_VERSION) {
     if (v.length !== 6) return fail('a governance transaction is an array of 6 fields')

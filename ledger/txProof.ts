@@ -61,7 +61,7 @@ export function verifyTxInclusion(root: Uint8Array, hash: Uint8Array, proof: Uin
   }
   if (!(proof instanceof Uint8Array)) return fail('malformed', 'proof must be bytes')
   const d = decodeCanonical(proof, 16 + MAX_SIBLINGS * (HASH_LENGTH + 2))
-  if (!d.ok) return fail('malformed', d.reason)
+  if (!d.ok) return fail('malformed', d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'a proof is [index, count, siblings]')
   const [index, count, siblings] = d.value as unknown[]
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > MAX_BLOCK_TXS) return fail('malformed', 'count')

@@ -91,7 +91,7 @@ export function decodeTxBatch(
   maxBatchTxs: number,
 ): { ok: true; txs: Uint8Array[] } | { ok: false; reason: string } {
   const d = decodeCanonical(bytes, maxBatchBytes)
-  if (!d.ok) return { ok: false, reason: d.reason }
+  if (!d.ok) return { ok: false, reason: d.error.reason }
   const v = d.value
   if (!Array.isArray(v) || v.length !== 2) return { ok: false, reason: 'a batch is [version, txs]' }
   if (v[0] !== TX_BATCH_VERSION) return { ok: false, reason: `unsupported batch version ${String(v[0])}` }
