@@ -16,17 +16,26 @@
  *    has too many open votes).
  * The mempool adds `mempool_full` and `duplicate` of its own.
  */
-export type TxFailureCode =
-  | 'malformed' | 'wrong_chain' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'balance_overflow'
-  | 'not_validator' | 'bad_action' | 'too_many_proposals'
-
-/** Every {@link TxFailureCode}, for the mempool and RPC to map and to check exhaustively. */
-export const TX_FAILURE_CODES: readonly TxFailureCode[] = Object.freeze([
+export const TX_FAILURE_CODES = Object.freeze([
   'malformed', 'wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow',
   'not_validator', 'bad_action', 'too_many_proposals',
 ] as const)
 
-/** The outcome of one transaction in a block, in block order. */
+/**
+ * A code from {@link TX_FAILURE_CODES}: the one list the mempool's admission codes extend and the RPC maps to error
+ * numbers, so a code added here does not compile until the RPC has a number for it.
+ */
+export type TxFailureCode = (typeof TX_FAILURE_CODES)[number]
+
+/** Why a transaction does not apply: a code from {@link TX_FAILURE_CODES}. */
+export interface TxFailure {
+  readonly code: TxFailureCode
+}
+
+/**
+ * The outcome of one transaction in a block, in block order: a record of execution (the chain store keeps its
+ * `ok` and `code`, `tx_get` reports them), not a function's result.
+ */
 export type Receipt = { readonly ok: true } | { readonly ok: false; readonly code: TxFailureCode }
 
 /** The receipt of an applied transfer (shared, frozen). */

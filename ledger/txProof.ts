@@ -3,6 +3,7 @@ import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import { err, ok, type Result } from '../crypto/result.js'
 import { MAX_BLOCK_TXS } from './block.js'
+import type { ProofError } from './proofError.js'
 
 /**
  * Inclusion proofs of a transaction in a block: the RFC 6962 audit path of its hash in the block's transaction tree
@@ -45,10 +46,7 @@ export function txInclusionProof(hashes: readonly Uint8Array[], index: number): 
 }
 
 /** Why a proof does not prove the inclusion. */
-export interface TxProofError {
-  readonly code: 'malformed' | 'root_mismatch'
-  readonly reason: string
-}
+export type TxProofError = ProofError
 
 /**
  * Verifies that `hash` is the transaction at the proof's index of a block whose transaction root is `root`; returns

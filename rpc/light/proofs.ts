@@ -54,8 +54,8 @@ export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNon
   const proof = proofBytes(answer.proof, MAX_PROOF_BYTES)
   if (proof === undefined) return fail('proof: expected 0x + hex')
   const v = verifyAccountProof(block.value.header.stateRoot, address, proof)
-  if (!v.ok) return fail(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.reason}`)
-  const account = v.account ?? { balance: 0n, nonce: 0n }
+  if (!v.ok) return fail(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.error.reason}`)
+  const account = v.value ?? { balance: 0n, nonce: 0n }
   if (answer.balance !== account.balance.toString()) return fail(`balance ${JSON.stringify(answer.balance)} is not the proven ${account.balance}`)
   if (withNonce && answer.nonce !== account.nonce.toString()) return fail(`nonce ${JSON.stringify(answer.nonce)} is not the proven ${account.nonce}`)
   return { ok: true, value: { account, block: block.value } }
