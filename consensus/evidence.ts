@@ -1,5 +1,6 @@
 import { bytesEqual } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
+import { DECODE_ERROR_CODES } from '../crypto/decodeError.js'
 import { sha256 } from '../crypto/hash.js'
 import { err, ok, type Result } from '../crypto/result.js'
 import { checkProposalFields, checkVoteFields, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote } from './codec.js'
@@ -15,9 +16,12 @@ import { findValidator } from './validatorSet.js'
  * whichever message a node saw first.
  */
 
+/** Every code an evidence failure can carry: a decode failure's, and why decoded evidence proves nothing. */
+export const EVIDENCE_ERROR_CODES = [...DECODE_ERROR_CODES, 'not_conflicting', 'unknown_signer', 'bad_signature'] as const
+
 /** Why bytes are not valid evidence. */
 export interface EvidenceError {
-  readonly code: 'malformed' | 'not_conflicting' | 'unknown_signer' | 'bad_signature'
+  readonly code: (typeof EVIDENCE_ERROR_CODES)[number]
   readonly reason: string
 }
 
