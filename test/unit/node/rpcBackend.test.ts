@@ -40,8 +40,8 @@ function makeGenesis(maxOpenVotes = 8): Genesis {
     validators: members.map((m) => ({ name: m.name, publicKey: '0x' + Buffer.from(m.publicKey).toString('hex'), power: m.power, peerId: m.peerId })),
     balances: [], params: { governance: { voteExpiryHeights: 10, maxOpenVotes } },
   })
-  if (!r.ok) throw new Error(JSON.stringify(r.errors))
-  return r.genesis
+  if (!r.ok) throw new Error(JSON.stringify(r.error.errors))
+  return r.value
 }
 
 function backend(o: { genesis?: Genesis; tip?: number; gov: GovernanceState; validator?: Uint8Array | null; submitted?: Uint8Array[] }) {

@@ -39,14 +39,14 @@ describe('p2p options', () => {
     const [min, max] = P2P_INBOUND_LIMITS.inboundUpgradeTimeoutMs
     const timeout = (v: number) => {
       const r = parseConfig({ p2p: { inboundUpgradeTimeoutMs: v } })
-      return r.ok ? r.config.p2p.inboundUpgradeTimeoutMs : undefined
+      return r.ok ? r.value.p2p.inboundUpgradeTimeoutMs : undefined
     }
     assert.equal(timeout(min), min)
     assert.equal(timeout(max), max)
     assert.equal(timeout(min - 1), undefined)
     assert.equal(timeout(max + 1), undefined)
     const absent = parseConfig({ p2p: {} })
-    assert.equal(absent.ok && absent.config.p2p.inboundUpgradeTimeoutMs, undefined)
+    assert.equal(absent.ok && absent.value.p2p.inboundUpgradeTimeoutMs, undefined)
   })
 })
 

@@ -93,9 +93,9 @@ export class TestChain {
       balances: (o.balances ?? []).map(([a, amount]) => ({ address: to0x(a), amount: amount.toString() })),
       params: { governance: { voteExpiryHeights: 100 } },
     })
-    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors))
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.error.errors))
     const kv = new MemoryKvStore()
-    return new TestChain(parsed.genesis, kv, await genesisState(parsed.genesis, kv), keys)
+    return new TestChain(parsed.value, kv, await genesisState(parsed.value, kv), keys)
   }
 
   /** The genesis as `genesis.json` holds it. */
