@@ -1,3 +1,5 @@
+import { withoutCodes } from '../crypto/result.js'
+
 /**
  * Execution outcomes. A failed transfer is a normal, deterministic outcome and changes nothing: no fee is charged
  * and the nonce is not consumed.
@@ -26,6 +28,21 @@ export const TX_FAILURE_CODES = Object.freeze([
  * numbers, so a code added here does not compile until the RPC has a number for it.
  */
 export type TxFailureCode = (typeof TX_FAILURE_CODES)[number]
+
+/**
+ * The transaction failure codes only execution gives: nothing ahead of a block checks the recipient's balance, which
+ * cannot overflow while the total supply is at most 2^64-1 (docs/formats.md).
+ */
+export const EXECUTION_ONLY_FAILURE_CODES = ['balance_overflow'] as const satisfies readonly TxFailureCode[]
+
+/**
+ * The transaction failure codes a check against the committed state can give ahead of execution: what the mempool
+ * refuses a transaction with, beside its own codes, and what RPC `tx_submit` answers.
+ */
+export const PRECHECK_FAILURE_CODES = withoutCodes(TX_FAILURE_CODES, EXECUTION_ONLY_FAILURE_CODES)
+
+/** A code from {@link PRECHECK_FAILURE_CODES}. */
+export type PrecheckFailureCode = (typeof PRECHECK_FAILURE_CODES)[number]
 
 /** Why a transaction does not apply: a code from {@link TX_FAILURE_CODES}. */
 export interface TxFailure {
