@@ -212,7 +212,7 @@ export class TallyNode {
         const r = await txGossip.submit(bytes)
         metrics.mempoolSize.set(mempool.size)
         metrics.mempoolBytes.set(mempool.bytes)
-        return r.ok ? { ok: true, hash: r.hash } : { ok: false, code: r.code, reason: r.reason }
+        return r.ok ? { ok: true, hash: r.value } : { ok: false, code: r.error.code, reason: r.error.reason }
       },
       pending: (h) => mempool.has(h),
       rejected: (h) => rejected.get(h),
