@@ -212,7 +212,7 @@ export class TallyNode {
         const r = await txGossip.submit(bytes)
         metrics.mempoolSize.set(mempool.size)
         metrics.mempoolBytes.set(mempool.bytes)
-        return r.ok ? { ok: true, hash: r.value } : { ok: false, code: r.error.code, reason: r.error.reason }
+        return r
       },
       pending: (h) => mempool.has(h),
       rejected: (h) => rejected.get(h),

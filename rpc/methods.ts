@@ -78,11 +78,12 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       params: [{ name: 'signedTx', parse: (v) => parseBytesParam(v, MAX_SUBMIT_BYTES) }],
       handler: async ([bytes]) => {
         const r = await backend.submitTx(bytes as Uint8Array)
-        if (r.ok) return ok({ hash: to0x(r.hash) })
-        const message = `transaction rejected: ${String(r.code)}: ${r.reason}`
-        if (isApplicationReason(r.code)) return { ok: false, error: applicationError(r.code, message, { detail: r.reason }) }
+        if (r.ok) return ok({ hash: to0x(r.value) })
+        const { code, reason } = r.error
+        const message = `transaction rejected: ${String(code)}: ${reason}`
+        if (isApplicationReason(code)) return { ok: false, error: applicationError(code, message, { detail: reason }) }
         // the type admits only the table's codes; a backend that is not type-checked still gets its reason across
-        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(r.code), detail: r.reason } } }
+        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(code), detail: reason } } }
       },
     },
     tx_get: {

@@ -72,7 +72,7 @@ export class TestChain {
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: async (a) => (await ledger.getAccount(a)).nonce,
-      submit: async () => ({ ok: false, code: 'mempool_full', reason: 'the test chain takes blocks through commit()' }),
+      submit: async () => ({ ok: false, error: { code: 'mempool_full', reason: 'the test chain takes blocks through commit()' } }),
       pending: () => false, rejected: () => undefined, peerId: 'test', peerCount: () => 0, catchingUp: () => false,
       validator: null, evidence: () => [],
       rosterAt: (h) => this.sets.rosterAt(h),
