@@ -1,6 +1,6 @@
 import { bytesKey, err, ok, toHex, type Result } from '../../crypto/index.js'
 import type { GovernanceError } from '../../ledger/governance.js'
-import { PRECHECK_FAILURE_CODES, type TxFailureCode } from '../../ledger/receipt.js'
+import { PRECHECK_FAILURE_CODES, TX_FAILURE_CODES } from '../../ledger/receipt.js'
 import {
   MAX_TX_BYTES, decodeTransaction, senderAddress, spendOf, verifyTransactionSignature, type AnyTransaction, type DecodedTransaction,
   type GovernanceTransaction,
@@ -73,9 +73,18 @@ export interface AdmissionError {
 /** The outcome of {@link Mempool.add}: the admitted transaction's hash, or why it was not admitted. */
 export type AddResult = Result<Uint8Array, AdmissionError>
 
+/**
+ * Every reason a transaction leaves the pool: a block committed it, a committed block made it fail with a transaction
+ * failure code, or the pool's bounds pushed it out (`evicted`) or aged it out (`expired`).
+ */
+export const REMOVAL_CODES = ['committed', ...TX_FAILURE_CODES, 'evicted', 'expired'] as const
+
+/** A code from {@link REMOVAL_CODES}. */
+export type RemovalCode = (typeof REMOVAL_CODES)[number]
+
 /** Why a transaction left the pool. */
 export interface Removal {
-  readonly code: 'committed' | TxFailureCode | 'evicted' | 'expired'
+  readonly code: RemovalCode
   readonly reason: string
 }
 
