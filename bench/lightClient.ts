@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       t = performance.now()
       const c = checkAccountAnswer(a, answer, false)
       checkMs.push(performance.now() - t)
-      if (!c.ok) throw new Error(c.reason)
+      if (!c.ok) throw new Error(c.error.reason)
       // a header the client has not seen yet, from the trusted block below it (as after a new block): its signatures
       const h = c.value.block.header.height
       const below = light.blocks.closestBelow(h) ?? light.blocks.rootBlock

@@ -25,7 +25,7 @@ export function forgeAccountAnswer(answer: Answer, balance: bigint): Answer {
   const path: TreePath = { siblings: d.value.siblings, terminal: { kind: 'leaf', valueHash: sha256(encodeAccount(account)) } }
   const root = rootFromPath(accountTreeKey(address), path)!
   const h = decodeHeader(answer.header)
-  if (!h.ok) throw new Error(h.reason)
+  if (!h.ok) throw new Error(h.error.reason)
   const header = { ...h.value, stateRoot: root }
   return {
     ...answer,
