@@ -89,8 +89,8 @@ async function main(): Promise<void> {
     const g = parseGenesis(JSON.parse(readFileSync(genesisFile, 'utf8')))
     if (!g.ok) throw new Error('bad genesis')
     const address = (JSON.parse(readFileSync(join(dir, 'net', 'keys', 'account0.json'), 'utf8')) as { address: string }).address
-    const storePath = lightStorePath(join(dir, 'light'), g.genesis.chainId)
-    const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: genesisHash(g.genesis) }, trustedGenesis(g.genesis))
+    const storePath = lightStorePath(join(dir, 'light'), g.value.chainId)
+    const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: genesisHash(g.value) }, trustedGenesis(g.value))
     const light = new LightClient({}, { blocks, now: Date.now, onChange: (b) => saveLightStore(storePath, b) })
     const verified = new VerifiedRpc({ endpoints: urls }, { light })
     console.log(`bench: ${N} validators on loopback, ${cpus().length} cores (${cpus()[0]?.model ?? 'cpu'}); ${Q} queries of each kind`)
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       t = performance.now()
       const c = checkAccountAnswer(a, answer, false)
       checkMs.push(performance.now() - t)
-      if (!c.ok) throw new Error(c.reason)
+      if (!c.ok) throw new Error(c.error.reason)
       // a header the client has not seen yet, from the trusted block below it (as after a new block): its signatures
       const h = c.value.block.header.height
       const below = light.blocks.closestBelow(h) ?? light.blocks.rootBlock

@@ -1,4 +1,4 @@
-import { ADDRESS_LENGTH, SIGNATURE_LENGTH, decodeCanonical, encodeCanonical } from '../crypto/index.js'
+import { ADDRESS_LENGTH, SIGNATURE_LENGTH, decodeCanonical, encodeCanonical, malformed, type DecodeError, type DecodeResult } from '../crypto/index.js'
 import { VALUE_ID_LENGTH, type SignedProposal, type SignedVote } from './types.js'
 
 /**
@@ -18,19 +18,16 @@ export const MAX_HEIGHT = 2 ** 32 - 1
 /** Rounds are 0 .. MAX_ROUND. */
 export const MAX_ROUND = 1_000_000
 
-/** Why bytes are not a consensus message. */
-export interface ConsensusDecodeError {
-  readonly code: 'malformed'
-  readonly reason: string
-}
+/** Why bytes are not a consensus message: the decode failure every strict decoder shares. */
+export type ConsensusDecodeError = DecodeError
 
 /** The result of decoding. */
-export type ConsensusDecodeResult<T> = { ok: true; value: T } | { ok: false; error: ConsensusDecodeError }
+export type ConsensusDecodeResult<T> = DecodeResult<T>
 
 /** A gossiped consensus message. */
 export type ConsensusMessage = { readonly kind: 'proposal'; readonly proposal: SignedProposal } | { readonly kind: 'vote'; readonly vote: SignedVote }
 
-const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+const fail = malformed
 
 function isBytes(v: unknown, n: number): v is Uint8Array {
   return v instanceof Uint8Array && v.byteLength === n
@@ -100,7 +97,7 @@ export function encodeSignedVote(vote: SignedVote): Uint8Array {
 /** Decodes a signed vote: bounded, canonical, exact shape. Never throws. */
 export function decodeSignedVote(bytes: Uint8Array): ConsensusDecodeResult<SignedVote> {
   const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
-  return d.ok ? voteFrom(d.value) : fail(d.reason)
+  return d.ok ? voteFrom(d.value) : fail(d.error.reason)
 }
 
 /** Encodes a signed proposal. Throws RangeError on fields out of format (a caller's bug). */
@@ -113,5 +110,5 @@ export function encodeSignedProposal(proposal: SignedProposal): Uint8Array {
 /** Decodes a signed proposal: bounded, canonical, exact shape. Never throws. */
 export function decodeSignedProposal(bytes: Uint8Array): ConsensusDecodeResult<SignedProposal> {
   const d = decodeCanonical(bytes, MAX_CONSENSUS_MESSAGE_BYTES)
-  return d.ok ? proposalFrom(d.value) : fail(d.reason)
+  return d.ok ? proposalFrom(d.value) : fail(d.error.reason)
 }

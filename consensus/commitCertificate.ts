@@ -1,5 +1,6 @@
 import {
-  ADDRESS_LENGTH, SIGNATURE_LENGTH, bytesEqual, compareBytes, decodeCanonical, encodeCanonical, sha256, toHex,
+  ADDRESS_LENGTH, DECODE_ERROR_CODES, SIGNATURE_LENGTH, bytesEqual, compareBytes, decodeCanonical, encodeCanonical, err, ok, sha256, toHex,
+  type Result,
 } from '../crypto/index.js'
 import { MAX_HEIGHT, MAX_ROUND } from './codec.js'
 import { verifyVoteSignature } from './signBytes.js'
@@ -34,9 +35,14 @@ export const COMMIT_VERSION = 1
 /** Upper bound on an encoded certificate. */
 export const MAX_COMMIT_BYTES = 64 + MAX_VALIDATORS * (ADDRESS_LENGTH + SIGNATURE_LENGTH + 8)
 
+/** Every code a certificate failure can carry: a decode failure's, and why a certificate does not prove a commit. */
+export const COMMIT_ERROR_CODES = [
+  ...DECODE_ERROR_CODES, 'wrong_height', 'wrong_value', 'unknown_signer', 'duplicate_signer', 'bad_signature', 'insufficient_power',
+] as const
+
 /** Why bytes are not a certificate, or why a certificate does not prove a commit. */
 export interface CommitError {
-  readonly code: 'malformed' | 'wrong_height' | 'wrong_value' | 'unknown_signer' | 'duplicate_signer' | 'bad_signature' | 'insufficient_power'
+  readonly code: (typeof COMMIT_ERROR_CODES)[number]
   readonly reason: string
 }
 
@@ -90,10 +96,10 @@ export function encodeCommitCertificate(cert: CommitCertificate): Uint8Array {
 }
 
 /** Decodes a certificate: bounded, canonical, exact shape, strictly increasing signers. Never throws. */
-export function decodeCommitCertificate(bytes: Uint8Array): { ok: true; value: CommitCertificate } | { ok: false; error: CommitError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+export function decodeCommitCertificate(bytes: Uint8Array): Result<CommitCertificate, CommitError> {
+  const fail = (reason: string) => err<CommitError>({ code: 'malformed', reason })
   const d = decodeCanonical(bytes, MAX_COMMIT_BYTES)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length !== 5) return fail('a certificate is an array of 5 fields')
   const [version, height, round, valueId, entries] = v as unknown[]
@@ -108,7 +114,7 @@ export function decodeCommitCertificate(bytes: Uint8Array): { ok: true; value: C
   const problem = checkFields(cert)
   if (problem !== undefined) return fail(problem)
   if (!isStrictlySorted(cert)) return fail('signatures must be in strictly increasing address order')
-  return { ok: true, value: cert }
+  return ok(cert)
 }
 
 /** SHA-256 of the certificate's encoding: what a block header commits to for its parent's finality. */
@@ -128,19 +134,19 @@ export function verifyCommit(
   height: number,
   blockHash: Uint8Array,
   certificate: CommitCertificate,
-): { ok: true; power: bigint } | { ok: false; error: CommitError } {
-  const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
+): Result<bigint, CommitError> {
+  const fail = (code: CommitError['code'], reason: string) => err<CommitError>({ code, reason })
   const problem = checkFields(certificate)
   if (problem !== undefined) return fail('malformed', problem)
   if (certificate.height !== height) return fail('wrong_height', `certificate is for height ${certificate.height}, not ${height}`)
   if (!bytesEqual(certificate.valueId, blockHash)) return fail('wrong_value', 'certificate is for another block')
   const signed = signedPower(validatorSet, chainId, certificate, false)
   if (!signed.ok) return signed
-  const power = signed.power
+  const power = signed.value
   if (!isTwoThirds(validatorSet, power)) {
     return fail('insufficient_power', `signers hold ${power} of ${validatorSet.totalPower}, not more than two thirds`)
   }
-  return { ok: true, power }
+  return ok(power)
 }
 
 /**
@@ -156,17 +162,17 @@ export function verifyCommitTrusting(
   chainId: string,
   certificate: CommitCertificate,
   trust: { readonly numerator: bigint; readonly denominator: bigint } = { numerator: 1n, denominator: 3n },
-): { ok: true; power: bigint } | { ok: false; error: CommitError } {
-  const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
+): Result<bigint, CommitError> {
+  const fail = (code: CommitError['code'], reason: string) => err<CommitError>({ code, reason })
   const problem = checkFields(certificate)
   if (problem !== undefined) return fail('malformed', problem)
   const signed = signedPower(trusted, chainId, certificate, true)
   if (!signed.ok) return signed
-  const power = signed.power
+  const power = signed.value
   if (power * trust.denominator <= trusted.totalPower * trust.numerator) {
     return fail('insufficient_power', `trusted signers hold ${power} of ${trusted.totalPower}, not more than ${trust.numerator}/${trust.denominator}`)
   }
-  return { ok: true, power }
+  return ok(power)
 }
 
 /**
@@ -174,8 +180,8 @@ export function verifyCommitTrusting(
  * the certificate's (height, round, value); no signer twice. A signer outside the set is an error, unless
  * `skipUnknown` (a later set's member, for skipping verification).
  */
-function signedPower(set: ValidatorSet, chainId: string, certificate: CommitCertificate, skipUnknown: boolean): { ok: true; power: bigint } | { ok: false; error: CommitError } {
-  const fail = (code: CommitError['code'], reason: string) => ({ ok: false as const, error: { code, reason } })
+function signedPower(set: ValidatorSet, chainId: string, certificate: CommitCertificate, skipUnknown: boolean): Result<bigint, CommitError> {
+  const fail = (code: CommitError['code'], reason: string) => err<CommitError>({ code, reason })
   const seen = new Set<string>()
   let power = 0n
   const vote = { type: 'precommit' as const, height: certificate.height, round: certificate.round, valueId: certificate.valueId }
@@ -191,5 +197,5 @@ function signedPower(set: ValidatorSet, chainId: string, certificate: CommitCert
     if (!verifyVoteSignature(chainId, validator, vote, s.signature)) return fail('bad_signature', `bad signature from ${key}`)
     power += BigInt(validator.power)
   }
-  return { ok: true, power }
+  return ok(power)
 }

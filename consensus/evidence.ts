@@ -1,5 +1,6 @@
 import { bytesEqual } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
+import { DECODE_ERROR_CODES } from '../crypto/decodeError.js'
 import { sha256 } from '../crypto/hash.js'
 import { err, ok, type Result } from '../crypto/result.js'
 import { checkProposalFields, checkVoteFields, decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote } from './codec.js'
@@ -15,9 +16,12 @@ import { findValidator } from './validatorSet.js'
  * whichever message a node saw first.
  */
 
+/** Every code an evidence failure can carry: a decode failure's, and why decoded evidence proves nothing. */
+export const EVIDENCE_ERROR_CODES = [...DECODE_ERROR_CODES, 'not_conflicting', 'unknown_signer', 'bad_signature'] as const
+
 /** Why bytes are not valid evidence. */
 export interface EvidenceError {
-  readonly code: 'malformed' | 'not_conflicting' | 'unknown_signer' | 'bad_signature'
+  readonly code: (typeof EVIDENCE_ERROR_CODES)[number]
   readonly reason: string
 }
 
@@ -61,7 +65,7 @@ export function evidenceHeight(e: Evidence): number {
 export function decodeEvidence(bytes: Uint8Array): Result<Evidence, EvidenceError> {
   const fail = (code: EvidenceError['code'], reason: string) => err<EvidenceError>({ code, reason })
   const d = decodeCanonical(bytes, 1024)
-  if (!d.ok) return fail('malformed', d.reason)
+  if (!d.ok) return fail('malformed', d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'evidence is [kind, first, second]')
   const [kind, x, y] = d.value as unknown[]
   if (!(x instanceof Uint8Array) || !(y instanceof Uint8Array)) return fail('malformed', 'evidence messages must be bytes')

@@ -1,4 +1,4 @@
-import { Domain, addressFromPublicKey, bytesEqual, decodeCanonical, keyPairFromSeed, rememberValid, sign } from '../crypto/index.js'
+import { Domain, addressFromPublicKey, bytesEqual, decodeCanonical, err, keyPairFromSeed, rememberValid, sign, type Result } from '../crypto/index.js'
 import { proposalSignBytes, voteSignBytes } from './signBytes.js'
 import type { Proposal, SignedProposal, SignedVote, Vote } from './types.js'
 
@@ -38,15 +38,17 @@ export interface SafetyStore {
   saveAsync?(record: SafetyRecord): Promise<void>
 }
 
+/** Every reason the guard refuses to sign. */
+export const SAFETY_REFUSAL_CODES = ['conflict', 'regression', 'wrong_signer', 'malformed'] as const
+
 /** Why the guard refused to sign. */
 export interface SafetyRefusal {
-  readonly ok: false
-  readonly code: 'conflict' | 'regression' | 'wrong_signer' | 'malformed'
+  readonly code: (typeof SAFETY_REFUSAL_CODES)[number]
   readonly reason: string
 }
 
 /** A signature the guard released, or its refusal. */
-export type SignResult<T> = { readonly ok: true; readonly value: T } | SafetyRefusal
+export type SignResult<T> = Result<T, SafetyRefusal>
 
 /** Construction options: the chain id (part of every sign bytes) and the validator's 32-byte secret key. */
 export interface SafetyGuardOptions {
@@ -242,6 +244,6 @@ function compareHrs(height: number, round: number, step: SignStep, last: SafetyR
   return STEP_ORDER[step] - STEP_ORDER[last.step]
 }
 
-function refuse(code: SafetyRefusal['code'], reason: string): SafetyRefusal {
-  return { ok: false, code, reason }
+function refuse(code: SafetyRefusal['code'], reason: string): { readonly ok: false; readonly error: SafetyRefusal } {
+  return err({ code, reason })
 }

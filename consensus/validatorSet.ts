@@ -1,5 +1,6 @@
 import {
-  ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, sha256, toHex,
+  ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, err, ok, sha256, toHex,
+  type Result,
 } from '../crypto/index.js'
 import type { Validator, ValidatorSet } from './types.js'
 
@@ -8,9 +9,12 @@ import type { Validator, ValidatorSet } from './types.js'
  * Powers are summed as bigints, so thresholds are exact for any set of safe-integer powers.
  */
 
+/** Every code a validator set failure can carry. */
+export const VALIDATOR_SET_ERROR_CODES = ['invalid_validator_set'] as const
+
 /** Why a list of validators is not a usable set. */
 export interface ValidatorSetError {
-  readonly code: 'invalid_validator_set'
+  readonly code: (typeof VALIDATOR_SET_ERROR_CODES)[number]
   readonly reason: string
 }
 
@@ -45,8 +49,8 @@ function strideFor(total: bigint): bigint {
  * Builds a validator set: every address must be the one derived from its public key, powers positive safe
  * integers, no address twice, 1 to MAX_VALIDATORS members. The result is sorted by address bytes.
  */
-export function createValidatorSet(validators: readonly Validator[]): { ok: true; value: ValidatorSet } | { ok: false; error: ValidatorSetError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'invalid_validator_set' as const, reason } })
+export function createValidatorSet(validators: readonly Validator[]): Result<ValidatorSet, ValidatorSetError> {
+  const fail = (reason: string) => err<ValidatorSetError>({ code: 'invalid_validator_set', reason })
   if (!Array.isArray(validators) || validators.length === 0) return fail('a validator set needs at least one validator')
   if (validators.length > MAX_VALIDATORS) return fail(`more than ${MAX_VALIDATORS} validators`)
   const sorted: Validator[] = []
@@ -68,10 +72,7 @@ export function createValidatorSet(validators: readonly Validator[]): { ok: true
     indexByAddress[key] = i
     total += BigInt(sorted[i]!.power)
   }
-  return {
-    ok: true,
-    value: { validators: sorted, totalPower: total, hash: validatorSetHash(sorted), indexByAddress, proposerUnit: unit, proposerStride: strideFor(total / unit) },
-  }
+  return ok({ validators: sorted, totalPower: total, hash: validatorSetHash(sorted), indexByAddress, proposerUnit: unit, proposerStride: strideFor(total / unit) })
 }
 
 /** The validator with this address, or undefined for a non-member. */

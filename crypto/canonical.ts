@@ -1,5 +1,7 @@
 import { Packr } from 'msgpackr'
 import { bytesEqual } from './bytes.js'
+import { malformed, type DecodeResult } from './decodeError.js'
+import { ok } from './result.js'
 
 /**
  * Canonical encoding: MessagePack (msgpackr) of fixed-order tuples, never of objects whose key order could vary.
@@ -58,22 +60,19 @@ export function encodeCanonical(value: Canonical): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
 
-/** The outcome of a strict decode. */
-export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: string }
-
 /**
  * Decodes bytes that must be the canonical encoding of some value: at most `maxBytes` long, fully consumed,
  * and re-encoding to the same bytes. The value is returned as `unknown`: callers validate its shape.
  */
 export function decodeCanonical(bytes: Uint8Array, maxBytes: number): DecodeResult<unknown> {
-  if (!(bytes instanceof Uint8Array)) return { ok: false, reason: 'not bytes' }
-  if (bytes.byteLength === 0) return { ok: false, reason: 'empty input' }
-  if (bytes.byteLength > maxBytes) return { ok: false, reason: `input of ${bytes.byteLength} bytes exceeds ${maxBytes}` }
+  if (!(bytes instanceof Uint8Array)) return malformed('not bytes')
+  if (bytes.byteLength === 0) return malformed('empty input')
+  if (bytes.byteLength > maxBytes) return malformed(`input of ${bytes.byteLength} bytes exceeds ${maxBytes}`)
   let value: unknown
   try {
     value = packr.unpack(bytes)
   } catch (e) {
-    return { ok: false, reason: `not MessagePack: ${(e as Error).message}` }
+    return malformed(`not MessagePack: ${(e as Error).message}`)
   }
   let normal: Canonical
   let again: Uint8Array
@@ -81,10 +80,10 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes: number): DecodeResu
     normal = normalize(value, 0)
     again = encodeCanonical(normal)
   } catch (e) {
-    return { ok: false, reason: (e as Error).message }
+    return malformed((e as Error).message)
   }
-  if (!bytesEqual(again, bytes)) return { ok: false, reason: 'not the canonical encoding' }
-  return { ok: true, value: normal }
+  if (!bytesEqual(again, bytes)) return malformed('not the canonical encoding')
+  return ok(normal)
 }
 
 /** Turns decoded Buffers into plain Uint8Arrays and rejects anything outside the canonical subset. */

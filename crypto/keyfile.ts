@@ -1,7 +1,9 @@
 import { createCipheriv, createDecipheriv, scryptSync } from 'node:crypto'
 import { addressFromPublicKey, formatAddress, parseAddress } from './address.js'
 import { bytesEqual, fromHex, to0x } from './bytes.js'
+import { DECODE_ERROR_CODES, malformed } from './decodeError.js'
 import { PUBLIC_KEY_LENGTH, SECRET_KEY_LENGTH, keyPairFromSeed } from './ed25519.js'
+import { err, ok, type Result } from './result.js'
 
 /**
  * The key file format shared by the `tally` wallet and `tallyd testnet` (faucet, account and validator keys).
@@ -81,9 +83,12 @@ export interface KeyFileEncryption {
   readonly scrypt?: ScryptParams
 }
 
+/** Every code a key file failure can carry: a decode failure's, and the two a password causes. */
+export const KEY_FILE_ERROR_CODES = [...DECODE_ERROR_CODES, 'wrong_password', 'password_required'] as const
+
 /** Why a key file could not be loaded. */
 export interface KeyFileError {
-  readonly code: 'malformed' | 'wrong_password' | 'password_required'
+  readonly code: (typeof KEY_FILE_ERROR_CODES)[number]
   readonly reason: string
 }
 
@@ -103,7 +108,7 @@ export interface KeyFileInfo {
 }
 
 /** The outcome of a decode: a value or a typed error. */
-export type KeyFileResult<T> = { ok: true; value: T } | { ok: false; error: KeyFileError }
+export type KeyFileResult<T> = Result<T, KeyFileError>
 
 /** Checks scrypt parameters against the bounds; returns a problem or undefined. */
 export function checkScryptParams(params: { n: unknown; r: unknown; p: unknown }): string | undefined {
@@ -187,8 +192,8 @@ function hexField(obj: Record<string, unknown>, name: string, length?: number): 
   return bytes
 }
 
-function parse(text: string): { ok: true; value: Parsed } | { ok: false; error: KeyFileError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+function parse(text: string): KeyFileResult<Parsed> {
+  const fail = malformed
   if (typeof text !== 'string') return fail('key file is not text')
   if (text.length > MAX_KEY_FILE_LENGTH) return fail(`key file longer than ${MAX_KEY_FILE_LENGTH} characters`)
   let json: unknown
@@ -212,7 +217,7 @@ function parse(text: string): { ok: true; value: Parsed } | { ok: false; error: 
   if (hasSecret) {
     const secretKey = hexField(json, 'secretKey', SECRET_KEY_LENGTH)
     if (typeof secretKey === 'string') return fail(secretKey)
-    return { ok: true, value: { kind: 'plain', info: { publicKey, address, encrypted: false }, secretKey } }
+    return ok({ kind: 'plain', info: { publicKey, address, encrypted: false }, secretKey })
   }
   const c = json.crypto
   if (!isRecord(c)) return fail('crypto must be an object')
@@ -235,13 +240,13 @@ function parse(text: string): { ok: true; value: Parsed } | { ok: false; error: 
   const tag = hexField(c, 'tag', TAG_LENGTH)
   if (typeof tag === 'string') return fail(`crypto.${tag}`)
   const params = { n: kp.n as number, r: kp.r as number, p: kp.p as number }
-  return { ok: true, value: { kind: 'encrypted', info: { publicKey, address, encrypted: true }, params, salt, iv, ciphertext, tag } }
+  return ok({ kind: 'encrypted', info: { publicKey, address, encrypted: true }, params, salt, iv, ciphertext, tag })
 }
 
 /** Reads the public part of a key file (address, public key, whether encrypted) without the password. */
 export function decodeKeyFileInfo(text: string): KeyFileResult<KeyFileInfo> {
   const parsed = parse(text)
-  return parsed.ok ? { ok: true, value: parsed.value.info } : parsed
+  return parsed.ok ? ok(parsed.value.info) : parsed
 }
 
 /**
@@ -257,7 +262,7 @@ export function decodeKeyFile(text: string, password?: string): KeyFileResult<Lo
   if (p.kind === 'plain') {
     secretKey = p.secretKey
   } else {
-    if (password === undefined) return { ok: false, error: { code: 'password_required', reason: 'the key file is encrypted: a password is required' } }
+    if (password === undefined) return err({ code: 'password_required', reason: 'the key file is encrypted: a password is required' })
     try {
       const key = deriveKey(password, p.salt, p.params)
       const decipher = createDecipheriv('aes-256-gcm', key, p.iv, { authTagLength: TAG_LENGTH })
@@ -265,12 +270,12 @@ export function decodeKeyFile(text: string, password?: string): KeyFileResult<Lo
       const plain = Buffer.concat([decipher.update(p.ciphertext), decipher.final()])
       secretKey = new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength)
     } catch {
-      return { ok: false, error: { code: 'wrong_password', reason: 'wrong password (the key file did not decrypt)' } }
+      return err({ code: 'wrong_password', reason: 'wrong password (the key file did not decrypt)' })
     }
   }
   const { publicKey } = keyPairFromSeed(secretKey)
   if (!bytesEqual(publicKey, p.info.publicKey)) {
-    return { ok: false, error: { code: 'malformed', reason: 'the secret key does not match the public key in the file' } }
+    return malformed('the secret key does not match the public key in the file')
   }
-  return { ok: true, value: { secretKey, publicKey, address: p.info.address, encrypted: p.kind === 'encrypted' } }
+  return ok({ secretKey, publicKey, address: p.info.address, encrypted: p.kind === 'encrypted' })
 }

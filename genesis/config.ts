@@ -1,4 +1,5 @@
-import { FieldErrors, join, type FieldError } from './fieldErrors.js'
+import { ok } from '../crypto/result.js'
+import { FieldErrors, join, type ParseResult } from './fieldErrors.js'
 import { PEER_ID_RE } from './genesis.js'
 
 /**
@@ -101,9 +102,9 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
 }
 
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
-export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | { ok: false; errors: FieldError[] } {
+export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
-  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'logLevel'])) return { ok: false, errors: e.list }
+  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'logLevel'])) return e.fail('invalid_config')
   const d = DEFAULT_CONFIG
   const moniker = json.moniker === undefined ? d.moniker : e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker
 
@@ -201,6 +202,6 @@ export function parseConfig(json: unknown): { ok: true; config: NodeConfig } | {
     else e.add('logLevel', `must be one of ${LOG_LEVELS.join(', ')}`)
   }
 
-  if (!e.empty) return { ok: false, errors: e.list }
-  return { ok: true, config: { moniker, p2p, rpc, mempool, logLevel } }
+  if (!e.empty) return e.fail('invalid_config')
+  return ok({ moniker, p2p, rpc, mempool, logLevel })
 }

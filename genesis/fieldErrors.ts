@@ -1,3 +1,5 @@
+import { err, type Result } from '../crypto/result.js'
+
 /**
  * The error style of every schema in genesis/: a list of `{ path, message }`, where `path` names the field
  * (`validators[2].publicKey`, `params.timeouts.proposeMs`) and `message` the problem. All problems are reported at
@@ -10,8 +12,20 @@ export interface FieldError {
   readonly message: string
 }
 
-/** The outcome of parsing a schema. */
-export type ParseResult<T, K extends string> = ({ ok: true } & { [P in K]: T }) | { ok: false; errors: FieldError[] }
+/** Every code a schema failure can carry: which document (or set of options) does not validate. */
+export const SCHEMA_ERROR_CODES = ['invalid_genesis', 'invalid_config', 'invalid_testnet'] as const
+
+/** A code from {@link SCHEMA_ERROR_CODES}. */
+export type SchemaErrorCode = (typeof SCHEMA_ERROR_CODES)[number]
+
+/** A document that does not validate: its code, and every problem, each naming its field. */
+export interface SchemaError<C extends SchemaErrorCode = SchemaErrorCode> {
+  readonly code: C
+  readonly errors: FieldError[]
+}
+
+/** The outcome of parsing a schema: the value, or every problem with it. */
+export type ParseResult<T, C extends SchemaErrorCode = SchemaErrorCode> = Result<T, SchemaError<C>>
 
 /** Collects field errors while a schema is checked. */
 export class FieldErrors {
@@ -20,6 +34,11 @@ export class FieldErrors {
   /** Records a problem at `path`. */
   add(path: string, message: string): void {
     this.list.push({ path, message })
+  }
+
+  /** The failure of a schema with code `code` and the problems recorded so far. */
+  fail<C extends SchemaErrorCode>(code: C): { readonly ok: false; readonly error: SchemaError<C> } {
+    return err({ code, errors: this.list })
   }
 
   /** True when no problem was recorded. */

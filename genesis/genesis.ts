@@ -11,7 +11,8 @@ import { LedgerState, type ExecutionResult } from '../ledger/ledgerState.js'
 import { EMPTY_HASH } from '../ledger/smt.js'
 import { MemoryKvStore, type KvOp, type KvStore } from '../ledger/store.js'
 import { U64_MAX, isValidChainId } from '../ledger/transaction.js'
-import { FieldErrors, join, type FieldError } from './fieldErrors.js'
+import { ok } from '../crypto/result.js'
+import { FieldErrors, join, type ParseResult } from './fieldErrors.js'
 import { parseRfc3339 } from './rfc3339.js'
 
 /**
@@ -171,10 +172,10 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
  * Validates a parsed `genesis.json` and builds the {@link Genesis}, or lists every problem, each naming its field.
  * `params` and each of its fields may be left out (defaults: {@link DEFAULT_PARAMS}); everything else is required.
  */
-export function parseGenesis(json: unknown): { ok: true; genesis: Genesis } | { ok: false; errors: FieldError[] } {
+export function parseGenesis(json: unknown): ParseResult<Genesis, 'invalid_genesis'> {
   const e = new FieldErrors()
   if (!e.object('', json, ['chainId', 'genesisTime', 'validators', 'balances', 'params'], ['chainId', 'genesisTime', 'validators', 'balances'])) {
-    return { ok: false, errors: e.list }
+    return e.fail('invalid_genesis')
   }
   const chainId = json.chainId
   if (json.chainId !== undefined && !isValidChainId(chainId)) e.add('chainId', 'must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric')
@@ -182,8 +183,8 @@ export function parseGenesis(json: unknown): { ok: true; genesis: Genesis } | { 
   let genesisTimeMs = 0
   if (json.genesisTime !== undefined) {
     const t = parseRfc3339(json.genesisTime)
-    if (t.ok) genesisTimeMs = t.ms
-    else e.add('genesisTime', t.reason)
+    if (t.ok) genesisTimeMs = t.value
+    else e.add('genesisTime', t.error.reason)
   }
 
   const validators: GenesisValidator[] = []
@@ -261,9 +262,9 @@ export function parseGenesis(json: unknown): { ok: true; genesis: Genesis } | { 
   }
 
   const params = parseParams(e, 'params', json.params)
-  if (!e.empty) return { ok: false, errors: e.list }
+  if (!e.empty) return e.fail('invalid_genesis')
   balances.sort((a, b) => compareBytes(a.address, b.address))
-  return { ok: true, genesis: { chainId: chainId as string, genesisTime: json.genesisTime as string, genesisTimeMs, validators, balances, params } }
+  return ok({ chainId: chainId as string, genesisTime: json.genesisTime as string, genesisTimeMs, validators, balances, params })
 }
 
 /** The JSON form of a genesis (for writing `genesis.json`); {@link parseGenesis} reads it back to an equal value. */

@@ -2,7 +2,8 @@ import { addressFromPublicKey, formatAddress } from '../crypto/address.js'
 import { keyPairFromSeed, SECRET_KEY_LENGTH } from '../crypto/ed25519.js'
 import { to0x } from '../crypto/bytes.js'
 import { DEFAULT_CONFIG, parseConfig, type NodeConfig } from './config.js'
-import type { FieldError } from './fieldErrors.js'
+import { err, ok } from '../crypto/result.js'
+import type { FieldError, ParseResult } from './fieldErrors.js'
 import { DEFAULT_PARAMS, parseGenesis, type ConsensusParams, type Genesis, type GenesisJson } from './genesis.js'
 
 /**
@@ -78,7 +79,7 @@ function keyOf(seed: Uint8Array): TestnetKey {
 }
 
 /** Generates a testnet, or lists what is wrong with the options (in the genesis error style). */
-export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies): { ok: true; testnet: Testnet } | { ok: false; errors: FieldError[] } {
+export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies): ParseResult<Testnet> {
   const errors: FieldError[] = []
   const { validators: n, accounts: k } = options
   if (!Number.isSafeInteger(n) || n < 1 || n > 128) errors.push({ path: 'validators', message: 'must be an integer from 1 to 128' })
@@ -92,7 +93,7 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   if (errors.length === 0 && options.seeds.some((s) => !(s instanceof Uint8Array) || s.byteLength !== SECRET_KEY_LENGTH)) {
     errors.push({ path: 'seeds', message: `every seed must be ${SECRET_KEY_LENGTH} bytes` })
   }
-  if (errors.length > 0) return { ok: false, errors }
+  if (errors.length > 0) return err({ code: 'invalid_testnet', errors })
 
   const validatorKeys = options.seeds.slice(0, n).map(keyOf)
   const nodeKeys = options.seeds.slice(n, 2 * n).map((seed) => ({ seed: new Uint8Array(seed), publicKey: keyPairFromSeed(seed).publicKey }))
@@ -130,8 +131,8 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   }))
   for (const v of validators) {
     const checked = parseConfig(v.config)
-    if (!checked.ok) return { ok: false, errors: checked.errors.map((e) => ({ path: `${v.name}.${e.path}`, message: e.message })) }
+    if (!checked.ok) return err({ code: checked.error.code, errors: checked.error.errors.map((e) => ({ path: `${v.name}.${e.path}`, message: e.message })) })
   }
-  const genesisJson: GenesisJson = { ...json, params: parsed.genesis.params }
-  return { ok: true, testnet: { genesis: parsed.genesis, genesisJson, validators, faucet, accounts } }
+  const genesisJson: GenesisJson = { ...json, params: parsed.value.params }
+  return ok({ genesis: parsed.value, genesisJson, validators, faucet, accounts })
 }

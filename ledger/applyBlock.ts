@@ -1,8 +1,9 @@
 import { bytesKey } from '../crypto/bytes.js'
+import { err, ok, type Result } from '../crypto/result.js'
 import type { Account } from './account.js'
 import { ZERO_ACCOUNT } from './account.js'
 import { castVote, endBlock, type GovernanceParams, type GovernanceState } from './governance.js'
-import { OK_RECEIPT, type Receipt, type TxFailureCode } from './receipt.js'
+import { OK_RECEIPT, type Receipt, type TxFailure } from './receipt.js'
 import { U64_MAX, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from './transaction.js'
 import type { VerifiedTxCache } from './verifiedTxCache.js'
 
@@ -36,9 +37,7 @@ export interface ExecutionContext {
 }
 
 /** A check's outcome for one transfer: the new sender and recipient accounts, or why it does not apply. */
-export type TransferOutcome =
-  | { readonly ok: true; readonly sender: Account; readonly recipient: Account }
-  | { readonly ok: false; readonly code: TxFailureCode }
+export type TransferOutcome = Result<{ readonly sender: Account; readonly recipient: Account }, TxFailure>
 
 /**
  * The stateful rules of a transfer whose chain id and signature are already checked, quoted from docs/formats.md:
@@ -48,18 +47,17 @@ export type TransferOutcome =
  * leaves the balance unchanged; `recipient` is then the same account as `sender`.
  */
 export function applyTransfer(tx: Transaction, sender: Account, recipient: Account, selfTransfer: boolean): TransferOutcome {
-  if (tx.nonce !== sender.nonce || tx.nonce >= U64_MAX) return { ok: false, code: 'bad_nonce' }
-  if (sender.balance < tx.amount) return { ok: false, code: 'insufficient_funds' }
+  if (tx.nonce !== sender.nonce || tx.nonce >= U64_MAX) return err({ code: 'bad_nonce' })
+  if (sender.balance < tx.amount) return err({ code: 'insufficient_funds' })
   if (selfTransfer) {
     const same = { balance: sender.balance, nonce: sender.nonce + 1n }
-    return { ok: true, sender: same, recipient: same }
+    return ok({ sender: same, recipient: same })
   }
-  if (recipient.balance + tx.amount > U64_MAX) return { ok: false, code: 'balance_overflow' }
-  return {
-    ok: true,
+  if (recipient.balance + tx.amount > U64_MAX) return err({ code: 'balance_overflow' })
+  return ok({
     sender: { balance: sender.balance - tx.amount, nonce: sender.nonce + 1n },
     recipient: { balance: recipient.balance + tx.amount, nonce: recipient.nonce },
-  }
+  })
 }
 
 /**
@@ -120,13 +118,13 @@ export function applyTransactions(
     const self = from === to
     const outcome = applyTransfer(tx, account, accounts.get(to) ?? ZERO_ACCOUNT, self)
     if (!outcome.ok) {
-      receipts.push({ ok: false, code: outcome.code })
+      receipts.push({ ok: false, code: outcome.error.code })
       continue
     }
-    accounts.set(from, outcome.sender)
+    accounts.set(from, outcome.value.sender)
     changed.add(from)
     if (!self) {
-      accounts.set(to, outcome.recipient)
+      accounts.set(to, outcome.value.recipient)
       changed.add(to)
     }
     receipts.push(OK_RECEIPT)

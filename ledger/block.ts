@@ -1,7 +1,9 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
 import { toHex } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
+import { malformed, type DecodeError, type DecodeResult } from '../crypto/decodeError.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { ok } from '../crypto/result.js'
 import { MAX_TX_BYTES, isValidChainId } from './transaction.js'
 
 /**
@@ -68,14 +70,11 @@ export interface Block {
   readonly evidence: readonly Uint8Array[]
 }
 
-/** Why bytes are not a block or header. */
-export interface BlockDecodeError {
-  readonly code: 'malformed'
-  readonly reason: string
-}
+/** Why bytes are not a block or header: the decode failure every strict decoder shares. */
+export type BlockDecodeError = DecodeError
 
 /** The result of a strict decode. */
-export type BlockDecodeResult<T> = { ok: true; value: T } | { ok: false; error: BlockDecodeError }
+export type BlockDecodeResult<T> = DecodeResult<T>
 
 function headerTuple(h: BlockHeader): Canonical {
   return [
@@ -119,8 +118,8 @@ export function blockHash(header: BlockHeader): Uint8Array {
   return sha256(encodeBlockHeader(header))
 }
 
-function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: false; error: BlockDecodeError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+function parseHeader(value: unknown): BlockDecodeResult<BlockHeader> {
+  const fail = malformed
   if (!Array.isArray(value) || value.length !== 12) return fail('a header is an array of 12 fields')
   const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, nextValidatorSetHash, lastCommitHash, evidenceRoot] = value as unknown[]
   if (tag !== HEADER_DOMAIN) return fail(`header tag must be ${HEADER_DOMAIN}`)
@@ -132,13 +131,13 @@ function parseHeader(value: unknown): { ok: true; value: BlockHeader } | { ok: f
   } as BlockHeader
   const problem = checkHeader(header)
   if (problem !== undefined) return fail(problem)
-  return { ok: true, value: header }
+  return ok(header)
 }
 
 /** Decodes header bytes strictly (bounded, canonical, exact shape). Never throws. */
 export function decodeBlockHeader(bytes: Uint8Array): BlockDecodeResult<BlockHeader> {
   const d = decodeCanonical(bytes, MAX_HEADER_BYTES)
-  if (!d.ok) return { ok: false, error: { code: 'malformed', reason: d.reason } }
+  if (!d.ok) return d
   return parseHeader(d.value)
 }
 
@@ -157,11 +156,11 @@ export function encodeBlock(block: Block): Uint8Array {
  * (the validity rule, ledger/blockValidity.ts, does). Never throws.
  */
 export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number } = {}): BlockDecodeResult<Block> {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+  const fail = malformed
   const maxBytes = Math.min(limits.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
   const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
   const d = decodeCanonical(bytes, maxBytes)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('a block is [header, txs, evidence]')
   const [rawHeader, rawTxs, rawEvidence] = d.value as unknown[]
   const header = parseHeader(rawHeader)
@@ -178,7 +177,7 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
     const x: unknown = rawEvidence[i]
     if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > MAX_EVIDENCE_BYTES) return fail(`evidence ${i} must be 1-${MAX_EVIDENCE_BYTES} bytes`)
   }
-  return { ok: true, value: { header: header.value, txs: rawTxs as Uint8Array[], evidence: rawEvidence as Uint8Array[] } }
+  return ok({ header: header.value, txs: rawTxs as Uint8Array[], evidence: rawEvidence as Uint8Array[] })
 }
 
 /**

@@ -41,11 +41,15 @@ export interface BlockParent {
   readonly maxEvidence: number
 }
 
-/** Why a block is invalid. */
-export type BlockFaultCode =
-  | 'wrong_chain' | 'wrong_height' | 'wrong_parent' | 'wrong_validator_set' | 'unknown_proposer' | 'time_not_after_parent'
-  | 'last_commit' | 'tx_root' | 'too_many_txs' | 'duplicate_tx' | 'too_large' | 'tx_failed' | 'state_root'
-  | 'evidence'
+/** Every reason a block can be invalid. */
+export const BLOCK_FAULT_CODES = [
+  'wrong_chain', 'wrong_height', 'wrong_parent', 'wrong_validator_set', 'unknown_proposer', 'time_not_after_parent',
+  'last_commit', 'tx_root', 'too_many_txs', 'duplicate_tx', 'too_large', 'tx_failed', 'state_root',
+  'evidence',
+] as const
+
+/** Why a block is invalid: a code from {@link BLOCK_FAULT_CODES}. */
+export type BlockFaultCode = (typeof BLOCK_FAULT_CODES)[number]
 
 /** A block fault: its code, a reason for logs, and the failing transaction where there is one. */
 export interface BlockFault {

@@ -4,6 +4,7 @@ import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/cano
 import { PUBLIC_KEY_LENGTH, isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
 import { err, ok, type Result } from '../crypto/result.js'
+import type { TxFailureCode } from './receipt.js'
 
 /**
  * Validator-set governance, as pure state transitions the ledger runs inside block execution.
@@ -80,8 +81,17 @@ export interface GovernanceParams {
 
 export const DEFAULT_GOVERNANCE_PARAMS: GovernanceParams = Object.freeze({ voteExpiryHeights: 10_000, maxOpenVotes: 8, removeOffenders: false })
 
+/** The transaction failure codes (ledger/receipt.ts) a governance vote can fail with beyond those of every transaction. */
+export const GOVERNANCE_FAILURE_CODES = ['not_validator', 'bad_action', 'too_many_proposals'] as const satisfies readonly TxFailureCode[]
+
 /** Why a governance vote does not apply. */
-export type GovernanceFailureCode = 'not_validator' | 'bad_action' | 'too_many_proposals'
+export type GovernanceFailureCode = (typeof GOVERNANCE_FAILURE_CODES)[number]
+
+/** A refused governance vote: its code and the facts that explain it. */
+export interface GovernanceError {
+  readonly code: GovernanceFailureCode
+  readonly reason: string
+}
 
 // ---- encodings -------------------------------------------------------------------------------------------
 
@@ -213,7 +223,7 @@ function sortRoster(members: readonly Member[]): Roster {
 // ---- transitions -----------------------------------------------------------------------------------------
 
 /** The roster an action makes of `roster`, or why it cannot apply to it. */
-export function applyAction(roster: Roster, a: GovernanceAction): Result<Roster, { code: 'bad_action'; reason: string }> {
+export function applyAction(roster: Roster, a: GovernanceAction): Result<Roster, GovernanceError & { readonly code: 'bad_action' }> {
   const fail = (reason: string) => err({ code: 'bad_action' as const, reason })
   switch (a.type) {
     case 'add': {
@@ -256,7 +266,7 @@ export function movedPower(from: Roster, to: Roster): bigint {
  * validator at that height; the action must apply to the latest scheduled roster; a voter has at most
  * `maxOpenVotes` open votes. Voting again for the same action renews the vote.
  */
-export function castVote(s: GovernanceState, height: number, voter: Uint8Array, action: GovernanceAction, params: GovernanceParams): Result<GovernanceState, { code: GovernanceFailureCode; reason: string }> {
+export function castVote(s: GovernanceState, height: number, voter: Uint8Array, action: GovernanceAction, params: GovernanceParams): Result<GovernanceState, GovernanceError> {
   if (memberOf(rosterAt(s, height), voter) === undefined) return err({ code: 'not_validator', reason: 'the signer is not a validator at this height' })
   const latest = s.schedule[s.schedule.length - 1]!.roster
   const applied = applyAction(latest, action)

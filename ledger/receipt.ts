@@ -1,3 +1,5 @@
+import { withoutCodes } from '../crypto/result.js'
+
 /**
  * Execution outcomes. A failed transfer is a normal, deterministic outcome and changes nothing: no fee is charged
  * and the nonce is not consumed.
@@ -16,17 +18,41 @@
  *    has too many open votes).
  * The mempool adds `mempool_full` and `duplicate` of its own.
  */
-export type TxFailureCode =
-  | 'malformed' | 'wrong_chain' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'balance_overflow'
-  | 'not_validator' | 'bad_action' | 'too_many_proposals'
-
-/** Every {@link TxFailureCode}, for the mempool and RPC to map and to check exhaustively. */
-export const TX_FAILURE_CODES: readonly TxFailureCode[] = Object.freeze([
+export const TX_FAILURE_CODES = Object.freeze([
   'malformed', 'wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow',
   'not_validator', 'bad_action', 'too_many_proposals',
 ] as const)
 
-/** The outcome of one transaction in a block, in block order. */
+/**
+ * A code from {@link TX_FAILURE_CODES}: the one list the mempool's admission codes extend and the RPC maps to error
+ * numbers, so a code added here does not compile until the RPC has a number for it.
+ */
+export type TxFailureCode = (typeof TX_FAILURE_CODES)[number]
+
+/**
+ * The transaction failure codes only execution gives: nothing ahead of a block checks the recipient's balance, which
+ * cannot overflow while the total supply is at most 2^64-1 (docs/formats.md).
+ */
+export const EXECUTION_ONLY_FAILURE_CODES = ['balance_overflow'] as const satisfies readonly TxFailureCode[]
+
+/**
+ * The transaction failure codes a check against the committed state can give ahead of execution: what the mempool
+ * refuses a transaction with, beside its own codes, and what RPC `tx_submit` answers.
+ */
+export const PRECHECK_FAILURE_CODES = withoutCodes(TX_FAILURE_CODES, EXECUTION_ONLY_FAILURE_CODES)
+
+/** A code from {@link PRECHECK_FAILURE_CODES}. */
+export type PrecheckFailureCode = (typeof PRECHECK_FAILURE_CODES)[number]
+
+/** Why a transaction does not apply: a code from {@link TX_FAILURE_CODES}. */
+export interface TxFailure {
+  readonly code: TxFailureCode
+}
+
+/**
+ * The outcome of one transaction in a block, in block order: a record of execution (the chain store keeps its
+ * `ok` and `code`, `tx_get` reports them), not a function's result.
+ */
 export type Receipt = { readonly ok: true } | { readonly ok: false; readonly code: TxFailureCode }
 
 /** The receipt of an applied transfer (shared, frozen). */

@@ -1,6 +1,8 @@
 import { bytesEqual, compareBytes } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
+import { malformed, type DecodeResult } from '../crypto/decodeError.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { ok } from '../crypto/result.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
 
 /**
@@ -438,13 +440,14 @@ export function encodePath(path: TreePath, value: Canonical | undefined): Canoni
 }
 
 /** The decoded parts of an encoded path; the own-leaf value is returned undecoded for the caller. */
-export type DecodedPath =
-  | { ok: true; siblings: Uint8Array[]; terminal: { kind: 'empty' } | { kind: 'leaf'; value: unknown } | { kind: 'other'; key: Uint8Array; valueHash: Uint8Array } }
-  | { ok: false; reason: string }
+export type DecodedPath = DecodeResult<{
+  readonly siblings: Uint8Array[]
+  readonly terminal: { kind: 'empty' } | { kind: 'leaf'; value: unknown } | { kind: 'other'; key: Uint8Array; valueHash: Uint8Array }
+}>
 
 /** Validates the shape of an encoded path (see {@link encodePath}). */
 export function decodePath(value: unknown): DecodedPath {
-  const fail = (reason: string) => ({ ok: false as const, reason })
+  const fail = malformed
   if (!Array.isArray(value) || value.length !== 2) return fail('a path is [siblings, terminal]')
   const [rawSiblings, terminal] = value as unknown[]
   if (!Array.isArray(rawSiblings) || rawSiblings.length > KEY_BITS) return fail(`siblings must be an array of at most ${KEY_BITS}`)
@@ -457,13 +460,13 @@ export function decodePath(value: unknown): DecodedPath {
   }
   if (!Array.isArray(terminal) || terminal.length === 0) return fail('terminal must be a non-empty array')
   const t = terminal as unknown[]
-  if (t[0] === 0 && t.length === 1) return { ok: true, siblings, terminal: { kind: 'empty' } }
-  if (t[0] === 1 && t.length === 2) return { ok: true, siblings, terminal: { kind: 'leaf', value: t[1] } }
+  if (t[0] === 0 && t.length === 1) return ok({ siblings, terminal: { kind: 'empty' } })
+  if (t[0] === 1 && t.length === 2) return ok({ siblings, terminal: { kind: 'leaf', value: t[1] } })
   if (t[0] === 2 && t.length === 3) {
     const [, key, valueHash] = t
     if (!(key instanceof Uint8Array) || key.byteLength !== 32) return fail('other leaf key must be 32 bytes')
     if (!(valueHash instanceof Uint8Array) || valueHash.byteLength !== 32) return fail('other leaf value hash must be 32 bytes')
-    return { ok: true, siblings, terminal: { kind: 'other', key, valueHash } }
+    return ok({ siblings, terminal: { kind: 'other', key, valueHash } })
   }
   return fail('unknown terminal')
 }
@@ -476,6 +479,6 @@ export function encodePathBytes(path: TreePath, value: Canonical | undefined): U
 /** Decodes path bytes, bounded by {@link MAX_PROOF_BYTES}. */
 export function decodePathBytes(bytes: Uint8Array): DecodedPath {
   const d = decodeCanonical(bytes, MAX_PROOF_BYTES)
-  if (!d.ok) return { ok: false, reason: d.reason }
+  if (!d.ok) return d
   return decodePath(d.value)
 }

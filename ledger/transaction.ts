@@ -1,6 +1,6 @@
 import {
   ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, Domain, addressFromPublicKey, decodeCanonical,
-  encodeCanonical, sha256, sign, signBytes, verify, keyPairFromSeed,
+  encodeCanonical, malformed, sha256, sign, signBytes, verify, keyPairFromSeed, type DecodeError, type DecodeResult,
 } from '../crypto/index.js'
 import { actionTuple, checkAction, parseAction, type GovernanceAction } from './governance.js'
 
@@ -79,11 +79,8 @@ export function spendOf(tx: AnyTransaction): bigint {
   return tx.kind === 'governance' ? 0n : tx.amount
 }
 
-/** Why bytes are not a transaction. The code matches the RPC's `malformed` reason. */
-export interface TxDecodeError {
-  readonly code: 'malformed'
-  readonly reason: string
-}
+/** Why bytes are not a transaction: the decode failure every strict decoder shares, whose code is the RPC's `malformed`. */
+export type TxDecodeError = DecodeError
 
 /** True when the chain id is well formed. */
 export function isValidChainId(chainId: unknown): chainId is string {
@@ -149,7 +146,7 @@ function checkGovernanceFields(tx: UnsignedGovernanceTransaction & { signature?:
  * fixed layout ({@link readCanonicalLayout}); anything else goes through the general strict decoder
  * ({@link decodeTransactionStrict}), which gives the reason. Both accept exactly the same bytes with the same value.
  */
-export function decodeTransaction(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
+export function decodeTransaction(bytes: Uint8Array): DecodeResult<DecodedTransaction> {
   const tx = bytes instanceof Uint8Array ? readCanonicalLayout(bytes) : undefined
   if (tx !== undefined) return { ok: true, value: { tx, bytes, hash: txHash(bytes) } }
   return decodeTransactionStrict(bytes)
@@ -159,10 +156,10 @@ export function decodeTransaction(bytes: Uint8Array): { ok: true; value: Decoded
  * The general strict decoder: canonical MessagePack (decoded, then re-encoded and compared), then the shape and
  * field checks. {@link decodeTransaction} uses it for whatever is not a well-formed transaction in its one layout.
  */
-export function decodeTransactionStrict(bytes: Uint8Array): { ok: true; value: DecodedTransaction } | { ok: false; error: TxDecodeError } {
-  const fail = (reason: string) => ({ ok: false as const, error: { code: 'malformed' as const, reason } })
+export function decodeTransactionStrict(bytes: Uint8Array): DecodeResult<DecodedTransaction> {
+  const fail = malformed
   const decoded = decodeCanonical(bytes, MAX_TX_BYTES)
-  if (!decoded.ok) return fail(decoded.reason)
+  if (!decoded.ok) return fail(decoded.error.reason)
   const v = decoded.value
   if (Array.isArray(v) && v[0] === GOVERNANCE_TX_VERSION) {
     if (v.length !== 6) return fail('a governance transaction is an array of 6 fields')

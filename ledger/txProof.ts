@@ -3,6 +3,7 @@ import { decodeCanonical, encodeCanonical } from '../crypto/canonical.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
 import { err, ok, type Result } from '../crypto/result.js'
 import { MAX_BLOCK_TXS } from './block.js'
+import type { ProofError } from './proofError.js'
 
 /**
  * Inclusion proofs of a transaction in a block: the RFC 6962 audit path of its hash in the block's transaction tree
@@ -45,10 +46,7 @@ export function txInclusionProof(hashes: readonly Uint8Array[], index: number): 
 }
 
 /** Why a proof does not prove the inclusion. */
-export interface TxProofError {
-  readonly code: 'malformed' | 'root_mismatch'
-  readonly reason: string
-}
+export type TxProofError = ProofError
 
 /**
  * Verifies that `hash` is the transaction at the proof's index of a block whose transaction root is `root`; returns
@@ -61,7 +59,7 @@ export function verifyTxInclusion(root: Uint8Array, hash: Uint8Array, proof: Uin
   }
   if (!(proof instanceof Uint8Array)) return fail('malformed', 'proof must be bytes')
   const d = decodeCanonical(proof, 16 + MAX_SIBLINGS * (HASH_LENGTH + 2))
-  if (!d.ok) return fail('malformed', d.reason)
+  if (!d.ok) return fail('malformed', d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'a proof is [index, count, siblings]')
   const [index, count, siblings] = d.value as unknown[]
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 1 || count > MAX_BLOCK_TXS) return fail('malformed', 'count')

@@ -192,7 +192,7 @@ export class TallyNode {
         const r = await txGossip.submit(bytes)
         metrics.mempoolSize.set(mempool.size)
         metrics.mempoolBytes.set(mempool.bytes)
-        return r.ok ? { ok: true, hash: r.hash } : { ok: false, code: r.code, reason: r.reason }
+        return r
       },
       pending: (h) => mempool.has(h),
       rejected: (h) => rejected.get(h),

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { bytesEqual } from '../crypto/bytes.js'
 import { sha256 } from '../crypto/hash.js'
+import { err } from '../crypto/result.js'
 import { decodeCommitCertificate, decodeEvidence, type CommitCertificate } from '../consensus/index.js'
 import type { Genesis } from '../genesis/genesis.js'
 import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
@@ -189,7 +190,7 @@ export class NodeBackend implements RpcBackend {
       const r = castVote(gov, height, senderAddress(d.value.tx), d.value.tx.action, this.d.genesis.params.governance)
       if (!r.ok) {
         const reason = r.error.code === 'not_validator' ? `the signer is not a validator at height ${height}` : r.error.reason
-        return Promise.resolve({ ok: false, code: r.error.code, reason })
+        return Promise.resolve(err({ code: r.error.code, reason }))
       }
     }
     return this.d.submit(bytes)

@@ -1,4 +1,6 @@
+import type { Result } from '../crypto/result.js'
 import type { GovernanceAction } from '../ledger/governance.js'
+import { PRECHECK_FAILURE_CODES } from '../ledger/receipt.js'
 
 /**
  * What the RPC server needs from a node. The node (node/) implements it; tests use an in-memory double.
@@ -58,26 +60,25 @@ export interface AccountState {
 }
 
 /**
- * Reasons a transaction can be refused admission. The RPC maps each to a fixed error number (docs/rpc.md); the
- * table in rpc/errors.ts is typed over this union, so a code added here needs its number there.
- * The last three refuse a governance vote that would fail against the committed state (ledger/governance.ts).
+ * Every reason a transaction can be refused admission: the ledger's transaction failure codes a check against the
+ * committed state gives ahead of execution (ledger/receipt.ts; the governance ones refuse a vote that would fail,
+ * ledger/governance.ts), and the mempool's own `mempool_full` and `duplicate`. The RPC maps each to a fixed error
+ * number (docs/rpc.md); the table in rpc/errors.ts is typed over this list, so a code added to the ledger's list
+ * does not compile until it has its number there.
  */
-export type SubmitErrorCode =
-  | 'invalid_signature'
-  | 'bad_nonce'
-  | 'insufficient_funds'
-  | 'wrong_chain'
-  | 'malformed'
-  | 'mempool_full'
-  | 'duplicate'
-  | 'not_validator'
-  | 'bad_action'
-  | 'too_many_proposals'
+export const SUBMIT_ERROR_CODES = [...PRECHECK_FAILURE_CODES, 'mempool_full', 'duplicate'] as const
 
-/** The outcome of `submitTx`: success only once the transaction is in the mempool. */
-export type SubmitResult =
-  | { readonly ok: true; readonly hash: Uint8Array }
-  | { readonly ok: false; readonly code: SubmitErrorCode; readonly reason: string }
+/** A code from {@link SUBMIT_ERROR_CODES}. */
+export type SubmitErrorCode = (typeof SUBMIT_ERROR_CODES)[number]
+
+/** Why a transaction was refused admission: its code and the node's explanation. */
+export interface SubmitError {
+  readonly code: SubmitErrorCode
+  readonly reason: string
+}
+
+/** The outcome of `submitTx`: the transaction's hash once it is in the mempool, or why it is not. */
+export type SubmitResult = Result<Uint8Array, SubmitError>
 
 /** Where a transaction is. */
 export type TxLookup =

@@ -1,5 +1,6 @@
 import { StandardErrorCode, applicationError, type JsonRpcError } from './errors.js'
-import type { Parsed } from './format.js'
+import { ok } from '../crypto/result.js'
+import { invalidParam, type Parsed } from './format.js'
 import type { Metrics } from './metrics.js'
 import type { RpcLogger } from './logger.js'
 
@@ -148,8 +149,8 @@ export class Dispatcher {
     const args = resolveParams(method.params, params)
     if (!args.ok) {
       this.count(name, 'invalid_params')
-      return errorResponse(id, StandardErrorCode.invalidParams, `invalid params: ${args.reason}`,
-        args.param === undefined ? undefined : { param: args.param })
+      return errorResponse(id, StandardErrorCode.invalidParams, `invalid params: ${args.error.reason}`,
+        args.error.param === undefined ? undefined : { param: args.error.param })
     }
     let timer: NodeJS.Timeout | undefined
     try {
@@ -180,7 +181,8 @@ export class Dispatcher {
   }
 }
 
-type Resolved = { ok: true; value: unknown[] } | { ok: false; reason: string; param?: string }
+/** The parsed arguments in declaration order, or which parameter is wrong and why. */
+type Resolved = Parsed<unknown[]>
 
 /** Maps positional or named params onto the method's parameter list and parses each. */
 function resolveParams(specs: readonly ParamSpec[], params: unknown[] | Record<string, unknown> | undefined): Resolved {
@@ -189,13 +191,13 @@ function resolveParams(specs: readonly ParamSpec[], params: unknown[] | Record<s
     raw = []
   } else if (Array.isArray(params)) {
     if (params.length > specs.length) {
-      return { ok: false, reason: `expected at most ${specs.length} parameter(s), got ${params.length}` }
+      return invalidParam(`expected at most ${specs.length} parameter(s), got ${params.length}`)
     }
     raw = params
   } else {
     const names = new Set(specs.map((s) => s.name))
     for (const k of Object.keys(params)) {
-      if (!names.has(k)) return { ok: false, reason: `unknown parameter ${JSON.stringify(k.slice(0, 64))}`, param: k.slice(0, 64) }
+      if (!names.has(k)) return invalidParam(`unknown parameter ${JSON.stringify(k.slice(0, 64))}`, k.slice(0, 64))
     }
     raw = specs.map((s) => (Object.prototype.hasOwnProperty.call(params, s.name) ? params[s.name] : undefined))
   }
@@ -208,11 +210,11 @@ function resolveParams(specs: readonly ParamSpec[], params: unknown[] | Record<s
         out.push(undefined)
         continue
       }
-      return { ok: false, reason: `${spec.name}: missing`, param: spec.name }
+      return invalidParam(`${spec.name}: missing`, spec.name)
     }
     const p = spec.parse(v)
-    if (!p.ok) return { ok: false, reason: `${spec.name}: ${p.reason}`, param: spec.name }
+    if (!p.ok) return invalidParam(`${spec.name}: ${p.error.reason}`, spec.name)
     out.push(p.value)
   }
-  return { ok: true, value: out }
+  return ok(out)
 }

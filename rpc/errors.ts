@@ -1,4 +1,4 @@
-import type { SubmitErrorCode } from './backend.js'
+import { SUBMIT_ERROR_CODES } from './backend.js'
 
 /**
  * JSON-RPC error numbers: the specification's standard codes, and the fixed table mapping the ledger's and
@@ -15,15 +15,22 @@ export const StandardErrorCode = {
   internalError: -32603,
 } as const
 
-/** Reasons the server itself gives (not the node's admission codes). */
-export type ServerErrorReason = 'timeout' | 'too_many_subscriptions' | 'websocket_required' | 'unavailable' | 'unknown_height'
+/** Every reason the server itself gives (not the node's admission codes). */
+export const SERVER_ERROR_REASONS = ['timeout', 'too_many_subscriptions', 'websocket_required', 'unavailable', 'unknown_height'] as const
+
+/** A reason from {@link SERVER_ERROR_REASONS}. */
+export type ServerErrorReason = (typeof SERVER_ERROR_REASONS)[number]
 
 /** Every application reason the RPC layer may answer with: each has its own number in the table. */
-export type ApplicationReason = SubmitErrorCode | ServerErrorReason
+export const APPLICATION_REASONS = [...SUBMIT_ERROR_CODES, ...SERVER_ERROR_REASONS] as const
+
+/** A reason from {@link APPLICATION_REASONS}. */
+export type ApplicationReason = (typeof APPLICATION_REASONS)[number]
 
 /**
- * Application error numbers by reason. Typed over every {@link ApplicationReason}, so a new admission code
- * (`SubmitErrorCode`) does not compile until it has a number of its own here.
+ * Application error numbers by reason. Exactly the {@link ApplicationReason}s are keys, so a new admission code
+ * (`SUBMIT_ERROR_CODES`, derived from the ledger's transaction failure codes) or server reason does not compile
+ * until it has a number of its own here.
  */
 export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>> = Object.freeze({
   invalid_signature: -32001,
@@ -41,9 +48,12 @@ export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>
   not_validator: -32020,
   bad_action: -32021,
   too_many_proposals: -32022,
-})
+} satisfies Record<ApplicationReason, number>)
 
-/** The number for a reason outside the table (only a caller that is not type-checked can produce one). */
+/**
+ * The number for a reason outside the table: only a backend that is not type-checked can give one, and its reason
+ * text still reaches the client in `data.reason`.
+ */
 export const GENERIC_APPLICATION_ERROR = -32000
 
 /** True when the text is one of the table's reasons. */
@@ -51,9 +61,9 @@ export function isApplicationReason(reason: unknown): reason is ApplicationReaso
   return typeof reason === 'string' && Object.prototype.hasOwnProperty.call(APPLICATION_ERROR_CODES, reason)
 }
 
-/** The error number for an application reason. */
+/** The error number for an application reason: the table's, which has one for every reason. */
 export function applicationErrorCode(reason: ApplicationReason): number {
-  return isApplicationReason(reason) ? APPLICATION_ERROR_CODES[reason] : GENERIC_APPLICATION_ERROR
+  return APPLICATION_ERROR_CODES[reason]
 }
 
 /** A JSON-RPC error object. */

@@ -1,4 +1,5 @@
 import { fromHex, to0x } from '../crypto/bytes.js'
+import { err, ok, type Result } from '../crypto/result.js'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
 import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
@@ -11,45 +12,60 @@ import type {
 /**
  * Formatting between domain values and their JSON-RPC forms: addresses `0x`+40 lowercase hex, hashes
  * `0x`+64 hex, amounts and nonces decimal strings, bytes `0x`+hex, times ISO 8601.
- * Parsers return undefined (or a reason) for bad input: the dispatcher turns that into -32602.
+ * Parsers return a {@link ParamError} for bad input: the dispatcher turns that into -32602.
  */
 
+/** Every code a parameter's parse failure carries: the dispatcher answers each with -32602. */
+export const PARAM_ERROR_CODES = ['invalid_params'] as const
+
+/** Why a parameter is not a value of its kind, and which parameter it is when the dispatcher knows. */
+export interface ParamError {
+  readonly code: (typeof PARAM_ERROR_CODES)[number]
+  readonly reason: string
+  readonly param?: string
+}
+
 /** A parse outcome: the value or why not. */
-export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string }
+export type Parsed<T> = Result<T, ParamError>
+
+/** A parse failure with its reason. */
+export function invalidParam(reason: string, param?: string): { readonly ok: false; readonly error: ParamError } {
+  return err<ParamError>(param === undefined ? { code: 'invalid_params', reason } : { code: 'invalid_params', reason, param })
+}
 
 /** Parses an address parameter. */
 export function parseAddressParam(v: unknown): Parsed<Uint8Array> {
-  if (typeof v !== 'string') return { ok: false, reason: 'expected a string 0x + 40 hex digits' }
+  if (typeof v !== 'string') return invalidParam('expected a string 0x + 40 hex digits')
   const a = parseAddress(v)
-  return a === undefined ? { ok: false, reason: 'expected 0x + 40 hex digits' } : { ok: true, value: a }
+  return a === undefined ? invalidParam('expected 0x + 40 hex digits') : ok(a)
 }
 
 /** Parses a hash parameter. */
 export function parseHashParam(v: unknown): Parsed<Uint8Array> {
-  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return { ok: false, reason: 'expected a string 0x + 64 hex digits' }
+  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return invalidParam('expected a string 0x + 64 hex digits')
   const h = fromHex(v, HASH_LENGTH)
-  return h === undefined ? { ok: false, reason: 'expected 0x + 64 hex digits' } : { ok: true, value: h }
+  return h === undefined ? invalidParam('expected 0x + 64 hex digits') : ok(h)
 }
 
 /** Parses `0x`-prefixed hex bytes of at most `maxBytes`. */
 export function parseBytesParam(v: unknown, maxBytes: number): Parsed<Uint8Array> {
-  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return { ok: false, reason: 'expected a string 0x + hex' }
-  if (v.length > 2 + maxBytes * 2) return { ok: false, reason: `longer than ${maxBytes} bytes` }
+  if (typeof v !== 'string' || !/^0[xX]/.test(v)) return invalidParam('expected a string 0x + hex')
+  if (v.length > 2 + maxBytes * 2) return invalidParam(`longer than ${maxBytes} bytes`)
   const b = fromHex(v)
-  return b === undefined ? { ok: false, reason: 'expected 0x + an even number of hex digits' } : { ok: true, value: b }
+  return b === undefined ? invalidParam('expected 0x + an even number of hex digits') : ok(b)
 }
 
 /** Parses a block height: a non-negative safe integer, as a number or a decimal string. */
 export function parseHeightParam(v: unknown): Parsed<number> {
   if (typeof v === 'string' && /^(0|[1-9][0-9]{0,15})$/.test(v)) v = Number(v)
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return { ok: false, reason: 'expected a non-negative integer' }
-  return { ok: true, value: v }
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) return invalidParam('expected a non-negative integer')
+  return ok(v)
 }
 
 /** Parses a height that must name a block or a set: a positive safe integer, as a number or a decimal string. */
 export function parsePositiveHeightParam(v: unknown): Parsed<number> {
   const h = parseHeightParam(v)
-  return h.ok && h.value < 1 ? { ok: false, reason: 'expected a positive integer (the first block is height 1)' } : h
+  return h.ok && h.value < 1 ? invalidParam('expected a positive integer (the first block is height 1)') : h
 }
 
 /** The options of a look-up that can come with a proof: `{"proof": true}` (docs/rpc.md, "Proofs"). */
@@ -59,12 +75,12 @@ export interface LookupOptions {
 
 /** Parses the optional options parameter of a provable look-up: `{"proof": boolean}`, nothing else. */
 export function parseLookupOptions(v: unknown): Parsed<LookupOptions> {
-  if (v === undefined || v === null) return { ok: true, value: { proof: false } }
-  if (typeof v !== 'object' || Array.isArray(v)) return { ok: false, reason: 'expected an object {"proof": true|false}' }
+  if (v === undefined || v === null) return ok({ proof: false })
+  if (typeof v !== 'object' || Array.isArray(v)) return invalidParam('expected an object {"proof": true|false}')
   const o = v as Record<string, unknown>
-  for (const k of Object.keys(o)) if (k !== 'proof') return { ok: false, reason: `unknown option ${JSON.stringify(k.slice(0, 32))} (expected "proof")` }
-  if (o.proof !== undefined && typeof o.proof !== 'boolean') return { ok: false, reason: 'proof must be true or false' }
-  return { ok: true, value: { proof: o.proof === true } }
+  for (const k of Object.keys(o)) if (k !== 'proof') return invalidParam(`unknown option ${JSON.stringify(k.slice(0, 32))} (expected "proof")`)
+  if (o.proof !== undefined && typeof o.proof !== 'boolean') return invalidParam('proof must be true or false')
+  return ok({ proof: o.proof === true })
 }
 
 /** Formats a generic domain structure for JSON (see DomainValue). */

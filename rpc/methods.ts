@@ -1,11 +1,12 @@
 import { to0x } from '../crypto/bytes.js'
 import { formatAddress } from '../crypto/address.js'
+import { ok as valueOk } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
 import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
   formatAccountProof, formatBlock, formatCommit, formatDomain, formatPendingChanges, formatStatus, formatTxLookup, formatTxProof,
-  formatValidator, parseAddressParam, parseBytesParam, parseHashParam, parseHeightParam, parseLookupOptions, parsePositiveHeightParam,
+  formatValidator, invalidParam, parseAddressParam, parseBytesParam, parseHashParam, parseHeightParam, parseLookupOptions, parsePositiveHeightParam,
   type LookupOptions,
 } from './format.js'
 import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
@@ -78,11 +79,12 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       params: [{ name: 'signedTx', parse: (v) => parseBytesParam(v, MAX_SUBMIT_BYTES) }],
       handler: async ([bytes]) => {
         const r = await backend.submitTx(bytes as Uint8Array)
-        if (r.ok) return ok({ hash: to0x(r.hash) })
-        const message = `transaction rejected: ${String(r.code)}: ${r.reason}`
-        if (isApplicationReason(r.code)) return { ok: false, error: applicationError(r.code, message, { detail: r.reason }) }
+        if (r.ok) return ok({ hash: to0x(r.value) })
+        const { code, reason } = r.error
+        const message = `transaction rejected: ${String(code)}: ${reason}`
+        if (isApplicationReason(code)) return { ok: false, error: applicationError(code, message, { detail: reason }) }
         // the type admits only the table's codes; a backend that is not type-checked still gets its reason across
-        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(r.code), detail: r.reason } } }
+        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(code), detail: reason } } }
       },
     },
     tx_get: {
@@ -128,7 +130,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       params: [
         {
           name: 'topic',
-          parse: (v) => (v === 'newBlocks' || v === 'tx' ? { ok: true, value: v } : { ok: false, reason: 'expected "newBlocks" or "tx"' }),
+          parse: (v) => (v === 'newBlocks' || v === 'tx' ? valueOk(v) : invalidParam('expected "newBlocks" or "tx"')),
         },
         { name: 'hash', optional: true, parse: parseHashParam },
       ],
@@ -147,7 +149,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     chain_unsubscribe: {
       params: [{
         name: 'subscription',
-        parse: (v) => (typeof v === 'string' && v.length <= 64 ? { ok: true, value: v } : { ok: false, reason: 'expected a subscription id string' }),
+        parse: (v) => (typeof v === 'string' && v.length <= 64 ? valueOk(v) : invalidParam('expected a subscription id string')),
       }],
       handler: ([id], ctx) => {
         const session = sessionOf(ctx)

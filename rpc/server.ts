@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
+import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
 import { Dispatcher, type CallContext } from './dispatcher.js'
 import { StandardErrorCode } from './errors.js'
@@ -71,13 +72,26 @@ const WS_MAX_QUEUED_MESSAGES = 64
 /** How long a closing WebSocket gets for its close handshake before the socket is destroyed. */
 const WS_CLOSE_GRACE_MS = 1000
 
-type BodyResult = { ok: true; text: string } | { ok: false; status: number; reason: string }
+/** Why a request body was not read: it is over the limit (HTTP 413), or the request stream failed or was aborted (400). */
+const BODY_ERROR_CODES = ['too_large', 'stream_failed'] as const
+
+/** The HTTP status each body failure is answered with. */
+const BODY_ERROR_STATUS: Readonly<Record<(typeof BODY_ERROR_CODES)[number], number>> = Object.freeze({ too_large: 413, stream_failed: 400 })
+
+/** A body read's failure: its code and the reason the client is told. */
+interface BodyError {
+  readonly code: (typeof BODY_ERROR_CODES)[number]
+  readonly reason: string
+}
+
+/** The body's text, or why it was not read. */
+type BodyResult = Result<string, BodyError>
 
 /** Reads a request body up to `limit` bytes, counting while streaming; stops reading (and buffering) past it. */
 function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.resolve({ ok: false, status: 413, reason: `body larger than ${limit} bytes` })
+    return Promise.resolve(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
   }
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
@@ -96,14 +110,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       size += chunk.length
       if (size > limit) {
         req.pause()
-        finish({ ok: false, status: 413, reason: `body larger than ${limit} bytes` })
+        finish(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
       } else {
         chunks.push(chunk)
       }
     }
-    const onEnd = () => finish({ ok: true, text: Buffer.concat(chunks, size).toString('utf8') })
-    const onError = () => finish({ ok: false, status: 400, reason: 'request stream failed' })
-    const onAborted = () => finish({ ok: false, status: 400, reason: 'request aborted' })
+    const onEnd = () => finish(ok(Buffer.concat(chunks, size).toString('utf8')))
+    const onError = () => finish(err({ code: 'stream_failed', reason: 'request stream failed' }))
+    const onAborted = () => finish(err({ code: 'stream_failed', reason: 'request aborted' }))
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
@@ -322,12 +336,12 @@ export class RpcServer {
     const body = await readBody(ctx.req, this.options.maxBodyBytes)
     if (!body.ok) {
       ctx.set('Connection', 'close')
-      ctx.status = body.status
+      ctx.status = BODY_ERROR_STATUS[body.error.code]
       ctx.type = 'application/json'
-      ctx.body = jsonError(StandardErrorCode.invalidRequest, body.reason)
+      ctx.body = jsonError(StandardErrorCode.invalidRequest, body.error.reason)
       return
     }
-    const response = await this.dispatcher.handleText(body.text, { transport: 'http' })
+    const response = await this.dispatcher.handleText(body.value, { transport: 'http' })
     if (response === undefined) {
       ctx.status = 204
       return

@@ -94,10 +94,10 @@ async function readGenesis(path: string): Promise<{ root: TrustRoot; block: Trus
   }
   const g = parseGenesis(json)
   if (!g.ok) {
-    const first = g.errors[0]!
+    const first = g.error.errors[0]!
     throw new CliError(`genesis file ${path} is not a valid genesis: ${first.path ? `${first.path}: ` : ''}${first.message}`, 'bad_genesis')
   }
-  return { root: { kind: 'genesis', genesisHash: genesisHash(g.genesis) }, block: trustedGenesis(g.genesis) }
+  return { root: { kind: 'genesis', genesisHash: genesisHash(g.value) }, block: trustedGenesis(g.value) }
 }
 
 /** The chain id the first endpoint that answers reports (only to find the light store; nothing is trusted from it). */

@@ -63,8 +63,8 @@ function readGenesisJson(path: string): GenesisJson {
 
 function writeGenesisJson(path: string, json: GenesisJson): void {
   const parsed = parseGenesis(json)
-  if (!parsed.ok) throw new UsageError(`the genesis would be invalid:\n  ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n  ')}`)
-  writeFileSync(path, JSON.stringify(formatGenesis(parsed.genesis), null, 2) + '\n')
+  if (!parsed.ok) throw new UsageError(`the genesis would be invalid:\n  ${parsed.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n  ')}`)
+  writeFileSync(path, JSON.stringify(formatGenesis(parsed.value), null, 2) + '\n')
 }
 
 /** Builds the program; `out`/`err` receive lines (tests capture them). */
@@ -143,7 +143,7 @@ export function buildProgram(out: (s: string) => void): Command {
       const config = { ...DEFAULT_CONFIG, moniker: o.moniker, p2p: { ...DEFAULT_CONFIG.p2p, listen: `0.0.0.0:${o.p2pPort}` }, rpc: { ...DEFAULT_CONFIG.rpc, port: o.rpcPort } }
       const checked = parseConfig(config)
       const flag: Record<string, string> = { moniker: '--moniker', 'p2p.listen': '--p2p-port', 'rpc.port': '--rpc-port' }
-      if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
+      if (!checked.ok) throw new UsageError(checked.error.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
       mkdirSync(home, { recursive: true })
       const validatorSeed = fullNode ? undefined : new Uint8Array(randomBytes(32))
       const nodeSeed = new Uint8Array(randomBytes(32))
@@ -239,10 +239,10 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption('--genesis <file>', 'genesis file')
     .action((o) => {
       const parsed = parseGenesis(readGenesisJson(o.genesis))
-      if (!parsed.ok) throw new UsageError(`${o.genesis} is invalid:\n  ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('\n  ')}`)
-      if (parsed.genesis.validators.length === 0) throw new UsageError(`${o.genesis} has no validators`)
-      out(`valid: chain ${parsed.genesis.chainId}, ${parsed.genesis.validators.length} validators, ${parsed.genesis.balances.length} balances`)
-      out(`genesis hash ${to0x(genesisHash(parsed.genesis))}`)
+      if (!parsed.ok) throw new UsageError(`${o.genesis} is invalid:\n  ${parsed.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n  ')}`)
+      if (parsed.value.validators.length === 0) throw new UsageError(`${o.genesis} has no validators`)
+      out(`valid: chain ${parsed.value.chainId}, ${parsed.value.validators.length} validators, ${parsed.value.balances.length} balances`)
+      out(`genesis hash ${to0x(genesisHash(parsed.value))}`)
     })
   genesis.command('show-key')
     .description('print the public key, address and peer id of a home\'s keys, as JSON (a full node has only a peer id)')

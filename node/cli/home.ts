@@ -81,13 +81,13 @@ export function readKeySeed(path: string): Uint8Array {
 /** Loads and validates a home; throws HomeError naming every problem. */
 export function loadHome(dir: string): NodeHome {
   const config = parseConfig(readJson(join(dir, HomeFiles.config)))
-  if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.errors))
+  if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.error.errors))
   const genesis = parseGenesis(readJson(join(dir, HomeFiles.genesis)))
-  if (!genesis.ok) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, describe(genesis.errors))
+  if (!genesis.ok) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, describe(genesis.error.errors))
   const validatorKeyPath = join(dir, HomeFiles.validatorKey)
   const validatorSeed = existsSync(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
   const nodeSeed = readKeySeed(join(dir, HomeFiles.nodeKey))
-  return { dir, config: config.config, genesis: genesis.genesis, validatorSeed, nodeSeed }
+  return { dir, config: config.value, genesis: genesis.value, validatorSeed, nodeSeed }
 }
 
 /** Turns `host:port` (or a multiaddr, kept as it is) into a TCP multiaddr. */

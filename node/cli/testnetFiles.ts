@@ -56,8 +56,8 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
     validators: o.validators, chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort,
     accounts: o.accounts, balance: o.balance, genesisTime: new Date().toISOString(), seeds,
   }, { peerIdOf })
-  if (!r.ok) throw new TestnetError(r.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
-  const t = r.testnet
+  if (!r.ok) throw new TestnetError(r.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
+  const t = r.value
   mkdirSync(o.out, { recursive: true })
   const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
   writeFile(join(o.out, 'genesis.json'), genesisText)

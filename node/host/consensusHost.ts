@@ -572,7 +572,7 @@ export class ConsensusHost {
         // the WAL sync and the guard's save run together; the signature is used only once both are durable
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signProposalAsync(e.proposal)])
         if (!r.ok) {
-          this.d.logger[this.expectedRefusal(r.code, e.proposal.height) ? 'debug' : 'warn']({ height: e.proposal.height, round: e.proposal.round, code: r.code }, `guard refused a proposal: ${r.reason}`)
+          this.d.logger[this.expectedRefusal(r.error.code, e.proposal.height) ? 'debug' : 'warn']({ height: e.proposal.height, round: e.proposal.round, code: r.error.code }, `guard refused a proposal: ${r.error.reason}`)
           return
         }
         this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
@@ -582,8 +582,8 @@ export class ConsensusHost {
         if (!this.d.guard) return
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signVoteAsync(e.vote)])
         if (!r.ok) {
-          const level = this.expectedRefusal(r.code, e.vote.height) ? 'debug' : 'warn'
-          this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.code }, `guard refused a vote: ${r.reason}`)
+          const level = this.expectedRefusal(r.error.code, e.vote.height) ? 'debug' : 'warn'
+          this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.error.code }, `guard refused a vote: ${r.error.reason}`)
           return
         }
         this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: true })

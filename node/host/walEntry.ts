@@ -46,7 +46,7 @@ export function encodeWalEntry(e: WalEntry): Uint8Array {
 export function decodeWalEntry(bytes: Uint8Array, limits: { readonly maxTxs: number; readonly maxBytes: number }): EnvelopeResult<{ height: number; entry: WalEntry }> {
   const maxTxs = limits.maxTxs
   const d = decodeCanonical(bytes, Math.max(maxConsensusMessageBytes(maxTxs), maxWalBlockBytes(limits)) + 64)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value as Canonical[]
   if (!Array.isArray(v) || typeof v[0] !== 'number') return fail('WAL record shape')
   const height = v[0]

@@ -1,5 +1,6 @@
-import { bytesKey, toHex } from '../../crypto/index.js'
-import type { TxFailureCode } from '../../ledger/receipt.js'
+import { bytesKey, err, ok, toHex, type Result } from '../../crypto/index.js'
+import type { GovernanceError } from '../../ledger/governance.js'
+import { PRECHECK_FAILURE_CODES, TX_FAILURE_CODES } from '../../ledger/receipt.js'
 import {
   MAX_TX_BYTES, decodeTransaction, senderAddress, spendOf, verifyTransactionSignature, type AnyTransaction, type DecodedTransaction,
   type GovernanceTransaction,
@@ -54,19 +55,36 @@ export interface VerifiedSignatureCache {
   delete(hash: Uint8Array): void
 }
 
-/** Admission failure codes: exactly the RPC `tx_submit` reasons. */
-export type AdmissionCode =
-  | 'malformed' | 'wrong_chain' | 'duplicate' | 'invalid_signature' | 'bad_nonce' | 'insufficient_funds' | 'mempool_full'
-  | 'not_validator' | 'bad_action' | 'too_many_proposals'
+/**
+ * Admission failure codes: the ledger's transaction failure codes that admission checks against the committed state
+ * ahead of execution, and the mempool's own two. They are the RPC `tx_submit` reasons (rpc/backend.ts).
+ */
+export const ADMISSION_CODES = [...PRECHECK_FAILURE_CODES, 'duplicate', 'mempool_full'] as const
 
-/** The outcome of {@link Mempool.add}. */
-export type AddResult =
-  | { readonly ok: true; readonly hash: Uint8Array }
-  | { readonly ok: false; readonly code: AdmissionCode; readonly reason: string }
+/** A code from {@link ADMISSION_CODES}. */
+export type AdmissionCode = (typeof ADMISSION_CODES)[number]
+
+/** Why a transaction was not admitted: its code and the facts that explain it. */
+export interface AdmissionError {
+  readonly code: AdmissionCode
+  readonly reason: string
+}
+
+/** The outcome of {@link Mempool.add}: the admitted transaction's hash, or why it was not admitted. */
+export type AddResult = Result<Uint8Array, AdmissionError>
+
+/**
+ * Every reason a transaction leaves the pool: a block committed it, a committed block made it fail with a transaction
+ * failure code, or the pool's bounds pushed it out (`evicted`) or aged it out (`expired`).
+ */
+export const REMOVAL_CODES = ['committed', ...TX_FAILURE_CODES, 'evicted', 'expired'] as const
+
+/** A code from {@link REMOVAL_CODES}. */
+export type RemovalCode = (typeof REMOVAL_CODES)[number]
 
 /** Why a transaction left the pool. */
 export interface Removal {
-  readonly code: 'committed' | TxFailureCode | 'evicted' | 'expired'
+  readonly code: RemovalCode
   readonly reason: string
 }
 
@@ -120,7 +138,7 @@ export interface MempoolDependencies {
    * change applicable, the signer's open votes within bounds); undefined when it would apply. Without it, governance
    * votes are refused as `not_validator`.
    */
-  readonly checkGovernance?: (tx: GovernanceTransaction) => { readonly code: 'not_validator' | 'bad_action' | 'too_many_proposals'; readonly reason: string } | undefined
+  readonly checkGovernance?: (tx: GovernanceTransaction) => GovernanceError | undefined
 }
 
 /** Limits of one reap, usually the block's. */
@@ -398,7 +416,7 @@ export class Mempool {
       // the run grows through this nonce and every gapped one it reaches
       for (let e = entry as Entry | undefined; e !== undefined; e = sender.byNonce.get(++sender.next)) this.unmarkGapped(e)
     }
-    return { ok: true, hash: decoded.hash }
+    return ok(decoded.hash)
   }
 
   /**
@@ -638,7 +656,7 @@ export class Mempool {
 }
 
 function fail(code: AdmissionCode, reason: string): AddResult {
-  return { ok: false, code, reason }
+  return err({ code, reason })
 }
 
 /** A binary min-heap of entries by arrival order. */

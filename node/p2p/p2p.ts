@@ -1,5 +1,6 @@
 import './polyfill.js'
 import { concatBytes } from '../../crypto/bytes.js'
+import { err, ok, type Result } from '../../crypto/result.js'
 import { lookup } from 'node:dns/promises'
 import { EventEmitter } from 'node:events'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -39,19 +40,28 @@ export type GossipHandler = (data: Uint8Array, from: string) => GossipVerdict | 
 /** Answers one request with a response; throwing sends the peer an error (its message, bounded). */
 export type RequestHandler = (request: Uint8Array, from: string) => Uint8Array | Promise<Uint8Array>
 
-/** Why a request failed. */
-export type RequestFailureCode =
-  | 'not_allowed' // the peer is not on the allow-list
-  | 'unreachable' // no connection or stream could be opened (includes unsupported protocols)
-  | 'timeout' // no complete response within timeoutMs
-  | 'too_large' // the request or the response exceeds its bound
-  | 'remote_error' // the peer's handler failed; reason carries its message
-  | 'protocol' // the response was not a well-formed frame
+/**
+ * Every reason a request can fail:
+ *  - `not_allowed`: the peer is not on the allow-list;
+ *  - `unreachable`: no connection or stream could be opened (includes unsupported protocols);
+ *  - `timeout`: no complete response within timeoutMs;
+ *  - `too_large`: the request or the response exceeds its bound;
+ *  - `remote_error`: the peer's handler failed; reason carries its message;
+ *  - `protocol`: the response was not a well-formed frame.
+ */
+export const REQUEST_FAILURE_CODES = ['not_allowed', 'unreachable', 'timeout', 'too_large', 'remote_error', 'protocol'] as const
 
-/** The outcome of {@link P2p.request}: the response bytes, or a typed failure. */
-export type RequestResult =
-  | { readonly ok: true; readonly data: Uint8Array }
-  | { readonly ok: false; readonly code: RequestFailureCode; readonly reason: string }
+/** A code from {@link REQUEST_FAILURE_CODES}. */
+export type RequestFailureCode = (typeof REQUEST_FAILURE_CODES)[number]
+
+/** Why a request failed: its code and the facts (the peer's message for `remote_error`). */
+export interface RequestError {
+  readonly code: RequestFailureCode
+  readonly reason: string
+}
+
+/** The outcome of {@link P2p.request}: the response bytes, or a coded failure. */
+export type RequestResult = Result<Uint8Array, RequestError>
 
 /** Options of {@link P2p}. */
 export interface P2pOptions {
@@ -352,41 +362,42 @@ export class P2p extends EventEmitter<P2pEvents> {
   async request(peerId: string, protocol: string, req: Uint8Array, options: RequestOptions = {}): Promise<RequestResult> {
     const timeoutMs = options.timeoutMs ?? this.opts.requestTimeoutMs
     const maxResponse = options.maxResponseBytes ?? this.opts.maxResponseBytes
-    if (!this.isAdmitted(peerId)) return { ok: false, code: 'not_allowed', reason: `peer ${peerId} is not admitted` }
+    const fail = (code: RequestFailureCode, reason: string) => err<RequestError>({ code, reason })
+    if (!this.isAdmitted(peerId)) return fail('not_allowed', `peer ${peerId} is not admitted`)
     if (req.byteLength > this.opts.maxRequestBytes) {
-      return { ok: false, code: 'too_large', reason: `request of ${req.byteLength} bytes exceeds ${this.opts.maxRequestBytes}` }
+      return fail('too_large', `request of ${req.byteLength} bytes exceeds ${this.opts.maxRequestBytes}`)
     }
     const signal = AbortSignal.timeout(timeoutMs)
     let stream: Stream
     try {
       stream = await this.requireNode().dialProtocol(peerIdFromString(peerId), protocol, { signal })
     } catch (e) {
-      if (signal.aborted) return { ok: false, code: 'timeout', reason: `no stream within ${timeoutMs} ms` }
-      return { ok: false, code: 'unreachable', reason: (e as Error).message }
+      if (signal.aborted) return fail('timeout', `no stream within ${timeoutMs} ms`)
+      return fail('unreachable', (e as Error).message)
     }
     try {
       const reading = readFrame(stream, maxResponse + 1, signal)
       await writeFrame(stream, req)
       const frame = await reading
       if (!frame.ok) {
-        stream.abort(new Error(frame.reason))
-        if (frame.code === 'too_large') return { ok: false, code: 'too_large', reason: `response ${frame.reason}` }
-        if (signal.aborted) return { ok: false, code: 'timeout', reason: `no response within ${timeoutMs} ms` }
-        return { ok: false, code: 'protocol', reason: frame.reason }
+        stream.abort(new Error(frame.error.reason))
+        if (frame.error.code === 'too_large') return fail('too_large', `response ${frame.error.reason}`)
+        if (signal.aborted) return fail('timeout', `no response within ${timeoutMs} ms`)
+        return fail('protocol', frame.error.reason)
       }
       await stream.close().catch(() => undefined)
-      const body = frame.data
-      if (body.byteLength < 1) return { ok: false, code: 'protocol', reason: 'empty response frame' }
-      if (body[0] === STATUS_OK) return { ok: true, data: body.subarray(1) }
+      const body = frame.value
+      if (body.byteLength < 1) return fail('protocol', 'empty response frame')
+      if (body[0] === STATUS_OK) return ok(body.subarray(1))
       if (body[0] === STATUS_ERROR) {
         const reason = new TextDecoder().decode(body.subarray(1, 1 + MAX_ERROR_REASON))
-        return { ok: false, code: 'remote_error', reason }
+        return fail('remote_error', reason)
       }
-      return { ok: false, code: 'protocol', reason: `unknown response status ${body[0]}` }
+      return fail('protocol', `unknown response status ${body[0]}`)
     } catch (e) {
       stream.abort(e as Error)
-      if (signal.aborted) return { ok: false, code: 'timeout', reason: `no response within ${timeoutMs} ms` }
-      return { ok: false, code: 'unreachable', reason: (e as Error).message }
+      if (signal.aborted) return fail('timeout', `no response within ${timeoutMs} ms`)
+      return fail('unreachable', (e as Error).message)
     }
   }
 
@@ -561,13 +572,13 @@ export class P2p extends EventEmitter<P2pEvents> {
     try {
       const frame = await readFrame(stream, maxRequest, signal)
       if (!frame.ok) {
-        stream.abort(new Error(frame.reason))
-        if (frame.code !== 'aborted') this.penalize(from, this.opts.rejectPenalty, `bad request on ${stream.protocol}: ${frame.reason}`)
+        stream.abort(new Error(frame.error.reason))
+        if (frame.error.code !== 'aborted') this.penalize(from, this.opts.rejectPenalty, `bad request on ${stream.protocol}: ${frame.error.reason}`)
         return
       }
       let body: Uint8Array
       try {
-        const response = await handler(frame.data, from)
+        const response = await handler(frame.value, from)
         body = new Uint8Array(1 + response.byteLength)
         body[0] = STATUS_OK
         body.set(response, 1)
@@ -586,9 +597,17 @@ export class P2p extends EventEmitter<P2pEvents> {
   }
 }
 
-type FrameResult =
-  | { ok: true; data: Uint8Array }
-  | { ok: false; code: 'too_large' | 'aborted' | 'malformed'; reason: string }
+/** Why a frame could not be read: it exceeds its bound, the deadline or the stream cut it short, or it is not one frame. */
+const FRAME_ERROR_CODES = ['too_large', 'aborted', 'malformed'] as const
+
+/** A failed frame read: its code and the facts. */
+interface FrameError {
+  readonly code: (typeof FRAME_ERROR_CODES)[number]
+  readonly reason: string
+}
+
+/** The bytes of one frame, or why there are none. */
+type FrameResult = Result<Uint8Array, FrameError>
 
 /** Writes one frame: u32 big-endian length, then the bytes. */
 async function writeFrame(stream: Stream, data: Uint8Array): Promise<void> {
@@ -613,20 +632,20 @@ async function readFrame(stream: Stream, maxBytes: number, signal: AbortSignal):
       if (need < 0 && have >= FRAME_HEADER) {
         const head = concatBytes(...chunks)
         need = new DataView(head.buffer, head.byteOffset, FRAME_HEADER).getUint32(0)
-        if (need > maxBytes) return { ok: false, code: 'too_large', reason: `frame of ${need} bytes exceeds ${maxBytes}` }
+        if (need > maxBytes) return err({ code: 'too_large', reason: `frame of ${need} bytes exceeds ${maxBytes}` })
         chunks.length = 0
         chunks.push(head)
       }
       if (need >= 0 && have >= FRAME_HEADER + need) {
-        if (have > FRAME_HEADER + need) return { ok: false, code: 'malformed', reason: 'bytes after the frame' }
-        return { ok: true, data: concatBytes(...chunks).subarray(FRAME_HEADER) }
+        if (have > FRAME_HEADER + need) return err({ code: 'malformed', reason: 'bytes after the frame' })
+        return ok(concatBytes(...chunks).subarray(FRAME_HEADER))
       }
     }
-    if (signal.aborted) return { ok: false, code: 'aborted', reason: 'deadline passed' }
-    return { ok: false, code: 'malformed', reason: `stream ended after ${have} bytes of a frame` }
+    if (signal.aborted) return err({ code: 'aborted', reason: 'deadline passed' })
+    return err({ code: 'malformed', reason: `stream ended after ${have} bytes of a frame` })
   } catch (e) {
-    if (signal.aborted) return { ok: false, code: 'aborted', reason: 'deadline passed' }
-    return { ok: false, code: 'aborted', reason: (e as Error).message }
+    if (signal.aborted) return err({ code: 'aborted', reason: 'deadline passed' })
+    return err({ code: 'aborted', reason: (e as Error).message })
   } finally {
     signal.removeEventListener('abort', onAbort)
   }

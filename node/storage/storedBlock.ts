@@ -20,7 +20,7 @@ export function maxStoredBlockBytes(limits: { readonly maxBytes: number }): numb
 
 export function decodeStoredBlock(bytes: Uint8Array, limits: { maxBytes: number; maxTxs: number }): EnvelopeResult<StoredBlock> {
   const d = decodeCanonical(bytes, maxStoredBlockBytes(limits))
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length !== 2 || !(v[0] instanceof Uint8Array)) return fail('stored block shape')
   const block = decodeBlock(v[0], { maxBytes: maxStoredBlockBytes(limits), maxTxs: limits.maxTxs })

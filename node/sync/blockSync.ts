@@ -166,7 +166,7 @@ export class BlockSync {
     await Promise.all(peers.map(async (peer) => {
       const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
       if (!r.ok) return
-      const t = decodeTipResponse(r.data)
+      const t = decodeTipResponse(r.value)
       if (t === undefined) {
         this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
         return
@@ -193,7 +193,7 @@ export class BlockSync {
         timeoutMs: 10_000, maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
       })
       if (!r.ok) continue
-      const d = decodeBlockResponse(r.data, this.o.limits)
+      const d = decodeBlockResponse(r.value, this.o.limits)
       const fault = !d.ok ? `malformed block response: ${d.error.reason}`
         : d.value === null ? `no block ${height} although its tip is above it`
         : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false ? `block ${height} without a valid certificate for it` : undefined

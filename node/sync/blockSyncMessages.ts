@@ -12,7 +12,7 @@ export function encodeBlockResponse(stored: Uint8Array | undefined, certificate:
 
 export function decodeBlockResponse(bytes: Uint8Array, limits: { maxBytes: number; maxTxs: number }): EnvelopeResult<{ stored: StoredBlock; certificate: CommitCertificate } | null> {
   const d = decodeCanonical(bytes, limits.maxBytes + 2 * MAX_COMMIT_BYTES + 128)
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value
   if (!Array.isArray(v)) return fail('block response shape')
   if (v.length === 0) return { ok: true, value: null }

@@ -88,7 +88,7 @@ function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeRes
 /** Decodes a message from the consensus topic. */
 export function decodeConsensusGossip(bytes: Uint8Array, maxTxs: number): EnvelopeResult<ConsensusGossip> {
   const d = decodeCanonical(bytes, maxConsensusMessageBytes(maxTxs))
-  if (!d.ok) return fail(d.reason)
+  if (!d.ok) return fail(d.error.reason)
   const v = d.value
   if (!Array.isArray(v) || v.length < 2) return fail('not a consensus message')
   if (v[0] === KIND_PROPOSAL && v.length === 7 && isResend(v[6])) {

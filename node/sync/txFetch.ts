@@ -53,7 +53,7 @@ export class TxFetch {
         timeoutMs: this.o.timeoutMs ?? 3_000, maxResponseBytes: this.o.maxResponseBytes,
       })
       if (!r.ok) continue
-      const txs = decodeTxFetchResponse(r.data, missing.length, this.o.maxResponseBytes)
+      const txs = decodeTxFetchResponse(r.value, missing.length, this.o.maxResponseBytes)
       if (!txs) {
         this.d.p2p.penalize(peer, 10, 'malformed transaction fetch response')
         continue

@@ -1,4 +1,5 @@
-import { decodeCanonical, encodeCanonical } from '../../crypto/index.js'
+import { decodeCanonical, encodeCanonical, malformed, ok, type DecodeResult, type Result } from '../../crypto/index.js'
+import type { TxFailureCode } from '../../ledger/receipt.js'
 import { MAX_TX_BYTES } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
 import type { DirectStreams } from '../p2p/directStreams.js'
@@ -29,10 +30,13 @@ import type { GossipHandler, GossipVerdict } from '../p2p/p2p.js'
  */
 
 /** The outcome of admitting one transaction (the mempool's `add` result satisfies it). */
-export type AdmitResult = { readonly ok: true } | { readonly ok: false; readonly code: string }
+export type AdmitResult = Result<unknown, { readonly code: string }>
 
-/** Admission codes that prove the transaction invalid regardless of local state: the batch is rejected. */
-export const STATELESS_REJECTIONS: ReadonlySet<string> = new Set(['malformed', 'invalid_signature', 'wrong_chain'])
+/**
+ * Admission codes that prove the transaction invalid regardless of local state: the batch is rejected. They are
+ * transaction failure codes (ledger/receipt.ts), so a change to that list that drops one does not compile here.
+ */
+export const STATELESS_REJECTIONS: ReadonlySet<string> = new Set(['malformed', 'invalid_signature', 'wrong_chain'] as const satisfies readonly TxFailureCode[])
 
 /** Batch format version. */
 export const TX_BATCH_VERSION = 1
@@ -89,19 +93,19 @@ export function decodeTxBatch(
   bytes: Uint8Array,
   maxBatchBytes: number,
   maxBatchTxs: number,
-): { ok: true; txs: Uint8Array[] } | { ok: false; reason: string } {
+): DecodeResult<Uint8Array[]> {
   const d = decodeCanonical(bytes, maxBatchBytes)
-  if (!d.ok) return { ok: false, reason: d.reason }
+  if (!d.ok) return d
   const v = d.value
-  if (!Array.isArray(v) || v.length !== 2) return { ok: false, reason: 'a batch is [version, txs]' }
-  if (v[0] !== TX_BATCH_VERSION) return { ok: false, reason: `unsupported batch version ${String(v[0])}` }
+  if (!Array.isArray(v) || v.length !== 2) return malformed('a batch is [version, txs]')
+  if (v[0] !== TX_BATCH_VERSION) return malformed(`unsupported batch version ${String(v[0])}`)
   const txs = v[1]
-  if (!Array.isArray(txs) || txs.length === 0) return { ok: false, reason: 'a batch holds a non-empty list of transactions' }
-  if (txs.length > maxBatchTxs) return { ok: false, reason: `batch of ${txs.length} transactions exceeds ${maxBatchTxs}` }
+  if (!Array.isArray(txs) || txs.length === 0) return malformed('a batch holds a non-empty list of transactions')
+  if (txs.length > maxBatchTxs) return malformed(`batch of ${txs.length} transactions exceeds ${maxBatchTxs}`)
   for (const tx of txs) {
-    if (!(tx instanceof Uint8Array) || tx.byteLength > MAX_TX_BYTES) return { ok: false, reason: 'a batch entry is not transaction bytes' }
+    if (!(tx instanceof Uint8Array) || tx.byteLength > MAX_TX_BYTES) return malformed('a batch entry is not transaction bytes')
   }
-  return { ok: true, txs: txs as Uint8Array[] }
+  return ok(txs as Uint8Array[])
 }
 
 /** Batches outgoing transactions into gossip messages and validates incoming batches. */
@@ -226,18 +230,18 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     const batch = decodeTxBatch(data, this.maxBatchBytes, this.maxBatchTxs)
     if (!batch.ok) {
       this.stats.batchesRejected++
-      this.deps.logger.debug({ peer: from, reason: batch.reason }, 'malformed tx batch')
+      this.deps.logger.debug({ peer: from, reason: batch.error.reason }, 'malformed tx batch')
       return 'reject'
     }
-    this.stats.txsReceived += batch.txs.length
+    this.stats.txsReceived += batch.value.length
     // admitted together, so their signatures are verified as one batch; a sender's nonces still enter in order
-    const results = await Promise.all(batch.txs.map((tx) => this.deps.admit(tx, from)))
+    const results = await Promise.all(batch.value.map((tx) => this.deps.admit(tx, from)))
     let fresh = 0
     for (const r of results) {
       if (r.ok) fresh++
-      else if (STATELESS_REJECTIONS.has(r.code)) {
+      else if (STATELESS_REJECTIONS.has(r.error.code)) {
         this.stats.batchesRejected++
-        this.deps.logger.debug({ peer: from, code: r.code }, 'tx batch holds an invalid transaction')
+        this.deps.logger.debug({ peer: from, code: r.error.code }, 'tx batch holds an invalid transaction')
         return 'reject'
       }
     }

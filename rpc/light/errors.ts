@@ -13,8 +13,11 @@ export class FailedVerificationError extends Error {
   }
 }
 
-/** Why the client has no usable trusted starting point. */
-export type TrustErrorCode = 'no_trust_root' | 'trust_expired' | 'bad_trust_root'
+/** Every reason the client has no usable trusted starting point. */
+export const TRUST_ERROR_CODES = ['no_trust_root', 'trust_expired', 'bad_trust_root'] as const
+
+/** A code from {@link TRUST_ERROR_CODES}. */
+export type TrustErrorCode = (typeof TRUST_ERROR_CODES)[number]
 
 /** The client has no trusted starting point it may verify from: the user must name one. */
 export class TrustError extends Error {

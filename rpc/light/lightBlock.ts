@@ -1,6 +1,8 @@
 import { ADDRESS_LENGTH, formatAddress } from '../../crypto/address.js'
 import { fromHex, to0x } from '../../crypto/bytes.js'
+import { malformed, type DecodeResult } from '../../crypto/decodeError.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
+import { ok } from '../../crypto/result.js'
 import { PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH } from '../../crypto/ed25519.js'
 import { MAX_VALIDATORS, createValidatorSet, type CommitCertificate, type ValidatorSet } from '../../consensus/index.js'
 import { blockHash, checkHeader, type BlockHeader } from '../../ledger/block.js'
@@ -20,10 +22,10 @@ export interface LightBlock {
   readonly commit: CommitCertificate
 }
 
-/** A decode outcome: the value, or why the input is not one. */
-export type Decoded<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string }
+/** A decode outcome: the value, or why the input is not one (the decode failure every strict decoder shares). */
+export type Decoded<T> = DecodeResult<T>
 
-const fail = (reason: string) => ({ ok: false as const, reason })
+const fail = malformed
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -60,7 +62,7 @@ export function decodeHeader(v: unknown): Decoded<BlockHeader> {
   if (proposer === undefined) return fail('header.proposer: expected 0x + 40 hex digits')
   const header = { chainId: v.chainId, height, time, ...hashes, proposer } as BlockHeader
   const problem = checkHeader(header)
-  return problem === undefined ? { ok: true, value: header } : fail(`header: ${problem}`)
+  return problem === undefined ? ok(header) : fail(`header: ${problem}`)
 }
 
 /** The JSON form of a header, as the RPC gives it (the inverse of {@link decodeHeader}). */
@@ -95,7 +97,7 @@ export function decodeCommit(v: unknown): Decoded<CommitCertificate> {
     if (validator === undefined || signature === undefined) return fail('commit.signatures: expected a 20-byte validator and a 64-byte signature')
     signatures.push({ validator, signature })
   }
-  return { ok: true, value: { height, round, valueId, signatures } }
+  return ok({ height, round, valueId, signatures })
 }
 
 /** The JSON form of a certificate (the inverse of {@link decodeCommit}). */
@@ -112,7 +114,7 @@ export function decodeLightBlock(header: unknown, commit: unknown): Decoded<Ligh
   if (!h.ok) return h
   const c = decodeCommit(commit)
   if (!c.ok) return c
-  return { ok: true, value: { header: h.value, hash: blockHash(h.value), commit: c.value } }
+  return ok({ header: h.value, hash: blockHash(h.value), commit: c.value })
 }
 
 /**
@@ -132,7 +134,7 @@ export function decodeValidatorSet(v: unknown): Decoded<ValidatorSet> {
     members.push({ address, publicKey, power })
   }
   const set = createValidatorSet(members)
-  return set.ok ? { ok: true, value: set.value } : fail(`validators: ${set.error.reason}`)
+  return set.ok ? ok(set.value) : fail(`validators: ${set.error.reason}`)
 }
 
 /** The JSON form of a validator set's members (what {@link decodeValidatorSet} reads back). */

@@ -1,7 +1,9 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { bytesEqual, to0x, toHex } from '../../crypto/bytes.js'
+import { malformed } from '../../crypto/decodeError.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
+import { ok } from '../../crypto/result.js'
 import type { ValidatorSet } from '../../consensus/index.js'
 import { blockHash } from '../../ledger/block.js'
 import { isValidChainId } from '../../ledger/transaction.js'
@@ -61,7 +63,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Decodes a store's JSON text, checking it whole. */
 export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
-  const fail = (reason: string) => ({ ok: false as const, reason })
+  const fail = malformed
   let v: unknown
   try {
     v = JSON.parse(text)
@@ -87,7 +89,7 @@ export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
   if (!isRecord(v.sets)) return fail('sets')
   for (const [key, members] of Object.entries(v.sets)) {
     const set = decodeValidatorSet(members)
-    if (!set.ok) return fail(`sets[${key}]: ${set.reason}`)
+    if (!set.ok) return fail(`sets[${key}]: ${set.error.reason}`)
     if (key !== to0x(set.value.hash)) return fail(`sets[${key}]: the set's hash is not its key`)
     sets.set(toHex(set.value.hash), set.value)
   }
@@ -103,7 +105,7 @@ export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
       block = { chainId, height: 0, time, header: null, hash: null, nextValidatorSetHash: next }
     } else {
       const h = decodeHeader(row.header)
-      if (!h.ok) return fail(`blocks[${i}]: ${h.reason}`)
+      if (!h.ok) return fail(`blocks[${i}]: ${h.error.reason}`)
       if (h.value.chainId !== chainId) return fail(`blocks[${i}]: a header of another chain`)
       block = { chainId, height: h.value.height, time: h.value.time, header: h.value, hash: blockHash(h.value), nextValidatorSetHash: h.value.nextValidatorSetHash }
     }
@@ -117,7 +119,7 @@ export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
     return fail('the first block is not the block of the root')
   }
   if (first.height === 0 && first.nextValidators === undefined) return fail('the genesis validators are missing')
-  return { ok: true, value: new TrustedBlocks(root, first, blocks.slice(1)) }
+  return ok(new TrustedBlocks(root, first, blocks.slice(1)))
 }
 
 /** What loading a store found. */
@@ -143,7 +145,7 @@ export async function loadLightStore(path: string): Promise<LoadedLightStore> {
     return { kind: 'corrupt', reason: (e as Error).message }
   }
   const d = decodeLightStore(text)
-  return d.ok ? { kind: 'ok', blocks: d.value } : { kind: 'corrupt', reason: d.reason }
+  return d.ok ? { kind: 'ok', blocks: d.value } : { kind: 'corrupt', reason: d.error.reason }
 }
 
 /** Writes the store at `path` atomically (a temporary file renamed over it), creating its directory (mode 0700). */

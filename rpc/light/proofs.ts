@@ -1,6 +1,8 @@
 import { formatAddress, parseAddress } from '../../crypto/address.js'
 import { bytesEqual, fromHex, to0x } from '../../crypto/bytes.js'
+import { DECODE_ERROR_CODES } from '../../crypto/decodeError.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
+import { err, ok, type Result } from '../../crypto/result.js'
 import type { Account } from '../../ledger/account.js'
 import { verifyAccountProof } from '../../ledger/accountProof.js'
 import { MAX_PROOF_BYTES } from '../../ledger/smt.js'
@@ -16,7 +18,23 @@ import { decodeLightBlock, type Decoded, type LightBlock } from './lightBlock.js
 /** Most bytes of a transaction inclusion proof (32 siblings and the framing). */
 const MAX_TX_PROOF_BYTES = 2048
 
-const fail = (reason: string) => ({ ok: false as const, reason })
+/**
+ * Every reason an answer with a proof is refused: it is not the answer asked for or does not decode (`malformed`),
+ * or what it states is not what its proof proves against its header (`unproven`).
+ */
+export const ANSWER_ERROR_CODES = [...DECODE_ERROR_CODES, 'unproven'] as const
+
+/** Why an answer with a proof is refused: its code and what is wrong with it. */
+export interface AnswerError {
+  readonly code: (typeof ANSWER_ERROR_CODES)[number]
+  readonly reason: string
+}
+
+/** A checked answer, or why it is refused. */
+export type CheckedAnswer<T> = Result<T, AnswerError>
+
+const fail = (reason: string) => err<AnswerError>({ code: 'malformed', reason })
+const unproven = (reason: string) => err<AnswerError>({ code: 'unproven', reason })
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -27,7 +45,7 @@ function proofBytes(v: unknown, maxBytes: number): Uint8Array | undefined {
   return fromHex(v)
 }
 
-function lightBlockOf(answer: Record<string, unknown>): Decoded<LightBlock> {
+function lightBlockOf(answer: Record<string, unknown>): CheckedAnswer<LightBlock> {
   const b = decodeLightBlock(answer.header, answer.commit)
   if (!b.ok) return b
   if (answer.height !== b.value.header.height) return fail(`height ${JSON.stringify(answer.height)} is not the header's ${b.value.header.height}`)
@@ -45,7 +63,7 @@ export interface ProvenAccount {
  * against the header's state root, and the answer's balance (and nonce, when `withNonce`) is the proven account's
  * (the zero account when the proof shows absence).
  */
-export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNonce: boolean): Decoded<ProvenAccount> {
+export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNonce: boolean): CheckedAnswer<ProvenAccount> {
   if (!isRecord(answer)) return fail('the answer is not an object with a proof')
   const echoed = typeof answer.address === 'string' ? parseAddress(answer.address) : undefined
   if (echoed === undefined || !bytesEqual(echoed, address)) return fail(`it answers for address ${JSON.stringify(answer.address)}, not ${formatAddress(address)}`)
@@ -54,11 +72,11 @@ export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNon
   const proof = proofBytes(answer.proof, MAX_PROOF_BYTES)
   if (proof === undefined) return fail('proof: expected 0x + hex')
   const v = verifyAccountProof(block.value.header.stateRoot, address, proof)
-  if (!v.ok) return fail(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.reason}`)
-  const account = v.account ?? { balance: 0n, nonce: 0n }
-  if (answer.balance !== account.balance.toString()) return fail(`balance ${JSON.stringify(answer.balance)} is not the proven ${account.balance}`)
-  if (withNonce && answer.nonce !== account.nonce.toString()) return fail(`nonce ${JSON.stringify(answer.nonce)} is not the proven ${account.nonce}`)
-  return { ok: true, value: { account, block: block.value } }
+  if (!v.ok) return unproven(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.error.reason}`)
+  const account = v.value ?? { balance: 0n, nonce: 0n }
+  if (answer.balance !== account.balance.toString()) return unproven(`balance ${JSON.stringify(answer.balance)} is not the proven ${account.balance}`)
+  if (withNonce && answer.nonce !== account.nonce.toString()) return unproven(`nonce ${JSON.stringify(answer.nonce)} is not the proven ${account.nonce}`)
+  return ok({ account, block: block.value })
 }
 
 /** A `tx_get` answer checked: a committed transaction with its block, or another status (which no proof backs). */
@@ -72,7 +90,7 @@ export type CheckedTx =
  * the block-validity rule admits only transactions that apply, so a certified block holds no failed one. Other
  * statuses are a node's own view (its mempool), which nothing can prove; they are passed on as they are.
  */
-export function checkTxAnswer(hash: Uint8Array, answer: unknown): Decoded<CheckedTx> {
+export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<CheckedTx> {
   if (!isRecord(answer)) return fail('the answer is not an object')
   const hashText = to0x(hash)
   if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== hashText) return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
@@ -81,7 +99,7 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): Decoded<Checke
     const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 512) : undefined)
     const error = text(answer.error)
     const reason = text(answer.reason)
-    return { ok: true, value: { status, hash: hashText, ...(error === undefined ? {} : { error }), ...(reason === undefined ? {} : { reason }) } }
+    return ok({ status, hash: hashText, ...(error === undefined ? {} : { error }), ...(reason === undefined ? {} : { reason }) })
   }
   if (status !== 'committed') return fail(`status ${JSON.stringify(status)} is not one a transaction can have`)
   const block = lightBlockOf(answer)
@@ -90,10 +108,10 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): Decoded<Checke
   if (proof === undefined) return fail('proof: expected 0x + hex')
   if (hash.byteLength !== HASH_LENGTH) return fail('hash')
   const v = verifyTxInclusion(block.value.header.txRoot, hash, proof)
-  if (!v.ok) return fail(`the inclusion proof does not hold against the transaction root of header ${block.value.header.height}: ${v.error.reason}`)
-  if (answer.index !== v.value.index) return fail(`index ${JSON.stringify(answer.index)} is not the proven ${v.value.index}`)
+  if (!v.ok) return unproven(`the inclusion proof does not hold against the transaction root of header ${block.value.header.height}: ${v.error.reason}`)
+  if (answer.index !== v.value.index) return unproven(`index ${JSON.stringify(answer.index)} is not the proven ${v.value.index}`)
   if (answer.ok !== true || answer.error !== undefined) {
-    return fail(`it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`)
+    return unproven(`it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`)
   }
-  return { ok: true, value: { status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value } }
+  return ok({ status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value })
 }

@@ -31,7 +31,7 @@ export class RpcLightProvider implements LightProvider {
       const r = a.result as { height?: unknown; header?: unknown; commit?: unknown } | null
       if (r === null || typeof r !== 'object') throw new FailedVerificationError(this.name, `it has no block at height ${h}, below a height it served`)
       const b = decodeLightBlock(r.header, r.commit)
-      if (!b.ok) throw new FailedVerificationError(this.name, `block ${h}: ${b.reason}`)
+      if (!b.ok) throw new FailedVerificationError(this.name, `block ${h}: ${b.error.reason}`)
       if (b.value.header.height !== h || r.height !== h) throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${h}`)
       return b.value
     })
@@ -40,7 +40,7 @@ export class RpcLightProvider implements LightProvider {
   async validators(height: number): Promise<ValidatorSet> {
     const r = await this.client.call('chain_getValidators', [height])
     const set = decodeValidatorSet(r)
-    if (!set.ok) throw new FailedVerificationError(this.name, `the validator set of height ${height}: ${set.reason}`)
+    if (!set.ok) throw new FailedVerificationError(this.name, `the validator set of height ${height}: ${set.error.reason}`)
     return set.value
   }
 }

@@ -117,7 +117,7 @@ export class VerifiedRpc {
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
     return this.required(await this.query(async (client, provider) => {
       const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
       const t = await this.deps.light.verify(c.value.block, provider)
       return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
     }))
@@ -129,7 +129,7 @@ export class VerifiedRpc {
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
     return this.required(await this.query(async (client, provider) => {
       const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
       const t = await this.deps.light.verify(c.value.block, provider)
       return { address, balance: c.value.account.balance, ...verifiedAt(t) }
     }))
@@ -146,7 +146,7 @@ export class VerifiedRpc {
     let unproven: UnprovenTx | undefined
     const proven = await this.query(async (client, provider) => {
       const c = checkTxAnswer(h, await client.call('tx_get', [hash, { proof: true }]))
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.reason)
+      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
       const v = c.value
       if (v.status !== 'committed') {
         unproven ??= v

@@ -1,4 +1,5 @@
 import { bytesEqual, toHex } from '../../crypto/bytes.js'
+import { err, ok, type Result } from '../../crypto/result.js'
 import { createValidatorSet, verifyCommit, verifyCommitTrusting, type ValidatorSet } from '../../consensus/index.js'
 import type { Genesis } from '../../genesis/genesis.js'
 import { blockHash, type BlockHeader } from '../../ledger/block.js'
@@ -64,23 +65,26 @@ export interface VerifyOptions {
 }
 
 /**
- * Why a header is not trusted:
+ * Every reason a header is not trusted:
  * - `expired`: the trusted block is older than the trusting period; nothing can be verified from it (a local
  *   condition: the user must pin a newer trusted block);
  * - `not_enough_trust`: skipping verification could not rely on the trusted set (too few of its validators signed);
  *   verify a header in between first;
  * - `invalid`: the header, its set or its commit is wrong: whoever sent it sent a lie (or a fork).
  */
+export const VERIFICATION_ERROR_CODES = ['expired', 'not_enough_trust', 'invalid'] as const
+
+/** Why a header is not trusted: a code from {@link VERIFICATION_ERROR_CODES} and the facts. */
 export interface VerificationError {
-  readonly code: 'expired' | 'not_enough_trust' | 'invalid'
+  readonly code: (typeof VERIFICATION_ERROR_CODES)[number]
   readonly reason: string
 }
 
 /** A verification outcome. */
-export type Verification = { readonly ok: true } | { readonly ok: false; readonly error: VerificationError }
+export type Verification = Result<void, VerificationError>
 
-const okResult: Verification = Object.freeze({ ok: true })
-const invalid = (reason: string): Verification => ({ ok: false, error: { code: 'invalid', reason } })
+const okResult: Verification = Object.freeze(ok(undefined))
+const invalid = (reason: string): Verification => err({ code: 'invalid', reason })
 
 /** The trusted block a genesis stands for: height 0, the genesis time, the genesis validators as the next set. */
 export function trustedGenesis(genesis: Genesis): TrustedBlock {
@@ -124,10 +128,7 @@ function describeHeight(block: LightBlock): string {
 /** The checks every verification shares: the chain, the order of heights and times, the clock, the header's own set. */
 function checkNewHeader(trusted: TrustedBlock, untrusted: LightBlock, validators: ValidatorSet, o: VerifyOptions): Verification {
   if (isExpired(trusted, o.now, o.trustingPeriodMs)) {
-    return {
-      ok: false,
-      error: { code: 'expired', reason: `the trusted block at height ${trusted.height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period` },
-    }
+    return err({ code: 'expired', reason: `the trusted block at height ${trusted.height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period` })
   }
   const h = untrusted.header
   const what = describeHeight(untrusted)
@@ -182,7 +183,7 @@ export function verifyNonAdjacent(trusted: TrustedBlock, untrusted: LightBlock, 
   if (!sameSet) {
     const t = verifyCommitTrusting(trusted.nextValidators, untrusted.header.chainId, untrusted.commit, o.trustLevel)
     if (!t.ok) {
-      if (t.error.code === 'insufficient_power') return { ok: false, error: { code: 'not_enough_trust', reason: t.error.reason } }
+      if (t.error.code === 'insufficient_power') return err({ code: 'not_enough_trust', reason: t.error.reason })
       return invalid(`${describeHeight(untrusted)}: its commit does not verify against the trusted set: ${t.error.reason}`)
     }
   }

@@ -115,7 +115,7 @@ export class ChainFollower {
         timeoutMs: 3_000, maxResponseBytes: this.o.genesis.params.block.maxBytes + 256 * 1024,
       })
       if (!r.ok) continue
-      const d = decodeBlockResponse(r.data, this.o.genesis.params.block)
+      const d = decodeBlockResponse(r.value, this.o.genesis.params.block)
       if (!d.ok) throw new Error(`honest peer ${peer} sent an undecodable block ${height}: ${d.error.reason}`)
       if (d.value === null) continue
       this.turn++

@@ -24,7 +24,7 @@ export class CheckedGuard extends SafetyGuard {
     const req: SignRequest = { kind: 'vote', vote }
     this.watch.request(req)
     const r = await super.signVoteAsync(vote)
-    this.watch.result(req, r.ok ? { ok: true, signBytes: voteSignBytes(this.signChainId, vote) } : r)
+    this.watch.result(req, r.ok ? { ok: true, signBytes: voteSignBytes(this.signChainId, vote) } : { ok: false, ...r.error })
     return r
   }
 
@@ -32,7 +32,7 @@ export class CheckedGuard extends SafetyGuard {
     const req: SignRequest = { kind: 'proposal', proposal }
     this.watch.request(req)
     const r = await super.signProposalAsync(proposal)
-    this.watch.result(req, r.ok ? { ok: true, signBytes: proposalSignBytes(this.signChainId, proposal) } : r)
+    this.watch.result(req, r.ok ? { ok: true, signBytes: proposalSignBytes(this.signChainId, proposal) } : { ok: false, ...r.error })
     return r
   }
 }

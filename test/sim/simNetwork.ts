@@ -284,10 +284,10 @@ export class SimNetwork {
       const to = this.indexOf(peerId)
       const target = to === undefined ? undefined : this.nodes[to]!.peer()
       if (to === undefined || target === undefined) {
-        this.sched.after(1, power, () => finish({ ok: false, code: 'unreachable', reason: `${peerId} is not connected` }))
+        this.sched.after(1, power, () => finish({ ok: false, error: { code: 'unreachable', reason: `${peerId} is not connected` } }))
         return
       }
-      this.sched.after(options.timeoutMs, power, () => finish({ ok: false, code: 'timeout', reason: `no response within ${options.timeoutMs} ms` }))
+      this.sched.after(options.timeoutMs, power, () => finish({ ok: false, error: { code: 'timeout', reason: `no response within ${options.timeoutMs} ms` } }))
       const there = this.route(self, to, 'request', undefined, protocol)[0]
       if (there === undefined) return
       this.sched.after(there, target.power, () => {
@@ -297,7 +297,7 @@ export class SimNetwork {
           if (back !== undefined) this.sched.after(back, power, () => finish(r))
         }
         if (handler === undefined) {
-          respond({ ok: false, code: 'unreachable', reason: `${peerId} does not serve ${protocol}` })
+          respond({ ok: false, error: { code: 'unreachable', reason: `${peerId} does not serve ${protocol}` } })
           return
         }
         void (async () => {
@@ -305,12 +305,12 @@ export class SimNetwork {
           try {
             response = await handler(request, this.nodes[self]!.id)
           } catch (e) {
-            if (target.power.alive) respond({ ok: false, code: 'remote_error', reason: (e as Error).message })
+            if (target.power.alive) respond({ ok: false, error: { code: 'remote_error', reason: (e as Error).message } })
             return
           }
           if (!target.power.alive) return
-          if (response.byteLength > options.maxResponseBytes) respond({ ok: false, code: 'too_large', reason: `response of ${response.byteLength} bytes` })
-          else respond({ ok: true, data: response })
+          if (response.byteLength > options.maxResponseBytes) respond({ ok: false, error: { code: 'too_large', reason: `response of ${response.byteLength} bytes` } })
+          else respond({ ok: true, value: response })
         })()
       })
     })

@@ -13,9 +13,9 @@ const good = buildCommitCertificate(5, 2, v0, [0, 1, 2].map((i) => vote(i, 'prec
 
 test('verifyCommit accepts 2f+1 valid precommits and reports their power', () => {
   const r = verifyCommit(validatorSet, CHAIN_ID, 5, v0, good)
-  assert.deepEqual(r, { ok: true, power: 3n })
+  assert.deepEqual(r, { ok: true, value: 3n })
   const all = buildCommitCertificate(5, 2, v0, [0, 1, 2, 3].map((i) => vote(i, 'precommit', 5, 2, v0)))
-  assert.deepEqual(verifyCommit(validatorSet, CHAIN_ID, 5, v0, all), { ok: true, power: 4n })
+  assert.deepEqual(verifyCommit(validatorSet, CHAIN_ID, 5, v0, all), { ok: true, value: 4n })
 })
 
 const rejects: [string, CommitCertificate, number, Uint8Array, string][] = [
@@ -80,7 +80,7 @@ test('skipping verification: more than a third of a trusted set signed; stranger
   const trusted = createValidatorSet([validators[0]!, validators[1]!])
   assert.ok(trusted.ok)
   const byOne = buildCommitCertificate(9, 0, v0, [1, 2, 3].map((i) => vote(i, 'precommit', 9, 0, v0)))
-  assert.deepEqual(verifyCommitTrusting(trusted.value, CHAIN_ID, byOne), { ok: true, power: 1n }, 'one of two trusted power: more than a third')
+  assert.deepEqual(verifyCommitTrusting(trusted.value, CHAIN_ID, byOne), { ok: true, value: 1n }, 'one of two trusted power: more than a third')
   const byNone = buildCommitCertificate(9, 0, v0, [2, 3].map((i) => vote(i, 'precommit', 9, 0, v0)))
   const none = verifyCommitTrusting(trusted.value, CHAIN_ID, byNone)
   assert.ok(!none.ok && none.error.code === 'insufficient_power')

@@ -48,22 +48,22 @@ test('refuses a conflicting vote at the same step and anything lower', () => {
   for (const [v, code] of cases) {
     const r = g.signVote(v)
     assert.ok(!r.ok)
-    assert.equal(r.code, code)
+    assert.equal(r.error.code, code)
   }
   const p = g.signProposal({ height: 3, round: 2, valueId: v0, polRound: -1, proposer: me.address })
-  assert.ok(!p.ok && p.code === 'regression')
+  assert.ok(!p.ok && p.error.code === 'regression')
 })
 
 test('refuses a second, different proposal for the same round', () => {
   const g = guard()
   assert.ok(g.signProposal({ height: 1, round: 0, valueId: v0, polRound: -1, proposer: me.address }).ok)
   const r = g.signProposal({ height: 1, round: 0, valueId: v1, polRound: -1, proposer: me.address })
-  assert.ok(!r.ok && r.code === 'conflict')
+  assert.ok(!r.ok && r.error.code === 'conflict')
 })
 
 test('refuses to sign for another validator', () => {
   const r = guard().signVote({ ...pv(1, 0, v0), validator: validators[1]!.address })
-  assert.ok(!r.ok && r.code === 'wrong_signer')
+  assert.ok(!r.ok && r.error.code === 'wrong_signer')
 })
 
 test('persists the record before releasing the signature; a failed save releases nothing', () => {
@@ -98,7 +98,7 @@ test('a restarted guard loads its record and keeps refusing what conflicts with 
   assert.ok(a.ok)
   const second = guard(store)
   const conflict = second.signVote(pc(4, 1, v1))
-  assert.ok(!conflict.ok && conflict.code === 'conflict')
+  assert.ok(!conflict.ok && conflict.error.code === 'conflict')
   const same = second.signVote(pc(4, 1, v0))
   assert.ok(same.ok)
   assert.deepEqual(same.value.signature, a.value.signature)
@@ -137,13 +137,13 @@ test('async signing releases a signature only once its record is saved, one requ
   assert.equal(store.records.length, 0)
   // a synchronous request while the save is under way is refused
   const sync = g.signVote(pv(1, 0, v1))
-  assert.ok(!sync.ok && sync.code === 'conflict')
+  assert.ok(!sync.ok && sync.error.code === 'conflict')
   store.release()
   const ra = await a
   assert.ok(ra.ok && verify(me.publicKey, voteSignBytes(CHAIN_ID, pv(1, 0, v0)), ra.value.signature))
   assert.deepEqual(store.records.map((r) => r.step), ['prevote'])
   const rc = await conflicting
-  assert.ok(!rc.ok && rc.code === 'conflict')
+  assert.ok(!rc.ok && rc.error.code === 'conflict')
   // the identical request returns the stored signature without another save
   const again = await g.signVoteAsync(pv(1, 0, v0))
   assert.ok(again.ok && ra.ok)

@@ -7,7 +7,7 @@ const PEER = '12D3KooWGoLdEnPeEr1111111111111111111111111111111111'
 test('an empty config gets every default; given fields are kept', () => {
   const r = parseConfig({})
   assert.ok(r.ok)
-  assert.deepEqual(r.config, DEFAULT_CONFIG)
+  assert.deepEqual(r.value, DEFAULT_CONFIG)
   const full = {
     moniker: 'validator 1',
     p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
@@ -20,11 +20,11 @@ test('an empty config gets every default; given fields are kept', () => {
   }
   const f = parseConfig(full)
   assert.ok(f.ok)
-  assert.deepEqual(f.config, full)
+  assert.deepEqual(f.value, full)
   const partial = parseConfig({ rpc: { port: 9000 } })
   assert.ok(partial.ok)
-  assert.equal(partial.config.rpc.port, 9000)
-  assert.equal(partial.config.rpc.maxBatch, DEFAULT_CONFIG.rpc.maxBatch)
+  assert.equal(partial.value.rpc.port, 9000)
+  assert.equal(partial.value.rpc.maxBatch, DEFAULT_CONFIG.rpc.maxBatch)
 })
 
 test('each problem is reported with its field', () => {
@@ -56,8 +56,8 @@ test('each problem is reported with its field', () => {
   for (const [json, path, message] of rows) {
     const r = parseConfig(json)
     assert.ok(!r.ok, path)
-    const hit = r.errors.find((e) => e.path === path)
-    assert.ok(hit !== undefined, `${path}: got ${JSON.stringify(r.errors)}`)
+    const hit = r.error.errors.find((e) => e.path === path)
+    assert.ok(hit !== undefined, `${path}: got ${JSON.stringify(r.error.errors)}`)
     assert.match(hit.message, message)
   }
 })

@@ -14,20 +14,20 @@ const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T
 test('the golden genesis parses; its state root and hash match (cross-checked with python hashlib)', async () => {
   const g = golden()
   const r = parseGenesis(g.genesis)
-  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors))
-  assert.equal(r.genesis.genesisTimeMs, g.genesisTimeMs)
-  assert.equal(r.genesis.params.timeouts.proposeMs, 2000)
-  assert.equal(r.genesis.params.timeouts.prevoteMs, DEFAULT_PARAMS.timeouts.prevoteMs)
-  assert.equal(r.genesis.params.block.maxTxs, 5000)
-  assert.equal(to0x(genesisHash(r.genesis)), g.genesisHash)
-  const { stateRoot, ops } = await initialStateOps(r.genesis)
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
+  assert.equal(r.value.genesisTimeMs, g.genesisTimeMs)
+  assert.equal(r.value.params.timeouts.proposeMs, 2000)
+  assert.equal(r.value.params.timeouts.prevoteMs, DEFAULT_PARAMS.timeouts.prevoteMs)
+  assert.equal(r.value.params.block.maxTxs, 5000)
+  assert.equal(to0x(genesisHash(r.value)), g.genesisHash)
+  const { stateRoot, ops } = await initialStateOps(r.value)
   assert.equal(to0x(stateRoot), g.stateRoot)
   const store = new MemoryKvStore()
-  const state = await genesisState(r.genesis, store)
+  const state = await genesisState(r.value, store)
   assert.equal(to0x(state.root()), g.stateRoot)
   assert.equal(store.size, ops.length)
   assert.equal(to0x((await LedgerState.open(store)).root()), g.stateRoot)
-  await assert.rejects(genesisState(r.genesis, store), /already holds a state/)
+  await assert.rejects(genesisState(r.value, store), /already holds a state/)
 })
 
 test('balance order in the file changes neither the state root nor the genesis hash; formatGenesis round-trips', async () => {
@@ -37,11 +37,11 @@ test('balance order in the file changes neither the state root nor the genesis h
   shuffled.balances.reverse()
   const b = parseGenesis(shuffled)
   assert.ok(a.ok && b.ok)
-  assert.deepEqual(genesisHash(a.genesis), genesisHash(b.genesis))
-  assert.deepEqual((await initialStateOps(a.genesis)).stateRoot, (await initialStateOps(b.genesis)).stateRoot)
-  const again = parseGenesis(JSON.parse(JSON.stringify(formatGenesis(a.genesis))))
+  assert.deepEqual(genesisHash(a.value), genesisHash(b.value))
+  assert.deepEqual((await initialStateOps(a.value)).stateRoot, (await initialStateOps(b.value)).stateRoot)
+  const again = parseGenesis(JSON.parse(JSON.stringify(formatGenesis(a.value))))
   assert.ok(again.ok)
-  assert.deepEqual(again.genesis, a.genesis)
+  assert.deepEqual(again.value, a.value)
 })
 
 test('each problem is reported with the field it concerns', () => {
@@ -81,8 +81,8 @@ test('each problem is reported with the field it concerns', () => {
     row.edit(g)
     const r = parseGenesis(g)
     assert.ok(!r.ok, row.desc)
-    const hit = r.errors.find((e) => e.path === row.path)
-    assert.ok(hit !== undefined, `${row.desc}: no error at ${row.path}, got ${JSON.stringify(r.errors)}`)
+    const hit = r.error.errors.find((e) => e.path === row.path)
+    assert.ok(hit !== undefined, `${row.desc}: no error at ${row.path}, got ${JSON.stringify(r.error.errors)}`)
     assert.match(hit.message, row.message, row.desc)
   }
 })
@@ -94,9 +94,9 @@ test('several problems are all reported at once; non-objects are rejected', () =
   g.balances[0].amount = 'x'
   const r = parseGenesis(g)
   assert.ok(!r.ok)
-  assert.deepEqual(r.errors.map((e) => e.path).sort(), ['balances[0].amount', 'chainId', 'validators[0].power'])
+  assert.deepEqual(r.error.errors.map((e) => e.path).sort(), ['balances[0].amount', 'chainId', 'validators[0].power'])
   for (const bad of [null, [], 'genesis', 5]) {
     const x = parseGenesis(bad)
-    assert.ok(!x.ok && x.errors[0]!.path === '' && /object/.test(x.errors[0]!.message))
+    assert.ok(!x.ok && x.error.errors[0]!.path === '' && /object/.test(x.error.errors[0]!.message))
   }
 })

@@ -11,7 +11,7 @@ test('RFC 3339 timestamps convert to unix milliseconds (values checked against p
     ['2000-03-01T00:00:00z', 951868800000],
     ['9999-12-31T23:59:59.999Z', 253402300799999],
   ]
-  for (const [text, ms] of rows) assert.deepEqual(parseRfc3339(text), { ok: true, ms }, text)
+  for (const [text, ms] of rows) assert.deepEqual(parseRfc3339(text), { ok: true, value: ms }, text)
 })
 
 test('malformed or impossible timestamps are rejected with a reason', () => {
@@ -21,6 +21,6 @@ test('malformed or impossible timestamps are rejected with a reason', () => {
     '2026-11-22T00:00:00.1234Z', '2026-11-22T00:00:00+24:00', '1969-12-31T23:59:59Z', '1970-01-01T00:30:00+01:00', 5, null,
   ]) {
     const r = parseRfc3339(text)
-    assert.ok(!r.ok && r.reason.length > 0, String(text))
+    assert.ok(!r.ok && r.error.reason.length > 0, String(text))
   }
 })

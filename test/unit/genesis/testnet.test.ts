@@ -21,8 +21,8 @@ function options(over: Partial<TestnetOptions> = {}): TestnetOptions {
 
 test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and accounts, a valid genesis', () => {
   const r = makeTestnet(options(), { peerIdOf })
-  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors))
-  const t = r.testnet
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
+  const t = r.value
   assert.deepEqual(t.validators.map((v) => v.name), ['node0', 'node1', 'node2', 'node3'])
   t.validators.forEach((v, i) => {
     assert.equal(v.config.moniker, `node${i}`)
@@ -36,7 +36,7 @@ test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and ac
   assert.equal(t.accounts.length, 2)
   const reparsed = parseGenesis(JSON.parse(JSON.stringify(t.genesisJson)))
   assert.ok(reparsed.ok)
-  assert.deepEqual(genesisHash(reparsed.genesis), genesisHash(t.genesis))
+  assert.deepEqual(genesisHash(reparsed.value), genesisHash(t.genesis))
   assert.deepEqual(t.genesis.validators.map((v) => toHex(v.publicKey)), t.validators.map((v) => toHex(v.key.publicKey)))
   const funded = new Set(t.genesis.balances.map((b) => toHex(b.address)))
   for (const a of [t.faucet, ...t.accounts]) assert.ok(funded.has(toHex(a.address)))
@@ -47,8 +47,8 @@ test('the same seeds give the same testnet', () => {
   const a = makeTestnet(options(), { peerIdOf })
   const b = makeTestnet(options(), { peerIdOf })
   assert.ok(a.ok && b.ok)
-  assert.deepEqual(genesisHash(a.testnet.genesis), genesisHash(b.testnet.genesis))
-  assert.deepEqual(JSON.stringify(a.testnet.validators.map((v) => v.config)), JSON.stringify(b.testnet.validators.map((v) => v.config)))
+  assert.deepEqual(genesisHash(a.value.genesis), genesisHash(b.value.genesis))
+  assert.deepEqual(JSON.stringify(a.value.validators.map((v) => v.config)), JSON.stringify(b.value.validators.map((v) => v.config)))
 })
 
 test('bad options are reported in the genesis error style', () => {
@@ -64,6 +64,6 @@ test('bad options are reported in the genesis error style', () => {
   for (const [over, path] of cases) {
     const r = makeTestnet(options(over), { peerIdOf })
     assert.ok(!r.ok, path)
-    assert.ok(r.errors.some((e) => e.path === path), `${path}: ${JSON.stringify(r.errors)}`)
+    assert.ok(r.error.errors.some((e) => e.path === path), `${path}: ${JSON.stringify(r.error.errors)}`)
   }
 })

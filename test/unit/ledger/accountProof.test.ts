@@ -23,24 +23,24 @@ test('membership and absence proofs verify against the root alone', async () => 
   for (const { address, account } of entries.slice(0, 60)) {
     const p = await state.proveAccount(address)
     assert.deepEqual(p.account, account)
-    assert.deepEqual(verifyAccountProof(root, address, p.proof), { ok: true, account })
+    assert.deepEqual(verifyAccountProof(root, address, p.proof), { ok: true, value: account })
   }
   for (let i = 0; i < 60; i++) {
     const address = rng.bytes(20)
     const p = await state.proveAccount(address)
     assert.equal(p.account, null)
-    assert.deepEqual(verifyAccountProof(root, address, p.proof), { ok: true, account: null })
+    assert.deepEqual(verifyAccountProof(root, address, p.proof), { ok: true, value: null })
   }
 })
 
 test('the empty state proves every address absent, and a one-account state proves it', async () => {
   const empty = await LedgerState.open(new MemoryKvStore())
   const a = new Uint8Array(20).fill(1)
-  assert.deepEqual(verifyAccountProof(empty.root(), a, (await empty.proveAccount(a)).proof), { ok: true, account: null })
+  assert.deepEqual(verifyAccountProof(empty.root(), a, (await empty.proveAccount(a)).proof), { ok: true, value: null })
   const { state, entries } = await populated(1, new Rng(1))
   const p = await state.proveAccount(entries[0]!.address)
-  assert.deepEqual(verifyAccountProof(state.root(), entries[0]!.address, p.proof), { ok: true, account: entries[0]!.account })
-  assert.deepEqual(verifyAccountProof(state.root(), a, (await state.proveAccount(a)).proof), { ok: true, account: null })
+  assert.deepEqual(verifyAccountProof(state.root(), entries[0]!.address, p.proof), { ok: true, value: entries[0]!.account })
+  assert.deepEqual(verifyAccountProof(state.root(), a, (await state.proveAccount(a)).proof), { ok: true, value: null })
 })
 
 test('tampered proofs, forged accounts, wrong roots and other addresses fail', async () => {
@@ -62,14 +62,14 @@ test('tampered proofs, forged accounts, wrong roots and other addresses fail', a
     const bad = new Uint8Array(absence)
     bad[i]! ^= 1 << rng.int(8)
     const v = verifyAccountProof(root, outsider, bad)
-    if (v.ok) assert.equal(v.account, null)
+    if (v.ok) assert.equal(v.value, null)
   }
   // A well-formed proof with a forged balance fails.
   const decoded = decodeCanonical(membership, 1 << 16)
   assert.ok(decoded.ok)
   const [siblings, terminal] = decoded.value as [Uint8Array[], [number, [bigint, bigint]]]
   const forged = encodeCanonical([siblings, [1, [terminal[1][0] + 1n, terminal[1][1]]]])
-  assert.match((verifyAccountProof(root, member.address, forged) as { reason: string }).reason, /does not match the root/)
+  assert.match((verifyAccountProof(root, member.address, forged) as { error: { reason: string } }).error.reason, /does not match the root/)
   const wrongRoot = new Uint8Array(root)
   wrongRoot[0]! ^= 1
   assert.equal(verifyAccountProof(wrongRoot, member.address, membership).ok, false)
@@ -94,9 +94,9 @@ test('malformed proof bytes are rejected with a reason, never thrown', () => {
   for (const c of cases) {
     const v = verifyAccountProof(root, a, c)
     assert.equal(v.ok, false)
-    assert.ok(!v.ok && v.reason.length > 0)
+    assert.ok(!v.ok && v.error.reason.length > 0)
   }
   assert.equal(verifyAccountProof(new Uint8Array(31), a, encodeCanonical([[], [0]])).ok, false)
   assert.equal(verifyAccountProof(root, new Uint8Array(19), encodeCanonical([[], [0]])).ok, false)
-  assert.deepEqual(verifyAccountProof(root, a, encodeCanonical([[], [0]])), { ok: true, account: null })
+  assert.deepEqual(verifyAccountProof(root, a, encodeCanonical([[], [0]])), { ok: true, value: null })
 })

@@ -40,8 +40,8 @@ function makeGenesis(maxOpenVotes = 8): Genesis {
     validators: members.map((m) => ({ name: m.name, publicKey: '0x' + Buffer.from(m.publicKey).toString('hex'), power: m.power, peerId: m.peerId })),
     balances: [], params: { governance: { voteExpiryHeights: 10, maxOpenVotes } },
   })
-  if (!r.ok) throw new Error(JSON.stringify(r.errors))
-  return r.genesis
+  if (!r.ok) throw new Error(JSON.stringify(r.error.errors))
+  return r.value
 }
 
 function backend(o: { genesis?: Genesis; tip?: number; gov: GovernanceState; validator?: Uint8Array | null; submitted?: Uint8Array[] }) {
@@ -54,7 +54,7 @@ function backend(o: { genesis?: Genesis; tip?: number; gov: GovernanceState; val
     getAccount: () => ({ balance: 0n, nonce: 0n }), nextNonce: async () => 0n,
     submit: async (bytes): Promise<SubmitResult> => {
       o.submitted?.push(bytes)
-      return { ok: true, hash: new Uint8Array(32) }
+      return { ok: true, value: new Uint8Array(32) }
     },
     pending: () => false, rejected: () => undefined, peerId: 'p', peerCount: () => 3, catchingUp: () => false,
     validator: o.validator === undefined ? members[0]!.address : o.validator, evidence: () => [],
@@ -135,13 +135,13 @@ test('submitTx refuses a governance vote that would fail at the next height, wit
   const gov = voted(genesisGovernance(members), 2, [0], addNewcomer)
   const b = backend({ genesis, tip: 2, gov, submitted })
   const outsider = await b.submitTx(govTx(new Uint8Array(32).fill(9), addNewcomer))
-  assert.deepEqual(outsider, { ok: false, code: 'not_validator', reason: 'the signer is not a validator at height 3' })
+  assert.deepEqual(outsider, { ok: false, error: { code: 'not_validator', reason: 'the signer is not a validator at height 3' } })
   const removeStranger = await b.submitTx(govTx(seeds[1]!, { type: 'remove', address: addressFromPublicKey(newcomer.publicKey) }))
   assert.equal(removeStranger.ok, false)
-  assert.equal(!removeStranger.ok && removeStranger.code, 'bad_action')
+  assert.equal(!removeStranger.ok && removeStranger.error.code, 'bad_action')
   // node0 already has its one open vote (maxOpenVotes 1) on another change
   const second = await b.submitTx(govTx(seeds[0]!, { type: 'power', address: members[1]!.address, power: 2 }))
-  assert.equal(!second.ok && second.code, 'too_many_proposals')
+  assert.equal(!second.ok && second.error.code, 'too_many_proposals')
   assert.equal(submitted.length, 0, 'nothing refused reaches the mempool')
   // renewing its vote, another validator's vote, a transfer and a vote for another chain go on to the mempool
   for (const bytes of [

@@ -95,32 +95,32 @@ export class TestBackend implements RpcBackend {
   async submitTx(bytes: Uint8Array): Promise<SubmitResult> {
     await this.pause()
     const d = decodeTransaction(bytes)
-    if (!d.ok) return { ok: false, code: 'malformed', reason: d.error.reason }
+    if (!d.ok) return { ok: false, error: { code: 'malformed', reason: d.error.reason } }
     const { tx, hash } = d.value
-    if (tx.chainId !== this.chainId) return { ok: false, code: 'wrong_chain', reason: `chain ${tx.chainId} is not ${this.chainId}` }
-    if (!verifyTransactionSignature(tx)) return { ok: false, code: 'invalid_signature', reason: 'signature does not verify' }
+    if (tx.chainId !== this.chainId) return { ok: false, error: { code: 'wrong_chain', reason: `chain ${tx.chainId} is not ${this.chainId}` } }
+    if (!verifyTransactionSignature(tx)) return { ok: false, error: { code: 'invalid_signature', reason: 'signature does not verify' } }
     if (tx.kind === 'governance') {
       // a vote is admitted from a member of the next height's set, and not executed by this test bank
       const set = this.setAt(this.blocks.length + 1)
-      if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx)))) return { ok: false, code: 'not_validator', reason: 'the signer is not a validator' }
-      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash))) return { ok: false, code: 'duplicate', reason: 'already known' }
+      if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx)))) return { ok: false, error: { code: 'not_validator', reason: 'the signer is not a validator' } }
+      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash))) return { ok: false, error: { code: 'duplicate', reason: 'already known' } }
       this.governanceVotes.push({ bytes, hash })
-      return { ok: true, hash }
+      return { ok: true, value: hash }
     }
     const key = toHex(hash)
-    if (this.committed.has(key) || this.mempool.some((t) => toHex(t.hash) === key)) return { ok: false, code: 'duplicate', reason: 'already known' }
+    if (this.committed.has(key) || this.mempool.some((t) => toHex(t.hash) === key)) return { ok: false, error: { code: 'duplicate', reason: 'already known' } }
     const from = senderAddress(tx)
     const acct = this.account(from)
     const pending = this.pendingFrom(from)
     const expected = acct.nonce + BigInt(pending.length)
-    if (tx.nonce !== expected) return { ok: false, code: 'bad_nonce', reason: `expected nonce ${expected}, got ${tx.nonce}` }
+    if (tx.nonce !== expected) return { ok: false, error: { code: 'bad_nonce', reason: `expected nonce ${expected}, got ${tx.nonce}` } }
     const spent = pending.reduce((s, t) => s + t.tx.amount, 0n)
     if (acct.balance - spent < tx.amount) {
-      return { ok: false, code: 'insufficient_funds', reason: `balance ${acct.balance - spent} is below ${tx.amount}` }
+      return { ok: false, error: { code: 'insufficient_funds', reason: `balance ${acct.balance - spent} is below ${tx.amount}` } }
     }
-    if (this.mempool.length >= this.maxMempool) return { ok: false, code: 'mempool_full', reason: 'mempool is full' }
+    if (this.mempool.length >= this.maxMempool) return { ok: false, error: { code: 'mempool_full', reason: 'mempool is full' } }
     this.mempool.push({ ...d.value, tx })
-    return { ok: true, hash }
+    return { ok: true, value: hash }
   }
 
   async getTx(hash: Uint8Array): Promise<TxLookup> {

@@ -72,7 +72,7 @@ describe('the wallet verifies what it shows', () => {
           await chain.commit([bytes])
           pending.delete(to0x(hash))
         })
-        return { ok: true, hash }
+        return { ok: true, value: hash }
       },
       pending: (h) => pending.has(to0x(h)),
       nextNonce: async (a) => (await chain.ledger.getAccount(a)).nonce + BigInt(pending.size),

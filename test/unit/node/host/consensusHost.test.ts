@@ -60,7 +60,7 @@ describe('consensus host: a single validator', () => {
     const w = new HostWorld({ validators: 1, wallets: 2 })
     const t = await w.boot({ self: 0, start: false })
     const tx = w.transfer(0, 0n, 25n)
-    assert.deepEqual(await t.mempool.add(tx.bytes), { ok: true, hash: tx.hash })
+    assert.deepEqual(await t.mempool.add(tx.bytes), { ok: true, value: tx.hash })
     await t.host.start()
     await w.until(() => t.committed.length >= 3, 'three commits')
     t.stop()

@@ -63,7 +63,7 @@ describe('mempool admission', () => {
     bad[bad.length - 1]! ^= 1
     const badHash = decodeTransaction(bad)
     assert.ok(badHash.ok)
-    assert.deepEqual(await pool.add(bad), { ok: false, code: 'invalid_signature', reason: 'signature does not verify' })
+    assert.deepEqual(await pool.add(bad), { ok: false, error: { code: 'invalid_signature', reason: 'signature does not verify' } })
     assert.equal(calls.length, 2)
     cache.add(toHex(badHash.value.hash))
     assert.equal((await pool.add(bad)).ok, true)
@@ -74,7 +74,7 @@ describe('mempool admission', () => {
     const { pool, tx, verified } = setup()
     const t = tx(0, 0)
     const r = await pool.add(t.bytes)
-    assert.deepEqual(r, { ok: true, hash: t.hash })
+    assert.deepEqual(r, { ok: true, value: t.hash })
     assert.equal(pool.size, 1)
     assert.equal(pool.bytes, t.bytes.byteLength)
     assert.ok(pool.has(t.hash))
@@ -86,7 +86,7 @@ describe('mempool admission', () => {
     const { pool, tx, accounts, addrs } = setup({ maxTxs: 3, maxFuturePerSender: 2 })
     const code = async (bytes: Uint8Array) => {
       const r = await pool.add(bytes)
-      return r.ok ? 'ok' : r.code
+      return r.ok ? 'ok' : r.error.code
     }
     assert.equal(await code(new Uint8Array([1, 2, 3])), 'malformed')
     assert.equal(await code(new Uint8Array(1000)), 'malformed')
@@ -111,7 +111,7 @@ describe('mempool admission', () => {
     const { pool, tx } = setup({ maxBytes: 300 })
     assert.equal((await pool.add(tx(0, 0).bytes)).ok, true)
     const r = await pool.add(tx(1, 0).bytes)
-    assert.equal(!r.ok && r.code, 'mempool_full')
+    assert.equal(!r.ok && r.error.code, 'mempool_full')
   })
 
   it('works with an asynchronous account store', async () => {
@@ -165,7 +165,7 @@ describe('mempool update', () => {
     // signature check
     assert.deepEqual(verified.sort(), [a1, a2, b0, c0].map((t) => toHex(t.hash)).sort())
     const again = await pool.add(a0.bytes)
-    assert.equal(!again.ok && again.code, 'duplicate')
+    assert.equal(!again.ok && again.error.code, 'duplicate')
     assert.ok(pool.wasCommitted(a0.hash))
     assert.equal(verified.includes(toHex(a0.hash)), false)
     // and the next reap starts from the new committed nonce

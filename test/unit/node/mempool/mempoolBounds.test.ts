@@ -62,7 +62,7 @@ function setup(
   }
   const add = async (t: DecodedTransaction) => {
     const r = await pool.add(t.bytes)
-    return r.ok ? 'ok' : r.code
+    return r.ok ? 'ok' : r.error.code
   }
   return { pool, accounts, addrs, removed, tx, add }
 }
@@ -253,7 +253,7 @@ describe('mempool per-sender caps', () => {
     const run = [0, 1, 2, 3].map((n) => tx(0, n))
     for (const t of run) assert.equal(await add(t), 'ok')
     const r = await pool.add(tx(0, 4).bytes)
-    assert.ok(!r.ok && r.code === 'mempool_full' && /sender/.test(r.reason), r.ok ? 'admitted' : r.reason)
+    assert.ok(!r.ok && r.error.code === 'mempool_full' && /sender/.test(r.error.reason), r.ok ? 'admitted' : r.error.reason)
     assert.equal(await add(tx(0, 9)), 'mempool_full') // gapped ones count too
     assert.equal(await add(tx(1, 0)), 'ok') // other senders are not affected
     // commits make room again
@@ -268,7 +268,7 @@ describe('mempool per-sender caps', () => {
     const { pool, tx, add } = setup({ maxBytesPerSender: 3 * TX_BYTES }, 2)
     for (const n of [0, 1, 2]) assert.equal(await add(tx(0, n)), 'ok')
     const r = await pool.add(tx(0, 3).bytes)
-    assert.ok(!r.ok && r.code === 'mempool_full' && /sender/.test(r.reason), r.ok ? 'admitted' : r.reason)
+    assert.ok(!r.ok && r.error.code === 'mempool_full' && /sender/.test(r.error.reason), r.ok ? 'admitted' : r.error.reason)
     assert.equal(await add(tx(1, 0)), 'ok')
     assert.equal(pool.size, 4)
   })
@@ -356,7 +356,7 @@ describe('mempool accounting', () => {
           : next + BigInt(rng.chance(0.35) ? rng.int(9) : 0)
         const t = tx(k, nonce, 1n + BigInt(rng.int(12)))
         const r = await pool.add(t.bytes)
-        const code = r.ok ? 'ok' : r.code
+        const code = r.ok ? 'ok' : r.error.code
         codes.set(code, (codes.get(code) ?? 0) + 1)
         if (r.ok) pending.set(toHex(t.hash), t)
         // the only removals an admission makes are evictions
@@ -433,7 +433,7 @@ describe('mempool accounting', () => {
       ])
       for (const r of results.slice(1)) {
         const [t, res] = r as readonly [DecodedTransaction, Awaited<ReturnType<Mempool['add']>>]
-        codes.add(res.ok ? 'ok' : res.code)
+        codes.add(res.ok ? 'ok' : res.error.code)
         if (res.ok) pending.set(toHex(t.hash), t)
       }
       for (; seen < removed.length; seen++) {

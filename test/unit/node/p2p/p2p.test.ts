@@ -39,14 +39,14 @@ describe('p2p options', () => {
     const [min, max] = P2P_INBOUND_LIMITS.inboundUpgradeTimeoutMs
     const timeout = (v: number) => {
       const r = parseConfig({ p2p: { inboundUpgradeTimeoutMs: v } })
-      return r.ok ? r.config.p2p.inboundUpgradeTimeoutMs : undefined
+      return r.ok ? r.value.p2p.inboundUpgradeTimeoutMs : undefined
     }
     assert.equal(timeout(min), min)
     assert.equal(timeout(max), max)
     assert.equal(timeout(min - 1), undefined)
     assert.equal(timeout(max + 1), undefined)
     const absent = parseConfig({ p2p: {} })
-    assert.equal(absent.ok && absent.config.p2p.inboundUpgradeTimeoutMs, undefined)
+    assert.equal(absent.ok && absent.value.p2p.inboundUpgradeTimeoutMs, undefined)
   })
 })
 
@@ -113,7 +113,7 @@ describe('p2p', () => {
     // and a member does not dial the stranger
     const dial = await net.nodes[0]!.request(stranger!.peerId, '/tally/none/1', new Uint8Array([1]))
     assert.equal(dial.ok, false)
-    assert.equal(!dial.ok && dial.code, 'not_allowed')
+    assert.equal(!dial.ok && dial.error.code, 'not_allowed')
   })
 
   it('request/response works, with typed failures for oversized responses, errors and timeouts', async () => {
@@ -128,18 +128,18 @@ describe('p2p', () => {
     await b.handle('/tally/fail/1', () => { throw new Error('no such block') })
     await b.handle('/tally/slow/1', () => new Promise<Uint8Array>(() => undefined))
     const ok = await a.request(b.peerId, '/tally/echo/1', new Uint8Array([1, 2, 3]))
-    assert.deepEqual(ok, { ok: true, data: new Uint8Array([1, 2, 3, 1, 2, 3]) })
+    assert.deepEqual(ok, { ok: true, value: new Uint8Array([1, 2, 3, 1, 2, 3]) })
     const big = await a.request(b.peerId, '/tally/big/1', new Uint8Array([0]), { maxResponseBytes: 1000 })
     assert.equal(big.ok, false)
-    assert.equal(!big.ok && big.code, 'too_large')
+    assert.equal(!big.ok && big.error.code, 'too_large')
     const bigOk = await a.request(b.peerId, '/tally/big/1', new Uint8Array([0]), { maxResponseBytes: 200_000 })
-    assert.equal(bigOk.ok && bigOk.data.byteLength, 100_000)
+    assert.equal(bigOk.ok && bigOk.value.byteLength, 100_000)
     const fail = await a.request(b.peerId, '/tally/fail/1', new Uint8Array([0]))
-    assert.deepEqual(fail, { ok: false, code: 'remote_error', reason: 'no such block' })
+    assert.deepEqual(fail, { ok: false, error: { code: 'remote_error', reason: 'no such block' } })
     const slow = await a.request(b.peerId, '/tally/slow/1', new Uint8Array([0]), { timeoutMs: 300 })
-    assert.equal(!slow.ok && slow.code, 'timeout')
+    assert.equal(!slow.ok && slow.error.code, 'timeout')
     const none = await a.request(b.peerId, '/tally/none/1', new Uint8Array([0]))
-    assert.equal(!none.ok && none.code, 'unreachable')
+    assert.equal(!none.ok && none.error.code, 'unreachable')
   })
 
   it('disconnects a peer that sends invalid messages, then re-admits it', async () => {

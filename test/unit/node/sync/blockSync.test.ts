@@ -48,13 +48,13 @@ function harness(peers: Record<string, Peer>) {
     penalize: (peer, _points, reason) => { penalties.push({ peer, reason }) },
     request: async (peer, protocol, req): Promise<RequestResult> => {
       const p = peers[peer]!
-      if (protocol === STATUS_PROTOCOL) return { ok: true, data: encodeTipResponse(p.tip, encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip))) }
+      if (protocol === STATUS_PROTOCOL) return { ok: true, value: encodeTipResponse(p.tip, encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip))) }
       if (protocol === BLOCK_PROTOCOL) {
         const h = decodeHeightRequest(req)!
         asked.push({ peer, height: h })
-        return { ok: true, data: p.serve(h) }
+        return { ok: true, value: p.serve(h) }
       }
-      return { ok: false, code: 'unreachable', reason: protocol }
+      return { ok: false, error: { code: 'unreachable', reason: protocol } }
     },
   }
   const applied: number[] = []

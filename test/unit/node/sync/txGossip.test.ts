@@ -22,13 +22,13 @@ function fakeMempool() {
   const seen = new Set<string>()
   const admit = (bytes: Uint8Array): AdmitResult => {
     const d = decodeTransaction(bytes)
-    if (!d.ok) return { ok: false, code: 'malformed' }
-    if (d.value.tx.chainId !== CHAIN) return { ok: false, code: 'wrong_chain' }
+    if (!d.ok) return { ok: false, error: { code: 'malformed' } }
+    if (d.value.tx.chainId !== CHAIN) return { ok: false, error: { code: 'wrong_chain' } }
     const h = toHex(d.value.hash)
-    if (seen.has(h)) return { ok: false, code: 'duplicate' }
-    if (!verifyTransactionSignature(d.value.tx)) return { ok: false, code: 'invalid_signature' }
+    if (seen.has(h)) return { ok: false, error: { code: 'duplicate' } }
+    if (!verifyTransactionSignature(d.value.tx)) return { ok: false, error: { code: 'invalid_signature' } }
     seen.add(h)
-    return { ok: true }
+    return { ok: true, value: h }
   }
   return { seen, admit }
 }
@@ -37,7 +37,7 @@ describe('tx batch encoding', () => {
   it('round-trips and enforces its bounds', () => {
     const txs = makeTxs(3)
     const bytes = encodeTxBatch(txs)
-    assert.deepEqual(decodeTxBatch(bytes, 10_000, 10), { ok: true, txs })
+    assert.deepEqual(decodeTxBatch(bytes, 10_000, 10), { ok: true, value: txs })
     assert.equal(decodeTxBatch(bytes, 100, 10).ok, false)
     assert.equal(decodeTxBatch(bytes, 10_000, 2).ok, false)
     assert.equal(decodeTxBatch(encodeTxBatch([]), 10_000, 10).ok, false)
@@ -109,7 +109,7 @@ describe('tx gossip to a peer that connects', () => {
         if (sent.length >= room) return false
         const d = decodeTxBatch(data, 256 * 1024, 2_000)
         assert.ok(d.ok)
-        sent.push({ peer, txs: d.txs })
+        sent.push({ peer, txs: d.value })
         return true
       },
     }
@@ -117,7 +117,7 @@ describe('tx gossip to a peer that connects', () => {
 
   it('sends the pending transactions to that peer alone, in order, in bounded batches', async () => {
     const t = recorder()
-    const g = new TxGossip({ maxBatchTxs: 40 }, { gossip: t, admit: () => ({ ok: true }), logger: silentLogger() })
+    const g = new TxGossip({ maxBatchTxs: 40 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()
     const txs = makeTxs(100, 11)
     assert.equal(g.sendPending('peer-b', txs), 100)
@@ -131,7 +131,7 @@ describe('tx gossip to a peer that connects', () => {
 
   it('stops at the first batch the peer\'s queue refuses, and sends nothing once stopped', async () => {
     const t = recorder(1)
-    const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true }), logger: silentLogger() })
+    const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()
     assert.equal(g.sendPending('peer-c', makeTxs(35, 12)), 10)
     await g.stop()

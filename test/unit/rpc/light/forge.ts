@@ -19,13 +19,13 @@ type Answer = Record<string, unknown>
 export function forgeAccountAnswer(answer: Answer, balance: bigint): Answer {
   const address = parseAddress(String(answer.address))!
   const d = decodePathBytes(fromHex(String(answer.proof))!)
-  if (!d.ok || d.terminal.kind === 'other') throw new Error('forgeAccountAnswer: needs a proof ending at the account or an empty subtree')
-  const old = d.terminal.kind === 'leaf' ? (d.terminal.value as bigint[]) : [0n, 0n]
+  if (!d.ok || d.value.terminal.kind === 'other') throw new Error('forgeAccountAnswer: needs a proof ending at the account or an empty subtree')
+  const old = d.value.terminal.kind === 'leaf' ? (d.value.terminal.value as bigint[]) : [0n, 0n]
   const account = { balance, nonce: old[1]! }
-  const path: TreePath = { siblings: d.siblings, terminal: { kind: 'leaf', valueHash: sha256(encodeAccount(account)) } }
+  const path: TreePath = { siblings: d.value.siblings, terminal: { kind: 'leaf', valueHash: sha256(encodeAccount(account)) } }
   const root = rootFromPath(accountTreeKey(address), path)!
   const h = decodeHeader(answer.header)
-  if (!h.ok) throw new Error(h.reason)
+  if (!h.ok) throw new Error(h.error.reason)
   const header = { ...h.value, stateRoot: root }
   return {
     ...answer,

@@ -31,7 +31,7 @@ describe('light store', () => {
   test('round trip: the root, the blocks, the next sets it holds', () => {
     const blocks = sample()
     const d = decodeLightStore(encodeLightStore(blocks))
-    assert.ok(d.ok, d.ok ? '' : d.reason)
+    assert.ok(d.ok, d.ok ? '' : d.error.reason)
     const back = d.value
     assert.equal(back.chainId, chain.chainId)
     assert.deepEqual(back.root, blocks.root)

@@ -41,7 +41,7 @@ function provider(chain: TestChain, name = 'node', tamperSet?: (height: number, 
       for (let h = from; h <= to; h++) {
         const c = wire(formatCommit((await chain.backend.getCommit(h)) as CommitInfo))
         const b = decodeLightBlock(c.header, c.commit)
-        if (!b.ok) throw new FailedVerificationError(name, b.reason)
+        if (!b.ok) throw new FailedVerificationError(name, b.error.reason)
         out.push(b.value)
       }
       return out
@@ -52,7 +52,7 @@ function provider(chain: TestChain, name = 'node', tamperSet?: (height: number, 
       let json = wire(v.map(formatValidator)) as Json[]
       if (tamperSet) json = tamperSet(height, json)
       const set = decodeValidatorSet(json)
-      if (!set.ok) throw new FailedVerificationError(name, set.reason)
+      if (!set.ok) throw new FailedVerificationError(name, set.error.reason)
       return set.value
     },
   }
@@ -66,7 +66,7 @@ function lightClientOf(chain: TestChain): LightClient {
 /** The whole client-side check of an account answer: the proof against the header, the header by the light client. */
 async function verifyAccount(chain: TestChain, address: Uint8Array, answer: unknown, p = provider(chain), light = lightClientOf(chain)) {
   const c = checkAccountAnswer(address, answer, true)
-  if (!c.ok) throw new FailedVerificationError(p.name, c.reason)
+  if (!c.ok) throw new FailedVerificationError(p.name, c.error.reason)
   const t = await light.verify(c.value.block, p)
   return { account: c.value.account, height: t.height }
 }
@@ -208,19 +208,22 @@ describe('transaction proofs', () => {
     assert.ok(c.ok && c.value.status === 'committed')
     assert.equal((await lightClientOf(chain).verify(c.value.block, provider(chain))).height, 1)
 
-    const bad: [string, Json, RegExp][] = [
-      ['failed', { ...answer, ok: false, error: 'insufficient_funds' }, /only transactions that applied/],
-      ['index', { ...answer, index: 2 }, /index 2 is not the proven 1/],
-      ['height', { ...answer, height: 2 }, /height 2 is not the header's 1/],
-      ['proof', { ...answer, proof: (await answerOf(txs[0]!.hash)).proof }, /inclusion proof does not hold/],
-      ['txRoot', { ...answer, header: { ...answer.header, txRoot: to0x(new Uint8Array(32)) } }, /inclusion proof does not hold/],
-      ['hash', { ...answer, hash: to0x(txs[0]!.hash) }, /answers for transaction/],
-      ['status', { ...answer, status: 'done' }, /not one a transaction can have/],
+    const bad: [string, Json, RegExp, 'malformed' | 'unproven'][] = [
+      ['failed', { ...answer, ok: false, error: 'insufficient_funds' }, /only transactions that applied/, 'unproven'],
+      ['index', { ...answer, index: 2 }, /index 2 is not the proven 1/, 'unproven'],
+      ['height', { ...answer, height: 2 }, /height 2 is not the header's 1/, 'malformed'],
+      ['proof', { ...answer, proof: (await answerOf(txs[0]!.hash)).proof }, /inclusion proof does not hold/, 'unproven'],
+      ['txRoot', { ...answer, header: { ...answer.header, txRoot: to0x(new Uint8Array(32)) } }, /inclusion proof does not hold/, 'unproven'],
+      ['hash', { ...answer, hash: to0x(txs[0]!.hash) }, /answers for transaction/, 'malformed'],
+      ['status', { ...answer, status: 'done' }, /not one a transaction can have/, 'malformed'],
     ]
-    for (const [what, a, pattern] of bad) {
+    for (const [what, a, pattern, code] of bad) {
       const r = checkTxAnswer(hash, a)
       assert.equal(r.ok, false, what)
-      if (!r.ok) assert.match(r.reason, pattern, what)
+      if (!r.ok) {
+        assert.match(r.error.reason, pattern, what)
+        assert.equal(r.error.code, code, what)
+      }
     }
     // a header changed under a valid inclusion proof: the light client refuses it
     const other = { ...answer, header: { ...answer.header, stateRoot: to0x(new Uint8Array(32).fill(9)) } }

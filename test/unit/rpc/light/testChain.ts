@@ -72,7 +72,7 @@ export class TestChain {
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: async (a) => (await ledger.getAccount(a)).nonce,
-      submit: async () => ({ ok: false, code: 'mempool_full', reason: 'the test chain takes blocks through commit()' }),
+      submit: async () => ({ ok: false, error: { code: 'mempool_full', reason: 'the test chain takes blocks through commit()' } }),
       pending: () => false, rejected: () => undefined, peerId: 'test', peerCount: () => 0, catchingUp: () => false,
       validator: null, evidence: () => [],
       rosterAt: (h) => this.sets.rosterAt(h),
@@ -93,9 +93,9 @@ export class TestChain {
       balances: (o.balances ?? []).map(([a, amount]) => ({ address: to0x(a), amount: amount.toString() })),
       params: { governance: { voteExpiryHeights: 100 } },
     })
-    if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors))
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.error.errors))
     const kv = new MemoryKvStore()
-    return new TestChain(parsed.genesis, kv, await genesisState(parsed.genesis, kv), keys)
+    return new TestChain(parsed.value, kv, await genesisState(parsed.value, kv), keys)
   }
 
   /** The genesis as `genesis.json` holds it. */
