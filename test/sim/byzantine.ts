@@ -61,7 +61,8 @@ export interface AttackContext {
   readonly rng: Rng
   readonly network: SimNetwork
   readonly nodes: readonly SimValidator[]
-  readonly validatorSet: ValidatorSet
+  /** The validator set in force at a height, as far as the chain is known. */
+  readonly setAt: (height: number) => ValidatorSet
   readonly chainId: string
   readonly params: ConsensusParams
   readonly settings: HostSettings
@@ -147,7 +148,7 @@ export class Attacks {
     let list = this.byRound.get(rk)
     if (list === undefined) this.byRound.set(rk, (list = []))
     if (!list.includes(key)) list.push(key)
-    if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, p.round).address, p.proposer)) this.lockVotes(p)
+    if (bytesEqual(proposerOf(this.ctx.setAt(p.height), p.height, p.round).address, p.proposer)) this.lockVotes(p)
   }
 
   /** Values proposed at a height in rounds below `round` (hex). */
@@ -387,14 +388,14 @@ export class Attacks {
       out.push(encodeProposalMessage({ ...msg, proposal: { ...msg.proposal, valueId: rng.bytes(32), signature: rng.bytes(64) } }))
       // a proposal signed by this node for rounds it does not propose, and for far heights and rounds
       for (const [h, r] of [[height, round + 1 + rng.int(3)], [height + 1000, 0], [height, round + 1000], [height + 1, this.ctx.params.maxRoundsAhead + 2]] as const) {
-        if (bytesEqual(proposerOf(this.ctx.validatorSet, h, r).address, this.ctx.addresses[node]!) && h === height) continue
+        if (bytesEqual(proposerOf(this.ctx.setAt(h), h, r).address, this.ctx.addresses[node]!) && h === height) continue
         const header = h > 1 ? { ...msg.header, height: h, previousBlockHash: sha256(rng.bytes(8)), lastCommitHash: sha256(rng.bytes(8)) } : msg.header
         const p = this.signProposal(node, { height: h, round: r, valueId: blockHash(header), polRound: -1 })
         out.push(encodeProposalMessage({ ...msg, proposal: p, header }))
       }
       // a proposal whose header is not its value, from a round this node does propose, if any is near
       for (let r = round; r <= round + this.ctx.params.maxRoundsAhead; r++) {
-        if (!bytesEqual(proposerOf(this.ctx.validatorSet, height, r).address, this.ctx.addresses[node]!)) continue
+        if (!bytesEqual(proposerOf(this.ctx.setAt(height), height, r).address, this.ctx.addresses[node]!)) continue
         const p = this.signProposal(node, { height, round: r, valueId: rng.bytes(32), polRound: -1 })
         out.push(encodeProposalMessage({ ...msg, proposal: p }))
         break
@@ -551,7 +552,7 @@ export class Attacks {
     } else if (roll < 0.5) {
       // out of turn: the same block proposed for the next rounds too (the admission refuses them)
       for (let r = p.round + 1; r <= p.round + 2; r++) {
-        if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, r).address, this.ctx.addresses[node]!)) continue
+        if (bytesEqual(proposerOf(this.ctx.setAt(p.height), p.height, r).address, this.ctx.addresses[node]!)) continue
         const proposal = this.signProposal(node, { height: p.height, round: r, valueId: p.valueId, polRound: -1 })
         this.sendTo(node, this.peers(node), encodeProposalMessage({ ...msg, proposal }))
       }
