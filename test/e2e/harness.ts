@@ -292,8 +292,12 @@ export class Testnet {
     return rpc<BlockView | null>(this.rpcUrl(i), 'chain_getBlock', height === undefined ? [] : [height])
   }
 
-  /** Asserts-by-throwing that the listed nodes hold identical blocks (hash and state root) at heights 1..upTo. */
+  /**
+   * Asserts-by-throwing that the listed nodes hold identical blocks (hash and state root) at heights 1..upTo. Waits
+   * first until each of them holds upTo: a node that restarted or synced may still be a block or two behind.
+   */
   async checkSameChain(upTo: number, nodes: number[] = [...Array(this.size).keys()]): Promise<void> {
+    await this.waitHeight(upTo, nodes, 60_000)
     for (let h = 1; h <= upTo; h++) {
       let first: BlockView | null = null
       for (const i of nodes) {

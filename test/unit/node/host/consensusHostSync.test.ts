@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { addressFromPublicKey, encodeCanonical, sha256 } from '../../../../crypto/index.js'
+import { decodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
+import { blockHash } from '../../../../ledger/block.js'
+import type { StoredBlock } from '../../../../node/storage/storedBlock.js'
+import { EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock } from './hostFixture.js'
+
+/**
+ * The block-sync path of the host: a block certified by more than two thirds of the validators is checked against the
+ * chain and applied through the host's queue; a tampered block, a certificate that does not decide it, or a block that
+ * is not the next is refused with the serving peer's fault; a certified block that does not execute here stops the node.
+ */
+
+/** A network of four; this host is validator `self` (it signs nothing in these tests). */
+async function network(self: number | null = 0) {
+  const w = new HostWorld({ validators: 4, wallets: 2 })
+  const t = await w.boot({ self })
+  return { w, t, signers: [1, 2, 3] }
+}
+
+describe('consensus host: blocks from sync', () => {
+  it('applies a correctly certified block: committed, durable, executed, and the next height starts', async () => {
+    const { w, t, signers } = await network()
+    const tx = w.transfer(0, 0n, 40n)
+    const b = await w.block1({ proposer: w.proposerOf(1, 0), txs: [tx] })
+    const cert = w.certificate(1, 0, b.hash, signers)
+    assert.equal(t.host.verifyBlockCertificate(1, b.stored, cert), true)
+    const checked = await t.host.checkSyncedBlock(1, b.stored, cert)
+    assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
+    assert.equal(await t.host.applySyncedBlock(checked.value), true)
+    assert.deepEqual(t.committed.map((c) => [c.height, c.hash, c.certificate]), [[1, b.hash, cert]])
+    assert.equal(t.host.tip?.height, 1)
+    await w.until(() => t.host.height === 2, 'height 2 started')
+    const stored = decodeCommitCertificate((await t.chain.certificateBytes(1))!)
+    assert.ok(stored.ok)
+    assert.deepEqual(stored.value, cert)
+    assert.equal((await t.ledger.getAccount(addressFromPublicKey(w.wallets[1]!.publicKey))).balance, WALLET_BALANCE + 40n)
+    // the same block again is no longer the next one
+    assert.equal(await t.host.applySyncedBlock(checked.value), false)
+    assert.equal(t.committed.length, 1)
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+  })
+
+  it('refuses a tampered block or a certificate that does not decide it, naming the fault', async () => {
+    const { w, t, signers } = await network(null)
+    const tx = w.transfer(0, 0n)
+    const b = await w.block1({ proposer: w.proposerOf(1, 0), txs: [tx] })
+    const good = w.certificate(1, 0, b.hash, signers)
+    const withHeader = (header: TestBlock['header']): StoredBlock => ({ ...b.stored, block: { ...b.stored.block, header } })
+    const certified = (stored: StoredBlock) => w.certificate(1, 0, blockHash(stored.block.header), signers)
+    const early = withHeader({ ...b.header, time: w.genesis.genesisTimeMs })
+    const rows: readonly { desc: string; height?: number; stored: StoredBlock; cert: CommitCertificate; code: string }[] = [
+      { desc: 'a header changed after signing', stored: withHeader({ ...b.header, stateRoot: sha256(encodeCanonical(['other'])) }), cert: good, code: 'certificate' },
+      { desc: 'two signatures of four', stored: b.stored, cert: w.certificate(1, 0, b.hash, signers.slice(0, 2)), code: 'certificate' },
+      { desc: 'a certificate for another block', stored: b.stored, cert: w.certificate(1, 0, sha256(encodeCanonical(['x'])), signers), code: 'certificate' },
+      { desc: 'a signature of a stranger', stored: b.stored, cert: { ...good, signatures: good.signatures.map((s, i) => (i === 0 ? { ...s, signature: new Uint8Array(64) } : s)) }, code: 'certificate' },
+      { desc: 'a transaction left out of the body', stored: { ...b.stored, block: { ...b.stored.block, txs: [] } }, cert: good, code: 'header' },
+      { desc: 'a body transaction that does not decode', stored: { ...b.stored, block: { ...b.stored.block, txs: [new Uint8Array([1, 2, 3])] } }, cert: good, code: 'transactions' },
+      { desc: 'a certified header that breaks the block rule (time not after genesis)', stored: early, cert: certified(early), code: 'header' },
+      { desc: 'a block that is not the next height', height: 2, stored: b.stored, cert: good, code: 'not_next' },
+    ]
+    for (const r of rows) {
+      const checked = await t.host.checkSyncedBlock(r.height ?? 1, r.stored, r.cert)
+      assert.equal(checked.ok, false, r.desc)
+      if (!checked.ok) assert.equal(checked.error.code, r.code, `${r.desc}: ${checked.error.reason}`)
+    }
+    assert.equal(t.host.verifyBlockCertificate(1, rows[0]!.stored, good), false, 'the certificate does not decide a changed header')
+    assert.equal(t.host.verifyBlockCertificate(1, b.stored, rows[1]!.cert), false)
+    assert.equal(t.host.verifyBlockCertificate(2, b.stored, good), false, 'a height whose set is known (tip + 2)')
+    assert.equal(t.host.verifyBlockCertificate(3, b.stored, good), undefined, 'a height whose set is not known yet')
+    assert.deepEqual(t.committed, [])
+    assert.equal(t.host.tip, undefined)
+    t.stop()
+  })
+
+  it('stops the node on a certified block that does not execute here (its state diverged)', async () => {
+    const { w, t, signers } = await network()
+    const b = await w.block1({ proposer: w.proposerOf(1, 0), stateRoot: sha256(encodeCanonical(['diverged'])) })
+    const checked = await t.host.checkSyncedBlock(1, b.stored, w.certificate(1, 0, b.hash, signers))
+    assert.ok(checked.ok, 'the certificate and the header rule hold: only execution tells')
+    void t.host.applySyncedBlock(checked.value)
+    await w.until(() => t.fatal.length === 1, 'the fatal error')
+    assert.match(t.fatal[0]!.message, /certified block 1 does not execute here .*state diverged/)
+    assert.deepEqual(t.committed, [])
+  })
+
+  it('asks block sync for a block decided without it (it never saw the proposal)', async () => {
+    const { w, t, signers } = await network()
+    const unseen = sha256(encodeCanonical(['unseen block']))
+    for (const i of signers) await t.host.onVote(w.vote(i, 'precommit', 1, 0, unseen))
+    await w.until(() => t.requestedBlocks.length === 1, 'the block request')
+    assert.deepEqual(t.requestedBlocks, [1])
+    assert.deepEqual(t.committed, [])
+    t.stop()
+  })
+
+  it('commits a block decided with a time ahead of its clock without waiting for the clock', async () => {
+    const { w, t, signers } = await network()
+    const P = w.proposerOf(1, 0)
+    const b = await w.block1({ proposer: P, time: EPOCH_MS + 60_000 })
+    await t.host.onProposalMessage(b.message)
+    for (const i of signers) await t.host.onVote(w.vote(i, 'precommit', 1, 0, b.hash))
+    await w.until(() => t.committed.length === 1, 'the commit')
+    assert.ok(w.sched.now < 60_000 - 500, 'committed before the clock reached the block time')
+    assert.deepEqual(t.committed[0]!.hash, b.hash)
+    t.stop()
+  })
+})
