@@ -110,7 +110,7 @@ export class Governors {
 
   /** Starts voting (a look at the chain every quarter of a second). */
   start(): void {
-    this.ctx.sched.every(250, null, () => void this.tick())
+    this.ctx.sched.every(250, null, () => void this.tick().catch((e: Error) => this.ctx.checker.violation('error', `governors: ${e.stack ?? e.message}`)))
   }
 
   /** True once every change of the plan is in force. */
