@@ -126,13 +126,13 @@ function applied(set: Powers, c: SetChange): Powers {
 /**
  * The set changes of a run, drawn from `rng`: one to three joiners (full nodes numbered after the genesis validators,
  * Byzantine now and then when the run has Byzantine validators), and either a rotation (every joiner added, then as
- * many genesis validators removed, Byzantine ones first) or one to four changes drawn at random (add a joiner outside
- * the set, a removed one included; remove a member; change a member's power to 1-3). Every step keeps the Byzantine
- * power below a third of the set and moves at most a third of the power; a draw that would not is drawn again, or
- * dropped.
- * A Byzantine validator the plan removes often keeps signing after its removal (`linger`).
+ * many genesis validators removed, Byzantine ones first) or, when that is not drawn or its first addition would leave
+ * the Byzantine nodes a third of the power, one to four changes drawn at random (add a joiner outside the set, a
+ * removed one included; remove a member; change a member's power to 1-3). Every step keeps the Byzantine power below
+ * a third of the set and moves at most a third of the power; a draw that would not is drawn again, or dropped. A
+ * Byzantine validator the plan removes often keeps signing after its removal (`linger`).
  */
-function membershipPlan(rng: Rng, validators: number, faulty: number, powers: readonly number[] | undefined, byzantine: Readonly<Record<number, readonly Behaviour[]>>, repertoire: readonly Behaviour[], locks: boolean): { joiners: number; changes: SetChange[]; byzantine: Record<number, Behaviour[]>; rotation: boolean } {
+function membershipPlan(rng: Rng, validators: number, faulty: number, powers: readonly number[] | undefined, byzantine: Readonly<Record<number, readonly Behaviour[]>>, repertoire: readonly Behaviour[], locks: boolean): { joiners: number; changes: SetChange[]; byzantine: Record<number, Behaviour[]> } {
   const joiners = 1 + rng.int(3)
   const nodes = validators + joiners
   const bad = new Map<number, Behaviour[]>(Object.entries(byzantine).filter(([, b]) => b.length > 0).map(([i, b]) => [Number(i), [...b]]))
@@ -151,13 +151,13 @@ function membershipPlan(rng: Rng, validators: number, faulty: number, powers: re
     set = next
     return true
   }
-  const rotation = rng.chance(0.25)
-  if (rotation) {
+  if (rng.chance(0.25)) {
     const joining = [...Array(joiners).keys()].map((k) => validators + k).sort((a, b) => Number(byzantineNodes.has(a)) - Number(byzantineNodes.has(b)))
     for (const j of joining) if (!step({ type: 'add', node: j })) break
     const leaving = [...genesis.keys()].sort((a, b) => Number(byzantineNodes.has(b)) - Number(byzantineNodes.has(a)))
     for (const i of leaving.slice(0, changes.length)) if (!step({ type: 'remove', node: i })) break
-  } else {
+  }
+  if (changes.length === 0) {
     for (let k = 1 + rng.int(4); k > 0; k--) {
       for (let attempt = 0; attempt < 8; attempt++) {
         const members = [...set.keys()]
@@ -175,7 +175,7 @@ function membershipPlan(rng: Rng, validators: number, faulty: number, powers: re
     const b = bad.get(c.node)
     if (c.type === 'remove' && b !== undefined && !b.includes('linger') && rng.chance(0.7)) b.push('linger')
   }
-  return { joiners, changes, byzantine: Object.fromEntries([...bad].map(([i, b]) => [i, [...b].sort()])), rotation }
+  return { joiners, changes, byzantine: Object.fromEntries([...bad].map(([i, b]) => [i, [...b].sort()])) }
 }
 
 /** The options of the randomized run for this seed: those of {@link baseOptions}, with set changes when asked for. */
