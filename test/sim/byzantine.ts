@@ -44,11 +44,13 @@ import type { CrashPlan, HostSettings, NodeHooks, SimValidator } from './simNode
  *  - `lockAttack`: the Byzantine side of the lock adversary (lockAdversary.ts): targeted prevotes and precommits,
  *    votes for real conflicting values, and as proposer false valid rounds, out-of-turn and withheld proposals;
  *  - `splitBrain` (crafted scenarios): colluders serve each group of honest validators its own block, as proposer and
- *    voter.
+ *    voter;
+ *  - `linger` (set changes): once removed from the validator set, keeps signing prevotes and precommits for the values
+ *    proposed at its height, nil and random values, and proposals of its own, as if it were still a validator.
  */
 export type Behaviour =
   | 'crash' | 'silent' | 'equivocate' | 'junk' | 'oversized' | 'forgedBlock' | 'withhold' | 'lyingSync' | 'voteFlood'
-  | 'lockAttack' | 'splitBrain' | 'slotFlood'
+  | 'lockAttack' | 'splitBrain' | 'slotFlood' | 'linger'
 
 /** The behaviours randomized runs draw from. */
 export const BYZANTINE_REPERTOIRE: readonly Behaviour[] = [
@@ -61,7 +63,8 @@ export interface AttackContext {
   readonly rng: Rng
   readonly network: SimNetwork
   readonly nodes: readonly SimValidator[]
-  readonly validatorSet: ValidatorSet
+  /** The validator set in force at a height, as far as the chain is known. */
+  readonly setAt: (height: number) => ValidatorSet
   readonly chainId: string
   readonly params: ConsensusParams
   readonly settings: HostSettings
@@ -88,10 +91,12 @@ export interface AttackStats {
   lockVotes: number
   falseValidRounds: number
   withheld: number
+  /** Votes and proposals signed by removed validators. */
+  lingering: number
 }
 
 export class Attacks {
-  readonly stats: AttackStats = { equivocations: 0, forgedBlocks: 0, junk: 0, lies: 0, floods: 0, lockVotes: 0, falseValidRounds: 0, withheld: 0 }
+  readonly stats: AttackStats = { equivocations: 0, forgedBlocks: 0, junk: 0, lies: 0, floods: 0, lockVotes: 0, falseValidRounds: 0, withheld: 0, lingering: 0 }
   private readonly behaviours = new Map<number, ReadonlySet<Behaviour>>()
   /** Every proposal message seen on the network, by value (hex), and the values proposed per height/round. */
   private readonly proposals = new Map<string, ProposalMessage>()
@@ -128,6 +133,7 @@ export class Attacks {
       if (b.has('voteFlood')) this.ctx.sched.every(150 + this.ctx.rng.int(100), null, () => this.flood(node))
       if (b.has('junk')) this.ctx.sched.every(300 + this.ctx.rng.int(200), null, () => this.junkNow(node))
       if (b.has('oversized')) this.ctx.sched.every(700 + this.ctx.rng.int(300), null, () => this.oversized(node))
+      if (b.has('linger')) this.ctx.sched.every(200 + this.ctx.rng.int(100), null, () => this.linger(node))
     }
   }
 
@@ -147,7 +153,7 @@ export class Attacks {
     let list = this.byRound.get(rk)
     if (list === undefined) this.byRound.set(rk, (list = []))
     if (!list.includes(key)) list.push(key)
-    if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, p.round).address, p.proposer)) this.lockVotes(p)
+    if (bytesEqual(proposerOf(this.ctx.setAt(p.height), p.height, p.round).address, p.proposer)) this.lockVotes(p)
   }
 
   /** Values proposed at a height in rounds below `round` (hex). */
@@ -387,14 +393,14 @@ export class Attacks {
       out.push(encodeProposalMessage({ ...msg, proposal: { ...msg.proposal, valueId: rng.bytes(32), signature: rng.bytes(64) } }))
       // a proposal signed by this node for rounds it does not propose, and for far heights and rounds
       for (const [h, r] of [[height, round + 1 + rng.int(3)], [height + 1000, 0], [height, round + 1000], [height + 1, this.ctx.params.maxRoundsAhead + 2]] as const) {
-        if (bytesEqual(proposerOf(this.ctx.validatorSet, h, r).address, this.ctx.addresses[node]!) && h === height) continue
+        if (bytesEqual(proposerOf(this.ctx.setAt(h), h, r).address, this.ctx.addresses[node]!) && h === height) continue
         const header = h > 1 ? { ...msg.header, height: h, previousBlockHash: sha256(rng.bytes(8)), lastCommitHash: sha256(rng.bytes(8)) } : msg.header
         const p = this.signProposal(node, { height: h, round: r, valueId: blockHash(header), polRound: -1 })
         out.push(encodeProposalMessage({ ...msg, proposal: p, header }))
       }
       // a proposal whose header is not its value, from a round this node does propose, if any is near
       for (let r = round; r <= round + this.ctx.params.maxRoundsAhead; r++) {
-        if (!bytesEqual(proposerOf(this.ctx.validatorSet, height, r).address, this.ctx.addresses[node]!)) continue
+        if (!bytesEqual(proposerOf(this.ctx.setAt(height), height, r).address, this.ctx.addresses[node]!)) continue
         const p = this.signProposal(node, { height, round: r, valueId: rng.bytes(32), polRound: -1 })
         out.push(encodeProposalMessage({ ...msg, proposal: p }))
         break
@@ -463,6 +469,37 @@ export class Attacks {
     }
     this.ctx.network.broadcast(node, encodeVoteMessage(vote))
     this.stats.floods++
+  }
+
+  // ---- a removed validator that keeps voting ----------------------------------------------------------------------
+
+  private readonly wasMember = new Set<number>()
+
+  /**
+   * Once out of the set (at the height its own host, a full node now, works on), a validator that was in it signs what
+   * a member would: a prevote and a precommit for each value proposed in the round, for nil and for a random value,
+   * and the round's proposal as its own. Honest admissions must refuse all of it; it must never count.
+   */
+  private linger(node: number): void {
+    const at = this.position(node)
+    if (at === undefined) return
+    const address = this.ctx.addresses[node]!
+    const member = this.ctx.setAt(at.height).validators.some((v) => bytesEqual(v.address, address))
+    if (member) this.wasMember.add(node)
+    if (member || !this.wasMember.has(node)) return
+    const { height, round } = at
+    const values = (this.byRound.get(`${height}/${round}`) ?? []).map((v) => this.proposals.get(v)!)
+    const out: Uint8Array[] = []
+    for (const valueId of [...values.map((m) => m.proposal.valueId), null, this.ctx.rng.bytes(32)]) {
+      for (const type of ['prevote', 'precommit'] as const) out.push(encodeVoteMessage(this.signVote(node, { type, height, round, valueId })))
+    }
+    const seen = values[0]
+    if (seen !== undefined) {
+      const proposal = this.signProposal(node, { height, round, valueId: seen.proposal.valueId, polRound: -1 })
+      out.push(encodeProposalMessage({ ...seen, proposal }))
+    }
+    for (const to of this.peers(node)) for (const bytes of out) this.ctx.network.send(node, to, bytes)
+    this.stats.lingering += out.length
   }
 
   // ---- lying sync and fetch --------------------------------------------------------------------------------------
@@ -551,7 +588,7 @@ export class Attacks {
     } else if (roll < 0.5) {
       // out of turn: the same block proposed for the next rounds too (the admission refuses them)
       for (let r = p.round + 1; r <= p.round + 2; r++) {
-        if (bytesEqual(proposerOf(this.ctx.validatorSet, p.height, r).address, this.ctx.addresses[node]!)) continue
+        if (bytesEqual(proposerOf(this.ctx.setAt(p.height), p.height, r).address, this.ctx.addresses[node]!)) continue
         const proposal = this.signProposal(node, { height: p.height, round: r, valueId: p.valueId, polRound: -1 })
         this.sendTo(node, this.peers(node), encodeProposalMessage({ ...msg, proposal }))
       }

@@ -14,6 +14,8 @@ export interface CampaignOptions {
   readonly schedule?: Schedule
   readonly repertoire?: readonly Behaviour[]
   readonly wipes?: boolean
+  /** Mix changes of the validator set into the runs. */
+  readonly membership?: boolean
 }
 
 /** One failed run: its seed and what broke. */
@@ -42,7 +44,8 @@ export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, se
   const heights = o.heights === undefined ? '' : ` --heights ${o.heights}`
   const repertoire = o.repertoire === undefined ? '' : ` --repertoire ${o.repertoire.join(',')}`
   const wipes = o.wipes === false ? ' --no-wipes' : ''
-  return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipes} --runs 1 --seed ${seed}`
+  const membership = o.membership === true ? ' --membership' : ''
+  return `npm run sim -- --validators ${o.validators} --faulty ${o.faulty} --schedule ${o.schedule ?? 'mixed'}${heights}${repertoire}${wipes}${membership} --runs 1 --seed ${seed}`
 }
 
 /**
@@ -50,7 +53,7 @@ export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, se
  * reported as a diagnostic. `expect` names coverage counters that must not stay at zero (a lock campaign that stops
  * relocking has lost its point).
  */
-export function campaign(name: string, o: CampaignOptions, expect: readonly ('relocks' | 'l28Unlocks' | 'divergingLocks' | 'crashes' | 'syncedBlocks' | 'invalidVerdicts')[] = []): void {
+export function campaign(name: string, o: CampaignOptions, expect: readonly ('relocks' | 'l28Unlocks' | 'divergingLocks' | 'crashes' | 'syncedBlocks' | 'invalidVerdicts' | 'setChanges')[] = []): void {
   test(`${name}: ${o.runs} randomized runs from seed ${o.firstSeed} keep agreement, validity, safe signing, bounds and liveness`, async (t) => {
     const { failures, totals } = await runCampaign(o)
     t.diagnostic(`${name} coverage: ${formatTotals(totals)}`)

@@ -8,8 +8,9 @@ import { runSimulation, type Behaviour } from './simulation.js'
 import { BYZANTINE_REPERTOIRE } from './byzantine.js'
 
 /**
- * `npm run sim -- --validators N --faulty F --runs R --seed S [--heights H] [--schedule random|locks|mixed] [--jobs J]`:
- * R randomized simulations from seed S on (run i uses seed S+i), F Byzantine validators each, on J worker threads.
+ * `npm run sim -- --validators N --faulty F --runs R --seed S [--heights H] [--schedule random|locks|mixed] [--membership] [--jobs J]`:
+ * R randomized simulations from seed S on (run i uses seed S+i), F Byzantine validators each, on J worker threads;
+ * with `--membership`, each run also changes its validator set by governance (randomScenario.ts).
  * Prints every violation with the command that replays its seed, the campaign's coverage (locks, relocks, unlocks,
  * rounds, crashes, syncs) and its speed; exits 1 if there was any violation. The last line is exactly
  * `R runs, V violations`. `--trace` (with `--runs 1`) prints every node's log of the run.
@@ -24,6 +25,7 @@ interface Settings {
   readonly schedule: Schedule
   readonly repertoire?: readonly Behaviour[]
   readonly wipes: boolean
+  readonly membership: boolean
   readonly jobs: number
   readonly verbose: boolean
   readonly trace: boolean
@@ -50,7 +52,8 @@ async function runOne(s: Settings, seed: number): Promise<RunReport> {
     const r = await runSimulation({ ...options, ...trace })
     addCoverage(totals, r.coverage)
     lines = r.violations.map((v) => `${v.kind} violation: ${v.detail} (t=${v.time} ms)`)
-    summary = `${r.violations.length} violations, ${r.events} events, t=${r.endTime} ms, max round ${r.coverage.maxRound}, relocks ${r.coverage.relocks}, unlocks ${r.coverage.l28Unlocks}, diverging ${r.coverage.divergingLockHeights.size}`
+    const sets = r.coverage.setChangesPlanned === 0 ? '' : `, set changes ${r.coverage.setChanges}/${r.coverage.setChangesPlanned} (${describeRun(options)})`
+    summary = `${r.violations.length} violations, ${r.events} events, t=${r.endTime} ms, max round ${r.coverage.maxRound}, relocks ${r.coverage.relocks}, unlocks ${r.coverage.l28Unlocks}, diverging ${r.coverage.divergingLockHeights.size}${sets}`
   } catch (e) {
     lines = [`invariant broken: ${(e as Error).stack ?? (e as Error).message}`]
   }
@@ -88,20 +91,21 @@ async function main(): Promise<void> {
     .addOption(new Option('--schedule <kind>', 'random faults, the lock adversary, or a mix').choices(['random', 'locks', 'mixed']).default('mixed'))
     .option('--repertoire <behaviours>', `Byzantine behaviours random schedules draw from, comma-separated (default ${BYZANTINE_REPERTOIRE.join(',')})`)
     .option('--no-wipes', 'crashed validators always restart with their data/ (by default some restart with it deleted)')
+    .option('--membership', 'mix validator-set changes into each run: joiners, additions, removals, power changes, rotations')
     .option('--jobs <j>', 'worker threads', int('jobs', 1), Math.min(2, availableParallelism()))
     .option('--verbose', 'print one line per run')
     .option('--trace', 'print every node\'s log (use with --runs 1)')
     .option('--stop-on-failure', 'stop at the first run with a violation')
     .parse()
-  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipes?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
+  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipes?: boolean; membership?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
   if (o.faulty > o.validators) program.error('--faulty cannot exceed --validators')
-  const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood']
+  const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood', 'linger']
   const repertoire = o.repertoire?.split(',').map((x) => x.trim()).filter((x) => x.length > 0) as Behaviour[] | undefined
   const unknown = repertoire?.find((b) => !known.includes(b))
   if (unknown !== undefined) program.error(`--repertoire: unknown behaviour ${unknown} (known: ${known.join(', ')})`)
   if (repertoire !== undefined && repertoire.length === 0) program.error('--repertoire names no behaviour')
   const s: Settings = {
-    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes !== false,
+    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes !== false, membership: o.membership === true,
     jobs: Math.min(o.jobs, o.runs), verbose: o.verbose === true, trace: o.trace === true, stopOnFailure: o.stopOnFailure === true,
   }
   const f = Math.floor((s.validators - 1) / 3)

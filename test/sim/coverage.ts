@@ -27,12 +27,16 @@ export interface Coverage {
   /** Highest height committed. */
   heights: number
   txsCommitted: number
+  /** Changes of the validator set in force at a committed height. */
+  setChanges: number
+  /** Changes of the validator set the run's plan holds. */
+  setChangesPlanned: number
 }
 
 export function emptyCoverage(): Coverage {
   return {
     relocks: 0, l28Unlocks: 0, divergingLockHeights: new Set(), maxRound: 0, invalidVerdicts: 0, refused: 0, penalties: 0,
-    evidence: 0, crashes: 0, restarts: 0, syncedBlocks: 0, heights: 0, txsCommitted: 0,
+    evidence: 0, crashes: 0, restarts: 0, syncedBlocks: 0, heights: 0, txsCommitted: 0, setChanges: 0, setChangesPlanned: 0,
   }
 }
 
@@ -56,12 +60,17 @@ export interface CoverageTotals {
   syncedBlocks: number
   heights: number
   txsCommitted: number
+  setChanges: number
+  setChangesPlanned: number
+  /** Runs in which at least one set change came into force. */
+  runsWithSetChanges: number
 }
 
 export function emptyTotals(): CoverageTotals {
   return {
     runs: 0, relocks: 0, l28Unlocks: 0, divergingLocks: 0, runsWithRelock: 0, runsWithUnlock: 0, runsWithDivergence: 0, maxRound: 0,
     invalidVerdicts: 0, refused: 0, penalties: 0, evidence: 0, crashes: 0, restarts: 0, syncedBlocks: 0, heights: 0, txsCommitted: 0,
+    setChanges: 0, setChangesPlanned: 0, runsWithSetChanges: 0,
   }
 }
 
@@ -84,6 +93,9 @@ export function addCoverage(t: CoverageTotals, c: Coverage): void {
   t.syncedBlocks += c.syncedBlocks
   t.heights += c.heights
   t.txsCommitted += c.txsCommitted
+  t.setChanges += c.setChanges
+  t.setChangesPlanned += c.setChangesPlanned
+  if (c.setChanges > 0) t.runsWithSetChanges++
 }
 
 /** Adds totals to totals (merging campaign shards). */
@@ -91,10 +103,11 @@ export function mergeTotals(t: CoverageTotals, u: CoverageTotals): void {
   for (const k of Object.keys(t) as (keyof CoverageTotals)[]) t[k] = k === 'maxRound' ? Math.max(t[k], u[k]) : t[k] + u[k]
 }
 
-/** One line: the lock coverage first, then the host paths. */
+/** One line: the lock coverage first, then the host paths, then the set changes when any were planned. */
 export function formatTotals(t: CoverageTotals): string {
+  const sets = t.setChangesPlanned === 0 ? '' : `; set changes applied ${t.setChanges} of ${t.setChangesPlanned} planned (${t.runsWithSetChanges} runs)`
   return `relocks ${t.relocks} (${t.runsWithRelock} runs), L28 unlocks ${t.l28Unlocks} (${t.runsWithUnlock} runs), ` +
     `diverging locks ${t.divergingLocks} (${t.runsWithDivergence} runs), max round ${t.maxRound}; ` +
     `heights ${t.heights}, transfers ${t.txsCommitted}, crashes ${t.crashes}, restarts ${t.restarts}, synced blocks ${t.syncedBlocks}, ` +
-    `invalid verdicts ${t.invalidVerdicts}, refused messages ${t.refused}, penalties ${t.penalties}, evidence ${t.evidence}`
+    `invalid verdicts ${t.invalidVerdicts}, refused messages ${t.refused}, penalties ${t.penalties}, evidence ${t.evidence}${sets}`
 }

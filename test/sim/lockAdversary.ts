@@ -49,6 +49,10 @@ export interface LockAdversaryContext {
   readonly maxTxs: number
   readonly params: ConsensusParams
   readonly addressOf: (node: number) => Uint8Array
+  /** The honest validators of a height's set, when the set changes (default `honest`). */
+  readonly honestAt?: (height: number) => readonly number[]
+  /** f of a height's set, when the set changes (default `f`). */
+  readonly fAt?: (height: number) => number
   /** The consensus state of a running validator (the adversary is omniscient). */
   stateOf?: (node: number) => ConsensusState | undefined
 }
@@ -79,7 +83,9 @@ export class LockAdversary {
     const key = `${height}/${round}`
     const known = this.plans.get(key)
     if (known !== undefined) return known
-    const { rng, f, honest } = this.ctx
+    const { rng } = this.ctx
+    const f = this.ctx.fAt?.(height) ?? this.ctx.f
+    const honest = this.ctx.honestAt?.(height) ?? this.ctx.honest
     let rounds = this.heightRounds.get(height)
     if (rounds === undefined) {
       const [lo, hi] = this.o.splitRounds

@@ -1,11 +1,9 @@
 import { bytesEqual } from '../../crypto/index.js'
-import {
-  SafetyGuard, decodeCommitCertificate, verifyCommit, type ConsensusParams, type ValidatorSet,
-} from '../../consensus/index.js'
+import { SafetyGuard, decodeCommitCertificate, type ConsensusParams } from '../../consensus/index.js'
 import { genesisState, type Genesis } from '../../genesis/genesis.js'
-import { blockHash } from '../../ledger/block.js'
+import { castVote, memberOf } from '../../ledger/governance.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
-import { txHash } from '../../ledger/transaction.js'
+import { senderAddress, txHash } from '../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock } from '../../node/host/consensusHost.js'
 import { EvidencePool } from '../../node/host/evidencePool.js'
@@ -28,11 +26,14 @@ import { simLogger, type SimLogLine } from './simLogger.js'
 import type { NetNode, NetPeer, SimNetwork } from './simNetwork.js'
 
 /**
- * One simulated validator: a real {@link ConsensusHost} with the real mempool (inline signature checks), ledger state
- * and chain store over an in-memory database, an in-memory WAL and safety record (simDisk.ts), the real block sync and
- * transaction fetch, and the real admission of consensus gossip, wired as node/node.ts wires them, with virtual time
- * for every clock, sleep, timer and periodic task. A crash cuts the power of the running incarnation; a restart
- * builds a new one over what its disk kept.
+ * One simulated node: a real {@link ConsensusHost} with the real mempool (inline signature checks, governance votes
+ * judged against the committed state), ledger state and chain store over an in-memory database, an in-memory WAL and
+ * safety record (simDisk.ts), the real block sync and transaction fetch, and the real admission of consensus gossip,
+ * wired as node/node.ts wires them, with virtual time for every clock, sleep, timer and periodic task. Every node holds
+ * a validator key; whether it is a validator at a height is the chain's business (the host takes each height's set
+ * from its ledger), so a node outside the genesis set follows the chain as a full node until governance adds it, and
+ * a removed one follows it as a full node again. A crash cuts the power of the running incarnation; a restart builds a
+ * new one over what its disk kept.
  */
 
 /** The host settings of a simulated network (node/node.ts takes them from the genesis and config). */
@@ -57,11 +58,9 @@ export interface SimContext {
   readonly network: SimNetwork
   readonly checker: Checker
   readonly genesis: Genesis
-  readonly validatorSet: ValidatorSet
   readonly chainId: string
   readonly params: ConsensusParams
   readonly settings: HostSettings
-  readonly peerOfAddress: (address: Uint8Array) => string | undefined
   /** Receives every log line of every node when tracing a run. */
   readonly trace?: (node: number, time: number, line: SimLogLine) => void
 }
@@ -263,7 +262,7 @@ export class SimValidator implements NetNode {
 
   private async start(inc: Incarnation): Promise<void> {
     const { ctx } = this
-    const { sched, settings, checker, chainId, validatorSet } = ctx
+    const { sched, settings, checker, chainId } = ctx
     const power = inc.power
     const disk = { durable: this.durable, power, scheduler: sched, latencyMs: settings.diskMs }
     const logger = this.logger
@@ -274,10 +273,20 @@ export class SimValidator implements NetNode {
     const sets = await loadValidatorSets(chain, kv, ledger)
     const evidence = await EvidencePool.load({ chain, logger })
     const verified = new VerifiedTxCache()
-    const mempool = new Mempool({ chainId, maxTxs: settings.mempoolMaxTxs }, { accounts: ledger, verifiedSignatures: verified, logger })
+    const tipAtStart = (await chain.tip())?.height ?? 0
+    const late: { host?: ConsensusHost; sync?: BlockSync } = {}
+    const ledgerTip = () => late.host?.tip?.height ?? tipAtStart
+    const mempool = new Mempool({ chainId, maxTxs: settings.mempoolMaxTxs }, {
+      accounts: ledger, verifiedSignatures: verified, logger,
+      checkGovernance: (tx) => {
+        const state = ledger.governance()
+        if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
+        const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, ctx.genesis.params.governance)
+        return r.ok ? undefined : r.error
+      },
+    })
     const wal = new SimConsensusLog(disk)
     const store = new SimSafetyStore(disk)
-    const late: { host?: ConsensusHost; sync?: BlockSync } = {}
     const guardOptions = { chainId, secretKey: this.secretKey }
     const guard = this.honest
       ? new CheckedGuard(guardOptions, { store }, {
@@ -297,7 +306,7 @@ export class SimValidator implements NetNode {
     }
     const limits = settings.block
     const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
-      p2p: transport, peerOfAddress: ctx.peerOfAddress, logger,
+      p2p: transport, peerOfAddress: (a) => memberOf(sets.rosterAt(ledgerTip() + 1), a)?.peerId, logger,
     })
     const host = new ConsensusHost({
       chainId, params: ctx.params, block: limits, governance: ctx.genesis.params.governance, evidence: ctx.genesis.params.evidence,

@@ -3,11 +3,13 @@ import {
   createValidatorSet, proposerOf, timeoutDuration, type ConsensusParams, type Evidence, type Validator, type ValidatorSet,
 } from '../../consensus/index.js'
 import { DEFAULT_PARAMS, type Genesis } from '../../genesis/genesis.js'
+import { peerIdOf } from '../../node/p2p/peerId.js'
 import { Rng } from '../helpers/random.js'
 import { Attacks, type AttackStats, type Behaviour, type ForgeKind } from './byzantine.js'
 import { Checker, type SimObservation, type Violation } from './checker.js'
 import { Clients, type ClientOptions } from './clients.js'
 import type { Coverage } from './coverage.js'
+import { Governors, describeChange, plannedRosters, type MembershipOptions, type NodeIdentity, type SetChange } from './governors.js'
 import { LockAdversary, type LockAdversaryOptions } from './lockAdversary.js'
 import { Scheduler } from './scheduler.js'
 import type { SimLogLine } from './simLogger.js'
@@ -15,6 +17,7 @@ import { SimNetwork, type NetworkOptions, type NetworkStats, type Route } from '
 import { SimValidator, type CrashPlan, type HostSettings, type SimContext } from './simNode.js'
 
 export type { Behaviour, ForgeKind } from './byzantine.js'
+export type { MembershipOptions, SetChange } from './governors.js'
 export type { CrashPlan, SentMessage } from './simNode.js'
 export type { NetworkOptions, Partition, Route, RouteInfo } from './simNetwork.js'
 
@@ -23,20 +26,29 @@ export type { NetworkOptions, Partition, Route, RouteInfo } from './simNetwork.j
  * simulated network (simNetwork.ts) in virtual time (scheduler.ts), with wallets submitting signed transfers
  * (clients.ts), Byzantine validators that are real hosts behind an attacking network layer (byzantine.ts), an
  * adversary that steers honest validators into different locks (lockAdversary.ts), and honest validators that lose
- * power at chosen store operations and restart from what their disk kept. The checker (checker.ts) holds every run to
- * agreement, validity, safe signing, bounded resources and, after GST, liveness. Same options (seed included), same
- * run: event for event.
+ * power at chosen store operations and restart from what their disk kept. Nodes beyond the genesis set follow the
+ * chain as full nodes, and the honest validators' operators change the set by governance votes (governors.ts). The
+ * checker (checker.ts) holds every run to agreement, validity, safe signing and membership against the set in force
+ * at each height, bounded resources and, after GST, liveness. Same options (seed included), same run: event for event.
  */
 
 /** Options of one simulation. */
 export interface SimOptions {
   readonly seed: number
+  /** Validators of the genesis set: nodes 0 to validators - 1. */
   readonly validators: number
-  /** Voting powers (default all 1). */
+  /** Voting powers of the genesis validators (default all 1). */
   readonly powers?: readonly number[]
-  /** Byzantine validators: index → behaviours. Everyone else is honest. */
+  /** Nodes outside the genesis set (following the chain as full nodes, with validator keys of their own), numbered after the validators. */
+  readonly joiners?: number
+  /** Changes of the validator set the honest validators vote for. */
+  readonly membership?: MembershipOptions
+  /** Byzantine nodes: index → behaviours. Everyone else is honest. */
   readonly byzantine?: Readonly<Record<number, readonly Behaviour[]>>
-  /** Heights every honest validator must commit. */
+  /**
+   * Heights the run must reach: every honest node commits every height up to this one (or, once a plan of set changes
+   * is in force, a few heights past it) at which it is a validator.
+   */
   readonly heights: number
   readonly params?: ConsensusParams
   readonly network?: Partial<NetworkOptions>
@@ -59,7 +71,7 @@ export interface SimOptions {
   readonly forgeKinds?: readonly ForgeKind[]
   /** Per-validator windows in which its transaction fetches fail (it cannot get a block's transactions). */
   readonly fetchBlackouts?: readonly { readonly node: number; readonly start: number; readonly end: number }[]
-  /** Check liveness at the end (default: when at most f validators are Byzantine). */
+  /** Check liveness at the end (default: when Byzantine validators hold less than a third of the power of every planned set). */
   readonly checkLiveness?: boolean
   /** Extra virtual time allowed after GST (and after the last restart) for deciding all heights. */
   readonly livenessSlackMs?: number
@@ -87,6 +99,12 @@ export interface SimResult {
   readonly attacks: AttackStats
   /** Rounds the lock adversary split. */
   readonly splitRounds: number
+  /** The validator sets the chain had, each with the height from which it was in force: node index → power. */
+  readonly sets: readonly { readonly fromHeight: number; readonly members: ReadonlyMap<number, number> }[]
+  /** Per height, the nodes whose precommits the certificate of its first commit carries. */
+  readonly certificateSigners: ReadonlyMap<number, readonly number[]>
+  /** The planned set changes that came into force, with the first height of each. */
+  readonly setChanges: readonly { readonly change: SetChange; readonly fromHeight: number }[]
 }
 
 /** Consensus timeouts of simulated networks: short, so runs are quick in virtual time. */
@@ -172,20 +190,26 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   return new Simulation(options).run()
 }
 
+/** The peer id and name of node `index` as a member of a set: genesis validators are `v<i>`, others the libp2p id of their key. */
+function identityOf(index: number, validators: number, keys: { publicKey: Uint8Array; secretKey: Uint8Array; address: Uint8Array }): NodeIdentity {
+  return { ...keys, peerId: index < validators ? `v${index}` : peerIdOf(keys.publicKey), name: `v${index}` }
+}
+
 class Simulation {
   private readonly rng: Rng
   private readonly sched = new Scheduler()
   private readonly params: ConsensusParams
   private readonly settings: HostSettings
   private readonly net: NetworkOptions
-  private readonly validatorSet: ValidatorSet
   private readonly genesis: Genesis
   private readonly checker: Checker
   private readonly network: SimNetwork
   private readonly nodes: SimValidator[] = []
   private readonly clients: Clients | undefined
+  private readonly governors: Governors | undefined
   private readonly honest: number[]
   private readonly f: number
+  private readonly fairSets: boolean
   private lastRestart = 0
   private readonly attacks: Attacks
   private readonly lockAdversary: LockAdversary | undefined
@@ -195,29 +219,43 @@ class Simulation {
     this.params = o.params ?? simConsensusParams
     this.settings = { ...simHostSettings, ...o.host }
     this.net = { gst: 0, minDelay: 1, preGstMaxDelay: 1500, delta: 100, loss: 0, duplicate: 0, partitions: [], ...o.network }
-    const list = simValidators(o.seed, o.validators, o.powers)
-    const set = createValidatorSet(list)
+    const total = o.validators + (o.joiners ?? 0)
+    const list = simValidators(o.seed, total, o.powers)
+    const identities = list.map((v, i) => identityOf(i, o.validators, v))
+    const set = createValidatorSet(list.slice(0, o.validators))
     if (!set.ok) throw new Error(set.error.reason)
-    this.validatorSet = set.value
     const byzantine = o.byzantine ?? {}
     this.honest = list.map((_, i) => i).filter((i) => (byzantine[i] ?? []).length === 0)
-    this.f = Math.floor((o.validators - 1) / 3)
     const clientCount = o.clients === false ? 0 : o.clients?.accounts ?? 4
     const accounts = simWallets(o.seed, clientCount)
     const T0 = this.settings.epochMs
     this.genesis = {
       chainId: SIM_CHAIN_ID, genesisTime: new Date(T0 - 1000).toISOString(), genesisTimeMs: T0 - 1000,
-      validators: list.map((v, i) => ({ name: `v${i}`, publicKey: v.publicKey, address: v.address, power: v.power, peerId: `v${i}` })),
+      validators: list.slice(0, o.validators).map((v, i) => ({ name: identities[i]!.name, publicKey: v.publicKey, address: v.address, power: v.power, peerId: identities[i]!.peerId })),
       balances: accounts.map((k) => ({ address: addressFromPublicKey(k.publicKey), amount: 1_000_000_000_000n }))
         .sort((a, b) => compareBytes(a.address, b.address)),
       params: DEFAULT_PARAMS,
     }
-    const peerByAddress = new Map(list.map((v, i) => [toHex(v.address), `v${i}`]))
-    const maxProposalBytes = 2048 + this.settings.block.maxTxs * 34 + o.validators * 100
-    this.checker = new Checker(SIM_CHAIN_ID, this.validatorSet, list.map((v) => v.address), this.honest, this.genesis, {
+    // the sets the plan goes through: f is that of the largest; liveness needs every one to hold less than a third Byzantine
+    const genesisRoster = this.genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId, name: v.name }))
+    const planned = plannedRosters(genesisRoster, o.membership?.changes ?? [], identities)
+    if ('error' in planned) throw new Error(`membership plan: ${planned.error}`)
+    const byzantineAddresses = new Set(Object.keys(byzantine).filter((i) => (byzantine[Number(i)] ?? []).length > 0).map((i) => toHex(list[Number(i)]!.address)))
+    this.fairSets = planned.rosters.every((r) => {
+      let bad = 0
+      let all = 0
+      for (const m of r) {
+        all += m.power
+        if (byzantineAddresses.has(toHex(m.address))) bad += m.power
+      }
+      return 3 * bad < all
+    })
+    this.f = Math.max(...planned.rosters.map((r) => Math.floor((r.length - 1) / 3)))
+    const maxProposalBytes = 2048 + this.settings.block.maxTxs * 34 + total * 100
+    this.checker = new Checker(SIM_CHAIN_ID, list.map((v) => v.address), this.honest, this.genesis, {
       maxQueue: this.settings.maxQueue, walMaxBytes: this.settings.walMaxBytes, mempoolMaxTxs: this.settings.mempoolMaxTxs,
       maxRoundsAhead: this.params.maxRoundsAhead, maxHeightsAhead: this.params.maxHeightsAhead,
-      walBytesPerRound: 6 * 256 + 2 * maxProposalBytes / o.validators + 256,
+      walBytesPerRound: 6 * 256 + 2 * maxProposalBytes / total + 256,
     }, () => this.sched.now, o.observe)
     const routes: Route[] = []
     if (o.route !== undefined) routes.push(o.route)
@@ -226,10 +264,14 @@ class Simulation {
       routes.push((m) => (m.channel === 'request' && m.protocol === '/tally/txs/1' &&
         blackouts.some((b) => b.node === m.from && m.time >= b.start && m.time < b.end) ? 'drop' : undefined))
     }
+    const checker = this.checker
+    const honestSet = new Set(this.honest)
     const lockAdversary = this.lockAdversary = o.lockAdversary === undefined ? undefined : new LockAdversary(o.lockAdversary, {
-      rng: new Rng(o.seed ^ 0x10c4), sched: this.sched, gst: this.net.gst, validators: o.validators, f: this.f,
-      honest: this.honest, byzantine: Object.keys(byzantine).map(Number), maxTxs: this.settings.block.maxTxs,
+      rng: new Rng(o.seed ^ 0x10c4), sched: this.sched, gst: this.net.gst, validators: o.validators, f: Math.floor((o.validators - 1) / 3),
+      honest: this.honest.filter((i) => i < o.validators), byzantine: Object.keys(byzantine).map(Number), maxTxs: this.settings.block.maxTxs,
       params: this.params, addressOf: (i) => list[i]!.address,
+      honestAt: o.membership === undefined ? undefined : (h) => [...checker.membersAt(h)].filter((i) => honestSet.has(i)).sort((a, b) => a - b),
+      fAt: o.membership === undefined ? undefined : (h) => Math.floor((checker.membersAt(h).size - 1) / 3),
     })
     if (lockAdversary !== undefined) routes.push(lockAdversary.route)
     this.network = new SimNetwork(this.net, this.sched, this.rng, this.nodes, {
@@ -237,11 +279,11 @@ class Simulation {
       onPenalty: (by, peer, _points, reason) => this.checker.penalty(by, peer, reason),
     }, this.settings.block.maxTxs, routes)
     const ctx: SimContext = {
-      sched: this.sched, rng: this.rng, network: this.network, checker: this.checker, genesis: this.genesis, validatorSet: this.validatorSet,
-      chainId: SIM_CHAIN_ID, params: this.params, settings: this.settings, peerOfAddress: (a) => peerByAddress.get(toHex(a)), trace: o.trace,
+      sched: this.sched, rng: this.rng, network: this.network, checker: this.checker, genesis: this.genesis,
+      chainId: SIM_CHAIN_ID, params: this.params, settings: this.settings, trace: o.trace,
     }
     const attacks = this.attacks = new Attacks({
-      sched: this.sched, rng: new Rng(o.seed ^ 0xbad), network: this.network, nodes: this.nodes, validatorSet: this.validatorSet,
+      sched: this.sched, rng: new Rng(o.seed ^ 0xbad), network: this.network, nodes: this.nodes, setAt: (h) => checker.setAt(h),
       chainId: SIM_CHAIN_ID, params: this.params, settings: this.settings, honest: this.honest, collusionGroups: o.collusionGroups ?? [],
       lockAdversary, secretKeys: list.map((v) => v.secretKey), addresses: list.map((v) => v.address), gst: this.net.gst, forgeKinds: o.forgeKinds,
     })
@@ -251,7 +293,7 @@ class Simulation {
       const plans = [...(o.crashes?.[i] ?? [])]
       const hooks = behaviours.length === 0 ? {} : attacks.hooksFor(i, behaviours, plans)
       for (const p of plans) if (p.atMs !== undefined && p.downMs !== undefined) this.lastRestart = Math.max(this.lastRestart, p.atMs + p.downMs)
-      this.nodes.push(new SimValidator(ctx, i, `v${i}`, v.secretKey, v.address, behaviours.length === 0, o.skews?.[i] ?? 0, plans, hooks))
+      this.nodes.push(new SimValidator(ctx, i, identities[i]!.peerId, v.secretKey, v.address, behaviours.length === 0, o.skews?.[i] ?? 0, plans, hooks))
     })
     if (clientCount > 0 && o.clients !== false) {
       const c = o.clients ?? { accounts: clientCount }
@@ -259,12 +301,36 @@ class Simulation {
         intervalMs: c.intervalMs ?? [300, 1500], txGossip: c.txGossip ?? true, maxPending: c.maxPending, untilMs: c.untilMs,
       })
     }
+    if (o.membership !== undefined && o.membership.changes.length > 0) {
+      this.governors = new Governors(o.membership, {
+        sched: this.sched, rng: new Rng(o.seed ^ 0x90e), chainId: SIM_CHAIN_ID, nodes: this.nodes, network: this.network,
+        identities, honest: honestSet, checker,
+      })
+    }
     attacks.start()
   }
 
+  /** The height the run must reach: the option, or a few heights past the last planned set change once it is in force. */
+  private get target(): number | undefined {
+    if (this.governors === undefined) return this.o.heights
+    const settled = this.governors.settledHeight
+    return settled === undefined ? undefined : Math.max(this.o.heights, settled)
+  }
+
   private done(): boolean {
-    const h = this.o.heights
-    return this.honest.every((i) => this.checker.commits[i]!.has(h))
+    const h = this.target
+    if (h === undefined) return false
+    return this.honest.every((i) => {
+      const last = this.checker.lastMembership(i, h)
+      return last === 0 || this.checker.commits[i]!.has(last)
+    })
+  }
+
+  /** Heights the liveness bound allows for: the target, and per planned change as many as a change may take after GST. */
+  private get heightsAllowed(): number {
+    const changes = this.o.membership?.changes.length ?? 0
+    const most = this.o.validators + (this.o.joiners ?? 0)
+    return this.o.heights + changes * (most + 4) + (changes > 0 ? (this.o.membership?.afterHeight ?? 1) + (this.o.membership?.settleHeights ?? 2) : 0)
   }
 
   /** How long after GST (or the last restart) every height may take: rounds grow longer, so it depends on the round reached. */
@@ -273,13 +339,14 @@ class Simulation {
     let round = 0
     for (const i of this.honest) round = Math.max(round, this.nodes[i]!.host?.round ?? 0)
     const later = roundDuration(this.params, f + 2)
-    return (f + 3) * roundDuration(this.params, round + f + 3) + this.o.heights * (f + 2) * later + (this.o.livenessSlackMs ?? 10_000)
+    return (f + 3) * roundDuration(this.params, round + f + 3) + this.heightsAllowed * (f + 2) * later + (this.o.livenessSlackMs ?? 10_000)
   }
 
   async run(): Promise<SimResult> {
     await this.checker.start()
     for (const n of this.nodes) if (this.o.byzantine?.[n.index]?.includes('silent') !== true) n.boot()
     this.clients?.start()
+    this.governors?.start()
     const done = () => {
       this.observe()
       return this.done()
@@ -300,13 +367,23 @@ class Simulation {
     }
     await this.checker.flush()
     for (const e of this.sched.errors) this.checker.violation('error', `event failed: ${e.stack ?? e.message}`)
-    const byzantine = this.o.validators - this.honest.length
-    if ((this.o.checkLiveness ?? byzantine <= this.f) && !this.done()) this.checker.finish(this.o.heights, deadline, this.sched.now)
+    if ((this.o.checkLiveness ?? this.fairSets) && !this.done()) {
+      const g = this.governors
+      if (g !== undefined && !g.complete) {
+        const next = this.o.membership!.changes[g.applied.length]!
+        this.checker.violation('liveness', `set change ${g.applied.length} (${describeChange(next)}) was not in force by ${deadline} ms (the run ended at ${this.sched.now} ms)`)
+      }
+      this.checker.finish(this.target ?? this.checker.referenceHeight, deadline, this.sched.now)
+    }
     for (const n of this.nodes) n.shutdown()
+    const coverage = this.checker.coverage
+    const sets = this.checker.sets.map((e) => ({ fromHeight: e.fromHeight, members: new Map([...e.members.values()].map((m) => [this.checker.nodeOf(m.address)!, m.power])) }))
+    coverage.setChanges = sets.filter((e, k) => k > 0 && e.fromHeight <= coverage.heights).length
+    coverage.setChangesPlanned = this.o.membership?.changes.length ?? 0
     return {
       seed: this.o.seed,
       violations: this.checker.violations,
-      coverage: this.checker.coverage,
+      coverage,
       commits: this.checker.commits,
       evidence: this.checker.evidence,
       honest: this.honest,
@@ -317,16 +394,19 @@ class Simulation {
       submitted: this.clients?.submitted ?? 0,
       attacks: this.attacks.stats,
       splitRounds: this.lockAdversary?.splits ?? 0,
+      sets,
+      certificateSigners: this.checker.certificateSigners,
+      setChanges: this.governors?.applied ?? [],
     }
   }
 
-  /** After each event: the running honest validators' bounds, verdicts and locks. */
+  /** After each event: the running honest nodes' bounds, verdicts and locks. */
   private observe(): void {
     const views = []
     for (const i of this.honest) {
       const v = this.nodes[i]!.view()
       if (v !== undefined) views.push(v)
     }
-    this.checker.afterEvent(views, this.o.validators)
+    this.checker.afterEvent(views, this.nodes.length)
   }
 }
