@@ -62,8 +62,12 @@ export class ComposeNet {
     return r.stdout
   }
 
-  /** `up -d` with the image built beforehand; resolves once the one-shot genesis is done and the validators run. */
+  /**
+   * `up -d` with the image built beforehand; resolves once the one-shot genesis is done and the validators run. What
+   * a run of this project killed before its cleanup left behind (containers, the volume) goes first.
+   */
   async up(): Promise<void> {
+    await this.mustCompose(ComposeNet.DOWN, 3 * 60_000)
     await this.mustCompose(['up', '--detach', '--no-build'], 5 * 60_000)
   }
 
