@@ -220,7 +220,7 @@ export class TallyNode {
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h))
     await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({
-      chainId: genesis.chainId, validatorSet: (h) => sets.at(h), maxTxs: limits.maxTxs, height: () => host.height,
+      chainId: genesis.chainId, validatorSet: (h) => host.validatorSetAt(h), maxTxs: limits.maxTxs, height: () => host.height,
       status: (m) => host.messageStatus(m),
       notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
       onProposal: (m) => host.onProposalMessage(m),

@@ -296,6 +296,11 @@ export class ConsensusHost {
     this.log({ kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }, lastCommit: c.lastCommit } }, c.header.height)
   }
 
+  /** The validator set in force at `height` once it is known (up to the tip + 2: later blocks may still change it). */
+  validatorSetAt(height: number): ValidatorSet | undefined {
+    return height >= 1 && height <= (this.tipValue?.height ?? 0) + 2 ? this.d.sets.at(height) : undefined
+  }
+
   stop(): void {
     this.stopped = true
     this.releaseWaiters()

@@ -32,8 +32,11 @@ const MAX_HEIGHTS_AHEAD = 2
 
 export interface ConsensusGossipDependencies {
   readonly chainId: string
-  /** The validator set in force at a height (the host knows the next two; later ones are approximated by the latest). */
-  readonly validatorSet: (height: number) => ValidatorSet
+  /**
+   * The validator set in force at a height, or undefined while it is not known: a block up to two heights below may
+   * still change it (the host knows the sets up to its tip + 2).
+   */
+  readonly validatorSet: (height: number) => ValidatorSet | undefined
   readonly maxTxs: number
   /** The height the host works on. */
   readonly height: () => number
@@ -75,7 +78,10 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     if (m.value.kind === 'vote') {
       const vote = m.value.vote
       if (vote.height < current || vote.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
-      const validator = findValidator(d.validatorSet(vote.height), vote.validator)
+      const set = d.validatorSet(vote.height)
+      // a height whose set this node does not know yet: not the sender's fault; repair gossip sends it again
+      if (set === undefined) return 'ignore'
+      const validator = findValidator(set, vote.validator)
       if (validator === undefined) return refuse(from, `vote from ${toHex(vote.validator)}, not a validator`, vote.height)
       if (d.status({ kind: 'vote', vote }) !== 'new') return 'ignore'
       if (!verifyVoteSignature(d.chainId, validator, vote, vote.signature)) return refuse(from, 'vote with a bad signature', vote.height)
@@ -86,7 +92,9 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     const message = m.value.message
     const p = message.proposal
     if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
-    const proposer = proposerOf(d.validatorSet(p.height), p.height, p.round)
+    const set = d.validatorSet(p.height)
+    if (set === undefined) return 'ignore'
+    const proposer = proposerOf(set, p.height, p.round)
     if (!bytesEqual(proposer.address, p.proposer)) return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
     if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)
     if (!bytesEqual(blockHash(message.header), p.valueId)) return refuse(from, 'proposal whose header does not hash to its value', p.height)

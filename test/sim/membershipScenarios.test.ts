@@ -179,14 +179,11 @@ test('n4_wipedAcrossChanges: a validator down and wiped while two changes come i
   assert.ok(signedBy(result, 2).some((h) => h >= fromHeight(result, 2)), 'node 2 signs certificates of the new set')
 })
 
-test('n4_restartedNodeNearAChange: a node catching up within two heights of a change refuses no honest message', { todo: 'admission judges heights beyond the known sets with the latest known set' }, async () => {
-  // Seed 11: node 2 restarts wiped while the first change is in force and catches up to the chain as the second
-  // (removing node 3) is scheduled. At its height 7 it receives node 0's proposal for height 9, the first height of
-  // the new set, whose set its state does not know yet (the state after block 7 schedules it): the admission
-  // (node/sync/consensusGossip.ts) takes the set of height 9 to be the latest it knows (ValidatorSets.at), finds
-  // node 0 not the proposer of that round in the old set, and refuses the message as from a misbehaving peer, with
-  // a penalty. A message for a height whose set is not known yet should be ignored (or kept), not refused; the same
-  // holds for a vote of a member who joins at that height.
+test('n4_restartedNodeNearAChange: a node catching up within two heights of a change refuses no honest message', async () => {
+  // Node 2 restarts wiped while the first change is in force and catches up as the second (removing node 3) is
+  // scheduled. At its height 7 it receives node 0's proposal for height 9, the first height of the new set, which the
+  // state after block 7 schedules: a set it does not know yet. Such a message is ignored (repair gossip sends it
+  // again), never judged by the latest set it knows and refused as from a misbehaving peer.
   const changes: SetChange[] = [{ type: 'add', node: 4 }, { type: 'remove', node: 3 }]
   const { result } = await run({ validators: 4, joiners: 1, membership: { changes, settleHeights: 4 }, crashes: { 2: [{ atMs: 250, downMs: 3_000, wipe: true }] } })
   assert.deepEqual(result.violations, [])

@@ -359,7 +359,7 @@ export class SimValidator implements NetNode {
     Object.assign(inc, { host, mempool, ledger, chain, wal, sync, timers, transport })
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h) ?? this.hooks.lookup?.(h))
     inc.gossip = consensusGossipHandler({
-      chainId, validatorSet: (h) => sets.at(h), maxTxs: limits.maxTxs, height: () => host.height,
+      chainId, validatorSet: (h) => host.validatorSetAt(h), maxTxs: limits.maxTxs, height: () => host.height,
       status: (m) => host.messageStatus(m),
       notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
       onProposal: (m) => host.onProposalMessage(m),

@@ -21,12 +21,12 @@ function proposalMessage(signer: number, height: number, round: number, over: Pa
   return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], evidence: [], lastCommit: null }
 }
 
-function harness() {
+function harness(knownUpTo = 3) {
   const state = drive(fresh(0), [input.start(1)]).state
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
   const handler = consensusGossipHandler({
-    chainId: CHAIN_ID, validatorSet: () => validatorSet, maxTxs: 100, height: () => 1,
+    chainId: CHAIN_ID, validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined), maxTxs: 100, height: () => 1,
     onEvidence: async () => ({ invalid: 'not expected here' }),
     status: (m) => messageStatus(state, m),
     notePeerHeight: () => {},
@@ -42,6 +42,16 @@ test('admission: a proposal from the round proposer with a matching header is ac
   const p = proposerIndexOf(1, 0)
   assert.equal(await h.handler(encodeProposalMessage(proposalMessage(p, 1, 0)), 'peer'), 'accept')
   assert.equal(h.proposals.length, 1)
+})
+
+test('admission: a message of a height whose set is not known yet is ignored, not held against its sender', async () => {
+  // at height 1 with the sets known up to height 2 (block 1 may still change the set of height 3)
+  const h = harness(2)
+  const p = proposerIndexOf(3, 0)
+  assert.equal(await h.handler(encodeProposalMessage(proposalMessage(p, 3, 0, { height: 3, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) })), 'peer'), 'ignore')
+  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'peer'), 'ignore')
+  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 2, 0, null)), 'peer'), 'accept', 'the next height is known')
+  assert.equal(h.proposals.length, 0)
 })
 
 test('admission: junk proposals are refused before anything is kept, and their sender is blamed', async () => {
