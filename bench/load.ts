@@ -37,9 +37,10 @@ const program = new Command()
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
+  .option('--resync', "after the load, stop the last validator, delete its data/, restart it and time its catch-up")
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string; resync?: boolean }>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
 const SECONDS = positive(opts.seconds, '--seconds')
@@ -199,13 +200,14 @@ async function main(): Promise<void> {
 
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
+    const resync = opts.resync ? await resyncPhase(dir, procs, urls, N - 1) : undefined
     const result = {
       validators: N, cores, verifyWorkers, warmupSeconds: WARMUP, date: new Date().toISOString(),
       verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
       committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
       p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
       peakRssMb: Math.round(Math.max(...peak)),
-      saturation, halfSaturation: half,
+      saturation, halfSaturation: half, resync,
       perValidator: procs.map((_, i) => ({ node: i, peakRssMb: Math.round(peak[i]), cpuSeconds: Number(cpu[i]!.toFixed(1)) })),
     }
     console.log('')
@@ -220,13 +222,104 @@ async function main(): Promise<void> {
       { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? "-"}% / ${half.machineCpuBusyPct}%` },
     ])
     console.table(result.perValidator)
+    if (resync) {
+      console.table([
+        { metric: 'resync: heights', value: `${resync.fromHeight} → ${resync.targetHeight}` },
+        { metric: 'resync: blocks / transactions of history', value: `${resync.blocks} / ${resync.transactions}` },
+        { metric: 'resync: seconds (restart → tip / first answer → tip)', value: `${resync.seconds} / ${resync.syncSeconds}` },
+        { metric: 'resync: blocks/s, tx/s of history (from restart)', value: `${resync.blocksPerSecond} / ${resync.txPerSecond}` },
+        { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
+      ])
+    }
     if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n')
   } finally {
     if (sampler) clearInterval(sampler)
     submitter.kill('SIGKILL')
-    await Promise.all(procs.map((p) => new Promise<void>((r) => { if (p.exitCode !== null) return r(); p.once('exit', () => r()); p.kill('SIGTERM'); setTimeout(() => p.kill('SIGKILL'), 5000).unref() })))
+    await Promise.all(procs.map(stopProcess))
     if (opts.keep) console.log(`bench: testnet kept in ${dir}`)
     else rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function stopProcess(p: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
+    if (p.exitCode !== null || p.signalCode !== null) return r()
+    p.once('exit', () => r())
+    p.kill('SIGTERM')
+    setTimeout(() => p.kill('SIGKILL'), 10_000).unref()
+  })
+}
+
+/** Transactions per height 1…`tip` on the node at `url`, fetched in JSON-RPC batches. */
+async function txCounts(url: string, tip: number): Promise<number[]> {
+  const counts = new Array<number>(tip + 1).fill(0)
+  for (let from = 1; from <= tip; from += 50) {
+    const body = []
+    for (let h = from; h <= Math.min(tip, from + 49); h++) body.push({ jsonrpc: '2.0', id: h, method: 'chain_getBlock', params: [h] })
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
+    for (const r of (await res.json()) as { id: number; result?: { txs: unknown[] } }[]) counts[r.id] = r.result?.txs.length ?? 0
+  }
+  return counts
+}
+
+/**
+ * The resync phase: stops validator `i`, deletes its `data/` (its keys, safety record and WAL stay at the home's
+ * root), restarts it, and times it until it holds the others' tip as it was at the restart, printing its progress.
+ * Reports the history it replayed (blocks, transactions) and the rates, counted from the restart (start-up included)
+ * and from its first JSON-RPC answer.
+ */
+async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i: number) {
+  await stopProcess(procs[i]!)
+  const other = urls[i === 0 ? 1 : 0]!
+  const target = (await rpc(other, 'node_status')).height as number
+  const counts = await txCounts(other, target)
+  const upTo = new Array<number>(target + 1).fill(0)
+  for (let h = 1; h <= target; h++) upTo[h] = upTo[h - 1]! + counts[h]!
+  rmSync(join(dir, `node${i}`, 'data'), { recursive: true, force: true })
+  console.log(`resync: node${i} stopped, data/ deleted; restarting it to catch up ${target} blocks, ${upTo[target]} transactions`)
+  const log = openSync(join(dir, `node${i}.log`), 'a')
+  const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
+  const t0 = performance.now()
+  procs[i] = spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] })
+  closeSync(log)
+  const p = procs[i]!
+  let peakRssMb = 0
+  let firstAnswerAt: number | undefined
+  let fromHeight: number | undefined
+  let height = 0
+  let last = { at: t0, height: 0 }
+  const deadline = t0 + 30 * 60_000
+  while (height < target) {
+    if (performance.now() > deadline) throw new Error(`node${i} did not catch up within 30 minutes (at ${height} of ${target})`)
+    if (p.exitCode !== null) throw new Error(`node${i} exited while catching up (see ${join(dir, `node${i}.log`)})`)
+    await new Promise((r) => setTimeout(r, 200))
+    peakRssMb = Math.max(peakRssMb, procStats(p.pid!)?.rssMb ?? 0)
+    const h = await rpc(urls[i]!, 'node_status').then((s) => s.height as number, () => undefined)
+    if (h === undefined) continue
+    const now = performance.now()
+    if (firstAnswerAt === undefined) {
+      firstAnswerAt = now
+      fromHeight = h
+    }
+    height = Math.min(h, target)
+    if (now - last.at >= 1000 || height >= target) {
+      const secs = (now - last.at) / 1000
+      const bps = (height - last.height) / secs
+      const tps = (upTo[height]! - upTo[last.height]!) / secs
+      const eta = bps > 0 ? `${Math.round((target - height) / bps)} s` : '-'
+      console.log(`resync: height ${height}/${target}, ${bps.toFixed(1)} blocks/s, ${Math.round(tps)} tx/s, ETA ${eta}`)
+      last = { at: now, height }
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const syncSeconds = (performance.now() - (firstAnswerAt ?? t0)) / 1000
+  const transactions = upTo[target]!
+  return {
+    node: i, fromHeight: fromHeight ?? 0, targetHeight: target, blocks: target, transactions,
+    seconds: Number(seconds.toFixed(2)), syncSeconds: Number(syncSeconds.toFixed(2)),
+    blocksPerSecond: Math.round(target / seconds), txPerSecond: Math.round(transactions / seconds),
+    syncTxPerSecond: Math.round((transactions - upTo[fromHeight ?? 0]!) / syncSeconds),
+    peakRssMb: Math.round(peakRssMb),
   }
 }
 
