@@ -30,6 +30,20 @@ test('the golden genesis parses; its state root and hash match (cross-checked wi
   await assert.rejects(genesisState(r.genesis, store), /already holds a state/)
 })
 
+test('genesis state seeded in batches of any size is the state computed in one piece, key for key', async () => {
+  const r = parseGenesis(golden().genesis)
+  assert.ok(r.ok)
+  assert.ok(r.genesis.balances.length >= 2, 'the golden genesis has balances to split')
+  const whole = new MemoryKvStore()
+  await whole.write((await initialStateOps(r.genesis)).ops)
+  for (const batch of [1, 2, r.genesis.balances.length]) {
+    const store = new MemoryKvStore()
+    const state = await genesisState(r.genesis, store, batch)
+    assert.equal(to0x(state.root()), golden().stateRoot)
+    assert.equal(store.size, whole.size, `batch ${batch}`)
+  }
+})
+
 test('balance order in the file changes neither the state root nor the genesis hash; formatGenesis round-trips', async () => {
   const g = golden()
   const a = parseGenesis(g.genesis)
