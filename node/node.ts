@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
 import type { ConsensusParams } from '../consensus/index.js'
+import type { Genesis } from '../genesis/genesis.js'
 import { castVote, memberOf } from '../ledger/governance.js'
 import { senderAddress, signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
@@ -55,7 +56,7 @@ export class TallyNode {
   private fatalHandler: (e: Error) => void = () => {}
   private rpc: RpcServer | undefined
 
-  private constructor(readonly home: NodeHome, readonly logger: Logger) {}
+  private constructor(private home: NodeHome, readonly logger: Logger) {}
 
   /** The RPC URL this node serves. */
   get rpcUrl(): string {
@@ -86,12 +87,15 @@ export class TallyNode {
   /** Constructs the components and starts each, registering its stop before the next starts. */
   private async wire(allowMissingSafetyRecord: boolean): Promise<void> {
     const { home, logger } = this
-    const { config, genesis } = home
+    const { config } = home
     const log = (component: string) => componentLogger(logger, component)
     const params = consensusParamsOf(home)
-    const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
+    const limits = { maxBytes: home.genesis.params.block.maxBytes, maxTxs: home.genesis.params.block.maxTxs }
 
-    const { kv, ledger, chain } = await openChain(join(home.dir, HomeFiles.chain), genesis, logger)
+    const { kv, ledger, chain } = await openChain(join(home.dir, HomeFiles.chain), home.genesis, logger)
+    // the balances only seed a new database: a million of them would otherwise stay in memory for the node's life
+    const genesis: Genesis = { ...home.genesis, balances: [] }
+    this.home = { ...home, genesis }
     this.stopFns.push(() => kv.close())
     const signer = loadSigner(home, logger)
     this.stopFns.push(() => signer.close())
