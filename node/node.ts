@@ -86,7 +86,8 @@ export class TallyNode {
 
   /** Constructs the components and starts each, registering its stop before the next starts. */
   private async wire(allowMissingSafetyRecord: boolean): Promise<void> {
-    const { home, logger } = this
+    let { home } = this
+    const { logger } = this
     const { config } = home
     const log = (component: string) => componentLogger(logger, component)
     const params = consensusParamsOf(home)
@@ -95,7 +96,7 @@ export class TallyNode {
     const { kv, ledger, chain } = await openChain(join(home.dir, HomeFiles.chain), home.genesis, logger)
     // the balances only seed a new database: a million of them would otherwise stay in memory for the node's life
     const genesis: Genesis = { ...home.genesis, balances: [] }
-    this.home = { ...home, genesis }
+    home = this.home = { ...home, genesis }
     this.stopFns.push(() => kv.close())
     const signer = loadSigner(home, logger)
     this.stopFns.push(() => signer.close())
