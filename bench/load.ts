@@ -1,5 +1,5 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -28,7 +28,8 @@ const TALLYD = join(root, 'bin', 'tallyd.js')
 const program = new Command()
   .name('bench')
   .option('--validators <n>', 'validators to start', '4')
-  .option('--accounts <n>', 'funded sender accounts', '2000')
+  .option('--accounts <n>', 'funded accounts; the first --senders of them send (beyond those, addresses without keys, each a recipient)', '2000')
+  .option('--senders <n>', 'accounts that send transfers (default: --accounts, at most 2000)')
   .option('--seconds <n>', 'length of each phase in seconds', '15')
   .option('--warmup <n>', 'seconds of load before the measured phases, not measured (0: none)', '10')
   .option('--batch <n>', 'transactions per JSON-RPC batch (the node accepts 100 by default)', '100')
@@ -37,11 +38,15 @@ const program = new Command()
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
+  .option('--resync', "after the load, stop the last validator, delete its data/, restart it and time its catch-up")
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string }>()
+const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string; resync?: boolean; senders?: string }>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
+const SENDERS = opts.senders === undefined ? Math.min(ACCOUNTS, 2000) : integerIn(opts.senders, 1, Math.min(ACCOUNTS, 100_000), '--senders', 'a positive integer, at most --accounts and 100000')
+/** Funded addresses without keys: with the faucet and the senders, --accounts in all. */
+const UNKEYED = ACCOUNTS > SENDERS ? ACCOUNTS - SENDERS - 1 : 0
 const SECONDS = positive(opts.seconds, '--seconds')
 const WARMUP = integerIn(opts.warmup, 0, 3600, '--warmup', 'a whole number of seconds from 0 to 3600')
 const BATCH = positive(opts.batch, '--batch')
@@ -143,29 +148,32 @@ async function main(): Promise<void> {
   try {
     const base = 30000 + (process.pid % 5000)
     const gen = spawn(process.execPath, [TALLYD, 'testnet', '--validators', String(N), '--out', dir, '--chain-id', 'tally-bench',
-      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(ACCOUNTS), '--balance', '1000000000000', '--verify-workers', String(verifyWorkers)], { stdio: 'inherit' })
+      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(SENDERS), '--unkeyed-accounts', String(UNKEYED), '--balance', '1000000000000', '--verify-workers', String(verifyWorkers)], { stdio: 'inherit' })
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
+    const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
+    const seeding = UNKEYED > 0 ? await seedOnce(dir, urls[0]!) : undefined
     for (let i = 0; i < N; i++) {
       const log = openSync(join(dir, `node${i}.log`), 'a')
       const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
       procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
       closeSync(log)
     }
-    const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
-    const deadline = Date.now() + 60_000
+    // a validator seeds the genesis accounts at its first start: allow for a million of them
+    const startSeconds = 60 + Math.ceil(ACCOUNTS / 2_000)
+    const deadline = Date.now() + startSeconds * 1000
     for (;;) {
       const hs = await Promise.all(urls.map((u) => rpc(u, 'node_status').then((s) => s.height as number, () => -1)))
       if (hs.every((h) => h >= 1)) break
-      if (Date.now() > deadline) throw new Error('validators did not start within 60 s')
+      if (Date.now() > deadline) throw new Error(`validators did not start within ${startSeconds} s`)
       await new Promise((r) => setTimeout(r, 250))
     }
     const chainId = (await rpc(urls[0]!, 'node_status')).chainId as string
     procs.forEach((p, i) => { cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0 })
     sampler = setInterval(() => procs.forEach((p, i) => { const s = procStats(p.pid!); if (s) peak[i] = Math.max(peak[i], s.rssMb) }), 250)
 
-    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2)) / ACCOUNTS))
-    console.log(`bench: pre-signing ${perAccount * ACCOUNTS} transfers from ${ACCOUNTS} accounts…`)
-    await ask(submitter, { cmd: 'prepare', dir, accounts: ACCOUNTS, perAccount, chainId })
+    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2)) / SENDERS))
+    console.log(`bench: pre-signing ${perAccount * SENDERS} transfers from ${SENDERS} accounts${UNKEYED > 0 ? ` to ${ACCOUNTS} funded accounts` : ''}…`)
+    await ask(submitter, { cmd: 'prepare', dir, accounts: SENDERS, perAccount, chainId, spread: UNKEYED > 0 })
 
     const run = async (label: string, rate: number, seconds: number) => {
       let t = 0
@@ -199,13 +207,14 @@ async function main(): Promise<void> {
 
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
+    const resync = opts.resync ? await resyncPhase(dir, procs, urls, N - 1) : undefined
     const result = {
-      validators: N, cores, verifyWorkers, warmupSeconds: WARMUP, date: new Date().toISOString(),
+      validators: N, cores, verifyWorkers, warmupSeconds: WARMUP, accounts: UNKEYED > 0 ? ACCOUNTS : ACCOUNTS + 1, senders: SENDERS, date: new Date().toISOString(),
       verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
       committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
       p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
       peakRssMb: Math.round(Math.max(...peak)),
-      saturation, halfSaturation: half,
+      seeding, saturation, halfSaturation: half, resync,
       perValidator: procs.map((_, i) => ({ node: i, peakRssMb: Math.round(peak[i]), cpuSeconds: Number(cpu[i]!.toFixed(1)) })),
     }
     console.log('')
@@ -220,13 +229,132 @@ async function main(): Promise<void> {
       { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? "-"}% / ${half.machineCpuBusyPct}%` },
     ])
     console.table(result.perValidator)
+    if (seeding) console.log(`bench: seeding ${ACCOUNTS} genesis accounts took ${seeding.seconds} s, peak RSS ${seeding.peakRssMb} MB (node0, once; copied to the others)`)
+    if (resync) {
+      console.table([
+        { metric: 'resync: heights', value: `${resync.fromHeight} → ${resync.targetHeight}` },
+        { metric: 'resync: blocks / transactions of history', value: `${resync.blocks} / ${resync.transactions}` },
+        { metric: 'resync: seconds (restart → tip / first answer → tip)', value: `${resync.seconds} / ${resync.syncSeconds}` },
+        { metric: 'resync: blocks/s, tx/s of history (from restart)', value: `${resync.blocksPerSecond} / ${resync.txPerSecond}` },
+        { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
+      ])
+    }
     if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n')
   } finally {
     if (sampler) clearInterval(sampler)
     submitter.kill('SIGKILL')
-    await Promise.all(procs.map((p) => new Promise<void>((r) => { if (p.exitCode !== null) return r(); p.once('exit', () => r()); p.kill('SIGTERM'); setTimeout(() => p.kill('SIGKILL'), 5000).unref() })))
+    await Promise.all(procs.map(stopProcess))
     if (opts.keep) console.log(`bench: testnet kept in ${dir}`)
     else rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Seeds the genesis state once: starts validator 0 alone until it answers (its database then holds the genesis
+ * state), stops it and copies its `data/` to the other validators, so that they do not each seed a large genesis at
+ * the same time on the same cores. Reports the time and validator 0's peak RSS while it seeded.
+ */
+async function seedOnce(dir: string, url: string): Promise<{ seconds: number; peakRssMb: number }> {
+  const log = openSync(join(dir, 'node0.log'), 'a')
+  const p = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, 'node0')], { stdio: ['ignore', log, log] })
+  closeSync(log)
+  const t0 = performance.now()
+  let peakRssMb = 0
+  try {
+    for (;;) {
+      if (p.exitCode !== null) throw new Error(`node0 exited while seeding the genesis (see ${join(dir, 'node0.log')})`)
+      if (performance.now() - t0 > 30 * 60_000) throw new Error('node0 did not seed the genesis within 30 minutes')
+      peakRssMb = Math.max(peakRssMb, procStats(p.pid!)?.rssMb ?? 0)
+      if (await rpc(url, 'node_status').then(() => true, () => false)) break
+      await new Promise((r) => setTimeout(r, 250))
+    }
+  } finally {
+    await stopProcess(p)
+  }
+  const seconds = Number(((performance.now() - t0) / 1000).toFixed(1))
+  for (let i = 1; i < N; i++) cpSync(join(dir, 'node0', 'data'), join(dir, `node${i}`, 'data'), { recursive: true })
+  return { seconds, peakRssMb: Math.round(peakRssMb) }
+}
+
+function stopProcess(p: ChildProcess): Promise<void> {
+  return new Promise<void>((r) => {
+    if (p.exitCode !== null || p.signalCode !== null) return r()
+    p.once('exit', () => r())
+    p.kill('SIGTERM')
+    setTimeout(() => p.kill('SIGKILL'), 10_000).unref()
+  })
+}
+
+/** Transactions per height 1…`tip` on the node at `url`, fetched in JSON-RPC batches. */
+async function txCounts(url: string, tip: number): Promise<number[]> {
+  const counts = new Array<number>(tip + 1).fill(0)
+  for (let from = 1; from <= tip; from += 50) {
+    const body = []
+    for (let h = from; h <= Math.min(tip, from + 49); h++) body.push({ jsonrpc: '2.0', id: h, method: 'chain_getBlock', params: [h] })
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
+    for (const r of (await res.json()) as { id: number; result?: { txs: unknown[] } }[]) counts[r.id] = r.result?.txs.length ?? 0
+  }
+  return counts
+}
+
+/**
+ * The resync phase: stops validator `i`, deletes its `data/` (its keys, safety record and WAL stay at the home's
+ * root), restarts it, and times it until it holds the others' tip as it was at the restart, printing its progress.
+ * Reports the history it replayed (blocks, transactions) and the rates, counted from the restart (start-up included)
+ * and from its first JSON-RPC answer.
+ */
+async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i: number) {
+  await stopProcess(procs[i]!)
+  const other = urls[i === 0 ? 1 : 0]!
+  const target = (await rpc(other, 'node_status')).height as number
+  const counts = await txCounts(other, target)
+  const upTo = new Array<number>(target + 1).fill(0)
+  for (let h = 1; h <= target; h++) upTo[h] = upTo[h - 1]! + counts[h]!
+  rmSync(join(dir, `node${i}`, 'data'), { recursive: true, force: true })
+  console.log(`resync: node${i} stopped, data/ deleted; restarting it to catch up ${target} blocks, ${upTo[target]} transactions`)
+  const log = openSync(join(dir, `node${i}.log`), 'a')
+  const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
+  const t0 = performance.now()
+  procs[i] = spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] })
+  closeSync(log)
+  const p = procs[i]!
+  let peakRssMb = 0
+  let firstAnswerAt: number | undefined
+  let fromHeight: number | undefined
+  let height = 0
+  let last = { at: t0, height: 0 }
+  const deadline = t0 + 30 * 60_000
+  while (height < target) {
+    if (performance.now() > deadline) throw new Error(`node${i} did not catch up within 30 minutes (at ${height} of ${target})`)
+    if (p.exitCode !== null) throw new Error(`node${i} exited while catching up (see ${join(dir, `node${i}.log`)})`)
+    await new Promise((r) => setTimeout(r, 200))
+    peakRssMb = Math.max(peakRssMb, procStats(p.pid!)?.rssMb ?? 0)
+    const h = await rpc(urls[i]!, 'node_status').then((s) => s.height as number, () => undefined)
+    if (h === undefined) continue
+    const now = performance.now()
+    if (firstAnswerAt === undefined) {
+      firstAnswerAt = now
+      fromHeight = h
+    }
+    height = Math.min(h, target)
+    if (now - last.at >= 1000 || height >= target) {
+      const secs = (now - last.at) / 1000
+      const bps = (height - last.height) / secs
+      const tps = (upTo[height]! - upTo[last.height]!) / secs
+      const eta = bps > 0 ? `${Math.round((target - height) / bps)} s` : '-'
+      console.log(`resync: height ${height}/${target}, ${bps.toFixed(1)} blocks/s, ${Math.round(tps)} tx/s, ETA ${eta}`)
+      last = { at: now, height }
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const syncSeconds = (performance.now() - (firstAnswerAt ?? t0)) / 1000
+  const transactions = upTo[target]!
+  return {
+    node: i, fromHeight: fromHeight ?? 0, targetHeight: target, blocks: target, transactions,
+    seconds: Number(seconds.toFixed(2)), syncSeconds: Number(syncSeconds.toFixed(2)),
+    blocksPerSecond: Math.round(target / seconds), txPerSecond: Math.round(transactions / seconds),
+    syncTxPerSecond: Math.round((transactions - upTo[fromHeight ?? 0]!) / syncSeconds),
+    peakRssMb: Math.round(peakRssMb),
   }
 }
 

@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks'
 import { addressFromPublicKey } from '../crypto/address.js'
 import { keyPairFromSeed, verify, verifyPureJs } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
+import { GENESIS_SEED_BATCH } from '../genesis/genesis.js'
 import { LedgerState } from '../ledger/ledgerState.js'
 import { decodeTransaction, encodeTransaction, signTransaction, txHash, txSignBytes, type DecodedTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     const senders = Array.from({ length: SENDERS }, (_, i) => keyPairFromSeed(sha256(new Uint8Array([i & 0xff, i >> 8, 2]))))
     const senderAddresses = senders.map((k) => addressFromPublicKey(k.publicKey))
     const addressOf = (i: number) => (i < SENDERS ? senderAddresses[i]! : sha256(new Uint8Array([i & 0xff, (i >> 8) & 0xff, i >> 16, 3])).slice(0, 20))
-    const SEED_BATCH = 50_000
+    const SEED_BATCH = GENESIS_SEED_BATCH
     const seedStart = performance.now()
     for (let start = 0; start < ACCOUNTS; start += SEED_BATCH) {
       const entries = []

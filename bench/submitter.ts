@@ -9,7 +9,8 @@ import { encodeTransaction, signTransaction, txHash } from '../ledger/transactio
 /**
  * The load benchmark's submitter, a separate process so that submission does not share an event loop with the
  * measurement. Driven over IPC by bench/load.ts:
- *  - `{cmd: 'prepare', dir, accounts, perAccount, chainId}` pre-signs transfers (answers `{prepared}`);
+ *  - `{cmd: 'prepare', dir, accounts, perAccount, chainId, spread}` pre-signs transfers from the first `accounts` key
+ *    files (answers `{prepared}`), to one sink address, or with `spread` to addresses drawn from every genesis balance;
  *  - `{cmd: 'run', urls, rate /* tx/s, 0 = saturation *\/, seconds, batch, maxOutstanding}` submits in JSON-RPC
  *    batches, open loop at `rate` (or, at saturation, closed loop with at most `maxOutstanding` transactions between
  *    submission and commit), round-robin over the nodes, and tracks commit times through node 0's `newBlocks`
@@ -32,18 +33,21 @@ async function post(url: string, body: unknown, timeoutMs = 10_000): Promise<any
   return res.json()
 }
 
-function prepare(dir: string, accounts: number, perAccount: number, chainId: string): number {
+function prepare(dir: string, accounts: number, perAccount: number, chainId: string, spread: boolean): number {
   const keys = Array.from({ length: accounts }, (_, i) => {
     const k = JSON.parse(readFileSync(join(dir, 'keys', `account${i}.json`), 'utf8')) as { secretKey: string; address: string }
     return keyPairFromSeed(fromHex(k.secretKey, 32)!)
   })
   const sink = parseAddress('0x' + 'be'.repeat(20))!
+  const recipients = spread ? (JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as { balances: { address: string }[] }).balances.map((b) => parseAddress(b.address)!) : [sink]
+  let rnd = 12345
+  const recipient = () => recipients[(rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0) % recipients.length]!
   // queued nonce-major (every account's nonce 0 first, then nonce 1, …) so no sender runs far ahead, but signed
   // account-major, so each account's signing key is imported into OpenSSL once and then reused from its small cache
   queue = new Array<Prepared>(accounts * perAccount)
   keys.forEach((k, a) => {
     for (let n = 0; n < perAccount; n++) {
-      const bytes = encodeTransaction(signTransaction({ chainId, from: k.publicKey, to: sink, amount: 1n, nonce: BigInt(n) }, k.secretKey))
+      const bytes = encodeTransaction(signTransaction({ chainId, from: k.publicKey, to: recipient(), amount: 1n, nonce: BigInt(n) }, k.secretKey))
       queue[n * accounts + a] = { hash: to0x(txHash(bytes)), hex: to0x(bytes) }
     }
   })
@@ -145,7 +149,7 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
 process.on('message', (m: any) => {
   void (async () => {
     try {
-      if (m.cmd === 'prepare') process.send!({ prepared: prepare(m.dir, m.accounts, m.perAccount, m.chainId) })
+      if (m.cmd === 'prepare') process.send!({ prepared: prepare(m.dir, m.accounts, m.perAccount, m.chainId, m.spread === true) })
       else if (m.cmd === 'run') process.send!(await run(m.urls, m.rate, m.seconds, m.batch, m.maxOutstanding ?? Infinity))
       else if (m.cmd === 'exit') process.exit(0)
     } catch (e) {

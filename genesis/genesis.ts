@@ -1,5 +1,5 @@
 import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
-import { compareBytes, fromHex, to0x, toHex } from '../crypto/bytes.js'
+import { bytesEqual, compareBytes, fromHex, to0x, toHex } from '../crypto/bytes.js'
 import { encodeCanonical } from '../crypto/canonical.js'
 import { isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
@@ -7,7 +7,7 @@ import { MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS } from '../ledger/bl
 import {
   DEFAULT_GOVERNANCE_PARAMS, MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE, genesisGovernance, type GovernanceParams,
 } from '../ledger/governance.js'
-import { LedgerState, type ExecutionResult } from '../ledger/ledgerState.js'
+import { LedgerState, ROOT_STORE_KEY, type ExecutionResult } from '../ledger/ledgerState.js'
 import { EMPTY_HASH } from '../ledger/smt.js'
 import { MemoryKvStore, type KvOp, type KvStore } from '../ledger/store.js'
 import { U64_MAX, isValidChainId } from '../ledger/transaction.js'
@@ -326,14 +326,30 @@ export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Ui
   return { stateRoot: r.stateRoot, ops: r.ops }
 }
 
+/** Accounts staged and written per batch while {@link genesisState} seeds a store. */
+export const GENESIS_SEED_BATCH = 20_000
+
 /**
  * Writes a genesis's initial state into an empty ledger store and returns the opened state (its root is the
  * genesis state root). Refuses a store that already holds a state.
+ *
+ * The balances go in batches of `batchSize` accounts, each staged on top of the last and written before the next is
+ * staged, then the governance record: the tree's root does not depend on the order its leaves arrive in, so the
+ * result is the state {@link initialStateOps} computes in one piece, while the ops held at any moment stay bounded
+ * (a million balances would otherwise mean millions of ops, and gigabytes, at once). Only the last write, with the
+ * governance record, stores the root: a store cut short while seeding holds no state yet (only records no root
+ * reaches), and seeding it again overwrites them with the same values.
  */
-export async function genesisState(genesis: Genesis, store: KvStore): Promise<LedgerState> {
+export async function genesisState(genesis: Genesis, store: KvStore, batchSize = GENESIS_SEED_BATCH): Promise<LedgerState> {
   const state = await LedgerState.open(store)
   if (toHex(state.root()) !== toHex(EMPTY_HASH)) throw new Error('genesisState: the store already holds a state')
-  const r: ExecutionResult = await state.setGenesis(genesisAccounts(genesis), genesisRoster(genesis))
+  for (let from = 0; from < genesis.balances.length; from += batchSize) {
+    const batch = genesis.balances.slice(from, from + batchSize).map((b) => ({ address: b.address, account: { balance: b.amount, nonce: 0n } }))
+    const r = await state.setAccounts(batch)
+    await store.write(r.ops.filter((op) => !bytesEqual(op.key, ROOT_STORE_KEY)))
+    state.commit(r)
+  }
+  const r: ExecutionResult = await state.setGenesis([], genesisRoster(genesis))
   await store.write(r.ops)
   state.commit(r)
   return state

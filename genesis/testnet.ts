@@ -4,13 +4,16 @@ import { to0x } from '../crypto/bytes.js'
 import { DEFAULT_CONFIG, parseConfig, type NodeConfig } from './config.js'
 import { err, ok } from '../crypto/result.js'
 import type { FieldError, ParseResult } from './fieldErrors.js'
-import { DEFAULT_PARAMS, parseGenesis, type ConsensusParams, type Genesis, type GenesisJson } from './genesis.js'
+import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, parseGenesis, type ConsensusParams, type Genesis, type GenesisJson } from './genesis.js'
 
 /**
  * Local testnet generation, pure: the caller (`tallyd testnet`) draws the key seeds and writes the files.
  * Validator i is named `node{i}`, listens for p2p on `host:(p2pPort + i)` and serves RPC on `host:(rpcPort + i)`,
- * and dials every other validator. The faucet and each extra account are funded with `balance`.
+ * and dials every other validator. The faucet, each extra account and each unkeyed address are funded with `balance`.
  */
+
+/** Most extra accounts with keys a testnet may have (each key is derived, and written to a file, one by one). */
+export const MAX_TESTNET_KEYED_ACCOUNTS = 100_000
 
 /** What to generate. */
 export interface TestnetOptions {
@@ -30,6 +33,12 @@ export interface TestnetOptions {
    * libp2p node keys, the faucet, the extra accounts.
    */
   readonly seeds: readonly Uint8Array[]
+  /**
+   * 20-byte addresses funded with `balance` whose keys nobody holds: state weight for benchmarks (a testnet of a
+   * million funded accounts needs no million key files). Drawn by the caller; together with the faucet and the extra
+   * accounts at most {@link MAX_GENESIS_BALANCES}.
+   */
+  readonly unkeyedAddresses?: readonly Uint8Array[]
   /** Consensus parameters to override (each field optional). */
   readonly params?: { timeouts?: Partial<ConsensusParams['timeouts']>; block?: Partial<ConsensusParams['block']>; emptyBlockIntervalMs?: number }
 }
@@ -83,7 +92,12 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   const errors: FieldError[] = []
   const { validators: n, accounts: k } = options
   if (!Number.isSafeInteger(n) || n < 1 || n > 128) errors.push({ path: 'validators', message: 'must be an integer from 1 to 128' })
-  if (!Number.isSafeInteger(k) || k < 0 || k > 100_000) errors.push({ path: 'accounts', message: 'must be an integer from 0 to 100000' })
+  if (!Number.isSafeInteger(k) || k < 0 || k > MAX_TESTNET_KEYED_ACCOUNTS) errors.push({ path: 'accounts', message: `must be an integer from 0 to ${MAX_TESTNET_KEYED_ACCOUNTS}` })
+  const unkeyed = options.unkeyedAddresses ?? []
+  if (Number.isSafeInteger(k) && 1 + k + unkeyed.length > MAX_GENESIS_BALANCES) {
+    errors.push({ path: 'unkeyedAddresses', message: `the faucet, ${k} accounts and ${unkeyed.length} unkeyed addresses exceed ${MAX_GENESIS_BALANCES} balances` })
+  }
+  if (unkeyed.some((a) => !(a instanceof Uint8Array) || a.byteLength !== 20)) errors.push({ path: 'unkeyedAddresses', message: 'every address must be 20 bytes' })
   for (const [f, port] of [['p2pPort', options.p2pPort], ['rpcPort', options.rpcPort]] as const) {
     if (!Number.isSafeInteger(port) || port < 1 || port + Math.max(0, n) - 1 > 65535) errors.push({ path: f, message: `must leave room for ${n} ports below 65536` })
   }
@@ -106,7 +120,7 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
     chainId: options.chainId,
     genesisTime: options.genesisTime,
     validators: validatorKeys.map((key, i) => ({ name: names[i]!, publicKey: to0x(key.publicKey), power: 1, peerId: peerIds[i]! })),
-    balances: [faucet, ...accounts].map((a) => ({ address: formatAddress(a.address), amount: String(options.balance) })),
+    balances: [...[faucet, ...accounts].map((a) => a.address), ...unkeyed].map((a) => ({ address: formatAddress(a), amount: String(options.balance) })),
     params: DEFAULT_PARAMS,
   }
   // The genesis goes through the same validation as a file would (chain id, time, amounts, supply).

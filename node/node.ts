@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
+import type { Genesis } from '../genesis/genesis.js'
 import { memberOf } from '../ledger/governance.js'
 import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
@@ -63,7 +64,7 @@ export class TallyNode {
   private tip: ChainTip | undefined
   private tipAtMs = Date.now()
 
-  private constructor(readonly home: NodeHome, readonly logger: Logger) {}
+  private constructor(private home: NodeHome, readonly logger: Logger) {}
 
   /** The RPC URL this node serves. */
   get rpcUrl(): string {
@@ -93,15 +94,18 @@ export class TallyNode {
 
   /** Constructs the components and starts each, registering its stop before the next starts. */
   private async wire(allowMissingSafetyRecord: boolean): Promise<void> {
-    const { home, logger, events } = this
-    const { config, genesis } = home
+    const { logger, events } = this
+    const { config } = this.home
     const log = (component: string) => componentLogger(logger, component)
-    const params = consensusParamsOf(genesis)
-    const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
     const tipHeight = () => this.tip?.height ?? 0
 
     // stores and keys
-    const { kv, ledger, chain } = await openChain(join(home.dir, HomeFiles.chain), genesis, logger)
+    const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger)
+    // the balances only seed a new database: a million of them would otherwise stay in memory for the node's life
+    const genesis: Genesis = { ...this.home.genesis, balances: [] }
+    const home = (this.home = { ...this.home, genesis })
+    const params = consensusParamsOf(genesis)
+    const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
     this.stopFns.push(() => kv.close())
     this.tip = await chain.tip()
     const signer = loadSigner(home, logger)

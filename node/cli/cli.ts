@@ -7,7 +7,7 @@ import { fromHex, to0x } from '../../crypto/bytes.js'
 import { keyPairFromSeed, isAcceptablePublicKey } from '../../crypto/ed25519.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
 import { DEFAULT_CONFIG, parseConfig } from '../../genesis/config.js'
-import { DEFAULT_PARAMS, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
+import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
 import { HomeError, HomeFiles, readKeySeed } from './home.js'
@@ -84,6 +84,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--p2p-port <port>', 'p2p port of validator 0 (validator i uses port + i)', int('--p2p-port', 1, 65535), 26656)
     .option('--rpc-port <port>', 'RPC port of validator 0 (validator i uses port + i)', int('--rpc-port', 1, 65535), 8545)
     .option('--accounts <k>', 'funded accounts besides the faucet', int('--accounts', 0, 100000), 0)
+    .option('--unkeyed-accounts <m>', 'funded addresses whose keys are not kept, for state size (benchmarks)', int('--unkeyed-accounts', 0, MAX_GENESIS_BALANCES), 0)
     // a bigint default needs its own description: commander would print it with JSON.stringify, which throws
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
@@ -92,7 +93,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--json', 'machine-readable output')
     .action((o) => {
       const hosts = o.hosts === undefined ? undefined : String(o.hosts).split(',').map((h: string) => host(h.trim()))
-      const r = writeTestnet({ validators: o.validators, out: resolve(o.out), chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: o.accounts, balance: o.balance, hosts, listenHost: o.listenHost, verifyWorkers: o.verifyWorkers })
+      const r = writeTestnet({ validators: o.validators, out: resolve(o.out), chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: o.accounts, unkeyedAccounts: o.unkeyedAccounts, balance: o.balance, hosts, listenHost: o.listenHost, verifyWorkers: o.verifyWorkers })
       if (o.json) out(JSON.stringify({ ...r, out: resolve(o.out) }))
       else {
         out(`wrote a ${r.validators}-validator testnet "${r.chainId}" to ${resolve(o.out)}`)

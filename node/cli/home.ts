@@ -54,8 +54,11 @@ export class HomeError extends Error {
   }
 }
 
-/** Bounds a JSON file before parsing it (config, genesis and key files are small). */
-const MAX_FILE_BYTES = 64 * 1024 * 1024
+/**
+ * Bounds a JSON file before parsing it. Config and key files are small; a genesis may list a million balances,
+ * near 90 bytes each as `tallyd testnet` writes them.
+ */
+const MAX_FILE_BYTES = 192 * 1024 * 1024
 
 function readJson(path: string): unknown {
   if (!existsSync(path)) throw new HomeError(`${path} does not exist`)

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { formatAddress } from '../../crypto/address.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
+import type { GenesisJson } from '../../genesis/genesis.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../genesis/testnet.js'
 import { HomeFiles } from './home.js'
 import { MAX_DEFAULT_VERIFY_WORKERS } from '../mempool/verifyPool.js'
@@ -16,8 +17,10 @@ import { peerIdOf } from '../p2p/peerId.js'
  */
 
 /** The pure generator's options, less what this writer draws itself (seeds, time), plus where and how to write. */
-export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'genesisTime' | 'params'> {
+export interface TestnetFileOptions extends Omit<TestnetOptions, 'seeds' | 'genesisTime' | 'params' | 'unkeyedAddresses'> {
   readonly out: string
+  /** Funded addresses whose keys are not kept, drawn at random (state weight for benchmarks); default 0. */
+  readonly unkeyedAccounts?: number
   /** Per-validator hosts for peers' addresses (containers); default: `host` for all. */
   readonly hosts?: readonly string[]
   /** The interface to listen on for p2p and RPC; default: `host`. */
@@ -47,6 +50,24 @@ function writeFile(path: string, text: string, secret = false): void {
   if (secret) chmodSync(path, 0o600)
 }
 
+/**
+ * `genesis.json`'s text: indented as `JSON.stringify` would, except that each balance takes one line, so that a
+ * genesis of a million balances stays near 80 bytes a balance.
+ */
+export function formatGenesisText(json: GenesisJson): string {
+  const { balances, ...rest } = json
+  const text = JSON.stringify({ ...rest, balances: [] }, null, 2)
+  if (balances.length === 0) return text + '\n'
+  const lines = balances.map((b) => '    ' + JSON.stringify(b)).join(',\n')
+  return text.replace('"balances": []', () => `"balances": [\n${lines}\n  ]`) + '\n'
+}
+
+/** `n` random 20-byte addresses, as views of one buffer drawn at once. */
+function unkeyedAddresses(n: number): Uint8Array[] {
+  const all = new Uint8Array(randomBytes(20 * n))
+  return Array.from({ length: n }, (_, i) => all.subarray(20 * i, 20 * i + 20))
+}
+
 /** Generates and writes a testnet; refuses a non-empty output directory. */
 export function writeTestnet(o: TestnetFileOptions): { chainId: string; validators: number; faucet: string } {
   if (existsSync(o.out) && readdirSync(o.out).length > 0) throw new TestnetError(`${o.out} is not empty`)
@@ -55,11 +76,12 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   const r = makeTestnet({
     validators: o.validators, chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort,
     accounts: o.accounts, balance: o.balance, genesisTime: new Date().toISOString(), seeds,
+    unkeyedAddresses: unkeyedAddresses(o.unkeyedAccounts ?? 0),
   }, { peerIdOf })
   if (!r.ok) throw new TestnetError(r.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
   const t = r.value
   mkdirSync(o.out, { recursive: true })
-  const genesisText = JSON.stringify(t.genesisJson, null, 2) + '\n'
+  const genesisText = formatGenesisText(t.genesisJson)
   writeFile(join(o.out, 'genesis.json'), genesisText)
   const verifyWorkers = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
     ? sharedHostVerifyWorkers(o.validators)

@@ -148,6 +148,8 @@ export interface CheckedBlock {
   readonly certificate: CommitCertificate
   /** The validators its evidence convicts. */
   readonly offenders: readonly Uint8Array[]
+  /** The tip it was checked on top of: applied on that same tip, the checks need not run again. */
+  readonly checkedOn?: ChainTip | undefined
 }
 
 type Judgement = Verdict | { readonly retryMs: number; readonly reason: string }
@@ -259,9 +261,12 @@ export class ConsensusHost {
    */
   private replayFor(height: number): QueueItem[] {
     const items: QueueItem[] = []
+    // below the height of its safety record this validator signs nothing more, so what led to its older signatures
+    // has no lock to restore: replaying it would only judge those heights' proposals again while sync applies them
+    const behind = this.behindSafetyRecord(height)
     for (const r of this.futureRecords) {
       if (r.height !== height || r.entry === undefined || r.entry.kind === 'block') continue
-      items.push(replayItem(r.entry))
+      if (!behind) items.push(replayItem(r.entry))
       r.entry = undefined
     }
     const last = this.lastSignedAt(height)
@@ -385,7 +390,7 @@ export class ConsensusHost {
     if (!body.ok) return fail('transactions', body.error.reason)
     const evidence = await this.checkEvidence(header, stored.block.evidence, parent)
     if (!evidence.ok) return fail('header', evidence.error.reason)
-    return ok({ height, hash, stored, txs, certificate, offenders: evidence.value })
+    return ok({ height, hash, stored, txs, certificate, offenders: evidence.value, checkedOn: this.tipValue })
   }
 
   /**
@@ -919,7 +924,8 @@ export class ConsensusHost {
 
   private async handleSynced(b: CheckedBlock): Promise<boolean> {
     if (this.state.step === 'idle') return false
-    const again = await this.checkSyncedBlock(b.height, b.stored, b.certificate)
+    // checked on another tip (or none), it is checked again on this one
+    const again = b.checkedOn !== undefined && b.checkedOn === this.tipValue ? ok(b) : await this.checkSyncedBlock(b.height, b.stored, b.certificate)
     if (!again.ok) return false
     const header = b.stored.block.header
     const executed = await this.withLedger(async () => {

@@ -23,22 +23,34 @@ export interface OpenedChain {
  */
 export async function openChain(path: string, genesis: Genesis, logger: Logger): Promise<OpenedChain> {
   mkdirSync(dirname(path), { recursive: true })
+  const gHash = genesisHash(genesis)
+  await seedGenesis(path, genesis, gHash, logger)
   const kv = await LevelKvStore.open(path)
   try {
-    const gHash = genesisHash(genesis)
     const stored = await kv.get(GENESIS_KEY)
-    let ledger: LedgerState
-    if (stored === undefined) {
-      ledger = await genesisState(genesis, kv)
-      await kv.write([{ type: 'put', key: GENESIS_KEY, value: gHash }])
-      logger.info({ chainId: genesis.chainId, genesisHash: toHex(gHash) }, 'initialised the genesis state')
-    } else {
-      if (!bytesEqual(stored, gHash)) throw new Error(`${path} belongs to another genesis; move it away to start this chain`)
-      ledger = await LedgerState.open(kv)
-    }
-    return { kv, ledger, chain: new ChainStore(kv) }
+    if (stored === undefined || !bytesEqual(stored, gHash)) throw new Error(`${path} belongs to another genesis; move it away to start this chain`)
+    return { kv, ledger: await LedgerState.open(kv), chain: new ChainStore(kv) }
   } catch (e) {
     await kv.close()
     throw e
+  }
+}
+
+/** LevelDB's block cache while seeding: the seeding reads back little, and a node's cache is sized for blocks. */
+const SEEDING_CACHE_BYTES = 8 * 1024 * 1024
+
+/**
+ * Writes the genesis state into a database that has none, with a small block cache; the database is closed again, so
+ * what seeding a large genesis allocated inside LevelDB is released before the node opens it for good.
+ */
+async function seedGenesis(path: string, genesis: Genesis, gHash: Uint8Array, logger: Logger): Promise<void> {
+  const kv = await LevelKvStore.open(path, { cacheSizeBytes: SEEDING_CACHE_BYTES })
+  try {
+    if ((await kv.get(GENESIS_KEY)) !== undefined) return
+    await genesisState(genesis, kv)
+    await kv.write([{ type: 'put', key: GENESIS_KEY, value: gHash }])
+    logger.info({ chainId: genesis.chainId, genesisHash: toHex(gHash), accounts: genesis.balances.length }, 'initialised the genesis state')
+  } finally {
+    await kv.close()
   }
 }

@@ -211,6 +211,7 @@ export class BlockSync {
     const started = this.d.now()
     let lastLog = started
     let applied = 0
+    let appliedTxs = 0
     const inflight = new Map<number, Promise<Fetched | undefined>>()
     let next = this.d.tipHeight() + 1
     while (!this.stopped && this.d.tipHeight() < target) {
@@ -249,6 +250,7 @@ export class BlockSync {
         return
       }
       applied++
+      appliedTxs += checked.txs.length
       const now = this.d.now()
       if (now - lastLog >= 2_000 || this.d.tipHeight() >= target) {
         const seconds = Math.max(0.001, (now - started) / 1000)
@@ -256,7 +258,7 @@ export class BlockSync {
         const left = target - this.d.tipHeight()
         this.d.logger.info({
           height: this.d.tipHeight(), target, blocksPerSecond: Math.round(rate * 10) / 10,
-          etaSeconds: rate > 0 ? Math.round(left / rate) : null,
+          txPerSecond: Math.round(appliedTxs / seconds), etaSeconds: rate > 0 ? Math.round(left / rate) : null,
         }, 'block sync progress')
         lastLog = now
       }

@@ -4,7 +4,8 @@ import { to0x } from '../../../crypto/bytes.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { DEFAULT_PARAMS, formatGenesis, genesisHash, genesisState, initialStateOps, parseGenesis, type GenesisJson } from '../../../genesis/genesis.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
-import { MemoryKvStore } from '../../../ledger/store.js'
+import { EMPTY_HASH } from '../../../ledger/smt.js'
+import { MemoryKvStore, type KvStore } from '../../../ledger/store.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
 interface GoldenGenesis { genesis: GenesisJson; genesisTimeMs: number; stateRoot: string; genesisHash: string }
@@ -28,6 +29,41 @@ test('the golden genesis parses; its state root and hash match (cross-checked wi
   assert.equal(store.size, ops.length)
   assert.equal(to0x((await LedgerState.open(store)).root()), g.stateRoot)
   await assert.rejects(genesisState(r.value, store), /already holds a state/)
+})
+
+test('genesis state seeded in batches of any size is the state computed in one piece, key for key', async () => {
+  const r = parseGenesis(golden().genesis)
+  assert.ok(r.ok)
+  assert.ok(r.value.balances.length >= 2, 'the golden genesis has balances to split')
+  const whole = new MemoryKvStore()
+  await whole.write((await initialStateOps(r.value)).ops)
+  for (const batch of [1, 2, r.value.balances.length]) {
+    const store = new MemoryKvStore()
+    const state = await genesisState(r.value, store, batch)
+    assert.equal(to0x(state.root()), golden().stateRoot)
+    assert.equal(store.size, whole.size, `batch ${batch}`)
+  }
+})
+
+test('a genesis seeding cut short leaves no state, and seeding that store again gives the genesis state', async () => {
+  const r = parseGenesis(golden().genesis)
+  assert.ok(r.ok)
+  const store = new MemoryKvStore()
+  let writes = 0
+  const cut: KvStore = {
+    get: (k) => store.get(k),
+    getMany: (ks) => store.getMany(ks),
+    write: async (ops) => {
+      if (++writes === 2) throw new Error('power cut')
+      await store.write(ops)
+    },
+  }
+  await assert.rejects(genesisState(r.value, cut, 1), /power cut/)
+  assert.ok(store.size > 0, 'the first batch was written')
+  assert.equal(to0x((await LedgerState.open(store)).root()), to0x(EMPTY_HASH))
+  const state = await genesisState(r.value, store, 1)
+  assert.equal(to0x(state.root()), golden().stateRoot)
+  assert.equal(to0x((await LedgerState.open(store)).root()), golden().stateRoot)
 })
 
 test('balance order in the file changes neither the state root nor the genesis hash; formatGenesis round-trips', async () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/bytes.js'
 import { parseConfig } from '../../../genesis/config.js'
-import { genesisHash, parseGenesis } from '../../../genesis/genesis.js'
+import { MAX_GENESIS_BALANCES, genesisHash, parseGenesis } from '../../../genesis/genesis.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../../genesis/testnet.js'
 
 // A stand-in for the node's libp2p peer id derivation: distinct and base58-shaped.
@@ -43,6 +43,17 @@ test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and ac
   assert.ok(t.genesis.balances.every((b) => b.amount === 1_000_000n))
 })
 
+test('unkeyed addresses are funded like the accounts, and have no keys in the testnet', () => {
+  const unkeyedAddresses = Array.from({ length: 50 }, (_, i) => new Uint8Array(20).fill(i + 1))
+  const r = makeTestnet(options({ unkeyedAddresses }), { peerIdOf })
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
+  const t = r.value
+  assert.equal(t.accounts.length, 2)
+  assert.equal(t.genesis.balances.length, 1 + 2 + 50)
+  const funded = new Map(t.genesis.balances.map((b) => [toHex(b.address), b.amount]))
+  for (const a of unkeyedAddresses) assert.equal(funded.get(toHex(a)), 1_000_000n)
+})
+
 test('the same seeds give the same testnet', () => {
   const a = makeTestnet(options(), { peerIdOf })
   const b = makeTestnet(options(), { peerIdOf })
@@ -60,6 +71,8 @@ test('bad options are reported in the genesis error style', () => {
     [{ genesisTime: 'yesterday' }, 'genesisTime'],
     [{ balance: 2n ** 63n }, 'balances'],
     [{ host: 'bad host' }, 'node0.rpc.host'],
+    [{ unkeyedAddresses: [new Uint8Array(19)] }, 'unkeyedAddresses'],
+    [{ unkeyedAddresses: Array.from({ length: MAX_GENESIS_BALANCES - 2 }, () => new Uint8Array(20)) }, 'unkeyedAddresses'],
   ]
   for (const [over, path] of cases) {
     const r = makeTestnet(options(over), { peerIdOf })
