@@ -54,7 +54,11 @@ function positive(v: string, name: string): number {
 }
 
 /** Milliseconds: median, mean and 99th percentile. */
-interface Stats { p50: number; mean: number; p99: number }
+interface Stats {
+  p50: number
+  mean: number
+  p99: number
+}
 
 function stats(samples: number[]): Stats {
   const s = [...samples].sort((a, b) => a - b)
@@ -63,15 +67,34 @@ function stats(samples: number[]): Stats {
   return { p50: round(at(0.5)), mean: round(s.reduce((a, b) => a + b, 0) / s.length), p99: round(at(0.99)) }
 }
 
-const show = (name: string, s: Stats) => console.log(`  ${name.padEnd(46)} p50 ${s.p50.toFixed(3).padStart(8)} ms   mean ${s.mean.toFixed(3).padStart(8)} ms   p99 ${s.p99.toFixed(3).padStart(8)} ms`)
+const show = (name: string, s: Stats) =>
+  console.log(`  ${name.padEnd(46)} p50 ${s.p50.toFixed(3).padStart(8)} ms   mean ${s.mean.toFixed(3).padStart(8)} ms   p99 ${s.p99.toFixed(3).padStart(8)} ms`)
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tally-bench-light-'))
   const procs: ChildProcess[] = []
   try {
     const base = 36000 + (process.pid % 4000)
-    const gen = spawnSync(process.execPath, [TALLYD, 'testnet', '--validators', String(N), '--out', join(dir, 'net'), '--chain-id', 'tally-bench',
-      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', '1'], { stdio: 'ignore' })
+    const gen = spawnSync(
+      process.execPath,
+      [
+        TALLYD,
+        'testnet',
+        '--validators',
+        String(N),
+        '--out',
+        join(dir, 'net'),
+        '--chain-id',
+        'tally-bench',
+        '--p2p-port',
+        String(base),
+        '--rpc-port',
+        String(base + 100),
+        '--accounts',
+        '1',
+      ],
+      { stdio: 'ignore' },
+    )
     if (gen.status !== 0) throw new Error('tallyd testnet failed')
     for (let i = 0; i < N; i++) {
       const log = openSync(join(dir, `node${i}.log`), 'a')
@@ -81,7 +104,12 @@ async function main(): Promise<void> {
     const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
     const plain = new RpcClient({ endpoints: urls })
     const deadline = Date.now() + 60_000
-    while ((await plain.status().then((s) => s.height, () => 0)) < 2) {
+    while (
+      (await plain.status().then(
+        (s) => s.height,
+        () => 0,
+      )) < 2
+    ) {
       if (Date.now() > deadline) throw new Error('the testnet did not reach height 2 within 60 s')
       await new Promise((r) => setTimeout(r, 250))
     }
@@ -144,7 +172,9 @@ async function main(): Promise<void> {
     // the CLI as a user runs it: a new process each time, the light store warm
     const cli = (args: string[]) => {
       const t = performance.now()
-      const r = spawnSync(process.execPath, [TALLY, 'balance', address, '--rpc', urls[0]!, ...args], { env: { ...process.env, TALLY_LIGHT_DIR: join(dir, 'light') } })
+      const r = spawnSync(process.execPath, [TALLY, 'balance', address, '--rpc', urls[0]!, ...args], {
+        env: { ...process.env, TALLY_LIGHT_DIR: join(dir, 'light') },
+      })
       if (r.status !== 0) throw new Error(`tally balance failed: ${String(r.stderr)}`)
       return performance.now() - t
     }
@@ -157,10 +187,17 @@ async function main(): Promise<void> {
     }
 
     const results = {
-      validators: N, queries: Q, distinctHeights: heights.size,
-      plainQueryMs: stats(plainMs), verifiedQueryMs: stats(verifiedMs),
-      proofRoundTripMs: stats(proofTrip), proofCheckMs: stats(checkMs), headerVerifyMs: stats(headerMs), storeSaveMs: stats(saveMs),
-      cliPlainMs: stats(cliPlain), cliVerifiedMs: stats(cliVerified),
+      validators: N,
+      queries: Q,
+      distinctHeights: heights.size,
+      plainQueryMs: stats(plainMs),
+      verifiedQueryMs: stats(verifiedMs),
+      proofRoundTripMs: stats(proofTrip),
+      proofCheckMs: stats(checkMs),
+      headerVerifyMs: stats(headerMs),
+      storeSaveMs: stats(saveMs),
+      cliPlainMs: stats(cliPlain),
+      cliVerifiedMs: stats(cliVerified),
     }
     console.log('in one process, warm light client:')
     show('ledger_getBalance (plain)', results.plainQueryMs)
@@ -174,14 +211,19 @@ async function main(): Promise<void> {
     console.log('tally balance, a new process each run:')
     show('--no-verify', results.cliPlainMs)
     show('verified', results.cliVerifiedMs)
-    if (opts.json) writeFileSync(opts.json, JSON.stringify(results, null, 2) + '\n')
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(results, null, 2)}\n`)
   } finally {
-    await Promise.all(procs.map((p) => new Promise<void>((r) => {
-      if (p.exitCode !== null) return r()
-      p.once('exit', () => r())
-      p.kill('SIGTERM')
-      setTimeout(() => p.kill('SIGKILL'), 5000).unref()
-    })))
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((r) => {
+            if (p.exitCode !== null) return r()
+            p.once('exit', () => r())
+            p.kill('SIGTERM')
+            setTimeout(() => p.kill('SIGKILL'), 5000).unref()
+          }),
+      ),
+    )
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -38,13 +38,30 @@ const program = new Command()
   .option('--keep', 'keep the testnet directory')
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
-  .option('--resync', "after the load, stop the last validator, delete its data/, restart it and time its catch-up")
+  .option('--resync', 'after the load, stop the last validator, delete its data/, restart it and time its catch-up')
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
-const opts = program.opts<{ validators: string; accounts: string; seconds: string; warmup: string; batch: string; outstanding: string; json?: string; keep?: boolean; profile?: string; rate?: string; verifyWorkers?: string; resync?: boolean; senders?: string }>()
+const opts = program.opts<{
+  validators: string
+  accounts: string
+  seconds: string
+  warmup: string
+  batch: string
+  outstanding: string
+  json?: string
+  keep?: boolean
+  profile?: string
+  rate?: string
+  verifyWorkers?: string
+  resync?: boolean
+  senders?: string
+}>()
 const N = positive(opts.validators, '--validators')
 const ACCOUNTS = positive(opts.accounts, '--accounts')
-const SENDERS = opts.senders === undefined ? Math.min(ACCOUNTS, 2000) : integerIn(opts.senders, 1, Math.min(ACCOUNTS, 100_000), '--senders', 'a positive integer, at most --accounts and 100000')
+const SENDERS =
+  opts.senders === undefined
+    ? Math.min(ACCOUNTS, 2000)
+    : integerIn(opts.senders, 1, Math.min(ACCOUNTS, 100_000), '--senders', 'a positive integer, at most --accounts and 100000')
 /** Funded addresses without keys: with the faucet and the senders, --accounts in all. */
 const UNKEYED = ACCOUNTS > SENDERS ? ACCOUNTS - SENDERS - 1 : 0
 const SECONDS = positive(opts.seconds, '--seconds')
@@ -80,7 +97,12 @@ function verifyRate(): number {
 }
 
 async function rpc(url: string, method: string, params: unknown[] = []): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }), signal: AbortSignal.timeout(5000) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    signal: AbortSignal.timeout(5000),
+  })
   const body = (await res.json()) as { result?: unknown; error?: { message: string } }
   if (body.error) throw new Error(`${method}: ${body.error.message}`)
   return body.result
@@ -132,7 +154,8 @@ function ask(child: ChildProcess, msg: unknown): Promise<any> {
 
 async function main(): Promise<void> {
   const cores = availableParallelism()
-  const verifyWorkers = opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : integerIn(opts.verifyWorkers, 0, 64, '--verify-workers', 'an integer from 0 to 64')
+  const verifyWorkers =
+    opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : integerIn(opts.verifyWorkers, 0, 64, '--verify-workers', 'an integer from 0 to 64')
   console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
@@ -147,8 +170,32 @@ async function main(): Promise<void> {
   const submitter = fork(join(root, 'dist', 'bench', 'submitter.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const base = 30000 + (process.pid % 5000)
-    const gen = spawn(process.execPath, [TALLYD, 'testnet', '--validators', String(N), '--out', dir, '--chain-id', 'tally-bench',
-      '--p2p-port', String(base), '--rpc-port', String(base + 100), '--accounts', String(SENDERS), '--unkeyed-accounts', String(UNKEYED), '--balance', '1000000000000', '--verify-workers', String(verifyWorkers)], { stdio: 'inherit' })
+    const gen = spawn(
+      process.execPath,
+      [
+        TALLYD,
+        'testnet',
+        '--validators',
+        String(N),
+        '--out',
+        dir,
+        '--chain-id',
+        'tally-bench',
+        '--p2p-port',
+        String(base),
+        '--rpc-port',
+        String(base + 100),
+        '--accounts',
+        String(SENDERS),
+        '--unkeyed-accounts',
+        String(UNKEYED),
+        '--balance',
+        '1000000000000',
+        '--verify-workers',
+        String(verifyWorkers),
+      ],
+      { stdio: 'inherit' },
+    )
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
     const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
     const seeding = UNKEYED > 0 ? await seedOnce(dir, urls[0]!) : undefined
@@ -162,14 +209,30 @@ async function main(): Promise<void> {
     const startSeconds = 60 + Math.ceil(ACCOUNTS / 2_000)
     const deadline = Date.now() + startSeconds * 1000
     for (;;) {
-      const hs = await Promise.all(urls.map((u) => rpc(u, 'node_status').then((s) => s.height as number, () => -1)))
+      const hs = await Promise.all(
+        urls.map((u) =>
+          rpc(u, 'node_status').then(
+            (s) => s.height as number,
+            () => -1,
+          ),
+        ),
+      )
       if (hs.every((h) => h >= 1)) break
       if (Date.now() > deadline) throw new Error(`validators did not start within ${startSeconds} s`)
       await new Promise((r) => setTimeout(r, 250))
     }
     const chainId = (await rpc(urls[0]!, 'node_status')).chainId as string
-    procs.forEach((p, i) => { cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0 })
-    sampler = setInterval(() => procs.forEach((p, i) => { const s = procStats(p.pid!); if (s) peak[i] = Math.max(peak[i], s.rssMb) }), 250)
+    procs.forEach((p, i) => {
+      cpuStart[i] = procStats(p.pid!)?.cpuSec ?? 0
+    })
+    sampler = setInterval(
+      () =>
+        procs.forEach((p, i) => {
+          const s = procStats(p.pid!)
+          if (s) peak[i] = Math.max(peak[i], s.rssMb)
+        }),
+      250,
+    )
 
     const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2)) / SENDERS))
     console.log(`bench: pre-signing ${perAccount * SENDERS} transfers from ${SENDERS} accounts${UNKEYED > 0 ? ` to ${ACCOUNTS} funded accounts` : ''}…`)
@@ -196,7 +259,19 @@ async function main(): Promise<void> {
       const committed = blocks.slice(1).reduce((a, b) => a + b.txs, 0)
       const span = (blocks[blocks.length - 1]!.time - blocks[0]!.time) / 1000
       const lat = (r.latenciesMs as number[]).sort((a, b) => a - b)
-      return { label, rate, admitted: r.admitted, rejected: r.rejected, errors: r.errors, committed, committedTps: span > 0 ? committed / span : 0, p50LatencyMs: percentile(lat, 50), p99LatencyMs: percentile(lat, 99), blocks: blocks.length - 1, machineCpuBusyPct }
+      return {
+        label,
+        rate,
+        admitted: r.admitted,
+        rejected: r.rejected,
+        errors: r.errors,
+        committed,
+        committedTps: span > 0 ? committed / span : 0,
+        p50LatencyMs: percentile(lat, 50),
+        p99LatencyMs: percentile(lat, 99),
+        blocks: blocks.length - 1,
+        machineCpuBusyPct,
+      }
     }
     // a node runs for weeks: the first seconds of load, while V8 compiles the hot paths and each validator meets
     // the senders' keys for the first time, are left out of the measurement
@@ -209,12 +284,23 @@ async function main(): Promise<void> {
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
     const resync = opts.resync ? await resyncPhase(dir, procs, urls, N - 1) : undefined
     const result = {
-      validators: N, cores, verifyWorkers, warmupSeconds: WARMUP, accounts: UNKEYED > 0 ? ACCOUNTS : ACCOUNTS + 1, senders: SENDERS, date: new Date().toISOString(),
-      verifyPerSecSingleCore: Math.round(single), verifyCeilingTps: Math.round(verifyCeilingTps),
+      validators: N,
+      cores,
+      verifyWorkers,
+      warmupSeconds: WARMUP,
+      accounts: UNKEYED > 0 ? ACCOUNTS : ACCOUNTS + 1,
+      senders: SENDERS,
+      date: new Date().toISOString(),
+      verifyPerSecSingleCore: Math.round(single),
+      verifyCeilingTps: Math.round(verifyCeilingTps),
       committedTps: saturation === undefined ? null : Math.round(saturation.committedTps),
-      p50LatencyMs: Math.round(half.p50LatencyMs), p99LatencyMs: Math.round(half.p99LatencyMs),
+      p50LatencyMs: Math.round(half.p50LatencyMs),
+      p99LatencyMs: Math.round(half.p99LatencyMs),
       peakRssMb: Math.round(Math.max(...peak)),
-      seeding, saturation, halfSaturation: half, resync,
+      seeding,
+      saturation,
+      halfSaturation: half,
+      resync,
       perValidator: procs.map((_, i) => ({ node: i, peakRssMb: Math.round(peak[i]), cpuSeconds: Number(cpu[i]!.toFixed(1)) })),
     }
     console.log('')
@@ -225,11 +311,12 @@ async function main(): Promise<void> {
       { metric: `p50 latency at ${halfRate} tx/s (ms)`, value: result.p50LatencyMs },
       { metric: `p99 latency at ${halfRate} tx/s (ms)`, value: result.p99LatencyMs },
       { metric: 'peak RSS, largest validator (MB)', value: result.peakRssMb },
-      { metric: 'blocks at saturation / at half rate', value: `${saturation?.blocks ?? "-"} / ${half.blocks}` },
-      { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? "-"}% / ${half.machineCpuBusyPct}%` },
+      { metric: 'blocks at saturation / at half rate', value: `${saturation?.blocks ?? '-'} / ${half.blocks}` },
+      { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? '-'}% / ${half.machineCpuBusyPct}%` },
     ])
     console.table(result.perValidator)
-    if (seeding) console.log(`bench: seeding ${ACCOUNTS} genesis accounts took ${seeding.seconds} s, peak RSS ${seeding.peakRssMb} MB (node0, once; copied to the others)`)
+    if (seeding)
+      console.log(`bench: seeding ${ACCOUNTS} genesis accounts took ${seeding.seconds} s, peak RSS ${seeding.peakRssMb} MB (node0, once; copied to the others)`)
     if (resync) {
       console.table([
         { metric: 'resync: heights', value: `${resync.fromHeight} → ${resync.targetHeight}` },
@@ -239,7 +326,7 @@ async function main(): Promise<void> {
         { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
       ])
     }
-    if (opts.json) writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n')
+    if (opts.json) writeFileSync(opts.json, `${JSON.stringify(result, null, 2)}\n`)
   } finally {
     if (sampler) clearInterval(sampler)
     submitter.kill('SIGKILL')
@@ -265,7 +352,13 @@ async function seedOnce(dir: string, url: string): Promise<{ seconds: number; pe
       if (p.exitCode !== null) throw new Error(`node0 exited while seeding the genesis (see ${join(dir, 'node0.log')})`)
       if (performance.now() - t0 > 30 * 60_000) throw new Error('node0 did not seed the genesis within 30 minutes')
       peakRssMb = Math.max(peakRssMb, procStats(p.pid!)?.rssMb ?? 0)
-      if (await rpc(url, 'node_status').then(() => true, () => false)) break
+      if (
+        await rpc(url, 'node_status').then(
+          () => true,
+          () => false,
+        )
+      )
+        break
       await new Promise((r) => setTimeout(r, 250))
     }
   } finally {
@@ -291,7 +384,12 @@ async function txCounts(url: string, tip: number): Promise<number[]> {
   for (let from = 1; from <= tip; from += 50) {
     const body = []
     for (let h = from; h <= Math.min(tip, from + 49); h++) body.push({ jsonrpc: '2.0', id: h, method: 'chain_getBlock', params: [h] })
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) })
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    })
     for (const r of (await res.json()) as { id: number; result?: { txs: unknown[] } }[]) counts[r.id] = r.result?.txs.length ?? 0
   }
   return counts
@@ -329,7 +427,10 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
     if (p.exitCode !== null) throw new Error(`node${i} exited while catching up (see ${join(dir, `node${i}.log`)})`)
     await new Promise((r) => setTimeout(r, 200))
     peakRssMb = Math.max(peakRssMb, procStats(p.pid!)?.rssMb ?? 0)
-    const h = await rpc(urls[i]!, 'node_status').then((s) => s.height as number, () => undefined)
+    const h = await rpc(urls[i]!, 'node_status').then(
+      (s) => s.height as number,
+      () => undefined,
+    )
     if (h === undefined) continue
     const now = performance.now()
     if (firstAnswerAt === undefined) {
@@ -350,9 +451,15 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
   const syncSeconds = (performance.now() - (firstAnswerAt ?? t0)) / 1000
   const transactions = upTo[target]!
   return {
-    node: i, fromHeight: fromHeight ?? 0, targetHeight: target, blocks: target, transactions,
-    seconds: Number(seconds.toFixed(2)), syncSeconds: Number(syncSeconds.toFixed(2)),
-    blocksPerSecond: Math.round(target / seconds), txPerSecond: Math.round(transactions / seconds),
+    node: i,
+    fromHeight: fromHeight ?? 0,
+    targetHeight: target,
+    blocks: target,
+    transactions,
+    seconds: Number(seconds.toFixed(2)),
+    syncSeconds: Number(syncSeconds.toFixed(2)),
+    blocksPerSecond: Math.round(target / seconds),
+    txPerSecond: Math.round(transactions / seconds),
     syncTxPerSecond: Math.round((transactions - upTo[fromHeight ?? 0]!) / syncSeconds),
     peakRssMb: Math.round(peakRssMb),
   }

@@ -33,7 +33,9 @@ const SENDERS = 2_000
 const CHAIN = 'tally-bench'
 
 let peakRss = 0
-const sampleRss = () => { peakRss = Math.max(peakRss, process.memoryUsage().rss) }
+const sampleRss = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+}
 
 /** Runs `fn` repeatedly for at least `ms` milliseconds; returns calls per second. */
 function rate(fn: (i: number) => void, ms: number): number {
@@ -66,14 +68,25 @@ async function main(): Promise<void> {
   const keys = Array.from({ length: 64 }, (_, i) => keyPairFromSeed(sha256(new Uint8Array([i, 1]))))
   const signed = Array.from({ length: 1024 }, (_, i) => {
     const k = keys[i % keys.length]!
-    const tx = signTransaction({ chainId: CHAIN, from: k.publicKey, to: new Uint8Array(20).fill(i & 0xff), amount: BigInt(i + 1), nonce: BigInt(i) }, k.secretKey)
+    const tx = signTransaction(
+      { chainId: CHAIN, from: k.publicKey, to: new Uint8Array(20).fill(i & 0xff), amount: BigInt(i + 1), nonce: BigInt(i) },
+      k.secretKey,
+    )
     return { pk: k.publicKey, msg: txSignBytes(tx), sig: tx.signature, bytes: encodeTransaction(tx) }
   })
   for (const s of signed) if (!verify(s.pk, s.msg, s.sig)) throw new Error('bench: signature does not verify') // warms the key cache
-  results.verifyPerSec = rate((i) => { const s = signed[i & 1023]!; verify(s.pk, s.msg, s.sig) }, 2000)
-  results.verifyPureJsPerSec = rate((i) => { const s = signed[i & 1023]!; verifyPureJs(s.pk, s.msg, s.sig) }, 2000)
+  results.verifyPerSec = rate((i) => {
+    const s = signed[i & 1023]!
+    verify(s.pk, s.msg, s.sig)
+  }, 2000)
+  results.verifyPureJsPerSec = rate((i) => {
+    const s = signed[i & 1023]!
+    verifyPureJs(s.pk, s.msg, s.sig)
+  }, 2000)
   // 2. Decoding.
-  results.decodePerSec = rate((i) => { if (!decodeTransaction(signed[i & 1023]!.bytes).ok) throw new Error('bench: decode failed') }, 2000)
+  results.decodePerSec = rate((i) => {
+    if (!decodeTransaction(signed[i & 1023]!.bytes).ok) throw new Error('bench: decode failed')
+  }, 2000)
   console.log(`verify (OpenSSL, warm key cache): ${fmt(results.verifyPerSec)}/s`)
   console.log(`verifyPureJs:                     ${fmt(results.verifyPureJsPerSec)}/s`)
   console.log(`decodeTransaction:                ${fmt(results.decodePerSec)}/s`)
@@ -90,7 +103,8 @@ async function main(): Promise<void> {
     const seedStart = performance.now()
     for (let start = 0; start < ACCOUNTS; start += SEED_BATCH) {
       const entries = []
-      for (let i = start; i < Math.min(ACCOUNTS, start + SEED_BATCH); i++) entries.push({ address: addressOf(i), account: { balance: 1_000_000_000n, nonce: 0n } })
+      for (let i = start; i < Math.min(ACCOUNTS, start + SEED_BATCH); i++)
+        entries.push({ address: addressOf(i), account: { balance: 1_000_000_000n, nonce: 0n } })
       const r = await state.setAccounts(entries)
       await store.write(r.ops)
       state.commit(r)
@@ -102,7 +116,9 @@ async function main(): Promise<void> {
     ;(globalThis as { gc?: () => void }).gc?.() // with --expose-gc: heap after seeding without its garbage
     results.rssAfterSeedMb = process.memoryUsage().rss / 1e6
     results.heapAfterSeedMb = process.memoryUsage().heapUsed / 1e6
-    console.log(`seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk, RSS ${results.rssAfterSeedMb.toFixed(0)} MB, heap ${results.heapAfterSeedMb.toFixed(0)} MB)`)
+    console.log(
+      `seeded ${fmt(ACCOUNTS)} accounts in ${results.seedSeconds.toFixed(1)} s (${(results.dbBytesAfterSeed / 1e6).toFixed(0)} MB on disk, RSS ${results.rssAfterSeedMb.toFixed(0)} MB, heap ${results.heapAfterSeedMb.toFixed(0)} MB)`,
+    )
 
     // Blocks of 10,000 transfers: each sender sends 5 per block, to random accounts among all.
     const perSender = BLOCK_TXS / SENDERS
@@ -114,7 +130,16 @@ async function main(): Promise<void> {
       const txs: DecodedTransaction[] = []
       for (let s = 0; s < SENDERS; s++) {
         for (let k = 0; k < perSender; k++) {
-          const tx = signTransaction({ chainId: CHAIN, from: senders[s]!.publicKey, to: addressOf(next() % ACCOUNTS), amount: 1n + BigInt(next() % 1000), nonce: BigInt(b * perSender + k) }, senders[s]!.secretKey)
+          const tx = signTransaction(
+            {
+              chainId: CHAIN,
+              from: senders[s]!.publicKey,
+              to: addressOf(next() % ACCOUNTS),
+              amount: 1n + BigInt(next() % 1000),
+              nonce: BigInt(b * perSender + k),
+            },
+            senders[s]!.secretKey,
+          )
           const bytes = encodeTransaction(tx)
           txs.push({ tx, bytes, hash: txHash(bytes) })
         }
@@ -139,7 +164,9 @@ async function main(): Promise<void> {
       const ok = r.receipts.filter((x) => x.ok).length
       if (ok !== BLOCK_TXS) throw new Error(`bench: only ${ok} of ${BLOCK_TXS} transfers applied`)
       timings.push({ cached, executeMs: t1 - t0, writeMs: t2 - t1, ok })
-      console.log(`block ${b + 1}: ${cached ? 'signatures cached ' : 'signatures checked'} execute ${(t1 - t0).toFixed(0)} ms, write+commit ${(t2 - t1).toFixed(0)} ms, ${r.ops.length} ops`)
+      console.log(
+        `block ${b + 1}: ${cached ? 'signatures cached ' : 'signatures checked'} execute ${(t1 - t0).toFixed(0)} ms, write+commit ${(t2 - t1).toFixed(0)} ms, ${r.ops.length} ops`,
+      )
     }
     const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
     const c = timings.filter((t) => t.cached)
@@ -152,7 +179,9 @@ async function main(): Promise<void> {
     results.tpsVerifying = (BLOCK_TXS * 1000) / (results.executeVerifyingMs + results.writeCommitMs)
     results.dbBytesAfterBlocks = dirBytes(dir)
     results.peakRssMb = peakRss / 1e6
-    console.log(`execute+commit, 10,000 transfers over ${fmt(ACCOUNTS)} accounts: ${fmt(results.tpsCached)} tx/s (signatures cached), ${fmt(results.tpsVerifying)} tx/s (verifying)`)
+    console.log(
+      `execute+commit, 10,000 transfers over ${fmt(ACCOUNTS)} accounts: ${fmt(results.tpsCached)} tx/s (signatures cached), ${fmt(results.tpsVerifying)} tx/s (verifying)`,
+    )
     console.log(`peak RSS ${results.peakRssMb.toFixed(0)} MB`)
     await store.close()
   } finally {

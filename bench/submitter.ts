@@ -20,7 +20,10 @@ import { encodeTransaction, signTransaction, txHash } from '../ledger/transactio
  * transaction's latency counts from the moment it came due, so the wait for the next tick is part of it.
  */
 
-interface Prepared { hash: string; hex: string }
+interface Prepared {
+  hash: string
+  hex: string
+}
 
 /** Open loop: how often due transactions are sent. */
 const TICK_MS = 5
@@ -29,7 +32,12 @@ let queue: Prepared[] = []
 let next = 0
 
 async function post(url: string, body: unknown, timeoutMs = 10_000): Promise<any> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) })
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  })
   return res.json()
 }
 
@@ -38,10 +46,15 @@ function prepare(dir: string, accounts: number, perAccount: number, chainId: str
     const k = JSON.parse(readFileSync(join(dir, 'keys', `account${i}.json`), 'utf8')) as { secretKey: string; address: string }
     return keyPairFromSeed(fromHex(k.secretKey, 32)!)
   })
-  const sink = parseAddress('0x' + 'be'.repeat(20))!
-  const recipients = spread ? (JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as { balances: { address: string }[] }).balances.map((b) => parseAddress(b.address)!) : [sink]
+  const sink = parseAddress(`0x${'be'.repeat(20)}`)!
+  const recipients = spread
+    ? (JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as { balances: { address: string }[] }).balances.map((b) => parseAddress(b.address)!)
+    : [sink]
   let rnd = 12345
-  const recipient = () => recipients[(rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0) % recipients.length]!
+  const recipient = () => {
+    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0
+    return recipients[rnd % recipients.length]!
+  }
   // queued nonce-major (every account's nonce 0 first, then nonce 1, …) so no sender runs far ahead, but signed
   // account-major, so each account's signing key is imported into OpenSSL once and then reused from its small cache
   queue = new Array<Prepared>(accounts * perAccount)
@@ -64,14 +77,21 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   const startHeight = (await post(urls[0]!, { jsonrpc: '2.0', id: 1, method: 'node_status', params: [] })).result.height as number
   let followHeight = startHeight
   let drained: () => void = () => {}
-  const allCommitted = new Promise<void>((r) => { drained = r })
+  const allCommitted = new Promise<void>((r) => {
+    drained = r
+  })
   let following = true
 
   // follow committed blocks on node 0 and stamp commit times
-  const ws = new WebSocket(urls[0]!.replace(/^http/, 'ws') + '/ws')
-  await new Promise<void>((resolveOpen, rejectOpen) => { ws.once('open', () => resolveOpen()); ws.once('error', rejectOpen) })
+  const ws = new WebSocket(`${urls[0]!.replace(/^http/, 'ws')}/ws`)
+  await new Promise<void>((resolveOpen, rejectOpen) => {
+    ws.once('open', () => resolveOpen())
+    ws.once('error', rejectOpen)
+  })
   let subscribed: () => void = () => {}
-  const subscription = new Promise<void>((r) => { subscribed = r })
+  const subscription = new Promise<void>((r) => {
+    subscribed = r
+  })
   ws.on('message', (data) => {
     const m = JSON.parse(String(data)) as { id?: number; method?: string; params?: { result: { height: number; txs: string[] } } }
     if (m.id === 1) subscribed()
@@ -125,25 +145,39 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
       submitted.set(it.hash, dueAt)
     })
     sent += items.length
-    const p = post(url, body).then((res: { id: number; error?: unknown }[] | { error?: { message?: string } }) => {
-      if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error?.message ?? 'not a batch response'}`)
-      for (const r of res) {
-        if (r.error) {
-          rejected++
-          submitted.delete(items[r.id]!.hash)
-        } else admitted++
-      }
-    }, () => {
-      errors += items.length
-      for (const it of items) submitted.delete(it.hash)
-    }).finally(() => inflight.delete(p))
+    const p = post(url, body)
+      .then(
+        (res: { id: number; error?: unknown }[] | { error?: { message?: string } }) => {
+          if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error?.message ?? 'not a batch response'}`)
+          for (const r of res) {
+            if (r.error) {
+              rejected++
+              submitted.delete(items[r.id]!.hash)
+            } else admitted++
+          }
+        },
+        () => {
+          errors += items.length
+          for (const it of items) submitted.delete(it.hash)
+        },
+      )
+      .finally(() => inflight.delete(p))
     inflight.add(p)
   }
   await Promise.all(inflight)
   following = false
   if (submitted.size > 0) await Promise.race([allCommitted, new Promise((r) => setTimeout(r, 15_000))])
   ws.close()
-  return { admitted, rejected, errors, uncommitted: submitted.size, latenciesMs, firstHeight: startHeight + 1, lastHeight: followHeight, elapsedMs: performance.now() - t0 }
+  return {
+    admitted,
+    rejected,
+    errors,
+    uncommitted: submitted.size,
+    latenciesMs,
+    firstHeight: startHeight + 1,
+    lastHeight: followHeight,
+    elapsedMs: performance.now() - t0,
+  }
 }
 
 process.on('message', (m: any) => {

@@ -1,5 +1,15 @@
 import {
-  ADDRESS_LENGTH, DECODE_ERROR_CODES, SIGNATURE_LENGTH, bytesEqual, compareBytes, decodeCanonical, encodeCanonical, err, ok, sha256, toHex,
+  ADDRESS_LENGTH,
+  DECODE_ERROR_CODES,
+  SIGNATURE_LENGTH,
+  bytesEqual,
+  compareBytes,
+  decodeCanonical,
+  encodeCanonical,
+  err,
+  ok,
+  sha256,
+  toHex,
   type Result,
 } from '../crypto/index.js'
 import { MAX_HEIGHT, MAX_ROUND } from './codec.js'
@@ -37,7 +47,13 @@ export const MAX_COMMIT_BYTES = 64 + MAX_VALIDATORS * (ADDRESS_LENGTH + SIGNATUR
 
 /** Every code a certificate failure can carry: a decode failure's, and why a certificate does not prove a commit. */
 export const COMMIT_ERROR_CODES = [
-  ...DECODE_ERROR_CODES, 'wrong_height', 'wrong_value', 'unknown_signer', 'duplicate_signer', 'bad_signature', 'insufficient_power',
+  ...DECODE_ERROR_CODES,
+  'wrong_height',
+  'wrong_value',
+  'unknown_signer',
+  'duplicate_signer',
+  'bad_signature',
+  'insufficient_power',
 ] as const
 
 /** Why bytes are not a certificate, or why a certificate does not prove a commit. */
@@ -62,7 +78,12 @@ export function buildCommitCertificate(height: number, round: number, valueId: U
 /** The certificate's precommits as signed votes, so a host can feed them to the core (catching up). */
 export function certificateVotes(cert: CommitCertificate): SignedVote[] {
   return cert.signatures.map((s) => ({
-    type: 'precommit' as const, height: cert.height, round: cert.round, valueId: cert.valueId, validator: s.validator, signature: s.signature,
+    type: 'precommit' as const,
+    height: cert.height,
+    round: cert.round,
+    valueId: cert.valueId,
+    validator: s.validator,
+    signature: s.signature,
   }))
 }
 

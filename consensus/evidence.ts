@@ -30,9 +30,8 @@ const KIND_PROPOSALS = 2
 
 /** The canonical encoding of evidence. */
 export function encodeEvidence(e: Evidence): Uint8Array {
-  const [a, b] = e.kind === 'conflictingVotes'
-    ? [encodeSignedVote(e.first), encodeSignedVote(e.second)]
-    : [encodeSignedProposal(e.first), encodeSignedProposal(e.second)]
+  const [a, b] =
+    e.kind === 'conflictingVotes' ? [encodeSignedVote(e.first), encodeSignedVote(e.second)] : [encodeSignedProposal(e.first), encodeSignedProposal(e.second)]
   const ordered = compare(a, b) <= 0 ? [a, b] : [b, a]
   return encodeCanonical([e.kind === 'conflictingVotes' ? KIND_VOTES : KIND_PROPOSALS, ...ordered])
 }

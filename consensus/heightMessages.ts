@@ -12,12 +12,16 @@ import { certificateVotes } from './commitCertificate.js'
  */
 export function heightMessages(state: ConsensusState): ConsensusMessage[] {
   const out: ConsensusMessage[] = []
-  const rounds = Object.keys(state.rounds).map(Number).sort((a, b) => a - b)
+  const rounds = Object.keys(state.rounds)
+    .map(Number)
+    .sort((a, b) => a - b)
   for (const r of rounds) {
     const rs = state.rounds[r]!
     for (const proposal of rs.proposals) out.push({ kind: 'proposal', proposal })
     for (const set of [rs.prevotes, rs.precommits]) {
-      const votes = Object.values(set.votes).flat().sort((a, b) => compareBytes(a.validator, b.validator))
+      const votes = Object.values(set.votes)
+        .flat()
+        .sort((a, b) => compareBytes(a.validator, b.validator))
       for (const vote of votes) out.push({ kind: 'vote', vote })
     }
   }
@@ -46,10 +50,13 @@ export function repairMessages(state: ConsensusState): ConsensusMessage[] {
   const valid = state.validValue
   if (valid !== null && state.validRound >= 0) {
     const polka = state.rounds[state.validRound]
-    const proposal = Object.values(state.rounds).flatMap((rs) => rs.proposals).find((p) => compareBytes(p.valueId, valid) === 0)
+    const proposal = Object.values(state.rounds)
+      .flatMap((rs) => rs.proposals)
+      .find((p) => compareBytes(p.valueId, valid) === 0)
     if (proposal !== undefined) out.push({ kind: 'proposal', proposal })
     if (polka !== undefined) {
-      const votes = Object.values(polka.prevotes.votes).flat()
+      const votes = Object.values(polka.prevotes.votes)
+        .flat()
         .filter((v) => v.valueId !== null && compareBytes(v.valueId, valid) === 0)
         .sort((a, b) => compareBytes(a.validator, b.validator))
       for (const vote of votes) out.push({ kind: 'vote', vote })

@@ -236,7 +236,12 @@ export class SafetyGuard {
 }
 
 /** A signing request after its message-specific checks. */
-interface Request { readonly height: number; readonly round: number; readonly step: SignStep; readonly bytes: Uint8Array }
+interface Request {
+  readonly height: number
+  readonly round: number
+  readonly step: SignStep
+  readonly bytes: Uint8Array
+}
 
 function compareHrs(height: number, round: number, step: SignStep, last: SafetyRecord): number {
   if (height !== last.height) return height < last.height ? -1 : 1

@@ -130,7 +130,7 @@ function roundState(s: ConsensusState, round: number): RoundState {
   return rs
 }
 
-function markSender(s: ConsensusState, rs: RoundState, address: Uint8Array, power: number): void {
+function markSender(rs: RoundState, address: Uint8Array, power: number): void {
   const key = toHex(address)
   if (rs.senders[key] === undefined) {
     rs.senders[key] = true
@@ -244,7 +244,7 @@ function onVote(s: ConsensusState, vote: SignedVote, fx: ConsensusEffect[]): voi
     return
   }
   if (r.kind !== 'added') return
-  markSender(s, rs, vote.validator, validator.power)
+  markSender(rs, vote.validator, validator.power)
   if (isSelf(s, vote.validator)) fx.push({ type: 'broadcastVote', vote })
 }
 
@@ -270,7 +270,7 @@ function onProposal(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEf
     if (rs.proposals.length >= MAX_PROPOSALS_PER_ROUND) return
   }
   rs.proposals.push(proposal)
-  markSender(s, rs, proposal.proposer, proposer.power)
+  markSender(rs, proposal.proposer, proposer.power)
   const vk = toHex(proposal.valueId)
   if (s.validity[vk] === undefined) {
     s.validity[vk] = 'pending'
@@ -383,7 +383,9 @@ function equalValue(a: Uint8Array | null, b: Uint8Array): boolean {
 
 /** Round numbers of the current height in ascending order. */
 function roundNumbers(s: ConsensusState): number[] {
-  return Object.keys(s.rounds).map(Number).sort((a, b) => a - b)
+  return Object.keys(s.rounds)
+    .map(Number)
+    .sort((a, b) => a - b)
 }
 
 /** The non-nil value with more than 2/3 of the power in this vote set, if any. */
@@ -412,7 +414,9 @@ function fireOne(s: ConsensusState, fx: ConsensusEffect[]): boolean {
     const rs = s.rounds[r]!
     const vk = twoThirdsValue(s, rs.precommits.powerByValue)
     if (vk === undefined) continue
-    const valueId = Object.values(rs.precommits.votes).flat().find((v) => valueKey(v.valueId) === vk)!.valueId!
+    const valueId = Object.values(rs.precommits.votes)
+      .flat()
+      .find((v) => valueKey(v.valueId) === vk)!.valueId!
     decide(s, buildCommitCertificate(s.height, r, valueId, votesFor(rs.precommits, valueId)), fx)
     return true
   }

@@ -123,8 +123,12 @@ export function timeoutDuration(params: ConsensusParams, kind: TimeoutKind, roun
 /** Checks parameters given at construction; returns a reason when they are unusable. */
 export function checkConsensusParams(params: ConsensusParams): string | undefined {
   const ms: (keyof ConsensusParams)[] = [
-    'timeoutProposeMs', 'timeoutProposeDeltaMs', 'timeoutPrevoteMs', 'timeoutPrevoteDeltaMs',
-    'timeoutPrecommitMs', 'timeoutPrecommitDeltaMs',
+    'timeoutProposeMs',
+    'timeoutProposeDeltaMs',
+    'timeoutPrevoteMs',
+    'timeoutPrevoteDeltaMs',
+    'timeoutPrecommitMs',
+    'timeoutPrecommitDeltaMs',
   ]
   for (const k of ms) {
     const v = params[k]

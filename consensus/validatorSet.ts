@@ -1,5 +1,14 @@
 import {
-  ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, err, ok, sha256, toHex,
+  ADDRESS_LENGTH,
+  PUBLIC_KEY_LENGTH,
+  addressFromPublicKey,
+  bytesEqual,
+  compareBytes,
+  encodeCanonical,
+  err,
+  ok,
+  sha256,
+  toHex,
   type Result,
 } from '../crypto/index.js'
 import type { Validator, ValidatorSet } from './types.js'
@@ -72,7 +81,14 @@ export function createValidatorSet(validators: readonly Validator[]): Result<Val
     indexByAddress[key] = i
     total += BigInt(sorted[i]!.power)
   }
-  return ok({ validators: sorted, totalPower: total, hash: validatorSetHash(sorted), indexByAddress, proposerUnit: unit, proposerStride: strideFor(total / unit) })
+  return ok({
+    validators: sorted,
+    totalPower: total,
+    hash: validatorSetHash(sorted),
+    indexByAddress,
+    proposerUnit: unit,
+    proposerStride: strideFor(total / unit),
+  })
 }
 
 /** The validator with this address, or undefined for a non-member. */

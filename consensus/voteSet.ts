@@ -43,8 +43,13 @@ export type AddVoteResult =
 
 /** True when two votes say the same thing (same type, height, round, value and validator). */
 export function sameVote(a: SignedVote, b: SignedVote): boolean {
-  return a.type === b.type && a.height === b.height && a.round === b.round && bytesEqual(a.validator, b.validator) &&
+  return (
+    a.type === b.type &&
+    a.height === b.height &&
+    a.round === b.round &&
+    bytesEqual(a.validator, b.validator) &&
     (a.valueId === null ? b.valueId === null : b.valueId !== null && bytesEqual(a.valueId, b.valueId))
+  )
 }
 
 /** True when the set already holds exactly this vote. */

@@ -16,7 +16,7 @@ export function addressFromPublicKey(publicKey: Uint8Array): Uint8Array {
 
 /** Formats an address as `0x` + 40 lowercase hex digits. */
 export function formatAddress(address: Uint8Array): string {
-  return '0x' + toHex(address)
+  return `0x${toHex(address)}`
 }
 
 /** Parses `0x` + 40 hex digits (any case); undefined for anything else. */

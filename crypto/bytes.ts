@@ -17,16 +17,47 @@ export function toHex(bytes: Uint8Array): string {
  */
 export function bytesKey(b: Uint8Array): string {
   if (b.length === 32) {
-    return String.fromCharCode(b[0]!, b[1]!, b[2]!, b[3]!, b[4]!, b[5]!, b[6]!, b[7]!, b[8]!, b[9]!, b[10]!, b[11]!, b[12]!,
-      b[13]!, b[14]!, b[15]!, b[16]!, b[17]!, b[18]!, b[19]!, b[20]!, b[21]!, b[22]!, b[23]!, b[24]!, b[25]!, b[26]!, b[27]!,
-      b[28]!, b[29]!, b[30]!, b[31]!)
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
+      b[20]!,
+      b[21]!,
+      b[22]!,
+      b[23]!,
+      b[24]!,
+      b[25]!,
+      b[26]!,
+      b[27]!,
+      b[28]!,
+      b[29]!,
+      b[30]!,
+      b[31]!,
+    )
   }
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 }
 
 /** Encodes bytes as `0x` + lowercase hex. */
 export function to0x(bytes: Uint8Array): string {
-  return '0x' + toHex(bytes)
+  return `0x${toHex(bytes)}`
 }
 
 /**

@@ -147,8 +147,13 @@ export function rememberValid(publicKey: Uint8Array, message: Uint8Array, signat
 export function verifyRemembered(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (signature.byteLength !== SIGNATURE_LENGTH || publicKey.byteLength !== PUBLIC_KEY_LENGTH) return false
   const known = remembered.get(bytesKey(signature))
-  if (known !== undefined && known.byteLength === PUBLIC_KEY_LENGTH + message.byteLength &&
-    bytesEqual(known.subarray(0, PUBLIC_KEY_LENGTH), publicKey) && bytesEqual(known.subarray(PUBLIC_KEY_LENGTH), message)) return true
+  if (
+    known !== undefined &&
+    known.byteLength === PUBLIC_KEY_LENGTH + message.byteLength &&
+    bytesEqual(known.subarray(0, PUBLIC_KEY_LENGTH), publicKey) &&
+    bytesEqual(known.subarray(PUBLIC_KEY_LENGTH), message)
+  )
+    return true
   if (!verify(publicKey, message, signature)) return false
   rememberValid(publicKey, message, signature)
   return true

@@ -125,7 +125,10 @@ export function checkScryptParams(params: { n: unknown; r: unknown; p: unknown }
 function deriveKey(password: string, salt: Uint8Array, params: ScryptParams): Buffer {
   // maxmem: what scrypt needs (128·N·r) plus headroom; the bounds above keep it at most ~1 GiB.
   return scryptSync(Buffer.from(password, 'utf8'), salt, 32, {
-    N: params.n, r: params.r, p: params.p, maxmem: 128 * params.n * params.r + (1 << 20),
+    N: params.n,
+    r: params.r,
+    p: params.p,
+    maxmem: 128 * params.n * params.r + (1 << 20),
   })
 }
 
@@ -147,7 +150,7 @@ export function encodeKeyFile(secretKey: Uint8Array, encryption?: KeyFileEncrypt
   } as const
   if (encryption === undefined) {
     const plain: PlainKeyFileJson = { ...head, secretKey: to0x(secretKey) }
-    return JSON.stringify(plain, null, 2) + '\n'
+    return `${JSON.stringify(plain, null, 2)}\n`
   }
   const params = encryption.scrypt ?? DEFAULT_SCRYPT_PARAMS
   const problem = checkScryptParams(params)
@@ -173,7 +176,7 @@ export function encodeKeyFile(secretKey: Uint8Array, encryption?: KeyFileEncrypt
       tag: to0x(tag),
     },
   }
-  return JSON.stringify(file, null, 2) + '\n'
+  return `${JSON.stringify(file, null, 2)}\n`
 }
 
 type Parsed =

@@ -5,9 +5,7 @@
  */
 
 /** A success with its value, or a failure with a coded error. */
-export type Result<T, E extends { readonly code: string }> =
-  | { readonly ok: true; readonly value: T }
-  | { readonly ok: false; readonly error: E }
+export type Result<T, E extends { readonly code: string }> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E }
 
 /** A success. */
 export function ok<T>(value: T): { readonly ok: true; readonly value: T } {

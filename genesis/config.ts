@@ -75,8 +75,13 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   p2p: Object.freeze({ listen: '0.0.0.0:26656', peers: Object.freeze([]), allowedPeerIds: Object.freeze([]) }),
   rpc: Object.freeze({ host: '127.0.0.1', port: 8545, corsOrigins: Object.freeze([]), maxBodyBytes: 1024 * 1024, maxBatch: 100, requestTimeoutMs: 10_000 }),
   mempool: Object.freeze({
-    maxTxs: 100_000, maxBytes: 32 * 1024 * 1024, maxFuturePerSender: 64,
-    maxTxsPerSender: 10_000, maxBytesPerSender: 2 * 1024 * 1024, gappedSharePercent: 25, gappedExpiryHeights: 100,
+    maxTxs: 100_000,
+    maxBytes: 32 * 1024 * 1024,
+    maxFuturePerSender: 64,
+    maxTxsPerSender: 10_000,
+    maxBytesPerSender: 2 * 1024 * 1024,
+    gappedSharePercent: 25,
+    gappedExpiryHeights: 100,
   }),
   logLevel: 'info' as LogLevel,
 })
@@ -106,7 +111,8 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   const e = new FieldErrors()
   if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'logLevel'])) return e.fail('invalid_config')
   const d = DEFAULT_CONFIG
-  const moniker = json.moniker === undefined ? d.moniker : e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker
+  const moniker =
+    json.moniker === undefined ? d.moniker : (e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker)
 
   let p2p = d.p2p
   if (json.p2p !== undefined && e.object('p2p', json.p2p, ['listen', 'peers', 'allowedPeerIds', 'inboundUpgradeTimeoutMs'])) {
@@ -138,12 +144,14 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     const allowedPeerIds: string[] = []
     if (v.allowedPeerIds !== undefined) {
       if (!Array.isArray(v.allowedPeerIds)) e.add('p2p.allowedPeerIds', 'must be an array')
-      else v.allowedPeerIds.forEach((id: unknown, i: number) => {
-        const ok = e.string(join('p2p.allowedPeerIds', i), id, PEER_ID_RE, 'a libp2p peer id (base58btc)')
-        if (ok !== undefined) allowedPeerIds.push(ok)
-      })
+      else
+        v.allowedPeerIds.forEach((id: unknown, i: number) => {
+          const ok = e.string(join('p2p.allowedPeerIds', i), id, PEER_ID_RE, 'a libp2p peer id (base58btc)')
+          if (ok !== undefined) allowedPeerIds.push(ok)
+        })
     }
-    const upgradeTimeout = v.inboundUpgradeTimeoutMs === undefined ? undefined : e.integer('p2p.inboundUpgradeTimeoutMs', v.inboundUpgradeTimeoutMs, 500, 60_000)
+    const upgradeTimeout =
+      v.inboundUpgradeTimeoutMs === undefined ? undefined : e.integer('p2p.inboundUpgradeTimeoutMs', v.inboundUpgradeTimeoutMs, 500, 60_000)
     p2p = { listen, peers, allowedPeerIds, ...(upgradeTimeout === undefined ? {} : { inboundUpgradeTimeoutMs: upgradeTimeout }) }
   }
 
@@ -151,7 +159,7 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   if (json.rpc !== undefined && e.object('rpc', json.rpc, ['host', 'port', 'corsOrigins', 'maxBodyBytes', 'maxBatch', 'requestTimeoutMs'])) {
     const v = json.rpc
     const int = (f: string, min: number, max: number, fallback: number) =>
-      v[f] === undefined ? fallback : e.integer(join('rpc', f), v[f], min, max) ?? fallback
+      v[f] === undefined ? fallback : (e.integer(join('rpc', f), v[f], min, max) ?? fallback)
     let host = d.rpc.host
     if (v.host !== undefined) {
       if (typeof v.host === 'string' && v.host.length <= 253 && HOST_RE.test(v.host)) host = v.host
@@ -160,10 +168,11 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     const corsOrigins: string[] = []
     if (v.corsOrigins !== undefined) {
       if (!Array.isArray(v.corsOrigins)) e.add('rpc.corsOrigins', 'must be an array')
-      else v.corsOrigins.forEach((o: unknown, i: number) => {
-        const ok = e.string(join('rpc.corsOrigins', i), o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
-        if (ok !== undefined) corsOrigins.push(ok)
-      })
+      else
+        v.corsOrigins.forEach((o: unknown, i: number) => {
+          const ok = e.string(join('rpc.corsOrigins', i), o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
+          if (ok !== undefined) corsOrigins.push(ok)
+        })
     }
     rpc = {
       host,
@@ -177,13 +186,19 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
 
   let mempool = d.mempool
   const mempoolFields = [
-    'maxTxs', 'maxBytes', 'maxFuturePerSender', 'maxTxsPerSender', 'maxBytesPerSender', 'gappedSharePercent', 'gappedExpiryHeights',
+    'maxTxs',
+    'maxBytes',
+    'maxFuturePerSender',
+    'maxTxsPerSender',
+    'maxBytesPerSender',
+    'gappedSharePercent',
+    'gappedExpiryHeights',
     'verifyWorkers',
   ]
   if (json.mempool !== undefined && e.object('mempool', json.mempool, mempoolFields)) {
     const v = json.mempool
     const int = (f: string, min: number, max: number, fallback: number) =>
-      v[f] === undefined ? fallback : e.integer(join('mempool', f), v[f], min, max) ?? fallback
+      v[f] === undefined ? fallback : (e.integer(join('mempool', f), v[f], min, max) ?? fallback)
     mempool = {
       maxTxs: int('maxTxs', 1, 10_000_000, d.mempool.maxTxs),
       maxBytes: int('maxBytes', 1024, 4 * 1024 * 1024 * 1024, d.mempool.maxBytes),

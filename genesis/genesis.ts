@@ -5,7 +5,13 @@ import { isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
 import { MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS } from '../ledger/block.js'
 import {
-  DEFAULT_GOVERNANCE_PARAMS, MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE, genesisGovernance, type GovernanceParams,
+  DEFAULT_GOVERNANCE_PARAMS,
+  MAX_TOTAL_POWER,
+  MAX_VALIDATORS,
+  NAME_RE,
+  PEER_ID_RE,
+  genesisGovernance,
+  type GovernanceParams,
 } from '../ledger/governance.js'
 import { LedgerState, ROOT_STORE_KEY, type ExecutionResult } from '../ledger/ledgerState.js'
 import { EMPTY_HASH } from '../ledger/smt.js'
@@ -65,7 +71,13 @@ export const MAX_AGE_HEIGHTS = 10_000_000
 /** The default consensus parameters: what a genesis gets for any field it leaves out. */
 export const DEFAULT_PARAMS: ConsensusParams = Object.freeze({
   timeouts: Object.freeze({
-    proposeMs: 3000, proposeDeltaMs: 500, prevoteMs: 1000, prevoteDeltaMs: 500, precommitMs: 1000, precommitDeltaMs: 500, commitMs: 0,
+    proposeMs: 3000,
+    proposeDeltaMs: 500,
+    prevoteMs: 1000,
+    prevoteDeltaMs: 500,
+    precommitMs: 1000,
+    precommitDeltaMs: 500,
+    commitMs: 0,
   }),
   block: Object.freeze({ maxTxs: 10_000, maxBytes: 4 * 1024 * 1024 }),
   emptyBlockIntervalMs: 1000,
@@ -135,13 +147,17 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
   const bPath = join(path, 'block')
   if (value.block !== undefined && e.object(bPath, value.block, ['maxTxs', 'maxBytes'])) {
     block = {
-      maxTxs: value.block.maxTxs === undefined ? block.maxTxs : e.integer(join(bPath, 'maxTxs'), value.block.maxTxs, 1, MAX_BLOCK_TXS) ?? block.maxTxs,
-      maxBytes: value.block.maxBytes === undefined ? block.maxBytes : e.integer(join(bPath, 'maxBytes'), value.block.maxBytes, 1024, MAX_BLOCK_BYTES) ?? block.maxBytes,
+      maxTxs: value.block.maxTxs === undefined ? block.maxTxs : (e.integer(join(bPath, 'maxTxs'), value.block.maxTxs, 1, MAX_BLOCK_TXS) ?? block.maxTxs),
+      maxBytes:
+        value.block.maxBytes === undefined
+          ? block.maxBytes
+          : (e.integer(join(bPath, 'maxBytes'), value.block.maxBytes, 1024, MAX_BLOCK_BYTES) ?? block.maxBytes),
     }
   }
-  const emptyBlockIntervalMs = value.emptyBlockIntervalMs === undefined
-    ? DEFAULT_PARAMS.emptyBlockIntervalMs
-    : e.integer(join(path, 'emptyBlockIntervalMs'), value.emptyBlockIntervalMs, 0, 3_600_000) ?? DEFAULT_PARAMS.emptyBlockIntervalMs
+  const emptyBlockIntervalMs =
+    value.emptyBlockIntervalMs === undefined
+      ? DEFAULT_PARAMS.emptyBlockIntervalMs
+      : (e.integer(join(path, 'emptyBlockIntervalMs'), value.emptyBlockIntervalMs, 0, 3_600_000) ?? DEFAULT_PARAMS.emptyBlockIntervalMs)
   let governance = DEFAULT_PARAMS.governance
   const gPath = join(path, 'governance')
   if (value.governance !== undefined && e.object(gPath, value.governance, ['voteExpiryHeights', 'maxOpenVotes', 'removeOffenders'])) {
@@ -152,8 +168,12 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
       else e.add(join(gPath, 'removeOffenders'), 'must be true or false')
     }
     governance = {
-      voteExpiryHeights: g.voteExpiryHeights === undefined ? governance.voteExpiryHeights : e.integer(join(gPath, 'voteExpiryHeights'), g.voteExpiryHeights, 1, MAX_AGE_HEIGHTS) ?? governance.voteExpiryHeights,
-      maxOpenVotes: g.maxOpenVotes === undefined ? governance.maxOpenVotes : e.integer(join(gPath, 'maxOpenVotes'), g.maxOpenVotes, 1, 64) ?? governance.maxOpenVotes,
+      voteExpiryHeights:
+        g.voteExpiryHeights === undefined
+          ? governance.voteExpiryHeights
+          : (e.integer(join(gPath, 'voteExpiryHeights'), g.voteExpiryHeights, 1, MAX_AGE_HEIGHTS) ?? governance.voteExpiryHeights),
+      maxOpenVotes:
+        g.maxOpenVotes === undefined ? governance.maxOpenVotes : (e.integer(join(gPath, 'maxOpenVotes'), g.maxOpenVotes, 1, 64) ?? governance.maxOpenVotes),
       removeOffenders,
     }
   }
@@ -161,8 +181,14 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
   const vPath = join(path, 'evidence')
   if (value.evidence !== undefined && e.object(vPath, value.evidence, ['maxAgeHeights', 'maxPerBlock'])) {
     evidence = {
-      maxAgeHeights: value.evidence.maxAgeHeights === undefined ? evidence.maxAgeHeights : e.integer(join(vPath, 'maxAgeHeights'), value.evidence.maxAgeHeights, 1, MAX_AGE_HEIGHTS) ?? evidence.maxAgeHeights,
-      maxPerBlock: value.evidence.maxPerBlock === undefined ? evidence.maxPerBlock : e.integer(join(vPath, 'maxPerBlock'), value.evidence.maxPerBlock, 0, MAX_BLOCK_EVIDENCE) ?? evidence.maxPerBlock,
+      maxAgeHeights:
+        value.evidence.maxAgeHeights === undefined
+          ? evidence.maxAgeHeights
+          : (e.integer(join(vPath, 'maxAgeHeights'), value.evidence.maxAgeHeights, 1, MAX_AGE_HEIGHTS) ?? evidence.maxAgeHeights),
+      maxPerBlock:
+        value.evidence.maxPerBlock === undefined
+          ? evidence.maxPerBlock
+          : (e.integer(join(vPath, 'maxPerBlock'), value.evidence.maxPerBlock, 0, MAX_BLOCK_EVIDENCE) ?? evidence.maxPerBlock),
     }
   }
   return { timeouts: timeouts as unknown as TimeoutParams, block, emptyBlockIntervalMs, governance, evidence }
@@ -295,17 +321,32 @@ export function genesisHash(genesis: Genesis): Uint8Array {
   const t = genesis.params.timeouts
   const g = genesis.params.governance
   const v = genesis.params.evidence
-  return sha256(encodeCanonical([
-    'tally/genesis/v2',
-    genesis.chainId,
-    BigInt(genesis.genesisTimeMs),
-    genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId]),
-    [...genesis.balances].sort((a, b) => compareBytes(a.address, b.address)).map((b) => [b.address, b.amount]),
-    [t.proposeMs, t.proposeDeltaMs, t.prevoteMs, t.prevoteDeltaMs, t.precommitMs, t.precommitDeltaMs, t.commitMs,
-      genesis.params.block.maxTxs, genesis.params.block.maxBytes, genesis.params.emptyBlockIntervalMs,
-      g.voteExpiryHeights, g.maxOpenVotes, v.maxAgeHeights, v.maxPerBlock].map((n) => BigInt(n)),
-    g.removeOffenders,
-  ]))
+  return sha256(
+    encodeCanonical([
+      'tally/genesis/v2',
+      genesis.chainId,
+      BigInt(genesis.genesisTimeMs),
+      genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId]),
+      [...genesis.balances].sort((a, b) => compareBytes(a.address, b.address)).map((b) => [b.address, b.amount]),
+      [
+        t.proposeMs,
+        t.proposeDeltaMs,
+        t.prevoteMs,
+        t.prevoteDeltaMs,
+        t.precommitMs,
+        t.precommitDeltaMs,
+        t.commitMs,
+        genesis.params.block.maxTxs,
+        genesis.params.block.maxBytes,
+        genesis.params.emptyBlockIntervalMs,
+        g.voteExpiryHeights,
+        g.maxOpenVotes,
+        v.maxAgeHeights,
+        v.maxPerBlock,
+      ].map((n) => BigInt(n)),
+      g.removeOffenders,
+    ]),
+  )
 }
 
 function genesisAccounts(genesis: Genesis) {

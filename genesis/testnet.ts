@@ -92,14 +92,23 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   const errors: FieldError[] = []
   const { validators: n, accounts: k } = options
   if (!Number.isSafeInteger(n) || n < 1 || n > 128) errors.push({ path: 'validators', message: 'must be an integer from 1 to 128' })
-  if (!Number.isSafeInteger(k) || k < 0 || k > MAX_TESTNET_KEYED_ACCOUNTS) errors.push({ path: 'accounts', message: `must be an integer from 0 to ${MAX_TESTNET_KEYED_ACCOUNTS}` })
+  if (!Number.isSafeInteger(k) || k < 0 || k > MAX_TESTNET_KEYED_ACCOUNTS)
+    errors.push({ path: 'accounts', message: `must be an integer from 0 to ${MAX_TESTNET_KEYED_ACCOUNTS}` })
   const unkeyed = options.unkeyedAddresses ?? []
   if (Number.isSafeInteger(k) && 1 + k + unkeyed.length > MAX_GENESIS_BALANCES) {
-    errors.push({ path: 'unkeyedAddresses', message: `the faucet, ${k} accounts and ${unkeyed.length} unkeyed addresses exceed ${MAX_GENESIS_BALANCES} balances` })
+    errors.push({
+      path: 'unkeyedAddresses',
+      message: `the faucet, ${k} accounts and ${unkeyed.length} unkeyed addresses exceed ${MAX_GENESIS_BALANCES} balances`,
+    })
   }
-  if (unkeyed.some((a) => !(a instanceof Uint8Array) || a.byteLength !== 20)) errors.push({ path: 'unkeyedAddresses', message: 'every address must be 20 bytes' })
-  for (const [f, port] of [['p2pPort', options.p2pPort], ['rpcPort', options.rpcPort]] as const) {
-    if (!Number.isSafeInteger(port) || port < 1 || port + Math.max(0, n) - 1 > 65535) errors.push({ path: f, message: `must leave room for ${n} ports below 65536` })
+  if (unkeyed.some((a) => !(a instanceof Uint8Array) || a.byteLength !== 20))
+    errors.push({ path: 'unkeyedAddresses', message: 'every address must be 20 bytes' })
+  for (const [f, port] of [
+    ['p2pPort', options.p2pPort],
+    ['rpcPort', options.rpcPort],
+  ] as const) {
+    if (!Number.isSafeInteger(port) || port < 1 || port + Math.max(0, n) - 1 > 65535)
+      errors.push({ path: f, message: `must leave room for ${n} ports below 65536` })
   }
   if (errors.length === 0 && options.seeds.length !== testnetSeedCount(n, k)) {
     errors.push({ path: 'seeds', message: `must hold ${testnetSeedCount(n, k)} seeds (2 per validator, faucet, accounts), got ${options.seeds.length}` })
@@ -127,22 +136,24 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   const parsed = parseGenesis({ ...json, params: options.params ?? {} })
   if (!parsed.ok) return parsed
   const host = options.host
-  const validators = validatorKeys.map((key, i): TestnetValidator => ({
-    name: names[i]!,
-    key,
-    nodeKey: nodeKeys[i]!,
-    peerId: peerIds[i]!,
-    config: {
-      ...DEFAULT_CONFIG,
-      moniker: names[i]!,
-      p2p: {
-        listen: `${host}:${options.p2pPort + i}`,
-        peers: peerIds.flatMap((peerId, j) => (j === i ? [] : [{ peerId, address: `${host}:${options.p2pPort + j}` }])),
-        allowedPeerIds: [],
+  const validators = validatorKeys.map(
+    (key, i): TestnetValidator => ({
+      name: names[i]!,
+      key,
+      nodeKey: nodeKeys[i]!,
+      peerId: peerIds[i]!,
+      config: {
+        ...DEFAULT_CONFIG,
+        moniker: names[i]!,
+        p2p: {
+          listen: `${host}:${options.p2pPort + i}`,
+          peers: peerIds.flatMap((peerId, j) => (j === i ? [] : [{ peerId, address: `${host}:${options.p2pPort + j}` }])),
+          allowedPeerIds: [],
+        },
+        rpc: { ...DEFAULT_CONFIG.rpc, host, port: options.rpcPort + i },
       },
-      rpc: { ...DEFAULT_CONFIG.rpc, host, port: options.rpcPort + i },
-    },
-  }))
+    }),
+  )
   for (const v of validators) {
     const checked = parseConfig(v.config)
     if (!checked.ok) return err({ code: checked.error.code, errors: checked.error.errors.map((e) => ({ path: `${v.name}.${e.path}`, message: e.message })) })

@@ -1,5 +1,4 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
-import { toHex } from '../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
 import { malformed, type DecodeError, type DecodeResult } from '../crypto/decodeError.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
@@ -78,8 +77,18 @@ export type BlockDecodeResult<T> = DecodeResult<T>
 
 function headerTuple(h: BlockHeader): Canonical {
   return [
-    HEADER_DOMAIN, h.chainId, BigInt(h.height), BigInt(h.time), h.previousBlockHash, h.txRoot, h.stateRoot, h.proposer,
-    h.validatorSetHash, h.nextValidatorSetHash, h.lastCommitHash, h.evidenceRoot,
+    HEADER_DOMAIN,
+    h.chainId,
+    BigInt(h.height),
+    BigInt(h.time),
+    h.previousBlockHash,
+    h.txRoot,
+    h.stateRoot,
+    h.proposer,
+    h.validatorSetHash,
+    h.nextValidatorSetHash,
+    h.lastCommitHash,
+    h.evidenceRoot,
   ]
 }
 
@@ -121,13 +130,35 @@ export function blockHash(header: BlockHeader): Uint8Array {
 function parseHeader(value: unknown): BlockDecodeResult<BlockHeader> {
   const fail = malformed
   if (!Array.isArray(value) || value.length !== 12) return fail('a header is an array of 12 fields')
-  const [tag, chainId, height, time, previousBlockHash, txRootValue, stateRoot, proposer, validatorSetHash, nextValidatorSetHash, lastCommitHash, evidenceRoot] = value as unknown[]
+  const [
+    tag,
+    chainId,
+    height,
+    time,
+    previousBlockHash,
+    txRootValue,
+    stateRoot,
+    proposer,
+    validatorSetHash,
+    nextValidatorSetHash,
+    lastCommitHash,
+    evidenceRoot,
+  ] = value as unknown[]
   if (tag !== HEADER_DOMAIN) return fail(`header tag must be ${HEADER_DOMAIN}`)
   if (typeof height !== 'bigint' || height > BigInt(Number.MAX_SAFE_INTEGER)) return fail('height must be a u64 below 2^53')
   if (typeof time !== 'bigint' || time > BigInt(Number.MAX_SAFE_INTEGER)) return fail('time must be a u64 below 2^53')
   const header = {
-    chainId, height: Number(height), time: Number(time), previousBlockHash, txRoot: txRootValue, stateRoot, proposer, validatorSetHash,
-    nextValidatorSetHash, lastCommitHash, evidenceRoot,
+    chainId,
+    height: Number(height),
+    time: Number(time),
+    previousBlockHash,
+    txRoot: txRootValue,
+    stateRoot,
+    proposer,
+    validatorSetHash,
+    nextValidatorSetHash,
+    lastCommitHash,
+    evidenceRoot,
   } as BlockHeader
   const problem = checkHeader(header)
   if (problem !== undefined) return fail(problem)
@@ -175,7 +206,8 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
   if (rawEvidence.length > MAX_BLOCK_EVIDENCE) return fail(`more than ${MAX_BLOCK_EVIDENCE} evidence items`)
   for (let i = 0; i < rawEvidence.length; i++) {
     const x: unknown = rawEvidence[i]
-    if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > MAX_EVIDENCE_BYTES) return fail(`evidence ${i} must be 1-${MAX_EVIDENCE_BYTES} bytes`)
+    if (!(x instanceof Uint8Array) || x.byteLength === 0 || x.byteLength > MAX_EVIDENCE_BYTES)
+      return fail(`evidence ${i} must be 1-${MAX_EVIDENCE_BYTES} bytes`)
   }
   return ok({ header: header.value, txs: rawTxs as Uint8Array[], evidence: rawEvidence as Uint8Array[] })
 }

@@ -43,8 +43,19 @@ export interface BlockParent {
 
 /** Every reason a block can be invalid. */
 export const BLOCK_FAULT_CODES = [
-  'wrong_chain', 'wrong_height', 'wrong_parent', 'wrong_validator_set', 'unknown_proposer', 'time_not_after_parent',
-  'last_commit', 'tx_root', 'too_many_txs', 'duplicate_tx', 'too_large', 'tx_failed', 'state_root',
+  'wrong_chain',
+  'wrong_height',
+  'wrong_parent',
+  'wrong_validator_set',
+  'unknown_proposer',
+  'time_not_after_parent',
+  'last_commit',
+  'tx_root',
+  'too_many_txs',
+  'duplicate_tx',
+  'too_large',
+  'tx_failed',
+  'state_root',
   'evidence',
 ] as const
 
@@ -66,12 +77,18 @@ const fault = (code: BlockFaultCode, reason: string, extra: Partial<BlockFault> 
  * which the caller has verified against the validator set (null when the block carries none, or one that does
  * not verify); at height 1 there is none.
  */
-export function checkBlockHeader(header: BlockHeader, txHashes: readonly Uint8Array[], parent: BlockParent, lastCommitHash: Uint8Array | null): Result<void, BlockFault> {
+export function checkBlockHeader(
+  header: BlockHeader,
+  txHashes: readonly Uint8Array[],
+  parent: BlockParent,
+  lastCommitHash: Uint8Array | null,
+): Result<void, BlockFault> {
   if (header.chainId !== parent.chainId) return fault('wrong_chain', `chain id ${header.chainId} is not ${parent.chainId}`)
   if (header.height !== parent.height) return fault('wrong_height', `height ${header.height} does not follow the tip (${parent.height - 1})`)
   if (!bytesEqual(header.previousBlockHash, parent.previousBlockHash)) return fault('wrong_parent', 'previous block hash is not the tip')
   if (!bytesEqual(header.validatorSetHash, parent.validatorSetHash)) return fault('wrong_validator_set', 'validator set hash is not the set of this height')
-  if (!bytesEqual(header.nextValidatorSetHash, parent.nextValidatorSetHash)) return fault('wrong_validator_set', 'next validator set hash is not the set of the next height')
+  if (!bytesEqual(header.nextValidatorSetHash, parent.nextValidatorSetHash))
+    return fault('wrong_validator_set', 'next validator set hash is not the set of the next height')
   if (!parent.isValidator(header.proposer)) return fault('unknown_proposer', 'the proposer is not a validator')
   if (header.time <= parent.previousBlockTime) return fault('time_not_after_parent', `time ${header.time} is not after ${parent.previousBlockTime}`)
   if (parent.height === 1) {
@@ -98,7 +115,12 @@ export function checkBlockHeader(header: BlockHeader, txHashes: readonly Uint8Ar
  * the caller checks that (it needs the consensus rules and the chain's history) and reports the first failure as
  * `itemFault`.
  */
-export function checkBlockEvidence(header: BlockHeader, evidenceHashes: readonly Uint8Array[], parent: BlockParent, itemFault: string | undefined): Result<void, BlockFault> {
+export function checkBlockEvidence(
+  header: BlockHeader,
+  evidenceHashes: readonly Uint8Array[],
+  parent: BlockParent,
+  itemFault: string | undefined,
+): Result<void, BlockFault> {
   if (evidenceHashes.length > parent.maxEvidence) return fault('evidence', `${evidenceHashes.length} evidence items exceed ${parent.maxEvidence}`)
   const seen = new Set<string>()
   for (let i = 0; i < evidenceHashes.length; i++) {
@@ -120,7 +142,10 @@ export function checkBlockBody(txs: readonly DecodedTransaction[], parent: Block
 }
 
 /** The execution rule: every transaction applied, and the resulting state root is the header's. */
-export function checkBlockExecution(header: BlockHeader, result: { readonly receipts: readonly Receipt[]; readonly stateRoot: Uint8Array }): Result<void, BlockFault> {
+export function checkBlockExecution(
+  header: BlockHeader,
+  result: { readonly receipts: readonly Receipt[]; readonly stateRoot: Uint8Array },
+): Result<void, BlockFault> {
   for (let i = 0; i < result.receipts.length; i++) {
     const r = result.receipts[i]!
     if (!r.ok) return fault('tx_failed', `transaction ${i} does not apply: ${r.code}`, { index: i, txCode: r.code })

@@ -116,7 +116,8 @@ export function checkAction(a: GovernanceAction): string | undefined {
   const power = (p: unknown) => typeof p === 'number' && Number.isSafeInteger(p) && p >= 1 && p <= MAX_TOTAL_POWER
   switch (a.type) {
     case 'add':
-      if (!(a.publicKey instanceof Uint8Array) || a.publicKey.byteLength !== PUBLIC_KEY_LENGTH || !isAcceptablePublicKey(a.publicKey)) return 'public key must be an acceptable 32-byte Ed25519 key'
+      if (!(a.publicKey instanceof Uint8Array) || a.publicKey.byteLength !== PUBLIC_KEY_LENGTH || !isAcceptablePublicKey(a.publicKey))
+        return 'public key must be an acceptable 32-byte Ed25519 key'
       if (!power(a.power)) return `power must be an integer from 1 to ${MAX_TOTAL_POWER}`
       if (typeof a.peerId !== 'string' || !PEER_ID_RE.test(a.peerId)) return 'peer id must be a libp2p peer id (base58btc)'
       if (typeof a.name !== 'string' || !NAME_RE.test(a.name)) return 'name must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric'
@@ -136,7 +137,8 @@ export function parseAction(v: unknown): GovernanceAction | undefined {
   if (!Array.isArray(v)) return undefined
   const u64 = (x: unknown) => (typeof x === 'bigint' && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : undefined)
   let a: GovernanceAction | undefined
-  if (v[0] === A_ADD && v.length === 5) a = { type: 'add', publicKey: v[1] as Uint8Array, power: u64(v[2]) as number, peerId: v[3] as string, name: v[4] as string }
+  if (v[0] === A_ADD && v.length === 5)
+    a = { type: 'add', publicKey: v[1] as Uint8Array, power: u64(v[2]) as number, peerId: v[3] as string, name: v[4] as string }
   else if (v[0] === A_REMOVE && v.length === 2) a = { type: 'remove', address: v[1] as Uint8Array }
   else if (v[0] === A_POWER && v.length === 3) a = { type: 'power', address: v[1] as Uint8Array, power: u64(v[2]) as number }
   return a !== undefined && checkAction(a) === undefined ? a : undefined
@@ -266,7 +268,13 @@ export function movedPower(from: Roster, to: Roster): bigint {
  * validator at that height; the action must apply to the latest scheduled roster; a voter has at most
  * `maxOpenVotes` open votes. Voting again for the same action renews the vote.
  */
-export function castVote(s: GovernanceState, height: number, voter: Uint8Array, action: GovernanceAction, params: GovernanceParams): Result<GovernanceState, GovernanceError> {
+export function castVote(
+  s: GovernanceState,
+  height: number,
+  voter: Uint8Array,
+  action: GovernanceAction,
+  params: GovernanceParams,
+): Result<GovernanceState, GovernanceError> {
   if (memberOf(rosterAt(s, height), voter) === undefined) return err({ code: 'not_validator', reason: 'the signer is not a validator at this height' })
   const latest = s.schedule[s.schedule.length - 1]!.roster
   const applied = applyAction(latest, action)
@@ -281,8 +289,9 @@ export function castVote(s: GovernanceState, height: number, voter: Uint8Array, 
   if (!already && s.pending.filter((p) => p.votes.some((v) => bytesEqual(v.address, voter))).length >= params.maxOpenVotes) {
     return err({ code: 'too_many_proposals', reason: `the signer already has ${params.maxOpenVotes} open votes` })
   }
-  const votes = [...(existing?.votes ?? []).filter((v) => !bytesEqual(v.address, voter)), { address: voter, height }]
-    .sort((a, b) => compareBytes(a.address, b.address))
+  const votes = [...(existing?.votes ?? []).filter((v) => !bytesEqual(v.address, voter)), { address: voter, height }].sort((a, b) =>
+    compareBytes(a.address, b.address),
+  )
   const change: PendingChange = { id, action, votes, forced: existing?.forced ?? false }
   const pending = [...s.pending.filter((p) => !bytesEqual(p.id, id)), change].sort((a, b) => compareBytes(a.id, b.id))
   return ok({ schedule: s.schedule, pending })

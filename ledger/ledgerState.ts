@@ -1,9 +1,7 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
 import { bytesEqual, bytesKey, toHex } from '../crypto/bytes.js'
 import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
-import {
-  ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account,
-} from './account.js'
+import { ZERO_ACCOUNT, accountStoreKey, accountTreeKey, decodeAccount, encodeAccount, isZeroAccount, type Account } from './account.js'
 import { encodeAccountProof, type AccountProof } from './accountProof.js'
 import { applyTransactions, type ExecutionContext } from './applyBlock.js'
 import { decodeGovernanceState, encodeGovernanceState, rosterAt, type GovernanceState, type Roster } from './governance.js'
@@ -124,7 +122,9 @@ export class LedgerState {
     const ids = addresses.map(bytesKey)
     const out = ids.map((id) => this.accounts.get(id))
     const missing: number[] = []
-    out.forEach((a, i) => { if (a === undefined) missing.push(i) })
+    out.forEach((a, i) => {
+      if (a === undefined) missing.push(i)
+    })
     if (missing.length === 0) return out as Account[]
     const epoch = this.epoch
     const values = await this.store.getMany(missing.map((i) => accountStoreKey(addresses[i]!)))
@@ -177,7 +177,9 @@ export class LedgerState {
     const ids = [...touched.keys()]
     const loaded = await this.getAccounts(ids.map((id) => touched.get(id)!))
     const accounts = new Map<string, Account>()
-    ids.forEach((id, i) => accounts.set(id, loaded[i]!))
+    ids.forEach((id, i) => {
+      accounts.set(id, loaded[i]!)
+    })
     const { receipts, changed, governance } = applyTransactions(txs, accounts, this.gov?.state, ctx, senders)
     const updates = new Map<string, AccountEntry>()
     for (const id of changed) updates.set(id, { address: touched.get(id)!, account: accounts.get(id)! })
@@ -219,7 +221,11 @@ export class LedgerState {
 
   /** `updates` is keyed by bytesKey(address): sorting the keys sorts the addresses byte by byte. */
   private async stage(
-    parentRoot: Uint8Array, updates: Map<string, AccountEntry>, receipts: Receipt[], governance: GovernanceState | undefined, governanceBytes: Uint8Array | undefined,
+    parentRoot: Uint8Array,
+    updates: Map<string, AccountEntry>,
+    receipts: Receipt[],
+    governance: GovernanceState | undefined,
+    governanceBytes: Uint8Array | undefined,
   ): Promise<ExecutionResult> {
     const ops: KvOp[] = []
     const treeUpdates: TreeUpdate[] = []

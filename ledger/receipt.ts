@@ -19,8 +19,15 @@ import { withoutCodes } from '../crypto/result.js'
  * The mempool adds `mempool_full` and `duplicate` of its own.
  */
 export const TX_FAILURE_CODES = Object.freeze([
-  'malformed', 'wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow',
-  'not_validator', 'bad_action', 'too_many_proposals',
+  'malformed',
+  'wrong_chain',
+  'invalid_signature',
+  'bad_nonce',
+  'insufficient_funds',
+  'balance_overflow',
+  'not_validator',
+  'bad_action',
+  'too_many_proposals',
 ] as const)
 
 /**

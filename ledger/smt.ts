@@ -213,7 +213,9 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
     const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
     const values: (Uint8Array | undefined)[] = storeKeys.map((k, i) => cache?.lookup(k, frontier[i]!.depth))
     const missing: number[] = []
-    values.forEach((v, i) => { if (v === undefined) missing.push(i) })
+    values.forEach((v, i) => {
+      if (v === undefined) missing.push(i)
+    })
     if (missing.length > 0) {
       const generation = cache?.generation ?? 0
       const read = await store.getMany(missing.map((i) => storeKeys[i]!))
@@ -434,8 +436,7 @@ export function rootFromPath(key: Uint8Array, path: TreePath): Uint8Array | unde
 export function encodePath(path: TreePath, value: Canonical | undefined): Canonical {
   const siblings = path.siblings.map((s) => (isEmpty(s) ? new Uint8Array(0) : s))
   const t = path.terminal
-  const terminal: Canonical =
-    t.kind === 'empty' ? [0] : t.kind === 'other' ? [2, t.key, t.valueHash] : [1, value === undefined ? null : value]
+  const terminal: Canonical = t.kind === 'empty' ? [0] : t.kind === 'other' ? [2, t.key, t.valueHash] : [1, value === undefined ? null : value]
   return [siblings, terminal]
 }
 

@@ -13,9 +13,7 @@ import { toHex } from '../crypto/bytes.js'
 export const LEDGER_KEY_PREFIX = 0x4c
 
 /** One write in an atomic batch. Within a batch, a later op on the same key wins. */
-export type KvOp =
-  | { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array }
-  | { readonly type: 'del'; readonly key: Uint8Array }
+export type KvOp = { readonly type: 'put'; readonly key: Uint8Array; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: Uint8Array }
 
 /** A byte-keyed, byte-valued store with batched atomic writes. Returned values must not be mutated by callers. */
 export interface KvStore {

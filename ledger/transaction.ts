@@ -1,6 +1,19 @@
 import {
-  ADDRESS_LENGTH, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, Domain, addressFromPublicKey, decodeCanonical,
-  encodeCanonical, malformed, sha256, sign, signBytes, verify, keyPairFromSeed, type DecodeError, type DecodeResult,
+  ADDRESS_LENGTH,
+  PUBLIC_KEY_LENGTH,
+  SIGNATURE_LENGTH,
+  Domain,
+  addressFromPublicKey,
+  decodeCanonical,
+  encodeCanonical,
+  malformed,
+  sha256,
+  sign,
+  signBytes,
+  verify,
+  keyPairFromSeed,
+  type DecodeError,
+  type DecodeResult,
 } from '../crypto/index.js'
 import { actionTuple, checkAction, parseAction, type GovernanceAction } from './governance.js'
 

@@ -64,7 +64,10 @@ export class TallyNode {
   private tip: ChainTip | undefined
   private tipAtMs = Date.now()
 
-  private constructor(private home: NodeHome, readonly logger: Logger) {}
+  private constructor(
+    private home: NodeHome,
+    readonly logger: Logger,
+  ) {}
 
   /** The RPC URL this node serves. */
   get rpcUrl(): string {
@@ -103,7 +106,8 @@ export class TallyNode {
     const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger)
     // the balances only seed a new database: a million of them would otherwise stay in memory for the node's life
     const genesis: Genesis = { ...this.home.genesis, balances: [] }
-    const home = (this.home = { ...this.home, genesis })
+    this.home = { ...this.home, genesis }
+    const home = this.home
     const params = consensusParamsOf(genesis)
     const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
     this.stopFns.push(() => kv.close())
@@ -113,12 +117,18 @@ export class TallyNode {
     const guard = signer.guard
     const evidence = await EvidencePool.load({ chain, logger: log('consensus') })
     const sets = await loadValidatorSets(chain, kv, ledger)
-    const wal = new Wal({ path: walPath(home.dir), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) }, { logger: log('wal') })
+    const wal = new Wal(
+      { path: walPath(home.dir), maxRecordBytes: Math.max(maxWalBlockBytes(limits), maxConsensusMessageBytes(limits.maxTxs) + 64) },
+      { logger: log('wal') },
+    )
     const metrics = new Metrics({ defaultMetrics: true })
 
     // transactions
     const verified = new VerifiedTxCache()
-    const verifyPool = new VerifyPool({ workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) }, log('mempool'))
+    const verifyPool = new VerifyPool(
+      { workers: config.mempool.verifyWorkers ?? Math.max(1, Math.min(MAX_DEFAULT_VERIFY_WORKERS, availableParallelism() - 1)) },
+      log('mempool'),
+    )
     this.stopFns.push(() => verifyPool.stop())
     const verifySignature = (tx: AnyTransaction) => verifyPool.verify(tx.from, signedBytesOf(tx), tx.signature)
     const rejected = new RejectedTxs()
@@ -126,69 +136,110 @@ export class TallyNode {
 
     // network
     const admitted = () => admittedPeers(tipHeight(), (h) => sets.rosterAt(h), ledger.governance(), config.p2p.allowedPeerIds)
-    const p2p = new P2p({
-      seed: home.nodeSeed, listen: [toMultiaddr(config.p2p.listen)],
-      peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
-      allow: admitted(), inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs, maxResponseBytes: limits.maxBytes + 512 * 1024,
-    }, { logger: log('p2p') })
+    const p2p = new P2p(
+      {
+        seed: home.nodeSeed,
+        listen: [toMultiaddr(config.p2p.listen)],
+        peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
+        allow: admitted(),
+        inboundUpgradeTimeoutMs: config.p2p.inboundUpgradeTimeoutMs,
+        maxResponseBytes: limits.maxBytes + 512 * 1024,
+      },
+      { logger: log('p2p') },
+    )
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
     const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, { onTimeout: (t) => events.emit('timeout', t) })
     this.stopFns.push(() => timers.stop())
-    const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
-      p2p, peerOfAddress: (a) => memberOf(sets.rosterAt(tipHeight() + 1), a)?.peerId, logger: log('sync'),
-    })
+    const txFetch = new TxFetch(
+      { maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 },
+      {
+        p2p,
+        peerOfAddress: (a) => memberOf(sets.rosterAt(tipHeight() + 1), a)?.peerId,
+        logger: log('sync'),
+      },
+    )
 
     // consensus
-    const host = new ConsensusHost({
-      chainId: genesis.chainId, params, block: limits, governance: genesis.params.governance, evidence: genesis.params.evidence,
-      emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs, commitMs: genesis.params.timeouts.commitMs,
-      genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 5_000, allowMissingSafetyRecord,
-    }, {
-      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard, verifySignature, logger: log('consensus'),
-      now: () => Date.now(),
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-      scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
-      cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
-      broadcast: (bytes) => {
-        // queued transactions go out first, so peers usually hold a proposal's transactions when it arrives
-        txGossip.flush()
-        void direct.publish(CONSENSUS_PROTOCOL, bytes)
+    const host = new ConsensusHost(
+      {
+        chainId: genesis.chainId,
+        params,
+        block: limits,
+        governance: genesis.params.governance,
+        evidence: genesis.params.evidence,
+        emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs,
+        commitMs: genesis.params.timeouts.commitMs,
+        genesisTimeMs: genesis.genesisTimeMs,
+        maxClockDriftMs: 5_000,
+        allowMissingSafetyRecord,
       },
-      fetchTxs: (hashes, proposer) => txFetch.fetch(hashes, proposer),
-      requestBlock: (h) => events.emit('blockWanted', h),
-      onCommitted: async (b) => {
-        this.tip = { height: b.height, blockHash: b.hash, blockTime: b.block.header.time }
-        const now = Date.now()
-        reportCommitted(b, now - this.tipAtMs, metrics, logger)
-        this.tipAtMs = now
-        events.emit('committed', b)
-        await mempool.update(b.txHashes, b.touched)
-        metrics.mempoolSize.set(mempool.size)
-        metrics.mempoolBytes.set(mempool.bytes)
+      {
+        ledger,
+        sets,
+        evidence,
+        kv,
+        chain,
+        mempool,
+        verified,
+        wal,
+        guard,
+        verifySignature,
+        logger: log('consensus'),
+        now: () => Date.now(),
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
+        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        broadcast: (bytes) => {
+          // queued transactions go out first, so peers usually hold a proposal's transactions when it arrives
+          txGossip.flush()
+          void direct.publish(CONSENSUS_PROTOCOL, bytes)
+        },
+        fetchTxs: (hashes, proposer) => txFetch.fetch(hashes, proposer),
+        requestBlock: (h) => events.emit('blockWanted', h),
+        onCommitted: async (b) => {
+          this.tip = { height: b.height, blockHash: b.hash, blockTime: b.block.header.time }
+          const now = Date.now()
+          reportCommitted(b, now - this.tipAtMs, metrics, logger)
+          this.tipAtMs = now
+          events.emit('committed', b)
+          await mempool.update(b.txHashes, b.touched)
+          metrics.mempoolSize.set(mempool.size)
+          metrics.mempoolBytes.set(mempool.bytes)
+        },
+        onValidatorSetsChanged: () => p2p.setAllowed(admitted()),
+        onGovernanceChanged: () => p2p.setAllowed(admitted()),
+        onFatal: (e) => this.fatal(e),
       },
-      onValidatorSetsChanged: () => p2p.setAllowed(admitted()),
-      onGovernanceChanged: () => p2p.setAllowed(admitted()),
-      onFatal: (e) => this.fatal(e),
-    })
+    )
     events.on('timeout', (t) => host.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }))
-    const sync = new BlockSync({ intervalMs: 1_000, stuckMs: 2 * (params.timeoutProposeMs + params.timeoutPrevoteMs + params.timeoutPrecommitMs), window: 8, limits }, {
-      p2p, chain, logger: log('sync'),
-      tipHeight: () => host.tip?.height ?? 0, heightStartedAtMs: () => host.heightStartedAtMs, now: () => Date.now(),
-      every: (ms, f) => {
-        const t = setInterval(f, ms)
-        return () => clearInterval(t)
+    const sync = new BlockSync(
+      { intervalMs: 1_000, stuckMs: 2 * (params.timeoutProposeMs + params.timeoutPrevoteMs + params.timeoutPrecommitMs), window: 8, limits },
+      {
+        p2p,
+        chain,
+        logger: log('sync'),
+        tipHeight: () => host.tip?.height ?? 0,
+        heightStartedAtMs: () => host.heightStartedAtMs,
+        now: () => Date.now(),
+        every: (ms, f) => {
+          const t = setInterval(f, ms)
+          return () => clearInterval(t)
+        },
+        verifyTip: (cert) => host.verifyTip(cert),
+        verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
+        check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
+        apply: (b) => host.applySyncedBlock(b),
       },
-      verifyTip: (cert) => host.verifyTip(cert),
-      verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-      check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
-      apply: (b) => host.applySyncedBlock(b),
-    })
+    )
     events.on('blockWanted', (h) => sync.request(h))
 
     // RPC
     const backend = new NodeBackend({
-      genesis, moniker: config.moniker, chain, tip: () => this.tip,
+      genesis,
+      moniker: config.moniker,
+      chain,
+      tip: () => this.tip,
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: (a) => mempool.pendingNonce(a),
@@ -200,17 +251,26 @@ export class TallyNode {
       },
       pending: (h) => mempool.has(h),
       rejected: (h) => rejected.get(h),
-      peerId: p2p.peerId, peerCount: () => p2p.peerCount, catchingUp: () => sync.catchingUp,
+      peerId: p2p.peerId,
+      peerCount: () => p2p.peerCount,
+      catchingUp: () => sync.catchingUp,
       validator: guard?.address ?? null,
       evidence: () => evidence.views(),
       rosterAt: (h) => sets.rosterAt(h),
       governance: () => ledger.governance(),
     })
     events.on('committed', (b) => backend.publishCommitted(b))
-    const rpc = new RpcServer({
-      host: config.rpc.host, port: config.rpc.port, maxBodyBytes: config.rpc.maxBodyBytes, maxBatch: config.rpc.maxBatch,
-      requestTimeoutMs: config.rpc.requestTimeoutMs, corsOrigins: [...config.rpc.corsOrigins],
-    }, { backend, metrics, logger: log('rpc') })
+    const rpc = new RpcServer(
+      {
+        host: config.rpc.host,
+        port: config.rpc.port,
+        maxBodyBytes: config.rpc.maxBodyBytes,
+        maxBatch: config.rpc.maxBatch,
+        requestTimeoutMs: config.rpc.requestTimeoutMs,
+        corsOrigins: [...config.rpc.corsOrigins],
+      },
+      { backend, metrics, logger: log('rpc') },
+    )
     this.rpc = rpc
 
     // start in dependency order; each stop is registered once its component started
@@ -219,19 +279,28 @@ export class TallyNode {
     p2p.on('peer:connect', (peer) => {
       metrics.peers.set(p2p.peerCount)
       // what this node holds pending, in nonce order per sender: it may have been admitted while no peer was there
-      txGossip.sendPending(peer, mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes))
+      txGossip.sendPending(
+        peer,
+        mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes),
+      )
     })
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h))
-    await direct.subscribe(CONSENSUS_PROTOCOL, consensusGossipHandler({
-      chainId: genesis.chainId, validatorSet: (h) => host.validatorSetAt(h), maxTxs: limits.maxTxs, height: () => host.height,
-      status: (m) => host.messageStatus(m),
-      notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
-      onProposal: (m) => host.onProposalMessage(m),
-      onVote: (v) => host.onVote(v),
-      onEvidence: (bytes) => host.admitEvidence(bytes),
-      logger: log('consensus'),
-    }))
+    await direct.subscribe(
+      CONSENSUS_PROTOCOL,
+      consensusGossipHandler({
+        chainId: genesis.chainId,
+        validatorSet: (h) => host.validatorSetAt(h),
+        maxTxs: limits.maxTxs,
+        height: () => host.height,
+        status: (m) => host.messageStatus(m),
+        notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
+        onProposal: (m) => host.onProposalMessage(m),
+        onVote: (v) => host.onVote(v),
+        onEvidence: (bytes) => host.admitEvidence(bytes),
+        logger: log('consensus'),
+      }),
+    )
     this.stopFns.push(() => direct.stop())
     await txGossip.start()
     this.stopFns.push(() => txGossip.stop())
@@ -248,10 +317,16 @@ export class TallyNode {
     await rpc.start()
     this.stopFns.push(() => rpc.stop())
     metrics.height.set(tipHeight())
-    logger.info({
-      height: tipHeight(), peerId: p2p.peerId, rpc: rpc.url,
-      validator: guard ? toHex(guard.address) : null, p2p: p2p.addresses(),
-    }, 'node components started')
+    logger.info(
+      {
+        height: tipHeight(),
+        peerId: p2p.peerId,
+        rpc: rpc.url,
+        validator: guard ? toHex(guard.address) : null,
+        p2p: p2p.addresses(),
+      },
+      'node components started',
+    )
   }
 
   /** Stops every component in reverse order of start. Idempotent. */

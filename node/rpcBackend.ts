@@ -11,8 +11,22 @@ import { castVote, memberOf, totalPower, type GovernanceState, type Roster } fro
 import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
 import { txInclusionProof } from '../ledger/txProof.js'
 import type {
-  AccountProofInfo, BlockInfo, CommitInfo, DomainValue, HealthState, NodeStatus, PendingChangesInfo, ProofUnavailable, RpcBackend,
-  SubmitResult, TxCommittedEvent, TxLookup, TxProofInfo, Unsubscribe, ValidatorInfo, ValidatorsUnknown,
+  AccountProofInfo,
+  BlockInfo,
+  CommitInfo,
+  DomainValue,
+  HealthState,
+  NodeStatus,
+  PendingChangesInfo,
+  ProofUnavailable,
+  RpcBackend,
+  SubmitResult,
+  TxCommittedEvent,
+  TxLookup,
+  TxProofInfo,
+  Unsubscribe,
+  ValidatorInfo,
+  ValidatorsUnknown,
 } from '../rpc/backend.js'
 import type { CommittedBlock } from './host/consensusHost.js'
 import { evidenceView } from './host/evidencePool.js'
@@ -59,15 +73,28 @@ export interface NodeBackendDependencies {
 /** The RPC view of a header: every field the block hash commits to, in the header's order. */
 export function headerInfo(h: BlockHeader): { readonly [key: string]: DomainValue } {
   return {
-    chainId: h.chainId, height: h.height, time: h.time, previousBlockHash: h.previousBlockHash, txRoot: h.txRoot, stateRoot: h.stateRoot,
-    proposer: h.proposer, validatorSetHash: h.validatorSetHash, nextValidatorSetHash: h.nextValidatorSetHash, lastCommitHash: h.lastCommitHash,
+    chainId: h.chainId,
+    height: h.height,
+    time: h.time,
+    previousBlockHash: h.previousBlockHash,
+    txRoot: h.txRoot,
+    stateRoot: h.stateRoot,
+    proposer: h.proposer,
+    validatorSetHash: h.validatorSetHash,
+    nextValidatorSetHash: h.nextValidatorSetHash,
+    lastCommitHash: h.lastCommitHash,
     evidenceRoot: h.evidenceRoot,
   }
 }
 
 /** The RPC view of a commit certificate, with the block's `lastCommit` (the previous height's certificate). */
 function commitInfo(certificate: CommitCertificate, lastCommit: CommitCertificate | null): DomainValue {
-  const cert = (c: CommitCertificate) => ({ height: c.height, round: c.round, blockHash: c.valueId, signatures: c.signatures.map((s) => ({ validator: s.validator, signature: s.signature })) })
+  const cert = (c: CommitCertificate) => ({
+    height: c.height,
+    round: c.round,
+    blockHash: c.valueId,
+    signatures: c.signatures.map((s) => ({ validator: s.validator, signature: s.signature })),
+  })
   return { ...cert(certificate), lastCommit: lastCommit === null ? null : cert(lastCommit) }
 }
 
@@ -77,9 +104,17 @@ function validatorInfo(m: Roster[number]): ValidatorInfo {
 }
 
 /** The RPC view of a committed block. */
-export function blockInfo(height: number, hash: Uint8Array, block: Block, lastCommit: CommitCertificate | null, certificate: CommitCertificate, receipts?: readonly { ok: boolean; code?: string }[]): BlockInfo {
+export function blockInfo(
+  height: number,
+  hash: Uint8Array,
+  block: Block,
+  lastCommit: CommitCertificate | null,
+  certificate: CommitCertificate,
+  receipts?: readonly { ok: boolean; code?: string }[],
+): BlockInfo {
   return {
-    height, hash,
+    height,
+    hash,
     header: headerInfo(block.header),
     txs: block.txs,
     ...(receipts ? { results: receipts.map((r) => (r.ok ? { ok: true } : { ok: false, error: r.code! })) } : {}),
@@ -116,9 +151,15 @@ export class NodeBackend implements RpcBackend {
   status(): NodeStatus {
     const tip = this.d.tip()
     return {
-      chainId: this.d.genesis.chainId, moniker: this.d.moniker, nodeId: this.d.peerId,
-      height: tip?.height ?? 0, blockHash: tip?.blockHash ?? null, blockTime: tip?.blockTime ?? null,
-      validator: this.currentValidator(tip?.height ?? 0), peers: this.d.peerCount(), catchingUp: this.d.catchingUp(),
+      chainId: this.d.genesis.chainId,
+      moniker: this.d.moniker,
+      nodeId: this.d.peerId,
+      height: tip?.height ?? 0,
+      blockHash: tip?.blockHash ?? null,
+      blockTime: tip?.blockTime ?? null,
+      validator: this.currentValidator(tip?.height ?? 0),
+      peers: this.d.peerCount(),
+      catchingUp: this.d.catchingUp(),
     }
   }
 
@@ -166,7 +207,10 @@ export class NodeBackend implements RpcBackend {
     }
     const header = stored.block.block.header
     const block: CommitInfo = {
-      height: lookup.height, hash: blockHash(header), header: headerInfo(header), commit: commitInfo(stored.certificate, stored.block.lastCommit),
+      height: lookup.height,
+      hash: blockHash(header),
+      header: headerInfo(header),
+      commit: commitInfo(stored.certificate, stored.block.lastCommit),
     }
     return { lookup, proof: { proof: txInclusionProof(hashes, lookup.index), block } }
   }
@@ -214,8 +258,9 @@ export class NodeBackend implements RpcBackend {
     const stored = await this.storedBlock(h)
     if (stored === null) return null
     const { block, certificate } = stored
-    const receipts = (await this.d.chain.txLocations(block.block.txs.map((t) => sha256(t))))
-      .map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
+    const receipts = (await this.d.chain.txLocations(block.block.txs.map((t) => sha256(t)))).map((loc) =>
+      loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true },
+    )
     return blockInfo(h, blockHash(block.block.header), block.block, block.lastCommit, certificate, receipts)
   }
 

@@ -22,16 +22,7 @@ export type Awaitable<T> = T | Promise<T>
  * the node): Uint8Array → `0x`+hex, bigint → decimal string, arrays and plain objects recursively,
  * other values as they are. Keys keep the order the node gives them.
  */
-export type DomainValue =
-  | Uint8Array
-  | bigint
-  | number
-  | string
-  | boolean
-  | null
-  | undefined
-  | readonly DomainValue[]
-  | { readonly [key: string]: DomainValue }
+export type DomainValue = Uint8Array | bigint | number | string | boolean | null | undefined | readonly DomainValue[] | { readonly [key: string]: DomainValue }
 
 /** The node's status, as `node_status` reports it. */
 export interface NodeStatus {

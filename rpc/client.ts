@@ -29,7 +29,12 @@ export class RpcError extends Error {
   /** The stable reason (`data.reason`), e.g. `insufficient_funds`; undefined for standard errors. */
   readonly reason: string | undefined
 
-  constructor(readonly code: number, message: string, readonly data?: unknown, readonly endpoint?: string) {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+    readonly endpoint?: string,
+  ) {
     super(message)
     const r = (data as { reason?: unknown } | undefined)?.reason
     this.reason = typeof r === 'string' ? r : undefined
@@ -41,7 +46,11 @@ export class RpcUnreachableError extends Error {
   override readonly name = 'RpcUnreachableError'
 
   constructor(readonly attempts: readonly { endpoint: string; error: string }[]) {
-    super(`no RPC endpoint answered: ${dedupe(attempts).map((a) => `${a.endpoint} (${a.error})`).join(', ')}`)
+    super(
+      `no RPC endpoint answered: ${dedupe(attempts)
+        .map((a) => `${a.endpoint} (${a.error})`)
+        .join(', ')}`,
+    )
   }
 }
 
@@ -172,7 +181,10 @@ export class RpcClient {
   private nextId = 1
 
   constructor(options: RpcClientOptions) {
-    const endpoints = options.endpoints.map((e) => e.trim()).filter((e) => e.length > 0).map((e) => e.replace(/\/+$/, ''))
+    const endpoints = options.endpoints
+      .map((e) => e.trim())
+      .filter((e) => e.length > 0)
+      .map((e) => e.replace(/\/+$/, ''))
     if (endpoints.length === 0) throw new RangeError('RpcClient: at least one endpoint is required')
     for (const e of endpoints) {
       let u: URL
@@ -266,7 +278,7 @@ export class RpcClient {
     let res: Response
     let raw: string
     try {
-      res = await fetch(endpoint + '/', {
+      res = await fetch(`${endpoint}/`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: text,
@@ -358,7 +370,12 @@ export class RpcClient {
         const t = await this.getTx(hash)
         if (t.status === 'committed') return t
         if (t.status === 'rejected') {
-          throw new RpcError(-32000, `transaction ${hash} was rejected: ${t.error ?? 'rejected'}${t.reason ? ` (${t.reason})` : ''}`, { reason: t.error ?? 'rejected' }, this.endpoint)
+          throw new RpcError(
+            -32000,
+            `transaction ${hash} was rejected: ${t.error ?? 'rejected'}${t.reason ? ` (${t.reason})` : ''}`,
+            { reason: t.error ?? 'rejected' },
+            this.endpoint,
+          )
         }
         const left = deadline - Date.now()
         if (left <= 0) throw new Error(`transaction ${hash} was not committed within ${timeoutMs} ms (last status: ${t.status})`)
@@ -375,13 +392,15 @@ export class RpcClient {
     return new Promise((resolve) => {
       let ws: WebSocket
       try {
-        ws = new WebSocket(this.endpoint.replace(/^http/, 'ws') + '/ws', { handshakeTimeout: this.timeoutMs })
+        ws = new WebSocket(`${this.endpoint.replace(/^http/, 'ws')}/ws`, { handshakeTimeout: this.timeoutMs })
       } catch {
         return
       }
       const close = () => ws.terminate()
       signal.addEventListener('abort', close, { once: true })
-      ws.on('error', () => { /* polling carries on */ })
+      ws.on('error', () => {
+        /* polling carries on */
+      })
       ws.on('open', () => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_subscribe', params: ['tx', hash] })))
       ws.on('message', (data) => {
         let m: { method?: string; params?: { result?: TxView } }

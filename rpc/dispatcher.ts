@@ -36,9 +36,7 @@ export interface MethodSpec {
 export type JsonRpcId = string | number | null
 
 /** A response object. */
-export type JsonRpcResponse =
-  | { jsonrpc: '2.0'; id: JsonRpcId; result: unknown }
-  | { jsonrpc: '2.0'; id: JsonRpcId; error: JsonRpcError }
+export type JsonRpcResponse = { jsonrpc: '2.0'; id: JsonRpcId; result: unknown } | { jsonrpc: '2.0'; id: JsonRpcId; error: JsonRpcError }
 
 /** Dispatcher limits. */
 export interface DispatcherOptions {
@@ -55,17 +53,22 @@ export interface DispatcherDependencies {
   readonly logger?: RpcLogger
 }
 
-const errorResponse = (id: JsonRpcId, code: number, message: string, data?: unknown): JsonRpcResponse =>
-  ({ jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } })
+const errorResponse = (id: JsonRpcId, code: number, message: string, data?: unknown): JsonRpcResponse => ({
+  jsonrpc: '2.0',
+  id,
+  error: data === undefined ? { code, message } : { code, message, data },
+})
 
-const isValidId = (id: unknown): id is JsonRpcId =>
-  id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
 
 /** Runs JSON-RPC requests against a method table. */
 export class Dispatcher {
   private readonly methods: Map<string, MethodSpec>
 
-  constructor(private readonly options: DispatcherOptions, private readonly deps: DispatcherDependencies) {
+  constructor(
+    private readonly options: DispatcherOptions,
+    private readonly deps: DispatcherDependencies,
+  ) {
     this.methods = new Map(Object.entries(deps.methods))
   }
 
@@ -98,14 +101,12 @@ export class Dispatcher {
     }
     if (value.length > this.options.maxBatch) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(null, StandardErrorCode.invalidRequest,
-        `invalid request: batch of ${value.length} exceeds the limit of ${this.options.maxBatch}`)
+      return errorResponse(null, StandardErrorCode.invalidRequest, `invalid request: batch of ${value.length} exceeds the limit of ${this.options.maxBatch}`)
     }
     // Members are started in order and run together: a batch of submissions reaches the node's signature
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
-    const out = (await Promise.all(value.map((member) => this.handleOne(member, context))))
-      .filter((r): r is JsonRpcResponse => r !== undefined)
+    const out = (await Promise.all(value.map((member) => this.handleOne(member, context)))).filter((r): r is JsonRpcResponse => r !== undefined)
     return out.length === 0 ? undefined : out
   }
 
@@ -115,7 +116,7 @@ export class Dispatcher {
       return errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: expected a request object')
     }
     const r = req as Record<string, unknown>
-    const hasId = Object.prototype.hasOwnProperty.call(r, 'id')
+    const hasId = Object.hasOwn(r, 'id')
     if (hasId && !isValidId(r.id)) {
       this.count('invalid', 'invalid_request')
       return errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: id must be a string, a number or null')
@@ -138,9 +139,7 @@ export class Dispatcher {
     return hasId ? response : undefined
   }
 
-  private async call(
-    name: string, params: unknown[] | Record<string, unknown> | undefined, id: JsonRpcId, context: CallContext,
-  ): Promise<JsonRpcResponse> {
+  private async call(name: string, params: unknown[] | Record<string, unknown> | undefined, id: JsonRpcId, context: CallContext): Promise<JsonRpcResponse> {
     const method = this.methods.get(name)
     if (method === undefined) {
       this.count('unknown', 'method_not_found')
@@ -149,8 +148,12 @@ export class Dispatcher {
     const args = resolveParams(method.params, params)
     if (!args.ok) {
       this.count(name, 'invalid_params')
-      return errorResponse(id, StandardErrorCode.invalidParams, `invalid params: ${args.error.reason}`,
-        args.error.param === undefined ? undefined : { param: args.error.param })
+      return errorResponse(
+        id,
+        StandardErrorCode.invalidParams,
+        `invalid params: ${args.error.reason}`,
+        args.error.param === undefined ? undefined : { param: args.error.param },
+      )
     }
     let timer: NodeJS.Timeout | undefined
     try {
@@ -199,7 +202,7 @@ function resolveParams(specs: readonly ParamSpec[], params: unknown[] | Record<s
     for (const k of Object.keys(params)) {
       if (!names.has(k)) return invalidParam(`unknown parameter ${JSON.stringify(k.slice(0, 64))}`, k.slice(0, 64))
     }
-    raw = specs.map((s) => (Object.prototype.hasOwnProperty.call(params, s.name) ? params[s.name] : undefined))
+    raw = specs.map((s) => (Object.hasOwn(params, s.name) ? params[s.name] : undefined))
   }
   const out: unknown[] = []
   for (let i = 0; i < specs.length; i++) {

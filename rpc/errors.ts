@@ -58,7 +58,7 @@ export const GENERIC_APPLICATION_ERROR = -32000
 
 /** True when the text is one of the table's reasons. */
 export function isApplicationReason(reason: unknown): reason is ApplicationReason {
-  return typeof reason === 'string' && Object.prototype.hasOwnProperty.call(APPLICATION_ERROR_CODES, reason)
+  return typeof reason === 'string' && Object.hasOwn(APPLICATION_ERROR_CODES, reason)
 }
 
 /** The error number for an application reason: the table's, which has one for every reason. */

@@ -5,9 +5,7 @@ import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
 import type { ActionView } from './client.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
-import type {
-  AccountProofInfo, BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, TxProofInfo, ValidatorInfo,
-} from './backend.js'
+import type { AccountProofInfo, BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, TxProofInfo, ValidatorInfo } from './backend.js'
 
 /**
  * Formatting between domain values and their JSON-RPC forms: addresses `0x`+40 lowercase hex, hashes
@@ -134,21 +132,26 @@ export function formatTxLookup(hash: Uint8Array, t: TxLookup): Record<string, un
 export function formatBlockTx(bytes: Uint8Array, result?: { ok: boolean; error?: string }): Record<string, unknown> {
   const d = decodeTransaction(bytes)
   const tx = d.ok ? d.value.tx : undefined
-  const out: Record<string, unknown> = !d.ok || tx === undefined
-    ? { raw: to0x(bytes) }
-    : tx.kind === 'governance'
-      ? {
-          hash: to0x(d.value.hash), kind: 'governance', from: formatAddress(senderAddress(tx)), action: formatAction(tx.action),
-          nonce: tx.nonce.toString(), raw: to0x(bytes),
-        }
-      : {
-          hash: to0x(d.value.hash),
-          from: formatAddress(senderAddress(tx)),
-          to: formatAddress(tx.to),
-          amount: tx.amount.toString(),
-          nonce: tx.nonce.toString(),
-          raw: to0x(bytes),
-        }
+  const out: Record<string, unknown> =
+    !d.ok || tx === undefined
+      ? { raw: to0x(bytes) }
+      : tx.kind === 'governance'
+        ? {
+            hash: to0x(d.value.hash),
+            kind: 'governance',
+            from: formatAddress(senderAddress(tx)),
+            action: formatAction(tx.action),
+            nonce: tx.nonce.toString(),
+            raw: to0x(bytes),
+          }
+        : {
+            hash: to0x(d.value.hash),
+            from: formatAddress(senderAddress(tx)),
+            to: formatAddress(tx.to),
+            amount: tx.amount.toString(),
+            nonce: tx.nonce.toString(),
+            raw: to0x(bytes),
+          }
   if (result !== undefined) {
     out.ok = result.ok
     if (!result.ok && result.error !== undefined) out.error = result.error
@@ -255,7 +258,14 @@ export function formatPendingChanges(p: PendingChangesInfo): Record<string, unkn
 export function formatAction(a: GovernanceAction): ActionView {
   switch (a.type) {
     case 'add':
-      return { type: 'add', publicKey: to0x(a.publicKey), address: formatAddress(addressFromPublicKey(a.publicKey)), power: a.power, peerId: a.peerId, name: a.name }
+      return {
+        type: 'add',
+        publicKey: to0x(a.publicKey),
+        address: formatAddress(addressFromPublicKey(a.publicKey)),
+        power: a.power,
+        peerId: a.peerId,
+        name: a.name,
+      }
     case 'remove':
       return { type: 'remove', address: formatAddress(a.address) }
     case 'power':

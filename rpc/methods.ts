@@ -5,8 +5,22 @@ import type { RpcBackend } from './backend.js'
 import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
-  formatAccountProof, formatBlock, formatCommit, formatDomain, formatPendingChanges, formatStatus, formatTxLookup, formatTxProof,
-  formatValidator, invalidParam, parseAddressParam, parseBytesParam, parseHashParam, parseHeightParam, parseLookupOptions, parsePositiveHeightParam,
+  formatAccountProof,
+  formatBlock,
+  formatCommit,
+  formatDomain,
+  formatPendingChanges,
+  formatStatus,
+  formatTxLookup,
+  formatTxProof,
+  formatValidator,
+  invalidParam,
+  parseAddressParam,
+  parseBytesParam,
+  parseHashParam,
+  parseHeightParam,
+  parseLookupOptions,
+  parsePositiveHeightParam,
   type LookupOptions,
 } from './format.js'
 import type { SubscriberSession, SubscriptionHub } from './subscriptions.js'
@@ -37,8 +51,7 @@ export interface MethodDependencies {
 /** Builds the method table over a backend. */
 export function createMethods(deps: MethodDependencies): Record<string, MethodSpec> {
   const { backend, hub } = deps
-  const sessionOf = (ctx: CallContext): SubscriberSession | undefined =>
-    ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined
+  const sessionOf = (ctx: CallContext): SubscriberSession | undefined => (ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined)
   const wsOnly = (): MethodOutcome => ({
     ok: false,
     error: applicationError('websocket_required', 'subscriptions are served over WebSocket on /ws'),
@@ -147,10 +160,12 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       },
     },
     chain_unsubscribe: {
-      params: [{
-        name: 'subscription',
-        parse: (v) => (typeof v === 'string' && v.length <= 64 ? valueOk(v) : invalidParam('expected a subscription id string')),
-      }],
+      params: [
+        {
+          name: 'subscription',
+          parse: (v) => (typeof v === 'string' && v.length <= 64 ? valueOk(v) : invalidParam('expected a subscription id string')),
+        },
+      ],
       handler: ([id], ctx) => {
         const session = sessionOf(ctx)
         if (session === undefined || hub === undefined) return wsOnly()

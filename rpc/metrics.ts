@@ -35,7 +35,8 @@ export class Metrics {
    */
   constructor(options: { prefix?: string; defaultMetrics?: boolean } = {}) {
     const prefix = options.prefix ?? 'tally_'
-    const registers = [this.registry = new Registry()]
+    this.registry = new Registry()
+    const registers = [this.registry]
     this.height = new Gauge({ name: `${prefix}height`, help: 'Height of the latest committed block', registers })
     this.round = new Gauge({ name: `${prefix}round`, help: 'Current consensus round', registers })
     this.consensusStepDuration = new Histogram({
@@ -46,7 +47,10 @@ export class Metrics {
       registers,
     })
     this.txsCommitted = new Counter({
-      name: `${prefix}txs_committed_total`, help: 'Transactions committed in blocks', labelNames: ['outcome'], registers,
+      name: `${prefix}txs_committed_total`,
+      help: 'Transactions committed in blocks',
+      labelNames: ['outcome'],
+      registers,
     })
     this.blockExecutionDuration = new Histogram({
       name: `${prefix}block_execution_duration_seconds`,
@@ -58,7 +62,10 @@ export class Metrics {
     this.mempoolBytes = new Gauge({ name: `${prefix}mempool_bytes`, help: 'Wire bytes of the mempool transactions', registers })
     this.peers = new Gauge({ name: `${prefix}peers`, help: 'Connected peers', registers })
     this.rpcRequests = new Counter({
-      name: `${prefix}rpc_requests_total`, help: 'JSON-RPC calls by method and outcome', labelNames: ['method', 'outcome'], registers,
+      name: `${prefix}rpc_requests_total`,
+      help: 'JSON-RPC calls by method and outcome',
+      labelNames: ['method', 'outcome'],
+      registers,
     })
     this.wsConnections = new Gauge({ name: `${prefix}rpc_ws_connections`, help: 'Open WebSocket connections', registers })
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix })

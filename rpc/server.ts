@@ -163,7 +163,9 @@ class WsSession implements SubscriberSession {
     this.queue = this.queue
       .then(work)
       .catch((err: unknown) => this.onWorkError(err))
-      .finally(() => { this.queued-- })
+      .finally(() => {
+        this.queued--
+      })
     return true
   }
 
@@ -197,7 +199,10 @@ export class RpcServer {
   private http: Server | undefined
   private boundPort = 0
 
-  constructor(options: Partial<RpcServerOptions>, private readonly deps: RpcServerDependencies) {
+  constructor(
+    options: Partial<RpcServerOptions>,
+    private readonly deps: RpcServerDependencies,
+  ) {
     this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
     this.logger = deps.logger ?? silentLogger
     this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })
@@ -260,17 +265,23 @@ export class RpcServer {
     if (http === undefined) return
     this.http = undefined
     this.hub.stop()
-    const closing = [...this.sessions].map((s) => new Promise<void>((resolve) => {
-      s.markClosed()
-      if (s.ws.readyState === s.ws.CLOSED) return resolve()
-      s.ws.once('close', () => resolve())
-      try {
-        s.ws.close(1001, 'server shutting down')
-      } catch {
-        // already closing
-      }
-      setTimeout(() => { s.ws.terminate(); resolve() }, WS_CLOSE_GRACE_MS).unref()
-    }))
+    const closing = [...this.sessions].map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.markClosed()
+          if (s.ws.readyState === s.ws.CLOSED) return resolve()
+          s.ws.once('close', () => resolve())
+          try {
+            s.ws.close(1001, 'server shutting down')
+          } catch {
+            // already closing
+          }
+          setTimeout(() => {
+            s.ws.terminate()
+            resolve()
+          }, WS_CLOSE_GRACE_MS).unref()
+        }),
+    )
     await Promise.all(closing)
     this.sessions.clear()
     await new Promise<void>((resolve) => this.wss.close(() => resolve()))
@@ -379,10 +390,15 @@ export class RpcServer {
   }
 
   private onConnection(ws: WebSocket): void {
-    const session = new WsSession(ws, this.options.wsMaxBufferedBytes, (s, reason) => {
-      this.logger.warn({ reason }, 'dropping websocket client')
-      this.forget(s)
-    }, (err) => this.logger.error({ err }, 'websocket request failed'))
+    const session = new WsSession(
+      ws,
+      this.options.wsMaxBufferedBytes,
+      (s, reason) => {
+        this.logger.warn({ reason }, 'dropping websocket client')
+        this.forget(s)
+      },
+      (err) => this.logger.error({ err }, 'websocket request failed'),
+    )
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
     const context: CallContext = { transport: 'ws', session }
@@ -396,9 +412,10 @@ export class RpcServer {
       const text = isBinary ? null : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
       const accepted = session.enqueue(async () => {
         if (session.isClosed) return
-        const response = text === null
-          ? JSON.parse(jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames')) as object
-          : await this.dispatcher.handleText(text, context)
+        const response =
+          text === null
+            ? (JSON.parse(jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames')) as object)
+            : await this.dispatcher.handleText(text, context)
         if (response !== undefined) session.send(response)
         const after = session.afterResponse.splice(0)
         for (const f of after) f()

@@ -44,19 +44,24 @@ export class SubscriptionHub {
   private readonly txSubscribers = new Map<string, Map<SubscriberSession, Set<string>>>()
   private unsubscribers: Unsubscribe[] = []
 
-  constructor(private readonly options: SubscriptionHubOptions, private readonly deps: SubscriptionHubDependencies) {}
+  constructor(
+    private readonly options: SubscriptionHubOptions,
+    private readonly deps: SubscriptionHubDependencies,
+  ) {}
 
   /** Starts listening to the backend's events. */
   start(): void {
     if (this.unsubscribers.length > 0) return
     // Listeners run on the node's commit path: whatever goes wrong here is logged, never thrown into the node.
-    const guard = <T>(f: (x: T) => void) => (x: T) => {
-      try {
-        f(x)
-      } catch (err) {
-        this.deps.logger?.error({ err }, 'subscription fan-out failed')
+    const guard =
+      <T>(f: (x: T) => void) =>
+      (x: T) => {
+        try {
+          f(x)
+        } catch (err) {
+          this.deps.logger?.error({ err }, 'subscription fan-out failed')
+        }
       }
-    }
     this.unsubscribers = [
       this.deps.backend.onNewBlock(guard((b: BlockInfo) => this.onNewBlock(b))),
       this.deps.backend.onTxCommitted(guard((e: TxCommittedEvent) => this.onTxCommitted(e))),
@@ -76,15 +81,17 @@ export class SubscriptionHub {
     if (session.subscriptions.size >= this.options.maxSubscriptionsPerSession) {
       return {
         ok: false,
-        error: applicationError('too_many_subscriptions',
-          `at most ${this.options.maxSubscriptionsPerSession} subscriptions per connection`),
+        error: applicationError('too_many_subscriptions', `at most ${this.options.maxSubscriptionsPerSession} subscriptions per connection`),
       }
     }
-    const id = '0x' + randomBytes(8).toString('hex')
+    const id = `0x${randomBytes(8).toString('hex')}`
     if (topic === 'newBlocks') {
       session.subscriptions.set(id, { kind: 'newBlocks' })
       let ids = this.blockSubscribers.get(session)
-      if (ids === undefined) this.blockSubscribers.set(session, (ids = new Set()))
+      if (ids === undefined) {
+        ids = new Set()
+        this.blockSubscribers.set(session, ids)
+      }
       ids.add(id)
       return { ok: true, result: id }
     }
@@ -93,9 +100,15 @@ export class SubscriptionHub {
     session.subscriptions.set(id, sub)
     const key = toHex(txHash)
     let sessions = this.txSubscribers.get(key)
-    if (sessions === undefined) this.txSubscribers.set(key, (sessions = new Map()))
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.txSubscribers.set(key, sessions)
+    }
     let ids = sessions.get(session)
-    if (ids === undefined) sessions.set(session, (ids = new Set()))
+    if (ids === undefined) {
+      ids = new Set()
+      sessions.set(session, ids)
+    }
     ids.add(id)
     // Already committed? Then notify right after the subscription id has been sent.
     session.afterResponse.push(() => {
@@ -173,7 +186,10 @@ export class SubscriptionHub {
     const sessions = this.txSubscribers.get(key)
     if (sessions === undefined) return
     const result = formatTxLookup(event.hash, {
-      status: 'committed', height: event.height, index: event.index, ok: event.ok,
+      status: 'committed',
+      height: event.height,
+      index: event.index,
+      ok: event.ok,
       ...(event.error === undefined ? {} : { error: event.error }),
     })
     for (const [session, ids] of [...sessions]) for (const id of [...ids]) this.fireTx(session, id, result)

@@ -11,9 +11,34 @@ const rooms = ['crypto', 'ledger', 'consensus', 'genesis']
 
 /** Module specifiers no pure room may import (node: prefix optional). */
 const forbiddenModules = [
-  'fs', 'fs/promises', 'net', 'http', 'https', 'http2', 'dgram', 'dns', 'tls', 'child_process', 'cluster',
-  'os', 'worker_threads', 'process', 'timers', 'timers/promises', 'perf_hooks', 'readline', 'vm', 'v8',
-  'classic-level', 'level', 'libp2p', 'koa', 'ws', 'pino', 'prom-client', 'commander',
+  'fs',
+  'fs/promises',
+  'net',
+  'http',
+  'https',
+  'http2',
+  'dgram',
+  'dns',
+  'tls',
+  'child_process',
+  'cluster',
+  'os',
+  'worker_threads',
+  'process',
+  'timers',
+  'timers/promises',
+  'perf_hooks',
+  'readline',
+  'vm',
+  'v8',
+  'classic-level',
+  'level',
+  'libp2p',
+  'koa',
+  'ws',
+  'pino',
+  'prom-client',
+  'commander',
 ]
 /** Module prefixes no pure room may import. */
 const forbiddenPrefixes = ['@libp2p/', '@chainsafe/', '@koa/', '@multiformats/']
@@ -32,7 +57,11 @@ const forbiddenGlobals = [
 
 function* walk(dir) {
   let entries
-  try { entries = readdirSync(dir) } catch { return }
+  try {
+    entries = readdirSync(dir)
+  } catch {
+    return
+  }
   for (const name of entries) {
     const p = join(dir, name)
     if (statSync(p).isDirectory()) yield* walk(p)

@@ -21,27 +21,54 @@ const root = join(fileURLToPath(import.meta.url), '..', '..')
 const MUTANTS = [
   {
     name: 'L22 ignores the lock',
-    edits: [{ file: 'consensus/step.ts', find: "const ok = validity === 'valid' && (s.lockedRound === -1 || equalValue(s.lockedValue, p.valueId))", replace: "const ok = validity === 'valid'" }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: "const ok = validity === 'valid' && (s.lockedRound === -1 || equalValue(s.lockedValue, p.valueId))",
+        replace: "const ok = validity === 'valid'",
+      },
+    ],
   },
   {
     name: 'L28 ignores the lock',
-    edits: [{ file: 'consensus/step.ts', find: "const ok = validity === 'valid' && (s.lockedRound <= p.polRound || equalValue(s.lockedValue, p.valueId))", replace: "const ok = validity === 'valid'" }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: "const ok = validity === 'valid' && (s.lockedRound <= p.polRound || equalValue(s.lockedValue, p.valueId))",
+        replace: "const ok = validity === 'valid'",
+      },
+    ],
   },
   {
     name: 'L28 without its proof of lock',
-    edits: [{ file: 'consensus/step.ts', find: 'if (p.polRound < s.round && polka !== undefined && isTwoThirds(set, powerFor(polka.prevotes, p.valueId))) {', replace: 'if (p.polRound < s.round) {' }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: 'if (p.polRound < s.round && polka !== undefined && isTwoThirds(set, powerFor(polka.prevotes, p.valueId))) {',
+        replace: 'if (p.polRound < s.round) {',
+      },
+    ],
   },
   {
     name: 'locks on any 2f+1 prevotes',
-    edits: [{ file: 'consensus/step.ts', find: "if (isValid(s, p.valueId) !== 'valid' || !isTwoThirds(set, powerFor(rs.prevotes, p.valueId))) continue", replace: "if (isValid(s, p.valueId) !== 'valid' || !isTwoThirds(set, rs.prevotes.totalPower)) continue" }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: "if (isValid(s, p.valueId) !== 'valid' || !isTwoThirds(set, powerFor(rs.prevotes, p.valueId))) continue",
+        replace: "if (isValid(s, p.valueId) !== 'valid' || !isTwoThirds(set, rs.prevotes.totalPower)) continue",
+      },
+    ],
   },
   {
     name: 'never relocks',
-    edits: [{
-      file: 'consensus/step.ts',
-      find: 'if (s.step === \'prevote\') {\n        s.lockedValue = p.valueId\n        s.lockedRound = s.round',
-      replace: 'if (s.step === \'prevote\') {\n        if (s.lockedValue === null) s.lockedValue = p.valueId\n        if (s.lockedRound === -1) s.lockedRound = s.round',
-    }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: "if (s.step === 'prevote') {\n        s.lockedValue = p.valueId\n        s.lockedRound = s.round",
+        replace:
+          "if (s.step === 'prevote') {\n        if (s.lockedValue === null) s.lockedValue = p.valueId\n        if (s.lockedRound === -1) s.lockedRound = s.round",
+      },
+    ],
   },
   {
     name: 'quorum of f+1',
@@ -54,7 +81,12 @@ const MUTANTS = [
   {
     name: 'counts votes, not power',
     edits: [
-      { file: 'consensus/voteSet.ts', find: 'set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)', replace: 'set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + 1n', count: 2 },
+      {
+        file: 'consensus/voteSet.ts',
+        find: 'set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + BigInt(power)',
+        replace: 'set.powerByValue[vk] = (set.powerByValue[vk] ?? 0n) + 1n',
+        count: 2,
+      },
       { file: 'consensus/voteSet.ts', find: 'set.totalPower += BigInt(power)', replace: 'set.totalPower += 1n' },
     ],
   },
@@ -68,7 +100,12 @@ const MUTANTS = [
   {
     name: 'any validator may propose',
     edits: [
-      { file: 'consensus/step.ts', find: "const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)", replace: 'const proposer = findValidator(set, proposal.proposer)', count: 2 },
+      {
+        file: 'consensus/step.ts',
+        find: "const proposer = where === 'now' ? proposerOf(set, proposal.height, proposal.round) : findValidator(set, proposal.proposer)",
+        replace: 'const proposer = findValidator(set, proposal.proposer)',
+        count: 2,
+      },
       {
         file: 'node/sync/consensusGossip.ts',
         find: 'const proposer = proposerOf(set, p.height, p.round)\n    if (!bytesEqual(proposer.address, p.proposer))',
@@ -82,19 +119,31 @@ const MUTANTS = [
   },
   {
     name: 'signs before the WAL is synced',
-    edits: [{ file: 'node/host/consensusHost.ts', find: 'await Promise.all([this.flushWal(), this.d.guard.', replace: 'await Promise.all([Promise.resolve(), this.d.guard.', count: 2 }],
+    edits: [
+      {
+        file: 'node/host/consensusHost.ts',
+        find: 'await Promise.all([this.flushWal(), this.d.guard.',
+        replace: 'await Promise.all([Promise.resolve(), this.d.guard.',
+        count: 2,
+      },
+    ],
   },
   {
     name: 'decides on any 2f+1 precommits',
-    edits: [{
-      file: 'consensus/step.ts',
-      find: 'const vk = twoThirdsValue(s, rs.precommits.powerByValue)',
-      replace: "const vk = isTwoThirds(set, rs.precommits.totalPower) ? Object.keys(rs.precommits.powerByValue).filter((k) => k !== 'nil').sort()[0] : undefined",
-    }],
+    edits: [
+      {
+        file: 'consensus/step.ts',
+        find: 'const vk = twoThirdsValue(s, rs.precommits.powerByValue)',
+        replace:
+          "const vk = isTwoThirds(set, rs.precommits.totalPower) ? Object.keys(rs.precommits.powerByValue).filter((k) => k !== 'nil').sort()[0] : undefined",
+      },
+    ],
   },
   {
     name: 'vote signatures unchecked',
-    edits: [{ file: 'consensus/signBytes.ts', find: 'return verifyRemembered(validator.publicKey, voteSignBytes(chainId, vote), signature)', replace: 'return true' }],
+    edits: [
+      { file: 'consensus/signBytes.ts', find: 'return verifyRemembered(validator.publicKey, voteSignBytes(chainId, vote), signature)', replace: 'return true' },
+    ],
   },
   {
     name: 'never re-proposes the valid value',
@@ -163,13 +212,29 @@ function build(dir) {
 /** Runs the campaigns until one reports a violation: {caught, by, seed, campaign}. */
 function hunt(dir, jobs) {
   for (const c of CAMPAIGNS) {
-    const args = ['dist/test/sim/cli.js', '--validators', c.validators, '--faulty', c.faulty, '--schedule', c.schedule, '--runs', c.runs, '--seed', c.seed, '--jobs', jobs, '--stop-on-failure'].map(String)
+    const args = [
+      'dist/test/sim/cli.js',
+      '--validators',
+      c.validators,
+      '--faulty',
+      c.faulty,
+      '--schedule',
+      c.schedule,
+      '--runs',
+      c.runs,
+      '--seed',
+      c.seed,
+      '--jobs',
+      jobs,
+      '--stop-on-failure',
+    ].map(String)
     const r = spawnSync(process.execPath, args, { cwd: dir, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
     const lines = r.stdout.split('\n')
     const hit = lines.map((l) => /^seed (\d+): (?:(\w+) violation|(invariant broken)): (.*)$/.exec(l)).find((m) => m !== null)
     const campaign = `n${c.validators}f${c.faulty} ${c.schedule}`
     if (hit) return { caught: true, by: hit[2] ?? 'invariant broken', seed: Number(hit[1]), campaign, detail: hit[4].slice(0, 160) }
-    if (r.status !== 0) return { caught: true, by: 'simulator failure', seed: undefined, campaign, detail: (r.stderr || lines.slice(-3).join(' ')).slice(0, 160) }
+    if (r.status !== 0)
+      return { caught: true, by: 'simulator failure', seed: undefined, campaign, detail: (r.stderr || lines.slice(-3).join(' ')).slice(0, 160) }
   }
   return { caught: false, by: '', seed: undefined, campaign: '', detail: '' }
 }
@@ -215,7 +280,9 @@ function main() {
     }
     row.seconds = Math.round((Date.now() - started) / 1000)
     rows.push(row)
-    console.log(`${row.caught ? 'caught  ' : 'SURVIVED'} ${m.name}: ${row.caught ? `${row.by} in ${row.campaign}, seed ${row.seed ?? '-'} (${row.seconds} s): ${row.detail}` : row.detail || 'no campaign reported a violation'}`)
+    console.log(
+      `${row.caught ? 'caught  ' : 'SURVIVED'} ${m.name}: ${row.caught ? `${row.by} in ${row.campaign}, seed ${row.seed ?? '-'} (${row.seconds} s): ${row.detail}` : row.detail || 'no campaign reported a violation'}`,
+    )
   }
   console.log('\n| mutation | caught? | by | campaign | seed |')
   console.log('|---|---|---|---|---|')

@@ -31,14 +31,27 @@ for (const suite of suites) {
   const concurrency = suite === 'unit' || suite === 'sim' ? 2 : 1
   console.log(`\n# ${suite}: ${files.length} file(s)`)
   const counts = join(scratch, `${suite}.counts`)
-  const r = spawnSync(process.execPath, [
-    '--test', `--test-concurrency=${concurrency}`,
-    '--test-reporter=spec', '--test-reporter-destination=stdout',
-    `--test-reporter=${join(root, 'scripts', 'count-reporter.mjs')}`, `--test-reporter-destination=${counts}`,
-    ...files,
-  ], { stdio: 'inherit', cwd: root })
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--test',
+      `--test-concurrency=${concurrency}`,
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      `--test-reporter=${join(root, 'scripts', 'count-reporter.mjs')}`,
+      `--test-reporter-destination=${counts}`,
+      ...files,
+    ],
+    { stdio: 'inherit', cwd: root },
+  )
   if (r.status !== 0) failed = true
-  if (existsSync(counts)) readFileSync(counts, 'utf8').trim().split(' ').forEach((n, i) => { totals[i] += Number(n) })
+  if (existsSync(counts))
+    readFileSync(counts, 'utf8')
+      .trim()
+      .split(' ')
+      .forEach((n, i) => {
+        totals[i] += Number(n)
+      })
   else failed = true
 }
 rmSync(scratch, { recursive: true, force: true })

@@ -11,7 +11,10 @@ import { U64_MAX, isValidChainId } from '../ledger/transaction.js'
 /** A user-facing failure: one line for stderr, an optional stable reason for `--json`. */
 export class CliError extends Error {
   override readonly name = 'CliError'
-  constructor(message: string, readonly reason?: string) {
+  constructor(
+    message: string,
+    readonly reason?: string,
+  ) {
     super(message)
   }
 }
@@ -70,13 +73,16 @@ export function parseTxHexArg(text: string): string {
   if (body.length === 0 || body.length > 8192 || fromHex(body) === undefined) {
     throw new CliError('bad transaction: expected the hex of a signed transaction (as printed by `tally sign`)', 'malformed')
   }
-  return '0x' + body.toLowerCase()
+  return `0x${body.toLowerCase()}`
 }
 
 /** The RPC endpoints: `--rpc` or TALLY_RPC, comma-separated, default http://127.0.0.1:8545. */
 export function parseEndpoints(option: string | undefined, env: Record<string, string | undefined>): string[] {
   const raw = option ?? env.TALLY_RPC ?? 'http://127.0.0.1:8545'
-  const list = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
   if (list.length === 0) throw new CliError('no RPC endpoint given (--rpc URL[,URL…])')
   for (const e of list) {
     let u: URL

@@ -7,8 +7,15 @@ import { RpcClient, RpcError, RpcUnreachableError, type TxView } from '../rpc/cl
 import { TrustError } from '../rpc/light/errors.js'
 import { NoVerifiedAnswerError, type Verified } from '../rpc/light/verifiedClient.js'
 import {
-  CliError, parseAddressArg, parseAmountArg, parseChainIdArg, parseEndpoints, parseHashArg, parseHeightArg,
-  parseNonceArg, parseTxHexArg,
+  CliError,
+  parseAddressArg,
+  parseAmountArg,
+  parseChainIdArg,
+  parseEndpoints,
+  parseHashArg,
+  parseHeightArg,
+  parseNonceArg,
+  parseTxHexArg,
 } from './args.js'
 import { createKey, loadKey, loadKeyInfo } from './keyStore.js'
 import { terminalPrompt } from './prompt.js'
@@ -55,7 +62,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const passwords = { env: io.env, prompt }
   let jsonMode = argv.includes('--json')
   const print = (human: string, json: unknown) => {
-    io.stdout.write(jsonMode ? JSON.stringify(json) + '\n' : human.endsWith('\n') ? human : human + '\n')
+    io.stdout.write(jsonMode ? `${JSON.stringify(json)}\n` : human.endsWith('\n') ? human : `${human}\n`)
   }
 
   const program = new Command()
@@ -74,7 +81,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-      outputError: (s, write) => write(s.split('\n')[0] + '\n'),
+      outputError: (s, write) => write(`${s.split('\n')[0]}\n`),
     })
     .showSuggestionAfterError(false)
     .allowExcessArguments(false)
@@ -84,10 +91,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     jsonMode = g.json === true
     return g
   }
-  const client = (g: GlobalOptions) =>
-    new RpcClient({ endpoints: parseEndpoints(g.rpc, io.env), timeoutMs: io.rpcTimeoutMs ?? 5000, retries: 1 })
+  const client = (g: GlobalOptions) => new RpcClient({ endpoints: parseEndpoints(g.rpc, io.env), timeoutMs: io.rpcTimeoutMs ?? 5000, retries: 1 })
   const warn = (message: string, fields: Record<string, unknown> = {}) => {
-    io.stderr.write(jsonMode ? JSON.stringify({ warning: { message, ...fields } }) + '\n' : `warning: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    io.stderr.write(jsonMode ? `${JSON.stringify({ warning: { message, ...fields } })}\n` : `warning: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
   }
   const verifier = (g: GlobalOptions): Promise<Verifier> =>
     openVerifier(g, parseEndpoints(g.rpc, io.env), { env: io.env, warn, now: io.now ?? Date.now, rpcTimeoutMs: io.rpcTimeoutMs ?? 5000 })
@@ -97,7 +103,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (!jsonMode) io.stderr.write(`verified at height ${v.verifiedHeight} (block ${v.blockHash})\n`)
   }
 
-  program.command('keygen')
+  program
+    .command('keygen')
     .description('create a new key file (encrypted with TALLY_PASSWORD or a prompted password) and print its address')
     .requiredOption('--out <file>', 'where to write the key file (must not exist)')
     .option('--insecure-plaintext', 'write an unencrypted dev key')
@@ -108,7 +115,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(`${address}\n`, { address, publicKey: to0x(info.publicKey), file: opts.out, encrypted: info.encrypted })
     })
 
-  program.command('address')
+  program
+    .command('address')
     .description('print the address of a key file')
     .requiredOption('--key <file>', 'key file')
     .action(async (opts: { key: string }, cmd: Command) => {
@@ -118,7 +126,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(address, { address, publicKey: to0x(info.publicKey), encrypted: info.encrypted })
     })
 
-  program.command('balance')
+  program
+    .command('balance')
     .description('print the balance of an address')
     .argument('<address>')
     .action(async (addressText: string, _opts: unknown, cmd: Command) => {
@@ -133,7 +142,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       printVerified(b.balance.toString(), { address, balance: b.balance.toString() }, b)
     })
 
-  program.command('account')
+  program
+    .command('account')
     .description('print the balance and next nonce of an address')
     .argument('<address>')
     .action(async (addressText: string, _opts: unknown, cmd: Command) => {
@@ -149,7 +159,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       printVerified(human(a), { address: a.address, balance: a.balance.toString(), nonce: a.nonce.toString() }, a)
     })
 
-  program.command('transfer')
+  program
+    .command('transfer')
     .description('sign a transfer with the next nonce, submit it, and wait until it is committed')
     .requiredOption('--key <file>', 'sender key file')
     .requiredOption('--to <address>', 'recipient address')
@@ -180,7 +191,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       const wait = { timeoutMs: io.waitTimeoutMs ?? 120_000, pollMs: 500 }
       if (v !== undefined) {
         const done = await v.rpc.waitForTx(hash, wait)
-        printVerified(`hash    ${hash}\nheight  ${done.height}`, { hash, nonce: nonce.toString(), status: 'committed', height: done.height, index: done.index }, done)
+        printVerified(
+          `hash    ${hash}\nheight  ${done.height}`,
+          { hash, nonce: nonce.toString(), status: 'committed', height: done.height, index: done.index },
+          done,
+        )
         return
       }
       const done = await rpc.waitForTx(hash, wait)
@@ -190,7 +205,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(`hash    ${hash}\nheight  ${done.height}`, { hash, nonce: nonce.toString(), status: 'committed', height: done.height, index: done.index })
     })
 
-  program.command('sign')
+  program
+    .command('sign')
     .description('sign a transfer offline and print it as hex (no network)')
     .requiredOption('--key <file>', 'sender key file')
     .requiredOption('--to <address>', 'recipient address')
@@ -208,7 +224,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(to0x(tx.bytes), { tx: to0x(tx.bytes), hash: to0x(tx.hash) })
     })
 
-  program.command('send')
+  program
+    .command('send')
     .description('submit a signed transaction (hex)')
     .argument('<hex>')
     .action(async (hexText: string, _opts: unknown, cmd: Command) => {
@@ -217,7 +234,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(hash, { hash })
     })
 
-  program.command('tx')
+  program
+    .command('tx')
     .description('look up a transaction by hash')
     .argument('<hash>')
     .action(async (hashText: string, _opts: unknown, cmd: Command) => {
@@ -238,7 +256,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (!jsonMode) io.stderr.write(`not verified: no endpoint proved it committed, and only a committed transaction comes with a proof\n`)
     })
 
-  program.command('block')
+  program
+    .command('block')
     .description('show a block (the latest without HEIGHT)')
     .argument('[height]')
     .action(async (heightText: string | undefined, _opts: unknown, cmd: Command) => {
@@ -249,7 +268,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       print(formatBlockHuman(b), b)
     })
 
-  program.command('status')
+  program
+    .command('status')
     .description('show the node status')
     .action(async (_opts: unknown, cmd: Command) => {
       const g = globals(cmd)
@@ -270,7 +290,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : e.exitCode || 1
     }
     const { message, reason, code } = describeError(e)
-    if (jsonMode) io.stderr.write(JSON.stringify({ error: { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }) } }) + '\n')
+    if (jsonMode)
+      io.stderr.write(`${JSON.stringify({ error: { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }) } })}\n`)
     else io.stderr.write(`error: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
     return 1
   }
@@ -282,7 +303,11 @@ function describeError(e: unknown): { message: string; reason?: string; code?: n
   if (e instanceof NoVerifiedAnswerError) return { message: e.message, reason: 'unverified' }
   if (e instanceof TrustError) return { message: trustAdvice(e), reason: e.code }
   if (e instanceof RpcError) {
-    return { message: e.reason === undefined ? `${e.message} (code ${e.code})` : e.message, ...(e.reason === undefined ? {} : { reason: e.reason }), code: e.code }
+    return {
+      message: e.reason === undefined ? `${e.message} (code ${e.code})` : e.message,
+      ...(e.reason === undefined ? {} : { reason: e.reason }),
+      code: e.code,
+    }
   }
   const err = e as Error
   return { message: err?.message ?? String(e) }
@@ -299,8 +324,21 @@ function formatTxHuman(t: TxView): string {
 
 function formatBlockHuman(b: Record<string, unknown>): string {
   const header = (b.header ?? {}) as Record<string, unknown>
-  const txs = (b.txs ?? []) as { hash?: string; kind?: string; from?: string; to?: string; amount?: string; nonce?: string; ok?: boolean; error?: string; action?: Record<string, unknown> }[]
-  const fields: [string, string][] = [['height', String(b.height)], ['hash', String(b.hash)]]
+  const txs = (b.txs ?? []) as {
+    hash?: string
+    kind?: string
+    from?: string
+    to?: string
+    amount?: string
+    nonce?: string
+    ok?: boolean
+    error?: string
+    action?: Record<string, unknown>
+  }[]
+  const fields: [string, string][] = [
+    ['height', String(b.height)],
+    ['hash', String(b.hash)],
+  ]
   for (const [k, v] of Object.entries(header)) {
     if (k !== 'height' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) fields.push([k, String(v)])
   }
@@ -312,9 +350,14 @@ function formatBlockHuman(b: Record<string, unknown>): string {
     if (t.kind === 'governance') {
       // a validator's vote for a set change: what it votes for, in the action's own words
       const a = t.action ?? {}
-      const what = a.type === 'add' ? `add ${String(a.name)} ${String(a.address)} power ${String(a.power)}`
-        : a.type === 'remove' ? `remove ${String(a.address)}`
-          : a.type === 'power' ? `set power of ${String(a.address)} to ${String(a.power)}` : 'unknown action'
+      const what =
+        a.type === 'add'
+          ? `add ${String(a.name)} ${String(a.address)} power ${String(a.power)}`
+          : a.type === 'remove'
+            ? `remove ${String(a.address)}`
+            : a.type === 'power'
+              ? `set power of ${String(a.address)} to ${String(a.power)}`
+              : 'unknown action'
       lines.push(`  ${t.hash ?? '?'}  ${t.from ?? '?'} votes: ${what} (nonce ${t.nonce ?? '?'})${outcome}`)
       continue
     }

@@ -1,8 +1,14 @@
 import { randomBytes } from 'node:crypto'
-import { open, stat } from 'node:fs/promises'
+import { type FileHandle, open, stat } from 'node:fs/promises'
 import {
-  DEFAULT_SCRYPT_PARAMS, MAX_KEY_FILE_LENGTH, decodeKeyFile, decodeKeyFileInfo, encodeKeyFile, type KeyFileInfo,
-  type LoadedKey, type ScryptParams,
+  DEFAULT_SCRYPT_PARAMS,
+  MAX_KEY_FILE_LENGTH,
+  decodeKeyFile,
+  decodeKeyFileInfo,
+  encodeKeyFile,
+  type KeyFileInfo,
+  type LoadedKey,
+  type ScryptParams,
 } from '../crypto/keyfile.js'
 import { CliError } from './args.js'
 
@@ -68,11 +74,7 @@ export async function loadKeyInfo(path: string): Promise<KeyFileInfo> {
  * Creates a new key and writes it to `path` (which must not exist), encrypted unless `plaintext`.
  * Returns the key's public part.
  */
-export async function createKey(
-  path: string,
-  options: { plaintext: boolean; scrypt?: ScryptParams },
-  passwords: PasswordSource,
-): Promise<KeyFileInfo> {
+export async function createKey(path: string, options: { plaintext: boolean; scrypt?: ScryptParams }, passwords: PasswordSource): Promise<KeyFileInfo> {
   const seed = new Uint8Array(randomBytes(32))
   let text: string
   if (options.plaintext) {
@@ -80,17 +82,21 @@ export async function createKey(
   } else {
     let password = passwords.env.TALLY_PASSWORD
     if (password === undefined) {
-      if (passwords.prompt === null) throw new CliError(`cannot encrypt the new key: ${NO_PASSWORD} (or pass --insecure-plaintext for a dev key)`, 'password_required')
+      if (passwords.prompt === null)
+        throw new CliError(`cannot encrypt the new key: ${NO_PASSWORD} (or pass --insecure-plaintext for a dev key)`, 'password_required')
       password = await passwords.prompt('New password: ')
       const again = await passwords.prompt('Repeat password: ')
       if (again !== password) throw new CliError('the passwords do not match')
     }
     if (password.length === 0) throw new CliError('the password must not be empty (use --insecure-plaintext for a dev key)')
     text = encodeKeyFile(seed, {
-      password, salt: new Uint8Array(randomBytes(16)), iv: new Uint8Array(randomBytes(12)), scrypt: options.scrypt ?? DEFAULT_SCRYPT_PARAMS,
+      password,
+      salt: new Uint8Array(randomBytes(16)),
+      iv: new Uint8Array(randomBytes(12)),
+      scrypt: options.scrypt ?? DEFAULT_SCRYPT_PARAMS,
     })
   }
-  let fh
+  let fh: FileHandle
   try {
     fh = await open(path, 'wx', 0o600)
   } catch (e) {

@@ -57,7 +57,8 @@ const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_00
 export function parseDurationArg(text: string, what: string): number {
   const m = /^([1-9][0-9]{0,9})([smhdw])$/.exec(String(text).trim())
   const ms = m === null ? undefined : Number(m[1]) * DURATION_UNITS[m[2]!]!
-  if (ms === undefined || !Number.isSafeInteger(ms)) throw new CliError(`bad ${what} ${JSON.stringify(String(text).slice(0, 40))}: expected a duration such as 14d, 336h or 90m`, 'bad_duration')
+  if (ms === undefined || !Number.isSafeInteger(ms))
+    throw new CliError(`bad ${what} ${JSON.stringify(String(text).slice(0, 40))}: expected a duration such as 14d, 336h or 90m`, 'bad_duration')
   return ms
 }
 
@@ -146,9 +147,11 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
     chainId = g.block.chainId
   } else if (options.trustHeight !== undefined) {
     const height = Number(options.trustHeight)
-    if (!/^[1-9][0-9]{0,15}$/.test(options.trustHeight) || !Number.isSafeInteger(height)) throw new CliError(`bad --trust-height ${JSON.stringify(options.trustHeight.slice(0, 40))}: expected a positive integer`, 'bad_trust_root')
+    if (!/^[1-9][0-9]{0,15}$/.test(options.trustHeight) || !Number.isSafeInteger(height))
+      throw new CliError(`bad --trust-height ${JSON.stringify(options.trustHeight.slice(0, 40))}: expected a positive integer`, 'bad_trust_root')
     const hash = hexBytes(options.trustHash, HASH_LENGTH)
-    if (hash === undefined) throw new CliError(`bad --trust-hash ${JSON.stringify(String(options.trustHash).slice(0, 80))}: expected 0x + 64 hex digits`, 'bad_trust_root')
+    if (hash === undefined)
+      throw new CliError(`bad --trust-hash ${JSON.stringify(String(options.trustHash).slice(0, 80))}: expected 0x + 64 hex digits`, 'bad_trust_root')
     given = { root: { kind: 'checkpoint', height, hash } }
     chainId = await reportedChainId(endpoints, io.rpcTimeoutMs)
   } else {
@@ -170,7 +173,10 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
     }
     notice = `the light store ${storePath} is corrupt (${why}); rebuilding it from the trusted starting point`
   } else if (given === undefined) {
-    throw new TrustError('no_trust_root', `no trusted starting point to verify answers of chain ${JSON.stringify(chainId)} (no genesis given, no light store ${storePath})`)
+    throw new TrustError(
+      'no_trust_root',
+      `no trusted starting point to verify answers of chain ${JSON.stringify(chainId)} (no genesis given, no light store ${storePath})`,
+    )
   }
 
   if (blocks === undefined) {
@@ -186,9 +192,12 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
   }
   const path = storePath
   const light = new LightClient({ trustingPeriodMs }, { blocks, now: io.now, onChange: (b) => saveLightStore(path, b) })
-  const rpc = new VerifiedRpc({ endpoints, timeoutMs: io.rpcTimeoutMs, retries: 1 }, {
-    light,
-    onRejected: (e) => io.warn(`${e.message}; trying the next endpoint`, { endpoint: e.endpoint, reason: 'failed_verification' }),
-  })
+  const rpc = new VerifiedRpc(
+    { endpoints, timeoutMs: io.rpcTimeoutMs, retries: 1 },
+    {
+      light,
+      onRejected: (e) => io.warn(`${e.message}; trying the next endpoint`, { endpoint: e.endpoint, reason: 'failed_verification' }),
+    },
+  )
   return { chainId, light, rpc, storePath }
 }

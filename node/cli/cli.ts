@@ -27,11 +27,13 @@ const integerIn = (v: string, min: number, max: number): number | undefined => {
   const n = Number(v)
   return /^\d+$/.test(v) && Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined
 }
-const int = (name: string, min: number, max: number) => (v: string): number => {
-  const n = integerIn(v, min, max)
-  if (n === undefined) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
-  return n
-}
+const int =
+  (name: string, min: number, max: number) =>
+  (v: string): number => {
+    const n = integerIn(v, min, max)
+    if (n === undefined) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
+    return n
+  }
 const verifyWorkers = (v: string): number | 'shared' => {
   const n = v === 'shared' ? v : integerIn(v, 0, 64)
   if (n === undefined) throw new InvalidArgumentError('--verify-workers must be an integer from 0 to 64, or shared')
@@ -64,7 +66,7 @@ function readGenesisJson(path: string): GenesisJson {
 function writeGenesisJson(path: string, json: GenesisJson): void {
   const parsed = parseGenesis(json)
   if (!parsed.ok) throw new UsageError(`the genesis would be invalid:\n  ${parsed.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n  ')}`)
-  writeFileSync(path, JSON.stringify(formatGenesis(parsed.value), null, 2) + '\n')
+  writeFileSync(path, `${JSON.stringify(formatGenesis(parsed.value), null, 2)}\n`)
 }
 
 /** Builds the program; `out`/`err` receive lines (tests capture them). */
@@ -75,7 +77,8 @@ export function buildProgram(out: (s: string) => void): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
 
-  program.command('testnet')
+  program
+    .command('testnet')
     .description('write a local testnet: genesis, one home per validator, funded dev keys')
     .requiredOption('--validators <n>', 'number of validators', int('--validators', 1, 128))
     .requiredOption('--out <dir>', 'output directory (must be empty or absent)')
@@ -84,16 +87,43 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--p2p-port <port>', 'p2p port of validator 0 (validator i uses port + i)', int('--p2p-port', 1, 65535), 26656)
     .option('--rpc-port <port>', 'RPC port of validator 0 (validator i uses port + i)', int('--rpc-port', 1, 65535), 8545)
     .option('--accounts <k>', 'funded accounts besides the faucet', int('--accounts', 0, 100000), 0)
-    .option('--unkeyed-accounts <m>', 'funded addresses whose keys are not kept, for state size (benchmarks)', int('--unkeyed-accounts', 0, MAX_GENESIS_BALANCES), 0)
+    .option(
+      '--unkeyed-accounts <m>',
+      'funded addresses whose keys are not kept, for state size (benchmarks)',
+      int('--unkeyed-accounts', 0, MAX_GENESIS_BALANCES),
+      0,
+    )
     // a bigint default needs its own description: commander would print it with JSON.stringify, which throws
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
     .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
-    .option('--verify-workers <n|shared>', 'signature verification threads per validator, or "shared": the validators share this machine and each gets floor(cores / validators) - 1, from 0 to 4 (default: shared without --hosts; with --hosts, the node\'s own default)', verifyWorkers)
+    .option(
+      '--verify-workers <n|shared>',
+      'signature verification threads per validator, or "shared": the validators share this machine and each gets floor(cores / validators) - 1, from 0 to 4 (default: shared without --hosts; with --hosts, the node\'s own default)',
+      verifyWorkers,
+    )
     .option('--json', 'machine-readable output')
     .action((o) => {
-      const hosts = o.hosts === undefined ? undefined : String(o.hosts).split(',').map((h: string) => host(h.trim()))
-      const r = writeTestnet({ validators: o.validators, out: resolve(o.out), chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: o.accounts, unkeyedAccounts: o.unkeyedAccounts, balance: o.balance, hosts, listenHost: o.listenHost, verifyWorkers: o.verifyWorkers })
+      const hosts =
+        o.hosts === undefined
+          ? undefined
+          : String(o.hosts)
+              .split(',')
+              .map((h: string) => host(h.trim()))
+      const r = writeTestnet({
+        validators: o.validators,
+        out: resolve(o.out),
+        chainId: o.chainId,
+        host: o.host,
+        p2pPort: o.p2pPort,
+        rpcPort: o.rpcPort,
+        accounts: o.accounts,
+        unkeyedAccounts: o.unkeyedAccounts,
+        balance: o.balance,
+        hosts,
+        listenHost: o.listenHost,
+        verifyWorkers: o.verifyWorkers,
+      })
       if (o.json) out(JSON.stringify({ ...r, out: resolve(o.out) }))
       else {
         out(`wrote a ${r.validators}-validator testnet "${r.chainId}" to ${resolve(o.out)}`)
@@ -102,10 +132,14 @@ export function buildProgram(out: (s: string) => void): Command {
       }
     })
 
-  program.command('start')
+  program
+    .command('start')
     .description('run one node in the foreground (JSON logs on stdout; SIGINT/SIGTERM stop it cleanly)')
     .requiredOption('--home <dir>', 'the node home')
-    .option('--allow-missing-validator-state', 'start a validator whose validator_state.json is missing although its data shows it signed before (only when it cannot have signed above the chain\'s tip)')
+    .option(
+      '--allow-missing-validator-state',
+      "start a validator whose validator_state.json is missing although its data shows it signed before (only when it cannot have signed above the chain's tip)",
+    )
     .action(async (o) => {
       // loaded here so that commands which never start a node do not load libp2p and the stores
       const { TallyNode } = await import('../node.js')
@@ -126,7 +160,8 @@ export function buildProgram(out: (s: string) => void): Command {
       })
     })
 
-  program.command('init')
+  program
+    .command('init')
     .description('create the keys and a config for one validator of a multi-machine network, or for a full node')
     .requiredOption('--home <dir>', 'the node home to create')
     .option('--moniker <name>', 'a human-readable node name', 'tally-node')
@@ -141,20 +176,28 @@ export function buildProgram(out: (s: string) => void): Command {
         if (existsSync(join(home, f))) throw new UsageError(`${join(home, f)} already exists: refusing to overwrite a key`)
       }
       // checked with the same rules `tallyd start` applies, before anything is written
-      const config = { ...DEFAULT_CONFIG, moniker: o.moniker, p2p: { ...DEFAULT_CONFIG.p2p, listen: `0.0.0.0:${o.p2pPort}` }, rpc: { ...DEFAULT_CONFIG.rpc, port: o.rpcPort } }
+      const config = {
+        ...DEFAULT_CONFIG,
+        moniker: o.moniker,
+        p2p: { ...DEFAULT_CONFIG.p2p, listen: `0.0.0.0:${o.p2pPort}` },
+        rpc: { ...DEFAULT_CONFIG.rpc, port: o.rpcPort },
+      }
       const checked = parseConfig(config)
       const flag: Record<string, string> = { moniker: '--moniker', 'p2p.listen': '--p2p-port', 'rpc.port': '--rpc-port' }
       if (!checked.ok) throw new UsageError(checked.error.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
       mkdirSync(home, { recursive: true })
       const validatorSeed = fullNode ? undefined : new Uint8Array(randomBytes(32))
       const nodeSeed = new Uint8Array(randomBytes(32))
-      const keys: [string, Uint8Array][] = [[HomeFiles.nodeKey, nodeSeed], ...(validatorSeed === undefined ? [] : [[HomeFiles.validatorKey, validatorSeed] as [string, Uint8Array]])]
+      const keys: [string, Uint8Array][] = [
+        [HomeFiles.nodeKey, nodeSeed],
+        ...(validatorSeed === undefined ? [] : [[HomeFiles.validatorKey, validatorSeed] as [string, Uint8Array]]),
+      ]
       for (const [f, seed] of keys) {
         writeFileSync(join(home, f), encodeKeyFile(seed), { mode: 0o600 })
         chmodSync(join(home, f), 0o600)
       }
       if (!existsSync(join(home, HomeFiles.config))) {
-        writeFileSync(join(home, HomeFiles.config), JSON.stringify(config, null, 2) + '\n')
+        writeFileSync(join(home, HomeFiles.config), `${JSON.stringify(config, null, 2)}\n`)
       }
       const peerId = peerIdOf(keyPairFromSeed(nodeSeed).publicKey)
       if (validatorSeed === undefined) {
@@ -163,7 +206,7 @@ export function buildProgram(out: (s: string) => void): Command {
           out(`created ${home} (a full node: no validator key)`)
           out(`  peer id     ${peerId}`)
           out(`next: copy the network's genesis.json into ${home}, list validators in its config.json p2p.peers,`)
-          out('and have each validator\'s operator add this peer id to p2p.allowedPeerIds in their config.json and restart')
+          out("and have each validator's operator add this peer id to p2p.allowedPeerIds in their config.json and restart")
           out('their node (docs/operations.md, "A full node")')
         }
         return
@@ -176,12 +219,13 @@ export function buildProgram(out: (s: string) => void): Command {
         out(`  public key  ${info.publicKey}`)
         out(`  address     ${info.address}`)
         out(`  peer id     ${info.peerId}`)
-        out('send the public key, the peer id and this host\'s p2p address to the genesis coordinator, or, to join a running')
-        out('network, to the validators\' operators, who vote it in with `tallyd validator propose-add` (docs/operations.md)')
+        out("send the public key, the peer id and this host's p2p address to the genesis coordinator, or, to join a running")
+        out("network, to the validators' operators, who vote it in with `tallyd validator propose-add` (docs/operations.md)")
       }
     })
 
-  program.command('devnet')
+  program
+    .command('devnet')
     .description('create (if needed) and run a local testnet, every validator a child process; Ctrl-C stops all')
     .option('--validators <n>', 'number of validators', int('--validators', 1, 32), 4)
     .option('--dir <dir>', 'testnet directory', '.devnet')
@@ -190,13 +234,19 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--rpc-port <port>', 'RPC port of validator 0', int('--rpc-port', 1, 65535), 8545)
     .action(async (o) => {
       process.exitCode = await runDevnet({
-        validators: o.validators, dir: o.dir, reset: o.reset === true, p2pPort: o.p2pPort, rpcPort: o.rpcPort, out,
+        validators: o.validators,
+        dir: o.dir,
+        reset: o.reset === true,
+        p2pPort: o.p2pPort,
+        rpcPort: o.rpcPort,
+        out,
         createTestnet: async (t) => void writeTestnet({ ...t, chainId: 'tally-devnet', host: '127.0.0.1', balance: 1_000_000_000_000n }),
       })
     })
 
-  const genesis = program.command('genesis').description('assemble a genesis from operators\' keys and initial balances')
-  genesis.command('new')
+  const genesis = program.command('genesis').description("assemble a genesis from operators' keys and initial balances")
+  genesis
+    .command('new')
     .description('write an empty genesis (add validators and balances next)')
     .requiredOption('--chain-id <id>', 'chain id', chainId)
     .requiredOption('--out <file>', 'genesis file to write')
@@ -204,10 +254,11 @@ export function buildProgram(out: (s: string) => void): Command {
     .action((o) => {
       if (existsSync(o.out)) throw new UsageError(`${o.out} already exists`)
       const json = { chainId: o.chainId, genesisTime: o.genesisTime ?? new Date().toISOString(), validators: [], balances: [], params: DEFAULT_PARAMS }
-      writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n')
+      writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`)
       out(`wrote ${o.out}`)
     })
-  genesis.command('add-validator')
+  genesis
+    .command('add-validator')
     .description('add a validator (its public key and libp2p peer id from `tallyd init`)')
     .requiredOption('--genesis <file>', 'genesis file')
     .requiredOption('--name <name>', 'validator name')
@@ -222,7 +273,8 @@ export function buildProgram(out: (s: string) => void): Command {
       writeGenesisJson(o.genesis, json)
       out(`added validator ${o.name} (${formatAddress(addressFromPublicKey(pk))})`)
     })
-  genesis.command('add-balance')
+  genesis
+    .command('add-balance')
     .description('add an initial balance')
     .requiredOption('--genesis <file>', 'genesis file')
     .requiredOption('--address <address>', '0x + 40 hex')
@@ -235,7 +287,8 @@ export function buildProgram(out: (s: string) => void): Command {
       writeGenesisJson(o.genesis, json)
       out(`added ${o.amount} to ${formatAddress(a)}`)
     })
-  genesis.command('validate')
+  genesis
+    .command('validate')
     .description('validate a genesis and print its hash (every operator compares it)')
     .requiredOption('--genesis <file>', 'genesis file')
     .action((o) => {
@@ -245,8 +298,9 @@ export function buildProgram(out: (s: string) => void): Command {
       out(`valid: chain ${parsed.value.chainId}, ${parsed.value.validators.length} validators, ${parsed.value.balances.length} balances`)
       out(`genesis hash ${to0x(genesisHash(parsed.value))}`)
     })
-  genesis.command('show-key')
-    .description('print the public key, address and peer id of a home\'s keys, as JSON (a full node has only a peer id)')
+  genesis
+    .command('show-key')
+    .description("print the public key, address and peer id of a home's keys, as JSON (a full node has only a peer id)")
     .requiredOption('--home <dir>', 'node home')
     .option('--json', 'JSON output (the only form: accepted for symmetry with the other commands)')
     .action((o) => {
@@ -265,7 +319,7 @@ export function buildProgram(out: (s: string) => void): Command {
 
 /** Runs the CLI; resolves with the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram((s) => process.stdout.write(s + '\n'))
+  const program = buildProgram((s) => process.stdout.write(`${s}\n`))
   try {
     await program.parseAsync(argv, { from: 'user' })
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -69,12 +69,17 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     if (stopping) return
     stopping = true
     o.out('stopping validators…')
-    await Promise.all(children.map((c) => new Promise<void>((r) => {
-      if (c.exitCode !== null || c.signalCode !== null) return r()
-      c.once('exit', () => r())
-      c.kill('SIGTERM')
-      setTimeout(() => c.kill('SIGKILL'), 10_000).unref()
-    })))
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((r) => {
+            if (c.exitCode !== null || c.signalCode !== null) return r()
+            c.once('exit', () => r())
+            c.kill('SIGTERM')
+            setTimeout(() => c.kill('SIGKILL'), 10_000).unref()
+          }),
+      ),
+    )
   }
 
   const stopped = new Promise<number>((resolveExit) => {
@@ -100,7 +105,9 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   const account0 = JSON.parse(readFileSync(join(dir, 'keys', 'account0.json'), 'utf8')) as { address: string }
   o.out('')
   o.out(`Tally devnet "${genesis.chainId}" is running with ${n} validators (logs: ${dir}/node*.log)`)
-  urls.forEach((u, i) => o.out(`  node${i}  RPC ${u}`))
+  urls.forEach((u, i) => {
+    o.out(`  node${i}  RPC ${u}`)
+  })
   o.out('')
   o.out('Try a transfer from the faucet (the wallet verifies every answer from the genesis: TALLY_GENESIS or --genesis):')
   o.out(`  export TALLY_GENESIS=${join(o.dir, 'genesis.json')}`)

@@ -49,7 +49,10 @@ export interface NodeHome {
 
 /** A home that cannot be used, with every problem named. */
 export class HomeError extends Error {
-  constructor(message: string, readonly problems: readonly string[] = []) {
+  constructor(
+    message: string,
+    readonly problems: readonly string[] = [],
+  ) {
     super(problems.length > 0 ? `${message}:\n  ${problems.join('\n  ')}` : message)
   }
 }

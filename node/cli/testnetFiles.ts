@@ -57,9 +57,9 @@ function writeFile(path: string, text: string, secret = false): void {
 export function formatGenesisText(json: GenesisJson): string {
   const { balances, ...rest } = json
   const text = JSON.stringify({ ...rest, balances: [] }, null, 2)
-  if (balances.length === 0) return text + '\n'
-  const lines = balances.map((b) => '    ' + JSON.stringify(b)).join(',\n')
-  return text.replace('"balances": []', () => `"balances": [\n${lines}\n  ]`) + '\n'
+  if (balances.length === 0) return `${text}\n`
+  const lines = balances.map((b) => `    ${JSON.stringify(b)}`).join(',\n')
+  return `${text.replace('"balances": []', () => `"balances": [\n${lines}\n  ]`)}\n`
 }
 
 /** `n` random 20-byte addresses, as views of one buffer drawn at once. */
@@ -73,19 +73,28 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   if (existsSync(o.out) && readdirSync(o.out).length > 0) throw new TestnetError(`${o.out} is not empty`)
   if (o.hosts !== undefined && o.hosts.length !== o.validators) throw new TestnetError(`--hosts names ${o.hosts.length} hosts for ${o.validators} validators`)
   const seeds = Array.from({ length: testnetSeedCount(o.validators, o.accounts) }, () => new Uint8Array(randomBytes(32)))
-  const r = makeTestnet({
-    validators: o.validators, chainId: o.chainId, host: o.host, p2pPort: o.p2pPort, rpcPort: o.rpcPort,
-    accounts: o.accounts, balance: o.balance, genesisTime: new Date().toISOString(), seeds,
-    unkeyedAddresses: unkeyedAddresses(o.unkeyedAccounts ?? 0),
-  }, { peerIdOf })
+  const r = makeTestnet(
+    {
+      validators: o.validators,
+      chainId: o.chainId,
+      host: o.host,
+      p2pPort: o.p2pPort,
+      rpcPort: o.rpcPort,
+      accounts: o.accounts,
+      balance: o.balance,
+      genesisTime: new Date().toISOString(),
+      seeds,
+      unkeyedAddresses: unkeyedAddresses(o.unkeyedAccounts ?? 0),
+    },
+    { peerIdOf },
+  )
   if (!r.ok) throw new TestnetError(r.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
   const t = r.value
   mkdirSync(o.out, { recursive: true })
   const genesisText = formatGenesisText(t.genesisJson)
   writeFile(join(o.out, 'genesis.json'), genesisText)
-  const verifyWorkers = o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined)
-    ? sharedHostVerifyWorkers(o.validators)
-    : o.verifyWorkers
+  const verifyWorkers =
+    o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined) ? sharedHostVerifyWorkers(o.validators) : o.verifyWorkers
   t.validators.forEach((v, i) => {
     const home = join(o.out, `node${i}`)
     mkdirSync(home, { recursive: true })
@@ -107,13 +116,15 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
         rpc: { ...config.rpc, host: listenHost },
       }
     }
-    writeFile(join(home, HomeFiles.config), JSON.stringify(config, null, 2) + '\n')
+    writeFile(join(home, HomeFiles.config), `${JSON.stringify(config, null, 2)}\n`)
     writeFile(join(home, HomeFiles.genesis), genesisText)
     writeFile(join(home, HomeFiles.validatorKey), encodeKeyFile(v.key.seed), true)
     writeFile(join(home, HomeFiles.nodeKey), encodeKeyFile(v.nodeKey.seed), true)
   })
   mkdirSync(join(o.out, 'keys'), { recursive: true })
   writeFile(join(o.out, 'keys', 'faucet.json'), encodeKeyFile(t.faucet.seed), true)
-  t.accounts.forEach((a, i) => writeFile(join(o.out, 'keys', `account${i}.json`), encodeKeyFile(a.seed), true))
+  t.accounts.forEach((a, i) => {
+    writeFile(join(o.out, 'keys', `account${i}.json`), encodeKeyFile(a.seed), true)
+  })
   return { chainId: t.genesis.chainId, validators: t.validators.length, faucet: formatAddress(t.faucet.address) }
 }

@@ -30,16 +30,19 @@ export interface ValidatorCommandIo {
 
 const publicKeyArg = (v: string): Uint8Array => {
   const pk = fromHex(v, 32)
-  if (pk === undefined || !/^0[xX]/.test(v) || !isAcceptablePublicKey(pk)) throw new InvalidArgumentError('--public-key must be 0x + 64 hex digits of a valid Ed25519 public key')
+  if (pk === undefined || !/^0[xX]/.test(v) || !isAcceptablePublicKey(pk))
+    throw new InvalidArgumentError('--public-key must be 0x + 64 hex digits of a valid Ed25519 public key')
   return pk
 }
 const peerIdArg = (v: string): string => {
-  if (!PEER_ID_RE.test(v) || publicKeyOfPeerId(v) === undefined) throw new InvalidArgumentError('--peer-id must be the libp2p peer id of an Ed25519 node key (12D3KooW…), as `tallyd init` prints it')
+  if (!PEER_ID_RE.test(v) || publicKeyOfPeerId(v) === undefined)
+    throw new InvalidArgumentError('--peer-id must be the libp2p peer id of an Ed25519 node key (12D3KooW…), as `tallyd init` prints it')
   return v
 }
 const powerArg = (v: string): number => {
   const n = Number(v)
-  if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(n) || n > MAX_TOTAL_POWER) throw new InvalidArgumentError(`--power must be an integer from 1 to ${MAX_TOTAL_POWER}`)
+  if (!/^[1-9]\d*$/.test(v) || !Number.isSafeInteger(n) || n > MAX_TOTAL_POWER)
+    throw new InvalidArgumentError(`--power must be an integer from 1 to ${MAX_TOTAL_POWER}`)
   return n
 }
 const nameArg = (v: string): string => {
@@ -85,7 +88,6 @@ export function describeAction(a: ActionView, names: ReadonlyMap<string, string>
       return `set the power of ${who(a.address)} to ${a.power}`
   }
 }
-
 
 /** True when a set already shows the action's effect. */
 function setShows(set: readonly ValidatorView[], a: ActionView): boolean {
@@ -168,7 +170,9 @@ async function pending(o: { home?: string; rpc?: string; json?: boolean }, io: V
   }
   const set = await client.getValidators(p.height)
   const names = namesOf(set)
-  io.out(`height ${p.height}: ${set.length} validators, total power ${p.totalPower}; a change completes with ${passingPower(p.totalPower)} (more than 2/3); votes count for ${p.voteExpiryHeights} heights`)
+  io.out(
+    `height ${p.height}: ${set.length} validators, total power ${p.totalPower}; a change completes with ${passingPower(p.totalPower)} (more than 2/3); votes count for ${p.voteExpiryHeights} heights`,
+  )
   if (p.changes.length === 0) io.out('no pending changes')
   for (const c of p.changes) {
     const state = c.forced ? 'forced by evidence' : c.passes ? 'passes' : `needs ${passingPower(c.totalPower) - c.power} more`
@@ -178,7 +182,9 @@ async function pending(o: { home?: string; rpc?: string; json?: boolean }, io: V
   }
   if (p.scheduled !== null) {
     const total = p.scheduled.validators.reduce((s, v) => s + v.power, 0)
-    io.out(`scheduled: from height ${p.scheduled.fromHeight}, ${p.scheduled.validators.length} validators, total power ${total}: ${p.scheduled.validators.map((v) => v.name).join(', ')}`)
+    io.out(
+      `scheduled: from height ${p.scheduled.fromHeight}, ${p.scheduled.validators.length} validators, total power ${total}: ${p.scheduled.validators.map((v) => v.name).join(', ')}`,
+    )
   }
 }
 
@@ -186,35 +192,39 @@ async function pending(o: { home?: string; rpc?: string; json?: boolean }, io: V
 export function validatorCommand(parent: Command, io: ValidatorCommandIo): Command {
   const cmd = parent.command('validator').description('vote for changes of the validator set and follow them (docs/operations.md)')
   const rpcOption = '--rpc <url>'
-  const rpcHelp = 'the RPC to submit to (default: the home\'s own, from its config.json)'
-  cmd.command('propose-add')
-    .description('vote to add a validator: its consensus public key, its node\'s peer id, its power and name')
-    .requiredOption('--home <dir>', 'this validator\'s home (its validator key signs the vote)')
-    .requiredOption('--public-key <hex>', 'the new validator\'s Ed25519 public key, 0x + 64 hex (`tallyd genesis show-key` on its home)', publicKeyArg)
+  const rpcHelp = "the RPC to submit to (default: the home's own, from its config.json)"
+  cmd
+    .command('propose-add')
+    .description("vote to add a validator: its consensus public key, its node's peer id, its power and name")
+    .requiredOption('--home <dir>', "this validator's home (its validator key signs the vote)")
+    .requiredOption('--public-key <hex>', "the new validator's Ed25519 public key, 0x + 64 hex (`tallyd genesis show-key` on its home)", publicKeyArg)
     .requiredOption('--peer-id <id>', 'the libp2p peer id of its node', peerIdArg)
     .requiredOption('--power <n>', 'its voting power', powerArg)
     .requiredOption('--name <name>', 'its name, unique in the set', nameArg)
     .option(rpcOption, rpcHelp, urlArg)
     .option('--json', 'machine-readable output')
     .action((o) => propose(o, { type: 'add', publicKey: o.publicKey, peerId: o.peerId, power: o.power, name: o.name }, io))
-  cmd.command('propose-remove')
+  cmd
+    .command('propose-remove')
     .description('vote to remove a validator')
-    .requiredOption('--home <dir>', 'this validator\'s home (its validator key signs the vote)')
-    .requiredOption('--address <address>', 'the validator\'s address, 0x + 40 hex', addressArg)
+    .requiredOption('--home <dir>', "this validator's home (its validator key signs the vote)")
+    .requiredOption('--address <address>', "the validator's address, 0x + 40 hex", addressArg)
     .option(rpcOption, rpcHelp, urlArg)
     .option('--json', 'machine-readable output')
     .action((o) => propose(o, { type: 'remove', address: o.address }, io))
-  cmd.command('propose-power')
-    .description('vote to change a validator\'s power')
-    .requiredOption('--home <dir>', 'this validator\'s home (its validator key signs the vote)')
-    .requiredOption('--address <address>', 'the validator\'s address, 0x + 40 hex', addressArg)
+  cmd
+    .command('propose-power')
+    .description("vote to change a validator's power")
+    .requiredOption('--home <dir>', "this validator's home (its validator key signs the vote)")
+    .requiredOption('--address <address>', "the validator's address, 0x + 40 hex", addressArg)
     .requiredOption('--power <n>', 'its new voting power', powerArg)
     .option(rpcOption, rpcHelp, urlArg)
     .option('--json', 'machine-readable output')
     .action((o) => propose(o, { type: 'power', address: o.address, power: o.power }, io))
-  cmd.command('pending')
+  cmd
+    .command('pending')
     .description('list the changes waiting for votes, with the power their votes hold')
-    .option(rpcOption, 'the RPC to ask (default: the --home\'s own, else http://127.0.0.1:8545)', urlArg)
+    .option(rpcOption, "the RPC to ask (default: the --home's own, else http://127.0.0.1:8545)", urlArg)
     .option('--home <dir>', 'a node home whose RPC to ask')
     .option('--json', 'machine-readable output (the chain_getPendingChanges result)')
     .action((o) => pending(o, io))

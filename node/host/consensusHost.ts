@@ -1,13 +1,45 @@
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
 import { err, ok, type Result } from '../../crypto/result.js'
 import {
-  commitHash, decodeCommitCertificate, decodeEvidence, encodeCommitCertificate, evidenceHash, evidenceHeight, evidenceOffender, findValidator,
-  initialConsensusState, messageStatus, repairMessages, step, verifyCommit, verifyCommitTrusting, verifyEvidence, type CommitCertificate, type ConsensusEffect, type ConsensusInput, type ConsensusParams, type ConsensusState, type Evidence,
-  type MessageStatus, type SafetyGuard, type SignedProposal, type SignedVote, type Timeout, type ValidatorSet,
+  commitHash,
+  decodeCommitCertificate,
+  decodeEvidence,
+  encodeCommitCertificate,
+  evidenceHash,
+  evidenceHeight,
+  evidenceOffender,
+  findValidator,
+  initialConsensusState,
+  messageStatus,
+  repairMessages,
+  step,
+  verifyCommit,
+  verifyCommitTrusting,
+  verifyEvidence,
+  type CommitCertificate,
+  type ConsensusEffect,
+  type ConsensusInput,
+  type ConsensusParams,
+  type ConsensusState,
+  type Evidence,
+  type MessageStatus,
+  type SafetyGuard,
+  type SignedProposal,
+  type SignedVote,
+  type Timeout,
+  type ValidatorSet,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../../ledger/block.js'
 import type { ExecutionContext } from '../../ledger/applyBlock.js'
-import { blockTimeWait, checkBlockBody, checkBlockEvidence, checkBlockExecution, checkBlockHeader, type BlockFault, type BlockParent } from '../../ledger/blockValidity.js'
+import {
+  blockTimeWait,
+  checkBlockBody,
+  checkBlockEvidence,
+  checkBlockExecution,
+  checkBlockHeader,
+  type BlockFault,
+  type BlockParent,
+} from '../../ledger/blockValidity.js'
 import { rosterAt, type GovernanceParams } from '../../ledger/governance.js'
 import type { ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { KvStore } from '../../ledger/store.js'
@@ -185,7 +217,10 @@ export class ConsensusHost {
   private heightStartedAt = 0
   private resends = 0
 
-  constructor(private readonly o: ConsensusHostOptions, private readonly d: ConsensusHostDependencies) {
+  constructor(
+    private readonly o: ConsensusHostOptions,
+    private readonly d: ConsensusHostDependencies,
+  ) {
     this.state = initialConsensusState({ chainId: o.chainId, params: o.params, address: d.guard?.address ?? null })
   }
 
@@ -238,9 +273,13 @@ export class ConsensusHost {
       if (!e.ok) throw new Error(`consensus WAL is corrupt: ${e.error.reason}`)
       if (e.value.height > tipHeight) entries.push({ ...e.value, record: r })
     }
-    await this.checkSafetyRecord(entries.map((e) => e.entry), tipHeight)
+    await this.checkSafetyRecord(
+      entries.map((e) => e.entry),
+      tipHeight,
+    )
     for (const { height, entry } of entries) if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
-    this.futureRecords = entries.filter((e) => e.height > tipHeight + 1)
+    this.futureRecords = entries
+      .filter((e) => e.height > tipHeight + 1)
       .map(({ height, record, entry }) => ({ height, record, ...(entry.kind === 'block' ? {} : { entry }) }))
     this.heightStartedAt = this.d.now()
     this.replaying = true
@@ -291,14 +330,21 @@ export class ConsensusHost {
     }
     const header = stored.block.header
     const c = this.candidates.add(height, round, {
-      header, hash: blockHash(header), txHashes: txs.map((t) => t.hash), evidence: stored.block.evidence, lastCommit: stored.lastCommit,
+      header,
+      hash: blockHash(header),
+      txHashes: txs.map((t) => t.hash),
+      evidence: stored.block.evidence,
+      lastCommit: stored.lastCommit,
     })
     if (c !== undefined) c.txs ??= txs
   }
 
   /** Logs a block whole (see walEntry.ts): before this node proposes it or reports it valid, so before it votes for it. */
   private logBlock(c: Candidate, round: number): void {
-    this.log({ kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }, lastCommit: c.lastCommit } }, c.header.height)
+    this.log(
+      { kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }, lastCommit: c.lastCommit } },
+      c.header.height,
+    )
   }
 
   /** The validator set in force at `height` once it is known (up to the tip + 2: later blocks may still change it). */
@@ -360,7 +406,10 @@ export class ConsensusHost {
         continue
       }
       const c = this.candidates.get(m.proposal.valueId)
-      if (c) this.d.broadcast(encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, evidence: c.evidence, lastCommit: c.lastCommit }, this.resends))
+      if (c)
+        this.d.broadcast(
+          encodeProposalMessage({ proposal: m.proposal, header: c.header, txHashes: c.txHashes, evidence: c.evidence, lastCommit: c.lastCommit }, this.resends),
+        )
     }
   }
 
@@ -384,7 +433,12 @@ export class ConsensusHost {
       if (!d.ok) return fail('transactions', `a transaction does not decode: ${d.error.reason}`)
       txs.push(d.value)
     }
-    const h = checkBlockHeader(header, txs.map((t) => t.hash), parent, this.verifiedLastCommitHash(stored.lastCommit))
+    const h = checkBlockHeader(
+      header,
+      txs.map((t) => t.hash),
+      parent,
+      this.verifiedLastCommitHash(stored.lastCommit),
+    )
     if (!h.ok) return fail('header', `${h.error.code}: ${h.error.reason}`)
     const body = checkBlockBody(txs, parent)
     if (!body.ok) return fail('transactions', body.error.reason)
@@ -417,7 +471,8 @@ export class ConsensusHost {
    */
   verifyTip(certificate: CommitCertificate): boolean {
     const known = (this.tipValue?.height ?? 0) + 2
-    if (certificate.height <= known) return verifyCommit(this.d.sets.at(certificate.height), this.o.chainId, certificate.height, certificate.valueId, certificate).ok
+    if (certificate.height <= known)
+      return verifyCommit(this.d.sets.at(certificate.height), this.o.chainId, certificate.height, certificate.valueId, certificate).ok
     return verifyCommitTrusting(this.d.sets.at(known), this.o.chainId, certificate).ok
   }
 
@@ -514,7 +569,13 @@ export class ConsensusHost {
       // a repeated or useless vote is neither logged nor fed (a flood of copies costs no disk and no step)
       if (messageStatus(this.state, { kind: 'vote', vote: input.vote }) !== 'new') return
       if (log) this.log({ kind: 'input', input }, input.vote.height)
-    } else if (log && this.inputHeight(input) === this.state.height && input.type !== 'startHeight' && input.type !== 'proposal' && input.type !== 'commitCertificate') {
+    } else if (
+      log &&
+      this.inputHeight(input) === this.state.height &&
+      input.type !== 'startHeight' &&
+      input.type !== 'proposal' &&
+      input.type !== 'commitCertificate'
+    ) {
       this.log({ kind: 'input', input }, this.state.height)
     }
     await this.feed(input)
@@ -526,9 +587,18 @@ export class ConsensusHost {
     if (status === 'drop') return
     // Block parts are kept for this height and the next ones (the core buffers a later-height proposal until then);
     // also for a proposal the core already holds, whose parts this node may have lost in a restart.
-    const c = this.candidates.add(p.height, p.round, { header: m.header, hash: p.valueId, txHashes: m.txHashes, evidence: m.evidence, lastCommit: m.lastCommit })
+    const c = this.candidates.add(p.height, p.round, {
+      header: m.header,
+      hash: p.valueId,
+      txHashes: m.txHashes,
+      evidence: m.evidence,
+      lastCommit: m.lastCommit,
+    })
     if (c === undefined) {
-      this.d.logger.warn({ height: p.height, round: p.round, proposer: toHex(p.proposer) }, 'dropped a proposal: its proposer already has two blocks in this round')
+      this.d.logger.warn(
+        { height: p.height, round: p.round, proposer: toHex(p.proposer) },
+        'dropped a proposal: its proposer already has two blocks in this round',
+      )
       return
     }
     if (status === 'known') return
@@ -582,7 +652,10 @@ export class ConsensusHost {
         // the WAL sync and the guard's save run together; the signature is used only once both are durable
         const [, r] = await Promise.all([this.flushWal(), this.d.guard.signProposalAsync(e.proposal)])
         if (!r.ok) {
-          this.d.logger[this.expectedRefusal(r.error.code, e.proposal.height) ? 'debug' : 'warn']({ height: e.proposal.height, round: e.proposal.round, code: r.error.code }, `guard refused a proposal: ${r.error.reason}`)
+          this.d.logger[this.expectedRefusal(r.error.code, e.proposal.height) ? 'debug' : 'warn'](
+            { height: e.proposal.height, round: e.proposal.round, code: r.error.code },
+            `guard refused a proposal: ${r.error.reason}`,
+          )
           return
         }
         this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
@@ -772,7 +845,15 @@ export class ConsensusHost {
       }
       const hash = blockHash(header)
       const candidate: Candidate = {
-        header, hash, txHashes, evidence: items, lastCommit: this.lastCommitValue, txs, result, executionMs, verdict: 'valid',
+        header,
+        hash,
+        txHashes,
+        evidence: items,
+        lastCommit: this.lastCommitValue,
+        txs,
+        result,
+        executionMs,
+        verdict: 'valid',
       }
       if (this.candidates.add(height, round, candidate) === undefined) return
       this.logBlock(candidate, round)
@@ -822,7 +903,8 @@ export class ConsensusHost {
           this.enqueue({ kind: 'input', input: { type: 'valueValidated', height, round, valueId, valid: j === 'valid' }, log: true })
           return
         }
-        if (j.reason !== lastReason) this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
+        if (j.reason !== lastReason)
+          this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
         lastReason = j.reason
         await this.d.sleep(j.retryMs)
       }
@@ -834,14 +916,19 @@ export class ConsensusHost {
   /** One judgement of a candidate, shared by concurrent callers; a permanent verdict is kept on the candidate. */
   private judge(c: Candidate, decided: boolean): Promise<Judgement> {
     if (c.verdict !== undefined) return Promise.resolve(c.verdict)
-    c.judging ??= this.judgeOnce(c, decided).finally(() => { c.judging = undefined })
+    c.judging ??= this.judgeOnce(c, decided).finally(() => {
+      c.judging = undefined
+    })
     return c.judging
   }
 
   private async judgeOnce(c: Candidate, decided: boolean): Promise<Judgement> {
     const retryMs = this.o.retryMs ?? 500
     const invalid = (f: BlockFault): Verdict => {
-      this.d.logger.warn({ height: c.header.height, block: toHex(c.hash), proposer: toHex(c.header.proposer), code: f.code, reason: f.reason }, 'rejected a proposed block')
+      this.d.logger.warn(
+        { height: c.header.height, block: toHex(c.hash), proposer: toHex(c.header.proposer), code: f.code, reason: f.reason },
+        'rejected a proposed block',
+      )
       c.verdict = 'invalid'
       return 'invalid'
     }
@@ -887,9 +974,14 @@ export class ConsensusHost {
   private async resolveTransactions(hashes: readonly Uint8Array[], proposer: Uint8Array): Promise<DecodedTransaction[] | undefined | 'malformed'> {
     const out: (DecodedTransaction | undefined)[] = hashes.map((h) => this.d.mempool.get(h))
     const missing: number[] = []
-    out.forEach((t, i) => { if (t === undefined) missing.push(i) })
+    out.forEach((t, i) => {
+      if (t === undefined) missing.push(i)
+    })
     if (missing.length === 0) return out as DecodedTransaction[]
-    const fetched = await this.d.fetchTxs(missing.map((i) => hashes[i]!), proposer)
+    const fetched = await this.d.fetchTxs(
+      missing.map((i) => hashes[i]!),
+      proposer,
+    )
     const decoded: DecodedTransaction[] = []
     for (let k = 0; k < missing.length; k++) {
       const bytes = fetched[k]
@@ -902,7 +994,11 @@ export class ConsensusHost {
     }
     const verifySignature = this.d.verifySignature
     if (verifySignature !== undefined) {
-      await Promise.all(decoded.map(async (d) => { if (await verifySignature(d.tx)) this.d.verified.add(d.hash) }))
+      await Promise.all(
+        decoded.map(async (d) => {
+          if (await verifySignature(d.tx)) this.d.verified.add(d.hash)
+        }),
+      )
     }
     return out as DecodedTransaction[]
   }
@@ -940,8 +1036,15 @@ export class ConsensusHost {
     })
     if (executed === undefined) return false
     const c: Candidate = {
-      header, hash: b.hash, txHashes: b.txs.map((t) => t.hash), evidence: b.stored.block.evidence, lastCommit: b.stored.lastCommit, txs: [...b.txs],
-      result: executed.result, executionMs: executed.executionMs, verdict: 'valid',
+      header,
+      hash: b.hash,
+      txHashes: b.txs.map((t) => t.hash),
+      evidence: b.stored.block.evidence,
+      lastCommit: b.stored.lastCommit,
+      txs: [...b.txs],
+      result: executed.result,
+      executionMs: executed.executionMs,
+      verdict: 'valid',
     }
     await this.commit(b.height, b.certificate.round, c, b.certificate)
     return true
@@ -960,8 +1063,13 @@ export class ConsensusHost {
       const ops = [
         ...result.ops,
         ...this.d.chain.commitOps({
-          height, blockHash: c.hash, blockTime: c.header.time, blockBytes: stored,
-          certificateBytes: encodeCommitCertificate(certificate), txHashes: c.txHashes, receipts,
+          height,
+          blockHash: c.hash,
+          blockTime: c.header.time,
+          blockBytes: stored,
+          certificateBytes: encodeCommitCertificate(certificate),
+          txHashes: c.txHashes,
+          receipts,
         }),
         ...this.d.evidence.commitOps(height, c.evidence),
         ...(setsChanged ? [this.d.chain.validatorSetsOp([...history, { fromHeight: height + 2, roster: scheduled }])] : []),
@@ -980,8 +1088,16 @@ export class ConsensusHost {
     const replay = this.replayFor(height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > height + 1)
     await this.d.onCommitted({
-      height, hash: c.hash, round, block, lastCommit: c.lastCommit, certificate, txHashes: c.txHashes, receipts,
-      touched: result.changed.map((x) => x.address), executionMs: c.executionMs ?? 0,
+      height,
+      hash: c.hash,
+      round,
+      block,
+      lastCommit: c.lastCommit,
+      certificate,
+      txHashes: c.txHashes,
+      receipts,
+      touched: result.changed.map((x) => x.address),
+      executionMs: c.executionMs ?? 0,
     })
     if (setsChanged) {
       this.d.logger.info({ fromHeight: height + 2, validators: scheduled.length }, 'a new validator set is scheduled')
@@ -1008,14 +1124,18 @@ export class ConsensusHost {
     const guard = this.d.guard
     if (guard === null || guard.record !== undefined || this.o.allowMissingSafetyRecord === true) return
     const mine = (a: Uint8Array) => bytesEqual(a, guard.address)
-    const inWal = entries.some((e) => (e.kind === 'proposal' ? mine(e.message.proposal.proposer) : e.kind === 'input' && e.input.type === 'vote' && mine(e.input.vote.validator)))
+    const inWal = entries.some((e) =>
+      e.kind === 'proposal' ? mine(e.message.proposal.proposer) : e.kind === 'input' && e.input.type === 'vote' && mine(e.input.vote.validator),
+    )
     let inChain = false
     for (let h = tipHeight; h >= 1 && h > tipHeight - 10 && !inChain; h--) {
       const cert = h === tipHeight ? this.lastCommitValue : await this.loadCertificate(h)
-      inChain = cert !== null && cert.signatures.some((s) => mine(s.validator))
+      inChain = cert?.signatures.some((s) => mine(s.validator)) === true
     }
     if (inWal || inChain) {
-      throw new Error(`the safety record (validator_state.json) is missing, but this validator signed before (${inWal ? 'its WAL holds its messages' : 'recent certificates carry its signature'}): restore the record, or start with --allow-missing-validator-state if it cannot have signed above the chain's tip`)
+      throw new Error(
+        `the safety record (validator_state.json) is missing, but this validator signed before (${inWal ? 'its WAL holds its messages' : 'recent certificates carry its signature'}): restore the record, or start with --allow-missing-validator-state if it cannot have signed above the chain's tip`,
+      )
     }
   }
 

@@ -5,9 +5,13 @@ import type { Genesis } from '../../genesis/genesis.js'
 export function consensusParamsOf(genesis: Genesis): ConsensusParams {
   const t = genesis.params.timeouts
   return {
-    timeoutProposeMs: t.proposeMs, timeoutProposeDeltaMs: t.proposeDeltaMs,
-    timeoutPrevoteMs: t.prevoteMs, timeoutPrevoteDeltaMs: t.prevoteDeltaMs,
-    timeoutPrecommitMs: t.precommitMs, timeoutPrecommitDeltaMs: t.precommitDeltaMs,
-    maxRoundsAhead: 10, maxHeightsAhead: 2,
+    timeoutProposeMs: t.proposeMs,
+    timeoutProposeDeltaMs: t.proposeDeltaMs,
+    timeoutPrevoteMs: t.prevoteMs,
+    timeoutPrevoteDeltaMs: t.prevoteDeltaMs,
+    timeoutPrecommitMs: t.precommitMs,
+    timeoutPrecommitDeltaMs: t.precommitDeltaMs,
+    maxRoundsAhead: 10,
+    maxHeightsAhead: 2,
   }
 }

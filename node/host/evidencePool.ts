@@ -25,8 +25,13 @@ export interface EvidencePoolDependencies {
 export function evidenceView(e: Evidence, committedAt?: number): DomainValue {
   const type = e.kind === 'conflictingVotes' ? e.first.type : 'proposal'
   return {
-    kind: e.kind, validator: evidenceOffender(e), height: e.first.height, round: e.first.round, type,
-    first: { valueId: e.first.valueId, signature: e.first.signature }, second: { valueId: e.second.valueId, signature: e.second.signature },
+    kind: e.kind,
+    validator: evidenceOffender(e),
+    height: e.first.height,
+    round: e.first.round,
+    type,
+    first: { valueId: e.first.valueId, signature: e.first.signature },
+    second: { valueId: e.second.valueId, signature: e.second.signature },
     ...(committedAt === undefined ? {} : { committedAt }),
   }
 }
@@ -98,7 +103,10 @@ export class EvidencePool {
       }
       out.push(p)
     }
-    return out.sort((a, b) => compareBytes(a.hash, b.hash)).slice(0, max).map((p) => p.bytes)
+    return out
+      .sort((a, b) => compareBytes(a.hash, b.hash))
+      .slice(0, max)
+      .map((p) => p.bytes)
   }
 
   /** The write ops that record a block's evidence as committed at `height`. */

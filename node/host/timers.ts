@@ -63,11 +63,14 @@ export class Timers<K extends string = string> {
     const key = `${timeout.height}/${timeout.round}/${timeout.kind}`
     if (this.armed.has(key)) return
     const value: TimeoutValue<K> = { height: timeout.height, round: timeout.round, kind: timeout.kind }
-    const handle = this.clock.setTimeout(() => {
-      if (this.armed.get(key)?.handle !== handle) return
-      this.armed.delete(key)
-      this.onTimeout(value)
-    }, Math.max(0, durationMs))
+    const handle = this.clock.setTimeout(
+      () => {
+        if (this.armed.get(key)?.handle !== handle) return
+        this.armed.delete(key)
+        this.onTimeout(value)
+      },
+      Math.max(0, durationMs),
+    )
     this.armed.set(key, { value, handle })
   }
 

@@ -28,10 +28,13 @@ export function consensusSet(roster: Roster): ValidatorSet {
 
 /** True when two rosters hold the same members with the same power, peer id and name. */
 export function sameRoster(a: Roster, b: Roster): boolean {
-  return a.length === b.length && a.every((m, i) => {
-    const n = b[i]!
-    return bytesEqual(m.address, n.address) && m.power === n.power && m.peerId === n.peerId && m.name === n.name
-  })
+  return (
+    a.length === b.length &&
+    a.every((m, i) => {
+      const n = b[i]!
+      return bytesEqual(m.address, n.address) && m.power === n.power && m.peerId === n.peerId && m.name === n.name
+    })
+  )
 }
 
 export class ValidatorSets {
@@ -93,7 +96,8 @@ export async function loadValidatorSets(chain: ChainStore, kv: KvStore, ledger: 
   for (const e of history) sets.record(e.fromHeight, e.roster)
   const tip = (await chain.tip())?.height ?? 0
   if (history.length === 0) {
-    if (tip > 0) throw new Error('the chain database has blocks but no validator set history: it was made by an incompatible version; delete data/ to sync it again')
+    if (tip > 0)
+      throw new Error('the chain database has blocks but no validator set history: it was made by an incompatible version; delete data/ to sync it again')
     sets.record(1, ledger.rosterAt(1))
     await kv.write([chain.validatorSetsOp(sets.all)])
   }

@@ -43,7 +43,10 @@ export function encodeWalEntry(e: WalEntry): Uint8Array {
 }
 
 /** Decodes a WAL record; the WAL is the node's own file, so a bad record means corruption (the caller stops). */
-export function decodeWalEntry(bytes: Uint8Array, limits: { readonly maxTxs: number; readonly maxBytes: number }): EnvelopeResult<{ height: number; entry: WalEntry }> {
+export function decodeWalEntry(
+  bytes: Uint8Array,
+  limits: { readonly maxTxs: number; readonly maxBytes: number },
+): EnvelopeResult<{ height: number; entry: WalEntry }> {
   const maxTxs = limits.maxTxs
   const d = decodeCanonical(bytes, Math.max(maxConsensusMessageBytes(maxTxs), maxWalBlockBytes(limits)) + 64)
   if (!d.ok) return fail(d.error.reason)

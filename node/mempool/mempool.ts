@@ -2,7 +2,13 @@ import { bytesKey, err, ok, toHex, type Result } from '../../crypto/index.js'
 import type { GovernanceError } from '../../ledger/governance.js'
 import { PRECHECK_FAILURE_CODES, TX_FAILURE_CODES } from '../../ledger/receipt.js'
 import {
-  MAX_TX_BYTES, decodeTransaction, senderAddress, spendOf, verifyTransactionSignature, type AnyTransaction, type DecodedTransaction,
+  MAX_TX_BYTES,
+  decodeTransaction,
+  senderAddress,
+  spendOf,
+  verifyTransactionSignature,
+  type AnyTransaction,
+  type DecodedTransaction,
   type GovernanceTransaction,
 } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
@@ -295,7 +301,7 @@ export class Mempool {
         if (next !== s.next) broken(`${who} next ${s.next}, entries say ${next}`)
         for (const [n, e] of s.byNonce) {
           if (n < s.account.nonce) broken(`${who} nonce ${n} is below the committed nonce`)
-          if ((n > next) !== (e.gappedSince >= 0)) broken(`${who} nonce ${n} is ${e.gappedSince >= 0 ? '' : 'not '}marked gapped`)
+          if (n > next !== e.gappedSince >= 0) broken(`${who} nonce ${n} is ${e.gappedSince >= 0 ? '' : 'not '}marked gapped`)
         }
         if (spend > s.account.balance) broken(`${who} spends ${spend} of ${s.account.balance}`)
       }
@@ -398,9 +404,12 @@ export class Mempool {
     const evictBytes = Math.max(this.totalBytes + size - this.maxBytes, gapped ? this.gappedBytesTotal + size - this.maxGappedBytes : 0)
     if (evictTxs > 0 || evictBytes > 0) {
       if (evictTxs > this.gappedTxs - sender.gappedTxs || evictBytes > this.gappedBytesTotal - sender.gappedBytes) {
-        return fail('mempool_full', gapped
-          ? `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), ${this.gappedTxs} of them (${this.gappedBytesTotal} bytes) waiting for missing nonces, and nonce ${tx.nonce} would wait for ${sender.next}`
-          : `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), too few of them waiting for missing nonces of other senders to make room`)
+        return fail(
+          'mempool_full',
+          gapped
+            ? `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), ${this.gappedTxs} of them (${this.gappedBytesTotal} bytes) waiting for missing nonces, and nonce ${tx.nonce} would wait for ${sender.next}`
+            : `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), too few of them waiting for missing nonces of other senders to make room`,
+        )
       }
       this.evict(sender, evictTxs, evictBytes, gapped)
     }
@@ -507,10 +516,12 @@ export class Mempool {
       }
     }
     for (const s of stale) s.account = undefined
-    const refreshed = await Promise.all([...stale].map(async (s) => {
-      const got = this.deps.accounts.getAccount(s.address)
-      return [s, got instanceof Promise ? await got : got] as const
-    }))
+    const refreshed = await Promise.all(
+      [...stale].map(async (s) => {
+        const got = this.deps.accounts.getAccount(s.address)
+        return [s, got instanceof Promise ? await got : got] as const
+      }),
+    )
     this.epoch++
     for (const [s, account] of refreshed) {
       if (this.senders.get(s.key) !== s) continue

@@ -28,12 +28,20 @@ export interface NodeMempoolDependencies {
 export function nodeMempool(config: NodeConfig['mempool'], genesis: Genesis, d: NodeMempoolDependencies): Mempool {
   return new Mempool(
     {
-      chainId: genesis.chainId, maxTxs: config.maxTxs, maxBytes: config.maxBytes, maxFuturePerSender: config.maxFuturePerSender,
-      maxTxsPerSender: config.maxTxsPerSender, maxBytesPerSender: config.maxBytesPerSender,
-      gappedSharePercent: config.gappedSharePercent, gappedExpiryHeights: config.gappedExpiryHeights,
+      chainId: genesis.chainId,
+      maxTxs: config.maxTxs,
+      maxBytes: config.maxBytes,
+      maxFuturePerSender: config.maxFuturePerSender,
+      maxTxsPerSender: config.maxTxsPerSender,
+      maxBytesPerSender: config.maxBytesPerSender,
+      gappedSharePercent: config.gappedSharePercent,
+      gappedExpiryHeights: config.gappedExpiryHeights,
     },
     {
-      accounts: d.ledger, verifiedSignatures: d.verified, logger: d.logger, verifySignature: d.verifySignature,
+      accounts: d.ledger,
+      verifiedSignatures: d.verified,
+      logger: d.logger,
+      verifySignature: d.verifySignature,
       checkGovernance: (tx) => {
         const state = d.ledger.governance()
         if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }

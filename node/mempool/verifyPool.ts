@@ -69,7 +69,10 @@ export class VerifyPool {
   private stopped = false
   readonly stats: VerifyPoolStats = { batches: 0, verified: 0, inline: 0 }
 
-  constructor(options: VerifyPoolOptions, private readonly log: Logger) {
+  constructor(
+    options: VerifyPoolOptions,
+    private readonly log: Logger,
+  ) {
     if (!Number.isSafeInteger(options.workers) || options.workers < 0) throw new RangeError('workers must be a non-negative integer')
     this.maxBatch = options.maxBatch ?? 512
     for (let i = 0; i < options.workers; i++) this.slots.push(this.spawn())
@@ -102,10 +105,12 @@ export class VerifyPool {
   async stop(): Promise<void> {
     this.stopped = true
     this.flush()
-    await Promise.all(this.slots.map(async (s) => {
-      this.retire(s, undefined)
-      await s.worker.terminate()
-    }))
+    await Promise.all(
+      this.slots.map(async (s) => {
+        this.retire(s, undefined)
+        await s.worker.terminate()
+      }),
+    )
   }
 
   private flush(): void {
@@ -149,14 +154,19 @@ export class VerifyPool {
 
   private verifyInline(batch: Batch): void {
     this.stats.inline += batch.items.length
-    this.answer(batch, batch.items.map((p) => p.known ?? verify(p.publicKey, p.message, p.signature)))
+    this.answer(
+      batch,
+      batch.items.map((p) => p.known ?? verify(p.publicKey, p.message, p.signature)),
+    )
   }
 
   private answer(batch: Batch, results: boolean[]): void {
     batch.results = results
     while (this.order.length > 0 && this.order[0]!.results !== undefined) {
       const done = this.order.shift()!
-      done.items.forEach((p, i) => p.resolve(done.results![i]!))
+      done.items.forEach((p, i) => {
+        p.resolve(done.results![i]!)
+      })
     }
   }
 
@@ -171,10 +181,15 @@ export class VerifyPool {
       slot.items -= batch.items.length
       this.stats.verified += batch.items.length
       let k = 0
-      this.answer(batch, batch.items.map((p) => p.known ?? m.results[k++] === 1))
+      this.answer(
+        batch,
+        batch.items.map((p) => p.known ?? m.results[k++] === 1),
+      )
     })
     worker.on('error', (e) => this.retire(slot, e))
-    worker.on('exit', (code) => { if (slot.alive) this.retire(slot, new Error(`verify worker exited with code ${code}`)) })
+    worker.on('exit', (code) => {
+      if (slot.alive) this.retire(slot, new Error(`verify worker exited with code ${code}`))
+    })
     return slot
   }
 

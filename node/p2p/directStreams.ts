@@ -85,7 +85,11 @@ export class DirectStreams {
   private stopped = false
   readonly stats: DirectStreamsStats = { sent: 0, received: 0, dropped: 0, rejected: 0 }
 
-  constructor(private readonly host: StreamHost, private readonly log: Logger, options: DirectStreamsOptions = {}) {
+  constructor(
+    private readonly host: StreamHost,
+    private readonly log: Logger,
+    options: DirectStreamsOptions = {},
+  ) {
     this.maxMessageBytes = options.maxMessageBytes ?? 1024 * 1024
     this.maxQueuedBytes = options.maxQueuedBytes ?? 16 * 1024 * 1024
     this.openTimeoutMs = options.openTimeoutMs ?? 5_000

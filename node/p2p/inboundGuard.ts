@@ -74,11 +74,16 @@ export class InboundGuard {
   private pendingTotal = 0
   private lastSweep = 0
   readonly stats: InboundGuardStats = {
-    admitted: 0, exempt: 0, refusedPeers: 0,
+    admitted: 0,
+    exempt: 0,
+    refusedPeers: 0,
     refused: { address_pending: 0, pending: 0, address_rate: 0, no_address: 0 },
   }
 
-  constructor(private readonly options: InboundGuardOptions, dependencies: InboundGuardDependencies) {
+  constructor(
+    private readonly options: InboundGuardOptions,
+    dependencies: InboundGuardDependencies,
+  ) {
     this.log = dependencies.logger
     this.now = dependencies.now ?? Date.now
     this.reports = new ThrottledLog({ windowMs: options.logWindowMs, maxKeys: 1024 }, { now: this.now })
@@ -169,10 +174,16 @@ export class InboundGuard {
     this.stats.refused[reason]++
     const report = this.reports.note(key)
     if (report !== undefined) {
-      this.log.warn({
-        address: report.key, reason, suppressed: report.suppressed, pending: this.pendingTotal,
-        windowMs: this.options.logWindowMs,
-      }, report.key === '*' ? 'refusing inbound connections from many addresses' : 'refusing inbound connections from an address')
+      this.log.warn(
+        {
+          address: report.key,
+          reason,
+          suppressed: report.suppressed,
+          pending: this.pendingTotal,
+          windowMs: this.options.logWindowMs,
+        },
+        report.key === '*' ? 'refusing inbound connections from many addresses' : 'refusing inbound connections from an address',
+      )
     }
     return false
   }

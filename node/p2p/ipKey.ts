@@ -15,7 +15,10 @@ export function ipKey(ip: string): string | undefined {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.')
   }
-  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.toString(16))
+    .join(':')}::/64`
 }
 
 /** The {@link ipKey} of a multiaddr's `/ip4` or `/ip6` component; undefined when it has none (e.g. `/dns4/...`). */
@@ -26,8 +29,10 @@ export function ipKeyOfMultiaddr(addr: Multiaddr): string | undefined {
 
 /** The eight 16-bit groups of a valid IPv6 address (a dotted IPv4 tail becomes two groups, `::` is expanded). */
 function ipv6Groups(ip: string): number[] {
-  const text = ip.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) =>
-    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`)
+  const text = ip.replace(
+    /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,
+    (_, a: string, b: string, c: string, d: string) => `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`,
+  )
   const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)))
   const gap = text.indexOf('::')
   if (gap < 0) return parse(text)

@@ -205,12 +205,15 @@ export class P2p extends EventEmitter<P2pEvents> {
       inboundPerIpPerSecond: bounded(options, 'inboundPerIpPerSecond'),
       maxConnectionsPerPeer: bounded(options, 'maxConnectionsPerPeer'),
     }
-    this.guard = new InboundGuard({
-      maxPendingPerIp: this.opts.maxPendingInboundPerIp,
-      maxPending: this.opts.maxPendingInbound,
-      perIpPerSecond: this.opts.inboundPerIpPerSecond,
-      logWindowMs: REPORT_WINDOW_MS,
-    }, { logger: this.log })
+    this.guard = new InboundGuard(
+      {
+        maxPendingPerIp: this.opts.maxPendingInboundPerIp,
+        maxPending: this.opts.maxPendingInbound,
+        perIpPerSecond: this.opts.inboundPerIpPerSecond,
+        logWindowMs: REPORT_WINDOW_MS,
+      },
+      { logger: this.log },
+    )
     const key = libp2pPrivateKeyFromSeed(options.seed)
     this.privateKey = key
     this.peerId = peerIdFromPrivateKey(key).toString()
@@ -340,16 +343,24 @@ export class P2p extends EventEmitter<P2pEvents> {
    */
   async handle(protocol: string, handler: RequestHandler, options: HandleOptions = {}): Promise<void> {
     const maxRequest = options.maxRequestBytes ?? this.opts.maxRequestBytes
-    await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
-      void this.serve(stream, connection.remotePeer.toString(), handler, maxRequest)
-    }, { maxInboundStreams: options.maxInboundStreams ?? 16 })
+    await this.requireNode().handle(
+      protocol,
+      (stream: Stream, connection: Connection) => {
+        void this.serve(stream, connection.remotePeer.toString(), handler, maxRequest)
+      },
+      { maxInboundStreams: options.maxInboundStreams ?? 16 },
+    )
   }
 
   /** Serves inbound streams of a long-lived protocol (see {@link DirectStreams}). Call after start. */
   async serveStreams(protocol: string, onStream: (stream: Stream, from: string) => void, maxInboundStreams: number): Promise<void> {
-    await this.requireNode().handle(protocol, (stream: Stream, connection: Connection) => {
-      onStream(stream, connection.remotePeer.toString())
-    }, { maxInboundStreams })
+    await this.requireNode().handle(
+      protocol,
+      (stream: Stream, connection: Connection) => {
+        onStream(stream, connection.remotePeer.toString())
+      },
+      { maxInboundStreams },
+    )
   }
 
   /** Opens a stream of a protocol to an admitted peer (over its existing connection when there is one). */
@@ -483,17 +494,24 @@ export class P2p extends EventEmitter<P2pEvents> {
     if (held >= this.opts.maxConnectionsPerPeer) {
       const report = this.reports.note(`connections:${peerId}`)
       if (report !== undefined) {
-        this.log.warn({ peer: peerId, address, held, max: this.opts.maxConnectionsPerPeer, suppressed: report.suppressed }, 'refused a connection beyond the per-peer limit')
+        this.log.warn(
+          { peer: peerId, address, held, max: this.opts.maxConnectionsPerPeer, suppressed: report.suppressed },
+          'refused a connection beyond the per-peer limit',
+        )
       }
       this.penalize(peerId, this.opts.rejectPenalty, `more than ${this.opts.maxConnectionsPerPeer} connections`)
       return true
     }
     upgrading.add(maConn)
     this.upgrading.set(peerId, upgrading)
-    maConn.addEventListener('close', () => {
-      upgrading.delete(maConn)
-      if (upgrading.size === 0 && this.upgrading.get(peerId) === upgrading) this.upgrading.delete(peerId)
-    }, { once: true })
+    maConn.addEventListener(
+      'close',
+      () => {
+        upgrading.delete(maConn)
+        if (upgrading.size === 0 && this.upgrading.get(peerId) === upgrading) this.upgrading.delete(peerId)
+      },
+      { once: true },
+    )
     return false
   }
 
@@ -506,10 +524,16 @@ export class P2p extends EventEmitter<P2pEvents> {
     }
     const host = addr.getComponents().find((c) => c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6')?.value
     if (host === undefined) return
-    lookup(host, { all: true }).then((found) => {
-      if (!this.running) return
-      this.guard.setExempt(`static:${peerId}`, found.map((f) => ipKey(f.address)).filter((k): k is string => k !== undefined))
-    }, (e: Error) => this.log.debug({ peer: peerId, host, err: e.message }, 'static peer address did not resolve'))
+    lookup(host, { all: true }).then(
+      (found) => {
+        if (!this.running) return
+        this.guard.setExempt(
+          `static:${peerId}`,
+          found.map((f) => ipKey(f.address)).filter((k): k is string => k !== undefined),
+        )
+      },
+      (e: Error) => this.log.debug({ peer: peerId, host, err: e.message }, 'static peer address did not resolve'),
+    )
   }
 
   private requireNode(): Libp2p {

@@ -29,7 +29,10 @@ export class ThrottledLog {
   private readonly entries = new Map<string, Entry>()
   private readonly now: () => number
 
-  constructor(private readonly options: ThrottledLogOptions, dependencies: ThrottledLogDependencies = {}) {
+  constructor(
+    private readonly options: ThrottledLogOptions,
+    dependencies: ThrottledLogDependencies = {},
+  ) {
     this.now = dependencies.now ?? Date.now
   }
 

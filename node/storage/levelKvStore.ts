@@ -28,7 +28,8 @@ export class LevelKvStore implements KvStore {
       await db.open()
     } catch (e) {
       // LevelDB's lock file: the usual cause is a second tallyd on the same home, which must never run
-      if ((e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED') throw new Error(`${path} is locked: another process (a tallyd on this home?) has it open`)
+      if ((e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED')
+        throw new Error(`${path} is locked: another process (a tallyd on this home?) has it open`)
       throw e
     }
     return new LevelKvStore(db)

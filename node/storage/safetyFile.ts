@@ -29,7 +29,10 @@ export const SLOT_BYTES = 512
 const SLOT_HEADER = 8
 const STEPS = new Set(['proposal', 'prevote', 'precommit'])
 
-interface Slot { readonly sequence: number; readonly record: SafetyRecord }
+interface Slot {
+  readonly sequence: number
+  readonly record: SafetyRecord
+}
 
 function encodeSlot(sequence: number, r: SafetyRecord): Uint8Array {
   const payload = encodeCanonical([sequence, r.height, r.round, r.step, r.signBytes, r.signature])
@@ -55,7 +58,7 @@ function decodeSlot(bytes: Uint8Array): Slot | undefined {
   const len = view.getUint32(0)
   if (len === 0 || len > SLOT_BYTES - SLOT_HEADER) return undefined
   const payload = bytes.subarray(SLOT_HEADER, SLOT_HEADER + len)
-  if ((crc32(payload) >>> 0) !== view.getUint32(4)) return undefined
+  if (crc32(payload) >>> 0 !== view.getUint32(4)) return undefined
   const d = decodeCanonical(payload, SLOT_BYTES)
   if (!d.ok || !Array.isArray(d.value) || d.value.length !== 6) return undefined
   const [sequence, ...rest] = d.value as unknown[]
@@ -75,8 +78,7 @@ function readRecordFile(path: string): { record: SafetyRecord; sequence: number;
   const bytes = loadFileSync(path)
   if (bytes === undefined) return undefined
   if (bytes.byteLength === 2 * SLOT_BYTES) {
-    const slots = [decodeSlot(bytes.subarray(0, SLOT_BYTES)), decodeSlot(bytes.subarray(SLOT_BYTES))]
-      .filter((s): s is Slot => s !== undefined)
+    const slots = [decodeSlot(bytes.subarray(0, SLOT_BYTES)), decodeSlot(bytes.subarray(SLOT_BYTES))].filter((s): s is Slot => s !== undefined)
     if (slots.length === 0) throw new Error(`${path} is corrupt (no valid slot): refusing to sign without it`)
     const best = slots.reduce((a, b) => (b.sequence > a.sequence ? b : a))
     return { record: best.record, sequence: best.sequence, slotted: true }
@@ -121,7 +123,9 @@ export class FileSafetyStore implements SafetyStore {
   saveAsync(record: SafetyRecord): Promise<void> {
     const saving = this.writeAsync(record)
     this.saving = saving
-    return saving.finally(() => { if (this.saving === saving) this.saving = undefined })
+    return saving.finally(() => {
+      if (this.saving === saving) this.saving = undefined
+    })
   }
 
   private async writeAsync(record: SafetyRecord): Promise<void> {

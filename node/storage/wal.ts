@@ -28,7 +28,11 @@ export const WAL_FRAME_HEADER = 12
 
 /** Thrown when the log is damaged in a way a crash cannot explain. */
 export class WalCorruptError extends Error {
-  constructor(readonly path: string, readonly offset: number, reason: string) {
+  constructor(
+    readonly path: string,
+    readonly offset: number,
+    reason: string,
+  ) {
     super(`WAL ${path} is corrupt at byte ${offset}: ${reason}`)
     this.name = 'WalCorruptError'
   }
@@ -144,12 +148,18 @@ export class Wal implements ConsensusLog {
       }
       const len = view.getUint32(off)
       const sum = view.getUint32(off + 4)
-      if ((crc32(data.subarray(off, off + 8)) >>> 0) !== view.getUint32(off + 8)) {
-        if (allZero(data, off)) { torn = 'zero-filled tail'; break }
+      if (crc32(data.subarray(off, off + 8)) >>> 0 !== view.getUint32(off + 8)) {
+        if (allZero(data, off)) {
+          torn = 'zero-filled tail'
+          break
+        }
         // A file system may write an unsynced tail back out of order: a hole of zeros where the next record's header
         // should be, with later (never acknowledged) data after it. A sync covers everything before it, so what
         // follows a zero header was never durable: a tail, not damage to the log.
-        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) { torn = 'zero-filled header (a tail written back out of order)'; break }
+        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) {
+          torn = 'zero-filled header (a tail written back out of order)'
+          break
+        }
         throw new WalCorruptError(this.path, off, 'frame header checksum mismatch')
       }
       if (len > this.maxRecordBytes) throw new WalCorruptError(this.path, off, `record length ${len} exceeds ${this.maxRecordBytes}`)
@@ -159,8 +169,11 @@ export class Wal implements ConsensusLog {
         break
       }
       const payload = data.subarray(off + WAL_FRAME_HEADER, end)
-      if ((crc32(payload) >>> 0) !== sum) {
-        if (end === data.byteLength) { torn = 'checksum mismatch in the final record'; break }
+      if (crc32(payload) >>> 0 !== sum) {
+        if (end === data.byteLength) {
+          torn = 'checksum mismatch in the final record'
+          break
+        }
         throw new WalCorruptError(this.path, off, 'record checksum mismatch with records after it')
       }
       records.push(new Uint8Array(payload))

@@ -5,7 +5,14 @@ import type { Logger } from '../logger.js'
 import type { RequestHandler, RequestResult } from '../p2p/p2p.js'
 import type { ChainStore } from '../storage/chainStore.js'
 import type { StoredBlock } from '../storage/storedBlock.js'
-import { decodeBlockResponse, decodeHeightRequest, decodeTipResponse, encodeBlockResponse, encodeHeightRequest, encodeTipResponse } from './blockSyncMessages.js'
+import {
+  decodeBlockResponse,
+  decodeHeightRequest,
+  decodeTipResponse,
+  encodeBlockResponse,
+  encodeHeightRequest,
+  encodeTipResponse,
+} from './blockSyncMessages.js'
 
 /**
  * Block sync: a node that is behind (after downtime, or started with an empty data/) fetches blocks with their
@@ -92,7 +99,10 @@ export class BlockSync {
   /** Tip polls made, for tests and metrics. */
   polls = 0
 
-  constructor(private readonly o: BlockSyncOptions, private readonly d: BlockSyncDependencies) {}
+  constructor(
+    private readonly o: BlockSyncOptions,
+    private readonly d: BlockSyncDependencies,
+  ) {}
 
   /** True while a peer's verified tip is two or more blocks above this node's. */
   get catchingUp(): boolean {
@@ -163,21 +173,23 @@ export class BlockSync {
     this.seenAhead.clear()
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
-    await Promise.all(peers.map(async (peer) => {
-      const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
-      if (!r.ok) return
-      const t = decodeTipResponse(r.value)
-      if (t === undefined) {
-        this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
-        return
-      }
-      if (t.certificate !== null && !this.d.verifyTip(t.certificate)) {
-        this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
-        this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
-        return
-      }
-      this.peerTips.set(peer, t.height)
-    }))
+    await Promise.all(
+      peers.map(async (peer) => {
+        const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
+        if (!r.ok) return
+        const t = decodeTipResponse(r.value)
+        if (t === undefined) {
+          this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
+          return
+        }
+        if (t.certificate !== null && !this.d.verifyTip(t.certificate)) {
+          this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
+          this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
+          return
+        }
+        this.peerTips.set(peer, t.height)
+      }),
+    )
   }
 
   /**
@@ -186,17 +198,25 @@ export class BlockSync {
    * answers with something that is not that certified block. `skip` names peers already found wrong for this height.
    */
   private async fetch(height: number, skip: ReadonlySet<string> = new Set()): Promise<Fetched | undefined> {
-    const candidates = [...this.peerTips.entries()].filter(([p, h]) => h >= height && !skip.has(p)).map(([p]) => p).sort()
+    const candidates = [...this.peerTips.entries()]
+      .filter(([p, h]) => h >= height && !skip.has(p))
+      .map(([p]) => p)
+      .sort()
     for (let k = 0; k < candidates.length; k++) {
       const peer = candidates[(height + k) % candidates.length]!
       const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
-        timeoutMs: 10_000, maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
+        timeoutMs: 10_000,
+        maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
       })
       if (!r.ok) continue
       const d = decodeBlockResponse(r.value, this.o.limits)
-      const fault = !d.ok ? `malformed block response: ${d.error.reason}`
-        : d.value === null ? `no block ${height} although its tip is above it`
-        : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false ? `block ${height} without a valid certificate for it` : undefined
+      const fault = !d.ok
+        ? `malformed block response: ${d.error.reason}`
+        : d.value === null
+          ? `no block ${height} although its tip is above it`
+          : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false
+            ? `block ${height} without a valid certificate for it`
+            : undefined
       if (fault !== undefined || !d.ok || d.value === null) {
         this.d.logger.warn({ peer, height, reason: fault }, 'bad block from a peer')
         this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, fault ?? 'bad block response')
@@ -256,10 +276,16 @@ export class BlockSync {
         const seconds = Math.max(0.001, (now - started) / 1000)
         const rate = applied / seconds
         const left = target - this.d.tipHeight()
-        this.d.logger.info({
-          height: this.d.tipHeight(), target, blocksPerSecond: Math.round(rate * 10) / 10,
-          txPerSecond: Math.round(appliedTxs / seconds), etaSeconds: rate > 0 ? Math.round(left / rate) : null,
-        }, 'block sync progress')
+        this.d.logger.info(
+          {
+            height: this.d.tipHeight(),
+            target,
+            blocksPerSecond: Math.round(rate * 10) / 10,
+            txPerSecond: Math.round(appliedTxs / seconds),
+            etaSeconds: rate > 0 ? Math.round(left / rate) : null,
+          },
+          'block sync progress',
+        )
         lastLog = now
       }
     }

@@ -10,7 +10,10 @@ export function encodeBlockResponse(stored: Uint8Array | undefined, certificate:
   return encodeCanonical(stored === undefined || certificate === undefined ? [] : [stored, certificate])
 }
 
-export function decodeBlockResponse(bytes: Uint8Array, limits: { maxBytes: number; maxTxs: number }): EnvelopeResult<{ stored: StoredBlock; certificate: CommitCertificate } | null> {
+export function decodeBlockResponse(
+  bytes: Uint8Array,
+  limits: { maxBytes: number; maxTxs: number },
+): EnvelopeResult<{ stored: StoredBlock; certificate: CommitCertificate } | null> {
   const d = decodeCanonical(bytes, limits.maxBytes + 2 * MAX_COMMIT_BYTES + 128)
   if (!d.ok) return fail(d.error.reason)
   const v = d.value

@@ -1,6 +1,12 @@
 import { bytesEqual, toHex } from '../../crypto/bytes.js'
 import {
-  findValidator, proposerOf, verifyProposalSignature, verifyVoteSignature, type MessageStatus, type SignedProposal, type SignedVote,
+  findValidator,
+  proposerOf,
+  verifyProposalSignature,
+  verifyVoteSignature,
+  type MessageStatus,
+  type SignedProposal,
+  type SignedVote,
   type ValidatorSet,
 } from '../../consensus/index.js'
 import { blockHash } from '../../ledger/block.js'

@@ -1,12 +1,18 @@
 import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import {
-  MAX_COMMIT_BYTES, decodeCommitCertificate, decodeSignedProposal, decodeSignedVote, encodeCommitCertificate,
-  encodeSignedProposal, encodeSignedVote, type CommitCertificate, type SignedProposal, type SignedVote,
+  MAX_COMMIT_BYTES,
+  decodeCommitCertificate,
+  decodeSignedProposal,
+  decodeSignedVote,
+  encodeCommitCertificate,
+  encodeSignedProposal,
+  encodeSignedVote,
+  type CommitCertificate,
+  type SignedProposal,
+  type SignedVote,
 } from '../../consensus/index.js'
-import {
-  MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES, MAX_HEADER_BYTES, decodeBlockHeader, encodeBlockHeader, type BlockHeader,
-} from '../../ledger/block.js'
+import { MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES, MAX_HEADER_BYTES, decodeBlockHeader, encodeBlockHeader, type BlockHeader } from '../../ledger/block.js'
 import { envelopeFail as fail, type EnvelopeResult } from '../storage/envelope.js'
 
 /**
@@ -35,7 +41,6 @@ export type ConsensusGossip =
   | { readonly kind: 'vote'; readonly vote: SignedVote }
   | { readonly kind: 'evidence'; readonly evidence: Uint8Array }
 
-
 /** Upper bound on a consensus gossip message for blocks of at most `maxTxs` transactions. */
 export function maxConsensusMessageBytes(maxTxs: number): number {
   return 1024 + MAX_HEADER_BYTES + maxTxs * (HASH_LENGTH + 2) + MAX_COMMIT_BYTES + MAX_BLOCK_EVIDENCE * (MAX_EVIDENCE_BYTES + 3)
@@ -48,8 +53,13 @@ export function maxConsensusMessageBytes(maxTxs: number): number {
  */
 export function encodeProposalMessage(m: ProposalMessage, resend = 0): Uint8Array {
   return encodeCanonical([
-    KIND_PROPOSAL, encodeSignedProposal(m.proposal), encodeBlockHeader(m.header), [...m.txHashes],
-    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit), [...m.evidence], resend,
+    KIND_PROPOSAL,
+    encodeSignedProposal(m.proposal),
+    encodeBlockHeader(m.header),
+    [...m.txHashes],
+    m.lastCommit === null ? null : encodeCommitCertificate(m.lastCommit),
+    [...m.evidence],
+    resend,
   ])
 }
 
@@ -82,7 +92,10 @@ function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeRes
     if (!c.ok) return fail(`last commit: ${c.error.reason}`)
     lastCommit = c.value
   }
-  return { ok: true, value: { proposal: proposal.value, header: header.value, txHashes: hashes as Uint8Array[], evidence: evidence as Uint8Array[], lastCommit } }
+  return {
+    ok: true,
+    value: { proposal: proposal.value, header: header.value, txHashes: hashes as Uint8Array[], evidence: evidence as Uint8Array[], lastCommit },
+  }
 }
 
 /** Decodes a message from the consensus topic. */

@@ -29,7 +29,10 @@ export interface TxFetchDependencies {
 }
 
 export class TxFetch {
-  constructor(private readonly o: TxFetchOptions, private readonly d: TxFetchDependencies) {}
+  constructor(
+    private readonly o: TxFetchOptions,
+    private readonly d: TxFetchDependencies,
+  ) {}
 
   /** Serves peers' requests from `lookup` (the wire bytes of a transaction this node holds). Call after p2p started. */
   async start(lookup: (hash: Uint8Array) => Uint8Array | undefined): Promise<void> {
@@ -50,7 +53,8 @@ export class TxFetch {
       const missing = out.map((t, i) => (t === undefined ? i : -1)).filter((i) => i >= 0)
       if (missing.length === 0) break
       const r = await this.d.p2p.request(peer, TX_FETCH_PROTOCOL, encodeTxFetchRequest(missing.map((i) => hashes[i]!)), {
-        timeoutMs: this.o.timeoutMs ?? 3_000, maxResponseBytes: this.o.maxResponseBytes,
+        timeoutMs: this.o.timeoutMs ?? 3_000,
+        maxResponseBytes: this.o.maxResponseBytes,
       })
       if (!r.ok) continue
       const txs = decodeTxFetchResponse(r.value, missing.length, this.o.maxResponseBytes)
@@ -58,7 +62,9 @@ export class TxFetch {
         this.d.p2p.penalize(peer, 10, 'malformed transaction fetch response')
         continue
       }
-      missing.forEach((i, k) => { if (txs[k]!.byteLength > 0) out[i] = txs[k] })
+      missing.forEach((i, k) => {
+        if (txs[k]!.byteLength > 0) out[i] = txs[k]
+      })
     }
     const found = out.filter((t) => t !== undefined).length
     if (found < hashes.length) this.d.logger.debug({ wanted: hashes.length, found, proposer: toHex(proposer) }, 'transaction fetch incomplete')

@@ -89,11 +89,7 @@ export function encodeTxBatch(txs: readonly Uint8Array[]): Uint8Array {
 }
 
 /** Decodes a batch within the bounds; never throws. */
-export function decodeTxBatch(
-  bytes: Uint8Array,
-  maxBatchBytes: number,
-  maxBatchTxs: number,
-): DecodeResult<Uint8Array[]> {
+export function decodeTxBatch(bytes: Uint8Array, maxBatchBytes: number, maxBatchTxs: number): DecodeResult<Uint8Array[]> {
   const d = decodeCanonical(bytes, maxBatchBytes)
   if (!d.ok) return d
   const v = d.value
@@ -122,7 +118,12 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   private running = false
   /** Counters since start. */
   readonly stats: TxGossipStats = {
-    batchesSent: 0, txsSent: 0, batchesReceived: 0, txsReceived: 0, batchesRejected: 0, batchesIgnored: 0,
+    batchesSent: 0,
+    txsSent: 0,
+    batchesReceived: 0,
+    txsReceived: 0,
+    batchesRejected: 0,
+    batchesIgnored: 0,
   }
 
   constructor(options: TxGossipOptions, dependencies: TxGossipDependencies<R>) {

@@ -8,7 +8,10 @@
 export class FailedVerificationError extends Error {
   override readonly name = 'FailedVerificationError'
 
-  constructor(readonly endpoint: string, readonly reason: string) {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
     super(`${endpoint} gave an answer that fails verification: ${reason}`)
   }
 }
@@ -23,7 +26,10 @@ export type TrustErrorCode = (typeof TRUST_ERROR_CODES)[number]
 export class TrustError extends Error {
   override readonly name = 'TrustError'
 
-  constructor(readonly code: TrustErrorCode, message: string) {
+  constructor(
+    readonly code: TrustErrorCode,
+    message: string,
+  ) {
     super(message)
   }
 }

@@ -68,9 +68,17 @@ export function decodeHeader(v: unknown): Decoded<BlockHeader> {
 /** The JSON form of a header, as the RPC gives it (the inverse of {@link decodeHeader}). */
 export function formatHeader(h: BlockHeader): Record<string, unknown> {
   return {
-    chainId: h.chainId, height: h.height, time: h.time, previousBlockHash: to0x(h.previousBlockHash), txRoot: to0x(h.txRoot),
-    stateRoot: to0x(h.stateRoot), proposer: to0x(h.proposer), validatorSetHash: to0x(h.validatorSetHash),
-    nextValidatorSetHash: to0x(h.nextValidatorSetHash), lastCommitHash: to0x(h.lastCommitHash), evidenceRoot: to0x(h.evidenceRoot),
+    chainId: h.chainId,
+    height: h.height,
+    time: h.time,
+    previousBlockHash: to0x(h.previousBlockHash),
+    txRoot: to0x(h.txRoot),
+    stateRoot: to0x(h.stateRoot),
+    proposer: to0x(h.proposer),
+    validatorSetHash: to0x(h.validatorSetHash),
+    nextValidatorSetHash: to0x(h.nextValidatorSetHash),
+    lastCommitHash: to0x(h.lastCommitHash),
+    evidenceRoot: to0x(h.evidenceRoot),
   }
 }
 
@@ -103,7 +111,9 @@ export function decodeCommit(v: unknown): Decoded<CommitCertificate> {
 /** The JSON form of a certificate (the inverse of {@link decodeCommit}). */
 export function formatCommitCertificate(c: CommitCertificate): Record<string, unknown> {
   return {
-    height: c.height, round: c.round, blockHash: to0x(c.valueId),
+    height: c.height,
+    round: c.round,
+    blockHash: to0x(c.valueId),
     signatures: c.signatures.map((s) => ({ validator: to0x(s.validator), signature: to0x(s.signature) })),
   }
 }
@@ -130,7 +140,8 @@ export function decodeValidatorSet(v: unknown): Decoded<ValidatorSet> {
     const address = hexBytes(m.address, ADDRESS_LENGTH)
     const publicKey = hexBytes(m.publicKey, PUBLIC_KEY_LENGTH)
     const power = safeInteger(m.power, 1)
-    if (address === undefined || publicKey === undefined || power === undefined) return fail('validators: a member needs an address, a public key and a positive power')
+    if (address === undefined || publicKey === undefined || power === undefined)
+      return fail('validators: a member needs an address, a public key and a positive power')
     members.push({ address, publicKey, power })
   }
   const set = createValidatorSet(members)

@@ -4,8 +4,19 @@ import { FailedVerificationError, TrustError } from './errors.js'
 import type { LightBlock } from './lightBlock.js'
 import type { TrustedBlocks } from './trustedBlocks.js'
 import {
-  DEFAULT_MAX_CLOCK_DRIFT_MS, DEFAULT_TRUSTING_PERIOD_MS, DEFAULT_TRUST_LEVEL, isExpired, trustedBlockOf, validTrustLevel,
-  verifyAdjacent, verifyBackwards, verifyLightBlock, withNextValidators, type Fraction, type TrustedBlock, type VerificationError,
+  DEFAULT_MAX_CLOCK_DRIFT_MS,
+  DEFAULT_TRUSTING_PERIOD_MS,
+  DEFAULT_TRUST_LEVEL,
+  isExpired,
+  trustedBlockOf,
+  validTrustLevel,
+  verifyAdjacent,
+  verifyBackwards,
+  verifyLightBlock,
+  withNextValidators,
+  type Fraction,
+  type TrustedBlock,
+  type VerificationError,
   type VerifyOptions,
 } from './verifier.js'
 
@@ -69,7 +80,10 @@ export class LightClient {
   private readonly mode: 'skipping' | 'sequential'
   private readonly maxBackwardHeights: number
 
-  constructor(options: LightClientOptions, private readonly deps: LightClientDependencies) {
+  constructor(
+    options: LightClientOptions,
+    private readonly deps: LightClientDependencies,
+  ) {
     this.trustingPeriodMs = options.trustingPeriodMs ?? DEFAULT_TRUSTING_PERIOD_MS
     this.maxClockDriftMs = options.maxClockDriftMs ?? DEFAULT_MAX_CLOCK_DRIFT_MS
     this.trustLevel = options.trustLevel ?? DEFAULT_TRUST_LEVEL
@@ -104,7 +118,8 @@ export class LightClient {
   async verify(block: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
     const blocks = this.deps.blocks
     const h = block.header.height
-    if (block.header.chainId !== this.chainId) this.lie(provider, `header ${h} is of chain ${JSON.stringify(block.header.chainId)}, not ${JSON.stringify(this.chainId)}`)
+    if (block.header.chainId !== this.chainId)
+      this.lie(provider, `header ${h} is of chain ${JSON.stringify(block.header.chainId)}, not ${JSON.stringify(this.chainId)}`)
     const known = blocks.at(h)
     if (known !== undefined) {
       if (known.hash !== null && bytesEqual(known.hash, block.hash)) return known
@@ -134,7 +149,7 @@ export class LightClient {
   async verifyHeight(height: number, provider: LightProvider): Promise<TrustedBlock> {
     const known = this.deps.blocks.at(height)
     if (known !== undefined) return known
-    return this.verify((await this.fetchOne(height, provider)), provider)
+    return this.verify(await this.fetchOne(height, provider), provider)
   }
 
   private async fetchOne(height: number, provider: LightProvider): Promise<LightBlock> {
@@ -192,7 +207,10 @@ export class LightClient {
   private async backward(above: TrustedBlock, target: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
     const distance = above.height - target.header.height
     if (distance > this.maxBackwardHeights) {
-      throw new TrustError('trust_expired', `height ${target.header.height} lies ${distance} heights below the closest trusted block, more than the ${this.maxBackwardHeights} verified backwards at once`)
+      throw new TrustError(
+        'trust_expired',
+        `height ${target.header.height} lies ${distance} heights below the closest trusted block, more than the ${this.maxBackwardHeights} verified backwards at once`,
+      )
     }
     let cur = above.header!
     while (cur.height - 1 > target.header.height) {
@@ -216,7 +234,8 @@ export class LightClient {
     if (trusted.nextValidators !== undefined) return trusted
     const set = await provider.validators(trusted.height + 1)
     const t = withNextValidators(trusted, set)
-    if (t === undefined) this.lie(provider, `the validator set of height ${trusted.height + 1} is not the one trusted header ${trusted.height} announced (nextValidatorSetHash)`)
+    if (t === undefined)
+      this.lie(provider, `the validator set of height ${trusted.height + 1} is not the one trusted header ${trusted.height} announced (nextValidatorSetHash)`)
     this.deps.blocks.add(t)
     return t
   }
@@ -242,16 +261,24 @@ export class LightClient {
  * that hash, be within the trusting period, and its next set (fetched) must be the one its header names.
  */
 export async function trustCheckpoint(
-  height: number, hash: Uint8Array, provider: LightProvider, o: { now: number; trustingPeriodMs?: number },
+  height: number,
+  hash: Uint8Array,
+  provider: LightProvider,
+  o: { now: number; trustingPeriodMs?: number },
 ): Promise<TrustedBlock> {
   const [b] = await provider.lightBlocks(height, height)
   if (b === undefined || b.header.height !== height) throw new FailedVerificationError(provider.name, `no header for the pinned height ${height}`)
-  if (!bytesEqual(b.hash, hash)) throw new FailedVerificationError(provider.name, `its block at the pinned height ${height} is ${to0x(b.hash)}, not the pinned ${to0x(hash)}`)
+  if (!bytesEqual(b.hash, hash))
+    throw new FailedVerificationError(provider.name, `its block at the pinned height ${height} is ${to0x(b.hash)}, not the pinned ${to0x(hash)}`)
   const trusted = trustedBlockOf(b)
   if (isExpired(trusted, o.now, o.trustingPeriodMs ?? DEFAULT_TRUSTING_PERIOD_MS)) {
-    throw new TrustError('trust_expired', `the pinned block at height ${height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period`)
+    throw new TrustError(
+      'trust_expired',
+      `the pinned block at height ${height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period`,
+    )
   }
   const withNext = withNextValidators(trusted, await provider.validators(height + 1))
-  if (withNext === undefined) throw new FailedVerificationError(provider.name, `the validator set of height ${height + 1} is not the one the pinned header announces`)
+  if (withNext === undefined)
+    throw new FailedVerificationError(provider.name, `the validator set of height ${height + 1} is not the one the pinned header announces`)
   return withNext
 }

@@ -47,14 +47,10 @@ export function encodeLightStore(blocks: TrustedBlocks): string {
   const sets: Record<string, unknown> = {}
   const rows = blocks.all().map((b) => {
     if (b.nextValidators !== undefined) sets[to0x(b.nextValidators.hash)] = formatValidatorSet(b.nextValidators)
-    return b.header === null
-      ? { genesis: { time: b.time, nextValidatorSetHash: to0x(b.nextValidatorSetHash) } }
-      : { header: formatHeader(b.header) }
+    return b.header === null ? { genesis: { time: b.time, nextValidatorSetHash: to0x(b.nextValidatorSetHash) } } : { header: formatHeader(b.header) }
   })
-  const root = blocks.root.kind === 'genesis'
-    ? { genesisHash: to0x(blocks.root.genesisHash) }
-    : { height: blocks.root.height, hash: to0x(blocks.root.hash) }
-  return JSON.stringify({ type: LIGHT_STORE_TYPE, version: LIGHT_STORE_VERSION, chainId: blocks.chainId, root, sets, blocks: rows }) + '\n'
+  const root = blocks.root.kind === 'genesis' ? { genesisHash: to0x(blocks.root.genesisHash) } : { height: blocks.root.height, hash: to0x(blocks.root.hash) }
+  return `${JSON.stringify({ type: LIGHT_STORE_TYPE, version: LIGHT_STORE_VERSION, chainId: blocks.chainId, root, sets, blocks: rows })}\n`
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -107,7 +103,14 @@ export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
       const h = decodeHeader(row.header)
       if (!h.ok) return fail(`blocks[${i}]: ${h.error.reason}`)
       if (h.value.chainId !== chainId) return fail(`blocks[${i}]: a header of another chain`)
-      block = { chainId, height: h.value.height, time: h.value.time, header: h.value, hash: blockHash(h.value), nextValidatorSetHash: h.value.nextValidatorSetHash }
+      block = {
+        chainId,
+        height: h.value.height,
+        time: h.value.time,
+        header: h.value,
+        hash: blockHash(h.value),
+        nextValidatorSetHash: h.value.nextValidatorSetHash,
+      }
     }
     const next = sets.get(toHex(block.nextValidatorSetHash))
     if (next !== undefined) block = { ...block, nextValidators: next }

@@ -7,7 +7,7 @@ import type { Account } from '../../ledger/account.js'
 import { verifyAccountProof } from '../../ledger/accountProof.js'
 import { MAX_PROOF_BYTES } from '../../ledger/smt.js'
 import { verifyTxInclusion } from '../../ledger/txProof.js'
-import { decodeLightBlock, type Decoded, type LightBlock } from './lightBlock.js'
+import { decodeLightBlock, type LightBlock } from './lightBlock.js'
 
 /**
  * Checks of proof answers (docs/rpc.md, "Proofs"), pure: that the plain result an endpoint gives is what its proof
@@ -66,7 +66,8 @@ export interface ProvenAccount {
 export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNonce: boolean): CheckedAnswer<ProvenAccount> {
   if (!isRecord(answer)) return fail('the answer is not an object with a proof')
   const echoed = typeof answer.address === 'string' ? parseAddress(answer.address) : undefined
-  if (echoed === undefined || !bytesEqual(echoed, address)) return fail(`it answers for address ${JSON.stringify(answer.address)}, not ${formatAddress(address)}`)
+  if (echoed === undefined || !bytesEqual(echoed, address))
+    return fail(`it answers for address ${JSON.stringify(answer.address)}, not ${formatAddress(address)}`)
   const block = lightBlockOf(answer)
   if (!block.ok) return block
   const proof = proofBytes(answer.proof, MAX_PROOF_BYTES)
@@ -93,7 +94,8 @@ export type CheckedTx =
 export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<CheckedTx> {
   if (!isRecord(answer)) return fail('the answer is not an object')
   const hashText = to0x(hash)
-  if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== hashText) return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
+  if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== hashText)
+    return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
   const status = answer.status
   if (status === 'pending' || status === 'unknown' || status === 'rejected') {
     const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 512) : undefined)
@@ -111,7 +113,9 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<
   if (!v.ok) return unproven(`the inclusion proof does not hold against the transaction root of header ${block.value.header.height}: ${v.error.reason}`)
   if (answer.index !== v.value.index) return unproven(`index ${JSON.stringify(answer.index)} is not the proven ${v.value.index}`)
   if (answer.ok !== true || answer.error !== undefined) {
-    return unproven(`it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`)
+    return unproven(
+      `it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`,
+    )
   }
   return ok({ status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value })
 }

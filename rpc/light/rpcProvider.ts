@@ -32,7 +32,8 @@ export class RpcLightProvider implements LightProvider {
       if (r === null || typeof r !== 'object') throw new FailedVerificationError(this.name, `it has no block at height ${h}, below a height it served`)
       const b = decodeLightBlock(r.header, r.commit)
       if (!b.ok) throw new FailedVerificationError(this.name, `block ${h}: ${b.error.reason}`)
-      if (b.value.header.height !== h || r.height !== h) throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${h}`)
+      if (b.value.header.height !== h || r.height !== h)
+        throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${h}`)
       return b.value
     })
   }

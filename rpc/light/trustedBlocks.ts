@@ -28,9 +28,16 @@ export class TrustedBlocks {
    * `rootBlock` is the trusted block of `root` (height 0 for a genesis, the pinned block for a checkpoint); `others`
    * are blocks verified from it earlier (any order; those at or below the root's height are ignored).
    */
-  constructor(readonly root: TrustRoot, rootBlock: TrustedBlock, others: readonly TrustedBlock[] = [], readonly maxBlocks = DEFAULT_MAX_TRUSTED_BLOCKS) {
+  constructor(
+    readonly root: TrustRoot,
+    rootBlock: TrustedBlock,
+    others: readonly TrustedBlock[] = [],
+    readonly maxBlocks = DEFAULT_MAX_TRUSTED_BLOCKS,
+  ) {
     if (!Number.isSafeInteger(maxBlocks) || maxBlocks < 1) throw new RangeError('maxBlocks must be a positive integer')
-    if (root.kind === 'genesis' ? rootBlock.height !== 0 : rootBlock.height !== root.height || rootBlock.hash === null || !bytesEqual(rootBlock.hash, root.hash)) {
+    if (
+      root.kind === 'genesis' ? rootBlock.height !== 0 : rootBlock.height !== root.height || rootBlock.hash === null || !bytesEqual(rootBlock.hash, root.hash)
+    ) {
       throw new RangeError('the root block is not the block of the trust root')
     }
     this.blocks = [rootBlock]

@@ -98,7 +98,10 @@ export class VerifiedRpc {
   private readonly rejected = new Set<string>()
   private preferred = 0
 
-  constructor(options: VerifiedRpcOptions, private readonly deps: VerifiedRpcDependencies) {
+  constructor(
+    options: VerifiedRpcOptions,
+    private readonly deps: VerifiedRpcDependencies,
+  ) {
     this.timeoutMs = options.timeoutMs ?? 5000
     this.retries = options.retries ?? 1
     this.backoffMs = options.backoffMs ?? 200
@@ -115,24 +118,28 @@ export class VerifiedRpc {
   async account(address: string): Promise<VerifiedAccount> {
     const a = parseAddress(address)
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
-    return this.required(await this.query(async (client, provider) => {
-      const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-      const t = await this.deps.light.verify(c.value.block, provider)
-      return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
-    }))
+    return this.required(
+      await this.query(async (client, provider) => {
+        const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
+        if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
+        const t = await this.deps.light.verify(c.value.block, provider)
+        return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
+      }),
+    )
   }
 
   /** `ledger_getBalance` with its proof, verified. */
   async balance(address: string): Promise<VerifiedBalance> {
     const a = parseAddress(address)
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
-    return this.required(await this.query(async (client, provider) => {
-      const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-      const t = await this.deps.light.verify(c.value.block, provider)
-      return { address, balance: c.value.account.balance, ...verifiedAt(t) }
-    }))
+    return this.required(
+      await this.query(async (client, provider) => {
+        const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
+        if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
+        const t = await this.deps.light.verify(c.value.block, provider)
+        return { address, balance: c.value.account.balance, ...verifiedAt(t) }
+      }),
+    )
   }
 
   /**
@@ -191,14 +198,17 @@ export class VerifiedRpc {
    * returns undefined for an answer that is fine but proves nothing (the next endpoint is asked; if none proves more,
    * the result is undefined). Endpoints that did not answer are asked again in later rounds; rejected ones never.
    */
-  private async query<T>(
-    ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>,
-    startWith?: string,
-  ): Promise<T | undefined> {
+  private async query<T>(ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>, startWith?: string): Promise<T | undefined> {
     const failures: { endpoint: string; error: string }[] = []
     let answered = false
     let retry = new Set(this.clients.map((c) => c.endpoint))
-    const first = startWith === undefined ? this.preferred : Math.max(0, this.clients.findIndex((c) => c.endpoint === startWith))
+    const first =
+      startWith === undefined
+        ? this.preferred
+        : Math.max(
+            0,
+            this.clients.findIndex((c) => c.endpoint === startWith),
+          )
     for (let round = 0; round <= this.retries && retry.size > 0; round++) {
       if (round > 0) await sleep(this.backoffMs * 2 ** (round - 1))
       const again = new Set<string>()

@@ -90,7 +90,15 @@ const invalid = (reason: string): Verification => err({ code: 'invalid', reason 
 export function trustedGenesis(genesis: Genesis): TrustedBlock {
   const set = createValidatorSet(genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power })))
   if (!set.ok) throw new RangeError(`the genesis validators are not a valid set: ${set.error.reason}`)
-  return { chainId: genesis.chainId, height: 0, time: genesis.genesisTimeMs, header: null, hash: null, nextValidatorSetHash: set.value.hash, nextValidators: set.value }
+  return {
+    chainId: genesis.chainId,
+    height: 0,
+    time: genesis.genesisTimeMs,
+    header: null,
+    hash: null,
+    nextValidatorSetHash: set.value.hash,
+    nextValidators: set.value,
+  }
 }
 
 /**
@@ -101,7 +109,12 @@ export function trustedBlockOf(block: LightBlock, validators?: ValidatorSet): Tr
   const h = block.header
   const next = validators !== undefined && bytesEqual(validators.hash, h.nextValidatorSetHash) ? validators : undefined
   return {
-    chainId: h.chainId, height: h.height, time: h.time, header: h, hash: block.hash, nextValidatorSetHash: h.nextValidatorSetHash,
+    chainId: h.chainId,
+    height: h.height,
+    time: h.time,
+    header: h,
+    hash: block.hash,
+    nextValidatorSetHash: h.nextValidatorSetHash,
     ...(next === undefined ? {} : { nextValidators: next }),
   }
 }
@@ -128,7 +141,10 @@ function describeHeight(block: LightBlock): string {
 /** The checks every verification shares: the chain, the order of heights and times, the clock, the header's own set. */
 function checkNewHeader(trusted: TrustedBlock, untrusted: LightBlock, validators: ValidatorSet, o: VerifyOptions): Verification {
   if (isExpired(trusted, o.now, o.trustingPeriodMs)) {
-    return err({ code: 'expired', reason: `the trusted block at height ${trusted.height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period` })
+    return err({
+      code: 'expired',
+      reason: `the trusted block at height ${trusted.height} (time ${new Date(trusted.time).toISOString()}) is older than the trusting period`,
+    })
   }
   const h = untrusted.header
   const what = describeHeight(untrusted)
@@ -205,7 +221,8 @@ export function verifyLightBlock(trusted: TrustedBlock, untrusted: LightBlock, v
 export function verifyBackwards(trusted: BlockHeader, untrusted: BlockHeader): Verification {
   if (untrusted.height !== trusted.height - 1) return invalid(`header ${untrusted.height} is not the one below ${trusted.height}`)
   if (untrusted.chainId !== trusted.chainId) return invalid(`header ${untrusted.height} is of chain ${JSON.stringify(untrusted.chainId)}`)
-  if (!bytesEqual(blockHash(untrusted), trusted.previousBlockHash)) return invalid(`header ${untrusted.height} is not the one trusted header ${trusted.height} extends`)
+  if (!bytesEqual(blockHash(untrusted), trusted.previousBlockHash))
+    return invalid(`header ${untrusted.height} is not the one trusted header ${trusted.height} extends`)
   if (untrusted.time >= trusted.time) return invalid(`header ${untrusted.height}: its time is not before its successor's`)
   return okResult
 }

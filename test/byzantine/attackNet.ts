@@ -36,10 +36,17 @@ export async function repeatFor(durationMs: number, everyMs: number, fn: () => v
       }
       if (busy) return
       busy = true
-      Promise.resolve().then(fn).then(() => { busy = false }, (e: unknown) => {
-        clearInterval(timer)
-        reject(e as Error)
-      })
+      Promise.resolve()
+        .then(fn)
+        .then(
+          () => {
+            busy = false
+          },
+          (e: unknown) => {
+            clearInterval(timer)
+            reject(e as Error)
+          },
+        )
     }, everyMs)
   })
 }
@@ -65,7 +72,11 @@ export class AttackNet {
   /** True once {@link assertHealthy} passed in the current phase. */
   private healthy = true
 
-  private constructor(readonly net: Testnet, readonly honest: readonly number[], private attackerValue: ByzantineValidator | undefined) {}
+  private constructor(
+    readonly net: Testnet,
+    readonly honest: readonly number[],
+    private attackerValue: ByzantineValidator | undefined,
+  ) {}
 
   /** The attacker (throws while the testnet is still starting). */
   get attacker(): ByzantineValidator {
@@ -109,14 +120,22 @@ export class AttackNet {
       a.attackerValue = attacker
       // a validator that exits while the testnet starts fails the start at once (waitFor would wait out its deadline)
       let exited: number | undefined
-      await waitFor('height 2 on the honest validators', async () => {
-        exited = honest.find((i) => !a.alive(i))
-        if (exited !== undefined) return true
-        return (await Promise.all(honest.map((i) => a.height(i)))).every((h) => (h ?? 0) >= 2)
-      }, 45_000, 200)
+      await waitFor(
+        'height 2 on the honest validators',
+        async () => {
+          exited = honest.find((i) => !a.alive(i))
+          if (exited !== undefined) return true
+          return (await Promise.all(honest.map((i) => a.height(i)))).every((h) => (h ?? 0) >= 2)
+        },
+        45_000,
+        200,
+      )
       if (exited !== undefined) throw new StartFailed(`node${exited} exited: ${a.net.logTail(exited, 1)}`)
-      await waitFor('the attacker to connect to every honest validator and follow the chain', () =>
-        attacker.p2p.peers().length === honest.length && attacker.follower.height >= 2, 20_000)
+      await waitFor(
+        'the attacker to connect to every honest validator and follow the chain',
+        () => attacker.p2p.peers().length === honest.length && attacker.follower.height >= 2,
+        20_000,
+      )
       return a
     } catch (e) {
       await a.destroy()
@@ -219,14 +238,17 @@ export class AttackNet {
   logLines(i: number): LogLine[] {
     const f = join(this.net.dir, `node${i}.log`)
     if (!existsSync(f)) return []
-    return readFileSync(f, 'utf8').split('\n').filter((l) => l.length > 0).map((raw) => {
-      try {
-        const j = JSON.parse(raw) as Record<string, unknown>
-        return { ...j, level: Number(j.level ?? 0), time: Date.parse(String(j.time ?? '')) || 0, msg: String(j.msg ?? ''), raw }
-      } catch {
-        return { level: 0, time: 0, msg: raw, raw }
-      }
-    })
+    return readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((raw) => {
+        try {
+          const j = JSON.parse(raw) as Record<string, unknown>
+          return { ...j, level: Number(j.level ?? 0), time: Date.parse(String(j.time ?? '')) || 0, msg: String(j.msg ?? ''), raw }
+        } catch {
+          return { level: 0, time: 0, msg: raw, raw }
+        }
+      })
   }
 
   /** Fatal lines of node i's log since `sinceMs` (default: the start of the current phase). */
@@ -289,15 +311,21 @@ export class AttackNet {
    */
   async assertPrevoting(nodes: readonly number[] = this.honest, heights = 3): Promise<void> {
     const attacker = this.attacker
-    await waitFor('the attacker to be connected to every honest validator', () => nodes.every((i) => attacker.p2p.peers().includes(attacker.peerIdOf(i))), 30_000)
+    await waitFor(
+      'the attacker to be connected to every honest validator',
+      () => nodes.every((i) => attacker.p2p.peers().includes(attacker.peerIdOf(i))),
+      30_000,
+    )
     const from = Math.max(attacker.follower.height, await this.maxHeight(nodes)) + 1
     await waitFor(`the attacker to follow the chain to ${from + heights - 1}`, async () => attacker.follower.height >= from + heights - 1, 60_000, 200)
     const range = Array.from({ length: heights }, (_, k) => from + k)
     const got = attacker.prevotedDecided(range)
     const weak = nodes.filter((i) => (got.get(`node${i}`)?.length ?? 0) < heights - 1)
     if (weak.length > 0) {
-      throw new Error(`validators no longer prevote the blocks that get decided, heights ${range[0]}-${range[range.length - 1]}: ` +
-        weak.map((i) => `node${i} prevoted the decided block at ${JSON.stringify(got.get(`node${i}`))}`).join('; '))
+      throw new Error(
+        `validators no longer prevote the blocks that get decided, heights ${range[0]}-${range[range.length - 1]}: ` +
+          weak.map((i) => `node${i} prevoted the decided block at ${JSON.stringify(got.get(`node${i}`))}`).join('; '),
+      )
     }
   }
 
@@ -325,10 +353,15 @@ export class AttackNet {
     await this.net.checkSameChain(lowest, [...nodes])
     if (this.attackerValue) await this.assertPrevoting(nodes)
     for (const i of nodes) {
-      await waitFor(`node${i} to report itself healthy and not catching up`, async () => {
-        const h = await this.healthOf(i)
-        return h.status === 200 && !h.catchingUp
-      }, 10_000, 250)
+      await waitFor(
+        `node${i} to report itself healthy and not catching up`,
+        async () => {
+          const h = await this.healthOf(i)
+          return h.status === 200 && !h.catchingUp
+        },
+        10_000,
+        250,
+      )
     }
     this.healthy = true
   }

@@ -14,7 +14,14 @@ import { readDevKey } from '../e2e/load.js'
 import { AttackNet, Verdict, repeatFor } from './attackNet.js'
 import { emptyBlocks } from './byzantineValidator.js'
 import {
-  BadVoteFactory, TAMPERS, badSignatureProposal, junkHeader, junkHeight, junkRound, oversizedProposal, tamperedBlockResponse,
+  BadVoteFactory,
+  TAMPERS,
+  badSignatureProposal,
+  junkHeader,
+  junkHeight,
+  junkRound,
+  oversizedProposal,
+  tamperedBlockResponse,
   unsignedProposal,
 } from './forgeries.js'
 import { IdleSockets } from './idleSockets.js'
@@ -55,7 +62,11 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
   let committed: { tx: DecodedTransaction; height: number } | undefined
 
   before(async () => {
-    a = await AttackNet.start({ configure: (config) => { config.mempool.maxTxs = MEMPOOL_MAX_TXS } })
+    a = await AttackNet.start({
+      configure: (config) => {
+        config.mempool.maxTxs = MEMPOOL_MAX_TXS
+      },
+    })
     chainId = a.attacker.genesis.chainId
     console.log(`# testnet ${a.net.dir}, junk seed ${SEED}`)
   })
@@ -77,41 +88,56 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     }
   }
 
-  test('control: the attacker\'s proposals commit, with a transaction the others fetch from it', () => timed('control: proposals', async () => {
-    await a.beginPhase()
-    const attacker = a.attacker
-    const faucet = readDevKey(a.net.keyFile('faucet'))
-    const to = readDevKey(a.net.keyFile('account0')).address
-    let tx: DecodedTransaction | undefined
-    attacker.behaviour.plan = async (_height, rounds) => {
-      if (rounds[0] !== 0) return { txs: [] }
-      const { nonce } = await attacker.follower.account(parseAddress(faucet.address)!)
-      tx = createTransfer(faucet.secretKey, { chainId: attacker.genesis.chainId, to: parseAddress(to)!, amount: 7n, nonce })
-      attacker.behaviour.plan = emptyBlocks
-      return { txs: [tx] }
-    }
-    const r = await waitFor('the attacker\'s block with its transaction to commit', async () => {
-      if (tx === undefined) return false
-      const got = await rpc<{ status: string; height?: number; ok?: boolean }>(a.net.rpcUrl(1), 'tx_get', [to0x(tx.hash)])
-      return got.status === 'committed' ? got : false
-    }, 30_000)
-    assert.equal(r.ok, true)
-    const block = await a.net.block(1, r.height)
-    assert.equal(String(block!.header.proposer).toLowerCase(), to0x(attacker.address))
-    committed = { tx: tx!, height: r.height! }
-    await a.assertHealthy()
-    for (const i of a.honest) assert.deepEqual(a.offenderLines(i, attackerNames()).map((l) => l.raw), [], `node${i} logged the attacker`)
-    assert.deepEqual(attacker.errors, [])
-  }))
+  test("control: the attacker's proposals commit, with a transaction the others fetch from it", () =>
+    timed('control: proposals', async () => {
+      await a.beginPhase()
+      const attacker = a.attacker
+      const faucet = readDevKey(a.net.keyFile('faucet'))
+      const to = readDevKey(a.net.keyFile('account0')).address
+      let tx: DecodedTransaction | undefined
+      attacker.behaviour.plan = async (_height, rounds) => {
+        if (rounds[0] !== 0) return { txs: [] }
+        const { nonce } = await attacker.follower.account(parseAddress(faucet.address)!)
+        tx = createTransfer(faucet.secretKey, { chainId: attacker.genesis.chainId, to: parseAddress(to)!, amount: 7n, nonce })
+        attacker.behaviour.plan = emptyBlocks
+        return { txs: [tx] }
+      }
+      const r = await waitFor(
+        "the attacker's block with its transaction to commit",
+        async () => {
+          if (tx === undefined) return false
+          const got = await rpc<{ status: string; height?: number; ok?: boolean }>(a.net.rpcUrl(1), 'tx_get', [to0x(tx.hash)])
+          return got.status === 'committed' ? got : false
+        },
+        30_000,
+      )
+      assert.equal(r.ok, true)
+      const block = await a.net.block(1, r.height)
+      assert.equal(String(block!.header.proposer).toLowerCase(), to0x(attacker.address))
+      committed = { tx: tx!, height: r.height! }
+      await a.assertHealthy()
+      for (const i of a.honest)
+        assert.deepEqual(
+          a.offenderLines(i, attackerNames()).map((l) => l.raw),
+          [],
+          `node${i} logged the attacker`,
+        )
+      assert.deepEqual(attacker.errors, [])
+    }))
 
-  test('control: with validator 2 down and wiped, the attacker\'s votes keep the chain going and 2 catches up', () => timed('control: catch-up', async () => {
-    await a.beginPhase()
-    const before = a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0
-    ;(await catchUpAfterWipe()).done()
-    assert.deepEqual(a.offenderLines(2, attackerNames()).map((l) => l.raw), [], 'node2 logged the attacker')
-    assert.equal(a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0, before + 1, 'the attacker lost validator 2 other than when it was stopped')
-    await a.assertHealthy()
-  }))
+  test("control: with validator 2 down and wiped, the attacker's votes keep the chain going and 2 catches up", () =>
+    timed('control: catch-up', async () => {
+      await a.beginPhase()
+      const before = a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0
+      ;(await catchUpAfterWipe()).done()
+      assert.deepEqual(
+        a.offenderLines(2, attackerNames()).map((l) => l.raw),
+        [],
+        'node2 logged the attacker',
+      )
+      assert.equal(a.attacker.disconnects.get(a.attacker.peerIdOf(2)) ?? 0, before + 1, 'the attacker lost validator 2 other than when it was stopped')
+      await a.assertHealthy()
+    }))
 
   /**
    * Stops validator 2, deletes its data, lets 0, 1 and the attacker commit 12 heights, restarts 2, and checks that
@@ -138,7 +164,8 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
         states.forEach((x, k) => {
           const i = a.honest[k]!
           if (x === undefined) lies.add(`node${i} did not answer`)
-          else if ((x.catchingUp || x.status !== 200) && x.height >= top - 1) lies.add(`node${i} at ${x.height} of ${top}: /health ${x.status}, catchingUp ${x.catchingUp}`)
+          else if ((x.catchingUp || x.status !== 200) && x.height >= top - 1)
+            lies.add(`node${i} at ${x.height} of ${top}: /health ${x.status}, catchingUp ${x.catchingUp}`)
           else if (!x.catchingUp && x.status === 200 && x.height < top - 3) lies.add(`node${i} at ${x.height} of ${top}: healthy and not catching up`)
         })
       })
@@ -148,64 +175,78 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
       for (let h = 2; h <= target; h++) {
         const [x, y] = [await a.net.block(0, h), await a.net.block(2, h)]
         const [cx, cy] = [(x?.commit as { lastCommit?: unknown })?.lastCommit, (y?.commit as { lastCommit?: unknown })?.lastCommit]
-        if (JSON.stringify(cx) !== JSON.stringify(cy)) throw new Error(`block ${h}: node2 serves last commit ${JSON.stringify(cy).slice(0, 160)}…, node0 ${JSON.stringify(cx).slice(0, 160)}…`)
+        if (JSON.stringify(cx) !== JSON.stringify(cy))
+          throw new Error(`block ${h}: node2 serves last commit ${JSON.stringify(cy).slice(0, 160)}…, node0 ${JSON.stringify(cx).slice(0, 160)}…`)
       }
     })
     return v
   }
 
-  test('junk proposals: bad, absent or misplaced signatures, random heights and rounds, oversized', () => timed('junk proposals', async () => {
-    await a.beginPhase()
-    const attacker = a.attacker
-    const rng = new Rng(SEED)
-    const vs = attacker.validatorSet
-    const [v0, v1] = [attacker.peerIdOf(0), attacker.peerIdOf(1)]
-    const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
-    const counts = { badSignature: 0, notProposer: 0, oversized: 0, unsigned: 0 }
-    const stopSampling = a.sample()
-    let tick = 0
-    await repeatFor(20_000, 100, () => {
-      const cur = attacker.follower.height + 1
-      for (let k = 0; k < 4; k++) {
-        // a random signature, on behalf of the round's real proposer (it reaches the signature check) or anyone;
-        // half of them for the height being decided or the next, with a header at the largest height there is
-        const near = k < 2
-        const height = near ? cur + rng.int(2) : junkHeight(rng, cur, MAX_HEIGHT)
-        const round = near ? rng.int(3) : junkRound(rng)
-        const proposer = rng.chance(0.5) ? proposerOf(vs, height, round).address : vs.validators[rng.int(vs.validators.length)]!.address
-        const headerHeight = near ? Number.MAX_SAFE_INTEGER : junkHeight(rng, cur, Number.MAX_SAFE_INTEGER)
-        attacker.send(badSignatureProposal(rng, { chainId, height, round, proposer, headerHeight }), [v0, v1])
-        counts.badSignature++
+  test('junk proposals: bad, absent or misplaced signatures, random heights and rounds, oversized', () =>
+    timed('junk proposals', async () => {
+      await a.beginPhase()
+      const attacker = a.attacker
+      const rng = new Rng(SEED)
+      const vs = attacker.validatorSet
+      const [v0, v1] = [attacker.peerIdOf(0), attacker.peerIdOf(1)]
+      const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
+      const counts = { badSignature: 0, notProposer: 0, oversized: 0, unsigned: 0 }
+      const stopSampling = a.sample()
+      let tick = 0
+      await repeatFor(20_000, 100, () => {
+        const cur = attacker.follower.height + 1
+        for (let k = 0; k < 4; k++) {
+          // a random signature, on behalf of the round's real proposer (it reaches the signature check) or anyone;
+          // half of them for the height being decided or the next, with a header at the largest height there is
+          const near = k < 2
+          const height = near ? cur + rng.int(2) : junkHeight(rng, cur, MAX_HEIGHT)
+          const round = near ? rng.int(3) : junkRound(rng)
+          const proposer = rng.chance(0.5) ? proposerOf(vs, height, round).address : vs.validators[rng.int(vs.validators.length)]!.address
+          const headerHeight = near ? Number.MAX_SAFE_INTEGER : junkHeight(rng, cur, Number.MAX_SAFE_INTEGER)
+          attacker.send(badSignatureProposal(rng, { chainId, height, round, proposer, headerHeight }), [v0, v1])
+          counts.badSignature++
+        }
+        // validly signed by validator 3, for a round it is not the proposer of
+        let round = rng.int(10)
+        while (attacker.isProposer(cur, round)) round = (round + 1) % 10
+        const header = junkHeader(rng, chainId, cur)
+        attacker.send(
+          encodeProposalMessage({ proposal: attacker.signProposal(cur, round, blockHash(header)), header, txHashes: [], evidence: [], lastCommit: null }),
+          [v0, v1],
+        )
+        counts.notProposer++
+        if (tick % 5 === 0) {
+          attacker.send(
+            oversizedProposal(rng, {
+              chainId,
+              height: cur,
+              round: rng.int(3),
+              proposer: proposerOf(vs, cur, 0).address,
+              maxTxs: attacker.genesis.params.block.maxTxs,
+            }),
+            [v0, v1],
+          )
+          counts.oversized++
+        }
+        // no signature at all (does not decode): to validator 1 only, so validator 0 shows how the decodable junk fares
+        if (tick % 2 === 0) {
+          attacker.send(unsignedProposal(rng, { chainId, height: cur, round: rng.int(3), proposer: proposerOf(vs, cur, 0).address }), [v1])
+          counts.unsigned++
+        }
+        tick++
+      })
+      const peaks = stopSampling()
+      console.log(`# junk sent to validators 0 and 1: ${JSON.stringify(counts)}; WAL peaks ${peaks.walBytes.join(',')} bytes`)
+      const v = new Verdict()
+      for (const i of [0, 1]) {
+        v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
+        v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
       }
-      // validly signed by validator 3, for a round it is not the proposer of
-      let round = rng.int(10)
-      while (attacker.isProposer(cur, round)) round = (round + 1) % 10
-      const header = junkHeader(rng, chainId, cur)
-      attacker.send(encodeProposalMessage({ proposal: attacker.signProposal(cur, round, blockHash(header)), header, txHashes: [], evidence: [], lastCommit: null }), [v0, v1])
-      counts.notProposer++
-      if (tick % 5 === 0) {
-        attacker.send(oversizedProposal(rng, { chainId, height: cur, round: rng.int(3), proposer: proposerOf(vs, cur, 0).address, maxTxs: attacker.genesis.params.block.maxTxs }), [v0, v1])
-        counts.oversized++
-      }
-      // no signature at all (does not decode): to validator 1 only, so validator 0 shows how the decodable junk fares
-      if (tick % 2 === 0) {
-        attacker.send(unsignedProposal(rng, { chainId, height: cur, round: rng.int(3), proposer: proposerOf(vs, cur, 0).address }), [v1])
-        counts.unsigned++
-      }
-      tick++
-    })
-    const peaks = stopSampling()
-    console.log(`# junk sent to validators 0 and 1: ${JSON.stringify(counts)}; WAL peaks ${peaks.walBytes.join(',')} bytes`)
-    const v = new Verdict()
-    for (const i of [0, 1]) {
-      v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
-      v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
-    }
-    for (const i of a.honest) v.expect(peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
-    await v.check('after the junk', () => a.assertHealthy())
-    v.expect(attacker.errors.length === 0, `attacker errors: ${attacker.errors.join('; ')}`)
-    v.done()
-  }))
+      for (const i of a.honest) v.expect(peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
+      await v.check('after the junk', () => a.assertHealthy())
+      v.expect(attacker.errors.length === 0, `attacker errors: ${attacker.errors.join('; ')}`)
+      v.done()
+    }))
 
   /** What the honest validators did while the attacker flooded them. */
   interface FloodReport {
@@ -222,7 +263,12 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
    * due to their handling of the messages, not to a starved CPU), while measuring their progress, `node_status`
    * latency from a worker thread, WAL size and resident memory. `alsoEachSecond` runs once a second.
    */
-  async function flood(durationMs: number, perSecond: number, make: (height: number) => Uint8Array, alsoEachSecond: () => void = () => {}): Promise<FloodReport> {
+  async function flood(
+    durationMs: number,
+    perSecond: number,
+    make: (height: number) => Uint8Array,
+    alsoEachSecond: () => void = () => {},
+  ): Promise<FloodReport> {
     const attacker = a.attacker
     const probe = new RpcProbe(a.honest.map((i) => a.net.rpcUrl(i)))
     const stopSampling = a.sample()
@@ -258,121 +304,144 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     const probes = await probe.stop()
     const peaks = stopSampling()
     const seconds = (Date.now() - t0) / 1_000
-    const summary = `${sent} messages to each honest validator in ${seconds.toFixed(1)} s (test process CPU ${Math.round(((used.user + used.system) / 1e6 / seconds) * 100)}%, ` +
+    const summary =
+      `${sent} messages to each honest validator in ${seconds.toFixed(1)} s (test process CPU ${Math.round(((used.user + used.system) / 1e6 / seconds) * 100)}%, ` +
       `event loop delay p99 ${Math.round(lag.percentile(99) / 1e6)} ms); ${heights} heights committed; node_status slowest ${probes.map((p) => `${p.maxMs} ms/${p.failures} failed`).join(', ')}; ` +
       `WAL peaks ${peaks.walBytes.map((b) => Math.round(b / 1024)).join(',')} KiB; RSS peaks ${peaks.rssBytes.map((b) => Math.round(b / MiB)).join(',')} MiB`
     return { sent, heights, probes, peaks, summary }
   }
 
-  test('vote floods: equivocation, then invalid-signature votes at a high rate for 10 s', () => timed('vote floods', async () => {
-    await a.beginPhase()
-    const attacker = a.attacker
-    const rng = new Rng(SEED + 1)
-    const factory = new BadVoteFactory(attacker.validatorSet.validators.map((x) => x.address), (b) => randomFillSync(b))
+  test('vote floods: equivocation, then invalid-signature votes at a high rate for 10 s', () =>
+    timed('vote floods', async () => {
+      await a.beginPhase()
+      const attacker = a.attacker
+      const rng = new Rng(SEED + 1)
+      const factory = new BadVoteFactory(
+        attacker.validatorSet.validators.map((x) => x.address),
+        (b) => randomFillSync(b),
+      )
 
-    // control: the same flood of votes for a height already decided, which a validator drops at no cost, must leave
-    // every measurement in bounds (when it does not, this machine cannot tell what the attack does)
-    const v = new Verdict()
-    const calm = await flood(5_000, FLOOD_RATE, (height) => factory.make(rng, Math.max(1, height - 3), rng.int(11)))
-    console.log(`# control flood (stale votes): ${calm.summary}`)
-    v.expect(calm.heights >= 2, `control: only ${calm.heights} heights committed in 5 s under a flood of stale votes`)
-    for (const p of calm.probes) v.expect(p.maxMs < 1_000 && p.failures === 0, `control: ${p.url} answered in up to ${p.maxMs} ms under a flood of stale votes`)
+      // control: the same flood of votes for a height already decided, which a validator drops at no cost, must leave
+      // every measurement in bounds (when it does not, this machine cannot tell what the attack does)
+      const v = new Verdict()
+      const calm = await flood(5_000, FLOOD_RATE, (height) => factory.make(rng, Math.max(1, height - 3), rng.int(11)))
+      console.log(`# control flood (stale votes): ${calm.summary}`)
+      v.expect(calm.heights >= 2, `control: only ${calm.heights} heights committed in 5 s under a flood of stale votes`)
+      for (const p of calm.probes)
+        v.expect(p.maxMs < 1_000 && p.failures === 0, `control: ${p.url} answered in up to ${p.maxMs} ms under a flood of stale votes`)
 
-    // first equivocation: for three seconds, two different signed votes of each kind in the first rounds of the
-    // current and next height; then invalid signatures, as any validator, for the height being decided and the two
-    // after it, rounds 0-10. The flood gets the attacker banned again and again, and what a banned peer sent is
-    // dropped unread, so the equivocation comes first
-    let equivocations = 0
-    const equivocate = () => {
-      const cur = attacker.follower.height + 1
-      for (const height of [cur, cur + 1]) {
-        for (const round of [0, 1]) {
-          for (const type of ['prevote', 'precommit'] as const) {
-            attacker.send(encodeVoteMessage(attacker.signVote(type, height, round, rng.bytes(32))))
-            attacker.send(encodeVoteMessage(attacker.signVote(type, height, round, rng.bytes(32))))
-            equivocations++
+      // first equivocation: for three seconds, two different signed votes of each kind in the first rounds of the
+      // current and next height; then invalid signatures, as any validator, for the height being decided and the two
+      // after it, rounds 0-10. The flood gets the attacker banned again and again, and what a banned peer sent is
+      // dropped unread, so the equivocation comes first
+      let equivocations = 0
+      const equivocate = () => {
+        const cur = attacker.follower.height + 1
+        for (const height of [cur, cur + 1]) {
+          for (const round of [0, 1]) {
+            for (const type of ['prevote', 'precommit'] as const) {
+              attacker.send(encodeVoteMessage(attacker.signVote(type, height, round, rng.bytes(32))))
+              attacker.send(encodeVoteMessage(attacker.signVote(type, height, round, rng.bytes(32))))
+              equivocations++
+            }
           }
         }
       }
-    }
-    for (let k = 0; k < 3; k++) {
-      const height = attacker.follower.height
-      equivocate()
-      await waitFor('the chain to move on', async () => attacker.follower.height > height, 10_000, 100)
-    }
-    await v.check('equivocation evidence', () => waitFor('every honest validator to hold evidence against the attacker', async () => {
-      for (const i of a.honest) {
-        const evidence = await rpc<{ validator: string }[]>(a.net.rpcUrl(i), 'chain_getEvidence', [], 3_000)
-        if (!evidence.some((e) => String(e.validator).toLowerCase().includes(toHex(attacker.address)))) return false
+      for (let k = 0; k < 3; k++) {
+        const height = attacker.follower.height
+        equivocate()
+        await waitFor('the chain to move on', async () => attacker.follower.height > height, 10_000, 100)
       }
-      return true
-    }, 20_000))
-    const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
-    const f = await flood(10_000, FLOOD_RATE, (height) => factory.make(rng, height + rng.int(3), rng.int(11)))
-    console.log(`# vote flood: ${f.summary}; ${equivocations} equivocations before it`)
-    v.expect(f.heights >= 3, `commits stalled during the flood: ${f.heights} heights in 10 s`)
-    for (const p of f.probes) v.expect(p.maxMs < 1_000 && p.failures === 0, `${p.url}: node_status took up to ${p.maxMs} ms (${p.failures} of ${p.samples} failed or over 3 s)`)
-    for (const i of a.honest) {
-      v.expect(f.peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${f.peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
-      v.expect(f.peaks.rssBytes[i]! - calm.peaks.rssBytes[i]! < RSS_GROWTH_BOUND,
-        `node${i}'s resident memory grew from ${Math.round(calm.peaks.rssBytes[i]! / MiB)} to ${Math.round(f.peaks.rssBytes[i]! / MiB)} MiB`)
-      v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
-      v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
-    }
-    await v.check('after the flood', () => a.assertHealthy())
-    v.done()
-  }))
+      await v.check('equivocation evidence', () =>
+        waitFor(
+          'every honest validator to hold evidence against the attacker',
+          async () => {
+            for (const i of a.honest) {
+              const evidence = await rpc<{ validator: string }[]>(a.net.rpcUrl(i), 'chain_getEvidence', [], 3_000)
+              if (!evidence.some((e) => String(e.validator).toLowerCase().includes(toHex(attacker.address)))) return false
+            }
+            return true
+          },
+          20_000,
+        ),
+      )
+      const disconnectsBefore = new Map(a.honest.map((i) => [i, attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0]))
+      const f = await flood(10_000, FLOOD_RATE, (height) => factory.make(rng, height + rng.int(3), rng.int(11)))
+      console.log(`# vote flood: ${f.summary}; ${equivocations} equivocations before it`)
+      v.expect(f.heights >= 3, `commits stalled during the flood: ${f.heights} heights in 10 s`)
+      for (const p of f.probes)
+        v.expect(p.maxMs < 1_000 && p.failures === 0, `${p.url}: node_status took up to ${p.maxMs} ms (${p.failures} of ${p.samples} failed or over 3 s)`)
+      for (const i of a.honest) {
+        v.expect(f.peaks.walBytes[i]! < WAL_BOUND, `node${i}'s WAL reached ${f.peaks.walBytes[i]} bytes (bound ${WAL_BOUND})`)
+        v.expect(
+          f.peaks.rssBytes[i]! - calm.peaks.rssBytes[i]! < RSS_GROWTH_BOUND,
+          `node${i}'s resident memory grew from ${Math.round(calm.peaks.rssBytes[i]! / MiB)} to ${Math.round(f.peaks.rssBytes[i]! / MiB)} MiB`,
+        )
+        v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker (${attacker.peerId})`)
+        v.expect((attacker.disconnects.get(attacker.peerIdOf(i)) ?? 0) > disconnectsBefore.get(i)!, `node${i} never disconnected the attacker`)
+      }
+      await v.check('after the flood', () => a.assertHealthy())
+      v.done()
+    }))
 
-  test('a withheld proposal: validator 2 never receives the attacker\'s proposals and still keeps up', () => timed('withheld proposal', async () => {
-    await a.beginPhase()
-    const attacker = a.attacker
-    const to = [attacker.peerIdOf(0), attacker.peerIdOf(1)]
-    attacker.behaviour.plan = () => ({ txs: [], to })
-    const since = attacker.sent.length
-    const v = new Verdict()
-    let decided: number[] = []
-    await v.check('two withheld blocks commit', async () => {
-      decided = await waitFor('two blocks the attacker withheld from validator 2 to commit', async () => {
-        const heights: number[] = []
-        for (const s of attacker.sent.slice(since)) {
-          const b = await a.net.block(0, s.height).catch(() => null)
-          if (b !== null && b.hash === to0x(s.valueId)) heights.push(s.height)
-        }
-        return heights.length >= 2 ? heights : false
-      }, 45_000)
-    })
-    for (const h of decided) await v.check(`validator 2 has block ${h}`, () => a.net.waitHeight(h, [2], 15_000))
-    // validator 2 cannot prevote a block it never saw: the common checks run with the attacker sending to all again
-    attacker.behaviour.plan = emptyBlocks
-    await v.check('after the withheld proposals', () => a.assertHealthy())
-    v.done()
-  }))
+  test("a withheld proposal: validator 2 never receives the attacker's proposals and still keeps up", () =>
+    timed('withheld proposal', async () => {
+      await a.beginPhase()
+      const attacker = a.attacker
+      const to = [attacker.peerIdOf(0), attacker.peerIdOf(1)]
+      attacker.behaviour.plan = () => ({ txs: [], to })
+      const since = attacker.sent.length
+      const v = new Verdict()
+      let decided: number[] = []
+      await v.check('two withheld blocks commit', async () => {
+        decided = await waitFor(
+          'two blocks the attacker withheld from validator 2 to commit',
+          async () => {
+            const heights: number[] = []
+            for (const s of attacker.sent.slice(since)) {
+              const b = await a.net.block(0, s.height).catch(() => null)
+              if (b !== null && b.hash === to0x(s.valueId)) heights.push(s.height)
+            }
+            return heights.length >= 2 ? heights : false
+          },
+          45_000,
+        )
+      })
+      for (const h of decided) await v.check(`validator 2 has block ${h}`, () => a.net.waitHeight(h, [2], 15_000))
+      // validator 2 cannot prevote a block it never saw: the common checks run with the attacker sending to all again
+      attacker.behaviour.plan = emptyBlocks
+      await v.check('after the withheld proposals', () => a.assertHealthy())
+      v.done()
+    }))
 
-  test('lying tips and tampered sync answers, while validator 2 syncs back from scratch', () => timed('lying tips', async () => {
-    await a.beginPhase()
-    const attacker = a.attacker
-    let served = 0
-    // validators 0 and 1 hear a tip no certificate proves; validator 2 hears the true tip, so that it asks the
-    // attacker for blocks while it syncs back, and every block it gets from it is tampered with
-    const node2 = attacker.peerIdOf(2)
-    attacker.behaviour.status = (from) => (from === node2 ? attacker.follower.height : MAX_HEIGHT)
-    attacker.behaviour.block = (height) => tamperedBlockResponse(TAMPERS[served++ % TAMPERS.length]!, height, attacker.follower.height, (h) => attacker.follower.block(h))
-    const disconnectsBefore = attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0
-    const v = await catchUpAfterWipe()
-    console.log(`# lying tips: ${served} tampered block answers served`)
-    v.expect(served > 0, 'validator 2 never asked the attacker for a block')
-    for (const i of [0, 1]) v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker for its tip (${attacker.peerId})`)
-    v.expect(a.offenderLines(2, attackerPeer()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
-    v.expect((attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0) > disconnectsBefore + 1, 'node2 never disconnected the attacker after its restart')
-    // every honest validator bans a peer whose tip it cannot verify, so the attacker observes their prevotes only once
-    // it tells the truth again and the bans ran out
-    attacker.behaveHonestly()
-    await v.check('after the lies', async () => {
-      await waitFor('the attacker to be connected to every honest validator again', () => attacker.p2p.peers().length === a.honest.length, 30_000)
-      await a.assertHealthy()
-    })
-    v.done()
-  }))
+  test('lying tips and tampered sync answers, while validator 2 syncs back from scratch', () =>
+    timed('lying tips', async () => {
+      await a.beginPhase()
+      const attacker = a.attacker
+      let served = 0
+      // validators 0 and 1 hear a tip no certificate proves; validator 2 hears the true tip, so that it asks the
+      // attacker for blocks while it syncs back, and every block it gets from it is tampered with
+      const node2 = attacker.peerIdOf(2)
+      attacker.behaviour.status = (from) => (from === node2 ? attacker.follower.height : MAX_HEIGHT)
+      attacker.behaviour.block = (height) =>
+        tamperedBlockResponse(TAMPERS[served++ % TAMPERS.length]!, height, attacker.follower.height, (h) => attacker.follower.block(h))
+      const disconnectsBefore = attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0
+      const v = await catchUpAfterWipe()
+      console.log(`# lying tips: ${served} tampered block answers served`)
+      v.expect(served > 0, 'validator 2 never asked the attacker for a block')
+      for (const i of [0, 1])
+        v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker for its tip (${attacker.peerId})`)
+      v.expect(a.offenderLines(2, attackerPeer()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
+      v.expect((attacker.disconnects.get(attacker.peerIdOf(2)) ?? 0) > disconnectsBefore + 1, 'node2 never disconnected the attacker after its restart')
+      // every honest validator bans a peer whose tip it cannot verify, so the attacker observes their prevotes only once
+      // it tells the truth again and the bans ran out
+      attacker.behaveHonestly()
+      await v.check('after the lies', async () => {
+        await waitFor('the attacker to be connected to every honest validator again', () => attacker.p2p.peers().length === a.honest.length, 30_000)
+        await a.assertHealthy()
+      })
+      v.done()
+    }))
 
   /**
    * Restarts validator 1 and returns how long it took, once it answers RPC (its last component to start; how long
@@ -384,86 +453,101 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
     a.net.start(1)
     await waitFor('validator 1 to answer RPC after its start', () => a.height(1).then((h) => h !== undefined), 60_000, 100)
     const t1 = Date.now()
-    await waitFor('validator 1 to be back at two or more peers', async () => {
-      const s = await rpc<{ peers: number }>(a.net.rpcUrl(1), 'node_status', [], 1_000)
-      return s.peers >= 2
-    }, RECONNECT_MS, 200)
+    await waitFor(
+      'validator 1 to be back at two or more peers',
+      async () => {
+        const s = await rpc<{ peers: number }>(a.net.rpcUrl(1), 'node_status', [], 1_000)
+        return s.peers >= 2
+      },
+      RECONNECT_MS,
+      200,
+    )
     return { startMs: t1 - t0, peersMs: Date.now() - t1 }
   }
 
-  test('control: a restarted validator is back at two peers in time', () => timed('control: restart', async () => {
-    await a.beginPhase()
-    const r = await restartValidator1()
-    console.log(`# control: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
-    await a.assertHealthy()
-  }))
+  test('control: a restarted validator is back at two peers in time', () =>
+    timed('control: restart', async () => {
+      await a.beginPhase()
+      const r = await restartValidator1()
+      console.log(`# control: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
+      await a.assertHealthy()
+    }))
 
-  test(`idle sockets: ${IDLE_SOCKETS} idle connections to each validator, reopened as they close; a restarted validator reconnects`, () => timed('idle sockets', async () => {
-    await a.beginPhase()
-    const ports = a.honest.map((i) => a.net.p2pPort + i)
-    const idle = new IdleSockets(ports, IDLE_SOCKETS)
-    const v = new Verdict()
-    try {
-      await waitFor('the idle connections to be established', () => idle.established >= ports.length * 20, 10_000)
-      await v.check('validator 1 reconnects', async () => {
-        const r = await restartValidator1()
-        console.log(`# idle sockets: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
-      })
-      console.log(`# idle sockets: ${idle.opened} connections opened, ${idle.established} established now`)
-    } finally {
-      idle.stop()
-    }
-    await v.check('after the idle sockets', () => a.assertHealthy())
-    v.done()
-  }))
-
-  test('gapped-nonce flood through RPC: payable transfers from another account still get in and commit', () => timed('gapped nonces', async () => {
-    await a.beginPhase()
-    const faucet = readDevKey(a.net.keyFile('faucet'))
-    const to = parseAddress(readDevKey(a.net.keyFile('account3')).address)!
-    const urls = a.honest.map((i) => a.net.rpcUrl(i))
-    const pay = async (url: string) => {
-      const nonce = BigInt(await rpc<string>(url, 'ledger_getNextNonce', [faucet.address]))
-      const t = createTransfer(faucet.secretKey, { chainId, to, amount: 3n, nonce })
-      await rpc(url, 'tx_submit', [to0x(t.bytes)])
-      return to0x(t.hash)
-    }
-    const committedWithin = async (hash: string, heights: number) => {
-      const start = await a.maxHeight()
-      const r = await waitFor(`transfer ${hash} to commit`, async () => {
-        const got = await rpc<{ status: string; height?: number }>(urls[0]!, 'tx_get', [hash])
-        return got.status === 'committed' ? got : false
-      }, 30_000)
-      assert.ok(r.height! <= start + heights, `committed at ${r.height}, more than ${heights} heights after ${start}`)
-    }
-
-    // control: a payable transfer commits within a few heights
-    await committedWithin(await pay(urls[0]!), 4)
-
-    // the flood: three accounts queue transfers whose nonces skip their next one, so none can ever execute
-    const outcomes = new Map<string, number>()
-    for (const k of [0, 1, 2]) {
-      const key = readDevKey(a.net.keyFile(`account${k}`))
-      const next = BigInt((await rpc<{ nonce: string }>(urls[0]!, 'ledger_getAccount', [key.address])).nonce)
-      for (let gap = 1n; gap <= 64n; gap++) {
-        const t = createTransfer(key.secretKey, { chainId, to, amount: 1n, nonce: next + gap })
-        const url = urls[Number(gap) % urls.length]!
-        const code = await rpc(url, 'tx_submit', [to0x(t.bytes)]).then(() => 'admitted', (e: { reason?: string }) => e.reason ?? 'error')
-        outcomes.set(code, (outcomes.get(code) ?? 0) + 1)
+  test(`idle sockets: ${IDLE_SOCKETS} idle connections to each validator, reopened as they close; a restarted validator reconnects`, () =>
+    timed('idle sockets', async () => {
+      await a.beginPhase()
+      const ports = a.honest.map((i) => a.net.p2pPort + i)
+      const idle = new IdleSockets(ports, IDLE_SOCKETS)
+      const v = new Verdict()
+      try {
+        await waitFor('the idle connections to be established', () => idle.established >= ports.length * 20, 10_000)
+        await v.check('validator 1 reconnects', async () => {
+          const r = await restartValidator1()
+          console.log(`# idle sockets: validator 1 answered RPC ${r.startMs} ms after its start, and had 2+ peers ${r.peersMs} ms later`)
+        })
+        console.log(`# idle sockets: ${idle.opened} connections opened, ${idle.established} established now`)
+      } finally {
+        idle.stop()
       }
-    }
-    console.log(`# gapped-nonce flood: ${JSON.stringify(Object.fromEntries(outcomes))}`)
+      await v.check('after the idle sockets', () => a.assertHealthy())
+      v.done()
+    }))
 
-    const v = new Verdict()
-    for (const url of urls) {
-      await v.check(`a payable transfer through ${url}`, async () => {
-        const hash = await pay(url)
-        await committedWithin(hash, 4)
-      })
-    }
-    await v.check('after the flood', () => a.assertHealthy())
-    v.done()
-  }))
+  test('gapped-nonce flood through RPC: payable transfers from another account still get in and commit', () =>
+    timed('gapped nonces', async () => {
+      await a.beginPhase()
+      const faucet = readDevKey(a.net.keyFile('faucet'))
+      const to = parseAddress(readDevKey(a.net.keyFile('account3')).address)!
+      const urls = a.honest.map((i) => a.net.rpcUrl(i))
+      const pay = async (url: string) => {
+        const nonce = BigInt(await rpc<string>(url, 'ledger_getNextNonce', [faucet.address]))
+        const t = createTransfer(faucet.secretKey, { chainId, to, amount: 3n, nonce })
+        await rpc(url, 'tx_submit', [to0x(t.bytes)])
+        return to0x(t.hash)
+      }
+      const committedWithin = async (hash: string, heights: number) => {
+        const start = await a.maxHeight()
+        const r = await waitFor(
+          `transfer ${hash} to commit`,
+          async () => {
+            const got = await rpc<{ status: string; height?: number }>(urls[0]!, 'tx_get', [hash])
+            return got.status === 'committed' ? got : false
+          },
+          30_000,
+        )
+        assert.ok(r.height! <= start + heights, `committed at ${r.height}, more than ${heights} heights after ${start}`)
+      }
+
+      // control: a payable transfer commits within a few heights
+      await committedWithin(await pay(urls[0]!), 4)
+
+      // the flood: three accounts queue transfers whose nonces skip their next one, so none can ever execute
+      const outcomes = new Map<string, number>()
+      for (const k of [0, 1, 2]) {
+        const key = readDevKey(a.net.keyFile(`account${k}`))
+        const next = BigInt((await rpc<{ nonce: string }>(urls[0]!, 'ledger_getAccount', [key.address])).nonce)
+        for (let gap = 1n; gap <= 64n; gap++) {
+          const t = createTransfer(key.secretKey, { chainId, to, amount: 1n, nonce: next + gap })
+          const url = urls[Number(gap) % urls.length]!
+          const code = await rpc(url, 'tx_submit', [to0x(t.bytes)]).then(
+            () => 'admitted',
+            (e: { reason?: string }) => e.reason ?? 'error',
+          )
+          outcomes.set(code, (outcomes.get(code) ?? 0) + 1)
+        }
+      }
+      console.log(`# gapped-nonce flood: ${JSON.stringify(Object.fromEntries(outcomes))}`)
+
+      const v = new Verdict()
+      for (const url of urls) {
+        await v.check(`a payable transfer through ${url}`, async () => {
+          const hash = await pay(url)
+          await committedWithin(hash, 4)
+        })
+      }
+      await v.check('after the flood', () => a.assertHealthy())
+      v.done()
+    }))
 
   /**
    * Has the attacker propose, at its next height where it proposes first, a block holding `forge(nonce)` (a
@@ -505,61 +589,85 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
   const account3 = () => readDevKey(a.net.keyFile('account3'))
   const recipient = () => parseAddress(readDevKey(a.net.keyFile('account0')).address)!
 
-  test('a forged block: a transfer with a bad signature', () => timed('forged: bad signature', async () => {
-    await a.beginPhase()
-    const v = new Verdict()
-    const f = await proposeForged((nonce) => {
-      const t = createTransfer(account3().secretKey, { chainId: forgeChainId(), to: recipient(), amount: 1n, nonce })
-      const signature = new Uint8Array(t.tx.signature)
-      signature[5] = signature[5]! ^ 0x40
-      const d = decodeTransaction(encodeTransaction({ ...t.tx, signature }))
-      if (!d.ok) throw new Error(d.error.reason)
-      return d.value
-    }, v)
-    for (const i of a.honest) {
-      const got = await rpc<{ status: string; height?: number }>(a.net.rpcUrl(i), 'tx_get', [to0x(f.tx.hash)]).catch(() => ({ status: 'down', height: undefined }))
-      v.expect(got.status !== 'committed', `node${i} committed the badly signed transfer at height ${got.height}`)
-    }
-    await forgedNeverCommits(f, v)
-    v.done()
-  }))
+  test('a forged block: a transfer with a bad signature', () =>
+    timed('forged: bad signature', async () => {
+      await a.beginPhase()
+      const v = new Verdict()
+      const f = await proposeForged((nonce) => {
+        const t = createTransfer(account3().secretKey, { chainId: forgeChainId(), to: recipient(), amount: 1n, nonce })
+        const signature = new Uint8Array(t.tx.signature)
+        signature[5] = signature[5]! ^ 0x40
+        const d = decodeTransaction(encodeTransaction({ ...t.tx, signature }))
+        if (!d.ok) throw new Error(d.error.reason)
+        return d.value
+      }, v)
+      for (const i of a.honest) {
+        const got = await rpc<{ status: string; height?: number }>(a.net.rpcUrl(i), 'tx_get', [to0x(f.tx.hash)]).catch(() => ({
+          status: 'down',
+          height: undefined,
+        }))
+        v.expect(got.status !== 'committed', `node${i} committed the badly signed transfer at height ${got.height}`)
+      }
+      await forgedNeverCommits(f, v)
+      v.done()
+    }))
 
-  test('a forged block: an already committed transfer again', () => timed('forged: replay', async () => {
-    await a.beginPhase()
-    assert.ok(committed, 'the control test committed no transfer to replay')
-    const original = committed
-    const v = new Verdict()
-    const f = await proposeForged(() => original.tx, v)
-    for (const i of a.honest) {
-      const got = await rpc<{ status: string; height?: number; ok?: boolean }>(a.net.rpcUrl(i), 'tx_get', [to0x(original.tx.hash)]).catch(() => ({ status: 'down', height: undefined, ok: undefined }))
-      v.expect(got.status === 'committed' && got.height === original.height && got.ok === true,
-        `node${i} now reports the original transfer (committed at ${original.height}) as ${JSON.stringify(got)}`)
-    }
-    await forgedNeverCommits(f, v)
-    v.done()
-  }))
+  test('a forged block: an already committed transfer again', () =>
+    timed('forged: replay', async () => {
+      await a.beginPhase()
+      assert.ok(committed, 'the control test committed no transfer to replay')
+      const original = committed
+      const v = new Verdict()
+      const f = await proposeForged(() => original.tx, v)
+      for (const i of a.honest) {
+        const got = await rpc<{ status: string; height?: number; ok?: boolean }>(a.net.rpcUrl(i), 'tx_get', [to0x(original.tx.hash)]).catch(() => ({
+          status: 'down',
+          height: undefined,
+          ok: undefined,
+        }))
+        v.expect(
+          got.status === 'committed' && got.height === original.height && got.ok === true,
+          `node${i} now reports the original transfer (committed at ${original.height}) as ${JSON.stringify(got)}`,
+        )
+      }
+      await forgedNeverCommits(f, v)
+      v.done()
+    }))
 
-  test('a forged block: a transfer that skips nonces', () => timed('forged: skipped nonce', async () => {
-    await a.beginPhase()
-    const v = new Verdict()
-    const f = await proposeForged((nonce) => createTransfer(account3().secretKey, { chainId: forgeChainId(), to: recipient(), amount: 1n, nonce: nonce + 5n }), v)
-    for (const i of a.honest) {
-      const got = await rpc<{ status: string; height?: number }>(a.net.rpcUrl(i), 'tx_get', [to0x(f.tx.hash)]).catch(() => ({ status: 'down', height: undefined }))
-      v.expect(got.status !== 'committed', `node${i} committed the nonce-skipping transfer at height ${got.height}`)
-    }
-    await forgedNeverCommits(f, v)
-    v.done()
-  }))
+  test('a forged block: a transfer that skips nonces', () =>
+    timed('forged: skipped nonce', async () => {
+      await a.beginPhase()
+      const v = new Verdict()
+      const f = await proposeForged(
+        (nonce) => createTransfer(account3().secretKey, { chainId: forgeChainId(), to: recipient(), amount: 1n, nonce: nonce + 5n }),
+        v,
+      )
+      for (const i of a.honest) {
+        const got = await rpc<{ status: string; height?: number }>(a.net.rpcUrl(i), 'tx_get', [to0x(f.tx.hash)]).catch(() => ({
+          status: 'down',
+          height: undefined,
+        }))
+        v.expect(got.status !== 'committed', `node${i} committed the nonce-skipping transfer at height ${got.height}`)
+      }
+      await forgedNeverCommits(f, v)
+      v.done()
+    }))
 
-  test('after the forged blocks, a validator whose data/ is wiped syncs back and keeps running', () => timed('forged: resync', async () => {
-    await a.beginPhase()
-    const target = (await a.maxHeight()) + 1
-    await a.wipeAndRestart(2)
-    const v = new Verdict()
-    await v.check('validator 2 syncs back', () => a.net.waitHeight(target, [2], 45_000))
-    v.expect(a.alive(2), `validator 2 stopped: ${a.fatalLines(2).map((l) => l.raw.slice(0, 300)).join(' | ')}`)
-    await v.check('after the resync', () => a.assertHealthy())
-    v.done()
-  }))
+  test('after the forged blocks, a validator whose data/ is wiped syncs back and keeps running', () =>
+    timed('forged: resync', async () => {
+      await a.beginPhase()
+      const target = (await a.maxHeight()) + 1
+      await a.wipeAndRestart(2)
+      const v = new Verdict()
+      await v.check('validator 2 syncs back', () => a.net.waitHeight(target, [2], 45_000))
+      v.expect(
+        a.alive(2),
+        `validator 2 stopped: ${a
+          .fatalLines(2)
+          .map((l) => l.raw.slice(0, 300))
+          .join(' | ')}`,
+      )
+      await v.check('after the resync', () => a.assertHealthy())
+      v.done()
+    }))
 })
-

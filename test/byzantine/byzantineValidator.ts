@@ -3,8 +3,17 @@ import { addressFromPublicKey } from '../../crypto/address.js'
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
 import { keyPairFromSeed, sign } from '../../crypto/ed25519.js'
 import {
-  commitHash, createValidatorSet, findValidator, isTwoThirds, proposalSignBytes, proposerOf, voteSignBytes,
-  type SignedProposal, type SignedVote, type ValidatorSet, type VoteType,
+  commitHash,
+  createValidatorSet,
+  findValidator,
+  isTwoThirds,
+  proposalSignBytes,
+  proposerOf,
+  voteSignBytes,
+  type SignedProposal,
+  type SignedVote,
+  type ValidatorSet,
+  type VoteType,
 } from '../../consensus/index.js'
 import type { Genesis } from '../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../ledger/block.js'
@@ -130,14 +139,17 @@ export class ByzantineValidator {
     if (!vs.ok) throw new Error(vs.error.reason)
     const logStream = createWriteStream(logPath, { flags: 'a' })
     const log = createLogger({ level: 'info', base: { moniker: 'attacker' }, destination: logStream })
-    const p2p = new P2p({
-      seed: home.nodeSeed,
-      listen: [toMultiaddr(config.p2p.listen)],
-      peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
-      allow: genesis.validators.map((v) => v.peerId),
-      maxResponseBytes: genesis.params.block.maxBytes + 512 * 1024,
-      redialMaxMs: 1_000,
-    }, { logger: log.child({ component: 'p2p' }) })
+    const p2p = new P2p(
+      {
+        seed: home.nodeSeed,
+        listen: [toMultiaddr(config.p2p.listen)],
+        peers: config.p2p.peers.map((p) => ({ peerId: p.peerId, multiaddr: toMultiaddr(p.address) })),
+        allow: genesis.validators.map((v) => v.peerId),
+        maxResponseBytes: genesis.params.block.maxBytes + 512 * 1024,
+        redialMaxMs: 1_000,
+      },
+      { logger: log.child({ component: 'p2p' }) },
+    )
     // Its own sends may exceed what honest nodes accept (oversized attacks): the bound here is only the encoder's.
     const direct = new DirectStreams(p2p, log.child({ component: 'direct' }), { maxMessageBytes: 8 * 1024 * 1024 })
     const honest = () => p2p.peers()
@@ -286,7 +298,10 @@ export class ByzantineValidator {
     if (this.stopped || this.follower.height !== height - 1) return
     const valueId = blockHash(header)
     const messages = rounds.map((round) => ({
-      proposal: this.signProposal(height, round, valueId), header, txHashes: chosen.txs.map((t) => t.hash), evidence: [],
+      proposal: this.signProposal(height, round, valueId),
+      header,
+      txHashes: chosen.txs.map((t) => t.hash),
+      evidence: [],
       lastCommit: this.follower.tip?.certificate ?? null,
     }))
     this.ownProposals.set(height, messages)
@@ -336,7 +351,10 @@ export class ByzantineValidator {
     if (bytesEqual(v.validator, this.address) || findValidator(this.validatorSet, v.validator) === undefined) return
     const key = `${v.height}/${v.round}/${v.type}`
     let votes = this.seen.get(key)
-    if (votes === undefined) this.seen.set(key, (votes = new Map()))
+    if (votes === undefined) {
+      votes = new Map()
+      this.seen.set(key, votes)
+    }
     if (!votes.has(toHex(v.validator))) votes.set(toHex(v.validator), v.valueId === null ? 'nil' : toHex(v.valueId))
     this.castVote(v.type, v.height, v.round, v.valueId)
     if (v.type === 'prevote') this.precommitOnPolka(v.height, v.round)
@@ -346,7 +364,8 @@ export class ByzantineValidator {
     if (v.type !== 'prevote' || bytesEqual(v.validator, this.address) || v.height < this.follower.height - 5) return
     let byHeight = this.prevotes.get(v.height)
     if (byHeight === undefined) {
-      this.prevotes.set(v.height, (byHeight = new Map()))
+      byHeight = new Map()
+      this.prevotes.set(v.height, byHeight)
       for (const h of [...this.prevotes.keys()]) if (h < v.height - 100) this.prevotes.delete(h)
     }
     const key = `${v.round}/${toHex(v.validator)}`

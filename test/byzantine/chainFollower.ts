@@ -95,7 +95,9 @@ export class ChainFollower {
 
   /** Fetches every block the sources hold beyond the tip (one run at a time; concurrent callers share it). */
   catchUp(): Promise<void> {
-    this.fetching ??= this.fetchAll().finally(() => { this.fetching = undefined })
+    this.fetching ??= this.fetchAll().finally(() => {
+      this.fetching = undefined
+    })
     return this.fetching
   }
 
@@ -112,7 +114,8 @@ export class ChainFollower {
     for (let k = 0; k < sources.length; k++) {
       const peer = sources[(this.turn + k) % sources.length]!
       const r = await this.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
-        timeoutMs: 3_000, maxResponseBytes: this.o.genesis.params.block.maxBytes + 256 * 1024,
+        timeoutMs: 3_000,
+        maxResponseBytes: this.o.genesis.params.block.maxBytes + 256 * 1024,
       })
       if (!r.ok) continue
       const d = decodeBlockResponse(r.value, this.o.genesis.params.block)

@@ -87,7 +87,9 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     net.setGenesisParams(PARAMS)
     await net.initNode(STANDBY)
     // the standby dials validator 0 only (see above)
-    net.editConfig(STANDBY, (c) => { c.p2p.peers = c.p2p.peers.slice(0, 1) })
+    net.editConfig(STANDBY, (c) => {
+      c.p2p.peers = c.p2p.peers.slice(0, 1)
+    })
     copyHomeFile('validator_key.json')
     net.startAll()
     await net.waitHeight(2)
@@ -115,25 +117,46 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     copyHomeFile('node_key.json')
     copyHomeFile('validator_state.json')
     net.start(STANDBY)
-    await waitFor('the standby to be admitted as validator 3 and in step', async () => {
-      const [s, zero] = await Promise.all([net.status(STANDBY), net.status(0)])
-      return s.validator === offender && s.nodeId === primary.nodeId && zero.peers === 3 && !s.catchingUp && s.height >= zero.height - 1
-    }, 30_000, 200).catch((e) => { throw new Error(`${(e as Error).message}\n${logs([STANDBY])}`) })
+    await waitFor(
+      'the standby to be admitted as validator 3 and in step',
+      async () => {
+        const [s, zero] = await Promise.all([net.status(STANDBY), net.status(0)])
+        return s.validator === offender && s.nodeId === primary.nodeId && zero.peers === 3 && !s.catchingUp && s.height >= zero.height - 1
+      },
+      30_000,
+      200,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${logs([STANDBY])}`)
+    })
 
     // then the primary comes back: two processes sign as validator 3
     net.start(DUPLICATED)
-    await waitFor('the primary to be back in step', async () => {
-      const [s, zero] = await Promise.all([net.status(DUPLICATED), net.status(0)])
-      return !s.catchingUp && s.height >= zero.height - 1
-    }, 30_000, 200).catch((e) => { throw new Error(`${(e as Error).message}\n${logs([DUPLICATED])}`) })
+    await waitFor(
+      'the primary to be back in step',
+      async () => {
+        const [s, zero] = await Promise.all([net.status(DUPLICATED), net.status(0)])
+        return !s.catchingUp && s.height >= zero.height - 1
+      },
+      30_000,
+      200,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${logs([DUPLICATED])}`)
+    })
     const bothFrom = (await net.height(0))!
 
     // a block carries evidence against validator 3, and every honest validator committed it
-    const committedAt = await waitFor('a block to carry evidence against validator 3 on every honest validator', async () => {
-      const lists = await Promise.all(honest.map(evidenceOf))
-      const at = lists.map((l) => l.find((e) => e.validator === offender && e.kind === 'conflictingVotes')?.committedAt)
-      return at.every((h) => h !== undefined && h === at[0]) ? at[0] : undefined
-    }, EVIDENCE_WAIT_MS, 300).catch((e) => { throw new Error(`${(e as Error).message}\n${logs([0, DUPLICATED, STANDBY])}`) })
+    const committedAt = await waitFor(
+      'a block to carry evidence against validator 3 on every honest validator',
+      async () => {
+        const lists = await Promise.all(honest.map(evidenceOf))
+        const at = lists.map((l) => l.find((e) => e.validator === offender && e.kind === 'conflictingVotes')?.committedAt)
+        return at.every((h) => h !== undefined && h === at[0]) ? at[0] : undefined
+      },
+      EVIDENCE_WAIT_MS,
+      300,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${logs([0, DUPLICATED, STANDBY])}`)
+    })
 
     // the chain goes on past it, and every replica, both copies included, holds the same blocks
     await net.waitHeight(committedAt + 3, honest, 30_000)
@@ -161,7 +184,10 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
       const at = `${e.height}/${e.round}/${e.type}`
       const [a, b] = [e.first.valueId ?? 'nil', e.second.valueId ?? 'nil']
       const split = (mine.get(at)?.has(a) === true && theirs.get(at)?.has(b) === true) || (mine.get(at)?.has(b) === true && theirs.get(at)?.has(a) === true)
-      assert.ok(split, `evidence at ${at} (${a} vs ${b}) is not one message of each copy: primary ${[...(mine.get(at) ?? [])]}, standby ${[...(theirs.get(at) ?? [])]}`)
+      assert.ok(
+        split,
+        `evidence at ${at} (${a} vs ${b}) is not one message of each copy: primary ${[...(mine.get(at) ?? [])]}, standby ${[...(theirs.get(at) ?? [])]}`,
+      )
     }
 
     // the block at that height carries exactly the evidence committed there, on every replica
@@ -173,7 +199,7 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     }
   })
 
-  test('a second process on a running validator\'s home is refused, and the running one goes on', async () => {
+  test("a second process on a running validator's home is refused, and the running one goes on", async () => {
     const h = (await net.height(DUPLICATED))!
     const r = await runCli('tallyd', ['start', '--home', net.home(DUPLICATED)], { timeoutMs: 30_000 })
     assert.notEqual(r.code, 0, `a second process started on validator 3's home: ${r.stderr}`)

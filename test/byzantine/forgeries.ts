@@ -1,8 +1,6 @@
 import { encodeCanonical } from '../../crypto/canonical.js'
 import { compareBytes } from '../../crypto/bytes.js'
-import {
-  MAX_COMMIT_BYTES, MAX_ROUND, encodeCommitCertificate, type CommitCertificate, type SignedProposal,
-} from '../../consensus/index.js'
+import { MAX_COMMIT_BYTES, MAX_ROUND, encodeCommitCertificate, type CommitCertificate, type SignedProposal } from '../../consensus/index.js'
 import { MAX_VALIDATORS } from '../../consensus/validatorSet.js'
 import { ZERO_HASH, blockHash, encodeBlockHeader, type BlockHeader } from '../../ledger/block.js'
 import { encodeStoredBlock } from '../../node/storage/storedBlock.js'
@@ -50,8 +48,9 @@ function nonZero(b: Uint8Array): Uint8Array {
 
 /** A certificate in format (sorted distinct signers) of `signers` random addresses and random signatures. */
 export function junkCertificate(rng: Rng, height: number, signers: number): CommitCertificate {
-  const signatures = Array.from({ length: signers }, () => ({ validator: rng.bytes(20), signature: rng.bytes(64) }))
-    .sort((a, b) => compareBytes(a.validator, b.validator))
+  const signatures = Array.from({ length: signers }, () => ({ validator: rng.bytes(20), signature: rng.bytes(64) })).sort((a, b) =>
+    compareBytes(a.validator, b.validator),
+  )
   return { height, round: rng.int(4), valueId: rng.bytes(32), signatures }
 }
 
@@ -65,7 +64,12 @@ export const MAX_JUNK_SIGNERS = Math.min(MAX_VALIDATORS, Math.floor((MAX_COMMIT_
 export function badSignatureProposal(rng: Rng, o: { chainId: string; height: number; round: number; proposer: Uint8Array; headerHeight: number }): Uint8Array {
   const header = junkHeader(rng, o.chainId, o.headerHeight)
   const proposal: SignedProposal = {
-    height: o.height, round: o.round, valueId: blockHash(header), polRound: -1, proposer: o.proposer, signature: rng.bytes(64),
+    height: o.height,
+    round: o.round,
+    valueId: blockHash(header),
+    polRound: -1,
+    proposer: o.proposer,
+    signature: rng.bytes(64),
   }
   return encodeProposalMessage({ proposal, header, txHashes: [], evidence: [], lastCommit: o.height > 1 ? junkCertificate(rng, o.height - 1, 3) : null })
 }
@@ -77,7 +81,12 @@ export function badSignatureProposal(rng: Rng, o: { chainId: string; height: num
 export function oversizedProposal(rng: Rng, o: { chainId: string; height: number; round: number; proposer: Uint8Array; maxTxs: number }): Uint8Array {
   const header = junkHeader(rng, o.chainId, o.height)
   const proposal: SignedProposal = {
-    height: o.height, round: o.round, valueId: blockHash(header), polRound: -1, proposer: o.proposer, signature: rng.bytes(64),
+    height: o.height,
+    round: o.round,
+    valueId: blockHash(header),
+    polRound: -1,
+    proposer: o.proposer,
+    signature: rng.bytes(64),
   }
   const txHashes = Array.from({ length: o.maxTxs }, () => rng.bytes(32))
   return encodeProposalMessage({ proposal, header, txHashes, evidence: [], lastCommit: junkCertificate(rng, Math.max(1, o.height - 1), MAX_JUNK_SIGNERS) })
@@ -103,7 +112,10 @@ export class BadVoteFactory {
   private readonly pool: Uint8Array
   private offset = 0
 
-  constructor(private readonly validators: readonly Uint8Array[], random: (b: Uint8Array) => void) {
+  constructor(
+    private readonly validators: readonly Uint8Array[],
+    random: (b: Uint8Array) => void,
+  ) {
     this.pool = new Uint8Array(1 << 20)
     random(this.pool)
   }

@@ -12,7 +12,8 @@ async function probe(i: number): Promise<void> {
   let ms: number
   try {
     const res = await fetch(s.url, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'node_status', params: [] }),
       signal: AbortSignal.timeout(deadlineMs),
     })

@@ -33,8 +33,10 @@ async function ensureBaseImage(image: string, log: (s: string) => void): Promise
   if (pull.code === 0) return
   const cmd = process.env[BASE_IMAGE_CMD_ENV]
   if (cmd === undefined || cmd.trim() === '') {
-    throw new Error(`${image} is not in the local image store and docker pull failed:\n${tail(pull.stderr, 5)}\n` +
-      `load it (docker load), or set ${BASE_IMAGE_CMD_ENV} to a command that builds a stand-in tagged ${image}`)
+    throw new Error(
+      `${image} is not in the local image store and docker pull failed:\n${tail(pull.stderr, 5)}\n` +
+        `load it (docker load), or set ${BASE_IMAGE_CMD_ENV} to a command that builds a stand-in tagged ${image}`,
+    )
   }
   log(`docker pull failed; building ${image} with ${BASE_IMAGE_CMD_ENV}: ${cmd}`)
   await mustRun('sh', ['-c', cmd], { timeoutMs: 20 * 60_000 })

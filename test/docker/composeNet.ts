@@ -42,7 +42,9 @@ export class ComposeNet {
   /** What the compose file reads: the image tag and the published RPC ports. */
   private get env(): Record<string, string> {
     const env: Record<string, string> = { TALLY_IMAGE: this.image }
-    this.rpcPorts.forEach((p, i) => (env[`TALLY_RPC_HOST_PORT${i}`] = String(p)))
+    this.rpcPorts.forEach((p, i) => {
+      env[`TALLY_RPC_HOST_PORT${i}`] = String(p)
+    })
     return env
   }
 
@@ -82,7 +84,12 @@ export class ComposeNet {
   /** {@link down} for a process about to exit on a signal, where nothing asynchronous runs any more. */
   downSync(): void {
     const [command, ...pre] = this.compose as [string, ...string[]]
-    spawnSync(command, [...pre, ...this.projectArgs, ...ComposeNet.DOWN], { env: { ...process.env, ...this.env }, cwd: repoRoot, stdio: 'ignore', timeout: 3 * 60_000 })
+    spawnSync(command, [...pre, ...this.projectArgs, ...ComposeNet.DOWN], {
+      env: { ...process.env, ...this.env },
+      cwd: repoRoot,
+      stdio: 'ignore',
+      timeout: 3 * 60_000,
+    })
   }
 
   /** The last `lines` log lines of every service, for a failure's report. */

@@ -24,7 +24,12 @@ process.on('exit', () => {
 })
 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, intervalMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastError: unknown
   for (;;) {
@@ -93,7 +98,11 @@ export interface CliResult {
  * Runs a CLI (`tallyd` or `tally`) to completion with a deadline. `tally` keeps its light store in a directory of
  * this test process (`TALLY_LIGHT_DIR`) unless `opts.env` names one.
  */
-export function runCli(bin: 'tallyd' | 'tally', args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+export function runCli(
+  bin: 'tallyd' | 'tally',
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<CliResult> {
   if (bin === 'tally') lightDir ??= mkdtempSync(join(tmpdir(), 'tally-e2e-light-'))
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [bin === 'tallyd' ? TALLYD : TALLY, ...args], {
@@ -135,7 +144,12 @@ export class Testnet {
   readonly rpcPort: number
   readonly procs: (ChildProcess | undefined)[]
 
-  private constructor(readonly size: number, dir: string, p2pPort: number, rpcPort: number) {
+  private constructor(
+    readonly size: number,
+    dir: string,
+    p2pPort: number,
+    rpcPort: number,
+  ) {
     this.dir = dir
     this.p2pPort = p2pPort
     this.rpcPort = rpcPort
@@ -152,8 +166,20 @@ export class Testnet {
     const base = await freePortRange(nodes * 2 + 2)
     const net = new Testnet(size, dir, base, base + nodes + 1)
     const r = await runCli('tallyd', [
-      'testnet', '--validators', String(size), '--out', dir, '--chain-id', 'tally-e2e',
-      '--p2p-port', String(net.p2pPort), '--rpc-port', String(net.rpcPort), '--accounts', '4', ...extraArgs,
+      'testnet',
+      '--validators',
+      String(size),
+      '--out',
+      dir,
+      '--chain-id',
+      'tally-e2e',
+      '--p2p-port',
+      String(net.p2pPort),
+      '--rpc-port',
+      String(net.rpcPort),
+      '--accounts',
+      '4',
+      ...extraArgs,
     ])
     if (r.code !== 0) throw new Error(`tallyd testnet failed: ${r.stderr}`)
     return net
@@ -170,7 +196,7 @@ export class Testnet {
       const old = g.params[k]
       g.params[k] = typeof v === 'object' && v !== null && typeof old === 'object' && old !== null ? { ...old, ...v } : v
     }
-    const text = JSON.stringify(g, null, 2) + '\n'
+    const text = `${JSON.stringify(g, null, 2)}\n`
     writeFileSync(path, text)
     for (let i = 0; i < this.size; i++) writeFileSync(join(this.home(i), 'genesis.json'), text)
   }
@@ -180,7 +206,7 @@ export class Testnet {
     const path = join(this.home(i), 'config.json')
     const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>
     edit(config)
-    writeFileSync(path, JSON.stringify(config, null, 2) + '\n')
+    writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`)
   }
 
   /**
@@ -190,8 +216,17 @@ export class Testnet {
    */
   async initNode(i: number, options: { fullNode?: boolean } = {}): Promise<{ peerId: string; publicKey?: string; address?: string }> {
     const r = await runCli('tallyd', [
-      'init', '--home', this.home(i), '--moniker', `node${i}`, '--p2p-port', String(this.p2pPort + i), '--rpc-port', String(this.rpcPort + i),
-      ...(options.fullNode ? ['--full-node'] : []), '--json',
+      'init',
+      '--home',
+      this.home(i),
+      '--moniker',
+      `node${i}`,
+      '--p2p-port',
+      String(this.p2pPort + i),
+      '--rpc-port',
+      String(this.rpcPort + i),
+      ...(options.fullNode ? ['--full-node'] : []),
+      '--json',
     ])
     if (r.code !== 0) throw new Error(`tallyd init failed: ${r.stderr}`)
     copyFileSync(join(this.dir, 'genesis.json'), join(this.home(i), 'genesis.json'))
@@ -281,10 +316,15 @@ export class Testnet {
 
   /** Waits until every listed node reports at least `height`. */
   async waitHeight(height: number, nodes: number[] = [...Array(this.size).keys()], timeoutMs = 60_000): Promise<void> {
-    await waitFor(`height ${height} on nodes ${nodes.join(',')}`, async () => {
-      for (const i of nodes) if (((await this.height(i)) ?? -1) < height) return false
-      return true
-    }, timeoutMs, 200)
+    await waitFor(
+      `height ${height} on nodes ${nodes.join(',')}`,
+      async () => {
+        for (const i of nodes) if (((await this.height(i)) ?? -1) < height) return false
+        return true
+      },
+      timeoutMs,
+      200,
+    )
   }
 
   /** Block `height` from node i. */
@@ -347,7 +387,12 @@ export class LyingProxy {
   /** Answers altered so far. */
   lies = 0
 
-  private constructor(private readonly server: Server, readonly url: string, readonly target: string, public mode: LieMode) {}
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly target: string,
+    public mode: LieMode,
+  ) {}
 
   static async start(target: string, mode: LieMode): Promise<LyingProxy> {
     let proxy: LyingProxy | undefined
@@ -369,7 +414,12 @@ export class LyingProxy {
 
   private async relay(text: string): Promise<string> {
     const request = JSON.parse(text) as Json | Json[]
-    const res = await fetch(this.target + '/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: text, signal: AbortSignal.timeout(5_000) })
+    const res = await fetch(`${this.target}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: text,
+      signal: AbortSignal.timeout(5_000),
+    })
     const answer = (await res.json()) as Json | Json[]
     const calls = new Map<unknown, Json>()
     for (const r of Array.isArray(request) ? request : [request]) calls.set(r.id, r)

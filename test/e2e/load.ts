@@ -46,7 +46,9 @@ export class Load {
             const a = await rpc<{ nonce: string }>(urls[i % urls.length]!, 'ledger_getAccount', [this.key.address], 2_000)
             const pending = await rpc<string>(urls[i % urls.length]!, 'ledger_getNextNonce', [this.key.address], 2_000).catch(() => a.nonce)
             this.nonce = BigInt(pending)
-          } catch { /* next round */ }
+          } catch {
+            /* next round */
+          }
         }
         await new Promise((r) => setTimeout(r, intervalMs))
       }

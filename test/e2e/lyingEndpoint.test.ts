@@ -18,7 +18,13 @@ const PARAMS = {
   emptyBlockIntervalMs: 400,
 }
 
-interface AccountJson { address: string; balance: string; nonce: string; verifiedHeight: number; blockHash: string }
+interface AccountJson {
+  address: string
+  balance: string
+  nonce: string
+  verifiedHeight: number
+  blockHash: string
+}
 
 describe('a lying endpoint', { timeout: 150_000 }, () => {
   let net: Testnet
@@ -122,13 +128,21 @@ describe('a lying endpoint', { timeout: 150_000 }, () => {
     const fresh = mkdtempSync(join(tmpdir(), 'tally-e2e-cross-'))
     try {
       const address = readDevKey(net.keyFile('account1')).address
-      const r = await runCli('tally', ['account', address, '--rpc', `${net.rpcUrl(1)},${net.rpcUrl(2)}`, '--genesis', net.genesisFile, '--json'], { env: { TALLY_LIGHT_DIR: fresh } })
+      const r = await runCli('tally', ['account', address, '--rpc', `${net.rpcUrl(1)},${net.rpcUrl(2)}`, '--genesis', net.genesisFile, '--json'], {
+        env: { TALLY_LIGHT_DIR: fresh },
+      })
       assert.equal(r.code, 0, r.stderr)
       const a = JSON.parse(r.stdout) as AccountJson
       assert.ok(a.verifiedHeight >= from, `verified at ${a.verifiedHeight}, the new set is in force from ${from}`)
       assert.equal(a.balance, (await rpc<{ balance: string }>(net.rpcUrl(3), 'ledger_getAccount', [address])).balance)
       const store = JSON.parse(readFileSync(join(fresh, 'tally-e2e.json'), 'utf8')) as { sets: Record<string, unknown[]> }
-      assert.deepEqual(Object.values(store.sets).map((s) => s.length).sort(), [4, 5], 'the genesis set and the set of five')
+      assert.deepEqual(
+        Object.values(store.sets)
+          .map((s) => s.length)
+          .sort(),
+        [4, 5],
+        'the genesis set and the set of five',
+      )
       // a lie about the new set is caught where the client fetches it
       proxy.mode = 'certificate'
       const again = await runCli('tally', ['balance', address, '--rpc', through(), '--genesis', net.genesisFile], { env: { TALLY_LIGHT_DIR: fresh } })

@@ -18,9 +18,28 @@ const PARAMS = {
   emptyBlockIntervalMs: 400,
 }
 
-interface Member { address: string; publicKey: string; power: number; peerId: string; name: string }
-interface CommitView { height: number; hash: string; header: Record<string, string>; commit: { signatures: { validator: string }[]; lastCommit: { height: number; signatures: { validator: string }[] } | null } }
-interface VoteResult { hash: string; height: number; id: string; status: 'pending' | 'completed' | 'dropped'; power?: number; totalPower?: number; fromHeight?: number | null }
+interface Member {
+  address: string
+  publicKey: string
+  power: number
+  peerId: string
+  name: string
+}
+interface CommitView {
+  height: number
+  hash: string
+  header: Record<string, string>
+  commit: { signatures: { validator: string }[]; lastCommit: { height: number; signatures: { validator: string }[] } | null }
+}
+interface VoteResult {
+  hash: string
+  height: number
+  id: string
+  status: 'pending' | 'completed' | 'dropped'
+  power?: number
+  totalPower?: number
+  fromHeight?: number | null
+}
 
 describe('validator set changes on a running network', { timeout: 420_000 }, () => {
   let net: Testnet
@@ -47,14 +66,19 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
   /** Waits for a commit certificate of a height from `from` on that holds `address`'s precommit. */
   const certificateSignedBy = (node: number, address: string, from: number, timeoutMs = 90_000) => {
     let next = from
-    return waitFor(`a commit certificate signed by ${address} from height ${from}`, async () => {
-      const tip = (await net.height(node)) ?? 0
-      for (; next <= tip; next++) {
-        const c = await commitAt(node, next)
-        if (c.commit.signatures.some((s) => s.validator === address)) return next
-      }
-      return undefined
-    }, timeoutMs, 250)
+    return waitFor(
+      `a commit certificate signed by ${address} from height ${from}`,
+      async () => {
+        const tip = (await net.height(node)) ?? 0
+        for (; next <= tip; next++) {
+          const c = await commitAt(node, next)
+          if (c.commit.signatures.some((s) => s.validator === address)) return next
+        }
+        return undefined
+      },
+      timeoutMs,
+      250,
+    )
   }
 
   before(async () => {
@@ -62,7 +86,10 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     net.setGenesisParams(PARAMS)
     // the full node's operator sends its peer id to the validators, who admit it in config.json
     full = await net.initNode(FULL, { fullNode: true })
-    for (let i = 0; i < 4; i++) net.editConfig(i, (c) => { c.p2p.allowedPeerIds = [full.peerId] })
+    for (let i = 0; i < 4; i++)
+      net.editConfig(i, (c) => {
+        c.p2p.allowedPeerIds = [full.peerId]
+      })
     net.startAll()
     net.start(FULL)
     await net.waitHeight(2, [0, 1, 2, 3])
@@ -86,8 +113,9 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     assert.deepEqual([first.power, first.totalPower], [1, 4])
     const pending = await runCli('tallyd', ['validator', 'pending', '--rpc', net.rpcUrl(1), '--json'])
     assert.equal(pending.code, 0, pending.stderr)
-    const change = (JSON.parse(pending.stdout) as { changes: { id: string; power: number; passes: boolean; action: { type: string; name: string } }[] }).changes
-      .find((c) => c.id === first.id)
+    const change = (
+      JSON.parse(pending.stdout) as { changes: { id: string; power: number; passes: boolean; action: { type: string; name: string } }[] }
+    ).changes.find((c) => c.id === first.id)
     assert.ok(change, 'the change is pending on another validator too')
     assert.deepEqual([change.action.type, change.action.name, change.power, change.passes], ['add', 'node4', 1, false])
 
@@ -101,7 +129,10 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     const afterSet = await validatorsAt(0, H + 2)
     assert.equal(before.length, 4)
     assert.equal(afterSet.length, 5)
-    assert.deepEqual(afterSet.find((m) => m.address === joiner.address), { address: joiner.address, publicKey: joiner.publicKey, power: 1, peerId: joiner.peerId, name: 'node4' })
+    assert.deepEqual(
+      afterSet.find((m) => m.address === joiner.address),
+      { address: joiner.address, publicKey: joiner.publicKey, power: 1, peerId: joiner.peerId, name: 'node4' },
+    )
     assert.equal(third.fromHeight ?? H + 2, H + 2)
 
     // a vote for a change that no longer applies is refused at submission, with the ledger's reason
@@ -116,10 +147,17 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     assert.equal(c2.header.validatorSetHash, c1.header.nextValidatorSetHash)
 
     // the joiner syncs, reports itself a validator, and its precommits reach certificates
-    await waitFor('node4 syncs and reports itself a validator', async () => {
-      const s = await net.status(JOINER).catch(() => undefined)
-      return s !== undefined && s.validator === joiner.address && s.height >= H + 2 && !s.catchingUp
-    }, 120_000, 250).catch((e) => { throw new Error(`${(e as Error).message}\n${net.logTail(JOINER)}`) })
+    await waitFor(
+      'node4 syncs and reports itself a validator',
+      async () => {
+        const s = await net.status(JOINER).catch(() => undefined)
+        return s !== undefined && s.validator === joiner.address && s.height >= H + 2 && !s.catchingUp
+      },
+      120_000,
+      250,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}\n${net.logTail(JOINER)}`)
+    })
     const signed = await certificateSignedBy(0, joiner.address, H + 2)
     assert.ok(signed >= H + 2)
     await net.checkSameChain(signed, [0, 1, 2, 3, JOINER])
@@ -131,8 +169,14 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     // more than two thirds of 5 is 4 votes; the new validator's is one of them
     const votes: VoteResult[] = []
     for (const i of [0, 1, JOINER]) votes.push(await vote(i, remove))
-    assert.deepEqual(votes.map((v) => v.status), ['pending', 'pending', 'pending'])
-    assert.deepEqual(votes.map((v) => v.totalPower), [5, 5, 5])
+    assert.deepEqual(
+      votes.map((v) => v.status),
+      ['pending', 'pending', 'pending'],
+    )
+    assert.deepEqual(
+      votes.map((v) => v.totalPower),
+      [5, 5, 5],
+    )
     const last = await vote(2, remove)
     assert.equal(last.status, 'completed', JSON.stringify(last))
     removedAt = last.height + 2
@@ -144,7 +188,10 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     await net.stop(3)
     const reached = await commitsContinue(0, [0, 1, 2, JOINER])
     const c = await commitAt(0, reached)
-    assert.ok(c.commit.signatures.every((s) => s.validator !== removed.address), 'no signature of the removed validator counts')
+    assert.ok(
+      c.commit.signatures.every((s) => s.validator !== removed.address),
+      'no signature of the removed validator counts',
+    )
   })
 
   test('a validator wiped after the changes syncs from genesis across them, to the same blocks', async () => {
@@ -170,7 +217,10 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     const reached = await commitsContinue(0, [0, 2, JOINER], 4)
     // 3 of 4 power must sign: every certificate from now on carries the joiner's precommit
     const c = await commitAt(0, reached)
-    assert.ok(c.commit.signatures.some((s) => s.validator === joiner.address), 'the joiner signed the certificate')
+    assert.ok(
+      c.commit.signatures.some((s) => s.validator === joiner.address),
+      'the joiner signed the certificate',
+    )
     assert.equal(c.commit.signatures.length, 3)
   })
 
@@ -181,13 +231,20 @@ describe('validator set changes on a running network', { timeout: 420_000 }, () 
     assert.equal((await fetch(`${net.rpcUrl(FULL)}/health`)).status, 200)
     const to = readDevKey(net.keyFile('account0')).address
     // a transfer submitted to the full node reaches the validators and commits
-    const r = await runCli('tally', ['transfer', '--key', net.keyFile('faucet'), '--to', to, '--amount', '31', '--rpc', net.rpcUrl(FULL), '--json', '--genesis', net.genesisFile], { timeoutMs: 150_000 })
+    const r = await runCli(
+      'tally',
+      ['transfer', '--key', net.keyFile('faucet'), '--to', to, '--amount', '31', '--rpc', net.rpcUrl(FULL), '--json', '--genesis', net.genesisFile],
+      { timeoutMs: 150_000 },
+    )
     assert.equal(r.code, 0, r.stderr)
     const { height } = JSON.parse(r.stdout) as { height: number }
     const live = [0, 2, JOINER, FULL]
     await net.waitHeight(height, live)
     const balances = await Promise.all(live.map((i) => rpc<string>(net.rpcUrl(i), 'ledger_getBalance', [to])))
-    assert.deepEqual(balances, live.map(() => balances[0]))
+    assert.deepEqual(
+      balances,
+      live.map(() => balances[0]),
+    )
     assert.equal(BigInt(balances[0]!) >= 31n, true)
     await net.checkSameChain(height, live)
     assert.deepEqual(await validatorsAt(FULL, height), await validatorsAt(0, height))

@@ -30,7 +30,20 @@ describe('a four-validator network', { timeout: 300_000 }, () => {
     const faucet = readDevKey(net.keyFile('faucet'))
     const to = readDevKey(net.keyFile('account0')).address
     const before = BigInt(await rpc<string>(net.rpcUrl(1), 'ledger_getBalance', [to]))
-    const r = await runCli('tally', ['transfer', '--key', net.keyFile('faucet'), '--to', to, '--amount', '25', '--rpc', net.rpcUrl(0), '--json', '--genesis', net.genesisFile])
+    const r = await runCli('tally', [
+      'transfer',
+      '--key',
+      net.keyFile('faucet'),
+      '--to',
+      to,
+      '--amount',
+      '25',
+      '--rpc',
+      net.rpcUrl(0),
+      '--json',
+      '--genesis',
+      net.genesisFile,
+    ])
     assert.equal(r.code, 0, r.stderr)
     const { hash, height } = JSON.parse(r.stdout) as { hash: string; height: number }
     assert.match(hash, /^0x[0-9a-f]{64}$/)
@@ -46,7 +59,7 @@ describe('a four-validator network', { timeout: 300_000 }, () => {
     await net.checkSameChain(height + 1)
   })
 
-  test('serves /health and Prometheus /metrics, with the node\'s and the process\'s own metrics', async () => {
+  test("serves /health and Prometheus /metrics, with the node's and the process's own metrics", async () => {
     const health = await fetch(`${net.rpcUrl(2)}/health`)
     assert.equal(health.status, 200)
     assert.deepEqual(await health.json(), { healthy: true })

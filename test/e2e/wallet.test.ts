@@ -48,7 +48,7 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
     assert.match(blockHash, /^0x[0-9a-f]{64}$/)
 
     // spend from the encrypted key
-    const back = await tally(['transfer', '--key', keyFile, '--to', '0x' + '11'.repeat(20), '--amount', '1', '--json'], password)
+    const back = await tally(['transfer', '--key', keyFile, '--to', `0x${'11'.repeat(20)}`, '--amount', '1', '--json'], password)
     assert.equal(back.code, 0, back.stderr)
     assert.equal((await tally(['balance', address])).stdout.trim(), '999')
   })
@@ -56,13 +56,13 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
   test('a wrong password is a clear error', async () => {
     const keyFile = join(net.dir, 'bob.json')
     assert.equal((await runCli('tally', ['keygen', '--out', keyFile], { env: password })).code, 0)
-    const r = await tally(['transfer', '--key', keyFile, '--to', '0x' + '22'.repeat(20), '--amount', '1'], { TALLY_PASSWORD: 'wrong' })
+    const r = await tally(['transfer', '--key', keyFile, '--to', `0x${'22'.repeat(20)}`, '--amount', '1'], { TALLY_PASSWORD: 'wrong' })
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /password/i)
   })
 
   test('an overdraft is refused with its reason', async () => {
-    const r = await tally(['transfer', '--key', net.keyFile('account0'), '--to', '0x' + '33'.repeat(20), '--amount', '18446744073709551615'])
+    const r = await tally(['transfer', '--key', net.keyFile('account0'), '--to', `0x${'33'.repeat(20)}`, '--amount', '18446744073709551615'])
     assert.notEqual(r.code, 0)
     assert.match(r.stderr, /insufficient_funds|insufficient funds/i)
   })
@@ -71,7 +71,7 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
     const a = await tally(['transfer', '--key', net.keyFile('account0'), '--to', '0x1234', '--amount', '1'])
     assert.notEqual(a.code, 0)
     assert.match(a.stderr, /address/i)
-    const b = await tally(['transfer', '--key', net.keyFile('account0'), '--to', '0x' + '33'.repeat(20), '--amount', '-5'])
+    const b = await tally(['transfer', '--key', net.keyFile('account0'), '--to', `0x${'33'.repeat(20)}`, '--amount', '-5'])
     assert.notEqual(b.code, 0)
     assert.match(b.stderr, /amount/i)
   })
@@ -87,7 +87,7 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
   })
 
   test('pipelined transfers from one key without waiting all commit', async () => {
-    const to = '0x' + '44'.repeat(20)
+    const to = `0x${'44'.repeat(20)}`
     const hashes: string[] = []
     for (let k = 0; k < 3; k++) {
       const r = await tally(['transfer', '--key', net.keyFile('account1'), '--to', to, '--amount', '5', '--no-wait', '--json'])
@@ -102,8 +102,24 @@ describe('the tally wallet against a running network', { timeout: 240_000 }, () 
 
   test('offline sign, then send, then look-ups', async () => {
     const status = JSON.parse((await tally(['status', '--json'])).stdout) as { chainId: string }
-    const acct = JSON.parse((await tally(['account', (await runCli('tally', ['address', '--key', net.keyFile('account2')])).stdout.trim(), '--json'])).stdout) as { nonce: string }
-    const signed = await runCli('tally', ['sign', '--key', net.keyFile('account2'), '--to', '0x' + '55'.repeat(20), '--amount', '7', '--nonce', acct.nonce, '--chain-id', status.chainId, '--rpc', 'http://127.0.0.1:1'])
+    const acct = JSON.parse(
+      (await tally(['account', (await runCli('tally', ['address', '--key', net.keyFile('account2')])).stdout.trim(), '--json'])).stdout,
+    ) as { nonce: string }
+    const signed = await runCli('tally', [
+      'sign',
+      '--key',
+      net.keyFile('account2'),
+      '--to',
+      `0x${'55'.repeat(20)}`,
+      '--amount',
+      '7',
+      '--nonce',
+      acct.nonce,
+      '--chain-id',
+      status.chainId,
+      '--rpc',
+      'http://127.0.0.1:1',
+    ])
     assert.equal(signed.code, 0, signed.stderr)
     const hex = signed.stdout.trim()
     assert.match(hex, /^0x[0-9a-f]+$/)

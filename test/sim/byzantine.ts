@@ -1,7 +1,17 @@
 import { bytesEqual, bytesKey, encodeCanonical, keyPairFromSeed, sha256, sign, toHex } from '../../crypto/index.js'
 import {
-  MAX_COMMIT_BYTES, encodeCommitCertificate, encodeSignedProposal, proposalSignBytes, proposerOf, voteSignBytes, type ConsensusParams,
-  type Proposal, type SignedProposal, type SignedVote, type ValidatorSet, type Vote,
+  MAX_COMMIT_BYTES,
+  encodeCommitCertificate,
+  encodeSignedProposal,
+  proposalSignBytes,
+  proposerOf,
+  voteSignBytes,
+  type ConsensusParams,
+  type Proposal,
+  type SignedProposal,
+  type SignedVote,
+  type ValidatorSet,
+  type Vote,
 } from '../../consensus/index.js'
 import { blockHash, encodeBlockHeader, txRoot, type BlockHeader } from '../../ledger/block.js'
 import { DEFAULT_GOVERNANCE_PARAMS } from '../../ledger/governance.js'
@@ -10,11 +20,14 @@ import type { RequestHandler } from '../../node/p2p/p2p.js'
 import { decodeStoredBlock, encodeStoredBlock } from '../../node/storage/storedBlock.js'
 import { BLOCK_PROTOCOL, STATUS_PROTOCOL } from '../../node/sync/blockSync.js'
 import {
-  decodeBlockResponse, decodeHeightRequest, decodeTipResponse, encodeBlockResponse, encodeHeightRequest, encodeTipResponse,
+  decodeBlockResponse,
+  decodeHeightRequest,
+  decodeTipResponse,
+  encodeBlockResponse,
+  encodeHeightRequest,
+  encodeTipResponse,
 } from '../../node/sync/blockSyncMessages.js'
-import {
-  encodeProposalMessage, encodeVoteMessage, maxConsensusMessageBytes, type ProposalMessage,
-} from '../../node/sync/consensusMessages.js'
+import { encodeProposalMessage, encodeVoteMessage, maxConsensusMessageBytes, type ProposalMessage } from '../../node/sync/consensusMessages.js'
 import { TX_FETCH_PROTOCOL } from '../../node/sync/txFetch.js'
 import { decodeTxFetchRequest, encodeTxFetchResponse } from '../../node/sync/txFetchMessages.js'
 import type { Rng } from '../helpers/random.js'
@@ -49,12 +62,32 @@ import type { CrashPlan, HostSettings, NodeHooks, SimValidator } from './simNode
  *    proposed at its height, nil and random values, and proposals of its own, as if it were still a validator.
  */
 export type Behaviour =
-  | 'crash' | 'silent' | 'equivocate' | 'junk' | 'oversized' | 'forgedBlock' | 'withhold' | 'lyingSync' | 'voteFlood'
-  | 'lockAttack' | 'splitBrain' | 'slotFlood' | 'linger'
+  | 'crash'
+  | 'silent'
+  | 'equivocate'
+  | 'junk'
+  | 'oversized'
+  | 'forgedBlock'
+  | 'withhold'
+  | 'lyingSync'
+  | 'voteFlood'
+  | 'lockAttack'
+  | 'splitBrain'
+  | 'slotFlood'
+  | 'linger'
 
 /** The behaviours randomized runs draw from. */
 export const BYZANTINE_REPERTOIRE: readonly Behaviour[] = [
-  'crash', 'silent', 'equivocate', 'junk', 'oversized', 'forgedBlock', 'withhold', 'lyingSync', 'voteFlood', 'slotFlood',
+  'crash',
+  'silent',
+  'equivocate',
+  'junk',
+  'oversized',
+  'forgedBlock',
+  'withhold',
+  'lyingSync',
+  'voteFlood',
+  'slotFlood',
 ]
 
 /** What the Byzantine layer works with. */
@@ -151,7 +184,10 @@ export class Attacks {
     if (first) this.proposals.set(key, m)
     const rk = `${p.height}/${p.round}`
     let list = this.byRound.get(rk)
-    if (list === undefined) this.byRound.set(rk, (list = []))
+    if (list === undefined) {
+      list = []
+      this.byRound.set(rk, list)
+    }
     if (!list.includes(key)) list.push(key)
     if (bytesEqual(proposerOf(this.ctx.setAt(p.height), p.height, p.round).address, p.proposer)) this.lockVotes(p)
   }
@@ -288,10 +324,15 @@ export class Attacks {
   }
 
   private equivocateVote(node: number, vote: SignedVote): void {
-    const others = [...(this.byRound.get(`${vote.height}/${vote.round}`) ?? []), ...this.earlierValues(vote.height, vote.round)]
-      .filter((v) => vote.valueId === null || v !== toHex(vote.valueId))
-    const value = vote.valueId !== null && this.ctx.rng.chance(0.5) ? null
-      : others.length > 0 ? this.proposals.get(this.ctx.rng.pick(others))!.proposal.valueId : this.ctx.rng.bytes(32)
+    const others = [...(this.byRound.get(`${vote.height}/${vote.round}`) ?? []), ...this.earlierValues(vote.height, vote.round)].filter(
+      (v) => vote.valueId === null || v !== toHex(vote.valueId),
+    )
+    const value =
+      vote.valueId !== null && this.ctx.rng.chance(0.5)
+        ? null
+        : others.length > 0
+          ? this.proposals.get(this.ctx.rng.pick(others))!.proposal.valueId
+          : this.ctx.rng.bytes(32)
     const second = this.signVote(node, { type: vote.type, height: vote.height, round: vote.round, valueId: value })
     const [a, b] = this.overlappingHalves(node)
     this.sendTo(node, a, encodeVoteMessage(vote))
@@ -317,7 +358,7 @@ export class Attacks {
       if (t === undefined) return false
       txs.push(t)
     }
-    const kind = this.ctx.rng.pick(this.ctx.forgeKinds ?? ['badSignature', 'replay', 'skippedNonce'] as const)
+    const kind = this.ctx.rng.pick(this.ctx.forgeKinds ?? (['badSignature', 'replay', 'skippedNonce'] as const))
     let forged: DecodedTransaction[] | undefined
     if (kind === 'badSignature' && txs.length > 0) {
       const i = this.ctx.rng.int(txs.length)
@@ -353,7 +394,10 @@ export class Attacks {
     const p = msg.proposal
     const proposal = this.signProposal(node, { height: p.height, round: p.round, valueId: value, polRound: -1 })
     if (this.running(node) === undefined) return true
-    this.ctx.network.broadcast(node, encodeProposalMessage({ proposal, header, txHashes: forged.map((t) => t.hash), evidence: msg.evidence, lastCommit: msg.lastCommit }))
+    this.ctx.network.broadcast(
+      node,
+      encodeProposalMessage({ proposal, header, txHashes: forged.map((t) => t.hash), evidence: msg.evidence, lastCommit: msg.lastCommit }),
+    )
     this.stats.forgedBlocks++
     return true
   }
@@ -392,7 +436,12 @@ export class Attacks {
       // the real proposer's proposal with a bad signature, for another value
       out.push(encodeProposalMessage({ ...msg, proposal: { ...msg.proposal, valueId: rng.bytes(32), signature: rng.bytes(64) } }))
       // a proposal signed by this node for rounds it does not propose, and for far heights and rounds
-      for (const [h, r] of [[height, round + 1 + rng.int(3)], [height + 1000, 0], [height, round + 1000], [height + 1, this.ctx.params.maxRoundsAhead + 2]] as const) {
+      for (const [h, r] of [
+        [height, round + 1 + rng.int(3)],
+        [height + 1000, 0],
+        [height, round + 1000],
+        [height + 1, this.ctx.params.maxRoundsAhead + 2],
+      ] as const) {
         if (bytesEqual(proposerOf(this.ctx.setAt(h), h, r).address, this.ctx.addresses[node]!) && h === height) continue
         const header = h > 1 ? { ...msg.header, height: h, previousBlockHash: sha256(rng.bytes(8)), lastCommitHash: sha256(rng.bytes(8)) } : msg.header
         const p = this.signProposal(node, { height: h, round: r, valueId: blockHash(header), polRound: -1 })
@@ -464,7 +513,11 @@ export class Attacks {
     const { rng } = this.ctx
     for (const to of this.peers(node)) {
       for (let k = 0; k < 3; k++) {
-        this.ctx.network.send(node, to, encodeVoteMessage(this.signVote(node, { type: vote.type, height: vote.height, round: vote.round, valueId: rng.bytes(32) })))
+        this.ctx.network.send(
+          node,
+          to,
+          encodeVoteMessage(this.signVote(node, { type: vote.type, height: vote.height, round: vote.round, valueId: rng.bytes(32) })),
+        )
       }
     }
     this.ctx.network.broadcast(node, encodeVoteMessage(vote))
@@ -527,9 +580,8 @@ export class Attacks {
         if (!r.ok || r.value === null) return real(req, from)
         const { stored, certificate } = r.value
         const block = stored.block
-        const tampered = pick === 2 && block.txs.length > 0
-          ? { block: { ...block, txs: block.txs.slice(1) }, lastCommit: stored.lastCommit }
-          : { block, lastCommit: null }
+        const tampered =
+          pick === 2 && block.txs.length > 0 ? { block: { ...block, txs: block.txs.slice(1) }, lastCommit: stored.lastCommit } : { block, lastCommit: null }
         return encodeBlockResponse(encodeStoredBlock(tampered), encodeCommitCertificate(certificate))
       }
       if (protocol === TX_FETCH_PROTOCOL) {

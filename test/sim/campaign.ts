@@ -25,7 +25,10 @@ export interface CampaignFailure {
 }
 
 /** Runs a campaign; every violation of every run is reported with its seed. */
-export async function runCampaign(o: CampaignOptions, onRun?: (seed: number, lines: readonly string[]) => void): Promise<{ failures: CampaignFailure[]; totals: CoverageTotals }> {
+export async function runCampaign(
+  o: CampaignOptions,
+  onRun?: (seed: number, lines: readonly string[]) => void,
+): Promise<{ failures: CampaignFailure[]; totals: CoverageTotals }> {
   const totals = emptyTotals()
   const failures: CampaignFailure[] = []
   for (let seed = o.firstSeed; seed < o.firstSeed + o.runs; seed++) {
@@ -53,11 +56,18 @@ export function replayCommand(o: Omit<CampaignOptions, 'runs' | 'firstSeed'>, se
  * reported as a diagnostic. `expect` names coverage counters that must not stay at zero (a lock campaign that stops
  * relocking has lost its point).
  */
-export function campaign(name: string, o: CampaignOptions, expect: readonly ('relocks' | 'l28Unlocks' | 'divergingLocks' | 'crashes' | 'syncedBlocks' | 'invalidVerdicts' | 'setChanges')[] = []): void {
+export function campaign(
+  name: string,
+  o: CampaignOptions,
+  expect: readonly ('relocks' | 'l28Unlocks' | 'divergingLocks' | 'crashes' | 'syncedBlocks' | 'invalidVerdicts' | 'setChanges')[] = [],
+): void {
   test(`${name}: ${o.runs} randomized runs from seed ${o.firstSeed} keep agreement, validity, safe signing, bounds and liveness`, async (t) => {
     const { failures, totals } = await runCampaign(o)
     t.diagnostic(`${name} coverage: ${formatTotals(totals)}`)
-    assert.deepEqual(failures.map((f) => `seed ${f.seed}: ${f.lines.join('; ')} — replay: ${replayCommand(o, f.seed)}`), [])
+    assert.deepEqual(
+      failures.map((f) => `seed ${f.seed}: ${f.lines.join('; ')} — replay: ${replayCommand(o, f.seed)}`),
+      [],
+    )
     for (const k of expect) assert.ok(totals[k] > 0, `${name}: no ${k} in ${o.runs} runs (${formatTotals(totals)})`)
   })
 }

@@ -1,6 +1,14 @@
 import {
-  SafetyGuard, proposalSignBytes, voteSignBytes, type Proposal, type SafetyGuardDependencies, type SafetyGuardOptions,
-  type SignResult, type SignedProposal, type SignedVote, type Vote,
+  SafetyGuard,
+  proposalSignBytes,
+  voteSignBytes,
+  type Proposal,
+  type SafetyGuardDependencies,
+  type SafetyGuardOptions,
+  type SignResult,
+  type SignedProposal,
+  type SignedVote,
+  type Vote,
 } from '../../consensus/index.js'
 import type { SignRequest } from './checker.js'
 
@@ -16,7 +24,12 @@ export interface GuardWatch {
  * and its save are the guard's own.
  */
 export class CheckedGuard extends SafetyGuard {
-  constructor(options: SafetyGuardOptions, dependencies: SafetyGuardDependencies, private readonly watch: GuardWatch, private readonly signChainId: string) {
+  constructor(
+    options: SafetyGuardOptions,
+    dependencies: SafetyGuardDependencies,
+    private readonly watch: GuardWatch,
+    private readonly signChainId: string,
+  ) {
     super(options, dependencies)
   }
 

@@ -1,10 +1,19 @@
 import { bytesEqual, toHex, verifyRemembered } from '../../crypto/index.js'
 import {
-  commitHash, createValidatorSet, proposalSignBytes, proposerOf, voteSignBytes, type CommitCertificate, type ConsensusState,
-  type Evidence, type Proposal, type ValidatorSet, type Vote,
+  commitHash,
+  createValidatorSet,
+  proposalSignBytes,
+  proposerOf,
+  voteSignBytes,
+  type CommitCertificate,
+  type ConsensusState,
+  type Evidence,
+  type Proposal,
+  type ValidatorSet,
+  type Vote,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../ledger/block.js'
-import { LedgerState } from '../../ledger/ledgerState.js'
+import type { LedgerState } from '../../ledger/ledgerState.js'
 import { MemoryKvStore } from '../../ledger/store.js'
 import { decodeTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
 import { genesisState } from '../../genesis/genesis.js'
@@ -44,8 +53,23 @@ import { emptyCoverage } from './coverage.js'
 
 /** What a violation is about. */
 export type ViolationKind =
-  | 'agreement' | 'validity' | 'stateRoot' | 'certificate' | 'doubleSign' | 'lock' | 'polka' | 'proposal'
-  | 'guardRefusal' | 'validityDisagreement' | 'bound' | 'fatal' | 'evidence' | 'penalty' | 'liveness' | 'membership' | 'error'
+  | 'agreement'
+  | 'validity'
+  | 'stateRoot'
+  | 'certificate'
+  | 'doubleSign'
+  | 'lock'
+  | 'polka'
+  | 'proposal'
+  | 'guardRefusal'
+  | 'validityDisagreement'
+  | 'bound'
+  | 'fatal'
+  | 'evidence'
+  | 'penalty'
+  | 'liveness'
+  | 'membership'
+  | 'error'
 
 /** A broken property. */
 export interface Violation {
@@ -90,12 +114,37 @@ export type SignRequest = { readonly kind: 'vote'; readonly vote: Vote } | { rea
 
 /** Something worth recording for scenario traces. */
 export type SimObservation =
-  | { readonly kind: 'sign'; readonly node: number; readonly time: number; readonly type: 'prevote' | 'precommit' | 'proposal'; readonly height: number; readonly round: number; readonly value: string | null; readonly polRound: number }
+  | {
+      readonly kind: 'sign'
+      readonly node: number
+      readonly time: number
+      readonly type: 'prevote' | 'precommit' | 'proposal'
+      readonly height: number
+      readonly round: number
+      readonly value: string | null
+      readonly polRound: number
+    }
   | { readonly kind: 'lock'; readonly node: number; readonly time: number; readonly height: number; readonly round: number; readonly value: string }
-  | { readonly kind: 'commit'; readonly node: number; readonly time: number; readonly height: number; readonly round: number; readonly value: string; readonly roundBefore: number }
+  | {
+      readonly kind: 'commit'
+      readonly node: number
+      readonly time: number
+      readonly height: number
+      readonly round: number
+      readonly value: string
+      readonly roundBefore: number
+    }
   | { readonly kind: 'round'; readonly node: number; readonly time: number; readonly height: number; readonly from: number; readonly to: number }
   | { readonly kind: 'crash' | 'restart'; readonly node: number; readonly time: number }
-  | { readonly kind: 'broadcast'; readonly node: number; readonly time: number; readonly type: 'prevote' | 'precommit' | 'proposal'; readonly height: number; readonly round: number; readonly value: string | null }
+  | {
+      readonly kind: 'broadcast'
+      readonly node: number
+      readonly time: number
+      readonly type: 'prevote' | 'precommit' | 'proposal'
+      readonly height: number
+      readonly round: number
+      readonly value: string | null
+    }
 
 interface Reference {
   readonly hash: Uint8Array
@@ -165,7 +214,9 @@ export class Checker {
   ) {
     // the reference replica applies no convictions (ledger/governance.ts `removeOffenders`)
     if (genesis.params.governance.removeOffenders) throw new Error('the checker does not convict offenders: removeOffenders must be off')
-    addresses.forEach((a, index) => this.nodeByAddress.set(toHex(a), index))
+    addresses.forEach((a, index) => {
+      this.nodeByAddress.set(toHex(a), index)
+    })
     this.honest = new Set(honest)
     this.commits = addresses.map(() => new Map())
     this.locks = addresses.map(() => new Map())
@@ -196,7 +247,8 @@ export class Checker {
       }
       const set = made.value
       if (h <= this.knownThrough) {
-        if (!bytesEqual(this.entryAt(h).set.hash, set.hash)) this.violation('membership', `the set of height ${h} changed after it was scheduled (at block ${tip})`, undefined, h)
+        if (!bytesEqual(this.entryAt(h).set.hash, set.hash))
+          this.violation('membership', `the set of height ${h} changed after it was scheduled (at block ${tip})`, undefined, h)
         continue
       }
       const last = this.setEntries.at(-1)
@@ -319,7 +371,15 @@ export class Checker {
     for (const [key, list] of Object.entries(rs.prevotes.votes)) {
       const v = entry.members.get(key)
       if (v === undefined) continue
-      const vote = list.find((x) => x.valueId !== null && bytesEqual(x.valueId, value) && x.height === state.height && x.round === round && x.type === 'prevote' && bytesEqual(x.validator, v.address))
+      const vote = list.find(
+        (x) =>
+          x.valueId !== null &&
+          bytesEqual(x.valueId, value) &&
+          x.height === state.height &&
+          x.round === round &&
+          x.type === 'prevote' &&
+          bytesEqual(x.validator, v.address),
+      )
       if (vote === undefined) continue
       if (!verifyRemembered(v.publicKey, voteSignBytes(this.chainId, vote), vote.signature)) continue
       power += BigInt(v.power)
@@ -332,8 +392,14 @@ export class Checker {
     const rs = state.rounds[round]
     if (rs === undefined) return []
     const proposer = proposerOf(entry.set, state.height, round)
-    return rs.proposals.filter((p) => p.round === round && p.height === state.height && bytesEqual(p.valueId, value) && bytesEqual(p.proposer, proposer.address) &&
-      verifyRemembered(proposer.publicKey, proposalSignBytes(this.chainId, p), p.signature))
+    return rs.proposals.filter(
+      (p) =>
+        p.round === round &&
+        p.height === state.height &&
+        bytesEqual(p.valueId, value) &&
+        bytesEqual(p.proposer, proposer.address) &&
+        verifyRemembered(proposer.publicKey, proposalSignBytes(this.chainId, p), p.signature),
+    )
   }
 
   /** The lock a validator released before `round` at `height`: its last precommit for a value in an earlier round. */
@@ -354,10 +420,28 @@ export class Checker {
     const m = req.kind === 'proposal' ? req.proposal : req.vote
     if (req.kind === 'proposal') {
       const p = req.proposal
-      this.observe?.({ kind: 'sign', node, time: this.now(), type: 'proposal', height: p.height, round: p.round, value: toHex(p.valueId), polRound: p.polRound })
+      this.observe?.({
+        kind: 'sign',
+        node,
+        time: this.now(),
+        type: 'proposal',
+        height: p.height,
+        round: p.round,
+        value: toHex(p.valueId),
+        polRound: p.polRound,
+      })
     } else {
       const v = req.vote
-      this.observe?.({ kind: 'sign', node, time: this.now(), type: v.type, height: v.height, round: v.round, value: v.valueId === null ? null : toHex(v.valueId), polRound: -1 })
+      this.observe?.({
+        kind: 'sign',
+        node,
+        time: this.now(),
+        type: v.type,
+        height: v.height,
+        round: v.round,
+        value: v.valueId === null ? null : toHex(v.valueId),
+        polRound: -1,
+      })
     }
     const time = this.now()
     this.withSet(m.height, (entry) => this.checkSigning(entry, node, req, state, time))
@@ -367,7 +451,12 @@ export class Checker {
     const m = req.kind === 'proposal' ? req.proposal : req.vote
     const type = req.kind === 'proposal' ? 'proposal' : req.vote.type
     if (!entry.nodes.has(node)) {
-      this.violation('membership', `validator ${node} signs a ${type} at ${m.height}/${m.round} (t=${time} ms), but it is not in the set of height ${m.height}`, node, m.height)
+      this.violation(
+        'membership',
+        `validator ${node} signs a ${type} at ${m.height}/${m.round} (t=${time} ms), but it is not in the set of height ${m.height}`,
+        node,
+        m.height,
+      )
       return
     }
     if (req.kind === 'proposal') {
@@ -377,9 +466,25 @@ export class Checker {
       }
       if (p.height !== state.height) return
       if (p.polRound === -1) {
-        if (state.validRound !== -1) this.violation('proposal', `validator ${node} proposes a fresh value in ${p.height}/${p.round} although its valid value is from round ${state.validRound} (L15)`, node, p.height)
-      } else if (state.validValue === null || !bytesEqual(state.validValue, p.valueId) || state.validRound !== p.polRound || !this.polka(entry, state, p.polRound, p.valueId)) {
-        this.violation('proposal', `validator ${node} re-proposes ${short(p.valueId)} with valid round ${p.polRound} in ${p.height}/${p.round}, not its valid value with a polka (L16)`, node, p.height)
+        if (state.validRound !== -1)
+          this.violation(
+            'proposal',
+            `validator ${node} proposes a fresh value in ${p.height}/${p.round} although its valid value is from round ${state.validRound} (L15)`,
+            node,
+            p.height,
+          )
+      } else if (
+        state.validValue === null ||
+        !bytesEqual(state.validValue, p.valueId) ||
+        state.validRound !== p.polRound ||
+        !this.polka(entry, state, p.polRound, p.valueId)
+      ) {
+        this.violation(
+          'proposal',
+          `validator ${node} re-proposes ${short(p.valueId)} with valid round ${p.polRound} in ${p.height}/${p.round}, not its valid value with a polka (L16)`,
+          node,
+          p.height,
+        )
       }
       return
     }
@@ -388,22 +493,38 @@ export class Checker {
     const value = v.valueId
     const where = `${v.height}/${v.round}`
     if (state.validity[toHex(value)] !== 'valid') {
-      this.violation(v.type === 'prevote' ? 'lock' : 'polka', `validator ${node} ${v.type}s ${short(value)} in ${where}, which it has not found valid`, node, v.height)
+      this.violation(
+        v.type === 'prevote' ? 'lock' : 'polka',
+        `validator ${node} ${v.type}s ${short(value)} in ${where}, which it has not found valid`,
+        node,
+        v.height,
+      )
     }
     const proposals = this.proposalOf(entry, state, v.round, value)
     if (proposals.length === 0) {
-      this.violation(v.type === 'prevote' ? 'lock' : 'polka', `validator ${node} ${v.type}s ${short(value)} in ${where} without a proposal of it from the round's proposer`, node, v.height)
+      this.violation(
+        v.type === 'prevote' ? 'lock' : 'polka',
+        `validator ${node} ${v.type}s ${short(value)} in ${where} without a proposal of it from the round's proposer`,
+        node,
+        v.height,
+      )
       return
     }
     if (v.type === 'precommit') {
       // L36: a precommit for a value needs 2f+1 prevotes for it in the same round
-      if (!this.polka(entry, state, v.round, value)) this.violation('polka', `validator ${node} precommits ${short(value)} in ${where} without 2f+1 prevotes for it (L36)`, node, v.height)
+      if (!this.polka(entry, state, v.round, value))
+        this.violation('polka', `validator ${node} precommits ${short(value)} in ${where} without 2f+1 prevotes for it (L36)`, node, v.height)
       return
     }
     // L22/L28: a proposal whose valid round names a polka; a lock on another value yields only to a newer polka
     const justified = proposals.filter((p) => p.polRound === -1 || this.polka(entry, state, p.polRound, value))
     if (justified.length === 0) {
-      this.violation('lock', `validator ${node} prevotes ${short(value)} in ${where} on a proposal whose valid round ${proposals[0]!.polRound} has no polka for it (L28)`, node, v.height)
+      this.violation(
+        'lock',
+        `validator ${node} prevotes ${short(value)} in ${where} on a proposal whose valid round ${proposals[0]!.polRound} has no polka for it (L28)`,
+        node,
+        v.height,
+      )
       return
     }
     const lock = this.lockBefore(node, v.height, v.round)
@@ -411,7 +532,12 @@ export class Checker {
     let newer = false
     for (let q = lock.round; q < v.round && !newer; q++) newer = this.polka(entry, state, q, value)
     if (!newer) {
-      this.violation('lock', `validator ${node} prevotes ${short(value)} in ${where} while locked on ${short(lock.value)} since round ${lock.round}, with no polka for it since (L22/L28)`, node, v.height)
+      this.violation(
+        'lock',
+        `validator ${node} prevotes ${short(value)} in ${where} while locked on ${short(lock.value)} since round ${lock.round}, with no polka for it since (L22/L28)`,
+        node,
+        v.height,
+      )
       return
     }
     const key = `${node}/${where}`
@@ -427,7 +553,12 @@ export class Checker {
     const type = req.kind === 'vote' ? req.vote.type : 'proposal'
     if (!result.ok) {
       if (!this.restarted.has(node)) {
-        this.violation('guardRefusal', `the guard of validator ${node}, which never restarted, refused a ${type} at ${m.height}/${m.round}: ${result.reason}`, node, m.height)
+        this.violation(
+          'guardRefusal',
+          `the guard of validator ${node}, which never restarted, refused a ${type} at ${m.height}/${m.round}: ${result.reason}`,
+          node,
+          m.height,
+        )
       }
       return
     }
@@ -440,7 +571,15 @@ export class Checker {
 
   /** A validator broadcast one of its own messages: an honest one's signature is out, and a precommit for a value is a lock. */
   released(node: number, m: { type: 'prevote' | 'precommit' | 'proposal'; height: number; round: number; value: Uint8Array | null }, honest: boolean): void {
-    this.observe?.({ kind: 'broadcast', node, time: this.now(), type: m.type, height: m.height, round: m.round, value: m.value === null ? null : toHex(m.value) })
+    this.observe?.({
+      kind: 'broadcast',
+      node,
+      time: this.now(),
+      type: m.type,
+      height: m.height,
+      round: m.round,
+      value: m.value === null ? null : toHex(m.value),
+    })
     if (!honest || m.type !== 'precommit' || m.value === null) return
     const byHeight = this.locks[node]!
     let list = byHeight.get(m.height)
@@ -487,16 +626,19 @@ export class Checker {
       const last = this.lastRound[v.index]!
       const changed = last.state !== v.state
       if (changed) {
-        if (v.height === last.height && v.round !== last.round) this.observe?.({ kind: 'round', node: v.index, time: this.now(), height: v.height, from: last.round, to: v.round })
+        if (v.height === last.height && v.round !== last.round)
+          this.observe?.({ kind: 'round', node: v.index, time: this.now(), height: v.height, from: last.round, to: v.round })
         this.lastRound[v.index] = { height: v.height, round: v.round, state: v.state }
         if (v.round > this.coverage.maxRound) this.coverage.maxRound = v.round
         if (v.round > this.maxRound) this.maxRound = v.round
         this.noteVerdicts(v)
         this.noteVoters(v)
       }
-      if (v.queueLength > b.maxQueue + 64) this.violation('bound', `validator ${v.index}'s host queue holds ${v.queueLength} inputs (bound ${b.maxQueue})`, v.index, v.height)
+      if (v.queueLength > b.maxQueue + 64)
+        this.violation('bound', `validator ${v.index}'s host queue holds ${v.queueLength} inputs (bound ${b.maxQueue})`, v.index, v.height)
       const slots = v.round + 1 + b.maxRoundsAhead + b.maxHeightsAhead * (b.maxRoundsAhead + 1)
-      if (v.candidateCount > 2 * slots + 2) this.violation('bound', `validator ${v.index} holds ${v.candidateCount} candidate blocks in round ${v.round}`, v.index, v.height)
+      if (v.candidateCount > 2 * slots + 2)
+        this.violation('bound', `validator ${v.index} holds ${v.candidateCount} candidate blocks in round ${v.round}`, v.index, v.height)
       const walBound = b.walMaxBytes + (1 + b.maxHeightsAhead) * (this.maxRound + 2 + b.maxRoundsAhead) * n * b.walBytesPerRound
       if (v.walBytes > walBound) this.violation('bound', `validator ${v.index}'s WAL holds ${v.walBytes} bytes (bound ${walBound})`, v.index, v.height)
       if (v.mempoolSize > b.mempoolMaxTxs) this.violation('bound', `validator ${v.index}'s mempool holds ${v.mempoolSize} transactions`, v.index, v.height)
@@ -514,7 +656,12 @@ export class Checker {
       for (const key in votes) {
         if (entry.members.has(key)) continue
         const who = this.nodeByAddress.get(key)
-        this.violation('membership', `validator ${v.index} holds a vote of ${who === undefined ? key.slice(0, 8) : `node ${who}`} at ${state.height}/${state.round}, which is not in the set of that height`, v.index, state.height)
+        this.violation(
+          'membership',
+          `validator ${v.index} holds a vote of ${who === undefined ? key.slice(0, 8) : `node ${who}`} at ${state.height}/${state.round}, which is not in the set of that height`,
+          v.index,
+          state.height,
+        )
       }
     }
   }
@@ -531,13 +678,21 @@ export class Checker {
         for (const h of this.verdicts.keys()) if (h < state.height - 3) this.verdicts.delete(h)
       }
       let e = byValue.get(value)
-      if (e === undefined) byValue.set(value, (e = { valid: new Set(), invalid: new Set() }))
+      if (e === undefined) {
+        e = { valid: new Set(), invalid: new Set() }
+        byValue.set(value, e)
+      }
       const mine = verdict === 'valid' ? e.valid : e.invalid
       if (mine.has(v.index)) continue
       mine.add(v.index)
       if (verdict === 'invalid') this.coverage.invalidVerdicts++
       if (e.valid.size > 0 && e.invalid.size > 0) {
-        this.violation('validityDisagreement', `at height ${state.height}, validators ${[...e.valid].join(',')} found ${value.slice(0, 8)} valid and ${[...e.invalid].join(',')} invalid`, v.index, state.height)
+        this.violation(
+          'validityDisagreement',
+          `at height ${state.height}, validators ${[...e.valid].join(',')} found ${value.slice(0, 8)} valid and ${[...e.invalid].join(',')} invalid`,
+          v.index,
+          state.height,
+        )
       }
     }
   }
@@ -554,23 +709,38 @@ export class Checker {
     this.observe?.({ kind: 'commit', node, time: this.now(), height: b.height, round: b.round, value: hex, roundBefore })
     if (!this.honest.has(node)) return
     if (!bytesEqual(b.block.header.stateRoot, root)) {
-      this.violation('stateRoot', `validator ${node}'s state root after height ${b.height} is ${short(root)}, its header says ${short(b.block.header.stateRoot)}`, node, b.height)
+      this.violation(
+        'stateRoot',
+        `validator ${node}'s state root after height ${b.height} is ${short(root)}, its header says ${short(b.block.header.stateRoot)}`,
+        node,
+        b.height,
+      )
     }
     if (b.receipts.some((r) => !r.ok)) this.violation('validity', `validator ${node} committed block ${b.height} with a failed transfer`, node, b.height)
     const ref = this.references.get(b.height)
     if (ref !== undefined) {
       if (!bytesEqual(ref.hash, b.hash)) {
-        this.violation('agreement', `validators ${ref.node} and ${node} committed ${short(ref.hash)} and ${short(b.hash)} at height ${b.height}`, node, b.height)
+        this.violation(
+          'agreement',
+          `validators ${ref.node} and ${node} committed ${short(ref.hash)} and ${short(b.hash)} at height ${b.height}`,
+          node,
+          b.height,
+        )
       } else if (!bytesEqual(ref.stateRoot, root)) {
         this.violation('stateRoot', `validators ${ref.node} and ${node} hold different state roots after height ${b.height}`, node, b.height)
       }
       return
     }
     this.references.set(b.height, { hash: b.hash, stateRoot: root, time: this.now(), node })
-    this.certificateSigners.set(b.height, b.certificate.signatures.map((x) => this.nodeByAddress.get(toHex(x.validator)) ?? -1))
+    this.certificateSigners.set(
+      b.height,
+      b.certificate.signatures.map((x) => this.nodeByAddress.get(toHex(x.validator)) ?? -1),
+    )
     this.coverage.heights = Math.max(this.coverage.heights, b.height)
     this.coverage.txsCommitted += b.block.txs.length
-    this.refTail = this.refTail.then(() => this.reexecute(node, b)).catch((e: Error) => this.violation('error', `reference replica: ${e.message}`, node, b.height))
+    this.refTail = this.refTail
+      .then(() => this.reexecute(node, b))
+      .catch((e: Error) => this.violation('error', `reference replica: ${e.message}`, node, b.height))
   }
 
   /** The block-validity rule, checked independently on the reference replica. */
@@ -579,21 +749,27 @@ export class Checker {
     const fail = (detail: string) => this.violation('validity', `block ${h} committed by validator ${node}: ${detail}`, node, h)
     if (this.refPrev.height !== h - 1) return // the reference stopped at an earlier broken height
     const header: BlockHeader = b.block.header
-    if (!bytesEqual(blockHash(header), b.hash)) return fail('its hash is not its header\'s')
+    if (!bytesEqual(blockHash(header), b.hash)) return fail("its hash is not its header's")
     if (header.chainId !== this.chainId || header.height !== h) return fail('wrong chain or height')
     if (!bytesEqual(header.previousBlockHash, this.refPrev.hash)) return fail('it does not extend the previous block')
-    if (header.time <= this.refPrev.time) return fail('its time is not after its parent\'s')
+    if (header.time <= this.refPrev.time) return fail("its time is not after its parent's")
     // the state after block h - 1 scheduled the sets of h and h + 1
     const entry = this.entryAt(h)
     if (!bytesEqual(header.validatorSetHash, entry.set.hash)) return fail('its validator set hash is not that of the set scheduled for its height')
-    if (!bytesEqual(header.nextValidatorSetHash, this.entryAt(h + 1).set.hash)) return fail('its next validator set hash is not that of the set scheduled for the next height')
+    if (!bytesEqual(header.nextValidatorSetHash, this.entryAt(h + 1).set.hash))
+      return fail('its next validator set hash is not that of the set scheduled for the next height')
     if (!entry.members.has(toHex(header.proposer))) return fail('its proposer is not a validator of its height')
     if (h === 1) {
       if (b.lastCommit !== null || !bytesEqual(header.lastCommitHash, ZERO_HASH)) return fail('height 1 carries a last commit')
-    } else if (b.lastCommit === null || !this.certifies(this.entryAt(h - 1), b.lastCommit, h - 1, this.refPrev.hash) || !bytesEqual(commitHash(b.lastCommit), header.lastCommitHash)) {
+    } else if (
+      b.lastCommit === null ||
+      !this.certifies(this.entryAt(h - 1), b.lastCommit, h - 1, this.refPrev.hash) ||
+      !bytesEqual(commitHash(b.lastCommit), header.lastCommitHash)
+    ) {
       return fail('its last commit does not prove the previous block')
     }
-    if (!this.certifies(entry, b.certificate, h, b.hash)) this.violation('certificate', `the certificate validator ${node} committed height ${h} with does not prove it with the set of that height`, node, h)
+    if (!this.certifies(entry, b.certificate, h, b.hash))
+      this.violation('certificate', `the certificate validator ${node} committed height ${h} with does not prove it with the set of that height`, node, h)
     const txs: DecodedTransaction[] = []
     for (const bytes of b.block.txs) {
       const d = decodeTransaction(bytes)
@@ -648,7 +824,12 @@ export class Checker {
     const signer = e.kind === 'conflictingVotes' ? e.first.validator : e.first.proposer
     const culprit = this.nodeByAddress.get(toHex(signer))
     if (culprit !== undefined && this.honest.has(culprit)) {
-      this.violation('evidence', `validator ${node} reports ${e.kind} by honest validator ${culprit} at ${e.first.height}/${e.first.round}`, node, e.first.height)
+      this.violation(
+        'evidence',
+        `validator ${node} reports ${e.kind} by honest validator ${culprit} at ${e.first.height}/${e.first.round}`,
+        node,
+        e.first.height,
+      )
     }
   }
 

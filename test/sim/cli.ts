@@ -43,7 +43,10 @@ interface RunReport {
 async function runOne(s: Settings, seed: number): Promise<RunReport> {
   const options = randomSimOptions(seed, s)
   const trace = s.trace
-    ? { trace: (node: number, time: number, line: { level: string; message: string; fields: Record<string, unknown> }) => console.log(`${time} v${node} ${line.level} ${line.message} ${JSON.stringify(line.fields, jsonBytes)}`) }
+    ? {
+        trace: (node: number, time: number, line: { level: string; message: string; fields: Record<string, unknown> }) =>
+          console.log(`${time} v${node} ${line.level} ${line.message} ${JSON.stringify(line.fields, jsonBytes)}`),
+      }
     : {}
   let lines: string[]
   let summary = ''
@@ -94,19 +97,47 @@ async function main(): Promise<void> {
     .option('--membership', 'mix validator-set changes into each run: joiners, additions, removals, power changes, rotations')
     .option('--jobs <j>', 'worker threads', int('jobs', 1), Math.min(2, availableParallelism()))
     .option('--verbose', 'print one line per run')
-    .option('--trace', 'print every node\'s log (use with --runs 1)')
+    .option('--trace', "print every node's log (use with --runs 1)")
     .option('--stop-on-failure', 'stop at the first run with a violation')
     .parse()
-  const o = program.opts<{ validators: number; faulty: number; runs: number; seed: number; heights?: number; schedule: Schedule; repertoire?: string; wipes?: boolean; membership?: boolean; jobs: number; verbose?: boolean; trace?: boolean; stopOnFailure?: boolean }>()
+  const o = program.opts<{
+    validators: number
+    faulty: number
+    runs: number
+    seed: number
+    heights?: number
+    schedule: Schedule
+    repertoire?: string
+    wipes?: boolean
+    membership?: boolean
+    jobs: number
+    verbose?: boolean
+    trace?: boolean
+    stopOnFailure?: boolean
+  }>()
   if (o.faulty > o.validators) program.error('--faulty cannot exceed --validators')
   const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood', 'linger']
-  const repertoire = o.repertoire?.split(',').map((x) => x.trim()).filter((x) => x.length > 0) as Behaviour[] | undefined
+  const repertoire = o.repertoire
+    ?.split(',')
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0) as Behaviour[] | undefined
   const unknown = repertoire?.find((b) => !known.includes(b))
   if (unknown !== undefined) program.error(`--repertoire: unknown behaviour ${unknown} (known: ${known.join(', ')})`)
   if (repertoire !== undefined && repertoire.length === 0) program.error('--repertoire names no behaviour')
   const s: Settings = {
-    validators: o.validators, faulty: o.faulty, runs: o.runs, seed: o.seed, heights: o.heights, schedule: o.schedule, repertoire, wipes: o.wipes !== false, membership: o.membership === true,
-    jobs: Math.min(o.jobs, o.runs), verbose: o.verbose === true, trace: o.trace === true, stopOnFailure: o.stopOnFailure === true,
+    validators: o.validators,
+    faulty: o.faulty,
+    runs: o.runs,
+    seed: o.seed,
+    heights: o.heights,
+    schedule: o.schedule,
+    repertoire,
+    wipes: o.wipes !== false,
+    membership: o.membership === true,
+    jobs: Math.min(o.jobs, o.runs),
+    verbose: o.verbose === true,
+    trace: o.trace === true,
+    stopOnFailure: o.stopOnFailure === true,
   }
   const f = Math.floor((s.validators - 1) / 3)
   if (s.faulty > f) console.log(`note: ${s.faulty} faulty exceeds f = ${f} for n = ${s.validators}; liveness is not checked (agreement and validity are)`)
@@ -141,18 +172,24 @@ async function main(): Promise<void> {
   if (s.jobs <= 1) {
     for (let i = 0; i < s.runs && !stopped; i++) report(await runOne(s, s.seed + i))
   } else {
-    await Promise.all(Array.from({ length: s.jobs }, (_, k) => new Promise<void>((resolve, reject) => {
-      const seeds: number[] = []
-      for (let i = k; i < s.runs; i += s.jobs) seeds.push(s.seed + i)
-      const w = new Worker(new URL(import.meta.url), { workerData: { settings: s, seeds } })
-      workers.push(w)
-      w.on('message', (r: RunReport) => {
-        report(r)
-        if (stopped) for (const x of workers) void x.terminate()
-      })
-      w.on('error', reject)
-      w.on('exit', () => resolve())
-    })))
+    await Promise.all(
+      Array.from(
+        { length: s.jobs },
+        (_, k) =>
+          new Promise<void>((resolve, reject) => {
+            const seeds: number[] = []
+            for (let i = k; i < s.runs; i += s.jobs) seeds.push(s.seed + i)
+            const w = new Worker(new URL(import.meta.url), { workerData: { settings: s, seeds } })
+            workers.push(w)
+            w.on('message', (r: RunReport) => {
+              report(r)
+              if (stopped) for (const x of workers) void x.terminate()
+            })
+            w.on('error', reject)
+            w.on('exit', () => resolve())
+          }),
+      ),
+    )
   }
   const seconds = (performance.now() - started) / 1000
   console.log(`coverage: ${formatTotals(totals)}`)

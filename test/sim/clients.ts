@@ -90,7 +90,10 @@ export class Clients {
     }
     if (w.pending.length >= (this.o.maxPending ?? 3)) return
     const to = this.rng.chance(0.5) ? this.rng.pick(this.wallets).address : this.rng.bytes(20)
-    const signed = signTransaction({ chainId: this.chainId, from: w.keys.publicKey, to, amount: BigInt(1 + this.rng.int(100)), nonce: w.next }, w.keys.secretKey)
+    const signed = signTransaction(
+      { chainId: this.chainId, from: w.keys.publicKey, to, amount: BigInt(1 + this.rng.int(100)), nonce: w.next },
+      w.keys.secretKey,
+    )
     const bytes = encodeTransaction(signed)
     const tx: DecodedTransaction = { tx: signed, bytes, hash: txHash(bytes) }
     w.next++

@@ -35,8 +35,21 @@ export interface Coverage {
 
 export function emptyCoverage(): Coverage {
   return {
-    relocks: 0, l28Unlocks: 0, divergingLockHeights: new Set(), maxRound: 0, invalidVerdicts: 0, refused: 0, penalties: 0,
-    evidence: 0, crashes: 0, restarts: 0, syncedBlocks: 0, heights: 0, txsCommitted: 0, setChanges: 0, setChangesPlanned: 0,
+    relocks: 0,
+    l28Unlocks: 0,
+    divergingLockHeights: new Set(),
+    maxRound: 0,
+    invalidVerdicts: 0,
+    refused: 0,
+    penalties: 0,
+    evidence: 0,
+    crashes: 0,
+    restarts: 0,
+    syncedBlocks: 0,
+    heights: 0,
+    txsCommitted: 0,
+    setChanges: 0,
+    setChangesPlanned: 0,
   }
 }
 
@@ -68,9 +81,26 @@ export interface CoverageTotals {
 
 export function emptyTotals(): CoverageTotals {
   return {
-    runs: 0, relocks: 0, l28Unlocks: 0, divergingLocks: 0, runsWithRelock: 0, runsWithUnlock: 0, runsWithDivergence: 0, maxRound: 0,
-    invalidVerdicts: 0, refused: 0, penalties: 0, evidence: 0, crashes: 0, restarts: 0, syncedBlocks: 0, heights: 0, txsCommitted: 0,
-    setChanges: 0, setChangesPlanned: 0, runsWithSetChanges: 0,
+    runs: 0,
+    relocks: 0,
+    l28Unlocks: 0,
+    divergingLocks: 0,
+    runsWithRelock: 0,
+    runsWithUnlock: 0,
+    runsWithDivergence: 0,
+    maxRound: 0,
+    invalidVerdicts: 0,
+    refused: 0,
+    penalties: 0,
+    evidence: 0,
+    crashes: 0,
+    restarts: 0,
+    syncedBlocks: 0,
+    heights: 0,
+    txsCommitted: 0,
+    setChanges: 0,
+    setChangesPlanned: 0,
+    runsWithSetChanges: 0,
   }
 }
 
@@ -106,8 +136,10 @@ export function mergeTotals(t: CoverageTotals, u: CoverageTotals): void {
 /** One line: the lock coverage first, then the host paths, then the set changes when any were planned. */
 export function formatTotals(t: CoverageTotals): string {
   const sets = t.setChangesPlanned === 0 ? '' : `; set changes applied ${t.setChanges} of ${t.setChangesPlanned} planned (${t.runsWithSetChanges} runs)`
-  return `relocks ${t.relocks} (${t.runsWithRelock} runs), L28 unlocks ${t.l28Unlocks} (${t.runsWithUnlock} runs), ` +
+  return (
+    `relocks ${t.relocks} (${t.runsWithRelock} runs), L28 unlocks ${t.l28Unlocks} (${t.runsWithUnlock} runs), ` +
     `diverging locks ${t.divergingLocks} (${t.runsWithDivergence} runs), max round ${t.maxRound}; ` +
     `heights ${t.heights}, transfers ${t.txsCommitted}, crashes ${t.crashes}, restarts ${t.restarts}, synced blocks ${t.syncedBlocks}, ` +
     `invalid verdicts ${t.invalidVerdicts}, refused messages ${t.refused}, penalties ${t.penalties}, evidence ${t.evidence}${sets}`
+  )
 }

@@ -88,7 +88,8 @@ export function plannedRosters(genesis: Roster, changes: readonly SetChange[], i
     const before = rosters.at(-1)!
     const next = applyAction(before, actionOf(change, identities))
     if (!next.ok) return { error: `change ${k} (${describeChange(change)}): ${next.error.reason}` }
-    if (3n * movedPower(before, next.value) > totalPower(before)) return { error: `change ${k} (${describeChange(change)}) moves more than a third of the power` }
+    if (3n * movedPower(before, next.value) > totalPower(before))
+      return { error: `change ${k} (${describeChange(change)}) moves more than a third of the power` }
     rosters.push(next.value)
   }
   return { rosters }
@@ -96,7 +97,11 @@ export function plannedRosters(genesis: Roster, changes: readonly SetChange[], i
 
 /** A short description of a change, for reports. */
 export function describeChange(c: SetChange): string {
-  return c.type === 'add' ? `add ${c.node}${c.power === undefined ? '' : ` (power ${c.power})`}` : c.type === 'remove' ? `remove ${c.node}` : `power of ${c.node} to ${c.power}`
+  return c.type === 'add'
+    ? `add ${c.node}${c.power === undefined ? '' : ` (power ${c.power})`}`
+    : c.type === 'remove'
+      ? `remove ${c.node}`
+      : `power of ${c.node} to ${c.power}`
 }
 
 export class Governors {
@@ -106,7 +111,10 @@ export class Governors {
   votes = 0
   private readonly lastSubmit = new Map<string, number>()
 
-  constructor(private readonly o: MembershipOptions, private readonly ctx: GovernorsContext) {}
+  constructor(
+    private readonly o: MembershipOptions,
+    private readonly ctx: GovernorsContext,
+  ) {}
 
   /** Starts voting (a look at the chain every quarter of a second). */
   start(): void {
@@ -141,7 +149,9 @@ export class Governors {
     const action = actionOf(change, identities)
     const id = actionId(action)
     const pending = gov.pending.find((p) => bytesEqual(p.id, id))
-    const voters = rosterAt(gov, tip + 1).map((m: Member) => checker.nodeOf(m.address)).filter((i): i is number => i !== undefined && this.ctx.honest.has(i))
+    const voters = rosterAt(gov, tip + 1)
+      .map((m: Member) => checker.nodeOf(m.address))
+      .filter((i): i is number => i !== undefined && this.ctx.honest.has(i))
     for (const voter of voters) {
       const who = identities[voter]!
       if (pending?.votes.some((v) => bytesEqual(v.address, who.address)) === true) continue

@@ -17,7 +17,9 @@ const N = 4
 const P0 = simProposer(SEED, N, 1, 0)
 const others = (...xs: number[]) => [...Array(N).keys()].filter((i) => !xs.includes(i))
 
-async function run(options: Omit<SimOptions, 'seed' | 'validators' | 'heights'> & { seed?: number; validators?: number; heights?: number }): Promise<{ trace: Trace; result: SimResult }> {
+async function run(
+  options: Omit<SimOptions, 'seed' | 'validators' | 'heights'> & { seed?: number; validators?: number; heights?: number },
+): Promise<{ trace: Trace; result: SimResult }> {
   const trace = new Trace()
   const result = await runSimulation({ seed: SEED, validators: N, heights: 4, ...options, observe: trace.observe })
   return { trace, result }
@@ -98,9 +100,10 @@ test('n4f0_crashBetweenWalAndGuard: power lost after the WAL sync and before the
     assert.ok(crash !== undefined, `WAL sync ${nth} happened`)
     const asked = trace.votes.filter((v) => v.node === X && v.time <= crash.time).at(-1)
     const askedProposal = trace.proposals.filter((p) => p.node === X && p.time <= crash.time).at(-1)
-    const last = asked === undefined || (askedProposal !== undefined && askedProposal.time > asked.time)
-      ? { type: 'proposal', height: askedProposal!.height, round: askedProposal!.round }
-      : { type: asked.type, height: asked.height, round: asked.round }
+    const last =
+      asked === undefined || (askedProposal !== undefined && askedProposal.time > asked.time)
+        ? { type: 'proposal', height: askedProposal!.height, round: askedProposal!.round }
+        : { type: asked.type, height: asked.height, round: asked.round }
     const released = trace.sent.some((s) => s.node === X && s.time <= crash.time && s.type === last.type && s.height === last.height && s.round === last.round)
     assert.equal(released, false, `the ${last.type} asked for before the cut at WAL sync ${nth} was not sent`)
     assert.equal(trace.restarts.filter((r) => r.node === X).length, 1)
@@ -110,7 +113,12 @@ test('n4f0_crashBetweenWalAndGuard: power lost after the WAL sync and before the
 
 test('n4f0_crashAtEveryStoreOp: power lost before or after each kind of store operation, then restart from disk', async () => {
   const X = others(P0)[1]!
-  const ops: readonly [StoreOp, readonly number[]][] = [['walWrite', [3, 17, 40]], ['walSync', [2, 9]], ['guardSave', [1, 6]], ['kvWrite', [2, 3]]]
+  const ops: readonly [StoreOp, readonly number[]][] = [
+    ['walWrite', [3, 17, 40]],
+    ['walSync', [2, 9]],
+    ['guardSave', [1, 6]],
+    ['kvWrite', [2, 3]],
+  ]
   let restarts = 0
   for (const [op, nths] of ops) {
     for (const phase of ['before', 'after'] as const satisfies readonly CutPhase[]) {
@@ -152,7 +160,7 @@ test('n4f1_voteFloodStaysBounded: repeated and future votes keep the host queue,
   allCommitted(result, 16)
 })
 
-test('n4f0_skewedClockOnlyDelays: a block time ahead of a validator\'s clock delays its verdict, never makes the block invalid', async () => {
+test("n4f0_skewedClockOnlyDelays: a block time ahead of a validator's clock delays its verdict, never makes the block invalid", async () => {
   // X's clock runs 3 s behind (blocks of the others are ahead of it by more than the allowed drift) and Y's 3 s ahead
   // (its blocks are ahead of everyone): the verdicts wait for the clocks, and no value is ever judged invalid.
   const [X, Y] = others(P0)
@@ -163,7 +171,7 @@ test('n4f0_skewedClockOnlyDelays: a block time ahead of a validator\'s clock del
   allCommitted(result, 5)
 })
 
-test('n4f0_txFetchBlackoutOnlyDelays: a validator that cannot get a block\'s transactions waits, and never judges the block invalid', async () => {
+test("n4f0_txFetchBlackoutOnlyDelays: a validator that cannot get a block's transactions waits, and never judges the block invalid", async () => {
   const X = others(P0)[0]!
   const { result } = await run({
     heights: 5,

@@ -65,7 +65,10 @@ export class LockAdversary {
   /** Rounds split so far. */
   splits = 0
 
-  constructor(readonly o: LockAdversaryOptions, private readonly ctx: LockAdversaryContext) {}
+  constructor(
+    readonly o: LockAdversaryOptions,
+    private readonly ctx: LockAdversaryContext,
+  ) {}
 
   /** True before GST. */
   get active(): boolean {
@@ -100,7 +103,10 @@ export class LockAdversary {
         const s = this.ctx.stateOf?.(i)
         return s !== undefined && s.height === height && s.lockedValue !== null && value !== undefined && sameBytes(s.lockedValue, value)
       }
-      const order = honest.map((i) => ({ i, k: (lockedOn(i) ? 1 : 0) + rng.float() })).sort((a, b) => a.k - b.k).map((x) => x.i)
+      const order = honest
+        .map((i) => ({ i, k: (lockedOn(i) ? 1 : 0) + rng.float() }))
+        .sort((a, b) => a.k - b.k)
+        .map((x) => x.i)
       plan = { split: true, audience: new Set(order.slice(0, size)) }
       this.splits++
     }
@@ -122,7 +128,10 @@ export class LockAdversary {
     if (plan === undefined || !plan.split || !plan.audience.has(m.from) || plan.audience.has(m.to)) return undefined
     const [lo, hi] = this.o.holdRounds ?? [1, 2]
     const rounds = lo + this.ctx.rng.float() * (hi - lo)
-    const duration = this.ctx.params.timeoutProposeMs + this.ctx.params.timeoutPrevoteMs + this.ctx.params.timeoutPrecommitMs +
+    const duration =
+      this.ctx.params.timeoutProposeMs +
+      this.ctx.params.timeoutPrevoteMs +
+      this.ctx.params.timeoutPrecommitMs +
       (this.ctx.params.timeoutProposeDeltaMs + this.ctx.params.timeoutPrevoteDeltaMs + this.ctx.params.timeoutPrecommitDeltaMs) * v.round
     return Math.max(1, Math.min(Math.round(rounds * duration), this.ctx.gst - this.ctx.sched.now + 50))
   }

@@ -34,7 +34,10 @@ export interface RandomRunOptions {
 }
 
 const OPS: readonly { op: StoreOp; most: number }[] = [
-  { op: 'walWrite', most: 300 }, { op: 'walSync', most: 60 }, { op: 'guardSave', most: 60 }, { op: 'kvWrite', most: 12 },
+  { op: 'walWrite', most: 300 },
+  { op: 'walSync', most: 60 },
+  { op: 'guardSave', most: 60 },
+  { op: 'kvWrite', most: 12 },
 ]
 
 function shuffled(rng: Rng, n: number): number[] {
@@ -132,10 +135,22 @@ function applied(set: Powers, c: SetChange): Powers {
  * a third of the set and moves at most a third of the power; a draw that would not is drawn again, or dropped. A
  * Byzantine validator the plan removes often keeps signing after its removal (`linger`).
  */
-function membershipPlan(rng: Rng, validators: number, faulty: number, powers: readonly number[] | undefined, byzantine: Readonly<Record<number, readonly Behaviour[]>>, repertoire: readonly Behaviour[], locks: boolean): { joiners: number; changes: SetChange[]; byzantine: Record<number, Behaviour[]> } {
+function membershipPlan(
+  rng: Rng,
+  validators: number,
+  faulty: number,
+  powers: readonly number[] | undefined,
+  byzantine: Readonly<Record<number, readonly Behaviour[]>>,
+  repertoire: readonly Behaviour[],
+  locks: boolean,
+): { joiners: number; changes: SetChange[]; byzantine: Record<number, Behaviour[]> } {
   const joiners = 1 + rng.int(3)
   const nodes = validators + joiners
-  const bad = new Map<number, Behaviour[]>(Object.entries(byzantine).filter(([, b]) => b.length > 0).map(([i, b]) => [Number(i), [...b]]))
+  const bad = new Map<number, Behaviour[]>(
+    Object.entries(byzantine)
+      .filter(([, b]) => b.length > 0)
+      .map(([i, b]) => [Number(i), [...b]]),
+  )
   for (let i = validators; i < nodes; i++) {
     if (faulty === 0 || !rng.chance(0.3)) continue
     bad.set(i, locks ? ['lockAttack'] : [rng.pick(repertoire)])
@@ -162,10 +177,13 @@ function membershipPlan(rng: Rng, validators: number, faulty: number, powers: re
       for (let attempt = 0; attempt < 8; attempt++) {
         const members = [...set.keys()]
         const outside = [...Array(joiners).keys()].map((k) => validators + k).filter((i) => !set.has(i))
-        const kind = rng.pick(outside.length > 0 ? ['add', 'add', 'remove', 'power'] as const : ['remove', 'power'] as const)
-        const c: SetChange = kind === 'add' ? { type: 'add', node: rng.pick(outside), ...(rng.chance(0.2) ? { power: 1 + rng.int(2) } : {}) }
-          : kind === 'remove' ? { type: 'remove', node: rng.pick(members) }
-          : { type: 'power', node: rng.pick(members), power: 1 + rng.int(3) }
+        const kind = rng.pick(outside.length > 0 ? (['add', 'add', 'remove', 'power'] as const) : (['remove', 'power'] as const))
+        const c: SetChange =
+          kind === 'add'
+            ? { type: 'add', node: rng.pick(outside), ...(rng.chance(0.2) ? { power: 1 + rng.int(2) } : {}) }
+            : kind === 'remove'
+              ? { type: 'remove', node: rng.pick(members) }
+              : { type: 'power', node: rng.pick(members), power: 1 + rng.int(3) }
         if (c.type === 'power' && set.get(c.node) === c.power) continue
         if (step(c)) break
       }
@@ -183,7 +201,15 @@ export function randomSimOptions(seed: number, o: RandomRunOptions): SimOptions 
   const base = baseOptions(seed, o)
   if (o.membership !== true) return base
   const rng = new Rng(seed ^ 0x3e3b)
-  const plan = membershipPlan(rng, o.validators, o.faulty, base.powers, base.byzantine ?? {}, o.repertoire ?? BYZANTINE_REPERTOIRE, base.lockAdversary !== undefined)
+  const plan = membershipPlan(
+    rng,
+    o.validators,
+    o.faulty,
+    base.powers,
+    base.byzantine ?? {},
+    o.repertoire ?? BYZANTINE_REPERTOIRE,
+    base.lockAdversary !== undefined,
+  )
   const joiners = [...Array(plan.joiners).keys()].map((k) => o.validators + k)
   // joiners take a side of each partition, and honest ones sometimes lose power too
   const partitions = (base.network?.partitions ?? []).map((p) => {
@@ -195,7 +221,11 @@ export function randomSimOptions(seed: number, o: RandomRunOptions): SimOptions 
   const skews = { ...base.skews }
   for (const j of joiners) if (rng.chance(0.2)) skews[j] = rng.int(1_001) - 500
   return {
-    ...base, joiners: plan.joiners, byzantine: plan.byzantine, crashes, skews,
+    ...base,
+    joiners: plan.joiners,
+    byzantine: plan.byzantine,
+    crashes,
+    skews,
     network: { ...base.network, partitions },
     membership: { changes: plan.changes, afterHeight: 1 + rng.int(3) },
   }
@@ -221,8 +251,22 @@ function baseOptions(seed: number, o: RandomRunOptions): SimOptions {
     for (const i of byzantineNodes) byzantine[i] = rng.chance(0.2) ? ['lockAttack', 'withhold'] : ['lockAttack']
     const gst = 45_000 + rng.int(40_000)
     return {
-      seed, validators: n, heights: o.heights ?? 5, byzantine, powers: drawPowers(rng, n, byzantineNodes), host, clients,
-      network: { gst, minDelay: 1, preGstMaxDelay: 40 + rng.int(200), delta: 20 + rng.int(100), loss: rng.chance(0.2) ? 0.02 : 0, duplicate: rng.float() * 0.05, partitions: [] },
+      seed,
+      validators: n,
+      heights: o.heights ?? 5,
+      byzantine,
+      powers: drawPowers(rng, n, byzantineNodes),
+      host,
+      clients,
+      network: {
+        gst,
+        minDelay: 1,
+        preGstMaxDelay: 40 + rng.int(200),
+        delta: 20 + rng.int(100),
+        loss: rng.chance(0.2) ? 0.02 : 0,
+        duplicate: rng.float() * 0.05,
+        partitions: [],
+      },
       lockAdversary: { splitRounds: [2 + rng.int(3), 8 + rng.int(8)], splitChance: 0.8 + rng.float() * 0.15, holdRounds: [0.7, 2], byzantineProposals: true },
       crashes: crashPlans(rng, honest, gst, 0.3, o.wipes !== false),
       ...validityFaults(rng, n, honest, gst),
@@ -246,10 +290,21 @@ function baseOptions(seed: number, o: RandomRunOptions): SimOptions {
     if (a.length > 0 && b.length > 0 && end > start) partitions.push({ start, end, groups: [a, b] })
   }
   return {
-    seed, validators: n, heights: o.heights ?? 4, byzantine, powers: drawPowers(rng, n, byzantineNodes), host, clients,
+    seed,
+    validators: n,
+    heights: o.heights ?? 4,
+    byzantine,
+    powers: drawPowers(rng, n, byzantineNodes),
+    host,
+    clients,
     network: {
-      gst, minDelay: 1, preGstMaxDelay: 200 + rng.int(1_500), delta: 20 + rng.int(150),
-      loss: rng.chance(0.5) ? rng.float() * 0.3 : 0, duplicate: rng.float() * 0.1, partitions,
+      gst,
+      minDelay: 1,
+      preGstMaxDelay: 200 + rng.int(1_500),
+      delta: 20 + rng.int(150),
+      loss: rng.chance(0.5) ? rng.float() * 0.3 : 0,
+      duplicate: rng.float() * 0.1,
+      partitions,
     },
     crashes: crashPlans(rng, honest, gst, 0.5, o.wipes !== false),
     ...validityFaults(rng, n, honest, gst),
@@ -260,9 +315,20 @@ function baseOptions(seed: number, o: RandomRunOptions): SimOptions {
 export function describeRun(options: SimOptions): string {
   const plan = options.membership?.changes ?? []
   const sets = plan.length === 0 ? '' : ` joiners=${options.joiners ?? 0} changes=[${plan.map(describeChange).join(', ')}]`
-  const byz = Object.entries(options.byzantine ?? {}).map(([i, b]) => `${i}:${b.join('+')}`).join(' ') || 'none'
-  const crashes = Object.entries(options.crashes ?? {}).map(([i, ps]) => `${i}:${ps.map((p) => (p.atOp ? `${p.atOp.op}#${p.atOp.nth}/${p.atOp.phase}` : `t${p.atMs}`) + (p.wipe === true ? '+wipe' : '')).join(',')}`).join(' ') || 'none'
+  const byz =
+    Object.entries(options.byzantine ?? {})
+      .map(([i, b]) => `${i}:${b.join('+')}`)
+      .join(' ') || 'none'
+  const crashes =
+    Object.entries(options.crashes ?? {})
+      .map(
+        ([i, ps]) =>
+          `${i}:${ps.map((p) => (p.atOp ? `${p.atOp.op}#${p.atOp.nth}/${p.atOp.phase}` : `t${p.atMs}`) + (p.wipe === true ? '+wipe' : '')).join(',')}`,
+      )
+      .join(' ') || 'none'
   const net = options.network ?? {}
-  return `n=${options.validators} ${options.lockAdversary ? 'locks' : 'random'} byzantine=[${byz}] crashes=[${crashes}] gst=${net.gst} ` +
+  return (
+    `n=${options.validators} ${options.lockAdversary ? 'locks' : 'random'} byzantine=[${byz}] crashes=[${crashes}] gst=${net.gst} ` +
     `loss=${(net.loss ?? 0).toFixed(2)} partitions=${net.partitions?.length ?? 0} powers=${options.powers?.join(',') ?? 'equal'}${sets}`
+  )
 }

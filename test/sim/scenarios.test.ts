@@ -46,7 +46,13 @@ test('n4f0_lockThenRelockOnNewerPolka: a lock holds against a fresh value, then 
   const v0 = trace.proposed(0)!
   const v1 = trace.proposed(1)!
   assert.notEqual(v0, v1)
-  assert.deepEqual(trace.locks.filter((l) => l.node === A).map((l) => [l.lockedRound, l.value]), [[0, v0], [1, v1]])
+  assert.deepEqual(
+    trace.locks.filter((l) => l.node === A).map((l) => [l.lockedRound, l.value]),
+    [
+      [0, v0],
+      [1, v1],
+    ],
+  )
   assert.deepEqual(trace.votesOf(A, 'prevote', 1), [null], 'the locked validator prevotes nil on a fresh value')
   assert.deepEqual(trace.votesOf(A, 'precommit', 1), [v1])
   for (let i = 0; i < N; i++) assert.equal(result.commits[i]!.get(1), v1)
@@ -75,8 +81,14 @@ test('n4f0_wipedWhileLockedKeepsItsLock: a validator locked at a height, wiped a
   assert.equal(trace.restarts.filter((r) => r.node === A).length, 1, 'A crashed and restarted once')
   const restart = trace.restarts.find((r) => r.node === A)!
   const locks = trace.locks.filter((l) => l.node === A && l.height === H && l.lockedRound === 0)
-  assert.ok(locks.some((l) => l.time < restart.time), 'A locked in round 0 before the crash')
-  assert.ok(trace.votesOf(A, 'prevote', 1, H).length > 0 && trace.votes.some((v) => v.node === A && v.height === H && v.round === 1 && v.time > restart.time), 'A reached round 1 of the height after the restart')
+  assert.ok(
+    locks.some((l) => l.time < restart.time),
+    'A locked in round 0 before the crash',
+  )
+  assert.ok(
+    trace.votesOf(A, 'prevote', 1, H).length > 0 && trace.votes.some((v) => v.node === A && v.height === H && v.round === 1 && v.time > restart.time),
+    'A reached round 1 of the height after the restart',
+  )
   assert.deepEqual(trace.votesOf(A, 'prevote', 1, H), [null], 'after the wipe, A still prevotes nil on a fresh value')
   for (let i = 0; i < N; i++) assert.ok(result.commits[i]!.has(H), `validator ${i} committed height ${H}`)
 })
@@ -99,7 +111,10 @@ test('n4f0_unlockOnLaterPolka: a proposal whose valid round is above the lock un
   assert.deepEqual(result.violations, [])
   const v0 = trace.proposed(0)!
   const v1 = trace.proposed(1)!
-  assert.deepEqual(trace.proposals.filter((p) => p.round === 2).map((p) => [p.node, p.value, p.polRound]), [[D, v1, 1]])
+  assert.deepEqual(
+    trace.proposals.filter((p) => p.round === 2).map((p) => [p.node, p.value, p.polRound]),
+    [[D, v1, 1]],
+  )
   const prevote2 = trace.votes.find((v) => v.node === A && v.type === 'prevote' && v.round === 2)!
   const lockBefore = trace.locks.filter((l) => l.node === A && l.time < prevote2.time).at(-1)!
   assert.deepEqual([lockBefore.lockedRound, lockBefore.value], [0, v0], 'A was locked on v0 when it prevoted')
@@ -124,7 +139,10 @@ test('n4f0_hiddenLockRevealedByGossip: a value locked by one validator alone is 
   assert.deepEqual(result.violations, [])
   const v0 = trace.proposed(0)!
   assert.deepEqual(trace.locks.filter((l) => l.node === A).map((l) => [l.lockedRound, l.value])[0], [0, v0])
-  assert.deepEqual(trace.proposals.filter((p) => p.round === 1).map((p) => [p.node, p.value, p.polRound]), [[A, v0, 0]])
+  assert.deepEqual(
+    trace.proposals.filter((p) => p.round === 1).map((p) => [p.node, p.value, p.polRound]),
+    [[A, v0, 0]],
+  )
   for (const i of others(A)) assert.equal(trace.locks.filter((l) => l.node === i && l.lockedRound === 0).length, 0, `validator ${i} did not lock in round 0`)
   for (let i = 0; i < N; i++) assert.equal(result.commits[i]!.get(1), v0)
   assert.ok(trace.commits.every((c) => c.round === 1))
@@ -148,7 +166,7 @@ test('n4f0_roundSkipOnFPlusOne: a validator that fell behind jumps to the round 
   assert.deepEqual(result.violations, [])
   const jump = trace.roundChanges.find((c) => c.node === X && c.to !== 0)
   assert.ok(jump !== undefined && jump.from === 0 && jump.to >= 2, `X went from round 0 straight to ${jump?.to}`)
-  assert.ok(jump.time >= T, 'the skip came with the messages, not with X\'s own timeouts')
+  assert.ok(jump.time >= T, "the skip came with the messages, not with X's own timeouts")
   assert.equal(new Set(result.commits.map((c) => c.get(1))).size, 1)
 })
 
@@ -207,9 +225,18 @@ test('n4f1_conflictingProposalsUnderPartition: a split-brain proposer cannot spl
     route: (m) => (m.time < 4000 && ((m.from === A && m.to !== P0) || (m.to === A && m.from !== P0)) ? 'drop' : undefined),
   })
   assert.deepEqual(result.violations, [])
-  assert.ok(trace.commits.filter((c) => c.height === 1).every((c) => c.time >= 4000), 'nothing is decided before the partition heals')
-  assert.ok(result.evidence.some((e) => e.kind === 'conflictingProposals'), 'conflicting proposals reported')
-  assert.ok(result.evidence.some((e) => e.kind === 'conflictingVotes'), 'conflicting votes reported')
+  assert.ok(
+    trace.commits.filter((c) => c.height === 1).every((c) => c.time >= 4000),
+    'nothing is decided before the partition heals',
+  )
+  assert.ok(
+    result.evidence.some((e) => e.kind === 'conflictingProposals'),
+    'conflicting proposals reported',
+  )
+  assert.ok(
+    result.evidence.some((e) => e.kind === 'conflictingVotes'),
+    'conflicting votes reported',
+  )
   for (const i of others(P0)) assert.equal(result.commits[i]!.size, 2)
 })
 
@@ -221,12 +248,31 @@ test('n7f2_partitionHeals: a 4/3 partition with two Byzantine validators stalls,
     validators: 7,
     heights: 3,
     byzantine: { 1: ['equivocate', 'junk'], 4: ['equivocate'] },
-    network: { gst: 5000, loss: 0.1, duplicate: 0.05, preGstMaxDelay: 800, delta: 80, partitions: [{ start: 0, end: 5000, groups: [[0, 1, 2, 3], [4, 5, 6]] }] },
+    network: {
+      gst: 5000,
+      loss: 0.1,
+      duplicate: 0.05,
+      preGstMaxDelay: 800,
+      delta: 80,
+      partitions: [
+        {
+          start: 0,
+          end: 5000,
+          groups: [
+            [0, 1, 2, 3],
+            [4, 5, 6],
+          ],
+        },
+      ],
+    },
   })
   assert.deepEqual(result.violations, [])
   for (const i of result.honest) assert.equal(result.commits[i]!.size >= 3, true)
   const honestCommits = trace.commits.filter((c) => result.honest.includes(c.node))
-  assert.ok(honestCommits.every((c) => c.time >= 5000), 'no side of the partition holds a quorum')
+  assert.ok(
+    honestCommits.every((c) => c.time >= 5000),
+    'no side of the partition holds a quorum',
+  )
 })
 
 test('n4f2_splitBrainBreaksAgreement: with f+1 colluders the checker catches the fork (the checker can fail)', async () => {
@@ -247,7 +293,10 @@ test('n4f2_splitBrainBreaksAgreement: with f+1 colluders the checker catches the
 
 test('a seed replays exactly: same commits, events, deliveries, coverage and end time', async () => {
   const options: SimOptions = {
-    seed: 99, validators: 4, heights: 3, byzantine: { 2: ['equivocate', 'junk'] },
+    seed: 99,
+    validators: 4,
+    heights: 3,
+    byzantine: { 2: ['equivocate', 'junk'] },
     crashes: { 1: [{ atOp: { op: 'walSync', phase: 'after', nth: 4 }, downMs: 1500 }] },
     network: { gst: 2000, loss: 0.2, duplicate: 0.1, preGstMaxDelay: 1000 },
   }

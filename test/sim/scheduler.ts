@@ -48,7 +48,11 @@ export class Scheduler {
   at(time: number, owner: Owner | null, fn: () => void): EventHandle {
     const task: Task = { owner, fn, cancelled: false }
     this.queue.push(Math.max(this.nowMs, time), task)
-    return { cancel: () => { task.cancelled = true } }
+    return {
+      cancel: () => {
+        task.cancelled = true
+      },
+    }
   }
 
   /** Schedules `fn` after `ms` of virtual time. */

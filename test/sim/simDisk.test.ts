@@ -11,7 +11,12 @@ import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type 
 function machine(durable: DurableState, cutAt?: { op: StoreOp; phase: CutPhase }) {
   const sched = new Scheduler()
   let cuts = 0
-  const power = new Power((op, phase) => cutAt !== undefined && op === cutAt.op && phase === cutAt.phase, () => { cuts++ })
+  const power = new Power(
+    (op, phase) => cutAt !== undefined && op === cutAt.op && phase === cutAt.phase,
+    () => {
+      cuts++
+    },
+  )
   const o = { durable, power, scheduler: sched, latencyMs: 0 }
   return { sched, power, wal: new SimConsensusLog(o), kv: new SimKvStore(o), safety: new SimSafetyStore(o), cuts: () => cuts }
 }
@@ -19,7 +24,14 @@ function machine(durable: DurableState, cutAt?: { op: StoreOp; phase: CutPhase }
 /** True when the promise settled within a macrotask turn. */
 async function settles(p: Promise<unknown>): Promise<boolean> {
   let done = false
-  void p.then(() => { done = true }, () => { done = true })
+  void p.then(
+    () => {
+      done = true
+    },
+    () => {
+      done = true
+    },
+  )
   await settle()
   return done
 }
@@ -56,7 +68,10 @@ test('a commit batch is whole or absent, and a machine that is off reads nothing
     const durable = new DurableState()
     const m = machine(durable, { op: 'kvWrite', phase })
     const key = new Uint8Array([1])
-    const write = m.kv.write([{ type: 'put', key, value: new Uint8Array([9]) }, { type: 'put', key: new Uint8Array([2]), value: new Uint8Array([8]) }])
+    const write = m.kv.write([
+      { type: 'put', key, value: new Uint8Array([9]) },
+      { type: 'put', key: new Uint8Array([2]), value: new Uint8Array([8]) },
+    ])
     assert.equal(await settles(write), false)
     assert.equal(durable.kv.size, phase === 'after' ? 2 : 0)
     assert.equal(await settles(m.kv.get(key)), false)
@@ -90,7 +105,10 @@ test('the scheduler runs events in time order and skips those of a dead owner', 
   const seen: string[] = []
   const owner = { alive: true }
   sched.at(20, null, () => seen.push('b'))
-  sched.at(10, owner, () => { seen.push('a'); owner.alive = false })
+  sched.at(10, owner, () => {
+    seen.push('a')
+    owner.alive = false
+  })
   sched.at(15, owner, () => seen.push('skipped'))
   sched.at(20, null, () => seen.push('c'))
   const stop = sched.every(5, null, () => seen.push('tick'))

@@ -12,13 +12,20 @@ export interface SimLogLine {
  * instead of stdout. It offers the part of pino's interface the node's components call.
  */
 export function simLogger(sink: (line: SimLogLine) => void): Logger {
-  const at = (level: SimLogLine['level']) => (a: unknown, b?: unknown): void => {
-    if (typeof a === 'string') sink({ level, message: a, fields: {} })
-    else sink({ level, message: typeof b === 'string' ? b : '', fields: (a ?? {}) as Record<string, unknown> })
-  }
+  const at =
+    (level: SimLogLine['level']) =>
+    (a: unknown, b?: unknown): void => {
+      if (typeof a === 'string') sink({ level, message: a, fields: {} })
+      else sink({ level, message: typeof b === 'string' ? b : '', fields: (a ?? {}) as Record<string, unknown> })
+    }
   const logger = {
     level: 'debug',
-    trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), fatal: at('fatal'),
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    fatal: at('fatal'),
     silent: () => {},
     child: () => logger,
     isLevelEnabled: () => true,

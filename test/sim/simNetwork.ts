@@ -270,7 +270,11 @@ export class SimNetwork {
   }
 
   private request(
-    self: number, power: Owner, peerId: string, protocol: string, request: Uint8Array,
+    self: number,
+    power: Owner,
+    peerId: string,
+    protocol: string,
+    request: Uint8Array,
     options: { timeoutMs: number; maxResponseBytes: number },
   ): Promise<RequestResult> {
     this.stats.requests++
@@ -309,7 +313,8 @@ export class SimNetwork {
             return
           }
           if (!target.power.alive) return
-          if (response.byteLength > options.maxResponseBytes) respond({ ok: false, error: { code: 'too_large', reason: `response of ${response.byteLength} bytes` } })
+          if (response.byteLength > options.maxResponseBytes)
+            respond({ ok: false, error: { code: 'too_large', reason: `response of ${response.byteLength} bytes` } })
           else respond({ ok: true, value: response })
         })()
       })

@@ -127,8 +127,7 @@ export class Incarnation implements NetPeer {
   readonly onGossip = (bytes: Uint8Array, from: string): Promise<GossipVerdict> =>
     this.gossip === undefined ? Promise.resolve('ignore') : this.gossip(bytes, from)
 
-  readonly admitTx = (bytes: Uint8Array): Promise<unknown> =>
-    this.mempool === undefined ? Promise.resolve(undefined) : this.mempool.add(bytes)
+  readonly admitTx = (bytes: Uint8Array): Promise<unknown> => (this.mempool === undefined ? Promise.resolve(undefined) : this.mempool.add(bytes))
 
   /** Stops the components (the power is already off: this only keeps a dead host from queueing more work). */
   halt(): void {
@@ -182,13 +181,13 @@ export class SimValidator implements NetNode {
 
   peer(): NetPeer | undefined {
     const inc = this.inc
-    return inc !== undefined && inc.ready && inc.power.alive ? inc : undefined
+    return inc?.ready && inc.power.alive ? inc : undefined
   }
 
   /** The running host, if any. */
   get host(): ConsensusHost | undefined {
     const inc = this.inc
-    return inc !== undefined && inc.power.alive ? inc.host : undefined
+    return inc?.power.alive ? inc.host : undefined
   }
 
   /** What the checker looks at after each event, while the host runs. */
@@ -199,8 +198,14 @@ export class SimValidator implements NetNode {
     const state = host.consensusState
     if (state.step === 'idle') return undefined
     return {
-      index: this.index, height: host.height, round: host.round, state, queueLength: host.queueLength,
-      candidateCount: host.candidateCount, walBytes: inc.wal.sizeBytes, mempoolSize: inc.mempool.size,
+      index: this.index,
+      height: host.height,
+      round: host.round,
+      state,
+      queueLength: host.queueLength,
+      candidateCount: host.candidateCount,
+      walBytes: inc.wal.sizeBytes,
+      mempoolSize: inc.mempool.size,
     }
   }
 
@@ -249,7 +254,10 @@ export class SimValidator implements NetNode {
 
   /** Starts a new incarnation over the disk. */
   boot(): void {
-    const power = new Power((op, phase) => this.plan(op, phase), () => this.onCut(inc))
+    const power = new Power(
+      (op, phase) => this.plan(op, phase),
+      () => this.onCut(inc),
+    )
     const inc = new Incarnation(power)
     this.inc = inc
     this.bootCount++
@@ -276,27 +284,44 @@ export class SimValidator implements NetNode {
     const tipAtStart = (await chain.tip())?.height ?? 0
     const late: { host?: ConsensusHost; sync?: BlockSync } = {}
     const ledgerTip = () => late.host?.tip?.height ?? tipAtStart
-    const mempool = new Mempool({ chainId, maxTxs: settings.mempoolMaxTxs }, {
-      accounts: ledger, verifiedSignatures: verified, logger,
-      checkGovernance: (tx) => {
-        const state = ledger.governance()
-        if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-        const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, ctx.genesis.params.governance)
-        return r.ok ? undefined : r.error
+    const mempool = new Mempool(
+      { chainId, maxTxs: settings.mempoolMaxTxs },
+      {
+        accounts: ledger,
+        verifiedSignatures: verified,
+        logger,
+        checkGovernance: (tx) => {
+          const state = ledger.governance()
+          if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
+          const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, ctx.genesis.params.governance)
+          return r.ok ? undefined : r.error
+        },
       },
-    })
+    )
     const wal = new SimConsensusLog(disk)
     const store = new SimSafetyStore(disk)
     const guardOptions = { chainId, secretKey: this.secretKey }
     const guard = this.honest
-      ? new CheckedGuard(guardOptions, { store }, {
-        request: (req) => { if (power.alive) checker.signRequest(this.index, req, late.host?.consensusState) },
-        result: (req, r) => { if (power.alive) checker.signResult(this.index, req, r) },
-      }, chainId)
+      ? new CheckedGuard(
+          guardOptions,
+          { store },
+          {
+            request: (req) => {
+              if (power.alive) checker.signRequest(this.index, req, late.host?.consensusState)
+            },
+            result: (req, r) => {
+              if (power.alive) checker.signResult(this.index, req, r)
+            },
+          },
+          chainId,
+        )
       : new SafetyGuard(guardOptions, { store })
-    const timers = new Timers<'propose' | 'prevote' | 'precommit'>({ clock: sched.timerClock(power) }, {
-      onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),
-    })
+    const timers = new Timers<'propose' | 'prevote' | 'precommit'>(
+      { clock: sched.timerClock(power) },
+      {
+        onTimeout: (t) => late.host?.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }),
+      },
+    )
     const base = ctx.network.transport(this.index, power, inc.handlers)
     const transport: SyncTransport = {
       ...base,
@@ -305,61 +330,97 @@ export class SimValidator implements NetNode {
       },
     }
     const limits = settings.block
-    const txFetch = new TxFetch({ maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 }, {
-      p2p: transport, peerOfAddress: (a) => memberOf(sets.rosterAt(ledgerTip() + 1), a)?.peerId, logger,
-    })
-    const host = new ConsensusHost({
-      chainId, params: ctx.params, block: limits, governance: ctx.genesis.params.governance, evidence: ctx.genesis.params.evidence,
-      emptyBlockIntervalMs: settings.emptyBlockIntervalMs, commitMs: settings.commitMs, genesisTimeMs: ctx.genesis.genesisTimeMs,
-      maxClockDriftMs: settings.maxClockDriftMs, walMaxBytes: settings.walMaxBytes, maxQueue: settings.maxQueue,
-    }, {
-      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard, logger,
-      now: () => this.now(),
-      sleep: (ms) => sched.sleep(ms, power),
-      scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
-      cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
-      broadcast: (bytes) => {
-        if (power.alive) this.outgoing(bytes)
+    const txFetch = new TxFetch(
+      { maxTxs: limits.maxTxs, maxResponseBytes: limits.maxBytes + 65536 },
+      {
+        p2p: transport,
+        peerOfAddress: (a) => memberOf(sets.rosterAt(ledgerTip() + 1), a)?.peerId,
+        logger,
       },
-      fetchTxs: (hashes, proposer) => txFetch.fetch(hashes, proposer),
-      requestBlock: (h) => late.sync?.request(h),
-      onCommitted: async (b: CommittedBlock) => {
-        if (!power.alive) return
-        checker.committed(this.index, b, ledger.root(), host.round)
-        await mempool.update(b.txHashes, b.touched)
+    )
+    const host = new ConsensusHost(
+      {
+        chainId,
+        params: ctx.params,
+        block: limits,
+        governance: ctx.genesis.params.governance,
+        evidence: ctx.genesis.params.evidence,
+        emptyBlockIntervalMs: settings.emptyBlockIntervalMs,
+        commitMs: settings.commitMs,
+        genesisTimeMs: ctx.genesis.genesisTimeMs,
+        maxClockDriftMs: settings.maxClockDriftMs,
+        walMaxBytes: settings.walMaxBytes,
+        maxQueue: settings.maxQueue,
       },
-      onEvidence: (e) => {
-        if (power.alive) checker.evidenceReported(this.index, e)
+      {
+        ledger,
+        sets,
+        evidence,
+        kv,
+        chain,
+        mempool,
+        verified,
+        wal,
+        guard,
+        logger,
+        now: () => this.now(),
+        sleep: (ms) => sched.sleep(ms, power),
+        scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
+        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        broadcast: (bytes) => {
+          if (power.alive) this.outgoing(bytes)
+        },
+        fetchTxs: (hashes, proposer) => txFetch.fetch(hashes, proposer),
+        requestBlock: (h) => late.sync?.request(h),
+        onCommitted: async (b: CommittedBlock) => {
+          if (!power.alive) return
+          checker.committed(this.index, b, ledger.root(), host.round)
+          await mempool.update(b.txHashes, b.touched)
+        },
+        onEvidence: (e) => {
+          if (power.alive) checker.evidenceReported(this.index, e)
+        },
+        onFatal: (e) => {
+          if (!power.alive) return
+          checker.fatal(this.index, e)
+          power.cut()
+        },
       },
-      onFatal: (e) => {
-        if (!power.alive) return
-        checker.fatal(this.index, e)
-        power.cut()
-      },
-    })
+    )
     late.host = host
-    const sync = new BlockSync({
-      intervalMs: 1_000, stuckMs: 2 * (ctx.params.timeoutProposeMs + ctx.params.timeoutPrevoteMs + ctx.params.timeoutPrecommitMs), window: 8, limits,
-    }, {
-      p2p: transport, chain, logger,
-      tipHeight: () => host.tip?.height ?? 0,
-      heightStartedAtMs: () => host.heightStartedAtMs,
-      now: () => this.now(),
-      every: (ms, f) => sched.every(ms, power, f),
-      verifyTip: (cert) => host.verifyTip(cert),
-      verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-      check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
-      apply: async (b) => {
-        const applied = await host.applySyncedBlock(b)
-        if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++
-        return applied
+    const sync = new BlockSync(
+      {
+        intervalMs: 1_000,
+        stuckMs: 2 * (ctx.params.timeoutProposeMs + ctx.params.timeoutPrevoteMs + ctx.params.timeoutPrecommitMs),
+        window: 8,
+        limits,
       },
-    })
+      {
+        p2p: transport,
+        chain,
+        logger,
+        tipHeight: () => host.tip?.height ?? 0,
+        heightStartedAtMs: () => host.heightStartedAtMs,
+        now: () => this.now(),
+        every: (ms, f) => sched.every(ms, power, f),
+        verifyTip: (cert) => host.verifyTip(cert),
+        verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
+        check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
+        apply: async (b) => {
+          const applied = await host.applySyncedBlock(b)
+          if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++
+          return applied
+        },
+      },
+    )
     late.sync = sync
     Object.assign(inc, { host, mempool, ledger, chain, wal, sync, timers, transport })
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h) ?? this.hooks.lookup?.(h))
     inc.gossip = consensusGossipHandler({
-      chainId, validatorSet: (h) => host.validatorSetAt(h), maxTxs: limits.maxTxs, height: () => host.height,
+      chainId,
+      validatorSet: (h) => host.validatorSetAt(h),
+      maxTxs: limits.maxTxs,
+      height: () => host.height,
       status: (m) => host.messageStatus(m),
       notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
       onProposal: (m) => host.onProposalMessage(m),
@@ -390,10 +451,23 @@ export class SimValidator implements NetNode {
     if (stored?.ok !== true || cert?.ok !== true) throw new Error(`the chain store's tip ${tip.height} has no readable block or certificate`)
     const block = stored.value.block
     const txHashes = block.txs.map((t) => txHash(t))
-    this.ctx.checker.committed(this.index, {
-      height: tip.height, hash: tip.blockHash, round: cert.value.round, block, lastCommit: stored.value.lastCommit, certificate: cert.value,
-      txHashes, receipts: txHashes.map(() => ({ ok: true })), touched: [], executionMs: 0,
-    }, ledger.root(), cert.value.round)
+    this.ctx.checker.committed(
+      this.index,
+      {
+        height: tip.height,
+        hash: tip.blockHash,
+        round: cert.value.round,
+        block,
+        lastCommit: stored.value.lastCommit,
+        certificate: cert.value,
+        txHashes,
+        receipts: txHashes.map(() => ({ ok: true })),
+        touched: [],
+        executionMs: 0,
+      },
+      ledger.root(),
+      cert.value.round,
+    )
   }
 
   /**

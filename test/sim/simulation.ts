@@ -1,7 +1,5 @@
 import { addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, keyPairFromSeed, sha256, toHex, type KeyPair } from '../../crypto/index.js'
-import {
-  createValidatorSet, proposerOf, timeoutDuration, type ConsensusParams, type Evidence, type Validator, type ValidatorSet,
-} from '../../consensus/index.js'
+import { createValidatorSet, proposerOf, timeoutDuration, type ConsensusParams, type Evidence, type Validator } from '../../consensus/index.js'
 import { DEFAULT_PARAMS, type Genesis } from '../../genesis/genesis.js'
 import { peerIdOf } from '../../node/p2p/peerId.js'
 import { Rng } from '../helpers/random.js'
@@ -142,7 +140,10 @@ const pool = new Map<string, KeyPair>()
 function pooledKey(kind: 'validator' | 'wallet', j: number): KeyPair {
   const id = `${kind}/${j}`
   let k = pool.get(id)
-  if (k === undefined) pool.set(id, (k = keyPairFromSeed(sha256(encodeCanonical([`tally-sim-${kind}`, j])))))
+  if (k === undefined) {
+    k = keyPairFromSeed(sha256(encodeCanonical([`tally-sim-${kind}`, j])))
+    pool.set(id, k)
+  }
   return k
 }
 
@@ -226,13 +227,18 @@ class Simulation {
     if (!set.ok) throw new Error(set.error.reason)
     const byzantine = o.byzantine ?? {}
     this.honest = list.map((_, i) => i).filter((i) => (byzantine[i] ?? []).length === 0)
-    const clientCount = o.clients === false ? 0 : o.clients?.accounts ?? 4
+    const clientCount = o.clients === false ? 0 : (o.clients?.accounts ?? 4)
     const accounts = simWallets(o.seed, clientCount)
     const T0 = this.settings.epochMs
     this.genesis = {
-      chainId: SIM_CHAIN_ID, genesisTime: new Date(T0 - 1000).toISOString(), genesisTimeMs: T0 - 1000,
-      validators: list.slice(0, o.validators).map((v, i) => ({ name: identities[i]!.name, publicKey: v.publicKey, address: v.address, power: v.power, peerId: identities[i]!.peerId })),
-      balances: accounts.map((k) => ({ address: addressFromPublicKey(k.publicKey), amount: 1_000_000_000_000n }))
+      chainId: SIM_CHAIN_ID,
+      genesisTime: new Date(T0 - 1000).toISOString(),
+      genesisTimeMs: T0 - 1000,
+      validators: list
+        .slice(0, o.validators)
+        .map((v, i) => ({ name: identities[i]!.name, publicKey: v.publicKey, address: v.address, power: v.power, peerId: identities[i]!.peerId })),
+      balances: accounts
+        .map((k) => ({ address: addressFromPublicKey(k.publicKey), amount: 1_000_000_000_000n }))
         .sort((a, b) => compareBytes(a.address, b.address)),
       params: DEFAULT_PARAMS,
     }
@@ -240,7 +246,11 @@ class Simulation {
     const genesisRoster = this.genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId, name: v.name }))
     const planned = plannedRosters(genesisRoster, o.membership?.changes ?? [], identities)
     if ('error' in planned) throw new Error(`membership plan: ${planned.error}`)
-    const byzantineAddresses = new Set(Object.keys(byzantine).filter((i) => (byzantine[Number(i)] ?? []).length > 0).map((i) => toHex(list[Number(i)]!.address)))
+    const byzantineAddresses = new Set(
+      Object.keys(byzantine)
+        .filter((i) => (byzantine[Number(i)] ?? []).length > 0)
+        .map((i) => toHex(list[Number(i)]!.address)),
+    )
     this.fairSets = planned.rosters.every((r) => {
       let bad = 0
       let all = 0
@@ -252,41 +262,94 @@ class Simulation {
     })
     this.f = Math.max(...planned.rosters.map((r) => Math.floor((r.length - 1) / 3)))
     const maxProposalBytes = 2048 + this.settings.block.maxTxs * 34 + total * 100
-    this.checker = new Checker(SIM_CHAIN_ID, list.map((v) => v.address), this.honest, this.genesis, {
-      maxQueue: this.settings.maxQueue, walMaxBytes: this.settings.walMaxBytes, mempoolMaxTxs: this.settings.mempoolMaxTxs,
-      maxRoundsAhead: this.params.maxRoundsAhead, maxHeightsAhead: this.params.maxHeightsAhead,
-      walBytesPerRound: 6 * 256 + 2 * maxProposalBytes / total + 256,
-    }, () => this.sched.now, o.observe)
+    this.checker = new Checker(
+      SIM_CHAIN_ID,
+      list.map((v) => v.address),
+      this.honest,
+      this.genesis,
+      {
+        maxQueue: this.settings.maxQueue,
+        walMaxBytes: this.settings.walMaxBytes,
+        mempoolMaxTxs: this.settings.mempoolMaxTxs,
+        maxRoundsAhead: this.params.maxRoundsAhead,
+        maxHeightsAhead: this.params.maxHeightsAhead,
+        walBytesPerRound: 6 * 256 + (2 * maxProposalBytes) / total + 256,
+      },
+      () => this.sched.now,
+      o.observe,
+    )
     const routes: Route[] = []
     if (o.route !== undefined) routes.push(o.route)
     const blackouts = o.fetchBlackouts ?? []
     if (blackouts.length > 0) {
-      routes.push((m) => (m.channel === 'request' && m.protocol === '/tally/txs/1' &&
-        blackouts.some((b) => b.node === m.from && m.time >= b.start && m.time < b.end) ? 'drop' : undefined))
+      routes.push((m) =>
+        m.channel === 'request' && m.protocol === '/tally/txs/1' && blackouts.some((b) => b.node === m.from && m.time >= b.start && m.time < b.end)
+          ? 'drop'
+          : undefined,
+      )
     }
     const checker = this.checker
     const honestSet = new Set(this.honest)
-    const lockAdversary = this.lockAdversary = o.lockAdversary === undefined ? undefined : new LockAdversary(o.lockAdversary, {
-      rng: new Rng(o.seed ^ 0x10c4), sched: this.sched, gst: this.net.gst, validators: o.validators, f: Math.floor((o.validators - 1) / 3),
-      honest: this.honest.filter((i) => i < o.validators), byzantine: Object.keys(byzantine).map(Number), maxTxs: this.settings.block.maxTxs,
-      params: this.params, addressOf: (i) => list[i]!.address,
-      honestAt: o.membership === undefined ? undefined : (h) => [...checker.membersAt(h)].filter((i) => honestSet.has(i)).sort((a, b) => a - b),
-      fAt: o.membership === undefined ? undefined : (h) => Math.floor((checker.membersAt(h).size - 1) / 3),
-    })
+    this.lockAdversary =
+      o.lockAdversary === undefined
+        ? undefined
+        : new LockAdversary(o.lockAdversary, {
+            rng: new Rng(o.seed ^ 0x10c4),
+            sched: this.sched,
+            gst: this.net.gst,
+            validators: o.validators,
+            f: Math.floor((o.validators - 1) / 3),
+            honest: this.honest.filter((i) => i < o.validators),
+            byzantine: Object.keys(byzantine).map(Number),
+            maxTxs: this.settings.block.maxTxs,
+            params: this.params,
+            addressOf: (i) => list[i]!.address,
+            honestAt: o.membership === undefined ? undefined : (h) => [...checker.membersAt(h)].filter((i) => honestSet.has(i)).sort((a, b) => a - b),
+            fAt: o.membership === undefined ? undefined : (h) => Math.floor((checker.membersAt(h).size - 1) / 3),
+          })
+    const lockAdversary = this.lockAdversary
     if (lockAdversary !== undefined) routes.push(lockAdversary.route)
-    this.network = new SimNetwork(this.net, this.sched, this.rng, this.nodes, {
-      onVerdict: (to, from, verdict) => this.checker.verdict(to, from, verdict),
-      onPenalty: (by, peer, _points, reason) => this.checker.penalty(by, peer, reason),
-    }, this.settings.block.maxTxs, routes)
+    this.network = new SimNetwork(
+      this.net,
+      this.sched,
+      this.rng,
+      this.nodes,
+      {
+        onVerdict: (to, from, verdict) => this.checker.verdict(to, from, verdict),
+        onPenalty: (by, peer, _points, reason) => this.checker.penalty(by, peer, reason),
+      },
+      this.settings.block.maxTxs,
+      routes,
+    )
     const ctx: SimContext = {
-      sched: this.sched, rng: this.rng, network: this.network, checker: this.checker, genesis: this.genesis,
-      chainId: SIM_CHAIN_ID, params: this.params, settings: this.settings, trace: o.trace,
+      sched: this.sched,
+      rng: this.rng,
+      network: this.network,
+      checker: this.checker,
+      genesis: this.genesis,
+      chainId: SIM_CHAIN_ID,
+      params: this.params,
+      settings: this.settings,
+      trace: o.trace,
     }
-    const attacks = this.attacks = new Attacks({
-      sched: this.sched, rng: new Rng(o.seed ^ 0xbad), network: this.network, nodes: this.nodes, setAt: (h) => checker.setAt(h),
-      chainId: SIM_CHAIN_ID, params: this.params, settings: this.settings, honest: this.honest, collusionGroups: o.collusionGroups ?? [],
-      lockAdversary, secretKeys: list.map((v) => v.secretKey), addresses: list.map((v) => v.address), gst: this.net.gst, forgeKinds: o.forgeKinds,
+    this.attacks = new Attacks({
+      sched: this.sched,
+      rng: new Rng(o.seed ^ 0xbad),
+      network: this.network,
+      nodes: this.nodes,
+      setAt: (h) => checker.setAt(h),
+      chainId: SIM_CHAIN_ID,
+      params: this.params,
+      settings: this.settings,
+      honest: this.honest,
+      collusionGroups: o.collusionGroups ?? [],
+      lockAdversary,
+      secretKeys: list.map((v) => v.secretKey),
+      addresses: list.map((v) => v.address),
+      gst: this.net.gst,
+      forgeKinds: o.forgeKinds,
     })
+    const attacks = this.attacks
     lockAdversary?.setStateView((i) => this.nodes[i]?.host?.consensusState)
     list.forEach((v, i) => {
       const behaviours = byzantine[i] ?? []
@@ -298,13 +361,22 @@ class Simulation {
     if (clientCount > 0 && o.clients !== false) {
       const c = o.clients ?? { accounts: clientCount }
       this.clients = new Clients(this.sched, new Rng(o.seed ^ 0xc11e), SIM_CHAIN_ID, this.nodes, this.network, accounts, {
-        intervalMs: c.intervalMs ?? [300, 1500], txGossip: c.txGossip ?? true, maxPending: c.maxPending, untilMs: c.untilMs,
+        intervalMs: c.intervalMs ?? [300, 1500],
+        txGossip: c.txGossip ?? true,
+        maxPending: c.maxPending,
+        untilMs: c.untilMs,
       })
     }
     if (o.membership !== undefined && o.membership.changes.length > 0) {
       this.governors = new Governors(o.membership, {
-        sched: this.sched, rng: new Rng(o.seed ^ 0x90e), chainId: SIM_CHAIN_ID, nodes: this.nodes, network: this.network,
-        identities, honest: honestSet, checker,
+        sched: this.sched,
+        rng: new Rng(o.seed ^ 0x90e),
+        chainId: SIM_CHAIN_ID,
+        nodes: this.nodes,
+        network: this.network,
+        identities,
+        honest: honestSet,
+        checker,
       })
     }
     attacks.start()
@@ -371,13 +443,19 @@ class Simulation {
       const g = this.governors
       if (g !== undefined && !g.complete) {
         const next = this.o.membership!.changes[g.applied.length]!
-        this.checker.violation('liveness', `set change ${g.applied.length} (${describeChange(next)}) was not in force by ${deadline} ms (the run ended at ${this.sched.now} ms)`)
+        this.checker.violation(
+          'liveness',
+          `set change ${g.applied.length} (${describeChange(next)}) was not in force by ${deadline} ms (the run ended at ${this.sched.now} ms)`,
+        )
       }
       this.checker.finish(this.target ?? this.checker.referenceHeight, deadline, this.sched.now)
     }
     for (const n of this.nodes) n.shutdown()
     const coverage = this.checker.coverage
-    const sets = this.checker.sets.map((e) => ({ fromHeight: e.fromHeight, members: new Map([...e.members.values()].map((m) => [this.checker.nodeOf(m.address)!, m.power])) }))
+    const sets = this.checker.sets.map((e) => ({
+      fromHeight: e.fromHeight,
+      members: new Map([...e.members.values()].map((m) => [this.checker.nodeOf(m.address)!, m.power])),
+    }))
     coverage.setChanges = sets.filter((e, k) => k > 0 && e.fromHeight <= coverage.heights).length
     coverage.setChangesPlanned = this.o.membership?.changes.length ?? 0
     return {

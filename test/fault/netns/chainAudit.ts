@@ -80,21 +80,29 @@ export class ChainAudit {
     const txsAt = new Map<number, Set<string>>()
     const heights = Array.from({ length: upTo }, (_, k) => k + 1)
     for (const part of chunks(heights)) {
-      const views = await Promise.all(nodes.map(async (i) => {
-        const answers = await rpcBatch(this.net.rpcUrl(i), part.map((h) => ({ method: 'chain_getBlock', params: [h] })), 20_000)
-        return answers.map((a, k) => {
-          const b = must<BlockView | null>(a)
-          if (b === null) throw new Error(`node${i} has no block ${part[k]}`)
-          return b
-        })
-      }))
+      const views = await Promise.all(
+        nodes.map(async (i) => {
+          const answers = await rpcBatch(
+            this.net.rpcUrl(i),
+            part.map((h) => ({ method: 'chain_getBlock', params: [h] })),
+            20_000,
+          )
+          return answers.map((a, k) => {
+            const b = must<BlockView | null>(a)
+            if (b === null) throw new Error(`node${i} has no block ${part[k]}`)
+            return b
+          })
+        }),
+      )
       for (let k = 0; k < part.length; k++) {
         const h = part[k]!
         const first = views[0]![k]!
         for (let n = 1; n < nodes.length; n++) {
           const b = views[n]![k]!
           if (b.hash !== first.hash || b.header.stateRoot !== first.header.stateRoot) {
-            throw new Error(`fork at height ${h}: node${nodes[0]} ${first.hash} (state ${first.header.stateRoot}) vs node${nodes[n]} ${b.hash} (state ${b.header.stateRoot})`)
+            throw new Error(
+              `fork at height ${h}: node${nodes[0]} ${first.hash} (state ${first.header.stateRoot}) vs node${nodes[n]} ${b.hash} (state ${b.header.stateRoot})`,
+            )
           }
         }
         txsAt.set(h, new Set((first.txs as unknown as { hash: string }[]).map((t) => t.hash)))
@@ -103,10 +111,15 @@ export class ChainAudit {
     // the hash chain: each block names the one before it
     let previous: string | undefined
     for (const part of chunks(heights)) {
-      const answers = await rpcBatch(this.net.rpcUrl(nodes[0]!), part.map((h) => ({ method: 'chain_getBlock', params: [h] })), 20_000)
+      const answers = await rpcBatch(
+        this.net.rpcUrl(nodes[0]!),
+        part.map((h) => ({ method: 'chain_getBlock', params: [h] })),
+        20_000,
+      )
       for (const a of answers) {
         const b = must<BlockView>(a)
-        if (previous !== undefined && b.header.previousBlockHash !== previous) throw new Error(`block ${b.height} does not name block ${b.height - 1} (${previous}) as its predecessor`)
+        if (previous !== undefined && b.header.previousBlockHash !== previous)
+          throw new Error(`block ${b.height} does not name block ${b.height - 1} (${previous}) as its predecessor`)
         previous = b.hash
       }
     }
@@ -119,7 +132,10 @@ export class ChainAudit {
     }
     for (const i of nodes) {
       for (const part of chunks(this.seen)) {
-        const answers = await rpcBatch(this.net.rpcUrl(i), part.map((c) => ({ method: 'tx_get', params: [c.hash] })))
+        const answers = await rpcBatch(
+          this.net.rpcUrl(i),
+          part.map((c) => ({ method: 'tx_get', params: [c.hash] })),
+        )
         answers.forEach((a, k) => {
           const t = must<TxView>(a)
           const c = part[k]!
@@ -134,7 +150,10 @@ export class ChainAudit {
   private async checkAdmitted(nodes: readonly number[]): Promise<void> {
     const committedAt = new Map<string, number>()
     for (const part of chunks(this.admitted)) {
-      const answers = await rpcBatch(this.net.rpcUrl(nodes[0]!), part.map((hash) => ({ method: 'tx_get', params: [hash] })))
+      const answers = await rpcBatch(
+        this.net.rpcUrl(nodes[0]!),
+        part.map((hash) => ({ method: 'tx_get', params: [hash] })),
+      )
       answers.forEach((a, k) => {
         const t = must<TxView>(a)
         if (t.status === 'committed') committedAt.set(part[k]!, t.height!)
@@ -143,7 +162,10 @@ export class ChainAudit {
     const hashes = [...committedAt.keys()]
     for (const i of nodes.slice(1)) {
       for (const part of chunks(hashes)) {
-        const answers = await rpcBatch(this.net.rpcUrl(i), part.map((hash) => ({ method: 'tx_get', params: [hash] })))
+        const answers = await rpcBatch(
+          this.net.rpcUrl(i),
+          part.map((hash) => ({ method: 'tx_get', params: [hash] })),
+        )
         answers.forEach((a, k) => {
           const t = must<TxView>(a)
           const hash = part[k]!
@@ -165,7 +187,10 @@ export class ChainAudit {
     const status = async () => must<{ height: number }>((await rpcBatch(url, [{ method: 'node_status' }]))[0]).height
     for (let attempt = 0; attempt < 20; attempt++) {
       const before = await status()
-      const balances = await rpcBatch(url, this.accounts.map((a) => ({ method: 'ledger_getBalance', params: [a] })))
+      const balances = await rpcBatch(
+        url,
+        this.accounts.map((a) => ({ method: 'ledger_getBalance', params: [a] })),
+      )
       if ((await status()) !== before) continue
       const total = balances.reduce<bigint>((s, a) => s + BigInt(must<string>(a)), 0n)
       if (total !== this.supply) throw new Error(`node${i} at height ${before}: the genesis accounts hold ${total}, genesis gave them ${this.supply}`)

@@ -24,10 +24,11 @@ describe('DelayRelay', () => {
     await new Promise<void>((r) => echo.close(() => r()))
   })
 
-  const dial = (port: number) => new Promise<Socket>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s))
-    s.once('error', reject)
-  })
+  const dial = (port: number) =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s))
+      s.once('error', reject)
+    })
 
   test('holds each chunk for the delay in each direction, keeps order, and counts bytes', async () => {
     const delayMs = 60
@@ -61,7 +62,9 @@ describe('DelayRelay', () => {
     const relay = await DelayRelay.start({ listenHost: '127.0.0.1', listenPort: 0, targetHost: '127.0.0.1', targetPort: echoPort, delayMs: 1 })
     const s = await dial(relay.port)
     const closed = new Promise<void>((r) => s.once('close', () => r()))
-    s.on('error', () => { /* a reset is a close too */ })
+    s.on('error', () => {
+      /* a reset is a close too */
+    })
     await new Promise<void>((r) => {
       s.once('data', () => r())
       s.write('x')

@@ -22,7 +22,14 @@ export class DelayRelay {
   }
 
   /** Listens on `listenHost:listenPort` and relays each connection to `targetHost:targetPort`. */
-  static start(o: { listenHost: string; listenPort: number; targetHost: string; targetPort: number; delayMs: number; maxBufferedBytes?: number }): Promise<DelayRelay> {
+  static start(o: {
+    listenHost: string
+    listenPort: number
+    targetHost: string
+    targetPort: number
+    delayMs: number
+    maxBufferedBytes?: number
+  }): Promise<DelayRelay> {
     const maxBuffered = o.maxBufferedBytes ?? 16 * 2 ** 20
     let relay: DelayRelay
     const server = createServer((inbound) => {
@@ -32,7 +39,9 @@ export class DelayRelay {
         relay.sockets.add(s)
         s.setNoDelay(true)
         s.on('close', () => relay.sockets.delete(s))
-        s.on('error', () => { /* the close handler below ends the pair */ })
+        s.on('error', () => {
+          /* the close handler below ends the pair */
+        })
       }
       const pipe = (from: Socket, to: Socket) => {
         from.on('data', (chunk: Buffer) => {

@@ -37,7 +37,9 @@ export function whyNoFakeClock(): string | undefined {
   if (findLibrary() === undefined) return `${LIBRARY} is missing (Debian package libfaketime, which faketime depends on)`
   try {
     const out = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(Date.now()))'], {
-      env: { ...process.env, ...fakeClockEnv('+10m') }, encoding: 'utf8', timeout: 20_000,
+      env: { ...process.env, ...fakeClockEnv('+10m') },
+      encoding: 'utf8',
+      timeout: 20_000,
     })
     const ahead = Number(out) - Date.now()
     if (!(Math.abs(ahead - 600_000) < 60_000)) return `libfaketime did not move a Node process's clock (it read ${ahead} ms ahead)`

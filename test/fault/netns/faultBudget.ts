@@ -69,7 +69,10 @@ export class FaultBudget {
     } catch (e) {
       this.mark(`failed: ${what}`)
       const why = cut ? ` (cut short: the fault's budget of ${this.budgetMs} ms ran out)` : ''
-      const state = this.snapshot === undefined ? '' : `\nthe network when the wait failed:\n${await this.snapshot().catch((err: unknown) => `(no snapshot: ${String(err)})`)}`
+      const state =
+        this.snapshot === undefined
+          ? ''
+          : `\nthe network when the wait failed:\n${await this.snapshot().catch((err: unknown) => `(no snapshot: ${String(err)})`)}`
       throw new Error(`${(e as Error).message}${why}${state}`, { cause: e })
     } finally {
       this.waits.splice(this.waits.lastIndexOf(what), 1)

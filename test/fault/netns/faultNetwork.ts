@@ -1,7 +1,7 @@
 import { rpc, runCli, waitFor } from '../../e2e/harness.js'
 import { readDevKey } from '../../e2e/load.js'
 import { ChainAudit, type SeenCommit } from './chainAudit.js'
-import { DelayRelay } from './delayRelay.js'
+import type { DelayRelay } from './delayRelay.js'
 import { whyNoFakeClock } from './fakeClock.js'
 import type { FaultBudget } from './faultBudget.js'
 import { cleanAndProbe, HostNetwork, releaseLock, takeLock, whyNoIptables, whyNoNamespaces } from './hostNetwork.js'
@@ -102,8 +102,18 @@ export class FaultNetwork {
   async transfer(nodes: readonly number[], o: { from?: string; to?: string; amount?: bigint; wait?: boolean } = {}): Promise<WalletRun> {
     const to = this.key(o.to ?? 'account0').address
     const args = [
-      'transfer', '--key', this.net.keyFile(o.from ?? 'faucet'), '--to', to, '--amount', String(o.amount ?? 1n),
-      '--rpc', nodes.map((i) => this.net.rpcUrl(i)).join(','), '--json', '--genesis', this.net.genesisFile(),
+      'transfer',
+      '--key',
+      this.net.keyFile(o.from ?? 'faucet'),
+      '--to',
+      to,
+      '--amount',
+      String(o.amount ?? 1n),
+      '--rpc',
+      nodes.map((i) => this.net.rpcUrl(i)).join(','),
+      '--json',
+      '--genesis',
+      this.net.genesisFile(),
     ]
     if (o.wait === false) args.push('--no-wait')
     const t0 = Date.now()
@@ -113,7 +123,9 @@ export class FaultNetwork {
     let out: { hash?: string; height?: number; status?: string } = {}
     try {
       out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as typeof out
-    } catch { /* no JSON: the caller reports code and stderr */ }
+    } catch {
+      /* no JSON: the caller reports code and stderr */
+    }
     if (r.code === 0 && out.status === 'committed' && out.hash !== undefined && out.height !== undefined) {
       this.audit.sawCommitted({ hash: out.hash, height: out.height })
     }
@@ -122,10 +134,14 @@ export class FaultNetwork {
 
   /** Waits until a transfer is committed on validator i and records it for the audit. */
   async waitCommitted(hash: string, i: number, timeoutMs = 60_000): Promise<SeenCommit> {
-    const t = await this.waitFor(`${hash} committed on node${i}`, async () => {
-      const v = await rpc<{ status: string; height?: number }>(this.net.rpcUrl(i), 'tx_get', [hash], 2_000)
-      return v.status === 'committed' ? v : undefined
-    }, timeoutMs)
+    const t = await this.waitFor(
+      `${hash} committed on node${i}`,
+      async () => {
+        const v = await rpc<{ status: string; height?: number }>(this.net.rpcUrl(i), 'tx_get', [hash], 2_000)
+        return v.status === 'committed' ? v : undefined
+      },
+      timeoutMs,
+    )
     const seen = { hash, height: t.height! }
     this.audit.sawCommitted(seen)
     return seen
@@ -170,7 +186,9 @@ export class FaultNetwork {
       waiting.length > 0 ? `waiting for: ${waiting.join(' > ')}` : '',
       `validators now:\n${await this.net.describe()}`,
       this.logs(lines),
-    ].filter((x) => x !== '').join('\n')
+    ]
+      .filter((x) => x !== '')
+      .join('\n')
   }
 
   /** The validator address of validator i (from its `node_status`). */

@@ -50,14 +50,20 @@ async function blocks(f: FaultNetwork, node: number, from: number, to: number): 
 }
 
 const proposer = (b: BlockView) => String(b.header.proposer).toLowerCase()
-const signers = (b: BlockView) => ((b.commit as { signatures: { validator: string }[] }).signatures).map((s) => s.validator.toLowerCase())
+const signers = (b: BlockView) => (b.commit as { signatures: { validator: string }[] }).signatures.map((s) => s.validator.toLowerCase())
 
 /**
  * A 2|2 partition: no side holds 2f+1 = 3 of 4, so nothing commits while split (beyond a height whose
  * precommits were already on the wire), a transfer submitted to one side stays pending, and once healed the chain
  * resumes and commits it.
  */
-export async function partitionTwoTwo(f: FaultNetwork, groups: readonly [readonly number[], readonly number[]] = [[0, 1], [2, 3]]): Promise<string> {
+export async function partitionTwoTwo(
+  f: FaultNetwork,
+  groups: readonly [readonly number[], readonly number[]] = [
+    [0, 1],
+    [2, 3],
+  ],
+): Promise<string> {
   const { net } = f
   const filter = filterOf(f)
   const holdMs = roundsMs(3)
@@ -184,8 +190,7 @@ export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, hei
   let from = 0
   let proposedBySlow = 0
   let w: WalletRun
-  const peers = async (nodes: readonly number[], count: number) =>
-    (await Promise.all(nodes.map((i) => net.status(i)))).every((s) => s?.peers === count)
+  const peers = async (nodes: readonly number[], count: number) => (await Promise.all(nodes.map((i) => net.status(i)))).every((s) => s?.peers === count)
   try {
     for (const j of net.all) {
       // each on a port the system chooses: no clash with anything else listening on this machine
@@ -195,10 +200,22 @@ export async function addedLatency(f: FaultNetwork, slow = 3, delayMs = 150, hei
     }
     await filterOf(f).refuse(slow)
     f.budget.mark(`node${slow}'s direct links refused`)
-    await f.waitFor(`node${slow} without peers, and the others without node${slow}`, async () => (await peers([slow], 0)) && peers(others, net.size - 2), 30_000)
-    await filterOf(f).detour(slow, (j) => net.p2pPort(j), (j) => relays.get(j)!.port)
+    await f.waitFor(
+      `node${slow} without peers, and the others without node${slow}`,
+      async () => (await peers([slow], 0)) && peers(others, net.size - 2),
+      30_000,
+    )
+    await filterOf(f).detour(
+      slow,
+      (j) => net.p2pPort(j),
+      (j) => relays.get(j)!.port,
+    )
     f.budget.mark(`node${slow}'s connections detoured through relays on ports ${[...relays.values()].map((r) => r.port).join(',')}`)
-    await f.waitFor(`node${slow} connected to its ${net.size - 1} peers through the relays`, async () => (await peers(net.all, net.size - 1)) && [...relays.values()].reduce((s, r) => s + r.connections, 0) >= net.size - 1, 30_000)
+    await f.waitFor(
+      `node${slow} connected to its ${net.size - 1} peers through the relays`,
+      async () => (await peers(net.all, net.size - 1)) && [...relays.values()].reduce((s, r) => s + r.connections, 0) >= net.size - 1,
+      30_000,
+    )
     from = await net.maxHeight()
     w = await f.transfer([slow])
     committed(w, `transfer through the delayed node${slow}`)

@@ -1,9 +1,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { FaultNetwork } from './faultNetwork.js'
-import {
-  addedLatency, isolatedCatchesUp, killUnderLoad, oneWayLoss, partitionTwoTwo, pausedValidatorAndEndpoint, skewedClock,
-} from './faultScenarios.js'
+import { addedLatency, isolatedCatchesUp, killUnderLoad, oneWayLoss, partitionTwoTwo, pausedValidatorAndEndpoint, skewedClock } from './faultScenarios.js'
 import { releaseLock } from './hostNetwork.js'
 
 /**
@@ -20,8 +18,7 @@ const pre = await FaultNetwork.preflight()
 const everyFault = process.env.TALLY_FAULT_ALL === '1'
 const SOAK_ONLY = 'runs in the soak (npm run test:fault:soak); TALLY_FAULT_ALL=1 runs it here'
 /** A fault's skip reason: the suite's own, else that of the tool it needs, else (outside the core set) the soak's. */
-const skip = (tool?: string, o: { core: boolean } = { core: true }): string | false =>
-  pre.suite ?? tool ?? (o.core || everyFault ? false : SOAK_ONLY)
+const skip = (tool?: string, o: { core: boolean } = { core: true }): string | false => pre.suite ?? tool ?? (o.core || everyFault ? false : SOAK_ONLY)
 const soak = { core: false }
 /** How long after a fault's budget the test runner's own timeout fires: room to heal and report. */
 const BACKSTOP_MS = 30_000
@@ -78,7 +75,7 @@ describe('faults on network-namespace hosts', { timeout: 600_000 }, () => {
 
   fault('a paused validator and a paused wallet endpoint', { skip: skip(undefined, soak), budgetMs: 100_000 }, (f) => pausedValidatorAndEndpoint(f))
 
-  fault('added latency on one validator\'s links', { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => addedLatency(f))
+  fault("added latency on one validator's links", { skip: skip(pre.iptables, soak), budgetMs: 100_000 }, (f) => addedLatency(f))
 
   fault('a validator clock 10 minutes fast', { skip: skip(pre.clock), budgetMs: 100_000 }, (f) => skewedClock(f, '+10m'))
 

@@ -34,11 +34,15 @@ describe('fault-suite clean-up', { skip: why ?? false, timeout: 60_000 }, () => 
     releaseLock()
   })
 
-  test('kills the processes inside the suite\'s namespaces and none outside them', async () => {
+  test("kills the processes inside the suite's namespaces and none outside them", async () => {
     const outside = idler()
     const inside = idler(ns)
     procs.push(outside, inside)
-    await waitFor('the process inside the namespace to be listed there', async () => (await run('ip', ['netns', 'pids', ns])).split('\n').includes(String(inside.pid)), 10_000)
+    await waitFor(
+      'the process inside the namespace to be listed there',
+      async () => (await run('ip', ['netns', 'pids', ns])).split('\n').includes(String(inside.pid)),
+      10_000,
+    )
     removeLeftovers()
     await waitFor('the process inside the namespace to end', () => ended(inside), 10_000)
     assert.equal(inside.signalCode, 'SIGKILL')

@@ -77,7 +77,10 @@ function pidAlive(pid: number): boolean {
 
 function ourNamespaces(): string[] {
   const text = trySync('ip', ['netns', 'list']) ?? ''
-  return text.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n.startsWith(NETNS_PREFIX))
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(NETNS_PREFIX))
 }
 
 /** The inode of a named namespace (`/run/netns/<name>`), which names it in `/proc/<pid>/ns/net`. */
@@ -85,7 +88,9 @@ function namespaceInode(ns: string): number | undefined {
   for (const dir of ['/run/netns', '/var/run/netns']) {
     try {
       return statSync(join(dir, ns)).ino
-    } catch { /* try the other */ }
+    } catch {
+      /* try the other */
+    }
   }
   return undefined
 }
@@ -110,12 +115,17 @@ function inNamespace(pid: number, inode: number): boolean {
 export function removeLeftovers(): void {
   for (const ns of ourNamespaces()) {
     const inode = namespaceInode(ns)
-    const pids = (trySync('ip', ['netns', 'pids', ns]) ?? '').split('\n').map((p) => Number(p.trim())).filter((p) => p > 0)
+    const pids = (trySync('ip', ['netns', 'pids', ns]) ?? '')
+      .split('\n')
+      .map((p) => Number(p.trim()))
+      .filter((p) => p > 0)
     for (const pid of pids) {
       if (pid === process.pid || inode === undefined || !inNamespace(pid, inode)) continue
       try {
         process.kill(pid, 'SIGKILL')
-      } catch { /* already gone */ }
+      } catch {
+        /* already gone */
+      }
     }
     trySync('ip', ['netns', 'del', ns])
   }
@@ -170,15 +180,28 @@ export async function takeLock(timeoutMs = 300_000): Promise<string | undefined>
  * undefined when the wait timed out, or why it failed.
  */
 async function flockHolder(timeoutMs: number): Promise<ChildProcess | string | undefined> {
-  const holder = spawn('flock', [
-    '--exclusive', '--wait', String(Math.max(1, Math.ceil(timeoutMs / 1000))), '--conflict-exit-code', '75',
-    LOCK, 'sh', '-c', 'echo held && exec cat >/dev/null',
-  ], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const holder = spawn(
+    'flock',
+    [
+      '--exclusive',
+      '--wait',
+      String(Math.max(1, Math.ceil(timeoutMs / 1000))),
+      '--conflict-exit-code',
+      '75',
+      LOCK,
+      'sh',
+      '-c',
+      'echo held && exec cat >/dev/null',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  )
   holder.stdin!.on('error', () => undefined)
   let stderr = ''
   holder.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
   const held = await new Promise<boolean>((resolve) => {
-    holder.stdout!.setEncoding('utf8').on('data', (d: string) => { if (d.includes('held')) resolve(true) })
+    holder.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      if (d.includes('held')) resolve(true)
+    })
     holder.once('exit', () => resolve(false))
     holder.once('error', () => resolve(false))
   })
@@ -239,7 +262,9 @@ export function releaseLock(): void {
   process.off('exit', releaseLock)
   try {
     if (readHolderPid() === process.pid) unlinkSync(LOCK)
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
   endHolder(holder)
 }
 
@@ -284,8 +309,10 @@ export function whyNoIptables(): string | undefined {
   try {
     runSync('ip', ['netns', 'add', ns])
     execFileSync('ip', ['netns', 'exec', ns, 'iptables-restore', '--noflush'], {
-      input: '*filter\n:PROBE - [0:0]\n-A PROBE -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n*nat\n:PROBE - [0:0]\n-A PROBE -p tcp -j DNAT --to-destination 127.0.0.1:1\nCOMMIT\n',
-      stdio: ['pipe', 'pipe', 'pipe'], timeout: 20_000,
+      input:
+        '*filter\n:PROBE - [0:0]\n-A PROBE -p tcp -j REJECT --reject-with tcp-reset\nCOMMIT\n*nat\n:PROBE - [0:0]\n-A PROBE -p tcp -j DNAT --to-destination 127.0.0.1:1\nCOMMIT\n',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: 20_000,
     })
     return undefined
   } catch (e) {
@@ -373,12 +400,17 @@ export class HostNetwork {
 
   /** Kills every process started here and removes every namespace and link (also on a failed test). */
   async destroy(): Promise<void> {
-    await Promise.all([...this.children].map((p) => new Promise<void>((resolve) => {
-      if (p.exitCode !== null || p.signalCode !== null) return resolve()
-      p.once('exit', () => resolve())
-      p.kill('SIGCONT')
-      p.kill('SIGKILL')
-    })))
+    await Promise.all(
+      [...this.children].map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve()
+            p.once('exit', () => resolve())
+            p.kill('SIGCONT')
+            p.kill('SIGKILL')
+          }),
+      ),
+    )
     this.destroySync()
   }
 
@@ -391,7 +423,9 @@ export class HostNetwork {
     for (const p of this.children) {
       try {
         p.kill('SIGKILL')
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
     removeLeftovers()
   }

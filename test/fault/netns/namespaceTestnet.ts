@@ -76,7 +76,10 @@ export class NamespaceTestnet {
   /** Removes the temp dir when the process ends without {@link NamespaceTestnet.destroy} (an interrupted run). */
   private readonly onExit = () => this.removeDir()
 
-  private constructor(readonly net: HostNetwork, readonly dir: string) {
+  private constructor(
+    readonly net: HostNetwork,
+    readonly dir: string,
+  ) {
     this.procs = new Array(net.size).fill(undefined)
     this.clocks = new Array(net.size).fill(undefined)
     this.exits = new Array(net.size).fill(undefined)
@@ -90,15 +93,31 @@ export class NamespaceTestnet {
     try {
       const hosts = [...Array(net.size).keys()].map((i) => net.address(i)).join(',')
       const r = await runCli('tallyd', [
-        'testnet', '--validators', String(net.size), '--out', join(dir, 'net'), '--chain-id', 'tally-fault',
-        '--hosts', hosts, '--listen-host', '0.0.0.0', '--p2p-port', String(P2P_PORT), '--rpc-port', String(RPC_PORT),
-        '--accounts', String(accounts), '--verify-workers', 'shared',
+        'testnet',
+        '--validators',
+        String(net.size),
+        '--out',
+        join(dir, 'net'),
+        '--chain-id',
+        'tally-fault',
+        '--hosts',
+        hosts,
+        '--listen-host',
+        '0.0.0.0',
+        '--p2p-port',
+        String(P2P_PORT),
+        '--rpc-port',
+        String(RPC_PORT),
+        '--accounts',
+        String(accounts),
+        '--verify-workers',
+        'shared',
       ])
       if (r.code !== 0) throw new Error(`tallyd testnet failed: ${r.stderr}`)
       const genesisPath = join(dir, 'net', 'genesis.json')
       const genesis = JSON.parse(readFileSync(genesisPath, 'utf8')) as { params: Record<string, unknown> }
       genesis.params = { ...genesis.params, ...FAULT_SUITE_PARAMS }
-      const text = JSON.stringify(genesis, null, 2) + '\n'
+      const text = `${JSON.stringify(genesis, null, 2)}\n`
       writeFileSync(genesisPath, text)
       for (let i = 0; i < net.size; i++) writeFileSync(join(t.home(i), 'genesis.json'), text)
       return t
@@ -237,14 +256,19 @@ export class NamespaceTestnet {
    */
   async describe(): Promise<string> {
     const statuses = await Promise.all(this.all.map((i) => this.status(i, 1_000)))
-    return this.all.map((i) => {
-      const s = statuses[i]
-      const p = this.procs[i]
-      const proc = p !== undefined && this.running(i)
-        ? `pid ${p.pid}${this.paused.has(i) ? ' (paused)' : ''}${this.clocks[i] ? ` (clock ${this.clocks[i]})` : ''}`
-        : this.exits[i] ? `not running: ${describeExit(this.exits[i]!)}` : 'not running'
-      return `node${i}: ${proc}; ${s ? `height ${s.height}, ${s.peers} peers` : 'no answer on RPC'}`
-    }).join('\n')
+    return this.all
+      .map((i) => {
+        const s = statuses[i]
+        const p = this.procs[i]
+        const proc =
+          p !== undefined && this.running(i)
+            ? `pid ${p.pid}${this.paused.has(i) ? ' (paused)' : ''}${this.clocks[i] ? ` (clock ${this.clocks[i]})` : ''}`
+            : this.exits[i]
+              ? `not running: ${describeExit(this.exits[i]!)}`
+              : 'not running'
+        return `node${i}: ${proc}; ${s ? `height ${s.height}, ${s.peers} peers` : 'no answer on RPC'}`
+      })
+      .join('\n')
   }
 
   /** The highest height any of `nodes` reports. */
@@ -258,10 +282,15 @@ export class NamespaceTestnet {
     const what = `height ${height} on nodes ${nodes.join(',')}`
     await this.budget.wait(what, timeoutMs, async (ms) => {
       try {
-        await waitFor(what, async () => {
-          const hs = await Promise.all(nodes.map((i) => this.height(i)))
-          return hs.every((h) => (h ?? -1) >= height)
-        }, ms, 200)
+        await waitFor(
+          what,
+          async () => {
+            const hs = await Promise.all(nodes.map((i) => this.height(i)))
+            return hs.every((h) => (h ?? -1) >= height)
+          },
+          ms,
+          200,
+        )
       } catch (e) {
         const hs = await Promise.all(this.all.map((i) => this.height(i)))
         throw new Error(`${(e as Error).message} (heights now: ${hs.map((h, i) => `node${i}=${h ?? 'down'}`).join(' ')})`)

@@ -62,10 +62,12 @@ export class PacketFilter {
   async refuse(i: number): Promise<void> {
     const rules = (peers: readonly number[]) => [
       '-A TALLY-FAULT -p tcp --tcp-flags RST RST -j ACCEPT',
-      ...peers.flatMap((j) => ['-s', '-d'].flatMap((dir) => [
-        `-A TALLY-FAULT -p tcp ${dir} ${this.net.address(j)} -j REJECT --reject-with tcp-reset`,
-        `-A TALLY-FAULT ${dir} ${this.net.address(j)} -j DROP`,
-      ])),
+      ...peers.flatMap((j) =>
+        ['-s', '-d'].flatMap((dir) => [
+          `-A TALLY-FAULT -p tcp ${dir} ${this.net.address(j)} -j REJECT --reject-with tcp-reset`,
+          `-A TALLY-FAULT ${dir} ${this.net.address(j)} -j DROP`,
+        ]),
+      ),
     ]
     const rest = this.others(i)
     for (const j of rest) await this.restore(j, { filter: rules([i]) })

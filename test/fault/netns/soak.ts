@@ -1,9 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { FaultNetwork } from './faultNetwork.js'
-import {
-  addedLatency, isolatedCatchesUp, killUnderLoad, oneWayLoss, partitionTwoTwo, pausedValidatorAndEndpoint, skewedClock,
-} from './faultScenarios.js'
+import { addedLatency, isolatedCatchesUp, killUnderLoad, oneWayLoss, partitionTwoTwo, pausedValidatorAndEndpoint, skewedClock } from './faultScenarios.js'
 import { releaseLock } from './hostNetwork.js'
 import { TransferLoad } from './transferLoad.js'
 
@@ -36,7 +34,20 @@ describe('fault soak on network-namespace hosts', { skip: pre.suite ?? false, ti
     assert.ok(Number.isFinite(minutes) && minutes > 0, 'TALLY_SOAK_MINUTES must be a positive number')
     assert.ok(f, 'the network did not start')
     const net = f.net
-    const partitions: [number[], number[]][] = [[[0, 1], [2, 3]], [[0, 2], [1, 3]], [[0, 3], [1, 2]]]
+    const partitions: [number[], number[]][] = [
+      [
+        [0, 1],
+        [2, 3],
+      ],
+      [
+        [0, 2],
+        [1, 3],
+      ],
+      [
+        [0, 3],
+        [1, 2],
+      ],
+    ]
     const faults: { name: string; needs?: string; budgetMs?: number; run: (round: number) => Promise<string> }[] = [
       { name: 'partition', needs: pre.iptables, run: (r) => partitionTwoTwo(f!, partitions[r % partitions.length]!) },
       { name: 'isolation', needs: pre.iptables, run: (r) => isolatedCatchesUp(f!, r % 4) },
@@ -48,7 +59,12 @@ describe('fault soak on network-namespace hosts', { skip: pre.suite ?? false, ti
       { name: 'kill -9', budgetMs: 150_000, run: () => killUnderLoad(f!) },
     ]
     for (const x of faults) if (x.needs !== undefined) t.diagnostic(`${x.name} skipped: ${x.needs}`)
-    const load = new TransferLoad(f.key('account3'), f.chainId, () => net.all.filter((i) => net.running(i)).map((i) => net.rpcUrl(i)), f.key('account0').address)
+    const load = new TransferLoad(
+      f.key('account3'),
+      f.chainId,
+      () => net.all.filter((i) => net.running(i)).map((i) => net.rpcUrl(i)),
+      f.key('account0').address,
+    )
     await load.start(50)
     const deadline = Date.now() + minutes * 60_000
     let done = 0
@@ -72,6 +88,8 @@ describe('fault soak on network-namespace hosts', { skip: pre.suite ?? false, ti
       f.audit.sawAdmitted(load.admitted)
     }
     const upTo = await f.settle()
-    t.diagnostic(`${done} faults, ${load.admitted.length} background transfers admitted, ${f.audit.committedCount} wallet transfers seen committed; agreed up to ${upTo}`)
+    t.diagnostic(
+      `${done} faults, ${load.admitted.length} background transfers admitted, ${f.audit.committedCount} wallet transfers seen committed; agreed up to ${upTo}`,
+    )
   })
 })

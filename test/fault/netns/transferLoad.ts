@@ -41,7 +41,9 @@ export class TransferLoad {
         } catch {
           try {
             this.nonce = BigInt(await rpc<string>(urls[i % urls.length]!, 'ledger_getNextNonce', [this.key.address], 2_000))
-          } catch { /* next round */ }
+          } catch {
+            /* next round */
+          }
         }
         await new Promise((r) => setTimeout(r, intervalMs))
       }

@@ -35,11 +35,13 @@ export class PowerCutFs {
     })
     // writing to a file system that died fails here; answer() then reports the exit with its stderr
     proc.stdin!.on('error', () => undefined)
-    this.exit = new Promise((resolve) => proc.once('exit', () => {
-      this.exited = true
-      for (const w of this.waiters.splice(0)) w()
-      resolve()
-    }))
+    this.exit = new Promise((resolve) =>
+      proc.once('exit', () => {
+        this.exited = true
+        for (const w of this.waiters.splice(0)) w()
+        resolve()
+      }),
+    )
   }
 
   /** Why the file system cannot run on this machine, or undefined when it can. */
@@ -120,7 +122,10 @@ export class PowerCutFs {
       if (left <= 0) throw new Error(`powerCutFs did not answer '${expected}' within ${timeoutMs} ms`)
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left)
-        this.waiters.push(() => { clearTimeout(t); resolve() })
+        this.waiters.push(() => {
+          clearTimeout(t)
+          resolve()
+        })
       })
     }
   }
@@ -148,7 +153,9 @@ export class PowerCutFs {
 /** Whether a file system is mounted at `path` (an absolute path without spaces), per /proc/self/mountinfo. */
 export function mounted(path: string): boolean {
   // each line: id parent major:minor root mountpoint options …
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => line.split(' ')[4] === path)
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === path)
 }
 
 /** Compiler flags for libfuse 3: from pkg-config, else Debian's header path; undefined when neither exists. */

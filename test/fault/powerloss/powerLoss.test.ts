@@ -38,10 +38,12 @@ class HeightWatch {
     this.reported = reported
     this.done = (async () => {
       while (!this.stopped) {
-        await Promise.all(reported.map(async (_, i) => {
-          const h = await net.height(i)
-          if (h !== undefined && h > reported[i]!) reported[i] = h
-        }))
+        await Promise.all(
+          reported.map(async (_, i) => {
+            const h = await net.height(i)
+            if (h !== undefined && h > reported[i]!) reported[i] = h
+          }),
+        )
         await new Promise((r) => setTimeout(r, 200))
       }
     })()
@@ -62,7 +64,7 @@ describe('validators on disks that lose unsynced writes when the power fails', {
   let chainId: string
   let supply = 0n
   const addresses: string[] = []
-  const recipients = ['0x' + 'a1'.repeat(20), '0x' + 'b2'.repeat(20), '0x' + 'c3'.repeat(20)]
+  const recipients = [`0x${'a1'.repeat(20)}`, `0x${'b2'.repeat(20)}`, `0x${'c3'.repeat(20)}`]
   /** Every transfer the wallet was told was committed, over the whole file. */
   const committed: CommittedTransfer[] = []
 
@@ -70,19 +72,24 @@ describe('validators on disks that lose unsynced writes when the power fails', {
 
   /** The warnings and errors near the end of each listed node's log, for a failure message. */
   function trouble(nodes = all): string {
-    return nodes.map((i) => {
-      const lines = net!.logTail(i, 200).split('\n').flatMap((line) => {
-        if (line.trim() === '') return []
-        try {
-          const j = JSON.parse(line) as { level: number; time: string; msg: string; height?: number; reason?: string; err?: string }
-          if (j.level < 40 && !/cannot rebuild/.test(j.msg)) return []
-          return [`  ${j.time} h${j.height ?? '?'} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? `: ${j.err}` : ''}`]
-        } catch {
-          return [`  ${line}`]
-        }
+    return nodes
+      .map((i) => {
+        const lines = net!
+          .logTail(i, 200)
+          .split('\n')
+          .flatMap((line) => {
+            if (line.trim() === '') return []
+            try {
+              const j = JSON.parse(line) as { level: number; time: string; msg: string; height?: number; reason?: string; err?: string }
+              if (j.level < 40 && !/cannot rebuild/.test(j.msg)) return []
+              return [`  ${j.time} h${j.height ?? '?'} ${j.msg}${j.reason ? ` (${j.reason})` : ''}${j.err ? `: ${j.err}` : ''}`]
+            } catch {
+              return [`  ${line}`]
+            }
+          })
+        return `node${i}:\n${lines.slice(-8).join('\n')}`
       })
-      return `node${i}:\n${lines.slice(-8).join('\n')}`
-    }).join('\n')
+      .join('\n')
   }
 
   /** The power fails on `nodes`: their file systems lose what was not synced, then the processes die. */
@@ -105,29 +112,37 @@ describe('validators on disks that lose unsynced writes when the power fails', {
   /** Every recorded transfer is committed at its recorded height, with its outcome, on every validator. */
   async function assertNothingLost(): Promise<void> {
     await net!.waitHeight(Math.max(0, ...committed.map((t) => t.height)), all, 60_000)
-    await Promise.all(all.map(async (i) => {
-      for (const t of committed) {
-        const r = await rpc<{ status: string; height?: number; ok?: boolean }>(net!.rpcUrl(i), 'tx_get', [t.hash])
-        assert.equal(r.status, 'committed', `node${i}: transfer ${t.hash}, reported committed at height ${t.height} by ${t.url}, is ${r.status}`)
-        assert.equal(r.height, t.height, `node${i}: transfer ${t.hash} at height ${r.height}, reported at ${t.height}`)
-        assert.equal(r.ok, t.ok, `node${i}: transfer ${t.hash} outcome`)
-      }
-    }))
+    await Promise.all(
+      all.map(async (i) => {
+        for (const t of committed) {
+          const r = await rpc<{ status: string; height?: number; ok?: boolean }>(net!.rpcUrl(i), 'tx_get', [t.hash])
+          assert.equal(r.status, 'committed', `node${i}: transfer ${t.hash}, reported committed at height ${t.height} by ${t.url}, is ${r.status}`)
+          assert.equal(r.height, t.height, `node${i}: transfer ${t.hash} at height ${r.height}, reported at ${t.height}`)
+          assert.equal(r.ok, t.ok, `node${i}: transfer ${t.hash} outcome`)
+        }
+      }),
+    )
   }
 
   /** The balances of every account that ever held money add up to the genesis supply on every validator. */
   async function assertSupply(): Promise<void> {
-    await Promise.all(all.map(async (i) => {
-      let last = 0n
-      // a transfer committing between two balance reads skews one sum: read again until a stable block
-      await waitFor(`node${i}'s balances to add up to the supply`, async () => {
-        const balances = await Promise.all(addresses.map((a) => rpc<string>(net!.rpcUrl(i), 'ledger_getBalance', [a])))
-        last = balances.reduce((sum, b) => sum + BigInt(b), 0n)
-        return last === supply
-      }, 15_000).catch((e: Error) => {
-        throw new Error(`${e.message} (last sum ${last}, supply ${supply})`)
-      })
-    }))
+    await Promise.all(
+      all.map(async (i) => {
+        let last = 0n
+        // a transfer committing between two balance reads skews one sum: read again until a stable block
+        await waitFor(
+          `node${i}'s balances to add up to the supply`,
+          async () => {
+            const balances = await Promise.all(addresses.map((a) => rpc<string>(net!.rpcUrl(i), 'ledger_getBalance', [a])))
+            last = balances.reduce((sum, b) => sum + BigInt(b), 0n)
+            return last === supply
+          },
+          15_000,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message} (last sum ${last}, supply ${supply})`)
+        })
+      }),
+    )
   }
 
   before(async () => {
@@ -136,7 +151,7 @@ describe('validators on disks that lose unsynced writes when the power fails', {
     for (const file of [join(net.dir, 'genesis.json'), ...all.map((i) => join(net!.home(i), 'genesis.json'))]) {
       const g = JSON.parse(readFileSync(file, 'utf8')) as { params: { timeouts: { proposeMs: number } } }
       g.params.timeouts.proposeMs = 1_000
-      writeFileSync(file, JSON.stringify(g, null, 2) + '\n')
+      writeFileSync(file, `${JSON.stringify(g, null, 2)}\n`)
     }
     for (const i of all) {
       disks[i] = join(work, `disk${i}`)
@@ -182,7 +197,7 @@ describe('validators on disks that lose unsynced writes when the power fails', {
       })
       // with node0 down, a block needs node3's precommit (3 of 4): the chain advancing shows that it votes again
       await net!.kill9(0)
-      const h = Math.max(...await Promise.all([1, 2, 3].map(async (i) => (await net!.height(i)) ?? 0)))
+      const h = Math.max(...(await Promise.all([1, 2, 3].map(async (i) => (await net!.height(i)) ?? 0))))
       await net!.waitHeight(h + 3, [1, 2, 3], 60_000).catch((e: Error) => {
         throw new Error(`${e.message}\n${trouble([1, 2, 3])}`)
       })
@@ -213,8 +228,24 @@ describe('validators on disks that lose unsynced writes when the power fails', {
       try {
         // one transfer through the wallet CLI, as a user makes it, then more load before the cut
         const amount = 100n + BigInt(cycle)
-        const cli = await runCli('tally', ['transfer', '--key', net!.keyFile('faucet'), '--to', recipients[cycle]!,
-          '--amount', String(amount), '--rpc', urls().join(','), '--json', '--genesis', net!.genesisFile], { timeoutMs: 60_000 })
+        const cli = await runCli(
+          'tally',
+          [
+            'transfer',
+            '--key',
+            net!.keyFile('faucet'),
+            '--to',
+            recipients[cycle]!,
+            '--amount',
+            String(amount),
+            '--rpc',
+            urls().join(','),
+            '--json',
+            '--genesis',
+            net!.genesisFile,
+          ],
+          { timeoutMs: 60_000 },
+        )
         assert.equal(cli.code, 0, cli.stderr)
         const r = JSON.parse(cli.stdout) as { hash: string; height: number }
         committed.push({ hash: r.hash, height: r.height, from: faucet, to: recipients[cycle]!, amount, ok: true, url: 'the tally CLI' })

@@ -1,10 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/index.js'
-import {
-  decodeSignedProposal, decodeSignedVote, encodeSignedProposal,
-  encodeSignedVote, proposalSignBytes, voteSignBytes,
-} from '../../../consensus/index.js'
+import { decodeSignedProposal, decodeSignedVote, encodeSignedProposal, encodeSignedVote, proposalSignBytes, voteSignBytes } from '../../../consensus/index.js'
 import { encodeCanonical } from '../../../crypto/index.js'
 import { CHAIN_ID, proposal, value, vote } from './helpers.js'
 

@@ -1,8 +1,20 @@
 import { addressFromPublicKey, encodeCanonical, keyPairFromSeed, sha256, sign, toHex } from '../../../crypto/index.js'
 import {
-  createValidatorSet, defaultConsensusParams, initialConsensusState, proposalSignBytes, proposerOf, step, voteSignBytes,
-  type ConsensusEffect, type ConsensusInput, type ConsensusState, type SignedProposal, type SignedVote, type Validator,
-  type ValidatorSet, type VoteType,
+  createValidatorSet,
+  defaultConsensusParams,
+  initialConsensusState,
+  proposalSignBytes,
+  proposerOf,
+  step,
+  voteSignBytes,
+  type ConsensusEffect,
+  type ConsensusInput,
+  type ConsensusState,
+  type SignedProposal,
+  type SignedVote,
+  type Validator,
+  type ValidatorSet,
+  type VoteType,
 } from '../../../consensus/index.js'
 
 /** Shared fixtures of the consensus unit tests: four validators of power 1 with deterministic keys. */
@@ -37,7 +49,7 @@ for (const l of ['v0', 'v1', 'v2', 'bad']) labels.set(toHex(value(l)), l)
 
 /** The label of a value id (or nil). */
 export function label(id: Uint8Array | null): string {
-  return id === null ? 'nil' : labels.get(toHex(id)) ?? toHex(id).slice(0, 8)
+  return id === null ? 'nil' : (labels.get(toHex(id)) ?? toHex(id).slice(0, 8))
 }
 
 /** A vote signed by validator `i`. */
@@ -57,7 +69,10 @@ export const input = {
   start: (height = 1): ConsensusInput => ({ type: 'startHeight', height, validatorSet }),
   vote: (v: SignedVote): ConsensusInput => ({ type: 'vote', vote: v }),
   proposal: (p: SignedProposal): ConsensusInput => ({ type: 'proposal', proposal: p }),
-  timeout: (kind: 'propose' | 'prevote' | 'precommit', round: number, height = 1): ConsensusInput => ({ type: 'timeoutElapsed', timeout: { height, round, kind } }),
+  timeout: (kind: 'propose' | 'prevote' | 'precommit', round: number, height = 1): ConsensusInput => ({
+    type: 'timeoutElapsed',
+    timeout: { height, round, kind },
+  }),
   valid: (valueId: Uint8Array, valid = true, height = 1, round = 0): ConsensusInput => ({ type: 'valueValidated', height, round, valueId, valid }),
   ready: (valueId: Uint8Array, height = 1, round = 0): ConsensusInput => ({ type: 'valueReady', height, round, valueId }),
 }
@@ -68,7 +83,10 @@ export function fresh(self: number | null): ConsensusState {
 }
 
 /** Feeds inputs in order; returns the final state and the effects of the last input. */
-export function drive(state: ConsensusState, inputs: readonly ConsensusInput[]): { state: ConsensusState; effects: readonly ConsensusEffect[]; all: ConsensusEffect[] } {
+export function drive(
+  state: ConsensusState,
+  inputs: readonly ConsensusInput[],
+): { state: ConsensusState; effects: readonly ConsensusEffect[]; all: ConsensusEffect[] } {
   let effects: readonly ConsensusEffect[] = []
   const all: ConsensusEffect[] = []
   for (const i of inputs) {

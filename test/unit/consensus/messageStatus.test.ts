@@ -17,7 +17,7 @@ test('messageStatus: new, known and drop, mirroring what step keeps', () => {
     { desc: 'round too far ahead', m: { kind: 'vote' as const, vote: vote(2, 'prevote', 1, 500, null) }, want: 'drop' },
     { desc: 'not a validator', m: { kind: 'vote' as const, vote: { ...vote(2, 'prevote', 1, 0, null), validator: new Uint8Array(20) } }, want: 'drop' },
     { desc: "the round's proposer", m: { kind: 'proposal' as const, proposal: proposal(p0, 1, 0, value('v0')) }, want: 'new' },
-    { desc: 'not the round\'s proposer', m: { kind: 'proposal' as const, proposal: proposal(notP0, 1, 0, value('v0')) }, want: 'drop' },
+    { desc: "not the round's proposer", m: { kind: 'proposal' as const, proposal: proposal(notP0, 1, 0, value('v0')) }, want: 'drop' },
   ]
   for (const r of rows) assert.equal(messageStatus(state, r.m), r.want, r.desc)
   const stale = drive(state, [input.start(2)]).state
@@ -30,7 +30,11 @@ test('messageStatus: a conflicting vote the core would not keep is dropped, so a
   const { state } = drive(fresh(0), [input.start(1), ...three])
   assert.equal(messageStatus(state, { kind: 'vote', vote: vote(1, 'prevote', 1, 0, value('d')) }), 'drop', 'a fourth value nobody else voted for')
   const supported = drive(state, [input.vote(vote(2, 'prevote', 1, 0, value('e')))]).state
-  assert.equal(messageStatus(supported, { kind: 'vote', vote: vote(1, 'prevote', 1, 0, value('e')) }), 'new', 'a value another validator voted for still counts')
+  assert.equal(
+    messageStatus(supported, { kind: 'vote', vote: vote(1, 'prevote', 1, 0, value('e')) }),
+    'new',
+    'a value another validator voted for still counts',
+  )
   // the next height's buffer holds two messages per sender and slot
   const later = drive(fresh(0), [input.start(1), ...[value('a'), value('b')].map((v) => input.vote(vote(1, 'prevote', 2, 0, v)))]).state
   assert.equal(messageStatus(later, { kind: 'vote', vote: vote(1, 'prevote', 2, 0, value('a')) }), 'known')
@@ -55,7 +59,10 @@ test('repairMessages: own messages of the last two rounds and the polka behind t
   const out = repairMessages(state)
   const polka = out.filter((m) => m.kind === 'vote' && m.vote.round === 0 && m.vote.type === 'prevote')
   assert.equal(polka.length, 3, 'the round-0 polka goes out again')
-  assert.ok(out.some((m) => m.kind === 'proposal' && m.proposal.round === 0), 'with the proposal of the valid value')
+  assert.ok(
+    out.some((m) => m.kind === 'proposal' && m.proposal.round === 0),
+    'with the proposal of the valid value',
+  )
   for (const m of out) {
     if (m.kind === 'vote' && m.vote.round !== 0) {
       assert.ok(m.vote.round >= state.round - 1, 'no old rounds besides the polka')

@@ -2,7 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { verify } from '../../../crypto/index.js'
 import {
-  SafetyGuard, createMemorySafetyStore, proposalSignBytes, voteSignBytes, type SafetyRecord, type SafetyStore, type Vote,
+  SafetyGuard,
+  createMemorySafetyStore,
+  proposalSignBytes,
+  voteSignBytes,
+  type SafetyRecord,
+  type SafetyStore,
+  type Vote,
 } from '../../../consensus/index.js'
 import { CHAIN_ID, keys, validators, value } from './helpers.js'
 
@@ -111,17 +117,27 @@ function slowStore(): SafetyStore & { records: SafetyRecord[]; release: () => vo
     records: [] as SafetyRecord[],
     failNext: false,
     load: () => store.records.at(-1),
-    save(r: SafetyRecord) { store.records.push(r) },
+    save(r: SafetyRecord) {
+      store.records.push(r)
+    },
     saveAsync(r: SafetyRecord) {
       return new Promise<void>((resolve, reject) => {
         waiting.push(() => {
-          if (store.failNext) { store.failNext = false; reject(new Error('disk full')); return }
+          if (store.failNext) {
+            store.failNext = false
+            reject(new Error('disk full'))
+            return
+          }
           store.records.push(r)
           resolve()
         })
       })
     },
-    release() { const w = waiting; waiting = []; w.forEach((f) => f()) },
+    release() {
+      const w = waiting
+      waiting = []
+      for (const f of w) f()
+    },
   }
   return store
 }
@@ -130,7 +146,10 @@ test('async signing releases a signature only once its record is saved, one requ
   const store = slowStore()
   const g = guard(store)
   let released = false
-  const a = g.signVoteAsync(pv(1, 0, v0)).then((r) => { released = true; return r })
+  const a = g.signVoteAsync(pv(1, 0, v0)).then((r) => {
+    released = true
+    return r
+  })
   const conflicting = g.signVoteAsync(pv(1, 0, v1))
   await new Promise((r) => setImmediate(r))
   assert.equal(released, false)
@@ -141,7 +160,10 @@ test('async signing releases a signature only once its record is saved, one requ
   store.release()
   const ra = await a
   assert.ok(ra.ok && verify(me.publicKey, voteSignBytes(CHAIN_ID, pv(1, 0, v0)), ra.value.signature))
-  assert.deepEqual(store.records.map((r) => r.step), ['prevote'])
+  assert.deepEqual(
+    store.records.map((r) => r.step),
+    ['prevote'],
+  )
   const rc = await conflicting
   assert.ok(!rc.ok && rc.error.code === 'conflict')
   // the identical request returns the stored signature without another save

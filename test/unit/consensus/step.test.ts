@@ -21,52 +21,220 @@ const prop = (round: number, v: Uint8Array, vr = -1) => input.proposal(proposal(
 
 /** S locked on v1 in round 1 after a round 0 without a proposal but with a polka for v0 (x, y, z). */
 const lockedOnV1InRound1: ConsensusInput[] = [
-  start(), timeout('propose', 0), pv(S, 0, null), pv(x, 0, v0), pv(y, 0, v0), pv(z, 0, v0), timeout('prevote', 0), timeout('precommit', 0),
-  prop(1, v1), valid(v1, true, 1, 1), pv(S, 1, v1), pv(x, 1, v1), pv(y, 1, v1), timeout('precommit', 1),
+  start(),
+  timeout('propose', 0),
+  pv(S, 0, null),
+  pv(x, 0, v0),
+  pv(y, 0, v0),
+  pv(z, 0, v0),
+  timeout('prevote', 0),
+  timeout('precommit', 0),
+  prop(1, v1),
+  valid(v1, true, 1, 1),
+  pv(S, 1, v1),
+  pv(x, 1, v1),
+  pv(y, 1, v1),
+  timeout('precommit', 1),
 ]
 
 const rows: { desc: string; self?: number | null; prefix: ConsensusInput[]; input: ConsensusInput; expectedEffects: string[] }[] = [
-  { desc: 'L11 StartRound(0), not the proposer: arm the propose timeout', prefix: [], input: start(), expectedEffects: ['scheduleTimeout propose h1 r0 3000ms'] },
-  { desc: 'L14-L19 StartRound(0), the proposer without a valid value: ask for a value', self: P[0], prefix: [], input: start(), expectedEffects: ['getValue h1 r0', 'scheduleTimeout propose h1 r0 3000ms'] },
-  { desc: 'L19 the value is ready: ask the guard to sign the proposal', self: P[0], prefix: [start()], input: ready(v0), expectedEffects: ['signProposal h1 r0 v0 vr-1'] },
+  {
+    desc: 'L11 StartRound(0), not the proposer: arm the propose timeout',
+    prefix: [],
+    input: start(),
+    expectedEffects: ['scheduleTimeout propose h1 r0 3000ms'],
+  },
+  {
+    desc: 'L14-L19 StartRound(0), the proposer without a valid value: ask for a value',
+    self: P[0],
+    prefix: [],
+    input: start(),
+    expectedEffects: ['getValue h1 r0', 'scheduleTimeout propose h1 r0 3000ms'],
+  },
+  {
+    desc: 'L19 the value is ready: ask the guard to sign the proposal',
+    self: P[0],
+    prefix: [start()],
+    input: ready(v0),
+    expectedEffects: ['signProposal h1 r0 v0 vr-1'],
+  },
   { desc: 'L19 a value for another round is ignored', self: P[0], prefix: [start()], input: ready(v0, 1, 1), expectedEffects: [] },
-  { desc: 'L19-L22 own signed proposal: broadcast it and prevote it', self: P[0], prefix: [start(), ready(v0)], input: input.proposal(proposal(P[0]!, 1, 0, v0)), expectedEffects: ['broadcastProposal r0 v0', 'signVote prevote h1 r0 v0'] },
+  {
+    desc: 'L19-L22 own signed proposal: broadcast it and prevote it',
+    self: P[0],
+    prefix: [start(), ready(v0)],
+    input: input.proposal(proposal(P[0]!, 1, 0, v0)),
+    expectedEffects: ['broadcastProposal r0 v0', 'signVote prevote h1 r0 v0'],
+  },
   { desc: 'L22 a proposal not yet validated: ask the host and wait', prefix: [start()], input: prop(0, v0), expectedEffects: ['validateValue h1 r0 v0'] },
   { desc: 'L22 the proposal is valid: prevote it', prefix: [start(), prop(0, v0)], input: valid(v0), expectedEffects: ['signVote prevote h1 r0 v0'] },
-  { desc: 'L22 the proposal is invalid: prevote nil', prefix: [start(), prop(0, v0)], input: valid(v0, false), expectedEffects: ['signVote prevote h1 r0 nil'] },
-  { desc: 'L22 a proposal from a validator that is not the proposer is dropped', prefix: [start()], input: input.proposal(proposal(S, 1, 0, v0)), expectedEffects: [] },
-  { desc: 'L22 locked on another value: prevote nil on a fresh proposal', prefix: [...lockedOnV1InRound1, prop(2, v0)], input: valid(v0, true, 1, 2), expectedEffects: ['signVote prevote h1 r2 nil'] },
+  {
+    desc: 'L22 the proposal is invalid: prevote nil',
+    prefix: [start(), prop(0, v0)],
+    input: valid(v0, false),
+    expectedEffects: ['signVote prevote h1 r0 nil'],
+  },
+  {
+    desc: 'L22 a proposal from a validator that is not the proposer is dropped',
+    prefix: [start()],
+    input: input.proposal(proposal(S, 1, 0, v0)),
+    expectedEffects: [],
+  },
+  {
+    desc: 'L22 locked on another value: prevote nil on a fresh proposal',
+    prefix: [...lockedOnV1InRound1, prop(2, v0)],
+    input: valid(v0, true, 1, 2),
+    expectedEffects: ['signVote prevote h1 r2 nil'],
+  },
   { desc: 'L22 locked on the proposed value: prevote it', prefix: [...lockedOnV1InRound1], input: prop(2, v1), expectedEffects: ['signVote prevote h1 r2 v1'] },
-  { desc: 'L28 a re-proposal of the locked value with its polka: prevote it', prefix: [...lockedOnV1InRound1], input: prop(2, v1, 1), expectedEffects: ['signVote prevote h1 r2 v1'] },
-  { desc: 'L28 the polka of the valid round is missing: wait', prefix: [start(), timeout('precommit', 0), timeout('precommit', 1)], input: prop(2, v0, 1), expectedEffects: ['validateValue h1 r2 v0'] },
-  { desc: 'L28 locked in a round above the valid round on another value: prevote nil', prefix: [...lockedOnV1InRound1, prop(2, v0, 0)], input: valid(v0, true, 1, 2), expectedEffects: ['signVote prevote h1 r2 nil'] },
-  { desc: 'L28 locked below the valid round on another value: prevote the re-proposed value (unlock)', prefix: [start(), prop(0, v1), valid(v1), pv(S, 0, v1), pv(x, 0, v1), pv(y, 0, v1), timeout('precommit', 0), pv(x, 1, v0), pv(y, 1, v0), pv(z, 1, v0), timeout('precommit', 1), prop(2, v0, 1)], input: valid(v0, true, 1, 2), expectedEffects: ['signVote prevote h1 r2 v0'] },
-  { desc: 'L34 2f+1 prevotes for anything: arm the prevote timeout', prefix: [start(), timeout('propose', 0), pv(S, 0, null), pv(x, 0, v0)], input: pv(y, 0, v1), expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms'] },
+  {
+    desc: 'L28 a re-proposal of the locked value with its polka: prevote it',
+    prefix: [...lockedOnV1InRound1],
+    input: prop(2, v1, 1),
+    expectedEffects: ['signVote prevote h1 r2 v1'],
+  },
+  {
+    desc: 'L28 the polka of the valid round is missing: wait',
+    prefix: [start(), timeout('precommit', 0), timeout('precommit', 1)],
+    input: prop(2, v0, 1),
+    expectedEffects: ['validateValue h1 r2 v0'],
+  },
+  {
+    desc: 'L28 locked in a round above the valid round on another value: prevote nil',
+    prefix: [...lockedOnV1InRound1, prop(2, v0, 0)],
+    input: valid(v0, true, 1, 2),
+    expectedEffects: ['signVote prevote h1 r2 nil'],
+  },
+  {
+    desc: 'L28 locked below the valid round on another value: prevote the re-proposed value (unlock)',
+    prefix: [
+      start(),
+      prop(0, v1),
+      valid(v1),
+      pv(S, 0, v1),
+      pv(x, 0, v1),
+      pv(y, 0, v1),
+      timeout('precommit', 0),
+      pv(x, 1, v0),
+      pv(y, 1, v0),
+      pv(z, 1, v0),
+      timeout('precommit', 1),
+      prop(2, v0, 1),
+    ],
+    input: valid(v0, true, 1, 2),
+    expectedEffects: ['signVote prevote h1 r2 v0'],
+  },
+  {
+    desc: 'L34 2f+1 prevotes for anything: arm the prevote timeout',
+    prefix: [start(), timeout('propose', 0), pv(S, 0, null), pv(x, 0, v0)],
+    input: pv(y, 0, v1),
+    expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms'],
+  },
   { desc: 'L34 2f prevotes do not arm it', prefix: [start(), timeout('propose', 0), pv(S, 0, null)], input: pv(y, 0, v1), expectedEffects: [] },
-  { desc: 'L36 a polka for the proposal while in prevote: lock and precommit it', prefix: [start(), prop(0, v0), valid(v0), pv(S, 0, v0), pv(x, 0, v0)], input: pv(y, 0, v0), expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms', 'signVote precommit h1 r0 v0'] },
-  { desc: 'L36 a polka without the proposal does nothing but L34', prefix: [start(), timeout('propose', 0), pv(x, 0, v0), pv(y, 0, v0)], input: pv(z, 0, v0), expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms'] },
-  { desc: 'L36 a polka after precommitting nil only updates the valid value', prefix: [start(), prop(0, v0), timeout('propose', 0), timeout('prevote', 0), valid(v0), pv(x, 0, v0), pv(y, 0, v0)], input: pv(z, 0, v0), expectedEffects: [] },
-  { desc: 'L44 a polka for nil while in prevote: precommit nil', prefix: [start(), timeout('propose', 0), pv(S, 0, null), pv(x, 0, null)], input: pv(y, 0, null), expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms', 'signVote precommit h1 r0 nil'] },
-  { desc: 'L47 2f+1 precommits for anything: arm the precommit timeout', prefix: [start(), pc(x, 0, v0), pc(y, 0, null)], input: pc(z, 0, null), expectedEffects: ['scheduleTimeout precommit h1 r0 1000ms'] },
-  { desc: 'L49 2f+1 precommits for a value: decide it with the certificate', prefix: [start(), pc(x, 0, v0), pc(y, 0, v0)], input: pc(z, 0, v0), expectedEffects: ['decide h1 r0 v0 signers=3'] },
-  { desc: 'L49 precommits of an earlier round decide in a later round', prefix: [start(), timeout('precommit', 0), timeout('precommit', 1), pc(x, 0, v0), pc(y, 0, v0)], input: pc(z, 0, v0), expectedEffects: ['decide h1 r0 v0 signers=3'] },
-  { desc: 'L49 after deciding, further messages of the height are ignored', prefix: [start(), pc(x, 0, v0), pc(y, 0, v0), pc(z, 0, v0)], input: pc(S, 0, v0), expectedEffects: [] },
-  { desc: 'L55 f+1 messages of a higher round: start that round', prefix: [start(), pv(x, 3, null)], input: pc(y, 3, null), expectedEffects: ['getValue h1 r3', 'scheduleTimeout propose h1 r3 4500ms'] },
+  {
+    desc: 'L36 a polka for the proposal while in prevote: lock and precommit it',
+    prefix: [start(), prop(0, v0), valid(v0), pv(S, 0, v0), pv(x, 0, v0)],
+    input: pv(y, 0, v0),
+    expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms', 'signVote precommit h1 r0 v0'],
+  },
+  {
+    desc: 'L36 a polka without the proposal does nothing but L34',
+    prefix: [start(), timeout('propose', 0), pv(x, 0, v0), pv(y, 0, v0)],
+    input: pv(z, 0, v0),
+    expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms'],
+  },
+  {
+    desc: 'L36 a polka after precommitting nil only updates the valid value',
+    prefix: [start(), prop(0, v0), timeout('propose', 0), timeout('prevote', 0), valid(v0), pv(x, 0, v0), pv(y, 0, v0)],
+    input: pv(z, 0, v0),
+    expectedEffects: [],
+  },
+  {
+    desc: 'L44 a polka for nil while in prevote: precommit nil',
+    prefix: [start(), timeout('propose', 0), pv(S, 0, null), pv(x, 0, null)],
+    input: pv(y, 0, null),
+    expectedEffects: ['scheduleTimeout prevote h1 r0 1000ms', 'signVote precommit h1 r0 nil'],
+  },
+  {
+    desc: 'L47 2f+1 precommits for anything: arm the precommit timeout',
+    prefix: [start(), pc(x, 0, v0), pc(y, 0, null)],
+    input: pc(z, 0, null),
+    expectedEffects: ['scheduleTimeout precommit h1 r0 1000ms'],
+  },
+  {
+    desc: 'L49 2f+1 precommits for a value: decide it with the certificate',
+    prefix: [start(), pc(x, 0, v0), pc(y, 0, v0)],
+    input: pc(z, 0, v0),
+    expectedEffects: ['decide h1 r0 v0 signers=3'],
+  },
+  {
+    desc: 'L49 precommits of an earlier round decide in a later round',
+    prefix: [start(), timeout('precommit', 0), timeout('precommit', 1), pc(x, 0, v0), pc(y, 0, v0)],
+    input: pc(z, 0, v0),
+    expectedEffects: ['decide h1 r0 v0 signers=3'],
+  },
+  {
+    desc: 'L49 after deciding, further messages of the height are ignored',
+    prefix: [start(), pc(x, 0, v0), pc(y, 0, v0), pc(z, 0, v0)],
+    input: pc(S, 0, v0),
+    expectedEffects: [],
+  },
+  {
+    desc: 'L55 f+1 messages of a higher round: start that round',
+    prefix: [start(), pv(x, 3, null)],
+    input: pc(y, 3, null),
+    expectedEffects: ['getValue h1 r3', 'scheduleTimeout propose h1 r3 4500ms'],
+  },
   { desc: 'L55 f messages of a higher round are not enough', prefix: [start()], input: pv(x, 3, null), expectedEffects: [] },
   { desc: 'L55 one validator counts once however many messages it sends', prefix: [start(), pv(x, 2, null)], input: pc(x, 2, null), expectedEffects: [] },
-  { desc: 'L57 propose timeout in the propose step: prevote nil', prefix: [start()], input: timeout('propose', 0), expectedEffects: ['signVote prevote h1 r0 nil'] },
-  { desc: 'L61 prevote timeout in the prevote step: precommit nil', prefix: [start(), timeout('propose', 0)], input: timeout('prevote', 0), expectedEffects: ['signVote precommit h1 r0 nil'] },
-  { desc: 'L65 precommit timeout: start the next round', prefix: [start()], input: timeout('precommit', 0), expectedEffects: ['scheduleTimeout propose h1 r1 3500ms'] },
+  {
+    desc: 'L57 propose timeout in the propose step: prevote nil',
+    prefix: [start()],
+    input: timeout('propose', 0),
+    expectedEffects: ['signVote prevote h1 r0 nil'],
+  },
+  {
+    desc: 'L61 prevote timeout in the prevote step: precommit nil',
+    prefix: [start(), timeout('propose', 0)],
+    input: timeout('prevote', 0),
+    expectedEffects: ['signVote precommit h1 r0 nil'],
+  },
+  {
+    desc: 'L65 precommit timeout: start the next round',
+    prefix: [start()],
+    input: timeout('precommit', 0),
+    expectedEffects: ['scheduleTimeout propose h1 r1 3500ms'],
+  },
   { desc: 'a timeout of a past round is ignored', prefix: [start(), timeout('precommit', 0)], input: timeout('propose', 0), expectedEffects: [] },
   { desc: 'a timeout of another height is ignored', prefix: [start()], input: timeout('propose', 0, 2), expectedEffects: [] },
-  { desc: 'L15-L16 the proposer re-proposes its valid value with its valid round', prefix: [start(), prop(0, v0), valid(v0), pv(x, 0, v0), pv(y, 0, v0), pv(z, 0, v0), timeout('precommit', 0), timeout('precommit', 1)], input: timeout('precommit', 2), expectedEffects: ['signProposal h1 r3 v0 vr0', 'scheduleTimeout propose h1 r3 4500ms'] },
+  {
+    desc: 'L15-L16 the proposer re-proposes its valid value with its valid round',
+    prefix: [start(), prop(0, v0), valid(v0), pv(x, 0, v0), pv(y, 0, v0), pv(z, 0, v0), timeout('precommit', 0), timeout('precommit', 1)],
+    input: timeout('precommit', 2),
+    expectedEffects: ['signProposal h1 r3 v0 vr0', 'scheduleTimeout propose h1 r3 4500ms'],
+  },
   { desc: 'own vote back from the guard: broadcast it', prefix: [start()], input: pv(S, 0, null), expectedEffects: ['broadcastVote prevote r0 nil'] },
   { desc: 'a duplicate vote changes nothing', prefix: [start(), pv(x, 0, v0)], input: pv(x, 0, v0), expectedEffects: [] },
   { desc: 'a conflicting vote is evidence', prefix: [start(), pv(x, 0, v0)], input: pv(x, 0, v1), expectedEffects: ['evidence conflictingVotes'] },
   { desc: 'a third vote of an equivocator is not reported again', prefix: [start(), pv(x, 0, v0), pv(x, 0, v1)], input: pv(x, 0, null), expectedEffects: [] },
-  { desc: 'a conflicting proposal is evidence (and its value gets validated)', prefix: [start(), prop(0, v0)], input: prop(0, v1), expectedEffects: ['evidence conflictingProposals', 'validateValue h1 r0 v1'] },
-  { desc: 'a vote with a bad signature is dropped', prefix: [start(), pv(x, 0, null)], input: input.vote({ ...vote(y, 'prevote', 1, 0, null), signature: vote(y, 'prevote', 1, 0, v0).signature }), expectedEffects: [] },
-  { desc: 'a vote signed by another key than its validator is dropped', prefix: [start(), pv(x, 0, null), pv(y, 0, null)], input: input.vote({ ...vote(z, 'prevote', 1, 0, null), validator: validators[S]!.address }), expectedEffects: [] },
+  {
+    desc: 'a conflicting proposal is evidence (and its value gets validated)',
+    prefix: [start(), prop(0, v0)],
+    input: prop(0, v1),
+    expectedEffects: ['evidence conflictingProposals', 'validateValue h1 r0 v1'],
+  },
+  {
+    desc: 'a vote with a bad signature is dropped',
+    prefix: [start(), pv(x, 0, null)],
+    input: input.vote({ ...vote(y, 'prevote', 1, 0, null), signature: vote(y, 'prevote', 1, 0, v0).signature }),
+    expectedEffects: [],
+  },
+  {
+    desc: 'a vote signed by another key than its validator is dropped',
+    prefix: [start(), pv(x, 0, null), pv(y, 0, null)],
+    input: input.vote({ ...vote(z, 'prevote', 1, 0, null), validator: validators[S]!.address }),
+    expectedEffects: [],
+  },
   { desc: 'an observer never asks to sign', self: null, prefix: [start()], input: timeout('propose', 0), expectedEffects: [] },
 ]
 
@@ -120,9 +288,7 @@ test('messages for the next height are buffered and replayed at startHeight', ()
 })
 
 test('far-future messages are dropped, not buffered; stale ones too', () => {
-  const { state } = drive(fresh(S), [
-    start(), input.vote(vote(x, 'prevote', 4, 0, null)), input.vote(vote(x, 'prevote', 2, 11, null)), pv(x, 11, null),
-  ])
+  const { state } = drive(fresh(S), [start(), input.vote(vote(x, 'prevote', 4, 0, null)), input.vote(vote(x, 'prevote', 2, 11, null)), pv(x, 11, null)])
   assert.equal(state.future.length, 0)
   assert.equal(state.rounds[11], undefined)
   const later = drive(fresh(S), [start(), pc(x, 0, v0), pc(y, 0, v0), pc(z, 0, v0), start(2)]).state
@@ -133,7 +299,11 @@ test('far-future messages are dropped, not buffered; stale ones too', () => {
 
 test('the buffer keeps at most two messages per sender and slot', () => {
   const { state } = drive(fresh(S), [
-    start(), input.vote(vote(x, 'prevote', 2, 0, null)), input.vote(vote(x, 'prevote', 2, 0, v0)), input.vote(vote(x, 'prevote', 2, 0, v1)), input.vote(vote(x, 'prevote', 2, 0, v0)),
+    start(),
+    input.vote(vote(x, 'prevote', 2, 0, null)),
+    input.vote(vote(x, 'prevote', 2, 0, v0)),
+    input.vote(vote(x, 'prevote', 2, 0, v1)),
+    input.vote(vote(x, 'prevote', 2, 0, v0)),
   ])
   assert.equal(state.future.length, 2)
 })

@@ -40,14 +40,14 @@ test('a conflicting vote is reported once as evidence, counted for its value but
   assert.ok(again.kind === 'conflict' && !again.report)
 })
 
-test('an equivocator\'s votes are kept within a bound', () => {
+test("an equivocator's votes are kept within a bound", () => {
   const set = emptyVoteSet('prevote')
   for (let i = 0; i < 10; i++) addVote(set, vote(0, 'prevote', 1, 0, value(`x${i}`)), 1)
   assert.equal(Object.values(set.votes)[0]!.length, MAX_VOTES_PER_VALIDATOR)
   assert.equal(powerFor(set, value('x9')), 0n)
 })
 
-test('beyond the bound, an equivocator\'s vote still counts for a value others voted for (every node can complete the polka)', () => {
+test("beyond the bound, an equivocator's vote still counts for a value others voted for (every node can complete the polka)", () => {
   const set = emptyVoteSet('prevote')
   for (let i = 0; i < 3; i++) addVote(set, vote(0, 'prevote', 1, 0, value(`x${i}`)), 1)
   const early = addVote(set, vote(0, 'prevote', 1, 0, v1), 1)

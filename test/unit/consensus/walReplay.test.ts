@@ -2,7 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/index.js'
 import {
-  SafetyGuard, createMemorySafetyStore, step, type ConsensusEffect, type ConsensusInput, type ConsensusState, type SafetyStore,
+  SafetyGuard,
+  createMemorySafetyStore,
+  step,
+  type ConsensusEffect,
+  type ConsensusInput,
+  type ConsensusState,
+  type SafetyStore,
 } from '../../../consensus/index.js'
 import { CHAIN_ID, fresh, input, keys, proposal, proposerIndexOf, value, vote } from './helpers.js'
 
@@ -42,7 +48,14 @@ function host(store: SafetyStore) {
       }
     }
   }
-  return { feed, log, signatures, get state() { return state } }
+  return {
+    feed,
+    log,
+    signatures,
+    get state() {
+      return state
+    },
+  }
 }
 
 test('replaying the WAL rebuilds the state, and the guard re-issues only what it signed', () => {
@@ -51,9 +64,12 @@ test('replaying the WAL rebuilds the state, and the guard re-issues only what it
   const v1 = value('v1')
   const before = host(store)
   const inputs: ConsensusInput[] = [
-    input.start(), input.proposal(proposal(proposerIndexOf(1, 0), 1, 0, v0)), input.valid(v0),
+    input.start(),
+    input.proposal(proposal(proposerIndexOf(1, 0), 1, 0, v0)),
+    input.valid(v0),
     ...others.map((i) => input.vote(vote(i, 'prevote', 1, 0, v0))),
-    ...others.slice(0, 2).map((i) => input.vote(vote(i, 'precommit', 1, 0, null))), input.vote(vote(others[2]!, 'precommit', 1, 0, v1)),
+    ...others.slice(0, 2).map((i) => input.vote(vote(i, 'precommit', 1, 0, null))),
+    input.vote(vote(others[2]!, 'precommit', 1, 0, v1)),
     input.timeout('precommit', 0), // round 1: S re-proposes its locked/valid value v0
   ]
   for (const i of inputs) before.feed(i)

@@ -6,7 +6,9 @@ import { sha256 } from '../../../crypto/hash.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
-interface Golden { addresses: { seed: string; publicKey: string; address: string }[] }
+interface Golden {
+  addresses: { seed: string; publicKey: string; address: string }[]
+}
 
 test('address derivation matches the golden vectors', () => {
   const g = loadFixture<Golden>('golden/crypto.json')
@@ -22,10 +24,10 @@ test('SHA-256 of the empty string', () => {
 })
 
 test('addresses parse in any case and format in lowercase; anything else is refused', () => {
-  const a = '0x' + 'aB'.repeat(20)
+  const a = `0x${'aB'.repeat(20)}`
   assert.equal(formatAddress(parseAddress(a)!), a.toLowerCase())
   assert.equal(formatAddress(parseAddress(a.toUpperCase().replace('0X', '0X'))!), a.toLowerCase())
-  for (const bad of ['', '0x', 'ab'.repeat(21), '0x' + 'ab'.repeat(19), '0x' + 'zz'.repeat(20), '0x' + 'ab'.repeat(21), 1 as unknown as string]) {
+  for (const bad of ['', '0x', 'ab'.repeat(21), `0x${'ab'.repeat(19)}`, `0x${'zz'.repeat(20)}`, `0x${'ab'.repeat(21)}`, 1 as unknown as string]) {
     assert.equal(parseAddress(bad), undefined, String(bad))
   }
 })

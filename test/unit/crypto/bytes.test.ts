@@ -9,7 +9,10 @@ test('bytesKey is one character per byte, for every byte value and length, and n
     const b = all.subarray(256 - len)
     const k = bytesKey(b)
     assert.equal(k.length, len)
-    assert.deepEqual([...k].map((c) => c.charCodeAt(0)), [...b])
+    assert.deepEqual(
+      [...k].map((c) => c.charCodeAt(0)),
+      [...b],
+    )
   }
   // a view into a larger buffer is keyed by its own bytes only
   const big = Uint8Array.from({ length: 100 }, (_, i) => i)

@@ -6,9 +6,21 @@ import { isAcceptablePublicKey, keyPairFromSeed, rememberValid, sign, verify, ve
 import { loadFixture } from '../../helpers/fixtures.js'
 import { Rng } from '../../helpers/random.js'
 
-interface WycheproofCase { tcId: number; comment: string; msg: string; sig: string; result: 'valid' | 'invalid' }
-interface Wycheproof { testGroups: { publicKey: { pk: string }; tests: WycheproofCase[] }[] }
-interface SpeccheckCase { message: string; pub_key: string; signature: string }
+interface WycheproofCase {
+  tcId: number
+  comment: string
+  msg: string
+  sig: string
+  result: 'valid' | 'invalid'
+}
+interface Wycheproof {
+  testGroups: { publicKey: { pk: string }; tests: WycheproofCase[] }[]
+}
+interface SpeccheckCase {
+  message: string
+  pub_key: string
+  signature: string
+}
 
 const hex = (s: string) => fromHex(s)!
 
@@ -60,10 +72,7 @@ test('RFC 8032 section 7.1 test 2: key derivation and signature', () => {
   const kp = keyPairFromSeed(hex('4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb'))
   assert.equal(toHex(kp.publicKey), '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c')
   const sig = sign(kp.secretKey, hex('72'))
-  assert.equal(
-    toHex(sig),
-    '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
-  )
+  assert.equal(toHex(sig), '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00')
   assert.ok(verify(kp.publicKey, hex('72'), sig))
 })
 
@@ -90,7 +99,10 @@ test('S + L (the malleated twin of a valid signature) is rejected', () => {
   for (let i = 31; i >= 0; i--) s = (s << 8n) | BigInt(sig[32 + i]!)
   let t = s + L
   const twin = new Uint8Array(sig)
-  for (let i = 0; i < 32; i++) { twin[32 + i] = Number(t & 0xffn); t >>= 8n }
+  for (let i = 0; i < 32; i++) {
+    twin[32 + i] = Number(t & 0xffn)
+    t >>= 8n
+  }
   assert.ok(verify(kp.publicKey, msg, sig))
   assert.equal(verify(kp.publicKey, msg, twin), false)
   assert.equal(verifyPureJs(kp.publicKey, msg, twin), false)
@@ -106,7 +118,7 @@ test('wrong lengths and garbage never throw', () => {
   assert.throws(() => keyPairFromSeed(new Uint8Array(31)), RangeError)
 })
 
-test('verifyRemembered gives verify\'s verdict on every Wycheproof case, twice over (cold and remembered)', () => {
+test("verifyRemembered gives verify's verdict on every Wycheproof case, twice over (cold and remembered)", () => {
   const w = loadFixture<Wycheproof>('vectors/wycheproof-ed25519_test.json')
   for (let pass = 0; pass < 2; pass++) {
     for (const group of w.testGroups) {

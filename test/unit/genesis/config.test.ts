@@ -13,8 +13,14 @@ test('an empty config gets every default; given fields are kept', () => {
     p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
     rpc: { host: '0.0.0.0', port: 0, corsOrigins: ['*', 'http://localhost:3000'], maxBodyBytes: 2048, maxBatch: 5, requestTimeoutMs: 1000 },
     mempool: {
-      maxTxs: 10, maxBytes: 4096, maxFuturePerSender: 0, maxTxsPerSender: 5, maxBytesPerSender: 2048,
-      gappedSharePercent: 50, gappedExpiryHeights: 7, verifyWorkers: 2,
+      maxTxs: 10,
+      maxBytes: 4096,
+      maxFuturePerSender: 0,
+      maxTxsPerSender: 5,
+      maxBytesPerSender: 2048,
+      gappedSharePercent: 50,
+      gappedExpiryHeights: 7,
+      verifyWorkers: 2,
     },
     logLevel: 'debug',
   }
@@ -34,7 +40,18 @@ test('each problem is reported with its field', () => {
     [{ p2p: { listen: 'localhost' } }, 'p2p.listen', /host:port/],
     [{ p2p: { peers: [{ peerId: PEER, address: 'host:0' }] } }, 'p2p.peers[0].address', /port 1-65535/],
     [{ p2p: { peers: [{ peerId: PEER }] } }, 'p2p.peers[0].address', /required/],
-    [{ p2p: { peers: [{ peerId: PEER, address: 'a:1' }, { peerId: PEER, address: 'b:1' }] } }, 'p2p.peers[1].peerId', /duplicates/],
+    [
+      {
+        p2p: {
+          peers: [
+            { peerId: PEER, address: 'a:1' },
+            { peerId: PEER, address: 'b:1' },
+          ],
+        },
+      },
+      'p2p.peers[1].peerId',
+      /duplicates/,
+    ],
     [{ p2p: { allowedPeerIds: ['bad id'] } }, 'p2p.allowedPeerIds[0]', /peer id/],
     [{ rpc: { port: 70000 } }, 'rpc.port', /between/],
     [{ rpc: { host: 'a b' } }, 'rpc.host', /host/],
@@ -63,8 +80,10 @@ test('each problem is reported with its field', () => {
 })
 
 test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
-  for (const ok of ['127.0.0.1:1', 'example.com:65535', '[::1]:26656', '/dns4/example.com/tcp/1', `/ip4/1.2.3.4/tcp/5/p2p/${PEER}`]) assert.ok(isNetworkAddress(ok, false), ok)
-  for (const bad of ['127.0.0.1', ':80', 'host:65536', 'host:-1', 'ho st:1', '/ip4/1.2.3.4/udp/5', '/ip4/1.2.3.4/tcp/99999', 5]) assert.ok(!isNetworkAddress(bad, false), String(bad))
+  for (const ok of ['127.0.0.1:1', 'example.com:65535', '[::1]:26656', '/dns4/example.com/tcp/1', `/ip4/1.2.3.4/tcp/5/p2p/${PEER}`])
+    assert.ok(isNetworkAddress(ok, false), ok)
+  for (const bad of ['127.0.0.1', ':80', 'host:65536', 'host:-1', 'ho st:1', '/ip4/1.2.3.4/udp/5', '/ip4/1.2.3.4/tcp/99999', 5])
+    assert.ok(!isNetworkAddress(bad, false), String(bad))
   assert.ok(isNetworkAddress('0.0.0.0:0', true))
   assert.ok(!isNetworkAddress('0.0.0.0:0', false))
 })

@@ -8,7 +8,12 @@ import { EMPTY_HASH } from '../../../ledger/smt.js'
 import { MemoryKvStore, type KvStore } from '../../../ledger/store.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
-interface GoldenGenesis { genesis: GenesisJson; genesisTimeMs: number; stateRoot: string; genesisHash: string }
+interface GoldenGenesis {
+  genesis: GenesisJson
+  genesisTimeMs: number
+  stateRoot: string
+  genesisHash: string
+}
 const golden = () => loadFixture<GoldenGenesis>('golden/genesis.json')
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T
 
@@ -82,35 +87,227 @@ test('balance order in the file changes neither the state root nor the genesis h
 
 test('each problem is reported with the field it concerns', () => {
   const pk = (i: number) => to0x(keyPairFromSeed(new Uint8Array(32).fill(i)).publicKey)
-  const small = '0x' + '00'.repeat(32) // a small-order point (the identity's y = 0 is not canonical... either way rejected)
+  const small = `0x${'00'.repeat(32)}` // a small-order point (the identity's y = 0 is not canonical... either way rejected)
   const rows: { desc: string; edit: (g: Record<string, any>) => void; path: string; message: RegExp }[] = [
-    { desc: 'unknown top-level field', edit: (g) => { g.extra = 1 }, path: 'extra', message: /unknown field/ },
-    { desc: 'unknown validator field', edit: (g) => { g.validators[0].stake = 1 }, path: 'validators[0].stake', message: /unknown field/ },
-    { desc: 'unknown params field', edit: (g) => { g.params.timeouts.foo = 1 }, path: 'params.timeouts.foo', message: /unknown field/ },
-    { desc: 'missing chain id', edit: (g) => { delete g.chainId }, path: 'chainId', message: /required/ },
-    { desc: 'bad chain id', edit: (g) => { g.chainId = 'no spaces' }, path: 'chainId', message: /A-Za-z0-9/ },
-    { desc: 'bad timestamp', edit: (g) => { g.genesisTime = '2026-02-30T00:00:00Z' }, path: 'genesisTime', message: /day 30/ },
-    { desc: 'timestamp without zone', edit: (g) => { g.genesisTime = '2026-11-22T00:00:00' }, path: 'genesisTime', message: /RFC 3339/ },
-    { desc: 'no validators', edit: (g) => { g.validators = [] }, path: 'validators', message: /at least one/ },
-    { desc: 'zero power', edit: (g) => { g.validators[1].power = 0 }, path: 'validators[1].power', message: /between 1/ },
-    { desc: 'fractional power', edit: (g) => { g.validators[1].power = 1.5 }, path: 'validators[1].power', message: /integer/ },
-    { desc: 'total power', edit: (g) => { g.validators[0].power = 2 ** 50 - 5; g.validators[1].power = 2 ** 50 - 5 }, path: 'validators', message: /total power/ },
-    { desc: 'malformed key', edit: (g) => { g.validators[0].publicKey = '0x1234' }, path: 'validators[0].publicKey', message: /64 hex/ },
-    { desc: 'small-order key', edit: (g) => { g.validators[0].publicKey = small }, path: 'validators[0].publicKey', message: /acceptable/ },
-    { desc: 'duplicate key', edit: (g) => { g.validators[1].publicKey = g.validators[0].publicKey }, path: 'validators[1].publicKey', message: /duplicates validators\[0\]/ },
-    { desc: 'duplicate name', edit: (g) => { g.validators[1].name = 'node0'; g.validators[1].publicKey = pk(9) }, path: 'validators[1].name', message: /duplicates/ },
-    { desc: 'duplicate peer id', edit: (g) => { g.validators[1].peerId = g.validators[0].peerId }, path: 'validators[1].peerId', message: /duplicates/ },
-    { desc: 'bad peer id', edit: (g) => { g.validators[1].peerId = 'not a peer id' }, path: 'validators[1].peerId', message: /peer id/ },
-    { desc: 'bad address', edit: (g) => { g.balances[0].address = '0x12' }, path: 'balances[0].address', message: /40 hex/ },
-    { desc: 'duplicate address (any case)', edit: (g) => { g.balances[2].address = g.balances[2].address.toLowerCase(); g.balances.push({ ...g.balances[2], address: g.balances[2].address.toUpperCase().replace('0X', '0x') }) }, path: 'balances[5].address', message: /duplicates balances\[2\]/ },
-    { desc: 'amount not a string', edit: (g) => { g.balances[1].amount = 5 }, path: 'balances[1].amount', message: /decimal string/ },
-    { desc: 'negative amount', edit: (g) => { g.balances[1].amount = '-5' }, path: 'balances[1].amount', message: /decimal string/ },
-    { desc: 'leading zero', edit: (g) => { g.balances[1].amount = '05' }, path: 'balances[1].amount', message: /leading zeros/ },
-    { desc: 'amount above u64', edit: (g) => { g.balances[1].amount = '18446744073709551616' }, path: 'balances[1].amount', message: /below 2\^64/ },
-    { desc: 'zero amount', edit: (g) => { g.balances[1].amount = '0' }, path: 'balances[1].amount', message: /positive/ },
-    { desc: 'supply overflow', edit: (g) => { g.balances[1].amount = '18446744073709551615' }, path: 'balances', message: /total supply/ },
-    { desc: 'timeout too small', edit: (g) => { g.params.timeouts.proposeMs = 0 }, path: 'params.timeouts.proposeMs', message: /between 1/ },
-    { desc: 'block too large', edit: (g) => { g.params.block.maxBytes = 1e9 }, path: 'params.block.maxBytes', message: /between/ },
+    {
+      desc: 'unknown top-level field',
+      edit: (g) => {
+        g.extra = 1
+      },
+      path: 'extra',
+      message: /unknown field/,
+    },
+    {
+      desc: 'unknown validator field',
+      edit: (g) => {
+        g.validators[0].stake = 1
+      },
+      path: 'validators[0].stake',
+      message: /unknown field/,
+    },
+    {
+      desc: 'unknown params field',
+      edit: (g) => {
+        g.params.timeouts.foo = 1
+      },
+      path: 'params.timeouts.foo',
+      message: /unknown field/,
+    },
+    {
+      desc: 'missing chain id',
+      edit: (g) => {
+        delete g.chainId
+      },
+      path: 'chainId',
+      message: /required/,
+    },
+    {
+      desc: 'bad chain id',
+      edit: (g) => {
+        g.chainId = 'no spaces'
+      },
+      path: 'chainId',
+      message: /A-Za-z0-9/,
+    },
+    {
+      desc: 'bad timestamp',
+      edit: (g) => {
+        g.genesisTime = '2026-02-30T00:00:00Z'
+      },
+      path: 'genesisTime',
+      message: /day 30/,
+    },
+    {
+      desc: 'timestamp without zone',
+      edit: (g) => {
+        g.genesisTime = '2026-11-22T00:00:00'
+      },
+      path: 'genesisTime',
+      message: /RFC 3339/,
+    },
+    {
+      desc: 'no validators',
+      edit: (g) => {
+        g.validators = []
+      },
+      path: 'validators',
+      message: /at least one/,
+    },
+    {
+      desc: 'zero power',
+      edit: (g) => {
+        g.validators[1].power = 0
+      },
+      path: 'validators[1].power',
+      message: /between 1/,
+    },
+    {
+      desc: 'fractional power',
+      edit: (g) => {
+        g.validators[1].power = 1.5
+      },
+      path: 'validators[1].power',
+      message: /integer/,
+    },
+    {
+      desc: 'total power',
+      edit: (g) => {
+        g.validators[0].power = 2 ** 50 - 5
+        g.validators[1].power = 2 ** 50 - 5
+      },
+      path: 'validators',
+      message: /total power/,
+    },
+    {
+      desc: 'malformed key',
+      edit: (g) => {
+        g.validators[0].publicKey = '0x1234'
+      },
+      path: 'validators[0].publicKey',
+      message: /64 hex/,
+    },
+    {
+      desc: 'small-order key',
+      edit: (g) => {
+        g.validators[0].publicKey = small
+      },
+      path: 'validators[0].publicKey',
+      message: /acceptable/,
+    },
+    {
+      desc: 'duplicate key',
+      edit: (g) => {
+        g.validators[1].publicKey = g.validators[0].publicKey
+      },
+      path: 'validators[1].publicKey',
+      message: /duplicates validators\[0\]/,
+    },
+    {
+      desc: 'duplicate name',
+      edit: (g) => {
+        g.validators[1].name = 'node0'
+        g.validators[1].publicKey = pk(9)
+      },
+      path: 'validators[1].name',
+      message: /duplicates/,
+    },
+    {
+      desc: 'duplicate peer id',
+      edit: (g) => {
+        g.validators[1].peerId = g.validators[0].peerId
+      },
+      path: 'validators[1].peerId',
+      message: /duplicates/,
+    },
+    {
+      desc: 'bad peer id',
+      edit: (g) => {
+        g.validators[1].peerId = 'not a peer id'
+      },
+      path: 'validators[1].peerId',
+      message: /peer id/,
+    },
+    {
+      desc: 'bad address',
+      edit: (g) => {
+        g.balances[0].address = '0x12'
+      },
+      path: 'balances[0].address',
+      message: /40 hex/,
+    },
+    {
+      desc: 'duplicate address (any case)',
+      edit: (g) => {
+        g.balances[2].address = g.balances[2].address.toLowerCase()
+        g.balances.push({ ...g.balances[2], address: g.balances[2].address.toUpperCase().replace('0X', '0x') })
+      },
+      path: 'balances[5].address',
+      message: /duplicates balances\[2\]/,
+    },
+    {
+      desc: 'amount not a string',
+      edit: (g) => {
+        g.balances[1].amount = 5
+      },
+      path: 'balances[1].amount',
+      message: /decimal string/,
+    },
+    {
+      desc: 'negative amount',
+      edit: (g) => {
+        g.balances[1].amount = '-5'
+      },
+      path: 'balances[1].amount',
+      message: /decimal string/,
+    },
+    {
+      desc: 'leading zero',
+      edit: (g) => {
+        g.balances[1].amount = '05'
+      },
+      path: 'balances[1].amount',
+      message: /leading zeros/,
+    },
+    {
+      desc: 'amount above u64',
+      edit: (g) => {
+        g.balances[1].amount = '18446744073709551616'
+      },
+      path: 'balances[1].amount',
+      message: /below 2\^64/,
+    },
+    {
+      desc: 'zero amount',
+      edit: (g) => {
+        g.balances[1].amount = '0'
+      },
+      path: 'balances[1].amount',
+      message: /positive/,
+    },
+    {
+      desc: 'supply overflow',
+      edit: (g) => {
+        g.balances[1].amount = '18446744073709551615'
+      },
+      path: 'balances',
+      message: /total supply/,
+    },
+    {
+      desc: 'timeout too small',
+      edit: (g) => {
+        g.params.timeouts.proposeMs = 0
+      },
+      path: 'params.timeouts.proposeMs',
+      message: /between 1/,
+    },
+    {
+      desc: 'block too large',
+      edit: (g) => {
+        g.params.block.maxBytes = 1e9
+      },
+      path: 'params.block.maxBytes',
+      message: /between/,
+    },
   ]
   for (const row of rows) {
     const g = clone(golden().genesis) as Record<string, any>

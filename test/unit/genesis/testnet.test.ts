@@ -6,13 +6,19 @@ import { MAX_GENESIS_BALANCES, genesisHash, parseGenesis } from '../../../genesi
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../../genesis/testnet.js'
 
 // A stand-in for the node's libp2p peer id derivation: distinct and base58-shaped.
-const peerIdOf = (pk: Uint8Array) => '12D3KooW' + toHex(pk).replace(/[0l]/g, 'z').slice(0, 44)
+const peerIdOf = (pk: Uint8Array) => `12D3KooW${toHex(pk).replace(/[0l]/g, 'z').slice(0, 44)}`
 
 function options(over: Partial<TestnetOptions> = {}): TestnetOptions {
   const validators = over.validators ?? 4
   const accounts = over.accounts ?? 2
   return {
-    validators, accounts, chainId: 'tally-local', host: '127.0.0.1', p2pPort: 26656, rpcPort: 8545, balance: 1_000_000n,
+    validators,
+    accounts,
+    chainId: 'tally-local',
+    host: '127.0.0.1',
+    p2pPort: 26656,
+    rpcPort: 8545,
+    balance: 1_000_000n,
     genesisTime: '2026-11-22T00:00:00Z',
     seeds: Array.from({ length: testnetSeedCount(validators, accounts) }, (_, i) => new Uint8Array(32).fill(i + 1)),
     ...over,
@@ -23,12 +29,21 @@ test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and ac
   const r = makeTestnet(options(), { peerIdOf })
   assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
   const t = r.value
-  assert.deepEqual(t.validators.map((v) => v.name), ['node0', 'node1', 'node2', 'node3'])
+  assert.deepEqual(
+    t.validators.map((v) => v.name),
+    ['node0', 'node1', 'node2', 'node3'],
+  )
   t.validators.forEach((v, i) => {
     assert.equal(v.config.moniker, `node${i}`)
     assert.equal(v.config.p2p.listen, `127.0.0.1:${26656 + i}`)
     assert.equal(v.config.rpc.port, 8545 + i)
-    assert.deepEqual(v.config.p2p.peers.map((p) => p.peerId).sort(), t.validators.filter((_, j) => j !== i).map((o) => o.peerId).sort())
+    assert.deepEqual(
+      v.config.p2p.peers.map((p) => p.peerId).sort(),
+      t.validators
+        .filter((_, j) => j !== i)
+        .map((o) => o.peerId)
+        .sort(),
+    )
     assert.equal(v.peerId, peerIdOf(v.nodeKey.publicKey))
     assert.notDeepEqual(v.nodeKey.publicKey, v.key.publicKey)
     assert.ok(parseConfig(JSON.parse(JSON.stringify(v.config))).ok)
@@ -37,7 +52,10 @@ test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and ac
   const reparsed = parseGenesis(JSON.parse(JSON.stringify(t.genesisJson)))
   assert.ok(reparsed.ok)
   assert.deepEqual(genesisHash(reparsed.value), genesisHash(t.genesis))
-  assert.deepEqual(t.genesis.validators.map((v) => toHex(v.publicKey)), t.validators.map((v) => toHex(v.key.publicKey)))
+  assert.deepEqual(
+    t.genesis.validators.map((v) => toHex(v.publicKey)),
+    t.validators.map((v) => toHex(v.key.publicKey)),
+  )
   const funded = new Set(t.genesis.balances.map((b) => toHex(b.address)))
   for (const a of [t.faucet, ...t.accounts]) assert.ok(funded.has(toHex(a.address)))
   assert.ok(t.genesis.balances.every((b) => b.amount === 1_000_000n))
@@ -77,6 +95,9 @@ test('bad options are reported in the genesis error style', () => {
   for (const [over, path] of cases) {
     const r = makeTestnet(options(over), { peerIdOf })
     assert.ok(!r.ok, path)
-    assert.ok(r.error.errors.some((e) => e.path === path), `${path}: ${JSON.stringify(r.error.errors)}`)
+    assert.ok(
+      r.error.errors.some((e) => e.path === path),
+      `${path}: ${JSON.stringify(r.error.errors)}`,
+    )
   }
 })

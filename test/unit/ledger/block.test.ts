@@ -4,16 +4,34 @@ import { fromHex, to0x, toHex } from '../../../crypto/bytes.js'
 import { decodeCanonical, encodeCanonical } from '../../../crypto/canonical.js'
 import { sha256 } from '../../../crypto/hash.js'
 import {
-  EMPTY_TX_ROOT, MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, ZERO_HASH, blockHash, decodeBlock, decodeBlockHeader,
-  encodeBlock, encodeBlockHeader, txRoot, type BlockHeader,
+  EMPTY_TX_ROOT,
+  MAX_BLOCK_BYTES,
+  MAX_BLOCK_EVIDENCE,
+  ZERO_HASH,
+  blockHash,
+  decodeBlock,
+  decodeBlockHeader,
+  encodeBlock,
+  encodeBlockHeader,
+  txRoot,
+  type BlockHeader,
 } from '../../../ledger/block.js'
 import { MAX_TX_BYTES, createTransfer } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 
 interface GoldenBlocks {
   header: {
-    chainId: string; height: number; time: number; previousBlockHash: string; txRoot: string; stateRoot: string; proposer: string; validatorSetHash: string
-    nextValidatorSetHash: string; lastCommitHash: string; evidenceRoot: string
+    chainId: string
+    height: number
+    time: number
+    previousBlockHash: string
+    txRoot: string
+    stateRoot: string
+    proposer: string
+    validatorSetHash: string
+    nextValidatorSetHash: string
+    lastCommitHash: string
+    evidenceRoot: string
   }
   headerBytes: string
   blockHash: string
@@ -24,9 +42,17 @@ const golden = () => loadFixture<GoldenBlocks>('golden/blocks.json')
 function goldenHeader(): BlockHeader {
   const g = golden().header
   return {
-    chainId: g.chainId, height: g.height, time: g.time, previousBlockHash: fromHex(g.previousBlockHash)!, txRoot: fromHex(g.txRoot)!,
-    stateRoot: fromHex(g.stateRoot)!, proposer: fromHex(g.proposer)!, validatorSetHash: fromHex(g.validatorSetHash)!,
-    nextValidatorSetHash: fromHex(g.nextValidatorSetHash)!, lastCommitHash: fromHex(g.lastCommitHash)!, evidenceRoot: fromHex(g.evidenceRoot)!,
+    chainId: g.chainId,
+    height: g.height,
+    time: g.time,
+    previousBlockHash: fromHex(g.previousBlockHash)!,
+    txRoot: fromHex(g.txRoot)!,
+    stateRoot: fromHex(g.stateRoot)!,
+    proposer: fromHex(g.proposer)!,
+    validatorSetHash: fromHex(g.validatorSetHash)!,
+    nextValidatorSetHash: fromHex(g.nextValidatorSetHash)!,
+    lastCommitHash: fromHex(g.lastCommitHash)!,
+    evidenceRoot: fromHex(g.evidenceRoot)!,
   }
 }
 
@@ -50,14 +76,19 @@ test('txRoot: leaves and inner nodes are domain-separated; order matters', () =>
 })
 
 test('blocks round-trip with their transactions and evidence', () => {
-  const txs = [1, 2, 3].map((i) => createTransfer(new Uint8Array(32).fill(i), { chainId: 'tally-test', to: new Uint8Array(20).fill(i), amount: BigInt(i), nonce: 0n }))
+  const txs = [1, 2, 3].map((i) =>
+    createTransfer(new Uint8Array(32).fill(i), { chainId: 'tally-test', to: new Uint8Array(20).fill(i), amount: BigInt(i), nonce: 0n }),
+  )
   const evidence = [new Uint8Array([1, 2, 3]), new Uint8Array([4])]
   const header = { ...goldenHeader(), txRoot: txRoot(txs.map((t) => t.hash)), evidenceRoot: txRoot(evidence.map((e) => sha256(e))) }
   const bytes = encodeBlock({ header, txs: txs.map((t) => t.bytes), evidence })
   const d = decodeBlock(bytes)
   assert.ok(d.ok)
   assert.deepEqual(d.value.header, header)
-  assert.deepEqual(d.value.txs.map(toHex), txs.map((t) => toHex(t.bytes)))
+  assert.deepEqual(
+    d.value.txs.map(toHex),
+    txs.map((t) => toHex(t.bytes)),
+  )
   assert.deepEqual(d.value.evidence.map(toHex), evidence.map(toHex))
   const tuple = decodeCanonical(encodeBlockHeader(header), 1024)
   assert.ok(tuple.ok)
@@ -70,7 +101,20 @@ test('decoding rejects malformed headers and blocks with a reason', () => {
   const tuple = (o: Partial<Record<keyof BlockHeader | 'tag', unknown>>) => {
     const v = { tag: 'tally/header/v2', ...h, ...o }
     const u64 = (x: unknown) => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? BigInt(x) : x)
-    return [v.tag, v.chainId, u64(v.height), u64(v.time), v.previousBlockHash, v.txRoot, v.stateRoot, v.proposer, v.validatorSetHash, v.nextValidatorSetHash, v.lastCommitHash, v.evidenceRoot]
+    return [
+      v.tag,
+      v.chainId,
+      u64(v.height),
+      u64(v.time),
+      v.previousBlockHash,
+      v.txRoot,
+      v.stateRoot,
+      v.proposer,
+      v.validatorSetHash,
+      v.nextValidatorSetHash,
+      v.lastCommitHash,
+      v.evidenceRoot,
+    ]
   }
   const bad: [unknown, string][] = [
     [tuple({ tag: 'tally/header/v1' }), 'tag'],

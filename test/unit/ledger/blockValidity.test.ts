@@ -6,7 +6,13 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { sha256 } from '../../../crypto/hash.js'
 import { ZERO_HASH, txRoot, type BlockHeader } from '../../../ledger/block.js'
 import {
-  blockTimeWait, checkBlockBody, checkBlockEvidence, checkBlockExecution, checkBlockHeader, type BlockFaultCode, type BlockParent,
+  blockTimeWait,
+  checkBlockBody,
+  checkBlockEvidence,
+  checkBlockExecution,
+  checkBlockHeader,
+  type BlockFaultCode,
+  type BlockParent,
 } from '../../../ledger/blockValidity.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
@@ -23,16 +29,33 @@ const hashes = [sha256(new Uint8Array([4])), sha256(new Uint8Array([5]))]
 
 function parent(height = 5): BlockParent {
   return {
-    chainId: CHAIN, height, previousBlockHash: height === 1 ? ZERO_HASH : tipHash, previousBlockTime: 1_000,
-    validatorSetHash: setHash, nextValidatorSetHash: nextSetHash, isValidator: (a) => bytesEqual(a, proposer), maxTxs: 2, maxBytes: 1_000,
+    chainId: CHAIN,
+    height,
+    previousBlockHash: height === 1 ? ZERO_HASH : tipHash,
+    previousBlockTime: 1_000,
+    validatorSetHash: setHash,
+    nextValidatorSetHash: nextSetHash,
+    isValidator: (a) => bytesEqual(a, proposer),
+    maxTxs: 2,
+    maxBytes: 1_000,
     maxEvidence: 2,
   }
 }
 
 function header(over: Partial<BlockHeader> = {}): BlockHeader {
   return {
-    chainId: CHAIN, height: 5, time: 2_000, previousBlockHash: tipHash, txRoot: txRoot(hashes), stateRoot: ZERO_HASH,
-    proposer, validatorSetHash: setHash, nextValidatorSetHash: nextSetHash, lastCommitHash: lastCommit, evidenceRoot: txRoot([]), ...over,
+    chainId: CHAIN,
+    height: 5,
+    time: 2_000,
+    previousBlockHash: tipHash,
+    txRoot: txRoot(hashes),
+    stateRoot: ZERO_HASH,
+    proposer,
+    validatorSetHash: setHash,
+    nextValidatorSetHash: nextSetHash,
+    lastCommitHash: lastCommit,
+    evidenceRoot: txRoot([]),
+    ...over,
   }
 }
 
@@ -50,11 +73,28 @@ test('header rules: each fault has its code, a good header passes', () => {
     { desc: 'time equal to the parent', h: header({ time: 1_000 }), want: 'time_not_after_parent' },
     { desc: 'no verified last commit', h: header(), lc: null, want: 'last_commit' },
     { desc: 'last commit hash differs', h: header(), lc: sha256(new Uint8Array([8])), want: 'last_commit' },
-    { desc: 'too many transactions', h: header({ txRoot: txRoot([...hashes, hashes[0]!]) }), txs: [...hashes, sha256(new Uint8Array([6]))], want: 'too_many_txs' },
+    {
+      desc: 'too many transactions',
+      h: header({ txRoot: txRoot([...hashes, hashes[0]!]) }),
+      txs: [...hashes, sha256(new Uint8Array([6]))],
+      want: 'too_many_txs',
+    },
     { desc: 'duplicate transaction', h: header({ txRoot: txRoot([hashes[0]!, hashes[0]!]) }), txs: [hashes[0]!, hashes[0]!], want: 'duplicate_tx' },
     { desc: 'tx root differs', h: header(), txs: [hashes[1]!, hashes[0]!], want: 'tx_root' },
-    { desc: 'height 1 without a last commit', h: header({ height: 1, previousBlockHash: ZERO_HASH, lastCommitHash: ZERO_HASH }), p: parent(1), lc: null, want: 'ok' },
-    { desc: 'height 1 with a last commit', h: header({ height: 1, previousBlockHash: ZERO_HASH, lastCommitHash: ZERO_HASH }), p: parent(1), lc: lastCommit, want: 'last_commit' },
+    {
+      desc: 'height 1 without a last commit',
+      h: header({ height: 1, previousBlockHash: ZERO_HASH, lastCommitHash: ZERO_HASH }),
+      p: parent(1),
+      lc: null,
+      want: 'ok',
+    },
+    {
+      desc: 'height 1 with a last commit',
+      h: header({ height: 1, previousBlockHash: ZERO_HASH, lastCommitHash: ZERO_HASH }),
+      p: parent(1),
+      lc: lastCommit,
+      want: 'last_commit',
+    },
   ]
   for (const r of rows) {
     const got = checkBlockHeader(r.h, r.txs ?? hashes, r.p ?? parent(), r.lc === undefined ? lastCommit : r.lc)
@@ -73,7 +113,11 @@ test('evidence: bounded, distinct, matching the root; an item fault makes the bl
   const h = header({ evidenceRoot: txRoot(items) })
   assert.equal(code(checkBlockEvidence(h, items, parent(), undefined)), 'ok')
   assert.equal(code(checkBlockEvidence(h, [items[1]!, items[0]!], parent(), undefined)), 'evidence', 'another root')
-  assert.equal(code(checkBlockEvidence(header({ evidenceRoot: txRoot([items[0]!, items[0]!]) }), [items[0]!, items[0]!], parent(), undefined)), 'evidence', 'a repeat')
+  assert.equal(
+    code(checkBlockEvidence(header({ evidenceRoot: txRoot([items[0]!, items[0]!]) }), [items[0]!, items[0]!], parent(), undefined)),
+    'evidence',
+    'a repeat',
+  )
   const three = [...items, sha256(new Uint8Array([23]))]
   assert.equal(code(checkBlockEvidence(header({ evidenceRoot: txRoot(three) }), three, parent(), undefined)), 'evidence', 'too many')
   assert.equal(code(checkBlockEvidence(h, items, parent(), 'evidence 1 does not verify')), 'evidence')

@@ -9,7 +9,14 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
 import type { Receipt } from '../../../ledger/receipt.js'
 import { MemoryKvStore, type KvStore } from '../../../ledger/store.js'
-import { U64_MAX, decodeTransaction, encodeTransaction, signTransaction, type DecodedTransaction, type UnsignedTransaction } from '../../../ledger/transaction.js'
+import {
+  U64_MAX,
+  decodeTransaction,
+  encodeTransaction,
+  signTransaction,
+  type DecodedTransaction,
+  type UnsignedTransaction,
+} from '../../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../../ledger/verifiedTxCache.js'
 import { LevelKvStore } from '../../../node/storage/levelKvStore.js'
 import { Rng } from '../../helpers/random.js'
@@ -29,7 +36,11 @@ interface Scenario {
 /** A seeded workload: mostly valid transfers, plus bad nonces, overdrafts, bad signatures, wrong chain, overflows. */
 function makeScenario(seed: number): Scenario {
   const rng = new Rng(seed)
-  const keys = Array.from({ length: ACCOUNTS }, (_, i) => { const s = rng.bytes(32); s[0] = i & 0xff; return keyPairFromSeed(s) })
+  const keys = Array.from({ length: ACCOUNTS }, (_, i) => {
+    const s = rng.bytes(32)
+    s[0] = i & 0xff
+    return keyPairFromSeed(s)
+  })
   const addresses = keys.map((k) => addressFromPublicKey(k.publicKey))
   const model = new Map<string, { balance: bigint; nonce: bigint }>()
   const get = (a: Uint8Array) => model.get(toHex(a)) ?? { balance: 0n, nonce: 0n }
@@ -92,7 +103,12 @@ function makeScenario(seed: number): Scenario {
   return { genesis, blocks, expected }
 }
 
-async function run(store: KvStore, s: Scenario, verified?: VerifiedTxCache, treeCacheDepth?: number): Promise<{ receipts: Receipt[][]; roots: string[]; opsDigest: string[] }> {
+async function run(
+  store: KvStore,
+  s: Scenario,
+  verified?: VerifiedTxCache,
+  treeCacheDepth?: number,
+): Promise<{ receipts: Receipt[][]; roots: string[]; opsDigest: string[] }> {
   const state = await LedgerState.open(store, { treeCacheDepth })
   const g = await state.setAccounts(s.genesis.map(({ address, balance }) => ({ address, account: { balance, nonce: 0n } })))
   await store.write(g.ops)
@@ -111,7 +127,7 @@ async function run(store: KvStore, s: Scenario, verified?: VerifiedTxCache, tree
   return { receipts, roots, opsDigest }
 }
 
-test('10,000 seeded transfers over 1,000 accounts give the model\'s receipts and identical roots and ops through both stores, twice', async () => {
+test("10,000 seeded transfers over 1,000 accounts give the model's receipts and identical roots and ops through both stores, twice", async () => {
   const scenario = makeScenario(20261122)
   const failures: string[] = scenario.expected.flat().map((r) => (r.ok ? 'ok' : r.code))
   for (const code of ['wrong_chain', 'invalid_signature', 'bad_nonce', 'insufficient_funds', 'balance_overflow']) {

@@ -4,19 +4,35 @@ import { addressFromPublicKey } from '../../../crypto/address.js'
 import { bytesEqual, toHex } from '../../../crypto/bytes.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import {
-  DEFAULT_GOVERNANCE_PARAMS, actionId, applyAction, castVote, decodeGovernanceState, encodeGovernanceState, endBlock, genesisGovernance,
-  movedPower, rosterAt, type GovernanceAction, type GovernanceParams, type GovernanceState, type Member,
+  DEFAULT_GOVERNANCE_PARAMS,
+  actionId,
+  applyAction,
+  castVote,
+  decodeGovernanceState,
+  encodeGovernanceState,
+  endBlock,
+  genesisGovernance,
+  movedPower,
+  rosterAt,
+  type GovernanceAction,
+  type GovernanceParams,
+  type GovernanceState,
+  type Member,
 } from '../../../ledger/governance.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
-import {
-  decodeTransaction, encodeTransaction, signGovernanceTransaction, type DecodedTransaction,
-} from '../../../ledger/transaction.js'
+import { decodeTransaction, encodeTransaction, signGovernanceTransaction, type DecodedTransaction } from '../../../ledger/transaction.js'
 
 const CHAIN = 'tally-test'
 const keys = Array.from({ length: 8 }, (_, i) => keyPairFromSeed(new Uint8Array(32).fill(i + 1)))
 const peerId = (i: number) => `12D3KooW${'ABCDEFGH'[i]!.repeat(44)}`
-const member = (i: number, power = 10): Member => ({ address: addressFromPublicKey(keys[i]!.publicKey), publicKey: keys[i]!.publicKey, power, peerId: peerId(i), name: `v${i}` })
+const member = (i: number, power = 10): Member => ({
+  address: addressFromPublicKey(keys[i]!.publicKey),
+  publicKey: keys[i]!.publicKey,
+  power,
+  peerId: peerId(i),
+  name: `v${i}`,
+})
 const addr = (i: number) => member(i).address
 const four = () => genesisGovernance([0, 1, 2, 3].map((i) => member(i)))
 const params: GovernanceParams = { ...DEFAULT_GOVERNANCE_PARAMS, voteExpiryHeights: 5, maxOpenVotes: 2 }
@@ -28,7 +44,11 @@ function vote(s: GovernanceState, height: number, voter: number, a: GovernanceAc
   return r.value
 }
 
-const names = (s: GovernanceState, h: number) => rosterAt(s, h).map((m) => m.name).sort().join(',')
+const names = (s: GovernanceState, h: number) =>
+  rosterAt(s, h)
+    .map((m) => m.name)
+    .sort()
+    .join(',')
 
 test('a change completes once more than two thirds of the power voted, and applies two heights later', () => {
   let s = four()
@@ -43,7 +63,11 @@ test('a change completes once more than two thirds of the power voted, and appli
   assert.equal(names(s, 13), 'v0,v1,v2,v3,v4', 'H + 2 has the new one')
   s = endBlock(s, 12, [], params)
   s = endBlock(s, 13, [], params)
-  assert.deepEqual(s.schedule.map((e) => e.fromHeight), [13], 'entries before the one in force are pruned')
+  assert.deepEqual(
+    s.schedule.map((e) => e.fromHeight),
+    [13],
+    'entries before the one in force are pruned',
+  )
 })
 
 test('votes: only validators at the height, only changes that apply, at most maxOpenVotes each; a repeat renews', () => {
@@ -114,7 +138,7 @@ test('committed evidence forces the removal of its offender when removeOffenders
   assert.equal(names(lenient, 11), 'v0,v1,v2,v3', 'record only by default')
 })
 
-test('the governance record round-trips and its order is the data\'s', () => {
+test("the governance record round-trips and its order is the data's", () => {
   let s = vote(four(), 1, 2, add(5))
   s = vote(s, 1, 0, add(4))
   s = vote(s, 1, 1, add(4))
@@ -146,7 +170,10 @@ test('governance transactions through the ledger: votes, nonces, the record in t
   const txs = [tx(0, 0n, add(4)), tx(1, 0n, add(4)), tx(2, 0n, add(4)), tx(2, 0n, add(5)), tx(6, 0n, add(5))]
   const ra = await a.execute(txs, { chainId: CHAIN, block })
   const rb = await b.execute(txs, { chainId: CHAIN, block })
-  assert.deepEqual(ra.receipts.map((r) => (r.ok ? 'ok' : r.code)), ['ok', 'ok', 'ok', 'bad_nonce', 'not_validator'])
+  assert.deepEqual(
+    ra.receipts.map((r) => (r.ok ? 'ok' : r.code)),
+    ['ok', 'ok', 'ok', 'bad_nonce', 'not_validator'],
+  )
   assert.equal(toHex(ra.stateRoot), toHex(rb.stateRoot))
   assert.ok(ra.governanceBytes !== undefined)
   await storeA.write(ra.ops)

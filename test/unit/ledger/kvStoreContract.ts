@@ -33,7 +33,10 @@ export function kvStoreContract(name: string, open: () => Promise<StoreHandle>):
 
   withStore('put values read back byte for byte, as Uint8Array', async (s) => {
     const value = new Uint8Array(300).map((_, i) => (i * 7) & 0xff)
-    await s.write([{ type: 'put', key: b(0x4c, 0, 255), value }, { type: 'put', key: b(0x4c, 1), value: new Uint8Array(0) }])
+    await s.write([
+      { type: 'put', key: b(0x4c, 0, 255), value },
+      { type: 'put', key: b(0x4c, 1), value: new Uint8Array(0) },
+    ])
     const got = await s.get(b(0x4c, 0, 255))
     assert.ok(got instanceof Uint8Array)
     assert.deepEqual(new Uint8Array(got), value)
@@ -50,11 +53,17 @@ export function kvStoreContract(name: string, open: () => Promise<StoreHandle>):
       { type: 'put', key: b(1, 0), value: b(11) },
       { type: 'put', key: b(0, 1), value: b(12) },
     ])
-    assert.deepEqual((await s.getMany([b(1), b(1, 0), b(0, 1)])).map((v) => v?.[0]), [10, 11, 12])
+    assert.deepEqual(
+      (await s.getMany([b(1), b(1, 0), b(0, 1)])).map((v) => v?.[0]),
+      [10, 11, 12],
+    )
   })
 
   withStore('del removes; a later op on the same key in one batch wins', async (s) => {
-    await s.write([{ type: 'put', key: b(1), value: b(1) }, { type: 'put', key: b(2), value: b(2) }])
+    await s.write([
+      { type: 'put', key: b(1), value: b(1) },
+      { type: 'put', key: b(2), value: b(2) },
+    ])
     await s.write([
       { type: 'del', key: b(1) },
       { type: 'put', key: b(2), value: b(20) },
@@ -64,7 +73,10 @@ export function kvStoreContract(name: string, open: () => Promise<StoreHandle>):
       { type: 'del', key: b(3) },
       { type: 'del', key: b(4) },
     ])
-    assert.deepEqual((await s.getMany([b(1), b(2), b(3), b(4)])).map((v) => v?.[0]), [undefined, 21, undefined, undefined])
+    assert.deepEqual(
+      (await s.getMany([b(1), b(2), b(3), b(4)])).map((v) => v?.[0]),
+      [undefined, 21, undefined, undefined],
+    )
   })
 
   withStore('the caller may reuse its buffers after a write', async (s) => {

@@ -28,8 +28,7 @@ async function funded(balances: [Uint8Array, bigint][]): Promise<{ store: Memory
 
 const dump = (s: MemoryKvStore) => s.entries().map((e) => `${toHex(e.key)}=${toHex(e.value)}`)
 
-const transfer = (seed: Uint8Array, to: Uint8Array, amount: bigint, nonce: bigint, chainId = CHAIN) =>
-  createTransfer(seed, { chainId, to, amount, nonce })
+const transfer = (seed: Uint8Array, to: Uint8Array, amount: bigint, nonce: bigint, chainId = CHAIN) => createTransfer(seed, { chainId, to, amount, nonce })
 
 function withBadSignature(t: DecodedTransaction): DecodedTransaction {
   const signature = new Uint8Array(t.tx.signature)
@@ -59,7 +58,10 @@ test('each rule fails a transfer with its code, in the documented order, and a f
     { desc: 'recipient overflow', tx: () => transfer(seedA, C, 1n, 0n), code: 'balance_overflow' },
   ]
   for (const row of rows) {
-    const { state } = await funded([[A, 100n], [C, U64_MAX]])
+    const { state } = await funded([
+      [A, 100n],
+      [C, U64_MAX],
+    ])
     const before = state.root()
     const r = await state.execute([row.tx()], { chainId: CHAIN })
     assert.deepEqual(r.receipts, [{ ok: false, code: row.code }], row.desc)
@@ -90,7 +92,10 @@ test('a self-transfer covered by the balance applies: nonce bumped, balance unch
 })
 
 test('a transfer filling the recipient to exactly 2^64-1 applies', async () => {
-  const { state } = await funded([[A, 100n], [C, U64_MAX - 5n]])
+  const { state } = await funded([
+    [A, 100n],
+    [C, U64_MAX - 5n],
+  ])
   const r = await state.execute([transfer(seedA, C, 5n, 0n), transfer(seedA, C, 1n, 1n)], { chainId: CHAIN })
   assert.deepEqual(r.receipts, [{ ok: true }, { ok: false, code: 'balance_overflow' }])
 })
@@ -110,7 +115,10 @@ test('verified hashes skip the signature check; trustSignatures skips all; verif
 })
 
 test('speculative execution: two candidates on one state, committing one leaves exactly its state', async () => {
-  const { store, state } = await funded([[A, 100n], [B, 50n]])
+  const { store, state } = await funded([
+    [A, 100n],
+    [B, 50n],
+  ])
   const root0 = state.root()
   const blockX = [transfer(seedA, C, 10n, 0n), transfer(seedB, A, 5n, 0n)]
   const blockY = [transfer(seedA, B, 40n, 0n)]
@@ -127,7 +135,10 @@ test('speculative execution: two candidates on one state, committing one leaves 
   assert.deepEqual(await state.getAccount(B), { balance: 90n, nonce: 0n })
   assert.deepEqual(await state.getAccount(C), ZERO_ACCOUNT)
   // The store is exactly that of a node that only ever saw Y.
-  const only = await funded([[A, 100n], [B, 50n]])
+  const only = await funded([
+    [A, 100n],
+    [B, 50n],
+  ])
   const y2 = await only.state.execute(blockY, { chainId: CHAIN })
   await only.store.write(y2.ops)
   assert.deepEqual(dump(store), dump(only.store))
@@ -197,5 +208,8 @@ test('state roots are a fixed function of the accounts: a reference block gives 
   assert.equal(r.receipts.filter((x) => x.ok).length, 40)
   assert.equal(toHex(r.stateRoot), '28a5c5aa0150a62f4641f1163ad421dc97b2e9faedc350d02abce74cdf208098')
   // the changed accounts come out in address byte order, each once
-  assert.deepEqual(r.changed.map((c) => toHex(c.address)), [...new Set(addrs.map(toHex))].sort())
+  assert.deepEqual(
+    r.changed.map((c) => toHex(c.address)),
+    [...new Set(addrs.map(toHex))].sort(),
+  )
 })

@@ -7,7 +7,10 @@ kvStoreContract('MemoryKvStore', async () => ({ store: new MemoryKvStore(), clos
 
 test('MemoryKvStore: a batch with an invalid op applies nothing', async () => {
   const s = new MemoryKvStore()
-  const bad = [{ type: 'put', key: new Uint8Array([1]), value: new Uint8Array([1]) }, { type: 'put', key: new Uint8Array([2]), value: 'x' }]
+  const bad = [
+    { type: 'put', key: new Uint8Array([1]), value: new Uint8Array([1]) },
+    { type: 'put', key: new Uint8Array([2]), value: 'x' },
+  ]
   await assert.rejects(s.write(bad as never))
   assert.equal(await s.get(new Uint8Array([1])), undefined)
   assert.equal(s.size, 0)

@@ -2,7 +2,17 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { toHex } from '../../../crypto/bytes.js'
-import { EMPTY_HASH, TREE_KEY_TAG, TreeNodeCache, nodeStoreKey, nodeStoreKeyDepth, readPath, rootFromPath, updateTree, type TreeUpdate } from '../../../ledger/smt.js'
+import {
+  EMPTY_HASH,
+  TREE_KEY_TAG,
+  TreeNodeCache,
+  nodeStoreKey,
+  nodeStoreKeyDepth,
+  readPath,
+  rootFromPath,
+  updateTree,
+  type TreeUpdate,
+} from '../../../ledger/smt.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -13,8 +23,14 @@ const bit = (k: Uint8Array, i: number) => (k[i >> 3]! >> (7 - (i & 7))) & 1
 function reference(leaves: [Uint8Array, Uint8Array][], depth = 0): { root: Uint8Array; nodes: number } {
   if (leaves.length === 0) return { root: new Uint8Array(32), nodes: 0 }
   if (leaves.length === 1) return { root: h(new Uint8Array([0]), leaves[0]![0], leaves[0]![1]), nodes: 1 }
-  const l = reference(leaves.filter(([k]) => bit(k, depth) === 0), depth + 1)
-  const r = reference(leaves.filter(([k]) => bit(k, depth) === 1), depth + 1)
+  const l = reference(
+    leaves.filter(([k]) => bit(k, depth) === 0),
+    depth + 1,
+  )
+  const r = reference(
+    leaves.filter(([k]) => bit(k, depth) === 1),
+    depth + 1,
+  )
   return { root: h(new Uint8Array([1]), l.root, r.root), nodes: l.nodes + r.nodes + 1 }
 }
 
@@ -75,7 +91,11 @@ test('random batches of inserts, updates and deletes match the from-scratch refe
     assert.equal(treeNodeCount(store), ref.nodes, `round ${round}: stored nodes`)
   }
   // Deleting everything empties the store.
-  root = await apply(store, root, [...live.values()].map(([key]) => ({ key, valueHash: null })))
+  root = await apply(
+    store,
+    root,
+    [...live.values()].map(([key]) => ({ key, valueHash: null })),
+  )
   assert.deepEqual(root, EMPTY_HASH)
   assert.equal(store.size, 0)
 })
@@ -89,7 +109,10 @@ test('the root does not depend on how the leaves were batched', async () => {
   let rb: Uint8Array = EMPTY_HASH
   for (let i = leaves.length - 1; i >= 0; i -= 7) rb = await apply(b, rb, leaves.slice(Math.max(0, i - 6), i + 1))
   assert.deepEqual(ra, rb)
-  assert.deepEqual(a.entries().map((e) => toHex(e.key) + toHex(e.value)), b.entries().map((e) => toHex(e.key) + toHex(e.value)))
+  assert.deepEqual(
+    a.entries().map((e) => toHex(e.key) + toHex(e.value)),
+    b.entries().map((e) => toHex(e.key) + toHex(e.value)),
+  )
 })
 
 test('paths prove membership and absence; the path for a key reproduces the root', async () => {
@@ -113,7 +136,13 @@ test('paths prove membership and absence; the path for a key reproduces the root
 test('updateTree rejects duplicate or mis-sized keys and writes nothing itself', async () => {
   const store = new MemoryKvStore()
   const key = new Uint8Array(32)
-  await assert.rejects(updateTree(store, EMPTY_HASH, [{ key, valueHash: key }, { key, valueHash: null }]), RangeError)
+  await assert.rejects(
+    updateTree(store, EMPTY_HASH, [
+      { key, valueHash: key },
+      { key, valueHash: null },
+    ]),
+    RangeError,
+  )
   await assert.rejects(updateTree(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }]), RangeError)
   await updateTree(store, EMPTY_HASH, [{ key, valueHash: key }])
   assert.equal(store.size, 0)
@@ -125,7 +154,12 @@ test('the node cache mirrors committed ops, bounds its depth and ignores reads t
   const cache = new TreeNodeCache(3)
   let root: Uint8Array = EMPTY_HASH
   for (let round = 0; round < 10; round++) {
-    const r = await updateTree(store, root, Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) })), cache)
+    const r = await updateTree(
+      store,
+      root,
+      Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) })),
+      cache,
+    )
     await store.write(r.ops)
     cache.apply(r.ops)
     root = r.root

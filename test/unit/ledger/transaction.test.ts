@@ -4,13 +4,31 @@ import { fromHex, to0x, toHex } from '../../../crypto/bytes.js'
 import { encodeCanonical } from '../../../crypto/canonical.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import {
-  MAX_TX_BYTES, U64_MAX, createTransfer, decodeTransaction, decodeTransactionStrict, encodeTransaction, readCanonicalLayout,
-  txSignBytes, verifyTransactionSignature, type AnyTransaction, type Transaction,
+  MAX_TX_BYTES,
+  U64_MAX,
+  createTransfer,
+  decodeTransaction,
+  decodeTransactionStrict,
+  encodeTransaction,
+  readCanonicalLayout,
+  txSignBytes,
+  verifyTransactionSignature,
+  type AnyTransaction,
+  type Transaction,
 } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 import { Rng } from '../../helpers/random.js'
 
-interface GoldenTx { seed: string; chainId: string; to: string; amount: string; nonce: string; signBytes: string; wire: string; hash: string }
+interface GoldenTx {
+  seed: string
+  chainId: string
+  to: string
+  amount: string
+  nonce: string
+  signBytes: string
+  wire: string
+  hash: string
+}
 
 test('transaction encoding, sign bytes and hash match the golden vectors', () => {
   const golden = loadFixture<{ transactions: GoldenTx[] }>('golden/transactions.json')
@@ -75,9 +93,16 @@ test('encode refuses out-of-range values', () => {
 
 test('100,000 random and mutated byte strings yield only typed errors or canonical transactions', () => {
   const rng = new Rng(42)
-  const seeds = Array.from({ length: 8 }, (_, i) => createTransfer(new Uint8Array(32).fill(i + 1), {
-    chainId: 'fuzz', to: new Uint8Array(20).fill(i), amount: BigInt(1 + i) << BigInt(8 * i), nonce: BigInt(i),
-  }).bytes)
+  const seeds = Array.from(
+    { length: 8 },
+    (_, i) =>
+      createTransfer(new Uint8Array(32).fill(i + 1), {
+        chainId: 'fuzz',
+        to: new Uint8Array(20).fill(i),
+        amount: BigInt(1 + i) << BigInt(8 * i),
+        nonce: BigInt(i),
+      }).bytes,
+  )
   let accepted = 0
   for (let i = 0; i < 100_000; i++) {
     let input: Uint8Array
@@ -112,10 +137,28 @@ function fields(tx: AnyTransaction): string[] {
   return [tx.chainId, toHex(tx.from), toHex(tx.to), tx.amount.toString(), tx.nonce.toString(), toHex(tx.signature)]
 }
 
-test('the layout reader takes every valid transaction, at every field boundary, with the strict decoder\'s value', () => {
+test("the layout reader takes every valid transaction, at every field boundary, with the strict decoder's value", () => {
   const chainIds = ['a', 'Z', '9', 'tally-test', 'a.b_c-d', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(63), 'w'.repeat(64)]
-  const u64s = [0n, 1n, 127n, 128n, 255n, 256n, 65_535n, 65_536n, (1n << 31n) - 1n, 1n << 31n, (1n << 32n) - 1n, 1n << 32n,
-    (1n << 53n) + 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 63n) + 1n, U64_MAX - 1n, U64_MAX]
+  const u64s = [
+    0n,
+    1n,
+    127n,
+    128n,
+    255n,
+    256n,
+    65_535n,
+    65_536n,
+    (1n << 31n) - 1n,
+    1n << 31n,
+    (1n << 32n) - 1n,
+    1n << 32n,
+    (1n << 53n) + 1n,
+    (1n << 63n) - 1n,
+    1n << 63n,
+    (1n << 63n) + 1n,
+    U64_MAX - 1n,
+    U64_MAX,
+  ]
   let checked = 0
   for (const chainId of chainIds) {
     for (const amount of u64s) {
@@ -143,10 +186,16 @@ test('the layout reader takes every valid transaction, at every field boundary, 
 test('the layout reader never takes bytes the strict decoder refuses, nor reads them differently (100,000 mutations)', () => {
   const rng = new Rng(7)
   const seeds = [
-    ...Array.from({ length: 6 }, (_, i) => createTransfer(new Uint8Array(32).fill(i + 1), {
-      chainId: ['a', 'tally-test', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(64), 'A.b_c-9'][i]!,
-      to: new Uint8Array(20).fill(i), amount: [1n, 2n ** 63n - 1n, 2n ** 63n, U64_MAX, 300n, 1n << 40n][i]!, nonce: BigInt(i) << BigInt(10 * i),
-    }).bytes),
+    ...Array.from(
+      { length: 6 },
+      (_, i) =>
+        createTransfer(new Uint8Array(32).fill(i + 1), {
+          chainId: ['a', 'tally-test', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(64), 'A.b_c-9'][i]!,
+          to: new Uint8Array(20).fill(i),
+          amount: [1n, 2n ** 63n - 1n, 2n ** 63n, U64_MAX, 300n, 1n << 40n][i]!,
+          nonce: BigInt(i) << BigInt(10 * i),
+        }).bytes,
+    ),
   ]
   let fastAccepted = 0
   for (let i = 0; i < 100_000; i++) {

@@ -6,7 +6,12 @@ import { componentLogger, createLogger } from '../../../node/logger.js'
 describe('logger', () => {
   it('writes JSON lines at or above its level, with the component of child loggers', () => {
     const lines: string[] = []
-    const destination = new Writable({ write(chunk, _enc, cb) { lines.push(chunk.toString()); cb() } })
+    const destination = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(chunk.toString())
+        cb()
+      },
+    })
     const log = createLogger({ level: 'info', base: { moniker: 'n0' }, destination: destination as never })
     componentLogger(log, 'p2p').info({ peers: 3 }, 'peer connected')
     log.debug('hidden')

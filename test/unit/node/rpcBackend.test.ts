@@ -4,9 +4,7 @@ import { addressFromPublicKey } from '../../../crypto/address.js'
 import { bytesEqual } from '../../../crypto/bytes.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { parseGenesis, type Genesis } from '../../../genesis/genesis.js'
-import {
-  castVote, endBlock, genesisGovernance, rosterAt, type GovernanceAction, type GovernanceState, type Member,
-} from '../../../ledger/governance.js'
+import { castVote, endBlock, genesisGovernance, rosterAt, type GovernanceAction, type GovernanceState, type Member } from '../../../ledger/governance.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { createTransfer, encodeTransaction, signGovernanceTransaction } from '../../../ledger/transaction.js'
 import { NodeBackend } from '../../../node/rpcBackend.js'
@@ -26,19 +24,28 @@ import { TestChain, testKey } from '../rpc/light/testChain.js'
 const seeds = [1, 2, 3, 4].map((i) => new Uint8Array(32).fill(i))
 const keys = seeds.map((s) => keyPairFromSeed(s))
 const members: Member[] = keys.map((k, i) => ({
-  address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: 1, name: `node${i}`,
+  address: addressFromPublicKey(k.publicKey),
+  publicKey: k.publicKey,
+  power: 1,
+  name: `node${i}`,
   peerId: peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(50 + i)).publicKey),
 }))
 const newcomer = keyPairFromSeed(new Uint8Array(32).fill(9))
 const addNewcomer: GovernanceAction = {
-  type: 'add', publicKey: newcomer.publicKey, power: 1, name: 'node4', peerId: peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(60)).publicKey),
+  type: 'add',
+  publicKey: newcomer.publicKey,
+  power: 1,
+  name: 'node4',
+  peerId: peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(60)).publicKey),
 }
 
 function makeGenesis(maxOpenVotes = 8): Genesis {
   const r = parseGenesis({
-    chainId: 'gov-test', genesisTime: '2026-01-01T00:00:00Z',
-    validators: members.map((m) => ({ name: m.name, publicKey: '0x' + Buffer.from(m.publicKey).toString('hex'), power: m.power, peerId: m.peerId })),
-    balances: [], params: { governance: { voteExpiryHeights: 10, maxOpenVotes } },
+    chainId: 'gov-test',
+    genesisTime: '2026-01-01T00:00:00Z',
+    validators: members.map((m) => ({ name: m.name, publicKey: `0x${Buffer.from(m.publicKey).toString('hex')}`, power: m.power, peerId: m.peerId })),
+    balances: [],
+    params: { governance: { voteExpiryHeights: 10, maxOpenVotes } },
   })
   if (!r.ok) throw new Error(JSON.stringify(r.error.errors))
   return r.value
@@ -50,14 +57,23 @@ function backend(o: { genesis?: Genesis; tip?: number; gov: GovernanceState; val
   // the history by height: genesis from 1, then whatever the state schedules
   const history = [{ fromHeight: 1, roster: rosterAt(genesisGovernance(members), 1) }, ...o.gov.schedule.filter((e) => e.fromHeight > 1)]
   return new NodeBackend({
-    genesis, moniker: 'm', chain: new ChainStore(new MemoryKvStore()), tip: () => tip,
-    getAccount: () => ({ balance: 0n, nonce: 0n }), nextNonce: async () => 0n,
+    genesis,
+    moniker: 'm',
+    chain: new ChainStore(new MemoryKvStore()),
+    tip: () => tip,
+    getAccount: () => ({ balance: 0n, nonce: 0n }),
+    nextNonce: async () => 0n,
     submit: async (bytes): Promise<SubmitResult> => {
       o.submitted?.push(bytes)
       return { ok: true, value: new Uint8Array(32) }
     },
-    pending: () => false, rejected: () => undefined, peerId: 'p', peerCount: () => 3, catchingUp: () => false,
-    validator: o.validator === undefined ? members[0]!.address : o.validator, evidence: () => [],
+    pending: () => false,
+    rejected: () => undefined,
+    peerId: 'p',
+    peerCount: () => 3,
+    catchingUp: () => false,
+    validator: o.validator === undefined ? members[0]!.address : o.validator,
+    evidence: () => [],
     rosterAt: (h) => history.filter((e) => e.fromHeight <= h).at(-1)!.roster,
     governance: () => o.gov,
   })
@@ -78,7 +94,7 @@ function govTx(seed: Uint8Array, action: GovernanceAction, chainId = 'gov-test')
   return encodeTransaction(signGovernanceTransaction({ chainId, from: keyPairFromSeed(seed).publicKey, nonce: 0n, action }, seed))
 }
 
-test('getValidators: the next height\'s set by default, any height from 1 to the tip + 2, a reason beyond', () => {
+test("getValidators: the next height's set by default, any height from 1 to the tip + 2, a reason beyond", () => {
   const b = backend({ tip: 5, gov: genesisGovernance(members) })
   const latest = b.getValidators()
   assert.ok(Array.isArray(latest))
@@ -113,7 +129,7 @@ test('getValidators follows a completed change: the old set up to H + 1, the new
   assert.equal(pending.scheduled?.validators.length, 5)
 })
 
-test('getPendingChanges: votes, the power they hold in the next height\'s set, its total', () => {
+test("getPendingChanges: votes, the power they hold in the next height's set, its total", () => {
   const s = voted(genesisGovernance(members), 3, [1, 3], addNewcomer)
   const p = backend({ tip: 4, gov: s }).getPendingChanges()
   assert.equal(p.height, 5)
@@ -125,11 +141,14 @@ test('getPendingChanges: votes, the power they hold in the next height\'s set, i
   assert.equal(c.action.type, 'add')
   assert.equal(c.power, 2n)
   assert.equal(c.forced, false)
-  assert.deepEqual(c.votes.map((v) => v.height), [3, 3])
+  assert.deepEqual(
+    c.votes.map((v) => v.height),
+    [3, 3],
+  )
   assert.ok(c.votes.every((v) => members.some((m) => bytesEqual(m.address, v.address))))
 })
 
-test('submitTx refuses a governance vote that would fail at the next height, with the ledger\'s code', async () => {
+test("submitTx refuses a governance vote that would fail at the next height, with the ledger's code", async () => {
   const submitted: Uint8Array[] = []
   const genesis = makeGenesis(1)
   const gov = voted(genesisGovernance(members), 2, [0], addNewcomer)
@@ -145,21 +164,26 @@ test('submitTx refuses a governance vote that would fail at the next height, wit
   assert.equal(submitted.length, 0, 'nothing refused reaches the mempool')
   // renewing its vote, another validator's vote, a transfer and a vote for another chain go on to the mempool
   for (const bytes of [
-    govTx(seeds[0]!, addNewcomer), govTx(seeds[2]!, addNewcomer),
+    govTx(seeds[0]!, addNewcomer),
+    govTx(seeds[2]!, addNewcomer),
     createTransfer(seeds[0]!, { chainId: 'gov-test', to: members[1]!.address, amount: 1n, nonce: 0n }).bytes,
     govTx(seeds[3]!, { type: 'remove', address: addressFromPublicKey(newcomer.publicKey) }, 'other-chain'),
-  ]) assert.equal((await b.submitTx(bytes)).ok, true)
+  ])
+    assert.equal((await b.submitTx(bytes)).ok, true)
   assert.equal(submitted.length, 4)
 })
 
-test('status: validator is the key\'s address only while it is in the next height\'s set; null on a full node', () => {
+test("status: validator is the key's address only while it is in the next height's set; null on a full node", () => {
   const gov = genesisGovernance(members)
   assert.deepEqual(backend({ tip: 1, gov }).status().validator, members[0]!.address)
   assert.equal(backend({ tip: 1, gov, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator, null)
   assert.equal(backend({ tip: 1, gov, validator: null }).status().validator, null)
   // once the newcomer's set is in force, it is reported
   const s = endBlock(voted(gov, 1, [0, 1, 2], addNewcomer), 1, [], params)
-  assert.deepEqual(backend({ tip: 2, gov: s, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator, addressFromPublicKey(newcomer.publicKey))
+  assert.deepEqual(
+    backend({ tip: 2, gov: s, validator: addressFromPublicKey(newcomer.publicKey) }).status().validator,
+    addressFromPublicKey(newcomer.publicKey),
+  )
 })
 
 test('proveAccount: a commit between reading the tip and proving is retried; the answer is of one height', async () => {

@@ -20,12 +20,19 @@ async function deadEndpoint(): Promise<string> {
 /** A server that accepts connections and never answers. */
 async function silentEndpoint(): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>()
-  const s: Server = createServer((sock) => { sockets.add(sock); sock.on('error', () => {}) })
+  const s: Server = createServer((sock) => {
+    sockets.add(sock)
+    sock.on('error', () => {})
+  })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
   const port = (s.address() as { port: number }).port
   return {
     url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((r) => { for (const x of sockets) x.destroy(); s.close(() => r()) }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const x of sockets) x.destroy()
+        s.close(() => r())
+      }),
   }
 }
 
@@ -107,7 +114,12 @@ describe('RpcClient', () => {
   test('application errors are final: no failover', async () => {
     const before2 = await countCalls(h2)
     const c = new RpcClient({ endpoints: [h1.url, h2.url] })
-    const bad = createTransfer(aliceSeed, { chainId: 'tally-test', to: bobAddress, amount: 10n ** 15n, nonce: await c.getNextNonce(formatAddress(aliceAddress)) })
+    const bad = createTransfer(aliceSeed, {
+      chainId: 'tally-test',
+      to: bobAddress,
+      amount: 10n ** 15n,
+      nonce: await c.getNextNonce(formatAddress(aliceAddress)),
+    })
     await assert.rejects(c.submitTx(to0x(bad.bytes)), (e: unknown) => {
       assert.ok(e instanceof RpcError)
       assert.equal(e.reason, 'insufficient_funds')

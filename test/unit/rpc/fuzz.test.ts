@@ -8,32 +8,62 @@ import { Rng } from '../../helpers/random.js'
 import WebSocket from 'ws'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, waitFor } from './harness.js'
 
-const METHODS = ['node_status', 'ledger_getBalance', 'ledger_getAccount', 'ledger_getNextNonce', 'tx_submit', 'tx_get',
-  'chain_getBlock', 'chain_getValidators', 'chain_getCommit', 'chain_getPendingChanges', 'chain_getEvidence', 'chain_subscribe',
-  'chain_unsubscribe', 'rpc.discover', 'nope', '']
+const METHODS = [
+  'node_status',
+  'ledger_getBalance',
+  'ledger_getAccount',
+  'ledger_getNextNonce',
+  'tx_submit',
+  'tx_get',
+  'chain_getBlock',
+  'chain_getValidators',
+  'chain_getCommit',
+  'chain_getPendingChanges',
+  'chain_getEvidence',
+  'chain_subscribe',
+  'chain_unsubscribe',
+  'rpc.discover',
+  'nope',
+  '',
+]
 
 function randomJson(rng: Rng, depth: number): unknown {
   const k = rng.int(depth > 3 ? 6 : 9)
   switch (k) {
-    case 0: return null
-    case 1: return rng.chance(0.5)
-    case 2: return rng.pick([0, -1, 1.5, 1e308, -0, 2 ** 53 + 1, 7])
-    case 3: return rng.pick(['', '0x', '0x' + 'ab'.repeat(20), '0X' + 'AB'.repeat(32), 'newBlocks', 'tx', '\u0000', '𝄞'])
-    case 4: return to0x(rng.bytes(rng.int(80)))
-    case 5: return 'x'.repeat(rng.int(300))
-    case 6: return Array.from({ length: rng.int(4) }, () => randomJson(rng, depth + 1))
+    case 0:
+      return null
+    case 1:
+      return rng.chance(0.5)
+    case 2:
+      return rng.pick([0, -1, 1.5, 1e308, -0, 2 ** 53 + 1, 7])
+    case 3:
+      return rng.pick(['', '0x', `0x${'ab'.repeat(20)}`, `0X${'AB'.repeat(32)}`, 'newBlocks', 'tx', '\u0000', '𝄞'])
+    case 4:
+      return to0x(rng.bytes(rng.int(80)))
+    case 5:
+      return 'x'.repeat(rng.int(300))
+    case 6:
+      return Array.from({ length: rng.int(4) }, () => randomJson(rng, depth + 1))
     case 7: {
       const o: Record<string, unknown> = {}
-      for (let i = rng.int(4); i > 0; i--) o[rng.pick(['jsonrpc', 'id', 'method', 'params', '__proto__', 'constructor', 'address', 'height'])] = randomJson(rng, depth + 1)
+      for (let i = rng.int(4); i > 0; i--)
+        o[rng.pick(['jsonrpc', 'id', 'method', 'params', '__proto__', 'constructor', 'address', 'height'])] = randomJson(rng, depth + 1)
       return o
     }
-    default: return { jsonrpc: rng.chance(0.9) ? '2.0' : randomJson(rng, depth + 1), method: rng.pick(METHODS), params: randomJson(rng, depth + 1), ...(rng.chance(0.8) ? { id: randomJson(rng, 3) } : {}) }
+    default:
+      return {
+        jsonrpc: rng.chance(0.9) ? '2.0' : randomJson(rng, depth + 1),
+        method: rng.pick(METHODS),
+        params: randomJson(rng, depth + 1),
+        ...(rng.chance(0.8) ? { id: randomJson(rng, 3) } : {}),
+      }
   }
 }
 
 /** Signed transfers with nonces 0, 1, 2, …, made once (signing is the slow part of building a body). */
 const transfers = Array.from({ length: 200 }, (_, i) =>
-  createTransfer(aliceSeed, { chainId: 'tally-test', to: bobAddress, amount: 1n + BigInt(i % 7), nonce: BigInt(i) }))
+  createTransfer(aliceSeed, { chainId: 'tally-test', to: bobAddress, amount: 1n + BigInt(i % 7), nonce: BigInt(i) }),
+)
 
 function validRequest(rng: Rng, nonce: bigint): string {
   const a = formatAddress(aliceAddress)
@@ -42,7 +72,10 @@ function validRequest(rng: Rng, nonce: bigint): string {
     { jsonrpc: '2.0', id: rng.int(1000), method: 'ledger_getAccount', params: [a] },
     { jsonrpc: '2.0', id: 'x', method: 'tx_submit', params: [to0x(tx.bytes)] },
     { jsonrpc: '2.0', id: null, method: 'chain_getBlock', params: [rng.int(5)] },
-    [{ jsonrpc: '2.0', id: 1, method: 'node_status' }, { jsonrpc: '2.0', method: 'tx_get', params: [to0x(tx.hash)] }],
+    [
+      { jsonrpc: '2.0', id: 1, method: 'node_status' },
+      { jsonrpc: '2.0', method: 'tx_get', params: [to0x(tx.hash)] },
+    ],
   ]
   return JSON.stringify(rng.pick(reqs))
 }
@@ -52,10 +85,17 @@ function mutate(rng: Rng, text: string): string {
   for (let i = 1 + rng.int(4); i > 0; i--) {
     const at = rng.int(chars.length + 1)
     switch (rng.int(4)) {
-      case 0: chars.splice(at, 1); break
-      case 1: chars.splice(at, 0, rng.pick(['{', '}', '[', ']', '"', ',', ':', '\\', '0', 'e', '\u00ff'])); break
-      case 2: chars.splice(at, chars.length); break
-      default: if (at < chars.length) chars[at] = String.fromCharCode(32 + rng.int(95))
+      case 0:
+        chars.splice(at, 1)
+        break
+      case 1:
+        chars.splice(at, 0, rng.pick(['{', '}', '[', ']', '"', ',', ':', '\\', '0', 'e', '\u00ff']))
+        break
+      case 2:
+        chars.splice(at, chars.length)
+        break
+      default:
+        if (at < chars.length) chars[at] = String.fromCharCode(32 + rng.int(95))
     }
   }
   return chars.join('')
@@ -139,7 +179,11 @@ test('fuzz: thousands of random and mutated bodies never break the server', asyn
     }
     await Promise.all(Array.from({ length: 4 }, worker))
     assert.ok((statuses.get(200) ?? 0) > N / 2)
-    const alive = await fetch(h.url + '/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'node_status' }) })
+    const alive = await fetch(`${h.url}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'node_status' }),
+    })
     assert.equal(((await alive.json()) as { result: { chainId: string } }).result.chainId, 'tally-test')
   } finally {
     agent.destroy()
@@ -150,19 +194,29 @@ test('fuzz: thousands of random and mutated bodies never break the server', asyn
 test('fuzz: random messages over WebSocket get JSON-RPC answers and the connection stays up', async () => {
   const h = await startHarness({ maxBatch: 20 })
   const rng = new Rng(77)
-  const ws = new WebSocket(h.url.replace('http', 'ws') + '/ws')
+  const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
   const answers: unknown[] = []
   let closed = false
   ws.on('message', (d) => answers.push(JSON.parse(String(d))))
-  ws.on('close', () => { closed = true })
+  ws.on('close', () => {
+    closed = true
+  })
   try {
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+    })
     const N = 600
     for (let i = 0; i < N; i++) {
       const k = rng.int(4)
-      const text = k === 0 ? mutate(rng, validRequest(rng, BigInt(i))) : k === 1 ? JSON.stringify(randomJson(rng, 0))
-        : k === 2 ? JSON.stringify({ jsonrpc: '2.0', id: i, method: rng.pick(['chain_subscribe', 'chain_unsubscribe']), params: randomJson(rng, 1) })
-          : Buffer.from(rng.bytes(rng.int(64))).toString('latin1')
+      const text =
+        k === 0
+          ? mutate(rng, validRequest(rng, BigInt(i)))
+          : k === 1
+            ? JSON.stringify(randomJson(rng, 0))
+            : k === 2
+              ? JSON.stringify({ jsonrpc: '2.0', id: i, method: rng.pick(['chain_subscribe', 'chain_unsubscribe']), params: randomJson(rng, 1) })
+              : Buffer.from(rng.bytes(rng.int(64))).toString('latin1')
       ws.send(text)
       if (i % 50 === 49) {
         // Let the server catch up: at most 64 requests may wait per connection.

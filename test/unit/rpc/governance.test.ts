@@ -29,18 +29,29 @@ describe('validator-set methods', () => {
   before(async () => {
     h = await startHarness()
   })
-  after(async () => { await h.close() })
+  after(async () => {
+    await h.close()
+  })
 
-  test('chain_getValidators: the next height\'s set by default, each member with its name; a set by height', async () => {
+  test("chain_getValidators: the next height's set by default, each member with its name; a set by height", async () => {
     const v = h.backend.validatorKey
-    const expected = { address: formatAddress(addressFromPublicKey(v.publicKey)), publicKey: to0x(v.publicKey), power: 10, peerId: '12D3KooWTest', name: 'test-validator' }
+    const expected = {
+      address: formatAddress(addressFromPublicKey(v.publicKey)),
+      publicKey: to0x(v.publicKey),
+      power: 10,
+      peerId: '12D3KooWTest',
+      name: 'test-validator',
+    }
     assert.deepEqual((await rpc(h.url, call('chain_getValidators'))).json.result, [expected])
     // a change scheduled from height 2 (the tip is 0, so the node knows heights 1 and 2)
     const joined = { address: addressFromPublicKey(newcomer.publicKey), publicKey: newcomer.publicKey, power: 5n, peerId: PEER, name: 'newcomer' }
     h.backend.validatorSets.push({ fromHeight: 2, validators: [h.backend.validatorSets[0]!.validators[0]!, joined] })
     assert.deepEqual((await rpc(h.url, call('chain_getValidators', [1]))).json.result, [expected])
     const at2 = (await rpc(h.url, call('chain_getValidators', ['2']))).json.result
-    assert.deepEqual(at2.map((m: { name: string }) => m.name), ['test-validator', 'newcomer'])
+    assert.deepEqual(
+      at2.map((m: { name: string }) => m.name),
+      ['test-validator', 'newcomer'],
+    )
     assert.equal(at2[1].power, 5)
     assert.deepEqual((await rpc(h.url, call('chain_getValidators', { height: 1 }))).json.result, [expected])
   })
@@ -76,26 +87,54 @@ describe('validator-set methods', () => {
     const voter = addressFromPublicKey(h.backend.validatorKey.publicKey)
     const remove: GovernanceAction = { type: 'remove', address: voter }
     h.backend.pendingChanges = {
-      height: 8, totalPower: 30n, voteExpiryHeights: 100,
+      height: 8,
+      totalPower: 30n,
+      voteExpiryHeights: 100,
       changes: [
         { id: actionId(addNewcomer), action: addNewcomer, votes: [{ address: voter, height: 5 }], power: 10n, forced: false },
         { id: actionId(remove), action: remove, votes: [], power: 0n, forced: true },
       ],
-      scheduled: { fromHeight: 9, validators: [{ address: voter, publicKey: h.backend.validatorKey.publicKey, power: 21n, peerId: '12D3KooWTest', name: 'test-validator' }] },
+      scheduled: {
+        fromHeight: 9,
+        validators: [{ address: voter, publicKey: h.backend.validatorKey.publicKey, power: 21n, peerId: '12D3KooWTest', name: 'test-validator' }],
+      },
     }
     try {
       const r = (await rpc(h.url, call('chain_getPendingChanges'))).json.result
       assert.equal(r.height, 8)
       assert.equal(r.totalPower, 30)
       assert.equal(r.voteExpiryHeights, 100)
-      assert.deepEqual(r.scheduled, { fromHeight: 9, validators: [{ address: formatAddress(voter), publicKey: to0x(h.backend.validatorKey.publicKey), power: 21, peerId: '12D3KooWTest', name: 'test-validator' }] })
+      assert.deepEqual(r.scheduled, {
+        fromHeight: 9,
+        validators: [
+          { address: formatAddress(voter), publicKey: to0x(h.backend.validatorKey.publicKey), power: 21, peerId: '12D3KooWTest', name: 'test-validator' },
+        ],
+      })
       assert.deepEqual(r.changes[0], {
         id: to0x(actionId(addNewcomer)),
-        action: { type: 'add', publicKey: to0x(newcomer.publicKey), address: formatAddress(addressFromPublicKey(newcomer.publicKey)), power: 5, peerId: PEER, name: 'newcomer' },
+        action: {
+          type: 'add',
+          publicKey: to0x(newcomer.publicKey),
+          address: formatAddress(addressFromPublicKey(newcomer.publicKey)),
+          power: 5,
+          peerId: PEER,
+          name: 'newcomer',
+        },
         votes: [{ address: formatAddress(voter), height: 5, countsUntil: 104 }],
-        power: 10, totalPower: 30, passes: false, forced: false,
+        power: 10,
+        totalPower: 30,
+        passes: false,
+        forced: false,
       })
-      assert.deepEqual(r.changes[1], { id: to0x(actionId(remove)), action: { type: 'remove', address: formatAddress(voter) }, votes: [], power: 0, totalPower: 30, passes: true, forced: true })
+      assert.deepEqual(r.changes[1], {
+        id: to0x(actionId(remove)),
+        action: { type: 'remove', address: formatAddress(voter) },
+        votes: [],
+        power: 0,
+        totalPower: 30,
+        passes: true,
+        forced: true,
+      })
       // more than two thirds passes; exactly two thirds does not
       h.backend.pendingChanges = { ...h.backend.pendingChanges, changes: [{ ...h.backend.pendingChanges.changes[0]!, power: 20n }] }
       assert.equal((await rpc(h.url, call('chain_getPendingChanges'))).json.result.changes[0].passes, false)
@@ -121,17 +160,28 @@ describe('validator-set methods', () => {
     const b = h.backend.commitBlock([v.bytes])
     const tx = (await rpc(h.url, call('chain_getBlock', [b.height]))).json.result.txs.at(-1)
     assert.deepEqual(tx, {
-      hash: to0x(v.hash), kind: 'governance', from: formatAddress(addressFromPublicKey(h.backend.validatorKey.publicKey)),
+      hash: to0x(v.hash),
+      kind: 'governance',
+      from: formatAddress(addressFromPublicKey(h.backend.validatorKey.publicKey)),
       action: { type: 'power', address: formatAddress(addressFromPublicKey(h.backend.validatorKey.publicKey)), power: 12 },
-      nonce: '1', raw: to0x(v.bytes),
+      nonce: '1',
+      raw: to0x(v.bytes),
     })
   })
 })
 
 test('every admission code has an application error number of its own, in the application range', () => {
   const admission: Record<SubmitErrorCode, true> = {
-    invalid_signature: true, bad_nonce: true, insufficient_funds: true, wrong_chain: true, malformed: true, mempool_full: true,
-    duplicate: true, not_validator: true, bad_action: true, too_many_proposals: true,
+    invalid_signature: true,
+    bad_nonce: true,
+    insufficient_funds: true,
+    wrong_chain: true,
+    malformed: true,
+    mempool_full: true,
+    duplicate: true,
+    not_validator: true,
+    bad_action: true,
+    too_many_proposals: true,
   }
   const numbers = Object.values(APPLICATION_ERROR_CODES)
   assert.equal(new Set(numbers).size, numbers.length, 'numbers are distinct')
@@ -140,5 +190,8 @@ test('every admission code has an application error number of its own, in the ap
     assert.ok(n < -32000 && n >= -32099, `${code}: ${n}`)
     assert.notEqual(n, GENERIC_APPLICATION_ERROR)
   }
-  assert.deepEqual([APPLICATION_ERROR_CODES.not_validator, APPLICATION_ERROR_CODES.bad_action, APPLICATION_ERROR_CODES.too_many_proposals], [-32020, -32021, -32022])
+  assert.deepEqual(
+    [APPLICATION_ERROR_CODES.not_validator, APPLICATION_ERROR_CODES.bad_action, APPLICATION_ERROR_CODES.too_many_proposals],
+    [-32020, -32021, -32022],
+  )
 })

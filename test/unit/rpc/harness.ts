@@ -32,7 +32,10 @@ export async function startHarness(
   const server = new RpcServer({ host: '127.0.0.1', port: 0, ...options }, { backend, metrics })
   await server.start()
   return {
-    backend, server, metrics, url: server.url,
+    backend,
+    server,
+    metrics,
+    url: server.url,
     async close() {
       await server.stop()
       backend.close()
@@ -47,15 +50,22 @@ export function httpRequest(
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url)
-    const req = request({
-      host: u.hostname, port: u.port, method: options.method ?? 'POST', path: options.path ?? '/',
-      headers: { 'content-type': 'application/json', ...options.headers }, agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }))
-      res.on('error', reject)
-    })
+    const req = request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method: options.method ?? 'POST',
+        path: options.path ?? '/',
+        headers: { 'content-type': 'application/json', ...options.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
     req.end(options.body)
   })

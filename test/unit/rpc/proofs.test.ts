@@ -61,7 +61,7 @@ describe('proof options over JSON-RPC', () => {
     assert.deepEqual([t.status, t.height, t.index, t.ok, t.header.height], ['committed', 1, 0, true, 1])
     const c = checkTxAnswer(Buffer.from(txHash.slice(2), 'hex'), t)
     assert.ok(c.ok && c.value.status === 'committed')
-    const unknown = '0x' + '77'.repeat(32)
+    const unknown = `0x${'77'.repeat(32)}`
     assert.deepEqual((await call('tx_get', [unknown, { proof: true }])).result, { hash: unknown, status: 'unknown' })
   })
 
@@ -86,7 +86,10 @@ describe('proof options over JSON-RPC', () => {
     }
     const h = await startHarness()
     try {
-      for (const [method, param] of [['ledger_getBalance', A], ['tx_get', '0x' + '00'.repeat(32)]] as const) {
+      for (const [method, param] of [
+        ['ledger_getBalance', A],
+        ['tx_get', `0x${'00'.repeat(32)}`],
+      ] as const) {
         const r = (await rpc(h.url, { jsonrpc: '2.0', id: 1, method, params: [param, { proof: true }] })).json
         assert.equal(r.error.data.reason, 'unavailable', method)
         assert.match(r.error.message, /does not serve proofs/)

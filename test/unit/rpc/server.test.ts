@@ -10,15 +10,16 @@ import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, ty
 const A = formatAddress(aliceAddress)
 const B = formatAddress(bobAddress)
 const call = (method: string, params?: unknown, id: unknown = 1) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
-const transfer = (nonce: bigint, amount = 10n, chainId = 'tally-test') =>
-  createTransfer(aliceSeed, { chainId, to: bobAddress, amount, nonce })
+const transfer = (nonce: bigint, amount = 10n, chainId = 'tally-test') => createTransfer(aliceSeed, { chainId, to: bobAddress, amount, nonce })
 
 describe('JSON-RPC server conformance', () => {
   let h: Harness
   before(async () => {
     h = await startHarness({ maxBatch: 5, maxBodyBytes: 4096, requestTimeoutMs: 200, corsOrigins: ['https://ok.example'] })
   })
-  after(async () => { await h.close() })
+  after(async () => {
+    await h.close()
+  })
 
   test('single calls answer with the echoed id (string, number, null)', async () => {
     for (const id of ['abc', 7, 1.5, null]) {
@@ -35,7 +36,11 @@ describe('JSON-RPC server conformance', () => {
     assert.equal(s.blockHash, null)
     assert.equal(typeof s.catchingUp, 'boolean')
     assert.match(s.validator, /^0x[0-9a-f]{40}$/)
-    assert.deepEqual((await rpc(h.url, call('ledger_getAccount', [A.toUpperCase().replace('0X', '0x')]))).json.result, { address: A, balance: '1000000', nonce: '0' })
+    assert.deepEqual((await rpc(h.url, call('ledger_getAccount', [A.toUpperCase().replace('0X', '0x')]))).json.result, {
+      address: A,
+      balance: '1000000',
+      nonce: '0',
+    })
     assert.equal((await rpc(h.url, call('ledger_getBalance', [B]))).json.result, '0')
     assert.equal((await rpc(h.url, call('chain_getBlock', []))).json.result, null)
     const t = transfer(0n)
@@ -57,7 +62,7 @@ describe('JSON-RPC server conformance', () => {
     const vals = (await rpc(h.url, call('chain_getValidators'))).json.result
     assert.equal(vals.length, 1)
     assert.equal(vals[0].power, 10)
-    assert.equal((await rpc(h.url, call('tx_get', ['0x' + '00'.repeat(32)]))).json.result.status, 'unknown')
+    assert.equal((await rpc(h.url, call('tx_get', [`0x${'00'.repeat(32)}`]))).json.result.status, 'unknown')
     assert.equal((await rpc(h.url, call('ledger_getAccount', [A]))).json.result.nonce, '1')
   })
 
@@ -94,7 +99,9 @@ describe('JSON-RPC server conformance', () => {
 
   test('invalid requests: -32600', async () => {
     const bads: [unknown, unknown][] = [
-      [1, null], ['x', null], [null, null],
+      [1, null],
+      ['x', null],
+      [null, null],
       [{ jsonrpc: '1.0', method: 'node_status', id: 3 }, 3],
       [{ method: 'node_status', id: 4 }, 4],
       [{ jsonrpc: '2.0', method: 1, id: 5 }, 5],
@@ -147,19 +154,18 @@ describe('JSON-RPC server conformance', () => {
     assert.equal(n.text, '')
     const unknown = await httpRequest(h.url, { body: JSON.stringify({ jsonrpc: '2.0', method: 'nope' }) })
     assert.equal(unknown.status, 204)
-    const batch = await httpRequest(h.url, { body: JSON.stringify([{ jsonrpc: '2.0', method: 'node_status' }, { jsonrpc: '2.0', method: 'x', params: [] }]) })
+    const batch = await httpRequest(h.url, {
+      body: JSON.stringify([
+        { jsonrpc: '2.0', method: 'node_status' },
+        { jsonrpc: '2.0', method: 'x', params: [] },
+      ]),
+    })
     assert.equal(batch.status, 204)
     assert.equal(batch.text, '')
   })
 
   test('mixed batch: valid, invalid, notifications, unknown methods', async () => {
-    const r = await rpc(h.url, [
-      call('node_status', [], 1),
-      { jsonrpc: '2.0', method: 'node_status' },
-      1,
-      call('nope', [], 'two'),
-      { foo: 'bar' },
-    ])
+    const r = await rpc(h.url, [call('node_status', [], 1), { jsonrpc: '2.0', method: 'node_status' }, 1, call('nope', [], 'two'), { foo: 'bar' }])
     assert.equal(r.status, 200)
     assert.equal(r.json.length, 4)
     const byId = (id: unknown) => r.json.filter((x: any) => x.id === id)
@@ -171,7 +177,10 @@ describe('JSON-RPC server conformance', () => {
   })
 
   test('a batch longer than maxBatch is one -32600', async () => {
-    const r = await rpc(h.url, Array.from({ length: 6 }, (_, i) => call('node_status', [], i)))
+    const r = await rpc(
+      h.url,
+      Array.from({ length: 6 }, (_, i) => call('node_status', [], i)),
+    )
     assert.equal(r.json.error.code, -32600)
     assert.equal(r.json.id, null)
     assert.match(r.json.error.message, /limit of 5/)
@@ -184,11 +193,16 @@ describe('JSON-RPC server conformance', () => {
     // Chunked, no Content-Length: counted while streaming.
     const streamed = await new Promise<number>((resolve, reject) => {
       const u = new URL(h.url)
-      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false }, (res) => {
-        res.resume()
-        resolve(res.statusCode ?? 0)
+      const req = request(
+        { host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        },
+      )
+      req.on('error', () => {
+        /* the server may close while we still write */
       })
-      req.on('error', () => { /* the server may close while we still write */ })
       let sent = 0
       const pump = () => {
         while (sent < 1_000_000) {

@@ -4,8 +4,19 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { sha256 } from '../../../crypto/hash.js'
 import { decodeTransaction, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from '../../../ledger/transaction.js'
 import type {
-  AccountState, BlockInfo, CommitInfo, HealthState, NodeStatus, PendingChangesInfo, RpcBackend, SubmitResult, TxCommittedEvent, TxLookup,
-  Unsubscribe, ValidatorInfo, ValidatorsUnknown,
+  AccountState,
+  BlockInfo,
+  CommitInfo,
+  HealthState,
+  NodeStatus,
+  PendingChangesInfo,
+  RpcBackend,
+  SubmitResult,
+  TxCommittedEvent,
+  TxLookup,
+  Unsubscribe,
+  ValidatorInfo,
+  ValidatorsUnknown,
 } from '../../../rpc/backend.js'
 
 /**
@@ -21,10 +32,20 @@ export class TestBackend implements RpcBackend {
   readonly committed = new Map<string, { height: number; index: number; ok: boolean; error?: string }>()
   readonly validatorKey = keyPairFromSeed(new Uint8Array(32).fill(9))
   /** The validator sets by the height they are in force from (ascending; the first from height 1). */
-  readonly validatorSets: { fromHeight: number; validators: ValidatorInfo[] }[] = [{
-    fromHeight: 1,
-    validators: [{ address: addressFromPublicKey(this.validatorKey.publicKey), publicKey: this.validatorKey.publicKey, power: 10n, peerId: '12D3KooWTest', name: 'test-validator' }],
-  }]
+  readonly validatorSets: { fromHeight: number; validators: ValidatorInfo[] }[] = [
+    {
+      fromHeight: 1,
+      validators: [
+        {
+          address: addressFromPublicKey(this.validatorKey.publicKey),
+          publicKey: this.validatorKey.publicKey,
+          power: 10n,
+          peerId: '12D3KooWTest',
+          name: 'test-validator',
+        },
+      ],
+    },
+  ]
   /** What `getPendingChanges` answers (nothing pending by default). */
   pendingChanges: PendingChangesInfo | undefined
   /** Governance votes admitted (kept apart: the test bank commits them with the next block without executing them). */
@@ -43,7 +64,9 @@ export class TestBackend implements RpcBackend {
     this.chainId = options.chainId ?? 'tally-test'
     for (const [a, b] of options.balances ?? []) this.accounts.set(toHex(a), { balance: b, nonce: 0n })
     if (options.autoCommitMs !== undefined) {
-      this.timer = setInterval(() => { if (this.mempool.length > 0 || this.governanceVotes.length > 0) this.commitBlock() }, options.autoCommitMs)
+      this.timer = setInterval(() => {
+        if (this.mempool.length > 0 || this.governanceVotes.length > 0) this.commitBlock()
+      }, options.autoCommitMs)
     }
   }
 
@@ -102,8 +125,10 @@ export class TestBackend implements RpcBackend {
     if (tx.kind === 'governance') {
       // a vote is admitted from a member of the next height's set, and not executed by this test bank
       const set = this.setAt(this.blocks.length + 1)
-      if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx)))) return { ok: false, error: { code: 'not_validator', reason: 'the signer is not a validator' } }
-      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash))) return { ok: false, error: { code: 'duplicate', reason: 'already known' } }
+      if (!set.some((v) => toHex(v.address) === toHex(senderAddress(tx))))
+        return { ok: false, error: { code: 'not_validator', reason: 'the signer is not a validator' } }
+      if (this.committed.has(toHex(hash)) || this.governanceVotes.some((v) => toHex(v.hash) === toHex(hash)))
+        return { ok: false, error: { code: 'duplicate', reason: 'already known' } }
       this.governanceVotes.push({ bytes, hash })
       return { ok: true, value: hash }
     }
@@ -215,8 +240,16 @@ export class TestBackend implements RpcBackend {
     const header = { chainId: this.chainId, height: BigInt(height), time: 1_700_000_000_000 + height * 1000, previousHash: prev, txCount: allTxs.length }
     const hash = sha256(new TextEncoder().encode(JSON.stringify({ height, prev: toHex(prev), n: allTxs.length })))
     const block: BlockInfo = {
-      height, hash, header, txs: allTxs, results,
-      commit: { height: BigInt(height), round: 0, signatures: [{ validator: addressFromPublicKey(this.validatorKey.publicKey), signature: new Uint8Array(64) }] },
+      height,
+      hash,
+      header,
+      txs: allTxs,
+      results,
+      commit: {
+        height: BigInt(height),
+        round: 0,
+        signatures: [{ validator: addressFromPublicKey(this.validatorKey.publicKey), signature: new Uint8Array(64) }],
+      },
     }
     this.blocks.push(block)
     for (const l of [...this.blockListeners]) l(block)

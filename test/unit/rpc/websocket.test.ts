@@ -14,18 +14,30 @@ class Client {
   closed = false
   constructor(readonly ws: WebSocket) {
     ws.on('message', (d) => this.messages.push(JSON.parse(String(d))))
-    ws.on('close', () => { this.closed = true })
+    ws.on('close', () => {
+      this.closed = true
+    })
   }
   static async open(url: string): Promise<Client> {
-    const ws = new WebSocket(url.replace('http', 'ws') + '/ws')
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`)
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+    })
     return new Client(ws)
   }
   async call(method: string, params: unknown[] = []): Promise<any> {
     const id = this.nextId++
     this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
     let found: any
-    await waitFor(() => (found = this.messages.find((m) => m.id === id)) !== undefined, 5000, `answer to ${method}`)
+    await waitFor(
+      () => {
+        found = this.messages.find((m) => m.id === id)
+        return found !== undefined
+      },
+      5000,
+      `answer to ${method}`,
+    )
     return found
   }
   notifications(sub: string): any[] {
@@ -40,17 +52,19 @@ class Client {
 function textFrame(text: string): Buffer {
   const payload = Buffer.from(text)
   const mask = Buffer.from([1, 2, 3, 4])
-  const head = payload.length < 126
-    ? Buffer.from([0x81, 0x80 | payload.length])
-    : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  const head = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
   const body = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!))
   return Buffer.concat([head, mask, body])
 }
 
 describe('WebSocket subscriptions', () => {
   let h: Harness
-  before(async () => { h = await startHarness({ wsMaxSubscriptions: 3, wsMaxMessageBytes: 2048, wsMaxBufferedBytes: 256 * 1024 }) })
-  after(async () => { await h.close() })
+  before(async () => {
+    h = await startHarness({ wsMaxSubscriptions: 3, wsMaxMessageBytes: 2048, wsMaxBufferedBytes: 256 * 1024 })
+  })
+  after(async () => {
+    await h.close()
+  })
 
   test('JSON-RPC over WebSocket, newBlocks notifications, unsubscribe', async () => {
     const c = await Client.open(h.url)
@@ -111,17 +125,25 @@ describe('WebSocket subscriptions', () => {
     const u = new URL(h.url)
     const raw: Socket = connect(Number(u.port), u.hostname)
     await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
-    raw.write(`GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+    raw.write(
+      `GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
     let got = ''
-    raw.on('data', (d: Buffer) => { got += d.toString('latin1') })
+    raw.on('data', (d: Buffer) => {
+      got += d.toString('latin1')
+    })
     await waitFor(() => got.includes('101 Switching Protocols'), 5000, 'upgrade')
     raw.write(textFrame(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_subscribe', params: ['newBlocks'] })))
     await waitFor(() => got.includes('"result"'), 5000, 'raw subscription answer')
     raw.pause()
     let rawClosed = false
-    raw.on('close', () => { rawClosed = true })
-    raw.on('error', () => { /* reset by the server */ })
+    raw.on('close', () => {
+      rawClosed = true
+    })
+    raw.on('error', () => {
+      /* reset by the server */
+    })
     assert.equal(h.server.connectionCount, 2)
 
     const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(100).fill(i & 0xff))
@@ -136,7 +158,10 @@ describe('WebSocket subscriptions', () => {
     assert.equal(h.server.connectionCount, 1, 'the slow client was dropped')
     for (let i = 0; i < 5; i++, blocks++) h.backend.commitBlock(bulk)
     await waitFor(() => good.notifications(goodSub).length === before + blocks, 10_000, 'every block at the good client')
-    const heights = good.notifications(goodSub).slice(before).map((b) => b.height)
+    const heights = good
+      .notifications(goodSub)
+      .slice(before)
+      .map((b) => b.height)
     for (let i = 1; i < heights.length; i++) assert.equal(heights[i], heights[i - 1] + 1)
     raw.resume()
     await waitFor(() => rawClosed, 10_000, 'the slow client socket to close')

@@ -13,7 +13,11 @@ import { runCli, type CliIo } from '../../../wallet/cli.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, type Harness } from '../rpc/harness.js'
 
-interface Run { code: number; out: string; err: string }
+interface Run {
+  code: number
+  out: string
+  err: string
+}
 
 async function tally(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
   let out = ''
@@ -25,8 +29,16 @@ async function tally(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
     waitTimeoutMs: 10_000,
     rpcTimeoutMs: 2000,
     ...io,
-    stdout: { write: (s: string) => { out += s } },
-    stderr: { write: (s: string) => { err += s } },
+    stdout: {
+      write: (s: string) => {
+        out += s
+      },
+    },
+    stderr: {
+      write: (s: string) => {
+        err += s
+      },
+    },
   })
   return { code, out, err }
 }
@@ -76,7 +88,12 @@ describe('tally wallet CLI', () => {
     assert.match(none.err, /TALLY_PASSWORD/)
     assert.equal(none.err.trim().split('\n').length, 1)
     const asked: string[] = []
-    const prompted = await tally(['keygen', '--out', join(dir, 'prompted.json')], { prompt: async (q) => { asked.push(q); return 'pw' } })
+    const prompted = await tally(['keygen', '--out', join(dir, 'prompted.json')], {
+      prompt: async (q) => {
+        asked.push(q)
+        return 'pw'
+      },
+    })
     assert.equal(prompted.code, 0, prompted.err)
     assert.equal(asked.length, 2, 'asked twice to confirm')
     let n = 0
@@ -87,9 +104,26 @@ describe('tally wallet CLI', () => {
 
   test('sign is offline and byte-identical to createTransfer; wrong password fails', async () => {
     const enc = join(dir, 'alice-enc.json')
-    writeFileSync(enc, encodeKeyFile(aliceSeed, { password: 'pw', salt: new Uint8Array(16).fill(1), iv: new Uint8Array(12).fill(2), scrypt: { n: 1024, r: 8, p: 1 } }))
+    writeFileSync(
+      enc,
+      encodeKeyFile(aliceSeed, { password: 'pw', salt: new Uint8Array(16).fill(1), iv: new Uint8Array(12).fill(2), scrypt: { n: 1024, r: 8, p: 1 } }),
+    )
     const expected = createTransfer(aliceSeed, { chainId: 'some-chain', to: bobAddress, amount: 42n, nonce: 7n })
-    const args = ['sign', '--key', enc, '--to', B.toUpperCase().replace('0X', '0x'), '--amount', '42', '--nonce', '7', '--chain-id', 'some-chain', '--rpc', 'http://127.0.0.1:1']
+    const args = [
+      'sign',
+      '--key',
+      enc,
+      '--to',
+      B.toUpperCase().replace('0X', '0x'),
+      '--amount',
+      '42',
+      '--nonce',
+      '7',
+      '--chain-id',
+      'some-chain',
+      '--rpc',
+      'http://127.0.0.1:1',
+    ]
     const r = await tally(args, { env: { TALLY_PASSWORD: 'pw' } })
     assert.equal(r.code, 0, r.err)
     assert.equal(r.out.trim(), to0x(expected.bytes))
@@ -109,7 +143,7 @@ describe('tally wallet CLI', () => {
     const base = ['transfer', '--key', aliceKey, '--rpc', h.url]
     for (const [to, amount, pattern] of [
       ['0x1234', '5', /bad recipient address/],
-      [B + '00', '5', /bad recipient address/],
+      [`${B}00`, '5', /bad recipient address/],
       [B, '0', /bad amount/],
       [B, '-3', /bad amount/],
       [B, '1.5', /bad amount/],
@@ -127,11 +161,13 @@ describe('tally wallet CLI', () => {
   })
 
   test('transfer waits for the commit; overdraft is refused with its reason', async () => {
-    const timer = setInterval(() => { if (h.backend.mempool.length > 0) h.backend.commitBlock() }, 20)
+    const timer = setInterval(() => {
+      if (h.backend.mempool.length > 0) h.backend.commitBlock()
+    }, 20)
     try {
       const r = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '250', '--rpc', h.url, '--no-verify'])
       assert.equal(r.code, 0, r.err)
-      assert.match(r.out, /^hash {4}0x[0-9a-f]{64}\nheight  \d+\n$/)
+      assert.match(r.out, /^hash {4}0x[0-9a-f]{64}\nheight {2}\d+\n$/)
       const j = await tally(['transfer', '--key', aliceKey, '--to', B, '--amount', '50', '--rpc', h.url, '--json', '--no-verify'])
       assert.equal(j.code, 0, j.err)
       const out = JSON.parse(j.out)
@@ -160,7 +196,10 @@ describe('tally wallet CLI', () => {
     }
     assert.deepEqual(nonces, [start, start + 1n, start + 2n])
     const block = h.backend.commitBlock()
-    assert.deepEqual(block.results?.map((x) => x.ok), [true, true, true])
+    assert.deepEqual(
+      block.results?.map((x) => x.ok),
+      [true, true, true],
+    )
   })
 
   test('look-ups: account, status, tx, block, send', async () => {
@@ -178,7 +217,7 @@ describe('tally wallet CLI', () => {
     const dup = await tally(['send', to0x(tx.bytes), '--rpc', h.url])
     assert.equal(dup.code, 1)
     assert.match(dup.err, /duplicate/)
-    assert.match((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--no-verify'])).out, /status  pending/)
+    assert.match((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--no-verify'])).out, /status {2}pending/)
     const height = h.backend.commitBlock().height
     const t = JSON.parse((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--json', '--no-verify'])).out)
     assert.deepEqual(t, { hash: to0x(tx.hash), status: 'committed', height, index: 0, ok: true })
@@ -205,10 +244,12 @@ describe('tally wallet CLI', () => {
 
   test('the real binary runs', async () => {
     const bin = join(repoRoot, 'bin', 'tally.js')
-    const run = (args: string[]) => new Promise<{ code: number; out: string; err: string }>((resolve) => {
-      execFile(bin, args, { env: { ...process.env, TALLY_RPC: h.url } }, (e, out, err) =>
-        resolve({ code: e === null ? 0 : (e as { code?: number }).code ?? 1, out, err }))
-    })
+    const run = (args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        execFile(bin, args, { env: { ...process.env, TALLY_RPC: h.url } }, (e, out, err) =>
+          resolve({ code: e === null ? 0 : ((e as { code?: number }).code ?? 1), out, err }),
+        )
+      })
     const ok = await run(['balance', A, '--no-verify'])
     assert.equal(ok.code, 0, ok.err)
     assert.match(ok.out, /^\d+\n$/)
@@ -223,7 +264,12 @@ test('tally block shows a governance vote as the change it votes for', async () 
   try {
     const seed = new Uint8Array(32).fill(9) // the test backend's validator
     const voter = addressFromPublicKey(keyPairFromSeed(seed).publicKey)
-    const vote = encodeTransaction(signGovernanceTransaction({ chainId: 'tally-test', from: keyPairFromSeed(seed).publicKey, nonce: 0n, action: { type: 'power', address: voter, power: 4 } }, seed))
+    const vote = encodeTransaction(
+      signGovernanceTransaction(
+        { chainId: 'tally-test', from: keyPairFromSeed(seed).publicKey, nonce: 0n, action: { type: 'power', address: voter, power: 4 } },
+        seed,
+      ),
+    )
     const height = h.backend.commitBlock([vote]).height
     const b = await tally(['block', String(height), '--rpc', h.url])
     assert.equal(b.code, 0, b.err)

@@ -30,14 +30,17 @@ test('encrypted key file matches the golden vector and decodes', () => {
   const d = decodeKeyFile(JSON.stringify(GOLDEN_ENCRYPTED), 'correct horse')
   assert.ok(d.ok)
   assert.equal(toHex(d.value.secretKey), toHex(seed))
-  assert.equal('0x' + toHex(d.value.address), GOLDEN_ENCRYPTED.address)
+  assert.equal(`0x${toHex(d.value.address)}`, GOLDEN_ENCRYPTED.address)
   assert.equal(d.value.encrypted, true)
 })
 
 test('plaintext key file round-trips', () => {
   const text = encodeKeyFile(seed)
   assert.deepEqual(JSON.parse(text), {
-    type: 'tally-key', version: 1, address: GOLDEN_ENCRYPTED.address, publicKey: GOLDEN_ENCRYPTED.publicKey,
+    type: 'tally-key',
+    version: 1,
+    address: GOLDEN_ENCRYPTED.address,
+    publicKey: GOLDEN_ENCRYPTED.publicKey,
     secretKey: '0x0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20',
   })
   const d = decodeKeyFile(text)
@@ -59,21 +62,52 @@ test('typed errors: wrong password, password required, malformed', () => {
     return JSON.stringify(j)
   }
   const malformed = [
-    'not json', '[]', '{}', 'x'.repeat(10_000),
-    tamper((j) => { j.type = 'other' }),
-    tamper((j) => { j.version = 2 }),
-    tamper((j) => { j.address = '0x' + '00'.repeat(20) }),
-    tamper((j) => { j.publicKey = '0x1234' }),
-    tamper((j) => { j.crypto.kdf = 'pbkdf2' }),
-    tamper((j) => { j.crypto.kdfparams.n = 1000 }),
-    tamper((j) => { j.crypto.kdfparams.n = 2 ** 30 }), // would need 1 TiB: refused before any work
-    tamper((j) => { j.crypto.kdfparams.r = 1e9 }),
-    tamper((j) => { j.crypto.kdfparams.p = 1000 }),
-    tamper((j) => { j.crypto.kdfparams.dklen = 64 }),
-    tamper((j) => { j.crypto.kdfparams.salt = '0x00' }),
-    tamper((j) => { j.crypto.iv = '0x00' }),
-    tamper((j) => { j.crypto.tag = 'zz' }),
-    tamper((j) => { j.secretKey = '0x' + '11'.repeat(32) }),
+    'not json',
+    '[]',
+    '{}',
+    'x'.repeat(10_000),
+    tamper((j) => {
+      j.type = 'other'
+    }),
+    tamper((j) => {
+      j.version = 2
+    }),
+    tamper((j) => {
+      j.address = `0x${'00'.repeat(20)}`
+    }),
+    tamper((j) => {
+      j.publicKey = '0x1234'
+    }),
+    tamper((j) => {
+      j.crypto.kdf = 'pbkdf2'
+    }),
+    tamper((j) => {
+      j.crypto.kdfparams.n = 1000
+    }),
+    tamper((j) => {
+      j.crypto.kdfparams.n = 2 ** 30
+    }), // would need 1 TiB: refused before any work
+    tamper((j) => {
+      j.crypto.kdfparams.r = 1e9
+    }),
+    tamper((j) => {
+      j.crypto.kdfparams.p = 1000
+    }),
+    tamper((j) => {
+      j.crypto.kdfparams.dklen = 64
+    }),
+    tamper((j) => {
+      j.crypto.kdfparams.salt = '0x00'
+    }),
+    tamper((j) => {
+      j.crypto.iv = '0x00'
+    }),
+    tamper((j) => {
+      j.crypto.tag = 'zz'
+    }),
+    tamper((j) => {
+      j.secretKey = `0x${'11'.repeat(32)}`
+    }),
   ]
   for (const m of malformed) {
     const r = decodeKeyFile(m, 'correct horse')
@@ -82,10 +116,20 @@ test('typed errors: wrong password, password required, malformed', () => {
   }
   // A plaintext file whose secret key belongs to another public key.
   const plain = JSON.parse(encodeKeyFile(seed))
-  plain.secretKey = '0x' + '11'.repeat(32)
+  plain.secretKey = `0x${'11'.repeat(32)}`
   assert.equal(code(decodeKeyFile(JSON.stringify(plain))), 'malformed')
   // A swapped ciphertext fails authentication.
-  assert.equal(code(decodeKeyFile(tamper((j) => { j.crypto.ciphertext = '0x' + '00'.repeat(32) }), 'correct horse')), 'wrong_password')
+  assert.equal(
+    code(
+      decodeKeyFile(
+        tamper((j) => {
+          j.crypto.ciphertext = `0x${'00'.repeat(32)}`
+        }),
+        'correct horse',
+      ),
+    ),
+    'wrong_password',
+  )
 })
 
 test('encode refuses arguments outside the format', () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
 import { to0x } from '../../../crypto/bytes.js'
 import { encodeKeyFile } from '../../../crypto/keyfile.js'
-import { createTransfer, txHash } from '../../../ledger/transaction.js'
+import { txHash } from '../../../ledger/transaction.js'
 import type { RpcBackend } from '../../../rpc/backend.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
@@ -19,7 +19,11 @@ import { TestChain, testKey } from '../rpc/light/testChain.js'
  * starting point or with an expired one, a corrupt store rebuilt, and an endpoint that lies reported and skipped.
  */
 
-interface Run { code: number; out: string; err: string }
+interface Run {
+  code: number
+  out: string
+  err: string
+}
 
 const alice = testKey('alice')
 const aliceAddress = addressFromPublicKey(alice.publicKey)
@@ -79,16 +83,18 @@ describe('the wallet verifies what it shows', () => {
     })
     honest = await serve(accepting)
     other = await serve(accepting)
-    liar = await serve(lying(accepting, {
-      proveAccount: async (a) => {
-        const p = await chain.backend.proveAccount(a)
-        return 'unavailable' in p ? p : { ...p, account: { balance: p.account.balance + 1_000_000n, nonce: p.account.nonce } }
-      },
-      proveTx: async (h) => {
-        const r = await chain.backend.proveTx(h)
-        return r.lookup.status === 'committed' ? { ...r, lookup: { ...r.lookup, ok: false, error: 'insufficient_funds' } } : r
-      },
-    }))
+    liar = await serve(
+      lying(accepting, {
+        proveAccount: async (a) => {
+          const p = await chain.backend.proveAccount(a)
+          return 'unavailable' in p ? p : { ...p, account: { balance: p.account.balance + 1_000_000n, nonce: p.account.nonce } }
+        },
+        proveTx: async (h) => {
+          const r = await chain.backend.proveTx(h)
+          return r.lookup.status === 'committed' ? { ...r, lookup: { ...r.lookup, ok: false, error: 'insufficient_funds' } } : r
+        },
+      }),
+    )
   })
   after(async () => {
     await commits
@@ -104,9 +110,21 @@ describe('the wallet verifies what it shows', () => {
     let out = ''
     let err = ''
     const code = await runCli(argv, {
-      env: { TALLY_LIGHT_DIR: join(dir, 'light-default'), ...env }, prompt: null, waitTimeoutMs: 10_000, rpcTimeoutMs: 2000, ...io,
-      stdout: { write: (s: string) => { out += s } },
-      stderr: { write: (s: string) => { err += s } },
+      env: { TALLY_LIGHT_DIR: join(dir, 'light-default'), ...env },
+      prompt: null,
+      waitTimeoutMs: 10_000,
+      rpcTimeoutMs: 2000,
+      ...io,
+      stdout: {
+        write: (s: string) => {
+          out += s
+        },
+      },
+      stderr: {
+        write: (s: string) => {
+          err += s
+        },
+      },
     })
     return { code, out, err }
   }
@@ -170,10 +188,33 @@ describe('the wallet verifies what it shows', () => {
   test('a checkpoint pinned by height and hash', async () => {
     const light = freshLight()
     const pin = chain.blocks[0]!
-    const r = await tally(['balance', A, '--rpc', honest.url, '--light-dir', light, '--trust-height', String(pin.height), '--trust-hash', to0x(pin.hash), '--json'])
+    const r = await tally([
+      'balance',
+      A,
+      '--rpc',
+      honest.url,
+      '--light-dir',
+      light,
+      '--trust-height',
+      String(pin.height),
+      '--trust-hash',
+      to0x(pin.hash),
+      '--json',
+    ])
     assert.equal(r.code, 0, r.err)
     assert.equal(JSON.parse(r.out).verifiedHeight, chain.height)
-    const wrong = await tally(['balance', A, '--rpc', honest.url, '--light-dir', freshLight(), '--trust-height', '1', '--trust-hash', to0x(chain.blocks[1]!.hash)])
+    const wrong = await tally([
+      'balance',
+      A,
+      '--rpc',
+      honest.url,
+      '--light-dir',
+      freshLight(),
+      '--trust-height',
+      '1',
+      '--trust-hash',
+      to0x(chain.blocks[1]!.hash),
+    ])
     assert.equal(wrong.code, 1)
     assert.match(wrong.err, /not the pinned/)
   })
@@ -197,7 +238,10 @@ describe('the wallet verifies what it shows', () => {
     const r = await tally(['balance', A, '--rpc', `${liar.url},${honest.url}`, '--genesis', genesisFile, '--light-dir', light])
     assert.equal(r.code, 0, r.err)
     assert.equal(r.out, '1000\n')
-    assert.match(r.err, new RegExp(`^warning: ${liar.url} gave an answer that fails verification: balance "1001000" is not the proven 1000; trying the next endpoint\\n`))
+    assert.match(
+      r.err,
+      new RegExp(`^warning: ${liar.url} gave an answer that fails verification: balance "1001000" is not the proven 1000; trying the next endpoint\\n`),
+    )
     const j = await tally(['account', A, '--rpc', `${liar.url},${honest.url}`, '--light-dir', light, '--json'])
     assert.equal(j.code, 0, j.err)
     assert.equal(JSON.parse(j.out).balance, '1000')
@@ -207,7 +251,10 @@ describe('the wallet verifies what it shows', () => {
     const none = await tally(['balance', A, '--rpc', `${liar.url},http://127.0.0.1:9`, '--light-dir', light])
     assert.equal(none.code, 1)
     assert.equal(none.out, '')
-    assert.match(none.err, new RegExp(`error: no RPC endpoint gave a verified answer: ${liar.url} \\(fails verification: .*\\), http://127.0.0.1:9 \\(unreachable: [^)]+\\)`))
+    assert.match(
+      none.err,
+      new RegExp(`error: no RPC endpoint gave a verified answer: ${liar.url} \\(fails verification: .*\\), http://127.0.0.1:9 \\(unreachable: [^)]+\\)`),
+    )
   })
 
   test('transfer: committed at a verified height, through a lying first endpoint too', async () => {
@@ -226,8 +273,16 @@ describe('the wallet verifies what it shows', () => {
     // tx: the same look-up through the liar, and a transaction no endpoint knows
     const tx = await tally(['tx', t.hash, '--rpc', `${liar.url},${honest.url}`, '--light-dir', light, '--json'])
     assert.equal(tx.code, 0, tx.err)
-    assert.deepEqual(JSON.parse(tx.out), { hash: t.hash, status: 'committed', height: t.height, index: 0, ok: true, verifiedHeight: t.height, blockHash: t.blockHash })
-    const unknown = await tally(['tx', '0x' + '42'.repeat(32), '--rpc', `${honest.url},${other.url}`, '--light-dir', light])
+    assert.deepEqual(JSON.parse(tx.out), {
+      hash: t.hash,
+      status: 'committed',
+      height: t.height,
+      index: 0,
+      ok: true,
+      verifiedHeight: t.height,
+      blockHash: t.blockHash,
+    })
+    const unknown = await tally(['tx', `0x${'42'.repeat(32)}`, '--rpc', `${honest.url},${other.url}`, '--light-dir', light])
     assert.equal(unknown.code, 0, unknown.err)
     assert.match(unknown.out, /status {2}unknown/)
     assert.match(unknown.err, /^not verified: no endpoint proved it committed/)

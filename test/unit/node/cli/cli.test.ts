@@ -32,7 +32,10 @@ test('tallyd init, then genesis new / add-validator / add-balance / validate, as
     assert.match(v.stdout, /2 validators, 1 balances/)
     assert.match(v.stdout, /genesis hash 0x[0-9a-f]{64}/)
     const written = JSON.parse(readFileSync(g, 'utf8')) as { validators: { peerId: string }[] }
-    assert.deepEqual(written.validators.map((x) => x.peerId), homes.map((h) => h.peerId))
+    assert.deepEqual(
+      written.validators.map((x) => x.peerId),
+      homes.map((h) => h.peerId),
+    )
     const shown = tallyd('genesis', 'show-key', '--home', join(dir, 'alice'))
     assert.deepEqual(JSON.parse(shown.stdout), { publicKey: homes[0]!.publicKey, address: homes[0]!.address, peerId: homes[0]!.peerId })
 
@@ -72,7 +75,15 @@ test('every command of tallyd and tally prints its help and exits 0', () => {
     const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tally.js'), ...args], { encoding: 'utf8', timeout: 30_000 })
     return { code: r.status, stdout: r.stdout, stderr: r.stderr }
   }
-  const daemon = [[], ['testnet'], ['start'], ['init'], ['devnet'], ['genesis'], ...['new', 'add-validator', 'add-balance', 'validate', 'show-key'].map((c) => ['genesis', c])]
+  const daemon = [
+    [],
+    ['testnet'],
+    ['start'],
+    ['init'],
+    ['devnet'],
+    ['genesis'],
+    ...['new', 'add-validator', 'add-balance', 'validate', 'show-key'].map((c) => ['genesis', c]),
+  ]
   for (const c of daemon) {
     const r = tallyd(...c, '--help')
     assert.equal(r.code, 0, `tallyd ${c.join(' ')} --help: ${r.stderr}`)
@@ -102,7 +113,8 @@ test('tallyd testnet refuses bad arguments and a non-empty output directory', ()
 
 test('tallyd testnet sizes verification threads for validators sharing this machine, or as told', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
-  const workers = (out: string, i: number) => (JSON.parse(readFileSync(join(out, `node${i}`, 'config.json'), 'utf8')) as { mempool: { verifyWorkers?: number } }).mempool.verifyWorkers
+  const workers = (out: string, i: number) =>
+    (JSON.parse(readFileSync(join(out, `node${i}`, 'config.json'), 'utf8')) as { mempool: { verifyWorkers?: number } }).mempool.verifyWorkers
   try {
     const shared = join(dir, 'shared')
     assert.equal(tallyd('testnet', '--validators', '2', '--out', shared).code, 0)

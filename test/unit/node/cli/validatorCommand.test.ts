@@ -22,7 +22,11 @@ import { startHarness, type Harness } from '../../rpc/harness.js'
  * runs in this process, so the children are started asynchronously.
  */
 
-interface Run { code: number | null; stdout: string; stderr: string }
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
 
 function tallyd(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
@@ -43,11 +47,15 @@ function writeHome(dir: string, o: { rpcPort: number; validatorSeed?: Uint8Array
   mkdirSync(dir, { recursive: true })
   const config = { ...DEFAULT_CONFIG, rpc: { ...DEFAULT_CONFIG.rpc, host: '127.0.0.1', port: o.rpcPort } }
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config))
-  writeFileSync(join(dir, 'genesis.json'), JSON.stringify({
-    chainId: o.chainId ?? 'tally-test', genesisTime: '2026-01-01T00:00:00Z',
-    validators: [{ name: 'test-validator', publicKey: to0x(validator.publicKey), power: 10, peerId: peerIdOf(keyPairFromSeed(nodeKeySeed).publicKey) }],
-    balances: [],
-  }))
+  writeFileSync(
+    join(dir, 'genesis.json'),
+    JSON.stringify({
+      chainId: o.chainId ?? 'tally-test',
+      genesisTime: '2026-01-01T00:00:00Z',
+      validators: [{ name: 'test-validator', publicKey: to0x(validator.publicKey), power: 10, peerId: peerIdOf(keyPairFromSeed(nodeKeySeed).publicKey) }],
+      balances: [],
+    }),
+  )
   writeFileSync(join(dir, 'node_key.json'), encodeKeyFile(nodeKeySeed))
   if (o.validatorSeed !== undefined) writeFileSync(join(dir, 'validator_key.json'), encodeKeyFile(o.validatorSeed))
   return dir
@@ -70,10 +78,13 @@ describe('tallyd validator', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  test('propose-add signs with the home key, submits to the home\'s own RPC, waits for the commit and says where the change stands', async () => {
+  test("propose-add signs with the home key, submits to the home's own RPC, waits for the commit and says where the change stands", async () => {
     const voter = addressFromPublicKey(validator.publicKey)
     h.backend.pendingChanges = {
-      height: 2, totalPower: 10n, voteExpiryHeights: 100, scheduled: null,
+      height: 2,
+      totalPower: 10n,
+      voteExpiryHeights: 100,
+      scheduled: null,
       changes: [{ id: actionId(add), action: add, votes: [{ address: voter, height: 1 }], power: 10n, forced: false }],
     }
     try {
@@ -84,7 +95,10 @@ describe('tallyd validator', () => {
       assert.match(r.stdout, /committed at height \d+/)
       assert.match(r.stdout, /votes hold 10 of 10 power; it completes with 7/)
       // what the node received: a governance vote from the home's key for exactly this change
-      const tx = h.backend.blocks.flatMap((b) => b.txs).map((t) => decodeTransaction(t)).find((d) => d.ok && to0x(d.value.hash) === hash)
+      const tx = h.backend.blocks
+        .flatMap((b) => b.txs)
+        .map((t) => decodeTransaction(t))
+        .find((d) => d.ok && to0x(d.value.hash) === hash)
       assert.ok(tx?.ok && tx.value.tx.kind === 'governance')
       assert.deepEqual(tx.value.tx.from, validator.publicKey)
       assert.deepEqual(actionId(tx.value.tx.action), actionId(add))
@@ -94,7 +108,19 @@ describe('tallyd validator', () => {
   })
 
   test('--json prints the hash, height, change id and status', async () => {
-    const r = await tallyd('validator', 'propose-power', '--home', home, '--address', formatAddress(addressFromPublicKey(validator.publicKey)), '--power', '12', '--json', '--rpc', h.url)
+    const r = await tallyd(
+      'validator',
+      'propose-power',
+      '--home',
+      home,
+      '--address',
+      formatAddress(addressFromPublicKey(validator.publicKey)),
+      '--power',
+      '12',
+      '--json',
+      '--rpc',
+      h.url,
+    )
     assert.equal(r.code, 0, r.stderr)
     const j = JSON.parse(r.stdout) as { hash: string; height: number; id: string; status: string; voter: string }
     assert.match(j.hash, /^0x[0-9a-f]{64}$/)
@@ -111,7 +137,7 @@ describe('tallyd validator', () => {
     assert.match(r.stderr, /^tallyd: transaction rejected: not_validator: .+\n$/)
   })
 
-  test('a full node\'s home cannot vote, and a home of another chain is refused before signing', async () => {
+  test("a full node's home cannot vote, and a home of another chain is refused before signing", async () => {
     const full = writeHome(join(dir, 'full'), { rpcPort: h.server.port })
     const r = await tallyd('validator', 'propose-add', '--home', full, ...addArgs)
     assert.equal(r.code, 1)
@@ -130,9 +156,12 @@ describe('tallyd validator', () => {
     const addr = formatAddress(addressFromPublicKey(validator.publicKey))
     const cases: [string[], RegExp][] = [
       [['propose-add', '--home', home, ...addArgs.slice(0, 1), '0x1234', ...addArgs.slice(2)], /--public-key/],
-      [['propose-add', '--home', home, '--public-key', '0x' + 'ff'.repeat(32), ...addArgs.slice(2)], /--public-key/],
+      [['propose-add', '--home', home, '--public-key', `0x${'ff'.repeat(32)}`, ...addArgs.slice(2)], /--public-key/],
       [['propose-add', '--home', home, ...addArgs.slice(0, 2), '--peer-id', 'not-a-peer', ...addArgs.slice(4)], /--peer-id/],
-      [['propose-add', '--home', home, ...addArgs.slice(0, 2), '--peer-id', 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N', ...addArgs.slice(4)], /--peer-id/],
+      [
+        ['propose-add', '--home', home, ...addArgs.slice(0, 2), '--peer-id', 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N', ...addArgs.slice(4)],
+        /--peer-id/,
+      ],
       [['propose-add', '--home', home, ...addArgs.slice(0, 4), '--power', '0', '--name', 'x'], /--power/],
       [['propose-add', '--home', home, ...addArgs.slice(0, 4), '--power', '1.5', '--name', 'x'], /--power/],
       [['propose-add', '--home', home, ...addArgs.slice(0, 4), '--power', String(2 ** 53), '--name', 'x'], /--power/],
@@ -159,21 +188,32 @@ describe('tallyd validator', () => {
     const voter = addressFromPublicKey(validator.publicKey)
     const height = h.backend.blocks.length + 1
     h.backend.pendingChanges = {
-      height, totalPower: 10n, voteExpiryHeights: 100, scheduled: null,
+      height,
+      totalPower: 10n,
+      voteExpiryHeights: 100,
+      scheduled: null,
       changes: [{ id: actionId(add), action: add, votes: [{ address: voter, height: 33 }], power: 6n, forced: false }],
     }
     try {
       const text = await tallyd('validator', 'pending', '--rpc', h.url)
       assert.equal(text.code, 0, text.stderr)
       assert.match(text.stdout, /^height \d+: 1 validators, total power 10; a change completes with 7 \(more than 2\/3\)/)
-      assert.ok(text.stdout.includes(`${to0x(actionId(add))}  add newcomer (${formatAddress(addressFromPublicKey(newcomer.publicKey))}) with power 3, peer ${newcomerPeer}`), text.stdout)
+      assert.ok(
+        text.stdout.includes(
+          `${to0x(actionId(add))}  add newcomer (${formatAddress(addressFromPublicKey(newcomer.publicKey))}) with power 3, peer ${newcomerPeer}`,
+        ),
+        text.stdout,
+      )
       assert.match(text.stdout, /6 of 10 power \(needs 1 more\)/)
       assert.ok(text.stdout.includes(`vote test-validator ${formatAddress(voter)} at height 33, counts until 132`), text.stdout)
       const json = await tallyd('validator', 'pending', '--home', home, '--json')
       assert.equal(json.code, 0, json.stderr)
       const p = JSON.parse(json.stdout) as { height: number; changes: { id: string; power: number; passes: boolean }[] }
       assert.equal(p.height, height)
-      assert.deepEqual(p.changes.map((c) => [c.id, c.power, c.passes]), [[to0x(actionId(add)), 6, false]])
+      assert.deepEqual(
+        p.changes.map((c) => [c.id, c.power, c.passes]),
+        [[to0x(actionId(add)), 6, false]],
+      )
     } finally {
       h.backend.pendingChanges = undefined
     }
@@ -229,7 +269,7 @@ test('the validator commands print their help and exit 0', async () => {
   }
 })
 
-test('a home\'s own RPC URL: a wildcard listen address is reached on loopback; IPv6 in brackets', () => {
+test("a home's own RPC URL: a wildcard listen address is reached on loopback; IPv6 in brackets", () => {
   assert.equal(homeRpcUrl('127.0.0.1', 8545), 'http://127.0.0.1:8545')
   assert.equal(homeRpcUrl('0.0.0.0', 9000), 'http://127.0.0.1:9000')
   assert.equal(homeRpcUrl('::', 1), 'http://[::1]:1')

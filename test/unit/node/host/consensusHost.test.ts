@@ -44,12 +44,17 @@ function assertWalBeforeSignatures(t: TestHost): void {
     if (!own) continue
     const request = t.guardRequests.find((r) => {
       if (r.result?.ok !== true) return false
-      if (g.kind === 'vote' && r.req.kind === 'vote') return r.req.vote.type === g.vote.type && r.req.vote.height === g.vote.height && r.req.vote.round === g.vote.round
-      if (g.kind === 'proposal' && r.req.kind === 'proposal') return r.req.proposal.height === g.message.proposal.height && r.req.proposal.round === g.message.proposal.round
+      if (g.kind === 'vote' && r.req.kind === 'vote')
+        return r.req.vote.type === g.vote.type && r.req.vote.height === g.vote.height && r.req.vote.round === g.vote.round
+      if (g.kind === 'proposal' && r.req.kind === 'proposal')
+        return r.req.proposal.height === g.message.proposal.height && r.req.proposal.round === g.message.proposal.round
       return false
     })
     assert.ok(request !== undefined, 'every own message was signed by the guard')
-    assert.ok(s.walSynced >= request.walWritten, `an own ${g.kind} left with ${s.walSynced} WAL records durable, ${request.walWritten} written before it was signed`)
+    assert.ok(
+      s.walSynced >= request.walWritten,
+      `an own ${g.kind} left with ${s.walSynced} WAL records durable, ${request.walWritten} written before it was signed`,
+    )
     checked++
   }
   assert.ok(checked >= 3, `checked ${checked} own messages`)
@@ -66,7 +71,11 @@ describe('consensus host: a single validator', () => {
     t.stop()
 
     const heights = t.committed.map((c) => c.height)
-    assert.deepEqual(heights, heights.map((_, i) => i + 1), 'onCommitted once per height, in order')
+    assert.deepEqual(
+      heights,
+      heights.map((_, i) => i + 1),
+      'onCommitted once per height, in order',
+    )
     assert.deepEqual(t.host.tip?.height, heights.at(-1))
     for (const c of t.committed) {
       assert.equal(t.durableTipAtCommit.get(c.height), c.height, `height ${c.height} was durable when reported`)
@@ -89,8 +98,13 @@ describe('consensus host: a single validator', () => {
 
     // each height: the validator proposed, prevoted and precommitted the block it committed, in round 0
     for (const c of t.committed) {
-      const mine = t.sent.filter((s) => (s.gossip.kind === 'vote' ? s.gossip.vote.height : s.gossip.kind === 'proposal' ? s.gossip.message.proposal.height : 0) === c.height)
-      assert.deepEqual(mine.map((s) => (s.gossip.kind === 'vote' ? s.gossip.vote.type : s.gossip.kind)), ['proposal', 'prevote', 'precommit'])
+      const mine = t.sent.filter(
+        (s) => (s.gossip.kind === 'vote' ? s.gossip.vote.height : s.gossip.kind === 'proposal' ? s.gossip.message.proposal.height : 0) === c.height,
+      )
+      assert.deepEqual(
+        mine.map((s) => (s.gossip.kind === 'vote' ? s.gossip.vote.type : s.gossip.kind)),
+        ['proposal', 'prevote', 'precommit'],
+      )
       for (const s of mine) {
         const value = s.gossip.kind === 'vote' ? s.gossip.vote.valueId : s.gossip.kind === 'proposal' ? s.gossip.message.proposal.valueId : null
         assert.equal(hexOrNil(value), toHex(c.hash))
@@ -124,7 +138,10 @@ describe('consensus host: restart', () => {
     const t = await w.boot({ self: 0, cutAt: (op, phase) => armed && op === 'kvWrite' && phase === 'before' && ++batches === 2 })
     armed = true
     await w.until(() => !t.power.alive, 'the power cut')
-    assert.deepEqual(t.committed.map((c) => c.height), [1])
+    assert.deepEqual(
+      t.committed.map((c) => c.height),
+      [1],
+    )
     const precommitted = t.votes({ own: true }).find((v) => v.type === 'precommit' && v.height === 2)
     assert.ok(precommitted?.valueId, 'the validator precommitted a block at height 2 before the cut')
 
@@ -139,7 +156,10 @@ describe('consensus host: restart', () => {
     // replay asks again for what the guard already signed: the same message gets the stored signature, anything
     // lower is refused quietly, and nothing is refused as a conflict
     for (const r of t2.guardRequests) if (r.result?.ok === false) assert.equal(r.result.code, 'regression')
-    assert.deepEqual(t2.logs.filter((l) => l.level === 'warn' || l.level === 'error'), [])
+    assert.deepEqual(
+      t2.logs.filter((l) => l.level === 'warn' || l.level === 'error'),
+      [],
+    )
     assert.deepEqual(t2.fatal, [])
   })
 
@@ -155,7 +175,13 @@ describe('consensus host: restart', () => {
     for (const i of others.slice(0, 2)) await t.host.onVote(w.vote(i, 'prevote', 1, 0, b.hash))
     await w.until(() => t.votes({ own: true }).length === 2, 'the precommit')
     t.crash()
-    assert.deepEqual(t.votes({ own: true }).map((v) => [v.type, hexOrNil(v.valueId)]), [['prevote', toHex(b.hash)], ['precommit', toHex(b.hash)]])
+    assert.deepEqual(
+      t.votes({ own: true }).map((v) => [v.type, hexOrNil(v.valueId)]),
+      [
+        ['prevote', toHex(b.hash)],
+        ['precommit', toHex(b.hash)],
+      ],
+    )
 
     // the WAL is gone; the safety record (a precommit for the block at 1/0) is not
     t.durable.wal = []
@@ -164,13 +190,20 @@ describe('consensus host: restart', () => {
     t2.crash()
     // it knows nothing of the proposal, so its propose timeout asks for a nil prevote at 1/0, below its precommit
     const refused = t2.guardRequests.filter((r) => r.result?.ok === false)
-    assert.ok(refused.some((r) => r.req.kind === 'vote' && r.req.vote.type === 'prevote' && r.req.vote.round === 0 && r.result?.ok === false && r.result.code === 'regression'))
+    assert.ok(
+      refused.some(
+        (r) => r.req.kind === 'vote' && r.req.vote.type === 'prevote' && r.req.vote.round === 0 && r.result?.ok === false && r.result.code === 'regression',
+      ),
+    )
     assert.equal(t2.logged('guard refused a vote: prevote at 1/0 is not above the last signed precommit at 1/0', 'warn').length, 1)
     const mine = ownMessages([t, t2], w.validators[A]!.address)
     assert.equal(mine.get('prevote 1/0'), toHex(b.hash))
     assert.equal(mine.get('precommit 1/0'), toHex(b.hash))
     // what it re-sent after the restart is only its recorded precommit
-    assert.deepEqual(t2.votes({ own: true }).map((v: SignedVote) => [v.type, v.round, hexOrNil(v.valueId)]), [['precommit', 0, toHex(b.hash)]])
+    assert.deepEqual(
+      t2.votes({ own: true }).map((v: SignedVote) => [v.type, v.round, hexOrNil(v.valueId)]),
+      [['precommit', 0, toHex(b.hash)]],
+    )
     assert.equal(t2.durable.safety?.step, 'precommit')
   })
 })
@@ -240,7 +273,11 @@ describe('consensus host: the safety record check at start', () => {
     assert.deepEqual(behind.proposals(), [], 'no proposal below the record')
     assert.ok(behind.guardRequests.length >= 1, 'its timeouts asked for nil votes')
     assert.ok(behind.guardRequests.every((r) => r.req.kind === 'vote' && r.result?.ok === false && r.result.code === 'regression'))
-    assert.deepEqual(behind.logs.filter((l) => l.level === 'warn' || l.level === 'error'), [], 'refusals below the record are expected, not warnings')
+    assert.deepEqual(
+      behind.logs.filter((l) => l.level === 'warn' || l.level === 'error'),
+      [],
+      'refusals below the record are expected, not warnings',
+    )
     assert.equal(behind.durable.safety?.height, 5)
   })
 })

@@ -104,7 +104,10 @@ describe('consensus host: what messages cost', () => {
   // Byzantine input: a validator may sign any number of different votes for one step. The core keeps at most a few of
   // them; the host must log no more than that (and, for a later height, keep no more records in memory), or disk and
   // memory would grow with what one faulty validator sends within a height.
-  for (const [where, height] of [['the current height', 1], ['the next height', 2]] as const) {
+  for (const [where, height] of [
+    ['the current height', 1],
+    ['the next height', 2],
+  ] as const) {
     it(`writes a bounded number of WAL records for one validator's conflicting votes at ${where}`, async () => {
       const { w, t, others } = await fourValidators()
       const B = others[0]!
@@ -138,10 +141,18 @@ describe('consensus host: back-pressure', () => {
     const { w, t, others } = await blockedQueue(max)
     const list = votes(w, others, max + 3)
     const queued = list.map(() => false)
-    const waits = list.map((v, i) => t.host.onVote(v).then(() => { queued[i] = true }))
+    const waits = list.map((v, i) =>
+      t.host.onVote(v).then(() => {
+        queued[i] = true
+      }),
+    )
     await w.advance(w.params.timeoutProposeMs / 2)
     assert.equal(t.host.queueLength, max)
-    assert.deepEqual(queued, list.map((_, i) => i < max), 'the first calls resolve, the others wait for room')
+    assert.deepEqual(
+      queued,
+      list.map((_, i) => i < max),
+      'the first calls resolve, the others wait for room',
+    )
     t.wal.releaseSyncs()
     await Promise.all(waits)
     await w.until(() => t.host.queueLength === 0, 'the queue drained')
@@ -154,7 +165,11 @@ describe('consensus host: back-pressure', () => {
     const { w, t, others } = await blockedQueue(max)
     const list = votes(w, others, max + 2)
     let released = 0
-    const waits = list.map((v) => t.host.onVote(v).then(() => { released++ }))
+    const waits = list.map((v) =>
+      t.host.onVote(v).then(() => {
+        released++
+      }),
+    )
     await w.advance(0)
     assert.equal(released, max)
     t.stop()
@@ -164,7 +179,7 @@ describe('consensus host: back-pressure', () => {
 })
 
 describe('consensus host: repair re-broadcast', () => {
-  it('re-sends this validator\'s messages of the height only once the height is stuck', async () => {
+  it("re-sends this validator's messages of the height only once the height is stuck", async () => {
     const { w, t, A, P } = await fourValidators()
     const b = await w.block1({ proposer: P })
     await t.host.onProposalMessage(b.message)
@@ -194,9 +209,7 @@ describe('consensus host: repair re-broadcast', () => {
     t.host.rebroadcast(2_000)
     assert.equal(t.host.round, 0, 'still in round 0: no precommits of the others arrived')
     const id = toHex(b.hash).slice(0, 8)
-    assert.deepEqual(t.summary(sent), [
-      `precommit 1/0 v${A} ${id}`, `proposal 1/0 v${P} ${id}`, ...[A, B, P].map((i) => `prevote 1/0 v${i} ${id}`),
-    ].sort())
+    assert.deepEqual(t.summary(sent), [`precommit 1/0 v${A} ${id}`, `proposal 1/0 v${P} ${id}`, ...[A, B, P].map((i) => `prevote 1/0 v${i} ${id}`)].sort())
     const repaired = t.proposals().at(-1)!
     assert.deepEqual(repaired.header, b.header, 'the proposal travels with its block parts')
     t.stop()

@@ -29,7 +29,10 @@ describe('consensus host: blocks from sync', () => {
     const checked = await t.host.checkSyncedBlock(1, b.stored, cert)
     assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
     assert.equal(await t.host.applySyncedBlock(checked.value), true)
-    assert.deepEqual(t.committed.map((c) => [c.height, c.hash, c.certificate]), [[1, b.hash, cert]])
+    assert.deepEqual(
+      t.committed.map((c) => [c.height, c.hash, c.certificate]),
+      [[1, b.hash, cert]],
+    )
     assert.equal(t.host.tip?.height, 1)
     await w.until(() => t.host.height === 2, 'height 2 started')
     const stored = decodeCommitCertificate((await t.chain.certificateBytes(1))!)
@@ -52,12 +55,27 @@ describe('consensus host: blocks from sync', () => {
     const certified = (stored: StoredBlock) => w.certificate(1, 0, blockHash(stored.block.header), signers)
     const early = withHeader({ ...b.header, time: w.genesis.genesisTimeMs })
     const rows: readonly { desc: string; height?: number; stored: StoredBlock; cert: CommitCertificate; code: string }[] = [
-      { desc: 'a header changed after signing', stored: withHeader({ ...b.header, stateRoot: sha256(encodeCanonical(['other'])) }), cert: good, code: 'certificate' },
+      {
+        desc: 'a header changed after signing',
+        stored: withHeader({ ...b.header, stateRoot: sha256(encodeCanonical(['other'])) }),
+        cert: good,
+        code: 'certificate',
+      },
       { desc: 'two signatures of four', stored: b.stored, cert: w.certificate(1, 0, b.hash, signers.slice(0, 2)), code: 'certificate' },
       { desc: 'a certificate for another block', stored: b.stored, cert: w.certificate(1, 0, sha256(encodeCanonical(['x'])), signers), code: 'certificate' },
-      { desc: 'a signature of a stranger', stored: b.stored, cert: { ...good, signatures: good.signatures.map((s, i) => (i === 0 ? { ...s, signature: new Uint8Array(64) } : s)) }, code: 'certificate' },
+      {
+        desc: 'a signature of a stranger',
+        stored: b.stored,
+        cert: { ...good, signatures: good.signatures.map((s, i) => (i === 0 ? { ...s, signature: new Uint8Array(64) } : s)) },
+        code: 'certificate',
+      },
       { desc: 'a transaction left out of the body', stored: { ...b.stored, block: { ...b.stored.block, txs: [] } }, cert: good, code: 'header' },
-      { desc: 'a body transaction that does not decode', stored: { ...b.stored, block: { ...b.stored.block, txs: [new Uint8Array([1, 2, 3])] } }, cert: good, code: 'transactions' },
+      {
+        desc: 'a body transaction that does not decode',
+        stored: { ...b.stored, block: { ...b.stored.block, txs: [new Uint8Array([1, 2, 3])] } },
+        cert: good,
+        code: 'transactions',
+      },
       { desc: 'a certified header that breaks the block rule (time not after genesis)', stored: early, cert: certified(early), code: 'header' },
       { desc: 'a block that is not the next height', height: 2, stored: b.stored, cert: good, code: 'not_next' },
     ]

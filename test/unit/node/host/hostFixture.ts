@@ -1,7 +1,26 @@
-import { addressFromPublicKey, bytesEqual, compareBytes, encodeCanonical, keyPairFromSeed, sha256, sign, toHex, type KeyPair } from '../../../../crypto/index.js'
 import {
-  buildCommitCertificate, createValidatorSet, proposalSignBytes, proposerOf, voteSignBytes, type CommitCertificate, type ConsensusParams,
-  type SignedProposal, type SignedVote, type ValidatorSet, type VoteType,
+  addressFromPublicKey,
+  bytesEqual,
+  compareBytes,
+  encodeCanonical,
+  keyPairFromSeed,
+  sha256,
+  sign,
+  toHex,
+  type KeyPair,
+} from '../../../../crypto/index.js'
+import {
+  buildCommitCertificate,
+  createValidatorSet,
+  proposalSignBytes,
+  proposerOf,
+  voteSignBytes,
+  type CommitCertificate,
+  type ConsensusParams,
+  type SignedProposal,
+  type SignedVote,
+  type ValidatorSet,
+  type VoteType,
 } from '../../../../consensus/index.js'
 import { DEFAULT_PARAMS, genesisState, type Genesis } from '../../../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
@@ -118,7 +137,9 @@ export class ObservedLog implements ConsensusLog {
   holdSyncs(): void {
     if (this.held !== undefined) return
     let release!: () => void
-    const promise = new Promise<void>((resolve) => { release = resolve })
+    const promise = new Promise<void>((resolve) => {
+      release = resolve
+    })
     this.held = { promise, release }
   }
 
@@ -167,7 +188,12 @@ export class TestHost {
   guard: CheckedGuard | null = null
   timers!: Timers<'propose' | 'prevote' | 'precommit'>
 
-  constructor(readonly world: HostWorld, readonly self: number | null, readonly durable: DurableState, readonly power: Power) {}
+  constructor(
+    readonly world: HostWorld,
+    readonly self: number | null,
+    readonly durable: DurableState,
+    readonly power: Power,
+  ) {}
 
   /** The decoded votes this host broadcast, optionally only its own. */
   votes(o: { own?: boolean } = {}): SignedVote[] {
@@ -191,14 +217,17 @@ export class TestHost {
    */
   summary(from = 0): string[] {
     const index = (address: Uint8Array) => this.world.validators.findIndex((v) => bytesEqual(v.address, address))
-    return this.sent.slice(from).map(({ gossip: g }) => {
-      if (g.kind === 'vote') return `${g.vote.type} ${g.vote.height}/${g.vote.round} v${index(g.vote.validator)} ${hexOrNil(g.vote.valueId).slice(0, 8)}`
-      if (g.kind === 'proposal') {
-        const p = g.message.proposal
-        return `proposal ${p.height}/${p.round} v${index(p.proposer)} ${toHex(p.valueId).slice(0, 8)}`
-      }
-      return 'evidence'
-    }).sort()
+    return this.sent
+      .slice(from)
+      .map(({ gossip: g }) => {
+        if (g.kind === 'vote') return `${g.vote.type} ${g.vote.height}/${g.vote.round} v${index(g.vote.validator)} ${hexOrNil(g.vote.valueId).slice(0, 8)}`
+        if (g.kind === 'proposal') {
+          const p = g.message.proposal
+          return `proposal ${p.height}/${p.round} v${index(p.proposer)} ${toHex(p.valueId).slice(0, 8)}`
+        }
+        return 'evidence'
+      })
+      .sort()
   }
 
   /** Log lines with this message (and at this level). */
@@ -238,9 +267,12 @@ export class HostWorld {
     this.wallets = Array.from({ length: o.wallets ?? 2 }, (_, i) => key('wallet', i))
     this.params = { ...simConsensusParams, ...o.params }
     this.genesis = {
-      chainId: CHAIN_ID, genesisTime: new Date(EPOCH_MS - 1000).toISOString(), genesisTimeMs: EPOCH_MS - 1000,
+      chainId: CHAIN_ID,
+      genesisTime: new Date(EPOCH_MS - 1000).toISOString(),
+      genesisTimeMs: EPOCH_MS - 1000,
       validators: this.validators.map((v, i) => ({ name: `v${i}`, publicKey: v.publicKey, address: v.address, power: v.power, peerId: `v${i}` })),
-      balances: this.wallets.map((k) => ({ address: addressFromPublicKey(k.publicKey), amount: WALLET_BALANCE }))
+      balances: this.wallets
+        .map((k) => ({ address: addressFromPublicKey(k.publicKey), amount: WALLET_BALANCE }))
         .sort((a, b) => compareBytes(a.address, b.address)),
       params: DEFAULT_PARAMS,
     }
@@ -270,7 +302,9 @@ export class HostWorld {
     await settle()
     const until = this.sched.now + ms
     let reached = false
-    this.sched.at(until, null, () => { reached = true })
+    this.sched.at(until, null, () => {
+      reached = true
+    })
     await this.sched.run(() => reached, until)
   }
 
@@ -298,13 +332,21 @@ export class HostWorld {
 
   /** A commit certificate for (height, round, value) signed by the given validators. */
   certificate(height: number, round: number, valueId: Uint8Array, signers: readonly number[]): CommitCertificate {
-    return buildCommitCertificate(height, round, valueId, signers.map((i) => this.vote(i, 'precommit', height, round, valueId)))
+    return buildCommitCertificate(
+      height,
+      round,
+      valueId,
+      signers.map((i) => this.vote(i, 'precommit', height, round, valueId)),
+    )
   }
 
   /** A signed transfer from wallet `from` to wallet `to`. */
   transfer(from: number, nonce: bigint, amount = 10n, to = (from + 1) % this.wallets.length): DecodedTransaction {
     return createTransfer(this.wallets[from]!.secretKey, {
-      chainId: CHAIN_ID, to: addressFromPublicKey(this.wallets[to]!.publicKey), amount, nonce,
+      chainId: CHAIN_ID,
+      to: addressFromPublicKey(this.wallets[to]!.publicKey),
+      amount,
+      nonce,
     })
   }
 
@@ -318,15 +360,26 @@ export class HostWorld {
     const ledger = await genesisState(this.genesis, new MemoryKvStore())
     const result = await ledger.execute(txs, { chainId: CHAIN_ID, block: { height: 1, governance: this.genesis.params.governance, offenders: [] } })
     const header: BlockHeader = {
-      chainId: CHAIN_ID, height: 1, time: o.time ?? this.now(), previousBlockHash: ZERO_HASH,
-      txRoot: txRoot(txs.map((t) => t.hash)), stateRoot: o.stateRoot ?? result.stateRoot, proposer: this.validators[o.proposer]!.address,
-      validatorSetHash: consensusSet(ledger.rosterAt(1)).hash, nextValidatorSetHash: consensusSet(ledger.rosterAt(2)).hash,
-      lastCommitHash: ZERO_HASH, evidenceRoot: txRoot([]),
+      chainId: CHAIN_ID,
+      height: 1,
+      time: o.time ?? this.now(),
+      previousBlockHash: ZERO_HASH,
+      txRoot: txRoot(txs.map((t) => t.hash)),
+      stateRoot: o.stateRoot ?? result.stateRoot,
+      proposer: this.validators[o.proposer]!.address,
+      validatorSetHash: consensusSet(ledger.rosterAt(1)).hash,
+      nextValidatorSetHash: consensusSet(ledger.rosterAt(2)).hash,
+      lastCommitHash: ZERO_HASH,
+      evidenceRoot: txRoot([]),
     }
     const hash = blockHash(header)
     const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [] }, lastCommit: null }
     const message: ProposalMessage = {
-      proposal: this.proposal(o.proposer, 1, o.round ?? 0, hash), header, txHashes: txs.map((t) => t.hash), evidence: [], lastCommit: null,
+      proposal: this.proposal(o.proposer, 1, o.round ?? 0, hash),
+      header,
+      txHashes: txs.map((t) => t.hash),
+      evidence: [],
+      lastCommit: null,
     }
     return { hash, header, txs, stored, message }
   }
@@ -354,48 +407,85 @@ export class HostWorld {
     const mempool = new Mempool({ chainId: CHAIN_ID, maxTxs: 2_000 }, { accounts: ledger, verifiedSignatures: verified, logger })
     const wal = new ObservedLog(new SimConsensusLog(disk))
     if (o.holdWalSyncs === true) wal.holdSyncs()
-    const guard = o.self === null ? null : new CheckedGuard({ chainId: CHAIN_ID, secretKey: this.validators[o.self]!.secretKey }, { store: new SimSafetyStore(disk) }, {
-      request: (req) => { th.guardRequests.push({ req, walWritten: wal.written }) },
-      result: (req, r) => {
-        const g = th.guardRequests.findLast((x) => x.req === req)
-        if (g !== undefined) g.result = r.ok ? { ok: true } : { ok: false, code: r.code, reason: r.reason }
+    const guard =
+      o.self === null
+        ? null
+        : new CheckedGuard(
+            { chainId: CHAIN_ID, secretKey: this.validators[o.self]!.secretKey },
+            { store: new SimSafetyStore(disk) },
+            {
+              request: (req) => {
+                th.guardRequests.push({ req, walWritten: wal.written })
+              },
+              result: (req, r) => {
+                const g = th.guardRequests.findLast((x) => x.req === req)
+                if (g !== undefined) g.result = r.ok ? { ok: true } : { ok: false, code: r.code, reason: r.reason }
+              },
+            },
+            CHAIN_ID,
+          )
+    const timers = new Timers<'propose' | 'prevote' | 'precommit'>(
+      { clock: sched.timerClock(power) },
+      {
+        onTimeout: (v) => th.host.onTimeoutElapsed({ height: Number(v.height), round: v.round, kind: v.kind }),
       },
-    }, CHAIN_ID)
-    const timers = new Timers<'propose' | 'prevote' | 'precommit'>({ clock: sched.timerClock(power) }, {
-      onTimeout: (v) => th.host.onTimeoutElapsed({ height: Number(v.height), round: v.round, kind: v.kind }),
-    })
-    const host = new ConsensusHost({
-      chainId: CHAIN_ID, params: this.params, block: BLOCK_LIMITS, governance: genesis.params.governance, evidence: genesis.params.evidence,
-      emptyBlockIntervalMs: 100, commitMs: 0, genesisTimeMs: genesis.genesisTimeMs, maxClockDriftMs: 500, walMaxBytes: 1 << 20,
-      maxQueue: 1_000, retryMs: 500, ...o.host,
-    }, {
-      ledger, sets, evidence, kv, chain, mempool, verified, wal, guard, logger,
-      now: () => this.now(),
-      sleep: (ms) => sched.sleep(ms, power),
-      scheduleTimeout: (v, ms) => timers.schedule({ height: BigInt(v.height), round: v.round, kind: v.kind }, ms),
-      cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
-      broadcast: (bytes) => {
-        if (!power.alive) return
-        const d = decodeConsensusGossip(bytes, BLOCK_LIMITS.maxTxs)
-        if (!d.ok) throw new Error(`the host broadcast bytes that do not decode: ${d.error.reason}`)
-        th.sent.push({ time: sched.now, gossip: d.value, walSynced: wal.synced })
+    )
+    const host = new ConsensusHost(
+      {
+        chainId: CHAIN_ID,
+        params: this.params,
+        block: BLOCK_LIMITS,
+        governance: genesis.params.governance,
+        evidence: genesis.params.evidence,
+        emptyBlockIntervalMs: 100,
+        commitMs: 0,
+        genesisTimeMs: genesis.genesisTimeMs,
+        maxClockDriftMs: 500,
+        walMaxBytes: 1 << 20,
+        maxQueue: 1_000,
+        retryMs: 500,
+        ...o.host,
       },
-      fetchTxs: async (hashes) => {
-        th.fetches.push([...hashes])
-        return o.fetchTxs?.(hashes) ?? hashes.map(() => undefined)
+      {
+        ledger,
+        sets,
+        evidence,
+        kv,
+        chain,
+        mempool,
+        verified,
+        wal,
+        guard,
+        logger,
+        now: () => this.now(),
+        sleep: (ms) => sched.sleep(ms, power),
+        scheduleTimeout: (v, ms) => timers.schedule({ height: BigInt(v.height), round: v.round, kind: v.kind }, ms),
+        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        broadcast: (bytes) => {
+          if (!power.alive) return
+          const d = decodeConsensusGossip(bytes, BLOCK_LIMITS.maxTxs)
+          if (!d.ok) throw new Error(`the host broadcast bytes that do not decode: ${d.error.reason}`)
+          th.sent.push({ time: sched.now, gossip: d.value, walSynced: wal.synced })
+        },
+        fetchTxs: async (hashes) => {
+          th.fetches.push([...hashes])
+          return o.fetchTxs?.(hashes) ?? hashes.map(() => undefined)
+        },
+        requestBlock: (h) => {
+          th.requestedBlocks.push(h)
+        },
+        onCommitted: async (b) => {
+          if (!power.alive) return
+          th.committed.push(b)
+          th.durableTipAtCommit.set(b.height, (await new ChainStore(durable.kv).tip())?.height)
+          await mempool.update(b.txHashes, b.touched)
+        },
+        onFatal: (e) => {
+          th.fatal.push(e)
+          power.cut()
+        },
       },
-      requestBlock: (h) => { th.requestedBlocks.push(h) },
-      onCommitted: async (b) => {
-        if (!power.alive) return
-        th.committed.push(b)
-        th.durableTipAtCommit.set(b.height, (await new ChainStore(durable.kv).tip())?.height)
-        await mempool.update(b.txHashes, b.touched)
-      },
-      onFatal: (e) => {
-        th.fatal.push(e)
-        power.cut()
-      },
-    })
+    )
     Object.assign(th, { host, ledger, chain, mempool, sets, wal, guard, timers })
     if (o.start !== false) await host.start()
     return th

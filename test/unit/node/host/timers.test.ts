@@ -42,7 +42,10 @@ describe('timers', () => {
     clock.advance(1)
     assert.deepEqual(fired, [{ height: 1n, round: 0, kind: 'prevote' }])
     clock.advance(1000)
-    assert.deepEqual((fired as TimeoutValue[]).map((f) => f.kind), ['prevote', 'propose'])
+    assert.deepEqual(
+      (fired as TimeoutValue[]).map((f) => f.kind),
+      ['prevote', 'propose'],
+    )
     assert.equal(t.pending, 0)
   })
 

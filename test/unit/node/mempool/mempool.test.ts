@@ -28,15 +28,21 @@ function setup(opts: Partial<MempoolOptions> = {}, async = false) {
   for (const a of addrs) accounts.set(a, 1000n, 0n)
   const removed: [string, Removal][] = []
   const verified: string[] = []
-  const pool = new Mempool({ chainId: CHAIN, ...opts }, {
-    accounts,
-    verifiedSignatures: {
-      add: (h) => verified.push(toHex(h)),
-      has: (h) => verified.includes(toHex(h)),
-      delete: (h) => { const i = verified.indexOf(toHex(h)); if (i >= 0) verified.splice(i, 1) },
+  const pool = new Mempool(
+    { chainId: CHAIN, ...opts },
+    {
+      accounts,
+      verifiedSignatures: {
+        add: (h) => verified.push(toHex(h)),
+        has: (h) => verified.includes(toHex(h)),
+        delete: (h) => {
+          const i = verified.indexOf(toHex(h))
+          if (i >= 0) verified.splice(i, 1)
+        },
+      },
+      onRemoved: (h, r) => removed.push([toHex(h), r]),
     },
-    onRemoved: (h, r) => removed.push([toHex(h), r]),
-  })
+  )
   const tx = (k: number, nonce: number, amount = 10n, chainId = CHAIN) =>
     createTransfer(keys[k]!, { chainId, to: addrs[(k + 1) % 3]!, amount, nonce: BigInt(nonce) })
   return { pool, accounts, addrs, removed, verified, tx, rng }
@@ -49,11 +55,17 @@ describe('mempool admission', () => {
     const accounts = new FakeAccounts(false)
     const keys = [new Uint8Array(32).fill(21), new Uint8Array(32).fill(22)]
     for (const k of keys) accounts.set(addressFromPublicKey(keyPairFromSeed(k).publicKey), 1000n, 0n)
-    const pool = new Mempool({ chainId: CHAIN }, {
-      accounts,
-      verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)), delete: (h) => cache.delete(toHex(h)) },
-      verifySignature: async (tx) => { calls.push(toHex(tx.from)); return verifyTransactionSignature(tx) },
-    })
+    const pool = new Mempool(
+      { chainId: CHAIN },
+      {
+        accounts,
+        verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)), delete: (h) => cache.delete(toHex(h)) },
+        verifySignature: async (tx) => {
+          calls.push(toHex(tx.from))
+          return verifyTransactionSignature(tx)
+        },
+      },
+    )
     const good = createTransfer(keys[0]!, { chainId: CHAIN, to: new Uint8Array(20), amount: 1n, nonce: 0n })
     assert.equal((await pool.add(good.bytes)).ok, true)
     assert.equal(calls.length, 1)
@@ -126,7 +138,11 @@ describe('mempool ordering', () => {
   it('reaps contiguous runs in nonce order, senders interleaved by arrival, within limits', async () => {
     const { pool, tx, addrs } = setup()
     // sender 0 arrives out of order: 1, 0, 3 (gap at 2); sender 1: 0, 1
-    const a1 = tx(0, 1), a0 = tx(0, 0), a3 = tx(0, 3), b0 = tx(1, 0), b1 = tx(1, 1)
+    const a1 = tx(0, 1),
+      a0 = tx(0, 0),
+      a3 = tx(0, 3),
+      b0 = tx(1, 0),
+      b1 = tx(1, 1)
     for (const t of [a1, a0, a3, b0, b1]) assert.equal((await pool.add(t.bytes)).ok, true)
     assert.equal(await pool.pendingNonce(addrs[0]!), 2n)
     assert.equal(await pool.pendingNonce(addrs[1]!), 2n)
@@ -143,7 +159,11 @@ describe('mempool ordering', () => {
 describe('mempool update', () => {
   it('drops committed transactions and those a block made invalid, each with a reason', async () => {
     const { pool, tx, accounts, addrs, removed, verified } = setup()
-    const a0 = tx(0, 0, 100n), a1 = tx(0, 1, 100n), a2 = tx(0, 2, 100n), b0 = tx(1, 0), c0 = tx(2, 0)
+    const a0 = tx(0, 0, 100n),
+      a1 = tx(0, 1, 100n),
+      a2 = tx(0, 2, 100n),
+      b0 = tx(1, 0),
+      c0 = tx(2, 0)
     for (const t of [a0, a1, a2, b0, c0]) assert.equal((await pool.add(t.bytes)).ok, true)
     assert.equal(verified.length, 5)
     // the block commits a0 and another transaction of sender 1 with nonce 0; sender 0 spent more elsewhere
@@ -169,7 +189,10 @@ describe('mempool update', () => {
     assert.ok(pool.wasCommitted(a0.hash))
     assert.equal(verified.includes(toHex(a0.hash)), false)
     // and the next reap starts from the new committed nonce
-    assert.deepEqual(pool.reap({ maxTxs: 10, maxBytes: 1e6 }).map((d) => toHex(d.hash)), [toHex(a1.hash), toHex(c0.hash)])
+    assert.deepEqual(
+      pool.reap({ maxTxs: 10, maxBytes: 1e6 }).map((d) => toHex(d.hash)),
+      [toHex(a1.hash), toHex(c0.hash)],
+    )
   })
 
   it('re-reads every sender when the touched accounts are not given', async () => {
@@ -178,7 +201,10 @@ describe('mempool update', () => {
     assert.equal((await pool.add(a0.bytes)).ok, true)
     accounts.set(addrs[0]!, 1000n, 1n)
     await pool.update([])
-    assert.deepEqual(removed.map(([, r]) => r.code), ['bad_nonce'])
+    assert.deepEqual(
+      removed.map(([, r]) => r.code),
+      ['bad_nonce'],
+    )
     assert.equal(pool.size, 0)
   })
 
@@ -191,12 +217,16 @@ describe('mempool update', () => {
     accounts.set(addressFromPublicKey(publicKey), 1n << 40n, 0n)
     const big = new Mempool({ chainId: CHAIN, maxFuturePerSender: 10_000 }, { accounts })
     const txs = Array.from({ length: 3000 }, (_, i) =>
-      encodeTransaction(signTransaction({ chainId: CHAIN, from: publicKey, to: rng.bytes(20), amount: 1n, nonce: BigInt(i) }, key)))
+      encodeTransaction(signTransaction({ chainId: CHAIN, from: publicKey, to: rng.bytes(20), amount: 1n, nonce: BigInt(i) }, key)),
+    )
     for (const b of txs) assert.equal((await big.add(b)).ok, true)
     assert.equal(big.size, 3000)
     const reaped = big.reap({ maxTxs: 5000, maxBytes: 1e7 })
     assert.equal(reaped.length, 3000)
-    assert.deepEqual(reaped.map((t) => t.tx.nonce), txs.map((_, i) => BigInt(i)))
+    assert.deepEqual(
+      reaped.map((t) => t.tx.nonce),
+      txs.map((_, i) => BigInt(i)),
+    )
     assert.equal(pool.size, 0)
   })
 })

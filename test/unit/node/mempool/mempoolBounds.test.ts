@@ -38,23 +38,27 @@ class FakeAccounts {
   }
 }
 
-interface Removed { readonly hash: string; readonly code: Removal['code']; readonly reason: string }
+interface Removed {
+  readonly hash: string
+  readonly code: Removal['code']
+  readonly reason: string
+}
 
-function setup(
-  opts: Partial<MempoolOptions>, senders: number, balance = 1_000_000n, seed = 5, deps: Partial<MempoolDependencies> = {},
-  delay?: () => number,
-) {
+function setup(opts: Partial<MempoolOptions>, senders: number, balance = 1_000_000n, seed = 5, deps: Partial<MempoolDependencies> = {}, delay?: () => number) {
   const rng = new Rng(seed)
   const keys = Array.from({ length: senders }, () => keyPairFromSeed(rng.bytes(32)))
   const addrs = keys.map((k) => addressFromPublicKey(k.publicKey))
   const accounts = new FakeAccounts(delay)
   for (const a of addrs) accounts.set(a, balance, 0n)
   const removed: Removed[] = []
-  const pool = new Mempool({ chainId: CHAIN, ...opts }, {
-    accounts,
-    onRemoved: (h, r) => removed.push({ hash: toHex(h), code: r.code, reason: r.reason }),
-    ...deps,
-  })
+  const pool = new Mempool(
+    { chainId: CHAIN, ...opts },
+    {
+      accounts,
+      onRemoved: (h, r) => removed.push({ hash: toHex(h), code: r.code, reason: r.reason }),
+      ...deps,
+    },
+  )
   const tx = (k: number, nonce: number | bigint, amount = 1n): DecodedTransaction => {
     const t = signTransaction({ chainId: CHAIN, from: keys[k]!.publicKey, to: SINK, amount, nonce: BigInt(nonce) }, keys[k]!.secretKey)
     const bytes = encodeTransaction(t)
@@ -97,8 +101,14 @@ describe('mempool under a flood of gapped nonces', () => {
     assert.equal(pool.gappedSize, 20)
     const honest = [2, 3, 4, 5].map((k) => tx(k, 0))
     for (const t of honest) assert.equal(await add(t), 'ok')
-    assert.deepEqual(removed.map((r) => r.hash), hex(flood.slice(0, 4)))
-    assert.ok(removed.every((r) => r.code === 'evicted' && /nonce \d+/.test(r.reason)), JSON.stringify(removed))
+    assert.deepEqual(
+      removed.map((r) => r.hash),
+      hex(flood.slice(0, 4)),
+    )
+    assert.ok(
+      removed.every((r) => r.code === 'evicted' && /nonce \d+/.test(r.reason)),
+      JSON.stringify(removed),
+    )
     assert.equal(pool.size, 20)
     assert.equal(pool.gappedSize, 16)
   })
@@ -108,7 +118,10 @@ describe('mempool under a flood of gapped nonces', () => {
     const gapped = [tx(0, 1), tx(1, 1), tx(0, 2), tx(1, 2)]
     for (const t of gapped) assert.equal(await add(t), 'ok')
     assert.equal(await add(tx(2, 0)), 'ok')
-    assert.deepEqual(removed.map((r) => [r.hash, r.code]), [[toHex(gapped[0]!.hash), 'evicted']])
+    assert.deepEqual(
+      removed.map((r) => [r.hash, r.code]),
+      [[toHex(gapped[0]!.hash), 'evicted']],
+    )
     assert.equal(pool.bytes, 4 * TX_BYTES)
   })
 
@@ -139,9 +152,19 @@ describe('mempool eviction order', () => {
     const { pool, tx, add, removed } = setup({ maxTxs: 6, gappedSharePercent: 100 }, 5)
     const [A, B, C, D, E] = [0, 1, 2, 3, 4]
     const codes: string[] = []
-    const step = async (k: number, n: number) => { codes.push(`${k}/${n} ${await add(tx(k, n))}`) }
+    const step = async (k: number, n: number) => {
+      codes.push(`${k}/${n} ${await add(tx(k, n))}`)
+    }
     // gapped in this order: A2 B5 A3 C1 B6; E0 payable; the pool is full
-    for (const [k, n] of [[A, 2], [B, 5], [A, 3], [C, 1], [B, 6], [E, 0]] as const) await step(k, n)
+    for (const [k, n] of [
+      [A, 2],
+      [B, 5],
+      [A, 3],
+      [C, 1],
+      [B, 6],
+      [E, 0],
+    ] as const)
+      await step(k, n)
     await step(A, 0) // payable: evicts the longest waiting gapped transaction of another sender, B5 (not A2, its own)
     await step(D, 0) // payable: evicts A2
     await step(D, 2) // gapped, pool full: evicts the longest waiting gapped transaction of another sender, A3
@@ -153,14 +176,29 @@ describe('mempool eviction order', () => {
     return { codes, removed, tx, pool }
   }
 
-  it('evicts the transaction gapped longest first, never the arriving sender\'s own, deterministically', async () => {
+  it("evicts the transaction gapped longest first, never the arriving sender's own, deterministically", async () => {
     const first = await scenario()
     const { tx } = first
     assert.deepEqual(first.codes, [
-      '0/2 ok', '1/5 ok', '0/3 ok', '2/1 ok', '1/6 ok', '4/0 ok',
-      '0/0 ok', '3/0 ok', '3/2 ok', '4/1 ok', '2/0 ok', '3/1 mempool_full', '4/3 ok', '4/4 mempool_full',
+      '0/2 ok',
+      '1/5 ok',
+      '0/3 ok',
+      '2/1 ok',
+      '1/6 ok',
+      '4/0 ok',
+      '0/0 ok',
+      '3/0 ok',
+      '3/2 ok',
+      '4/1 ok',
+      '2/0 ok',
+      '3/1 mempool_full',
+      '4/3 ok',
+      '4/4 mempool_full',
     ])
-    assert.deepEqual(first.removed.map((r) => r.hash), hex([tx(1, 5), tx(0, 2), tx(0, 3), tx(2, 1), tx(1, 6), tx(3, 2)]))
+    assert.deepEqual(
+      first.removed.map((r) => r.hash),
+      hex([tx(1, 5), tx(0, 2), tx(0, 3), tx(2, 1), tx(1, 6), tx(3, 2)]),
+    )
     assert.ok(first.removed.every((r) => r.code === 'evicted'))
     assert.equal(first.pool.size, 6)
     // the same arrivals evict the same transactions
@@ -171,11 +209,20 @@ describe('mempool eviction order', () => {
 
   it('lets a gapped arrival displace the longest waiting gapped transaction once their share is full', async () => {
     const { pool, tx, add, removed } = setup({ maxTxs: 8, gappedSharePercent: 50 }, 3)
-    for (const [k, n] of [[0, 2], [0, 3], [1, 2], [1, 3]] as const) assert.equal(await add(tx(k, n)), 'ok')
+    for (const [k, n] of [
+      [0, 2],
+      [0, 3],
+      [1, 2],
+      [1, 3],
+    ] as const)
+      assert.equal(await add(tx(k, n)), 'ok')
     assert.equal(pool.gappedSize, 4)
     assert.equal(await add(tx(2, 2)), 'ok') // evicts 0/2
     assert.equal(await add(tx(0, 4)), 'ok') // skips its own 0/3, evicts 1/2
-    assert.deepEqual(removed.map((r) => r.hash), hex([tx(0, 2), tx(1, 2)]))
+    assert.deepEqual(
+      removed.map((r) => r.hash),
+      hex([tx(0, 2), tx(1, 2)]),
+    )
     assert.equal(pool.gappedSize, 4)
   })
 })
@@ -192,7 +239,10 @@ describe('mempool expiry of gapped transactions', () => {
     assert.ok(pool.has(gapped.hash))
     await pool.update([], [])
     assert.equal(pool.has(gapped.hash), false)
-    assert.deepEqual(removed.map((r) => [r.hash, r.code]), [[toHex(gapped.hash), 'expired']])
+    assert.deepEqual(
+      removed.map((r) => [r.hash, r.code]),
+      [[toHex(gapped.hash), 'expired']],
+    )
     assert.match(removed[0]!.reason, /3 committed heights/)
     // a payable transaction never expires, however long it waits
     for (let i = 0; i < 10; i++) await pool.update([], [])
@@ -211,7 +261,8 @@ describe('mempool expiry of gapped transactions', () => {
     assert.equal(pool.gappedSize, 1)
     await pool.update([], [])
     await pool.update([], [])
-    const a0 = tx(0, 0), a1 = tx(0, 1)
+    const a0 = tx(0, 0),
+      a1 = tx(0, 1)
     assert.equal(await add(a1), 'ok')
     assert.equal(await add(a0), 'ok')
     assert.equal(pool.gappedSize, 0)
@@ -230,19 +281,30 @@ describe('mempool expiry of gapped transactions', () => {
 
   it('counts the heights of a transaction a block left behind a new gap from that block', async () => {
     const { pool, tx, add, accounts, addrs, removed } = setup({ gappedExpiryHeights: 2 }, 1, 1000n)
-    const c0 = tx(0, 0, 10n), c1 = tx(0, 1, 500n), c2 = tx(0, 2, 10n)
+    const c0 = tx(0, 0, 10n),
+      c1 = tx(0, 1, 500n),
+      c2 = tx(0, 2, 10n)
     for (const t of [c0, c1, c2]) assert.equal(await add(t), 'ok')
     await pool.update([], [])
     await pool.update([], [])
     // the sender spent 600 elsewhere: c1 no longer fits, c2 still does but now waits on nonce 1
     accounts.set(addrs[0]!, 400n, 0n)
     await pool.update([], [addrs[0]!])
-    assert.deepEqual(removed.map((r) => [r.hash, r.code]), [[toHex(c1.hash), 'insufficient_funds']])
+    assert.deepEqual(
+      removed.map((r) => [r.hash, r.code]),
+      [[toHex(c1.hash), 'insufficient_funds']],
+    )
     assert.equal(pool.gappedSize, 1)
     await pool.update([], [])
     assert.ok(pool.has(c2.hash))
     await pool.update([], [])
-    assert.deepEqual(removed.map((r) => [r.hash, r.code]), [[toHex(c1.hash), 'insufficient_funds'], [toHex(c2.hash), 'expired']])
+    assert.deepEqual(
+      removed.map((r) => [r.hash, r.code]),
+      [
+        [toHex(c1.hash), 'insufficient_funds'],
+        [toHex(c2.hash), 'expired'],
+      ],
+    )
     assert.ok(pool.has(c0.hash))
   })
 })
@@ -292,8 +354,13 @@ describe('mempool accounting', () => {
   it('stays consistent through a random mix of admissions, blocks, rejections and floods', async () => {
     const SENDERS = 6
     const opts = {
-      maxTxs: 20, maxBytes: 18 * TX_BYTES, maxFuturePerSender: 6, maxTxsPerSender: 9,
-      maxBytesPerSender: 8 * TX_BYTES, gappedSharePercent: 30, gappedExpiryHeights: 4,
+      maxTxs: 20,
+      maxBytes: 18 * TX_BYTES,
+      maxFuturePerSender: 6,
+      maxTxsPerSender: 9,
+      maxBytesPerSender: 8 * TX_BYTES,
+      gappedSharePercent: 30,
+      gappedExpiryHeights: 4,
     }
     const { pool, tx, accounts, addrs, removed } = setup(opts, SENDERS, 150n, 9)
     const rng = new Rng(2024)
@@ -303,7 +370,10 @@ describe('mempool accounting', () => {
     const senderOfTx = new WeakMap<DecodedTransaction, number>()
     const senderOf = (t: DecodedTransaction) => {
       let k = senderOfTx.get(t)
-      if (k === undefined) senderOfTx.set(t, k = senderIndex.get(toHex(addressFromPublicKey(t.tx.from)))!)
+      if (k === undefined) {
+        k = senderIndex.get(toHex(addressFromPublicKey(t.tx.from)))!
+        senderOfTx.set(t, k)
+      }
       return k
     }
     /** The model's next nonce: the committed nonce plus the contiguous pending ones. */
@@ -327,7 +397,11 @@ describe('mempool accounting', () => {
         pending.delete(r.hash)
       }
       assert.equal(pool.size, pending.size, what)
-      assert.equal(pool.bytes, [...pending.values()].reduce((s, t) => s + t.bytes.byteLength, 0), what)
+      assert.equal(
+        pool.bytes,
+        [...pending.values()].reduce((s, t) => s + t.bytes.byteLength, 0),
+        what,
+      )
       for (const [h, t] of pending) assert.ok(pool.has(t.hash), `${what}: ${h} is missing`)
       assert.ok(pool.size <= opts.maxTxs && pool.bytes <= opts.maxBytes, what)
       assert.ok(pool.gappedSize <= Math.ceil(opts.maxTxs * 0.3) && pool.gappedBytes <= Math.ceil(opts.maxBytes * 0.3), what)
@@ -380,9 +454,16 @@ describe('mempool accounting', () => {
           touched.add(k)
         }
         const before = removed.length
-        await pool.update(reaped.map((t) => t.hash), rng.chance(0.2) ? undefined : [...touched].map((k) => addrs[k]!))
+        await pool.update(
+          reaped.map((t) => t.hash),
+          rng.chance(0.2) ? undefined : [...touched].map((k) => addrs[k]!),
+        )
         for (const x of removed.slice(before)) {
-          if (x.code === 'committed') assert.ok(reaped.some((t) => toHex(t.hash) === x.hash), `step ${step}: committed ${x.hash}`)
+          if (x.code === 'committed')
+            assert.ok(
+              reaped.some((t) => toHex(t.hash) === x.hash),
+              `step ${step}: committed ${x.hash}`,
+            )
         }
         what = `step ${step}: block of ${reaped.length}`
       } else if (roll < 0.9) {
@@ -400,7 +481,8 @@ describe('mempool accounting', () => {
     // the sequence exercised every path it means to
     for (const c of ['ok', 'bad_nonce', 'insufficient_funds', 'mempool_full']) assert.ok((codes.get(c) ?? 0) > 0, `no ${c}: ${[...codes]}`)
     const removalCodes = new Set(removed.map((r) => r.code))
-    for (const c of ['committed', 'evicted', 'expired', 'bad_nonce', 'insufficient_funds']) assert.ok(removalCodes.has(c as Removal['code']), `no ${c} removal: ${[...removalCodes]}`)
+    for (const c of ['committed', 'evicted', 'expired', 'bad_nonce', 'insufficient_funds'])
+      assert.ok(removalCodes.has(c as Removal['code']), `no ${c} removal: ${[...removalCodes]}`)
   })
 
   it('stays consistent when admissions and blocks interleave over an asynchronous store', async () => {
@@ -428,7 +510,10 @@ describe('mempool accounting', () => {
         arrivals.push(tx(k, next + BigInt(rng.chance(0.4) ? rng.int(5) : 0), 1n + BigInt(rng.int(9))))
       }
       const results = await Promise.all([
-        pool.update(reaped.map((t) => t.hash), [...touched].map((k) => addrs[k]!)),
+        pool.update(
+          reaped.map((t) => t.hash),
+          [...touched].map((k) => addrs[k]!),
+        ),
         ...arrivals.map(async (t) => [t, await pool.add(t.bytes)] as const),
       ])
       for (const r of results.slice(1)) {

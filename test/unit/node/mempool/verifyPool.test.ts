@@ -11,7 +11,11 @@ import { Rng } from '../../../helpers/random.js'
 
 const fixtures = join(repoRoot, 'test', 'fixtures', 'vectors')
 
-interface Case { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array }
+interface Case {
+  publicKey: Uint8Array
+  message: Uint8Array
+  signature: Uint8Array
+}
 
 /** Valid and invalid signatures: good ones, flipped bits, and every Wycheproof case. */
 function cases(): Case[] {
@@ -44,10 +48,23 @@ describe('VerifyPool', () => {
     try {
       const all = cases()
       const order: number[] = []
-      const verdicts = await Promise.all(all.map((c, i) => pool.verify(c.publicKey, c.message, c.signature).then((v) => { order.push(i); return v })))
-      assert.deepEqual(verdicts, all.map((c) => verify(c.publicKey, c.message, c.signature)))
+      const verdicts = await Promise.all(
+        all.map((c, i) =>
+          pool.verify(c.publicKey, c.message, c.signature).then((v) => {
+            order.push(i)
+            return v
+          }),
+        ),
+      )
+      assert.deepEqual(
+        verdicts,
+        all.map((c) => verify(c.publicKey, c.message, c.signature)),
+      )
       assert.ok(verdicts.includes(true) && verdicts.includes(false))
-      assert.deepEqual(order, all.map((_, i) => i))
+      assert.deepEqual(
+        order,
+        all.map((_, i) => i),
+      )
       assert.ok(pool.stats.batches >= all.length / 16, `${pool.stats.batches} batches`)
       assert.equal(pool.stats.inline, 0)
     } finally {

@@ -22,10 +22,14 @@ describe('direct streams', () => {
     const got: { text: string; from: string }[][] = net.nodes.map(() => [])
     const directs = net.nodes.map((node, i) => new DirectStreams(node, silentLogger(), limits[i] ?? {}))
     all.push(...directs)
-    await Promise.all(directs.map((d, i) => d.subscribe(PROTOCOL, (data, from) => {
-      got[i]!.push({ text: Buffer.from(data).toString(), from })
-      return verdict(data)
-    })))
+    await Promise.all(
+      directs.map((d, i) =>
+        d.subscribe(PROTOCOL, (data, from) => {
+          got[i]!.push({ text: Buffer.from(data).toString(), from })
+          return verdict(data)
+        }),
+      ),
+    )
     return { net, directs, got }
   }
 
@@ -34,7 +38,10 @@ describe('direct streams', () => {
     for (let k = 0; k < 200; k++) assert.equal(await directs[0]!.publish(PROTOCOL, Buffer.from(`m${k}`)), 2)
     await waitFor(() => got[1]!.length === 200 && got[2]!.length === 200, 'all messages at both peers')
     for (const i of [1, 2]) {
-      assert.deepEqual(got[i]!.map((g) => g.text), Array.from({ length: 200 }, (_, k) => `m${k}`))
+      assert.deepEqual(
+        got[i]!.map((g) => g.text),
+        Array.from({ length: 200 }, (_, k) => `m${k}`),
+      )
       assert.ok(got[i]!.every((g) => g.from === net.nodes[0]!.peerId))
     }
     assert.equal(got[0]!.length, 0)
@@ -42,15 +49,22 @@ describe('direct streams', () => {
     assert.equal(directs[1]!.stats.sent, 0)
   })
 
-  it('keeps order and message boundaries when a turn\'s messages go out together, across the coalescing bound', async () => {
+  it("keeps order and message boundaries when a turn's messages go out together, across the coalescing bound", async () => {
     const { net, directs, got } = await setup(2, [{ maxMessageBytes: 200 * 1024 }, { maxMessageBytes: 200 * 1024 }])
     // sizes around the 64 KiB a write may hold: tiny, exactly the bound, above it, and many small ones between
     const sizes = [1, 65_536, 3, 65_535, 2, 150_000, ...Array.from({ length: 300 }, (_, k) => 1 + (k % 700)), 70_000, 1]
     const peer = net.nodes[1]!.peerId
-    sizes.forEach((n, k) => assert.equal(directs[0]!.sendTo(peer, PROTOCOL, Buffer.alloc(n, String.fromCharCode(48 + (k % 64)))), true))
+    sizes.forEach((n, k) => {
+      assert.equal(directs[0]!.sendTo(peer, PROTOCOL, Buffer.alloc(n, String.fromCharCode(48 + (k % 64)))), true)
+    })
     await waitFor(() => got[1]!.length === sizes.length, 'every message delivered')
-    assert.deepEqual(got[1]!.map((g) => g.text.length), sizes)
-    got[1]!.forEach((g, k) => assert.ok(g.text === String.fromCharCode(48 + (k % 64)).repeat(sizes[k]!), `message ${k} intact`))
+    assert.deepEqual(
+      got[1]!.map((g) => g.text.length),
+      sizes,
+    )
+    got[1]!.forEach((g, k) => {
+      assert.ok(g.text === String.fromCharCode(48 + (k % 64)).repeat(sizes[k]!), `message ${k} intact`)
+    })
     assert.equal(directs[0]!.stats.sent, sizes.length)
   })
 
@@ -74,10 +88,15 @@ describe('direct streams', () => {
   it('holds a fast sender back while the receiver is slow, losing nothing', async () => {
     const net = await startNet(2)
     nets.push(net)
-    const [sender, receiver] = [new DirectStreams(net.nodes[0]!, silentLogger(), { maxMessageBytes: 128 * 1024 }), new DirectStreams(net.nodes[1]!, silentLogger(), { maxMessageBytes: 128 * 1024 })]
+    const [sender, receiver] = [
+      new DirectStreams(net.nodes[0]!, silentLogger(), { maxMessageBytes: 128 * 1024 }),
+      new DirectStreams(net.nodes[1]!, silentLogger(), { maxMessageBytes: 128 * 1024 }),
+    ]
     all.push(sender, receiver)
     let release!: () => void
-    const gate = new Promise<void>((r) => { release = r })
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
     const got: number[] = []
     await receiver.subscribe(PROTOCOL, async (data): Promise<GossipVerdict> => {
       await gate
@@ -89,7 +108,10 @@ describe('direct streams', () => {
     await waitFor(() => sender.stats.sent > 5, 'some messages sent')
     release()
     await waitFor(() => got.length === 100, 'every message delivered', 20_000)
-    assert.deepEqual(got, Array.from({ length: 100 }, (_, k) => k))
+    assert.deepEqual(
+      got,
+      Array.from({ length: 100 }, (_, k) => k),
+    )
     assert.equal(sender.stats.dropped, 0)
   })
 

@@ -62,7 +62,9 @@ export function idleFlood(options: IdleFloodOptions): IdleFlood {
   }
   for (let i = 0; i < options.sockets; i++) openOne()
   return {
-    get connects() { return connects },
+    get connects() {
+      return connects
+    },
     lifetimes,
     openSince: () => [...open.values()],
     stop: () => {

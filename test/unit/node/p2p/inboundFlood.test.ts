@@ -29,12 +29,23 @@ interface LogLine {
 /** A debug-level logger whose lines the test can read. */
 function capturingLogger(): { logger: Logger; lines: LogLine[] } {
   const lines: LogLine[] = []
-  const logger = createLogger({ level: 'debug', destination: { write: (line: string) => { lines.push(JSON.parse(line) as LogLine) } } })
+  const logger = createLogger({
+    level: 'debug',
+    destination: {
+      write: (line: string) => {
+        lines.push(JSON.parse(line) as LogLine)
+      },
+    },
+  })
   return { logger, lines }
 }
 
 function portOf(node: P2p): number {
-  return Number(multiaddr(node.addresses()[0]!).getComponents().find((c) => c.name === 'tcp')!.value)
+  return Number(
+    multiaddr(node.addresses()[0]!)
+      .getComponents()
+      .find((c) => c.name === 'tcp')!.value,
+  )
 }
 
 describe('p2p under inbound floods', () => {
@@ -68,10 +79,14 @@ describe('p2p under inbound floods', () => {
   async function idleSocketsClosed(flood: IdleFlood): Promise<void> {
     const pending = flood.openSince()
     const oldest = Math.min(...pending, Date.now())
-    await waitFor(() => {
-      const still = new Set(flood.openSince())
-      return pending.every((t) => !still.has(t))
-    }, 'idle sockets closed by the node', Math.max(0, oldest + UPGRADE_TIMEOUT_MS + SLACK_MS - Date.now()) + 100)
+    await waitFor(
+      () => {
+        const still = new Set(flood.openSince())
+        return pending.every((t) => !still.has(t))
+      },
+      'idle sockets closed by the node',
+      Math.max(0, oldest + UPGRADE_TIMEOUT_MS + SLACK_MS - Date.now()) + 100,
+    )
     assert.ok(flood.lifetimes.length > 0)
     const longest = Math.max(...flood.lifetimes)
     assert.ok(longest <= UPGRADE_TIMEOUT_MS + SLACK_MS, `an idle socket lived ${longest} ms`)
@@ -130,7 +145,11 @@ describe('p2p under inbound floods', () => {
   })
 
   it('reports an outsider that completes the handshake once, and keeps serving members', async () => {
-    const [ida, idb, stranger] = identities(3, 33) as [{ seed: Uint8Array; peerId: string }, { seed: Uint8Array; peerId: string }, { seed: Uint8Array; peerId: string }]
+    const [ida, idb, stranger] = identities(3, 33) as [
+      { seed: Uint8Array; peerId: string },
+      { seed: Uint8Array; peerId: string },
+      { seed: Uint8Array; peerId: string },
+    ]
     const allow = [ida.peerId, idb.peerId]
     const { logger, lines } = capturingLogger()
     const a = node(ida.seed, { allow }, logger)
@@ -164,7 +183,12 @@ describe('p2p under inbound floods', () => {
     // three too many: 30 penalty points, below the ban threshold of 50
     let opened = 0
     for (let i = 0; i < 6; i++) {
-      await greedy.dial(target, { force: true, signal: AbortSignal.timeout(2_000) }).then(() => { opened++ }, () => undefined)
+      await greedy.dial(target, { force: true, signal: AbortSignal.timeout(2_000) }).then(
+        () => {
+          opened++
+        },
+        () => undefined,
+      )
     }
     await waitFor(() => greedy.getConnections().filter((c) => c.status === 'open').length === 3, 'excess connections closed')
     assert.ok(opened >= 3)

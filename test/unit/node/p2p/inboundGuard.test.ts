@@ -23,9 +23,13 @@ class FakeSocket implements InboundSocket {
 
 function guard(options: Partial<InboundGuardOptions> = {}) {
   const clock = { now: 0 }
-  const g = new InboundGuard({ maxPendingPerIp: 2, maxPending: 5, perIpPerSecond: 100, logWindowMs: 60_000, ...options }, {
-    logger: silentLogger(), now: () => clock.now,
-  })
+  const g = new InboundGuard(
+    { maxPendingPerIp: 2, maxPending: 5, perIpPerSecond: 100, logWindowMs: 60_000, ...options },
+    {
+      logger: silentLogger(),
+      now: () => clock.now,
+    },
+  )
   return { g, clock }
 }
 

@@ -65,15 +65,22 @@ describe('p2p', () => {
     nets.push(net)
     const ds = net.nodes.map((n) => new DirectStreams(n, silentLogger()))
     streams.push(...ds)
-    await Promise.all(ds.map((d, i) => d.subscribe(PROTOCOL, (data, from) => {
-      got[i]!.push(`${Buffer.from(data).toString()}<${from}`)
-      return 'accept'
-    })))
+    await Promise.all(
+      ds.map((d, i) =>
+        d.subscribe(PROTOCOL, (data, from) => {
+          got[i]!.push(`${Buffer.from(data).toString()}<${from}`)
+          return 'accept'
+        }),
+      ),
+    )
     for (let i = 0; i < 4; i++) assert.equal(await ds[i]!.publish(PROTOCOL, Buffer.from(`hello from ${i}`)), 3)
     await waitFor(() => got.every((g) => g.length === 3), 'every message at every node')
     for (let i = 0; i < 4; i++) {
       const texts = got[i]!.map((g) => g.split('<')[0]).sort()
-      assert.deepEqual(texts, [0, 1, 2, 3].filter((j) => j !== i).map((j) => `hello from ${j}`))
+      assert.deepEqual(
+        texts,
+        [0, 1, 2, 3].filter((j) => j !== i).map((j) => `hello from ${j}`),
+      )
     }
     assert.equal(net.nodes[0]!.peerCount, 3)
   })
@@ -90,9 +97,16 @@ describe('p2p', () => {
     })
     await ds[1]!.subscribe(PROTOCOL, () => 'accept')
     const [stranger] = identities(1, 99)
-    const outsider = new P2p({
-      seed: stranger!.seed, listen: ['/ip4/127.0.0.1/tcp/0'], allow: net.ids, redialMinMs: 50, redialMaxMs: 100,
-    }, { logger: silentLogger() })
+    const outsider = new P2p(
+      {
+        seed: stranger!.seed,
+        listen: ['/ip4/127.0.0.1/tcp/0'],
+        allow: net.ids,
+        redialMinMs: 50,
+        redialMaxMs: 100,
+      },
+      { logger: silentLogger() },
+    )
     loose.push(outsider)
     await outsider.start()
     const outsiderStreams = new DirectStreams(outsider, silentLogger())
@@ -125,7 +139,9 @@ describe('p2p', () => {
       return new Uint8Array([...req, ...req])
     })
     await b.handle('/tally/big/1', () => new Uint8Array(100_000))
-    await b.handle('/tally/fail/1', () => { throw new Error('no such block') })
+    await b.handle('/tally/fail/1', () => {
+      throw new Error('no such block')
+    })
     await b.handle('/tally/slow/1', () => new Promise<Uint8Array>(() => undefined))
     const ok = await a.request(b.peerId, '/tally/echo/1', new Uint8Array([1, 2, 3]))
     assert.deepEqual(ok, { ok: true, value: new Uint8Array([1, 2, 3, 1, 2, 3]) })

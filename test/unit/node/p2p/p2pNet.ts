@@ -30,7 +30,9 @@ export async function startNet(n: number, extra: Partial<P2pOptions> = {}, setup
     await Promise.all(nodes.map((x) => x.stop()))
   }
   try {
-    nodes.forEach((node, i) => setup?.(node, i))
+    nodes.forEach((node, i) => {
+      setup?.(node, i)
+    })
     await Promise.all(nodes.map((x) => x.start()))
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < i; j++) nodes[i]!.addStaticPeer({ peerId: ids[j]!.peerId, multiaddr: nodes[j]!.addresses()[0]! })

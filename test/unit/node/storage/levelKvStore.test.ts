@@ -9,7 +9,14 @@ import { kvStoreContract } from '../../ledger/kvStoreContract.js'
 async function openTemp(): Promise<{ store: LevelKvStore; dir: string; close: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'tally-level-'))
   const store = await LevelKvStore.open(join(dir, 'db'))
-  return { store, dir, close: async () => { await store.close(); rmSync(dir, { recursive: true, force: true }) } }
+  return {
+    store,
+    dir,
+    close: async () => {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
 
 kvStoreContract('LevelKvStore', openTemp)

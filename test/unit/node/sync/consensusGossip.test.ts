@@ -10,9 +10,18 @@ import { CHAIN_ID, drive, fresh, input, proposal, proposerIndexOf, validatorSet,
 
 function header(height: number, proposer: number, over: Partial<BlockHeader> = {}): BlockHeader {
   return {
-    chainId: CHAIN_ID, height, time: 1, previousBlockHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([1])), txRoot: txRoot([]),
-    stateRoot: ZERO_HASH, proposer: validators[proposer]!.address, validatorSetHash: validatorSet.hash, nextValidatorSetHash: validatorSet.hash,
-    lastCommitHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([2])), evidenceRoot: txRoot([]), ...over,
+    chainId: CHAIN_ID,
+    height,
+    time: 1,
+    previousBlockHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([1])),
+    txRoot: txRoot([]),
+    stateRoot: ZERO_HASH,
+    proposer: validators[proposer]!.address,
+    validatorSetHash: validatorSet.hash,
+    nextValidatorSetHash: validatorSet.hash,
+    lastCommitHash: height === 1 ? ZERO_HASH : sha256(new Uint8Array([2])),
+    evidenceRoot: txRoot([]),
+    ...over,
   }
 }
 
@@ -26,12 +35,19 @@ function harness(knownUpTo = 3) {
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
   const handler = consensusGossipHandler({
-    chainId: CHAIN_ID, validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined), maxTxs: 100, height: () => 1,
+    chainId: CHAIN_ID,
+    validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined),
+    maxTxs: 100,
+    height: () => 1,
     onEvidence: async () => ({ invalid: 'not expected here' }),
     status: (m) => messageStatus(state, m),
     notePeerHeight: () => {},
-    onProposal: async (m) => { proposals.push(m) },
-    onVote: async (v) => { votes.push(v) },
+    onProposal: async (m) => {
+      proposals.push(m)
+    },
+    onVote: async (v) => {
+      votes.push(v)
+    },
     logger: silentLogger(),
   })
   return { handler, proposals, votes }
@@ -48,7 +64,15 @@ test('admission: a message of a height whose set is not known yet is ignored, no
   // at height 1 with the sets known up to height 2 (block 1 may still change the set of height 3)
   const h = harness(2)
   const p = proposerIndexOf(3, 0)
-  assert.equal(await h.handler(encodeProposalMessage(proposalMessage(p, 3, 0, { height: 3, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) })), 'peer'), 'ignore')
+  assert.equal(
+    await h.handler(
+      encodeProposalMessage(
+        proposalMessage(p, 3, 0, { height: 3, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) }),
+      ),
+      'peer',
+    ),
+    'ignore',
+  )
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'peer'), 'ignore')
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 2, 0, null)), 'peer'), 'accept', 'the next height is known')
   assert.equal(h.proposals.length, 0)

@@ -121,15 +121,21 @@ describe('tx gossip to a peer that connects', () => {
     await g.start()
     const txs = makeTxs(100, 11)
     assert.equal(g.sendPending('peer-b', txs), 100)
-    assert.deepEqual(t.sent.map((m) => m.txs.length), [40, 40, 20])
+    assert.deepEqual(
+      t.sent.map((m) => m.txs.length),
+      [40, 40, 20],
+    )
     assert.ok(t.sent.every((m) => m.peer === 'peer-b'))
-    assert.deepEqual(t.sent.flatMap((m) => m.txs), txs)
+    assert.deepEqual(
+      t.sent.flatMap((m) => m.txs),
+      txs,
+    )
     assert.equal(g.sendPending('peer-b', []), 0)
     assert.equal(t.sent.length, 3, 'nothing pending, nothing sent')
     await g.stop()
   })
 
-  it('stops at the first batch the peer\'s queue refuses, and sends nothing once stopped', async () => {
+  it("stops at the first batch the peer's queue refuses, and sends nothing once stopped", async () => {
     const t = recorder(1)
     const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()

@@ -30,7 +30,13 @@ function genesisBlocks(chain: SyntheticChain): TrustedBlocks {
 
 function client(chain: SyntheticChain, o: LightClientOptions & { now?: number } = {}, blocks = genesisBlocks(chain)) {
   const saved: number[] = []
-  const light = new LightClient(o, { blocks, now: () => o.now ?? chain.timeOf(1000), onChange: (b) => { saved.push(b.latest().height) } })
+  const light = new LightClient(o, {
+    blocks,
+    now: () => o.now ?? chain.timeOf(1000),
+    onChange: (b) => {
+      saved.push(b.latest().height)
+    },
+  })
   return { light, blocks, saved }
 }
 
@@ -62,7 +68,10 @@ describe('light client: forward', () => {
     const p = new SyntheticProvider(rotatingChain)
     const t = await light.verify(rotatingChain.block(25), p)
     assert.equal(t.height, 25)
-    assert.deepEqual(p.asked.blocks, Array.from({ length: 24 }, (_, i) => i + 1))
+    assert.deepEqual(
+      p.asked.blocks,
+      Array.from({ length: 24 }, (_, i) => i + 1),
+    )
     // a set is fetched only where it changes
     assert.deepEqual(p.asked.validators, [11, 21])
     assert.equal(blocks.all().length, 26)
@@ -82,7 +91,10 @@ describe('light client: forward', () => {
     assert.equal(t.height, 35)
     // 0 → 35 lacks trust; pivot 17 verifies; 17 → 35 lacks trust; pivot 26; 26 → 35 verifies
     assert.deepEqual(p.asked.blocks, [17, 26])
-    assert.deepEqual(blocks.all().map((b) => b.height), [0, 17, 26, 35])
+    assert.deepEqual(
+      blocks.all().map((b) => b.height),
+      [0, 17, 26, 35],
+    )
     assert.ok(bytesEqual(t.hash!, rotatingChain.block(35).hash))
   })
 
@@ -96,11 +108,17 @@ describe('light client: forward', () => {
 
   test('the trusting period: an expired latest block verifies nothing (a trust error, not a lie)', async () => {
     const { light } = client(stableChain, { now: stableChain.genesisTimeMs + DEFAULT_TRUSTING_PERIOD_MS })
-    await assert.rejects(light.verify(stableChain.block(5), new SyntheticProvider(stableChain)), (e: unknown) => e instanceof TrustError && e.code === 'trust_expired')
+    await assert.rejects(
+      light.verify(stableChain.block(5), new SyntheticProvider(stableChain)),
+      (e: unknown) => e instanceof TrustError && e.code === 'trust_expired',
+    )
     const short = client(stableChain, { trustingPeriodMs: 60_000, now: stableChain.timeOf(130) })
     await assert.rejects(short.light.verify(stableChain.block(120), new SyntheticProvider(stableChain)), TrustError)
     // within the period of a recent trusted block, it works
-    const recent = new TrustedBlocks({ kind: 'checkpoint', height: 90, hash: stableChain.block(90).hash }, { ...trustedBlockOf(stableChain.block(90)), nextValidators: stableChain.validators(91) })
+    const recent = new TrustedBlocks(
+      { kind: 'checkpoint', height: 90, hash: stableChain.block(90).hash },
+      { ...trustedBlockOf(stableChain.block(90)), nextValidators: stableChain.validators(91) },
+    )
     const ok = client(stableChain, { trustingPeriodMs: 60_000, now: stableChain.timeOf(130) }, recent)
     assert.equal((await ok.light.verify(stableChain.block(120), new SyntheticProvider(stableChain))).height, 120)
   })
@@ -112,7 +130,10 @@ describe('light client: a provider lying', () => {
   test('at the target itself, each way, adjacent and skipping: refused, naming the provider', async () => {
     // 20 → 21 is adjacent across a set change (the new set is fetched); 11 → 35 bisects across two changes
     for (const kind of kinds) {
-      for (const [from, target] of [[20, 21], [11, 35]] as const) {
+      for (const [from, target] of [
+        [20, 21],
+        [11, 35],
+      ] as const) {
         const { light, blocks } = client(rotatingChain)
         const honest = new SyntheticProvider(rotatingChain)
         await light.verify(rotatingChain.block(from), honest)
@@ -147,7 +168,10 @@ describe('light client: a provider lying', () => {
       assert.ok(trusted.includes(17) && trusted.every((h) => h < 26), `${kind}: ${trusted.join(',')}`)
       const honest = new SyntheticProvider(rotatingChain)
       assert.equal((await light.verify(rotatingChain.block(35), honest)).height, 35)
-      assert.ok(honest.asked.blocks.every((h) => h > trusted.at(-1)!), 'resumes from the trusted part')
+      assert.ok(
+        honest.asked.blocks.every((h) => h > trusted.at(-1)!),
+        'resumes from the trusted part',
+      )
     }
   })
 
@@ -220,7 +244,10 @@ describe('trusted blocks and checkpoints', () => {
   test('the store keeps the root and the latest blocks', () => {
     const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: new Uint8Array(32) }, stableChain.genesis(), [], 3)
     for (const h of [5, 9, 7, 12, 20]) blocks.add(trustedBlockOf(stableChain.block(h)))
-    assert.deepEqual(blocks.all().map((b) => b.height), [0, 9, 12, 20])
+    assert.deepEqual(
+      blocks.all().map((b) => b.height),
+      [0, 9, 12, 20],
+    )
     assert.equal(blocks.closestBelow(10)!.height, 9)
     assert.equal(blocks.closestAbove(12)!.height, 20)
     assert.throws(() => blocks.add(trustedBlockOf(new SyntheticProvider(stableChain, 'x', new Map([[12, 'header']])).block(12))), /second block/)

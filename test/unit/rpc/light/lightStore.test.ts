@@ -4,9 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesEqual } from '../../../../crypto/bytes.js'
-import {
-  decodeLightStore, encodeLightStore, lightStorePath, loadLightStore, saveLightStore, MAX_LIGHT_STORE_BYTES,
-} from '../../../../rpc/light/lightStore.js'
+import { decodeLightStore, encodeLightStore, lightStorePath, loadLightStore, saveLightStore, MAX_LIGHT_STORE_BYTES } from '../../../../rpc/light/lightStore.js'
 import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
 import { trustedBlockOf } from '../../../../rpc/light/verifier.js'
 import { SyntheticChain, type Member } from './syntheticChain.js'
@@ -35,7 +33,10 @@ describe('light store', () => {
     const back = d.value
     assert.equal(back.chainId, chain.chainId)
     assert.deepEqual(back.root, blocks.root)
-    assert.deepEqual(back.all().map((b) => b.height), [0, 5, 10, 12])
+    assert.deepEqual(
+      back.all().map((b) => b.height),
+      [0, 5, 10, 12],
+    )
     for (const [i, b] of back.all().entries()) {
       const o = blocks.all()[i]!
       assert.equal(b.hash === null ? null : bytesEqual(b.hash, o.hash!), b.hash === null ? null : true)
@@ -60,11 +61,14 @@ describe('light store', () => {
       ['a bad chain id', JSON.stringify({ ...good, chainId: '../etc' })],
       ['no root', JSON.stringify({ ...good, root: null })],
       ['a set under another hash', JSON.stringify({ ...good, sets: { [setKey]: good.sets[setKey].slice(1) } })],
-      ['a set member changed', JSON.stringify({ ...good, sets: { [setKey]: good.sets[setKey].map((m: any, i: number) => (i === 0 ? { ...m, power: 5 } : m)) } })],
+      [
+        'a set member changed',
+        JSON.stringify({ ...good, sets: { [setKey]: good.sets[setKey].map((m: any, i: number) => (i === 0 ? { ...m, power: 5 } : m)) } }),
+      ],
       ['blocks out of order', JSON.stringify({ ...good, blocks: [good.blocks[0], good.blocks[2], good.blocks[1]] })],
       ['a header of another chain', JSON.stringify({ ...good, blocks: [good.blocks[0], { header: { ...good.blocks[1].header, chainId: 'x' } }] })],
       ['a header changed', JSON.stringify({ ...good, blocks: [good.blocks[0], { header: { ...good.blocks[1].header, txRoot: '0x12' } }] })],
-      ['a root that is not the first block', JSON.stringify({ ...good, root: { height: 5, hash: '0x' + '00'.repeat(32) } })],
+      ['a root that is not the first block', JSON.stringify({ ...good, root: { height: 5, hash: `0x${'00'.repeat(32)}` } })],
       ['the genesis set missing', JSON.stringify({ ...good, sets: {} })],
       ['no blocks', JSON.stringify({ ...good, blocks: [] })],
       ['truncated', encodeLightStore(sample()).slice(0, 300)],

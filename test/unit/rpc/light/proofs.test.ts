@@ -99,7 +99,11 @@ describe('account proofs, end to end', () => {
   })
 
   test('a present account and an absent one verify, at the tip', async () => {
-    for (const [address, balance, nonce] of [[aliceAddress, 750n, 1n], [bobAddress, 250n, 0n], [nobody, 0n, 0n]] as const) {
+    for (const [address, balance, nonce] of [
+      [aliceAddress, 750n, 1n],
+      [bobAddress, 250n, 0n],
+      [nobody, 0n, 0n],
+    ] as const) {
       const answer = await accountAnswer(chain, address)
       assert.equal(answer.height, 3)
       assert.equal(answer.address, formatAddress(address))
@@ -119,7 +123,7 @@ describe('account proofs, end to end', () => {
     await refused(verifyAccount(chain, nobody, { ...none, balance: '5' }), /not the proven 0/, 'absent')
   })
 
-  test('the proof tampered: a byte, another account\'s proof, no proof', async () => {
+  test("the proof tampered: a byte, another account's proof, no proof", async () => {
     const answer = await accountAnswer(chain, aliceAddress)
     const proof = String(answer.proof)
     const flipped = proof.slice(0, 20) + (proof[20] === '0' ? '1' : '0') + proof.slice(21)
@@ -135,7 +139,11 @@ describe('account proofs, end to end', () => {
     await refused(verifyAccount(chain, aliceAddress, forged), /commit does not verify: bad signature/, 'forged root')
     // the root alone changed: the proof no longer holds
     const answer = await accountAnswer(chain, aliceAddress)
-    await refused(verifyAccount(chain, aliceAddress, { ...answer, header: { ...answer.header, stateRoot: to0x(new Uint8Array(32).fill(3)) } }), /does not hold against the state root/, 'root')
+    await refused(
+      verifyAccount(chain, aliceAddress, { ...answer, header: { ...answer.header, stateRoot: to0x(new Uint8Array(32).fill(3)) } }),
+      /does not hold against the state root/,
+      'root',
+    )
   })
 
   test('every header field tampered', async () => {
@@ -143,8 +151,16 @@ describe('account proofs, end to end', () => {
     const h = answer.header as Json
     const other = to0x(new Uint8Array(32).fill(0xab))
     const changes: Json = {
-      chainId: 'other-chain', height: 2, time: h.time + 1, previousBlockHash: other, txRoot: other, proposer: to0x(new Uint8Array(20).fill(1)),
-      validatorSetHash: other, nextValidatorSetHash: other, lastCommitHash: other, evidenceRoot: other,
+      chainId: 'other-chain',
+      height: 2,
+      time: h.time + 1,
+      previousBlockHash: other,
+      txRoot: other,
+      proposer: to0x(new Uint8Array(20).fill(1)),
+      validatorSetHash: other,
+      nextValidatorSetHash: other,
+      lastCommitHash: other,
+      evidenceRoot: other,
     }
     for (const [field, value] of Object.entries(changes)) {
       await refused(verifyAccount(chain, aliceAddress, { ...answer, header: { ...h, [field]: value } }), /./, field)

@@ -29,22 +29,32 @@ function setOf(members: readonly Member[]): ValidatorSet {
   const id = JSON.stringify(members)
   const cached = sets.get(id)
   if (cached !== undefined) return cached
-  const r = createValidatorSet(members.map((m) => {
-    const k = testKey(m.label)
-    return { address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: m.power }
-  }))
+  const r = createValidatorSet(
+    members.map((m) => {
+      const k = testKey(m.label)
+      return { address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: m.power }
+    }),
+  )
   if (!r.ok) throw new Error(r.error.reason)
   sets.set(id, r.value)
   return r.value
 }
 
 /** Signs a commit of `hash` at `height` by the members of `members` that `signers` keeps (all by default). */
-export function signCommit(chainId: string, height: number, hash: Uint8Array, members: readonly Member[], signers?: (label: string) => boolean): CommitCertificate {
-  const votes = members.filter((m) => signers?.(m.label) ?? true).map((m) => {
-    const k = testKey(m.label)
-    const body = { type: 'precommit' as const, height, round: 0, valueId: hash }
-    return { ...body, validator: addressFromPublicKey(k.publicKey), signature: sign(k.secretKey, voteSignBytes(chainId, body)) }
-  })
+export function signCommit(
+  chainId: string,
+  height: number,
+  hash: Uint8Array,
+  members: readonly Member[],
+  signers?: (label: string) => boolean,
+): CommitCertificate {
+  const votes = members
+    .filter((m) => signers?.(m.label) ?? true)
+    .map((m) => {
+      const k = testKey(m.label)
+      const body = { type: 'precommit' as const, height, round: 0, valueId: hash }
+      return { ...body, validator: addressFromPublicKey(k.publicKey), signature: sign(k.secretKey, voteSignBytes(chainId, body)) }
+    })
   return buildCommitCertificate(height, 0, hash, votes)
 }
 
@@ -55,7 +65,10 @@ export class SyntheticChain {
   readonly blockMs: number
   private readonly cache = new Map<number, LightBlock>()
 
-  constructor(readonly setAt: (height: number) => readonly Member[], o: { chainId?: string; genesisTimeMs?: number; blockMs?: number } = {}) {
+  constructor(
+    readonly setAt: (height: number) => readonly Member[],
+    o: { chainId?: string; genesisTimeMs?: number; blockMs?: number } = {},
+  ) {
     this.chainId = o.chainId ?? 'light-test'
     this.genesisTimeMs = o.genesisTimeMs ?? 1_700_000_000_000
     this.blockMs = o.blockMs ?? 1000
@@ -81,11 +94,17 @@ export class SyntheticChain {
     const cached = this.cache.get(height)
     if (cached !== undefined) return cached
     const header: BlockHeader = {
-      chainId: this.chainId, height, time: this.timeOf(height),
+      chainId: this.chainId,
+      height,
+      time: this.timeOf(height),
       previousBlockHash: height === 1 ? ZERO_HASH : this.block(height - 1).hash,
-      txRoot: txRoot([]), stateRoot: sha256(encodeCanonical(['state', height])), proposer: this.validators(height).validators[0]!.address,
-      validatorSetHash: this.validators(height).hash, nextValidatorSetHash: this.validators(height + 1).hash,
-      lastCommitHash: height === 1 ? ZERO_HASH : sha256(encodeCanonical(['commit', height - 1])), evidenceRoot: txRoot([]),
+      txRoot: txRoot([]),
+      stateRoot: sha256(encodeCanonical(['state', height])),
+      proposer: this.validators(height).validators[0]!.address,
+      validatorSetHash: this.validators(height).hash,
+      nextValidatorSetHash: this.validators(height + 1).hash,
+      lastCommitHash: height === 1 ? ZERO_HASH : sha256(encodeCanonical(['commit', height - 1])),
+      evidenceRoot: txRoot([]),
     }
     const hash = blockHash(header)
     const b = { header, hash, commit: signCommit(this.chainId, height, hash, this.setAt(height)) }
@@ -120,7 +139,11 @@ const OUTSIDERS: readonly Member[] = [0, 1, 2, 3].map((i) => ({ label: `outsider
 export class SyntheticProvider implements LightProvider {
   readonly asked: { blocks: number[]; validators: number[] } = { blocks: [], validators: [] }
 
-  constructor(readonly chain: SyntheticChain, readonly name = 'honest', private readonly lies: ReadonlyMap<number, LieKind> = new Map()) {}
+  constructor(
+    readonly chain: SyntheticChain,
+    readonly name = 'honest',
+    private readonly lies: ReadonlyMap<number, LieKind> = new Map(),
+  ) {}
 
   /** The block this provider gives for `height`. */
   block(height: number): LightBlock {
@@ -142,7 +165,12 @@ export class SyntheticProvider implements LightProvider {
       case 'signers':
         return { ...b, commit: { ...b.commit, signatures: b.commit.signatures.slice(0, 1) } }
       case 'forged': {
-        const header = { ...b.header, stateRoot: sha256(encodeCanonical(['forged', height])), validatorSetHash: setOf(OUTSIDERS).hash, nextValidatorSetHash: setOf(OUTSIDERS).hash }
+        const header = {
+          ...b.header,
+          stateRoot: sha256(encodeCanonical(['forged', height])),
+          validatorSetHash: setOf(OUTSIDERS).hash,
+          nextValidatorSetHash: setOf(OUTSIDERS).hash,
+        }
         const hash = blockHash(header)
         return { header, hash, commit: signCommit(c, height, hash, OUTSIDERS) }
       }

@@ -3,9 +3,7 @@ import { toHex, to0x } from '../../../../crypto/bytes.js'
 import { encodeCanonical } from '../../../../crypto/canonical.js'
 import { keyPairFromSeed, sign, type KeyPair } from '../../../../crypto/ed25519.js'
 import { sha256 } from '../../../../crypto/hash.js'
-import {
-  buildCommitCertificate, commitHash, encodeCommitCertificate, voteSignBytes, type CommitCertificate,
-} from '../../../../consensus/index.js'
+import { buildCommitCertificate, commitHash, encodeCommitCertificate, voteSignBytes, type CommitCertificate } from '../../../../consensus/index.js'
 import { formatGenesis, genesisState, parseGenesis, type Genesis, type GenesisJson } from '../../../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type Block, type BlockHeader } from '../../../../ledger/block.js'
 import { rosterAt, type GovernanceAction } from '../../../../ledger/governance.js'
@@ -56,7 +54,12 @@ export class TestChain {
   private tipValue: ChainTip | undefined
   private lastCommit: CommitCertificate | null = null
 
-  private constructor(readonly genesis: Genesis, readonly kv: MemoryKvStore, readonly ledger: LedgerState, validatorKeys: readonly KeyPair[]) {
+  private constructor(
+    readonly genesis: Genesis,
+    readonly kv: MemoryKvStore,
+    readonly ledger: LedgerState,
+    validatorKeys: readonly KeyPair[],
+  ) {
     for (const k of validatorKeys) this.keys.set(toHex(addressFromPublicKey(k.publicKey)), k)
     this.chain = new ChainStore(kv)
     this.sets.record(1, ledger.rosterAt(1))
@@ -67,14 +70,21 @@ export class TestChain {
   backendWith(overrides: Partial<NodeBackendDependencies>): NodeBackend {
     const ledger = this.ledger
     return new NodeBackend({
-      genesis: this.genesis, moniker: 'test', chain: this.chain,
+      genesis: this.genesis,
+      moniker: 'test',
+      chain: this.chain,
       tip: () => this.tipValue,
       getAccount: (a) => ledger.getAccount(a),
       proveAccount: (a) => ledger.proveAccount(a),
       nextNonce: async (a) => (await ledger.getAccount(a)).nonce,
       submit: async () => ({ ok: false, error: { code: 'mempool_full', reason: 'the test chain takes blocks through commit()' } }),
-      pending: () => false, rejected: () => undefined, peerId: 'test', peerCount: () => 0, catchingUp: () => false,
-      validator: null, evidence: () => [],
+      pending: () => false,
+      rejected: () => undefined,
+      peerId: 'test',
+      peerCount: () => 0,
+      catchingUp: () => false,
+      validator: null,
+      evidence: () => [],
       rosterAt: (h) => this.sets.rosterAt(h),
       governance: () => ledger.governance(),
       ...overrides,
@@ -85,10 +95,13 @@ export class TestChain {
    * A chain of `validators` validators (power 1 each, keys `testKey('v<i>')`) and the given balances, its genesis time
    * `genesisTimeMs` (default: an hour ago, so block times near now pass the light client's clock checks).
    */
-  static async create(o: { chainId?: string; validators?: number; balances?: readonly [Uint8Array, bigint][]; genesisTimeMs?: number } = {}): Promise<TestChain> {
+  static async create(
+    o: { chainId?: string; validators?: number; balances?: readonly [Uint8Array, bigint][]; genesisTimeMs?: number } = {},
+  ): Promise<TestChain> {
     const keys = Array.from({ length: o.validators ?? 4 }, (_, i) => testKey(`v${i}`))
     const parsed = parseGenesis({
-      chainId: o.chainId ?? 'light-test', genesisTime: new Date(o.genesisTimeMs ?? Date.now() - 3_600_000).toISOString(),
+      chainId: o.chainId ?? 'light-test',
+      genesisTime: new Date(o.genesisTimeMs ?? Date.now() - 3_600_000).toISOString(),
       validators: keys.map((k, i) => ({ name: `v${i}`, publicKey: to0x(k.publicKey), power: 1, peerId: peerIdOf(testKey(`peer${i}`).publicKey) })),
       balances: (o.balances ?? []).map(([a, amount]) => ({ address: to0x(a), amount: amount.toString() })),
       params: { governance: { voteExpiryHeights: 100 } },
@@ -126,24 +139,33 @@ export class TestChain {
       return d.value
     })
     const result = await this.ledger.execute(decoded, {
-      chainId: this.genesis.chainId, block: { height, governance: this.genesis.params.governance, offenders: [] },
+      chainId: this.genesis.chainId,
+      block: { height, governance: this.genesis.params.governance, offenders: [] },
     })
     const failed = result.receipts.findIndex((r) => !r.ok)
     if (failed !== -1) throw new Error(`test tx ${failed} does not apply: ${JSON.stringify(result.receipts[failed])}`)
     const set = this.sets.at(height)
     const previousTime = this.tipValue?.blockTime ?? this.genesis.genesisTimeMs
     const header: BlockHeader = {
-      chainId: this.genesis.chainId, height, time: o.time ?? Math.max(previousTime + 1, Math.min(Date.now(), previousTime + 1000)),
+      chainId: this.genesis.chainId,
+      height,
+      time: o.time ?? Math.max(previousTime + 1, Math.min(Date.now(), previousTime + 1000)),
       previousBlockHash: this.tipValue?.blockHash ?? ZERO_HASH,
-      txRoot: txRoot(decoded.map((t) => t.hash)), stateRoot: result.stateRoot, proposer: set.validators[0]!.address,
-      validatorSetHash: set.hash, nextValidatorSetHash: this.sets.at(height + 1).hash,
-      lastCommitHash: this.lastCommit === null ? ZERO_HASH : commitHash(this.lastCommit), evidenceRoot: txRoot([]),
+      txRoot: txRoot(decoded.map((t) => t.hash)),
+      stateRoot: result.stateRoot,
+      proposer: set.validators[0]!.address,
+      validatorSetHash: set.hash,
+      nextValidatorSetHash: this.sets.at(height + 1).hash,
+      lastCommitHash: this.lastCommit === null ? ZERO_HASH : commitHash(this.lastCommit),
+      evidenceRoot: txRoot([]),
     }
     const hash = blockHash(header)
-    const precommits = set.validators.filter((v) => o.signers?.(v.address) ?? true).map((v) => {
-      const body = { type: 'precommit' as const, height, round: 0, valueId: hash }
-      return { ...body, validator: v.address, signature: sign(this.keyOf(v.address).secretKey, voteSignBytes(this.genesis.chainId, body)) }
-    })
+    const precommits = set.validators
+      .filter((v) => o.signers?.(v.address) ?? true)
+      .map((v) => {
+        const body = { type: 'precommit' as const, height, round: 0, valueId: hash }
+        return { ...body, validator: v.address, signature: sign(this.keyOf(v.address).secretKey, voteSignBytes(this.genesis.chainId, body)) }
+      })
     const certificate = buildCommitCertificate(height, 0, hash, precommits)
     const block: Block = { header, txs: decoded.map((t) => t.bytes), evidence: [] }
     const scheduled = result.governance === undefined ? undefined : rosterAt(result.governance, height + 2)
@@ -152,8 +174,13 @@ export class TestChain {
     await this.kv.write([
       ...result.ops,
       ...this.chain.commitOps({
-        height, blockHash: hash, blockTime: header.time, blockBytes: encodeStoredBlock({ block, lastCommit: this.lastCommit }),
-        certificateBytes: encodeCommitCertificate(certificate), txHashes: decoded.map((t) => t.hash), receipts: result.receipts.map(() => ({ ok: true })),
+        height,
+        blockHash: hash,
+        blockTime: header.time,
+        blockBytes: encodeStoredBlock({ block, lastCommit: this.lastCommit }),
+        certificateBytes: encodeCommitCertificate(certificate),
+        txHashes: decoded.map((t) => t.hash),
+        receipts: result.receipts.map(() => ({ ok: true })),
       }),
       ...(setsChanged ? [this.chain.validatorSetsOp([...history, { fromHeight: height + 2, roster: scheduled }])] : []),
     ])
@@ -163,8 +190,16 @@ export class TestChain {
     const lastCommit = this.lastCommit
     this.lastCommit = certificate
     this.backend.publishCommitted({
-      height, hash, round: 0, block, lastCommit, certificate, txHashes: decoded.map((t) => t.hash), receipts: result.receipts.map(() => ({ ok: true })),
-      touched: result.changed.map((x) => x.address), executionMs: 0,
+      height,
+      hash,
+      round: 0,
+      block,
+      lastCommit,
+      certificate,
+      txHashes: decoded.map((t) => t.hash),
+      receipts: result.receipts.map(() => ({ ok: true })),
+      touched: result.changed.map((x) => x.address),
+      executionMs: 0,
     })
     const b = { height, hash, header, certificate }
     this.blocks.push(b)

@@ -8,8 +8,15 @@ import { voteSignBytes, type CommitCertificate } from '../../../../consensus/ind
 import { blockHash, type BlockHeader } from '../../../../ledger/block.js'
 import type { LightBlock } from '../../../../rpc/light/lightBlock.js'
 import {
-  DEFAULT_TRUSTING_PERIOD_MS, trustedBlockOf, verifyAdjacent, verifyBackwards, verifyLightBlock, verifyNonAdjacent,
-  type TrustedBlock, type Verification, type VerifyOptions,
+  DEFAULT_TRUSTING_PERIOD_MS,
+  trustedBlockOf,
+  verifyAdjacent,
+  verifyBackwards,
+  verifyLightBlock,
+  verifyNonAdjacent,
+  type TrustedBlock,
+  type Verification,
+  type VerifyOptions,
 } from '../../../../rpc/light/verifier.js'
 import { SyntheticChain, signCommit, type Member } from './syntheticChain.js'
 import { testKey } from './testChain.js'
@@ -26,7 +33,11 @@ const base = four('a', 'b', 'c', 'd')
 const chain = new SyntheticChain((h) => (h <= 10 ? base : h <= 20 ? four('c', 'd', 'e', 'f') : four('e', 'f', 'g', 'h')))
 
 const options = (o: Partial<VerifyOptions> = {}): VerifyOptions => ({
-  now: chain.timeOf(100), trustingPeriodMs: DEFAULT_TRUSTING_PERIOD_MS, maxClockDriftMs: 10_000, trustLevel: { numerator: 1n, denominator: 3n }, ...o,
+  now: chain.timeOf(100),
+  trustingPeriodMs: DEFAULT_TRUSTING_PERIOD_MS,
+  maxClockDriftMs: 10_000,
+  trustLevel: { numerator: 1n, denominator: 3n },
+  ...o,
 })
 
 const trustedAt = (h: number): TrustedBlock => (h === 0 ? chain.genesis() : { ...trustedBlockOf(chain.block(h)), nextValidators: chain.validators(h + 1) })
@@ -81,7 +92,10 @@ describe('adjacent verification', () => {
       assert.equal(r.ok, false, field)
       if (!r.ok) assert.equal(r.error.code, 'invalid', field)
     }
-    expectInvalid(verifyAdjacent(t, withHeader(b, { stateRoot: other32 }), chain.validators(5), options()), /commit does not verify: certificate is for another block/)
+    expectInvalid(
+      verifyAdjacent(t, withHeader(b, { stateRoot: other32 }), chain.validators(5), options()),
+      /commit does not verify: certificate is for another block/,
+    )
     expectInvalid(verifyAdjacent(t, withHeader(b, { chainId: 'other-chain' }), chain.validators(5), options()), /of chain "other-chain"/)
     // the set hash and the parent are checked before any signature
     expectInvalid(verifyAdjacent(t, withHeader(b, { validatorSetHash: other32 }), chain.validators(5), options()), /not the one the header names/)
@@ -90,7 +104,10 @@ describe('adjacent verification', () => {
 
   test('a header the set did sign but that does not extend the trusted one, or names another set', () => {
     const t = trustedAt(4)
-    expectInvalid(verifyAdjacent(t, resigned(chain.block(5), { previousBlockHash: sha256(encodeCanonical(['x'])) }, base), chain.validators(5), options()), /does not extend/)
+    expectInvalid(
+      verifyAdjacent(t, resigned(chain.block(5), { previousBlockHash: sha256(encodeCanonical(['x'])) }, base), chain.validators(5), options()),
+      /does not extend/,
+    )
     // a header naming the set of height 11 at height 5, signed by that set, with that set answered for it
     const other = four('c', 'd', 'e', 'f')
     const b = resigned(chain.block(5), { validatorSetHash: chain.validators(11).hash }, other)
@@ -102,16 +119,72 @@ describe('adjacent verification', () => {
     const b = chain.block(5)
     const set = chain.validators(5)
     const flip = (s: Uint8Array) => Uint8Array.from(s, (x, j) => (j === 10 ? x ^ 0x80 : x))
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, signatures: c.signatures.map((s, i) => (i === 2 ? { ...s, signature: flip(s.signature) } : s)) })), set, options()), /bad signature/)
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, signatures: c.signatures.slice(0, 2) })), set, options()), /signers hold 2 of 4/)
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, signatures: c.signatures.map((s, i) => (i === 2 ? { ...s, signature: flip(s.signature) } : s)) })),
+        set,
+        options(),
+      ),
+      /bad signature/,
+    )
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, signatures: c.signatures.slice(0, 2) })),
+        set,
+        options(),
+      ),
+      /signers hold 2 of 4/,
+    )
     const outsider = testKey('outsider')
     const body = { type: 'precommit' as const, height: 5, round: 0, valueId: b.hash }
     const extra = { validator: addressFromPublicKey(outsider.publicKey), signature: sign(outsider.secretKey, voteSignBytes(chain.chainId, body)) }
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, signatures: [...c.signatures.slice(0, 2), extra] })), set, options()), /is not a validator/)
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, signatures: [...c.signatures.slice(0, 2), c.signatures[0]!] })), set, options()), /signs twice/)
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, height: 6 })), set, options()), /certificate is for height 6/)
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, round: 1 })), set, options()), /bad signature/)
-    expectInvalid(verifyAdjacent(t, withCommit(b, (c) => ({ ...c, valueId: chain.block(4).hash })), set, options()), /another block/)
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, signatures: [...c.signatures.slice(0, 2), extra] })),
+        set,
+        options(),
+      ),
+      /is not a validator/,
+    )
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, signatures: [...c.signatures.slice(0, 2), c.signatures[0]!] })),
+        set,
+        options(),
+      ),
+      /signs twice/,
+    )
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, height: 6 })),
+        set,
+        options(),
+      ),
+      /certificate is for height 6/,
+    )
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, round: 1 })),
+        set,
+        options(),
+      ),
+      /bad signature/,
+    )
+    expectInvalid(
+      verifyAdjacent(
+        t,
+        withCommit(b, (c) => ({ ...c, valueId: chain.block(4).hash })),
+        set,
+        options(),
+      ),
+      /another block/,
+    )
   })
 
   test('the set tampered: another set, a changed power, a member swapped', () => {
@@ -137,9 +210,17 @@ describe('adjacent verification', () => {
 
   test('a trusted block older than the trusting period verifies nothing', () => {
     const t = trustedAt(4)
-    expectInvalid(verifyAdjacent(t, chain.block(5), chain.validators(5), options({ now: t.time + DEFAULT_TRUSTING_PERIOD_MS })), /older than the trusting period/, 'expired')
+    expectInvalid(
+      verifyAdjacent(t, chain.block(5), chain.validators(5), options({ now: t.time + DEFAULT_TRUSTING_PERIOD_MS })),
+      /older than the trusting period/,
+      'expired',
+    )
     assert.equal(verifyAdjacent(t, chain.block(5), chain.validators(5), options({ now: t.time + DEFAULT_TRUSTING_PERIOD_MS - 1 })).ok, true)
-    expectInvalid(verifyAdjacent(chain.genesis(), chain.block(1), chain.validators(1), options({ now: chain.genesisTimeMs + 1000, trustingPeriodMs: 1000 })), /trusting period/, 'expired')
+    expectInvalid(
+      verifyAdjacent(chain.genesis(), chain.block(1), chain.validators(1), options({ now: chain.genesisTimeMs + 1000, trustingPeriodMs: 1000 })),
+      /trusting period/,
+      'expired',
+    )
   })
 })
 
@@ -156,7 +237,11 @@ describe('skipping verification', () => {
   test('too little of the trusted set signed: not enough trust (bisect), never invalid', () => {
     expectInvalid(verifyNonAdjacent(trustedAt(5), chain.block(25), chain.validators(25), options()), /trusted signers hold 0 of 4/, 'not_enough_trust')
     // with a trust level of 2/3, half the trusted power is not enough either
-    expectInvalid(verifyNonAdjacent(trustedAt(5), chain.block(15), chain.validators(15), options({ trustLevel: { numerator: 2n, denominator: 3n } })), /not more than 2\/3/, 'not_enough_trust')
+    expectInvalid(
+      verifyNonAdjacent(trustedAt(5), chain.block(15), chain.validators(15), options({ trustLevel: { numerator: 2n, denominator: 3n } })),
+      /not more than 2\/3/,
+      'not_enough_trust',
+    )
   })
 
   test('a forged block signed by outsiders, with their set, is not trusted; a lie at the skipped-to header is invalid', () => {
@@ -165,8 +250,19 @@ describe('skipping verification', () => {
     const forged = resigned(chain.block(8), { validatorSetHash: fake.hash, stateRoot: sha256(encodeCanonical(['forged'])) }, outsiders)
     expectInvalid(verifyNonAdjacent(chain.genesis(), forged, fake, options()), /trusted signers hold 0 of 4/, 'not_enough_trust')
     const b = chain.block(8)
-    expectInvalid(verifyNonAdjacent(chain.genesis(), withHeader(b, { stateRoot: sha256(encodeCanonical(['x'])) }), chain.validators(8), options()), /another block/)
-    expectInvalid(verifyNonAdjacent(chain.genesis(), withCommit(b, (c) => ({ ...c, signatures: c.signatures.slice(0, 2) })), chain.validators(8), options()), /signers hold 2 of 4/)
+    expectInvalid(
+      verifyNonAdjacent(chain.genesis(), withHeader(b, { stateRoot: sha256(encodeCanonical(['x'])) }), chain.validators(8), options()),
+      /another block/,
+    )
+    expectInvalid(
+      verifyNonAdjacent(
+        chain.genesis(),
+        withCommit(b, (c) => ({ ...c, signatures: c.signatures.slice(0, 2) })),
+        chain.validators(8),
+        options(),
+      ),
+      /signers hold 2 of 4/,
+    )
     expectInvalid(verifyNonAdjacent(chain.genesis(), b, chain.validators(21), options()), /not the one the header names/)
     // two trusted signers and two outsiders' signatures that do not verify: counted signatures must all verify
     const mixed = withCommit(chain.block(15), (c) => ({ ...c, signatures: c.signatures.map((s) => ({ ...s, signature: new Uint8Array(64) })) }))
