@@ -300,12 +300,9 @@ export class ConsensusHost {
    */
   private replayFor(height: number): QueueItem[] {
     const items: QueueItem[] = []
-    // below the height of its safety record this validator signs nothing more, so what led to its older signatures
-    // has no lock to restore: replaying it would only judge those heights' proposals again while sync applies them
-    const behind = this.behindSafetyRecord(height)
     for (const r of this.futureRecords) {
       if (r.height !== height || r.entry === undefined || r.entry.kind === 'block') continue
-      if (!behind) items.push(replayItem(r.entry))
+      items.push(replayItem(r.entry))
       r.entry = undefined
     }
     const last = this.lastSignedAt(height)
