@@ -13,7 +13,8 @@ import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
  * Starts N validators from a generated testnet with many funded accounts, pre-signs transfers in a separate submitter
  * process, and submits them over JSON-RPC batches: first at saturation, then open loop at half the measured
  * saturation rate. Reports committed transactions per second (from the blocks' own times), submit-to-commit latency
- * percentiles, CPU and peak RSS per validator, and the machine's Ed25519 ceiling measured in the same run:
+ * percentiles, CPU and peak RSS per validator, each phase's CPU by process (validators, submitter, the bench itself, the
+ * rest of the machine) and per committed transfer, and the machine's Ed25519 ceiling measured in the same run:
  * verifyCeilingTps = cores × single-core verifications per second ÷ validators (every validator verifies every
  * transaction once).
  *
@@ -108,13 +109,20 @@ async function rpc(url: string, method: string, params: unknown[] = []): Promise
   return body.result
 }
 
+/** Clock ticks per second of /proc's CPU counters (USER_HZ, 100 on Linux). */
+const CLOCK_TICKS = 100
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100
+}
+
 function procStats(pid: number): { rssMb: number; cpuSec: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
     const ticks = Number(stat[11]) + Number(stat[12])
-    return { rssMb: rss, cpuSec: ticks / 100 }
+    return { rssMb: rss, cpuSec: ticks / CLOCK_TICKS }
   } catch {
     return undefined
   }
@@ -248,9 +256,18 @@ async function main(): Promise<void> {
     }
     const phase = async (label: string, rate: number) => {
       const cpu0 = machineCpu()
+      const own0 = process.cpuUsage()
+      const proc0 = [...procs, submitter].map((p) => procStats(p.pid!)?.cpuSec ?? 0)
       const r = await run(label, rate, SECONDS)
       const cpu1 = machineCpu()
+      const own1 = process.cpuUsage(own0)
+      const proc1 = [...procs, submitter].map((p) => procStats(p.pid!)?.cpuSec ?? 0)
       const machineCpuBusyPct = cpu1.total > cpu0.total ? Math.round((100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total)) : NaN
+      const procCpu = proc1.map((c, i) => c - proc0[i]!)
+      const machineSeconds = (cpu1.busy - cpu0.busy) / CLOCK_TICKS
+      const validatorsSeconds = procCpu.slice(0, N).reduce((a, b) => a + b, 0)
+      const submitterSeconds = procCpu[N]!
+      const benchSeconds = (own1.user + own1.system) / 1e6
       const blocks = [] as { time: number; txs: number }[]
       for (let h = r.firstHeight - 1; h <= r.lastHeight; h++) {
         const b = await rpc(urls[0]!, 'chain_getBlock', [h])
@@ -271,6 +288,16 @@ async function main(): Promise<void> {
         p99LatencyMs: percentile(lat, 99),
         blocks: blocks.length - 1,
         machineCpuBusyPct,
+        cpuSeconds: {
+          machine: round2(machineSeconds),
+          validators: round2(validatorsSeconds),
+          submitter: round2(submitterSeconds),
+          bench: round2(benchSeconds),
+          other: round2(machineSeconds - validatorsSeconds - submitterSeconds - benchSeconds),
+        },
+        /** Machine CPU (all processes) per committed transfer, and the validators' share of it. */
+        cpuMsPerTx: committed > 0 ? round2((1000 * machineSeconds) / committed) : NaN,
+        validatorCpuMsPerTx: committed > 0 ? round2((1000 * validatorsSeconds) / committed) : NaN,
       }
     }
     // a node runs for weeks: the first seconds of load, while V8 compiles the hot paths and each validator meets
@@ -313,7 +340,17 @@ async function main(): Promise<void> {
       { metric: 'peak RSS, largest validator (MB)', value: result.peakRssMb },
       { metric: 'blocks at saturation / at half rate', value: `${saturation?.blocks ?? '-'} / ${half.blocks}` },
       { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? '-'}% / ${half.machineCpuBusyPct}%` },
+      { metric: 'machine CPU ms per committed tx, saturation / half rate', value: `${saturation?.cpuMsPerTx ?? '-'} / ${half.cpuMsPerTx}` },
+      {
+        metric: 'half rate / saturation CPU per tx',
+        value: saturation === undefined ? '-' : `${(half.cpuMsPerTx / saturation.cpuMsPerTx).toFixed(2)}×`,
+      },
     ])
+    console.table(
+      [saturation, half]
+        .filter((p) => p !== undefined)
+        .map((p) => ({ phase: p.label, ...p.cpuSeconds, 'validators ms/tx': p.validatorCpuMsPerTx, 'machine ms/tx': p.cpuMsPerTx })),
+    )
     console.table(result.perValidator)
     if (seeding)
       console.log(`bench: seeding ${ACCOUNTS} genesis accounts took ${seeding.seconds} s, peak RSS ${seeding.peakRssMb} MB (node0, once; copied to the others)`)
