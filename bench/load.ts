@@ -116,6 +116,11 @@ function round2(x: number): number {
   return Math.round(x * 100) / 100
 }
 
+/** The monotonic clock in µs, the clock of V8's CPU profiles' timestamps. */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
 function procStats(pid: number): { rssMb: number; cpuSec: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -258,7 +263,9 @@ async function main(): Promise<void> {
       const cpu0 = machineCpu()
       const own0 = process.cpuUsage()
       const proc0 = [...procs, submitter].map((p) => procStats(p.pid!)?.cpuSec ?? 0)
+      const startUs = monotonicUs()
       const r = await run(label, rate, SECONDS)
+      const endUs = monotonicUs()
       const cpu1 = machineCpu()
       const own1 = process.cpuUsage(own0)
       const proc1 = [...procs, submitter].map((p) => procStats(p.pid!)?.cpuSec ?? 0)
@@ -288,6 +295,8 @@ async function main(): Promise<void> {
         p99LatencyMs: percentile(lat, 99),
         blocks: blocks.length - 1,
         machineCpuBusyPct,
+        /** The phase on the monotonic clock the validators' CPU profiles use (bench/profileSummary.ts --window). */
+        windowUs: `${startUs}:${endUs}`,
         cpuSeconds: {
           machine: round2(machineSeconds),
           validators: round2(validatorsSeconds),
@@ -352,6 +361,10 @@ async function main(): Promise<void> {
         .map((p) => ({ phase: p.label, ...p.cpuSeconds, 'validators ms/tx': p.validatorCpuMsPerTx, 'machine ms/tx': p.cpuMsPerTx })),
     )
     console.table(result.perValidator)
+    if (opts.profile) {
+      for (const p of [saturation, half].filter((x) => x !== undefined))
+        console.log(`bench: profiles of "${p.label}": node dist/bench/profileSummary.js ${resolve(opts.profile)}/*.cpuprofile --window ${p.windowUs}`)
+    }
     if (seeding)
       console.log(`bench: seeding ${ACCOUNTS} genesis accounts took ${seeding.seconds} s, peak RSS ${seeding.peakRssMb} MB (node0, once; copied to the others)`)
     if (resync) {
