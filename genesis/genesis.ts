@@ -484,7 +484,7 @@ export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Ui
 export const GENESIS_SEED_BATCH = 20_000
 
 /** Most store ops {@link genesisState} writes at once. */
-export const GENESIS_SEED_OPS = 50_000
+export const GENESIS_SEED_OPS = 10_000
 
 /**
  * Writes a genesis's initial state into an empty ledger store and returns the opened state (its root is the
@@ -518,16 +518,11 @@ export async function genesisState(genesis: Genesis | CompactGenesis, store: KvS
   }
   if (ops.length > 0) await store.write(ops)
 
-  // the tree: one leaf per account and the governance record's, by tree key
-  const keys = new Uint8Array(32 * (n + 1))
-  for (let i = 0; i < n; i++) keys.set(accountTreeKey(balances.addresses.subarray(20 * i, 20 * i + 20)), 32 * i)
-  keys.set(GOVERNANCE_TREE_KEY, 32 * n)
-  const order = sortKeys(keys, n + 1)
-  const sortedKeys = new Uint8Array(keys.length)
-  for (let j = 0; j <= n; j++) sortedKeys.set(keys.subarray(32 * order[j]!, 32 * order[j]! + 32), 32 * j)
+  // the tree: one leaf per account (i < n) and the governance record's (n), by tree key
+  const { keys, order } = treeKeys(balances)
   const governanceHash = sha256(governanceBytes)
   const stateRoot = await buildTree(
-    { count: n + 1, keys: sortedKeys, valueHash: (j) => (order[j] === n ? governanceHash : accountHash(balances.amounts[order[j]!]!)) },
+    { count: n + 1, keys, valueHash: (j) => (order[j] === n ? governanceHash : accountHash(balances.amounts[order[j]!]!)) },
     (batch) => store.write(batch),
     opsPerWrite,
   )
@@ -549,6 +544,21 @@ function lastValueCache<T>(f: (amount: bigint) => T): (amount: bigint) => T {
     }
     return value as T
   }
+}
+
+/**
+ * The state tree keys of the accounts of `balances` and of the governance record (position `count`), sorted, with
+ * each one's position: `keys` holds them back to back.
+ */
+function treeKeys(balances: SortedBalances): { keys: Uint8Array; order: Uint32Array } {
+  const n = balances.count
+  const unsorted = new Uint8Array(32 * (n + 1))
+  for (let i = 0; i < n; i++) unsorted.set(accountTreeKey(balances.addresses.subarray(20 * i, 20 * i + 20)), 32 * i)
+  unsorted.set(GOVERNANCE_TREE_KEY, 32 * n)
+  const order = sortKeys(unsorted, n + 1)
+  const keys = new Uint8Array(unsorted.length)
+  for (let j = 0; j <= n; j++) keys.set(unsorted.subarray(32 * order[j]!, 32 * order[j]! + 32), 32 * j)
+  return { keys, order }
 }
 
 /** Positions of the `count` 32-byte keys in `keys`, in key order. */
