@@ -56,6 +56,9 @@ export class GenesisBalances {
   private supply = 0n
   private readonly errors: PlacedError[] = []
   private finished = false
+  /** {@link addEntry}'s last amount and its check: a generator's balances often repeat one amount. */
+  private lastAmount: bigint | undefined
+  private lastChecked: CheckedAmount | undefined
 
   /** Number of elements added so far. */
   get length(): number {
@@ -75,26 +78,47 @@ export class GenesisBalances {
       if (!isObject) return
     }
     const b = value as { address?: unknown; amount?: unknown }
-    let problem: string | undefined
-    let amount = 0n
-    if (typeof b.amount !== 'string' || !AMOUNT_RE.test(b.amount)) problem = 'must be a decimal string (no sign, no leading zeros)'
-    else {
-      amount = BigInt(b.amount)
-      if (amount > U64_MAX) problem = 'must be below 2^64'
-      else if (amount === 0n) problem = 'must be positive (an unlisted address already holds zero)'
-      else this.supply += amount
+    const amount = checkAmount(b.amount)
+    if (amount.problem === undefined) this.supply += amount.value
+    if (!this.keep(b.address, i, amount.value)) this.addressProblem(i)
+    if (amount.problem !== undefined) this.amountProblem(i, amount.problem)
+  }
+
+  /**
+   * Adds the next balance as bytes and an amount (a generator's rather than a file's): checked, and reported, as
+   * `{"address": "0x…", "amount": "<amount>"}` would be.
+   */
+  addEntry(address: Uint8Array, amount: bigint): void {
+    if (this.finished) throw new Error('GenesisBalances: add after finish')
+    const i = this.listed++
+    if (this.listed > MAX_GENESIS_BALANCES) return
+    if (amount !== this.lastAmount) {
+      this.lastAmount = amount
+      this.lastChecked = checkAmount(amount.toString())
     }
-    if (!this.keep(b.address, i, problem === undefined ? amount : 0n)) {
-      this.errors.push({ index: i, rank: 1, error: { path: join(join('balances', i), 'address'), message: 'must be 0x + 40 hex digits' } })
-    }
-    if (problem !== undefined) this.errors.push({ index: i, rank: 2, error: { path: join(join('balances', i), 'amount'), message: problem } })
+    const checked = this.lastChecked!
+    if (checked.problem === undefined) this.supply += checked.value
+    if (address.byteLength === ADDRESS_LENGTH) this.keepBytes(address, i, checked.value)
+    else this.addressProblem(i)
+    if (checked.problem !== undefined) this.amountProblem(i, checked.problem)
+  }
+
+  private addressProblem(i: number): void {
+    this.errors.push({ index: i, rank: 1, error: { path: join(join('balances', i), 'address'), message: 'must be 0x + 40 hex digits' } })
+  }
+
+  private amountProblem(i: number, problem: string): void {
+    this.errors.push({ index: i, rank: 2, error: { path: join(join('balances', i), 'amount'), message: problem } })
   }
 
   private place(index: number, rank: number, errors: readonly FieldError[]): void {
     for (const error of errors) this.errors.push({ index, rank, error })
   }
 
-  /** Keeps an element whose address is `0x` + 40 hex digits (any case); false (nothing kept) for anything else. */
+  /**
+   * Keeps an element whose address is `0x` + 40 hex digits (any case), with its amount (0 when invalid); false
+   * (nothing kept) for anything else.
+   */
   private keep(text: unknown, index: number, amount: bigint): boolean {
     if (typeof text !== 'string' || text.length !== 2 + 2 * ADDRESS_LENGTH || text.charCodeAt(0) !== 48) return false
     const x = text.charCodeAt(1)
@@ -111,6 +135,15 @@ export class GenesisBalances {
     this.amounts[this.kept] = amount
     this.kept++
     return true
+  }
+
+  /** Keeps an element whose address is given as 20 bytes. */
+  private keepBytes(address: Uint8Array, index: number, amount: bigint): void {
+    if (this.kept === this.indices.length) this.grow()
+    this.addresses.set(address, this.kept * ADDRESS_LENGTH)
+    this.indices[this.kept] = index
+    this.amounts[this.kept] = amount
+    this.kept++
   }
 
   private grow(): void {
@@ -197,6 +230,21 @@ export class GenesisBalances {
     this.indices = new Uint32Array(0)
     this.errors.length = 0
   }
+}
+
+/** An amount checked: its value (0 when invalid) and the problem, if any. */
+interface CheckedAmount {
+  readonly value: bigint
+  readonly problem: string | undefined
+}
+
+/** The rules of a balance's amount: a u64 as a decimal string, no sign, no leading zeros, not 0. */
+function checkAmount(amount: unknown): CheckedAmount {
+  if (typeof amount !== 'string' || !AMOUNT_RE.test(amount)) return { value: 0n, problem: 'must be a decimal string (no sign, no leading zeros)' }
+  const value = BigInt(amount)
+  if (value > U64_MAX) return { value: 0n, problem: 'must be below 2^64' }
+  if (value === 0n) return { value: 0n, problem: 'must be positive (an unlisted address already holds zero)' }
+  return { value, problem: undefined }
 }
 
 /** True for a plain object whose keys are exactly `address` and `amount` (no shape error to report). */
