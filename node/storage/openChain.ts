@@ -177,6 +177,8 @@ export type GenesisWorkerReply =
 async function readGenesisInChild(path: string, genesis: GenesisSource): Promise<GenesisWorkResult> {
   const child = fork(new URL('./genesisWorker.js', import.meta.url), [path, genesis.file.path, toHex(genesis.file.digest)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // the node's flags, but a debugger's port, which the node holds
+    execArgv: process.execArgv.filter((a) => !a.startsWith('--inspect')),
   })
   let reply: GenesisWorkerReply | undefined
   child.on('message', (m) => {
