@@ -60,11 +60,6 @@ export class GenesisBalances {
   private lastAmount: bigint | undefined
   private lastChecked: CheckedAmount | undefined
 
-  /** Number of elements added so far. */
-  get length(): number {
-    return this.listed
-  }
-
   /** Adds the next element of the file's `balances` array (any JSON value), checking it alone. */
   add(value: unknown): void {
     if (this.finished) throw new Error('GenesisBalances: add after finish')

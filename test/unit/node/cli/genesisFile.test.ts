@@ -75,6 +75,8 @@ test('genesis files are accepted or refused, with the same problems, as when par
       ['a bad literal', text.replace('"proposeMs": 2000', '"proposeMs": tru')],
       ['a number with a colon', text.replace('"proposeMs": 2000', '"proposeMs": 20:00')],
       ['empty', ''],
+      ['a field larger than the read window', JSON.stringify({ ...g, extra: 'x'.repeat(3 * 1024 * 1024) })],
+      ['a balance larger than the read window', JSON.stringify({ ...g, balances: [...g.balances, { address: 'y'.repeat(2 * 1024 * 1024), amount: '1' }] })],
     ]
     const valid = new Set(['as tallyd testnet writes it', 'on one line', 'whitespace of every kind', 'no balances', 'a repeated key (the last one counts)'])
     for (const [desc, t] of texts) {
