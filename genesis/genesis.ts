@@ -1,8 +1,10 @@
-import { addressFromPublicKey, formatAddress, parseAddress } from '../crypto/address.js'
-import { bytesEqual, compareBytes, fromHex, to0x, toHex } from '../crypto/bytes.js'
+import { addressFromPublicKey, formatAddress } from '../crypto/address.js'
+import { bytesEqual, fromHex, to0x, toHex } from '../crypto/bytes.js'
 import { encodeCanonical } from '../crypto/canonical.js'
 import { isAcceptablePublicKey } from '../crypto/ed25519.js'
 import { sha256 } from '../crypto/hash.js'
+import { ok } from '../crypto/result.js'
+import { accountStoreKey, accountTreeKey, encodeAccount } from '../ledger/account.js'
 import { MAX_BLOCK_BYTES, MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS } from '../ledger/block.js'
 import {
   DEFAULT_GOVERNANCE_PARAMS,
@@ -10,15 +12,16 @@ import {
   MAX_VALIDATORS,
   NAME_RE,
   PEER_ID_RE,
+  encodeGovernanceState,
   genesisGovernance,
   type GovernanceParams,
 } from '../ledger/governance.js'
-import { LedgerState, ROOT_STORE_KEY, type ExecutionResult } from '../ledger/ledgerState.js'
-import { EMPTY_HASH } from '../ledger/smt.js'
+import { GOVERNANCE_STORE_KEY, GOVERNANCE_TREE_KEY, LedgerState, ROOT_STORE_KEY } from '../ledger/ledgerState.js'
+import { EMPTY_HASH, buildTree } from '../ledger/smt.js'
 import { MemoryKvStore, type KvOp, type KvStore } from '../ledger/store.js'
-import { U64_MAX, isValidChainId } from '../ledger/transaction.js'
-import { ok } from '../crypto/result.js'
+import { isValidChainId } from '../ledger/transaction.js'
 import { FieldErrors, join, type ParseResult } from './fieldErrors.js'
+import { AMOUNT_RE, GenesisBalances, MAX_GENESIS_BALANCES, sortBalances, type SortedBalances } from './genesisBalances.js'
 import { parseRfc3339 } from './rfc3339.js'
 
 /**
@@ -27,13 +30,9 @@ import { parseRfc3339 } from './rfc3339.js'
  * Format and bounds: docs/formats.md, "Genesis".
  */
 
-export { MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE }
-/** Most initial balances a genesis may list. */
-export const MAX_GENESIS_BALANCES = 1_000_000
+export { AMOUNT_RE, MAX_GENESIS_BALANCES, MAX_TOTAL_POWER, MAX_VALIDATORS, NAME_RE, PEER_ID_RE }
 /** Longest timeout a genesis may set: ten minutes. */
 export const MAX_TIMEOUT_MS = 600_000
-/** u64 amounts as decimal strings, no sign, no leading zeros. */
-export const AMOUNT_RE = /^(0|[1-9][0-9]{0,19})$/
 
 /** Consensus timeouts (Tendermint): the base of each step and how much it grows per round, in milliseconds. */
 export interface TimeoutParams {
@@ -105,8 +104,8 @@ export interface GenesisBalance {
   readonly amount: bigint
 }
 
-/** A validated genesis. */
-export interface Genesis {
+/** Everything of a validated genesis but its balances: what a running node needs of it. */
+export interface GenesisHeader {
   readonly chainId: string
   /** As written in the file (RFC 3339). */
   readonly genesisTime: string
@@ -114,9 +113,21 @@ export interface Genesis {
   readonly genesisTimeMs: number
   /** In file order. */
   readonly validators: readonly GenesisValidator[]
+  readonly params: ConsensusParams
+}
+
+/** A validated genesis. */
+export interface Genesis extends GenesisHeader {
   /** Sorted by address (the file's order does not matter). */
   readonly balances: readonly GenesisBalance[]
-  readonly params: ConsensusParams
+}
+
+/**
+ * A validated genesis whose balances are held compactly (a million balances as a few flat arrays): what a node
+ * seeds its state from, and what a testnet of a million accounts is generated as.
+ */
+export interface CompactGenesis extends GenesisHeader {
+  readonly balances: SortedBalances
 }
 
 /** The JSON shape of `genesis.json`, as {@link formatGenesis} writes it. */
@@ -194,11 +205,17 @@ function parseParams(e: FieldErrors, path: string, value: unknown): ConsensusPar
   return { timeouts: timeouts as unknown as TimeoutParams, block, emptyBlockIntervalMs, governance, evidence }
 }
 
-/**
- * Validates a parsed `genesis.json` and builds the {@link Genesis}, or lists every problem, each naming its field.
- * `params` and each of its fields may be left out (defaults: {@link DEFAULT_PARAMS}); everything else is required.
- */
-export function parseGenesis(json: unknown): ParseResult<Genesis, 'invalid_genesis'> {
+/** Where {@link checkGenesis} takes the balances from. */
+type BalancesInput =
+  /** `json.balances`, an array of JSON values */
+  | { readonly kind: 'json' }
+  /** a list fed element by element by the reader of the file (`json.balances` only marks that the field is there) */
+  | { readonly kind: 'fed'; readonly list: GenesisBalances }
+  /** not checked at all */
+  | { readonly kind: 'skipped' }
+
+/** The checks of a genesis, every problem named; the balances come as `input` says. */
+function checkGenesis(json: unknown, input: BalancesInput): ParseResult<{ header: GenesisHeader; balances: SortedBalances | undefined }, 'invalid_genesis'> {
   const e = new FieldErrors()
   if (!e.object('', json, ['chainId', 'genesisTime', 'validators', 'balances', 'params'], ['chainId', 'genesisTime', 'validators', 'balances'])) {
     return e.fail('invalid_genesis')
@@ -256,50 +273,83 @@ export function parseGenesis(json: unknown): ParseResult<Genesis, 'invalid_genes
     }
   }
 
-  const balances: GenesisBalance[] = []
-  if (json.balances !== undefined) {
-    if (!Array.isArray(json.balances)) e.add('balances', 'must be an array')
+  let balances: SortedBalances | undefined
+  if (json.balances !== undefined && input.kind !== 'skipped') {
+    let list: GenesisBalances | undefined
+    if (input.kind === 'fed') list = input.list
+    else if (!Array.isArray(json.balances)) e.add('balances', 'must be an array')
     else if (json.balances.length > MAX_GENESIS_BALANCES) e.add('balances', `must list at most ${MAX_GENESIS_BALANCES} balances`)
     else {
-      const seen = new Map<string, number>()
-      let supply = 0n
-      json.balances.forEach((b: unknown, i: number) => {
-        const p = join('balances', i)
-        if (!e.object(p, b, ['address', 'amount'], ['address', 'amount'])) return
-        const address = typeof b.address === 'string' ? parseAddress(b.address) : undefined
-        if (address === undefined) e.add(join(p, 'address'), 'must be 0x + 40 hex digits')
-        else {
-          const first = seen.get(toHex(address))
-          if (first !== undefined) e.add(join(p, 'address'), `duplicates balances[${first}].address`)
-          else seen.set(toHex(address), i)
-        }
-        let amount: bigint | undefined
-        if (typeof b.amount !== 'string' || !AMOUNT_RE.test(b.amount)) e.add(join(p, 'amount'), 'must be a decimal string (no sign, no leading zeros)')
-        else {
-          amount = BigInt(b.amount)
-          if (amount > U64_MAX) e.add(join(p, 'amount'), 'must be below 2^64')
-          else if (amount === 0n) e.add(join(p, 'amount'), 'must be positive (an unlisted address already holds zero)')
-          else supply += amount
-        }
-        if (address !== undefined && amount !== undefined && amount > 0n && amount <= U64_MAX) balances.push({ address, amount })
-      })
-      if (supply > U64_MAX) e.add('balances', `total supply ${supply} exceeds 2^64-1`)
+      list = new GenesisBalances()
+      for (const b of json.balances) list.add(b)
+    }
+    if (list !== undefined) {
+      const r = list.finish()
+      if (r.ok) balances = r.value
+      else for (const problem of r.error.errors) e.add(problem.path, problem.message)
     }
   }
 
   const params = parseParams(e, 'params', json.params)
   if (!e.empty) return e.fail('invalid_genesis')
-  balances.sort((a, b) => compareBytes(a.address, b.address))
-  return ok({ chainId: chainId as string, genesisTime: json.genesisTime as string, genesisTimeMs, validators, balances, params })
+  return ok({ header: { chainId: chainId as string, genesisTime: json.genesisTime as string, genesisTimeMs, validators, params }, balances })
+}
+
+/**
+ * Validates a parsed `genesis.json` and builds the {@link Genesis}, or lists every problem, each naming its field.
+ * `params` and each of its fields may be left out (defaults: {@link DEFAULT_PARAMS}); everything else is required.
+ */
+export function parseGenesis(json: unknown): ParseResult<Genesis, 'invalid_genesis'> {
+  const r = checkGenesis(json, { kind: 'json' })
+  if (!r.ok) return r
+  const sorted = r.value.balances!
+  const balances: GenesisBalance[] = []
+  for (let i = 0; i < sorted.count; i++) balances.push({ address: sorted.addresses.slice(20 * i, 20 * i + 20), amount: sorted.amounts[i]! })
+  return ok({ ...r.value.header, balances })
+}
+
+/**
+ * Validates a genesis read piece by piece: `json` holds its top-level fields but the balances (`balances` present,
+ * any value, to mark that the file has the field), and `list` the elements of the file's `balances` array, fed in
+ * file order. Accepts and refuses exactly what {@link parseGenesis} does for the whole document, with the same
+ * problems, and gives the same genesis with its balances held compactly.
+ */
+export function parseCompactGenesis(json: unknown, list: GenesisBalances): ParseResult<CompactGenesis, 'invalid_genesis'> {
+  const r = checkGenesis(json, { kind: 'fed', list })
+  if (!r.ok) return r
+  return ok({ ...r.value.header, balances: r.value.balances! })
+}
+
+/**
+ * Validates everything of a genesis but the elements of its balances (`json.balances` must be present; its value
+ * is not looked at): for a node whose database already holds the state of this very file, checked when it was seeded.
+ */
+export function parseGenesisHeader(json: unknown): ParseResult<GenesisHeader, 'invalid_genesis'> {
+  const r = checkGenesis(json, { kind: 'skipped' })
+  if (!r.ok) return r
+  return ok(r.value.header)
+}
+
+/** The header of a genesis: everything but its balances. */
+export function genesisHeader(genesis: GenesisHeader): GenesisHeader {
+  const { chainId, genesisTime, genesisTimeMs, validators, params } = genesis
+  return { chainId, genesisTime, genesisTimeMs, validators, params }
 }
 
 /** The JSON form of a genesis (for writing `genesis.json`); {@link parseGenesis} reads it back to an equal value. */
-export function formatGenesis(genesis: Genesis): GenesisJson {
+export function formatGenesis(genesis: Genesis | CompactGenesis): GenesisJson {
+  const balances: GenesisJson['balances'] = []
+  forEachBalance(genesis, (address, amount) => balances.push({ address: formatAddress(address), amount: amount.toString() }))
+  return { ...formatGenesisHeader(genesis), balances }
+}
+
+/** The JSON form of a genesis but its balances (`balances` empty): what precedes them in `genesis.json`. */
+export function formatGenesisHeader(genesis: GenesisHeader): GenesisJson {
   return {
     chainId: genesis.chainId,
     genesisTime: genesis.genesisTime,
     validators: genesis.validators.map((v) => ({ name: v.name, publicKey: to0x(v.publicKey), power: v.power, peerId: v.peerId })),
-    balances: genesis.balances.map((b) => ({ address: formatAddress(b.address), amount: b.amount.toString() })),
+    balances: [],
     params: {
       timeouts: { ...genesis.params.timeouts },
       block: { ...genesis.params.block },
@@ -310,56 +360,116 @@ export function formatGenesis(genesis: Genesis): GenesisJson {
   }
 }
 
+/** Calls `f` with each balance of a genesis, in its order (by address for a validated one). */
+function forEachBalance(genesis: Genesis | CompactGenesis, f: (address: Uint8Array, amount: bigint) => void): void {
+  const b = genesis.balances
+  if (Array.isArray(b)) for (const { address, amount } of b as readonly GenesisBalance[]) f(address, amount)
+  else {
+    const s = b as SortedBalances
+    for (let i = 0; i < s.count; i++) f(s.addresses.subarray(20 * i, 20 * i + 20), s.amounts[i]!)
+  }
+}
+
+/** A genesis's balances sorted by address, compactly. */
+function sortedBalancesOf(genesis: Genesis | CompactGenesis): SortedBalances {
+  return Array.isArray(genesis.balances) ? sortBalances(genesis.balances as readonly GenesisBalance[]) : (genesis.balances as SortedBalances)
+}
+
+/** The domain tag of the genesis hash: it names the genesis format the hash covers. */
+export const GENESIS_HASH_TAG = 'tally/genesis/v2'
+
 /**
  * The genesis hash: SHA-256 of `canonical(["tally/genesis/v2", chainId, genesisTimeMs, validators, balances, params])`
  * with validators `[name, publicKey, power, peerId]` in file order, balances `[address, amount]` sorted by address,
  * params `[proposeMs, proposeDeltaMs, prevoteMs, prevoteDeltaMs, precommitMs, precommitDeltaMs, commitMs, maxTxs,
  * maxBytes, emptyBlockIntervalMs, voteExpiryHeights, maxOpenVotes, maxAgeHeights, maxPerBlock]`, every integer as a
  * u64, then `removeOffenders` as a boolean. Nodes compare it to refuse a database of another genesis.
+ *
+ * The encoding is hashed in pieces, the balances' part written straight into flat buffers: a canonical array is its
+ * header followed by its elements' encodings, so the pieces are the encoding of the whole.
  */
-export function genesisHash(genesis: Genesis): Uint8Array {
+export function genesisHash(genesis: Genesis | CompactGenesis): Uint8Array {
   const t = genesis.params.timeouts
   const g = genesis.params.governance
   const v = genesis.params.evidence
+  const params = [
+    t.proposeMs,
+    t.proposeDeltaMs,
+    t.prevoteMs,
+    t.prevoteDeltaMs,
+    t.precommitMs,
+    t.precommitDeltaMs,
+    t.commitMs,
+    genesis.params.block.maxTxs,
+    genesis.params.block.maxBytes,
+    genesis.params.emptyBlockIntervalMs,
+    g.voteExpiryHeights,
+    g.maxOpenVotes,
+    v.maxAgeHeights,
+    v.maxPerBlock,
+  ].map((n) => BigInt(n))
+  const balances = sortedBalancesOf(genesis)
   return sha256(
-    encodeCanonical([
-      'tally/genesis/v2',
-      genesis.chainId,
-      BigInt(genesis.genesisTimeMs),
-      genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId]),
-      [...genesis.balances].sort((a, b) => compareBytes(a.address, b.address)).map((b) => [b.address, b.amount]),
-      [
-        t.proposeMs,
-        t.proposeDeltaMs,
-        t.prevoteMs,
-        t.prevoteDeltaMs,
-        t.precommitMs,
-        t.precommitDeltaMs,
-        t.commitMs,
-        genesis.params.block.maxTxs,
-        genesis.params.block.maxBytes,
-        genesis.params.emptyBlockIntervalMs,
-        g.voteExpiryHeights,
-        g.maxOpenVotes,
-        v.maxAgeHeights,
-        v.maxPerBlock,
-      ].map((n) => BigInt(n)),
-      g.removeOffenders,
-    ]),
+    canonicalArrayHeader(7),
+    encodeCanonical(GENESIS_HASH_TAG),
+    encodeCanonical(genesis.chainId),
+    encodeCanonical(BigInt(genesis.genesisTimeMs)),
+    encodeCanonical(genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId])),
+    canonicalArrayHeader(balances.count),
+    ...encodeBalanceEntries(balances),
+    encodeCanonical(params),
+    encodeCanonical(g.removeOffenders),
   )
+}
+
+/** The canonical (MessagePack, shortest) header of an array of `n` elements. */
+export function canonicalArrayHeader(n: number): Uint8Array {
+  if (n < 16) return Uint8Array.of(0x90 | n)
+  if (n < 0x10000) return Uint8Array.of(0xdc, n >> 8, n & 0xff)
+  return Uint8Array.of(0xdd, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+}
+
+/** Balance entries per piece of {@link encodeBalanceEntries}. */
+const ENTRIES_PER_PIECE = 4096
+
+/**
+ * `canonical([address, amount])` of each balance, back to back, in pieces of up to {@link ENTRIES_PER_PIECE}: a
+ * 2-element array (0x92), the address as 20 bytes (bin 8: 0xc4 0x14) and the amount as a u64 (the 9-byte form:
+ * int 64, 0xd3, below 2^63, else uint 64, 0xcf), 32 bytes in all. A test holds it to `encodeCanonical`.
+ */
+export function encodeBalanceEntries(balances: SortedBalances): Uint8Array[] {
+  const pieces: Uint8Array[] = []
+  for (let from = 0; from < balances.count; from += ENTRIES_PER_PIECE) {
+    const n = Math.min(ENTRIES_PER_PIECE, balances.count - from)
+    const piece = new Uint8Array(32 * n)
+    const view = new DataView(piece.buffer)
+    for (let k = 0; k < n; k++) {
+      const at = 32 * k
+      const amount = balances.amounts[from + k]!
+      piece[at] = 0x92
+      piece[at + 1] = 0xc4
+      piece[at + 2] = 20
+      piece.set(balances.addresses.subarray(20 * (from + k), 20 * (from + k) + 20), at + 3)
+      piece[at + 23] = amount < 1n << 63n ? 0xd3 : 0xcf
+      view.setBigUint64(at + 24, amount)
+    }
+    pieces.push(piece)
+  }
+  return pieces
 }
 
 function genesisAccounts(genesis: Genesis) {
   return genesis.balances.map((b) => ({ address: b.address, account: { balance: b.amount, nonce: 0n } }))
 }
 
-function genesisRoster(genesis: Genesis) {
+function genesisRoster(genesis: GenesisHeader) {
   return genesisGovernance(genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power, peerId: v.peerId, name: v.name })))
 }
 
 /**
- * The initial state of a genesis as store ops and its root, computed purely (nothing is written anywhere):
- * the same for any order of balances in the file.
+ * The initial state of a genesis as store ops and its root, computed purely (nothing is written anywhere), through
+ * the ledger's own staging of accounts: the reference {@link genesisState}'s bottom-up build is held to. The same
+ * for any order of balances in the file.
  */
 export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Uint8Array; ops: KvOp[] }> {
   const state = await LedgerState.open(new MemoryKvStore())
@@ -367,31 +477,105 @@ export async function initialStateOps(genesis: Genesis): Promise<{ stateRoot: Ui
   return { stateRoot: r.stateRoot, ops: r.ops }
 }
 
-/** Accounts staged and written per batch while {@link genesisState} seeds a store. */
+/**
+ * Accounts per batch where genesis balances are staged as ledger updates (`LedgerState.setAccounts`) batch after
+ * batch instead of built bottom-up: a bound on the ops held at once.
+ */
 export const GENESIS_SEED_BATCH = 20_000
+
+/** Most store ops {@link genesisState} writes at once. */
+export const GENESIS_SEED_OPS = 10_000
 
 /**
  * Writes a genesis's initial state into an empty ledger store and returns the opened state (its root is the
- * genesis state root). Refuses a store that already holds a state.
+ * genesis state root, and the store holds what {@link initialStateOps} computes, key for key). Refuses a store that
+ * already holds a state.
  *
- * The balances go in batches of `batchSize` accounts, each staged on top of the last and written before the next is
- * staged, then the governance record: the tree's root does not depend on the order its leaves arrive in, so the
- * result is the state {@link initialStateOps} computes in one piece, while the ops held at any moment stay bounded
- * (a million balances would otherwise mean millions of ops, and gigabytes, at once). Only the last write, with the
- * governance record, stores the root: a store cut short while seeding holds no state yet (only records no root
- * reaches), and seeding it again overwrites them with the same values.
+ * Built bottom-up rather than staged as updates: the accounts in address order, then the state tree from its leaves
+ * sorted by tree key (ledger/smt.ts, `buildTree`), each node computed once and written once, nothing read back.
+ * Writes hold at most about `opsPerWrite` ops, so a million balances never mean millions of ops at once. Only the
+ * last write, with the governance record, stores the root: a store cut short while seeding holds no state yet (only
+ * records no root reaches), and seeding it again with the same genesis overwrites them with the same values.
  */
-export async function genesisState(genesis: Genesis, store: KvStore, batchSize = GENESIS_SEED_BATCH): Promise<LedgerState> {
-  const state = await LedgerState.open(store)
-  if (toHex(state.root()) !== toHex(EMPTY_HASH)) throw new Error('genesisState: the store already holds a state')
-  for (let from = 0; from < genesis.balances.length; from += batchSize) {
-    const batch = genesis.balances.slice(from, from + batchSize).map((b) => ({ address: b.address, account: { balance: b.amount, nonce: 0n } }))
-    const r = await state.setAccounts(batch)
-    await store.write(r.ops.filter((op) => !bytesEqual(op.key, ROOT_STORE_KEY)))
-    state.commit(r)
+export async function genesisState(genesis: Genesis | CompactGenesis, store: KvStore, opsPerWrite = GENESIS_SEED_OPS): Promise<LedgerState> {
+  if (!Number.isSafeInteger(opsPerWrite) || opsPerWrite < 1) throw new RangeError('genesisState: opsPerWrite must be a positive integer')
+  const root = await store.get(ROOT_STORE_KEY)
+  if (root !== undefined && !bytesEqual(root, EMPTY_HASH)) throw new Error('genesisState: the store already holds a state')
+  const balances = sortedBalancesOf(genesis)
+  const n = balances.count
+  const governanceBytes = encodeGovernanceState(genesisRoster(genesis))
+  const accountBytes = lastValueCache((amount: bigint) => encodeAccount({ balance: amount, nonce: 0n }))
+  const accountHash = lastValueCache((amount: bigint) => sha256(accountBytes(amount)))
+
+  // the accounts, in address order
+  let ops: KvOp[] = []
+  for (let i = 0; i < n; i++) {
+    ops.push({ type: 'put', key: accountStoreKey(balances.addresses.subarray(20 * i, 20 * i + 20)), value: accountBytes(balances.amounts[i]!) })
+    if (ops.length >= opsPerWrite) {
+      await store.write(ops)
+      ops = []
+    }
   }
-  const r: ExecutionResult = await state.setGenesis([], genesisRoster(genesis))
-  await store.write(r.ops)
-  state.commit(r)
-  return state
+  if (ops.length > 0) await store.write(ops)
+
+  // the tree: one leaf per account (i < n) and the governance record's (n), by tree key
+  const { keys, order } = treeKeys(balances)
+  const governanceHash = sha256(governanceBytes)
+  const stateRoot = await buildTree(
+    { count: n + 1, keys, valueHash: (j) => (order[j] === n ? governanceHash : accountHash(balances.amounts[order[j]!]!)) },
+    (batch) => store.write(batch),
+    opsPerWrite,
+  )
+  await store.write([
+    { type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes },
+    { type: 'put', key: ROOT_STORE_KEY, value: stateRoot },
+  ])
+  return LedgerState.open(store)
+}
+
+/** `f` with its last argument's result remembered: balances often repeat one amount. */
+function lastValueCache<T>(f: (amount: bigint) => T): (amount: bigint) => T {
+  let last: bigint | undefined
+  let value: T | undefined
+  return (amount) => {
+    if (amount !== last) {
+      value = f(amount)
+      last = amount
+    }
+    return value as T
+  }
+}
+
+/**
+ * The state tree keys of the accounts of `balances` and of the governance record (position `count`), sorted, with
+ * each one's position: `keys` holds them back to back.
+ */
+function treeKeys(balances: SortedBalances): { keys: Uint8Array; order: Uint32Array } {
+  const n = balances.count
+  const unsorted = new Uint8Array(32 * (n + 1))
+  for (let i = 0; i < n; i++) unsorted.set(accountTreeKey(balances.addresses.subarray(20 * i, 20 * i + 20)), 32 * i)
+  unsorted.set(GOVERNANCE_TREE_KEY, 32 * n)
+  const order = sortKeys(unsorted, n + 1)
+  const keys = new Uint8Array(unsorted.length)
+  for (let j = 0; j <= n; j++) keys.set(unsorted.subarray(32 * order[j]!, 32 * order[j]! + 32), 32 * j)
+  return { keys, order }
+}
+
+/** Positions of the `count` 32-byte keys in `keys`, in key order. */
+function sortKeys(keys: Uint8Array, count: number): Uint32Array {
+  const order = new Uint32Array(count)
+  const prefix = new Uint32Array(count)
+  for (let i = 0; i < count; i++) {
+    order[i] = i
+    prefix[i] = ((keys[32 * i]! << 24) | (keys[32 * i + 1]! << 16) | (keys[32 * i + 2]! << 8) | keys[32 * i + 3]!) >>> 0
+  }
+  return order.sort((x, y) => {
+    const d = prefix[x]! - prefix[y]!
+    if (d !== 0) return d
+    for (let k = 4; k < 32; k++) {
+      const e = keys[32 * x + k]! - keys[32 * y + k]!
+      if (e !== 0) return e
+    }
+    return 0
+  })
 }

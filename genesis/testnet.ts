@@ -1,10 +1,11 @@
-import { addressFromPublicKey, formatAddress } from '../crypto/address.js'
+import { addressFromPublicKey } from '../crypto/address.js'
 import { keyPairFromSeed, SECRET_KEY_LENGTH } from '../crypto/ed25519.js'
 import { to0x } from '../crypto/bytes.js'
 import { DEFAULT_CONFIG, parseConfig, type NodeConfig } from './config.js'
 import { err, ok } from '../crypto/result.js'
 import type { FieldError, ParseResult } from './fieldErrors.js'
-import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, parseGenesis, type ConsensusParams, type Genesis, type GenesisJson } from './genesis.js'
+import { MAX_GENESIS_BALANCES, parseCompactGenesis, type CompactGenesis, type ConsensusParams } from './genesis.js'
+import { GenesisBalances } from './genesisBalances.js'
 
 /**
  * Local testnet generation, pure: the caller (`tallyd testnet`) draws the key seeds and writes the files.
@@ -34,11 +35,11 @@ export interface TestnetOptions {
    */
   readonly seeds: readonly Uint8Array[]
   /**
-   * 20-byte addresses funded with `balance` whose keys nobody holds: state weight for benchmarks (a testnet of a
-   * million funded accounts needs no million key files). Drawn by the caller; together with the faucet and the extra
-   * accounts at most {@link MAX_GENESIS_BALANCES}.
+   * Addresses funded with `balance` whose keys nobody holds, 20 bytes each, back to back: state weight for
+   * benchmarks (a testnet of a million funded accounts needs no million key files, nor a million objects). Drawn by
+   * the caller; together with the faucet and the extra accounts at most {@link MAX_GENESIS_BALANCES}.
    */
-  readonly unkeyedAddresses?: readonly Uint8Array[]
+  readonly unkeyedAddresses?: Uint8Array
   /** Consensus parameters to override (each field optional). */
   readonly params?: { timeouts?: Partial<ConsensusParams['timeouts']>; block?: Partial<ConsensusParams['block']>; emptyBlockIntervalMs?: number }
 }
@@ -69,9 +70,8 @@ export interface TestnetValidator {
 
 /** A generated testnet. */
 export interface Testnet {
-  readonly genesis: Genesis
-  /** The JSON to write as `genesis.json`. */
-  readonly genesisJson: GenesisJson
+  /** Its balances held compactly (`formatGenesis` gives the JSON of `genesis.json`). */
+  readonly genesis: CompactGenesis
   readonly validators: readonly TestnetValidator[]
   readonly faucet: TestnetKey
   readonly accounts: readonly TestnetKey[]
@@ -94,15 +94,16 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   if (!Number.isSafeInteger(n) || n < 1 || n > 128) errors.push({ path: 'validators', message: 'must be an integer from 1 to 128' })
   if (!Number.isSafeInteger(k) || k < 0 || k > MAX_TESTNET_KEYED_ACCOUNTS)
     errors.push({ path: 'accounts', message: `must be an integer from 0 to ${MAX_TESTNET_KEYED_ACCOUNTS}` })
-  const unkeyed = options.unkeyedAddresses ?? []
-  if (Number.isSafeInteger(k) && 1 + k + unkeyed.length > MAX_GENESIS_BALANCES) {
+  const unkeyed = options.unkeyedAddresses ?? new Uint8Array(0)
+  const unkeyedCount = Math.floor(unkeyed.byteLength / 20)
+  if (!(unkeyed instanceof Uint8Array) || unkeyed.byteLength % 20 !== 0)
+    errors.push({ path: 'unkeyedAddresses', message: 'must hold addresses of 20 bytes, back to back' })
+  else if (Number.isSafeInteger(k) && 1 + k + unkeyedCount > MAX_GENESIS_BALANCES) {
     errors.push({
       path: 'unkeyedAddresses',
-      message: `the faucet, ${k} accounts and ${unkeyed.length} unkeyed addresses exceed ${MAX_GENESIS_BALANCES} balances`,
+      message: `the faucet, ${k} accounts and ${unkeyedCount} unkeyed addresses exceed ${MAX_GENESIS_BALANCES} balances`,
     })
   }
-  if (unkeyed.some((a) => !(a instanceof Uint8Array) || a.byteLength !== 20))
-    errors.push({ path: 'unkeyedAddresses', message: 'every address must be 20 bytes' })
   for (const [f, port] of [
     ['p2pPort', options.p2pPort],
     ['rpcPort', options.rpcPort],
@@ -125,15 +126,18 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
   const accounts = options.seeds.slice(2 * n + 1).map(keyOf)
   const names = validatorKeys.map((_, i) => `node${i}`)
 
-  const json: GenesisJson = {
+  // The genesis goes through the same validation as a file would (chain id, time, amounts, supply).
+  const balances = new GenesisBalances()
+  for (const a of [faucet, ...accounts]) balances.addEntry(a.address, options.balance)
+  for (let i = 0; i < unkeyedCount; i++) balances.addEntry(unkeyed.subarray(20 * i, 20 * i + 20), options.balance)
+  const header = {
     chainId: options.chainId,
     genesisTime: options.genesisTime,
     validators: validatorKeys.map((key, i) => ({ name: names[i]!, publicKey: to0x(key.publicKey), power: 1, peerId: peerIds[i]! })),
-    balances: [...[faucet, ...accounts].map((a) => a.address), ...unkeyed].map((a) => ({ address: formatAddress(a), amount: String(options.balance) })),
-    params: DEFAULT_PARAMS,
+    balances: true,
+    params: options.params ?? {},
   }
-  // The genesis goes through the same validation as a file would (chain id, time, amounts, supply).
-  const parsed = parseGenesis({ ...json, params: options.params ?? {} })
+  const parsed = parseCompactGenesis(header, balances)
   if (!parsed.ok) return parsed
   const host = options.host
   const validators = validatorKeys.map(
@@ -158,6 +162,5 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
     const checked = parseConfig(v.config)
     if (!checked.ok) return err({ code: checked.error.code, errors: checked.error.errors.map((e) => ({ path: `${v.name}.${e.path}`, message: e.message })) })
   }
-  const genesisJson: GenesisJson = { ...json, params: parsed.value.params }
-  return ok({ genesis: parsed.value, genesisJson, validators, faucet, accounts })
+  return ok({ genesis: parsed.value, validators, faucet, accounts })
 }

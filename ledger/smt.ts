@@ -384,6 +384,144 @@ function withBit(key: Uint8Array, index: number, bit: number): Uint8Array {
   return out
 }
 
+/**
+ * Leaves of a tree built from nothing: `count` leaves whose 32-byte keys lie back to back in `keys`, strictly
+ * increasing; `valueHash(i)` is the i-th leaf's value hash.
+ */
+export interface SortedLeaves {
+  readonly count: number
+  readonly keys: Uint8Array
+  valueHash(i: number): Uint8Array
+}
+
+/** Leaves below which {@link buildTree} builds a subtree in one synchronous step. */
+const BUILD_STEP_LEAVES = 2048
+/** Bytes of the buffers node values are cut from while building. */
+const SLAB_BYTES = 64 * 1024
+
+/**
+ * Builds the tree of `leaves` into a store that holds no tree, bottom-up: every node is computed once and written
+ * once, nothing is read. Returns the root, which is the one {@link updateTree} gives for the same leaves on the empty
+ * tree, with the same nodes at the same positions (the shape is a function of the leaves). The nodes go to `write` in
+ * batches of about `opsPerWrite` ops, subtree by subtree (so in key order); the root is not stored.
+ */
+export async function buildTree(leaves: SortedLeaves, write: (ops: KvOp[]) => Promise<void>, opsPerWrite = 50_000): Promise<Uint8Array> {
+  const { count, keys } = leaves
+  if (keys.byteLength !== 32 * count) throw new RangeError('buildTree: keys must hold count keys of 32 bytes')
+  for (let i = 1; i < count; i++) {
+    if (compareKeysAt(keys, 32 * (i - 1), 32 * i) >= 0) throw new RangeError('buildTree: keys must be strictly increasing')
+  }
+  const builder = new TreeBuilder(leaves, write, opsPerWrite)
+  const root = builder.settle(await builder.buildAsync(0, 0, count), 0)
+  await builder.flush()
+  return root
+}
+
+function compareKeysAt(keys: Uint8Array, x: number, y: number): number {
+  for (let k = 0; k < 32; k++) {
+    const d = keys[x + k]! - keys[y + k]!
+    if (d !== 0) return d
+  }
+  return 0
+}
+
+/** A built subtree: empty (null), a single leaf not yet placed (its index), or a stored node (its hash). */
+type Built = null | number | Uint8Array
+
+/** The state of one {@link buildTree}: the pending ops and the buffer node values are cut from. */
+class TreeBuilder {
+  private ops: KvOp[] = []
+  private slab = new Uint8Array(SLAB_BYTES)
+  private used = 0
+
+  constructor(
+    private readonly leaves: SortedLeaves,
+    private readonly write: (ops: KvOp[]) => Promise<void>,
+    private readonly opsPerWrite: number,
+  ) {}
+
+  private key(i: number): Uint8Array {
+    return this.leaves.keys.subarray(32 * i, 32 * i + 32)
+  }
+
+  /** 65 bytes for a node's value, a view of a shared buffer (one allocation per {@link SLAB_BYTES}). */
+  private nodeBytes(domain: number, first: Uint8Array, second: Uint8Array): Uint8Array {
+    if (this.used + 65 > this.slab.byteLength) {
+      this.slab = new Uint8Array(SLAB_BYTES)
+      this.used = 0
+    }
+    const b = this.slab.subarray(this.used, this.used + 65)
+    this.used += 65
+    b[0] = domain
+    b.set(first, 1)
+    b.set(second, 33)
+    return b
+  }
+
+  /** The first index of [lo, hi) whose key has bit `depth` set (hi when none). */
+  private split(lo: number, hi: number, depth: number): number {
+    const keys = this.leaves.keys
+    const byte = depth >> 3
+    const mask = 0x80 >> (depth & 7)
+    let a = lo
+    let b = hi
+    while (a < b) {
+      const m = (a + b) >> 1
+      if ((keys[32 * m + byte]! & mask) === 0) a = m + 1
+      else b = m
+    }
+    return a
+  }
+
+  /** Places a subtree at `depth` (storing a single leaf there) and returns its hash. */
+  settle(built: Built, depth: number): Uint8Array {
+    if (built === null) return EMPTY_HASH
+    if (typeof built !== 'number') return built
+    const key = this.key(built)
+    const bytes = this.nodeBytes(LEAF_DOMAIN, key, this.leaves.valueHash(built))
+    this.ops.push({ type: 'put', key: nodeStoreKey(depth, key), value: bytes })
+    return sha256(bytes)
+  }
+
+  /** The subtree at `depth` of the leaves [lo, hi), which share their first `depth` bits. */
+  build(depth: number, lo: number, hi: number): Built {
+    if (lo === hi) return null
+    if (hi - lo === 1) return lo
+    if (depth >= KEY_BITS) throw new Error('buildTree: distinct keys cannot share 256 bits')
+    const mid = this.split(lo, hi, depth)
+    return this.node(depth, lo, this.build(depth + 1, lo, mid), this.build(depth + 1, mid, hi))
+  }
+
+  /** Two leaves or more make an internal node at `depth`, even when one side is empty. */
+  private node(depth: number, lo: number, left: Built, right: Built): Uint8Array {
+    const bytes = this.nodeBytes(NODE_DOMAIN, this.settle(left, depth + 1), this.settle(right, depth + 1))
+    this.ops.push({ type: 'put', key: nodeStoreKey(depth, this.key(lo)), value: bytes })
+    return sha256(bytes)
+  }
+
+  /** {@link build}, writing the ops gathered so far whenever a step leaves enough of them. */
+  async buildAsync(depth: number, lo: number, hi: number): Promise<Built> {
+    if (hi - lo <= BUILD_STEP_LEAVES) {
+      const built = this.build(depth, lo, hi)
+      if (this.ops.length >= this.opsPerWrite) await this.flush()
+      return built
+    }
+    if (depth >= KEY_BITS) throw new Error('buildTree: distinct keys cannot share 256 bits')
+    const mid = this.split(lo, hi, depth)
+    const left = await this.buildAsync(depth + 1, lo, mid)
+    const right = await this.buildAsync(depth + 1, mid, hi)
+    return this.node(depth, lo, left, right)
+  }
+
+  /** Writes the ops gathered so far. */
+  async flush(): Promise<void> {
+    if (this.ops.length === 0) return
+    const ops = this.ops
+    this.ops = []
+    await this.write(ops)
+  }
+}
+
 /** Reads the path of `key` from the root `root`: the siblings from the root down and where the path ends. */
 export async function readPath(store: KvStore, root: Uint8Array, key: Uint8Array): Promise<TreePath> {
   const siblings: Uint8Array[] = []

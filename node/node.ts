@@ -104,9 +104,8 @@ export class TallyNode {
 
     // stores and keys
     const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger)
-    // the balances only seed a new database: a million of them would otherwise stay in memory for the node's life
+    // a home's genesis holds no balances: they are read from its file only to seed or check the database
     const genesis: Genesis = { ...this.home.genesis, balances: [] }
-    this.home = { ...this.home, genesis }
     const home = this.home
     const params = consensusParamsOf(genesis)
     const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }

@@ -1,9 +1,21 @@
-import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { bytesEqual } from '../../crypto/bytes.js'
+import { sha256 } from '../../crypto/hash.js'
 import { decodeKeyFile } from '../../crypto/keyfile.js'
 import { parseConfig, type NodeConfig } from '../../genesis/config.js'
 import type { FieldError } from '../../genesis/fieldErrors.js'
-import { parseGenesis, type Genesis } from '../../genesis/genesis.js'
+import {
+  genesisHeader,
+  parseCompactGenesis,
+  parseGenesis,
+  parseGenesisHeader,
+  type CompactGenesis,
+  type Genesis,
+  type GenesisHeader,
+} from '../../genesis/genesis.js'
+import { GenesisBalances } from '../../genesis/genesisBalances.js'
+import { MAX_GENESIS_FILE_BYTES, scanGenesisFile } from './genesisFile.js'
 
 /**
  * A node's home directory (docs/operations.md):
@@ -37,11 +49,34 @@ export function walPath(dir: string): string {
   return path
 }
 
+/**
+ * `genesis.json` as a home was loaded with it. Its balances are read again, whole, only when they are needed:
+ * to seed a new database, or to check a file whose bytes are not the ones a database was seeded from.
+ */
+export interface GenesisFile {
+  readonly path: string
+  /** SHA-256 of the file's bytes, as read when the home was loaded. */
+  readonly digest: Uint8Array
+  /** The file's length in bytes, then. */
+  readonly size: number
+  /**
+   * Reads and validates the whole genesis, balances included, in bounded pieces. Throws a {@link HomeError} naming
+   * every problem, or when the file's bytes are no longer the ones the home was loaded with.
+   */
+  readAll(): Genesis | CompactGenesis
+}
+
+/** The genesis of a home: everything but the balances, and the file they are in. */
+export interface HomeGenesis extends GenesisHeader {
+  readonly file: GenesisFile
+}
+
 /** Everything a node reads from its home before it starts. */
 export interface NodeHome {
   readonly dir: string
   readonly config: NodeConfig
-  readonly genesis: Genesis
+  /** Checked whole but for the elements of its balances (see {@link GenesisFile.readAll}). */
+  readonly genesis: HomeGenesis
   /** The validator signing key's seed, when this home has one. */
   readonly validatorSeed: Uint8Array | undefined
   readonly nodeSeed: Uint8Array
@@ -61,20 +96,80 @@ export class HomeError extends Error {
  * Bounds a JSON file before parsing it. Config and key files are small; a genesis may list a million balances,
  * near 90 bytes each as `tallyd testnet` writes them.
  */
-const MAX_FILE_BYTES = 192 * 1024 * 1024
+const MAX_FILE_BYTES = MAX_GENESIS_FILE_BYTES
 
-function readJson(path: string): unknown {
+/** A JSON file's bytes and the document they hold. */
+function readJson(path: string): { bytes: Buffer; json: unknown } {
   if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
-  const text = readFileSync(path)
-  if (text.byteLength > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
+  if (statSync(path).size > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
+  const bytes = readFileSync(path)
+  if (bytes.byteLength > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
   try {
-    return JSON.parse(text.toString('utf8'))
+    return { bytes, json: JSON.parse(bytes.toString('utf8')) }
   } catch (e) {
     throw new HomeError(`${path} is not valid JSON: ${(e as Error).message}`)
   }
 }
 
 const describe = (errors: readonly FieldError[]) => errors.map((e) => `${e.path}: ${e.message}`)
+
+const invalidGenesis = (path: string, errors: readonly FieldError[]) => new HomeError(`${path} is invalid`, describe(errors))
+
+/**
+ * A genesis file read whole, by `JSON.parse` and {@link parseGenesis}: for the files the piecewise reader does not
+ * follow (node/cli/genesisFile.ts), so that they are accepted or refused, and their problems named, as always.
+ */
+function readWholeGenesis(path: string): { genesis: Genesis; digest: Uint8Array; size: number } {
+  const { bytes, json } = readJson(path)
+  const g = parseGenesis(json)
+  if (!g.ok) throw invalidGenesis(path, g.error.errors)
+  return { genesis: g.value, digest: sha256(bytes), size: bytes.byteLength }
+}
+
+/** The whole genesis at `path`, balances included, read piece by piece; throws HomeError on any problem. */
+function readGenesis(path: string): { genesis: Genesis | CompactGenesis; digest: Uint8Array; size: number } {
+  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  const balances = new GenesisBalances()
+  const scan = scanGenesisFile(path, (b) => balances.add(b))
+  if (scan === undefined) return readWholeGenesis(path)
+  const g = parseCompactGenesis(scan.fields, balances)
+  if (!g.ok) throw invalidGenesis(path, g.error.errors)
+  return { genesis: g.value, digest: scan.digest, size: scan.size }
+}
+
+/** The file behind a home's genesis, loaded with `size` bytes whose digest is `digest`. */
+function genesisFile(path: string, digest: Uint8Array, size: number): GenesisFile {
+  return {
+    path,
+    digest,
+    size,
+    readAll() {
+      const r = readGenesis(path)
+      if (!bytesEqual(r.digest, digest)) throw new HomeError(`${path} changed while the node was starting; start it again`)
+      return r.genesis
+    },
+  }
+}
+
+/**
+ * Reads a home's genesis, checking everything but the elements of its balances (they are stepped over). When the
+ * header has a problem, the whole file is checked, so that every problem is named at once.
+ */
+export function loadGenesisHeader(path: string): HomeGenesis {
+  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  const scan = scanGenesisFile(path)
+  if (scan !== undefined) {
+    const header = parseGenesisHeader(scan.fields)
+    if (header.ok) return { ...header.value, file: genesisFile(path, scan.digest, scan.size) }
+  }
+  const r = scan === undefined ? readWholeGenesis(path) : readGenesis(path)
+  return { ...genesisHeader(r.genesis), file: genesisFile(path, r.digest, r.size) }
+}
+
+/** Reads and validates a whole genesis file, balances included (for tools that need them all); throws HomeError. */
+export function loadGenesis(path: string): Genesis {
+  return readWholeGenesis(path).genesis
+}
 
 /** Reads a plaintext key file (validator and node keys are unencrypted, mode 600, like CometBFT's). */
 export function readKeySeed(path: string): Uint8Array {
@@ -84,16 +179,19 @@ export function readKeySeed(path: string): Uint8Array {
   return r.value.secretKey
 }
 
-/** Loads and validates a home; throws HomeError naming every problem. */
+/**
+ * Loads and validates a home; throws HomeError naming every problem. The genesis balances are not read (see
+ * {@link HomeGenesis}): they are checked when a database is seeded from them, or when the file is not the one the
+ * database was seeded from.
+ */
 export function loadHome(dir: string): NodeHome {
-  const config = parseConfig(readJson(join(dir, HomeFiles.config)))
+  const config = parseConfig(readJson(join(dir, HomeFiles.config)).json)
   if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.error.errors))
-  const genesis = parseGenesis(readJson(join(dir, HomeFiles.genesis)))
-  if (!genesis.ok) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, describe(genesis.error.errors))
+  const genesis = loadGenesisHeader(join(dir, HomeFiles.genesis))
   const validatorKeyPath = join(dir, HomeFiles.validatorKey)
   const validatorSeed = existsSync(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
   const nodeSeed = readKeySeed(join(dir, HomeFiles.nodeKey))
-  return { dir, config: config.value, genesis: genesis.value, validatorSeed, nodeSeed }
+  return { dir, config: config.value, genesis, validatorSeed, nodeSeed }
 }
 
 /** Turns `host:port` (or a multiaddr, kept as it is) into a TCP multiaddr. */

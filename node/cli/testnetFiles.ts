@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { formatAddress } from '../../crypto/address.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
-import type { GenesisJson } from '../../genesis/genesis.js'
+import { formatGenesisHeader, type CompactGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../genesis/testnet.js'
 import { HomeFiles } from './home.js'
 import { MAX_DEFAULT_VERIFY_WORKERS } from '../mempool/verifyPool.js'
@@ -55,17 +55,52 @@ function writeFile(path: string, text: string, secret = false): void {
  * genesis of a million balances stays near 80 bytes a balance.
  */
 export function formatGenesisText(json: GenesisJson): string {
-  const { balances, ...rest } = json
-  const text = JSON.stringify({ ...rest, balances: [] }, null, 2)
-  if (balances.length === 0) return `${text}\n`
-  const lines = balances.map((b) => `    ${JSON.stringify(b)}`).join(',\n')
-  return `${text.replace('"balances": []', () => `"balances": [\n${lines}\n  ]`)}\n`
+  const { before, after } = genesisTextFrame(json)
+  if (json.balances.length === 0) return `${before}${after}`
+  return `${before}\n${json.balances.map((b) => `    ${JSON.stringify(b)}`).join(',\n')}\n  ${after}`
 }
 
-/** `n` random 20-byte addresses, as views of one buffer drawn at once. */
-function unkeyedAddresses(n: number): Uint8Array[] {
-  const all = new Uint8Array(randomBytes(20 * n))
-  return Array.from({ length: n }, (_, i) => all.subarray(20 * i, 20 * i + 20))
+/**
+ * The text of a genesis around its balances' lines: `before` ends with `"balances": [`, `after` starts with `]`.
+ * With no lines in between, `before + after` is the text of a genesis without balances.
+ */
+function genesisTextFrame(json: GenesisJson): { before: string; after: string } {
+  const { balances: _, ...rest } = json
+  const text = `${JSON.stringify({ ...rest, balances: [] }, null, 2)}\n`
+  const at = text.indexOf('"balances": []') + '"balances": ['.length
+  return { before: text.slice(0, at), after: text.slice(at) }
+}
+
+/** Characters of text gathered before each write of {@link writeGenesisFile}. */
+const WRITE_CHARS = 1024 * 1024
+
+/**
+ * Writes a genesis to `path` as {@link formatGenesisText} formats it, a piece at a time: the text of a million
+ * balances never exists whole.
+ */
+export function writeGenesisFile(path: string, genesis: CompactGenesis): void {
+  const { before, after } = genesisTextFrame(formatGenesisHeader(genesis))
+  const { count, addresses, amounts } = genesis.balances
+  const fd = openSync(path, 'w', 0o644)
+  try {
+    let text = before
+    for (let i = 0; i < count; i++) {
+      const address = Buffer.from(addresses.buffer, addresses.byteOffset + 20 * i, 20).toString('hex')
+      text += `${i === 0 ? '\n' : ',\n'}    {"address":"0x${address}","amount":"${amounts[i]}"}`
+      if (text.length >= WRITE_CHARS) {
+        writeSync(fd, text)
+        text = ''
+      }
+    }
+    writeSync(fd, count === 0 ? `${text}${after}` : `${text}\n  ${after}`)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** `n` random 20-byte addresses, back to back. */
+function unkeyedAddresses(n: number): Uint8Array {
+  return new Uint8Array(randomBytes(20 * n))
 }
 
 /** Generates and writes a testnet; refuses a non-empty output directory. */
@@ -91,8 +126,8 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   if (!r.ok) throw new TestnetError(r.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
   const t = r.value
   mkdirSync(o.out, { recursive: true })
-  const genesisText = formatGenesisText(t.genesisJson)
-  writeFile(join(o.out, 'genesis.json'), genesisText)
+  const genesisPath = join(o.out, 'genesis.json')
+  writeGenesisFile(genesisPath, t.genesis)
   const verifyWorkers =
     o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined) ? sharedHostVerifyWorkers(o.validators) : o.verifyWorkers
   t.validators.forEach((v, i) => {
@@ -117,7 +152,7 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
       }
     }
     writeFile(join(home, HomeFiles.config), `${JSON.stringify(config, null, 2)}\n`)
-    writeFile(join(home, HomeFiles.genesis), genesisText)
+    copyFileSync(genesisPath, join(home, HomeFiles.genesis))
     writeFile(join(home, HomeFiles.validatorKey), encodeKeyFile(v.key.seed), true)
     writeFile(join(home, HomeFiles.nodeKey), encodeKeyFile(v.nodeKey.seed), true)
   })

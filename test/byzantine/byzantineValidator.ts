@@ -1,4 +1,5 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
+import { join } from 'node:path'
 import { addressFromPublicKey } from '../../crypto/address.js'
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
 import { keyPairFromSeed, sign } from '../../crypto/ed25519.js'
@@ -18,7 +19,7 @@ import {
 import type { Genesis } from '../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../ledger/block.js'
 import type { DecodedTransaction } from '../../ledger/transaction.js'
-import { loadHome, toMultiaddr } from '../../node/cli/home.js'
+import { HomeFiles, loadGenesis, loadHome, toMultiaddr } from '../../node/cli/home.js'
 import { createLogger, type Logger } from '../../node/logger.js'
 import { DirectStreams } from '../../node/p2p/directStreams.js'
 import { P2p } from '../../node/p2p/p2p.js'
@@ -133,7 +134,8 @@ export class ByzantineValidator {
    */
   static async start(homeDir: string, logPath: string): Promise<ByzantineValidator> {
     const home = loadHome(homeDir)
-    const { genesis, config } = home
+    const { config } = home
+    const genesis = loadGenesis(join(homeDir, HomeFiles.genesis))
     if (home.validatorSeed === undefined) throw new Error(`${homeDir} has no validator key`)
     const vs = createValidatorSet(genesis.validators.map((v) => ({ address: v.address, publicKey: v.publicKey, power: v.power })))
     if (!vs.ok) throw new Error(vs.error.reason)

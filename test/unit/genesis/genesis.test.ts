@@ -1,12 +1,28 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { to0x } from '../../../crypto/bytes.js'
+import { compareBytes, to0x, toHex } from '../../../crypto/bytes.js'
+import { encodeCanonical } from '../../../crypto/canonical.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
-import { DEFAULT_PARAMS, formatGenesis, genesisHash, genesisState, initialStateOps, parseGenesis, type GenesisJson } from '../../../genesis/genesis.js'
+import { sha256 } from '../../../crypto/hash.js'
+import {
+  DEFAULT_PARAMS,
+  canonicalArrayHeader,
+  encodeBalanceEntries,
+  formatGenesis,
+  genesisHash,
+  genesisState,
+  initialStateOps,
+  parseCompactGenesis,
+  parseGenesis,
+  type Genesis,
+  type GenesisJson,
+} from '../../../genesis/genesis.js'
+import { GenesisBalances, sortBalances } from '../../../genesis/genesisBalances.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
 import { EMPTY_HASH } from '../../../ledger/smt.js'
 import { MemoryKvStore, type KvStore } from '../../../ledger/store.js'
 import { loadFixture } from '../../helpers/fixtures.js'
+import { Rng } from '../../helpers/random.js'
 
 interface GoldenGenesis {
   genesis: GenesisJson
@@ -47,6 +63,99 @@ test('genesis state seeded in batches of any size is the state computed in one p
     const state = await genesisState(r.value, store, batch)
     assert.equal(to0x(state.root()), golden().stateRoot)
     assert.equal(store.size, whole.size, `batch ${batch}`)
+  }
+})
+
+/** The genesis hash as its definition reads: one canonical encoding of the whole tuple. */
+function referenceGenesisHash(genesis: Genesis): Uint8Array {
+  const t = genesis.params.timeouts
+  const g = genesis.params.governance
+  const v = genesis.params.evidence
+  return sha256(
+    encodeCanonical([
+      'tally/genesis/v2',
+      genesis.chainId,
+      BigInt(genesis.genesisTimeMs),
+      genesis.validators.map((v) => [v.name, v.publicKey, BigInt(v.power), v.peerId]),
+      [...genesis.balances].sort((a, b) => compareBytes(a.address, b.address)).map((b) => [b.address, b.amount]),
+      [
+        t.proposeMs,
+        t.proposeDeltaMs,
+        t.prevoteMs,
+        t.prevoteDeltaMs,
+        t.precommitMs,
+        t.precommitDeltaMs,
+        t.commitMs,
+        genesis.params.block.maxTxs,
+        genesis.params.block.maxBytes,
+        genesis.params.emptyBlockIntervalMs,
+        g.voteExpiryHeights,
+        g.maxOpenVotes,
+        v.maxAgeHeights,
+        v.maxPerBlock,
+      ].map((n) => BigInt(n)),
+      g.removeOffenders,
+    ]),
+  )
+}
+
+const parsedGolden = (): Genesis => {
+  const r = parseGenesis(golden().genesis)
+  assert.ok(r.ok)
+  return r.value
+}
+
+/**
+ * The golden genesis with `n` random balances instead of its own: random amounts, all the same amount, or the
+ * encoding's edge amounts first (their total exceeds a u64: for hashing only).
+ */
+function withBalances(n: number, seed: number, amounts: 'random' | 'same' | 'edges'): Genesis {
+  const rng = new Rng(seed)
+  const edges = [1n, 2n ** 31n, 2n ** 32n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n]
+  const amount = (i: number) => (amounts === 'same' ? 7n : amounts === 'edges' && i < edges.length ? edges[i]! : BigInt(1 + rng.int(1e9)))
+  return { ...parsedGolden(), balances: Array.from({ length: n }, (_, i) => ({ address: rng.bytes(20), amount: amount(i) })) }
+}
+
+test('the genesis hash, encoded in pieces, is the hash of the whole encoding, at every array header size', () => {
+  for (const n of [0, 1, 2, 15, 16, 17, 4097, 65536]) {
+    const g = withBalances(n, n, 'edges')
+    assert.deepEqual(genesisHash(g), referenceGenesisHash(g), `${n} balances`)
+  }
+  for (const n of [0, 15, 16, 65535, 65536, 1_000_000]) {
+    const nils = encodeCanonical(new Array(n).fill(null))
+    assert.deepEqual(canonicalArrayHeader(n), nils.subarray(0, nils.byteLength - n), `header of ${n}`)
+  }
+  const g = withBalances(40, 1, 'edges')
+  const entries = encodeBalanceEntries(sortBalances(g.balances))
+  const sorted = [...g.balances].sort((a, b) => compareBytes(a.address, b.address))
+  assert.equal(entries.map((e) => toHex(e)).join(''), sorted.map((b) => toHex(encodeCanonical([b.address, b.amount]))).join(''))
+  assert.equal(to0x(referenceGenesisHash(parsedGolden())), golden().genesisHash)
+})
+
+test('the genesis state built bottom-up is the state the ledger stages, key for key, for any number of balances', async () => {
+  for (const n of [0, 1, 2, 3, 17, 1000]) {
+    for (const amounts of ['random', 'same'] as const) {
+      const g = withBalances(n, 100 + n, amounts)
+      const reference = new MemoryKvStore()
+      const { stateRoot, ops } = await initialStateOps(g)
+      await reference.write(ops)
+      const store = new MemoryKvStore()
+      const state = await genesisState(g, store, 64)
+      assert.deepEqual(state.root(), stateRoot, `${n} balances`)
+      assert.deepEqual(
+        store.entries().map((e) => toHex(e.key) + toHex(e.value)),
+        reference.entries().map((e) => toHex(e.key) + toHex(e.value)),
+        `${n} balances`,
+      )
+      // the same genesis read compactly seeds the same state
+      const list = new GenesisBalances()
+      for (const b of formatGenesis(g).balances) list.add(b)
+      const compact = parseCompactGenesis({ ...formatGenesis(g), balances: true }, list)
+      assert.ok(compact.ok)
+      const again = new MemoryKvStore()
+      assert.deepEqual((await genesisState(compact.value, again)).root(), stateRoot)
+      assert.equal(again.size, reference.size)
+    }
   }
 })
 

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/bytes.js'
 import { parseConfig } from '../../../genesis/config.js'
-import { MAX_GENESIS_BALANCES, genesisHash, parseGenesis } from '../../../genesis/genesis.js'
+import { MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis } from '../../../genesis/genesis.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../../genesis/testnet.js'
 
 // A stand-in for the node's libp2p peer id derivation: distinct and base58-shaped.
@@ -49,27 +49,35 @@ test('a 4-validator testnet: names, ports, full-mesh peers, funded faucet and ac
     assert.ok(parseConfig(JSON.parse(JSON.stringify(v.config))).ok)
   })
   assert.equal(t.accounts.length, 2)
-  const reparsed = parseGenesis(JSON.parse(JSON.stringify(t.genesisJson)))
+  const reparsed = parseGenesis(JSON.parse(JSON.stringify(formatGenesis(t.genesis))))
   assert.ok(reparsed.ok)
   assert.deepEqual(genesisHash(reparsed.value), genesisHash(t.genesis))
+  const balances = reparsed.value.balances
   assert.deepEqual(
     t.genesis.validators.map((v) => toHex(v.publicKey)),
     t.validators.map((v) => toHex(v.key.publicKey)),
   )
-  const funded = new Set(t.genesis.balances.map((b) => toHex(b.address)))
+  const funded = new Set(balances.map((b) => toHex(b.address)))
   for (const a of [t.faucet, ...t.accounts]) assert.ok(funded.has(toHex(a.address)))
-  assert.ok(t.genesis.balances.every((b) => b.amount === 1_000_000n))
+  assert.ok(balances.every((b) => b.amount === 1_000_000n))
 })
 
 test('unkeyed addresses are funded like the accounts, and have no keys in the testnet', () => {
-  const unkeyedAddresses = Array.from({ length: 50 }, (_, i) => new Uint8Array(20).fill(i + 1))
+  const unkeyed = Array.from({ length: 50 }, (_, i) => new Uint8Array(20).fill(i + 1))
+  const unkeyedAddresses = new Uint8Array(20 * unkeyed.length)
+  unkeyed.forEach((a, i) => {
+    unkeyedAddresses.set(a, 20 * i)
+  })
   const r = makeTestnet(options({ unkeyedAddresses }), { peerIdOf })
   assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
   const t = r.value
   assert.equal(t.accounts.length, 2)
-  assert.equal(t.genesis.balances.length, 1 + 2 + 50)
-  const funded = new Map(t.genesis.balances.map((b) => [toHex(b.address), b.amount]))
-  for (const a of unkeyedAddresses) assert.equal(funded.get(toHex(a)), 1_000_000n)
+  assert.equal(t.genesis.balances.count, 1 + 2 + 50)
+  const reparsed = parseGenesis(formatGenesis(t.genesis))
+  assert.ok(reparsed.ok)
+  const funded = new Map(reparsed.value.balances.map((b) => [toHex(b.address), b.amount]))
+  assert.equal(funded.size, 1 + 2 + 50)
+  for (const a of unkeyed) assert.equal(funded.get(toHex(a)), 1_000_000n)
 })
 
 test('the same seeds give the same testnet', () => {
@@ -89,8 +97,9 @@ test('bad options are reported in the genesis error style', () => {
     [{ genesisTime: 'yesterday' }, 'genesisTime'],
     [{ balance: 2n ** 63n }, 'balances'],
     [{ host: 'bad host' }, 'node0.rpc.host'],
-    [{ unkeyedAddresses: [new Uint8Array(19)] }, 'unkeyedAddresses'],
-    [{ unkeyedAddresses: Array.from({ length: MAX_GENESIS_BALANCES - 2 }, () => new Uint8Array(20)) }, 'unkeyedAddresses'],
+    [{ unkeyedAddresses: new Uint8Array(19) }, 'unkeyedAddresses'],
+    [{ unkeyedAddresses: new Uint8Array(20 * (MAX_GENESIS_BALANCES - 2)) }, 'unkeyedAddresses'],
+    [{ unkeyedAddresses: new Uint8Array(40) }, 'balances[4].address'],
   ]
   for (const [over, path] of cases) {
     const r = makeTestnet(options(over), { peerIdOf })

@@ -6,6 +6,7 @@ import {
   EMPTY_HASH,
   TREE_KEY_TAG,
   TreeNodeCache,
+  buildTree,
   nodeStoreKey,
   nodeStoreKeyDepth,
   readPath,
@@ -13,7 +14,7 @@ import {
   updateTree,
   type TreeUpdate,
 } from '../../../ledger/smt.js'
-import { MemoryKvStore } from '../../../ledger/store.js'
+import { MemoryKvStore, type KvOp } from '../../../ledger/store.js'
 import { Rng } from '../../helpers/random.js'
 
 // An independent reference: the tree's root and node count computed from scratch over the whole key set,
@@ -113,6 +114,75 @@ test('the root does not depend on how the leaves were batched', async () => {
     a.entries().map((e) => toHex(e.key) + toHex(e.value)),
     b.entries().map((e) => toHex(e.key) + toHex(e.value)),
   )
+})
+
+/** Leaves sorted by key, flattened for buildTree. */
+function sortedLeaves(leaves: { key: Uint8Array; valueHash: Uint8Array }[]) {
+  const sorted = [...leaves].sort((a, b) => (toHex(a.key) < toHex(b.key) ? -1 : 1))
+  const keys = new Uint8Array(32 * sorted.length)
+  sorted.forEach((l, i) => {
+    keys.set(l.key, 32 * i)
+  })
+  return { count: sorted.length, keys, valueHash: (i: number) => sorted[i]!.valueHash }
+}
+
+test('a tree built bottom-up is the tree updateTree makes from the same leaves, node for node, in any write size', async () => {
+  const rng = new Rng(13)
+  // keys sharing long prefixes make chains of internal nodes with an empty side
+  const base = h(new Uint8Array([42]))
+  const close = Array.from({ length: 6 }, (_, i) => {
+    const k = new Uint8Array(base)
+    k[31]! ^= 1 << i
+    return { key: k, valueHash: rng.bytes(32) }
+  })
+  for (const n of [0, 1, 2, 3, 5, 16, 17, 255, 2049, 5001]) {
+    const leaves = Array.from({ length: n }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) }))
+    for (const withClose of n === 0 ? [false] : [false, true]) {
+      const all = withClose ? [...leaves, ...close] : leaves
+      const updated = new MemoryKvStore()
+      const root = await apply(updated, EMPTY_HASH, all)
+      for (const opsPerWrite of [1, 7, 1_000_000]) {
+        const built = new MemoryKvStore()
+        const writes: KvOp[][] = []
+        const r = await buildTree(
+          sortedLeaves(all),
+          async (ops) => {
+            writes.push(ops)
+            await built.write(ops)
+          },
+          opsPerWrite,
+        )
+        const what = `${all.length} leaves, ${opsPerWrite} ops per write`
+        assert.deepEqual(r, root, what)
+        assert.deepEqual(
+          built.entries().map((e) => toHex(e.key) + toHex(e.value)),
+          updated.entries().map((e) => toHex(e.key) + toHex(e.value)),
+          what,
+        )
+        const keys = writes.flat().map((o) => toHex(o.key))
+        assert.equal(new Set(keys).size, keys.length, `${what}: each node written once`)
+        assert.ok(writes.every((w) => w.length > 0 && w.every((o) => o.type === 'put')))
+      }
+    }
+  }
+})
+
+test('buildTree refuses keys out of order, repeated or of another length', async () => {
+  const rng = new Rng(17)
+  const a = { key: rng.bytes(32), valueHash: rng.bytes(32) }
+  const b = { key: rng.bytes(32), valueHash: rng.bytes(32) }
+  const [lo, hi] = toHex(a.key) < toHex(b.key) ? [a, b] : [b, a]
+  const flat = (...ks: Uint8Array[]) => {
+    const keys = new Uint8Array(32 * ks.length)
+    ks.forEach((k, i) => {
+      keys.set(k, 32 * i)
+    })
+    return { count: ks.length, keys, valueHash: () => a.valueHash }
+  }
+  const none = async () => {}
+  await assert.rejects(buildTree(flat(hi.key, lo.key), none), /strictly increasing/)
+  await assert.rejects(buildTree(flat(lo.key, lo.key), none), /strictly increasing/)
+  await assert.rejects(buildTree({ count: 2, keys: new Uint8Array(63), valueHash: () => a.valueHash }, none), /32 bytes/)
 })
 
 test('paths prove membership and absence; the path for a key reproduces the root', async () => {

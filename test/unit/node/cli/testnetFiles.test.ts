@@ -3,8 +3,10 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseGenesis, type GenesisJson } from '../../../../genesis/genesis.js'
-import { formatGenesisText, writeTestnet } from '../../../../node/cli/testnetFiles.js'
+import { formatGenesis, parseCompactGenesis, parseGenesis, type GenesisJson } from '../../../../genesis/genesis.js'
+import { GenesisBalances } from '../../../../genesis/genesisBalances.js'
+import { formatGenesisText, writeGenesisFile, writeTestnet } from '../../../../node/cli/testnetFiles.js'
+import { loadFixture } from '../../../helpers/fixtures.js'
 
 test('genesis text puts one balance on a line and reads back to the same JSON', () => {
   const json = {
@@ -21,6 +23,24 @@ test('genesis text puts one balance on a line and reads back to the same JSON', 
   assert.deepEqual(JSON.parse(text), json)
   assert.ok(text.includes(`\n    {"address":"0x${'22'.repeat(20)}","amount":"7"}\n  ]`))
   assert.deepEqual(JSON.parse(formatGenesisText({ ...json, balances: [] })), { ...json, balances: [] })
+})
+
+test('a genesis written piece by piece is the text formatGenesisText gives it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-genesis-text-'))
+  try {
+    const golden = loadFixture<{ genesis: GenesisJson }>('golden/genesis.json').genesis
+    for (const n of [0, 1, 5, 30_000]) {
+      const balances = new GenesisBalances()
+      for (let i = 0; i < n; i++) balances.add({ address: `0x${(i * 7919).toString(16).padStart(40, '0')}`, amount: String(i + 1) })
+      const g = parseCompactGenesis({ ...golden, balances: true }, balances)
+      assert.ok(g.ok)
+      const path = join(dir, `genesis${n}.json`)
+      writeGenesisFile(path, g.value)
+      assert.equal(readFileSync(path, 'utf8'), formatGenesisText(formatGenesis(g.value)), `${n} balances`)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test('a testnet with unkeyed accounts funds them in genesis and writes key files for the keyed ones only', () => {
