@@ -317,7 +317,13 @@ export class ConsensusHost {
     return undefined
   }
 
-  /** A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now). */
+  /**
+   * A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now).
+   * Their signatures count as verified: this node logs a block only once it built it from its mempool or judged it
+   * valid, either way after verifying every signature in it (the WAL holds only input this node authenticated), and a
+   * transaction's hash covers its signature. So judging the block again on the way back, as the replay does, does not
+   * verify them a second time.
+   */
   private restoreBlock(height: number, round: number, stored: StoredBlock): void {
     const txs: DecodedTransaction[] = []
     for (const bytes of stored.block.txs) {
@@ -325,6 +331,7 @@ export class ConsensusHost {
       if (!d.ok) throw new Error(`consensus WAL holds a block with a malformed transaction: ${d.error.reason}`)
       txs.push(d.value)
     }
+    for (const t of txs) this.d.verified.add(t.hash)
     const header = stored.block.header
     const c = this.candidates.add(height, round, {
       header,
