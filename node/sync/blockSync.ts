@@ -53,6 +53,8 @@ export const BLOCKS_PROTOCOL = '/tally/blocks/1'
 
 /** Penalty for a block or tip response that is malformed or fails verification (two strikes disconnect a peer). */
 const BAD_RESPONSE_PENALTY = 25
+/** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
+const RANGE_STREAMS_PER_PEER = 4
 
 export interface BlockSyncOptions {
   readonly intervalMs: number
@@ -64,8 +66,9 @@ export interface BlockSyncOptions {
   readonly limits: { readonly maxBytes: number; readonly maxTxs: number }
   /**
    * Range requests: most heights per request (default 32, at most 64), the byte budget a response is asked to keep
-   * to beyond its first block (default 4 MiB), requests out at once (default 2), and the most bytes of blocks fetched
-   * ahead or asked for (default 3 × bytes; the block being waited for is always asked for).
+   * to beyond its first block (default 1 MiB: a response crosses the connection's flow control in a few windows, well
+   * within the request deadlines even on a busy node), requests out at once (default 3), and the most bytes of blocks
+   * fetched ahead or asked for (default 4 × bytes; the block being waited for is always asked for).
    */
   readonly range?: { readonly blocks?: number; readonly bytes?: number; readonly inFlight?: number; readonly aheadBytes?: number }
 }
@@ -74,7 +77,7 @@ export interface BlockSyncOptions {
 export interface SyncTransport {
   peers(): string[]
   request(peer: string, protocol: string, request: Uint8Array, options: { timeoutMs: number; maxResponseBytes: number }): Promise<RequestResult>
-  handle(protocol: string, handler: RequestHandler): Promise<void>
+  handle(protocol: string, handler: RequestHandler, options?: { readonly maxInboundStreams?: number }): Promise<void>
   penalize(peer: string, points: number, reason: string): void
 }
 
@@ -163,7 +166,7 @@ export class BlockSync {
   }
 
   private get rangeBytes(): number {
-    return Math.max(0, Math.min(this.o.range?.bytes ?? 4 * 1024 * 1024, MAX_RANGE_RESPONSE_BYTES))
+    return Math.max(0, Math.min(this.o.range?.bytes ?? 1024 * 1024, MAX_RANGE_RESPONSE_BYTES))
   }
 
   async start(): Promise<void> {
@@ -176,7 +179,8 @@ export class BlockSync {
       if (height === undefined || height < 1) return encodeBlockResponse(undefined, undefined)
       return encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height))
     })
-    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req) => this.serveRange(req))
+    // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
+    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req) => this.serveRange(req), { maxInboundStreams: RANGE_STREAMS_PER_PEER })
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
     void this.tick()
   }
@@ -246,7 +250,8 @@ export class BlockSync {
     this.seenAhead.clear()
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
-    for (const id of [...this.singles]) if (!peers.includes(id)) this.singles.delete(id)
+    // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
+    this.singles.clear()
     await Promise.all(
       peers.map(async (peer) => {
         const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
@@ -366,7 +371,7 @@ export class BlockSync {
     let appliedTxs = 0
     const bytes = this.rangeBytes
     const ahead = new FetchAhead(
-      { target, blocks: this.rangeBlocks, bytes, inFlight: Math.max(1, this.o.range?.inFlight ?? 2), aheadBytes: this.o.range?.aheadBytes ?? 3 * bytes },
+      { target, blocks: this.rangeBlocks, bytes, inFlight: Math.max(1, this.o.range?.inFlight ?? 3), aheadBytes: this.o.range?.aheadBytes ?? 4 * bytes },
       (from, count) => this.fetchRange(from, count),
     )
     while (!this.stopped && this.d.tipHeight() < target) {

@@ -20,7 +20,7 @@ export interface ServedBlock {
 /** Most heights one range request may ask for (a server answers at most these). */
 export const MAX_RANGE_BLOCKS = 64
 /** Most bytes of blocks and certificates a range response carries beyond its first block (a server clamps a request's budget to it). */
-export const MAX_RANGE_RESPONSE_BYTES = 16 * 1024 * 1024
+export const MAX_RANGE_RESPONSE_BYTES = 8 * 1024 * 1024
 
 /** A block sync response: the stored block and the certificate that decided it, or nothing. */
 export function encodeBlockResponse(stored: Uint8Array | undefined, certificate: Uint8Array | undefined): Uint8Array {
