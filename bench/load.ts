@@ -40,6 +40,7 @@ const program = new Command()
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
   .option('--resync', 'after the load, stop the last validator, delete its data/, restart it and time its catch-up')
+  .option('--resync-seconds <n>', 'with --resync: seconds of saturated load, not measured, before the resync (a longer history)', '0')
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .parse()
 const opts = program.opts<{
@@ -55,6 +56,7 @@ const opts = program.opts<{
   rate?: string
   verifyWorkers?: string
   resync?: boolean
+  resyncSeconds: string
   senders?: string
 }>()
 const N = positive(opts.validators, '--validators')
@@ -70,6 +72,7 @@ const WARMUP = integerIn(opts.warmup, 0, 3600, '--warmup', 'a whole number of se
 const BATCH = positive(opts.batch, '--batch')
 const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
+const RESYNC_SECONDS = opts.resync ? integerIn(opts.resyncSeconds, 0, 3600, '--resync-seconds', 'a whole number of seconds from 0 to 3600') : 0
 
 function positive(v: string, name: string): number {
   return integerIn(v, 1, Number.MAX_SAFE_INTEGER, name, 'a positive integer')
@@ -247,7 +250,7 @@ async function main(): Promise<void> {
       250,
     )
 
-    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2)) / SENDERS))
+    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2 + RESYNC_SECONDS)) / SENDERS))
     console.log(`bench: pre-signing ${perAccount * SENDERS} transfers from ${SENDERS} accounts${UNKEYED > 0 ? ` to ${ACCOUNTS} funded accounts` : ''}…`)
     await ask(submitter, { cmd: 'prepare', dir, accounts: SENDERS, perAccount, chainId, spread: UNKEYED > 0 })
 
@@ -318,6 +321,8 @@ async function main(): Promise<void> {
 
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
+    // a longer history for the resync, where the syncing validator's start-up weighs less
+    if (RESYNC_SECONDS > 0) await run('history for the resync (not measured)', 0, RESYNC_SECONDS)
     const resync = opts.resync ? await resyncPhase(dir, procs, urls, N - 1) : undefined
     const result = {
       validators: N,
@@ -373,6 +378,7 @@ async function main(): Promise<void> {
         { metric: 'resync: blocks / transactions of history', value: `${resync.blocks} / ${resync.transactions}` },
         { metric: 'resync: seconds (restart → tip / first answer → tip)', value: `${resync.seconds} / ${resync.syncSeconds}` },
         { metric: 'resync: blocks/s, tx/s of history (from restart)', value: `${resync.blocksPerSecond} / ${resync.txPerSecond}` },
+        { metric: 'resync: tx/s of history (from first answer)', value: resync.syncTxPerSecond },
         { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
       ])
     }

@@ -20,8 +20,11 @@ export interface ExecutionContext {
   /** Hashes whose signatures this node already verified: their check is skipped (and verified ones are added). */
   readonly verified?: VerifiedTxCache
   /**
-   * Skip every signature check: only for blocks certified by 2f+1 precommits (block sync), whose transactions the
-   * network has already executed. Never for proposals.
+   * Skip every signature check: only for a block whose commit certificate verified against the validator set of its
+   * height (block sync). More than two thirds of the power precommitted it, so with at most f Byzantine validators at
+   * least f + 1 honest ones executed it, signatures included, before precommitting; checking the signatures again adds
+   * nothing for a node that checks the certificate and that execution gives the header's state root (everything else,
+   * nonces and balances, is still applied and checked). Never for a proposal: no certificate covers it yet.
    */
   readonly trustSignatures?: boolean
   /**

@@ -227,7 +227,7 @@ export class TallyNode {
         },
         verifyTip: (cert) => host.verifyTip(cert),
         verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-        check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
+        check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
         apply: (b) => host.applySyncedBlock(b),
       },
     )

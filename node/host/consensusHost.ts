@@ -176,6 +176,8 @@ export interface CheckedBlock {
   readonly height: number
   readonly hash: Uint8Array
   readonly stored: StoredBlock
+  /** The canonical encoding of `stored` when block sync decoded it from these bytes: stored as they are. */
+  readonly storedBytes?: Uint8Array | undefined
   readonly txs: readonly DecodedTransaction[]
   readonly certificate: CommitCertificate
   /** The validators its evidence convicts. */
@@ -317,7 +319,13 @@ export class ConsensusHost {
     return undefined
   }
 
-  /** A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now). */
+  /**
+   * A block logged whole before a crash: its candidate gets its transactions back (they may be in no mempool now).
+   * Their signatures count as verified: this node logs a block only once it built it from its mempool or judged it
+   * valid, either way after verifying every signature in it (the WAL holds only input this node authenticated), and a
+   * transaction's hash covers its signature. So judging the block again on the way back, as the replay does, does not
+   * verify them a second time.
+   */
   private restoreBlock(height: number, round: number, stored: StoredBlock): void {
     const txs: DecodedTransaction[] = []
     for (const bytes of stored.block.txs) {
@@ -325,6 +333,7 @@ export class ConsensusHost {
       if (!d.ok) throw new Error(`consensus WAL holds a block with a malformed transaction: ${d.error.reason}`)
       txs.push(d.value)
     }
+    for (const t of txs) this.d.verified.add(t.hash)
     const header = stored.block.header
     const c = this.candidates.add(height, round, {
       header,
@@ -414,9 +423,16 @@ export class ConsensusHost {
    * Checks a block from sync against this node's chain before it is applied: the certificate decides this block at
    * the next height (verified against the validator set), the header extends the tip under the block-validity rule,
    * the carried previous-height certificate is valid and is the one the header names, and the transactions decode and
-   * are the ones the header commits to. A failure is the serving peer's fault, never this node's.
+   * are the ones the header commits to. A failure is the serving peer's fault, never this node's. `storedBytes`, when
+   * given, must be the bytes `stored` was strictly decoded from (so its canonical encoding): the block is then stored
+   * as those bytes instead of being encoded again.
    */
-  async checkSyncedBlock(height: number, stored: StoredBlock, certificate: CommitCertificate): Promise<Result<CheckedBlock, SyncedBlockFault>> {
+  async checkSyncedBlock(
+    height: number,
+    stored: StoredBlock,
+    certificate: CommitCertificate,
+    storedBytes?: Uint8Array,
+  ): Promise<Result<CheckedBlock, SyncedBlockFault>> {
     const fail = (code: SyncedBlockFault['code'], reason: string) => err<SyncedBlockFault>({ code, reason })
     const parent = this.parent()
     if (height !== parent.height) return fail('not_next', `height ${height} is not the next (${parent.height})`)
@@ -441,7 +457,7 @@ export class ConsensusHost {
     if (!body.ok) return fail('transactions', body.error.reason)
     const evidence = await this.checkEvidence(header, stored.block.evidence, parent)
     if (!evidence.ok) return fail('header', evidence.error.reason)
-    return ok({ height, hash, stored, txs, certificate, offenders: evidence.value, checkedOn: this.tipValue })
+    return ok({ height, hash, stored, storedBytes, txs, certificate, offenders: evidence.value, checkedOn: this.tipValue })
   }
 
   /**
@@ -1018,7 +1034,8 @@ export class ConsensusHost {
   private async handleSynced(b: CheckedBlock): Promise<boolean> {
     if (this.state.step === 'idle') return false
     // checked on another tip (or none), it is checked again on this one
-    const again = b.checkedOn !== undefined && b.checkedOn === this.tipValue ? ok(b) : await this.checkSyncedBlock(b.height, b.stored, b.certificate)
+    const again =
+      b.checkedOn !== undefined && b.checkedOn === this.tipValue ? ok(b) : await this.checkSyncedBlock(b.height, b.stored, b.certificate, b.storedBytes)
     if (!again.ok) return false
     const header = b.stored.block.header
     const executed = await this.withLedger(async () => {
@@ -1043,11 +1060,12 @@ export class ConsensusHost {
       executionMs: executed.executionMs,
       verdict: 'valid',
     }
-    await this.commit(b.height, b.certificate.round, c, b.certificate)
+    await this.commit(b.height, b.certificate.round, c, b.certificate, b.storedBytes)
     return true
   }
 
-  private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate): Promise<void> {
+  /** Commits a decided block; `storedBytes`, when given, are its stored block's canonical encoding. */
+  private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate, storedBytes?: Uint8Array): Promise<void> {
     const result: ExecutionResult = c.result!
     const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }
     const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
@@ -1056,7 +1074,7 @@ export class ConsensusHost {
     const history = this.d.sets.all.map((e) => ({ fromHeight: e.fromHeight, roster: e.roster }))
     const setsChanged = scheduled !== undefined && this.d.sets.wouldRecord(height + 2, scheduled)
     await this.withLedger(async () => {
-      const stored = encodeStoredBlock({ block, lastCommit: c.lastCommit })
+      const stored = storedBytes ?? encodeStoredBlock({ block, lastCommit: c.lastCommit })
       const ops = [
         ...result.ops,
         ...this.d.chain.commitOps({

@@ -1,6 +1,7 @@
-import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
+import { encodeCanonical } from '../../crypto/canonical.js'
 import { MAX_COMMIT_BYTES, decodeCommitCertificate, encodeCommitCertificate, type CommitCertificate } from '../../consensus/index.js'
 import { MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES, MAX_HEADER_BYTES, decodeBlock, encodeBlock, type Block } from '../../ledger/block.js'
+import { decodeByteStrings } from './byteStrings.js'
 import { envelopeFail as fail, type EnvelopeResult } from './envelope.js'
 
 /** A block as stored and served: the block and the certificate for height - 1 it carries. */
@@ -18,17 +19,21 @@ export function maxStoredBlockBytes(limits: { readonly maxBytes: number }): numb
   return limits.maxBytes + MAX_COMMIT_BYTES + MAX_HEADER_BYTES + MAX_BLOCK_EVIDENCE * (MAX_EVIDENCE_BYTES + 3) + 1024
 }
 
+/**
+ * Decodes a stored block strictly: the canonical `[block, lastCommit | nil]` (its envelope read in one pass over its
+ * headers, node/storage/byteStrings.ts), the block and the certificate each by their own strict decoder. So the bytes
+ * accepted are exactly `encodeStoredBlock` of the value returned, and may be stored or served as they are.
+ */
 export function decodeStoredBlock(bytes: Uint8Array, limits: { maxBytes: number; maxTxs: number }): EnvelopeResult<StoredBlock> {
-  const d = decodeCanonical(bytes, maxStoredBlockBytes(limits))
+  const d = decodeByteStrings(bytes, { maxItems: 2, maxBytes: maxStoredBlockBytes(limits) })
   if (!d.ok) return fail(d.error.reason)
-  const v = d.value
-  if (!Array.isArray(v) || v.length !== 2 || !(v[0] instanceof Uint8Array)) return fail('stored block shape')
-  const block = decodeBlock(v[0], { maxBytes: maxStoredBlockBytes(limits), maxTxs: limits.maxTxs })
+  const [blockBytes, commitBytes] = d.value
+  if (d.value.length !== 2 || blockBytes === undefined || blockBytes === null || commitBytes === undefined) return fail('stored block shape')
+  const block = decodeBlock(blockBytes, { maxBytes: maxStoredBlockBytes(limits), maxTxs: limits.maxTxs })
   if (!block.ok) return fail(`block: ${block.error.reason}`)
   let lastCommit: CommitCertificate | null = null
-  if (v[1] !== null) {
-    if (!(v[1] instanceof Uint8Array)) return fail('stored block last commit')
-    const c = decodeCommitCertificate(v[1])
+  if (commitBytes !== null) {
+    const c = decodeCommitCertificate(commitBytes)
     if (!c.ok) return fail(`last commit: ${c.error.reason}`)
     lastCommit = c.value
   }

@@ -6,12 +6,19 @@ import type { RequestHandler, RequestResult } from '../p2p/p2p.js'
 import type { ChainStore } from '../storage/chainStore.js'
 import type { StoredBlock } from '../storage/storedBlock.js'
 import {
+  MAX_RANGE_RESPONSE_BYTES,
   decodeBlockResponse,
   decodeHeightRequest,
+  decodeRangeRequest,
+  decodeRangeResponse,
   decodeTipResponse,
   encodeBlockResponse,
   encodeHeightRequest,
+  encodeRangeRequest,
+  encodeRangeResponse,
   encodeTipResponse,
+  maxRangeResponseBytes,
+  type ServedBlock,
 } from './blockSyncMessages.js'
 
 /**
@@ -25,7 +32,13 @@ import {
  *  - a fetched block counts only once its certificate verifies for it at that height and the host's checks pass
  *    (it extends the tip, the certificate it carries for the previous height is valid and the one its header names,
  *    its transactions are the ones the header commits to). A peer whose response fails any of this is penalized and
- *    the next peer is asked at once, so one liar can neither stall sync nor be asked first again and again.
+ *    the next peer is asked at once, so one liar can neither stall sync nor be asked first again and again; of a
+ *    range it served, the blocks before the first wrong one are kept (each stands on its own certificate).
+ *
+ * Blocks are fetched ahead of the one being applied, by ranges (`/tally/blocks/1`: up to `range.blocks` consecutive
+ * heights in one response of about `range.bytes`, so a short block costs no stream of its own), from the peers in
+ * turn to spread the load, with at most `range.inFlight` requests out and `range.aheadBytes` of blocks held or
+ * asked for at once. A peer that does not serve ranges is asked for single heights (`/tally/block/1`, still served).
  *
  * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet, a peer seen sending messages of
  * a height beyond this node's next, consensus stuck here for `stuckMs`, a height decided but not held, or `pollMs`
@@ -36,25 +49,35 @@ import {
 
 export const STATUS_PROTOCOL = '/tally/status/1'
 export const BLOCK_PROTOCOL = '/tally/block/1'
+export const BLOCKS_PROTOCOL = '/tally/blocks/1'
 
 /** Penalty for a block or tip response that is malformed or fails verification (two strikes disconnect a peer). */
 const BAD_RESPONSE_PENALTY = 25
+/** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
+const RANGE_STREAMS_PER_PEER = 4
 
 export interface BlockSyncOptions {
   readonly intervalMs: number
   /** Longest time between two polls of the peers' tips when nothing else calls for one (default 10 × intervalMs). */
   readonly pollMs?: number
   readonly stuckMs: number
-  /** Blocks fetched ahead of the one being applied. */
+  /** Single-height requests out at once to a peer that does not serve ranges. */
   readonly window: number
   readonly limits: { readonly maxBytes: number; readonly maxTxs: number }
+  /**
+   * Range requests: most heights per request (default 32, at most 64), the byte budget a response is asked to keep
+   * to beyond its first block (default 1 MiB: a response crosses the connection's flow control in a few windows, well
+   * within the request deadlines even on a busy node), requests out at once (default 3), and the most bytes of blocks
+   * fetched ahead or asked for (default 4 × bytes; the block being waited for is always asked for).
+   */
+  readonly range?: { readonly blocks?: number; readonly bytes?: number; readonly inFlight?: number; readonly aheadBytes?: number }
 }
 
 /** What block sync needs of the p2p layer ({@link P2p} provides it; simulations a transport of their own). */
 export interface SyncTransport {
   peers(): string[]
   request(peer: string, protocol: string, request: Uint8Array, options: { timeoutMs: number; maxResponseBytes: number }): Promise<RequestResult>
-  handle(protocol: string, handler: RequestHandler): Promise<void>
+  handle(protocol: string, handler: RequestHandler, options?: { readonly maxInboundStreams?: number }): Promise<void>
   penalize(peer: string, points: number, reason: string): void
 }
 
@@ -74,16 +97,34 @@ export interface BlockSyncDependencies {
    * when this node cannot tell yet (a height whose validator set depends on blocks not applied yet).
    */
   readonly verifyCertified: (height: number, stored: StoredBlock, certificate: CommitCertificate) => boolean | undefined
-  /** The host's checks of a block that is to be the next height (consensus/host `checkSyncedBlock`). */
-  readonly check: (height: number, stored: StoredBlock, certificate: CommitCertificate) => Promise<Result<CheckedBlock, SyncedBlockFault>>
+  /**
+   * The host's checks of a block that is to be the next height (consensus/host `checkSyncedBlock`); `storedBytes` are
+   * the bytes `stored` was strictly decoded from.
+   */
+  readonly check: (
+    height: number,
+    stored: StoredBlock,
+    certificate: CommitCertificate,
+    storedBytes: Uint8Array,
+  ) => Promise<Result<CheckedBlock, SyncedBlockFault>>
   /** Applies a checked block; resolves true once it is committed. */
   readonly apply: (block: CheckedBlock) => Promise<boolean>
 }
 
-interface Fetched {
-  readonly stored: StoredBlock
-  readonly certificate: CommitCertificate
+interface Fetched extends ServedBlock {
   readonly peer: string
+}
+
+/**
+ * What a fetch delivers for one height: the block; `again` when it is to be asked for anew (a response that ended
+ * before it, within its byte budget or at a wrong block); undefined when no peer served it.
+ */
+type Delivery = Fetched | 'again' | undefined
+
+/** A height asked for: what arrives for it, and the bytes it holds once delivered. */
+interface Slot {
+  readonly delivery: Promise<Delivery>
+  bytes: number
 }
 
 export class BlockSync {
@@ -92,10 +133,14 @@ export class BlockSync {
   private stopped = false
   /** Verified tips of peers. */
   private readonly peerTips = new Map<string, number>()
+  /** Peers that do not serve ranges: asked for single heights. */
+  private readonly singles = new Set<string>()
   /** Peers seen working beyond this node's next height, to poll at the next check. */
   private readonly seenAhead = new Set<string>()
   private readonly wanted = new Set<number>()
   private lastPollAt = -Infinity
+  /** Turns the first peer asked from one request to the next, to spread the load. */
+  private turn = 0
   /** Tip polls made, for tests and metrics. */
   polls = 0
 
@@ -116,6 +161,14 @@ export class BlockSync {
     return best
   }
 
+  private get rangeBlocks(): number {
+    return Math.max(1, Math.min(this.o.range?.blocks ?? 32, 64))
+  }
+
+  private get rangeBytes(): number {
+    return Math.max(0, Math.min(this.o.range?.bytes ?? 1024 * 1024, MAX_RANGE_RESPONSE_BYTES))
+  }
+
   async start(): Promise<void> {
     await this.d.p2p.handle(STATUS_PROTOCOL, async () => {
       const tip = this.d.tipHeight()
@@ -126,6 +179,8 @@ export class BlockSync {
       if (height === undefined || height < 1) return encodeBlockResponse(undefined, undefined)
       return encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height))
     })
+    // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
+    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req) => this.serveRange(req), { maxInboundStreams: RANGE_STREAMS_PER_PEER })
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
     void this.tick()
   }
@@ -144,6 +199,28 @@ export class BlockSync {
   request(height: number): void {
     this.wanted.add(height)
     void this.tick()
+  }
+
+  /**
+   * Answers a range request with the blocks this node holds from its first height on: up to its count, and beyond the
+   * first block only while they fit the request's byte budget (clamped to MAX_RANGE_RESPONSE_BYTES); none for a
+   * request that does not decode.
+   */
+  private async serveRange(req: Uint8Array): Promise<Uint8Array> {
+    const r = decodeRangeRequest(req)
+    const items: { stored: Uint8Array; certificate: Uint8Array }[] = []
+    if (r === undefined) return encodeRangeResponse(items)
+    const budget = Math.min(r.maxBytes, MAX_RANGE_RESPONSE_BYTES)
+    const last = Math.min(r.from + r.count - 1, this.d.tipHeight())
+    let bytes = 0
+    for (let h = r.from; h <= last; h++) {
+      const [stored, certificate] = await Promise.all([this.d.chain.blockBytes(h), this.d.chain.certificateBytes(h)])
+      if (stored === undefined || certificate === undefined) break
+      bytes += stored.byteLength + certificate.byteLength
+      if (items.length > 0 && bytes > budget) break
+      items.push({ stored, certificate })
+    }
+    return encodeRangeResponse(items)
   }
 
   private async tick(): Promise<void> {
@@ -173,6 +250,8 @@ export class BlockSync {
     this.seenAhead.clear()
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
+    // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
+    this.singles.clear()
     await Promise.all(
       peers.map(async (peer) => {
         const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
@@ -193,38 +272,96 @@ export class BlockSync {
   }
 
   /**
-   * Fetches the block of `height` with its certificate from the peers whose verified tip holds it, starting at a
-   * peer chosen by the height (to spread the load) and moving on at once past any that fails, penalizing a peer that
-   * answers with something that is not that certified block. `skip` names peers already found wrong for this height.
+   * Fetches the blocks of heights `from` to `from + count - 1` (as many of the first as one response carries) with
+   * their certificates, from the peers whose verified tip holds `from`, starting at the next peer in turn (to spread
+   * the load) and moving on at once past any that fails or lies. `skip` names peers already found wrong for
+   * `from`. Empty when no peer served `from`.
    */
-  private async fetch(height: number, skip: ReadonlySet<string> = new Set()): Promise<Fetched | undefined> {
+  private async fetchRange(from: number, count: number, skip: ReadonlySet<string> = new Set()): Promise<Fetched[]> {
     const candidates = [...this.peerTips.entries()]
-      .filter(([p, h]) => h >= height && !skip.has(p))
+      .filter(([p, h]) => h >= from && !skip.has(p))
       .map(([p]) => p)
       .sort()
+    const first = this.turn++
     for (let k = 0; k < candidates.length; k++) {
-      const peer = candidates[(height + k) % candidates.length]!
-      const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
-        timeoutMs: 10_000,
-        maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
-      })
-      if (!r.ok) continue
-      const d = decodeBlockResponse(r.value, this.o.limits)
-      const fault = !d.ok
-        ? `malformed block response: ${d.error.reason}`
-        : d.value === null
-          ? `no block ${height} although its tip is above it`
-          : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false
-            ? `block ${height} without a valid certificate for it`
-            : undefined
-      if (fault !== undefined || !d.ok || d.value === null) {
-        this.d.logger.warn({ peer, height, reason: fault }, 'bad block from a peer')
-        this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, fault ?? 'bad block response')
-        continue
+      const peer = candidates[(first + k) % candidates.length]!
+      const upTo = Math.min(count, (this.peerTips.get(peer) ?? from) - from + 1)
+      if (upTo < 1) continue
+      if (!this.singles.has(peer)) {
+        const got = await this.requestRange(peer, from, upTo)
+        if (got !== 'no_ranges') {
+          if (got.length > 0) return got
+          continue
+        }
+        this.singles.add(peer)
       }
-      return { ...d.value, peer }
+      const got = await this.requestSingles(peer, from, Math.min(upTo, Math.max(1, this.o.window)))
+      if (got.length > 0) return got
     }
-    return undefined
+    return []
+  }
+
+  /**
+   * One range request to `peer`: the certified blocks it served from `from` on, up to the first that is not one (the
+   * peer is penalized for it); `no_ranges` when the peer does not serve ranges.
+   */
+  private async requestRange(peer: string, from: number, count: number): Promise<Fetched[] | 'no_ranges'> {
+    const request = { from, count, maxBytes: this.rangeBytes }
+    const r = await this.d.p2p.request(peer, BLOCKS_PROTOCOL, encodeRangeRequest(request), {
+      timeoutMs: 10_000,
+      maxResponseBytes: maxRangeResponseBytes(count, request.maxBytes, this.o.limits),
+    })
+    if (!r.ok) return r.error.code === 'unreachable' && this.d.p2p.peers().includes(peer) ? 'no_ranges' : []
+    const d = decodeRangeResponse(r.value, request, this.o.limits)
+    if (!d.ok) return this.fault(peer, from, `malformed block response: ${d.error.reason}`, [])
+    if (d.value.length === 0) return this.fault(peer, from, `no block ${from} although its tip is above it`, [])
+    const out: Fetched[] = []
+    for (const b of d.value) {
+      const height = from + out.length
+      if (this.d.verifyCertified(height, b.stored, b.certificate) === false)
+        return this.fault(peer, height, `block ${height} without a valid certificate for it`, out)
+      out.push({ ...b, peer })
+    }
+    return out
+  }
+
+  /** Up to `count` blocks from `from` on, asked of `peer` one height per request (`/tally/block/1`), all at once. */
+  private async requestSingles(peer: string, from: number, count: number): Promise<Fetched[]> {
+    const got = await Promise.all(Array.from({ length: count }, (_, i) => this.requestSingle(peer, from + i)))
+    const out: Fetched[] = []
+    for (const b of got) {
+      if (b === undefined) break
+      out.push(b)
+    }
+    return out
+  }
+
+  private async requestSingle(peer: string, height: number): Promise<Fetched | undefined> {
+    const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
+      timeoutMs: 10_000,
+      maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
+    })
+    if (!r.ok) return undefined
+    const d = decodeBlockResponse(r.value, this.o.limits)
+    const fault = !d.ok
+      ? `malformed block response: ${d.error.reason}`
+      : d.value === null
+        ? `no block ${height} although its tip is above it`
+        : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false
+          ? `block ${height} without a valid certificate for it`
+          : undefined
+    if (fault !== undefined || !d.ok || d.value === null) {
+      this.fault(peer, height, fault ?? 'bad block response', [])
+      return undefined
+    }
+    return { ...d.value, peer }
+  }
+
+  /** Penalizes a peer for an answer that is not the certified block it claims to hold; returns what it served before. */
+  private fault(peer: string, height: number, reason: string, before: Fetched[]): Fetched[] {
+    this.d.logger.warn({ peer, height, reason }, 'bad block from a peer')
+    this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, reason)
+    return before
   }
 
   private async syncTo(target: number): Promise<void> {
@@ -232,22 +369,19 @@ export class BlockSync {
     let lastLog = started
     let applied = 0
     let appliedTxs = 0
-    const inflight = new Map<number, Promise<Fetched | undefined>>()
-    let next = this.d.tipHeight() + 1
+    const bytes = this.rangeBytes
+    const ahead = new FetchAhead(
+      { target, blocks: this.rangeBlocks, bytes, inFlight: Math.max(1, this.o.range?.inFlight ?? 3), aheadBytes: this.o.range?.aheadBytes ?? 4 * bytes },
+      (from, count) => this.fetchRange(from, count),
+    )
     while (!this.stopped && this.d.tipHeight() < target) {
       const h = this.d.tipHeight() + 1
-      next = Math.max(next, h)
-      while (next <= target && next < h + this.o.window) {
-        if (!inflight.has(next)) inflight.set(next, this.fetch(next))
-        next++
-      }
       const wrong = new Set<string>()
-      let got = await (inflight.get(h) ?? this.fetch(h))
-      inflight.delete(h)
+      let got = await ahead.take(h)
       let checked: CheckedBlock | undefined
       while (got !== undefined) {
         if (this.d.tipHeight() >= h) break // consensus got there first
-        const c = await this.d.check(h, got.stored, got.certificate)
+        const c = await this.d.check(h, got.stored, got.certificate, got.storedBytes)
         if (c.ok) {
           checked = c.value
           break
@@ -257,7 +391,7 @@ export class BlockSync {
         this.d.logger.warn({ peer: got.peer, height: h, reason: c.error.reason }, 'a synced block was refused')
         this.d.p2p.penalize(got.peer, BAD_RESPONSE_PENALTY, `bad block ${h}: ${c.error.reason}`)
         wrong.add(got.peer)
-        got = await this.fetch(h, wrong)
+        got = (await this.fetchRange(h, 1, wrong))[0]
       }
       if (this.d.tipHeight() >= h) continue
       if (checked === undefined) {
@@ -288,6 +422,100 @@ export class BlockSync {
         )
         lastLog = now
       }
+    }
+  }
+}
+
+/**
+ * The blocks of one sync round fetched ahead of the one being applied. Heights are asked for by ranges of consecutive
+ * heights not asked for yet, from the lowest up, sized to fit a response's budget (`bytes`) by the blocks seen so far,
+ * with at most `inFlight` requests out beyond the one for the height waited for, and only while the bytes held and
+ * asked for stay within `aheadBytes`; a height a response ended before is asked for again. Memory stays bounded by
+ * about `aheadBytes` plus a response's budget and one block, whatever the blocks' sizes.
+ */
+class FetchAhead {
+  private readonly slots = new Map<number, Slot>()
+  private inFlight = 0
+  /** Bytes of the blocks delivered and not taken yet. */
+  private held = 0
+  /** Bytes per block, by what arrived so far (sizes the next ranges). */
+  private bytesPerBlock = 0
+
+  constructor(
+    private readonly o: { readonly target: number; readonly blocks: number; readonly bytes: number; readonly inFlight: number; readonly aheadBytes: number },
+    private readonly fetchRange: (from: number, count: number) => Promise<Fetched[]>,
+  ) {}
+
+  /** The block of `height` (the next to apply), or undefined when no peer served it; what is below it is dropped. */
+  async take(height: number): Promise<Fetched | undefined> {
+    for (const [h, s] of this.slots) {
+      if (h >= height) continue
+      this.held -= s.bytes
+      this.slots.delete(h)
+    }
+    for (;;) {
+      this.ask(height)
+      const got = await this.slots.get(height)!.delivery
+      if (got === 'again') continue
+      const s = this.slots.get(height)
+      if (s !== undefined) this.held -= s.bytes
+      this.slots.delete(height)
+      return got
+    }
+  }
+
+  /**
+   * Asks for ranges of heights not asked for yet from `height` up: `height` itself always, the next ones while fewer
+   * than `inFlight` requests are out, within `inFlight` ranges of `height` and within the byte bound.
+   */
+  private ask(height: number): void {
+    const { blocks, bytes, inFlight, aheadBytes } = this.o
+    const perRange = this.bytesPerBlock > 0 ? Math.max(1, Math.min(blocks, Math.floor(bytes / this.bytesPerBlock))) : blocks
+    for (let from = height; from <= this.o.target && from < height + inFlight * blocks; ) {
+      if (this.slots.has(from)) {
+        from++
+        continue
+      }
+      if (from > height && (this.inFlight >= inFlight || this.held + (this.inFlight + 1) * bytes > aheadBytes)) return
+      let count = 1
+      while (count < perRange && from + count <= this.o.target && !this.slots.has(from + count)) count++
+      this.request(from, count)
+      from += count
+    }
+  }
+
+  private request(from: number, count: number): void {
+    const resolvers: ((d: Delivery) => void)[] = []
+    const mine: Slot[] = []
+    for (let i = 0; i < count; i++) {
+      const slot: Slot = { delivery: new Promise<Delivery>((resolve) => resolvers.push(resolve)), bytes: 0 }
+      this.slots.set(from + i, slot)
+      mine.push(slot)
+    }
+    this.inFlight++
+    void this.fetchRange(from, count).then(
+      (blocks) => this.deliver(from, mine, resolvers, blocks),
+      () => this.deliver(from, mine, resolvers, []),
+    )
+  }
+
+  private deliver(from: number, mine: readonly Slot[], resolvers: readonly ((d: Delivery) => void)[], blocks: readonly Fetched[]): void {
+    this.inFlight--
+    for (let i = 0; i < mine.length; i++) {
+      const b = blocks[i]
+      const slot = mine[i]!
+      if (b === undefined) {
+        // not served: asked for anew (or, for the first, given up on until the next round)
+        if (this.slots.get(from + i) === slot) this.slots.delete(from + i)
+        resolvers[i]!(i === 0 ? undefined : 'again')
+        continue
+      }
+      if (this.slots.get(from + i) === slot) {
+        slot.bytes = b.storedBytes.byteLength
+        this.held += slot.bytes
+        this.bytesPerBlock = this.bytesPerBlock === 0 ? slot.bytes : (this.bytesPerBlock * 7 + slot.bytes) / 8
+      }
+      resolvers[i]!(b)
     }
   }
 }

@@ -18,13 +18,17 @@ import { DEFAULT_GOVERNANCE_PARAMS } from '../../ledger/governance.js'
 import { decodeTransaction, encodeTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { RequestHandler } from '../../node/p2p/p2p.js'
 import { decodeStoredBlock, encodeStoredBlock } from '../../node/storage/storedBlock.js'
-import { BLOCK_PROTOCOL, STATUS_PROTOCOL } from '../../node/sync/blockSync.js'
+import { BLOCKS_PROTOCOL, BLOCK_PROTOCOL, STATUS_PROTOCOL } from '../../node/sync/blockSync.js'
 import {
   decodeBlockResponse,
   decodeHeightRequest,
+  decodeRangeRequest,
+  decodeRangeResponse,
   decodeTipResponse,
   encodeBlockResponse,
   encodeHeightRequest,
+  encodeRangeRequest,
+  encodeRangeResponse,
   encodeTipResponse,
 } from '../../node/sync/blockSyncMessages.js'
 import { encodeProposalMessage, encodeVoteMessage, maxConsensusMessageBytes, type ProposalMessage } from '../../node/sync/consensusMessages.js'
@@ -51,7 +55,8 @@ import type { CrashPlan, HostSettings, NodeHooks, SimValidator } from './simNode
  *    transfer, a skipped nonce) and the state root an honest executor computes for it, serving the forged transfer;
  *  - `withhold`: its proposals, votes and gossiped transactions reach only some peers;
  *  - `lyingSync`: tips it cannot prove, certified blocks with their body or carried commit tampered with, blocks of
- *    another height, wrong or garbage transactions on fetch;
+ *    another height, ranges with one such block among true ones or shifted by a height, wrong or garbage transactions
+ *    on fetch;
  *  - `voteFlood`: repeated votes, nil votes for later rounds and heights, many per second;
  *  - `slotFlood`: votes for more values per step than the core keeps for a validator, a different few to each peer;
  *  - `lockAttack`: the Byzantine side of the lock adversary (lockAdversary.ts): targeted prevotes and precommits,
@@ -583,6 +588,30 @@ export class Attacks {
         const tampered =
           pick === 2 && block.txs.length > 0 ? { block: { ...block, txs: block.txs.slice(1) }, lastCommit: stored.lastCommit } : { block, lastCommit: null }
         return encodeBlockResponse(encodeStoredBlock(tampered), encodeCommitCertificate(certificate))
+      }
+      if (protocol === BLOCKS_PROTOCOL) {
+        const r = decodeRangeRequest(req)
+        if (r === undefined) return real(req, from)
+        if (pick === 0) return rng.chance(0.5) ? rng.bytes(1 + rng.int(200)) : encodeRangeResponse([])
+        if (pick === 1 && r.from > 1) return real(encodeRangeRequest({ ...r, from: r.from - 1 }), from)
+        const d = decodeRangeResponse(await real(req, from), r, limits)
+        if (!d.ok || d.value.length === 0) return real(req, from)
+        // one block of the range tampered with (its body cut, or its carried commit dropped), the others true
+        const at = rng.int(d.value.length)
+        return encodeRangeResponse(
+          d.value.map((b, i) => {
+            const block = b.stored.block
+            const stored =
+              i !== at
+                ? b.storedBytes
+                : encodeStoredBlock(
+                    pick === 2 && block.txs.length > 0
+                      ? { block: { ...block, txs: block.txs.slice(1) }, lastCommit: b.stored.lastCommit }
+                      : { block, lastCommit: null },
+                  )
+            return { stored, certificate: encodeCommitCertificate(b.certificate) }
+          }),
+        )
       }
       if (protocol === TX_FETCH_PROTOCOL) {
         const hashes = decodeTxFetchRequest(req, limits.maxTxs)

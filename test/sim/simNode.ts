@@ -405,7 +405,7 @@ export class SimValidator implements NetNode {
         every: (ms, f) => sched.every(ms, power, f),
         verifyTip: (cert) => host.verifyTip(cert),
         verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-        check: (h, stored, cert) => host.checkSyncedBlock(h, stored, cert),
+        check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
         apply: async (b) => {
           const applied = await host.applySyncedBlock(b)
           if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++

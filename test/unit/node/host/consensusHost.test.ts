@@ -2,7 +2,10 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, bytesEqual, toHex } from '../../../../crypto/index.js'
 import { SafetyGuard, createMemorySafetyStore, decodeCommitCertificate, verifyCommit, type SignedVote } from '../../../../consensus/index.js'
+import { genesisState } from '../../../../genesis/genesis.js'
 import { blockHash } from '../../../../ledger/block.js'
+import { MemoryKvStore } from '../../../../ledger/store.js'
+import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
 import { decodeStoredBlock } from '../../../../node/storage/storedBlock.js'
 import { BLOCK_LIMITS, CHAIN_ID, HostWorld, WALLET_BALANCE, hexOrNil, type TestHost } from './hostFixture.js'
@@ -279,5 +282,41 @@ describe('consensus host: the safety record check at start', () => {
       'refusals below the record are expected, not warnings',
     )
     assert.equal(behind.durable.safety?.height, 5)
+  })
+})
+
+describe('consensus host: signatures are verified once', () => {
+  it('a block restored from its WAL is judged again without verifying the signatures it verified before the crash', async () => {
+    // a transfer whose signature does not verify, which this validator counts as verified (as if its mempool had
+    // verified it): it judges the block that holds it valid, logs it whole and prevotes for it
+    const w = new HostWorld({ validators: 4, wallets: 2 })
+    const honest = w.transfer(0, 0n, 40n)
+    const altered = { ...honest.tx, amount: 999n }
+    const d = decodeTransaction(encodeTransaction(altered))
+    assert.ok(d.ok)
+    const tx = d.value
+    const ledger = await genesisState(w.genesis, new MemoryKvStore())
+    const block = { height: 1, governance: w.genesis.params.governance, offenders: [] }
+    const stateRoot = (await ledger.execute([tx], { chainId: CHAIN_ID, trustSignatures: true, block })).stateRoot
+    const P = w.proposerOf(1, 0)
+    const A = w.nonProposer(1, 0)
+    const b = await w.block1({ proposer: P, txs: [tx], stateRoot })
+    const t = await w.boot({ self: A, fetchTxs: (hashes) => hashes.map(() => tx.bytes) })
+    t.verified.add(tx.hash)
+    await t.host.onProposalMessage(b.message)
+    await w.until(() => t.votes({ own: true }).some((v) => v.type === 'prevote' && v.height === 1), 'its prevote')
+    assert.deepEqual(t.votes({ own: true })[0]!.valueId, b.hash)
+    t.crash()
+
+    // after the restart nothing holds the transaction or remembers its signature but the WAL: the replay judges the
+    // block valid again, and the certificate of the others commits it without asking block sync for it
+    const t2 = await w.boot({ self: A, durable: t.durable })
+    for (const i of [0, 1, 2, 3].filter((i) => i !== A)) await t2.host.onVote(w.vote(i, 'precommit', 1, 0, b.hash))
+    await w.until(() => t2.committed.length === 1, 'the commit after the restart')
+    t2.crash()
+    assert.deepEqual(t2.committed[0]!.hash, b.hash)
+    assert.deepEqual(t2.requestedBlocks, [])
+    assert.deepEqual(t2.fetches, [], 'the transaction came from the WAL')
+    assert.deepEqual(t2.fatal, [])
   })
 })

@@ -2,9 +2,12 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, encodeCanonical, sha256 } from '../../../../crypto/index.js'
 import { decodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
+import { genesisState } from '../../../../genesis/genesis.js'
 import { blockHash } from '../../../../ledger/block.js'
+import { MemoryKvStore } from '../../../../ledger/store.js'
+import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
 import type { StoredBlock } from '../../../../node/storage/storedBlock.js'
-import { EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock } from './hostFixture.js'
+import { CHAIN_ID, EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock } from './hostFixture.js'
 
 /**
  * The block-sync path of the host: a block certified by more than two thirds of the validators is checked against the
@@ -44,6 +47,45 @@ describe('consensus host: blocks from sync', () => {
     assert.equal(t.committed.length, 1)
     t.stop()
     assert.deepEqual(t.fatal, [])
+  })
+
+  it("applies a certified block without checking its transactions' signatures, where a proposal of it is judged invalid", async () => {
+    // a transfer whose signature does not verify, in a block whose state root is the one it gives if it applies
+    const w = new HostWorld({ validators: 4, wallets: 2 })
+    const honest = w.transfer(0, 0n, 40n)
+    const altered = { ...honest.tx, amount: 999n }
+    const d = decodeTransaction(encodeTransaction(altered))
+    assert.ok(d.ok)
+    const forged = d.value
+    const ledger = await genesisState(w.genesis, new MemoryKvStore())
+    const trusting = await ledger.execute([forged], {
+      chainId: CHAIN_ID,
+      trustSignatures: true,
+      block: { height: 1, governance: w.genesis.params.governance, offenders: [] },
+    })
+    assert.deepEqual(trusting.receipts, [{ ok: true }])
+    const P = w.proposerOf(1, 0)
+    const b = await w.block1({ proposer: P, txs: [forged], stateRoot: trusting.stateRoot })
+
+    // proposed: a validator that fetches the transaction judges the block invalid and prevotes nil
+    const A = w.nonProposer(1, 0)
+    const v = await w.boot({ self: A, fetchTxs: (hashes) => hashes.map(() => forged.bytes) })
+    await v.host.onProposalMessage(b.message)
+    await w.until(() => v.votes({ own: true }).some((x) => x.type === 'prevote' && x.height === 1), 'its prevote')
+    assert.equal(v.votes({ own: true }).find((x) => x.type === 'prevote')!.valueId, null)
+    assert.equal(v.logged('rejected a proposed block', 'warn')[0]?.fields.code, 'tx_failed')
+    v.stop()
+
+    // certified and synced: applied as is, the transfer included
+    const t = await w.boot({ self: null })
+    const checked = await t.host.checkSyncedBlock(1, b.stored, w.certificate(1, 0, b.hash, [0, 1, 2]))
+    assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
+    assert.equal(await t.host.applySyncedBlock(checked.value), true)
+    assert.deepEqual(t.committed[0]?.hash, b.hash)
+    assert.deepEqual(t.committed[0]?.receipts, [{ ok: true }])
+    assert.equal((await t.ledger.getAccount(addressFromPublicKey(w.wallets[1]!.publicKey))).balance, WALLET_BALANCE + 999n)
+    assert.deepEqual(t.fatal, [])
+    t.stop()
   })
 
   it('refuses a tampered block or a certificate that does not decide it, naming the fault', async () => {

@@ -183,6 +183,8 @@ export class TestHost {
   ledger!: LedgerState
   chain!: ChainStore
   mempool!: Mempool
+  /** The signatures this incarnation counts as verified (the mempool's and execution's cache). */
+  verified!: VerifiedTxCache
   sets!: ValidatorSets
   wal!: ObservedLog
   guard: CheckedGuard | null = null
@@ -486,7 +488,7 @@ export class HostWorld {
         },
       },
     )
-    Object.assign(th, { host, ledger, chain, mempool, sets, wal, guard, timers })
+    Object.assign(th, { host, ledger, chain, mempool, verified, sets, wal, guard, timers })
     if (o.start !== false) await host.start()
     return th
   }

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { encodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
+import { encodeCanonical } from '../../../../crypto/canonical.js'
 import { err, ok } from '../../../../crypto/result.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
@@ -9,8 +10,18 @@ import { silentLogger } from '../../../../node/logger.js'
 import type { RequestHandler, RequestResult } from '../../../../node/p2p/p2p.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../../../../node/storage/storedBlock.js'
-import { BLOCK_PROTOCOL, BlockSync, STATUS_PROTOCOL, type SyncTransport } from '../../../../node/sync/blockSync.js'
-import { decodeHeightRequest, encodeBlockResponse, encodeTipResponse } from '../../../../node/sync/blockSyncMessages.js'
+import { BLOCKS_PROTOCOL, BLOCK_PROTOCOL, BlockSync, STATUS_PROTOCOL, type BlockSyncOptions, type SyncTransport } from '../../../../node/sync/blockSync.js'
+import {
+  decodeHeightRequest,
+  decodeRangeRequest,
+  decodeRangeResponse,
+  encodeBlockResponse,
+  encodeRangeRequest,
+  encodeRangeResponse,
+  encodeTipResponse,
+  MAX_RANGE_BLOCKS,
+  type RangeRequest,
+} from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
 
 /**
@@ -44,8 +55,27 @@ function block(height: number, tamper = false): { stored: StoredBlock; cert: Com
   return { stored: { block: { header, txs: [], evidence: [] }, lastCommit: null }, cert }
 }
 
-type Peer = { tip: number; tipCert?: (h: number) => CommitCertificate; serve: (h: number) => Uint8Array }
+/**
+ * A scripted peer: its tip, and its answers to single-height requests (`/tally/block/1`) and, when it serves them, to
+ * range requests (`/tally/blocks/1`).
+ */
+type Peer = { tip: number; tipCert?: (h: number) => CommitCertificate; serve: (h: number) => Uint8Array; serveRange?: (r: RangeRequest) => Uint8Array }
 
+/** The items an honest server answers a range request with, from `blockOf` up to `tip`, within the byte budget. */
+function rangeItems(r: RangeRequest, tip: number, blockOf: (h: number) => { stored: StoredBlock; cert: CommitCertificate }) {
+  const items: { stored: Uint8Array; certificate: Uint8Array }[] = []
+  let bytes = 0
+  for (let h = r.from; h < r.from + r.count && h <= tip; h++) {
+    const b = blockOf(h)
+    const item = { stored: encodeStoredBlock(b.stored), certificate: encodeCommitCertificate(b.cert) }
+    bytes += item.stored.byteLength + item.certificate.byteLength
+    if (items.length > 0 && bytes > r.maxBytes) break
+    items.push(item)
+  }
+  return items
+}
+
+/** A peer that serves single heights only. */
 function honest(tip: number): Peer {
   return {
     tip,
@@ -54,10 +84,16 @@ function honest(tip: number): Peer {
   }
 }
 
-function harness(peers: Record<string, Peer>) {
+/** A peer that serves ranges too, as honest nodes do. */
+function ranges(tip: number, blockOf: (h: number) => { stored: StoredBlock; cert: CommitCertificate } = (h) => block(h)): Peer {
+  return { ...honest(tip), serveRange: (r) => encodeRangeResponse(rangeItems(r, tip, blockOf)) }
+}
+
+function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions> = {}) {
   let tip = 0
   const penalties: { peer: string; reason: string }[] = []
   const asked: { peer: string; height: number }[] = []
+  const rangesAsked: { peer: string; from: number; count: number }[] = []
   const transport: SyncTransport = {
     peers: () => Object.keys(peers).sort(),
     handle: async (_p: string, _h: RequestHandler) => {},
@@ -73,12 +109,17 @@ function harness(peers: Record<string, Peer>) {
         asked.push({ peer, height: h })
         return { ok: true, value: p.serve(h) }
       }
-      return { ok: false, error: { code: 'unreachable', reason: protocol } }
+      if (protocol === BLOCKS_PROTOCOL && p.serveRange !== undefined) {
+        const r = decodeRangeRequest(req)!
+        rangesAsked.push({ peer, from: r.from, count: r.count })
+        return { ok: true, value: p.serveRange(r) }
+      }
+      return { ok: false, error: { code: 'unreachable', reason: `${peer} does not serve ${protocol}` } }
     },
   }
   const applied: number[] = []
   const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits },
+    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, ...options },
     {
       p2p: transport,
       chain: new ChainStore(new MemoryKvStore()),
@@ -102,7 +143,7 @@ function harness(peers: Record<string, Peer>) {
       },
     },
   )
-  return { sync, penalties, asked, applied, tip: () => tip }
+  return { sync, penalties, asked, rangesAsked, applied, tip: () => tip }
 }
 
 test('a tip is believed only with a certificate that verifies: a liar cannot make the node chase it or report catching up', async () => {
@@ -120,7 +161,7 @@ test('a tip is believed only with a certificate that verifies: a liar cannot mak
   h.sync.stop()
 })
 
-test('a peer serving tampered blocks is penalized and the next peer is asked at once; sync completes', async () => {
+test('a peer serving tampered single blocks (it serves no ranges) is penalized and the next peer is asked at once; sync completes', async () => {
   const tampering: Peer = {
     tip: 12,
     serve: (x) => encodeBlockResponse(encodeStoredBlock(block(x, x > 1).stored), encodeCommitCertificate(block(x, x > 1).cert)),
@@ -155,4 +196,173 @@ test('catchingUp follows verified tips: two or more heights ahead', async () => 
   assert.equal(h.sync.bestPeerHeight, 5)
   assert.equal(h.sync.catchingUp, true)
   h.sync.stop()
+})
+
+const heights = (n: number) => [...Array(n).keys()].map((i) => i + 1)
+
+test('blocks come by ranges: a request carries many heights, spread over the peers; sync completes in order', async () => {
+  const h = harness({ a: ranges(40), b: ranges(40), c: ranges(40) }, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 40, 'sync to height 40', 10_000)
+  assert.deepEqual(h.applied, heights(40))
+  assert.deepEqual(h.asked, [], 'no single-height request')
+  assert.ok(h.rangesAsked.length <= 6, `${h.rangesAsked.length} range requests for 40 heights`)
+  assert.ok(
+    h.rangesAsked.every((r) => r.count <= 8),
+    'at most the configured heights per request',
+  )
+  assert.ok(new Set(h.rangesAsked.map((r) => r.peer)).size > 1, 'more than one peer asked')
+  assert.deepEqual(h.penalties, [])
+  h.sync.stop()
+})
+
+test('a response cut short by its byte budget: the heights it did not carry are asked for again', async () => {
+  const h = harness({ a: ranges(12), b: ranges(12) }, { range: { blocks: 8, bytes: 1 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
+  assert.deepEqual(h.applied, heights(12))
+  assert.ok(h.rangesAsked.length >= 12, 'one block per response')
+  assert.deepEqual(h.penalties, [])
+  h.sync.stop()
+})
+
+test('a range holding a block whose certificate does not verify: the blocks before it are kept, the liar is penalized, the rest comes from another peer', async () => {
+  const forged = (x: number) => (x === 5 ? { ...block(x), cert: { ...block(x).cert, round: 3 } } : block(x))
+  const h = harness({ a: ranges(12, forged), b: ranges(12) }, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
+  assert.deepEqual(h.applied, heights(12))
+  assert.ok(
+    h.penalties.some((p) => p.peer === 'a' && /block 5 without a valid certificate/.test(p.reason)),
+    'the liar is penalized for block 5',
+  )
+  assert.ok(!h.penalties.some((p) => p.peer === 'b'))
+  h.sync.stop()
+})
+
+test('a range holding a tampered block (refused by the host): the peer is penalized and the block fetched from another', async () => {
+  const tampered = (x: number) => block(x, x === 3)
+  const h = harness({ a: ranges(10, tampered), b: ranges(10, tampered), c: ranges(10) }, { range: { blocks: 4 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 10, 'sync to height 10', 10_000)
+  assert.deepEqual(h.applied, heights(10))
+  assert.ok(
+    h.penalties.some((p) => /bad block 3/.test(p.reason)),
+    'a server of the tampered block 3 is penalized',
+  )
+  assert.ok(!h.penalties.some((p) => p.peer === 'c'))
+  h.sync.stop()
+})
+
+test('a malformed range response, or none from a peer whose tip holds the height, is penalized; sync completes', async () => {
+  const junk: Peer = { ...ranges(12), serveRange: () => new Uint8Array([0x92, 0xc4, 0x01]) }
+  const empty: Peer = { ...ranges(12), serveRange: () => encodeRangeResponse([]) }
+  const h = harness({ a: junk, b: empty, c: ranges(12) }, { range: { blocks: 4 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
+  assert.deepEqual(h.applied, heights(12))
+  assert.ok(h.penalties.some((p) => p.peer === 'a' && /malformed/.test(p.reason)))
+  assert.ok(h.penalties.some((p) => p.peer === 'b' && /no block/.test(p.reason)))
+  assert.ok(!h.penalties.some((p) => p.peer === 'c'))
+  h.sync.stop()
+})
+
+test('a peer that serves no ranges is asked for single heights', async () => {
+  const h = harness({ a: honest(6) })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 6, 'sync to height 6', 10_000)
+  assert.deepEqual(h.applied, heights(6))
+  assert.deepEqual(
+    h.asked.map((a) => a.height),
+    heights(6),
+  )
+  assert.deepEqual(h.penalties, [])
+  h.sync.stop()
+})
+
+test('serves ranges: consecutive held blocks up to the count, the tip and the byte budget (at least one), nothing for a bad request', async () => {
+  const kv = new MemoryKvStore()
+  const chain = new ChainStore(kv)
+  const stored = (x: number) => encodeStoredBlock(block(x).stored)
+  const certificate = (x: number) => encodeCommitCertificate(block(x).cert)
+  for (const x of heights(5))
+    await kv.write(
+      chain.commitOps({
+        height: x,
+        blockHash: block(x).cert.valueId,
+        blockTime: x,
+        blockBytes: stored(x),
+        certificateBytes: certificate(x),
+        txHashes: [],
+        receipts: [],
+      }),
+    )
+  const handlers = new Map<string, RequestHandler>()
+  const transport: SyncTransport = {
+    peers: () => [],
+    handle: async (protocol, handler) => {
+      handlers.set(protocol, handler)
+    },
+    penalize: () => {},
+    request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
+  }
+  const sync = new BlockSync(
+    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits },
+    {
+      p2p: transport,
+      chain,
+      logger: silentLogger(),
+      tipHeight: () => 5,
+      heightStartedAtMs: () => 0,
+      now: () => 0,
+      every: () => () => {},
+      verifyTip: () => true,
+      verifyCertified: () => true,
+      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
+      apply: async () => false,
+    },
+  )
+  await sync.start()
+  sync.stop()
+  const serve = handlers.get(BLOCKS_PROTOCOL)!
+  const one = stored(1).byteLength + certificate(1).byteLength
+  const ask = async (req: RangeRequest) => {
+    const d = decodeRangeResponse(await serve(encodeRangeRequest(req), 'x'), req, limits)
+    assert.ok(d.ok)
+    return d.value.map((b) => b.stored.block.header.height)
+  }
+  assert.deepEqual(await ask({ from: 2, count: 3, maxBytes: 1 << 20 }), [2, 3, 4])
+  assert.deepEqual(await ask({ from: 4, count: 10, maxBytes: 1 << 20 }), [4, 5], 'up to the tip')
+  assert.deepEqual(await ask({ from: 1, count: 10, maxBytes: 2 * one }), [1, 2], 'within the budget')
+  assert.deepEqual(await ask({ from: 1, count: 10, maxBytes: 0 }), [1], 'the first block whatever the budget')
+  assert.deepEqual(await ask({ from: 6, count: 10, maxBytes: 1 << 20 }), [], 'nothing held')
+  assert.deepEqual(await serve(new Uint8Array([0x93, 0x00, 0x01, 0x01]), 'x'), encodeRangeResponse([]), 'a request for height 0')
+  assert.deepEqual(await serve(new Uint8Array([0xc0]), 'x'), encodeRangeResponse([]), 'not a request')
+})
+
+test('range requests and responses: bounds on both sides', () => {
+  assert.deepEqual(decodeRangeRequest(encodeRangeRequest({ from: 3, count: MAX_RANGE_BLOCKS, maxBytes: 10 })), {
+    from: 3,
+    count: MAX_RANGE_BLOCKS,
+    maxBytes: 10,
+  })
+  for (const bad of [
+    { from: 0, count: 1, maxBytes: 1 },
+    { from: 1, count: 0, maxBytes: 1 },
+    { from: 1, count: MAX_RANGE_BLOCKS + 1, maxBytes: 1 },
+    { from: 1, count: 1, maxBytes: -1 },
+  ])
+    assert.equal(decodeRangeRequest(encodeRangeRequest(bad)), undefined, JSON.stringify(bad))
+  const req = { count: 2, maxBytes: 1 << 20 }
+  const item = (x: number) => ({ stored: encodeStoredBlock(block(x).stored), certificate: encodeCommitCertificate(block(x).cert) })
+  const two = encodeRangeResponse([item(1), item(2)])
+  const d = decodeRangeResponse(two, req, limits)
+  assert.ok(d.ok)
+  assert.deepEqual(
+    d.value.map((b) => b.certificate.height),
+    [1, 2],
+  )
+  assert.equal(decodeRangeResponse(encodeRangeResponse([item(1), item(2), item(3)]), req, limits).ok, false, 'more blocks than asked for')
+  assert.equal(decodeRangeResponse(encodeCanonical([item(1).stored]), req, limits).ok, false, 'a block without its certificate')
+  assert.equal(decodeRangeResponse(encodeCanonical([item(1).stored, new Uint8Array([1])]), req, limits).ok, false, 'a certificate that does not decode')
 })
