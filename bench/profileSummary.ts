@@ -87,14 +87,15 @@ for (const file of program.args) {
     owner.set(id, own)
     return own
   }
-  /** The nearest project function at or above a frame, as `file:function`. */
-  const projectFrame = (id: number | undefined): string => {
-    for (let at = id; at !== undefined; at = parent.get(at)) {
+  /** The nearest three project functions at or above a frame, innermost first, as `file:function` each. */
+  const projectFrames = (id: number | undefined): string => {
+    const found: string[] = []
+    for (let at = id; at !== undefined && found.length < 3; at = parent.get(at)) {
       const f = byId.get(at)!.callFrame
       const own = /\/dist\/(.+)\.js$/.exec(f.url)
-      if (own) return `${own[1]}:${f.functionName || '(anonymous)'}`
+      if (own) found.push(`${own[1]}:${f.functionName || '(anonymous)'}`)
     }
-    return '(no project frame)'
+    return found.length === 0 ? '(no project frame)' : found.join(' < ')
   }
   const total = p.timeDeltas.reduce((a, b) => a + b, 0)
   const [from, to] = window ?? [opts.last === undefined ? -Infinity : p.startTime + total - Number(opts.last) * 1e6, Infinity]
@@ -109,7 +110,7 @@ for (const file of program.args) {
     totals.set(c, (totals.get(c) ?? 0) + dt)
     busyUs += dt
     if (c === opts.callers) {
-      const at = projectFrame(c.includes('/') ? parent.get(p.samples[i]!) : p.samples[i])
+      const at = projectFrames(p.samples[i])
       callers.set(at, (callers.get(at) ?? 0) + dt)
     }
   }
