@@ -1,4 +1,5 @@
 import type { CommitCertificate } from '../../consensus/index.js'
+import { bytesEqual } from '../../crypto/bytes.js'
 import type { Result } from '../../crypto/result.js'
 import type { CheckedBlock, SyncedBlockFault } from '../host/consensusHost.js'
 import type { Logger } from '../logger.js'
@@ -33,7 +34,9 @@ import {
  *    (it extends the tip, the certificate it carries for the previous height is valid and the one its header names,
  *    its transactions are the ones the header commits to). A peer whose response fails any of this is penalized and
  *    the next peer is asked at once, so one liar can neither stall sync nor be asked first again and again; of a
- *    range it served, the blocks before the first wrong one are kept (each stands on its own certificate).
+ *    range it served, the blocks before the first wrong one are kept (each stands on its own certificate). A block
+ *    fetched for a height the chain reached without it (consensus got there first) is compared with the block
+ *    committed there, and a peer that served another is penalized all the same.
  *
  * Blocks are fetched ahead of the one being applied, by ranges (`/tally/blocks/1`: up to `range.blocks` consecutive
  * heights in one response of about `range.bytes`, so a short block costs no stream of its own), from the peers in
@@ -357,6 +360,23 @@ export class BlockSync {
     return { ...d.value, peer }
   }
 
+  /**
+   * A block fetched for a height this node committed meanwhile (consensus got there first, from its WAL or its
+   * peers): not needed, yet a peer that served another block than the one committed at that height, or a
+   * certificate that does not decide it, lied all the same and is penalized.
+   */
+  private async checkSkipped(height: number, b: Fetched): Promise<void> {
+    try {
+      const held = await this.d.chain.blockBytes(height)
+      if (held === undefined) return
+      if (!bytesEqual(held, b.storedBytes)) this.fault(b.peer, height, `block ${height} is not the block committed at that height`, [])
+      else if (this.d.verifyCertified(height, b.stored, b.certificate) === false)
+        this.fault(b.peer, height, `block ${height} without a valid certificate for it`, [])
+    } catch (e) {
+      this.d.logger.debug({ height, err: (e as Error).message }, 'could not compare a skipped block with the chain')
+    }
+  }
+
   /** Penalizes a peer for an answer that is not the certified block it claims to hold; returns what it served before. */
   private fault(peer: string, height: number, reason: string, before: Fetched[]): Fetched[] {
     this.d.logger.warn({ peer, height, reason }, 'bad block from a peer')
@@ -373,6 +393,7 @@ export class BlockSync {
     const ahead = new FetchAhead(
       { target, blocks: this.rangeBlocks, bytes, inFlight: Math.max(1, this.o.range?.inFlight ?? 3), aheadBytes: this.o.range?.aheadBytes ?? 4 * bytes },
       (from, count) => this.fetchRange(from, count),
+      (height, b) => void this.checkSkipped(height, b),
     )
     while (!this.stopped && this.d.tipHeight() < target) {
       const h = this.d.tipHeight() + 1
@@ -380,7 +401,7 @@ export class BlockSync {
       let got = await ahead.take(h)
       let checked: CheckedBlock | undefined
       while (got !== undefined) {
-        if (this.d.tipHeight() >= h) break // consensus got there first
+        if (this.d.tipHeight() >= h) break // consensus got there first (checked below)
         const c = await this.d.check(h, got.stored, got.certificate, got.storedBytes)
         if (c.ok) {
           checked = c.value
@@ -393,7 +414,10 @@ export class BlockSync {
         wrong.add(got.peer)
         got = (await this.fetchRange(h, 1, wrong))[0]
       }
-      if (this.d.tipHeight() >= h) continue
+      if (this.d.tipHeight() >= h) {
+        if (got !== undefined) void this.checkSkipped(h, got)
+        continue
+      }
       if (checked === undefined) {
         this.d.logger.warn({ height: h }, 'no peer served the block; will retry')
         return
@@ -428,7 +452,8 @@ export class BlockSync {
 
 /**
  * The blocks of one sync round fetched ahead of the one being applied. Heights are asked for by ranges of consecutive
- * heights not asked for yet, from the lowest up, sized to fit a response's budget (`bytes`) by the blocks seen so far,
+ * heights not asked for yet, from the lowest up, sized to fit a response's budget (`bytes`) by the blocks seen so far
+ * and to spread a short way to go over `inFlight` requests,
  * with at most `inFlight` requests out beyond the one for the height waited for, and only while the bytes held and
  * asked for stay within `aheadBytes`; a height a response ended before is asked for again. Memory stays bounded by
  * about `aheadBytes` plus a response's budget and one block, whatever the blocks' sizes.
@@ -444,6 +469,8 @@ class FetchAhead {
   constructor(
     private readonly o: { readonly target: number; readonly blocks: number; readonly bytes: number; readonly inFlight: number; readonly aheadBytes: number },
     private readonly fetchRange: (from: number, count: number) => Promise<Fetched[]>,
+    /** Gets each block fetched for a height below the one taken: the chain got there without it. */
+    private readonly skipped: (height: number, b: Fetched) => void,
   ) {}
 
   /** The block of `height` (the next to apply), or undefined when no peer served it; what is below it is dropped. */
@@ -452,6 +479,9 @@ class FetchAhead {
       if (h >= height) continue
       this.held -= s.bytes
       this.slots.delete(h)
+      void s.delivery.then((d) => {
+        if (d !== undefined && d !== 'again') this.skipped(h, d)
+      })
     }
     for (;;) {
       this.ask(height)
@@ -470,7 +500,10 @@ class FetchAhead {
    */
   private ask(height: number): void {
     const { blocks, bytes, inFlight, aheadBytes } = this.o
-    const perRange = this.bytesPerBlock > 0 ? Math.max(1, Math.min(blocks, Math.floor(bytes / this.bytesPerBlock))) : blocks
+    // a short way to go is spread over `inFlight` requests (so over as many peers) rather than asked of one
+    const share = Math.ceil((this.o.target - height + 1) / inFlight)
+    const fit = this.bytesPerBlock > 0 ? Math.floor(bytes / this.bytesPerBlock) : blocks
+    const perRange = Math.max(1, Math.min(blocks, fit, share))
     for (let from = height; from <= this.o.target && from < height + inFlight * blocks; ) {
       if (this.slots.has(from)) {
         from++

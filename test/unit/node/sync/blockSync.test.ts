@@ -89,8 +89,15 @@ function ranges(tip: number, blockOf: (h: number) => { stored: StoredBlock; cert
   return { ...honest(tip), serveRange: (r) => encodeRangeResponse(rangeItems(r, tip, blockOf)) }
 }
 
-function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions> = {}) {
+/**
+ * Block sync against `peers`, over a host stand-in whose checks pass every block but a tampered one. With `consensus`,
+ * the host's consensus gets ahead of sync once: when sync checks height `at`, the honest blocks up to `upTo` are
+ * committed (in the chain store) without it.
+ */
+function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions> = {}, consensus?: { at: number; upTo: number }) {
   let tip = 0
+  const kv = new MemoryKvStore()
+  const chain = new ChainStore(kv)
   const penalties: { peer: string; reason: string }[] = []
   const asked: { peer: string; height: number }[] = []
   const rangesAsked: { peer: string; from: number; count: number }[] = []
@@ -122,7 +129,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
     { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, ...options },
     {
       p2p: transport,
-      chain: new ChainStore(new MemoryKvStore()),
+      chain,
       logger: silentLogger(),
       tipHeight: () => tip,
       heightStartedAtMs: () => 0,
@@ -131,6 +138,23 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       verifyTip: (c) => c.round === 0,
       verifyCertified: (h, s, c) => c.round === 0 && c.height === h && blockHash(s.block.header).every((b, i) => b === c.valueId[i]),
       check: async (h, s, c) => {
+        if (consensus !== undefined && h === consensus.at) {
+          for (let x = tip + 1; x <= consensus.upTo; x++) {
+            const b = block(x)
+            await kv.write(
+              chain.commitOps({
+                height: x,
+                blockHash: b.cert.valueId,
+                blockTime: x,
+                blockBytes: encodeStoredBlock(b.stored),
+                certificateBytes: encodeCommitCertificate(b.cert),
+                txHashes: [],
+                receipts: [],
+              }),
+            )
+          }
+          tip = consensus.upTo
+        }
         if (h !== tip + 1) return err({ code: 'not_next' as const, reason: 'not next' })
         if (s.block.header.lastCommitHash[0] === 9) return err({ code: 'header' as const, reason: 'tampered last commit' })
         const checked: CheckedBlock = { height: h, hash: c.valueId, stored: s, txs: [], certificate: c, offenders: [] }
@@ -227,14 +251,19 @@ test('a response cut short by its byte budget: the heights it did not carry are 
 })
 
 test('a range holding a block whose certificate does not verify: the blocks before it are kept, the liar is penalized, the rest comes from another peer', async () => {
-  const forged = (x: number) => (x === 5 ? { ...block(x), cert: { ...block(x).cert, round: 3 } } : block(x))
+  const forged = (x: number) => (x === 3 ? { ...block(x), cert: { ...block(x).cert, round: 3 } } : block(x))
   const h = harness({ a: ranges(12, forged), b: ranges(12) }, { range: { blocks: 8 } })
   await h.sync.start()
   await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
   assert.deepEqual(h.applied, heights(12))
   assert.ok(
-    h.penalties.some((p) => p.peer === 'a' && /block 5 without a valid certificate/.test(p.reason)),
-    'the liar is penalized for block 5',
+    h.penalties.some((p) => p.peer === 'a' && /block 3 without a valid certificate/.test(p.reason)),
+    'the liar is penalized for block 3',
+  )
+  assert.deepEqual(
+    h.rangesAsked.filter((r) => r.from === 3).map((r) => r.peer),
+    ['b'],
+    'what followed the wrong block was asked of the other peer, once',
   )
   assert.ok(!h.penalties.some((p) => p.peer === 'b'))
   h.sync.stop()
@@ -365,4 +394,17 @@ test('range requests and responses: bounds on both sides', () => {
   assert.equal(decodeRangeResponse(encodeRangeResponse([item(1), item(2), item(3)]), req, limits).ok, false, 'more blocks than asked for')
   assert.equal(decodeRangeResponse(encodeCanonical([item(1).stored]), req, limits).ok, false, 'a block without its certificate')
   assert.equal(decodeRangeResponse(encodeCanonical([item(1).stored, new Uint8Array([1])]), req, limits).ok, false, 'a certificate that does not decode')
+})
+
+test('blocks fetched for heights the chain reached without them are compared with the chain: a liar is penalized all the same', async () => {
+  // consensus commits heights 2 to 6 by itself while sync holds blocks of a peer that tampers with every block but the first
+  const h = harness({ a: ranges(10, (x) => block(x, x > 1)), b: ranges(10) }, { range: { blocks: 6 } }, { at: 2, upTo: 6 })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 10, 'sync to height 10', 10_000)
+  await waitFor(
+    () => h.penalties.some((p) => p.peer === 'a' && /is not the block committed at that height/.test(p.reason)),
+    'the liar penalized for a block the chain did not need',
+  )
+  assert.ok(!h.penalties.some((p) => p.peer === 'b'), 'the honest peer is not')
+  h.sync.stop()
 })
