@@ -1,6 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { LengthPrefixedDecoder, lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Logger } from '../logger.js'
+import { quietVarintDecoder } from './framing.js'
 import type { GossipHandler } from './p2p.js'
 
 /**
@@ -184,7 +185,11 @@ export class DirectStreams {
    * of bytes wait for the handler, the stream is paused, so the sender is held back by the muxer's flow control.
    */
   private read(stream: Stream, from: string, handler: GossipHandler): void {
-    const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxMessageBytes, maxBufferSize: this.maxMessageBytes + READ_SLACK_BYTES })
+    const decoder = new LengthPrefixedDecoder({
+      maxDataLength: this.maxMessageBytes,
+      maxBufferSize: this.maxMessageBytes + READ_SLACK_BYTES,
+      lengthDecoder: quietVarintDecoder,
+    })
     const pending: Uint8Array[] = []
     let pendingBytes = 0
     let delivering = false

@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js'
 import { InboundGuard, type InboundGuardStats } from './inboundGuard.js'
 import { ipKey, ipKeyOfMultiaddr } from './ipKey.js'
 import { libp2pPrivateKeyFromSeed } from './peerId.js'
+import { cheapFraming } from './framing.js'
 import { ThrottledLog } from './throttledLog.js'
 
 /**
@@ -242,7 +243,7 @@ export class P2p extends EventEmitter<P2pEvents> {
       privateKey: this.privateKey,
       addresses: { listen: [...this.opts.listen] },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [(components) => cheapFraming(noise()(components))],
       // every protocol caps its own inbound streams per connection (16 at most); this bounds the streams a peer
       // may open before naming a protocol
       streamMuxers: [yamux({ maxInboundStreams: 256 })],
