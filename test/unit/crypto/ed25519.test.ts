@@ -2,7 +2,16 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { fromHex, toHex } from '../../../crypto/bytes.js'
-import { isAcceptablePublicKey, keyPairFromSeed, rememberValid, sign, verify, verifyPureJs, verifyRemembered } from '../../../crypto/ed25519.js'
+import {
+  isAcceptablePublicKey,
+  keyPairFromSeed,
+  passesKeyScreen,
+  rememberValid,
+  sign,
+  verify,
+  verifyPureJs,
+  verifyRemembered,
+} from '../../../crypto/ed25519.js'
 import { loadFixture } from '../../helpers/fixtures.js'
 import { Rng } from '../../helpers/random.js'
 
@@ -106,6 +115,58 @@ test('S + L (the malleated twin of a valid signature) is rejected', () => {
   assert.ok(verify(kp.publicKey, msg, sig))
   assert.equal(verify(kp.publicKey, msg, twin), false)
   assert.equal(verifyPureJs(kp.publicKey, msg, twin), false)
+})
+
+/** True when the 32 bytes decode (strict RFC 8032) to a curve point. */
+function decodesToPoint(bytes: Uint8Array): boolean {
+  try {
+    ed25519.Point.fromBytes(bytes, false)
+    return true
+  } catch {
+    return false
+  }
+}
+
+test('the key screen refuses what rule 1 refuses, except keys that decode to no point, and those verify nothing', () => {
+  const rng = new Rng(21)
+  const keys: Uint8Array[] = []
+  // every small-order point, each with both sign bits (one of each pair is non-canonical or not a point)
+  const torsion = ed25519.Point.fromBytes(hex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'), false)
+  for (let k = 0n; k < 8n; k++) {
+    const enc = k === 0n ? ed25519.Point.ZERO.toBytes() : torsion.multiplyUnsafe(k).toBytes()
+    keys.push(
+      enc,
+      Uint8Array.from(enc, (b, i) => (i === 31 ? b ^ 0x80 : b)),
+    )
+  }
+  // non-canonical y: p .. 2^255 - 1, both signs
+  for (let d = 0; d < 19; d++) {
+    const y = new Uint8Array(32).fill(0xff)
+    y[0] = 0xed + d
+    y[31] = 0x7f
+    keys.push(
+      y,
+      Uint8Array.from(y, (b, i) => (i === 31 ? b | 0x80 : b)),
+    )
+  }
+  // a mixed-order point (a valid key plus a torsion component) is acceptable
+  const kp = keyPairFromSeed(new Uint8Array(32).fill(5))
+  keys.push(ed25519.Point.fromBytes(kp.publicKey, false).add(torsion).toBytes())
+  for (let i = 0; i < 300; i++) keys.push(i % 2 === 0 ? keyPairFromSeed(rng.bytes(32)).publicKey : rng.bytes(32))
+  const message = new Uint8Array([1, 2, 3])
+  const foreign = sign(kp.secretKey, message)
+  let offCurve = 0
+  for (const key of keys) {
+    const acceptable = isAcceptablePublicKey(key)
+    if (passesKeyScreen(key) === acceptable) continue
+    assert.equal(acceptable, false, `the screen refused acceptable key ${toHex(key)}`)
+    assert.equal(decodesToPoint(key), false, `the screen passed key ${toHex(key)}, a point rule 1 refuses`)
+    offCurve++
+    assert.equal(verify(key, message, foreign), false)
+    assert.equal(verify(key, message, new Uint8Array(64)), false)
+    assert.equal(verify(key, message, Uint8Array.from([1, ...new Uint8Array(63)])), false)
+  }
+  assert.ok(offCurve > 50, 'random bytes include keys that decode to no point')
 })
 
 test('wrong lengths and garbage never throw', () => {
