@@ -25,6 +25,11 @@ const opts = program.opts<{ messages: string; bytes: string; burst?: boolean; ro
 const messages = Number(opts.messages)
 const size = Number(opts.bytes)
 const rounds = Number(opts.rounds)
+// a burst is queued whole, and a peer's outbound queue holds 16 MiB (DirectStreams drops beyond it)
+if (opts.burst === true && messages * (size + 5) > 16 * 1024 * 1024) {
+  console.error('p2p-messages: a burst must fit the 16 MiB outbound queue (--messages × --bytes)')
+  process.exit(2)
+}
 
 const PROTOCOL = '/tally/bench-messages/1'
 

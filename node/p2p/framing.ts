@@ -1,4 +1,4 @@
-import type { ConnectionEncrypter, MessageStream } from '@libp2p/interface'
+import type { ConnectionEncrypter, MessageStream, MultiaddrConnection, StreamMuxer, StreamMuxerFactory } from '@libp2p/interface'
 import * as varint from 'uint8-varint'
 
 /**
@@ -13,10 +13,14 @@ import * as varint from 'uint8-varint'
  *  - **Reads.** A length-prefixed decoder asks its length decoder for the next length until that throws a
  *    `RangeError` for want of bytes, which happens once for every chunk read; building an error captures a stack.
  *    {@link quietLengthDecoder} throws one prebuilt error instead.
+ *  - **Window updates.** Yamux's receiver answered every data frame with a window-update frame, so each message cost
+ *    a second frame the other way (encrypted, written, read, decrypted). {@link fewerWindowUpdates} sends one only
+ *    once half the stream's receive window is used, as the reference implementation (Go's yamux) does: the sender
+ *    still holds the other half while the update travels.
  *
- * Both reach into libp2p's own classes (`AbstractMessageStream.sendData`, the Noise stream's `decoder`), which are
- * not part of its interface; a connection without them is left as it is, and a unit test checks that the shipped
- * versions have them.
+ * These reach into libp2p's own classes (`AbstractMessageStream.sendData`, the Noise stream's `decoder`, Yamux's
+ * streams), which are not part of its interface; what lacks them is left as it is, and unit tests check that the
+ * shipped versions have them.
  */
 export function cheapFraming<E extends ConnectionEncrypter>(encrypter: E): E {
   const secureInbound = encrypter.secureInbound.bind(encrypter)
@@ -79,4 +83,49 @@ function tuneSecured<T extends { connection: MessageStream }>(secured: T): T {
     decoder.lengthDecoder = quietLengthDecoder(uint16BE, 2)
   }
   return secured
+}
+
+/** The fields of a Yamux stream that {@link fewerWindowUpdates} reads. */
+interface YamuxStreamWindow {
+  state?: number
+  recvWindow?: number
+  recvWindowCapacity?: number
+  sendWindowUpdate?: () => void
+}
+
+/** Yamux's `StreamState.Established`: a window update then carries no flag and may wait. */
+const YAMUX_ESTABLISHED = 3
+
+/** Makes a Yamux stream send a window update only once half its receive window is used (or with a flag). */
+export function halfWindowUpdates(stream: unknown): void {
+  const s = stream as YamuxStreamWindow
+  const send = s.sendWindowUpdate
+  if (typeof send !== 'function' || typeof s.recvWindow !== 'number' || typeof s.recvWindowCapacity !== 'number') return
+  s.sendWindowUpdate = function (this: YamuxStreamWindow) {
+    if (this.state === YAMUX_ESTABLISHED && this.recvWindow! - this.recvWindowCapacity! < this.recvWindow! / 2) return
+    send.call(this)
+  }
+}
+
+interface YamuxMuxerStreams {
+  _newStream?: (...args: unknown[]) => unknown
+}
+
+/** A Yamux muxer factory whose streams send window updates at half the window ({@link halfWindowUpdates}). */
+export function fewerWindowUpdates<F extends StreamMuxerFactory>(factory: F): F {
+  const create = factory.createStreamMuxer.bind(factory)
+  factory.createStreamMuxer = (maConn: MultiaddrConnection): StreamMuxer => {
+    const muxer = create(maConn)
+    const m = muxer as unknown as YamuxMuxerStreams
+    const newStream = m._newStream
+    if (typeof newStream === 'function') {
+      m._newStream = function (this: unknown, ...args: unknown[]) {
+        const stream = newStream.apply(this, args)
+        halfWindowUpdates(stream)
+        return stream
+      }
+    }
+    return muxer
+  }
+  return factory
 }

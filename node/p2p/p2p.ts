@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js'
 import { InboundGuard, type InboundGuardStats } from './inboundGuard.js'
 import { ipKey, ipKeyOfMultiaddr } from './ipKey.js'
 import { libp2pPrivateKeyFromSeed } from './peerId.js'
-import { cheapFraming } from './framing.js'
+import { cheapFraming, fewerWindowUpdates } from './framing.js'
 import { ThrottledLog } from './throttledLog.js'
 
 /**
@@ -246,7 +246,7 @@ export class P2p extends EventEmitter<P2pEvents> {
       connectionEncrypters: [(components) => cheapFraming(noise()(components))],
       // every protocol caps its own inbound streams per connection (16 at most); this bounds the streams a peer
       // may open before naming a protocol
-      streamMuxers: [yamux({ maxInboundStreams: 256 })],
+      streamMuxers: [() => fewerWindowUpdates(yamux({ maxInboundStreams: 256 })())],
       connectionGater: gater,
       connectionManager: {
         maxConnections: Math.max(64, this.allowed.size * 4),

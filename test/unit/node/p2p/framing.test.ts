@@ -2,10 +2,11 @@ import '../../../../node/p2p/polyfill.js'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { noise } from '@chainsafe/libp2p-noise'
-import type { ComponentLogger, ConnectionEncrypter, Logger, MessageStream, Upgrader } from '@libp2p/interface'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { ComponentLogger, ConnectionEncrypter, Logger, MessageStream, Stream, Upgrader } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddrConnectionPair } from '@libp2p/utils'
-import { cheapFraming, quietLengthDecoder, quietVarintDecoder } from '../../../../node/p2p/framing.js'
+import { cheapFraming, fewerWindowUpdates, halfWindowUpdates, quietLengthDecoder, quietVarintDecoder } from '../../../../node/p2p/framing.js'
 import { libp2pPrivateKeyFromSeed } from '../../../../node/p2p/peerId.js'
 import { waitFor } from '../../../helpers/waitFor.js'
 
@@ -102,5 +103,80 @@ describe('cheap framing', () => {
       (e) => e === short,
     )
     assert.equal(two(new Uint8Array(3)), 3)
+  })
+
+  it('Yamux streams send a window update once half the receive window is used, not after every frame', async () => {
+    /** Yamux window-update frames (type 1) among what a raw connection is asked to send. */
+    const countUpdates = (conn: unknown): { count: () => number } => {
+      let n = 0
+      const raw = conn as { sendData: (data: { subarray: () => Uint8Array }) => unknown }
+      const sendData = raw.sendData.bind(conn)
+      raw.sendData = (data) => {
+        const bytes = data.subarray()
+        // frames are 12-byte headers (version, type, flags, stream id, length), data frames followed by their data
+        for (let at = 0; at + 12 <= bytes.byteLength; ) {
+          const type = bytes[at + 1]
+          const length = new DataView(bytes.buffer, bytes.byteOffset + at + 8, 4).getUint32(0)
+          if (type === 1) n++
+          at += 12 + (type === 0 ? length : 0)
+        }
+        return sendData(data)
+      }
+      return { count: () => n }
+    }
+    const run = async (tuned: boolean): Promise<number> => {
+      const [outbound, inbound] = multiaddrConnectionPair()
+      const updates = countUpdates(inbound)
+      const factory = (f: ReturnType<ReturnType<typeof yamux>>) => (tuned ? fewerWindowUpdates(f) : f)
+      const dialer = factory(yamux()()).createStreamMuxer(outbound)
+      const listener = factory(yamux()()).createStreamMuxer(inbound)
+      const incoming = new Promise<Stream>((resolve) => {
+        listener.addEventListener('stream', (evt) => resolve(evt.detail), { once: true })
+      })
+      const stream = await dialer.createStream()
+      let received = 0
+      const remote = await incoming
+      remote.addEventListener('message', (evt) => {
+        received += evt.data.byteLength
+      })
+      const total = 300 * 100
+      for (let i = 0; i < 300; i++) {
+        stream.send(new Uint8Array(100).fill(i))
+        await new Promise<void>((r) => setImmediate(r))
+      }
+      // and one message larger than the window, which needs updates to get through
+      const large = 1024 * 1024
+      stream.send(new Uint8Array(large))
+      await waitFor(() => received === total + large, 'all data received')
+      dialer.abort(new Error('done'))
+      listener.abort(new Error('done'))
+      return updates.count()
+    }
+    const plain = await run(false)
+    const tuned = await run(true)
+    assert.ok(plain >= 300, `plain Yamux answers every frame (${plain} updates)`)
+    assert.ok(tuned < 40, `at most a few dozen updates, for the large message (${tuned})`)
+  })
+
+  it('halfWindowUpdates passes flagged updates and those past half the window through', () => {
+    const calls: string[] = []
+    const stream = {
+      state: 3,
+      recvWindow: 1000,
+      recvWindowCapacity: 1000,
+      sendWindowUpdate() {
+        calls.push(`${this.state}:${this.recvWindowCapacity}`)
+      },
+    }
+    halfWindowUpdates(stream)
+    stream.recvWindowCapacity = 600
+    stream.sendWindowUpdate()
+    assert.deepEqual(calls, [], 'less than half used: no update')
+    stream.recvWindowCapacity = 500
+    stream.sendWindowUpdate()
+    stream.state = 2
+    stream.recvWindowCapacity = 990
+    stream.sendWindowUpdate()
+    assert.deepEqual(calls, ['3:500', '2:990'], 'half used, or a stream whose update carries a flag')
   })
 })
