@@ -3,7 +3,7 @@ import { FieldErrors, join, type ParseResult } from './fieldErrors.js'
 import { PEER_ID_RE } from './genesis.js'
 
 /**
- * A node's `config.json`: its name, networking, RPC, mempool and logging settings. Every field may be left out
+ * A node's `config.json`: its name, networking, RPC, mempool, storage and logging settings. Every field may be left out
  * (defaults: {@link DEFAULT_CONFIG}); unknown fields are errors, so a typo never passes silently.
  * Format: docs/formats.md, "Node configuration".
  */
@@ -66,8 +66,18 @@ export interface NodeConfig {
     /** Signature verification worker threads; absent: one less than the machine's cores, from 1 to 4. */
     readonly verifyWorkers?: number
   }
+  readonly storage: {
+    /**
+     * LevelDB's block cache, in bytes: decompressed copies of the chain database's compressed blocks (accounts, chain
+     * records). The state tree's blocks do not compress and are read from the memory-mapped table files without it.
+     */
+    readonly blockCacheBytes: number
+  }
   readonly logLevel: LogLevel
 }
+
+/** Bounds of `storage.blockCacheBytes`: 1 MiB to 2 GiB (LevelDB takes the size as a 32-bit number). */
+export const BLOCK_CACHE_BYTES_RANGE: readonly [number, number] = [1024 * 1024, 2 * 1024 * 1024 * 1024]
 
 /** The configuration of a node whose `config.json` is `{}`. */
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
@@ -83,6 +93,7 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
     gappedSharePercent: 25,
     gappedExpiryHeights: 100,
   }),
+  storage: Object.freeze({ blockCacheBytes: 8 * 1024 * 1024 }),
   logLevel: 'info' as LogLevel,
 })
 
@@ -109,7 +120,7 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
 export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
-  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'logLevel'])) return e.fail('invalid_config')
+  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'storage', 'logLevel'])) return e.fail('invalid_config')
   const d = DEFAULT_CONFIG
   const moniker =
     json.moniker === undefined ? d.moniker : (e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker)
@@ -211,6 +222,18 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     }
   }
 
+  let storage = d.storage
+  if (json.storage !== undefined && e.object('storage', json.storage, ['blockCacheBytes'])) {
+    const v = json.storage
+    const [min, max] = BLOCK_CACHE_BYTES_RANGE
+    storage = {
+      blockCacheBytes:
+        v.blockCacheBytes === undefined
+          ? d.storage.blockCacheBytes
+          : (e.integer('storage.blockCacheBytes', v.blockCacheBytes, min, max) ?? d.storage.blockCacheBytes),
+    }
+  }
+
   let logLevel = d.logLevel
   if (json.logLevel !== undefined) {
     if ((LOG_LEVELS as readonly unknown[]).includes(json.logLevel)) logLevel = json.logLevel as LogLevel
@@ -218,5 +241,5 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   }
 
   if (!e.empty) return e.fail('invalid_config')
-  return ok({ moniker, p2p, rpc, mempool, logLevel })
+  return ok({ moniker, p2p, rpc, mempool, storage, logLevel })
 }

@@ -103,7 +103,9 @@ export class TallyNode {
     const tipHeight = () => this.tip?.height ?? 0
 
     // stores and keys
-    const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger)
+    const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger, {
+      blockCacheBytes: config.storage.blockCacheBytes,
+    })
     // a home's genesis holds no balances: they are read from its file only to seed or check the database
     const genesis: Genesis = { ...this.home.genesis, balances: [] }
     const home = this.home

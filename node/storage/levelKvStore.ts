@@ -2,6 +2,17 @@ import { ClassicLevel } from 'classic-level'
 import type { KvOp, KvStore } from '../../ledger/store.js'
 
 /**
+ * LevelDB's block cache of a node's database by default: 8 MiB (`storage.blockCacheBytes` in config.json).
+ *
+ * On a 64-bit system LevelDB memory-maps its table files (up to 1,000 of them), and a block stored uncompressed is
+ * read in place from the mapping, never copied into the block cache. The state tree's nodes are hashes, which do not
+ * compress, so their blocks never enter the cache: it holds only the decompressed copies of compressed blocks (the
+ * accounts, the chain's records), and a miss costs one decompression of a block already in the page cache. A larger
+ * cache fills up under load with copies that save little time (docs/performance.md, "Memory").
+ */
+export const DEFAULT_BLOCK_CACHE_BYTES = 8 * 1024 * 1024
+
+/**
  * {@link KvStore} over classic-level (LevelDB), keys and values as Uint8Array ('view' encodings).
  *
  * The node opens one database per home (`DIR/data/`), gives it to the ledger as a KvStore, and keeps its own keys
@@ -14,15 +25,14 @@ export class LevelKvStore implements KvStore {
   ) {}
 
   /**
-   * Opens (creating if missing) the database at `path`. `cacheSizeBytes` is LevelDB's block cache (default 128 MiB:
-   * a block reads each changed account's path, whose lower nodes share a few blocks; they should stay cached
-   * between one tree level's read and the next).
+   * Opens (creating if missing) the database at `path`. `cacheSizeBytes` is LevelDB's block cache (default
+   * {@link DEFAULT_BLOCK_CACHE_BYTES}).
    */
   static async open(path: string, options: { cacheSizeBytes?: number } = {}): Promise<LevelKvStore> {
     const db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
       keyEncoding: 'view',
       valueEncoding: 'view',
-      cacheSize: options.cacheSizeBytes ?? 128 * 1024 * 1024,
+      cacheSize: options.cacheSizeBytes ?? DEFAULT_BLOCK_CACHE_BYTES,
     })
     try {
       await db.open()
@@ -66,6 +76,14 @@ export class LevelKvStore implements KvStore {
       throw e
     }
     await batch.write({ sync: true })
+  }
+
+  /**
+   * LevelDB's own memory, in bytes: what its block cache holds and its write buffers (the memtables). The mapped table
+   * files are not counted: they are the operating system's page cache.
+   */
+  approximateMemoryBytes(): number {
+    return Number(this.db.getProperty('leveldb.approximate-memory-usage'))
   }
 
   /** Closes the database. */

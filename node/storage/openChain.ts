@@ -8,7 +8,7 @@ import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
 import type { KvOp, KvStore } from '../../ledger/store.js'
 import type { Logger } from '../logger.js'
 import { ChainStore } from './chainStore.js'
-import { LevelKvStore } from './levelKvStore.js'
+import { DEFAULT_BLOCK_CACHE_BYTES, LevelKvStore } from './levelKvStore.js'
 
 /** Key of the genesis hash the database was initialised with: 'Mgen'. */
 const GENESIS_KEY = new Uint8Array([0x4d, 0x67, 0x65, 0x6e])
@@ -52,6 +52,14 @@ export type GenesisWork = 'inline' | 'child'
  */
 export const CHILD_GENESIS_BYTES = 1024 * 1024
 
+/** How {@link openChain} opens a chain database. */
+export interface OpenChainOptions {
+  /** Where a genesis is read whole when it must be (default: `'child'` from {@link CHILD_GENESIS_BYTES} on). */
+  readonly work?: GenesisWork
+  /** LevelDB's block cache of the open database (default {@link DEFAULT_BLOCK_CACHE_BYTES}; `storage.blockCacheBytes`). */
+  readonly blockCacheBytes?: number
+}
+
 /**
  * Opens the chain database at `path`, initialising it with the genesis state on first start. A database initialised
  * with another genesis is refused (it belongs to another chain).
@@ -60,12 +68,12 @@ export const CHILD_GENESIS_BYTES = 1024 * 1024
  * same file (same bytes), the stored hash is the file's: its balances were validated and hashed when the database was
  * seeded, so they are not read again. Another file (edited, or another genesis) is read whole, validated and hashed
  * as on the first start: the same genesis hash is accepted (and its digest kept), another refused. That reading and
- * the seeding happen in a child process for a large file (`work`, default: `'child'` from
- * {@link CHILD_GENESIS_BYTES} on).
+ * the seeding happen in a child process for a large file (`options.work`).
  */
-export async function openChain(path: string, genesis: GenesisSource, logger: Logger, work?: GenesisWork): Promise<OpenedChain> {
-  const gHash = await prepareGenesis(path, genesis, logger, work ?? (genesis.file.size >= CHILD_GENESIS_BYTES ? 'child' : 'inline'))
-  const kv = await LevelKvStore.open(path)
+export async function openChain(path: string, genesis: GenesisSource, logger: Logger, options: OpenChainOptions = {}): Promise<OpenedChain> {
+  const work = options.work ?? (genesis.file.size >= CHILD_GENESIS_BYTES ? 'child' : 'inline')
+  const gHash = await prepareGenesis(path, genesis, logger, work)
+  const kv = await LevelKvStore.open(path, { cacheSizeBytes: options.blockCacheBytes ?? DEFAULT_BLOCK_CACHE_BYTES })
   try {
     const stored = await kv.get(GENESIS_KEY)
     if (stored === undefined || !bytesEqual(stored, gHash)) throw new Error(`${path} belongs to another genesis; move it away to start this chain`)
@@ -76,7 +84,7 @@ export async function openChain(path: string, genesis: GenesisSource, logger: Lo
   }
 }
 
-/** LevelDB's block cache while seeding: the seeding reads back little, and a node's cache is sized for blocks. */
+/** LevelDB's block cache while seeding or checking a genesis: the seeding reads back little. */
 const SEEDING_CACHE_BYTES = 8 * 1024 * 1024
 
 /** What the database keeps of the genesis file it was seeded from (see {@link GENESIS_FILE_KEY}). */

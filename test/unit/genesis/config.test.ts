@@ -22,6 +22,7 @@ test('an empty config gets every default; given fields are kept', () => {
       gappedExpiryHeights: 7,
       verifyWorkers: 2,
     },
+    storage: { blockCacheBytes: 64 * 1024 * 1024 },
     logLevel: 'debug',
   }
   const f = parseConfig(full)
@@ -67,6 +68,11 @@ test('each problem is reported with its field', () => {
     [{ mempool: { gappedSharePercent: 101 } }, 'mempool.gappedSharePercent', /between/],
     [{ mempool: { gappedExpiryHeights: 0 } }, 'mempool.gappedExpiryHeights', /between/],
     [{ mempool: { gappedExpiryHeights: 2.5 } }, 'mempool.gappedExpiryHeights', /integer/],
+    [{ storage: { blockCacheBytes: 1024 * 1024 - 1 } }, 'storage.blockCacheBytes', /must be between 1048576 and 2147483648/],
+    [{ storage: { blockCacheBytes: 2 * 1024 * 1024 * 1024 + 1 } }, 'storage.blockCacheBytes', /must be between 1048576 and 2147483648/],
+    [{ storage: { blockCacheBytes: '8MiB' } }, 'storage.blockCacheBytes', /integer/],
+    [{ storage: { cacheSize: 1 } }, 'storage.cacheSize', /unknown field/],
+    [{ storage: 8388608 }, 'storage', /object/],
     [{ logLevel: 'loud' }, 'logLevel', /one of/],
     [[], '', /object/],
   ]
@@ -86,4 +92,15 @@ test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
     assert.ok(!isNetworkAddress(bad, false), String(bad))
   assert.ok(isNetworkAddress('0.0.0.0:0', true))
   assert.ok(!isNetworkAddress('0.0.0.0:0', false))
+})
+
+test('storage.blockCacheBytes: 8 MiB by default, 1 MiB to 2 GiB accepted', () => {
+  const empty = parseConfig({ storage: {} })
+  assert.ok(empty.ok)
+  assert.equal(empty.value.storage.blockCacheBytes, 8 * 1024 * 1024)
+  for (const n of [1024 * 1024, 2 * 1024 * 1024 * 1024]) {
+    const r = parseConfig({ storage: { blockCacheBytes: n } })
+    assert.ok(r.ok, String(n))
+    assert.equal(r.value.storage.blockCacheBytes, n)
+  }
 })

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { bytesEqual } from '../../../../crypto/bytes.js'
 import { LevelKvStore } from '../../../../node/storage/levelKvStore.js'
 import { kvStoreContract } from '../../ledger/kvStoreContract.js'
 
@@ -56,5 +57,38 @@ test('LevelKvStore: a database open elsewhere is refused with a message that say
     await assert.rejects(LevelKvStore.open(join(dir, 'db')), /db is locked: another process \(a tallyd on this home\?\) has it open/)
   } finally {
     await close()
+  }
+})
+
+test('LevelKvStore: the block cache holds at most its configured size, and reads stay right', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-level-'))
+  try {
+    const path = join(dir, 'db')
+    // 8 MiB of values that compress: their blocks are decompressed into the block cache when read
+    const keys = Array.from({ length: 4096 }, (_, i) => new Uint8Array([0x4c, i >> 8, i & 0xff]))
+    const value = (i: number) => new Uint8Array(2048).fill(i & 0xff)
+    const w = await LevelKvStore.open(path)
+    await w.write(keys.map((key, i) => ({ type: 'put' as const, key, value: value(i) })))
+    await w.close()
+    const held = async (cacheSizeBytes: number) => {
+      // reopened, the log is written out to a table file: every read below goes through the cache
+      const s = await LevelKvStore.open(path, { cacheSizeBytes })
+      try {
+        const values = await s.getMany(keys)
+        values.forEach((v, i) => {
+          assert.ok(v !== undefined && bytesEqual(v, value(i)), `value ${i}`)
+        })
+        return s.approximateMemoryBytes()
+      } finally {
+        await s.close()
+      }
+    }
+    const small = await held(1024 * 1024)
+    const large = await held(64 * 1024 * 1024)
+    // the write buffer of an empty memtable counts too: a few KiB
+    assert.ok(small <= 1024 * 1024 + 64 * 1024, `1 MiB cache holds ${small} bytes`)
+    assert.ok(large >= 7 * 1024 * 1024, `64 MiB cache holds ${large} bytes after reading 8 MiB`)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 })

@@ -41,7 +41,7 @@ function homeGenesis(path: string, text: string): { genesis: HomeGenesis; reads:
 }
 
 async function open(db: string, genesis: HomeGenesis, work: GenesisWork) {
-  const c = await openChain(db, genesis, silentLogger(), work)
+  const c = await openChain(db, genesis, silentLogger(), { work })
   const root = toHex(c.ledger.root())
   await c.kv.close()
   return root
