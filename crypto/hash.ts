@@ -19,9 +19,30 @@ function ownDigest(latin1: string): Uint8Array {
   return out
 }
 
-/** SHA-256 of the concatenation of the given byte arrays (OpenSSL through node:crypto). */
+/** Most bytes of several parts hashed by copying them together (the Merkle trees' 33- and 65-byte nodes). */
+const JOINED_BYTES = 256
+/** Where several small parts are copied to be hashed at once; used and done with within one call. */
+const joined = new Uint8Array(JOINED_BYTES)
+
+/**
+ * SHA-256 of the concatenation of the given byte arrays (OpenSSL through node:crypto). Several parts of
+ * {@link JOINED_BYTES} or fewer in all are copied together and hashed at once: a hash object per call costs more than
+ * the copy.
+ */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1 && oneShot !== undefined) return ownDigest(oneShot('sha256', parts[0]!, 'latin1'))
+  if (oneShot !== undefined) {
+    if (parts.length === 1) return ownDigest(oneShot('sha256', parts[0]!, 'latin1'))
+    let total = 0
+    for (const p of parts) total += p.byteLength
+    if (total <= JOINED_BYTES) {
+      let off = 0
+      for (const p of parts) {
+        joined.set(p, off)
+        off += p.byteLength
+      }
+      return ownDigest(oneShot('sha256', joined.subarray(0, total), 'latin1'))
+    }
+  }
   const h = nodeCrypto.createHash('sha256')
   for (const p of parts) h.update(p)
   return ownDigest(h.digest('binary')) // 'binary' is node's alias of latin1

@@ -39,3 +39,27 @@ test('sha256 agrees with node:crypto digests byte for byte, every byte value inc
   }
   assert.equal(seen.size, 256)
 })
+
+test('sha256 of several parts agrees with node:crypto below, at and above the size they are copied together up to', async () => {
+  const { createHash } = await import('node:crypto')
+  for (const total of [0, 1, 33, 65, 255, 256, 257, 300, 4096]) {
+    const input = new Uint8Array(total)
+    for (let j = 0; j < total; j++) input[j] = (total * 13 + j * 29) & 0xff
+    const want = new Uint8Array(createHash('sha256').update(input).digest())
+    for (const cuts of [[0], [1], [total >> 1], [1, total >> 1, total - 1], [0, 0, total]]) {
+      const parts: Uint8Array[] = []
+      let from = 0
+      for (const c of cuts) {
+        const at = Math.max(from, Math.min(total, c))
+        parts.push(input.subarray(from, at))
+        from = at
+      }
+      parts.push(input.subarray(from))
+      assert.deepEqual(sha256(...parts), want, `${total} bytes cut at ${cuts.join(',')}`)
+    }
+  }
+  // one digest is not disturbed by the next
+  const first = sha256(bytes('a'), bytes('bc'))
+  sha256(bytes('xy'), bytes('z'))
+  assert.equal(toHex(first), ABC)
+})
