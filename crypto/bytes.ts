@@ -71,10 +71,18 @@ export function fromHex(hex: string, expectedLength?: number): Uint8Array | unde
   return new Uint8Array(Buffer.from(body, 'hex'))
 }
 
-/** True when both arrays hold the same bytes. */
+/** Arrays this long or longer are compared natively: below it, a call into C++ costs more than the loop. */
+const NATIVE_EQUAL_BYTES = 48
+
+/**
+ * True when both arrays hold the same bytes. Hashes and addresses are compared in a loop (whose bound is read once:
+ * `byteLength` is a call per read), anything longer by `Buffer.compare`.
+ */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  const n = a.byteLength
+  if (n !== b.byteLength) return false
+  if (n >= NATIVE_EQUAL_BYTES) return Buffer.compare(a, b) === 0
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
   return true
 }
 

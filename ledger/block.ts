@@ -93,7 +93,8 @@ function headerTuple(h: BlockHeader): Canonical {
 }
 
 function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.byteLength; i++) if (b[i] !== 0) return false
+  const n = b.byteLength
+  for (let i = 0; i < n; i++) if (b[i] !== 0) return false
   return true
 }
 
