@@ -13,7 +13,7 @@ export function toHex(bytes: Uint8Array): string {
 /**
  * An exact string key for bytes, one character (code 0-255) per byte, for Maps and Sets keyed by hashes and
  * addresses: smaller and cheaper to make than a hex key. Equal bytes give equal keys and different bytes different
- * keys. Not for display or storage.
+ * keys. Not for display or storage. Hashes (32 bytes) and addresses (20) are keyed without a Buffer view.
  */
 export function bytesKey(b: Uint8Array): string {
   if (b.length === 32) {
@@ -50,6 +50,30 @@ export function bytesKey(b: Uint8Array): string {
       b[29]!,
       b[30]!,
       b[31]!,
+    )
+  }
+  if (b.length === 20) {
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
     )
   }
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
