@@ -1,7 +1,7 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
 import { malformed, type DecodeError, type DecodeResult } from '../crypto/decodeError.js'
-import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { HASH_LENGTH, sha256, sha256Into } from '../crypto/hash.js'
 import { ok } from '../crypto/result.js'
 import { MAX_TX_BYTES, isValidChainId } from './transaction.js'
 
@@ -322,16 +322,47 @@ function readByteStrings(b: Uint8Array, off: number, maxItems: number, maxItemBy
  * `root([]) = SHA-256()`, `root([h]) = SHA-256(0x00 || h)`, and for n > 1 with k the largest power of two below n,
  * `root(hs) = SHA-256(0x01 || root(hs[0:k]) || root(hs[k:n]))`. The 0x00/0x01 prefixes separate leaves from inner
  * nodes, so no inner node can pass as a transaction.
+ *
+ * Computed level by level from the leaves up, each level's hashes side by side in one array: pairing neighbours and
+ * carrying an odd last node up unchanged builds exactly the tree the recursive definition splits at k.
  */
 export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
+  const n = txHashes.length
+  if (n === 0) return new Uint8Array(EMPTY_TX_ROOT)
+  for (const h of txHashes) if (h.byteLength !== HASH_LENGTH) return txRootOfAnyItems(txHashes)
+  const level = new Uint8Array(n * HASH_LENGTH)
+  const leaf = new Uint8Array(1 + HASH_LENGTH)
+  leaf[0] = 0x00
+  for (let i = 0; i < n; i++) {
+    leaf.set(txHashes[i]!, 1)
+    sha256Into(level, i * HASH_LENGTH, leaf)
+  }
+  const inner = new Uint8Array(1 + 2 * HASH_LENGTH)
+  inner[0] = 0x01
+  for (let count = n; count > 1; ) {
+    const pairs = count >> 1
+    for (let i = 0; i < pairs; i++) {
+      // nodes 2i and 2i + 1 lie side by side; the parent goes to i, which is read before it is written
+      const from = 2 * i * HASH_LENGTH
+      for (let j = 0; j < 2 * HASH_LENGTH; j++) inner[1 + j] = level[from + j]!
+      sha256Into(level, i * HASH_LENGTH, inner)
+    }
+    if (count % 2 === 1) level.copyWithin(pairs * HASH_LENGTH, (count - 1) * HASH_LENGTH, count * HASH_LENGTH)
+    count = pairs + (count % 2)
+  }
+  return level.slice(0, HASH_LENGTH)
+}
+
+/** {@link txRoot} by its recursive definition, for items that are not 32-byte hashes. */
+function txRootOfAnyItems(items: readonly Uint8Array[]): Uint8Array {
   const leaf = new Uint8Array([0x00])
   const inner = new Uint8Array([0x01])
   const rec = (lo: number, hi: number): Uint8Array => {
     const n = hi - lo
-    if (n === 1) return sha256(leaf, txHashes[lo]!)
+    if (n === 1) return sha256(leaf, items[lo]!)
     let k = 1
     while (k * 2 < n) k *= 2
     return sha256(inner, rec(lo, lo + k), rec(lo + k, hi))
   }
-  return txHashes.length === 0 ? new Uint8Array(EMPTY_TX_ROOT) : rec(0, txHashes.length)
+  return rec(0, items.length)
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { toHex } from '../../../crypto/bytes.js'
-import { HASH_LENGTH, sha256 } from '../../../crypto/hash.js'
+import { HASH_LENGTH, sha256, sha256Into } from '../../../crypto/hash.js'
 
 const ABC = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad' // FIPS 180-2, "abc"
 const bytes = (s: string) => new TextEncoder().encode(s)
@@ -62,4 +62,17 @@ test('sha256 of several parts agrees with node:crypto below, at and above the si
   const first = sha256(bytes('a'), bytes('bc'))
   sha256(bytes('xy'), bytes('z'))
   assert.equal(toHex(first), ABC)
+})
+
+test('sha256Into writes the digest at an offset and nothing else', () => {
+  const out = new Uint8Array(80).fill(0xee)
+  sha256Into(out, 7, bytes('abc'))
+  assert.equal(toHex(out.subarray(7, 7 + HASH_LENGTH)), ABC)
+  assert.ok(out.subarray(0, 7).every((b) => b === 0xee))
+  assert.ok(out.subarray(7 + HASH_LENGTH).every((b) => b === 0xee))
+  // the input may be a view of the output array itself
+  const both = new Uint8Array(64)
+  both.set(bytes('abc'), 40)
+  sha256Into(both, 0, both.subarray(40, 43))
+  assert.equal(toHex(both.subarray(0, HASH_LENGTH)), ABC)
 })

@@ -67,6 +67,35 @@ test('header encoding, block hash and tx roots match the golden vectors (cross-c
   assert.equal(toHex(EMPTY_TX_ROOT), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
 })
 
+test('txRoot is the recursive RFC 6962 definition, at every tree shape, whatever the items', () => {
+  // the definition as written: split at the largest power of two below n
+  const reference = (items: readonly Uint8Array[]): Uint8Array => {
+    if (items.length === 0) return sha256(new Uint8Array(0))
+    if (items.length === 1) return sha256(new Uint8Array([0]), items[0]!)
+    let k = 1
+    while (k * 2 < items.length) k *= 2
+    return sha256(new Uint8Array([1]), reference(items.slice(0, k)), reference(items.slice(k)))
+  }
+  const rng = new Rng(5)
+  const hashes = Array.from({ length: 1100 }, () => rng.bytes(32))
+  for (const n of [...Array.from({ length: 70 }, (_, i) => i), 127, 128, 129, 255, 256, 257, 1000, 1023, 1024, 1025, 1100]) {
+    const items = hashes.slice(0, n)
+    const root = txRoot(items)
+    assert.deepEqual(root, reference(items), `${n} hashes`)
+    assert.equal(root.byteLength, 32)
+  }
+  // items of other lengths (not transaction hashes) follow the same definition
+  for (const items of [[rng.bytes(5)], [rng.bytes(32), rng.bytes(31)], [rng.bytes(0), rng.bytes(32), rng.bytes(64)]]) {
+    assert.deepEqual(txRoot(items), reference(items))
+  }
+  // the root is an array of its own; the inputs are untouched
+  const items = hashes.slice(0, 9)
+  const copy = items.map((h) => new Uint8Array(h))
+  const root = txRoot(items)
+  assert.equal(root.buffer.byteLength, 32)
+  assert.deepEqual(items, copy)
+})
+
 test('txRoot: leaves and inner nodes are domain-separated; order matters', () => {
   const a = sha256(new Uint8Array([1]))
   const b = sha256(new Uint8Array([2]))
