@@ -13,7 +13,7 @@ export function toHex(bytes: Uint8Array): string {
 /**
  * An exact string key for bytes, one character (code 0-255) per byte, for Maps and Sets keyed by hashes and
  * addresses: smaller and cheaper to make than a hex key. Equal bytes give equal keys and different bytes different
- * keys. Not for display or storage.
+ * keys. Not for display or storage. Hashes (32 bytes) and addresses (20) are keyed without a Buffer view.
  */
 export function bytesKey(b: Uint8Array): string {
   if (b.length === 32) {
@@ -52,6 +52,30 @@ export function bytesKey(b: Uint8Array): string {
       b[31]!,
     )
   }
+  if (b.length === 20) {
+    return String.fromCharCode(
+      b[0]!,
+      b[1]!,
+      b[2]!,
+      b[3]!,
+      b[4]!,
+      b[5]!,
+      b[6]!,
+      b[7]!,
+      b[8]!,
+      b[9]!,
+      b[10]!,
+      b[11]!,
+      b[12]!,
+      b[13]!,
+      b[14]!,
+      b[15]!,
+      b[16]!,
+      b[17]!,
+      b[18]!,
+      b[19]!,
+    )
+  }
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
 }
 
@@ -71,10 +95,18 @@ export function fromHex(hex: string, expectedLength?: number): Uint8Array | unde
   return new Uint8Array(Buffer.from(body, 'hex'))
 }
 
-/** True when both arrays hold the same bytes. */
+/** Arrays this long or longer are compared natively: below it, a call into C++ costs more than the loop. */
+const NATIVE_EQUAL_BYTES = 48
+
+/**
+ * True when both arrays hold the same bytes. Hashes and addresses are compared in a loop (whose bound is read once:
+ * `byteLength` is a call per read), anything longer by `Buffer.compare`.
+ */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  const n = a.byteLength
+  if (n !== b.byteLength) return false
+  if (n >= NATIVE_EQUAL_BYTES) return Buffer.compare(a, b) === 0
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false
   return true
 }
 

@@ -19,10 +19,48 @@ function ownDigest(latin1: string): Uint8Array {
   return out
 }
 
-/** SHA-256 of the concatenation of the given byte arrays (OpenSSL through node:crypto). */
+/** Most bytes of several parts hashed by copying them together (the Merkle trees' 33- and 65-byte nodes). */
+const JOINED_BYTES = 256
+/** Where several small parts are copied to be hashed at once; used and done with within one call. */
+const joined = new Uint8Array(JOINED_BYTES)
+/** Views of the first n bytes of `joined`, made once each (a view per call would be garbage per hash). */
+const joinedViews: (Uint8Array | undefined)[] = []
+
+/**
+ * SHA-256 of the concatenation of the given byte arrays (OpenSSL through node:crypto). Several parts of
+ * {@link JOINED_BYTES} or fewer in all are copied together and hashed at once: a hash object per call costs more than
+ * the copy.
+ */
 export function sha256(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1 && oneShot !== undefined) return ownDigest(oneShot('sha256', parts[0]!, 'latin1'))
+  if (oneShot !== undefined) {
+    if (parts.length === 1) return ownDigest(oneShot('sha256', parts[0]!, 'latin1'))
+    let total = 0
+    for (const p of parts) total += p.byteLength
+    if (total <= JOINED_BYTES) {
+      let off = 0
+      for (const p of parts) {
+        joined.set(p, off)
+        off += p.byteLength
+      }
+      const view = joinedViews[total] ?? joined.subarray(0, total)
+      joinedViews[total] = view
+      return ownDigest(oneShot('sha256', view, 'latin1'))
+    }
+  }
   const h = nodeCrypto.createHash('sha256')
   for (const p of parts) h.update(p)
   return ownDigest(h.digest('binary')) // 'binary' is node's alias of latin1
+}
+
+/**
+ * Writes SHA-256 of `data` into `out` at `offset` (32 bytes) and allocates no array: for trees that keep the hashes
+ * of a level side by side in one array.
+ */
+export function sha256Into(out: Uint8Array, offset: number, data: Uint8Array): void {
+  if (oneShot === undefined) {
+    out.set(nodeCrypto.createHash('sha256').update(data).digest(), offset)
+    return
+  }
+  const digest = oneShot('sha256', data, 'latin1')
+  for (let i = 0; i < HASH_LENGTH; i++) out[offset + i] = digest.charCodeAt(i)
 }

@@ -1,7 +1,7 @@
 import { ADDRESS_LENGTH } from '../crypto/address.js'
 import { decodeCanonical, encodeCanonical, type Canonical } from '../crypto/canonical.js'
 import { malformed, type DecodeError, type DecodeResult } from '../crypto/decodeError.js'
-import { HASH_LENGTH, sha256 } from '../crypto/hash.js'
+import { HASH_LENGTH, sha256, sha256Into } from '../crypto/hash.js'
 import { ok } from '../crypto/result.js'
 import { MAX_TX_BYTES, isValidChainId } from './transaction.js'
 
@@ -93,7 +93,8 @@ function headerTuple(h: BlockHeader): Canonical {
 }
 
 function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.byteLength; i++) if (b[i] !== 0) return false
+  const n = b.byteLength
+  for (let i = 0; i < n; i++) if (b[i] !== 0) return false
   return true
 }
 
@@ -185,8 +186,24 @@ export function encodeBlock(block: Block): Uint8Array {
  * Decodes block bytes strictly: at most `maxBytes` (default and ceiling {@link MAX_BLOCK_BYTES}), canonical, exact
  * shape, at most `maxTxs` transactions of at most MAX_TX_BYTES each. Transactions are not decoded here
  * (the validity rule, ledger/blockValidity.ts, does). Never throws.
+ *
+ * A block is read in one pass over its headers ({@link readBlockLayout}) when it has the layout its canonical encoding
+ * gives a valid block; anything else goes through the general strict decoder ({@link decodeBlockStrict}), which gives
+ * the reason. Both accept exactly the same bytes with the same value.
  */
 export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number } = {}): BlockDecodeResult<Block> {
+  const maxBytes = Math.min(limits.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
+  const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
+  const block = bytes instanceof Uint8Array && bytes.byteLength <= maxBytes ? readBlockLayout(bytes, maxTxs) : undefined
+  if (block !== undefined) return ok(block)
+  return decodeBlockStrict(bytes, { maxBytes, maxTxs })
+}
+
+/**
+ * The general strict decoder of blocks: canonical MessagePack (decoded, then re-encoded and compared), then the shape
+ * and bounds of {@link decodeBlock}. {@link decodeBlock} uses it for whatever does not read as a valid block's layout.
+ */
+export function decodeBlockStrict(bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number } = {}): BlockDecodeResult<Block> {
   const fail = malformed
   const maxBytes = Math.min(limits.maxBytes ?? MAX_BLOCK_BYTES, MAX_BLOCK_BYTES)
   const maxTxs = Math.min(limits.maxTxs ?? MAX_BLOCK_TXS, MAX_BLOCK_TXS)
@@ -213,20 +230,139 @@ export function decodeBlock(bytes: Uint8Array, limits: { maxBytes?: number; maxT
 }
 
 /**
+ * Reads a block in the layout the canonical encoding gives a valid one, or returns undefined for any other bytes
+ * (which may still be a valid block in no other way, or malformed in many: the strict decoder says how). The layout:
+ * `0x93` (array of 3); the header's 12 fields, which must decode as a header by {@link decodeBlockHeader} (strict, so
+ * canonical); then the transactions and the evidence, each an array of byte strings with the shortest headers the
+ * encoder writes (fixarray below 16 items, array 16 below 2^16, array 32; bin 8 below 256 bytes, bin 16 below 2^16)
+ * and the sizes {@link decodeBlockStrict} allows; nothing after. A block's bytes are its header's, then its items'
+ * with their headers, so this accepts exactly the canonical encodings of valid blocks, without decoding and
+ * re-encoding the transactions. Byte arrays are plain Uint8Array views of `bytes`.
+ */
+function readBlockLayout(b: Uint8Array, maxTxs: number): Block | undefined {
+  const n = b.byteLength
+  if (n < 2 || b[0] !== 0x93 || b[1] !== 0x9c) return undefined
+  let off = 2
+  for (let i = 0; i < 12 && off >= 0; i++) off = skipHeaderField(b, off)
+  if (off < 0) return undefined
+  const header = decodeBlockHeader(b.subarray(1, off))
+  if (!header.ok) return undefined
+  const txs = readByteStrings(b, off, maxTxs, MAX_TX_BYTES)
+  if (txs === undefined) return undefined
+  const evidence = readByteStrings(b, txs.end, MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES)
+  if (evidence === undefined || evidence.end !== n) return undefined
+  return { header: header.value, txs: txs.items, evidence: evidence.items }
+}
+
+/**
+ * The offset after the header field at `off` (a string, a byte string or a u64 in the forms a header's fields take),
+ * or -1 for anything else or a field that runs past the end. Whether the field is canonical is the header decoder's
+ * to judge.
+ */
+function skipHeaderField(b: Uint8Array, off: number): number {
+  const t = b[off]
+  let end: number
+  if (t === undefined) return -1
+  if (t >= 0xa0 && t <= 0xbf) end = off + 1 + (t - 0xa0)
+  else if ((t === 0xd9 || t === 0xc4) && off + 1 < b.byteLength) end = off + 2 + b[off + 1]!
+  else if (t === 0xcf || t === 0xd3) end = off + 9
+  else return -1
+  return end <= b.byteLength ? end : -1
+}
+
+/**
+ * The array of byte strings at `off`, as views of `b`, and the offset after it: undefined unless the array and each
+ * item have the shortest header for their size, it holds at most `maxItems`, and each item 1 to `maxItemBytes` bytes
+ * (below 2^16).
+ */
+function readByteStrings(b: Uint8Array, off: number, maxItems: number, maxItemBytes: number): { items: Uint8Array[]; end: number } | undefined {
+  const n = b.byteLength
+  if (off >= n) return undefined
+  const head = b[off]!
+  let count: number
+  if (head >= 0x90 && head <= 0x9f) {
+    count = head - 0x90
+    off += 1
+  } else if (head === 0xdc && off + 3 <= n) {
+    count = (b[off + 1]! << 8) | b[off + 2]!
+    if (count < 16) return undefined
+    off += 3
+  } else if (head === 0xdd && off + 5 <= n) {
+    count = b[off + 1]! * 0x1000000 + ((b[off + 2]! << 16) | (b[off + 3]! << 8) | b[off + 4]!)
+    if (count < 0x10000) return undefined
+    off += 5
+  } else {
+    return undefined
+  }
+  if (count > maxItems) return undefined
+  const items: Uint8Array[] = []
+  for (let i = 0; i < count; i++) {
+    if (off + 2 > n) return undefined
+    const t = b[off]!
+    let len: number
+    if (t === 0xc4) {
+      len = b[off + 1]!
+      off += 2
+    } else if (t === 0xc5 && off + 3 <= n) {
+      len = (b[off + 1]! << 8) | b[off + 2]!
+      if (len < 0x100) return undefined
+      off += 3
+    } else {
+      return undefined
+    }
+    if (len === 0 || len > maxItemBytes || off + len > n) return undefined
+    items.push(new Uint8Array(b.buffer, b.byteOffset + off, len))
+    off += len
+  }
+  return { items, end: off }
+}
+
+/**
  * The transaction root (RFC 6962 Merkle tree hash over the transaction hashes, in block order):
  * `root([]) = SHA-256()`, `root([h]) = SHA-256(0x00 || h)`, and for n > 1 with k the largest power of two below n,
  * `root(hs) = SHA-256(0x01 || root(hs[0:k]) || root(hs[k:n]))`. The 0x00/0x01 prefixes separate leaves from inner
  * nodes, so no inner node can pass as a transaction.
+ *
+ * Computed level by level from the leaves up, each level's hashes side by side in one array: pairing neighbours and
+ * carrying an odd last node up unchanged builds exactly the tree the recursive definition splits at k.
  */
 export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
+  const n = txHashes.length
+  if (n === 0) return new Uint8Array(EMPTY_TX_ROOT)
+  for (const h of txHashes) if (h.byteLength !== HASH_LENGTH) return txRootOfAnyItems(txHashes)
+  const level = new Uint8Array(n * HASH_LENGTH)
+  const leaf = new Uint8Array(1 + HASH_LENGTH)
+  leaf[0] = 0x00
+  for (let i = 0; i < n; i++) {
+    leaf.set(txHashes[i]!, 1)
+    sha256Into(level, i * HASH_LENGTH, leaf)
+  }
+  const inner = new Uint8Array(1 + 2 * HASH_LENGTH)
+  inner[0] = 0x01
+  for (let count = n; count > 1; ) {
+    const pairs = count >> 1
+    for (let i = 0; i < pairs; i++) {
+      // nodes 2i and 2i + 1 lie side by side; the parent goes to i, which is read before it is written
+      const from = 2 * i * HASH_LENGTH
+      for (let j = 0; j < 2 * HASH_LENGTH; j++) inner[1 + j] = level[from + j]!
+      sha256Into(level, i * HASH_LENGTH, inner)
+    }
+    if (count % 2 === 1) level.copyWithin(pairs * HASH_LENGTH, (count - 1) * HASH_LENGTH, count * HASH_LENGTH)
+    count = pairs + (count % 2)
+  }
+  return level.slice(0, HASH_LENGTH)
+}
+
+/** {@link txRoot} by its recursive definition, for items that are not 32-byte hashes. */
+function txRootOfAnyItems(items: readonly Uint8Array[]): Uint8Array {
   const leaf = new Uint8Array([0x00])
   const inner = new Uint8Array([0x01])
   const rec = (lo: number, hi: number): Uint8Array => {
     const n = hi - lo
-    if (n === 1) return sha256(leaf, txHashes[lo]!)
+    if (n === 1) return sha256(leaf, items[lo]!)
     let k = 1
     while (k * 2 < n) k *= 2
     return sha256(inner, rec(lo, lo + k), rec(lo + k, hi))
   }
-  return txHashes.length === 0 ? new Uint8Array(EMPTY_TX_ROOT) : rec(0, txHashes.length)
+  return rec(0, items.length)
 }

@@ -218,7 +218,7 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
     return undefined
   }
   if (off + len + 34 + 22 + 9 + 9 + 66 !== n) return undefined
-  const chainId = String.fromCharCode(...b.subarray(off, off + len))
+  const chainId = readChainId(b, off, len)
   off += len
   if (b[off] !== 0xc4 || b[off + 1] !== PUBLIC_KEY_LENGTH) return undefined
   const from = view(b, off + 2, PUBLIC_KEY_LENGTH)
@@ -234,6 +234,25 @@ export function readCanonicalLayout(b: Uint8Array): Transaction | undefined {
   const tx = { chainId, from, to, amount, nonce, signature: view(b, off + 2, SIGNATURE_LENGTH) }
   // the layout fixes the encoding; the values obey the same rules as every other transaction's
   return checkFields(tx) === undefined ? tx : undefined
+}
+
+/** The last chain id the layout reader read, and its bytes: a block's transactions share one, read once. */
+let lastChainId = ''
+let lastChainIdBytes = new Uint8Array(0)
+
+/** The `len` bytes at `off` as a string of one character per byte (the chain id, checked later like any other). */
+function readChainId(b: Uint8Array, off: number, len: number): string {
+  const last = lastChainIdBytes
+  if (last.length === len) {
+    let i = 0
+    while (i < len && b[off + i] === last[i]) i++
+    if (i === len) return lastChainId
+  }
+  let chainId = ''
+  for (let i = 0; i < len; i++) chainId += String.fromCharCode(b[off + i]!)
+  lastChainId = chainId
+  lastChainIdBytes = b.slice(off, off + len)
+  return chainId
 }
 
 /** A plain Uint8Array over part of `b` (not a Buffer even when `b` is one, as the strict decoder returns). */

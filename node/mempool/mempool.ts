@@ -12,6 +12,7 @@ import {
   type GovernanceTransaction,
 } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
+import { RecentHashes } from './recentHashes.js'
 
 /**
  * The mempool: transactions admitted but not yet committed, per sender in nonce order.
@@ -194,11 +195,10 @@ export class Mempool {
   private readonly maxGappedTxs: number
   private readonly maxGappedBytes: number
   private readonly expiryHeights: number
-  private readonly recentCapacity: number
   private readonly deps: MempoolDependencies
   private readonly byHash = new Map<string, Entry>()
   private readonly senders = new Map<string, SenderState>()
-  private readonly recentCommitted = new Set<string>()
+  private readonly recentCommitted: RecentHashes
   private totalBytes = 0
   private seq = 0
   /** Incremented whenever committed state may have changed; an admission that awaited across it refetches. */
@@ -223,7 +223,7 @@ export class Mempool {
     this.maxGappedTxs = Math.ceil((this.maxTxs * share) / 100)
     this.maxGappedBytes = Math.ceil((this.maxBytes * share) / 100)
     this.expiryHeights = Math.max(1, options.gappedExpiryHeights ?? d.gappedExpiryHeights)
-    this.recentCapacity = options.recentCommittedCapacity ?? d.recentCommittedCapacity
+    this.recentCommitted = new RecentHashes(options.recentCommittedCapacity ?? d.recentCommittedCapacity)
     this.deps = dependencies
   }
 
@@ -259,7 +259,7 @@ export class Mempool {
 
   /** True when the hash was committed recently (within the remembered window). */
   wasCommitted(hash: Uint8Array): boolean {
-    return this.recentCommitted.has(bytesKey(hash))
+    return this.recentCommitted.has(hash)
   }
 
   /**
@@ -343,7 +343,7 @@ export class Mempool {
     // 3. duplicates, pending or recently committed
     const key = bytesKey(decoded.hash)
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
-    if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
+    if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already)
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true) {
       const check = this.deps.verifySignature?.(tx) ?? verifyTransactionSignature(tx)
@@ -371,7 +371,7 @@ export class Mempool {
     }
     // from here on nothing awaits: the checks and the insertion see one consistent pool
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
-    if (this.recentCommitted.has(key)) return fail('duplicate', 'already committed')
+    if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     if (sender === undefined) {
       sender = { key: senderKey, address, account, byNonce: new Map(), next: account.nonce, spend: 0n, bytes: 0, gappedTxs: 0, gappedBytes: 0 }
     } else if (sender.account === undefined) {
@@ -499,17 +499,17 @@ export class Mempool {
     this.height++
     const stale = new Set<SenderState>()
     for (const hash of committedHashes) {
-      const key = bytesKey(hash)
-      this.rememberCommitted(key)
+      this.recentCommitted.add(hash)
       // a committed hash is refused as a duplicate before any signature check, so its verified mark is not needed
       this.deps.verifiedSignatures?.delete(hash)
-      const e = this.byHash.get(key)
+      // (an empty pool, as while catching up, has nothing to look up)
+      const e = this.byHash.size === 0 ? undefined : this.byHash.get(bytesKey(hash))
       if (e === undefined) continue
       this.removeEntry(e, { code: 'committed', reason: 'committed in a block' })
       stale.add(e.sender)
     }
     if (touched === undefined) for (const s of this.senders.values()) stale.add(s)
-    else {
+    else if (this.senders.size > 0) {
       for (const address of touched) {
         const s = this.senders.get(bytesKey(address))
         if (s !== undefined) stale.add(s)
@@ -655,14 +655,6 @@ export class Mempool {
     if (s.byNonce.size === 0) this.senders.delete(s.key)
     if (removal.code !== 'committed') this.deps.logger?.debug({ hash: toHex(e.decoded.hash), ...removal }, 'transaction dropped')
     this.deps.onRemoved?.(e.decoded.hash, removal)
-  }
-
-  private rememberCommitted(key: string): void {
-    if (this.recentCommitted.has(key)) return
-    this.recentCommitted.add(key)
-    if (this.recentCommitted.size > this.recentCapacity) {
-      this.recentCommitted.delete(this.recentCommitted.values().next().value!)
-    }
   }
 }
 

@@ -11,6 +11,7 @@ import {
   blockHash,
   decodeBlock,
   decodeBlockHeader,
+  decodeBlockStrict,
   encodeBlock,
   encodeBlockHeader,
   txRoot,
@@ -18,6 +19,7 @@ import {
 } from '../../../ledger/block.js'
 import { MAX_TX_BYTES, createTransfer } from '../../../ledger/transaction.js'
 import { loadFixture } from '../../helpers/fixtures.js'
+import { Rng } from '../../helpers/random.js'
 
 interface GoldenBlocks {
   header: {
@@ -63,6 +65,35 @@ test('header encoding, block hash and tx roots match the golden vectors (cross-c
   assert.equal(to0x(blockHash(header)), g.blockHash)
   for (const t of g.txRoots) assert.equal(to0x(txRoot(t.hashes.map((h) => fromHex(h)!))), t.root, `${t.hashes.length} hashes`)
   assert.equal(toHex(EMPTY_TX_ROOT), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+})
+
+test('txRoot is the recursive RFC 6962 definition, at every tree shape, whatever the items', () => {
+  // the definition as written: split at the largest power of two below n
+  const reference = (items: readonly Uint8Array[]): Uint8Array => {
+    if (items.length === 0) return sha256(new Uint8Array(0))
+    if (items.length === 1) return sha256(new Uint8Array([0]), items[0]!)
+    let k = 1
+    while (k * 2 < items.length) k *= 2
+    return sha256(new Uint8Array([1]), reference(items.slice(0, k)), reference(items.slice(k)))
+  }
+  const rng = new Rng(5)
+  const hashes = Array.from({ length: 1100 }, () => rng.bytes(32))
+  for (const n of [...Array.from({ length: 70 }, (_, i) => i), 127, 128, 129, 255, 256, 257, 1000, 1023, 1024, 1025, 1100]) {
+    const items = hashes.slice(0, n)
+    const root = txRoot(items)
+    assert.deepEqual(root, reference(items), `${n} hashes`)
+    assert.equal(root.byteLength, 32)
+  }
+  // items of other lengths (not transaction hashes) follow the same definition
+  for (const items of [[rng.bytes(5)], [rng.bytes(32), rng.bytes(31)], [rng.bytes(0), rng.bytes(32), rng.bytes(64)]]) {
+    assert.deepEqual(txRoot(items), reference(items))
+  }
+  // the root is an array of its own; the inputs are untouched
+  const items = hashes.slice(0, 9)
+  const copy = items.map((h) => new Uint8Array(h))
+  const root = txRoot(items)
+  assert.equal(root.buffer.byteLength, 32)
+  assert.deepEqual(items, copy)
 })
 
 test('txRoot: leaves and inner nodes are domain-separated; order matters', () => {
@@ -154,4 +185,63 @@ test('decoding rejects malformed headers and blocks with a reason', () => {
   assert.equal(decodeBlock(encodeCanonical([good as never, [new Uint8Array(5), new Uint8Array(5)], []]), { maxTxs: 1 }).ok, false)
   assert.equal(decodeBlock(encodeCanonical([good as never, [], []]), { maxBytes: 10 }).ok, false)
   assert.throws(() => encodeBlockHeader({ ...h, height: 1.5 }), RangeError)
+})
+
+test('decodeBlock gives what the general strict decoder gives, on valid blocks and on every kind of damage', () => {
+  const rng = new Rng(21)
+  const header = (chainId: string): BlockHeader => ({ ...goldenHeader(), chainId })
+  // items of every size class: 1 byte, a transfer's size, 255, 256 (bin 16) and the bounds
+  const item = (max: number) => rng.bytes(Math.min(max, [1, 2, 160, 255, 256, 300, max][rng.int(7)]!))
+  const blocks: Uint8Array[] = []
+  for (const count of [0, 1, 15, 16, 17, 300]) {
+    for (const chainId of ['t', 'tally-test', 'c'.repeat(31), 'c'.repeat(32), 'c'.repeat(64)]) {
+      const txs = Array.from({ length: count }, () => item(MAX_TX_BYTES))
+      const evidence = Array.from({ length: rng.int(3) === 0 ? 16 : rng.int(3) }, () => item(1024))
+      blocks.push(encodeBlock({ header: header(chainId), txs, evidence }))
+    }
+  }
+  const same = (bytes: Uint8Array, limits: { maxBytes?: number; maxTxs?: number }, what: string) => {
+    assert.deepEqual(decodeBlock(bytes, limits), decodeBlockStrict(bytes, limits), what)
+  }
+  // the shortest array and byte-string headers, and the longer ones that are not canonical
+  const binHeader = (len: number, form: number) => (form === 8 ? [0xc4, len] : form === 16 ? [0xc5, len >> 8, len & 255] : [0xc6, 0, 0, len >> 8, len & 255])
+  const arrHeader = (count: number, form: number) =>
+    form === 4 ? [0x90 + count] : form === 16 ? [0xdc, count >> 8, count & 255] : [0xdd, 0, 0, count >> 8, count & 255]
+  const h = encodeBlockHeader(header('tally-test'))
+  for (const [i, bytes] of blocks.entries()) {
+    const d = decodeBlock(bytes)
+    assert.ok(d.ok, `block ${i}`)
+    same(bytes, {}, `block ${i}`)
+    same(bytes, { maxTxs: 15 }, `block ${i} within 15 transactions`)
+    same(bytes, { maxBytes: bytes.byteLength - 1 }, `block ${i} a byte over its bound`)
+    same(Buffer.from(bytes), {}, `block ${i} as a Buffer`)
+    same(bytes.subarray(0, bytes.byteLength - 1 - rng.int(Math.min(bytes.byteLength - 1, 400))), {}, `block ${i} truncated`)
+    same(new Uint8Array([...bytes, rng.int(256)]), {}, `block ${i} with a byte after it`)
+    for (let k = 0; k < 40; k++) {
+      const flipped = new Uint8Array(bytes)
+      // mostly in the first bytes, where the headers are
+      const at = k < 30 ? rng.int(Math.min(flipped.byteLength, 420)) : rng.int(flipped.byteLength)
+      flipped[at] = k % 2 === 0 ? flipped[at]! ^ (1 << rng.int(8)) : rng.int(256)
+      same(flipped, {}, `block ${i} with byte ${at} changed`)
+    }
+  }
+  for (const txForm of [8, 16, 32]) {
+    for (const arrForm of [4, 16, 32]) {
+      for (const len of [5, 255, 256]) {
+        if (len > 255 && txForm === 8) continue
+        const bytes = new Uint8Array([0x93, ...h, ...arrHeader(1, arrForm), ...binHeader(len, txForm), ...rng.bytes(len), 0x90])
+        same(bytes, {}, `a ${len}-byte transaction as bin ${txForm} in array ${arrForm}`)
+        assert.equal(decodeBlock(bytes).ok, arrForm === 4 && txForm === (len > 255 ? 16 : 8), `${len} bytes, bin ${txForm}, array ${arrForm}`)
+      }
+    }
+  }
+  // a header that reads field by field but is not canonical, or not a header
+  for (const fields of [
+    [...h.subarray(0, 1), 0xd9, 15, ...h.subarray(2)], // the tag as str 8
+    [0x9c, ...h.subarray(1, 17), 0xcc, 5, ...h.subarray(26)], // the height as a small int
+    [0x9b, ...h.subarray(1)], // eleven fields announced
+  ]) {
+    same(new Uint8Array([0x93, ...fields, 0x90, 0x90]), {}, 'a header not as the encoder writes it')
+    assert.equal(decodeBlock(new Uint8Array([0x93, ...fields, 0x90, 0x90])).ok, false)
+  }
 })

@@ -195,6 +195,29 @@ describe('mempool update', () => {
     )
   })
 
+  it('remembers what blocks commit while it holds nothing (catching up), and forgets the oldest past its capacity', async () => {
+    const { pool, tx, accounts, addrs } = setup({ recentCommittedCapacity: 3 })
+    const [a0, a1, a2, a3] = [0, 1, 2, 3].map((n) => tx(0, n))
+    const b0 = tx(1, 0)
+    accounts.set(addrs[0]!, 1000n, 2n)
+    await pool.update([a0!.hash, a1!.hash], [addrs[0]!])
+    accounts.set(addrs[0]!, 1000n, 4n)
+    await pool.update([a2!.hash, a3!.hash], [addrs[0]!])
+    assert.equal(pool.size, 0)
+    // a replay of a committed transaction is a duplicate, found before its signature is checked
+    const again = await pool.add(a3!.bytes)
+    assert.equal(!again.ok && again.error.code, 'duplicate')
+    assert.deepEqual(
+      [a0, a1, a2, a3].map((t) => pool.wasCommitted(t!.hash)),
+      [false, true, true, true],
+    )
+    // one the window forgot is still refused, by its nonce
+    const old = await pool.add(a0!.bytes)
+    assert.equal(!old.ok && old.error.code, 'bad_nonce')
+    // and what was not committed is admitted as before
+    assert.equal((await pool.add(b0.bytes)).ok, true)
+  })
+
   it('re-reads every sender when the touched accounts are not given', async () => {
     const { pool, tx, accounts, addrs, removed } = setup({}, true)
     const a0 = tx(0, 0)
