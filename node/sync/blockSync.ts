@@ -136,6 +136,13 @@ export class BlockSync {
   private stopped = false
   /** Verified tips of peers. */
   private readonly peerTips = new Map<string, number>()
+  /**
+   * Peers that answered "no block" for a height below their polled tip, since that poll. A certificate proves the chain
+   * reached a tip, not that the peer still holds its blocks: an honest peer restarted with its `data/` deleted answers
+   * so until it has synced again. The first such answer only drops the peer's tip (it is polled again); one that comes
+   * again after a later poll, where the peer claimed that tip anew, is penalized. Peer to the poll count of its first.
+   */
+  private readonly unserved = new Map<string, number>()
   /** Peers that do not serve ranges: asked for single heights. */
   private readonly singles = new Set<string>()
   /** Peers seen working beyond this node's next height, to poll at the next check. */
@@ -253,6 +260,7 @@ export class BlockSync {
     this.seenAhead.clear()
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
+    for (const id of [...this.unserved.keys()]) if (!peers.includes(id)) this.unserved.delete(id)
     // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
     this.singles.clear()
     await Promise.all(
@@ -317,7 +325,8 @@ export class BlockSync {
     if (!r.ok) return r.error.code === 'unreachable' && this.d.p2p.peers().includes(peer) ? 'no_ranges' : []
     const d = decodeRangeResponse(r.value, request, this.o.limits)
     if (!d.ok) return this.fault(peer, from, `malformed block response: ${d.error.reason}`, [])
-    if (d.value.length === 0) return this.fault(peer, from, `no block ${from} although its tip is above it`, [])
+    if (d.value.length === 0) return this.noBlock(peer, from)
+    this.unserved.delete(peer)
     const out: Fetched[] = []
     for (const b of d.value) {
       const height = from + out.length
@@ -353,10 +362,15 @@ export class BlockSync {
         : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false
           ? `block ${height} without a valid certificate for it`
           : undefined
+    if (d.ok && d.value === null) {
+      this.noBlock(peer, height)
+      return undefined
+    }
     if (fault !== undefined || !d.ok || d.value === null) {
       this.fault(peer, height, fault ?? 'bad block response', [])
       return undefined
     }
+    this.unserved.delete(peer)
     return { ...d.value, peer }
   }
 
@@ -375,6 +389,16 @@ export class BlockSync {
     } catch (e) {
       this.d.logger.debug({ height, err: (e as Error).message }, 'could not compare a skipped block with the chain')
     }
+  }
+
+  /** A peer whose polled tip is at or above `height` served no block there: see {@link unserved}. */
+  private noBlock(peer: string, height: number): Fetched[] {
+    const since = this.unserved.get(peer)
+    if (since !== undefined && since < this.polls) return this.fault(peer, height, `no block ${height} although its tip is above it`, [])
+    if (since === undefined) this.unserved.set(peer, this.polls)
+    this.peerTips.delete(peer)
+    this.d.logger.debug({ peer, height }, 'a peer holds no block below its tip: polling its tip again')
+    return []
   }
 
   /** Penalizes a peer for an answer that is not the certified block it claims to hold; returns what it served before. */

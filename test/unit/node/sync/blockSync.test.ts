@@ -283,15 +283,36 @@ test('a range holding a tampered block (refused by the host): the peer is penali
   h.sync.stop()
 })
 
-test('a malformed range response, or none from a peer whose tip holds the height, is penalized; sync completes', async () => {
+test('a malformed range response is penalized; sync completes from the others', async () => {
   const junk: Peer = { ...ranges(12), serveRange: () => new Uint8Array([0x92, 0xc4, 0x01]) }
-  const empty: Peer = { ...ranges(12), serveRange: () => encodeRangeResponse([]) }
-  const h = harness({ a: junk, b: empty, c: ranges(12) }, { range: { blocks: 4 } })
+  const h = harness({ a: junk, c: ranges(12) }, { range: { blocks: 4 } })
   await h.sync.start()
   await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
   assert.deepEqual(h.applied, heights(12))
   assert.ok(h.penalties.some((p) => p.peer === 'a' && /malformed/.test(p.reason)))
-  assert.ok(h.penalties.some((p) => p.peer === 'b' && /no block/.test(p.reason)))
+  assert.ok(!h.penalties.some((p) => p.peer === 'c'))
+  h.sync.stop()
+})
+
+test('no block below its tip: a peer is polled again first (it may have restarted empty), penalized if it claims the tip anew', async () => {
+  // b claims a tip it serves nothing of; c serves up to 20 and first claims 12
+  const b: Peer = { ...ranges(20), tip: 12, serveRange: () => encodeRangeResponse([]) }
+  const c: Peer = { ...ranges(20), tip: 12 }
+  const h = harness({ b, c }, { range: { blocks: 4 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
+  assert.deepEqual(h.applied, heights(12))
+  assert.equal(h.penalties.length, 0, 'a first empty answer costs nothing: an honest peer restarted without its data answers so')
+  // both claim 20 at the next poll (consensus saw height 20 decided); b still serves nothing
+  b.tip = 20
+  c.tip = 20
+  h.sync.request(20)
+  await waitFor(() => h.tip() >= 20, 'sync to height 20', 10_000)
+  assert.deepEqual(h.applied, heights(20))
+  assert.ok(
+    h.penalties.some((p) => p.peer === 'b' && /no block/.test(p.reason)),
+    'empty again after claiming the tip anew',
+  )
   assert.ok(!h.penalties.some((p) => p.peer === 'c'))
   h.sync.stop()
 })
