@@ -103,7 +103,12 @@ export class TallyNode {
     const tipHeight = () => this.tip?.height ?? 0
 
     // stores and keys
-    const { kv, ledger, chain } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger, {
+    const {
+      kv: db,
+      staged: kv,
+      ledger,
+      chain,
+    } = await openChain(join(this.home.dir, HomeFiles.chain), this.home.genesis, logger, {
       blockCacheBytes: config.storage.blockCacheBytes,
     })
     // a home's genesis holds no balances: they are read from its file only to seed or check the database
@@ -111,7 +116,7 @@ export class TallyNode {
     const home = this.home
     const params = consensusParamsOf(genesis)
     const limits = { maxBytes: genesis.params.block.maxBytes, maxTxs: genesis.params.block.maxTxs }
-    this.stopFns.push(() => kv.close())
+    this.stopFns.push(() => db.close())
     this.tip = await chain.tip()
     const signer = loadSigner(home, logger)
     this.stopFns.push(() => signer.close())
@@ -221,6 +226,7 @@ export class TallyNode {
         chain,
         logger: log('sync'),
         tipHeight: () => host.tip?.height ?? 0,
+        appliedHeight: () => host.appliedTip?.height ?? 0,
         heightStartedAtMs: () => host.heightStartedAtMs,
         now: () => Date.now(),
         every: (ms, f) => {
@@ -230,7 +236,8 @@ export class TallyNode {
         verifyTip: (cert) => host.verifyTip(cert),
         verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
         check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
-        apply: (b) => host.applySyncedBlock(b),
+        apply: (b, hold) => host.applySyncedBlock(b, hold),
+        settle: () => host.flushSyncedBlocks(),
       },
     )
     events.on('blockWanted', (h) => sync.request(h))

@@ -48,6 +48,7 @@ import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
 import type { Mempool } from '../mempool/mempool.js'
 import type { ChainStore, ChainTip } from '../storage/chainStore.js'
+import { StagedKvStore } from '../storage/stagedKvStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../storage/storedBlock.js'
 import type { ConsensusLog } from '../storage/wal.js'
 import { encodeEvidenceMessage, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../sync/consensusMessages.js'
@@ -120,6 +121,11 @@ export interface CommittedBlock {
   /** Addresses whose accounts the block changed (the mempool re-reads only these). */
   readonly touched: readonly Uint8Array[]
   readonly executionMs: number
+  /**
+   * The state root this node computed for the block (the header's). The ledger's own root is that one when the block
+   * is reported, or a later height's when synced heights were applied together.
+   */
+  readonly stateRoot?: Uint8Array
 }
 
 export interface ConsensusHostDependencies {
@@ -191,7 +197,30 @@ type Judgement = Verdict | { readonly retryMs: number; readonly reason: string }
 type QueueItem =
   | { readonly kind: 'input'; readonly input: ConsensusInput; readonly log: boolean }
   | { readonly kind: 'proposal'; readonly message: ProposalMessage; readonly log: boolean }
-  | { readonly kind: 'synced'; readonly block: CheckedBlock; readonly done: (ok: boolean) => void }
+  | { readonly kind: 'synced'; readonly block: CheckedBlock; readonly hold: boolean; readonly done: (ok: boolean) => void }
+  | { readonly kind: 'flush'; readonly done: () => void }
+
+/** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
+interface AppliedBlock {
+  readonly height: number
+  readonly round: number
+  readonly hash: Uint8Array
+  readonly block: Block
+  readonly lastCommit: CommitCertificate | null
+  readonly certificate: CommitCertificate
+  readonly txHashes: readonly Uint8Array[]
+  readonly receipts: readonly { ok: boolean; code?: string }[]
+  readonly touched: readonly Uint8Array[]
+  readonly executionMs: number
+  readonly stateRoot: Uint8Array
+  readonly scheduled: boolean
+  readonly governanceChanged: boolean
+  readonly rosterSize: number
+}
+
+/** Most synced heights, and most store ops, staged for one write. */
+const MAX_STAGED_HEIGHTS = 16
+const MAX_STAGED_KEYS = 64_000
 
 /**
  * A WAL record of a height above the current one, kept to carry it over a WAL reset; one read back from the WAL at
@@ -206,7 +235,12 @@ interface FutureRecord {
 
 export class ConsensusHost {
   private state: ConsensusState
+  /** The tip blocks are applied on: the durable tip, or beyond it the last synced height staged. */
   private tipValue: ChainTip | undefined
+  /** The tip on disk and reported. */
+  private durableTip: ChainTip | undefined
+  /** Synced heights applied and staged for the next write, oldest first: reported once that write is on disk. */
+  private staged: AppliedBlock[] = []
   private lastCommitValue: CommitCertificate | null = null
   private readonly candidates = new CandidateStore()
   private readonly queue: QueueItem[] = []
@@ -226,8 +260,16 @@ export class ConsensusHost {
     this.state = initialConsensusState({ chainId: o.chainId, params: o.params, address: d.guard?.address ?? null })
   }
 
-  /** The committed tip (undefined before the first block). */
+  /** The committed tip (undefined before the first block): on disk and reported. */
   get tip(): ChainTip | undefined {
+    return this.durableTip
+  }
+
+  /**
+   * The tip blocks are applied on: the committed tip, or beyond it the synced blocks applied and staged for the next
+   * write (block sync applies the next height on it).
+   */
+  get appliedTip(): ChainTip | undefined {
     return this.tipValue
   }
 
@@ -267,6 +309,7 @@ export class ConsensusHost {
    */
   async start(): Promise<void> {
     this.tipValue = await this.d.chain.tip()
+    this.durableTip = this.tipValue
     const tipHeight = this.tipValue?.height ?? 0
     if (tipHeight > 0) this.lastCommitValue = await this.loadCertificate(tipHeight)
     const entries: { height: number; entry: WalEntry; record: Uint8Array }[] = []
@@ -366,7 +409,7 @@ export class ConsensusHost {
   /** Once stopped, nothing waits on the host: gossip waiting for room goes on, and synced blocks are refused. */
   private releaseWaiters(): void {
     for (const wake of this.roomWaiters.splice(0)) wake()
-    for (const item of this.queue.splice(0)) if (item.kind === 'synced') item.done(false)
+    for (const item of this.queue.splice(0)) settleUnhandled(item)
   }
 
   /**
@@ -502,9 +545,20 @@ export class ConsensusHost {
    * Applies a block from sync that {@link checkSyncedBlock} accepted, if it is still the next height; resolves true
    * once committed. Certified blocks hold only transfers that applied, so a failure to execute it, or a state root that
    * differs, means this replica's state diverged: the node stops.
+   *
+   * With `hold` (block sync has the next height's block at hand), a node whose store stages writes
+   * ({@link StagedKvStore}) may instead stage the height's write for the next one, so that heights applied back to
+   * back share one synced write; it then resolves true once the height is applied (the {@link appliedTip}), and the
+   * height is committed and reported, in order, once that write is on disk: with the next synced block not held, at
+   * {@link flushSyncedBlocks}, or before anything else the host handles.
    */
-  applySyncedBlock(block: CheckedBlock): Promise<boolean> {
-    return new Promise((resolve) => this.enqueue({ kind: 'synced', block, done: resolve }))
+  applySyncedBlock(block: CheckedBlock, hold = false): Promise<boolean> {
+    return new Promise((resolve) => this.enqueue({ kind: 'synced', block, hold, done: resolve }))
+  }
+
+  /** Commits the synced heights staged by {@link applySyncedBlock}; resolves once they are on disk and reported. */
+  flushSyncedBlocks(): Promise<void> {
+    return new Promise((resolve) => this.enqueue({ kind: 'flush', done: resolve }))
   }
 
   /** A transaction of a block this node is working on (served to peers that miss it). */
@@ -523,7 +577,7 @@ export class ConsensusHost {
 
   private enqueue(item: QueueItem): void {
     if (this.stopped) {
-      if (item.kind === 'synced') item.done(false)
+      settleUnhandled(item)
       return
     }
     this.queue.push(item)
@@ -548,6 +602,11 @@ export class ConsensusHost {
     const max = this.o.maxQueue ?? 10_000
     try {
       while (this.queue.length > 0 && !this.stopped) {
+        // staged synced heights are committed before anything but the next synced block is handled
+        if (this.staged.length > 0 && this.queue[0]!.kind !== 'synced') {
+          await this.flushStaged()
+          continue
+        }
         const item = this.queue.shift()!
         await this.handle(item)
         if (this.roomWaiters.length > 0 && this.queue.length < max / 2) for (const wake of this.roomWaiters.splice(0)) wake()
@@ -569,11 +628,16 @@ export class ConsensusHost {
       case 'synced': {
         let applied = false
         try {
-          applied = await this.handleSynced(item.block)
+          applied = await this.handleSynced(item.block, item.hold)
         } finally {
           item.done(applied)
         }
+        return
       }
+      case 'flush':
+        // anything staged was flushed before this item came up
+        item.done()
+        return
     }
   }
 
@@ -1031,7 +1095,7 @@ export class ConsensusHost {
     this.d.requestBlock(height)
   }
 
-  private async handleSynced(b: CheckedBlock): Promise<boolean> {
+  private async handleSynced(b: CheckedBlock, hold: boolean): Promise<boolean> {
     if (this.state.step === 'idle') return false
     // checked on another tip (or none), it is checked again on this one
     const again =
@@ -1060,12 +1124,27 @@ export class ConsensusHost {
       executionMs: executed.executionMs,
       verdict: 'valid',
     }
-    await this.commit(b.height, b.certificate.round, c, b.certificate, b.storedBytes)
+    const store = this.d.kv
+    const stage =
+      hold && store instanceof StagedKvStore && this.staged.length + 1 < MAX_STAGED_HEIGHTS && store.stagedKeys < MAX_STAGED_KEYS ? store : undefined
+    await this.commit(b.height, b.certificate.round, c, b.certificate, b.storedBytes, stage)
     return true
   }
 
-  /** Commits a decided block; `storedBytes`, when given, are its stored block's canonical encoding. */
-  private async commit(height: number, round: number, c: Candidate, certificate: CommitCertificate, storedBytes?: Uint8Array): Promise<void> {
+  /**
+   * Commits a decided block; `storedBytes`, when given, are its stored block's canonical encoding. With `stage` (a
+   * synced block with the next one at hand), its write is staged for the next one instead: the block is applied (the
+   * ledger, the validator sets, the evidence pool and {@link tipValue} move on) but neither reported nor the next
+   * height started until that write is on disk.
+   */
+  private async commit(
+    height: number,
+    round: number,
+    c: Candidate,
+    certificate: CommitCertificate,
+    storedBytes?: Uint8Array,
+    stage?: StagedKvStore,
+  ): Promise<void> {
     const result: ExecutionResult = c.result!
     const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }
     const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
@@ -1089,23 +1168,19 @@ export class ConsensusHost {
         ...this.d.evidence.commitOps(height, c.evidence),
         ...(setsChanged ? [this.d.chain.validatorSetsOp([...history, { fromHeight: height + 2, roster: scheduled }])] : []),
       ]
-      await this.d.kv.write(ops)
+      // a store that stages writes carries the heights staged before this one in this same batch
+      if (stage !== undefined) stage.stage(ops)
+      else await this.d.kv.write(ops)
       this.d.ledger.commit(result)
       if (setsChanged) this.d.sets.record(height + 2, scheduled)
       this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
       this.lastCommitValue = certificate
+      this.d.evidence.onCommitted(height, c.evidence)
     })
-    this.d.evidence.onCommitted(height, c.evidence)
-    this.candidates.prune(height)
-    this.d.cancelTimeoutsBelow(height + 1)
-    this.futureRecords = this.futureRecords.filter((r) => r.height > height)
-    if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset(this.futureRecords.map((r) => r.record))
-    const replay = this.replayFor(height + 1)
-    this.futureRecords = this.futureRecords.filter((r) => r.height > height + 1)
-    await this.d.onCommitted({
+    this.staged.push({
       height,
-      hash: c.hash,
       round,
+      hash: c.hash,
       block,
       lastCommit: c.lastCommit,
       certificate,
@@ -1113,18 +1188,64 @@ export class ConsensusHost {
       receipts,
       touched: result.changed.map((x) => x.address),
       executionMs: c.executionMs ?? 0,
+      stateRoot: result.stateRoot,
+      scheduled: setsChanged,
+      governanceChanged: result.governanceBytes !== undefined,
+      rosterSize: scheduled?.length ?? 0,
     })
-    if (setsChanged) {
-      this.d.logger.info({ fromHeight: height + 2, validators: scheduled.length }, 'a new validator set is scheduled')
-      this.d.onValidatorSetsChanged?.()
-    } else if (result.governanceBytes !== undefined) {
-      this.d.onGovernanceChanged?.()
+    if (stage === undefined) await this.reportCommitted()
+  }
+
+  /** Writes the synced heights staged so far (one synced write), then reports them and starts the next height. */
+  private async flushStaged(): Promise<void> {
+    await this.withLedger(() => this.d.kv.write([]))
+    await this.reportCommitted()
+  }
+
+  /**
+   * Reports the heights written since the last report, in order (their write is on disk), then starts the height
+   * after the last: what this node recorded of that height before a crash is replayed after its start, and the WAL
+   * records of the heights in between are dropped (those heights are decided).
+   */
+  private async reportCommitted(): Promise<void> {
+    const heights = this.staged.splice(0)
+    const last = heights[heights.length - 1]
+    if (last === undefined) return
+    for (const b of heights) {
+      this.durableTip = { height: b.height, blockHash: b.hash, blockTime: b.block.header.time }
+      this.candidates.prune(b.height)
+      this.d.cancelTimeoutsBelow(b.height + 1)
+      this.futureRecords = this.futureRecords.filter((r) => r.height > b.height)
+    }
+    if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset(this.futureRecords.map((r) => r.record))
+    const replay = this.replayFor(last.height + 1)
+    this.futureRecords = this.futureRecords.filter((r) => r.height > last.height + 1)
+    for (const b of heights) {
+      await this.d.onCommitted({
+        height: b.height,
+        hash: b.hash,
+        round: b.round,
+        block: b.block,
+        lastCommit: b.lastCommit,
+        certificate: b.certificate,
+        txHashes: b.txHashes,
+        receipts: b.receipts,
+        touched: b.touched,
+        executionMs: b.executionMs,
+        stateRoot: b.stateRoot,
+      })
+      if (b.scheduled) {
+        this.d.logger.info({ fromHeight: b.height + 2, validators: b.rosterSize }, 'a new validator set is scheduled')
+        this.d.onValidatorSetsChanged?.()
+      } else if (b.governanceChanged) {
+        this.d.onGovernanceChanged?.()
+      }
     }
     this.heightStartedAt = this.d.now()
     if (this.o.commitMs > 0 && !this.replaying) await this.d.sleep(this.o.commitMs)
     // the new height starts first, then what this node recorded of it before a crash, then anything else queued
     for (const item of replay.reverse()) this.enqueueFront(item)
-    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: height + 1, validatorSet: this.d.sets.at(height + 1) }, log: false })
+    this.enqueueFront({ kind: 'input', input: { type: 'startHeight', height: last.height + 1, validatorSet: this.d.sets.at(last.height + 1) }, log: false })
   }
 
   // ---- start-up --------------------------------------------------------------------------------------------
@@ -1161,6 +1282,12 @@ export class ConsensusHost {
     if (!c.ok) throw new Error(`chain store certificate at ${height} is corrupt: ${c.error.reason}`)
     return c.value
   }
+}
+
+/** Answers a queue item that will never be handled (the host stopped): a synced block is not applied. */
+function settleUnhandled(item: QueueItem): void {
+  if (item.kind === 'synced') item.done(false)
+  else if (item.kind === 'flush') item.done()
 }
 
 /** The queue item that replays a WAL entry (never logged again). */

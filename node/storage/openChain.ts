@@ -9,6 +9,7 @@ import type { KvOp, KvStore } from '../../ledger/store.js'
 import type { Logger } from '../logger.js'
 import { ChainStore } from './chainStore.js'
 import { DEFAULT_BLOCK_CACHE_BYTES, LevelKvStore } from './levelKvStore.js'
+import { StagedKvStore } from './stagedKvStore.js'
 
 /** Key of the genesis hash the database was initialised with: 'Mgen'. */
 const GENESIS_KEY = new Uint8Array([0x4d, 0x67, 0x65, 0x6e])
@@ -37,7 +38,10 @@ export interface GenesisSource extends GenesisHeader {
 
 /** The chain database of a home, opened. */
 export interface OpenedChain {
+  /** The database itself (to close it). */
   readonly kv: LevelKvStore
+  /** The database as the node reads and writes it: the ledger and the chain store read through it. */
+  readonly staged: StagedKvStore
   readonly ledger: LedgerState
   readonly chain: ChainStore
 }
@@ -77,7 +81,8 @@ export async function openChain(path: string, genesis: GenesisSource, logger: Lo
   try {
     const stored = await kv.get(GENESIS_KEY)
     if (stored === undefined || !bytesEqual(stored, gHash)) throw new Error(`${path} belongs to another genesis; move it away to start this chain`)
-    return { kv, ledger: await LedgerState.open(kv), chain: new ChainStore(kv) }
+    const staged = new StagedKvStore(kv)
+    return { kv, staged, ledger: await LedgerState.open(staged), chain: new ChainStore(staged) }
   } catch (e) {
     await kv.close()
     throw e

@@ -42,6 +42,8 @@ import {
  * heights in one response of about `range.bytes`, so a short block costs no stream of its own), from the peers in
  * turn to spread the load, with at most `range.inFlight` requests out and `range.aheadBytes` of blocks held or
  * asked for at once. A peer that does not serve ranges is asked for single heights (`/tally/block/1`, still served).
+ * A block is applied with `hold` when the next height's block is already at hand: the host may then write the heights
+ * applied back to back in one synced write, and each sync round ends by having it commit what it holds.
  *
  * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet, a peer seen sending messages of
  * a height beyond this node's next, consensus stuck here for `stuckMs`, a height decided but not held, or `pollMs`
@@ -88,7 +90,13 @@ export interface BlockSyncDependencies {
   readonly p2p: SyncTransport
   readonly chain: ChainStore
   readonly logger: Logger
+  /** The committed tip's height (served to peers, and the height their tips are compared with). */
   readonly tipHeight: () => number
+  /**
+   * The height blocks are applied up to: the tip, or beyond it the heights `apply` took with `hold` and has not
+   * committed yet (default: the tip).
+   */
+  readonly appliedHeight?: () => number
   readonly heightStartedAtMs: () => number
   readonly now: () => number
   /** Arms the periodic check; returns a function that disarms it. */
@@ -110,8 +118,14 @@ export interface BlockSyncDependencies {
     certificate: CommitCertificate,
     storedBytes: Uint8Array,
   ) => Promise<Result<CheckedBlock, SyncedBlockFault>>
-  /** Applies a checked block; resolves true once it is committed. */
-  readonly apply: (block: CheckedBlock) => Promise<boolean>
+  /**
+   * Applies a checked block; resolves true once it is committed. With `hold` (the next height's block is at hand and
+   * is applied next), the host may instead resolve once the block is applied and commit it with the heights after it,
+   * in one write: by the next block applied without `hold`, or by `settle`.
+   */
+  readonly apply: (block: CheckedBlock, hold: boolean) => Promise<boolean>
+  /** Commits what `apply` took with `hold` and has not committed yet. */
+  readonly settle?: () => Promise<void>
 }
 
 interface Fetched extends ServedBlock {
@@ -124,10 +138,11 @@ interface Fetched extends ServedBlock {
  */
 type Delivery = Fetched | 'again' | undefined
 
-/** A height asked for: what arrives for it, and the bytes it holds once delivered. */
+/** A height asked for: what arrives for it, and the bytes it holds once delivered (with its block). */
 interface Slot {
   readonly delivery: Promise<Delivery>
   bytes: number
+  ready: boolean
 }
 
 export class BlockSync {
@@ -408,7 +423,21 @@ export class BlockSync {
     return before
   }
 
+  /** The height blocks are applied up to (beyond the tip while applied heights wait to be committed together). */
+  private applied(): number {
+    return this.d.appliedHeight?.() ?? this.d.tipHeight()
+  }
+
   private async syncTo(target: number): Promise<void> {
+    try {
+      await this.applyUpTo(target)
+    } finally {
+      // what was applied with `hold` is committed before the round ends, whatever ended it
+      await this.d.settle?.()
+    }
+  }
+
+  private async applyUpTo(target: number): Promise<void> {
     const started = this.d.now()
     let lastLog = started
     let applied = 0
@@ -419,13 +448,13 @@ export class BlockSync {
       (from, count) => this.fetchRange(from, count),
       (height, b) => void this.checkSkipped(height, b),
     )
-    while (!this.stopped && this.d.tipHeight() < target) {
-      const h = this.d.tipHeight() + 1
+    while (!this.stopped && this.applied() < target) {
+      const h = this.applied() + 1
       const wrong = new Set<string>()
       let got = await ahead.take(h)
       let checked: CheckedBlock | undefined
       while (got !== undefined) {
-        if (this.d.tipHeight() >= h) break // consensus got there first (checked below)
+        if (this.applied() >= h) break // consensus got there first (checked below)
         const c = await this.d.check(h, got.stored, got.certificate, got.storedBytes)
         if (c.ok) {
           checked = c.value
@@ -438,7 +467,7 @@ export class BlockSync {
         wrong.add(got.peer)
         got = (await this.fetchRange(h, 1, wrong))[0]
       }
-      if (this.d.tipHeight() >= h) {
+      if (this.applied() >= h) {
         if (got !== undefined) void this.checkSkipped(h, got)
         continue
       }
@@ -446,21 +475,23 @@ export class BlockSync {
         this.d.logger.warn({ height: h }, 'no peer served the block; will retry')
         return
       }
-      if (!(await this.d.apply(checked))) {
-        if (this.d.tipHeight() >= h) continue
+      // the next block at hand: this height's write may wait for it and go with it
+      const hold = h < target && ahead.ready(h + 1)
+      if (!(await this.d.apply(checked, hold))) {
+        if (this.applied() >= h) continue
         this.d.logger.warn({ height: h }, 'a synced block could not be applied; will retry')
         return
       }
       applied++
       appliedTxs += checked.txs.length
       const now = this.d.now()
-      if (now - lastLog >= 2_000 || this.d.tipHeight() >= target) {
+      if (now - lastLog >= 2_000 || this.applied() >= target) {
         const seconds = Math.max(0.001, (now - started) / 1000)
         const rate = applied / seconds
-        const left = target - this.d.tipHeight()
+        const left = target - this.applied()
         this.d.logger.info(
           {
-            height: this.d.tipHeight(),
+            height: this.applied(),
             target,
             blocksPerSecond: Math.round(rate * 10) / 10,
             txPerSecond: Math.round(appliedTxs / seconds),
@@ -496,6 +527,11 @@ class FetchAhead {
     /** Gets each block fetched for a height below the one taken: the chain got there without it. */
     private readonly skipped: (height: number, b: Fetched) => void,
   ) {}
+
+  /** True when the block of `height` has arrived and waits to be taken. */
+  ready(height: number): boolean {
+    return this.slots.get(height)?.ready === true
+  }
 
   /** The block of `height` (the next to apply), or undefined when no peer served it; what is below it is dropped. */
   async take(height: number): Promise<Fetched | undefined> {
@@ -545,7 +581,7 @@ class FetchAhead {
     const resolvers: ((d: Delivery) => void)[] = []
     const mine: Slot[] = []
     for (let i = 0; i < count; i++) {
-      const slot: Slot = { delivery: new Promise<Delivery>((resolve) => resolvers.push(resolve)), bytes: 0 }
+      const slot: Slot = { delivery: new Promise<Delivery>((resolve) => resolvers.push(resolve)), bytes: 0, ready: false }
       this.slots.set(from + i, slot)
       mine.push(slot)
     }
@@ -569,6 +605,7 @@ class FetchAhead {
       }
       if (this.slots.get(from + i) === slot) {
         slot.bytes = b.storedBytes.byteLength
+        slot.ready = true
         this.held += slot.bytes
         this.bytesPerBlock = this.bytesPerBlock === 0 ? slot.bytes : (this.bytesPerBlock * 7 + slot.bytes) / 8
       }

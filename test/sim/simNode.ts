@@ -1,6 +1,7 @@
 import { bytesEqual } from '../../crypto/index.js'
 import { SafetyGuard, decodeCommitCertificate, type ConsensusParams } from '../../consensus/index.js'
 import { genesisState, type Genesis } from '../../genesis/genesis.js'
+import { blockHash } from '../../ledger/block.js'
 import { castVote, memberOf } from '../../ledger/governance.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
 import { senderAddress, txHash } from '../../ledger/transaction.js'
@@ -14,6 +15,7 @@ import { Mempool } from '../../node/mempool/mempool.js'
 import type { GossipVerdict, RequestHandler } from '../../node/p2p/p2p.js'
 import { ChainStore } from '../../node/storage/chainStore.js'
 import { decodeStoredBlock } from '../../node/storage/storedBlock.js'
+import { StagedKvStore } from '../../node/storage/stagedKvStore.js'
 import { BlockSync, type SyncTransport } from '../../node/sync/blockSync.js'
 import { consensusGossipHandler } from '../../node/sync/consensusGossip.js'
 import { TxFetch } from '../../node/sync/txFetch.js'
@@ -274,7 +276,8 @@ export class SimValidator implements NetNode {
     const power = inc.power
     const disk = { durable: this.durable, power, scheduler: sched, latencyMs: settings.diskMs }
     const logger = this.logger
-    const kv = new SimKvStore(disk)
+    // as a node's: synced heights applied back to back share one write
+    const kv = new StagedKvStore(new SimKvStore(disk))
     const ledger = (await kv.get(ROOT_STORE_KEY)) === undefined ? await genesisState(ctx.genesis, kv) : await LedgerState.open(kv)
     const chain = new ChainStore(kv)
     await this.recoverCommit(chain, ledger)
@@ -374,7 +377,8 @@ export class SimValidator implements NetNode {
         requestBlock: (h) => late.sync?.request(h),
         onCommitted: async (b: CommittedBlock) => {
           if (!power.alive) return
-          checker.committed(this.index, b, ledger.root(), host.round)
+          // the ledger's root is this height's, or a later one's when synced heights were written together
+          checker.committed(this.index, b, host.appliedTip?.height === b.height || b.stateRoot === undefined ? ledger.root() : b.stateRoot, host.round)
           await mempool.update(b.txHashes, b.touched)
         },
         onEvidence: (e) => {
@@ -400,14 +404,16 @@ export class SimValidator implements NetNode {
         chain,
         logger,
         tipHeight: () => host.tip?.height ?? 0,
+        appliedHeight: () => host.appliedTip?.height ?? 0,
         heightStartedAtMs: () => host.heightStartedAtMs,
         now: () => this.now(),
         every: (ms, f) => sched.every(ms, power, f),
         verifyTip: (cert) => host.verifyTip(cert),
         verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
         check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
-        apply: async (b) => {
-          const applied = await host.applySyncedBlock(b)
+        settle: () => host.flushSyncedBlocks(),
+        apply: async (b, hold) => {
+          const applied = await host.applySyncedBlock(b, hold)
           if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++
           return applied
         },
@@ -439,35 +445,44 @@ export class SimValidator implements NetNode {
   }
 
   /**
-   * A crash between a commit batch and the host's report of it leaves a height durable but unreported: the restarted
-   * node reports it from its chain store, so the checker holds it to agreement and equal state roots like any commit.
+   * A crash between a commit batch and the host's report of it leaves heights durable but unreported (one, or several
+   * synced heights written together): the restarted node reports them from its chain store, so the checker holds them
+   * to agreement and equal state roots like any commit (the ledger's root is the tip's; a height below it is held to
+   * its header's).
    */
   private async recoverCommit(chain: ChainStore, ledger: LedgerState): Promise<void> {
     const tip = await chain.tip()
-    if (tip === undefined || this.ctx.checker.commits[this.index]!.has(tip.height)) return
-    const [blockBytes, certBytes] = await Promise.all([chain.blockBytes(tip.height), chain.certificateBytes(tip.height)])
-    const stored = blockBytes === undefined ? undefined : decodeStoredBlock(blockBytes, this.ctx.settings.block)
-    const cert = certBytes === undefined ? undefined : decodeCommitCertificate(certBytes)
-    if (stored?.ok !== true || cert?.ok !== true) throw new Error(`the chain store's tip ${tip.height} has no readable block or certificate`)
-    const block = stored.value.block
-    const txHashes = block.txs.map((t) => txHash(t))
-    this.ctx.checker.committed(
-      this.index,
-      {
-        height: tip.height,
-        hash: tip.blockHash,
-        round: cert.value.round,
-        block,
-        lastCommit: stored.value.lastCommit,
-        certificate: cert.value,
-        txHashes,
-        receipts: txHashes.map(() => ({ ok: true })),
-        touched: [],
-        executionMs: 0,
-      },
-      ledger.root(),
-      cert.value.round,
-    )
+    if (tip === undefined) return
+    const reported = this.ctx.checker.commits[this.index]!
+    let from = tip.height
+    while (from >= 1 && !reported.has(from)) from--
+    for (let height = from + 1; height <= tip.height; height++) {
+      const [blockBytes, certBytes] = await Promise.all([chain.blockBytes(height), chain.certificateBytes(height)])
+      const stored = blockBytes === undefined ? undefined : decodeStoredBlock(blockBytes, this.ctx.settings.block)
+      const cert = certBytes === undefined ? undefined : decodeCommitCertificate(certBytes)
+      if (stored?.ok !== true || cert?.ok !== true) throw new Error(`the chain store's height ${height} has no readable block or certificate`)
+      const block = stored.value.block
+      const txHashes = block.txs.map((t) => txHash(t))
+      const root = height === tip.height ? ledger.root() : block.header.stateRoot
+      this.ctx.checker.committed(
+        this.index,
+        {
+          height,
+          hash: blockHash(block.header),
+          round: cert.value.round,
+          block,
+          lastCommit: stored.value.lastCommit,
+          certificate: cert.value,
+          txHashes,
+          receipts: txHashes.map(() => ({ ok: true })),
+          touched: [],
+          executionMs: 0,
+          stateRoot: root,
+        },
+        root,
+        cert.value.round,
+      )
+    }
   }
 
   /**

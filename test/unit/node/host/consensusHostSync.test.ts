@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { addressFromPublicKey, encodeCanonical, sha256 } from '../../../../crypto/index.js'
+import { addressFromPublicKey, encodeCanonical, sha256, toHex } from '../../../../crypto/index.js'
 import { decodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
 import { genesisState } from '../../../../genesis/genesis.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
+import { ChainStore } from '../../../../node/storage/chainStore.js'
 import type { StoredBlock } from '../../../../node/storage/storedBlock.js'
-import { CHAIN_ID, EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock } from './hostFixture.js'
+import { DurableState, type CutPhase } from '../../../sim/simDisk.js'
+import { CHAIN_ID, EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock, type TestHost } from './hostFixture.js'
 
 /**
  * The block-sync path of the host: a block certified by more than two thirds of the validators is checked against the
@@ -177,5 +179,123 @@ describe('consensus host: blocks from sync', () => {
     assert.ok(w.sched.now < 60_000 - 500, 'committed before the clock reached the block time')
     assert.deepEqual(t.committed[0]!.hash, b.hash)
     t.stop()
+  })
+
+  describe('synced heights applied back to back', () => {
+    /** Boots a host over a staging store, counting the writes that reach its disk. */
+    async function staging(w: HostWorld, o: { durable?: DurableState; cut?: (writes: number, phase: CutPhase) => boolean } = {}) {
+      const disk = { writes: 0 }
+      const t = await w.boot({
+        self: 0,
+        stagedWrites: true,
+        ...(o.durable === undefined ? {} : { durable: o.durable }),
+        cutAt: (op, phase) => {
+          if (op !== 'kvWrite') return false
+          if (phase === 'after') disk.writes++
+          return o.cut?.(disk.writes, phase) ?? false
+        },
+      })
+      return { t, disk }
+    }
+
+    async function apply(t: TestHost, b: { height: number; stored: StoredBlock; certificate: CommitCertificate }, hold: boolean) {
+      const checked = await t.host.checkSyncedBlock(b.height, b.stored, b.certificate)
+      assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
+      return t.host.applySyncedBlock(checked.value, hold)
+    }
+
+    const receiver = (w: HostWorld) => addressFromPublicKey(w.wallets[1]!.publicKey)
+
+    it('applies held heights on one another and writes them with the next one not held, then reports them in order', async () => {
+      const w = new HostWorld({ validators: 4, wallets: 2 })
+      const blocks = await w.chain(4, { txs: (h) => [w.transfer(0, BigInt(h - 1), 10n)] })
+      const { t, disk } = await staging(w)
+      const before = disk.writes
+      for (const b of blocks.slice(0, 3)) {
+        assert.equal(await apply(t, b, true), true)
+        assert.equal(t.host.appliedTip?.height, b.height)
+      }
+      // applied, neither written nor reported: the ledger stands on height 3, the disk and the tip at genesis
+      assert.equal(disk.writes, before)
+      assert.equal(t.host.tip?.height, undefined)
+      assert.equal(t.committed.length, 0)
+      assert.equal(await new ChainStore(t.durable.kv).tip(), undefined)
+      assert.equal((await t.ledger.getAccount(receiver(w))).balance, WALLET_BALANCE + 30n)
+      assert.equal(t.host.height, 1, 'consensus waits at the height it was on')
+      // the fourth, not held, goes to the disk with them in one write
+      assert.equal(await apply(t, blocks[3]!, false), true)
+      assert.equal(disk.writes, before + 1)
+      assert.deepEqual(
+        t.committed.map((c) => [c.height, toHex(c.hash), toHex(c.stateRoot!)]),
+        blocks.map((b) => [b.height, toHex(b.hash), toHex(b.stored.block.header.stateRoot)]),
+      )
+      for (const h of [1, 2, 3, 4]) assert.equal(t.durableTipAtCommit.get(h), 4, `height ${h} reported once on disk`)
+      assert.equal(t.host.tip?.height, 4)
+      await w.until(() => t.host.height === 5, 'height 5 started')
+      assert.equal((await t.ledger.getAccount(receiver(w))).balance, WALLET_BALANCE + 40n)
+      t.stop()
+      assert.deepEqual(t.fatal, [])
+    })
+
+    it('writes what it holds before anything else it handles, and when asked to', async () => {
+      const w = new HostWorld({ validators: 4, wallets: 2 })
+      const blocks = await w.chain(3)
+      const { t, disk } = await staging(w)
+      const before = disk.writes
+      assert.equal(await apply(t, blocks[0]!, true), true)
+      assert.equal(await apply(t, blocks[1]!, true), true)
+      // a consensus message: heights 1 and 2 are written and reported first, and consensus moves to height 3
+      await t.host.onVote(w.vote(1, 'prevote', 3, 0, null))
+      await w.until(() => t.committed.length === 2, 'the held heights reported')
+      assert.equal(disk.writes, before + 1)
+      await w.until(() => t.host.height === 3, 'height 3 started')
+      // asked to: the host writes what it holds, and nothing when it holds nothing
+      assert.equal(await apply(t, blocks[2]!, true), true)
+      await t.host.flushSyncedBlocks()
+      assert.deepEqual(
+        t.committed.map((c) => c.height),
+        [1, 2, 3],
+      )
+      assert.equal(disk.writes, before + 2)
+      await t.host.flushSyncedBlocks()
+      assert.equal(disk.writes, before + 2)
+      t.stop()
+      assert.deepEqual(t.fatal, [])
+    })
+
+    it('commits a held height at once on a store that does not stage writes', async () => {
+      const { w, t, signers } = await network()
+      const b = await w.block1({ proposer: w.proposerOf(1, 0) })
+      const checked = await t.host.checkSyncedBlock(1, b.stored, w.certificate(1, 0, b.hash, signers))
+      assert.ok(checked.ok)
+      assert.equal(await t.host.applySyncedBlock(checked.value, true), true)
+      assert.deepEqual(
+        t.committed.map((c) => c.height),
+        [1],
+      )
+      assert.equal(t.host.tip?.height, 1)
+      t.stop()
+    })
+
+    it('loses all the heights of a write the power cut before it, and keeps all of one it cut after', async () => {
+      const w = new HostWorld({ validators: 4, wallets: 2 })
+      const blocks = await w.chain(3, { txs: (h) => [w.transfer(0, BigInt(h - 1), 10n)] })
+      for (const phase of ['before', 'after'] as const) {
+        const durable = new DurableState()
+        let armed = false
+        const { t } = await staging(w, { durable, cut: (_, p) => armed && p === phase })
+        assert.equal(await apply(t, blocks[0]!, true), true)
+        assert.equal(await apply(t, blocks[1]!, true), true)
+        armed = true
+        void apply(t, blocks[2]!, false)
+        await w.until(() => !t.power.alive, 'the power cut')
+        assert.equal(t.committed.length, 0, `${phase}: nothing was reported`)
+        // the next start finds the three heights on disk, or none of them
+        const again = await w.boot({ self: 0, durable, stagedWrites: true })
+        assert.equal(again.host.tip?.height, phase === 'after' ? 3 : undefined, phase)
+        assert.equal((await again.ledger.getAccount(receiver(w))).balance, WALLET_BALANCE + (phase === 'after' ? 30n : 0n), phase)
+        again.stop()
+      }
+    })
   })
 })

@@ -11,6 +11,7 @@ import {
 } from '../../../../crypto/index.js'
 import {
   buildCommitCertificate,
+  commitHash,
   createValidatorSet,
   proposalSignBytes,
   proposerOf,
@@ -34,6 +35,7 @@ import { Timers } from '../../../../node/host/timers.js'
 import { consensusSet, loadValidatorSets, type ValidatorSets } from '../../../../node/host/validatorSets.js'
 import { Mempool } from '../../../../node/mempool/mempool.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
+import { StagedKvStore } from '../../../../node/storage/stagedKvStore.js'
 import type { StoredBlock } from '../../../../node/storage/storedBlock.js'
 import type { ConsensusLog } from '../../../../node/storage/wal.js'
 import { decodeConsensusGossip, type ConsensusGossip, type ProposalMessage } from '../../../../node/sync/consensusMessages.js'
@@ -166,6 +168,8 @@ export interface BootOptions {
   readonly holdWalSyncs?: boolean
   /** Start the host (default true); a test of a refused start calls `host.start()` itself. */
   readonly start?: boolean
+  /** Read and write the disk through a {@link StagedKvStore}, as a node does (synced heights may share a write). */
+  readonly stagedWrites?: boolean
 }
 
 /** One running incarnation of a host and everything it did. */
@@ -386,6 +390,45 @@ export class HostWorld {
     return { hash, header, txs, stored, message }
   }
 
+  /**
+   * A chain of certified blocks from height 1 to `heights`, as block sync serves it: each block carries the previous
+   * height's certificate, its transactions are `txs(height)` (default none), and every block is certified by `signers`
+   * in round 0, a millisecond after the one before.
+   */
+  async chain(
+    heights: number,
+    o: { txs?: (height: number) => readonly DecodedTransaction[]; signers?: readonly number[] } = {},
+  ): Promise<{ height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[]> {
+    const signers = o.signers ?? [1, 2, 3]
+    const store = new MemoryKvStore()
+    const ledger = await genesisState(this.genesis, store)
+    const out: { height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[] = []
+    for (let height = 1; height <= heights; height++) {
+      const txs = o.txs?.(height) ?? []
+      const prev = out[height - 2]
+      const result = await ledger.execute(txs, { chainId: CHAIN_ID, block: { height, governance: this.genesis.params.governance, offenders: [] } })
+      const header: BlockHeader = {
+        chainId: CHAIN_ID,
+        height,
+        time: this.genesis.genesisTimeMs + height,
+        previousBlockHash: prev?.hash ?? ZERO_HASH,
+        txRoot: txRoot(txs.map((t) => t.hash)),
+        stateRoot: result.stateRoot,
+        proposer: this.validators[this.proposerOf(height, 0)]!.address,
+        validatorSetHash: consensusSet(ledger.rosterAt(height)).hash,
+        nextValidatorSetHash: consensusSet(ledger.rosterAt(height + 1)).hash,
+        lastCommitHash: prev === undefined ? ZERO_HASH : commitHash(prev.certificate),
+        evidenceRoot: txRoot([]),
+      }
+      await store.write(result.ops)
+      ledger.commit(result)
+      const hash = blockHash(header)
+      const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [] }, lastCommit: prev?.certificate ?? null }
+      out.push({ height, hash, stored, certificate: this.certificate(height, 0, hash, signers) })
+    }
+    return out
+  }
+
   /** Boots a host over a disk (a new one unless given) and, by default, starts it. */
   async boot(o: BootOptions): Promise<TestHost> {
     const durable = o.durable ?? new DurableState()
@@ -400,7 +443,7 @@ export class HostWorld {
     const { sched, genesis } = this
     const disk = { durable, power, scheduler: sched, latencyMs: 0 }
     const logger = simLogger((line) => th.logs.push(line))
-    const kv = new SimKvStore(disk)
+    const kv = o.stagedWrites === true ? new StagedKvStore(new SimKvStore(disk)) : new SimKvStore(disk)
     const ledger = (await kv.get(ROOT_STORE_KEY)) === undefined ? await genesisState(genesis, kv) : await LedgerState.open(kv)
     const chain = new ChainStore(kv)
     const sets = await loadValidatorSets(chain, kv, ledger)

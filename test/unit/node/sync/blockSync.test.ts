@@ -92,10 +92,14 @@ function ranges(tip: number, blockOf: (h: number) => { stored: StoredBlock; cert
 /**
  * Block sync against `peers`, over a host stand-in whose checks pass every block but a tampered one. With `consensus`,
  * the host's consensus gets ahead of sync once: when sync checks height `at`, the honest blocks up to `upTo` are
- * committed (in the chain store) without it.
+ * committed (in the chain store) without it. With `staging`, the host applies a block given with `hold` without
+ * committing it (the tip stays), and commits what it holds with the next block not held, or when sync settles.
  */
-function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions> = {}, consensus?: { at: number; upTo: number }) {
+function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions> = {}, consensus?: { at: number; upTo: number }, staging = false) {
   let tip = 0
+  let appliedTip = 0
+  const holds: boolean[] = []
+  let settles = 0
   const kv = new MemoryKvStore()
   const chain = new ChainStore(kv)
   const penalties: { peer: string; reason: string }[] = []
@@ -155,19 +159,30 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
           }
           tip = consensus.upTo
         }
-        if (h !== tip + 1) return err({ code: 'not_next' as const, reason: 'not next' })
+        if (h !== Math.max(tip, appliedTip) + 1) return err({ code: 'not_next' as const, reason: 'not next' })
         if (s.block.header.lastCommitHash[0] === 9) return err({ code: 'header' as const, reason: 'tampered last commit' })
         const checked: CheckedBlock = { height: h, hash: c.valueId, stored: s, txs: [], certificate: c, offenders: [] }
         return ok(checked)
       },
-      apply: async (b) => {
-        tip = b.height
+      apply: async (b, hold) => {
+        holds.push(hold)
+        appliedTip = b.height
+        if (!(staging && hold)) tip = b.height
         applied.push(b.height)
         return true
       },
+      ...(staging
+        ? {
+            appliedHeight: () => Math.max(tip, appliedTip),
+            settle: async () => {
+              settles++
+              tip = Math.max(tip, appliedTip)
+            },
+          }
+        : {}),
     },
   )
-  return { sync, penalties, asked, rangesAsked, applied, tip: () => tip }
+  return { sync, penalties, asked, rangesAsked, applied, tip: () => tip, holds, settles: () => settles }
 }
 
 test('a tip is believed only with a certificate that verifies: a liar cannot make the node chase it or report catching up', async () => {
@@ -427,5 +442,34 @@ test('blocks fetched for heights the chain reached without them are compared wit
     'the liar penalized for a block the chain did not need',
   )
   assert.ok(!h.penalties.some((p) => p.peer === 'b'), 'the honest peer is not')
+  h.sync.stop()
+})
+
+test('a block whose next height is at hand is applied held, to be committed with it; the round ends with all committed', async () => {
+  const h = harness({ a: ranges(40), b: ranges(40) }, { range: { blocks: 8 } }, undefined, true)
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 40, 'sync to height 40', 10_000)
+  assert.deepEqual(
+    h.applied,
+    [...Array(40).keys()].map((i) => i + 1),
+  )
+  assert.equal(h.holds.at(-1), false, 'the last height of the round is not held')
+  assert.ok(
+    h.holds.some((x) => x),
+    'heights fetched together are held',
+  )
+  assert.ok(h.settles() >= 1, 'the round settles')
+  h.sync.stop()
+})
+
+test('a held height is committed by the settling of its round when the next block does not check', async () => {
+  // the third block is tampered at both peers: sync applies two heights, holds the second, and gives up the round
+  const tampered = (x: number) => block(x, x === 3)
+  const h = harness({ a: ranges(6, tampered), b: ranges(6, tampered) }, { range: { blocks: 6 } }, undefined, true)
+  await h.sync.start()
+  await waitFor(() => h.settles() >= 1 && h.applied.length >= 2, 'a round that ends at height 3')
+  assert.deepEqual(h.applied.slice(0, 2), [1, 2])
+  assert.equal(h.holds[1], true, 'height 2 was held: the block of height 3 was at hand')
+  await waitFor(() => h.tip() >= 2, 'the held height committed')
   h.sync.stop()
 })
