@@ -66,6 +66,13 @@ export interface NodeConfig {
     /** Signature verification worker threads; absent: one less than the machine's cores, from 1 to 4. */
     readonly verifyWorkers?: number
   }
+  readonly consensus: {
+    /**
+     * Pacing of this validator's proposals: in a round 0 it proposes no sooner than this many ms after the height
+     * started, unless its mempool holds a full block (0: at once). Bounded at run time by half the propose timeout.
+     */
+    readonly minBlockIntervalMs: number
+  }
   readonly storage: {
     /**
      * LevelDB's block cache, in bytes: decompressed copies of the chain database's compressed blocks (accounts, chain
@@ -78,6 +85,9 @@ export interface NodeConfig {
 
 /** Bounds of `storage.blockCacheBytes`: 1 MiB to 2 GiB (LevelDB takes the size as a 32-bit number). */
 export const BLOCK_CACHE_BYTES_RANGE: readonly [number, number] = [1024 * 1024, 2 * 1024 * 1024 * 1024]
+
+/** Default of `consensus.minBlockIntervalMs` (docs/performance.md, "Pacing"). */
+export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
 
 /** The configuration of a node whose `config.json` is `{}`. */
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
@@ -93,6 +103,7 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
     gappedSharePercent: 25,
     gappedExpiryHeights: 100,
   }),
+  consensus: Object.freeze({ minBlockIntervalMs: DEFAULT_MIN_BLOCK_INTERVAL_MS }),
   storage: Object.freeze({ blockCacheBytes: 8 * 1024 * 1024 }),
   logLevel: 'info' as LogLevel,
 })
@@ -120,7 +131,7 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
 export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
-  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'storage', 'logLevel'])) return e.fail('invalid_config')
+  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'consensus', 'storage', 'logLevel'])) return e.fail('invalid_config')
   const d = DEFAULT_CONFIG
   const moniker =
     json.moniker === undefined ? d.moniker : (e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker)
@@ -222,6 +233,12 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     }
   }
 
+  let consensus = d.consensus
+  if (json.consensus !== undefined && e.object('consensus', json.consensus, ['minBlockIntervalMs'])) {
+    const v = json.consensus.minBlockIntervalMs
+    consensus = { minBlockIntervalMs: v === undefined ? d.consensus.minBlockIntervalMs : (e.integer('consensus.minBlockIntervalMs', v, 0, 60_000) ?? 0) }
+  }
+
   let storage = d.storage
   if (json.storage !== undefined && e.object('storage', json.storage, ['blockCacheBytes'])) {
     const v = json.storage
@@ -241,5 +258,5 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   }
 
   if (!e.empty) return e.fail('invalid_config')
-  return ok({ moniker, p2p, rpc, mempool, storage, logLevel })
+  return ok({ moniker, p2p, rpc, mempool, consensus, storage, logLevel })
 }

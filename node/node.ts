@@ -176,6 +176,7 @@ export class TallyNode {
         evidence: genesis.params.evidence,
         emptyBlockIntervalMs: genesis.params.emptyBlockIntervalMs,
         commitMs: genesis.params.timeouts.commitMs,
+        minBlockIntervalMs: config.consensus.minBlockIntervalMs,
         genesisTimeMs: genesis.genesisTimeMs,
         maxClockDriftMs: 5_000,
         allowMissingSafetyRecord,

@@ -88,6 +88,13 @@ export interface ConsensusHostOptions {
   readonly emptyBlockIntervalMs: number
   /** Pause after a commit before the next height starts (0: none). */
   readonly commitMs: number
+  /**
+   * Pacing of this node's round-0 proposals: it proposes no sooner than this long after its height started, unless
+   * the mempool already holds a full block (default 0: at once). Below saturation heights otherwise follow one
+   * another as fast as the machine runs them, each carrying a few transactions, and the cost every height has
+   * whatever it carries takes the CPU the load left free; a height under load takes longer than this anyway.
+   */
+  readonly minBlockIntervalMs?: number
   /** Genesis time in ms: the first block's time must be later. */
   readonly genesisTimeMs: number
   /** How far ahead of this node's clock a proposed block's time may be before it waits. */
@@ -942,16 +949,24 @@ export class ConsensusHost {
 
   /**
    * Reaps executable transactions; when there are none, waits for some up to the empty-block interval after the
-   * last block (bounded by half the propose timeout, so peers do not time out on this proposer), then proposes
-   * what there is, possibly an empty block. Transactions present at once are proposed at once: no idle wait.
+   * last block, then proposes what there is, possibly an empty block. In round 0 it first waits out the pacing
+   * interval ({@link ConsensusHostOptions.minBlockIntervalMs}) from the height's start, unless the mempool holds a
+   * full block. Both waits are bounded by half the propose timeout, so peers do not time out on this proposer.
    */
   private async reapOrWait(height: number, round: number): Promise<DecodedTransaction[]> {
     const limits = { maxTxs: this.o.block.maxTxs, maxBytes: this.o.block.maxBytes }
-    const wait = Math.min(this.o.emptyBlockIntervalMs, Math.floor(this.o.params.timeoutProposeMs / 2))
-    const deadline = Math.min(this.d.now() + wait, Math.max((this.tipValue?.blockTime ?? 0) + wait, this.d.now()))
+    const now = this.d.now()
+    const most = Math.floor(this.o.params.timeoutProposeMs / 2)
+    const wait = Math.min(this.o.emptyBlockIntervalMs, most)
+    const deadline = Math.min(now + wait, Math.max((this.tipValue?.blockTime ?? 0) + wait, now))
+    const paced = round === 0 ? Math.min(this.heightStartedAt + (this.o.minBlockIntervalMs ?? 0), now + most) : now
     for (;;) {
-      const txs = this.d.mempool.reap(limits)
-      if (txs.length > 0 || this.d.now() >= deadline || this.stopped || this.state.height !== height || this.state.round !== round) return txs
+      const done = this.stopped || this.state.height !== height || this.state.round !== round
+      const t = this.d.now()
+      if (done || t >= paced || this.d.mempool.size >= limits.maxTxs || this.d.mempool.bytes >= limits.maxBytes) {
+        const txs = this.d.mempool.reap(limits)
+        if (done || txs.length > 0 || t >= deadline) return txs
+      }
       await this.d.sleep(10)
     }
   }

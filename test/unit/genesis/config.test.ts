@@ -22,6 +22,7 @@ test('an empty config gets every default; given fields are kept', () => {
       gappedExpiryHeights: 7,
       verifyWorkers: 2,
     },
+    consensus: { minBlockIntervalMs: 0 },
     storage: { blockCacheBytes: 64 * 1024 * 1024 },
     logLevel: 'debug',
   }
@@ -72,6 +73,9 @@ test('each problem is reported with its field', () => {
     [{ storage: { blockCacheBytes: 2 * 1024 * 1024 * 1024 + 1 } }, 'storage.blockCacheBytes', /must be between 1048576 and 2147483648/],
     [{ storage: { blockCacheBytes: '8MiB' } }, 'storage.blockCacheBytes', /integer/],
     [{ storage: { cacheSize: 1 } }, 'storage.cacheSize', /unknown field/],
+    [{ consensus: { minBlockIntervalMs: -1 } }, 'consensus.minBlockIntervalMs', /must be between 0 and 60000/],
+    [{ consensus: { minBlockIntervalMs: 1.5 } }, 'consensus.minBlockIntervalMs', /integer/],
+    [{ consensus: { timeoutCommit: 1 } }, 'consensus.timeoutCommit', /unknown field/],
     [{ storage: 8388608 }, 'storage', /object/],
     [{ logLevel: 'loud' }, 'logLevel', /one of/],
     [[], '', /object/],

@@ -320,3 +320,47 @@ describe('consensus host: signatures are verified once', () => {
     assert.deepEqual(t2.fatal, [])
   })
 })
+
+describe('consensus host: pacing proposals', () => {
+  /** Virtual time at which this host broadcast its proposal of `height`. */
+  const proposedAt = (t: TestHost, height: number): number => {
+    const s = t.sent.find((x) => x.gossip.kind === 'proposal' && x.gossip.message.proposal.height === height)
+    assert.ok(s !== undefined, `a proposal of height ${height}`)
+    return s.time
+  }
+
+  it('proposes in round 0 no sooner than minBlockIntervalMs into the height, unless its mempool holds a full block', async () => {
+    const w = new HostWorld({ validators: 1, wallets: 3 })
+    const t = await w.boot({ self: 0, start: false, host: { minBlockIntervalMs: 300, block: { ...BLOCK_LIMITS, maxTxs: 2 } } })
+    assert.ok((await t.mempool.add(w.transfer(0, 0n).bytes)).ok)
+    const started = w.sched.now
+    await t.host.start()
+    await w.until(() => t.committed.length >= 1, 'height 1')
+    const first = proposedAt(t, 1) - started
+    assert.ok(first >= 300 && first < 320, `height 1 was proposed ${first} ms into the height, with one transfer waiting`)
+
+    // a full block (maxTxs 2) waiting: proposed at once
+    const height2 = w.sched.now
+    assert.ok((await t.mempool.add(w.transfer(1, 0n).bytes)).ok)
+    assert.ok((await t.mempool.add(w.transfer(2, 0n).bytes)).ok)
+    await w.until(() => t.committed.length >= 2, 'height 2')
+    const second = proposedAt(t, 2) - height2
+    assert.ok(second < 20, `height 2 was proposed ${second} ms after a full block arrived`)
+    assert.deepEqual(t.committed[1]!.txHashes.length, 2)
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+  })
+
+  it('waits at most half the propose timeout, so its peers do not time out on it', async () => {
+    const w = new HostWorld({ validators: 1, wallets: 2 })
+    const t = await w.boot({ self: 0, start: false, host: { minBlockIntervalMs: 60_000 } })
+    assert.ok((await t.mempool.add(w.transfer(0, 0n).bytes)).ok)
+    const started = w.sched.now
+    await t.host.start()
+    await w.until(() => t.committed.length >= 1, 'height 1')
+    const waited = proposedAt(t, 1) - started
+    const most = w.params.timeoutProposeMs / 2
+    assert.ok(waited >= most && waited < most + 20, `proposed ${waited} ms into the height (half the propose timeout: ${most})`)
+    t.stop()
+  })
+})
