@@ -42,6 +42,7 @@ const program = new Command()
   .option('--resync', 'after the load, stop the last validator, delete its data/, restart it and time its catch-up')
   .option('--resync-seconds <n>', 'with --resync: seconds of saturated load, not measured, before the resync (a longer history)', '0')
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
+  .option('--min-block-interval <ms>', "set the validators' consensus.minBlockIntervalMs (default: the node's default)")
   .parse()
 const opts = program.opts<{
   validators: string
@@ -55,6 +56,7 @@ const opts = program.opts<{
   profile?: string
   rate?: string
   verifyWorkers?: string
+  minBlockInterval?: string
   resync?: boolean
   resyncSeconds: string
   senders?: string
@@ -173,6 +175,9 @@ async function main(): Promise<void> {
   const verifyWorkers =
     opts.verifyWorkers === undefined ? sharedHostVerifyWorkers(N, cores) : integerIn(opts.verifyWorkers, 0, 64, '--verify-workers', 'an integer from 0 to 64')
   console.log(`bench: ${N} validators on loopback, ${cores} cores (${cpus()[0]?.model ?? 'cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB`)
+  const minBlockInterval =
+    opts.minBlockInterval === undefined ? undefined : integerIn(opts.minBlockInterval, 0, 60_000, '--min-block-interval', 'an integer from 0 to 60000')
+  if (minBlockInterval !== undefined) console.log(`bench: validators propose no sooner than ${minBlockInterval} ms into a height (--min-block-interval)`)
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
@@ -213,6 +218,13 @@ async function main(): Promise<void> {
       { stdio: 'inherit' },
     )
     await new Promise<void>((r, j) => gen.on('exit', (c) => (c === 0 ? r() : j(new Error('tallyd testnet failed')))))
+    if (minBlockInterval !== undefined) {
+      for (let i = 0; i < N; i++) {
+        const file = join(dir, `node${i}`, 'config.json')
+        const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+        writeFileSync(file, `${JSON.stringify({ ...config, consensus: { minBlockIntervalMs: minBlockInterval } }, null, 2)}\n`)
+      }
+    }
     const urls = Array.from({ length: N }, (_, i) => `http://127.0.0.1:${base + 100 + i}`)
     const seeding = UNKEYED > 0 ? await seedOnce(dir, urls[0]!) : undefined
     for (let i = 0; i < N; i++) {
@@ -286,12 +298,14 @@ async function main(): Promise<void> {
       const committed = blocks.slice(1).reduce((a, b) => a + b.txs, 0)
       const span = (blocks[blocks.length - 1]!.time - blocks[0]!.time) / 1000
       const lat = (r.latenciesMs as number[]).sort((a, b) => a - b)
+      if (Object.keys(r.errorReasons).length > 0) console.log(`bench: ${label}: requests that failed, by reason: ${JSON.stringify(r.errorReasons)}`)
       return {
         label,
         rate,
         admitted: r.admitted,
         rejected: r.rejected,
         errors: r.errors,
+        errorReasons: r.errorReasons,
         committed,
         committedTps: span > 0 ? committed / span : 0,
         p50LatencyMs: percentile(lat, 50),
@@ -328,6 +342,7 @@ async function main(): Promise<void> {
       validators: N,
       cores,
       verifyWorkers,
+      minBlockIntervalMs: minBlockInterval ?? null,
       warmupSeconds: WARMUP,
       accounts: UNKEYED > 0 ? ACCOUNTS : ACCOUNTS + 1,
       senders: SENDERS,

@@ -15,7 +15,8 @@ import { encodeTransaction, signTransaction, txHash } from '../ledger/transactio
  *  - `{cmd: 'run', urls, rate /* tx/s, 0 = saturation *\/, seconds, batch, maxOutstanding}` submits in JSON-RPC
  *    batches, open loop at `rate` (or, at saturation, closed loop with at most `maxOutstanding` transactions between
  *    submission and commit), round-robin over the nodes, and tracks commit times through node 0's `newBlocks`
- *    WebSocket subscription; answers `{admitted, rejected, errors, latenciesMs, firstHeight, lastHeight}`.
+ *    WebSocket subscription; answers `{admitted, rejected, errors, errorReasons, latenciesMs, firstHeight,
+ *    lastHeight}`. A request that got no answer is sent once more.
  *
  * Open loop sends every {@link TICK_MS} the transactions that have come due (as one batch, up to `batch`), and a
  * transaction's latency counts from the moment it came due, so the wait for the next tick is part of it.
@@ -96,6 +97,11 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   let admitted = 0
   let rejected = 0
   let errors = 0
+  /** Why requests failed, with how often (a request sent twice counts twice). */
+  const errorReasons: Record<string, number> = {}
+  const noteError = (e: Error) => {
+    errorReasons[e.message] = (errorReasons[e.message] ?? 0) + 1
+  }
   const startHeight = (await post(urls[0]!, { jsonrpc: '2.0', id: 1, method: 'node_status', params: [] })).result.height as number
   let followHeight = startHeight
   let drained: () => void = () => {}
@@ -167,18 +173,27 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
       submitted.set(it.hash, dueAt)
     })
     sent += items.length
+    // a request that got no answer (the connection failed) is sent once more, as a client would: a transaction the
+    // first one did admit then comes back `duplicate`, and counts as admitted
+    let retried = false
     const p = post(url, body)
+      .catch((e: Error) => {
+        noteError(e)
+        retried = true
+        return post(url, body)
+      })
       .then(
         (res: { id: number; error?: unknown }[] | { error?: { message?: string } }) => {
           if (!Array.isArray(res)) throw new Error(`batch refused: ${res.error?.message ?? 'not a batch response'}`)
           for (const r of res) {
-            if (r.error) {
+            if (r.error && !(retried && (r.error as { data?: { reason?: string } }).data?.reason === 'duplicate')) {
               rejected++
               submitted.delete(items[r.id]!.hash)
             } else admitted++
           }
         },
-        () => {
+        (e: Error) => {
+          noteError(e)
           errors += items.length
           for (const it of items) submitted.delete(it.hash)
         },
@@ -194,6 +209,7 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
     admitted,
     rejected,
     errors,
+    errorReasons,
     uncommitted: submitted.size,
     latenciesMs,
     firstHeight: startHeight + 1,
