@@ -250,7 +250,7 @@ export class TallyNode {
       chain,
       tip: () => this.tip,
       getAccount: (a) => ledger.getAccount(a),
-      proveAccount: (a) => ledger.proveAccount(a),
+      proveAccount: (a) => host.readCommitted(() => ledger.proveAccount(a)),
       nextNonce: (a) => mempool.pendingNonce(a),
       submit: async (bytes) => {
         const r = await txGossip.submit(bytes)

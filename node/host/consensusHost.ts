@@ -48,6 +48,7 @@ import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
 import type { Mempool } from '../mempool/mempool.js'
 import type { ChainStore, ChainTip } from '../storage/chainStore.js'
+import { CommitGate } from './commitGate.js'
 import { StagedKvStore } from '../storage/stagedKvStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../storage/storedBlock.js'
 import type { ConsensusLog } from '../storage/wal.js'
@@ -208,21 +209,12 @@ type QueueItem =
   | { readonly kind: 'flush'; readonly done: () => void }
 
 /** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
-interface AppliedBlock {
-  readonly height: number
-  readonly round: number
-  readonly hash: Uint8Array
-  readonly block: Block
-  readonly lastCommit: CommitCertificate | null
-  readonly certificate: CommitCertificate
-  readonly txHashes: readonly Uint8Array[]
-  readonly receipts: readonly { ok: boolean; code?: string }[]
-  readonly touched: readonly Uint8Array[]
-  readonly executionMs: number
+interface AppliedBlock extends CommittedBlock {
   readonly stateRoot: Uint8Array
+  /** A new validator set was scheduled by it (for height + 2), of this many members. */
   readonly scheduled: boolean
-  readonly governanceChanged: boolean
   readonly rosterSize: number
+  readonly governanceChanged: boolean
 }
 
 /** Most synced heights, and most store ops, staged for one write. */
@@ -254,6 +246,7 @@ export class ConsensusHost {
   private readonly roomWaiters: (() => void)[] = []
   private futureRecords: FutureRecord[] = []
   private ledgerTail: Promise<unknown> = Promise.resolve()
+  private readonly gate = new CommitGate()
   private draining = false
   private replaying = false
   private stopped = false
@@ -270,6 +263,14 @@ export class ConsensusHost {
   /** The committed tip (undefined before the first block): on disk and reported. */
   get tip(): ChainTip | undefined {
     return this.durableTip
+  }
+
+  /**
+   * Runs a read of the committed state that takes several store reads (an account proof) with no commit landing
+   * between them: the ledger's root and the store agree throughout.
+   */
+  readCommitted<T>(f: () => Promise<T>): Promise<T> {
+    return this.gate.read(f)
   }
 
   /**
@@ -1183,10 +1184,13 @@ export class ConsensusHost {
         ...this.d.evidence.commitOps(height, c.evidence),
         ...(setsChanged ? [this.d.chain.validatorSetsOp([...history, { fromHeight: height + 2, roster: scheduled }])] : []),
       ]
-      // a store that stages writes carries the heights staged before this one in this same batch
-      if (stage !== undefined) stage.stage(ops)
-      else await this.d.kv.write(ops)
-      this.d.ledger.commit(result)
+      // a store that stages writes carries the heights staged before this one in this same batch; readers of the
+      // committed state never see the store and the ledger's root disagree
+      await this.gate.commit(async () => {
+        if (stage !== undefined) stage.stage(ops)
+        else await this.d.kv.write(ops)
+        this.d.ledger.commit(result)
+      })
       if (setsChanged) this.d.sets.record(height + 2, scheduled)
       this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
       this.lastCommitValue = certificate
@@ -1236,23 +1240,12 @@ export class ConsensusHost {
     const replay = this.replayFor(last.height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > last.height + 1)
     for (const b of heights) {
-      await this.d.onCommitted({
-        height: b.height,
-        hash: b.hash,
-        round: b.round,
-        block: b.block,
-        lastCommit: b.lastCommit,
-        certificate: b.certificate,
-        txHashes: b.txHashes,
-        receipts: b.receipts,
-        touched: b.touched,
-        executionMs: b.executionMs,
-        stateRoot: b.stateRoot,
-      })
-      if (b.scheduled) {
-        this.d.logger.info({ fromHeight: b.height + 2, validators: b.rosterSize }, 'a new validator set is scheduled')
+      const { scheduled, rosterSize, governanceChanged, ...committed } = b
+      await this.d.onCommitted(committed)
+      if (scheduled) {
+        this.d.logger.info({ fromHeight: b.height + 2, validators: rosterSize }, 'a new validator set is scheduled')
         this.d.onValidatorSetsChanged?.()
-      } else if (b.governanceChanged) {
+      } else if (governanceChanged) {
         this.d.onGovernanceChanged?.()
       }
     }

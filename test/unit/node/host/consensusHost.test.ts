@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { addressFromPublicKey, bytesEqual, toHex } from '../../../../crypto/index.js'
 import { SafetyGuard, createMemorySafetyStore, decodeCommitCertificate, verifyCommit, type SignedVote } from '../../../../consensus/index.js'
 import { genesisState } from '../../../../genesis/genesis.js'
+import { verifyAccountProof } from '../../../../ledger/accountProof.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
@@ -362,5 +363,50 @@ describe('consensus host: pacing proposals', () => {
     const most = w.params.timeoutProposeMs / 2
     assert.ok(waited >= most && waited < most + 20, `proposed ${waited} ms into the height (half the propose timeout: ${most})`)
     t.stop()
+  })
+})
+
+describe('consensus host: reads of the committed state', () => {
+  it('an account proof read while heights commit always verifies against the root it names', async () => {
+    const w = new HostWorld({ validators: 1, wallets: 2 })
+    // as on a node: a store that stages writes (a write under way reads back at once), and a disk that takes time,
+    // so a proof's reads and a commit's write interleave
+    const t = await w.boot({ self: 0, stagedWrites: true, diskMs: 2 })
+    const address = addressFromPublicKey(w.wallets[0]!.publicKey)
+    const failures: string[] = []
+    let proofs = 0
+    let reading = true
+    // proofs back to back, each in its own turn of the event loop, while the sender's account changes every height
+    const reader = (async () => {
+      while (reading) {
+        try {
+          const p = await t.host.readCommitted(() => t.ledger.proveAccount(address))
+          if (!verifyAccountProof(p.root, address, p.proof).ok) failures.push('a proof that does not verify against its own root')
+          proofs++
+        } catch (e) {
+          failures.push((e as Error).message)
+        }
+        await new Promise<void>((resolve) => setImmediate(resolve))
+      }
+    })()
+    for (let n = 0; n < 8; n++) {
+      // the disk takes virtual time: the scheduler runs while the admission reads the account
+      let admitted: boolean | undefined
+      void t.mempool.add(w.transfer(0, BigInt(n)).bytes).then((r) => {
+        admitted = r.ok
+      })
+      await w.until(() => admitted !== undefined, `transfer ${n} admitted`)
+      assert.equal(admitted, true)
+      await w.until(() => t.mempool.size === 0, `transfer ${n} committed`)
+    }
+    reading = false
+    let readerDone = false
+    void reader.then(() => {
+      readerDone = true
+    })
+    await w.until(() => readerDone, 'the last proof')
+    t.stop()
+    assert.deepEqual(failures, [])
+    assert.ok(proofs >= 8, `${proofs} proofs`)
   })
 })

@@ -26,7 +26,7 @@ import {
 import { DEFAULT_PARAMS, genesisState, type Genesis } from '../../../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../../../ledger/ledgerState.js'
-import { MemoryKvStore } from '../../../../ledger/store.js'
+import { MemoryKvStore, type KvOp, type KvStore } from '../../../../ledger/store.js'
 import { createTransfer, type DecodedTransaction } from '../../../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock, type ConsensusHostOptions } from '../../../../node/host/consensusHost.js'
@@ -42,7 +42,7 @@ import { decodeConsensusGossip, type ConsensusGossip, type ProposalMessage } fro
 import { CheckedGuard } from '../../../sim/checkedGuard.js'
 import type { SignRequest } from '../../../sim/checker.js'
 import { Scheduler, settle } from '../../../sim/scheduler.js'
-import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from '../../../sim/simDisk.js'
+import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type DiskOptions, type StoreOp } from '../../../sim/simDisk.js'
 import { simConsensusParams } from '../../../sim/simulation.js'
 import { simLogger, type SimLogLine } from '../../../sim/simLogger.js'
 
@@ -168,6 +168,8 @@ export interface BootOptions {
   readonly holdWalSyncs?: boolean
   /** Start the host (default true); a test of a refused start calls `host.start()` itself. */
   readonly start?: boolean
+  /** Virtual milliseconds each read, write or sync takes once the host has started (default: none). */
+  readonly diskMs?: number
   /** Read and write the disk through a {@link StagedKvStore}, as a node does (synced heights may share a write). */
   readonly stagedWrites?: boolean
 }
@@ -441,9 +443,11 @@ export class HostWorld {
     t = new TestHost(this, o.self, durable, power)
     const th = t
     const { sched, genesis } = this
-    const disk = { durable, power, scheduler: sched, latencyMs: 0 }
+    const disk: DiskOptions & { latencyMs: number } = { durable, power, scheduler: sched, latencyMs: 0 }
     const logger = simLogger((line) => th.logs.push(line))
-    const kv = o.stagedWrites === true ? new StagedKvStore(new SimKvStore(disk)) : new SimKvStore(disk)
+    const slow = o.diskMs === undefined ? undefined : new SlowReadStore(new SimKvStore(disk), sched, power)
+    const base = slow ?? new SimKvStore(disk)
+    const kv = o.stagedWrites === true ? new StagedKvStore(base) : base
     const ledger = (await kv.get(ROOT_STORE_KEY)) === undefined ? await genesisState(genesis, kv) : await LedgerState.open(kv)
     const chain = new ChainStore(kv)
     const sets = await loadValidatorSets(chain, kv, ledger)
@@ -533,6 +537,11 @@ export class HostWorld {
     )
     Object.assign(th, { host, ledger, chain, mempool, verified, sets, wal, guard, timers })
     if (o.start !== false) await host.start()
+    // from here on the scheduler runs (tests wait in virtual time), so the disk may take some of it
+    if (slow !== undefined) {
+      slow.readMs = o.diskMs ?? 0
+      disk.latencyMs = o.diskMs ?? 0
+    }
     return th
   }
 }
@@ -540,4 +549,27 @@ export class HostWorld {
 /** Hex of a value id (or 'nil'), for assertion messages. */
 export function hexOrNil(valueId: Uint8Array | null): string {
   return valueId === null ? 'nil' : toHex(valueId)
+}
+
+/** A store whose reads take `readMs` of virtual time, so that several reads and a write can interleave. */
+class SlowReadStore implements KvStore {
+  readMs = 0
+
+  constructor(
+    private readonly base: KvStore,
+    private readonly sched: Scheduler,
+    private readonly power: Power,
+  ) {}
+
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.readMs > 0 ? this.sched.sleep(this.readMs, this.power).then(() => this.base.get(key)) : this.base.get(key)
+  }
+
+  getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    return this.readMs > 0 ? this.sched.sleep(this.readMs, this.power).then(() => this.base.getMany(keys)) : this.base.getMany(keys)
+  }
+
+  write(ops: readonly KvOp[]): Promise<void> {
+    return this.base.write(ops)
+  }
 }
