@@ -129,11 +129,6 @@ export interface CommittedBlock {
   /** Addresses whose accounts the block changed (the mempool re-reads only these). */
   readonly touched: readonly Uint8Array[]
   readonly executionMs: number
-  /**
-   * The state root this node computed for the block (the header's). The ledger's own root is that one when the block
-   * is reported, or a later height's when synced heights were applied together.
-   */
-  readonly stateRoot?: Uint8Array
 }
 
 export interface ConsensusHostDependencies {
@@ -210,7 +205,6 @@ type QueueItem =
 
 /** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
 interface AppliedBlock extends CommittedBlock {
-  readonly stateRoot: Uint8Array
   /** A new validator set was scheduled by it (for height + 2), of this many members. */
   readonly scheduled: boolean
   readonly rosterSize: number
@@ -1207,7 +1201,6 @@ export class ConsensusHost {
       receipts,
       touched: result.changed.map((x) => x.address),
       executionMs: c.executionMs ?? 0,
-      stateRoot: result.stateRoot,
       scheduled: setsChanged,
       governanceChanged: result.governanceBytes !== undefined,
       rosterSize: scheduled?.length ?? 0,

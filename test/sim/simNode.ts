@@ -377,8 +377,9 @@ export class SimValidator implements NetNode {
         requestBlock: (h) => late.sync?.request(h),
         onCommitted: async (b: CommittedBlock) => {
           if (!power.alive) return
-          // the ledger's root is this height's, or a later one's when synced heights were written together
-          checker.committed(this.index, b, host.appliedTip?.height === b.height || b.stateRoot === undefined ? ledger.root() : b.stateRoot, host.round)
+          // the ledger's root is this height's, or a later one's when synced heights were written together: a height
+          // below the applied tip is held to its header's root, which the host checked its execution against
+          checker.committed(this.index, b, host.appliedTip?.height === b.height ? ledger.root() : b.block.header.stateRoot, host.round)
           await mempool.update(b.txHashes, b.touched)
         },
         onEvidence: (e) => {
@@ -477,7 +478,6 @@ export class SimValidator implements NetNode {
           receipts: txHashes.map(() => ({ ok: true })),
           touched: [],
           executionMs: 0,
-          stateRoot: root,
         },
         root,
         cert.value.round,

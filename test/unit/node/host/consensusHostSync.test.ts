@@ -226,7 +226,7 @@ describe('consensus host: blocks from sync', () => {
       assert.equal(await apply(t, blocks[3]!, false), true)
       assert.equal(disk.writes, before + 1)
       assert.deepEqual(
-        t.committed.map((c) => [c.height, toHex(c.hash), toHex(c.stateRoot!)]),
+        t.committed.map((c) => [c.height, toHex(c.hash), toHex(c.block.header.stateRoot)]),
         blocks.map((b) => [b.height, toHex(b.hash), toHex(b.stored.block.header.stateRoot)]),
       )
       for (const h of [1, 2, 3, 4]) assert.equal(t.durableTipAtCommit.get(h), 4, `height ${h} reported once on disk`)
