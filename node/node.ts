@@ -50,6 +50,12 @@ interface NodeEvents {
   committed: [CommittedBlock]
 }
 
+/**
+ * How long before its height's proposer may propose (the pacing interval after the height started) a node sends the
+ * transactions it held back since then: time for the batch to reach the proposer and pass its admission.
+ */
+const TX_HOLD_LEAD_MS = 15
+
 /** How much of its mempool a node sends a peer that connects: a bound, so that reconnecting costs no flood. */
 const PENDING_FOR_NEW_PEER = { maxTxs: 20_000, maxBytes: 4 * 1024 * 1024 }
 
@@ -154,7 +160,16 @@ export class TallyNode {
       { logger: log('p2p') },
     )
     const direct = new DirectStreams(p2p, log('p2p'), { maxMessageBytes: Math.max(1024 * 1024, maxConsensusMessageBytes(limits.maxTxs)) })
-    const txGossip = new TxGossip<AddResult>({}, { gossip: direct, admit: (tx) => mempool.add(tx), logger: log('txgossip') })
+    const txGossip = new TxGossip<AddResult>(
+      {},
+      {
+        gossip: direct,
+        admit: (tx) => mempool.add(tx),
+        // what arrives early in a height waits for one batch sent shortly before its proposer may propose
+        holdUntil: () => host.heightStartedAtMs + config.consensus.minBlockIntervalMs - TX_HOLD_LEAD_MS,
+        logger: log('txgossip'),
+      },
+    )
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, { onTimeout: (t) => events.emit('timeout', t) })
     this.stopFns.push(() => timers.stop())
     const txFetch = new TxFetch(

@@ -45,8 +45,10 @@ export const TX_BATCH_VERSION = 1
 export interface TxGossipOptions {
   /** Stream protocol (default `/tally/tx-batches/1`). */
   readonly topic?: string
-  /** Longest wait before a queued transaction is sent, in ms (default 5). */
+  /** Longest wait before a queued transaction is sent, in ms (default 5), outside a hold ({@link TxGossipDependencies.holdUntil}). */
   readonly flushMs?: number
+  /** Longest a hold may delay a queued transaction, in ms (default 100). */
+  readonly maxHoldMs?: number
   /** Most transactions in one batch (default 2,000). */
   readonly maxBatchTxs?: number
   /** Largest batch message in bytes (default 256 KiB); must fit the p2p layer's maxGossipBytes. */
@@ -66,6 +68,15 @@ export interface TxGossipDependencies<R extends AdmitResult = AdmitResult> {
   readonly gossip: GossipTransport
   /** Admits one transaction's wire bytes (the mempool). `from` is the relaying peer, undefined for local submissions. */
   readonly admit: (tx: Uint8Array, from?: string) => R | Promise<R>
+  /**
+   * A time (ms, on {@link now}'s clock) before which small batches are held back: the transactions queued until then
+   * go out as one batch at that time. A validator holds them until shortly before the proposer of its height proposes
+   * (the pacing interval, `consensus.minBlockIntervalMs`): sent earlier they would not make an earlier block, and a
+   * transaction queued later goes out after `flushMs` as usual. Without it, batches wait `flushMs`.
+   */
+  readonly holdUntil?: () => number
+  /** The clock of {@link holdUntil} (default the wall clock). */
+  readonly now?: () => number
   readonly logger: Logger
 }
 
@@ -110,6 +121,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   private readonly flushMs: number
   private readonly maxBatchTxs: number
   private readonly maxBatchBytes: number
+  private readonly maxHoldMs: number
   private readonly deps: TxGossipDependencies<R>
   private queue: Uint8Array[] = []
   private queueBytes = BATCH_HEADER_BYTES
@@ -131,6 +143,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.flushMs = options.flushMs ?? 5
     this.maxBatchTxs = options.maxBatchTxs ?? 2_000
     this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024
+    this.maxHoldMs = options.maxHoldMs ?? 100
     if (this.maxBatchBytes < BATCH_HEADER_BYTES + TX_HEADER_BYTES + MAX_TX_BYTES) throw new RangeError('maxBatchBytes too small for one transaction')
     if (this.maxBatchTxs < 1) throw new RangeError('maxBatchTxs must be at least 1')
     this.deps = dependencies
@@ -170,7 +183,15 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.queue.push(tx)
     this.queueBytes += size
     if (this.queue.length >= this.maxBatchTxs) this.flush()
-    else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.flushMs)
+    else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.delay())
+  }
+
+  /** How long a batch that starts now waits: `flushMs`, or until the hold ends (at most `maxHoldMs`). */
+  private delay(): number {
+    const until = this.deps.holdUntil?.()
+    if (until === undefined || !Number.isFinite(until)) return this.flushMs
+    const now = (this.deps.now ?? Date.now)()
+    return Math.max(this.flushMs, Math.min(until - now, this.maxHoldMs))
   }
 
   /**

@@ -144,3 +144,77 @@ describe('tx gossip to a peer that connects', () => {
     assert.equal(g.sendPending('peer-c', makeTxs(5, 13)), 0)
   })
 })
+
+describe('tx gossip holding batches back', () => {
+  /** A gossip transport that records what is published, and a clock the test moves with mocked timers. */
+  function held(holdUntil: () => number | undefined, options: { flushMs?: number; maxHoldMs?: number; maxBatchTxs?: number } = {}) {
+    const published: Uint8Array[][] = []
+    const gossip = {
+      subscribe: () => {},
+      publish: async (_topic: string, data: Uint8Array) => {
+        const d = decodeTxBatch(data, 1 << 20, 10_000)
+        assert.ok(d.ok)
+        published.push(d.value)
+        return 1
+      },
+      sendTo: () => true,
+    }
+    const g = new TxGossip(options, {
+      gossip,
+      admit: () => ({ ok: true, value: null }),
+      holdUntil: () => holdUntil() ?? Number.NaN,
+      now: () => Date.now(),
+      logger: silentLogger(),
+    })
+    return { g, published }
+  }
+
+  /** Moves the mocked clock and lets the publishing promises run. */
+  async function tick(ms: number, t: { mock: { timers: { tick(ms: number): void } } }) {
+    t.mock.timers.tick(ms)
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+  }
+
+  it('sends what arrives before the hold ends as one batch when it ends', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000 })
+    const txs = makeTxs(4, 11)
+    const { g, published } = held(() => 1_040)
+    await g.start()
+    g.broadcast(txs[0]!)
+    await tick(10, t)
+    g.broadcast(txs[1]!)
+    await tick(20, t)
+    g.broadcast(txs[2]!)
+    await tick(9, t)
+    assert.equal(published.length, 0, 'nothing goes out while the hold lasts')
+    await tick(1, t)
+    assert.deepEqual(published, [txs.slice(0, 3)])
+    // once the hold is over, a transaction waits flushMs only
+    g.broadcast(txs[3]!)
+    await tick(5, t)
+    assert.deepEqual(published, [txs.slice(0, 3), [txs[3]]])
+    await g.stop()
+  })
+
+  it('waits flushMs without a hold, at most maxHoldMs for a far one, and sends a full batch at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000 })
+    const txs = makeTxs(5, 12)
+    let until: number | undefined
+    const { g, published } = held(() => until, { maxHoldMs: 50, maxBatchTxs: 2 })
+    await g.start()
+    g.broadcast(txs[0]!)
+    await tick(5, t)
+    assert.equal(published.length, 1, 'no hold: sent after the default 5 ms')
+    until = Date.now() + 10_000
+    g.broadcast(txs[1]!)
+    await tick(49, t)
+    assert.equal(published.length, 1)
+    await tick(1, t)
+    assert.equal(published.length, 2, 'a hold far ahead delays a batch by maxHoldMs only')
+    g.broadcast(txs[2]!)
+    g.broadcast(txs[3]!)
+    await tick(0, t)
+    assert.deepEqual(published[2], [txs[2], txs[3]], 'a full batch goes out during a hold')
+    await g.stop()
+  })
+})
