@@ -180,7 +180,7 @@ export class Dispatcher {
   }
 
   private count(method: string, outcome: string): void {
-    this.deps.metrics?.rpcRequests.inc({ method, outcome })
+    this.deps.metrics?.countRpcCall(method, outcome)
   }
 }
 
