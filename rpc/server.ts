@@ -125,6 +125,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   })
 }
 
+/** The Content-Type of every JSON answer, as koa's `ctx.type = 'application/json'` spells it, set without its look-up. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+
 const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 
 /** One WebSocket connection. */
@@ -364,7 +367,7 @@ export class RpcServer {
       return
     }
     ctx.status = 200
-    ctx.type = 'application/json'
+    ctx.set('Content-Type', JSON_CONTENT_TYPE)
     ctx.body = response
   }
 
