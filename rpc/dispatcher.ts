@@ -1,5 +1,6 @@
 import { StandardErrorCode, applicationError, type JsonRpcError } from './errors.js'
 import { ok } from '../crypto/result.js'
+import { DeadlineQueue, type Deadline } from './deadlineQueue.js'
 import { invalidParam, type Parsed } from './format.js'
 import type { Metrics } from './metrics.js'
 import type { RpcLogger } from './logger.js'
@@ -68,29 +69,29 @@ const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id ===
 const TIMED_OUT = Symbol('timed out')
 
 /**
- * The deadline of one request's calls. A batch's members start together, so one timer, started when the first
- * call waits on it and cleared when the request is answered, bounds every member of the request as a timer per
- * call would.
+ * The deadline of one request's calls. A batch's members start together, so one deadline, started when the first
+ * call waits on it and finished when the request is answered, bounds every member of the request as one per call
+ * would.
  */
 class RequestDeadline {
-  private timer: NodeJS.Timeout | undefined
+  private deadline: Deadline | undefined
   private expiry: Promise<typeof TIMED_OUT> | undefined
 
-  constructor(private readonly ms: number) {}
+  constructor(private readonly queue: DeadlineQueue) {}
 
   /** Whichever settles first: the work, or the deadline. */
   race<T>(work: Promise<T>): Promise<T | typeof TIMED_OUT> {
     if (this.expiry === undefined) {
       this.expiry = new Promise((resolve) => {
-        this.timer = setTimeout(resolve, this.ms, TIMED_OUT)
+        this.deadline = this.queue.start(() => resolve(TIMED_OUT))
       })
     }
     return Promise.race([work, this.expiry])
   }
 
-  /** Stops the timer (the request is answered). */
+  /** The request is answered. */
   clear(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.deadline?.done()
   }
 }
 
@@ -99,12 +100,14 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { the
 /** Runs JSON-RPC requests against a method table. */
 export class Dispatcher {
   private readonly methods: Map<string, MethodSpec>
+  private readonly deadlines: DeadlineQueue
 
   constructor(
     private readonly options: DispatcherOptions,
     private readonly deps: DispatcherDependencies,
   ) {
     this.methods = new Map(Object.entries(deps.methods))
+    this.deadlines = new DeadlineQueue(options.requestTimeoutMs)
   }
 
   /** The method names served. */
@@ -130,7 +133,7 @@ export class Dispatcher {
   /** Handles a parsed request value (a request object or a batch); the response as JSON text, as `handleText`. */
   async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
     if (!Array.isArray(value)) {
-      const deadline = new RequestDeadline(this.options.requestTimeoutMs)
+      const deadline = new RequestDeadline(this.deadlines)
       try {
         return await this.handleOne(value, context, deadline)
       } finally {
@@ -150,7 +153,7 @@ export class Dispatcher {
     // Members are started in order and run together: a batch of submissions reaches the node's signature
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
-    const deadline = new RequestDeadline(this.options.requestTimeoutMs)
+    const deadline = new RequestDeadline(this.deadlines)
     let members: (string | undefined)[]
     try {
       members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline)))
