@@ -8,6 +8,7 @@ import { sha256 } from '../crypto/hash.js'
 import { ok } from '../crypto/result.js'
 import { encodeTransaction, signTransaction } from '../ledger/transaction.js'
 import type { RpcBackend, SubmitResult } from '../rpc/backend.js'
+import { RpcClient } from '../rpc/client.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
 
@@ -19,10 +20,10 @@ import { RpcServer } from '../rpc/server.js'
  * so what is measured is the HTTP and JSON-RPC layer: koa, body reading, parsing, dispatch, metrics, the response.
  * A child process is the client: it sends `tx_submit` requests of real signed transfers over one keep-alive
  * connection, one request at a time (as a wallet does; `--concurrency` keeps more in flight over as many
- * connections), first single calls, then batches of `--batch`. Each kind runs `--rounds` measured rounds after one
- * unmeasured warm-up round, alternating kinds, and reports each round's server and client CPU (user + system, from
- * `process.cpuUsage`, not wall time) per request. The server process does nothing else during a round, so its
- * whole CPU is the server's.
+ * connections; `--rpc-client` sends through the wallet's `RpcClient` instead), first single calls, then batches of
+ * `--batch`. Each kind runs `--rounds` measured rounds after one unmeasured warm-up round, alternating kinds, and
+ * reports each round's server and client CPU (user + system, from `process.cpuUsage`, not wall time) per request.
+ * The server process does nothing else during a round, so its whole CPU is the server's.
  *
  * `node --cpu-prof dist/bench/rpcRequests.js` profiles the server only (the client is started without the flag).
  */
@@ -33,10 +34,11 @@ const program = new Command()
   .option('--batch <n>', 'transfers in a batch request', '7')
   .option('--rounds <n>', 'measured rounds of each kind (after one warm-up round)', '3')
   .option('--concurrency <n>', 'requests in flight, each on its own keep-alive connection', '1')
+  .option('--rpc-client', "send through the wallet's RpcClient instead of the submitter's request code")
   .option('--json', 'print the results as JSON')
 
 /** What the parent asks the client to do. */
-type ClientCommand = { cmd: 'run'; url: string; requests: number; batch: number; concurrency: number } | { cmd: 'exit' }
+type ClientCommand = { cmd: 'run'; url: string; requests: number; batch: number; concurrency: number; rpcClient: boolean } | { cmd: 'exit' }
 
 /** What the client reports for a run. */
 interface ClientReport {
@@ -102,20 +104,38 @@ async function runClient(m: Extract<ClientCommand, { cmd: 'run' }>, pool: readon
       req.end(payload)
     })
   }
+  /** Sends request `i` on lane `lane`; how many of its calls failed. */
+  let lanePost = async (_lane: number, i: number): Promise<number> => {
+    const res = (await post(bodies[i % bodies.length]).catch(() => undefined)) as { error?: unknown } | { error?: unknown }[] | undefined
+    if (res === undefined) return 1
+    if (Array.isArray(res)) return res.filter((r) => r.error !== undefined).length
+    return res.error !== undefined ? 1 : 0
+  }
+  if (m.rpcClient) {
+    // the wallet's client: one per lane, as each user has their own
+    const clients = Array.from({ length: m.concurrency }, () => new RpcClient({ endpoints: [m.url], retries: 0 }))
+    const calls = Array.from({ length: bodies.length }, (_, i) =>
+      Array.from({ length: m.batch }, (_, j) => ({ method: 'tx_submit', params: [pool[(i * m.batch + j) % pool.length]!] })),
+    )
+    lanePost = async (lane, i) => {
+      const c = clients[lane]!
+      const members = calls[i % calls.length]!
+      if (members.length === 1)
+        return c.call('tx_submit', members[0]!.params).then(
+          () => 0,
+          () => 1,
+        )
+      return (await c.batch(members)).filter((a) => !a.ok).length
+    }
+  }
   let errors = 0
   let sent = 0
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  const lane = async () => {
-    while (sent < m.requests) {
-      const body = bodies[sent++ % bodies.length]
-      const res = (await post(body).catch(() => undefined)) as { error?: unknown } | { error?: unknown }[] | undefined
-      if (res === undefined) errors++
-      else if (Array.isArray(res)) errors += res.filter((r) => r.error !== undefined).length
-      else if (res.error !== undefined) errors++
-    }
+  const lane = async (index: number) => {
+    while (sent < m.requests) errors += await lanePost(index, sent++)
   }
-  await Promise.all(Array.from({ length: m.concurrency }, lane))
+  await Promise.all(Array.from({ length: m.concurrency }, (_, i) => lane(i)))
   const cpu = process.cpuUsage(cpu0)
   const wallMs = performance.now() - t0
   agent.destroy()
@@ -145,7 +165,7 @@ function admittingBackend(): RpcBackend {
 
 async function main(): Promise<void> {
   program.parse()
-  const opts = program.opts<{ requests: string; batch: string; rounds: string; concurrency: string; json?: boolean }>()
+  const opts = program.opts<{ requests: string; batch: string; rounds: string; concurrency: string; rpcClient?: boolean; json?: boolean }>()
   const requests = Number(opts.requests)
   const rounds = Number(opts.rounds)
   const concurrency = Number(opts.concurrency)
@@ -165,7 +185,7 @@ async function main(): Promise<void> {
   const round = async (batch: number): Promise<{ server: NodeJS.CpuUsage; client: ClientReport }> => {
     const reply = next()
     const cpu0 = process.cpuUsage()
-    child.send({ cmd: 'run', url: server.url, requests, batch, concurrency } satisfies ClientCommand)
+    child.send({ cmd: 'run', url: server.url, requests, batch, concurrency, rpcClient: opts.rpcClient === true } satisfies ClientCommand)
     const client = (await reply) as ClientReport
     return { server: process.cpuUsage(cpu0), client }
   }
@@ -196,7 +216,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ requests, rounds, concurrency, results }))
     return
   }
-  console.log(`${requests} requests per round, ${concurrency} in flight; CPU µs per request (user + system)`)
+  const via = opts.rpcClient === true ? "the wallet's RpcClient" : "the submitter's client"
+  console.log(`${requests} requests per round through ${via}, ${concurrency} in flight; CPU µs per request (user + system)`)
   for (const k of kinds) {
     const rs = results.filter((r) => r.kind === k.kind)
     const fmt = (xs: number[]) => `${median(xs).toFixed(1)} [${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}]`
