@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import WebSocket from 'ws'
 
 /**
@@ -139,35 +141,58 @@ type Attempt = { kind: 'answer'; value: unknown } | { kind: 'unreachable'; error
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** Reads a response body as text, giving up past `maxBytes` (an endpoint must not make the client buffer without end). */
-async function readBounded(res: Response, maxBytes: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (declared > maxBytes) {
-    await res.body?.cancel()
-    throw new Error(`answer larger than ${maxBytes} bytes`)
-  }
-  if (res.body === null) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > maxBytes) {
-      await reader.cancel()
-      throw new Error(`answer larger than ${maxBytes} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+/** Why an HTTP exchange failed, for the error that names each endpoint tried: the system error code when there is one. */
+function describe(e: unknown): string {
+  const err = e as { code?: unknown; message?: string } | null
+  return typeof err?.code === 'string' ? err.code : (err?.message ?? String(e))
 }
 
-function describe(e: unknown, timeoutMs: number): string {
-  const err = e as { name?: string; message?: string; cause?: { code?: string; message?: string } }
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `timed out after ${timeoutMs} ms`
-  const code = err?.cause?.code ?? err?.cause?.message
-  return code !== undefined ? String(code) : (err?.message ?? String(e))
+/** An HTTP exchange's outcome: the status and the body's text, or why there is none. */
+type Exchange = { ok: true; status: number; text: string } | { ok: false; error: string }
+
+/**
+ * POSTs JSON text with Node's HTTP client over its keep-alive connection pool (one per protocol, shared by every
+ * client in the process; an idle pooled connection does not hold the process open). The whole exchange, answer
+ * included, gets `timeoutMs`, and reading stops past `maxBytes` (an endpoint must not make the client buffer
+ * without end).
+ */
+function postJson(url: URL, text: string, timeoutMs: number, maxBytes: number): Promise<Exchange> {
+  return new Promise((resolve) => {
+    let settled = false
+    const finish = (x: Exchange) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(x)
+    }
+    const payload = Buffer.from(text, 'utf8')
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest
+    const req = send(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
+      const tooLarge = () => {
+        req.destroy()
+        finish({ ok: false, error: `answer larger than ${maxBytes} bytes` })
+      }
+      if (Number(res.headers['content-length'] ?? Number.NaN) > maxBytes) return tooLarge()
+      const chunks: Buffer[] = []
+      let total = 0
+      res.on('data', (c: Buffer) => {
+        total += c.length
+        if (total > maxBytes) tooLarge()
+        else chunks.push(c)
+      })
+      res.on('end', () => finish({ ok: true, status: res.statusCode ?? 0, text: Buffer.concat(chunks, total).toString('utf8') }))
+      res.on('error', (e) => finish({ ok: false, error: describe(e) }))
+      res.on('close', () => {
+        if (!res.complete) finish({ ok: false, error: 'answer cut off' })
+      })
+    })
+    const timer = setTimeout(() => {
+      finish({ ok: false, error: `timed out after ${timeoutMs} ms` })
+      req.destroy()
+    }, timeoutMs)
+    req.on('error', (e) => finish({ ok: false, error: describe(e) }))
+    req.end(payload)
+  })
 }
 
 /** The JSON-RPC client. */
@@ -177,6 +202,8 @@ export class RpcClient {
   private readonly retries: number
   private readonly backoffMs: number
   private readonly maxResponseBytes: number
+  /** Each endpoint's `POST /` URL, parsed once. */
+  private readonly urls = new Map<string, URL>()
   private preferred = 0
   private nextId = 1
 
@@ -194,6 +221,7 @@ export class RpcClient {
         throw new RangeError(`RpcClient: not a URL: ${e}`)
       }
       if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new RangeError(`RpcClient: not an http(s) URL: ${e}`)
+      this.urls.set(e, new URL(`${e}/`))
     }
     this.endpoints = endpoints
     this.timeoutMs = options.timeoutMs ?? 5000
@@ -275,30 +303,19 @@ export class RpcClient {
   }
 
   private async post(endpoint: string, text: string): Promise<Attempt> {
-    let res: Response
-    let raw: string
-    try {
-      res = await fetch(`${endpoint}/`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: text,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      })
-      raw = await readBounded(res, this.maxResponseBytes)
-    } catch (e) {
-      return { kind: 'unreachable', error: describe(e, this.timeoutMs) }
-    }
-    if (res.status >= 500) return { kind: 'unreachable', error: `HTTP ${res.status}` }
+    const x = await postJson(this.urls.get(endpoint)!, text, this.timeoutMs, this.maxResponseBytes)
+    if (!x.ok) return { kind: 'unreachable', error: x.error }
+    if (x.status >= 500) return { kind: 'unreachable', error: `HTTP ${x.status}` }
     let value: unknown
     try {
-      value = JSON.parse(raw)
+      value = JSON.parse(x.text)
     } catch {
-      return { kind: 'unreachable', error: `HTTP ${res.status} with a body that is not JSON` }
+      return { kind: 'unreachable', error: `HTTP ${x.status} with a body that is not JSON` }
     }
-    if (res.status !== 200) {
+    if (x.status !== 200) {
       // 4xx with a JSON-RPC error (413, 415…): the request is at fault, not the endpoint; report it as the answer.
       const e = (value as { error?: unknown } | null)?.error
-      return e !== undefined ? { kind: 'answer', value } : { kind: 'unreachable', error: `HTTP ${res.status}` }
+      return e !== undefined ? { kind: 'answer', value } : { kind: 'unreachable', error: `HTTP ${x.status}` }
     }
     return { kind: 'answer', value }
   }

@@ -1,5 +1,6 @@
 import { StandardErrorCode, applicationError, type JsonRpcError } from './errors.js'
 import { ok } from '../crypto/result.js'
+import { DeadlineQueue, type Deadline } from './deadlineQueue.js'
 import { invalidParam, type Parsed } from './format.js'
 import type { Metrics } from './metrics.js'
 import type { RpcLogger } from './logger.js'
@@ -59,17 +60,54 @@ const errorResponse = (id: JsonRpcId, code: number, message: string, data?: unkn
   error: data === undefined ? { code, message } : { code, message, data },
 })
 
+/** A response as JSON text. */
+const serialize = (response: JsonRpcResponse): string => JSON.stringify(response)
+
 const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+
+/** What a call's deadline resolves to when it passes first. */
+const TIMED_OUT = Symbol('timed out')
+
+/**
+ * The deadline of one request's calls. A batch's members start together, so one deadline, started when the first
+ * call waits on it and finished when the request is answered, bounds every member of the request as one per call
+ * would.
+ */
+class RequestDeadline {
+  private deadline: Deadline | undefined
+  private expiry: Promise<typeof TIMED_OUT> | undefined
+
+  constructor(private readonly queue: DeadlineQueue) {}
+
+  /** Whichever settles first: the work, or the deadline. */
+  race<T>(work: Promise<T>): Promise<T | typeof TIMED_OUT> {
+    if (this.expiry === undefined) {
+      this.expiry = new Promise((resolve) => {
+        this.deadline = this.queue.start(() => resolve(TIMED_OUT))
+      })
+    }
+    return Promise.race([work, this.expiry])
+  }
+
+  /** The request is answered. */
+  clear(): void {
+    this.deadline?.done()
+  }
+}
+
+const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { then?: unknown } | null)?.then === 'function'
 
 /** Runs JSON-RPC requests against a method table. */
 export class Dispatcher {
   private readonly methods: Map<string, MethodSpec>
+  private readonly deadlines: DeadlineQueue
 
   constructor(
     private readonly options: DispatcherOptions,
     private readonly deps: DispatcherDependencies,
   ) {
     this.methods = new Map(Object.entries(deps.methods))
+    this.deadlines = new DeadlineQueue(options.requestTimeoutMs)
   }
 
   /** The method names served. */
@@ -78,109 +116,136 @@ export class Dispatcher {
   }
 
   /**
-   * Handles a request body (text). Returns the response value (an object or a non-empty array) or undefined
-   * when nothing is to be sent (notifications only).
+   * Handles a request body (text). Returns the response as JSON text (an object or a non-empty array) or
+   * undefined when nothing is to be sent (notifications only).
    */
-  async handleText(text: string, context: CallContext): Promise<JsonRpcResponse | JsonRpcResponse[] | undefined> {
+  async handleText(text: string, context: CallContext): Promise<string | undefined> {
     let value: unknown
     try {
       value = JSON.parse(text)
     } catch {
       this.count('invalid', 'parse_error')
-      return errorResponse(null, StandardErrorCode.parseError, 'parse error: the body is not valid JSON')
+      return serialize(errorResponse(null, StandardErrorCode.parseError, 'parse error: the body is not valid JSON'))
     }
     return this.handleValue(value, context)
   }
 
-  /** Handles a parsed request value: a request object or a batch. */
-  async handleValue(value: unknown, context: CallContext): Promise<JsonRpcResponse | JsonRpcResponse[] | undefined> {
-    if (!Array.isArray(value)) return this.handleOne(value, context)
+  /** Handles a parsed request value (a request object or a batch); the response as JSON text, as `handleText`. */
+  async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
+    if (!Array.isArray(value)) {
+      const deadline = new RequestDeadline(this.deadlines)
+      try {
+        return await this.handleOne(value, context, deadline)
+      } finally {
+        deadline.clear()
+      }
+    }
     if (value.length === 0) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: empty batch')
+      return serialize(errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: empty batch'))
     }
     if (value.length > this.options.maxBatch) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(null, StandardErrorCode.invalidRequest, `invalid request: batch of ${value.length} exceeds the limit of ${this.options.maxBatch}`)
+      return serialize(
+        errorResponse(null, StandardErrorCode.invalidRequest, `invalid request: batch of ${value.length} exceeds the limit of ${this.options.maxBatch}`),
+      )
     }
     // Members are started in order and run together: a batch of submissions reaches the node's signature
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
-    const out = (await Promise.all(value.map((member) => this.handleOne(member, context)))).filter((r): r is JsonRpcResponse => r !== undefined)
-    return out.length === 0 ? undefined : out
+    const deadline = new RequestDeadline(this.deadlines)
+    let members: (string | undefined)[]
+    try {
+      members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline)))
+    } finally {
+      deadline.clear()
+    }
+    const out = members.filter((r): r is string => r !== undefined)
+    return out.length === 0 ? undefined : `[${out.join(',')}]`
   }
 
-  private async handleOne(req: unknown, context: CallContext): Promise<JsonRpcResponse | undefined> {
+  private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline): Promise<string | undefined> {
     if (typeof req !== 'object' || req === null || Array.isArray(req)) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: expected a request object')
+      return serialize(errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: expected a request object'))
     }
     const r = req as Record<string, unknown>
     const hasId = Object.hasOwn(r, 'id')
     if (hasId && !isValidId(r.id)) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: id must be a string, a number or null')
+      return serialize(errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: id must be a string, a number or null'))
     }
     const id = hasId ? (r.id as JsonRpcId) : null
     if (r.jsonrpc !== '2.0') {
       this.count('invalid', 'invalid_request')
-      return errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: jsonrpc must be "2.0"')
+      return serialize(errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: jsonrpc must be "2.0"'))
     }
     if (typeof r.method !== 'string') {
       this.count('invalid', 'invalid_request')
-      return errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: method must be a string')
+      return serialize(errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: method must be a string'))
     }
     const params = r.params
     if (params !== undefined && (typeof params !== 'object' || params === null)) {
       this.count('invalid', 'invalid_request')
-      return errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: params must be an array or an object')
+      return serialize(errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: params must be an array or an object'))
     }
-    const response = await this.call(r.method, params as unknown[] | Record<string, unknown> | undefined, id, context)
+    const response = await this.call(r.method, params as unknown[] | Record<string, unknown> | undefined, id, context, deadline)
     return hasId ? response : undefined
   }
 
-  private async call(name: string, params: unknown[] | Record<string, unknown> | undefined, id: JsonRpcId, context: CallContext): Promise<JsonRpcResponse> {
+  /** Runs one call; its response as JSON text. */
+  private async call(
+    name: string,
+    params: unknown[] | Record<string, unknown> | undefined,
+    id: JsonRpcId,
+    context: CallContext,
+    deadline: RequestDeadline,
+  ): Promise<string> {
     const method = this.methods.get(name)
     if (method === undefined) {
       this.count('unknown', 'method_not_found')
-      return errorResponse(id, StandardErrorCode.methodNotFound, `method not found: ${name.slice(0, 100)}`)
+      return serialize(errorResponse(id, StandardErrorCode.methodNotFound, `method not found: ${name.slice(0, 100)}`))
     }
     const args = resolveParams(method.params, params)
     if (!args.ok) {
       this.count(name, 'invalid_params')
-      return errorResponse(
-        id,
-        StandardErrorCode.invalidParams,
-        `invalid params: ${args.error.reason}`,
-        args.error.param === undefined ? undefined : { param: args.error.param },
+      return serialize(
+        errorResponse(
+          id,
+          StandardErrorCode.invalidParams,
+          `invalid params: ${args.error.reason}`,
+          args.error.param === undefined ? undefined : { param: args.error.param },
+        ),
       )
     }
-    let timer: NodeJS.Timeout | undefined
     try {
-      const deadline = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), this.options.requestTimeoutMs)
-      })
-      const outcome = await Promise.race([Promise.resolve().then(() => method.handler(args.value, context)), deadline])
-      if (outcome === 'timeout') {
+      const running = method.handler(args.value, context)
+      const outcome = isThenable(running) ? await deadline.race(Promise.resolve(running)) : running
+      if (outcome === TIMED_OUT) {
         this.count(name, 'timeout')
         const e = applicationError('timeout', `${name} did not answer within ${this.options.requestTimeoutMs} ms`)
-        return { jsonrpc: '2.0', id, error: e }
+        return serialize({ jsonrpc: '2.0', id, error: e })
       }
-      // A result the transport could not serialize (a stray bigint…) is the node's bug: an internal error.
-      if (outcome.ok) JSON.stringify(outcome.result)
-      this.count(name, outcome.ok ? 'ok' : 'error')
-      return outcome.ok ? { jsonrpc: '2.0', id, result: outcome.result } : { jsonrpc: '2.0', id, error: outcome.error }
+      if (!outcome.ok) {
+        this.count(name, 'error')
+        return serialize({ jsonrpc: '2.0', id, error: outcome.error })
+      }
+      // A result that cannot be serialized (a stray bigint…) is the node's bug: an internal error. The result is
+      // serialized once, here, and spliced into its response.
+      const result = JSON.stringify(outcome.result)
+      this.count(name, 'ok')
+      return result === undefined
+        ? serialize({ jsonrpc: '2.0', id, result: outcome.result })
+        : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${result}}`
     } catch (e) {
       this.count(name, 'internal_error')
       this.deps.logger?.error({ err: e, method: name }, 'rpc method failed')
-      return errorResponse(id, StandardErrorCode.internalError, 'internal error')
-    } finally {
-      clearTimeout(timer)
+      return serialize(errorResponse(id, StandardErrorCode.internalError, 'internal error'))
     }
   }
 
   private count(method: string, outcome: string): void {
-    this.deps.metrics?.rpcRequests.inc({ method, outcome })
+    this.deps.metrics?.countRpcCall(method, outcome)
   }
 }
 

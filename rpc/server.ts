@@ -125,6 +125,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
   })
 }
 
+/** The Content-Type of every JSON answer, as koa's `ctx.type = 'application/json'` spells it, set without its look-up. */
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
+
 const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 
 /** One WebSocket connection. */
@@ -148,11 +151,17 @@ class WsSession implements SubscriberSession {
 
   send(message: object): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return false
+    return this.sendText(JSON.stringify(message))
+  }
+
+  /** Sends a message that is already JSON text; false when the connection is closed or was dropped as too slow. */
+  sendText(text: string): boolean {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return false
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       this.drop(1008, `send queue over ${this.maxBufferedBytes} bytes: the client does not read fast enough`)
       return false
     }
-    this.ws.send(JSON.stringify(message))
+    this.ws.send(text)
     return true
   }
 
@@ -358,8 +367,8 @@ export class RpcServer {
       return
     }
     ctx.status = 200
-    ctx.type = 'application/json'
-    ctx.body = JSON.stringify(response)
+    ctx.set('Content-Type', JSON_CONTENT_TYPE)
+    ctx.body = response
   }
 
   private async handleHealth(ctx: Koa.Context): Promise<void> {
@@ -413,10 +422,8 @@ export class RpcServer {
       const accepted = session.enqueue(async () => {
         if (session.isClosed) return
         const response =
-          text === null
-            ? (JSON.parse(jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames')) as object)
-            : await this.dispatcher.handleText(text, context)
-        if (response !== undefined) session.send(response)
+          text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleText(text, context)
+        if (response !== undefined) session.sendText(response)
         const after = session.afterResponse.splice(0)
         for (const f of after) f()
       })

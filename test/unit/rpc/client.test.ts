@@ -166,3 +166,37 @@ test('an answer larger than maxResponseBytes is a failed exchange: the next endp
     await h.close()
   }
 })
+
+test('calls reuse one kept-alive connection; an answer cut off mid-body is a failed exchange', async () => {
+  let connections = 0
+  let cut = false
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const { id } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: number }
+      const body = JSON.stringify({ jsonrpc: '2.0', id, result: { chainId: 'kept' } })
+      if (cut) {
+        // promise the whole answer, send half of it, then drop the connection
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+        res.write(body.slice(0, 10), () => res.destroy())
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+    })
+  })
+  server.on('connection', () => connections++)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  try {
+    const c = new RpcClient({ endpoints: [url], retries: 0 })
+    for (let i = 0; i < 5; i++) assert.equal((await c.call<{ chainId: string }>('node_status')).chainId, 'kept')
+    assert.equal(connections, 1)
+    cut = true
+    await assert.rejects(c.status(), (e: unknown) => e instanceof RpcUnreachableError && /ECONNRESET|answer cut off/.test(e.message))
+  } finally {
+    server.closeAllConnections()
+    await new Promise<void>((r) => server.close(() => r()))
+  }
+})

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { to0x } from '../../../crypto/bytes.js'
 import { formatAddress } from '../../../crypto/address.js'
 import { createTransfer } from '../../../ledger/transaction.js'
@@ -279,5 +279,41 @@ describe('RpcServer lifecycle', () => {
     await h.close()
     assert.equal(h.backend.listenerCount(), 0)
     await assert.rejects(httpRequest(h.url, { body: '{}' }))
+  })
+})
+
+describe('RpcServer responses', () => {
+  test('JSON-RPC answers are JSON with their exact length, on a connection kept open', async () => {
+    const h = await startHarness()
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      const sockets = new Set<unknown>()
+      for (const body of [
+        JSON.stringify(call('ledger_getBalance', [A], 'x')),
+        JSON.stringify([call('ledger_getBalance', [A], 1), call('nope', [], 2)]),
+        '{"broken',
+      ]) {
+        const r = await new Promise<{ headers: Record<string, unknown>; text: string; status: number }>((resolve, reject) => {
+          const u = new URL(h.url)
+          const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent }, (res) => {
+            sockets.add(res.socket)
+            const chunks: Buffer[] = []
+            res.on('data', (c: Buffer) => chunks.push(c))
+            res.on('end', () => resolve({ headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), status: res.statusCode ?? 0 }))
+          })
+          req.on('error', reject)
+          req.end(body)
+        })
+        assert.equal(r.status, 200)
+        assert.equal(r.headers['content-type'], 'application/json; charset=utf-8')
+        assert.equal(r.headers['content-length'], String(Buffer.byteLength(r.text)))
+        assert.equal(r.headers.connection, 'keep-alive')
+        JSON.parse(r.text)
+      }
+      assert.equal(sockets.size, 1, 'every answer came on one connection')
+    } finally {
+      agent.destroy()
+      await h.close()
+    }
   })
 })

@@ -1,0 +1,103 @@
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ok } from '../../../crypto/result.js'
+import { Dispatcher, type MethodOutcome, type MethodSpec } from '../../../rpc/dispatcher.js'
+import { APPLICATION_ERROR_CODES, applicationError } from '../../../rpc/errors.js'
+import { Metrics } from '../../../rpc/metrics.js'
+
+const http = { transport: 'http' } as const
+const any = { name: 'value', parse: (v: unknown) => ok(v) }
+
+/** A method table whose `echo` answers its parameter, plus methods that misbehave in each way a method can. */
+function table(): Record<string, MethodSpec> {
+  return {
+    echo: { params: [any], handler: async ([v]) => ({ ok: true, result: v }) },
+    echoNow: { params: [any], handler: ([v]) => ({ ok: true, result: v }) },
+    nothing: { params: [], handler: async () => ({ ok: true, result: undefined }) },
+    bigint: { params: [], handler: async () => ({ ok: true, result: { amount: 1n } }) },
+    badErrorData: { params: [], handler: async (): Promise<MethodOutcome> => ({ ok: false, error: applicationError('unavailable', 'm', { n: 1n }) }) },
+    refuse: { params: [], handler: async (): Promise<MethodOutcome> => ({ ok: false, error: applicationError('unavailable', 'not now') }) },
+    throwNow: {
+      params: [],
+      handler: () => {
+        throw new Error('boom')
+      },
+    },
+    never: { params: [], handler: () => new Promise<MethodOutcome>(() => {}) },
+  }
+}
+
+const request = (method: string, id: unknown, params?: unknown[]) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
+
+describe('Dispatcher', () => {
+  test('answers are exactly the JSON of their response objects, whatever the id and result', async () => {
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000 }, { methods: table() })
+    const ids = ['abc', 'quote " back \\ slash', 'line\nbreak \u2028 \u{1f600}', 7, 1.5, 1e21, -0, 0, null]
+    const results = [{ hash: `0x${'ab'.repeat(32)}` }, 'text', null, [1, 'two', { three: [3] }], 42, true, { nested: { a: [] } }]
+    for (const id of ids) {
+      for (const result of results) {
+        for (const method of ['echo', 'echoNow']) {
+          const text = await d.handleText(JSON.stringify(request(method, id, [result])), http)
+          assert.equal(text, JSON.stringify({ jsonrpc: '2.0', id, result }), `${method} id ${String(id)}`)
+        }
+      }
+    }
+    const batch = await d.handleText(JSON.stringify(ids.map((id, i) => request('echo', id, [results[i % results.length]]))), http)
+    assert.equal(batch, JSON.stringify(ids.map((id, i) => ({ jsonrpc: '2.0', id, result: results[i % results.length] }))))
+    // a result JSON cannot express is left out of the response, as JSON.stringify leaves it
+    assert.equal(await d.handleText(JSON.stringify(request('nothing', 3)), http), JSON.stringify({ jsonrpc: '2.0', id: 3, result: undefined }))
+  })
+
+  test('what cannot be serialized, result or error data, is an internal error of that member only', async () => {
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000 }, { methods: table() })
+    const text = await d.handleText(
+      JSON.stringify([request('bigint', 1), request('echo', 2, ['fine']), request('badErrorData', 3), request('refuse', 4)]),
+      http,
+    )
+    assert.deepEqual(JSON.parse(text!), [
+      { jsonrpc: '2.0', id: 1, error: { code: -32603, message: 'internal error' } },
+      { jsonrpc: '2.0', id: 2, result: 'fine' },
+      { jsonrpc: '2.0', id: 3, error: { code: -32603, message: 'internal error' } },
+      { jsonrpc: '2.0', id: 4, error: applicationError('unavailable', 'not now') },
+    ])
+    const thrown = await d.handleText(JSON.stringify(request('throwNow', 5)), http)
+    assert.deepEqual(JSON.parse(thrown!), { jsonrpc: '2.0', id: 5, error: { code: -32603, message: 'internal error' } })
+  })
+
+  test('in a batch, the members that outlast the deadline time out and the others are answered', async () => {
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 50 }, { methods: table() })
+    const text = await d.handleText(JSON.stringify([request('never', 1), request('echo', 2, ['a']), request('never', 3), request('echoNow', 4, ['b'])]), http)
+    const out = JSON.parse(text!) as { id: number; result?: unknown; error?: { code: number; data: { reason: string } } }[]
+    assert.deepEqual(
+      out.map((r) => r.id),
+      [1, 2, 3, 4],
+    )
+    for (const r of [out[0]!, out[2]!]) {
+      assert.equal(r.error?.code, APPLICATION_ERROR_CODES.timeout)
+      assert.equal(r.error?.data.reason, 'timeout')
+    }
+    assert.equal(out[1]!.result, 'a')
+    assert.equal(out[3]!.result, 'b')
+    // a single call times out alone
+    const single = JSON.parse((await d.handleText(JSON.stringify(request('never', 9)), http))!)
+    assert.equal(single.error.data.reason, 'timeout')
+  })
+
+  test('every call is counted by method and outcome', async () => {
+    const metrics = new Metrics()
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000 }, { methods: table(), metrics })
+    await d.handleText(JSON.stringify([request('echo', 1, [1]), request('echo', 2, [2]), request('refuse', 3), request('nope', 4)]), http)
+    await d.handleText('{', http)
+    await d.handleText(JSON.stringify(request('echo', 5, [5])), http)
+    const counts = async () => {
+      const m = await metrics.rpcRequests.get()
+      return Object.fromEntries(m.values.map((v) => [`${v.labels.method}/${v.labels.outcome}`, v.value]))
+    }
+    assert.deepEqual(await counts(), { 'echo/ok': 3, 'refuse/error': 1, 'unknown/method_not_found': 1, 'invalid/parse_error': 1 })
+    // counts keep adding up across reads, and increments made on the counter directly are kept
+    metrics.rpcRequests.inc({ method: 'echo', outcome: 'ok' })
+    await d.handleText(JSON.stringify(request('echo', 6, [6])), http)
+    assert.equal((await counts())['echo/ok'], 5)
+    assert.match(await metrics.registry.metrics(), /^tally_rpc_requests_total\{method="echo",outcome="ok"\} 5$/m)
+  })
+})
