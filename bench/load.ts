@@ -13,8 +13,9 @@ import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
  * Starts N validators from a generated testnet with many funded accounts, pre-signs transfers in a separate submitter
  * process, and submits them over JSON-RPC batches: first at saturation, then open loop at half the measured
  * saturation rate. Reports committed transactions per second (from the blocks' own times), submit-to-commit latency
- * percentiles, CPU and peak RSS per validator, each phase's CPU by process (validators, submitter, the bench itself, the
- * rest of the machine) and per committed transfer, and the machine's Ed25519 ceiling measured in the same run:
+ * percentiles, CPU and peak RSS per validator (with its anonymous and file-backed parts), each phase's CPU by process
+ * (validators, submitter, the bench itself, the rest of the machine) and per committed transfer, and the machine's
+ * Ed25519 ceiling measured in the same run:
  * verifyCeilingTps = cores × single-core verifications per second ÷ validators (every validator verifies every
  * transaction once).
  *
@@ -126,13 +127,19 @@ function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n)
 }
 
-function procStats(pid: number): { rssMb: number; cpuSec: number } | undefined {
+/**
+ * A process's resident memory (all of it, and its anonymous and file-backed parts: a validator's file-backed pages are
+ * the node executable's and libraries' (~45 MB) and LevelDB's memory-mapped table files, the kernel's page cache)
+ * and its CPU time so far.
+ */
+function procStats(pid: number): { rssMb: number; anonMb: number; fileMb: number; cpuSec: number } | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-    const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
+    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024
+    const rss = kb('VmRSS')
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
     const ticks = Number(stat[11]) + Number(stat[12])
-    return { rssMb: rss, cpuSec: ticks / CLOCK_TICKS }
+    return { rssMb: rss, anonMb: kb('RssAnon'), fileMb: kb('RssFile'), cpuSec: ticks / CLOCK_TICKS }
   } catch {
     return undefined
   }
@@ -186,6 +193,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tally-bench-'))
   const procs: ChildProcess[] = []
   const peak = new Array(N).fill(0)
+  /** Each validator's anonymous and file-backed memory at its peak RSS, and its highest anonymous memory. */
+  const atPeak = Array.from({ length: N }, () => ({ anonMb: 0, fileMb: 0, maxAnonMb: 0 }))
   const cpuStart: number[] = []
   let sampler: NodeJS.Timeout | undefined
   const submitter = fork(join(root, 'dist', 'bench', 'submitter.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -257,7 +266,13 @@ async function main(): Promise<void> {
       () =>
         procs.forEach((p, i) => {
           const s = procStats(p.pid!)
-          if (s) peak[i] = Math.max(peak[i], s.rssMb)
+          if (s === undefined) return
+          if (s.rssMb > peak[i]) {
+            peak[i] = s.rssMb
+            atPeak[i]!.anonMb = s.anonMb
+            atPeak[i]!.fileMb = s.fileMb
+          }
+          atPeak[i]!.maxAnonMb = Math.max(atPeak[i]!.maxAnonMb, s.anonMb)
         }),
       250,
     )
@@ -353,11 +368,25 @@ async function main(): Promise<void> {
       p50LatencyMs: Math.round(half.p50LatencyMs),
       p99LatencyMs: Math.round(half.p99LatencyMs),
       peakRssMb: Math.round(Math.max(...peak)),
+      /** The largest validator's peak RSS split into anonymous memory and file-backed pages (mapped files). */
+      peakRssSplitMb: (() => {
+        const i = peak.indexOf(Math.max(...peak))
+        return { anon: Math.round(atPeak[i]!.anonMb), file: Math.round(atPeak[i]!.fileMb) }
+      })(),
+      /** The highest anonymous memory of any validator (not necessarily at its RSS peak). */
+      peakAnonMb: Math.round(Math.max(...atPeak.map((a) => a.maxAnonMb))),
       seeding,
       saturation,
       halfSaturation: half,
       resync,
-      perValidator: procs.map((_, i) => ({ node: i, peakRssMb: Math.round(peak[i]), cpuSeconds: Number(cpu[i]!.toFixed(1)) })),
+      perValidator: procs.map((_, i) => ({
+        node: i,
+        peakRssMb: Math.round(peak[i]),
+        anonAtPeakMb: Math.round(atPeak[i]!.anonMb),
+        fileAtPeakMb: Math.round(atPeak[i]!.fileMb),
+        peakAnonMb: Math.round(atPeak[i]!.maxAnonMb),
+        cpuSeconds: Number(cpu[i]!.toFixed(1)),
+      })),
     }
     console.log('')
     console.table([
@@ -367,6 +396,8 @@ async function main(): Promise<void> {
       { metric: `p50 latency at ${halfRate} tx/s (ms)`, value: result.p50LatencyMs },
       { metric: `p99 latency at ${halfRate} tx/s (ms)`, value: result.p99LatencyMs },
       { metric: 'peak RSS, largest validator (MB)', value: result.peakRssMb },
+      { metric: '  of which anonymous / file-backed (MB)', value: `${result.peakRssSplitMb.anon} / ${result.peakRssSplitMb.file}` },
+      { metric: 'peak anonymous memory, any validator (MB)', value: result.peakAnonMb },
       { metric: 'blocks at saturation / at half rate', value: `${saturation?.blocks ?? '-'} / ${half.blocks}` },
       { metric: 'machine CPU busy at saturation / at half rate', value: `${saturation?.machineCpuBusyPct ?? '-'}% / ${half.machineCpuBusyPct}%` },
       { metric: 'machine CPU ms per committed tx, saturation / half rate', value: `${saturation?.cpuMsPerTx ?? '-'} / ${half.cpuMsPerTx}` },

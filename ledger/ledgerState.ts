@@ -6,7 +6,7 @@ import { encodeAccountProof, type AccountProof } from './accountProof.js'
 import { applyTransactions, type ExecutionContext } from './applyBlock.js'
 import { decodeGovernanceState, encodeGovernanceState, rosterAt, type GovernanceState, type Roster } from './governance.js'
 import type { Receipt } from './receipt.js'
-import { EMPTY_HASH, TreeNodeCache, readPath, updateTree, type TreeUpdate } from './smt.js'
+import { EMPTY_HASH, MAX_TREE_CACHE_DEPTH, TreeNodeCache, readPath, updateTreePacked, type PackedTreeOps, type TreeUpdate } from './smt.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
 import { senderAddress, type DecodedTransaction } from './transaction.js'
 
@@ -35,6 +35,8 @@ export interface ExecutionResult {
   /**
    * The store ops (all keys start with 'L'; at most one per key): the changed accounts by address, then the tree's
    * nodes, then the root. Their order is fixed by the data, so identical on every node for the same block.
+   * A result of {@link LedgerState} keeps the tree's nodes packed while the block waits for its decision and builds
+   * this array at each read: read it once for a write.
    */
   readonly ops: KvOp[]
   /** The accounts this block changed, with their new values, in address byte order. */
@@ -50,6 +52,9 @@ export interface AccountEntry {
   readonly address: Uint8Array
   readonly account: Account
 }
+
+/** The tree's ops of each result {@link LedgerState} staged, packed: its commit applies them to the node cache. */
+const packedTreeOps = new WeakMap<ExecutionResult, PackedTreeOps>()
 
 /**
  * The ledger's committed state over a {@link KvStore}: accounts plus the sparse Merkle tree committing to them.
@@ -77,15 +82,16 @@ export class LedgerState {
 
   /**
    * Opens the state stored in `store` (an empty store is the empty state, root {@link EMPTY_HASH}).
-   * `treeCacheDepth` bounds the in-memory cache of the tree's upper levels (default 16: at most 2^17 nodes,
-   * about 25 MB; -1 disables it). `maxCachedAccounts` bounds the in-memory cache of committed accounts (default
+   * `treeCacheDepth` bounds the in-memory cache of the tree's upper levels (default 16: at most 2^17 − 1 nodes in
+   * 8.6 MB, `TreeNodeCache.bytesFor`; -1 disables it). `maxCachedAccounts` bounds the in-memory cache of committed accounts (default
    * 65,536, about 15 MB; 0 disables it).
    */
   static async open(store: KvStore, options: { treeCacheDepth?: number; maxCachedAccounts?: number } = {}): Promise<LedgerState> {
     const root = await store.get(ROOT_STORE_KEY)
     if (root !== undefined && root.byteLength !== HASH_LENGTH) throw new Error('state corrupt: stored root is not 32 bytes')
     const depth = options.treeCacheDepth ?? 16
-    if (!Number.isSafeInteger(depth) || depth < -1 || depth > 24) throw new RangeError('treeCacheDepth must be an integer from -1 to 24')
+    if (!Number.isSafeInteger(depth) || depth < -1 || depth > MAX_TREE_CACHE_DEPTH)
+      throw new RangeError(`treeCacheDepth must be an integer from -1 to ${MAX_TREE_CACHE_DEPTH}`)
     const maxCachedAccounts = options.maxCachedAccounts ?? 65_536
     if (!Number.isSafeInteger(maxCachedAccounts) || maxCachedAccounts < 0) throw new RangeError('maxCachedAccounts must be a non-negative integer')
     const govBytes = await store.get(GOVERNANCE_STORE_KEY)
@@ -247,10 +253,22 @@ export class LedgerState {
     }
     const tail = governanceBytes === undefined ? {} : { governanceBytes }
     if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed, governance, ...tail }
-    const tree = await updateTree(this.store, parentRoot, treeUpdates, this.cache)
-    for (const op of tree.ops) ops.push(op)
-    ops.push({ type: 'put', key: ROOT_STORE_KEY, value: tree.root })
-    return { parentRoot, stateRoot: tree.root, receipts, ops, changed, governance, ...tail }
+    const tree = await updateTreePacked(this.store, parentRoot, treeUpdates, this.cache)
+    const rootOp: KvOp = { type: 'put', key: ROOT_STORE_KEY, value: tree.root }
+    const packed = tree.ops
+    const result: ExecutionResult = {
+      parentRoot,
+      stateRoot: tree.root,
+      receipts,
+      get ops(): KvOp[] {
+        return [...ops, ...packed.toOps(), rootOp]
+      },
+      changed,
+      governance,
+      ...tail,
+    }
+    packedTreeOps.set(result, packed)
+    return result
   }
 
   /**
@@ -264,7 +282,9 @@ export class LedgerState {
     this.committedRoot = new Uint8Array(result.stateRoot)
     if (result.governanceBytes !== undefined && result.governance !== undefined) this.gov = { state: result.governance, bytes: result.governanceBytes }
     else if (result.governance !== undefined && this.gov !== undefined) this.gov = { state: result.governance, bytes: this.gov.bytes }
-    this.cache.apply(result.ops)
+    const packed = packedTreeOps.get(result)
+    if (packed !== undefined) this.cache.applyPacked(packed)
+    else this.cache.apply(result.ops)
     this.epoch++
     for (const { address, account } of result.changed) this.remember(bytesKey(address), account)
   }

@@ -133,17 +133,106 @@ type Sub =
 
 const EMPTY_SUB: Sub = { kind: 'empty' }
 
+/** Bytes of a tree node's store key: 'L' 't', the 32-byte prefix, the u16 depth. */
+const NODE_KEY_BYTES = 36
+/** Bytes of a packed op: put (1) or del (0), the key, the value (zeros for a del). */
+const PACKED_OP_BYTES = 1 + NODE_KEY_BYTES + 65
+/** Packed ops per buffer of a {@link PackedTreeOps} (about 64 KiB). */
+const PACKED_OPS_PER_CHUNK = 640
+
 /**
- * A cache of the tree's upper levels (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) nodes), which every block reads:
+ * Store ops of tree nodes packed back to back in 64 KiB buffers, 102 bytes an op (a flag, the 36-byte key, the 65-byte
+ * value): a block's tens of thousands of node ops held as a few hundred buffers instead of three objects and two
+ * buffers each. Written in order by a tree update; read back in that order, as views ({@link toOps}, {@link forEach}).
+ */
+export class PackedTreeOps {
+  private readonly chunks: Uint8Array[] = []
+  private count = 0
+
+  /** Number of ops. */
+  get length(): number {
+    return this.count
+  }
+
+  /** Appends a put of a node (its 36-byte key and 65-byte value, both copied). */
+  put(key: Uint8Array, value: Uint8Array): void {
+    if (value.byteLength !== 65) throw new RangeError('PackedTreeOps: a node is 65 bytes')
+    const [chunk, at] = this.slot(key)
+    chunk[at] = 1
+    chunk.set(value, at + 1 + NODE_KEY_BYTES)
+  }
+
+  /** Appends a delete of a node's key (copied). */
+  del(key: Uint8Array): void {
+    const [chunk, at] = this.slot(key)
+    chunk[at] = 0
+  }
+
+  private slot(key: Uint8Array): [Uint8Array, number] {
+    if (key.byteLength !== NODE_KEY_BYTES) throw new RangeError('PackedTreeOps: a node key is 36 bytes')
+    const k = this.count % PACKED_OPS_PER_CHUNK
+    if (k === 0) this.chunks.push(new Uint8Array(PACKED_OP_BYTES * PACKED_OPS_PER_CHUNK))
+    const chunk = this.chunks[this.chunks.length - 1]!
+    const at = PACKED_OP_BYTES * k
+    chunk.set(key, at + 1)
+    this.count++
+    return [chunk, at]
+  }
+
+  /** Calls `f` for each op in order with views of its key and value (`put` false: a delete; its value is zeros). */
+  forEach(f: (put: boolean, key: Uint8Array, value: Uint8Array) => void): void {
+    for (let n = 0; n < this.count; n++) {
+      const chunk = this.chunks[Math.floor(n / PACKED_OPS_PER_CHUNK)]!
+      const at = PACKED_OP_BYTES * (n % PACKED_OPS_PER_CHUNK)
+      f(chunk[at] === 1, chunk.subarray(at + 1, at + 1 + NODE_KEY_BYTES), chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES))
+    }
+  }
+
+  /** The ops as {@link KvOp}s whose keys and values are views of these buffers (which never change once written). */
+  toOps(): KvOp[] {
+    const out: KvOp[] = []
+    this.forEach((put, key, value) => {
+      out.push(put ? { type: 'put', key, value } : { type: 'del', key })
+    })
+    return out
+  }
+}
+
+/** Bytes of a stored node: its domain byte and two 32-byte hashes. */
+const NODE_BYTES = 65
+/** Deepest level a {@link TreeNodeCache} may hold: its positions are indexed by the first 24 bits of a key. */
+export const MAX_TREE_CACHE_DEPTH = 24
+
+/**
+ * A cache of the tree's upper levels (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) − 1 nodes), which every block reads:
  * it saves most of a block's random reads. It mirrors the COMMITTED tree: filled from store reads, and changed only
  * by {@link apply} with a committed batch's ops. Each apply starts a new generation; a read issued in an older
  * generation (it may have raced a commit) is not cached.
+ *
+ * Its size is fixed in bytes: each level is one buffer of 65 bytes per position (2^depth positions), allocated when
+ * the level is first filled, plus one byte per position saying whether it holds a node, {@link bytesFor} in all;
+ * no object per node, so a full cache costs the garbage collector nothing. Nodes are copied in, and {@link lookup}
+ * answers with a view of the level's buffer, which callers only read.
  */
 export class TreeNodeCache {
-  private readonly map = new Map<string, Uint8Array>()
+  /** Level d's nodes, 65 bytes per position, position i at 65 × i. */
+  private readonly levels: (Uint8Array | undefined)[]
+  /** Level d's occupancy, one byte per position (1: holds a node). */
+  private readonly present: (Uint8Array | undefined)[]
+  private count = 0
   private gen = 0
 
-  constructor(readonly maxDepth = 16) {}
+  constructor(readonly maxDepth = 16) {
+    if (!Number.isSafeInteger(maxDepth) || maxDepth < -1 || maxDepth > MAX_TREE_CACHE_DEPTH)
+      throw new RangeError(`TreeNodeCache: maxDepth must be an integer from -1 to ${MAX_TREE_CACHE_DEPTH}`)
+    this.levels = new Array<Uint8Array | undefined>(maxDepth + 1).fill(undefined)
+    this.present = new Array<Uint8Array | undefined>(maxDepth + 1).fill(undefined)
+  }
+
+  /** The most bytes a cache of levels 0…`maxDepth` holds: 66 per position (the node and its occupancy byte). */
+  static bytesFor(maxDepth: number): number {
+    return maxDepth < 0 ? 0 : (2 ** (maxDepth + 1) - 1) * (NODE_BYTES + 1)
+  }
 
   /** Changes with every {@link apply}. */
   get generation(): number {
@@ -152,42 +241,110 @@ export class TreeNodeCache {
 
   /** Number of cached nodes. */
   get size(): number {
-    return this.map.size
+    return this.count
   }
 
-  private static id(storeKey: Uint8Array, depth: number): string {
-    let s = String.fromCharCode(depth)
-    for (let i = 2; i < 2 + ((depth + 7) >> 3); i++) s += String.fromCharCode(storeKey[i]!)
-    return s
+  /** The position within its level of the node a store key names: the first `depth` bits of its prefix. */
+  private static position(storeKey: Uint8Array, depth: number): number {
+    if (depth === 0) return 0
+    const bits = (storeKey[2]! << 16) | (storeKey[3]! << 8) | storeKey[4]!
+    return bits >>> (24 - depth)
   }
 
-  /** The cached node at a position, if any. */
+  /** The index within its level of a cached node, or -1. */
+  private find(storeKey: Uint8Array, depth: number): number {
+    if (depth > this.maxDepth) return -1
+    const present = this.present[depth]
+    if (present === undefined) return -1
+    const i = TreeNodeCache.position(storeKey, depth)
+    return present[i] === 0 ? -1 : i
+  }
+
+  /** A copy of the cached node at a position, if any. */
   lookup(storeKey: Uint8Array, depth: number): Uint8Array | undefined {
-    return depth > this.maxDepth ? undefined : this.map.get(TreeNodeCache.id(storeKey, depth))
+    const i = this.find(storeKey, depth)
+    return i < 0 ? undefined : this.levels[depth]!.slice(NODE_BYTES * i, NODE_BYTES * (i + 1))
+  }
+
+  /**
+   * Copies of the cached nodes at several positions (undefined where none), cut from one buffer: a commit that changes
+   * the cache later leaves them as they were.
+   */
+  lookupAll(storeKeys: readonly Uint8Array[], depths: readonly number[]): (Uint8Array | undefined)[] {
+    const at = storeKeys.map((k, j) => this.find(k, depths[j]!))
+    const hits = at.reduce((n, i) => (i < 0 ? n : n + 1), 0)
+    const copies = new Uint8Array(NODE_BYTES * hits)
+    let used = 0
+    return at.map((i, j) => {
+      if (i < 0) return undefined
+      const out = copies.subarray(used, used + NODE_BYTES)
+      used += NODE_BYTES
+      out.set(this.levels[depths[j]!]!.subarray(NODE_BYTES * i, NODE_BYTES * (i + 1)))
+      return out
+    })
   }
 
   /** Caches a node read from the store in `generation`, unless a commit happened since. */
   fill(storeKey: Uint8Array, depth: number, node: Uint8Array, generation: number): void {
-    if (generation === this.gen && depth <= this.maxDepth) this.map.set(TreeNodeCache.id(storeKey, depth), node)
+    if (generation === this.gen && depth <= this.maxDepth) this.set(storeKey, depth, node)
   }
 
   /** Applies a committed batch's ops (other keys than tree nodes are ignored). */
-  apply(ops: readonly KvOp[]): void {
+  apply(ops: Iterable<KvOp>): void {
     this.gen++
     for (const op of ops) {
       const k = op.key
       if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || k[1] !== TREE_KEY_TAG) continue
       const depth = nodeStoreKeyDepth(k)
       if (depth > this.maxDepth) continue
-      if (op.type === 'put') this.map.set(TreeNodeCache.id(k, depth), op.value)
-      else this.map.delete(TreeNodeCache.id(k, depth))
+      if (op.type === 'put') this.set(k, depth, op.value)
+      else this.unset(k, depth)
     }
   }
 
-  /** Forgets everything. */
+  /** {@link apply} for ops in their packed form. */
+  applyPacked(ops: PackedTreeOps): void {
+    this.gen++
+    ops.forEach((put, key, value) => {
+      const depth = nodeStoreKeyDepth(key)
+      if (depth > this.maxDepth) return
+      if (put) this.set(key, depth, value)
+      else this.unset(key, depth)
+    })
+  }
+
+  private set(storeKey: Uint8Array, depth: number, node: Uint8Array): void {
+    if (node.byteLength !== NODE_BYTES) return // never a node the tree wrote: parseNode refuses it on the read path
+    let present = this.present[depth]
+    if (present === undefined) {
+      present = new Uint8Array(2 ** depth)
+      this.present[depth] = present
+      this.levels[depth] = new Uint8Array(NODE_BYTES * 2 ** depth)
+    }
+    const i = TreeNodeCache.position(storeKey, depth)
+    if (present[i] === 0) {
+      present[i] = 1
+      this.count++
+    }
+    this.levels[depth]!.set(node, NODE_BYTES * i)
+  }
+
+  private unset(storeKey: Uint8Array, depth: number): void {
+    const present = this.present[depth]
+    if (present === undefined) return
+    const i = TreeNodeCache.position(storeKey, depth)
+    if (present[i] === 1) {
+      present[i] = 0
+      this.count--
+    }
+  }
+
+  /** Forgets everything (and frees the levels' buffers). */
   clear(): void {
     this.gen++
-    this.map.clear()
+    this.levels.fill(undefined)
+    this.present.fill(undefined)
+    this.count = 0
   }
 }
 
@@ -197,12 +354,32 @@ export class TreeNodeCache {
  * new one, at most one per position, in an order fixed by the data (so identical on every node); nothing is written.
  */
 export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[], cache?: TreeNodeCache): Promise<TreeUpdateResult> {
+  const r = await updateTreePacked(store, root, updates, cache)
+  return { root: r.root, ops: r.ops.toOps() }
+}
+
+/** {@link updateTree}'s result with its ops in their packed form. */
+export interface PackedTreeUpdateResult {
+  readonly root: Uint8Array
+  readonly ops: PackedTreeOps
+}
+
+/**
+ * {@link updateTree}, the ops kept packed ({@link PackedTreeOps}): what the ledger holds while a block waits for its
+ * decision, a fraction of the memory of one object per op.
+ */
+export async function updateTreePacked(
+  store: KvStore,
+  root: Uint8Array,
+  updates: readonly TreeUpdate[],
+  cache?: TreeNodeCache,
+): Promise<PackedTreeUpdateResult> {
   const sorted = [...updates].sort((a, b) => compareBytes(a.key, b.key))
   for (let i = 0; i < sorted.length; i++) {
     if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
     if (i > 0 && bytesEqual(sorted[i - 1]!.key, sorted[i]!.key)) throw new RangeError('updateTree: duplicate key')
   }
-  if (sorted.length === 0) return { root: new Uint8Array(root), ops: [] }
+  if (sorted.length === 0) return { root: new Uint8Array(root), ops: new PackedTreeOps() }
   const batch = new Batch(sorted)
 
   // Phase 1: read every node the update touches, one getMany per level. A subtree without updates is read only
@@ -211,7 +388,13 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
   let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length, id: visitId(0, 0, 0, false) }]
   while (frontier.length > 0) {
     const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
-    const values: (Uint8Array | undefined)[] = storeKeys.map((k, i) => cache?.lookup(k, frontier[i]!.depth))
+    const values =
+      cache === undefined
+        ? new Array<Uint8Array | undefined>(storeKeys.length).fill(undefined)
+        : cache.lookupAll(
+            storeKeys,
+            frontier.map((v) => v.depth),
+          )
     const missing: number[] = []
     values.forEach((v, i) => {
       if (v === undefined) missing.push(i)
@@ -265,7 +448,7 @@ function visitId(depth: number, lo: number, side: number, probe: boolean): numbe
 class Batch {
   /** Nodes read in phase 1, by {@link visitId}. */
   readonly loaded = new Map<number, Uint8Array>()
-  readonly ops: KvOp[] = []
+  readonly ops = new PackedTreeOps()
   /** deletesBefore[i] = number of deletes among sorted[0..i): "does a range hold a delete" in O(1). */
   private readonly deletesBefore: Uint32Array
 
@@ -291,11 +474,11 @@ class Batch {
   }
 
   private del(key: Uint8Array): void {
-    this.ops.push({ type: 'del', key })
+    this.ops.del(key)
   }
 
   private put(key: Uint8Array, value: Uint8Array): void {
-    this.ops.push({ type: 'put', key, value })
+    this.ops.put(key, value)
   }
 
   /** Stores a subtree at its position (materialising a floating leaf) and returns its hash. */

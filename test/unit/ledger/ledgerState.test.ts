@@ -213,3 +213,27 @@ test('state roots are a fixed function of the accounts: a reference block gives 
     [...new Set(addrs.map(toHex))].sort(),
   )
 })
+
+test("a result's ops read the same each time, and a copied result commits like the original", async () => {
+  const blocks = [[transfer(seedA, C, 10n, 0n)], [transfer(seedB, A, 5n, 0n), transfer(seedA, B, 1n, 1n)], [transfer(seedA, C, 2n, 2n)]]
+  const opsHex = (ops: { type: string; key: Uint8Array; value?: Uint8Array }[]) => ops.map((o) => `${o.type}${toHex(o.key)}${o.value ? toHex(o.value) : ''}`)
+  const runs = []
+  for (const copy of [false, true]) {
+    const { store, state } = await funded([
+      [A, 100n],
+      [B, 50n],
+    ])
+    const roots = []
+    for (const block of blocks) {
+      const r = await state.execute(block, { chainId: CHAIN })
+      assert.deepEqual(opsHex(r.ops), opsHex(r.ops))
+      // a copy carries its ops as a plain array; its commit keeps the tree cache as coherent as the original's
+      const committed = copy ? { ...r } : r
+      await store.write(committed.ops)
+      state.commit(committed)
+      roots.push(toHex(state.root()))
+    }
+    runs.push({ roots, store: dump(store) })
+  }
+  assert.deepEqual(runs[1], runs[0])
+})

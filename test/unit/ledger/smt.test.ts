@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto'
 import { toHex } from '../../../crypto/bytes.js'
 import {
   EMPTY_HASH,
+  MAX_TREE_CACHE_DEPTH,
+  PackedTreeOps,
   TREE_KEY_TAG,
   TreeNodeCache,
   buildTree,
@@ -12,6 +14,7 @@ import {
   readPath,
   rootFromPath,
   updateTree,
+  updateTreePacked,
   type TreeUpdate,
 } from '../../../ledger/smt.js'
 import { MemoryKvStore, type KvOp } from '../../../ledger/store.js'
@@ -248,4 +251,102 @@ test('the node cache mirrors committed ops, bounds its depth and ignores reads t
   cache.apply([])
   cache.fill(key, 2, new Uint8Array(65), stale)
   assert.equal(cache.lookup(key, 2) === undefined || toHex(cache.lookup(key, 2)!) !== toHex(new Uint8Array(65)), true)
+})
+
+test('packed tree ops read back in order, byte for byte, across buffers', () => {
+  const rng = new Rng(11)
+  const packed = new PackedTreeOps()
+  const given: KvOp[] = []
+  for (let i = 0; i < 1500; i++) {
+    const key = nodeStoreKey(i % 40, rng.bytes(32))
+    const op: KvOp = i % 7 === 3 ? { type: 'del', key } : { type: 'put', key, value: rng.bytes(65) }
+    given.push(op)
+    if (op.type === 'put') packed.put(op.key, op.value)
+    else packed.del(op.key)
+  }
+  assert.equal(packed.length, 1500)
+  const hex = (ops: KvOp[]) => ops.map((o) => `${o.type}:${toHex(o.key)}:${o.type === 'put' ? toHex(o.value) : ''}`)
+  assert.deepEqual(hex(packed.toOps()), hex(given))
+  const seen: KvOp[] = []
+  packed.forEach((put, key, value) => {
+    seen.push(put ? { type: 'put', key: key.slice(), value: value.slice() } : { type: 'del', key: key.slice() })
+  })
+  assert.deepEqual(hex(seen), hex(given))
+  // what was given was copied: changing it afterwards changes nothing packed
+  ;(given[0] as { value: Uint8Array }).value.fill(0xee)
+  assert.notEqual(
+    toHex(packed.toOps()[0]!.type === 'put' ? (packed.toOps()[0] as { value: Uint8Array }).value : new Uint8Array()),
+    toHex(new Uint8Array(65).fill(0xee)),
+  )
+  assert.throws(() => packed.put(new Uint8Array(35), new Uint8Array(65)), RangeError)
+  assert.throws(() => packed.put(nodeStoreKey(1, new Uint8Array(32)), new Uint8Array(64)), RangeError)
+})
+
+test('the packed update gives the same root and ops as the plain one', async () => {
+  const rng = new Rng(12)
+  const a = new MemoryKvStore()
+  const b = new MemoryKvStore()
+  let root: Uint8Array = EMPTY_HASH
+  const keys: Uint8Array[] = []
+  for (let round = 0; round < 6; round++) {
+    // deletes of earlier rounds' keys, then new keys
+    const updates: TreeUpdate[] = []
+    for (let i = 0; i < 10 && keys.length > 60; i++) updates.push({ key: keys.splice(rng.int(keys.length), 1)[0]!, valueHash: null })
+    for (let i = 0; i < 40; i++) {
+      const key = rng.bytes(32)
+      keys.push(key)
+      updates.push({ key, valueHash: rng.bytes(32) })
+    }
+    const plain = await updateTree(a, root, updates)
+    const packed = await updateTreePacked(b, root, updates)
+    assert.equal(toHex(packed.root), toHex(plain.root))
+    assert.deepEqual(
+      packed.ops.toOps().map((o) => `${o.type}${toHex(o.key)}${o.type === 'put' ? toHex(o.value) : ''}`),
+      plain.ops.map((o) => `${o.type}${toHex(o.key)}${o.type === 'put' ? toHex(o.value) : ''}`),
+    )
+    await a.write(plain.ops)
+    await b.write(packed.ops.toOps())
+    root = plain.root
+  }
+})
+
+test('the node cache answers with copies: a later commit at the same position leaves them unchanged', async () => {
+  const cache = new TreeNodeCache(4)
+  const key = nodeStoreKey(3, new Uint8Array(32).fill(0xa0))
+  const first = new Uint8Array(65).fill(1)
+  cache.apply([{ type: 'put', key, value: first }])
+  const one = cache.lookup(key, 3)!
+  const [many] = cache.lookupAll([key], [3])
+  first.fill(9) // the cache copied what it was given
+  cache.apply([{ type: 'put', key, value: new Uint8Array(65).fill(2) }])
+  assert.equal(toHex(one), toHex(new Uint8Array(65).fill(1)))
+  assert.equal(toHex(many!), toHex(new Uint8Array(65).fill(1)))
+  assert.equal(toHex(cache.lookup(key, 3)!), toHex(new Uint8Array(65).fill(2)))
+  assert.equal(cache.size, 1)
+  cache.apply([{ type: 'del', key }])
+  assert.equal(cache.lookup(key, 3), undefined)
+  assert.equal(cache.size, 0)
+  // positions are per level: the same prefix at another depth is another node
+  cache.apply([{ type: 'put', key: nodeStoreKey(4, new Uint8Array(32).fill(0xa0)), value: new Uint8Array(65).fill(3) }])
+  assert.equal(cache.lookup(key, 3), undefined)
+  assert.deepEqual(
+    cache.lookupAll([key, nodeStoreKey(4, new Uint8Array(32).fill(0xa0))], [3, 4]).map((v) => v && toHex(v)),
+    [undefined, toHex(new Uint8Array(65).fill(3))],
+  )
+  cache.clear()
+  assert.equal(cache.size, 0)
+})
+
+test('the node cache is sized in bytes: 66 per position of its levels', () => {
+  assert.equal(TreeNodeCache.bytesFor(-1), 0)
+  assert.equal(TreeNodeCache.bytesFor(0), 66)
+  assert.equal(TreeNodeCache.bytesFor(16), (2 ** 17 - 1) * 66)
+  assert.throws(() => new TreeNodeCache(MAX_TREE_CACHE_DEPTH + 1), RangeError)
+  // positions span byte boundaries: depth 12 holds the first 12 bits of a prefix
+  const cache = new TreeNodeCache(12)
+  const key = nodeStoreKey(12, new Uint8Array(32).fill(0xff))
+  cache.apply([{ type: 'put', key, value: new Uint8Array(65).fill(4) }])
+  assert.equal(toHex(cache.lookup(key, 12)!), toHex(new Uint8Array(65).fill(4)))
+  assert.equal(cache.lookup(nodeStoreKey(12, new Uint8Array([0xff, 0xef, ...new Uint8Array(30)])), 12), undefined)
+  assert.equal(toHex(cache.lookup(nodeStoreKey(12, new Uint8Array([0xff, 0xf0, ...new Uint8Array(30)])), 12)!), toHex(new Uint8Array(65).fill(4)))
 })
