@@ -12,7 +12,7 @@ import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
  *
  * Starts N validators from a generated testnet with many funded accounts, pre-signs transfers in a separate submitter
  * process, and submits them over JSON-RPC batches: first at saturation, then open loop at half the measured
- * saturation rate. Reports committed transactions per second (from the blocks' own times), submit-to-commit latency
+ * saturation rate; each phase after a warm-up at its rate that is not measured (`--warmup`, `--rate-warmup`). Reports committed transactions per second (from the blocks' own times), submit-to-commit latency
  * percentiles, CPU and peak RSS per validator (with its anonymous and file-backed parts), each phase's CPU by process
  * (validators, submitter, the bench itself, the rest of the machine) and per committed transfer, and the machine's
  * Ed25519 ceiling measured in the same run:
@@ -34,6 +34,7 @@ const program = new Command()
   .option('--senders <n>', 'accounts that send transfers (default: --accounts, at most 2000)')
   .option('--seconds <n>', 'length of each phase in seconds', '15')
   .option('--warmup <n>', 'seconds of load before the measured phases, not measured (0: none)', '10')
+  .option('--rate-warmup <n>', 'seconds at the half rate before that phase is measured, not measured (0: none)', '5')
   .option('--batch <n>', 'transactions per JSON-RPC batch (the node accepts 100 by default)', '100')
   .option('--outstanding <n>', 'at saturation, most transactions between submission and commit', '4000')
   .option('--json <file>', 'write the results as JSON')
@@ -50,6 +51,7 @@ const opts = program.opts<{
   accounts: string
   seconds: string
   warmup: string
+  rateWarmup: string
   batch: string
   outstanding: string
   json?: string
@@ -72,6 +74,8 @@ const SENDERS =
 const UNKEYED = ACCOUNTS > SENDERS ? ACCOUNTS - SENDERS - 1 : 0
 const SECONDS = positive(opts.seconds, '--seconds')
 const WARMUP = integerIn(opts.warmup, 0, 3600, '--warmup', 'a whole number of seconds from 0 to 3600')
+// with --rate, the warm-up already runs at that rate
+const RATE_WARMUP = opts.rate === undefined ? integerIn(opts.rateWarmup, 0, 3600, '--rate-warmup', 'a whole number of seconds from 0 to 3600') : 0
 const BATCH = positive(opts.batch, '--batch')
 const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
@@ -277,7 +281,7 @@ async function main(): Promise<void> {
       250,
     )
 
-    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2 + RESYNC_SECONDS)) / SENDERS))
+    const perAccount = Math.max(4, Math.ceil(((RATE ?? verifyCeilingTps) * (WARMUP + SECONDS * 2 + RATE_WARMUP + RESYNC_SECONDS)) / SENDERS))
     console.log(`bench: pre-signing ${perAccount * SENDERS} transfers from ${SENDERS} accounts${UNKEYED > 0 ? ` to ${ACCOUNTS} funded accounts` : ''}…`)
     await ask(submitter, { cmd: 'prepare', dir, accounts: SENDERS, perAccount, chainId, spread: UNKEYED > 0 })
 
@@ -346,6 +350,9 @@ async function main(): Promise<void> {
     if (WARMUP > 0) await run('warm-up (not measured)', RATE ?? 0, WARMUP)
     const saturation = RATE === undefined ? await phase('saturation', 0) : undefined
     const halfRate = RATE ?? Math.max(1, Math.round(saturation!.committedTps / 2))
+    // the same for the change of regime: the first seconds at the lower rate compile the paths of small batches and
+    // drain the queues saturation left behind
+    if (RATE_WARMUP > 0) await run(`warm-up at ${halfRate} tx/s (not measured)`, halfRate, RATE_WARMUP)
     const half = await phase(`open loop ${halfRate} tx/s`, halfRate)
 
     clearInterval(sampler)
@@ -359,6 +366,7 @@ async function main(): Promise<void> {
       verifyWorkers,
       minBlockIntervalMs: minBlockInterval ?? null,
       warmupSeconds: WARMUP,
+      rateWarmupSeconds: RATE_WARMUP,
       accounts: UNKEYED > 0 ? ACCOUNTS : ACCOUNTS + 1,
       senders: SENDERS,
       date: new Date().toISOString(),
