@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { to0x } from '../crypto/bytes.js'
@@ -11,6 +11,7 @@ import type { RpcBackend, SubmitResult } from '../rpc/backend.js'
 import { RpcClient } from '../rpc/client.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
+import { postJson } from './postJson.js'
 
 /**
  * `node dist/bench/rpcRequests.js`: the CPU one JSON-RPC HTTP request costs the node's RPC server, and the client
@@ -81,29 +82,7 @@ async function runClient(m: Extract<ClientCommand, { cmd: 'run' }>, pool: readon
     const members = Array.from({ length: m.batch }, (_, j) => ({ jsonrpc: '2.0', id: j, method: 'tx_submit', params: [pool[(i * m.batch + j) % pool.length]] }))
     return m.batch === 1 ? members[0] : members
   })
-  const post = (body: unknown): Promise<unknown> => {
-    const payload = JSON.stringify(body)
-    return new Promise((resolve, reject) => {
-      const req = request(
-        m.url,
-        { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => {
-            try {
-              resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-            } catch (e) {
-              reject(e as Error)
-            }
-          })
-          res.on('error', reject)
-        },
-      )
-      req.on('error', reject)
-      req.end(payload)
-    })
-  }
+  const post = (body: unknown): Promise<unknown> => postJson(m.url, body, agent)
   /** Sends request `i` on lane `lane`; how many of its calls failed. */
   let lanePost = async (_lane: number, i: number): Promise<number> => {
     const res = (await post(bodies[i % bodies.length]).catch(() => undefined)) as { error?: unknown } | { error?: unknown }[] | undefined

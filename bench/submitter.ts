@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs'
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import WebSocket from 'ws'
 import { join } from 'node:path'
 import { fromHex, to0x } from '../crypto/bytes.js'
 import { parseAddress } from '../crypto/address.js'
 import { keyPairFromSeed } from '../crypto/ed25519.js'
 import { encodeTransaction, signTransaction, txHash } from '../ledger/transaction.js'
+import { postJson } from './postJson.js'
 
 /**
  * The load benchmark's submitter, a separate process so that submission does not share an event loop with the
@@ -40,28 +41,7 @@ let next = 0
 const agent = new Agent({ keepAlive: true, maxSockets: 16 })
 
 function post(url: string, body: unknown, timeoutMs = 10_000): Promise<any> {
-  const payload = JSON.stringify(body)
-  return new Promise((resolvePost, rejectPost) => {
-    const req = request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => {
-          try {
-            resolvePost(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-          } catch (e) {
-            rejectPost(e as Error)
-          }
-        })
-        res.on('error', rejectPost)
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
-    req.on('error', rejectPost)
-    req.end(payload)
-  })
+  return postJson(url, body, agent, timeoutMs)
 }
 
 function prepare(dir: string, accounts: number, perAccount: number, chainId: string, spread: boolean): number {
