@@ -165,8 +165,7 @@ export class TallyNode {
       {
         gossip: direct,
         admit: (tx) => mempool.add(tx),
-        // what arrives early in a height waits for one batch sent shortly before its proposer may propose
-        holdUntil: () => host.heightStartedAtMs + config.consensus.minBlockIntervalMs - TX_HOLD_LEAD_MS,
+        holdUntil: () => this.txHoldUntil(host),
         logger: log('txgossip'),
       },
     )
@@ -224,6 +223,7 @@ export class TallyNode {
           const now = Date.now()
           reportCommitted(b, now - this.tipAtMs, metrics, logger)
           this.tipAtMs = now
+          txGossip.rearm()
           events.emit('committed', b)
           await mempool.update(b.txHashes, b.touched)
           metrics.mempoolSize.set(mempool.size)
@@ -366,6 +366,19 @@ export class TallyNode {
       this.logger.info('node stopped')
     })()
     return this.stopping
+  }
+
+  /**
+   * Until when transaction gossip holds its batches (see TxGossipDependencies.holdUntil): early in a height, until
+   * shortly before the proposer may propose; once this node is past the propose step of its round, as long as the
+   * gossip allows (the batch goes out when the next height starts, `rearm`); otherwise, and with pacing off, not at all.
+   */
+  private txHoldUntil(host: { readonly pastPropose: boolean }): number {
+    const pacing = this.home.config.consensus.minBlockIntervalMs
+    if (pacing === 0) return Number.NaN
+    const point = this.tipAtMs + pacing - TX_HOLD_LEAD_MS
+    if (Date.now() < point) return point
+    return host.pastPropose ? Number.POSITIVE_INFINITY : Number.NaN
   }
 
   private fatal(e: Error): void {

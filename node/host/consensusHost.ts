@@ -284,6 +284,15 @@ export class ConsensusHost {
     return this.state.round
   }
 
+  /**
+   * True once the core has left the propose step of its round (it prevoted, precommitted or decided): a transaction
+   * that arrives now can only make a later block.
+   */
+  get pastPropose(): boolean {
+    const step = this.state.step
+    return step === 'prevote' || step === 'precommit' || step === 'decided'
+  }
+
   /** When the current height started (ms), for sync's "stuck" test. */
   get heightStartedAtMs(): number {
     return this.heightStartedAt

@@ -70,9 +70,11 @@ export interface TxGossipDependencies<R extends AdmitResult = AdmitResult> {
   readonly admit: (tx: Uint8Array, from?: string) => R | Promise<R>
   /**
    * A time (ms, on {@link now}'s clock) before which small batches are held back: the transactions queued until then
-   * go out as one batch at that time. A validator holds them until shortly before the proposer of its height proposes
-   * (the pacing interval, `consensus.minBlockIntervalMs`): sent earlier they would not make an earlier block, and a
-   * transaction queued later goes out after `flushMs` as usual. Without it, batches wait `flushMs`.
+   * go out as one batch at that time; `Infinity` holds them as long as `maxHoldMs` allows, NaN holds nothing. A
+   * validator holds them until shortly before the proposer of its height proposes (the pacing interval,
+   * `consensus.minBlockIntervalMs`), and, once it has voted in the height's round, until the next height's such moment
+   * ({@link rearm} when it starts): sent earlier they would not make an earlier block. Without it, batches wait
+   * `flushMs`.
    */
   readonly holdUntil?: () => number
   /** The clock of {@link holdUntil} (default the wall clock). */
@@ -126,6 +128,8 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   private queue: Uint8Array[] = []
   private queueBytes = BATCH_HEADER_BYTES
   private timer?: NodeJS.Timeout
+  /** When the first transaction of the queued batch was queued (on the hold's clock). */
+  private queuedAt = 0
   private sending: Promise<void> = Promise.resolve()
   private running = false
   /** Counters since start. */
@@ -183,15 +187,33 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.queue.push(tx)
     this.queueBytes += size
     if (this.queue.length >= this.maxBatchTxs) this.flush()
-    else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), this.delay())
+    else if (this.timer === undefined) {
+      this.queuedAt = this.now()
+      this.timer = setTimeout(() => this.flush(), this.delay())
+    }
   }
 
-  /** How long a batch that starts now waits: `flushMs`, or until the hold ends (at most `maxHoldMs`). */
+  /** Schedules the queued batch again, for a hold that changed (a new height started). */
+  rearm(): void {
+    if (this.timer === undefined) return
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.flush(), this.delay())
+  }
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)()
+  }
+
+  /**
+   * How long the queued batch still waits: `flushMs` after its first transaction, or until the hold ends, but never
+   * longer than `maxHoldMs` after its first transaction.
+   */
   private delay(): number {
+    const now = this.now()
+    const waited = now - this.queuedAt
     const until = this.deps.holdUntil?.()
-    if (until === undefined || !Number.isFinite(until)) return this.flushMs
-    const now = (this.deps.now ?? Date.now)()
-    return Math.max(this.flushMs, Math.min(until - now, this.maxHoldMs))
+    if (until === undefined || Number.isNaN(until)) return Math.max(0, this.flushMs - waited)
+    return Math.max(0, this.flushMs - waited, Math.min(until - now, this.maxHoldMs - waited))
   }
 
   /**

@@ -217,4 +217,37 @@ describe('tx gossip holding batches back', () => {
     assert.deepEqual(published[2], [txs[2], txs[3]], 'a full batch goes out during a hold')
     await g.stop()
   })
+
+  it('holds as long as maxHoldMs allows under an open hold, and follows the hold when it is rearmed', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000 })
+    const txs = makeTxs(4, 13)
+    let until = Number.POSITIVE_INFINITY
+    const { g, published } = held(() => until, { maxHoldMs: 100 })
+    await g.start()
+    g.broadcast(txs[0]!)
+    await tick(60, t)
+    g.broadcast(txs[1]!)
+    await tick(39, t)
+    assert.equal(published.length, 0, 'an open hold keeps the batch')
+    await tick(1, t)
+    assert.deepEqual(published, [[txs[0], txs[1]]], 'for maxHoldMs after its first transaction')
+    // a new height starts: the hold now ends at a known moment, and the queued batch follows it
+    g.broadcast(txs[2]!)
+    await tick(30, t)
+    until = Date.now() + 20
+    g.rearm()
+    await tick(19, t)
+    assert.equal(published.length, 1)
+    await tick(1, t)
+    assert.deepEqual(published[1], [txs[2]])
+    // no hold any more: a batch that already waited flushMs goes at once when rearmed
+    until = Number.POSITIVE_INFINITY
+    g.broadcast(txs[3]!)
+    await tick(10, t)
+    until = Number.NaN
+    g.rearm()
+    await tick(0, t)
+    assert.deepEqual(published[2], [txs[3]])
+    await g.stop()
+  })
 })
