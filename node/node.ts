@@ -169,6 +169,7 @@ export class TallyNode {
         logger: log('txgossip'),
       },
     )
+    metrics.trackTxGossip(txGossip)
     const timers = new Timers<'propose' | 'prevote' | 'precommit'>({}, { onTimeout: (t) => events.emit('timeout', t) })
     this.stopFns.push(() => timers.stop())
     const txFetch = new TxFetch(

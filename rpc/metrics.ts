@@ -31,6 +31,12 @@ export class Metrics {
   readonly rpcRequests: Counter<'method' | 'outcome'>
   /** Open WebSocket connections. */
   readonly wsConnections: Gauge
+  /** Transaction gossip batches this node sent (one published to every peer counts once), and their transactions. */
+  readonly txBatchesSent: Counter
+  readonly txsGossiped: Counter
+  /** Counts of the transaction gossip, read when the counters are read ({@link trackTxGossip}). */
+  private txGossip: { readonly stats: { readonly batchesSent: number; readonly txsSent: number } } | undefined
+  private txGossipSeen = { batches: 0, txs: 0 }
   /**
    * RPC calls counted since the counter was last read, by method, then outcome. A call is counted with two map
    * look-ups and an addition instead of prom-client's per-increment label hashing and validation: the RPC server
@@ -78,6 +84,18 @@ export class Metrics {
       collect: () => this.flushRpcTally(),
     })
     this.wsConnections = new Gauge({ name: `${prefix}rpc_ws_connections`, help: 'Open WebSocket connections', registers })
+    this.txBatchesSent = new Counter({
+      name: `${prefix}tx_gossip_batches_sent_total`,
+      help: 'Transaction gossip batches this node sent to its peers',
+      registers,
+      collect: () => this.readTxGossip(),
+    })
+    this.txsGossiped = new Counter({
+      name: `${prefix}tx_gossip_txs_sent_total`,
+      help: 'Transactions in the gossip batches this node sent',
+      registers,
+      collect: () => this.readTxGossip(),
+    })
     if (options.defaultMetrics === true) collectDefaultMetrics({ register: this.registry, prefix })
   }
 
@@ -94,6 +112,19 @@ export class Metrics {
     const entry = byOutcome.get(outcome)
     if (entry === undefined) byOutcome.set(outcome, { labels: { method, outcome }, n: 1 })
     else entry.n++
+  }
+
+  /** Reports a transaction gossip's counts in {@link txBatchesSent} and {@link txsGossiped} whenever they are read. */
+  trackTxGossip(gossip: { readonly stats: { readonly batchesSent: number; readonly txsSent: number } }): void {
+    this.txGossip = gossip
+  }
+
+  private readTxGossip(): void {
+    const stats = this.txGossip?.stats
+    if (stats === undefined) return
+    if (stats.batchesSent > this.txGossipSeen.batches) this.txBatchesSent.inc(stats.batchesSent - this.txGossipSeen.batches)
+    if (stats.txsSent > this.txGossipSeen.txs) this.txsGossiped.inc(stats.txsSent - this.txGossipSeen.txs)
+    this.txGossipSeen = { batches: stats.batchesSent, txs: stats.txsSent }
   }
 
   /** Moves the counts of {@link countRpcCall} into the counter (run by prom-client before the counter is read). */

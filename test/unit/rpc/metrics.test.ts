@@ -29,3 +29,19 @@ test('two Metrics keep separate counts', async () => {
   assert.deepEqual(await counts(a), { 'node_status/ok': 1 })
   assert.deepEqual(await counts(b), {})
 })
+
+test('the transaction gossip counters report its counts as they are when the metrics are read', async () => {
+  const m = new Metrics()
+  const stats = { batchesSent: 0, txsSent: 0 }
+  m.trackTxGossip({ stats })
+  stats.batchesSent = 3
+  stats.txsSent = 40
+  let text = await m.registry.metrics()
+  assert.match(text, /tally_tx_gossip_batches_sent_total 3\n/)
+  assert.match(text, /tally_tx_gossip_txs_sent_total 40\n/)
+  stats.batchesSent = 5
+  stats.txsSent = 41
+  text = await m.registry.metrics()
+  assert.match(text, /tally_tx_gossip_batches_sent_total 5\n/)
+  assert.match(text, /tally_tx_gossip_txs_sent_total 41\n/)
+})
