@@ -3,7 +3,7 @@ import { FieldErrors, join, type ParseResult } from './fieldErrors.js'
 import { PEER_ID_RE } from './genesis.js'
 
 /**
- * A node's `config.json`: its name, networking, RPC, mempool, storage and logging settings. Every field may be left out
+ * A node's `config.json`: its name, networking, RPC, mempool, storage, memory and logging settings. Every field may be left out
  * (defaults: {@link DEFAULT_CONFIG}); unknown fields are errors, so a typo never passes silently.
  * Format: docs/formats.md, "Node configuration".
  */
@@ -80,11 +80,21 @@ export interface NodeConfig {
      */
     readonly blockCacheBytes: number
   }
+  readonly memory: {
+    /**
+     * How far V8 lets the old generation grow past what survived its last full collection before the next one, in
+     * percent (0: V8's own choice, up to 4 times). Process-wide: `tallyd start` applies it at start.
+     */
+    readonly heapGrowingPercent: number
+  }
   readonly logLevel: LogLevel
 }
 
 /** Bounds of `storage.blockCacheBytes`: 1 MiB to 2 GiB (LevelDB takes the size as a 32-bit number). */
 export const BLOCK_CACHE_BYTES_RANGE: readonly [number, number] = [1024 * 1024, 2 * 1024 * 1024 * 1024]
+
+/** Bounds of `memory.heapGrowingPercent` other than 0 (V8's own choice). */
+export const HEAP_GROWING_PERCENT_RANGE: readonly [number, number] = [10, 300]
 
 /** Default of `consensus.minBlockIntervalMs` (docs/performance.md, "Pacing"). */
 export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
@@ -105,6 +115,7 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   }),
   consensus: Object.freeze({ minBlockIntervalMs: DEFAULT_MIN_BLOCK_INTERVAL_MS }),
   storage: Object.freeze({ blockCacheBytes: 8 * 1024 * 1024 }),
+  memory: Object.freeze({ heapGrowingPercent: 100 }),
   logLevel: 'info' as LogLevel,
 })
 
@@ -131,7 +142,7 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
 export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
-  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'consensus', 'storage', 'logLevel'])) return e.fail('invalid_config')
+  if (!e.object('', json, ['moniker', 'p2p', 'rpc', 'mempool', 'consensus', 'storage', 'memory', 'logLevel'])) return e.fail('invalid_config')
   const d = DEFAULT_CONFIG
   const moniker =
     json.moniker === undefined ? d.moniker : (e.string('moniker', json.moniker, /^[\x20-\x7e]{1,64}$/, '1-64 printable ASCII characters') ?? d.moniker)
@@ -251,6 +262,16 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     }
   }
 
+  let memory = d.memory
+  if (json.memory !== undefined && e.object('memory', json.memory, ['heapGrowingPercent'])) {
+    const v = json.memory.heapGrowingPercent
+    const [min, max] = HEAP_GROWING_PERCENT_RANGE
+    if (v !== undefined) {
+      if (typeof v === 'number' && (v === 0 || (Number.isSafeInteger(v) && v >= min && v <= max))) memory = { heapGrowingPercent: v }
+      else e.add('memory.heapGrowingPercent', `must be 0 (V8's own choice) or an integer from ${min} to ${max}`)
+    }
+  }
+
   let logLevel = d.logLevel
   if (json.logLevel !== undefined) {
     if ((LOG_LEVELS as readonly unknown[]).includes(json.logLevel)) logLevel = json.logLevel as LogLevel
@@ -258,5 +279,5 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   }
 
   if (!e.empty) return e.fail('invalid_config')
-  return ok({ moniker, p2p, rpc, mempool, consensus, storage, logLevel })
+  return ok({ moniker, p2p, rpc, mempool, consensus, storage, memory, logLevel })
 }

@@ -19,6 +19,7 @@ import { Timers, type TimeoutValue } from './host/timers.js'
 import { loadValidatorSets } from './host/validatorSets.js'
 import { maxWalBlockBytes } from './host/walEntry.js'
 import { componentLogger, createLogger, type Logger } from './logger.js'
+import { applyMemorySettings } from './memorySettings.js'
 import type { AddResult } from './mempool/mempool.js'
 import { nodeMempool } from './mempool/nodeMempool.js'
 import { RejectedTxs } from './mempool/rejectedTxs.js'
@@ -85,10 +86,14 @@ export class TallyNode {
     this.fatalHandler = handler
   }
 
-  /** Opens the home, wires every component and starts them in dependency order. */
-  static async start(homeDir: string, options: { logger?: Logger; allowMissingSafetyRecord?: boolean } = {}): Promise<TallyNode> {
+  /**
+   * Opens the home, wires every component and starts them in dependency order. With `processWide` (one node per
+   * process, as `tallyd start` runs it) it also applies the config's process-wide settings (`memory`).
+   */
+  static async start(homeDir: string, options: { logger?: Logger; allowMissingSafetyRecord?: boolean; processWide?: boolean } = {}): Promise<TallyNode> {
     const home = loadHome(homeDir)
     const { config, genesis } = home
+    if (options.processWide === true) applyMemorySettings(config.memory)
     const logger = options.logger ?? createLogger({ level: config.logLevel, base: { moniker: config.moniker } })
     const node = new TallyNode(home, logger)
     try {

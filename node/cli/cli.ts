@@ -143,7 +143,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .action(async (o) => {
       // loaded here so that commands which never start a node do not load libp2p and the stores
       const { TallyNode } = await import('../node.js')
-      const node = await TallyNode.start(resolve(o.home), { allowMissingSafetyRecord: o.allowMissingValidatorState === true })
+      const node = await TallyNode.start(resolve(o.home), { allowMissingSafetyRecord: o.allowMissingValidatorState === true, processWide: true })
       await new Promise<void>((done) => {
         let stopping = false
         const stop = (code: number) => {

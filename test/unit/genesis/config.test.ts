@@ -24,6 +24,7 @@ test('an empty config gets every default; given fields are kept', () => {
     },
     consensus: { minBlockIntervalMs: 0 },
     storage: { blockCacheBytes: 64 * 1024 * 1024 },
+    memory: { heapGrowingPercent: 0 },
     logLevel: 'debug',
   }
   const f = parseConfig(full)
@@ -72,6 +73,11 @@ test('each problem is reported with its field', () => {
     [{ storage: { blockCacheBytes: 1024 * 1024 - 1 } }, 'storage.blockCacheBytes', /must be between 1048576 and 2147483648/],
     [{ storage: { blockCacheBytes: 2 * 1024 * 1024 * 1024 + 1 } }, 'storage.blockCacheBytes', /must be between 1048576 and 2147483648/],
     [{ storage: { blockCacheBytes: '8MiB' } }, 'storage.blockCacheBytes', /integer/],
+    [{ memory: { heapGrowingPercent: 5 } }, 'memory.heapGrowingPercent', /0 \(V8's own choice\) or an integer from 10 to 300/],
+    [{ memory: { heapGrowingPercent: 301 } }, 'memory.heapGrowingPercent', /from 10 to 300/],
+    [{ memory: { heapGrowingPercent: 50.5 } }, 'memory.heapGrowingPercent', /from 10 to 300/],
+    [{ memory: { heapGrowingPercent: '50' } }, 'memory.heapGrowingPercent', /from 10 to 300/],
+    [{ memory: { growth: 50 } }, 'memory.growth', /unknown field/],
     [{ storage: { cacheSize: 1 } }, 'storage.cacheSize', /unknown field/],
     [{ consensus: { minBlockIntervalMs: -1 } }, 'consensus.minBlockIntervalMs', /must be between 0 and 60000/],
     [{ consensus: { minBlockIntervalMs: 1.5 } }, 'consensus.minBlockIntervalMs', /integer/],
@@ -106,5 +112,16 @@ test('storage.blockCacheBytes: 8 MiB by default, 1 MiB to 2 GiB accepted', () =>
     const r = parseConfig({ storage: { blockCacheBytes: n } })
     assert.ok(r.ok, String(n))
     assert.equal(r.value.storage.blockCacheBytes, n)
+  }
+})
+
+test('memory.heapGrowingPercent: 100 by default, 0 or 10 to 300 accepted', () => {
+  const empty = parseConfig({ memory: {} })
+  assert.ok(empty.ok)
+  assert.equal(empty.value.memory.heapGrowingPercent, 100)
+  for (const n of [0, 10, 300]) {
+    const r = parseConfig({ memory: { heapGrowingPercent: n } })
+    assert.ok(r.ok, String(n))
+    assert.equal(r.value.memory.heapGrowingPercent, n)
   }
 })
