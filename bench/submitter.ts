@@ -37,8 +37,11 @@ let next = 0
 /**
  * One keep-alive connection pool for every request: the submitter stands in for clients on other machines, so what
  * it costs the shared cores should be what a lean client costs (Node's own HTTP client, no per-request set-up).
+ * Its connections are used in turn (`fifo`): with the default `lifo`, connections opened while a node was slow sat
+ * idle until the server closed them (its keep-alive timeout, 5 s), and a later burst that picked one as it closed
+ * failed with `ECONNRESET`.
  */
-const agent = new Agent({ keepAlive: true, maxSockets: 16 })
+const agent = new Agent({ keepAlive: true, maxSockets: 16, scheduling: 'fifo' })
 
 function post(url: string, body: unknown, timeoutMs = 10_000): Promise<any> {
   return postJson(url, body, agent, timeoutMs)
