@@ -239,6 +239,15 @@ export class ConsensusHost {
   private readonly queue: QueueItem[] = []
   private readonly roomWaiters: (() => void)[] = []
   private futureRecords: FutureRecord[] = []
+  /**
+   * Messages from peers for a height this node still has WAL records of to replay (it crashed while voting there and
+   * is catching up to it). They wait here until that height starts and its records have gone through the core, so
+   * the core first rebuilds what this node did at that height, its lock included, and only then meets what was said
+   * since: fed in arrival order, messages of a later round would move it past the round it locked in before its
+   * record of that round came back, and it would vote as if it had never locked. Bounded by `maxQueue`; beyond it
+   * messages are dropped, as peers repeat theirs.
+   */
+  private heldForReplay: QueueItem[] = []
   private ledgerTail: Promise<unknown> = Promise.resolve()
   private readonly gate = new CommitGate()
   private draining = false
@@ -414,6 +423,7 @@ export class ConsensusHost {
 
   stop(): void {
     this.stopped = true
+    this.heldForReplay = []
     this.releaseWaiters()
   }
 
@@ -631,6 +641,7 @@ export class ConsensusHost {
   }
 
   private async handle(item: QueueItem): Promise<void> {
+    if (this.holdForReplay(item)) return
     switch (item.kind) {
       case 'input':
         return this.handleInput(item.input, item.log)
@@ -650,6 +661,16 @@ export class ConsensusHost {
         item.done()
         return
     }
+  }
+
+  /** Holds a peer's message of a later height that still has WAL records to replay ({@link heldForReplay}). */
+  private holdForReplay(item: QueueItem): boolean {
+    if ((item.kind !== 'input' && item.kind !== 'proposal') || !item.log) return false
+    const height = item.kind === 'proposal' ? item.message.proposal.height : this.inputHeight(item.input)
+    if (height <= this.state.height || !this.futureRecords.some((r) => r.height === height && r.entry !== undefined)) return false
+    if (this.heldForReplay.length < (this.o.maxQueue ?? 10_000)) this.heldForReplay.push(item)
+    else this.d.logger.debug({ height }, 'dropped a message held for the replay of its height: too many held')
+    return true
   }
 
   private async handleInput(input: ConsensusInput, log: boolean): Promise<void> {
@@ -1241,6 +1262,10 @@ export class ConsensusHost {
     if (this.d.wal.sizeBytes >= (this.o.walMaxBytes ?? 4 * 1024 * 1024)) await this.d.wal.reset(this.futureRecords.map((r) => r.record))
     const replay = this.replayFor(last.height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > last.height + 1)
+    // what peers said of the new height while its records waited goes in after them; of later heights it waits on
+    const heightOf = (i: QueueItem) => (i.kind === 'proposal' ? i.message.proposal.height : i.kind === 'input' ? this.inputHeight(i.input) : 0)
+    for (const i of this.heldForReplay) if (heightOf(i) === last.height + 1) replay.push(i)
+    this.heldForReplay = this.heldForReplay.filter((i) => heightOf(i) > last.height + 1)
     for (const b of heights) {
       const { scheduled, rosterSize, governanceChanged, ...committed } = b
       await this.d.onCommitted(committed)
