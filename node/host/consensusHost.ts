@@ -895,7 +895,10 @@ export class ConsensusHost {
       const at = evidenceHeight(d.value)
       if (at >= height || height - at > this.o.evidence.maxAgeHeights) return { fault: `evidence ${i} of height ${at} is outside the window`, offenders }
       if (!verifyEvidence(d.value, this.o.chainId, this.d.sets.at(at)).ok) return { fault: `evidence ${i} does not verify`, offenders }
-      if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return { fault: `evidence ${i} was committed before`, offenders }
+      // committed below this height: a block at this height or above, already written here, is this very block
+      // (a copy from sync checked while this node commits it) and never a fault of the peer that sent it
+      const committedAt = await this.d.evidence.committedAt(evidenceHash(bytes))
+      if (committedAt !== undefined && committedAt < height) return { fault: `evidence ${i} was committed before`, offenders }
       const offender = evidenceOffender(d.value)
       if (!offenders.some((o) => bytesEqual(o, offender))) offenders.push(offender)
     }
