@@ -254,7 +254,9 @@ export class LedgerState {
       receipts,
       get ops(): KvOp[] {
         const ops: KvOp[] = changed.map(({ address, account }) =>
-          isZeroAccount(account) ? { type: 'del', key: accountStoreKey(address) } : { type: 'put', key: accountStoreKey(address), value: encodeAccount(account) },
+          isZeroAccount(account)
+            ? { type: 'del', key: accountStoreKey(address) }
+            : { type: 'put', key: accountStoreKey(address), value: encodeAccount(account) },
         )
         if (governanceBytes !== undefined) ops.push({ type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes })
         for (const op of packed.toOps()) ops.push(op)
