@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, encodeCanonical, sha256, toHex } from '../../../../crypto/index.js'
-import { decodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
+import { decodeCommitCertificate, evidenceHash, type CommitCertificate } from '../../../../consensus/index.js'
 import { genesisState } from '../../../../genesis/genesis.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
@@ -297,5 +297,41 @@ describe('consensus host: blocks from sync', () => {
         again.stop()
       }
     })
+  })
+
+  it('refuses a block that carries evidence an earlier block committed', async () => {
+    const { w, t } = await network()
+    const e = w.equivocation(3, 1, 0)
+    // block 3 repeats the evidence block 2 committed
+    const blocks = await w.chain(3, { evidence: (h) => (h >= 2 ? [e] : []) })
+    for (const b of blocks.slice(0, 2)) {
+      const c = await t.host.checkSyncedBlock(b.height, b.stored, b.certificate)
+      assert.ok(c.ok, c.ok ? '' : c.error.reason)
+      assert.equal(await t.host.applySyncedBlock(c.value), true)
+      await w.until(() => t.host.height === b.height + 1, `height ${b.height + 1} started`)
+    }
+    assert.equal(await t.chain.evidenceHeight(evidenceHash(e)), 2)
+    const b3 = blocks[2]!
+    const dup = await t.host.checkSyncedBlock(3, b3.stored, b3.certificate)
+    assert.ok(!dup.ok)
+    assert.match(dup.error.reason, /evidence 0 was committed before/)
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+  })
+
+  it("takes evidence indexed at the block's own height, as while this node writes that block, for no duplicate", async () => {
+    const { w, t } = await network()
+    const e = w.equivocation(3, 1, 0)
+    const [b1, b2] = await w.chain(2, { evidence: (h) => (h === 2 ? [e] : []) })
+    const c1 = await t.host.checkSyncedBlock(1, b1!.stored, b1!.certificate)
+    assert.ok(c1.ok, c1.ok ? '' : c1.error.reason)
+    assert.equal(await t.host.applySyncedBlock(c1.value), true)
+    await w.until(() => t.host.height === 2, 'height 2 started')
+    // the store as it is when this node's own write of block 2 has landed and its tip has not moved yet
+    await t.kv.write(t.chain.evidenceIndexOps(2, [evidenceHash(e)]))
+    const c2 = await t.host.checkSyncedBlock(2, b2!.stored, b2!.certificate)
+    assert.ok(c2.ok, c2.ok ? '' : `a copy of the block being written was refused: ${c2.error.reason}`)
+    t.stop()
+    assert.deepEqual(t.fatal, [])
   })
 })

@@ -13,6 +13,10 @@ import {
   buildCommitCertificate,
   commitHash,
   createValidatorSet,
+  decodeEvidence,
+  encodeEvidence,
+  evidenceHash,
+  evidenceOffender,
   proposalSignBytes,
   proposerOf,
   voteSignBytes,
@@ -187,6 +191,8 @@ export class TestHost {
   readonly durableTipAtCommit = new Map<number, number | undefined>()
   host!: ConsensusHost
   ledger!: LedgerState
+  /** The host's store (its chain and state), for tests that set up what it holds. */
+  kv!: KvStore
   chain!: ChainStore
   mempool!: Mempool
   /** The signatures this incarnation counts as verified (the mempool's and execution's cache). */
@@ -338,6 +344,13 @@ export class HostWorld {
     return { ...body, signature: sign(this.validators[i]!.secretKey, proposalSignBytes(CHAIN_ID, body)) }
   }
 
+  /** Evidence that validator `i` prevoted two values at (height, round), encoded. */
+  equivocation(i: number, height: number, round: number): Uint8Array {
+    const first = this.vote(i, 'prevote', height, round, sha256(encodeCanonical(['first', height, round])))
+    const second = this.vote(i, 'prevote', height, round, sha256(encodeCanonical(['second', height, round])))
+    return encodeEvidence({ kind: 'conflictingVotes', first, second })
+  }
+
   /** A commit certificate for (height, round, value) signed by the given validators. */
   certificate(height: number, round: number, valueId: Uint8Array, signers: readonly number[]): CommitCertificate {
     return buildCommitCertificate(
@@ -395,11 +408,16 @@ export class HostWorld {
   /**
    * A chain of certified blocks from height 1 to `heights`, as block sync serves it: each block carries the previous
    * height's certificate, its transactions are `txs(height)` (default none), and every block is certified by `signers`
-   * in round 0, a millisecond after the one before.
+   * in round 0, a millisecond after the one before. `evidence(height)` is the evidence a block carries (default none),
+   * its offenders convicted as execution convicts them.
    */
   async chain(
     heights: number,
-    o: { txs?: (height: number) => readonly DecodedTransaction[]; signers?: readonly number[] } = {},
+    o: {
+      txs?: (height: number) => readonly DecodedTransaction[]
+      evidence?: (height: number) => readonly Uint8Array[]
+      signers?: readonly number[]
+    } = {},
   ): Promise<{ height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[]> {
     const signers = o.signers ?? [1, 2, 3]
     const store = new MemoryKvStore()
@@ -407,8 +425,16 @@ export class HostWorld {
     const out: { height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[] = []
     for (let height = 1; height <= heights; height++) {
       const txs = o.txs?.(height) ?? []
+      const evidence = o.evidence?.(height) ?? []
+      const offenders: Uint8Array[] = []
+      for (const bytes of evidence) {
+        const d = decodeEvidence(bytes)
+        if (!d.ok) throw new Error(`bad test evidence: ${d.error.reason}`)
+        const offender = evidenceOffender(d.value)
+        if (!offenders.some((x) => bytesEqual(x, offender))) offenders.push(offender)
+      }
       const prev = out[height - 2]
-      const result = await ledger.execute(txs, { chainId: CHAIN_ID, block: { height, governance: this.genesis.params.governance, offenders: [] } })
+      const result = await ledger.execute(txs, { chainId: CHAIN_ID, block: { height, governance: this.genesis.params.governance, offenders } })
       const header: BlockHeader = {
         chainId: CHAIN_ID,
         height,
@@ -420,12 +446,12 @@ export class HostWorld {
         validatorSetHash: consensusSet(ledger.rosterAt(height)).hash,
         nextValidatorSetHash: consensusSet(ledger.rosterAt(height + 1)).hash,
         lastCommitHash: prev === undefined ? ZERO_HASH : commitHash(prev.certificate),
-        evidenceRoot: txRoot([]),
+        evidenceRoot: txRoot(evidence.map(evidenceHash)),
       }
       await store.write(result.ops)
       ledger.commit(result)
       const hash = blockHash(header)
-      const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [] }, lastCommit: prev?.certificate ?? null }
+      const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [...evidence] }, lastCommit: prev?.certificate ?? null }
       out.push({ height, hash, stored, certificate: this.certificate(height, 0, hash, signers) })
     }
     return out
@@ -535,7 +561,7 @@ export class HostWorld {
         },
       },
     )
-    Object.assign(th, { host, ledger, chain, mempool, verified, sets, wal, guard, timers })
+    Object.assign(th, { host, ledger, kv, chain, mempool, verified, sets, wal, guard, timers })
     if (o.start !== false) await host.start()
     // from here on the scheduler runs (tests wait in virtual time), so the disk may take some of it
     if (slow !== undefined) {
