@@ -203,6 +203,9 @@ type QueueItem =
   | { readonly kind: 'synced'; readonly block: CheckedBlock; readonly hold: boolean; readonly done: (ok: boolean) => void }
   | { readonly kind: 'flush'; readonly done: () => void }
 
+/** A queued consensus message: an input or a proposal, from a peer or from this node's own log. */
+type MessageItem = Extract<QueueItem, { kind: 'input' | 'proposal' }>
+
 /** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
 interface AppliedBlock extends CommittedBlock {
   /** A new validator set was scheduled by it (for height + 2), of this many members. */
@@ -247,7 +250,7 @@ export class ConsensusHost {
    * record of that round came back, and it would vote as if it had never locked. Bounded by `maxQueue`; beyond it
    * messages are dropped, as peers repeat theirs.
    */
-  private heldForReplay: QueueItem[] = []
+  private heldForReplay: MessageItem[] = []
   private ledgerTail: Promise<unknown> = Promise.resolve()
   private readonly gate = new CommitGate()
   private draining = false
@@ -666,11 +669,16 @@ export class ConsensusHost {
   /** Holds a peer's message of a later height that still has WAL records to replay ({@link heldForReplay}). */
   private holdForReplay(item: QueueItem): boolean {
     if ((item.kind !== 'input' && item.kind !== 'proposal') || !item.log) return false
-    const height = item.kind === 'proposal' ? item.message.proposal.height : this.inputHeight(item.input)
+    const height = this.messageHeight(item)
     if (height <= this.state.height || !this.futureRecords.some((r) => r.height === height && r.entry !== undefined)) return false
     if (this.heldForReplay.length < (this.o.maxQueue ?? 10_000)) this.heldForReplay.push(item)
     else this.d.logger.debug({ height }, 'dropped a message held for the replay of its height: too many held')
     return true
+  }
+
+  /** The height a queued consensus message is of. */
+  private messageHeight(item: MessageItem): number {
+    return item.kind === 'proposal' ? item.message.proposal.height : this.inputHeight(item.input)
   }
 
   private async handleInput(input: ConsensusInput, log: boolean): Promise<void> {
@@ -1266,9 +1274,9 @@ export class ConsensusHost {
     const replay = this.replayFor(last.height + 1)
     this.futureRecords = this.futureRecords.filter((r) => r.height > last.height + 1)
     // what peers said of the new height while its records waited goes in after them; of later heights it waits on
-    const heightOf = (i: QueueItem) => (i.kind === 'proposal' ? i.message.proposal.height : i.kind === 'input' ? this.inputHeight(i.input) : 0)
-    for (const i of this.heldForReplay) if (heightOf(i) === last.height + 1) replay.push(i)
-    this.heldForReplay = this.heldForReplay.filter((i) => heightOf(i) > last.height + 1)
+    const next = last.height + 1
+    for (const i of this.heldForReplay) if (this.messageHeight(i) === next) replay.push(i)
+    this.heldForReplay = this.heldForReplay.filter((i) => this.messageHeight(i) > next)
     for (const b of heights) {
       const { scheduled, rosterSize, governanceChanged, ...committed } = b
       await this.d.onCommitted(committed)
