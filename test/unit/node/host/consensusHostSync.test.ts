@@ -9,7 +9,7 @@ import { decodeTransaction, encodeTransaction } from '../../../../ledger/transac
 import { ChainStore } from '../../../../node/storage/chainStore.js'
 import type { StoredBlock } from '../../../../node/storage/storedBlock.js'
 import { DurableState, type CutPhase } from '../../../sim/simDisk.js'
-import { CHAIN_ID, EPOCH_MS, HostWorld, WALLET_BALANCE, type TestBlock, type TestHost } from './hostFixture.js'
+import { CHAIN_ID, EPOCH_MS, HostWorld, WALLET_BALANCE, hexOrNil, type TestBlock, type TestHost } from './hostFixture.js'
 
 /**
  * The block-sync path of the host: a block certified by more than two thirds of the validators is checked against the
@@ -333,5 +333,54 @@ describe('consensus host: blocks from sync', () => {
     assert.ok(c2.ok, c2.ok ? '' : `a copy of the block being written was refused: ${c2.error.reason}`)
     t.stop()
     assert.deepEqual(t.fatal, [])
+  })
+
+  it('wiped while locked, it replays its records of a height before what peers said there since, and keeps its lock', async () => {
+    // Height 2: the proposer of round 0 proposes A, and this validator sees a polka for it, precommits it and locks.
+    // Round 1's proposer, which missed that polka, proposes B. This validator then loses data/ (its WAL and safety
+    // record stay) and, while block sync brings it back to height 2, hears round 1 from the others. Those messages
+    // must reach the core after its replayed records: in arrival order they would take it to round 1 first, where
+    // the round-0 polka no longer locks, and it would prevote B against its lock.
+    const w = new HostWorld({ validators: 4, wallets: 2 })
+    const P0 = w.proposerOf(2, 0)
+    const P1 = w.proposerOf(2, 1)
+    const self = [0, 1, 2, 3].find((i) => i !== P0 && i !== P1)!
+    const X = [0, 1, 2, 3].find((i) => i !== P0 && i !== P1 && i !== self)!
+    const [b1, a] = await w.chain(2)
+    const bHeader = { ...a!.stored.block.header, proposer: w.validators[P1]!.address, time: a!.stored.block.header.time + 1 }
+    const bHash = blockHash(bHeader)
+    const proposalOf = (hash: Uint8Array, header: TestBlock['header'], proposer: number, round: number) => ({
+      proposal: w.proposal(proposer, 2, round, hash),
+      header,
+      txHashes: [],
+      evidence: [],
+      lastCommit: a!.stored.lastCommit,
+    })
+    const syncBlock1 = async (t: TestHost) => {
+      const c = await t.host.checkSyncedBlock(1, b1!.stored, b1!.certificate)
+      assert.ok(c.ok, c.ok ? '' : c.error.reason)
+      assert.equal(await t.host.applySyncedBlock(c.value), true)
+    }
+    const own = (t: TestHost, type: string, round: number) => t.votes({ own: true }).find((v) => v.type === type && v.height === 2 && v.round === round)
+
+    const t = await w.boot({ self })
+    await syncBlock1(t)
+    await w.until(() => t.host.height === 2, 'height 2 started')
+    await t.host.onProposalMessage(proposalOf(a!.hash, a!.stored.block.header, P0, 0))
+    for (const i of [P0, P1]) await t.host.onVote(w.vote(i, 'prevote', 2, 0, a!.hash))
+    await w.until(() => own(t, 'precommit', 0) !== undefined, 'its precommit at 2/0')
+    assert.equal(hexOrNil(own(t, 'precommit', 0)!.valueId), toHex(a!.hash))
+    t.crash()
+
+    t.durable.wipeData()
+    const t2 = await w.boot({ self, durable: t.durable })
+    assert.equal(t2.host.height, 1)
+    await t2.host.onProposalMessage(proposalOf(bHash, bHeader, P1, 1))
+    for (const i of [P1, X]) await t2.host.onVote(w.vote(i, 'prevote', 2, 1, bHash))
+    await syncBlock1(t2)
+    await w.until(() => own(t2, 'prevote', 1) !== undefined, 'its prevote at 2/1')
+    assert.equal(hexOrNil(own(t2, 'prevote', 1)!.valueId), 'nil', 'a validator locked on A prevotes nil on B')
+    t2.stop()
+    assert.deepEqual(t2.fatal, [])
   })
 })
