@@ -75,8 +75,8 @@ export interface NodeConfig {
   }
   readonly storage: {
     /**
-     * LevelDB's block cache, in bytes: decompressed copies of the chain database's compressed blocks (accounts, chain
-     * records). The state tree's blocks do not compress and are read from the memory-mapped table files without it.
+     * LevelDB's block cache, in bytes: decompressed copies of the chain database's blocks (nearly all are stored
+     * compressed, the state tree's included).
      */
     readonly blockCacheBytes: number
   }
@@ -96,7 +96,7 @@ export const BLOCK_CACHE_BYTES_RANGE: readonly [number, number] = [1024 * 1024, 
 /** Bounds of `memory.heapGrowingPercent` other than 0 (V8's own choice). */
 export const HEAP_GROWING_PERCENT_RANGE: readonly [number, number] = [10, 300]
 
-/** Default of `consensus.minBlockIntervalMs` (docs/performance.md, "Pacing"). */
+/** Default of `consensus.minBlockIntervalMs` (docs/performance.md, "What each change measured"). */
 export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
 
 /** The configuration of a node whose `config.json` is `{}`. */
