@@ -1,5 +1,5 @@
 import type { ConsensusMessage } from './codec.js'
-import type { ConsensusState } from './consensusState.js'
+import type { ConsensusState, RoundState } from './consensusState.js'
 import { compareBytes } from '../crypto/index.js'
 import { certificateVotes } from './commitCertificate.js'
 
@@ -29,23 +29,36 @@ export function heightMessages(state: ConsensusState): ConsensusMessage[] {
 }
 
 /**
- * What a validator re-sends while its height is stuck, bounded whatever the round: its own proposals and votes of
- * the current and the previous round (peers in other rounds learn where it is, and L55 lets them follow), and the
- * proof behind its valid value: the proposal of that value and the 2f+1 prevotes of the valid round, so a peer that
- * missed the polka can still accept the value's re-proposal (L28). Their signers may have crashed since, which is why
- * this validator sends them on; and once it decided, the 2f+1 precommits of its decision. At most O(n) messages per
- * call, never O(rounds × n).
+ * What a validator re-sends while its height is stuck, bounded whatever the round:
+ *  - its own proposals and votes of the current and the previous round (peers in other rounds learn where it is);
+ *  - what brought it to its round, whoever signed it: every precommit it holds of the previous round (the 2f+1 of
+ *    L47 that ended that round) and every proposal and vote of the current round (the f+1 of L55, if it skipped).
+ *    A peer still in an earlier round then follows by the same rule. Without them, one Byzantine validator that sends
+ *    its precommit to one peer alone strands that peer a round ahead of the others: it holds 2f+1 precommits of the
+ *    round, they hold 2f, and nobody's own messages make up the difference;
+ *  - the proof behind its valid value: the proposal of that value and the 2f+1 prevotes of the valid round, so a peer
+ *    that missed the polka can still accept the value's re-proposal (L28);
+ *  - once it decided, the 2f+1 precommits of its decision.
+ * Their signers may have crashed since, which is why this validator sends them on. At most O(n) messages per call,
+ * never O(rounds × n).
  */
 export function repairMessages(state: ConsensusState): ConsensusMessage[] {
   const out: ConsensusMessage[] = []
   const own = (address: Uint8Array) => state.address !== null && compareBytes(address, state.address) === 0
-  for (const r of [state.round - 1, state.round]) {
-    const rs = state.rounds[r]
-    if (rs === undefined) continue
-    for (const proposal of rs.proposals) if (own(proposal.proposer)) out.push({ kind: 'proposal', proposal })
-    for (const set of [rs.prevotes, rs.precommits]) {
-      for (const vote of Object.values(set.votes).flat()) if (own(vote.validator)) out.push({ kind: 'vote', vote })
-    }
+  const byValidator = (set: RoundState['prevotes']) =>
+    Object.values(set.votes)
+      .flat()
+      .sort((a, b) => compareBytes(a.validator, b.validator))
+  const previous = state.rounds[state.round - 1]
+  if (previous !== undefined) {
+    for (const proposal of previous.proposals) if (own(proposal.proposer)) out.push({ kind: 'proposal', proposal })
+    for (const vote of byValidator(previous.prevotes)) if (own(vote.validator)) out.push({ kind: 'vote', vote })
+    for (const vote of byValidator(previous.precommits)) out.push({ kind: 'vote', vote })
+  }
+  const current = state.rounds[state.round]
+  if (current !== undefined) {
+    for (const proposal of current.proposals) out.push({ kind: 'proposal', proposal })
+    for (const vote of [...byValidator(current.prevotes), ...byValidator(current.precommits)]) out.push({ kind: 'vote', vote })
   }
   const valid = state.validValue
   if (valid !== null && state.validRound >= 0) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { messageStatus, repairMessages } from '../../../consensus/index.js'
+import { bytesEqual, compareBytes } from '../../../crypto/index.js'
 import { drive, fresh, input, proposal, proposerIndexOf, validators, value, vote } from './helpers.js'
 
 test('messageStatus: new, known and drop, mirroring what step keeps', () => {
@@ -41,7 +42,7 @@ test('messageStatus: a conflicting vote the core would not keep is dropped, so a
   assert.equal(messageStatus(later, { kind: 'vote', vote: vote(1, 'prevote', 2, 0, value('c')) }), 'drop', 'a third, with the slot full')
 })
 
-test('repairMessages: own messages of the last two rounds and the polka behind the valid value, O(n) whatever the round', () => {
+test('repairMessages: the last two rounds, what ended the previous one, and the polka behind the valid value, O(n) whatever the round', () => {
   const self = 0
   const p0 = proposerIndexOf(1, 0)
   const v0 = value('v0')
@@ -63,11 +64,38 @@ test('repairMessages: own messages of the last two rounds and the polka behind t
     out.some((m) => m.kind === 'proposal' && m.proposal.round === 0),
     'with the proposal of the valid value',
   )
+  const ended = out.filter((m) => m.kind === 'vote' && m.vote.round === state.round - 1 && m.vote.type === 'precommit')
+  assert.deepEqual(
+    ended.map((m) => (m.kind === 'vote' ? validators.findIndex((v) => bytesEqual(v.address, m.vote.validator)) : -1)),
+    [1, 2, 3].sort((a, b) => compareBytes(validators[a]!.address, validators[b]!.address)),
+    "the previous round's precommits, whoever signed them",
+  )
   for (const m of out) {
     if (m.kind === 'vote' && m.vote.round !== 0) {
       assert.ok(m.vote.round >= state.round - 1, 'no old rounds besides the polka')
-      assert.deepEqual(m.vote.validator, validators[self]!.address, 'only own votes of recent rounds')
+      if (m.vote.round === state.round - 1 && m.vote.type === 'prevote') {
+        assert.deepEqual(m.vote.validator, validators[self]!.address, "of the previous round's prevotes, only its own")
+      }
     }
   }
-  assert.ok(out.length <= 3 + 1 + 2 * 3, `bounded: ${out.length} messages`)
+  // the polka and its proposal; of the previous round its own prevote and every precommit; all of the current round
+  assert.ok(out.length <= 3 + 1 + (1 + 4) + (1 + 2 * 4), `bounded: ${out.length} messages`)
+})
+
+test('repairMessages: a validator a round ahead sends the precommits that ended the round its peers are stuck in', () => {
+  // Validator 3 is Byzantine and sends its nil precommit of round 0 to validator 0 alone. Validator 0 then holds
+  // 2f+1 precommits of round 0 and moves to round 1 when its timeout fires; validator 1 holds 2f and waits in round
+  // 0 for a third, which no honest validator's own messages carry.
+  const nil = (i: number) => input.vote(vote(i, 'precommit', 1, 0, null))
+  const ahead = drive(fresh(0), [input.start(1), nil(1), nil(2), nil(3), input.timeout('precommit', 0)]).state
+  assert.equal(ahead.round, 1)
+  const stuck = drive(fresh(1), [input.start(1), nil(1), nil(2)])
+  assert.ok(!stuck.all.some((e) => e.type === 'scheduleTimeout' && e.timeout.kind === 'precommit'), 'stuck: 2f precommits start no timeout')
+  const relayed = repairMessages(ahead).map((m) => (m.kind === 'vote' ? input.vote(m.vote) : input.proposal(m.proposal)))
+  const after = drive(stuck.state, relayed)
+  assert.ok(
+    after.all.some((e) => e.type === 'scheduleTimeout' && e.timeout.kind === 'precommit' && e.timeout.round === 0),
+    'the relayed precommits start its precommit timeout of round 0',
+  )
+  assert.equal(drive(after.state, [input.timeout('precommit', 0)]).state.round, 1, 'and it follows to round 1')
 })
