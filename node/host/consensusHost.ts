@@ -466,9 +466,10 @@ export class ConsensusHost {
   /**
    * Re-broadcasts what peers may have missed, when the height has run longer than `afterMs`: this validator's own
    * proposals and votes of the current and previous round, what brought it to its round (the previous round's
-   * precommits, the current round's messages), and the proposal and polka behind its valid value (`repairMessages`). Gossip is fire-and-forget: a peer that was down or not yet connected when a message went out
-   * would otherwise never see it, and validators stranded in different rounds, or behind a lock only some of them
-   * saw, would wait for each other forever. Bounded by O(n) messages whatever the round.
+   * precommits, the current round's messages), and the proposal and polka behind its valid value (`repairMessages`).
+   * Gossip is fire-and-forget: a peer that was down or not yet connected when a message went out would otherwise never
+   * see it, and validators stranded in different rounds, or behind a lock or a precommit only some of them saw, would
+   * wait for each other forever. Bounded by O(n) messages whatever the round.
    */
   rebroadcast(afterMs: number): void {
     if (this.stopped || this.state.step === 'idle' || this.d.now() - this.heightStartedAt < afterMs) return
