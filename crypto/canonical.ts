@@ -90,7 +90,12 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes: number): DecodeResu
 function normalize(value: unknown, depth: number): Canonical {
   if (depth > 16) throw new TypeError('canonical: nesting deeper than 16')
   if (value instanceof Uint8Array) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
-  if (Array.isArray(value)) return value.map((v) => normalize(v, depth + 1))
+  if (Array.isArray(value)) {
+    // a loop, not a callback made per call (ledger/smt.ts, byKey)
+    const out: Canonical[] = []
+    for (let i = 0; i < value.length; i++) out.push(normalize(value[i], depth + 1))
+    return out
+  }
   if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'bigint') return value
   if (typeof value === 'number') {
     if (!isCanonicalNumber(value)) throw new TypeError('canonical: a float or an integer beyond 32 bits')

@@ -53,6 +53,20 @@ export interface AccountEntry {
   readonly account: Account
 }
 
+/** The store op that writes an account (a zero account is deleted). */
+function accountOp({ address, account }: AccountEntry): KvOp {
+  return isZeroAccount(account) ? { type: 'del', key: accountStoreKey(address) } : { type: 'put', key: accountStoreKey(address), value: encodeAccount(account) }
+}
+
+/** An execution result's store ops: its accounts, the governance record if it changed, the tree's nodes, the root. */
+function resultOps(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined, packed: PackedTreeOps, rootOp: KvOp): KvOp[] {
+  const ops: KvOp[] = changed.map(accountOp)
+  if (governanceBytes !== undefined) ops.push({ type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes })
+  for (const op of packed.toOps()) ops.push(op)
+  ops.push(rootOp)
+  return ops
+}
+
 /** The tree's ops of each result {@link LedgerState} staged, packed: its commit applies them to the node cache. */
 const packedTreeOps = new WeakMap<ExecutionResult, PackedTreeOps>()
 
@@ -125,22 +139,28 @@ export class LedgerState {
 
   /** The committed accounts of several addresses, in order: cached ones from memory, the others in one read. */
   async getAccounts(addresses: readonly Uint8Array[]): Promise<Account[]> {
+    // loops, not callbacks made per call (smt.ts, byKey)
     const ids = addresses.map(bytesKey)
-    const out = ids.map((id) => this.accounts.get(id))
+    const out: (Account | undefined)[] = []
     const missing: number[] = []
-    out.forEach((a, i) => {
+    for (let i = 0; i < ids.length; i++) {
+      const a = this.accounts.get(ids[i]!)
       if (a === undefined) missing.push(i)
-    })
+      out.push(a)
+    }
     if (missing.length === 0) return out as Account[]
     const epoch = this.epoch
-    const values = await this.store.getMany(missing.map((i) => accountStoreKey(addresses[i]!)))
+    const keys: Uint8Array[] = []
+    for (const i of missing) keys.push(accountStoreKey(addresses[i]!))
+    const values = await this.store.getMany(keys)
     const cache = this.epoch === epoch
-    missing.forEach((i, k) => {
+    for (let k = 0; k < missing.length; k++) {
+      const i = missing[k]!
       const v = values[k]
       const account = v === undefined ? ZERO_ACCOUNT : decodeAccount(v)
       out[i] = account
       if (cache) this.remember(ids[i]!, account)
-    })
+    }
     return out as Account[]
   }
 
@@ -173,7 +193,8 @@ export class LedgerState {
    */
   async execute(txs: readonly DecodedTransaction[], ctx: ExecutionContext): Promise<ExecutionResult> {
     const parentRoot = this.root()
-    const senders = txs.map((t) => senderAddress(t.tx))
+    const senders: Uint8Array[] = []
+    for (const t of txs) senders.push(senderAddress(t.tx))
     const touched = new Map<string, Uint8Array>()
     for (let i = 0; i < txs.length; i++) {
       touched.set(bytesKey(senders[i]!), senders[i]!)
@@ -181,11 +202,9 @@ export class LedgerState {
       if (tx.kind !== 'governance') touched.set(bytesKey(tx.to), tx.to)
     }
     const ids = [...touched.keys()]
-    const loaded = await this.getAccounts(ids.map((id) => touched.get(id)!))
+    const loaded = await this.getAccounts([...touched.values()])
     const accounts = new Map<string, Account>()
-    ids.forEach((id, i) => {
-      accounts.set(id, loaded[i]!)
-    })
+    for (let i = 0; i < ids.length; i++) accounts.set(ids[i]!, loaded[i]!)
     const { receipts, changed, governance } = applyTransactions(txs, accounts, this.gov?.state, ctx, senders)
     const updates = new Map<string, AccountEntry>()
     for (const id of changed) updates.set(id, { address: touched.get(id)!, account: accounts.get(id)! })
@@ -253,15 +272,7 @@ export class LedgerState {
       stateRoot: tree.root,
       receipts,
       get ops(): KvOp[] {
-        const ops: KvOp[] = changed.map(({ address, account }) =>
-          isZeroAccount(account)
-            ? { type: 'del', key: accountStoreKey(address) }
-            : { type: 'put', key: accountStoreKey(address), value: encodeAccount(account) },
-        )
-        if (governanceBytes !== undefined) ops.push({ type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes })
-        for (const op of packed.toOps()) ops.push(op)
-        ops.push(rootOp)
-        return ops
+        return resultOps(changed, governanceBytes, packed, rootOp)
       },
       changed,
       governance,

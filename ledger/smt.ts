@@ -191,9 +191,12 @@ export class PackedTreeOps {
   /** The ops as {@link KvOp}s whose keys and values are views of these buffers (which never change once written). */
   toOps(): KvOp[] {
     const out: KvOp[] = []
-    this.forEach((put, key, value) => {
-      out.push(put ? { type: 'put', key, value } : { type: 'del', key })
-    })
+    for (let n = 0; n < this.count; n++) {
+      const chunk = this.chunks[Math.floor(n / PACKED_OPS_PER_CHUNK)]!
+      const at = PACKED_OP_BYTES * (n % PACKED_OPS_PER_CHUNK)
+      const key = chunk.subarray(at + 1, at + 1 + NODE_KEY_BYTES)
+      out.push(chunk[at] === 1 ? { type: 'put', key, value: chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES) } : { type: 'del', key })
+    }
     return out
   }
 }
@@ -271,17 +274,28 @@ export class TreeNodeCache {
    * the cache later leaves them as they were.
    */
   lookupAll(storeKeys: readonly Uint8Array[], depths: readonly number[]): (Uint8Array | undefined)[] {
-    const at = storeKeys.map((k, j) => this.find(k, depths[j]!))
-    const hits = at.reduce((n, i) => (i < 0 ? n : n + 1), 0)
+    const at: number[] = []
+    let hits = 0
+    for (let j = 0; j < storeKeys.length; j++) {
+      const i = this.find(storeKeys[j]!, depths[j]!)
+      if (i >= 0) hits++
+      at.push(i)
+    }
     const copies = new Uint8Array(NODE_BYTES * hits)
+    const out: (Uint8Array | undefined)[] = []
     let used = 0
-    return at.map((i, j) => {
-      if (i < 0) return undefined
-      const out = copies.subarray(used, used + NODE_BYTES)
+    for (let j = 0; j < at.length; j++) {
+      const i = at[j]!
+      if (i < 0) {
+        out.push(undefined)
+        continue
+      }
+      const node = copies.subarray(used, used + NODE_BYTES)
       used += NODE_BYTES
-      out.set(this.levels[depths[j]!]!.subarray(NODE_BYTES * i, NODE_BYTES * (i + 1)))
-      return out
-    })
+      node.set(this.levels[depths[j]!]!.subarray(NODE_BYTES * i, NODE_BYTES * (i + 1)))
+      out.push(node)
+    }
+    return out
   }
 
   /** Caches a node read from the store in `generation`, unless a commit happened since. */
@@ -305,12 +319,14 @@ export class TreeNodeCache {
   /** {@link apply} for ops in their packed form. */
   applyPacked(ops: PackedTreeOps): void {
     this.gen++
-    ops.forEach((put, key, value) => {
-      const depth = nodeStoreKeyDepth(key)
-      if (depth > this.maxDepth) return
-      if (put) this.set(key, depth, value)
-      else this.unset(key, depth)
-    })
+    ops.forEach(this.applyPackedOp)
+  }
+
+  private readonly applyPackedOp = (put: boolean, key: Uint8Array, value: Uint8Array): void => {
+    const depth = nodeStoreKeyDepth(key)
+    if (depth > this.maxDepth) return
+    if (put) this.set(key, depth, value)
+    else this.unset(key, depth)
   }
 
   private set(storeKey: Uint8Array, depth: number, node: Uint8Array): void {
@@ -358,6 +374,15 @@ export async function updateTree(store: KvStore, root: Uint8Array, updates: read
   return { root: r.root, ops: r.ops.toOps() }
 }
 
+/**
+ * Orders tree updates by key. Like the other callbacks on a block's hot paths it is made once, not per call: V8
+ * drops the optimized code of closures made per call at its full collections and compiles the next ones again
+ * (docs/performance.md, "Compilation").
+ */
+function byKey(a: TreeUpdate, b: TreeUpdate): number {
+  return compareBytes(a.key, b.key)
+}
+
 /** {@link updateTree}'s result with its ops in their packed form. */
 export interface PackedTreeUpdateResult {
   readonly root: Uint8Array
@@ -374,7 +399,7 @@ export async function updateTreePacked(
   updates: readonly TreeUpdate[],
   cache?: TreeNodeCache,
 ): Promise<PackedTreeUpdateResult> {
-  const sorted = [...updates].sort((a, b) => compareBytes(a.key, b.key))
+  const sorted = [...updates].sort(byKey)
   for (let i = 0; i < sorted.length; i++) {
     if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
     if (i > 0 && bytesEqual(sorted[i - 1]!.key, sorted[i]!.key)) throw new RangeError('updateTree: duplicate key')
@@ -387,25 +412,25 @@ export async function updateTreePacked(
   type Visit = { depth: number; key: Uint8Array; lo: number; hi: number; id: number }
   let frontier: Visit[] = isEmpty(root) ? [] : [{ depth: 0, key: sorted[0]!.key, lo: 0, hi: sorted.length, id: visitId(0, 0, 0, false) }]
   while (frontier.length > 0) {
-    const storeKeys = frontier.map((v) => nodeStoreKey(v.depth, v.key))
-    const values =
-      cache === undefined
-        ? new Array<Uint8Array | undefined>(storeKeys.length).fill(undefined)
-        : cache.lookupAll(
-            storeKeys,
-            frontier.map((v) => v.depth),
-          )
+    const storeKeys: Uint8Array[] = []
+    const depths: number[] = []
+    for (const v of frontier) {
+      depths.push(v.depth)
+      storeKeys.push(nodeStoreKey(v.depth, v.key))
+    }
+    const values = cache === undefined ? new Array<Uint8Array | undefined>(storeKeys.length).fill(undefined) : cache.lookupAll(storeKeys, depths)
     const missing: number[] = []
-    values.forEach((v, i) => {
-      if (v === undefined) missing.push(i)
-    })
+    for (let i = 0; i < values.length; i++) if (values[i] === undefined) missing.push(i)
     if (missing.length > 0) {
       const generation = cache?.generation ?? 0
-      const read = await store.getMany(missing.map((i) => storeKeys[i]!))
-      missing.forEach((i, j) => {
+      const keys: Uint8Array[] = []
+      for (const i of missing) keys.push(storeKeys[i]!)
+      const read = await store.getMany(keys)
+      for (let j = 0; j < missing.length; j++) {
+        const i = missing[j]!
         values[i] = read[j]
-        if (read[j] !== undefined) cache?.fill(storeKeys[i]!, frontier[i]!.depth, read[j]!, generation)
-      })
+        if (read[j] !== undefined) cache?.fill(storeKeys[i]!, depths[i]!, read[j]!, generation)
+      }
     }
     const next: Visit[] = []
     for (let i = 0; i < frontier.length; i++) {

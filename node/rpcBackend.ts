@@ -103,6 +103,11 @@ function validatorInfo(m: Roster[number]): ValidatorInfo {
   return { address: m.address, publicKey: m.publicKey, power: m.power, peerId: m.peerId, name: m.name }
 }
 
+/** A receipt as `block` answers show it (made once: ledger/smt.ts, byKey). */
+function receiptResult(r: { ok: boolean; code?: string }): { ok: boolean; error?: string } {
+  return r.ok ? { ok: true } : { ok: false, error: r.code! }
+}
+
 /** The RPC view of a committed block. */
 export function blockInfo(
   height: number,
@@ -117,7 +122,7 @@ export function blockInfo(
     hash,
     header: headerInfo(block.header),
     txs: block.txs,
-    ...(receipts ? { results: receipts.map((r) => (r.ok ? { ok: true } : { ok: false, error: r.code! })) } : {}),
+    ...(receipts ? { results: receipts.map(receiptResult) } : {}),
     commit: commitInfo(certificate, lastCommit),
     evidence: block.evidence.map((bytes) => {
       const e = decodeEvidence(bytes)
@@ -141,11 +146,12 @@ export class NodeBackend implements RpcBackend {
     const info = blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts)
     this.latestCommit = { height: b.height, hash: b.hash, header: info.header, commit: info.commit }
     this.events.emit('block', info)
-    b.txHashes.forEach((hash, index) => {
+    for (let index = 0; index < b.txHashes.length; index++) {
+      const hash = b.txHashes[index]!
       const r = b.receipts[index]!
       const e: TxCommittedEvent = r.ok ? { hash, height: b.height, index, ok: true } : { hash, height: b.height, index, ok: false, error: r.code! }
       this.events.emit('tx', e)
-    })
+    }
   }
 
   status(): NodeStatus {

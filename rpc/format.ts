@@ -203,13 +203,18 @@ export function formatTxProof(hash: Uint8Array, lookup: TxLookup, proof: TxProof
   return proof === undefined || lookup.status !== 'committed' ? plain : { ...plain, ...proofFields(proof.proof, proof.block) }
 }
 
+/** A transaction's hash as 0x-hex (made once: ledger/smt.ts, byKey). */
+function txHashHex(t: Uint8Array): string {
+  return to0x(txHash(t))
+}
+
 /** The `newBlocks` notification: the block with its transactions as hashes only, to keep fan-out cheap. */
 export function formatNewBlock(b: BlockInfo): Record<string, unknown> {
   return {
     height: b.height,
     hash: to0x(b.hash),
     header: formatDomain(b.header),
-    txs: b.txs.map((t) => to0x(txHash(t))),
+    txs: b.txs.map(txHashHex),
   }
 }
 

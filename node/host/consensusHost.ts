@@ -41,7 +41,8 @@ import {
   type BlockParent,
 } from '../../ledger/blockValidity.js'
 import { rosterAt, type GovernanceParams } from '../../ledger/governance.js'
-import type { ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
+import type { AccountEntry, ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
+import type { Receipt } from '../../ledger/receipt.js'
 import type { KvStore } from '../../ledger/store.js'
 import { decodeTransaction, type AnyTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
@@ -404,7 +405,7 @@ export class ConsensusHost {
     const c = this.candidates.add(height, round, {
       header,
       hash: blockHash(header),
-      txHashes: txs.map((t) => t.hash),
+      txHashes: txs.map(hashOf),
       evidence: stored.block.evidence,
       lastCommit: stored.lastCommit,
     })
@@ -414,7 +415,7 @@ export class ConsensusHost {
   /** Logs a block whole (see walEntry.ts): before this node proposes it or reports it valid, so before it votes for it. */
   private logBlock(c: Candidate, round: number): void {
     this.log(
-      { kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }, lastCommit: c.lastCommit } },
+      { kind: 'block', round, block: { block: { header: c.header, txs: c.txs!.map(txBytes), evidence: c.evidence }, lastCommit: c.lastCommit } },
       c.header.height,
     )
   }
@@ -514,12 +515,7 @@ export class ConsensusHost {
       if (!d.ok) return fail('transactions', `a transaction does not decode: ${d.error.reason}`)
       txs.push(d.value)
     }
-    const h = checkBlockHeader(
-      header,
-      txs.map((t) => t.hash),
-      parent,
-      this.verifiedLastCommitHash(stored.lastCommit),
-    )
+    const h = checkBlockHeader(header, txs.map(hashOf), parent, this.verifiedLastCommitHash(stored.lastCommit))
     if (!h.ok) return fail('header', `${h.error.code}: ${h.error.reason}`)
     const body = checkBlockBody(txs, parent)
     if (!body.ok) return fail('transactions', body.error.reason)
@@ -936,7 +932,7 @@ export class ConsensusHost {
         const { offenders } = await this.evidenceItems(items, height)
         const t0 = this.d.now()
         let result = await this.d.ledger.execute(txs, this.blockContext(height, offenders))
-        if (result.receipts.some((r) => !r.ok)) {
+        if (result.receipts.some(failed)) {
           // A reaped transaction that does not apply to the committed state leaves the mempool with its reason
           // (so it is reported rejected, not retried forever); the block keeps the ones that apply.
           txs.forEach((t, i) => {
@@ -950,7 +946,7 @@ export class ConsensusHost {
       })
       if (built === undefined || this.stopped || this.state.height !== height) return
       const { tip, parent, items, result, executionMs } = built
-      const txHashes = txs.map((t) => t.hash)
+      const txHashes = txs.map(hashOf)
       const header: BlockHeader = {
         chainId: this.o.chainId,
         height,
@@ -1101,11 +1097,13 @@ export class ConsensusHost {
    * `malformed` when a fetched one has the right hash but is not a transaction (the block is invalid).
    */
   private async resolveTransactions(hashes: readonly Uint8Array[], proposer: Uint8Array): Promise<DecodedTransaction[] | undefined | 'malformed'> {
-    const out: (DecodedTransaction | undefined)[] = hashes.map((h) => this.d.mempool.get(h))
+    const out: (DecodedTransaction | undefined)[] = []
     const missing: number[] = []
-    out.forEach((t, i) => {
+    for (let i = 0; i < hashes.length; i++) {
+      const t = this.d.mempool.get(hashes[i]!)
       if (t === undefined) missing.push(i)
-    })
+      out.push(t)
+    }
     if (missing.length === 0) return out as DecodedTransaction[]
     const fetched = await this.d.fetchTxs(
       missing.map((i) => hashes[i]!),
@@ -1168,7 +1166,7 @@ export class ConsensusHost {
     const c: Candidate = {
       header,
       hash: b.hash,
-      txHashes: b.txs.map((t) => t.hash),
+      txHashes: b.txs.map(hashOf),
       evidence: b.stored.block.evidence,
       lastCommit: b.stored.lastCommit,
       txs: [...b.txs],
@@ -1198,8 +1196,8 @@ export class ConsensusHost {
     stage?: StagedKvStore,
   ): Promise<void> {
     const result: ExecutionResult = c.result!
-    const block: Block = { header: c.header, txs: c.txs!.map((t) => t.bytes), evidence: c.evidence }
-    const receipts = result.receipts.map((r) => (r.ok ? { ok: true } : { ok: false, code: r.code }))
+    const block: Block = { header: c.header, txs: c.txs!.map(txBytes), evidence: c.evidence }
+    const receipts = result.receipts.map(receiptRecord)
     // the set this block schedules for height + 2 joins the history in the same batch
     const scheduled = result.governance === undefined ? undefined : rosterAt(result.governance, height + 2)
     const history = this.d.sets.all.map((e) => ({ fromHeight: e.fromHeight, roster: e.roster }))
@@ -1241,7 +1239,7 @@ export class ConsensusHost {
       certificate,
       txHashes: c.txHashes,
       receipts,
-      touched: result.changed.map((x) => x.address),
+      touched: result.changed.map(entryAddress),
       executionMs: c.executionMs ?? 0,
       scheduled: setsChanged,
       governanceChanged: result.governanceBytes !== undefined,
@@ -1330,6 +1328,13 @@ export class ConsensusHost {
     return c.value
   }
 }
+
+// Callbacks of a block's hot paths, made once (ledger/smt.ts, byKey).
+const hashOf = (t: DecodedTransaction): Uint8Array => t.hash
+const txBytes = (t: DecodedTransaction): Uint8Array => t.bytes
+const failed = (r: Receipt): boolean => !r.ok
+const receiptRecord = (r: Receipt): { ok: boolean; code?: string } => (r.ok ? { ok: true } : { ok: false, code: r.code })
+const entryAddress = (e: AccountEntry): Uint8Array => e.address
 
 /** Answers a queue item that will never be handled (the host stopped): a synced block is not applied. */
 function settleUnhandled(item: QueueItem): void {

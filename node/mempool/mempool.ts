@@ -516,14 +516,15 @@ export class Mempool {
       }
     }
     for (const s of stale) s.account = undefined
-    const refreshed = await Promise.all(
-      [...stale].map(async (s) => {
-        const got = this.deps.accounts.getAccount(s.address)
-        return [s, got instanceof Promise ? await got : got] as const
-      }),
-    )
+    // a loop, not a callback made per call (ledger/smt.ts, byKey)
+    const refreshing = [...stale]
+    const reads: (AccountView | Promise<AccountView>)[] = []
+    for (const s of refreshing) reads.push(this.deps.accounts.getAccount(s.address))
+    const accounts = await Promise.all(reads)
     this.epoch++
-    for (const [s, account] of refreshed) {
+    for (let i = 0; i < refreshing.length; i++) {
+      const s = refreshing[i]!
+      const account = accounts[i]!
       if (this.senders.get(s.key) !== s) continue
       if (s.account === undefined) s.account = account
       this.recheckSender(s)

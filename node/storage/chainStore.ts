@@ -83,10 +83,10 @@ export class ChainStore {
       { type: 'put', key: heightKey(P_CERT, c.height), value: c.certificateBytes },
       { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, BigInt(c.blockTime)]) },
     ]
-    c.txHashes.forEach((hash, index) => {
+    for (let index = 0; index < c.txHashes.length; index++) {
       const r = c.receipts[index]!
-      ops.push({ type: 'put', key: prefixed(P_TX, hash), value: encodeCanonical([c.height, index, r.ok, r.code ?? null]) })
-    })
+      ops.push({ type: 'put', key: prefixed(P_TX, c.txHashes[index]!), value: encodeCanonical([c.height, index, r.ok, r.code ?? null]) })
+    }
     return ops
   }
 
