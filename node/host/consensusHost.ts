@@ -993,6 +993,10 @@ export class ConsensusHost {
     const wait = Math.min(this.o.emptyBlockIntervalMs, most)
     const deadline = Math.min(now + wait, Math.max((this.tipValue?.blockTime ?? 0) + wait, now))
     const paced = round === 0 ? Math.min(this.heightStartedAt + (this.o.minBlockIntervalMs ?? 0), now + most) : now
+    // One timer per moment waited for (the pacing moment, then the deadline); the mempool's changes wake the loop in
+    // between, so a transaction that ends the wait is proposed as it arrives, not at the next tick of a poll.
+    let timerAt = -1
+    let timer: Promise<void> = Promise.resolve()
     for (;;) {
       const done = this.stopped || this.state.height !== height || this.state.round !== round
       const t = this.d.now()
@@ -1000,7 +1004,12 @@ export class ConsensusHost {
         const txs = this.d.mempool.reap(limits)
         if (done || txs.length > 0 || t >= deadline) return txs
       }
-      await this.d.sleep(10)
+      const at = t < paced ? paced : deadline
+      if (at !== timerAt) {
+        timerAt = at
+        timer = this.d.sleep(at - t)
+      }
+      await Promise.race([timer, this.d.mempool.changed()])
     }
   }
 

@@ -210,6 +210,9 @@ export class Mempool {
   private gapTail: Entry | undefined
   private gappedTxs = 0
   private gappedBytesTotal = 0
+  /** Resolves the promise {@link changed} handed out, if any: at the next admission or the end of an update. */
+  private wakeWaiters: (() => void) | undefined
+  private changedPromise: Promise<void> | undefined
 
   constructor(options: MempoolOptions, dependencies: MempoolDependencies) {
     const d = MEMPOOL_DEFAULTS
@@ -245,6 +248,26 @@ export class Mempool {
   /** Sum of the wire sizes of the gapped transactions. */
   get gappedBytes(): number {
     return this.gappedBytesTotal
+  }
+
+  /**
+   * Resolves at the next change that may give {@link reap} more to take: a transaction admitted, or an `update`
+   * done (its senders refreshed). Every caller until then shares one promise, so a waiter costs nothing per
+   * admission beyond its own wake-up.
+   */
+  changed(): Promise<void> {
+    this.changedPromise ??= new Promise<void>((resolve) => {
+      this.wakeWaiters = resolve
+    })
+    return this.changedPromise
+  }
+
+  private notifyChanged(): void {
+    const wake = this.wakeWaiters
+    if (wake === undefined) return
+    this.wakeWaiters = undefined
+    this.changedPromise = undefined
+    wake()
   }
 
   /** True when the transaction is pending. */
@@ -425,6 +448,7 @@ export class Mempool {
       // the run grows through this nonce and every gapped one it reaches
       for (let e = entry as Entry | undefined; e !== undefined; e = sender.byNonce.get(++sender.next)) this.unmarkGapped(e)
     }
+    this.notifyChanged()
     return ok(decoded.hash)
   }
 
@@ -531,6 +555,7 @@ export class Mempool {
     }
     this.expireGapped()
     this.trimGapped()
+    this.notifyChanged()
   }
 
   /**

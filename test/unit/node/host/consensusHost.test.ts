@@ -352,6 +352,27 @@ describe('consensus host: pacing proposals', () => {
     assert.deepEqual(t.fatal, [])
   })
 
+  it('proposes at the pacing moment itself, and a transfer that arrives after it the moment it arrives', async () => {
+    const w = new HostWorld({ validators: 1, wallets: 2 })
+    const t = await w.boot({ self: 0, start: false, host: { minBlockIntervalMs: 37, emptyBlockIntervalMs: 10_000 } })
+    assert.ok((await t.mempool.add(w.transfer(0, 0n).bytes)).ok)
+    const started = w.sched.now
+    await t.host.start()
+    await w.until(() => t.committed.length >= 1, 'height 1')
+    assert.equal(proposedAt(t, 1) - started, 37, 'height 1 is proposed when its pacing interval ends')
+
+    // height 2 finds the mempool empty: its proposer waits past the pacing moment for a transfer, then takes it at once
+    await w.advance(123)
+    assert.equal(t.sent.filter((x) => x.gossip.kind === 'proposal').length, 1, 'nothing to propose yet')
+    const arrived = w.sched.now
+    assert.ok((await t.mempool.add(w.transfer(1, 0n).bytes)).ok)
+    await w.until(() => t.committed.length >= 2, 'height 2')
+    assert.equal(proposedAt(t, 2), arrived, 'height 2 is proposed in the instant its transfer arrived')
+    assert.equal(t.committed[1]!.txHashes.length, 1)
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+  })
+
   it('waits at most half the propose timeout, so its peers do not time out on it', async () => {
     const w = new HostWorld({ validators: 1, wallets: 2 })
     const t = await w.boot({ self: 0, start: false, host: { minBlockIntervalMs: 60_000 } })

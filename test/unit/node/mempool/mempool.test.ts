@@ -195,6 +195,29 @@ describe('mempool update', () => {
     )
   })
 
+  it('tells its waiters of each admission and each finished update, not of a refused transaction', async () => {
+    const { pool, tx, accounts, addrs } = setup()
+    let wakes = 0
+    const watch = () => void pool.changed().then(() => wakes++)
+    const settled = () => new Promise<void>((r) => setImmediate(r))
+    // two waiters share one change
+    assert.equal(pool.changed(), pool.changed())
+    watch()
+    const a0 = tx(0, 0)
+    assert.equal((await pool.add(a0.bytes)).ok, true)
+    await settled()
+    assert.equal(wakes, 1, 'an admission wakes its waiters')
+    watch()
+    assert.equal((await pool.add(a0.bytes)).ok, false)
+    assert.equal((await pool.add(tx(0, 1, 10_000n).bytes)).ok, false)
+    await settled()
+    assert.equal(wakes, 1, 'a refused transaction wakes no one')
+    accounts.set(addrs[0]!, 990n, 1n)
+    await pool.update([a0.hash], [addrs[0]!])
+    await settled()
+    assert.equal(wakes, 2, 'an update wakes its waiters once it is done')
+  })
+
   it('remembers what blocks commit while it holds nothing (catching up), and forgets the oldest past its capacity', async () => {
     const { pool, tx, accounts, addrs } = setup({ recentCommittedCapacity: 3 })
     const [a0, a1, a2, a3] = [0, 1, 2, 3].map((n) => tx(0, n))
