@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fdatasyncSync, openSync, write, writeSync } from 'node:fs'
+import { closeSync, constants, openSync, write, writeSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { crc32 } from 'node:zlib'
 import { decodeCanonical, encodeCanonical } from '../../crypto/index.js'
@@ -6,11 +6,12 @@ import type { SafetyRecord, SafetyStore } from '../../consensus/index.js'
 import { loadFileSync, saveAtomic, saveAtomicSync } from './atomicFile.js'
 
 const writeAsync = promisify(write)
-const fdatasyncAsync = promisify(fdatasync)
+/** How the file is opened for saves: every write is on disk when it returns, as a write followed by fdatasync. */
+const SAVE_FLAGS = constants.O_RDWR | constants.O_DSYNC
 
 /**
  * The safety guard's record on disk (`validator_state.json`), durable before the guard releases a signature, at the
- * cost of one write and one fdatasync per signature.
+ * cost of one synchronized write (`O_DSYNC`) per signature.
  *
  * The file is two fixed slots of {@link SLOT_BYTES} bytes. Each save writes the next sequence number's slot in
  * place (sequence mod 2) and syncs it, so the other slot always holds the previous record intact: a crash mid-write
@@ -20,8 +21,8 @@ const fdatasyncAsync = promisify(fdatasync)
  * `[sequence, height, round, step, signBytes, signature]`.
  *
  * The file is created (or converted from the earlier format, one canonical `[height, round, step, signBytes,
- * signature]`) by an atomic whole-file write, after which its size never changes, so an in-place write plus
- * fdatasync is durable.
+ * signature]`) by an atomic whole-file write, after which its size never changes, so a synchronized in-place write is
+ * durable.
  */
 
 /** Bytes of one slot; the file is two of them. */
@@ -101,7 +102,7 @@ export class FileSafetyStore implements SafetyStore {
     const r = readRecordFile(this.path)
     if (r === undefined) return undefined
     this.sequence = r.sequence
-    if (r.slotted) this.fd ??= openSync(this.path, 'r+')
+    if (r.slotted) this.fd ??= openSync(this.path, SAVE_FLAGS)
     return r.record
   }
 
@@ -110,11 +111,10 @@ export class FileSafetyStore implements SafetyStore {
     if (this.fd === undefined) {
       // first save, or a file of the earlier format: write the whole two-slot file atomically
       saveAtomicSync(this.path, wholeFile(slot, offset))
-      this.fd = openSync(this.path, 'r+')
+      this.fd = openSync(this.path, SAVE_FLAGS)
     } else {
       let off = 0
       while (off < SLOT_BYTES) off += writeSync(this.fd, slot, off, SLOT_BYTES - off, offset + off)
-      fdatasyncSync(this.fd)
     }
     this.sequence = sequence
   }
@@ -133,11 +133,10 @@ export class FileSafetyStore implements SafetyStore {
     const fd = this.fd
     if (fd === undefined) {
       await saveAtomic(this.path, wholeFile(slot, offset))
-      this.fd = openSync(this.path, 'r+')
+      this.fd = openSync(this.path, SAVE_FLAGS)
     } else {
       let off = 0
       while (off < SLOT_BYTES) off += (await writeAsync(fd, slot, off, SLOT_BYTES - off, offset + off)).bytesWritten
-      await fdatasyncAsync(fd)
     }
     this.sequence = sequence
   }

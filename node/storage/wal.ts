@@ -1,3 +1,4 @@
+import { constants } from 'node:fs'
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { crc32 } from 'node:zlib'
@@ -8,11 +9,12 @@ import type { Logger } from '../logger.js'
  * `length (u32 BE) | crc32 of payload (u32 BE) | crc32 of the previous 8 bytes (u32 BE) | payload`.
  * The header's own checksum tells a damaged length apart from a record cut short by a crash.
  *
- * `append` resolves only once the record is on disk (fdatasync); concurrent appends share one write and one sync.
- * `write` queues a record without waiting for it, and `sync` resolves once every record queued before it is on disk:
- * a caller that needs durability only at certain points (the consensus host, before it signs) pays one write and
- * one fdatasync per such point instead of one per record. Written records stay in memory until the next `sync`,
- * `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
+ * The file is open for synchronized appends (`O_DSYNC`): a write returns once its bytes are on disk, as a write
+ * followed by fdatasync would, in one system call. `append` resolves only once the record is on disk; concurrent
+ * appends share one write. `write` queues a record without waiting for it, and `sync` resolves once every record
+ * queued before it is on disk: a caller that needs durability only at certain points (the consensus host, before it
+ * signs) pays one synchronized write per such point instead of one per record. Written records stay in memory until
+ * the next `sync`, `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
  * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
  * header whose payload is cut short, a final payload failing its checksum, a region of zeros to the end of the
  * file, or a zero-filled header with data after it (an unsynced tail the file system wrote back out of order). It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
@@ -22,6 +24,9 @@ import type { Logger } from '../logger.js'
  * consensus host replays only the current height's and resets the log only once it outgrows a bound
  * ({@link Wal.sizeBytes}), not at every height: a reset costs two fsyncs and a rename.
  */
+
+/** How the log is opened for appending: every write is on disk when it returns. */
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC
 
 /** Bytes before each payload: length and checksum. */
 export const WAL_FRAME_HEADER = 12
@@ -109,7 +114,7 @@ export class Wal implements ConsensusLog {
   async start(): Promise<void> {
     if (this.fh !== undefined) return
     await mkdir(dirname(this.path), { recursive: true })
-    this.fh = await open(this.path, 'a')
+    this.fh = await open(this.path, APPEND_FLAGS)
     this.size = (await this.fh.stat()).size
   }
 
@@ -210,7 +215,7 @@ export class Wal implements ConsensusLog {
     const frame = this.frame(record)
     this.queue.push({ frame })
     this.unwritten += frame.byteLength
-    if (this.unwritten >= WRITE_BEHIND_BYTES && this.flushing === undefined) this.flushing = this.flushLoop()
+    if (this.unwritten >= WRITE_BEHIND_BYTES) this.startFlush()
   }
 
   /** Resolves once every record queued before the call is on disk. */
@@ -234,7 +239,7 @@ export class Wal implements ConsensusLog {
 
   private enqueue(p: Pending): void {
     this.queue.push(p)
-    if (this.flushing === undefined) this.flushing = this.flushLoop()
+    this.startFlush()
   }
 
   /**
@@ -266,14 +271,23 @@ export class Wal implements ConsensusLog {
       await dir.close()
     }
     await this.fh.close()
-    this.fh = await open(this.path, 'a')
+    this.fh = await open(this.path, APPEND_FLAGS)
     this.size = size
   }
 
   /** Writes what is queued and waits for every write under way. */
   private async drain(): Promise<void> {
-    if (this.queue.length > 0 && this.flushing === undefined && this.failed === undefined) this.flushing = this.flushLoop()
+    if (this.queue.length > 0 && this.failed === undefined) this.startFlush()
     while (this.flushing !== undefined) await this.flushing
+  }
+
+  /**
+   * Starts writing the queue unless a flush is under way (it takes what is queued meanwhile). The loop starts in a
+   * later microtask, after `flushing` is stored: a batch with nothing to write finishes without awaiting, and the
+   * loop's own clearing of `flushing` must come after that store, or a settled flush would block every later one.
+   */
+  private startFlush(): void {
+    if (this.flushing === undefined) this.flushing = Promise.resolve().then(() => this.flushLoop())
   }
 
   private async flushLoop(): Promise<void> {
@@ -290,9 +304,9 @@ export class Wal implements ConsensusLog {
             buf.set(p.frame, off)
             off += p.frame.byteLength
           }
+          // synchronized writes: once this loop ends the batch is durable (an empty batch has nothing to wait for)
           let written = 0
           while (written < total) written += (await this.fh!.write(buf, written, total - written)).bytesWritten
-          if (batch.some((p) => p.resolve !== undefined)) await this.fh!.datasync()
           for (const p of batch) p.resolve?.()
         } catch (e) {
           // a failed write leaves the file in an unknown state: refuse further appends (the node must stop)

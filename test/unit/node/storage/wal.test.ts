@@ -138,6 +138,29 @@ describe('wal', () => {
     await wal.stop()
   })
 
+  it('answers a sync with nothing queued at once, and every sync after it', async () => {
+    const path = join(tempDir(), 'cs.wal')
+    const wal = await openWal(path)
+    const rs = records(3, 11)
+    // syncs with nothing to write finish without touching the disk: none may leave the log unable to flush again
+    await wal.sync()
+    await Promise.all([wal.sync(), wal.sync()])
+    for (const r of rs) {
+      wal.write(r)
+      await wal.sync()
+      await wal.sync()
+    }
+    await wal.append(rs[0]!)
+    const all = [...rs, rs[0]!]
+    assert.equal(
+      statSync(path).size,
+      all.reduce((n, r) => n + WAL_FRAME_HEADER + r.byteLength, 0),
+    )
+    await wal.stop()
+    const again = await openWal(path)
+    assert.deepEqual(await again.replay(), all)
+    await again.stop()
+  })
   it('bounds record sizes', async () => {
     const wal = await openWal(join(tempDir(), 'cs.wal'), 16)
     await assert.rejects(wal.append(new Uint8Array(17)), RangeError)
