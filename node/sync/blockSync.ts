@@ -46,10 +46,12 @@ import {
  * applied back to back in one synced write, and each sync round ends by having it commit what it holds.
  *
  * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet, a peer seen sending messages of
- * a height beyond this node's next, consensus stuck here for `stuckMs`, a height decided but not held, or `pollMs`
- * since the last poll. Every `intervalMs` it checks and syncs when a verified tip is at least two heights ahead, or one
- * ahead while stuck or wanting that height (a missed decision). `catchingUp` is true while a verified tip is two or
- * more heights ahead.
+ * a height beyond this node's next, consensus stuck here for `stuckMs`, a height wanted (decided but not held, or whose
+ * messages were dropped), a sync round
+ * that just moved the tip (the peers kept deciding meanwhile), or `pollMs` since the last poll. Every `intervalMs`,
+ * and at once after such a round, it checks and syncs when a verified tip is at least two heights ahead, or one ahead
+ * while stuck, wanting that height (a missed decision) or right after such a round. `catchingUp` is true while a
+ * verified tip is two or more heights ahead.
  */
 
 export const STATUS_PROTOCOL = '/tally/status/1'
@@ -164,6 +166,10 @@ export class BlockSync {
   private readonly seenAhead = new Set<string>()
   private readonly wanted = new Set<number>()
   private lastPollAt = -Infinity
+  /** Set when a sync round moved the tip: the peers kept deciding meanwhile, and are looked at again at once. */
+  private resynced = false
+  /** Set when a height was wanted during a round: another round follows at once. */
+  private rerun = false
   /** Turns the first peer asked from one request to the next, to spread the load. */
   private turn = 0
   /** Tip polls made, for tests and metrics. */
@@ -220,10 +226,15 @@ export class BlockSync {
     if (height > this.d.tipHeight() + 1) this.seenAhead.add(peer)
   }
 
-  /** Fetches a height this node saw decided but does not hold. */
+  /**
+   * Fetches a height this node's consensus cannot decide on its own: one it saw decided but does not hold, or one whose
+   * messages it had to drop (their validator set was not known yet). A height already wanted starts nothing new.
+   */
   request(height: number): void {
+    if (this.wanted.has(height)) return
     this.wanted.add(height)
-    void this.tick()
+    if (this.running) this.rerun = true
+    else void this.tick()
   }
 
   /**
@@ -251,21 +262,39 @@ export class BlockSync {
   private async tick(): Promise<void> {
     if (this.running || this.stopped) return
     this.running = true
+    const resynced = this.resynced
+    this.resynced = false
     try {
       const stuck = this.d.now() - this.d.heightStartedAtMs() > this.o.stuckMs
       const unknown = this.d.p2p.peers().some((p) => !this.peerTips.has(p))
-      if (stuck || unknown || this.seenAhead.size > 0 || this.wanted.size > 0 || this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)) {
+      if (
+        stuck ||
+        unknown ||
+        resynced ||
+        this.seenAhead.size > 0 ||
+        this.wanted.size > 0 ||
+        this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)
+      ) {
         await this.pollTips()
       }
       const tip = this.d.tipHeight()
       const best = this.bestPeerHeight
       const wantedNext = this.wanted.has(tip + 1)
-      if (best >= tip + 2 || (best >= tip + 1 && (stuck || wantedNext))) await this.syncTo(best)
+      // Right after a round that moved the tip, a height one ahead is fetched too: its messages went by while this node
+      // was behind (beyond the heights whose validator sets it knew), and consensus here would wait for them until stuck.
+      if (best >= tip + 2 || (best >= tip + 1 && (stuck || wantedNext || resynced))) {
+        await this.syncTo(best)
+        this.resynced = this.d.tipHeight() > tip
+      }
       for (const h of [...this.wanted]) if (h <= this.d.tipHeight()) this.wanted.delete(h)
     } catch (e) {
       this.d.logger.warn({ err: (e as Error).message }, 'block sync round failed')
     } finally {
       this.running = false
+      if ((this.resynced || this.rerun) && !this.stopped) {
+        this.rerun = false
+        void this.tick()
+      }
     }
   }
 

@@ -473,3 +473,45 @@ test('a held height is committed by the settling of its round when the next bloc
   await waitFor(() => h.tip() >= 2, 'the held height committed')
   h.sync.stop()
 })
+
+test('peers that decided while this node synced: their next height is fetched at once, one ahead, without waiting to be stuck', async () => {
+  // The peers decide height 6 while this node fetches up to 5: a node that fell behind missed that height's messages,
+  // and consensus here would wait for them until stuck (stuckMs is out of reach here, and no periodic check runs).
+  let local = () => 0
+  const moving = (): Peer => ({
+    get tip() {
+      return local() >= 5 ? 6 : 5
+    },
+    serve: (h) => encodeBlockResponse(encodeStoredBlock(block(h).stored), encodeCommitCertificate(block(h).cert)),
+    serveRange(r) {
+      return encodeRangeResponse(rangeItems(r, this.tip, (x) => block(x)))
+    },
+  })
+  const h = harness({ a: moving(), b: moving() })
+  local = h.tip
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 6, 'height 6, decided while this node synced to 5')
+  assert.deepEqual(h.applied, heights(6))
+  // and no further: the poll after height 6 finds the peers' tips reached, and the rounds end there
+  await waitFor(() => h.sync.polls >= 3, 'the poll after height 6')
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  assert.equal(h.sync.polls, 3)
+  assert.deepEqual(h.penalties, [])
+  h.sync.stop()
+})
+
+test('a height wanted again (its messages dropped once more) starts no new poll while it is wanted', async () => {
+  const h = harness({ a: ranges(0), b: ranges(0) })
+  await h.sync.start()
+  await waitFor(() => h.sync.polls >= 1, 'the first poll')
+  h.sync.request(3)
+  await waitFor(() => h.sync.polls >= 2, 'the poll for height 3')
+  const turns = async () => {
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+  }
+  await turns()
+  for (let i = 0; i < 100; i++) h.sync.request(3)
+  await turns()
+  assert.equal(h.sync.polls, 2)
+  h.sync.stop()
+})
