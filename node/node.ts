@@ -325,6 +325,7 @@ export class TallyNode {
         height: () => host.height,
         status: (m) => host.messageStatus(m),
         notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
+        missedHeight: (h) => sync.request(h),
         onProposal: (m) => host.onProposalMessage(m),
         onVote: (v) => host.onVote(v),
         onEvidence: (bytes) => host.admitEvidence(bytes),

@@ -28,7 +28,9 @@ import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages
  *     again;
  *  6. the message is queued, waiting while the host's queue is full (back-pressure on the sender's stream).
  * Evidence of equivocation is checked by the host against the set of its height before it is kept.
- * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates.
+ * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates. A
+ * verified message's height tells block sync which peers to poll; a dropped message's (its set not known yet), which
+ * height to fetch once a peer's certified tip holds it.
  */
 
 export const CONSENSUS_PROTOCOL = '/tally/consensus/1'
@@ -50,6 +52,11 @@ export interface ConsensusGossipDependencies {
   readonly status: (m: { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }) => MessageStatus
   /** A peer sent a valid message of this height: it may be ahead (block sync checks). */
   readonly notePeerHeight: (peer: string, height: number) => void
+  /**
+   * A message of this height was dropped, its validator set not known yet: consensus here will lack it, and block
+   * sync fetches the height.
+   */
+  readonly missedHeight: (height: number) => void
   readonly onProposal: (message: ProposalMessage) => Promise<void>
   readonly onVote: (vote: SignedVote) => Promise<void>
   /**
@@ -71,6 +78,13 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     if (t !== undefined) d.logger.warn({ peer: t.key, height, reason, suppressed: t.suppressed }, 'refused a consensus message')
     return 'reject'
   }
+  // A height whose set this node does not know yet, beyond its next: not the sender's fault, and the message cannot be
+  // checked, so it is dropped. Consensus here will then lack it when it gets to that height, and nothing sends it
+  // again once the others have moved on: block sync fetches that height once a peer holds it (certified).
+  const unknownSet = (height: number): GossipVerdict => {
+    d.missedHeight(height)
+    return 'ignore'
+  }
   return async (data, from) => {
     const m = decodeConsensusGossip(data, d.maxTxs)
     if (!m.ok) return refuse(from, `malformed: ${m.error.reason}`)
@@ -85,8 +99,7 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
       const vote = m.value.vote
       if (vote.height < current || vote.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
       const set = d.validatorSet(vote.height)
-      // a height whose set this node does not know yet: not the sender's fault; repair gossip sends it again
-      if (set === undefined) return 'ignore'
+      if (set === undefined) return unknownSet(vote.height)
       const validator = findValidator(set, vote.validator)
       if (validator === undefined) return refuse(from, `vote from ${toHex(vote.validator)}, not a validator`, vote.height)
       if (d.status({ kind: 'vote', vote }) !== 'new') return 'ignore'
@@ -99,7 +112,7 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     const p = message.proposal
     if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
     const set = d.validatorSet(p.height)
-    if (set === undefined) return 'ignore'
+    if (set === undefined) return unknownSet(p.height)
     const proposer = proposerOf(set, p.height, p.round)
     if (!bytesEqual(proposer.address, p.proposer)) return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
     if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)

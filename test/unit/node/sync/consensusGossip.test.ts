@@ -34,6 +34,7 @@ function harness(knownUpTo = 3) {
   const state = drive(fresh(0), [input.start(1)]).state
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
+  const missed: number[] = []
   const handler = consensusGossipHandler({
     chainId: CHAIN_ID,
     validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined),
@@ -42,6 +43,9 @@ function harness(knownUpTo = 3) {
     onEvidence: async () => ({ invalid: 'not expected here' }),
     status: (m) => messageStatus(state, m),
     notePeerHeight: () => {},
+    missedHeight: (height) => {
+      missed.push(height)
+    },
     onProposal: async (m) => {
       proposals.push(m)
     },
@@ -50,7 +54,7 @@ function harness(knownUpTo = 3) {
     },
     logger: silentLogger(),
   })
-  return { handler, proposals, votes }
+  return { handler, proposals, votes, missed }
 }
 
 test('admission: a proposal from the round proposer with a matching header is accepted', async () => {
@@ -60,7 +64,7 @@ test('admission: a proposal from the round proposer with a matching header is ac
   assert.equal(h.proposals.length, 1)
 })
 
-test('admission: a message of a height whose set is not known yet is ignored, not held against its sender', async () => {
+test('admission: a message of a height whose set is not known yet is ignored, not held against its sender; the height is to be fetched', async () => {
   // at height 1 with the sets known up to height 2 (block 1 may still change the set of height 3)
   const h = harness(2)
   const p = proposerIndexOf(3, 0)
@@ -76,6 +80,8 @@ test('admission: a message of a height whose set is not known yet is ignored, no
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'peer'), 'ignore')
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 2, 0, null)), 'peer'), 'accept', 'the next height is known')
   assert.equal(h.proposals.length, 0)
+  // consensus here will lack what was dropped: block sync is told which height to fetch
+  assert.deepEqual(h.missed, [3, 3])
 })
 
 test('admission: junk proposals are refused before anything is kept, and their sender is blamed', async () => {
