@@ -280,7 +280,8 @@ export class BlockSync {
       const best = this.bestPeerHeight
       const wantedNext = this.wanted.has(tip + 1)
       // Right after a round that moved the tip, a height one ahead is fetched too: its messages went by while this node
-      // was behind (beyond the heights whose validator sets it knew), and consensus here would wait for them until stuck.
+      // was behind (beyond the heights it admits, or whose validator sets it knew), and consensus here would wait for
+      // them until stuck.
       if (best >= tip + 2 || (best >= tip + 1 && (stuck || wantedNext || resynced))) {
         await this.syncTo(best)
         this.resynced = this.d.tipHeight() > tip
