@@ -32,6 +32,8 @@ export interface Candidate {
   executionMs?: number
   /** The permanent verdict, once reached; absent while the block cannot be judged yet. */
   verdict?: Verdict
+  /** True while a judgement executes the block (waiting for the ledger included): only local, bounded work is left. */
+  executing?: boolean
   /** The judgement under way, shared by every caller that asks meanwhile. */
   judging?: Promise<Verdict | { readonly retryMs: number; readonly reason: string }>
   /** Transaction bytes by hash (bytesKey), built on the first fetch a peer makes. */

@@ -207,6 +207,14 @@ type QueueItem =
 /** A queued consensus message: an input or a proposal, from a peer or from this node's own log. */
 type MessageItem = Extract<QueueItem, { kind: 'input' | 'proposal' }>
 
+/** A proposal of (height, round) being judged, and the propose timeouts of that round held while its block executes. */
+interface Judging {
+  readonly height: number
+  readonly round: number
+  candidate: Candidate | undefined
+  readonly held: Timeout[]
+}
+
 /** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
 interface AppliedBlock extends CommittedBlock {
   /** A new validator set was scheduled by it (for height + 2), of this many members. */
@@ -252,6 +260,11 @@ export class ConsensusHost {
    * messages are dropped, as peers repeat theirs.
    */
   private heldForReplay: MessageItem[] = []
+  /**
+   * The proposals being judged, one entry per (height, round) that {@link validateValue} works on, with the propose
+   * timeouts of that round that fired while its block executed: they reach the core after the verdict.
+   */
+  private readonly judgements: Judging[] = []
   private ledgerTail: Promise<unknown> = Promise.resolve()
   private readonly gate = new CommitGate()
   private draining = false
@@ -459,9 +472,27 @@ export class ConsensusHost {
     return this.enqueueGossip({ kind: 'input', input: { type: 'vote', vote }, log: true })
   }
 
-  /** A timeout the core asked for has elapsed. */
+  /**
+   * A timeout the core asked for has elapsed. A propose timeout whose round's proposal arrived and is executing waits
+   * for the verdict: the timeout bounds the wait for a proposal, not its judgement (the paper's `valid(v)` takes no
+   * time), so such a block is prevoted by its verdict and not nil, which would have every validator execute a large
+   * block once in vain and then again in the next round. The wait is bounded by executing one block within the block
+   * limits; a block that cannot be judged yet (transactions missing, time ahead) holds nothing back.
+   */
   onTimeoutElapsed(timeout: Timeout): void {
+    if (timeout.kind === 'propose') {
+      const j = this.judgements.find((x) => x.height === timeout.height && x.round === timeout.round && x.candidate?.executing === true)
+      if (j !== undefined) {
+        j.held.push(timeout)
+        return
+      }
+    }
     this.enqueue({ kind: 'input', input: { type: 'timeoutElapsed', timeout }, log: true })
+  }
+
+  /** Hands the timeouts held for a judgement to the core, after whatever verdict went before them. */
+  private releaseTimeouts(j: Judging): void {
+    for (const timeout of j.held.splice(0)) this.enqueue({ kind: 'input', input: { type: 'timeoutElapsed', timeout }, log: true })
   }
 
   /**
@@ -1018,9 +1049,12 @@ export class ConsensusHost {
   /**
    * Judges a proposed block and reports the verdict to the core. A block that cannot be judged yet is tried again
    * while its height lasts: the core keeps it pending (and prevotes nil when its propose timeout fires), and a later
-   * round's re-proposal of the same value finds it valid once the transactions arrived or the clock caught up.
+   * round's re-proposal of the same value finds it valid once the transactions arrived or the clock caught up. A
+   * propose timeout of this round that fires while the block executes waits for the verdict ({@link onTimeoutElapsed}).
    */
   private async validateValue(height: number, round: number, valueId: Uint8Array): Promise<void> {
+    const judging: Judging = { height, round, candidate: undefined, held: [] }
+    this.judgements.push(judging)
     try {
       let lastReason: string | undefined
       for (;;) {
@@ -1030,6 +1064,7 @@ export class ConsensusHost {
           this.d.logger.warn({ height, round, block: toHex(valueId) }, 'a proposed value has no block parts')
           return
         }
+        judging.candidate = c
         const j = await this.judge(c, false)
         if (this.stopped || this.state.height !== height) return
         if (j === 'valid' || j === 'invalid') {
@@ -1037,6 +1072,7 @@ export class ConsensusHost {
           this.enqueue({ kind: 'input', input: { type: 'valueValidated', height, round, valueId, valid: j === 'valid' }, log: true })
           return
         }
+        this.releaseTimeouts(judging)
         if (j.reason !== lastReason)
           this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
         lastReason = j.reason
@@ -1044,6 +1080,9 @@ export class ConsensusHost {
       }
     } catch (e) {
       this.fatal(new Error(`validating a block at height ${height} failed: ${(e as Error).message}`))
+    } finally {
+      this.judgements.splice(this.judgements.indexOf(judging), 1)
+      this.releaseTimeouts(judging)
     }
   }
 
@@ -1088,17 +1127,22 @@ export class ConsensusHost {
     if (!body.ok) return invalid(body.error)
     const evidence = await this.checkEvidence(c.header, c.evidence, parent)
     if (!evidence.ok) return invalid(evidence.error)
-    return this.withLedger(async () => {
-      if (this.tipValue !== tip) return { retryMs: 0, reason: 'the chain moved on' }
-      const t0 = this.d.now()
-      const result = await this.d.ledger.execute(txs, this.blockContext(parent.height, evidence.value))
-      const e = checkBlockExecution(c.header, result)
-      if (!e.ok) return invalid(e.error)
-      c.result = result
-      c.executionMs = this.d.now() - t0
-      c.verdict = 'valid'
-      return 'valid'
-    })
+    c.executing = true
+    try {
+      return await this.withLedger(async () => {
+        if (this.tipValue !== tip) return { retryMs: 0, reason: 'the chain moved on' }
+        const t0 = this.d.now()
+        const result = await this.d.ledger.execute(txs, this.blockContext(parent.height, evidence.value))
+        const e = checkBlockExecution(c.header, result)
+        if (!e.ok) return invalid(e.error)
+        c.result = result
+        c.executionMs = this.d.now() - t0
+        c.verdict = 'valid'
+        return 'valid'
+      })
+    } finally {
+      c.executing = false
+    }
   }
 
   /**

@@ -11,11 +11,11 @@ import { HostWorld, EPOCH_MS, hexOrNil, type TestBlock, type TestHost } from './
  */
 
 /** A four-validator network with this host as a validator that does not propose height 1, round 0. */
-async function network(o: { timeoutProposeMs?: number; fetchTxs?: (hashes: readonly Uint8Array[]) => (Uint8Array | undefined)[] } = {}) {
+async function network(o: { timeoutProposeMs?: number; executeMs?: number; fetchTxs?: (hashes: readonly Uint8Array[]) => (Uint8Array | undefined)[] } = {}) {
   const w = new HostWorld({ validators: 4, params: o.timeoutProposeMs === undefined ? {} : { timeoutProposeMs: o.timeoutProposeMs } })
   const P = w.proposerOf(1, 0)
   const A = w.nonProposer(1, 0)
-  const t = await w.boot({ self: A, fetchTxs: o.fetchTxs })
+  const t = await w.boot({ self: A, fetchTxs: o.fetchTxs, executeMs: o.executeMs })
   return { w, t, P, A }
 }
 
@@ -118,5 +118,55 @@ describe('consensus host: blocks that cannot be judged yet', () => {
     assert.ok(sent.time < w.params.timeoutProposeMs)
     assert.equal(t.logged('cannot judge a proposed block yet: will retry', 'info')[0]?.fields.reason, 'block time is ahead of this clock')
     assert.deepEqual(t.logged('rejected a proposed block'), [])
+  })
+})
+
+/**
+ * The propose timeout ends the wait for a proposal, not its judgement (the paper's `valid(v)` takes no time): a block
+ * received in time whose execution outlasts the timeout is prevoted by its verdict, not nil. Otherwise every validator
+ * executes a large block over a large state once in vain, and again in the next round.
+ */
+describe('consensus host: the propose timeout and a block still executing', () => {
+  it('prevotes for a block whose execution outlasts the propose timeout once it is judged valid, never nil', async () => {
+    const { w, t, P } = await network({ timeoutProposeMs: 1_000, executeMs: 1_500 })
+    const b = await w.block1({ proposer: P })
+    await t.host.onProposalMessage(b.message)
+    await w.until(() => ownPrevotes(t).length === 1, 'the prevote')
+    await w.advance(1_000)
+    t.stop()
+    const prevotes = ownPrevotes(t)
+    assert.deepEqual(
+      prevotes.map((v) => hexOrNil(v.valueId)),
+      [toHex(b.hash)],
+    )
+    const sent = t.sent.find((s) => s.gossip.kind === 'vote')!
+    assert.ok(sent.time >= 1_500, `prevoted at ${sent.time} ms, before the execution ended`)
+  })
+
+  it('an invalid block whose execution outlasts the timeout gets one nil prevote, after its verdict', async () => {
+    const { w, t, P } = await network({ timeoutProposeMs: 1_000, executeMs: 1_500 })
+    const b = await w.block1({ proposer: P, stateRoot: sha256(encodeCanonical(['not the state'])) })
+    await t.host.onProposalMessage(b.message)
+    await w.until(() => ownPrevotes(t).length === 1, 'the prevote')
+    await w.advance(1_000)
+    t.stop()
+    assert.deepEqual(
+      ownPrevotes(t).map((v) => hexOrNil(v.valueId)),
+      ['nil'],
+    )
+    assert.ok(t.sent.find((s) => s.gossip.kind === 'vote')!.time >= 1_500)
+    assert.equal(t.logged('rejected a proposed block', 'warn').length, 1)
+  })
+
+  it('still prevotes nil at the propose timeout for a block it cannot judge yet', async () => {
+    const tx = (w: HostWorld) => w.transfer(0, 0n)
+    const { w, t, P } = await network({ timeoutProposeMs: 1_000, executeMs: 1_500, fetchTxs: (h) => h.map(() => undefined) })
+    const b = await w.block1({ proposer: P, txs: [tx(w)] })
+    await t.host.onProposalMessage(b.message)
+    await w.until(() => ownPrevotes(t).length === 1, 'the prevote')
+    t.stop()
+    assert.equal(ownPrevotes(t)[0]!.valueId, null)
+    const sent = t.sent.find((s) => s.gossip.kind === 'vote')!
+    assert.ok(sent.time >= 1_000 && sent.time < 1_500, `prevoted nil at ${sent.time} ms, not at the propose timeout`)
   })
 })

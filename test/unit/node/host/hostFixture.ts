@@ -176,6 +176,8 @@ export interface BootOptions {
   readonly diskMs?: number
   /** Read and write the disk through a {@link StagedKvStore}, as a node does (synced heights may share a write). */
   readonly stagedWrites?: boolean
+  /** Virtual milliseconds each block execution takes, as a large block over a large state does (default: none). */
+  readonly executeMs?: number
 }
 
 /** One running incarnation of a host and everything it did. */
@@ -475,6 +477,14 @@ export class HostWorld {
     const base = slow ?? new SimKvStore(disk)
     const kv = o.stagedWrites === true ? new StagedKvStore(base) : base
     const ledger = (await kv.get(ROOT_STORE_KEY)) === undefined ? await genesisState(genesis, kv) : await LedgerState.open(kv)
+    const executeMs = o.executeMs
+    if (executeMs !== undefined) {
+      const execute = ledger.execute.bind(ledger)
+      ledger.execute = async (txs, ctx) => {
+        await sched.sleep(executeMs, power)
+        return execute(txs, ctx)
+      }
+    }
     const chain = new ChainStore(kv)
     const sets = await loadValidatorSets(chain, kv, ledger)
     const evidence = await EvidencePool.load({ chain, logger })
