@@ -1,8 +1,8 @@
 import { bytesEqual, toHex } from '../crypto/index.js'
 import { checkProposalFields, checkVoteFields } from './codec.js'
-import { buildCommitCertificate, verifyCommit, type CommitCertificate } from './commitCertificate.js'
+import { buildCommitCertificate, certificateVotes, verifyCommit, type CommitCertificate } from './commitCertificate.js'
 import type { BufferedMessage, ConsensusState, RoundState } from './consensusState.js'
-import type { ConsensusEffect } from './effects.js'
+import type { ConsensusEffect, Evidence } from './effects.js'
 import type { ConsensusInput } from './inputs.js'
 import { verifyProposalSignature, verifyVoteSignature } from './signBytes.js'
 import { VALUE_ID_LENGTH, timeoutDuration, type SignedProposal, type SignedVote, type TimeoutKind } from './types.js'
@@ -220,6 +220,32 @@ export function messageStatus(state: ConsensusState, m: BufferedMessage): Messag
   if (rs === undefined) return 'new'
   if (rs.proposals.some((p) => sameProposal(p, proposal))) return 'known'
   return rs.proposals.length >= MAX_PROPOSALS_PER_ROUND ? 'drop' : 'new'
+}
+
+/**
+ * The equivocations a certificate of this node's height proves against the precommits this core holds: a signer
+ * whose precommit in the certificate's round is held here for another value (or nil) signed both. One
+ * `conflictingVotes` evidence each, the held precommit first; a signer already reported in that round's precommits is
+ * not reported again. The certificate's signature is checked for each pair returned, so a pair is always valid
+ * evidence; when nothing conflicts no signature is checked. Pure. A host that commits a block by its certificate
+ * (block sync) rather than by the precommits it received asks this first: a validator that sent this node one
+ * precommit and the others another is then convicted here, where its other precommit would otherwise never arrive.
+ */
+export function certificateEquivocations(state: ConsensusState, certificate: CommitCertificate): Evidence[] {
+  const set = state.validatorSet
+  if (set === null || certificate.height !== state.height) return []
+  const precommits = state.rounds[certificate.round]?.precommits
+  if (precommits === undefined) return []
+  const out: Evidence[] = []
+  for (const vote of certificateVotes(certificate)) {
+    const key = toHex(vote.validator)
+    const held = precommits.votes[key]
+    if (held === undefined || precommits.equivocators[key] !== undefined || held.some((v) => sameVote(v, vote))) continue
+    const validator = findValidator(set, vote.validator)
+    if (validator === undefined || !verifyVoteSignature(state.chainId, validator, vote, vote.signature)) continue
+    out.push({ kind: 'conflictingVotes', first: held[0]!, second: vote })
+  }
+  return out
 }
 
 function onVote(s: ConsensusState, vote: SignedVote, fx: ConsensusEffect[]): void {

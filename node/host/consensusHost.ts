@@ -1,6 +1,7 @@
 import { bytesEqual, bytesKey, toHex } from '../../crypto/bytes.js'
 import { err, ok, type Result } from '../../crypto/result.js'
 import {
+  certificateEquivocations,
   commitHash,
   decodeCommitCertificate,
   decodeEvidence,
@@ -845,13 +846,16 @@ export class ConsensusHost {
         return
       case 'decide':
         return this.commitDecided(e.height, e.round, e.valueId, e.certificate)
-      case 'evidence': {
-        this.d.onEvidence?.(e.evidence)
-        const bytes = this.d.evidence.add(e.evidence)
-        if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
-        return
-      }
+      case 'evidence':
+        return this.noteEvidence(e.evidence)
     }
+  }
+
+  /** Equivocation evidence this node found: to the pool, and to its peers when new to the pool. */
+  private noteEvidence(evidence: Evidence): void {
+    this.d.onEvidence?.(evidence)
+    const bytes = this.d.evidence.add(evidence)
+    if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
   }
 
   /** True when this validator already signed at a height above `height` (its chain is catching up to its record). */
@@ -1204,6 +1208,8 @@ export class ConsensusHost {
     const again =
       b.checkedOn !== undefined && b.checkedOn === this.tipValue ? ok(b) : await this.checkSyncedBlock(b.height, b.stored, b.certificate, b.storedBytes)
     if (!again.ok) return false
+    // a validator that precommitted otherwise to this node than in the certificate is convicted by it
+    for (const e of certificateEquivocations(this.state, b.certificate)) this.noteEvidence(e)
     const header = b.stored.block.header
     const executed = await this.withLedger(async () => {
       if ((this.tipValue?.height ?? 0) + 1 !== b.height) return undefined

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { addressFromPublicKey, encodeCanonical, sha256, toHex } from '../../../../crypto/index.js'
-import { decodeCommitCertificate, evidenceHash, type CommitCertificate } from '../../../../consensus/index.js'
+import { decodeCommitCertificate, encodeEvidence, evidenceHash, type CommitCertificate } from '../../../../consensus/index.js'
 import { genesisState } from '../../../../genesis/genesis.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
@@ -297,6 +297,31 @@ describe('consensus host: blocks from sync', () => {
         again.stop()
       }
     })
+  })
+
+  it('convicts a validator whose precommit in a synced certificate differs from the one it sent this node', async () => {
+    // this host proposes height 2; validator X sent it a nil precommit at 1/0, and signed the certificate for the block
+    const w = new HostWorld({ validators: 4, wallets: 2 })
+    const self = w.proposerOf(2, 0)
+    const signers = [0, 1, 2, 3].filter((i) => i !== self)
+    const X = signers[0]!
+    const t = await w.boot({ self })
+    const held = w.vote(X, 'precommit', 1, 0, null)
+    await t.host.onVote(held)
+    const b = await w.block1({ proposer: w.proposerOf(1, 0), txs: [w.transfer(0, 0n)] })
+    const cert = w.certificate(1, 0, b.hash, signers)
+    const checked = await t.host.checkSyncedBlock(1, b.stored, cert)
+    assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
+    assert.equal(await t.host.applySyncedBlock(checked.value), true)
+
+    // the pair is gossiped, and the block this host proposes next carries it
+    const expected = encodeEvidence({ kind: 'conflictingVotes', first: held, second: w.vote(X, 'precommit', 1, 0, b.hash) })
+    const gossiped = t.sent.flatMap((m) => (m.gossip.kind === 'evidence' ? [m.gossip.evidence] : []))
+    assert.deepEqual(gossiped, [expected])
+    await w.until(() => t.proposals().some((m) => m.proposal.height === 2), 'its proposal of height 2')
+    assert.deepEqual(t.proposals().find((m) => m.proposal.height === 2)!.evidence, [expected])
+    t.stop()
+    assert.deepEqual(t.fatal, [])
   })
 
   it('refuses a block that carries evidence an earlier block committed', async () => {
