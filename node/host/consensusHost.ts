@@ -116,6 +116,11 @@ export interface ConsensusHostOptions {
    * vouches that it will not sign again what it signed then). Off by default.
    */
   readonly allowMissingSafetyRecord?: boolean
+  /**
+   * Stop when a certificate this node commits carries a precommit of its own key that it did not sign: another process
+   * signs as this validator (default true). A simulated Byzantine validator, which signs outside its host, turns it off.
+   */
+  readonly stopOnForeignSignature?: boolean
 }
 
 /** What a committed block looks like to listeners (RPC events, metrics, logs). */
@@ -248,6 +253,15 @@ export class ConsensusHost {
   /** Synced heights applied and staged for the next write, oldest first: reported once that write is on disk. */
   private staged: AppliedBlock[] = []
   private lastCommitValue: CommitCertificate | null = null
+  /** The precommit signatures this process made, by height (the heights not committed yet and the tip). */
+  private readonly ownPrecommits = new Map<number, Uint8Array[]>()
+  /**
+   * The highest height at which a precommit of this validator's key may stand that this process did not make: its
+   * safety record's height at start (what earlier processes on this home signed). Without a record, none when the
+   * validator never signed, and when the operator allowed the missing record, up to the height below this process's
+   * first signature.
+   */
+  private signedBefore = Number.POSITIVE_INFINITY
   private readonly candidates = new CandidateStore()
   private readonly queue: QueueItem[] = []
   private readonly roomWaiters: (() => void)[] = []
@@ -360,6 +374,10 @@ export class ConsensusHost {
       entries.map((e) => e.entry),
       tipHeight,
     )
+    const guard = this.d.guard
+    if (guard !== null && this.o.stopOnForeignSignature !== false) {
+      this.signedBefore = guard.record?.height ?? (this.o.allowMissingSafetyRecord === true ? Number.POSITIVE_INFINITY : 0)
+    }
     for (const { height, entry } of entries) if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
     this.futureRecords = entries
       .filter((e) => e.height > tipHeight + 1)
@@ -804,6 +822,7 @@ export class ConsensusHost {
           )
           return
         }
+        this.noteSigned(e.proposal.height)
         this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
         return
       }
@@ -815,6 +834,7 @@ export class ConsensusHost {
           this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.error.code }, `guard refused a vote: ${r.error.reason}`)
           return
         }
+        this.noteSigned(e.vote.height, r.value)
         this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: true })
         return
       }
@@ -856,6 +876,33 @@ export class ConsensusHost {
     this.d.onEvidence?.(evidence)
     const bytes = this.d.evidence.add(evidence)
     if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
+  }
+
+  /** Notes a signature this process made: a precommit's, to tell its own from another process's in certificates. */
+  private noteSigned(height: number, vote?: SignedVote): void {
+    // allowed to start without its record, this validator vouched for what it signed before its first signature here
+    if (this.signedBefore === Number.POSITIVE_INFINITY && this.d.guard !== null && this.o.stopOnForeignSignature !== false) {
+      this.signedBefore = height - 1
+    }
+    if (vote?.type !== 'precommit') return
+    const list = this.ownPrecommits.get(height)
+    if (list === undefined) this.ownPrecommits.set(height, [vote.signature])
+    else list.push(vote.signature)
+  }
+
+  /**
+   * Throws when `certificate` carries a precommit of this validator's key above {@link signedBefore} that this process
+   * did not sign: another process signs as this validator, and each more signature of either risks an equivocation. The
+   * certificate's signatures were verified (it decides a block this node commits, or is that block's carried one).
+   */
+  private checkForeignSignature(certificate: CommitCertificate | null): void {
+    const guard = this.d.guard
+    if (guard === null || certificate === null || certificate.height <= this.signedBefore) return
+    const s = certificate.signatures.find((x) => bytesEqual(x.validator, guard.address))
+    if (s === undefined || this.ownPrecommits.get(certificate.height)?.some((own) => bytesEqual(own, s.signature)) === true) return
+    throw new Error(
+      `another process signs as this validator: the certificate of height ${certificate.height} carries a precommit of its key (round ${certificate.round}) that this node did not sign, above its safety record (height ${this.signedBefore}). Stop the other process, and copy its validator_state.json here before starting this node again`,
+    )
   }
 
   /** True when this validator already signed at a height above `height` (its chain is catching up to its record). */
@@ -1254,6 +1301,9 @@ export class ConsensusHost {
     storedBytes?: Uint8Array,
     stage?: StagedKvStore,
   ): Promise<void> {
+    this.checkForeignSignature(certificate)
+    this.checkForeignSignature(c.lastCommit)
+    for (const h of this.ownPrecommits.keys()) if (h < height) this.ownPrecommits.delete(h)
     const result: ExecutionResult = c.result!
     const block: Block = { header: c.header, txs: c.txs!.map(txBytes), evidence: c.evidence }
     const receipts = result.receipts.map(receiptRecord)

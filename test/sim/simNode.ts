@@ -354,6 +354,8 @@ export class SimValidator implements NetNode {
         maxClockDriftMs: settings.maxClockDriftMs,
         walMaxBytes: settings.walMaxBytes,
         maxQueue: settings.maxQueue,
+        // a Byzantine validator signs outside its host: its host would take that for another process of its key
+        stopOnForeignSignature: this.honest,
       },
       {
         ledger,

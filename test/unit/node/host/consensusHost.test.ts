@@ -9,6 +9,7 @@ import { MemoryKvStore } from '../../../../ledger/store.js'
 import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
 import { decodeStoredBlock } from '../../../../node/storage/storedBlock.js'
+import type { ConsensusHostOptions } from '../../../../node/host/consensusHost.js'
 import { BLOCK_LIMITS, CHAIN_ID, HostWorld, WALLET_BALANCE, hexOrNil, type TestHost } from './hostFixture.js'
 
 /**
@@ -283,6 +284,80 @@ describe('consensus host: the safety record check at start', () => {
       'refusals below the record are expected, not warnings',
     )
     assert.equal(behind.durable.safety?.height, 5)
+  })
+})
+
+describe('consensus host: another process signing as this validator', () => {
+  /** A record saved by a guard of validator 0 that last signed a precommit at `height`. */
+  function recordAt(w: HostWorld, height: number) {
+    const store = createMemorySafetyStore()
+    const g = new SafetyGuard({ chainId: CHAIN_ID, secretKey: w.validators[0]!.secretKey }, { store })
+    assert.ok(g.signVote({ type: 'precommit', height, round: 0, valueId: null, validator: w.validators[0]!.address }).ok)
+    return store.load()
+  }
+
+  /**
+   * Validator 0's host over a disk holding the record of `recordHeight` (none: a validator that never signed), fed
+   * three blocks certified by `signers` through block sync, one at a time, until it stops.
+   */
+  async function sync(o: { recordHeight?: number; signers: number[]; host?: Partial<ConsensusHostOptions> }) {
+    const w = new HostWorld({ validators: 4 })
+    const blocks = await w.chain(3, { signers: o.signers })
+    const first = await w.boot({ self: 0, start: false })
+    first.crash()
+    first.durable.safety = o.recordHeight === undefined ? undefined : recordAt(w, o.recordHeight)
+    const t = await w.boot({ self: 0, durable: first.durable, host: o.host })
+    for (const b of blocks) {
+      const checked = await t.host.checkSyncedBlock(b.height, b.stored, b.certificate)
+      assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
+      void t.host.applySyncedBlock(checked.value)
+      await w.until(() => t.fatal.length > 0 || t.committed.length === b.height, `block ${b.height} applied or the host stopped`)
+      if (t.fatal.length > 0) break
+    }
+    t.stop()
+    return { committed: t.committed.map((c) => c.height), tip: (await new ChainStore(t.durable.kv).tip())?.height, fatal: t.fatal.map((e) => e.message) }
+  }
+
+  it('stops on a certificate with a precommit of its key it did not sign above its record, and commits nothing of it', async () => {
+    const rows = [
+      { desc: 'a validator that never signed', recordHeight: undefined, committed: [], at: 1 },
+      { desc: 'a record at height 2', recordHeight: 2, committed: [1, 2], at: 3 },
+    ]
+    for (const r of rows) {
+      const got = await sync({ recordHeight: r.recordHeight, signers: [0, 1, 2] })
+      assert.deepEqual(got.committed, r.committed, r.desc)
+      assert.equal(got.tip, r.committed.at(-1), r.desc)
+      assert.equal(got.fatal.length, 1, r.desc)
+      assert.match(
+        got.fatal[0]!,
+        new RegExp(
+          `^another process signs as this validator: the certificate of height ${r.at} carries a precommit of its key \\(round 0\\) that this node did not sign`,
+        ),
+        r.desc,
+      )
+    }
+  })
+
+  it('applies certificates up to its record (an earlier process on this home signed them) and ones without its key', async () => {
+    const rows = [
+      { desc: 'signed up to its record', recordHeight: 3, signers: [0, 1, 2] },
+      { desc: 'without its precommit', recordHeight: undefined, signers: [1, 2, 3] },
+      { desc: 'allowed to start without its record, signing nothing since', signers: [0, 1, 2], host: { allowMissingSafetyRecord: true } },
+      { desc: 'a host told not to look (a simulated Byzantine validator)', signers: [0, 1, 2], host: { stopOnForeignSignature: false } },
+    ]
+    for (const r of rows) {
+      const got = await sync(r)
+      assert.deepEqual(got, { committed: [1, 2, 3], tip: 3, fatal: [] }, r.desc)
+    }
+  })
+
+  it('commits the certificates of its own precommits, height after height', async () => {
+    const w = new HostWorld({ validators: 1 })
+    const t = await w.boot({ self: 0 })
+    await w.until(() => t.committed.length >= 3, 'three commits')
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+    assert.ok(t.committed.every((c) => c.certificate.signatures.some((s) => bytesEqual(s.validator, w.validators[0]!.address))))
   })
 })
 
