@@ -259,7 +259,7 @@ export class ConsensusHost {
    * The highest height at which a precommit of this validator's key may stand that this process did not make: its
    * safety record's height at start (what earlier processes on this home signed). Without a record, none when the
    * validator never signed, and when the operator allowed the missing record, up to the height below this process's
-   * first signature.
+   * first precommit.
    */
   private signedBefore = Number.POSITIVE_INFINITY
   private readonly candidates = new CandidateStore()
@@ -822,7 +822,6 @@ export class ConsensusHost {
           )
           return
         }
-        this.noteSigned(e.proposal.height)
         this.enqueueFront({ kind: 'input', input: { type: 'proposal', proposal: r.value }, log: false })
         return
       }
@@ -834,7 +833,7 @@ export class ConsensusHost {
           this.d.logger[level]({ height: e.vote.height, round: e.vote.round, type: e.vote.type, code: r.error.code }, `guard refused a vote: ${r.error.reason}`)
           return
         }
-        this.noteSigned(e.vote.height, r.value)
+        if (r.value.type === 'precommit') this.notePrecommit(r.value)
         this.enqueueFront({ kind: 'input', input: { type: 'vote', vote: r.value }, log: true })
         return
       }
@@ -878,15 +877,16 @@ export class ConsensusHost {
     if (bytes !== undefined) this.d.broadcast(encodeEvidenceMessage(bytes))
   }
 
-  /** Notes a signature this process made: a precommit's, to tell its own from another process's in certificates. */
-  private noteSigned(height: number, vote?: SignedVote): void {
-    // allowed to start without its record, this validator vouched for what it signed before its first signature here
+  /** Notes a precommit this process signed, to tell its own from another process's in certificates. */
+  private notePrecommit(vote: SignedVote): void {
+    // Allowed to start without its record, this validator vouched that it had signed nothing above the chain's tip
+    // then. Its first precommit here is above that tip: a precommit needs 2f+1 prevotes of its height, which only a
+    // height the others are voting at gets (a nil prevote of a height it is still catching up to needs none).
     if (this.signedBefore === Number.POSITIVE_INFINITY && this.d.guard !== null && this.o.stopOnForeignSignature !== false) {
-      this.signedBefore = height - 1
+      this.signedBefore = vote.height - 1
     }
-    if (vote?.type !== 'precommit') return
-    const list = this.ownPrecommits.get(height)
-    if (list === undefined) this.ownPrecommits.set(height, [vote.signature])
+    const list = this.ownPrecommits.get(vote.height)
+    if (list === undefined) this.ownPrecommits.set(vote.height, [vote.signature])
     else list.push(vote.signature)
   }
 

@@ -72,7 +72,7 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     await net.waitHeight(h + 2, [DUPLICATED, ...honest], 30_000)
   })
 
-  test("a standby under the same identity: a copy stops itself at the first block it syncs with the other copy's precommit", async () => {
+  test("a standby under the same identity: a copy stops itself once a block it commits carries the other's precommit", async () => {
     const primary = await net.status(DUPLICATED)
     const offender = primary.validator!
     const state = join(net.home(DUPLICATED), 'validator_state.json')

@@ -300,13 +300,18 @@ describe('consensus host: another process signing as this validator', () => {
    * Validator 0's host over a disk holding the record of `recordHeight` (none: a validator that never signed), fed
    * three blocks certified by `signers` through block sync, one at a time, until it stops.
    */
-  async function sync(o: { recordHeight?: number; signers: number[]; host?: Partial<ConsensusHostOptions> }) {
+  async function sync(o: { recordHeight?: number; signers: number[]; host?: Partial<ConsensusHostOptions>; idle?: boolean }) {
     const w = new HostWorld({ validators: 4 })
     const blocks = await w.chain(3, { signers: o.signers })
     const first = await w.boot({ self: 0, start: false })
     first.crash()
     first.durable.safety = o.recordHeight === undefined ? undefined : recordAt(w, o.recordHeight)
     const t = await w.boot({ self: 0, durable: first.durable, host: o.host })
+    if (o.idle === true) {
+      await w.advance(2 * w.params.timeoutProposeMs)
+      const own = t.votes({ own: true })
+      assert.ok(own.length > 0 && own.every((v) => v.height === 1 && v.type === 'prevote' && v.valueId === null), 'idle, it prevoted nil at height 1')
+    }
     for (const b of blocks) {
       const checked = await t.host.checkSyncedBlock(b.height, b.stored, b.certificate)
       assert.ok(checked.ok, checked.ok ? '' : checked.error.reason)
@@ -343,6 +348,12 @@ describe('consensus host: another process signing as this validator', () => {
       { desc: 'signed up to its record', recordHeight: 3, signers: [0, 1, 2] },
       { desc: 'without its precommit', recordHeight: undefined, signers: [1, 2, 3] },
       { desc: 'allowed to start without its record, signing nothing since', signers: [0, 1, 2], host: { allowMissingSafetyRecord: true } },
+      {
+        desc: 'allowed to start without its record, a nil prevote signed at the height it is catching up to',
+        signers: [0, 1, 2],
+        host: { allowMissingSafetyRecord: true },
+        idle: true,
+      },
       { desc: 'a host told not to look (a simulated Byzantine validator)', signers: [0, 1, 2], host: { stopOnForeignSignature: false } },
     ]
     for (const r of rows) {
