@@ -14,6 +14,7 @@ import { ConsensusHost, type CommittedBlock } from './host/consensusHost.js'
 import { consensusParamsOf } from './host/consensusParams.js'
 import { reportCommitted } from './commitReport.js'
 import { EvidencePool } from './host/evidencePool.js'
+import * as wiring from './host/hostWiring.js'
 import { loadSigner } from './host/signer.js'
 import { Timers, type TimeoutValue } from './host/timers.js'
 import { loadValidatorSets } from './host/validatorSets.js'
@@ -215,8 +216,7 @@ export class TallyNode {
         logger: log('consensus'),
         now: () => Date.now(),
         sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-        scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
-        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        ...wiring.hostTimeouts(timers),
         broadcast: (bytes) => {
           // queued transactions go out first, so peers usually hold a proposal's transactions when it arrives
           txGossip.flush()
@@ -241,27 +241,17 @@ export class TallyNode {
       },
     )
     events.on('timeout', (t) => host.onTimeoutElapsed({ height: Number(t.height), round: t.round, kind: t.kind }))
-    const sync = new BlockSync(
-      { intervalMs: 1_000, stuckMs: 2 * (params.timeoutProposeMs + params.timeoutPrevoteMs + params.timeoutPrecommitMs), window: 8, limits },
-      {
-        p2p,
-        chain,
-        logger: log('sync'),
-        tipHeight: () => host.tip?.height ?? 0,
-        appliedHeight: () => host.appliedTip?.height ?? 0,
-        heightStartedAtMs: () => host.heightStartedAtMs,
-        now: () => Date.now(),
-        every: (ms, f) => {
-          const t = setInterval(f, ms)
-          return () => clearInterval(t)
-        },
-        verifyTip: (cert) => host.verifyTip(cert),
-        verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-        check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
-        apply: (b, hold) => host.applySyncedBlock(b, hold),
-        settle: () => host.flushSyncedBlocks(),
+    const sync = new BlockSync(wiring.blockSyncOptions(params, limits), {
+      p2p,
+      chain,
+      logger: log('sync'),
+      now: () => Date.now(),
+      every: (ms, f) => {
+        const t = setInterval(f, ms)
+        return () => clearInterval(t)
       },
-    )
+      ...wiring.blockSyncHostDependencies(host),
+    })
     events.on('blockWanted', (h) => sync.request(h))
 
     // RPC
@@ -319,16 +309,7 @@ export class TallyNode {
     await direct.subscribe(
       CONSENSUS_PROTOCOL,
       consensusGossipHandler({
-        chainId: genesis.chainId,
-        validatorSet: (h) => host.validatorSetAt(h),
-        maxTxs: limits.maxTxs,
-        height: () => host.height,
-        status: (m) => host.messageStatus(m),
-        notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
-        missedHeight: (h) => sync.request(h),
-        onProposal: (m) => host.onProposalMessage(m),
-        onVote: (v) => host.onVote(v),
-        onEvidence: (bytes) => host.admitEvidence(bytes),
+        ...wiring.consensusGossipHostDependencies(host, sync, { chainId: genesis.chainId, maxTxs: limits.maxTxs }),
         logger: log('consensus'),
       }),
     )
@@ -339,9 +320,8 @@ export class TallyNode {
     this.stopFns.push(() => wal.stop())
     await host.start()
     this.stopFns.push(() => host.stop())
-    // A height that lasts well beyond the empty-block wait is stuck: its messages go out again every second.
-    const resendAfterMs = Math.max(2_000, genesis.params.emptyBlockIntervalMs + 1_000)
-    const resend = setInterval(() => host.rebroadcast(resendAfterMs), 1_000)
+    const stuckAfterMs = wiring.resendAfterMs(genesis.params.emptyBlockIntervalMs)
+    const resend = setInterval(() => host.rebroadcast(stuckAfterMs), wiring.RESEND_CHECK_MS)
     this.stopFns.push(() => clearInterval(resend))
     await sync.start()
     this.stopFns.push(() => sync.stop())

@@ -8,6 +8,7 @@ import { senderAddress, txHash } from '../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock } from '../../node/host/consensusHost.js'
 import { EvidencePool } from '../../node/host/evidencePool.js'
+import * as wiring from '../../node/host/hostWiring.js'
 import { loadValidatorSets } from '../../node/host/validatorSets.js'
 import { Timers } from '../../node/host/timers.js'
 import type { Logger } from '../../node/logger.js'
@@ -370,8 +371,7 @@ export class SimValidator implements NetNode {
         logger,
         now: () => this.now(),
         sleep: (ms) => sched.sleep(ms, power),
-        scheduleTimeout: (t, ms) => timers.schedule({ height: BigInt(t.height), round: t.round, kind: t.kind }, ms),
-        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        ...wiring.hostTimeouts(timers),
         broadcast: (bytes) => {
           if (power.alive) this.outgoing(bytes)
         },
@@ -395,56 +395,32 @@ export class SimValidator implements NetNode {
       },
     )
     late.host = host
-    const sync = new BlockSync(
-      {
-        intervalMs: 1_000,
-        stuckMs: 2 * (ctx.params.timeoutProposeMs + ctx.params.timeoutPrevoteMs + ctx.params.timeoutPrecommitMs),
-        window: 8,
-        limits,
+    const sync = new BlockSync(wiring.blockSyncOptions(ctx.params, limits), {
+      p2p: transport,
+      chain,
+      logger,
+      now: () => this.now(),
+      every: (ms, f) => sched.every(ms, power, f),
+      ...wiring.blockSyncHostDependencies(host),
+      apply: async (b, hold) => {
+        const applied = await host.applySyncedBlock(b, hold)
+        if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++
+        return applied
       },
-      {
-        p2p: transport,
-        chain,
-        logger,
-        tipHeight: () => host.tip?.height ?? 0,
-        appliedHeight: () => host.appliedTip?.height ?? 0,
-        heightStartedAtMs: () => host.heightStartedAtMs,
-        now: () => this.now(),
-        every: (ms, f) => sched.every(ms, power, f),
-        verifyTip: (cert) => host.verifyTip(cert),
-        verifyCertified: (h, stored, cert) => host.verifyBlockCertificate(h, stored, cert),
-        check: (h, stored, cert, bytes) => host.checkSyncedBlock(h, stored, cert, bytes),
-        settle: () => host.flushSyncedBlocks(),
-        apply: async (b, hold) => {
-          const applied = await host.applySyncedBlock(b, hold)
-          if (applied && power.alive && this.honest) checker.coverage.syncedBlocks++
-          return applied
-        },
-      },
-    )
+    })
     late.sync = sync
     Object.assign(inc, { host, mempool, ledger, chain, wal, sync, timers, transport })
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h) ?? this.hooks.lookup?.(h))
     inc.gossip = consensusGossipHandler({
-      chainId,
-      validatorSet: (h) => host.validatorSetAt(h),
-      maxTxs: limits.maxTxs,
-      height: () => host.height,
-      status: (m) => host.messageStatus(m),
-      notePeerHeight: (peer, h) => sync.notePeerHeight(peer, h),
-      missedHeight: (h) => sync.request(h),
-      onProposal: (m) => host.onProposalMessage(m),
-      onVote: (v) => host.onVote(v),
-      onEvidence: (bytes) => host.admitEvidence(bytes),
+      ...wiring.consensusGossipHostDependencies(host, sync, { chainId, maxTxs: limits.maxTxs }),
       now: () => this.now(),
       logger,
     })
     inc.ready = true
     await host.start()
     if (!power.alive) return
-    // node/node.ts: a height that lasts well beyond the empty-block wait is stuck; its messages go out every second
-    const resendAfterMs = Math.max(2_000, settings.emptyBlockIntervalMs + 1_000)
-    sched.every(1_000, power, () => host.rebroadcast(resendAfterMs))
+    const stuckAfterMs = wiring.resendAfterMs(settings.emptyBlockIntervalMs)
+    sched.every(wiring.RESEND_CHECK_MS, power, () => host.rebroadcast(stuckAfterMs))
     await sync.start()
   }
 
