@@ -257,11 +257,13 @@ export class ConsensusHost {
   private readonly ownPrecommits = new Map<number, Uint8Array[]>()
   /**
    * The highest height at which a precommit of this validator's key may stand that this process did not make: its
-   * safety record's height at start (what earlier processes on this home signed). Without a record, none when the
-   * validator never signed, and when the operator allowed the missing record, up to the height below this process's
-   * first precommit.
+   * safety record's height at start (what earlier processes on this home signed), or 0 when the validator never
+   * signed. Undefined while nothing is checked: not a validator, the check turned off, or started without its record
+   * ({@link fromFirstPrecommit}).
    */
-  private signedBefore = Number.POSITIVE_INFINITY
+  private signedBefore: number | undefined
+  /** Started without its record, as the operator allowed: {@link signedBefore} is set at this process's first precommit. */
+  private fromFirstPrecommit = false
   private readonly candidates = new CandidateStore()
   private readonly queue: QueueItem[] = []
   private readonly roomWaiters: (() => void)[] = []
@@ -376,7 +378,9 @@ export class ConsensusHost {
     )
     const guard = this.d.guard
     if (guard !== null && this.o.stopOnForeignSignature !== false) {
-      this.signedBefore = guard.record?.height ?? (this.o.allowMissingSafetyRecord === true ? Number.POSITIVE_INFINITY : 0)
+      if (guard.record !== undefined) this.signedBefore = guard.record.height
+      else if (this.o.allowMissingSafetyRecord === true) this.fromFirstPrecommit = true
+      else this.signedBefore = 0
     }
     for (const { height, entry } of entries) if (entry.kind === 'block') this.restoreBlock(height, entry.round, entry.block)
     this.futureRecords = entries
@@ -882,9 +886,11 @@ export class ConsensusHost {
     // Allowed to start without its record, this validator vouched that it had signed nothing above the chain's tip
     // then. Its first precommit here is above that tip: a precommit needs 2f+1 prevotes of its height, which only a
     // height the others are voting at gets (a nil prevote of a height it is still catching up to needs none).
-    if (this.signedBefore === Number.POSITIVE_INFINITY && this.d.guard !== null && this.o.stopOnForeignSignature !== false) {
+    if (this.fromFirstPrecommit) {
+      this.fromFirstPrecommit = false
       this.signedBefore = vote.height - 1
     }
+    if (this.signedBefore === undefined) return
     const list = this.ownPrecommits.get(vote.height)
     if (list === undefined) this.ownPrecommits.set(vote.height, [vote.signature])
     else list.push(vote.signature)
@@ -897,11 +903,11 @@ export class ConsensusHost {
    */
   private checkForeignSignature(certificate: CommitCertificate | null): void {
     const guard = this.d.guard
-    if (guard === null || certificate === null || certificate.height <= this.signedBefore) return
+    if (guard === null || this.signedBefore === undefined || certificate === null || certificate.height <= this.signedBefore) return
     const s = certificate.signatures.find((x) => bytesEqual(x.validator, guard.address))
     if (s === undefined || this.ownPrecommits.get(certificate.height)?.some((own) => bytesEqual(own, s.signature)) === true) return
     throw new Error(
-      `another process signs as this validator: the certificate of height ${certificate.height} carries a precommit of its key (round ${certificate.round}) that this node did not sign, above its safety record (height ${this.signedBefore}). Stop the other process, and copy its validator_state.json here before starting this node again`,
+      `another process signs as this validator: the certificate of height ${certificate.height} carries a precommit of its key (round ${certificate.round}) that this node did not sign, above its safety record (height ${this.signedBefore}). Stop the other process and copy its validator_state.json here before starting this node again; if no other process runs (this record was restored from an old copy), see "Lost validator_state.json" in docs/operations.md`,
     )
   }
 

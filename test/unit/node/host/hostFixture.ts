@@ -35,6 +35,7 @@ import { createTransfer, type DecodedTransaction } from '../../../../ledger/tran
 import { VerifiedTxCache } from '../../../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock, type ConsensusHostOptions } from '../../../../node/host/consensusHost.js'
 import { EvidencePool } from '../../../../node/host/evidencePool.js'
+import { hostTimeouts } from '../../../../node/host/hostWiring.js'
 import { Timers } from '../../../../node/host/timers.js'
 import { consensusSet, loadValidatorSets, type ValidatorSets } from '../../../../node/host/validatorSets.js'
 import { Mempool } from '../../../../node/mempool/mempool.js'
@@ -544,8 +545,7 @@ export class HostWorld {
         logger,
         now: () => this.now(),
         sleep: (ms) => sched.sleep(ms, power),
-        scheduleTimeout: (v, ms) => timers.schedule({ height: BigInt(v.height), round: v.round, kind: v.kind }, ms),
-        cancelTimeoutsBelow: (h) => timers.cancelBelow(BigInt(h)),
+        ...hostTimeouts(timers),
         broadcast: (bytes) => {
           if (!power.alive) return
           const d = decodeConsensusGossip(bytes, BLOCK_LIMITS.maxTxs)
