@@ -298,19 +298,39 @@ describe('consensus host: another process signing as this validator', () => {
 
   /**
    * Validator 0's host over a disk holding the record of `recordHeight` (none: a validator that never signed), fed
-   * three blocks certified by `signers` through block sync, one at a time, until it stops.
+   * three blocks certified by `signers` (each carrying the certificate of the height before by `lastCommitSigners`)
+   * through block sync, one at a time, until it stops. Before they arrive it signs, at height 1 where the others
+   * are, nothing; a nil prevote (`before: 'prevote'`, its propose timeout expired); or also a nil precommit
+   * (`before: 'precommit'`, the others' nil prevotes received).
    */
-  async function sync(o: { recordHeight?: number; signers: number[]; host?: Partial<ConsensusHostOptions>; idle?: boolean }) {
+  async function sync(o: {
+    recordHeight?: number
+    signers: number[]
+    lastCommitSigners?: number[]
+    host?: Partial<ConsensusHostOptions>
+    before?: 'prevote' | 'precommit'
+  }) {
     const w = new HostWorld({ validators: 4 })
-    const blocks = await w.chain(3, { signers: o.signers })
+    const blocks = await w.chain(3, { signers: o.signers, lastCommitSigners: o.lastCommitSigners })
     const first = await w.boot({ self: 0, start: false })
     first.crash()
     first.durable.safety = o.recordHeight === undefined ? undefined : recordAt(w, o.recordHeight)
     const t = await w.boot({ self: 0, durable: first.durable, host: o.host })
-    if (o.idle === true) {
+    if (o.before !== undefined) {
       await w.advance(2 * w.params.timeoutProposeMs)
       const own = t.votes({ own: true })
       assert.ok(own.length > 0 && own.every((v) => v.height === 1 && v.type === 'prevote' && v.valueId === null), 'idle, it prevoted nil at height 1')
+    }
+    if (o.before === 'precommit') {
+      for (const i of [1, 2, 3]) await t.host.onVote(w.vote(i, 'prevote', 1, 0, null))
+      await w.until(() => t.votes({ own: true }).some((v) => v.type === 'precommit'), 'its precommit')
+      assert.deepEqual(
+        t.votes({ own: true }).map((v) => [v.type, v.height, v.round, v.valueId]),
+        [
+          ['prevote', 1, 0, null],
+          ['precommit', 1, 0, null],
+        ],
+      )
     }
     for (const b of blocks) {
       const checked = await t.host.checkSyncedBlock(b.height, b.stored, b.certificate)
@@ -324,12 +344,24 @@ describe('consensus host: another process signing as this validator', () => {
   }
 
   it('stops on a certificate with a precommit of its key it did not sign above its record, and commits nothing of it', async () => {
-    const rows = [
-      { desc: 'a validator that never signed', recordHeight: undefined, committed: [], at: 1 },
-      { desc: 'a record at height 2', recordHeight: 2, committed: [1, 2], at: 3 },
+    const rows: { desc: string; committed: number[]; at: number; sync: Parameters<typeof sync>[0] }[] = [
+      { desc: 'a validator that never signed', committed: [], at: 1, sync: { signers: [0, 1, 2] } },
+      { desc: 'a record at height 2', committed: [1, 2], at: 3, sync: { recordHeight: 2, signers: [0, 1, 2] } },
+      {
+        desc: 'in the certificate block 2 carries of height 1, not in the one served with it',
+        committed: [1],
+        at: 1,
+        sync: { signers: [1, 2, 3], lastCommitSigners: [0, 1, 2] },
+      },
+      {
+        desc: 'allowed to start without its record: at the height of its first precommit (nil), another value',
+        committed: [],
+        at: 1,
+        sync: { signers: [0, 1, 2], host: { allowMissingSafetyRecord: true }, before: 'precommit' },
+      },
     ]
     for (const r of rows) {
-      const got = await sync({ recordHeight: r.recordHeight, signers: [0, 1, 2] })
+      const got = await sync(r.sync)
       assert.deepEqual(got.committed, r.committed, r.desc)
       assert.equal(got.tip, r.committed.at(-1), r.desc)
       assert.equal(got.fatal.length, 1, r.desc)
@@ -352,7 +384,7 @@ describe('consensus host: another process signing as this validator', () => {
         desc: 'allowed to start without its record, a nil prevote signed at the height it is catching up to',
         signers: [0, 1, 2],
         host: { allowMissingSafetyRecord: true },
-        idle: true,
+        before: 'prevote' as const,
       },
       { desc: 'a host told not to look (a simulated Byzantine validator)', signers: [0, 1, 2], host: { stopOnForeignSignature: false } },
     ]

@@ -412,7 +412,8 @@ export class HostWorld {
    * A chain of certified blocks from height 1 to `heights`, as block sync serves it: each block carries the previous
    * height's certificate, its transactions are `txs(height)` (default none), and every block is certified by `signers`
    * in round 0, a millisecond after the one before. `evidence(height)` is the evidence a block carries (default none),
-   * its offenders convicted as execution convicts them.
+   * its offenders convicted as execution convicts them. The certificate a block carries of the height before is
+   * signed by `lastCommitSigners` (default `signers`): another quorum than the one served with that height.
    */
   async chain(
     heights: number,
@@ -420,9 +421,12 @@ export class HostWorld {
       txs?: (height: number) => readonly DecodedTransaction[]
       evidence?: (height: number) => readonly Uint8Array[]
       signers?: readonly number[]
+      lastCommitSigners?: readonly number[]
     } = {},
   ): Promise<{ height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[]> {
     const signers = o.signers ?? [1, 2, 3]
+    const carried = (prev: { height: number; hash: Uint8Array; certificate: CommitCertificate } | undefined): CommitCertificate | null =>
+      prev === undefined ? null : o.lastCommitSigners === undefined ? prev.certificate : this.certificate(prev.height, 0, prev.hash, o.lastCommitSigners)
     const store = new MemoryKvStore()
     const ledger = await genesisState(this.genesis, store)
     const out: { height: number; hash: Uint8Array; stored: StoredBlock; certificate: CommitCertificate }[] = []
@@ -437,6 +441,7 @@ export class HostWorld {
         if (!offenders.some((x) => bytesEqual(x, offender))) offenders.push(offender)
       }
       const prev = out[height - 2]
+      const lastCommit = carried(prev)
       const result = await ledger.execute(txs, { chainId: CHAIN_ID, block: { height, governance: this.genesis.params.governance, offenders } })
       const header: BlockHeader = {
         chainId: CHAIN_ID,
@@ -448,13 +453,13 @@ export class HostWorld {
         proposer: this.validators[this.proposerOf(height, 0)]!.address,
         validatorSetHash: consensusSet(ledger.rosterAt(height)).hash,
         nextValidatorSetHash: consensusSet(ledger.rosterAt(height + 1)).hash,
-        lastCommitHash: prev === undefined ? ZERO_HASH : commitHash(prev.certificate),
+        lastCommitHash: lastCommit === null ? ZERO_HASH : commitHash(lastCommit),
         evidenceRoot: txRoot(evidence.map(evidenceHash)),
       }
       await store.write(result.ops)
       ledger.commit(result)
       const hash = blockHash(header)
-      const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [...evidence] }, lastCommit: prev?.certificate ?? null }
+      const stored: StoredBlock = { block: { header, txs: txs.map((t) => t.bytes), evidence: [...evidence] }, lastCommit }
       out.push({ height, hash, stored, certificate: this.certificate(height, 0, hash, signers) })
     }
     return out
