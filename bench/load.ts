@@ -42,7 +42,8 @@ const program = new Command()
   .option('--profile <dir>', 'run the validators under --cpu-prof, writing profiles to DIR')
   .option('--rate <n>', 'skip the saturation phase: run open loop at this rate (tx/s) only')
   .option('--resync', 'after the load, stop the last validator, delete its data/, restart it and time its catch-up')
-  .option('--resync-seconds <n>', 'with --resync: seconds of saturated load, not measured, before the resync (a longer history)', '0')
+  .option('--resync-seconds <n>', 'with --resync: seconds of load, not measured, before the resync (a longer history)', '0')
+  .option('--resync-rate <n>', 'with --resync-seconds: the rate of that load in tx/s (0: saturated; a lower rate makes smaller blocks)', '0')
   .option('--verify-workers <n>', "set the validators' mempool.verifyWorkers (default: the cores each validator has to itself, less one, from 0 to 4)")
   .option('--min-block-interval <ms>', "set the validators' consensus.minBlockIntervalMs (default: the node's default)")
   .parse()
@@ -62,6 +63,7 @@ const opts = program.opts<{
   minBlockInterval?: string
   resync?: boolean
   resyncSeconds: string
+  resyncRate: string
   senders?: string
 }>()
 const N = positive(opts.validators, '--validators')
@@ -80,6 +82,7 @@ const BATCH = positive(opts.batch, '--batch')
 const OUTSTANDING = positive(opts.outstanding, '--outstanding')
 const RATE = opts.rate === undefined ? undefined : positive(opts.rate, '--rate')
 const RESYNC_SECONDS = opts.resync ? integerIn(opts.resyncSeconds, 0, 3600, '--resync-seconds', 'a whole number of seconds from 0 to 3600') : 0
+const RESYNC_RATE = integerIn(opts.resyncRate, 0, 1_000_000, '--resync-rate', 'a whole number of transactions a second from 0 to 1000000')
 
 function positive(v: string, name: string): number {
   return integerIn(v, 1, Number.MAX_SAFE_INTEGER, name, 'a positive integer')
@@ -358,7 +361,8 @@ async function main(): Promise<void> {
     clearInterval(sampler)
     const cpu = procs.map((p, i) => (procStats(p.pid!)?.cpuSec ?? 0) - cpuStart[i]!)
     // a longer history for the resync, where the syncing validator's start-up weighs less
-    if (RESYNC_SECONDS > 0) await run('history for the resync (not measured)', 0, RESYNC_SECONDS)
+    if (RESYNC_SECONDS > 0)
+      await run(`history for the resync at ${RESYNC_RATE === 0 ? 'saturation' : `${RESYNC_RATE} tx/s`} (not measured)`, RESYNC_RATE, RESYNC_SECONDS)
     const resync = opts.resync ? await resyncPhase(dir, procs, urls, N - 1) : undefined
     const result = {
       validators: N,
