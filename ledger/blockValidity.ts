@@ -146,11 +146,18 @@ export function checkBlockExecution(
   header: BlockHeader,
   result: { readonly receipts: readonly Receipt[]; readonly stateRoot: Uint8Array },
 ): Result<void, BlockFault> {
-  for (let i = 0; i < result.receipts.length; i++) {
-    const r = result.receipts[i]!
+  const applied = checkBlockReceipts(result.receipts)
+  if (!applied.ok) return applied
+  if (!bytesEqual(result.stateRoot, header.stateRoot)) return fault('state_root', 'state root does not match the executed transactions')
+  return ok(undefined)
+}
+
+/** The execution rule's first half, for a block whose state root is checked later: every transaction applied. */
+export function checkBlockReceipts(receipts: readonly Receipt[]): Result<void, BlockFault> {
+  for (let i = 0; i < receipts.length; i++) {
+    const r = receipts[i]!
     if (!r.ok) return fault('tx_failed', `transaction ${i} does not apply: ${r.code}`, { index: i, txCode: r.code })
   }
-  if (!bytesEqual(result.stateRoot, header.stateRoot)) return fault('state_root', 'state root does not match the executed transactions')
   return ok(undefined)
 }
 

@@ -47,6 +47,31 @@ export interface ExecutionResult {
   readonly governanceBytes?: Uint8Array
 }
 
+/**
+ * The outcome of executing a block whose tree update waits ({@link LedgerState.executeDeferred}): everything of an
+ * {@link ExecutionResult} but the state root and the tree's ops. A run of such blocks is committed one by one and
+ * their tree updated once, for all of them ({@link LedgerState.settleTree}).
+ */
+export interface DeferredExecution {
+  readonly receipts: Receipt[]
+  /** The store ops of the changed accounts and, when it changed, the governance record (the tree's come at the settle). */
+  readonly ops: KvOp[]
+  readonly changed: readonly AccountEntry[]
+  readonly governance: GovernanceState | undefined
+  readonly governanceBytes?: Uint8Array
+  /** The tree updates the block makes, by key. */
+  readonly treeUpdates: readonly TreeUpdate[]
+}
+
+/** The tree updated for the deferred blocks committed since the last settle: the new root and the ops that store it. */
+export interface SettledTree {
+  /** The root the update started from: {@link LedgerState.commitTree} refuses it on another. */
+  readonly parentRoot: Uint8Array
+  readonly root: Uint8Array
+  /** The tree's ops, then the root's. */
+  readonly ops: KvOp[]
+}
+
 /** An account and its address. */
 export interface AccountEntry {
   readonly address: Uint8Array
@@ -58,24 +83,44 @@ function accountOp({ address, account }: AccountEntry): KvOp {
   return isZeroAccount(account) ? { type: 'del', key: accountStoreKey(address) } : { type: 'put', key: accountStoreKey(address), value: encodeAccount(account) }
 }
 
-/** An execution result's store ops: its accounts, the governance record if it changed, the tree's nodes, the root. */
-function resultOps(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined, packed: PackedTreeOps, rootOp: KvOp): KvOp[] {
+/** The store ops of a block's accounts and, if it changed, of the governance record. */
+function recordOps(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined): KvOp[] {
   const ops: KvOp[] = changed.map(accountOp)
   if (governanceBytes !== undefined) ops.push({ type: 'put', key: GOVERNANCE_STORE_KEY, value: governanceBytes })
+  return ops
+}
+
+/** An execution result's store ops: its accounts, the governance record if it changed, the tree's nodes, the root. */
+function resultOps(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined, packed: PackedTreeOps, rootOp: KvOp): KvOp[] {
+  const ops = recordOps(changed, governanceBytes)
   for (const op of packed.toOps()) ops.push(op)
   ops.push(rootOp)
   return ops
 }
 
 /** The tree's ops of each result {@link LedgerState} staged, packed: its commit applies them to the node cache. */
-const packedTreeOps = new WeakMap<ExecutionResult, PackedTreeOps>()
+const packedTreeOps = new WeakMap<ExecutionResult | SettledTree, PackedTreeOps>()
+/** How many deferred blocks a {@link SettledTree} covers ({@link LedgerState}'s count when it was settled). */
+const settledCount = new WeakMap<SettledTree, number>()
+
+/** The tree updates of a block's changed accounts (in address order) and of its governance record, if it changed. */
+function treeUpdatesOf(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined): TreeUpdate[] {
+  const updates: TreeUpdate[] = []
+  for (const { address, account } of changed) {
+    updates.push({ key: accountTreeKey(address), valueHash: isZeroAccount(account) ? null : sha256(encodeAccount(account)) })
+  }
+  if (governanceBytes !== undefined) updates.push({ key: GOVERNANCE_TREE_KEY, valueHash: sha256(governanceBytes) })
+  return updates
+}
 
 /**
  * The ledger's committed state over a {@link KvStore}: accounts plus the sparse Merkle tree committing to them.
  *
  * Lifecycle per height: `execute` a candidate block (as many candidates as consensus needs; none changes anything),
  * write the decided one's `ops` with the block in one batch, then `commit` it. Reads (`getAccount`, `proveAccount`)
- * see the committed state; the caller serialises them with its write+commit step.
+ * see the committed state; the caller serialises them with its write+commit step. Blocks already decided may instead
+ * run in a row without their tree: `executeDeferred`, write its `ops`, `commitDeferred`, for each; then `settleTree`,
+ * write its `ops` (with the blocks', in one batch, for a crash to keep all of the run or none), `commitTree`.
  */
 export class LedgerState {
   /**
@@ -85,6 +130,13 @@ export class LedgerState {
    */
   private readonly accounts = new Map<string, Account>()
   private epoch = 0
+  /**
+   * Tree updates of deferred blocks committed since the last settle, by key, the latest for each. While any wait, the
+   * tree (and so {@link root}) is behind the accounts: nothing is executed on it or proved against it.
+   */
+  private readonly pendingTree = new Map<string, TreeUpdate>()
+  /** Deferred blocks committed so far: a settled tree is committed only if none came after it. */
+  private deferredCount = 0
 
   private constructor(
     private readonly store: KvStore,
@@ -127,9 +179,19 @@ export class LedgerState {
     return rosterAt(this.gov.state, height)
   }
 
-  /** The committed state root. */
+  /** The committed state root; while tree updates wait ({@link treePending}), that of the last settled state. */
   root(): Uint8Array {
     return new Uint8Array(this.committedRoot)
+  }
+
+  /** True while deferred blocks' tree updates wait for {@link settleTree}. */
+  get treePending(): boolean {
+    return this.pendingTree.size > 0
+  }
+
+  private settledRoot(what: string): Uint8Array {
+    if (this.pendingTree.size > 0) throw new Error(`${what}: the tree is behind the accounts (deferred blocks not settled)`)
+    return this.root()
   }
 
   /** The committed account of a 20-byte address (the zero account when unknown); synchronous when cached. */
@@ -174,7 +236,7 @@ export class LedgerState {
   /** A proof of the committed account of `address`, or of its absence, against {@link root}. */
   async proveAccount(address: Uint8Array): Promise<AccountProof> {
     if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
-    const root = this.root()
+    const root = this.settledRoot('proveAccount')
     const path = await readPath(this.store, root, accountTreeKey(address))
     let account: Account | null = null
     if (path.terminal.kind === 'leaf') {
@@ -192,7 +254,25 @@ export class LedgerState {
    * account in one read, applies the transfers in memory, then updates the tree in one batch.
    */
   async execute(txs: readonly DecodedTransaction[], ctx: ExecutionContext): Promise<ExecutionResult> {
-    const parentRoot = this.root()
+    const parentRoot = this.settledRoot('execute')
+    const { receipts, updates, governance, governanceBytes } = await this.apply(txs, ctx)
+    return this.stage(parentRoot, updates, receipts, governance, governanceBytes)
+  }
+
+  /**
+   * {@link execute} without the tree: the accounts and receipts of the block on top of the committed state (deferred
+   * blocks committed before it included), its tree updates kept for the next {@link settleTree}. For blocks known to
+   * be decided (certified), whose roots need checking only at the last of a run: the settled root is that block's.
+   */
+  async executeDeferred(txs: readonly DecodedTransaction[], ctx: ExecutionContext): Promise<DeferredExecution> {
+    const { receipts, updates, governance, governanceBytes } = await this.apply(txs, ctx)
+    const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
+    const tail = governanceBytes === undefined ? {} : { governanceBytes }
+    return { receipts, ops: recordOps(changed, governanceBytes), changed, governance, ...tail, treeUpdates: treeUpdatesOf(changed, governanceBytes) }
+  }
+
+  /** Applies transfers in memory on top of the committed accounts: what {@link execute} and its deferred form share. */
+  private async apply(txs: readonly DecodedTransaction[], ctx: ExecutionContext) {
     const senders: Uint8Array[] = []
     for (const t of txs) senders.push(senderAddress(t.tx))
     const touched = new Map<string, Uint8Array>()
@@ -213,7 +293,7 @@ export class LedgerState {
       const bytes = encodeGovernanceState(governance)
       if (this.gov === undefined || !bytesEqual(bytes, this.gov.bytes)) governanceBytes = bytes
     }
-    return this.stage(parentRoot, updates, receipts, governance, governanceBytes)
+    return { receipts, updates, governance, governanceBytes }
   }
 
   /**
@@ -227,7 +307,7 @@ export class LedgerState {
       encodeAccount(account) // range check
       updates.set(bytesKey(address), { address: new Uint8Array(address), account })
     }
-    return this.stage(this.root(), updates, [], governance, encodeGovernanceState(governance))
+    return this.stage(this.settledRoot('setGenesis'), updates, [], governance, encodeGovernanceState(governance))
   }
 
   /**
@@ -241,7 +321,7 @@ export class LedgerState {
       encodeAccount(account) // range check
       updates.set(bytesKey(address), { address: new Uint8Array(address), account })
     }
-    return this.stage(this.root(), updates, [], this.gov?.state, undefined)
+    return this.stage(this.settledRoot('setAccounts'), updates, [], this.gov?.state, undefined)
   }
 
   /** `updates` is keyed by bytesKey(address): sorting the keys sorts the addresses byte by byte. */
@@ -252,13 +332,8 @@ export class LedgerState {
     governance: GovernanceState | undefined,
     governanceBytes: Uint8Array | undefined,
   ): Promise<ExecutionResult> {
-    const treeUpdates: TreeUpdate[] = []
     const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
-    for (const { address, account } of changed) {
-      const valueHash = isZeroAccount(account) ? null : sha256(encodeAccount(account))
-      treeUpdates.push({ key: accountTreeKey(address), valueHash })
-    }
-    if (governanceBytes !== undefined) treeUpdates.push({ key: GOVERNANCE_TREE_KEY, valueHash: sha256(governanceBytes) })
+    const treeUpdates = treeUpdatesOf(changed, governanceBytes)
     const tail = governanceBytes === undefined ? {} : { governanceBytes }
     if (treeUpdates.length === 0) return { parentRoot, stateRoot: parentRoot, receipts, ops: [], changed, governance, ...tail }
     const tree = await updateTreePacked(this.store, parentRoot, treeUpdates, this.cache)
@@ -287,16 +362,74 @@ export class LedgerState {
    * another root (a stale candidate): committing it would corrupt the state.
    */
   commit(result: ExecutionResult): void {
-    if (!bytesEqual(result.parentRoot, this.committedRoot)) {
-      throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.committedRoot)}`)
+    if (this.pendingTree.size > 0 || !bytesEqual(result.parentRoot, this.committedRoot)) {
+      throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.settledRoot('commit'))}`)
     }
     this.committedRoot = new Uint8Array(result.stateRoot)
-    if (result.governanceBytes !== undefined && result.governance !== undefined) this.gov = { state: result.governance, bytes: result.governanceBytes }
-    else if (result.governance !== undefined && this.gov !== undefined) this.gov = { state: result.governance, bytes: this.gov.bytes }
+    this.commitAccounts(result)
     const packed = packedTreeOps.get(result)
     if (packed !== undefined) this.cache.applyPacked(packed)
     else this.cache.apply(result.ops)
+  }
+
+  /**
+   * Makes a deferred block's accounts and governance record the committed ones, once the caller has written its ops;
+   * its tree updates wait for {@link settleTree}. Deferred blocks are committed in order, like any others.
+   */
+  commitDeferred(result: DeferredExecution): void {
+    this.deferredCount++
+    this.commitAccounts(result)
+    for (const u of result.treeUpdates) this.pendingTree.set(bytesKey(u.key), u)
+  }
+
+  private commitAccounts(result: ExecutionResult | DeferredExecution): void {
+    if (result.governanceBytes !== undefined && result.governance !== undefined) this.gov = { state: result.governance, bytes: result.governanceBytes }
+    else if (result.governance !== undefined && this.gov !== undefined) this.gov = { state: result.governance, bytes: this.gov.bytes }
     this.epoch++
     for (const { address, account } of result.changed) this.remember(bytesKey(address), account)
+  }
+
+  /**
+   * Updates the tree, without changing the committed state, for every deferred block committed since the last settle:
+   * the root after the last of them and the ops that store the tree there. The caller writes the ops (with the blocks'
+   * own, or after them) and then calls {@link commitTree}. With nothing pending, the root as it is and no ops.
+   */
+  async settleTree(): Promise<SettledTree> {
+    const parentRoot = this.root()
+    if (this.pendingTree.size === 0) {
+      const none: SettledTree = { parentRoot, root: parentRoot, ops: [] }
+      settledCount.set(none, this.deferredCount)
+      return none
+    }
+    const tree = await updateTreePacked(this.store, parentRoot, [...this.pendingTree.values()], this.cache)
+    const rootOp: KvOp = { type: 'put', key: ROOT_STORE_KEY, value: tree.root }
+    const packed = tree.ops
+    const settled: SettledTree = {
+      parentRoot,
+      root: tree.root,
+      get ops(): KvOp[] {
+        const ops = packed.toOps()
+        ops.push(rootOp)
+        return ops
+      },
+    }
+    packedTreeOps.set(settled, packed)
+    settledCount.set(settled, this.deferredCount)
+    return settled
+  }
+
+  /**
+   * Makes a settled tree the committed one, once its ops are written. Throws if it was computed on another root, or
+   * a deferred block was committed since: either would leave the tree behind its accounts.
+   */
+  commitTree(settled: SettledTree): void {
+    if (!bytesEqual(settled.parentRoot, this.committedRoot)) throw new Error('commitTree: the tree was settled on another root')
+    if (settledCount.get(settled) !== this.deferredCount) throw new Error('commitTree: deferred blocks were committed after the tree was settled')
+    const packed = packedTreeOps.get(settled)
+    if (packed === undefined) return
+    this.committedRoot = new Uint8Array(settled.root)
+    this.cache.applyPacked(packed)
+    this.pendingTree.clear()
+    this.epoch++
   }
 }
