@@ -37,12 +37,13 @@ import {
   checkBlockBody,
   checkBlockEvidence,
   checkBlockExecution,
+  checkBlockReceipts,
   checkBlockHeader,
   type BlockFault,
   type BlockParent,
 } from '../../ledger/blockValidity.js'
 import { rosterAt, type GovernanceParams } from '../../ledger/governance.js'
-import type { AccountEntry, ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
+import type { AccountEntry, DeferredExecution, ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { Receipt } from '../../ledger/receipt.js'
 import type { KvStore } from '../../ledger/store.js'
 import { decodeTransaction, type AnyTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
@@ -284,6 +285,8 @@ export class ConsensusHost {
   private readonly judgements: Judging[] = []
   private ledgerTail: Promise<unknown> = Promise.resolve()
   private readonly gate = new CommitGate()
+  /** Resolved when the tree of the synced heights staged so far is updated and written (flushStaged). */
+  private treeSettled: { readonly promise: Promise<void>; readonly resolve: () => void } | undefined
   private draining = false
   private replaying = false
   private stopped = false
@@ -306,8 +309,14 @@ export class ConsensusHost {
    * Runs a read of the committed state that takes several store reads (an account proof) with no commit landing
    * between them: the ledger's root and the store agree throughout.
    */
-  readCommitted<T>(f: () => Promise<T>): Promise<T> {
-    return this.gate.read(f)
+  async readCommitted<T>(f: () => Promise<T>): Promise<T> {
+    for (;;) {
+      // inside a run of synced heights staged together the tree waits for the run's end (handleSynced)
+      const r = await this.gate.read(async () => (this.d.ledger.treePending ? undefined : { value: await f() }))
+      if (r !== undefined) return r.value
+      if (this.stopped) throw new Error('the node is stopping')
+      await (this.treeSettled?.promise ?? new Promise<void>((resolve) => setImmediate(resolve)))
+    }
   }
 
   /**
@@ -471,6 +480,7 @@ export class ConsensusHost {
   private releaseWaiters(): void {
     for (const wake of this.roomWaiters.splice(0)) wake()
     for (const item of this.queue.splice(0)) settleUnhandled(item)
+    this.treeSettled?.resolve() // a reader waiting for the staged heights' tree: it finds the host stopped
   }
 
   /**
@@ -1012,7 +1022,8 @@ export class ConsensusHost {
       const evidence = await this.d.evidence.forBlock(height, this.o.evidence.maxPerBlock, this.o.evidence.maxAgeHeights)
       const built = await this.withLedger(async () => {
         const tip = this.tipValue
-        if ((tip?.height ?? 0) + 1 !== height) return undefined
+        // (staged synced heights, whose tree may wait, stand above the height consensus works on)
+        if ((tip?.height ?? 0) + 1 !== height || this.d.ledger.treePending) return undefined
         const parent = this.parent()
         // a pending item the block may not carry (the chain moved past it) is left out
         const items: Uint8Array[] = []
@@ -1188,6 +1199,8 @@ export class ConsensusHost {
     try {
       return await this.withLedger(async () => {
         if (this.tipValue !== tip) return { retryMs: 0, reason: 'the chain moved on' }
+        // a run of synced heights is being applied (handleSynced): the tree waits for its end
+        if (this.d.ledger.treePending) return { retryMs, reason: 'synced heights are being applied' }
         const t0 = this.d.now()
         const result = await this.d.ledger.execute(txs, this.blockContext(parent.height, evidence.value))
         const e = checkBlockExecution(c.header, result)
@@ -1264,13 +1277,21 @@ export class ConsensusHost {
     // a validator that precommitted otherwise to this node than in the certificate is convicted by it
     for (const e of certificateEquivocations(this.state, b.certificate)) this.noteEvidence(e)
     const header = b.stored.block.header
-    const executed = await this.withLedger(async () => {
+    const store = this.d.kv
+    const staging = store instanceof StagedKvStore ? store : undefined
+    // With the next height at hand, this one's write is staged to go with it: heights applied back to back share one
+    // synced write. Their tree waits too: it is updated once for the run, at its end, and the root checked against the
+    // run's last header (flushStaged), instead of rewriting the same upper nodes at every height.
+    const held = hold && staging !== undefined && this.staged.length + 1 < MAX_STAGED_HEIGHTS && staging.stagedKeys < MAX_STAGED_KEYS
+    const deferred = staging !== undefined && (held || this.d.ledger.treePending)
+    const executed = await this.withLedger(async (): Promise<{ result: ExecutionResult | DeferredExecution; executionMs: number } | undefined> => {
       if ((this.tipValue?.height ?? 0) + 1 !== b.height) return undefined
       const t0 = this.d.now()
       // Certified by more than two thirds of the power: every transfer in it applied on the honest replicas, so its
       // signatures need no second check; anything else than success and the header's root is this node's divergence.
-      const result = await this.d.ledger.execute(b.txs, { ...this.blockContext(b.height, again.value.offenders), verified: undefined, trustSignatures: true })
-      const e = checkBlockExecution(header, result)
+      const ctx = { ...this.blockContext(b.height, again.value.offenders), verified: undefined, trustSignatures: true }
+      const result = deferred ? await this.d.ledger.executeDeferred(b.txs, ctx) : await this.d.ledger.execute(b.txs, ctx)
+      const e = 'treeUpdates' in result ? checkBlockReceipts(result.receipts) : checkBlockExecution(header, result)
       if (!e.ok) throw new Error(`certified block ${b.height} does not execute here (${e.error.reason}): this node's state diverged from the chain`)
       return { result, executionMs: this.d.now() - t0 }
     })
@@ -1282,14 +1303,12 @@ export class ConsensusHost {
       evidence: b.stored.block.evidence,
       lastCommit: b.stored.lastCommit,
       txs: [...b.txs],
-      result: executed.result,
       executionMs: executed.executionMs,
       verdict: 'valid',
     }
-    const store = this.d.kv
-    const stage =
-      hold && store instanceof StagedKvStore && this.staged.length + 1 < MAX_STAGED_HEIGHTS && store.stagedKeys < MAX_STAGED_KEYS ? store : undefined
-    await this.commit(b.height, b.certificate.round, c, b.certificate, b.storedBytes, stage)
+    await this.commit(b.height, b.certificate.round, c, b.certificate, b.storedBytes, deferred ? staging : undefined, executed.result)
+    // the last height of a run: its tree, then the run's one write
+    if (deferred && !held) await this.flushStaged()
     return true
   }
 
@@ -1306,11 +1325,11 @@ export class ConsensusHost {
     certificate: CommitCertificate,
     storedBytes?: Uint8Array,
     stage?: StagedKvStore,
+    result: ExecutionResult | DeferredExecution = c.result!,
   ): Promise<void> {
     this.checkForeignSignature(certificate)
     this.checkForeignSignature(c.lastCommit)
     for (const h of this.ownPrecommits.keys()) if (h < height) this.ownPrecommits.delete(h)
-    const result: ExecutionResult = c.result!
     const block: Block = { header: c.header, txs: c.txs!.map(txBytes), evidence: c.evidence }
     const receipts = result.receipts.map(receiptRecord)
     // the set this block schedules for height + 2 joins the history in the same batch
@@ -1338,7 +1357,16 @@ export class ConsensusHost {
       await this.gate.commit(async () => {
         if (stage !== undefined) stage.stage(ops)
         else await this.d.kv.write(ops)
-        this.d.ledger.commit(result)
+        if ('treeUpdates' in result) {
+          this.d.ledger.commitDeferred(result)
+          if (this.d.ledger.treePending && this.treeSettled === undefined) {
+            let resolve!: () => void
+            const promise = new Promise<void>((r) => {
+              resolve = r
+            })
+            this.treeSettled = { promise, resolve }
+          }
+        } else this.d.ledger.commit(result)
       })
       if (setsChanged) this.d.sets.record(height + 2, scheduled)
       this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
@@ -1363,9 +1391,29 @@ export class ConsensusHost {
     if (stage === undefined) await this.reportCommitted()
   }
 
-  /** Writes the synced heights staged so far (one synced write), then reports them and starts the next height. */
+  /**
+   * Writes the synced heights staged so far with their tree, updated once for all of them (one synced write), then
+   * reports them and starts the next height. A root other than the last staged header's is this node's divergence:
+   * it stops, nothing of the run written.
+   */
   private async flushStaged(): Promise<void> {
-    await this.withLedger(() => this.d.kv.write([]))
+    await this.withLedger(async () => {
+      const first = this.staged[0]
+      const last = this.staged[this.staged.length - 1]
+      if (first === undefined || last === undefined) return
+      const settled = await this.d.ledger.settleTree()
+      if (!bytesEqual(settled.root, last.block.header.stateRoot)) {
+        throw new Error(
+          `certified blocks ${first.height}-${last.height} do not execute here (the state root after them is not block ${last.height}'s): this node's state diverged from the chain`,
+        )
+      }
+      await this.gate.commit(async () => {
+        await this.d.kv.write(settled.ops)
+        this.d.ledger.commitTree(settled)
+      })
+      this.treeSettled?.resolve()
+      this.treeSettled = undefined
+    })
     await this.reportCommitted()
   }
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { addressFromPublicKey, encodeCanonical, sha256, toHex } from '../../../../crypto/index.js'
 import { decodeCommitCertificate, encodeEvidence, evidenceHash, type CommitCertificate } from '../../../../consensus/index.js'
 import { genesisState } from '../../../../genesis/genesis.js'
+import type { AccountProof } from '../../../../ledger/accountProof.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import { decodeTransaction, encodeTransaction } from '../../../../ledger/transaction.js'
@@ -235,6 +236,60 @@ describe('consensus host: blocks from sync', () => {
       assert.equal((await t.ledger.getAccount(receiver(w))).balance, WALLET_BALANCE + 40n)
       t.stop()
       assert.deepEqual(t.fatal, [])
+    })
+
+    it('updates the tree once for a run of held heights, at its end; an account proof waits for it', async () => {
+      const w = new HostWorld({ validators: 4, wallets: 2 })
+      const blocks = await w.chain(4, { txs: (h) => [w.transfer(0, BigInt(h - 1), 10n)] })
+      const { t, disk } = await staging(w)
+      const before = disk.writes
+      const rootBefore = t.ledger.root()
+      for (const b of blocks.slice(0, 3)) assert.equal(await apply(t, b, true), true)
+      // the accounts stand on height 3, the tree still on the state the run started from
+      assert.equal((await t.ledger.getAccount(receiver(w))).balance, WALLET_BALANCE + 30n)
+      assert.equal(t.ledger.treePending, true)
+      assert.deepEqual(t.ledger.root(), rootBefore)
+      const got: { proof?: AccountProof } = {}
+      const proof = t.host
+        .readCommitted(() => t.ledger.proveAccount(receiver(w)))
+        .then((p) => {
+          got.proof = p
+        })
+      await w.advance(10)
+      assert.equal(got.proof, undefined, 'the proof waits for the run')
+      assert.equal(await apply(t, blocks[3]!, false), true)
+      await proof
+      assert.equal(disk.writes, before + 1)
+      assert.equal(t.ledger.treePending, false)
+      const p = got.proof as AccountProof | undefined // narrowed by the assertion above, then set by the callback
+      assert.deepEqual(p?.root, blocks[3]!.stored.block.header.stateRoot)
+      assert.equal(p?.account?.balance, WALLET_BALANCE + 40n)
+      // what is on disk is the state of height 4, tree included
+      const again = await w.boot({ self: 0, durable: t.durable, stagedWrites: true, start: false })
+      assert.deepEqual(again.ledger.root(), blocks[3]!.stored.block.header.stateRoot)
+      again.stop()
+      t.stop()
+      assert.deepEqual(t.fatal, [])
+    })
+
+    it("stops, writing nothing, when the root after a run of held heights is not its last block's", async () => {
+      const w = new HostWorld({ validators: 4, wallets: 2 })
+      const blocks = await w.chain(3, { txs: (h) => [w.transfer(0, BigInt(h - 1), 10n)] })
+      // block 3 certified with another state root (as if this replica's execution differed from the chain's)
+      const header = { ...blocks[2]!.stored.block.header, stateRoot: sha256(new Uint8Array([7])) }
+      const stored: StoredBlock = { ...blocks[2]!.stored, block: { ...blocks[2]!.stored.block, header } }
+      const third = { height: 3, stored, certificate: w.certificate(3, 0, blockHash(header), [1, 2, 3]) }
+      const { t, disk } = await staging(w)
+      const before = disk.writes
+      assert.equal(await apply(t, blocks[0]!, true), true)
+      assert.equal(await apply(t, blocks[1]!, true), true)
+      void apply(t, third, false)
+      await w.until(() => t.fatal.length === 1, 'the fatal error')
+      assert.match(t.fatal[0]!.message, /^certified blocks 1-3 do not execute here \(the state root after them is not block 3's\)/)
+      assert.equal(disk.writes, before)
+      assert.equal(t.committed.length, 0)
+      assert.equal(await new ChainStore(t.durable.kv).tip(), undefined)
+      t.stop()
     })
 
     it('writes what it holds before anything else it handles, and when asked to', async () => {
