@@ -362,8 +362,9 @@ export class LedgerState {
    * another root (a stale candidate): committing it would corrupt the state.
    */
   commit(result: ExecutionResult): void {
-    if (this.pendingTree.size > 0 || !bytesEqual(result.parentRoot, this.committedRoot)) {
-      throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(this.settledRoot('commit'))}`)
+    const committed = this.settledRoot('commit')
+    if (!bytesEqual(result.parentRoot, committed)) {
+      throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(committed)}`)
     }
     this.committedRoot = new Uint8Array(result.stateRoot)
     this.commitAccounts(result)
@@ -391,8 +392,8 @@ export class LedgerState {
 
   /**
    * Updates the tree, without changing the committed state, for every deferred block committed since the last settle:
-   * the root after the last of them and the ops that store the tree there. The caller writes the ops (with the blocks'
-   * own, or after them) and then calls {@link commitTree}. With nothing pending, the root as it is and no ops.
+   * the root after the last of them and the ops that store the tree there. The caller writes the ops in the same batch
+   * as the blocks' own and then calls {@link commitTree}. With nothing pending, the root as it is and no ops.
    */
   async settleTree(): Promise<SettledTree> {
     const parentRoot = this.root()

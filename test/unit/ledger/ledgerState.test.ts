@@ -299,10 +299,12 @@ test('deferred blocks settled in runs end with the roots, receipts and store of 
 test('while deferred blocks wait for their tree, nothing executes or proves on it, and a stale settle is refused', async () => {
   const { store, state } = await funded([[A, 100n]])
   const ctx = { chainId: CHAIN, trustSignatures: true }
+  const candidate = await state.execute([transfer(seedA, B, 10n, 0n)], ctx)
   const d1 = await state.executeDeferred([transfer(seedA, B, 10n, 0n)], ctx)
   await store.write(d1.ops)
   state.commitDeferred(d1)
   assert.equal(state.treePending, true)
+  assert.throws(() => state.commit(candidate), /commit: the tree is behind the accounts/)
   await assert.rejects(state.execute([transfer(seedA, B, 1n, 1n)], ctx), /tree is behind the accounts/)
   await assert.rejects(state.proveAccount(A), /tree is behind the accounts/)
   const settled = await state.settleTree()
