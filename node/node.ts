@@ -298,6 +298,7 @@ export class TallyNode {
     this.stopFns.push(() => p2p.stop())
     p2p.on('peer:connect', (peer) => {
       metrics.peers.set(p2p.peerCount)
+      sync.peerConnected(peer)
       // what this node holds pending, in nonce order per sender: it may have been admitted while no peer was there
       txGossip.sendPending(
         peer,

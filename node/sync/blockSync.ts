@@ -45,10 +45,10 @@ import {
  * A block is applied with `hold` when the next height's block is already at hand: the host may then write the heights
  * applied back to back in one synced write, and each sync round ends by having it commit what it holds.
  *
- * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet, a peer seen sending messages of
- * a height beyond this node's next, consensus stuck here for `stuckMs`, a height wanted (decided but not held, or
- * whose messages were dropped), a sync round that just moved the tip (the peers kept deciding meanwhile), or `pollMs`
- * since the last poll. Every `intervalMs`, and at once after such a round or when a height is wanted, it checks and
+ * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet (at once when it connects), a
+ * peer seen sending messages of a height beyond this node's next, consensus stuck here for `stuckMs`, a height wanted
+ * (decided but not held, or whose messages were dropped), a sync round that just moved the tip (the peers kept
+ * deciding meanwhile), or `pollMs` since the last poll. Every `intervalMs`, and at once after such a round or when a height is wanted, it checks and
  * syncs when a verified tip is at least two heights ahead, or one ahead while stuck, wanting that height or right
  * after such a round. `catchingUp` is true while a verified tip is two or more heights ahead.
  */
@@ -149,6 +149,7 @@ interface Slot {
 export class BlockSync {
   private disarm: (() => void) | undefined
   private running = false
+  private started = false
   private stopped = false
   /** Verified tips of peers. */
   private readonly peerTips = new Map<string, number>()
@@ -212,12 +213,25 @@ export class BlockSync {
     // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
     await this.d.p2p.handle(BLOCKS_PROTOCOL, (req) => this.serveRange(req), { maxInboundStreams: RANGE_STREAMS_PER_PEER })
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
+    this.started = true
     void this.tick()
   }
 
   stop(): void {
     this.stopped = true
     this.disarm?.()
+  }
+
+  /**
+   * A peer connected: its tip is asked for now rather than at the next periodic check, so a node that starts behind
+   * (restarted, or with its `data/` wiped) begins to catch up as soon as a peer is there. A peer that connects during
+   * a sync round is polled alone and joins the round's fetches once its tip is verified. Before {@link start}, nothing:
+   * the start polls every connected peer.
+   */
+  peerConnected(peer: string): void {
+    if (!this.started || this.stopped || this.peerTips.has(peer)) return
+    if (this.running) void this.pollPeer(peer)
+    else void this.tick()
   }
 
   /** A peer sent a valid consensus message of `height`: if that is beyond this node's next height, poll it soon. */
@@ -307,23 +321,24 @@ export class BlockSync {
     for (const id of [...this.unserved.keys()]) if (!peers.includes(id)) this.unserved.delete(id)
     // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
     this.singles.clear()
-    await Promise.all(
-      peers.map(async (peer) => {
-        const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
-        if (!r.ok) return
-        const t = decodeTipResponse(r.value)
-        if (t === undefined) {
-          this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
-          return
-        }
-        if (t.certificate !== null && !this.d.verifyTip(t.certificate)) {
-          this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
-          this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
-          return
-        }
-        this.peerTips.set(peer, t.height)
-      }),
-    )
+    await Promise.all(peers.map((peer) => this.pollPeer(peer)))
+  }
+
+  /** Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized. */
+  private async pollPeer(peer: string): Promise<void> {
+    const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
+    if (!r.ok) return
+    const t = decodeTipResponse(r.value)
+    if (t === undefined) {
+      this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
+      return
+    }
+    if (t.certificate !== null && !this.d.verifyTip(t.certificate)) {
+      this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
+      this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
+      return
+    }
+    this.peerTips.set(peer, t.height)
   }
 
   /**

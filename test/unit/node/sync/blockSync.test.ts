@@ -59,7 +59,12 @@ function block(height: number, tamper = false): { stored: StoredBlock; cert: Com
  * A scripted peer: its tip, and its answers to single-height requests (`/tally/block/1`) and, when it serves them, to
  * range requests (`/tally/blocks/1`).
  */
-type Peer = { tip: number; tipCert?: (h: number) => CommitCertificate; serve: (h: number) => Uint8Array; serveRange?: (r: RangeRequest) => Uint8Array }
+type Peer = {
+  tip: number
+  tipCert?: (h: number) => CommitCertificate
+  serve: (h: number) => Uint8Array
+  serveRange?: (r: RangeRequest) => Uint8Array | Promise<Uint8Array>
+}
 
 /** The items an honest server answers a range request with, from `blockOf` up to `tip`, within the byte budget. */
 function rangeItems(r: RangeRequest, tip: number, blockOf: (h: number) => { stored: StoredBlock; cert: CommitCertificate }) {
@@ -123,7 +128,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       if (protocol === BLOCKS_PROTOCOL && p.serveRange !== undefined) {
         const r = decodeRangeRequest(req)!
         rangesAsked.push({ peer, from: r.from, count: r.count })
-        return { ok: true, value: p.serveRange(r) }
+        return { ok: true, value: await p.serveRange(r) }
       }
       return { ok: false, error: { code: 'unreachable', reason: `${peer} does not serve ${protocol}` } }
     },
@@ -238,6 +243,54 @@ test('catchingUp follows verified tips: two or more heights ahead', async () => 
 })
 
 const heights = (n: number) => [...Array(n).keys()].map((i) => i + 1)
+
+// The harness arms no periodic check: only the start, a connection or a round's end can start a poll.
+test('a peer that connects after the start is polled at once: catching up does not wait for the periodic check', async () => {
+  const peers: Record<string, Peer> = {}
+  const h = harness(peers, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.sync.polls >= 1, 'the poll of the start, with no peer there')
+  h.sync.peerConnected('a') // not connected yet: nothing to ask
+  peers.a = ranges(20)
+  h.sync.peerConnected('a')
+  await waitFor(() => h.tip() >= 20, 'sync to height 20')
+  assert.deepEqual(h.applied, heights(20))
+  h.sync.stop()
+})
+
+test('a peer that connects during a sync round joins its fetches once its tip is verified', async () => {
+  const peers: Record<string, Peer> = {}
+  let bPolled = false
+  const served = ranges(40)
+  // a serves its first range at once and the ones asked before b was polled once b was; it answers the later ones
+  // with nothing, which only a peer that joined the round can make up for
+  peers.a = {
+    ...served,
+    serveRange: async (r) => {
+      if (r.from === 1) return served.serveRange!(r)
+      if (bPolled) return encodeRangeResponse([])
+      await waitFor(() => bPolled, "b's tip")
+      return served.serveRange!(r)
+    },
+  }
+  const h = harness(peers, { range: { blocks: 8 } }, undefined, true)
+  await h.sync.start()
+  await waitFor(() => h.applied.length >= 8, 'the first range applied')
+  const b = ranges(40)
+  peers.b = {
+    get tip() {
+      bPolled = true
+      return b.tip
+    },
+    serve: b.serve,
+    serveRange: b.serveRange!,
+  }
+  h.sync.peerConnected('b')
+  await waitFor(() => h.tip() >= 40, 'sync to height 40')
+  assert.deepEqual(h.applied, heights(40))
+  assert.equal(h.settles(), 1, 'one round: b, polled alone within it, served the rest of it')
+  h.sync.stop()
+})
 
 test('blocks come by ranges: a request carries many heights, spread over the peers; sync completes in order', async () => {
   const h = harness({ a: ranges(40), b: ranges(40), c: ranges(40) }, { range: { blocks: 8 } })
