@@ -232,7 +232,7 @@ interface AppliedBlock extends CommittedBlock {
 
 /** Most synced heights, and most store ops, staged for one write. */
 const MAX_STAGED_HEIGHTS = 16
-const MAX_STAGED_KEYS = 64_000
+const MAX_STAGED_OPS = 64_000
 
 /**
  * A WAL record of a height above the current one, kept to carry it over a WAL reset; one read back from the WAL at
@@ -1282,7 +1282,7 @@ export class ConsensusHost {
     // With the next height at hand, this one's write is staged to go with it: heights applied back to back share one
     // synced write. Their tree waits too: it is updated once for the run, at its end, and the root checked against the
     // run's last header (flushStaged), instead of rewriting the same upper nodes at every height.
-    const held = hold && staging !== undefined && this.staged.length + 1 < MAX_STAGED_HEIGHTS && staging.stagedKeys < MAX_STAGED_KEYS
+    const held = hold && staging !== undefined && this.staged.length + 1 < MAX_STAGED_HEIGHTS && staging.stagedOps < MAX_STAGED_OPS
     const deferred = staging !== undefined && (held || this.d.ledger.treePending)
     const executed = await this.withLedger(async (): Promise<{ result: ExecutionResult | DeferredExecution; executionMs: number } | undefined> => {
       if ((this.tipValue?.height ?? 0) + 1 !== b.height) return undefined

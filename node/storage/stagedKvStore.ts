@@ -10,42 +10,43 @@ import type { KvOp, KvStore } from '../../ledger/store.js'
  * the store one at a time, in the order they were made. A write that fails leaves what it carried unwritten and
  * unread (the node stops on it). Staged ops are read back as they were given: their buffers must not change until they
  * are written.
+ *
+ * Staging is cheap, since most staged ops are never read here (a synced height's block, transaction locations and
+ * receipts): ops are kept in the order given and go to the store that way, a later op on a key overriding an earlier
+ * one within the batch as the store applies them. A batch's index by key is built on the first read that may find
+ * something in it; a read of a key whose two first bytes start none of a batch's keys skips the batch without one
+ * (the stores' keys begin with a prefix per kind of record: a tree node's differs from an account's).
  */
 export class StagedKvStore implements KvStore {
-  /** Staged ops by key, the latest one for each. */
-  private staged = new Map<string, KvOp>()
-  /** The ops of the writes under way, oldest first. */
-  private readonly writing: Map<string, KvOp>[] = []
+  private staged = new Batch()
+  /** The batches of the writes under way, oldest first. */
+  private readonly writing: Batch[] = []
   private tail: Promise<void> = Promise.resolve()
 
   constructor(private readonly base: KvStore) {}
 
-  /** Number of keys staged and not written yet. */
-  get stagedKeys(): number {
-    return this.staged.size
+  /** Number of ops staged and not written yet (an op on a key staged again counts twice). */
+  get stagedOps(): number {
+    return this.staged.ops.length
   }
 
   /** Stages ops to go with the next write (a later op on the same key wins). */
   stage(ops: readonly KvOp[]): void {
-    for (const op of ops) {
-      const k = bytesKey(op.key)
-      this.staged.delete(k)
-      this.staged.set(k, op)
-    }
+    this.staged.add(ops)
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    const op = this.find(bytesKey(key))
+    const op = this.find(key)
     if (op !== undefined) return op.type === 'put' ? op.value : undefined
     return this.base.get(key)
   }
 
   async getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    if (this.staged.size === 0 && this.writing.length === 0) return this.base.getMany(keys)
+    if (this.staged.ops.length === 0 && this.writing.length === 0) return this.base.getMany(keys)
     const out: (Uint8Array | undefined)[] = new Array(keys.length)
     const rest: number[] = []
     for (let i = 0; i < keys.length; i++) {
-      const op = this.find(bytesKey(keys[i]!))
+      const op = this.find(keys[i]!)
       if (op === undefined) rest.push(i)
       else out[i] = op.type === 'put' ? op.value : undefined
     }
@@ -61,11 +62,11 @@ export class StagedKvStore implements KvStore {
   /** Writes the staged ops and then `ops` (a later op on the same key wins) in one atomic batch. */
   write(ops: readonly KvOp[]): Promise<void> {
     this.stage(ops)
-    if (this.staged.size === 0) return this.tail
+    if (this.staged.ops.length === 0) return this.tail
     const batch = this.staged
-    this.staged = new Map()
+    this.staged = new Batch()
     this.writing.push(batch)
-    const done = this.tail.then(() => this.base.write([...batch.values()]))
+    const done = this.tail.then(() => this.base.write(batch.ops))
     const settled = done.finally(() => {
       const i = this.writing.indexOf(batch)
       if (i >= 0) this.writing.splice(i, 1)
@@ -75,13 +76,50 @@ export class StagedKvStore implements KvStore {
   }
 
   /** The latest staged or unwritten op on a key. */
-  private find(k: string): KvOp | undefined {
-    const op = this.staged.get(k)
-    if (op !== undefined) return op
-    for (let i = this.writing.length - 1; i >= 0; i--) {
-      const w = this.writing[i]!.get(k)
-      if (w !== undefined) return w
+  private find(key: Uint8Array): KvOp | undefined {
+    let k: string | undefined
+    for (let i = this.writing.length; i >= 0; i--) {
+      const batch = i === this.writing.length ? this.staged : this.writing[i]!
+      if (!batch.mayHold(key)) continue
+      k ??= bytesKey(key)
+      const op = batch.latest(k)
+      if (op !== undefined) return op
     }
     return undefined
   }
+}
+
+/** Ops in the order given, with the two first bytes of their keys, and an index by key built when first needed. */
+class Batch {
+  readonly ops: KvOp[] = []
+  /** The {@link head}s of the ops' keys. */
+  private readonly heads = new Set<number>()
+  /** The latest op by key among ops[0, indexed). */
+  private readonly index = new Map<string, KvOp>()
+  private indexed = 0
+
+  add(ops: readonly KvOp[]): void {
+    for (const op of ops) {
+      this.ops.push(op)
+      this.heads.add(head(op.key))
+    }
+  }
+
+  mayHold(key: Uint8Array): boolean {
+    return this.heads.has(head(key))
+  }
+
+  latest(k: string): KvOp | undefined {
+    for (; this.indexed < this.ops.length; this.indexed++) {
+      const op = this.ops[this.indexed]!
+      this.index.set(bytesKey(op.key), op)
+    }
+    return this.index.get(k)
+  }
+}
+
+/** A key's two first bytes as a number, distinct for shorter keys. */
+function head(key: Uint8Array): number {
+  const n = key.length
+  return n >= 2 ? (key[0]! << 8) | key[1]! : n === 1 ? 0x10000 | key[0]! : 0x20000
 }

@@ -42,12 +42,12 @@ test('staged ops read back at once and reach the store with the next write, in o
   const s = new StagedKvStore(base)
   s.stage([put(1, 10), del(2), put(3, 30)])
   s.stage([put(3, 31), put(4, 40)])
-  assert.equal(s.stagedKeys, 4)
+  assert.equal(s.stagedOps, 5, 'key 3 staged twice')
   assert.deepEqual(await values(s, [1, 2, 3, 4, 5]), [10, undefined, 31, 40, undefined])
   assert.equal((await s.get(b(2))) === undefined && (await s.get(b(3)))?.[0], 31)
   assert.deepEqual(await values(base, [1, 2, 3, 4]), [1, 2, undefined, undefined], 'nothing written yet')
   const written = s.write([put(5, 50), put(1, 11)])
-  assert.equal(s.stagedKeys, 0)
+  assert.equal(s.stagedOps, 0)
   await waitFor(() => base.waiting === 1, 'the write at the store')
   // while the store writes, reads see what is on its way
   assert.deepEqual(await values(s, [1, 2, 3, 4, 5]), [11, undefined, 31, 40, 50])
@@ -101,4 +101,63 @@ test('a write that fails leaves its ops unwritten and unread; later writes go on
   base.release()
   await next
   assert.deepEqual(await values(s, [1, 2, 3]), [1, undefined, 30])
+})
+
+test('reads agree with a model through staging, reads between stages, writes under way and written', async () => {
+  // keys of 0-3 bytes over few values: many share their two first bytes, some only their first
+  const keys: Uint8Array[] = [b()]
+  for (let x = 0; x < 3; x++) {
+    keys.push(b(x))
+    for (let y = 0; y < 3; y++) {
+      keys.push(b(x, y))
+      for (let z = 0; z < 2; z++) keys.push(b(x, y, z))
+    }
+  }
+  let seed = 7
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+  const base = new GatedStore()
+  const s = new StagedKvStore(base)
+  const model = new Map<string, number | undefined>()
+  const id = (k: Uint8Array) => [...k].join(',')
+  const writes: Promise<void>[] = []
+  for (let step = 0; step < 600; step++) {
+    const r = next(10)
+    if (r < 5) {
+      const ops: KvOp[] = []
+      for (let i = next(4); i >= 0; i--) {
+        const key = keys[next(keys.length)]!
+        const v = next(250) + 1
+        ops.push(next(4) === 0 ? { type: 'del', key } : { type: 'put', key, value: b(v) })
+      }
+      s.stage(ops)
+      for (const op of ops) model.set(id(op.key), op.type === 'put' ? op.value[0] : undefined)
+    } else if (r < 7) {
+      writes.push(s.write([]))
+    } else if (r < 8 && base.waiting > 0) {
+      base.release()
+    } else {
+      const asked = [keys[next(keys.length)]!, keys[next(keys.length)]!]
+      const got = await s.getMany(asked)
+      assert.deepEqual(
+        got.map((v) => v?.[0]),
+        asked.map((k) => model.get(id(k))),
+        `step ${step}`,
+      )
+    }
+  }
+  writes.push(s.write([]))
+  let done = false
+  const all = Promise.all(writes).then(() => {
+    done = true
+  })
+  while (!done) {
+    if (base.waiting > 0) base.release()
+    else await new Promise((r) => setImmediate(r))
+  }
+  await all
+  assert.equal(s.stagedOps, 0)
+  for (const k of keys) assert.equal((await base.inner.get(k))?.[0], model.get(id(k)), `key ${id(k)} at the store`)
 })
