@@ -59,8 +59,8 @@ export interface DeferredExecution {
   readonly changed: readonly AccountEntry[]
   readonly governance: GovernanceState | undefined
   readonly governanceBytes?: Uint8Array
-  /** The tree updates the block makes, by key. */
-  readonly treeUpdates: readonly TreeUpdate[]
+  /** Marks the deferred form: its tree is updated at the settle, from the run's last value of each changed entry. */
+  readonly deferred: true
 }
 
 /** The tree updated for the deferred blocks committed since the last settle: the new root and the ops that store it. */
@@ -103,7 +103,7 @@ const packedTreeOps = new WeakMap<ExecutionResult | SettledTree, PackedTreeOps>(
 /** How many deferred blocks a {@link SettledTree} covers ({@link LedgerState}'s count when it was settled). */
 const settledCount = new WeakMap<SettledTree, number>()
 
-/** The tree updates of a block's changed accounts (in address order) and of its governance record, if it changed. */
+/** The tree updates of changed accounts and of the governance record, if it changed (`updateTree` sorts them). */
 function treeUpdatesOf(changed: readonly AccountEntry[], governanceBytes: Uint8Array | undefined): TreeUpdate[] {
   const updates: TreeUpdate[] = []
   for (const { address, account } of changed) {
@@ -131,10 +131,12 @@ export class LedgerState {
   private readonly accounts = new Map<string, Account>()
   private epoch = 0
   /**
-   * Tree updates of deferred blocks committed since the last settle, by key, the latest for each. While any wait, the
-   * tree (and so {@link root}) is behind the accounts: nothing is executed on it or proved against it.
+   * The accounts deferred blocks changed since the last settle, by address, the latest value of each, and the
+   * governance record's encoding if one of them changed it. While any wait, the tree (and so {@link root}) is behind
+   * the accounts: nothing is executed on it or proved against it.
    */
-  private readonly pendingTree = new Map<string, TreeUpdate>()
+  private readonly pendingAccounts = new Map<string, AccountEntry>()
+  private pendingGovernance: Uint8Array | undefined
   /** Deferred blocks committed so far: a settled tree is committed only if none came after it. */
   private deferredCount = 0
 
@@ -186,11 +188,11 @@ export class LedgerState {
 
   /** True while deferred blocks' tree updates wait for {@link settleTree}. */
   get treePending(): boolean {
-    return this.pendingTree.size > 0
+    return this.pendingAccounts.size > 0 || this.pendingGovernance !== undefined
   }
 
   private settledRoot(what: string): Uint8Array {
-    if (this.pendingTree.size > 0) throw new Error(`${what}: the tree is behind the accounts (deferred blocks not settled)`)
+    if (this.treePending) throw new Error(`${what}: the tree is behind the accounts (deferred blocks not settled)`)
     return this.root()
   }
 
@@ -261,14 +263,14 @@ export class LedgerState {
 
   /**
    * {@link execute} without the tree: the accounts and receipts of the block on top of the committed state (deferred
-   * blocks committed before it included), its tree updates kept for the next {@link settleTree}. For blocks known to
+   * blocks committed before it included); its tree is updated by the next {@link settleTree}. For blocks known to
    * be decided (certified), whose roots need checking only at the last of a run: the settled root is that block's.
    */
   async executeDeferred(txs: readonly DecodedTransaction[], ctx: ExecutionContext): Promise<DeferredExecution> {
     const { receipts, updates, governance, governanceBytes } = await this.apply(txs, ctx)
     const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
     const tail = governanceBytes === undefined ? {} : { governanceBytes }
-    return { receipts, ops: recordOps(changed, governanceBytes), changed, governance, ...tail, treeUpdates: treeUpdatesOf(changed, governanceBytes) }
+    return { receipts, ops: recordOps(changed, governanceBytes), changed, governance, ...tail, deferred: true }
   }
 
   /** Applies transfers in memory on top of the committed accounts: what {@link execute} and its deferred form share. */
@@ -375,12 +377,14 @@ export class LedgerState {
 
   /**
    * Makes a deferred block's accounts and governance record the committed ones, once the caller has written its ops;
-   * its tree updates wait for {@link settleTree}. Deferred blocks are committed in order, like any others.
+   * the tree updates for what it changed wait for {@link settleTree}, which hashes each changed account once for the
+   * whole run, at its last value. Deferred blocks are committed in order, like any others.
    */
   commitDeferred(result: DeferredExecution): void {
     this.deferredCount++
     this.commitAccounts(result)
-    for (const u of result.treeUpdates) this.pendingTree.set(bytesKey(u.key), u)
+    for (const e of result.changed) this.pendingAccounts.set(bytesKey(e.address), e)
+    if (result.governanceBytes !== undefined) this.pendingGovernance = result.governanceBytes
   }
 
   private commitAccounts(result: ExecutionResult | DeferredExecution): void {
@@ -397,12 +401,14 @@ export class LedgerState {
    */
   async settleTree(): Promise<SettledTree> {
     const parentRoot = this.root()
-    if (this.pendingTree.size === 0) {
+    if (!this.treePending) {
       const none: SettledTree = { parentRoot, root: parentRoot, ops: [] }
       settledCount.set(none, this.deferredCount)
       return none
     }
-    const tree = await updateTreePacked(this.store, parentRoot, [...this.pendingTree.values()], this.cache)
+    // each changed account hashed once for the run, at its last value
+    const updates = treeUpdatesOf([...this.pendingAccounts.values()], this.pendingGovernance)
+    const tree = await updateTreePacked(this.store, parentRoot, updates, this.cache)
     const rootOp: KvOp = { type: 'put', key: ROOT_STORE_KEY, value: tree.root }
     const packed = tree.ops
     const settled: SettledTree = {
@@ -430,7 +436,8 @@ export class LedgerState {
     if (packed === undefined) return
     this.committedRoot = new Uint8Array(settled.root)
     this.cache.applyPacked(packed)
-    this.pendingTree.clear()
+    this.pendingAccounts.clear()
+    this.pendingGovernance = undefined
     this.epoch++
   }
 }

@@ -1291,7 +1291,7 @@ export class ConsensusHost {
       // signatures need no second check; anything else than success and the header's root is this node's divergence.
       const ctx = { ...this.blockContext(b.height, again.value.offenders), verified: undefined, trustSignatures: true }
       const result = deferred ? await this.d.ledger.executeDeferred(b.txs, ctx) : await this.d.ledger.execute(b.txs, ctx)
-      const e = 'treeUpdates' in result ? checkBlockReceipts(result.receipts) : checkBlockExecution(header, result)
+      const e = 'deferred' in result ? checkBlockReceipts(result.receipts) : checkBlockExecution(header, result)
       if (!e.ok) throw new Error(`certified block ${b.height} does not execute here (${e.error.reason}): this node's state diverged from the chain`)
       return { result, executionMs: this.d.now() - t0 }
     })
@@ -1357,7 +1357,7 @@ export class ConsensusHost {
       await this.gate.commit(async () => {
         if (stage !== undefined) stage.stage(ops)
         else await this.d.kv.write(ops)
-        if ('treeUpdates' in result) {
+        if ('deferred' in result) {
           this.d.ledger.commitDeferred(result)
           if (this.d.ledger.treePending && this.treeSettled === undefined) {
             let resolve!: () => void

@@ -184,3 +184,51 @@ test('governance transactions through the ledger: votes, nonces, the record in t
   assert.equal(toHex(encodeGovernanceState(reopened.governance()!)), toHex(encodeGovernanceState(a.governance()!)), 'the record is stored')
   assert.equal(toHex(reopened.root()), toHex(ra.stateRoot))
 })
+
+test('deferred blocks with votes settle to the root and store of executing them one by one', async () => {
+  const open = async (store: MemoryKvStore) => {
+    const l = await LedgerState.open(store)
+    const g = await l.setGenesis([], four())
+    await store.write(g.ops)
+    l.commit(g)
+    return l
+  }
+  const storeOne = new MemoryKvStore()
+  const one = await open(storeOne)
+  const storeRuns = new MemoryKvStore()
+  const runs = await open(storeRuns)
+  const tx = (v: number, nonce: bigint, action: GovernanceAction): DecodedTransaction => {
+    const t = signGovernanceTransaction({ chainId: CHAIN, from: keys[v]!.publicKey, nonce, action }, keys[v]!.secretKey)
+    const d = decodeTransaction(encodeTransaction(t))
+    if (!d.ok) throw new Error(d.error.reason)
+    return d.value
+  }
+  // two runs: the record changes at every block of the first, and only at the first block of the second
+  const blocks = [[tx(0, 0n, add(4)), tx(1, 0n, add(4))], [tx(2, 0n, add(4))], [tx(0, 1n, add(5))], []]
+  const dump = (s: MemoryKvStore) => s.entries().map((e) => `${toHex(e.key)}=${toHex(e.value)}`)
+  let changedLast = false
+  for (const run of [
+    [0, 1],
+    [2, 3],
+  ]) {
+    for (const i of run) {
+      const ctx = { chainId: CHAIN, block: { height: i + 1, governance: params, offenders: [] } }
+      const a = await one.execute(blocks[i]!, ctx)
+      await storeOne.write(a.ops)
+      one.commit(a)
+      const b = await runs.executeDeferred(blocks[i]!, ctx)
+      assert.equal(b.governanceBytes !== undefined, a.governanceBytes !== undefined, `block ${i + 1} changes the record on both`)
+      changedLast = a.governanceBytes !== undefined
+      await storeRuns.write(b.ops)
+      runs.commitDeferred(b)
+    }
+    const settled = await runs.settleTree()
+    assert.equal(toHex(settled.root), toHex(one.root()), `root after block ${run[1]! + 1}`)
+    await storeRuns.write(settled.ops)
+    runs.commitTree(settled)
+  }
+  assert.equal(changedLast, false, 'the last block left the record as it was')
+  assert.equal(runs.rosterAt(4).length, 5)
+  assert.deepEqual(dump(storeRuns), dump(storeOne))
+  assert.equal(toHex(encodeGovernanceState(runs.governance()!)), toHex(encodeGovernanceState(one.governance()!)))
+})
