@@ -438,6 +438,10 @@ async function main(): Promise<void> {
         { metric: 'resync: blocks/s, tx/s of history (from restart)', value: `${resync.blocksPerSecond} / ${resync.txPerSecond}` },
         { metric: 'resync: tx/s of history (from first answer)', value: resync.syncTxPerSecond },
         { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
+        {
+          metric: 'resync: CPU s of the syncing validator (µs per tx), machine busy',
+          value: `${resync.cpuSeconds} (${resync.cpuUsPerTx}), ${resync.machineBusyPercent}%`,
+        },
       ])
     }
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(result, null, 2)}\n`)
@@ -526,6 +530,7 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
   console.log(`resync: node${i} stopped, data/ deleted; restarting it to catch up ${target} blocks, ${upTo[target]} transactions`)
   const log = openSync(join(dir, `node${i}.log`), 'a')
   const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
+  const machine0 = machineCpu()
   const t0 = performance.now()
   procs[i] = spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] })
   closeSync(log)
@@ -563,6 +568,10 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
   }
   const seconds = (performance.now() - t0) / 1000
   const syncSeconds = (performance.now() - (firstAnswerAt ?? t0)) / 1000
+  // the syncing validator's CPU from its start (start-up included), and how busy the machine was meanwhile
+  const cpuSec = procStats(p.pid!)?.cpuSec ?? 0
+  const machine1 = machineCpu()
+  const machineBusy = machine1.total > machine0.total ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total) : 0
   const transactions = upTo[target]!
   return {
     node: i,
@@ -576,6 +585,9 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
     txPerSecond: Math.round(transactions / seconds),
     syncTxPerSecond: Math.round((transactions - upTo[fromHeight ?? 0]!) / syncSeconds),
     peakRssMb: Math.round(peakRssMb),
+    cpuSeconds: round2(cpuSec),
+    cpuUsPerTx: transactions > 0 ? Math.round((cpuSec * 1e6) / transactions) : 0,
+    machineBusyPercent: Math.round(machineBusy * 100),
   }
 }
 
