@@ -54,7 +54,10 @@ export interface ExecutionResult {
  */
 export interface DeferredExecution {
   readonly receipts: Receipt[]
-  /** The store ops of the changed accounts and, when it changed, the governance record (the tree's come at the settle). */
+  /**
+   * None: a run's accounts and governance record are stored with its settled tree, once each at its last value
+   * ({@link SettledTree.ops}). Until then the ledger serves them from memory.
+   */
   readonly ops: KvOp[]
   readonly changed: readonly AccountEntry[]
   readonly governance: GovernanceState | undefined
@@ -68,7 +71,7 @@ export interface SettledTree {
   /** The root the update started from: {@link LedgerState.commitTree} refuses it on another. */
   readonly parentRoot: Uint8Array
   readonly root: Uint8Array
-  /** The tree's ops, then the root's. */
+  /** The run's changed accounts and governance record, each at its last value, the tree's ops, then the root's. */
   readonly ops: KvOp[]
 }
 
@@ -208,7 +211,8 @@ export class LedgerState {
     const out: (Account | undefined)[] = []
     const missing: number[] = []
     for (let i = 0; i < ids.length; i++) {
-      const a = this.accounts.get(ids[i]!)
+      // an account a deferred block changed is stored only at the settle: its entry stands in for the record
+      const a = this.accounts.get(ids[i]!) ?? this.pendingAccounts.get(ids[i]!)?.account
       if (a === undefined) missing.push(i)
       out.push(a)
     }
@@ -270,7 +274,7 @@ export class LedgerState {
     const { receipts, updates, governance, governanceBytes } = await this.apply(txs, ctx)
     const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
     const tail = governanceBytes === undefined ? {} : { governanceBytes }
-    return { receipts, ops: recordOps(changed, governanceBytes), changed, governance, ...tail, deferred: true }
+    return { receipts, ops: [], changed, governance, ...tail, deferred: true }
   }
 
   /** Applies transfers in memory on top of the committed accounts: what {@link execute} and its deferred form share. */
@@ -406,18 +410,17 @@ export class LedgerState {
       settledCount.set(none, this.deferredCount)
       return none
     }
-    // each changed account hashed once for the run, at its last value
-    const updates = treeUpdatesOf([...this.pendingAccounts.values()], this.pendingGovernance)
-    const tree = await updateTreePacked(this.store, parentRoot, updates, this.cache)
+    // each changed account hashed and stored once for the run, at its last value
+    const entries = [...this.pendingAccounts.keys()].sort().map((id) => this.pendingAccounts.get(id)!)
+    const governanceBytes = this.pendingGovernance
+    const tree = await updateTreePacked(this.store, parentRoot, treeUpdatesOf(entries, governanceBytes), this.cache)
     const rootOp: KvOp = { type: 'put', key: ROOT_STORE_KEY, value: tree.root }
     const packed = tree.ops
     const settled: SettledTree = {
       parentRoot,
       root: tree.root,
       get ops(): KvOp[] {
-        const ops = packed.toOps()
-        ops.push(rootOp)
-        return ops
+        return resultOps(entries, governanceBytes, packed, rootOp)
       },
     }
     packedTreeOps.set(settled, packed)

@@ -17,9 +17,9 @@ const A = addressFromPublicKey(keyPairFromSeed(seedA).publicKey)
 const B = addressFromPublicKey(keyPairFromSeed(seedB).publicKey)
 const C = new Uint8Array(20).fill(0xcc)
 
-async function funded(balances: [Uint8Array, bigint][]): Promise<{ store: MemoryKvStore; state: LedgerState }> {
+async function funded(balances: [Uint8Array, bigint][], options?: { maxCachedAccounts?: number }): Promise<{ store: MemoryKvStore; state: LedgerState }> {
   const store = new MemoryKvStore()
-  const state = await LedgerState.open(store)
+  const state = await LedgerState.open(store, options)
   const r = await state.setAccounts(balances.map(([address, balance]) => ({ address, account: { balance, nonce: 0n } })))
   await store.write(r.ops)
   state.commit(r)
@@ -238,63 +238,66 @@ test("a result's ops read the same each time, and a copied result commits like t
   assert.deepEqual(runs[1], runs[0])
 })
 
-test('deferred blocks settled in runs end with the roots, receipts and store of executing them one by one', async () => {
-  // a fixed pseudo-random schedule: transfers among senders with keys, to them and to fresh addresses (some of them
-  // overdrafts, which fail), in runs of one to five blocks
-  let x = 12345
-  const next = (n: number) => {
-    x = (x * 1103515245 + 12345) % 2 ** 31
-    return x % n
-  }
-  const seeds = Array.from({ length: 8 }, (_, i) => new Uint8Array(32).fill(40 + i))
-  const senders = seeds.map((s) => addressFromPublicKey(keyPairFromSeed(s).publicKey))
-  const fresh = Array.from({ length: 12 }, (_, i) => new Uint8Array(20).fill(200 + i))
-  const nonces = seeds.map(() => 0n)
-  const blocks: DecodedTransaction[][] = []
-  for (let h = 0; h < 40; h++) {
-    const txs: DecodedTransaction[] = []
-    for (let k = next(10); k > 0; k--) {
-      const from = next(seeds.length)
-      const to = next(3) === 0 ? fresh[next(fresh.length)]! : senders[next(senders.length)]!
-      const amount = next(4) === 0 ? 4_000n : BigInt(1 + next(50))
-      txs.push(transfer(seeds[from]!, to, amount, nonces[from]!))
-      nonces[from]!++
+for (const maxCachedAccounts of [undefined, 0])
+  test(`deferred blocks settled in runs end with the roots, receipts and store of executing them one by one (account cache ${maxCachedAccounts ?? 'default'})`, async () => {
+    // a fixed pseudo-random schedule: transfers among senders with keys, to them and to fresh addresses (some of them
+    // overdrafts, which fail), in runs of one to five blocks
+    let x = 12345
+    const next = (n: number) => {
+      x = (x * 1103515245 + 12345) % 2 ** 31
+      return x % n
     }
-    blocks.push(txs)
-  }
-  const balances = senders.map((a): [Uint8Array, bigint] => [a, 10_000n])
-  const one = await funded(balances)
-  const runs = await funded(balances)
-  const ctx = { chainId: CHAIN, trustSignatures: true }
-  let h = 0
-  let runsSettled = 0
-  let failed = 0
-  while (h < blocks.length) {
-    const end = Math.min(blocks.length, h + 1 + next(5))
-    for (; h < end; h++) {
-      const a = await one.state.execute(blocks[h]!, ctx)
-      await one.store.write(a.ops)
-      one.state.commit(a)
-      const b = await runs.state.executeDeferred(blocks[h]!, ctx)
-      assert.deepEqual(b.receipts, a.receipts, `block ${h}`)
-      failed += a.receipts.filter((r) => !r.ok).length
-      await runs.store.write(b.ops)
-      runs.state.commitDeferred(b)
-      assert.deepEqual(await runs.state.getAccounts(senders), await one.state.getAccounts(senders), `accounts after block ${h}`)
+    const seeds = Array.from({ length: 8 }, (_, i) => new Uint8Array(32).fill(40 + i))
+    const senders = seeds.map((s) => addressFromPublicKey(keyPairFromSeed(s).publicKey))
+    const fresh = Array.from({ length: 12 }, (_, i) => new Uint8Array(20).fill(200 + i))
+    const nonces = seeds.map(() => 0n)
+    const blocks: DecodedTransaction[][] = []
+    for (let h = 0; h < 40; h++) {
+      const txs: DecodedTransaction[] = []
+      for (let k = next(10); k > 0; k--) {
+        const from = next(seeds.length)
+        const to = next(3) === 0 ? fresh[next(fresh.length)]! : senders[next(senders.length)]!
+        const amount = next(4) === 0 ? 4_000n : BigInt(1 + next(50))
+        txs.push(transfer(seeds[from]!, to, amount, nonces[from]!))
+        nonces[from]!++
+      }
+      blocks.push(txs)
     }
-    const settled = await runs.state.settleTree()
-    assert.deepEqual(settled.root, one.state.root(), `root after block ${h - 1}`)
-    await runs.store.write(settled.ops)
-    runs.state.commitTree(settled)
-    assert.equal(runs.state.treePending, false)
-    runsSettled++
-  }
-  assert.ok(runsSettled > 5 && runsSettled < blocks.length, `${runsSettled} runs`)
-  assert.ok(failed > 0, 'some transfers failed')
-  assert.deepEqual(dump(runs.store), dump(one.store))
-  assert.deepEqual((await LedgerState.open(runs.store)).root(), one.state.root())
-  assert.deepEqual(await runs.state.proveAccount(fresh[0]!), await one.state.proveAccount(fresh[0]!))
-})
+    const balances = senders.map((a): [Uint8Array, bigint] => [a, 10_000n])
+    const one = await funded(balances)
+    // without an account cache, accounts changed in a run and not stored yet are read from the ledger's pending entries
+    const runs = await funded(balances, { maxCachedAccounts })
+    const ctx = { chainId: CHAIN, trustSignatures: true }
+    let h = 0
+    let runsSettled = 0
+    let failed = 0
+    while (h < blocks.length) {
+      const end = Math.min(blocks.length, h + 1 + next(5))
+      for (; h < end; h++) {
+        const a = await one.state.execute(blocks[h]!, ctx)
+        await one.store.write(a.ops)
+        one.state.commit(a)
+        const b = await runs.state.executeDeferred(blocks[h]!, ctx)
+        assert.deepEqual(b.receipts, a.receipts, `block ${h}`)
+        failed += a.receipts.filter((r) => !r.ok).length
+        await runs.store.write(b.ops)
+        runs.state.commitDeferred(b)
+        const all = [...senders, ...fresh]
+        assert.deepEqual(await runs.state.getAccounts(all), await one.state.getAccounts(all), `accounts after block ${h}`)
+      }
+      const settled = await runs.state.settleTree()
+      assert.deepEqual(settled.root, one.state.root(), `root after block ${h - 1}`)
+      await runs.store.write(settled.ops)
+      runs.state.commitTree(settled)
+      assert.equal(runs.state.treePending, false)
+      runsSettled++
+    }
+    assert.ok(runsSettled > 5 && runsSettled < blocks.length, `${runsSettled} runs`)
+    assert.ok(failed > 0, 'some transfers failed')
+    assert.deepEqual(dump(runs.store), dump(one.store))
+    assert.deepEqual((await LedgerState.open(runs.store)).root(), one.state.root())
+    assert.deepEqual(await runs.state.proveAccount(fresh[0]!), await one.state.proveAccount(fresh[0]!))
+  })
 
 test('while deferred blocks wait for their tree, nothing executes or proves on it, and a stale settle is refused', async () => {
   const { store, state } = await funded([[A, 100n]])
