@@ -152,6 +152,16 @@ function procStats(pid: number): { rssMb: number; anonMb: number; fileMb: number
   }
 }
 
+/** CPU seconds of a process's main thread (its JavaScript, beside the thread pool's and V8's own threads). */
+function mainThreadCpuSec(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(stat[11]) + Number(stat[12])) / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
 /** The machine's CPU time counters (all cores, in clock ticks): busy and total, from /proc/stat. */
 function machineCpu(): { busy: number; total: number } {
   try {
@@ -439,8 +449,8 @@ async function main(): Promise<void> {
         { metric: 'resync: tx/s of history (from first answer)', value: resync.syncTxPerSecond },
         { metric: 'resync: peak RSS of the syncing validator (MB)', value: resync.peakRssMb },
         {
-          metric: 'resync: CPU s of the syncing validator (µs per tx), machine busy',
-          value: `${resync.cpuSeconds} (${resync.cpuUsPerTx}), ${resync.machineBusyPercent}%`,
+          metric: 'resync: CPU s of the syncing validator (µs per tx; its main thread), machine busy',
+          value: `${resync.cpuSeconds} (${resync.cpuUsPerTx}; ${resync.mainThreadCpuSeconds}), ${resync.machineBusyPercent}%`,
         },
       ])
     }
@@ -570,6 +580,7 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
   const syncSeconds = (performance.now() - (firstAnswerAt ?? t0)) / 1000
   // the syncing validator's CPU from its start (start-up included), and how busy the machine was meanwhile
   const cpuSec = procStats(p.pid!)?.cpuSec ?? 0
+  const mainSec = mainThreadCpuSec(p.pid!) ?? 0
   const machine1 = machineCpu()
   const machineBusy = machine1.total > machine0.total ? (machine1.busy - machine0.busy) / (machine1.total - machine0.total) : 0
   const transactions = upTo[target]!
@@ -587,6 +598,7 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
     peakRssMb: Math.round(peakRssMb),
     cpuSeconds: round2(cpuSec),
     cpuUsPerTx: transactions > 0 ? Math.round((cpuSec * 1e6) / transactions) : 0,
+    mainThreadCpuSeconds: round2(mainSec),
     machineBusyPercent: Math.round(machineBusy * 100),
   }
 }
