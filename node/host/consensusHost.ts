@@ -231,7 +231,7 @@ interface AppliedBlock extends CommittedBlock {
 }
 
 /** Most synced heights, and most store ops, staged for one write. */
-const MAX_STAGED_HEIGHTS = 16
+const MAX_STAGED_HEIGHTS = 32
 const MAX_STAGED_OPS = 64_000
 
 /**
