@@ -149,25 +149,29 @@ test("the governance record round-trips and its order is the data's", () => {
   assert.deepEqual(ids, [...ids].sort(), 'pending in id order')
 })
 
+/** A ledger over `store` holding the genesis record of {@link four}. */
+async function openGoverned(store: MemoryKvStore): Promise<LedgerState> {
+  const l = await LedgerState.open(store)
+  const g = await l.setGenesis([], four())
+  await store.write(g.ops)
+  l.commit(g)
+  return l
+}
+
+/** Validator `v`'s governance transaction, decoded as a block carries it. */
+function voteTx(v: number, nonce: bigint, action: GovernanceAction): DecodedTransaction {
+  const t = signGovernanceTransaction({ chainId: CHAIN, from: keys[v]!.publicKey, nonce, action }, keys[v]!.secretKey)
+  const d = decodeTransaction(encodeTransaction(t))
+  if (!d.ok) throw new Error(d.error.reason)
+  return d.value
+}
+
 test('governance transactions through the ledger: votes, nonces, the record in the state root, the same on two replicas', async () => {
-  const open = async (store: MemoryKvStore) => {
-    const l = await LedgerState.open(store)
-    const g = await l.setGenesis([], four())
-    await store.write(g.ops)
-    l.commit(g)
-    return l
-  }
   const storeA = new MemoryKvStore()
-  const a = await open(storeA)
-  const b = await open(new MemoryKvStore())
-  const tx = (v: number, nonce: bigint, action: GovernanceAction): DecodedTransaction => {
-    const t = signGovernanceTransaction({ chainId: CHAIN, from: keys[v]!.publicKey, nonce, action }, keys[v]!.secretKey)
-    const d = decodeTransaction(encodeTransaction(t))
-    if (!d.ok) throw new Error(d.error.reason)
-    return d.value
-  }
+  const a = await openGoverned(storeA)
+  const b = await openGoverned(new MemoryKvStore())
   const block = { height: 1, governance: params, offenders: [] }
-  const txs = [tx(0, 0n, add(4)), tx(1, 0n, add(4)), tx(2, 0n, add(4)), tx(2, 0n, add(5)), tx(6, 0n, add(5))]
+  const txs = [voteTx(0, 0n, add(4)), voteTx(1, 0n, add(4)), voteTx(2, 0n, add(4)), voteTx(2, 0n, add(5)), voteTx(6, 0n, add(5))]
   const ra = await a.execute(txs, { chainId: CHAIN, block })
   const rb = await b.execute(txs, { chainId: CHAIN, block })
   assert.deepEqual(
@@ -186,25 +190,12 @@ test('governance transactions through the ledger: votes, nonces, the record in t
 })
 
 test('deferred blocks with votes settle to the root and store of executing them one by one', async () => {
-  const open = async (store: MemoryKvStore) => {
-    const l = await LedgerState.open(store)
-    const g = await l.setGenesis([], four())
-    await store.write(g.ops)
-    l.commit(g)
-    return l
-  }
   const storeOne = new MemoryKvStore()
-  const one = await open(storeOne)
+  const one = await openGoverned(storeOne)
   const storeRuns = new MemoryKvStore()
-  const runs = await open(storeRuns)
-  const tx = (v: number, nonce: bigint, action: GovernanceAction): DecodedTransaction => {
-    const t = signGovernanceTransaction({ chainId: CHAIN, from: keys[v]!.publicKey, nonce, action }, keys[v]!.secretKey)
-    const d = decodeTransaction(encodeTransaction(t))
-    if (!d.ok) throw new Error(d.error.reason)
-    return d.value
-  }
+  const runs = await openGoverned(storeRuns)
   // two runs: the record changes at every block of the first, and only at the first block of the second
-  const blocks = [[tx(0, 0n, add(4)), tx(1, 0n, add(4))], [tx(2, 0n, add(4))], [tx(0, 1n, add(5))], []]
+  const blocks = [[voteTx(0, 0n, add(4)), voteTx(1, 0n, add(4))], [voteTx(2, 0n, add(4))], [voteTx(0, 1n, add(5))], []]
   const dump = (s: MemoryKvStore) => s.entries().map((e) => `${toHex(e.key)}=${toHex(e.value)}`)
   let changedLast = false
   for (const run of [
