@@ -48,17 +48,13 @@ export interface ExecutionResult {
 }
 
 /**
- * The outcome of executing a block whose tree update waits ({@link LedgerState.executeDeferred}): everything of an
- * {@link ExecutionResult} but the state root and the tree's ops. A run of such blocks is committed one by one and
- * their tree updated once, for all of them ({@link LedgerState.settleTree}).
+ * The outcome of executing a block whose tree update waits ({@link LedgerState.executeDeferred}): an
+ * {@link ExecutionResult} without the state root and without store ops. A run of such blocks is committed one by one
+ * and its tree updated once, for all of them ({@link LedgerState.settleTree}), whose ops store the run's accounts and
+ * governance record, each once at its last value; until then the ledger serves them from memory.
  */
 export interface DeferredExecution {
   readonly receipts: Receipt[]
-  /**
-   * None: a run's accounts and governance record are stored with its settled tree, once each at its last value
-   * ({@link SettledTree.ops}). Until then the ledger serves them from memory.
-   */
-  readonly ops: KvOp[]
   readonly changed: readonly AccountEntry[]
   readonly governance: GovernanceState | undefined
   readonly governanceBytes?: Uint8Array
@@ -122,8 +118,8 @@ function treeUpdatesOf(changed: readonly AccountEntry[], governanceBytes: Uint8A
  * Lifecycle per height: `execute` a candidate block (as many candidates as consensus needs; none changes anything),
  * write the decided one's `ops` with the block in one batch, then `commit` it. Reads (`getAccount`, `proveAccount`)
  * see the committed state; the caller serialises them with its write+commit step. Blocks already decided may instead
- * run in a row without their tree: `executeDeferred`, write its `ops`, `commitDeferred`, for each; then `settleTree`,
- * write its `ops` (with the blocks', in one batch, for a crash to keep all of the run or none), `commitTree`.
+ * run in a row without their tree: `executeDeferred` and `commitDeferred`, for each; then `settleTree`, write its
+ * `ops` (with the blocks', in one batch, for a crash to keep all of the run or none), `commitTree`.
  */
 export class LedgerState {
   /**
@@ -274,7 +270,7 @@ export class LedgerState {
     const { receipts, updates, governance, governanceBytes } = await this.apply(txs, ctx)
     const changed = [...updates.keys()].sort().map((id) => updates.get(id)!)
     const tail = governanceBytes === undefined ? {} : { governanceBytes }
-    return { receipts, ops: [], changed, governance, ...tail, deferred: true }
+    return { receipts, changed, governance, ...tail, deferred: true }
   }
 
   /** Applies transfers in memory on top of the committed accounts: what {@link execute} and its deferred form share. */

@@ -1339,7 +1339,8 @@ export class ConsensusHost {
     await this.withLedger(async () => {
       const stored = storedBytes ?? encodeStoredBlock({ block, lastCommit: c.lastCommit })
       const ops = [
-        ...result.ops,
+        // (a deferred block's accounts are stored with its run's tree, flushStaged)
+        ...('deferred' in result ? [] : result.ops),
         ...this.d.chain.commitOps({
           height,
           blockHash: c.hash,

@@ -48,9 +48,9 @@ import {
  * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet (at once when it connects), a
  * peer seen sending messages of a height beyond this node's next, consensus stuck here for `stuckMs`, a height wanted
  * (decided but not held, or whose messages were dropped), a sync round that just moved the tip (the peers kept
- * deciding meanwhile), or `pollMs` since the last poll. Every `intervalMs`, and at once after such a round or when a height is wanted, it checks and
- * syncs when a verified tip is at least two heights ahead, or one ahead while stuck, wanting that height or right
- * after such a round. `catchingUp` is true while a verified tip is two or more heights ahead.
+ * deciding meanwhile), or `pollMs` since the last poll. Every `intervalMs`, and at once after such a round or when a
+ * height is wanted, it checks and syncs when a verified tip is at least two heights ahead, or one ahead while stuck,
+ * wanting that height or right after such a round. `catchingUp` is true while a verified tip is two or more heights ahead.
  */
 
 export const STATUS_PROTOCOL = '/tally/status/1'

@@ -210,7 +210,6 @@ test('deferred blocks with votes settle to the root and store of executing them 
       const b = await runs.executeDeferred(blocks[i]!, ctx)
       assert.equal(b.governanceBytes !== undefined, a.governanceBytes !== undefined, `block ${i + 1} changes the record on both`)
       changedLast = a.governanceBytes !== undefined
-      await storeRuns.write(b.ops)
       runs.commitDeferred(b)
     }
     const settled = await runs.settleTree()
