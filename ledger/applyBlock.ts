@@ -4,7 +4,7 @@ import type { Account } from './account.js'
 import { ZERO_ACCOUNT } from './account.js'
 import { castVote, endBlock, type GovernanceParams, type GovernanceState } from './governance.js'
 import { OK_RECEIPT, type Receipt, type TxFailure } from './receipt.js'
-import { U64_MAX, senderAddress, verifyTransactionSignature, type DecodedTransaction, type Transaction } from './transaction.js'
+import { U64_MAX, senderAddress, verifyDecodedSignature, type DecodedTransaction, type Transaction } from './transaction.js'
 import type { VerifiedTxCache } from './verifiedTxCache.js'
 
 /**
@@ -88,7 +88,7 @@ export function applyTransactions(
       continue
     }
     if (ctx.trustSignatures !== true && !(ctx.verified?.has(hash) ?? false)) {
-      if (!verifyTransactionSignature(tx)) {
+      if (!verifyDecodedSignature(txs[i]!)) {
         receipts.push({ ok: false, code: 'invalid_signature' })
         continue
       }

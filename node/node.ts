@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { toHex } from '../crypto/bytes.js'
 import type { Genesis } from '../genesis/genesis.js'
 import { memberOf } from '../ledger/governance.js'
-import { signedBytesOf, type AnyTransaction } from '../ledger/transaction.js'
+import { signedBytesOfDecoded, type DecodedTransaction } from '../ledger/transaction.js'
 import { VerifiedTxCache } from '../ledger/verifiedTxCache.js'
 import { Metrics } from '../rpc/metrics.js'
 import { RpcServer } from '../rpc/server.js'
@@ -148,7 +148,7 @@ export class TallyNode {
       log('mempool'),
     )
     this.stopFns.push(() => verifyPool.stop())
-    const verifySignature = (tx: AnyTransaction) => verifyPool.verify(tx.from, signedBytesOf(tx), tx.signature)
+    const verifySignature = (d: DecodedTransaction) => verifyPool.verify(d.tx.from, signedBytesOfDecoded(d), d.tx.signature)
     const rejected = new RejectedTxs()
     const mempool = nodeMempool(config.mempool, genesis, { ledger, verified, verifySignature, tipHeight, rejected, logger: log('mempool') })
 

@@ -167,7 +167,7 @@ export interface ConsensusHostDependencies {
    * Verifies a transaction's signature off the event loop (the mempool's verifier). Fetched transactions go through
    * it before execution, which then finds them in `verified`; without it, execution verifies them inline.
    */
-  readonly verifySignature?: (tx: AnyTransaction) => Promise<boolean>
+  readonly verifySignature?: (d: DecodedTransaction) => Promise<boolean>
   /** Asks block sync for a block this node saw decided but does not hold. */
   readonly requestBlock: (height: number) => void
   /** Called after a block is durable; the next height starts once it resolves (the mempool catches up first). */
@@ -1246,7 +1246,7 @@ export class ConsensusHost {
     if (verifySignature !== undefined) {
       await Promise.all(
         decoded.map(async (d) => {
-          if (await verifySignature(d.tx)) this.d.verified.add(d.hash)
+          if (await verifySignature(d)) this.d.verified.add(d.hash)
         }),
       )
     }

@@ -6,7 +6,7 @@ import {
   decodeTransaction,
   senderAddress,
   spendOf,
-  verifyTransactionSignature,
+  verifyDecodedSignature,
   type AnyTransaction,
   type DecodedTransaction,
   type GovernanceTransaction,
@@ -136,7 +136,7 @@ export interface MempoolDependencies {
   readonly accounts: AccountReader
   readonly verifiedSignatures?: VerifiedSignatureCache
   /** Verifies a transaction's signature, possibly off the event loop (default: inline). */
-  readonly verifySignature?: (tx: AnyTransaction) => boolean | Promise<boolean>
+  readonly verifySignature?: (d: DecodedTransaction) => boolean | Promise<boolean>
   readonly logger?: Logger
   /** Called once for every transaction that leaves the pool, with why. */
   readonly onRemoved?: (hash: Uint8Array, removal: Removal) => void
@@ -369,7 +369,7 @@ export class Mempool {
     if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already)
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true) {
-      const check = this.deps.verifySignature?.(tx) ?? verifyTransactionSignature(tx)
+      const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
     }
     this.deps.verifiedSignatures?.add(decoded.hash)

@@ -3,7 +3,7 @@ import type { Genesis } from '../../genesis/genesis.js'
 import type { NodeConfig } from '../../genesis/config.js'
 import { castVote } from '../../ledger/governance.js'
 import type { LedgerState } from '../../ledger/ledgerState.js'
-import { senderAddress, type AnyTransaction } from '../../ledger/transaction.js'
+import { senderAddress, type AnyTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
 import { Mempool } from './mempool.js'
@@ -13,7 +13,7 @@ import type { RejectedTxs } from './rejectedTxs.js'
 export interface NodeMempoolDependencies {
   readonly ledger: LedgerState
   readonly verified: VerifiedTxCache
-  readonly verifySignature: (tx: AnyTransaction) => Promise<boolean>
+  readonly verifySignature: (d: DecodedTransaction) => Promise<boolean>
   /** The committed tip's height: a governance vote is checked as the next block would count it. */
   readonly tipHeight: () => number
   /** Where every transaction that leaves the pool other than by commit is remembered, with its reason. */

@@ -11,7 +11,11 @@ import {
   decodeTransactionStrict,
   encodeTransaction,
   readCanonicalLayout,
+  signGovernanceTransaction,
+  signedBytesOf,
+  signedBytesOfDecoded,
   txSignBytes,
+  verifyDecodedSignature,
   verifyTransactionSignature,
   type AnyTransaction,
   type Transaction,
@@ -41,6 +45,8 @@ test('transaction encoding, sign bytes and hash match the golden vectors', () =>
     assert.ok(d.ok)
     assert.equal(to0x(d.value.hash), g.hash)
     assert.ok(verifyTransactionSignature(d.value.tx))
+    assert.equal(toHex(signedBytesOfDecoded(d.value)), g.signBytes)
+    assert.ok(verifyDecodedSignature(d.value))
   }
 })
 
@@ -83,6 +89,30 @@ test('a tampered field breaks the signature; the original verifies', () => {
   assert.ok(verifyTransactionSignature(t.tx))
   assert.equal(verifyTransactionSignature({ ...t.tx, amount: 11n }), false)
   assert.equal(verifyTransactionSignature({ ...t.tx, chainId: 'other' }), false)
+})
+
+test('sign bytes from the wire: a tampered field breaks the signature; a governance vote is encoded as before', () => {
+  const t = base()
+  assert.ok(verifyDecodedSignature(t))
+  // the amount's last byte, and the last byte of the chain id: re-decoded, each is another transfer under the old signature
+  for (const at of [t.bytes.byteLength - 66 - 9 - 1, 3]) {
+    const bytes = t.bytes.slice()
+    bytes[at]! ^= 1
+    const d = decodeTransaction(bytes)
+    assert.ok(d.ok)
+    assert.deepEqual(signedBytesOfDecoded(d.value), signedBytesOf(d.value.tx))
+    assert.equal(verifyDecodedSignature(d.value), false)
+  }
+  const seed = new Uint8Array(32).fill(3)
+  const vote = signGovernanceTransaction(
+    { chainId: 'tally-test', from: keyPairFromSeed(seed).publicKey, nonce: 4n, action: { type: 'remove', address: new Uint8Array(20).fill(2) } },
+    seed,
+  )
+  const bytes = encodeTransaction(vote)
+  const d = decodeTransaction(bytes)
+  assert.ok(d.ok)
+  assert.deepEqual(signedBytesOfDecoded(d.value), signedBytesOf(vote))
+  assert.ok(verifyDecodedSignature(d.value))
 })
 
 test('encode refuses out-of-range values', () => {
@@ -171,6 +201,11 @@ test("the layout reader takes every valid transaction, at every field boundary, 
         assert.ok(strict.ok)
         assert.deepEqual(fields(fast), fields(strict.value.tx))
         assert.deepEqual(fields(fast), fields(t.tx))
+        // a transfer's sign bytes are copied from its wire bytes: the same bytes as encoding its fields
+        const decoded = decodeTransaction(t.bytes)
+        assert.ok(decoded.ok)
+        for (const d of [decoded.value, strict.value, t]) assert.deepEqual(signedBytesOfDecoded(d), txSignBytes(t.tx))
+        assert.ok(verifyDecodedSignature(decoded.value))
         checked++
       }
     }

@@ -60,9 +60,9 @@ describe('mempool admission', () => {
       {
         accounts,
         verifiedSignatures: { add: (h) => cache.add(toHex(h)), has: (h) => cache.has(toHex(h)), delete: (h) => cache.delete(toHex(h)) },
-        verifySignature: async (tx) => {
-          calls.push(toHex(tx.from))
-          return verifyTransactionSignature(tx)
+        verifySignature: async (d) => {
+          calls.push(toHex(d.tx.from))
+          return verifyTransactionSignature(d.tx)
         },
       },
     )
