@@ -1,83 +1,99 @@
-import { bytesKey } from '../../crypto/bytes.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 
 /**
  * The hashes of the latest committed transactions, at most `capacity` of them, the oldest forgotten first: the mempool
  * refuses a replay of one as a duplicate before checking its signature.
  *
- * A lookup answers as if every hash had been recorded one by one in commit order: a hash already held keeps its
- * place, and past `capacity` the one held longest leaves. Recording a hash only copies its bytes, though; they are
- * keyed when the set is next looked up. So a node that commits many blocks while admitting nothing (catching up)
- * makes no key and keeps no object per transaction, and never keys the hashes it would have forgotten before a
- * lookup (a committed hash is never committed again, so `capacity` hashes recorded after one push it out).
- * Forgetting is O(1): the keys wait in a ring in the order they came (a Set's own first entry is found by skipping
- * the entries deleted since it last rehashed, a cost that grows with every deletion).
+ * A hash already held keeps its place, and past `capacity` the one held longest leaves. The hashes live in one ring
+ * of 32-byte slots, found through an open-addressing index (linear probing, at most half full) of slot numbers: no
+ * object or string per hash, so the default 200,000 cost the collector nothing and recording one allocates nothing.
+ * The index position mixes a hash's first eight bytes; a transaction hash is SHA-256 of its bytes, so a sender who
+ * grinds hashes into one run of the index pays a committed transaction for each, and only lookups that land in that
+ * run probe it. Memory is taken as it is used: the ring's pages as slots fill, the index (4 bytes a position) at once.
  */
 export class RecentHashes {
-  private readonly keys = new Set<string>()
-  /** The keys held, in the order they were recorded, the oldest at `head` once the ring is full. */
-  private readonly ring: string[] = []
-  private head = 0
-  /** Hashes recorded and not keyed yet: `pendingCount` of them, from slot `pendingStart` of a ring of `capacity` slots. */
-  private pending: Buffer | undefined
-  private pendingStart = 0
-  private pendingCount = 0
+  /** Slot i holds a hash at 32 × i; slots 0…count−1 are in use. */
+  private ring: Uint8Array | undefined
+  /** Slot number + 1 at each position, 0 where empty. */
+  private index: Int32Array | undefined
+  /** log2 of the index's length. */
+  private bits = 0
+  private count = 0
+  /** Once the ring is full, the slot of the hash held longest: the next to be replaced. */
+  private oldest = 0
 
   constructor(private readonly capacity: number) {}
 
   /** Number of hashes held. */
   get size(): number {
-    this.settle()
-    return this.keys.size
+    return this.count
   }
 
-  /** Records a committed hash (after those recorded before it). */
+  /** Records a committed hash (after those recorded before it). Hashes are 32 bytes. */
   add(hash: Uint8Array): void {
-    if (this.capacity < 1) return
-    if (hash.byteLength !== HASH_LENGTH) {
-      this.settle()
-      this.remember(bytesKey(hash))
-      return
+    if (hash.byteLength !== HASH_LENGTH) throw new RangeError(`RecentHashes: a hash is ${HASH_LENGTH} bytes, not ${hash.byteLength}`)
+    if (this.capacity < 1 || this.find(hash) >= 0) return
+    if (this.ring === undefined || this.index === undefined) {
+      this.ring = new Uint8Array(this.capacity * HASH_LENGTH)
+      this.bits = Math.max(1, Math.ceil(Math.log2(2 * this.capacity)))
+      this.index = new Int32Array(2 ** this.bits)
     }
-    this.pending ??= Buffer.allocUnsafe(this.capacity * HASH_LENGTH)
-    let slot = this.pendingStart + this.pendingCount
-    if (slot >= this.capacity) slot -= this.capacity
-    if (this.pendingCount < this.capacity) this.pendingCount++
-    // the ring is full of hashes that came after the oldest one: that one would leave before any lookup
-    else this.pendingStart = slot + 1 === this.capacity ? 0 : slot + 1
-    this.pending.set(hash, slot * HASH_LENGTH)
+    let slot: number
+    if (this.count < this.capacity) slot = this.count++
+    else {
+      slot = this.oldest
+      this.oldest = slot + 1 === this.capacity ? 0 : slot + 1
+      this.remove(this.find(this.ring.subarray(slot * HASH_LENGTH, (slot + 1) * HASH_LENGTH)))
+    }
+    this.ring.set(hash, slot * HASH_LENGTH)
+    const mask = this.index.length - 1
+    let i = this.home(this.ring, slot * HASH_LENGTH)
+    while (this.index[i] !== 0) i = (i + 1) & mask
+    this.index[i] = slot + 1
   }
 
   /** True when the hash is held. */
   has(hash: Uint8Array): boolean {
-    this.settle()
-    return this.keys.has(bytesKey(hash))
+    return hash.byteLength === HASH_LENGTH && this.find(hash) >= 0
   }
 
-  /** Keys the hashes recorded since the last lookup, in order. */
-  private settle(): void {
-    const pending = this.pending
-    if (pending === undefined || this.pendingCount === 0) return
-    let slot = this.pendingStart
-    for (let i = 0; i < this.pendingCount; i++) {
-      const at = slot * HASH_LENGTH
-      // a latin1 string, one character per byte: the key bytesKey gives
-      this.remember(pending.toString('latin1', at, at + HASH_LENGTH))
-      slot = slot + 1 === this.capacity ? 0 : slot + 1
-    }
-    this.pendingStart = 0
-    this.pendingCount = 0
+  /** The index position of the 32-byte hash at `at` of `b` when nothing is in the way: a mix of its first eight bytes. */
+  private home(b: Uint8Array, at: number): number {
+    const lo = b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)
+    const hi = b[at + 4]! | (b[at + 5]! << 8) | (b[at + 6]! << 16) | (b[at + 7]! << 24)
+    return Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> (32 - this.bits)
   }
 
-  private remember(key: string): void {
-    if (this.keys.has(key)) return
-    this.keys.add(key)
-    if (this.ring.length < this.capacity) {
-      this.ring.push(key)
-      return
+  /** The index position holding the hash, or -1. */
+  private find(hash: Uint8Array): number {
+    const ring = this.ring
+    const index = this.index
+    if (ring === undefined || index === undefined) return -1
+    const mask = index.length - 1
+    for (let i = this.home(hash, 0); ; i = (i + 1) & mask) {
+      const e = index[i]!
+      if (e === 0) return -1
+      const at = (e - 1) * HASH_LENGTH
+      let k = 0
+      while (k < HASH_LENGTH && ring[at + k] === hash[k]) k++
+      if (k === HASH_LENGTH) return i
     }
-    this.keys.delete(this.ring[this.head]!)
-    this.ring[this.head] = key
-    this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
+  }
+
+  /** Empties index position `i`, moving back the entries after it that probing would no longer reach. */
+  private remove(i: number): void {
+    const index = this.index!
+    const ring = this.ring!
+    const mask = index.length - 1
+    let hole = i
+    for (let j = (i + 1) & mask; index[j] !== 0; j = (j + 1) & mask) {
+      const home = this.home(ring, (index[j]! - 1) * HASH_LENGTH)
+      // the entry at j stays where it is if its home lies cyclically in (hole, j]
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (stays) continue
+      index[hole] = index[j]!
+      hole = j
+    }
+    index[hole] = 0
   }
 }
