@@ -82,6 +82,7 @@ export class RecentHashes {
 
   /** Empties index position `i`, moving back the entries after it that probing would no longer reach. */
   private remove(i: number): void {
+    if (i < 0) return // every slot in use is indexed once: not reached
     const index = this.index!
     const ring = this.ring!
     const mask = index.length - 1
