@@ -9,12 +9,13 @@ import { HASH_LENGTH } from '../../crypto/hash.js'
  * object or string per hash, so the default 200,000 cost the collector nothing and recording one allocates nothing.
  * The index position mixes a hash's first eight bytes; a transaction hash is SHA-256 of its bytes, so a sender who
  * grinds hashes into one run of the index pays a committed transaction for each, and only lookups that land in that
- * run probe it. Memory is taken as it is used: the ring's pages as slots fill, the index (4 bytes a position) at once.
+ * run probe it. The ring and the index grow by doubling up to `capacity` (40 bytes a hash at most, the index's 4
+ * bytes a position included): a pool that commits little, as in tests and simulations, holds little.
  */
 export class RecentHashes {
   /** Slot i holds a hash at 32 × i; slots 0…count−1 are in use. */
   private ring: Uint8Array | undefined
-  /** Slot number + 1 at each position, 0 where empty. */
+  /** Slot number + 1 at each position, 0 where empty; at least twice as many positions as the ring has slots. */
   private index: Int32Array | undefined
   /** log2 of the index's length. */
   private bits = 0
@@ -33,23 +34,40 @@ export class RecentHashes {
   add(hash: Uint8Array): void {
     if (hash.byteLength !== HASH_LENGTH) throw new RangeError(`RecentHashes: a hash is ${HASH_LENGTH} bytes, not ${hash.byteLength}`)
     if (this.capacity < 1 || this.find(hash) >= 0) return
-    if (this.ring === undefined || this.index === undefined) {
-      this.ring = new Uint8Array(this.capacity * HASH_LENGTH)
-      this.bits = Math.max(1, Math.ceil(Math.log2(2 * this.capacity)))
-      this.index = new Int32Array(2 ** this.bits)
-    }
+    if (this.count < this.capacity && this.count === (this.ring?.byteLength ?? 0) / HASH_LENGTH) this.grow()
+    const ring = this.ring!
     let slot: number
     if (this.count < this.capacity) slot = this.count++
     else {
       slot = this.oldest
       this.oldest = slot + 1 === this.capacity ? 0 : slot + 1
-      this.remove(this.find(this.ring.subarray(slot * HASH_LENGTH, (slot + 1) * HASH_LENGTH)))
+      this.remove(this.find(ring.subarray(slot * HASH_LENGTH, (slot + 1) * HASH_LENGTH)))
     }
-    this.ring.set(hash, slot * HASH_LENGTH)
-    const mask = this.index.length - 1
-    let i = this.home(this.ring, slot * HASH_LENGTH)
-    while (this.index[i] !== 0) i = (i + 1) & mask
-    this.index[i] = slot + 1
+    ring.set(hash, slot * HASH_LENGTH)
+    this.place(slot)
+  }
+
+  /**
+   * Doubles the ring (up to `capacity` slots) and rebuilds the index for it. Only while the ring is filling: its slots
+   * 0…count−1 hold the hashes oldest first, so they are copied as they are.
+   */
+  private grow(): void {
+    const slots = Math.min(this.capacity, Math.max(64, 2 * this.count))
+    const ring = new Uint8Array(slots * HASH_LENGTH)
+    if (this.ring !== undefined) ring.set(this.ring)
+    this.ring = ring
+    this.bits = Math.max(1, Math.ceil(Math.log2(2 * slots)))
+    this.index = new Int32Array(2 ** this.bits)
+    for (let slot = 0; slot < this.count; slot++) this.place(slot)
+  }
+
+  /** Indexes the hash in `slot`. */
+  private place(slot: number): void {
+    const index = this.index!
+    const mask = index.length - 1
+    let i = this.home(this.ring!, slot * HASH_LENGTH)
+    while (index[i] !== 0) i = (i + 1) & mask
+    index[i] = slot + 1
   }
 
   /** True when the hash is held. */

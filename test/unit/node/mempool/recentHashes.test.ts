@@ -109,6 +109,19 @@ describe('recent committed hashes', () => {
     }
   })
 
+  it('takes memory as it holds hashes: many sets of a large capacity holding a few hashes each stay small', () => {
+    const before = process.memoryUsage().arrayBuffers
+    const sets = Array.from({ length: 100 }, (_, n) => {
+      const r = new RecentHashes(200_000)
+      for (let i = 0; i < 10; i++) r.add(hashOf(n * 10 + i))
+      return r
+    })
+    const grown = process.memoryUsage().arrayBuffers - before
+    // a full-size ring and index would be 8.4 MB each, 840 MB for the hundred
+    assert.ok(grown < 20 * 1024 * 1024, `${grown} bytes of buffers for 100 sets of 10 hashes`)
+    assert.ok(sets.every((r, n) => r.size === 10 && r.has(hashOf(n * 10 + 9))))
+  })
+
   it('keeps no reference to the arrays it was given', () => {
     const r = new RecentHashes(8)
     const h = hashOf(7)
