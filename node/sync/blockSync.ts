@@ -153,8 +153,6 @@ export class BlockSync {
   private stopped = false
   /** Verified tips of peers. */
   private readonly peerTips = new Map<string, number>()
-  /** Tip requests out, by peer: a peer is asked once at a time however often it connects or is polled meanwhile. */
-  private readonly tipPolls = new Map<string, Promise<void>>()
   /**
    * Peers that answered "no block" for a height below their polled tip, since that poll. A certificate proves the chain
    * reached a tip, not that the peer still holds its blocks: an honest peer restarted with its `data/` deleted answers
@@ -326,19 +324,8 @@ export class BlockSync {
     await Promise.all(peers.map((peer) => this.pollPeer(peer)))
   }
 
-  /**
-   * Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized.
-   * A poll of a peer already being asked waits for that answer.
-   */
-  private pollPeer(peer: string): Promise<void> {
-    const out = this.tipPolls.get(peer)
-    if (out !== undefined) return out
-    const poll = this.askTip(peer).finally(() => this.tipPolls.delete(peer))
-    this.tipPolls.set(peer, poll)
-    return poll
-  }
-
-  private async askTip(peer: string): Promise<void> {
+  /** Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized. */
+  private async pollPeer(peer: string): Promise<void> {
     const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
     if (!r.ok) return
     const t = decodeTipResponse(r.value)

@@ -62,8 +62,6 @@ function block(height: number, tamper = false): { stored: StoredBlock; cert: Com
 type Peer = {
   tip: number
   tipCert?: (h: number) => CommitCertificate
-  /** When set, the peer answers a tip request only once this settles. */
-  tipHeld?: Promise<void>
   serve: (h: number) => Uint8Array
   serveRange?: (r: RangeRequest) => Uint8Array | Promise<Uint8Array>
 }
@@ -112,7 +110,6 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
   const penalties: { peer: string; reason: string }[] = []
   const asked: { peer: string; height: number }[] = []
   const rangesAsked: { peer: string; from: number; count: number }[] = []
-  const tipsAsked: string[] = []
   const transport: SyncTransport = {
     peers: () => Object.keys(peers).sort(),
     handle: async (_p: string, _h: RequestHandler) => {},
@@ -121,11 +118,8 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
     },
     request: async (peer, protocol, req): Promise<RequestResult> => {
       const p = peers[peer]!
-      if (protocol === STATUS_PROTOCOL) {
-        tipsAsked.push(peer)
-        await p.tipHeld
+      if (protocol === STATUS_PROTOCOL)
         return { ok: true, value: encodeTipResponse(p.tip, encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip))) }
-      }
       if (protocol === BLOCK_PROTOCOL) {
         const h = decodeHeightRequest(req)!
         asked.push({ peer, height: h })
@@ -193,7 +187,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
         : {}),
     },
   )
-  return { sync, penalties, asked, rangesAsked, tipsAsked, applied, tip: () => tip, holds, settles: () => settles }
+  return { sync, penalties, asked, rangesAsked, applied, tip: () => tip, holds, settles: () => settles }
 }
 
 test('a tip is believed only with a certificate that verifies: a liar cannot make the node chase it or report catching up', async () => {
@@ -295,25 +289,6 @@ test('a peer that connects during a sync round joins its fetches once its tip is
   await waitFor(() => h.tip() >= 40, 'sync to height 40')
   assert.deepEqual(h.applied, heights(40))
   assert.equal(h.settles(), 1, 'one round: b, polled alone within it, served the rest of it')
-  h.sync.stop()
-})
-
-test('a peer that connects again while its tip is asked for is not asked again before it answers', async () => {
-  const peers: Record<string, Peer> = {}
-  const h = harness(peers, { range: { blocks: 8 } })
-  await h.sync.start()
-  await waitFor(() => h.sync.polls >= 1, 'the poll of the start, with no peer there')
-  let answer!: () => void
-  peers.b = { ...ranges(20), tipHeld: new Promise<void>((r) => (answer = r)) }
-  h.sync.peerConnected('b') // starts a round, which polls b
-  await waitFor(() => h.tipsAsked.length >= 1, "b's tip asked for")
-  h.sync.peerConnected('b') // during the round: polled alone, unless its poll is still out
-  h.sync.peerConnected('b')
-  await new Promise((r) => setImmediate(r))
-  assert.deepEqual(h.tipsAsked, ['b'], 'one tip request out for b')
-  answer()
-  await waitFor(() => h.tip() >= 20, 'sync to height 20')
-  assert.deepEqual(h.applied, heights(20))
   h.sync.stop()
 })
 
