@@ -7,7 +7,6 @@ import {
   senderAddress,
   spendOf,
   verifyDecodedSignature,
-  type AnyTransaction,
   type DecodedTransaction,
   type GovernanceTransaction,
 } from '../../ledger/transaction.js'
