@@ -1,5 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Scheduler, settle } from './scheduler.js'
 import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from './simDisk.js'
 
@@ -117,4 +119,34 @@ test('the scheduler runs events in time order and skips those of a dead owner', 
   // at 10, 'a' (scheduled first) runs before the tick scheduled at 5
   assert.deepEqual(seen, ['tick', 'a', 'tick', 'b', 'c'])
   assert.equal(sched.now, 20)
+})
+
+/** Starts work on an incarnation whose power the work cuts, and returns only a weak reference to what it holds. */
+function abandon(durable: DurableState, op: 'kvWrite' | 'walSync' | 'guardSave'): WeakRef<object> {
+  const m = machine(durable, { op, phase: 'before' })
+  const state = { incarnation: m, ballast: new Uint8Array(1024) }
+  const waiting = async () => {
+    if (op === 'kvWrite') await m.kv.write([{ type: 'put', key: new Uint8Array([1]), value: state.ballast }])
+    else if (op === 'walSync') await m.wal.sync()
+    else await m.safety.saveAsync({ height: 1, round: 0, step: 'prevote', signBytes: state.ballast, signature: new Uint8Array(64) })
+    return state
+  }
+  void waiting()
+  assert.equal(m.power.alive, false)
+  void m.kv.get(new Uint8Array([2])).then(() => state)
+  return new WeakRef(state)
+}
+
+test('work left waiting by a power cut is garbage once its incarnation is dropped', async () => {
+  // a campaign runs thousands of incarnations in one process: what a dead one left waiting must not outlive it
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const durable = new DurableState()
+  const refs = (['kvWrite', 'walSync', 'guardSave'] as const).map((op) => abandon(durable, op))
+  await settle()
+  gc()
+  assert.deepEqual(
+    refs.map((r) => r.deref() === undefined),
+    [true, true, true],
+  )
 })

@@ -33,8 +33,14 @@ export class DurableState {
   }
 }
 
-/** A promise that never settles: what an operation of a powered-off machine returns. */
-const never = new Promise<never>(() => {})
+/**
+ * A promise that never settles: what an operation of a powered-off machine returns. A new one each time: whatever
+ * awaits it (the dead incarnation's pending work) is then garbage with it, where one shared promise would keep every
+ * waiter of every run reachable for the life of the process.
+ */
+function never(): Promise<never> {
+  return new Promise<never>(() => {})
+}
 
 /** Bytes a WAL frame adds to each record (node/storage/wal.ts). */
 const WAL_FRAME_HEADER = 12
@@ -84,20 +90,20 @@ export class SimKvStore implements KvStore {
   constructor(private readonly o: DiskOptions) {}
 
   get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return this.o.power.alive ? this.o.durable.kv.get(key) : never
+    return this.o.power.alive ? this.o.durable.kv.get(key) : never()
   }
 
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
-    return this.o.power.alive ? this.o.durable.kv.getMany(keys) : never
+    return this.o.power.alive ? this.o.durable.kv.getMany(keys) : never()
   }
 
   async write(ops: readonly KvOp[]): Promise<void> {
     const { power, durable } = this.o
-    if (!power.point('kvWrite', 'before')) return never
+    if (!power.point('kvWrite', 'before')) return never()
     await diskDelay(this.o)
-    if (!power.alive) return never
+    if (!power.alive) return never()
     await durable.kv.write(ops)
-    if (!power.point('kvWrite', 'after')) return never
+    if (!power.point('kvWrite', 'after')) return never()
   }
 }
 
@@ -132,25 +138,25 @@ export class SimConsensusLog implements ConsensusLog {
 
   async sync(): Promise<void> {
     const { power, durable } = this.o
-    if (!power.point('walSync', 'before')) return never
+    if (!power.point('walSync', 'before')) return never()
     const batch = this.pending.length
     await diskDelay(this.o)
-    if (!power.alive) return never
+    if (!power.alive) return never()
     durable.wal.push(...this.pending.splice(0, batch))
     this.syncs++
-    if (!power.point('walSync', 'after')) return never
+    if (!power.point('walSync', 'after')) return never()
   }
 
   async replay(): Promise<Uint8Array[]> {
-    if (!this.o.power.alive) return never
+    if (!this.o.power.alive) return never()
     return this.o.durable.wal.map((r) => new Uint8Array(r))
   }
 
   async reset(initial: readonly Uint8Array[] = []): Promise<void> {
     const { power, durable } = this.o
-    if (!power.alive) return never
+    if (!power.alive) return never()
     await diskDelay(this.o)
-    if (!power.alive) return never
+    if (!power.alive) return never()
     durable.wal = initial.map((r) => new Uint8Array(r))
     this.pending = []
     this.size = durable.wal.reduce((n, r) => n + WAL_FRAME_HEADER + r.byteLength, 0)
@@ -174,10 +180,10 @@ export class SimSafetyStore implements SafetyStore {
 
   async saveAsync(record: SafetyRecord): Promise<void> {
     const { power, durable } = this.o
-    if (!power.point('guardSave', 'before')) return never
+    if (!power.point('guardSave', 'before')) return never()
     await diskDelay(this.o)
-    if (!power.alive) return never
+    if (!power.alive) return never()
     durable.safety = record
-    if (!power.point('guardSave', 'after')) return never
+    if (!power.point('guardSave', 'after')) return never()
   }
 }
