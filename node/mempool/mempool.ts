@@ -356,6 +356,9 @@ export class Mempool {
     // 1. size bound, then decode
     if (!(bytes instanceof Uint8Array)) return fail('malformed', 'not bytes')
     if (bytes.byteLength > MAX_TX_BYTES) return fail('malformed', `transaction of ${bytes.byteLength} bytes exceeds ${MAX_TX_BYTES}`)
+    // a transaction cut from a larger message (a peer's batch) is copied out of it, so that what a pending transaction
+    // keeps alive is its own bytes, never the message: the decoded fields are views of what is decoded here
+    if (bytes.byteLength !== bytes.buffer.byteLength) bytes = new Uint8Array(bytes)
     const d = decodeTransaction(bytes)
     if (!d.ok) return fail('malformed', d.error.reason)
     const decoded = d.value

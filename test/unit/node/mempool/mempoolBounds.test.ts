@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { addressFromPublicKey, keyPairFromSeed, toHex } from '../../../../crypto/index.js'
-import { encodeTransaction, signTransaction, spendOf, txHash, type DecodedTransaction } from '../../../../ledger/transaction.js'
+import { MAX_TX_BYTES, encodeTransaction, signTransaction, spendOf, txHash, type DecodedTransaction } from '../../../../ledger/transaction.js'
 import { DEFAULT_CONFIG } from '../../../../genesis/config.js'
 import { MEMPOOL_DEFAULTS, Mempool, type AccountView, type MempoolDependencies, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
+import { decodeTxBatch, encodeTxBatch } from '../../../../node/sync/txGossip.js'
 import { Rng } from '../../../helpers/random.js'
 
 /**
@@ -532,5 +535,51 @@ describe('mempool accounting', () => {
       pool.audit()
     }
     for (const c of ['ok', 'committed', 'mempool_full', 'evicted', 'expired']) assert.ok(codes.has(c), `no ${c}: ${[...codes]}`)
+  })
+})
+
+describe('mempool memory', () => {
+  it("keeps a pending transaction's own bytes, not the peer's batch it arrived in", async () => {
+    // The attack: a peer pads each new transfer with a quarter megabyte of transactions the node refuses cheaply
+    // (already committed), so that a transfer waiting in the pool (a gapped nonce waits up to its expiry) would hold
+    // the whole batch: 25,000 gapped transfers, the default share, would then hold 6 GB.
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const { pool, tx } = setup({}, 8)
+    const committed = Array.from({ length: 16 }, (_, n) => tx(7, n))
+    await pool.update(committed.map((t) => t.hash))
+    const padding: Uint8Array[] = []
+    while (padding.length * TX_BYTES < 256 * 1024) padding.push(committed[padding.length % committed.length]!.bytes)
+    const batches: WeakRef<ArrayBuffer>[] = []
+    const fresh: { hash: Uint8Array; bytes: Uint8Array }[] = []
+    // each sender's nonce 5 waits on the missing nonces 0-4
+    const admit = async (k: number) => {
+      const t = tx(k, 5)
+      // the message as the network delivers it: a buffer of its own (an encoding is a view of the encoder's buffer)
+      const message = new Uint8Array(encodeTxBatch([...padding, t.bytes]))
+      fresh.push({ hash: t.hash, bytes: new Uint8Array(t.bytes) })
+      const decoded = decodeTxBatch(message, 1024 * 1024, 4_000)
+      assert.ok(decoded.ok)
+      batches.push(new WeakRef(message.buffer))
+      assert.equal((await pool.add(decoded.value.at(-1)!)).ok, true)
+    }
+    for (let k = 0; k < 6; k++) await admit(k)
+    assert.equal(pool.gappedSize, 6)
+    // msgpackr holds the last input it decoded until it decodes the next
+    assert.ok(decodeTxBatch(encodeTxBatch([padding[0]!]), 1024, 1).ok)
+    await new Promise((r) => setImmediate(r))
+    gc()
+    assert.deepEqual(
+      batches.map((b) => b.deref() === undefined),
+      batches.map(() => true),
+      'a pending transaction keeps its batch reachable',
+    )
+    for (const t of fresh) {
+      const held = pool.get(t.hash)!
+      assert.deepEqual(held.bytes, t.bytes)
+      assert.ok(held.bytes.buffer.byteLength <= MAX_TX_BYTES)
+      if (held.tx.kind === 'transfer') assert.ok(held.tx.signature.buffer === held.bytes.buffer)
+    }
+    pool.audit()
   })
 })
