@@ -78,7 +78,8 @@ export class EvidencePool {
    * Returns its encoding when it is new to the pool, for gossip; undefined when already held.
    */
   add(e: Evidence): Uint8Array | undefined {
-    const bytes = encodeEvidence(e)
+    // its own copy: an encoding is a view of the encoder's working buffer, which may be as large as a block
+    const bytes = new Uint8Array(encodeEvidence(e))
     const hash = evidenceHash(bytes)
     const id = bytesKey(hash)
     if (this.pending.has(id)) return undefined
@@ -118,9 +119,12 @@ export class EvidencePool {
     ]
   }
 
-  /** After the block's batch is durable: its evidence leaves the pending pool and joins the committed list. */
+  /**
+   * After the block's batch is durable: its evidence leaves the pending pool and joins the committed list, as copies:
+   * the items are views of the block's message, which the list would otherwise keep alive.
+   */
   onCommitted(height: number, items: readonly Uint8Array[]): void {
     for (const b of items) this.pending.delete(bytesKey(evidenceHash(b)))
-    if (items.length > 0) this.committed = [...this.committed, ...items.map((bytes) => ({ height, bytes }))].slice(-MAX_COMMITTED_EVIDENCE)
+    if (items.length > 0) this.committed = [...this.committed, ...items.map((b) => ({ height, bytes: new Uint8Array(b) }))].slice(-MAX_COMMITTED_EVIDENCE)
   }
 }
