@@ -23,6 +23,26 @@ export interface KvStore {
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]>
   /** Applies all ops atomically, in order (a later op on the same key wins). */
   write(ops: readonly KvOp[]): Promise<void>
+  /** Every entry whose key begins with `prefix`, in key order (bytewise). */
+  readPrefix(prefix: Uint8Array): Promise<KvEntry[]>
+}
+
+/** A key and its value, as {@link KvStore.readPrefix} returns them. */
+export interface KvEntry {
+  readonly key: Uint8Array
+  readonly value: Uint8Array
+}
+
+/** The first key after every key that begins with `prefix` (undefined when none is: the prefix is all 0xff). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | undefined {
+  const end = new Uint8Array(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++
+      return end.subarray(0, i + 1)
+    }
+  }
+  return undefined
 }
 
 /**
@@ -57,6 +77,13 @@ export class MemoryKvStore implements KvStore {
       if (op.type === 'put') this.map.set(id, { key: new Uint8Array(op.key), value: new Uint8Array(op.value) })
       else this.map.delete(id)
     }
+  }
+
+  async readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
+    const start = toHex(prefix)
+    const out: [string, KvEntry][] = []
+    for (const [id, e] of this.map) if (id.startsWith(start)) out.push([id, e])
+    return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e)
   }
 
   /** Every entry, sorted by key bytes (hex order equals byte order). For tests and debugging. */

@@ -1,5 +1,5 @@
 import { ClassicLevel } from 'classic-level'
-import type { KvOp, KvStore } from '../../ledger/store.js'
+import { prefixEnd, type KvEntry, type KvOp, type KvStore } from '../../ledger/store.js'
 
 /**
  * LevelDB's block cache of a node's database by default: 8 MiB (`storage.blockCacheBytes` in config.json).
@@ -53,6 +53,12 @@ export class LevelKvStore implements KvStore {
     if (keys.length === 0) return []
     const values = await this.db.getMany(keys as Uint8Array[])
     return values.map((v) => v ?? undefined)
+  }
+
+  async readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
+    const end = prefixEnd(prefix)
+    const entries = await this.db.iterator(end === undefined ? { gte: prefix } : { gte: prefix, lt: end }).all()
+    return entries.map(([key, value]) => ({ key, value }))
   }
 
   /**

@@ -170,6 +170,7 @@ function unsyncedWrites(kv: LevelKvStore): KvStore {
   return {
     get: (key) => kv.get(key),
     getMany: (keys) => kv.getMany(keys),
+    readPrefix: (prefix) => kv.readPrefix(prefix),
     write: async (ops: readonly KvOp[]) => {
       const batch = kv.db.batch()
       for (const op of ops) {

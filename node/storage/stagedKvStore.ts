@@ -1,5 +1,5 @@
 import { bytesKey } from '../../crypto/bytes.js'
-import type { KvOp, KvStore } from '../../ledger/store.js'
+import type { KvEntry, KvOp, KvStore } from '../../ledger/store.js'
 
 /**
  * A {@link KvStore} over another whose writes can be staged: staged ops read back at once, as if written, and reach
@@ -59,6 +59,25 @@ export class StagedKvStore implements KvStore {
     return out
   }
 
+  /** The store's entries under `prefix` as the staged ops and the writes under way leave them. */
+  async readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
+    const batches = [...this.writing, this.staged]
+    const entries = await this.base.readPrefix(prefix)
+    const byKey = new Map<string, KvEntry>()
+    for (const e of entries) byKey.set(bytesKey(e.key), e)
+    let changed = false
+    for (const batch of batches) {
+      for (const op of batch.ops) {
+        if (!startsWith(op.key, prefix)) continue
+        changed = true
+        if (op.type === 'put') byKey.set(bytesKey(op.key), { key: op.key, value: op.value })
+        else byKey.delete(bytesKey(op.key))
+      }
+    }
+    if (!changed) return entries
+    return [...byKey.keys()].sort().map((k) => byKey.get(k)!)
+  }
+
   /** Writes the staged ops and then `ops` (a later op on the same key wins) in one atomic batch. */
   write(ops: readonly KvOp[]): Promise<void> {
     this.stage(ops)
@@ -116,6 +135,12 @@ class Batch {
     }
     return this.index.get(k)
   }
+}
+
+function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false
+  return true
 }
 
 /** A key's two first bytes as a number, distinct for shorter keys. */

@@ -1,5 +1,5 @@
 import type { SafetyRecord, SafetyStore } from '../../consensus/index.js'
-import { MemoryKvStore, type KvOp, type KvStore } from '../../ledger/store.js'
+import { MemoryKvStore, type KvEntry, type KvOp, type KvStore } from '../../ledger/store.js'
 import type { ConsensusLog } from '../../node/storage/wal.js'
 import type { Owner, Scheduler } from './scheduler.js'
 
@@ -95,6 +95,10 @@ export class SimKvStore implements KvStore {
 
   getMany(keys: readonly Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
     return this.o.power.alive ? this.o.durable.kv.getMany(keys) : never()
+  }
+
+  readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
+    return this.o.power.alive ? this.o.durable.kv.readPrefix(prefix) : never()
   }
 
   async write(ops: readonly KvOp[]): Promise<void> {

@@ -167,6 +167,7 @@ test('a genesis seeding cut short leaves no state, and seeding that store again 
   const cut: KvStore = {
     get: (k) => store.get(k),
     getMany: (ks) => store.getMany(ks),
+    readPrefix: (p) => store.readPrefix(p),
     write: async (ops) => {
       if (++writes === 2) throw new Error('power cut')
       await store.write(ops)

@@ -88,6 +88,30 @@ export function kvStoreContract(name: string, open: () => Promise<StoreHandle>):
     assert.deepEqual([...(await s.get(b(5, 5)))!], [1, 2, 3])
   })
 
+  withStore('readPrefix gives the entries under a prefix in key order, as written last', async (s) => {
+    await s.write([
+      { type: 'put', key: b(0x4c, 0x72, 2), value: b(2) },
+      { type: 'put', key: b(0x4c, 0x72), value: b(0) },
+      { type: 'put', key: b(0x4c, 0x72, 1, 0xff), value: b(1) },
+      { type: 'put', key: b(0x4c, 0x71, 0xff), value: b(9) },
+      { type: 'put', key: b(0x4c, 0x73), value: b(9) },
+      { type: 'put', key: b(0x4c, 0x72, 0xff, 0xff), value: b(3) },
+      { type: 'put', key: b(0xff, 0xff), value: b(4) },
+    ])
+    await s.write([
+      { type: 'del', key: b(0x4c, 0x72, 2) },
+      { type: 'put', key: b(0x4c, 0x72, 1, 0xff), value: b(5) },
+    ])
+    const read = async (...prefix: number[]) => (await s.readPrefix(b(...prefix))).map((e) => `${[...e.key].join('.')}=${e.value[0]}`)
+    assert.deepEqual(await read(0x4c, 0x72), ['76.114=0', '76.114.1.255=5', '76.114.255.255=3'])
+    assert.deepEqual(await read(0xff), ['255.255=4'])
+    assert.deepEqual(await read(0xff, 0xff), ['255.255=4'])
+    assert.deepEqual(await read(0x4c, 0x74), [])
+    const all = await s.readPrefix(b())
+    assert.equal(all.length, 6)
+    assert.ok(all.every((e) => e.key instanceof Uint8Array && e.value instanceof Uint8Array))
+  })
+
   withStore('an empty batch is a no-op', async (s) => {
     await s.write([])
     assert.equal(await s.get(b(0)), undefined)

@@ -30,7 +30,7 @@ import {
 import { DEFAULT_PARAMS, genesisState, type Genesis } from '../../../../genesis/genesis.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../../../ledger/ledgerState.js'
-import { MemoryKvStore, type KvOp, type KvStore } from '../../../../ledger/store.js'
+import { MemoryKvStore, type KvEntry, type KvOp, type KvStore } from '../../../../ledger/store.js'
 import { createTransfer, type DecodedTransaction } from '../../../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock, type ConsensusHostOptions } from '../../../../node/host/consensusHost.js'
@@ -612,5 +612,9 @@ class SlowReadStore implements KvStore {
 
   write(ops: readonly KvOp[]): Promise<void> {
     return this.base.write(ops)
+  }
+
+  readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
+    return this.readMs > 0 ? this.sched.sleep(this.readMs, this.power).then(() => this.base.readPrefix(prefix)) : this.base.readPrefix(prefix)
   }
 }

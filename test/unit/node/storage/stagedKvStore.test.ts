@@ -18,6 +18,7 @@ class GatedStore implements KvStore {
   private readonly gates: { open: () => void; fail: (e: Error) => void }[] = []
   get = (key: Uint8Array) => this.inner.get(key)
   getMany = (keys: readonly Uint8Array[]) => this.inner.getMany(keys)
+  readPrefix = (prefix: Uint8Array) => this.inner.readPrefix(prefix)
   async write(ops: readonly KvOp[]): Promise<void> {
     this.batches.push([...ops])
     await new Promise<void>((open, fail) => this.gates.push({ open, fail }))
@@ -138,6 +139,15 @@ test('reads agree with a model through staging, reads between stages, writes und
       writes.push(s.write([]))
     } else if (r < 8 && base.waiting > 0) {
       base.release()
+    } else if (r < 9) {
+      // a range read: what the model holds under a prefix of 0-2 bytes, in key order
+      const prefix = keys[next(7)]!
+      const got = (await s.readPrefix(prefix)).map((e) => `${id(e.key)}=${e.value[0]}`)
+      const want = keys
+        .filter((k) => k.length >= prefix.length && prefix.every((x, i) => k[i] === x) && model.get(id(k)) !== undefined)
+        .sort((x, y) => Buffer.compare(x, y))
+        .map((k) => `${id(k)}=${model.get(id(k))}`)
+      assert.deepEqual(got, want, `step ${step}: readPrefix ${id(prefix)}`)
     } else {
       const asked = [keys[next(keys.length)]!, keys[next(keys.length)]!]
       const got = await s.getMany(asked)
