@@ -6,7 +6,17 @@ import { encodeAccountProof, type AccountProof } from './accountProof.js'
 import { applyTransactions, type ExecutionContext } from './applyBlock.js'
 import { decodeGovernanceState, encodeGovernanceState, rosterAt, type GovernanceState, type Roster } from './governance.js'
 import type { Receipt } from './receipt.js'
-import { EMPTY_HASH, MAX_TREE_CACHE_DEPTH, TreeNodeCache, readPath, updateTreePacked, type PackedTreeOps, type TreeUpdate } from './smt.js'
+import {
+  EMPTY_HASH,
+  MAX_TREE_CACHE_DEPTH,
+  RESIDENT_DEPTH,
+  TreeNodeCache,
+  loadResidentLevels,
+  readPath,
+  updateTreePacked,
+  type PackedTreeOps,
+  type TreeUpdate,
+} from './smt.js'
 import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
 import { senderAddress, type DecodedTransaction } from './transaction.js'
 
@@ -149,21 +159,34 @@ export class LedgerState {
 
   /**
    * Opens the state stored in `store` (an empty store is the empty state, root {@link EMPTY_HASH}).
-   * `treeCacheDepth` bounds the in-memory cache of the tree's upper levels (default 16: at most 2^17 − 1 nodes in
-   * 8.6 MB, `TreeNodeCache.bytesFor`; -1 disables it). `maxCachedAccounts` bounds the in-memory cache of committed accounts (default
+   * The tree's upper levels are held in memory, computed from the store's (`loadResidentLevels`, one range read)
+   * and checked against the stored root. `treeCacheDepth` is how many levels (default and least
+   * {@link RESIDENT_DEPTH}, 16: at most 2^17 − 1 nodes in 8.6 MB, `TreeNodeCache.bytesFor`; those below the resident
+   * ones are filled as they are read). `maxCachedAccounts` bounds the in-memory cache of committed accounts (default
    * 65,536, about 15 MB; 0 disables it).
    */
   static async open(store: KvStore, options: { treeCacheDepth?: number; maxCachedAccounts?: number } = {}): Promise<LedgerState> {
     const root = await store.get(ROOT_STORE_KEY)
     if (root !== undefined && root.byteLength !== HASH_LENGTH) throw new Error('state corrupt: stored root is not 32 bytes')
-    const depth = options.treeCacheDepth ?? 16
-    if (!Number.isSafeInteger(depth) || depth < -1 || depth > MAX_TREE_CACHE_DEPTH)
-      throw new RangeError(`treeCacheDepth must be an integer from -1 to ${MAX_TREE_CACHE_DEPTH}`)
+    const depth = options.treeCacheDepth ?? RESIDENT_DEPTH
+    if (!Number.isSafeInteger(depth) || depth < RESIDENT_DEPTH || depth > MAX_TREE_CACHE_DEPTH)
+      throw new RangeError(`treeCacheDepth must be an integer from ${RESIDENT_DEPTH} to ${MAX_TREE_CACHE_DEPTH}`)
     const maxCachedAccounts = options.maxCachedAccounts ?? 65_536
     if (!Number.isSafeInteger(maxCachedAccounts) || maxCachedAccounts < 0) throw new RangeError('maxCachedAccounts must be a non-negative integer')
     const govBytes = await store.get(GOVERNANCE_STORE_KEY)
     const gov = govBytes === undefined ? undefined : { state: decodeGovernanceState(govBytes), bytes: new Uint8Array(govBytes) }
-    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root), new TreeNodeCache(depth), maxCachedAccounts, gov)
+    const cache = new TreeNodeCache(depth)
+    // a store without a root holds no state (a seeding cut short may have left records no root reaches)
+    if (root !== undefined && !bytesEqual(root, EMPTY_HASH)) {
+      const loaded = await loadResidentLevels(store, cache)
+      if (!bytesEqual(loaded, root)) {
+        throw new Error(
+          `state corrupt: the stored tree gives root ${toHex(loaded)}, the stored root is ${toHex(root)} (a database of an ` +
+            'earlier layout, or damaged: remove the data directory and let the node sync)',
+        )
+      }
+    }
+    return new LedgerState(store, root === undefined ? new Uint8Array(EMPTY_HASH) : new Uint8Array(root), cache, maxCachedAccounts, gov)
   }
 
   /** The committed governance state (undefined for a state set up without one). */
@@ -239,7 +262,7 @@ export class LedgerState {
   async proveAccount(address: Uint8Array): Promise<AccountProof> {
     if (address.byteLength !== ADDRESS_LENGTH) throw new RangeError(`address must be ${ADDRESS_LENGTH} bytes`)
     const root = this.settledRoot('proveAccount')
-    const path = await readPath(this.store, root, accountTreeKey(address))
+    const path = await readPath(this.store, this.cache, root, accountTreeKey(address))
     let account: Account | null = null
     if (path.terminal.kind === 'leaf') {
       const bytes = await this.store.get(accountStoreKey(address))
@@ -361,18 +384,22 @@ export class LedgerState {
 
   /**
    * Makes a result the committed state, once the caller has written its ops. Throws if the result was computed on
-   * another root (a stale candidate): committing it would corrupt the state.
+   * another root (a stale candidate): committing it would corrupt the state; or if it changes the tree and is not one
+   * this state returned (a copy): its resident nodes are known only to the original.
    */
   commit(result: ExecutionResult): void {
     const committed = this.settledRoot('commit')
     if (!bytesEqual(result.parentRoot, committed)) {
       throw new Error(`commit: result was executed on root ${toHex(result.parentRoot)}, committed root is ${toHex(committed)}`)
     }
+    const packed = packedTreeOps.get(result)
+    if (packed === undefined && !bytesEqual(result.stateRoot, result.parentRoot)) {
+      throw new Error('commit: a result that changes the tree must be the one execute returned, not a copy')
+    }
     this.committedRoot = new Uint8Array(result.stateRoot)
     this.commitAccounts(result)
-    const packed = packedTreeOps.get(result)
     if (packed !== undefined) this.cache.applyPacked(packed)
-    else this.cache.apply(result.ops)
+    else this.cache.apply([])
   }
 
   /**

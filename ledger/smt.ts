@@ -16,8 +16,11 @@ import { LEDGER_KEY_PREFIX, type KvOp, type KvStore } from './store.js'
  *    left child holds the keys whose next bit (most significant first) is 0.
  * The 0x00/0x01 prefixes separate leaves from internal nodes, so no leaf can pass as a node or the reverse.
  *
- * Storage: each node sits at its position, key `'L' 't' || prefix (32 bytes, bits past depth zero) || depth
- * (u16 BE)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`). A batch update
+ * Storage: each node sits at its position, key `'L' tag || prefix (32 bytes, bits past depth zero) || depth
+ * (u16 BE)`, value = the 65 bytes it hashes (`0x00 || key || valueHash` or `0x01 || left || right`); the tag is 'u'
+ * ({@link TOP_KEY_TAG}) at depths up to {@link RESIDENT_DEPTH} and 't' below. The internal nodes above
+ * RESIDENT_DEPTH are resident: kept in memory by the {@link TreeNodeCache} every update and read goes through, never
+ * stored, and computed again from the 'u' range when a store is opened ({@link loadResidentLevels}). A batch update
  * reads only the nodes on the changed keys' paths (level by level, one getMany per level), rewrites them, and
  * deletes every position that no longer holds a node in the same batch, so storage holds the latest tree only.
  */
@@ -30,8 +33,17 @@ export const LEAF_DOMAIN = 0x00
 export const NODE_DOMAIN = 0x01
 /** Keys are 256 bits: SHA-256 outputs. */
 export const KEY_BITS = 256
-/** Second byte of tree node keys in the store ('t'). */
+/** Second byte of the store keys of tree nodes below {@link RESIDENT_DEPTH} ('t'). */
 export const TREE_KEY_TAG = 0x74
+/** Second byte of the store keys of tree nodes at {@link RESIDENT_DEPTH} and above ('u'). */
+export const TOP_KEY_TAG = 0x75
+/**
+ * The internal nodes at depths below this one are resident: in memory only (a {@link TreeNodeCache} holds them), not
+ * stored. What is stored from this depth up (every node at it, the leaves above it) is what they are computed from.
+ * A block rewrites the upper levels of every path it touches, which are most of its node writes at a few thousand
+ * accounts and about two fifths at a million; their 2^16 − 1 positions take at most 4.2 MB of memory.
+ */
+export const RESIDENT_DEPTH = 16
 /** Bound on an encoded proof's size: 256 siblings of 33 bytes plus framing. */
 export const MAX_PROOF_BYTES = 9 * 1024
 
@@ -68,14 +80,15 @@ export function keyBit(key: Uint8Array, index: number): number {
 }
 
 /**
- * The store key of the node at `depth` on the path of `key`: `'L' 't' || prefix (32 bytes, bits from depth on zero)
- * || depth (u16 BE)`. Prefix first, so every subtree is one contiguous key range: the nodes on an account's path
- * below the cached levels share a few LevelDB blocks.
+ * The store key of the node at `depth` on the path of `key`: `'L' tag || prefix (32 bytes, bits from depth on zero)
+ * || depth (u16 BE)`, the tag {@link TOP_KEY_TAG} at depths up to {@link RESIDENT_DEPTH}, else {@link TREE_KEY_TAG}.
+ * Prefix first, so every subtree is one contiguous key range: the nodes on an account's path below the resident
+ * levels share a few LevelDB blocks.
  */
 export function nodeStoreKey(depth: number, key: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + 32)
   out[0] = LEDGER_KEY_PREFIX
-  out[1] = TREE_KEY_TAG
+  out[1] = depth <= RESIDENT_DEPTH ? TOP_KEY_TAG : TREE_KEY_TAG
   const full = depth >> 3
   out.set(key.subarray(0, full), 2)
   const rest = depth & 7
@@ -135,15 +148,26 @@ const EMPTY_SUB: Sub = { kind: 'empty' }
 
 /** Bytes of a tree node's store key: 'L' 't', the 32-byte prefix, the u16 depth. */
 const NODE_KEY_BYTES = 36
-/** Bytes of a packed op: put (1) or del (0), the key, the value (zeros for a del). */
+/** Bytes of a packed op: its {@link TreeOpKind}, the key, the value (zeros for a del). */
 const PACKED_OP_BYTES = 1 + NODE_KEY_BYTES + 65
 /** Packed ops per buffer of a {@link PackedTreeOps} (about 64 KiB). */
 const PACKED_OPS_PER_CHUNK = 640
 
 /**
- * Store ops of tree nodes packed back to back in 64 KiB buffers, 102 bytes an op (a flag, the 36-byte key, the 65-byte
+ * What a tree op does: to the store, and to the {@link TreeNodeCache} that mirrors the committed tree.
+ *  - DEL: the position holds no node (the store's key and the cache's entry go);
+ *  - PUT: a stored node (written to the store, and to the cache at the depths it holds);
+ *  - RESIDENT: a resident internal node (cache only; nothing was stored at its position);
+ *  - RESIDENT_OVER_LEAF: a resident internal node where a stored leaf was (cache; the store deletes the leaf).
+ */
+export const TreeOpKind = { DEL: 0, PUT: 1, RESIDENT: 2, RESIDENT_OVER_LEAF: 3 } as const
+export type TreeOpKind = (typeof TreeOpKind)[keyof typeof TreeOpKind]
+
+/**
+ * Ops of tree nodes packed back to back in 64 KiB buffers, 102 bytes an op (its kind, the 36-byte key, the 65-byte
  * value): a block's tens of thousands of node ops held as a few hundred buffers instead of three objects and two
- * buffers each. Written in order by a tree update; read back in that order, as views ({@link toOps}, {@link forEach}).
+ * buffers each. Written in order by a tree update; read back in that order, as views: the store's ops
+ * ({@link toOps}) or every op with its kind ({@link forEach}, what the cache applies).
  */
 export class PackedTreeOps {
   private readonly chunks: Uint8Array[] = []
@@ -154,18 +178,27 @@ export class PackedTreeOps {
     return this.count
   }
 
-  /** Appends a put of a node (its 36-byte key and 65-byte value, both copied). */
+  /** Appends a put of a stored node (its 36-byte key and 65-byte value, both copied). */
   put(key: Uint8Array, value: Uint8Array): void {
+    this.node(TreeOpKind.PUT, key, value)
+  }
+
+  /** Appends a resident node, `overLeaf` when a stored leaf was at its position (key and value copied). */
+  resident(key: Uint8Array, value: Uint8Array, overLeaf: boolean): void {
+    this.node(overLeaf ? TreeOpKind.RESIDENT_OVER_LEAF : TreeOpKind.RESIDENT, key, value)
+  }
+
+  private node(kind: TreeOpKind, key: Uint8Array, value: Uint8Array): void {
     if (value.byteLength !== 65) throw new RangeError('PackedTreeOps: a node is 65 bytes')
     const [chunk, at] = this.slot(key)
-    chunk[at] = 1
+    chunk[at] = kind
     chunk.set(value, at + 1 + NODE_KEY_BYTES)
   }
 
   /** Appends a delete of a node's key (copied). */
   del(key: Uint8Array): void {
     const [chunk, at] = this.slot(key)
-    chunk[at] = 0
+    chunk[at] = TreeOpKind.DEL
   }
 
   private slot(key: Uint8Array): [Uint8Array, number] {
@@ -179,23 +212,28 @@ export class PackedTreeOps {
     return [chunk, at]
   }
 
-  /** Calls `f` for each op in order with views of its key and value (`put` false: a delete; its value is zeros). */
-  forEach(f: (put: boolean, key: Uint8Array, value: Uint8Array) => void): void {
+  /** Calls `f` for each op in order with its kind and views of its key and value (zeros for a delete). */
+  forEach(f: (kind: TreeOpKind, key: Uint8Array, value: Uint8Array) => void): void {
     for (let n = 0; n < this.count; n++) {
       const chunk = this.chunks[Math.floor(n / PACKED_OPS_PER_CHUNK)]!
       const at = PACKED_OP_BYTES * (n % PACKED_OPS_PER_CHUNK)
-      f(chunk[at] === 1, chunk.subarray(at + 1, at + 1 + NODE_KEY_BYTES), chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES))
+      f(chunk[at] as TreeOpKind, chunk.subarray(at + 1, at + 1 + NODE_KEY_BYTES), chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES))
     }
   }
 
-  /** The ops as {@link KvOp}s whose keys and values are views of these buffers (which never change once written). */
+  /**
+   * The store's ops as {@link KvOp}s whose keys and values are views of these buffers (which never change once
+   * written): resident nodes are not stored, and one over a stored leaf deletes it.
+   */
   toOps(): KvOp[] {
     const out: KvOp[] = []
     for (let n = 0; n < this.count; n++) {
       const chunk = this.chunks[Math.floor(n / PACKED_OPS_PER_CHUNK)]!
       const at = PACKED_OP_BYTES * (n % PACKED_OPS_PER_CHUNK)
+      const kind = chunk[at]
+      if (kind === TreeOpKind.RESIDENT) continue
       const key = chunk.subarray(at + 1, at + 1 + NODE_KEY_BYTES)
-      out.push(chunk[at] === 1 ? { type: 'put', key, value: chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES) } : { type: 'del', key })
+      out.push(kind === TreeOpKind.PUT ? { type: 'put', key, value: chunk.subarray(at + 1 + NODE_KEY_BYTES, at + PACKED_OP_BYTES) } : { type: 'del', key })
     }
     return out
   }
@@ -207,10 +245,11 @@ const NODE_BYTES = 65
 export const MAX_TREE_CACHE_DEPTH = 24
 
 /**
- * A cache of the tree's upper levels (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) − 1 nodes), which every block reads:
- * it saves most of a block's random reads. It mirrors the COMMITTED tree: filled from store reads, and changed only
- * by {@link apply} with a committed batch's ops. Each apply starts a new generation; a read issued in an older
- * generation (it may have raced a commit) is not cached.
+ * The tree's upper levels in memory (depth ≤ `maxDepth`, so at most 2^(maxDepth+1) − 1 nodes), which every block reads.
+ * It mirrors the COMMITTED tree: filled by {@link loadResidentLevels} and from store reads, and changed only by
+ * {@link applyPacked} (or {@link apply}) with a committed batch's ops. Each apply starts a new generation; a read
+ * issued in an older generation (it may have raced a commit) is not cached. The tree's own updates and reads need
+ * one of at least {@link RESIDENT_DEPTH} levels, loaded: it is the only copy of the resident nodes.
  *
  * Its size is fixed in bytes: each level is one buffer of 65 bytes per position (2^depth positions), allocated when
  * the level is first filled, plus one byte per position saying whether it holds a node, {@link bytesFor} in all;
@@ -308,7 +347,7 @@ export class TreeNodeCache {
     this.gen++
     for (const op of ops) {
       const k = op.key
-      if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || k[1] !== TREE_KEY_TAG) continue
+      if (k.byteLength !== 36 || k[0] !== LEDGER_KEY_PREFIX || (k[1] !== TREE_KEY_TAG && k[1] !== TOP_KEY_TAG)) continue
       const depth = nodeStoreKeyDepth(k)
       if (depth > this.maxDepth) continue
       if (op.type === 'put') this.set(k, depth, op.value)
@@ -322,22 +361,51 @@ export class TreeNodeCache {
     ops.forEach(this.applyPackedOp)
   }
 
-  private readonly applyPackedOp = (put: boolean, key: Uint8Array, value: Uint8Array): void => {
+  private readonly applyPackedOp = (kind: TreeOpKind, key: Uint8Array, value: Uint8Array): void => {
     const depth = nodeStoreKeyDepth(key)
     if (depth > this.maxDepth) return
-    if (put) this.set(key, depth, value)
-    else this.unset(key, depth)
+    if (kind === TreeOpKind.DEL) this.unset(key, depth)
+    else this.set(key, depth, value)
+  }
+
+  /** Holds a stored node at depth ≤ RESIDENT_DEPTH, as {@link loadResidentLevels} reads it (no new generation). */
+  place(storeKey: Uint8Array, depth: number, node: Uint8Array): void {
+    this.set(storeKey, depth, node)
+  }
+
+  /**
+   * Computes the resident levels (depths below RESIDENT_DEPTH) bottom-up from what is held at RESIDENT_DEPTH and the
+   * leaves above it, and returns the root's hash. Throws when a leaf has nodes below it (a corrupt store).
+   */
+  computeResident(): Uint8Array {
+    if (this.maxDepth < RESIDENT_DEPTH) throw new RangeError(`TreeNodeCache: the resident levels need maxDepth ≥ ${RESIDENT_DEPTH}`)
+    for (let depth = RESIDENT_DEPTH - 1; depth >= 0; depth--) {
+      const below = this.present[depth + 1]
+      if (below === undefined) continue
+      const nodes = this.levels[depth + 1]!
+      for (let i = 0; i < below.length; i += 2) {
+        if (below[i] === 0 && below[i + 1] === 0) continue
+        const left = below[i] === 0 ? EMPTY_HASH : sha256(nodes.subarray(NODE_BYTES * i, NODE_BYTES * (i + 1)))
+        const right = below[i + 1] === 0 ? EMPTY_HASH : sha256(nodes.subarray(NODE_BYTES * (i + 1), NODE_BYTES * (i + 2)))
+        if (this.present[depth]?.[i >> 1] === 1) corrupt(`a leaf at depth ${depth} has nodes below it`)
+        this.setAt(depth, i >> 1, taggedBytes(NODE_DOMAIN, left, right))
+      }
+    }
+    return this.present[0]?.[0] === 1 ? sha256(this.levels[0]!.subarray(0, NODE_BYTES)) : new Uint8Array(EMPTY_HASH)
   }
 
   private set(storeKey: Uint8Array, depth: number, node: Uint8Array): void {
     if (node.byteLength !== NODE_BYTES) return // never a node the tree wrote: parseNode refuses it on the read path
+    this.setAt(depth, TreeNodeCache.position(storeKey, depth), node)
+  }
+
+  private setAt(depth: number, i: number, node: Uint8Array): void {
     let present = this.present[depth]
     if (present === undefined) {
       present = new Uint8Array(2 ** depth)
       this.present[depth] = present
       this.levels[depth] = new Uint8Array(NODE_BYTES * 2 ** depth)
     }
-    const i = TreeNodeCache.position(storeKey, depth)
     if (present[i] === 0) {
       present[i] = 1
       this.count++
@@ -365,16 +433,6 @@ export class TreeNodeCache {
 }
 
 /**
- * Applies a batch of updates to the tree whose root is `root`, reading only nodes on the updated keys' paths.
- * Keys must be distinct and 32 bytes. Returns the new root and the ops that take the store from the old tree to the
- * new one, at most one per position, in an order fixed by the data (so identical on every node); nothing is written.
- */
-export async function updateTree(store: KvStore, root: Uint8Array, updates: readonly TreeUpdate[], cache?: TreeNodeCache): Promise<TreeUpdateResult> {
-  const r = await updateTreePacked(store, root, updates, cache)
-  return { root: r.root, ops: r.ops.toOps() }
-}
-
-/**
  * Orders tree updates by key. Like the other callbacks on a block's hot paths it is made once, not per call: V8
  * drops the optimized code of closures made per call at its full collections and compiles the next ones again
  * (docs/performance.md, "Compilation").
@@ -383,22 +441,26 @@ function byKey(a: TreeUpdate, b: TreeUpdate): number {
   return compareBytes(a.key, b.key)
 }
 
-/** {@link updateTree}'s result with its ops in their packed form. */
+/** A batch update's result: the new root and its ops, packed. */
 export interface PackedTreeUpdateResult {
   readonly root: Uint8Array
   readonly ops: PackedTreeOps
 }
 
 /**
- * {@link updateTree}, the ops kept packed ({@link PackedTreeOps}): what the ledger holds while a block waits for its
- * decision, a fraction of the memory of one object per op.
+ * Applies a batch of updates to the tree whose root is `root`, stored in `store` with its resident levels in `cache`
+ * (loaded, mirroring the same committed tree), reading only nodes on the updated keys' paths. Keys must be distinct
+ * and 32 bytes. Returns the new root and the ops that take the store and the cache from the old tree to the new one,
+ * at most one per position, in an order fixed by the data (so identical on every node), packed
+ * ({@link PackedTreeOps}: what the ledger holds while a block waits for its decision). Nothing is written.
  */
 export async function updateTreePacked(
   store: KvStore,
   root: Uint8Array,
   updates: readonly TreeUpdate[],
-  cache?: TreeNodeCache,
+  cache: TreeNodeCache,
 ): Promise<PackedTreeUpdateResult> {
+  if (cache.maxDepth < RESIDENT_DEPTH) throw new RangeError(`updateTree: the cache must hold the resident levels (maxDepth ≥ ${RESIDENT_DEPTH})`)
   const sorted = [...updates].sort(byKey)
   for (let i = 0; i < sorted.length; i++) {
     if (sorted[i]!.key.byteLength !== 32) throw new RangeError('updateTree: keys are 32 bytes')
@@ -418,18 +480,18 @@ export async function updateTreePacked(
       depths.push(v.depth)
       storeKeys.push(nodeStoreKey(v.depth, v.key))
     }
-    const values = cache === undefined ? new Array<Uint8Array | undefined>(storeKeys.length).fill(undefined) : cache.lookupAll(storeKeys, depths)
+    const values = cache.lookupAll(storeKeys, depths)
     const missing: number[] = []
     for (let i = 0; i < values.length; i++) if (values[i] === undefined) missing.push(i)
     if (missing.length > 0) {
-      const generation = cache?.generation ?? 0
+      const generation = cache.generation
       const keys: Uint8Array[] = []
       for (const i of missing) keys.push(storeKeys[i]!)
       const read = await store.getMany(keys)
       for (let j = 0; j < missing.length; j++) {
         const i = missing[j]!
         values[i] = read[j]
-        if (read[j] !== undefined) cache?.fill(storeKeys[i]!, depths[i]!, read[j]!, generation)
+        if (read[j] !== undefined) cache.fill(storeKeys[i]!, depths[i]!, read[j]!, generation)
       }
     }
     const next: Visit[] = []
@@ -466,9 +528,10 @@ function visitId(depth: number, lo: number, side: number, probe: boolean): numbe
 }
 
 /**
- * One batch update's state and its recursive rewrite (phase 2 of {@link updateTree}). Methods of a class rather than
- * closures made per call, so V8 compiles them once for the process. Every position gets at most one op: a leaf that
- * moves carries the positions it vacated, deleted when it settles elsewhere.
+ * One batch update's state and its recursive rewrite (phase 2 of {@link updateTreePacked}). Methods of a class rather
+ * than closures made per call, so V8 compiles them once for the process. Every position gets at most one op: a leaf
+ * that moves carries the positions it vacated, deleted when it settles elsewhere (an internal node that takes a
+ * leaf's place overwrites it, or above RESIDENT_DEPTH deletes it from the store).
  */
 class Batch {
   /** Nodes read in phase 1, by {@link visitId}. */
@@ -516,7 +579,7 @@ class Batch {
     return sha256(sub.bytes)
   }
 
-  private combine(depth: number, key: Uint8Array, left: Sub, right: Sub, vacates: boolean): Sub {
+  private combine(depth: number, key: Uint8Array, left: Sub, right: Sub, vacates: boolean, overLeaf: boolean): Sub {
     const here = nodeStoreKey(depth, key)
     if (left.kind === 'empty' && right.kind === 'empty') {
       if (vacates) this.del(here)
@@ -528,7 +591,8 @@ class Batch {
       if (lone.kind === 'node' && lone.internal !== true) corrupt('a subtree of unknown kind beside an emptied one')
     }
     const bytes = taggedBytes(NODE_DOMAIN, this.settle(left, depth + 1), this.settle(right, depth + 1))
-    this.put(here, bytes)
+    if (depth < RESIDENT_DEPTH) this.ops.resident(here, bytes, overLeaf)
+    else this.put(here, bytes)
     return { kind: 'node', hash: sha256(bytes), internal: true }
   }
 
@@ -542,8 +606,10 @@ class Batch {
     if (depth >= KEY_BITS) throw new Error('updateTree: distinct keys cannot share 256 bits')
     let m = 0
     while (m < leaves.length && keyBit(leaves[m]!.key, depth) === 0) m++
-    // Two or more leaves always make an internal node here, which overwrites any vacated position (this one).
-    return this.combine(depth, leaves[0]!.key, this.build(depth + 1, leaves.slice(0, m), []), this.build(depth + 1, leaves.slice(m), []), false)
+    // Two or more leaves always make an internal node here, which takes the place of any vacated position (this one:
+    // a leaf stood here)
+    const left = this.build(depth + 1, leaves.slice(0, m), [])
+    return this.combine(depth, leaves[0]!.key, left, this.build(depth + 1, leaves.slice(m), []), false, vacated.length > 0)
   }
 
   /** The subtree at (depth, path of `key`) whose hash was `hash`, after applying sorted[lo..hi). */
@@ -579,7 +645,7 @@ class Batch {
     const mid = this.split(lo, hi, depth)
     const left = this.update(depth + 1, lo < mid ? sorted[lo]!.key : withBit(sorted[mid]!.key, depth, 0), node.subarray(1, 33), lo, mid, 0)
     const right = this.update(depth + 1, mid < hi ? sorted[mid]!.key : withBit(sorted[lo]!.key, depth, 1), node.subarray(33, 65), mid, hi, 1)
-    return this.combine(depth, key, left, right, true)
+    return this.combine(depth, key, left, right, true, false)
   }
 }
 
@@ -609,9 +675,10 @@ const SLAB_BYTES = 64 * 1024
 
 /**
  * Builds the tree of `leaves` into a store that holds no tree, bottom-up: every node is computed once and written
- * once, nothing is read. Returns the root, which is the one {@link updateTree} gives for the same leaves on the empty
- * tree, with the same nodes at the same positions (the shape is a function of the leaves). The nodes go to `write` in
- * batches of about `opsPerWrite` ops, subtree by subtree (so in key order); the root is not stored.
+ * once (the resident ones not at all: {@link loadResidentLevels} computes them when the store is opened), nothing is
+ * read. Returns the root, which is the one {@link updateTreePacked} gives for the same leaves on the empty tree, with
+ * the same nodes at the same positions (the shape is a function of the leaves). The nodes go to `write` in batches of
+ * about `opsPerWrite` ops, subtree by subtree (so in key order); the root is not stored.
  */
 export async function buildTree(leaves: SortedLeaves, write: (ops: KvOp[]) => Promise<void>, opsPerWrite = 50_000): Promise<Uint8Array> {
   const { count, keys } = leaves
@@ -700,10 +767,10 @@ class TreeBuilder {
     return this.node(depth, lo, this.build(depth + 1, lo, mid), this.build(depth + 1, mid, hi))
   }
 
-  /** Two leaves or more make an internal node at `depth`, even when one side is empty. */
+  /** Two leaves or more make an internal node at `depth`, even when one side is empty (stored below the resident). */
   private node(depth: number, lo: number, left: Built, right: Built): Uint8Array {
     const bytes = this.nodeBytes(NODE_DOMAIN, this.settle(left, depth + 1), this.settle(right, depth + 1))
-    this.ops.push({ type: 'put', key: nodeStoreKey(depth, this.key(lo)), value: bytes })
+    if (depth >= RESIDENT_DEPTH) this.ops.push({ type: 'put', key: nodeStoreKey(depth, this.key(lo)), value: bytes })
     return sha256(bytes)
   }
 
@@ -730,14 +797,18 @@ class TreeBuilder {
   }
 }
 
-/** Reads the path of `key` from the root `root`: the siblings from the root down and where the path ends. */
-export async function readPath(store: KvStore, root: Uint8Array, key: Uint8Array): Promise<TreePath> {
+/**
+ * Reads the path of `key` from the root `root` (the tree in `store`, its resident levels in `cache`): the siblings from
+ * the root down and where the path ends.
+ */
+export async function readPath(store: KvStore, cache: TreeNodeCache, root: Uint8Array, key: Uint8Array): Promise<TreePath> {
   const siblings: Uint8Array[] = []
   let hash = root
   for (let depth = 0; ; depth++) {
     if (isEmpty(hash)) return { siblings, terminal: { kind: 'empty' } }
     if (depth > KEY_BITS) corrupt('path longer than 256')
-    const node = parseNode(await store.get(nodeStoreKey(depth, key)), `depth ${depth}`)
+    const at = nodeStoreKey(depth, key)
+    const node = parseNode(cache.lookup(at, depth) ?? (await store.get(at)), `depth ${depth}`)
     if (node[0] === LEAF_DOMAIN) {
       const leafKey = node.slice(1, 33)
       const valueHash = node.slice(33, 65)
@@ -748,6 +819,25 @@ export async function readPath(store: KvStore, root: Uint8Array, key: Uint8Array
     siblings.push(node.slice(bit === 0 ? 33 : 1, bit === 0 ? 65 : 33))
     hash = node.subarray(bit === 0 ? 1 : 33, bit === 0 ? 33 : 65)
   }
+}
+
+/**
+ * Fills `cache` (emptied first) with the tree stored in `store`: what is stored at RESIDENT_DEPTH and above (one range
+ * read), then the resident levels computed from it. Returns the root they give, which the caller checks against the
+ * root it stored; an empty store gives {@link EMPTY_HASH}. Throws on a stored node the tree never writes there.
+ */
+export async function loadResidentLevels(store: KvStore, cache: TreeNodeCache): Promise<Uint8Array> {
+  if (cache.maxDepth < RESIDENT_DEPTH) throw new RangeError(`loadResidentLevels: the cache must hold ${RESIDENT_DEPTH} levels or more`)
+  cache.clear()
+  for (const { key, value } of await store.readPrefix(new Uint8Array([LEDGER_KEY_PREFIX, TOP_KEY_TAG]))) {
+    if (key.byteLength !== NODE_KEY_BYTES) corrupt(`a key of ${key.byteLength} bytes among the resident levels' nodes`)
+    const depth = nodeStoreKeyDepth(key)
+    const node = parseNode(value, `depth ${depth}`)
+    if (depth > RESIDENT_DEPTH || (depth < RESIDENT_DEPTH && node[0] !== LEAF_DOMAIN))
+      corrupt(`a stored ${node[0] === LEAF_DOMAIN ? 'leaf' : 'internal node'} at depth ${depth} under the resident tag`)
+    cache.place(key, depth, node)
+  }
+  return cache.computeResident()
 }
 
 /**

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict'
 import { addressFromPublicKey } from '../../../crypto/address.js'
 import { toHex } from '../../../crypto/bytes.js'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
+import { sha256 } from '../../../crypto/hash.js'
 import { ZERO_ACCOUNT } from '../../../ledger/account.js'
 import { LedgerState } from '../../../ledger/ledgerState.js'
-import { EMPTY_HASH } from '../../../ledger/smt.js'
+import { EMPTY_HASH, RESIDENT_DEPTH, TOP_KEY_TAG, TREE_KEY_TAG, nodeStoreKeyDepth } from '../../../ledger/smt.js'
 import { MemoryKvStore } from '../../../ledger/store.js'
 import { U64_MAX, createTransfer, decodeTransaction, encodeTransaction, type DecodedTransaction } from '../../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../../ledger/verifiedTxCache.js'
@@ -159,6 +160,66 @@ test('reopening the store restores the committed root', async () => {
   assert.deepEqual(await again.getAccount(B), { balance: 1n, nonce: 0n })
 })
 
+test('the upper tree levels are not stored; a store whose stored tree does not give its root is refused at open', async () => {
+  // 3,000 accounts: leaves down to about depth 12, below and above them internal nodes the store does not hold
+  const entries = Array.from({ length: 3000 }, (_, i) => ({
+    address: sha256(new Uint8Array([i >> 8, i & 0xff])).subarray(0, 20),
+    account: { balance: BigInt(i + 1), nonce: 0n },
+  }))
+  const store = new MemoryKvStore()
+  const state = await LedgerState.open(store)
+  const r = await state.setAccounts(entries)
+  await store.write(r.ops)
+  state.commit(r)
+  const upper = store.entries().filter((e) => e.key[0] === 0x4c && e.key[1] === TOP_KEY_TAG)
+  assert.ok(upper.length > 3000 * 0.9 && upper.every((e) => e.value[0] === 0 || nodeStoreKeyDepth(e.key) === RESIDENT_DEPTH))
+  const reopened = await LedgerState.open(store)
+  assert.equal(toHex(reopened.root()), toHex(r.stateRoot))
+  const proof = await reopened.proveAccount(entries[17]!.address)
+  assert.deepEqual(proof.account, entries[17]!.account)
+
+  const damaged = async (change: (s: MemoryKvStore) => Promise<void>) => {
+    const copy = new MemoryKvStore()
+    await copy.write(store.entries().map((e) => ({ type: 'put' as const, key: e.key, value: e.value })))
+    await change(copy)
+    return LedgerState.open(copy)
+  }
+  // a leaf gone, or another leaf's value
+  await assert.rejects(
+    damaged((s) => s.write([{ type: 'del', key: upper[5]!.key }])),
+    /state corrupt: the stored tree gives root/,
+  )
+  const other = new Uint8Array(upper[9]!.value)
+  other[64]! ^= 1
+  await assert.rejects(
+    damaged((s) => s.write([{ type: 'put', key: upper[9]!.key, value: other }])),
+    /state corrupt: the stored tree gives root/,
+  )
+  // an internal node stored above the resident depth: never written there
+  const internal = new Uint8Array(65).fill(7)
+  internal[0] = 1
+  await assert.rejects(
+    damaged((s) => s.write([{ type: 'put', key: upper[3]!.key, value: internal }])),
+    /state tree corrupt: a stored internal node/,
+  )
+  // the layout before the resident levels: every node under 't', none under 'u'
+  await assert.rejects(
+    damaged((s) =>
+      s.write(
+        upper.flatMap((e) => {
+          const moved = new Uint8Array(e.key)
+          moved[1] = TREE_KEY_TAG
+          return [
+            { type: 'del' as const, key: e.key },
+            { type: 'put' as const, key: moved, value: e.value },
+          ]
+        }),
+      ),
+    ),
+    /an earlier layout/,
+  )
+})
+
 test('an empty block changes nothing and has no ops', async () => {
   const { state } = await funded([[A, 100n]])
   const r = await state.execute([], { chainId: CHAIN })
@@ -214,7 +275,7 @@ test('state roots are a fixed function of the accounts: a reference block gives 
   )
 })
 
-test("a result's ops read the same each time, and a copied result commits like the original", async () => {
+test("a result's ops read the same each time, and a copy of one that changes the tree is refused", async () => {
   const blocks = [[transfer(seedA, C, 10n, 0n)], [transfer(seedB, A, 5n, 0n), transfer(seedA, B, 1n, 1n)], [transfer(seedA, C, 2n, 2n)]]
   const opsHex = (ops: { type: string; key: Uint8Array; value?: Uint8Array }[]) => ops.map((o) => `${o.type}${toHex(o.key)}${o.value ? toHex(o.value) : ''}`)
   const runs = []
@@ -227,10 +288,10 @@ test("a result's ops read the same each time, and a copied result commits like t
     for (const block of blocks) {
       const r = await state.execute(block, { chainId: CHAIN })
       assert.deepEqual(opsHex(r.ops), opsHex(r.ops))
-      // a copy carries its ops as a plain array; its commit keeps the tree cache as coherent as the original's
-      const committed = copy ? { ...r } : r
-      await store.write(committed.ops)
-      state.commit(committed)
+      // a copy carries its store ops as a plain array, but not the resident nodes only the original knows
+      if (copy) assert.throws(() => state.commit({ ...r }), /not a copy/)
+      await store.write(r.ops)
+      state.commit(r)
       roots.push(toHex(state.root()))
     }
     runs.push({ roots, store: dump(store) })

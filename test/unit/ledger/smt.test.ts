@@ -1,19 +1,22 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { toHex } from '../../../crypto/bytes.js'
+import { fromHex, toHex } from '../../../crypto/bytes.js'
 import {
   EMPTY_HASH,
   MAX_TREE_CACHE_DEPTH,
   PackedTreeOps,
+  RESIDENT_DEPTH,
+  TOP_KEY_TAG,
   TREE_KEY_TAG,
   TreeNodeCache,
+  TreeOpKind,
   buildTree,
+  loadResidentLevels,
   nodeStoreKey,
   nodeStoreKeyDepth,
   readPath,
   rootFromPath,
-  updateTree,
   updateTreePacked,
   type TreeUpdate,
 } from '../../../ledger/smt.js'
@@ -24,9 +27,10 @@ import { Rng } from '../../helpers/random.js'
 // straight from the definition (empty = zeros, one leaf = leaf hash, more = H(0x01 || left || right)).
 const h = (...parts: Uint8Array[]) => new Uint8Array(createHash('sha256').update(Buffer.concat(parts)).digest())
 const bit = (k: Uint8Array, i: number) => (k[i >> 3]! >> (7 - (i & 7))) & 1
-function reference(leaves: [Uint8Array, Uint8Array][], depth = 0): { root: Uint8Array; nodes: number } {
-  if (leaves.length === 0) return { root: new Uint8Array(32), nodes: 0 }
-  if (leaves.length === 1) return { root: h(new Uint8Array([0]), leaves[0]![0], leaves[0]![1]), nodes: 1 }
+// `stored` leaves out the internal nodes above RESIDENT_DEPTH, which live in memory only.
+function reference(leaves: [Uint8Array, Uint8Array][], depth = 0): { root: Uint8Array; nodes: number; stored: number } {
+  if (leaves.length === 0) return { root: new Uint8Array(32), nodes: 0, stored: 0 }
+  if (leaves.length === 1) return { root: h(new Uint8Array([0]), leaves[0]![0], leaves[0]![1]), nodes: 1, stored: 1 }
   const l = reference(
     leaves.filter(([k]) => bit(k, depth) === 0),
     depth + 1,
@@ -35,20 +39,51 @@ function reference(leaves: [Uint8Array, Uint8Array][], depth = 0): { root: Uint8
     leaves.filter(([k]) => bit(k, depth) === 1),
     depth + 1,
   )
-  return { root: h(new Uint8Array([1]), l.root, r.root), nodes: l.nodes + r.nodes + 1 }
+  const stored = l.stored + r.stored + (depth >= RESIDENT_DEPTH ? 1 : 0)
+  return { root: h(new Uint8Array([1]), l.root, r.root), nodes: l.nodes + r.nodes + 1, stored }
 }
+
+const isTreeKey = (k: Uint8Array) => k[0] === 0x4c && (k[1] === TREE_KEY_TAG || k[1] === TOP_KEY_TAG)
 
 function treeNodeCount(store: MemoryKvStore): number {
-  return store.entries().filter((e) => e.key[0] === 0x4c && e.key[1] === TREE_KEY_TAG).length
+  return store.entries().filter((e) => isTreeKey(e.key)).length
 }
 
+/** The resident levels of each store's tree, as a ledger keeps them beside its store. */
+const caches = new WeakMap<MemoryKvStore, TreeNodeCache>()
+function cacheOf(store: MemoryKvStore): TreeNodeCache {
+  let cache = caches.get(store)
+  if (cache === undefined) {
+    cache = new TreeNodeCache(RESIDENT_DEPTH)
+    caches.set(store, cache)
+  }
+  return cache
+}
+
+/** Commits a batch of updates to a store and its cache; checks that the store alone gives the cache's levels again. */
 async function apply(store: MemoryKvStore, root: Uint8Array, updates: TreeUpdate[]): Promise<Uint8Array> {
-  const r = await updateTree(store, root, updates)
-  // At most one op per position, every key a tree key.
-  const keys = r.ops.map((o) => toHex(o.key))
+  const cache = cacheOf(store)
+  const r = await updateTreePacked(store, root, updates, cache)
+  // At most one op per position, every key a tree key, no stored node an internal one above RESIDENT_DEPTH.
+  const keys: string[] = []
+  r.ops.forEach((_, key) => {
+    keys.push(toHex(key))
+  })
   assert.equal(new Set(keys).size, keys.length, 'one op per position')
-  assert.ok(r.ops.every((o) => o.key[0] === 0x4c && o.key[1] === TREE_KEY_TAG))
-  await store.write(r.ops)
+  const ops = r.ops.toOps()
+  assert.ok(ops.every((o) => isTreeKey(o.key) && (o.key[1] === TOP_KEY_TAG) === nodeStoreKeyDepth(o.key) <= RESIDENT_DEPTH))
+  assert.ok(ops.every((o) => o.type === 'del' || nodeStoreKeyDepth(o.key) >= RESIDENT_DEPTH || o.value[0] === 0))
+  await store.write(ops)
+  cache.applyPacked(r.ops)
+  const fresh = new TreeNodeCache(RESIDENT_DEPTH)
+  assert.equal(toHex(await loadResidentLevels(store, fresh)), toHex(r.root), 'the resident levels computed from the store')
+  for (const k of keys) {
+    const key = fromHex(k)!
+    const depth = nodeStoreKeyDepth(key)
+    if (depth > RESIDENT_DEPTH) continue
+    const [a, b] = [cache.lookup(key, depth), fresh.lookup(key, depth)]
+    assert.equal(a && toHex(a), b && toHex(b), `depth ${depth}: the cache as committed and as loaded`)
+  }
   return r.root
 }
 
@@ -92,7 +127,7 @@ test('random batches of inserts, updates and deletes match the from-scratch refe
     }
     const ref = reference([...live.values()])
     assert.deepEqual(root, ref.root, `round ${round}`)
-    assert.equal(treeNodeCount(store), ref.nodes, `round ${round}: stored nodes`)
+    assert.equal(treeNodeCount(store), ref.stored, `round ${round}: stored nodes`)
   }
   // Deleting everything empties the store.
   root = await apply(
@@ -194,58 +229,68 @@ test('paths prove membership and absence; the path for a key reproduces the root
   const leaves = Array.from({ length: 100 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) }))
   const root = await apply(store, EMPTY_HASH, leaves)
   for (const l of leaves.slice(0, 20)) {
-    const p = await readPath(store, root, l.key)
+    const p = await readPath(store, cacheOf(store), root, l.key)
     assert.equal(p.terminal.kind, 'leaf')
     assert.deepEqual(rootFromPath(l.key, p), root)
   }
   for (let i = 0; i < 20; i++) {
     const key = rng.bytes(32)
-    const p = await readPath(store, root, key)
+    const p = await readPath(store, cacheOf(store), root, key)
     assert.notEqual(p.terminal.kind, 'leaf')
     assert.deepEqual(rootFromPath(key, p), root)
   }
 })
 
-test('updateTree rejects duplicate or mis-sized keys and writes nothing itself', async () => {
+test('updateTree rejects duplicate or mis-sized keys and a cache without the resident levels, and writes nothing', async () => {
   const store = new MemoryKvStore()
+  const cache = new TreeNodeCache(RESIDENT_DEPTH)
   const key = new Uint8Array(32)
   await assert.rejects(
-    updateTree(store, EMPTY_HASH, [
-      { key, valueHash: key },
-      { key, valueHash: null },
-    ]),
+    updateTreePacked(
+      store,
+      EMPTY_HASH,
+      [
+        { key, valueHash: key },
+        { key, valueHash: null },
+      ],
+      cache,
+    ),
     RangeError,
   )
-  await assert.rejects(updateTree(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }]), RangeError)
-  await updateTree(store, EMPTY_HASH, [{ key, valueHash: key }])
+  await assert.rejects(updateTreePacked(store, EMPTY_HASH, [{ key: new Uint8Array(31), valueHash: key }], cache), RangeError)
+  await assert.rejects(updateTreePacked(store, EMPTY_HASH, [{ key, valueHash: key }], new TreeNodeCache(RESIDENT_DEPTH - 1)), RangeError)
+  await updateTreePacked(store, EMPTY_HASH, [{ key, valueHash: key }], cache)
   assert.equal(store.size, 0)
+  assert.equal(cache.size, 0)
 })
 
 test('the node cache mirrors committed ops, bounds its depth and ignores reads that raced a commit', async () => {
   const rng = new Rng(5)
   const store = new MemoryKvStore()
-  const cache = new TreeNodeCache(3)
+  const cache = new TreeNodeCache(RESIDENT_DEPTH + 1)
+  // keys sharing 250 bits put nodes far below the cached levels
+  const base = rng.bytes(32)
   let root: Uint8Array = EMPTY_HASH
   for (let round = 0; round < 10; round++) {
-    const r = await updateTree(
-      store,
-      root,
-      Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) })),
-      cache,
-    )
-    await store.write(r.ops)
-    cache.apply(r.ops)
+    const updates = Array.from({ length: 20 }, () => ({ key: rng.bytes(32), valueHash: rng.bytes(32) }))
+    const close = new Uint8Array(base)
+    close[31]! ^= 1 << (round % 6)
+    updates.push({ key: close, valueHash: rng.bytes(32) })
+    const r = await updateTreePacked(store, root, updates, cache)
+    await store.write(r.ops.toOps())
+    cache.applyPacked(r.ops)
     root = r.root
-    // Every cached node equals the stored one, and only depths 0-3 are cached.
+    // Every cached node equals the stored one, and only depths 0-17 are cached.
     for (const e of store.entries()) {
-      if (e.key[1] !== TREE_KEY_TAG) continue
+      if (!isTreeKey(e.key)) continue
       const depth = nodeStoreKeyDepth(e.key)
       const cached = cache.lookup(e.key, depth)
-      if (depth > 3) assert.equal(cached, undefined)
+      if (depth > RESIDENT_DEPTH + 1) assert.equal(cached, undefined)
       else if (cached !== undefined) assert.equal(toHex(cached), toHex(e.value))
     }
   }
-  assert.ok(cache.size > 0 && cache.size <= 15)
+  assert.ok(store.entries().some((e) => nodeStoreKeyDepth(e.key) > 200))
+  assert.ok(cache.size > 0 && cache.size < 2 ** (RESIDENT_DEPTH + 2))
   const key = nodeStoreKey(2, new Uint8Array(32))
   const stale = cache.generation
   cache.apply([])
@@ -257,21 +302,32 @@ test('packed tree ops read back in order, byte for byte, across buffers', () => 
   const rng = new Rng(11)
   const packed = new PackedTreeOps()
   const given: KvOp[] = []
+  const kinds: TreeOpKind[] = []
   for (let i = 0; i < 1500; i++) {
     const key = nodeStoreKey(i % 40, rng.bytes(32))
-    const op: KvOp = i % 7 === 3 ? { type: 'del', key } : { type: 'put', key, value: rng.bytes(65) }
-    given.push(op)
-    if (op.type === 'put') packed.put(op.key, op.value)
-    else packed.del(op.key)
+    const value = rng.bytes(65)
+    const kind = i % 7 === 3 ? TreeOpKind.DEL : i % 11 === 5 ? TreeOpKind.RESIDENT : i % 13 === 6 ? TreeOpKind.RESIDENT_OVER_LEAF : TreeOpKind.PUT
+    kinds.push(kind)
+    // what the store gets: nothing for a resident node, a delete of the leaf one replaced
+    if (kind === TreeOpKind.PUT) given.push({ type: 'put', key, value })
+    else if (kind !== TreeOpKind.RESIDENT) given.push({ type: 'del', key })
+    if (kind === TreeOpKind.PUT) packed.put(key, value)
+    else if (kind === TreeOpKind.DEL) packed.del(key)
+    else packed.resident(key, value, kind === TreeOpKind.RESIDENT_OVER_LEAF)
   }
   assert.equal(packed.length, 1500)
+  assert.ok(kinds.includes(TreeOpKind.RESIDENT) && kinds.includes(TreeOpKind.RESIDENT_OVER_LEAF))
   const hex = (ops: KvOp[]) => ops.map((o) => `${o.type}:${toHex(o.key)}:${o.type === 'put' ? toHex(o.value) : ''}`)
   assert.deepEqual(hex(packed.toOps()), hex(given))
   const seen: KvOp[] = []
-  packed.forEach((put, key, value) => {
-    seen.push(put ? { type: 'put', key: key.slice(), value: value.slice() } : { type: 'del', key: key.slice() })
+  const seenKinds: TreeOpKind[] = []
+  packed.forEach((kind, key, value) => {
+    seenKinds.push(kind)
+    if (kind === TreeOpKind.PUT) seen.push({ type: 'put', key: key.slice(), value: value.slice() })
+    else if (kind !== TreeOpKind.RESIDENT) seen.push({ type: 'del', key: key.slice() })
   })
   assert.deepEqual(hex(seen), hex(given))
+  assert.deepEqual(seenKinds, kinds)
   // what was given was copied: changing it afterwards changes nothing packed
   ;(given[0] as { value: Uint8Array }).value.fill(0xee)
   assert.notEqual(
@@ -280,34 +336,6 @@ test('packed tree ops read back in order, byte for byte, across buffers', () => 
   )
   assert.throws(() => packed.put(new Uint8Array(35), new Uint8Array(65)), RangeError)
   assert.throws(() => packed.put(nodeStoreKey(1, new Uint8Array(32)), new Uint8Array(64)), RangeError)
-})
-
-test('the packed update gives the same root and ops as the plain one', async () => {
-  const rng = new Rng(12)
-  const a = new MemoryKvStore()
-  const b = new MemoryKvStore()
-  let root: Uint8Array = EMPTY_HASH
-  const keys: Uint8Array[] = []
-  for (let round = 0; round < 6; round++) {
-    // deletes of earlier rounds' keys, then new keys
-    const updates: TreeUpdate[] = []
-    for (let i = 0; i < 10 && keys.length > 60; i++) updates.push({ key: keys.splice(rng.int(keys.length), 1)[0]!, valueHash: null })
-    for (let i = 0; i < 40; i++) {
-      const key = rng.bytes(32)
-      keys.push(key)
-      updates.push({ key, valueHash: rng.bytes(32) })
-    }
-    const plain = await updateTree(a, root, updates)
-    const packed = await updateTreePacked(b, root, updates)
-    assert.equal(toHex(packed.root), toHex(plain.root))
-    assert.deepEqual(
-      packed.ops.toOps().map((o) => `${o.type}${toHex(o.key)}${o.type === 'put' ? toHex(o.value) : ''}`),
-      plain.ops.map((o) => `${o.type}${toHex(o.key)}${o.type === 'put' ? toHex(o.value) : ''}`),
-    )
-    await a.write(plain.ops)
-    await b.write(packed.ops.toOps())
-    root = plain.root
-  }
 })
 
 test('the node cache answers with copies: a later commit at the same position leaves them unchanged', async () => {
