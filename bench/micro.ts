@@ -194,6 +194,12 @@ async function main(): Promise<void> {
     results.tpsCached = (BLOCK_TXS * 1000) / (results.executeCachedMs + results.writeCommitMs)
     results.tpsVerifying = (BLOCK_TXS * 1000) / (results.executeVerifyingMs + results.writeCommitMs)
     results.dbBytesAfterBlocks = dirBytes(dir)
+    // a restart's cost: the state opened again, its tree's resident levels computed from the store
+    const openStart = performance.now()
+    const reopened = await LedgerState.open(store)
+    results.openMs = performance.now() - openStart
+    if (!bytesEqual(reopened.root(), state.root())) throw new Error('bench: the state opened again has another root')
+    console.log(`state opened again (the tree's upper levels computed from the store): ${results.openMs.toFixed(0)} ms`)
     results.peakRssMb = peakRss / 1e6
     console.log(
       `execute+commit, 10,000 transfers over ${fmt(ACCOUNTS)} accounts: ${fmt(results.tpsCached)} tx/s (signatures cached), ${fmt(results.tpsVerifying)} tx/s (verifying)`,
