@@ -53,12 +53,6 @@ export interface TreeUpdate {
   readonly valueHash: Uint8Array | null
 }
 
-/** The result of a batch update: the new root and the store ops that take the stored tree there. */
-export interface TreeUpdateResult {
-  readonly root: Uint8Array
-  readonly ops: KvOp[]
-}
-
 /** Where a path ends in a proof. */
 export type ProofTerminal =
   /** the path reaches an empty subtree: the key is absent */
@@ -146,7 +140,7 @@ type Sub =
 
 const EMPTY_SUB: Sub = { kind: 'empty' }
 
-/** Bytes of a tree node's store key: 'L' 't', the 32-byte prefix, the u16 depth. */
+/** Bytes of a tree node's store key: 'L', its tag, the 32-byte prefix, the u16 depth. */
 const NODE_KEY_BYTES = 36
 /** Bytes of a packed op: its {@link TreeOpKind}, the key, the value (zeros for a del). */
 const PACKED_OP_BYTES = 1 + NODE_KEY_BYTES + 65
@@ -249,7 +243,7 @@ export const MAX_TREE_CACHE_DEPTH = 24
  * It mirrors the COMMITTED tree: filled by {@link loadResidentLevels} and from store reads, and changed only by
  * {@link applyPacked} (or {@link apply}) with a committed batch's ops. Each apply starts a new generation; a read
  * issued in an older generation (it may have raced a commit) is not cached. The tree's own updates and reads need
- * one of at least {@link RESIDENT_DEPTH} levels, loaded: it is the only copy of the resident nodes.
+ * one loaded and of `maxDepth` RESIDENT_DEPTH or more: it is the only copy of the resident nodes.
  *
  * Its size is fixed in bytes: each level is one buffer of 65 bytes per position (2^depth positions), allocated when
  * the level is first filled, plus one byte per position saying whether it holds a node, {@link bytesFor} in all;
