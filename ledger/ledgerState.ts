@@ -398,8 +398,8 @@ export class LedgerState {
     }
     this.committedRoot = new Uint8Array(result.stateRoot)
     this.commitAccounts(result)
+    // a result without packed ops changed no tree node (checked above): the cache stays as it is
     if (packed !== undefined) this.cache.applyPacked(packed)
-    else this.cache.apply([])
   }
 
   /**

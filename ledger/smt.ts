@@ -336,7 +336,10 @@ export class TreeNodeCache {
     if (generation === this.gen && depth <= this.maxDepth) this.set(storeKey, depth, node)
   }
 
-  /** Applies a committed batch's ops (other keys than tree nodes are ignored). */
+  /**
+   * Applies nodes as a store holds them (other keys than tree nodes are ignored). A store's ops carry no resident
+   * node, so a committed tree update is applied with {@link applyPacked}; this is for nodes known by their stored form.
+   */
   apply(ops: Iterable<KvOp>): void {
     this.gen++
     for (const op of ops) {

@@ -80,14 +80,18 @@ export class MemoryKvStore implements KvStore {
   }
 
   async readPrefix(prefix: Uint8Array): Promise<KvEntry[]> {
-    const start = toHex(prefix)
-    const out: [string, KvEntry][] = []
-    for (const [id, e] of this.map) if (id.startsWith(start)) out.push([id, e])
-    return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e)
+    return this.sorted(toHex(prefix))
   }
 
-  /** Every entry, sorted by key bytes (hex order equals byte order). For tests and debugging. */
-  entries(): { key: Uint8Array; value: Uint8Array }[] {
-    return [...this.map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e)
+  /** Every entry, sorted by key bytes. For tests and debugging. */
+  entries(): KvEntry[] {
+    return this.sorted('')
+  }
+
+  /** The entries whose hex key begins with `hexPrefix`, sorted by key bytes (hex order equals byte order). */
+  private sorted(hexPrefix: string): KvEntry[] {
+    const out: [string, KvEntry][] = []
+    for (const [id, e] of this.map) if (id.startsWith(hexPrefix)) out.push([id, e])
+    return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, e]) => e)
   }
 }

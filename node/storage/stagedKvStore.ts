@@ -1,4 +1,4 @@
-import { bytesKey } from '../../crypto/bytes.js'
+import { bytesEqual, bytesKey } from '../../crypto/bytes.js'
 import type { KvEntry, KvOp, KvStore } from '../../ledger/store.js'
 
 /**
@@ -68,7 +68,7 @@ export class StagedKvStore implements KvStore {
     let changed = false
     for (const batch of batches) {
       for (const op of batch.ops) {
-        if (!startsWith(op.key, prefix)) continue
+        if (op.key.length < prefix.length || !bytesEqual(op.key.subarray(0, prefix.length), prefix)) continue
         changed = true
         if (op.type === 'put') byKey.set(bytesKey(op.key), { key: op.key, value: op.value })
         else byKey.delete(bytesKey(op.key))
@@ -135,12 +135,6 @@ class Batch {
     }
     return this.index.get(k)
   }
-}
-
-function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false
-  return true
 }
 
 /** A key's two first bytes as a number, distinct for shorter keys. */
