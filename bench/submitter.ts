@@ -85,7 +85,15 @@ async function run(urls: string[], rate: number, seconds: number, batch: number,
   const noteError = (e: Error) => {
     errorReasons[e.message] = (errorReasons[e.message] ?? 0) + 1
   }
-  const startHeight = (await post(urls[0]!, { jsonrpc: '2.0', id: 1, method: 'node_status', params: [] })).result.height as number
+  // sent once more when it got no answer, as the batches below are: a phase's first request may take a keep-alive
+  // connection that idled between phases while the node closed it (its keep-alive timeout)
+  const status = { jsonrpc: '2.0', id: 1, method: 'node_status', params: [] }
+  const startHeight = (
+    await post(urls[0]!, status).catch((e: Error) => {
+      noteError(e)
+      return post(urls[0]!, status)
+    })
+  ).result.height as number
   let followHeight = startHeight
   let drained: () => void = () => {}
   const allCommitted = new Promise<void>((r) => {
