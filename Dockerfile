@@ -36,7 +36,9 @@ RUN npm ci --omit=dev --ignore-scripts \
 
 # --- runtime stage: compiled code and production packages, as a non-root user --------------------------------------
 FROM node:20-slim
-ENV NODE_ENV=production
+# Two malloc arenas instead of up to eight per core: each allocating thread (the libuv pool's LevelDB work, LevelDB's
+# compaction, V8's compiler) would otherwise keep freed memory in an arena of its own (docs/operations.md, "Memory").
+ENV NODE_ENV=production MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules

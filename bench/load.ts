@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { Command } from 'commander'
 import { keyPairFromSeed, sign, verify } from '../crypto/ed25519.js'
 import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
+import { nodeProcessEnv } from '../node/memorySettings.js'
 
 /**
  * `npm run bench -- --validators N [--json FILE]`: the load benchmark on loopback.
@@ -22,6 +23,8 @@ import { sharedHostVerifyWorkers } from '../node/cli/testnetFiles.js'
  * The validators share the machine, so each gets the verification threads of its share of the cores, as
  * `tallyd testnet` writes them for validators on one host: floor(cores ÷ validators) − 1, from 0 to 4 (a worker
  * thread adds no capacity to a validator without a core of its own, only hand-offs). `--verify-workers` overrides it.
+ * They run in the environment docs/operations.md recommends (`MALLOC_ARENA_MAX=2`, {@link nodeProcessEnv}) unless
+ * the bench's own environment sets `MALLOC_ARENA_MAX` (0 is glibc's default).
  */
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..')
@@ -256,7 +259,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < N; i++) {
       const log = openSync(join(dir, `node${i}.log`), 'a')
       const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
-      procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] }))
+      procs.push(spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() }))
       closeSync(log)
     }
     // a validator seeds the genesis accounts at its first start: allow for a million of them
@@ -471,7 +474,7 @@ async function main(): Promise<void> {
  */
 async function seedOnce(dir: string, url: string): Promise<{ seconds: number; peakRssMb: number }> {
   const log = openSync(join(dir, 'node0.log'), 'a')
-  const p = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, 'node0')], { stdio: ['ignore', log, log] })
+  const p = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, 'node0')], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
   closeSync(log)
   const t0 = performance.now()
   let peakRssMb = 0
@@ -542,7 +545,7 @@ async function resyncPhase(dir: string, procs: ChildProcess[], urls: string[], i
   const prof = opts.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(opts.profile)] : []
   const machine0 = machineCpu()
   const t0 = performance.now()
-  procs[i] = spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] })
+  procs[i] = spawn(process.execPath, [...prof, TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
   closeSync(log)
   const p = procs[i]!
   let peakRssMb = 0

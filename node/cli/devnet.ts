@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { nodeProcessEnv } from '../memorySettings.js'
 
 /**
  * `tallyd devnet`: a local network in one command. Creates a testnet in `dir` when it has none, runs every validator
@@ -57,7 +58,7 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   let stopping = false
   for (let i = 0; i < n; i++) {
     const log = openSync(join(dir, `node${i}.log`), 'a')
-    const child = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log] })
+    const child = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
     closeSync(log)
     child.on('exit', (code, signal) => {
       if (!stopping) o.out(`node${i} exited (${signal ?? code}); see ${join(dir, `node${i}.log`)}`)

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { applyMemorySettings, heapGrowingFlag } from '../../../node/memorySettings.js'
+import { applyMemorySettings, heapGrowingFlag, nodeProcessEnv } from '../../../node/memorySettings.js'
 
 test('memory.heapGrowingPercent becomes the V8 flag, 0 included (V8 chooses again)', () => {
   const set: string[] = []
@@ -36,4 +36,11 @@ async function fullCollections(flag: string): Promise<number> {
 test('V8 honours the flag set in a running process: a tighter growth collects the old generation more often', async () => {
   const [own, tight] = await Promise.all([fullCollections('--heap-growing-percent=0'), fullCollections('--heap-growing-percent=10')])
   assert.ok(tight >= 2 * Math.max(1, own), `full collections: ${tight} at 10%, ${own} with V8's own growth`)
+})
+
+test("a node process started by this project's commands gets two malloc arenas, unless the caller chose", () => {
+  assert.equal(nodeProcessEnv({ PATH: '/bin' }).MALLOC_ARENA_MAX, '2')
+  assert.equal(nodeProcessEnv({ PATH: '/bin' }).PATH, '/bin')
+  assert.equal(nodeProcessEnv({ MALLOC_ARENA_MAX: '0' }).MALLOC_ARENA_MAX, '0')
+  assert.equal(nodeProcessEnv({ MALLOC_ARENA_MAX: '8' }).MALLOC_ARENA_MAX, '8')
 })
