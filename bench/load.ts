@@ -206,6 +206,7 @@ async function main(): Promise<void> {
     opts.minBlockInterval === undefined ? undefined : integerIn(opts.minBlockInterval, 0, 60_000, '--min-block-interval', 'an integer from 0 to 60000')
   if (minBlockInterval !== undefined) console.log(`bench: validators propose no sooner than ${minBlockInterval} ms into a height (--min-block-interval)`)
   console.log(`bench: ${verifyWorkers} signature verification thread${verifyWorkers === 1 ? '' : 's'} per validator (--verify-workers)`)
+  console.log(`bench: validators' MALLOC_ARENA_MAX=${nodeProcessEnv().MALLOC_ARENA_MAX} (set it in the bench's environment to choose; 0: glibc's default)`)
   const single = verifyRate()
   const verifyCeilingTps = (cores * single) / N
   console.log(`bench: Ed25519 verify ${Math.round(single)}/s on one core → ceiling ${Math.round(verifyCeilingTps)} tx/s`)
