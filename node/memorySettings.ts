@@ -16,16 +16,16 @@ export function applyMemorySettings(memory: NodeConfig['memory'], setFlags: (fla
 }
 
 /** glibc's limit on malloc arenas that {@link nodeProcessEnv} sets. */
-export const MALLOC_ARENA_MAX = '2'
+const MALLOC_ARENA_MAX = '2'
 
 /**
  * The environment for a node process that this project's commands start (`tallyd devnet`'s validators, the
  * benchmarks'): the caller's, with glibc's malloc held to {@link MALLOC_ARENA_MAX} arenas unless the caller set
  * `MALLOC_ARENA_MAX` itself. Otherwise each thread that allocates (the libuv pool's LevelDB reads and writes,
  * LevelDB's compaction, V8's compiler) may get an arena of its own, up to eight per core, and each keeps what it
- * freed: ~50 MB of a validator's anonymous memory at a million accounts (docs/performance.md, "Memory"). glibc reads
- * the variable once, as the process starts, so a node cannot set it for itself: docs/operations.md asks operators to
- * set it where they start `tallyd`, and the image sets it.
+ * freed: ~30 MB of a loaded validator's peak at a million accounts (docs/performance.md, "Memory"). glibc reads the
+ * variable once, as the process starts, so a node cannot set it for itself: docs/operations.md asks operators to set
+ * it where they start `tallyd`, and the image sets it.
  */
 export function nodeProcessEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return env.MALLOC_ARENA_MAX === undefined ? { ...env, MALLOC_ARENA_MAX } : env
