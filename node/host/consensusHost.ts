@@ -56,6 +56,7 @@ import { StagedKvStore } from '../storage/stagedKvStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../storage/storedBlock.js'
 import type { ConsensusLog } from '../storage/wal.js'
 import { encodeEvidenceMessage, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../sync/consensusMessages.js'
+import type { TipVerdict } from '../sync/blockSync.js'
 import { CandidateStore, type Candidate, type Verdict } from './candidates.js'
 import type { EvidencePool } from './evidencePool.js'
 import type { ValidatorSets } from './validatorSets.js'
@@ -606,15 +607,17 @@ export class ConsensusHost {
   }
 
   /**
-   * Whether a peer's tip certificate proves the chain reached its height: fully verified against the set of that
-   * height when this node knows it (up to two heights above its tip), else by more than a third of the latest set it
-   * knows (skipping verification: with fewer faulty than that, an honest validator signed, so the height exists).
+   * What a peer's tip certificate proves: fully verified against the set of its height when this node knows it (up
+   * to two heights above its tip), else by more than a third of the latest set it knows (skipping verification: with
+   * fewer faulty than that, an honest validator signed, so the height exists). Signed by a third or less of that set
+   * (the set changed since, or the signers are unknown), it proves nothing either way: `unknown`.
    */
-  verifyTip(certificate: CommitCertificate): boolean {
+  verifyTip(certificate: CommitCertificate): TipVerdict {
     const known = (this.tipValue?.height ?? 0) + 2
     if (certificate.height <= known)
-      return verifyCommit(this.d.sets.at(certificate.height), this.o.chainId, certificate.height, certificate.valueId, certificate).ok
-    return verifyCommitTrusting(this.d.sets.at(known), this.o.chainId, certificate).ok
+      return verifyCommit(this.d.sets.at(certificate.height), this.o.chainId, certificate.height, certificate.valueId, certificate).ok ? 'proven' : 'invalid'
+    const trusted = verifyCommitTrusting(this.d.sets.at(known), this.o.chainId, certificate)
+    return trusted.ok ? 'proven' : trusted.error.code === 'insufficient_power' ? 'unknown' : 'invalid'
   }
 
   /**

@@ -29,7 +29,10 @@ import {
  *
  * It trusts signatures, not peers:
  *  - a peer's tip counts only with the certificate that decided it, verified against the validator set, so a peer
- *    that claims to be far ahead cannot make this node chase it or report itself catching up;
+ *    that claims to be far ahead cannot make this node chase it or report itself catching up. A tip beyond the
+ *    validator sets this node knows, signed by too few of them to tell (the set changed since), counts once the peer
+ *    also serves the next height with a certificate this node verifies: a liar can lead a node that is behind anyway
+ *    no further than the true tip;
  *  - a fetched block counts only once its certificate verifies for it at that height and the host's checks pass
  *    (it extends the tip, the certificate it carries for the previous height is valid and the one its header names,
  *    its transactions are the ones the header commits to). A peer whose response fails any of this is penalized and
@@ -59,8 +62,19 @@ export const BLOCKS_PROTOCOL = '/tally/blocks/1'
 
 /** Penalty for a block or tip response that is malformed or fails verification (two strikes disconnect a peer). */
 const BAD_RESPONSE_PENALTY = 25
+/** How long a peer has to answer a tip poll (and, for a tip this node cannot judge, the request that proves it). */
+const TIP_TIMEOUT_MS = 2_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
 const RANGE_STREAMS_PER_PEER = 4
+
+/**
+ * What a tip certificate proves: that the chain reached its height (`proven`: it verifies against the validator set
+ * of its height, or is signed by more than a third of the latest set this node knows), nothing (`invalid`: malformed,
+ * or a signature that does not verify), or nothing this node can tell (`unknown`: a height beyond the sets it knows,
+ * signed by a third or less of the latest of them; after validator-set changes that it has not synced through yet,
+ * an honest tip looks like this, and so does a certificate signed by keys it has never seen).
+ */
+export type TipVerdict = 'proven' | 'invalid' | 'unknown'
 
 export interface BlockSyncOptions {
   readonly intervalMs: number
@@ -102,8 +116,8 @@ export interface BlockSyncDependencies {
   readonly now: () => number
   /** Arms the periodic check; returns a function that disarms it. */
   readonly every: (ms: number, f: () => void) => () => void
-  /** True when the certificate decides some block at its height under the validator set (a verified tip). */
-  readonly verifyTip: (certificate: CommitCertificate) => boolean
+  /** What a peer's tip certificate proves ({@link TipVerdict}). */
+  readonly verifyTip: (certificate: CommitCertificate) => TipVerdict
   /**
    * Whether the certificate decides this block at this height, checked on arrival before the block is kept; undefined
    * when this node cannot tell yet (a height whose validator set depends on blocks not applied yet).
@@ -324,21 +338,48 @@ export class BlockSync {
     await Promise.all(peers.map((peer) => this.pollPeer(peer)))
   }
 
-  /** Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized. */
+  /**
+   * Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized.
+   * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}).
+   */
   private async pollPeer(peer: string): Promise<void> {
-    const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: 2_000, maxResponseBytes: 64 * 1024 })
+    const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: TIP_TIMEOUT_MS, maxResponseBytes: 64 * 1024 })
     if (!r.ok) return
     const t = decodeTipResponse(r.value)
     if (t === undefined) {
       this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
       return
     }
-    if (t.certificate !== null && !this.d.verifyTip(t.certificate)) {
+    const verdict = t.certificate === null ? 'proven' : this.d.verifyTip(t.certificate)
+    const proven = verdict === 'unknown' ? await this.provesNext(peer) : verdict === 'proven'
+    if (proven === undefined) return
+    if (!proven) {
+      // a tip kept from an earlier poll may have been one this node could not judge: it is followed no longer
+      this.peerTips.delete(peer)
       this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
       this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
       return
     }
     this.peerTips.set(peer, t.height)
+  }
+
+  /**
+   * Whether a peer whose tip this node cannot judge is ahead of it: it serves the next height with a certificate that
+   * verifies against the validator set of that height, which this node knows. Its tip is then followed: the blocks
+   * sync fetches are each checked as they are applied, and applying them moves the sets this node knows forward until
+   * tips verify again. A liar gains one request per poll, and is found out as soon as this node holds the true tip.
+   * Undefined when the peer did not answer within the tip request's own deadline (a poll waits for every peer, so a
+   * peer that stalls here delays it no longer than a slow tip answer would).
+   */
+  private async provesNext(peer: string): Promise<boolean | undefined> {
+    const next = this.d.tipHeight() + 1
+    const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(next), {
+      timeoutMs: TIP_TIMEOUT_MS,
+      maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
+    })
+    if (!r.ok) return undefined
+    const d = decodeBlockResponse(r.value, this.o.limits)
+    return d.ok && d.value !== null && this.d.verifyCertified(next, d.value.stored, d.value.certificate) === true
   }
 
   /**

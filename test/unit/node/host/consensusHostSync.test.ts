@@ -463,4 +463,23 @@ describe('consensus host: blocks from sync', () => {
     t2.stop()
     assert.deepEqual(t2.fatal, [])
   })
+
+  it("judges a peer's tip: proven, invalid, or unknown when too few of the set it knows signed (the set changed)", async () => {
+    const { w, t } = await network()
+    const value = sha256(new TextEncoder().encode('some block'))
+    const at = (height: number, signers: number[]) => w.certificate(height, 0, value, signers)
+    // within two heights of the tip (0): the set of the height, in full
+    assert.equal(t.host.verifyTip(at(2, [1, 2, 3])), 'proven')
+    assert.equal(t.host.verifyTip(at(2, [1, 2])), 'invalid')
+    // beyond: more than a third of the latest set known proves the height was reached; a third or less tells nothing
+    assert.equal(t.host.verifyTip(at(40, [1, 2])), 'proven')
+    assert.equal(t.host.verifyTip(at(40, [1])), 'unknown')
+    // signers of another network (keys this node never saw) tell nothing either; a bad signature is a fault
+    const larger = new HostWorld({ validators: 8, wallets: 2 })
+    assert.equal(t.host.verifyTip(larger.certificate(40, 0, value, [4, 5, 6, 7])), 'unknown')
+    const forged = at(40, [1, 2])
+    const signatures = forged.signatures.map((x, i) => (i === 0 ? { ...x, signature: new Uint8Array(64).fill(7) } : x))
+    assert.equal(t.host.verifyTip({ ...forged, signatures }), 'invalid')
+    t.stop()
+  })
 })

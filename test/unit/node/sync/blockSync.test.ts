@@ -32,6 +32,13 @@ import { waitFor } from '../../../helpers/waitFor.js'
 
 const limits = { maxBytes: 100_000, maxTxs: 100 }
 
+/**
+ * A tip certificate of this round more than two heights above the tip is one the node cannot judge (`unknown`): in a
+ * node, a height beyond the validator sets it knows, signed by a third or less of the latest of them. Within two
+ * heights of the tip it verifies.
+ */
+const UNKNOWN_ROUND = 7
+
 function block(height: number, tamper = false): { stored: StoredBlock; cert: CommitCertificate } {
   const header: BlockHeader = {
     chainId: 'tally-test',
@@ -144,7 +151,8 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       heightStartedAtMs: () => 0,
       now: () => 0,
       every: () => () => {},
-      verifyTip: (c) => c.round === 0,
+      // as in a node, a certificate within two heights of the tip is judged against the set of its own height
+      verifyTip: (c) => (c.round === 0 || (c.round === UNKNOWN_ROUND && c.height <= tip + 2) ? 'proven' : c.round === UNKNOWN_ROUND ? 'unknown' : 'invalid'),
       verifyCertified: (h, s, c) => c.round === 0 && c.height === h && blockHash(s.block.header).every((b, i) => b === c.valueId[i]),
       check: async (h, s, c) => {
         if (consensus !== undefined && h === consensus.at) {
@@ -230,6 +238,35 @@ test('a peer serving tampered single blocks (it serves no ranges) is penalized a
     'the forger is penalized',
   )
   assert.ok(!h.penalties.some((p) => p.peer === 'c'), 'the honest peer is not')
+  h.sync.stop()
+})
+
+test('a tip the node cannot judge counts once its peer serves the next height certified: nobody is penalized', async () => {
+  // a node wiped or long down, while the validator set changed past what it knows: every honest tip is `unknown`
+  const unknowable = (p: Peer): Peer => ({ ...p, tipCert: (x) => ({ ...block(x).cert, round: UNKNOWN_ROUND }) })
+  const h = harness({ a: unknowable(ranges(20)), b: unknowable(ranges(20)) }, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 20, 'sync to height 20')
+  assert.deepEqual(h.applied, heights(20))
+  assert.deepEqual(h.penalties, [])
+  h.sync.stop()
+})
+
+test('a tip the node cannot judge, from a peer that does not serve the next height certified, is penalized and not followed', async () => {
+  const claims = (serve: (x: number) => Uint8Array): Peer => ({ tip: 1_000, tipCert: (x) => ({ ...block(x).cert, height: x, round: UNKNOWN_ROUND }), serve })
+  const forged = claims((x) => encodeBlockResponse(encodeStoredBlock(block(x).stored), encodeCommitCertificate({ ...block(x).cert, round: 3 })))
+  const empty = claims(() => encodeBlockResponse(undefined, undefined))
+  const h = harness({ forged, empty, honest: honest(0) })
+  await h.sync.start()
+  await waitFor(() => h.sync.polls >= 1 && h.penalties.length >= 2, 'a poll')
+  assert.equal(h.sync.bestPeerHeight, 0)
+  assert.equal(h.sync.catchingUp, false)
+  assert.deepEqual(h.penalties.map((p) => `${p.peer}: ${p.reason}`).sort(), ['empty: unproven tip', 'forged: unproven tip'])
+  assert.deepEqual(
+    h.asked.map((a) => a.height),
+    [1, 1],
+    'each was asked for the next height only',
+  )
   h.sync.stop()
 })
 
@@ -434,7 +471,7 @@ test('serves ranges: consecutive held blocks up to the count, the tip and the by
       heightStartedAtMs: () => 0,
       now: () => 0,
       every: () => () => {},
-      verifyTip: () => true,
+      verifyTip: () => 'proven',
       verifyCertified: () => true,
       check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
       apply: async () => false,
