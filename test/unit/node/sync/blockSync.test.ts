@@ -270,6 +270,20 @@ test('a tip the node cannot judge, from a peer that does not serve the next heig
   h.sync.stop()
 })
 
+test('a liar whose tip the node cannot judge, serving the true blocks, leads a node that is behind no further than the true tip', async () => {
+  const liar: Peer = { ...ranges(20), tip: 1_000, tipCert: (x) => ({ ...block(1).cert, height: x, round: UNKNOWN_ROUND }) }
+  const h = harness({ honest: ranges(20), liar }, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.tip() >= 20, 'sync to height 20')
+  // the round that reached the true tip polls again: the liar cannot serve the height after it
+  await waitFor(() => h.sync.bestPeerHeight === 20, 'the liar followed no longer')
+  assert.deepEqual(h.applied, heights(20))
+  assert.equal(h.sync.catchingUp, false)
+  assert.ok(h.penalties.some((p) => p.peer === 'liar' && p.reason === 'unproven tip'))
+  assert.ok(!h.penalties.some((p) => p.peer === 'honest'))
+  h.sync.stop()
+})
+
 test('catchingUp follows verified tips: two or more heights ahead', async () => {
   const h = harness({ p: { ...honest(5), serve: () => encodeBlockResponse(undefined, undefined) } })
   await h.sync.start()
