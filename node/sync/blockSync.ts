@@ -1,6 +1,7 @@
 import type { CommitCertificate } from '../../consensus/index.js'
 import { bytesEqual } from '../../crypto/bytes.js'
 import type { Result } from '../../crypto/result.js'
+import type { DecodeResult } from '../../crypto/decodeError.js'
 import type { CheckedBlock, SyncedBlockFault } from '../host/consensusHost.js'
 import type { Logger } from '../logger.js'
 import type { RequestHandler, RequestResult } from '../p2p/p2p.js'
@@ -343,6 +344,7 @@ export class BlockSync {
    * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}).
    */
   private async pollPeer(peer: string): Promise<void> {
+    const deadline = this.d.now() + TIP_TIMEOUT_MS
     const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: TIP_TIMEOUT_MS, maxResponseBytes: 64 * 1024 })
     if (!r.ok) return
     const t = decodeTipResponse(r.value)
@@ -351,7 +353,7 @@ export class BlockSync {
       return
     }
     const verdict = t.certificate === null ? 'proven' : this.d.verifyTip(t.certificate)
-    const proven = verdict === 'unknown' ? await this.provesNext(peer) : verdict === 'proven'
+    const proven = verdict === 'unknown' ? await this.provesNext(peer, deadline) : verdict === 'proven'
     if (proven === undefined) return
     if (!proven) {
       // a tip kept from an earlier poll may have been one this node could not judge: it is followed no longer
@@ -368,17 +370,15 @@ export class BlockSync {
    * verifies against the validator set of that height, which this node knows. Its tip is then followed: the blocks
    * sync fetches are each checked as they are applied, and applying them moves the sets this node knows forward until
    * tips verify again. A liar gains one request per poll, and is found out as soon as this node holds the true tip.
-   * Undefined when the peer did not answer within the tip request's own deadline (a poll waits for every peer, so a
-   * peer that stalls here delays it no longer than a slow tip answer would).
+   * Undefined when the peer did not answer by the poll's deadline, which the tip request shares (a poll waits for
+   * every peer, so a peer that stalls delays it no longer than a slow tip answer would).
    */
-  private async provesNext(peer: string): Promise<boolean | undefined> {
+  private async provesNext(peer: string, deadline: number): Promise<boolean | undefined> {
     const next = this.d.tipHeight() + 1
-    const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(next), {
-      timeoutMs: TIP_TIMEOUT_MS,
-      maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
-    })
-    if (!r.ok) return undefined
-    const d = decodeBlockResponse(r.value, this.o.limits)
+    const timeoutMs = deadline - this.d.now()
+    if (timeoutMs <= 0) return undefined
+    const d = await this.askHeight(peer, next, timeoutMs)
+    if (d === undefined) return undefined
     return d.ok && d.value !== null && this.d.verifyCertified(next, d.value.stored, d.value.certificate) === true
   }
 
@@ -449,29 +449,31 @@ export class BlockSync {
   }
 
   private async requestSingle(peer: string, height: number): Promise<Fetched | undefined> {
-    const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
-      timeoutMs: 10_000,
-      maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
-    })
-    if (!r.ok) return undefined
-    const d = decodeBlockResponse(r.value, this.o.limits)
-    const fault = !d.ok
-      ? `malformed block response: ${d.error.reason}`
-      : d.value === null
-        ? `no block ${height} although its tip is above it`
-        : this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false
-          ? `block ${height} without a valid certificate for it`
-          : undefined
-    if (d.ok && d.value === null) {
+    const d = await this.askHeight(peer, height, 10_000)
+    if (d === undefined) return undefined
+    if (!d.ok) {
+      this.fault(peer, height, `malformed block response: ${d.error.reason}`, [])
+      return undefined
+    }
+    if (d.value === null) {
       this.noBlock(peer, height)
       return undefined
     }
-    if (fault !== undefined || !d.ok || d.value === null) {
-      this.fault(peer, height, fault ?? 'bad block response', [])
+    if (this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false) {
+      this.fault(peer, height, `block ${height} without a valid certificate for it`, [])
       return undefined
     }
     this.unserved.delete(peer)
     return { ...d.value, peer }
+  }
+
+  /** One height asked of `peer` (`/tally/block/1`), its answer decoded; undefined when it did not answer in time. */
+  private async askHeight(peer: string, height: number, timeoutMs: number): Promise<DecodeResult<ServedBlock | null> | undefined> {
+    const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
+      timeoutMs,
+      maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
+    })
+    return r.ok ? decodeBlockResponse(r.value, this.o.limits) : undefined
   }
 
   /**

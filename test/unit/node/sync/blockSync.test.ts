@@ -71,6 +71,8 @@ type Peer = {
   tipCert?: (h: number) => CommitCertificate
   serve: (h: number) => Uint8Array
   serveRange?: (r: RangeRequest) => Uint8Array | Promise<Uint8Array>
+  /** How long its tip answer takes, on the harness's clock. */
+  tipDelayMs?: number
 }
 
 /** The items an honest server answers a range request with, from `blockOf` up to `tip`, within the byte budget. */
@@ -115,7 +117,8 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
   const kv = new MemoryKvStore()
   const chain = new ChainStore(kv)
   const penalties: { peer: string; reason: string }[] = []
-  const asked: { peer: string; height: number }[] = []
+  const asked: { peer: string; height: number; timeoutMs?: number }[] = []
+  let clock = 0
   const rangesAsked: { peer: string; from: number; count: number }[] = []
   const transport: SyncTransport = {
     peers: () => Object.keys(peers).sort(),
@@ -123,13 +126,16 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
     penalize: (peer, _points, reason) => {
       penalties.push({ peer, reason })
     },
-    request: async (peer, protocol, req): Promise<RequestResult> => {
+    request: async (peer, protocol, req, o): Promise<RequestResult> => {
       const p = peers[peer]!
-      if (protocol === STATUS_PROTOCOL)
+      if (protocol === STATUS_PROTOCOL) {
+        clock += p.tipDelayMs ?? 0
+        if ((p.tipDelayMs ?? 0) >= o.timeoutMs) return { ok: false, error: { code: 'timeout', reason: 'no answer in time' } }
         return { ok: true, value: encodeTipResponse(p.tip, encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip))) }
+      }
       if (protocol === BLOCK_PROTOCOL) {
         const h = decodeHeightRequest(req)!
-        asked.push({ peer, height: h })
+        asked.push({ peer, height: h, timeoutMs: o.timeoutMs })
         return { ok: true, value: p.serve(h) }
       }
       if (protocol === BLOCKS_PROTOCOL && p.serveRange !== undefined) {
@@ -149,7 +155,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       logger: silentLogger(),
       tipHeight: () => tip,
       heightStartedAtMs: () => 0,
-      now: () => 0,
+      now: () => clock,
       every: () => () => {},
       // as in a node, a certificate within two heights of the tip is judged against the set of its own height
       verifyTip: (c) => (c.round === 0 || (c.round === UNKNOWN_ROUND && c.height <= tip + 2) ? 'proven' : c.round === UNKNOWN_ROUND ? 'unknown' : 'invalid'),
@@ -281,6 +287,19 @@ test('a liar whose tip the node cannot judge, serving the true blocks, leads a n
   assert.equal(h.sync.catchingUp, false)
   assert.ok(h.penalties.some((p) => p.peer === 'liar' && p.reason === 'unproven tip'))
   assert.ok(!h.penalties.some((p) => p.peer === 'honest'))
+  h.sync.stop()
+})
+
+test('a poll of a peer whose tip the node cannot judge has one deadline: the proving request gets what the tip answer left', async () => {
+  const unknowable = (p: Peer, tipDelayMs: number): Peer => ({ ...p, tipDelayMs, tipCert: (x) => ({ ...block(x).cert, round: UNKNOWN_ROUND }) })
+  // one answers its tip in 1.5 s of the poll's 2 s, the other only after them
+  const h = harness({ slow: unknowable(ranges(20), 1_500), late: unknowable(ranges(20), 2_000) }, { range: { blocks: 8 } })
+  await h.sync.start()
+  await waitFor(() => h.asked.length >= 1, 'a proving request')
+  assert.deepEqual(h.asked[0], { peer: 'slow', height: 1, timeoutMs: 500 })
+  await waitFor(() => h.tip() >= 20, 'sync to height 20')
+  assert.ok(!h.asked.some((a) => a.peer === 'late'), 'a peer whose tip came too late is not asked to prove it')
+  assert.deepEqual(h.penalties, [])
   h.sync.stop()
 })
 
