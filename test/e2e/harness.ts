@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, existsSync, writeFileSync, copyFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { nodeProcessEnv } from '../../node/memorySettings.js'
 import { repoRoot } from '../helpers/fixtures.js'
 import { forgeAccountAnswer } from '../unit/rpc/light/forge.js'
 
@@ -268,7 +269,7 @@ export class Testnet {
   start(i: number): void {
     if (this.procs[i]) throw new Error(`node${i} already running`)
     const log = openSync(join(this.dir, `node${i}.log`), 'a')
-    const p = spawn(process.execPath, [TALLYD, 'start', '--home', this.home(i)], { cwd: repoRoot, stdio: ['ignore', log, log] })
+    const p = spawn(process.execPath, [TALLYD, 'start', '--home', this.home(i)], { cwd: repoRoot, env: nodeProcessEnv(), stdio: ['ignore', log, log] })
     closeSync(log)
     live.add(p)
     p.on('exit', () => live.delete(p))

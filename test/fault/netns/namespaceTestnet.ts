@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { nodeProcessEnv } from '../../../node/memorySettings.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 import { rpc, runCli, waitFor } from '../../e2e/harness.js'
 import { FaultBudget } from './faultBudget.js'
@@ -160,7 +161,7 @@ export class NamespaceTestnet {
   start(i: number, clock?: { offset: string; env: Record<string, string> }): void {
     if (this.procs[i]) throw new Error(`node${i} already running`)
     const log = openSync(this.logFile(i), 'a')
-    const env: NodeJS.ProcessEnv = { ...process.env, ...clock?.env }
+    const env: NodeJS.ProcessEnv = { ...nodeProcessEnv(), ...clock?.env }
     const p = this.net.spawn(i, [process.execPath, TALLYD, 'start', '--home', this.home(i)], { cwd: repoRoot, env, stdio: ['ignore', log, log] })
     closeSync(log)
     this.procs[i] = p
