@@ -298,6 +298,26 @@ export function castVote(
 }
 
 /**
+ * Why a vote cast now would not count in the block after the committed state `s`, if it would not (a mempool's
+ * check). The caller knows that state's height h only from below, by its tip: a node commits a synced run's blocks in
+ * its ledger before its tip moves. The state's first schedule entry is the roster in force at h + 1, from its
+ * `fromHeight` on, so the vote is judged at the later of `tipHeight + 1` and that height: as block h + 1 would count it
+ * whenever the tip is h or behind it.
+ */
+export function voteProblem(
+  s: GovernanceState,
+  tipHeight: number,
+  voter: Uint8Array,
+  action: GovernanceAction,
+  params: GovernanceParams,
+): GovernanceError | undefined {
+  const height = Math.max(tipHeight + 1, s.schedule[0]!.fromHeight)
+  const r = castVote(s, height, voter, action, params)
+  if (r.ok) return undefined
+  return r.error.code === 'not_validator' ? { code: 'not_validator', reason: `the signer is not a validator at height ${height}` } : r.error
+}
+
+/**
  * The end of block `height`: votes past their expiry leave; evidence against `offenders` forces their removal when
  * `removeOffenders` is set; then every change with more than two thirds of the power in force at `height` (or forced)
  * is applied, in id order (forced first), to the roster of `height + 2`, unless it would break a limit (staged: it

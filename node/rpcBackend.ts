@@ -7,7 +7,7 @@ import type { Genesis } from '../genesis/genesis.js'
 import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
 import type { Account } from '../ledger/account.js'
 import { verifyAccountProof, type AccountProof } from '../ledger/accountProof.js'
-import { castVote, memberOf, totalPower, type GovernanceState, type Roster } from '../ledger/governance.js'
+import { memberOf, totalPower, voteProblem, type GovernanceState, type Roster } from '../ledger/governance.js'
 import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
 import { txInclusionProof } from '../ledger/txProof.js'
 import type {
@@ -237,12 +237,8 @@ export class NodeBackend implements RpcBackend {
     const d = decodeTransaction(bytes)
     const gov = this.d.governance()
     if (d.ok && d.value.tx.kind === 'governance' && d.value.tx.chainId === this.d.genesis.chainId && gov !== undefined) {
-      const height = (this.d.tip()?.height ?? 0) + 1
-      const r = castVote(gov, height, senderAddress(d.value.tx), d.value.tx.action, this.d.genesis.params.governance)
-      if (!r.ok) {
-        const reason = r.error.code === 'not_validator' ? `the signer is not a validator at height ${height}` : r.error.reason
-        return Promise.resolve(err({ code: r.error.code, reason }))
-      }
+      const problem = voteProblem(gov, this.d.tip()?.height ?? 0, senderAddress(d.value.tx), d.value.tx.action, this.d.genesis.params.governance)
+      if (problem !== undefined) return Promise.resolve(err(problem))
     }
     return this.d.submit(bytes)
   }

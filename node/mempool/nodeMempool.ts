@@ -1,7 +1,7 @@
 import { toHex } from '../../crypto/bytes.js'
 import type { Genesis } from '../../genesis/genesis.js'
 import type { NodeConfig } from '../../genesis/config.js'
-import { castVote } from '../../ledger/governance.js'
+import { voteProblem } from '../../ledger/governance.js'
 import type { LedgerState } from '../../ledger/ledgerState.js'
 import { senderAddress, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
@@ -45,8 +45,7 @@ export function nodeMempool(config: NodeConfig['mempool'], genesis: Genesis, d: 
       checkGovernance: (tx) => {
         const state = d.ledger.governance()
         if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-        const r = castVote(state, d.tipHeight() + 1, senderAddress(tx), tx.action, genesis.params.governance)
-        return r.ok ? undefined : r.error
+        return voteProblem(state, d.tipHeight(), senderAddress(tx), tx.action, genesis.params.governance)
       },
       onRemoved: (hash, removal) => {
         if (removal.code === 'committed') return

@@ -2,7 +2,7 @@ import { bytesEqual } from '../../crypto/index.js'
 import { SafetyGuard, decodeCommitCertificate, type ConsensusParams } from '../../consensus/index.js'
 import { genesisState, type Genesis } from '../../genesis/genesis.js'
 import { blockHash } from '../../ledger/block.js'
-import { castVote, memberOf } from '../../ledger/governance.js'
+import { memberOf, voteProblem } from '../../ledger/governance.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
 import { senderAddress, txHash } from '../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
@@ -297,8 +297,7 @@ export class SimValidator implements NetNode {
         checkGovernance: (tx) => {
           const state = ledger.governance()
           if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-          const r = castVote(state, ledgerTip() + 1, senderAddress(tx), tx.action, ctx.genesis.params.governance)
-          return r.ok ? undefined : r.error
+          return voteProblem(state, ledgerTip(), senderAddress(tx), tx.action, ctx.genesis.params.governance)
         },
       },
     )

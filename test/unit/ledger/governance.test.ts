@@ -14,6 +14,7 @@ import {
   genesisGovernance,
   movedPower,
   rosterAt,
+  voteProblem,
   type GovernanceAction,
   type GovernanceParams,
   type GovernanceState,
@@ -68,6 +69,27 @@ test('a change completes once more than two thirds of the power voted, and appli
     [13],
     'entries before the one in force are pruned',
   )
+})
+
+test('a vote judged on a state ahead of the tip (a synced run committed before the tip moved) counts as its next block would', () => {
+  // v4 joins at 13; after block 13 the schedule starts there, and the tip may still say 11
+  let s = four()
+  for (const v of [0, 1, 2]) s = vote(s, 11, v, add(4, 3))
+  for (const h of [11, 12, 13]) s = endBlock(s, h, [], params)
+  assert.deepEqual(
+    s.schedule.map((e) => e.fromHeight),
+    [13],
+  )
+  assert.throws(() => castVote(s, 12, addr(4), add(5), params), /no validator set is scheduled at height 12/)
+  for (const tip of [11, 12, 13]) {
+    // judged at the later of the tip's next height and 13, where the state's set is in force
+    const at = Math.max(tip + 1, 13)
+    assert.equal(voteProblem(s, tip, addr(4), add(5), params), undefined, `tip ${tip}: v4 is a validator at ${at}`)
+    assert.deepEqual(voteProblem(s, tip, addr(5), add(6), params), { code: 'not_validator', reason: `the signer is not a validator at height ${at}` })
+  }
+  // a tip ahead of where the state's schedule starts judges at the tip's next height
+  assert.deepEqual(voteProblem(four(), 20, addr(4), add(5), params), { code: 'not_validator', reason: 'the signer is not a validator at height 21' })
+  assert.equal(voteProblem(four(), 20, addr(0), add(5), params), undefined)
 })
 
 test('votes: only validators at the height, only changes that apply, at most maxOpenVotes each; a repeat renews', () => {
