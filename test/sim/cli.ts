@@ -40,6 +40,16 @@ interface RunReport {
   readonly summary: string
 }
 
+/**
+ * Promises a run's code let reject with nobody waiting (a failure the code under test dropped). A thread runs one
+ * simulation at a time, so what is caught while it runs is that run's, reported as its violation with its seed
+ * instead of ending the process with every run after it.
+ */
+let unhandled: unknown[] = []
+process.on('unhandledRejection', (e) => {
+  unhandled.push(e)
+})
+
 async function runOne(s: Settings, seed: number): Promise<RunReport> {
   const options = randomSimOptions(seed, s)
   const trace = s.trace
@@ -51,6 +61,7 @@ async function runOne(s: Settings, seed: number): Promise<RunReport> {
   let lines: string[]
   let summary = ''
   const totals = emptyTotals()
+  unhandled = []
   try {
     const r = await runSimulation({ ...options, ...trace })
     addCoverage(totals, r.coverage)
@@ -60,6 +71,10 @@ async function runOne(s: Settings, seed: number): Promise<RunReport> {
   } catch (e) {
     lines = [`invariant broken: ${(e as Error).stack ?? (e as Error).message}`]
   }
+  // one more turn, for a rejection of the run's last events to be reported
+  await new Promise((resolve) => setImmediate(resolve))
+  for (const e of unhandled) lines.push(`invariant broken: unhandled rejection: ${(e as Error)?.stack ?? String(e)}`)
+  unhandled = []
   return { seed, lines: lines.map((l) => `${l} (${describeRun(options)})`), totals, summary }
 }
 
