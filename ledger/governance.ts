@@ -298,12 +298,16 @@ export function castVote(
 }
 
 /**
- * Why a vote cast now would not count in the block after the committed state `s`, if it would not (a mempool's
- * check). The caller knows that state's height h only from below, by its tip: a node commits a synced run's blocks in
- * its ledger before its tip moves. The state's first schedule entry is the roster in force at h + 1, from its
- * `fromHeight` on, so the vote is judged at the later of `tipHeight + 1` and that height: as block h + 1 would count it
- * whenever the tip is h or behind it.
+ * The height after the committed state `s`, judged by a caller that knows the state's height h only from below, by
+ * its tip: a node commits a synced run's blocks in its ledger before its tip moves. The state's first schedule entry
+ * is the roster in force at h + 1, from its `fromHeight` on, so the later of `tipHeight + 1` and that height has the
+ * roster of h + 1 whenever the tip is h or behind it.
  */
+export function heightAfter(s: GovernanceState, tipHeight: number): number {
+  return Math.max(tipHeight + 1, s.schedule[0]!.fromHeight)
+}
+
+/** Why a vote cast now would not count in the block after the committed state `s` ({@link heightAfter}), if not. */
 export function voteProblem(
   s: GovernanceState,
   tipHeight: number,
@@ -311,7 +315,7 @@ export function voteProblem(
   action: GovernanceAction,
   params: GovernanceParams,
 ): GovernanceError | undefined {
-  const height = Math.max(tipHeight + 1, s.schedule[0]!.fromHeight)
+  const height = heightAfter(s, tipHeight)
   const r = castVote(s, height, voter, action, params)
   if (r.ok) return undefined
   return r.error.code === 'not_validator' ? { code: 'not_validator', reason: `the signer is not a validator at height ${height}` } : r.error

@@ -7,7 +7,7 @@ import type { Genesis } from '../genesis/genesis.js'
 import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
 import type { Account } from '../ledger/account.js'
 import { verifyAccountProof, type AccountProof } from '../ledger/accountProof.js'
-import { memberOf, totalPower, voteProblem, type GovernanceState, type Roster } from '../ledger/governance.js'
+import { heightAfter, memberOf, rosterAt, totalPower, voteProblem, type GovernanceState, type Roster } from '../ledger/governance.js'
 import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
 import { txInclusionProof } from '../ledger/txProof.js'
 import type {
@@ -245,6 +245,8 @@ export class NodeBackend implements RpcBackend {
 
   async getTx(hash: Uint8Array): Promise<TxLookup> {
     const loc = await this.d.chain.txLocation(hash)
+    // a height being written, or a synced run's heights before the tip reaches them: no block to show or prove yet
+    if (loc && loc.height > (this.d.tip()?.height ?? 0)) return { status: 'pending' }
     if (loc) {
       return loc.ok
         ? { status: 'committed', height: loc.height, index: loc.index, ok: true }
@@ -291,14 +293,18 @@ export class NodeBackend implements RpcBackend {
     const next = (this.d.tip()?.height ?? 0) + 1
     const h = height ?? next
     if (!Number.isSafeInteger(h) || h < 1) return { unknown: `height ${h} has no validator set: the first block is height 1` }
-    if (h > next + 1) return { unknown: `the validator set of height ${h} is not known yet: this node knows the sets up to height ${next + 1} (its tip + 2)` }
+    // the history holds the sets of the heights a synced run applied before the tip reaches them
+    const known = Math.max(next + 1, this.d.governance()?.schedule.at(-1)?.fromHeight ?? 0)
+    if (h > known) return { unknown: `the validator set of height ${h} is not known yet: this node knows the sets up to height ${known} (its tip + 2)` }
     return this.d.rosterAt(h).map(validatorInfo)
   }
 
   getPendingChanges(): PendingChangesInfo {
-    const height = (this.d.tip()?.height ?? 0) + 1
+    // the votes and the schedule are the ledger's, which may be ahead of the tip: weighed by the set of its next height
     const gov = this.d.governance()
-    const current = this.d.rosterAt(height)
+    const tip = this.d.tip()?.height ?? 0
+    const height = gov === undefined ? tip + 1 : heightAfter(gov, tip)
+    const current = gov === undefined ? this.d.rosterAt(height) : rosterAt(gov, height)
     const total = totalPower(current)
     const voteExpiryHeights = this.d.genesis.params.governance.voteExpiryHeights
     if (gov === undefined) return { height, totalPower: total, voteExpiryHeights, changes: [], scheduled: null }

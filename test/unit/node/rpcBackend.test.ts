@@ -236,3 +236,31 @@ test('proveAccount at the tip uses the block just published, the same as the one
   assert.equal(p.block.height, 3)
   assert.deepEqual(p.block, await chain.backend.getCommit(3))
 })
+
+test("getPendingChanges with the governance state ahead of the tip (a synced run committed before the tip moved) counts votes in the state's set", () => {
+  const raise: GovernanceAction = { type: 'power', address: members[1]!.address, power: 2 }
+  let s = voted(genesisGovernance(members), 11, [0, 1, 2], addNewcomer)
+  s = endBlock(s, 11, [], params)
+  s = endBlock(s, 12, [], params)
+  const node4 = addressFromPublicKey(newcomer.publicKey)
+  let r = castVote(s, 13, members[0]!.address, raise, params)
+  assert.ok(r.ok)
+  r = castVote(r.value, 13, node4, raise, params)
+  assert.ok(r.ok)
+  s = endBlock(r.value, 13, [], params)
+  assert.deepEqual(
+    s.schedule.map((e) => e.fromHeight),
+    [13],
+  )
+  assert.equal(s.pending.length, 1, 'two of five: the change waits')
+  const b = backend({ tip: 11, gov: s }) // the ledger on 13, the tip on 11
+  const ahead = b.getPendingChanges()
+  const caught = backend({ tip: 13, gov: s }).getPendingChanges()
+  assert.equal(caught.totalPower, 5n)
+  assert.equal(caught.changes[0]!.power, 2n)
+  assert.equal(caught.scheduled, null)
+  assert.equal(ahead.totalPower, caught.totalPower, `total power of the set of height ${ahead.height}, not of the state's`)
+  assert.equal(ahead.changes[0]!.power, caught.changes[0]!.power, "node4's vote counted in a set it is not in")
+  assert.deepEqual(ahead.scheduled, caught.scheduled, 'the set already in force after the state is reported as scheduled')
+  assert.ok(Array.isArray(b.getValidators(ahead.height)), `the set of height ${ahead.height} is known`)
+})
