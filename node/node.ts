@@ -231,7 +231,7 @@ export class TallyNode {
           this.tipAtMs = now
           txGossip.rearm()
           events.emit('committed', b)
-          await mempool.update(b.txHashes, b.touched)
+          await mempool.update(b.txHashes, b.touched, !b.ledgerAhead)
           metrics.mempoolSize.set(mempool.size)
           metrics.mempoolBytes.set(mempool.bytes)
         },

@@ -138,6 +138,11 @@ export interface CommittedBlock {
   /** Addresses whose accounts the block changed (the mempool re-reads only these). */
   readonly touched: readonly Uint8Array[]
   readonly executionMs: number
+  /**
+   * Whether the ledger's committed state is already a later height's: a synced run's heights before its last, which
+   * are committed together and reported one by one.
+   */
+  readonly ledgerAhead: boolean
 }
 
 export interface ConsensusHostDependencies {
@@ -224,7 +229,7 @@ interface Judging {
 }
 
 /** A block whose height is applied and written (or staged to be), and reported once its write is on disk. */
-interface AppliedBlock extends CommittedBlock {
+interface AppliedBlock extends Omit<CommittedBlock, 'ledgerAhead'> {
   /** A new validator set was scheduled by it (for height + 2), of this many members. */
   readonly scheduled: boolean
   readonly rosterSize: number
@@ -1445,7 +1450,7 @@ export class ConsensusHost {
     this.heldForReplay = this.heldForReplay.filter((i) => this.messageHeight(i) > next)
     for (const b of heights) {
       const { scheduled, rosterSize, governanceChanged, ...committed } = b
-      await this.d.onCommitted(committed)
+      await this.d.onCommitted({ ...committed, ledgerAhead: b !== last })
       if (scheduled) {
         this.d.logger.info({ fromHeight: b.height + 2, validators: rosterSize }, 'a new validator set is scheduled')
         this.d.onValidatorSetsChanged?.()

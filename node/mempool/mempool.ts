@@ -204,6 +204,8 @@ export class Mempool {
   private epoch = 0
   /** Committed heights seen (calls of `update`): the clock of expiry. */
   private height = 0
+  /** Senders blocks touched while the committed state was already a later block's: re-read at the next settled update. */
+  private readonly unrefreshed = new Set<SenderState>()
   /** Gapped entries, oldest gap first (appended at the current height, so their `gappedSince` never decreases). */
   private gapHead: Entry | undefined
   private gapTail: Entry | undefined
@@ -518,9 +520,12 @@ export class Mempool {
    * Applies a committed block: its transactions leave as `committed`, then the senders whose accounts the block
    * touched (all senders with pending transactions when `touched` is omitted) are re-read from the committed
    * state, and transactions that became invalid are dropped with a reason. Call after the block's state is
-   * committed, before admitting more transactions against it.
+   * committed, before admitting more transactions against it. With `settled` false the committed state is already a
+   * later block's (a synced run's heights are committed together and reported one by one): read now, it would make
+   * the pending transactions those later blocks commit look invalid, so the touched senders are re-read at the next
+   * settled update instead.
    */
-  async update(committedHashes: readonly Uint8Array[], touched?: readonly Uint8Array[]): Promise<void> {
+  async update(committedHashes: readonly Uint8Array[], touched?: readonly Uint8Array[], settled = true): Promise<void> {
     this.epoch++
     this.height++
     const stale = new Set<SenderState>()
@@ -542,6 +547,13 @@ export class Mempool {
       }
     }
     for (const s of stale) s.account = undefined
+    if (!settled) {
+      for (const s of stale) this.unrefreshed.add(s)
+      this.notifyChanged()
+      return
+    }
+    for (const s of this.unrefreshed) stale.add(s)
+    this.unrefreshed.clear()
     // a loop, not a callback made per call (ledger/smt.ts, byKey)
     const refreshing = [...stale]
     const reads: (AccountView | Promise<AccountView>)[] = []

@@ -381,7 +381,7 @@ export class SimValidator implements NetNode {
           // the ledger's root is this height's, or a later one's when synced heights were written together: a height
           // below the applied tip is held to its header's root, which the host checked its execution against
           checker.committed(this.index, b, host.appliedTip?.height === b.height ? ledger.root() : b.block.header.stateRoot, host.round)
-          await mempool.update(b.txHashes, b.touched)
+          await mempool.update(b.txHashes, b.touched, !b.ledgerAhead)
         },
         onEvidence: (e) => {
           if (power.alive) checker.evidenceReported(this.index, e)
@@ -456,6 +456,7 @@ export class SimValidator implements NetNode {
           receipts: txHashes.map(() => ({ ok: true })),
           touched: [],
           executionMs: 0,
+          ledgerAhead: false,
         },
         root,
         cert.value.round,

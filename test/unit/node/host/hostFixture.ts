@@ -568,7 +568,7 @@ export class HostWorld {
           if (!power.alive) return
           th.committed.push(b)
           th.durableTipAtCommit.set(b.height, (await new ChainStore(durable.kv).tip())?.height)
-          await mempool.update(b.txHashes, b.touched)
+          await mempool.update(b.txHashes, b.touched, !b.ledgerAhead)
         },
         onFatal: (e) => {
           th.fatal.push(e)

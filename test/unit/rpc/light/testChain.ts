@@ -200,6 +200,7 @@ export class TestChain {
       receipts: result.receipts.map(() => ({ ok: true })),
       touched: result.changed.map((x) => x.address),
       executionMs: 0,
+      ledgerAhead: false,
     })
     const b = { height, hash, header, certificate }
     this.blocks.push(b)

@@ -150,3 +150,31 @@ describe('admitted peers over a run of synced heights', () => {
     assert.deepEqual(admitted, { 1: true, 2: true, 3: true }, 'the joiner is hung up on at height 2, admitted again at 3')
   })
 })
+
+describe('mempool over a run of synced heights', () => {
+  it('a pending transaction committed later in the run leaves as committed, not as bad_nonce', async () => {
+    const w = new HostWorld({ validators: 4, wallets: 2 })
+    const txs = [w.transfer(0, 0n, 10n), w.transfer(0, 1n, 10n)]
+    const blocks = await w.chain(2, { txs: (h) => [txs[h - 1]!] })
+    const t = await w.boot({ self: 0, stagedWrites: true })
+    for (const x of txs) assert.equal((await t.mempool.add(x.bytes)).ok, true)
+    for (const [i, x] of blocks.entries()) {
+      const c = await t.host.checkSyncedBlock(x.height, x.stored, x.certificate)
+      assert.ok(c.ok)
+      assert.equal(await t.host.applySyncedBlock(c.value, i === 0), true)
+    }
+    await w.until(() => t.committed.length === 2 && t.mempool.size === 0, 'both heights reported')
+    t.stop()
+    assert.deepEqual(t.fatal, [])
+    assert.deepEqual(
+      t.committed.map((b) => b.ledgerAhead),
+      [true, false],
+    )
+    // update(1) would re-read wallet 0 from the ledger, which already stands on height 2: nonce 1 "was used"
+    assert.deepEqual(
+      t.logged('transaction dropped').map((l) => l.fields.code),
+      [],
+      'the transfer of block 2 was dropped as rejected before block 2 was reported',
+    )
+  })
+})
