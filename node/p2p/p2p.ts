@@ -93,6 +93,16 @@ export interface P2pOptions {
   readonly maxRequestBytes?: number
   readonly maxResponseBytes?: number
   /**
+   * A response the requester has not read within this many ms is dropped with its stream (default 10,000: no
+   * requester here waits longer for one).
+   */
+  readonly responseWriteTimeoutMs?: number
+  /**
+   * Bytes of responses one peer may have on their way at once, over all its streams and connections (default 64 MiB);
+   * past it a request is answered with an error. A peer that asks and never reads holds no more than this.
+   */
+  readonly maxResponseBytesInFlight?: number
+  /**
    * An inbound socket that has not completed Noise and Yamux within this many ms is closed (default 3,000;
    * 500 to 60,000). Short, because every pending socket holds a slot; raise it only for links with very high
    * latency.
@@ -171,6 +181,8 @@ export class P2p extends EventEmitter<P2pEvents> {
   private readonly log: Logger
   private readonly allowed = new Set<string>()
   private readonly banned = new Map<string, number>()
+  /** Bytes of responses being written to each peer ({@link P2pOptions.maxResponseBytesInFlight}). */
+  private readonly responding = new Map<string, number>()
   private readonly penalties = new Map<string, PenaltyState>()
   private readonly redials = new Map<string, RedialState>()
   private readonly connected = new Set<string>()
@@ -200,6 +212,8 @@ export class P2p extends EventEmitter<P2pEvents> {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       maxRequestBytes: options.maxRequestBytes ?? 1024 * 1024,
       maxResponseBytes: options.maxResponseBytes ?? 16 * 1024 * 1024,
+      responseWriteTimeoutMs: options.responseWriteTimeoutMs ?? 10_000,
+      maxResponseBytesInFlight: options.maxResponseBytesInFlight ?? 64 * 1024 * 1024,
       inboundUpgradeTimeoutMs: bounded(options, 'inboundUpgradeTimeoutMs'),
       maxPendingInboundPerIp: bounded(options, 'maxPendingInboundPerIp'),
       maxPendingInbound: bounded(options, 'maxPendingInbound'),
@@ -389,7 +403,7 @@ export class P2p extends EventEmitter<P2pEvents> {
     }
     try {
       const reading = readFrame(stream, maxResponse + 1, signal)
-      await writeFrame(stream, req)
+      await writeFrame(stream, [req])
       const frame = await reading
       if (!frame.ok) {
         stream.abort(new Error(frame.error.reason))
@@ -411,6 +425,11 @@ export class P2p extends EventEmitter<P2pEvents> {
       if (signal.aborted) return fail('timeout', `no response within ${timeoutMs} ms`)
       return fail('unreachable', (e as Error).message)
     }
+  }
+
+  /** Bytes of responses on their way to a peer, not yet taken by its stream ({@link P2pOptions.maxResponseBytesInFlight}). */
+  responseBytesInFlight(peerId: string): number {
+    return this.responding.get(peerId) ?? 0
   }
 
   /**
@@ -601,19 +620,27 @@ export class P2p extends EventEmitter<P2pEvents> {
         if (frame.error.code !== 'aborted') this.penalize(from, this.opts.rejectPenalty, `bad request on ${stream.protocol}: ${frame.error.reason}`)
         return
       }
+      let status = STATUS_OK
       let body: Uint8Array
       try {
-        const response = await handler(frame.value, from)
-        body = new Uint8Array(1 + response.byteLength)
-        body[0] = STATUS_OK
-        body.set(response, 1)
+        body = await handler(frame.value, from)
       } catch (e) {
-        const reason = new TextEncoder().encode(String((e as Error).message ?? e).slice(0, MAX_ERROR_REASON))
-        body = new Uint8Array(1 + reason.byteLength)
-        body[0] = STATUS_ERROR
-        body.set(reason, 1)
+        status = STATUS_ERROR
+        body = errorReason((e as Error).message ?? e)
       }
-      await writeFrame(stream, body)
+      const inFlight = this.responding.get(from) ?? 0
+      if (status === STATUS_OK && inFlight + body.byteLength > this.opts.maxResponseBytesInFlight) {
+        status = STATUS_ERROR
+        body = errorReason(`busy: ${inFlight} bytes of responses to this peer are not read yet`)
+      }
+      this.responding.set(from, inFlight + body.byteLength)
+      try {
+        await writeFrame(stream, [Uint8Array.of(status), body], AbortSignal.timeout(this.opts.responseWriteTimeoutMs))
+      } finally {
+        const left = (this.responding.get(from) ?? 0) - body.byteLength
+        if (left > 0) this.responding.set(from, left)
+        else this.responding.delete(from)
+      }
       await stream.close({ signal }).catch(() => undefined)
     } catch (e) {
       stream.abort(e as Error)
@@ -634,12 +661,24 @@ interface FrameError {
 /** The bytes of one frame, or why there are none. */
 type FrameResult = Result<Uint8Array, FrameError>
 
-/** Writes one frame: u32 big-endian length, then the bytes. */
-async function writeFrame(stream: Stream, data: Uint8Array): Promise<void> {
+/**
+ * Writes one frame of the parts' bytes: u32 big-endian length, then the parts. Resolves once the stream has taken
+ * them; throws if the stream closes, or `signal` aborts, first.
+ */
+async function writeFrame(stream: Stream, parts: readonly Uint8Array[], signal?: AbortSignal): Promise<void> {
+  let length = 0
+  for (const p of parts) length += p.byteLength
   const header = new Uint8Array(FRAME_HEADER)
-  new DataView(header.buffer).setUint32(0, data.byteLength)
-  const more = stream.send(header) && stream.send(data)
-  if (!more) await stream.onDrain()
+  new DataView(header.buffer).setUint32(0, length)
+  // what send refuses to take at once it buffers, asking the writer to wait for the drain before more
+  let more = stream.send(header)
+  for (const p of parts) more = stream.send(p) && more
+  if (!more) await stream.onDrain(signal === undefined ? {} : { signal })
+}
+
+/** The bytes of an error response's reason, bounded. */
+function errorReason(message: unknown): Uint8Array {
+  return new TextEncoder().encode(String(message).slice(0, MAX_ERROR_REASON))
 }
 
 /** Reads exactly one frame of at most maxBytes from the stream. */

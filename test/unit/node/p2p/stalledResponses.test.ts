@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import type { Stream } from '@libp2p/interface'
+import type { P2p } from '../../../../node/p2p/p2p.js'
+import { waitFor } from '../../../helpers/waitFor.js'
+import { startNet, type TestNet } from './p2pNet.js'
+
+const MiB = 1024 * 1024
+const nets: TestNet[] = []
+after(async () => {
+  await Promise.all(nets.map((n) => n.stop()))
+})
+
+/** One request frame (u32 length, then the bytes), as a peer's request stream carries it. */
+function requestFrame(body: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + body.byteLength)
+  new DataView(frame.buffer).setUint32(0, body.byteLength)
+  frame.set(body, 4)
+  return frame
+}
+
+test('a peer that asks for large responses and never reads them holds a bounded amount, for a bounded time', async () => {
+  const net = await startNet(2, { requestTimeoutMs: 1_000, responseWriteTimeoutMs: 1_000, maxResponseBytesInFlight: 4 * MiB })
+  nets.push(net)
+  const [victim, attacker] = net.nodes as [P2p, P2p]
+  let served = 0
+  await victim.handle('/tally/big/1', () => {
+    served++
+    return new Uint8Array(MiB)
+  })
+  const stalled: Stream[] = []
+  let most = 0
+  for (let i = 0; i < 12; i++) {
+    const s = await attacker.openStream(victim.peerId, '/tally/big/1', AbortSignal.timeout(2_000))
+    s.pause() // never read: its receive window is not opened again
+    s.send(requestFrame(Uint8Array.of(i)))
+    stalled.push(s)
+    await waitFor(() => served > i, 'the request served')
+    most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
+  }
+  assert.ok(most <= 4 * MiB + 1024, `${most} bytes of responses held for one peer`)
+  assert.ok(most >= 2 * MiB, 'the stalled responses were held while they could be')
+  // past the write deadline the victim drops them with their streams, none of them read
+  await waitFor(() => victim.responseBytesInFlight(attacker.peerId) === 0, 'the stalled responses dropped', 5_000)
+  // and a peer that reads is served again
+  const r = await attacker.request(victim.peerId, '/tally/big/1', new Uint8Array(1), { timeoutMs: 5_000, maxResponseBytes: 2 * MiB })
+  assert.ok(r.ok, r.ok ? '' : r.error.reason)
+  assert.equal(r.value.byteLength, MiB)
+})
