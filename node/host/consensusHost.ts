@@ -220,6 +220,24 @@ type QueueItem =
 /** A queued consensus message: an input or a proposal, from a peer or from this node's own log. */
 type MessageItem = Extract<QueueItem, { kind: 'input' | 'proposal' }>
 
+/** The slot a proposal or vote fills (see ConsensusHost.queuedSlots), and its signature. */
+interface QueueSlot {
+  readonly slot: string
+  readonly signature: string
+}
+
+/** Messages of one slot that may wait in the queue at once: its message and one conflicting with it (evidence). */
+const MAX_QUEUED_PER_SLOT = 2
+
+/** The slot a peer's proposal or vote fills, and its signature; undefined for any other item. */
+function queueSlot(item: QueueItem | { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }): QueueSlot | undefined {
+  const v = item.kind === 'vote' ? item.vote : item.kind === 'input' && item.input.type === 'vote' ? item.input.vote : undefined
+  if (v !== undefined) return { slot: `v/${bytesKey(v.validator)}/${v.height}/${v.round}/${v.type}`, signature: bytesKey(v.signature) }
+  if (item.kind !== 'proposal') return undefined
+  const p = 'message' in item ? item.message.proposal : item.proposal
+  return { slot: `p/${p.height}/${p.round}`, signature: bytesKey(p.signature) }
+}
+
 /** A proposal of (height, round) being judged, and the propose timeouts of that round held while its block executes. */
 interface Judging {
   readonly height: number
@@ -284,6 +302,14 @@ export class ConsensusHost {
    * messages are dropped, as peers repeat theirs.
    */
   private heldForReplay: MessageItem[] = []
+  /**
+   * The peers' messages queued or held, by the slot they fill (a proposal's height and round; a vote's signer, height,
+   * round and type), by signature. A copy of one of them, or a message for a slot that already has
+   * {@link MAX_QUEUED_PER_SLOT}, is not queued: while the queue is held up (a synced write, a WAL sync, a block's
+   * transactions being fetched) the core cannot tell them known yet, and copies of one large proposal would each be
+   * kept, up to `maxQueue` of them.
+   */
+  private readonly queuedSlots = new Map<string, Set<string>>()
   /**
    * The proposals being judged, one entry per (height, round) that {@link validateValue} works on, with the propose
    * timeouts of that round that fired while its block executed: they reach the core after the verdict.
@@ -479,6 +505,7 @@ export class ConsensusHost {
   stop(): void {
     this.stopped = true
     this.heldForReplay = []
+    this.queuedSlots.clear()
     this.releaseWaiters()
   }
 
@@ -495,7 +522,23 @@ export class ConsensusHost {
    */
   messageStatus(m: { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }): MessageStatus {
     if (this.state.step === 'idle') return 'drop'
+    if (this.alreadyQueued(queueSlot(m))) return 'drop'
     return messageStatus(this.state, m)
+  }
+
+  /** Whether a copy of this peer's message is queued or held, or its slot has no room ({@link queuedSlots}). */
+  private alreadyQueued(key: QueueSlot | undefined): boolean {
+    const queued = key === undefined ? undefined : this.queuedSlots.get(key.slot)
+    return queued !== undefined && (queued.has(key!.signature) || queued.size >= MAX_QUEUED_PER_SLOT)
+  }
+
+  /** The item has left the queue and is not held: copies of it may be queued again. */
+  private release(item: QueueItem): void {
+    const key = queueSlot(item)
+    if (key === undefined) return
+    const queued = this.queuedSlots.get(key.slot)
+    queued?.delete(key.signature)
+    if (queued?.size === 0) this.queuedSlots.delete(key.slot)
   }
 
   /**
@@ -683,9 +726,16 @@ export class ConsensusHost {
     if (!this.draining && !this.replaying) void this.drain()
   }
 
-  private async enqueueGossip(item: QueueItem): Promise<void> {
+  private async enqueueGossip(item: MessageItem): Promise<void> {
     const max = this.o.maxQueue ?? 10_000
     while (this.queue.length >= max && !this.stopped) await new Promise<void>((resolve) => this.roomWaiters.push(resolve))
+    const key = queueSlot(item)
+    if (key !== undefined) {
+      if (this.alreadyQueued(key)) return
+      const queued = this.queuedSlots.get(key.slot)
+      if (queued === undefined) this.queuedSlots.set(key.slot, new Set([key.signature]))
+      else queued.add(key.signature)
+    }
     this.enqueue(item)
   }
 
@@ -714,6 +764,7 @@ export class ConsensusHost {
 
   private async handle(item: QueueItem): Promise<void> {
     if (this.holdForReplay(item)) return
+    this.release(item)
     switch (item.kind) {
       case 'input':
         return this.handleInput(item.input, item.log)
@@ -741,7 +792,10 @@ export class ConsensusHost {
     const height = this.messageHeight(item)
     if (height <= this.state.height || !this.futureRecords.some((r) => r.height === height && r.entry !== undefined)) return false
     if (this.heldForReplay.length < (this.o.maxQueue ?? 10_000)) this.heldForReplay.push(item)
-    else this.d.logger.debug({ height }, 'dropped a message held for the replay of its height: too many held')
+    else {
+      this.release(item)
+      this.d.logger.debug({ height }, 'dropped a message held for the replay of its height: too many held')
+    }
     return true
   }
 
@@ -1446,7 +1500,11 @@ export class ConsensusHost {
     this.futureRecords = this.futureRecords.filter((r) => r.height > last.height + 1)
     // what peers said of the new height while its records waited goes in after them; of later heights it waits on
     const next = last.height + 1
-    for (const i of this.heldForReplay) if (this.messageHeight(i) === next) replay.push(i)
+    for (const i of this.heldForReplay) {
+      const h = this.messageHeight(i)
+      if (h === next) replay.push(i)
+      else if (h < next) this.release(i)
+    }
     this.heldForReplay = this.heldForReplay.filter((i) => this.messageHeight(i) > next)
     for (const b of heights) {
       const { scheduled, rosterSize, governanceChanged, ...committed } = b
