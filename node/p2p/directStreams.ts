@@ -45,7 +45,7 @@ export interface DirectStreamsOptions {
   /** Penalty points for an invalid message (default 10). */
   readonly rejectPenalty?: number
   /**
-   * Messages a peer may send per second, on one stream, that the handler ignores (stale, repeated, useless) before
+   * Messages a peer may send per second, over all its streams, that the handler ignores (stale, repeated, useless) before
    * each further one costs it a penalty point (default 500, with bursts of 2,000): an honest peer's repairs and late
    * messages stay far below, a flood of valid but useless messages gets its sender disconnected.
    */
@@ -83,6 +83,11 @@ export class DirectStreams {
   private readonly rejectPenalty: number
   private readonly ignoredPerSecond: number
   private readonly outbound = new Map<string, Outbound>()
+  /**
+   * Each peer's budget of ignored messages, shared by all its streams and connections (a peer that opened a fresh
+   * stream for each burst would otherwise never run out): keyed by admitted peer ids, so bounded by them.
+   */
+  private readonly ignoredBudget = new Map<string, { tokens: number; refilledAt: number }>()
   private stopped = false
   readonly stats: DirectStreamsStats = { sent: 0, received: 0, dropped: 0, rejected: 0 }
 
@@ -193,15 +198,19 @@ export class DirectStreams {
     const pending: Uint8Array[] = []
     let pendingBytes = 0
     let delivering = false
-    // a token bucket of ignored messages: refills at ignoredPerSecond, holds four seconds' worth
+    // a token bucket of ignored messages per peer: refills at ignoredPerSecond, holds four seconds' worth
     const burst = 4 * this.ignoredPerSecond
-    let tokens = burst
-    let refilledAt = Date.now()
+    let budget = this.ignoredBudget.get(from)
+    if (budget === undefined) {
+      budget = { tokens: burst, refilledAt: Date.now() }
+      this.ignoredBudget.set(from, budget)
+    }
+    const b = budget
     const ignored = () => {
       const now = Date.now()
-      tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * this.ignoredPerSecond)
-      refilledAt = now
-      if (tokens >= 1) tokens -= 1
+      b.tokens = Math.min(burst, b.tokens + ((now - b.refilledAt) / 1000) * this.ignoredPerSecond)
+      b.refilledAt = now
+      if (b.tokens >= 1) b.tokens -= 1
       else this.host.penalize(from, 1, `too many useless messages on ${stream.protocol}`)
     }
     const deliver = async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { DirectStreams } from '../../../../node/p2p/directStreams.js'
 import { silentLogger } from '../../../../node/logger.js'
-import type { GossipVerdict } from '../../../../node/p2p/p2p.js'
+import type { GossipVerdict, P2p } from '../../../../node/p2p/p2p.js'
 import { startNet, type TestNet } from './p2pNet.js'
 import { waitFor } from '../../../helpers/waitFor.js'
 
@@ -127,5 +127,40 @@ describe('direct streams', () => {
     // nobody serves the protocol there: the queued message is dropped when the stream cannot open
     await waitFor(() => d.stats.dropped === 2, 'unsupported protocol drops the queue')
     assert.throws(() => d.sendTo(peer, PROTOCOL, new Uint8Array(2 * 1024 * 1024)), RangeError)
+  })
+})
+
+describe('direct streams: the budget of ignored messages', () => {
+  const nets: TestNet[] = []
+  const all: DirectStreams[] = []
+  after(async () => {
+    for (const d of all) d.stop()
+    await Promise.all(nets.map((n) => n.stop()))
+  })
+
+  it("is the peer's over all its streams: a fresh stream for each burst does not renew it", async () => {
+    // never disconnected here, so that the penalty it earns can be read
+    const net = await startNet(2, { disconnectThreshold: 1_000_000 })
+    nets.push(net)
+    const [victim, sender] = net.nodes as [P2p, P2p]
+    const ds = new DirectStreams(victim, silentLogger(), { ignoredPerSecond: 50 })
+    all.push(ds)
+    let handled = 0
+    await ds.subscribe('/tally/ignored-test/1', () => {
+      handled++
+      return 'ignore'
+    })
+    // five streams, each carrying just under the burst of 200 one stream was allowed: 950 ignored messages in all
+    const message = Uint8Array.of(3, 1, 2, 3) // varint length, then the message
+    for (let k = 0; k < 5; k++) {
+      const before = handled
+      const s = await sender.openStream(victim.peerId, '/tally/ignored-test/1', AbortSignal.timeout(2_000))
+      const burst = new Uint8Array(190 * message.byteLength)
+      for (let i = 0; i < 190; i++) burst.set(message, i * message.byteLength)
+      s.send(burst)
+      await waitFor(() => handled >= before + 190, 'the burst delivered')
+      s.abort(new Error('a fresh stream for the next burst'))
+    }
+    assert.ok(victim.penaltyOf(sender.peerId) > 100, `penalty ${victim.penaltyOf(sender.peerId)}`)
   })
 })
