@@ -648,6 +648,8 @@ export class ConsensusHost {
     if (!d.ok) return { invalid: d.error.reason }
     const at = evidenceHeight(d.value)
     if (at > this.state.height || this.state.height - at > this.o.evidence.maxAgeHeights) return 'known'
+    // another pair of the same equivocation proves nothing more: known before its two signatures are checked
+    if (this.d.evidence.provesAlready(d.value)) return 'known'
     const v = verifyEvidence(d.value, this.o.chainId, this.d.sets.at(at))
     if (!v.ok) return { invalid: v.error.reason }
     if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return 'known'

@@ -40,17 +40,32 @@ interface Pending {
   readonly bytes: Uint8Array
   readonly hash: Uint8Array
   readonly height: number
+  readonly slot: string
+}
+
+/**
+ * The equivocation a piece of evidence proves: its offender, height, round and message type. One piece per slot
+ * convicts; the other pairs of the same conflicting messages add nothing (k messages of one slot make k(k-1)/2 pairs).
+ */
+function slotOf(e: Evidence): string {
+  const type = e.kind === 'conflictingVotes' ? e.first.type : 'proposal'
+  return `${toHex(evidenceOffender(e))}/${e.first.height}/${e.first.round}/${type}`
 }
 
 export class EvidencePool {
   private readonly pending = new Map<string, Pending>()
+  /** The slots of the pending items ({@link slotOf}), each to its item's id. */
+  private readonly pendingSlots = new Map<string, string>()
   private committed: { height: number; bytes: Uint8Array }[] = []
+  /** The slots of the committed evidence the list keeps. */
+  private committedSlots = new Set<string>()
 
   private constructor(private readonly d: EvidencePoolDependencies) {}
 
   static async load(d: EvidencePoolDependencies): Promise<EvidencePool> {
     const pool = new EvidencePool(d)
     pool.committed = await d.chain.loadCommittedEvidence()
+    pool.committedSlots = slotsOf(pool.committed)
     return pool
   }
 
@@ -68,6 +83,12 @@ export class EvidencePool {
     return this.pending.has(bytesKey(evidenceHash(bytes)))
   }
 
+  /** True when this node holds evidence of the same equivocation, pending or committed ({@link slotOf}). */
+  provesAlready(e: Evidence): boolean {
+    const slot = slotOf(e)
+    return this.pendingSlots.has(slot) || this.committedSlots.has(slot)
+  }
+
   /** The height at which the chain committed evidence with this hash, if it did. */
   committedAt(hash: Uint8Array): Promise<number | undefined> {
     return this.d.chain.evidenceHeight(hash)
@@ -82,11 +103,20 @@ export class EvidencePool {
     const bytes = new Uint8Array(encodeEvidence(e))
     const hash = evidenceHash(bytes)
     const id = bytesKey(hash)
-    if (this.pending.has(id)) return undefined
+    const slot = slotOf(e)
+    if (this.pending.has(id) || this.pendingSlots.has(slot)) return undefined
     this.d.logger.warn({ kind: e.kind, validator: toHex(evidenceOffender(e)), height: e.first.height, round: e.first.round }, 'equivocation evidence')
-    this.pending.set(id, { bytes, hash, height: evidenceHeight(e) })
-    if (this.pending.size > MAX_PENDING_EVIDENCE) this.pending.delete(this.pending.keys().next().value!)
+    this.pending.set(id, { bytes, hash, height: evidenceHeight(e), slot })
+    this.pendingSlots.set(slot, id)
+    if (this.pending.size > MAX_PENDING_EVIDENCE) this.drop(this.pending.keys().next().value!)
     return bytes
+  }
+
+  private drop(id: string): void {
+    const p = this.pending.get(id)
+    if (p === undefined) return
+    this.pending.delete(id)
+    if (this.pendingSlots.get(p.slot) === id) this.pendingSlots.delete(p.slot)
   }
 
   /** Pending evidence a block of `height` may carry: recent enough, not committed, in hash order, at most `max`. */
@@ -94,12 +124,12 @@ export class EvidencePool {
     const out: Pending[] = []
     for (const [id, p] of [...this.pending]) {
       if (height - p.height > maxAgeHeights) {
-        this.pending.delete(id)
+        this.drop(id)
         continue
       }
       if (p.height >= height) continue
       if ((await this.committedAt(p.hash)) !== undefined) {
-        this.pending.delete(id)
+        this.drop(id)
         continue
       }
       out.push(p)
@@ -124,7 +154,21 @@ export class EvidencePool {
    * the items are views of the block's message, which the list would otherwise keep alive.
    */
   onCommitted(height: number, items: readonly Uint8Array[]): void {
-    for (const b of items) this.pending.delete(bytesKey(evidenceHash(b)))
-    if (items.length > 0) this.committed = [...this.committed, ...items.map((b) => ({ height, bytes: new Uint8Array(b) }))].slice(-MAX_COMMITTED_EVIDENCE)
+    for (const b of items) this.drop(bytesKey(evidenceHash(b)))
+    if (items.length === 0) return
+    this.committed = [...this.committed, ...items.map((b) => ({ height, bytes: new Uint8Array(b) }))].slice(-MAX_COMMITTED_EVIDENCE)
+    this.committedSlots = slotsOf(this.committed)
+    // pending evidence of an equivocation the block convicted is not needed
+    for (const [slot, id] of [...this.pendingSlots]) if (this.committedSlots.has(slot)) this.drop(id)
   }
+}
+
+/** The slots of committed evidence records (stored, so decoded without fail). */
+function slotsOf(records: readonly { readonly bytes: Uint8Array }[]): Set<string> {
+  const out = new Set<string>()
+  for (const r of records) {
+    const e = decodeEvidence(r.bytes)
+    if (e.ok) out.add(slotOf(e.value))
+  }
+  return out
 }
