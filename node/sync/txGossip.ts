@@ -49,6 +49,12 @@ export interface TxGossipOptions {
   readonly flushMs?: number
   /** Longest a hold may delay a queued transaction, in ms (default 100). */
   readonly maxHoldMs?: number
+  /**
+   * A peer that connects again within this many ms of the last time it was sent this node's pending transactions is
+   * not sent them again (default 10,000): it got them then, and what came since was gossiped to it. Reconnecting
+   * over and over would otherwise have this node read and send its whole mempool each time.
+   */
+  readonly pendingResendMs?: number
   /** Most transactions in one batch (default 2,000). */
   readonly maxBatchTxs?: number
   /** Largest batch message in bytes (default 256 KiB); must fit the p2p layer's maxGossipBytes. */
@@ -124,6 +130,9 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   private readonly maxBatchTxs: number
   private readonly maxBatchBytes: number
   private readonly maxHoldMs: number
+  private readonly pendingResendMs: number
+  /** When each peer was last sent the pending transactions ({@link sendPending}); keyed by admitted peers. */
+  private readonly pendingSentAt = new Map<string, number>()
   private readonly deps: TxGossipDependencies<R>
   private queue: Uint8Array[] = []
   private queueBytes = BATCH_HEADER_BYTES
@@ -148,6 +157,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.maxBatchTxs = options.maxBatchTxs ?? 2_000
     this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024
     this.maxHoldMs = options.maxHoldMs ?? 100
+    this.pendingResendMs = options.pendingResendMs ?? 10_000
     if (this.maxBatchBytes < BATCH_HEADER_BYTES + TX_HEADER_BYTES + MAX_TX_BYTES) throw new RangeError('maxBatchBytes too small for one transaction')
     if (this.maxBatchTxs < 1) throw new RangeError('maxBatchTxs must be at least 1')
     this.deps = dependencies
@@ -218,11 +228,17 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
 
   /**
    * Sends transactions to one peer only, in the order given (a sender's nonces in order), in as few batches as the
-   * bounds allow: what this node holds pending, for a peer that just connected. Returns how many were queued; a
-   * batch the peer's outbound queue cannot take ends the sending.
+   * bounds allow: what this node holds pending (`pending` is asked only when they are sent), for a peer that just
+   * connected, unless it was sent them within `pendingResendMs`. Returns how many were queued; a batch the peer's
+   * outbound queue cannot take ends the sending.
    */
-  sendPending(peer: string, txs: readonly Uint8Array[]): number {
+  sendPending(peer: string, pending: () => readonly Uint8Array[]): number {
     if (!this.running) return 0
+    const now = this.now()
+    const last = this.pendingSentAt.get(peer)
+    if (last !== undefined && now - last < this.pendingResendMs) return 0
+    this.pendingSentAt.set(peer, now)
+    const txs = pending()
     let sent = 0
     let batch: Uint8Array[] = []
     let bytes = BATCH_HEADER_BYTES

@@ -120,7 +120,10 @@ describe('tx gossip to a peer that connects', () => {
     const g = new TxGossip({ maxBatchTxs: 40 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()
     const txs = makeTxs(100, 11)
-    assert.equal(g.sendPending('peer-b', txs), 100)
+    assert.equal(
+      g.sendPending('peer-b', () => txs),
+      100,
+    )
     assert.deepEqual(
       t.sent.map((m) => m.txs.length),
       [40, 40, 20],
@@ -130,8 +133,33 @@ describe('tx gossip to a peer that connects', () => {
       t.sent.flatMap((m) => m.txs),
       txs,
     )
-    assert.equal(g.sendPending('peer-b', []), 0)
+    assert.equal(
+      g.sendPending('peer-b', () => []),
+      0,
+    )
     assert.equal(t.sent.length, 3, 'nothing pending, nothing sent')
+    await g.stop()
+  })
+
+  it('a peer that connects again soon is not sent the pending transactions again, nor are they read for it', async () => {
+    const t = recorder()
+    let clock = 0
+    const g = new TxGossip({ pendingResendMs: 10_000 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), now: () => clock, logger: silentLogger() })
+    await g.start()
+    let reaps = 0
+    const pending = () => {
+      reaps++
+      return makeTxs(3, 14)
+    }
+    assert.equal(g.sendPending('peer-d', pending), 3)
+    for (const at of [1, 2_000, 9_999]) {
+      clock = at
+      assert.equal(g.sendPending('peer-d', pending), 0, `reconnected at ${at} ms`)
+    }
+    assert.equal(g.sendPending('peer-e', pending), 3, 'another peer is sent them')
+    clock = 10_000
+    assert.equal(g.sendPending('peer-d', pending), 3, 'and this one again once the interval passed')
+    assert.equal(reaps, 3)
     await g.stop()
   })
 
@@ -139,9 +167,15 @@ describe('tx gossip to a peer that connects', () => {
     const t = recorder(1)
     const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()
-    assert.equal(g.sendPending('peer-c', makeTxs(35, 12)), 10)
+    assert.equal(
+      g.sendPending('peer-c', () => makeTxs(35, 12)),
+      10,
+    )
     await g.stop()
-    assert.equal(g.sendPending('peer-c', makeTxs(5, 13)), 0)
+    assert.equal(
+      g.sendPending('peer-c', () => makeTxs(5, 13)),
+      0,
+    )
   })
 })
 
