@@ -376,7 +376,6 @@ export class Mempool {
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
     }
-    this.deps.verifiedSignatures?.add(decoded.hash)
     // 4b. a governance vote must apply to the committed governance state
     if (tx.kind === 'governance') {
       const check = this.deps.checkGovernance
@@ -452,6 +451,9 @@ export class Mempool {
       // the run grows through this nonce and every gapped one it reaches
       for (let e = entry as Entry | undefined; e !== undefined; e = sender.byNonce.get(++sender.next)) this.unmarkGapped(e)
     }
+    // marked verified only once admitted: refused transactions (validly signed by unfunded keys, say) would push the
+    // marks of pending ones out of the bounded cache, and executing their block would verify them again
+    this.deps.verifiedSignatures?.add(decoded.hash)
     this.notifyChanged()
     return ok(decoded.hash)
   }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { keyPairFromSeed, toHex, addressFromPublicKey } from '../../../../crypto/index.js'
+import { keyPairFromSeed, toHex, addressFromPublicKey, bytesEqual, encodeCanonical, sha256 } from '../../../../crypto/index.js'
+import { VerifiedTxCache } from '../../../../ledger/verifiedTxCache.js'
 import { createTransfer, decodeTransaction, encodeTransaction, signTransaction, verifyTransactionSignature } from '../../../../ledger/transaction.js'
 import { Mempool, type AccountView, type MempoolOptions, type Removal } from '../../../../node/mempool/mempool.js'
 import { Rng } from '../../../helpers/random.js'
@@ -80,6 +81,22 @@ describe('mempool admission', () => {
     cache.add(toHex(badHash.value.hash))
     assert.equal((await pool.add(bad)).ok, true)
     assert.equal(calls.length, 2)
+  })
+
+  it('marks only admitted transactions verified: refused ones, validly signed, push no pending mark out', async () => {
+    const verified = new VerifiedTxCache({ maxEntries: 100 })
+    const funded = keyPairFromSeed(new Uint8Array(32).fill(1))
+    const fundedAddress = addressFromPublicKey(funded.publicKey)
+    const accounts = { getAccount: (a: Uint8Array) => ({ balance: bytesEqual(a, fundedAddress) ? 1_000n : 0n, nonce: 0n }) }
+    const pool = new Mempool({ chainId: 'c' }, { accounts, verifiedSignatures: verified })
+    const pending = createTransfer(funded.secretKey, { chainId: 'c', to: new Uint8Array(20).fill(2), amount: 1n, nonce: 0n })
+    assert.ok((await pool.add(pending.bytes)).ok)
+    for (let i = 0; i < 150; i++) {
+      const unfunded = keyPairFromSeed(sha256(encodeCanonical(['fresh key', i])))
+      const r = await pool.add(createTransfer(unfunded.secretKey, { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: 0n }).bytes)
+      assert.equal(r.ok ? 'admitted' : r.error.code, 'insufficient_funds')
+    }
+    assert.equal(verified.has(pending.hash), true)
   })
 
   it('admits a valid transaction and records its verified signature', async () => {
