@@ -30,6 +30,11 @@ export type MethodOutcome = { ok: true; result: unknown } | { ok: false; error: 
 /** A method: its parameters and its handler, which receives the parsed values in declaration order. */
 export interface MethodSpec {
   readonly params: readonly ParamSpec[]
+  /**
+   * Its answer can be megabytes (a whole block): at most `maxHeavyCalls` such calls run at once over all requests, so
+   * that many clients asking at once, or one batch of many, do not make the node hold all their answers together.
+   */
+  readonly heavy?: boolean
   handler(args: readonly unknown[], context: CallContext): MethodOutcome | Promise<MethodOutcome>
 }
 
@@ -45,6 +50,13 @@ export interface DispatcherOptions {
   readonly maxBatch: number
   /** Most time one call may take before it is answered with a `timeout` error. */
   readonly requestTimeoutMs: number
+  /**
+   * Most bytes of results one request's answer carries (default 32 MiB): a batch member whose result would take the
+   * answer past it gets a `response_too_large` error instead.
+   */
+  readonly maxResponseBytes?: number
+  /** Most calls of heavy methods ({@link MethodSpec.heavy}) running at once (default 4); the others wait their turn. */
+  readonly maxHeavyCalls?: number
 }
 
 /** Dispatcher dependencies. */
@@ -64,6 +76,11 @@ const errorResponse = (id: JsonRpcId, code: number, message: string, data?: unkn
 const serialize = (response: JsonRpcResponse): string => JSON.stringify(response)
 
 const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
+
+/** The bytes of results a request's answer may still carry ({@link DispatcherOptions.maxResponseBytes}). */
+interface ResponseBudget {
+  left: number
+}
 
 /** What a call's deadline resolves to when it passes first. */
 const TIMED_OUT = Symbol('timed out')
@@ -101,6 +118,8 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { the
 export class Dispatcher {
   private readonly methods: Map<string, MethodSpec>
   private readonly deadlines: DeadlineQueue
+  private heavyRunning = 0
+  private readonly heavyWaiting: (() => void)[] = []
 
   constructor(
     private readonly options: DispatcherOptions,
@@ -135,7 +154,7 @@ export class Dispatcher {
     if (!Array.isArray(value)) {
       const deadline = new RequestDeadline(this.deadlines)
       try {
-        return await this.handleOne(value, context, deadline)
+        return await this.handleOne(value, context, deadline, this.budget())
       } finally {
         deadline.clear()
       }
@@ -154,9 +173,10 @@ export class Dispatcher {
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
     const deadline = new RequestDeadline(this.deadlines)
+    const budget = this.budget()
     let members: (string | undefined)[]
     try {
-      members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline)))
+      members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline, budget)))
     } finally {
       deadline.clear()
     }
@@ -164,7 +184,12 @@ export class Dispatcher {
     return out.length === 0 ? undefined : `[${out.join(',')}]`
   }
 
-  private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline): Promise<string | undefined> {
+  /** The bytes of results one request's answer may still carry. */
+  private budget(): ResponseBudget {
+    return { left: this.options.maxResponseBytes ?? 32 * 1024 * 1024 }
+  }
+
+  private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline, budget: ResponseBudget): Promise<string | undefined> {
     if (typeof req !== 'object' || req === null || Array.isArray(req)) {
       this.count('invalid', 'invalid_request')
       return serialize(errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: expected a request object'))
@@ -189,7 +214,7 @@ export class Dispatcher {
       this.count('invalid', 'invalid_request')
       return serialize(errorResponse(id, StandardErrorCode.invalidRequest, 'invalid request: params must be an array or an object'))
     }
-    const response = await this.call(r.method, params as unknown[] | Record<string, unknown> | undefined, id, context, deadline)
+    const response = await this.call(r.method, params as unknown[] | Record<string, unknown> | undefined, id, context, deadline, budget)
     return hasId ? response : undefined
   }
 
@@ -200,6 +225,7 @@ export class Dispatcher {
     id: JsonRpcId,
     context: CallContext,
     deadline: RequestDeadline,
+    budget: ResponseBudget,
   ): Promise<string> {
     const method = this.methods.get(name)
     if (method === undefined) {
@@ -219,7 +245,7 @@ export class Dispatcher {
       )
     }
     try {
-      const running = method.handler(args.value, context)
+      const running = method.heavy === true ? (await this.runHeavy(method, args.value, context, deadline)).running : method.handler(args.value, context)
       const outcome = isThenable(running) ? await deadline.race(Promise.resolve(running)) : running
       if (outcome === TIMED_OUT) {
         this.count(name, 'timeout')
@@ -233,6 +259,13 @@ export class Dispatcher {
       // A result that cannot be serialized (a stray bigint…) is the node's bug: an internal error. The result is
       // serialized once, here, and spliced into its response.
       const result = JSON.stringify(outcome.result)
+      if (result !== undefined && result.length > budget.left) {
+        this.count(name, 'error')
+        const limit = this.options.maxResponseBytes ?? 32 * 1024 * 1024
+        const e = applicationError('response_too_large', `the answer would carry more than ${limit} bytes of results: ask for less in one request`)
+        return serialize({ jsonrpc: '2.0', id, error: e })
+      }
+      if (result !== undefined) budget.left -= result.length
       this.count(name, 'ok')
       return result === undefined
         ? serialize({ jsonrpc: '2.0', id, result: outcome.result })
@@ -242,6 +275,45 @@ export class Dispatcher {
       this.deps.logger?.error({ err: e, method: name }, 'rpc method failed')
       return serialize(errorResponse(id, StandardErrorCode.internalError, 'internal error'))
     }
+  }
+
+  /**
+   * A heavy call, once its turn comes: the turn is held until the handler is done, even past the deadline (its answer
+   * is still being made); a turn that comes after the deadline is passed on at once.
+   */
+  private async runHeavy(
+    method: MethodSpec,
+    args: readonly unknown[],
+    context: CallContext,
+    deadline: RequestDeadline,
+  ): Promise<{ readonly running: Promise<MethodOutcome> | typeof TIMED_OUT }> {
+    const waiting = this.heavyTurn()
+    if ((await deadline.race(waiting)) === TIMED_OUT) {
+      void waiting.then(() => this.endHeavyTurn())
+      return { running: TIMED_OUT }
+    }
+    try {
+      return { running: Promise.resolve(method.handler(args, context)).finally(() => this.endHeavyTurn()) }
+    } catch (e) {
+      this.endHeavyTurn()
+      throw e
+    }
+  }
+
+  /** Resolves once a heavy call may run ({@link MethodSpec.heavy}); the caller ends its turn with endHeavyTurn. */
+  private async heavyTurn(): Promise<void> {
+    if (this.heavyRunning < (this.options.maxHeavyCalls ?? 4)) {
+      this.heavyRunning++
+      return
+    }
+    // the turn passes straight from the call that ends it to the next waiting one
+    await new Promise<void>((resolve) => this.heavyWaiting.push(resolve))
+  }
+
+  private endHeavyTurn(): void {
+    const next = this.heavyWaiting.shift()
+    if (next !== undefined) next()
+    else this.heavyRunning--
   }
 
   private count(method: string, outcome: string): void {

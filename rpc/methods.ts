@@ -111,6 +111,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     },
     chain_getBlock: {
       params: [{ name: 'height', optional: true, parse: parseHeightParam }],
+      heavy: true,
       handler: async ([height]) => {
         const b = await backend.getBlock(height as number | undefined)
         return ok(b === null ? null : formatBlock(b))

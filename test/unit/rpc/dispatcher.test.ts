@@ -100,4 +100,68 @@ describe('Dispatcher', () => {
     assert.equal((await counts())['echo/ok'], 5)
     assert.match(await metrics.registry.metrics(), /^tally_rpc_requests_total\{method="echo",outcome="ok"\} 5$/m)
   })
+
+  test("a request's answer carries a bounded amount of results: the members past it are answered response_too_large", async () => {
+    const big = 'x'.repeat(1000)
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxResponseBytes: 3_500 }, { methods: table() })
+    const text = await d.handleText(JSON.stringify(Array.from({ length: 6 }, (_, i) => request('echo', i, [big]))), http)
+    const answers = JSON.parse(text!) as { id: number; result?: string; error?: { code: number; data: { reason: string } } }[]
+    assert.deepEqual(
+      answers.map((a) => (a.result === big ? 'ok' : a.error?.data.reason)),
+      ['ok', 'ok', 'ok', 'response_too_large', 'response_too_large', 'response_too_large'],
+    )
+    assert.equal(answers[3]!.error!.code, APPLICATION_ERROR_CODES.response_too_large)
+    // small answers still fit, and the budget is each request's own
+    const next = JSON.parse((await d.handleText(JSON.stringify([request('echo', 7, [big]), request('echo', 8, [1])]), http))!)
+    assert.deepEqual(
+      next.map((a: { result?: unknown }) => a.result),
+      [big, 1],
+    )
+  })
+
+  test('heavy calls run a few at a time over all requests; one whose turn comes after its deadline gives it up', async () => {
+    let running = 0
+    let most = 0
+    const release: (() => void)[] = []
+    const heavy: MethodSpec = {
+      params: [],
+      heavy: true,
+      handler: async () => {
+        running++
+        most = Math.max(most, running)
+        await new Promise<void>((resolve) => release.push(resolve))
+        running--
+        return { ok: true, result: 'block' }
+      },
+    }
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxHeavyCalls: 2 }, { methods: { ...table(), heavy } })
+    const answers = [
+      d.handleText(JSON.stringify(Array.from({ length: 5 }, (_, i) => request('heavy', i))), http),
+      d.handleText(JSON.stringify(request('heavy', 9)), http),
+    ]
+    for (let done = 0; done < 6; done++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.ok(running <= 2, `${running} heavy calls at once`)
+      release.shift()?.()
+      while (release.length === 0 && running > 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    const [batch, single] = await Promise.all(answers)
+    assert.equal(most, 2)
+    assert.deepEqual(
+      JSON.parse(batch!).map((a: { result?: unknown }) => a.result),
+      Array(5).fill('block'),
+    )
+    assert.equal(JSON.parse(single!).result, 'block')
+    // a call that waits for its turn past the request's deadline is a timeout, and the turn it was owed is not lost
+    const slow = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 50, maxHeavyCalls: 1 }, { methods: { ...table(), heavy } })
+    const first = slow.handleText(JSON.stringify(request('heavy', 1)), http)
+    const waiting = slow.handleText(JSON.stringify(request('heavy', 2)), http)
+    assert.equal(JSON.parse((await waiting)!).error.data.reason, 'timeout')
+    assert.equal(JSON.parse((await first)!).error.data.reason, 'timeout')
+    while (release.length > 0) release.shift()!()
+    const after = slow.handleText(JSON.stringify(request('heavy', 3)), http)
+    while (release.length === 0) await new Promise((resolve) => setImmediate(resolve))
+    release.shift()!()
+    assert.equal(JSON.parse((await after)!).result, 'block')
+  })
 })
