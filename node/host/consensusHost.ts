@@ -534,6 +534,8 @@ export class ConsensusHost {
 
   /** The item has left the queue and is not held: copies of it may be queued again. */
   private release(item: QueueItem): void {
+    // only a peer's messages are counted (this node's own records, replayed from its WAL, are not)
+    if ((item.kind !== 'input' && item.kind !== 'proposal') || !item.log) return
     const key = queueSlot(item)
     if (key === undefined) return
     const queued = this.queuedSlots.get(key.slot)
