@@ -442,8 +442,10 @@ export class P2p extends EventEmitter<P2pEvents> {
     if (peerId === this.peerId || !this.running || this.isBanned(peerId)) return
     const now = Date.now()
     const state = this.penalties.get(peerId) ?? { score: 0, updatedAt: now }
-    state.score = Math.max(0, state.score - ((now - state.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond) + points
-    state.updatedAt = now
+    // forgiven a second at a time: faults within one second add up whole (two 25-point faults reach 50)
+    const seconds = Math.floor((now - state.updatedAt) / 1000)
+    state.score = Math.max(0, state.score - seconds * this.opts.penaltyDecayPerSecond) + points
+    state.updatedAt += seconds * 1000
     this.penalties.set(peerId, state)
     this.log.debug({ peer: peerId, points, score: state.score, reason }, 'peer penalized')
     if (state.score >= this.opts.disconnectThreshold) this.ban(peerId, reason)
@@ -453,7 +455,7 @@ export class P2p extends EventEmitter<P2pEvents> {
   penaltyOf(peerId: string): number {
     const s = this.penalties.get(peerId)
     if (s === undefined) return 0
-    return Math.max(0, s.score - ((Date.now() - s.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond)
+    return Math.max(0, s.score - Math.floor((Date.now() - s.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond)
   }
 
   private ban(peerId: string, reason: string): void {

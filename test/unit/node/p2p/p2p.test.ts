@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, describe, it } from 'node:test'
+import { after, describe, it, mock } from 'node:test'
 import { keyPairFromSeed } from '../../../../crypto/index.js'
 import { parseConfig } from '../../../../genesis/config.js'
 import { DirectStreams } from '../../../../node/p2p/directStreams.js'
@@ -171,5 +171,31 @@ describe('p2p', () => {
     await waitFor(() => banned.length === 1 && b.peerCount === 0, 'garbage sender banned')
     assert.deepEqual(banned, [a.peerId])
     await waitFor(() => a.peerCount === 1 && b.peerCount === 1, 'redialed after the ban', 5_000)
+  })
+
+  it('forgives penalties a second at a time: faults within a second add up whole, and reach the threshold', async () => {
+    const net = await startNet(2, { disconnectThreshold: 50, penaltyDecayPerSecond: 1 })
+    nets.push(net)
+    const [a, b] = net.nodes as [P2p, P2p]
+    const banned: string[] = []
+    b.on('peer:banned', (id) => banned.push(id))
+    // the clock moved by hand, only around the calls (the nodes' networking keeps the real one)
+    mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    try {
+      b.penalize(a.peerId, 25, 'a first bad answer')
+      mock.timers.tick(999)
+      assert.equal(b.penaltyOf(a.peerId), 25)
+      b.penalize(a.peerId, 20, 'a second bad answer, 999 ms later')
+      assert.equal(b.penaltyOf(a.peerId), 45)
+      mock.timers.tick(1)
+      assert.equal(b.penaltyOf(a.peerId), 44, 'a second on, one point is forgiven')
+      mock.timers.tick(1_500)
+      assert.equal(b.penaltyOf(a.peerId), 43)
+      assert.deepEqual(banned, [])
+      b.penalize(a.peerId, 7, 'a third, reaching 50')
+      assert.deepEqual(banned, [a.peerId])
+    } finally {
+      mock.timers.reset()
+    }
   })
 })
