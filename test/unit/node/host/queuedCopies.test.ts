@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { encodeCanonical, sha256 } from '../../../../crypto/index.js'
-import { blockHash } from '../../../../ledger/block.js'
+import { bytesEqual, encodeCanonical, sha256 } from '../../../../crypto/index.js'
+import { blockHash, txRoot } from '../../../../ledger/block.js'
 import { consensusGossipHostDependencies } from '../../../../node/host/hostWiring.js'
 import { silentLogger } from '../../../../node/logger.js'
 import { consensusGossipHandler } from '../../../../node/sync/consensusGossip.js'
@@ -26,8 +26,8 @@ function proposalBytes(
   tag: number,
   txs: number,
 ): Uint8Array {
-  const header = { ...base, height, proposer: w.validators[proposer]!.address, time: base.time + 1 + tag }
   const txHashes = Array.from({ length: txs }, (_, i) => sha256(encodeCanonical(['junk', tag, i])))
+  const header = { ...base, height, proposer: w.validators[proposer]!.address, time: base.time + 1 + tag, txRoot: txRoot(txHashes) }
   return encodeProposalMessage({ proposal: w.proposal(proposer, height, round, blockHash(header)), header, txHashes, evidence: [], lastCommit })
 }
 
@@ -94,6 +94,28 @@ test('copies of one vote are queued once, and a slot holds at most two votes, wh
   assert.equal(t.host.queueLength, 2)
   t.wal.releaseSyncs()
   await w.until(() => t.host.queueLength === 0, 'the queue drained')
+  t.stop()
+  assert.deepEqual(t.fatal, [])
+})
+
+test("a relay's copy of an honest proposal with other parts is refused: the honest copy after it is queued and judged", async () => {
+  const w = new HostWorld({ validators: 4 })
+  const P = w.proposerOf(1, 0)
+  const self = w.nonProposer(1, 0)
+  const t = await w.boot({ self })
+  const b = await w.block1({ proposer: P })
+  const admit = admission(t)
+  const honest = b.message
+  // the proposer's signed header, with transactions the header's root does not commit to
+  const tampered: ProposalMessage = { ...honest, txHashes: [sha256(encodeCanonical(['not in the block']))] }
+  assert.equal(await admit(encodeProposalMessage(tampered), 'relay'), 'reject')
+  assert.equal(await admit(encodeProposalMessage(honest), 'proposer'), 'accept')
+  await w.until(() => t.guardRequests.length === 1, 'the prevote')
+  const req = t.guardRequests[0]!.req
+  assert.ok(
+    req.kind === 'vote' && req.vote.type === 'prevote' && req.vote.valueId !== null && bytesEqual(req.vote.valueId, b.hash),
+    'prevoted the honest block',
+  )
   t.stop()
   assert.deepEqual(t.fatal, [])
 })
