@@ -636,14 +636,17 @@ export class P2p extends EventEmitter<P2pEvents> {
         body = errorReason(`busy: ${inFlight} bytes of responses to this peer are not read yet`)
       }
       this.responding.set(from, inFlight + body.byteLength)
+      const writeDeadline = AbortSignal.timeout(this.opts.responseWriteTimeoutMs)
       try {
-        await writeFrame(stream, [Uint8Array.of(status), body], AbortSignal.timeout(this.opts.responseWriteTimeoutMs))
+        await writeFrame(stream, [Uint8Array.of(status), body], writeDeadline)
+        // the response is held here until the stream has handed all of it to the muxer, which sends no more than the
+        // peer makes room for by reading: a peer that reads part of it and stops holds it no longer than the deadline
+        await stream.close({ signal: writeDeadline })
       } finally {
         const left = (this.responding.get(from) ?? 0) - body.byteLength
         if (left > 0) this.responding.set(from, left)
         else this.responding.delete(from)
       }
-      await stream.close({ signal }).catch(() => undefined)
     } catch (e) {
       stream.abort(e as Error)
       this.log.debug({ peer: from, protocol: stream.protocol, err: (e as Error).message }, 'request stream failed')

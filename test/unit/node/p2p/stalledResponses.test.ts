@@ -47,3 +47,34 @@ test('a peer that asks for large responses and never reads them holds a bounded 
   assert.ok(r.ok, r.ok ? '' : r.error.reason)
   assert.equal(r.value.byteLength, MiB)
 })
+
+test('a peer that reads the start of each large response and stops holds no more than its budget either', async () => {
+  const net = await startNet(2, { requestTimeoutMs: 1_000, responseWriteTimeoutMs: 1_000, maxResponseBytesInFlight: 8 * MiB })
+  nets.push(net)
+  const [victim, attacker] = net.nodes as [P2p, P2p]
+  let served = 0
+  await victim.handle('/tally/big/1', () => {
+    served++
+    return new Uint8Array(4 * MiB)
+  })
+  // each stream reads until it has seen the response's status byte and some of its body, then reads no more
+  const statuses: number[] = []
+  let most = 0
+  for (let i = 0; i < 12; i++) {
+    const s = await attacker.openStream(victim.peerId, '/tally/big/1', AbortSignal.timeout(2_000))
+    let seen = 0
+    s.addEventListener('message', (evt) => {
+      const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray()
+      if (seen <= 4 && seen + data.byteLength > 4) statuses.push(data[4 - seen]!)
+      seen += data.byteLength
+      if (seen >= 768 * 1024) s.pause()
+    })
+    s.send(requestFrame(Uint8Array.of(i)))
+    await waitFor(() => served > i && statuses.length > i, 'the response begun')
+    most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
+  }
+  assert.ok(most <= 8 * MiB + 1024, `${most} bytes of responses held for one peer`)
+  const ok = statuses.filter((x) => x === 0).length
+  assert.ok(ok >= 1 && ok <= 2, `${ok} of 12 large responses begun while the first ones were not read (busy for the rest)`)
+  await waitFor(() => victim.responseBytesInFlight(attacker.peerId) === 0, 'the stalled responses dropped', 5_000)
+})
