@@ -300,7 +300,11 @@ export class TallyNode {
       metrics.peers.set(p2p.peerCount)
       sync.peerConnected(peer)
       // what this node holds pending, in nonce order per sender: it may have been admitted while no peer was there
-      txGossip.sendPending(peer, () => mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes))
+      txGossip.sendPending(peer, (since) => {
+        const mark = mempool.admissionMark
+        const txs = since === undefined ? mempool.reap(PENDING_FOR_NEW_PEER) : mempool.admittedSince(since, PENDING_FOR_NEW_PEER)
+        return { txs: txs.map((t) => t.bytes), mark }
+      })
     })
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))
     await txFetch.start((h) => mempool.get(h)?.bytes ?? host.findTransaction(h))

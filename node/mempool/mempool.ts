@@ -501,6 +501,29 @@ export class Mempool {
     return out
   }
 
+  /** The count of admissions so far: {@link admittedSince} this mark gives the transactions admitted after it. */
+  get admissionMark(): number {
+    return this.seq
+  }
+
+  /**
+   * The pending transactions admitted after `mark` ({@link admissionMark}), in the order they were admitted (a sender's
+   * nonces in order, as it sent them), within the limits: what a peer that was sent the pool at `mark` has not seen.
+   */
+  admittedSince(mark: number, limits: ReapLimits): DecodedTransaction[] {
+    const out: DecodedTransaction[] = []
+    let bytes = 0
+    // the pool's entries are in the order they were admitted
+    for (const e of this.byHash.values()) {
+      if (e.seq < mark) continue
+      const size = e.decoded.bytes.byteLength
+      if (out.length >= limits.maxTxs || bytes + size > limits.maxBytes) break
+      out.push(e.decoded)
+      bytes += size
+    }
+    return out
+  }
+
   /**
    * Drops a pending transaction that failed execution against the committed state (the proposer found it would
    * not apply), with the ledger's failure code, together with the same sender's later nonces, which can no longer

@@ -50,9 +50,9 @@ export interface TxGossipOptions {
   /** Longest a hold may delay a queued transaction, in ms (default 100). */
   readonly maxHoldMs?: number
   /**
-   * A peer that connects again within this many ms of the last time it was sent this node's pending transactions is
-   * not sent them again (default 10,000): it got them then, and what came since was gossiped to it. Reconnecting
-   * over and over would otherwise have this node read and send its whole mempool each time.
+   * A peer that connects again within this many ms of the last time it was sent this node's whole pending set is sent
+   * only what was admitted since (default 10,000): reconnecting over and over would otherwise have this node read and
+   * send its whole mempool each time.
    */
   readonly pendingResendMs?: number
   /** Most transactions in one batch (default 2,000). */
@@ -131,8 +131,11 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   private readonly maxBatchBytes: number
   private readonly maxHoldMs: number
   private readonly pendingResendMs: number
-  /** When each peer was last sent the pending transactions ({@link sendPending}); keyed by admitted peers. */
-  private readonly pendingSentAt = new Map<string, number>()
+  /**
+   * When each peer was last sent the whole pending set, and the mempool's admission mark of what it was last sent
+   * ({@link sendPending}); keyed by admitted peers.
+   */
+  private readonly pendingSent = new Map<string, { readonly at: number; readonly mark: number }>()
   private readonly deps: TxGossipDependencies<R>
   private queue: Uint8Array[] = []
   private queueBytes = BATCH_HEADER_BYTES
@@ -228,17 +231,24 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
 
   /**
    * Sends transactions to one peer only, in the order given (a sender's nonces in order), in as few batches as the
-   * bounds allow: what this node holds pending (`pending` is asked only when they are sent), for a peer that just
-   * connected, unless it was sent them within `pendingResendMs`. Returns how many were queued; a batch the peer's
-   * outbound queue cannot take ends the sending.
+   * bounds allow: what this node holds pending, for a peer that just connected. `pending(since)` gives the pending
+   * transactions and the mempool's admission mark: all of them (`since` undefined), or, for a peer sent the whole set
+   * within `pendingResendMs`, those admitted after the mark it was last sent. Returns how many were queued; a batch
+   * the peer's outbound queue cannot take ends the sending (and the next connection sends from the same mark).
    */
-  sendPending(peer: string, pending: () => readonly Uint8Array[]): number {
+  sendPending(peer: string, pending: (since: number | undefined) => { readonly txs: readonly Uint8Array[]; readonly mark: number }): number {
     if (!this.running) return 0
     const now = this.now()
-    const last = this.pendingSentAt.get(peer)
-    if (last !== undefined && now - last < this.pendingResendMs) return 0
-    this.pendingSentAt.set(peer, now)
-    const txs = pending()
+    const last = this.pendingSent.get(peer)
+    const recent = last !== undefined && now - last.at < this.pendingResendMs ? last : undefined
+    const { txs, mark } = pending(recent?.mark)
+    const sent = this.sendAll(peer, txs)
+    if (sent === txs.length) this.pendingSent.set(peer, { at: recent?.at ?? now, mark })
+    return sent
+  }
+
+  /** Sends transactions to one peer in as few batches as the bounds allow; how many were queued. */
+  private sendAll(peer: string, txs: readonly Uint8Array[]): number {
     let sent = 0
     let batch: Uint8Array[] = []
     let bytes = BATCH_HEADER_BYTES

@@ -99,6 +99,20 @@ describe('mempool admission', () => {
     assert.equal(verified.has(pending.hash), true)
   })
 
+  it('gives the transactions admitted after a mark, in admission order, within the limits', async () => {
+    const { pool, tx } = setup()
+    const first = [tx(0, 0), tx(1, 0)]
+    for (const t of first) assert.ok((await pool.add(t.bytes)).ok)
+    const mark = pool.admissionMark
+    const later = [tx(1, 1), tx(0, 1), tx(2, 0)]
+    for (const t of later) assert.ok((await pool.add(t.bytes)).ok)
+    const hex = (ts: readonly { hash: Uint8Array }[]) => ts.map((t) => toHex(t.hash))
+    assert.deepEqual(hex(pool.admittedSince(mark, { maxTxs: 10, maxBytes: 1 << 20 })), hex(later))
+    assert.deepEqual(hex(pool.admittedSince(0, { maxTxs: 10, maxBytes: 1 << 20 })), hex([...first, ...later]))
+    assert.deepEqual(hex(pool.admittedSince(mark, { maxTxs: 2, maxBytes: 1 << 20 })), hex(later.slice(0, 2)))
+    assert.deepEqual(pool.admittedSince(pool.admissionMark, { maxTxs: 10, maxBytes: 1 << 20 }), [])
+  })
+
   it('admits a valid transaction and records its verified signature', async () => {
     const { pool, tx, verified } = setup()
     const t = tx(0, 0)

@@ -121,7 +121,7 @@ describe('tx gossip to a peer that connects', () => {
     await g.start()
     const txs = makeTxs(100, 11)
     assert.equal(
-      g.sendPending('peer-b', () => txs),
+      g.sendPending('peer-b', () => ({ txs, mark: 0 })),
       100,
     )
     assert.deepEqual(
@@ -134,32 +134,41 @@ describe('tx gossip to a peer that connects', () => {
       txs,
     )
     assert.equal(
-      g.sendPending('peer-b', () => []),
+      g.sendPending('peer-b', () => ({ txs: [], mark: 0 })),
       0,
     )
     assert.equal(t.sent.length, 3, 'nothing pending, nothing sent')
     await g.stop()
   })
 
-  it('a peer that connects again soon is not sent the pending transactions again, nor are they read for it', async () => {
+  it('a peer that connects again soon is sent only what was admitted since it was last sent the pool', async () => {
     const t = recorder()
     let clock = 0
     const g = new TxGossip({ pendingResendMs: 10_000 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), now: () => clock, logger: silentLogger() })
     await g.start()
-    let reaps = 0
-    const pending = () => {
-      reaps++
-      return makeTxs(3, 14)
+    // a pool of admissions in order: the mark is how many were admitted
+    const pool = makeTxs(8, 14)
+    let admitted = 3
+    const asked: (number | undefined)[] = []
+    const pending = (since: number | undefined) => {
+      asked.push(since)
+      return { txs: pool.slice(since ?? 0, admitted), mark: admitted }
     }
     assert.equal(g.sendPending('peer-d', pending), 3)
-    for (const at of [1, 2_000, 9_999]) {
-      clock = at
-      assert.equal(g.sendPending('peer-d', pending), 0, `reconnected at ${at} ms`)
-    }
-    assert.equal(g.sendPending('peer-e', pending), 3, 'another peer is sent them')
+    clock = 2_000 // it disconnects; two transactions are admitted meanwhile, gossiped to nobody
+    admitted = 5
+    assert.equal(g.sendPending('peer-d', pending), 2, 'the two admitted while it was away')
+    clock = 9_999
+    assert.equal(g.sendPending('peer-d', pending), 0, 'nothing new')
+    assert.equal(g.sendPending('peer-e', pending), 5, 'another peer is sent the whole pool')
     clock = 10_000
-    assert.equal(g.sendPending('peer-d', pending), 3, 'and this one again once the interval passed')
-    assert.equal(reaps, 3)
+    admitted = 6
+    assert.equal(g.sendPending('peer-d', pending), 6, 'the whole pool again once the interval passed')
+    assert.deepEqual(asked, [undefined, 3, 5, undefined, undefined])
+    assert.deepEqual(
+      t.sent.filter((m) => m.peer === 'peer-d').flatMap((m) => m.txs),
+      [...pool.slice(0, 5), ...pool.slice(0, 6)],
+    )
     await g.stop()
   })
 
@@ -168,12 +177,12 @@ describe('tx gossip to a peer that connects', () => {
     const g = new TxGossip({ maxBatchTxs: 10 }, { gossip: t, admit: () => ({ ok: true, value: undefined }), logger: silentLogger() })
     await g.start()
     assert.equal(
-      g.sendPending('peer-c', () => makeTxs(35, 12)),
+      g.sendPending('peer-c', () => ({ txs: makeTxs(35, 12), mark: 0 })),
       10,
     )
     await g.stop()
     assert.equal(
-      g.sendPending('peer-c', () => makeTxs(5, 13)),
+      g.sendPending('peer-c', () => ({ txs: makeTxs(5, 13), mark: 0 })),
       0,
     )
   })
