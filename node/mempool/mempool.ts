@@ -11,6 +11,7 @@ import {
   type GovernanceTransaction,
 } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
+import { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import { RecentHashes } from './recentHashes.js'
 
 /**
@@ -204,6 +205,12 @@ export class Mempool {
   private epoch = 0
   /** Committed heights seen (calls of `update`): the clock of expiry. */
   private height = 0
+  /**
+   * Transactions whose signature verified here but which were not admitted (refused for the sender's nonce or funds,
+   * the pool full): a copy sent again is refused without verifying it again. Kept apart from the verified marks of
+   * pending transactions, which refused ones would otherwise push out of that bounded cache.
+   */
+  private readonly verifiedNotAdmitted = new VerifiedTxCache({ maxEntries: 20_000 })
   /** Senders blocks touched while the committed state was already a later block's: re-read at the next settled update. */
   private readonly unrefreshed = new Set<SenderState>()
   /** Gapped entries, oldest gap first (appended at the current height, so their `gappedSince` never decreases). */
@@ -372,9 +379,10 @@ export class Mempool {
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already)
-    if (this.deps.verifiedSignatures?.has(decoded.hash) !== true) {
+    if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !this.verifiedNotAdmitted.has(decoded.hash)) {
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
+      this.verifiedNotAdmitted.add(decoded.hash)
     }
     // 4b. a governance vote must apply to the committed governance state
     if (tx.kind === 'governance') {
@@ -454,6 +462,7 @@ export class Mempool {
     // marked verified only once admitted: refused transactions (validly signed by unfunded keys, say) would push the
     // marks of pending ones out of the bounded cache, and executing their block would verify them again
     this.deps.verifiedSignatures?.add(decoded.hash)
+    this.verifiedNotAdmitted.delete(decoded.hash)
     this.notifyChanged()
     return ok(decoded.hash)
   }

@@ -99,6 +99,32 @@ describe('mempool admission', () => {
     assert.equal(verified.has(pending.hash), true)
   })
 
+  it('verifies a refused transaction once: a copy sent again is refused without its signature checked again', async () => {
+    let checks = 0
+    const pool = new Mempool(
+      { chainId: 'c' },
+      {
+        accounts: { getAccount: () => ({ balance: 0n, nonce: 0n }) },
+        verifiedSignatures: new VerifiedTxCache(),
+        verifySignature: (d) => {
+          checks++
+          return verifyTransactionSignature(d.tx)
+        },
+      },
+    )
+    const unfunded = keyPairFromSeed(new Uint8Array(32).fill(7))
+    const junk = Array.from({ length: 20 }, (_, i) =>
+      createTransfer(unfunded.secretKey, { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: BigInt(i) }),
+    )
+    for (let pass = 0; pass < 3; pass++) {
+      for (const t of junk) {
+        const r = await pool.add(t.bytes)
+        assert.equal(r.ok ? 'admitted' : r.error.code, 'insufficient_funds')
+      }
+    }
+    assert.equal(checks, junk.length)
+  })
+
   it('gives the transactions admitted after a mark, in admission order, within the limits', async () => {
     const { pool, tx } = setup()
     const first = [tx(0, 0), tx(1, 0)]
