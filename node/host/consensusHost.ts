@@ -523,7 +523,11 @@ export class ConsensusHost {
   messageStatus(m: { kind: 'vote'; vote: SignedVote } | { kind: 'proposal'; proposal: SignedProposal }): MessageStatus {
     if (this.state.step === 'idle') return 'drop'
     if (this.alreadyQueued(queueSlot(m))) return 'drop'
-    return messageStatus(this.state, m)
+    const status = messageStatus(this.state, m)
+    // a proposal the core holds is passed on only for its block's parts, which a restart may have lost: held, a copy
+    // adds nothing
+    if (status === 'known' && m.kind === 'proposal' && this.candidates.get(m.proposal.valueId) !== undefined) return 'drop'
+    return status
   }
 
   /** Whether a copy of this peer's message is queued or held, or its slot has no room ({@link queuedSlots}). */

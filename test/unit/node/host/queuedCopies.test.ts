@@ -116,6 +116,8 @@ test("a relay's copy of an honest proposal with other parts is refused: the hone
     req.kind === 'vote' && req.vote.type === 'prevote' && req.vote.valueId !== null && bytesEqual(req.vote.valueId, b.hash),
     'prevoted the honest block',
   )
+  // a copy of a proposal the core and the candidate store both hold adds nothing: ignored before any hashing
+  assert.equal(await admit(encodeProposalMessage(honest), 'proposer'), 'ignore')
   t.stop()
   assert.deepEqual(t.fatal, [])
 })
