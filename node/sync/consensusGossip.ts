@@ -120,9 +120,9 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)
     if (!bytesEqual(blockHash(message.header), p.valueId)) return refuse(from, 'proposal whose header does not hash to its value', p.height)
     if (d.status({ kind: 'proposal', proposal: p }) === 'drop') return 'ignore'
+    if (!verifyProposalSignature(d.chainId, proposer, p, p.signature)) return refuse(from, 'proposal with a bad signature', p.height)
     const parts = partsProblem(message)
     if (parts !== undefined) return refuse(from, `proposal whose ${parts} its header does not commit to`, p.height)
-    if (!verifyProposalSignature(d.chainId, proposer, p, p.signature)) return refuse(from, 'proposal with a bad signature', p.height)
     d.notePeerHeight(from, p.height)
     await d.onProposal(message)
     return 'accept'
@@ -133,7 +133,8 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
  * What of a proposal's parts its header does not commit to, if anything: the signature covers the header's hash only,
  * so a relay could otherwise pass on an honest proposer's signed header with other transactions, evidence or last
  * commit, and the first copy a node kept (the host queues one copy of a signed proposal, the candidate store one
- * block per hash) would be judged invalid in place of the honest one. Hashing only, far cheaper than the signature.
+ * block per hash) would be judged invalid in place of the honest one. Checked after the signature: hashing thousands
+ * of transaction hashes costs more than one signature check.
  */
 function partsProblem(m: ProposalMessage): string | undefined {
   if (!bytesEqual(txRoot(m.txHashes), m.header.txRoot)) return 'transactions'
