@@ -442,10 +442,17 @@ export class P2p extends EventEmitter<P2pEvents> {
     if (peerId === this.peerId || !this.running || this.isBanned(peerId)) return
     const now = Date.now()
     const state = this.penalties.get(peerId) ?? { score: 0, updatedAt: now }
-    // forgiven a second at a time: faults within one second add up whole (two 25-point faults reach 50)
-    const seconds = Math.floor((now - state.updatedAt) / 1000)
-    state.score = Math.max(0, state.score - seconds * this.opts.penaltyDecayPerSecond) + points
-    state.updatedAt += seconds * 1000
+    // forgiven a second at a time: faults within one second add up whole (two 25-point faults reach 50); a score
+    // forgiven whole starts its seconds afresh, as does one whose time is ahead of the clock (set back)
+    const seconds = Math.max(0, Math.floor((now - state.updatedAt) / 1000))
+    const left = state.score - seconds * this.opts.penaltyDecayPerSecond
+    if (left <= 0 || now < state.updatedAt) {
+      state.score = Math.max(0, left) + points
+      state.updatedAt = now
+    } else {
+      state.score = left + points
+      state.updatedAt += seconds * 1000
+    }
     this.penalties.set(peerId, state)
     this.log.debug({ peer: peerId, points, score: state.score, reason }, 'peer penalized')
     if (state.score >= this.opts.disconnectThreshold) this.ban(peerId, reason)
@@ -455,7 +462,7 @@ export class P2p extends EventEmitter<P2pEvents> {
   penaltyOf(peerId: string): number {
     const s = this.penalties.get(peerId)
     if (s === undefined) return 0
-    return Math.max(0, s.score - Math.floor((Date.now() - s.updatedAt) / 1000) * this.opts.penaltyDecayPerSecond)
+    return Math.max(0, s.score - Math.max(0, Math.floor((Date.now() - s.updatedAt) / 1000)) * this.opts.penaltyDecayPerSecond)
   }
 
   private ban(peerId: string, reason: string): void {

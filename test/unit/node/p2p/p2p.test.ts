@@ -194,6 +194,14 @@ describe('p2p', () => {
       assert.deepEqual(banned, [])
       b.penalize(a.peerId, 7, 'a third, reaching 50')
       assert.deepEqual(banned, [a.peerId])
+      // a score forgiven whole starts its seconds afresh: two faults ms apart, long after an old one, add up whole
+      mock.timers.tick(60_000) // past the ban
+      b.penalize(a.peerId, 10, 'an old fault')
+      mock.timers.tick(100_999)
+      b.penalize(a.peerId, 25, 'a lie')
+      mock.timers.tick(2)
+      b.penalize(a.peerId, 25, 'another lie, 2 ms later')
+      assert.deepEqual(banned, [a.peerId, a.peerId])
     } finally {
       mock.timers.reset()
     }
