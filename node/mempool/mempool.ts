@@ -517,20 +517,21 @@ export class Mempool {
 
   /**
    * The pending transactions admitted after `mark` ({@link admissionMark}), in the order they were admitted (a sender's
-   * nonces in order, as it sent them), within the limits: what a peer that was sent the pool at `mark` has not seen.
+   * nonces in order, as it sent them), within the limits: what a peer that was sent the pool at `mark` has not seen;
+   * and the mark to ask from next time, past the last one given (before the first left out when the limits cut).
    */
-  admittedSince(mark: number, limits: ReapLimits): DecodedTransaction[] {
-    const out: DecodedTransaction[] = []
+  admittedSince(mark: number, limits: ReapLimits): { txs: DecodedTransaction[]; next: number } {
+    const txs: DecodedTransaction[] = []
     let bytes = 0
     // the pool's entries are in the order they were admitted
     for (const e of this.byHash.values()) {
       if (e.seq < mark) continue
       const size = e.decoded.bytes.byteLength
-      if (out.length >= limits.maxTxs || bytes + size > limits.maxBytes) break
-      out.push(e.decoded)
+      if (txs.length >= limits.maxTxs || bytes + size > limits.maxBytes) return { txs, next: e.seq }
+      txs.push(e.decoded)
       bytes += size
     }
-    return out
+    return { txs, next: this.seq }
   }
 
   /**

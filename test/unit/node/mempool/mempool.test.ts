@@ -133,10 +133,15 @@ describe('mempool admission', () => {
     const later = [tx(1, 1), tx(0, 1), tx(2, 0)]
     for (const t of later) assert.ok((await pool.add(t.bytes)).ok)
     const hex = (ts: readonly { hash: Uint8Array }[]) => ts.map((t) => toHex(t.hash))
-    assert.deepEqual(hex(pool.admittedSince(mark, { maxTxs: 10, maxBytes: 1 << 20 })), hex(later))
-    assert.deepEqual(hex(pool.admittedSince(0, { maxTxs: 10, maxBytes: 1 << 20 })), hex([...first, ...later]))
-    assert.deepEqual(hex(pool.admittedSince(mark, { maxTxs: 2, maxBytes: 1 << 20 })), hex(later.slice(0, 2)))
-    assert.deepEqual(pool.admittedSince(pool.admissionMark, { maxTxs: 10, maxBytes: 1 << 20 }), [])
+    const all = { maxTxs: 10, maxBytes: 1 << 20 }
+    assert.deepEqual(hex(pool.admittedSince(mark, all).txs), hex(later))
+    assert.equal(pool.admittedSince(mark, all).next, pool.admissionMark)
+    assert.deepEqual(hex(pool.admittedSince(0, all).txs), hex([...first, ...later]))
+    // cut by the limits: the next mark is the first left out, so asking from it gives the rest
+    const cut = pool.admittedSince(mark, { maxTxs: 2, maxBytes: 1 << 20 })
+    assert.deepEqual(hex(cut.txs), hex(later.slice(0, 2)))
+    assert.deepEqual(hex(pool.admittedSince(cut.next, all).txs), hex(later.slice(2)))
+    assert.deepEqual(pool.admittedSince(pool.admissionMark, all).txs, [])
   })
 
   it('admits a valid transaction and records its verified signature', async () => {
