@@ -19,15 +19,21 @@ function requestFrame(body: Uint8Array): Uint8Array {
   return frame
 }
 
-test('a peer that asks for large responses and never reads them holds a bounded amount, for a bounded time', async () => {
-  const net = await startNet(2, { requestTimeoutMs: 1_000, responseWriteTimeoutMs: 1_000, maxResponseBytesInFlight: 4 * MiB })
+/** A victim serving `/tally/big/1` with responses of `size` bytes, holding at most `budget` per peer for 1 s. */
+async function serving(size: number, budget: number) {
+  const net = await startNet(2, { requestTimeoutMs: 1_000, responseWriteTimeoutMs: 1_000, maxResponseBytesInFlight: budget })
   nets.push(net)
   const [victim, attacker] = net.nodes as [P2p, P2p]
-  let served = 0
+  let count = 0
   await victim.handle('/tally/big/1', () => {
-    served++
-    return new Uint8Array(MiB)
+    count++
+    return new Uint8Array(size)
   })
+  return { victim, attacker, served: () => count }
+}
+
+test('a peer that asks for large responses and never reads them holds a bounded amount, for a bounded time', async () => {
+  const { victim, attacker, served } = await serving(MiB, 4 * MiB)
   const stalled: Stream[] = []
   let most = 0
   for (let i = 0; i < 12; i++) {
@@ -35,7 +41,7 @@ test('a peer that asks for large responses and never reads them holds a bounded 
     s.pause() // never read: its receive window is not opened again
     s.send(requestFrame(Uint8Array.of(i)))
     stalled.push(s)
-    await waitFor(() => served > i, 'the request served')
+    await waitFor(() => served() > i, 'the request served')
     most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
   }
   assert.ok(most <= 4 * MiB + 1024, `${most} bytes of responses held for one peer`)
@@ -49,14 +55,7 @@ test('a peer that asks for large responses and never reads them holds a bounded 
 })
 
 test('a peer that reads the start of each large response and stops holds no more than its budget either', async () => {
-  const net = await startNet(2, { requestTimeoutMs: 1_000, responseWriteTimeoutMs: 1_000, maxResponseBytesInFlight: 8 * MiB })
-  nets.push(net)
-  const [victim, attacker] = net.nodes as [P2p, P2p]
-  let served = 0
-  await victim.handle('/tally/big/1', () => {
-    served++
-    return new Uint8Array(4 * MiB)
-  })
+  const { victim, attacker, served } = await serving(4 * MiB, 8 * MiB)
   // each stream reads until it has seen the response's status byte and some of its body, then reads no more
   const statuses: number[] = []
   let most = 0
@@ -70,7 +69,7 @@ test('a peer that reads the start of each large response and stops holds no more
       if (seen >= 768 * 1024) s.pause()
     })
     s.send(requestFrame(Uint8Array.of(i)))
-    await waitFor(() => served > i && statuses.length > i, 'the response begun')
+    await waitFor(() => served() > i && statuses.length > i, 'the response begun')
     most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
   }
   assert.ok(most <= 8 * MiB + 1024, `${most} bytes of responses held for one peer`)
