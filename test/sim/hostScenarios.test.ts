@@ -186,7 +186,7 @@ test("n4f0_txFetchBlackoutOnlyDelays: a validator that cannot get a block's tran
 
 test('n7f2_divergingLocksResolve: two Byzantine validators steer honest ones into different locks; after GST every height is decided', async () => {
   const { result } = await run({
-    seed: 5_003,
+    seed: 5_001,
     validators: 7,
     heights: 5,
     byzantine: { 1: ['lockAttack'], 5: ['lockAttack'] },
