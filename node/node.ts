@@ -301,9 +301,8 @@ export class TallyNode {
       sync.peerConnected(peer)
       // what this node holds pending, in nonce order per sender: it may have been admitted while no peer was there
       txGossip.sendPending(peer, (since) => {
-        if (since === undefined) return { txs: mempool.reap(PENDING_FOR_NEW_PEER).map((t) => t.bytes), mark: mempool.admissionMark }
-        const { txs, next } = mempool.admittedSince(since, PENDING_FOR_NEW_PEER)
-        return { txs: txs.map((t) => t.bytes), mark: next }
+        const { txs, mark } = mempool.pendingForPeer(since, PENDING_FOR_NEW_PEER)
+        return { txs: txs.map((t) => t.bytes), mark }
       })
     })
     p2p.on('peer:disconnect', () => metrics.peers.set(p2p.peerCount))

@@ -167,6 +167,10 @@ interface Entry {
   newer: Entry | undefined
 }
 
+function compareBigint(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
 interface SenderState {
   readonly key: string
   readonly address: Uint8Array
@@ -510,6 +514,38 @@ export class Mempool {
     return out
   }
 
+  /**
+   * What to send a peer so that it holds what this pool holds, and the mark to ask from next time: for a peer sent
+   * the pool before, the transactions admitted after the mark it was sent ({@link admittedSince}); otherwise the
+   * whole pool within the limits, the executable transactions first as {@link reap} orders them, then the gapped
+   * ones, each sender's in nonce order. The gapped ones matter: once their missing nonce arrives and is gossiped
+   * alone, they become executable here, and nothing else would send them to a peer that was away at their admission.
+   */
+  pendingForPeer(since: number | undefined, limits: ReapLimits): { txs: DecodedTransaction[]; mark: number } {
+    if (since !== undefined) {
+      const { txs, next } = this.admittedSince(since, limits)
+      return { txs, mark: next }
+    }
+    const txs = this.reap(limits)
+    const taken = new Set<DecodedTransaction>(txs)
+    let bytes = 0
+    for (const t of txs) bytes += t.bytes.byteLength
+    for (const sender of this.senders.values()) {
+      if (txs.length >= limits.maxTxs) break
+      if (sender.byNonce.size === 0) continue
+      const nonces = [...sender.byNonce.keys()].sort(compareBigint)
+      for (const n of nonces) {
+        const e = sender.byNonce.get(n)
+        if (e === undefined || taken.has(e.decoded)) continue
+        const size = e.decoded.bytes.byteLength
+        if (txs.length >= limits.maxTxs || bytes + size > limits.maxBytes) break
+        txs.push(e.decoded)
+        bytes += size
+      }
+    }
+    return { txs, mark: this.seq }
+  }
+
   /** The count of admissions so far: {@link admittedSince} this mark gives the transactions admitted after it. */
   get admissionMark(): number {
     return this.seq
@@ -543,7 +579,7 @@ export class Mempool {
     const e = this.byHash.get(bytesKey(hash))
     if (e === undefined) return
     const s = e.sender
-    const later = [...s.byNonce.keys()].filter((n) => n > e.decoded.tx.nonce).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const later = [...s.byNonce.keys()].filter((n) => n > e.decoded.tx.nonce).sort(compareBigint)
     this.removeEntry(e, { code, reason })
     for (const n of later) {
       const x = s.byNonce.get(n)
@@ -614,7 +650,7 @@ export class Mempool {
   private recheckSender(s: SenderState): void {
     const account = s.account
     if (account === undefined) return
-    const nonces = [...s.byNonce.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    const nonces = [...s.byNonce.keys()].sort(compareBigint)
     let spend = 0n
     for (const n of nonces) {
       const e = s.byNonce.get(n)!

@@ -144,6 +144,26 @@ describe('mempool admission', () => {
     assert.deepEqual(pool.admittedSince(pool.admissionMark, all).txs, [])
   })
 
+  it('gives a peer that connects every pending transaction, gapped ones after the executable ones', async () => {
+    // a gapped transaction admitted while no peer was connected must still reach the peers: once its missing nonce
+    // arrives and is gossiped alone, the gapped one becomes executable here, and nothing sends it again
+    const { pool, tx } = setup()
+    const [a2, b1, a3, c0, c1] = [tx(0, 2), tx(1, 1), tx(0, 3), tx(2, 0), tx(2, 1)]
+    for (const t of [a2, c0, b1, c1, a3]) assert.ok((await pool.add(t.bytes)).ok)
+    const hex = (ts: readonly { hash: Uint8Array }[]) => ts.map((t) => toHex(t.hash))
+    const all = { maxTxs: 10, maxBytes: 1 << 20 }
+    const full = pool.pendingForPeer(undefined, all)
+    // each sender's nonces in order, so that the peer can admit them one after the other
+    assert.deepEqual(hex(full.txs), hex([c0, c1, a2, a3, b1]))
+    assert.equal(full.mark, pool.admissionMark)
+    // within the limits, the executable ones first
+    assert.deepEqual(hex(pool.pendingForPeer(undefined, { maxTxs: 3, maxBytes: 1 << 20 }).txs), hex([c0, c1, a2]))
+    // a peer sent the pool before is sent what was admitted since
+    const later = tx(1, 0)
+    assert.ok((await pool.add(later.bytes)).ok)
+    assert.deepEqual(hex(pool.pendingForPeer(full.mark, all).txs), hex([later]))
+  })
+
   it('admits a valid transaction and records its verified signature', async () => {
     const { pool, tx, verified } = setup()
     const t = tx(0, 0)
