@@ -46,6 +46,10 @@ export interface NodeConfig {
     /** Most requests in one JSON-RPC batch. */
     readonly maxBatch: number
     readonly requestTimeoutMs: number
+    /** Most connections at once, HTTP and WebSocket together. */
+    readonly maxConnections: number
+    /** Most request-body bytes held at once over all requests (at least `maxBodyBytes`). */
+    readonly maxBodyBytesInFlight: number
   }
   readonly mempool: {
     readonly maxTxs: number
@@ -103,7 +107,16 @@ export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   moniker: 'tally-node',
   p2p: Object.freeze({ listen: '0.0.0.0:26656', peers: Object.freeze([]), allowedPeerIds: Object.freeze([]) }),
-  rpc: Object.freeze({ host: '127.0.0.1', port: 8545, corsOrigins: Object.freeze([]), maxBodyBytes: 1024 * 1024, maxBatch: 100, requestTimeoutMs: 10_000 }),
+  rpc: Object.freeze({
+    host: '127.0.0.1',
+    port: 8545,
+    corsOrigins: Object.freeze([]),
+    maxBodyBytes: 1024 * 1024,
+    maxBatch: 100,
+    requestTimeoutMs: 10_000,
+    maxConnections: 512,
+    maxBodyBytesInFlight: 64 * 1024 * 1024,
+  }),
   mempool: Object.freeze({
     maxTxs: 100_000,
     maxBytes: 32 * 1024 * 1024,
@@ -189,7 +202,10 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   }
 
   let rpc = d.rpc
-  if (json.rpc !== undefined && e.object('rpc', json.rpc, ['host', 'port', 'corsOrigins', 'maxBodyBytes', 'maxBatch', 'requestTimeoutMs'])) {
+  if (
+    json.rpc !== undefined &&
+    e.object('rpc', json.rpc, ['host', 'port', 'corsOrigins', 'maxBodyBytes', 'maxBatch', 'requestTimeoutMs', 'maxConnections', 'maxBodyBytesInFlight'])
+  ) {
     const v = json.rpc
     const int = (f: string, min: number, max: number, fallback: number) =>
       v[f] === undefined ? fallback : (e.integer(join('rpc', f), v[f], min, max) ?? fallback)
@@ -207,13 +223,18 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
           if (ok !== undefined) corsOrigins.push(ok)
         })
     }
+    const maxBodyBytes = int('maxBodyBytes', 1024, 64 * 1024 * 1024, d.rpc.maxBodyBytes)
+    const maxBodyBytesInFlight = int('maxBodyBytesInFlight', 1024, 4 * 1024 * 1024 * 1024, d.rpc.maxBodyBytesInFlight)
+    if (maxBodyBytesInFlight < maxBodyBytes) e.add('rpc.maxBodyBytesInFlight', `must be at least rpc.maxBodyBytes (${maxBodyBytes})`)
     rpc = {
       host,
       port: int('port', 0, 65535, d.rpc.port),
       corsOrigins,
-      maxBodyBytes: int('maxBodyBytes', 1024, 64 * 1024 * 1024, d.rpc.maxBodyBytes),
+      maxBodyBytes,
       maxBatch: int('maxBatch', 1, 10_000, d.rpc.maxBatch),
       requestTimeoutMs: int('requestTimeoutMs', 100, 600_000, d.rpc.requestTimeoutMs),
+      maxConnections: int('maxConnections', 8, 65_535, d.rpc.maxConnections),
+      maxBodyBytesInFlight,
     }
   }
 

@@ -287,6 +287,8 @@ export class TallyNode {
         maxBodyBytes: config.rpc.maxBodyBytes,
         maxBatch: config.rpc.maxBatch,
         requestTimeoutMs: config.rpc.requestTimeoutMs,
+        maxConnections: config.rpc.maxConnections,
+        maxBodyBytesInFlight: config.rpc.maxBodyBytesInFlight,
         corsOrigins: [...config.rpc.corsOrigins],
       },
       { backend, metrics, logger: log('rpc') },

@@ -16,7 +16,15 @@ export const StandardErrorCode = {
 } as const
 
 /** Every reason the server itself gives (not the node's admission codes). */
-export const SERVER_ERROR_REASONS = ['timeout', 'too_many_subscriptions', 'websocket_required', 'unavailable', 'unknown_height', 'response_too_large'] as const
+export const SERVER_ERROR_REASONS = [
+  'timeout',
+  'too_many_subscriptions',
+  'websocket_required',
+  'unavailable',
+  'unknown_height',
+  'response_too_large',
+  'busy',
+] as const
 
 /** A reason from {@link SERVER_ERROR_REASONS}. */
 export type ServerErrorReason = (typeof SERVER_ERROR_REASONS)[number]
@@ -46,6 +54,7 @@ export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>
   unavailable: -32013,
   unknown_height: -32014,
   response_too_large: -32015,
+  busy: -32016,
   not_validator: -32020,
   bad_action: -32021,
   too_many_proposals: -32022,

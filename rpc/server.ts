@@ -6,7 +6,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
 import { Dispatcher, type CallContext } from './dispatcher.js'
-import { StandardErrorCode } from './errors.js'
+import { applicationError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
 import type { Metrics } from './metrics.js'
@@ -16,8 +16,9 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * The node's JSON-RPC 2.0 server: koa on one HTTP server for `POST /` (JSON-RPC), `GET /health` and
  * `GET /metrics`, and a `ws` WebSocket endpoint on `/ws` (JSON-RPC plus chain_subscribe/chain_unsubscribe).
  *
- * Every input is bounded: body size (413, counted while streaming), batch length, time per call, WebSocket
- * message size, subscriptions per connection, connections, and each connection's send queue (a subscriber that
+ * Every input is bounded: body size (413, counted while streaming), the bodies held at once over all requests
+ * (503), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
+ * WebSocket message size, subscriptions per connection, and each connection's send queue (a subscriber that
  * does not read is closed rather than allowed to grow memory or slow the node). Nothing a client sends can
  * throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
  */
@@ -44,6 +45,13 @@ export interface RpcServerOptions {
   readonly wsMaxBufferedBytes: number
   /** Most WebSocket connections at once. */
   readonly wsMaxConnections: number
+  /** Most connections at once, HTTP and WebSocket together; the server closes further ones as they are accepted. */
+  readonly maxConnections: number
+  /**
+   * Most request-body bytes held at once over all requests, from the first byte read until the request is answered;
+   * a request that would take them past it gets HTTP 503 (`busy`) and is not read further.
+   */
+  readonly maxBodyBytesInFlight: number
 }
 
 /** Defaults for every option. */
@@ -58,6 +66,8 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   wsMaxSubscriptions: 32,
   wsMaxBufferedBytes: 4 << 20,
   wsMaxConnections: 256,
+  maxConnections: 512,
+  maxBodyBytesInFlight: 64 << 20,
 })
 
 /** What the server needs. */
@@ -72,11 +82,21 @@ const WS_MAX_QUEUED_MESSAGES = 64
 /** How long a closing WebSocket gets for its close handshake before the socket is destroyed. */
 const WS_CLOSE_GRACE_MS = 1000
 
-/** Why a request body was not read: it is over the limit (HTTP 413), or the request stream failed or was aborted (400). */
-const BODY_ERROR_CODES = ['too_large', 'stream_failed'] as const
+/**
+ * Why a request body was not read: it is over the limit (HTTP 413), the bodies held at once would pass their budget
+ * (503), or the request stream failed or was aborted (400).
+ */
+const BODY_ERROR_CODES = ['too_large', 'busy', 'stream_failed'] as const
 
 /** The HTTP status each body failure is answered with. */
-const BODY_ERROR_STATUS: Readonly<Record<(typeof BODY_ERROR_CODES)[number], number>> = Object.freeze({ too_large: 413, stream_failed: 400 })
+const BODY_ERROR_STATUS: Readonly<Record<(typeof BODY_ERROR_CODES)[number], number>> = Object.freeze({
+  too_large: 413,
+  busy: 503,
+  stream_failed: 400,
+})
+
+/** How often, at most, refused connections are logged (with their count since the last line). */
+const DROP_LOG_INTERVAL_MS = 10_000
 
 /** A body read's failure: its code and the reason the client is told. */
 interface BodyError {
@@ -84,15 +104,29 @@ interface BodyError {
   readonly reason: string
 }
 
-/** The body's text, or why it was not read. */
-type BodyResult = Result<string, BodyError>
+/** The body's text and its size in bytes, or why it was not read. */
+type BodyResult = Result<{ readonly text: string; readonly bytes: number }, BodyError>
 
-/** Reads a request body up to `limit` bytes, counting while streaming; stops reading (and buffering) past it. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+/** The bytes all requests' bodies may hold at once: a request takes its bytes as they arrive and gives them back. */
+interface BodyBudget {
+  take(bytes: number): boolean
+  give(bytes: number): void
+  /** The bytes not taken. */
+  free(): number
+}
+
+/**
+ * Reads a request body up to `limit` bytes, counting while streaming and taking each chunk's bytes from `budget`;
+ * stops reading (and buffering) past either. On success the caller gives the body's bytes back once it is done with
+ * the request; on failure they are given back here.
+ */
+function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<BodyResult> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.resolve(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
   }
+  const busy: BodyError = { code: 'busy', reason: 'the node holds as many request bodies as it takes; retry shortly' }
+  if (declared !== undefined && Number(declared) > budget.free()) return Promise.resolve(err(busy))
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -100,6 +134,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
     const finish = (r: BodyResult) => {
       if (done) return
       done = true
+      if (!r.ok) budget.give(size)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onError)
@@ -107,15 +142,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
       resolve(r)
     }
     const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
+      if (size + chunk.length > limit) {
         req.pause()
         finish(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
+      } else if (!budget.take(chunk.length)) {
+        req.pause()
+        finish(err(busy))
       } else {
+        size += chunk.length
         chunks.push(chunk)
       }
     }
-    const onEnd = () => finish(ok(Buffer.concat(chunks, size).toString('utf8')))
+    const onEnd = () => finish(ok({ text: Buffer.concat(chunks, size).toString('utf8'), bytes: size }))
     const onError = () => finish(err({ code: 'stream_failed', reason: 'request stream failed' }))
     const onAborted = () => finish(err({ code: 'stream_failed', reason: 'request aborted' }))
     req.on('data', onData)
@@ -207,6 +245,20 @@ export class RpcServer {
   private readonly sessions = new Set<WsSession>()
   private http: Server | undefined
   private boundPort = 0
+  private bodyBytesHeld = 0
+  private readonly bodyBudget: BodyBudget = {
+    take: (bytes) => {
+      if (this.bodyBytesHeld + bytes > this.options.maxBodyBytesInFlight) return false
+      this.bodyBytesHeld += bytes
+      return true
+    },
+    give: (bytes) => {
+      this.bodyBytesHeld -= bytes
+    },
+    free: () => this.options.maxBodyBytesInFlight - this.bodyBytesHeld,
+  }
+  private droppedConnections = 0
+  private dropLoggedAt = Number.NEGATIVE_INFINITY
 
   constructor(
     options: Partial<RpcServerOptions>,
@@ -231,6 +283,11 @@ export class RpcServer {
     return this.boundPort
   }
 
+  /** Request-body bytes held now (see `maxBodyBytesInFlight`). */
+  get bodyBytesInFlight(): number {
+    return this.bodyBytesHeld
+  }
+
   /** Open WebSocket connections. */
   get connectionCount(): number {
     return this.sessions.size
@@ -246,6 +303,8 @@ export class RpcServer {
   async start(): Promise<void> {
     if (this.http !== undefined) throw new Error('RpcServer already started')
     const http = createServer(this.app.callback())
+    http.maxConnections = this.options.maxConnections
+    http.on('drop', () => this.connectionDropped())
     http.headersTimeout = 10_000
     http.requestTimeout = Math.max(30_000, this.options.requestTimeoutMs * 2)
     http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
@@ -353,15 +412,25 @@ export class RpcServer {
       ctx.body = jsonError(StandardErrorCode.invalidRequest, 'Content-Type must be application/json')
       return
     }
-    const body = await readBody(ctx.req, this.options.maxBodyBytes)
+    const body = await readBody(ctx.req, this.options.maxBodyBytes, this.bodyBudget)
     if (!body.ok) {
       ctx.set('Connection', 'close')
       ctx.status = BODY_ERROR_STATUS[body.error.code]
       ctx.type = 'application/json'
-      ctx.body = jsonError(StandardErrorCode.invalidRequest, body.error.reason)
+      if (body.error.code === 'busy') {
+        ctx.set('Retry-After', '1')
+        ctx.body = JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', body.error.reason) })
+      } else {
+        ctx.body = jsonError(StandardErrorCode.invalidRequest, body.error.reason)
+      }
       return
     }
-    const response = await this.dispatcher.handleText(body.value, { transport: 'http' })
+    let response: string | undefined
+    try {
+      response = await this.dispatcher.handleText(body.value.text, { transport: 'http' })
+    } finally {
+      this.bodyBudget.give(body.value.bytes)
+    }
     if (response === undefined) {
       ctx.status = 204
       return
@@ -369,6 +438,16 @@ export class RpcServer {
     ctx.status = 200
     ctx.set('Content-Type', JSON_CONTENT_TYPE)
     ctx.body = response
+  }
+
+  /** A connection closed as it was accepted, past `maxConnections`: logged at most every 10 s, with the count. */
+  private connectionDropped(): void {
+    this.droppedConnections++
+    const now = Date.now()
+    if (now - this.dropLoggedAt < DROP_LOG_INTERVAL_MS) return
+    this.dropLoggedAt = now
+    this.logger.warn({ dropped: this.droppedConnections, maxConnections: this.options.maxConnections }, 'rpc connections refused: at the limit')
+    this.droppedConnections = 0
   }
 
   private async handleHealth(ctx: Koa.Context): Promise<void> {
@@ -419,15 +498,30 @@ export class RpcServer {
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (session.isClosed) return
       const text = isBinary ? null : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+      // a message waiting or running holds its text: it counts against the same budget as HTTP bodies
+      const held = text === null ? 0 : text.length
+      if (!this.bodyBudget.take(held)) {
+        session.sendText(
+          JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', 'the node holds as many requests as it takes; retry shortly') }),
+        )
+        return
+      }
       const accepted = session.enqueue(async () => {
-        if (session.isClosed) return
-        const response =
-          text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleText(text, context)
-        if (response !== undefined) session.sendText(response)
-        const after = session.afterResponse.splice(0)
-        for (const f of after) f()
+        try {
+          if (session.isClosed) return
+          const response =
+            text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleText(text, context)
+          if (response !== undefined) session.sendText(response)
+          const after = session.afterResponse.splice(0)
+          for (const f of after) f()
+        } finally {
+          this.bodyBudget.give(held)
+        }
       })
-      if (!accepted) session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
+      if (!accepted) {
+        this.bodyBudget.give(held)
+        session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
+      }
     })
   }
 

@@ -11,7 +11,16 @@ test('an empty config gets every default; given fields are kept', () => {
   const full = {
     moniker: 'validator 1',
     p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
-    rpc: { host: '0.0.0.0', port: 0, corsOrigins: ['*', 'http://localhost:3000'], maxBodyBytes: 2048, maxBatch: 5, requestTimeoutMs: 1000 },
+    rpc: {
+      host: '0.0.0.0',
+      port: 0,
+      corsOrigins: ['*', 'http://localhost:3000'],
+      maxBodyBytes: 2048,
+      maxBatch: 5,
+      requestTimeoutMs: 1000,
+      maxConnections: 64,
+      maxBodyBytesInFlight: 4096,
+    },
     mempool: {
       maxTxs: 10,
       maxBytes: 4096,
@@ -60,6 +69,8 @@ test('each problem is reported with its field', () => {
     [{ rpc: { host: 'a b' } }, 'rpc.host', /host/],
     [{ rpc: { corsOrigins: ['ftp://x'] } }, 'rpc.corsOrigins[0]', /origin/],
     [{ rpc: { maxBatch: 0 } }, 'rpc.maxBatch', /between/],
+    [{ rpc: { maxConnections: 7 } }, 'rpc.maxConnections', /between/],
+    [{ rpc: { maxBodyBytes: 4096, maxBodyBytesInFlight: 2048 } }, 'rpc.maxBodyBytesInFlight', /at least rpc.maxBodyBytes \(4096\)/],
     [{ mempool: { maxTxs: 1.5 } }, 'mempool.maxTxs', /integer/],
     [{ mempool: { size: 1 } }, 'mempool.size', /unknown/],
     [{ mempool: { verifyWorkers: 65 } }, 'mempool.verifyWorkers', /between/],

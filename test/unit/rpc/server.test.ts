@@ -1,11 +1,12 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Agent, request } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { to0x } from '../../../crypto/bytes.js'
 import { formatAddress } from '../../../crypto/address.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { APPLICATION_ERROR_CODES, type ApplicationReason } from '../../../rpc/errors.js'
-import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, waitFor, type Harness } from './harness.js'
 
 const A = formatAddress(aliceAddress)
 const B = formatAddress(bobAddress)
@@ -313,6 +314,120 @@ describe('RpcServer responses', () => {
       assert.equal(sockets.size, 1, 'every answer came on one connection')
     } finally {
       agent.destroy()
+      await h.close()
+    }
+  })
+})
+
+describe('RpcServer bounds on what clients hold', () => {
+  /** A raw connection to the server, and everything it received. */
+  async function rawSocket(url: string): Promise<{ socket: Socket; received: () => string; closed: () => boolean }> {
+    const u = new URL(url)
+    const socket = connect(Number(u.port), u.hostname)
+    let text = ''
+    let closed = false
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8')
+    })
+    socket.on('error', () => {
+      /* the server may reset a connection it refuses */
+    })
+    socket.on('close', () => {
+      closed = true
+    })
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    return { socket, received: () => text, closed: () => closed }
+  }
+
+  /** The head of a POST / whose body is a node_status call padded with spaces to `size` bytes; and the body. */
+  function paddedCall(size: number): { head: string; body: string } {
+    const json = JSON.stringify(call('node_status'))
+    return {
+      head: `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`,
+      body: json + ' '.repeat(size - json.length),
+    }
+  }
+
+  test('request bodies held at once are bounded: past the budget a request gets 503 until bodies are done', async () => {
+    const h = await startHarness({ maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
+    const sockets: Socket[] = []
+    try {
+      // two clients each send all but the last bytes of a 60,000-byte body, and stop
+      const { head, body } = paddedCall(60_000)
+      const slow = [await rawSocket(h.url), await rawSocket(h.url)]
+      for (const s of slow) {
+        sockets.push(s.socket)
+        s.socket.write(head + body.slice(0, 59_000))
+      }
+      await waitFor(() => h.server.bodyBytesInFlight === 118_000, 5000, 'both bodies held')
+      // a third would take the bodies held past 128 KiB: refused at once, told to retry
+      const third = await rawSocket(h.url)
+      sockets.push(third.socket)
+      third.socket.write(head + body.slice(0, 20_000))
+      await waitFor(() => third.received().includes('\r\n\r\n'), 5000, 'an answer to the third')
+      assert.match(third.received(), /^HTTP\/1\.1 503 /)
+      assert.match(third.received(), /retry-after: 1/i)
+      assert.equal(h.server.bodyBytesInFlight, 118_000)
+      // so would a chunked body that declares no length, once its bytes arrive
+      const chunked = await rawSocket(h.url)
+      sockets.push(chunked.socket)
+      const chunk = body.slice(0, 20_000)
+      chunked.socket.write(
+        `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${chunk.length.toString(16)}\r\n${chunk}\r\n`,
+      )
+      await waitFor(() => chunked.received().includes('\r\n\r\n'), 5000, 'an answer to the chunked one')
+      assert.match(chunked.received(), /^HTTP\/1\.1 503 /)
+      assert.match(chunked.received(), /"reason":"busy"/)
+      assert.equal(h.server.bodyBytesInFlight, 118_000)
+      // the first finishes its body and is answered; what it held is given back
+      const [first, second] = slow as [(typeof slow)[0], (typeof slow)[0]]
+      first.socket.write(body.slice(59_000))
+      await waitFor(() => first.received().includes('"chainId":"tally-test"'), 5000, 'the first answered')
+      await waitFor(() => h.server.bodyBytesInFlight === 59_000, 5000, 'the first body given back')
+      assert.equal((await rpc(h.url, call('node_status'))).json.result.chainId, 'tally-test')
+      // a client that goes away mid-body gives back what it held
+      second.socket.destroy()
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned body given back')
+    } finally {
+      for (const s of sockets) s.destroy()
+      await h.close()
+    }
+  })
+
+  test('connections are bounded: past maxConnections a new one is closed, and served once one ends', async () => {
+    const h = await startHarness({ maxConnections: 4 })
+    const sockets: Socket[] = []
+    try {
+      const held = []
+      for (let i = 0; i < 4; i++) {
+        const s = await rawSocket(h.url)
+        sockets.push(s.socket)
+        held.push(s)
+      }
+      const fifth = await rawSocket(h.url)
+      sockets.push(fifth.socket)
+      await waitFor(() => fifth.closed(), 5000, 'the fifth connection closed')
+      assert.equal(fifth.received(), '')
+      // the held ones are still served
+      const { head, body } = paddedCall(200)
+      const first = held[0]!
+      first.socket.write(head + body)
+      await waitFor(() => first.received().includes('"chainId":"tally-test"'), 5000, 'a held connection served')
+      // once one ends, a new connection is served
+      first.socket.destroy()
+      await waitFor(
+        async () => {
+          try {
+            return (await rpc(h.url, call('node_status'))).json.result.chainId === 'tally-test'
+          } catch {
+            return false
+          }
+        },
+        5000,
+        'a new connection served',
+      )
+    } finally {
+      for (const s of sockets) s.destroy()
       await h.close()
     }
   })

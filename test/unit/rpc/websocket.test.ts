@@ -168,3 +168,40 @@ describe('WebSocket subscriptions', () => {
     good.close()
   })
 })
+
+describe('WebSocket requests held at once', () => {
+  test('count against the request-body budget: past it a message is answered busy at once, and given back when done', async () => {
+    const h = await startHarness({ maxBodyBytesInFlight: 64 * 1024 })
+    const c = await Client.open(h.url)
+    try {
+      h.backend.delayMs = 1000
+      const padded = (id: number) => {
+        const json = JSON.stringify({ jsonrpc: '2.0', id, method: 'ledger_getBalance', params: [formatAddress(aliceAddress)] })
+        return json + ' '.repeat(30_000 - json.length)
+      }
+      // the first runs (slowly), the second waits behind it; both are held
+      c.ws.send(padded(1))
+      c.ws.send(padded(2))
+      await waitFor(() => h.server.bodyBytesInFlight === 60_000, 5000, 'two messages held')
+      // a third would pass 64 KiB: answered busy before the two, and not held
+      c.ws.send(padded(3))
+      await waitFor(() => c.messages.length > 0, 5000, 'an answer')
+      assert.equal(c.messages[0].id, null)
+      assert.equal(c.messages[0].error.data.reason, 'busy')
+      assert.equal(h.server.bodyBytesInFlight, 60_000)
+      await waitFor(() => c.messages.length === 3, 10_000, 'the two answered')
+      assert.deepEqual(
+        c.messages.slice(1).map((m) => [m.id, m.result]),
+        [
+          [1, '1000000'],
+          [2, '1000000'],
+        ],
+      )
+      assert.equal(h.server.bodyBytesInFlight, 0)
+    } finally {
+      h.backend.delayMs = 0
+      c.close()
+      await h.close()
+    }
+  })
+})
