@@ -371,6 +371,18 @@ export class TallyNode {
     return host.pastPropose ? Number.POSITIVE_INFINITY : Number.NaN
   }
 
+  /**
+   * The process's last resort for an error nothing in the node handled (`tallyd start` passes it uncaught exceptions
+   * and unhandled rejections): logged as fatal with its stack, then handled as a broken invariant, which stops the
+   * node. State on disk stays consistent: every write the node reported done is durable, and the rest is redone
+   * from the WAL and the peers at the next start.
+   */
+  unexpected(e: unknown): void {
+    const err = e instanceof Error ? e : new Error(String(e))
+    this.logger.fatal({ err: err.message, stack: err.stack }, 'unexpected error: stopping the node')
+    this.fatalHandler(err)
+  }
+
   private fatal(e: Error): void {
     this.logger.fatal({ err: e.message, stack: e.stack }, 'consensus failure: stopping the node')
     this.fatalHandler(e)

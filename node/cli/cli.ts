@@ -22,6 +22,9 @@ import { validatorCommand } from './validatorCommand.js'
 
 class UsageError extends Error {}
 
+/** How long `tallyd start` waits for the node to stop before it exits anyway. */
+const STOP_DEADLINE_MS = 30_000
+
 /** The integer `v` spells in decimal digits, if it is from `min` to `max`. */
 const integerIn = (v: string, min: number, max: number): number | undefined => {
   const n = Number(v)
@@ -149,14 +152,19 @@ export function buildProgram(out: (s: string) => void): Command {
         const stop = (code: number) => {
           if (stopping) return
           stopping = true
-          void node.stop().then(() => {
+          // a stop that hangs (after an unexpected error, say) must not keep a broken node running
+          setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref()
+          const exit = () => {
             process.exitCode = code
             done()
-          })
+          }
+          node.stop().then(exit, exit)
         }
         process.once('SIGINT', () => stop(0))
         process.once('SIGTERM', () => stop(0))
         node.onFatal(() => stop(70))
+        process.on('uncaughtException', (e) => node.unexpected(e))
+        process.on('unhandledRejection', (e) => node.unexpected(e))
       })
     })
 

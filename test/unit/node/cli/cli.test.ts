@@ -1,10 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { sharedHostVerifyWorkers } from '../../../../node/cli/testnetFiles.js'
+import { pathToFileURL } from 'node:url'
+import { sharedHostVerifyWorkers, writeTestnet } from '../../../../node/cli/testnetFiles.js'
 import { repoRoot } from '../../../helpers/fixtures.js'
 
 const tallyd = (...args: string[]) => {
@@ -150,4 +151,55 @@ test('each validator sharing a machine gets the cores it has to itself, less one
   // never more than a node would give itself (and always a value config.json accepts)
   assert.equal(sharedHostVerifyWorkers(1, 16), 4)
   assert.equal(sharedHostVerifyWorkers(1, 256), 4)
+})
+
+test('tallyd start: an unexpected error is logged as fatal, the node stops cleanly, and the exit code is 70', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-cli-'))
+  const child = { proc: undefined as ChildProcess | undefined }
+  try {
+    writeTestnet({ validators: 1, out: join(dir, 'net'), chainId: 'tally-unit', host: '127.0.0.1', p2pPort: 1, rpcPort: 1000, accounts: 0, balance: 10n })
+    const home = join(dir, 'net', 'node0')
+    const configPath = join(home, 'config.json')
+    const config = JSON.parse(readFileSync(configPath, 'utf8'))
+    writeFileSync(configPath, JSON.stringify({ ...config, p2p: { ...config.p2p, listen: '127.0.0.1:0', peers: [] }, rpc: { ...config.rpc, port: 0 } }))
+    // a fault planted in the process: a rejection nothing handles, on SIGUSR2
+    const planted = join(dir, 'planted.mjs')
+    writeFileSync(planted, "process.on('SIGUSR2', () => { Promise.reject(new Error('planted fault')) })\n")
+    const proc = spawn(process.execPath, ['--import', pathToFileURL(planted).href, join(repoRoot, 'bin', 'tallyd.js'), 'start', '--home', home], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    child.proc = proc
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8')
+    })
+    proc.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8')
+    })
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)))
+    const deadline = Date.now() + 30_000
+    while (!stdout.includes('"height":2') && !stdout.includes('"height": 2')) {
+      if (Date.now() > deadline) assert.fail(`the node did not commit height 2: ${stdout.slice(-2000)} ${stderr.slice(-2000)}`)
+      if (proc.exitCode !== null) assert.fail(`the node exited early (${proc.exitCode}): ${stderr.slice(-2000)}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    proc.kill('SIGUSR2')
+    const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000).unref())])
+    assert.equal(code, 70, stderr.slice(-2000))
+    const lines = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message?: string } })
+    const fatal = lines.find((l) => l.level === 60)
+    assert.ok(fatal !== undefined, 'a fatal line')
+    assert.match(JSON.stringify(fatal), /planted fault/)
+    assert.ok(
+      lines.some((l) => /stopped/.test(l.msg) && lines.indexOf(l) > lines.indexOf(fatal)),
+      'the node stopped after the fatal line',
+    )
+  } finally {
+    child.proc?.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
