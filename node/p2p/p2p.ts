@@ -232,8 +232,25 @@ export class P2p extends EventEmitter<P2pEvents> {
     const key = libp2pPrivateKeyFromSeed(options.seed)
     this.privateKey = key
     this.peerId = peerIdFromPrivateKey(key).toString()
-    for (const id of options.allow) this.allowed.add(peerIdFromString(id).toString())
+    for (const id of this.parseAllowed(options.allow)) this.allowed.add(id)
     for (const p of this.opts.peers) this.allowed.add(peerIdFromString(p.peerId).toString())
+  }
+
+  /**
+   * The admitted peer ids as libp2p spells them. The list follows governance, whose votes check a peer id's form only
+   * (ledger/governance.ts PEER_ID_RE): a vote for an add with a peer id that is no libp2p peer id is left out here,
+   * never thrown on, or one validator's vote would stop every node that commits it, and keep it from starting again.
+   */
+  private parseAllowed(peerIds: readonly string[]): string[] {
+    const out: string[] = []
+    for (const id of peerIds) {
+      try {
+        out.push(peerIdFromString(id).toString())
+      } catch (e) {
+        this.log.warn({ peer: id, err: (e as Error).message }, 'not a libp2p peer id: not admitted')
+      }
+    }
+    return out
   }
 
   private readonly privateKey: ReturnType<typeof libp2pPrivateKeyFromSeed>
@@ -308,7 +325,7 @@ export class P2p extends EventEmitter<P2pEvents> {
    */
   setAllowed(peerIds: readonly string[]): void {
     const next = new Set<string>()
-    for (const id of peerIds) next.add(peerIdFromString(id).toString())
+    for (const id of this.parseAllowed(peerIds)) next.add(id)
     for (const p of this.opts.peers) next.add(peerIdFromString(p.peerId).toString())
     for (const id of this.redials.keys()) next.add(id)
     const dropped = [...this.allowed].filter((id) => !next.has(id))
