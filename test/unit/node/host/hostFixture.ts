@@ -450,7 +450,8 @@ export class HostWorld {
         previousBlockHash: prev?.hash ?? ZERO_HASH,
         txRoot: txRoot(txs.map((t) => t.hash)),
         stateRoot: result.stateRoot,
-        proposer: this.validators[this.proposerOf(height, 0)]!.address,
+        // the proposer of the set in force at the height (a chain may change it by governance votes)
+        proposer: proposerOf(consensusSet(ledger.rosterAt(height)), height, 0).address,
         validatorSetHash: consensusSet(ledger.rosterAt(height)).hash,
         nextValidatorSetHash: consensusSet(ledger.rosterAt(height + 1)).hash,
         lastCommitHash: lastCommit === null ? ZERO_HASH : commitHash(lastCommit),
