@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { bytesEqual, fromHex, toHex } from '../../crypto/bytes.js'
 import { encodeCanonical } from '../../crypto/canonical.js'
 import { GENESIS_HASH_TAG, genesisHash, genesisState, type CompactGenesis, type Genesis, type GenesisHeader } from '../../genesis/genesis.js'
-import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
+import { LedgerState } from '../../ledger/ledgerState.js'
 import type { KvOp, KvStore } from '../../ledger/store.js'
 import type { Logger } from '../logger.js'
 import { ChainStore } from './chainStore.js'
@@ -148,8 +148,9 @@ export async function seedOrCheckGenesis(path: string, genesis: GenesisSource): 
       await kv.write([{ type: 'put', key: GENESIS_FILE_KEY, value: record }])
       return { genesisHash: gHash, outcome: 'checked', accounts }
     }
-    // a seeding cut short leaves records no root reaches; they may be of another genesis: start from nothing
-    if ((await kv.get(ROOT_STORE_KEY)) === undefined) await kv.db.clear()
+    // The genesis hash is written last, synced, once the seeding is complete: a database without it holds a seeding
+    // cut short (by a crash, even one after the state's root was written), maybe of another genesis. Start from nothing.
+    await kv.db.clear()
     await genesisState(whole, unsyncedWrites(kv))
     // synced: what the seeding wrote before is on disk too (LevelDB's log keeps writes in order)
     await kv.write([

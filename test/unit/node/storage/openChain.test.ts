@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toHex } from '../../../../crypto/bytes.js'
-import { initialStateOps, parseGenesis, type GenesisJson } from '../../../../genesis/genesis.js'
+import { genesisState, initialStateOps, parseGenesis, type GenesisJson } from '../../../../genesis/genesis.js'
 import { accountStoreKey } from '../../../../ledger/account.js'
 import { HomeError, loadGenesisHeader, type HomeGenesis } from '../../../../node/cli/home.js'
 import { formatGenesisText } from '../../../../node/cli/testnetFiles.js'
@@ -121,5 +121,21 @@ test('a seeding cut short is started over: records of another genesis left behin
     } finally {
       await reopened.close()
     }
+  })
+})
+
+test('a seeding cut short after the state root, before the genesis hash, is started over', async () => {
+  await inTemp(async (dir) => {
+    const path = join(dir, 'genesis.json')
+    const db = join(dir, 'data', 'chain')
+    const g = golden()
+    const parsed = parseGenesis(g.genesis)
+    assert.ok(parsed.ok)
+    // what a kill -9 between the seeding's last (unsynced) write, the root's, and the synced write of the genesis
+    // hash leaves: the whole state with its root, and no genesis hash
+    const kv = await LevelKvStore.open(db)
+    await genesisState(parsed.value, kv)
+    await kv.close()
+    assert.equal(await open(db, homeGenesis(path, formatGenesisText(g.genesis)).genesis, 'inline'), g.stateRoot.slice(2))
   })
 })
