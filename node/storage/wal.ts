@@ -112,12 +112,16 @@ export class Wal implements ConsensusLog {
     this.log = dependencies.logger
   }
 
-  /** Opens (creating if needed) the log for appending. */
+  /**
+   * Opens (creating if needed) the log for appending. The directory is synced too, so that a log created now is
+   * still there after a power loss, with the records synced into it.
+   */
   async start(): Promise<void> {
     if (this.fh !== undefined) return
     await mkdir(dirname(this.path), { recursive: true })
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = (await this.fh.stat()).size
+    await syncDirectory(dirname(this.path))
   }
 
   /** Bytes in the log: what is on disk plus what has been appended since. */
@@ -278,12 +282,7 @@ export class Wal implements ConsensusLog {
       await fresh.close()
     }
     await rename(tmp, this.path)
-    const dir = await open(dirname(this.path), 'r')
-    try {
-      await dir.sync()
-    } finally {
-      await dir.close()
-    }
+    await syncDirectory(dirname(this.path))
     await this.fh.close()
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = size
@@ -338,6 +337,16 @@ export class Wal implements ConsensusLog {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** Makes a directory's entries (a file created or renamed in it) durable. */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
+  }
+}
 
 /**
  * File systems write data back in blocks of at least a sector, aligned to them: a hole an unsynced write leaves in a
