@@ -25,8 +25,9 @@ import {
  * block it already trusts, fetching the blocks and validator sets it needs from one provider (an endpoint). Forward
  * it verifies by skipping (CometBFT's light client: the trusted next set vouches for a later header with more than a
  * third of its power, bisecting when it does not) or sequentially (every height); below its latest block it verifies
- * forward from the closest trusted block below that is still within the trusting period, else backwards by the hash
- * chain from the closest above.
+ * backwards by the hash chain from the closest trusted block above when that is at most `maxBackwardHeights` away (so
+ * a fork signed by more than a third of a trusted set cannot slip in between two trusted blocks), else forward from
+ * the closest trusted block below that is still within the trusting period.
  *
  * Whatever a provider sends that fails verification throws {@link FailedVerificationError} naming it; an expired or
  * unusable starting point throws {@link TrustError}. Blocks verified along the way join the trusted blocks, which
@@ -130,15 +131,19 @@ export class LightClient {
     if (h > latest.height) {
       result = await this.forward(latest, block, provider)
     } else {
+      // The hash chain down from a trusted header is proof no number of validator keys can forge: a header that
+      // skipping would accept from below (signed by more than the trust level of a trusted set) may still be a fork
+      // the trusted block above does not extend. So below the latest, backwards from above whenever it is in reach.
+      const above = blocks.closestAbove(h)
       const below = blocks.closestBelow(h)
-      const now = this.deps.now()
-      if (below !== undefined && !isExpired(below, now, this.trustingPeriodMs)) {
-        result = await this.forward(below, block, provider)
-      } else {
-        const above = blocks.closestAbove(h)
-        if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
+      if (above !== undefined && above.height - h <= this.maxBackwardHeights) {
         result = await this.backward(above, block, provider)
         blocks.add(result)
+      } else if (below !== undefined && !isExpired(below, this.deps.now(), this.trustingPeriodMs)) {
+        result = await this.forward(below, block, provider)
+      } else {
+        if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
+        result = await this.backward(above, block, provider)
       }
     }
     await this.deps.onChange?.(blocks)

@@ -2,7 +2,8 @@ import { parseAddress } from '../../crypto/address.js'
 import { fromHex, to0x } from '../../crypto/bytes.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import { RpcClient, RpcError, RpcUnreachableError } from '../client.js'
-import { FailedVerificationError } from './errors.js'
+import { FailedVerificationError, TrustError } from './errors.js'
+import type { LightBlock } from './lightBlock.js'
 import type { LightClient } from './lightClient.js'
 import { checkAccountAnswer, checkTxAnswer } from './proofs.js'
 import { RpcLightProvider } from './rpcProvider.js'
@@ -89,6 +90,16 @@ type Attempt<T> =
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** An answer from further below the trusted blocks than the light client can verify: the endpoint's, not the client's. */
+class StaleAnswerError extends Error {
+  constructor(
+    readonly endpoint: string,
+    readonly reason: string,
+  ) {
+    super(`${endpoint} answered from a height too old to verify: ${reason}`)
+  }
+}
+
 /** The verifying client. */
 export class VerifiedRpc {
   private readonly clients: RpcClient[]
@@ -122,7 +133,7 @@ export class VerifiedRpc {
       await this.query(async (client, provider) => {
         const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
         if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-        const t = await this.deps.light.verify(c.value.block, provider)
+        const t = await this.trust(c.value.block, provider)
         return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
       }),
     )
@@ -136,7 +147,7 @@ export class VerifiedRpc {
       await this.query(async (client, provider) => {
         const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
         if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-        const t = await this.deps.light.verify(c.value.block, provider)
+        const t = await this.trust(c.value.block, provider)
         return { address, balance: c.value.account.balance, ...verifiedAt(t) }
       }),
     )
@@ -159,7 +170,7 @@ export class VerifiedRpc {
         unproven ??= v
         return undefined
       }
-      const t = await this.deps.light.verify(v.block, provider)
+      const t = await this.trust(v.block, provider)
       return { hash: v.hash, status: 'committed' as const, height: v.height, index: v.index, ok: true as const, ...verifiedAt(t) }
     }, startWith)
     return proven ?? unproven!
@@ -185,6 +196,21 @@ export class VerifiedRpc {
       if (v.status === 'committed') return v
       // the one that said so could not prove it (or lied and is rejected now): wait on
       await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())))
+    }
+  }
+
+  /**
+   * The light client's verification of an answer's block. Below the latest trusted block, a trust error says the answer
+   * is too old to verify (an endpoint far behind, or replaying an old answer), not that the client has no starting
+   * point: that endpoint fails and the next is asked, rather than the whole look-up stopping.
+   */
+  private async trust(block: LightBlock, provider: RpcLightProvider): Promise<TrustedBlock> {
+    const latest = this.deps.light.latest().height
+    try {
+      return await this.deps.light.verify(block, provider)
+    } catch (e) {
+      if (e instanceof TrustError && block.header.height < latest) throw new StaleAnswerError(provider.name, e.message)
+      throw e
     }
   }
 
@@ -246,6 +272,7 @@ export class VerifiedRpc {
         this.deps.onRejected?.(e)
         return { kind: 'failed', error: `fails verification: ${e.reason}`, unreachable: false }
       }
+      if (e instanceof StaleAnswerError) return { kind: 'failed', error: `stale: ${e.reason}`, unreachable: false }
       if (e instanceof RpcUnreachableError) {
         return { kind: 'failed', error: `unreachable: ${e.attempts.at(-1)?.error ?? 'no answer'}`, unreachable: true }
       }
