@@ -62,7 +62,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const passwords = { env: io.env, prompt }
   let jsonMode = argv.includes('--json')
   const print = (human: string, json: unknown) => {
-    io.stdout.write(jsonMode ? `${JSON.stringify(json)}\n` : human.endsWith('\n') ? human : `${human}\n`)
+    io.stdout.write(jsonMode ? `${JSON.stringify(json)}\n` : printable(human.endsWith('\n') ? human : `${human}\n`))
   }
 
   const program = new Command()
@@ -93,7 +93,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const client = (g: GlobalOptions) => new RpcClient({ endpoints: parseEndpoints(g.rpc, io.env), timeoutMs: io.rpcTimeoutMs ?? 5000, retries: 1 })
   const warn = (message: string, fields: Record<string, unknown> = {}) => {
-    io.stderr.write(jsonMode ? `${JSON.stringify({ warning: { message, ...fields } })}\n` : `warning: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    io.stderr.write(jsonMode ? `${JSON.stringify({ warning: { message, ...fields } })}\n` : `warning: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
   }
   const verifier = (g: GlobalOptions): Promise<Verifier> =>
     openVerifier(g, parseEndpoints(g.rpc, io.env), { env: io.env, warn, now: io.now ?? Date.now, rpcTimeoutMs: io.rpcTimeoutMs ?? 5000 })
@@ -292,9 +292,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const { message, reason, code } = describeError(e)
     if (jsonMode)
       io.stderr.write(`${JSON.stringify({ error: { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }) } })}\n`)
-    else io.stderr.write(`error: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    else io.stderr.write(`error: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
     return 1
   }
+}
+
+/**
+ * Text for the terminal: control characters but the newline and the tab become U+FFFD. Endpoints' words reach the
+ * human output (a transaction's error, an error message), and escape sequences in them could redraw the screen.
+ */
+function printable(text: string): string {
+  let out = ''
+  for (const ch of text) {
+    const c = ch.charCodeAt(0)
+    out += (c < 0x20 && c !== 0x0a && c !== 0x09) || (c >= 0x7f && c <= 0x9f) ? '\ufffd' : ch
+  }
+  return out
 }
 
 function describeError(e: unknown): { message: string; reason?: string; code?: number } {

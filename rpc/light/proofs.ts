@@ -40,6 +40,12 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** A C0 or C1 control character, or DEL. */
+function isControl(ch: string): boolean {
+  const c = ch.charCodeAt(0)
+  return c < 0x20 || (c >= 0x7f && c <= 0x9f)
+}
+
 function proofBytes(v: unknown, maxBytes: number): Uint8Array | undefined {
   if (typeof v !== 'string' || v.length > 2 + 2 * maxBytes || !/^0[xX]/.test(v)) return undefined
   return fromHex(v)
@@ -98,7 +104,8 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<
     return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
   const status = answer.status
   if (status === 'pending' || status === 'unknown' || status === 'rejected') {
-    const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 512) : undefined)
+    // one line of the node's words: no newline or other control character to pass for more of the answer
+    const text = (v: unknown) => (typeof v === 'string' ? [...v.slice(0, 512)].map((ch) => (isControl(ch) ? '\ufffd' : ch)).join('') : undefined)
     const error = text(answer.error)
     const reason = text(answer.reason)
     return ok({ status, hash: hashText, ...(error === undefined ? {} : { error }), ...(reason === undefined ? {} : { reason }) })
