@@ -5,7 +5,14 @@ import type { AddressInfo } from 'node:net'
 import { addressFromPublicKey, formatAddress } from '../../../../crypto/address.js'
 import { encodeCanonical } from '../../../../crypto/canonical.js'
 import { sha256 } from '../../../../crypto/hash.js'
-import { createValidatorSet } from '../../../../consensus/index.js'
+import { fromHex, to0x } from '../../../../crypto/bytes.js'
+import { sign } from '../../../../crypto/ed25519.js'
+import { buildCommitCertificate, createValidatorSet, voteSignBytes } from '../../../../consensus/index.js'
+import { genesisHash } from '../../../../genesis/genesis.js'
+import { encodeAccountProof } from '../../../../ledger/accountProof.js'
+import { decodePathBytes } from '../../../../ledger/smt.js'
+import { checkAccountAnswer } from '../../../../rpc/light/proofs.js'
+import { RpcLightProvider } from '../../../../rpc/light/rpcProvider.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { RpcClient } from '../../../../rpc/client.js'
 import { Metrics } from '../../../../rpc/metrics.js'
@@ -13,7 +20,7 @@ import { RpcServer } from '../../../../rpc/server.js'
 import { FailedVerificationError } from '../../../../rpc/light/errors.js'
 import { LightClient } from '../../../../rpc/light/lightClient.js'
 import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
-import { trustedBlockOf } from '../../../../rpc/light/verifier.js'
+import { trustedBlockOf, trustedGenesis } from '../../../../rpc/light/verifier.js'
 import { NoVerifiedAnswerError, VerifiedRpc } from '../../../../rpc/light/verifiedClient.js'
 import { SyntheticChain, SyntheticProvider, signCommit, type Member } from './syntheticChain.js'
 import { TestChain, testKey } from './testChain.js'
@@ -95,6 +102,51 @@ describe('attacks by an endpoint on the verifying client', () => {
     const ms = performance.now() - t
     assert.equal(b.balance, 1000n)
     assert.ok(ms < 1000, `the client was held ${Math.round(ms)} ms by an 8 MiB answer`)
+  })
+})
+
+describe('attacks the client already resists', () => {
+  test('an absence proof for an existing account, odd hex, a certificate of another chain id or height', async () => {
+    const chain = await TestChain.create({ balances: [[aliceAddress, 1000n]] })
+    await chain.commitEmpty(3)
+    const server = new RpcServer({ host: '127.0.0.1', port: 0 }, { backend: chain.backend, metrics: new Metrics() })
+    await server.start()
+    try {
+      const answer = (await new RpcClient({ endpoints: [server.url] }).call('ledger_getAccount', [A, { proof: true }])) as Record<string, unknown>
+      const d = decodePathBytes(fromHex(String(answer.proof))!)
+      assert.ok(d.ok)
+      const absent = to0x(encodeAccountProof({ siblings: d.value.siblings, terminal: { kind: 'empty' } }, null))
+      const r1 = checkAccountAnswer(aliceAddress, { ...answer, balance: '0', nonce: '0', proof: absent }, true)
+      assert.ok(!r1.ok && r1.error.code === 'unproven', 'absence of an existing account')
+      const r2 = checkAccountAnswer(aliceAddress, { ...answer, proof: `${String(answer.proof)}0` }, true)
+      assert.ok(!r2.ok && r2.error.code === 'malformed', 'odd hex')
+      const light = new LightClient(
+        {},
+        { blocks: new TrustedBlocks({ kind: 'genesis', genesisHash: genesisHash(chain.genesis) }, trustedGenesis(chain.genesis)), now: () => Date.now() },
+      )
+      const provider = new RpcLightProvider(new RpcClient({ endpoints: [server.url] }))
+      const block = checkAccountAnswer(aliceAddress, answer, true)
+      assert.ok(block.ok)
+      const b = block.value.block
+      const members = chain.sets.at(b.header.height).validators.map((v) => ({ label: '', power: v.power, address: v.address }))
+      const resign = (chainId: string, height: number) =>
+        buildCommitCertificate(
+          height,
+          0,
+          b.hash,
+          members.map((m) => {
+            const body = { type: 'precommit' as const, height, round: 0, valueId: b.hash }
+            return { ...body, validator: m.address, signature: sign(chain.keyOf(m.address).secretKey, voteSignBytes(chainId, body)) }
+          }),
+        )
+      await assert.rejects(light.verify({ ...b, commit: resign('other-chain', b.header.height) }, provider), /bad signature/)
+      await assert.rejects(light.verify({ ...b, commit: resign(chain.genesis.chainId, b.header.height - 1) }, provider), /height/)
+      const far = { ...b, header: { ...b.header, height: 2 ** 52 } }
+      await assert.rejects(light.verify({ ...far, hash: blockHash(far.header) }, provider), FailedVerificationError)
+      assert.equal((await light.verify(b, provider)).height, chain.height)
+    } finally {
+      await server.stop()
+    }
   })
 })
 
