@@ -1,5 +1,5 @@
 import type { ValidatorSet } from '../../consensus/index.js'
-import type { RpcClient } from '../client.js'
+import { type RpcClient, RpcUnreachableError } from '../client.js'
 import { FailedVerificationError } from './errors.js'
 import { decodeLightBlock, decodeValidatorSet, type LightBlock } from './lightBlock.js'
 import type { LightProvider } from './lightClient.js'
@@ -13,9 +13,19 @@ import type { LightProvider } from './lightClient.js'
 export class RpcLightProvider implements LightProvider {
   readonly name: string
 
-  /** `client` must be bound to one endpoint (failover is the caller's, endpoint by endpoint). */
-  constructor(private readonly client: RpcClient) {
+  /**
+   * `client` must be bound to one endpoint (failover is the caller's, endpoint by endpoint). Past `limit.deadline`
+   * (`Date.now()` time) the provider asks no more: it throws {@link RpcUnreachableError} with `limit.late`.
+   */
+  constructor(
+    private readonly client: RpcClient,
+    private readonly limit?: { readonly deadline: number; readonly late: string },
+  ) {
     this.name = client.endpoint
+  }
+
+  private checkDeadline(): void {
+    if (this.limit !== undefined && Date.now() >= this.limit.deadline) throw new RpcUnreachableError([{ endpoint: this.name, error: this.limit.late }])
   }
 
   async lightBlocks(from: number, to: number): Promise<LightBlock[]> {
@@ -24,6 +34,7 @@ export class RpcLightProvider implements LightProvider {
     }
     const calls = []
     for (let h = from; h <= to; h++) calls.push({ method: 'chain_getCommit', params: [h] })
+    this.checkDeadline()
     const answers = await this.client.batch(calls)
     return answers.map((a, i) => {
       const h = from + i
@@ -39,6 +50,7 @@ export class RpcLightProvider implements LightProvider {
   }
 
   async validators(height: number): Promise<ValidatorSet> {
+    this.checkDeadline()
     const r = await this.client.call('chain_getValidators', [height])
     const set = decodeValidatorSet(r)
     if (!set.ok) throw new FailedVerificationError(this.name, `the validator set of height ${height}: ${set.error.reason}`)

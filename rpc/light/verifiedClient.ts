@@ -30,6 +30,12 @@ export interface VerifiedRpcOptions {
   readonly retries?: number
   /** Wait before the second round; doubles each round (default 200 ms). */
   readonly backoffMs?: number
+  /**
+   * Time allowed for one endpoint's verified answer, the light client's fetches from it included (default 30 s): past
+   * it the endpoint counts as unreachable, so that one answering each request just within `timeoutMs` (a bisection
+   * towards a forged header can take dozens of requests) cannot hold the look-up for minutes.
+   */
+  readonly answerTimeoutMs?: number
 }
 
 /** What the client works with. */
@@ -106,6 +112,7 @@ export class VerifiedRpc {
   private readonly retries: number
   private readonly backoffMs: number
   private readonly timeoutMs: number
+  private readonly answerTimeoutMs: number
   private readonly rejected = new Set<string>()
   private preferred = 0
 
@@ -114,6 +121,7 @@ export class VerifiedRpc {
     private readonly deps: VerifiedRpcDependencies,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
+    this.answerTimeoutMs = options.answerTimeoutMs ?? 30_000
     this.retries = options.retries ?? 1
     this.backoffMs = options.backoffMs ?? 200
     this.clients = options.endpoints.map((e) => new RpcClient({ endpoints: [e], timeoutMs: this.timeoutMs, retries: 0 }))
@@ -264,8 +272,17 @@ export class VerifiedRpc {
   }
 
   private async attempt<T>(client: RpcClient, ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>): Promise<Attempt<T>> {
+    const late = `no verified answer within ${this.answerTimeoutMs} ms`
+    const deadline = Date.now() + this.answerTimeoutMs
+    let timer: NodeJS.Timeout | undefined
     try {
-      return { kind: 'answer', value: await ask(client, new RpcLightProvider(client)) }
+      // past the deadline the provider asks no more, and the attempt does not wait for the request under way
+      const answer = ask(client, new RpcLightProvider(client, { deadline, late }))
+      answer.catch(() => {})
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RpcUnreachableError([{ endpoint: client.endpoint, error: late }])), this.answerTimeoutMs)
+      })
+      return { kind: 'answer', value: await Promise.race([answer, expired]) }
     } catch (e) {
       if (e instanceof FailedVerificationError) {
         this.rejected.add(client.endpoint)
@@ -278,6 +295,8 @@ export class VerifiedRpc {
       }
       if (e instanceof RpcError) return { kind: 'failed', error: `${e.message}${e.reason === undefined ? ` (code ${e.code})` : ''}`, unreachable: false }
       throw e
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

@@ -92,6 +92,29 @@ describe('attacks by an endpoint on the verifying client', () => {
     await assert.rejects(alone.balance(A), (e: unknown) => e instanceof NoVerifiedAnswerError && /too old to verify|stale/.test(e.message))
   })
 
+  test('an endpoint slower than the time for one verified answer is given up, and the next is asked', async () => {
+    // every request answered truly, 400 ms late: a verified answer needs three of them
+    const slow = createServer((req, res) => {
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        setTimeout(async () => {
+          const r = await fetch(honest.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Buffer.concat(chunks) })
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(await r.text())
+        }, 400)
+      })
+    })
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
+    servers.push(slow)
+    const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`
+    const options = { timeoutMs: 2000, answerTimeoutMs: 300, backoffMs: 10 }
+    const b = await new VerifiedRpc({ endpoints: [url, honest.url], ...options }, { light: lightFrom(10) }).balance(A)
+    assert.equal(b.balance, 1000n)
+    const alone = new VerifiedRpc({ endpoints: [url], ...options }, { light: lightFrom(10) })
+    await assert.rejects(alone.balance(A), (e: unknown) => e instanceof Error && /no verified answer within 300 ms/.test(e.message))
+  })
+
   test('an answer nested a million levels deep is refused without parsing it for seconds', async () => {
     const depth = 4 * 1024 * 1024
     const liar = await rawEndpoint(() => `${'['.repeat(depth)}${']'.repeat(depth)}`)
