@@ -6,7 +6,7 @@ import type { LedgerState } from '../../ledger/ledgerState.js'
 import { senderAddress, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
-import { Mempool } from './mempool.js'
+import { Mempool, type MempoolDependencies } from './mempool.js'
 import type { RejectedTxs } from './rejectedTxs.js'
 
 /** What the node's mempool reads and reports to. */
@@ -19,6 +19,18 @@ export interface NodeMempoolDependencies {
   /** Where every transaction that leaves the pool other than by commit is remembered, with its reason. */
   readonly rejected: RejectedTxs
   readonly logger: Logger
+}
+
+/**
+ * The mempool's check of a governance vote: what the ledger would say of it in the block after the tip (or after the
+ * state, when a synced run put the ledger ahead of the tip: `voteProblem`).
+ */
+export function governanceCheck(ledger: LedgerState, tipHeight: () => number, genesis: Genesis): NonNullable<MempoolDependencies['checkGovernance']> {
+  return (tx) => {
+    const state = ledger.governance()
+    if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
+    return voteProblem(state, tipHeight(), senderAddress(tx), tx.action, genesis.params.governance)
+  }
 }
 
 /**
@@ -42,11 +54,7 @@ export function nodeMempool(config: NodeConfig['mempool'], genesis: Genesis, d: 
       verifiedSignatures: d.verified,
       logger: d.logger,
       verifySignature: d.verifySignature,
-      checkGovernance: (tx) => {
-        const state = d.ledger.governance()
-        if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-        return voteProblem(state, d.tipHeight(), senderAddress(tx), tx.action, genesis.params.governance)
-      },
+      checkGovernance: governanceCheck(d.ledger, d.tipHeight, genesis),
       onRemoved: (hash, removal) => {
         if (removal.code === 'committed') return
         d.rejected.add(hash, removal.code, removal.reason)

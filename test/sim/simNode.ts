@@ -2,9 +2,9 @@ import { bytesEqual } from '../../crypto/index.js'
 import { SafetyGuard, decodeCommitCertificate, type ConsensusParams } from '../../consensus/index.js'
 import { genesisState, type Genesis } from '../../genesis/genesis.js'
 import { blockHash } from '../../ledger/block.js'
-import { memberOf, voteProblem } from '../../ledger/governance.js'
+import { memberOf } from '../../ledger/governance.js'
 import { LedgerState, ROOT_STORE_KEY } from '../../ledger/ledgerState.js'
-import { senderAddress, txHash } from '../../ledger/transaction.js'
+import { txHash } from '../../ledger/transaction.js'
 import { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import { ConsensusHost, type CommittedBlock } from '../../node/host/consensusHost.js'
 import { EvidencePool } from '../../node/host/evidencePool.js'
@@ -13,6 +13,7 @@ import { loadValidatorSets } from '../../node/host/validatorSets.js'
 import { Timers } from '../../node/host/timers.js'
 import type { Logger } from '../../node/logger.js'
 import { Mempool } from '../../node/mempool/mempool.js'
+import { governanceCheck } from '../../node/mempool/nodeMempool.js'
 import type { GossipVerdict, RequestHandler } from '../../node/p2p/p2p.js'
 import { ChainStore } from '../../node/storage/chainStore.js'
 import { decodeStoredBlock } from '../../node/storage/storedBlock.js'
@@ -294,11 +295,7 @@ export class SimValidator implements NetNode {
         accounts: ledger,
         verifiedSignatures: verified,
         logger,
-        checkGovernance: (tx) => {
-          const state = ledger.governance()
-          if (state === undefined) return { code: 'not_validator', reason: 'no governance state' }
-          return voteProblem(state, ledgerTip(), senderAddress(tx), tx.action, ctx.genesis.params.governance)
-        },
+        checkGovernance: governanceCheck(ledger, ledgerTip, ctx.genesis),
       },
     )
     const wal = new SimConsensusLog(disk)
