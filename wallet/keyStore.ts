@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { type FileHandle, open, stat } from 'node:fs/promises'
+import { type FileHandle, open } from 'node:fs/promises'
 import {
   DEFAULT_SCRYPT_PARAMS,
   MAX_KEY_FILE_LENGTH,
@@ -10,6 +10,7 @@ import {
   type LoadedKey,
   type ScryptParams,
 } from '../crypto/keyfile.js'
+import { FileReadError, readBoundedFile } from '../node/cli/boundedFile.js'
 import { CliError } from './args.js'
 
 /**
@@ -27,18 +28,12 @@ export interface PasswordSource {
 const NO_PASSWORD = 'a password is needed: set TALLY_PASSWORD or run on a terminal to be asked'
 
 async function readKeyText(path: string): Promise<string> {
-  let size: number
   try {
-    size = (await stat(path)).size
+    return (await readBoundedFile(path, MAX_KEY_FILE_LENGTH)).toString('utf8')
   } catch (e) {
-    throw new CliError(`cannot read key file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
-  }
-  if (size > MAX_KEY_FILE_LENGTH) throw new CliError(`key file ${path} is malformed: larger than ${MAX_KEY_FILE_LENGTH} bytes`, 'malformed')
-  const fh = await open(path, 'r')
-  try {
-    return await fh.readFile('utf8')
-  } finally {
-    await fh.close()
+    if (!(e instanceof FileReadError)) throw e
+    if (/larger than/.test(e.reason)) throw new CliError(`key file ${path} is malformed: ${e.reason.replace(/^is /, '')}`, 'malformed')
+    throw new CliError(`cannot read key file ${e.message}`)
   }
 }
 

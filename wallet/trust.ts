@@ -1,4 +1,3 @@
-import { readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { to0x } from '../crypto/bytes.js'
@@ -13,6 +12,7 @@ import { RpcLightProvider } from '../rpc/light/rpcProvider.js'
 import { TrustedBlocks, sameRoot, type TrustRoot } from '../rpc/light/trustedBlocks.js'
 import { DEFAULT_TRUSTING_PERIOD_MS, trustedGenesis, type TrustedBlock } from '../rpc/light/verifier.js'
 import { VerifiedRpc } from '../rpc/light/verifiedClient.js'
+import { FileReadError, readBoundedFile } from '../node/cli/boundedFile.js'
 import { CliError } from './args.js'
 
 /**
@@ -81,11 +81,11 @@ export function trustAdvice(e: TrustError): string {
 async function readGenesis(path: string): Promise<{ root: TrustRoot; block: TrustedBlock }> {
   let text: string
   try {
-    if ((await stat(path)).size > MAX_GENESIS_BYTES) throw new CliError(`genesis file ${path} is larger than ${MAX_GENESIS_BYTES} bytes`, 'bad_genesis')
-    text = await readFile(path, 'utf8')
+    text = (await readBoundedFile(path, MAX_GENESIS_BYTES)).toString('utf8')
   } catch (e) {
-    if (e instanceof CliError) throw e
-    throw new CliError(`cannot read the genesis file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'bad_genesis')
+    if (!(e instanceof FileReadError)) throw e
+    if (/larger than/.test(e.reason)) throw new CliError(`genesis file ${e.message}`, 'bad_genesis')
+    throw new CliError(`cannot read the genesis file ${e.message}`, 'bad_genesis')
   }
   let json: unknown
   try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../../crypto/address.js'
@@ -10,7 +10,9 @@ import { DEFAULT_CONFIG, parseConfig } from '../../genesis/config.js'
 import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
-import { HomeError, HomeFiles, readKeySeed } from './home.js'
+import { FileReadError, readBoundedFileSync } from './boundedFile.js'
+import { MAX_GENESIS_FILE_BYTES } from './genesisFile.js'
+import { HomeError, HomeFiles, isPresent, readKeySeed } from './home.js'
 import { peerIdOf } from '../p2p/peerId.js'
 import { TestnetError, writeTestnet } from './testnetFiles.js'
 import { validatorCommand } from './validatorCommand.js'
@@ -56,10 +58,16 @@ const host = (v: string): string => {
 }
 
 function readGenesisJson(path: string): GenesisJson {
-  if (!existsSync(path)) throw new UsageError(`${path} does not exist`)
+  let text: string
+  try {
+    text = readBoundedFileSync(path, MAX_GENESIS_FILE_BYTES).toString('utf8')
+  } catch (e) {
+    if (e instanceof FileReadError) throw new UsageError(e.message)
+    throw e
+  }
   let json: unknown
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'))
+    json = JSON.parse(text)
   } catch (e) {
     throw new UsageError(`${path} is not valid JSON: ${(e as Error).message}`)
   }
@@ -314,7 +322,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .action((o) => {
       const home = resolve(o.home)
       const n = keyPairFromSeed(readKeySeed(join(home, HomeFiles.nodeKey))).publicKey
-      if (!existsSync(join(home, HomeFiles.validatorKey))) {
+      if (!isPresent(join(home, HomeFiles.validatorKey))) {
         out(JSON.stringify({ peerId: peerIdOf(n) }))
         return
       }

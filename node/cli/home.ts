@@ -1,8 +1,8 @@
-import { existsSync, readFileSync, renameSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { bytesEqual } from '../../crypto/bytes.js'
 import { sha256 } from '../../crypto/hash.js'
-import { decodeKeyFile } from '../../crypto/keyfile.js'
+import { MAX_KEY_FILE_LENGTH, decodeKeyFile } from '../../crypto/keyfile.js'
 import { parseConfig, type NodeConfig } from '../../genesis/config.js'
 import type { FieldError } from '../../genesis/fieldErrors.js'
 import {
@@ -15,6 +15,7 @@ import {
   type GenesisHeader,
 } from '../../genesis/genesis.js'
 import { GenesisBalances } from '../../genesis/genesisBalances.js'
+import { FileReadError, checkRegularFile, readBoundedFileSync } from './boundedFile.js'
 import { MAX_GENESIS_FILE_BYTES, scanGenesisFile } from './genesisFile.js'
 
 /**
@@ -100,14 +101,31 @@ const MAX_FILE_BYTES = MAX_GENESIS_FILE_BYTES
 
 /** A JSON file's bytes and the document they hold. */
 function readJson(path: string): { bytes: Buffer; json: unknown } {
-  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
-  if (statSync(path).size > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
-  const bytes = readFileSync(path)
-  if (bytes.byteLength > MAX_FILE_BYTES) throw new HomeError(`${path} is larger than ${MAX_FILE_BYTES} bytes`)
+  const bytes = homeFile(() => readBoundedFileSync(path, MAX_FILE_BYTES))
   try {
     return { bytes, json: JSON.parse(bytes.toString('utf8')) }
   } catch (e) {
     throw new HomeError(`${path} is not valid JSON: ${(e as Error).message}`)
+  }
+}
+
+/** `read()`, its {@link FileReadError} (a missing, oversized or not-regular file) as a {@link HomeError}. */
+function homeFile<T>(read: () => T): T {
+  try {
+    return read()
+  } catch (e) {
+    if (e instanceof FileReadError) throw new HomeError(e.message)
+    throw e
+  }
+}
+
+/** True when something is at `path`, even a dangling symlink or a loop (which reading then reports). */
+export function isPresent(path: string): boolean {
+  try {
+    lstatSync(path)
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -128,7 +146,7 @@ function readWholeGenesis(path: string): { genesis: Genesis; digest: Uint8Array;
 
 /** The whole genesis at `path`, balances included, read piece by piece; throws HomeError on any problem. */
 function readGenesis(path: string): { genesis: Genesis | CompactGenesis; digest: Uint8Array; size: number } {
-  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  homeFile(() => checkRegularFile(path, MAX_GENESIS_FILE_BYTES))
   const balances = new GenesisBalances()
   const scan = scanGenesisFile(path, (b) => balances.add(b))
   if (scan === undefined) return readWholeGenesis(path)
@@ -156,7 +174,7 @@ function genesisFile(path: string, digest: Uint8Array, size: number): GenesisFil
  * header has a problem, the whole file is checked, so that every problem is named at once.
  */
 export function loadGenesisHeader(path: string): HomeGenesis {
-  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
+  homeFile(() => checkRegularFile(path, MAX_GENESIS_FILE_BYTES))
   const scan = scanGenesisFile(path)
   if (scan !== undefined) {
     const header = parseGenesisHeader(scan.fields)
@@ -173,8 +191,7 @@ export function loadGenesis(path: string): Genesis {
 
 /** Reads a plaintext key file (validator and node keys are unencrypted, mode 600, like CometBFT's). */
 export function readKeySeed(path: string): Uint8Array {
-  if (!existsSync(path)) throw new HomeError(`${path} does not exist`)
-  const r = decodeKeyFile(readFileSync(path, 'utf8'))
+  const r = decodeKeyFile(homeFile(() => readBoundedFileSync(path, MAX_KEY_FILE_LENGTH)).toString('utf8'))
   if (!r.ok) throw new HomeError(`${path}: ${r.error.reason}`)
   return r.value.secretKey
 }
@@ -189,7 +206,7 @@ export function loadHome(dir: string): NodeHome {
   if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.error.errors))
   const genesis = loadGenesisHeader(join(dir, HomeFiles.genesis))
   const validatorKeyPath = join(dir, HomeFiles.validatorKey)
-  const validatorSeed = existsSync(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
+  const validatorSeed = isPresent(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
   const nodeSeed = readKeySeed(join(dir, HomeFiles.nodeKey))
   return { dir, config: config.value, genesis, validatorSeed, nodeSeed }
 }

@@ -1,7 +1,8 @@
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { bytesEqual, to0x, toHex } from '../../crypto/bytes.js'
 import { malformed } from '../../crypto/decodeError.js'
+import { FileReadError, readBoundedFile } from '../../node/cli/boundedFile.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import { ok } from '../../crypto/result.js'
 import type { ValidatorSet } from '../../consensus/index.js'
@@ -133,19 +134,12 @@ export type LoadedLightStore =
 
 /** Reads the store at `path`. */
 export async function loadLightStore(path: string): Promise<LoadedLightStore> {
-  let size: number
-  try {
-    size = (await stat(path)).size
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' }
-    return { kind: 'corrupt', reason: (e as Error).message }
-  }
-  if (size > MAX_LIGHT_STORE_BYTES) return { kind: 'corrupt', reason: `larger than ${MAX_LIGHT_STORE_BYTES} bytes` }
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = (await readBoundedFile(path, MAX_LIGHT_STORE_BYTES)).toString('utf8')
   } catch (e) {
-    return { kind: 'corrupt', reason: (e as Error).message }
+    if (e instanceof FileReadError && e.reason === 'does not exist') return { kind: 'missing' }
+    return { kind: 'corrupt', reason: e instanceof FileReadError ? e.reason.replace(/^is /, '') : (e as Error).message }
   }
   const d = decodeLightStore(text)
   return d.ok ? { kind: 'ok', blocks: d.value } : { kind: 'corrupt', reason: d.error.reason }
