@@ -4,6 +4,7 @@ import { bytesEqual, fromHex, to0x } from './bytes.js'
 import { DECODE_ERROR_CODES, malformed } from './decodeError.js'
 import { PUBLIC_KEY_LENGTH, SECRET_KEY_LENGTH, keyPairFromSeed } from './ed25519.js'
 import { err, ok, type Result } from './result.js'
+import { parseStrictJson } from './strictJson.js'
 
 /**
  * The key file format shared by the `tally` wallet and `tallyd testnet` (faucet, account and validator keys).
@@ -201,9 +202,9 @@ function parse(text: string): KeyFileResult<Parsed> {
   if (text.length > MAX_KEY_FILE_LENGTH) return fail(`key file longer than ${MAX_KEY_FILE_LENGTH} characters`)
   let json: unknown
   try {
-    json = JSON.parse(text)
-  } catch {
-    return fail('key file is not JSON')
+    json = parseStrictJson(text)
+  } catch (e) {
+    return fail(/appears twice/.test((e as Error).message) ? `key file ${(e as Error).message}` : 'key file is not JSON')
   }
   if (!isRecord(json)) return fail('key file is not a JSON object')
   if (json.type !== KEY_FILE_TYPE) return fail(`type must be "${KEY_FILE_TYPE}"`)

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { to0x } from '../crypto/bytes.js'
+import { parseStrictJson } from '../crypto/strictJson.js'
 import { HASH_LENGTH } from '../crypto/hash.js'
 import { genesisHash, parseGenesis } from '../genesis/genesis.js'
 import { RpcClient } from '../rpc/client.js'
@@ -89,9 +90,9 @@ async function readGenesis(path: string): Promise<{ root: TrustRoot; block: Trus
   }
   let json: unknown
   try {
-    json = JSON.parse(text)
-  } catch {
-    throw new CliError(`genesis file ${path} is not JSON`, 'bad_genesis')
+    json = parseStrictJson(text)
+  } catch (e) {
+    throw new CliError(`genesis file ${path} is not JSON: ${(e as Error).message}`, 'bad_genesis')
   }
   const g = parseGenesis(json)
   if (!g.ok) {

@@ -6,6 +6,7 @@ import { addressFromPublicKey, formatAddress, parseAddress } from '../../crypto/
 import { fromHex, to0x } from '../../crypto/bytes.js'
 import { keyPairFromSeed, isAcceptablePublicKey } from '../../crypto/ed25519.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
+import { parseStrictJson } from '../../crypto/strictJson.js'
 import { DEFAULT_CONFIG, parseConfig } from '../../genesis/config.js'
 import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
@@ -67,7 +68,7 @@ function readGenesisJson(path: string): GenesisJson {
   }
   let json: unknown
   try {
-    json = JSON.parse(text)
+    json = parseStrictJson(text)
   } catch (e) {
     throw new UsageError(`${path} is not valid JSON: ${(e as Error).message}`)
   }

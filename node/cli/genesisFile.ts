@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
+import { duplicateJsonKey } from '../../crypto/strictJson.js'
 
 /**
  * Reads `genesis.json` in one pass of bounded chunks, never the whole file at once: the SHA-256 of its bytes, and its
@@ -8,7 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs'
  * one string and a million objects at once.
  *
  * The reader follows what a genesis file is: one JSON object of distinct keys. For anything else (not JSON, a
- * duplicated key, a `balances` that is not an array, a file past the size bound) it gives no fields, and the caller
+ * duplicated key at any depth, a `balances` that is not an array, a file past the size bound) it gives no fields, and the caller
  * reads the file whole with `JSON.parse` instead, which either names the problem or accepts the document as before:
  * so a file is accepted or refused, and its problems named, exactly as the whole-document parser would.
  */
@@ -194,7 +195,10 @@ class GenesisReader {
     if (!parse) return undefined
     const text = this.buf.toString('utf8', this.mark, this.pos)
     this.mark = -1
-    return JSON.parse(text)
+    const value: unknown = JSON.parse(text)
+    // a key twice in one object: the whole-document reader names it
+    if ((c === OPEN_OBJECT || c === OPEN_ARRAY) && duplicateJsonKey(text) !== undefined) throw new NotFollowed('repeated key')
+    return value
   }
 
   /** Steps over the rest of a string (its opening quote consumed). */

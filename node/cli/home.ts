@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { bytesEqual } from '../../crypto/bytes.js'
 import { sha256 } from '../../crypto/hash.js'
 import { MAX_KEY_FILE_LENGTH, decodeKeyFile } from '../../crypto/keyfile.js'
+import { parseStrictJson } from '../../crypto/strictJson.js'
 import { parseConfig, type NodeConfig } from '../../genesis/config.js'
 import type { FieldError } from '../../genesis/fieldErrors.js'
 import {
@@ -103,7 +104,7 @@ const MAX_FILE_BYTES = MAX_GENESIS_FILE_BYTES
 function readJson(path: string): { bytes: Buffer; json: unknown } {
   const bytes = homeFile(() => readBoundedFileSync(path, MAX_FILE_BYTES))
   try {
-    return { bytes, json: JSON.parse(bytes.toString('utf8')) }
+    return { bytes, json: parseStrictJson(bytes.toString('utf8')) }
   } catch (e) {
     throw new HomeError(`${path} is not valid JSON: ${(e as Error).message}`)
   }
