@@ -9,6 +9,7 @@ import { encodeKeyFile } from '../../crypto/keyfile.js'
 import { parseStrictJson } from '../../crypto/strictJson.js'
 import { DEFAULT_CONFIG, parseConfig } from '../../genesis/config.js'
 import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
+import { parseRfc3339 } from '../../genesis/rfc3339.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
 import { FileReadError, readBoundedFileSync } from './boundedFile.js'
@@ -51,6 +52,11 @@ const amount = (v: string): bigint => {
 }
 const chainId = (v: string): string => {
   if (!isValidChainId(v)) throw new InvalidArgumentError('must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric')
+  return v
+}
+const genesisTime = (v: string): string => {
+  const t = parseRfc3339(v)
+  if (!t.ok) throw new InvalidArgumentError(`--genesis-time ${t.error.reason}`)
   return v
 }
 const host = (v: string): string => {
@@ -267,7 +273,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .description('write an empty genesis (add validators and balances next)')
     .requiredOption('--chain-id <id>', 'chain id', chainId)
     .requiredOption('--out <file>', 'genesis file to write')
-    .option('--genesis-time <rfc3339>', 'genesis time (default: now)')
+    .option('--genesis-time <rfc3339>', 'genesis time (default: now)', genesisTime)
     .action((o) => {
       if (existsSync(o.out)) throw new UsageError(`${o.out} already exists`)
       const json = { chainId: o.chainId, genesisTime: o.genesisTime ?? new Date().toISOString(), validators: [], balances: [], params: DEFAULT_PARAMS }

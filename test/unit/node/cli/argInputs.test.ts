@@ -1,0 +1,30 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { repoRoot } from '../../../helpers/fixtures.js'
+
+/** Arguments of `tallyd` that used to pass unchecked: each is now one line on stderr, a non-zero exit, nothing written. */
+
+const tallyd = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tallyd.js'), ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('tallyd genesis new refuses a --genesis-time that is not an RFC 3339 time, and writes nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    for (const time of ['not a time', '1960-01-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-01-01T00:00:00Z\u001b[2J']) {
+      const out = join(dir, 'genesis.json')
+      const r = tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', out, '--genesis-time', time)
+      assert.notEqual(r.code, 0, `${JSON.stringify(time)} accepted: ${r.stdout}`)
+      assert.match(r.stderr, /--genesis-time/)
+      assert.equal(existsSync(out), false)
+    }
+    assert.equal(tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', join(dir, 'ok.json'), '--genesis-time', '2026-01-01T00:00:00Z').code, 0)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
