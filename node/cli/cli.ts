@@ -15,7 +15,8 @@ import { runDevnet } from './devnet.js'
 import { FileReadError, readBoundedFileSync } from './boundedFile.js'
 import { MAX_GENESIS_FILE_BYTES } from './genesisFile.js'
 import { HomeError, HomeFiles, isPresent, readKeySeed } from './home.js'
-import { peerIdOf } from '../p2p/peerId.js'
+import { PEER_ID_RE } from '../../ledger/governance.js'
+import { peerIdOf, publicKeyOfPeerId } from '../p2p/peerId.js'
 import { TestnetError, writeTestnet } from './testnetFiles.js'
 import { validatorCommand } from './validatorCommand.js'
 
@@ -57,6 +58,11 @@ const chainId = (v: string): string => {
 const genesisTime = (v: string): string => {
   const t = parseRfc3339(v)
   if (!t.ok) throw new InvalidArgumentError(`--genesis-time ${t.error.reason}`)
+  return v
+}
+const peerId = (v: string): string => {
+  if (!PEER_ID_RE.test(v) || publicKeyOfPeerId(v) === undefined)
+    throw new InvalidArgumentError('--peer-id must be the libp2p peer id of an Ed25519 node key (12D3KooW…), as `tallyd init` prints it')
   return v
 }
 const host = (v: string): string => {
@@ -286,7 +292,7 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption('--genesis <file>', 'genesis file')
     .requiredOption('--name <name>', 'validator name')
     .requiredOption('--public-key <hex>', 'Ed25519 public key, 0x + 64 hex')
-    .requiredOption('--peer-id <id>', 'libp2p peer id of its node')
+    .requiredOption('--peer-id <id>', 'libp2p peer id of its node', peerId)
     .option('--power <n>', 'voting power', int('--power', 1, 2 ** 40), 1)
     .action((o) => {
       const pk = fromHex(o.publicKey, 32)

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { repoRoot } from '../../../helpers/fixtures.js'
@@ -24,6 +24,28 @@ test('tallyd genesis new refuses a --genesis-time that is not an RFC 3339 time, 
       assert.equal(existsSync(out), false)
     }
     assert.equal(tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', join(dir, 'ok.json'), '--genesis-time', '2026-01-01T00:00:00Z').code, 0)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd genesis add-validator refuses a --peer-id that is not the peer id of an Ed25519 key, and leaves the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    const init = tallyd('init', '--home', join(dir, 'home'), '--json')
+    assert.equal(init.code, 0, init.stderr)
+    const { publicKey, peerId } = JSON.parse(init.stdout) as { publicKey: string; peerId: string }
+    const g = join(dir, 'genesis.json')
+    assert.equal(tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', g).code, 0)
+    const before = readFileSync(g, 'utf8')
+    // each matches the base58btc pattern the genesis checks, but none decodes to an Ed25519 public key
+    for (const bad of ['1'.repeat(41), `12D3KooW${'z'.repeat(44)}`, `Qm${'a'.repeat(44)}`]) {
+      const r = tallyd('genesis', 'add-validator', '--genesis', g, '--name', 'v0', '--public-key', publicKey, '--peer-id', bad)
+      assert.notEqual(r.code, 0, `${bad} accepted: ${r.stdout}`)
+      assert.match(r.stderr, /--peer-id/)
+      assert.equal(readFileSync(g, 'utf8'), before)
+    }
+    assert.equal(tallyd('genesis', 'add-validator', '--genesis', g, '--name', 'v0', '--public-key', publicKey, '--peer-id', peerId).code, 0)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
