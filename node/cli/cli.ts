@@ -7,7 +7,7 @@ import { fromHex, to0x } from '../../crypto/bytes.js'
 import { keyPairFromSeed, isAcceptablePublicKey } from '../../crypto/ed25519.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
 import { parseStrictJson } from '../../crypto/strictJson.js'
-import { DEFAULT_CONFIG, parseConfig } from '../../genesis/config.js'
+import { DEFAULT_CONFIG, isNetworkAddress, parseConfig } from '../../genesis/config.js'
 import { DEFAULT_PARAMS, MAX_GENESIS_BALANCES, formatGenesis, genesisHash, parseGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { parseRfc3339 } from '../../genesis/rfc3339.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
@@ -60,13 +60,22 @@ const genesisTime = (v: string): string => {
   if (!t.ok) throw new InvalidArgumentError(`--genesis-time ${t.error.reason}`)
   return v
 }
+const hostList = (v: string): string[] =>
+  v.split(',').map((h) => {
+    try {
+      return host(h.trim())
+    } catch {
+      throw new InvalidArgumentError(`--hosts: ${JSON.stringify(h.trim())} is not a host name or IP address`)
+    }
+  })
 const peerId = (v: string): string => {
   if (!PEER_ID_RE.test(v) || publicKeyOfPeerId(v) === undefined)
     throw new InvalidArgumentError('--peer-id must be the libp2p peer id of an Ed25519 node key (12D3KooW…), as `tallyd init` prints it')
   return v
 }
 const host = (v: string): string => {
-  if (!/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/.test(v)) throw new InvalidArgumentError('must be a host name or IP address')
+  // the rule config.json's addresses follow (docs/formats.md, "Node configuration")
+  if (!isNetworkAddress(`${v}:1`, false)) throw new InvalidArgumentError('must be a host name or IP address')
   return v
 }
 
@@ -119,7 +128,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     // a bigint default needs its own description: commander would print it with JSON.stringify, which throws
     .addOption(new Option('--balance <amount>', 'balance of the faucet and of each account').argParser(amount).default(1_000_000_000_000n, '1000000000000'))
-    .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)')
+    .option('--hosts <list>', 'comma-separated host of each validator, for peers to dial (containers)', hostList)
     .option('--listen-host <host>', 'interface to listen on (e.g. 0.0.0.0 in containers)', host)
     .option(
       '--verify-workers <n|shared>',
@@ -128,12 +137,7 @@ export function buildProgram(out: (s: string) => void): Command {
     )
     .option('--json', 'machine-readable output')
     .action((o) => {
-      const hosts =
-        o.hosts === undefined
-          ? undefined
-          : String(o.hosts)
-              .split(',')
-              .map((h: string) => host(h.trim()))
+      const hosts: string[] | undefined = o.hosts
       const r = writeTestnet({
         validators: o.validators,
         out: resolve(o.out),

@@ -50,3 +50,18 @@ test('tallyd genesis add-validator refuses a --peer-id that is not the peer id o
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('tallyd testnet names a bad host in --hosts instead of exiting without a word', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    for (const hosts of ['a,', 'a,b c', 'a,-x']) {
+      const out = join(dir, 'net')
+      const r = tallyd('testnet', '--validators', '2', '--out', out, '--hosts', hosts)
+      assert.notEqual(r.code, 0, `${hosts} accepted`)
+      assert.match(r.stderr, /--hosts/, `${JSON.stringify(hosts)}: stderr ${JSON.stringify(r.stderr)}`)
+      assert.equal(existsSync(out), false)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
