@@ -295,8 +295,13 @@ export class RpcServer {
 
   /** `http://host:port` of the running server. */
   get url(): string {
-    const h = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host
+    const h = this.listenHost.includes(':') ? `[${this.listenHost}]` : this.listenHost
     return `http://${h}:${this.boundPort}`
+  }
+
+  /** The host to listen on: config.json writes an IPv6 address in brackets (`[::1]`), which listen() takes bare. */
+  private get listenHost(): string {
+    return this.options.host.replace(/^\[(.*)\]$/, '$1')
   }
 
   /** Listens; resolves once bound. */
@@ -316,7 +321,7 @@ export class RpcServer {
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error) => reject(e)
       http.once('error', onError)
-      http.listen(this.options.port, this.options.host, () => {
+      http.listen(this.options.port, this.listenHost, () => {
         http.off('error', onError)
         resolve()
       })
