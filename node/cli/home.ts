@@ -17,6 +17,7 @@ import {
 } from '../../genesis/genesis.js'
 import { GenesisBalances } from '../../genesis/genesisBalances.js'
 import { FileReadError, checkRegularFile, readBoundedFileSync } from './boundedFile.js'
+import { publicKeyOfPeerId } from '../p2p/peerId.js'
 import { MAX_GENESIS_FILE_BYTES, scanGenesisFile } from './genesisFile.js'
 
 /**
@@ -205,11 +206,32 @@ export function readKeySeed(path: string): Uint8Array {
 export function loadHome(dir: string): NodeHome {
   const config = parseConfig(readJson(join(dir, HomeFiles.config)).json)
   if (!config.ok) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, describe(config.error.errors))
+  const configPeers = [
+    ...config.value.p2p.peers.map((p, i) => [`p2p.peers[${i}].peerId`, p.peerId] as const),
+    ...config.value.p2p.allowedPeerIds.map((id, i) => [`p2p.allowedPeerIds[${i}]`, id] as const),
+  ]
+  const badConfigPeers = notNodeKeys(configPeers)
+  if (badConfigPeers.length > 0) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, badConfigPeers)
   const genesis = loadGenesisHeader(join(dir, HomeFiles.genesis))
+  const badGenesisPeers = notNodeKeys(genesis.validators.map((v, i) => [`validators[${i}].peerId`, v.peerId] as const))
+  if (badGenesisPeers.length > 0) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, badGenesisPeers)
   const validatorKeyPath = join(dir, HomeFiles.validatorKey)
   const validatorSeed = isPresent(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
   const nodeSeed = readKeySeed(join(dir, HomeFiles.nodeKey))
   return { dir, config: config.value, genesis, validatorSeed, nodeSeed }
+}
+
+/**
+ * The problems of peer ids that are no libp2p peer id of an Ed25519 key (what `tallyd init` makes a node key), each
+ * naming its field. The formats check only their characters (genesis/ and config parsing are pure); a node would
+ * otherwise start and then fail, or never admit the peer, with nothing naming the field.
+ */
+function notNodeKeys(fields: readonly (readonly [string, string])[]): string[] {
+  const problems: string[] = []
+  for (const [field, id] of fields) {
+    if (publicKeyOfPeerId(id) === undefined) problems.push(`${field}: ${id} is not the libp2p peer id of an Ed25519 node key (12D3KooW…)`)
+  }
+  return problems
 }
 
 /** Turns `host:port` (or a multiaddr, kept as it is) into a TCP multiaddr. */

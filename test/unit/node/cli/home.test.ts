@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { walPath } from '../../../../node/cli/home.js'
+import { HomeError, loadHome, walPath } from '../../../../node/cli/home.js'
+import { writeTestnet } from '../../../../node/cli/testnetFiles.js'
 
 test('the WAL lives beside the guard record, and a WAL left in data/wal is moved there', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tally-home-'))
@@ -18,6 +19,40 @@ test('the WAL lives beside the guard record, and a WAL left in data/wal is moved
     writeFileSync(join(dir, 'data', 'wal', 'consensus.wal'), 'older')
     walPath(dir)
     assert.equal(readFileSync(join(dir, 'consensus.wal'), 'utf8'), 'records')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('peer ids that are no Ed25519 node key, in config.json or the genesis, are refused at load with the field named', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-home-'))
+  try {
+    writeTestnet({ validators: 2, out: join(dir, 'net'), chainId: 'tally-unit', host: '127.0.0.1', p2pPort: 1, rpcPort: 1000, accounts: 0, balance: 10n })
+    const home = join(dir, 'net', 'node0')
+    assert.doesNotThrow(() => loadHome(home))
+    const fake = '1'.repeat(41)
+    const configPath = join(home, 'config.json')
+    const config = JSON.parse(readFileSync(configPath, 'utf8'))
+    const withConfig = (p2p: object) => writeFileSync(configPath, JSON.stringify({ ...config, p2p: { ...config.p2p, ...p2p } }))
+    const refusal = () => {
+      try {
+        loadHome(home)
+      } catch (e) {
+        assert.ok(e instanceof HomeError)
+        return e.message
+      }
+      return assert.fail('loaded')
+    }
+    withConfig({ peers: [{ ...config.p2p.peers[0], peerId: fake }] })
+    assert.match(refusal(), /p2p\.peers\[0\]\.peerId: .*Ed25519/)
+    withConfig({ allowedPeerIds: [config.p2p.peers[0].peerId, fake] })
+    assert.match(refusal(), /p2p\.allowedPeerIds\[1\]: .*Ed25519/)
+    withConfig({})
+    const genesisPath = join(home, 'genesis.json')
+    const genesis = JSON.parse(readFileSync(genesisPath, 'utf8'))
+    genesis.validators[1].peerId = fake
+    writeFileSync(genesisPath, JSON.stringify(genesis))
+    assert.match(refusal(), /validators\[1\]\.peerId: .*Ed25519/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
