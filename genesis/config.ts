@@ -136,15 +136,50 @@ const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-
 const MULTIADDR_RE = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/(\d{1,5})(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/
 const ORIGIN_RE = /^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/
 
+/** True when `text` is a dotted-quad IPv4 address (each part 0-255). */
+function isIPv4(text: string): boolean {
+  const parts = text.split('.')
+  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)
+}
+
+/** True when `text` is an IPv6 address: eight groups of 1-4 hex digits, `::` once for a run of zeros, an IPv4 tail. */
+function isIPv6(text: string): boolean {
+  let s = text
+  const v4 = /(?:^|:)(\d+\.\d+\.\d+\.\d+)$/.exec(s)
+  if (v4 !== null) {
+    if (!isIPv4(v4[1]!)) return false
+    s = `${s.slice(0, s.length - v4[1]!.length)}0:0` // the IPv4 tail stands for two groups
+  }
+  const halves = s.split('::')
+  if (halves.length > 2) return false
+  const groups = (h: string) => (h === '' ? [] : h.split(':'))
+  const all = [...groups(halves[0]!), ...(halves.length === 2 ? groups(halves[1]!) : [])]
+  if (!all.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return false
+  return halves.length === 2 ? all.length <= 7 : all.length === 8
+}
+
+/**
+ * True when `text` is a host: a name, an IPv4 address (a name of digits and dots must be one: `256.1.1.1` is refused
+ * here, not when the node starts), or a bracketed IPv6 address.
+ */
+function isHost(text: string): boolean {
+  if (!HOST_RE.test(text)) return false
+  if (text.startsWith('[')) return isIPv6(text.slice(1, -1))
+  return /^[\d.]+$/.test(text) ? isIPv4(text) : true
+}
+
 /** True when `text` is `host:port` (host a name, IPv4 or [IPv6]) or a TCP multiaddr, with a port in range. */
 export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is string {
   if (typeof text !== 'string' || text.length > 256) return false
   let port: string
   const m = MULTIADDR_RE.exec(text)
-  if (m !== null) port = m[2]!
-  else {
+  if (m !== null) {
+    const host = text.split('/')[2]!
+    if (m[1] === 'ip4' ? !isIPv4(host) : m[1] === 'ip6' ? !isIPv6(host) : !isHost(host)) return false
+    port = m[2]!
+  } else {
     const i = text.lastIndexOf(':')
-    if (i <= 0 || !HOST_RE.test(text.slice(0, i))) return false
+    if (i <= 0 || !isHost(text.slice(0, i))) return false
     port = text.slice(i + 1)
   }
   if (!/^\d{1,5}$/.test(port)) return false
@@ -211,7 +246,7 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       v[f] === undefined ? fallback : (e.integer(join('rpc', f), v[f], min, max) ?? fallback)
     let host = d.rpc.host
     if (v.host !== undefined) {
-      if (typeof v.host === 'string' && v.host.length <= 253 && HOST_RE.test(v.host)) host = v.host
+      if (typeof v.host === 'string' && v.host.length <= 253 && isHost(v.host)) host = v.host
       else e.add('rpc.host', 'must be a host name, an IPv4 address or a bracketed IPv6 address')
     }
     const corsOrigins: string[] = []

@@ -70,6 +70,12 @@ test('each problem is reported with its field', () => {
     [{ rpc: { corsOrigins: ['ftp://x'] } }, 'rpc.corsOrigins[0]', /origin/],
     [{ rpc: { maxBatch: 0 } }, 'rpc.maxBatch', /between/],
     [{ rpc: { maxConnections: 7 } }, 'rpc.maxConnections', /between/],
+    [{ rpc: { host: '256.256.256.256' } }, 'rpc.host', /host/],
+    [{ rpc: { host: '[:::::]' } }, 'rpc.host', /host/],
+    [{ p2p: { listen: '256.1.1.1:80' } }, 'p2p.listen', /host:port/],
+    [{ p2p: { listen: '/ip4/notanip/tcp/1' } }, 'p2p.listen', /host:port/],
+    [{ p2p: { listen: '/ip6/1::2::3/tcp/1' } }, 'p2p.listen', /host:port/],
+    [{ p2p: { peers: [{ peerId: PEER, address: '[:::::]:1' }] } }, 'p2p.peers[0].address', /host:port/],
     [{ rpc: { maxBodyBytes: 4096, maxBodyBytesInFlight: 2048 } }, 'rpc.maxBodyBytesInFlight', /at least rpc.maxBodyBytes \(4096\)/],
     [{ mempool: { maxTxs: 1.5 } }, 'mempool.maxTxs', /integer/],
     [{ mempool: { size: 1 } }, 'mempool.size', /unknown/],
@@ -107,10 +113,40 @@ test('each problem is reported with its field', () => {
 })
 
 test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
-  for (const ok of ['127.0.0.1:1', 'example.com:65535', '[::1]:26656', '/dns4/example.com/tcp/1', `/ip4/1.2.3.4/tcp/5/p2p/${PEER}`])
-    assert.ok(isNetworkAddress(ok, false), ok)
-  for (const bad of ['127.0.0.1', ':80', 'host:65536', 'host:-1', 'ho st:1', '/ip4/1.2.3.4/udp/5', '/ip4/1.2.3.4/tcp/99999', 5])
-    assert.ok(!isNetworkAddress(bad, false), String(bad))
+  const good = [
+    '127.0.0.1:1',
+    '255.255.255.255:1',
+    'example.com:65535',
+    'node-1:80',
+    '[::1]:26656',
+    '[2001:db8::8a2e:370:7334]:1',
+    '[1:2:3:4:5:6:7:8]:1',
+    '[::ffff:10.0.0.1]:1',
+    '[::]:1',
+    '/dns4/example.com/tcp/1',
+    `/ip4/1.2.3.4/tcp/5/p2p/${PEER}`,
+    '/ip6/fe80::1/tcp/1',
+  ]
+  for (const ok of good) assert.ok(isNetworkAddress(ok, false), ok)
+  const bad = [
+    '127.0.0.1',
+    ':80',
+    'host:65536',
+    'host:-1',
+    'ho st:1',
+    '/ip4/1.2.3.4/udp/5',
+    '/ip4/1.2.3.4/tcp/99999',
+    '256.1.1.1:1',
+    '1.2.3:1',
+    '[1:2:3:4:5:6:7:8:9]:1',
+    '[1::2::3]:1',
+    '[12345::]:1',
+    '[::ffff:10.0.0.256]:1',
+    '/ip4/example.com/tcp/1',
+    '/ip6/1.2.3.4/tcp/1',
+    5,
+  ]
+  for (const b of bad) assert.ok(!isNetworkAddress(b, false), String(b))
   assert.ok(isNetworkAddress('0.0.0.0:0', true))
   assert.ok(!isNetworkAddress('0.0.0.0:0', false))
 })
