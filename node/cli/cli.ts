@@ -93,6 +93,12 @@ function readGenesisJson(path: string): GenesisJson {
   } catch (e) {
     throw new UsageError(`${path} is not valid JSON: ${(e as Error).message}`)
   }
+  // the shape the commands that add to it rely on; the rest is the genesis check's, when the file is written
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new UsageError(`${path} is not a genesis: not a JSON object`)
+  for (const field of ['validators', 'balances'] as const) {
+    const v = (json as Record<string, unknown>)[field]
+    if (v !== undefined && !Array.isArray(v)) throw new UsageError(`${path} is not a genesis: ${field} must be an array`)
+  }
   return json as GenesisJson
 }
 

@@ -1,9 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { to0x } from '../../../../crypto/bytes.js'
+import { keyPairFromSeed } from '../../../../crypto/index.js'
+import { peerIdOf } from '../../../../node/p2p/peerId.js'
 import { repoRoot } from '../../../helpers/fixtures.js'
 
 /** Arguments of `tallyd` that used to pass unchecked: each is now one line on stderr, a non-zero exit, nothing written. */
@@ -60,6 +63,30 @@ test('tallyd testnet names a bad host in --hosts instead of exiting without a wo
       assert.notEqual(r.code, 0, `${hosts} accepted`)
       assert.match(r.stderr, /--hosts/, `${JSON.stringify(hosts)}: stderr ${JSON.stringify(r.stderr)}`)
       assert.equal(existsSync(out), false)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd genesis add-validator / add-balance name a genesis of the wrong shape in one line, and leave it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    const g = join(dir, 'genesis.json')
+    const key = keyPairFromSeed(new Uint8Array(32).fill(7)).publicKey
+    const peer = peerIdOf(keyPairFromSeed(new Uint8Array(32).fill(8)).publicKey)
+    const addr = `0x${'11'.repeat(20)}`
+    for (const text of ['"str"', 'null', '[]', '{"validators": 5}', '{"balances": {"a": 1}}']) {
+      writeFileSync(g, text)
+      for (const r of [
+        tallyd('genesis', 'add-validator', '--genesis', g, '--name', 'v0', '--public-key', to0x(key), '--peer-id', peer),
+        tallyd('genesis', 'add-balance', '--genesis', g, '--address', addr, '--amount', '5'),
+      ]) {
+        assert.notEqual(r.code, 0, text)
+        assert.doesNotMatch(r.stderr, /TypeError|is not iterable|Cannot (read|create) propert|\n\s+at /, `${text}: ${r.stderr}`)
+        assert.match(r.stderr, /genesis\.json/, `${text}: ${r.stderr}`)
+        assert.equal(readFileSync(g, 'utf8'), text)
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
