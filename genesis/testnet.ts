@@ -111,6 +111,13 @@ export function makeTestnet(options: TestnetOptions, deps: TestnetDependencies):
     if (!Number.isSafeInteger(port) || port < 1 || port + Math.max(0, n) - 1 > 65535)
       errors.push({ path: f, message: `must leave room for ${n} ports below 65536` })
   }
+  // validator i takes p2pPort + i and rpcPort + i, on one host unless hosts are given: the two ranges must not meet
+  if (Number.isSafeInteger(n) && n > 0 && options.p2pPort < options.rpcPort + n && options.rpcPort < options.p2pPort + n) {
+    errors.push({
+      path: 'rpcPort',
+      message: `ports ${options.rpcPort}-${options.rpcPort + n - 1} overlap the p2p ports ${options.p2pPort}-${options.p2pPort + n - 1}`,
+    })
+  }
   if (errors.length === 0 && options.seeds.length !== testnetSeedCount(n, k)) {
     errors.push({ path: 'seeds', message: `must hold ${testnetSeedCount(n, k)} seeds (2 per validator, faucet, accounts), got ${options.seeds.length}` })
   }
