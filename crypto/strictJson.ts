@@ -4,13 +4,15 @@
  * from outside (genesis, config, key files) is checked for such keys after it parses.
  */
 
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const OPEN_OBJECT = 0x7b
-const CLOSE_OBJECT = 0x7d
-const OPEN_ARRAY = 0x5b
-const CLOSE_ARRAY = 0x5d
-const COMMA = 0x2c
+/** The character codes of JSON's structure, for scanners of JSON text. */
+export const QUOTE = 0x22
+export const BACKSLASH = 0x5c
+export const OPEN_OBJECT = 0x7b
+export const CLOSE_OBJECT = 0x7d
+export const OPEN_ARRAY = 0x5b
+export const CLOSE_ARRAY = 0x5d
+export const COMMA = 0x2c
+export const COLON = 0x3a
 
 /**
  * The first key that appears twice in one object of `text`, compared as `JSON.parse` decodes them (`"a"` and

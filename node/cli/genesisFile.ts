@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { closeSync, openSync, readSync } from 'node:fs'
-import { duplicateJsonKey } from '../../crypto/strictJson.js'
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE, duplicateJsonKey } from '../../crypto/strictJson.js'
 
 /**
  * Reads `genesis.json` in one pass of bounded chunks, never the whole file at once: the SHA-256 of its bytes, and its
@@ -32,15 +32,6 @@ export interface GenesisScan {
 
 /** Thrown inside the reader when the file is not a document it follows; never escapes {@link scanGenesisFile}. */
 class NotFollowed extends Error {}
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const COMMA = 0x2c
-const COLON = 0x3a
-const OPEN_OBJECT = 0x7b
-const CLOSE_OBJECT = 0x7d
-const OPEN_ARRAY = 0x5b
-const CLOSE_ARRAY = 0x5d
 
 function isWhitespace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
