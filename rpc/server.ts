@@ -139,6 +139,7 @@ function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Prom
       req.off('end', onEnd)
       req.off('error', onError)
       req.off('aborted', onAborted)
+      req.off('close', onClose)
       resolve(r)
     }
     const onData = (chunk: Buffer) => {
@@ -156,10 +157,13 @@ function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Prom
     const onEnd = () => finish(ok({ text: Buffer.concat(chunks, size).toString('utf8'), bytes: size }))
     const onError = () => finish(err({ code: 'stream_failed', reason: 'request stream failed' }))
     const onAborted = () => finish(err({ code: 'stream_failed', reason: 'request aborted' }))
+    // closed before its end by any other path (a timeout's destroy): what it held is given back all the same
+    const onClose = () => finish(err({ code: 'stream_failed', reason: 'request closed before its end' }))
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
     req.on('aborted', onAborted)
+    req.on('close', onClose)
   })
 }
 
