@@ -17,10 +17,10 @@ import type { Logger } from '../logger.js'
  * the next `sync`, `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
  * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
  * header whose payload is cut short, a final payload failing its checksum, a region of zeros to the end of the
- * file (starting anywhere, in a header or a payload), or a zero-filled header, or a sector-aligned block of zeros
- * inside the failing header or record, with data after it (an unsynced tail the file system wrote back out of
- * order). It is truncated and logged. Anything else (a header or payload failing its checksum with more data after
- * it, an intact header with a length over the bound) is corruption in the middle of the log: replay throws
+ * file (starting anywhere, in a header or a payload), or a zero-filled header with data after it (an unsynced tail the
+ * file system wrote back out of order). It is truncated and logged. Anything else (a header or payload failing its
+ * checksum with more data after it, zeros inside a record with intact records after it, which the log cannot tell
+ * from damage to records already synced, an intact header with a length over the bound) is corruption in the middle of the log: replay throws
  * {@link WalCorruptError} and the node stops rather than guess. `reset` starts a new empty log by renaming a fresh
  * file over the old one, so a crash leaves either the old log or the new one. Records carry their height, so the
  * consensus host replays only the current height's and resets the log only once it outgrows a bound
@@ -169,7 +169,7 @@ export class Wal implements ConsensusLog {
         // A file system may write an unsynced tail back out of order: a hole of zeros where the next record's header
         // should be, with later (never acknowledged) data after it. A sync covers everything before it, so what
         // follows a zero header was never durable: a tail, not damage to the log.
-        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0) || sectorHole(data, off, off + WAL_FRAME_HEADER)) {
+        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) {
           torn = 'zero-filled header (a tail written back out of order)'
           break
         }
@@ -187,14 +187,9 @@ export class Wal implements ConsensusLog {
           torn = 'checksum mismatch in the final record'
           break
         }
-        // the same two shapes of an unsynced batch, starting inside this record rather than at a header: zeros from
-        // inside it to the end, or a sector of zeros inside it with the rest of the batch written back after it
+        // zeros from inside this record to the end: the file grew by a write whose data did not all reach the disk
         if (zerosFrom < end) {
           torn = 'zero-filled tail from inside a record'
-          break
-        }
-        if (sectorHole(data, off, end)) {
-          torn = 'a sector of zeros inside a record (a tail written back out of order)'
           break
         }
         throw new WalCorruptError(this.path, off, 'record checksum mismatch with records after it')
@@ -348,25 +343,11 @@ async function syncDirectory(path: string): Promise<void> {
   }
 }
 
-/**
- * File systems write data back in blocks of at least a sector, aligned to them: a hole an unsynced write leaves in a
- * file starts at a multiple of this and spans at least this many bytes (or reaches the end of the file).
- */
-const SECTOR_BYTES = 512
-
 /** Where the run of zero bytes that ends the file starts (the file's length when its last byte is not zero). */
 function trailingZerosFrom(data: Uint8Array): number {
   let i = data.byteLength
   while (i > 0 && data[i - 1] === 0) i--
   return i
-}
-
-/** True when a sector-aligned block of zeros (cut short only by the end of the file) starts in [from, to). */
-function sectorHole(data: Uint8Array, from: number, to: number): boolean {
-  for (let p = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES; p < to && p < data.byteLength; p += SECTOR_BYTES) {
-    if (allZero(data.subarray(p, Math.min(p + SECTOR_BYTES, data.byteLength)), 0)) return true
-  }
-  return false
 }
 
 function allZero(data: Uint8Array, from: number): boolean {
