@@ -59,6 +59,12 @@ export interface LightClientOptions {
   readonly mode?: 'skipping' | 'sequential'
   /** Most heights verified backwards in one go (default 10,000). */
   readonly maxBackwardHeights?: number
+  /**
+   * Below the latest trusted block, a height at most this far below the closest trusted block above is verified
+   * backwards from it even when a trusted block below could vouch for it (default 100: two requests). Further down,
+   * forward from below, which costs no walk; backwards only when no trusted block below is within the period.
+   */
+  readonly backwardFirstHeights?: number
 }
 
 /** What the light client works with. */
@@ -80,6 +86,7 @@ export class LightClient {
   private readonly trustLevel: Fraction
   private readonly mode: 'skipping' | 'sequential'
   private readonly maxBackwardHeights: number
+  private readonly backwardFirstHeights: number
 
   constructor(
     options: LightClientOptions,
@@ -90,6 +97,7 @@ export class LightClient {
     this.trustLevel = options.trustLevel ?? DEFAULT_TRUST_LEVEL
     this.mode = options.mode ?? 'skipping'
     this.maxBackwardHeights = options.maxBackwardHeights ?? 10_000
+    this.backwardFirstHeights = Math.min(options.backwardFirstHeights ?? 100, this.maxBackwardHeights)
     if (!Number.isSafeInteger(this.trustingPeriodMs) || this.trustingPeriodMs <= 0) throw new RangeError('the trusting period must be a positive number of ms')
     if (!validTrustLevel(this.trustLevel)) throw new RangeError('the trust level must be from 1/3 to 1')
   }
@@ -133,10 +141,11 @@ export class LightClient {
     } else {
       // The hash chain down from a trusted header is proof no number of validator keys can forge: a header that
       // skipping would accept from below (signed by more than the trust level of a trusted set) may still be a fork
-      // the trusted block above does not extend. So below the latest, backwards from above whenever it is in reach.
+      // the trusted block above does not extend. So close below a trusted block, backwards from it; further down the
+      // walk would cost a request per 50 heights on every look-up, and forward from below is the default.
       const above = blocks.closestAbove(h)
       const below = blocks.closestBelow(h)
-      if (above !== undefined && above.height - h <= this.maxBackwardHeights) {
+      if (above !== undefined && above.height - h <= this.backwardFirstHeights) {
         result = await this.backward(above, block, provider)
         blocks.add(result)
       } else if (below !== undefined && !isExpired(below, this.deps.now(), this.trustingPeriodMs)) {
