@@ -159,13 +159,13 @@ function isIPv6(text: string): boolean {
 }
 
 /**
- * True when `text` is a host: a name, an IPv4 address (a name of digits and dots must be one: `256.1.1.1` is refused
- * here, not when the node starts), or a bracketed IPv6 address.
+ * True when `text` is a host: a name, an IPv4 address (four parts of digits must each be 0-255: `256.1.1.1` is
+ * refused here, not when the node starts), or a bracketed IPv6 address.
  */
 function isHost(text: string): boolean {
   if (!HOST_RE.test(text)) return false
   if (text.startsWith('[')) return isIPv6(text.slice(1, -1))
-  return /^[\d.]+$/.test(text) ? isIPv4(text) : true
+  return /^\d+(\.\d+){3}$/.test(text) ? isIPv4(text) : true
 }
 
 /** True when `text` is `host:port` (host a name, IPv4 or [IPv6]) or a TCP multiaddr, with a port in range. */
@@ -175,7 +175,8 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
   const m = MULTIADDR_RE.exec(text)
   if (m !== null) {
     const host = text.split('/')[2]!
-    if (m[1] === 'ip4' ? !isIPv4(host) : m[1] === 'ip6' ? !isIPv6(host) : !isHost(host)) return false
+    // a DNS name is the resolver's to judge (Docker's service names hold underscores, a name may end in a dot)
+    if (m[1] === 'ip4' ? !isIPv4(host) : m[1] === 'ip6' && !isIPv6(host)) return false
     port = m[2]!
   } else {
     const i = text.lastIndexOf(':')

@@ -17,7 +17,7 @@ import {
 } from '../../genesis/genesis.js'
 import { GenesisBalances } from '../../genesis/genesisBalances.js'
 import { FileReadError, checkRegularFile, readBoundedFileSync } from './boundedFile.js'
-import { publicKeyOfPeerId } from '../p2p/peerId.js'
+import { isPeerId } from '../p2p/peerId.js'
 import { MAX_GENESIS_FILE_BYTES, scanGenesisFile } from './genesisFile.js'
 
 /**
@@ -210,10 +210,10 @@ export function loadHome(dir: string): NodeHome {
     ...config.value.p2p.peers.map((p, i) => [`p2p.peers[${i}].peerId`, p.peerId] as const),
     ...config.value.p2p.allowedPeerIds.map((id, i) => [`p2p.allowedPeerIds[${i}]`, id] as const),
   ]
-  const badConfigPeers = notNodeKeys(configPeers)
+  const badConfigPeers = notPeerIds(configPeers)
   if (badConfigPeers.length > 0) throw new HomeError(`${join(dir, HomeFiles.config)} is invalid`, badConfigPeers)
   const genesis = loadGenesisHeader(join(dir, HomeFiles.genesis))
-  const badGenesisPeers = notNodeKeys(genesis.validators.map((v, i) => [`validators[${i}].peerId`, v.peerId] as const))
+  const badGenesisPeers = notPeerIds(genesis.validators.map((v, i) => [`validators[${i}].peerId`, v.peerId] as const))
   if (badGenesisPeers.length > 0) throw new HomeError(`${join(dir, HomeFiles.genesis)} is invalid`, badGenesisPeers)
   const validatorKeyPath = join(dir, HomeFiles.validatorKey)
   const validatorSeed = isPresent(validatorKeyPath) ? readKeySeed(validatorKeyPath) : undefined
@@ -222,14 +222,13 @@ export function loadHome(dir: string): NodeHome {
 }
 
 /**
- * The problems of peer ids that are no libp2p peer id of an Ed25519 key (what `tallyd init` makes a node key), each
- * naming its field. The formats check only their characters (genesis/ and config parsing are pure); a node would
- * otherwise start and then fail, or never admit the peer, with nothing naming the field.
+ * The problems of peer ids libp2p cannot read, each naming its field. The formats check only their characters
+ * (genesis/ and config parsing are pure); libp2p would otherwise fail the start with a message that names nothing.
  */
-function notNodeKeys(fields: readonly (readonly [string, string])[]): string[] {
+function notPeerIds(fields: readonly (readonly [string, string])[]): string[] {
   const problems: string[] = []
   for (const [field, id] of fields) {
-    if (publicKeyOfPeerId(id) === undefined) problems.push(`${field}: ${id} is not the libp2p peer id of an Ed25519 node key (12D3KooW…)`)
+    if (!isPeerId(id)) problems.push(`${field}: ${id} is not a libp2p peer id (a node key's, as tallyd init prints it: 12D3KooW…)`)
   }
   return problems
 }

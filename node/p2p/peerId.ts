@@ -29,6 +29,16 @@ export function libp2pPrivateKeyFromSeed(seed: Uint8Array): Ed25519PrivateKey {
   return key
 }
 
+/** True when libp2p reads `text` as a peer id (of any key type). */
+export function isPeerId(text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
  * The Ed25519 public key inside a peer id string, or undefined when the text is not the peer id of an Ed25519 key.
  * Used to validate a genesis file's `peerId` against the validator's public key.

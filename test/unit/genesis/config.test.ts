@@ -126,6 +126,9 @@ test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
     '/dns4/example.com/tcp/1',
     `/ip4/1.2.3.4/tcp/5/p2p/${PEER}`,
     '/ip6/fe80::1/tcp/1',
+    '/dns4/tally_node0/tcp/26656',
+    '/dns/example.com./tcp/1',
+    '127.1:80',
   ]
   for (const ok of good) assert.ok(isNetworkAddress(ok, false), ok)
   const bad = [
@@ -137,7 +140,6 @@ test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
     '/ip4/1.2.3.4/udp/5',
     '/ip4/1.2.3.4/tcp/99999',
     '256.1.1.1:1',
-    '1.2.3:1',
     '[1:2:3:4:5:6:7:8:9]:1',
     '[1::2::3]:1',
     '[12345::]:1',
