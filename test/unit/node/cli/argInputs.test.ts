@@ -9,7 +9,7 @@ import { keyPairFromSeed } from '../../../../crypto/index.js'
 import { peerIdOf } from '../../../../node/p2p/peerId.js'
 import { repoRoot } from '../../../helpers/fixtures.js'
 
-/** Arguments of `tallyd` that used to pass unchecked: each is now one line on stderr, a non-zero exit, nothing written. */
+/** Arguments of `tallyd` that must be refused: each gets one line on stderr, a non-zero exit, and nothing written. */
 
 const tallyd = (...args: string[]) => {
   const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tallyd.js'), ...args], { encoding: 'utf8', timeout: 30_000 })
