@@ -6,6 +6,7 @@ import { createTransfer } from '../ledger/transaction.js'
 import { RpcClient, RpcError, RpcUnreachableError, type TxView } from '../rpc/client.js'
 import { TrustError } from '../rpc/light/errors.js'
 import { NoVerifiedAnswerError, type Verified } from '../rpc/light/verifiedClient.js'
+import { isControl } from '../rpc/light/proofs.js'
 import {
   CliError,
   parseAddressArg,
@@ -303,10 +304,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
  */
 function printable(text: string): string {
   let out = ''
-  for (const ch of text) {
-    const c = ch.charCodeAt(0)
-    out += (c < 0x20 && c !== 0x0a && c !== 0x09) || (c >= 0x7f && c <= 0x9f) ? '\ufffd' : ch
-  }
+  for (const ch of text) out += isControl(ch) && ch !== '\n' && ch !== '\t' ? '\ufffd' : ch
   return out
 }
 

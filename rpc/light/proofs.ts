@@ -40,8 +40,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** A C0 or C1 control character, or DEL. */
-function isControl(ch: string): boolean {
+/** A C0 or C1 control character, or DEL: what an endpoint's text must not carry to a terminal. */
+export function isControl(ch: string): boolean {
   const c = ch.charCodeAt(0)
   return c < 0x20 || (c >= 0x7f && c <= 0x9f)
 }
