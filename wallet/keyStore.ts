@@ -32,7 +32,7 @@ async function readKeyText(path: string): Promise<string> {
     return (await readBoundedFile(path, MAX_KEY_FILE_LENGTH)).toString('utf8')
   } catch (e) {
     if (!(e instanceof FileReadError)) throw e
-    if (/larger than/.test(e.reason)) throw new CliError(`key file ${path} is malformed: ${e.reason.replace(/^is /, '')}`, 'malformed')
+    if (e.code === 'too_large') throw new CliError(`key file ${path} is malformed: ${e.reason.replace(/^is /, '')}`, 'malformed')
     throw new CliError(`cannot read key file ${e.message}`)
   }
 }

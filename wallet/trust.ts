@@ -85,7 +85,7 @@ async function readGenesis(path: string): Promise<{ root: TrustRoot; block: Trus
     text = (await readBoundedFile(path, MAX_GENESIS_BYTES)).toString('utf8')
   } catch (e) {
     if (!(e instanceof FileReadError)) throw e
-    if (/larger than/.test(e.reason)) throw new CliError(`genesis file ${e.message}`, 'bad_genesis')
+    if (e.code === 'too_large') throw new CliError(`genesis file ${e.message}`, 'bad_genesis')
     throw new CliError(`cannot read the genesis file ${e.message}`, 'bad_genesis')
   }
   let json: unknown

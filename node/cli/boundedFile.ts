@@ -8,10 +8,14 @@ import { open, stat } from 'node:fs/promises'
  * reason naming the path, before anything is allocated for it.
  */
 
-/** Why a file could not be read; `message` names the path. */
+/** Why a file could not be read, as a code to branch on. */
+export type FileReadFailure = 'missing' | 'too_large' | 'not_regular' | 'unreadable' | 'changed'
+
+/** Why a file could not be read; `message` names the path, `reason` says why in words. */
 export class FileReadError extends Error {
   constructor(
     readonly path: string,
+    readonly code: FileReadFailure,
     readonly reason: string,
   ) {
     super(`${path} ${reason}`)
@@ -30,21 +34,21 @@ function kind(s: Stats): string {
 }
 
 function checkStats(path: string, s: Stats, maxBytes: number): void {
-  if (!s.isFile()) throw new FileReadError(path, `is ${kind(s)}, not a regular file`)
-  if (s.size > maxBytes) throw new FileReadError(path, `is larger than ${maxBytes} bytes`)
+  if (!s.isFile()) throw new FileReadError(path, 'not_regular', `is ${kind(s)}, not a regular file`)
+  if (s.size > maxBytes) throw new FileReadError(path, 'too_large', `is larger than ${maxBytes} bytes`)
 }
 
 function statError(path: string, e: unknown): FileReadError {
   const code = (e as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return new FileReadError(path, 'does not exist')
-  if (code === 'ELOOP') return new FileReadError(path, 'is a symlink loop')
-  if (code === 'ENOTDIR') return new FileReadError(path, 'does not exist (a parent is not a directory)')
-  return new FileReadError(path, `cannot be read: ${code ?? (e as Error).message}`)
+  if (code === 'ENOENT') return new FileReadError(path, 'missing', 'does not exist')
+  if (code === 'ELOOP') return new FileReadError(path, 'unreadable', 'is a symlink loop')
+  if (code === 'ENOTDIR') return new FileReadError(path, 'unreadable', 'does not exist (a parent is not a directory)')
+  return new FileReadError(path, 'unreadable', `cannot be read: ${code ?? (e as Error).message}`)
 }
 
 /** The `n` bytes read into `buf`, one longer than the file was: all of it, unless it grew while it was read. */
 function complete(path: string, buf: Buffer, n: number): Buffer {
-  if (n === buf.byteLength) throw new FileReadError(path, 'changed while it was read')
+  if (n === buf.byteLength) throw new FileReadError(path, 'changed', 'changed while it was read')
   return buf.subarray(0, n)
 }
 

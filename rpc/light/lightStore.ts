@@ -138,7 +138,7 @@ export async function loadLightStore(path: string): Promise<LoadedLightStore> {
   try {
     text = (await readBoundedFile(path, MAX_LIGHT_STORE_BYTES)).toString('utf8')
   } catch (e) {
-    if (e instanceof FileReadError && e.reason === 'does not exist') return { kind: 'missing' }
+    if (e instanceof FileReadError && e.code === 'missing') return { kind: 'missing' }
     return { kind: 'corrupt', reason: e instanceof FileReadError ? e.reason.replace(/^is /, '') : (e as Error).message }
   }
   const d = decodeLightStore(text)
