@@ -115,16 +115,16 @@ describe('attacks by an endpoint on the verifying client', () => {
     await assert.rejects(alone.balance(A), (e: unknown) => e instanceof Error && /no verified answer within 300 ms/.test(e.message))
   })
 
-  test('an answer nested a million levels deep is refused without parsing it for seconds', async () => {
+  test('an answer nested a million levels deep is refused without parsing it', async () => {
     const depth = 4 * 1024 * 1024
     const liar = await rawEndpoint(() => `${'['.repeat(depth)}${']'.repeat(depth)}`)
     servers.push(liar.server)
+    // alone, the endpoint fails for its nesting (parsed, the 8 MiB would hold the client for seconds, then fail as an
+    // answer of the wrong shape); beside an honest endpoint, the answer comes from that one
+    const alone = new VerifiedRpc({ endpoints: [liar.url], timeoutMs: 2000, answerTimeoutMs: 60_000 }, { light: lightFrom(10) })
+    await assert.rejects(alone.balance(A), (e: unknown) => e instanceof Error && /nested deeper than 64/.test(e.message))
     const rpc = new VerifiedRpc({ endpoints: [liar.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(10) })
-    const t = performance.now()
-    const b = await rpc.balance(A)
-    const ms = performance.now() - t
-    assert.equal(b.balance, 1000n)
-    assert.ok(ms < 1000, `the client was held ${Math.round(ms)} ms by an 8 MiB answer`)
+    assert.equal((await rpc.balance(A)).balance, 1000n)
   })
 })
 
