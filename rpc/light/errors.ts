@@ -33,3 +33,49 @@ export class TrustError extends Error {
     super(message)
   }
 }
+
+/**
+ * Two endpoints gave different headers at one height, and each verifies from the same trusted block: validators
+ * holding more than the trust level of a trusted set signed two blocks of one height. That is a fork (or an attack on
+ * this client by that many validators), which no number of endpoints can settle: the client trusts neither header
+ * and stops, naming both endpoints, the height and both hashes, so that the chain's operators can act on it.
+ */
+export class ConflictingHeadersError extends Error {
+  override readonly name = 'ConflictingHeadersError'
+  readonly code = 'conflicting_headers'
+
+  constructor(
+    readonly height: number,
+    readonly primary: string,
+    readonly primaryHash: string,
+    readonly witness: string,
+    readonly witnessHash: string,
+    /** The trusted block both headers verify from. */
+    readonly trustedHeight: number,
+  ) {
+    super(
+      `conflicting headers at height ${height}: ${primary} gave block ${primaryHash}, ${witness} gave block ${witnessHash}, ` +
+        `each signed by validators trusted at height ${trustedHeight}; the chain has forked or its validators attack this ` +
+        'client: neither is trusted (report both endpoints to the chain operators)',
+    )
+  }
+}
+
+/**
+ * No other endpoint confirmed a header verified by skipping: each was unreachable, had no block at that height in
+ * time, or gave a header that fails verification. The endpoint that served the header is not called a liar.
+ */
+export class UnconfirmedHeaderError extends Error {
+  override readonly name = 'UnconfirmedHeaderError'
+  readonly code = 'unconfirmed_header'
+
+  constructor(
+    readonly height: number,
+    readonly endpoint: string,
+    readonly witnesses: readonly { readonly endpoint: string; readonly error: string }[],
+  ) {
+    super(
+      `no other endpoint confirmed header ${height} of ${endpoint}: ${witnesses.length === 0 ? 'none answered in this look-up' : witnesses.map((w) => `${w.endpoint} (${w.error})`).join(', ')}`,
+    )
+  }
+}

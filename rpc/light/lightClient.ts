@@ -1,6 +1,6 @@
 import { bytesEqual, to0x } from '../../crypto/bytes.js'
 import type { ValidatorSet } from '../../consensus/index.js'
-import { FailedVerificationError, TrustError } from './errors.js'
+import { ConflictingHeadersError, FailedVerificationError, TrustError, UnconfirmedHeaderError } from './errors.js'
 import type { LightBlock } from './lightBlock.js'
 import type { TrustedBlocks } from './trustedBlocks.js'
 import {
@@ -29,6 +29,14 @@ import {
  * a fork signed by more than a third of a trusted set cannot slip in between two trusted blocks), else forward from
  * the closest trusted block below that is still within the trusting period.
  *
+ * A header verified by skipping rests on the signatures of more than a third of a trusted set, which a fork signed by
+ * that many validators also has. Given witnesses (other endpoints), the client compares each such header with a
+ * witness's header at its height before it trusts it (CometBFT's light client detector): a witness's header of
+ * another hash that verifies from the same trusted block is a fork, {@link ConflictingHeadersError}. When no witness
+ * confirms it (each unreachable, behind, or lying), the client verifies it height by height instead, as far as
+ * `unconfirmedSequentialHeights`, and beyond that refuses it with {@link UnconfirmedHeaderError}. Headers verified by
+ * the hash chain (adjacent forward, backwards) need no witness.
+ *
  * Whatever a provider sends that fails verification throws {@link FailedVerificationError} naming it; an expired or
  * unusable starting point throws {@link TrustError}. Blocks verified along the way join the trusted blocks, which
  * `onChange` persists.
@@ -45,6 +53,24 @@ export interface LightProvider {
   lightBlocks(from: number, to: number): Promise<LightBlock[]>
   /** The validator set in force at `height`, decoded (its hash is for the verifier to check). */
   validators(height: number): Promise<ValidatorSet>
+  /**
+   * The light block of `height`, undefined when the endpoint has none (above its tip). Throws as `lightBlocks` does
+   * for anything else.
+   */
+  lightBlock(height: number): Promise<LightBlock | undefined>
+}
+
+/**
+ * The other endpoints a header verified by skipping is compared with, tried in order until one confirms it. A witness
+ * is asked for one header at the height; only when its header differs does the client verify that header (fetching
+ * what it needs from the witness) to tell a fork from a lying witness.
+ */
+export interface Witnesses {
+  readonly providers: readonly LightProvider[]
+  /** Told of a witness whose header fails verification; the next witness is asked. */
+  readonly onLie?: (e: FailedVerificationError) => void
+  /** Told when no witness confirmed a header and the client verifies it height by height instead. */
+  readonly onUnconfirmed?: (e: UnconfirmedHeaderError) => void
 }
 
 /** Light client settings. */
@@ -65,6 +91,17 @@ export interface LightClientOptions {
    * forward from below, which costs no walk; backwards only when no trusted block below is within the period.
    */
   readonly backwardFirstHeights?: number
+  /**
+   * How long a witness that has no block at a height yet (one block behind the endpoint that served it, typically) is
+   * asked again before the next witness is tried (default 3000 ms, every 200 ms).
+   */
+  readonly witnessLagMs?: number
+  /**
+   * When no witness confirms a header verified by skipping, it is verified height by height instead (the hash chain
+   * from the trusted block, each header signed by more than two thirds of its set: what a fork of fewer keys cannot
+   * pass) if it lies at most this many heights above (default 1000: 20 requests); further up the answer is refused.
+   */
+  readonly unconfirmedSequentialHeights?: number
 }
 
 /** What the light client works with. */
@@ -79,6 +116,22 @@ export interface LightClientDependencies {
 /** Most light blocks asked of a provider in one request. */
 const FETCH_BATCH = 50
 
+/** How often a witness without the block yet is asked again. */
+const WITNESS_POLL_MS = 200
+
+/** How a forward verification treats what it verifies. */
+interface ForwardRun {
+  /** Whether verified blocks join the trusted blocks (not when checking a witness's conflicting header). */
+  readonly store: boolean
+  /** The witnesses each header verified by skipping is compared with before it is trusted. */
+  readonly witnesses?: Witnesses | undefined
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** A witness's transport failure, for the report: it is not called a liar for it. */
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
 /** The light client of one chain. */
 export class LightClient {
   private readonly trustingPeriodMs: number
@@ -87,6 +140,8 @@ export class LightClient {
   private readonly mode: 'skipping' | 'sequential'
   private readonly maxBackwardHeights: number
   private readonly backwardFirstHeights: number
+  private readonly witnessLagMs: number
+  private readonly unconfirmedSequentialHeights: number
 
   constructor(
     options: LightClientOptions,
@@ -98,6 +153,8 @@ export class LightClient {
     this.mode = options.mode ?? 'skipping'
     this.maxBackwardHeights = options.maxBackwardHeights ?? 10_000
     this.backwardFirstHeights = Math.min(options.backwardFirstHeights ?? 100, this.maxBackwardHeights)
+    this.witnessLagMs = options.witnessLagMs ?? 3000
+    this.unconfirmedSequentialHeights = options.unconfirmedSequentialHeights ?? 1000
     if (!Number.isSafeInteger(this.trustingPeriodMs) || this.trustingPeriodMs <= 0) throw new RangeError('the trusting period must be a positive number of ms')
     if (!validTrustLevel(this.trustLevel)) throw new RangeError('the trust level must be from 1/3 to 1')
   }
@@ -122,9 +179,10 @@ export class LightClient {
 
   /**
    * Verifies a light block received from `provider` (with a proof, typically), fetching from the same provider what
-   * the verification needs. Returns its trusted block.
+   * the verification needs, and comparing each header it verifies by skipping with the `witnesses`' (none: no
+   * comparison). Returns its trusted block.
    */
-  async verify(block: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+  async verify(block: LightBlock, provider: LightProvider, witnesses?: Witnesses): Promise<TrustedBlock> {
     const blocks = this.deps.blocks
     const h = block.header.height
     if (block.header.chainId !== this.chainId)
@@ -137,7 +195,7 @@ export class LightClient {
     let result: TrustedBlock
     const latest = blocks.latest()
     if (h > latest.height) {
-      result = await this.forward(latest, block, provider)
+      result = await this.forward(latest, block, provider, { store: true, witnesses })
     } else {
       // The hash chain down from a trusted header is proof no number of validator keys can forge: a header that
       // skipping would accept from below (signed by more than the trust level of a trusted set) may still be a fork
@@ -149,7 +207,7 @@ export class LightClient {
         result = await this.backward(above, block, provider)
         blocks.add(result)
       } else if (below !== undefined && !isExpired(below, this.deps.now(), this.trustingPeriodMs)) {
-        result = await this.forward(below, block, provider)
+        result = await this.forward(below, block, provider, { store: true, witnesses })
       } else {
         if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
         result = await this.backward(above, block, provider)
@@ -159,11 +217,11 @@ export class LightClient {
     return result
   }
 
-  /** Fetches the light block at `height` from `provider` and verifies it. */
-  async verifyHeight(height: number, provider: LightProvider): Promise<TrustedBlock> {
+  /** Fetches the light block at `height` from `provider` and verifies it (see {@link verify}). */
+  async verifyHeight(height: number, provider: LightProvider, witnesses?: Witnesses): Promise<TrustedBlock> {
     const known = this.deps.blocks.at(height)
     if (known !== undefined) return known
-    return this.verify(await this.fetchOne(height, provider), provider)
+    return this.verify(await this.fetchOne(height, provider), provider, witnesses)
   }
 
   private async fetchOne(height: number, provider: LightProvider): Promise<LightBlock> {
@@ -173,18 +231,29 @@ export class LightClient {
   }
 
   /** Forward from `from` to `target`, by skipping with bisection or sequentially. */
-  private async forward(from: TrustedBlock, target: LightBlock, provider: LightProvider): Promise<TrustedBlock> {
+  private async forward(from: TrustedBlock, target: LightBlock, provider: LightProvider, run: ForwardRun): Promise<TrustedBlock> {
     if (this.mode === 'sequential') return this.sequential(from, target, provider)
     let trusted = from
     const pending: LightBlock[] = [target]
     while (pending.length > 0) {
       const next = pending.at(-1)!
-      if (next.header.height > trusted.height + 1) trusted = await this.withNextSet(trusted, provider)
+      const skip = next.header.height > trusted.height + 1
+      if (skip) trusted = await this.withNextSet(trusted, provider, run.store)
       const validators = await this.setOf(trusted, next, provider)
       const r = verifyLightBlock(trusted, next, validators, this.options())
       if (r.ok) {
+        // the skipped-to header stands on more than a third of the trusted set: a witness must confirm it first, or
+        // else the hash chain up to it, each height signed by more than two thirds of its set
+        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses) : undefined
+        if (unconfirmed !== undefined) {
+          if (next.header.height - trusted.height > this.unconfirmedSequentialHeights) throw unconfirmed
+          run.witnesses?.onUnconfirmed?.(unconfirmed)
+          trusted = await this.sequential(trusted, next, provider)
+          pending.pop()
+          continue
+        }
         trusted = trustedBlockOf(next, validators)
-        this.deps.blocks.add(trusted)
+        if (run.store) this.deps.blocks.add(trusted)
         pending.pop()
         continue
       }
@@ -243,15 +312,73 @@ export class LightClient {
     return trustedBlockOf(target)
   }
 
-  /** The trusted block with its next set (fetched and checked against its `nextValidatorSetHash` when not held). */
-  private async withNextSet(trusted: TrustedBlock, provider: LightProvider): Promise<TrustedBlock> {
+  /**
+   * The trusted block with its next set (fetched and checked against its `nextValidatorSetHash` when not held), kept
+   * with the trusted blocks when `store`.
+   */
+  private async withNextSet(trusted: TrustedBlock, provider: LightProvider, store: boolean): Promise<TrustedBlock> {
     if (trusted.nextValidators !== undefined) return trusted
     const set = await provider.validators(trusted.height + 1)
     const t = withNextValidators(trusted, set)
     if (t === undefined)
       this.lie(provider, `the validator set of height ${trusted.height + 1} is not the one trusted header ${trusted.height} announced (nextValidatorSetHash)`)
-    this.deps.blocks.add(t)
+    if (store) this.deps.blocks.add(t)
     return t
+  }
+
+  /**
+   * Compares `block`, verified by skipping from `from`, with the witnesses' block at its height, in order, until one
+   * has the same hash. A witness's block of another hash is verified from `from` with what that witness serves: if it
+   * verifies, the two are a fork and the client stops ({@link ConflictingHeadersError}); if not, the witness lied and
+   * the next is asked. Returns {@link UnconfirmedHeaderError} when no witness confirms the block, undefined when one
+   * does.
+   */
+  private async crossCheck(from: TrustedBlock, block: LightBlock, primary: LightProvider, witnesses: Witnesses): Promise<UnconfirmedHeaderError | undefined> {
+    const h = block.header.height
+    const failures: { endpoint: string; error: string }[] = []
+    const lied = (e: FailedVerificationError) => {
+      witnesses.onLie?.(e)
+      failures.push({ endpoint: e.endpoint, error: `fails verification: ${e.reason}` })
+    }
+    for (const witness of witnesses.providers) {
+      if (witness.name === primary.name) continue
+      let theirs: LightBlock | undefined
+      try {
+        theirs = await this.witnessBlock(witness, h)
+      } catch (e) {
+        if (e instanceof FailedVerificationError) lied(e)
+        else failures.push({ endpoint: witness.name, error: errorText(e) })
+        continue
+      }
+      if (theirs === undefined) {
+        failures.push({ endpoint: witness.name, error: `no block at height ${h} within ${this.witnessLagMs} ms` })
+        continue
+      }
+      if (bytesEqual(theirs.hash, block.hash)) return undefined
+      try {
+        if (theirs.header.height !== h) this.lie(witness, `gave header ${theirs.header.height} where ${h} was asked`)
+        await this.forward(from, theirs, witness, { store: false })
+      } catch (e) {
+        if (e instanceof FailedVerificationError) lied(e)
+        else if (e instanceof TrustError) throw e
+        else failures.push({ endpoint: witness.name, error: errorText(e) })
+        continue
+      }
+      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(theirs.hash), from.height)
+    }
+    return new UnconfirmedHeaderError(h, primary.name, failures)
+  }
+
+  /** The witness's block at `height`, asked again while it has none, for up to `witnessLagMs`. */
+  private async witnessBlock(witness: LightProvider, height: number): Promise<LightBlock | undefined> {
+    const deadline = Date.now() + this.witnessLagMs
+    for (;;) {
+      const b = await witness.lightBlock(height)
+      if (b !== undefined) return b
+      const left = deadline - Date.now()
+      if (left <= 0) return undefined
+      await sleep(Math.min(WITNESS_POLL_MS, left))
+    }
   }
 
   /** The set a header names: the trusted next set when it is that one, else fetched (the verifier checks its hash). */

@@ -4,6 +4,9 @@ import { FailedVerificationError } from './errors.js'
 import { decodeLightBlock, decodeValidatorSet, type LightBlock } from './lightBlock.js'
 import type { LightProvider } from './lightClient.js'
 
+/** A `chain_getCommit` result, not checked yet. */
+type CommitAnswer = { readonly height?: unknown; readonly header?: unknown; readonly commit?: unknown }
+
 /**
  * A light-client provider over one JSON-RPC endpoint: `chain_getCommit` (several heights in one batch) and
  * `chain_getValidators`. Answers that do not decode, or that miss a height below the endpoint's own tip, fail
@@ -39,14 +42,28 @@ export class RpcLightProvider implements LightProvider {
     return answers.map((a, i) => {
       const h = from + i
       if (!a.ok) throw a.error
-      const r = a.result as { height?: unknown; header?: unknown; commit?: unknown } | null
-      if (r === null || typeof r !== 'object') throw new FailedVerificationError(this.name, `it has no block at height ${h}, below a height it served`)
-      const b = decodeLightBlock(r.header, r.commit)
-      if (!b.ok) throw new FailedVerificationError(this.name, `block ${h}: ${b.error.reason}`)
-      if (b.value.header.height !== h || r.height !== h)
-        throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${h}`)
-      return b.value
+      if (a.result === null || typeof a.result !== 'object')
+        throw new FailedVerificationError(this.name, `it has no block at height ${h}, below a height it served`)
+      return this.decode(h, a.result as CommitAnswer)
     })
+  }
+
+  /** A `chain_getCommit` answer for `height` that is an object, decoded. */
+  private decode(height: number, r: CommitAnswer): LightBlock {
+    const b = decodeLightBlock(r.header, r.commit)
+    if (!b.ok) throw new FailedVerificationError(this.name, `block ${height}: ${b.error.reason}`)
+    if (b.value.header.height !== height || r.height !== height)
+      throw new FailedVerificationError(this.name, `it answered height ${b.value.header.height} for height ${height}`)
+    return b.value
+  }
+
+  async lightBlock(height: number): Promise<LightBlock | undefined> {
+    if (!Number.isSafeInteger(height) || height < 1) throw new RangeError(`lightBlock: bad height ${height}`)
+    this.checkDeadline()
+    const r: unknown = await this.client.call('chain_getCommit', [height])
+    if (r === null) return undefined
+    if (typeof r !== 'object') throw new FailedVerificationError(this.name, `its answer for block ${height} is not an object`)
+    return this.decode(height, r as CommitAnswer)
   }
 
   async validators(height: number): Promise<ValidatorSet> {

@@ -2,9 +2,9 @@ import { parseAddress } from '../../crypto/address.js'
 import { fromHex, to0x } from '../../crypto/bytes.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import { RpcClient, RpcError, RpcUnreachableError } from '../client.js'
-import { FailedVerificationError, TrustError } from './errors.js'
+import { ConflictingHeadersError, FailedVerificationError, TrustError, UnconfirmedHeaderError } from './errors.js'
 import type { LightBlock } from './lightBlock.js'
-import type { LightClient } from './lightClient.js'
+import type { LightClient, Witnesses } from './lightClient.js'
 import { checkAccountAnswer, checkTxAnswer } from './proofs.js'
 import { RpcLightProvider } from './rpcProvider.js'
 import type { TrustedBlock } from './verifier.js'
@@ -15,6 +15,14 @@ import type { TrustedBlock } from './verifier.js'
  * trusts. An endpoint whose answer fails any of it is reported (`onRejected`), dropped for the rest of the client's
  * life, and the next endpoint is asked, exactly as for an endpoint that does not answer; so one honest endpoint among
  * the listed ones is enough for a true answer, and no endpoint can make the client show a false one.
+ *
+ * A header the light client verifies by skipping (on the word of more than a third of a trusted set) is compared with
+ * the other endpoints' header at its height, in list order after the one that served it, the rejected ones last,
+ * until one confirms it. A confirmed header is trusted; another header there that verifies too is a fork, and the
+ * look-up stops with {@link ConflictingHeadersError}. When no other endpoint confirms it (each unreachable, without
+ * the block, or lying), the light client verifies it height by height instead (`onUnconfirmed` is told), and beyond
+ * its bound the answer counts as unverified and the next endpoint is asked. With one endpoint there is nothing to
+ * compare with, and the header is trusted on the signatures alone.
  *
  * A negative answer (a transaction not committed) has no proof: the client asks every endpoint before it settles on
  * one, and says it is unverified.
@@ -43,6 +51,8 @@ export interface VerifiedRpcDependencies {
   readonly light: LightClient
   /** Told of every endpoint whose answer failed verification, as it happens. */
   readonly onRejected?: (e: FailedVerificationError) => void
+  /** Told when no other endpoint confirmed a header verified by skipping, which is then verified height by height. */
+  readonly onUnconfirmed?: (e: UnconfirmedHeaderError) => void
 }
 
 /** Where an answer was verified: the height of the trusted block that proves it, and that block's hash. */
@@ -88,6 +98,13 @@ export class NoVerifiedAnswerError extends Error {
   constructor(readonly attempts: readonly { endpoint: string; error: string }[]) {
     super(`no RPC endpoint gave a verified answer: ${attempts.map((a) => `${a.endpoint} (${a.error})`).join(', ')}`)
   }
+}
+
+/** Where an attempt's answer and what verifies it come from: one endpoint, and the others as witnesses. */
+interface Source {
+  readonly client: RpcClient
+  readonly provider: RpcLightProvider
+  readonly witnesses: Witnesses | undefined
 }
 
 type Attempt<T> =
@@ -138,10 +155,10 @@ export class VerifiedRpc {
     const a = parseAddress(address)
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
     return this.required(
-      await this.query(async (client, provider) => {
-        const c = checkAccountAnswer(a, await client.call('ledger_getAccount', [address, { proof: true }]), true)
-        if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-        const t = await this.trust(c.value.block, provider)
+      await this.query(async (source) => {
+        const c = checkAccountAnswer(a, await source.client.call('ledger_getAccount', [address, { proof: true }]), true)
+        if (!c.ok) throw new FailedVerificationError(source.client.endpoint, c.error.reason)
+        const t = await this.trust(c.value.block, source)
         return { address, balance: c.value.account.balance, nonce: c.value.account.nonce, ...verifiedAt(t) }
       }),
     )
@@ -152,10 +169,10 @@ export class VerifiedRpc {
     const a = parseAddress(address)
     if (a === undefined) throw new RangeError(`not an address: ${address}`)
     return this.required(
-      await this.query(async (client, provider) => {
-        const c = checkAccountAnswer(a, await client.call('ledger_getBalance', [address, { proof: true }]), false)
-        if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
-        const t = await this.trust(c.value.block, provider)
+      await this.query(async (source) => {
+        const c = checkAccountAnswer(a, await source.client.call('ledger_getBalance', [address, { proof: true }]), false)
+        if (!c.ok) throw new FailedVerificationError(source.client.endpoint, c.error.reason)
+        const t = await this.trust(c.value.block, source)
         return { address, balance: c.value.account.balance, ...verifiedAt(t) }
       }),
     )
@@ -170,15 +187,15 @@ export class VerifiedRpc {
     const h = fromHex(hash, HASH_LENGTH)
     if (h === undefined) throw new RangeError(`not a hash: ${hash}`)
     let unproven: UnprovenTx | undefined
-    const proven = await this.query(async (client, provider) => {
-      const c = checkTxAnswer(h, await client.call('tx_get', [hash, { proof: true }]))
-      if (!c.ok) throw new FailedVerificationError(client.endpoint, c.error.reason)
+    const proven = await this.query(async (source) => {
+      const c = checkTxAnswer(h, await source.client.call('tx_get', [hash, { proof: true }]))
+      if (!c.ok) throw new FailedVerificationError(source.client.endpoint, c.error.reason)
       const v = c.value
       if (v.status !== 'committed') {
         unproven ??= v
         return undefined
       }
-      const t = await this.trust(v.block, provider)
+      const t = await this.trust(v.block, source)
       return { hash: v.hash, status: 'committed' as const, height: v.height, index: v.index, ok: true as const, ...verifiedAt(t) }
     }, startWith)
     return proven ?? unproven!
@@ -212,14 +229,32 @@ export class VerifiedRpc {
    * is too old to verify (an endpoint far behind, or replaying an old answer), not that the client has no starting
    * point: that endpoint fails and the next is asked, rather than the whole look-up stopping.
    */
-  private async trust(block: LightBlock, provider: RpcLightProvider): Promise<TrustedBlock> {
+  private async trust(block: LightBlock, source: Source): Promise<TrustedBlock> {
     const latest = this.deps.light.latest().height
     try {
-      return await this.deps.light.verify(block, provider)
+      return await this.deps.light.verify(block, source.provider, source.witnesses)
     } catch (e) {
-      if (e instanceof TrustError && block.header.height < latest) throw new StaleAnswerError(provider.name, e.message)
+      if (e instanceof TrustError && block.header.height < latest) throw new StaleAnswerError(source.provider.name, e.message)
       throw e
     }
+  }
+
+  /** Records an endpoint whose answer failed verification: never asked for an answer again. */
+  private reject(e: FailedVerificationError): void {
+    if (this.rejected.has(e.endpoint)) return
+    this.rejected.add(e.endpoint)
+    this.deps.onRejected?.(e)
+  }
+
+  /**
+   * The endpoints that check a header `client` served: the others in list order after it but those that did not
+   * answer in this look-up, those whose answers failed verification last (they can confirm a header, never make one
+   * trusted alone, and a header of theirs that conflicts is verified before it counts).
+   */
+  private witnessesOf(client: RpcClient, unanswered: ReadonlySet<string>): RpcClient[] {
+    const i = this.clients.indexOf(client)
+    const others = [...this.clients.slice(i + 1), ...this.clients.slice(0, i)].filter((c) => !unanswered.has(c.endpoint))
+    return [...others.filter((c) => !this.rejected.has(c.endpoint)), ...others.filter((c) => this.rejected.has(c.endpoint))]
   }
 
   private required<T>(value: T | undefined): T {
@@ -232,10 +267,12 @@ export class VerifiedRpc {
    * returns undefined for an answer that is fine but proves nothing (the next endpoint is asked; if none proves more,
    * the result is undefined). Endpoints that did not answer are asked again in later rounds; rejected ones never.
    */
-  private async query<T>(ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>, startWith?: string): Promise<T | undefined> {
+  private async query<T>(ask: (source: Source) => Promise<T | undefined>, startWith?: string): Promise<T | undefined> {
     const failures: { endpoint: string; error: string }[] = []
     let answered = false
     let retry = new Set(this.clients.map((c) => c.endpoint))
+    // endpoints that did not answer in this look-up: not asked as witnesses, where they would time out again
+    const unanswered = new Set<string>()
     const first =
       startWith === undefined
         ? this.preferred
@@ -250,7 +287,7 @@ export class VerifiedRpc {
         const i = (first + k) % this.clients.length
         const client = this.clients[i]!
         if (this.rejected.has(client.endpoint) || !retry.has(client.endpoint)) continue
-        const a = await this.attempt(client, ask)
+        const a = await this.attempt(client, ask, unanswered)
         if (a.kind === 'answer') {
           if (a.value !== undefined) {
             this.preferred = i
@@ -260,7 +297,10 @@ export class VerifiedRpc {
           continue
         }
         failures.push({ endpoint: client.endpoint, error: a.error })
-        if (a.unreachable) again.add(client.endpoint)
+        if (a.unreachable) {
+          again.add(client.endpoint)
+          unanswered.add(client.endpoint)
+        }
       }
       retry = again
     }
@@ -271,13 +311,22 @@ export class VerifiedRpc {
     throw new NoVerifiedAnswerError(dedupe(failures))
   }
 
-  private async attempt<T>(client: RpcClient, ask: (client: RpcClient, provider: RpcLightProvider) => Promise<T | undefined>): Promise<Attempt<T>> {
+  private async attempt<T>(client: RpcClient, ask: (source: Source) => Promise<T | undefined>, unanswered: ReadonlySet<string>): Promise<Attempt<T>> {
     const late = `no verified answer within ${this.answerTimeoutMs} ms`
     const deadline = Date.now() + this.answerTimeoutMs
     let timer: NodeJS.Timeout | undefined
     try {
-      // past the deadline the provider asks no more, and the attempt does not wait for the request under way
-      const answer = ask(client, new RpcLightProvider(client, { deadline, late }))
+      // past the deadline the providers ask no more, and the attempt does not wait for the request under way
+      const provider = new RpcLightProvider(client, { deadline, late })
+      const witnesses: Witnesses | undefined =
+        this.clients.length === 1
+          ? undefined
+          : {
+              providers: this.witnessesOf(client, unanswered).map((w) => new RpcLightProvider(w, { deadline, late })),
+              onLie: (e) => this.reject(e),
+              ...(this.deps.onUnconfirmed === undefined ? {} : { onUnconfirmed: this.deps.onUnconfirmed }),
+            }
+      const answer = ask({ client, provider, witnesses })
       answer.catch(() => {})
       const expired = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new RpcUnreachableError([{ endpoint: client.endpoint, error: late }])), this.answerTimeoutMs)
@@ -285,10 +334,13 @@ export class VerifiedRpc {
       return { kind: 'answer', value: await Promise.race([answer, expired]) }
     } catch (e) {
       if (e instanceof FailedVerificationError) {
-        this.rejected.add(client.endpoint)
-        this.deps.onRejected?.(e)
+        this.reject(e)
         return { kind: 'failed', error: `fails verification: ${e.reason}`, unreachable: false }
       }
+      // a fork stops the look-up: no endpoint can settle which side is the chain
+      if (e instanceof ConflictingHeadersError) throw e
+      // the witnesses may answer in the next round; the endpoint that served the header is no liar for it
+      if (e instanceof UnconfirmedHeaderError) return { kind: 'failed', error: `unconfirmed: ${e.message}`, unreachable: true }
       if (e instanceof StaleAnswerError) return { kind: 'failed', error: `stale: ${e.reason}`, unreachable: false }
       if (e instanceof RpcUnreachableError) {
         return { kind: 'failed', error: `unreachable: ${e.attempts.at(-1)?.error ?? 'no answer'}`, unreachable: true }

@@ -46,6 +46,9 @@ function provider(chain: TestChain, name = 'node', tamperSet?: (height: number, 
       }
       return out
     },
+    async lightBlock(height) {
+      return (await this.lightBlocks(height, height))[0]
+    },
     async validators(height): Promise<ValidatorSet> {
       const v = chain.backend.getValidators(height)
       if (!Array.isArray(v)) throw new Error('unknown height')

@@ -193,6 +193,11 @@ export class SyntheticProvider implements LightProvider {
     return out
   }
 
+  async lightBlock(height: number): Promise<LightBlock | undefined> {
+    this.asked.blocks.push(height)
+    return this.block(height)
+  }
+
   async validators(height: number): Promise<ValidatorSet> {
     this.asked.validators.push(height)
     const lie = this.lies.get(height)

@@ -1,0 +1,136 @@
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { addressFromPublicKey, formatAddress } from '../../../../crypto/address.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { RpcClient } from '../../../../rpc/client.js'
+import type { UnconfirmedHeaderError } from '../../../../rpc/light/errors.js'
+import { LightClient } from '../../../../rpc/light/lightClient.js'
+import { RpcLightProvider } from '../../../../rpc/light/rpcProvider.js'
+import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
+import { trustedBlockOf } from '../../../../rpc/light/verifier.js'
+import { VerifiedRpc } from '../../../../rpc/light/verifiedClient.js'
+import { Metrics } from '../../../../rpc/metrics.js'
+import { RpcServer } from '../../../../rpc/server.js'
+import { forkEndpoint, type ForkEndpoint } from './forkEndpoint.js'
+import { TestChain, testKey } from './testChain.js'
+
+/**
+ * A primary endpoint serving a fork that two of four validators signed (more than a third of the trusted set: beyond
+ * the f-fault model, within what skipping verification accepts), listed before an honest endpoint. A header the light
+ * client verified by skipping is compared with the other endpoint's header at its height before it is trusted: the
+ * fork is refused with both endpoints and the height named, and nothing of it joins the trusted blocks.
+ */
+
+const alice = testKey('alice')
+const aliceAddress = addressFromPublicKey(alice.publicKey)
+const A = formatAddress(aliceAddress)
+const STALE_HEIGHT = 5
+const TIP = STALE_HEIGHT + 130
+
+/** The error a fork between two endpoints raises: its code, the height, and both endpoints named. */
+function isConflict(e: unknown, primary: string, witness: string, height: number): boolean {
+  const c = e as { name?: unknown; code?: unknown; height?: unknown; message?: unknown }
+  return (
+    e instanceof Error &&
+    c.name === 'ConflictingHeadersError' &&
+    c.code === 'conflicting_headers' &&
+    c.height === height &&
+    String(c.message).includes(primary) &&
+    String(c.message).includes(witness) &&
+    String(c.message).includes(`height ${height}`)
+  )
+}
+
+/** What a look-up gave: its error, or the answer it showed (for the failure message). */
+async function outcome(p: Promise<{ balance: bigint; verifiedHeight: number }>): Promise<unknown> {
+  return p.then(
+    (b) => ({ accepted: `balance ${b.balance} verified at height ${b.verifiedHeight}` }),
+    (e: unknown) => e,
+  )
+}
+
+describe('a fork signed by more than a third of a trusted set, with an honest second endpoint', () => {
+  let chain: TestChain
+  let honest: RpcServer
+  let stale: Record<string, unknown>
+  const forgers: ForkEndpoint[] = []
+
+  before(async () => {
+    chain = await TestChain.create({ balances: [[aliceAddress, 1000n]] })
+    await chain.commitEmpty(STALE_HEIGHT)
+    honest = new RpcServer({ host: '127.0.0.1', port: 0 }, { backend: chain.backend, metrics: new Metrics() })
+    await honest.start()
+    stale = await new RpcClient({ endpoints: [honest.url] }).call('ledger_getBalance', [A, { proof: true }])
+    await chain.commitEmpty(TIP - STALE_HEIGHT)
+  })
+  after(async () => {
+    for (const f of forgers) await f.close()
+    await honest.stop()
+  })
+
+  /** A light client trusting block `height` of the chain (a pinned checkpoint) and its next set. */
+  function lightFrom(height: number): LightClient {
+    const b = chain.blocks[height - 1]!
+    const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
+    return new LightClient({}, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
+  }
+
+  async function forger(answer?: () => Record<string, unknown>): Promise<ForkEndpoint> {
+    const f = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: ['v0', 'v1'], balance: 1_000_000n, ...(answer ? { answer } : {}) })
+    forgers.push(f)
+    return f
+  }
+
+  test('above the latest trusted block (skipping from it): refused, both endpoints and the height named', async () => {
+    const light = lightFrom(2)
+    const f = await forger()
+    const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light })
+    const r = await outcome(rpc.balance(A))
+    assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+    assert.equal(f.forgedHeight, TIP, 'the forger served its fork')
+    assert.equal(light.blocks.at(TIP), undefined, 'the forged header joined the trusted blocks')
+    assert.equal(light.latest().height, 2)
+  })
+
+  test('the other endpoint down or hanging: the true answer, verified height by height, in bounded time', async () => {
+    const hanging = createServer(() => {})
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve))
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`
+    try {
+      for (const other of ['http://127.0.0.1:9', hangingUrl]) {
+        for (const endpoints of [
+          [honest.url, other],
+          [other, honest.url],
+        ]) {
+          const light = lightFrom(2)
+          const unconfirmed: UnconfirmedHeaderError[] = []
+          const rpc = new VerifiedRpc({ endpoints, timeoutMs: 300, backoffMs: 10 }, { light, onUnconfirmed: (e) => unconfirmed.push(e) })
+          const t = performance.now()
+          const b = await rpc.balance(A)
+          const ms = performance.now() - t
+          assert.deepEqual([b.balance, b.verifiedHeight], [1000n, TIP], endpoints.join(' '))
+          assert.ok(ms < 3000, `${endpoints.join(' ')}: ${Math.round(ms)} ms`)
+          assert.equal(unconfirmed.length, 1)
+          assert.equal(unconfirmed[0]!.endpoint, honest.url)
+          assert.ok(light.blocks.at(TIP - 1) !== undefined, 'verified height by height')
+        }
+      }
+    } finally {
+      hanging.closeAllConnections()
+      hanging.close()
+    }
+  })
+
+  test('more than 100 heights below a trusted block above (forward from below): refused the same way', async () => {
+    const light = lightFrom(2)
+    await light.verifyHeight(TIP, new RpcLightProvider(new RpcClient({ endpoints: [honest.url] })))
+    assert.equal(light.latest().height, TIP)
+    const f = await forger(() => stale)
+    const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light })
+    const r = await outcome(rpc.balance(A))
+    assert.ok(isConflict(r, f.url, honest.url, STALE_HEIGHT), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+    assert.equal(f.forgedHeight, STALE_HEIGHT)
+    assert.equal(light.blocks.at(STALE_HEIGHT), undefined, 'the forged header joined the trusted blocks')
+  })
+})
