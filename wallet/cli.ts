@@ -4,7 +4,7 @@ import { to0x } from '../crypto/bytes.js'
 import type { ScryptParams } from '../crypto/keyfile.js'
 import { createTransfer } from '../ledger/transaction.js'
 import { RpcClient, RpcError, RpcUnreachableError, type TxView } from '../rpc/client.js'
-import { TrustError } from '../rpc/light/errors.js'
+import { ConflictingHeadersError, TrustError } from '../rpc/light/errors.js'
 import { NoVerifiedAnswerError, type Verified } from '../rpc/light/verifiedClient.js'
 import { isControl } from '../rpc/light/proofs.js'
 import {
@@ -313,6 +313,7 @@ function describeError(e: unknown): { message: string; reason?: string; code?: n
   if (e instanceof RpcUnreachableError) return { message: e.message, reason: 'unreachable' }
   if (e instanceof NoVerifiedAnswerError) return { message: e.message, reason: 'unverified' }
   if (e instanceof TrustError) return { message: trustAdvice(e), reason: e.code }
+  if (e instanceof ConflictingHeadersError) return { message: e.message, reason: e.code }
   if (e instanceof RpcError) {
     return {
       message: e.reason === undefined ? `${e.message} (code ${e.code})` : e.message,

@@ -43,7 +43,7 @@ export interface Verifier {
 /** What setting up verification reads and writes. */
 export interface TrustIo {
   readonly env: Record<string, string | undefined>
-  /** Warnings (a corrupt store rebuilt, an endpoint that lied), one line each. */
+  /** Warnings (a corrupt store rebuilt, an endpoint that lied, a header no other endpoint confirmed), one a line. */
   readonly warn: (message: string, fields?: Record<string, unknown>) => void
   readonly now: () => number
   readonly rpcTimeoutMs: number
@@ -198,6 +198,7 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
     {
       light,
       onRejected: (e) => io.warn(`${e.message}; trying the next endpoint`, { endpoint: e.endpoint, reason: 'failed_verification' }),
+      onUnconfirmed: (e) => io.warn(`${e.message}; verifying it height by height`, { endpoint: e.endpoint, reason: e.code }),
     },
   )
   return { chainId, light, rpc, storePath }

@@ -11,6 +11,8 @@ import type { RpcBackend } from '../../../rpc/backend.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
 import { runCli, type CliIo } from '../../../wallet/cli.js'
+import { loadLightStore } from '../../../rpc/light/lightStore.js'
+import { forkEndpoint } from '../rpc/light/forkEndpoint.js'
 import { TestChain, testKey } from '../rpc/light/testChain.js'
 
 /**
@@ -288,5 +290,36 @@ describe('the wallet verifies what it shows', () => {
     assert.match(unknown.err, /^not verified: no endpoint proved it committed/)
     const bal = await tally(['balance', B, '--rpc', honest.url, '--light-dir', light])
     assert.equal(bal.out, '15\n')
+  })
+
+  test('a fork signed by two of four validators, served first: refused as conflicting headers, nothing trusted', async () => {
+    await commits
+    while (chain.height < 2) await chain.commit()
+    const forger = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: ['v0', 'v1'], balance: 1_000_000n })
+    try {
+      const light = freshLight()
+      // from the genesis to the tip is a skip: two of the four genesis validators are more than a third of them
+      const r = await tally(['balance', A, '--rpc', `${forger.url},${honest.url}`, '--genesis', genesisFile, '--light-dir', light, '--json'])
+      assert.equal(forger.forgedHeight, chain.height, 'the forger served its fork')
+      assert.equal(r.out, '', 'the forged balance was shown')
+      assert.equal(r.code, 1)
+      const e = JSON.parse(r.err.trim().split('\n').at(-1)!).error as { message: string; reason: string }
+      assert.equal(e.reason, 'conflicting_headers')
+      const hex = '0x[0-9a-f]{64}'
+      assert.match(e.message, new RegExp(`^conflicting headers at height ${chain.height}: ${forger.url} gave block ${hex}, ${honest.url} gave block ${hex}`))
+      const store = await loadLightStore(join(light, `${chain.genesis.chainId}.json`))
+      assert.ok(store.kind === 'ok')
+      assert.equal(store.blocks.at(chain.height), undefined, 'the forged header was stored as trusted')
+      const human = await tally(['balance', A, '--rpc', `${forger.url},${honest.url}`, '--light-dir', light])
+      assert.deepEqual([human.code, human.out], [1, ''])
+      assert.match(human.err, new RegExp(`^error: conflicting headers at height ${chain.height}: .*neither is trusted`))
+      // the honest endpoint first: the forger, a witness now, gives its fork of that height, which verifies as well;
+      // which of the two is the chain no endpoint can settle, and the answer is refused the same way
+      const honestFirst = await tally(['balance', A, '--rpc', `${honest.url},${forger.url}`, '--light-dir', light])
+      assert.deepEqual([honestFirst.code, honestFirst.out], [1, ''])
+      assert.match(honestFirst.err, new RegExp(`^error: conflicting headers at height ${chain.height}: ${honest.url} gave block .*, ${forger.url} gave`))
+    } finally {
+      await forger.close()
+    }
   })
 })
