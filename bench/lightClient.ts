@@ -23,9 +23,10 @@ import { VerifiedRpc } from '../rpc/light/verifiedClient.js'
  * Starts a local testnet (blocks every second, as a devnet makes them), then, in one process with a warm light
  * client (its store on disk, as the wallet keeps it), runs Q plain `ledger_getBalance` calls and Q verified ones,
  * interleaved, and times each; then times the verified query's parts: the round trip with the proof, the client's
- * checks (the proof against the header, a header not seen before by the light client: 2f+1 signatures) and the
- * store write.
- * Last, `tally balance` as a user runs it (a new process each time), with and without `--no-verify`.
+ * checks (the proof against the header, a header not seen before by the light client: 2f+1 signatures; a skip from the
+ * genesis, alone and cross-checked with a second endpoint as witness) and the store write.
+ * Last, `tally balance` as a user runs it (a new process each time), with `--no-verify`, verified with one endpoint,
+ * and verified with two (the second a witness).
  */
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..')
@@ -147,7 +148,10 @@ async function main(): Promise<void> {
     const proofTrip: number[] = []
     const checkMs: number[] = []
     const headerMs: number[] = []
+    const skipMs: number[] = []
+    const skipWitnessMs: number[] = []
     const saveMs: number[] = []
+    const witness = new RpcLightProvider(new RpcClient({ endpoints: [urls[1] ?? urls[0]!] }))
     for (let i = 0; i < Q; i++) {
       let t = performance.now()
       const answer = await client.call('ledger_getBalance', [address, { proof: true }])
@@ -163,6 +167,16 @@ async function main(): Promise<void> {
       t = performance.now()
       await fresh.verify(c.value.block, provider)
       headerMs.push(performance.now() - t)
+      // a skip from the genesis (as for a store far behind), alone and cross-checked with a second endpoint
+      const fromRoot = () => new LightClient({}, { blocks: new TrustedBlocks(light.blocks.root, light.blocks.rootBlock), now: Date.now })
+      const alone = fromRoot()
+      t = performance.now()
+      await alone.verify(c.value.block, provider)
+      skipMs.push(performance.now() - t)
+      const checked = fromRoot()
+      t = performance.now()
+      await checked.verify(c.value.block, provider, { providers: [witness] })
+      skipWitnessMs.push(performance.now() - t)
       await light.verify(c.value.block, provider)
       t = performance.now()
       await saveLightStore(storePath, light.blocks)
@@ -170,9 +184,9 @@ async function main(): Promise<void> {
     }
 
     // the CLI as a user runs it: a new process each time, the light store warm
-    const cli = (args: string[]) => {
+    const cli = (args: string[], rpc = urls[0]!) => {
       const t = performance.now()
-      const r = spawnSync(process.execPath, [TALLY, 'balance', address, '--rpc', urls[0]!, ...args], {
+      const r = spawnSync(process.execPath, [TALLY, 'balance', address, '--rpc', rpc, ...args], {
         env: { ...process.env, TALLY_LIGHT_DIR: join(dir, 'light') },
       })
       if (r.status !== 0) throw new Error(`tally balance failed: ${String(r.stderr)}`)
@@ -181,9 +195,11 @@ async function main(): Promise<void> {
     cli(['--genesis', genesisFile])
     const cliPlain: number[] = []
     const cliVerified: number[] = []
+    const cliVerifiedTwo: number[] = []
     for (let i = 0; i < CLI_RUNS; i++) {
       cliPlain.push(cli(['--no-verify']))
       cliVerified.push(cli([]))
+      cliVerifiedTwo.push(cli([], urls.slice(0, 2).join(',')))
     }
 
     const results = {
@@ -195,9 +211,12 @@ async function main(): Promise<void> {
       proofRoundTripMs: stats(proofTrip),
       proofCheckMs: stats(checkMs),
       headerVerifyMs: stats(headerMs),
+      skipFromGenesisMs: stats(skipMs),
+      skipFromGenesisWitnessMs: stats(skipWitnessMs),
       storeSaveMs: stats(saveMs),
       cliPlainMs: stats(cliPlain),
       cliVerifiedMs: stats(cliVerified),
+      cliVerifiedTwoEndpointsMs: stats(cliVerifiedTwo),
     }
     console.log('in one process, warm light client:')
     show('ledger_getBalance (plain)', results.plainQueryMs)
@@ -207,10 +226,13 @@ async function main(): Promise<void> {
     show('ledger_getBalance with {"proof": true}', results.proofRoundTripMs)
     show('proof against the header', results.proofCheckMs)
     show('a new header by the light client (2f+1 sigs)', results.headerVerifyMs)
+    show('a skip from the genesis, no witness', results.skipFromGenesisMs)
+    show('the same skip, checked with a witness', results.skipFromGenesisWitnessMs)
     show('light store write', results.storeSaveMs)
     console.log('tally balance, a new process each run:')
     show('--no-verify', results.cliPlainMs)
     show('verified', results.cliVerifiedMs)
+    show('verified, two endpoints (the second a witness)', results.cliVerifiedTwoEndpointsMs)
     if (opts.json) writeFileSync(opts.json, `${JSON.stringify(results, null, 2)}\n`)
   } finally {
     await Promise.all(
