@@ -3,14 +3,18 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { keyPairFromSeed } from '../../crypto/ed25519.js'
+import { loadLightStore } from '../../rpc/light/lightStore.js'
+import { forkEndpoint } from '../unit/rpc/light/forkEndpoint.js'
 import { LyingProxy, Testnet, rpc, runCli, type LieMode } from './harness.js'
 import { readDevKey } from './load.js'
 
 /**
  * The wallet trusts no single node, with real processes: a JSON-RPC proxy in front of validator 0 alters its answers
  * (balances, nonces, transaction status, headers, certificates; one way at a time), and the wallet, listing the proxy
- * first, rejects each lie, names the proxy, and gets the true answer from the next endpoint. Then a validator is voted
- * in, and a light client starting from the genesis verifies across the change.
+ * first, rejects each lie, names the proxy, and gets the true answer from the next endpoint. A fork two validators sign,
+ * served first, is refused as conflicting with the next endpoint's header. Then a validator is voted in, and a light
+ * client starting from the genesis verifies across the change.
  */
 
 const PARAMS = {
@@ -119,6 +123,33 @@ describe('a lying endpoint', { timeout: 150_000 }, () => {
     assert.equal(tx.code, 0, tx.stderr)
     assert.match(tx.stdout, new RegExp(`status {2}committed\\nheight {2}${t.height}\\nindex {3}0\\nresult {2}ok`))
     assert.match(tx.stderr, new RegExp(`verified at height ${t.height} `))
+  })
+
+  test('a fork two of four validators sign, served first: refused as conflicting headers, nothing trusted', async () => {
+    // more than a third of the set (beyond the f-fault model) signs another block at the tip, and an endpoint serves it
+    const signers = [0, 1].map((i) => keyPairFromSeed(readDevKey(join(net.home(i), 'validator_key.json')).secretKey))
+    const forger = await forkEndpoint(net.rpcUrl(1), { chainId: 'tally-e2e', signers, balance: 1_000_000n })
+    // a fresh store: from the genesis to the tip is a skip, which the two keys' signatures pass alone
+    const fresh = mkdtempSync(join(tmpdir(), 'tally-e2e-fork-'))
+    try {
+      const address = readDevKey(net.keyFile('account0')).address
+      const args = ['balance', address, '--genesis', net.genesisFile, '--rpc', `${forger.url},${net.rpcUrl(1)}`]
+      const r = await runCli('tally', [...args, '--json'], { env: { TALLY_LIGHT_DIR: fresh } })
+      assert.ok(forger.forgeries > 0, 'the forger served its fork')
+      assert.equal(r.stdout, '', 'the forged balance was shown')
+      assert.equal(r.code, 1)
+      const e = JSON.parse(r.stderr.trim().split('\n').at(-1)!).error as { message: string; reason: string }
+      assert.equal(e.reason, 'conflicting_headers')
+      const at = `conflicting headers at height ${forger.forgedHeight}`
+      assert.match(e.message, new RegExp(`^${at}: ${forger.url} gave block 0x[0-9a-f]{64}, ${net.rpcUrl(1)} gave block 0x[0-9a-f]{64}`))
+      const store = await loadLightStore(join(fresh, 'tally-e2e.json'))
+      assert.ok(store.kind === 'ok')
+      assert.equal(store.blocks.at(forger.forgedHeight), undefined, 'the forged header was stored as trusted')
+      assert.equal(store.blocks.latest().height, 0)
+    } finally {
+      await forger.close()
+      rmSync(fresh, { recursive: true, force: true })
+    }
   })
 
   test('a light client from the genesis verifies across a validator voted in', async () => {

@@ -295,7 +295,7 @@ describe('the wallet verifies what it shows', () => {
   test('a fork signed by two of four validators, served first: refused as conflicting headers, nothing trusted', async () => {
     await commits
     while (chain.height < 2) await chain.commit()
-    const forger = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: ['v0', 'v1'], balance: 1_000_000n })
+    const forger = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: [testKey('v0'), testKey('v1')], balance: 1_000_000n })
     try {
       const light = freshLight()
       // from the genesis to the tip is a skip: two of the four genesis validators are more than a third of them

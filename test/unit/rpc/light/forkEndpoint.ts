@@ -2,12 +2,11 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { addressFromPublicKey } from '../../../../crypto/address.js'
 import { to0x } from '../../../../crypto/bytes.js'
-import { createValidatorSet, type ValidatorSet } from '../../../../consensus/index.js'
+import { sign, type KeyPair } from '../../../../crypto/ed25519.js'
+import { buildCommitCertificate, createValidatorSet, voteSignBytes, type ValidatorSet } from '../../../../consensus/index.js'
 import { blockHash } from '../../../../ledger/block.js'
 import { decodeHeader, formatCommitCertificate, formatHeader, formatValidatorSet } from '../../../../rpc/light/lightBlock.js'
 import { forgeAccountAnswer } from './forge.js'
-import { signCommit, type Member } from './syntheticChain.js'
-import { testKey } from './testChain.js'
 
 /**
  * An endpoint in front of an honest one that serves a fork signed by some of the chain's own validators (more than a
@@ -31,16 +30,15 @@ export interface ForkEndpoint {
 }
 
 /**
- * Starts a forging endpoint before `honestUrl`. `signers` label the test keys that sign the fork (`v0`, `v1` of a
- * TestChain of four); `balance` is the balance claimed; `answer`, when given, is the account answer (with its proof)
- * forged instead of the honest endpoint's current one, e.g. a stale one, to fork an old height.
+ * Starts a forging endpoint before `honestUrl`. `signers` are the validator keys that sign the fork (two of four, say),
+ * each given power 1 in the forged set; `balance` is the balance claimed; `answer`, when given, is the account answer
+ * (with its proof) forged instead of the honest endpoint's current one, e.g. a stale one, to fork an old height.
  */
 export async function forkEndpoint(
   honestUrl: string,
-  o: { chainId: string; signers: readonly string[]; balance: bigint; answer?: () => Json | undefined },
+  o: { chainId: string; signers: readonly KeyPair[]; balance: bigint; answer?: () => Json | undefined },
 ): Promise<ForkEndpoint> {
-  const members: Member[] = o.signers.map((label) => ({ label, power: 1 }))
-  const set = createValidatorSet(o.signers.map((l) => ({ address: addressFromPublicKey(testKey(l).publicKey), publicKey: testKey(l).publicKey, power: 1 })))
+  const set = createValidatorSet(o.signers.map((k) => ({ address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: 1 })))
   if (!set.ok) throw new Error(set.error.reason)
   const forgedSet: ValidatorSet = set.value
   const forged = new Map<number, { hash: string; header: Json; commit: Json }>()
@@ -56,7 +54,13 @@ export async function forkEndpoint(
     if (!h.ok) throw new Error(h.error.reason)
     const header = { ...h.value, validatorSetHash: forgedSet.hash }
     const hash = blockHash(header)
-    const commit = formatCommitCertificate(signCommit(o.chainId, header.height, hash, members))
+    const body = { type: 'precommit' as const, height: header.height, round: 0, valueId: hash }
+    const votes = o.signers.map((k) => ({
+      ...body,
+      validator: addressFromPublicKey(k.publicKey),
+      signature: sign(k.secretKey, voteSignBytes(o.chainId, body)),
+    }))
+    const commit = formatCommitCertificate(buildCommitCertificate(header.height, 0, hash, votes))
     forged.set(header.height, { hash: to0x(hash), header: formatHeader(header), commit })
     endpoint.forgedHeight = header.height
     endpoint.forgeries++

@@ -77,7 +77,12 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
   }
 
   async function forger(answer?: () => Record<string, unknown>): Promise<ForkEndpoint> {
-    const f = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: ['v0', 'v1'], balance: 1_000_000n, ...(answer ? { answer } : {}) })
+    const f = await forkEndpoint(honest.url, {
+      chainId: chain.genesis.chainId,
+      signers: [testKey('v0'), testKey('v1')],
+      balance: 1_000_000n,
+      ...(answer ? { answer } : {}),
+    })
     forgers.push(f)
     return f
   }
