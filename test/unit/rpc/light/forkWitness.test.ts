@@ -5,11 +5,11 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RpcClient } from '../../../../rpc/client.js'
 import type { UnconfirmedHeaderError } from '../../../../rpc/light/errors.js'
-import { LightClient } from '../../../../rpc/light/lightClient.js'
+import { LightClient, type LightClientOptions } from '../../../../rpc/light/lightClient.js'
 import { RpcLightProvider } from '../../../../rpc/light/rpcProvider.js'
 import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
 import { trustedBlockOf } from '../../../../rpc/light/verifier.js'
-import { VerifiedRpc } from '../../../../rpc/light/verifiedClient.js'
+import { NoVerifiedAnswerError, VerifiedRpc } from '../../../../rpc/light/verifiedClient.js'
 import { Metrics } from '../../../../rpc/metrics.js'
 import { RpcServer } from '../../../../rpc/server.js'
 import { forkEndpoint, type ForkEndpoint } from './forkEndpoint.js'
@@ -70,10 +70,10 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
   })
 
   /** A light client trusting block `height` of the chain (a pinned checkpoint) and its next set. */
-  function lightFrom(height: number): LightClient {
+  function lightFrom(height: number, options: LightClientOptions = {}): LightClient {
     const b = chain.blocks[height - 1]!
     const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
-    return new LightClient({}, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
+    return new LightClient(options, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
   }
 
   async function forger(answer?: () => Record<string, unknown>): Promise<ForkEndpoint> {
@@ -125,6 +125,18 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
       hanging.closeAllConnections()
       hanging.close()
     }
+  })
+
+  test('the other endpoint down and the header further up than the walk allowed: unverified, nothing trusted', async () => {
+    const light = lightFrom(2, { unconfirmedSequentialHeights: 100 })
+    const rpc = new VerifiedRpc({ endpoints: [honest.url, 'http://127.0.0.1:9'], timeoutMs: 300, backoffMs: 10 }, { light })
+    await assert.rejects(rpc.balance(A), (e: unknown) => {
+      assert.ok(e instanceof NoVerifiedAnswerError, String(e))
+      assert.match(e.message, new RegExp(`${honest.url} \\(unconfirmed: no other endpoint confirmed header ${TIP} of ${honest.url}: `))
+      return true
+    })
+    assert.equal(light.latest().height, 2)
+    assert.deepEqual(rpc.rejectedEndpoints, [], 'an endpoint whose header no other confirmed is no liar')
   })
 
   test('more than 100 heights below a trusted block above (forward from below): refused the same way', async () => {
