@@ -19,7 +19,8 @@ import { parseStrictJson } from './strictJson.js'
  * The 32-byte secret key (the Ed25519 seed) is encrypted with AES-256-GCM under scrypt(password, salt).
  * Pure: the salt and iv are parameters (the caller draws them), nothing here touches the file system.
  * Loading bounds every kdf parameter, so a hostile file cannot make the loader allocate gigabytes or spin for
- * minutes, and checks that the address and public key in the clear belong to the secret key.
+ * minutes, checks that the address and public key in the clear belong to the secret key, and refuses any field the
+ * format does not have.
  */
 
 /** The `type` field of every key file. */
@@ -188,6 +189,22 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** The fields of every key file, and of its `crypto` and `crypto.kdfparams` objects: any other is an error. */
+const FIELDS = ['type', 'version', 'address', 'publicKey', 'secretKey', 'crypto']
+const CRYPTO_FIELDS = ['kdf', 'kdfparams', 'cipher', 'iv', 'ciphertext', 'tag']
+const KDF_FIELDS = ['n', 'r', 'p', 'dklen', 'salt']
+
+/**
+ * `obj`'s fields outside `allowed`, as `path: unknown field` joined by `; ` (undefined when there are none): a typo'd
+ * or foreign field is never ignored, so a file cannot read as encrypted while a plaintext copy of its key sits beside.
+ */
+function unknownFields(obj: Record<string, unknown>, path: string, allowed: readonly string[]): string | undefined {
+  const unknown = Object.keys(obj)
+    .sort()
+    .filter((k) => !allowed.includes(k))
+  return unknown.length === 0 ? undefined : unknown.map((k) => `${path}${k}: unknown field`).join('; ')
+}
+
 function hexField(obj: Record<string, unknown>, name: string, length?: number): Uint8Array | string {
   const v = obj[name]
   if (typeof v !== 'string' || !/^0x/.test(v)) return `${name} must be a 0x-prefixed hex string`
@@ -209,6 +226,8 @@ function parse(text: string): KeyFileResult<Parsed> {
   if (!isRecord(json)) return fail('key file is not a JSON object')
   if (json.type !== KEY_FILE_TYPE) return fail(`type must be "${KEY_FILE_TYPE}"`)
   if (json.version !== KEY_FILE_VERSION) return fail(`unsupported version ${String(json.version)}`)
+  const unknown = unknownFields(json, '', FIELDS)
+  if (unknown !== undefined) return fail(unknown)
   if (typeof json.address !== 'string') return fail('address missing')
   const address = parseAddress(json.address)
   if (address === undefined) return fail('address must be 0x + 40 hex digits')
@@ -225,10 +244,14 @@ function parse(text: string): KeyFileResult<Parsed> {
   }
   const c = json.crypto
   if (!isRecord(c)) return fail('crypto must be an object')
+  const unknownCrypto = unknownFields(c, 'crypto.', CRYPTO_FIELDS)
+  if (unknownCrypto !== undefined) return fail(unknownCrypto)
   if (c.kdf !== 'scrypt') return fail('crypto.kdf must be "scrypt"')
   if (c.cipher !== 'aes-256-gcm') return fail('crypto.cipher must be "aes-256-gcm"')
   const kp = c.kdfparams
   if (!isRecord(kp)) return fail('crypto.kdfparams must be an object')
+  const unknownKdf = unknownFields(kp, 'crypto.kdfparams.', KDF_FIELDS)
+  if (unknownKdf !== undefined) return fail(unknownKdf)
   const problem = checkScryptParams({ n: kp.n, r: kp.r, p: kp.p })
   if (problem !== undefined) return fail(problem)
   if (kp.dklen !== 32) return fail('crypto.kdfparams.dklen must be 32')

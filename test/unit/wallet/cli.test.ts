@@ -278,3 +278,24 @@ test('tally block shows a governance vote as the change it votes for', async () 
     await h.close()
   }
 })
+
+test('tally refuses a key file with a field the format does not have, naming the file and the field', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-wallet-'))
+  try {
+    const file = join(dir, 'key.json')
+    const keygen = await tally(['keygen', '--out', file], { env: { TALLY_PASSWORD: 'pw' } })
+    assert.equal(keygen.code, 0, keygen.err)
+    const json = JSON.parse(readFileSync(file, 'utf8'))
+    writeFileSync(file, JSON.stringify({ ...json, secretKey_backup: to0x(aliceSeed) }))
+    for (const argv of [
+      ['address', '--key', file],
+      ['sign', '--key', file, '--to', B, '--amount', '1', '--nonce', '0', '--chain-id', 'tally-unit'],
+    ]) {
+      const r = await tally(argv, { env: { TALLY_PASSWORD: 'pw' } })
+      assert.equal(r.code, 1, `${argv[0]}: ${r.out}`)
+      assert.match(r.err, /key\.json is malformed: secretKey_backup: unknown field/, argv[0])
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

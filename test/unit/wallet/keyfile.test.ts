@@ -138,3 +138,26 @@ test('encode refuses arguments outside the format', () => {
   assert.throws(() => encodeKeyFile(seed, { password: 'p', salt, iv: new Uint8Array(16), scrypt: fast }), RangeError)
   assert.throws(() => encodeKeyFile(seed, { password: 'p', salt, iv, scrypt: { n: 3, r: 8, p: 1 } }), RangeError)
 })
+
+test('a field the format does not have is malformed, named by its path, at every level', () => {
+  const plain = JSON.parse(encodeKeyFile(seed))
+  const rows: [object, string | undefined, RegExp][] = [
+    // a plaintext secret beside the encrypted one: the file would pass for encrypted while it leaks the key
+    [{ ...GOLDEN_ENCRYPTED, privateKey: plain.secretKey }, 'correct horse', /^privateKey: unknown field$/],
+    [{ ...plain, secretkey: plain.secretKey }, undefined, /^secretkey: unknown field$/],
+    [{ ...plain, label: 'alice', comment: 'x' }, undefined, /^comment: unknown field; label: unknown field$/],
+    [{ ...GOLDEN_ENCRYPTED, crypto: { ...GOLDEN_ENCRYPTED.crypto, mac: '0x00' } }, 'correct horse', /^crypto\.mac: unknown field$/],
+    [
+      { ...GOLDEN_ENCRYPTED, crypto: { ...GOLDEN_ENCRYPTED.crypto, kdfparams: { ...GOLDEN_ENCRYPTED.crypto.kdfparams, N: 2 } } },
+      'correct horse',
+      /^crypto\.kdfparams\.N: unknown field$/,
+    ],
+  ]
+  for (const [json, password, reason] of rows) {
+    for (const r of [decodeKeyFile(JSON.stringify(json), password), decodeKeyFileInfo(JSON.stringify(json))]) {
+      assert.ok(!r.ok, JSON.stringify(json))
+      assert.equal(r.error.code, 'malformed')
+      assert.match(r.error.reason, reason)
+    }
+  }
+})

@@ -60,3 +60,25 @@ test('peer ids libp2p cannot read, in config.json or the genesis, are refused at
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a key file with a field the format does not have is refused at load, naming the file and the field', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-home-'))
+  try {
+    writeTestnet({ validators: 1, out: join(dir, 'net'), chainId: 'tally-unit', host: '127.0.0.1', p2pPort: 1, rpcPort: 1000, accounts: 0, balance: 10n })
+    const home = join(dir, 'net', 'node0')
+    for (const file of ['validator_key.json', 'node_key.json']) {
+      const path = join(home, file)
+      const text = readFileSync(path, 'utf8')
+      writeFileSync(path, JSON.stringify({ ...JSON.parse(text), secret_key: '0x00' }))
+      assert.throws(
+        () => loadHome(home),
+        (e: unknown) => e instanceof HomeError && e.message.includes(`${file}: secret_key: unknown field`),
+        file,
+      )
+      writeFileSync(path, text)
+      assert.doesNotThrow(() => loadHome(home))
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
