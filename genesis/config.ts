@@ -188,6 +188,16 @@ export function isNetworkAddress(text: unknown, allowPortZero: boolean): text is
   return n <= 65535 && (allowPortZero || n > 0)
 }
 
+/**
+ * Records that element `i` repeats an earlier element of its list (`value` seen at `pathOf(j)`) and remembers the
+ * first element of each value. A repeat is never needed, so it stands for an entry that was meant to be another.
+ */
+function duplicate(e: FieldErrors, seen: Map<string, number>, value: string, i: number, pathOf: (j: number) => string): void {
+  const first = seen.get(value)
+  if (first === undefined) seen.set(value, i)
+  else e.add(pathOf(i), `duplicates ${pathOf(first)}`)
+}
+
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
 export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
@@ -209,16 +219,18 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       if (!Array.isArray(v.peers)) e.add('p2p.peers', 'must be an array')
       else {
         const seen = new Map<string, number>()
+        // two peers at one address: one of them is never dialed where it listens
+        const seenAddress = new Map<string, number>()
         v.peers.forEach((p: unknown, i: number) => {
           const path = join('p2p.peers', i)
           if (!e.object(path, p, ['peerId', 'address'], ['peerId', 'address'])) return
           const peerId = e.string(join(path, 'peerId'), p.peerId, PEER_ID_RE, 'a libp2p peer id (base58btc)')
-          if (!isNetworkAddress(p.address, false)) e.add(join(path, 'address'), 'must be host:port or a TCP multiaddr (port 1-65535)')
+          const address = isNetworkAddress(p.address, false) ? p.address : undefined
+          if (address === undefined) e.add(join(path, 'address'), 'must be host:port or a TCP multiaddr (port 1-65535)')
+          else duplicate(e, seenAddress, address, i, (j) => join(join('p2p.peers', j), 'address'))
           if (peerId !== undefined) {
-            const first = seen.get(peerId)
-            if (first !== undefined) e.add(join(path, 'peerId'), `duplicates p2p.peers[${first}].peerId`)
-            seen.set(peerId, i)
-            if (isNetworkAddress(p.address, false)) peers.push({ peerId, address: p.address })
+            duplicate(e, seen, peerId, i, (j) => join(join('p2p.peers', j), 'peerId'))
+            if (address !== undefined) peers.push({ peerId, address })
           }
         })
       }
@@ -226,11 +238,15 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     const allowedPeerIds: string[] = []
     if (v.allowedPeerIds !== undefined) {
       if (!Array.isArray(v.allowedPeerIds)) e.add('p2p.allowedPeerIds', 'must be an array')
-      else
+      else {
+        const seen = new Map<string, number>()
         v.allowedPeerIds.forEach((id: unknown, i: number) => {
           const ok = e.string(join('p2p.allowedPeerIds', i), id, PEER_ID_RE, 'a libp2p peer id (base58btc)')
-          if (ok !== undefined) allowedPeerIds.push(ok)
+          if (ok === undefined) return
+          duplicate(e, seen, ok, i, (j) => join('p2p.allowedPeerIds', j))
+          allowedPeerIds.push(ok)
         })
+      }
     }
     const upgradeTimeout =
       v.inboundUpgradeTimeoutMs === undefined ? undefined : e.integer('p2p.inboundUpgradeTimeoutMs', v.inboundUpgradeTimeoutMs, 500, 60_000)
@@ -253,11 +269,15 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     const corsOrigins: string[] = []
     if (v.corsOrigins !== undefined) {
       if (!Array.isArray(v.corsOrigins)) e.add('rpc.corsOrigins', 'must be an array')
-      else
+      else {
+        const seen = new Map<string, number>()
         v.corsOrigins.forEach((o: unknown, i: number) => {
           const ok = e.string(join('rpc.corsOrigins', i), o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
-          if (ok !== undefined) corsOrigins.push(ok)
+          if (ok === undefined) return
+          duplicate(e, seen, ok, i, (j) => join('rpc.corsOrigins', j))
+          corsOrigins.push(ok)
         })
+      }
     }
     const maxBodyBytes = int('maxBodyBytes', 1024, 64 * 1024 * 1024, d.rpc.maxBodyBytes)
     const maxBodyBytesInFlight = int('maxBodyBytesInFlight', 1024, 4 * 1024 * 1024 * 1024, d.rpc.maxBodyBytesInFlight)

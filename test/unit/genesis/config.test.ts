@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { DEFAULT_CONFIG, isNetworkAddress, parseConfig } from '../../../genesis/config.js'
 
 const PEER = '12D3KooWGoLdEnPeEr1111111111111111111111111111111111'
+const PEER2 = '12D3KooWGoLdEnPeEr2222222222222222222222222222222222'
 
 test('an empty config gets every default; given fields are kept', () => {
   const r = parseConfig({})
@@ -65,6 +66,20 @@ test('each problem is reported with its field', () => {
       /duplicates/,
     ],
     [{ p2p: { allowedPeerIds: ['bad id'] } }, 'p2p.allowedPeerIds[0]', /peer id/],
+    [{ p2p: { allowedPeerIds: [PEER, PEER2, PEER] } }, 'p2p.allowedPeerIds[2]', /^duplicates p2p\.allowedPeerIds\[0\]$/],
+    [
+      {
+        p2p: {
+          peers: [
+            { peerId: PEER, address: 'a:1' },
+            { peerId: PEER2, address: 'a:1' },
+          ],
+        },
+      },
+      'p2p.peers[1].address',
+      /^duplicates p2p\.peers\[0\]\.address$/,
+    ],
+    [{ rpc: { corsOrigins: ['http://a:1', 'http://b', 'http://a:1'] } }, 'rpc.corsOrigins[2]', /^duplicates rpc\.corsOrigins\[0\]$/],
     [{ rpc: { port: 70000 } }, 'rpc.port', /between/],
     [{ rpc: { host: 'a b' } }, 'rpc.host', /host/],
     [{ rpc: { corsOrigins: ['ftp://x'] } }, 'rpc.corsOrigins[0]', /origin/],
