@@ -272,8 +272,14 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       else {
         const seen = new Map<string, number>()
         v.corsOrigins.forEach((o: unknown, i: number) => {
-          const ok = e.string(join('rpc.corsOrigins', i), o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
+          const path = join('rpc.corsOrigins', i)
+          const ok = e.string(path, o, ORIGIN_RE, '"*" or an origin like http://localhost:3000')
           if (ok === undefined) return
+          const port = /:(\d+)$/.exec(ok)?.[1]
+          if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+            e.add(path, 'must have a port from 1 to 65535: no browser sends another')
+            return
+          }
           duplicate(e, seen, ok, i, (j) => join('rpc.corsOrigins', j))
           corsOrigins.push(ok)
         })
