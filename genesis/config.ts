@@ -136,6 +136,15 @@ const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-
 const MULTIADDR_RE = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/(\d{1,5})(\/p2p\/[1-9A-HJ-NP-Za-km-z]+)?$/
 const ORIGIN_RE = /^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?|https?:\/\/\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/
 
+/** `text` as browsers send an origin (the WHATWG URL serialization), or undefined when it is no URL at all. */
+function browserOrigin(text: string): string | undefined {
+  try {
+    return new URL(text).origin
+  } catch {
+    return undefined
+  }
+}
+
 /** True when `text` is a dotted-quad IPv4 address (each part 0-255). */
 function isIPv4(text: string): boolean {
   const parts = text.split('.')
@@ -278,6 +287,16 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
           const port = /:(\d+)$/.exec(ok)?.[1]
           if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
             e.add(path, 'must have a port from 1 to 65535: no browser sends another')
+            return
+          }
+          // the server compares origins as text, so one written otherwise than browsers send it never matches
+          const sent = ok === '*' ? ok : browserOrigin(ok)
+          if (sent === undefined) {
+            e.add(path, 'must be "*" or an origin like http://localhost:3000')
+            return
+          }
+          if (sent !== ok) {
+            e.add(path, `must be written as a browser sends it: ${sent}`)
             return
           }
           duplicate(e, seen, ok, i, (j) => join('rpc.corsOrigins', j))
