@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, writeFileSync, chmodSync } from 'node:fs'
+import { existsSync, writeFileSync, chmodSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../../crypto/address.js'
@@ -13,6 +13,7 @@ import { parseRfc3339 } from '../../genesis/rfc3339.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
 import { FileReadError, readBoundedFileSync } from './boundedFile.js'
+import { DirectoryError, makeDirectory } from './directory.js'
 import { MAX_GENESIS_FILE_BYTES } from './genesisFile.js'
 import { HomeError, HomeFiles, isPresent, readKeySeed } from './home.js'
 import { PEER_ID_RE } from '../../ledger/governance.js'
@@ -77,6 +78,16 @@ const host = (v: string): string => {
   // the rule config.json's addresses follow (docs/formats.md, "Node configuration")
   if (!isNetworkAddress(`${v}:1`, false)) throw new InvalidArgumentError('must be a host name or IP address')
   return v
+}
+
+/** `run()`, a {@link DirectoryError} told as a problem of the option that names the directory. */
+function inDirectory<T>(option: string, path: string, run: () => T): T {
+  try {
+    return run()
+  } catch (e) {
+    if (e instanceof DirectoryError) throw new UsageError(`${option} ${path}: ${e.message}`)
+    throw e
+  }
 }
 
 function readGenesisJson(path: string): GenesisJson {
@@ -144,20 +155,22 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--json', 'machine-readable output')
     .action((o) => {
       const hosts: string[] | undefined = o.hosts
-      const r = writeTestnet({
-        validators: o.validators,
-        out: resolve(o.out),
-        chainId: o.chainId,
-        host: o.host,
-        p2pPort: o.p2pPort,
-        rpcPort: o.rpcPort,
-        accounts: o.accounts,
-        unkeyedAccounts: o.unkeyedAccounts,
-        balance: o.balance,
-        hosts,
-        listenHost: o.listenHost,
-        verifyWorkers: o.verifyWorkers,
-      })
+      const r = inDirectory('--out', resolve(o.out), () =>
+        writeTestnet({
+          validators: o.validators,
+          out: resolve(o.out),
+          chainId: o.chainId,
+          host: o.host,
+          p2pPort: o.p2pPort,
+          rpcPort: o.rpcPort,
+          accounts: o.accounts,
+          unkeyedAccounts: o.unkeyedAccounts,
+          balance: o.balance,
+          hosts,
+          listenHost: o.listenHost,
+          verifyWorkers: o.verifyWorkers,
+        }),
+      )
       if (o.json) out(JSON.stringify({ ...r, out: resolve(o.out) }))
       else {
         out(`wrote a ${r.validators}-validator testnet "${r.chainId}" to ${resolve(o.out)}`)
@@ -224,7 +237,7 @@ export function buildProgram(out: (s: string) => void): Command {
       const checked = parseConfig(config)
       const flag: Record<string, string> = { moniker: '--moniker', 'p2p.listen': '--p2p-port', 'rpc.port': '--rpc-port' }
       if (!checked.ok) throw new UsageError(checked.error.errors.map((e) => `${flag[e.path] ?? e.path}: ${e.message}`).join('; '))
-      mkdirSync(home, { recursive: true })
+      inDirectory('--home', home, () => makeDirectory(home))
       const validatorSeed = fullNode ? undefined : new Uint8Array(randomBytes(32))
       const nodeSeed = new Uint8Array(randomBytes(32))
       const keys: [string, Uint8Array][] = [
@@ -279,7 +292,8 @@ export function buildProgram(out: (s: string) => void): Command {
         p2pPort: o.p2pPort,
         rpcPort: o.rpcPort,
         out,
-        createTestnet: async (t) => void writeTestnet({ ...t, chainId: 'tally-devnet', host: '127.0.0.1', balance: 1_000_000_000_000n }),
+        createTestnet: async (t) =>
+          void inDirectory('--dir', t.out, () => writeTestnet({ ...t, chainId: 'tally-devnet', host: '127.0.0.1', balance: 1_000_000_000_000n })),
       })
     })
 

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { formatAddress } from '../../crypto/address.js'
 import { encodeKeyFile } from '../../crypto/keyfile.js'
 import { formatGenesisHeader, type CompactGenesis, type GenesisJson } from '../../genesis/genesis.js'
 import { makeTestnet, testnetSeedCount, type TestnetOptions } from '../../genesis/testnet.js'
+import { checkDirectory, makeDirectory } from './directory.js'
 import { HomeFiles } from './home.js'
 import { MAX_DEFAULT_VERIFY_WORKERS } from '../mempool/verifyPool.js'
 import { peerIdOf } from '../p2p/peerId.js'
@@ -105,7 +106,7 @@ function unkeyedAddresses(n: number): Uint8Array {
 
 /** Generates and writes a testnet; refuses a non-empty output directory. */
 export function writeTestnet(o: TestnetFileOptions): { chainId: string; validators: number; faucet: string } {
-  if (existsSync(o.out) && readdirSync(o.out).length > 0) throw new TestnetError(`${o.out} is not empty`)
+  if (checkDirectory(o.out).length === 0 && readdirSync(o.out).length > 0) throw new TestnetError(`${o.out} is not empty`)
   if (o.hosts !== undefined && o.hosts.length !== o.validators) throw new TestnetError(`--hosts names ${o.hosts.length} hosts for ${o.validators} validators`)
   const seeds = Array.from({ length: testnetSeedCount(o.validators, o.accounts) }, () => new Uint8Array(randomBytes(32)))
   const r = makeTestnet(
@@ -125,14 +126,14 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
   )
   if (!r.ok) throw new TestnetError(r.error.errors.map((e) => `${e.path}: ${e.message}`).join('\n'))
   const t = r.value
-  mkdirSync(o.out, { recursive: true })
+  makeDirectory(o.out)
   const genesisPath = join(o.out, 'genesis.json')
   writeGenesisFile(genesisPath, t.genesis)
   const verifyWorkers =
     o.verifyWorkers === 'shared' || (o.verifyWorkers === undefined && o.hosts === undefined) ? sharedHostVerifyWorkers(o.validators) : o.verifyWorkers
   t.validators.forEach((v, i) => {
     const home = join(o.out, `node${i}`)
-    mkdirSync(home, { recursive: true })
+    makeDirectory(home)
     let config = v.config
     if (verifyWorkers !== undefined) config = { ...config, mempool: { ...config.mempool, verifyWorkers } }
     if (o.hosts !== undefined || o.listenHost !== undefined) {
@@ -156,7 +157,7 @@ export function writeTestnet(o: TestnetFileOptions): { chainId: string; validato
     writeFile(join(home, HomeFiles.validatorKey), encodeKeyFile(v.key.seed), true)
     writeFile(join(home, HomeFiles.nodeKey), encodeKeyFile(v.nodeKey.seed), true)
   })
-  mkdirSync(join(o.out, 'keys'), { recursive: true })
+  makeDirectory(join(o.out, 'keys'))
   writeFile(join(o.out, 'keys', 'faucet.json'), encodeKeyFile(t.faucet.seed), true)
   t.accounts.forEach((a, i) => {
     writeFile(join(o.out, 'keys', `account${i}.json`), encodeKeyFile(a.seed), true)

@@ -92,3 +92,31 @@ test('tallyd genesis add-validator / add-balance name a genesis of the wrong sha
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('tallyd testnet --out and init --home name a directory they cannot create, at once', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    const targets: [string, RegExp][] = [
+      [file, /a-file is a regular file, not a directory/],
+      [join(file, 'sub'), /a-file is a regular file, not a directory/],
+    ]
+    // procfs answers ENOENT to a new entry in a directory that exists: Node's recursive mkdir retries it forever
+    if (existsSync('/proc/self')) targets.push(['/proc/tally-test/net', /\/proc( is not writable|\/tally-test cannot be created)/])
+    for (const [target, message] of targets) {
+      for (const args of [
+        ['testnet', '--validators', '1', '--out', target],
+        ['init', '--home', target],
+      ]) {
+        const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tallyd.js'), ...args], { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' })
+        assert.equal(r.signal, null, `${args.join(' ')}: tallyd hung`)
+        assert.equal(r.status, 1, `${args.join(' ')}: ${r.stdout}`)
+        assert.match(r.stderr, message, args.join(' '))
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
