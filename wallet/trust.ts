@@ -14,6 +14,7 @@ import { TrustedBlocks, sameRoot, type TrustRoot } from '../rpc/light/trustedBlo
 import { DEFAULT_TRUSTING_PERIOD_MS, trustedGenesis, type TrustedBlock } from '../rpc/light/verifier.js'
 import { VerifiedRpc } from '../rpc/light/verifiedClient.js'
 import { FileReadError, readBoundedFile } from '../node/cli/boundedFile.js'
+import { DirectoryError, checkDirectory, makeDirectory } from '../node/cli/directory.js'
 import { CliError } from './args.js'
 
 /**
@@ -66,6 +67,19 @@ export function parseDurationArg(text: string, what: string): number {
 /** The light store directory: `--light-dir`, `TALLY_LIGHT_DIR`, else `~/.tally/light`. */
 export function lightDirOf(option: string | undefined, env: Record<string, string | undefined>): string {
   return resolve(option ?? env.TALLY_LIGHT_DIR ?? join(env.HOME ?? homedir(), '.tally', 'light'))
+}
+
+/**
+ * `use(dir)` for the light directory, a {@link DirectoryError} told as a problem of the option or variable naming it.
+ * The light store's own writer makes its directory with Node's recursive mkdir, which never returns under /proc.
+ */
+function lightDir<T>(dir: string, use: (dir: string) => T): T {
+  try {
+    return use(dir)
+  } catch (e) {
+    if (e instanceof DirectoryError) throw new CliError(`cannot use the light directory ${dir}: ${e.message} (--light-dir or TALLY_LIGHT_DIR)`, 'bad_light_dir')
+    throw e
+  }
 }
 
 /** The one-line advice a trust problem gets. */
@@ -132,6 +146,7 @@ async function fetchCheckpoint(height: number, hash: Uint8Array, endpoints: read
 export async function openVerifier(options: TrustOptions, endpoints: readonly string[], io: TrustIo): Promise<Verifier> {
   const trustingPeriodMs = options.trustingPeriod === undefined ? DEFAULT_TRUSTING_PERIOD_MS : parseDurationArg(options.trustingPeriod, 'trusting period')
   const dir = lightDirOf(options.lightDir, io.env)
+  lightDir(dir, checkDirectory)
   const genesisFile = options.genesis ?? io.env.TALLY_GENESIS
   if ((options.trustHeight === undefined) !== (options.trustHash === undefined)) {
     throw new CliError('--trust-height and --trust-hash go together: the height and the hash of a block you trust', 'bad_trust_root')
@@ -189,6 +204,7 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
       storePath = lightStorePath(dir, chainId)
     } else if (notice !== undefined) io.warn(notice)
     blocks = new TrustedBlocks(root, rootBlock)
+    lightDir(dir, (d) => makeDirectory(d, 0o700))
     await saveLightStore(storePath, blocks)
   }
   const path = storePath

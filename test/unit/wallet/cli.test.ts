@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFile, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
@@ -9,6 +9,7 @@ import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { to0x } from '../../../crypto/bytes.js'
 import { encodeKeyFile } from '../../../crypto/keyfile.js'
 import { createTransfer, encodeTransaction, signGovernanceTransaction, txHash } from '../../../ledger/transaction.js'
+import { writeTestnet } from '../../../node/cli/testnetFiles.js'
 import { runCli, type CliIo } from '../../../wallet/cli.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, type Harness } from '../rpc/harness.js'
@@ -294,6 +295,45 @@ test('tally refuses a key file with a field the format does not have, naming the
       const r = await tally(argv, { env: { TALLY_PASSWORD: 'pw' } })
       assert.equal(r.code, 1, `${argv[0]}: ${r.out}`)
       assert.match(r.err, /key\.json is malformed: secretKey_backup: unknown field/, argv[0])
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tally names a light directory it cannot use, at once, whether --light-dir or TALLY_LIGHT_DIR names it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-wallet-'))
+  try {
+    writeTestnet({ validators: 1, out: join(dir, 'net'), chainId: 'light-dir-1', host: '127.0.0.1', p2pPort: 1, rpcPort: 1000, accounts: 0, balance: 10n })
+    const genesis = join(dir, 'net', 'genesis.json')
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    const balance = ['balance', A, '--rpc', 'http://127.0.0.1:9']
+    for (const target of [file, join(file, 'sub')]) {
+      for (const [argv, env] of [
+        [[...balance, '--genesis', genesis, '--light-dir', target], {}],
+        [[...balance, '--light-dir', target], {}],
+        [balance, { TALLY_LIGHT_DIR: target, TALLY_GENESIS: genesis }],
+      ] as [string[], Record<string, string>][]) {
+        const r = await tally(argv, { env })
+        assert.equal(r.code, 1, r.out)
+        assert.match(
+          r.err,
+          /^error: cannot use the light directory \S+: \S*a-file is a regular file, not a directory \(--light-dir or TALLY_LIGHT_DIR\)\n$/,
+          r.err,
+        )
+      }
+    }
+    // procfs answers ENOENT to a new entry in a directory that exists: Node's recursive mkdir retries it forever
+    if (existsSync('/proc/self')) {
+      const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tally.js'), ...balance, '--genesis', genesis, '--light-dir', '/proc/tally-test/light'], {
+        encoding: 'utf8',
+        timeout: 10_000,
+        killSignal: 'SIGKILL',
+      })
+      assert.equal(r.signal, null, 'tally hung')
+      assert.equal(r.status, 1, r.stdout)
+      assert.match(r.stderr, /cannot use the light directory \/proc\/tally-test\/light: \/proc( is not writable|\/tally-test cannot be created)/)
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
