@@ -207,6 +207,24 @@ function duplicate(e: FieldErrors, seen: Map<string, number>, value: string, i: 
   else e.add(pathOf(i), `duplicates ${pathOf(first)}`)
 }
 
+/**
+ * The parts of an address {@link isNetworkAddress} accepts, so that two spellings of one address compare equal: the
+ * host in lowercase without brackets, the port as a number, and the peer id of a multiaddr's `/p2p/` part.
+ */
+function addressParts(address: string): { host: string; port: number; peer: string | undefined } {
+  const m = MULTIADDR_RE.exec(address)
+  if (m !== null) return { host: address.split('/')[2]!.toLowerCase(), port: Number(m[2]), peer: m[3]?.slice('/p2p/'.length) }
+  const i = address.lastIndexOf(':')
+  return {
+    host: address
+      .slice(0, i)
+      .replace(/^\[|\]$/g, '')
+      .toLowerCase(),
+    port: Number(address.slice(i + 1)),
+    peer: undefined,
+  }
+}
+
 /** Validates a parsed `config.json`, filling defaults, or lists every problem, each naming its field. */
 export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_config'> {
   const e = new FieldErrors()
@@ -228,7 +246,7 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       if (!Array.isArray(v.peers)) e.add('p2p.peers', 'must be an array')
       else {
         const seen = new Map<string, number>()
-        // two peers at one address: one of them is never dialed where it listens
+        // two peers at one address (in any spelling): one of them is never dialed where it listens
         const seenAddress = new Map<string, number>()
         v.peers.forEach((p: unknown, i: number) => {
           const path = join('p2p.peers', i)
@@ -236,7 +254,11 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
           const peerId = e.string(join(path, 'peerId'), p.peerId, PEER_ID_RE, 'a libp2p peer id (base58btc)')
           const address = isNetworkAddress(p.address, false) ? p.address : undefined
           if (address === undefined) e.add(join(path, 'address'), 'must be host:port or a TCP multiaddr (port 1-65535)')
-          else duplicate(e, seenAddress, address, i, (j) => join(join('p2p.peers', j), 'address'))
+          else {
+            const { host, port, peer } = addressParts(address)
+            duplicate(e, seenAddress, `${host}:${port}`, i, (j) => join(join('p2p.peers', j), 'address'))
+            if (peer !== undefined && peerId !== undefined && peer !== peerId) e.add(join(path, 'address'), `names peer ${peer}, not ${join(path, 'peerId')}`)
+          }
           if (peerId !== undefined) {
             duplicate(e, seen, peerId, i, (j) => join(join('p2p.peers', j), 'peerId'))
             if (address !== undefined) peers.push({ peerId, address })

@@ -11,7 +11,14 @@ test('an empty config gets every default; given fields are kept', () => {
   assert.deepEqual(r.value, DEFAULT_CONFIG)
   const full = {
     moniker: 'validator 1',
-    p2p: { listen: '/ip4/0.0.0.0/tcp/26656', peers: [{ peerId: PEER, address: 'node1.example.com:26657' }], allowedPeerIds: [PEER] },
+    p2p: {
+      listen: '/ip4/0.0.0.0/tcp/26656',
+      peers: [
+        { peerId: PEER, address: 'node1.example.com:26657' },
+        { peerId: PEER2, address: `/dns4/node1.example.com/tcp/26658/p2p/${PEER2}` },
+      ],
+      allowedPeerIds: [PEER],
+    },
     rpc: {
       host: '0.0.0.0',
       port: 0,
@@ -79,6 +86,33 @@ test('each problem is reported with its field', () => {
       'p2p.peers[1].address',
       /^duplicates p2p\.peers\[0\]\.address$/,
     ],
+    // one address in two spellings
+    [
+      {
+        p2p: {
+          peers: [
+            { peerId: PEER, address: 'Node1.example:02665' },
+            { peerId: PEER2, address: '/dns4/node1.example/tcp/2665' },
+          ],
+        },
+      },
+      'p2p.peers[1].address',
+      /^duplicates p2p\.peers\[0\]\.address$/,
+    ],
+    [
+      {
+        p2p: {
+          peers: [
+            { peerId: PEER, address: '[::1]:7' },
+            { peerId: PEER2, address: `/ip6/::1/tcp/7/p2p/${PEER2}` },
+          ],
+        },
+      },
+      'p2p.peers[1].address',
+      /^duplicates p2p\.peers\[0\]\.address$/,
+    ],
+    // the address names another peer than the entry's peer id: one of them is never dialed
+    [{ p2p: { peers: [{ peerId: PEER, address: `/ip4/1.2.3.4/tcp/5/p2p/${PEER2}` }] } }, 'p2p.peers[0].address', /names peer .* not p2p\.peers\[0\]\.peerId/],
     [{ rpc: { corsOrigins: ['http://a:1', 'http://b', 'http://a:1'] } }, 'rpc.corsOrigins[2]', /^duplicates rpc\.corsOrigins\[0\]$/],
     [{ rpc: { port: 70000 } }, 'rpc.port', /between/],
     [{ rpc: { host: 'a b' } }, 'rpc.host', /host/],
