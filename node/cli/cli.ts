@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, writeFileSync, chmodSync } from 'node:fs'
+import { writeFileSync, chmodSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../../crypto/address.js'
@@ -225,7 +225,8 @@ export function buildProgram(out: (s: string) => void): Command {
       const home = resolve(o.home)
       const fullNode = o.fullNode === true
       for (const f of [HomeFiles.validatorKey, HomeFiles.nodeKey]) {
-        if (existsSync(join(home, f))) throw new UsageError(`${join(home, f)} already exists: refusing to overwrite a key`)
+        // isPresent: a symlink to nothing is there too, and writing through it would put the key where it points
+        if (isPresent(join(home, f))) throw new UsageError(`${join(home, f)} already exists: refusing to overwrite a key`)
       }
       // checked with the same rules `tallyd start` applies, before anything is written
       const config = {
@@ -245,11 +246,11 @@ export function buildProgram(out: (s: string) => void): Command {
         ...(validatorSeed === undefined ? [] : [[HomeFiles.validatorKey, validatorSeed] as [string, Uint8Array]]),
       ]
       for (const [f, seed] of keys) {
-        writeFileSync(join(home, f), encodeKeyFile(seed), { mode: 0o600 })
+        writeFileSync(join(home, f), encodeKeyFile(seed), { mode: 0o600, flag: 'wx' })
         chmodSync(join(home, f), 0o600)
       }
-      if (!existsSync(join(home, HomeFiles.config))) {
-        writeFileSync(join(home, HomeFiles.config), `${JSON.stringify(config, null, 2)}\n`)
+      if (!isPresent(join(home, HomeFiles.config))) {
+        writeFileSync(join(home, HomeFiles.config), `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' })
       }
       const peerId = peerIdOf(keyPairFromSeed(nodeSeed).publicKey)
       if (validatorSeed === undefined) {
@@ -305,9 +306,9 @@ export function buildProgram(out: (s: string) => void): Command {
     .requiredOption('--out <file>', 'genesis file to write')
     .option('--genesis-time <rfc3339>', 'genesis time (default: now)', genesisTime)
     .action((o) => {
-      if (existsSync(o.out)) throw new UsageError(`${o.out} already exists`)
+      if (isPresent(o.out)) throw new UsageError(`${o.out} already exists`)
       const json = { chainId: o.chainId, genesisTime: o.genesisTime ?? new Date().toISOString(), validators: [], balances: [], params: DEFAULT_PARAMS }
-      writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`)
+      writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`, { flag: 'wx' })
       out(`wrote ${o.out}`)
     })
   genesis

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { to0x } from '../../../../crypto/bytes.js'
@@ -115,6 +115,29 @@ test('tallyd testnet --out and init --home name a directory they cannot create, 
         assert.match(r.stderr, message, args.join(' '))
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
       }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd init and genesis new never write through a symlink to nothing where their file goes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    const home = join(dir, 'home')
+    mkdirSync(home)
+    for (const [args, link] of [
+      [['init', '--home', home], join(home, 'validator_key.json')],
+      [['init', '--home', home], join(home, 'node_key.json')],
+      [['genesis', 'new', '--chain-id', 'acme-1', '--out', join(dir, 'genesis.json')], join(dir, 'genesis.json')],
+    ] as [string[], string][]) {
+      const target = join(dir, 'elsewhere')
+      symlinkSync(target, link)
+      const r = tallyd(...args)
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}`)
+      assert.match(r.stderr, /already exists/, args.join(' '))
+      assert.equal(existsSync(target), false, `${args.join(' ')} wrote through ${link}`)
+      rmSync(link)
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })
