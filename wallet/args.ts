@@ -84,6 +84,8 @@ export function parseEndpoints(option: string | undefined, env: Record<string, s
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
   if (list.length === 0) throw new CliError('no RPC endpoint given (--rpc URL[,URL…])')
+  // one endpoint listed twice would be a failover to itself and, for a verified answer, its own witness
+  const seen = new Map<string, string>()
   for (const e of list) {
     let u: URL
     try {
@@ -92,6 +94,9 @@ export function parseEndpoints(option: string | undefined, env: Record<string, s
       throw new CliError(`bad RPC endpoint ${JSON.stringify(e)}: expected http://host:port`)
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new CliError(`bad RPC endpoint ${JSON.stringify(e)}: expected http://host:port`)
+    const first = seen.get(u.href)
+    if (first !== undefined) throw new CliError(`RPC endpoint ${JSON.stringify(e)} is listed twice (as ${JSON.stringify(first)} too)`)
+    seen.set(u.href, e)
   }
   return list
 }

@@ -241,6 +241,12 @@ describe('tally wallet CLI', () => {
     assert.equal(dead.code, 1)
     assert.ok(dead.err.includes('http://127.0.0.1:9') && dead.err.includes('http://127.0.0.1:7'), dead.err)
     assert.equal(dead.err.trim().split('\n').length, 1)
+    // an endpoint listed twice (spelt alike or not) is one endpoint: no failover and no witness to its headers
+    for (const list of [`${h.url},${h.url}`, `${h.url},${h.url.replace('127.0.0.1', '127.0.0.1.')}/`, `${h.url}/,${h.url}`]) {
+      const twice = await tally(['balance', A, '--rpc', list, '--no-verify'])
+      assert.equal(twice.code, 1, list)
+      assert.match(twice.err, /is listed twice/, list)
+    }
   })
 
   test('the real binary runs', async () => {
