@@ -82,6 +82,15 @@ export class CandidateStore {
     return c
   }
 
+  /**
+   * Whether {@link add} would keep a block with this hash for (height, round): its slot holds it already or has room.
+   * A proposal it would refuse is never kept, so admission refuses it before checking its signature.
+   */
+  hasRoom(height: number, round: number, valueId: Uint8Array): boolean {
+    const slot = this.slots.get(`${height}/${round}`)
+    return slot === undefined || slot.size < this.perSlot || slot.has(bytesKey(valueId))
+  }
+
   /** Every candidate, in insertion order. */
   values(): IterableIterator<Candidate> {
     return this.byId.values()

@@ -524,6 +524,8 @@ export class ConsensusHost {
     if (this.state.step === 'idle') return 'drop'
     if (this.alreadyQueued(queueSlot(m))) return 'drop'
     const status = messageStatus(this.state, m)
+    // a block its proposer's slot has no room for is never kept, nor fed to the core, which would keep asking for it
+    if (status !== 'drop' && m.kind === 'proposal' && !this.candidates.hasRoom(m.proposal.height, m.proposal.round, m.proposal.valueId)) return 'drop'
     // a proposal the core holds is passed on only for its block's parts, which a restart may have lost: held, a copy
     // adds nothing
     if (status === 'known' && m.kind === 'proposal' && this.candidates.get(m.proposal.valueId) !== undefined) return 'drop'
