@@ -15,6 +15,12 @@ import { MAX_COMMITTED_EVIDENCE, type ChainStore } from '../storage/chainStore.j
 
 /** Most pending evidence items held (the oldest leave first). */
 export const MAX_PENDING_EVIDENCE = 256
+/**
+ * Most pending evidence items against one validator. One convicts it; each further equivocation (every round is a
+ * slot of its own) adds little, and without a bound one validator signing two messages in round after round made
+ * every node check two signatures and log a warning per round, and pushed the evidence against others out.
+ */
+export const MAX_PENDING_PER_OFFENDER = 4
 
 export interface EvidencePoolDependencies {
   readonly chain: ChainStore
@@ -41,6 +47,7 @@ interface Pending {
   readonly hash: Uint8Array
   readonly height: number
   readonly slot: string
+  readonly offender: string
 }
 
 /**
@@ -56,6 +63,8 @@ export class EvidencePool {
   private readonly pending = new Map<string, Pending>()
   /** The slots of the pending items ({@link slotOf}), each to its item's id. */
   private readonly pendingSlots = new Map<string, string>()
+  /** Pending items per offender (address hex). */
+  private readonly pendingByOffender = new Map<string, number>()
   private committed: { height: number; bytes: Uint8Array }[] = []
   /** The slots of the committed evidence the list keeps. */
   private committedSlots = new Set<string>()
@@ -83,10 +92,17 @@ export class EvidencePool {
     return this.pending.has(bytesKey(evidenceHash(bytes)))
   }
 
-  /** True when this node holds evidence of the same equivocation, pending or committed ({@link slotOf}). */
+  /**
+   * True when this node holds evidence of the same equivocation, pending or committed ({@link slotOf}), or
+   * {@link MAX_PENDING_PER_OFFENDER} pending items against its offender: {@link add} would not take it.
+   */
   provesAlready(e: Evidence): boolean {
     const slot = slotOf(e)
-    return this.pendingSlots.has(slot) || this.committedSlots.has(slot)
+    return this.pendingSlots.has(slot) || this.committedSlots.has(slot) || this.offenderFull(e)
+  }
+
+  private offenderFull(e: Evidence): boolean {
+    return (this.pendingByOffender.get(toHex(evidenceOffender(e))) ?? 0) >= MAX_PENDING_PER_OFFENDER
   }
 
   /** The height at which the chain committed evidence with this hash, if it did. */
@@ -104,10 +120,12 @@ export class EvidencePool {
     const hash = evidenceHash(bytes)
     const id = bytesKey(hash)
     const slot = slotOf(e)
-    if (this.pending.has(id) || this.pendingSlots.has(slot)) return undefined
-    this.d.logger.warn({ kind: e.kind, validator: toHex(evidenceOffender(e)), height: e.first.height, round: e.first.round }, 'equivocation evidence')
-    this.pending.set(id, { bytes, hash, height: evidenceHeight(e), slot })
+    if (this.pending.has(id) || this.pendingSlots.has(slot) || this.offenderFull(e)) return undefined
+    const offender = toHex(evidenceOffender(e))
+    this.d.logger.warn({ kind: e.kind, validator: offender, height: e.first.height, round: e.first.round }, 'equivocation evidence')
+    this.pending.set(id, { bytes, hash, height: evidenceHeight(e), slot, offender })
     this.pendingSlots.set(slot, id)
+    this.pendingByOffender.set(offender, (this.pendingByOffender.get(offender) ?? 0) + 1)
     if (this.pending.size > MAX_PENDING_EVIDENCE) this.drop(this.pending.keys().next().value!)
     return bytes
   }
@@ -117,6 +135,9 @@ export class EvidencePool {
     if (p === undefined) return
     this.pending.delete(id)
     if (this.pendingSlots.get(p.slot) === id) this.pendingSlots.delete(p.slot)
+    const left = (this.pendingByOffender.get(p.offender) ?? 1) - 1
+    if (left > 0) this.pendingByOffender.set(p.offender, left)
+    else this.pendingByOffender.delete(p.offender)
   }
 
   /** Pending evidence a block of `height` may carry: recent enough, not committed, in hash order, at most `max`. */

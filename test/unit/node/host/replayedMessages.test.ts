@@ -4,6 +4,7 @@ import { consensusGossipHostDependencies } from '../../../../node/host/hostWirin
 import { silentLogger } from '../../../../node/logger.js'
 import { consensusGossipHandler } from '../../../../node/sync/consensusGossip.js'
 import { encodeProposalMessage } from '../../../../node/sync/consensusMessages.js'
+import { MAX_PENDING_EVIDENCE } from '../../../../node/host/evidencePool.js'
 import { BLOCK_LIMITS, CHAIN_ID, HostWorld, type TestHost } from './hostFixture.js'
 
 /**
@@ -45,6 +46,29 @@ test("a proposer's third block of a round, which the host never keeps, is refuse
   }
   assert.deepEqual(verdicts, Array(20).fill('ignore'), 'the third block of the slot is refused before its signature check')
   assert.deepEqual(t.logged('dropped a proposal: its proposer already has two blocks in this round', 'warn'), [])
+  t.stop()
+  assert.deepEqual(t.fatal, [])
+})
+
+test('a validator that equivocates in round after round has a few pieces of evidence checked, not one per round', async () => {
+  const w = new HostWorld({ validators: 4 })
+  const t = await w.boot({ self: 0 })
+  // evidence against another validator, pending before the flood
+  const other = w.equivocation(2, 1, 0)
+  assert.equal(await t.host.admitEvidence(other), 'new')
+  // validator 3 signs two prevotes in each of more rounds than the pool holds: each pair proves an equivocation
+  const rounds = MAX_PENDING_EVIDENCE + 44
+  const verdicts = new Map<string, number>()
+  for (let round = 0; round < rounds; round++) {
+    const r = await t.host.admitEvidence(w.equivocation(3, 1, round))
+    const key = typeof r === 'string' ? r : 'invalid'
+    verdicts.set(key, (verdicts.get(key) ?? 0) + 1)
+  }
+  const taken = verdicts.get('new') ?? 0
+  assert.ok(taken >= 1 && taken <= 4, `evidence of one offender taken (each after two signature checks): ${taken} of ${rounds}`)
+  assert.equal(t.logged('equivocation evidence', 'warn').length, 1 + taken)
+  // the other validator's evidence is still pending: a copy of it is known
+  assert.equal(await t.host.admitEvidence(other), 'known')
   t.stop()
   assert.deepEqual(t.fatal, [])
 })
