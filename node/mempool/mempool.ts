@@ -30,7 +30,8 @@ import { RecentHashes } from './recentHashes.js'
  * Admission (`add`) checks, in this order, each failure a typed value whose code is the `tx_submit` reason of
  * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
  * recently committed (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's
- * verified-signature cache), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
+ * verified-signature cache; a transaction the nonce and funds checks refuse for sure from the sender's state as it
+ * stands is refused before its signature is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
  * with different bytes, or more than maxFuturePerSender beyond the next contiguous nonce), funds covering every
  * pending spend of the sender plus this one (`insufficient_funds`), the sender's own count and byte caps, then the
  * global count and byte bounds and the gapped share, after evicting what may be evicted (`mempool_full`).
@@ -382,8 +383,11 @@ export class Mempool {
     const key = bytesKey(decoded.hash)
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
-    // 4. signature, once per node (a block this node executed may have verified it already)
+    // 4. signature, once per node (a block this node executed may have verified it already); first what the sender's
+    //    committed state refuses for sure, which costs no signature check
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !this.verifiedNotAdmitted.has(decoded.hash)) {
+      const refused = await this.refusedBeforeSignature(tx)
+      if (refused !== undefined) return err(refused)
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
       this.verifiedNotAdmitted.add(decoded.hash)
@@ -469,6 +473,35 @@ export class Mempool {
     this.verifiedNotAdmitted.delete(decoded.hash)
     this.notifyChanged()
     return ok(decoded.hash)
+  }
+
+  /**
+   * A refusal the nonce and funds checks of {@link add} are sure to give, from the committed account and the sender's
+   * pending transactions as they stand, without changing the pool. Asked before a signature is checked: transfers
+   * from unfunded keys, below their sender's nonce, far ahead of it or replacing a pending one cost a peer nothing to
+   * sign and send, and would otherwise each cost a signature check. A sender whose cached account a block made stale
+   * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed).
+   */
+  private async refusedBeforeSignature(tx: DecodedTransaction['tx']): Promise<AdmissionError | undefined> {
+    const address = senderAddress(tx)
+    const sender = this.senders.get(bytesKey(address))
+    let account = sender?.account
+    const current = account !== undefined
+    if (account === undefined) {
+      const got = this.deps.accounts.getAccount(address)
+      account = got instanceof Promise ? await got : got
+    }
+    if (tx.nonce < account.nonce) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is below the account nonce ${account.nonce}` }
+    if (sender?.byNonce.has(tx.nonce) === true) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is taken by a pending transaction` }
+    const next = sender === undefined || sender.next < account.nonce ? account.nonce : sender.next
+    if (tx.nonce > next + this.maxFuture) {
+      return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is more than ${this.maxFuture} beyond the next expected nonce ${next}` }
+    }
+    const pending = current ? sender!.spend : 0n
+    if (pending + spendOf(tx) > account.balance) {
+      return { code: 'insufficient_funds', reason: `balance ${account.balance} does not cover pending spends ${pending} plus ${spendOf(tx)}` }
+    }
+    return undefined
   }
 
   /**

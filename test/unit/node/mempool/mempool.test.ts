@@ -102,9 +102,9 @@ describe('mempool admission', () => {
   it('verifies a refused transaction once: a copy sent again is refused without its signature checked again', async () => {
     let checks = 0
     const pool = new Mempool(
-      { chainId: 'c' },
+      { chainId: 'c', maxTxs: 1 },
       {
-        accounts: { getAccount: () => ({ balance: 0n, nonce: 0n }) },
+        accounts: { getAccount: () => ({ balance: 1_000n, nonce: 0n }) },
         verifiedSignatures: new VerifiedTxCache(),
         verifySignature: (d) => {
           checks++
@@ -112,17 +112,60 @@ describe('mempool admission', () => {
         },
       },
     )
-    const unfunded = keyPairFromSeed(new Uint8Array(32).fill(7))
+    // the pool is full: a refusal the sender's state cannot tell before the signature is checked
+    const filler = createTransfer(new Uint8Array(32).fill(8), { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: 0n })
+    assert.ok((await pool.add(filler.bytes)).ok)
+    const funded = keyPairFromSeed(new Uint8Array(32).fill(7))
     const junk = Array.from({ length: 20 }, (_, i) =>
-      createTransfer(unfunded.secretKey, { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: BigInt(i) }),
+      createTransfer(funded.secretKey, { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: BigInt(i) }),
     )
     for (let pass = 0; pass < 3; pass++) {
       for (const t of junk) {
         const r = await pool.add(t.bytes)
-        assert.equal(r.ok ? 'admitted' : r.error.code, 'insufficient_funds')
+        assert.equal(r.ok ? 'admitted' : r.error.code, 'mempool_full')
       }
     }
-    assert.equal(checks, junk.length)
+    assert.equal(checks, 1 + junk.length)
+  })
+
+  it("checks no signature of a transfer its sender's committed state refuses, however many a peer sends", async () => {
+    let checks = 0
+    const funded = keyPairFromSeed(new Uint8Array(32).fill(9))
+    const fundedAddress = addressFromPublicKey(funded.publicKey)
+    const accounts = new FakeAccounts(true)
+    accounts.set(fundedAddress, 1_000n, 5n)
+    const pool = new Mempool(
+      { chainId: 'c', maxFuturePerSender: 4 },
+      {
+        accounts,
+        verifiedSignatures: new VerifiedTxCache(),
+        verifySignature: (d) => {
+          checks++
+          return verifyTransactionSignature(d.tx)
+        },
+      },
+    )
+    const transfer = (key: Uint8Array, nonce: bigint, amount = 1n) => createTransfer(key, { chainId: 'c', to: new Uint8Array(20).fill(3), amount, nonce })
+    const pending = transfer(new Uint8Array(32).fill(9), 5n)
+    assert.ok((await pool.add(pending.bytes)).ok)
+    assert.equal(checks, 1)
+    const code = async (t: { bytes: Uint8Array }) => {
+      const r = await pool.add(t.bytes)
+      return r.ok ? 'admitted' : r.error.code
+    }
+    // a batch's worth of validly signed transfers from keys that hold nothing
+    const unfunded = Array.from({ length: 2_000 }, (_, i) => transfer(sha256(encodeCanonical(['unfunded', i])), 0n))
+    for (const t of unfunded) assert.equal(await code(t), 'insufficient_funds')
+    // the funded sender: nonces it used, a replacement of its pending transfer, a nonce far ahead, more than it holds
+    const seed = new Uint8Array(32).fill(9)
+    assert.equal(await code(transfer(seed, 4n)), 'bad_nonce')
+    assert.equal(await code(transfer(seed, 5n, 2n)), 'bad_nonce')
+    assert.equal(await code(transfer(seed, 11n)), 'bad_nonce')
+    assert.equal(await code(transfer(seed, 6n, 1_000n)), 'insufficient_funds')
+    assert.equal(checks, 1, 'signature checks of refused transfers')
+    // what the state allows is verified and admitted as before
+    assert.equal(await code(transfer(seed, 6n, 999n)), 'admitted')
+    assert.equal(checks, 2)
   })
 
   it('gives the transactions admitted after a mark, in admission order, within the limits', async () => {
