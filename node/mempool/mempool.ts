@@ -30,8 +30,8 @@ import { RecentHashes } from './recentHashes.js'
  * Admission (`add`) checks, in this order, each failure a typed value whose code is the `tx_submit` reason of
  * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
  * recently committed (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's
- * verified-signature cache; a transaction the nonce and funds checks refuse for sure from the sender's state as it
- * stands is refused before its signature is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
+ * verified-signature cache; a transaction the nonce, funds and room checks below refuse on the state as it stands is
+ * refused before its signature is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
  * with different bytes, or more than maxFuturePerSender beyond the next contiguous nonce), funds covering every
  * pending spend of the sender plus this one (`insufficient_funds`), the sender's own count and byte caps, then the
  * global count and byte bounds and the gapped share, after evicting what may be evicted (`mempool_full`).
@@ -384,9 +384,9 @@ export class Mempool {
     if (this.byHash.has(key)) return fail('duplicate', 'already pending')
     if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already); first what the sender's
-    //    committed state refuses for sure, which costs no signature check
+    //    state and the pool's room refuse as they stand, which costs no signature check
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !this.verifiedNotAdmitted.has(decoded.hash)) {
-      const refused = await this.refusedBeforeSignature(tx)
+      const refused = await this.refusedBeforeSignature(tx, bytes.byteLength)
       if (refused !== undefined) return err(refused)
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
@@ -431,30 +431,12 @@ export class Mempool {
     if (sender.spend + spendOf(tx) > account.balance) {
       return fail('insufficient_funds', `balance ${account.balance} does not cover pending spends ${sender.spend} plus ${spendOf(tx)}`)
     }
-    // 8. the sender's own caps
+    // 8. the sender's own caps; 9. global bounds, and the gapped share for a gapped arrival (room may come from
+    //    evicting gapped transactions of other senders, never executable ones)
     const size = bytes.byteLength
-    if (sender.byNonce.size >= this.maxTxsPerSender) {
-      return fail('mempool_full', `the sender has ${sender.byNonce.size} pending transactions, the most one sender may have`)
-    }
-    if (sender.bytes + size > this.maxBytesPerSender) {
-      return fail('mempool_full', `the sender has ${sender.bytes} pending bytes; ${size} more exceed the ${this.maxBytesPerSender} one sender may have`)
-    }
-    // 9. global bounds, and the gapped share for a gapped arrival; room may come from evicting gapped transactions
-    //    of other senders, never executable ones
-    const gapped = tx.nonce > sender.next
-    const evictTxs = Math.max(this.byHash.size + 1 - this.maxTxs, gapped ? this.gappedTxs + 1 - this.maxGappedTxs : 0)
-    const evictBytes = Math.max(this.totalBytes + size - this.maxBytes, gapped ? this.gappedBytesTotal + size - this.maxGappedBytes : 0)
-    if (evictTxs > 0 || evictBytes > 0) {
-      if (evictTxs > this.gappedTxs - sender.gappedTxs || evictBytes > this.gappedBytesTotal - sender.gappedBytes) {
-        return fail(
-          'mempool_full',
-          gapped
-            ? `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), ${this.gappedTxs} of them (${this.gappedBytesTotal} bytes) waiting for missing nonces, and nonce ${tx.nonce} would wait for ${sender.next}`
-            : `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), too few of them waiting for missing nonces of other senders to make room`,
-        )
-      }
-      this.evict(sender, evictTxs, evictBytes, gapped)
-    }
+    const room = this.room(tx, size, sender)
+    if ('code' in room) return err(room)
+    if (room.evictTxs > 0 || room.evictBytes > 0) this.evict(sender, room.evictTxs, room.evictBytes, room.gapped)
     const entry: Entry = { decoded, key, sender, seq: this.seq++, gappedSince: -1, older: undefined, newer: undefined }
     if (sender.byNonce.size === 0) this.senders.set(senderKey, sender)
     sender.byNonce.set(tx.nonce, entry)
@@ -462,7 +444,7 @@ export class Mempool {
     sender.bytes += size
     this.byHash.set(key, entry)
     this.totalBytes += size
-    if (gapped) this.markGapped(entry)
+    if (room.gapped) this.markGapped(entry)
     else {
       // the run grows through this nonce and every gapped one it reaches
       for (let e = entry as Entry | undefined; e !== undefined; e = sender.byNonce.get(++sender.next)) this.unmarkGapped(e)
@@ -476,13 +458,41 @@ export class Mempool {
   }
 
   /**
-   * A refusal the nonce and funds checks of {@link add} are sure to give, from the committed account and the sender's
-   * pending transactions as they stand, without changing the pool. Asked before a signature is checked: transfers
-   * from unfunded keys, below their sender's nonce, far ahead of it or replacing a pending one cost a peer nothing to
-   * sign and send, and would otherwise each cost a signature check. A sender whose cached account a block made stale
+   * Whether the pool has room for a transaction of `sender`: its own caps, the global bounds and, for a gapped one,
+   * the gapped share, counting what evicting gapped transactions of other senders would free. A refusal, or how much
+   * to evict.
+   */
+  private room(
+    tx: DecodedTransaction['tx'],
+    size: number,
+    sender: Pick<SenderState, 'byNonce' | 'bytes' | 'next' | 'gappedTxs' | 'gappedBytes'>,
+  ): AdmissionError | { readonly gapped: boolean; readonly evictTxs: number; readonly evictBytes: number } {
+    const full = (reason: string): AdmissionError => ({ code: 'mempool_full', reason })
+    if (sender.byNonce.size >= this.maxTxsPerSender) return full(`the sender has ${sender.byNonce.size} pending transactions, the most one sender may have`)
+    if (sender.bytes + size > this.maxBytesPerSender) {
+      return full(`the sender has ${sender.bytes} pending bytes; ${size} more exceed the ${this.maxBytesPerSender} one sender may have`)
+    }
+    const gapped = tx.nonce > sender.next
+    const evictTxs = Math.max(this.byHash.size + 1 - this.maxTxs, gapped ? this.gappedTxs + 1 - this.maxGappedTxs : 0)
+    const evictBytes = Math.max(this.totalBytes + size - this.maxBytes, gapped ? this.gappedBytesTotal + size - this.maxGappedBytes : 0)
+    if ((evictTxs > 0 || evictBytes > 0) && (evictTxs > this.gappedTxs - sender.gappedTxs || evictBytes > this.gappedBytesTotal - sender.gappedBytes)) {
+      return full(
+        gapped
+          ? `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), ${this.gappedTxs} of them (${this.gappedBytesTotal} bytes) waiting for missing nonces, and nonce ${tx.nonce} would wait for ${sender.next}`
+          : `mempool holds ${this.byHash.size} transactions (${this.totalBytes} bytes), too few of them waiting for missing nonces of other senders to make room`,
+      )
+    }
+    return { gapped, evictTxs, evictBytes }
+  }
+
+  /**
+   * A refusal the nonce, funds and room checks of {@link add} give on the committed account and the pool as they
+   * stand, without changing the pool. Asked before a signature is checked: transfers from unfunded keys, below their
+   * sender's nonce, far ahead of it, replacing a pending one or finding the pool full cost a peer nothing to sign and
+   * send, and would otherwise each cost a signature check. A sender whose cached account a block made stale
    * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed).
    */
-  private async refusedBeforeSignature(tx: DecodedTransaction['tx']): Promise<AdmissionError | undefined> {
+  private async refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number): Promise<AdmissionError | undefined> {
     const address = senderAddress(tx)
     const sender = this.senders.get(bytesKey(address))
     let account = sender?.account
@@ -501,7 +511,10 @@ export class Mempool {
     if (pending + spendOf(tx) > account.balance) {
       return { code: 'insufficient_funds', reason: `balance ${account.balance} does not cover pending spends ${pending} plus ${spendOf(tx)}` }
     }
-    return undefined
+    // the pool's room, for a sender whose pending transactions the committed state does not make stale
+    if (sender !== undefined && !current) return undefined
+    const room = this.room(tx, size, sender ?? { byNonce: new Map(), bytes: 0, next: account.nonce, gappedTxs: 0, gappedBytes: 0 })
+    return 'code' in room ? room : undefined
   }
 
   /**
