@@ -28,13 +28,14 @@ import { RecentHashes } from './recentHashes.js'
  * executable transfer out nor push one out, and the outcome depends only on the order of arrivals and blocks.
  *
  * Admission (`add`) checks, in this order, each failure a typed value whose code is the `tx_submit` reason of
- * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or
- * recently committed (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's
- * verified-signature cache; a transaction the nonce, funds and room checks below refuse on the state as it stands is
- * refused before its signature is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce, equal to a pending transaction's nonce
- * with different bytes, or more than maxFuturePerSender beyond the next contiguous nonce), funds covering every
- * pending spend of the sender plus this one (`insufficient_funds`), the sender's own count and byte caps, then the
- * global count and byte bounds and the gapped share, after evicting what may be evicted (`mempool_full`).
+ * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or recently committed
+ * (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's verified-signature cache;
+ * a transaction the nonce, funds and room checks below refuse on the state as it stands is refused before its signature
+ * is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce,
+ * equal to a pending transaction's nonce with different bytes, or more than maxFuturePerSender beyond the next
+ * contiguous nonce), funds covering every pending spend of the sender plus this one (`insufficient_funds`), the
+ * sender's own count and byte caps, then the global count and byte bounds and the gapped share, after evicting what may
+ * be evicted (`mempool_full`).
  * A replacement (same sender and nonce, different bytes) is refused as `bad_nonce`: the first one stands.
  *
  * Every admitted transaction leaves the pool exactly one way, observed through `onRemoved`: `committed`; dropped
