@@ -183,6 +183,7 @@ export class P2p extends EventEmitter<P2pEvents> {
   private readonly banned = new Map<string, number>()
   /** Bytes of responses being written to each peer ({@link P2pOptions.maxResponseBytesInFlight}). */
   private readonly responding = new Map<string, number>()
+  private busyCount = 0
   private readonly penalties = new Map<string, PenaltyState>()
   private readonly redials = new Map<string, RedialState>()
   private readonly connected = new Set<string>()
@@ -362,6 +363,11 @@ export class P2p extends EventEmitter<P2pEvents> {
   /** Number of admitted peers currently connected (for health and metrics). */
   get peerCount(): number {
     return this.connected.size
+  }
+
+  /** Requests answered `busy` for the responses their peer had not read yet (for logs, metrics and tests). */
+  get busyAnswers(): number {
+    return this.busyCount
   }
 
   /** Counters of inbound sockets admitted and refused before authentication (for logs, metrics and tests). */
@@ -648,14 +654,24 @@ export class P2p extends EventEmitter<P2pEvents> {
       }
       let status = STATUS_OK
       let body: Uint8Array
-      try {
-        body = await handler(frame.value, from)
-      } catch (e) {
+      // a peer holding half its budget unread is refused before its request is served: else each request of a peer
+      // that keeps the budget nearly full would cost a response (blocks read from disk and encoded) thrown away
+      const held = this.responding.get(from) ?? 0
+      if (held >= this.opts.maxResponseBytesInFlight / 2) {
+        this.busyCount++
         status = STATUS_ERROR
-        body = errorReason((e as Error).message ?? e)
+        body = errorReason(`busy: ${held} bytes of responses to this peer are not read yet`)
+      } else {
+        try {
+          body = await handler(frame.value, from)
+        } catch (e) {
+          status = STATUS_ERROR
+          body = errorReason((e as Error).message ?? e)
+        }
       }
       const inFlight = this.responding.get(from) ?? 0
       if (status === STATUS_OK && inFlight + body.byteLength > this.opts.maxResponseBytesInFlight) {
+        this.busyCount++
         status = STATUS_ERROR
         body = errorReason(`busy: ${inFlight} bytes of responses to this peer are not read yet`)
       }

@@ -41,7 +41,7 @@ test('a peer that asks for large responses and never reads them holds a bounded 
     s.pause() // never read: its receive window is not opened again
     s.send(requestFrame(Uint8Array.of(i)))
     stalled.push(s)
-    await waitFor(() => served() > i, 'the request served')
+    await waitFor(() => served() + victim.busyAnswers > i, 'the request answered')
     most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
   }
   assert.ok(most <= 4 * MiB + 1024, `${most} bytes of responses held for one peer`)
@@ -55,7 +55,7 @@ test('a peer that asks for large responses and never reads them holds a bounded 
 })
 
 test('a peer that reads the start of each large response and stops holds no more than its budget either', async () => {
-  const { victim, attacker, served } = await serving(4 * MiB, 8 * MiB)
+  const { victim, attacker } = await serving(4 * MiB, 8 * MiB)
   // each stream reads until it has seen the response's status byte and some of its body, then reads no more
   const statuses: number[] = []
   let most = 0
@@ -69,11 +69,33 @@ test('a peer that reads the start of each large response and stops holds no more
       if (seen >= 768 * 1024) s.pause()
     })
     s.send(requestFrame(Uint8Array.of(i)))
-    await waitFor(() => served() > i && statuses.length > i, 'the response begun')
+    await waitFor(() => statuses.length > i, 'the response begun')
     most = Math.max(most, victim.responseBytesInFlight(attacker.peerId))
   }
   assert.ok(most <= 8 * MiB + 1024, `${most} bytes of responses held for one peer`)
   const ok = statuses.filter((x) => x === 0).length
   assert.ok(ok >= 1 && ok <= 2, `${ok} of 12 large responses begun while the first ones were not read (busy for the rest)`)
   await waitFor(() => victim.responseBytesInFlight(attacker.peerId) === 0, 'the stalled responses dropped', 5_000)
+})
+
+test('a peer holding half its budget unread is answered busy without its requests being served', async () => {
+  const size = 1.5 * MiB
+  const { victim, attacker, served } = await serving(size, 4 * MiB)
+  // two large responses never read: more than half the peer's budget held, too little room for a third
+  for (let i = 0; i < 2; i++) {
+    const s = await attacker.openStream(victim.peerId, '/tally/big/1', AbortSignal.timeout(2_000))
+    s.pause()
+    s.send(requestFrame(Uint8Array.of(i)))
+    await waitFor(() => victim.responseBytesInFlight(attacker.peerId) >= (i + 1) * size, 'the response held')
+  }
+  // each further request would make (read from disk, encode) a response only to refuse it for the budget: it is
+  // refused first
+  for (let i = 0; i < 20; i++) {
+    const r = await attacker.request(victim.peerId, '/tally/big/1', new Uint8Array(1), { timeoutMs: 5_000, maxResponseBytes: 2 * MiB })
+    assert.ok(!r.ok && /busy/.test(r.error.reason), r.ok ? 'served' : r.error.reason)
+  }
+  assert.equal(served(), 2, 'requests served while half the budget was unread')
+  await waitFor(() => victim.responseBytesInFlight(attacker.peerId) === 0, 'the stalled responses dropped', 5_000)
+  const r = await attacker.request(victim.peerId, '/tally/big/1', new Uint8Array(1), { timeoutMs: 5_000, maxResponseBytes: 2 * MiB })
+  assert.ok(r.ok, r.ok ? '' : r.error.reason)
 })
