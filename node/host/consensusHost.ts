@@ -211,6 +211,19 @@ export interface CheckedBlock {
 
 type Judgement = Verdict | { readonly retryMs: number; readonly reason: string }
 
+/** Why a block is judged later when no peer served all its transactions. */
+const TXS_UNAVAILABLE = 'transactions unavailable'
+
+/**
+ * The wait before the `attempt`th retry (from 0) of a block whose transactions no peer served: `retryMs` four times,
+ * then doubling up to eight times it. A proposer may name transactions nobody has, and each attempt asks the proposer,
+ * then every peer, for all that are missing; a block whose transactions come late is usually proposed again in a later
+ * round, whose judgement starts at `retryMs` again.
+ */
+function unavailableRetryMs(retryMs: number, attempt: number): number {
+  return attempt < 4 ? retryMs : retryMs * Math.min(8, 2 ** (attempt - 3))
+}
+
 type QueueItem =
   | { readonly kind: 'input'; readonly input: ConsensusInput; readonly log: boolean }
   | { readonly kind: 'proposal'; readonly message: ProposalMessage; readonly log: boolean }
@@ -1197,6 +1210,7 @@ export class ConsensusHost {
     this.judgements.push(judging)
     try {
       let lastReason: string | undefined
+      let unavailable = 0
       for (;;) {
         if (this.stopped || this.state.height !== height) return
         const c = this.candidates.get(valueId)
@@ -1216,7 +1230,7 @@ export class ConsensusHost {
         if (j.reason !== lastReason)
           this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
         lastReason = j.reason
-        await this.d.sleep(j.retryMs)
+        await this.d.sleep(j.reason === TXS_UNAVAILABLE ? unavailableRetryMs(j.retryMs, unavailable++) : j.retryMs)
       }
     } catch (e) {
       this.fatal(new Error(`validating a block at height ${height} failed: ${(e as Error).message}`))
@@ -1254,7 +1268,7 @@ export class ConsensusHost {
     if (c.txs === undefined) {
       const txs = await this.resolveTransactions(c.txHashes, c.header.proposer)
       if (txs === 'malformed') return invalid({ code: 'tx_failed', reason: 'a transaction of the block does not decode' })
-      if (txs === undefined) return { retryMs, reason: 'transactions unavailable' }
+      if (txs === undefined) return { retryMs, reason: TXS_UNAVAILABLE }
       c.txs = txs
     }
     if (!decided) {

@@ -104,6 +104,22 @@ describe('consensus host: blocks that cannot be judged yet', () => {
     assert.deepEqual(t.logged('rejected a proposed block'), [])
   })
 
+  it('asks for transactions no peer serves less and less often, down to once in four seconds', async () => {
+    // a proposer may name transactions nobody has: asking every peer for them twice a second while the height lasts
+    // would let it keep every validator fetching
+    const { w, t, P } = await network({ timeoutProposeMs: 60_000, fetchTxs: (h) => h.map(() => undefined) })
+    const b = await w.block1({ proposer: P, txs: [w.transfer(0, 0n)] })
+    await t.host.onProposalMessage(b.message)
+    await w.advance(2_100)
+    const early = t.fetches.length
+    assert.ok(early >= 4, `fetched ${early} times in the first two seconds`)
+    await w.advance(20_000)
+    const late = t.fetches.length - early
+    t.stop()
+    assert.ok(late >= 4 && late <= 7, `fetched ${late} times in the 20 s after them`)
+    assert.deepEqual(ownPrevotes(t), [], 'no verdict while the transactions are missing')
+  })
+
   it('waits for a block time ahead of its clock before the verdict, and then finds the block valid', async () => {
     const { w, t, P } = await network({ timeoutProposeMs: 10_000 })
     const drift = 500
