@@ -198,12 +198,28 @@ class WsSession implements SubscriberSession {
 
   /** Sends a message that is already JSON text; false when the connection is closed or was dropped as too slow. */
   sendText(text: string): boolean {
+    if (!this.writable()) return false
+    this.ws.send(text)
+    return true
+  }
+
+  notify(subscription: string, result: Uint8Array): boolean {
+    if (!this.writable()) return false
+    // one text message in three frames, so that the result's bytes go out as they are, shared by every subscription
+    const head = `{"jsonrpc":"2.0","method":"chain_subscription","params":{"subscription":${JSON.stringify(subscription)},"result":`
+    this.ws.send(head, { binary: false, fin: false })
+    this.ws.send(result, { binary: false, fin: false })
+    this.ws.send('}}', { binary: false, fin: true })
+    return true
+  }
+
+  /** True when a message may be queued: the connection is open, its send queue within bounds (else it is dropped). */
+  private writable(): boolean {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return false
     if (this.ws.bufferedAmount > this.maxBufferedBytes) {
       this.drop(1008, `send queue over ${this.maxBufferedBytes} bytes: the client does not read fast enough`)
       return false
     }
-    this.ws.send(text)
     return true
   }
 

@@ -8,7 +8,7 @@ import type { RpcLogger } from './logger.js'
 
 /**
  * Subscriptions of WebSocket sessions to the node's events (`newBlocks`, and `tx` for one hash).
- * Each event is formatted once and handed to every subscribed session's `send`, which never blocks: a session
+ * Each event is formatted and serialized once and handed to every subscribed session, which never blocks: a session
  * whose send queue is full drops itself. A `tx` subscription fires once, when the transaction is committed
  * (immediately when it already is), and is then removed.
  */
@@ -17,6 +17,11 @@ import type { RpcLogger } from './logger.js'
 export interface SubscriberSession {
   /** Queues a message; returns false when the session is closed or was dropped for being slow. */
   send(message: object): boolean
+  /**
+   * Queues a `chain_subscription` notification whose result is JSON text already encoded as UTF-8; false as `send`.
+   * The bytes are shared by every subscription an event reaches: they are neither copied nor modified.
+   */
+  notify(subscription: string, result: Uint8Array): boolean
   /** Callbacks to run once the response to the current call has been sent (so notifications follow it). */
   readonly afterResponse: (() => void)[]
   /** Subscription id → subscription. */
@@ -166,16 +171,18 @@ export class SubscriptionHub {
 
   private onNewBlock(block: BlockInfo): void {
     if (this.blockSubscribers.size === 0) return
-    let result: object
+    // serialized once for all subscriptions: a block's notification can be megabytes (a hash per transaction), and
+    // this runs on the node's commit path
+    let result: Uint8Array
     try {
-      result = formatNewBlock(block)
+      result = Buffer.from(JSON.stringify(formatNewBlock(block)))
     } catch (err) {
       this.deps.logger?.error({ err }, 'could not format a new block')
       return
     }
     for (const [session, ids] of [...this.blockSubscribers]) {
       for (const id of [...ids]) {
-        if (!session.send({ jsonrpc: '2.0', method: 'chain_subscription', params: { subscription: id, result } })) break
+        if (!session.notify(id, result)) break
       }
     }
   }

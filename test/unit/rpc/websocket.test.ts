@@ -205,3 +205,46 @@ describe('WebSocket requests held at once', () => {
     }
   })
 })
+
+describe('newBlocks fan-out on the commit path', () => {
+  test('a block is serialized once, however many subscriptions wait for it, and each gets it whole', async () => {
+    const h = await startHarness({ wsMaxSubscriptions: 32 })
+    const clients: Client[] = []
+    try {
+      const subs: [Client, string][] = []
+      for (let c = 0; c < 4; c++) {
+        const client = await Client.open(h.url)
+        clients.push(client)
+        for (let i = 0; i < 32; i++) subs.push([client, (await client.call('chain_subscribe', ['newBlocks'])).result])
+      }
+      // 2,000 transactions: a notification of ~140 KB, which 128 subscriptions would make ~18 MB of JSON each block
+      const txs = Array.from({ length: 2000 }, (_, i) => new Uint8Array(40).fill(i & 0xff))
+      const stringify = JSON.stringify
+      let serialized = 0
+      JSON.stringify = ((...args: Parameters<typeof stringify>) => {
+        const text = stringify(...args)
+        serialized += text?.length ?? 0
+        return text
+      }) as typeof JSON.stringify
+      let block: { height: number }
+      try {
+        block = h.backend.commitBlock(txs)
+      } finally {
+        JSON.stringify = stringify
+      }
+      await waitFor(() => subs.every(([c, id]) => c.notifications(id).length === 1), 10_000, 'every subscription notified')
+      const first = subs[0]!
+      const one = JSON.stringify(first[0].notifications(first[1])[0])
+      assert.ok(one.length > 100_000, `a large notification (${one.length} bytes)`)
+      assert.ok(serialized < 2 * one.length, `the commit path serialized ${serialized} bytes for a ${one.length}-byte notification`)
+      for (const [c, id] of subs) {
+        const [n] = c.notifications(id)
+        assert.equal(n.height, block.height)
+        assert.equal(JSON.stringify(n), one)
+      }
+    } finally {
+      for (const c of clients) c.close()
+      await h.close()
+    }
+  })
+})
