@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import Koa from 'koa'
@@ -18,8 +18,9 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  *
  * Every input is bounded: body size (413, counted while streaming), the bodies held at once over all requests
  * (503), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
- * WebSocket message size, subscriptions per connection, and each connection's send queue (a subscriber that
- * does not read is closed rather than allowed to grow memory or slow the node). Nothing a client sends can
+ * WebSocket message size, subscriptions per connection, each connection's send queue (a subscriber that does not
+ * read is closed rather than allowed to grow memory or slow the node), and the HTTP answers held for clients that do
+ * not take them (a connection that stalls is closed). Nothing a client sends can
  * throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
@@ -52,6 +53,13 @@ export interface RpcServerOptions {
    * a request that would take them past it gets HTTP 503 (`busy`) and is not read further.
    */
   readonly maxBodyBytesInFlight: number
+  /**
+   * Most bytes of answers held at once over all HTTP requests, from when an answer is made until the client has taken
+   * it; an answer that would take them past it is replaced by HTTP 503 (`busy`).
+   */
+  readonly maxResponseBytesInFlight: number
+  /** A connection that takes none of its answer's bytes for this long is closed, and what it held given back. */
+  readonly responseStallMs: number
 }
 
 /** Defaults for every option. */
@@ -68,6 +76,8 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   wsMaxConnections: 256,
   maxConnections: 512,
   maxBodyBytesInFlight: 64 << 20,
+  maxResponseBytesInFlight: 64 << 20,
+  responseStallMs: 10_000,
 })
 
 /** What the server needs. */
@@ -277,6 +287,7 @@ export class RpcServer {
     },
     free: () => this.options.maxBodyBytesInFlight - this.bodyBytesHeld,
   }
+  private responseBytesHeld = 0
   private droppedConnections = 0
   private dropLoggedAt = Number.NEGATIVE_INFINITY
 
@@ -306,6 +317,11 @@ export class RpcServer {
   /** Request-body bytes held now (see `maxBodyBytesInFlight`). */
   get bodyBytesInFlight(): number {
     return this.bodyBytesHeld
+  }
+
+  /** Bytes of HTTP answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
+  get responseBytesInFlight(): number {
+    return this.responseBytesHeld
   }
 
   /** Open WebSocket connections. */
@@ -460,9 +476,37 @@ export class RpcServer {
       ctx.status = 204
       return
     }
+    const bytes = Buffer.byteLength(response)
+    if (this.responseBytesHeld + bytes > this.options.maxResponseBytesInFlight) {
+      ctx.status = 503
+      ctx.set('Retry-After', '1')
+      ctx.type = 'application/json'
+      const reason = 'the node holds as many answers on their way to clients as it takes; retry shortly'
+      ctx.body = JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', reason) })
+      return
+    }
+    this.holdResponse(ctx.res, bytes)
     ctx.status = 200
     ctx.set('Content-Type', JSON_CONTENT_TYPE)
     ctx.body = response
+  }
+
+  /**
+   * Counts an answer's bytes as held until the client has taken them (the response finished, or its connection
+   * closed); a connection that takes none of them for `responseStallMs` is destroyed (the server's timeout handling,
+   * with no listener of its own).
+   */
+  private holdResponse(res: ServerResponse, bytes: number): void {
+    this.responseBytesHeld += bytes
+    let held = true
+    const giveBack = () => {
+      if (!held) return
+      held = false
+      this.responseBytesHeld -= bytes
+    }
+    res.once('finish', giveBack)
+    res.once('close', giveBack)
+    res.setTimeout(this.options.responseStallMs)
   }
 
   /** A connection closed as it was accepted, past `maxConnections`: logged at most every 10 s, with the count. */

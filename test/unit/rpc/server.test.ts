@@ -432,3 +432,45 @@ describe('RpcServer bounds on what clients hold', () => {
     }
   })
 })
+
+describe('RpcServer answers clients do not take', () => {
+  test('answers held unsent are bounded: past the budget a request gets 503, and a stalled reader is closed', async () => {
+    const h = await startHarness({ maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
+    const sockets: Socket[] = []
+    try {
+      // ten blocks of ~2 MB of transaction hex each: a batch asking for all of them is answered with ~20 MB
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [i + 1], i)))
+      const u = new URL(h.url)
+      // a client asks for it and never reads: far more than the kernel's buffers take stays in the node
+      const stalled = connect(Number(u.port), u.hostname)
+      sockets.push(stalled)
+      stalled.on('error', () => {
+        /* reset when the server gives up on it */
+      })
+      await new Promise<void>((resolve) => stalled.once('connect', resolve))
+      stalled.pause()
+      stalled.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${batch.length}\r\n\r\n${batch}`)
+      await waitFor(() => stalled.readableLength > 0, 5000, 'the answer on its way to the stalled client')
+      // meanwhile the same batch from a client that reads would take what the node holds past the budget
+      const refused = await httpRequest(h.url, { body: batch })
+      assert.equal(refused.status, 503, `answered ${refused.status} with ${refused.text.length} bytes while another ~20 MB answer is held`)
+      assert.equal(JSON.parse(refused.text).error.data.reason, 'busy')
+      assert.match(String(refused.headers['retry-after']), /^1$/)
+      // the stalled client takes nothing of its answer: closed, and what it held given back
+      await waitFor(
+        async () => {
+          const r = await httpRequest(h.url, { body: batch })
+          return r.status === 200 && JSON.parse(r.text).length === 10
+        },
+        10_000,
+        'a batch answered in full once the stalled client is closed',
+      )
+      await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer taken and given back')
+    } finally {
+      for (const s of sockets) s.destroy()
+      await h.close()
+    }
+  })
+})
