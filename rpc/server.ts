@@ -54,11 +54,14 @@ export interface RpcServerOptions {
    */
   readonly maxBodyBytesInFlight: number
   /**
-   * Most bytes of answers held at once over all HTTP requests, from when an answer is made until the client has taken
-   * it; an answer that would take them past it is replaced by HTTP 503 (`busy`).
+   * Most bytes of answers held at once over all requests, HTTP and WebSocket, from when an answer is made until the
+   * client has taken it; an answer that would take them past it is replaced by `busy` (over HTTP, a 503).
    */
   readonly maxResponseBytesInFlight: number
-  /** A connection that takes none of its answer's bytes for this long is closed, and what it held given back. */
+  /**
+   * A connection that takes none of its answer's bytes for this long is closed, and what it held given back (over
+   * WebSocket, none of what it was sent while an answer waits).
+   */
   readonly responseStallMs: number
 }
 
@@ -117,7 +120,10 @@ interface BodyError {
 /** The body's text and its size in bytes, or why it was not read. */
 type BodyResult = Result<{ readonly text: string; readonly bytes: number }, BodyError>
 
-/** The bytes all requests' bodies may hold at once: a request takes its bytes as they arrive and gives them back. */
+/**
+ * Bytes that may be held at once over all clients (request bodies, or answers not yet taken): a holder takes its bytes
+ * as it comes to hold them and gives them back when done.
+ */
 interface BodyBudget {
   take(bytes: number): boolean
   give(bytes: number): void
@@ -182,6 +188,13 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
 const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 
+/** The answer made instead of one that would take the answers held for clients past `maxResponseBytesInFlight`. */
+const ANSWERS_BUSY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: null,
+  error: applicationError('busy', 'the node holds as many answers on their way to clients as it takes; retry shortly'),
+})
+
 /** One WebSocket connection. */
 class WsSession implements SubscriberSession {
   readonly afterResponse: (() => void)[] = []
@@ -189,10 +202,18 @@ class WsSession implements SubscriberSession {
   private closed = false
   private queue: Promise<void> = Promise.resolve()
   private queued = 0
+  /** Bytes handed to the connection to send; less `bufferedAmount`, what the client has taken. */
+  private handed = 0
+  private takenAtCheck = 0
+  private stallTimer: NodeJS.Timeout | undefined
+  /** The give-backs of the answers not yet written out, each counted in `answers`. */
+  private readonly held = new Set<() => void>()
 
   constructor(
     readonly ws: WebSocket,
     private readonly maxBufferedBytes: number,
+    private readonly answers: BodyBudget,
+    private readonly stallMs: number,
     private readonly onDrop: (session: WsSession, reason: string) => void,
     private readonly onWorkError: (err: unknown) => void,
   ) {}
@@ -209,14 +230,52 @@ class WsSession implements SubscriberSession {
   /** Sends a message that is already JSON text; false when the connection is closed or was dropped as too slow. */
   sendText(text: string): boolean {
     if (!this.writable()) return false
+    this.handed += text.length
     this.ws.send(text)
     return true
+  }
+
+  /**
+   * Sends an answer, its bytes counted in `answers` until they are written out (one that would pass the budget is
+   * replaced by `busy`); a connection that takes none of what it was sent for `stallMs` while an answer waits is
+   * dropped.
+   */
+  sendAnswer(text: string): boolean {
+    if (!this.writable()) return false
+    const bytes = Buffer.byteLength(text)
+    if (!this.answers.take(bytes)) return this.sendText(ANSWERS_BUSY)
+    const giveBack = () => {
+      if (this.held.delete(giveBack)) this.answers.give(bytes)
+    }
+    this.held.add(giveBack)
+    this.handed += bytes
+    this.ws.send(text, giveBack)
+    this.watchStall()
+    return true
+  }
+
+  /** Checks every `stallMs`, while answers wait, that the client took some of what it was sent. */
+  private watchStall(): void {
+    if (this.stallTimer !== undefined) return
+    this.takenAtCheck = this.handed - this.ws.bufferedAmount
+    this.stallTimer = setInterval(() => {
+      if (this.held.size === 0 || this.closed) {
+        clearInterval(this.stallTimer)
+        this.stallTimer = undefined
+        return
+      }
+      const taken = this.handed - this.ws.bufferedAmount
+      if (taken <= this.takenAtCheck) this.drop(1008, `took none of its answer in ${this.stallMs} ms`)
+      else this.takenAtCheck = taken
+    }, this.stallMs)
+    this.stallTimer.unref()
   }
 
   notify(subscription: string, result: Uint8Array): boolean {
     if (!this.writable()) return false
     // one text message in three frames, so that the result's bytes go out as they are, shared by every subscription
     const head = `{"jsonrpc":"2.0","method":"chain_subscription","params":{"subscription":${JSON.stringify(subscription)},"result":`
+    this.handed += head.length + result.length + 2
     this.ws.send(head, { binary: false, fin: false })
     this.ws.send(result, { binary: false, fin: false })
     this.ws.send('}}', { binary: false, fin: true })
@@ -259,8 +318,12 @@ class WsSession implements SubscriberSession {
     setTimeout(() => this.ws.terminate(), WS_CLOSE_GRACE_MS).unref()
   }
 
+  /** Marks the connection closed; what its answers held is given back (a dropped one is destroyed within a second). */
   markClosed(): void {
     this.closed = true
+    clearInterval(this.stallTimer)
+    this.stallTimer = undefined
+    for (const giveBack of [...this.held]) giveBack()
   }
 }
 
@@ -288,6 +351,17 @@ export class RpcServer {
     free: () => this.options.maxBodyBytesInFlight - this.bodyBytesHeld,
   }
   private responseBytesHeld = 0
+  private readonly answerBudget: BodyBudget = {
+    take: (bytes) => {
+      if (this.responseBytesHeld + bytes > this.options.maxResponseBytesInFlight) return false
+      this.responseBytesHeld += bytes
+      return true
+    },
+    give: (bytes) => {
+      this.responseBytesHeld -= bytes
+    },
+    free: () => this.options.maxResponseBytesInFlight - this.responseBytesHeld,
+  }
   private droppedConnections = 0
   private dropLoggedAt = Number.NEGATIVE_INFINITY
 
@@ -319,7 +393,7 @@ export class RpcServer {
     return this.bodyBytesHeld
   }
 
-  /** Bytes of HTTP answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
+  /** Bytes of answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
   get responseBytesInFlight(): number {
     return this.responseBytesHeld
   }
@@ -477,12 +551,11 @@ export class RpcServer {
       return
     }
     const bytes = Buffer.byteLength(response)
-    if (this.responseBytesHeld + bytes > this.options.maxResponseBytesInFlight) {
+    if (!this.answerBudget.take(bytes)) {
       ctx.status = 503
       ctx.set('Retry-After', '1')
       ctx.type = 'application/json'
-      const reason = 'the node holds as many answers on their way to clients as it takes; retry shortly'
-      ctx.body = JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', reason) })
+      ctx.body = ANSWERS_BUSY
       return
     }
     this.holdResponse(ctx.res, bytes)
@@ -492,17 +565,16 @@ export class RpcServer {
   }
 
   /**
-   * Counts an answer's bytes as held until the client has taken them (the response finished, or its connection
+   * Counts an answer's bytes (taken from the budget by the caller) as held until the client has taken them (the response finished, or its connection
    * closed); a connection that takes none of them for `responseStallMs` is destroyed (the server's timeout handling,
    * with no listener of its own).
    */
   private holdResponse(res: ServerResponse, bytes: number): void {
-    this.responseBytesHeld += bytes
     let held = true
     const giveBack = () => {
       if (!held) return
       held = false
-      this.responseBytesHeld -= bytes
+      this.answerBudget.give(bytes)
     }
     res.once('finish', giveBack)
     res.once('close', giveBack)
@@ -550,6 +622,8 @@ export class RpcServer {
     const session = new WsSession(
       ws,
       this.options.wsMaxBufferedBytes,
+      this.answerBudget,
+      this.options.responseStallMs,
       (s, reason) => {
         this.logger.warn({ reason }, 'dropping websocket client')
         this.forget(s)
@@ -580,7 +654,7 @@ export class RpcServer {
           if (session.isClosed) return
           const response =
             text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleText(text, context)
-          if (response !== undefined) session.sendText(response)
+          if (response !== undefined) session.sendAnswer(response)
           const after = session.afterResponse.splice(0)
           for (const f of after) f()
         } finally {

@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { formatAddress } from '../../../crypto/address.js'
-import { aliceAddress, aliceSeed, bobAddress, startHarness, waitFor, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, startHarness, waitFor, type Harness } from './harness.js'
 
 /** A WebSocket client that records every message, for assertions. */
 class Client {
@@ -244,6 +244,50 @@ describe('newBlocks fan-out on the commit path', () => {
       }
     } finally {
       for (const c of clients) c.close()
+      await h.close()
+    }
+  })
+})
+
+describe('WebSocket answers clients do not take', () => {
+  test('count against the answers held for clients; a connection that takes none of its answer is closed', async () => {
+    const h = await startHarness({ maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
+    const u = new URL(h.url)
+    const raw: Socket = connect(Number(u.port), u.hostname)
+    try {
+      // ten blocks of ~2 MB of transaction hex each: a batch asking for all of them is answered with ~20 MB
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'chain_getBlock', params: [i + 1] })))
+      raw.on('error', () => {
+        /* reset by the server */
+      })
+      await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
+      raw.write(
+        `GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      let got = ''
+      const onData = (d: Buffer) => {
+        got += d.toString('latin1')
+      }
+      raw.on('data', onData)
+      await waitFor(() => got.includes('101 Switching Protocols'), 5000, 'upgrade')
+      raw.off('data', onData)
+      raw.pause()
+      // the client asks for the blocks and never reads its answer
+      raw.write(textFrame(batch))
+      await waitFor(() => raw.readableLength > 0, 5000, 'the answer on its way to the silent client')
+      const refused = await httpRequest(h.url, { body: batch })
+      assert.equal(refused.status, 503, `answered ${refused.status} with ${refused.text.length} bytes while another ~20 MB answer is held`)
+      assert.equal(JSON.parse(refused.text).error.data.reason, 'busy')
+      await waitFor(() => h.server.connectionCount === 0, 10_000, 'the silent client closed')
+      const served = await httpRequest(h.url, { body: batch })
+      assert.equal(served.status, 200)
+      assert.equal(JSON.parse(served.text).length, 10)
+      await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer taken and given back')
+    } finally {
+      raw.destroy()
       await h.close()
     }
   })
