@@ -31,10 +31,11 @@ export type MethodOutcome = { ok: true; result: unknown } | { ok: false; error: 
 export interface MethodSpec {
   readonly params: readonly ParamSpec[]
   /**
-   * Its answer can be megabytes (a whole block): at most `maxHeavyCalls` such calls run at once over all requests, so
-   * that many clients asking at once, or one batch of many, do not make the node hold all their answers together.
+   * Its answer can be megabytes (a whole block), or its work reads one whatever the answer's size: at most
+   * `maxHeavyCalls` such calls run at once over all requests, so that many clients asking at once, or one batch of
+   * many, do not make the node hold all those blocks together. A function decides by the parsed arguments.
    */
-  readonly heavy?: boolean
+  readonly heavy?: boolean | ((args: readonly unknown[]) => boolean)
   handler(args: readonly unknown[], context: CallContext): MethodOutcome | Promise<MethodOutcome>
 }
 
@@ -245,7 +246,8 @@ export class Dispatcher {
       )
     }
     try {
-      const running = method.heavy === true ? (await this.runHeavy(method, args.value, context, deadline)).running : method.handler(args.value, context)
+      const heavy = typeof method.heavy === 'function' ? method.heavy(args.value) : method.heavy === true
+      const running = heavy ? (await this.runHeavy(method, args.value, context, deadline)).running : method.handler(args.value, context)
       const outcome = isThenable(running) ? await deadline.race(Promise.resolve(running)) : running
       if (outcome === TIMED_OUT) {
         this.count(name, 'timeout')

@@ -102,6 +102,8 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     },
     tx_get: {
       params: [hash, options],
+      // the inclusion proof is made from every transaction of the block that holds it
+      heavy: ([, o]) => wantsProof(o),
       handler: async ([h, o]) => {
         if (!wantsProof(o)) return ok(formatTxLookup(h as Uint8Array, await backend.getTx(h as Uint8Array)))
         if (backend.proveTx === undefined) return unavailable('this node does not serve proofs')
@@ -119,6 +121,8 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     },
     chain_getCommit: {
       params: [{ name: 'height', parse: parsePositiveHeightParam }],
+      // the header and the certificates are read from the stored block, whole
+      heavy: true,
       handler: async ([height]) => {
         const c = await backend.getCommit(height as number)
         return ok(c === null ? null : formatCommit(c))

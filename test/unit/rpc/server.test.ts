@@ -474,3 +474,46 @@ describe('RpcServer answers clients do not take', () => {
     }
   })
 })
+
+describe('RpcServer calls that read a whole block', () => {
+  test('chain_getCommit and tx_get with a proof run a few at a time over all requests, as chain_getBlock does', async () => {
+    const h = await startHarness({ requestTimeoutMs: 10_000 })
+    let running = 0
+    let most = 0
+    const release: (() => void)[] = []
+    const held = async <T>(answer: T): Promise<T> => {
+      running++
+      most = Math.max(most, running)
+      await new Promise<void>((resolve) => release.push(resolve))
+      running--
+      return answer
+    }
+    try {
+      h.backend.commitBlock()
+      const commit = await h.backend.getCommit(1)
+      // each of these reads and decodes a whole stored block in a node (up to 32 MB), whatever the answer's size
+      h.backend.getCommit = () => held(commit)
+      Object.assign(h.backend, { proveTx: () => held({ lookup: { status: 'unknown' } }) })
+      const batch = [
+        ...Array.from({ length: 20 }, (_, i) => call('chain_getCommit', [1], i)),
+        ...Array.from({ length: 20 }, (_, i) => call('tx_get', [to0x(new Uint8Array(32).fill(i)), { proof: true }], 20 + i)),
+      ]
+      const answer = rpc(h.url, batch)
+      await waitFor(() => running >= 4, 5000, 'the first calls running')
+      for (let answered = 0; answered < 40; answered++) {
+        assert.ok(running <= 4, `${running} whole-block reads at once`)
+        release.shift()?.()
+        await waitFor(() => release.length > 0 || answered === 39, 5000, 'the next call running')
+      }
+      const { json } = await answer
+      assert.equal(json.length, 40)
+      assert.ok(json.every((a: { result?: unknown }) => a.result !== undefined))
+      assert.equal(most, 4)
+      // a plain tx_get is not held back by them
+      assert.equal((await rpc(h.url, call('tx_get', [to0x(new Uint8Array(32))]))).json.result.status, 'unknown')
+    } finally {
+      while (release.length > 0) release.shift()!()
+      await h.close()
+    }
+  })
+})
