@@ -19,9 +19,9 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * Every input is bounded: body size (413, counted while streaming), the bodies held at once over all requests
  * (503), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
  * WebSocket message size, subscriptions per connection, each connection's send queue (a subscriber that does not
- * read is closed rather than allowed to grow memory or slow the node), and the HTTP answers held for clients that do
- * not take them (a connection that stalls is closed). Nothing a client sends can
- * throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
+ * read is closed rather than allowed to grow memory or slow the node), the answers held for clients that do not take
+ * them (a connection that stalls is closed), and WebSocket peers that answer no ping (closed). Nothing a client sends
+ * can throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
 /** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS). */
@@ -63,6 +63,8 @@ export interface RpcServerOptions {
    * WebSocket, none of what it was sent while an answer waits).
    */
   readonly responseStallMs: number
+  /** Every WebSocket connection is pinged this often; one that has not answered the previous ping is closed. */
+  readonly wsPingIntervalMs: number
 }
 
 /** Defaults for every option. */
@@ -81,6 +83,7 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   maxBodyBytesInFlight: 64 << 20,
   maxResponseBytesInFlight: 64 << 20,
   responseStallMs: 10_000,
+  wsPingIntervalMs: 30_000,
 })
 
 /** What the server needs. */
@@ -200,6 +203,8 @@ class WsSession implements SubscriberSession {
   readonly afterResponse: (() => void)[] = []
   readonly subscriptions = new Map<string, Subscription>()
   private closed = false
+  /** Whether the peer answered the last ping (or none was sent yet). */
+  answeredPing = true
   private queue: Promise<void> = Promise.resolve()
   private queued = 0
   /** Bytes handed to the connection to send; less `bufferedAmount`, what the client has taken. */
@@ -337,6 +342,7 @@ export class RpcServer {
   private readonly wss: WebSocketServer
   private readonly sessions = new Set<WsSession>()
   private http: Server | undefined
+  private pingTimer: NodeJS.Timeout | undefined
   private boundPort = 0
   private bodyBytesHeld = 0
   private readonly bodyBudget: BodyBudget = {
@@ -439,6 +445,8 @@ export class RpcServer {
     http.on('error', (err) => this.logger.error({ err }, 'rpc server error'))
     this.boundPort = (http.address() as AddressInfo).port
     this.hub.start()
+    this.pingTimer = setInterval(() => this.pingAll(), this.options.wsPingIntervalMs)
+    this.pingTimer.unref()
     this.logger.info({ url: this.url }, 'rpc server listening')
   }
 
@@ -447,6 +455,7 @@ export class RpcServer {
     const http = this.http
     if (http === undefined) return
     this.http = undefined
+    clearInterval(this.pingTimer)
     this.hub.stop()
     const closing = [...this.sessions].map(
       (s) =>
@@ -634,6 +643,9 @@ export class RpcServer {
     this.deps.metrics.wsConnections.set(this.sessions.size)
     const context: CallContext = { transport: 'ws', session }
     ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'))
+    ws.on('pong', () => {
+      session.answeredPing = true
+    })
     ws.on('close', () => {
       session.markClosed()
       this.forget(session)
@@ -666,6 +678,28 @@ export class RpcServer {
         session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
       }
     })
+  }
+
+  /**
+   * Pings every WebSocket connection; one that did not answer the previous ping (a peer gone without closing, or one
+   * that does not read, or one stuck in the middle of a frame) is destroyed, and its slot freed.
+   */
+  private pingAll(): void {
+    for (const session of [...this.sessions]) {
+      if (!session.answeredPing) {
+        this.logger.warn({ reason: 'no answer to a ping' }, 'dropping websocket client')
+        session.markClosed()
+        this.forget(session)
+        session.ws.terminate()
+        continue
+      }
+      session.answeredPing = false
+      try {
+        session.ws.ping()
+      } catch {
+        // closing
+      }
+    }
   }
 
   private forget(session: WsSession): void {

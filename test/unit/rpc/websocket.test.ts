@@ -292,3 +292,43 @@ describe('WebSocket answers clients do not take', () => {
     }
   })
 })
+
+describe('WebSocket connections that do not answer', () => {
+  test('a connection that answers no ping is closed; one that does stays', async () => {
+    const h = await startHarness({ wsPingIntervalMs: 100 })
+    const u = new URL(h.url)
+    const raw: Socket = connect(Number(u.port), u.hostname)
+    let rawClosed = false
+    raw.on('close', () => {
+      rawClosed = true
+    })
+    raw.on('error', () => {
+      /* reset by the server */
+    })
+    await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
+    const good = await Client.open(h.url)
+    try {
+      let pings = 0
+      good.ws.on('ping', () => pings++)
+      // a peer gone without a word (or one that never reads): upgraded, then silent
+      raw.write(
+        `GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      let got = ''
+      raw.on('data', (d: Buffer) => {
+        got += d.toString('latin1')
+      })
+      await waitFor(() => got.includes('101 Switching Protocols'), 5000, 'upgrade')
+      await waitFor(() => h.server.connectionCount === 2, 5000, 'both connected')
+      await waitFor(() => rawClosed && h.server.connectionCount === 1, 5000, 'the silent connection closed')
+      await waitFor(() => pings >= 3, 5000, 'pings at the answering client')
+      assert.equal(good.closed, false)
+      assert.equal((await good.call('node_status')).result.chainId, 'tally-test')
+    } finally {
+      raw.destroy()
+      good.close()
+      await h.close()
+    }
+  })
+})
