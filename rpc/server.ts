@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { type Duplex, Readable } from 'node:stream'
 import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
@@ -59,8 +59,9 @@ export interface RpcServerOptions {
    */
   readonly maxResponseBytesInFlight: number
   /**
-   * A connection that takes none of its answer's bytes for this long is closed, and what it held given back (over
-   * WebSocket, none of what it was sent while an answer waits).
+   * A connection that takes none of a large answer's bytes for this long is closed, and what it held given back; over
+   * WebSocket, where a message is written out whole, one that takes no whole message for this long while a large
+   * answer waits.
    */
   readonly responseStallMs: number
   /** Every WebSocket connection is pinged this often; one that has not answered the previous ping is closed. */
@@ -191,6 +192,19 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 
 const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 
+/**
+ * Answers of at most this many bytes are not counted against `maxResponseBytesInFlight` (a connection holds one or a
+ * few: HTTP reads no further request while an answer waits, a WebSocket send queue is bounded); larger ones are
+ * counted, and over HTTP sent in slices of this size, each written out on its own, so that a client taking them slowly
+ * shows its progress.
+ */
+const ANSWER_SLICE_BYTES = 64 * 1024
+
+/** The slices of an answer, views of its bytes. */
+function* slices(bytes: Buffer): Generator<Buffer> {
+  for (let i = 0; i < bytes.length; i += ANSWER_SLICE_BYTES) yield bytes.subarray(i, i + ANSWER_SLICE_BYTES)
+}
+
 /** The answer made instead of one that would take the answers held for clients past `maxResponseBytesInFlight`. */
 const ANSWERS_BUSY = JSON.stringify({
   jsonrpc: '2.0',
@@ -242,19 +256,22 @@ class WsSession implements SubscriberSession {
 
   /**
    * Sends an answer, its bytes counted in `answers` until they are written out (one that would pass the budget is
-   * replaced by `busy`); a connection that takes none of what it was sent for `stallMs` while an answer waits is
-   * dropped.
+   * replaced by `busy`). While an answer waits, a connection that completes the taking of none of its messages for
+   * `stallMs` (a message is written out whole, so one large answer must be taken within it) is dropped, as one whose
+   * send queue outgrows `maxBufferedBytes` is.
    */
   sendAnswer(text: string): boolean {
     if (!this.writable()) return false
-    const bytes = Buffer.byteLength(text)
-    if (!this.answers.take(bytes)) return this.sendText(ANSWERS_BUSY)
+    if (text.length <= ANSWER_SLICE_BYTES / 3) return this.sendText(text)
+    const bytes = Buffer.from(text)
+    if (bytes.length <= ANSWER_SLICE_BYTES) return this.sendText(text)
+    if (!this.answers.take(bytes.length)) return this.sendText(ANSWERS_BUSY)
     const giveBack = () => {
-      if (this.held.delete(giveBack)) this.answers.give(bytes)
+      if (this.held.delete(giveBack)) this.answers.give(bytes.length)
     }
     this.held.add(giveBack)
-    this.handed += bytes
-    this.ws.send(text, giveBack)
+    this.handed += bytes.length
+    this.ws.send(bytes, { binary: false }, giveBack)
     this.watchStall()
     return true
   }
@@ -559,35 +576,53 @@ export class RpcServer {
       ctx.status = 204
       return
     }
-    const bytes = Buffer.byteLength(response)
-    if (!this.answerBudget.take(bytes)) {
+    ctx.status = 200
+    ctx.set('Content-Type', JSON_CONTENT_TYPE)
+    if (response.length <= ANSWER_SLICE_BYTES / 3) {
+      ctx.body = response
+      return
+    }
+    const bytes = Buffer.from(response)
+    if (bytes.length <= ANSWER_SLICE_BYTES) {
+      ctx.body = bytes
+      return
+    }
+    if (!this.answerBudget.take(bytes.length)) {
       ctx.status = 503
       ctx.set('Retry-After', '1')
-      ctx.type = 'application/json'
       ctx.body = ANSWERS_BUSY
       return
     }
-    this.holdResponse(ctx.res, bytes)
-    ctx.status = 200
-    ctx.set('Content-Type', JSON_CONTENT_TYPE)
-    ctx.body = response
+    this.holdResponse(ctx.res, bytes.length)
+    ctx.body = Readable.from(slices(bytes))
+    ctx.length = bytes.length
   }
 
   /**
-   * Counts an answer's bytes (taken from the budget by the caller) as held until the client has taken them (the response finished, or its connection
-   * closed); a connection that takes none of them for `responseStallMs` is destroyed (the server's timeout handling,
-   * with no listener of its own).
+   * Counts an answer's bytes (taken from the budget by the caller) as held until the client has taken them (the
+   * response finished, or its connection closed); a connection that takes none of them for `responseStallMs` is
+   * destroyed.
    */
   private holdResponse(res: ServerResponse, bytes: number): void {
+    const socket = res.socket
+    // the bytes the socket has written out: each slice's write completes on its own as the client takes it
+    const flushed = () => (socket === null ? 0 : socket.bytesWritten - socket.writableLength)
+    let flushedAtCheck = flushed()
+    const stall = setInterval(() => {
+      const now = flushed()
+      if (now === flushedAtCheck) socket?.destroy()
+      flushedAtCheck = now
+    }, this.options.responseStallMs)
+    stall.unref()
     let held = true
     const giveBack = () => {
       if (!held) return
       held = false
+      clearInterval(stall)
       this.answerBudget.give(bytes)
     }
     res.once('finish', giveBack)
     res.once('close', giveBack)
-    res.setTimeout(this.options.responseStallMs)
   }
 
   /** A connection closed as it was accepted, past `maxConnections`: logged at most every 10 s, with the count. */

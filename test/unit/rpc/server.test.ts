@@ -473,6 +473,93 @@ describe('RpcServer answers clients do not take', () => {
       await h.close()
     }
   })
+  test('small answers are sent while clients that do not read hold all the budget', async () => {
+    const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+    const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [i + 1], i)))
+    const probe = await startHarness()
+    for (let i = 0; i < 10; i++) probe.backend.commitBlock(bulk)
+    const size = Buffer.byteLength((await httpRequest(probe.url, { body: batch })).text)
+    await probe.close()
+    // a budget the stalled client's answer takes all but 1,000 bytes of
+    const h = await startHarness({ maxResponseBytesInFlight: size + 1000, responseStallMs: 60_000 })
+    const u = new URL(h.url)
+    const stalled = connect(Number(u.port), u.hostname)
+    try {
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      stalled.on('error', () => {
+        /* reset when the server stops */
+      })
+      await new Promise<void>((resolve) => stalled.once('connect', resolve))
+      stalled.pause()
+      stalled.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${batch.length}\r\n\r\n${batch}`)
+      await waitFor(() => stalled.readableLength > 0, 5000, 'the answer on its way to the stalled client')
+      // twenty status calls: an answer of some kilobytes, more than the budget has left
+      const small = await httpRequest(h.url, { body: JSON.stringify(Array.from({ length: 20 }, (_, i) => call('node_status', [], i))) })
+      assert.equal(small.status, 200, `answered ${small.status}: ${small.text.slice(0, 80)}`)
+      assert.equal(JSON.parse(small.text).length, 20)
+      assert.ok(small.text.length > 1000)
+    } finally {
+      stalled.destroy()
+      await h.close()
+    }
+  })
+
+  test('a client that takes a large answer slowly, but steadily, gets all of it', async () => {
+    const h = await startHarness({ responseStallMs: 1000 })
+    const u = new URL(h.url)
+    const socket = connect(Number(u.port), u.hostname)
+    try {
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [i + 1], i)))
+      await new Promise<void>((resolve) => socket.once('connect', resolve))
+      // ~20 MB read at ~3 MB/s, in bursts: several times responseStallMs in all, some progress within each
+      let received = 0
+      let windowBytes = 0
+      const chunks: Buffer[] = []
+      socket.on('data', (c: Buffer) => {
+        chunks.push(c)
+        received += c.length
+        windowBytes += c.length
+        if (windowBytes >= 150_000) socket.pause()
+      })
+      const pace = setInterval(() => {
+        windowBytes = 0
+        socket.resume()
+      }, 50)
+      let closed = false
+      socket.on('close', () => {
+        closed = true
+      })
+      socket.on('error', () => {
+        /* reported as closed */
+      })
+      socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${batch.length}\r\n\r\n${batch}`)
+      let expected = Number.POSITIVE_INFINITY
+      const total = () => {
+        if (expected === Number.POSITIVE_INFINITY && received > 2000) {
+          const text = Buffer.concat(chunks).toString('latin1', 0, 2000)
+          const m = /content-length: (\d+)\r\n/i.exec(text)
+          if (m !== null) expected = text.indexOf('\r\n\r\n') + 4 + Number(m[1])
+        }
+        return expected
+      }
+      const started = Date.now()
+      try {
+        await waitFor(() => closed || received >= total(), 30_000, 'the whole answer')
+      } finally {
+        clearInterval(pace)
+      }
+      assert.equal(closed, false, `closed after ${received} bytes`)
+      assert.ok(Date.now() - started > 3000, 'the answer took longer than the stall limit several times over')
+      const text = Buffer.concat(chunks).toString('utf8')
+      assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).length, 10)
+      await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'the answer given back')
+    } finally {
+      socket.destroy()
+      await h.close()
+    }
+  })
 })
 
 describe('RpcServer calls that read a whole block', () => {
