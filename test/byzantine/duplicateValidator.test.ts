@@ -22,15 +22,32 @@ const PARAMS = {
   emptyBlockIntervalMs: 2000,
 }
 
-/** How long both copies may run before one of them stops (a copy syncs a block a second or two after it is decided). */
-const STOP_WAIT_MS = 30_000
+/**
+ * At how many heights a committed certificate may carry a precommit of validator 3, from the moment both copies run
+ * (the primary answers RPC with its three peers), before one copy stops. A copy stops at the first block it commits
+ * whose certificate (its own or the one the next block carries) holds a precommit of its key it did not sign, so only
+ * heights where validator 3's precommit reaches a certificate can stop it; while both copies lag (each of the others
+ * talks to one of them, the two sharing a peer id) none does, for as many heights as that lasts on a busy machine.
+ * Stops came 1 to 6 heights after both ran, whatever the count.
+ */
+const STOP_SIGNED_HEIGHTS = 10
+/** Bound on the harness waits that include a process start (tens of seconds on a busy machine). */
+const START_WAIT_MS = 60_000
+/** Bound on the wait for the stop, should validator 3's precommits reach no certificate for that long. */
+const STALL_WAIT_MS = 180_000
+
+/** What this test reads of a certificate as `chain_getCommit` shows it. */
+interface CommitView {
+  readonly signatures: readonly { readonly validator: string }[]
+  readonly lastCommit?: CommitView | null
+}
 
 /** What this test reads of an evidence record as `chain_getEvidence` shows it. */
 interface EvidenceView {
   readonly validator: string
 }
 
-describe('a validator identity run by two processes at once', { timeout: 120_000 }, () => {
+describe('a validator identity run by two processes at once', { timeout: 300_000 }, () => {
   let net: Testnet
   const DUPLICATED = 3
   const STANDBY = 4
@@ -90,7 +107,7 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
         const [s, zero] = await Promise.all([net.status(STANDBY), net.status(0)])
         return s.validator === offender && s.nodeId === primary.nodeId && zero.peers === 3 && !s.catchingUp && s.height >= zero.height - 1
       },
-      30_000,
+      START_WAIT_MS,
       200,
     ).catch((e) => {
       throw new Error(`${(e as Error).message}\n${logs([STANDBY])}`)
@@ -101,9 +118,41 @@ describe('a validator identity run by two processes at once', { timeout: 120_000
     net.start(DUPLICATED)
     const copies = [DUPLICATED, STANDBY]
     const exited = () => copies.filter((i) => net.procs[i]?.exitCode !== null)
-    await waitFor('a copy of validator 3 to stop', () => exited().length > 0, STOP_WAIT_MS, 200).catch((e) => {
+    const honestTip = async () => Math.max(...(await Promise.all(honest.map(async (i) => (await net.height(i)) ?? 0))))
+    // both copies run once the primary answers RPC with its three peers (a copy may stop even before that)
+    await waitFor(
+      'the primary to be back with its three peers, or a copy to stop',
+      async () => exited().length > 0 || ((await net.status(DUPLICATED)).peers ?? 0) >= 3,
+      START_WAIT_MS,
+      200,
+    ).catch((e) => {
       throw new Error(`${(e as Error).message}\n${logs(copies)}`)
     })
+    const bothFrom = await honestTip()
+    // the heights from bothFrom on at which a certificate node 0 holds carries a precommit of validator 3
+    const signed = new Set<number>()
+    let scanned = bothFrom
+    const signs = (c: CommitView | null | undefined) => c?.signatures.some((x) => x.validator.toLowerCase() === offender.toLowerCase()) === true
+    const outcome = await waitFor(
+      'a copy of validator 3 to stop',
+      async () => {
+        if (exited().length > 0) return 'stopped'
+        const tip = (await net.height(0)) ?? scanned
+        for (; scanned < tip; scanned++) {
+          const c = (await rpc<{ commit: CommitView }>(net.rpcUrl(0), 'chain_getCommit', [scanned + 1], 3_000)).commit
+          if (signs(c)) signed.add(scanned + 1)
+          if (signs(c.lastCommit) && scanned >= bothFrom + 1) signed.add(scanned)
+        }
+        return signed.size > STOP_SIGNED_HEIGHTS ? 'ran on' : false
+      },
+      STALL_WAIT_MS,
+      200,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message} (validator 3 signed at ${signed.size} heights of ${bothFrom + 1}-${scanned})\n${logs(copies)}`)
+    })
+    const summary = `validator 3's precommit in the certificates of ${signed.size} heights of ${bothFrom + 1}-${scanned}`
+    assert.equal(outcome, 'stopped', `both copies still ran with ${summary}\n${logs(copies)}`)
+    console.log(`# node${exited().join(',')} stopped, with ${summary}`)
     for (const i of exited()) {
       assert.equal(net.procs[i]!.exitCode, 70, `node${i} exit code`)
       assert.match(net.logTail(i, 40), /another process signs as this validator: the certificate of height \d+ carries a precommit of its key/)
