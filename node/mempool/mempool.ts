@@ -491,7 +491,8 @@ export class Mempool {
    * stand, without changing the pool. Asked before a signature is checked: transfers from unfunded keys, below their
    * sender's nonce, far ahead of it, replacing a pending one or finding the pool full cost a peer nothing to sign and
    * send, and would otherwise each cost a signature check. A sender whose cached account a block made stale
-   * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed).
+   * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed,
+   * and its pending transactions some the refreshed state drops).
    */
   private async refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number): Promise<AdmissionError | undefined> {
     const address = senderAddress(tx)
@@ -503,7 +504,8 @@ export class Mempool {
       account = got instanceof Promise ? await got : got
     }
     if (tx.nonce < account.nonce) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is below the account nonce ${account.nonce}` }
-    if (sender?.byNonce.has(tx.nonce) === true) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is taken by a pending transaction` }
+    // a stale sender's pending transaction at this nonce may be one the refreshed state drops
+    if (current && sender!.byNonce.has(tx.nonce)) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is taken by a pending transaction` }
     const next = sender === undefined || sender.next < account.nonce ? account.nonce : sender.next
     if (tx.nonce > next + this.maxFuture) {
       return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is more than ${this.maxFuture} beyond the next expected nonce ${next}` }

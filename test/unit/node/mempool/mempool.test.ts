@@ -440,3 +440,25 @@ describe('mempool update', () => {
     assert.equal(pool.size, 0)
   })
 })
+
+describe('mempool admission of a sender a block touched', () => {
+  it('admits a transfer at the nonce of a pending one the committed state no longer covers', async () => {
+    const { pool, tx, accounts, addrs, removed } = setup()
+    // nonce 1 waits for nonce 0, which the sender sends to another node; the block that commits it spends so much
+    // that the pending nonce 1 no longer fits the balance
+    const big = tx(0, 1, 900n)
+    assert.equal((await pool.add(big.bytes)).ok, true)
+    const elsewhere = tx(0, 0, 500n)
+    accounts.set(addrs[0]!, 500n, 1n)
+    // a run of synced heights reports this one unsettled: the sender stays unrefreshed until the next admission
+    await pool.update([elsewhere.hash], [addrs[0]!], false)
+    const smaller = tx(0, 1, 100n)
+    const r = await pool.add(smaller.bytes)
+    assert.equal(r.ok, true, r.ok ? '' : `${r.error.code}: ${r.error.reason}`)
+    assert.ok(pool.has(smaller.hash) && !pool.has(big.hash))
+    assert.deepEqual(
+      removed.map(([h, x]) => [h, x.code]),
+      [[toHex(big.hash), 'insufficient_funds']],
+    )
+  })
+})
