@@ -60,8 +60,8 @@ export interface RpcServerOptions {
   readonly maxResponseBytesInFlight: number
   /**
    * A connection that takes none of a large answer's bytes for this long is closed, and what it held given back; over
-   * WebSocket, where a message is written out whole, one that takes no whole message for this long while a large
-   * answer waits.
+   * WebSocket, one that takes none of the bytes it was sent (within a message being written, too) for this long while
+   * a large answer waits.
    */
   readonly responseStallMs: number
   /** Every WebSocket connection is pinged this often; one that has not answered the previous ping is closed. */
@@ -224,12 +224,15 @@ class WsSession implements SubscriberSession {
   /** Bytes handed to the connection to send; less `bufferedAmount`, what the client has taken. */
   private handed = 0
   private takenAtCheck = 0
+  private pendingAtCheck: number | undefined
   private stallTimer: NodeJS.Timeout | undefined
   /** The give-backs of the answers not yet written out, each counted in `answers`. */
   private readonly held = new Set<() => void>()
 
   constructor(
     readonly ws: WebSocket,
+    /** The connection's socket: how much of a message being written the client has taken ({@link pendingWrite}). */
+    private readonly socket: Duplex,
     private readonly maxBufferedBytes: number,
     private readonly answers: BodyBudget,
     private readonly stallMs: number,
@@ -256,9 +259,9 @@ class WsSession implements SubscriberSession {
 
   /**
    * Sends an answer, its bytes counted in `answers` until they are written out (one that would pass the budget is
-   * replaced by `busy`). While an answer waits, a connection that completes the taking of none of its messages for
-   * `stallMs` (a message is written out whole, so one large answer must be taken within it) is dropped, as one whose
-   * send queue outgrows `maxBufferedBytes` is.
+   * replaced by `busy`). While an answer waits, a connection that takes none of the bytes it was sent for `stallMs`
+   * (within the message being written, too: one large answer may take the client many periods) is dropped, as one
+   * whose send queue outgrows `maxBufferedBytes` is.
    */
   sendAnswer(text: string): boolean {
     if (!this.writable()) return false
@@ -280,17 +283,31 @@ class WsSession implements SubscriberSession {
   private watchStall(): void {
     if (this.stallTimer !== undefined) return
     this.takenAtCheck = this.handed - this.ws.bufferedAmount
+    this.pendingAtCheck = this.pendingWrite()
     this.stallTimer = setInterval(() => {
       if (this.held.size === 0 || this.closed) {
         clearInterval(this.stallTimer)
         this.stallTimer = undefined
         return
       }
+      // a message leaves the send queue only once written out whole: within one, what is left of the write shows
+      // the client taking it
       const taken = this.handed - this.ws.bufferedAmount
-      if (taken <= this.takenAtCheck) this.drop(1008, `took none of its answer in ${this.stallMs} ms`)
-      else this.takenAtCheck = taken
+      const pending = this.pendingWrite()
+      if (taken <= this.takenAtCheck && pending === this.pendingAtCheck) this.drop(1008, `took none of its answer in ${this.stallMs} ms`)
+      this.takenAtCheck = Math.max(taken, this.takenAtCheck)
+      this.pendingAtCheck = pending
     }, this.stallMs)
     this.stallTimer.unref()
+  }
+
+  /**
+   * Bytes of the write under way on the socket that the client has not taken yet (the count Node's own socket timeout
+   * watches), undefined where the socket does not tell.
+   */
+  private pendingWrite(): number | undefined {
+    const size = (this.socket as { _handle?: { writeQueueSize?: unknown } })._handle?.writeQueueSize
+    return typeof size === 'number' ? size : undefined
   }
 
   notify(subscription: string, result: Uint8Array): boolean {
@@ -659,12 +676,13 @@ export class RpcServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws))
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, socket))
   }
 
-  private onConnection(ws: WebSocket): void {
+  private onConnection(ws: WebSocket, socket: Duplex): void {
     const session = new WsSession(
       ws,
+      socket,
       this.options.wsMaxBufferedBytes,
       this.answerBudget,
       this.options.responseStallMs,

@@ -332,3 +332,67 @@ describe('WebSocket connections that do not answer', () => {
     }
   })
 })
+
+describe('WebSocket answers clients take slowly', () => {
+  test('a client that takes a large answer steadily, slower than in one stall period, gets it whole', async () => {
+    // a stall period far shorter than the answer takes at the client's pace, which never pauses longer than 50 ms
+    const options = { responseStallMs: 1000, wsMaxBufferedBytes: 4 << 20 }
+    const h = await startHarness(options)
+    const u = new URL(h.url)
+    const raw: Socket = connect(Number(u.port), u.hostname)
+    let closed = false
+    raw.on('close', () => {
+      closed = true
+    })
+    raw.on('error', () => {
+      /* reset by the server */
+    })
+    try {
+      // ten blocks of ~2 MB of transaction hex each: a batch asking for all of them is answered with ~20 MB
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'chain_getBlock', params: [i + 1] })))
+      await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
+      raw.write(
+        `GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      let head = Buffer.alloc(0)
+      const onData = (d: Buffer) => {
+        head = Buffer.concat([head, d])
+      }
+      raw.on('data', onData)
+      await waitFor(() => head.includes('\r\n\r\n'), 5000, 'upgrade')
+      raw.off('data', onData)
+      raw.pause()
+      assert.ok(head.toString('latin1').startsWith('HTTP/1.1 101'))
+      raw.write(textFrame(batch))
+      // the answer's frame: 0x81, 127, a 64-bit length (RFC 6455 §5.2)
+      let received = head.length - (head.indexOf('\r\n\r\n') + 4)
+      let expected = Number.POSITIVE_INFINITY
+      const first: Buffer[] = [head.subarray(head.indexOf('\r\n\r\n') + 4)]
+      const deadline = Date.now() + 60_000
+      while (!closed && received < expected && Date.now() < deadline) {
+        const chunk: Buffer | null = raw.read(Math.min(256 * 1024, Math.max(1, raw.readableLength)))
+        if (chunk !== null) {
+          received += chunk.length
+          if (expected === Number.POSITIVE_INFINITY) {
+            first.push(chunk)
+            const start = Buffer.concat(first)
+            if (start.length >= 10) {
+              assert.equal(start[1], 127, 'a frame of more than 64 KiB')
+              expected = 10 + Number(start.readBigUInt64BE(2))
+            }
+          }
+        }
+        // the client's pace: 256 KiB at most every 50 ms, about 5 MB/s
+        await new Promise<void>((resolve) => setTimeout(resolve, 50))
+      }
+      assert.equal(closed, false, `the server closed a client that took ${received} of ${expected} bytes steadily`)
+      assert.equal(received, expected)
+    } finally {
+      raw.destroy()
+      await h.close()
+    }
+  })
+})
