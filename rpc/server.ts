@@ -64,7 +64,10 @@ export interface RpcServerOptions {
    * a large answer waits.
    */
   readonly responseStallMs: number
-  /** Every WebSocket connection is pinged this often; one that has not answered the previous ping is closed. */
+  /**
+   * Every WebSocket connection is pinged this often; one that has not answered the previous ping is closed, unless it
+   * is still taking what was queued before that ping.
+   */
   readonly wsPingIntervalMs: number
 }
 
@@ -219,6 +222,8 @@ class WsSession implements SubscriberSession {
   private closed = false
   /** Whether the peer answered the last ping (or none was sent yet). */
   answeredPing = true
+  /** {@link progress} when the last ping was sent or last found unanswered. */
+  private progressAtPing = ''
   private queue: Promise<void> = Promise.resolve()
   private queued = 0
   /** Bytes handed to the connection to send; less `bufferedAmount`, what the client has taken. */
@@ -299,6 +304,34 @@ class WsSession implements SubscriberSession {
       this.pendingAtCheck = pending
     }, this.stallMs)
     this.stallTimer.unref()
+  }
+
+  /** A mark that changes whenever the client takes any of what it was sent. */
+  private progress(): string {
+    return `${this.handed - this.ws.bufferedAmount}/${this.pendingWrite()}`
+  }
+
+  /** Sends a ping, to be answered before the next one. */
+  ping(): void {
+    this.answeredPing = false
+    try {
+      this.ws.ping()
+    } catch {
+      // closing
+    }
+    this.progressAtPing = this.progress()
+  }
+
+  /**
+   * Whether the unanswered ping may still wait behind what was queued before it, which the client is taking: it
+   * took some of it since the ping was sent or last checked. A ping is written after the messages queued before it.
+   */
+  pingWaitsBehindProgress(): boolean {
+    if (this.ws.bufferedAmount === 0) return false
+    const now = this.progress()
+    const moved = now !== this.progressAtPing
+    this.progressAtPing = now
+    return moved
   }
 
   /**
@@ -735,23 +768,20 @@ export class RpcServer {
 
   /**
    * Pings every WebSocket connection; one that did not answer the previous ping (a peer gone without closing, or one
-   * that does not read, or one stuck in the middle of a frame) is destroyed, and its slot freed.
+   * that does not read, or one stuck in the middle of a frame) is destroyed, and its slot freed, unless that ping may
+   * still wait behind what the connection is taking (a large answer read at the client's pace).
    */
   private pingAll(): void {
     for (const session of [...this.sessions]) {
       if (!session.answeredPing) {
+        if (session.pingWaitsBehindProgress()) continue
         this.logger.warn({ reason: 'no answer to a ping' }, 'dropping websocket client')
         session.markClosed()
         this.forget(session)
         session.ws.terminate()
         continue
       }
-      session.answeredPing = false
-      try {
-        session.ws.ping()
-      } catch {
-        // closing
-      }
+      session.ping()
     }
   }
 

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import WebSocket from 'ws'
 import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
@@ -392,6 +392,54 @@ describe('WebSocket answers clients take slowly', () => {
       assert.equal(received, expected)
     } finally {
       raw.destroy()
+      await h.close()
+    }
+  })
+})
+
+describe('WebSocket pings behind a large answer', () => {
+  test('a client that answers pings and takes a large answer steadily is not closed for a ping it has not reached', async () => {
+    // pinged far more often than the answer takes at the client's pace
+    const options = { wsPingIntervalMs: 1000, wsMaxBufferedBytes: 4 << 20 }
+    const h = await startHarness(options)
+    const u = new URL(h.url)
+    // a link to the client that carries about 5 MB/s towards it
+    const links: Socket[] = []
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(u.port), u.hostname)
+      links.push(client, upstream)
+      client.pipe(upstream)
+      upstream.pause()
+      const pace = setInterval(() => {
+        const chunk: Buffer | null = upstream.read(Math.min(256 * 1024, Math.max(1, upstream.readableLength)))
+        if (chunk !== null) client.write(chunk)
+      }, 50)
+      const end = () => {
+        clearInterval(pace)
+        client.destroy()
+        upstream.destroy()
+      }
+      upstream.on('close', end)
+      client.on('close', end)
+      upstream.on('error', end)
+      client.on('error', end)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', () => resolve()))
+    const port = (proxy.address() as { port: number }).port
+    let c: Client | undefined
+    try {
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      c = await Client.open(`http://127.0.0.1:${port}`)
+      c.ws.send(JSON.stringify(Array.from({ length: 10 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'chain_getBlock', params: [i + 1] }))))
+      const client = c
+      await waitFor(() => client.closed || client.messages.length > 0, 60_000, 'the answer or a close')
+      assert.equal(client.closed, false, 'the server closed a client that answers pings while it took its answer')
+      assert.equal(client.messages[0].length, 10)
+    } finally {
+      c?.close()
+      for (const s of links) s.destroy()
+      await new Promise<void>((resolve) => proxy.close(() => resolve()))
       await h.close()
     }
   })
