@@ -1230,13 +1230,32 @@ export class ConsensusHost {
         if (j.reason !== lastReason)
           this.d.logger.info({ height, round, block: toHex(valueId), reason: j.reason }, 'cannot judge a proposed block yet: will retry')
         lastReason = j.reason
-        await this.d.sleep(j.reason === TXS_UNAVAILABLE ? unavailableRetryMs(j.retryMs, unavailable++) : j.retryMs)
+        if (j.reason === TXS_UNAVAILABLE) await this.untilTxsPending(c, unavailableRetryMs(j.retryMs, unavailable++))
+        else await this.d.sleep(j.retryMs)
       }
     } catch (e) {
       this.fatal(new Error(`validating a block at height ${height} failed: ${(e as Error).message}`))
     } finally {
       this.judgements.splice(this.judgements.indexOf(judging), 1)
       this.releaseTimeouts(judging)
+    }
+  }
+
+  /**
+   * Waits `ms`, or less when every transaction of `c` reaches the mempool meanwhile (gossip brings them): the fetches
+   * back off, the judgement of a block whose transactions arrived does not. Each mempool change resumes the scan at
+   * the first transaction still missing, so a block's hashes are looked up about once each over the whole wait.
+   */
+  private async untilTxsPending(c: Candidate, ms: number): Promise<void> {
+    let elapsed = false
+    const timer = this.d.sleep(ms).then(() => {
+      elapsed = true
+    })
+    let i = 0
+    while (!elapsed && !this.stopped) {
+      while (i < c.txHashes.length && this.d.mempool.get(c.txHashes[i]!) !== undefined) i++
+      if (i === c.txHashes.length) return
+      await Promise.race([timer, this.d.mempool.changed()])
     }
   }
 

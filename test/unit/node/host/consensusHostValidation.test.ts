@@ -120,6 +120,24 @@ describe('consensus host: blocks that cannot be judged yet', () => {
     assert.deepEqual(ownPrevotes(t), [], 'no verdict while the transactions are missing')
   })
 
+  it('judges a block at once when its missing transactions reach the mempool while fetches wait', async () => {
+    // no peer serves the transaction; it reaches this node by gossip, after the fetches have slowed down
+    const { w, t, P } = await network({ timeoutProposeMs: 60_000, fetchTxs: (h) => h.map(() => undefined) })
+    const transfer = w.transfer(0, 0n)
+    const b = await w.block1({ proposer: P, txs: [transfer] })
+    await t.host.onProposalMessage(b.message)
+    await w.advance(5_100)
+    assert.deepEqual(ownPrevotes(t), [], 'no verdict while the transaction is missing')
+    const arrived = w.now() - EPOCH_MS
+    const added = await t.mempool.add(transfer.bytes)
+    assert.ok(added.ok)
+    await w.until(() => ownPrevotes(t).length === 1, 'the prevote')
+    t.stop()
+    assert.equal(hexOrNil(ownPrevotes(t)[0]!.valueId), toHex(b.hash))
+    const after = t.sent.at(-1)!.time - arrived
+    assert.ok(after <= 500, `judged ${after} ms after its transaction arrived`)
+  })
+
   it('waits for a block time ahead of its clock before the verdict, and then finds the block valid', async () => {
     const { w, t, P } = await network({ timeoutProposeMs: 10_000 })
     const drift = 500
