@@ -223,6 +223,12 @@ export class LedgerState {
     return this.accounts.get(bytesKey(address)) ?? this.getAccounts([address]).then((a) => a[0]!)
   }
 
+  /** The committed account of an address when it is held in memory (cached, or changed by a deferred block), else undefined. */
+  peekAccount(address: Uint8Array): Account | undefined {
+    const id = bytesKey(address)
+    return this.accounts.get(id) ?? this.pendingAccounts.get(id)?.account
+  }
+
   /** The committed accounts of several addresses, in order: cached ones from memory, the others in one read. */
   async getAccounts(addresses: readonly Uint8Array[]): Promise<Account[]> {
     // loops, not callbacks made per call (smt.ts, byKey)

@@ -30,8 +30,9 @@ import { RecentHashes } from './recentHashes.js'
  * Admission (`add`) checks, in this order, each failure a typed value whose code is the `tx_submit` reason of
  * docs/rpc.md: size and decoding (`malformed`), chain id (`wrong_chain`), hash already pending or recently committed
  * (`duplicate`), signature (`invalid_signature`; verified once, then recorded in the ledger's verified-signature cache;
- * a transaction the nonce, funds and room checks below refuse on the state as it stands is refused before its signature
- * is checked, so transfers from unfunded keys cost no signature check), nonce (`bad_nonce`: below the committed nonce,
+ * a transaction of a sender whose account is in memory that the nonce, funds and room checks below refuse on the state
+ * as it stands is refused before its signature is checked, so a known key's stale or unfunded transfers cost no
+ * signature check), nonce (`bad_nonce`: below the committed nonce,
  * equal to a pending transaction's nonce with different bytes, or more than maxFuturePerSender beyond the next
  * contiguous nonce), funds covering every pending spend of the sender plus this one (`insufficient_funds`), the
  * sender's own count and byte caps, then the global count and byte bounds and the gapped share, after evicting what may
@@ -55,6 +56,13 @@ export interface AccountView {
 /** Read access to the committed ledger state (the ledger's state store satisfies it). */
 export interface AccountReader {
   getAccount(address: Uint8Array): AccountView | Promise<AccountView>
+  /**
+   * The committed account when it is held in memory, without reading the store (undefined otherwise). Admission asks
+   * it before a signature is checked, so that a transaction of a sender never seen costs no store read (nor a place in
+   * the reader's cache) until its signature verifies. A reader without it: no refusal before the signature but for
+   * senders with pending transactions.
+   */
+  peekAccount?(address: Uint8Array): AccountView | undefined
 }
 
 /** The ledger's cache of transaction hashes whose signature has been verified (skips re-verification in blocks). */
@@ -387,7 +395,7 @@ export class Mempool {
     // 4. signature, once per node (a block this node executed may have verified it already); first what the sender's
     //    state and the pool's room refuse as they stand, which costs no signature check
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !this.verifiedNotAdmitted.has(decoded.hash)) {
-      const refused = await this.refusedBeforeSignature(tx, bytes.byteLength)
+      const refused = this.refusedBeforeSignature(tx, bytes.byteLength)
       if (refused !== undefined) return err(refused)
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
@@ -490,19 +498,20 @@ export class Mempool {
    * A refusal the nonce, funds and room checks of {@link add} give on the committed account and the pool as they
    * stand, without changing the pool. Asked before a signature is checked: transfers from unfunded keys, below their
    * sender's nonce, far ahead of it, replacing a pending one or finding the pool full cost a peer nothing to sign and
-   * send, and would otherwise each cost a signature check. A sender whose cached account a block made stale
+   * send, and would otherwise each cost a signature check. Only for a sender whose account is in memory (pending
+   * transactions, or the reader's `peekAccount`): a sender never seen costs a signature check first, as forging one
+   * costs a key and a signature. A sender whose cached account a block made stale
    * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed,
    * and its pending transactions some the refreshed state drops).
    */
-  private async refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number): Promise<AdmissionError | undefined> {
+  private refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number): AdmissionError | undefined {
     const address = senderAddress(tx)
     const sender = this.senders.get(bytesKey(address))
-    let account = sender?.account
-    const current = account !== undefined
-    if (account === undefined) {
-      const got = this.deps.accounts.getAccount(address)
-      account = got instanceof Promise ? await got : got
-    }
+    // only what is in memory: a sender never seen is judged after its signature, so that transactions of made-up
+    // senders with forged signatures are refused as forged (costing their peer) and read nothing from the store
+    const account = sender?.account ?? this.deps.accounts.peekAccount?.(address)
+    if (account === undefined) return undefined
+    const current = sender?.account !== undefined
     if (tx.nonce < account.nonce) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is below the account nonce ${account.nonce}` }
     // a stale sender's pending transaction at this nonce may be one the refreshed state drops
     if (current && sender!.byNonce.has(tx.nonce)) return { code: 'bad_nonce', reason: `nonce ${tx.nonce} is taken by a pending transaction` }

@@ -247,9 +247,12 @@ test('the account cache answers from memory and follows every commit; a stale ca
     assert.deepEqual(await state.getAccount(A), { balance: 70n, nonce: 1n })
     assert.deepEqual(await state.getAccount(B), { balance: 30n, nonce: 0n })
     assert.deepEqual(await state.getAccounts([B, A, C]), [{ balance: 30n, nonce: 0n }, { balance: 70n, nonce: 1n }, ZERO_ACCOUNT])
-    // a fresh ledger over the same store reads the same
+    // a fresh ledger over the same store reads the same; it holds in memory only what it read
     const reopened = await LedgerState.open(store)
+    assert.equal(reopened.peekAccount(A), undefined)
     assert.deepEqual(await reopened.getAccounts([A, B]), await state.getAccounts([A, B]))
+    assert.deepEqual(reopened.peekAccount(A), { balance: 70n, nonce: 1n })
+    assert.equal(reopened.peekAccount(C), undefined)
   }
   await assert.rejects(() => LedgerState.open(new MemoryKvStore(), { maxCachedAccounts: -1 }), RangeError)
 })

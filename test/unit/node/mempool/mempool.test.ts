@@ -23,9 +23,15 @@ class FakeAccounts {
     this.map.set(toHex(address), { balance, nonce })
   }
   getAccount(address: Uint8Array): AccountView | Promise<AccountView> {
+    this.reads++
     const a = this.map.get(toHex(address)) ?? { balance: 0n, nonce: 0n }
     return this.async ? Promise.resolve(a) : a
   }
+  /** The accounts the tests set are the ones held in memory. */
+  peekAccount(address: Uint8Array): AccountView | undefined {
+    return this.map.get(toHex(address))
+  }
+  reads = 0
 }
 
 function setup(opts: Partial<MempoolOptions> = {}, async = false) {
@@ -163,8 +169,9 @@ describe('mempool admission', () => {
       const r = await pool.add(t.bytes)
       return r.ok ? 'admitted' : r.error.code
     }
-    // a batch's worth of validly signed transfers from keys that hold nothing
+    // a batch's worth of validly signed transfers from keys that hold nothing, whose accounts are in memory
     const unfunded = Array.from({ length: 2_000 }, (_, i) => transfer(sha256(encodeCanonical(['unfunded', i])), 0n))
+    for (const t of unfunded) accounts.set(addressFromPublicKey(t.tx.from), 0n, 0n)
     for (const t of unfunded) assert.equal(await code(t), 'insufficient_funds')
     // the funded sender: nonces it used, a replacement of its pending transfer, a nonce far ahead, more than it holds
     const seed = new Uint8Array(32).fill(9)
@@ -178,12 +185,40 @@ describe('mempool admission', () => {
     assert.equal(checks, 2)
   })
 
+  it('refuses transfers of senders never seen as forged when their signature is: no store read, no cache place', async () => {
+    // a peer needs no key to make these up: refused for their senders' empty state before the signature, they would
+    // cost their peer nothing (state refusals are no fault) and each a store read and a place in the ledger's cache
+    let checks = 0
+    const accounts = new FakeAccounts(true)
+    const pool = new Mempool(
+      { chainId: 'c' },
+      {
+        accounts,
+        verifiedSignatures: new VerifiedTxCache(),
+        verifySignature: (d) => {
+          checks++
+          return verifyTransactionSignature(d.tx)
+        },
+      },
+    )
+    for (let i = 0; i < 50; i++) {
+      const t = createTransfer(sha256(encodeCanonical(['made up', i])), { chainId: 'c', to: new Uint8Array(20).fill(3), amount: 1n, nonce: 0n })
+      const forged = decodeTransaction(encodeTransaction({ ...t.tx, amount: 2n }))
+      assert.ok(forged.ok)
+      const r = await pool.add(forged.value.bytes)
+      assert.equal(r.ok ? 'admitted' : r.error.code, 'invalid_signature')
+    }
+    assert.equal(checks, 50)
+    assert.equal(accounts.reads, 0, 'store reads for forged transfers')
+  })
+
   it('checks no signature of a transfer that finds the pool full, however many variants of it a peer signs', async () => {
     let checks = 0
+    const account = () => ({ balance: 1_000_000n, nonce: 0n })
     const pool = new Mempool(
       { chainId: 'c', maxTxs: 2, maxTxsPerSender: 1 },
       {
-        accounts: { getAccount: () => ({ balance: 1_000_000n, nonce: 0n }) },
+        accounts: { getAccount: account, peekAccount: account },
         verifiedSignatures: new VerifiedTxCache(),
         verifySignature: (d) => {
           checks++
