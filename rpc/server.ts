@@ -131,11 +131,26 @@ type BodyResult = Result<{ readonly text: string; readonly bytes: number }, Body
  * Bytes that may be held at once over all clients (request bodies, or answers not yet taken): a holder takes its bytes
  * as it comes to hold them and gives them back when done.
  */
-interface BodyBudget {
-  take(bytes: number): boolean
-  give(bytes: number): void
+class ByteBudget {
+  /** The bytes taken and not given back. */
+  held = 0
+
+  constructor(private readonly limit: number) {}
+
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false
+    this.held += bytes
+    return true
+  }
+
+  give(bytes: number): void {
+    this.held -= bytes
+  }
+
   /** The bytes not taken. */
-  free(): number
+  free(): number {
+    return this.limit - this.held
+  }
 }
 
 /**
@@ -143,7 +158,7 @@ interface BodyBudget {
  * stops reading (and buffering) past either. On success the caller gives the body's bytes back once it is done with
  * the request; on failure they are given back here.
  */
-function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<BodyResult> {
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Promise<BodyResult> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.resolve(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
@@ -239,7 +254,7 @@ class WsSession implements SubscriberSession {
     /** The connection's socket: how much of a message being written the client has taken ({@link pendingWrite}). */
     private readonly socket: Duplex,
     private readonly maxBufferedBytes: number,
-    private readonly answers: BodyBudget,
+    private readonly answers: ByteBudget,
     private readonly stallMs: number,
     private readonly onDrop: (session: WsSession, reason: string) => void,
     private readonly onWorkError: (err: unknown) => void,
@@ -411,30 +426,8 @@ export class RpcServer {
   private http: Server | undefined
   private pingTimer: NodeJS.Timeout | undefined
   private boundPort = 0
-  private bodyBytesHeld = 0
-  private readonly bodyBudget: BodyBudget = {
-    take: (bytes) => {
-      if (this.bodyBytesHeld + bytes > this.options.maxBodyBytesInFlight) return false
-      this.bodyBytesHeld += bytes
-      return true
-    },
-    give: (bytes) => {
-      this.bodyBytesHeld -= bytes
-    },
-    free: () => this.options.maxBodyBytesInFlight - this.bodyBytesHeld,
-  }
-  private responseBytesHeld = 0
-  private readonly answerBudget: BodyBudget = {
-    take: (bytes) => {
-      if (this.responseBytesHeld + bytes > this.options.maxResponseBytesInFlight) return false
-      this.responseBytesHeld += bytes
-      return true
-    },
-    give: (bytes) => {
-      this.responseBytesHeld -= bytes
-    },
-    free: () => this.options.maxResponseBytesInFlight - this.responseBytesHeld,
-  }
+  private readonly bodyBudget: ByteBudget
+  private readonly answerBudget: ByteBudget
   private droppedConnections = 0
   private dropLoggedAt = Number.NEGATIVE_INFINITY
 
@@ -443,6 +436,8 @@ export class RpcServer {
     private readonly deps: RpcServerDependencies,
   ) {
     this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
+    this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight)
+    this.answerBudget = new ByteBudget(this.options.maxResponseBytesInFlight)
     this.logger = deps.logger ?? silentLogger
     this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })
     this.dispatcher = new Dispatcher(
@@ -463,12 +458,12 @@ export class RpcServer {
 
   /** Request-body bytes held now (see `maxBodyBytesInFlight`). */
   get bodyBytesInFlight(): number {
-    return this.bodyBytesHeld
+    return this.bodyBudget.held
   }
 
   /** Bytes of answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
   get responseBytesInFlight(): number {
-    return this.responseBytesHeld
+    return this.answerBudget.held
   }
 
   /** Open WebSocket connections. */
