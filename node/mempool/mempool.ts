@@ -394,8 +394,10 @@ export class Mempool {
     if (this.recentCommitted.has(decoded.hash)) return fail('duplicate', 'already committed')
     // 4. signature, once per node (a block this node executed may have verified it already); first what the sender's
     //    state and the pool's room refuse as they stand, which costs no signature check
+    const address = senderAddress(tx)
+    const senderKey = bytesKey(address)
     if (this.deps.verifiedSignatures?.has(decoded.hash) !== true && !this.verifiedNotAdmitted.has(decoded.hash)) {
-      const refused = this.refusedBeforeSignature(tx, bytes.byteLength)
+      const refused = this.refusedBeforeSignature(tx, bytes.byteLength, address, senderKey)
       if (refused !== undefined) return err(refused)
       const check = this.deps.verifySignature?.(decoded) ?? verifyDecodedSignature(decoded)
       if (!(check instanceof Promise ? await check : check)) return fail('invalid_signature', 'signature does not verify')
@@ -408,8 +410,6 @@ export class Mempool {
       if (problem !== undefined) return fail(problem.code, problem.reason)
     }
     // 5. committed state of the sender (cached until a block touches the account)
-    const address = senderAddress(tx)
-    const senderKey = bytesKey(address)
     let sender = this.senders.get(senderKey)
     let account = sender?.account
     for (let attempt = 0; account === undefined; attempt++) {
@@ -504,9 +504,8 @@ export class Mempool {
    * is judged by its nonce and this transfer's spend alone (its pending spend may include what the block committed,
    * and its pending transactions some the refreshed state drops).
    */
-  private refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number): AdmissionError | undefined {
-    const address = senderAddress(tx)
-    const sender = this.senders.get(bytesKey(address))
+  private refusedBeforeSignature(tx: DecodedTransaction['tx'], size: number, address: Uint8Array, senderKey: string): AdmissionError | undefined {
+    const sender = this.senders.get(senderKey)
     // only what is in memory: a sender never seen is judged after its signature, so that transactions of made-up
     // senders with forged signatures are refused as forged (costing their peer) and read nothing from the store
     const account = sender?.account ?? this.deps.accounts.peekAccount?.(address)
