@@ -30,12 +30,13 @@ import {
  * the closest trusted block below that is still within the trusting period.
  *
  * A header verified by skipping rests on the signatures of more than a third of a trusted set, which a fork signed by
- * that many validators also has. Given witnesses (other endpoints), the client compares each such header with a
- * witness's header at its height before it trusts it (CometBFT's light client detector): a witness's header of
- * another hash that verifies from the same trusted block is a fork, {@link ConflictingHeadersError}. When no witness
- * confirms it (each unreachable, behind, or lying), the client verifies it height by height instead, as far as
- * `unconfirmedSequentialHeights`, and beyond that refuses it with {@link UnconfirmedHeaderError}. Headers verified by
- * the hash chain (adjacent forward, backwards) need no witness.
+ * that many validators also has. Given witnesses (other endpoints), the client compares each such header with every
+ * witness's header at its height, all witnesses at once, before it trusts it (CometBFT's light client detector): a
+ * witness's header of another hash that verifies from the same trusted block is a fork, {@link
+ * ConflictingHeadersError}, even when other witnesses confirm the header (they may serve the same fork). When no
+ * witness confirms it (each unreachable, behind, past its own deadline, or lying), the client verifies it height by
+ * height instead, as far as `unconfirmedSequentialHeights`, and beyond that refuses it with
+ * {@link UnconfirmedHeaderError}. Headers verified by the hash chain (adjacent forward, backwards) need no witness.
  *
  * Whatever a provider sends that fails verification throws {@link FailedVerificationError} naming it; an expired or
  * unusable starting point throws {@link TrustError}. Blocks verified along the way join the trusted blocks, which
@@ -61,13 +62,14 @@ export interface LightProvider {
 }
 
 /**
- * The other endpoints a header verified by skipping is compared with, tried in order until one confirms it. A witness
- * is asked for one header at the height; only when its header differs does the client verify that header (fetching
- * what it needs from the witness) to tell a fork from a lying witness.
+ * The other endpoints a header verified by skipping is compared with, all of them, at once. A witness is asked for one
+ * header at the height; only when its header differs does the client verify that header (fetching what it needs from
+ * the witness) to tell a fork from a lying witness. The list order decides which witness a conflict names when
+ * several hold one.
  */
 export interface Witnesses {
   readonly providers: readonly LightProvider[]
-  /** Told of a witness whose header fails verification; the next witness is asked. */
+  /** Told of a witness whose header fails verification; the other witnesses' word decides. */
   readonly onLie?: (e: FailedVerificationError) => void
   /** Told when no witness confirmed a header and the client verifies it height by height instead. */
   readonly onUnconfirmed?: (e: UnconfirmedHeaderError) => void
@@ -97,6 +99,12 @@ export interface LightClientOptions {
    */
   readonly witnessLagMs?: number
   /**
+   * How long one witness has to answer a cross-check, its wait for a block it lacks and the verification of a header
+   * that differs included (default 10 s). Past it the witness counts as unavailable, and is not asked again within
+   * the same verification, so that a slow witness cannot use up the time the answer has.
+   */
+  readonly witnessTimeoutMs?: number
+  /**
    * When no witness confirms a header verified by skipping, it is verified height by height instead (the hash chain
    * from the trusted block, each header signed by more than two thirds of its set: what a fork of fewer keys cannot
    * pass) if it lies at most this many heights above (default 1000: 20 requests); further up the answer is refused.
@@ -125,6 +133,43 @@ interface ForwardRun {
   readonly store: boolean
   /** The witnesses each header verified by skipping is compared with before it is trusted. */
   readonly witnesses?: Witnesses | undefined
+  /** Witnesses that ran past their deadline in this verification: not asked again in it. */
+  readonly late?: Set<string>
+}
+
+/** What one witness made of a header verified by skipping. */
+type WitnessVerdict =
+  | { readonly kind: 'confirmed' }
+  | { readonly kind: 'conflict'; readonly hash: Uint8Array }
+  | { readonly kind: 'lied'; readonly error: FailedVerificationError }
+  | { readonly kind: 'unavailable'; readonly error: string; readonly late: boolean }
+  | { readonly kind: 'trust'; readonly error: TrustError }
+
+/** A witness's call that ran past the witness's deadline. */
+class WitnessLateError extends Error {}
+
+/**
+ * `provider` with every call bounded by `deadline` (`Date.now()` time): a call made past it, or unanswered at it,
+ * throws {@link WitnessLateError} (the call under way is left to end on its own).
+ */
+function boundedProvider(provider: LightProvider, deadline: number, late: string): LightProvider {
+  const call = <T>(f: () => Promise<T>): Promise<T> => {
+    const left = deadline - Date.now()
+    if (left <= 0) return Promise.reject(new WitnessLateError(late))
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new WitnessLateError(late)), left)
+    })
+    const answer = f()
+    answer.catch(() => {})
+    return Promise.race([answer, expired]).finally(() => clearTimeout(timer))
+  }
+  return {
+    name: provider.name,
+    lightBlocks: (from, to) => call(() => provider.lightBlocks(from, to)),
+    validators: (height) => call(() => provider.validators(height)),
+    lightBlock: (height) => call(() => provider.lightBlock(height)),
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -141,6 +186,7 @@ export class LightClient {
   private readonly maxBackwardHeights: number
   private readonly backwardFirstHeights: number
   private readonly witnessLagMs: number
+  private readonly witnessTimeoutMs: number
   private readonly unconfirmedSequentialHeights: number
 
   constructor(
@@ -154,9 +200,11 @@ export class LightClient {
     this.maxBackwardHeights = options.maxBackwardHeights ?? 10_000
     this.backwardFirstHeights = Math.min(options.backwardFirstHeights ?? 100, this.maxBackwardHeights)
     this.witnessLagMs = options.witnessLagMs ?? 3000
+    this.witnessTimeoutMs = options.witnessTimeoutMs ?? 10_000
     this.unconfirmedSequentialHeights = options.unconfirmedSequentialHeights ?? 1000
     if (!Number.isSafeInteger(this.trustingPeriodMs) || this.trustingPeriodMs <= 0) throw new RangeError('the trusting period must be a positive number of ms')
     if (!validTrustLevel(this.trustLevel)) throw new RangeError('the trust level must be from 1/3 to 1')
+    if (!Number.isSafeInteger(this.witnessTimeoutMs) || this.witnessTimeoutMs <= 0) throw new RangeError('the witness timeout must be a positive number of ms')
   }
 
   get chainId(): string {
@@ -195,7 +243,7 @@ export class LightClient {
     let result: TrustedBlock
     const latest = blocks.latest()
     if (h > latest.height) {
-      result = await this.forward(latest, block, provider, { store: true, witnesses })
+      result = await this.forward(latest, block, provider, { store: true, witnesses, late: new Set() })
     } else {
       // The hash chain down from a trusted header is proof no number of validator keys can forge: a header that
       // skipping would accept from below (signed by more than the trust level of a trusted set) may still be a fork
@@ -207,7 +255,7 @@ export class LightClient {
         result = await this.backward(above, block, provider)
         blocks.add(result)
       } else if (below !== undefined && !isExpired(below, this.deps.now(), this.trustingPeriodMs)) {
-        result = await this.forward(below, block, provider, { store: true, witnesses })
+        result = await this.forward(below, block, provider, { store: true, witnesses, late: new Set() })
       } else {
         if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
         result = await this.backward(above, block, provider)
@@ -244,7 +292,7 @@ export class LightClient {
       if (r.ok) {
         // the skipped-to header stands on more than a third of the trusted set: a witness must confirm it first, or
         // else the hash chain up to it, each height signed by more than two thirds of its set
-        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses) : undefined
+        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses, run.late) : undefined
         if (unconfirmed !== undefined) {
           if (next.header.height - trusted.height > this.unconfirmedSequentialHeights) throw unconfirmed
           run.witnesses?.onUnconfirmed?.(unconfirmed)
@@ -327,46 +375,62 @@ export class LightClient {
   }
 
   /**
-   * Compares `block`, verified by skipping from `from`, with the witnesses' block at its height, in order, until one
-   * has the same hash. A witness's block of another hash is verified from `from` with what that witness serves: if it
-   * verifies, the two are a fork and the client stops ({@link ConflictingHeadersError}); if not, the witness lied and
-   * the next is asked. Returns {@link UnconfirmedHeaderError} when no witness confirms the block, undefined when one
-   * does.
+   * Compares `block`, verified by skipping from `from`, with every witness's block at its height, all at once, each
+   * witness within its own deadline. A witness's block of another hash is verified from `from` with what that witness
+   * serves: if it verifies, the two are a fork and the client stops ({@link ConflictingHeadersError}, naming the first
+   * such witness in list order), whatever the other witnesses said; if not, the witness lied. Returns
+   * {@link UnconfirmedHeaderError} when no witness confirms the block, undefined when one does and none conflicts.
+   * Witnesses in `late` are not asked; those that run past their deadline join it.
    */
-  private async crossCheck(from: TrustedBlock, block: LightBlock, primary: LightProvider, witnesses: Witnesses): Promise<UnconfirmedHeaderError | undefined> {
+  private async crossCheck(
+    from: TrustedBlock,
+    block: LightBlock,
+    primary: LightProvider,
+    witnesses: Witnesses,
+    late = new Set<string>(),
+  ): Promise<UnconfirmedHeaderError | undefined> {
     const h = block.header.height
+    const asked = witnesses.providers.filter((w) => w.name !== primary.name && !late.has(w.name))
+    const verdicts = await Promise.all(asked.map((w) => this.askWitness(from, block, w)))
     const failures: { endpoint: string; error: string }[] = []
-    const lied = (e: FailedVerificationError) => {
-      witnesses.onLie?.(e)
-      failures.push({ endpoint: e.endpoint, error: `fails verification: ${e.reason}` })
+    let confirmed = false
+    let trustError: TrustError | undefined
+    for (const [i, v] of verdicts.entries()) {
+      const name = asked[i]!.name
+      if (v.kind === 'confirmed') confirmed = true
+      else if (v.kind === 'lied') {
+        witnesses.onLie?.(v.error)
+        failures.push({ endpoint: name, error: `fails verification: ${v.error.reason}` })
+      } else if (v.kind === 'unavailable') {
+        if (v.late) late.add(name)
+        failures.push({ endpoint: name, error: v.error })
+      } else if (v.kind === 'trust') trustError ??= v.error
     }
-    for (const witness of witnesses.providers) {
-      if (witness.name === primary.name) continue
-      let theirs: LightBlock | undefined
-      try {
-        theirs = await this.witnessBlock(witness, h)
-      } catch (e) {
-        if (e instanceof FailedVerificationError) lied(e)
-        else failures.push({ endpoint: witness.name, error: errorText(e) })
-        continue
-      }
-      if (theirs === undefined) {
-        failures.push({ endpoint: witness.name, error: `no block at height ${h} within ${this.witnessLagMs} ms` })
-        continue
-      }
-      if (bytesEqual(theirs.hash, block.hash)) return undefined
-      try {
-        if (theirs.header.height !== h) this.lie(witness, `gave header ${theirs.header.height} where ${h} was asked`)
-        await this.forward(from, theirs, witness, { store: false })
-      } catch (e) {
-        if (e instanceof FailedVerificationError) lied(e)
-        else if (e instanceof TrustError) throw e
-        else failures.push({ endpoint: witness.name, error: errorText(e) })
-        continue
-      }
-      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(theirs.hash), from.height)
+    for (const [i, v] of verdicts.entries()) {
+      if (v.kind === 'conflict') throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), asked[i]!.name, to0x(v.hash), from.height)
     }
-    return new UnconfirmedHeaderError(h, primary.name, failures)
+    if (trustError !== undefined) throw trustError
+    return confirmed ? undefined : new UnconfirmedHeaderError(h, primary.name, failures)
+  }
+
+  /** What `witness` makes of `block` (verified by skipping from `from`), within {@link witnessTimeoutMs}. */
+  private async askWitness(from: TrustedBlock, block: LightBlock, witness: LightProvider): Promise<WitnessVerdict> {
+    const h = block.header.height
+    const late = `no answer within ${this.witnessTimeoutMs} ms`
+    const bounded = boundedProvider(witness, Date.now() + this.witnessTimeoutMs, late)
+    try {
+      const theirs = await this.witnessBlock(bounded, h)
+      if (theirs === undefined) return { kind: 'unavailable', error: `no block at height ${h} within ${this.witnessLagMs} ms`, late: false }
+      if (bytesEqual(theirs.hash, block.hash)) return { kind: 'confirmed' }
+      if (theirs.header.height !== h) this.lie(witness, `gave header ${theirs.header.height} where ${h} was asked`)
+      await this.forward(from, theirs, bounded, { store: false })
+      return { kind: 'conflict', hash: theirs.hash }
+    } catch (e) {
+      if (e instanceof FailedVerificationError) return { kind: 'lied', error: e }
+      if (e instanceof TrustError) return { kind: 'trust', error: e }
+      if (e instanceof WitnessLateError) return { kind: 'unavailable', error: late, late: true }
+      return { kind: 'unavailable', error: errorText(e), late: false }
+    }
   }
 
   /** The witness's block at `height`, asked again while it has none, for up to `witnessLagMs`. */

@@ -17,12 +17,13 @@ import type { TrustedBlock } from './verifier.js'
  * the listed ones is enough for a true answer, and no endpoint can make the client show a false one.
  *
  * A header the light client verifies by skipping (on the word of more than a third of a trusted set) is compared with
- * the other endpoints' header at its height, in list order after the one that served it, the rejected ones last,
- * until one confirms it. A confirmed header is trusted; another header there that verifies too is a fork, and the
- * look-up stops with {@link ConflictingHeadersError}. When no other endpoint confirms it (each unreachable, without
- * the block, or lying), the light client verifies it height by height instead (`onUnconfirmed` is told), and beyond
- * its bound the answer counts as unverified and the next endpoint is asked. With one endpoint there is nothing to
- * compare with, and the header is trusted on the signatures alone.
+ * every other endpoint's header at its height, all asked at once, each within the light client's witness deadline
+ * (but those that did not answer in this look-up). Another header there that verifies too is a fork, and the look-up
+ * stops with {@link ConflictingHeadersError}, even when other endpoints confirm the header (they may serve the same
+ * fork); with no conflict, a header one of them confirms is trusted. When none confirms it (each unreachable, slow,
+ * without the block, or lying), the light client verifies it height by height instead (`onUnconfirmed` is told),
+ * and beyond its bound the answer counts as unverified and the next endpoint is asked. With one endpoint there is
+ * nothing to compare with, and the header is trusted on the signatures alone.
  *
  * A negative answer (a transaction not committed) has no proof: the client asks every endpoint before it settles on
  * one, and says it is unverified.
@@ -248,8 +249,8 @@ export class VerifiedRpc {
 
   /**
    * The endpoints that check a header `client` served: the others in list order after it but those that did not
-   * answer in this look-up, those whose answers failed verification last (they can confirm a header, never make one
-   * trusted alone, and a header of theirs that conflicts is verified before it counts).
+   * answer in this look-up, those whose answers failed verification last (a conflict names the first witness that
+   * holds one, and a header of theirs that conflicts is verified before it counts).
    */
   private witnessesOf(client: RpcClient, unanswered: ReadonlySet<string>): RpcClient[] {
     const i = this.clients.indexOf(client)

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { addressFromPublicKey, formatAddress } from '../../../../crypto/address.js'
-import { createServer } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RpcClient } from '../../../../rpc/client.js'
 import type { UnconfirmedHeaderError } from '../../../../rpc/light/errors.js'
@@ -40,6 +40,41 @@ function isConflict(e: unknown, primary: string, witness: string, height: number
     String(c.message).includes(witness) &&
     String(c.message).includes(`height ${height}`)
   )
+}
+
+type Json = Record<string, unknown>
+
+/**
+ * An endpoint that passes every request on to `target`, each answer after `delayMs`; `chain_getCommit` answers null
+ * (no block yet) when `behind`.
+ */
+async function relay(target: string, o: { delayMs?: number; behind?: boolean } = {}): Promise<{ url: string; server: Server }> {
+  const one = async (request: Json): Promise<Json> => {
+    await new Promise((resolve) => setTimeout(resolve, o.delayMs ?? 0))
+    if (o.behind && request.method === 'chain_getCommit') return { jsonrpc: '2.0', id: request.id, result: null }
+    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
+    return (await r.json()) as Json
+  }
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
+      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
+      if (res.destroyed) return
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(out))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
+}
+
+function close(server: Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  })
 }
 
 /** What a look-up gave: its error, or the answer it showed (for the failure message). */
@@ -96,6 +131,40 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
     assert.equal(f.forgedHeight, TIP, 'the forger served its fork')
     assert.equal(light.blocks.at(TIP), undefined, 'the forged header joined the trusted blocks')
     assert.equal(light.latest().height, 2)
+  })
+
+  test('an endpoint serving the same fork, listed before the honest one: refused, the honest one named', async () => {
+    const light = lightFrom(2)
+    const f = await forger()
+    const accomplice = await relay(f.url)
+    try {
+      const rpc = new VerifiedRpc({ endpoints: [f.url, accomplice.url, honest.url], timeoutMs: 2000 }, { light })
+      const r = await outcome(rpc.balance(A))
+      assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+      assert.equal(light.blocks.at(TIP), undefined, 'the forged header joined the trusted blocks')
+    } finally {
+      await close(accomplice.server)
+    }
+  })
+
+  test('a slow witness counts as unavailable: the answer comes within its own deadline', async () => {
+    // answers each request just within the transport timeout, and has no block at the height for longer than the
+    // answer may take
+    const slow = await relay(honest.url, { delayMs: 150, behind: true })
+    try {
+      const bounded = { witnessTimeoutMs: 500 }
+      const light = lightFrom(2, bounded)
+      const unconfirmed: UnconfirmedHeaderError[] = []
+      const rpc = new VerifiedRpc(
+        { endpoints: [honest.url, slow.url], timeoutMs: 300, answerTimeoutMs: 2500, retries: 0 },
+        { light, onUnconfirmed: (e) => unconfirmed.push(e) },
+      )
+      const b = await rpc.balance(A)
+      assert.deepEqual([b.balance, b.verifiedHeight], [1000n, TIP])
+      assert.match(unconfirmed[0]?.message ?? '', new RegExp(`${slow.url} \\(no answer within 500 ms\\)`))
+    } finally {
+      await close(slow.server)
+    }
   })
 
   test('the other endpoint down or hanging: the true answer, verified height by height, in bounded time', async () => {

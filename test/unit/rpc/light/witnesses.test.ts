@@ -58,6 +58,25 @@ function down(name = 'down'): SyntheticProvider {
   return p
 }
 
+/** A witness that never answers: no error, no header. */
+function stuck(name = 'stuck'): SyntheticProvider {
+  const p = new SyntheticProvider(chain, name)
+  p.lightBlock = (h: number) => {
+    p.asked.blocks.push(h)
+    return new Promise<never>(() => {})
+  }
+  return p
+}
+
+/** `p`, or a rejection once `ms` passed without it. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no result within ${ms} ms`)), ms)
+  })
+  return Promise.race([p, late]).finally(() => clearTimeout(timer))
+}
+
 function client(options: LightClientOptions = {}): LightClient {
   const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: new Uint8Array(32).fill(1) }, chain.genesis())
   return new LightClient(options, { blocks, now: () => chain.timeOf(10_000) })
@@ -72,13 +91,14 @@ describe('witnesses', () => {
     const witnesses = { providers: [w1, w2] }
     await light.verify(chain.block(10), primary, witnesses)
     assert.deepEqual(w1.asked, { blocks: [10], validators: [] })
-    assert.deepEqual(w2.asked.blocks, [], 'the first witness confirmed it: the second is not asked')
+    assert.deepEqual(w2.asked, { blocks: [10], validators: [] }, 'every witness is asked, not only the first to confirm')
     await light.verify(chain.block(11), primary, witnesses) // adjacent: the hash chain from 10
     await light.verify(chain.block(5), primary, witnesses) // below a trusted block, backwards by the hash chain
     await light.verify(chain.block(10), primary, witnesses) // trusted already
     assert.deepEqual(w1.asked.blocks, [10])
     await light.verify(chain.block(30), primary, witnesses)
     assert.deepEqual(w1.asked.blocks, [10, 30])
+    assert.deepEqual(w2.asked.blocks, [10, 30])
     assert.deepEqual(primary.asked.blocks, [6, 7, 8, 9], 'the primary was asked for the walk down from 10 alone')
   })
 
@@ -131,6 +151,45 @@ describe('witnesses', () => {
     const f = forger()
     await assert.rejects(light.verify(f.block(FORK), f, { providers: [honest] }), ConflictingHeadersError)
     assert.equal(light.blocks.at(FORK), undefined)
+  })
+
+  test('a witness that confirms the fork does not outvote a later one that holds the true header', async () => {
+    // the forger and its accomplice serve the same fork, the honest endpoint is listed after the accomplice
+    for (const order of [
+      ['accomplice', 'honest'],
+      ['honest', 'accomplice'],
+    ]) {
+      const light = client()
+      const primary = forger('forger')
+      const providers = order.map((name) => (name === 'accomplice' ? forger('accomplice') : new SyntheticProvider(chain, 'honest')))
+      await light.verify(chain.block(10), primary, { providers })
+      const r = await light.verify(primary.block(FORK), primary, { providers }).then(
+        (b) => `trusted the fork at height ${b.height}`,
+        (e: unknown) => e,
+      )
+      assert.ok(r instanceof ConflictingHeadersError, `${order.join(', ')}: ${String(r)}`)
+      assert.deepEqual([r.primary, r.witness, r.height, r.trustedHeight], ['forger', 'honest', FORK, 10])
+      assert.equal(light.blocks.at(FORK), undefined)
+    }
+  })
+
+  test('witnesses are asked at once, not one after another', async () => {
+    const light = client()
+    const primary = new SyntheticProvider(chain, 'primary')
+    let pending = 0
+    let most = 0
+    const slow = (name: string) => {
+      const p = new SyntheticProvider(chain, name)
+      p.lightBlock = async (h: number) => {
+        most = Math.max(most, ++pending)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        pending--
+        return chain.block(h)
+      }
+      return p
+    }
+    await light.verify(chain.block(10), primary, { providers: [slow('w1'), slow('w2'), slow('w3')] })
+    assert.equal(most, 3)
   })
 
   test('without witnesses the fork is trusted (one endpoint: nothing to compare with)', async () => {
@@ -194,5 +253,23 @@ describe('witnesses', () => {
     await light.verify(chain.block(10), primary, { providers: [w] })
     assert.equal(calls, 2)
     assert.deepEqual(primary.asked.blocks, [], 'confirmed: no walk')
+  })
+
+  test('a witness that does not answer counts as unavailable after its own deadline', async () => {
+    const bounded = { witnessLagMs: 50, witnessTimeoutMs: 200 }
+    const primary = new SyntheticProvider(chain, 'primary')
+    // confirmed by the witness that answers, whatever the other does
+    const light = client(bounded)
+    assert.equal((await within(light.verify(chain.block(10), primary, { providers: [stuck(), new SyntheticProvider(chain, 'w')] }), 2000)).height, 10)
+    assert.deepEqual(primary.asked.blocks, [], 'confirmed: no walk')
+    // the only witness stuck: verified height by height, the witness named
+    const alone = client(bounded)
+    const unconfirmed: UnconfirmedHeaderError[] = []
+    const s = stuck()
+    const witnesses: Witnesses = { providers: [s], onUnconfirmed: (e) => unconfirmed.push(e) }
+    assert.equal((await within(alone.verify(chain.block(10), primary, witnesses), 2000)).height, 10)
+    assert.match(unconfirmed[0]?.message ?? '', /: stuck \(no answer within 200 ms\)/)
+    await within(alone.verify(chain.block(40), primary, witnesses), 2000)
+    assert.deepEqual(s.asked.blocks, [10, 40], 'one request per header, nothing asked past its deadline')
   })
 })
