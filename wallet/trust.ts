@@ -69,10 +69,7 @@ export function lightDirOf(option: string | undefined, env: Record<string, strin
   return resolve(option ?? env.TALLY_LIGHT_DIR ?? join(env.HOME ?? homedir(), '.tally', 'light'))
 }
 
-/**
- * `use(dir)` for the light directory, a {@link DirectoryError} told as a problem of the option or variable naming it.
- * The light store's own writer makes its directory with Node's recursive mkdir, which never returns under /proc.
- */
+/** `use(dir)` for the light directory, a {@link DirectoryError} told as a problem of the option or variable naming it. */
 function lightDir<T>(dir: string, use: (dir: string) => T): T {
   try {
     return use(dir)

@@ -1,10 +1,12 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { bytesEqual, to0x, toHex } from '../../crypto/bytes.js'
 import { malformed } from '../../crypto/decodeError.js'
 import { FileReadError, readBoundedFile } from '../../node/cli/boundedFile.js'
+import { makeDirectory } from '../../node/cli/directory.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import { ok } from '../../crypto/result.js'
+import { parseStrictJson } from '../../crypto/strictJson.js'
 import type { ValidatorSet } from '../../consensus/index.js'
 import { blockHash } from '../../ledger/block.js'
 import { isValidChainId } from '../../ledger/transaction.js'
@@ -63,9 +65,10 @@ export function decodeLightStore(text: string): Decoded<TrustedBlocks> {
   const fail = malformed
   let v: unknown
   try {
-    v = JSON.parse(text)
-  } catch {
-    return fail('not JSON')
+    v = parseStrictJson(text)
+  } catch (e) {
+    // a key twice would read as its last value while another reader takes the first
+    return fail(e instanceof SyntaxError && /appears twice/.test(e.message) ? e.message : 'not JSON')
   }
   if (!isRecord(v) || v.type !== LIGHT_STORE_TYPE) return fail(`not a ${LIGHT_STORE_TYPE} file`)
   if (v.version !== LIGHT_STORE_VERSION) return fail(`unsupported version ${JSON.stringify(v.version)}`)
@@ -145,10 +148,13 @@ export async function loadLightStore(path: string): Promise<LoadedLightStore> {
   return d.ok ? { kind: 'ok', blocks: d.value } : { kind: 'corrupt', reason: d.error.reason }
 }
 
-/** Writes the store at `path` atomically (a temporary file renamed over it), creating its directory (mode 0700). */
+/**
+ * Writes the store at `path` atomically (a temporary file renamed over it), creating its directory (mode 0700) one
+ * level at a time: a path where a directory cannot be made (a file on the way, procfs) throws a `DirectoryError`
+ * (node/cli/directory.ts) naming the path at fault, at once, where a recursive mkdir could retry forever.
+ */
 export async function saveLightStore(path: string, blocks: TrustedBlocks): Promise<void> {
-  const dir = join(path, '..')
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  makeDirectory(join(path, '..'), 0o700)
   const tmp = `${path}.${process.pid}.${Math.floor(Math.random() * 1e9)}.tmp`
   try {
     await writeFile(tmp, encodeLightStore(blocks), { mode: 0o600 })

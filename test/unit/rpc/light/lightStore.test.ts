@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bytesEqual } from '../../../../crypto/bytes.js'
@@ -72,11 +72,15 @@ describe('light store', () => {
       ['the genesis set missing', JSON.stringify({ ...good, sets: {} })],
       ['no blocks', JSON.stringify({ ...good, blocks: [] })],
       ['truncated', encodeLightStore(sample()).slice(0, 300)],
+      // JSON.parse keeps the last of two equal keys: the store would read as another chain than a reader sees first
+      ['a key twice', `{"chainId":"other-chain",${encodeLightStore(sample()).slice(1)}`],
     ]
     for (const [what, text] of cases) {
       const d = decodeLightStore(text)
       assert.equal(d.ok, false, what)
     }
+    const twice = decodeLightStore(`{"chainId":"other-chain",${encodeLightStore(sample()).slice(1)}`)
+    assert.match(twice.ok ? '' : twice.error.reason, /the key "chainId" appears twice/)
   })
 
   test('saved atomically with mode 0600, loaded back; missing, corrupt and oversized files', async () => {
@@ -96,5 +100,31 @@ describe('light store', () => {
     const big = await loadLightStore(path)
     assert.ok(big.kind === 'corrupt' && /larger than/.test(big.reason))
     assert.throws(() => lightStorePath(dir, '../escape'), /not a chain id/)
+  })
+
+  test('a directory that cannot be made: one error naming the path at fault, at once', async () => {
+    const within = <T>(p: Promise<T>, ms: number): Promise<T> => {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no result within ${ms} ms`)), ms)
+      })
+      return Promise.race([p, late]).finally(() => clearTimeout(timer))
+    }
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    mkdirSync(join(dir, 'links'))
+    symlinkSync(join(dir, 'links', 'nowhere'), join(dir, 'links', 'dangling'))
+    const cases: [string, RegExp][] = [
+      [join(file, 'light'), /a-file is a regular file, not a directory/],
+      [join(dir, 'links', 'dangling', 'light'), /dangling is a symlink to nothing/],
+    ]
+    // procfs answers ENOENT to a new entry in a directory that exists: a recursive mkdir retries it forever
+    if (existsSync('/proc/self')) cases.unshift(['/proc/tally-test/light', /^\/proc( is not writable|\/tally-test cannot be created)/])
+    for (const [sub, message] of cases) {
+      await assert.rejects(within(saveLightStore(lightStorePath(sub, chain.chainId), sample()), 2000), (e: unknown) => {
+        assert.match((e as Error).message, message, sub)
+        return true
+      })
+    }
   })
 })
