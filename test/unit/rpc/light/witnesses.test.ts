@@ -272,4 +272,20 @@ describe('witnesses', () => {
     await within(alone.verify(chain.block(40), primary, witnesses), 2000)
     assert.deepEqual(s.asked.blocks, [10, 40], 'one request per header, nothing asked past its deadline')
   })
+
+  test('a witness past its deadline is not asked again within the same verification', async () => {
+    // the set changes wholly at 15: from the genesis, block 30 takes a bisection, more than one skip
+    const moving = new SyntheticChain((h) => (h < 15 ? members : four('e', 'f', 'g', 'h')), { chainId: 'light-moving' })
+    const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: new Uint8Array(32).fill(2) }, moving.genesis())
+    const light = new LightClient({ witnessTimeoutMs: 100 }, { blocks, now: () => moving.timeOf(10_000) })
+    const s = new SyntheticProvider(moving, 'stuck')
+    s.lightBlock = (h: number) => {
+      s.asked.blocks.push(h)
+      return new Promise<never>(() => {})
+    }
+    const w = new SyntheticProvider(moving, 'w')
+    await within(light.verify(moving.block(30), new SyntheticProvider(moving, 'primary'), { providers: [s, w] }), 3000)
+    assert.ok(w.asked.blocks.length > 1, `the witness that answers checked every skip: ${w.asked.blocks}`)
+    assert.equal(s.asked.blocks.length, 1, `asked for ${s.asked.blocks}`)
+  })
 })
