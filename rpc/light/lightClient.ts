@@ -99,9 +99,10 @@ export interface LightClientOptions {
    */
   readonly witnessLagMs?: number
   /**
-   * How long one witness has to answer a cross-check, its wait for a block it lacks and the verification of a header
-   * that differs included (default 10 s). Past it the witness counts as unavailable, and is not asked again within
-   * the same verification, so that a slow witness cannot use up the time the answer has.
+   * How long one witness has for all its cross-checks in one verification (a bisection may check several headers),
+   * counted from its first, its waits for a block it lacks and its verifications of a header that differs included
+   * (default 10 s). Past it the witness counts as unavailable and is not asked again in that verification, so that a
+   * slow witness cannot use up the time the answer has.
    */
   readonly witnessTimeoutMs?: number
   /**
@@ -133,8 +134,11 @@ interface ForwardRun {
   readonly store: boolean
   /** The witnesses each header verified by skipping is compared with before it is trusted. */
   readonly witnesses?: Witnesses | undefined
-  /** Witnesses that ran past their deadline in this verification: not asked again in it. */
-  readonly late?: Set<string>
+  /**
+   * The time (ms) each witness spent on its checks in this verification: what it spends on one check is gone for the
+   * next, and with none left it is not asked again in this verification.
+   */
+  readonly spent?: Map<string, number>
 }
 
 /** What one witness made of a header verified by skipping. */
@@ -142,7 +146,7 @@ type WitnessVerdict =
   | { readonly kind: 'confirmed' }
   | { readonly kind: 'conflict'; readonly hash: Uint8Array }
   | { readonly kind: 'lied'; readonly error: FailedVerificationError }
-  | { readonly kind: 'unavailable'; readonly error: string; readonly late: boolean }
+  | { readonly kind: 'unavailable'; readonly error: string }
   | { readonly kind: 'trust'; readonly error: TrustError }
 
 /** A witness's call that ran past the witness's deadline. */
@@ -243,7 +247,7 @@ export class LightClient {
     let result: TrustedBlock
     const latest = blocks.latest()
     if (h > latest.height) {
-      result = await this.forward(latest, block, provider, { store: true, witnesses, late: new Set() })
+      result = await this.forward(latest, block, provider, { store: true, witnesses, spent: new Map() })
     } else {
       // The hash chain down from a trusted header is proof no number of validator keys can forge: a header that
       // skipping would accept from below (signed by more than the trust level of a trusted set) may still be a fork
@@ -255,7 +259,7 @@ export class LightClient {
         result = await this.backward(above, block, provider)
         blocks.add(result)
       } else if (below !== undefined && !isExpired(below, this.deps.now(), this.trustingPeriodMs)) {
-        result = await this.forward(below, block, provider, { store: true, witnesses, late: new Set() })
+        result = await this.forward(below, block, provider, { store: true, witnesses, spent: new Map() })
       } else {
         if (above === undefined) throw new TrustError('trust_expired', `no trusted block within the trusting period lies below height ${h}, and none above it`)
         result = await this.backward(above, block, provider)
@@ -292,7 +296,7 @@ export class LightClient {
       if (r.ok) {
         // the skipped-to header stands on more than a third of the trusted set: a witness must confirm it first, or
         // else the hash chain up to it, each height signed by more than two thirds of its set
-        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses, run.late) : undefined
+        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses, run.spent) : undefined
         if (unconfirmed !== undefined) {
           if (next.header.height - trusted.height > this.unconfirmedSequentialHeights) throw unconfirmed
           run.witnesses?.onUnconfirmed?.(unconfirmed)
@@ -380,18 +384,31 @@ export class LightClient {
    * serves: if it verifies, the two are a fork and the client stops ({@link ConflictingHeadersError}, naming the first
    * such witness in list order), whatever the other witnesses said; if not, the witness lied. Returns
    * {@link UnconfirmedHeaderError} when no witness confirms the block, undefined when one does and none conflicts.
-   * Witnesses in `late` are not asked; those that run past their deadline join it.
+   * A witness has {@link witnessTimeoutMs} for all its checks in the verification `spent` belongs to: past that it
+   * counts as unavailable, and with nothing left it is not asked.
    */
   private async crossCheck(
     from: TrustedBlock,
     block: LightBlock,
     primary: LightProvider,
     witnesses: Witnesses,
-    late = new Set<string>(),
+    spent = new Map<string, number>(),
   ): Promise<UnconfirmedHeaderError | undefined> {
     const h = block.header.height
-    const asked = witnesses.providers.filter((w) => w.name !== primary.name && !late.has(w.name))
-    const verdicts = await Promise.all(asked.map((w) => this.askWitness(from, block, w)))
+    const late = `no answer within ${this.witnessTimeoutMs} ms`
+    const now = Date.now()
+    const asked = witnesses.providers.filter((w) => w.name !== primary.name)
+    const verdicts = await Promise.all(
+      asked.map(async (w): Promise<WitnessVerdict> => {
+        const left = this.witnessTimeoutMs - (spent.get(w.name) ?? 0)
+        if (left <= 0) return { kind: 'unavailable', error: late }
+        try {
+          return await this.askWitness(from, block, w, now + left, late)
+        } finally {
+          spent.set(w.name, (spent.get(w.name) ?? 0) + (Date.now() - now))
+        }
+      }),
+    )
     const failures: { endpoint: string; error: string }[] = []
     let confirmed = false
     let trustError: TrustError | undefined
@@ -401,10 +418,8 @@ export class LightClient {
       else if (v.kind === 'lied') {
         witnesses.onLie?.(v.error)
         failures.push({ endpoint: name, error: `fails verification: ${v.error.reason}` })
-      } else if (v.kind === 'unavailable') {
-        if (v.late) late.add(name)
-        failures.push({ endpoint: name, error: v.error })
-      } else if (v.kind === 'trust') trustError ??= v.error
+      } else if (v.kind === 'unavailable') failures.push({ endpoint: name, error: v.error })
+      else if (v.kind === 'trust') trustError ??= v.error
     }
     for (const [i, v] of verdicts.entries()) {
       if (v.kind === 'conflict') throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), asked[i]!.name, to0x(v.hash), from.height)
@@ -413,14 +428,13 @@ export class LightClient {
     return confirmed ? undefined : new UnconfirmedHeaderError(h, primary.name, failures)
   }
 
-  /** What `witness` makes of `block` (verified by skipping from `from`), within {@link witnessTimeoutMs}. */
-  private async askWitness(from: TrustedBlock, block: LightBlock, witness: LightProvider): Promise<WitnessVerdict> {
+  /** What `witness` makes of `block` (verified by skipping from `from`) by `deadline`, else `late`. */
+  private async askWitness(from: TrustedBlock, block: LightBlock, witness: LightProvider, deadline: number, late: string): Promise<WitnessVerdict> {
     const h = block.header.height
-    const late = `no answer within ${this.witnessTimeoutMs} ms`
-    const bounded = boundedProvider(witness, Date.now() + this.witnessTimeoutMs, late)
+    const bounded = boundedProvider(witness, deadline, late)
     try {
       const theirs = await this.witnessBlock(bounded, h)
-      if (theirs === undefined) return { kind: 'unavailable', error: `no block at height ${h} within ${this.witnessLagMs} ms`, late: false }
+      if (theirs === undefined) return { kind: 'unavailable', error: `no block at height ${h} within ${this.witnessLagMs} ms` }
       if (bytesEqual(theirs.hash, block.hash)) return { kind: 'confirmed' }
       if (theirs.header.height !== h) this.lie(witness, `gave header ${theirs.header.height} where ${h} was asked`)
       await this.forward(from, theirs, bounded, { store: false })
@@ -428,8 +442,7 @@ export class LightClient {
     } catch (e) {
       if (e instanceof FailedVerificationError) return { kind: 'lied', error: e }
       if (e instanceof TrustError) return { kind: 'trust', error: e }
-      if (e instanceof WitnessLateError) return { kind: 'unavailable', error: late, late: true }
-      return { kind: 'unavailable', error: errorText(e), late: false }
+      return { kind: 'unavailable', error: e instanceof WitnessLateError ? late : errorText(e) }
     }
   }
 

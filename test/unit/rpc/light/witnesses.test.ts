@@ -288,4 +288,21 @@ describe('witnesses', () => {
     assert.ok(w.asked.blocks.length > 1, `the witness that answers checked every skip: ${w.asked.blocks}`)
     assert.equal(s.asked.blocks.length, 1, `asked for ${s.asked.blocks}`)
   })
+
+  test('a witness slow on each check has its deadline for all its checks in one verification', async () => {
+    // four checks in the bisection to 30; the slow witness answers each in 60 ms, within 100 ms, but not twice
+    const moving = new SyntheticChain((h) => (h < 15 ? members : four('e', 'f', 'g', 'h')), { chainId: 'light-moving' })
+    const blocks = new TrustedBlocks({ kind: 'genesis', genesisHash: new Uint8Array(32).fill(2) }, moving.genesis())
+    const light = new LightClient({ witnessTimeoutMs: 100 }, { blocks, now: () => moving.timeOf(10_000) })
+    const slow = new SyntheticProvider(moving, 'slow')
+    slow.lightBlock = async (h: number) => {
+      slow.asked.blocks.push(h)
+      await new Promise((resolve) => setTimeout(resolve, 60))
+      return moving.block(h)
+    }
+    const w = new SyntheticProvider(moving, 'w')
+    await within(light.verify(moving.block(30), new SyntheticProvider(moving, 'primary'), { providers: [slow, w] }), 3000)
+    assert.equal(w.asked.blocks.length, 4, `the witness that answers at once checked every skip: ${w.asked.blocks}`)
+    assert.ok(slow.asked.blocks.length <= 2, `the slow witness was asked for ${slow.asked.blocks}`)
+  })
 })
