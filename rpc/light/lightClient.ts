@@ -95,14 +95,14 @@ export interface LightClientOptions {
   readonly backwardFirstHeights?: number
   /**
    * How long a witness that has no block at a height yet (one block behind the endpoint that served it, typically) is
-   * asked again before the next witness is tried (default 3000 ms, every 200 ms).
+   * asked again before it counts as unavailable for that header (default 3000 ms, every 200 ms).
    */
   readonly witnessLagMs?: number
   /**
-   * How long one witness has for all its cross-checks in one verification (a bisection may check several headers),
-   * counted from its first, its waits for a block it lacks and its verifications of a header that differs included
-   * (default 10 s). Past it the witness counts as unavailable and is not asked again in that verification, so that a
-   * slow witness cannot use up the time the answer has.
+   * How long one witness may spend on all its cross-checks in one verification (a bisection may check several
+   * headers), its waits for a block it lacks and its verifications of a header that differs included (default 10 s).
+   * Past it the witness counts as unavailable and is not asked again in that verification, so that a slow witness
+   * cannot use up the time the answer has.
    */
   readonly witnessTimeoutMs?: number
   /**
