@@ -15,7 +15,7 @@ import { testKey } from './testChain.js'
 
 /**
  * The light client's cross-check of headers verified by skipping against witnesses (other endpoints): what it costs
- * (one header from one witness per skip, nothing for a header the hash chain proves), a fork of more than a third of
+ * (one header from each witness per skip, nothing for a header the hash chain proves), a fork of more than a third of
  * a trusted set refused from either side, a lying witness passed over, and a witness that is down or behind never
  * holding a true header back: the header is then verified height by height, within a bound.
  */
@@ -83,7 +83,7 @@ function client(options: LightClientOptions = {}): LightClient {
 }
 
 describe('witnesses', () => {
-  test('a skip costs one header of one witness; a header the hash chain proves costs none', async () => {
+  test('a skip costs one header of each witness; a header the hash chain proves costs none', async () => {
     const light = client()
     const primary = new SyntheticProvider(chain, 'primary')
     const w1 = new SyntheticProvider(chain, 'w1')
