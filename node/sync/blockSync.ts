@@ -49,12 +49,17 @@ import {
  * A block is applied with `hold` when the next height's block is already at hand: the host may then write the heights
  * applied back to back in one synced write, and each sync round ends by having it commit what it holds.
  *
- * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet (at once when it connects), a
- * peer seen sending messages of a height beyond this node's next, consensus stuck here for `stuckMs`, a height wanted
- * (decided but not held, or whose messages were dropped), a sync round that just moved the tip (the peers kept
- * deciding meanwhile), or `pollMs` since the last poll. Every `intervalMs`, and at once after such a round or when a
- * height is wanted, it checks and syncs when a verified tip is at least two heights ahead, or one ahead while stuck,
- * wanting that height or right after such a round. `catchingUp` is true while a verified tip is two or more heights ahead.
+ * Tips are polled (one stream per peer) when there is a reason: a peer not polled yet (at once when it connects),
+ * consensus stuck here for `stuckMs`, the next height wanted (decided here but not held), a sync round that just moved
+ * the tip (the peers kept deciding meanwhile), or `pollMs` since the last poll. A peer whose verified consensus
+ * messages are of a height beyond this node's next is polled alone, once per height it so claims: a validator may
+ * sign messages of any height, and its claims must not make this node poll every peer at every check. A peer working
+ * at a height committed the one below it, so one whose tip answer does not reach that is penalized. A height wanted
+ * beyond the next (its messages were dropped, their validator set not known yet) starts no poll: its sender is polled
+ * as above, and the height is fetched as soon as it is the next and a verified tip holds it. Every `intervalMs`, and at
+ * once after such a round or when the next height is wanted, it checks and syncs when a verified tip is at least two
+ * heights ahead, or one ahead while stuck, wanting that height or right after such a round. `catchingUp` is true while
+ * a verified tip is two or more heights ahead.
  */
 
 export const STATUS_PROTOCOL = '/tally/status/1'
@@ -63,6 +68,11 @@ export const BLOCKS_PROTOCOL = '/tally/blocks/1'
 
 /** Penalty for a block or tip response that is malformed or fails verification (two strikes disconnect a peer). */
 const BAD_RESPONSE_PENALTY = 25
+/**
+ * Penalty for a tip answer below the height a peer's own consensus messages showed it had committed (a peer restarted
+ * with its `data/` deleted could, in a rare race, answer so honestly: one such answer never disconnects it).
+ */
+const UNFOUNDED_CLAIM_PENALTY = 10
 /** How long a peer has to answer a tip poll (and, for a tip this node cannot judge, the request that proves it). */
 const TIP_TIMEOUT_MS = 2_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
@@ -177,9 +187,17 @@ export class BlockSync {
   private readonly unserved = new Map<string, number>()
   /** Peers that do not serve ranges: asked for single heights. */
   private readonly singles = new Set<string>()
-  /** Peers seen working beyond this node's next height, to poll at the next check. */
-  private readonly seenAhead = new Set<string>()
+  /**
+   * Per peer, the highest height its verified consensus messages were of, beyond this node's next height when they
+   * came: it works at that height, so it committed the one below.
+   */
+  private readonly claimed = new Map<string, number>()
+  /** Claims not checked yet, by peer: each such peer is polled once, at the next check. */
+  private readonly unchecked = new Map<string, number>()
+  /** Heights to fetch as soon as a verified tip holds them and they are next (see {@link request}). */
   private readonly wanted = new Set<number>()
+  /** Of those, the heights decided here: polled for at every check until held. */
+  private readonly decided = new Set<number>()
   private lastPollAt = -Infinity
   /** Set when a sync round moved the tip: the peers kept deciding meanwhile, and are looked at again at once. */
   private resynced = false
@@ -244,23 +262,38 @@ export class BlockSync {
    * the start polls every connected peer.
    */
   peerConnected(peer: string): void {
+    // what the peer claimed over an earlier connection binds it no more (it may have restarted with no blocks)
+    this.claimed.delete(peer)
+    this.unchecked.delete(peer)
     if (!this.started || this.stopped || this.peerTips.has(peer)) return
     if (this.running) void this.pollPeer(peer)
     else void this.tick()
   }
 
-  /** A peer sent a valid consensus message of `height`: if that is beyond this node's next height, poll it soon. */
+  /**
+   * A peer sent a verified consensus message of `height`: if that is beyond this node's next height and beyond what
+   * the peer claimed so far, and its verified tip does not show it already, the peer is polled at the next check.
+   */
   notePeerHeight(peer: string, height: number): void {
-    if (height > this.d.tipHeight() + 1) this.seenAhead.add(peer)
+    if (height <= this.d.tipHeight() + 1 || height <= (this.claimed.get(peer) ?? 0)) return
+    this.claimed.set(peer, height)
+    if ((this.peerTips.get(peer) ?? -1) >= height - 1) return
+    this.unchecked.set(peer, height)
   }
 
   /**
-   * Fetches a height this node's consensus cannot decide on its own: one it saw decided but does not hold, or one whose
-   * messages it had to drop (their validator set was not known yet). A height already wanted starts nothing new.
+   * Fetches a height this node's consensus cannot decide on its own. The next height is one it saw decided (2f+1
+   * precommits) but does not hold: the peers that decided it hold it, and they are polled at every check until one
+   * serves it. A height beyond the next is one whose messages it had to drop (their validator set not known yet): it
+   * starts no poll (the peer that sent them is polled once, {@link notePeerHeight}), and is fetched without waiting to
+   * be stuck once it is the next height and a verified tip holds it. A height already wanted starts nothing new.
    */
   request(height: number): void {
-    if (this.wanted.has(height)) return
+    const tip = this.d.tipHeight()
+    if (height <= tip) return
     this.wanted.add(height)
+    if (height > tip + 1 || this.decided.has(height)) return
+    this.decided.add(height)
     if (this.running) this.rerun = true
     else void this.tick()
   }
@@ -295,15 +328,10 @@ export class BlockSync {
     try {
       const stuck = this.d.now() - this.d.heightStartedAtMs() > this.o.stuckMs
       const unknown = this.d.p2p.peers().some((p) => !this.peerTips.has(p))
-      if (
-        stuck ||
-        unknown ||
-        resynced ||
-        this.seenAhead.size > 0 ||
-        this.wanted.size > 0 ||
-        this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)
-      ) {
+      if (stuck || unknown || resynced || this.decided.size > 0 || this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)) {
         await this.pollTips()
+      } else if (this.unchecked.size > 0) {
+        await this.pollClaimants()
       }
       const tip = this.d.tipHeight()
       const best = this.bestPeerHeight
@@ -315,7 +343,11 @@ export class BlockSync {
         await this.syncTo(best)
         this.resynced = this.d.tipHeight() > tip
       }
-      for (const h of [...this.wanted]) if (h <= this.d.tipHeight()) this.wanted.delete(h)
+      for (const h of [...this.wanted]) {
+        if (h > this.d.tipHeight()) continue
+        this.wanted.delete(h)
+        this.decided.delete(h)
+      }
     } catch (e) {
       this.d.logger.warn({ err: (e as Error).message }, 'block sync round failed')
     } finally {
@@ -330,20 +362,32 @@ export class BlockSync {
   private async pollTips(): Promise<void> {
     this.lastPollAt = this.d.now()
     this.polls++
-    this.seenAhead.clear()
+    const claims = new Map(this.unchecked)
+    this.unchecked.clear()
     const peers = this.d.p2p.peers()
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
     for (const id of [...this.unserved.keys()]) if (!peers.includes(id)) this.unserved.delete(id)
+    for (const id of [...this.claimed.keys()]) if (!peers.includes(id)) this.claimed.delete(id)
     // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
     this.singles.clear()
-    await Promise.all(peers.map((peer) => this.pollPeer(peer)))
+    await Promise.all(peers.map((peer) => this.pollPeer(peer, claims.get(peer))))
+  }
+
+  /** Polls the peers whose claims are not checked yet, each alone (the other peers' tips are not asked). */
+  private async pollClaimants(): Promise<void> {
+    const claims = [...this.unchecked]
+    this.unchecked.clear()
+    const peers = this.d.p2p.peers()
+    await Promise.all(claims.filter(([peer]) => peers.includes(peer)).map(([peer, claim]) => this.pollPeer(peer, claim)))
   }
 
   /**
    * Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized.
-   * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}).
+   * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}). With
+   * `claim`, the height of the peer's consensus messages that asked for the poll: a tip below the height under it is
+   * penalized.
    */
-  private async pollPeer(peer: string): Promise<void> {
+  private async pollPeer(peer: string, claim?: number): Promise<void> {
     const deadline = this.d.now() + TIP_TIMEOUT_MS
     const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: TIP_TIMEOUT_MS, maxResponseBytes: 64 * 1024 })
     if (!r.ok) return
@@ -363,6 +407,10 @@ export class BlockSync {
       return
     }
     this.peerTips.set(peer, t.height)
+    if (claim !== undefined && t.height < claim - 1) {
+      this.d.logger.warn({ peer, height: t.height, claim }, 'a peer sent consensus messages of a height its tip does not reach')
+      this.d.p2p.penalize(peer, UNFOUNDED_CLAIM_PENALTY, `tip ${t.height} below its messages of height ${claim}`)
+    }
   }
 
   /**

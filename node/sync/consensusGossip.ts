@@ -9,6 +9,7 @@ import {
   type MessageStatus,
   type SignedProposal,
   type SignedVote,
+  type Validator,
   type ValidatorSet,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot } from '../../ledger/block.js'
@@ -31,14 +32,18 @@ import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages
  *  6. the message is queued, waiting while the host's queue is full (back-pressure on the sender's stream).
  * Evidence of equivocation is checked by the host against the set of its height before it is kept.
  * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates. A
- * verified message's height tells block sync which peers to poll; a dropped message's (its set not known yet), which
- * height to fetch once a peer's certified tip holds it.
+ * verified message's height tells block sync which peer to poll (once per peer and height); a dropped message's (its
+ * set not known yet), which height to fetch once a peer's certified tip holds it. A message of a height whose set is
+ * not known counts for either only when a validator of the latest set known signed it (a validator's key is bound to
+ * its address, so its signature verifies whatever set it is in): what anyone can send drives no work.
  */
 
 export const CONSENSUS_PROTOCOL = '/tally/consensus/1'
 
 /** How far above the host's height messages are still admitted (the core buffers two heights ahead). */
 const MAX_HEIGHTS_AHEAD = 2
+/** Peers whose latest height beyond the known sets is remembered (admitted peers are fewer; past it, forgotten). */
+const MAX_TRACKED_PEERS = 1_024
 
 export interface ConsensusGossipDependencies {
   readonly chainId: string
@@ -80,12 +85,34 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     if (t !== undefined) d.logger.warn({ peer: t.key, height, reason, suppressed: t.suppressed }, 'refused a consensus message')
     return 'reject'
   }
+  // Per peer, the highest height beyond the known sets of a message it sent signed by a validator of the latest set
+  // known: one such message per peer and height costs a signature check, the others none.
+  const beyondSets = new Map<string, number>()
   // A height whose set this node does not know yet, beyond its next: not the sender's fault, and the message cannot be
-  // checked, so it is dropped. Consensus here will then lack it when it gets to that height, and nothing sends it
-  // again once the others have moved on: block sync fetches that height once a peer holds it (certified).
-  const unknownSet = (height: number): GossipVerdict => {
+  // checked against its own set, so it is dropped. Consensus here will then lack it when it gets to that height, and
+  // nothing sends it again once the others have moved on: block sync fetches that height once a peer holds it
+  // (certified), and polls the sender. Only a message whose signer is a validator of the latest set known, with a
+  // signature that verifies, says so: a forged one is the sender's fault (the key is the address's), one signed by a
+  // key the known sets do not hold (a validator the unknown set may add) is only dropped.
+  const unknownSet = (from: string, height: number, signer: Uint8Array, verify: (v: Validator) => boolean): GossipVerdict => {
+    if (height <= (beyondSets.get(from) ?? 0)) return 'ignore'
+    const known = latestKnownSet(height)
+    const validator = known === undefined ? undefined : findValidator(known, signer)
+    if (validator === undefined) return 'ignore'
+    if (!verify(validator)) return refuse(from, 'a message beyond the known validator sets with a bad signature', height)
+    if (beyondSets.size >= MAX_TRACKED_PEERS) beyondSets.clear()
+    beyondSets.set(from, height)
+    d.notePeerHeight(from, height)
     d.missedHeight(height)
     return 'ignore'
+  }
+  // the latest set known below `height`, down to the host's height
+  const latestKnownSet = (height: number): ValidatorSet | undefined => {
+    for (let h = height - 1; h >= d.height(); h--) {
+      const set = d.validatorSet(h)
+      if (set !== undefined) return set
+    }
+    return undefined
   }
   return async (data, from) => {
     const m = decodeConsensusGossip(data, d.maxTxs)
@@ -101,7 +128,7 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
       const vote = m.value.vote
       if (vote.height < current || vote.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
       const set = d.validatorSet(vote.height)
-      if (set === undefined) return unknownSet(vote.height)
+      if (set === undefined) return unknownSet(from, vote.height, vote.validator, (v) => verifyVoteSignature(d.chainId, v, vote, vote.signature))
       const validator = findValidator(set, vote.validator)
       if (validator === undefined) return refuse(from, `vote from ${toHex(vote.validator)}, not a validator`, vote.height)
       if (d.status({ kind: 'vote', vote }) !== 'new') return 'ignore'
@@ -114,11 +141,12 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     const p = message.proposal
     if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
     const set = d.validatorSet(p.height)
-    if (set === undefined) return unknownSet(p.height)
-    const proposer = proposerOf(set, p.height, p.round)
-    if (!bytesEqual(proposer.address, p.proposer)) return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
+    const proposer = set === undefined ? undefined : proposerOf(set, p.height, p.round)
+    if (proposer !== undefined && !bytesEqual(proposer.address, p.proposer))
+      return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
     if (message.header.height !== p.height) return refuse(from, 'proposal whose header names another height', p.height)
     if (!bytesEqual(blockHash(message.header), p.valueId)) return refuse(from, 'proposal whose header does not hash to its value', p.height)
+    if (proposer === undefined) return unknownSet(from, p.height, p.proposer, (v) => verifyProposalSignature(d.chainId, v, p, p.signature))
     if (d.status({ kind: 'proposal', proposal: p }) === 'drop') return 'ignore'
     if (!verifyProposalSignature(d.chainId, proposer, p, p.signature)) return refuse(from, 'proposal with a bad signature', p.height)
     const parts = partsProblem(message)

@@ -120,6 +120,8 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
   const asked: { peer: string; height: number; timeoutMs?: number }[] = []
   let clock = 0
   const rangesAsked: { peer: string; from: number; count: number }[] = []
+  const tipsAsked: string[] = []
+  let periodic: (() => void) | undefined
   const transport: SyncTransport = {
     peers: () => Object.keys(peers).sort(),
     handle: async (_p: string, _h: RequestHandler) => {},
@@ -129,9 +131,12 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
     request: async (peer, protocol, req, o): Promise<RequestResult> => {
       const p = peers[peer]!
       if (protocol === STATUS_PROTOCOL) {
+        tipsAsked.push(peer)
         clock += p.tipDelayMs ?? 0
         if ((p.tipDelayMs ?? 0) >= o.timeoutMs) return { ok: false, error: { code: 'timeout', reason: 'no answer in time' } }
-        return { ok: true, value: encodeTipResponse(p.tip, encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip))) }
+        // as a node serves it: no certificate before the first block
+        const cert = p.tip > 0 ? encodeCommitCertificate((p.tipCert ?? ((h) => block(h).cert))(p.tip)) : undefined
+        return { ok: true, value: encodeTipResponse(p.tip, cert) }
       }
       if (protocol === BLOCK_PROTOCOL) {
         const h = decodeHeightRequest(req)!
@@ -156,7 +161,11 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       tipHeight: () => tip,
       heightStartedAtMs: () => 0,
       now: () => clock,
-      every: () => () => {},
+      // the periodic check runs only when a test calls `check`
+      every: (_ms, f) => {
+        periodic = f
+        return () => {}
+      },
       // as in a node, a certificate within two heights of the tip is judged against the set of its own height
       verifyTip: (c) => (c.round === 0 || (c.round === UNKNOWN_ROUND && c.height <= tip + 2) ? 'proven' : c.round === UNKNOWN_ROUND ? 'unknown' : 'invalid'),
       verifyCertified: (h, s, c) => c.round === 0 && c.height === h && blockHash(s.block.header).every((b, i) => b === c.valueId[i]),
@@ -201,7 +210,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
         : {}),
     },
   )
-  return { sync, penalties, asked, rangesAsked, applied, tip: () => tip, holds, settles: () => settles }
+  return { sync, penalties, asked, rangesAsked, tipsAsked, check: () => periodic?.(), applied, tip: () => tip, holds, settles: () => settles }
 }
 
 test('a tip is believed only with a certificate that verifies: a liar cannot make the node chase it or report catching up', async () => {
@@ -441,10 +450,10 @@ test('no block below its tip: a peer is polled again first (it may have restarte
   await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
   assert.deepEqual(h.applied, heights(12))
   assert.equal(h.penalties.length, 0, 'a first empty answer costs nothing: an honest peer restarted without its data answers so')
-  // both claim 20 at the next poll (consensus saw height 20 decided); b still serves nothing
+  // both claim 20 at the next poll (consensus saw the next height decided); b still serves nothing
   b.tip = 20
   c.tip = 20
-  h.sync.request(20)
+  h.sync.request(13)
   await waitFor(() => h.tip() >= 20, 'sync to height 20', 10_000)
   assert.deepEqual(h.applied, heights(20))
   assert.ok(
@@ -623,18 +632,87 @@ test('peers that decided while this node synced: their next height is fetched at
   h.sync.stop()
 })
 
-test('a height wanted again (its messages dropped once more) starts no new poll while it is wanted', async () => {
+test('a height wanted again (decided here once more) starts no new poll while it is wanted', async () => {
   const h = harness({ a: ranges(0), b: ranges(0) })
   await h.sync.start()
   await waitFor(() => h.sync.polls >= 1, 'the first poll')
-  h.sync.request(3)
-  await waitFor(() => h.sync.polls >= 2, 'the poll for height 3')
+  h.sync.request(1)
+  await waitFor(() => h.sync.polls >= 2, 'the poll for height 1')
   const turns = async () => {
     for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
   }
   await turns()
-  for (let i = 0; i < 100; i++) h.sync.request(3)
+  for (let i = 0; i < 100; i++) h.sync.request(1)
   await turns()
   assert.equal(h.sync.polls, 2)
+  h.sync.stop()
+})
+
+/** Lets the event loop run a few turns: what a check started runs to its end (the harness's peers answer at once). */
+async function turns(n = 10): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r))
+}
+
+test('messages of a peer beyond the next height make sync poll that peer alone, once per height it claims', async () => {
+  const h = harness({ a: ranges(1), b: ranges(0), c: ranges(0) })
+  await h.sync.start()
+  await waitFor(() => h.tipsAsked.length >= 3, 'the first poll')
+  await turns()
+  h.tipsAsked.length = 0
+  // a validator may sign messages of any height: many of one height ahead, checks one after the other
+  for (let k = 0; k < 5; k++) {
+    for (let i = 0; i < 20; i++) h.sync.notePeerHeight('b', 2)
+    h.check()
+    await turns()
+  }
+  assert.deepEqual(h.tipsAsked, ['b'], 'b alone, once')
+  // a higher height is a claim of its own; a height its known tip already bears out needs no poll
+  h.sync.notePeerHeight('b', 3)
+  h.sync.notePeerHeight('a', 2)
+  h.check()
+  await turns()
+  assert.deepEqual(h.tipsAsked, ['b', 'b'])
+  h.sync.stop()
+})
+
+test('a peer whose tip answer does not bear out the height of its messages is penalized; one whose does is not', async () => {
+  const h = harness({ a: ranges(1), b: ranges(0) })
+  await h.sync.start()
+  await waitFor(() => h.tipsAsked.length >= 2, 'the first poll')
+  await turns()
+  // a peer working at height 3 committed height 2; a peer at height 2, height 1
+  h.sync.notePeerHeight('b', 3)
+  h.check()
+  await waitFor(() => h.penalties.length > 0, 'the penalty')
+  assert.equal(h.penalties.length, 1)
+  assert.equal(h.penalties[0]!.peer, 'b')
+  assert.match(h.penalties[0]!.reason, /messages of height 3/)
+  h.sync.notePeerHeight('a', 2)
+  h.check()
+  await turns()
+  assert.equal(h.penalties.length, 1, 'a told the truth')
+  h.sync.stop()
+})
+
+test('a height wanted beyond the next (its messages dropped) drives no poll; the next height, decided here, is polled for at every check', async () => {
+  const h = harness({ a: ranges(0), b: ranges(0) })
+  await h.sync.start()
+  await waitFor(() => h.sync.polls >= 1, 'the first poll')
+  await turns()
+  h.sync.request(3)
+  for (let k = 0; k < 5; k++) {
+    h.check()
+    await turns()
+  }
+  assert.equal(h.sync.polls, 1, 'no poll for a height beyond the next')
+  // a block decided here and not held: the peers are asked at every check until one serves it
+  h.sync.request(1)
+  await waitFor(() => h.sync.polls >= 2, 'the poll for height 1')
+  await turns()
+  for (let k = 0; k < 3; k++) {
+    h.check()
+    await turns()
+  }
+  assert.equal(h.sync.polls, 5)
   h.sync.stop()
 })

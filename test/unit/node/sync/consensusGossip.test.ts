@@ -35,6 +35,7 @@ function harness(knownUpTo = 3) {
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
   const missed: number[] = []
+  const noted: [string, number][] = []
   const handler = consensusGossipHandler({
     chainId: CHAIN_ID,
     validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined),
@@ -42,7 +43,9 @@ function harness(knownUpTo = 3) {
     height: () => 1,
     onEvidence: async () => ({ invalid: 'not expected here' }),
     status: (m) => messageStatus(state, m),
-    notePeerHeight: () => {},
+    notePeerHeight: (peer, height) => {
+      noted.push([peer, height])
+    },
     missedHeight: (height) => {
       missed.push(height)
     },
@@ -54,7 +57,7 @@ function harness(knownUpTo = 3) {
     },
     logger: silentLogger(),
   })
-  return { handler, proposals, votes, missed }
+  return { handler, proposals, votes, missed, noted }
 }
 
 test('admission: a proposal from the round proposer with a matching header is accepted', async () => {
@@ -77,7 +80,7 @@ test('admission: a message of a height whose set is not known yet is ignored, no
     ),
     'ignore',
   )
-  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'peer'), 'ignore')
+  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'other'), 'ignore')
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 2, 0, null)), 'peer'), 'accept', 'the next height is known')
   assert.equal(h.proposals.length, 0)
   // consensus here will lack what was dropped: block sync is told which height to fetch
@@ -113,4 +116,32 @@ test('admission: votes are checked for signer and signature; repeats are ignored
   assert.equal(await h.handler(encodeVoteMessage({ ...v, validator: new Uint8Array(20).fill(7) }), 'peer'), 'reject')
   assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 7, 0, null)), 'peer'), 'ignore', 'beyond the window')
   assert.equal(h.votes.length, 1)
+})
+
+test('admission: a message beyond the known sets counts only signed by a validator of the latest set known, once per peer and height', async () => {
+  // at height 1 with the sets known up to height 2: height 3's set is not known
+  const h = harness(2)
+  const unsigned = { ...vote(1, 'prevote', 3, 0, null), signature: new Uint8Array(64) }
+  assert.equal(await h.handler(encodeVoteMessage(unsigned), 'peer'), 'reject', 'a forged signature of a known validator')
+  const p = proposerIndexOf(3, 0)
+  const good = proposalMessage(p, 3, 0, { height: 3, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) })
+  const forged = { ...good, proposal: { ...good.proposal, signature: new Uint8Array(64) } }
+  assert.equal(await h.handler(encodeProposalMessage(forged), 'peer'), 'reject', 'a forged proposal')
+  const stranger = { ...vote(1, 'prevote', 3, 0, null), validator: new Uint8Array(20).fill(7) }
+  assert.equal(await h.handler(encodeVoteMessage(stranger), 'peer'), 'ignore', 'a signer the known sets do not hold: dropped, no fault')
+  assert.deepEqual(h.missed, [], 'nothing unsigned makes the node fetch a height')
+  assert.deepEqual(h.noted, [], 'nor poll a peer')
+  assert.equal(await h.handler(encodeVoteMessage(vote(1, 'prevote', 3, 0, null)), 'peer'), 'ignore')
+  assert.deepEqual(h.missed, [3])
+  assert.deepEqual(h.noted, [['peer', 3]])
+  // more of that height from that peer, even forged, cost no signature check and count no more
+  assert.equal(await h.handler(encodeVoteMessage(vote(2, 'prevote', 3, 0, null)), 'peer'), 'ignore')
+  assert.equal(await h.handler(encodeVoteMessage(unsigned), 'peer'), 'ignore')
+  assert.deepEqual(h.missed, [3])
+  assert.equal(await h.handler(encodeProposalMessage(good), 'other'), 'ignore')
+  assert.deepEqual(h.noted, [
+    ['peer', 3],
+    ['other', 3],
+  ])
+  assert.equal(h.votes.length + h.proposals.length, 0, 'nothing reached the host')
 })
