@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js'
 import { InboundGuard, type InboundGuardStats } from './inboundGuard.js'
 import { ipKey, ipKeyOfMultiaddr } from './ipKey.js'
 import { libp2pPrivateKeyFromSeed } from './peerId.js'
+import { DISCONNECT_SCORE } from './scoring.js'
 import { cheapFraming, fewerWindowUpdates } from './framing.js'
 import { ThrottledLog } from './throttledLog.js'
 
@@ -207,7 +208,7 @@ export class P2p extends EventEmitter<P2pEvents> {
       redialMinMs: options.redialMinMs ?? 250,
       redialMaxMs: options.redialMaxMs ?? 10_000,
       rejectPenalty: options.rejectPenalty ?? 10,
-      disconnectThreshold: options.disconnectThreshold ?? 50,
+      disconnectThreshold: options.disconnectThreshold ?? DISCONNECT_SCORE,
       banMs: options.banMs ?? 10_000,
       penaltyDecayPerSecond: options.penaltyDecayPerSecond ?? 1,
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,

@@ -5,6 +5,7 @@ import type { DecodeResult } from '../../crypto/decodeError.js'
 import type { CheckedBlock, SyncedBlockFault } from '../host/consensusHost.js'
 import type { Logger } from '../logger.js'
 import type { RequestHandler, RequestResult } from '../p2p/p2p.js'
+import { DISCONNECT_SCORE } from '../p2p/scoring.js'
 import type { ChainStore } from '../storage/chainStore.js'
 import type { StoredBlock } from '../storage/storedBlock.js'
 import {
@@ -36,11 +37,13 @@ import {
  *    no further than the true tip;
  *  - a fetched block counts only once its certificate verifies for it at that height and the host's checks pass
  *    (it extends the tip, the certificate it carries for the previous height is valid and the one its header names,
- *    its transactions are the ones the header commits to). A peer whose response fails any of this is penalized and
- *    the next peer is asked at once, so one liar can neither stall sync nor be asked first again and again; of a
- *    range it served, the blocks before the first wrong one are kept (each stands on its own certificate). A block
+ *    its transactions are the ones the header commits to). A peer whose response fails any of this is penalized
+ *    and the next peer is asked at once, so one liar can neither stall sync nor be asked first again and again; of
+ *    a range it served, the blocks before the first wrong one are kept (each stands on its own certificate). A block
  *    fetched for a height the chain reached without it (consensus got there first) is compared with the block
- *    committed there, and a peer that served another is penalized all the same.
+ *    committed there, and a peer that served another is penalized all the same. A block whose certificate does not
+ *    verify, or a certified one that fails the host's checks or differs from the block committed there, disconnects
+ *    its peer at once: its server checked the same before storing the block, so no honest peer serves one.
  *
  * Blocks are fetched ahead of the one being applied, by ranges (`/tally/blocks/1`: up to `range.blocks` consecutive
  * heights in one response of about `range.bytes`, so a short block costs no stream of its own), from the peers in
@@ -66,8 +69,19 @@ export const STATUS_PROTOCOL = '/tally/status/1'
 export const BLOCK_PROTOCOL = '/tally/block/1'
 export const BLOCKS_PROTOCOL = '/tally/blocks/1'
 
-/** Penalty for a block or tip response that is malformed or fails verification (two strikes disconnect a peer). */
+/**
+ * Penalty for a block or tip response that is malformed, a tip its certificate does not prove, or no block below a
+ * tip the peer claimed anew (two strikes disconnect a peer).
+ */
 const BAD_RESPONSE_PENALTY = 25
+/**
+ * Penalty for a block answer that proves its peer malicious: a certificate that does not decide that block at that
+ * height (a forged signature, another height's block or certificate), a certified block whose body is not the one its
+ * header commits to (it does not link by hash to this chain, or its carried last commit, transactions or evidence
+ * differ), or another block than the one committed at that height. A node serves only blocks it checked all of this
+ * for before it stored them, so no honest peer serves one: it is disconnected at once.
+ */
+const FORGED_ANSWER_PENALTY = DISCONNECT_SCORE
 /**
  * Penalty for a tip answer below the height a peer's own consensus messages showed it had committed (a peer restarted
  * with its `data/` deleted could, in a rare race, answer so honestly: one such answer never disconnects it).
@@ -479,7 +493,7 @@ export class BlockSync {
     for (const b of d.value) {
       const height = from + out.length
       if (this.d.verifyCertified(height, b.stored, b.certificate) === false)
-        return this.fault(peer, height, `block ${height} without a valid certificate for it`, out)
+        return this.fault(peer, height, `block ${height} without a valid certificate for it`, out, FORGED_ANSWER_PENALTY)
       out.push({ ...b, peer })
     }
     return out
@@ -508,7 +522,7 @@ export class BlockSync {
       return undefined
     }
     if (this.d.verifyCertified(height, d.value.stored, d.value.certificate) === false) {
-      this.fault(peer, height, `block ${height} without a valid certificate for it`, [])
+      this.fault(peer, height, `block ${height} without a valid certificate for it`, [], FORGED_ANSWER_PENALTY)
       return undefined
     }
     this.unserved.delete(peer)
@@ -533,9 +547,9 @@ export class BlockSync {
     try {
       const held = await this.d.chain.blockBytes(height)
       if (held === undefined) return
-      if (!bytesEqual(held, b.storedBytes)) this.fault(b.peer, height, `block ${height} is not the block committed at that height`, [])
+      if (!bytesEqual(held, b.storedBytes)) this.fault(b.peer, height, `block ${height} is not the block committed at that height`, [], FORGED_ANSWER_PENALTY)
       else if (this.d.verifyCertified(height, b.stored, b.certificate) === false)
-        this.fault(b.peer, height, `block ${height} without a valid certificate for it`, [])
+        this.fault(b.peer, height, `block ${height} without a valid certificate for it`, [], FORGED_ANSWER_PENALTY)
     } catch (e) {
       this.d.logger.debug({ height, err: (e as Error).message }, 'could not compare a skipped block with the chain')
     }
@@ -551,10 +565,13 @@ export class BlockSync {
     return []
   }
 
-  /** Penalizes a peer for an answer that is not the certified block it claims to hold; returns what it served before. */
-  private fault(peer: string, height: number, reason: string, before: Fetched[]): Fetched[] {
+  /**
+   * Penalizes a peer for an answer that is not the certified block it claims to hold (`points`: by default a fault an
+   * honest peer could commit, {@link FORGED_ANSWER_PENALTY} for proof of malice); returns what it served before.
+   */
+  private fault(peer: string, height: number, reason: string, before: Fetched[], points = BAD_RESPONSE_PENALTY): Fetched[] {
     this.d.logger.warn({ peer, height, reason }, 'bad block from a peer')
-    this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, reason)
+    this.d.p2p.penalize(peer, points, reason)
     return before
   }
 
@@ -596,9 +613,10 @@ export class BlockSync {
           break
         }
         if (c.error.code === 'not_next') break
-        // certified, yet not the block that extends this chain (its carried commit or body was tampered with)
+        // certified, yet not the block that extends this chain (its carried commit or body was tampered with), or a
+        // certificate that does not decide it: proof of malice, as the host's checks are those its server passed
         this.d.logger.warn({ peer: got.peer, height: h, reason: c.error.reason }, 'a synced block was refused')
-        this.d.p2p.penalize(got.peer, BAD_RESPONSE_PENALTY, `bad block ${h}: ${c.error.reason}`)
+        this.d.p2p.penalize(got.peer, FORGED_ANSWER_PENALTY, `bad block ${h}: ${c.error.reason}`)
         wrong.add(got.peer)
         got = (await this.fetchRange(h, 1, wrong))[0]
       }

@@ -7,7 +7,8 @@ import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledg
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import type { CheckedBlock } from '../../../../node/host/consensusHost.js'
 import { silentLogger } from '../../../../node/logger.js'
-import type { RequestHandler, RequestResult } from '../../../../node/p2p/p2p.js'
+import type { P2p, RequestHandler, RequestResult } from '../../../../node/p2p/p2p.js'
+import { DISCONNECT_SCORE } from '../../../../node/p2p/scoring.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
 import { encodeStoredBlock, type StoredBlock } from '../../../../node/storage/storedBlock.js'
 import { BLOCKS_PROTOCOL, BLOCK_PROTOCOL, BlockSync, STATUS_PROTOCOL, type BlockSyncOptions, type SyncTransport } from '../../../../node/sync/blockSync.js'
@@ -23,6 +24,7 @@ import {
   type RangeRequest,
 } from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
+import { startNet } from '../p2p/p2pNet.js'
 
 /**
  * Block sync against scripted peers. Certificates here are stand-ins: a certificate is "valid" when its round is 0
@@ -116,7 +118,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
   let settles = 0
   const kv = new MemoryKvStore()
   const chain = new ChainStore(kv)
-  const penalties: { peer: string; reason: string }[] = []
+  const penalties: { peer: string; reason: string; points: number }[] = []
   const asked: { peer: string; height: number; timeoutMs?: number }[] = []
   let clock = 0
   const rangesAsked: { peer: string; from: number; count: number }[] = []
@@ -125,8 +127,8 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
   const transport: SyncTransport = {
     peers: () => Object.keys(peers).sort(),
     handle: async (_p: string, _h: RequestHandler) => {},
-    penalize: (peer, _points, reason) => {
-      penalties.push({ peer, reason })
+    penalize: (peer, points, reason) => {
+      penalties.push({ peer, reason, points })
     },
     request: async (peer, protocol, req, o): Promise<RequestResult> => {
       const p = peers[peer]!
@@ -437,6 +439,10 @@ test('a malformed range response is penalized; sync completes from the others', 
   await waitFor(() => h.tip() >= 12, 'sync to height 12', 10_000)
   assert.deepEqual(h.applied, heights(12))
   assert.ok(h.penalties.some((p) => p.peer === 'a' && /malformed/.test(p.reason)))
+  assert.ok(
+    h.penalties.every((p) => p.points < DISCONNECT_SCORE),
+    'bytes that do not decode may be a version apart: two strikes',
+  )
   assert.ok(!h.penalties.some((p) => p.peer === 'c'))
   h.sync.stop()
 })
@@ -460,6 +466,8 @@ test('no block below its tip: a peer is polled again first (it may have restarte
     h.penalties.some((p) => p.peer === 'b' && /no block/.test(p.reason)),
     'empty again after claiming the tip anew',
   )
+  // not proof of malice (a peer that restarted empty twice answers so): two strikes, not one, disconnect it
+  assert.ok(h.penalties.every((p) => p.points < DISCONNECT_SCORE))
   assert.ok(!h.penalties.some((p) => p.peer === 'c'))
   h.sync.stop()
 })
@@ -715,4 +723,74 @@ test('a height wanted beyond the next (its messages dropped) drives no poll; the
   }
   assert.equal(h.sync.polls, 5)
   h.sync.stop()
+})
+
+/**
+ * Block sync on real p2p nodes with their default scoring: `a` syncs from `b`, which claims a tip of 3 and answers
+ * range requests with the blocks of `blockOf`. Resolves once `a` has judged `b`'s first answer; reports how many
+ * block answers `b` served, whether `a` banned it and whether they are still connected.
+ */
+async function syncFromOneAnswer(blockOf: (h: number) => { stored: StoredBlock; cert: CommitCertificate }) {
+  const net = await startNet(2)
+  const [a, b] = net.nodes as [P2p, P2p]
+  let served = 0
+  const banned: string[] = []
+  a.on('peer:banned', (id) => banned.push(id))
+  try {
+    await b.handle(STATUS_PROTOCOL, async () => encodeTipResponse(3, encodeCommitCertificate(block(3).cert)))
+    await b.handle(BLOCKS_PROTOCOL, async (req) => {
+      served++
+      return encodeRangeResponse(rangeItems(decodeRangeRequest(req)!, 3, blockOf))
+    })
+    let tip = 0
+    const refused: string[] = []
+    const sync = new BlockSync(
+      { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, range: { inFlight: 1 } },
+      {
+        p2p: a,
+        chain: new ChainStore(new MemoryKvStore()),
+        logger: silentLogger(),
+        tipHeight: () => tip,
+        heightStartedAtMs: () => 0,
+        now: () => Date.now(),
+        every: () => () => {},
+        verifyTip: (c) => (c.round === 0 ? 'proven' : 'invalid'),
+        verifyCertified: (h, st, c) => c.round === 0 && c.height === h && blockHash(st.block.header).every((x, i) => x === c.valueId[i]),
+        check: async (h, st, c) => {
+          if (st.block.header.lastCommitHash[0] === 9) {
+            refused.push(`block ${h}`)
+            return err({ code: 'header' as const, reason: 'its last commit is not the one its header names' })
+          }
+          return ok({ height: h, hash: c.valueId, stored: st, txs: [], certificate: c, offenders: [] })
+        },
+        apply: async (x) => {
+          tip = x.height
+          return true
+        },
+      },
+    )
+    await sync.start()
+    await waitFor(() => served >= 1 && (banned.length > 0 || a.penaltyOf(net.ids[1]!) > 0 || tip >= 3), 'the first answer judged')
+    // a ban hangs up: wait for it to take effect when there is one
+    if (banned.length > 0) await waitFor(() => a.peerCount === 0, 'the hang-up')
+    sync.stop()
+    return { served, banned: [...banned], connected: a.peerCount > 0, ids: net.ids, score: a.penaltyOf(net.ids[1]!), refused }
+  } finally {
+    await net.stop()
+  }
+}
+
+test('one block answer with a forged certificate disconnects its peer at once (an honest peer verified what it serves)', async () => {
+  const r = await syncFromOneAnswer((h) => (h === 2 ? { ...block(2), cert: { ...block(2).cert, round: 5 } } : block(h)))
+  assert.equal(r.served, 1)
+  assert.deepEqual(r.banned, [r.ids[1]], 'banned after one forged answer')
+  assert.equal(r.connected, false)
+})
+
+test('one certified block answer that does not link (its carried last commit swapped) disconnects its peer at once', async () => {
+  const r = await syncFromOneAnswer((h) => block(h, h === 2))
+  assert.equal(r.served, 1)
+  assert.deepEqual(r.refused, ['block 2'])
+  assert.deepEqual(r.banned, [r.ids[1]], 'banned after one answer that does not link')
+  assert.equal(r.connected, false)
 })
