@@ -5,26 +5,37 @@ import { crc32 } from 'node:zlib'
 import type { Logger } from '../logger.js'
 
 /**
- * The consensus write-ahead log: an append-only file of records, each framed as
- * `length (u32 BE) | crc32 of payload (u32 BE) | crc32 of the previous 8 bytes (u32 BE) | payload`.
- * The header's own checksum tells a damaged length apart from a record cut short by a crash.
+ * The consensus write-ahead log: an append-only file of frames, each
+ * `word (u32 BE) | crc32 of payload (u32 BE) | crc32 of the previous 8 bytes (u32 BE) | payload`, where the word is
+ * the payload's length for a record, and {@link WAL_MARKER_FLAG} with the length 8 for a sync marker, whose payload is
+ * its own offset in the file (u64 BE). The header's own checksum tells a damaged length apart from a record cut short.
  *
  * The file is open for synchronized appends (`O_DSYNC`): a write returns once its bytes are on disk, as a write
- * followed by fdatasync would, in one system call. `append` resolves only once the record is on disk; concurrent
- * appends share one write. `write` queues a record without waiting for it, and `sync` resolves once every record
- * queued before it is on disk: a caller that needs durability only at certain points (the consensus host, before it
- * signs) pays one synchronized write per such point instead of one per record. Written records stay in memory until
- * the next `sync`, `append`, `reset` or `stop`, or until {@link WRITE_BEHIND_BYTES} of them are queued.
- * `replay` returns the records in order. A torn tail is what a crash mid-append leaves: a partial header, an intact
- * header whose payload is cut short, a final payload failing its checksum, a region of zeros to the end of the
- * file (starting anywhere, in a header or a payload), or a zero-filled header with data after it (an unsynced tail the
- * file system wrote back out of order). It is truncated and logged. Anything else (a header or payload failing its
- * checksum with more data after it, zeros inside a record with intact records after it, which the log cannot tell
- * from damage to records already synced, an intact header with a length over the bound) is corruption in the middle of the log: replay throws
- * {@link WalCorruptError} and the node stops rather than guess. `reset` starts a new empty log by renaming a fresh
- * file over the old one, so a crash leaves either the old log or the new one. Records carry their height, so the
- * consensus host replays only the current height's and resets the log only once it outgrows a bound
- * ({@link Wal.sizeBytes}), not at every height: a reset costs two fsyncs and a rename.
+ * followed by fdatasync would, in one system call, and the next write starts only after it returned. `append` resolves
+ * only once the record is on disk; concurrent appends share one write. `write` queues a record without waiting for
+ * it, and `sync` resolves once every record queued before it is on disk: a caller that needs durability only at
+ * certain points (the consensus host, before it signs) pays one synchronized write per such point instead of one per
+ * record. Written records stay in memory until the next `sync`, `append`, `reset` or `stop`, or until
+ * {@link WRITE_BEHIND_BYTES} of them are queued.
+ *
+ * Every write starts with a sync marker, in the same system call: a marker at offset P says that every byte before P
+ * was on disk when the write holding it began. So only the last write can be unfinished after a power loss, and a
+ * valid marker after a damaged frame proves the damage is in bytes that were synced. `replay` returns the records in
+ * order; at the first damaged frame (a partial or checksum-failing header, a payload cut short or failing its
+ * checksum) it looks for a valid marker further on. If there is one, the damage is in the middle of the log: replay
+ * throws {@link WalCorruptError} and the node stops rather than guess (the inputs behind a signature must never be
+ * dropped silently). If there is none, the damage is in the last write (a torn tail, zeros the file system left where
+ * an unsynced write had not reached the disk, with more of that write after them): it is truncated and logged. A frame
+ * whose header checksum holds but whose length is over the bound, or of an unknown kind, is always corruption.
+ * A log with no marker before the damage (written before markers existed) keeps the rules it was written under: a
+ * partial header, a payload cut short, a final payload failing its checksum, zeros from the damage to the end of the
+ * file or a zero-filled header are a tail; anything else is corruption. Damage to the last write of a log is cut even
+ * when that write had finished: nothing in the file can tell it from a write the power cut short.
+ *
+ * `reset` starts a new log by renaming a fresh, synced file over the old one (its records followed by a marker), so a
+ * crash leaves either the old log or the new one. Records carry their height, so the consensus host replays only the
+ * current height's and resets the log only once it outgrows a bound ({@link Wal.sizeBytes}), not at every height: a
+ * reset costs two fsyncs and a rename.
  */
 
 /** How the log is opened for appending: every write is on disk when it returns. */
@@ -32,6 +43,18 @@ const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT
 
 /** Bytes before each payload: length and checksum. */
 export const WAL_FRAME_HEADER = 12
+
+/** The flag in a frame's first word that makes it a sync marker (a record's length never reaches it). */
+export const WAL_MARKER_FLAG = 0x80000000
+
+/** Bytes of a sync marker's payload: its own offset, u64 BE. */
+const MARKER_PAYLOAD = 8
+
+/** The first word of every sync marker. */
+const MARKER_WORD = (WAL_MARKER_FLAG | MARKER_PAYLOAD) >>> 0
+
+/** Bytes of a sync marker's frame. */
+export const WAL_MARKER_BYTES = WAL_FRAME_HEADER + MARKER_PAYLOAD
 
 /** Thrown when the log is damaged in a way a crash cannot explain. */
 export class WalCorruptError extends Error {
@@ -69,6 +92,38 @@ interface Pending {
 /** Bytes of records queued by `write` that start a write to the file without waiting for a sync. */
 export const WRITE_BEHIND_BYTES = 1024 * 1024
 
+/** Encodes the sync marker written at `offset` of the log: everything before it is on disk. */
+export function encodeWalMarker(offset: number): Uint8Array {
+  const frame = new Uint8Array(WAL_MARKER_BYTES)
+  const view = new DataView(frame.buffer)
+  view.setBigUint64(WAL_FRAME_HEADER, BigInt(offset))
+  view.setUint32(0, MARKER_WORD)
+  view.setUint32(4, crc32(frame.subarray(WAL_FRAME_HEADER)) >>> 0)
+  view.setUint32(8, crc32(frame.subarray(0, 8)) >>> 0)
+  return frame
+}
+
+/** The offset of the first valid sync marker in `data` after `from` that names its own offset, if any. */
+function markerAfter(data: Uint8Array, from: number): number | undefined {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  const word = Buffer.alloc(4)
+  word.writeUInt32BE(MARKER_WORD)
+  for (let at = buf.indexOf(word, from + 1); at >= 0; at = buf.indexOf(word, at + 1)) {
+    if (validMarker(data, at)) return at
+  }
+  return undefined
+}
+
+/** True when a whole, valid sync marker naming `at` starts at `at`. */
+function validMarker(data: Uint8Array, at: number): boolean {
+  if (data.byteLength - at < WAL_MARKER_BYTES) return false
+  const view = new DataView(data.buffer, data.byteOffset + at, WAL_MARKER_BYTES)
+  if (view.getUint32(0) !== MARKER_WORD) return false
+  if (crc32(data.subarray(at, at + 8)) >>> 0 !== view.getUint32(8)) return false
+  if (crc32(data.subarray(at + WAL_FRAME_HEADER, at + WAL_MARKER_BYTES)) >>> 0 !== view.getUint32(4)) return false
+  return view.getBigUint64(WAL_FRAME_HEADER) === BigInt(at)
+}
+
 /** Encodes one record's frame. */
 export function encodeWalFrame(record: Uint8Array): Uint8Array {
   const frame = new Uint8Array(WAL_FRAME_HEADER + record.byteLength)
@@ -103,6 +158,8 @@ export class Wal implements ConsensusLog {
   private flushing?: Promise<void>
   private failed?: Error
   private size = 0
+  /** Bytes in the file: where the next write lands (the file is open for appending). */
+  private fileBytes = 0
   /** Bytes queued by `write` since the last flush took the queue. */
   private unwritten = 0
 
@@ -121,6 +178,7 @@ export class Wal implements ConsensusLog {
     await mkdir(dirname(this.path), { recursive: true })
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = (await this.fh.stat()).size
+    this.fileBytes = this.size
     await syncDirectory(dirname(this.path))
   }
 
@@ -151,54 +209,58 @@ export class Wal implements ConsensusLog {
     const records: Uint8Array[] = []
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
     let off = 0
-    let torn: string | undefined
+    /** Whether a valid sync marker was read before `off`: the log's rules, not its legacy ones, judge damage. */
+    let marked = false
+    /** Why the frame at `off` is damaged, and whether a log without markers would take the damage for a tail. */
+    let damage: { reason: string; legacyTail: boolean } | undefined
     const zerosFrom = trailingZerosFrom(data)
     while (off < data.byteLength) {
       if (data.byteLength - off < WAL_FRAME_HEADER) {
-        torn = 'partial frame header'
+        damage = { reason: 'partial frame header', legacyTail: true }
         break
       }
-      const len = view.getUint32(off)
+      const word = view.getUint32(off)
       const sum = view.getUint32(off + 4)
       if (crc32(data.subarray(off, off + 8)) >>> 0 !== view.getUint32(off + 8)) {
-        // zeros from inside the header to the end: the file grew by a write whose data did not all reach the disk
-        if (zerosFrom < off + WAL_FRAME_HEADER) {
-          torn = 'zero-filled tail'
-          break
-        }
-        // A file system may write an unsynced tail back out of order: a hole of zeros where the next record's header
-        // should be, with later (never acknowledged) data after it. A sync covers everything before it, so what
-        // follows a zero header was never durable: a tail, not damage to the log.
-        if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) {
-          torn = 'zero-filled header (a tail written back out of order)'
-          break
-        }
-        throw new WalCorruptError(this.path, off, 'frame header checksum mismatch')
+        // zeros from inside the header to the end: the file grew by a write whose data did not all reach the disk;
+        // a zero-filled header: the file system wrote an unsynced write back out of order
+        if (zerosFrom < off + WAL_FRAME_HEADER) damage = { reason: 'zero-filled tail', legacyTail: true }
+        else if (allZero(data.subarray(off, off + WAL_FRAME_HEADER), 0)) damage = { reason: 'zero-filled header', legacyTail: true }
+        else damage = { reason: 'frame header checksum mismatch', legacyTail: false }
+        break
       }
+      const marker = word >= WAL_MARKER_FLAG
+      const len = marker ? word - WAL_MARKER_FLAG : word
+      if (marker && len !== MARKER_PAYLOAD) throw new WalCorruptError(this.path, off, `frame of unknown kind ${word.toString(16)}`)
       if (len > this.maxRecordBytes) throw new WalCorruptError(this.path, off, `record length ${len} exceeds ${this.maxRecordBytes}`)
       const end = off + WAL_FRAME_HEADER + len
       if (end > data.byteLength) {
-        torn = `record of ${len} bytes cut short`
+        damage = { reason: `record of ${len} bytes cut short`, legacyTail: true }
         break
       }
       const payload = data.subarray(off + WAL_FRAME_HEADER, end)
       if (crc32(payload) >>> 0 !== sum) {
-        if (end === data.byteLength) {
-          torn = 'checksum mismatch in the final record'
-          break
-        }
-        // zeros from inside this record to the end: the file grew by a write whose data did not all reach the disk
-        if (zerosFrom < end) {
-          torn = 'zero-filled tail from inside a record'
-          break
-        }
-        throw new WalCorruptError(this.path, off, 'record checksum mismatch with records after it')
+        if (end === data.byteLength) damage = { reason: 'checksum mismatch in the final record', legacyTail: true }
+        else if (zerosFrom < end) damage = { reason: 'zero-filled tail from inside a record', legacyTail: true }
+        else damage = { reason: 'record checksum mismatch with records after it', legacyTail: false }
+        break
       }
-      records.push(new Uint8Array(payload))
+      if (marker) {
+        if (!validMarker(data, off)) throw new WalCorruptError(this.path, off, 'sync marker names another offset')
+        marked = true
+      } else {
+        records.push(new Uint8Array(payload))
+      }
       off = end
     }
-    if (torn !== undefined) {
-      this.log.warn({ path: this.path, offset: off, dropped: data.byteLength - off, reason: torn }, 'WAL: truncating torn tail')
+    if (damage !== undefined) {
+      // a marker after the damage was written once every byte before it was on disk: the damage is to synced records
+      const synced = markerAfter(data, off)
+      if (synced !== undefined) {
+        throw new WalCorruptError(this.path, off, `${damage.reason}, in records synced before the write at byte ${synced}`)
+      }
+      if (!marked && !damage.legacyTail) throw new WalCorruptError(this.path, off, damage.reason)
+      this.log.warn({ path: this.path, offset: off, dropped: data.byteLength - off, reason: damage.reason }, 'WAL: truncating torn tail')
       const fh = await open(this.path, 'r+')
       try {
         await fh.truncate(off)
@@ -207,6 +269,7 @@ export class Wal implements ConsensusLog {
         await fh.close()
       }
       this.size = off
+      this.fileBytes = off
     }
     return records
   }
@@ -272,6 +335,11 @@ export class Wal implements ConsensusLog {
         await fresh.write(frame)
         size += frame.byteLength
       }
+      // the file is synced before it replaces the log: a marker after its records vouches for them
+      if (size > 0) {
+        await fresh.write(encodeWalMarker(size))
+        size += WAL_MARKER_BYTES
+      }
       await fresh.sync()
     } finally {
       await fresh.close()
@@ -281,6 +349,7 @@ export class Wal implements ConsensusLog {
     await this.fh.close()
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = size
+    this.fileBytes = size
   }
 
   /** Writes what is queued and waits for every write under way. */
@@ -305,9 +374,17 @@ export class Wal implements ConsensusLog {
         this.queue = []
         this.unwritten = 0
         try {
-          const total = batch.reduce((n, p) => n + p.frame.byteLength, 0)
+          const records = batch.reduce((n, p) => n + p.frame.byteLength, 0)
+          // the write starts with a marker naming where it lands: every byte before it is on disk (the last write
+          // returned), which replay needs to tell damage to synced records from an unfinished last write
+          const total = records === 0 ? 0 : WAL_MARKER_BYTES + records
           const buf = new Uint8Array(total)
           let off = 0
+          if (total > 0) {
+            buf.set(encodeWalMarker(this.fileBytes), 0)
+            off = WAL_MARKER_BYTES
+            this.size += WAL_MARKER_BYTES
+          }
           for (const p of batch) {
             buf.set(p.frame, off)
             off += p.frame.byteLength
@@ -315,6 +392,7 @@ export class Wal implements ConsensusLog {
           // synchronized writes: once this loop ends the batch is durable (an empty batch has nothing to wait for)
           let written = 0
           while (written < total) written += (await this.fh!.write(buf, written, total - written)).bytesWritten
+          this.fileBytes += total
           for (const p of batch) p.resolve?.()
         } catch (e) {
           // a failed write leaves the file in an unknown state: refuse further appends (the node must stop)
