@@ -1,14 +1,58 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, constants, existsSync, fstatSync, openSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { MAX_KEY_FILE_LENGTH } from '../../crypto/keyfile.js'
+import { DEFAULT_CONFIG } from '../../genesis/config.js'
 import { nodeProcessEnv } from '../memorySettings.js'
+import { checkRegularFile, FileReadError, readBoundedFileSync } from './boundedFile.js'
+import { MAX_GENESIS_FILE_BYTES } from './genesisFile.js'
 
 /**
  * `tallyd devnet`: a local network in one command. Creates a testnet in `dir` when it has none, runs every validator
  * as a child process (`tallyd start --home dir/nodeI`, logs in dir/nodeI.log), prints the RPC URLs and a
- * ready-to-paste `tally transfer`, and stops them all on Ctrl-C.
+ * ready-to-paste `tally transfer`, and stops them all on Ctrl-C. Every file it reads in `dir` and every log it appends
+ * to must be a regular file (a FIFO would block it, a device never end), and is checked before any validator starts.
  */
+
+/** Why `tallyd devnet` cannot use its directory; `message` names the file. */
+export class DevnetError extends Error {}
+
+/** Largest config or genesis file read: the bound `tallyd start` reads them with. */
+const MAX_JSON_BYTES = MAX_GENESIS_FILE_BYTES
+
+/** The JSON document in the regular file at `path`; throws {@link FileReadError} or {@link DevnetError}. */
+function readJson(path: string, maxBytes: number): unknown {
+  const text = readBoundedFileSync(path, maxBytes).toString('utf8')
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new DevnetError(`${path} is not valid JSON: ${(e as Error).message}`)
+  }
+}
+
+/**
+ * Opens a validator's log for appending: a regular file or none yet. Non-blocking, so that a FIFO put there after the
+ * check fails the open instead of waiting for a reader; the open file is checked again.
+ */
+function openLog(path: string): number {
+  try {
+    checkRegularFile(path, Number.MAX_SAFE_INTEGER)
+  } catch (e) {
+    if (!(e instanceof FileReadError && e.code === 'missing')) throw e
+  }
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | (constants.O_NONBLOCK ?? 0), 0o644)
+  } catch (e) {
+    throw new DevnetError(`${path} cannot be opened for appending: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd)
+    throw new FileReadError(path, 'changed', 'changed while it was opened: not a regular file')
+  }
+  return fd
+}
 
 export interface DevnetOptions {
   readonly validators: number
@@ -46,18 +90,35 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     o.out(`creating a ${o.validators}-validator testnet in ${dir}`)
     await o.createTestnet({ validators: o.validators, out: dir, p2pPort: o.p2pPort, rpcPort: o.rpcPort, accounts: 4 })
   }
-  const genesis = JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as { chainId: string; validators: unknown[] }
+  const genesisPath = join(dir, 'genesis.json')
+  const genesis = readJson(genesisPath, MAX_JSON_BYTES) as { chainId?: unknown; validators?: unknown }
+  if (typeof genesis?.chainId !== 'string' || !Array.isArray(genesis.validators)) {
+    throw new DevnetError(`${genesisPath} is not a genesis: it needs a chainId and a validators array`)
+  }
   const n = genesis.validators.length
   const urls: string[] = []
   for (let i = 0; i < n; i++) {
-    const cfg = JSON.parse(readFileSync(join(dir, `node${i}`, 'config.json'), 'utf8')) as { rpc: { port: number } }
-    urls.push(`http://127.0.0.1:${cfg.rpc.port}`)
+    const path = join(dir, `node${i}`, 'config.json')
+    const port = (readJson(path, MAX_JSON_BYTES) as { rpc?: { port?: unknown } } | null)?.rpc?.port ?? DEFAULT_CONFIG.rpc.port
+    if (typeof port !== 'number') throw new DevnetError(`${path}: rpc.port must be a number`)
+    urls.push(`http://127.0.0.1:${port}`)
+  }
+  // the dev key the transfer hint pays: absent from a testnet written with --accounts 0
+  const accountPath = join(dir, 'keys', 'account0.json')
+  const account0 = existsSync(accountPath) ? (readJson(accountPath, MAX_KEY_FILE_LENGTH) as { address?: unknown } | null)?.address : undefined
+  const payee = typeof account0 === 'string' ? account0 : '<address>'
+  const logs: number[] = []
+  try {
+    for (let i = 0; i < n; i++) logs.push(openLog(join(dir, `node${i}.log`)))
+  } catch (e) {
+    for (const fd of logs) closeSync(fd)
+    throw e
   }
 
   const children: ChildProcess[] = []
   let stopping = false
   for (let i = 0; i < n; i++) {
-    const log = openSync(join(dir, `node${i}.log`), 'a')
+    const log = logs[i]!
     const child = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
     closeSync(log)
     child.on('exit', (code, signal) => {
@@ -103,7 +164,6 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   if (stopping) return stopped
   if (!ready) o.out('warning: the network did not reach height 1 within 60 s; check the node logs')
 
-  const account0 = JSON.parse(readFileSync(join(dir, 'keys', 'account0.json'), 'utf8')) as { address: string }
   o.out('')
   o.out(`Tally devnet "${genesis.chainId}" is running with ${n} validators (logs: ${dir}/node*.log)`)
   urls.forEach((u, i) => {
@@ -112,8 +172,8 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   o.out('')
   o.out('Try a transfer from the faucet (the wallet verifies every answer from the genesis: TALLY_GENESIS or --genesis):')
   o.out(`  export TALLY_GENESIS=${join(o.dir, 'genesis.json')}`)
-  o.out(`  npx tally transfer --key ${join(o.dir, 'keys', 'faucet.json')} --to ${account0.address} --amount 100 --rpc ${urls.join(',')}`)
-  o.out(`  npx tally balance ${account0.address} --rpc ${urls[n - 1]}`)
+  o.out(`  npx tally transfer --key ${join(o.dir, 'keys', 'faucet.json')} --to ${payee} --amount 100 --rpc ${urls.join(',')}`)
+  o.out(`  npx tally balance ${payee} --rpc ${urls[n - 1]}`)
   o.out('')
   o.out('Press Ctrl-C to stop all validators.')
   return stopped
