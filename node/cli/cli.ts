@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync, chmodSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { addressFromPublicKey, formatAddress, parseAddress } from '../../crypto/address.js'
 import { fromHex, to0x } from '../../crypto/bytes.js'
@@ -13,7 +13,7 @@ import { parseRfc3339 } from '../../genesis/rfc3339.js'
 import { isValidChainId, U64_MAX } from '../../ledger/transaction.js'
 import { runDevnet } from './devnet.js'
 import { FileReadError, readBoundedFileSync } from './boundedFile.js'
-import { DirectoryError, makeDirectory } from './directory.js'
+import { DirectoryError, checkDirectory, makeDirectory } from './directory.js'
 import { MAX_GENESIS_FILE_BYTES } from './genesisFile.js'
 import { HomeError, HomeFiles, isPresent, readKeySeed } from './home.js'
 import { PEER_ID_RE } from '../../ledger/governance.js'
@@ -307,8 +307,15 @@ export function buildProgram(out: (s: string) => void): Command {
     .option('--genesis-time <rfc3339>', 'genesis time (default: now)', genesisTime)
     .action((o) => {
       if (isPresent(o.out)) throw new UsageError(`${o.out} already exists`)
+      // the file's directory must exist: a genesis is written where the operator said, no directories made for it
+      const parent = dirname(resolve(o.out))
+      if (inDirectory('--out', o.out, () => checkDirectory(parent)).length > 0) throw new UsageError(`--out ${o.out}: ${parent} does not exist`)
       const json = { chainId: o.chainId, genesisTime: o.genesisTime ?? new Date().toISOString(), validators: [], balances: [], params: DEFAULT_PARAMS }
-      writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`, { flag: 'wx' })
+      try {
+        writeFileSync(o.out, `${JSON.stringify(json, null, 2)}\n`, { flag: 'wx' })
+      } catch (e) {
+        throw new UsageError(`--out ${o.out} cannot be written: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      }
       out(`wrote ${o.out}`)
     })
   genesis

@@ -143,3 +143,22 @@ test('tallyd init and genesis new never write through a symlink to nothing where
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('tallyd genesis new names the --out whose directory is missing or not a directory, and writes nothing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-args-'))
+  try {
+    writeFileSync(join(dir, 'a-file'), '')
+    for (const [out, fault, reason] of [
+      [join(dir, 'missing', 'genesis.json'), join(dir, 'missing'), 'does not exist'],
+      [join(dir, 'missing', 'deeper', 'genesis.json'), join(dir, 'missing', 'deeper'), 'does not exist'],
+      [join(dir, 'a-file', 'genesis.json'), join(dir, 'a-file'), 'is a regular file, not a directory'],
+    ] as const) {
+      const r = tallyd('genesis', 'new', '--chain-id', 'acme-1', '--out', out)
+      assert.equal(r.code, 1, `${out}: ${r.stdout}`)
+      assert.equal(r.stderr, `tallyd: --out ${out}: ${fault} ${reason}\n`)
+      assert.equal(existsSync(join(dir, 'missing')), false)
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
