@@ -208,18 +208,33 @@ function duplicate(e: FieldErrors, seen: Map<string, number>, value: string, i: 
 }
 
 /**
+ * An IPv6 address {@link isIPv6} accepts in its canonical text (RFC 5952, as the WHATWG URL parser serializes it:
+ * lowercase, leading zeros dropped, the longest run of zero groups compressed, an IPv4 tail in hex), so that
+ * `0::1`, `0:0:0:0:0:0:0:1` and `::1` compare equal.
+ */
+function canonicalIPv6(text: string): string {
+  try {
+    return new URL(`http://[${text}]/`).hostname.slice(1, -1)
+  } catch {
+    return text.toLowerCase()
+  }
+}
+
+/**
  * The parts of an address {@link isNetworkAddress} accepts, so that two spellings of one address compare equal: the
- * host in lowercase without brackets, the port as a number, and the peer id of a multiaddr's `/p2p/` part.
+ * host in lowercase without brackets (an IPv6 address in canonical form), the port as a number, and the peer id of a
+ * multiaddr's `/p2p/` part.
  */
 function addressParts(address: string): { host: string; port: number; peer: string | undefined } {
   const m = MULTIADDR_RE.exec(address)
-  if (m !== null) return { host: address.split('/')[2]!.toLowerCase(), port: Number(m[2]), peer: m[3]?.slice('/p2p/'.length) }
+  if (m !== null) {
+    const host = address.split('/')[2]!
+    return { host: m[1] === 'ip6' ? canonicalIPv6(host) : host.toLowerCase(), port: Number(m[2]), peer: m[3]?.slice('/p2p/'.length) }
+  }
   const i = address.lastIndexOf(':')
+  const host = address.slice(0, i)
   return {
-    host: address
-      .slice(0, i)
-      .replace(/^\[|\]$/g, '')
-      .toLowerCase(),
+    host: host.startsWith('[') ? canonicalIPv6(host.slice(1, -1)) : host.toLowerCase(),
     port: Number(address.slice(i + 1)),
     peer: undefined,
   }

@@ -4,6 +4,8 @@ import { DEFAULT_CONFIG, isNetworkAddress, parseConfig } from '../../../genesis/
 
 const PEER = '12D3KooWGoLdEnPeEr1111111111111111111111111111111111'
 const PEER2 = '12D3KooWGoLdEnPeEr2222222222222222222222222222222222'
+const PEER3 = '12D3KooWGoLdEnPeEr3333333333333333333333333333333333'
+const PEER4 = '12D3KooWGoLdEnPeEr4444444444444444444444444444444444'
 
 test('an empty config gets every default; given fields are kept', () => {
   const r = parseConfig({})
@@ -111,6 +113,27 @@ test('each problem is reported with its field', () => {
       'p2p.peers[1].address',
       /^duplicates p2p\.peers\[0\]\.address$/,
     ],
+    // one IPv6 address in two of its textual forms (RFC 5952): zeros written out or compressed, letter case, an IPv4 tail
+    ...(
+      [
+        ['/ip6/::1/tcp/1', '/ip6/0::1/tcp/1'],
+        ['[::1]:1', '/ip6/0:0:0:0:0:0:0:1/tcp/1'],
+        ['[2001:DB8::A]:5', '/ip6/2001:db8:0:0::a/tcp/5'],
+        ['/ip6/2001:db8::1:0:0:1/tcp/5', '[2001:0db8:0000:0000:0001:0000:0000:0001]:5'],
+        ['[::ffff:10.0.0.1]:9', '/ip6/::ffff:a00:1/tcp/9'],
+      ] as const
+    ).map(([a, b]): [unknown, string, RegExp] => [
+      {
+        p2p: {
+          peers: [
+            { peerId: PEER, address: a },
+            { peerId: PEER2, address: b },
+          ],
+        },
+      },
+      'p2p.peers[1].address',
+      /^duplicates p2p\.peers\[0\]\.address$/,
+    ]),
     // the address names another peer than the entry's peer id: one of them is never dialed
     [{ p2p: { peers: [{ peerId: PEER, address: `/ip4/1.2.3.4/tcp/5/p2p/${PEER2}` }] } }, 'p2p.peers[0].address', /names peer .* not p2p\.peers\[0\]\.peerId/],
     [{ rpc: { corsOrigins: ['http://a:1', 'http://b', 'http://a:1'] } }, 'rpc.corsOrigins[2]', /^duplicates rpc\.corsOrigins\[0\]$/],
@@ -234,4 +257,23 @@ test('memory.heapGrowingPercent: 100 by default, 0 or 10 to 300 accepted', () =>
     assert.ok(r.ok, String(n))
     assert.equal(r.value.memory.heapGrowingPercent, n)
   }
+})
+
+test('p2p.peers: IPv6 addresses that differ in their groups or ports are distinct', () => {
+  const r = parseConfig({
+    p2p: {
+      peers: [
+        { peerId: PEER, address: '[::1]:1' },
+        { peerId: PEER2, address: '/ip6/::2/tcp/1' },
+        { peerId: PEER3, address: '[::1]:2' },
+        { peerId: PEER4, address: '/ip6/1::/tcp/1' },
+      ],
+    },
+  })
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.error.errors))
+  // the addresses are kept as written: only the duplicate check reads them in canonical form
+  assert.deepEqual(
+    r.value.p2p.peers.map((p) => p.address),
+    ['[::1]:1', '/ip6/::2/tcp/1', '[::1]:2', '/ip6/1::/tcp/1'],
+  )
 })
