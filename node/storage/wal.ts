@@ -171,7 +171,9 @@ export class Wal implements ConsensusLog {
 
   /**
    * Opens (creating if needed) the log for appending. The directory is synced too, so that a log created now is
-   * still there after a power loss, with the records synced into it.
+   * still there after a power loss, with the records synced into it. So is the file: a process killed during its last
+   * write may have left bytes only in the page cache, and the first marker written here vouches for every byte before
+   * it.
    */
   async start(): Promise<void> {
     if (this.fh !== undefined) return
@@ -179,6 +181,7 @@ export class Wal implements ConsensusLog {
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = (await this.fh.stat()).size
     this.fileBytes = this.size
+    await this.fh.datasync()
     await syncDirectory(dirname(this.path))
   }
 
