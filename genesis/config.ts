@@ -145,10 +145,13 @@ function browserOrigin(text: string): string | undefined {
   }
 }
 
-/** True when `text` is a dotted-quad IPv4 address (each part 0-255). */
+/**
+ * True when `text` is a dotted-quad IPv4 address: each part 0-255, without leading zeros (multiaddr refuses them, and
+ * `inet_aton` and the WHATWG URL parser read `010` as octal: one text, two addresses).
+ */
 function isIPv4(text: string): boolean {
   const parts = text.split('.')
-  return parts.length === 4 && parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)
+  return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)
 }
 
 /** True when `text` is an IPv6 address: eight groups of 1-4 hex digits, `::` once for a run of zeros, an IPv4 tail. */

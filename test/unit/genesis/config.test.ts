@@ -230,6 +230,10 @@ test('network addresses: host:port, [ipv6]:port or a TCP multiaddr', () => {
     '[::ffff:10.0.0.256]:1',
     '/ip4/example.com/tcp/1',
     '/ip6/1.2.3.4/tcp/1',
+    // a part with a leading zero: multiaddr refuses it when the node starts, and some parsers read it as octal
+    '010.0.0.1:1',
+    '/ip4/1.2.3.04/tcp/1',
+    '[::ffff:10.0.0.01]:1',
     5,
   ]
   for (const b of bad) assert.ok(!isNetworkAddress(b, false), String(b))
