@@ -235,7 +235,7 @@ export class Wal implements ConsensusLog {
       const marker = word >= WAL_MARKER_FLAG
       const len = marker ? word - WAL_MARKER_FLAG : word
       if (marker && len !== MARKER_PAYLOAD) throw new WalCorruptError(this.path, off, `frame of unknown kind ${word.toString(16)}`)
-      if (len > this.maxRecordBytes) throw new WalCorruptError(this.path, off, `record length ${len} exceeds ${this.maxRecordBytes}`)
+      if (!marker && len > this.maxRecordBytes) throw new WalCorruptError(this.path, off, `record length ${len} exceeds ${this.maxRecordBytes}`)
       const end = off + WAL_FRAME_HEADER + len
       if (end > data.byteLength) {
         damage = { reason: `record of ${len} bytes cut short`, legacyTail: true }
