@@ -570,7 +570,7 @@ export class BlockSync {
    * honest peer could commit, {@link FORGED_ANSWER_PENALTY} for proof of malice); returns what it served before.
    */
   private fault(peer: string, height: number, reason: string, before: Fetched[], points = BAD_RESPONSE_PENALTY): Fetched[] {
-    this.d.logger.warn({ peer, height, reason }, 'bad block from a peer')
+    this.d.logger.warn({ peer, height, reason, points }, 'bad block from a peer')
     this.d.p2p.penalize(peer, points, reason)
     return before
   }
@@ -615,7 +615,7 @@ export class BlockSync {
         if (c.error.code === 'not_next') break
         // certified, yet not the block that extends this chain (its carried commit or body was tampered with), or a
         // certificate that does not decide it: proof of malice, as the host's checks are those its server passed
-        this.d.logger.warn({ peer: got.peer, height: h, reason: c.error.reason }, 'a synced block was refused')
+        this.d.logger.warn({ peer: got.peer, height: h, reason: c.error.reason, points: FORGED_ANSWER_PENALTY }, 'a synced block was refused')
         this.d.p2p.penalize(got.peer, FORGED_ANSWER_PENALTY, `bad block ${h}: ${c.error.reason}`)
         wrong.add(got.peer)
         got = (await this.fetchRange(h, 1, wrong))[0]

@@ -48,8 +48,7 @@ const FLOOD_RATE = 5_000
 const CATCH_UP_MS = 45_000
 /** Bound on a process start: the machine's business, not the node's (tens of seconds on a busy machine). */
 const START_MS = 60_000
-/** What block sync takes from a peer for each answer it judges a lie, and the score that disconnects it (docs/p2p.md). */
-const LIE_POINTS = 25
+/** The score that disconnects a peer (docs/p2p.md); each lie's cost is in the log line that reports it. */
 const BAN_SCORE = 50
 /** How far a log line's time may lie from the moment the node took it into account. */
 const LOG_SLACK_MS = 50
@@ -87,23 +86,23 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
   })
 
   /**
-   * The first of `times` (ms, ascending) at which a peer penalized {@link LIE_POINTS} at each of them reaches
+   * The first of `lies` (ascending by time, each with the points it cost) at which a peer's score reaches
    * `threshold`, under the scoring of docs/p2p.md: a point forgiven per whole second since the score was last moved
    * on, a score forgiven whole starting afresh. Undefined when it never does.
    */
-  const scoreReaches = (times: readonly number[], threshold: number): number | undefined => {
+  const scoreReaches = (lies: readonly { readonly time: number; readonly points: number }[], threshold: number): number | undefined => {
     let score = 0
     let since = 0
-    for (const t of times) {
+    for (const { time: t, points } of lies) {
       // a log line's time may precede the penalty's by a few ms: seconds are counted generously, never owing a ban
       // the node need not give
       const seconds = Math.max(0, Math.floor((t - since + LOG_SLACK_MS) / 1000))
       const left = score - seconds
       if (left <= 0) {
-        score = LIE_POINTS
+        score = points
         since = t
       } else {
-        score = left + LIE_POINTS
+        score = left + points
         since += seconds * 1000
       }
       if (score >= threshold) return t
@@ -493,14 +492,15 @@ describe('a four-validator network under attack', { timeout: 900_000 }, () => {
       for (const i of [0, 1])
         v.expect(a.offenderLines(i, attackerPeer()).length > 0, `node${i} logged no warning naming the attacker for its tip (${attacker.peerId})`)
       v.expect(a.offenderLines(2, attackerPeer()).length > 0, `node2 logged no warning naming the attacker (${attacker.peerId})`)
-      // Each answer node2 judges a lie costs the attacker LIE_POINTS, forgiven a point a second, and BAN_SCORE
-      // disconnects it. How many of the tampered answers node2 judges is up to its sync: of the heights asked of one
-      // peer at once, the answers after the first one refused are dropped unjudged, and the answer for a height past
-      // what node2 can check yet waits to be judged until that height comes up. So node2 must disconnect the attacker
-      // within BAN_MS of the lie that brings its score to BAN_SCORE; with fewer lies judged, it owes no disconnect.
+      // Each answer node2 judges a lie costs the attacker the points its log line names, forgiven a point a second,
+      // and BAN_SCORE disconnects it (one forged or unlinked block does). How many of the tampered answers node2
+      // judges is up to its sync: of the heights asked of one peer at once, the answers after the first one refused
+      // are dropped unjudged, and the answer for a height past what node2 can check yet waits to be judged until
+      // that height comes up. So node2 must disconnect the attacker within BAN_MS of the lie that brings its score
+      // to BAN_SCORE; with fewer lies judged, it owes no disconnect.
       const lies = a.offenderLines(2, attackerPeer(), restartedAt).filter((l) => l.msg === 'bad block from a peer' || l.msg === 'a synced block was refused')
       const banDue = scoreReaches(
-        lies.map((l) => l.time),
+        lies.map((l) => ({ time: l.time, points: typeof l.points === 'number' ? l.points : 0 })),
         BAN_SCORE,
       )
       v.expect(lies.length > 0, `node2 judged none of the ${served} tampered answers a lie`)
