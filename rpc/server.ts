@@ -17,7 +17,7 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * `GET /metrics`, and a `ws` WebSocket endpoint on `/ws` (JSON-RPC plus chain_subscribe/chain_unsubscribe).
  *
  * Every input is bounded: body size (413, counted while streaming), the bodies held at once over all requests
- * (503), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
+ * (503; WebSocket messages, whole or being received, count with them), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
  * WebSocket message size, subscriptions per connection, each connection's send queue (a subscriber that does not
  * read is closed rather than allowed to grow memory or slow the node), the answers held for clients that do not take
  * them (a connection that stalls is closed), and WebSocket peers that answer no ping (closed). Nothing a client sends
@@ -49,8 +49,10 @@ export interface RpcServerOptions {
   /** Most connections at once, HTTP and WebSocket together; the server closes further ones as they are accepted. */
   readonly maxConnections: number
   /**
-   * Most request-body bytes held at once over all requests, from the first byte read until the request is answered;
-   * a request that would take them past it gets HTTP 503 (`busy`) and is not read further.
+   * Most request-body bytes held at once over all requests, from the first byte read until the request is answered:
+   * HTTP bodies, WebSocket messages being received (fragments, a frame half read) and those waiting or running. An
+   * HTTP request that would take them past it gets HTTP 503 (`busy`) and is not read further; a whole WebSocket
+   * message, `busy`; a WebSocket connection whose message being received would, is closed (1013).
    */
   readonly maxBodyBytesInFlight: number
   /**
@@ -114,6 +116,28 @@ const BODY_ERROR_STATUS: Readonly<Record<(typeof BODY_ERROR_CODES)[number], numb
   busy: 503,
   stream_failed: 400,
 })
+
+/** The private fields of a `ws` receiver that tell how much of a message it holds (`ws` keeps no public count). */
+interface WsReceiverState {
+  /** Bytes received and not yet parsed: the frame being read, and any after it. */
+  readonly _bufferedBytes?: unknown
+  /** Payload bytes of the finished fragments of the message being assembled (no compression is offered). */
+  readonly _messageLength?: unknown
+  /** Chunks written to the receiver while it was busy, not yet taken in. */
+  readonly writableLength?: unknown
+}
+
+/**
+ * Bytes `ws` holds of the messages a connection is receiving and has not delivered yet: a message in fragments, a
+ * frame half read. The unit tests pin this to the installed `ws` (test/unit/rpc/websocket.test.ts, "messages being
+ * received").
+ */
+function receivingBytes(ws: WebSocket): number {
+  const r = (ws as unknown as { _receiver?: WsReceiverState })._receiver
+  if (r === undefined) return 0
+  const n = (v: unknown) => (typeof v === 'number' ? v : 0)
+  return n(r._bufferedBytes) + n(r._messageLength) + n(r.writableLength)
+}
 
 /** How often, at most, refused connections are logged (with their count since the last line). */
 const DROP_LOG_INTERVAL_MS = 10_000
@@ -235,6 +259,8 @@ class WsSession implements SubscriberSession {
   readonly afterResponse: (() => void)[] = []
   readonly subscriptions = new Map<string, Subscription>()
   private closed = false
+  /** Bytes counted in the request budget for the messages `ws` is receiving on this connection ({@link receivingBytes}). */
+  receiving = 0
   /** Whether the peer answered the last ping (or none was sent yet). */
   answeredPing = true
   /** {@link progress} when the last ping was sent or last found unanswered. */
@@ -729,13 +755,24 @@ export class RpcServer {
     })
     ws.on('close', () => {
       session.markClosed()
+      this.bodyBudget.give(session.receiving)
+      session.receiving = 0
       this.forget(session)
     })
+    // after ws has taken in each chunk (its listener came first): what it holds of messages not yet whole is counted
+    socket.on('data', () => {
+      if (this.countReceiving(session)) return
+      ws.pause()
+      session.drop(1013, 'the node holds as many requests as it takes; retry shortly')
+    })
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      // the message is whole: what was counted for its assembly is given back before it is counted as held
+      this.countReceiving(session)
       if (session.isClosed) return
-      const text = isBinary ? null : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+      const bytes = isBinary ? null : Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+      const text = bytes === null ? null : bytes.toString('utf8')
       // a message waiting or running holds its text: it counts against the same budget as HTTP bodies
-      const held = text === null ? 0 : text.length
+      const held = bytes === null ? 0 : bytes.length
       if (!this.bodyBudget.take(held)) {
         session.sendText(
           JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', 'the node holds as many requests as it takes; retry shortly') }),
@@ -759,6 +796,22 @@ export class RpcServer {
         session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
       }
     })
+  }
+
+  /**
+   * Brings what the request budget counts for the messages a connection is receiving to what `ws` holds of them;
+   * false when more is held than the budget has left (the count is not raised then).
+   */
+  private countReceiving(session: WsSession): boolean {
+    const now = receivingBytes(session.ws)
+    if (now <= session.receiving) {
+      this.bodyBudget.give(session.receiving - now)
+      session.receiving = now
+      return true
+    }
+    if (!this.bodyBudget.take(now - session.receiving)) return false
+    session.receiving = now
+    return true
   }
 
   /**

@@ -444,3 +444,40 @@ describe('WebSocket pings behind a large answer', () => {
     }
   })
 })
+
+describe('WebSocket messages being received', () => {
+  test('count against the request-body budget; past it the connection is closed (1013) and gives back what it held', async () => {
+    const h = await startHarness({ maxBodyBytesInFlight: 256 * 1024 })
+    const a = await Client.open(h.url)
+    const b = await Client.open(h.url)
+    let bClosedWith: number | undefined
+    b.ws.on('close', (code) => {
+      bClosedWith = code
+    })
+    try {
+      // a message in fragments, not finished: ws assembles it, and the node holds its bytes
+      for (let i = 0; i < 3; i++) a.ws.send(' '.repeat(50_000), { fin: false })
+      await waitFor(() => h.server.bodyBytesInFlight === 150_000, 5000, 'the fragments received counted as held')
+      // another client's message would take the bytes held past the budget: that connection is closed
+      b.ws.send(' '.repeat(60_000), { fin: false })
+      b.ws.send(' '.repeat(60_000), { fin: false })
+      await waitFor(() => b.closed, 5000, 'the connection past the budget closed')
+      assert.equal(bClosedWith, 1013)
+      await waitFor(() => h.server.bodyBytesInFlight === 150_000, 5000, 'what the closed one held given back')
+      // the first finishes its message and is answered; nothing is held after
+      a.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'node_status' }), { fin: true })
+      await waitFor(() => a.messages.some((m) => m.id === 7), 5000, 'the finished message answered')
+      assert.equal(a.messages.find((m) => m.id === 7).result.chainId, 'tally-test')
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+      // a connection closed mid-message gives back what it held
+      a.ws.send(' '.repeat(50_000), { fin: false })
+      await waitFor(() => h.server.bodyBytesInFlight === 50_000, 5000, 'a new fragment counted')
+      a.close()
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned message given back')
+    } finally {
+      a.close()
+      b.close()
+      await h.close()
+    }
+  })
+})
