@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { type Duplex, Readable } from 'node:stream'
 import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
@@ -17,11 +17,12 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * `GET /metrics`, and a `ws` WebSocket endpoint on `/ws` (JSON-RPC plus chain_subscribe/chain_unsubscribe).
  *
  * Every input is bounded: body size (413, counted while streaming), the bodies held at once over all requests
- * (503; WebSocket messages, whole or being received, count with them), batch length, time per call, connections (HTTP and WebSocket together, and WebSocket ones apart),
- * WebSocket message size, subscriptions per connection, each connection's send queue (a subscriber that does not
- * read is closed rather than allowed to grow memory or slow the node), the answers held for clients that do not take
- * them (a connection that stalls is closed), and WebSocket peers that answer no ping (closed). Nothing a client sends
- * can throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
+ * (503; WebSocket messages, whole or being received, count with them), batch length, time per call, connections
+ * (HTTP and WebSocket together, WebSocket ones apart, and those of one client address), WebSocket message size,
+ * subscriptions per connection, each connection's send queue (a subscriber that does not read is closed rather than
+ * allowed to grow memory or slow the node), the answers held for clients that do not take them (a connection that
+ * stalls is closed), and WebSocket peers that answer no ping (closed). Nothing a client sends can throw out of a
+ * handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
 /** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS). */
@@ -48,6 +49,12 @@ export interface RpcServerOptions {
   readonly wsMaxConnections: number
   /** Most connections at once, HTTP and WebSocket together; the server closes further ones as they are accepted. */
   readonly maxConnections: number
+  /**
+   * Most connections at once from one client address ({@link addressKey}: an IPv4 address, or an IPv6 /64), HTTP and
+   * WebSocket together, loopback included; a further one is answered HTTP 503 (`busy`) on its first request, or
+   * closed after a second if it sends none, so that one client cannot take every slot of `maxConnections`.
+   */
+  readonly maxConnectionsPerAddress: number
   /**
    * Most request-body bytes held at once over all requests, from the first byte read until the request is answered:
    * HTTP bodies, WebSocket messages being received (fragments, a frame half read) and those waiting or running. An
@@ -86,6 +93,7 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   wsMaxBufferedBytes: 4 << 20,
   wsMaxConnections: 256,
   maxConnections: 512,
+  maxConnectionsPerAddress: 64,
   maxBodyBytesInFlight: 64 << 20,
   maxResponseBytesInFlight: 64 << 20,
   responseStallMs: 10_000,
@@ -141,6 +149,37 @@ function receivingBytes(ws: WebSocket): number {
 
 /** How often, at most, refused connections are logged (with their count since the last line). */
 const DROP_LOG_INTERVAL_MS = 10_000
+
+/** How long a connection refused for its address may take to send its first request before it is closed. */
+const REFUSED_GRACE_MS = 1000
+
+/**
+ * What connections are counted under for `maxConnectionsPerAddress`: an IPv4 address as it is (an IPv4-mapped IPv6
+ * address as its IPv4 address), an IPv6 address by its /64 prefix, the share one host usually gets.
+ */
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped !== null) return mapped[1]!
+  if (!address.includes(':')) return address
+  const bare = address.split('%')[0]!
+  // an embedded IPv4 address (the last group) stands for two groups
+  const width = (groups: string[]) => groups.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0)
+  const halves = bare.split('::')
+  const left = halves[0] === '' ? [] : halves[0]!.split(':')
+  const right = halves.length < 2 || halves[1] === '' ? [] : halves[1]!.split(':')
+  const zeros = halves.length < 2 ? [] : Array<string>(Math.max(0, 8 - width(left) - width(right))).fill('0')
+  const groups = [...left, ...zeros, ...right].slice(0, 4).map((g) => (g.includes('.') ? g : Number.parseInt(g, 16).toString(16)))
+  return `${groups.join(':')}::/64`
+}
+
+/** The body of the 503 a connection refused for its address (`maxConnectionsPerAddress`) is answered with. */
+function tooManyFromAddress(limit: number): string {
+  return JSON.stringify({
+    jsonrpc: '2.0',
+    id: null,
+    error: applicationError('busy', `too many connections from this address: at most ${limit} at once; close one, or use fewer`),
+  })
+}
 
 /** A body read's failure: its code and the reason the client is told. */
 interface BodyError {
@@ -259,7 +298,7 @@ class WsSession implements SubscriberSession {
   readonly afterResponse: (() => void)[] = []
   readonly subscriptions = new Map<string, Subscription>()
   private closed = false
-  /** Bytes counted in the request budget for the messages `ws` is receiving on this connection ({@link receivingBytes}). */
+  /** Bytes counted in the request budget for the messages `ws` is receiving here ({@link receivingBytes}). */
   receiving = 0
   /** Whether the peer answered the last ping (or none was sent yet). */
   answeredPing = true
@@ -456,6 +495,12 @@ export class RpcServer {
   private readonly answerBudget: ByteBudget
   private droppedConnections = 0
   private dropLoggedAt = Number.NEGATIVE_INFINITY
+  /** Open connections per client address ({@link addressKey}). */
+  private readonly perAddress = new Map<string, number>()
+  /** Connections refused for their address: answered 503 on their first request. */
+  private readonly refused = new WeakSet<Duplex>()
+  private refusedConnections = 0
+  private refusedLoggedAt = Number.NEGATIVE_INFINITY
 
   constructor(
     options: Partial<RpcServerOptions>,
@@ -511,9 +556,17 @@ export class RpcServer {
   /** Listens; resolves once bound. */
   async start(): Promise<void> {
     if (this.http !== undefined) throw new Error('RpcServer already started')
-    const http = createServer(this.app.callback())
+    const callback = this.app.callback()
+    const http = createServer((req, res) => {
+      if (!this.refused.has(req.socket)) return void callback(req, res)
+      const body = tooManyFromAddress(this.options.maxConnectionsPerAddress)
+      res.writeHead(503, { 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
+      res.end(body)
+    })
     http.maxConnections = this.options.maxConnections
     http.on('drop', () => this.connectionDropped())
+    // before the HTTP server takes the connection on: it is counted under its address, or marked refused
+    http.prependListener('connection', (socket: Socket) => this.onAccepted(socket))
     http.headersTimeout = 10_000
     http.requestTimeout = Math.max(30_000, this.options.requestTimeoutMs * 2)
     http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
@@ -706,6 +759,44 @@ export class RpcServer {
     this.droppedConnections = 0
   }
 
+  /**
+   * Counts an accepted connection under its address until it closes; past `maxConnectionsPerAddress` it is marked
+   * refused instead (answered 503 on its first request, closed after {@link REFUSED_GRACE_MS} if it sends none).
+   */
+  private onAccepted(socket: Socket): void {
+    const address = socket.remoteAddress
+    if (address === undefined) return
+    const key = addressKey(address)
+    const open = this.perAddress.get(key) ?? 0
+    if (open >= this.options.maxConnectionsPerAddress) {
+      this.refused.add(socket)
+      const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS)
+      timer.unref()
+      socket.once('close', () => clearTimeout(timer))
+      this.connectionRefused(key)
+      return
+    }
+    this.perAddress.set(key, open + 1)
+    socket.once('close', () => {
+      const left = (this.perAddress.get(key) ?? 1) - 1
+      if (left > 0) this.perAddress.set(key, left)
+      else this.perAddress.delete(key)
+    })
+  }
+
+  /** A connection refused for its address: logged at most every 10 s, with the count and the latest address. */
+  private connectionRefused(address: string): void {
+    this.refusedConnections++
+    const now = Date.now()
+    if (now - this.refusedLoggedAt < DROP_LOG_INTERVAL_MS) return
+    this.refusedLoggedAt = now
+    this.logger.warn(
+      { refused: this.refusedConnections, address, maxConnectionsPerAddress: this.options.maxConnectionsPerAddress },
+      'rpc connections refused: too many from one address',
+    )
+    this.refusedConnections = 0
+  }
+
   private async handleHealth(ctx: Koa.Context): Promise<void> {
     ctx.type = 'application/json'
     try {
@@ -721,6 +812,13 @@ export class RpcServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy())
+    if (this.refused.has(socket)) {
+      const body = tooManyFromAddress(this.options.maxConnectionsPerAddress)
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+      return
+    }
     const path = (req.url ?? '').split('?')[0]
     if (path !== '/ws' || this.http === undefined) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')

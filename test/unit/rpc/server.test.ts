@@ -5,7 +5,11 @@ import { connect, type Socket } from 'node:net'
 import { to0x } from '../../../crypto/bytes.js'
 import { formatAddress } from '../../../crypto/address.js'
 import { createTransfer } from '../../../ledger/transaction.js'
+import WebSocket from 'ws'
 import { APPLICATION_ERROR_CODES, type ApplicationReason } from '../../../rpc/errors.js'
+import { Metrics } from '../../../rpc/metrics.js'
+import { addressKey, RpcServer } from '../../../rpc/server.js'
+import { TestBackend } from './testBackend.js'
 import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, waitFor, type Harness } from './harness.js'
 
 const A = formatAddress(aliceAddress)
@@ -430,6 +434,79 @@ describe('RpcServer bounds on what clients hold', () => {
       for (const s of sockets) s.destroy()
       await h.close()
     }
+  })
+
+  test('connections per address are bounded: past the limit a new one gets 503, HTTP or WebSocket, and is logged', async () => {
+    const lines: string[] = []
+    const note = (_obj: object, msg?: string) => lines.push(msg ?? '')
+    const backend = new TestBackend({})
+    const server = new RpcServer(
+      { host: '127.0.0.1', port: 0, maxConnectionsPerAddress: 2 },
+      { backend, metrics: new Metrics(), logger: { debug: note, info: note, warn: note, error: note } },
+    )
+    await server.start()
+    const sockets: Socket[] = []
+    try {
+      const held = []
+      for (let i = 0; i < 2; i++) {
+        const s = await rawSocket(server.url)
+        sockets.push(s.socket)
+        held.push(s)
+      }
+      // a third from the same address is answered 503 and closed
+      const third = await rawSocket(server.url)
+      sockets.push(third.socket)
+      const { head, body } = paddedCall(200)
+      third.socket.write(head + body)
+      await waitFor(() => third.closed(), 5000, 'the third connection closed')
+      assert.match(third.received(), /^HTTP\/1\.1 503 /)
+      assert.match(third.received(), /"reason":"busy"/)
+      assert.match(third.received(), /connections from this address/)
+      assert.ok(
+        lines.some((l) => l.includes('too many from one address')),
+        `a log line (got ${JSON.stringify(lines)})`,
+      )
+      // a WebSocket upgrade is refused the same way
+      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws`)
+      const refused = await new Promise<number>((resolve) => {
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+        ws.once('open', () => resolve(101))
+        ws.once('error', () => resolve(-1))
+      })
+      ws.terminate()
+      assert.equal(refused, 503)
+      // the held ones are served; once one ends, a new connection is served
+      const first = held[0]!
+      first.socket.write(head + body)
+      await waitFor(() => first.received().includes('"chainId":"tally-test"'), 5000, 'a held connection served')
+      first.socket.destroy()
+      await waitFor(
+        async () => {
+          try {
+            return (await rpc(server.url, call('node_status'))).json.result.chainId === 'tally-test'
+          } catch {
+            return false
+          }
+        },
+        5000,
+        'a new connection served',
+      )
+    } finally {
+      for (const s of sockets) s.destroy()
+      await server.stop()
+      backend.close()
+    }
+  })
+
+  test('connections are counted per IPv4 address, and per /64 prefix for IPv6', () => {
+    assert.equal(addressKey('127.0.0.1'), '127.0.0.1')
+    assert.equal(addressKey('::ffff:10.0.0.7'), '10.0.0.7')
+    assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64')
+    assert.equal(addressKey('2001:0DB8:0:0:ffff::2'), '2001:db8:0:0::/64')
+    assert.equal(addressKey('2001:db8:0:1::1'), '2001:db8:0:1::/64')
+    assert.equal(addressKey('::1'), '0:0:0:0::/64')
+    assert.equal(addressKey('fe80::1%eth0'), 'fe80:0:0:0::/64')
+    assert.equal(addressKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64')
   })
 })
 
