@@ -24,8 +24,14 @@ export interface ParamSpec {
   parse(value: unknown): Parsed<unknown>
 }
 
-/** A method's outcome: a JSON-ready result or a JSON-RPC error. */
-export type MethodOutcome = { ok: true; result: unknown } | { ok: false; error: JsonRpcError }
+/**
+ * A method's outcome: a JSON-ready result, a result already serialized (`json`, JSON text spliced into the answer as
+ * it is: a method that keeps its answer serialized, or bounds its size while making it), or a JSON-RPC error.
+ */
+export type MethodOutcome = { ok: true; result: unknown } | { ok: true; json: string } | { ok: false; error: JsonRpcError }
+
+/** The bytes of results one request's answer carries at most unless the options say otherwise (32 MiB). */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 /** A method: its parameters and its handler, which receives the parsed values in declaration order. */
 export interface MethodSpec {
@@ -187,7 +193,7 @@ export class Dispatcher {
 
   /** The bytes of results one request's answer may still carry. */
   private budget(): ResponseBudget {
-    return { left: this.options.maxResponseBytes ?? 32 * 1024 * 1024 }
+    return { left: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }
   }
 
   private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline, budget: ResponseBudget): Promise<string | undefined> {
@@ -260,17 +266,17 @@ export class Dispatcher {
       }
       // A result that cannot be serialized (a stray bigint…) is the node's bug: an internal error. The result is
       // serialized once, here, and spliced into its response.
-      const result = JSON.stringify(outcome.result)
+      const result = 'json' in outcome ? outcome.json : JSON.stringify(outcome.result)
       if (result !== undefined && result.length > budget.left) {
         this.count(name, 'error')
-        const limit = this.options.maxResponseBytes ?? 32 * 1024 * 1024
+        const limit = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
         const e = applicationError('response_too_large', `the answer would carry more than ${limit} bytes of results: ask for less in one request`)
         return serialize({ jsonrpc: '2.0', id, error: e })
       }
       if (result !== undefined) budget.left -= result.length
       this.count(name, 'ok')
       return result === undefined
-        ? serialize({ jsonrpc: '2.0', id, result: outcome.result })
+        ? serialize({ jsonrpc: '2.0', id, result: 'json' in outcome ? undefined : outcome.result })
         : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${result}}`
     } catch (e) {
       this.count(name, 'internal_error')

@@ -1,8 +1,8 @@
 import { to0x } from '../crypto/bytes.js'
 import { formatAddress } from '../crypto/address.js'
 import { ok as valueOk } from '../crypto/result.js'
-import type { RpcBackend } from './backend.js'
-import type { CallContext, MethodOutcome, MethodSpec, ParamSpec } from './dispatcher.js'
+import type { DomainValue, RpcBackend } from './backend.js'
+import { DEFAULT_MAX_RESPONSE_BYTES, type CallContext, type MethodOutcome, type MethodSpec, type ParamSpec } from './dispatcher.js'
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
   formatAccountProof,
@@ -46,11 +46,36 @@ export interface MethodDependencies {
   readonly backend: RpcBackend
   /** Present when WebSocket subscriptions are served. */
   readonly hub?: SubscriptionHub
+  /**
+   * The bytes of results one answer may carry (the dispatcher's `maxResponseBytes`, default 32 MiB): a method that
+   * makes a list stops making it once its answer passes them.
+   */
+  readonly maxResultBytes?: number
+}
+
+/**
+ * The evidence list as JSON text, its items formatted one at a time; undefined as soon as the text passes `limit`
+ * bytes, so that a list too long to answer costs no more than the limit to find out.
+ */
+function evidenceJson(list: readonly DomainValue[], limit: number): string | undefined {
+  const parts: string[] = []
+  let size = 2
+  for (const e of list) {
+    const part = JSON.stringify(formatDomain(e))
+    size += part.length + (parts.length > 0 ? 1 : 0)
+    if (size > limit) return undefined
+    parts.push(part)
+  }
+  return `[${parts.join(',')}]`
 }
 
 /** Builds the method table over a backend. */
 export function createMethods(deps: MethodDependencies): Record<string, MethodSpec> {
   const { backend, hub } = deps
+  const maxResultBytes = deps.maxResultBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+  // each evidence list the backend hands out, as JSON: a backend that keeps one list until it changes (NodeBackend,
+  // until the next block) has it formatted once, however many calls ask
+  const evidenceAnswers = new WeakMap<readonly DomainValue[], string>()
   const sessionOf = (ctx: CallContext): SubscriberSession | undefined => (ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined)
   const wsOnly = (): MethodOutcome => ({
     ok: false,
@@ -142,7 +167,19 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
     },
     chain_getEvidence: {
       params: [],
-      handler: async () => ok(((await backend.getEvidence?.()) ?? []).map((e) => formatDomain(e))),
+      handler: async () => {
+        const list = (await backend.getEvidence?.()) ?? []
+        let json = evidenceAnswers.get(list)
+        if (json === undefined) {
+          json = evidenceJson(list, maxResultBytes)
+          if (json === undefined) {
+            const e = applicationError('response_too_large', `the evidence list would carry more than ${maxResultBytes} bytes of results`)
+            return { ok: false, error: e }
+          }
+          evidenceAnswers.set(list, json)
+        }
+        return { ok: true, json }
+      },
     },
     chain_subscribe: {
       params: [

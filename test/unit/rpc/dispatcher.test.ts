@@ -4,6 +4,8 @@ import { ok } from '../../../crypto/result.js'
 import { Dispatcher, type MethodOutcome, type MethodSpec } from '../../../rpc/dispatcher.js'
 import { APPLICATION_ERROR_CODES, applicationError } from '../../../rpc/errors.js'
 import { Metrics } from '../../../rpc/metrics.js'
+import type { DomainValue, RpcBackend } from '../../../rpc/backend.js'
+import { createMethods } from '../../../rpc/methods.js'
 
 const http = { transport: 'http' } as const
 const any = { name: 'value', parse: (v: unknown) => ok(v) }
@@ -163,5 +165,48 @@ describe('Dispatcher', () => {
     while (release.length === 0) await new Promise((resolve) => setImmediate(resolve))
     release.shift()!()
     assert.equal(JSON.parse((await after)!).result, 'block')
+  })
+})
+
+describe('chain_getEvidence', () => {
+  /** An evidence list of `n` items whose formatting is counted (each item's `validator` is read once per format). */
+  function countedEvidence(n: number): { list: DomainValue[]; reads: () => number } {
+    let reads = 0
+    const list = Array.from({ length: n }, (_, i) => ({
+      kind: 'conflictingVotes',
+      get validator() {
+        reads++
+        return new Uint8Array(20).fill(i & 0xff)
+      },
+      height: i + 1,
+      first: { valueId: new Uint8Array(32), signature: new Uint8Array(64) },
+      committedAt: i + 3,
+    }))
+    return { list, reads: () => reads }
+  }
+
+  test('a list is formatted once however many calls ask for it, and answered the same', async () => {
+    const { list, reads } = countedEvidence(200)
+    const backend = { getEvidence: () => list } as unknown as RpcBackend
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000 }, { methods: createMethods({ backend }) })
+    const answer = JSON.parse((await d.handleText(JSON.stringify(Array.from({ length: 100 }, (_, i) => request('chain_getEvidence', i))), http))!)
+    assert.equal(answer.length, 100)
+    for (const a of answer) assert.deepEqual(a.result, answer[0].result)
+    assert.equal(answer[0].result.length, 200)
+    assert.equal(answer[0].result[5].validator, `0x${'05'.repeat(20)}`)
+    assert.equal(answer[0].result[5].committedAt, 8)
+    assert.ok(reads() <= 200, `formatted ${reads() / 200} times`)
+  })
+
+  test('a list whose answer would pass the cap is refused without formatting all of it', async () => {
+    const { list, reads } = countedEvidence(10_000)
+    const backend = { getEvidence: () => [...list] } as unknown as RpcBackend
+    const d = new Dispatcher(
+      { maxBatch: 100, requestTimeoutMs: 5000, maxResponseBytes: 64 * 1024 },
+      { methods: createMethods({ backend, maxResultBytes: 64 * 1024 }) },
+    )
+    const answer = JSON.parse((await d.handleText(JSON.stringify(request('chain_getEvidence', 1)), http))!)
+    assert.equal(answer.error.data.reason, 'response_too_large')
+    assert.ok(reads() < 1000, `formatted ${reads()} of 10000 items`)
   })
 })
