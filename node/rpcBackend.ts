@@ -136,6 +136,11 @@ export class NodeBackend implements RpcBackend {
   private readonly events = new EventEmitter()
   /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
   private latestCommit: CommitInfo | undefined
+  /**
+   * The committed evidence as the last `getEvidence` made it; dropped when a block is published (only a committed block
+   * changes it), so that the list, and the RPC answer made of it, is made once per block however many calls ask.
+   */
+  private evidence: readonly DomainValue[] | undefined
 
   constructor(private readonly d: NodeBackendDependencies) {
     this.events.setMaxListeners(0)
@@ -144,6 +149,7 @@ export class NodeBackend implements RpcBackend {
   /** Tells subscribers about a committed block and its transactions. */
   publishCommitted(b: CommittedBlock): void {
     const info = blockInfo(b.height, b.hash, b.block, b.lastCommit, b.certificate, b.receipts)
+    this.evidence = undefined
     this.latestCommit = { height: b.height, hash: b.hash, header: info.header, commit: info.commit }
     this.events.emit('block', info)
     for (let index = 0; index < b.txHashes.length; index++) {
@@ -324,8 +330,10 @@ export class NodeBackend implements RpcBackend {
     return { healthy: true }
   }
 
+  /** The committed evidence, oldest first: one list, not changed, from one published block to the next. */
   getEvidence(): readonly DomainValue[] {
-    return this.d.evidence()
+    this.evidence ??= this.d.evidence()
+    return this.evidence
   }
 
   onNewBlock(listener: (block: BlockInfo) => void): Unsubscribe {

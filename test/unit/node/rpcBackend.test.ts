@@ -264,3 +264,28 @@ test("getPendingChanges with the governance state ahead of the tip (a synced run
   assert.deepEqual(ahead.scheduled, caught.scheduled, 'the set already in force after the state is reported as scheduled')
   assert.ok(Array.isArray(b.getValidators(ahead.height)), `the set of height ${ahead.height} is known`)
 })
+
+test('getEvidence: the list is made once per block, and the same list is handed out until the next block', async () => {
+  const chain = await TestChain.create({})
+  let made = 0
+  const b = chain.backendWith({
+    evidence: () => {
+      made++
+      return [{ kind: 'conflictingVotes', committedAt: made }]
+    },
+  })
+  const publish = chain.backend.publishCommitted.bind(chain.backend)
+  chain.backend.publishCommitted = (c) => {
+    publish(c)
+    b.publishCommitted(c)
+  }
+  const first = b.getEvidence()
+  assert.equal(b.getEvidence(), first)
+  assert.equal(made, 1)
+  // a block may carry evidence: the list is made afresh after it
+  await chain.commit()
+  const second = b.getEvidence()
+  assert.notEqual(second, first)
+  assert.deepEqual(second, [{ kind: 'conflictingVotes', committedAt: 2 }])
+  assert.equal(b.getEvidence(), second)
+})
