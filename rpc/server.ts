@@ -47,6 +47,11 @@ export interface RpcServerOptions {
   readonly wsMaxBufferedBytes: number
   /** Most WebSocket connections at once. */
   readonly wsMaxConnections: number
+  /**
+   * A WebSocket message must be whole this long after its first bytes arrived (after the previous message finished,
+   * for one that follows it at once); a connection whose message is not is closed (1008), and what it held given back.
+   */
+  readonly wsMessageTimeoutMs: number
   /** Most connections at once, HTTP and WebSocket together; the server closes further ones as they are accepted. */
   readonly maxConnections: number
   /**
@@ -92,6 +97,7 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   wsMaxSubscriptions: 32,
   wsMaxBufferedBytes: 4 << 20,
   wsMaxConnections: 256,
+  wsMessageTimeoutMs: 30_000,
   maxConnections: 512,
   maxConnectionsPerAddress: 64,
   maxBodyBytesInFlight: 64 << 20,
@@ -300,6 +306,10 @@ class WsSession implements SubscriberSession {
   private closed = false
   /** Bytes counted in the request budget for the messages `ws` is receiving here ({@link receivingBytes}). */
   receiving = 0
+  /** When the message being received started ({@link receiving} above 0), undefined while none is. */
+  receivingSince: number | undefined
+  /** Checks that the message being received is whole within `wsMessageTimeoutMs`. */
+  receivingTimer: NodeJS.Timeout | undefined
   /** Whether the peer answered the last ping (or none was sent yet). */
   answeredPing = true
   /** {@link progress} when the last ping was sent or last found unanswered. */
@@ -473,6 +483,8 @@ class WsSession implements SubscriberSession {
   /** Marks the connection closed; what its answers held is given back (a dropped one is destroyed within a second). */
   markClosed(): void {
     this.closed = true
+    clearTimeout(this.receivingTimer)
+    this.receivingTimer = undefined
     clearInterval(this.stallTimer)
     this.stallTimer = undefined
     for (const giveBack of [...this.held]) giveBack()
@@ -864,7 +876,9 @@ export class RpcServer {
       session.drop(1013, 'the node holds as many requests as it takes; retry shortly')
     })
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      // the message is whole: what was counted for its assembly is given back before it is counted as held
+      // the message is whole: what was counted for its assembly is given back before it is counted as held, and the
+      // clock of a message after it starts afresh
+      session.receivingSince = undefined
       this.countReceiving(session)
       if (session.isClosed) return
       const bytes = isBinary ? null : Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
@@ -905,11 +919,32 @@ export class RpcServer {
     if (now <= session.receiving) {
       this.bodyBudget.give(session.receiving - now)
       session.receiving = now
-      return true
+    } else if (this.bodyBudget.take(now - session.receiving)) {
+      session.receiving = now
+    } else {
+      return false
     }
-    if (!this.bodyBudget.take(now - session.receiving)) return false
-    session.receiving = now
+    if (now === 0) session.receivingSince = undefined
+    else if (session.receivingSince === undefined) {
+      session.receivingSince = Date.now()
+      this.watchReceiving(session, this.options.wsMessageTimeoutMs)
+    }
     return true
+  }
+
+  /** Closes the connection (1008) if the message it is receiving is not whole `wsMessageTimeoutMs` after it started. */
+  private watchReceiving(session: WsSession, inMs: number): void {
+    if (session.receivingTimer !== undefined || session.isClosed) return
+    session.receivingTimer = setTimeout(() => {
+      session.receivingTimer = undefined
+      const since = session.receivingSince
+      if (since === undefined || session.isClosed) return
+      const left = since + this.options.wsMessageTimeoutMs - Date.now()
+      if (left > 0) return this.watchReceiving(session, left)
+      session.ws.pause()
+      session.drop(1008, `a message not whole within ${this.options.wsMessageTimeoutMs} ms`)
+    }, inMs)
+    session.receivingTimer.unref()
   }
 
   /**

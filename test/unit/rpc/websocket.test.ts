@@ -481,3 +481,35 @@ describe('WebSocket messages being received', () => {
     }
   })
 })
+
+describe('WebSocket messages that do not finish', () => {
+  test('a message not whole within wsMessageTimeoutMs closes its connection (1008); one that finishes is answered', async () => {
+    const h = await startHarness({ wsMessageTimeoutMs: 400 })
+    const slow = await Client.open(h.url)
+    const steady = await Client.open(h.url)
+    let slowClosedWith: number | undefined
+    slow.ws.on('close', (code) => {
+      slowClosedWith = code
+    })
+    try {
+      slow.ws.send(' '.repeat(1000), { fin: false })
+      // the other client sends messages one after another for longer than the limit, each whole in time
+      const started = Date.now()
+      let id = 0
+      while (Date.now() - started < 800) {
+        steady.ws.send(' '.repeat(500), { fin: false })
+        await new Promise((r) => setTimeout(r, 50))
+        steady.ws.send(JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'node_status' }), { fin: true })
+        await waitFor(() => steady.messages.some((m) => m.id === id), 5000, `answer ${id}`)
+      }
+      await waitFor(() => slow.closed, 5000, 'the unfinished message closed its connection')
+      assert.equal(slowClosedWith, 1008)
+      assert.equal(steady.closed, false)
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'what it held given back')
+    } finally {
+      slow.close()
+      steady.close()
+      await h.close()
+    }
+  })
+})
