@@ -25,7 +25,7 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
-/** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS). */
+/** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS; `maxConnectionsPerAddress`, its own). */
 export interface RpcServerOptions {
   /** Interface to listen on. */
   readonly host: string
@@ -57,9 +57,10 @@ export interface RpcServerOptions {
   /**
    * Most connections at once from one client address ({@link addressKey}: an IPv4 address, or an IPv6 /64), HTTP and
    * WebSocket together, loopback included; a further one is answered HTTP 503 (`busy`) on its first request, or
-   * closed after a second if it sends none, so that one client cannot take every slot of `maxConnections`.
+   * closed after a second if it sends none, so that one client cannot take every slot of `maxConnections`. Unset, a
+   * quarter of `maxConnections` (128 of 512): a reverse proxy's clients all come from its address.
    */
-  readonly maxConnectionsPerAddress: number
+  readonly maxConnectionsPerAddress?: number
   /**
    * Most request-body bytes held at once over all requests, from the first byte read until the request is answered:
    * HTTP bodies, WebSocket messages being received (fragments, a frame half read) and those waiting or running. An
@@ -99,7 +100,6 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   wsMaxConnections: 256,
   wsMessageTimeoutMs: 30_000,
   maxConnections: 512,
-  maxConnectionsPerAddress: 64,
   maxBodyBytesInFlight: 64 << 20,
   maxResponseBytesInFlight: 64 << 20,
   responseStallMs: 10_000,
@@ -512,6 +512,8 @@ export class RpcServer {
   /** Connections refused for their address: answered 503 on their first request. */
   private readonly refused = new WeakSet<Duplex>()
   private refusedConnections = 0
+  /** `maxConnectionsPerAddress`, or its default. */
+  private readonly perAddressLimit: number
   private refusedLoggedAt = Number.NEGATIVE_INFINITY
 
   constructor(
@@ -519,6 +521,7 @@ export class RpcServer {
     private readonly deps: RpcServerDependencies,
   ) {
     this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
+    this.perAddressLimit = this.options.maxConnectionsPerAddress ?? Math.max(1, Math.floor(this.options.maxConnections / 4))
     this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight)
     this.answerBudget = new ByteBudget(this.options.maxResponseBytesInFlight)
     this.logger = deps.logger ?? silentLogger
@@ -571,7 +574,7 @@ export class RpcServer {
     const callback = this.app.callback()
     const http = createServer((req, res) => {
       if (!this.refused.has(req.socket)) return void callback(req, res)
-      const body = tooManyFromAddress(this.options.maxConnectionsPerAddress)
+      const body = tooManyFromAddress(this.perAddressLimit)
       res.writeHead(503, { 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(body), Connection: 'close' })
       res.end(body)
     })
@@ -780,7 +783,7 @@ export class RpcServer {
     if (address === undefined) return
     const key = addressKey(address)
     const open = this.perAddress.get(key) ?? 0
-    if (open >= this.options.maxConnectionsPerAddress) {
+    if (open >= this.perAddressLimit) {
       this.refused.add(socket)
       const timer = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS)
       timer.unref()
@@ -803,7 +806,7 @@ export class RpcServer {
     if (now - this.refusedLoggedAt < DROP_LOG_INTERVAL_MS) return
     this.refusedLoggedAt = now
     this.logger.warn(
-      { refused: this.refusedConnections, address, maxConnectionsPerAddress: this.options.maxConnectionsPerAddress },
+      { refused: this.refusedConnections, address, maxConnectionsPerAddress: this.perAddressLimit },
       'rpc connections refused: too many from one address',
     )
     this.refusedConnections = 0
@@ -825,7 +828,7 @@ export class RpcServer {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy())
     if (this.refused.has(socket)) {
-      const body = tooManyFromAddress(this.options.maxConnectionsPerAddress)
+      const body = tooManyFromAddress(this.perAddressLimit)
       socket.end(
         `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: ${JSON_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       )

@@ -498,6 +498,24 @@ describe('RpcServer bounds on what clients hold', () => {
     }
   })
 
+  test('by default one address may hold a quarter of maxConnections, so a config that sets the total moves it', async () => {
+    const h = await startHarness({ maxConnections: 8 })
+    const sockets: Socket[] = []
+    try {
+      for (let i = 0; i < 2; i++) sockets.push((await rawSocket(h.url)).socket)
+      const third = await rawSocket(h.url)
+      sockets.push(third.socket)
+      const { head, body } = paddedCall(200)
+      third.socket.write(head + body)
+      await waitFor(() => third.closed(), 5000, 'the third connection closed')
+      assert.match(third.received(), /^HTTP\/1\.1 503 /)
+      assert.match(third.received(), /at most 2 at once/)
+    } finally {
+      for (const s of sockets) s.destroy()
+      await h.close()
+    }
+  })
+
   test('connections are counted per IPv4 address, and per /64 prefix for IPv6', () => {
     assert.equal(addressKey('127.0.0.1'), '127.0.0.1')
     assert.equal(addressKey('::ffff:10.0.0.7'), '10.0.0.7')
