@@ -482,6 +482,40 @@ describe('WebSocket messages being received', () => {
   })
 })
 
+describe('WebSocket frames half received', () => {
+  test('count against the request-body budget as their bytes arrive, and are given back once answered', async () => {
+    const h = await startHarness()
+    const u = new URL(h.url)
+    const raw: Socket = connect(Number(u.port), u.hostname)
+    raw.on('error', () => {
+      /* reset by the server */
+    })
+    try {
+      await new Promise<void>((resolve) => raw.once('connect', () => resolve()))
+      raw.write(
+        `GET /ws HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      )
+      let got = ''
+      raw.on('data', (d: Buffer) => {
+        got += d.toString('latin1')
+      })
+      await waitFor(() => got.includes('101 Switching Protocols'), 5000, 'upgrade')
+      const json = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'node_status' })
+      const frame = textFrame(' '.repeat(40_000 - json.length) + json)
+      raw.write(frame.subarray(0, 20_000))
+      // the frame's head (2 bytes, a 16-bit length, the 4-byte mask) is read; the payload received is held
+      await waitFor(() => h.server.bodyBytesInFlight === 20_000 - 8, 5000, 'the half frame counted')
+      raw.write(frame.subarray(20_000))
+      await waitFor(() => got.includes('"id":3,"result"'), 5000, 'the whole frame answered')
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+    } finally {
+      raw.destroy()
+      await h.close()
+    }
+  })
+})
+
 describe('WebSocket messages that do not finish', () => {
   test('a message not whole within wsMessageTimeoutMs closes its connection (1008); one that finishes is answered', async () => {
     const h = await startHarness({ wsMessageTimeoutMs: 400 })
