@@ -153,7 +153,11 @@ async function main(): Promise<void> {
     { kind: `batch of ${opts.batch}`, batch: Number(opts.batch) },
   ]
 
-  const server = new RpcServer({ host: '127.0.0.1', port: 0, maxBatch: 100 }, { backend: admittingBackend(), metrics: new Metrics() })
+  // the client's connections all come from loopback: as many as it opens
+  const server = new RpcServer(
+    { host: '127.0.0.1', port: 0, maxBatch: 100, maxConnectionsPerAddress: Math.max(concurrency, 1) },
+    { backend: admittingBackend(), metrics: new Metrics() },
+  )
   await server.start()
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--client'], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const replies: ((m: unknown) => void)[] = []
