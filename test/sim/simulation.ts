@@ -380,6 +380,11 @@ class Simulation {
       })
     }
     attacks.start()
+    // a halted run stops: every node's power goes off, so work that never waits on an event ends at its next store
+    // operation
+    this.sched.whenHalted(() => {
+      for (const n of this.nodes) n.shutdown()
+    })
   }
 
   /** The height the run must reach: the option, or a few heights past the last planned set change once it is in force. */
@@ -427,9 +432,9 @@ class Simulation {
     await this.sched.run(done, this.net.gst)
     let deadline = this.net.gst + this.livenessBound()
     for (;;) {
-      if (this.done()) break
+      if (this.done() || this.sched.halted !== undefined) break
       await this.sched.run(done, deadline)
-      if (this.done()) break
+      if (this.done() || this.sched.halted !== undefined) break
       const restart = Math.max(this.lastRestart, this.checker.lastRestartTime)
       if (restart > this.net.gst && restart + this.livenessBound() > deadline && this.sched.now <= deadline) {
         deadline = restart + this.livenessBound()
@@ -439,7 +444,10 @@ class Simulation {
     }
     await this.checker.flush()
     for (const e of this.sched.errors) this.checker.violation('error', `event failed: ${e.stack ?? e.message}`)
-    if ((this.o.checkLiveness ?? this.fairSets) && !this.done()) {
+    if (this.sched.halted !== undefined) {
+      const heights = this.honest.map((i) => `v${i}: ${Math.max(0, ...this.checker.commits[i]!.keys())}`).join(', ')
+      this.checker.violation('bound', `the run was halted: ${this.sched.halted} (heights committed: ${heights})`)
+    } else if ((this.o.checkLiveness ?? this.fairSets) && !this.done()) {
       const g = this.governors
       if (g !== undefined && !g.complete) {
         const next = this.o.membership!.changes[g.applied.length]!
