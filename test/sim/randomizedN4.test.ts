@@ -7,3 +7,11 @@ campaign('n4f0 random', { validators: 4, faulty: 0, runs: 40, firstSeed: 1_500, 
 // back locked: this run's messages of later rounds reached it first, and without its WAL records replayed before
 // them it prevoted another value in a later round.
 campaign('n4f1 mixed, a lock kept through a wipe and a sync', { validators: 4, faulty: 1, runs: 1, firstSeed: 69_426, schedule: 'mixed' })
+// The plan leaves one validator from height 45; with no pause before a proposal or after a commit and a disk of zero
+// latency it waited on no event, deciding heights at one instant of virtual time without end (the disk's rate,
+// simDisk.ts `DiskRate`, moves the clock on; the scheduler's bounds end such a run with a violation).
+campaign(
+  'n4f1 mixed with set changes, a set of one validator',
+  { validators: 4, faulty: 1, runs: 1, firstSeed: 111_233, schedule: 'mixed', membership: true },
+  ['setChanges'],
+)

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { Scheduler, settle } from './scheduler.js'
-import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from './simDisk.js'
+import { DiskRate, DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from './simDisk.js'
 
 /**
  * The simulated disk keeps exactly what a machine that loses power keeps: synced WAL records, whole commit batches,
@@ -119,6 +119,45 @@ test('the scheduler runs events in time order and skips those of a dead owner', 
   // at 10, 'a' (scheduled first) runs before the tick scheduled at 5
   assert.deepEqual(seen, ['tick', 'a', 'tick', 'b', 'c'])
   assert.equal(sched.now, 20)
+})
+
+test('a disk of zero latency completes a burst at one instant, then its rate per millisecond of virtual time', async () => {
+  const sched = new Scheduler()
+  const power = new Power(
+    () => false,
+    () => {},
+  )
+  const o = { durable: new DurableState(), power, scheduler: sched, latencyMs: 0, rate: new DiskRate(4, 1) }
+  const safety = new SimSafetyStore(o)
+  const wal = new SimConsensusLog(o)
+  const kv = new SimKvStore(o)
+  const r = { height: 1, round: 0, step: 'prevote' as const, signBytes: new Uint8Array(1), signature: new Uint8Array(64) }
+  // a node that waits on nothing else: one operation after another, in one event
+  const done: number[] = []
+  sched.at(100, null, () => {
+    void (async () => {
+      for (let k = 0; k < 8; k++) {
+        if (k % 3 === 0) await safety.saveAsync(r)
+        else if (k % 3 === 1) await wal.sync()
+        else await kv.write([{ type: 'put', key: new Uint8Array([k]), value: new Uint8Array([k]) }])
+        done.push(sched.now)
+      }
+    })()
+  })
+  await sched.run(() => false, 1_000)
+  assert.deepEqual(done, [100, 100, 100, 100, 101, 102, 103, 104])
+  // idle time refills the burst
+  const later: number[] = []
+  sched.at(200, null, () => {
+    void (async () => {
+      for (let k = 0; k < 5; k++) {
+        await safety.saveAsync(r)
+        later.push(sched.now)
+      }
+    })()
+  })
+  await sched.run(() => false, 1_000)
+  assert.deepEqual(later, [200, 200, 200, 200, 201])
 })
 
 /** Starts work on an incarnation whose power the work cuts, and returns only a weak reference to what it holds. */

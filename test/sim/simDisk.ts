@@ -72,17 +72,48 @@ export class Power implements Owner {
   }
 }
 
+/**
+ * The rate of a disk of zero latency. Its writes, syncs and saves complete in the same turn, as long as the node waits
+ * on something else between them (the network, a timer): up to `burst` of them at one instant, then `perMs` per
+ * millisecond of virtual time, the next one waiting its turn. Without a rate, a node that waits on nothing else (the
+ * only validator of its set, proposing at once and pausing for nothing after a commit) would decide heights at one
+ * instant without end: virtual time would never move, and the run never reach its end. Sound runs never wait on it
+ * (at most a dozen operations of a node at one instant, and one every few milliseconds).
+ */
+export class DiskRate {
+  private tokens: number
+  private at = 0
+
+  constructor(
+    private readonly burst = 100,
+    private readonly perMs = 1,
+  ) {
+    this.tokens = burst
+  }
+
+  /** Takes the next operation's turn at `now`: the virtual time it waits (0 within the burst). */
+  delay(now: number): number {
+    this.tokens = Math.min(this.burst, this.tokens + (now - this.at) * this.perMs)
+    this.at = now
+    this.tokens -= 1
+    return this.tokens >= 0 ? 0 : Math.ceil(-this.tokens / this.perMs)
+  }
+}
+
 /** Options shared by the stores of one incarnation. */
 export interface DiskOptions {
   readonly durable: DurableState
   readonly power: Power
   readonly scheduler: Scheduler
-  /** Virtual time a write, sync or save takes (0: it completes in the same turn). */
+  /** Virtual time a write, sync or save takes (0: it completes in the same turn, within `rate`). */
   readonly latencyMs: number
+  /** The rate of a disk of zero latency (none: unbounded). */
+  readonly rate?: DiskRate
 }
 
 async function diskDelay(o: DiskOptions): Promise<void> {
-  if (o.latencyMs > 0) await o.scheduler.sleep(o.latencyMs, o.power)
+  const ms = o.latencyMs > 0 ? o.latencyMs : (o.rate?.delay(o.scheduler.now) ?? 0)
+  if (ms > 0) await o.scheduler.sleep(ms, o.power)
 }
 
 /** The chain database of one incarnation: reads and atomic batches over the durable store. */

@@ -25,7 +25,7 @@ import type { Rng } from '../helpers/random.js'
 import { CheckedGuard } from './checkedGuard.js'
 import type { Checker, NodeView } from './checker.js'
 import type { Scheduler } from './scheduler.js'
-import { DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from './simDisk.js'
+import { DiskRate, DurableState, Power, SimConsensusLog, SimKvStore, SimSafetyStore, type CutPhase, type StoreOp } from './simDisk.js'
 import { simLogger, type SimLogLine } from './simLogger.js'
 import type { NetNode, NetPeer, SimNetwork } from './simNetwork.js'
 
@@ -276,7 +276,7 @@ export class SimValidator implements NetNode {
     const { ctx } = this
     const { sched, settings, checker, chainId } = ctx
     const power = inc.power
-    const disk = { durable: this.durable, power, scheduler: sched, latencyMs: settings.diskMs }
+    const disk = { durable: this.durable, power, scheduler: sched, latencyMs: settings.diskMs, rate: new DiskRate() }
     const logger = this.logger
     // as a node's: synced heights applied back to back share one write
     const kv = new StagedKvStore(new SimKvStore(disk))
