@@ -13,7 +13,9 @@ import { BYZANTINE_REPERTOIRE } from './byzantine.js'
  * with `--membership`, each run also changes its validator set by governance (randomScenario.ts).
  * Prints every violation with the command that replays its seed, the campaign's coverage (locks, relocks, unlocks,
  * rounds, crashes, syncs) and its speed; exits 1 if there was any violation. The last line is exactly
- * `R runs, V violations`. `--trace` (with `--runs 1`) prints every node's log of the run.
+ * `R runs, V violations`. `--trace` (with `--runs 1`) prints every node's log of the run. On worker threads, a run
+ * whose worker dies (`--worker-heap` MB of heap) or that takes more than `--run-timeout` seconds is a failed run of
+ * its seed, and the campaign goes on.
  */
 
 interface Settings {
@@ -30,6 +32,10 @@ interface Settings {
   readonly verbose: boolean
   readonly trace: boolean
   readonly stopOnFailure: boolean
+  /** Real time a run may take on a worker before it is stopped and reported as failed. */
+  readonly runTimeoutS: number
+  /** Heap limit of each worker in MB (undefined: Node's default). */
+  readonly workerHeapMb?: number
 }
 
 /** What a worker reports per run. */
@@ -84,9 +90,73 @@ function jsonBytes(_k: string, v: unknown): unknown {
   return v
 }
 
+/** What a worker posts: that a run starts (for the watchdog), or a run's report. */
+type WorkerMessage = { readonly start: number } | { readonly report: RunReport }
+
 async function worker(): Promise<void> {
   const { settings, seeds } = workerData as { settings: Settings; seeds: number[] }
-  for (const seed of seeds) parentPort!.postMessage(await runOne(settings, seed))
+  for (const seed of seeds) {
+    parentPort!.postMessage({ start: seed } satisfies WorkerMessage)
+    parentPort!.postMessage({ report: await runOne(settings, seed) } satisfies WorkerMessage)
+  }
+}
+
+/** The report of a run its worker did not finish (it ran out of memory, failed, or overran the run timeout). */
+function lostRun(s: Settings, seed: number, why: string): RunReport {
+  return { seed, lines: [`run did not end: ${why} (${describeRun(randomSimOptions(seed, s))})`], totals: emptyTotals(), summary: `did not end: ${why}` }
+}
+
+/**
+ * Runs `seeds` in order on worker threads, one after another, reporting each. A worker that dies or overruns the
+ * run timeout costs the run it was in (reported as failed, with its seed) and nothing else: the next seeds go on in
+ * a new worker.
+ */
+function runOnWorkers(s: Settings, seeds: readonly number[], report: (r: RunReport) => void, stopped: () => boolean, workers: Set<Worker>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const spawn = (rest: readonly number[]): void => {
+      if (rest.length === 0 || stopped()) {
+        resolve()
+        return
+      }
+      const resourceLimits = s.workerHeapMb === undefined ? undefined : { maxOldGenerationSizeMb: s.workerHeapMb }
+      const w = new Worker(new URL(import.meta.url), { workerData: { settings: s, seeds: rest }, resourceLimits })
+      workers.add(w)
+      let done = 0
+      let running: number | undefined
+      let lost = false
+      let watchdog: NodeJS.Timeout | undefined
+      const lose = (why: string): void => {
+        if (lost) return
+        lost = true
+        clearTimeout(watchdog)
+        const seed = running ?? rest[done]
+        if (seed !== undefined) report(lostRun(s, seed, why))
+        void w.terminate()
+      }
+      w.on('message', (m: WorkerMessage) => {
+        if ('start' in m) {
+          running = m.start
+          clearTimeout(watchdog)
+          watchdog = setTimeout(() => lose(`it ran for more than ${s.runTimeoutS} s of real time`), s.runTimeoutS * 1000)
+          return
+        }
+        clearTimeout(watchdog)
+        running = undefined
+        done++
+        report(m.report)
+        if (stopped()) for (const x of workers) void x.terminate()
+      })
+      w.on('error', (e) => lose(`its worker failed: ${e.message}`))
+      w.on('exit', (code) => {
+        clearTimeout(watchdog)
+        workers.delete(w)
+        if (!lost && done < rest.length && !stopped()) lose(`its worker exited with code ${code}`)
+        const next = rest.slice(done + (lost ? 1 : 0))
+        spawn(stopped() ? [] : next)
+      })
+    }
+    spawn(seeds)
+  })
 }
 
 function int(name: string, min: number) {
@@ -114,6 +184,8 @@ async function main(): Promise<void> {
     .option('--verbose', 'print one line per run')
     .option('--trace', "print every node's log (use with --runs 1)")
     .option('--stop-on-failure', 'stop at the first run with a violation')
+    .option('--run-timeout <s>', 'seconds of real time a run may take with --jobs 2 or more; past it, the run fails', int('run-timeout', 1), 900)
+    .option('--worker-heap <mb>', "each worker's heap limit in MB with --jobs 2 or more (a run past it fails)", int('worker-heap', 1))
     .parse()
   const o = program.opts<{
     validators: number
@@ -129,6 +201,8 @@ async function main(): Promise<void> {
     verbose?: boolean
     trace?: boolean
     stopOnFailure?: boolean
+    runTimeout: number
+    workerHeap?: number
   }>()
   if (o.faulty > o.validators) program.error('--faulty cannot exceed --validators')
   const known: readonly string[] = [...BYZANTINE_REPERTOIRE, 'lockAttack', 'splitBrain', 'slotFlood', 'linger']
@@ -153,6 +227,8 @@ async function main(): Promise<void> {
     verbose: o.verbose === true,
     trace: o.trace === true,
     stopOnFailure: o.stopOnFailure === true,
+    runTimeoutS: o.runTimeout,
+    workerHeapMb: o.workerHeap,
   }
   const f = Math.floor((s.validators - 1) / 3)
   if (s.faulty > f) console.log(`note: ${s.faulty} faulty exceeds f = ${f} for n = ${s.validators}; liveness is not checked (agreement and validity are)`)
@@ -164,7 +240,7 @@ async function main(): Promise<void> {
   let stopped = false
   const pending = new Map<number, RunReport>()
   let next = s.seed
-  const workers: Worker[] = []
+  const workers = new Set<Worker>()
   const report = (r: RunReport) => {
     pending.set(r.seed, r)
     while (pending.has(next) && !stopped) {
@@ -188,22 +264,11 @@ async function main(): Promise<void> {
     for (let i = 0; i < s.runs && !stopped; i++) report(await runOne(s, s.seed + i))
   } else {
     await Promise.all(
-      Array.from(
-        { length: s.jobs },
-        (_, k) =>
-          new Promise<void>((resolve, reject) => {
-            const seeds: number[] = []
-            for (let i = k; i < s.runs; i += s.jobs) seeds.push(s.seed + i)
-            const w = new Worker(new URL(import.meta.url), { workerData: { settings: s, seeds } })
-            workers.push(w)
-            w.on('message', (r: RunReport) => {
-              report(r)
-              if (stopped) for (const x of workers) void x.terminate()
-            })
-            w.on('error', reject)
-            w.on('exit', () => resolve())
-          }),
-      ),
+      Array.from({ length: s.jobs }, (_, k) => {
+        const seeds: number[] = []
+        for (let i = k; i < s.runs; i += s.jobs) seeds.push(s.seed + i)
+        return runOnWorkers(s, seeds, report, () => stopped, workers)
+      }),
     )
   }
   const seconds = (performance.now() - started) / 1000
