@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -7,8 +8,11 @@ import type { Logger } from '../logger.js'
 /**
  * The consensus write-ahead log: an append-only file of frames, each
  * `word (u32 BE) | crc32 of payload (u32 BE) | crc32 of the previous 8 bytes (u32 BE) | payload`, where the word is
- * the payload's length for a record, and {@link WAL_MARKER_FLAG} with the length 8 for a sync marker, whose payload is
- * its own offset in the file (u64 BE). The header's own checksum tells a damaged length apart from a record cut short.
+ * the payload's length for a record, {@link WAL_MARKER_FLAG} with the length 16 for a sync marker, and that flag with
+ * kind 1 and the length 16 for the log's key, its first frame: 16 random bytes drawn when the file is made. A sync
+ * marker's payload is its own offset in the file (u64 BE) and a tag, the first 8 bytes of SHA-256(key | offset): the
+ * bytes of a record (a peer's proposal, say) cannot pass for one without the key, which never leaves the file. The
+ * header's own checksum tells a damaged length apart from a record cut short.
  *
  * The file is open for synchronized appends (`O_DSYNC`): a write returns once its bytes are on disk, as a write
  * followed by fdatasync would, in one system call, and the next write starts only after it returned. `append` resolves
@@ -18,21 +22,22 @@ import type { Logger } from '../logger.js'
  * record. Written records stay in memory until the next `sync`, `append`, `reset` or `stop`, or until
  * {@link WRITE_BEHIND_BYTES} of them are queued.
  *
- * Every write starts with a sync marker, in the same system call: a marker at offset P says that every byte before P
- * was on disk when the write holding it began. So only the last write can be unfinished after a power loss, and a
- * valid marker after a damaged frame proves the damage is in bytes that were synced. `replay` returns the records in
- * order; at the first damaged frame (a partial or checksum-failing header, a payload cut short or failing its
- * checksum) it looks for a valid marker further on. If there is one, the damage is in the middle of the log: replay
- * throws {@link WalCorruptError} and the node stops rather than guess (the inputs behind a signature must never be
- * dropped silently). If there is none, the damage is in the last write (a torn tail, zeros the file system left where
- * an unsynced write had not reached the disk, with more of that write after them): it is truncated and logged. A frame
- * whose header checksum holds but whose length is over the bound, or of an unknown kind, is always corruption.
- * A log with no marker before the damage (written before markers existed) keeps the rules it was written under: a
- * partial header, a payload cut short, a final payload failing its checksum, zeros from the damage to the end of the
- * file or a zero-filled header are a tail; anything else is corruption. Damage to the last write of a log is cut even
- * when that write had finished: nothing in the file can tell it from a write the power cut short.
+ * Every write to a log with a key starts with a sync marker, in the same system call: a marker at offset P says that
+ * every byte before P was on disk when the write holding it began. So only the last write can be unfinished after a
+ * power loss, and a valid marker after a damaged frame proves the damage is in bytes that were synced. `replay`
+ * returns the records in order; at the first damaged frame (a partial or checksum-failing header, a payload cut short
+ * or failing its checksum) it looks for a valid marker further on. If there is one, the damage is in the middle of
+ * the log: replay throws {@link WalCorruptError} and the node stops rather than guess (the inputs behind a signature
+ * must never be dropped silently). If there is none, the damage is in the last write (a torn tail, zeros the file
+ * system left where an unsynced write had not reached the disk, with more of that write after them): it is truncated
+ * and logged. A frame whose header checksum holds but whose length is over the bound, or of an unknown kind, is always
+ * corruption. A log without a key (written before markers existed) gets no markers until it is reset, and a log with
+ * no marker before the damage keeps the rules such logs were written under: a partial header, a payload cut short, a
+ * final payload failing its checksum, zeros from the damage to the end of the file or a zero-filled header are a
+ * tail; anything else is corruption. Damage to the last write of a log is cut even when that write had finished:
+ * nothing in the file can tell it from a write the power cut short.
  *
- * `reset` starts a new log by renaming a fresh, synced file over the old one (its records followed by a marker), so a
+ * `reset` starts a new log by renaming a fresh, synced file over the old one (a new key, its records, a marker), so a
  * crash leaves either the old log or the new one. Records carry their height, so the consensus host replays only the
  * current height's and resets the log only once it outgrows a bound ({@link Wal.sizeBytes}), not at every height: a
  * reset costs two fsyncs and a rename.
@@ -47,11 +52,20 @@ export const WAL_FRAME_HEADER = 12
 /** The flag in a frame's first word that makes it a sync marker (a record's length never reaches it). */
 export const WAL_MARKER_FLAG = 0x80000000
 
-/** Bytes of a sync marker's payload: its own offset, u64 BE. */
-const MARKER_PAYLOAD = 8
+/** Bytes of a sync marker's payload: its own offset (u64 BE) and its tag. */
+const MARKER_PAYLOAD = 16
 
 /** The first word of every sync marker. */
 const MARKER_WORD = (WAL_MARKER_FLAG | MARKER_PAYLOAD) >>> 0
+
+/** Bytes of the log's key. */
+const KEY_BYTES = 16
+
+/** The first word of the key frame: the marker flag, kind 1, the key's length. */
+const KEY_WORD = (WAL_MARKER_FLAG | 0x01000000 | KEY_BYTES) >>> 0
+
+/** Bytes of the key frame, the first of a log that has one. */
+export const WAL_KEY_BYTES = WAL_FRAME_HEADER + KEY_BYTES
 
 /** Bytes of a sync marker's frame. */
 export const WAL_MARKER_BYTES = WAL_FRAME_HEADER + MARKER_PAYLOAD
@@ -92,36 +106,71 @@ interface Pending {
 /** Bytes of records queued by `write` that start a write to the file without waiting for a sync. */
 export const WRITE_BEHIND_BYTES = 1024 * 1024
 
-/** Encodes the sync marker written at `offset` of the log: everything before it is on disk. */
-export function encodeWalMarker(offset: number): Uint8Array {
-  const frame = new Uint8Array(WAL_MARKER_BYTES)
+/** Frames a special payload (a marker's or the key's) under `word`. */
+function specialFrame(word: number, payload: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(WAL_FRAME_HEADER + payload.byteLength)
   const view = new DataView(frame.buffer)
-  view.setBigUint64(WAL_FRAME_HEADER, BigInt(offset))
-  view.setUint32(0, MARKER_WORD)
-  view.setUint32(4, crc32(frame.subarray(WAL_FRAME_HEADER)) >>> 0)
+  frame.set(payload, WAL_FRAME_HEADER)
+  view.setUint32(0, word)
+  view.setUint32(4, crc32(payload) >>> 0)
   view.setUint32(8, crc32(frame.subarray(0, 8)) >>> 0)
   return frame
 }
 
-/** The offset of the first valid sync marker in `data` after `from` that names its own offset, if any. */
-function markerAfter(data: Uint8Array, from: number): number | undefined {
+/** The tag of the sync marker at `offset` of a log with `key`. */
+function markerTag(key: Uint8Array, offset: Uint8Array): Uint8Array {
+  return createHash('sha256')
+    .update(key)
+    .update(offset)
+    .digest()
+    .subarray(0, MARKER_PAYLOAD - 8)
+}
+
+/** Encodes the sync marker written at `offset` of the log with `key`: everything before it is on disk. */
+export function encodeWalMarker(offset: number, key: Uint8Array): Uint8Array {
+  const payload = new Uint8Array(MARKER_PAYLOAD)
+  new DataView(payload.buffer).setBigUint64(0, BigInt(offset))
+  payload.set(markerTag(key, payload.subarray(0, 8)), 8)
+  return specialFrame(MARKER_WORD, payload)
+}
+
+/** Encodes the key frame that starts a log. */
+export function encodeWalKey(key: Uint8Array): Uint8Array {
+  if (key.byteLength !== KEY_BYTES) throw new RangeError(`a WAL key is ${KEY_BYTES} bytes`)
+  return specialFrame(KEY_WORD, key)
+}
+
+/** The key of a log whose first frame is a whole key frame, else undefined (a log written before markers, or empty). */
+function keyOf(data: Uint8Array): Uint8Array | undefined {
+  if (data.byteLength < WAL_KEY_BYTES) return undefined
+  const view = new DataView(data.buffer, data.byteOffset, WAL_KEY_BYTES)
+  if (view.getUint32(0) !== KEY_WORD || crc32(data.subarray(0, 8)) >>> 0 !== view.getUint32(8)) return undefined
+  const key = data.subarray(WAL_FRAME_HEADER, WAL_KEY_BYTES)
+  return crc32(key) >>> 0 === view.getUint32(4) ? new Uint8Array(key) : undefined
+}
+
+/** The offset of the first valid sync marker of the log with `key` in `data` after `from`, if any. */
+function markerAfter(data: Uint8Array, from: number, key: Uint8Array | undefined): number | undefined {
+  if (key === undefined) return undefined
   const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   const word = Buffer.alloc(4)
   word.writeUInt32BE(MARKER_WORD)
   for (let at = buf.indexOf(word, from + 1); at >= 0; at = buf.indexOf(word, at + 1)) {
-    if (validMarker(data, at)) return at
+    if (validMarker(data, at, key)) return at
   }
   return undefined
 }
 
-/** True when a whole, valid sync marker naming `at` starts at `at`. */
-function validMarker(data: Uint8Array, at: number): boolean {
-  if (data.byteLength - at < WAL_MARKER_BYTES) return false
+/** True when a whole sync marker of the log with `key` naming `at` starts at `at`, its checksums and tag valid. */
+function validMarker(data: Uint8Array, at: number, key: Uint8Array | undefined): boolean {
+  if (key === undefined || data.byteLength - at < WAL_MARKER_BYTES) return false
   const view = new DataView(data.buffer, data.byteOffset + at, WAL_MARKER_BYTES)
   if (view.getUint32(0) !== MARKER_WORD) return false
   if (crc32(data.subarray(at, at + 8)) >>> 0 !== view.getUint32(8)) return false
-  if (crc32(data.subarray(at + WAL_FRAME_HEADER, at + WAL_MARKER_BYTES)) >>> 0 !== view.getUint32(4)) return false
-  return view.getBigUint64(WAL_FRAME_HEADER) === BigInt(at)
+  const payload = data.subarray(at + WAL_FRAME_HEADER, at + WAL_MARKER_BYTES)
+  if (crc32(payload) >>> 0 !== view.getUint32(4)) return false
+  if (view.getBigUint64(WAL_FRAME_HEADER) !== BigInt(at)) return false
+  return Buffer.from(markerTag(key, payload.subarray(0, 8))).equals(payload.subarray(8))
 }
 
 /** Encodes one record's frame. */
@@ -160,6 +209,10 @@ export class Wal implements ConsensusLog {
   private size = 0
   /** Bytes in the file: where the next write lands (the file is open for appending). */
   private fileBytes = 0
+  /** The log's key, which its markers are tagged with; undefined for a log written before markers (none written). */
+  private key: Uint8Array | undefined
+  /** Whether the key frame is still to be written, at the start of the next write (the file is empty). */
+  private keyPending = false
   /** Bytes queued by `write` since the last flush took the queue. */
   private unwritten = 0
 
@@ -183,6 +236,14 @@ export class Wal implements ConsensusLog {
     this.fileBytes = this.size
     await this.fh.datasync()
     await syncDirectory(dirname(this.path))
+    if (this.size === 0) this.newKey()
+    else this.key = keyOf(await readHead(this.path, WAL_KEY_BYTES))
+  }
+
+  /** Draws a key for an empty log: its frame starts the next write. */
+  private newKey(): void {
+    this.key = new Uint8Array(randomBytes(KEY_BYTES))
+    this.keyPending = true
   }
 
   /** Bytes in the log: what is on disk plus what has been appended since. */
@@ -211,7 +272,8 @@ export class Wal implements ConsensusLog {
     }
     const records: Uint8Array[] = []
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength)
-    let off = 0
+    const key = keyOf(data)
+    let off = key === undefined ? 0 : WAL_KEY_BYTES
     /** Whether a valid sync marker was read before `off`: the log's rules, not its legacy ones, judge damage. */
     let marked = false
     /** Why the frame at `off` is damaged, and whether a log without markers would take the damage for a tail. */
@@ -249,7 +311,8 @@ export class Wal implements ConsensusLog {
         break
       }
       if (marker) {
-        if (!validMarker(data, off)) throw new WalCorruptError(this.path, off, 'sync marker names another offset')
+        if (key === undefined) throw new WalCorruptError(this.path, off, 'a sync marker in a log without a key')
+        if (!validMarker(data, off, key)) throw new WalCorruptError(this.path, off, 'sync marker names another offset or fails its tag')
         marked = true
       } else {
         records.push(new Uint8Array(payload))
@@ -258,7 +321,7 @@ export class Wal implements ConsensusLog {
     }
     if (damage !== undefined) {
       // a marker after the damage was written once every byte before it was on disk: the damage is to synced records
-      const synced = markerAfter(data, off)
+      const synced = markerAfter(data, off, key)
       if (synced !== undefined) {
         throw new WalCorruptError(this.path, off, `${damage.reason}, in records synced before the write at byte ${synced}`)
       }
@@ -274,6 +337,11 @@ export class Wal implements ConsensusLog {
       this.size = off
       this.fileBytes = off
     }
+    if (data.byteLength > 0) {
+      this.key = key
+      this.keyPending = false
+    }
+    if (this.fileBytes === 0) this.newKey()
     return records
   }
 
@@ -330,8 +398,12 @@ export class Wal implements ConsensusLog {
     if (this.fh === undefined) throw new Error('WAL: not started')
     const tmp = `${this.path}.new`
     const fresh = await open(tmp, 'w')
+    const key = new Uint8Array(randomBytes(KEY_BYTES))
     let size = 0
     try {
+      const keyFrame = encodeWalKey(key)
+      await fresh.write(keyFrame)
+      size += keyFrame.byteLength
       for (const r of initial) {
         if (r.byteLength > this.maxRecordBytes) throw new RangeError(`WAL record of ${r.byteLength} bytes exceeds ${this.maxRecordBytes}`)
         const frame = encodeWalFrame(r)
@@ -339,8 +411,8 @@ export class Wal implements ConsensusLog {
         size += frame.byteLength
       }
       // the file is synced before it replaces the log: a marker after its records vouches for them
-      if (size > 0) {
-        await fresh.write(encodeWalMarker(size))
+      if (size > WAL_KEY_BYTES) {
+        await fresh.write(encodeWalMarker(size, key))
         size += WAL_MARKER_BYTES
       }
       await fresh.sync()
@@ -353,6 +425,17 @@ export class Wal implements ConsensusLog {
     this.fh = await open(this.path, APPEND_FLAGS)
     this.size = size
     this.fileBytes = size
+    this.key = key
+    this.keyPending = false
+  }
+
+  /** What starts a write at the end of the file: the key frame if the log is empty, then a marker naming its offset. */
+  private writeHead(key: Uint8Array): Uint8Array {
+    if (!this.keyPending) return encodeWalMarker(this.fileBytes, key)
+    const head = new Uint8Array(WAL_KEY_BYTES + WAL_MARKER_BYTES)
+    head.set(encodeWalKey(key), 0)
+    head.set(encodeWalMarker(this.fileBytes + WAL_KEY_BYTES, key), WAL_KEY_BYTES)
+    return head
   }
 
   /** Writes what is queued and waits for every write under way. */
@@ -379,15 +462,14 @@ export class Wal implements ConsensusLog {
         try {
           const records = batch.reduce((n, p) => n + p.frame.byteLength, 0)
           // the write starts with a marker naming where it lands: every byte before it is on disk (the last write
-          // returned), which replay needs to tell damage to synced records from an unfinished last write
-          const total = records === 0 ? 0 : WAL_MARKER_BYTES + records
+          // returned), which replay needs to tell damage to synced records from an unfinished last write; the first
+          // write to an empty log starts with its key
+          const head = records === 0 || this.key === undefined ? EMPTY : this.writeHead(this.key)
+          const total = records === 0 ? 0 : head.byteLength + records
           const buf = new Uint8Array(total)
-          let off = 0
-          if (total > 0) {
-            buf.set(encodeWalMarker(this.fileBytes), 0)
-            off = WAL_MARKER_BYTES
-            this.size += WAL_MARKER_BYTES
-          }
+          buf.set(head, 0)
+          let off = head.byteLength
+          this.size += head.byteLength
           for (const p of batch) {
             buf.set(p.frame, off)
             off += p.frame.byteLength
@@ -396,6 +478,7 @@ export class Wal implements ConsensusLog {
           let written = 0
           while (written < total) written += (await this.fh!.write(buf, written, total - written)).bytesWritten
           this.fileBytes += total
+          if (total > 0) this.keyPending = false
           for (const p of batch) p.resolve?.()
         } catch (e) {
           // a failed write leaves the file in an unknown state: refuse further appends (the node must stop)
@@ -413,6 +496,18 @@ export class Wal implements ConsensusLog {
 }
 
 const EMPTY = new Uint8Array(0)
+
+/** The first `bytes` bytes of the file at `path` (fewer if it is shorter). */
+async function readHead(path: string, bytes: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r')
+  try {
+    const buf = new Uint8Array(bytes)
+    const { bytesRead } = await fh.read(buf, 0, bytes, 0)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
 
 /** Makes a directory's entries (a file created or renamed in it) durable. */
 async function syncDirectory(path: string): Promise<void> {

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { loadFile, loadFileSync, saveAtomic, saveAtomicSync } from '../../../../node/storage/atomicFile.js'
 import { silentLogger } from '../../../../node/logger.js'
-import { Wal, WalCorruptError, WAL_FRAME_HEADER, WAL_MARKER_BYTES, WRITE_BEHIND_BYTES } from '../../../../node/storage/wal.js'
+import { Wal, WalCorruptError, WAL_FRAME_HEADER, WAL_KEY_BYTES, WAL_MARKER_BYTES, WRITE_BEHIND_BYTES } from '../../../../node/storage/wal.js'
 import { repoRoot } from '../../../helpers/fixtures.js'
 import { Rng } from '../../../helpers/random.js'
 import { waitFor } from '../../../helpers/waitFor.js'
@@ -126,8 +126,8 @@ describe('wal', () => {
     for (const r of rs) await wal.append(r)
     await wal.stop()
     const bytes = readFileSync(path)
-    // each append is one write: its sync marker, then its record
-    const second = WAL_MARKER_BYTES + WAL_FRAME_HEADER + rs[0]!.byteLength + WAL_MARKER_BYTES
+    // the log's key, then each append as one write: its sync marker, then its record
+    const second = WAL_KEY_BYTES + WAL_MARKER_BYTES + WAL_FRAME_HEADER + rs[0]!.byteLength + WAL_MARKER_BYTES
     for (const at of [second + WAL_FRAME_HEADER, second + 1, second + 5, second + 9]) {
       const copy = join(tempDir(), 'flip.wal')
       const b = Buffer.from(bytes)
@@ -163,11 +163,11 @@ describe('wal', () => {
     await new Promise((r) => setImmediate(r))
     assert.equal(statSync(path).size, 0)
     await wal.sync()
-    assert.equal(statSync(path).size, WAL_MARKER_BYTES + WAL_FRAME_HEADER + 100)
+    assert.equal(statSync(path).size, WAL_KEY_BYTES + WAL_MARKER_BYTES + WAL_FRAME_HEADER + 100)
     const big = new Uint8Array(WRITE_BEHIND_BYTES)
     wal.write(big)
     // a megabyte queued starts a write without any sync asked for
-    await waitFor(() => statSync(path).size === 2 * (WAL_MARKER_BYTES + WAL_FRAME_HEADER) + 100 + WRITE_BEHIND_BYTES, 'the write-behind')
+    await waitFor(() => statSync(path).size === WAL_KEY_BYTES + 2 * (WAL_MARKER_BYTES + WAL_FRAME_HEADER) + 100 + WRITE_BEHIND_BYTES, 'the write-behind')
     await wal.stop()
   })
 
@@ -185,10 +185,11 @@ describe('wal', () => {
     }
     await wal.append(rs[0]!)
     const all = [...rs, rs[0]!]
-    // one write (a sync marker and its record) per record: the syncs with nothing queued wrote nothing
+    // the log's key, then one write (a sync marker and its record) per record: the syncs with nothing queued wrote
+    // nothing
     assert.equal(
       statSync(path).size,
-      all.reduce((n, r) => n + WAL_MARKER_BYTES + WAL_FRAME_HEADER + r.byteLength, 0),
+      all.reduce((n, r) => n + WAL_MARKER_BYTES + WAL_FRAME_HEADER + r.byteLength, WAL_KEY_BYTES),
     )
     await wal.stop()
     const again = await openWal(path)
@@ -208,13 +209,13 @@ describe('wal', () => {
     for (const r of records(5, 4)) await wal.append(r)
     assert.equal(wal.sizeBytes, statSync(path).size)
     await wal.reset([new Uint8Array([1, 2])])
-    // the initial records and the sync marker that vouches for them
-    assert.equal(wal.sizeBytes, WAL_FRAME_HEADER + 2 + WAL_MARKER_BYTES)
+    // a new key, the initial records and the sync marker that vouches for them
+    assert.equal(wal.sizeBytes, WAL_KEY_BYTES + WAL_FRAME_HEADER + 2 + WAL_MARKER_BYTES)
     await wal.append(new Uint8Array([3]))
-    assert.equal(wal.sizeBytes, 2 * WAL_FRAME_HEADER + 3 + 2 * WAL_MARKER_BYTES)
+    assert.equal(wal.sizeBytes, WAL_KEY_BYTES + 2 * WAL_FRAME_HEADER + 3 + 2 * WAL_MARKER_BYTES)
     await wal.stop()
     const again = await openWal(path)
-    assert.equal(again.sizeBytes, 2 * WAL_FRAME_HEADER + 3 + 2 * WAL_MARKER_BYTES)
+    assert.equal(again.sizeBytes, WAL_KEY_BYTES + 2 * WAL_FRAME_HEADER + 3 + 2 * WAL_MARKER_BYTES)
     assert.deepEqual(await again.replay(), [new Uint8Array([1, 2]), new Uint8Array([3])])
     await again.stop()
   })

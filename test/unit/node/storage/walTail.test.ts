@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { createLogger, silentLogger } from '../../../../node/logger.js'
-import { encodeWalFrame, Wal, WalCorruptError, WAL_FRAME_HEADER } from '../../../../node/storage/wal.js'
+import { encodeWalFrame, Wal, WalCorruptError, WAL_FRAME_HEADER, WAL_KEY_BYTES, WAL_MARKER_BYTES } from '../../../../node/storage/wal.js'
 import { Rng } from '../../../helpers/random.js'
 
 /**
@@ -123,6 +123,27 @@ describe('wal tail after a power loss', () => {
     await w.start()
     assert.deepEqual(await w.replay(), recs.slice(0, 4))
     await w.stop()
+  })
+
+  it('appends no markers to a log written without them until it is reset with a key', async () => {
+    const path = tempPath()
+    const rng = new Rng(34)
+    const recs = Array.from({ length: 3 }, () => rng.bytes(500))
+    const legacy = Buffer.concat(recs.map(encodeWalFrame))
+    writeFileSync(path, legacy)
+    const w = new Wal({ path }, { logger: silentLogger() })
+    await w.start()
+    assert.deepEqual(await w.replay(), recs)
+    const more = rng.bytes(500)
+    await w.append(more)
+    assert.equal(statSync(path).size, legacy.length + WAL_FRAME_HEADER + more.byteLength, 'a record alone, no marker')
+    await w.reset([more])
+    assert.equal(statSync(path).size, WAL_KEY_BYTES + WAL_FRAME_HEADER + more.byteLength + WAL_MARKER_BYTES, 'a key, the record, a marker')
+    await w.stop()
+    const again = new Wal({ path }, { logger: silentLogger() })
+    await again.start()
+    assert.deepEqual(await again.replay(), [more])
+    await again.stop()
   })
 
   it('refuses a frame of an unknown kind', async () => {
