@@ -134,6 +134,9 @@ function runOnWorkers(s: Settings, seeds: readonly number[], report: (r: RunRepo
         void w.terminate()
       }
       w.on('message', (m: WorkerMessage) => {
+        // a worker being terminated may still deliver what it posted: its lost seed is reported once, as lost, and the
+        // seeds after it go to the next worker
+        if (lost) return
         if ('start' in m) {
           running = m.start
           clearTimeout(watchdog)
