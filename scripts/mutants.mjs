@@ -108,8 +108,8 @@ const MUTANTS = [
       },
       {
         file: 'node/sync/consensusGossip.ts',
-        find: 'const proposer = proposerOf(set, p.height, p.round)\n    if (!bytesEqual(proposer.address, p.proposer))',
-        replace: 'const proposer = findValidator(set, p.proposer)\n    if (proposer === undefined || !bytesEqual(proposer.address, p.proposer))',
+        find: 'const proposer = set === undefined ? undefined : proposerOf(set, p.height, p.round)',
+        replace: 'const proposer = set === undefined ? undefined : findValidator(set, p.proposer)',
       },
     ],
   },
