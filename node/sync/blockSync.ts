@@ -75,11 +75,12 @@ export const BLOCKS_PROTOCOL = '/tally/blocks/1'
  */
 const BAD_RESPONSE_PENALTY = 25
 /**
- * Penalty for a block answer that proves its peer malicious: a certificate that does not decide that block at that
- * height (a forged signature, another height's block or certificate), a certified block whose body is not the one its
- * header commits to (it does not link by hash to this chain, or its carried last commit, transactions or evidence
- * differ), or another block than the one committed at that height. A node serves only blocks it checked all of this
- * for before it stored them, so no honest peer serves one: it is disconnected at once.
+ * Penalty for an answer that proves its peer malicious: a tip certificate that fails against a validator set this node
+ * knows, a certificate that does not decide that block at that height (a forged signature, another height's block or
+ * certificate), a certified block whose body is not the one its header commits to (it does not link by hash to this
+ * chain, or its carried last commit, transactions or evidence differ), or another block than the one committed at that
+ * height. A node serves only blocks and certificates it checked all of this for before it stored them, so no honest
+ * peer serves one: it is disconnected at once.
  */
 const FORGED_ANSWER_PENALTY = DISCONNECT_SCORE
 /**
@@ -416,8 +417,11 @@ export class BlockSync {
     if (!proven) {
       // a tip kept from an earlier poll may have been one this node could not judge: it is followed no longer
       this.peerTips.delete(peer)
-      this.d.logger.warn({ peer, height: t.height }, 'a peer claimed a tip its certificate does not prove')
-      this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'unproven tip')
+      // a certificate that fails against a set this node knows is forged (a node keeps only certificates it verified);
+      // a tip it cannot judge whose peer does not serve the next height certified may be a fault of the moment
+      const points = verdict === 'invalid' ? FORGED_ANSWER_PENALTY : BAD_RESPONSE_PENALTY
+      this.d.logger.warn({ peer, height: t.height, points }, 'a peer claimed a tip its certificate does not prove')
+      this.d.p2p.penalize(peer, points, verdict === 'invalid' ? 'forged tip certificate' : 'unproven tip')
       return
     }
     this.peerTips.set(peer, t.height)

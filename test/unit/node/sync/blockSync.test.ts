@@ -258,6 +258,24 @@ test('a peer serving tampered single blocks (it serves no ranges) is penalized a
   h.sync.stop()
 })
 
+test('a tip whose certificate fails against a validator set this node knows disconnects its peer; an unbacked tip it cannot judge costs less', async () => {
+  // an honest node keeps only certificates it verified, and this node knows the sets of heights up to its tip + 2
+  const forger: Peer = { tip: 2, tipCert: (x) => ({ ...block(1).cert, height: x, round: 5 }), serve: () => encodeBlockResponse(undefined, undefined) }
+  const unbacked: Peer = {
+    tip: 1_000,
+    tipCert: (x) => ({ ...block(1).cert, height: x, round: UNKNOWN_ROUND }),
+    serve: () => encodeBlockResponse(undefined, undefined),
+  }
+  const h = harness({ forger, unbacked, honest: honest(0) })
+  await h.sync.start()
+  await waitFor(() => h.penalties.length >= 2, 'both judged')
+  const points = Object.fromEntries(h.penalties.map((p) => [p.peer, p.points]))
+  assert.equal(points.forger, DISCONNECT_SCORE, 'a forged tip certificate costs the whole disconnect score')
+  assert.ok((points.unbacked ?? 0) > 0 && (points.unbacked ?? 0) < DISCONNECT_SCORE, 'an unbacked tip costs less')
+  assert.equal(points.honest, undefined)
+  h.sync.stop()
+})
+
 test('a tip the node cannot judge counts once its peer serves the next height certified: nobody is penalized', async () => {
   // a node wiped or long down, while the validator set changed past what it knows: every honest tip is `unknown`
   const unknowable = (p: Peer): Peer => ({ ...p, tipCert: (x) => ({ ...block(x).cert, round: UNKNOWN_ROUND }) })
