@@ -50,6 +50,19 @@ export interface NodeConfig {
     readonly maxConnections: number
     /** Most request-body bytes held at once over all requests (at least `maxBodyBytes`). */
     readonly maxBodyBytesInFlight: number
+    /**
+     * The server options below, when set; unset, the server's defaults (docs/rpc.md, "Limits"). Most connections at
+     * once from one client address (by default a quarter of `maxConnections`; behind a reverse proxy, every client's).
+     */
+    readonly maxConnectionsPerAddress?: number
+    /** Most answer bytes held at once for clients that have not taken them. */
+    readonly maxResponseBytesInFlight?: number
+    /** How long a connection may take none of its answer before it is closed. */
+    readonly responseStallMs?: number
+    /** How often WebSocket clients are pinged; one that did not answer the previous ping is closed. */
+    readonly wsPingIntervalMs?: number
+    /** How long a WebSocket message may take to arrive whole. */
+    readonly wsMessageTimeoutMs?: number
   }
   readonly mempool: {
     readonly maxTxs: number
@@ -104,6 +117,9 @@ export const HEAP_GROWING_PERCENT_RANGE: readonly [number, number] = [10, 300]
 export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
 
 /** The configuration of a node whose `config.json` is `{}`. */
+/** The `rpc` fields that set server options a node otherwise leaves at the server's defaults. */
+const RPC_SERVER_FIELDS = ['maxConnectionsPerAddress', 'maxResponseBytesInFlight', 'responseStallMs', 'wsPingIntervalMs', 'wsMessageTimeoutMs'] as const
+
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   moniker: 'tally-node',
   p2p: Object.freeze({ listen: '0.0.0.0:26656', peers: Object.freeze([]), allowedPeerIds: Object.freeze([]) }),
@@ -305,7 +321,17 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
   let rpc = d.rpc
   if (
     json.rpc !== undefined &&
-    e.object('rpc', json.rpc, ['host', 'port', 'corsOrigins', 'maxBodyBytes', 'maxBatch', 'requestTimeoutMs', 'maxConnections', 'maxBodyBytesInFlight'])
+    e.object('rpc', json.rpc, [
+      'host',
+      'port',
+      'corsOrigins',
+      'maxBodyBytes',
+      'maxBatch',
+      'requestTimeoutMs',
+      'maxConnections',
+      'maxBodyBytesInFlight',
+      ...RPC_SERVER_FIELDS,
+    ])
   ) {
     const v = json.rpc
     const int = (f: string, min: number, max: number, fallback: number) =>
@@ -347,6 +373,14 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
     const maxBodyBytes = int('maxBodyBytes', 1024, 64 * 1024 * 1024, d.rpc.maxBodyBytes)
     const maxBodyBytesInFlight = int('maxBodyBytesInFlight', 1024, 4 * 1024 * 1024 * 1024, d.rpc.maxBodyBytesInFlight)
     if (maxBodyBytesInFlight < maxBodyBytes) e.add('rpc.maxBodyBytesInFlight', `must be at least rpc.maxBodyBytes (${maxBodyBytes})`)
+    const maxConnections = int('maxConnections', 8, 65_535, d.rpc.maxConnections)
+    // the server's own options, set only when given: unset, the server's defaults apply
+    const optional = (f: (typeof RPC_SERVER_FIELDS)[number], min: number, max: number): { [k: string]: number } =>
+      v[f] === undefined ? {} : { [f]: e.integer(join('rpc', f), v[f], min, max) ?? min }
+    const perAddress = optional('maxConnectionsPerAddress', 1, 65_535)
+    if ((perAddress.maxConnectionsPerAddress ?? 0) > maxConnections) {
+      e.add('rpc.maxConnectionsPerAddress', `must be at most rpc.maxConnections (${maxConnections})`)
+    }
     rpc = {
       host,
       port: int('port', 0, 65535, d.rpc.port),
@@ -354,8 +388,13 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       maxBodyBytes,
       maxBatch: int('maxBatch', 1, 10_000, d.rpc.maxBatch),
       requestTimeoutMs: int('requestTimeoutMs', 100, 600_000, d.rpc.requestTimeoutMs),
-      maxConnections: int('maxConnections', 8, 65_535, d.rpc.maxConnections),
+      maxConnections,
       maxBodyBytesInFlight,
+      ...perAddress,
+      ...optional('maxResponseBytesInFlight', 1024 * 1024, 4 * 1024 * 1024 * 1024),
+      ...optional('responseStallMs', 1000, 600_000),
+      ...optional('wsPingIntervalMs', 1000, 3_600_000),
+      ...optional('wsMessageTimeoutMs', 1000, 600_000),
     }
   }
 

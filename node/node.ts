@@ -290,6 +290,11 @@ export class TallyNode {
         maxConnections: config.rpc.maxConnections,
         maxBodyBytesInFlight: config.rpc.maxBodyBytesInFlight,
         corsOrigins: [...config.rpc.corsOrigins],
+        ...(config.rpc.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.rpc.maxConnectionsPerAddress }),
+        ...(config.rpc.maxResponseBytesInFlight === undefined ? {} : { maxResponseBytesInFlight: config.rpc.maxResponseBytesInFlight }),
+        ...(config.rpc.responseStallMs === undefined ? {} : { responseStallMs: config.rpc.responseStallMs }),
+        ...(config.rpc.wsPingIntervalMs === undefined ? {} : { wsPingIntervalMs: config.rpc.wsPingIntervalMs }),
+        ...(config.rpc.wsMessageTimeoutMs === undefined ? {} : { wsMessageTimeoutMs: config.rpc.wsMessageTimeoutMs }),
       },
       { backend, metrics, logger: log('rpc') },
     )
