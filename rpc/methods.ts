@@ -73,9 +73,9 @@ function evidenceJson(list: readonly DomainValue[], limit: number): string | und
 export function createMethods(deps: MethodDependencies): Record<string, MethodSpec> {
   const { backend, hub } = deps
   const maxResultBytes = deps.maxResultBytes ?? DEFAULT_MAX_RESPONSE_BYTES
-  // each evidence list the backend hands out, as JSON: a backend that keeps one list until it changes (NodeBackend,
-  // until the next block) has it formatted once, however many calls ask
-  const evidenceAnswers = new WeakMap<readonly DomainValue[], string>()
+  // each evidence list the backend hands out, as JSON, or null when it is too long to answer: a backend that keeps one
+  // list until it changes (NodeBackend, until the next block) has it formatted once, however many calls ask
+  const evidenceAnswers = new WeakMap<readonly DomainValue[], string | null>()
   const sessionOf = (ctx: CallContext): SubscriberSession | undefined => (ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined)
   const wsOnly = (): MethodOutcome => ({
     ok: false,
@@ -171,12 +171,11 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
         const list = (await backend.getEvidence?.()) ?? []
         let json = evidenceAnswers.get(list)
         if (json === undefined) {
-          json = evidenceJson(list, maxResultBytes)
-          if (json === undefined) {
-            const e = applicationError('response_too_large', `the evidence list would carry more than ${maxResultBytes} bytes of results`)
-            return { ok: false, error: e }
-          }
+          json = evidenceJson(list, maxResultBytes) ?? null
           evidenceAnswers.set(list, json)
+        }
+        if (json === null) {
+          return { ok: false, error: applicationError('response_too_large', `the evidence list would carry more than ${maxResultBytes} bytes of results`) }
         }
         return { ok: true, json }
       },

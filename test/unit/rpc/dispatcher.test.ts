@@ -209,4 +209,15 @@ describe('chain_getEvidence', () => {
     assert.equal(answer.error.data.reason, 'response_too_large')
     assert.ok(reads() < 1000, `formatted ${reads()} of 10000 items`)
   })
+  test('a list too long to answer is found so once, however many calls ask for it', async () => {
+    const { list, reads } = countedEvidence(10_000)
+    const backend = { getEvidence: () => list } as unknown as RpcBackend
+    const d = new Dispatcher(
+      { maxBatch: 100, requestTimeoutMs: 5000, maxResponseBytes: 64 * 1024 },
+      { methods: createMethods({ backend, maxResultBytes: 64 * 1024 }) },
+    )
+    const answer = JSON.parse((await d.handleText(JSON.stringify(Array.from({ length: 50 }, (_, i) => request('chain_getEvidence', i))), http))!)
+    for (const a of answer) assert.equal(a.error.data.reason, 'response_too_large')
+    assert.ok(reads() < 1000, `formatted ${reads()} items for 50 calls`)
+  })
 })
