@@ -3,6 +3,7 @@ import { closeSync, constants, existsSync, fstatSync, openSync, rmSync } from 'n
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { MAX_KEY_FILE_LENGTH } from '../../crypto/keyfile.js'
+import { parseStrictJson } from '../../crypto/strictJson.js'
 import { DEFAULT_CONFIG } from '../../genesis/config.js'
 import { nodeProcessEnv } from '../memorySettings.js'
 import { checkRegularFile, FileReadError, readBoundedFileSync } from './boundedFile.js'
@@ -21,11 +22,15 @@ export class DevnetError extends Error {}
 /** Largest config or genesis file read: the bound `tallyd start` reads them with. */
 const MAX_JSON_BYTES = MAX_GENESIS_FILE_BYTES
 
-/** The JSON document in the regular file at `path`; throws {@link FileReadError} or {@link DevnetError}. */
+/**
+ * The JSON document in the regular file at `path`, read as `tallyd start` reads it (a key twice is an error: a reader
+ * taking another value than the validator would print what the validator does not use); throws
+ * {@link FileReadError} or {@link DevnetError}.
+ */
 function readJson(path: string, maxBytes: number): unknown {
   const text = readBoundedFileSync(path, maxBytes).toString('utf8')
   try {
-    return JSON.parse(text)
+    return parseStrictJson(text)
   } catch (e) {
     throw new DevnetError(`${path} is not valid JSON: ${(e as Error).message}`)
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -36,6 +36,23 @@ test('tallyd devnet refuses files in its directory that are not regular files', 
         assert.doesNotMatch(r.stdout, /running with/, `${file} as a ${kind}: validators were started`)
       }
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('tallyd devnet refuses a config.json with a key twice, as tallyd start does, before any validator starts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-devnet-dup-'))
+  try {
+    const net = join(dir, 'net')
+    writeTestnet({ validators: 1, out: net, chainId: 'tally-devnet', host: '127.0.0.1', p2pPort: 41_751, rpcPort: 41_761, accounts: 1, balance: 1000n })
+    const path = join(net, 'node0', 'config.json')
+    // the devnet would print one port while the validator, reading the last value, listens on another
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/^\{/, '{"rpc":{"port":41771},'))
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'tallyd.js'), 'devnet', '--dir', net], { encoding: 'utf8', timeout: 15_000 })
+    assert.equal(r.status, 1, `${r.stdout}${r.stderr}`)
+    assert.match(r.stderr, /appears twice/)
+    assert.doesNotMatch(r.stdout, /running with/, 'validators were started')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
