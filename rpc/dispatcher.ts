@@ -33,6 +33,40 @@ export type MethodOutcome = { ok: true; result: unknown } | { ok: true; json: st
 /** The bytes of results one request's answer carries at most unless the options say otherwise (32 MiB). */
 export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
+/**
+ * The bytes of results requests still running may hold at once over all requests unless the options say otherwise
+ * (64 MiB, the order of the answers the server holds for clients).
+ */
+export const DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
+/**
+ * Bytes that may be held at once over all clients (request bodies, results of requests still running, or answers not
+ * yet taken): a holder takes its bytes as it comes to hold them and gives them back when done.
+ */
+export class ByteBudget {
+  /** The bytes taken and not given back. */
+  held = 0
+
+  constructor(private readonly limit: number) {}
+
+  /** Takes `bytes` if they fit; false, taking nothing, if they would pass the limit. */
+  take(bytes: number): boolean {
+    if (this.held + bytes > this.limit) return false
+    this.held += bytes
+    return true
+  }
+
+  /** Gives back bytes taken before. */
+  give(bytes: number): void {
+    this.held -= bytes
+  }
+
+  /** The bytes not taken. */
+  free(): number {
+    return this.limit - this.held
+  }
+}
+
 /** A method: its parameters and its handler, which receives the parsed values in declaration order. */
 export interface MethodSpec {
   readonly params: readonly ParamSpec[]
@@ -64,6 +98,13 @@ export interface DispatcherOptions {
   readonly maxResponseBytes?: number
   /** Most calls of heavy methods ({@link MethodSpec.heavy}) running at once (default 4); the others wait their turn. */
   readonly maxHeavyCalls?: number
+  /**
+   * Most bytes of results held at once over all requests still running (default 64 MiB): each call's result counts
+   * from when it is made until its request's answer is handed back (a batch's members wait for the whole batch). A
+   * call whose result would pass it gets a `busy` error instead, so that many batches at once cannot make the node
+   * hold each one's `maxResponseBytes`.
+   */
+  readonly maxResultBytesInFlight?: number
 }
 
 /** Dispatcher dependencies. */
@@ -84,9 +125,15 @@ const serialize = (response: JsonRpcResponse): string => JSON.stringify(response
 
 const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id))
 
-/** The bytes of results a request's answer may still carry ({@link DispatcherOptions.maxResponseBytes}). */
+/**
+ * The bytes of results a request's answer may still carry ({@link DispatcherOptions.maxResponseBytes}), and those it
+ * holds of the budget over all requests ({@link DispatcherOptions.maxResultBytesInFlight}) until it is answered.
+ */
 interface ResponseBudget {
   left: number
+  held: number
+  /** The request is answered and what it held given back: a call that ends later counts nothing. */
+  ended: boolean
 }
 
 /** What a call's deadline resolves to when it passes first. */
@@ -127,6 +174,7 @@ export class Dispatcher {
   private readonly deadlines: DeadlineQueue
   private heavyRunning = 0
   private readonly heavyWaiting: (() => void)[] = []
+  private readonly results: ByteBudget
 
   constructor(
     private readonly options: DispatcherOptions,
@@ -134,6 +182,12 @@ export class Dispatcher {
   ) {
     this.methods = new Map(Object.entries(deps.methods))
     this.deadlines = new DeadlineQueue(options.requestTimeoutMs)
+    this.results = new ByteBudget(options.maxResultBytesInFlight ?? DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT)
+  }
+
+  /** Bytes of results held now by requests still running ({@link DispatcherOptions.maxResultBytesInFlight}). */
+  get resultBytesInFlight(): number {
+    return this.results.held
   }
 
   /** The method names served. */
@@ -160,10 +214,12 @@ export class Dispatcher {
   async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
     if (!Array.isArray(value)) {
       const deadline = new RequestDeadline(this.deadlines)
+      const budget = this.budget()
       try {
-        return await this.handleOne(value, context, deadline, this.budget())
+        return await this.handleOne(value, context, deadline, budget)
       } finally {
         deadline.clear()
+        this.release(budget)
       }
     }
     if (value.length === 0) {
@@ -186,6 +242,7 @@ export class Dispatcher {
       members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline, budget)))
     } finally {
       deadline.clear()
+      this.release(budget)
     }
     const out = members.filter((r): r is string => r !== undefined)
     return out.length === 0 ? undefined : `[${out.join(',')}]`
@@ -193,7 +250,17 @@ export class Dispatcher {
 
   /** The bytes of results one request's answer may still carry. */
   private budget(): ResponseBudget {
-    return { left: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES }
+    return { left: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, held: 0, ended: false }
+  }
+
+  /**
+   * The request is answered (its answer handed to the transport, which counts it among the answers it holds) or
+   * abandoned by an error: the results it held are given back, whichever way it ended.
+   */
+  private release(budget: ResponseBudget): void {
+    budget.ended = true
+    this.results.give(budget.held)
+    budget.held = 0
   }
 
   private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline, budget: ResponseBudget): Promise<string | undefined> {
@@ -273,7 +340,15 @@ export class Dispatcher {
         const e = applicationError('response_too_large', `the answer would carry more than ${limit} bytes of results: ask for less in one request`)
         return serialize({ jsonrpc: '2.0', id, error: e })
       }
-      if (result !== undefined) budget.left -= result.length
+      if (result !== undefined && !budget.ended) {
+        if (!this.results.take(result.length)) {
+          this.count(name, 'error')
+          const e = applicationError('busy', 'the node holds as many results of requests still running as it takes; retry shortly, or ask for less')
+          return serialize({ jsonrpc: '2.0', id, error: e })
+        }
+        budget.held += result.length
+        budget.left -= result.length
+      }
       this.count(name, 'ok')
       return result === undefined
         ? serialize({ jsonrpc: '2.0', id, result: 'json' in outcome ? undefined : outcome.result })

@@ -5,7 +5,7 @@ import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
-import { Dispatcher, type CallContext } from './dispatcher.js'
+import { ByteBudget, DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT, Dispatcher, type CallContext } from './dispatcher.js'
 import { applicationError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
@@ -21,8 +21,8 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * (HTTP and WebSocket together, WebSocket ones apart, and those of one client address), WebSocket message size,
  * subscriptions per connection, each connection's send queue (a subscriber that does not read is closed rather than
  * allowed to grow memory or slow the node), the answers held for clients that do not take them (a connection that
- * stalls is closed), and WebSocket peers that answer no ping (closed). Nothing a client sends can throw out of a
- * handler: bad JSON and bad requests become JSON-RPC errors.
+ * stalls is closed), the results held by requests still running, and WebSocket peers that answer no ping (closed).
+ * Nothing a client sends can throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
 /** Server settings. Every field has a default (DEFAULT_RPC_SERVER_OPTIONS; `maxConnectionsPerAddress`, its own). */
@@ -74,6 +74,12 @@ export interface RpcServerOptions {
    */
   readonly maxResponseBytesInFlight: number
   /**
+   * Most bytes of results held at once by requests still running, HTTP and WebSocket: each call's result counts from
+   * when it is made until its request is answered (a batch's members wait for the whole batch). A call whose result
+   * would take them past it is answered `busy` (its id echoed; in a batch, that member only).
+   */
+  readonly maxResultBytesInFlight: number
+  /**
    * A connection that takes none of a large answer's bytes for this long is closed, and what it held given back; over
    * WebSocket, one that takes none of the bytes it was sent (within a message being written, too) for this long while
    * a large answer waits.
@@ -102,6 +108,7 @@ export const DEFAULT_RPC_SERVER_OPTIONS: RpcServerOptions = Object.freeze({
   maxConnections: 512,
   maxBodyBytesInFlight: 64 << 20,
   maxResponseBytesInFlight: 64 << 20,
+  maxResultBytesInFlight: DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT,
   responseStallMs: 10_000,
   wsPingIntervalMs: 30_000,
 })
@@ -195,32 +202,6 @@ interface BodyError {
 
 /** The body's text and its size in bytes, or why it was not read. */
 type BodyResult = Result<{ readonly text: string; readonly bytes: number }, BodyError>
-
-/**
- * Bytes that may be held at once over all clients (request bodies, or answers not yet taken): a holder takes its bytes
- * as it comes to hold them and gives them back when done.
- */
-class ByteBudget {
-  /** The bytes taken and not given back. */
-  held = 0
-
-  constructor(private readonly limit: number) {}
-
-  take(bytes: number): boolean {
-    if (this.held + bytes > this.limit) return false
-    this.held += bytes
-    return true
-  }
-
-  give(bytes: number): void {
-    this.held -= bytes
-  }
-
-  /** The bytes not taken. */
-  free(): number {
-    return this.limit - this.held
-  }
-}
 
 /**
  * Reads a request body up to `limit` bytes, counting while streaming and taking each chunk's bytes from `budget`;
@@ -527,7 +508,7 @@ export class RpcServer {
     this.logger = deps.logger ?? silentLogger
     this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })
     this.dispatcher = new Dispatcher(
-      { maxBatch: this.options.maxBatch, requestTimeoutMs: this.options.requestTimeoutMs },
+      { maxBatch: this.options.maxBatch, requestTimeoutMs: this.options.requestTimeoutMs, maxResultBytesInFlight: this.options.maxResultBytesInFlight },
       { methods: createMethods({ backend: deps.backend, hub: this.hub }), metrics: deps.metrics, logger: this.logger },
     )
     this.app = new Koa()
@@ -550,6 +531,11 @@ export class RpcServer {
   /** Bytes of answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
   get responseBytesInFlight(): number {
     return this.answerBudget.held
+  }
+
+  /** Bytes of results held by requests still running (see `maxResultBytesInFlight`). */
+  get resultBytesInFlight(): number {
+    return this.dispatcher.resultBytesInFlight
   }
 
   /** Open WebSocket connections. */

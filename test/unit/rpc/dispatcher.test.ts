@@ -121,6 +121,150 @@ describe('Dispatcher', () => {
     )
   })
 
+  test('results held by requests still running are bounded over all requests: the members past it are busy', async () => {
+    const big = 'x'.repeat(1000)
+    const resultBytes = JSON.stringify(big).length
+    let bigs = 0
+    let gated = 0
+    let open: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const methods: Record<string, MethodSpec> = {
+      ...table(),
+      big: {
+        params: [],
+        handler: async () => {
+          bigs++
+          return { ok: true, result: big }
+        },
+      },
+      gate: {
+        params: [],
+        handler: async () => {
+          gated++
+          await gate
+          return { ok: true, result: 'late' }
+        },
+      },
+    }
+    // each request's answer fits its own cap (three results of ~1 KB under 3,500 bytes); ten of them at once do not
+    // fit the bound over all requests, 8,000 bytes
+    const options = { maxBatch: 100, requestTimeoutMs: 5000, maxResponseBytes: 3_500, maxResultBytesInFlight: 8_000 }
+    const d = new Dispatcher(options, { methods })
+    const batch = (n: number) => JSON.stringify([request('big', n), request('big', n + 1), request('big', n + 2), request('gate', n + 3)])
+    const answers = Array.from({ length: 10 }, (_, i) => d.handleText(batch(i * 10), http))
+    const deadline = Date.now() + 5000
+    while (bigs < 30 || gated < 10) {
+      assert.ok(Date.now() < deadline, `${bigs} results made and ${gated} requests held open`)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    // every result made is serialized (or refused) before a macrotask runs; no request can finish before the gate opens
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(d.resultBytesInFlight, Math.floor(8_000 / resultBytes) * resultBytes)
+    // a single call is counted the same way
+    const single = JSON.parse((await d.handleText(JSON.stringify(request('big', 'one')), http))!)
+    assert.deepEqual(single.error, applicationError('busy', single.error.message))
+    assert.equal(single.id, 'one')
+    open()
+    const out = (await Promise.all(answers)).flatMap(
+      (text) => JSON.parse(text!) as { id: number; result?: string; error?: { code: number; data: { reason: string } } }[],
+    )
+    const held = out.filter((a) => a.result === big).length * resultBytes
+    assert.ok(held <= 8_000, `${held} bytes of results held at once by unfinished requests, over a bound of 8000`)
+    const refused = out.filter((a) => a.result === undefined)
+    assert.equal(refused.length, 30 - Math.floor(8_000 / resultBytes))
+    for (const a of refused) {
+      assert.equal(a.error?.code, APPLICATION_ERROR_CODES.busy)
+      assert.equal(a.error?.data.reason, 'busy')
+    }
+    assert.equal(out.filter((a) => a.result === 'late').length, 10)
+    assert.equal(d.resultBytesInFlight, 0)
+    // once those requests are answered the whole bound is free again
+    const next = JSON.parse((await d.handleText(JSON.stringify(Array.from({ length: 3 }, (_, i) => request('big', i))), http))!)
+    assert.deepEqual(
+      next.map((a: { result?: unknown }) => a.result),
+      [big, big, big],
+    )
+    assert.equal(d.resultBytesInFlight, 0)
+  })
+
+  test('the results a request holds are given back however it ends: answered, timed out, or failed', async () => {
+    const big = 'x'.repeat(1000)
+    const resultBytes = JSON.stringify(big).length
+    const release: (() => void)[] = []
+    const methods: Record<string, MethodSpec> = {
+      ...table(),
+      big: { params: [], handler: async () => ({ ok: true, result: big }) },
+      /** Answers `big` once released. */
+      bigLater: {
+        params: [],
+        handler: async () => {
+          await new Promise<void>((resolve) => release.push(resolve))
+          return { ok: true, result: big }
+        },
+      },
+      /** Throws once released. */
+      throwLater: {
+        params: [],
+        handler: async () => {
+          await new Promise<void>((resolve) => release.push(resolve))
+          throw new Error('boom')
+        },
+      },
+      /** A parameter whose parsing throws: the request itself fails. */
+      badParser: {
+        params: [
+          {
+            name: 'v',
+            parse: () => {
+              throw new Error('parser bug')
+            },
+          },
+        ],
+        handler: async () => ({ ok: true, result: 1 }),
+      },
+    }
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 200, maxResultBytesInFlight: 10_000 }, { methods })
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+    }
+    const waitForRelease = async (n: number) => {
+      const deadline = Date.now() + 5000
+      while (release.length < n) {
+        assert.ok(Date.now() < deadline, 'the held calls running')
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    // answered: a single call and a batch
+    await d.handleText(JSON.stringify(request('big', 1)), http)
+    assert.equal(d.resultBytesInFlight, 0)
+    const answered = d.handleText(JSON.stringify([request('big', 1), request('bigLater', 2)]), http)
+    await waitForRelease(1)
+    await settle()
+    assert.equal(d.resultBytesInFlight, resultBytes, 'the first member held while the second runs')
+    release.shift()!()
+    assert.equal(JSON.parse((await answered)!).length, 2)
+    assert.equal(d.resultBytesInFlight, 0)
+    // timed out: the member that outlasts the deadline holds nothing, the one answered gives back its bytes
+    const timedOut = JSON.parse((await d.handleText(JSON.stringify([request('big', 1), request('never', 2)]), http))!)
+    assert.equal(timedOut[1].error.data.reason, 'timeout')
+    assert.equal(d.resultBytesInFlight, 0)
+    // a handler that throws: an internal error, and what the others held is given back
+    const thrown = d.handleText(JSON.stringify([request('big', 1), request('throwLater', 2)]), http)
+    await waitForRelease(1)
+    release.shift()!()
+    assert.equal(JSON.parse((await thrown)!)[1].error.code, -32603)
+    assert.equal(d.resultBytesInFlight, 0)
+    // a request that fails as a whole: a member answered after its end counts nothing
+    const failed = d.handleText(JSON.stringify([request('bigLater', 1), request('badParser', 2, [0])]), http)
+    await assert.rejects(failed, /parser bug/)
+    await waitForRelease(1)
+    release.shift()!()
+    await settle()
+    assert.equal(d.resultBytesInFlight, 0)
+  })
+
   test('heavy calls run a few at a time over all requests; one whose turn comes after its deadline gives it up', async () => {
     let running = 0
     let most = 0

@@ -699,3 +699,108 @@ describe('RpcServer calls that read a whole block', () => {
     }
   })
 })
+
+describe('RpcServer results of requests still running', () => {
+  /** A harness whose blocks 1 and 2 are ~100 KB answers, and whose node_status waits until `open` is called. */
+  async function heldHarness(options: Parameters<typeof startHarness>[0]) {
+    const h = await startHarness(options)
+    const bulk = Array.from({ length: 50 }, (_, i) => new Uint8Array(1000).fill(i))
+    h.backend.commitBlock(bulk)
+    h.backend.commitBlock(bulk)
+    const blockBytes = JSON.stringify((await rpc(h.url, call('chain_getBlock', [1]))).json.result).length
+    let holding = 0
+    const waiting: (() => void)[] = []
+    const status = h.backend.status.bind(h.backend)
+    h.backend.status = async () => {
+      holding++
+      await new Promise<void>((resolve) => waiting.push(resolve))
+      return status()
+    }
+    const open = () => {
+      for (const w of waiting.splice(0)) w()
+    }
+    let blocksRead = 0
+    const getBlock = h.backend.getBlock.bind(h.backend)
+    h.backend.getBlock = async (height) => {
+      const block = await getBlock(height)
+      blocksRead++
+      return block
+    }
+    return { h, blockBytes, holding: () => holding, blocksRead: () => blocksRead, open }
+  }
+
+  /** A batch of both blocks and a node_status call that is held: the blocks wait with it until it is answered. */
+  const heldBatch = (id: number) => [call('chain_getBlock', [1], id), call('chain_getBlock', [2], id + 1), call('node_status', [], id + 2)]
+
+  test('are bounded over every connection, HTTP and WebSocket: the blocks past the bound are busy', async () => {
+    const { h, blockBytes, holding, blocksRead, open } = await heldHarness({ maxResultBytesInFlight: 300_000, requestTimeoutMs: 10_000 })
+    const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+    try {
+      assert.ok(blockBytes > 100_000 && blockBytes < 150_000, `a block answer of ${blockBytes} bytes`)
+      const answers = Array.from({ length: 8 }, (_, i) => rpc(h.url, heldBatch(i * 10)))
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve())
+        ws.once('error', reject)
+      })
+      const wsAnswer = new Promise<any>((resolve) => ws.once('message', (d) => resolve(JSON.parse(String(d)))))
+      ws.send(JSON.stringify(heldBatch(100)))
+      await waitFor(() => holding() === 9, 5000, 'nine requests held open')
+      // each request's blocks are made (a few at a time), then kept or refused, while every request stays unanswered
+      await waitFor(() => blocksRead() === 18, 5000, 'every block read')
+      await waitFor(() => h.server.resultBytesInFlight === 2 * blockBytes, 5000, 'the bound filled')
+      const lone = await rpc(h.url, call('chain_getBlock', [1], 'lone'))
+      assert.equal(lone.status, 200)
+      assert.equal(lone.json.id, 'lone')
+      assert.equal(lone.json.error.data.reason, 'busy')
+      assert.equal(lone.json.error.code, APPLICATION_ERROR_CODES.busy)
+      open()
+      const members = [...(await Promise.all(answers)).flatMap((a) => a.json), ...(await wsAnswer)]
+      // the ids of block members end in 0 or 1, those of the held calls in 2
+      assert.equal(members.length, 27)
+      const blocks = members.filter((m) => m.id % 10 !== 2 && m.result !== undefined)
+      assert.ok(blocks.length * blockBytes <= 300_000, `${blocks.length} blocks of ${blockBytes} bytes held at once`)
+      const busy = members.filter((m) => m.error?.data?.reason === 'busy')
+      assert.equal(busy.length, 18 - blocks.length)
+      assert.equal(members.filter((m) => m.id % 10 === 2 && m.result?.chainId !== undefined).length, 9)
+      assert.equal(h.server.resultBytesInFlight, 0)
+      // nothing is held once they are answered: a batch of both blocks is answered in full
+      assert.deepEqual(
+        (await rpc(h.url, [call('chain_getBlock', [1], 1), call('chain_getBlock', [2], 2)])).json.map((m: any) => m.result.height),
+        [1, 2],
+      )
+    } finally {
+      open()
+      ws.terminate()
+      await h.close()
+    }
+  })
+
+  test('are given back when the client is gone before its answer, HTTP or WebSocket', async () => {
+    const { h, blockBytes, holding, open } = await heldHarness({ requestTimeoutMs: 500 })
+    const u = new URL(h.url)
+    try {
+      // HTTP: the client goes, the held call never ends; its request times out and gives back what it held
+      const body = JSON.stringify(heldBatch(1))
+      const socket = connect(Number(u.port), u.hostname)
+      socket.on('error', () => {})
+      await new Promise<void>((resolve) => socket.once('connect', resolve))
+      socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      await waitFor(() => h.server.resultBytesInFlight === 2 * blockBytes, 5000, 'both blocks held')
+      socket.destroy()
+      await waitFor(() => h.server.resultBytesInFlight === 0, 5000, 'the blocks given back')
+      // WebSocket: the same, the connection closed while its request runs
+      const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve())
+        ws.once('error', reject)
+      })
+      ws.send(JSON.stringify(heldBatch(1)))
+      await waitFor(() => holding() === 2 && h.server.resultBytesInFlight === 2 * blockBytes, 5000, 'both blocks held')
+      ws.terminate()
+      await waitFor(() => h.server.resultBytesInFlight === 0, 5000, 'the blocks given back')
+    } finally {
+      open()
+      await h.close()
+    }
+  })
+})
