@@ -57,6 +57,8 @@ export interface NodeConfig {
     readonly maxConnectionsPerAddress?: number
     /** Most answer bytes held at once for clients that have not taken them. */
     readonly maxResponseBytesInFlight?: number
+    /** Most result bytes held at once by requests still running (a batch's answered members wait for the batch). */
+    readonly maxResultBytesInFlight?: number
     /** How long a connection may take none of its answer before it is closed. */
     readonly responseStallMs?: number
     /** How often WebSocket clients are pinged; one that did not answer the previous ping is closed. */
@@ -118,7 +120,14 @@ export const DEFAULT_MIN_BLOCK_INTERVAL_MS = 50
 
 /** The configuration of a node whose `config.json` is `{}`. */
 /** The `rpc` fields that set server options a node otherwise leaves at the server's defaults. */
-const RPC_SERVER_FIELDS = ['maxConnectionsPerAddress', 'maxResponseBytesInFlight', 'responseStallMs', 'wsPingIntervalMs', 'wsMessageTimeoutMs'] as const
+const RPC_SERVER_FIELDS = [
+  'maxConnectionsPerAddress',
+  'maxResponseBytesInFlight',
+  'maxResultBytesInFlight',
+  'responseStallMs',
+  'wsPingIntervalMs',
+  'wsMessageTimeoutMs',
+] as const
 
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   moniker: 'tally-node',
@@ -392,6 +401,7 @@ export function parseConfig(json: unknown): ParseResult<NodeConfig, 'invalid_con
       maxBodyBytesInFlight,
       ...perAddress,
       ...optional('maxResponseBytesInFlight', 1024 * 1024, 4 * 1024 * 1024 * 1024),
+      ...optional('maxResultBytesInFlight', 1024 * 1024, 4 * 1024 * 1024 * 1024),
       ...optional('responseStallMs', 1000, 600_000),
       ...optional('wsPingIntervalMs', 1000, 3_600_000),
       ...optional('wsMessageTimeoutMs', 1000, 600_000),

@@ -292,6 +292,7 @@ export class TallyNode {
         corsOrigins: [...config.rpc.corsOrigins],
         ...(config.rpc.maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress: config.rpc.maxConnectionsPerAddress }),
         ...(config.rpc.maxResponseBytesInFlight === undefined ? {} : { maxResponseBytesInFlight: config.rpc.maxResponseBytesInFlight }),
+        ...(config.rpc.maxResultBytesInFlight === undefined ? {} : { maxResultBytesInFlight: config.rpc.maxResultBytesInFlight }),
         ...(config.rpc.responseStallMs === undefined ? {} : { responseStallMs: config.rpc.responseStallMs }),
         ...(config.rpc.wsPingIntervalMs === undefined ? {} : { wsPingIntervalMs: config.rpc.wsPingIntervalMs }),
         ...(config.rpc.wsMessageTimeoutMs === undefined ? {} : { wsMessageTimeoutMs: config.rpc.wsMessageTimeoutMs }),
