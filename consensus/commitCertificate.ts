@@ -87,14 +87,16 @@ export function certificateVotes(cert: CommitCertificate): SignedVote[] {
   }))
 }
 
-function checkFields(cert: CommitCertificate): string | undefined {
+/** A reason when the certificate's fields are out of format (types, lengths, bounds), else undefined. Never throws. */
+export function checkCommitFields(cert: CommitCertificate): string | undefined {
   if (typeof cert !== 'object' || cert === null) return 'a certificate is an object'
   if (!Number.isSafeInteger(cert.height) || cert.height < 1 || cert.height > MAX_HEIGHT) return 'height must be an integer from 1 to 2^32-1'
   if (!Number.isSafeInteger(cert.round) || cert.round < 0 || cert.round > MAX_ROUND) return `round must be an integer from 0 to ${MAX_ROUND}`
   if (!(cert.valueId instanceof Uint8Array) || cert.valueId.byteLength !== VALUE_ID_LENGTH) return `value id must be ${VALUE_ID_LENGTH} bytes`
   if (!Array.isArray(cert.signatures) || cert.signatures.length === 0) return 'a certificate has at least one signature'
   if (cert.signatures.length > MAX_VALIDATORS) return `more than ${MAX_VALIDATORS} signatures`
-  for (const s of cert.signatures) {
+  for (const s of cert.signatures as readonly unknown[] as readonly (CommitSignature | null)[]) {
+    if (typeof s !== 'object' || s === null) return 'a signature entry is {validator, signature}'
     if (!(s.validator instanceof Uint8Array) || s.validator.byteLength !== ADDRESS_LENGTH) return `validator must be a ${ADDRESS_LENGTH}-byte address`
     if (!(s.signature instanceof Uint8Array) || s.signature.byteLength !== SIGNATURE_LENGTH) return `signature must be ${SIGNATURE_LENGTH} bytes`
   }
@@ -110,7 +112,7 @@ function isStrictlySorted(cert: CommitCertificate): boolean {
 
 /** Encodes a certificate. Throws RangeError when it is out of format or not in address order (a caller's bug). */
 export function encodeCommitCertificate(cert: CommitCertificate): Uint8Array {
-  const problem = checkFields(cert)
+  const problem = checkCommitFields(cert)
   if (problem !== undefined) throw new RangeError(`encodeCommitCertificate: ${problem}`)
   if (!isStrictlySorted(cert)) throw new RangeError('encodeCommitCertificate: signatures must be in strictly increasing address order')
   return encodeCanonical([COMMIT_VERSION, cert.height, cert.round, cert.valueId, cert.signatures.map((s) => [s.validator, s.signature])])
@@ -132,7 +134,7 @@ export function decodeCommitCertificate(bytes: Uint8Array): Result<CommitCertifi
     signatures.push({ validator: e[0] as Uint8Array, signature: e[1] as Uint8Array })
   }
   const cert = { height, round, valueId, signatures } as CommitCertificate
-  const problem = checkFields(cert)
+  const problem = checkCommitFields(cert)
   if (problem !== undefined) return fail(problem)
   if (!isStrictlySorted(cert)) return fail('signatures must be in strictly increasing address order')
   return ok(cert)
@@ -157,7 +159,7 @@ export function verifyCommit(
   certificate: CommitCertificate,
 ): Result<bigint, CommitError> {
   const fail = (code: CommitError['code'], reason: string) => err<CommitError>({ code, reason })
-  const problem = checkFields(certificate)
+  const problem = checkCommitFields(certificate)
   if (problem !== undefined) return fail('malformed', problem)
   if (certificate.height !== height) return fail('wrong_height', `certificate is for height ${certificate.height}, not ${height}`)
   if (!bytesEqual(certificate.valueId, blockHash)) return fail('wrong_value', 'certificate is for another block')
@@ -185,7 +187,7 @@ export function verifyCommitTrusting(
   trust: { readonly numerator: bigint; readonly denominator: bigint } = { numerator: 1n, denominator: 3n },
 ): Result<bigint, CommitError> {
   const fail = (code: CommitError['code'], reason: string) => err<CommitError>({ code, reason })
-  const problem = checkFields(certificate)
+  const problem = checkCommitFields(certificate)
   if (problem !== undefined) return fail('malformed', problem)
   const signed = signedPower(trusted, chainId, certificate, true)
   if (!signed.ok) return signed
