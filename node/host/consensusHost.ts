@@ -678,6 +678,17 @@ export class ConsensusHost {
   }
 
   /**
+   * Evidence a client submits (`evidence_submit`, e.g. from a light client that found a fork): admitted as evidence
+   * from a peer ({@link admitEvidence}) and, when new to the pool, broadcast to the peers as the evidence this node's
+   * core finds is, so that the next proposers, whichever node holds it, put it in a block. A full node does the same.
+   */
+  async submitEvidence(bytes: Uint8Array): Promise<'new' | 'known' | { readonly invalid: string }> {
+    const r = await this.admitEvidence(bytes)
+    if (r === 'new') this.d.broadcast(encodeEvidenceMessage(bytes))
+    return r
+  }
+
+  /**
    * What a peer's tip certificate proves: fully verified against the set of its height when this node knows it (up
    * to two heights above its tip), else by more than a third of the latest set it knows (skipping verification: with
    * fewer faulty than that, an honest validator signed, so the height exists). Signed by a third or less of that set
