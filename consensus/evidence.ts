@@ -25,6 +25,9 @@ export interface EvidenceError {
   readonly reason: string
 }
 
+/** The most bytes an evidence encoding may take: what {@link decodeEvidence} reads at most. */
+export const MAX_EVIDENCE_ENCODING_BYTES = 1024
+
 const KIND_VOTES = 1
 const KIND_PROPOSALS = 2
 
@@ -63,7 +66,7 @@ export function evidenceHeight(e: Evidence): number {
  */
 export function decodeEvidence(bytes: Uint8Array): Result<Evidence, EvidenceError> {
   const fail = (code: EvidenceError['code'], reason: string) => err<EvidenceError>({ code, reason })
-  const d = decodeCanonical(bytes, 1024)
+  const d = decodeCanonical(bytes, MAX_EVIDENCE_ENCODING_BYTES)
   if (!d.ok) return fail('malformed', d.error.reason)
   if (!Array.isArray(d.value) || d.value.length !== 3) return fail('malformed', 'evidence is [kind, first, second]')
   const [kind, x, y] = d.value as unknown[]

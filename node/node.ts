@@ -278,6 +278,7 @@ export class TallyNode {
       evidence: () => evidence.views(),
       rosterAt: (h) => sets.rosterAt(h),
       governance: () => ledger.governance(),
+      submitEvidence: (bytes) => host.submitEvidence(bytes),
     })
     events.on('committed', (b) => backend.publishCommitted(b))
     const rpc = new RpcServer(

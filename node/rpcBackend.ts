@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events'
 import { bytesEqual } from '../crypto/bytes.js'
 import { sha256 } from '../crypto/hash.js'
-import { err } from '../crypto/result.js'
-import { decodeCommitCertificate, decodeEvidence, type CommitCertificate } from '../consensus/index.js'
+import { err, ok } from '../crypto/result.js'
+import { decodeCommitCertificate, decodeEvidence, evidenceHash, type CommitCertificate } from '../consensus/index.js'
 import type { Genesis } from '../genesis/genesis.js'
 import { blockHash, type Block, type BlockHeader } from '../ledger/block.js'
 import type { Account } from '../ledger/account.js'
@@ -15,6 +15,7 @@ import type {
   BlockInfo,
   CommitInfo,
   DomainValue,
+  EvidenceSubmitResult,
   HealthState,
   NodeStatus,
   PendingChangesInfo,
@@ -68,6 +69,11 @@ export interface NodeBackendDependencies {
   readonly rosterAt: (height: number) => Roster
   /** The committed governance state (the schedule and the pending changes). */
   readonly governance: () => GovernanceState | undefined
+  /**
+   * Evidence from a client to the consensus host: admitted as evidence from a peer, gossiped when new
+   * (`ConsensusHost.submitEvidence`). Absent, the node takes no evidence from clients.
+   */
+  readonly submitEvidence?: (bytes: Uint8Array) => Promise<'new' | 'known' | { readonly invalid: string }>
 }
 
 /** The RPC view of a header: every field the block hash commits to, in the header's order. */
@@ -334,6 +340,19 @@ export class NodeBackend implements RpcBackend {
   getEvidence(): readonly DomainValue[] {
     this.evidence ??= this.d.evidence()
     return this.evidence
+  }
+
+  /**
+   * Evidence a client submits, e.g. a light client that found two conflicting commits of one height: the host decodes
+   * it strictly, verifies it against the set of its height and keeps and gossips it when new. The hash is the one
+   * blocks commit to: the host takes only the one encoding of evidence, so the bytes are that encoding.
+   */
+  async submitEvidence(bytes: Uint8Array): Promise<EvidenceSubmitResult> {
+    const admit = this.d.submitEvidence
+    if (admit === undefined) return err({ code: 'unavailable', reason: 'this node takes no evidence from clients' })
+    const r = await admit(bytes)
+    if (typeof r === 'object') return err({ code: 'invalid_evidence', reason: r.invalid })
+    return ok({ hash: evidenceHash(bytes), status: r })
   }
 
   onNewBlock(listener: (block: BlockInfo) => void): Unsubscribe {

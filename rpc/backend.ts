@@ -71,6 +71,33 @@ export interface SubmitError {
 /** The outcome of `submitTx`: the transaction's hash once it is in the mempool, or why it is not. */
 export type SubmitResult = Result<Uint8Array, SubmitError>
 
+/**
+ * Every reason submitted evidence can be refused (`evidence_submit`): bytes that are not equivocation evidence in its
+ * one encoding, or whose signatures do not verify against the validator set of its height. Each has its own RPC
+ * error number (rpc/errors.ts).
+ */
+export const EVIDENCE_SUBMIT_ERROR_CODES = ['invalid_evidence'] as const
+
+/** Why submitted evidence was refused; `unavailable` from a node that takes no evidence from clients. */
+export interface EvidenceSubmitError {
+  readonly code: (typeof EVIDENCE_SUBMIT_ERROR_CODES)[number] | 'unavailable'
+  readonly reason: string
+}
+
+/**
+ * Evidence a node took: `new` when it was kept and gossiped to the node's peers (the next proposers put it in a
+ * block), `known` when the node held it already, the chain committed it or proves the same equivocation, or it is
+ * outside the node's evidence window (older than the window, or of a height the node has not reached).
+ */
+export interface EvidenceSubmitted {
+  /** SHA-256 of the evidence bytes: what blocks commit to (`evidenceRoot`). */
+  readonly hash: Uint8Array
+  readonly status: 'new' | 'known'
+}
+
+/** The outcome of `submitEvidence`. */
+export type EvidenceSubmitResult = Result<EvidenceSubmitted, EvidenceSubmitError>
+
 /** Where a transaction is. */
 export type TxLookup =
   | { readonly status: 'pending' }
@@ -241,6 +268,12 @@ export interface RpcBackend {
    * Optional: a backend without it answers an empty list.
    */
   getEvidence?(): Awaitable<readonly DomainValue[]>
+  /**
+   * Offers equivocation evidence (its canonical encoding, consensus/evidence.ts) from a client, e.g. a light client
+   * that found two conflicting commits: the admission that evidence from a peer gets, then gossip when new.
+   * Optional: a backend without it answers `unavailable`.
+   */
+  submitEvidence?(bytes: Uint8Array): Awaitable<EvidenceSubmitResult>
   /** Calls the listener with every newly committed block, in height order. */
   onNewBlock(listener: (block: BlockInfo) => void): Unsubscribe
   /** Calls the listener with every committed transaction, in block order. */

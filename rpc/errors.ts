@@ -1,4 +1,4 @@
-import { SUBMIT_ERROR_CODES } from './backend.js'
+import { EVIDENCE_SUBMIT_ERROR_CODES, SUBMIT_ERROR_CODES } from './backend.js'
 
 /**
  * JSON-RPC error numbers: the specification's standard codes, and the fixed table mapping the ledger's and
@@ -30,15 +30,15 @@ export const SERVER_ERROR_REASONS = [
 export type ServerErrorReason = (typeof SERVER_ERROR_REASONS)[number]
 
 /** Every application reason the RPC layer may answer with: each has its own number in the table. */
-export const APPLICATION_REASONS = [...SUBMIT_ERROR_CODES, ...SERVER_ERROR_REASONS] as const
+export const APPLICATION_REASONS = [...SUBMIT_ERROR_CODES, ...EVIDENCE_SUBMIT_ERROR_CODES, ...SERVER_ERROR_REASONS] as const
 
 /** A reason from {@link APPLICATION_REASONS}. */
 export type ApplicationReason = (typeof APPLICATION_REASONS)[number]
 
 /**
  * Application error numbers by reason. Exactly the {@link ApplicationReason}s are keys, so a new admission code
- * (`SUBMIT_ERROR_CODES`, derived from the ledger's transaction failure codes) or server reason does not compile
- * until it has a number of its own here.
+ * (`SUBMIT_ERROR_CODES`, derived from the ledger's transaction failure codes), evidence code or server reason does not
+ * compile until it has a number of its own here.
  */
 export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>> = Object.freeze({
   invalid_signature: -32001,
@@ -58,6 +58,7 @@ export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>
   not_validator: -32020,
   bad_action: -32021,
   too_many_proposals: -32022,
+  invalid_evidence: -32030,
 } satisfies Record<ApplicationReason, number>)
 
 /**

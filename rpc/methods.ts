@@ -1,5 +1,6 @@
 import { to0x } from '../crypto/bytes.js'
 import { formatAddress } from '../crypto/address.js'
+import { MAX_EVIDENCE_ENCODING_BYTES } from '../consensus/evidence.js'
 import { ok as valueOk } from '../crypto/result.js'
 import type { DomainValue, RpcBackend } from './backend.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, type CallContext, type MethodOutcome, type MethodSpec, type ParamSpec } from './dispatcher.js'
@@ -178,6 +179,21 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
           return { ok: false, error: applicationError('response_too_large', `the evidence list would carry more than ${maxResultBytes} bytes of results`) }
         }
         return { ok: true, json }
+      },
+    },
+    evidence_submit: {
+      // evidence longer than its decoder reads is refused before the node sees it
+      params: [{ name: 'evidence', parse: (v) => parseBytesParam(v, MAX_EVIDENCE_ENCODING_BYTES) }],
+      handler: async ([bytes]) => {
+        if (backend.submitEvidence === undefined) return unavailable('this node takes no evidence from clients')
+        const r = await backend.submitEvidence(bytes as Uint8Array)
+        if (r.ok) return ok({ hash: to0x(r.value.hash), status: r.value.status })
+        const { code, reason } = r.error
+        if (code === 'unavailable') return unavailable(reason)
+        const message = `evidence rejected: ${reason}`
+        if (isApplicationReason(code)) return { ok: false, error: applicationError(code, message, { detail: reason }) }
+        // the type admits only the table's codes; a backend that is not type-checked still gets its reason across
+        return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(code), detail: reason } } }
       },
     },
     chain_subscribe: {

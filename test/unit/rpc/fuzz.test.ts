@@ -20,6 +20,7 @@ const METHODS = [
   'chain_getCommit',
   'chain_getPendingChanges',
   'chain_getEvidence',
+  'evidence_submit',
   'chain_subscribe',
   'chain_unsubscribe',
   'rpc.discover',
