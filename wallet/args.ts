@@ -76,6 +76,33 @@ export function parseTxHexArg(text: string): string {
   return `0x${body.toLowerCase()}`
 }
 
+/** Least witness timeout, in ms: below it hardly any endpoint answers one request, and none would confirm anything. */
+export const WITNESS_TIMEOUT_MIN_MS = 100
+/**
+ * Greatest witness timeout, in ms: it leaves a third of the 30 s an answer has to the answering endpoint's own
+ * requests, so that a slow witness cannot make an honest endpoint's answer time out.
+ */
+export const WITNESS_TIMEOUT_MAX_MS = 20_000
+
+/**
+ * The time each other endpoint has for all its checks of one answer's header (the light client's `witnessTimeoutMs`):
+ * `--witness-timeout` or TALLY_WITNESS_TIMEOUT, a whole number of ms from {@link WITNESS_TIMEOUT_MIN_MS} to
+ * {@link WITNESS_TIMEOUT_MAX_MS}; undefined when neither is given (the light client's default).
+ */
+export function parseWitnessTimeout(option: string | undefined, env: Record<string, string | undefined>): number | undefined {
+  const raw = option ?? env.TALLY_WITNESS_TIMEOUT
+  if (raw === undefined) return undefined
+  const s = String(raw).trim()
+  const ms = /^[0-9]{1,6}$/.test(s) ? Number(s) : Number.NaN
+  if (!(ms >= WITNESS_TIMEOUT_MIN_MS && ms <= WITNESS_TIMEOUT_MAX_MS)) {
+    throw new CliError(
+      `bad witness timeout ${JSON.stringify(s.slice(0, 80))}: expected a whole number of milliseconds from ${WITNESS_TIMEOUT_MIN_MS} to ${WITNESS_TIMEOUT_MAX_MS} (--witness-timeout or TALLY_WITNESS_TIMEOUT)`,
+      'bad_witness_timeout',
+    )
+  }
+  return ms
+}
+
 /** The RPC endpoints: `--rpc` or TALLY_RPC, comma-separated, default http://127.0.0.1:8545. */
 export function parseEndpoints(option: string | undefined, env: Record<string, string | undefined>): string[] {
   const raw = option ?? env.TALLY_RPC ?? 'http://127.0.0.1:8545'

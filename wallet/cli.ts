@@ -55,6 +55,7 @@ interface GlobalOptions {
   trustHash?: string
   lightDir?: string
   trustingPeriod?: string
+  witnessTimeout?: string
 }
 
 /** Runs the wallet with `argv` (the arguments after the program name); resolves with the exit code. */
@@ -78,6 +79,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .option('--trust-hash <hash>', 'the hash of the block at --trust-height, from a source you trust')
     .option('--light-dir <dir>', 'where the light client keeps its trusted headers (default: $TALLY_LIGHT_DIR or ~/.tally/light)')
     .option('--trusting-period <duration>', 'how old a trusted header may be to verify from, e.g. 14d or 336h (default 14d)')
+    .option(
+      '--witness-timeout <ms>',
+      'time each other endpoint has to check a header of the answer, 100 to 20000 ms (default: $TALLY_WITNESS_TIMEOUT or 10000)',
+    )
     .exitOverride()
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),

@@ -15,7 +15,7 @@ import { DEFAULT_TRUSTING_PERIOD_MS, trustedGenesis, type TrustedBlock } from '.
 import { VerifiedRpc } from '../rpc/light/verifiedClient.js'
 import { FileReadError, readBoundedFile } from '../node/cli/boundedFile.js'
 import { DirectoryError, checkDirectory, makeDirectory } from '../node/cli/directory.js'
-import { CliError } from './args.js'
+import { CliError, parseWitnessTimeout } from './args.js'
 
 /**
  * How the wallet comes to trust answers (docs/wallet.md, "Verification"): from a trusted starting point the user
@@ -30,6 +30,8 @@ export interface TrustOptions {
   readonly trustHash?: string
   readonly lightDir?: string
   readonly trustingPeriod?: string
+  /** `--witness-timeout`, in ms (else TALLY_WITNESS_TIMEOUT, else the light client's default). */
+  readonly witnessTimeout?: string
 }
 
 /** What verified commands use. */
@@ -142,6 +144,7 @@ async function fetchCheckpoint(height: number, hash: Uint8Array, endpoints: read
 /** Sets up verification over `endpoints`: the trusted starting point, the light store, the light client. */
 export async function openVerifier(options: TrustOptions, endpoints: readonly string[], io: TrustIo): Promise<Verifier> {
   const trustingPeriodMs = options.trustingPeriod === undefined ? DEFAULT_TRUSTING_PERIOD_MS : parseDurationArg(options.trustingPeriod, 'trusting period')
+  const witnessTimeoutMs = parseWitnessTimeout(options.witnessTimeout, io.env)
   const dir = lightDirOf(options.lightDir, io.env)
   lightDir(dir, checkDirectory)
   const genesisFile = options.genesis ?? io.env.TALLY_GENESIS
@@ -205,7 +208,10 @@ export async function openVerifier(options: TrustOptions, endpoints: readonly st
     await saveLightStore(storePath, blocks)
   }
   const path = storePath
-  const light = new LightClient({ trustingPeriodMs }, { blocks, now: io.now, onChange: (b) => saveLightStore(path, b) })
+  const light = new LightClient(
+    { trustingPeriodMs, ...(witnessTimeoutMs === undefined ? {} : { witnessTimeoutMs }) },
+    { blocks, now: io.now, onChange: (b) => saveLightStore(path, b) },
+  )
   const rpc = new VerifiedRpc(
     { endpoints, timeoutMs: io.rpcTimeoutMs, retries: 1 },
     {

@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
@@ -48,6 +50,32 @@ function lying(backend: RpcBackend, replace: Partial<RpcBackend>): RpcBackend {
       return typeof v === 'function' ? v.bind(target) : v
     },
   })
+}
+
+/**
+ * An endpoint in front of `target` that has no block yet at any height (`chain_getCommit` answers null): a witness one
+ * block behind, for ever. Everything else is passed on.
+ */
+async function behindRelay(target: string): Promise<{ url: string; server: Server }> {
+  type Json = Record<string, unknown>
+  const one = async (request: Json): Promise<Json> => {
+    if (request.method === 'chain_getCommit') return { jsonrpc: '2.0', id: request.id, result: null }
+    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
+    return (await r.json()) as Json
+  }
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
+      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
+      if (res.destroyed) return
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(out))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
 }
 
 describe('the wallet verifies what it shows', () => {
@@ -290,6 +318,50 @@ describe('the wallet verifies what it shows', () => {
     assert.match(unknown.err, /^not verified: no endpoint proved it committed/)
     const bal = await tally(['balance', B, '--rpc', honest.url, '--light-dir', light])
     assert.equal(bal.out, '15\n')
+  })
+
+  test("--witness-timeout (or TALLY_WITNESS_TIMEOUT) bounds the other endpoints' checks; a bad value is refused", async () => {
+    await commits
+    // from the genesis to the tip is a skip, which another endpoint must confirm
+    while (chain.height < 2) await chain.commit()
+    const behind = await behindRelay(honest.url)
+    try {
+      // the witness has no block at the height: without the option it is asked again for 3 s (its 10 s not reached)
+      const late = new RegExp(`^warning: no other endpoint confirmed header \\d+ of ${honest.url}: ${behind.url} \\(no answer within 300 ms\\)`)
+      const rpc = `${honest.url},${behind.url}`
+      const flag = await tally(['balance', A, '--rpc', rpc, '--genesis', genesisFile, '--light-dir', freshLight(), '--witness-timeout', '300'])
+      assert.equal(flag.code, 0, flag.err)
+      assert.match(flag.out, /^\d+\n$/)
+      assert.match(flag.err, late)
+      const env = await tally(['balance', A, '--rpc', rpc, '--genesis', genesisFile, '--light-dir', freshLight()], { TALLY_WITNESS_TIMEOUT: '300' })
+      assert.equal(env.code, 0, env.err)
+      assert.match(env.err, late)
+      // the option wins over the variable, which is then not read
+      const both = await tally(['balance', A, '--rpc', rpc, '--genesis', genesisFile, '--light-dir', freshLight(), '--witness-timeout', '300'], {
+        TALLY_WITNESS_TIMEOUT: 'soon',
+      })
+      assert.equal(both.code, 0, both.err)
+      assert.match(both.err, late)
+    } finally {
+      await new Promise<void>((resolve) => {
+        behind.server.closeAllConnections()
+        behind.server.close(() => resolve())
+      })
+    }
+    for (const bad of ['0', '99', '20001', '-300', '1e3', '300ms', '3.5', '', '99999999999999999999']) {
+      const r = await tally(['balance', A, '--rpc', honest.url, '--genesis', genesisFile, '--light-dir', freshLight(), '--witness-timeout', bad])
+      assert.equal(r.code, 1, `--witness-timeout ${JSON.stringify(bad)}: ${r.out}${r.err}`)
+      assert.equal(r.out, '')
+      assert.match(
+        r.err,
+        /^error: bad witness timeout ".*": expected a whole number of milliseconds from 100 to 20000 \(--witness-timeout or TALLY_WITNESS_TIMEOUT\)\n$/,
+      )
+      const e = await tally(['balance', A, '--rpc', honest.url, '--genesis', genesisFile, '--light-dir', freshLight(), '--json'], {
+        TALLY_WITNESS_TIMEOUT: bad,
+      })
+      assert.equal(e.code, 1, `TALLY_WITNESS_TIMEOUT=${JSON.stringify(bad)}: ${e.out}${e.err}`)
+      assert.equal(JSON.parse(e.err).error.reason, 'bad_witness_timeout')
+    }
   })
 
   test('a fork signed by two of four validators, served first: refused as conflicting headers, nothing trusted', async () => {
