@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { closeSync, constants, existsSync, fstatSync, openSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -68,6 +68,8 @@ export interface DevnetOptions {
   /** Writes a testnet (the `tallyd testnet` command's implementation). */
   readonly createTestnet: (opts: { validators: number; out: string; p2pPort: number; rpcPort: number; accounts: number }) => Promise<void>
   readonly out: (line: string) => void
+  /** Starts a validator's process: `node:child_process` `spawn` unless given (tests pass one that fails). */
+  readonly spawn?: (command: string, args: readonly string[], options: SpawnOptions) => ChildProcess
 }
 
 const TALLYD = resolve(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'bin', 'tallyd.js')
@@ -87,7 +89,25 @@ async function rpcHeight(url: string): Promise<number | undefined> {
   }
 }
 
-/** Runs the devnet until SIGINT/SIGTERM; resolves with the exit code. */
+/** Stops the validators: SIGTERM, then SIGKILL for one still running 10 s later; resolves once every one exited. */
+async function stopAll(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((r) => {
+          if (c.exitCode !== null || c.signalCode !== null) return r()
+          c.once('exit', () => r())
+          c.kill('SIGTERM')
+          setTimeout(() => c.kill('SIGKILL'), 10_000).unref()
+        }),
+    ),
+  )
+}
+
+/**
+ * Runs the devnet until SIGINT/SIGTERM; resolves with the exit code. A validator that cannot be started is a
+ * {@link DevnetError}, once the logs opened are closed and the validators started are stopped.
+ */
 export async function runDevnet(o: DevnetOptions): Promise<number> {
   const dir = resolve(o.dir)
   if (o.reset) rmSync(dir, { recursive: true, force: true })
@@ -124,7 +144,16 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   let stopping = false
   for (let i = 0; i < n; i++) {
     const log = logs[i]!
-    const child = spawn(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
+    let child: ChildProcess
+    try {
+      child = (o.spawn ?? spawn)(process.execPath, [TALLYD, 'start', '--home', join(dir, `node${i}`)], { stdio: ['ignore', log, log], env: nodeProcessEnv() })
+    } catch (e) {
+      // the logs no child holds yet are closed here, and no validator runs on without the devnet that stops it
+      for (const fd of logs.slice(i)) closeSync(fd)
+      stopping = true
+      await stopAll(children)
+      throw new DevnetError(`cannot start node${i}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
     closeSync(log)
     child.on('exit', (code, signal) => {
       if (!stopping) o.out(`node${i} exited (${signal ?? code}); see ${join(dir, `node${i}.log`)}`)
@@ -136,17 +165,7 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     if (stopping) return
     stopping = true
     o.out('stopping validators…')
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((r) => {
-            if (c.exitCode !== null || c.signalCode !== null) return r()
-            c.once('exit', () => r())
-            c.kill('SIGTERM')
-            setTimeout(() => c.kill('SIGKILL'), 10_000).unref()
-          }),
-      ),
-    )
+    await stopAll(children)
   }
 
   const stopped = new Promise<number>((resolveExit) => {
