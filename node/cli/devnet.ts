@@ -89,13 +89,16 @@ async function rpcHeight(url: string): Promise<number | undefined> {
   }
 }
 
-/** Stops the validators: SIGTERM, then SIGKILL for one still running 10 s later; resolves once every one exited. */
+/**
+ * Stops the validators: SIGTERM, then SIGKILL for one still running 10 s later; resolves once every one exited. One
+ * whose process never started (no pid) has nothing to stop and sends no exit.
+ */
 async function stopAll(children: readonly ChildProcess[]): Promise<void> {
   await Promise.all(
     children.map(
       (c) =>
         new Promise<void>((r) => {
-          if (c.exitCode !== null || c.signalCode !== null) return r()
+          if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return r()
           c.once('exit', () => r())
           c.kill('SIGTERM')
           setTimeout(() => c.kill('SIGKILL'), 10_000).unref()
@@ -105,8 +108,9 @@ async function stopAll(children: readonly ChildProcess[]): Promise<void> {
 }
 
 /**
- * Runs the devnet until SIGINT/SIGTERM; resolves with the exit code. A validator that cannot be started is a
- * {@link DevnetError}, once the logs opened are closed and the validators started are stopped.
+ * Runs the devnet until SIGINT/SIGTERM; resolves with the exit code. A validator that cannot be started (spawn throws,
+ * or its process reports that it could not start) rejects it with a {@link DevnetError}, once the logs opened are
+ * closed and the validators started are stopped.
  */
 export async function runDevnet(o: DevnetOptions): Promise<number> {
   const dir = resolve(o.dir)
@@ -142,6 +146,26 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
 
   const children: ChildProcess[] = []
   let stopping = false
+  const stop = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    o.out('stopping validators…')
+    await stopAll(children)
+  }
+  // settled by SIGINT or SIGTERM (exit code 0), or by a validator whose process could not be started
+  let finish: (outcome: number | DevnetError) => void = () => {}
+  const onSignal = () => void stop().then(() => finish(0))
+  const stopped = new Promise<number>((resolveExit, rejectExit) => {
+    finish = (outcome) => {
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
+      if (typeof outcome === 'number') resolveExit(outcome)
+      else rejectExit(outcome)
+    }
+  })
+  // a failure can settle it while the wait for the first block runs, before anything awaits it
+  stopped.catch(() => {})
+
   for (let i = 0; i < n; i++) {
     const log = logs[i]!
     let child: ChildProcess
@@ -158,21 +182,16 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     child.on('exit', (code, signal) => {
       if (!stopping) o.out(`node${i} exited (${signal ?? code}); see ${join(dir, `node${i}.log`)}`)
     })
+    // what spawn reports after it returned (EAGAIN, EMFILE, ENOENT, …): that validator never ran, and the others stop
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (stopping) return
+      const why = e.code ?? e.message
+      void stop().then(() => finish(new DevnetError(child.pid === undefined ? `cannot start node${i}: ${why}` : `node${i}: ${why}`)))
+    })
     children.push(child)
   }
-
-  const stop = async (): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    o.out('stopping validators…')
-    await stopAll(children)
-  }
-
-  const stopped = new Promise<number>((resolveExit) => {
-    const onSignal = () => void stop().then(() => resolveExit(0))
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
-  })
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
 
   // Wait (with a deadline) until every validator answers and the chain has its first block.
   const deadline = Date.now() + 60_000

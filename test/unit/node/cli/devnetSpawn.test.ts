@@ -8,9 +8,9 @@ import { DevnetError, runDevnet } from '../../../../node/cli/devnet.js'
 import { writeTestnet } from '../../../../node/cli/testnetFiles.js'
 
 /**
- * `tallyd devnet` starting a validator fails (spawn throws, e.g. ENOMEM): the log files it opened are closed, the
- * validators already started are stopped, and the failure is a {@link DevnetError} naming the validator, which
- * `tallyd` prints as one line with exit code 1.
+ * `tallyd devnet` starting a validator fails (spawn throws, e.g. ENOMEM, or the child reports that it could not start,
+ * e.g. EAGAIN or ENOENT): the log files it opened are closed, the validators started are stopped, and the failure is a
+ * {@link DevnetError} naming the validator, which `tallyd` prints as one line with exit code 1.
  */
 
 /** The paths this process holds open under `dir`. */
@@ -88,6 +88,32 @@ test('tallyd devnet: spawn throwing for the second validator closes the logs and
     assert.ok(!running(children[0]!), 'the validator started before the failure is still running')
     assert.ok(error instanceof DevnetError, `not a DevnetError: ${String(error)}`)
     assert.match(error.message, /^cannot start node1: ENOMEM$/)
+    assert.equal(process.listenerCount('SIGINT'), signals, 'a signal listener was left behind')
+    assert.deepEqual(
+      lines.filter((l) => / exited /.test(l)),
+      [],
+      'a validator the devnet stopped was reported as exiting by itself',
+    )
+  } finally {
+    await cleanUp(children, dir)
+  }
+})
+
+test('tallyd devnet: a validator whose process fails to start stops the others and fails the devnet', async () => {
+  const signals = process.listenerCount('SIGINT')
+  const { error, children, open, lines, dir } = await devnetFailing('error', 41_801, (options) =>
+    spawn(join(tmpdir(), 'tally-no-such-program', 'tallyd'), [], options),
+  )
+  try {
+    assert.deepEqual(open, [], 'log files left open')
+    assert.equal(children.length, 3)
+    assert.deepEqual(
+      children.map((c) => running(c)),
+      [false, false, false],
+      'validators left running',
+    )
+    assert.ok(error instanceof DevnetError, `not a DevnetError: ${String(error)}`)
+    assert.match(error.message, /^cannot start node1: ENOENT$/)
     assert.equal(process.listenerCount('SIGINT'), signals, 'a signal listener was left behind')
     assert.deepEqual(
       lines.filter((l) => / exited /.test(l)),
