@@ -46,12 +46,13 @@ type Json = Record<string, unknown>
 
 /**
  * An endpoint that passes every request on to `target`, each answer after `delayMs`; `chain_getCommit` answers null
- * (no block yet) when `behind`.
+ * (no block yet) when `behind`; a balance answer is garbled (it fails verification) when `garbled`.
  */
-async function relay(target: string, o: { delayMs?: number; behind?: boolean } = {}): Promise<{ url: string; server: Server }> {
+async function relay(target: string, o: { delayMs?: number; behind?: boolean; garbled?: boolean } = {}): Promise<{ url: string; server: Server }> {
   const one = async (request: Json): Promise<Json> => {
     await new Promise((resolve) => setTimeout(resolve, o.delayMs ?? 0))
     if (o.behind && request.method === 'chain_getCommit') return { jsonrpc: '2.0', id: request.id, result: null }
+    if (o.garbled && request.method === 'ledger_getBalance') return { jsonrpc: '2.0', id: request.id, result: { balance: '1' } }
     const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
     return (await r.json()) as Json
   }
@@ -143,6 +144,26 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
       assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
       assert.equal(light.blocks.at(TIP), undefined, 'the forged header joined the trusted blocks')
     } finally {
+      await close(accomplice.server)
+    }
+  })
+
+  test('an endpoint rejected for a bad answer is still a witness: its header of the chain stops a confirmed fork', async () => {
+    // the first endpoint serves the chain but garbles its answer (a bug, or a corruption on the way): rejected, it is
+    // asked last as a witness, and a header of it that verifies from the trusted block is a fork all the same, which
+    // an accomplice's confirmation of the forged header does not outweigh
+    const light = lightFrom(2)
+    const f = await forger()
+    const garbled = await relay(honest.url, { garbled: true })
+    const accomplice = await relay(f.url)
+    try {
+      const rpc = new VerifiedRpc({ endpoints: [garbled.url, f.url, accomplice.url], timeoutMs: 2000 }, { light })
+      const r = await outcome(rpc.balance(A))
+      assert.deepEqual(rpc.rejectedEndpoints, [garbled.url])
+      assert.ok(isConflict(r, f.url, garbled.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+      assert.equal(light.blocks.at(TIP), undefined, 'the forged header joined the trusted blocks')
+    } finally {
+      await close(garbled.server)
       await close(accomplice.server)
     }
   })
