@@ -34,11 +34,49 @@ export class TrustError extends Error {
   }
 }
 
+/** Where a piece of fork evidence was submitted, and what came of it. */
+export interface EvidenceSubmission {
+  readonly endpoint: string
+  /** Items the endpoint took (new to it, or already held, committed or outside its evidence window). */
+  readonly accepted: number
+  /** Why the endpoint took none, or not all: its error, or that it did not answer in time. */
+  readonly error?: string
+}
+
+/**
+ * What two conflicting headers prove about who signed them, and where the proof was sent. Commit certificates of one
+ * round yield equivocation evidence against every validator that signed both (`evidence_submit`); of different
+ * rounds they prove no single validator signed twice, and nothing is sent.
+ */
+export interface ForkAccountability {
+  /** The rounds of the two commits (the endpoint's, the witness's). */
+  readonly rounds: readonly [number, number]
+  /** The validators shown to have signed both blocks (0x addresses, in address order). */
+  readonly validators: readonly string[]
+  /** The evidence items (0x hex), one per validator. */
+  readonly evidence: readonly string[]
+  readonly submitted: readonly EvidenceSubmission[]
+}
+
+/** One sentence on a fork's evidence, for the error's message. */
+function accountabilityText(a: ForkAccountability): string {
+  if (a.rounds[0] !== a.rounds[1]) {
+    return ` The two commits are of rounds ${a.rounds[0]} and ${a.rounds[1]}: they show no validator signing twice, so no evidence was sent.`
+  }
+  if (a.validators.length === 0) return ' No validator of the two sets signed both commits verifiably: no evidence was sent.'
+  const took = a.submitted.filter((s) => s.accepted === a.evidence.length).map((s) => s.endpoint)
+  return (
+    ` Evidence that ${a.validators.join(', ')} signed both blocks in round ${a.rounds[0]} was submitted to ` +
+    `${took.length} of ${a.submitted.length} endpoints${took.length === 0 ? '' : ` (taken by ${took.join(', ')})`}.`
+  )
+}
+
 /**
  * Two endpoints gave different headers at one height, and each verifies from the same trusted block: validators
  * holding more than the trust level of a trusted set signed two blocks of one height. That is a fork (or an attack on
  * this client by that many validators), which no number of endpoints can settle: the client trusts neither header
- * and stops, naming both endpoints, the height and both hashes, so that the chain's operators can act on it.
+ * and stops, naming both endpoints, the height and both hashes, so that the chain's operators can act on it. When the
+ * two commits prove validators signed both, the evidence was submitted to the endpoints ({@link accountability}).
  */
 export class ConflictingHeadersError extends Error {
   override readonly name = 'ConflictingHeadersError'
@@ -52,11 +90,13 @@ export class ConflictingHeadersError extends Error {
     readonly witnessHash: string,
     /** The trusted block both headers verify from. */
     readonly trustedHeight: number,
+    readonly accountability?: ForkAccountability,
   ) {
     super(
       `conflicting headers at height ${height}: ${primary} gave block ${primaryHash}, ${witness} gave block ${witnessHash}, ` +
         `each signed by validators trusted at height ${trustedHeight}; the chain has forked or its validators attack this ` +
-        'client: neither is trusted (report both endpoints to the chain operators)',
+        'client: neither is trusted (report both endpoints to the chain operators).' +
+        (accountability === undefined ? '' : accountabilityText(accountability)),
     )
   }
 }

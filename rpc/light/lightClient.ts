@@ -1,6 +1,14 @@
 import { bytesEqual, to0x } from '../../crypto/bytes.js'
-import type { ValidatorSet } from '../../consensus/index.js'
-import { ConflictingHeadersError, FailedVerificationError, TrustError, UnconfirmedHeaderError } from './errors.js'
+import { formatAddress } from '../../crypto/address.js'
+import { conflictingCommitEvidence, decodeEvidence, evidenceOffender, type ValidatorSet } from '../../consensus/index.js'
+import {
+  ConflictingHeadersError,
+  FailedVerificationError,
+  TrustError,
+  UnconfirmedHeaderError,
+  type EvidenceSubmission,
+  type ForkAccountability,
+} from './errors.js'
 import type { LightBlock } from './lightBlock.js'
 import type { TrustedBlocks } from './trustedBlocks.js'
 import {
@@ -59,6 +67,11 @@ export interface LightProvider {
    * for anything else.
    */
   lightBlock(height: number): Promise<LightBlock | undefined>
+  /**
+   * Submits equivocation evidence (`evidence_submit`): resolves when the endpoint took it (new to it, or already
+   * known), throws otherwise. Absent, the endpoint is not sent evidence.
+   */
+  submitEvidence?(evidence: Uint8Array): Promise<'new' | 'known'>
 }
 
 /**
@@ -144,7 +157,7 @@ interface ForwardRun {
 /** What one witness made of a header verified by skipping. */
 type WitnessVerdict =
   | { readonly kind: 'confirmed' }
-  | { readonly kind: 'conflict'; readonly hash: Uint8Array }
+  | { readonly kind: 'conflict'; readonly block: LightBlock }
   | { readonly kind: 'lied'; readonly error: FailedVerificationError }
   | { readonly kind: 'unavailable'; readonly error: string }
   | { readonly kind: 'trust'; readonly error: TrustError }
@@ -157,23 +170,28 @@ class WitnessLateError extends Error {}
  * throws {@link WitnessLateError} (the call under way is left to end on its own).
  */
 function boundedProvider(provider: LightProvider, deadline: number, late: string): LightProvider {
-  const call = <T>(f: () => Promise<T>): Promise<T> => {
-    const left = deadline - Date.now()
-    if (left <= 0) return Promise.reject(new WitnessLateError(late))
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new WitnessLateError(late)), left)
-    })
-    const answer = f()
-    answer.catch(() => {})
-    return Promise.race([answer, expired]).finally(() => clearTimeout(timer))
-  }
   return {
     name: provider.name,
-    lightBlocks: (from, to) => call(() => provider.lightBlocks(from, to)),
-    validators: (height) => call(() => provider.validators(height)),
-    lightBlock: (height) => call(() => provider.lightBlock(height)),
+    lightBlocks: (from, to) => withDeadline(() => provider.lightBlocks(from, to), deadline, late),
+    validators: (height) => withDeadline(() => provider.validators(height), deadline, late),
+    lightBlock: (height) => withDeadline(() => provider.lightBlock(height), deadline, late),
   }
+}
+
+/**
+ * The call `f` makes, bounded by `deadline` (`Date.now()` time): made past it, or unanswered at it, it throws {@link
+ * WitnessLateError} (a call under way is left to end on its own).
+ */
+function withDeadline<T>(f: () => Promise<T>, deadline: number, late: string): Promise<T> {
+  const left = deadline - Date.now()
+  if (left <= 0) return Promise.reject(new WitnessLateError(late))
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new WitnessLateError(late)), left)
+  })
+  const answer = f()
+  answer.catch(() => {})
+  return Promise.race([answer, expired]).finally(() => clearTimeout(timer))
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -422,10 +440,71 @@ export class LightClient {
       else if (v.kind === 'trust') trustError ??= v.error
     }
     for (const [i, v] of verdicts.entries()) {
-      if (v.kind === 'conflict') throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), asked[i]!.name, to0x(v.hash), from.height)
+      if (v.kind !== 'conflict') continue
+      const witness = asked[i]!
+      const accountability = await this.accountFor(from, block, primary, v.block, witness, [primary, ...asked])
+      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, accountability)
     }
     if (trustError !== undefined) throw trustError
     return confirmed ? undefined : new UnconfirmedHeaderError(h, primary.name, failures)
+  }
+
+  /**
+   * Who two conflicting blocks, each verified from `from`, prove signed both, and where the proof went: the evidence
+   * of every validator that signed both commits in one round (under either header's validator set, each checked
+   * against its header), submitted to every endpoint at once, each within {@link witnessTimeoutMs}. Never throws: what
+   * cannot be fetched or sent is left out of, or reported in, the result.
+   */
+  private async accountFor(
+    from: TrustedBlock,
+    ours: LightBlock,
+    primary: LightProvider,
+    theirs: LightBlock,
+    witness: LightProvider,
+    endpoints: readonly LightProvider[],
+  ): Promise<ForkAccountability> {
+    const rounds: [number, number] = [ours.commit.round, theirs.commit.round]
+    if (rounds[0] !== rounds[1]) return { rounds, validators: [], evidence: [], submitted: [] }
+    const late = `no answer within ${this.witnessTimeoutMs} ms`
+    const deadline = Date.now() + this.witnessTimeoutMs
+    const setOf = async (b: LightBlock, p: LightProvider): Promise<ValidatorSet | undefined> => {
+      try {
+        const set = await this.setOf(from, b, boundedProvider(p, deadline, late))
+        return bytesEqual(set.hash, b.header.validatorSetHash) ? set : undefined
+      } catch {
+        return undefined
+      }
+    }
+    const sets = await Promise.all([setOf(ours, primary), setOf(theirs, witness)])
+    const items = new Map<string, { validator: string; bytes: Uint8Array }>()
+    for (const set of sets) {
+      if (set === undefined) continue
+      for (const bytes of conflictingCommitEvidence(this.chainId, set, ours.commit, theirs.commit)) {
+        const d = decodeEvidence(bytes)
+        if (d.ok) items.set(to0x(bytes), { validator: formatAddress(evidenceOffender(d.value)), bytes })
+      }
+    }
+    const ordered = [...items.entries()].sort(([, a], [, b]) => (a.validator < b.validator ? -1 : a.validator > b.validator ? 1 : 0))
+    const evidence = ordered.map(([hex]) => hex)
+    const validators = [...new Set(ordered.map(([, v]) => v.validator))]
+    if (ordered.length === 0) return { rounds, validators, evidence, submitted: [] }
+    const submitted = await Promise.all(
+      endpoints
+        .filter((p) => p.submitEvidence !== undefined)
+        .map(async (p): Promise<EvidenceSubmission> => {
+          let accepted = 0
+          try {
+            for (const [, item] of ordered) {
+              await withDeadline(() => p.submitEvidence!(item.bytes), deadline, late)
+              accepted++
+            }
+            return { endpoint: p.name, accepted }
+          } catch (e) {
+            return { endpoint: p.name, accepted, error: errorText(e) }
+          }
+        }),
+    )
+    return { rounds, validators, evidence, submitted }
   }
 
   /** What `witness` makes of `block` (verified by skipping from `from`) by `deadline`, else `late`. */
@@ -438,7 +517,7 @@ export class LightClient {
       if (bytesEqual(theirs.hash, block.hash)) return { kind: 'confirmed' }
       if (theirs.header.height !== h) this.lie(witness, `gave header ${theirs.header.height} where ${h} was asked`)
       await this.forward(from, theirs, bounded, { store: false })
-      return { kind: 'conflict', hash: theirs.hash }
+      return { kind: 'conflict', block: theirs }
     } catch (e) {
       if (e instanceof FailedVerificationError) return { kind: 'lied', error: e }
       if (e instanceof TrustError) return { kind: 'trust', error: e }

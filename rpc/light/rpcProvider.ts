@@ -1,3 +1,4 @@
+import { to0x } from '../../crypto/bytes.js'
 import type { ValidatorSet } from '../../consensus/index.js'
 import { type RpcClient, RpcUnreachableError } from '../client.js'
 import { FailedVerificationError } from './errors.js'
@@ -64,6 +65,13 @@ export class RpcLightProvider implements LightProvider {
     if (r === null) return undefined
     if (typeof r !== 'object') throw new FailedVerificationError(this.name, `its answer for block ${height} is not an object`)
     return this.decode(height, r as CommitAnswer)
+  }
+
+  async submitEvidence(evidence: Uint8Array): Promise<'new' | 'known'> {
+    const r = await this.client.call<{ status?: unknown }>('evidence_submit', [to0x(evidence)])
+    const status = typeof r === 'object' && r !== null ? r.status : undefined
+    if (status !== 'new' && status !== 'known') throw new Error(`${this.name} answered evidence_submit with no status`)
+    return status
   }
 
   async validators(height: number): Promise<ValidatorSet> {

@@ -32,11 +32,12 @@ export interface ForkEndpoint {
 /**
  * Starts a forging endpoint before `honestUrl`. `signers` are the validator keys that sign the fork (two of four, say),
  * each given power 1 in the forged set; `balance` is the balance claimed; `answer`, when given, is the account answer
- * (with its proof) forged instead of the honest endpoint's current one, e.g. a stale one, to fork an old height.
+ * (with its proof) forged instead of the honest endpoint's current one, e.g. a stale one, to fork an old height;
+ * `round` is the round its commits are of (default 0, the honest chain's).
  */
 export async function forkEndpoint(
   honestUrl: string,
-  o: { chainId: string; signers: readonly KeyPair[]; balance: bigint; answer?: () => Json | undefined },
+  o: { chainId: string; signers: readonly KeyPair[]; balance: bigint; answer?: () => Json | undefined; round?: number },
 ): Promise<ForkEndpoint> {
   const set = createValidatorSet(o.signers.map((k) => ({ address: addressFromPublicKey(k.publicKey), publicKey: k.publicKey, power: 1 })))
   if (!set.ok) throw new Error(set.error.reason)
@@ -54,13 +55,14 @@ export async function forkEndpoint(
     if (!h.ok) throw new Error(h.error.reason)
     const header = { ...h.value, validatorSetHash: forgedSet.hash }
     const hash = blockHash(header)
-    const body = { type: 'precommit' as const, height: header.height, round: 0, valueId: hash }
+    const round = o.round ?? 0
+    const body = { type: 'precommit' as const, height: header.height, round, valueId: hash }
     const votes = o.signers.map((k) => ({
       ...body,
       validator: addressFromPublicKey(k.publicKey),
       signature: sign(k.secretKey, voteSignBytes(o.chainId, body)),
     }))
-    const commit = formatCommitCertificate(buildCommitCertificate(header.height, 0, hash, votes))
+    const commit = formatCommitCertificate(buildCommitCertificate(header.height, round, hash, votes))
     forged.set(header.height, { hash: to0x(hash), header: formatHeader(header), commit })
     endpoint.forgedHeight = header.height
     endpoint.forgeries++

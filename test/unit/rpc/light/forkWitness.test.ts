@@ -3,8 +3,10 @@ import assert from 'node:assert/strict'
 import { addressFromPublicKey, formatAddress } from '../../../../crypto/address.js'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { to0x } from '../../../../crypto/bytes.js'
+import { decodeEvidence, evidenceHeight, evidenceOffender, verifyEvidence } from '../../../../consensus/index.js'
 import { RpcClient } from '../../../../rpc/client.js'
-import type { UnconfirmedHeaderError } from '../../../../rpc/light/errors.js'
+import type { ConflictingHeadersError, UnconfirmedHeaderError } from '../../../../rpc/light/errors.js'
 import { LightClient, type LightClientOptions } from '../../../../rpc/light/lightClient.js'
 import { RpcLightProvider } from '../../../../rpc/light/rpcProvider.js'
 import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
@@ -239,5 +241,85 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
     assert.ok(isConflict(r, f.url, honest.url, STALE_HEIGHT), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
     assert.equal(f.forgedHeight, STALE_HEIGHT)
     assert.equal(light.blocks.at(STALE_HEIGHT), undefined, 'the forged header joined the trusted blocks')
+  })
+})
+
+describe('accountability for a fork: the evidence two commits of one round prove, sent to every endpoint', () => {
+  let chain: TestChain
+  let honest: RpcServer
+  /** Evidence the honest endpoint took, each verified against the chain's set of its height. */
+  const taken = new Map<string, { offender: string; height: number }>()
+  const forgers: ForkEndpoint[] = []
+
+  before(async () => {
+    chain = await TestChain.create({ balances: [[aliceAddress, 1000n]] })
+    await chain.commitEmpty(TIP)
+    const backend = chain.backendWith({
+      submitEvidence: async (bytes) => {
+        const d = decodeEvidence(bytes)
+        if (!d.ok) return { invalid: d.error.reason }
+        const v = verifyEvidence(d.value, chain.genesis.chainId, chain.sets.at(evidenceHeight(d.value)))
+        if (!v.ok) return { invalid: v.error.reason }
+        const key = to0x(bytes)
+        if (taken.has(key)) return 'known'
+        taken.set(key, { offender: formatAddress(evidenceOffender(d.value)), height: evidenceHeight(d.value) })
+        return 'new'
+      },
+    })
+    honest = new RpcServer({ host: '127.0.0.1', port: 0 }, { backend, metrics: new Metrics() })
+    await honest.start()
+  })
+  after(async () => {
+    for (const f of forgers) await f.close()
+    await honest.stop()
+  })
+
+  function lightFrom(height: number): LightClient {
+    const b = chain.blocks[height - 1]!
+    const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
+    return new LightClient({}, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
+  }
+
+  async function forger(round: number): Promise<ForkEndpoint> {
+    const f = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: [testKey('v0'), testKey('v1')], balance: 1_000_000n, round })
+    forgers.push(f)
+    return f
+  }
+
+  test('signed in the round the chain committed: evidence against both signers, taken by the honest endpoint', async () => {
+    taken.clear()
+    const f = await forger(0)
+    const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
+    const r = await outcome(rpc.balance(A))
+    assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+    const a = (r as ConflictingHeadersError).accountability
+    assert.ok(a !== undefined, 'no accountability on the conflict')
+    const signers = [testKey('v0'), testKey('v1')].map((k) => formatAddress(addressFromPublicKey(k.publicKey))).sort()
+    assert.deepEqual(a.rounds, [0, 0])
+    assert.deepEqual(a.validators, signers)
+    assert.equal(a.evidence.length, 2)
+    // the honest endpoint verified each item against its own set and kept it; the forger passed its copy on to the
+    // same node, which had it already
+    assert.deepEqual(
+      [...taken.values()].sort((x, y) => (x.offender < y.offender ? -1 : 1)),
+      signers.map((offender) => ({ offender, height: TIP })),
+    )
+    assert.deepEqual(new Set(taken.keys()), new Set(a.evidence))
+    assert.deepEqual(
+      [...a.submitted].sort((x, y) => (x.endpoint < y.endpoint ? -1 : 1)),
+      [f.url, honest.url].sort().map((endpoint) => ({ endpoint, accepted: 2 })),
+    )
+    assert.match((r as Error).message, /signed both blocks in round 0 was submitted to 2 of 2 endpoints/)
+  })
+
+  test('signed in another round: no validator shown to sign twice, nothing sent', async () => {
+    taken.clear()
+    const f = await forger(1)
+    const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
+    const r = await outcome(rpc.balance(A))
+    assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+    assert.deepEqual((r as ConflictingHeadersError).accountability, { rounds: [1, 0], validators: [], evidence: [], submitted: [] })
+    assert.equal(taken.size, 0)
+    assert.match((r as Error).message, /rounds 1 and 0: they show no validator signing twice, so no evidence was sent/)
   })
 })
