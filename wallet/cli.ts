@@ -295,10 +295,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (e instanceof CommanderError) {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : e.exitCode || 1
     }
-    const { message, reason, code } = describeError(e)
-    if (jsonMode)
-      io.stderr.write(`${JSON.stringify({ error: { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }) } })}\n`)
-    else io.stderr.write(`error: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
+    const { message, reason, code, fork } = describeError(e)
+    if (jsonMode) {
+      const error = { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }), ...(fork === undefined ? {} : { fork }) }
+      io.stderr.write(`${JSON.stringify({ error })}\n`)
+    } else io.stderr.write(`error: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
     return 1
   }
 }
@@ -313,12 +314,23 @@ function printable(text: string): string {
   return out
 }
 
-function describeError(e: unknown): { message: string; reason?: string; code?: number } {
+function describeError(e: unknown): { message: string; reason?: string; code?: number; fork?: object } {
   if (e instanceof CliError) return { message: e.message, ...(e.reason === undefined ? {} : { reason: e.reason }) }
   if (e instanceof RpcUnreachableError) return { message: e.message, reason: 'unreachable' }
   if (e instanceof NoVerifiedAnswerError) return { message: e.message, reason: 'unverified' }
   if (e instanceof TrustError) return { message: trustAdvice(e), reason: e.code }
-  if (e instanceof ConflictingHeadersError) return { message: e.message, reason: e.code }
+  if (e instanceof ConflictingHeadersError) {
+    const fork = {
+      height: e.height,
+      endpoints: [
+        { endpoint: e.primary, blockHash: e.primaryHash },
+        { endpoint: e.witness, blockHash: e.witnessHash },
+      ],
+      trustedHeight: e.trustedHeight,
+      ...(e.accountability === undefined ? {} : e.accountability),
+    }
+    return { message: e.message, reason: e.code, fork }
+  }
   if (e instanceof RpcError) {
     return {
       message: e.reason === undefined ? `${e.message} (code ${e.code})` : e.message,

@@ -375,10 +375,34 @@ describe('the wallet verifies what it shows', () => {
       assert.equal(forger.forgedHeight, chain.height, 'the forger served its fork')
       assert.equal(r.out, '', 'the forged balance was shown')
       assert.equal(r.code, 1)
-      const e = JSON.parse(r.err.trim().split('\n').at(-1)!).error as { message: string; reason: string }
+      const e = JSON.parse(r.err.trim().split('\n').at(-1)!).error as { message: string; reason: string; fork: Record<string, unknown> }
       assert.equal(e.reason, 'conflicting_headers')
       const hex = '0x[0-9a-f]{64}'
       assert.match(e.message, new RegExp(`^conflicting headers at height ${chain.height}: ${forger.url} gave block ${hex}, ${honest.url} gave block ${hex}`))
+      // both commits are of round 0: the two signers are shown to have signed both blocks, and the evidence is sent to
+      // both endpoints, which (a node without a consensus host here) take none of it
+      const { endpoints, validators, evidence, submitted, ...rest } = e.fork as {
+        endpoints: { endpoint: string; blockHash: string }[]
+        validators: string[]
+        evidence: string[]
+        submitted: { endpoint: string; accepted: number; error?: string }[]
+      }
+      assert.deepEqual(rest, { height: chain.height, trustedHeight: 0, rounds: [0, 0] })
+      assert.deepEqual(
+        endpoints.map((x) => x.endpoint),
+        [forger.url, honest.url],
+      )
+      assert.ok(endpoints.every((x) => /^0x[0-9a-f]{64}$/.test(x.blockHash)) && endpoints[0]!.blockHash !== endpoints[1]!.blockHash)
+      assert.deepEqual(validators, [testKey('v0'), testKey('v1')].map((k) => formatAddress(addressFromPublicKey(k.publicKey))).sort())
+      assert.equal(evidence.length, 2)
+      assert.ok(evidence.every((x) => /^0x[0-9a-f]+$/.test(x)))
+      assert.deepEqual(
+        submitted.map((x) => [x.endpoint, x.accepted, /takes no evidence/.test(x.error ?? '')]).sort(),
+        [
+          [forger.url, 0, true],
+          [honest.url, 0, true],
+        ].sort(),
+      )
       const store = await loadLightStore(join(light, `${chain.genesis.chainId}.json`))
       assert.ok(store.kind === 'ok')
       assert.equal(store.blocks.at(chain.height), undefined, 'the forged header was stored as trusted')
