@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { buildCommitCertificate, conflictingCommitEvidence, createValidatorSet, voteSignBytes, type CommitCertificate } from '../../consensus/index.js'
 import { addressFromPublicKey, encodeCanonical, formatAddress, fromHex, keyPairFromSeed, sha256, sign, to0x } from '../../crypto/index.js'
-import { Testnet, rpc, waitFor } from './harness.js'
+import { forkEndpoint } from '../unit/rpc/light/forkEndpoint.js'
+import { Testnet, rpc, runCli, waitFor } from './harness.js'
 import { readDevKey } from './load.js'
 
 /**
@@ -20,6 +23,13 @@ const CHAIN_ID = 'tally-e2e'
 
 interface CommitJson {
   commit: { height: number; round: number; blockHash: string; signatures: { validator: string; signature: string }[] }
+}
+interface ForkJson {
+  height: number
+  rounds: [number, number]
+  validators: string[]
+  evidence: string[]
+  submitted: { endpoint: string; accepted: number; error?: string }[]
 }
 interface EvidenceJson {
   kind: string
@@ -115,5 +125,54 @@ describe('evidence of a fork submitted over RPC', { timeout: 150_000 }, () => {
       assert.deepEqual(again, { hash: to0x(sha256(items[0]!)), status: 'known' }, `node${node}`)
     }
     await net.checkSameChain(committed[0]!.committedAt, [0, 1, 2, 3, FULL])
+  })
+  test('a wallet that meets a fork of two validators sends the evidence to its endpoints, and the chain commits it', async () => {
+    // an endpoint in front of node0 serves, at the tip, a header signed by validators 0 and 1 alone in the round the
+    // network committed; the wallet, with two honest witnesses, finds the fork and sends the evidence to every endpoint
+    const keys = [0, 1].map((i) => keyPairFromSeed(readDevKey(join(net.home(i), 'validator_key.json')).secretKey))
+    const forger = await forkEndpoint(net.rpcUrl(0), { chainId: CHAIN_ID, signers: keys, balance: 1_000_000n })
+    const light = mkdtempSync(join(tmpdir(), 'tally-e2e-fork-light-'))
+    try {
+      const faucet = formatAddress(addressFromPublicKey(keyPairFromSeed(readDevKey(net.keyFile('faucet')).secretKey).publicKey))
+      const endpoints = [forger.url, net.rpcUrl(FULL), net.rpcUrl(2)]
+      const r = await runCli('tally', ['balance', faucet, '--rpc', endpoints.join(','), '--genesis', net.genesisFile, '--json'], {
+        env: { TALLY_LIGHT_DIR: light },
+      })
+      assert.equal(r.stdout, '', 'the forged balance was shown')
+      assert.equal(r.code, 1, r.stderr)
+      const error = JSON.parse(r.stderr.trim().split('\n').at(-1)!).error as { reason: string; fork: ForkJson }
+      assert.equal(error.reason, 'conflicting_headers', r.stderr)
+      const fork = error.fork
+      assert.equal(fork.height, forger.forgedHeight)
+      assert.equal(fork.rounds[0], fork.rounds[1])
+      // accountable: those of the two that signed the committed block of that height too
+      const { commit } = await rpc<CommitJson>(net.rpcUrl(0), 'chain_getCommit', [fork.height])
+      const accountable = keys.map((k) => formatAddress(addressFromPublicKey(k.publicKey))).filter((a) => commit.signatures.some((s) => s.validator === a))
+      assert.ok(accountable.length >= 1)
+      assert.deepEqual(fork.validators, [...accountable].sort())
+      assert.equal(fork.evidence.length, accountable.length)
+      // every endpoint took all of it: the two honest ones, and node0 behind the forger
+      assert.deepEqual(
+        [...fork.submitted].sort((a, b) => (a.endpoint < b.endpoint ? -1 : 1)),
+        [...endpoints].sort().map((endpoint) => ({ endpoint, accepted: accountable.length })),
+        r.stderr,
+      )
+      const committed = await waitFor(
+        'the evidence the wallet sent committed',
+        async () => {
+          const list = await rpc<EvidenceJson[]>(net.rpcUrl(3), 'chain_getEvidence')
+          const ours = list.filter((e) => e.height === fork.height && e.type === 'precommit')
+          return ours.length === accountable.length ? ours : undefined
+        },
+        60_000,
+        250,
+      )
+      assert.deepEqual(committed.map((e) => e.validator).sort(), [...accountable].sort())
+      await net.waitHeight(committed[0]!.committedAt, [0, 1, 2, 3, FULL])
+      await net.checkSameChain(committed[0]!.committedAt, [0, 1, 2, 3, FULL])
+    } finally {
+      await forger.close()
+      rmSync(light, { recursive: true, force: true })
+    }
   })
 })

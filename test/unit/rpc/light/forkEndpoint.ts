@@ -33,7 +33,7 @@ export interface ForkEndpoint {
  * Starts a forging endpoint before `honestUrl`. `signers` are the validator keys that sign the fork (two of four, say),
  * each given power 1 in the forged set; `balance` is the balance claimed; `answer`, when given, is the account answer
  * (with its proof) forged instead of the honest endpoint's current one, e.g. a stale one, to fork an old height;
- * `round` is the round its commits are of (default 0, the honest chain's).
+ * `round` is the round its commits are of (default: the round of the honest commit it forks).
  */
 export async function forkEndpoint(
   honestUrl: string,
@@ -55,7 +55,8 @@ export async function forkEndpoint(
     if (!h.ok) throw new Error(h.error.reason)
     const header = { ...h.value, validatorSetHash: forgedSet.hash }
     const hash = blockHash(header)
-    const round = o.round ?? 0
+    const honestRound = (answer.commit as { round?: unknown } | undefined)?.round
+    const round = o.round ?? (typeof honestRound === 'number' ? honestRound : 0)
     const body = { type: 'precommit' as const, height: header.height, round, valueId: hash }
     const votes = o.signers.map((k) => ({
       ...body,
