@@ -330,27 +330,39 @@ export function txRoot(txHashes: readonly Uint8Array[]): Uint8Array {
   const n = txHashes.length
   if (n === 0) return new Uint8Array(EMPTY_TX_ROOT)
   for (const h of txHashes) if (h.byteLength !== HASH_LENGTH) return txRootOfAnyItems(txHashes)
-  const level = new Uint8Array(n * HASH_LENGTH)
+  const level = txLeafLevel(txHashes)
+  for (let count = n; count > 1; ) count = txParentLevel(level, count, level)
+  return level.slice(0, HASH_LENGTH)
+}
+
+/** The leaves of the transaction tree, `SHA-256(0x00 || hash)` of each 32-byte hash, side by side in one array. */
+export function txLeafLevel(txHashes: readonly Uint8Array[]): Uint8Array {
+  const level = new Uint8Array(txHashes.length * HASH_LENGTH)
   const leaf = new Uint8Array(1 + HASH_LENGTH)
   leaf[0] = 0x00
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < txHashes.length; i++) {
     leaf.set(txHashes[i]!, 1)
     sha256Into(level, i * HASH_LENGTH, leaf)
   }
+  return level
+}
+
+/**
+ * Hashes the `count` nodes of a level of the transaction tree (side by side in `from`) pairwise into the level above,
+ * written to `to` (which may be `from`: a parent goes to index i, after nodes 2i and 2i + 1 were read), a last node
+ * with no neighbour carried up unchanged; returns the number of nodes of that level.
+ */
+export function txParentLevel(from: Uint8Array, count: number, to: Uint8Array): number {
   const inner = new Uint8Array(1 + 2 * HASH_LENGTH)
   inner[0] = 0x01
-  for (let count = n; count > 1; ) {
-    const pairs = count >> 1
-    for (let i = 0; i < pairs; i++) {
-      // nodes 2i and 2i + 1 lie side by side; the parent goes to i, which is read before it is written
-      const from = 2 * i * HASH_LENGTH
-      for (let j = 0; j < 2 * HASH_LENGTH; j++) inner[1 + j] = level[from + j]!
-      sha256Into(level, i * HASH_LENGTH, inner)
-    }
-    if (count % 2 === 1) level.copyWithin(pairs * HASH_LENGTH, (count - 1) * HASH_LENGTH, count * HASH_LENGTH)
-    count = pairs + (count % 2)
+  const pairs = count >> 1
+  for (let i = 0; i < pairs; i++) {
+    const at = 2 * i * HASH_LENGTH
+    for (let j = 0; j < 2 * HASH_LENGTH; j++) inner[1 + j] = from[at + j]!
+    sha256Into(to, i * HASH_LENGTH, inner)
   }
-  return level.slice(0, HASH_LENGTH)
+  if (count % 2 === 1) to.set(from.subarray((count - 1) * HASH_LENGTH, count * HASH_LENGTH), pairs * HASH_LENGTH)
+  return pairs + (count % 2)
 }
 
 /** {@link txRoot} by its recursive definition, for items that are not 32-byte hashes. */
