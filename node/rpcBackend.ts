@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { bytesEqual } from '../crypto/bytes.js'
-import { sha256 } from '../crypto/hash.js'
+import { HASH_LENGTH, sha256, sha256Into } from '../crypto/hash.js'
 import { err, ok } from '../crypto/result.js'
 import { decodeCommitCertificate, decodeEvidence, evidenceHash, type CommitCertificate } from '../consensus/index.js'
 import type { Genesis } from '../genesis/genesis.js'
@@ -9,7 +9,7 @@ import type { Account } from '../ledger/account.js'
 import { verifyAccountProof, type AccountProof } from '../ledger/accountProof.js'
 import { heightAfter, memberOf, rosterAt, totalPower, voteProblem, type GovernanceState, type Roster } from '../ledger/governance.js'
 import { GOVERNANCE_TX_VERSION, decodeTransaction, senderAddress } from '../ledger/transaction.js'
-import { txInclusionProof } from '../ledger/txProof.js'
+import { TxTree } from '../ledger/txProof.js'
 import type {
   AccountProofInfo,
   BlockInfo,
@@ -138,8 +138,20 @@ export function blockInfo(
   }
 }
 
+/** How many heights' transaction trees {@link NodeBackend} keeps for proofs (at most ~96 bytes per transaction each). */
+const TX_PROOF_HEIGHTS = 4
+
+/** A committed height's transaction hashes (side by side), its transaction tree, and its header and certificate. */
+interface TxProofSource {
+  readonly hashes: Uint8Array
+  readonly tree: TxTree
+  readonly block: CommitInfo
+}
+
 export class NodeBackend implements RpcBackend {
   private readonly events = new EventEmitter()
+  /** Transaction proof material of the heights asked last, most recent last (see `txProofSource`). */
+  private readonly txProofSources = new Map<number, Promise<TxProofSource | null>>()
   /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
   private latestCommit: CommitInfo | undefined
   /**
@@ -218,20 +230,55 @@ export class NodeBackend implements RpcBackend {
   async proveTx(hash: Uint8Array): Promise<{ lookup: TxLookup; proof?: TxProofInfo }> {
     const lookup = await this.getTx(hash)
     if (lookup.status !== 'committed') return { lookup }
-    const stored = await this.storedBlock(lookup.height)
-    if (stored === null) throw new Error(`transaction index names height ${lookup.height}, which has no stored block`)
-    const hashes = stored.block.block.txs.map((t) => sha256(t))
-    if (!(lookup.index < hashes.length && bytesEqual(hashes[lookup.index]!, hash))) {
+    const source = await this.txProofSource(lookup.height)
+    if (source === null) throw new Error(`transaction index names height ${lookup.height}, which has no stored block`)
+    const at = lookup.index * HASH_LENGTH
+    if (!(lookup.index < source.tree.count && bytesEqual(source.hashes.subarray(at, at + HASH_LENGTH), hash))) {
       throw new Error(`transaction index names position ${lookup.index} of block ${lookup.height}, which holds another transaction`)
     }
-    const header = stored.block.block.header
-    const block: CommitInfo = {
-      height: lookup.height,
-      hash: blockHash(header),
-      header: headerInfo(header),
-      commit: commitInfo(stored.certificate, stored.block.lastCommit),
+    return { lookup, proof: { proof: source.tree.proof(lookup.index), block: source.block } }
+  }
+
+  /**
+   * What proofs of a height's transactions are made of, kept for the {@link TX_PROOF_HEIGHTS} heights asked last:
+   * every client of a block asks about its own transaction (a verifying wallet does after each transfer), and each
+   * would otherwise read the block and hash its whole transaction tree again. Null outside 1…tip.
+   */
+  private txProofSource(height: number): Promise<TxProofSource | null> {
+    const kept = this.txProofSources.get(height)
+    if (kept !== undefined) {
+      this.txProofSources.delete(height)
+      this.txProofSources.set(height, kept)
+      return kept
     }
-    return { lookup, proof: { proof: txInclusionProof(hashes, lookup.index), block } }
+    const made = this.makeTxProofSource(height)
+    this.txProofSources.set(height, made)
+    // a height with no block yet, or a read that failed, is asked for again next time
+    made.then(
+      (s) => s === null && this.txProofSources.delete(height),
+      () => this.txProofSources.delete(height),
+    )
+    for (const h of this.txProofSources.keys()) {
+      if (this.txProofSources.size <= TX_PROOF_HEIGHTS) break
+      this.txProofSources.delete(h)
+    }
+    return made
+  }
+
+  private async makeTxProofSource(height: number): Promise<TxProofSource | null> {
+    const stored = await this.storedBlock(height)
+    if (stored === null) return null
+    const txs = stored.block.block.txs
+    const hashes = new Uint8Array(txs.length * HASH_LENGTH)
+    const list: Uint8Array[] = []
+    for (let i = 0; i < txs.length; i++) {
+      sha256Into(hashes, i * HASH_LENGTH, txs[i]!)
+      list.push(hashes.subarray(i * HASH_LENGTH, (i + 1) * HASH_LENGTH))
+    }
+    if (list.length === 0) return null
+    const header = stored.block.block.header
+    const block: CommitInfo = { height, hash: blockHash(header), header: headerInfo(header), commit: commitInfo(stored.certificate, stored.block.lastCommit) }
+    return { hashes, tree: TxTree.of(list), block }
   }
 
   getNextNonce(address: Uint8Array): Promise<bigint> {

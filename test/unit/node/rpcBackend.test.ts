@@ -227,6 +227,46 @@ test('proveTx: the inclusion proof of a committed transaction, with its block; n
   assert.deepEqual(await chain.backend.proveTx(new Uint8Array(32)), { lookup: { status: 'unknown' } })
 })
 
+test('proveTx: the clients of one block are answered from one read of it; the last four heights asked are kept', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 1000n]] })
+  const txs = Array.from({ length: 21 }, (_, n) =>
+    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
+  )
+  const blocks = []
+  for (let h = 0; h < 6; h++) blocks.push(await chain.commit(txs.slice(h === 0 ? 0 : 15 + h - 1, h === 0 ? 15 : 15 + h).map((t) => t.bytes)))
+  const reads: number[] = []
+  const store = new Proxy(chain.chain, {
+    get(target, key, receiver) {
+      if (key === 'blockBytes')
+        return (h: number) => {
+          reads.push(h)
+          return target.blockBytes(h)
+        }
+      const v = Reflect.get(target, key, receiver)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const b = chain.backendWith({ chain: store })
+  // every transaction of the first block, all at once and one by one: one read of the block
+  const first = txs.slice(0, 15)
+  const answers = [...(await Promise.all(first.map((t) => b.proveTx(t.hash)))), ...(await Promise.all(first.map((t) => b.proveTx(t.hash))))]
+  for (const [i, r] of answers.entries()) {
+    assert.ok(r.proof !== undefined && bytesEqual(r.proof.block.hash, blocks[0]!.hash))
+    assert.deepEqual(verifyTxInclusion(blocks[0]!.header.txRoot, first[i % 15]!.hash, r.proof.proof), { ok: true, value: { index: i % 15, count: 15 } })
+    assert.deepEqual(r.proof.block, await chain.backend.getCommit(1))
+  }
+  assert.deepEqual(reads, [1])
+  // five more heights asked: the first, asked longest ago, is read again; the last four are not
+  for (let h = 2; h <= 6; h++) {
+    const r = await b.proveTx(txs[15 + h - 2]!.hash)
+    assert.deepEqual(verifyTxInclusion(blocks[h - 1]!.header.txRoot, txs[15 + h - 2]!.hash, r.proof!.proof), { ok: true, value: { index: 0, count: 1 } })
+  }
+  for (let h = 3; h <= 6; h++) await b.proveTx(txs[15 + h - 2]!.hash)
+  await b.proveTx(txs[0]!.hash)
+  assert.deepEqual(reads, [1, 2, 3, 4, 5, 6, 1])
+})
+
 test('proveAccount at the tip uses the block just published, the same as the one stored', async () => {
   const alice = testKey('alice')
   const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
