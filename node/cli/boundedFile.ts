@@ -63,9 +63,12 @@ export function checkRegularFile(path: string, maxBytes: number): void {
   checkStats(path, s, maxBytes)
 }
 
-/** The bytes of the regular file at `path`, at most `maxBytes` of them; throws {@link FileReadError}. */
-export function readBoundedFileSync(path: string, maxBytes: number): Buffer {
-  checkRegularFile(path, maxBytes)
+/**
+ * A descriptor of the regular file at `path` of at most `maxBytes` bytes, checked on the descriptor itself, so that
+ * a FIFO or device put in its place after any earlier check is refused, never waited on; throws {@link FileReadError}.
+ * The caller closes it.
+ */
+export function openRegularFileSync(path: string, maxBytes: number): number {
   let fd: number
   try {
     fd = openSync(path, OPEN_FLAGS)
@@ -74,6 +77,18 @@ export function readBoundedFileSync(path: string, maxBytes: number): Buffer {
   }
   try {
     checkStats(path, fstatSync(fd), maxBytes)
+  } catch (e) {
+    closeSync(fd)
+    throw e
+  }
+  return fd
+}
+
+/** The bytes of the regular file at `path`, at most `maxBytes` of them; throws {@link FileReadError}. */
+export function readBoundedFileSync(path: string, maxBytes: number): Buffer {
+  checkRegularFile(path, maxBytes)
+  const fd = openRegularFileSync(path, maxBytes)
+  try {
     // one byte more than the file holds tells a file that grew since the check
     const buf = Buffer.alloc(fstatSync(fd).size + 1)
     let n = 0

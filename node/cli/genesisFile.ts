@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, readSync } from 'node:fs'
+import { openRegularFileSync } from './boundedFile.js'
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COLON, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE, duplicateJsonKey } from '../../crypto/strictJson.js'
 
 /**
@@ -40,10 +41,11 @@ function isWhitespace(c: number): boolean {
 /**
  * Reads the genesis file at `path` once, start to end. With `onBalance`, each element of `balances` is parsed and
  * passed to it in file order; without, the elements are only stepped over. Undefined when the file is not a document
- * this reader follows (it stops there); throws only on I/O errors (a missing or unreadable file).
+ * this reader follows (it stops there); throws {@link FileReadError} when it is not a regular file of at most
+ * {@link MAX_GENESIS_FILE_BYTES} bytes (checked as it is opened: a FIFO is refused, never waited on), and on I/O errors.
  */
 export function scanGenesisFile(path: string, onBalance?: (value: unknown) => void): GenesisScan | undefined {
-  const fd = openSync(path, 'r')
+  const fd = openRegularFileSync(path, MAX_GENESIS_FILE_BYTES)
   try {
     const reader = new GenesisReader(fd)
     const fields = reader.document(onBalance)

@@ -150,7 +150,7 @@ function readWholeGenesis(path: string): { genesis: Genesis; digest: Uint8Array;
 function readGenesis(path: string): { genesis: Genesis | CompactGenesis; digest: Uint8Array; size: number } {
   homeFile(() => checkRegularFile(path, MAX_GENESIS_FILE_BYTES))
   const balances = new GenesisBalances()
-  const scan = scanGenesisFile(path, (b) => balances.add(b))
+  const scan = homeFile(() => scanGenesisFile(path, (b) => balances.add(b)))
   if (scan === undefined) return readWholeGenesis(path)
   const g = parseCompactGenesis(scan.fields, balances)
   if (!g.ok) throw invalidGenesis(path, g.error.errors)
@@ -177,7 +177,7 @@ function genesisFile(path: string, digest: Uint8Array, size: number): GenesisFil
  */
 export function loadGenesisHeader(path: string): HomeGenesis {
   homeFile(() => checkRegularFile(path, MAX_GENESIS_FILE_BYTES))
-  const scan = scanGenesisFile(path)
+  const scan = homeFile(() => scanGenesisFile(path))
   if (scan !== undefined) {
     const header = parseGenesisHeader(scan.fields)
     if (header.ok) return { ...header.value, file: genesisFile(path, scan.digest, scan.size) }

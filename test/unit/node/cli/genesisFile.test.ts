@@ -1,4 +1,5 @@
 import { parseStrictJson } from '../../../../crypto/strictJson.js'
+import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -128,6 +129,22 @@ test('a genesis file changed after its header was read is refused', () => {
     rmSync(path)
     assert.throws(() => h.file.readAll(), /does not exist/)
     assert.throws(() => loadGenesisHeader(path), /does not exist/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('the reader checks the file as it opens it: a FIFO in place of the genesis is refused, never waited on', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tally-genesis-file-'))
+  const fifo = join(dir, 'genesis.json')
+  try {
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0)
+    // in a process of its own: a blocking open of a FIFO with no writer would hang this one for ever
+    const module = new URL('../../../../node/cli/genesisFile.js', import.meta.url).href
+    const code = `const { scanGenesisFile } = await import(${JSON.stringify(module)}); try { scanGenesisFile(${JSON.stringify(fifo)}); console.log('read') } catch (e) { console.log(e.constructor.name, e.code, e.message) }`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.error, undefined, `the scan did not return: ${r.error?.message}`)
+    assert.match(r.stdout, /^FileReadError not_regular .*genesis\.json is a FIFO, not a regular file\n$/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
