@@ -141,6 +141,47 @@ export function blockInfo(
 /** How many heights' transaction trees {@link NodeBackend} keeps for proofs (at most ~96 bytes per transaction each). */
 const TX_PROOF_HEIGHTS = 4
 
+/**
+ * How many heights' blocks {@link NodeBackend} keeps as `getBlock` answers them: each holds its stored block (at most
+ * the block size limit) and a result per transaction.
+ */
+const BLOCK_HEIGHTS = 4
+
+/**
+ * What is made of committed heights, kept for the `size` heights asked last, most recent last: a committed height's
+ * block, certificate and receipts never change, so what is made of them is made once for all the height's clients,
+ * and callers asking at once share one making. Null (no such height yet) and a making that fails are not kept.
+ */
+class RecentHeights<T> {
+  private readonly kept = new Map<number, Promise<T | null>>()
+
+  constructor(
+    private readonly size: number,
+    private readonly make: (height: number) => Promise<T | null>,
+  ) {}
+
+  get(height: number): Promise<T | null> {
+    const kept = this.kept.get(height)
+    if (kept !== undefined) {
+      this.kept.delete(height)
+      this.kept.set(height, kept)
+      return kept
+    }
+    const made = this.make(height)
+    this.kept.set(height, made)
+    // a height with no block yet, or a read that failed, is asked for again next time
+    made.then(
+      (v) => v === null && this.kept.get(height) === made && this.kept.delete(height),
+      () => this.kept.get(height) === made && this.kept.delete(height),
+    )
+    for (const h of this.kept.keys()) {
+      if (this.kept.size <= this.size) break
+      this.kept.delete(h)
+    }
+    return made
+  }
+}
+
 /** A committed height's transaction hashes (side by side), its transaction tree, and its header and certificate. */
 interface TxProofSource {
   readonly hashes: Uint8Array
@@ -150,8 +191,17 @@ interface TxProofSource {
 
 export class NodeBackend implements RpcBackend {
   private readonly events = new EventEmitter()
-  /** Transaction proof material of the heights asked last, most recent last (see `txProofSource`). */
-  private readonly txProofSources = new Map<number, Promise<TxProofSource | null>>()
+  /**
+   * What proofs of a height's transactions are made of, for the heights asked last: every client of a block asks about
+   * its own transaction (a verifying wallet does after each transfer), and each would otherwise read the block and
+   * hash its whole transaction tree again.
+   */
+  private readonly txProofSources = new RecentHeights(TX_PROOF_HEIGHTS, (h) => this.makeTxProofSource(h))
+  /**
+   * The blocks `getBlock` answered last: each answer reads the whole block, hashes every transaction and looks up
+   * every receipt, and the RPC formats the same object once (rpc/methods.ts).
+   */
+  private readonly blocks = new RecentHeights(BLOCK_HEIGHTS, (h) => this.makeBlockInfo(h))
   /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
   private latestCommit: CommitInfo | undefined
   /**
@@ -230,39 +280,13 @@ export class NodeBackend implements RpcBackend {
   async proveTx(hash: Uint8Array): Promise<{ lookup: TxLookup; proof?: TxProofInfo }> {
     const lookup = await this.getTx(hash)
     if (lookup.status !== 'committed') return { lookup }
-    const source = await this.txProofSource(lookup.height)
+    const source = await this.txProofSources.get(lookup.height)
     if (source === null) throw new Error(`transaction index names height ${lookup.height}, which has no stored block`)
     const at = lookup.index * HASH_LENGTH
     if (!(lookup.index < source.tree.count && bytesEqual(source.hashes.subarray(at, at + HASH_LENGTH), hash))) {
       throw new Error(`transaction index names position ${lookup.index} of block ${lookup.height}, which holds another transaction`)
     }
     return { lookup, proof: { proof: source.tree.proof(lookup.index), block: source.block } }
-  }
-
-  /**
-   * What proofs of a height's transactions are made of, kept for the {@link TX_PROOF_HEIGHTS} heights asked last:
-   * every client of a block asks about its own transaction (a verifying wallet does after each transfer), and each
-   * would otherwise read the block and hash its whole transaction tree again. Null outside 1…tip.
-   */
-  private txProofSource(height: number): Promise<TxProofSource | null> {
-    const kept = this.txProofSources.get(height)
-    if (kept !== undefined) {
-      this.txProofSources.delete(height)
-      this.txProofSources.set(height, kept)
-      return kept
-    }
-    const made = this.makeTxProofSource(height)
-    this.txProofSources.set(height, made)
-    // a height with no block yet, or a read that failed, is asked for again next time
-    made.then(
-      (s) => s === null && this.txProofSources.delete(height),
-      () => this.txProofSources.delete(height),
-    )
-    for (const h of this.txProofSources.keys()) {
-      if (this.txProofSources.size <= TX_PROOF_HEIGHTS) break
-      this.txProofSources.delete(h)
-    }
-    return made
   }
 
   private async makeTxProofSource(height: number): Promise<TxProofSource | null> {
@@ -317,8 +341,15 @@ export class NodeBackend implements RpcBackend {
     return { status: 'unknown' }
   }
 
-  async getBlock(height?: number): Promise<BlockInfo | null> {
-    const h = height ?? this.d.tip()?.height ?? 0
+  /**
+   * The block of a height (the tip's without one), the same object for every call while the height is among the
+   * {@link BLOCK_HEIGHTS} asked last. Null outside 1…tip.
+   */
+  getBlock(height?: number): Promise<BlockInfo | null> {
+    return this.blocks.get(height ?? this.d.tip()?.height ?? 0)
+  }
+
+  private async makeBlockInfo(h: number): Promise<BlockInfo | null> {
     const stored = await this.storedBlock(h)
     if (stored === null) return null
     const { block, certificate } = stored

@@ -267,6 +267,48 @@ test('proveTx: the clients of one block are answered from one read of it; the la
   assert.deepEqual(reads, [1, 2, 3, 4, 5, 6, 1])
 })
 
+test('getBlock: the clients of one block are answered from one read of it, as read afresh; four heights are kept', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 1000n]] })
+  const txs = Array.from({ length: 20 }, (_, n) =>
+    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
+  )
+  for (let h = 0; h < 6; h++) await chain.commit(txs.slice(h * 3, h * 3 + 3).map((t) => t.bytes))
+  const reads: number[] = []
+  const store = new Proxy(chain.chain, {
+    get(target, key, receiver) {
+      if (key === 'blockBytes')
+        return (h: number) => {
+          reads.push(h)
+          return target.blockBytes(h)
+        }
+      const v = Reflect.get(target, key, receiver)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const b = chain.backendWith({ chain: store })
+  // a backend of its own for each answer it is compared with: the block as read afresh
+  const afresh = (h?: number) => chain.backendWith({}).getBlock(h)
+  const answers = [...(await Promise.all(Array.from({ length: 10 }, () => b.getBlock(1)))), await b.getBlock(1), await b.getBlock(1)]
+  for (const r of answers) assert.deepEqual(r, await afresh(1))
+  assert.equal(answers[0]!.txs.length, 3)
+  assert.deepEqual(reads, [1])
+  // the latest block, asked without a height and with it: one read
+  assert.deepEqual(await b.getBlock(), await afresh())
+  assert.deepEqual(await b.getBlock(6), await afresh(6))
+  assert.deepEqual(reads, [1, 6])
+  // four more heights asked: the first, asked longest ago, is read again
+  for (let h = 2; h <= 5; h++) assert.deepEqual(await b.getBlock(h), await afresh(h))
+  await b.getBlock(1)
+  assert.deepEqual(reads, [1, 6, 2, 3, 4, 5, 1])
+  // a height not committed yet is no block, and is one once committed
+  assert.equal(await b.getBlock(7), null)
+  await chain.commit(txs.slice(18, 20).map((t) => t.bytes))
+  const seventh = await b.getBlock(7)
+  assert.deepEqual(seventh, await afresh(7))
+  assert.equal(seventh?.txs.length, 2)
+})
+
 test('proveAccount at the tip uses the block just published, the same as the one stored', async () => {
   const alice = testKey('alice')
   const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
