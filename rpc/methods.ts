@@ -2,7 +2,7 @@ import { to0x } from '../crypto/bytes.js'
 import { formatAddress } from '../crypto/address.js'
 import { MAX_EVIDENCE_ENCODING_BYTES } from '../consensus/evidence.js'
 import { ok as valueOk } from '../crypto/result.js'
-import type { DomainValue, RpcBackend } from './backend.js'
+import type { BlockInfo, DomainValue, RpcBackend } from './backend.js'
 import { DEFAULT_MAX_RESPONSE_BYTES, type CallContext, type MethodOutcome, type MethodSpec, type ParamSpec } from './dispatcher.js'
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
@@ -42,6 +42,12 @@ const options: ParamSpec = { name: 'options', optional: true, parse: parseLookup
 
 const ok = (result: unknown): MethodOutcome => ({ ok: true, result })
 
+/**
+ * Most characters of `chain_getBlock` answers a method table keeps by default (those of a block of 4,000 transfers are
+ * about 2.1 million; bytes, as the answers are ASCII).
+ */
+export const DEFAULT_BLOCK_ANSWER_BYTES = 16 * 1024 * 1024
+
 /** Method table dependencies. */
 export interface MethodDependencies {
   readonly backend: RpcBackend
@@ -52,6 +58,44 @@ export interface MethodDependencies {
    * makes a list stops making it once its answer passes them.
    */
   readonly maxResultBytes?: number
+  /**
+   * Most bytes of `chain_getBlock` answers kept as JSON for the blocks the backend hands out again (default
+   * {@link DEFAULT_BLOCK_ANSWER_BYTES}); 0 keeps none.
+   */
+  readonly blockAnswerBytes?: number
+}
+
+/**
+ * The JSON of the blocks a backend handed out last, by the block object, most recent last and at most `limit`
+ * characters of it: a backend that hands out one object per committed height while it keeps the height
+ * (NodeBackend, for the four heights asked last) has each block formatted once however many calls ask for it. A
+ * block's object stays alive while its answer is kept, the backend's copy dropped or not (a block's bytes are less
+ * than its answer's, which spells them in hex).
+ */
+class BlockAnswers {
+  private readonly kept = new Map<BlockInfo, string>()
+  private size = 0
+
+  constructor(private readonly limit: number) {}
+
+  json(b: BlockInfo): string {
+    const kept = this.kept.get(b)
+    if (kept !== undefined) {
+      this.kept.delete(b)
+      this.kept.set(b, kept)
+      return kept
+    }
+    const json = JSON.stringify(formatBlock(b))
+    if (json.length > this.limit) return json
+    this.kept.set(b, json)
+    this.size += json.length
+    for (const [old, text] of this.kept) {
+      if (this.size <= this.limit) break
+      this.kept.delete(old)
+      this.size -= text.length
+    }
+    return json
+  }
 }
 
 /**
@@ -77,6 +121,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
   // each evidence list the backend hands out, as JSON, or null when it is too long to answer: a backend that keeps one
   // list until it changes (NodeBackend, until the next block) has it formatted once, however many calls ask
   const evidenceAnswers = new WeakMap<readonly DomainValue[], string | null>()
+  const blockAnswers = new BlockAnswers(deps.blockAnswerBytes ?? DEFAULT_BLOCK_ANSWER_BYTES)
   const sessionOf = (ctx: CallContext): SubscriberSession | undefined => (ctx.transport === 'ws' ? (ctx.session as SubscriberSession | undefined) : undefined)
   const wsOnly = (): MethodOutcome => ({
     ok: false,
@@ -142,7 +187,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       heavy: true,
       handler: async ([height]) => {
         const b = await backend.getBlock(height as number | undefined)
-        return ok(b === null ? null : formatBlock(b))
+        return b === null ? ok(null) : { ok: true, json: blockAnswers.json(b) }
       },
     },
     chain_getCommit: {
