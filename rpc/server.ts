@@ -748,6 +748,8 @@ export class RpcServer {
     }
     res.once('finish', giveBack)
     res.once('close', giveBack)
+    // a client gone before its answer was made: its response will not close again, and no one takes the bytes
+    if (res.destroyed || socket === null || socket.destroyed) giveBack()
   }
 
   /** A connection closed as it was accepted, past `maxConnections`: logged at most every 10 s, with the count. */

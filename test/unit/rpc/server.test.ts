@@ -788,6 +788,8 @@ describe('RpcServer results of requests still running', () => {
       await waitFor(() => h.server.resultBytesInFlight === 2 * blockBytes, 5000, 'both blocks held')
       socket.destroy()
       await waitFor(() => h.server.resultBytesInFlight === 0, 5000, 'the blocks given back')
+      // the answer made for it once its request ended has no one to take it: not held either
+      await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'the answer for the gone client given back')
       // WebSocket: the same, the connection closed while its request runs
       const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
       await new Promise<void>((resolve, reject) => {
