@@ -868,9 +868,12 @@ export class RpcServer {
     })
     ws.on('message', (data: RawData, isBinary: boolean) => {
       // the message is whole: what was counted for its assembly is given back before it is counted as held, and the
-      // clock of a message after it starts afresh
+      // clock of a message after it starts afresh. `ws` still counts the chunk it is parsing until it is done with it,
+      // so all of it is given back here; the bytes of a message after it are counted once that chunk is done (the
+      // socket's 'data' listener below runs after that of `ws`).
       session.receivingSince = undefined
-      this.countReceiving(session)
+      this.bodyBudget.give(session.receiving)
+      session.receiving = 0
       if (session.isClosed) return
       const bytes = isBinary ? null : Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
       const text = bytes === null ? null : bytes.toString('utf8')

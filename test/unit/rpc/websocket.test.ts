@@ -206,6 +206,23 @@ describe('WebSocket requests held at once', () => {
   })
 })
 
+describe('WebSocket messages once whole', () => {
+  test('count once against the request-body budget: one of more than half the budget is served', async () => {
+    const h = await startHarness({ maxBodyBytesInFlight: 64 * 1024 })
+    const c = await Client.open(h.url)
+    try {
+      const json = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'node_status' })
+      c.ws.send(json + ' '.repeat(40_000 - json.length))
+      await waitFor(() => c.messages.length > 0, 5000, 'an answer')
+      assert.equal(c.messages[0].result?.chainId, 'tally-test', `answered ${JSON.stringify(c.messages[0]).slice(0, 160)}`)
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+    } finally {
+      c.close()
+      await h.close()
+    }
+  })
+})
+
 describe('newBlocks fan-out on the commit path', () => {
   test('a block is serialized once, however many subscriptions wait for it, and each gets it whole', async () => {
     const h = await startHarness({ wsMaxSubscriptions: 32 })
