@@ -15,6 +15,11 @@ import type { RpcLogger } from './logger.js'
 export interface CallContext {
   readonly transport: 'http' | 'ws'
   readonly session?: unknown
+  /**
+   * The client's address key (the server's `addressKey`): the results its requests hold count against its share of
+   * `maxResultBytesInFlight` ({@link DispatcherOptions.maxResultBytesPerAddress}). Unset, only the whole budget bounds.
+   */
+  readonly address?: string
 }
 
 /** A method's parameter: its name (for named params and error messages) and its parser. */
@@ -41,29 +46,53 @@ export const DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 /**
  * Bytes that may be held at once over all clients (request bodies, results of requests still running, or answers not
- * yet taken): a holder takes its bytes as it comes to hold them and gives them back when done.
+ * yet taken): a holder takes its bytes as it comes to hold them and gives them back when done. Bytes taken under a key
+ * (a client address) count against that key's share too, so that one client cannot take the whole budget: a take that
+ * would carry its key past `share` is refused, unless the key holds nothing (one request's worth, which the budget
+ * alone bounds, is never refused for its key). A key is forgotten once it holds nothing.
  */
 export class ByteBudget {
   /** The bytes taken and not given back. */
   held = 0
+  /** The bytes each key holds; only keys that hold some. */
+  private readonly byKey = new Map<string, number>()
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly share = limit,
+  ) {}
 
-  /** Takes `bytes` if they fit; false, taking nothing, if they would pass the limit. */
-  take(bytes: number): boolean {
+  /** Takes `bytes`, under `key` if given, if they fit; false, taking nothing, if they would pass the limit or share. */
+  take(bytes: number, key?: string): boolean {
     if (this.held + bytes > this.limit) return false
+    if (key !== undefined && bytes > 0) {
+      const mine = this.byKey.get(key) ?? 0
+      if (mine > 0 && mine + bytes > this.share) return false
+      this.byKey.set(key, mine + bytes)
+    }
     this.held += bytes
     return true
   }
 
-  /** Gives back bytes taken before. */
-  give(bytes: number): void {
+  /** Gives back bytes taken before, under the same key. */
+  give(bytes: number, key?: string): void {
     this.held -= bytes
+    if (key === undefined || bytes <= 0) return
+    const left = (this.byKey.get(key) ?? 0) - bytes
+    if (left > 0) this.byKey.set(key, left)
+    else this.byKey.delete(key)
   }
 
-  /** The bytes not taken. */
-  free(): number {
-    return this.limit - this.held
+  /** The bytes that may still be taken, under `key` if given. */
+  free(key?: string): number {
+    const all = this.limit - this.held
+    const mine = key === undefined ? 0 : (this.byKey.get(key) ?? 0)
+    return mine === 0 ? all : Math.min(all, this.share - mine)
+  }
+
+  /** How many keys hold bytes. */
+  get keys(): number {
+    return this.byKey.size
   }
 }
 
@@ -105,6 +134,11 @@ export interface DispatcherOptions {
    * hold each one's `maxResponseBytes`.
    */
   readonly maxResultBytesInFlight?: number
+  /**
+   * Most of `maxResultBytesInFlight` the requests of one client address ({@link CallContext.address}) may hold at once
+   * (default: all of it); past it a call is answered `busy` as past the whole budget, unless the address holds none.
+   */
+  readonly maxResultBytesPerAddress?: number
 }
 
 /** Dispatcher dependencies. */
@@ -132,6 +166,8 @@ const isValidId = (id: unknown): id is JsonRpcId => id === null || typeof id ===
 interface ResponseBudget {
   left: number
   held: number
+  /** The client address the results are held under ({@link CallContext.address}). */
+  readonly address: string | undefined
   /** The request is answered and what it held given back: a call that ends later counts nothing. */
   ended: boolean
 }
@@ -182,12 +218,18 @@ export class Dispatcher {
   ) {
     this.methods = new Map(Object.entries(deps.methods))
     this.deadlines = new DeadlineQueue(options.requestTimeoutMs)
-    this.results = new ByteBudget(options.maxResultBytesInFlight ?? DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT)
+    const results = options.maxResultBytesInFlight ?? DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT
+    this.results = new ByteBudget(results, options.maxResultBytesPerAddress ?? results)
   }
 
   /** Bytes of results held now by requests still running ({@link DispatcherOptions.maxResultBytesInFlight}). */
   get resultBytesInFlight(): number {
     return this.results.held
+  }
+
+  /** How many client addresses hold results of requests still running. */
+  get addressesHoldingResults(): number {
+    return this.results.keys
   }
 
   /** The method names served. */
@@ -214,7 +256,7 @@ export class Dispatcher {
   async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
     if (!Array.isArray(value)) {
       const deadline = new RequestDeadline(this.deadlines)
-      const budget = this.budget()
+      const budget = this.budget(context)
       try {
         return await this.handleOne(value, context, deadline, budget)
       } finally {
@@ -236,7 +278,7 @@ export class Dispatcher {
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
     const deadline = new RequestDeadline(this.deadlines)
-    const budget = this.budget()
+    const budget = this.budget(context)
     let members: (string | undefined)[]
     try {
       members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline, budget)))
@@ -249,8 +291,8 @@ export class Dispatcher {
   }
 
   /** The bytes of results one request's answer may still carry. */
-  private budget(): ResponseBudget {
-    return { left: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, held: 0, ended: false }
+  private budget(context: CallContext): ResponseBudget {
+    return { left: this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, held: 0, address: context.address, ended: false }
   }
 
   /**
@@ -259,7 +301,7 @@ export class Dispatcher {
    */
   private release(budget: ResponseBudget): void {
     budget.ended = true
-    this.results.give(budget.held)
+    this.results.give(budget.held, budget.address)
     budget.held = 0
   }
 
@@ -341,7 +383,7 @@ export class Dispatcher {
         return serialize({ jsonrpc: '2.0', id, error: e })
       }
       if (result !== undefined && !budget.ended) {
-        if (!this.results.take(result.length)) {
+        if (!this.results.take(result.length, budget.address)) {
           this.count(name, 'error')
           const e = applicationError('busy', 'the node holds as many results of requests still running as it takes; retry shortly, or ask for less')
           return serialize({ jsonrpc: '2.0', id, error: e })

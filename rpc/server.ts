@@ -22,6 +22,7 @@ import { SubscriptionHub, type SubscriberSession, type Subscription } from './su
  * subscriptions per connection, each connection's send queue (a subscriber that does not read is closed rather than
  * allowed to grow memory or slow the node), the answers held for clients that do not take them (a connection that
  * stalls is closed), the results held by requests still running, and WebSocket peers that answer no ping (closed).
+ * One client address may hold a share of each byte budget, as of the connections.
  * Nothing a client sends can throw out of a handler: bad JSON and bad requests become JSON-RPC errors.
  */
 
@@ -58,7 +59,10 @@ export interface RpcServerOptions {
    * Most connections at once from one client address ({@link addressKey}: an IPv4 address, or an IPv6 /64), HTTP and
    * WebSocket together, loopback included; a further one is answered HTTP 503 (`busy`) on its first request, or
    * closed after a second if it sends none, so that one client cannot take every slot of `maxConnections`. Unset, a
-   * quarter of `maxConnections` (128 of 512): a reverse proxy's clients all come from its address.
+   * quarter of `maxConnections` (128 of 512): a reverse proxy's clients all come from its address. Its part of
+   * `maxConnections` is also the share of `maxBodyBytesInFlight`, `maxResponseBytesInFlight` and
+   * `maxResultBytesInFlight` one address may hold (past it, what the whole budget answers), so that one client cannot
+   * keep a budget full; an address holding nothing of a budget is bounded by the whole budget only.
    */
   readonly maxConnectionsPerAddress?: number
   /**
@@ -185,6 +189,14 @@ export function addressKey(address: string): string {
   return `${groups.join(':')}::/64`
 }
 
+/**
+ * The address key of a connection's client ({@link addressKey}); the address is read when the connection is accepted,
+ * and the socket keeps it.
+ */
+function keyOf(socket: Duplex): string {
+  return addressKey((socket as Partial<Socket>).remoteAddress ?? '')
+}
+
 /** The body of the 503 a connection refused for its address (`maxConnectionsPerAddress`) is answered with. */
 function tooManyFromAddress(limit: number): string {
   return JSON.stringify({
@@ -204,17 +216,17 @@ interface BodyError {
 type BodyResult = Result<{ readonly text: string; readonly bytes: number }, BodyError>
 
 /**
- * Reads a request body up to `limit` bytes, counting while streaming and taking each chunk's bytes from `budget`;
- * stops reading (and buffering) past either. On success the caller gives the body's bytes back once it is done with
- * the request; on failure they are given back here.
+ * Reads a request body up to `limit` bytes, counting while streaming and taking each chunk's bytes from `budget` under
+ * the client's address key; stops reading (and buffering) past either. On success the caller gives the body's bytes
+ * back (under the same key) once it is done with the request; on failure they are given back here.
  */
-function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Promise<BodyResult> {
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, address: string): Promise<BodyResult> {
   const declared = req.headers['content-length']
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.resolve(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
   }
   const busy: BodyError = { code: 'busy', reason: 'the node holds as many request bodies as it takes; retry shortly' }
-  if (declared !== undefined && Number(declared) > budget.free()) return Promise.resolve(err(busy))
+  if (declared !== undefined && Number(declared) > budget.free(address)) return Promise.resolve(err(busy))
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -222,7 +234,7 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Prom
     const finish = (r: BodyResult) => {
       if (done) return
       done = true
-      if (!r.ok) budget.give(size)
+      if (!r.ok) budget.give(size, address)
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onError)
@@ -234,7 +246,7 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Prom
       if (size + chunk.length > limit) {
         req.pause()
         finish(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
-      } else if (!budget.take(chunk.length)) {
+      } else if (!budget.take(chunk.length, address)) {
         req.pause()
         finish(err(busy))
       } else {
@@ -311,6 +323,8 @@ class WsSession implements SubscriberSession {
     private readonly socket: Duplex,
     private readonly maxBufferedBytes: number,
     private readonly answers: ByteBudget,
+    /** The client's address key: what this connection holds of the budgets counts against its share. */
+    readonly address: string,
     private readonly stallMs: number,
     private readonly onDrop: (session: WsSession, reason: string) => void,
     private readonly onWorkError: (err: unknown) => void,
@@ -344,9 +358,9 @@ class WsSession implements SubscriberSession {
     if (text.length <= ANSWER_SLICE_BYTES / 3) return this.sendText(text)
     const bytes = Buffer.from(text)
     if (bytes.length <= ANSWER_SLICE_BYTES) return this.sendText(text)
-    if (!this.answers.take(bytes.length)) return this.sendText(ANSWERS_BUSY)
+    if (!this.answers.take(bytes.length, this.address)) return this.sendText(ANSWERS_BUSY)
     const giveBack = () => {
-      if (this.held.delete(giveBack)) this.answers.give(bytes.length)
+      if (this.held.delete(giveBack)) this.answers.give(bytes.length, this.address)
     }
     this.held.add(giveBack)
     this.handed += bytes.length
@@ -503,12 +517,19 @@ export class RpcServer {
   ) {
     this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
     this.perAddressLimit = this.options.maxConnectionsPerAddress ?? Math.max(1, Math.floor(this.options.maxConnections / 4))
-    this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight)
-    this.answerBudget = new ByteBudget(this.options.maxResponseBytesInFlight)
+    // an address may hold the part of each byte budget that it may hold of the connections
+    const share = (budget: number) => Math.floor(budget * Math.min(1, this.perAddressLimit / this.options.maxConnections))
+    this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight, share(this.options.maxBodyBytesInFlight))
+    this.answerBudget = new ByteBudget(this.options.maxResponseBytesInFlight, share(this.options.maxResponseBytesInFlight))
     this.logger = deps.logger ?? silentLogger
     this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })
     this.dispatcher = new Dispatcher(
-      { maxBatch: this.options.maxBatch, requestTimeoutMs: this.options.requestTimeoutMs, maxResultBytesInFlight: this.options.maxResultBytesInFlight },
+      {
+        maxBatch: this.options.maxBatch,
+        requestTimeoutMs: this.options.requestTimeoutMs,
+        maxResultBytesInFlight: this.options.maxResultBytesInFlight,
+        maxResultBytesPerAddress: share(this.options.maxResultBytesInFlight),
+      },
       { methods: createMethods({ backend: deps.backend, hub: this.hub }), metrics: deps.metrics, logger: this.logger },
     )
     this.app = new Koa()
@@ -536,6 +557,14 @@ export class RpcServer {
   /** Bytes of results held by requests still running (see `maxResultBytesInFlight`). */
   get resultBytesInFlight(): number {
     return this.dispatcher.resultBytesInFlight
+  }
+
+  /**
+   * Entries kept for client addresses holding bytes of the three budgets above (one per address and budget it holds
+   * some of): none once nothing is held.
+   */
+  get addressesHoldingBytes(): number {
+    return this.bodyBudget.keys + this.answerBudget.keys + this.dispatcher.addressesHoldingResults
   }
 
   /** Open WebSocket connections. */
@@ -678,7 +707,8 @@ export class RpcServer {
       ctx.body = jsonError(StandardErrorCode.invalidRequest, 'Content-Type must be application/json')
       return
     }
-    const body = await readBody(ctx.req, this.options.maxBodyBytes, this.bodyBudget)
+    const address = keyOf(ctx.req.socket)
+    const body = await readBody(ctx.req, this.options.maxBodyBytes, this.bodyBudget, address)
     if (!body.ok) {
       ctx.set('Connection', 'close')
       ctx.status = BODY_ERROR_STATUS[body.error.code]
@@ -693,9 +723,9 @@ export class RpcServer {
     }
     let response: string | undefined
     try {
-      response = await this.dispatcher.handleText(body.value.text, { transport: 'http' })
+      response = await this.dispatcher.handleText(body.value.text, { transport: 'http', address })
     } finally {
-      this.bodyBudget.give(body.value.bytes)
+      this.bodyBudget.give(body.value.bytes, address)
     }
     if (response === undefined) {
       ctx.status = 204
@@ -712,13 +742,13 @@ export class RpcServer {
       ctx.body = bytes
       return
     }
-    if (!this.answerBudget.take(bytes.length)) {
+    if (!this.answerBudget.take(bytes.length, address)) {
       ctx.status = 503
       ctx.set('Retry-After', '1')
       ctx.body = ANSWERS_BUSY
       return
     }
-    this.holdResponse(ctx.res, bytes.length)
+    this.holdResponse(ctx.res, bytes.length, address)
     ctx.body = Readable.from(slices(bytes))
     ctx.length = bytes.length
   }
@@ -728,7 +758,7 @@ export class RpcServer {
    * response finished, or its connection closed); a connection that takes none of them for `responseStallMs` is
    * destroyed.
    */
-  private holdResponse(res: ServerResponse, bytes: number): void {
+  private holdResponse(res: ServerResponse, bytes: number, address: string): void {
     const socket = res.socket
     // the bytes the socket has written out: each slice's write completes on its own as the client takes it
     const flushed = () => (socket === null ? 0 : socket.bytesWritten - socket.writableLength)
@@ -744,7 +774,7 @@ export class RpcServer {
       if (!held) return
       held = false
       clearInterval(stall)
-      this.answerBudget.give(bytes)
+      this.answerBudget.give(bytes, address)
     }
     res.once('finish', giveBack)
     res.once('close', giveBack)
@@ -840,6 +870,7 @@ export class RpcServer {
       socket,
       this.options.wsMaxBufferedBytes,
       this.answerBudget,
+      keyOf(socket),
       this.options.responseStallMs,
       (s, reason) => {
         this.logger.warn({ reason }, 'dropping websocket client')
@@ -849,14 +880,14 @@ export class RpcServer {
     )
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
-    const context: CallContext = { transport: 'ws', session }
+    const context: CallContext = { transport: 'ws', session, address: session.address }
     ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'))
     ws.on('pong', () => {
       session.answeredPing = true
     })
     ws.on('close', () => {
       session.markClosed()
-      this.bodyBudget.give(session.receiving)
+      this.bodyBudget.give(session.receiving, session.address)
       session.receiving = 0
       this.forget(session)
     })
@@ -872,14 +903,14 @@ export class RpcServer {
       // so all of it is given back here; the bytes of a message after it are counted once that chunk is done (the
       // socket's 'data' listener below runs after that of `ws`).
       session.receivingSince = undefined
-      this.bodyBudget.give(session.receiving)
+      this.bodyBudget.give(session.receiving, session.address)
       session.receiving = 0
       if (session.isClosed) return
       const bytes = isBinary ? null : Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
       const text = bytes === null ? null : bytes.toString('utf8')
       // a message waiting or running holds its text: it counts against the same budget as HTTP bodies
       const held = bytes === null ? 0 : bytes.length
-      if (!this.bodyBudget.take(held)) {
+      if (!this.bodyBudget.take(held, session.address)) {
         session.sendText(
           JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', 'the node holds as many requests as it takes; retry shortly') }),
         )
@@ -894,11 +925,11 @@ export class RpcServer {
           const after = session.afterResponse.splice(0)
           for (const f of after) f()
         } finally {
-          this.bodyBudget.give(held)
+          this.bodyBudget.give(held, session.address)
         }
       })
       if (!accepted) {
-        this.bodyBudget.give(held)
+        this.bodyBudget.give(held, session.address)
         session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
       }
     })
@@ -911,9 +942,9 @@ export class RpcServer {
   private countReceiving(session: WsSession): boolean {
     const now = receivingBytes(session.ws)
     if (now <= session.receiving) {
-      this.bodyBudget.give(session.receiving - now)
+      this.bodyBudget.give(session.receiving - now, session.address)
       session.receiving = now
-    } else if (this.bodyBudget.take(now - session.receiving)) {
+    } else if (this.bodyBudget.take(now - session.receiving, session.address)) {
       session.receiving = now
     } else {
       return false

@@ -189,6 +189,60 @@ describe('Dispatcher', () => {
     assert.equal(d.resultBytesInFlight, 0)
   })
 
+  test('the results one client address holds are bounded by its share; other addresses are served beside it', async () => {
+    const big = 'x'.repeat(1000)
+    const resultBytes = JSON.stringify(big).length
+    let open = () => {}
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const methods: Record<string, MethodSpec> = {
+      ...table(),
+      big: { params: [], handler: async () => ({ ok: true, result: big }) },
+      gate: {
+        params: [],
+        handler: async () => {
+          await gate
+          return { ok: true, result: 'late' }
+        },
+      },
+    }
+    // a share of 2,500 bytes: two results of ~1 KB, not three; the whole budget takes eight
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxResultBytesInFlight: 8_000, maxResultBytesPerAddress: 2_500 }, { methods })
+    const a = { transport: 'http', address: '192.0.2.1' } as const
+    const b = { transport: 'ws', address: '2001:db8:0:0::/64' } as const
+    const held = d.handleText(JSON.stringify([request('big', 1), request('big', 2), request('big', 3), request('gate', 4)]), a)
+    const deadline = Date.now() + 5000
+    while (d.resultBytesInFlight < 2 * resultBytes) {
+      assert.ok(Date.now() < deadline, 'the first results held')
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(d.resultBytesInFlight, 2 * resultBytes)
+    // the same address is busy past its share, its id echoed; another address is served
+    const again = JSON.parse((await d.handleText(JSON.stringify(request('big', 'again')), a))!)
+    assert.equal(again.id, 'again')
+    assert.deepEqual(again.error, applicationError('busy', again.error.message))
+    const other = JSON.parse((await d.handleText(JSON.stringify([request('big', 1), request('big', 2)]), b))!)
+    assert.deepEqual(
+      other.map((m: { result?: unknown }) => m.result),
+      [big, big],
+    )
+    // a request whose address holds nothing is bounded by the whole budget only, however large its one result
+    const one = JSON.parse((await d.handleText(JSON.stringify(request('echo', 'one', ['y'.repeat(4000)])), b))!)
+    assert.equal(one.result.length, 4000)
+    // without an address only the whole budget bounds
+    assert.equal(JSON.parse((await d.handleText(JSON.stringify(request('big', 'anon')), http))!).result, big)
+    open()
+    const answers = JSON.parse((await held)!) as { id: number; result?: unknown; error?: { data: { reason: string } } }[]
+    assert.deepEqual(
+      answers.map((m) => m.result ?? m.error?.data.reason),
+      [big, big, 'busy', 'late'],
+    )
+    assert.equal(d.resultBytesInFlight, 0)
+    assert.equal(d.addressesHoldingResults, 0)
+  })
+
   test('the results a request holds are given back however it ends: answered, timed out, or failed', async () => {
     const big = 'x'.repeat(1000)
     const resultBytes = JSON.stringify(big).length
@@ -225,7 +279,9 @@ describe('Dispatcher', () => {
         handler: async () => ({ ok: true, result: 1 }),
       },
     }
-    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 200, maxResultBytesInFlight: 10_000 }, { methods })
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 200, maxResultBytesInFlight: 10_000, maxResultBytesPerAddress: 5_000 }, { methods })
+    // every request from one client address: what it holds is given back to its share too
+    const from = { transport: 'http', address: '192.0.2.1' } as const
     const settle = async () => {
       for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
     }
@@ -237,32 +293,37 @@ describe('Dispatcher', () => {
       }
     }
     // answered: a single call and a batch
-    await d.handleText(JSON.stringify(request('big', 1)), http)
+    await d.handleText(JSON.stringify(request('big', 1)), from)
     assert.equal(d.resultBytesInFlight, 0)
-    const answered = d.handleText(JSON.stringify([request('big', 1), request('bigLater', 2)]), http)
+    assert.equal(d.addressesHoldingResults, 0)
+    const answered = d.handleText(JSON.stringify([request('big', 1), request('bigLater', 2)]), from)
     await waitForRelease(1)
     await settle()
     assert.equal(d.resultBytesInFlight, resultBytes, 'the first member held while the second runs')
     release.shift()!()
     assert.equal(JSON.parse((await answered)!).length, 2)
     assert.equal(d.resultBytesInFlight, 0)
+    assert.equal(d.addressesHoldingResults, 0)
     // timed out: the member that outlasts the deadline holds nothing, the one answered gives back its bytes
-    const timedOut = JSON.parse((await d.handleText(JSON.stringify([request('big', 1), request('never', 2)]), http))!)
+    const timedOut = JSON.parse((await d.handleText(JSON.stringify([request('big', 1), request('never', 2)]), from))!)
     assert.equal(timedOut[1].error.data.reason, 'timeout')
     assert.equal(d.resultBytesInFlight, 0)
+    assert.equal(d.addressesHoldingResults, 0)
     // a handler that throws: an internal error, and what the others held is given back
-    const thrown = d.handleText(JSON.stringify([request('big', 1), request('throwLater', 2)]), http)
+    const thrown = d.handleText(JSON.stringify([request('big', 1), request('throwLater', 2)]), from)
     await waitForRelease(1)
     release.shift()!()
     assert.equal(JSON.parse((await thrown)!)[1].error.code, -32603)
     assert.equal(d.resultBytesInFlight, 0)
+    assert.equal(d.addressesHoldingResults, 0)
     // a request that fails as a whole: a member answered after its end counts nothing
-    const failed = d.handleText(JSON.stringify([request('bigLater', 1), request('badParser', 2, [0])]), http)
+    const failed = d.handleText(JSON.stringify([request('bigLater', 1), request('badParser', 2, [0])]), from)
     await assert.rejects(failed, /parser bug/)
     await waitForRelease(1)
     release.shift()!()
     await settle()
     assert.equal(d.resultBytesInFlight, 0)
+    assert.equal(d.addressesHoldingResults, 0)
   })
 
   test('heavy calls run a few at a time over all requests; one whose turn comes after its deadline gives it up', async () => {

@@ -2,7 +2,7 @@ import { request } from 'node:http'
 import { keyPairFromSeed } from '../../../crypto/ed25519.js'
 import { addressFromPublicKey } from '../../../crypto/address.js'
 import { Metrics } from '../../../rpc/metrics.js'
-import { RpcServer, type RpcServerOptions } from '../../../rpc/server.js'
+import { DEFAULT_RPC_SERVER_OPTIONS, RpcServer, type RpcServerOptions } from '../../../rpc/server.js'
 import { TestBackend } from './testBackend.js'
 
 /** Shared set-up for the RPC and wallet tests: funded keys, a test backend and a server on port 0. */
@@ -13,6 +13,13 @@ export const alice = keyPairFromSeed(aliceSeed)
 export const bob = keyPairFromSeed(bobSeed)
 export const aliceAddress = addressFromPublicKey(alice.publicKey)
 export const bobAddress = addressFromPublicKey(bob.publicKey)
+
+/**
+ * Options under which one client address may hold all of each byte budget, as behind a reverse proxy
+ * (maxConnectionsPerAddress as high as maxConnections): for the tests of the bounds over all clients, whose clients all
+ * come from 127.0.0.1.
+ */
+export const ONE_ADDRESS: Partial<RpcServerOptions> = Object.freeze({ maxConnectionsPerAddress: DEFAULT_RPC_SERVER_OPTIONS.maxConnections })
 
 /** A running server over a fresh TestBackend. */
 export interface Harness {
@@ -46,7 +53,7 @@ export async function startHarness(
 /** A raw HTTP exchange (status, headers, body text), for protocol-level assertions. */
 export function httpRequest(
   url: string,
-  options: { method?: string; path?: string; body?: string | Buffer; headers?: Record<string, string> } = {},
+  options: { method?: string; path?: string; body?: string | Buffer; headers?: Record<string, string>; localAddress?: string } = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; text: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url)
@@ -58,6 +65,7 @@ export function httpRequest(
         path: options.path ?? '/',
         headers: { 'content-type': 'application/json', ...options.headers },
         agent: false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
       },
       (res) => {
         const chunks: Buffer[] = []
@@ -71,9 +79,12 @@ export function httpRequest(
   })
 }
 
-/** POSTs a JSON-RPC body and parses the answer (undefined for an empty 204). */
-export async function rpc(url: string, body: unknown): Promise<{ status: number; json: any }> {
-  const r = await httpRequest(url, { body: typeof body === 'string' ? body : JSON.stringify(body) })
+/**
+ * POSTs a JSON-RPC body and parses the answer (undefined for an empty 204); `localAddress` (127.0.0.2, …) makes the
+ * request come from another loopback address.
+ */
+export async function rpc(url: string, body: unknown, localAddress?: string): Promise<{ status: number; json: any }> {
+  const r = await httpRequest(url, { body: typeof body === 'string' ? body : JSON.stringify(body), localAddress })
   return { status: r.status, json: r.text === '' ? undefined : JSON.parse(r.text) }
 }
 

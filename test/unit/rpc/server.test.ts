@@ -10,7 +10,7 @@ import { APPLICATION_ERROR_CODES, type ApplicationReason } from '../../../rpc/er
 import { Metrics } from '../../../rpc/metrics.js'
 import { addressKey, RpcServer } from '../../../rpc/server.js'
 import { TestBackend } from './testBackend.js'
-import { aliceAddress, aliceSeed, bobAddress, httpRequest, rpc, startHarness, waitFor, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, rpc, startHarness, waitFor, type Harness } from './harness.js'
 
 const A = formatAddress(aliceAddress)
 const B = formatAddress(bobAddress)
@@ -353,7 +353,7 @@ describe('RpcServer bounds on what clients hold', () => {
   }
 
   test('request bodies held at once are bounded: past the budget a request gets 503 until bodies are done', async () => {
-    const h = await startHarness({ maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
     const sockets: Socket[] = []
     try {
       // two clients each send all but the last bytes of a 60,000-byte body, and stop
@@ -392,6 +392,7 @@ describe('RpcServer bounds on what clients hold', () => {
       // a client that goes away mid-body gives back what it held
       second.socket.destroy()
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned body given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       for (const s of sockets) s.destroy()
       await h.close()
@@ -530,7 +531,7 @@ describe('RpcServer bounds on what clients hold', () => {
 
 describe('RpcServer answers clients do not take', () => {
   test('answers held unsent are bounded: past the budget a request gets 503, and a stalled reader is closed', async () => {
-    const h = await startHarness({ maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
     const sockets: Socket[] = []
     try {
       // ten blocks of ~2 MB of transaction hex each: a batch asking for all of them is answered with ~20 MB
@@ -563,6 +564,7 @@ describe('RpcServer answers clients do not take', () => {
         'a batch answered in full once the stalled client is closed',
       )
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer taken and given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       for (const s of sockets) s.destroy()
       await h.close()
@@ -576,7 +578,7 @@ describe('RpcServer answers clients do not take', () => {
     const size = Buffer.byteLength((await httpRequest(probe.url, { body: batch })).text)
     await probe.close()
     // a budget the stalled client's answer takes all but 1,000 bytes of
-    const h = await startHarness({ maxResponseBytesInFlight: size + 1000, responseStallMs: 60_000 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxResponseBytesInFlight: size + 1000, responseStallMs: 60_000 })
     const u = new URL(h.url)
     const stalled = connect(Number(u.port), u.hostname)
     try {
@@ -650,6 +652,7 @@ describe('RpcServer answers clients do not take', () => {
       const text = Buffer.concat(chunks).toString('utf8')
       assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).length, 10)
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'the answer given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       socket.destroy()
       await h.close()
@@ -733,7 +736,7 @@ describe('RpcServer results of requests still running', () => {
   const heldBatch = (id: number) => [call('chain_getBlock', [1], id), call('chain_getBlock', [2], id + 1), call('node_status', [], id + 2)]
 
   test('are bounded over every connection, HTTP and WebSocket: the blocks past the bound are busy', async () => {
-    const { h, blockBytes, holding, blocksRead, open } = await heldHarness({ maxResultBytesInFlight: 300_000, requestTimeoutMs: 10_000 })
+    const { h, blockBytes, holding, blocksRead, open } = await heldHarness({ ...ONE_ADDRESS, maxResultBytesInFlight: 300_000, requestTimeoutMs: 10_000 })
     const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
     try {
       assert.ok(blockBytes > 100_000 && blockBytes < 150_000, `a block answer of ${blockBytes} bytes`)
@@ -763,6 +766,7 @@ describe('RpcServer results of requests still running', () => {
       assert.equal(busy.length, 18 - blocks.length)
       assert.equal(members.filter((m) => m.id % 10 === 2 && m.result?.chainId !== undefined).length, 9)
       assert.equal(h.server.resultBytesInFlight, 0)
+      assert.equal(h.server.addressesHoldingBytes, 0)
       // nothing is held once they are answered: a batch of both blocks is answered in full
       assert.deepEqual(
         (await rpc(h.url, [call('chain_getBlock', [1], 1), call('chain_getBlock', [2], 2)])).json.map((m: any) => m.result.height),
@@ -771,6 +775,33 @@ describe('RpcServer results of requests still running', () => {
     } finally {
       open()
       ws.terminate()
+      await h.close()
+    }
+  })
+
+  test('one address holds at most its share of them: another address is served beside it', async () => {
+    const options = { maxConnections: 8, maxConnectionsPerAddress: 4, maxResultBytesInFlight: 300_000, requestTimeoutMs: 10_000 }
+    const { h, blockBytes, holding, blocksRead, open } = await heldHarness(options)
+    try {
+      // a share of 150,000 bytes: one block fits in it, two do not
+      const answers = Array.from({ length: 3 }, (_, i) => rpc(h.url, heldBatch(i * 10)))
+      await waitFor(() => holding() === 3, 5000, 'three requests held open')
+      await waitFor(() => blocksRead() === 6, 5000, 'every block read')
+      await waitFor(() => h.server.resultBytesInFlight >= blockBytes, 5000, 'a block held')
+      const other = await rpc(h.url, call('chain_getBlock', [1], 'other'), '127.0.0.2')
+      assert.equal(other.json.id, 'other')
+      assert.equal(other.json.result?.height, 1, `the other address answered ${JSON.stringify(other.json).slice(0, 160)}`)
+      open()
+      const members = (await Promise.all(answers)).flatMap((a) => a.json)
+      const blocks = members.filter((m) => m.id % 10 !== 2 && m.result !== undefined)
+      assert.equal(blocks.length, 1)
+      const busy = members.filter((m) => m.error?.data?.reason === 'busy')
+      assert.equal(busy.length, 5)
+      assert.ok(busy.every((m) => m.id % 10 !== 2 && m.error.code === APPLICATION_ERROR_CODES.busy))
+      assert.equal(h.server.resultBytesInFlight, 0)
+      assert.equal(h.server.addressesHoldingBytes, 0)
+    } finally {
+      open()
       await h.close()
     }
   })
@@ -790,6 +821,7 @@ describe('RpcServer results of requests still running', () => {
       await waitFor(() => h.server.resultBytesInFlight === 0, 5000, 'the blocks given back')
       // the answer made for it once its request ended has no one to take it: not held either
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'the answer for the gone client given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
       // WebSocket: the same, the connection closed while its request runs
       const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
       await new Promise<void>((resolve, reject) => {
@@ -800,8 +832,103 @@ describe('RpcServer results of requests still running', () => {
       await waitFor(() => holding() === 2 && h.server.resultBytesInFlight === 2 * blockBytes, 5000, 'both blocks held')
       ws.terminate()
       await waitFor(() => h.server.resultBytesInFlight === 0, 5000, 'the blocks given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       open()
+      await h.close()
+    }
+  })
+})
+
+describe('RpcServer budgets shared between client addresses', () => {
+  /**
+   * Half of each budget per address: maxConnectionsPerAddress is half of maxConnections. Requests come from two
+   * loopback addresses, 127.0.0.1 (the default) and 127.0.0.2.
+   */
+  const halves = { maxConnections: 8, maxConnectionsPerAddress: 4 }
+  const OTHER = '127.0.0.2'
+
+  /** A raw connection from `localAddress`, and everything it received. */
+  async function rawFrom(url: string, localAddress?: string): Promise<{ socket: Socket; received: () => string }> {
+    const u = new URL(url)
+    const socket = connect({ port: Number(u.port), host: u.hostname, ...(localAddress === undefined ? {} : { localAddress }) })
+    let text = ''
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8')
+    })
+    socket.on('error', () => {
+      /* the server may reset a connection it refuses */
+    })
+    await new Promise<void>((resolve) => socket.once('connect', resolve))
+    return { socket, received: () => text }
+  }
+
+  test('request bodies: one address holding its share leaves the rest to others, and is busy past it', async () => {
+    const h = await startHarness({ ...halves, maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
+    const sockets: Socket[] = []
+    try {
+      const json = JSON.stringify(call('node_status'))
+      const body = json + ' '.repeat(60_000 - json.length)
+      const head = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`
+      // one address sends all but the last bytes of two bodies, each within its share, both together past it
+      const first = await rawFrom(h.url)
+      sockets.push(first.socket)
+      first.socket.write(head + body.slice(0, 59_000))
+      await waitFor(() => h.server.bodyBytesInFlight === 59_000, 5000, 'the first body held')
+      const second = await rawFrom(h.url)
+      sockets.push(second.socket)
+      second.socket.write(head + body.slice(0, 59_000))
+      await waitFor(() => h.server.bodyBytesInFlight === 118_000 || second.received().includes('\r\n\r\n'), 5000, 'the second held or answered')
+      // another address sends a body that fits in what is left of the budget beside one share
+      const other = await httpRequest(h.url, { body, localAddress: OTHER })
+      assert.equal(other.status, 200, `the other address answered ${other.status}: ${other.text.slice(0, 120)}`)
+      assert.equal(JSON.parse(other.text).result.chainId, 'tally-test')
+      assert.match(second.received(), /^HTTP\/1\.1 503 /)
+      assert.match(second.received(), /"reason":"busy"/)
+      assert.match(second.received(), /retry-after: 1/i)
+      // what the first held is given back to its address when it goes away mid-body
+      first.socket.destroy()
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned body given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
+      assert.equal((await rpc(h.url, call('node_status'))).json.result.chainId, 'tally-test')
+    } finally {
+      for (const s of sockets) s.destroy()
+      await h.close()
+    }
+  })
+
+  test('answers held for clients: one address past its share is busy, another is served beside it', async () => {
+    const h = await startHarness({ ...halves, maxResponseBytesInFlight: 48 << 20, responseStallMs: 60_000 })
+    const sockets: Socket[] = []
+    try {
+      // ten blocks of ~2 MB of transaction hex each: a batch asking for all of them is answered with ~20 MB
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [i + 1], i)))
+      const request = `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${batch.length}\r\n\r\n${batch}`
+      // one address asks for it twice and reads nothing: the second answer would take it past its share of 24 MiB
+      const stalled: Socket[] = []
+      for (let i = 0; i < 2; i++) {
+        const s = await rawFrom(h.url)
+        sockets.push(s.socket)
+        stalled.push(s.socket)
+        s.socket.pause()
+        s.socket.write(request)
+        await waitFor(() => s.socket.readableLength > 0, 10_000, 'an answer on its way to a stalled client')
+      }
+      // another address asks for the same: there is room for it beside one share
+      const other = await httpRequest(h.url, { body: batch, localAddress: OTHER })
+      assert.equal(other.status, 200, `the other address answered ${other.status}: ${other.text.slice(0, 120)}`)
+      assert.equal(JSON.parse(other.text).length, 10)
+      const second = String(stalled[1]!.read())
+      assert.match(second, /^HTTP\/1\.1 503 /)
+      assert.match(second, /"reason":"busy"/)
+      // the stalled client goes away: what it held is given back to its address too
+      for (const s of stalled) s.destroy()
+      await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
+    } finally {
+      for (const s of sockets) s.destroy()
       await h.close()
     }
   })

@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { formatAddress } from '../../../crypto/address.js'
-import { aliceAddress, aliceSeed, bobAddress, httpRequest, startHarness, waitFor, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, startHarness, waitFor, type Harness } from './harness.js'
 
 /** A WebSocket client that records every message, for assertions. */
 class Client {
@@ -18,8 +18,9 @@ class Client {
       this.closed = true
     })
   }
-  static async open(url: string): Promise<Client> {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`)
+  /** Connects, from `localAddress` (127.0.0.2, …) if given. */
+  static async open(url: string, localAddress?: string): Promise<Client> {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/ws`, localAddress === undefined ? {} : { localAddress })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('error', reject)
@@ -171,7 +172,7 @@ describe('WebSocket subscriptions', () => {
 
 describe('WebSocket requests held at once', () => {
   test('count against the request-body budget: past it a message is answered busy at once, and given back when done', async () => {
-    const h = await startHarness({ maxBodyBytesInFlight: 64 * 1024 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxBodyBytesInFlight: 64 * 1024 })
     const c = await Client.open(h.url)
     try {
       h.backend.delayMs = 1000
@@ -198,6 +199,7 @@ describe('WebSocket requests held at once', () => {
         ],
       )
       assert.equal(h.server.bodyBytesInFlight, 0)
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       h.backend.delayMs = 0
       c.close()
@@ -206,9 +208,53 @@ describe('WebSocket requests held at once', () => {
   })
 })
 
+describe('WebSocket requests held at once by one address', () => {
+  test('count against its share of the request-body budget: past it busy, while another address is served', async () => {
+    // half of each budget per address: a share of 40 KiB of the 80 KiB
+    const h = await startHarness({ maxConnections: 8, maxConnectionsPerAddress: 4, maxBodyBytesInFlight: 80 * 1024 })
+    const a = await Client.open(h.url)
+    const a2 = await Client.open(h.url)
+    const b = await Client.open(h.url, '127.0.0.2')
+    let a2ClosedWith: number | undefined
+    a2.ws.on('close', (code) => {
+      a2ClosedWith = code
+    })
+    try {
+      h.backend.delayMs = 1000
+      const padded = (id: number) => {
+        const json = JSON.stringify({ jsonrpc: '2.0', id, method: 'ledger_getBalance', params: [formatAddress(aliceAddress)] })
+        return json + ' '.repeat(30_000 - json.length)
+      }
+      a.ws.send(padded(1))
+      await waitFor(() => h.server.bodyBytesInFlight === 30_000, 5000, 'the first message held')
+      // another message from the same address would take it past its share: answered busy at once, not held (or,
+      // counted while still being received, its connection closed 1013, as past the whole budget)
+      a2.ws.send(padded(2))
+      await waitFor(() => a2.messages.length > 0 || a2.closed || h.server.bodyBytesInFlight === 60_000, 5000, 'the second refused or held')
+      // one from another address fits beside the first share
+      b.ws.send(padded(3))
+      await waitFor(() => b.messages.length > 0, 10_000, 'an answer to the other address')
+      assert.equal(b.messages[0].id, 3, `the other address answered ${JSON.stringify(b.messages[0]).slice(0, 160)}`)
+      assert.equal(b.messages[0].result, '1000000')
+      if (a2.closed) assert.equal(a2ClosedWith, 1013)
+      else assert.deepEqual([a2.messages[0]?.id, a2.messages[0]?.error?.data.reason], [null, 'busy'])
+      await waitFor(() => a.messages.length > 0, 10_000, 'the first answered')
+      assert.deepEqual([a.messages[0].id, a.messages[0].result], [1, '1000000'])
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'every message given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
+    } finally {
+      h.backend.delayMs = 0
+      a.close()
+      a2.close()
+      b.close()
+      await h.close()
+    }
+  })
+})
+
 describe('WebSocket messages once whole', () => {
   test('count once against the request-body budget: one of more than half the budget is served', async () => {
-    const h = await startHarness({ maxBodyBytesInFlight: 64 * 1024 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxBodyBytesInFlight: 64 * 1024 })
     const c = await Client.open(h.url)
     try {
       const json = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'node_status' })
@@ -216,6 +262,7 @@ describe('WebSocket messages once whole', () => {
       await waitFor(() => c.messages.length > 0, 5000, 'an answer')
       assert.equal(c.messages[0].result?.chainId, 'tally-test', `answered ${JSON.stringify(c.messages[0]).slice(0, 160)}`)
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       c.close()
       await h.close()
@@ -268,7 +315,7 @@ describe('newBlocks fan-out on the commit path', () => {
 
 describe('WebSocket answers clients do not take', () => {
   test('count against the answers held for clients; a connection that takes none of its answer is closed', async () => {
-    const h = await startHarness({ maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxResponseBytesInFlight: 24 << 20, responseStallMs: 300 })
     const u = new URL(h.url)
     const raw: Socket = connect(Number(u.port), u.hostname)
     try {
@@ -303,6 +350,7 @@ describe('WebSocket answers clients do not take', () => {
       assert.equal(served.status, 200)
       assert.equal(JSON.parse(served.text).length, 10)
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer taken and given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       raw.destroy()
       await h.close()
@@ -464,7 +512,7 @@ describe('WebSocket pings behind a large answer', () => {
 
 describe('WebSocket messages being received', () => {
   test('count against the request-body budget; past it the connection is closed (1013) and gives back what it held', async () => {
-    const h = await startHarness({ maxBodyBytesInFlight: 256 * 1024 })
+    const h = await startHarness({ ...ONE_ADDRESS, maxBodyBytesInFlight: 256 * 1024 })
     const a = await Client.open(h.url)
     const b = await Client.open(h.url)
     let bClosedWith: number | undefined
@@ -486,11 +534,13 @@ describe('WebSocket messages being received', () => {
       await waitFor(() => a.messages.some((m) => m.id === 7), 5000, 'the finished message answered')
       assert.equal(a.messages.find((m) => m.id === 7).result.chainId, 'tally-test')
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+      assert.equal(h.server.addressesHoldingBytes, 0)
       // a connection closed mid-message gives back what it held
       a.ws.send(' '.repeat(50_000), { fin: false })
       await waitFor(() => h.server.bodyBytesInFlight === 50_000, 5000, 'a new fragment counted')
       a.close()
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned message given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       a.close()
       b.close()
@@ -526,6 +576,7 @@ describe('WebSocket frames half received', () => {
       raw.write(frame.subarray(20_000))
       await waitFor(() => got.includes('"id":3,"result"'), 5000, 'the whole frame answered')
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'nothing held once answered')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       raw.destroy()
       await h.close()
@@ -557,6 +608,7 @@ describe('WebSocket messages that do not finish', () => {
       assert.equal(slowClosedWith, 1008)
       assert.equal(steady.closed, false)
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'what it held given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       slow.close()
       steady.close()
