@@ -62,7 +62,8 @@ export interface RpcServerOptions {
    * quarter of `maxConnections` (128 of 512): a reverse proxy's clients all come from its address. Its part of
    * `maxConnections` is also the share of `maxBodyBytesInFlight`, `maxResponseBytesInFlight` and
    * `maxResultBytesInFlight` one address may hold (past it, what the whole budget answers), so that one client cannot
-   * keep a budget full; an address holding nothing of a budget is bounded by the whole budget only.
+   * keep a budget full; an address holding nothing of a budget is bounded by the whole budget only, and its share of
+   * the request bodies is at least one body (`maxBodyBytes`) or WebSocket message (`wsMaxMessageBytes`) of the largest.
    */
   readonly maxConnectionsPerAddress?: number
   /**
@@ -126,6 +127,8 @@ export interface RpcServerDependencies {
 
 /** Most WebSocket messages a connection may have waiting for processing before it is dropped. */
 const WS_MAX_QUEUED_MESSAGES = 64
+/** Room over a WebSocket message's payload for the heads of its frames (2-14 bytes each) while it is received. */
+const WS_FRAME_HEADS_BYTES = 1024
 /** How long a closing WebSocket gets for its close handshake before the socket is destroyed. */
 const WS_CLOSE_GRACE_MS = 1000
 
@@ -517,9 +520,12 @@ export class RpcServer {
   ) {
     this.options = { ...DEFAULT_RPC_SERVER_OPTIONS, ...options }
     this.perAddressLimit = this.options.maxConnectionsPerAddress ?? Math.max(1, Math.floor(this.options.maxConnections / 4))
-    // an address may hold the part of each byte budget that it may hold of the connections
-    const share = (budget: number) => Math.floor(budget * Math.min(1, this.perAddressLimit / this.options.maxConnections))
-    this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight, share(this.options.maxBodyBytesInFlight))
+    // an address may hold the part of each byte budget that it may hold of the connections, and at least `atLeast`
+    const ratio = Math.min(1, this.perAddressLimit / this.options.maxConnections)
+    const share = (budget: number, atLeast = 0) => Math.min(budget, Math.max(atLeast, Math.floor(budget * ratio)))
+    // one body or WebSocket message of the largest size, read in pieces, fits the share of an address holding nothing
+    const oneRequest = Math.max(this.options.maxBodyBytes, this.options.wsMaxMessageBytes + WS_FRAME_HEADS_BYTES)
+    this.bodyBudget = new ByteBudget(this.options.maxBodyBytesInFlight, share(this.options.maxBodyBytesInFlight, oneRequest))
     this.answerBudget = new ByteBudget(this.options.maxResponseBytesInFlight, share(this.options.maxResponseBytesInFlight))
     this.logger = deps.logger ?? silentLogger
     this.hub = new SubscriptionHub({ maxSubscriptionsPerSession: this.options.wsMaxSubscriptions }, { backend: deps.backend, logger: this.logger })

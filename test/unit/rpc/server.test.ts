@@ -864,7 +864,7 @@ describe('RpcServer budgets shared between client addresses', () => {
   }
 
   test('request bodies: one address holding its share leaves the rest to others, and is busy past it', async () => {
-    const h = await startHarness({ ...halves, maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
+    const h = await startHarness({ ...halves, maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024, wsMaxMessageBytes: 16 * 1024 })
     const sockets: Socket[] = []
     try {
       const json = JSON.stringify(call('node_status'))
@@ -929,6 +929,37 @@ describe('RpcServer budgets shared between client addresses', () => {
       assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       for (const s of sockets) s.destroy()
+      await h.close()
+    }
+  })
+})
+
+describe('RpcServer share of the request bodies for one address', () => {
+  test('is never less than one body of maxBodyBytes: one read in pieces is served from an address holding nothing', async () => {
+    // a quarter of 128 KiB is 32 KiB, less than one body of 64 KiB
+    const h = await startHarness({ maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024, wsMaxMessageBytes: 16 * 1024 })
+    const u = new URL(h.url)
+    const socket = connect(Number(u.port), u.hostname)
+    let text = ''
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('utf8')
+    })
+    socket.on('error', () => {})
+    try {
+      await new Promise<void>((resolve) => socket.once('connect', resolve))
+      const json = JSON.stringify(call('node_status'))
+      const body = json + ' '.repeat(60_000 - json.length)
+      socket.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`)
+      socket.write(body.slice(0, 30_000))
+      await waitFor(() => h.server.bodyBytesInFlight === 30_000 || text !== '', 5000, 'half the body held')
+      socket.write(body.slice(30_000))
+      await waitFor(() => text.includes('\r\n\r\n{'), 5000, 'an answer')
+      assert.match(text, /^HTTP\/1\.1 200 /, `answered ${text.slice(0, 200)}`)
+      assert.match(text, /"chainId":"tally-test"/)
+      await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the body given back')
+      assert.equal(h.server.addressesHoldingBytes, 0)
+    } finally {
+      socket.destroy()
       await h.close()
     }
   })

@@ -210,8 +210,9 @@ describe('WebSocket requests held at once', () => {
 
 describe('WebSocket requests held at once by one address', () => {
   test('count against its share of the request-body budget: past it busy, while another address is served', async () => {
-    // half of each budget per address: a share of 40 KiB of the 80 KiB
-    const h = await startHarness({ maxConnections: 8, maxConnectionsPerAddress: 4, maxBodyBytesInFlight: 80 * 1024 })
+    // half of each budget per address: a share of 40 KiB of the 80 KiB (more than one message of the largest)
+    const sizes = { maxBodyBytes: 32 * 1024, wsMaxMessageBytes: 32 * 1024 }
+    const h = await startHarness({ ...sizes, maxConnections: 8, maxConnectionsPerAddress: 4, maxBodyBytesInFlight: 80 * 1024 })
     const a = await Client.open(h.url)
     const a2 = await Client.open(h.url)
     const b = await Client.open(h.url, '127.0.0.2')
