@@ -5,7 +5,7 @@ import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
-import { ByteBudget, DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT, Dispatcher, type CallContext } from './dispatcher.js'
+import { ByteBudget, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT, Dispatcher, type CallContext } from './dispatcher.js'
 import { applicationError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
@@ -62,8 +62,9 @@ export interface RpcServerOptions {
    * quarter of `maxConnections` (128 of 512): a reverse proxy's clients all come from its address. Its part of
    * `maxConnections` is also the share of `maxBodyBytesInFlight`, `maxResponseBytesInFlight` and
    * `maxResultBytesInFlight` one address may hold (past it, what the whole budget answers), so that one client cannot
-   * keep a budget full; an address holding nothing of a budget is bounded by the whole budget only, and its share of
-   * the request bodies is at least one body (`maxBodyBytes`) or WebSocket message (`wsMaxMessageBytes`) of the largest.
+   * keep a budget full. An address holding nothing of a budget is bounded by the whole budget only; its share of the
+   * request bodies is at least one body (`maxBodyBytes`) or WebSocket message (`wsMaxMessageBytes`) of the largest, and
+   * its share of the results at least what one request may carry (32 MiB).
    */
   readonly maxConnectionsPerAddress?: number
   /**
@@ -534,7 +535,8 @@ export class RpcServer {
         maxBatch: this.options.maxBatch,
         requestTimeoutMs: this.options.requestTimeoutMs,
         maxResultBytesInFlight: this.options.maxResultBytesInFlight,
-        maxResultBytesPerAddress: share(this.options.maxResultBytesInFlight),
+        // the results one request may carry fit the share of an address holding nothing
+        maxResultBytesPerAddress: share(this.options.maxResultBytesInFlight, DEFAULT_MAX_RESPONSE_BYTES),
       },
       { methods: createMethods({ backend: deps.backend, hub: this.hub }), metrics: deps.metrics, logger: this.logger },
     )

@@ -780,28 +780,79 @@ describe('RpcServer results of requests still running', () => {
   })
 
   test('one address holds at most its share of them: another address is served beside it', async () => {
-    const options = { maxConnections: 8, maxConnectionsPerAddress: 4, maxResultBytesInFlight: 300_000, requestTimeoutMs: 10_000 }
-    const { h, blockBytes, holding, blocksRead, open } = await heldHarness(options)
+    // a budget of 40 MiB: an address's share is what one request may carry, 32 MiB (more than a quarter of it)
+    const h = await startHarness({ maxResultBytesInFlight: 40 << 20, requestTimeoutMs: 20_000 })
+    let answers: Promise<unknown>[] = []
+    let holding = 0
+    const waiting: (() => void)[] = []
+    const open = () => {
+      for (const w of waiting.splice(0)) w()
+    }
     try {
-      // a share of 150,000 bytes: one block fits in it, two do not
-      const answers = Array.from({ length: 3 }, (_, i) => rpc(h.url, heldBatch(i * 10)))
-      await waitFor(() => holding() === 3, 5000, 'three requests held open')
-      await waitFor(() => blocksRead() === 6, 5000, 'every block read')
-      await waitFor(() => h.server.resultBytesInFlight >= blockBytes, 5000, 'a block held')
+      // one block of ~4 MB of transaction hex, asked for again and again: eight fit a share of 32 MiB and nine do not,
+      // ten fit the budget and eleven do not
+      h.backend.commitBlock(Array.from({ length: 2000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff)))
+      const blockBytes = JSON.stringify((await rpc(h.url, call('chain_getBlock', [1]))).json.result).length
+      assert.ok(blockBytes > 3_820_000 && blockBytes < 4_190_000, `a block answer of ${blockBytes} bytes`)
+      const status = h.backend.status.bind(h.backend)
+      h.backend.status = async () => {
+        holding++
+        await new Promise<void>((resolve) => waiting.push(resolve))
+        return status()
+      }
+      let blocksRead = 0
+      const getBlock = h.backend.getBlock.bind(h.backend)
+      h.backend.getBlock = async (height) => {
+        const block = await getBlock(height)
+        blocksRead++
+        return block
+      }
+      // two batches from one address, held open by a node_status call each: 7 and 4 blocks (one request carries at
+      // most 32 MiB); the budget would take 10 of them, its share 8
+      const heldBatch = (id: number, blocks: number) => [
+        ...Array.from({ length: blocks }, (_, i) => call('chain_getBlock', [1], id + i)),
+        call('node_status', [], id + 99),
+      ]
+      const asked = [rpc(h.url, heldBatch(100, 7)), rpc(h.url, heldBatch(200, 4))]
+      answers = asked
+      await waitFor(() => holding === 2, 10_000, 'both requests held open')
+      // every block of both batches is made (a few at a time), then kept or refused, before the other address asks
+      await waitFor(() => blocksRead === 11, 20_000, 'every block read')
+      await waitFor(() => h.server.resultBytesInFlight >= 8 * blockBytes, 20_000, 'the blocks held')
       const other = await rpc(h.url, call('chain_getBlock', [1], 'other'), '127.0.0.2')
       assert.equal(other.json.id, 'other')
       assert.equal(other.json.result?.height, 1, `the other address answered ${JSON.stringify(other.json).slice(0, 160)}`)
+      assert.equal(h.server.resultBytesInFlight, 8 * blockBytes)
       open()
-      const members = (await Promise.all(answers)).flatMap((a) => a.json)
-      const blocks = members.filter((m) => m.id % 10 !== 2 && m.result !== undefined)
-      assert.equal(blocks.length, 1)
+      const members = (await Promise.all(asked)).flatMap((a) => (Array.isArray(a.json) ? a.json : []))
       const busy = members.filter((m) => m.error?.data?.reason === 'busy')
-      assert.equal(busy.length, 5)
-      assert.ok(busy.every((m) => m.id % 10 !== 2 && m.error.code === APPLICATION_ERROR_CODES.busy))
-      assert.equal(h.server.resultBytesInFlight, 0)
+      assert.ok(busy.every((m) => m.id % 100 !== 99 && m.error.code === APPLICATION_ERROR_CODES.busy))
+      await waitFor(() => h.server.resultBytesInFlight === 0 && h.server.responseBytesInFlight === 0, 10_000, 'all given back')
       assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
       open()
+      await Promise.allSettled(answers)
+      await h.close()
+    }
+  })
+
+  test('of one request of the largest size fit the share of an address holding nothing: a lone batch is served whole', async () => {
+    // defaults: a quarter of 64 MiB is 16 MiB, less than the 32 MiB of results one request may carry
+    const h = await startHarness()
+    try {
+      // ten blocks of ~2 MB of transaction hex each: ~20 MB of results in one batch
+      const bulk = Array.from({ length: 1000 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (let i = 0; i < 10; i++) h.backend.commitBlock(bulk)
+      const batch = JSON.stringify(Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [i + 1], i)))
+      const r = await httpRequest(h.url, { body: batch })
+      const members = JSON.parse(r.text) as { id: number; result?: { height: number }; error?: { data: { reason: string } } }[]
+      assert.deepEqual(
+        members.map((m) => m.result?.height ?? m.error?.data.reason),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      )
+      assert.ok(r.text.length > 16 << 20, `an answer of ${r.text.length} bytes`)
+      assert.equal(h.server.addressesHoldingBytes, 0)
+    } finally {
       await h.close()
     }
   })
