@@ -227,16 +227,10 @@ test('proveTx: the inclusion proof of a committed transaction, with its block; n
   assert.deepEqual(await chain.backend.proveTx(new Uint8Array(32)), { lookup: { status: 'unknown' } })
 })
 
-test('proveTx: the clients of one block are answered from one read of it; the last four heights asked are kept', async () => {
-  const alice = testKey('alice')
-  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 1000n]] })
-  const txs = Array.from({ length: 21 }, (_, n) =>
-    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
-  )
-  const blocks = []
-  for (let h = 0; h < 6; h++) blocks.push(await chain.commit(txs.slice(h === 0 ? 0 : 15 + h - 1, h === 0 ? 15 : 15 + h).map((t) => t.bytes)))
+/** `chain` with every `blockBytes` read counted, by height: what a cache of blocks is meant to save. */
+function countingBlockReads(chain: ChainStore): { store: ChainStore; reads: number[] } {
   const reads: number[] = []
-  const store = new Proxy(chain.chain, {
+  const store = new Proxy(chain, {
     get(target, key, receiver) {
       if (key === 'blockBytes')
         return (h: number) => {
@@ -247,6 +241,18 @@ test('proveTx: the clients of one block are answered from one read of it; the la
       return typeof v === 'function' ? v.bind(target) : v
     },
   })
+  return { store, reads }
+}
+
+test('proveTx: the clients of one block are answered from one read of it; the last four heights asked are kept', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 1000n]] })
+  const txs = Array.from({ length: 21 }, (_, n) =>
+    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
+  )
+  const blocks = []
+  for (let h = 0; h < 6; h++) blocks.push(await chain.commit(txs.slice(h === 0 ? 0 : 15 + h - 1, h === 0 ? 15 : 15 + h).map((t) => t.bytes)))
+  const { store, reads } = countingBlockReads(chain.chain)
   const b = chain.backendWith({ chain: store })
   // every transaction of the first block, all at once and one by one: one read of the block
   const first = txs.slice(0, 15)
@@ -274,18 +280,7 @@ test('getBlock: the clients of one block are answered from one read of it, as re
     createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
   )
   for (let h = 0; h < 6; h++) await chain.commit(txs.slice(h * 3, h * 3 + 3).map((t) => t.bytes))
-  const reads: number[] = []
-  const store = new Proxy(chain.chain, {
-    get(target, key, receiver) {
-      if (key === 'blockBytes')
-        return (h: number) => {
-          reads.push(h)
-          return target.blockBytes(h)
-        }
-      const v = Reflect.get(target, key, receiver)
-      return typeof v === 'function' ? v.bind(target) : v
-    },
-  })
+  const { store, reads } = countingBlockReads(chain.chain)
   const b = chain.backendWith({ chain: store })
   // a backend of its own for each answer it is compared with: the block as read afresh
   const afresh = (h?: number) => chain.backendWith({}).getBlock(h)
