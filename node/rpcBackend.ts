@@ -346,7 +346,11 @@ export class NodeBackend implements RpcBackend {
    * {@link BLOCK_HEIGHTS} asked last. Null outside 1…tip.
    */
   getBlock(height?: number): Promise<BlockInfo | null> {
-    return this.blocks.get(height ?? this.d.tip()?.height ?? 0)
+    const tip = this.d.tip()?.height ?? 0
+    const h = height ?? tip
+    // a height with no block is not kept, and asking for one (a client polling for the next block) drops none that is
+    if (!Number.isSafeInteger(h) || h < 1 || h > tip) return Promise.resolve(null)
+    return this.blocks.get(h)
   }
 
   private async makeBlockInfo(h: number): Promise<BlockInfo | null> {

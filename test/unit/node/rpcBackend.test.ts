@@ -366,3 +366,31 @@ test('getEvidence: the list is made once per block, and the same list is handed 
   assert.deepEqual(second, [{ kind: 'conflictingVotes', committedAt: 2 }])
   assert.equal(b.getEvidence(), second)
 })
+
+test('getBlock: heights past the tip, which are no block, do not drop the blocks kept', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 1000n]] })
+  const txs = Array.from({ length: 4 }, (_, n) =>
+    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
+  )
+  for (const t of txs) await chain.commit([t.bytes])
+  const reads: number[] = []
+  const store = new Proxy(chain.chain, {
+    get(target, key, receiver) {
+      if (key === 'blockBytes')
+        return (h: number) => {
+          reads.push(h)
+          return target.blockBytes(h)
+        }
+      const v = Reflect.get(target, key, receiver)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const b = chain.backendWith({ chain: store })
+  for (let h = 1; h <= 4; h++) await b.getBlock(h)
+  assert.deepEqual(reads, [1, 2, 3, 4])
+  // a client polling for blocks not made yet (several heights at once, as a batch asks): no block, nothing read
+  assert.deepEqual(await Promise.all([5, 6, 7, 8].map((h) => b.getBlock(h))), [null, null, null, null])
+  for (let h = 1; h <= 4; h++) await b.getBlock(h)
+  assert.deepEqual(reads, [1, 2, 3, 4], 'a height past the tip dropped a kept block, which was read again')
+})
