@@ -416,6 +416,9 @@ export class LightClient {
     const late = `no answer within ${this.witnessTimeoutMs} ms`
     const now = Date.now()
     const asked = witnesses.providers.filter((w) => w.name !== primary.name)
+    // the latest any witness may answer: the evidence of a fork is sent by then too, so that the fork is reported
+    // within the time the witnesses have, which leaves the answer's own deadline room for it
+    const until = now + Math.max(0, ...asked.map((w) => this.witnessTimeoutMs - (spent.get(w.name) ?? 0)))
     const verdicts = await Promise.all(
       asked.map(async (w): Promise<WitnessVerdict> => {
         const left = this.witnessTimeoutMs - (spent.get(w.name) ?? 0)
@@ -442,7 +445,7 @@ export class LightClient {
     for (const [i, v] of verdicts.entries()) {
       if (v.kind !== 'conflict') continue
       const witness = asked[i]!
-      const accountability = await this.accountFor(from, block, primary, v.block, witness, [primary, ...asked])
+      const accountability = await this.accountFor(from, block, primary, v.block, witness, [primary, ...asked], until)
       throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, accountability)
     }
     if (trustError !== undefined) throw trustError
@@ -452,8 +455,9 @@ export class LightClient {
   /**
    * Who two conflicting blocks, each verified from `from`, prove signed both, and where the proof went: the evidence
    * of every validator that signed both commits in one round (under either header's validator set, each checked
-   * against its header), submitted to every endpoint at once, each within {@link witnessTimeoutMs}. Never throws: what
-   * cannot be fetched or sent is left out of, or reported in, the result.
+   * against its header), submitted to every endpoint at once, all by `deadline` (`Date.now()` time: what is left of the
+   * witnesses' time, so that the fork is reported within it). Never throws: what cannot be fetched or sent by then is
+   * left out of, or reported in, the result.
    */
   private async accountFor(
     from: TrustedBlock,
@@ -462,11 +466,11 @@ export class LightClient {
     theirs: LightBlock,
     witness: LightProvider,
     endpoints: readonly LightProvider[],
+    deadline: number,
   ): Promise<ForkAccountability> {
     const rounds: [number, number] = [ours.commit.round, theirs.commit.round]
     if (rounds[0] !== rounds[1]) return { rounds, validators: [], evidence: [], submitted: [] }
-    const late = `no answer within ${this.witnessTimeoutMs} ms`
-    const deadline = Date.now() + this.witnessTimeoutMs
+    const late = `no answer within the witness timeout (${this.witnessTimeoutMs} ms)`
     const setOf = async (b: LightBlock, p: LightProvider): Promise<ValidatorSet | undefined> => {
       try {
         const set = await this.setOf(from, b, boundedProvider(p, deadline, late))

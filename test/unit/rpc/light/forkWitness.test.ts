@@ -274,10 +274,10 @@ describe('accountability for a fork: the evidence two commits of one round prove
     await honest.stop()
   })
 
-  function lightFrom(height: number): LightClient {
+  function lightFrom(height: number, options: LightClientOptions = {}): LightClient {
     const b = chain.blocks[height - 1]!
     const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
-    return new LightClient({}, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
+    return new LightClient(options, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
   }
 
   async function forger(round: number): Promise<ForkEndpoint> {
@@ -322,4 +322,64 @@ describe('accountability for a fork: the evidence two commits of one round prove
     assert.equal(taken.size, 0)
     assert.match((r as Error).message, /rounds 1 and 0: they show no validator signing twice, so no evidence was sent/)
   })
+
+  test('an endpoint that holds evidence_submit open does not turn the fork into a timeout', async () => {
+    // the honest witness takes most of its witness budget to show its header (within it), and the forging endpoint
+    // never answers the evidence sent to it: the fork must still be reported as a conflict within the answer's own
+    // deadline, which the witness budget is meant to leave room for (a witness timeout of two thirds of it)
+    taken.clear()
+    const f = await forger(0)
+    const forging = await stallingRelay(f.url, { firstDelayMs: 0, stall: 'evidence_submit' })
+    const witness = await stallingRelay(honest.url, { firstDelayMs: 1300 })
+    try {
+      const light = lightFrom(2, { witnessTimeoutMs: 2000 })
+      const rpc = new VerifiedRpc({ endpoints: [forging.url, witness.url], timeoutMs: 5000, answerTimeoutMs: 3000, retries: 0 }, { light })
+      const r = await outcome(rpc.balance(A))
+      assert.ok(
+        isConflict(r, forging.url, witness.url, TIP),
+        `the fork was not refused as a conflict: ${r instanceof Error ? `${r.name}: ${r.message}` : JSON.stringify(r)}`,
+      )
+      // the evidence reached the endpoint that answers, within what was left of the witnesses' time
+      const a = (r as ConflictingHeadersError).accountability
+      assert.equal(a?.evidence.length, 2)
+      assert.equal(taken.size, 2)
+      const byEndpoint = new Map(a?.submitted.map((s) => [s.endpoint, s]))
+      assert.equal(byEndpoint.get(witness.url)?.accepted, 2)
+      assert.equal(byEndpoint.get(forging.url)?.accepted, 0)
+      assert.match(byEndpoint.get(forging.url)?.error ?? '', /witness timeout/)
+    } finally {
+      await close(forging.server)
+      await close(witness.server)
+    }
+  })
 })
+
+/**
+ * An endpoint that passes requests on to `target`: its first request answered after `firstDelayMs`, and requests of
+ * the method `stall`, if given, never answered (held until the server closes).
+ */
+async function stallingRelay(target: string, o: { firstDelayMs: number; stall?: string }): Promise<{ url: string; server: Server }> {
+  let first = true
+  const one = async (request: Json): Promise<Json> => {
+    if (request.method === o.stall) await new Promise(() => {})
+    if (first) {
+      first = false
+      await new Promise((resolve) => setTimeout(resolve, o.firstDelayMs))
+    }
+    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
+    return (await r.json()) as Json
+  }
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
+      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
+      if (res.destroyed) return
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(out))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
+}
