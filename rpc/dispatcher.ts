@@ -20,6 +20,11 @@ export interface CallContext {
    * `maxResultBytesInFlight` ({@link DispatcherOptions.maxResultBytesPerAddress}). Unset, only the whole budget bounds.
    */
   readonly address?: string
+  /**
+   * Aborted when the client is gone (its connection closed): calls of its request still waiting for a heavy turn
+   * ({@link MethodSpec.heavy}) leave the queue, and the request ends without waiting on its calls still running.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** A method's parameter: its name (for named params and error messages) and its parser. */
@@ -34,6 +39,9 @@ export interface ParamSpec {
  * it is: a method that keeps its answer serialized, or bounds its size while making it), or a JSON-RPC error.
  */
 export type MethodOutcome = { ok: true; result: unknown } | { ok: true; json: string } | { ok: false; error: JsonRpcError }
+
+/** Calls of heavy methods ({@link MethodSpec.heavy}) running at once unless the options say otherwise. */
+export const DEFAULT_MAX_HEAVY_CALLS = 4
 
 /** The bytes of results one request's answer carries at most unless the options say otherwise (32 MiB). */
 export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -128,6 +136,12 @@ export interface DispatcherOptions {
   /** Most calls of heavy methods ({@link MethodSpec.heavy}) running at once (default 4); the others wait their turn. */
   readonly maxHeavyCalls?: number
   /**
+   * Most of the `maxHeavyCalls` turns the requests of one client address ({@link CallContext.address}; calls without
+   * one count as one address) may hold at once (default: all of them). Waiting calls are served round-robin over the
+   * addresses that have some, each address's in the order they came.
+   */
+  readonly maxHeavyCallsPerAddress?: number
+  /**
    * Most bytes of results held at once over all requests still running (default 64 MiB): each call's result counts
    * from when it is made until its request's answer is handed back (a batch's members wait for the whole batch). A
    * call whose result would pass it gets a `busy` error instead, so that many batches at once cannot make the node
@@ -174,6 +188,9 @@ interface ResponseBudget {
 
 /** What a call's deadline resolves to when it passes first. */
 const TIMED_OUT = Symbol('timed out')
+/** What a call's deadline resolves to when its request ended first (its client gone, or another call failed). */
+const ABANDONED = Symbol('abandoned')
+type Expired = typeof TIMED_OUT | typeof ABANDONED
 
 /**
  * The deadline of one request's calls. A batch's members start together, so one deadline, started when the first
@@ -182,24 +199,48 @@ const TIMED_OUT = Symbol('timed out')
  */
 class RequestDeadline {
   private deadline: Deadline | undefined
-  private expiry: Promise<typeof TIMED_OUT> | undefined
+  private expiry: Promise<Expired> | undefined
+  private expire: ((why: Expired) => void) | undefined
+  private readonly onAbort = () => this.expire?.(ABANDONED)
 
-  constructor(private readonly queue: DeadlineQueue) {}
+  constructor(
+    private readonly queue: DeadlineQueue,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
 
-  /** Whichever settles first: the work, or the deadline. */
-  race<T>(work: Promise<T>): Promise<T | typeof TIMED_OUT> {
+  /** Whichever settles first: the work, the deadline, or the request's end (its client gone, or it failed). */
+  race<T>(work: Promise<T>): Promise<T | Expired> {
     if (this.expiry === undefined) {
       this.expiry = new Promise((resolve) => {
+        this.expire = resolve
         this.deadline = this.queue.start(() => resolve(TIMED_OUT))
+        if (this.signal?.aborted === true) resolve(ABANDONED)
+        else this.signal?.addEventListener('abort', this.onAbort, { once: true })
       })
     }
     return Promise.race([work, this.expiry])
   }
 
-  /** The request is answered. */
+  /** The request is answered or failed: calls of it still waiting or running are abandoned. */
   clear(): void {
     this.deadline?.done()
+    this.signal?.removeEventListener('abort', this.onAbort)
+    this.expire?.(ABANDONED)
   }
+}
+
+/** A call waiting for a heavy turn, in its address's queue. */
+interface HeavyWaiter {
+  readonly key: string
+  /** Waiting in its queue, given its turn, or gone (its request's deadline passed, or the request ended). */
+  state: 'waiting' | 'granted' | 'gone'
+  readonly grant: () => void
+}
+
+/** The waiting calls of one address, in the order they came; `live` counts those still waiting. */
+interface HeavyQueue {
+  items: HeavyWaiter[]
+  live: number
 }
 
 const isThenable = (v: unknown): v is PromiseLike<unknown> => typeof (v as { then?: unknown } | null)?.then === 'function'
@@ -209,7 +250,10 @@ export class Dispatcher {
   private readonly methods: Map<string, MethodSpec>
   private readonly deadlines: DeadlineQueue
   private heavyRunning = 0
-  private readonly heavyWaiting: (() => void)[] = []
+  /** Heavy turns held per address key; only keys that hold some. */
+  private readonly heavyRunningBy = new Map<string, number>()
+  /** Waiting heavy calls per address key, only keys with some; the map's order is the round-robin order. */
+  private readonly heavyQueues = new Map<string, HeavyQueue>()
   private readonly results: ByteBudget
 
   constructor(
@@ -255,7 +299,7 @@ export class Dispatcher {
   /** Handles a parsed request value (a request object or a batch); the response as JSON text, as `handleText`. */
   async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
     if (!Array.isArray(value)) {
-      const deadline = new RequestDeadline(this.deadlines)
+      const deadline = new RequestDeadline(this.deadlines, context.signal)
       const budget = this.budget(context)
       try {
         return await this.handleOne(value, context, deadline, budget)
@@ -277,7 +321,7 @@ export class Dispatcher {
     // Members are started in order and run together: a batch of submissions reaches the node's signature
     // verification as one batch instead of one round trip per member. Admission still completes in nonce order
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
-    const deadline = new RequestDeadline(this.deadlines)
+    const deadline = new RequestDeadline(this.deadlines, context.signal)
     const budget = this.budget(context)
     let members: (string | undefined)[]
     try {
@@ -364,6 +408,11 @@ export class Dispatcher {
       const heavy = typeof method.heavy === 'function' ? method.heavy(args.value) : method.heavy === true
       const running = heavy ? (await this.runHeavy(method, args.value, context, deadline)).running : method.handler(args.value, context)
       const outcome = isThenable(running) ? await deadline.race(Promise.resolve(running)) : running
+      if (outcome === ABANDONED) {
+        // no one reads this answer: the client is gone, or the request failed
+        this.count(name, 'abandoned')
+        return serialize(errorResponse(id, StandardErrorCode.internalError, 'abandoned'))
+      }
       if (outcome === TIMED_OUT) {
         this.count(name, 'timeout')
         const e = applicationError('timeout', `${name} did not answer within ${this.options.requestTimeoutMs} ms`)
@@ -404,41 +453,127 @@ export class Dispatcher {
 
   /**
    * A heavy call, once its turn comes: the turn is held until the handler is done, even past the deadline (its answer
-   * is still being made); a turn that comes after the deadline is passed on at once.
+   * is still being made); a call whose deadline passes, or whose request ends, while it waits leaves its queue.
    */
   private async runHeavy(
     method: MethodSpec,
     args: readonly unknown[],
     context: CallContext,
     deadline: RequestDeadline,
-  ): Promise<{ readonly running: Promise<MethodOutcome> | typeof TIMED_OUT }> {
-    const waiting = this.heavyTurn()
-    if ((await deadline.race(waiting)) === TIMED_OUT) {
-      void waiting.then(() => this.endHeavyTurn())
-      return { running: TIMED_OUT }
+  ): Promise<{ readonly running: Promise<MethodOutcome> | Expired }> {
+    const key = context.address ?? ''
+    const waiting = this.heavyTurn(key)
+    if (waiting !== undefined) {
+      const { waiter, turn } = waiting
+      const waited = await deadline.race(turn)
+      if (waited === TIMED_OUT || waited === ABANDONED) {
+        // a turn given in the same tick as the deadline passed is passed on
+        if (waiter.state === 'granted') this.endHeavyTurn(key)
+        else this.leaveHeavyQueue(waiter)
+        return { running: waited }
+      }
     }
     try {
-      return { running: Promise.resolve(method.handler(args, context)).finally(() => this.endHeavyTurn()) }
+      return { running: Promise.resolve(method.handler(args, context)).finally(() => this.endHeavyTurn(key)) }
     } catch (e) {
-      this.endHeavyTurn()
+      this.endHeavyTurn(key)
       throw e
     }
   }
 
-  /** Resolves once a heavy call may run ({@link MethodSpec.heavy}); the caller ends its turn with endHeavyTurn. */
-  private async heavyTurn(): Promise<void> {
-    if (this.heavyRunning < (this.options.maxHeavyCalls ?? 4)) {
-      this.heavyRunning++
-      return
-    }
-    // the turn passes straight from the call that ends it to the next waiting one
-    await new Promise<void>((resolve) => this.heavyWaiting.push(resolve))
+  /** Most heavy turns held at once over all addresses. */
+  private get heavyLimit(): number {
+    return this.options.maxHeavyCalls ?? DEFAULT_MAX_HEAVY_CALLS
   }
 
-  private endHeavyTurn(): void {
-    const next = this.heavyWaiting.shift()
-    if (next !== undefined) next()
-    else this.heavyRunning--
+  /** Most heavy turns one address holds at once. */
+  private get heavyShare(): number {
+    return Math.max(1, Math.min(this.heavyLimit, this.options.maxHeavyCallsPerAddress ?? this.heavyLimit))
+  }
+
+  /**
+   * Takes a heavy turn for `key` at once (undefined), or queues a waiter whose `turn` resolves once it has one. A call
+   * is queued only when every turn is held or its address holds its share: after each change no waiting call could
+   * take a free turn, so a call that finds one goes ahead of no one.
+   */
+  private heavyTurn(key: string): { readonly waiter: HeavyWaiter; readonly turn: Promise<void> } | undefined {
+    const held = this.heavyRunningBy.get(key) ?? 0
+    if (this.heavyRunning < this.heavyLimit && held < this.heavyShare) {
+      this.heavyRunning++
+      this.heavyRunningBy.set(key, held + 1)
+      return undefined
+    }
+    let grant = () => {}
+    const turn = new Promise<void>((resolve) => {
+      grant = resolve
+    })
+    const waiter: HeavyWaiter = { key, state: 'waiting', grant }
+    const queue = this.heavyQueues.get(key)
+    if (queue === undefined) this.heavyQueues.set(key, { items: [waiter], live: 1 })
+    else {
+      queue.items.push(waiter)
+      queue.live++
+    }
+    return { waiter, turn }
+  }
+
+  /** A waiting call leaves its queue (its deadline passed or its request ended); an emptied queue is forgotten. */
+  private leaveHeavyQueue(waiter: HeavyWaiter): void {
+    if (waiter.state !== 'waiting') return
+    waiter.state = 'gone'
+    const queue = this.heavyQueues.get(waiter.key)
+    if (queue === undefined) return
+    queue.live--
+    if (queue.live === 0) this.heavyQueues.delete(waiter.key)
+    // the calls gone are dropped once they outnumber those waiting: the queue holds at most twice its waiting calls
+    else if (queue.items.length > 2 * queue.live) queue.items = queue.items.filter((w) => w.state === 'waiting')
+  }
+
+  /** A heavy call of `key` is done: its turn goes to the next waiting call, round-robin over the addresses. */
+  private endHeavyTurn(key: string): void {
+    this.heavyRunning--
+    const held = (this.heavyRunningBy.get(key) ?? 1) - 1
+    if (held === 0) this.heavyRunningBy.delete(key)
+    else this.heavyRunningBy.set(key, held)
+    this.grantHeavyTurns()
+  }
+
+  /**
+   * Gives free turns to waiting calls: each to the address holding the fewest turns (below its share), the first in
+   * round-robin order among those, which then goes to the back of the round.
+   */
+  private grantHeavyTurns(): void {
+    while (this.heavyRunning < this.heavyLimit) {
+      let pick: string | undefined
+      let fewest = this.heavyShare
+      for (const key of this.heavyQueues.keys()) {
+        const held = this.heavyRunningBy.get(key) ?? 0
+        if (held < fewest) {
+          pick = key
+          fewest = held
+          if (held === 0) break
+        }
+      }
+      if (pick === undefined) return
+      const queue = this.heavyQueues.get(pick)!
+      let next = queue.items.shift()
+      while (next !== undefined && next.state !== 'waiting') next = queue.items.shift()
+      this.heavyQueues.delete(pick)
+      // a queue in the map has a call waiting (`live` > 0), so `next` is one
+      if (next === undefined) continue
+      if (--queue.live > 0) this.heavyQueues.set(pick, queue)
+      next.state = 'granted'
+      this.heavyRunning++
+      this.heavyRunningBy.set(pick, fewest + 1)
+      next.grant()
+    }
+  }
+
+  /** Heavy calls waiting for a turn, and the addresses they wait under (their queues). */
+  get heavyWaiting(): { readonly calls: number; readonly addresses: number } {
+    let calls = 0
+    for (const q of this.heavyQueues.values()) calls += q.live
+    return { calls, addresses: this.heavyQueues.size }
   }
 
   private count(method: string, outcome: string): void {

@@ -5,7 +5,14 @@ import Koa from 'koa'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
-import { ByteBudget, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT, Dispatcher, type CallContext } from './dispatcher.js'
+import {
+  ByteBudget,
+  DEFAULT_MAX_HEAVY_CALLS,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT,
+  Dispatcher,
+  type CallContext,
+} from './dispatcher.js'
 import { applicationError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
@@ -320,6 +327,8 @@ class WsSession implements SubscriberSession {
   private stallTimer: NodeJS.Timeout | undefined
   /** The give-backs of the answers not yet written out, each counted in `answers`. */
   private readonly held = new Set<() => void>()
+  /** Aborted once the connection is closed: its request's calls waiting for a heavy turn leave the queue. */
+  private readonly gone = new AbortController()
 
   constructor(
     readonly ws: WebSocket,
@@ -479,9 +488,18 @@ class WsSession implements SubscriberSession {
     setTimeout(() => this.ws.terminate(), WS_CLOSE_GRACE_MS).unref()
   }
 
-  /** Marks the connection closed; what its answers held is given back (a dropped one is destroyed within a second). */
+  /** Aborted once the connection is closed ({@link CallContext.signal}). */
+  get signal(): AbortSignal {
+    return this.gone.signal
+  }
+
+  /**
+   * Marks the connection closed; what its answers held is given back (a dropped one is destroyed within a second),
+   * and its request's calls still waiting for a heavy turn leave the queue.
+   */
   markClosed(): void {
     this.closed = true
+    this.gone.abort()
     clearTimeout(this.receivingTimer)
     this.receivingTimer = undefined
     clearInterval(this.stallTimer)
@@ -537,6 +555,8 @@ export class RpcServer {
         maxResultBytesInFlight: this.options.maxResultBytesInFlight,
         // the results one request may carry fit the share of an address holding nothing
         maxResultBytesPerAddress: share(this.options.maxResultBytesInFlight, DEFAULT_MAX_RESPONSE_BYTES),
+        // one address formats at most its share of the blocks the node formats at once, and at least one
+        maxHeavyCallsPerAddress: share(DEFAULT_MAX_HEAVY_CALLS, 1),
       },
       { methods: createMethods({ backend: deps.backend, hub: this.hub }), metrics: deps.metrics, logger: this.logger },
     )
@@ -560,6 +580,11 @@ export class RpcServer {
   /** Bytes of answers made and not yet taken by their clients (see `maxResponseBytesInFlight`). */
   get responseBytesInFlight(): number {
     return this.answerBudget.held
+  }
+
+  /** Calls of heavy methods (whole-block reads) waiting for a turn, over all addresses. */
+  get heavyCallsWaiting(): number {
+    return this.dispatcher.heavyWaiting.calls
   }
 
   /** Bytes of results held by requests still running (see `maxResultBytesInFlight`). */
@@ -730,9 +755,15 @@ export class RpcServer {
       return
     }
     let response: string | undefined
+    // a client gone before its answer (its connection closed): its calls waiting for a heavy turn leave the queue
+    const gone = new AbortController()
+    const onClose = () => gone.abort()
+    ctx.res.once('close', onClose)
+    if (ctx.res.destroyed || ctx.req.socket.destroyed) gone.abort()
     try {
-      response = await this.dispatcher.handleText(body.value.text, { transport: 'http', address })
+      response = await this.dispatcher.handleText(body.value.text, { transport: 'http', address, signal: gone.signal })
     } finally {
+      ctx.res.off('close', onClose)
       this.bodyBudget.give(body.value.bytes, address)
     }
     if (response === undefined) {
@@ -888,7 +919,7 @@ export class RpcServer {
     )
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
-    const context: CallContext = { transport: 'ws', session, address: session.address }
+    const context: CallContext = { transport: 'ws', session, address: session.address, signal: session.signal }
     ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'))
     ws.on('pong', () => {
       session.answeredPing = true

@@ -371,6 +371,118 @@ describe('Dispatcher', () => {
     release.shift()!()
     assert.equal(JSON.parse((await after)!).result, 'block')
   })
+
+  /** A heavy method whose calls wait until released; `started` lists the parameter of each call as it starts. */
+  function gatedHeavy(): { spec: MethodSpec; started: unknown[]; release: (() => void)[] } {
+    const started: unknown[] = []
+    const release: (() => void)[] = []
+    const spec: MethodSpec = {
+      params: [any],
+      heavy: true,
+      handler: async ([v]) => {
+        started.push(v)
+        await new Promise<void>((resolve) => release.push(resolve))
+        return { ok: true, result: v }
+      },
+    }
+    return { spec, started, release }
+  }
+
+  const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+  /** Waits until `cond` holds, turning the event loop, for at most two seconds. */
+  async function until(cond: () => boolean, what: string): Promise<void> {
+    const end = Date.now() + 2000
+    while (!cond()) {
+      if (Date.now() > end) assert.fail(`still waiting: ${what}`)
+      await tick()
+    }
+  }
+
+  test('an address with many heavy calls waiting does not keep another address waiting behind them', async () => {
+    const { spec, started, release } = gatedHeavy()
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxHeavyCalls: 2 }, { methods: { ...table(), heavy: spec } })
+    const a = { transport: 'http', address: '10.0.0.1' } as const
+    const b = { transport: 'http', address: '10.0.0.2' } as const
+    const flood = Array.from({ length: 8 }, (_, i) => d.handleText(JSON.stringify(request('heavy', i, [`a${i}`])), a))
+    await until(() => started.length === 2, 'the first address fills both turns')
+    const other = d.handleText(JSON.stringify(request('heavy', 1, ['b'])), b)
+    await tick()
+    release.shift()!()
+    await until(() => started.length === 3, 'a freed turn is taken')
+    assert.equal(started[2], 'b', `the freed turn went to ${started[2]}, ahead of the other address`)
+    while (started.length < 9 || release.length > 0) {
+      release.shift()?.()
+      await tick()
+    }
+    assert.equal(JSON.parse((await other)!).result, 'b')
+    for (const [i, answer] of (await Promise.all(flood)).entries()) assert.equal(JSON.parse(answer!).result, `a${i}`)
+  })
+  test('one address holds at most its share of the heavy turns, and each address goes in turn', async () => {
+    const { spec, started, release } = gatedHeavy()
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxHeavyCalls: 4, maxHeavyCallsPerAddress: 1 }, { methods: { ...table(), heavy: spec } })
+    const from = (address: string) => ({ transport: 'ws', address }) as const
+    const answers = [
+      d.handleText(JSON.stringify(['x0', 'x1', 'x2'].map((v, i) => request('heavy', i, [v]))), from('x')),
+      d.handleText(JSON.stringify(['y0', 'y1'].map((v, i) => request('heavy', i, [v]))), from('y')),
+      d.handleText(JSON.stringify(request('heavy', 0, ['n0'])), { transport: 'http' }),
+      d.handleText(JSON.stringify(request('heavy', 1, ['n1'])), { transport: 'http' }),
+    ]
+    await until(() => started.length === 3, 'each address takes a turn')
+    await tick()
+    assert.deepEqual(started, ['x0', 'y0', 'n0'], 'one turn per address, the fourth left free')
+    assert.deepEqual(d.heavyWaiting, { calls: 4, addresses: 3 })
+    release.shift()!()
+    await until(() => started.length === 4, 'the freed turn is taken')
+    assert.equal(started[3], 'x1')
+    while (started.length < 7 || release.length > 0) {
+      release.shift()?.()
+      await tick()
+    }
+    assert.deepEqual(started.slice(4).sort(), ['n1', 'x2', 'y1'])
+    await Promise.all(answers)
+    assert.deepEqual(d.heavyWaiting, { calls: 0, addresses: 0 })
+  })
+
+  test('a heavy call leaves its queue when its deadline passes, its client is gone or its request fails', async () => {
+    const { spec, started, release } = gatedHeavy()
+    const broken: MethodSpec = {
+      params: [
+        {
+          name: 'v',
+          parse: () => {
+            throw new Error('parser bug')
+          },
+        },
+      ],
+      handler: async () => ({ ok: true, result: null }),
+    }
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 200, maxHeavyCalls: 1 }, { methods: { ...table(), heavy: spec, broken } })
+    const first = d.handleText(JSON.stringify(request('heavy', 0, ['first'])), http)
+    await until(() => started.length === 1, 'the first call runs')
+    // its deadline passes while it waits
+    const late = d.handleText(JSON.stringify(Array.from({ length: 50 }, (_, i) => request('heavy', i, ['late']))), { transport: 'http', address: 'a' })
+    // its client goes while it waits
+    const gone = new AbortController()
+    const leaving = d.handleText(JSON.stringify(request('heavy', 1, ['gone'])), { transport: 'http', address: 'b', signal: gone.signal })
+    // another member of its request fails while it waits
+    const failing = d.handleText(JSON.stringify([request('heavy', 1, ['failed']), request('broken', 2, [0])]), { transport: 'http', address: 'c' })
+    await assert.rejects(failing, /parser bug/)
+    await until(() => d.heavyWaiting.addresses === 2, 'the failed request leaves its queue')
+    gone.abort()
+    await until(() => d.heavyWaiting.addresses === 1, 'the gone client leaves its queue')
+    await leaving
+    for (const a of JSON.parse((await late)!)) assert.equal(a.error.data.reason, 'timeout')
+    assert.deepEqual(d.heavyWaiting, { calls: 0, addresses: 0 })
+    release.shift()!()
+    assert.equal(JSON.parse((await first)!).error.data.reason, 'timeout')
+    // no call that left started, and the turn is free for the next
+    const after = d.handleText(JSON.stringify(request('heavy', 3, ['after'])), http)
+    await until(() => started.length === 2, 'the next call runs')
+    release.shift()!()
+    assert.equal(JSON.parse((await after)!).result, 'after')
+    assert.deepEqual(started, ['first', 'after'])
+  })
 })
 
 describe('chain_getEvidence', () => {

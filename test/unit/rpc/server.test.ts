@@ -662,7 +662,8 @@ describe('RpcServer answers clients do not take', () => {
 
 describe('RpcServer calls that read a whole block', () => {
   test('chain_getCommit and tx_get with a proof run a few at a time over all requests, as chain_getBlock does', async () => {
-    const h = await startHarness({ requestTimeoutMs: 10_000 })
+    // one address may hold every turn (as behind a proxy): the bound over all addresses
+    const h = await startHarness({ ...ONE_ADDRESS, requestTimeoutMs: 10_000 })
     let running = 0
     let most = 0
     const release: (() => void)[] = []
@@ -698,6 +699,82 @@ describe('RpcServer calls that read a whole block', () => {
       assert.equal((await rpc(h.url, call('tx_get', [to0x(new Uint8Array(32))]))).json.result.status, 'unknown')
     } finally {
       while (release.length > 0) release.shift()!()
+      await h.close()
+    }
+  })
+})
+
+describe('RpcServer calls that read a whole block, shared between client addresses', () => {
+  /** Makes each getBlock wait until released; `reads` lists the release of each read as it starts. */
+  function gateBlocks(h: Harness): (() => void)[] {
+    const reads: (() => void)[] = []
+    const getBlock = h.backend.getBlock.bind(h.backend)
+    h.backend.getBlock = async (height) => {
+      await new Promise<void>((resolve) => reads.push(resolve))
+      return getBlock(height)
+    }
+    return reads
+  }
+
+  test("one address's many block reads do not keep another address's block waiting behind them", async () => {
+    const h = await startHarness({ requestTimeoutMs: 10_000 })
+    const reads = gateBlocks(h)
+    let released = 0
+    const releaseAll = () => {
+      while (released < reads.length) reads[released++]!()
+    }
+    try {
+      h.backend.commitBlock()
+      // one address asks for many blocks at once over several connections
+      const flood = Array.from({ length: 4 }, (_, r) =>
+        rpc(
+          h.url,
+          Array.from({ length: 10 }, (_, i) => call('chain_getBlock', [1], r * 10 + i)),
+        ),
+      )
+      await waitFor(() => reads.length >= 1, 5000, 'the first address reading')
+      const other = rpc(h.url, call('chain_getBlock', [1], 'other'), '127.0.0.2')
+      await waitFor(() => reads.length >= 2, 5000, 'a second read')
+      // nothing released yet: the second read is the other address's, beside the first address's one
+      assert.equal(reads.length, 2, `${reads.length} block reads at once, the first address holding all but one`)
+      reads[1]!()
+      assert.equal((await other).json.result?.height, 1)
+      released = 2
+      reads[0]!()
+      while (released < 41) {
+        await waitFor(() => reads.length > released, 5000, 'the next read')
+        assert.ok(reads.length - released <= 1, 'one read at a time for one address')
+        releaseAll()
+      }
+      for (const { json } of await Promise.all(flood)) assert.ok(json.every((a: { result?: { height: number } }) => a.result?.height === 1))
+    } finally {
+      releaseAll()
+      await h.close()
+    }
+  })
+
+  test('block reads waiting for a client that went away leave the queue', async () => {
+    const h = await startHarness({ requestTimeoutMs: 10_000 })
+    const reads = gateBlocks(h)
+    try {
+      h.backend.commitBlock()
+      const first = rpc(h.url, call('chain_getBlock', [1], 'first'))
+      await waitFor(() => reads.length === 1, 5000, 'the first read')
+      // the same address asks for more, then goes before its turn
+      const u = new URL(h.url)
+      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false })
+      req.on('error', () => {})
+      req.end(JSON.stringify(Array.from({ length: 20 }, (_, i) => call('chain_getBlock', [1], i))))
+      await waitFor(() => h.server.heavyCallsWaiting === 20, 5000, 'the calls waiting')
+      req.destroy()
+      await waitFor(() => h.server.heavyCallsWaiting === 0, 5000, 'the calls of the client gone leave the queue')
+      reads[0]!()
+      assert.equal((await first).json.result?.height, 1)
+      assert.equal(reads.length, 1, 'no read made for the client gone')
+      assert.equal((await rpc(h.url, call('node_status'))).status, 200)
+      await waitFor(() => h.server.resultBytesInFlight === 0 && h.server.addressesHoldingBytes === 0, 5000, 'all given back')
+    } finally {
+      for (const r of reads) r()
       await h.close()
     }
   })
