@@ -36,9 +36,33 @@ export interface ParamSpec {
 
 /**
  * A method's outcome: a JSON-ready result, a result already serialized (`json`, JSON text spliced into the answer as
- * it is: a method that keeps its answer serialized, or bounds its size while making it), or a JSON-RPC error.
+ * it is: a method that keeps its answer serialized, or bounds its size while making it; or `utf8`, the UTF-8 bytes of
+ * such text, `chars` its length as a string, spliced into the answer's bytes without being encoded again), or a
+ * JSON-RPC error.
  */
-export type MethodOutcome = { ok: true; result: unknown } | { ok: true; json: string } | { ok: false; error: JsonRpcError }
+export type MethodOutcome =
+  | { ok: true; result: unknown }
+  | { ok: true; json: string }
+  | { ok: true; utf8: Uint8Array; chars: number }
+  | { ok: false; error: JsonRpcError }
+
+/**
+ * An answer as JSON text, or in pieces (an answer that splices in a result's UTF-8 bytes): its text is the pieces one
+ * after the other, each piece JSON text or UTF-8 bytes of it.
+ */
+export type Answer = string | readonly (string | Uint8Array)[]
+
+/** An answer's JSON text. */
+export function answerText(answer: Answer): string {
+  if (typeof answer === 'string') return answer
+  return answer.map((p) => (typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8'))).join('')
+}
+
+/** An answer's UTF-8 bytes, piece by piece (a piece of bytes viewed as it is, a piece of text encoded). */
+export function answerBytes(answer: Answer): Buffer[] {
+  if (typeof answer === 'string') return [Buffer.from(answer)]
+  return answer.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p.buffer, p.byteOffset, p.byteLength)))
+}
 
 /** Calls of heavy methods ({@link MethodSpec.heavy}) running at once unless the options say otherwise. */
 export const DEFAULT_MAX_HEAVY_CALLS = 4
@@ -286,6 +310,15 @@ export class Dispatcher {
    * undefined when nothing is to be sent (notifications only).
    */
   async handleText(text: string, context: CallContext): Promise<string | undefined> {
+    const answer = await this.handleAnswer(text, context)
+    return answer === undefined ? undefined : answerText(answer)
+  }
+
+  /**
+   * Handles a request body (text), as `handleText`, the response as an {@link Answer}: a result kept as UTF-8 bytes
+   * ({@link MethodOutcome}) is one of its pieces, for the transport to write out without encoding it again.
+   */
+  async handleAnswer(text: string, context: CallContext): Promise<Answer | undefined> {
     let value: unknown
     try {
       value = JSON.parse(text)
@@ -296,8 +329,8 @@ export class Dispatcher {
     return this.handleValue(value, context)
   }
 
-  /** Handles a parsed request value (a request object or a batch); the response as JSON text, as `handleText`. */
-  async handleValue(value: unknown, context: CallContext): Promise<string | undefined> {
+  /** Handles a parsed request value (a request object or a batch); the response as an {@link Answer}. */
+  async handleValue(value: unknown, context: CallContext): Promise<Answer | undefined> {
     if (!Array.isArray(value)) {
       const deadline = new RequestDeadline(this.deadlines, context.signal)
       const budget = this.budget(context)
@@ -323,15 +356,24 @@ export class Dispatcher {
     // (verdicts come back in request order, and the mempool holds a nonce that arrives early).
     const deadline = new RequestDeadline(this.deadlines, context.signal)
     const budget = this.budget(context)
-    let members: (string | undefined)[]
+    let members: (Answer | undefined)[]
     try {
       members = await Promise.all(value.map((member) => this.handleOne(member, context, deadline, budget)))
     } finally {
       deadline.clear()
       this.release(budget)
     }
-    const out = members.filter((r): r is string => r !== undefined)
-    return out.length === 0 ? undefined : `[${out.join(',')}]`
+    const out = members.filter((r): r is Answer => r !== undefined)
+    if (out.length === 0) return undefined
+    if (out.every((r) => typeof r === 'string')) return `[${out.join(',')}]`
+    const pieces: (string | Uint8Array)[] = ['[']
+    for (const [i, r] of out.entries()) {
+      if (i > 0) pieces.push(',')
+      if (typeof r === 'string') pieces.push(r)
+      else pieces.push(...r)
+    }
+    pieces.push(']')
+    return pieces
   }
 
   /** The bytes of results one request's answer may still carry. */
@@ -349,7 +391,7 @@ export class Dispatcher {
     budget.held = 0
   }
 
-  private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline, budget: ResponseBudget): Promise<string | undefined> {
+  private async handleOne(req: unknown, context: CallContext, deadline: RequestDeadline, budget: ResponseBudget): Promise<Answer | undefined> {
     if (typeof req !== 'object' || req === null || Array.isArray(req)) {
       this.count('invalid', 'invalid_request')
       return serialize(errorResponse(null, StandardErrorCode.invalidRequest, 'invalid request: expected a request object'))
@@ -378,7 +420,7 @@ export class Dispatcher {
     return hasId ? response : undefined
   }
 
-  /** Runs one call; its response as JSON text. */
+  /** Runs one call; its response as an {@link Answer}. */
   private async call(
     name: string,
     params: unknown[] | Record<string, unknown> | undefined,
@@ -386,7 +428,7 @@ export class Dispatcher {
     context: CallContext,
     deadline: RequestDeadline,
     budget: ResponseBudget,
-  ): Promise<string> {
+  ): Promise<Answer> {
     const method = this.methods.get(name)
     if (method === undefined) {
       this.count('unknown', 'method_not_found')
@@ -423,27 +465,28 @@ export class Dispatcher {
         return serialize({ jsonrpc: '2.0', id, error: outcome.error })
       }
       // A result that cannot be serialized (a stray bigint…) is the node's bug: an internal error. The result is
-      // serialized once, here, and spliced into its response.
-      const result = 'json' in outcome ? outcome.json : JSON.stringify(outcome.result)
-      if (result !== undefined && result.length > budget.left) {
+      // serialized once, here, and spliced into its response; its length as a string is what the budgets count.
+      const result = 'utf8' in outcome ? outcome.utf8 : 'json' in outcome ? outcome.json : JSON.stringify(outcome.result)
+      const size = 'utf8' in outcome ? outcome.chars : result?.length
+      if (result !== undefined && size !== undefined && size > budget.left) {
         this.count(name, 'error')
         const limit = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
         const e = applicationError('response_too_large', `the answer would carry more than ${limit} bytes of results: ask for less in one request`)
         return serialize({ jsonrpc: '2.0', id, error: e })
       }
-      if (result !== undefined && !budget.ended) {
-        if (!this.results.take(result.length, budget.address)) {
+      if (result !== undefined && size !== undefined && !budget.ended) {
+        if (!this.results.take(size, budget.address)) {
           this.count(name, 'error')
           const e = applicationError('busy', 'the node holds as many results of requests still running as it takes; retry shortly, or ask for less')
           return serialize({ jsonrpc: '2.0', id, error: e })
         }
-        budget.held += result.length
-        budget.left -= result.length
+        budget.held += size
+        budget.left -= size
       }
       this.count(name, 'ok')
-      return result === undefined
-        ? serialize({ jsonrpc: '2.0', id, result: 'json' in outcome ? undefined : outcome.result })
-        : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${result}}`
+      if (result === undefined) return serialize({ jsonrpc: '2.0', id, result: 'result' in outcome ? outcome.result : undefined })
+      const head = `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":`
+      return typeof result === 'string' ? `${head}${result}}` : [head, result, '}']
     } catch (e) {
       this.count(name, 'internal_error')
       this.deps.logger?.error({ err: e, method: name }, 'rpc method failed')

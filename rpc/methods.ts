@@ -66,35 +66,37 @@ export interface MethodDependencies {
 }
 
 /**
- * The JSON of the blocks a backend handed out last, by the block object, most recent last and at most `limit`
- * characters of it: a backend that hands out one object per committed height while it keeps the height
+ * The JSON of the blocks a backend handed out last, as UTF-8, by the block object, most recent last and at most `limit`
+ * bytes of it: a backend that hands out one object per committed height while it keeps the height
  * (NodeBackend, for the four heights asked last) has each block formatted once however many calls ask for it. A
  * block's object stays alive while its answer is kept, the backend's copy dropped or not (a block's bytes are less
  * than its answer's, which spells them in hex).
  */
 class BlockAnswers {
-  private readonly kept = new Map<BlockInfo, string>()
+  /** The answers kept as UTF-8 (written out as they are, not encoded again per call) and their length as text. */
+  private readonly kept = new Map<BlockInfo, { readonly utf8: Buffer; readonly chars: number }>()
   private size = 0
 
   constructor(private readonly limit: number) {}
 
-  json(b: BlockInfo): string {
+  answer(b: BlockInfo): MethodOutcome {
     const kept = this.kept.get(b)
     if (kept !== undefined) {
       this.kept.delete(b)
       this.kept.set(b, kept)
-      return kept
+      return { ok: true, ...kept }
     }
     const json = JSON.stringify(formatBlock(b))
-    if (json.length > this.limit) return json
-    this.kept.set(b, json)
-    this.size += json.length
-    for (const [old, text] of this.kept) {
+    if (json.length > this.limit) return { ok: true, json }
+    const answer = { utf8: Buffer.from(json), chars: json.length }
+    this.kept.set(b, answer)
+    this.size += answer.utf8.length
+    for (const [old, { utf8 }] of this.kept) {
       if (this.size <= this.limit) break
       this.kept.delete(old)
-      this.size -= text.length
+      this.size -= utf8.length
     }
-    return json
+    return { ok: true, ...answer }
   }
 }
 
@@ -187,7 +189,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
       heavy: true,
       handler: async ([height]) => {
         const b = await backend.getBlock(height as number | undefined)
-        return b === null ? ok(null) : { ok: true, json: blockAnswers.json(b) }
+        return b === null ? ok(null) : blockAnswers.answer(b)
       },
     },
     chain_getCommit: {

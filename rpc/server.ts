@@ -6,6 +6,8 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws'
 import { err, ok, type Result } from '../crypto/result.js'
 import type { RpcBackend } from './backend.js'
 import {
+  type Answer,
+  answerBytes,
   ByteBudget,
   DEFAULT_MAX_HEAVY_CALLS,
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -291,10 +293,15 @@ const jsonError = (code: number, message: string) => JSON.stringify({ jsonrpc: '
  */
 const ANSWER_SLICE_BYTES = 64 * 1024
 
-/** The slices of an answer, views of its bytes. */
-function* slices(bytes: Buffer): Generator<Buffer> {
-  for (let i = 0; i < bytes.length; i += ANSWER_SLICE_BYTES) yield bytes.subarray(i, i + ANSWER_SLICE_BYTES)
+/** The slices of an answer, views of its bytes (its pieces one after the other; a slice ends within one piece). */
+function* slices(pieces: readonly Buffer[]): Generator<Buffer> {
+  for (const bytes of pieces) {
+    for (let i = 0; i < bytes.length; i += ANSWER_SLICE_BYTES) yield bytes.subarray(i, i + ANSWER_SLICE_BYTES)
+  }
 }
+
+/** The bytes of an answer's pieces together. */
+const byteLength = (pieces: readonly Buffer[]): number => pieces.reduce((n, p) => n + p.length, 0)
 
 /** The answer made instead of one that would take the answers held for clients past `maxResponseBytesInFlight`. */
 const ANSWERS_BUSY = JSON.stringify({
@@ -366,18 +373,25 @@ class WsSession implements SubscriberSession {
    * (within the message being written, too: one large answer may take the client many periods) is dropped, as one
    * whose send queue outgrows `maxBufferedBytes` is.
    */
-  sendAnswer(text: string): boolean {
+  sendAnswer(answer: Answer): boolean {
     if (!this.writable()) return false
-    if (text.length <= ANSWER_SLICE_BYTES / 3) return this.sendText(text)
-    const bytes = Buffer.from(text)
-    if (bytes.length <= ANSWER_SLICE_BYTES) return this.sendText(text)
-    if (!this.answers.take(bytes.length, this.address)) return this.sendText(ANSWERS_BUSY)
+    if (typeof answer === 'string' && answer.length <= ANSWER_SLICE_BYTES / 3) return this.sendText(answer)
+    const pieces = answerBytes(answer)
+    const bytes = byteLength(pieces)
+    if (bytes <= ANSWER_SLICE_BYTES) {
+      if (typeof answer === 'string') return this.sendText(answer)
+      this.handed += bytes
+      this.ws.send(Buffer.concat(pieces), { binary: false })
+      return true
+    }
+    if (!this.answers.take(bytes, this.address)) return this.sendText(ANSWERS_BUSY)
     const giveBack = () => {
-      if (this.held.delete(giveBack)) this.answers.give(bytes.length, this.address)
+      if (this.held.delete(giveBack)) this.answers.give(bytes, this.address)
     }
     this.held.add(giveBack)
-    this.handed += bytes.length
-    this.ws.send(bytes, { binary: false }, giveBack)
+    this.handed += bytes
+    // one frame, as any answer: a result's kept bytes are copied in, not encoded again
+    this.ws.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, bytes), { binary: false }, giveBack)
     this.watchStall()
     return true
   }
@@ -754,14 +768,14 @@ export class RpcServer {
       }
       return
     }
-    let response: string | undefined
+    let response: Answer | undefined
     // a client gone before its answer (its connection closed): its calls waiting for a heavy turn leave the queue
     const gone = new AbortController()
     const onClose = () => gone.abort()
     ctx.res.once('close', onClose)
     if (ctx.res.destroyed || ctx.req.socket.destroyed) gone.abort()
     try {
-      response = await this.dispatcher.handleText(body.value.text, { transport: 'http', address, signal: gone.signal })
+      response = await this.dispatcher.handleAnswer(body.value.text, { transport: 'http', address, signal: gone.signal })
     } finally {
       ctx.res.off('close', onClose)
       this.bodyBudget.give(body.value.bytes, address)
@@ -772,24 +786,25 @@ export class RpcServer {
     }
     ctx.status = 200
     ctx.set('Content-Type', JSON_CONTENT_TYPE)
-    if (response.length <= ANSWER_SLICE_BYTES / 3) {
+    if (typeof response === 'string' && response.length <= ANSWER_SLICE_BYTES / 3) {
       ctx.body = response
       return
     }
-    const bytes = Buffer.from(response)
-    if (bytes.length <= ANSWER_SLICE_BYTES) {
-      ctx.body = bytes
+    const pieces = answerBytes(response)
+    const bytes = byteLength(pieces)
+    if (bytes <= ANSWER_SLICE_BYTES) {
+      ctx.body = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)
       return
     }
-    if (!this.answerBudget.take(bytes.length, address)) {
+    if (!this.answerBudget.take(bytes, address)) {
       ctx.status = 503
       ctx.set('Retry-After', '1')
       ctx.body = ANSWERS_BUSY
       return
     }
-    this.holdResponse(ctx.res, bytes.length, address)
-    ctx.body = Readable.from(slices(bytes))
-    ctx.length = bytes.length
+    this.holdResponse(ctx.res, bytes, address)
+    ctx.body = Readable.from(slices(pieces))
+    ctx.length = bytes
   }
 
   /**
@@ -959,7 +974,7 @@ export class RpcServer {
         try {
           if (session.isClosed) return
           const response =
-            text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleText(text, context)
+            text === null ? jsonError(StandardErrorCode.invalidRequest, 'send JSON-RPC as text frames') : await this.dispatcher.handleAnswer(text, context)
           if (response !== undefined) session.sendAnswer(response)
           const after = session.afterResponse.splice(0)
           for (const f of after) f()

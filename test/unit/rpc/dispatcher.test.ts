@@ -483,6 +483,18 @@ describe('Dispatcher', () => {
     assert.equal(JSON.parse((await after)!).result, 'after')
     assert.deepEqual(started, ['first', 'after'])
   })
+  test('a result given as UTF-8 bytes is answered as its text, counted by its length as text', async () => {
+    const text = JSON.stringify({ note: 'refusé ✓ \u{1f600}' })
+    const kept: MethodSpec = { params: [], handler: async () => ({ ok: true, utf8: Buffer.from(text), chars: text.length }) }
+    const answer = (limit: number) =>
+      new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxResponseBytes: limit }, { methods: { ...table(), kept } }).handleText(
+        JSON.stringify([request('kept', 1), request('echo', 2, ['b'])]),
+        http,
+      )
+    assert.equal(await answer(text.length + 3), `[{"jsonrpc":"2.0","id":1,"result":${text}},{"jsonrpc":"2.0","id":2,"result":"b"}]`)
+    assert.equal(JSON.parse((await answer(text.length))!)[1].error.data.reason, 'response_too_large')
+    assert.equal(JSON.parse((await answer(text.length - 1))!)[0].error.data.reason, 'response_too_large')
+  })
 })
 
 describe('chain_getEvidence', () => {

@@ -8,6 +8,7 @@ import { createTransfer } from '../../../ledger/transaction.js'
 import WebSocket from 'ws'
 import { APPLICATION_ERROR_CODES, type ApplicationReason } from '../../../rpc/errors.js'
 import { Metrics } from '../../../rpc/metrics.js'
+import { formatBlock } from '../../../rpc/format.js'
 import { addressKey, RpcServer } from '../../../rpc/server.js'
 import { TestBackend } from './testBackend.js'
 import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, rpc, startHarness, waitFor, type Harness } from './harness.js'
@@ -775,6 +776,57 @@ describe('RpcServer calls that read a whole block, shared between client address
       await waitFor(() => h.server.resultBytesInFlight === 0 && h.server.addressesHoldingBytes === 0, 5000, 'all given back')
     } finally {
       for (const r of reads) r()
+      await h.close()
+    }
+  })
+})
+
+describe('RpcServer kept block answers', () => {
+  test('a kept block answer is written as its bytes: the same answer over HTTP and WebSocket, budgets given back', async () => {
+    const h = await startHarness({ ...ONE_ADDRESS })
+    try {
+      // a large block (its answer sent in slices) and a small one, with text that is not ASCII in their answers
+      const bulk = Array.from({ length: 300 }, (_, i) => new Uint8Array(1000).fill(i & 0xff))
+      for (const txs of [bulk, [new Uint8Array(10)]]) {
+        const b = h.backend.commitBlock(txs)
+        h.backend.blocks[b.height - 1] = { ...b, results: b.txs.map((_, i) => ({ ok: false, error: `refusé ✓ \u{1f600} ${i}` })) }
+      }
+      const block = (height: number) => JSON.stringify(formatBlock(h.backend.blocks[height - 1]!))
+      const expected = {
+        one: `{"jsonrpc":"2.0","id":"x\u00e9","result":${block(1)}}`,
+        batch: `[{"jsonrpc":"2.0","id":1,"result":${block(2)}},{"jsonrpc":"2.0","id":2,"error":{"code":-32601,"message":"method not found: nope"}},{"jsonrpc":"2.0","id":3,"result":${block(1)}},{"jsonrpc":"2.0","id":4,"result":null}]`,
+      }
+      const requests = {
+        one: JSON.stringify(call('chain_getBlock', [1], 'x\u00e9')),
+        batch: JSON.stringify([call('chain_getBlock', [2], 1), call('nope', [], 2), call('chain_getBlock', [1], 3), call('chain_getBlock', [9], 4)]),
+      }
+      assert.ok(Buffer.byteLength(expected.one) > 256 * 1024 && Buffer.byteLength(expected.one) > expected.one.length)
+      const ws = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+      const messages: string[] = []
+      ws.on('message', (data: Buffer) => messages.push(data.toString('utf8')))
+      await new Promise<void>((resolve, reject) => ws.once('open', resolve).once('error', reject))
+      try {
+        // the first asks make and keep the answers, the next ones are written from what is kept
+        for (let round = 0; round < 2; round++) {
+          for (const name of ['one', 'batch'] as const) {
+            const r = await httpRequest(h.url, { body: requests[name] })
+            assert.equal(r.status, 200)
+            assert.equal(r.headers['content-length'], String(Buffer.byteLength(expected[name])))
+            assert.ok(r.text === expected[name], `the ${name} HTTP answer differs (round ${round})`)
+            ws.send(requests[name])
+            await waitFor(() => messages.length > 0, 5000, 'the WebSocket answer')
+            assert.ok(messages.shift() === expected[name], `the ${name} WebSocket answer differs (round ${round})`)
+          }
+        }
+      } finally {
+        ws.close()
+      }
+      await waitFor(
+        () => h.server.resultBytesInFlight === 0 && h.server.responseBytesInFlight === 0 && h.server.addressesHoldingBytes === 0,
+        5000,
+        'every budget given back',
+      )
+    } finally {
       await h.close()
     }
   })
