@@ -483,6 +483,54 @@ describe('Dispatcher', () => {
     assert.equal(JSON.parse((await after)!).result, 'after')
     assert.deepEqual(started, ['first', 'after'])
   })
+  test('a heavy turn is given back once whichever comes first: its grant, its client gone or a synchronous throw', async () => {
+    const { spec, started, release } = gatedHeavy()
+    const throwing: MethodSpec = {
+      params: [],
+      heavy: true,
+      handler: () => {
+        throw new Error('handler bug')
+      },
+    }
+    const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxHeavyCalls: 1 }, { methods: { ...table(), heavy: spec, throwing } })
+    const microtasks = async (n: number) => {
+      for (let i = 0; i < n; i++) await Promise.resolve()
+    }
+    // the holder's turn ends and the waiting call's client goes, `k` microtasks apart, so that the turn is granted to
+    // it before, as or after it leaves its queue
+    for (let k = 0; k < 12; k++) {
+      const holder = d.handleText(JSON.stringify(request('heavy', 0, [`holder${k}`])), http)
+      await until(() => started.length === 1, 'the holder runs')
+      const gone = new AbortController()
+      const waiting = d.handleText(JSON.stringify(request('heavy', 1, [`waiting${k}`])), { transport: 'http', signal: gone.signal })
+      await until(() => d.heavyWaiting.calls === 1, 'the second call waits')
+      release.shift()!()
+      await microtasks(k)
+      gone.abort()
+      await holder
+      await waiting
+      // whatever the order, the one turn is free again, and held by one call at a time
+      assert.deepEqual(d.heavyWaiting, { calls: 0, addresses: 0 }, `k=${k}`)
+      while (release.length > 0) release.shift()!()
+      started.length = 0
+      const next = [0, 1].map((i) => d.handleText(JSON.stringify(request('heavy', i, [`next${i}`])), http))
+      await until(() => started.length === 1, `a next call runs (k=${k})`)
+      await tick()
+      assert.equal(started.length, 1, `two heavy calls ran at once (k=${k})`)
+      release.shift()!()
+      await until(() => started.length === 2, `the other next call runs (k=${k})`)
+      release.shift()!()
+      await Promise.all(next)
+      started.length = 0
+    }
+    // a handler that throws as it is called gives its turn back
+    const thrown = JSON.parse((await d.handleText(JSON.stringify(request('throwing', 5, [])), http))!)
+    assert.equal(thrown.error.code, -32603)
+    const last = d.handleText(JSON.stringify(request('heavy', 6, ['last'])), http)
+    await until(() => started.length === 1, 'the turn is free after a throwing handler')
+    release.shift()!()
+    assert.equal(JSON.parse((await last)!).result, 'last')
+  })
   test('a result given as UTF-8 bytes is answered as its text, counted by its length as text', async () => {
     const text = JSON.stringify({ note: 'refusé ✓ \u{1f600}' })
     const kept: MethodSpec = { params: [], handler: async () => ({ ok: true, utf8: Buffer.from(text), chars: text.length }) }
