@@ -779,6 +779,56 @@ describe('RpcServer calls that read a whole block, shared between client address
       await h.close()
     }
   })
+
+  test('a request on a kept-alive connection, and a submission whose client went, are served as they are asked', async () => {
+    const h = await startHarness({ requestTimeoutMs: 10_000 })
+    const reads = gateBlocks(h)
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      h.backend.commitBlock()
+      const ask = (body: object) =>
+        new Promise<{ json: { result?: { height?: number }; error?: unknown }; socket: unknown }>((resolve, reject) => {
+          const u = new URL(h.url)
+          const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent }, (res) => {
+            const chunks: Buffer[] = []
+            res.on('data', (c: Buffer) => chunks.push(c))
+            res.on('end', () => resolve({ json: JSON.parse(Buffer.concat(chunks).toString('utf8')), socket: req.socket }))
+          })
+          req.on('error', reject)
+          req.end(JSON.stringify(body))
+        })
+      // the connection's first request is answered: its response's end must not end the next one on it
+      const first = await ask(call('node_status'))
+      const second = ask(call('chain_getBlock', [1], 'kept-alive'))
+      await waitFor(() => reads.length === 1, 5000, 'the read of the second request')
+      reads[0]!()
+      const got = await second
+      assert.equal(got.json.result?.height, 1, JSON.stringify(got.json))
+      assert.equal(got.socket, first.socket, 'the two requests went on one connection')
+      // a submission whose client goes before its verdict is still admitted
+      let admit: (() => void) | undefined
+      const submitTx = h.backend.submitTx.bind(h.backend)
+      h.backend.submitTx = async (bytes) => {
+        await new Promise<void>((resolve) => {
+          admit = resolve
+        })
+        return submitTx(bytes)
+      }
+      const t = transfer(0n)
+      const u = new URL(h.url)
+      const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false })
+      req.on('error', () => {})
+      req.end(JSON.stringify(call('tx_submit', [to0x(t.bytes)])))
+      await waitFor(() => admit !== undefined, 5000, 'the submission reaches the node')
+      req.destroy()
+      admit!()
+      await waitFor(() => h.backend.mempool.length === 1, 5000, 'the submission of the client gone admitted')
+    } finally {
+      agent.destroy()
+      for (const r of reads) r()
+      await h.close()
+    }
+  })
 })
 
 describe('RpcServer kept block answers', () => {
