@@ -911,6 +911,35 @@ describe('RpcServer results of requests still running', () => {
     return { h, blockBytes, holding: () => holding, blocksRead: () => blocksRead, open }
   }
 
+  test('requests whose clients went still count their bodies while their calls run', { todo: true }, async () => {
+    // todo: fails while a request ends at its client's leaving and gives its body's bytes back with its calls running
+    const { h, holding, open } = await heldHarness({ ...ONE_ADDRESS, maxBodyBytes: 64 * 1024, maxBodyBytesInFlight: 128 * 1024 })
+    try {
+      const body = (i: number) => JSON.stringify(call('node_status', [], 'x'.repeat(50_000) + i))
+      const u = new URL(h.url)
+      // two clients each send a 50 KB request whose call runs on, and leave
+      for (let i = 0; i < 2; i++) {
+        const req = request({ host: u.hostname, port: u.port, method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, agent: false })
+        req.on('error', () => {})
+        req.end(body(i))
+        await waitFor(() => holding() === i + 1, 5000, 'the call runs')
+        req.destroy()
+      }
+      // their calls still run: a third request of that size would pass the 128 KB of bodies
+      let settled: { status: number } | undefined
+      const third = httpRequest(h.url, { body: body(2) }).then((r) => {
+        settled = r
+      })
+      await waitFor(() => settled !== undefined || holding() === 3, 5000, 'the third request answered or running')
+      assert.equal(settled?.status, 503, `${holding()} calls run for requests whose bodies pass maxBodyBytesInFlight`)
+      open()
+      await third
+    } finally {
+      open()
+      await h.close()
+    }
+  })
+
   /** A batch of both blocks and a node_status call that is held: the blocks wait with it until it is answered. */
   const heldBatch = (id: number) => [call('chain_getBlock', [1], id), call('chain_getBlock', [2], id + 1), call('node_status', [], id + 2)]
 
