@@ -22,7 +22,8 @@ export interface CallContext {
   readonly address?: string
   /**
    * Aborted when the client is gone (its connection closed): calls of its request still waiting for a heavy turn
-   * ({@link MethodSpec.heavy}) leave the queue, and the request ends without waiting on its calls still running.
+   * ({@link MethodSpec.heavy}) leave the queue; calls already running are waited for (their answers unread), so that
+   * what the request holds stays counted until they are done.
    */
   readonly signal?: AbortSignal
 }
@@ -223,33 +224,42 @@ type Expired = typeof TIMED_OUT | typeof ABANDONED
  */
 class RequestDeadline {
   private deadline: Deadline | undefined
-  private expiry: Promise<Expired> | undefined
-  private expire: ((why: Expired) => void) | undefined
-  private readonly onAbort = () => this.expire?.(ABANDONED)
+  private expiry: Promise<typeof TIMED_OUT> | undefined
+  private ending: Promise<typeof ABANDONED> | undefined
+  private end: (() => void) | undefined
+  private readonly onAbort = () => this.end?.()
 
   constructor(
     private readonly queue: DeadlineQueue,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
-  /** Whichever settles first: the work, the deadline, or the request's end (its client gone, or it failed). */
-  race<T>(work: Promise<T>): Promise<T | Expired> {
-    if (this.expiry === undefined) {
-      this.expiry = new Promise((resolve) => {
-        this.expire = resolve
-        this.deadline = this.queue.start(() => resolve(TIMED_OUT))
-        if (this.signal?.aborted === true) resolve(ABANDONED)
-        else this.signal?.addEventListener('abort', this.onAbort, { once: true })
-      })
-    }
+  /**
+   * Whichever settles first: the work, or the deadline. A call that runs is waited for (or timed out) even when its
+   * client is gone, so that what its request holds (its body's bytes) stays counted until its calls are done.
+   */
+  race<T>(work: Promise<T>): Promise<T | typeof TIMED_OUT> {
+    this.expiry ??= new Promise((resolve) => {
+      this.deadline = this.queue.start(() => resolve(TIMED_OUT))
+    })
     return Promise.race([work, this.expiry])
   }
 
-  /** The request is answered or failed: calls of it still waiting or running are abandoned. */
+  /** For a call still waiting to run: whichever settles first, the wait, the deadline, or the request's end. */
+  raceWaiting<T>(wait: Promise<T>): Promise<T | Expired> {
+    this.ending ??= new Promise((resolve) => {
+      this.end = () => resolve(ABANDONED)
+      if (this.signal?.aborted === true) resolve(ABANDONED)
+      else this.signal?.addEventListener('abort', this.onAbort, { once: true })
+    })
+    return Promise.race([this.race(wait), this.ending])
+  }
+
+  /** The request is answered or failed: calls of it still waiting to run leave their queue. */
   clear(): void {
     this.deadline?.done()
     this.signal?.removeEventListener('abort', this.onAbort)
-    this.expire?.(ABANDONED)
+    this.end?.()
   }
 }
 
@@ -508,7 +518,7 @@ export class Dispatcher {
     const waiting = this.heavyTurn(key)
     if (waiting !== undefined) {
       const { waiter, turn } = waiting
-      const waited = await deadline.race(turn)
+      const waited = await deadline.raceWaiting(turn)
       if (waited === TIMED_OUT || waited === ABANDONED) {
         // a turn given in the same tick as the deadline passed is passed on
         if (waiter.state === 'granted') this.endHeavyTurn(key)
