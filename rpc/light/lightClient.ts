@@ -419,17 +419,24 @@ export class LightClient {
     // the latest any witness may answer: the evidence of a fork is sent by then too, so that the fork is reported
     // within the time the witnesses have, which leaves the answer's own deadline room for it
     const until = now + Math.max(0, ...asked.map((w) => this.witnessTimeoutMs - (spent.get(w.name) ?? 0)))
+    // a fork's evidence is made and sent as soon as a witness shows it, while slower witnesses are still asked
+    const accounts = new Map<number, Promise<ForkAccountability>>()
     const verdicts = await Promise.all(
-      asked.map(async (w): Promise<WitnessVerdict> => {
+      asked.map(async (w, i): Promise<WitnessVerdict> => {
         const left = this.witnessTimeoutMs - (spent.get(w.name) ?? 0)
         if (left <= 0) return { kind: 'unavailable', error: late }
         try {
-          return await this.askWitness(from, block, w, now + left, late)
+          const v = await this.askWitness(from, block, w, now + left, late)
+          if (v.kind === 'conflict') accounts.set(i, this.accountFor(from, block, primary, v.block, w, [primary, ...asked], until))
+          return v
         } finally {
           spent.set(w.name, (spent.get(w.name) ?? 0) + (Date.now() - now))
         }
       }),
     )
+    // every making of evidence started ends by `until`, the first conflict in list order is the one reported
+    const accountability = new Map<number, ForkAccountability>()
+    for (const [i, p] of accounts) accountability.set(i, await p)
     const failures: { endpoint: string; error: string }[] = []
     let confirmed = false
     let trustError: TrustError | undefined
@@ -445,8 +452,7 @@ export class LightClient {
     for (const [i, v] of verdicts.entries()) {
       if (v.kind !== 'conflict') continue
       const witness = asked[i]!
-      const accountability = await this.accountFor(from, block, primary, v.block, witness, [primary, ...asked], until)
-      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, accountability)
+      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, accountability.get(i))
     }
     if (trustError !== undefined) throw trustError
     return confirmed ? undefined : new UnconfirmedHeaderError(h, primary.name, failures)
