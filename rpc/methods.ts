@@ -87,8 +87,10 @@ class BlockAnswers {
       return { ok: true, ...kept }
     }
     const json = JSON.stringify(formatBlock(b))
+    // kept and evicted by bytes: an answer of more bytes than the limit is not kept (it would push out every other)
     if (json.length > this.limit) return { ok: true, json }
     const answer = { utf8: Buffer.from(json), chars: json.length }
+    if (answer.utf8.length > this.limit) return { ok: true, json }
     this.kept.set(b, answer)
     this.size += answer.utf8.length
     for (const [old, { utf8 }] of this.kept) {

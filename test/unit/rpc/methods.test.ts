@@ -78,6 +78,25 @@ test('chain_getBlock: the answers kept are bounded by their bytes, the one asked
   assert.equal(big.formats() - bigBefore, 3)
 })
 
+test('chain_getBlock: an answer within the bound as text but past it in bytes is not kept and drops nothing', async () => {
+  const kept = countedBlock(1, 5)
+  const wide = countedBlock(2, 20)
+  // two-byte characters in its results' errors: its answer's UTF-8 is longer than its text
+  const results = wide.plain.results!.map(() => ({ ok: false, error: 'é'.repeat(200) }))
+  const wideBlock = Object.defineProperty({ ...wide.block, results }, 'txs', { get: () => wide.block.txs })
+  const widePlain = { ...wide.plain, results }
+  const chars = afresh(1, widePlain).length
+  const bytes = Buffer.byteLength(afresh(1, widePlain))
+  assert.ok(bytes > chars + 1000)
+  const d = dispatcherOver([kept.block, wideBlock as BlockInfo], chars + 10)
+  const ask = async (h: number, plain: BlockInfo) => assert.equal(await d.handleText(JSON.stringify(request('chain_getBlock', 1, [h])), http), afresh(1, plain))
+  await ask(1, kept.plain)
+  const before = [kept.formats(), wide.formats()]
+  for (let i = 0; i < 3; i++) await ask(2, widePlain)
+  await ask(1, kept.plain)
+  assert.deepEqual([kept.formats() - before[0]!, wide.formats() - before[1]!], [0, 3], 'the wide answer pushed the kept one out')
+})
+
 test('chain_getBlock: a backend that hands out a new object for each answer has each formatted, never an old answer', async () => {
   let n = 1
   const backend = { getBlock: async () => countedBlock(1, n++).block } as unknown as RpcBackend
