@@ -1,8 +1,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
@@ -15,6 +14,7 @@ import { RpcServer } from '../../../rpc/server.js'
 import { runCli, type CliIo } from '../../../wallet/cli.js'
 import { loadLightStore } from '../../../rpc/light/lightStore.js'
 import { forkEndpoint } from '../rpc/light/forkEndpoint.js'
+import { jsonRpcRelay } from '../rpc/light/relay.js'
 import { TestChain, testKey } from '../rpc/light/testChain.js'
 
 /**
@@ -57,25 +57,9 @@ function lying(backend: RpcBackend, replace: Partial<RpcBackend>): RpcBackend {
  * block behind, for ever. Everything else is passed on.
  */
 async function behindRelay(target: string): Promise<{ url: string; server: Server }> {
-  type Json = Record<string, unknown>
-  const one = async (request: Json): Promise<Json> => {
-    if (request.method === 'chain_getCommit') return { jsonrpc: '2.0', id: request.id, result: null }
-    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
-    return (await r.json()) as Json
-  }
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
-      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
-      if (res.destroyed) return
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(out))
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
+  return jsonRpcRelay(target, async (request, passOn) =>
+    request.method === 'chain_getCommit' ? { jsonrpc: '2.0', id: request.id, result: null } : passOn(request),
+  )
 }
 
 describe('the wallet verifies what it shows', () => {

@@ -15,6 +15,7 @@ import { NoVerifiedAnswerError, VerifiedRpc } from '../../../../rpc/light/verifi
 import { Metrics } from '../../../../rpc/metrics.js'
 import { RpcServer } from '../../../../rpc/server.js'
 import { forkEndpoint, type ForkEndpoint } from './forkEndpoint.js'
+import { jsonRpcRelay } from './relay.js'
 import { TestChain, testKey } from './testChain.js'
 
 /**
@@ -44,33 +45,17 @@ function isConflict(e: unknown, primary: string, witness: string, height: number
   )
 }
 
-type Json = Record<string, unknown>
-
 /**
  * An endpoint that passes every request on to `target`, each answer after `delayMs`; `chain_getCommit` answers null
  * (no block yet) when `behind`; a balance answer is garbled (it fails verification) when `garbled`.
  */
 async function relay(target: string, o: { delayMs?: number; behind?: boolean; garbled?: boolean } = {}): Promise<{ url: string; server: Server }> {
-  const one = async (request: Json): Promise<Json> => {
+  return jsonRpcRelay(target, async (request, passOn) => {
     await new Promise((resolve) => setTimeout(resolve, o.delayMs ?? 0))
     if (o.behind && request.method === 'chain_getCommit') return { jsonrpc: '2.0', id: request.id, result: null }
     if (o.garbled && request.method === 'ledger_getBalance') return { jsonrpc: '2.0', id: request.id, result: { balance: '1' } }
-    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
-    return (await r.json()) as Json
-  }
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
-      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
-      if (res.destroyed) return
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(out))
-    })
+    return passOn(request)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
 }
 
 function close(server: Server): Promise<void> {
@@ -387,26 +372,12 @@ describe('accountability for a fork: the evidence two commits of one round prove
  */
 async function stallingRelay(target: string, o: { firstDelayMs: number; stall?: string }): Promise<{ url: string; server: Server }> {
   let first = true
-  const one = async (request: Json): Promise<Json> => {
+  return jsonRpcRelay(target, async (request, passOn) => {
     if (request.method === o.stall) await new Promise(() => {})
     if (first) {
       first = false
       await new Promise((resolve) => setTimeout(resolve, o.firstDelayMs))
     }
-    const r = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) })
-    return (await r.json()) as Json
-  }
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', async () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Json | Json[]
-      const out = Array.isArray(body) ? await Promise.all(body.map(one)) : await one(body)
-      if (res.destroyed) return
-      res.writeHead(200, { 'content-type': 'application/json' })
-      res.end(JSON.stringify(out))
-    })
+    return passOn(request)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }
 }
