@@ -58,6 +58,13 @@ async function relay(target: string, o: { delayMs?: number; behind?: boolean; ga
   })
 }
 
+/** A light client trusting block `height` of `chain` (a pinned checkpoint) and its next set. */
+function lightClientAt(chain: TestChain, height: number, options: LightClientOptions = {}): LightClient {
+  const b = chain.blocks[height - 1]!
+  const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
+  return new LightClient(options, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
+}
+
 function close(server: Server): Promise<void> {
   return new Promise<void>((resolve) => {
     server.closeAllConnections()
@@ -92,12 +99,7 @@ describe('a fork signed by more than a third of a trusted set, with an honest se
     await honest.stop()
   })
 
-  /** A light client trusting block `height` of the chain (a pinned checkpoint) and its next set. */
-  function lightFrom(height: number, options: LightClientOptions = {}): LightClient {
-    const b = chain.blocks[height - 1]!
-    const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
-    return new LightClient(options, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
-  }
+  const lightFrom = (height: number, options: LightClientOptions = {}) => lightClientAt(chain, height, options)
 
   async function forger(answer?: () => Record<string, unknown>): Promise<ForkEndpoint> {
     const f = await forkEndpoint(honest.url, {
@@ -259,11 +261,7 @@ describe('accountability for a fork: the evidence two commits of one round prove
     await honest.stop()
   })
 
-  function lightFrom(height: number, options: LightClientOptions = {}): LightClient {
-    const b = chain.blocks[height - 1]!
-    const root = { ...trustedBlockOf({ header: b.header, hash: b.hash, commit: b.certificate }), nextValidators: chain.sets.at(height + 1) }
-    return new LightClient(options, { blocks: new TrustedBlocks({ kind: 'checkpoint', height, hash: b.hash }, root), now: () => Date.now() })
-  }
+  const lightFrom = (height: number, options: LightClientOptions = {}) => lightClientAt(chain, height, options)
 
   async function forger(round: number): Promise<ForkEndpoint> {
     const f = await forkEndpoint(honest.url, { chainId: chain.genesis.chainId, signers: [testKey('v0'), testKey('v1')], balance: 1_000_000n, round })
