@@ -26,6 +26,7 @@ interface CommitJson {
 }
 interface ForkJson {
   height: number
+  endpoints: { endpoint: string; blockHash: string }[]
   rounds: [number, number]
   validators: string[]
   evidence: string[]
@@ -145,8 +146,12 @@ describe('evidence of a fork submitted over RPC', { timeout: 150_000 }, () => {
       const fork = error.fork
       assert.equal(fork.height, forger.forgedHeight)
       assert.equal(fork.rounds[0], fork.rounds[1])
-      // accountable: those of the two that signed the committed block of that height too
-      const { commit } = await rpc<CommitJson>(net.rpcUrl(0), 'chain_getCommit', [fork.height])
+      // accountable: those of the two that also signed the certificate of that height the wallet compared with, the
+      // witness's own (each node keeps the 2f+1 precommits it collected, so certificates of one block may differ)
+      const witness = fork.endpoints[1]!
+      assert.notEqual(witness.endpoint, forger.url)
+      const { commit } = await rpc<CommitJson>(witness.endpoint, 'chain_getCommit', [fork.height])
+      assert.equal(commit.blockHash, witness.blockHash)
       const accountable = keys.map((k) => formatAddress(addressFromPublicKey(k.publicKey))).filter((a) => commit.signatures.some((s) => s.validator === a))
       assert.ok(accountable.length >= 1)
       assert.deepEqual(fork.validators, [...accountable].sort())
