@@ -374,18 +374,7 @@ test('getBlock: heights past the tip, which are no block, do not drop the blocks
     createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount: 1n, nonce: BigInt(n) }),
   )
   for (const t of txs) await chain.commit([t.bytes])
-  const reads: number[] = []
-  const store = new Proxy(chain.chain, {
-    get(target, key, receiver) {
-      if (key === 'blockBytes')
-        return (h: number) => {
-          reads.push(h)
-          return target.blockBytes(h)
-        }
-      const v = Reflect.get(target, key, receiver)
-      return typeof v === 'function' ? v.bind(target) : v
-    },
-  })
+  const { store, reads } = countingBlockReads(chain.chain)
   const b = chain.backendWith({ chain: store })
   for (let h = 1; h <= 4; h++) await b.getBlock(h)
   assert.deepEqual(reads, [1, 2, 3, 4])
