@@ -198,8 +198,8 @@ export class NodeBackend implements RpcBackend {
    */
   private readonly txProofSources = new RecentHeights(TX_PROOF_HEIGHTS, (h) => this.makeTxProofSource(h))
   /**
-   * The blocks `getBlock` answered last: each answer reads the whole block, hashes every transaction and looks up
-   * every receipt, and the RPC formats the same object once (rpc/methods.ts).
+   * The blocks `getBlock` answered last: each answer reads and decodes the whole block and its results, and the RPC
+   * formats the same object once (rpc/methods.ts).
    */
   private readonly blocks = new RecentHeights(BLOCK_HEIGHTS, (h) => this.makeBlockInfo(h))
   /** The header and certificate of the latest block published, so proofs at the tip need not read the block back. */
@@ -357,9 +357,10 @@ export class NodeBackend implements RpcBackend {
     const stored = await this.storedBlock(h)
     if (stored === null) return null
     const { block, certificate } = stored
-    const receipts = (await this.d.chain.txLocations(block.block.txs.map((t) => sha256(t)))).map((loc) =>
-      loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true },
-    )
+    const txs = block.block.txs
+    const receipts =
+      (await this.d.chain.blockResults(h, txs.length)) ??
+      (await this.d.chain.txLocations(txs.map((t) => sha256(t)))).map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
     return blockInfo(h, blockHash(block.block.header), block.block, block.lastCommit, certificate, receipts)
   }
 

@@ -4,12 +4,15 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
 
 /**
  * The node's chain records in the same database as the ledger state (ledger keys start with 'L'; these with
- * 'B', 'C', 'H', 'T', 'M', 'E'). Every record of a height is produced as write ops, which the consensus host
+ * 'B', 'C', 'H', 'T', 'R', 'M', 'E'). Every record of a height is produced as write ops, which the consensus host
  * commits in one atomic batch together with the ledger's state ops, so a committed block survives kill -9 whole.
  *
  * - `B` + height (u64 BE) → the stored block (`encodeStoredBlock` in storedBlock.ts)
  * - `C` + height → the commit certificate that decided it (consensus encoding)
  * - `T` + tx hash → canonical [height, index, ok, code]
+ * - `R` + height → canonical list of [index, code] of the block's transactions that failed, in index order (empty
+ *   when all applied): a block's results in one read. Heights written before this record existed have none; their
+ *   results are in the `T` records
  * - `E` + evidence hash → the height (u32 BE) whose block committed it
  * - `M` "tip" → canonical [height, blockHash, blockTime]
  * - `M` "evi" → canonical list of evidence records (equivocations seen from others), newest last
@@ -22,12 +25,16 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/canonical.js'
 const P_BLOCK = 0x42 // 'B'
 const P_CERT = 0x43 // 'C'
 const P_TX = 0x54 // 'T'
+const P_RESULTS = 0x52 // 'R'
 const P_EVIDENCE = 0x45 // 'E'
 const P_META = 0x4d // 'M'
 const TIP_KEY = new Uint8Array([P_META, 0x74, 0x69, 0x70]) // 'Mtip'
 const EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x69]) // 'Mevi'
 const VALIDATOR_SETS_KEY = new Uint8Array([P_META, 0x76, 0x73, 0x65, 0x74, 0x73]) // 'Mvsets'
 const COMMITTED_EVIDENCE_KEY = new Uint8Array([P_META, 0x65, 0x76, 0x63]) // 'Mevc'
+
+/** The result of a transaction that applied (shared, frozen). */
+const OK = Object.freeze({ ok: true })
 
 /** Most committed evidence records kept for `chain_getEvidence`. */
 export const MAX_COMMITTED_EVIDENCE = 1000
@@ -83,11 +90,36 @@ export class ChainStore {
       { type: 'put', key: heightKey(P_CERT, c.height), value: c.certificateBytes },
       { type: 'put', key: TIP_KEY, value: encodeCanonical([c.height, c.blockHash, BigInt(c.blockTime)]) },
     ]
+    const failures: [number, string][] = []
     for (let index = 0; index < c.txHashes.length; index++) {
       const r = c.receipts[index]!
       ops.push({ type: 'put', key: prefixed(P_TX, c.txHashes[index]!), value: encodeCanonical([c.height, index, r.ok, r.code ?? null]) })
+      if (!r.ok) failures.push([index, r.code ?? ''])
     }
+    ops.push({ type: 'put', key: heightKey(P_RESULTS, c.height), value: encodeCanonical(failures) })
     return ops
+  }
+
+  /**
+   * The results of the `count` transactions of the block at `height`, in block order, from its one record; undefined
+   * when the height has none (written before the record existed: {@link txLocations} of its hashes has them).
+   */
+  async blockResults(height: number, count: number): Promise<{ ok: boolean; code?: string }[] | undefined> {
+    const v = await this.kv.get(heightKey(P_RESULTS, height))
+    if (v === undefined) return undefined
+    const d = decodeCanonical(v, v.byteLength)
+    const corrupt = () => new Error(`chain store: corrupt results record of height ${height}`)
+    if (!d.ok || !Array.isArray(d.value)) throw corrupt()
+    const results: { ok: boolean; code?: string }[] = new Array(count).fill(OK)
+    let last = -1
+    for (const f of d.value as unknown[]) {
+      if (!Array.isArray(f) || f.length !== 2) throw corrupt()
+      const [index, code] = f as [unknown, unknown]
+      if (typeof index !== 'number' || !Number.isInteger(index) || index <= last || index >= count || typeof code !== 'string') throw corrupt()
+      results[index] = code === '' ? { ok: false } : { ok: false, code }
+      last = index
+    }
+    return results
   }
 
   /** The highest committed height, or undefined for a chain that has only its genesis state. */

@@ -227,18 +227,18 @@ test('proveTx: the inclusion proof of a committed transaction, with its block; n
   assert.deepEqual(await chain.backend.proveTx(new Uint8Array(32)), { lookup: { status: 'unknown' } })
 })
 
-/** `chain` with every `blockBytes` read counted, by height: what a cache of blocks is meant to save. */
-function countingBlockReads(chain: ChainStore): { store: ChainStore; reads: number[] } {
-  const reads: number[] = []
+/** `chain` with every call of `method` (default `blockBytes`) counted by its first argument. */
+function countingBlockReads(chain: ChainStore, method: keyof ChainStore = 'blockBytes'): { store: ChainStore; reads: unknown[] } {
+  const reads: unknown[] = []
   const store = new Proxy(chain, {
     get(target, key, receiver) {
-      if (key === 'blockBytes')
-        return (h: number) => {
-          reads.push(h)
-          return target.blockBytes(h)
-        }
       const v = Reflect.get(target, key, receiver)
-      return typeof v === 'function' ? v.bind(target) : v
+      if (typeof v !== 'function') return v
+      if (key !== method) return v.bind(target)
+      return (...args: unknown[]) => {
+        reads.push(args[0])
+        return v.apply(target, args)
+      }
     },
   })
   return { store, reads }
@@ -302,6 +302,29 @@ test('getBlock: the clients of one block are answered from one read of it, as re
   const seventh = await b.getBlock(7)
   assert.deepEqual(seventh, await afresh(7))
   assert.equal(seventh?.txs.length, 2)
+})
+
+test("getBlock: a block's results are one record of its failures, not a lookup per transaction; older heights are looked up", async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 3n]] })
+  const transfer = (amount: bigint, nonce: number) =>
+    createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: members[1]!.address, amount, nonce: BigInt(nonce) }).bytes
+  // 2 of 3 applied, 2 more are not covered, 1 applied; then a block of successes only
+  await chain.commit([transfer(2n, 0), transfer(2n, 1), transfer(1n, 1)], { failing: true })
+  await chain.commit([])
+  const expected = [{ ok: true }, { ok: false, error: 'insufficient_funds' }, { ok: true }]
+  const { store, reads } = countingBlockReads(chain.chain, 'txLocations')
+  const b = chain.backendWith({ chain: store })
+  assert.deepEqual((await b.getBlock(1))?.results, expected)
+  assert.deepEqual((await b.getBlock(2))?.results, [])
+  assert.deepEqual(reads, [])
+  // a height stored without the record (by a build before it) is answered from the transactions' index, the same
+  const results = new Uint8Array(9)
+  results[0] = 0x52
+  results[8] = 1
+  await chain.kv.write([{ type: 'del', key: results }])
+  assert.deepEqual((await chain.backendWith({ chain: store }).getBlock(1))?.results, expected)
+  assert.equal(reads.length, 1)
 })
 
 test('proveAccount at the tip uses the block just published, the same as the one stored', async () => {
