@@ -7,7 +7,7 @@ import { DEFAULT_MAX_RESPONSE_BYTES, type CallContext, type MethodOutcome, type 
 import { GENERIC_APPLICATION_ERROR, applicationError, isApplicationReason } from './errors.js'
 import {
   formatAccountProof,
-  formatBlock,
+  writeBlockJson,
   formatCommit,
   formatDomain,
   formatPendingChanges,
@@ -75,22 +75,39 @@ export interface MethodDependencies {
 class BlockAnswers {
   /** The answers kept as UTF-8 (written out as they are, not encoded again per call) and their length as text. */
   private readonly kept = new Map<BlockInfo, { readonly utf8: Buffer; readonly chars: number }>()
+  /** The answers being made, by the block object. */
+  private readonly making = new Map<BlockInfo, Promise<MethodOutcome>>()
   private size = 0
 
   constructor(private readonly limit: number) {}
 
-  answer(b: BlockInfo): MethodOutcome {
+  answer(b: BlockInfo): MethodOutcome | Promise<MethodOutcome> {
     const kept = this.kept.get(b)
     if (kept !== undefined) {
       this.kept.delete(b)
       this.kept.set(b, kept)
       return { ok: true, ...kept }
     }
-    const json = JSON.stringify(formatBlock(b))
+    // calls that come while a block's answer is being made wait for that one
+    let making = this.making.get(b)
+    if (making === undefined) {
+      making = this.make(b).finally(() => this.making.delete(b))
+      this.making.set(b, making)
+    }
+    return making
+  }
+
+  private async make(b: BlockInfo): Promise<MethodOutcome> {
+    // each piece encoded as it is made: encoding the whole text at once would be one more long stretch
+    const pieces: Buffer[] = []
+    let chars = 0
+    await writeBlockJson(b, (piece) => {
+      pieces.push(Buffer.from(piece))
+      chars += piece.length
+    })
+    const answer = { utf8: Buffer.concat(pieces), chars }
     // kept and evicted by bytes: an answer of more bytes than the limit is not kept (it would push out every other)
-    if (json.length > this.limit) return { ok: true, json }
-    const answer = { utf8: Buffer.from(json), chars: json.length }
-    if (answer.utf8.length > this.limit) return { ok: true, json }
+    if (answer.utf8.length > this.limit) return { ok: true, ...answer }
     this.kept.set(b, answer)
     this.size += answer.utf8.length
     for (const [old, { utf8 }] of this.kept) {

@@ -106,3 +106,42 @@ test('chain_getBlock: a backend that hands out a new object for each answer has 
     assert.equal(answer.result.txs.length, i)
   }
 })
+
+/** Counts the turns of the event loop until `p` settles: what other work (a consensus message) could run meanwhile. */
+async function turnsDuring<T>(p: Promise<T>): Promise<{ value: T; turns: number }> {
+  let turns = 0
+  let done = false
+  const tick = () => {
+    if (done) return
+    turns++
+    setImmediate(tick)
+  }
+  setImmediate(tick)
+  const value = await p
+  done = true
+  return { value, turns }
+}
+
+test('chain_getBlock: a large block is formatted a part at a time, the event loop turning between; the same answer', async () => {
+  for (const [n, evidence] of [
+    [2000, true],
+    [1001, false],
+  ] as const) {
+    const { block, plain } = countedBlock(1, n)
+    const withEvidence = evidence ? block : Object.defineProperty({ ...block, evidence: undefined }, 'txs', { get: () => block.txs })
+    const d = dispatcherOver([withEvidence as BlockInfo], 0)
+    const { value, turns } = await turnsDuring(d.handleText(JSON.stringify(request('chain_getBlock', 1, [1])), http))
+    assert.equal(value, afresh(1, evidence ? plain : { ...plain, evidence: undefined }))
+    assert.ok(turns >= 3, `the loop turned ${turns} times while a block of ${n} transactions was formatted`)
+  }
+})
+
+test('chain_getBlock: calls for one block while it is being formatted share the one answer made', async () => {
+  const { block, plain, formats } = countedBlock(1, 2000)
+  const before = formats()
+  const d = dispatcherOver([block])
+  const batch = await d.handleText(JSON.stringify(Array.from({ length: 10 }, (_, i) => request('chain_getBlock', i, [1]))), http)
+  const answers = JSON.parse(batch!) as unknown[]
+  for (let i = 0; i < 10; i++) assert.equal(JSON.stringify(answers[i]), afresh(i, plain))
+  assert.equal(formats() - before, 1, 'formatted once for 10 calls at once')
+})
