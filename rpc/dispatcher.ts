@@ -78,6 +78,25 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 export const DEFAULT_MAX_RESULT_BYTES_IN_FLIGHT = 64 * 1024 * 1024
 
 /**
+ * Why a {@link ByteBudget} refuses bytes: `node` when they would take the bytes held over all keys past the budget,
+ * `share` when the budget has room for them but their key's share of it does not.
+ */
+export type BudgetRefusal = 'node' | 'share'
+
+/**
+ * The `busy` error of a refusal by a {@link ByteBudget} whose keys are client addresses: `data.detail` is the
+ * {@link BudgetRefusal}, so that a client, and the metrics, tell the node's whole budget full from its address's share
+ * full. `what` names the budget's bytes ("request bodies"); `suffix` ends the message (", or ask for less").
+ */
+export function budgetBusy(refusal: BudgetRefusal, what: string, suffix = ''): JsonRpcError {
+  const message =
+    refusal === 'share'
+      ? `this client address holds its share of the ${what}; retry once it holds less${suffix}`
+      : `the node holds as many ${what} as it takes; retry shortly${suffix}`
+  return applicationError('busy', message, { detail: refusal })
+}
+
+/**
  * Bytes that may be held at once over all clients (request bodies, results of requests still running, or answers not
  * yet taken): a holder takes its bytes as it comes to hold them and gives them back when done. Bytes taken under a key
  * (a client address) count against that key's share too, so that one client cannot take the whole budget: a take that
@@ -97,14 +116,28 @@ export class ByteBudget {
 
   /** Takes `bytes`, under `key` if given, if they fit; false, taking nothing, if they would pass the limit or share. */
   take(bytes: number, key?: string): boolean {
-    if (this.held + bytes > this.limit) return false
-    if (key !== undefined && bytes > 0) {
-      const mine = this.byKey.get(key) ?? 0
-      if (mine > 0 && mine + bytes > this.share) return false
-      this.byKey.set(key, mine + bytes)
-    }
+    return this.claim(bytes, key) === undefined
+  }
+
+  /** Takes `bytes` as {@link take} does: undefined once taken, or why they are refused (nothing taken then). */
+  claim(bytes: number, key?: string): BudgetRefusal | undefined {
+    const refused = this.refusal(bytes, key)
+    if (refused !== undefined) return refused
+    if (key !== undefined && bytes > 0) this.byKey.set(key, (this.byKey.get(key) ?? 0) + bytes)
     this.held += bytes
-    return true
+    return undefined
+  }
+
+  /**
+   * Why {@link take} would refuse `bytes` under `key` now, undefined if it would take them. The whole budget is asked
+   * first: `share` only when the node has room for them, so a key whose share is the whole budget is never told
+   * `share`.
+   */
+  refusal(bytes: number, key?: string): BudgetRefusal | undefined {
+    if (this.held + bytes > this.limit) return 'node'
+    if (key === undefined || bytes <= 0) return undefined
+    const mine = this.byKey.get(key) ?? 0
+    return mine > 0 && mine + bytes > this.share ? 'share' : undefined
   }
 
   /** Gives back bytes taken before, under the same key. */
@@ -175,7 +208,8 @@ export interface DispatcherOptions {
   readonly maxResultBytesInFlight?: number
   /**
    * Most of `maxResultBytesInFlight` the requests of one client address ({@link CallContext.address}) may hold at once
-   * (default: all of it); past it a call is answered `busy` as past the whole budget, unless the address holds none.
+   * (default: all of it); past it a call is answered `busy` as past the whole budget, unless the address holds none,
+   * with `data.detail` `share` instead of `node` ({@link budgetBusy}), and counted as outcome `busy_share`.
    */
   readonly maxResultBytesPerAddress?: number
 }
@@ -485,9 +519,11 @@ export class Dispatcher {
         return serialize({ jsonrpc: '2.0', id, error: e })
       }
       if (result !== undefined && size !== undefined && !budget.ended) {
-        if (!this.results.take(size, budget.address)) {
-          this.count(name, 'error')
-          const e = applicationError('busy', 'the node holds as many results of requests still running as it takes; retry shortly, or ask for less')
+        const refused = this.results.claim(size, budget.address)
+        if (refused !== undefined) {
+          // past the address's share, counted apart: one client holding its share is not the node out of room
+          this.count(name, refused === 'share' ? 'busy_share' : 'error')
+          const e = budgetBusy(refused, 'results of requests still running', ', or ask for less')
           return serialize({ jsonrpc: '2.0', id, error: e })
         }
         budget.held += size

@@ -8,6 +8,8 @@ import type { RpcBackend } from './backend.js'
 import {
   type Answer,
   answerBytes,
+  budgetBusy,
+  type BudgetRefusal,
   ByteBudget,
   DEFAULT_MAX_HEAVY_CALLS,
   DEFAULT_MAX_RESPONSE_BYTES,
@@ -15,7 +17,7 @@ import {
   Dispatcher,
   type CallContext,
 } from './dispatcher.js'
-import { applicationError, StandardErrorCode } from './errors.js'
+import { applicationError, type JsonRpcError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
 import type { Metrics } from './metrics.js'
@@ -219,10 +221,11 @@ function tooManyFromAddress(limit: number): string {
   })
 }
 
-/** A body read's failure: its code and the reason the client is told. */
+/** A body read's failure: its code and the reason the client is told; for `busy`, which bound of the budget refused. */
 interface BodyError {
   readonly code: (typeof BODY_ERROR_CODES)[number]
   readonly reason: string
+  readonly refusal?: BudgetRefusal
 }
 
 /** The body's text and its size in bytes, or why it was not read. */
@@ -238,8 +241,9 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, addre
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.resolve(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
   }
-  const busy: BodyError = { code: 'busy', reason: 'the node holds as many request bodies as it takes; retry shortly' }
-  if (declared !== undefined && Number(declared) > budget.free(address)) return Promise.resolve(err(busy))
+  const busy = (refusal: BudgetRefusal): BodyError => ({ code: 'busy', reason: budgetBusy(refusal, 'request bodies').message, refusal })
+  const refused = declared === undefined ? undefined : budget.refusal(Number(declared), address)
+  if (refused !== undefined) return Promise.resolve(err(busy(refused)))
   return new Promise((resolve) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -259,10 +263,13 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, addre
       if (size + chunk.length > limit) {
         req.pause()
         finish(err({ code: 'too_large', reason: `body larger than ${limit} bytes` }))
-      } else if (!budget.take(chunk.length, address)) {
-        req.pause()
-        finish(err(busy))
       } else {
+        const refusal = budget.claim(chunk.length, address)
+        if (refusal !== undefined) {
+          req.pause()
+          finish(err(busy(refusal)))
+          return
+        }
         size += chunk.length
         chunks.push(chunk)
       }
@@ -303,11 +310,19 @@ function* slices(pieces: readonly Buffer[]): Generator<Buffer> {
 /** The bytes of an answer's pieces together. */
 const byteLength = (pieces: readonly Buffer[]): number => pieces.reduce((n, p) => n + p.length, 0)
 
-/** The answer made instead of one that would take the answers held for clients past `maxResponseBytesInFlight`. */
-const ANSWERS_BUSY = JSON.stringify({
-  jsonrpc: '2.0',
-  id: null,
-  error: applicationError('busy', 'the node holds as many answers on their way to clients as it takes; retry shortly'),
+/**
+ * The answers made instead of one that would take the answers held for clients past `maxResponseBytesInFlight`, or
+ * its client address past its share of them.
+ */
+const ANSWERS_BUSY: Readonly<Record<BudgetRefusal, string>> = Object.freeze({
+  node: JSON.stringify({ jsonrpc: '2.0', id: null, error: budgetBusy('node', 'answers on their way to clients') }),
+  share: JSON.stringify({ jsonrpc: '2.0', id: null, error: budgetBusy('share', 'answers on their way to clients') }),
+})
+
+/** What a WebSocket message is answered with (or its connection closed with) past the request budget or its share. */
+const WS_REQUESTS_BUSY: Readonly<Record<BudgetRefusal, JsonRpcError>> = Object.freeze({
+  node: budgetBusy('node', 'requests'),
+  share: budgetBusy('share', 'requests'),
 })
 
 /** One WebSocket connection. */
@@ -384,7 +399,8 @@ class WsSession implements SubscriberSession {
       this.ws.send(Buffer.concat(pieces), { binary: false })
       return true
     }
-    if (!this.answers.take(bytes, this.address)) return this.sendText(ANSWERS_BUSY)
+    const refused = this.answers.claim(bytes, this.address)
+    if (refused !== undefined) return this.sendText(ANSWERS_BUSY[refused])
     const giveBack = () => {
       if (this.held.delete(giveBack)) this.answers.give(bytes, this.address)
     }
@@ -762,7 +778,8 @@ export class RpcServer {
       ctx.type = 'application/json'
       if (body.error.code === 'busy') {
         ctx.set('Retry-After', '1')
-        ctx.body = JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', body.error.reason) })
+        const detail = body.error.refusal === undefined ? undefined : { detail: body.error.refusal }
+        ctx.body = JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', body.error.reason, detail) })
       } else {
         ctx.body = jsonError(StandardErrorCode.invalidRequest, body.error.reason)
       }
@@ -796,10 +813,11 @@ export class RpcServer {
       ctx.body = pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)
       return
     }
-    if (!this.answerBudget.take(bytes, address)) {
+    const refused = this.answerBudget.claim(bytes, address)
+    if (refused !== undefined) {
       ctx.status = 503
       ctx.set('Retry-After', '1')
-      ctx.body = ANSWERS_BUSY
+      ctx.body = ANSWERS_BUSY[refused]
       return
     }
     this.holdResponse(ctx.res, bytes, address)
@@ -947,9 +965,10 @@ export class RpcServer {
     })
     // after ws has taken in each chunk (its listener came first): what it holds of messages not yet whole is counted
     socket.on('data', () => {
-      if (this.countReceiving(session)) return
+      const refused = this.countReceiving(session)
+      if (refused === undefined) return
       ws.pause()
-      session.drop(1013, 'the node holds as many requests as it takes; retry shortly')
+      session.drop(1013, WS_REQUESTS_BUSY[refused].message)
     })
     ws.on('message', (data: RawData, isBinary: boolean) => {
       // the message is whole: what was counted for its assembly is given back before it is counted as held, and the
@@ -964,10 +983,9 @@ export class RpcServer {
       const text = bytes === null ? null : bytes.toString('utf8')
       // a message waiting or running holds its text: it counts against the same budget as HTTP bodies
       const held = bytes === null ? 0 : bytes.length
-      if (!this.bodyBudget.take(held, session.address)) {
-        session.sendText(
-          JSON.stringify({ jsonrpc: '2.0', id: null, error: applicationError('busy', 'the node holds as many requests as it takes; retry shortly') }),
-        )
+      const refused = this.bodyBudget.claim(held, session.address)
+      if (refused !== undefined) {
+        session.sendText(JSON.stringify({ jsonrpc: '2.0', id: null, error: WS_REQUESTS_BUSY[refused] }))
         return
       }
       const accepted = session.enqueue(async () => {
@@ -991,24 +1009,24 @@ export class RpcServer {
 
   /**
    * Brings what the request budget counts for the messages a connection is receiving to what `ws` holds of them;
-   * false when more is held than the budget has left (the count is not raised then).
+   * undefined once done, or why the budget refused the bytes (the count is not raised then).
    */
-  private countReceiving(session: WsSession): boolean {
+  private countReceiving(session: WsSession): BudgetRefusal | undefined {
     const now = receivingBytes(session.ws)
     if (now <= session.receiving) {
       this.bodyBudget.give(session.receiving - now, session.address)
       session.receiving = now
-    } else if (this.bodyBudget.take(now - session.receiving, session.address)) {
-      session.receiving = now
     } else {
-      return false
+      const refused = this.bodyBudget.claim(now - session.receiving, session.address)
+      if (refused !== undefined) return refused
+      session.receiving = now
     }
     if (now === 0) session.receivingSince = undefined
     else if (session.receivingSince === undefined) {
       session.receivingSince = Date.now()
       this.watchReceiving(session, this.options.wsMessageTimeoutMs)
     }
-    return true
+    return undefined
   }
 
   /** Closes the connection (1008) if the message it is receiving is not whole `wsMessageTimeoutMs` after it started. */

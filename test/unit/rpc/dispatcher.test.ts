@@ -164,7 +164,7 @@ describe('Dispatcher', () => {
     assert.equal(d.resultBytesInFlight, Math.floor(8_000 / resultBytes) * resultBytes)
     // a single call is counted the same way
     const single = JSON.parse((await d.handleText(JSON.stringify(request('big', 'one')), http))!)
-    assert.deepEqual(single.error, applicationError('busy', single.error.message))
+    assert.deepEqual(single.error, applicationError('busy', single.error.message, { detail: 'node' }))
     assert.equal(single.id, 'one')
     open()
     const out = (await Promise.all(answers)).flatMap(
@@ -222,7 +222,7 @@ describe('Dispatcher', () => {
     // the same address is busy past its share, its id echoed; another address is served
     const again = JSON.parse((await d.handleText(JSON.stringify(request('big', 'again')), a))!)
     assert.equal(again.id, 'again')
-    assert.deepEqual(again.error, applicationError('busy', again.error.message))
+    assert.deepEqual(again.error, applicationError('busy', again.error.message, { detail: 'share' }))
     const other = JSON.parse((await d.handleText(JSON.stringify([request('big', 1), request('big', 2)]), b))!)
     assert.deepEqual(
       other.map((m: { result?: unknown }) => m.result),
@@ -241,6 +241,72 @@ describe('Dispatcher', () => {
     )
     assert.equal(d.resultBytesInFlight, 0)
     assert.equal(d.addressesHoldingResults, 0)
+  })
+
+  test("a call refused for its address's share says so, and is counted apart from one past the whole budget", async () => {
+    const big = 'x'.repeat(1000)
+    const resultBytes = JSON.stringify(big).length
+    let open = () => {}
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const methods: Record<string, MethodSpec> = {
+      ...table(),
+      big: { params: [], handler: async () => ({ ok: true, result: big }) },
+      gate: {
+        params: [],
+        handler: async () => {
+          await gate
+          return { ok: true, result: 'late' }
+        },
+      },
+    }
+    const metrics = new Metrics()
+    // a share of 2,500 bytes (two results of ~1 KB, not three) of a budget of 8,000 (seven)
+    const options = { maxBatch: 100, requestTimeoutMs: 5000, maxResultBytesInFlight: 8_000, maxResultBytesPerAddress: 2_500 }
+    const d = new Dispatcher(options, { methods, metrics })
+    const a = { transport: 'http', address: '192.0.2.1' } as const
+    const fresh = { transport: 'http', address: '192.0.2.9' } as const
+    type Member = { id: unknown; result?: unknown; error?: { code: number; message: string; data: { reason: string; detail?: string } } }
+    const waitHeld = async (bytes: number) => {
+      const deadline = Date.now() + 5000
+      while (d.resultBytesInFlight < bytes) {
+        assert.ok(Date.now() < deadline, `${d.resultBytesInFlight} bytes of results held, waiting for ${bytes}`)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+    }
+    // one address holds its share while the node has room: its third result is refused for its share
+    const heldA = d.handleText(JSON.stringify([request('big', 1), request('big', 2), request('big', 3), request('gate', 4)]), a)
+    await waitHeld(2 * resultBytes)
+    const overShare: Member = JSON.parse((await d.handleText(JSON.stringify(request('big', 'share')), a))!)
+    assert.equal(overShare.id, 'share')
+    assert.deepEqual(overShare.error, applicationError('busy', overShare.error!.message, { detail: 'share' }))
+    // calls without an address fill the rest of the budget: past it the refusal is the node's
+    const heldAnon = d.handleText(JSON.stringify([...Array.from({ length: 6 }, (_, i) => request('big', i)), request('gate', 9)]), http)
+    await waitHeld(7 * resultBytes)
+    assert.equal(d.resultBytesInFlight, 7 * resultBytes)
+    const full: Member = JSON.parse((await d.handleText(JSON.stringify(request('big', 'node')), fresh))!)
+    assert.deepEqual(full.error, applicationError('busy', full.error!.message, { detail: 'node' }))
+    assert.notEqual(full.error!.message, overShare.error!.message)
+    // the address over its share while the whole budget is full too: the node has no room for anyone
+    const both: Member = JSON.parse((await d.handleText(JSON.stringify(request('big', 'both')), a))!)
+    assert.equal(both.error?.data.detail, 'node')
+    open()
+    const membersA = JSON.parse((await heldA)!) as Member[]
+    const membersAnon = JSON.parse((await heldAnon)!) as Member[]
+    assert.deepEqual(
+      membersA.map((m) => (m.result === undefined ? m.error?.data.detail : 'ok')),
+      ['ok', 'ok', 'share', 'ok'],
+    )
+    assert.deepEqual(
+      membersAnon.map((m) => (m.result === undefined ? m.error?.data.detail : 'ok')),
+      ['ok', 'ok', 'ok', 'ok', 'ok', 'node', 'ok'],
+    )
+    const m = await metrics.rpcRequests.get()
+    const counts = Object.fromEntries(m.values.map((v) => [`${v.labels.method}/${v.labels.outcome}`, v.value]))
+    assert.deepEqual(counts, { 'big/ok': 7, 'big/busy_share': 2, 'big/error': 3, 'gate/ok': 2 })
+    assert.equal(d.resultBytesInFlight, 0)
   })
 
   test('the results a request holds are given back however it ends: answered, timed out, or failed', async () => {

@@ -372,6 +372,7 @@ describe('RpcServer bounds on what clients hold', () => {
       await waitFor(() => third.received().includes('\r\n\r\n'), 5000, 'an answer to the third')
       assert.match(third.received(), /^HTTP\/1\.1 503 /)
       assert.match(third.received(), /retry-after: 1/i)
+      assert.match(third.received(), /"reason":"busy","detail":"node"/)
       assert.equal(h.server.bodyBytesInFlight, 118_000)
       // so would a chunked body that declares no length, once its bytes arrive
       const chunked = await rawSocket(h.url)
@@ -382,7 +383,7 @@ describe('RpcServer bounds on what clients hold', () => {
       )
       await waitFor(() => chunked.received().includes('\r\n\r\n'), 5000, 'an answer to the chunked one')
       assert.match(chunked.received(), /^HTTP\/1\.1 503 /)
-      assert.match(chunked.received(), /"reason":"busy"/)
+      assert.match(chunked.received(), /"reason":"busy","detail":"node"/)
       assert.equal(h.server.bodyBytesInFlight, 118_000)
       // the first finishes its body and is answered; what it held is given back
       const [first, second] = slow as [(typeof slow)[0], (typeof slow)[0]]
@@ -554,6 +555,7 @@ describe('RpcServer answers clients do not take', () => {
       const refused = await httpRequest(h.url, { body: batch })
       assert.equal(refused.status, 503, `answered ${refused.status} with ${refused.text.length} bytes while another ~20 MB answer is held`)
       assert.equal(JSON.parse(refused.text).error.data.reason, 'busy')
+      assert.equal(JSON.parse(refused.text).error.data.detail, 'node')
       assert.match(String(refused.headers['retry-after']), /^1$/)
       // the stalled client takes nothing of its answer: closed, and what it held given back
       await waitFor(
@@ -962,6 +964,7 @@ describe('RpcServer results of requests still running', () => {
       assert.equal(lone.status, 200)
       assert.equal(lone.json.id, 'lone')
       assert.equal(lone.json.error.data.reason, 'busy')
+      assert.equal(lone.json.error.data.detail, 'node')
       assert.equal(lone.json.error.code, APPLICATION_ERROR_CODES.busy)
       open()
       const members = [...(await Promise.all(answers)).flatMap((a) => a.json), ...(await wsAnswer)]
@@ -971,6 +974,7 @@ describe('RpcServer results of requests still running', () => {
       assert.ok(blocks.length * blockBytes <= 300_000, `${blocks.length} blocks of ${blockBytes} bytes held at once`)
       const busy = members.filter((m) => m.error?.data?.reason === 'busy')
       assert.equal(busy.length, 18 - blocks.length)
+      assert.ok(busy.every((m) => m.error.data.detail === 'node'))
       assert.equal(members.filter((m) => m.id % 10 === 2 && m.result?.chainId !== undefined).length, 9)
       assert.equal(h.server.resultBytesInFlight, 0)
       assert.equal(h.server.addressesHoldingBytes, 0)
@@ -1034,6 +1038,12 @@ describe('RpcServer results of requests still running', () => {
       const members = (await Promise.all(asked)).flatMap((a) => (Array.isArray(a.json) ? a.json : []))
       const busy = members.filter((m) => m.error?.data?.reason === 'busy')
       assert.ok(busy.every((m) => m.id % 100 !== 99 && m.error.code === APPLICATION_ERROR_CODES.busy))
+      // the node had room (the other address was served): every refusal was for this address's share, and is counted
+      // apart (the answer that carries them may itself be refused, for the answers this address holds)
+      assert.ok(busy.every((m) => m.error.data.detail === 'share'))
+      const counted = (await h.metrics.rpcRequests.get()).values.filter((v) => v.labels.method === 'chain_getBlock')
+      assert.deepEqual(Object.fromEntries(counted.map((v) => [v.labels.outcome, v.value])), { ok: 10, busy_share: 3 })
+      assert.match(await h.metrics.registry.metrics(), /^tally_rpc_requests_total\{method="chain_getBlock",outcome="busy_share"\} 3$/m)
       await waitFor(() => h.server.resultBytesInFlight === 0 && h.server.responseBytesInFlight === 0, 10_000, 'all given back')
       assert.equal(h.server.addressesHoldingBytes, 0)
     } finally {
@@ -1142,7 +1152,7 @@ describe('RpcServer budgets shared between client addresses', () => {
       assert.equal(other.status, 200, `the other address answered ${other.status}: ${other.text.slice(0, 120)}`)
       assert.equal(JSON.parse(other.text).result.chainId, 'tally-test')
       assert.match(second.received(), /^HTTP\/1\.1 503 /)
-      assert.match(second.received(), /"reason":"busy"/)
+      assert.match(second.received(), /"reason":"busy","detail":"share"/)
       assert.match(second.received(), /retry-after: 1/i)
       // what the first held is given back to its address when it goes away mid-body
       first.socket.destroy()
@@ -1180,7 +1190,7 @@ describe('RpcServer budgets shared between client addresses', () => {
       assert.equal(JSON.parse(other.text).length, 10)
       const second = String(stalled[1]!.read())
       assert.match(second, /^HTTP\/1\.1 503 /)
-      assert.match(second, /"reason":"busy"/)
+      assert.match(second, /"reason":"busy","detail":"share"/)
       // the stalled client goes away: what it held is given back to its address too
       for (const s of stalled) s.destroy()
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer given back')

@@ -189,6 +189,7 @@ describe('WebSocket requests held at once', () => {
       await waitFor(() => c.messages.length > 0, 5000, 'an answer')
       assert.equal(c.messages[0].id, null)
       assert.equal(c.messages[0].error.data.reason, 'busy')
+      assert.equal(c.messages[0].error.data.detail, 'node')
       assert.equal(h.server.bodyBytesInFlight, 60_000)
       await waitFor(() => c.messages.length === 3, 10_000, 'the two answered')
       assert.deepEqual(
@@ -217,8 +218,10 @@ describe('WebSocket requests held at once by one address', () => {
     const a2 = await Client.open(h.url)
     const b = await Client.open(h.url, '127.0.0.2')
     let a2ClosedWith: number | undefined
-    a2.ws.on('close', (code) => {
+    let a2Reason = ''
+    a2.ws.on('close', (code, reason) => {
       a2ClosedWith = code
+      a2Reason = reason.toString('utf8')
     })
     try {
       h.backend.delayMs = 1000
@@ -237,8 +240,8 @@ describe('WebSocket requests held at once by one address', () => {
       await waitFor(() => b.messages.length > 0, 10_000, 'an answer to the other address')
       assert.equal(b.messages[0].id, 3, `the other address answered ${JSON.stringify(b.messages[0]).slice(0, 160)}`)
       assert.equal(b.messages[0].result, '1000000')
-      if (a2.closed) assert.equal(a2ClosedWith, 1013)
-      else assert.deepEqual([a2.messages[0]?.id, a2.messages[0]?.error?.data.reason], [null, 'busy'])
+      if (a2.closed) assert.deepEqual([a2ClosedWith, /\bshare\b/.test(a2Reason)], [1013, true], `closed: ${a2Reason}`)
+      else assert.deepEqual([a2.messages[0]?.id, a2.messages[0]?.error?.data.reason, a2.messages[0]?.error?.data.detail], [null, 'busy', 'share'])
       await waitFor(() => a.messages.length > 0, 10_000, 'the first answered')
       assert.deepEqual([a.messages[0].id, a.messages[0].result], [1, '1000000'])
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'every message given back')
@@ -517,8 +520,10 @@ describe('WebSocket messages being received', () => {
     const a = await Client.open(h.url)
     const b = await Client.open(h.url)
     let bClosedWith: number | undefined
-    b.ws.on('close', (code) => {
+    let bReason = ''
+    b.ws.on('close', (code, reason) => {
       bClosedWith = code
+      bReason = reason.toString('utf8')
     })
     try {
       // a message in fragments, not finished: ws assembles it, and the node holds its bytes
@@ -529,6 +534,7 @@ describe('WebSocket messages being received', () => {
       b.ws.send(' '.repeat(60_000), { fin: false })
       await waitFor(() => b.closed, 5000, 'the connection past the budget closed')
       assert.equal(bClosedWith, 1013)
+      assert.match(bReason, /^the node holds as many requests as it takes/)
       await waitFor(() => h.server.bodyBytesInFlight === 150_000, 5000, 'what the closed one held given back')
       // the first finishes its message and is answered; nothing is held after
       a.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'node_status' }), { fin: true })
