@@ -29,6 +29,30 @@ function table(): Record<string, MethodSpec> {
   }
 }
 
+/**
+ * The test table plus `big` (a result of ~1 KB, `resultBytes` as JSON) and `gate` (answered once `open` is called):
+ * a batch ending with `gate` holds its other members' results until then.
+ */
+function gatedTable(): { big: string; resultBytes: number; methods: Record<string, MethodSpec>; open: () => void } {
+  const big = 'x'.repeat(1000)
+  let open = () => {}
+  const gate = new Promise<void>((resolve) => {
+    open = resolve
+  })
+  const methods: Record<string, MethodSpec> = {
+    ...table(),
+    big: { params: [], handler: async () => ({ ok: true, result: big }) },
+    gate: {
+      params: [],
+      handler: async () => {
+        await gate
+        return { ok: true, result: 'late' }
+      },
+    },
+  }
+  return { big, resultBytes: JSON.stringify(big).length, methods, open }
+}
+
 const request = (method: string, id: unknown, params?: unknown[]) => ({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
 
 describe('Dispatcher', () => {
@@ -190,23 +214,7 @@ describe('Dispatcher', () => {
   })
 
   test('the results one client address holds are bounded by its share; other addresses are served beside it', async () => {
-    const big = 'x'.repeat(1000)
-    const resultBytes = JSON.stringify(big).length
-    let open = () => {}
-    const gate = new Promise<void>((resolve) => {
-      open = resolve
-    })
-    const methods: Record<string, MethodSpec> = {
-      ...table(),
-      big: { params: [], handler: async () => ({ ok: true, result: big }) },
-      gate: {
-        params: [],
-        handler: async () => {
-          await gate
-          return { ok: true, result: 'late' }
-        },
-      },
-    }
+    const { big, resultBytes, methods, open } = gatedTable()
     // a share of 2,500 bytes: two results of ~1 KB, not three; the whole budget takes eight
     const d = new Dispatcher({ maxBatch: 100, requestTimeoutMs: 5000, maxResultBytesInFlight: 8_000, maxResultBytesPerAddress: 2_500 }, { methods })
     const a = { transport: 'http', address: '192.0.2.1' } as const
@@ -244,23 +252,7 @@ describe('Dispatcher', () => {
   })
 
   test("a call refused for its address's share says so, and is counted apart from one past the whole budget", async () => {
-    const big = 'x'.repeat(1000)
-    const resultBytes = JSON.stringify(big).length
-    let open = () => {}
-    const gate = new Promise<void>((resolve) => {
-      open = resolve
-    })
-    const methods: Record<string, MethodSpec> = {
-      ...table(),
-      big: { params: [], handler: async () => ({ ok: true, result: big }) },
-      gate: {
-        params: [],
-        handler: async () => {
-          await gate
-          return { ok: true, result: 'late' }
-        },
-      },
-    }
+    const { resultBytes, methods, open } = gatedTable()
     const metrics = new Metrics()
     // a share of 2,500 bytes (two results of ~1 KB, not three) of a budget of 8,000 (seven)
     const options = { maxBatch: 100, requestTimeoutMs: 5000, maxResultBytesInFlight: 8_000, maxResultBytesPerAddress: 2_500 }
