@@ -110,8 +110,8 @@ function validatorInfo(m: Roster[number]): ValidatorInfo {
 }
 
 /** A receipt as `block` answers show it (made once: ledger/smt.ts, byKey). */
-function receiptResult(r: { ok: boolean; code?: string }): { ok: boolean; error?: string } {
-  return r.ok ? { ok: true } : { ok: false, error: r.code! }
+function receiptResult(r: { ok: boolean; code?: string } | undefined): { ok: boolean; error?: string } | undefined {
+  return r === undefined ? undefined : r.ok ? { ok: true } : r.code === undefined ? { ok: false } : { ok: false, error: r.code }
 }
 
 /** The RPC view of a committed block. */
@@ -121,7 +121,7 @@ export function blockInfo(
   block: Block,
   lastCommit: CommitCertificate | null,
   certificate: CommitCertificate,
-  receipts?: readonly { ok: boolean; code?: string }[],
+  receipts?: readonly ({ ok: boolean; code?: string } | undefined)[],
 ): BlockInfo {
   return {
     height,
@@ -358,10 +358,23 @@ export class NodeBackend implements RpcBackend {
     if (stored === null) return null
     const { block, certificate } = stored
     const txs = block.block.txs
-    const receipts =
-      (await this.d.chain.blockResults(h, txs.length)) ??
-      (await this.d.chain.txLocations(txs.map((t) => sha256(t)))).map((loc) => (loc ? { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) } : { ok: true }))
+    const receipts = (await this.d.chain.blockResults(h, txs.length)) ?? (await this.indexedResults(h, txs))
     return blockInfo(h, blockHash(block.block.header), block.block, block.lastCommit, certificate, receipts)
+  }
+
+  /**
+   * The results of a height written without its results record, from the transactions' index, which holds a hash's
+   * latest inclusion: the same bytes failed here (nonce not consumed) may be included again later. A record of
+   * another height says only that the transaction failed here when it applied there (its nonce was free until then),
+   * and nothing when it failed there too: its result is then left out.
+   */
+  private async indexedResults(h: number, txs: readonly Uint8Array[]): Promise<({ ok: boolean; code?: string } | undefined)[]> {
+    const locations = await this.d.chain.txLocations(txs.map((t) => sha256(t)))
+    return locations.map((loc) => {
+      if (loc === undefined) return { ok: true }
+      if (loc.height !== h) return loc.ok ? { ok: false } : undefined
+      return { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) }
+    })
   }
 
   async getCommit(height: number): Promise<CommitInfo | null> {

@@ -123,8 +123,8 @@ export interface BlockInfo {
   readonly header: { readonly [key: string]: DomainValue }
   /** The transactions' wire bytes in block order; the RPC decodes them for display. */
   readonly txs: readonly Uint8Array[]
-  /** Per-transaction outcomes in block order, when the node has them at hand. */
-  readonly results?: readonly { readonly ok: boolean; readonly error?: string }[]
+  /** Per-transaction outcomes in block order, when the node has them at hand (undefined for one it does not know). */
+  readonly results?: readonly ({ readonly ok: boolean; readonly error?: string } | undefined)[]
   /** The commit certificate (formatted generically). */
   readonly commit: DomainValue
   /** The equivocation evidence the block carries (formatted generically), when the node has it decoded. */

@@ -193,8 +193,10 @@ export const BLOCK_TXS_PER_TURN = 256
 export async function writeBlockJson(b: BlockInfo, out: (piece: string) => void): Promise<void> {
   const txs = b.txs
   if (txs.length <= BLOCK_TXS_PER_TURN) return out(JSON.stringify(formatBlockOf(b, txs)))
-  // `{...before,"txs":[...],...after}`: both objects are never empty (a height, a commit), so each brace cut is one
-  out(`${JSON.stringify(blockBefore(b)).slice(0, -1)},"txs":[`)
+  // `{...before,"txs":[...],...after}`, a comma beside `txs` only where the members beside it are not empty (a
+  // DomainValue may format to nothing)
+  const before = JSON.stringify(blockBefore(b)).slice(0, -1)
+  out(`${before}${before.length > 1 ? ',' : ''}"txs":[`)
   for (let start = 0; start < txs.length; start += BLOCK_TXS_PER_TURN) {
     if (start > 0) await new Promise(setImmediate)
     const part: Record<string, unknown>[] = []
@@ -202,7 +204,8 @@ export async function writeBlockJson(b: BlockInfo, out: (piece: string) => void)
     const json = JSON.stringify(part)
     out(start === 0 ? json.slice(1, -1) : `,${json.slice(1, -1)}`)
   }
-  out(`],${JSON.stringify(blockAfter(b)).slice(1)}`)
+  const after = JSON.stringify(blockAfter(b)).slice(1)
+  out(`]${after.length > 1 ? ',' : ''}${after}`)
 }
 
 /** `chain_getCommit` result. */

@@ -198,7 +198,7 @@ describe('tally wallet CLI', () => {
     assert.deepEqual(nonces, [start, start + 1n, start + 2n])
     const block = h.backend.commitBlock()
     assert.deepEqual(
-      block.results?.map((x) => x.ok),
+      block.results?.map((x) => x?.ok),
       [true, true, true],
     )
   })
