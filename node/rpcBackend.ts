@@ -29,7 +29,7 @@ import type {
   ValidatorInfo,
   ValidatorsUnknown,
 } from '../rpc/backend.js'
-import type { CommittedBlock } from './host/consensusHost.js'
+import type { CommittedBlock, EvidenceSubmission } from './host/consensusHost.js'
 import { evidenceView } from './host/evidencePool.js'
 import type { ChainStore, ChainTip } from './storage/chainStore.js'
 import { decodeStoredBlock, type StoredBlock } from './storage/storedBlock.js'
@@ -71,9 +71,10 @@ export interface NodeBackendDependencies {
   readonly governance: () => GovernanceState | undefined
   /**
    * Evidence from a client to the consensus host: admitted as evidence from a peer, gossiped when new
-   * (`ConsensusHost.submitEvidence`). Absent, the node takes no evidence from clients.
+   * (`ConsensusHost.submitEvidence`): `ahead` of the node's height, or expired (older than the evidence window) with
+   * why. Absent, the node takes no evidence from clients.
    */
-  readonly submitEvidence?: (bytes: Uint8Array) => Promise<'new' | 'known' | { readonly invalid: string }>
+  readonly submitEvidence?: (bytes: Uint8Array) => Promise<EvidenceSubmission>
 }
 
 /** The RPC view of a header: every field the block hash commits to, in the header's order. */
@@ -440,14 +441,16 @@ export class NodeBackend implements RpcBackend {
 
   /**
    * Evidence a client submits, e.g. a light client that found two conflicting commits of one height: the host decodes
-   * it strictly, verifies it against the set of its height and keeps and gossips it when new. The hash is the one
-   * blocks commit to: the host takes only the one encoding of evidence, so the bytes are that encoding.
+   * it strictly, verifies it against the set of its height and keeps and gossips it when new; of a height above the
+   * node's it is `ahead` (not judged), older than the evidence window `evidence_expired`. The hash is the one blocks
+   * commit to: the host takes only the one encoding of evidence, so the bytes are that encoding.
    */
   async submitEvidence(bytes: Uint8Array): Promise<EvidenceSubmitResult> {
     const admit = this.d.submitEvidence
     if (admit === undefined) return err({ code: 'unavailable', reason: 'this node takes no evidence from clients' })
     const r = await admit(bytes)
-    if (typeof r === 'object') return err({ code: 'invalid_evidence', reason: r.invalid })
+    if (typeof r === 'object')
+      return 'expired' in r ? err({ code: 'evidence_expired', reason: r.expired }) : err({ code: 'invalid_evidence', reason: r.invalid })
     return ok({ hash: evidenceHash(bytes), status: r })
   }
 

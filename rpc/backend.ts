@@ -73,10 +73,11 @@ export type SubmitResult = Result<Uint8Array, SubmitError>
 
 /**
  * Every reason submitted evidence can be refused (`evidence_submit`): bytes that are not equivocation evidence in its
- * one encoding, or whose signatures do not verify against the validator set of its height. Each has its own RPC
- * error number (rpc/errors.ts).
+ * one encoding, or whose signatures do not verify against the validator set of its height (`invalid_evidence`);
+ * evidence older than the evidence window, which no block may carry any more (`evidence_expired`). Each has its own
+ * RPC error number (rpc/errors.ts).
  */
-export const EVIDENCE_SUBMIT_ERROR_CODES = ['invalid_evidence'] as const
+export const EVIDENCE_SUBMIT_ERROR_CODES = ['invalid_evidence', 'evidence_expired'] as const
 
 /** Why submitted evidence was refused; `unavailable` from a node that takes no evidence from clients. */
 export interface EvidenceSubmitError {
@@ -85,14 +86,15 @@ export interface EvidenceSubmitError {
 }
 
 /**
- * Evidence a node took: `new` when it was kept and gossiped to the node's peers (the next proposers put it in a
- * block), `known` when the node held it already, the chain committed it or proves the same equivocation, or it is
- * outside the node's evidence window (older than the window, or of a height the node has not reached).
+ * What a node made of submitted evidence it did not refuse: `new` when it was kept and gossiped to the node's peers
+ * (the next proposers put it in a block), `known` when the node held it already, the chain committed it or the node
+ * holds evidence of the same equivocation; `ahead` when its height is above the one the node decides (the node cannot
+ * judge it yet and kept nothing: submit it to a node that has reached that height, or again later).
  */
 export interface EvidenceSubmitted {
   /** SHA-256 of the evidence bytes: what blocks commit to (`evidenceRoot`). */
   readonly hash: Uint8Array
-  readonly status: 'new' | 'known'
+  readonly status: 'new' | 'known' | 'ahead'
 }
 
 /** The outcome of `submitEvidence`. */

@@ -59,6 +59,7 @@ export const APPLICATION_ERROR_CODES: Readonly<Record<ApplicationReason, number>
   bad_action: -32021,
   too_many_proposals: -32022,
   invalid_evidence: -32030,
+  evidence_expired: -32031,
 } satisfies Record<ApplicationReason, number>)
 
 /**

@@ -256,7 +256,7 @@ export function createMethods(deps: MethodDependencies): Record<string, MethodSp
         if (r.ok) return ok({ hash: to0x(r.value.hash), status: r.value.status })
         const { code, reason } = r.error
         if (code === 'unavailable') return unavailable(reason)
-        const message = `evidence rejected: ${reason}`
+        const message = code === 'evidence_expired' ? `evidence expired: ${reason}` : `evidence rejected: ${reason}`
         if (isApplicationReason(code)) return { ok: false, error: applicationError(code, message, { detail: reason }) }
         // the type admits only the table's codes; a backend that is not type-checked still gets its reason across
         return { ok: false, error: { code: GENERIC_APPLICATION_ERROR, message, data: { reason: String(code), detail: reason } } }

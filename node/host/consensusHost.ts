@@ -239,6 +239,16 @@ interface QueueSlot {
   readonly signature: string
 }
 
+/**
+ * What the host makes of a piece of evidence (`ConsensusHost.admitEvidence`): `new` (kept), `known` (held, or
+ * committed), `ahead` (of a height above the one this node decides: not judged, nothing kept), `expired` (older than
+ * the evidence window: no block may carry it), or why it is invalid.
+ */
+export type EvidenceAdmission = 'new' | 'known' | 'ahead' | 'expired' | { readonly invalid: string }
+
+/** What the host tells a client that submits evidence: {@link EvidenceAdmission}, an expiry with its explanation. */
+export type EvidenceSubmission = Exclude<EvidenceAdmission, 'expired'> | { readonly expired: string }
+
 /** Messages of one slot that may wait in the queue at once: its message and one conflicting with it (evidence). */
 const MAX_QUEUED_PER_SLOT = 2
 
@@ -660,32 +670,64 @@ export class ConsensusHost {
 
   /**
    * Evidence from a peer: kept (and later proposed) when it proves an equivocation of a validator at a height this node
-   * has reached, no older than the evidence window, and not committed yet. Out-of-window or known evidence is only
-   * ignored (an honest peer may send it late); anything that does not verify is invalid.
+   * has reached, no older than the evidence window, and not committed yet: `new`. `known` when this node holds it or
+   * other evidence of the same equivocation already, or the chain committed it. Evidence this node cannot judge is
+   * told apart after the cheap checks only (it decodes), before any signature is checked: `ahead` when its height is
+   * above the one this node decides (the set of that height may not be known here; nothing of it is kept), `expired`
+   * when it is older than the evidence window (no block may carry it any more, whether or not it verifies). Anything
+   * that does not decode or verify is invalid. A peer that sends evidence ahead or expired may be honest (late, or
+   * ahead of this node): the gossip ignores it without penalty.
    */
-  async admitEvidence(bytes: Uint8Array): Promise<'new' | 'known' | { readonly invalid: string }> {
-    if (this.d.evidence.has(bytes)) return 'known'
-    const d = decodeEvidence(bytes)
-    if (!d.ok) return { invalid: d.error.reason }
-    const at = evidenceHeight(d.value)
-    if (at > this.state.height || this.state.height - at > this.o.evidence.maxAgeHeights) return 'known'
-    // another pair of the same equivocation proves nothing more: known before its two signatures are checked
-    if (this.d.evidence.provesAlready(d.value)) return 'known'
-    const v = verifyEvidence(d.value, this.o.chainId, this.d.sets.at(at))
-    if (!v.ok) return { invalid: v.error.reason }
-    if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return 'known'
-    return this.d.evidence.add(d.value) === undefined ? 'known' : 'new'
+  async admitEvidence(bytes: Uint8Array): Promise<EvidenceAdmission> {
+    const r = this.judgeEvidence(bytes)
+    return 'verdict' in r ? r.verdict : this.admitVerifiable(bytes, r.evidence, r.at)
   }
 
   /**
    * Evidence a client submits (`evidence_submit`, e.g. from a light client that found a fork): admitted as evidence
    * from a peer ({@link admitEvidence}) and, when new to the pool, broadcast to the peers as the evidence this node's
    * core finds is, so that the next proposers, whichever node holds it, put it in a block. A full node does the same.
+   * Expired evidence is `known` when the chain committed it, else answered with why: its height, the window and the
+   * height this node decides.
    */
-  async submitEvidence(bytes: Uint8Array): Promise<'new' | 'known' | { readonly invalid: string }> {
-    const r = await this.admitEvidence(bytes)
-    if (r === 'new') this.d.broadcast(encodeEvidenceMessage(bytes))
-    return r
+  async submitEvidence(bytes: Uint8Array): Promise<EvidenceSubmission> {
+    const r = this.judgeEvidence(bytes)
+    if ('verdict' in r) {
+      if (r.verdict !== 'expired') return r.verdict
+      if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return 'known'
+      return {
+        expired:
+          `evidence of height ${r.at} is older than the evidence window: this node decides height ${r.decides}, and a ` +
+          `block carries evidence at most ${this.o.evidence.maxAgeHeights} heights below its own`,
+      }
+    }
+    const verdict = await this.admitVerifiable(bytes, r.evidence, r.at)
+    if (verdict === 'new') this.d.broadcast(encodeEvidenceMessage(bytes))
+    return verdict
+  }
+
+  /**
+   * The checks of evidence that need no signature: a verdict, or the decoded evidence of a height this node can judge
+   * (within the window). The window is checked before the pool: evidence held but no longer committable is expired.
+   */
+  private judgeEvidence(bytes: Uint8Array): { verdict: EvidenceAdmission; at?: number; decides: number } | { evidence: Evidence; at: number } {
+    const decides = this.state.height
+    const d = decodeEvidence(bytes)
+    if (!d.ok) return { verdict: { invalid: d.error.reason }, decides }
+    const at = evidenceHeight(d.value)
+    if (at > decides) return { verdict: 'ahead', at, decides }
+    if (decides - at > this.o.evidence.maxAgeHeights) return { verdict: 'expired', at, decides }
+    // another pair of the same equivocation proves nothing more: known before its two signatures are checked
+    if (this.d.evidence.has(bytes) || this.d.evidence.provesAlready(d.value)) return { verdict: 'known', at, decides }
+    return { evidence: d.value, at }
+  }
+
+  /** Evidence within the window, not held: verified against the set of its height, then kept unless committed. */
+  private async admitVerifiable(bytes: Uint8Array, evidence: Evidence, at: number): Promise<'new' | 'known' | { readonly invalid: string }> {
+    const v = verifyEvidence(evidence, this.o.chainId, this.d.sets.at(at))
+    if (!v.ok) return { invalid: v.error.reason }
+    if ((await this.d.evidence.committedAt(evidenceHash(bytes))) !== undefined) return 'known'
+    return this.d.evidence.add(evidence) === undefined ? 'known' : 'new'
   }
 
   /**

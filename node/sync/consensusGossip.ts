@@ -13,6 +13,7 @@ import {
   type ValidatorSet,
 } from '../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot } from '../../ledger/block.js'
+import type { EvidenceAdmission } from '../host/consensusHost.js'
 import type { Logger } from '../logger.js'
 import type { GossipVerdict } from '../p2p/p2p.js'
 import { ThrottledLog } from '../p2p/throttledLog.js'
@@ -30,7 +31,8 @@ import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages
  *  5. the signature verifies (else penalized); the verified signature is remembered, so the core does not check it
  *     again;
  *  6. the message is queued, waiting while the host's queue is full (back-pressure on the sender's stream).
- * Evidence of equivocation is checked by the host against the set of its height before it is kept.
+ * Evidence of equivocation is checked by the host against the set of its height before it is kept; evidence of a height
+ * above the host's or older than its evidence window is ignored unchecked.
  * Heights of messages are never taken as proof of a peer's tip: block sync learns tips from signed certificates. A
  * verified message's height tells block sync which peer to poll (once per peer and height); a dropped message's (its
  * set not known yet), which height to fetch once a peer's certified tip holds it. A message of a height whose set is
@@ -68,9 +70,10 @@ export interface ConsensusGossipDependencies {
   readonly onVote: (vote: SignedVote) => Promise<void>
   /**
    * Equivocation evidence from a peer: `new` when this node verified and took it, `known` when it held it already,
-   * or why it is invalid (the sender is penalized).
+   * `ahead` or `expired` when its height is above this node's or older than the evidence window (not judged: an
+   * honest peer may be ahead of this node, or late), or why it is invalid (the sender is penalized).
    */
-  readonly onEvidence: (bytes: Uint8Array) => Promise<'new' | 'known' | { readonly invalid: string }>
+  readonly onEvidence: (bytes: Uint8Array) => Promise<EvidenceAdmission>
   /** The clock of the refusal log's rate limit (default the wall clock). */
   readonly now?: () => number
   readonly logger: Logger
@@ -120,9 +123,9 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     const current = d.height()
     if (m.value.kind === 'evidence') {
       const r = await d.onEvidence(m.value.evidence)
-      if (r === 'new') return 'accept'
-      if (r === 'known') return 'ignore'
-      return refuse(from, `invalid evidence: ${r.invalid}`)
+      if (typeof r === 'object') return refuse(from, `invalid evidence: ${r.invalid}`)
+      // evidence held already, or that this node cannot judge (ahead of it, expired), costs the sender nothing
+      return r === 'new' ? 'accept' : 'ignore'
     }
     if (m.value.kind === 'vote') {
       const vote = m.value.vote

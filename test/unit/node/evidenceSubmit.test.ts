@@ -105,6 +105,37 @@ test('evidence_submit: bad hex, oversized input, bytes that are not evidence and
   assert.deepEqual(t.fatal, [])
 })
 
+test("evidence_submit: evidence above the node's height is ahead, not known, and neither kept nor gossiped", async () => {
+  const w = new HostWorld({ validators: 4 })
+  const t = await w.boot({ self: null })
+  await w.until(() => t.host.height === 1, 'height 1')
+  const d = new Dispatcher({ maxBatch: 10, requestTimeoutMs: 5000 }, { methods: createMethods({ backend: backendOf(w, t) }) })
+  const e = w.equivocation(2, 3, 0)
+  assert.deepEqual(await submit(d, [to0x(e)]), { jsonrpc: '2.0', id: 1, result: { hash: to0x(sha256(e)), status: 'ahead' } })
+  assert.deepEqual((await submit(d, [to0x(e)])).result, { hash: to0x(sha256(e)), status: 'ahead' }, 'nothing of it was kept')
+  assert.deepEqual(broadcastEvidence(t), [], 'nothing ahead is gossiped')
+  t.stop()
+  assert.deepEqual(t.fatal, [])
+})
+
+test('evidence_submit: evidence older than the evidence window is evidence_expired (-32031), with its height and the window', async () => {
+  // a validator that holds all the power decides alone, past a window of two heights
+  const w = new HostWorld({ validators: 1 })
+  const t = await w.boot({ self: 0, host: { evidence: { maxPerBlock: 8, maxAgeHeights: 2 } } })
+  await w.until(() => t.host.height >= 6, 'height 6')
+  const d = new Dispatcher({ maxBatch: 10, requestTimeoutMs: 5000 }, { methods: createMethods({ backend: backendOf(w, t) }) })
+  const h = t.host.height
+  const r = await submit(d, [to0x(w.equivocation(0, h - 3, 0))])
+  assert.equal(r.result, undefined, JSON.stringify(r))
+  assert.equal(r.error?.code, -32031)
+  assert.equal(r.error?.data?.reason, 'evidence_expired')
+  assert.match(String(r.error?.data?.detail), new RegExp(`height ${h - 3}\\b.*2 heights`))
+  assert.match(r.error!.message, /expired/)
+  assert.deepEqual(broadcastEvidence(t), [], 'nothing expired is gossiped')
+  t.stop()
+  assert.deepEqual(t.fatal, [])
+})
+
 test('evidence_submit: a backend that takes no evidence answers unavailable', async () => {
   const d = new Dispatcher({ maxBatch: 10, requestTimeoutMs: 5000 }, { methods: createMethods({ backend: {} as RpcBackend }) })
   const r = await submit(d, [`0x${'00'.repeat(4)}`])

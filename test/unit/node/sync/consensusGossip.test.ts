@@ -4,8 +4,8 @@ import { sha256 } from '../../../../crypto/hash.js'
 import { messageStatus, type SignedVote } from '../../../../consensus/index.js'
 import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
 import { silentLogger } from '../../../../node/logger.js'
-import { consensusGossipHandler } from '../../../../node/sync/consensusGossip.js'
-import { encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../../../../node/sync/consensusMessages.js'
+import { consensusGossipHandler, type ConsensusGossipDependencies } from '../../../../node/sync/consensusGossip.js'
+import { encodeEvidenceMessage, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../../../../node/sync/consensusMessages.js'
 import { CHAIN_ID, drive, fresh, input, proposal, proposerIndexOf, validatorSet, validators, vote } from '../../consensus/helpers.js'
 
 function header(height: number, proposer: number, over: Partial<BlockHeader> = {}): BlockHeader {
@@ -30,7 +30,7 @@ function proposalMessage(signer: number, height: number, round: number, over: Pa
   return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], evidence: [], lastCommit: null }
 }
 
-function harness(knownUpTo = 3) {
+function harness(knownUpTo = 3, evidence: ConsensusGossipDependencies['onEvidence'] = async () => ({ invalid: 'not expected here' })) {
   const state = drive(fresh(0), [input.start(1)]).state
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
@@ -41,7 +41,7 @@ function harness(knownUpTo = 3) {
     validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined),
     maxTxs: 100,
     height: () => 1,
-    onEvidence: async () => ({ invalid: 'not expected here' }),
+    onEvidence: evidence,
     status: (m) => messageStatus(state, m),
     notePeerHeight: (peer, height) => {
       noted.push([peer, height])
@@ -144,4 +144,18 @@ test('admission: a message beyond the known sets counts only signed by a validat
     ['other', 3],
   ])
   assert.equal(h.votes.length + h.proposals.length, 0, 'nothing reached the host')
+})
+
+test('admission: evidence the host cannot judge (above its height, older than its window) is ignored; invalid evidence is refused', async () => {
+  const bytes = encodeEvidenceMessage(new Uint8Array([1, 2, 3]))
+  for (const [answer, verdict] of [
+    ['new', 'accept'],
+    ['known', 'ignore'],
+    ['ahead', 'ignore'],
+    ['expired', 'ignore'],
+    [{ invalid: 'a vote signature does not verify' }, 'reject'],
+  ] as const) {
+    const h = harness(3, async () => answer)
+    assert.equal(await h.handler(bytes, 'peer'), verdict, JSON.stringify(answer))
+  }
 })
