@@ -37,10 +37,17 @@ export class TrustError extends Error {
 /** Where a piece of fork evidence was submitted, and what came of it. */
 export interface EvidenceSubmission {
   readonly endpoint: string
-  /** Items the endpoint took (new to it, or already held, committed or outside its evidence window). */
+  /** Items the endpoint took (new to it, or already held or committed). */
   readonly accepted: number
+  /**
+   * Items of a height above the endpoint's (`ahead`), when any: it kept none of them, and takes them once it has
+   * reached that height.
+   */
+  readonly ahead?: number
   /** Why the endpoint took none, or not all: its error, or that it did not answer in time. */
   readonly error?: string
+  /** The stable reason of the endpoint's refusal, when it gave one (e.g. `evidence_expired`, `invalid_evidence`). */
+  readonly reason?: string
 }
 
 /**
@@ -65,9 +72,12 @@ function accountabilityText(a: ForkAccountability): string {
   }
   if (a.validators.length === 0) return ' No validator of the two sets signed both commits verifiably: no evidence was sent.'
   const took = a.submitted.filter((s) => s.accepted === a.evidence.length).map((s) => s.endpoint)
+  const behind = a.submitted.filter((s) => (s.ahead ?? 0) > 0).map((s) => s.endpoint)
   return (
     ` Evidence that ${a.validators.join(', ')} signed both blocks in round ${a.rounds[0]} was submitted to ` +
-    `${took.length} of ${a.submitted.length} endpoints${took.length === 0 ? '' : ` (taken by ${took.join(', ')})`}.`
+    `${took.length} of ${a.submitted.length} endpoints${took.length === 0 ? '' : ` (taken by ${took.join(', ')})`}` +
+    (behind.length === 0 ? '' : `; ${behind.length} have not reached its height yet and did not keep it (${behind.join(', ')})`) +
+    '.'
   )
 }
 

@@ -1,5 +1,6 @@
 import { bytesEqual, to0x } from '../../crypto/bytes.js'
 import { formatAddress } from '../../crypto/address.js'
+import { RpcError } from '../client.js'
 import { conflictingCommitEvidence, decodeEvidence, evidenceOffender, type ValidatorSet } from '../../consensus/index.js'
 import {
   ConflictingHeadersError,
@@ -68,10 +69,11 @@ export interface LightProvider {
    */
   lightBlock(height: number): Promise<LightBlock | undefined>
   /**
-   * Submits equivocation evidence (`evidence_submit`): resolves when the endpoint took it (new to it, or already
-   * known), throws otherwise. Absent, the endpoint is not sent evidence.
+   * Submits equivocation evidence (`evidence_submit`): resolves with `new` or `known` when the endpoint took it (new to
+   * it, or already held), with `ahead` when its height is above the endpoint's (it kept nothing), and throws otherwise
+   * (e.g. an `RpcError` with reason `evidence_expired`). Absent, the endpoint is not sent evidence.
    */
-  submitEvidence?(evidence: Uint8Array): Promise<'new' | 'known'>
+  submitEvidence?(evidence: Uint8Array): Promise<'new' | 'known' | 'ahead'>
 }
 
 /**
@@ -502,15 +504,18 @@ export class LightClient {
       endpoints
         .filter((p) => p.submitEvidence !== undefined)
         .map(async (p): Promise<EvidenceSubmission> => {
+          // an endpoint behind the fork's height keeps nothing of it: counted apart, and the next items still sent
           let accepted = 0
+          let ahead = 0
+          const outcome = () => ({ endpoint: p.name, accepted, ...(ahead === 0 ? {} : { ahead }) })
           try {
             for (const [, item] of ordered) {
-              await withDeadline(() => p.submitEvidence!(item.bytes), deadline, late)
-              accepted++
+              if ((await withDeadline(() => p.submitEvidence!(item.bytes), deadline, late)) === 'ahead') ahead++
+              else accepted++
             }
-            return { endpoint: p.name, accepted }
+            return outcome()
           } catch (e) {
-            return { endpoint: p.name, accepted, error: errorText(e) }
+            return { ...outcome(), ...(e instanceof RpcError && e.reason !== undefined ? { reason: e.reason } : {}), error: errorText(e) }
           }
         }),
     )

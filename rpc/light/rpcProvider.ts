@@ -67,10 +67,10 @@ export class RpcLightProvider implements LightProvider {
     return this.decode(height, r as CommitAnswer)
   }
 
-  async submitEvidence(evidence: Uint8Array): Promise<'new' | 'known'> {
+  async submitEvidence(evidence: Uint8Array): Promise<'new' | 'known' | 'ahead'> {
     const r = await this.client.call<{ status?: unknown }>('evidence_submit', [to0x(evidence)])
     const status = typeof r === 'object' && r !== null ? r.status : undefined
-    if (status !== 'new' && status !== 'known') throw new Error(`${this.name} answered evidence_submit with no status`)
+    if (status !== 'new' && status !== 'known' && status !== 'ahead') throw new Error(`${this.name} answered evidence_submit with no status`)
     return status
   }
 

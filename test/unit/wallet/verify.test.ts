@@ -402,4 +402,26 @@ describe('the wallet verifies what it shows', () => {
       await forger.close()
     }
   })
+
+  test('a fork whose evidence is of a height the endpoints have not reached: shown as ahead, not as taken', async () => {
+    await commits
+    while (chain.height < 2) await chain.commit()
+    // a node behind the fork's height answers evidence_submit with status ahead; the forger passes evidence on to it
+    const behind = await serve(chain.backendWith({ submitEvidence: async () => 'ahead' }))
+    const forger = await forkEndpoint(behind.url, { chainId: chain.genesis.chainId, signers: [testKey('v0'), testKey('v1')], balance: 1_000_000n })
+    try {
+      const r = await tally(['balance', A, '--rpc', `${forger.url},${behind.url}`, '--genesis', genesisFile, '--light-dir', freshLight(), '--json'])
+      assert.equal(r.code, 1)
+      const e = JSON.parse(r.err.trim().split('\n').at(-1)!).error as { message: string; reason: string; fork: { submitted: unknown[] } }
+      assert.equal(e.reason, 'conflicting_headers')
+      assert.deepEqual(
+        [...e.fork.submitted].sort((x, y) => ((x as { endpoint: string }).endpoint < (y as { endpoint: string }).endpoint ? -1 : 1)),
+        [forger.url, behind.url].sort().map((endpoint) => ({ endpoint, accepted: 0, ahead: 2 })),
+      )
+      assert.match(e.message, /was submitted to 0 of 2 endpoints; 2 have not reached its height yet/)
+    } finally {
+      await forger.close()
+      await behind.stop()
+    }
+  })
 })

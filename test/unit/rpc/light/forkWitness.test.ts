@@ -237,6 +237,8 @@ describe('accountability for a fork: the evidence two commits of one round prove
   /** Evidence the honest endpoint took, each verified against the chain's set of its height. */
   const taken = new Map<string, { offender: string; height: number }>()
   const forgers: ForkEndpoint[] = []
+  /** What the honest endpoint makes of evidence it is not judging itself (default: it judges). */
+  let cannotJudge: 'ahead' | 'expired' | undefined
 
   before(async () => {
     chain = await TestChain.create({ balances: [[aliceAddress, 1000n]] })
@@ -245,6 +247,8 @@ describe('accountability for a fork: the evidence two commits of one round prove
       submitEvidence: async (bytes) => {
         const d = decodeEvidence(bytes)
         if (!d.ok) return { invalid: d.error.reason }
+        if (cannotJudge === 'ahead') return 'ahead'
+        if (cannotJudge === 'expired') return { expired: `evidence of height ${evidenceHeight(d.value)} is older than the evidence window` }
         const v = verifyEvidence(d.value, chain.genesis.chainId, chain.sets.at(evidenceHeight(d.value)))
         if (!v.ok) return { invalid: v.error.reason }
         const key = to0x(bytes)
@@ -293,6 +297,46 @@ describe('accountability for a fork: the evidence two commits of one round prove
       [f.url, honest.url].sort().map((endpoint) => ({ endpoint, accepted: 2 })),
     )
     assert.match((r as Error).message, /signed both blocks in round 0 was submitted to 2 of 2 endpoints/)
+  })
+
+  test('an endpoint behind the fork says the evidence is ahead of it: shown, and not counted as taken', async () => {
+    taken.clear()
+    cannotJudge = 'ahead'
+    try {
+      const f = await forger(0)
+      const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
+      const r = await outcome(rpc.balance(A))
+      assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+      const a = (r as ConflictingHeadersError).accountability
+      assert.equal(a?.evidence.length, 2)
+      assert.equal(taken.size, 0)
+      assert.deepEqual(
+        [...(a?.submitted ?? [])].sort((x, y) => (x.endpoint < y.endpoint ? -1 : 1)),
+        [f.url, honest.url].sort().map((endpoint) => ({ endpoint, accepted: 0, ahead: 2 })),
+      )
+      assert.match((r as Error).message, /submitted to 0 of 2 endpoints; 2 have not reached its height/)
+    } finally {
+      cannotJudge = undefined
+    }
+  })
+
+  test('an endpoint past the evidence window refuses it as expired: shown with its reason', async () => {
+    taken.clear()
+    cannotJudge = 'expired'
+    try {
+      const f = await forger(0)
+      const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
+      const r = await outcome(rpc.balance(A))
+      assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+      const a = (r as ConflictingHeadersError).accountability
+      const byEndpoint = new Map(a?.submitted.map((s) => [s.endpoint, s]))
+      const s = byEndpoint.get(honest.url)
+      assert.equal(s?.accepted, 0, JSON.stringify(a?.submitted))
+      assert.equal(s?.reason, 'evidence_expired', JSON.stringify(a?.submitted))
+      assert.match(s?.error ?? '', new RegExp(`height ${TIP}\\b.*evidence window`))
+    } finally {
+      cannotJudge = undefined
+    }
   })
 
   test('signed in another round: no validator shown to sign twice, nothing sent', async () => {
