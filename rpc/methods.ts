@@ -48,6 +48,13 @@ const ok = (result: unknown): MethodOutcome => ({ ok: true, result })
  */
 export const DEFAULT_BLOCK_ANSWER_BYTES = 16 * 1024 * 1024
 
+/**
+ * Most `chain_getBlock` answers a method table keeps, however small: each keeps its block object alive (its decoded
+ * header and certificates, which for an empty block outweigh its answer), and an answer is only asked for again while
+ * the backend hands out the same object (NodeBackend: for the four heights asked last).
+ */
+export const MAX_BLOCK_ANSWERS = 8
+
 /** Method table dependencies. */
 export interface MethodDependencies {
   readonly backend: RpcBackend
@@ -66,8 +73,8 @@ export interface MethodDependencies {
 }
 
 /**
- * The JSON of the blocks a backend handed out last, as UTF-8, by the block object, most recent last and at most `limit`
- * bytes of it: a backend that hands out one object per committed height while it keeps the height
+ * The JSON of the blocks a backend handed out last, as UTF-8, by the block object, most recent last, at most `limit`
+ * bytes and {@link MAX_BLOCK_ANSWERS} answers of it: a backend that hands out one object per committed height while it keeps the height
  * (NodeBackend, for the four heights asked last) has each block formatted once however many calls ask for it. A
  * block's object stays alive while its answer is kept, the backend's copy dropped or not (a block's bytes are less
  * than its answer's, which spells them in hex).
@@ -111,7 +118,7 @@ class BlockAnswers {
     this.kept.set(b, answer)
     this.size += answer.utf8.length
     for (const [old, { utf8 }] of this.kept) {
-      if (this.size <= this.limit) break
+      if (this.size <= this.limit && this.kept.size <= MAX_BLOCK_ANSWERS) break
       this.kept.delete(old)
       this.size -= utf8.length
     }

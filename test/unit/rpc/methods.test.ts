@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import type { BlockInfo, RpcBackend } from '../../../rpc/backend.js'
 import { Dispatcher } from '../../../rpc/dispatcher.js'
 import { formatBlock } from '../../../rpc/format.js'
-import { createMethods } from '../../../rpc/methods.js'
+import { createMethods, MAX_BLOCK_ANSWERS } from '../../../rpc/methods.js'
 
 /** The method table's own work: what it keeps of the answers it makes, and that they are the answers made afresh. */
 
@@ -144,4 +144,17 @@ test('chain_getBlock: calls for one block while it is being formatted share the 
   const answers = JSON.parse(batch!) as unknown[]
   for (let i = 0; i < 10; i++) assert.equal(JSON.stringify(answers[i]), afresh(i, plain))
   assert.equal(formats() - before, 1, 'formatted once for 10 calls at once')
+})
+
+test('chain_getBlock: at most a few answers are kept however small, each keeping its block object alive', async () => {
+  // small blocks: their answers are far under the byte bound, and each kept answer holds its decoded block
+  const made = Array.from({ length: MAX_BLOCK_ANSWERS + 4 }, (_, i) => countedBlock(i + 1, 1))
+  const d = dispatcherOver(made.map((m) => m.block))
+  const ask = async (h: number) => assert.equal(await d.handleText(JSON.stringify(request('chain_getBlock', 1, [h])), http), afresh(1, made[h - 1]!.plain))
+  for (let h = 1; h <= made.length; h++) await ask(h)
+  const before = made.map((m) => m.formats())
+  // the last MAX_BLOCK_ANSWERS asked are answered as kept; the first, asked longest ago, are formatted again
+  for (let h = made.length; h >= 1; h--) await ask(h)
+  const again = made.map((m, i) => m.formats() - before[i]!)
+  assert.deepEqual(again, [...Array(made.length - MAX_BLOCK_ANSWERS).fill(1), ...Array(MAX_BLOCK_ANSWERS).fill(0)])
 })
