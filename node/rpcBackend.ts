@@ -30,9 +30,9 @@ import type {
   ValidatorsUnknown,
 } from '../rpc/backend.js'
 import type { CommittedBlock, EvidenceSubmission } from './host/consensusHost.js'
-import { evidenceView } from './host/evidencePool.js'
 import type { ChainStore, ChainTip } from './storage/chainStore.js'
 import { decodeStoredBlock, type StoredBlock } from './storage/storedBlock.js'
+import { evidenceView } from '../rpc/format.js'
 
 /**
  * What the RPC server serves: the node's committed state, chain, mempool and events, read through narrow views of
@@ -134,7 +134,7 @@ export function blockInfo(
     evidence: block.evidence.map((bytes) => {
       const e = decodeEvidence(bytes)
       if (!e.ok) throw new Error(`block ${height} holds evidence that does not decode`)
-      return evidenceView(e.value, height)
+      return evidenceView(bytes, e.value, height)
     }),
   }
 }

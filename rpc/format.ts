@@ -5,6 +5,7 @@ import { HASH_LENGTH } from '../crypto/hash.js'
 import type { GovernanceAction } from '../ledger/governance.js'
 import type { ActionView } from './client.js'
 import { decodeTransaction, senderAddress, txHash } from '../ledger/transaction.js'
+import { evidenceOffender, type Evidence } from '../consensus/index.js'
 import type { AccountProofInfo, BlockInfo, CommitInfo, DomainValue, NodeStatus, PendingChangesInfo, TxLookup, TxProofInfo, ValidatorInfo } from './backend.js'
 
 /**
@@ -206,6 +207,26 @@ export async function writeBlockJson(b: BlockInfo, out: (piece: string) => void)
   }
   const after = JSON.stringify(blockAfter(b)).slice(1)
   out(`]${after.length > 1 ? ',' : ''}${after}`)
+}
+
+/**
+ * How RPC shows a piece of equivocation evidence: what it proves (offender, height, round, message type, the two
+ * values and signatures), the height whose block committed it when it is committed, and `raw`, its canonical bytes
+ * (`bytes`, which must be `e`'s encoding), from which a client checks it against a header's evidence root.
+ */
+export function evidenceView(bytes: Uint8Array, e: Evidence, committedAt?: number): DomainValue {
+  const type = e.kind === 'conflictingVotes' ? e.first.type : 'proposal'
+  return {
+    kind: e.kind,
+    validator: evidenceOffender(e),
+    height: e.first.height,
+    round: e.first.round,
+    type,
+    first: { valueId: e.first.valueId, signature: e.first.signature },
+    second: { valueId: e.second.valueId, signature: e.second.signature },
+    ...(committedAt === undefined ? {} : { committedAt }),
+    raw: bytes,
+  }
 }
 
 /** `chain_getCommit` result. */

@@ -2,6 +2,7 @@ import { bytesKey, compareBytes, toHex } from '../../crypto/bytes.js'
 import { decodeEvidence, encodeEvidence, evidenceHash, evidenceHeight, evidenceOffender, type Evidence } from '../../consensus/index.js'
 import type { KvOp } from '../../ledger/store.js'
 import type { DomainValue } from '../../rpc/backend.js'
+import { evidenceView } from '../../rpc/format.js'
 import type { Logger } from '../logger.js'
 import { MAX_COMMITTED_EVIDENCE, type ChainStore } from '../storage/chainStore.js'
 
@@ -25,21 +26,6 @@ export const MAX_PENDING_PER_OFFENDER = 4
 export interface EvidencePoolDependencies {
   readonly chain: ChainStore
   readonly logger: Logger
-}
-
-/** How RPC shows an evidence record. */
-export function evidenceView(e: Evidence, committedAt?: number): DomainValue {
-  const type = e.kind === 'conflictingVotes' ? e.first.type : 'proposal'
-  return {
-    kind: e.kind,
-    validator: evidenceOffender(e),
-    height: e.first.height,
-    round: e.first.round,
-    type,
-    first: { valueId: e.first.valueId, signature: e.first.signature },
-    second: { valueId: e.second.valueId, signature: e.second.signature },
-    ...(committedAt === undefined ? {} : { committedAt }),
-  }
 }
 
 interface Pending {
@@ -83,7 +69,7 @@ export class EvidencePool {
     return this.committed.map((r) => {
       const e = decodeEvidence(r.bytes)
       if (!e.ok) throw new Error('stored evidence is corrupt')
-      return evidenceView(e.value, r.height)
+      return evidenceView(r.bytes, e.value, r.height)
     })
   }
 
