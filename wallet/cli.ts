@@ -269,9 +269,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .action(async (heightText: string | undefined, _opts: unknown, cmd: Command) => {
       const g = globals(cmd)
       const height = heightText === undefined ? undefined : parseHeightArg(heightText)
-      const b = await client(g).getBlock(height)
-      if (b === null) throw new CliError(height === undefined ? 'no block yet' : `no block at height ${height}`, 'not_found')
-      print(formatBlockHuman(b), b)
+      const notFound = () => new CliError(height === undefined ? 'no block yet' : `no block at height ${height}`, 'not_found')
+      if (!g.verify) {
+        const b = await client(g).getBlock(height)
+        if (b === null) throw notFound()
+        print(formatBlockHuman(b), b)
+        return
+      }
+      const b = await (await verifier(g)).rpc.block(height)
+      if (b === undefined) throw notFound()
+      const { verifiedHeight: _h, blockHash: _b, ...plain } = b
+      printVerified(formatBlockHuman(plain), plain, b)
     })
 
   program

@@ -8,6 +8,9 @@ import { verifyAccountProof } from '../../ledger/accountProof.js'
 import { MAX_PROOF_BYTES } from '../../ledger/smt.js'
 import { verifyTxInclusion } from '../../ledger/txProof.js'
 import { decodeLightBlock, type LightBlock } from './lightBlock.js'
+import { decodeEvidence, evidenceHash, MAX_EVIDENCE_ENCODING_BYTES } from '../../consensus/index.js'
+import { txRoot } from '../../ledger/block.js'
+import { MAX_TX_BYTES, txHash } from '../../ledger/transaction.js'
 
 /**
  * Checks of proof answers (docs/rpc.md, "Proofs"), pure: that the plain result an endpoint gives is what its proof
@@ -125,4 +128,51 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<
     )
   }
   return ok({ status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value })
+}
+
+/** A `chain_getBlock` answer checked against its header: the block's transactions and evidence, as their bytes. */
+export interface CheckedBlock {
+  readonly block: LightBlock
+  /** The transactions' wire bytes, in block order, whose hashes make the header's transaction root. */
+  readonly txs: readonly Uint8Array[]
+  /** The evidence's canonical bytes, in block order, whose hashes make the header's evidence root. */
+  readonly evidence: readonly Uint8Array[]
+}
+
+/**
+ * Checks a `chain_getBlock` answer (of `height`, when one was asked): its hash is its header's, and the `raw` bytes of
+ * its transactions and of its evidence hash to the header's transaction and evidence roots, so that what is shown of
+ * them is made from those bytes, not from the endpoint's decoding. No transaction may be reported failed: the
+ * block-validity rule admits only transactions that apply. What remains is to trust the header (the light client).
+ */
+export function checkBlockAnswer(answer: unknown, height?: number): CheckedAnswer<CheckedBlock> {
+  if (!isRecord(answer)) return fail('the answer is not a block')
+  const block = lightBlockOf(answer)
+  if (!block.ok) return block
+  const header = block.value.header
+  if (height !== undefined && header.height !== height) return fail(`it answers with block ${header.height}, not ${height}`)
+  if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== to0x(block.value.hash)) {
+    return fail(`hash ${JSON.stringify(answer.hash)} is not the header's ${to0x(block.value.hash)}`)
+  }
+  if (!Array.isArray(answer.txs)) return fail('txs: expected a list')
+  const txs: Uint8Array[] = []
+  for (const [i, t] of (answer.txs as unknown[]).entries()) {
+    const raw = isRecord(t) ? proofBytes(t.raw, MAX_TX_BYTES) : undefined
+    if (raw === undefined) return fail(`txs[${i}].raw: expected 0x + hex of at most ${MAX_TX_BYTES} bytes`)
+    if (isRecord(t) && t.ok === false) return unproven(`it reports transaction ${i} failed, but a committed block holds only transactions that applied`)
+    txs.push(raw)
+  }
+  if (!bytesEqual(txRoot(txs.map(txHash)), header.txRoot)) return unproven(`its transactions are not those of header ${header.height}'s transaction root`)
+  const items = answer.evidence === undefined ? [] : answer.evidence
+  if (!Array.isArray(items)) return fail('evidence: expected a list')
+  const evidence: Uint8Array[] = []
+  for (const [i, e] of (items as unknown[]).entries()) {
+    const raw = isRecord(e) ? proofBytes(e.raw, MAX_EVIDENCE_ENCODING_BYTES) : undefined
+    if (raw === undefined || !decodeEvidence(raw).ok) return fail(`evidence[${i}].raw: expected the canonical encoding of evidence`)
+    evidence.push(raw)
+  }
+  if (!bytesEqual(txRoot(evidence.map(evidenceHash)), header.evidenceRoot)) {
+    return unproven(`its evidence is not that of header ${header.height}'s evidence root`)
+  }
+  return ok({ block: block.value, txs, evidence })
 }

@@ -3,9 +3,11 @@ import { fromHex, to0x } from '../../crypto/bytes.js'
 import { HASH_LENGTH } from '../../crypto/hash.js'
 import { RpcClient, RpcError, RpcUnreachableError } from '../client.js'
 import { ConflictingHeadersError, FailedVerificationError, TrustError, UnconfirmedHeaderError } from './errors.js'
-import type { LightBlock } from './lightBlock.js'
+import { decodeEvidence } from '../../consensus/index.js'
+import { evidenceView, formatBlockTx, formatDomain } from '../format.js'
+import { formatCommitCertificate, formatHeader, type LightBlock } from './lightBlock.js'
 import type { LightClient, Witnesses } from './lightClient.js'
-import { checkAccountAnswer, checkTxAnswer } from './proofs.js'
+import { checkAccountAnswer, checkBlockAnswer, checkTxAnswer } from './proofs.js'
 import { RpcLightProvider } from './rpcProvider.js'
 import type { TrustedBlock } from './verifier.js'
 
@@ -82,6 +84,20 @@ export interface VerifiedCommittedTx extends Verified {
   readonly height: number
   readonly index: number
   readonly ok: true
+}
+
+/**
+ * A verified block, as `chain_getBlock` shows one (docs/rpc.md) but made by the client from what it verified: the
+ * header, the certificate the light client checked, and each transaction and piece of evidence decoded from the bytes
+ * that hash to the header's roots (every transaction `ok`: a committed block holds only transactions that applied).
+ */
+export interface VerifiedBlock extends Verified {
+  readonly height: number
+  readonly hash: string
+  readonly header: Record<string, unknown>
+  readonly txs: readonly Record<string, unknown>[]
+  readonly commit: Record<string, unknown>
+  readonly evidence: readonly unknown[]
 }
 
 /** A transaction no endpoint proved committed: the first endpoint's word on it, unverified. */
@@ -200,6 +216,35 @@ export class VerifiedRpc {
       return { hash: v.hash, status: 'committed' as const, height: v.height, index: v.index, ok: true as const, ...verifiedAt(t) }
     }, startWith)
     return proven ?? unproven!
+  }
+
+  /**
+   * `chain_getBlock` of `height` (the latest of the endpoint asked, when undefined), verified: its header by the light
+   * client, its transactions and evidence against the header's roots. Undefined when no endpoint has the block.
+   */
+  async block(height?: number): Promise<VerifiedBlock | undefined> {
+    if (height !== undefined && (!Number.isSafeInteger(height) || height < 1)) throw new RangeError(`not a height: ${height}`)
+    return this.query(async (source) => {
+      const answer = await source.client.call('chain_getBlock', height === undefined ? [] : [height])
+      if (answer === null) return undefined
+      const c = checkBlockAnswer(answer, height)
+      if (!c.ok) throw new FailedVerificationError(source.client.endpoint, c.error.reason)
+      const t = await this.trust(c.value.block, source)
+      const { header, hash, commit } = c.value.block
+      return {
+        height: header.height,
+        hash: to0x(hash),
+        header: formatHeader(header),
+        txs: c.value.txs.map((raw) => ({ ...formatBlockTx(raw), ok: true })),
+        commit: formatCommitCertificate(commit),
+        evidence: c.value.evidence.map((raw) => {
+          const e = decodeEvidence(raw)
+          if (!e.ok) throw new Error('checked evidence does not decode')
+          return formatDomain(evidenceView(raw, e.value, header.height))
+        }),
+        ...verifiedAt(t),
+      }
+    })
   }
 
   /**

@@ -5,7 +5,9 @@ import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
-import { checkAccountAnswer, checkTxAnswer } from '../../../rpc/light/proofs.js'
+import { checkAccountAnswer, checkBlockAnswer, checkTxAnswer } from '../../../rpc/light/proofs.js'
+import { formatBlock } from '../../../rpc/format.js'
+import { encodeEvidence } from '../../../consensus/index.js'
 import { rpc, startHarness } from './harness.js'
 import { TestChain, testKey } from './light/testChain.js'
 
@@ -98,4 +100,54 @@ describe('proof options over JSON-RPC', () => {
       await h.close()
     }
   })
+})
+
+test('checkBlockAnswer: a block whose hash, transactions and evidence are its header’s; anything else refused', async () => {
+  const alice = testKey('alice')
+  const chain = await TestChain.create({ balances: [[addressFromPublicKey(alice.publicKey), 100n]] })
+  const tx = createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to: addressFromPublicKey(testKey('bob').publicKey), amount: 1n, nonce: 0n })
+  const block = await chain.commit([tx.bytes])
+  const wire = async () => JSON.parse(JSON.stringify(formatBlock((await chain.backend.getBlock(block.height))!))) as Record<string, unknown>
+  const good = checkBlockAnswer(await wire(), block.height)
+  assert.ok(good.ok, good.ok ? '' : good.error.reason)
+  assert.deepEqual([good.value.txs, good.value.evidence, to0x(good.value.block.hash)], [[tx.bytes], [], to0x(block.hash)])
+  assert.ok(checkBlockAnswer(await wire()).ok, 'no height asked')
+  const refused = async (change: (a: Record<string, unknown>) => void, reason: RegExp, height = block.height) => {
+    const a = await wire()
+    change(a)
+    const r = checkBlockAnswer(a, height)
+    assert.ok(!r.ok && reason.test(r.error.reason), r.ok ? 'accepted' : r.error.reason)
+  }
+  await refused(() => {}, /it answers with block 1, not 2/, block.height + 1)
+  await refused((a) => {
+    a.hash = to0x(new Uint8Array(32))
+  }, /is not the header's/)
+  await refused((a) => {
+    a.txs = []
+  }, /transactions are not those of header 1's transaction root/)
+  await refused((a) => {
+    ;(a.txs as Record<string, unknown>[])[0]!.raw = '0x00'
+  }, /transactions are not those/)
+  await refused((a) => {
+    delete (a.txs as Record<string, unknown>[])[0]!.raw
+  }, /txs\[0\]\.raw/)
+  await refused((a) => {
+    ;(a.txs as Record<string, unknown>[])[0]!.ok = false
+  }, /reports transaction 0 failed/)
+  // evidence the header's root does not hold, well formed or not
+  const vote = (valueId: Uint8Array | null) => ({
+    type: 'prevote' as const,
+    height: 1,
+    round: 0,
+    valueId,
+    validator: addressFromPublicKey(testKey('v0').publicKey),
+    signature: new Uint8Array(64).fill(7),
+  })
+  const evidence = encodeEvidence({ kind: 'conflictingVotes', first: vote(new Uint8Array(32).fill(1)), second: vote(null) })
+  await refused((a) => {
+    a.evidence = [{ raw: to0x(evidence) }]
+  }, /evidence is not that of header 1's evidence root/)
+  await refused((a) => {
+    a.evidence = [{ raw: '0x0102' }]
+  }, /evidence\[0\]\.raw/)
 })

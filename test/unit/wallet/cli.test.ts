@@ -222,11 +222,11 @@ describe('tally wallet CLI', () => {
     const height = h.backend.commitBlock().height
     const t = JSON.parse((await tally(['tx', to0x(tx.hash), '--rpc', h.url, '--json', '--no-verify'])).out)
     assert.deepEqual(t, { hash: to0x(tx.hash), status: 'committed', height, index: 0, ok: true })
-    const b = await tally(['block', String(height), '--rpc', h.url])
+    const b = await tally(['block', String(height), '--rpc', h.url, '--no-verify'])
     assert.match(b.out, new RegExp(`^height +${height}\\n`))
     assert.ok(b.out.includes(to0x(tx.hash)))
-    assert.equal(JSON.parse((await tally(['block', '--rpc', h.url, '--json'])).out).height, height)
-    const missing = await tally(['block', '9999', '--rpc', h.url])
+    assert.equal(JSON.parse((await tally(['block', '--rpc', h.url, '--json', '--no-verify'])).out).height, height)
+    const missing = await tally(['block', '9999', '--rpc', h.url, '--no-verify'])
     assert.equal(missing.code, 1)
     assert.equal((await tally(['tx', '0x12', '--rpc', h.url])).code, 1)
     assert.equal((await tally(['send', 'zz', '--rpc', h.url])).code, 1)
@@ -278,7 +278,7 @@ test('tally block shows a governance vote as the change it votes for', async () 
       ),
     )
     const height = h.backend.commitBlock([vote]).height
-    const b = await tally(['block', String(height), '--rpc', h.url])
+    const b = await tally(['block', String(height), '--rpc', h.url, '--no-verify'])
     assert.equal(b.code, 0, b.err)
     assert.ok(b.out.includes(`${to0x(txHash(vote))}  ${formatAddress(voter)} votes: set power of ${formatAddress(voter)} to 4 (nonce 0)`), b.out)
   } finally {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { addressFromPublicKey, formatAddress } from '../../../crypto/address.js'
 import { to0x } from '../../../crypto/bytes.js'
 import { encodeKeyFile } from '../../../crypto/keyfile.js'
-import { txHash } from '../../../ledger/transaction.js'
+import { createTransfer, txHash } from '../../../ledger/transaction.js'
 import type { RpcBackend } from '../../../rpc/backend.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
@@ -401,6 +401,67 @@ describe('the wallet verifies what it shows', () => {
     } finally {
       await forger.close()
     }
+  })
+
+  test('block: verified, made from the bytes its header commits to; a forged or failed transaction is refused', async () => {
+    await commits
+    const transfer = (to: Uint8Array, amount: bigint, nonce: bigint) => createTransfer(alice.secretKey, { chainId: chain.genesis.chainId, to, amount, nonce })
+    const nonce = (await chain.ledger.getAccount(aliceAddress)).nonce
+    const sent = transfer(addressFromPublicKey(testKey('bob').publicKey), 5n, nonce)
+    const block = await chain.commit([sent.bytes])
+    const light = freshLight()
+    const j = await tally(['block', String(block.height), '--rpc', honest.url, '--genesis', genesisFile, '--light-dir', light, '--json'])
+    assert.equal(j.code, 0, j.err)
+    const shown = JSON.parse(j.out)
+    assert.deepEqual(
+      [shown.height, shown.hash, shown.verifiedHeight, shown.blockHash, shown.header.txRoot],
+      [block.height, to0x(block.hash), block.height, to0x(block.hash), to0x(block.header.txRoot)],
+    )
+    assert.deepEqual(
+      shown.txs.map((t: Record<string, unknown>) => [t.hash, t.from, t.to, t.amount, t.ok]),
+      [[to0x(sent.hash), A, B, '5', true]],
+    )
+    assert.equal(j.err, '')
+    const human = await tally(['block', String(block.height), '--rpc', honest.url, '--light-dir', light])
+    assert.equal(human.code, 0, human.err)
+    assert.ok(human.out.includes(`${to0x(sent.hash)}  ${A} -> ${B}  5 (nonce ${nonce})  ok`), human.out)
+    assert.match(human.err, new RegExp(`^verified at height ${block.height} \\(block ${to0x(block.hash)}\\)\\n$`))
+    // a node that shows another transfer in that block (validly signed, never committed), or says the one in it failed
+    const forged = transfer(addressFromPublicKey(testKey('mallory').publicKey), 999n, nonce)
+    const forger = await serve(
+      lying(chain.backend, {
+        getBlock: async (h?: number) => {
+          const b = await chain.backend.getBlock(h)
+          return b === null || b.height !== block.height ? b : { ...b, txs: [forged.bytes] }
+        },
+      }),
+    )
+    const failer = await serve(
+      lying(chain.backend, {
+        getBlock: async (h?: number) => {
+          const b = await chain.backend.getBlock(h)
+          return b === null ? b : { ...b, results: b.txs.map(() => ({ ok: false, error: 'insufficient_funds' })) }
+        },
+      }),
+    )
+    try {
+      for (const [liar, why] of [
+        [forger, `its transactions are not those of header ${block.height}'s transaction root`],
+        [failer, 'it reports transaction 0 failed'],
+      ] as const) {
+        const r = await tally(['block', String(block.height), '--rpc', `${liar.url},${honest.url}`, '--light-dir', light])
+        assert.equal(r.code, 0, r.err)
+        assert.ok(r.out.includes(to0x(sent.hash)) && !r.out.includes(to0x(forged.hash)), r.out)
+        assert.ok(r.err.startsWith(`warning: ${liar.url} gave an answer that fails verification: ${why}`), r.err)
+      }
+      // unchecked, the first endpoint's word is shown, forgery and all
+      const unchecked = await tally(['block', String(block.height), '--rpc', forger.url, '--no-verify'])
+      assert.ok(unchecked.out.includes(to0x(forged.hash)), unchecked.out)
+    } finally {
+      await Promise.all([forger.stop(), failer.stop()])
+    }
+    const missing = await tally(['block', '99999', '--rpc', honest.url, '--light-dir', light])
+    assert.deepEqual([missing.code, missing.err], [1, 'error: no block at height 99999\n'])
   })
 
   test('a fork whose evidence is of a height the endpoints have not reached: shown as ahead, not as taken', async () => {
