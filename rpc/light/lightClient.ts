@@ -423,13 +423,15 @@ export class LightClient {
     const until = now + Math.max(0, ...asked.map((w) => this.witnessTimeoutMs - (spent.get(w.name) ?? 0)))
     // a fork's evidence is made and sent as soon as a witness shows it, while slower witnesses are still asked
     const accounts = new Map<number, Promise<ForkAccountability>>()
+    // each item is sent to each endpoint once, by the comparison that found it first
+    const claimed = new Set<string>()
     const verdicts = await Promise.all(
       asked.map(async (w, i): Promise<WitnessVerdict> => {
         const left = this.witnessTimeoutMs - (spent.get(w.name) ?? 0)
         if (left <= 0) return { kind: 'unavailable', error: late }
         try {
           const v = await this.askWitness(from, block, w, now + left, late)
-          if (v.kind === 'conflict') accounts.set(i, this.accountFor(from, block, primary, v.block, w, [primary, ...asked], until))
+          if (v.kind === 'conflict') accounts.set(i, this.accountFor(from, block, primary, v.block, w, [primary, ...asked], until, claimed))
           return v
         } finally {
           spent.set(w.name, (spent.get(w.name) ?? 0) + (Date.now() - now))
@@ -454,7 +456,7 @@ export class LightClient {
     for (const [i, v] of verdicts.entries()) {
       if (v.kind !== 'conflict') continue
       const witness = asked[i]!
-      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, accountability.get(i))
+      throw new ConflictingHeadersError(h, primary.name, to0x(block.hash), witness.name, to0x(v.block.hash), from.height, mergedAccountability(accountability))
     }
     if (trustError !== undefined) throw trustError
     return confirmed ? undefined : new UnconfirmedHeaderError(h, primary.name, failures)
@@ -475,6 +477,7 @@ export class LightClient {
     witness: LightProvider,
     endpoints: readonly LightProvider[],
     deadline: number,
+    claimed: Set<string>,
   ): Promise<ForkAccountability> {
     const rounds: [number, number] = [ours.commit.round, theirs.commit.round]
     if (rounds[0] !== rounds[1]) return { rounds, validators: [], evidence: [], submitted: [] }
@@ -499,7 +502,9 @@ export class LightClient {
     const ordered = [...items.entries()].sort(([, a], [, b]) => (a.validator < b.validator ? -1 : a.validator > b.validator ? 1 : 0))
     const evidence = ordered.map(([hex]) => hex)
     const validators = [...new Set(ordered.map(([, v]) => v.validator))]
-    if (ordered.length === 0) return { rounds, validators, evidence, submitted: [] }
+    const fresh = ordered.filter(([hex]) => !claimed.has(hex))
+    for (const [hex] of fresh) claimed.add(hex)
+    if (fresh.length === 0) return { rounds, validators, evidence, submitted: [] }
     const submitted = await Promise.all(
       endpoints
         .filter((p) => p.submitEvidence !== undefined)
@@ -509,7 +514,7 @@ export class LightClient {
           let ahead = 0
           const outcome = () => ({ endpoint: p.name, accepted, ...(ahead === 0 ? {} : { ahead }) })
           try {
-            for (const [, item] of ordered) {
+            for (const [, item] of fresh) {
               if ((await withDeadline(() => p.submitEvidence!(item.bytes), deadline, late)) === 'ahead') ahead++
               else accepted++
             }
@@ -593,4 +598,41 @@ export async function trustCheckpoint(
   if (withNext === undefined)
     throw new FailedVerificationError(provider.name, `the validator set of height ${height + 1} is not the one the pinned header announces`)
   return withNext
+}
+
+/**
+ * One report of the evidence every comparison that showed the fork made and sent (each item to each endpoint once, by
+ * the comparison that found it first): the validators and items of all of them, each endpoint's counts summed, its
+ * first refusal kept. Its rounds are those of the first comparison, in witness order, that made evidence (commits of
+ * one round), else of the first one. Undefined when no comparison was accounted for.
+ */
+function mergedAccountability(byWitness: ReadonlyMap<number, ForkAccountability>): ForkAccountability | undefined {
+  const all = [...byWitness.entries()].sort(([a], [b]) => a - b).map(([, a]) => a)
+  if (all.length === 0) return undefined
+  const base = all.find((a) => a.evidence.length > 0) ?? all[0]!
+  const submitted = new Map<string, EvidenceSubmission>()
+  for (const a of all) {
+    for (const s of a.submitted) {
+      const was = submitted.get(s.endpoint)
+      if (was === undefined) {
+        submitted.set(s.endpoint, s)
+        continue
+      }
+      const ahead = (was.ahead ?? 0) + (s.ahead ?? 0)
+      const refusal = was.error !== undefined ? was : s
+      submitted.set(s.endpoint, {
+        endpoint: s.endpoint,
+        accepted: was.accepted + s.accepted,
+        ...(ahead === 0 ? {} : { ahead }),
+        ...(refusal.error === undefined ? {} : { error: refusal.error }),
+        ...(refusal.reason === undefined ? {} : { reason: refusal.reason }),
+      })
+    }
+  }
+  return {
+    rounds: base.rounds,
+    validators: [...new Set(all.flatMap((a) => a.validators))].sort(),
+    evidence: [...new Set(all.flatMap((a) => a.evidence))],
+    submitted: [...submitted.values()],
+  }
 }
