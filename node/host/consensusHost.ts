@@ -1530,7 +1530,7 @@ export class ConsensusHost {
       if (setsChanged) this.d.sets.record(height + 2, scheduled)
       this.tipValue = { height, blockHash: c.hash, blockTime: c.header.time }
       this.lastCommitValue = certificate
-      this.d.evidence.onCommitted(height, c.evidence)
+      this.d.evidence.onCommitted(height, c.evidence, this.o.evidence.maxAgeHeights)
     })
     this.staged.push({
       height,

@@ -158,10 +158,13 @@ export class EvidencePool {
 
   /**
    * After the block's batch is durable: its evidence leaves the pending pool and joins the committed list, as copies:
-   * the items are views of the block's message, which the list would otherwise keep alive.
+   * the items are views of the block's message, which the list would otherwise keep alive. Pending evidence that no
+   * block of the next height may carry (more than `maxAgeHeights` below it) leaves too, on every node, proposer or not:
+   * it would otherwise count against its offender's pending items for good.
    */
-  onCommitted(height: number, items: readonly Uint8Array[]): void {
+  onCommitted(height: number, items: readonly Uint8Array[], maxAgeHeights: number): void {
     for (const b of items) this.drop(bytesKey(evidenceHash(b)))
+    for (const [id, p] of [...this.pending]) if (height + 1 - p.height > maxAgeHeights) this.drop(id)
     if (items.length === 0) return
     this.committed = [...this.committed, ...items.map((b) => ({ height, bytes: new Uint8Array(b) }))].slice(-MAX_COMMITTED_EVIDENCE)
     this.committedSlots = slotsOf(this.committed)

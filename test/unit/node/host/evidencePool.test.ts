@@ -35,7 +35,7 @@ function commitFromBlock(p: EvidencePool, height: number): WeakRef<ArrayBuffer> 
   const bytes = encodeEvidence(evidence(height))
   const block = new Uint8Array(1 << 20)
   block.set(bytes, 4096)
-  p.onCommitted(height, [block.subarray(4096, 4096 + bytes.byteLength)])
+  p.onCommitted(height, [block.subarray(4096, 4096 + bytes.byteLength)], 100)
   return new WeakRef(block.buffer)
 }
 
