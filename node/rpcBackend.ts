@@ -367,12 +367,13 @@ export class NodeBackend implements RpcBackend {
    * The results of a height written without its results record, from the transactions' index, which holds a hash's
    * latest inclusion: the same bytes failed here (nonce not consumed) may be included again later. A record of
    * another height says only that the transaction failed here when it applied there (its nonce was free until then),
-   * and nothing when it failed there too: its result is then left out.
+   * and nothing when it failed there too: its result is then left out, as it is when the index holds no record.
    */
   private async indexedResults(h: number, txs: readonly Uint8Array[]): Promise<({ ok: boolean; code?: string } | undefined)[]> {
     const locations = await this.d.chain.txLocations(txs.map((t) => sha256(t)))
     return locations.map((loc) => {
-      if (loc === undefined) return { ok: true }
+      // every height indexes each of its transactions: a record missing says nothing of how one ended
+      if (loc === undefined) return undefined
       if (loc.height !== h) return loc.ok ? { ok: false } : undefined
       return { ok: loc.ok, ...(loc.code ? { code: loc.code } : {}) }
     })
