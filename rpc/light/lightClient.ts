@@ -1,7 +1,7 @@
 import { bytesEqual, to0x } from '../../crypto/bytes.js'
 import { formatAddress } from '../../crypto/address.js'
 import { RpcError } from '../client.js'
-import { conflictingCommitEvidence, decodeEvidence, evidenceOffender, type ValidatorSet } from '../../consensus/index.js'
+import { conflictingCommitEvidence, decodeEvidence, evidenceOffender, verifyCommit, type ValidatorSet } from '../../consensus/index.js'
 import {
   ConflictingHeadersError,
   FailedVerificationError,
@@ -287,6 +287,22 @@ export class LightClient {
     }
     await this.deps.onChange?.(blocks)
     return result
+  }
+
+  /**
+   * Checks the certificate that came with `block`, whose header {@link verify} trusted: a header trusted before, or by
+   * the hash chain down from a trusted one, is trusted without its certificate, which may then be anything. The
+   * certificate must verify against the set of the block's height: the one the trusted block below names as next when
+   * the client holds it, else `provider`'s, which must be the set the header names. Throws
+   * {@link FailedVerificationError} otherwise.
+   */
+  async checkCertificate(block: LightBlock, provider: LightProvider): Promise<void> {
+    const h = block.header.height
+    const below = this.deps.blocks.at(h - 1)?.nextValidators
+    const set = below !== undefined && bytesEqual(below.hash, block.header.validatorSetHash) ? below : await provider.validators(h)
+    if (!bytesEqual(set.hash, block.header.validatorSetHash)) this.lie(provider, `its validator set of height ${h} is not the one header ${h} names`)
+    const v = verifyCommit(set, this.chainId, h, block.hash, block.commit)
+    if (!v.ok) this.lie(provider, `the certificate of block ${h} does not verify: ${v.error.reason}`)
   }
 
   /** Fetches the light block at `height` from `provider` and verifies it (see {@link verify}). */

@@ -9,7 +9,7 @@ import { MAX_PROOF_BYTES } from '../../ledger/smt.js'
 import { verifyTxInclusion } from '../../ledger/txProof.js'
 import { decodeLightBlock, type LightBlock } from './lightBlock.js'
 import { decodeEvidence, evidenceHash, MAX_EVIDENCE_ENCODING_BYTES } from '../../consensus/index.js'
-import { txRoot } from '../../ledger/block.js'
+import { MAX_BLOCK_EVIDENCE, MAX_BLOCK_TXS, txRoot } from '../../ledger/block.js'
 import { MAX_TX_BYTES, txHash } from '../../ledger/transaction.js'
 
 /**
@@ -54,10 +54,16 @@ function proofBytes(v: unknown, maxBytes: number): Uint8Array | undefined {
   return fromHex(v)
 }
 
+/** An endpoint's value in a reason, as JSON, cut short: a reason never repeats more than a line of what was sent. */
+function quoted(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v)
+  return text.length <= 80 ? text : `${text.slice(0, 80)}… (${text.length} characters)`
+}
+
 function lightBlockOf(answer: Record<string, unknown>): CheckedAnswer<LightBlock> {
   const b = decodeLightBlock(answer.header, answer.commit)
   if (!b.ok) return b
-  if (answer.height !== b.value.header.height) return fail(`height ${JSON.stringify(answer.height)} is not the header's ${b.value.header.height}`)
+  if (answer.height !== b.value.header.height) return fail(`height ${quoted(answer.height)} is not the header's ${b.value.header.height}`)
   return b
 }
 
@@ -75,8 +81,7 @@ export interface ProvenAccount {
 export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNonce: boolean): CheckedAnswer<ProvenAccount> {
   if (!isRecord(answer)) return fail('the answer is not an object with a proof')
   const echoed = typeof answer.address === 'string' ? parseAddress(answer.address) : undefined
-  if (echoed === undefined || !bytesEqual(echoed, address))
-    return fail(`it answers for address ${JSON.stringify(answer.address)}, not ${formatAddress(address)}`)
+  if (echoed === undefined || !bytesEqual(echoed, address)) return fail(`it answers for address ${quoted(answer.address)}, not ${formatAddress(address)}`)
   const block = lightBlockOf(answer)
   if (!block.ok) return block
   const proof = proofBytes(answer.proof, MAX_PROOF_BYTES)
@@ -84,8 +89,8 @@ export function checkAccountAnswer(address: Uint8Array, answer: unknown, withNon
   const v = verifyAccountProof(block.value.header.stateRoot, address, proof)
   if (!v.ok) return unproven(`the account proof does not hold against the state root of header ${block.value.header.height}: ${v.error.reason}`)
   const account = v.value ?? { balance: 0n, nonce: 0n }
-  if (answer.balance !== account.balance.toString()) return unproven(`balance ${JSON.stringify(answer.balance)} is not the proven ${account.balance}`)
-  if (withNonce && answer.nonce !== account.nonce.toString()) return unproven(`nonce ${JSON.stringify(answer.nonce)} is not the proven ${account.nonce}`)
+  if (answer.balance !== account.balance.toString()) return unproven(`balance ${quoted(answer.balance)} is not the proven ${account.balance}`)
+  if (withNonce && answer.nonce !== account.nonce.toString()) return unproven(`nonce ${quoted(answer.nonce)} is not the proven ${account.nonce}`)
   return ok({ account, block: block.value })
 }
 
@@ -104,7 +109,7 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<
   if (!isRecord(answer)) return fail('the answer is not an object')
   const hashText = to0x(hash)
   if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== hashText)
-    return fail(`it answers for transaction ${JSON.stringify(answer.hash)}, not ${hashText}`)
+    return fail(`it answers for transaction ${quoted(answer.hash)}, not ${hashText}`)
   const status = answer.status
   if (status === 'pending' || status === 'unknown' || status === 'rejected') {
     // one line of the node's words: no newline or other control character to pass for more of the answer
@@ -121,11 +126,9 @@ export function checkTxAnswer(hash: Uint8Array, answer: unknown): CheckedAnswer<
   if (hash.byteLength !== HASH_LENGTH) return fail('hash')
   const v = verifyTxInclusion(block.value.header.txRoot, hash, proof)
   if (!v.ok) return unproven(`the inclusion proof does not hold against the transaction root of header ${block.value.header.height}: ${v.error.reason}`)
-  if (answer.index !== v.value.index) return unproven(`index ${JSON.stringify(answer.index)} is not the proven ${v.value.index}`)
+  if (answer.index !== v.value.index) return unproven(`index ${quoted(answer.index)} is not the proven ${v.value.index}`)
   if (answer.ok !== true || answer.error !== undefined) {
-    return unproven(
-      `it reports the committed transaction failed (${JSON.stringify(answer.error ?? null)}), but a committed block holds only transactions that applied`,
-    )
+    return unproven(`it reports the committed transaction failed (${quoted(answer.error ?? null)}), but a committed block holds only transactions that applied`)
   }
   return ok({ status: 'committed', hash: hashText, height: block.value.header.height, index: v.value.index, block: block.value })
 }
@@ -152,9 +155,10 @@ export function checkBlockAnswer(answer: unknown, height?: number): CheckedAnswe
   const header = block.value.header
   if (height !== undefined && header.height !== height) return fail(`it answers with block ${header.height}, not ${height}`)
   if (typeof answer.hash !== 'string' || answer.hash.toLowerCase() !== to0x(block.value.hash)) {
-    return fail(`hash ${JSON.stringify(answer.hash)} is not the header's ${to0x(block.value.hash)}`)
+    return fail(`hash ${quoted(answer.hash)} is not the header's ${to0x(block.value.hash)}`)
   }
-  if (!Array.isArray(answer.txs)) return fail('txs: expected a list')
+  // bounded before anything is hashed: an answer may otherwise list millions of transactions for the root to refuse
+  if (!Array.isArray(answer.txs) || answer.txs.length > MAX_BLOCK_TXS) return fail(`txs: expected a list of at most ${MAX_BLOCK_TXS}`)
   const txs: Uint8Array[] = []
   for (const [i, t] of (answer.txs as unknown[]).entries()) {
     const raw = isRecord(t) ? proofBytes(t.raw, MAX_TX_BYTES) : undefined
@@ -164,7 +168,7 @@ export function checkBlockAnswer(answer: unknown, height?: number): CheckedAnswe
   }
   if (!bytesEqual(txRoot(txs.map(txHash)), header.txRoot)) return unproven(`its transactions are not those of header ${header.height}'s transaction root`)
   const items = answer.evidence === undefined ? [] : answer.evidence
-  if (!Array.isArray(items)) return fail('evidence: expected a list')
+  if (!Array.isArray(items) || items.length > MAX_BLOCK_EVIDENCE) return fail(`evidence: expected a list of at most ${MAX_BLOCK_EVIDENCE}`)
   const evidence: Uint8Array[] = []
   for (const [i, e] of (items as unknown[]).entries()) {
     const raw = isRecord(e) ? proofBytes(e.raw, MAX_EVIDENCE_ENCODING_BYTES) : undefined

@@ -230,6 +230,8 @@ export class VerifiedRpc {
       const c = checkBlockAnswer(answer, height)
       if (!c.ok) throw new FailedVerificationError(source.client.endpoint, c.error.reason)
       const t = await this.trust(c.value.block, source)
+      // shown, so checked: a header trusted before, or by the hash chain, was trusted without it
+      await this.deps.light.checkCertificate(c.value.block, source.provider)
       const { header, hash, commit } = c.value.block
       return {
         height: header.height,

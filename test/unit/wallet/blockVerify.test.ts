@@ -81,9 +81,7 @@ describe('tally block shows only what it verified', () => {
     return { code, out, err }
   }
 
-  test('the certificate shown is verified even when the light store already trusts the block', {
-    todo: 'VerifiedRpc.block shows the answer’s own certificate, which LightClient.verify never checks for a known block',
-  }, async () => {
+  test('the certificate shown is verified even when the light store already trusts the block', async () => {
     const sent = createTransfer(alice.secretKey, {
       chainId: chain.genesis.chainId,
       to: addressFromPublicKey(testKey('bob').publicKey),
@@ -105,11 +103,15 @@ describe('tally block shows only what it verified', () => {
       const shown = JSON.parse(again.out).commit as { signatures: { validator: string; signature: string }[] }
       assert.deepEqual(shown.signatures, verified.signatures, 'the certificate shown is not the one verified')
     }
+    assert.deepEqual([again.code, again.out], [1, ''])
+    assert.match(again.err, new RegExp(`the certificate of block ${block.height} does not verify`))
+    // with the honest endpoint after it, the block is shown from there
+    const both = await tally(['block', String(block.height), '--rpc', `${forged},${honest.url}`, '--light-dir', light, '--json'])
+    assert.equal(both.code, 0, both.err)
+    assert.deepEqual(JSON.parse(both.out).commit.signatures, verified.signatures)
   })
 
-  test('the certificate shown is verified for a block below the trusted tip, whose header is trusted by its hash chain', {
-    todo: 'LightClient.backward checks headers by hash only; VerifiedRpc.block shows the answer’s certificate unchecked',
-  }, async () => {
+  test('the certificate shown is verified for a block below the trusted tip, whose header is trusted by its hash chain', async () => {
     const below = await chain.commit()
     await chain.commitEmpty(3)
     const light = join(dir, 'light-below')
@@ -127,5 +129,7 @@ describe('tally block shows only what it verified', () => {
       const bad = shown.signatures.filter((s) => s.signature === to0x(new Uint8Array(64).fill(9)))
       assert.deepEqual(bad, [], 'signatures no validator made are shown as the verified certificate')
     }
+    assert.deepEqual([r.code, r.out], [1, ''])
+    assert.match(r.err, new RegExp(`the certificate of block ${below.height} does not verify`))
   })
 })
