@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { LengthPrefixedDecoder, lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { Logger } from '../logger.js'
-import { quietVarintDecoder } from './framing.js'
+import { nonEmptyVarintDecoder } from './framing.js'
 import type { GossipHandler } from './p2p.js'
 
 /**
@@ -120,7 +120,9 @@ export class DirectStreams {
 
   /** Queues a message for one peer; false when it was dropped (queue full or stopped). */
   sendTo(peer: string, protocol: string, data: Uint8Array): boolean {
-    if (data.byteLength > this.maxMessageBytes) throw new RangeError(`direct message of ${data.byteLength} bytes exceeds ${this.maxMessageBytes}`)
+    if (data.byteLength > this.maxMessageBytes || data.byteLength === 0) {
+      throw new RangeError(`direct message of ${data.byteLength} bytes: 1 to ${this.maxMessageBytes} are sent`)
+    }
     if (this.stopped) return false
     const key = `${protocol} ${peer}`
     let o = this.outbound.get(key)
@@ -193,7 +195,7 @@ export class DirectStreams {
     const decoder = new LengthPrefixedDecoder({
       maxDataLength: this.maxMessageBytes,
       maxBufferSize: this.maxMessageBytes + READ_SLACK_BYTES,
-      lengthDecoder: quietVarintDecoder,
+      lengthDecoder: nonEmptyVarintDecoder,
     })
     const pending: Uint8Array[] = []
     let pendingBytes = 0
@@ -249,7 +251,7 @@ export class DirectStreams {
           pendingBytes += frame.byteLength
         }
       } catch (e) {
-        this.host.penalize(from, this.rejectPenalty, `oversized message on ${stream.protocol}`)
+        this.host.penalize(from, this.rejectPenalty, `oversized or empty message on ${stream.protocol}`)
         this.log.debug({ peer: from, protocol: stream.protocol, err: (e as Error).message }, 'direct stream: bad frame')
         pending.length = 0
         stream.abort(e as Error)

@@ -44,6 +44,20 @@ export function quietLengthDecoder<D extends { readonly byteLength: number }>(de
 /** An unsigned varint length decoder for `LengthPrefixedDecoder` that builds no error while the buffer is empty. */
 export const quietVarintDecoder = quietLengthDecoder(varint.decode, 1)
 
+/** Thrown for a frame of length 0; not a `RangeError`, so the decoder passes it on rather than wait for more. */
+const EMPTY_FRAME = new Error('a message of no bytes')
+
+/**
+ * {@link quietVarintDecoder} that refuses a length of 0. `LengthPrefixedDecoder` skips an empty frame without a word:
+ * a stream of zero bytes, one empty frame each, would cost its reader's thread hundreds of nanoseconds a byte with
+ * nothing handled, judged or paused. No message is empty, so such a frame is a fault of its sender.
+ */
+export function nonEmptyVarintDecoder(data: Parameters<typeof quietVarintDecoder>[0]): number {
+  const n = quietVarintDecoder(data)
+  if (n === 0) throw EMPTY_FRAME
+  return n
+}
+
 /** Noise's frame length: 2 bytes, big-endian. */
 function uint16BE(data: Uint8Array | { readonly byteLength: number; getUint16(offset: number): number }): number {
   return data instanceof Uint8Array ? (data[0]! << 8) | data[1]! : data.getUint16(0)
