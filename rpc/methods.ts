@@ -74,10 +74,10 @@ export interface MethodDependencies {
 
 /**
  * The JSON of the blocks a backend handed out last, as UTF-8, by the block object, most recent last, at most `limit`
- * bytes and {@link MAX_BLOCK_ANSWERS} answers of it: a backend that hands out one object per committed height while it keeps the height
- * (NodeBackend, for the four heights asked last) has each block formatted once however many calls ask for it. A
- * block's object stays alive while its answer is kept, the backend's copy dropped or not (a block's bytes are less
- * than its answer's, which spells them in hex).
+ * bytes and {@link MAX_BLOCK_ANSWERS} answers of it: a backend that hands out one object per committed height while it
+ * keeps the height (NodeBackend, for the four heights asked last) has each block formatted once however many calls ask
+ * for it. A block's object stays alive while its answer is kept, the backend's copy dropped or not (a block's bytes
+ * are less than its answer's, which spells them in hex).
  */
 class BlockAnswers {
   /** The answers kept as UTF-8 (written out as they are, not encoded again per call) and their length as text. */
