@@ -1,4 +1,5 @@
-import { toHex } from '../../crypto/bytes.js'
+import { bytesEqual, toHex } from '../../crypto/bytes.js'
+import { txHash } from '../../ledger/transaction.js'
 import type { Logger } from '../logger.js'
 import type { SyncTransport } from './blockSync.js'
 import { decodeTxFetchRequest, decodeTxFetchResponse, encodeTxFetchRequest, encodeTxFetchResponse } from './txFetchMessages.js'
@@ -6,11 +7,18 @@ import { decodeTxFetchRequest, decodeTxFetchResponse, encodeTxFetchRequest, enco
 /**
  * Transaction fetch (`/tally/txs/1`): a validator rebuilding a proposed block from its mempool asks for the
  * transactions it lacks, the block's proposer first, then every other connected peer; it serves the same requests
- * from its mempool and the blocks its consensus host is working on. Whatever comes back is only a candidate: the
- * caller checks each transaction's hash against the one it asked for.
+ * from its mempool and the blocks its consensus host is working on. An answer is kept only for a hash it matches: a
+ * peer that answers a hash with another transaction lied (an honest one looks each up by its hash), is penalised, and
+ * the next peer is asked. Hashes are asked {@link MAX_HASHES_PER_REQUEST} at a time.
  */
 
 export const TX_FETCH_PROTOCOL = '/tally/txs/1'
+
+/**
+ * Most hashes asked in one request: 34 bytes each on the wire, ~557 KB, within the p2p layer's 1 MiB requests (a
+ * block may hold 50,000 transactions).
+ */
+export const MAX_HASHES_PER_REQUEST = 16_384
 
 export interface TxFetchOptions {
   /** Most hashes in one request (the block's transaction limit). */
@@ -52,22 +60,40 @@ export class TxFetch {
     for (const peer of order) {
       const missing = out.map((t, i) => (t === undefined ? i : -1)).filter((i) => i >= 0)
       if (missing.length === 0) break
-      const r = await this.d.p2p.request(peer, TX_FETCH_PROTOCOL, encodeTxFetchRequest(missing.map((i) => hashes[i]!)), {
-        timeoutMs: this.o.timeoutMs ?? 3_000,
-        maxResponseBytes: this.o.maxResponseBytes,
-      })
-      if (!r.ok) continue
-      const txs = decodeTxFetchResponse(r.value, missing.length, this.o.maxResponseBytes)
-      if (!txs) {
-        this.d.p2p.penalize(peer, 10, 'malformed transaction fetch response')
-        continue
+      for (let start = 0; start < missing.length; start += MAX_HASHES_PER_REQUEST) {
+        const part = missing.slice(start, start + MAX_HASHES_PER_REQUEST)
+        const r = await this.d.p2p.request(peer, TX_FETCH_PROTOCOL, encodeTxFetchRequest(part.map((i) => hashes[i]!)), {
+          timeoutMs: this.o.timeoutMs ?? 3_000,
+          maxResponseBytes: this.o.maxResponseBytes,
+        })
+        if (!r.ok) break
+        const txs = decodeTxFetchResponse(r.value, part.length, this.o.maxResponseBytes)
+        if (!txs) {
+          this.d.p2p.penalize(peer, 10, 'malformed transaction fetch response')
+          break
+        }
+        if (!this.take(part, txs, hashes, out)) {
+          this.d.p2p.penalize(peer, 10, 'transaction fetch answered with another transaction')
+          break
+        }
       }
-      missing.forEach((i, k) => {
-        if (txs[k]!.byteLength > 0) out[i] = txs[k]
-      })
     }
     const found = out.filter((t) => t !== undefined).length
     if (found < hashes.length) this.d.logger.debug({ wanted: hashes.length, found, proposer: toHex(proposer) }, 'transaction fetch incomplete')
     return out
+  }
+
+  /**
+   * Keeps each answer `txs[k]` to the hash `hashes[part[k]]` that it matches (empty answers: not held); false when one
+   * is of another transaction, which only a lying peer sends.
+   */
+  private take(part: readonly number[], txs: readonly Uint8Array[], hashes: readonly Uint8Array[], out: (Uint8Array | undefined)[]): boolean {
+    for (let k = 0; k < part.length; k++) {
+      const tx = txs[k]!
+      if (tx.byteLength === 0) continue
+      if (!bytesEqual(txHash(tx), hashes[part[k]!]!)) return false
+      out[part[k]!] = tx
+    }
+    return true
   }
 }
