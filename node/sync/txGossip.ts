@@ -98,9 +98,13 @@ export interface TxGossipStats {
   batchesIgnored: number
 }
 
-/** Per-batch framing overhead allowance: array headers, version, and per-tx bin headers are added exactly below. */
+/** Per-batch framing overhead allowance: array headers and version; each transaction's bin header is added exactly. */
 const BATCH_HEADER_BYTES = 8
-const TX_HEADER_BYTES = 2
+
+/** A transaction's bytes in a batch: its MessagePack bin header (bin8, bin16 from 256 bytes, bin32 from 64 KiB) too. */
+function entryBytes(tx: Uint8Array): number {
+  return tx.byteLength + (tx.byteLength < 0x100 ? 2 : tx.byteLength < 0x10000 ? 3 : 5)
+}
 
 /** Encodes a batch of transaction wire bytes (canonical `[1, [tx, ...]]`). */
 export function encodeTxBatch(txs: readonly Uint8Array[]): Uint8Array {
@@ -161,7 +165,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
     this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024
     this.maxHoldMs = options.maxHoldMs ?? 100
     this.pendingResendMs = options.pendingResendMs ?? 10_000
-    if (this.maxBatchBytes < BATCH_HEADER_BYTES + TX_HEADER_BYTES + MAX_TX_BYTES) throw new RangeError('maxBatchBytes too small for one transaction')
+    if (this.maxBatchBytes < BATCH_HEADER_BYTES + entryBytes(new Uint8Array(MAX_TX_BYTES))) throw new RangeError('maxBatchBytes too small for one transaction')
     if (this.maxBatchTxs < 1) throw new RangeError('maxBatchTxs must be at least 1')
     this.deps = dependencies
   }
@@ -195,7 +199,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
   broadcast(tx: Uint8Array): void {
     if (!this.running) return
     if (tx.byteLength > MAX_TX_BYTES) throw new RangeError(`transaction of ${tx.byteLength} bytes exceeds ${MAX_TX_BYTES}`)
-    const size = tx.byteLength + TX_HEADER_BYTES
+    const size = entryBytes(tx)
     if (this.queueBytes + size > this.maxBatchBytes) this.flush()
     this.queue.push(tx)
     this.queueBytes += size
@@ -263,7 +267,7 @@ export class TxGossip<R extends AdmitResult = AdmitResult> {
       return true
     }
     for (const tx of txs) {
-      const size = tx.byteLength + TX_HEADER_BYTES
+      const size = entryBytes(tx)
       if ((bytes + size > this.maxBatchBytes || batch.length >= this.maxBatchTxs) && !send()) return sent
       batch.push(tx)
       bytes += size
