@@ -12,7 +12,10 @@ import { ThrottledLog } from './throttledLog.js'
  *   sockets cannot be re-opened in a tight loop; an address whose peer completed Noise and was then refused
  *   (not on the allow-list) loses two seconds' worth on top, because a handshake costs this node real work;
  * - addresses marked exempt (the configured static peers' addresses, and the last addresses admitted peers
- *   connected from) bypass all of it: outsiders cannot lock a known peer out, whatever they hold.
+ *   connected from) bypass all of it: outsiders cannot lock a known peer out, whatever they hold. They are held only
+ *   to `maxPendingPerExemptIp` unauthenticated sockets each (64 by default, far above what honest peers on one host
+ *   need at once): an admitted validator that turns Byzantine cannot hold this node's file descriptors with sockets
+ *   that never start Noise.
  * Refusals are logged at warn once per address per window ({@link ThrottledLog}). See docs/p2p.md.
  */
 
@@ -26,7 +29,12 @@ export interface InboundGuardOptions {
   readonly perIpPerSecond: number
   /** Window of the once-per-address log lines, in ms. */
   readonly logWindowMs: number
+  /** Unauthenticated inbound sockets one exempt address may hold at once (default {@link MAX_PENDING_PER_EXEMPT_IP}). */
+  readonly maxPendingPerExemptIp?: number
 }
+
+/** Default of {@link InboundGuardOptions.maxPendingPerExemptIp}. */
+export const MAX_PENDING_PER_EXEMPT_IP = 64
 
 /** Dependencies of {@link InboundGuard}. */
 export interface InboundGuardDependencies {
@@ -71,6 +79,9 @@ export class InboundGuard {
   private exemptKeys = new Set<string>()
   private readonly addresses = new Map<string, AddressState>()
   private readonly pendingSockets = new Map<InboundSocket, string>()
+  /** Unauthenticated sockets of exempt addresses, and how many each such address holds. */
+  private readonly exemptSockets = new Map<InboundSocket, string>()
+  private readonly exemptPending = new Map<string, number>()
   private pendingTotal = 0
   private lastSweep = 0
   readonly stats: InboundGuardStats = {
@@ -118,6 +129,11 @@ export class InboundGuard {
     if (socket.status !== 'open') return false
     const key = ipKeyOfMultiaddr(socket.remoteAddr)
     if (key !== undefined && this.exemptKeys.has(key)) {
+      const held = this.exemptPending.get(key) ?? 0
+      if (held >= (this.options.maxPendingPerExemptIp ?? MAX_PENDING_PER_EXEMPT_IP)) return this.refuse('address_pending', key)
+      this.exemptPending.set(key, held + 1)
+      this.exemptSockets.set(socket, key)
+      socket.addEventListener('close', () => this.settle(socket), { once: true })
       this.stats.exempt++
       return true
     }
@@ -149,6 +165,14 @@ export class InboundGuard {
 
   /** The socket completed Noise: it no longer counts as pending. */
   settle(socket: InboundSocket): void {
+    const exempt = this.exemptSockets.get(socket)
+    if (exempt !== undefined) {
+      this.exemptSockets.delete(socket)
+      const left = (this.exemptPending.get(exempt) ?? 1) - 1
+      if (left > 0) this.exemptPending.set(exempt, left)
+      else this.exemptPending.delete(exempt)
+      return
+    }
     const key = this.pendingSockets.get(socket)
     if (key === undefined) return
     this.pendingSockets.delete(socket)
