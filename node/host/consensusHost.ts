@@ -46,7 +46,7 @@ import { rosterAt, type GovernanceParams } from '../../ledger/governance.js'
 import type { AccountEntry, DeferredExecution, ExecutionResult, LedgerState } from '../../ledger/ledgerState.js'
 import type { Receipt } from '../../ledger/receipt.js'
 import type { KvStore } from '../../ledger/store.js'
-import { decodeTransaction, type DecodedTransaction } from '../../ledger/transaction.js'
+import { decodeTransaction, txHash, type DecodedTransaction } from '../../ledger/transaction.js'
 import type { VerifiedTxCache } from '../../ledger/verifiedTxCache.js'
 import type { Logger } from '../logger.js'
 import type { Mempool } from '../mempool/mempool.js'
@@ -1394,9 +1394,11 @@ export class ConsensusHost {
     for (let k = 0; k < missing.length; k++) {
       const bytes = fetched[k]
       if (bytes === undefined) return undefined
+      // bytes of another hash are not what the block names (another peer may have those); bytes of its hash that are
+      // no transaction are what it names: it can never apply
+      if (!bytesEqual(txHash(bytes), hashes[missing[k]!]!)) return undefined
       const d = decodeTransaction(bytes)
-      if (!d.ok) return undefined // bytes another peer may have right: the hash decides, below
-      if (!bytesEqual(d.value.hash, hashes[missing[k]!]!)) return undefined
+      if (!d.ok) return 'malformed'
       out[missing[k]!] = d.value
       decoded.push(d.value)
     }

@@ -12,11 +12,7 @@ import { HostWorld } from './hostFixture.js'
  * transaction (the block is invalid)") says it is judged invalid at once, as a block that does not apply is.
  */
 describe('consensus host: a fetched transaction with the right hash that does not decode', () => {
-  it('judges the block invalid at once: a nil prevote before the propose timeout and a warning naming the proposer', {
-    todo:
-      'resolveTransactions returns undefined (retry) for bytes that match their hash but do not decode, never ' +
-      "'malformed': a Byzantine proposer's block is retried until the propose timeout, never judged invalid",
-  }, async () => {
+  it('judges the block invalid at once: a nil prevote before the propose timeout and a warning naming the proposer', async () => {
     const w = new HostWorld({ validators: 4, params: { timeoutProposeMs: 10_000 } })
     const P = w.proposerOf(1, 0)
     const A = w.nonProposer(1, 0)
