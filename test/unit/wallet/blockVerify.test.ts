@@ -9,7 +9,7 @@ import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
-import { runCli } from '../../../wallet/cli.js'
+import { runTally } from './runTally.js'
 import { type Json, jsonRpcRelay } from '../rpc/light/relay.js'
 import { TestChain, testKey } from '../rpc/light/testChain.js'
 
@@ -17,12 +17,6 @@ import { TestChain, testKey } from '../rpc/light/testChain.js'
  * `tally block` verified (docs/wallet.md, "Blocks"): everything it shows is made from what it verified, whichever
  * endpoint answers and whatever the light store already trusts.
  */
-
-interface Run {
-  code: number
-  out: string
-  err: string
-}
 
 const alice = testKey('alice')
 const aliceAddress = addressFromPublicKey(alice.publicKey)
@@ -60,26 +54,7 @@ describe('tally block shows only what it verified', () => {
     return r.url
   }
 
-  async function tally(argv: string[]): Promise<Run> {
-    let out = ''
-    let err = ''
-    const code = await runCli(argv, {
-      env: {},
-      prompt: null,
-      rpcTimeoutMs: 2000,
-      stdout: {
-        write: (s: string) => {
-          out += s
-        },
-      },
-      stderr: {
-        write: (s: string) => {
-          err += s
-        },
-      },
-    })
-    return { code, out, err }
-  }
+  const tally = (argv: string[]) => runTally(argv, { env: {}, rpcTimeoutMs: 2000 })
 
   test('the certificate shown is verified even when the light store already trusts the block', async () => {
     const sent = createTransfer(alice.secretKey, {

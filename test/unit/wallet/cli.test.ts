@@ -10,38 +10,13 @@ import { to0x } from '../../../crypto/bytes.js'
 import { encodeKeyFile } from '../../../crypto/keyfile.js'
 import { createTransfer, encodeTransaction, signGovernanceTransaction, txHash } from '../../../ledger/transaction.js'
 import { writeTestnet } from '../../../node/cli/testnetFiles.js'
-import { runCli, type CliIo } from '../../../wallet/cli.js'
+import type { CliIo } from '../../../wallet/cli.js'
+import { type Run, runTally } from './runTally.js'
 import { repoRoot } from '../../helpers/fixtures.js'
 import { aliceAddress, aliceSeed, bobAddress, startHarness, type Harness } from '../rpc/harness.js'
 
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-async function tally(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
-  let out = ''
-  let err = ''
-  const code = await runCli(argv, {
-    env: {},
-    prompt: null,
-    scrypt: { n: 1024, r: 8, p: 1 },
-    waitTimeoutMs: 10_000,
-    rpcTimeoutMs: 2000,
-    ...io,
-    stdout: {
-      write: (s: string) => {
-        out += s
-      },
-    },
-    stderr: {
-      write: (s: string) => {
-        err += s
-      },
-    },
-  })
-  return { code, out, err }
+function tally(argv: string[], io: Partial<CliIo> = {}): Promise<Run> {
+  return runTally(argv, { env: {}, scrypt: { n: 1024, r: 8, p: 1 }, waitTimeoutMs: 10_000, rpcTimeoutMs: 2000, ...io })
 }
 
 const A = formatAddress(aliceAddress)

@@ -11,7 +11,8 @@ import { createTransfer, txHash } from '../../../ledger/transaction.js'
 import type { RpcBackend } from '../../../rpc/backend.js'
 import { Metrics } from '../../../rpc/metrics.js'
 import { RpcServer } from '../../../rpc/server.js'
-import { runCli, type CliIo } from '../../../wallet/cli.js'
+import type { CliIo } from '../../../wallet/cli.js'
+import { runTally } from './runTally.js'
 import { loadLightStore } from '../../../rpc/light/lightStore.js'
 import { forkEndpoint } from '../rpc/light/forkEndpoint.js'
 import { jsonRpcRelay } from '../rpc/light/relay.js'
@@ -22,12 +23,6 @@ import { TestChain, testKey } from '../rpc/light/testChain.js'
  * `verified at height H`, the JSON fields, the light store reused by the next run, the errors without a trusted
  * starting point or with an expired one, a corrupt store rebuilt, and an endpoint that lies reported and skipped.
  */
-
-interface Run {
-  code: number
-  out: string
-  err: string
-}
 
 const alice = testKey('alice')
 const aliceAddress = addressFromPublicKey(alice.publicKey)
@@ -120,28 +115,8 @@ describe('the wallet verifies what it shows', () => {
   /** A fresh light store directory. */
   const freshLight = () => join(dir, `light${lightDirs++}`)
 
-  async function tally(argv: string[], env: Record<string, string> = {}, io: Partial<CliIo> = {}): Promise<Run> {
-    let out = ''
-    let err = ''
-    const code = await runCli(argv, {
-      env: { TALLY_LIGHT_DIR: join(dir, 'light-default'), ...env },
-      prompt: null,
-      waitTimeoutMs: 10_000,
-      rpcTimeoutMs: 2000,
-      ...io,
-      stdout: {
-        write: (s: string) => {
-          out += s
-        },
-      },
-      stderr: {
-        write: (s: string) => {
-          err += s
-        },
-      },
-    })
-    return { code, out, err }
-  }
+  const tally = (argv: string[], env: Record<string, string> = {}, io: Partial<CliIo> = {}) =>
+    runTally(argv, { env: { TALLY_LIGHT_DIR: join(dir, 'light-default'), ...env }, waitTimeoutMs: 10_000, rpcTimeoutMs: 2000, ...io })
 
   test('balance and account: verified at the tip, and the light store carries over to the next run', async () => {
     const light = freshLight()
