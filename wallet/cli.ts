@@ -64,7 +64,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const passwords = { env: io.env, prompt }
   let jsonMode = argv.includes('--json')
   const print = (human: string, json: unknown) => {
-    io.stdout.write(jsonMode ? `${JSON.stringify(json)}\n` : printable(human.endsWith('\n') ? human : `${human}\n`))
+    io.stdout.write(jsonMode ? jsonLine(json) : printable(human.endsWith('\n') ? human : `${human}\n`))
   }
 
   const program = new Command()
@@ -99,7 +99,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const client = (g: GlobalOptions) => new RpcClient({ endpoints: parseEndpoints(g.rpc, io.env), timeoutMs: io.rpcTimeoutMs ?? 5000, retries: 1 })
   const warn = (message: string, fields: Record<string, unknown> = {}) => {
-    io.stderr.write(jsonMode ? `${JSON.stringify({ warning: { message, ...fields } })}\n` : `warning: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
+    io.stderr.write(jsonMode ? jsonLine({ warning: { message, ...fields } }) : `warning: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
   }
   const verifier = (g: GlobalOptions): Promise<Verifier> =>
     openVerifier(g, parseEndpoints(g.rpc, io.env), { env: io.env, warn, now: io.now ?? Date.now, rpcTimeoutMs: io.rpcTimeoutMs ?? 5000 })
@@ -306,7 +306,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const { message, reason, code, fork } = describeError(e)
     if (jsonMode) {
       const error = { message, ...(reason === undefined ? {} : { reason }), ...(code === undefined ? {} : { code }), ...(fork === undefined ? {} : { fork }) }
-      io.stderr.write(`${JSON.stringify({ error })}\n`)
+      io.stderr.write(jsonLine({ error }))
     } else io.stderr.write(`error: ${printable(message.replace(/\s*\n\s*/g, ' '))}\n`)
     return 1
   }
@@ -320,6 +320,14 @@ function printable(text: string): string {
   let out = ''
   for (const ch of text) out += isControl(ch) && ch !== '\n' && ch !== '\t' ? '\ufffd' : ch
   return out
+}
+
+/**
+ * A value as one line of JSON for the terminal: `JSON.stringify` escapes C0 controls but leaves DEL and the C1 ones
+ * (U+009B is a CSI, which a terminal acts on) as they are; those are written as `\u` escapes too, the same JSON.
+ */
+function jsonLine(value: unknown): string {
+  return `${JSON.stringify(value).replace(/[\u007f-\u009f]/g, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`
 }
 
 function describeError(e: unknown): { message: string; reason?: string; code?: number; fork?: object } {

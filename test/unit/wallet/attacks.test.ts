@@ -81,6 +81,18 @@ describe('an endpoint writing to the terminal', () => {
     assert.equal(r.out.split('\n').length, 4, 'hash, status and error: the error is one line')
   })
 
+  test('with --json, an error message with C1 controls (CSI) is JSON that carries none', async () => {
+    const CSI = '\u009b'
+    const message = `busy${CSI}2J${CSI}1;1Hbalance 1000000`
+    const liar = await endpoint(() => ({ error: { code: -32000, message } }))
+    servers.push(liar.server)
+    const r = await tally(['balance', formatAddress(addressFromPublicKey(testKey('alice').publicKey)), '--rpc', liar.url, '--json'])
+    assert.equal(r.code, 1)
+    assert.deepEqual(controls(r.err), [], `stderr carries the endpoint's control sequences: ${JSON.stringify(r.err)}`)
+    const line = JSON.parse(r.err.trim().split('\n').at(-1)!) as { error: { message: string } }
+    assert.ok(line.error.message.includes(message), 'the JSON still says what the endpoint said')
+  })
+
   test('an error message that redraws the screen as a verified balance', async () => {
     const liar = await endpoint(() => ({ error: { code: -32000, message: `busy${REDRAW}` } }))
     servers.push(liar.server)
