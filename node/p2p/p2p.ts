@@ -323,7 +323,8 @@ export class P2p extends EventEmitter<P2pEvents> {
 
   /**
    * Replaces the peers admitted besides the static ones (the validator sets follow governance: added validators are
-   * admitted, removed ones refused). A connected peer that is no longer admitted is disconnected at once.
+   * admitted, removed ones refused). A connected peer that is no longer admitted is disconnected at once, and the
+   * address it connected from loses its exemption from the limits on unauthenticated sockets.
    */
   setAllowed(peerIds: readonly string[]): void {
     const next = new Set<string>()
@@ -334,6 +335,8 @@ export class P2p extends EventEmitter<P2pEvents> {
     this.allowed.clear()
     for (const id of next) this.allowed.add(id)
     for (const id of dropped) {
+      // the address it connected from counts like any other again
+      this.guard.setExempt(`seen:${id}`, [])
       if (!this.connected.has(id)) continue
       this.log.info({ peer: id }, 'peer no longer admitted: disconnecting')
       void this.node?.hangUp(peerIdFromString(id)).catch((e: Error) => this.log.debug({ err: e.message }, 'hang up failed'))
