@@ -1,6 +1,24 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 /**
+ * Why the RPC server refused a connection, a request body or message, or an answer before any call of it ran or
+ * reached its client (`rpc_refused_total`'s label `reason`): past `maxConnections` (closed unanswered), past
+ * `maxConnectionsPerAddress` (503), past `wsMaxConnections` (503), a body past `maxBodyBytes` (413), and the byte
+ * budgets of bodies and answers, whole (`node`) or the client address's share (`share`), as `busy` says them.
+ */
+export const RPC_REFUSALS = [
+  'connections',
+  'address_connections',
+  'ws_connections',
+  'body_too_large',
+  'bodies_node',
+  'bodies_share',
+  'answers_node',
+  'answers_share',
+] as const
+export type RpcRefusal = (typeof RPC_REFUSALS)[number]
+
+/**
  * The node's Prometheus metrics, on a registry of their own (never prom-client's global one, so several nodes
  * in one process — tests, simulations — keep separate numbers). The node updates the consensus, ledger,
  * mempool and peer metrics; the RPC server updates `rpcRequests` itself. `GET /metrics` serves `registry`.
@@ -29,6 +47,8 @@ export class Metrics {
    * counts through {@link countRpcCall}; the counter takes those counts whenever it is read.
    */
   readonly rpcRequests: Counter<'method' | 'outcome'>
+  /** Connections, request bodies or messages and answers the RPC server refused ({@link RPC_REFUSALS}). */
+  readonly rpcRefused: Counter<'reason'>
   /** Open WebSocket connections. */
   readonly wsConnections: Gauge
   /** Transaction gossip batches this node sent (one published to every peer counts once), and their transactions. */
@@ -83,6 +103,12 @@ export class Metrics {
       registers,
       collect: () => this.flushRpcTally(),
     })
+    this.rpcRefused = new Counter({
+      name: `${prefix}rpc_refused_total`,
+      help: 'RPC connections, request bodies and answers refused before a call ran or reached its client, by reason',
+      labelNames: ['reason'],
+      registers,
+    })
     this.wsConnections = new Gauge({ name: `${prefix}rpc_ws_connections`, help: 'Open WebSocket connections', registers })
     this.txBatchesSent = new Counter({
       name: `${prefix}tx_gossip_batches_sent_total`,
@@ -112,6 +138,11 @@ export class Metrics {
     const entry = byOutcome.get(outcome)
     if (entry === undefined) byOutcome.set(outcome, { labels: { method, outcome }, n: 1 })
     else entry.n++
+  }
+
+  /** Counts one refusal of the RPC server in `rpc_refused_total`. */
+  countRpcRefusal(reason: RpcRefusal): void {
+    this.rpcRefused.inc({ reason })
   }
 
   /** Reports a transaction gossip's counts in {@link txBatchesSent} and {@link txsGossiped} whenever they are read. */

@@ -20,7 +20,7 @@ import {
 import { applicationError, type JsonRpcError, StandardErrorCode } from './errors.js'
 import { silentLogger, type RpcLogger } from './logger.js'
 import { createMethods } from './methods.js'
-import type { Metrics } from './metrics.js'
+import type { Metrics, RpcRefusal } from './metrics.js'
 import { SubscriptionHub, type SubscriberSession, type Subscription } from './subscriptions.js'
 
 /**
@@ -363,6 +363,8 @@ class WsSession implements SubscriberSession {
     private readonly stallMs: number,
     private readonly onDrop: (session: WsSession, reason: string) => void,
     private readonly onWorkError: (err: unknown) => void,
+    /** Counts an answer the budget refused. */
+    private readonly onRefused: (reason: RpcRefusal) => void,
   ) {}
 
   get isClosed(): boolean {
@@ -400,7 +402,10 @@ class WsSession implements SubscriberSession {
       return true
     }
     const refused = this.answers.claim(bytes, this.address)
-    if (refused !== undefined) return this.sendText(ANSWERS_BUSY[refused])
+    if (refused !== undefined) {
+      this.onRefused(`answers_${refused}`)
+      return this.sendText(ANSWERS_BUSY[refused])
+    }
     const giveBack = () => {
       if (this.held.delete(giveBack)) this.answers.give(bytes, this.address)
     }
@@ -773,6 +778,8 @@ export class RpcServer {
     const address = keyOf(ctx.req.socket)
     const body = await readBody(ctx.req, this.options.maxBodyBytes, this.bodyBudget, address)
     if (!body.ok) {
+      if (body.error.code === 'too_large') this.deps.metrics.countRpcRefusal('body_too_large')
+      else if (body.error.code === 'busy' && body.error.refusal !== undefined) this.deps.metrics.countRpcRefusal(`bodies_${body.error.refusal}`)
       ctx.set('Connection', 'close')
       ctx.status = BODY_ERROR_STATUS[body.error.code]
       ctx.type = 'application/json'
@@ -815,6 +822,7 @@ export class RpcServer {
     }
     const refused = this.answerBudget.claim(bytes, address)
     if (refused !== undefined) {
+      this.deps.metrics.countRpcRefusal(`answers_${refused}`)
       ctx.status = 503
       ctx.set('Retry-After', '1')
       ctx.body = ANSWERS_BUSY[refused]
@@ -856,6 +864,7 @@ export class RpcServer {
 
   /** A connection closed as it was accepted, past `maxConnections`: logged at most every 10 s, with the count. */
   private connectionDropped(): void {
+    this.deps.metrics.countRpcRefusal('connections')
     this.droppedConnections++
     const now = Date.now()
     if (now - this.dropLoggedAt < DROP_LOG_INTERVAL_MS) return
@@ -891,6 +900,7 @@ export class RpcServer {
 
   /** A connection refused for its address: logged at most every 10 s, with the count and the latest address. */
   private connectionRefused(address: string): void {
+    this.deps.metrics.countRpcRefusal('address_connections')
     this.refusedConnections++
     const now = Date.now()
     if (now - this.refusedLoggedAt < DROP_LOG_INTERVAL_MS) return
@@ -930,6 +940,7 @@ export class RpcServer {
       return
     }
     if (this.sessions.size >= this.options.wsMaxConnections) {
+      this.deps.metrics.countRpcRefusal('ws_connections')
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
@@ -949,6 +960,7 @@ export class RpcServer {
         this.forget(s)
       },
       (err) => this.logger.error({ err }, 'websocket request failed'),
+      (reason) => this.deps.metrics.countRpcRefusal(reason),
     )
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
@@ -967,6 +979,7 @@ export class RpcServer {
     socket.on('data', () => {
       const refused = this.countReceiving(session)
       if (refused === undefined) return
+      this.deps.metrics.countRpcRefusal(`bodies_${refused}`)
       ws.pause()
       session.drop(1013, WS_REQUESTS_BUSY[refused].message)
     })
@@ -985,6 +998,7 @@ export class RpcServer {
       const held = bytes === null ? 0 : bytes.length
       const refused = this.bodyBudget.claim(held, session.address)
       if (refused !== undefined) {
+        this.deps.metrics.countRpcRefusal(`bodies_${refused}`)
         session.sendText(JSON.stringify({ jsonrpc: '2.0', id: null, error: WS_REQUESTS_BUSY[refused] }))
         return
       }

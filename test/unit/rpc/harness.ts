@@ -96,3 +96,12 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await new Promise((r) => setTimeout(r, 10))
   }
 }
+
+/** The counts of `tally_rpc_refused_total` by reason (reasons never counted are absent). */
+export async function refusals(metrics: Metrics): Promise<Record<string, number>> {
+  const metric = metrics.registry.getSingleMetric('tally_rpc_refused_total')
+  if (metric === undefined) return {}
+  const out: Record<string, number> = {}
+  for (const v of (await metric.get()).values) if (v.value > 0) out[String(v.labels.reason)] = v.value
+  return out
+}

@@ -11,7 +11,7 @@ import { Metrics } from '../../../rpc/metrics.js'
 import { formatBlock } from '../../../rpc/format.js'
 import { addressKey, RpcServer } from '../../../rpc/server.js'
 import { TestBackend } from './testBackend.js'
-import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, rpc, startHarness, waitFor, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, refusals, rpc, startHarness, waitFor, type Harness } from './harness.js'
 
 const A = formatAddress(aliceAddress)
 const B = formatAddress(bobAddress)
@@ -193,6 +193,7 @@ describe('JSON-RPC server conformance', () => {
   })
 
   test('oversized bodies get HTTP 413 (declared and streamed)', async () => {
+    const before = (await refusals(h.metrics)).body_too_large ?? 0
     const big = JSON.stringify(call('node_status', ['x'.repeat(5000)]))
     const declared = await httpRequest(h.url, { body: big })
     assert.equal(declared.status, 413)
@@ -221,6 +222,7 @@ describe('JSON-RPC server conformance', () => {
       setTimeout(() => reject(new Error('no answer to a streamed oversized body')), 5000).unref()
     })
     assert.equal(streamed, 413)
+    assert.equal((await refusals(h.metrics)).body_too_large, before + 2, 'each oversized body counted')
     // The server still serves.
     assert.equal((await rpc(h.url, call('node_status'))).json.result.chainId, 'tally-test')
   })
@@ -385,6 +387,7 @@ describe('RpcServer bounds on what clients hold', () => {
       assert.match(chunked.received(), /^HTTP\/1\.1 503 /)
       assert.match(chunked.received(), /"reason":"busy","detail":"node"/)
       assert.equal(h.server.bodyBytesInFlight, 118_000)
+      assert.deepEqual(await refusals(h.metrics), { bodies_node: 2 }, 'each refused body counted')
       // the first finishes its body and is answered; what it held is given back
       const [first, second] = slow as [(typeof slow)[0], (typeof slow)[0]]
       first.socket.write(body.slice(59_000))
@@ -415,6 +418,7 @@ describe('RpcServer bounds on what clients hold', () => {
       sockets.push(fifth.socket)
       await waitFor(() => fifth.closed(), 5000, 'the fifth connection closed')
       assert.equal(fifth.received(), '')
+      assert.equal((await refusals(h.metrics)).connections, 1, 'the closed connection counted')
       // the held ones are still served
       const { head, body } = paddedCall(200)
       const first = held[0]!
@@ -443,9 +447,10 @@ describe('RpcServer bounds on what clients hold', () => {
     const lines: string[] = []
     const note = (_obj: object, msg?: string) => lines.push(msg ?? '')
     const backend = new TestBackend({})
+    const metrics = new Metrics()
     const server = new RpcServer(
       { host: '127.0.0.1', port: 0, maxConnectionsPerAddress: 2 },
-      { backend, metrics: new Metrics(), logger: { debug: note, info: note, warn: note, error: note } },
+      { backend, metrics, logger: { debug: note, info: note, warn: note, error: note } },
     )
     await server.start()
     const sockets: Socket[] = []
@@ -478,6 +483,7 @@ describe('RpcServer bounds on what clients hold', () => {
       })
       ws.terminate()
       assert.equal(refused, 503)
+      assert.deepEqual(await refusals(metrics), { address_connections: 2 }, 'each refused connection counted')
       // the held ones are served; once one ends, a new connection is served
       const first = held[0]!
       first.socket.write(head + body)
@@ -557,6 +563,7 @@ describe('RpcServer answers clients do not take', () => {
       assert.equal(JSON.parse(refused.text).error.data.reason, 'busy')
       assert.equal(JSON.parse(refused.text).error.data.detail, 'node')
       assert.match(String(refused.headers['retry-after']), /^1$/)
+      assert.deepEqual(await refusals(h.metrics), { answers_node: 1 }, 'the refused answer counted')
       // the stalled client takes nothing of its answer: closed, and what it held given back
       await waitFor(
         async () => {
@@ -1154,6 +1161,7 @@ describe('RpcServer budgets shared between client addresses', () => {
       assert.match(second.received(), /^HTTP\/1\.1 503 /)
       assert.match(second.received(), /"reason":"busy","detail":"share"/)
       assert.match(second.received(), /retry-after: 1/i)
+      assert.deepEqual(await refusals(h.metrics), { bodies_share: 1 }, 'the refused body counted')
       // what the first held is given back to its address when it goes away mid-body
       first.socket.destroy()
       await waitFor(() => h.server.bodyBytesInFlight === 0, 5000, 'the abandoned body given back')
@@ -1191,6 +1199,7 @@ describe('RpcServer budgets shared between client addresses', () => {
       const second = String(stalled[1]!.read())
       assert.match(second, /^HTTP\/1\.1 503 /)
       assert.match(second, /"reason":"busy","detail":"share"/)
+      assert.deepEqual(await refusals(h.metrics), { answers_share: 1 }, 'the refused answer counted')
       // the stalled client goes away: what it held is given back to its address too
       for (const s of stalled) s.destroy()
       await waitFor(() => h.server.responseBytesInFlight === 0, 5000, 'every answer given back')

@@ -5,7 +5,7 @@ import WebSocket from 'ws'
 import { to0x } from '../../../crypto/bytes.js'
 import { createTransfer } from '../../../ledger/transaction.js'
 import { formatAddress } from '../../../crypto/address.js'
-import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, startHarness, waitFor, type Harness } from './harness.js'
+import { aliceAddress, aliceSeed, bobAddress, httpRequest, ONE_ADDRESS, refusals, startHarness, waitFor, type Harness } from './harness.js'
 
 /** A WebSocket client that records every message, for assertions. */
 class Client {
@@ -191,6 +191,7 @@ describe('WebSocket requests held at once', () => {
       assert.equal(c.messages[0].error.data.reason, 'busy')
       assert.equal(c.messages[0].error.data.detail, 'node')
       assert.equal(h.server.bodyBytesInFlight, 60_000)
+      assert.deepEqual(await refusals(h.metrics), { bodies_node: 1 }, 'the refused message counted')
       await waitFor(() => c.messages.length === 3, 10_000, 'the two answered')
       assert.deepEqual(
         c.messages.slice(1).map((m) => [m.id, m.result]),
@@ -535,6 +536,7 @@ describe('WebSocket messages being received', () => {
       await waitFor(() => b.closed, 5000, 'the connection past the budget closed')
       assert.equal(bClosedWith, 1013)
       assert.match(bReason, /^the node holds as many requests as it takes/)
+      assert.deepEqual(await refusals(h.metrics), { bodies_node: 1 }, 'the refused message counted')
       await waitFor(() => h.server.bodyBytesInFlight === 150_000, 5000, 'what the closed one held given back')
       // the first finishes its message and is answered; nothing is held after
       a.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'node_status' }), { fin: true })
