@@ -297,12 +297,21 @@ function onProposal(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEf
   }
   rs.proposals.push(proposal)
   markSender(rs, proposal.proposer, proposer.power)
-  const vk = toHex(proposal.valueId)
-  if (s.validity[vk] === undefined) {
-    s.validity[vk] = 'pending'
-    fx.push({ type: 'validateValue', height: proposal.height, round: proposal.round, valueId: proposal.valueId, proposer: proposal.proposer })
-  }
+  if (proposal.round === s.round) requestValidation(s, proposal, fx)
   if (isSelf(s, proposal.proposer)) fx.push({ type: 'broadcastProposal', proposal })
+}
+
+/**
+ * Asks the host to validate a proposal's value, once per value. Only the current round's proposals are validated (the
+ * rules that need valid(v), L22, L28 and L36, read the current round's; L49 decides by the value's id): a proposal of a
+ * later round is validated when this node enters that round, so that a proposer cannot make it judge a block for each
+ * round of the window ahead before the one the height waits for.
+ */
+function requestValidation(s: ConsensusState, proposal: SignedProposal, fx: ConsensusEffect[]): void {
+  const vk = toHex(proposal.valueId)
+  if (s.validity[vk] !== undefined) return
+  s.validity[vk] = 'pending'
+  fx.push({ type: 'validateValue', height: proposal.height, round: proposal.round, valueId: proposal.valueId, proposer: proposal.proposer })
 }
 
 /**
@@ -367,7 +376,8 @@ function startRound(s: ConsensusState, round: number, fx: ConsensusEffect[]): vo
   s.prevoteTimeoutScheduled = false
   s.precommitTimeoutScheduled = false
   s.polkaSeen = false
-  roundState(s, round)
+  // the proposals of this round that came while this node was in an earlier one
+  for (const p of roundState(s, round).proposals) requestValidation(s, p, fx)
   const set = s.validatorSet!
   if (s.address !== null && bytesEqual(proposerOf(set, s.height, round).address, s.address)) {
     // L14-L19: the proposer re-proposes its valid value with its valid round, or asks for a fresh value.

@@ -67,6 +67,18 @@ const rows: { desc: string; self?: number | null; prefix: ConsensusInput[]; inpu
     expectedEffects: ['broadcastProposal r0 v0', 'signVote prevote h1 r0 v0'],
   },
   { desc: 'L22 a proposal not yet validated: ask the host and wait', prefix: [start()], input: prop(0, v0), expectedEffects: ['validateValue h1 r0 v0'] },
+  {
+    desc: 'a proposal of a later round is kept, not validated until this node enters that round',
+    prefix: [start()],
+    input: prop(2, v0),
+    expectedEffects: [],
+  },
+  {
+    desc: 'entering a round validates the proposals held for it',
+    prefix: [start(), prop(1, v0), prop(2, v1)],
+    input: timeout('precommit', 0),
+    expectedEffects: ['validateValue h1 r1 v0', 'scheduleTimeout propose h1 r1 3500ms'],
+  },
   { desc: 'L22 the proposal is valid: prevote it', prefix: [start(), prop(0, v0)], input: valid(v0), expectedEffects: ['signVote prevote h1 r0 v0'] },
   {
     desc: 'L22 the proposal is invalid: prevote nil',

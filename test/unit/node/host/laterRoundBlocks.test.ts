@@ -21,9 +21,7 @@ function admission(t: TestHost) {
   })
 }
 
-test("blocks a proposer signs for later rounds do not delay the judgement of the current round's block", {
-  todo: 'every proposal of the 11-round window is executed as it arrives, ahead of the round-0 block',
-}, async () => {
+test("blocks a proposer signs for later rounds do not delay the judgement of the current round's block", async () => {
   const executeMs = 300
   const w = new HostWorld({ validators: 4 })
   const p0 = w.proposerOf(1, 0)
