@@ -252,15 +252,21 @@ export function applyAction(roster: Roster, a: GovernanceAction): Result<Roster,
   }
 }
 
-/** Power moved between two rosters: added, removed and changed power, summed. */
+/**
+ * Power moved between two rosters: added, removed and changed power, summed. One walk over both (rosters are in
+ * address order), so a vote, which computes it for the whole set, costs linear time in the set's size.
+ */
 export function movedPower(from: Roster, to: Roster): bigint {
-  let moved = 0n
-  for (const m of from) {
-    const n = memberOf(to, m.address)
-    moved += BigInt(n === undefined ? m.power : Math.abs(n.power - m.power))
+  let moved = 0
+  let i = 0
+  let j = 0
+  while (i < from.length || j < to.length) {
+    const c = i === from.length ? 1 : j === to.length ? -1 : compareBytes(from[i]!.address, to[j]!.address)
+    if (c < 0) moved += from[i++]!.power
+    else if (c > 0) moved += to[j++]!.power
+    else moved += Math.abs(from[i++]!.power - to[j++]!.power)
   }
-  for (const n of to) if (memberOf(from, n.address) === undefined) moved += BigInt(n.power)
-  return moved
+  return BigInt(moved)
 }
 
 /**
@@ -293,7 +299,14 @@ export function castVote(
     compareBytes(a.address, b.address),
   )
   const change: PendingChange = { id, action, votes, forced: existing?.forced ?? false }
-  const pending = [...s.pending.filter((p) => !bytesEqual(p.id, id)), change].sort((a, b) => compareBytes(a.id, b.id))
+  // in id order: the change takes its place (a renewal, the place it held), without sorting the list again
+  const pending = [...s.pending]
+  if (existing !== undefined) pending[pending.indexOf(existing)] = change
+  else {
+    let at = 0
+    while (at < pending.length && compareBytes(pending[at]!.id, id) < 0) at++
+    pending.splice(at, 0, change)
+  }
   return ok({ schedule: s.schedule, pending })
 }
 
