@@ -137,6 +137,9 @@ export interface LightClientDependencies {
   readonly onChange?: (blocks: TrustedBlocks) => void | Promise<void>
 }
 
+/** The trust level of a skip with no witness ({@link LightClient.skipLevel}): more than two thirds. */
+const LONE_TRUST_LEVEL: Fraction = Object.freeze({ numerator: 2n, denominator: 3n })
+
 /** Most light blocks asked of a provider in one request. */
 const FETCH_BATCH = 50
 
@@ -245,8 +248,21 @@ export class LightClient {
     return this.deps.blocks.latest()
   }
 
-  private options(): VerifyOptions {
-    return { now: this.deps.now(), trustingPeriodMs: this.trustingPeriodMs, maxClockDriftMs: this.maxClockDriftMs, trustLevel: this.trustLevel }
+  private options(trustLevel = this.trustLevel): VerifyOptions {
+    return { now: this.deps.now(), trustingPeriodMs: this.trustingPeriodMs, maxClockDriftMs: this.maxClockDriftMs, trustLevel }
+  }
+
+  /**
+   * The share of a trusted set that must sign a header skipped to. With no witness to compare it with, more than two
+   * thirds (or the configured level, if higher): validators that left the set hold nothing at stake and can no longer
+   * be convicted by evidence, so more than a third of a trusted set, all of them removed since, could otherwise vouch
+   * for a header they signed after leaving, and the trusting period, which counts from the trusted block, would not
+   * bound it. More than two thirds of a set include more than a third of honest ones, which sign no such header.
+   */
+  private skipLevel(run: ForwardRun): Fraction {
+    if (!run.store || (run.witnesses !== undefined && run.witnesses.providers.length > 0)) return this.trustLevel
+    const t = this.trustLevel
+    return t.numerator * 3n >= 2n * t.denominator ? t : LONE_TRUST_LEVEL
   }
 
   /**
@@ -328,7 +344,7 @@ export class LightClient {
       const skip = next.header.height > trusted.height + 1
       if (skip) trusted = await this.withNextSet(trusted, provider, run.store)
       const validators = await this.setOf(trusted, next, provider)
-      const r = verifyLightBlock(trusted, next, validators, this.options())
+      const r = verifyLightBlock(trusted, next, validators, this.options(this.skipLevel(run)))
       if (r.ok) {
         // the skipped-to header stands on more than a third of the trusted set: a witness must confirm it first, or
         // else the hash chain up to it, each height signed by more than two thirds of its set

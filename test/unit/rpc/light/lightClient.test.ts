@@ -2,7 +2,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { bytesEqual } from '../../../../crypto/bytes.js'
 import { FailedVerificationError, TrustError } from '../../../../rpc/light/errors.js'
-import { LightClient, trustCheckpoint, type LightClientOptions } from '../../../../rpc/light/lightClient.js'
+import { LightClient, trustCheckpoint, type LightClientOptions, type Witnesses } from '../../../../rpc/light/lightClient.js'
 import { TrustedBlocks } from '../../../../rpc/light/trustedBlocks.js'
 import { DEFAULT_TRUSTING_PERIOD_MS, trustedBlockOf } from '../../../../rpc/light/verifier.js'
 import { SyntheticChain, SyntheticProvider, type LieKind, type Member } from './syntheticChain.js'
@@ -38,6 +38,11 @@ function client(chain: SyntheticChain, o: LightClientOptions & { now?: number } 
     },
   })
   return { light, blocks, saved }
+}
+
+/** A witness that serves the same chain: it confirms every header skipped to, so a skip needs the default trust level. */
+function confirmed(): Witnesses {
+  return { providers: [new SyntheticProvider(rotatingChain, 'witness')] }
 }
 
 async function rejects(p: Promise<unknown>, provider: string, pattern: RegExp): Promise<void> {
@@ -80,14 +85,26 @@ describe('light client: forward', () => {
   test('skipping across one change that leaves half the trusted power: one step, the new set fetched', async () => {
     const { light } = client(rotatingChain)
     const p = new SyntheticProvider(rotatingChain)
-    await light.verify(rotatingChain.block(15), p)
+    await light.verify(rotatingChain.block(15), p, confirmed())
     assert.deepEqual(p.asked, { blocks: [], validators: [15] })
+  })
+
+  test('from one endpoint, a skip needs more than two thirds of the trusted set: across that change it bisects', async () => {
+    const { light, blocks } = client(rotatingChain)
+    const p = new SyntheticProvider(rotatingChain)
+    const t = await light.verify(rotatingChain.block(15), p)
+    assert.ok(bytesEqual(t.hash!, rotatingChain.block(15).hash))
+    // half the power of the genesis set signed 15: not enough without a witness; the pivots before the change are
+    assert.ok(p.asked.blocks.length > 0, 'no pivot asked')
+    for (const b of blocks.all().filter((x) => x.height > 0)) {
+      assert.ok(bytesEqual(b.hash!, rotatingChain.block(b.height).hash), `height ${b.height} trusted off the chain`)
+    }
   })
 
   test('skipping with bisection when no trusted validator is left, through pivots the provider gives', async () => {
     const { light, blocks } = client(rotatingChain)
     const p = new SyntheticProvider(rotatingChain)
-    const t = await light.verify(rotatingChain.block(35), p)
+    const t = await light.verify(rotatingChain.block(35), p, confirmed())
     assert.equal(t.height, 35)
     // 0 → 35 lacks trust; pivot 17 verifies; 17 → 35 lacks trust; pivot 26; 26 → 35 verifies
     assert.deepEqual(p.asked.blocks, [17, 26])
@@ -101,7 +118,7 @@ describe('light client: forward', () => {
   test('bisection far ahead: a long rotation from the genesis', async () => {
     const { light } = client(rotatingChain)
     const p = new SyntheticProvider(rotatingChain)
-    await light.verify(rotatingChain.block(200), p)
+    await light.verify(rotatingChain.block(200), p, confirmed())
     assert.equal(light.latest().height, 200)
     assert.ok(p.asked.blocks.length >= 9 && p.asked.blocks.length <= 40, `pivots: ${p.asked.blocks.join(',')}`)
   })

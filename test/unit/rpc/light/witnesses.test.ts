@@ -192,11 +192,12 @@ describe('witnesses', () => {
     assert.equal(most, 3)
   })
 
-  test('without witnesses the fork is trusted (one endpoint: nothing to compare with)', async () => {
+  test('without witnesses the fork is refused: from one endpoint a skip needs more than two thirds of the trusted set', async () => {
     const light = client()
     const f = forger()
     await light.verify(chain.block(10), f)
-    assert.equal((await light.verify(f.block(FORK), f)).height, FORK)
+    await assert.rejects(light.verify(f.block(FORK), f), FailedVerificationError)
+    assert.equal(light.blocks.at(FORK), undefined)
   })
 
   test('a witness whose other header fails verification is reported and passed over', async () => {
