@@ -461,12 +461,15 @@ export class LightClient {
       asked.map(async (w, i): Promise<WitnessVerdict> => {
         const left = this.witnessTimeoutMs - (spent.get(w.name) ?? 0)
         if (left <= 0) return { kind: 'unavailable', error: late }
+        let v: WitnessVerdict | undefined
         try {
-          const v = await this.askWitness(from, block, w, now + left, late)
+          v = await this.askWitness(from, block, w, now + left, late)
           if (v.kind === 'conflict') accounts.set(i, this.accountFor(from, block, primary, v.block, w, [primary, ...asked], until, claimed))
           return v
         } finally {
-          spent.set(w.name, (spent.get(w.name) ?? 0) + (Date.now() - now))
+          // a witness past its deadline has used its time, whatever the clock measured of the wait
+          const used = v?.kind === 'unavailable' && v.error === late ? this.witnessTimeoutMs : (spent.get(w.name) ?? 0) + (Date.now() - now)
+          spent.set(w.name, used)
         }
       }),
     )
