@@ -90,6 +90,8 @@ const FORGED_ANSWER_PENALTY = DISCONNECT_SCORE
 const UNFOUNDED_CLAIM_PENALTY = 10
 /** How long a peer has to answer a tip poll (and, for a tip this node cannot judge, the request that proves it). */
 const TIP_TIMEOUT_MS = 2_000
+/** How long a peer that let a block request time out is asked after the others ({@link BlockSync.stalled}). */
+const STALL_MEMORY_MS = 60_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
 const RANGE_STREAMS_PER_PEER = 4
 
@@ -194,6 +196,25 @@ export class BlockSync {
   /** Verified tips of peers. */
   private readonly peerTips = new Map<string, number>()
   /**
+   * Peers whose tip is kept though this node could not judge its certificate, because the peer proved the next height
+   * ({@link provesNext}). A poll that such a peer leaves unanswered, or whose proof it does not give in time, drops the
+   * tip: it counts only while the peer keeps proving it, so a liar cannot hold this node catching up by proving one
+   * height once and then letting every request time out.
+   */
+  private readonly unjudged = new Set<string>()
+  /**
+   * Peers polled since they connected, whatever came of it: a peer that is not yet asks for a poll of every peer at the
+   * next check. One whose poll failed is not polled again before the next poll of all: a peer that never answers must
+   * not make every check poll every peer.
+   */
+  private readonly polled = new Set<string>()
+  /**
+   * Peers that let a block request time out, with when: asked after the others for `STALL_MEMORY_MS`, or until they
+   * serve a block, so that a peer that stalls every request does not cost the height being waited for a timeout at
+   * each of its turns.
+   */
+  private readonly stalled = new Map<string, number>()
+  /**
    * Peers that answered "no block" for a height below their polled tip, since that poll. A certificate proves the chain
    * reached a tip, not that the peer still holds its blocks: an honest peer restarted with its `data/` deleted answers
    * so until it has synced again. The first such answer only drops the peer's tip (it is polled again); one that comes
@@ -280,6 +301,7 @@ export class BlockSync {
     // what the peer claimed over an earlier connection binds it no more (it may have restarted with no blocks)
     this.claimed.delete(peer)
     this.unchecked.delete(peer)
+    this.polled.delete(peer)
     if (!this.started || this.stopped || this.peerTips.has(peer)) return
     if (this.running) void this.pollPeer(peer)
     else void this.tick()
@@ -342,7 +364,7 @@ export class BlockSync {
     this.resynced = false
     try {
       const stuck = this.d.now() - this.d.heightStartedAtMs() > this.o.stuckMs
-      const unknown = this.d.p2p.peers().some((p) => !this.peerTips.has(p))
+      const unknown = this.d.p2p.peers().some((p) => !this.polled.has(p))
       if (stuck || unknown || resynced || this.decided.size > 0 || this.d.now() - this.lastPollAt >= (this.o.pollMs ?? 10 * this.o.intervalMs)) {
         await this.pollTips()
       } else if (this.unchecked.size > 0) {
@@ -383,6 +405,9 @@ export class BlockSync {
     for (const id of [...this.peerTips.keys()]) if (!peers.includes(id)) this.peerTips.delete(id)
     for (const id of [...this.unserved.keys()]) if (!peers.includes(id)) this.unserved.delete(id)
     for (const id of [...this.claimed.keys()]) if (!peers.includes(id)) this.claimed.delete(id)
+    for (const id of [...this.unjudged]) if (!peers.includes(id)) this.unjudged.delete(id)
+    for (const id of [...this.polled]) if (!peers.includes(id)) this.polled.delete(id)
+    for (const [id, at] of [...this.stalled]) if (!peers.includes(id) || this.d.now() - at >= STALL_MEMORY_MS) this.stalled.delete(id)
     // a peer found not to serve ranges is tried again after each poll (the failure may have been passing)
     this.singles.clear()
     await Promise.all(peers.map((peer) => this.pollPeer(peer, claims.get(peer))))
@@ -398,14 +423,16 @@ export class BlockSync {
 
   /**
    * Asks one peer for its tip and keeps it once its certificate verifies; a malformed or unproven answer is penalized.
-   * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}). With
+   * A tip this node cannot judge (`unknown`) counts once the peer proves it is ahead ({@link provesNext}), and for as
+   * long as every later poll of the peer proves it again in time ({@link unjudged}). With
    * `claim`, the height of the peer's consensus messages that asked for the poll: a tip below the height under it is
    * penalized.
    */
   private async pollPeer(peer: string, claim?: number): Promise<void> {
+    this.polled.add(peer)
     const deadline = this.d.now() + TIP_TIMEOUT_MS
     const r = await this.d.p2p.request(peer, STATUS_PROTOCOL, encodeHeightRequest(0), { timeoutMs: TIP_TIMEOUT_MS, maxResponseBytes: 64 * 1024 })
-    if (!r.ok) return
+    if (!r.ok) return this.dropUnjudged(peer)
     const t = decodeTipResponse(r.value)
     if (t === undefined) {
       this.d.p2p.penalize(peer, BAD_RESPONSE_PENALTY, 'malformed tip response')
@@ -413,10 +440,11 @@ export class BlockSync {
     }
     const verdict = t.certificate === null ? 'proven' : this.d.verifyTip(t.certificate)
     const proven = verdict === 'unknown' ? await this.provesNext(peer, deadline) : verdict === 'proven'
-    if (proven === undefined) return
+    if (proven === undefined) return this.dropUnjudged(peer)
     if (!proven) {
       // a tip kept from an earlier poll may have been one this node could not judge: it is followed no longer
       this.peerTips.delete(peer)
+      this.unjudged.delete(peer)
       // a certificate that fails against a set this node knows is forged (a node keeps only certificates it verified);
       // a tip it cannot judge whose peer does not serve the next height certified may be a fault of the moment
       const points = verdict === 'invalid' ? FORGED_ANSWER_PENALTY : BAD_RESPONSE_PENALTY
@@ -425,10 +453,19 @@ export class BlockSync {
       return
     }
     this.peerTips.set(peer, t.height)
+    if (verdict === 'unknown') this.unjudged.add(peer)
+    else this.unjudged.delete(peer)
     if (claim !== undefined && t.height < claim - 1) {
       this.d.logger.warn({ peer, height: t.height, claim }, 'a peer sent consensus messages of a height its tip does not reach')
       this.d.p2p.penalize(peer, UNFOUNDED_CLAIM_PENALTY, `tip ${t.height} below its messages of height ${claim}`)
     }
+  }
+
+  /** A poll the peer did not answer in time: a tip kept on its proofs alone ({@link unjudged}) counts no longer. */
+  private dropUnjudged(peer: string): void {
+    if (!this.unjudged.delete(peer)) return
+    this.peerTips.delete(peer)
+    this.d.logger.debug({ peer }, 'a peer stopped proving a tip this node cannot judge: it is followed no longer')
   }
 
   /**
@@ -455,13 +492,16 @@ export class BlockSync {
    * `from`. Empty when no peer served `from`.
    */
   private async fetchRange(from: number, count: number, skip: ReadonlySet<string> = new Set()): Promise<Fetched[]> {
-    const candidates = [...this.peerTips.entries()]
+    const holders = [...this.peerTips.entries()]
       .filter(([p, h]) => h >= from && !skip.has(p))
       .map(([p]) => p)
       .sort()
     const first = this.turn++
+    const turned = holders.map((_, k) => holders[(first + k) % holders.length]!)
+    // in turn, the peers that let a request time out lately after the others
+    const candidates = [...turned.filter((p) => !this.isStalled(p)), ...turned.filter((p) => this.isStalled(p))]
     for (let k = 0; k < candidates.length; k++) {
-      const peer = candidates[(first + k) % candidates.length]!
+      const peer = candidates[k]!
       const upTo = Math.min(count, (this.peerTips.get(peer) ?? from) - from + 1)
       if (upTo < 1) continue
       if (!this.singles.has(peer)) {
@@ -488,11 +528,15 @@ export class BlockSync {
       timeoutMs: 10_000,
       maxResponseBytes: maxRangeResponseBytes(count, request.maxBytes, this.o.limits),
     })
-    if (!r.ok) return r.error.code === 'unreachable' && this.d.p2p.peers().includes(peer) ? 'no_ranges' : []
+    if (!r.ok) {
+      if (r.error.code === 'timeout') this.stalled.set(peer, this.d.now())
+      return r.error.code === 'unreachable' && this.d.p2p.peers().includes(peer) ? 'no_ranges' : []
+    }
     const d = decodeRangeResponse(r.value, request, this.o.limits)
     if (!d.ok) return this.fault(peer, from, `malformed block response: ${d.error.reason}`, [])
     if (d.value.length === 0) return this.noBlock(peer, from)
     this.unserved.delete(peer)
+    this.stalled.delete(peer)
     const out: Fetched[] = []
     for (const b of d.value) {
       const height = from + out.length
@@ -516,7 +560,10 @@ export class BlockSync {
 
   private async requestSingle(peer: string, height: number): Promise<Fetched | undefined> {
     const d = await this.askHeight(peer, height, 10_000)
-    if (d === undefined) return undefined
+    if (d === undefined) {
+      this.stalled.set(peer, this.d.now())
+      return undefined
+    }
     if (!d.ok) {
       this.fault(peer, height, `malformed block response: ${d.error.reason}`, [])
       return undefined
@@ -530,6 +577,7 @@ export class BlockSync {
       return undefined
     }
     this.unserved.delete(peer)
+    this.stalled.delete(peer)
     return { ...d.value, peer }
   }
 
@@ -559,12 +607,21 @@ export class BlockSync {
     }
   }
 
+  /** Whether a peer let a block request time out within {@link STALL_MEMORY_MS} and served none since. */
+  private isStalled(peer: string): boolean {
+    const at = this.stalled.get(peer)
+    return at !== undefined && this.d.now() - at < STALL_MEMORY_MS
+  }
+
   /** A peer whose polled tip is at or above `height` served no block there: see {@link unserved}. */
   private noBlock(peer: string, height: number): Fetched[] {
     const since = this.unserved.get(peer)
     if (since !== undefined && since < this.polls) return this.fault(peer, height, `no block ${height} although its tip is above it`, [])
     if (since === undefined) this.unserved.set(peer, this.polls)
     this.peerTips.delete(peer)
+    this.unjudged.delete(peer)
+    // polled again at the next check
+    this.polled.delete(peer)
     this.d.logger.debug({ peer, height }, 'a peer holds no block below its tip: polling its tip again')
     return []
   }

@@ -140,11 +140,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r))
 }
 
-test('a peer that never answers its tip poll does not make every check poll every peer', {
-  todo:
-    'blockSync.ts tick(): a peer with no verified tip counts as "not polled yet", so one silent peer makes each ' +
-    'check (every intervalMs) poll every peer and verify each tip certificate, and wait out the silent one',
-}, async () => {
+test('a peer that never answers its tip poll does not make every check poll every peer', async () => {
   const h = harness(
     { a: honest(5), b: honest(5), c: honest(5), silent: { tip: () => undefined, single: () => undefined, range: () => undefined } },
     { pollMs: 1_000_000_000 },
@@ -163,11 +159,7 @@ test('a peer that never answers its tip poll does not make every check poll ever
   h.sync.stop()
 })
 
-test('a tip the node could not judge, kept once its peer proved the next height, is dropped when the peer stops proving it', {
-  todo:
-    'blockSync.ts pollPeer(): when provesNext() times out the tip kept from an earlier poll stays, so a liar that ' +
-    'proved one height once holds catchingUp true for ever, unpenalized, by not answering the proving request',
-}, async () => {
+test('a tip the node could not judge, kept once its peer proved the next height, is dropped when the peer stops proving it', async () => {
   let proved = false
   // claims a tip far ahead that no set this node knows can judge; serves the true next height once, then stalls
   const liar: Peer = {
@@ -199,11 +191,7 @@ test('a tip the node could not judge, kept once its peer proved the next height,
   h.sync.stop()
 })
 
-test('a peer whose tip verifies but that lets every block request time out is not asked first again and again', {
-  todo:
-    'blockSync.ts fetchRange(): a request that times out costs its peer nothing and the peers are asked in turn, so ' +
-    'a stalling peer is asked first for about one range in four (10 s each in a node) for the whole catch-up',
-}, async () => {
+test('a peer whose tip verifies but that lets every block request time out is not asked first again and again', async () => {
   const stalling: Peer = { tip: honest(200).tip, single: () => undefined, range: () => undefined }
   const h = harness({ a: honest(200), b: honest(200), c: honest(200), stalling }, { range: { blocks: 8 } })
   await h.sync.start()
