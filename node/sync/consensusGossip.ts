@@ -17,11 +17,13 @@ import type { EvidenceAdmission } from '../host/consensusHost.js'
 import type { Logger } from '../logger.js'
 import type { GossipVerdict } from '../p2p/p2p.js'
 import { ThrottledLog } from '../p2p/throttledLog.js'
-import { decodeConsensusGossip, type ProposalMessage } from './consensusMessages.js'
+import { decodeConsensusGossip, peekSignedProposal, type ProposalMessage } from './consensusMessages.js'
 
 /**
  * Admission of consensus gossip (`/tally/consensus/1`): nothing reaches the consensus host, its candidate store or its
  * WAL before it is decoded within bounds and authenticated. In order, cheapest first:
+ *  0. a proposal's signed part, read from the message's first bytes, is judged by steps 2 to 4 before the rest (its
+ *     transaction hashes, evidence and certificate: up to ~0.5 MB) is decoded;
  *  1. the bytes decode strictly (else the sender is penalized);
  *  2. the height is one the host works on or buffers (else ignored: an honest peer may be behind or ahead);
  *  3. the signer is a validator, and a proposal's signer is the proposer of its height and round, its header hashes
@@ -109,6 +111,20 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     d.missedHeight(height)
     return 'ignore'
   }
+  // A proposal's height, round and proposer, judged on its signed part before the rest of the message is decoded: a
+  // proposal of a height not worked on, or one the core would drop, is ignored, and one from a validator that does
+  // not propose its round refused, for what reading its first few hundred bytes costs. Undefined: decode it all.
+  const judgeSignedPart = (data: Uint8Array, from: string): GossipVerdict | undefined => {
+    const p = peekSignedProposal(data)
+    if (p === undefined) return undefined
+    const current = d.height()
+    if (p.height < current || p.height > current + MAX_HEIGHTS_AHEAD) return 'ignore'
+    const set = d.validatorSet(p.height)
+    if (set === undefined) return undefined
+    if (!bytesEqual(proposerOf(set, p.height, p.round).address, p.proposer))
+      return refuse(from, `proposal for round ${p.round} from a validator that does not propose it`, p.height)
+    return d.status({ kind: 'proposal', proposal: p }) === 'drop' ? 'ignore' : undefined
+  }
   // the latest set known below `height`, down to the host's height
   const latestKnownSet = (height: number): ValidatorSet | undefined => {
     for (let h = height - 1; h >= d.height(); h--) {
@@ -118,6 +134,8 @@ export function consensusGossipHandler(d: ConsensusGossipDependencies): (data: U
     return undefined
   }
   return async (data, from) => {
+    const early = judgeSignedPart(data, from)
+    if (early !== undefined) return early
     const m = decodeConsensusGossip(data, d.maxTxs)
     if (!m.ok) return refuse(from, `malformed: ${m.error.reason}`)
     const current = d.height()

@@ -98,6 +98,29 @@ function decodeProposalParts(v: readonly unknown[], maxTxs: number): EnvelopeRes
   }
 }
 
+/**
+ * The signed proposal of a proposal message, read from the message's first bytes alone (the array head, the kind and
+ * the proposal's bytes, in their canonical encoding), or undefined for anything else. The handler judges a proposal's
+ * height, round and proposer on it before it decodes the rest: up to ~0.5 MB of transaction hashes, evidence and a
+ * certificate, which a message of a stale height or round would otherwise cost in full for an `ignore`.
+ */
+export function peekSignedProposal(bytes: Uint8Array): SignedProposal | undefined {
+  // fixarray of 7, the kind (a positive fixint), then the proposal as bin 8 or bin 16
+  if (bytes.byteLength < 4 || bytes[0] !== 0x97 || bytes[1] !== KIND_PROPOSAL) return undefined
+  let at: number
+  let length: number
+  if (bytes[2] === 0xc4) {
+    length = bytes[3]!
+    at = 4
+  } else if (bytes[2] === 0xc5 && bytes.byteLength >= 5) {
+    length = (bytes[3]! << 8) | bytes[4]!
+    at = 5
+  } else return undefined
+  if (at + length > bytes.byteLength) return undefined
+  const p = decodeSignedProposal(bytes.subarray(at, at + length))
+  return p.ok ? p.value : undefined
+}
+
 /** Decodes a message from the consensus topic. */
 export function decodeConsensusGossip(bytes: Uint8Array, maxTxs: number): EnvelopeResult<ConsensusGossip> {
   const d = decodeCanonical(bytes, maxConsensusMessageBytes(maxTxs))

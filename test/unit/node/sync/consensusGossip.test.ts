@@ -1,8 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { encodeCanonical } from '../../../../crypto/canonical.js'
 import { sha256 } from '../../../../crypto/hash.js'
-import { messageStatus, type SignedVote } from '../../../../consensus/index.js'
-import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
+import { encodeSignedProposal, messageStatus, type SignedVote } from '../../../../consensus/index.js'
+import { ZERO_HASH, blockHash, encodeBlockHeader, txRoot, type BlockHeader } from '../../../../ledger/block.js'
 import { silentLogger } from '../../../../node/logger.js'
 import { consensusGossipHandler, type ConsensusGossipDependencies } from '../../../../node/sync/consensusGossip.js'
 import { encodeEvidenceMessage, encodeProposalMessage, encodeVoteMessage, type ProposalMessage } from '../../../../node/sync/consensusMessages.js'
@@ -30,8 +31,8 @@ function proposalMessage(signer: number, height: number, round: number, over: Pa
   return { proposal: proposal(signer, height, round, blockHash(h)), header: h, txHashes: [], evidence: [], lastCommit: null }
 }
 
-function harness(knownUpTo = 3, evidence: ConsensusGossipDependencies['onEvidence'] = async () => ({ invalid: 'not expected here' })) {
-  const state = drive(fresh(0), [input.start(1)]).state
+function harness(knownUpTo = 3, evidence: ConsensusGossipDependencies['onEvidence'] = async () => ({ invalid: 'not expected here' }), current = 1) {
+  const state = drive(fresh(0), [input.start(current)]).state
   const proposals: ProposalMessage[] = []
   const votes: SignedVote[] = []
   const missed: number[] = []
@@ -40,7 +41,7 @@ function harness(knownUpTo = 3, evidence: ConsensusGossipDependencies['onEvidenc
     chainId: CHAIN_ID,
     validatorSet: (height) => (height <= knownUpTo ? validatorSet : undefined),
     maxTxs: 100,
-    height: () => 1,
+    height: () => current,
     onEvidence: evidence,
     status: (m) => messageStatus(state, m),
     notePeerHeight: (peer, height) => {
@@ -158,4 +159,24 @@ test('admission: evidence the host cannot judge (above its height, older than it
     const h = harness(3, async () => answer)
     assert.equal(await h.handler(bytes, 'peer'), verdict, JSON.stringify(answer))
   }
+})
+
+/**
+ * A proposal message is its signed proposal and up to ~0.5 MB of transaction hashes, evidence and a certificate. One
+ * of a stale height, or of a round the core would drop, is judged on its signed part alone: here the rest does not
+ * decode (a hash of 31 bytes), which a full decode would refuse; judged first, the message is only ignored.
+ */
+test('admission: a proposal of a stale height or a dropped round is judged on its signed part before the rest is read', async () => {
+  const h = harness(9, undefined, 5)
+  const withBadTail = (signer: number, height: number, round: number) => {
+    const m = proposalMessage(signer, height, round, { height, previousBlockHash: sha256(new Uint8Array([1])), lastCommitHash: sha256(new Uint8Array([2])) })
+    const hashes = Array.from({ length: 99 }, () => new Uint8Array(32).fill(9))
+    return encodeCanonical([1, encodeSignedProposal(m.proposal), encodeBlockHeader(m.header), [...hashes, new Uint8Array(31)], null, [], 0])
+  }
+  assert.equal(await h.handler(withBadTail(proposerIndexOf(3, 0), 3, 0), 'peer'), 'ignore', 'a stale height')
+  assert.equal(await h.handler(withBadTail(proposerIndexOf(5, 900), 5, 900), 'peer'), 'ignore', 'a round beyond the window')
+  assert.equal(await h.handler(withBadTail((proposerIndexOf(5, 0) + 1) % 4, 5, 0), 'peer'), 'reject', 'not the round proposer')
+  // one the core would take is decoded whole, and its tail refused
+  assert.equal(await h.handler(withBadTail(proposerIndexOf(5, 0), 5, 0), 'peer'), 'reject', 'a proposal of the height worked on')
+  assert.equal(h.proposals.length, 0)
 })
