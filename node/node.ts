@@ -250,6 +250,7 @@ export class TallyNode {
         const t = setInterval(f, ms)
         return () => clearInterval(t)
       },
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       ...wiring.blockSyncHostDependencies(host),
     })
     events.on('blockWanted', (h) => sync.request(h))

@@ -90,6 +90,14 @@ const FORGED_ANSWER_PENALTY = DISCONNECT_SCORE
 const UNFOUNDED_CLAIM_PENALTY = 10
 /** How long a peer has to answer a tip poll (and, for a tip this node cannot judge, the request that proves it). */
 const TIP_TIMEOUT_MS = 2_000
+/**
+ * Default of {@link BlockSyncOptions.serveBytesPerSecond}: bytes of blocks served to one peer per second, on average,
+ * by range and single-height requests together; a peer may take twice that at once. A request costs its sender a few bytes and this node a read of up to 8 MiB of blocks
+ * and their encoding (~10 ms of CPU), so a peer that resets each request's stream as soon as it is sent could keep
+ * this node reading at no cost to itself; past its budget, a peer's next request waits until it is paid back. A node
+ * catching up takes a few MiB a second (resync of a loaded chain: ~5-10 MB a second from all its peers together).
+ */
+export const SERVE_BYTES_PER_SECOND = 32 * 1024 * 1024
 /** How long a peer that let a block request time out is asked after the others ({@link BlockSync.stalled}). */
 const STALL_MEMORY_MS = 60_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
@@ -119,6 +127,8 @@ export interface BlockSyncOptions {
    * fetched ahead or asked for (default 4 × bytes; the block being waited for is always asked for).
    */
   readonly range?: { readonly blocks?: number; readonly bytes?: number; readonly inFlight?: number; readonly aheadBytes?: number }
+  /** Bytes of blocks served to one peer per second on average (default {@link SERVE_BYTES_PER_SECOND}). */
+  readonly serveBytesPerSecond?: number
 }
 
 /** What block sync needs of the p2p layer ({@link P2p} provides it; simulations a transport of their own). */
@@ -144,6 +154,8 @@ export interface BlockSyncDependencies {
   readonly now: () => number
   /** Arms the periodic check; returns a function that disarms it. */
   readonly every: (ms: number, f: () => void) => () => void
+  /** Resolves after `ms` (on the clock of {@link now}): how long blocks served to a peer past its budget wait. */
+  readonly sleep: (ms: number) => Promise<void>
   /** What a peer's tip certificate proves ({@link TipVerdict}). */
   readonly verifyTip: (certificate: CommitCertificate) => TipVerdict
   /**
@@ -239,6 +251,8 @@ export class BlockSync {
   private resynced = false
   /** Set when a height was wanted during a round: another round follows at once. */
   private rerun = false
+  /** Per peer, what is left of its budget of bytes served (negative: owed) and when it was last topped up. */
+  private readonly served = new Map<string, { bytes: number; at: number }>()
   /** Turns the first peer asked from one request to the next, to spread the load. */
   private turn = 0
   /** Tip polls made, for tests and metrics. */
@@ -274,13 +288,25 @@ export class BlockSync {
       const tip = this.d.tipHeight()
       return encodeTipResponse(tip, tip > 0 ? await this.d.chain.certificateBytes(tip) : undefined)
     })
-    await this.d.p2p.handle(BLOCK_PROTOCOL, async (req) => {
+    await this.d.p2p.handle(BLOCK_PROTOCOL, async (req, from) => {
       const height = decodeHeightRequest(req)
       if (height === undefined || height < 1) return encodeBlockResponse(undefined, undefined)
-      return encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height))
+      await this.servingTurn(from)
+      const answer = encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height))
+      this.charge(from, answer.byteLength)
+      return answer
     })
     // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
-    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req) => this.serveRange(req), { maxInboundStreams: RANGE_STREAMS_PER_PEER })
+    await this.d.p2p.handle(
+      BLOCKS_PROTOCOL,
+      async (req, from) => {
+        await this.servingTurn(from)
+        const answer = await this.serveRange(req)
+        this.charge(from, answer.byteLength)
+        return answer
+      },
+      { maxInboundStreams: RANGE_STREAMS_PER_PEER },
+    )
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
     this.started = true
     void this.tick()
@@ -333,6 +359,39 @@ export class BlockSync {
     this.decided.add(height)
     if (this.running) this.rerun = true
     else void this.tick()
+  }
+
+  private get serveRate(): number {
+    return this.o.serveBytesPerSecond ?? SERVE_BYTES_PER_SECOND
+  }
+
+  /** Waits while a peer owes bytes of blocks served to it ({@link SERVE_BYTES_PER_SECOND}). */
+  private async servingTurn(peer: string): Promise<void> {
+    const b = this.topUp(peer)
+    if (b.bytes >= 0) return
+    await this.d.sleep(Math.ceil((-b.bytes / this.serveRate) * 1000))
+  }
+
+  /** Counts bytes served to a peer against its budget. */
+  private charge(peer: string, bytes: number): void {
+    this.topUp(peer).bytes -= bytes
+  }
+
+  /** A peer's budget, topped up for the time since it was last (at most twice a second's worth). */
+  private topUp(peer: string): { bytes: number; at: number } {
+    const now = this.d.now()
+    const rate = this.serveRate
+    const full = 2 * rate
+    let b = this.served.get(peer)
+    if (b === undefined) {
+      // forgotten once it holds a full budget: kept for peers that took blocks lately only
+      for (const [id, x] of this.served) if (x.bytes + (Math.max(0, now - x.at) / 1000) * rate >= full) this.served.delete(id)
+      b = { bytes: full, at: now }
+      this.served.set(peer, b)
+    }
+    b.bytes = Math.min(full, b.bytes + (Math.max(0, now - b.at) / 1000) * rate)
+    b.at = now
+    return b
   }
 
   /**

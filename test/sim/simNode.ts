@@ -397,6 +397,7 @@ export class SimValidator implements NetNode {
       logger,
       now: () => this.now(),
       every: (ms, f) => sched.every(ms, power, f),
+      sleep: (ms) => sched.sleep(ms, power),
       ...wiring.blockSyncHostDependencies(host),
       apply: async (b, hold) => {
         const applied = await host.applySyncedBlock(b, hold)

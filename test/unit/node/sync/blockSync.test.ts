@@ -17,6 +17,7 @@ import {
   decodeRangeRequest,
   decodeRangeResponse,
   encodeBlockResponse,
+  encodeHeightRequest,
   encodeRangeRequest,
   encodeRangeResponse,
   encodeTipResponse,
@@ -164,6 +165,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       heightStartedAtMs: () => 0,
       now: () => clock,
       // the periodic check runs only when a test calls `check`
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       every: (_ms, f) => {
         periodic = f
         return () => {}
@@ -539,6 +541,7 @@ test('serves ranges: consecutive held blocks up to the count, the tip and the by
       heightStartedAtMs: () => 0,
       now: () => 0,
       every: () => () => {},
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       verifyTip: () => 'proven',
       verifyCertified: () => true,
       check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
@@ -772,6 +775,7 @@ async function syncFromOneAnswer(blockOf: (h: number) => { stored: StoredBlock; 
         heightStartedAtMs: () => 0,
         now: () => Date.now(),
         every: () => () => {},
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
         verifyTip: (c) => (c.round === 0 ? 'proven' : 'invalid'),
         verifyCertified: (h, st, c) => c.round === 0 && c.height === h && blockHash(st.block.header).every((x, i) => x === c.valueId[i]),
         check: async (h, st, c) => {
@@ -811,4 +815,77 @@ test('one certified block answer that does not link (its carried last commit swa
   assert.deepEqual(r.refused, ['block 2'])
   assert.deepEqual(r.banned, [r.ids[1]], 'banned after one answer that does not link')
   assert.equal(r.connected, false)
+})
+
+/**
+ * A request for blocks costs its sender a few bytes and the server a read of up to 8 MiB and its encoding: a peer that
+ * resets each stream as soon as its request is sent pays nothing for that. What one peer is served is bounded by a
+ * budget of bytes a second; past it, its next request waits until it is paid back, and other peers are not held back.
+ */
+test('blocks served to one peer are bounded by its budget of bytes a second; another peer is served at once', async () => {
+  const kv = new MemoryKvStore()
+  const chain = new ChainStore(kv)
+  for (const x of heights(5))
+    await kv.write(
+      chain.commitOps({
+        height: x,
+        blockHash: block(x).cert.valueId,
+        blockTime: x,
+        blockBytes: encodeStoredBlock(block(x).stored),
+        certificateBytes: encodeCommitCertificate(block(x).cert),
+        txHashes: [],
+        receipts: [],
+      }),
+    )
+  const handlers = new Map<string, RequestHandler>()
+  let now = 0
+  const slept: number[] = []
+  const rate = 10_000
+  const sync = new BlockSync(
+    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, serveBytesPerSecond: rate },
+    {
+      p2p: {
+        peers: () => [],
+        handle: async (protocol, handler) => {
+          handlers.set(protocol, handler)
+        },
+        penalize: () => {},
+        request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
+      },
+      chain,
+      logger: silentLogger(),
+      tipHeight: () => 5,
+      heightStartedAtMs: () => 0,
+      now: () => now,
+      every: () => () => {},
+      // the clock moves by what the server waits, and by nothing else
+      sleep: async (ms) => {
+        slept.push(ms)
+        now += ms
+      },
+      verifyTip: () => 'proven',
+      verifyCertified: () => true,
+      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
+      apply: async () => false,
+    },
+  )
+  await sync.start()
+  sync.stop()
+  const ranges = handlers.get(BLOCKS_PROTOCOL)!
+  const single = handlers.get(BLOCK_PROTOCOL)!
+  let served = 0
+  let largest = 0
+  for (let i = 0; i < 100; i++) {
+    const answer = i % 2 === 0 ? await ranges(encodeRangeRequest({ from: 1, count: 5, maxBytes: 1 << 20 }), 'x') : await single(encodeHeightRequest(5), 'x')
+    served += answer.byteLength
+    largest = Math.max(largest, answer.byteLength)
+  }
+  assert.ok(served > 2 * rate, `the test asks for more than the burst (${served} bytes)`)
+  // the burst, what the time waited pays for, and the answer the last wait let through
+  assert.ok(served <= 2 * rate + (rate * now) / 1000 + largest, `${served} bytes served in ${now} ms at ${rate} bytes a second`)
+  const waits = slept.length
+  assert.ok(waits > 0)
+  // another peer holds a budget of its own
+  await ranges(encodeRangeRequest({ from: 1, count: 5, maxBytes: 1 << 20 }), 'y')
+  assert.equal(slept.length, waits, 'the other peer waited for the first one’s debt')
 })

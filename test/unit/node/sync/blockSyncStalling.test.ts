@@ -116,6 +116,7 @@ function harness(peers: Record<string, Peer>, options: Partial<BlockSyncOptions>
       tipHeight: () => tip,
       heightStartedAtMs: () => clock,
       now: () => clock,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       every: (_ms, f) => {
         periodic = f
         return () => {}
