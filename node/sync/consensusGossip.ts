@@ -44,7 +44,11 @@ import { decodeConsensusGossip, peekSignedProposal, type ProposalMessage } from 
 
 export const CONSENSUS_PROTOCOL = '/tally/consensus/1'
 
-/** How far above the host's height messages are still admitted (the core buffers two heights ahead). */
+/**
+ * How far above the host's height messages are still admitted. The core would buffer two heights ahead, but the host
+ * knows the validator sets up to its tip + 2, the height it works on + 1: a message two heights ahead finds its set
+ * unknown and is dropped (block sync fetches that height, see `unknownSet`), so what is buffered is the next height's.
+ */
 const MAX_HEIGHTS_AHEAD = 2
 /** Peers whose latest height beyond the known sets is remembered (admitted peers are fewer; past it, forgotten). */
 const MAX_TRACKED_PEERS = 1_024
