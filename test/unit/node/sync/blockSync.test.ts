@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { encodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
 import { encodeCanonical } from '../../../../crypto/canonical.js'
 import { err, ok } from '../../../../crypto/result.js'
-import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
+import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import type { CheckedBlock } from '../../../../node/host/consensusHost.js'
 import { silentLogger } from '../../../../node/logger.js'
@@ -26,6 +26,7 @@ import {
 } from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
 import { startNet } from '../p2p/p2pNet.js'
+import { block } from './syncFixture.js'
 
 /**
  * Block sync against scripted peers. Certificates here are stand-ins: a certificate is "valid" when its round is 0
@@ -41,29 +42,6 @@ const limits = { maxBytes: 100_000, maxTxs: 100 }
  * heights of the tip it verifies.
  */
 const UNKNOWN_ROUND = 7
-
-function block(height: number, tamper = false): { stored: StoredBlock; cert: CommitCertificate } {
-  const header: BlockHeader = {
-    chainId: 'tally-test',
-    height,
-    time: height,
-    previousBlockHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(height - 1),
-    txRoot: txRoot([]),
-    stateRoot: ZERO_HASH,
-    proposer: new Uint8Array(20).fill(1),
-    validatorSetHash: new Uint8Array(32).fill(3),
-    nextValidatorSetHash: new Uint8Array(32).fill(3),
-    lastCommitHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(tamper ? 9 : 4),
-    evidenceRoot: txRoot([]),
-  }
-  const cert: CommitCertificate = {
-    height,
-    round: 0,
-    valueId: blockHash(header),
-    signatures: [{ validator: new Uint8Array(20).fill(1), signature: new Uint8Array(64) }],
-  }
-  return { stored: { block: { header, txs: [], evidence: [] }, lastCommit: null }, cert }
-}
 
 /**
  * A scripted peer: its tip, and its answers to single-height requests (`/tally/block/1`) and, when it serves them, to
@@ -505,19 +483,24 @@ test('a peer that serves no ranges is asked for single heights', async () => {
   h.sync.stop()
 })
 
-test('serves ranges: consecutive held blocks up to the count, the tip and the byte budget (at least one), nothing for a bad request', async () => {
+/**
+ * A node at height 5 that holds blocks 1 to 5 and serves them: its request handlers by protocol (its block sync
+ * started and stopped at once, so it fetches nothing), on the clock `now` with `sleep`.
+ */
+async function blockServer(
+  options: Partial<BlockSyncOptions> = {},
+  clock: { now: () => number; sleep: (ms: number) => Promise<void> } = { now: () => 0, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+): Promise<Map<string, RequestHandler>> {
   const kv = new MemoryKvStore()
   const chain = new ChainStore(kv)
-  const stored = (x: number) => encodeStoredBlock(block(x).stored)
-  const certificate = (x: number) => encodeCommitCertificate(block(x).cert)
   for (const x of heights(5))
     await kv.write(
       chain.commitOps({
         height: x,
         blockHash: block(x).cert.valueId,
         blockTime: x,
-        blockBytes: stored(x),
-        certificateBytes: certificate(x),
+        blockBytes: encodeStoredBlock(block(x).stored),
+        certificateBytes: encodeCommitCertificate(block(x).cert),
         txHashes: [],
         receipts: [],
       }),
@@ -532,16 +515,16 @@ test('serves ranges: consecutive held blocks up to the count, the tip and the by
     request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
   }
   const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits },
+    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, ...options },
     {
       p2p: transport,
       chain,
       logger: silentLogger(),
       tipHeight: () => 5,
       heightStartedAtMs: () => 0,
-      now: () => 0,
+      now: clock.now,
       every: () => () => {},
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      sleep: clock.sleep,
       verifyTip: () => 'proven',
       verifyCertified: () => true,
       check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
@@ -550,6 +533,13 @@ test('serves ranges: consecutive held blocks up to the count, the tip and the by
   )
   await sync.start()
   sync.stop()
+  return handlers
+}
+
+test('serves ranges: consecutive held blocks up to the count, the tip and the byte budget (at least one), nothing for a bad request', async () => {
+  const stored = (x: number) => encodeStoredBlock(block(x).stored)
+  const certificate = (x: number) => encodeCommitCertificate(block(x).cert)
+  const handlers = await blockServer()
   const serve = handlers.get(BLOCKS_PROTOCOL)!
   const one = stored(1).byteLength + certificate(1).byteLength
   const ask = async (req: RangeRequest) => {
@@ -823,54 +813,20 @@ test('one certified block answer that does not link (its carried last commit swa
  * budget of bytes a second; past it, its next request waits until it is paid back, and other peers are not held back.
  */
 test('blocks served to one peer are bounded by its budget of bytes a second; another peer is served at once', async () => {
-  const kv = new MemoryKvStore()
-  const chain = new ChainStore(kv)
-  for (const x of heights(5))
-    await kv.write(
-      chain.commitOps({
-        height: x,
-        blockHash: block(x).cert.valueId,
-        blockTime: x,
-        blockBytes: encodeStoredBlock(block(x).stored),
-        certificateBytes: encodeCommitCertificate(block(x).cert),
-        txHashes: [],
-        receipts: [],
-      }),
-    )
-  const handlers = new Map<string, RequestHandler>()
   let now = 0
   const slept: number[] = []
   const rate = 10_000
-  const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, serveBytesPerSecond: rate },
+  // the clock moves by what the server waits, and by nothing else
+  const handlers = await blockServer(
+    { serveBytesPerSecond: rate },
     {
-      p2p: {
-        peers: () => [],
-        handle: async (protocol, handler) => {
-          handlers.set(protocol, handler)
-        },
-        penalize: () => {},
-        request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
-      },
-      chain,
-      logger: silentLogger(),
-      tipHeight: () => 5,
-      heightStartedAtMs: () => 0,
       now: () => now,
-      every: () => () => {},
-      // the clock moves by what the server waits, and by nothing else
       sleep: async (ms) => {
         slept.push(ms)
         now += ms
       },
-      verifyTip: () => 'proven',
-      verifyCertified: () => true,
-      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
-      apply: async () => false,
     },
   )
-  await sync.start()
-  sync.stop()
   const ranges = handlers.get(BLOCKS_PROTOCOL)!
   const single = handlers.get(BLOCK_PROTOCOL)!
   let served = 0

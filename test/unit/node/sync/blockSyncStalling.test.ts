@@ -2,13 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { encodeCommitCertificate, type CommitCertificate } from '../../../../consensus/index.js'
 import { ok } from '../../../../crypto/result.js'
-import { ZERO_HASH, blockHash, txRoot, type BlockHeader } from '../../../../ledger/block.js'
+import { blockHash } from '../../../../ledger/block.js'
 import { MemoryKvStore } from '../../../../ledger/store.js'
 import type { CheckedBlock } from '../../../../node/host/consensusHost.js'
 import { silentLogger } from '../../../../node/logger.js'
 import type { RequestResult } from '../../../../node/p2p/p2p.js'
 import { ChainStore } from '../../../../node/storage/chainStore.js'
-import { encodeStoredBlock, type StoredBlock } from '../../../../node/storage/storedBlock.js'
+import { encodeStoredBlock } from '../../../../node/storage/storedBlock.js'
 import { BLOCKS_PROTOCOL, BLOCK_PROTOCOL, BlockSync, STATUS_PROTOCOL, type BlockSyncOptions, type SyncTransport } from '../../../../node/sync/blockSync.js'
 import {
   decodeHeightRequest,
@@ -18,6 +18,7 @@ import {
   encodeTipResponse,
 } from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
+import { block } from './syncFixture.js'
 
 /**
  * Block sync against peers that stall rather than lie outright: they do not answer (a request that times out costs
@@ -27,29 +28,6 @@ import { waitFor } from '../../../helpers/waitFor.js'
 
 const limits = { maxBytes: 100_000, maxTxs: 100 }
 const UNKNOWN_ROUND = 7
-
-function block(height: number): { stored: StoredBlock; cert: CommitCertificate } {
-  const header: BlockHeader = {
-    chainId: 'tally-test',
-    height,
-    time: height,
-    previousBlockHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(height - 1),
-    txRoot: txRoot([]),
-    stateRoot: ZERO_HASH,
-    proposer: new Uint8Array(20).fill(1),
-    validatorSetHash: new Uint8Array(32).fill(3),
-    nextValidatorSetHash: new Uint8Array(32).fill(3),
-    lastCommitHash: height === 1 ? ZERO_HASH : new Uint8Array(32).fill(4),
-    evidenceRoot: txRoot([]),
-  }
-  const cert: CommitCertificate = {
-    height,
-    round: 0,
-    valueId: blockHash(header),
-    signatures: [{ validator: new Uint8Array(20).fill(1), signature: new Uint8Array(64) }],
-  }
-  return { stored: { block: { header, txs: [], evidence: [] }, lastCommit: null }, cert }
-}
 
 const TIMEOUT: RequestResult = { ok: false, error: { code: 'timeout', reason: 'no answer in time' } }
 
