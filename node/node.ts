@@ -250,7 +250,8 @@ export class TallyNode {
         const t = setInterval(f, ms)
         return () => clearInterval(t)
       },
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      // a wait for a peer's budget of blocks served does not hold the process open
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()),
       ...wiring.blockSyncHostDependencies(host),
     })
     events.on('blockWanted', (h) => sync.request(h))

@@ -98,6 +98,15 @@ const TIP_TIMEOUT_MS = 2_000
  * catching up takes a few MiB a second (resync of a loaded chain: ~5-10 MB a second from all its peers together).
  */
 export const SERVE_BYTES_PER_SECOND = 32 * 1024 * 1024
+/**
+ * Requests for blocks of one peer waiting or being served at once (a node syncing from it has up to 4 ranges, 4 single
+ * heights and a proof out); beyond, one is answered as if nothing were held ({@link BlockSync.serveInTurn}).
+ */
+const MAX_WAITING_REQUESTS = 16
+/** What a range request is answered when it is not served. */
+const NO_RANGE_RESPONSE = encodeRangeResponse([])
+/** What a single-height request is answered when it is not served. */
+const NO_BLOCK_RESPONSE = encodeBlockResponse(undefined, undefined)
 /** How long a peer that let a block request time out is asked after the others ({@link BlockSync.stalled}). */
 const STALL_MEMORY_MS = 60_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
@@ -253,6 +262,8 @@ export class BlockSync {
   private rerun = false
   /** Per peer, what is left of its budget of bytes served (negative: owed) and when it was last topped up. */
   private readonly served = new Map<string, { bytes: number; at: number }>()
+  /** Per peer with requests for blocks being served: the last one's end, and how many wait or run. */
+  private readonly serving = new Map<string, { last: Promise<void>; waiting: number }>()
   /** Turns the first peer asked from one request to the next, to spread the load. */
   private turn = 0
   /** Tip polls made, for tests and metrics. */
@@ -291,22 +302,14 @@ export class BlockSync {
     await this.d.p2p.handle(BLOCK_PROTOCOL, async (req, from) => {
       const height = decodeHeightRequest(req)
       if (height === undefined || height < 1) return encodeBlockResponse(undefined, undefined)
-      await this.servingTurn(from)
-      const answer = encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height))
-      this.charge(from, answer.byteLength)
-      return answer
+      return this.serveInTurn(from, NO_BLOCK_RESPONSE, async () =>
+        encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height)),
+      )
     })
     // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
-    await this.d.p2p.handle(
-      BLOCKS_PROTOCOL,
-      async (req, from) => {
-        await this.servingTurn(from)
-        const answer = await this.serveRange(req)
-        this.charge(from, answer.byteLength)
-        return answer
-      },
-      { maxInboundStreams: RANGE_STREAMS_PER_PEER },
-    )
+    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req, from) => this.serveInTurn(from, NO_RANGE_RESPONSE, () => this.serveRange(req)), {
+      maxInboundStreams: RANGE_STREAMS_PER_PEER,
+    })
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
     this.started = true
     void this.tick()
@@ -365,16 +368,38 @@ export class BlockSync {
     return this.o.serveBytesPerSecond ?? SERVE_BYTES_PER_SECOND
   }
 
-  /** Waits while a peer owes bytes of blocks served to it ({@link SERVE_BYTES_PER_SECOND}). */
-  private async servingTurn(peer: string): Promise<void> {
-    const b = this.topUp(peer)
-    if (b.bytes >= 0) return
-    await this.d.sleep(Math.ceil((-b.bytes / this.serveRate) * 1000))
-  }
-
-  /** Counts bytes served to a peer against its budget. */
-  private charge(peer: string, bytes: number): void {
-    this.topUp(peer).bytes -= bytes
+  /**
+   * Serves one request of `peer` for blocks once its earlier ones are served (one at a time per peer) and it owes no
+   * bytes ({@link SERVE_BYTES_PER_SECOND}), and charges the answer's bytes to it. A request past
+   * {@link MAX_WAITING_REQUESTS} waiting is answered `refused` at once: a peer that resets each stream as soon as its
+   * request is sent frees its stream slot while the request is still being served, so the streams a peer may hold
+   * open do not bound how many of its requests wait.
+   */
+  private async serveInTurn(peer: string, refused: Uint8Array, make: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    let line = this.serving.get(peer)
+    if (line === undefined) {
+      line = { last: Promise.resolve(), waiting: 0 }
+      this.serving.set(peer, line)
+    }
+    if (line.waiting >= MAX_WAITING_REQUESTS) return refused
+    line.waiting++
+    const turn = line.last.then(async () => {
+      const owed = -this.topUp(peer).bytes
+      if (owed > 0) await this.d.sleep(Math.ceil((owed / this.serveRate) * 1000))
+      const answer = await make()
+      this.topUp(peer).bytes -= answer.byteLength
+      return answer
+    })
+    const l = line
+    l.last = turn.then(
+      () => undefined,
+      () => undefined,
+    )
+    try {
+      return await turn
+    } finally {
+      if (--l.waiting === 0 && this.serving.get(peer) === l) this.serving.delete(peer)
+    }
   }
 
   /** A peer's budget, topped up for the time since it was last (at most twice a second's worth). */
@@ -619,10 +644,7 @@ export class BlockSync {
 
   private async requestSingle(peer: string, height: number): Promise<Fetched | undefined> {
     const d = await this.askHeight(peer, height, 10_000)
-    if (d === undefined) {
-      this.stalled.set(peer, this.d.now())
-      return undefined
-    }
+    if (d === undefined) return undefined
     if (!d.ok) {
       this.fault(peer, height, `malformed block response: ${d.error.reason}`, [])
       return undefined
@@ -640,13 +662,18 @@ export class BlockSync {
     return { ...d.value, peer }
   }
 
-  /** One height asked of `peer` (`/tally/block/1`), its answer decoded; undefined when it did not answer in time. */
+  /**
+   * One height asked of `peer` (`/tally/block/1`), its answer decoded; undefined when it did not answer (one that let
+   * the request time out is {@link stalled}).
+   */
   private async askHeight(peer: string, height: number, timeoutMs: number): Promise<DecodeResult<ServedBlock | null> | undefined> {
     const r = await this.d.p2p.request(peer, BLOCK_PROTOCOL, encodeHeightRequest(height), {
       timeoutMs,
       maxResponseBytes: this.o.limits.maxBytes + 256 * 1024,
     })
-    return r.ok ? decodeBlockResponse(r.value, this.o.limits) : undefined
+    if (r.ok) return decodeBlockResponse(r.value, this.o.limits)
+    if (r.error.code === 'timeout') this.stalled.set(peer, this.d.now())
+    return undefined
   }
 
   /**
