@@ -253,10 +253,20 @@ export function applyAction(roster: Roster, a: GovernanceAction): Result<Roster,
 }
 
 /**
- * Power moved between two rosters: added, removed and changed power, summed. One walk over both (rosters are in
- * address order), so a vote, which computes it for the whole set, costs linear time in the set's size.
+ * Power moved between two rosters: added, removed and changed power, summed. Rosters in address order (as governance
+ * keeps them) take one walk over both, so a vote, which computes it for the whole set, costs time linear in the set's
+ * size; others (a caller's own lists) are looked up member by member, with the same result.
  */
 export function movedPower(from: Roster, to: Roster): bigint {
+  if (!inAddressOrder(from) || !inAddressOrder(to)) {
+    let moved = 0n
+    for (const m of from) {
+      const n = memberOf(to, m.address)
+      moved += BigInt(n === undefined ? m.power : Math.abs(n.power - m.power))
+    }
+    for (const n of to) if (memberOf(from, n.address) === undefined) moved += BigInt(n.power)
+    return moved
+  }
   let moved = 0
   let i = 0
   let j = 0
@@ -267,6 +277,16 @@ export function movedPower(from: Roster, to: Roster): bigint {
     else moved += Math.abs(from[i++]!.power - to[j++]!.power)
   }
   return BigInt(moved)
+}
+
+/** Whether a roster's members are in strictly ascending address order. */
+function inAddressOrder(roster: Roster): boolean {
+  let last: Uint8Array | undefined
+  for (const m of roster) {
+    if (last !== undefined && compareBytes(last, m.address) >= 0) return false
+    last = m.address
+  }
+  return true
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   genesisGovernance,
   type Member,
   MAX_VALIDATORS,
+  movedPower,
   type Roster,
 } from '../../../ledger/governance.js'
 
@@ -75,3 +76,31 @@ for (const [kind, action] of Object.entries(actions)) {
     assert.ok(large <= 20 * n, `a vote read ${large} members in a set of ${n}`)
   })
 }
+
+test('the power moved between two rosters is the same whatever order their members are listed in', () => {
+  // a reference by look-up, member by member
+  const reference = (from: Roster, to: Roster): bigint => {
+    let moved = 0n
+    for (const m of from) {
+      const n = to.find((x) => Buffer.from(x.address).equals(m.address))
+      moved += BigInt(n === undefined ? m.power : Math.abs(n.power - m.power))
+    }
+    for (const n of to) if (!from.some((x) => Buffer.from(x.address).equals(n.address))) moved += BigInt(n.power)
+    return moved
+  }
+  const sorted = (r: Member[]) => [...r].sort((a, b) => Buffer.compare(a.address, b.address))
+  for (let seed = 0; seed < 40; seed++) {
+    // members 0..19 in a deterministic mix: some in both (some with another power), some in one only
+    const from: Member[] = []
+    const to: Member[] = []
+    for (let i = 0; i < 20; i++) {
+      const k = (i * 7 + seed * 13) % 5
+      if (k !== 0) from.push({ ...member(i), power: 1 + ((i + seed) % 4) })
+      if (k !== 1) to.push({ ...member(i), power: 1 + ((i * 3 + seed) % 4) })
+    }
+    const want = reference(from, to)
+    assert.equal(movedPower(sorted(from), sorted(to)), want, `seed ${seed}, both in address order`)
+    assert.equal(movedPower(from, sorted(to)), want, `seed ${seed}, one listed in index order`)
+    assert.equal(movedPower(from, to), want, `seed ${seed}, both listed in index order`)
+  }
+})
