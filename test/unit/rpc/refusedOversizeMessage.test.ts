@@ -33,3 +33,35 @@ test('a WebSocket message past wsMaxMessageBytes is counted as a refusal', {
     await h.close()
   }
 })
+
+/** Requests past the ones a WebSocket connection may have waiting (64) close it (1008) before they run: a refusal. */
+test('a WebSocket connection closed for too many requests waiting is counted as a refusal', {
+  todo: 'the 1008 close for requests past the queue is counted under no reason of tally_rpc_refused_total',
+}, async () => {
+  const h = await startHarness({})
+  let ws: WebSocket | undefined
+  try {
+    const client = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+    ws = client
+    client.on('error', () => {
+      /* the server closes the connection */
+    })
+    await new Promise<void>((resolve, reject) => {
+      client.once('open', () => resolve())
+      client.once('error', reject)
+    })
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => client.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
+    // one burst in one write, taken in before any of its requests has run
+    const socket = (client as unknown as { _socket: import('node:net').Socket })._socket
+    socket.cork()
+    for (let i = 0; i < 200; i++) client.send(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'chain_getBlock', params: [1] }))
+    socket.uncork()
+    const c = await closed
+    assert.deepEqual([c.code, c.reason.includes('requests waiting')], [1008, true])
+    const counted = Object.values(await refusals(h.metrics)).reduce((a, b) => a + b, 0)
+    assert.equal(counted, 1, `refusals counted: ${JSON.stringify(await refusals(h.metrics))}`)
+  } finally {
+    ws?.terminate()
+    await h.close()
+  }
+})
