@@ -137,6 +137,11 @@ export interface LightClientDependencies {
   readonly onChange?: (blocks: TrustedBlocks) => void | Promise<void>
 }
 
+/** Whether `witnesses` holds an endpoint other than `primary` (the one a header came from is no witness of it). */
+function hasWitness(witnesses: Witnesses | undefined, primary: LightProvider): boolean {
+  return witnesses?.providers.some((w) => w.name !== primary.name) === true
+}
+
 /** The trust level of a skip with no witness ({@link LightClient.skipLevel}): more than two thirds. */
 const LONE_TRUST_LEVEL: Fraction = Object.freeze({ numerator: 2n, denominator: 3n })
 
@@ -259,8 +264,8 @@ export class LightClient {
    * for a header they signed after leaving, and the trusting period, which counts from the trusted block, would not
    * bound it. More than two thirds of a set include more than a third of honest ones, which sign no such header.
    */
-  private skipLevel(run: ForwardRun): Fraction {
-    if (!run.store || (run.witnesses !== undefined && run.witnesses.providers.length > 0)) return this.trustLevel
+  private skipLevel(run: ForwardRun, primary: LightProvider): Fraction {
+    if (!run.store || hasWitness(run.witnesses, primary)) return this.trustLevel
     const t = this.trustLevel
     return t.numerator * 3n >= 2n * t.denominator ? t : LONE_TRUST_LEVEL
   }
@@ -344,11 +349,15 @@ export class LightClient {
       const skip = next.header.height > trusted.height + 1
       if (skip) trusted = await this.withNextSet(trusted, provider, run.store)
       const validators = await this.setOf(trusted, next, provider)
-      const r = verifyLightBlock(trusted, next, validators, this.options(this.skipLevel(run)))
+      const r = verifyLightBlock(trusted, next, validators, this.options(this.skipLevel(run, provider)))
       if (r.ok) {
         // the skipped-to header stands on more than a third of the trusted set: a witness must confirm it first, or
         // else the hash chain up to it, each height signed by more than two thirds of its set
-        const unconfirmed = skip && run.witnesses !== undefined ? await this.crossCheck(trusted, next, provider, run.witnesses, run.spent) : undefined
+        // (with no witness but the primary, the skip stands on more than two thirds and needs no confirmation)
+        const unconfirmed =
+          skip && run.witnesses !== undefined && hasWitness(run.witnesses, provider)
+            ? await this.crossCheck(trusted, next, provider, run.witnesses, run.spent)
+            : undefined
         if (unconfirmed !== undefined) {
           if (next.header.height - trusted.height > this.unconfirmedSequentialHeights) throw unconfirmed
           run.witnesses?.onUnconfirmed?.(unconfirmed)
