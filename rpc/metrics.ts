@@ -3,13 +3,15 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /**
  * Why the RPC server refused a connection, a request body or message, or an answer before any call of it ran or
  * reached its client (`rpc_refused_total`'s label `reason`): past `maxConnections` (closed unanswered), past
- * `maxConnectionsPerAddress` (503), past `wsMaxConnections` (503), a body past `maxBodyBytes` (413), and the byte
- * budgets of bodies and answers, whole (`node`) or the client address's share (`share`), as `busy` says them.
+ * `maxConnectionsPerAddress` (503), past `wsMaxConnections` (503), a body past `maxBodyBytes` (413) or a WebSocket
+ * message past `wsMaxMessageBytes` (closed 1009), a WebSocket with too many requests waiting (closed 1008), and the
+ * byte budgets of bodies and answers, whole (`node`) or the client address's share (`share`), as `busy` says them.
  */
 export const RPC_REFUSALS = [
   'connections',
   'address_connections',
   'ws_connections',
+  'ws_queue',
   'body_too_large',
   'bodies_node',
   'bodies_share',

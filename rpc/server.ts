@@ -965,7 +965,11 @@ export class RpcServer {
     this.sessions.add(session)
     this.deps.metrics.wsConnections.set(this.sessions.size)
     const context: CallContext = { transport: 'ws', session, address: session.address, signal: session.signal }
-    ws.on('error', (err) => this.logger.debug({ err }, 'websocket error'))
+    ws.on('error', (err) => {
+      // a message past wsMaxMessageBytes: `ws` closes the connection (1009), as HTTP answers such a body 413
+      if ((err as { code?: unknown }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.deps.metrics.countRpcRefusal('body_too_large')
+      this.logger.debug({ err }, 'websocket error')
+    })
     ws.on('pong', () => {
       session.answeredPing = true
     })
@@ -1015,6 +1019,7 @@ export class RpcServer {
         }
       })
       if (!accepted) {
+        this.deps.metrics.countRpcRefusal('ws_queue')
         this.bodyBudget.give(held, session.address)
         session.drop(1008, `more than ${WS_MAX_QUEUED_MESSAGES} requests waiting`)
       }

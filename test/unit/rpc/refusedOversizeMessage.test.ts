@@ -8,9 +8,7 @@ import { refusals, startHarness } from './harness.js'
  * runs, as an HTTP body past `maxBodyBytes` is (413, counted as `body_too_large`): the operator sees it in
  * `tally_rpc_refused_total` too.
  */
-test('a WebSocket message past wsMaxMessageBytes is counted as a refusal', {
-  todo: 'the 1009 close for an oversized message is counted under no reason of tally_rpc_refused_total',
-}, async () => {
+test('a WebSocket message past wsMaxMessageBytes is counted as a refusal', async () => {
   const h = await startHarness({ wsMaxMessageBytes: 2048 })
   let ws: WebSocket | undefined
   try {
@@ -35,9 +33,7 @@ test('a WebSocket message past wsMaxMessageBytes is counted as a refusal', {
 })
 
 /** Requests past the ones a WebSocket connection may have waiting (64) close it (1008) before they run: a refusal. */
-test('a WebSocket connection closed for too many requests waiting is counted as a refusal', {
-  todo: 'the 1008 close for requests past the queue is counted under no reason of tally_rpc_refused_total',
-}, async () => {
+test('a WebSocket connection closed for too many requests waiting is counted as a refusal', async () => {
   const h = await startHarness({})
   let ws: WebSocket | undefined
   try {
