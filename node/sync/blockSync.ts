@@ -99,14 +99,11 @@ const TIP_TIMEOUT_MS = 2_000
  */
 export const SERVE_BYTES_PER_SECOND = 32 * 1024 * 1024
 /**
- * Requests for blocks of one peer waiting or being served at once (a node syncing from it has up to 4 ranges, 4 single
- * heights and a proof out); beyond, one is answered as if nothing were held ({@link BlockSync.serveInTurn}).
+ * Requests for blocks of one peer waiting or being served at once. A node syncing from this one has up to 4 ranges out
+ * to it, or, asking one height per request, up to 4 × `window` (8) single heights, and a proof of a tip; beyond the
+ * bound a request is answered busy, an error its sender counts against no one ({@link BlockSync.serveInTurn}).
  */
-const MAX_WAITING_REQUESTS = 16
-/** What a range request is answered when it is not served. */
-const NO_RANGE_RESPONSE = encodeRangeResponse([])
-/** What a single-height request is answered when it is not served. */
-const NO_BLOCK_RESPONSE = encodeBlockResponse(undefined, undefined)
+const MAX_WAITING_REQUESTS = 64
 /** How long a peer that let a block request time out is asked after the others ({@link BlockSync.stalled}). */
 const STALL_MEMORY_MS = 60_000
 /** Range requests served at once per peer (a syncing node has `range.inFlight` out, 3 by default, and a retry). */
@@ -302,12 +299,10 @@ export class BlockSync {
     await this.d.p2p.handle(BLOCK_PROTOCOL, async (req, from) => {
       const height = decodeHeightRequest(req)
       if (height === undefined || height < 1) return encodeBlockResponse(undefined, undefined)
-      return this.serveInTurn(from, NO_BLOCK_RESPONSE, async () =>
-        encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height)),
-      )
+      return this.serveInTurn(from, async () => encodeBlockResponse(await this.d.chain.blockBytes(height), await this.d.chain.certificateBytes(height)))
     })
     // a range response holds up to MAX_RANGE_RESPONSE_BYTES and a block: few at once per peer bound what one costs
-    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req, from) => this.serveInTurn(from, NO_RANGE_RESPONSE, () => this.serveRange(req)), {
+    await this.d.p2p.handle(BLOCKS_PROTOCOL, (req, from) => this.serveInTurn(from, () => this.serveRange(req)), {
       maxInboundStreams: RANGE_STREAMS_PER_PEER,
     })
     this.disarm = this.d.every(this.o.intervalMs, () => void this.tick())
@@ -370,18 +365,18 @@ export class BlockSync {
 
   /**
    * Serves one request of `peer` for blocks once its earlier ones are served (one at a time per peer) and it owes no
-   * bytes ({@link SERVE_BYTES_PER_SECOND}), and charges the answer's bytes to it. A request past
-   * {@link MAX_WAITING_REQUESTS} waiting is answered `refused` at once: a peer that resets each stream as soon as its
-   * request is sent frees its stream slot while the request is still being served, so the streams a peer may hold
-   * open do not bound how many of its requests wait.
+   * bytes ({@link SERVE_BYTES_PER_SECOND}), and charges the answer's bytes to it. Past {@link MAX_WAITING_REQUESTS}
+   * waiting, a request is answered busy at once (the p2p layer's error answer, which its sender takes for no fault and
+   * no missing block): a peer that resets each stream as soon as its request is sent frees its stream slot while the
+   * request is still being served, so the streams a peer may hold open do not bound how many of its requests wait.
    */
-  private async serveInTurn(peer: string, refused: Uint8Array, make: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  private async serveInTurn(peer: string, make: () => Promise<Uint8Array>): Promise<Uint8Array> {
     let line = this.serving.get(peer)
     if (line === undefined) {
       line = { last: Promise.resolve(), waiting: 0 }
       this.serving.set(peer, line)
     }
-    if (line.waiting >= MAX_WAITING_REQUESTS) return refused
+    if (line.waiting >= MAX_WAITING_REQUESTS) throw new Error(`busy: ${line.waiting} requests of this peer for blocks wait already`)
     line.waiting++
     const turn = line.last.then(async () => {
       const owed = -this.topUp(peer).bytes
