@@ -3,6 +3,19 @@ import { test } from 'node:test'
 import WebSocket from 'ws'
 import { refusals, startHarness } from './harness.js'
 
+/** A WebSocket client of `url`, open, whose close the server may cause (its error event is expected then). */
+async function openClient(url: string): Promise<WebSocket> {
+  const client = new WebSocket(`${url.replace('http', 'ws')}/ws`)
+  client.on('error', () => {
+    /* the server closes the connection */
+  })
+  await new Promise<void>((resolve, reject) => {
+    client.once('open', () => resolve())
+    client.once('error', reject)
+  })
+  return client
+}
+
 /**
  * A WebSocket message past `wsMaxMessageBytes` is refused (the connection closes with 1009) before any call of it
  * runs, as an HTTP body past `maxBodyBytes` is (413, counted as `body_too_large`): the operator sees it in
@@ -12,15 +25,8 @@ test('a WebSocket message past wsMaxMessageBytes is counted as a refusal', async
   const h = await startHarness({ wsMaxMessageBytes: 2048 })
   let ws: WebSocket | undefined
   try {
-    const client = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+    const client = await openClient(h.url)
     ws = client
-    client.on('error', () => {
-      /* the server closes the connection */
-    })
-    await new Promise<void>((resolve, reject) => {
-      client.once('open', () => resolve())
-      client.once('error', reject)
-    })
     const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)))
     client.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'chain_getBlock', params: ['x'.repeat(4096)] }))
     assert.equal(await closed, 1009)
@@ -37,15 +43,8 @@ test('a WebSocket connection closed for too many requests waiting is counted as 
   const h = await startHarness({})
   let ws: WebSocket | undefined
   try {
-    const client = new WebSocket(`${h.url.replace('http', 'ws')}/ws`)
+    const client = await openClient(h.url)
     ws = client
-    client.on('error', () => {
-      /* the server closes the connection */
-    })
-    await new Promise<void>((resolve, reject) => {
-      client.once('open', () => resolve())
-      client.once('error', reject)
-    })
     const closed = new Promise<{ code: number; reason: string }>((resolve) => client.once('close', (code, reason) => resolve({ code, reason: String(reason) })))
     // one burst in one write, taken in before any of its requests has run
     const socket = (client as unknown as { _socket: import('node:net').Socket })._socket

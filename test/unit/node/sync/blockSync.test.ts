@@ -26,15 +26,13 @@ import {
 } from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
 import { startNet } from '../p2p/p2pNet.js'
-import { block } from './syncFixture.js'
+import { block, blockServer, limits } from './syncFixture.js'
 
 /**
  * Block sync against scripted peers. Certificates here are stand-ins: a certificate is "valid" when its round is 0
  * (the verifiers are injected), so the tests exercise whom sync believes and asks, not signature checking (which the
  * host's checks and the simulator cover).
  */
-
-const limits = { maxBytes: 100_000, maxTxs: 100 }
 
 /**
  * A tip certificate of this round more than two heights above the tip is one the node cannot judge (`unknown`): in a
@@ -483,59 +481,6 @@ test('a peer that serves no ranges is asked for single heights', async () => {
   h.sync.stop()
 })
 
-/**
- * A node at height 5 that holds blocks 1 to 5 and serves them: its request handlers by protocol (its block sync
- * started and stopped at once, so it fetches nothing), on the clock `now` with `sleep`.
- */
-async function blockServer(
-  options: Partial<BlockSyncOptions> = {},
-  clock: { now: () => number; sleep: (ms: number) => Promise<void> } = { now: () => 0, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
-): Promise<Map<string, RequestHandler>> {
-  const kv = new MemoryKvStore()
-  const chain = new ChainStore(kv)
-  for (const x of heights(5))
-    await kv.write(
-      chain.commitOps({
-        height: x,
-        blockHash: block(x).cert.valueId,
-        blockTime: x,
-        blockBytes: encodeStoredBlock(block(x).stored),
-        certificateBytes: encodeCommitCertificate(block(x).cert),
-        txHashes: [],
-        receipts: [],
-      }),
-    )
-  const handlers = new Map<string, RequestHandler>()
-  const transport: SyncTransport = {
-    peers: () => [],
-    handle: async (protocol, handler) => {
-      handlers.set(protocol, handler)
-    },
-    penalize: () => {},
-    request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
-  }
-  const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, ...options },
-    {
-      p2p: transport,
-      chain,
-      logger: silentLogger(),
-      tipHeight: () => 5,
-      heightStartedAtMs: () => 0,
-      now: clock.now,
-      every: () => () => {},
-      sleep: clock.sleep,
-      verifyTip: () => 'proven',
-      verifyCertified: () => true,
-      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
-      apply: async () => false,
-    },
-  )
-  await sync.start()
-  sync.stop()
-  return handlers
-}
-
 test('serves ranges: consecutive held blocks up to the count, the tip and the byte budget (at least one), nothing for a bad request', async () => {
   const stored = (x: number) => encodeStoredBlock(block(x).stored)
   const certificate = (x: number) => encodeCommitCertificate(block(x).cert)
@@ -817,16 +762,14 @@ test('blocks served to one peer are bounded by its budget of bytes a second; ano
   const slept: number[] = []
   const rate = 10_000
   // the clock moves by what the server waits, and by nothing else
-  const handlers = await blockServer(
-    { serveBytesPerSecond: rate },
-    {
-      now: () => now,
-      sleep: async (ms) => {
-        slept.push(ms)
-        now += ms
-      },
+  const handlers = await blockServer({
+    options: { serveBytesPerSecond: rate },
+    now: () => now,
+    sleep: async (ms) => {
+      slept.push(ms)
+      now += ms
     },
-  )
+  })
   const ranges = handlers.get(BLOCKS_PROTOCOL)!
   const single = handlers.get(BLOCK_PROTOCOL)!
   let served = 0

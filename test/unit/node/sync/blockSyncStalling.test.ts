@@ -18,7 +18,7 @@ import {
   encodeTipResponse,
 } from '../../../../node/sync/blockSyncMessages.js'
 import { waitFor } from '../../../helpers/waitFor.js'
-import { block } from './syncFixture.js'
+import { block, limits } from './syncFixture.js'
 
 /**
  * Block sync against peers that stall rather than lie outright: they do not answer (a request that times out costs
@@ -26,7 +26,6 @@ import { block } from './syncFixture.js'
  * verifies; round {@link UNKNOWN_ROUND} more than two heights above the tip is one the node cannot judge.
  */
 
-const limits = { maxBytes: 100_000, maxTxs: 100 }
 const UNKNOWN_ROUND = 7
 
 const TIMEOUT: RequestResult = { ok: false, error: { code: 'timeout', reason: 'no answer in time' } }

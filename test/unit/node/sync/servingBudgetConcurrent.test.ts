@@ -1,15 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCommitCertificate } from '../../../../consensus/index.js'
-import { err } from '../../../../crypto/result.js'
-import { MemoryKvStore } from '../../../../ledger/store.js'
-import { silentLogger } from '../../../../node/logger.js'
-import type { RequestHandler } from '../../../../node/p2p/p2p.js'
-import { ChainStore } from '../../../../node/storage/chainStore.js'
-import { encodeStoredBlock } from '../../../../node/storage/storedBlock.js'
-import { BLOCKS_PROTOCOL, BlockSync } from '../../../../node/sync/blockSync.js'
+import { BLOCKS_PROTOCOL } from '../../../../node/sync/blockSync.js'
 import { encodeRangeRequest } from '../../../../node/sync/blockSyncMessages.js'
-import { block } from './syncFixture.js'
+import { blockServer } from './syncFixture.js'
 
 /**
  * The budget of bytes of blocks served to one peer a second must hold whatever the number of its requests at once.
@@ -19,59 +12,19 @@ import { block } from './syncFixture.js'
  * and requests that find it owed all wait for the same moment and are then all served at once.
  */
 
-const limits = { maxBytes: 100_000, maxTxs: 100 }
-
 test('the budget of blocks served to one peer holds for requests that arrive at once', async () => {
-  const kv = new MemoryKvStore()
-  const chain = new ChainStore(kv)
-  for (let x = 1; x <= 5; x++) {
-    const b = block(x)
-    await kv.write(
-      chain.commitOps({
-        height: x,
-        blockHash: b.cert.valueId,
-        blockTime: x,
-        blockBytes: encodeStoredBlock(b.stored),
-        certificateBytes: encodeCommitCertificate(b.cert),
-        txHashes: [],
-        receipts: [],
-      }),
-    )
-  }
-  const handlers = new Map<string, RequestHandler>()
   let now = 0
   const rate = 10_000
-  const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 4, limits, serveBytesPerSecond: rate },
-    {
-      p2p: {
-        peers: () => [],
-        handle: async (protocol, handler) => {
-          handlers.set(protocol, handler)
-        },
-        penalize: () => {},
-        request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
-      },
-      chain,
-      logger: silentLogger(),
-      tipHeight: () => 5,
-      heightStartedAtMs: () => 0,
-      now: () => now,
-      every: () => () => {},
-      // virtual time: a wait ends at its deadline on this clock, which moves by nothing else
-      sleep: async (ms) => {
-        const until = now + ms
-        await new Promise((resolve) => setImmediate(resolve))
-        now = Math.max(now, until)
-      },
-      verifyTip: () => 'proven',
-      verifyCertified: () => true,
-      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
-      apply: async () => false,
+  const handlers = await blockServer({
+    options: { serveBytesPerSecond: rate },
+    now: () => now,
+    // virtual time: a wait ends at its deadline on this clock, which moves by nothing else
+    sleep: async (ms) => {
+      const until = now + ms
+      await new Promise((resolve) => setImmediate(resolve))
+      now = Math.max(now, until)
     },
-  )
-  await sync.start()
-  sync.stop()
+  })
   const ranges = handlers.get(BLOCKS_PROTOCOL)!
   const request = encodeRangeRequest({ from: 1, count: 5, maxBytes: 1 << 20 })
   // three waves of 40 requests at once, each wave sent as the previous one is answered; bytes served by virtual instant

@@ -1,15 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCommitCertificate } from '../../../../consensus/index.js'
-import { err } from '../../../../crypto/result.js'
-import { MemoryKvStore } from '../../../../ledger/store.js'
-import { silentLogger } from '../../../../node/logger.js'
-import type { RequestHandler } from '../../../../node/p2p/p2p.js'
-import { ChainStore } from '../../../../node/storage/chainStore.js'
-import { encodeStoredBlock } from '../../../../node/storage/storedBlock.js'
-import { BLOCK_PROTOCOL, BlockSync } from '../../../../node/sync/blockSync.js'
+import { BLOCK_PROTOCOL } from '../../../../node/sync/blockSync.js'
 import { decodeBlockResponse, encodeHeightRequest } from '../../../../node/sync/blockSyncMessages.js'
-import { block } from './syncFixture.js'
+import { blockServer, limits } from './syncFixture.js'
 
 /**
  * A node syncing from a peer that does not serve ranges (or whose range request failed `unreachable`) asks it one height
@@ -19,53 +12,8 @@ import { block } from './syncFixture.js'
  * what an honest requester asks at once.
  */
 
-const limits = { maxBytes: 100_000, maxTxs: 100 }
-
 test('an honest node asking its window of single heights for each range at once is served every block', async () => {
-  const kv = new MemoryKvStore()
-  const chain = new ChainStore(kv)
-  const tip = 32
-  for (let x = 1; x <= tip; x++) {
-    const b = block(x)
-    await kv.write(
-      chain.commitOps({
-        height: x,
-        blockHash: b.cert.valueId,
-        blockTime: x,
-        blockBytes: encodeStoredBlock(b.stored),
-        certificateBytes: encodeCommitCertificate(b.cert),
-        txHashes: [],
-        receipts: [],
-      }),
-    )
-  }
-  const handlers = new Map<string, RequestHandler>()
-  const sync = new BlockSync(
-    { intervalMs: 10, stuckMs: 1_000_000, window: 8, limits },
-    {
-      p2p: {
-        peers: () => [],
-        handle: async (protocol, handler) => {
-          handlers.set(protocol, handler)
-        },
-        penalize: () => {},
-        request: async () => ({ ok: false, error: { code: 'unreachable', reason: 'none' } }),
-      },
-      chain,
-      logger: silentLogger(),
-      tipHeight: () => tip,
-      heightStartedAtMs: () => 0,
-      now: () => 0,
-      every: () => () => {},
-      sleep: async () => {},
-      verifyTip: () => 'proven',
-      verifyCertified: () => true,
-      check: async () => err({ code: 'not_next' as const, reason: 'not used' }),
-      apply: async () => false,
-    },
-  )
-  await sync.start()
-  sync.stop()
+  const handlers = await blockServer({ tip: 32, options: { window: 8 }, sleep: async () => {} })
   const single = handlers.get(BLOCK_PROTOCOL)!
   // the height waited for and three ranges ahead, each asked as its window of eight single heights
   const answers = await Promise.all(Array.from({ length: 32 }, (_, i) => single(encodeHeightRequest(i + 1), 'syncing')))
