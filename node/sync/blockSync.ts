@@ -92,10 +92,11 @@ const UNFOUNDED_CLAIM_PENALTY = 10
 const TIP_TIMEOUT_MS = 2_000
 /**
  * Default of {@link BlockSyncOptions.serveBytesPerSecond}: bytes of blocks served to one peer per second, on average,
- * by range and single-height requests together; a peer may take twice that at once. A request costs its sender a few bytes and this node a read of up to 8 MiB of blocks
- * and their encoding (~10 ms of CPU), so a peer that resets each request's stream as soon as it is sent could keep
- * this node reading at no cost to itself; past its budget, a peer's next request waits until it is paid back. A node
- * catching up takes a few MiB a second (resync of a loaded chain: ~5-10 MB a second from all its peers together).
+ * by range and single-height requests together; a peer may take twice that at once. A request costs its sender a few
+ * bytes and this node a read of up to 8 MiB of blocks and their encoding (~10 ms of CPU), so a peer that resets each
+ * request's stream as soon as it is sent could keep this node reading at no cost to itself; past its budget, a peer's
+ * next request waits until it is paid back. A node catching up takes a few MiB a second (resync of a loaded chain:
+ * ~5-10 MB a second from all its peers together).
  */
 export const SERVE_BYTES_PER_SECOND = 32 * 1024 * 1024
 /**
