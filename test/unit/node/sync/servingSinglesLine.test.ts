@@ -5,11 +5,11 @@ import { decodeBlockResponse, encodeHeightRequest } from '../../../../node/sync/
 import { blockServer, limits } from './syncFixture.js'
 
 /**
- * A node syncing from a peer that does not serve ranges (or whose range request failed `unreachable`) asks it one height
- * per request: up to `window` (8 in a node's settings) per range, with `range.inFlight` (3) ranges and the height waited
- * for out at once, so up to 32 single-height requests at once. A holder that answers some of them "no block" makes the
- * requester drop its tip (`noBlock`) and penalize it at the next such answer after a poll: an honest peer must serve
- * what an honest requester asks at once.
+ * A node syncing from a peer that does not serve ranges (or whose range request failed `unreachable`) asks it one
+ * height per request: up to `window` (8 in a node's settings) per range, with `range.inFlight` (3) ranges and the
+ * height waited for out at once, so up to 32 single-height requests at once. A holder that answers some of them "no
+ * block" makes the requester drop its tip (`noBlock`) and penalize it at the next such answer after a poll: an
+ * honest peer must serve what an honest requester asks at once.
  */
 
 test('an honest node asking its window of single heights for each range at once is served every block', async () => {

@@ -40,9 +40,9 @@ export function block(height: number, tamper = false): { stored: StoredBlock; ce
 }
 
 /**
- * A node at height `tip` (default 5) that holds blocks 1 to `tip` and serves them: its request handlers by protocol (its
- * block sync started and stopped at once, so it fetches nothing), on the clock `now` with `sleep` (by default a clock at
- * 0 and real waits).
+ * A node at height `tip` (default 5) that holds blocks 1 to `tip` and serves them: its request handlers by protocol
+ * (its block sync started and stopped at once, so it fetches nothing), on the clock `now` with `sleep` (by default a
+ * clock at 0 and real waits).
  */
 export async function blockServer(
   o: { tip?: number; options?: Partial<BlockSyncOptions>; now?: () => number; sleep?: (ms: number) => Promise<void> } = {},

@@ -40,7 +40,7 @@ function client(chain: SyntheticChain, o: LightClientOptions & { now?: number } 
   return { light, blocks, saved }
 }
 
-/** A witness that serves the same chain: it confirms every header skipped to, so a skip needs the default trust level. */
+/** A witness serving the same chain: it confirms every header skipped to, so a skip needs the default trust level. */
 function confirmed(): Witnesses {
   return { providers: [new SyntheticProvider(rotatingChain, 'witness')] }
 }
