@@ -111,6 +111,11 @@ const MUTANTS = [
         find: 'const proposer = set === undefined ? undefined : proposerOf(set, p.height, p.round)',
         replace: 'const proposer = set === undefined ? undefined : findValidator(set, p.proposer)',
       },
+      {
+        file: 'node/sync/consensusGossip.ts',
+        find: 'if (!bytesEqual(proposerOf(set, p.height, p.round).address, p.proposer))',
+        replace: 'if (findValidator(set, p.proposer) === undefined)',
+      },
     ],
   },
   {
