@@ -72,6 +72,16 @@ async function receiverVerdicts(sent: readonly Uint8Array[]): Promise<GossipVerd
   return verdicts
 }
 
+/** Some batches were sent, each within the receivers' bound, and every receiver accepts each. */
+async function assertReceiversAccept(sent: Uint8Array[]): Promise<void> {
+  assert.ok(sent.length > 0)
+  assert.deepEqual(
+    await receiverVerdicts(sent),
+    sent.map(() => 'accept'),
+  )
+  for (const b of sent) assert.ok(b.byteLength <= MAX_BATCH_BYTES, `a batch of ${b.byteLength} bytes exceeds ${MAX_BATCH_BYTES}`)
+}
+
 describe('tx batches with transactions of 256 bytes or more', () => {
   it('a batch of queued transactions fits the receiver bound', async () => {
     const tx = loopback()
@@ -82,12 +92,7 @@ describe('tx batches with transactions of 256 bytes or more', () => {
     await gossip.start()
     for (const t of filledBatch()) gossip.broadcast(t)
     await gossip.stop()
-    assert.ok(tx.sent.length > 0)
-    assert.deepEqual(
-      await receiverVerdicts(tx.sent),
-      tx.sent.map(() => 'accept'),
-    )
-    for (const b of tx.sent) assert.ok(b.byteLength <= MAX_BATCH_BYTES, `a batch of ${b.byteLength} bytes exceeds ${MAX_BATCH_BYTES}`)
+    await assertReceiversAccept(tx.sent)
   })
 
   it('the pending transactions sent to a peer that connects fit the receiver bound', async () => {
@@ -97,11 +102,6 @@ describe('tx batches with transactions of 256 bytes or more', () => {
     const txs = filledBatch()
     gossip.sendPending('peer', () => ({ txs, mark: 1 }))
     await gossip.stop()
-    assert.ok(tx.sent.length > 0)
-    assert.deepEqual(
-      await receiverVerdicts(tx.sent),
-      tx.sent.map(() => 'accept'),
-    )
-    for (const b of tx.sent) assert.ok(b.byteLength <= MAX_BATCH_BYTES, `a batch of ${b.byteLength} bytes exceeds ${MAX_BATCH_BYTES}`)
+    await assertReceiversAccept(tx.sent)
   })
 })

@@ -313,15 +313,20 @@ describe('accountability for a fork: the evidence two commits of one round prove
     assert.match((r as Error).message, /signed both blocks in round 0 was submitted to 2 of 2 endpoints/)
   })
 
+  /** A balance asked of a forger at round 0 and the honest endpoint: refused as a conflict, with its accountability. */
+  async function forkRefused() {
+    const f = await forger(0)
+    const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
+    const r = await outcome(rpc.balance(A))
+    assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
+    return { f, r, a: (r as ConflictingHeadersError).accountability }
+  }
+
   test('an endpoint behind the fork says the evidence is ahead of it: shown, and not counted as taken', async () => {
     taken.clear()
     cannotJudge = 'ahead'
     try {
-      const f = await forger(0)
-      const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
-      const r = await outcome(rpc.balance(A))
-      assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
-      const a = (r as ConflictingHeadersError).accountability
+      const { f, r, a } = await forkRefused()
       assert.equal(a?.evidence.length, 2)
       assert.equal(taken.size, 0)
       assert.deepEqual(
@@ -338,11 +343,7 @@ describe('accountability for a fork: the evidence two commits of one round prove
     taken.clear()
     cannotJudge = 'expired'
     try {
-      const f = await forger(0)
-      const rpc = new VerifiedRpc({ endpoints: [f.url, honest.url], timeoutMs: 2000 }, { light: lightFrom(2) })
-      const r = await outcome(rpc.balance(A))
-      assert.ok(isConflict(r, f.url, honest.url, TIP), `the fork was not refused as a conflict: ${JSON.stringify(r) ?? String(r)}`)
-      const a = (r as ConflictingHeadersError).accountability
+      const { a } = await forkRefused()
       const byEndpoint = new Map(a?.submitted.map((s) => [s.endpoint, s]))
       const s = byEndpoint.get(honest.url)
       assert.equal(s?.accepted, 0, JSON.stringify(a?.submitted))
