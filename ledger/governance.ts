@@ -253,28 +253,21 @@ export function applyAction(roster: Roster, a: GovernanceAction): Result<Roster,
 }
 
 /**
- * Power moved between two rosters: added, removed and changed power, summed. Rosters in address order (as governance
- * keeps them) take one walk over both, so a vote, which computes it for the whole set, costs time linear in the set's
- * size; others (a caller's own lists) are looked up member by member, with the same result.
+ * Power moved between two rosters: added, removed and changed power, summed. One walk over both in address order (as
+ * governance keeps them; a roster listed otherwise is walked as a sorted copy), so a vote, which computes it for the
+ * whole set, costs time linear in the set's size.
  */
 export function movedPower(from: Roster, to: Roster): bigint {
-  if (!inAddressOrder(from) || !inAddressOrder(to)) {
-    let moved = 0n
-    for (const m of from) {
-      const n = memberOf(to, m.address)
-      moved += BigInt(n === undefined ? m.power : Math.abs(n.power - m.power))
-    }
-    for (const n of to) if (memberOf(from, n.address) === undefined) moved += BigInt(n.power)
-    return moved
-  }
+  const a = inAddressOrder(from) ? from : sortRoster(from)
+  const b = inAddressOrder(to) ? to : sortRoster(to)
   let moved = 0
   let i = 0
   let j = 0
-  while (i < from.length || j < to.length) {
-    const c = i === from.length ? 1 : j === to.length ? -1 : compareBytes(from[i]!.address, to[j]!.address)
-    if (c < 0) moved += from[i++]!.power
-    else if (c > 0) moved += to[j++]!.power
-    else moved += Math.abs(from[i++]!.power - to[j++]!.power)
+  while (i < a.length || j < b.length) {
+    const c = i === a.length ? 1 : j === b.length ? -1 : compareBytes(a[i]!.address, b[j]!.address)
+    if (c < 0) moved += a[i++]!.power
+    else if (c > 0) moved += b[j++]!.power
+    else moved += Math.abs(a[i++]!.power - b[j++]!.power)
   }
   return BigInt(moved)
 }
